@@ -1,0 +1,36 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies point one way: storage <- engine <- wire codecs <- server <- executable.
+let package = Package(
+    name: "Tidemark",
+    products: [
+        .library(name: "TidemarkStorage", targets: ["TidemarkStorage"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+    ],
+    targets: [
+        // liblz4 from the system (Debian: liblz4-dev).
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        // CRC-32C (Castagnoli): SSE4.2 when the CPU has it, table-driven otherwise.
+        .target(name: "CCRC32C"),
+        .target(
+            name: "TidemarkStorage",
+            dependencies: [
+                "CLZ4",
+                "CCRC32C",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
+            name: "TidemarkStorageTests",
+            dependencies: ["TidemarkStorage"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import SystemPackage
+
+/// An open file descriptor shared by reference: the descriptor closes when the last
+/// holder lets go.
+///
+/// This is how a reader or the flusher keeps a segment's file usable after the log has
+/// closed it as idle or deleted it by retention, without holding the log's lock.
+/// Sendable: its only stored state is an immutable descriptor number.
+public final class SharedFile: Sendable {
+    public let descriptor: FileDescriptor
+    public let path: String
+
+    init(descriptor: FileDescriptor, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    deinit { try? descriptor.close() }
+
+    /// Opens `path` with `flags`, creating it with mode 0644 when `.create` is among them.
+    static func open(_ path: String, _ mode: FileDescriptor.AccessMode, options: FileDescriptor.OpenOptions = [])
+        throws(StorageError) -> SharedFile
+    {
+        do {
+            let fd = try FileDescriptor.open(
+                FilePath(path), mode, options: options.union(.closeOnExec),
+                permissions: options.contains(.create) ? [.ownerReadWrite, .groupRead, .otherRead] : nil,
+                retryOnInterrupt: true)
+            return SharedFile(descriptor: fd, path: path)
+        } catch {
+            throw StorageError.syscall("open", path: path, error as? Errno ?? .ioError)
+        }
+    }
+
+    /// Writes all of `buffer` at `offset`.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws(StorageError) {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .syscall("pwrite", path: path, Errno(rawValue: Glibc.errno))
+            }
+            done += n
+        }
+    }
+
+    /// Writes the buffers of `vectors` back to back at `offset` (one pwritev where it can).
+    func write(vectors: inout [iovec], at offset: Int64) throws(StorageError) {
+        var position = off_t(offset)
+        var first = 0
+        while first < vectors.count {
+            let count = Int32(min(vectors.count - first, 1024 /* IOV_MAX on Linux */))
+            let n = vectors.withUnsafeMutableBufferPointer { pwritev(descriptor.rawValue, $0.baseAddress! + first, count, position) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .syscall("pwritev", path: path, Errno(rawValue: Glibc.errno))
+            }
+            position += off_t(n)
+            var remaining = n
+            while first < vectors.count && remaining >= vectors[first].iov_len {
+                remaining -= vectors[first].iov_len
+                first += 1
+            }
+            if remaining > 0 {
+                vectors[first].iov_base += remaining
+                vectors[first].iov_len -= remaining
+            }
+        }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; returns fewer only at end of file.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .syscall("pread", path: path, Errno(rawValue: Glibc.errno))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads `count` bytes at `offset` into a new array (shorter at end of file).
+    public func read(count: Int, at offset: Int64) throws(StorageError) -> [UInt8] {
+        var failure: StorageError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            do throws(StorageError) {
+                initialized = try read(into: UnsafeMutableRawBufferPointer(buffer), at: offset)
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return bytes
+    }
+
+    /// fdatasync: the file's data (and the metadata needed to read it) reach the disk.
+    func sync() throws(StorageError) {
+        while fdatasync(descriptor.rawValue) != 0 {
+            if Glibc.errno == EINTR { continue }
+            throw .syscall("fdatasync", path: path, Errno(rawValue: Glibc.errno))
+        }
+    }
+
+    func size() throws(StorageError) -> Int64 {
+        var info = stat()
+        guard fstat(descriptor.rawValue, &info) == 0 else {
+            throw .syscall("fstat", path: path, Errno(rawValue: Glibc.errno))
+        }
+        return Int64(info.st_size)
+    }
+
+    func truncate(to size: Int64) throws(StorageError) {
+        while ftruncate(descriptor.rawValue, off_t(size)) != 0 {
+            if Glibc.errno == EINTR { continue }
+            throw .syscall("ftruncate", path: path, Errno(rawValue: Glibc.errno))
+        }
+    }
+
+    /// Reserves disk blocks for `[0, size)` so later writes (and stores into a mapping,
+    /// which would raise SIGBUS instead of an error) cannot fail for lack of space.
+    func allocate(size: Int64) throws(StorageError) {
+        var result: Int32
+        repeat { result = posix_fallocate(descriptor.rawValue, 0, off_t(size)) } while result == EINTR
+        if result != 0 { throw .syscall("posix_fallocate", path: path, Errno(rawValue: result)) }
+    }
+}
+
+/// Directory and path helpers over raw syscalls.
+enum FileSystem {
+    static func createDirectory(_ path: String) throws(StorageError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o755) != 0 && Glibc.errno != EEXIST {
+                throw .syscall("mkdir", path: prefix, Errno(rawValue: Glibc.errno))
+            }
+            prefix += "/"
+        }
+    }
+
+    /// Names in `path`, without "." and "..".
+    static func listDirectory(_ path: String) throws(StorageError) -> [String] {
+        guard let dir = opendir(path) else { throw .syscall("opendir", path: path, Errno(rawValue: Glibc.errno)) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    static func fileSize(_ path: String) throws(StorageError) -> Int64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .syscall("stat", path: path, Errno(rawValue: Glibc.errno)) }
+        return Int64(info.st_size)
+    }
+
+    /// Removes a file; a file already gone is not an error.
+    static func remove(_ path: String) throws(StorageError) {
+        if unlink(path) != 0 && Glibc.errno != ENOENT {
+            throw .syscall("unlink", path: path, Errno(rawValue: Glibc.errno))
+        }
+    }
+
+    static func rename(_ from: String, to: String) throws(StorageError) {
+        if Glibc.rename(from, to) != 0 { throw .syscall("rename", path: from, Errno(rawValue: Glibc.errno)) }
+    }
+
+    /// fsync on a directory, so that files created, renamed or removed in it stay so.
+    static func syncDirectory(_ path: String) throws(StorageError) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .syscall("open", path: path, Errno(rawValue: Glibc.errno)) }
+        defer { close(fd) }
+        while fsync(fd) != 0 {
+            if Glibc.errno == EINTR { continue }
+            throw .syscall("fsync", path: path, Errno(rawValue: Glibc.errno))
+        }
+    }
+
+    /// Replaces `path` with `contents` atomically and durably: write a temporary file,
+    /// fsync it, rename it over `path`, fsync the directory.
+    static func writeAtomically(_ contents: [UInt8], to path: String, directory: String) throws(StorageError) {
+        let temporary = path + ".tmp"
+        let file = try SharedFile.open(temporary, .writeOnly, options: [.create, .truncate])
+        try contents.withUnsafeBytes { raw in
+            Result { () throws(StorageError) in try file.write(raw, at: 0) }
+        }.get()
+        try file.sync()
+        try rename(temporary, to: path)
+        try syncDirectory(directory)
+    }
+
+    /// The whole file, or nil when it does not exist.
+    static func readWholeFile(_ path: String, limit: Int = 1 << 20) throws(StorageError) -> [UInt8]? {
+        guard exists(path) else { return nil }
+        let file = try SharedFile.open(path, .readOnly)
+        return try file.read(count: limit, at: 0)
+    }
+}
+
+/// Milliseconds since the Unix epoch from the system's real-time clock.
+public func currentTimeMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Nanoseconds of a monotonic clock, for idle and interval bookkeeping.
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

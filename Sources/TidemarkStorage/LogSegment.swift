@@ -1,0 +1,354 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One segment of a partition log: `<base>.log` with its `.index` and `.timeindex`, where
+/// `<base>` is the segment's base offset as 20 zero-padded decimal digits.
+///
+/// The `.log` file is a plain concatenation of RecordBatch v2 batches, byte for byte as
+/// produced (with the broker's baseOffset), nothing before, between or after them.
+///
+/// Ownership: the `PartitionLog` that lists it, under that log's lock; not Sendable. Files
+/// are opened lazily: an inactive segment costs no descriptor or mapping until it is read,
+/// and `closeFiles()` gives them back when it is idle.
+final class LogSegment {
+    let baseOffset: Int64
+    let directory: String
+    let config: LogConfig
+
+    /// Bytes of whole batches in the log file (the committed, readable end).
+    private(set) var size: Int
+    /// One past the last offset, when known (always for the active segment and after a scan).
+    private(set) var nextOffset: Int64?
+    /// Largest batch timestamp in the segment, -1 when empty or not yet known.
+    private(set) var maxTimestamp: Int64 = -1
+    private(set) var offsetOfMaxTimestamp: Int64 = -1
+    /// maxTimestamp of the first batch, the reference for time-based rolls.
+    private(set) var firstBatchTimestamp: Int64?
+    private var bytesSinceLastIndexEntry = 0
+
+    private(set) var log: SharedFile?
+    private var offsetIndex: OffsetIndex?
+    private var timeIndex: TimeIndex?
+    private(set) var isWritable = false
+    var lastUsedNanoseconds: UInt64 = monotonicNanoseconds()
+
+    static func fileName(baseOffset: Int64, suffix: String) -> String {
+        let digits = String(baseOffset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
+    }
+
+    /// The base offset in a segment file name, or nil for other names.
+    static func baseOffset(fromFileName name: String, suffix: String) -> Int64? {
+        guard name.hasSuffix(suffix) else { return nil }
+        let stem = name.dropLast(suffix.count)
+        guard stem.count == 20, stem.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        return Int64(stem)
+    }
+
+    var logPath: String { directory + "/" + Self.fileName(baseOffset: baseOffset, suffix: ".log") }
+    var indexPath: String { directory + "/" + Self.fileName(baseOffset: baseOffset, suffix: ".index") }
+    var timeIndexPath: String { directory + "/" + Self.fileName(baseOffset: baseOffset, suffix: ".timeindex") }
+    var isOpen: Bool { log != nil }
+
+    private init(directory: String, baseOffset: Int64, config: LogConfig, size: Int) {
+        self.directory = directory
+        self.baseOffset = baseOffset
+        self.config = config
+        self.size = size
+    }
+
+    /// A new, empty, writable segment. Fails if its files exist.
+    static func create(directory: String, baseOffset: Int64, config: LogConfig) throws(StorageError) -> LogSegment {
+        let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, size: 0)
+        segment.log = try SharedFile.open(segment.logPath, .readWrite, options: [.create, .exclusiveCreate])
+        try FileSystem.remove(segment.indexPath)
+        try FileSystem.remove(segment.timeIndexPath)
+        try segment.openIndexes(writable: true)
+        segment.nextOffset = baseOffset
+        return segment
+    }
+
+    /// An existing segment, described by its file size only; nothing is opened or read.
+    static func existing(directory: String, baseOffset: Int64, config: LogConfig) throws(StorageError) -> LogSegment {
+        let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, size: 0)
+        segment.size = Int(try FileSystem.fileSize(segment.logPath))
+        return segment
+    }
+
+    private func openIndexes(writable: Bool) throws(StorageError) {
+        offsetIndex = try OffsetIndex(
+            path: indexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable)
+        timeIndex = try TimeIndex(
+            path: timeIndexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable)
+        isWritable = writable
+    }
+
+    // MARK: Opening
+
+    /// Opens an inactive segment for reading. Its indexes are checked and, when missing or
+    /// implausible, rebuilt from the log.
+    func openForRead(offsetLimit: Int64?) throws(StorageError) {
+        lastUsedNanoseconds = monotonicNanoseconds()
+        if isOpen { return }
+        log = try SharedFile.open(logPath, .readOnly)
+        size = Int(try log!.size())
+        let indexesPresent = FileSystem.exists(indexPath) && FileSystem.exists(timeIndexPath)
+        if indexesPresent {
+            try openIndexes(writable: false)
+            if offsetIndex!.validate(logSize: size, offsetLimit: offsetLimit),
+                timeIndex!.validate(offsetLimit: offsetLimit)
+            {
+                if let last = timeIndex!.lastEntry {
+                    maxTimestamp = last.timestamp
+                    offsetOfMaxTimestamp = last.offset
+                }
+                return
+            }
+        }
+        // Rebuild the indexes from the log (they are disposable); the log itself is left as is.
+        try openIndexes(writable: true)
+        _ = try rebuildIndexes(truncatingInvalidTail: false)
+        try sealIndexes()
+    }
+
+    /// Opens the segment for appends.
+    ///
+    /// `trustIndexes`: after a clean shutdown the indexes are kept if plausible and only
+    /// the batches after the last index entry are scanned; otherwise (after a crash) the
+    /// whole segment is scanned, its indexes rebuilt and a torn or corrupt tail cut off.
+    /// Returns the bytes cut off.
+    func openForAppend(trustIndexes: Bool) throws(StorageError) -> Int {
+        lastUsedNanoseconds = monotonicNanoseconds()
+        closeFiles()
+        log = try SharedFile.open(logPath, .readWrite)
+        size = Int(try log!.size())
+        try openIndexes(writable: true)
+        if trustIndexes, offsetIndex!.validate(logSize: size, offsetLimit: nil), timeIndex!.validate(offsetLimit: nil) {
+            let resumeFrom = offsetIndex!.lastEntry
+            if let last = timeIndex!.lastEntry {
+                maxTimestamp = last.timestamp
+                offsetOfMaxTimestamp = last.offset
+            }
+            firstBatchTimestamp = try readHeader(at: 0)?.maxTimestamp
+            return try scanTail(from: resumeFrom?.position ?? 0, expectedOffset: baseOffset)
+        }
+        return try rebuildIndexes(truncatingInvalidTail: true)
+    }
+
+    /// Scans batches from `position` to the end, updating the in-memory state; a bad tail
+    /// is truncated. Index entries after `position` are not touched (they were checked).
+    private func scanTail(from position: Int, expectedOffset: Int64) throws(StorageError) -> Int {
+        var scanner = BatchScanner(file: log!, from: position, end: size, maxBatchBytes: Int(Int32.max))
+        var next = expectedOffset
+        var cut = 0
+        scan: while true {
+            switch try scanner.next() {
+            case .batch(let header, let at):
+                guard header.baseOffset >= next || at == position else {
+                    cut = try truncateFile(at: at)
+                    break scan
+                }
+                next = header.nextOffset
+                observe(header)
+                bytesSinceLastIndexEntry = at + header.totalSize - position
+            case .invalid(_, let at):
+                cut = try truncateFile(at: at)
+                break scan
+            case .end:
+                break scan
+            }
+        }
+        nextOffset = size == 0 ? baseOffset : max(next, baseOffset)
+        return cut
+    }
+
+    /// Rebuilds both indexes from the log, checking every batch's framing, CRC and offset
+    /// order. With `truncatingInvalidTail`, the log is cut at the first bad batch; without,
+    /// indexing stops there. Returns the bytes cut off.
+    @discardableResult
+    func rebuildIndexes(truncatingInvalidTail: Bool) throws(StorageError) -> Int {
+        offsetIndex!.storage.truncate(toEntries: 0)
+        timeIndex!.storage.truncate(toEntries: 0)
+        maxTimestamp = -1
+        offsetOfMaxTimestamp = -1
+        firstBatchTimestamp = nil
+        bytesSinceLastIndexEntry = 0
+        var scanner = BatchScanner(file: log!, from: 0, end: size, maxBatchBytes: Int(Int32.max))
+        var next = baseOffset
+        var cut = 0
+        scan: while true {
+            switch try scanner.next() {
+            case .batch(let header, let at):
+                guard header.baseOffset >= next, header.lastOffset - baseOffset <= Int64(UInt32.max) else {
+                    if truncatingInvalidTail { cut = try truncateFile(at: at) }
+                    break scan
+                }
+                try index(header, at: at)
+                next = header.nextOffset
+            case .invalid(_, let at):
+                if truncatingInvalidTail { cut = try truncateFile(at: at) }
+                break scan
+            case .end:
+                break scan
+            }
+        }
+        nextOffset = next
+        return cut
+    }
+
+    private func truncateFile(at position: Int) throws(StorageError) -> Int {
+        let cut = size - position
+        try log!.truncate(to: Int64(position))
+        size = position
+        return cut
+    }
+
+    // MARK: Appending
+
+    /// Whether a batch set of `bytes` bytes, `batchCount` batches, ending at `lastOffset`
+    /// fits in this segment (size, index room, u32 relative offsets).
+    func canAccept(bytes: Int, batchCount: Int, lastOffset: Int64) -> Bool {
+        guard size + bytes <= config.segmentBytes || size == 0 else { return false }
+        guard lastOffset - baseOffset <= Int64(UInt32.max) else { return false }
+        let room = (config.maxIndexBytes / TimeIndex.entrySize) - (timeIndex?.entryCount ?? 0)
+        let offsetRoom = (config.maxIndexBytes / OffsetIndex.entrySize) - (offsetIndex?.entryCount ?? 0)
+        return min(room, offsetRoom) > batchCount + 1
+    }
+
+    /// Writes `vectors` (whole batches, `headers` in order) at the end of the log and
+    /// indexes them. On failure nothing is left appended.
+    func append(vectors: inout [iovec], byteCount: Int, headers: [RecordBatchHeader]) throws(StorageError) {
+        precondition(isWritable && log != nil, "append to a segment that is not active")
+        let start = size
+        do {
+            try log!.write(vectors: &vectors, at: Int64(start))
+        } catch {
+            // Leave no partial batch behind; if even that fails, recovery will cut it.
+            try? log!.truncate(to: Int64(start))
+            throw error
+        }
+        var position = start
+        for header in headers {
+            try index(header, at: position)
+            position += header.totalSize
+        }
+        precondition(position == start + byteCount, "batch sizes disagree with the bytes written")
+        lastUsedNanoseconds = monotonicNanoseconds()
+    }
+
+    /// Records a batch at `position` in the indexes and in-memory state.
+    private func index(_ header: RecordBatchHeader, at position: Int) throws(StorageError) {
+        observe(header)
+        if bytesSinceLastIndexEntry > config.indexIntervalBytes {
+            try offsetIndex!.append(offset: header.lastOffset, position: position)
+            try timeIndex!.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+            bytesSinceLastIndexEntry = 0
+        }
+        bytesSinceLastIndexEntry += header.totalSize
+        size = max(size, position + header.totalSize)
+        nextOffset = header.nextOffset
+    }
+
+    private func observe(_ header: RecordBatchHeader) {
+        if firstBatchTimestamp == nil { firstBatchTimestamp = header.maxTimestamp }
+        if header.maxTimestamp > maxTimestamp {
+            maxTimestamp = header.maxTimestamp
+            offsetOfMaxTimestamp = header.lastOffset
+        }
+    }
+
+    /// Finishes the segment: adds the final time index entry, trims both indexes to
+    /// their entries and maps them read-only. The log file stays open for reads.
+    func sealIndexes() throws(StorageError) {
+        guard isWritable, let offsetIndex, let timeIndex else { return }
+        if maxTimestamp >= 0 {
+            try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+        }
+        try offsetIndex.storage.seal()
+        try timeIndex.storage.seal()
+        isWritable = false
+    }
+
+    /// The files to fdatasync for this segment to be durable.
+    var filesToSync: [SharedFile] {
+        var files: [SharedFile] = []
+        if let log { files.append(log) }
+        if let offsetIndex { files.append(offsetIndex.storage.file) }
+        if let timeIndex { files.append(timeIndex.storage.file) }
+        return files
+    }
+
+    // MARK: Reading
+
+    /// The first header at `position`, or nil past the end.
+    func readHeader(at position: Int) throws(StorageError) -> RecordBatchHeader? {
+        guard position + RecordBatchHeader.size <= size, let log else { return nil }
+        let bytes = try log.read(count: RecordBatchHeader.size, at: Int64(position))
+        guard bytes.count == RecordBatchHeader.size else { return nil }
+        return try? bytes.withUnsafeBytes { raw in
+            Result { () throws(RecordBatchError) in try RecordBatchHeader(parsing: raw) }
+        }.get()
+    }
+
+    /// The index's starting point for `offset`: a position at or before the batch holding it.
+    func indexLookup(offset: Int64) -> (offset: Int64, position: Int) {
+        lastUsedNanoseconds = monotonicNanoseconds()
+        return offsetIndex?.lookup(offset) ?? (baseOffset, 0)
+    }
+
+    /// The time index's starting point for `timestamp` (an offset at or before the first
+    /// batch whose timestamp may reach it).
+    func timeIndexLookup(timestamp: Int64) -> Int64 {
+        lastUsedNanoseconds = monotonicNanoseconds()
+        return timeIndex?.lookup(timestamp).offset ?? baseOffset
+    }
+
+    // MARK: Truncation and lifecycle
+
+    /// Removes every batch whose last offset is >= `offset` (a batch is kept or cut whole).
+    /// Returns the bytes removed.
+    func truncate(toOffset offset: Int64) throws(StorageError) -> Int {
+        precondition(isWritable, "truncate a segment that is not active")
+        let start = offsetIndex!.lookup(offset - 1)
+        var position = offset - 1 < baseOffset ? 0 : start.position
+        while let header = try readHeader(at: position), header.lastOffset < offset {
+            position += header.totalSize
+        }
+        let cut = size - position
+        if cut > 0 {
+            try log!.truncate(to: Int64(position))
+            size = position
+        }
+        _ = try rebuildIndexes(truncatingInvalidTail: true)
+        return cut
+    }
+
+    /// Drops descriptors and mappings; the segment reopens lazily.
+    func closeFiles() {
+        log = nil
+        offsetIndex = nil
+        timeIndex = nil
+        isWritable = false
+    }
+
+    /// Closes and removes the segment's files (the log first, so an interrupted delete leaves
+    /// only index files, which opening the log removes as orphans).
+    func deleteFiles() throws(StorageError) {
+        closeFiles()
+        try FileSystem.remove(logPath)
+        try FileSystem.remove(indexPath)
+        try FileSystem.remove(timeIndexPath)
+    }
+
+    /// Index sizes for describe and tests.
+    var indexEntryCounts: (offsets: Int, times: Int) { (offsetIndex?.entryCount ?? 0, timeIndex?.entryCount ?? 0) }
+    func offsetIndexEntries() -> [(offset: Int64, position: Int)] {
+        guard let offsetIndex else { return [] }
+        return (0..<offsetIndex.entryCount).map { offsetIndex.entry($0) }
+    }
+    func timeIndexEntries() -> [(timestamp: Int64, offset: Int64)] {
+        guard let timeIndex else { return [] }
+        return (0..<timeIndex.entryCount).map { timeIndex.entry($0) }
+    }
+}

@@ -1,0 +1,126 @@
+/// What opening a log found and did.
+public struct RecoveryReport: Sendable, Equatable {
+    /// The previous close was clean (its marker was present).
+    public var wasCleanShutdown: Bool
+    /// The recovery point read from the checkpoint, nil when there was none.
+    public var recoveryPoint: Int64?
+    /// Base offsets of the segments whose batches were scanned and checked.
+    public var scannedSegments: [Int64]
+    /// Bytes cut from torn or corrupt tails.
+    public var truncatedBytes: Int
+    /// Segments removed because they followed a corrupt one.
+    public var deletedSegments: [Int64]
+}
+
+extension PartitionLog {
+    /// Opens (creating if needed) the log in `directory`.
+    ///
+    /// After a clean shutdown only the active segment's tail (past its last index entry) is
+    /// read. After a crash, every segment from the one holding the recovery point on is
+    /// scanned: each batch's framing, CRC and offset order are checked, the log is cut at the
+    /// first bad batch (later segments are deleted) and the scanned segments' indexes are
+    /// rebuilt. Earlier segments are not read at all; their files open on first use.
+    ///
+    /// - Parameter clock: milliseconds since the epoch, for LogAppendTime, time rolls and retention.
+    public static func open(
+        directory: String, config: LogConfig = LogConfig(),
+        clock: @escaping @Sendable () -> Int64 = { currentTimeMilliseconds() }
+    ) throws(StorageError) -> PartitionLog {
+        try config.validate()
+        try FileSystem.createDirectory(directory)
+        let names = try FileSystem.listDirectory(directory)
+
+        var bases: [Int64] = []
+        var indexBases: [(Int64, String)] = []
+        for name in names {
+            if name.hasSuffix(".tmp") {
+                try FileSystem.remove(directory + "/" + name)
+            } else if let base = LogSegment.baseOffset(fromFileName: name, suffix: ".log") {
+                bases.append(base)
+            } else if let base = LogSegment.baseOffset(fromFileName: name, suffix: ".index")
+                ?? LogSegment.baseOffset(fromFileName: name, suffix: ".timeindex")
+            {
+                indexBases.append((base, name))
+            }
+        }
+        bases.sort()
+        let baseSet = Set(bases)
+        for (base, name) in indexBases where !baseSet.contains(base) {
+            try FileSystem.remove(directory + "/" + name)  // orphan of an interrupted delete
+        }
+
+        let markerPath = directory + "/" + cleanShutdownName
+        let wasClean = FileSystem.exists(markerPath)
+        let recoveryPoint = try readRecoveryCheckpoint(directory: directory)
+        var report = RecoveryReport(
+            wasCleanShutdown: wasClean, recoveryPoint: recoveryPoint, scannedSegments: [], truncatedBytes: 0,
+            deletedSegments: [])
+
+        var segments: [LogSegment] = []
+        if bases.isEmpty {
+            segments.append(try LogSegment.create(directory: directory, baseOffset: 0, config: config))
+        } else {
+            for base in bases {
+                segments.append(try LogSegment.existing(directory: directory, baseOffset: base, config: config))
+            }
+            if !wasClean {
+                try recover(&segments, from: recoveryPoint ?? 0, report: &report, config: config)
+            }
+            let active = segments[segments.count - 1]
+            if wasClean { report.scannedSegments.append(active.baseOffset) }
+            report.truncatedBytes += try active.openForAppend(trustIndexes: wasClean)
+        }
+
+        let logEnd = segments[segments.count - 1].nextOffset ?? segments[segments.count - 1].baseOffset
+        if !wasClean {
+            // What recovery kept may still be only in the page cache: make it durable before
+            // the checkpoint says so.
+            for segment in segments where segment.isOpen {
+                for file in segment.filesToSync { try file.sync() }
+            }
+        }
+        try FileSystem.remove(markerPath)
+        let state = State(
+            segments: segments, logStartOffset: segments[0].baseOffset, logEndOffset: logEnd, recovery: report)
+        let log = PartitionLog(directory: directory, config: config, clock: clock, state: state)
+        try log.writeRecoveryCheckpoint(logEnd)  // also syncs the directory (marker removal)
+        return log
+    }
+
+    /// Scans the segments at and after the one holding `recoveryPoint`.
+    private static func recover(
+        _ segments: inout [LogSegment], from recoveryPoint: Int64, report: inout RecoveryReport, config: LogConfig
+    ) throws(StorageError) {
+        let first = segments.lastIndex { $0.baseOffset <= recoveryPoint } ?? 0
+        var index = first
+        // The active (last) segment is scanned by openForAppend; inactive ones here.
+        while index < segments.count - 1 {
+            let segment = segments[index]
+            report.scannedSegments.append(segment.baseOffset)
+            let cut = try segment.openForAppend(trustIndexes: false)
+            report.truncatedBytes += cut
+            let end = segment.nextOffset ?? segment.baseOffset
+            let following = segments[index + 1]
+            if cut > 0 || following.baseOffset < end {
+                // Everything after a damaged segment follows a gap: remove it.
+                for later in segments[(index + 1)...] {
+                    report.deletedSegments.append(later.baseOffset)
+                    try later.deleteFiles()
+                }
+                segments.removeSubrange((index + 1)...)
+                break
+            }
+            try segment.sealIndexes()
+            index += 1
+        }
+        report.scannedSegments.append(segments[segments.count - 1].baseOffset)
+    }
+
+    /// The offset in `recovery-point.checkpoint`, or nil when absent or unreadable.
+    static func readRecoveryCheckpoint(directory: String) throws(StorageError) -> Int64? {
+        guard let bytes = try FileSystem.readWholeFile(directory + "/" + checkpointName, limit: 64) else { return nil }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        guard lines.count == 2, lines[0] == "0", let offset = Int64(lines[1]), offset >= 0 else { return nil }
+        return offset
+    }
+}

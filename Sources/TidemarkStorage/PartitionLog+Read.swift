@@ -1,0 +1,252 @@
+/// A run of whole stored batches in one segment file, as byte positions: what a fetch
+/// sends as it is (with sendfile) or what `readBytes()` copies out.
+public struct LogSlice: Sendable {
+    /// The segment's log file, kept open for as long as the slice is held.
+    public let file: SharedFile
+    public let position: Int64
+    public let length: Int
+    /// Base offset of the first batch (it may be below the offset asked for).
+    public let firstBaseOffset: Int64
+
+    /// The slice's bytes.
+    public func readBytes() throws(StorageError) -> [UInt8] {
+        let bytes = try file.read(count: length, at: position)
+        guard bytes.count == length else {
+            throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: file.path)
+        }
+        return bytes
+    }
+}
+
+/// The answer to a read.
+public struct LogReadResult: Sendable {
+    /// nil when there is nothing at or after the offset yet.
+    public var slice: LogSlice?
+    public var logStartOffset: Int64
+    public var logEndOffset: Int64
+}
+
+/// Reads batch headers from a segment file through a small window, so walking many small
+/// batches costs few preads. Value type, one owner.
+struct HeaderWalker {
+    static let windowBytes = 64 * 1024
+    let file: SharedFile
+    let end: Int
+    private var window: [UInt8] = []
+    private var windowStart = 0
+
+    init(file: SharedFile, end: Int) {
+        self.file = file
+        self.end = end
+    }
+
+    /// The header of the batch at `position`, or nil at the end. A header that does not
+    /// fit the committed range is corruption.
+    mutating func header(at position: Int) throws(StorageError) -> RecordBatchHeader? {
+        guard position < end else { return nil }
+        guard position + RecordBatchHeader.size <= end else {
+            throw StorageError(.corruptLog, "partial batch header at position \(position)", path: file.path)
+        }
+        if position < windowStart || position + RecordBatchHeader.size > windowStart + window.count {
+            window = try file.read(count: min(Self.windowBytes, end - position), at: Int64(position))
+            windowStart = position
+            guard window.count >= RecordBatchHeader.size else {
+                throw StorageError(.corruptLog, "segment shorter than its committed size", path: file.path)
+            }
+        }
+        let start = position - windowStart
+        let parsed = window.withUnsafeBytes { raw in
+            Result { () throws(RecordBatchError) in
+                try RecordBatchHeader(parsing: UnsafeRawBufferPointer(rebasing: raw[start..<(start + RecordBatchHeader.size)]))
+            }
+        }
+        switch parsed {
+        case .success(let header):
+            guard header.batchLength >= RecordBatchHeader.minimumBatchLength, position + header.totalSize <= end else {
+                throw StorageError(.corruptLog, "batch at \(position) has length \(header.batchLength)", path: file.path)
+            }
+            return header
+        case .failure(let error):
+            throw StorageError(.corruptLog, "bad batch header at \(position)", path: file.path, batchError: error)
+        }
+    }
+}
+
+extension PartitionLog {
+    /// Where a read starts: the segment's file, a position at or before the target batch, and
+    /// the committed end of that segment.
+    private struct ReadStart: Sendable {
+        var file: SharedFile
+        var position: Int
+        var end: Int
+        var nextSegmentBase: Int64?
+        var logStartOffset: Int64
+        var logEndOffset: Int64
+    }
+
+    private func locate(_ offset: Int64, byTimestamp timestamp: Int64? = nil) throws(StorageError) -> ReadStart? {
+        try state.withLock { s -> Result<ReadStart?, StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                guard offset >= s.logStartOffset && offset <= s.logEndOffset else {
+                    throw StorageError(
+                        .offsetOutOfRange,
+                        "offset \(offset) is outside [\(s.logStartOffset), \(s.logEndOffset)]", path: directory)
+                }
+                if offset == s.logEndOffset { return .success(nil) }
+                let index = Self.segmentIndex(containing: offset, in: s.segments)
+                let segment = s.segments[index]
+                let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
+                if index != s.segments.count - 1 {
+                    try segment.openForRead(offsetLimit: nextBase)
+                    enforceOpenSegmentLimit(&s)
+                }
+                let start = segment.indexLookup(offset: offset)
+                return .success(
+                    ReadStart(
+                        file: segment.log!, position: start.position, end: segment.size, nextSegmentBase: nextBase,
+                        logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset))
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+    }
+
+    /// Index of the last segment whose base offset is <= `offset` (binary search).
+    static func segmentIndex(containing offset: Int64, in segments: [LogSegment]) -> Int {
+        var low = 0
+        var high = segments.count - 1
+        var found = 0
+        while low <= high {
+            let middle = (low + high) / 2
+            if segments[middle].baseOffset <= offset {
+                found = middle
+                low = middle + 1
+            } else {
+                high = middle - 1
+            }
+        }
+        return found
+    }
+
+    /// Reads whole batches from the one holding `offset` on, up to `maxBytes` (but always
+    /// the first batch, however large, so a consumer can make progress).
+    ///
+    /// The batches are returned as a file range, as stored: no decoding, no copy. The first
+    /// batch may start before `offset` (a consumer skips the records before it). Throws
+    /// `.offsetOutOfRange` outside `[logStartOffset, logEndOffset]`.
+    public func read(from offset: Int64, maxBytes: Int) throws(StorageError) -> LogReadResult {
+        var target = offset
+        while true {
+            guard let start = try locate(target) else {
+                let (begin, end) = state.withLock { ($0.logStartOffset, $0.logEndOffset) }
+                return LogReadResult(slice: nil, logStartOffset: begin, logEndOffset: end)
+            }
+            var walker = HeaderWalker(file: start.file, end: start.end)
+            var position = start.position
+            // Skip to the first batch that holds `target` or comes after it.
+            var first: RecordBatchHeader?
+            while let header = try walker.header(at: position) {
+                if header.lastOffset >= target {
+                    first = header
+                    break
+                }
+                position += header.totalSize
+            }
+            guard let first else {
+                // Past this segment's last batch: continue in the next one.
+                guard let nextBase = start.nextSegmentBase else {
+                    return LogReadResult(slice: nil, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
+                }
+                target = max(target, nextBase)
+                continue
+            }
+            let slicePosition = position
+            var length = first.totalSize
+            position += first.totalSize
+            if start.end - slicePosition <= maxBytes {
+                // Everything up to the committed end fits, and it ends on a batch boundary.
+                length = start.end - slicePosition
+            } else {
+                while let header = try walker.header(at: position), length + header.totalSize <= maxBytes {
+                    length += header.totalSize
+                    position += header.totalSize
+                }
+            }
+            let slice = LogSlice(
+                file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset)
+            return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
+        }
+    }
+
+    /// Reads and decodes the batches from `offset` on (up to `maxBytes`, at least one batch):
+    /// the embedded consumer's path. Records before `offset` in the first batch are included;
+    /// use `RecordBatch.offset(of:)` to skip them.
+    public func readBatches(from offset: Int64, maxBytes: Int) throws(StorageError) -> [RecordBatch] {
+        guard let slice = try read(from: offset, maxBytes: maxBytes).slice else { return [] }
+        let bytes = try slice.readBytes()
+        return try Self.decodeBatches(bytes, path: slice.file.path)
+    }
+
+    static func decodeBatches(_ bytes: [UInt8], path: String) throws(StorageError) -> [RecordBatch] {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(StorageError) in
+                var batches: [RecordBatch] = []
+                var position = 0
+                while position < raw.count {
+                    do throws(RecordBatchError) {
+                        let batch = try RecordBatch(decoding: UnsafeRawBufferPointer(rebasing: raw[position...]))
+                        batches.append(batch)
+                        position += batch.header.totalSize
+                    } catch {
+                        throw StorageError(.corruptLog, "stored batch does not decode", path: path, batchError: error)
+                    }
+                }
+                return batches
+            }
+        }.get()
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp`, with that timestamp, or
+    /// nil when every record is older (Kafka's ListOffsets by time).
+    public func offset(forTimestamp timestamp: Int64) throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
+        // Find the first segment whose largest timestamp reaches the target, and a start
+        // position from its time index.
+        let start: ReadStart? = try state.withLock { s -> Result<ReadStart?, StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                for (index, segment) in s.segments.enumerated() {
+                    let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
+                    if index != s.segments.count - 1 { try segment.openForRead(offsetLimit: nextBase) }
+                    guard segment.maxTimestamp >= timestamp else { continue }
+                    let fromOffset = max(segment.timeIndexLookup(timestamp: timestamp), s.logStartOffset)
+                    let position = segment.indexLookup(offset: fromOffset).position
+                    let found = ReadStart(
+                        file: segment.log!, position: position, end: segment.size, nextSegmentBase: nextBase,
+                        logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
+                    enforceOpenSegmentLimit(&s)
+                    return .success(found)
+                }
+                enforceOpenSegmentLimit(&s)
+                return .success(nil)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+        guard let start else { return nil }
+        var walker = HeaderWalker(file: start.file, end: start.end)
+        var position = start.position
+        while let header = try walker.header(at: position) {
+            if header.maxTimestamp >= timestamp {
+                let bytes = try start.file.read(count: header.totalSize, at: Int64(position))
+                for batch in try Self.decodeBatches(bytes, path: start.file.path) {
+                    for record in batch.records where batch.timestamp(of: record) >= timestamp {
+                        return (batch.offset(of: record), batch.timestamp(of: record))
+                    }
+                }
+            }
+            position += header.totalSize
+        }
+        return nil
+    }
+}

@@ -1,0 +1,83 @@
+extension PartitionLog {
+    /// Deletes whole old segments past the retention limits: while the log would still be at
+    /// least `retentionBytes` without its oldest segment, and any segment whose largest
+    /// timestamp is older than `retentionMs`. The active segment is never deleted.
+    /// Returns the base offsets of the deleted segments.
+    @discardableResult
+    public func enforceRetention() throws(StorageError) -> [Int64] {
+        let now = clock()
+        return try state.withLock { s -> Result<[Int64], StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { return .success([]) }
+                var total = s.segments.reduce(0) { $0 + Int64($1.size) }
+                var count = 0
+                for (index, segment) in s.segments.enumerated().dropLast() {
+                    var expired = false
+                    if let limit = config.retentionBytes, total - Int64(segment.size) >= limit { expired = true }
+                    if !expired, let ms = config.retentionMs {
+                        if segment.maxTimestamp < 0 {
+                            try segment.openForRead(offsetLimit: s.segments[index + 1].baseOffset)
+                        }
+                        expired = segment.maxTimestamp < now - ms
+                    }
+                    guard expired else { break }
+                    total -= Int64(segment.size)
+                    count += 1
+                }
+                guard count > 0 else { return .success([]) }
+                let removed = Array(s.segments.prefix(count))
+                s.segments.removeFirst(count)
+                s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
+                for segment in removed { try segment.deleteFiles() }
+                s.directoryNeedsSync = true
+                enforceOpenSegmentLimit(&s)
+                return .success(removed.map(\.baseOffset))
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+    }
+
+    /// Removes every batch at or after `offset`, so the next append gets an offset <= `offset`.
+    /// A batch holding `offset` is removed whole (batches are never split), so the new log
+    /// end is the base of that batch. Below `logStartOffset` the whole log is emptied and
+    /// restarts at `offset`. The result is durable when this returns.
+    public func truncate(to offset: Int64) throws(StorageError) {
+        precondition(offset >= 0, "negative offset")
+        let newEnd: Int64 = try state.withLock { s -> Result<Int64, StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                guard offset < s.logEndOffset else { return .success(s.logEndOffset) }
+                let keep = offset <= s.logStartOffset ? 0 : Self.segmentIndex(containing: offset, in: s.segments) + 1
+                let removed = Array(s.segments[keep...])
+                s.segments.removeSubrange(keep...)
+                for segment in removed { try segment.deleteFiles() }
+                if s.segments.isEmpty {
+                    s.segments.append(try LogSegment.create(directory: directory, baseOffset: offset, config: config))
+                    s.logStartOffset = offset
+                } else {
+                    let active = s.active
+                    if !active.isWritable { _ = try active.openForAppend(trustIndexes: false) }
+                    _ = try active.truncate(toOffset: offset)
+                }
+                s.logEndOffset = s.active.nextOffset ?? s.active.baseOffset
+                s.pendingSync.append(contentsOf: s.active.filesToSync)
+                s.directoryNeedsSync = true
+                return .success(s.logEndOffset)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+        gate.lower(to: newEnd)
+        // The checkpoint must not point past the new end: a later crash would then skip
+        // scanning segments written after this truncation.
+        let files = state.withLock { s in
+            let files = s.pendingSync + s.active.filesToSync
+            s.pendingSync = []
+            return files
+        }
+        for file in files { try file.sync() }
+        try FileSystem.syncDirectory(directory)
+        try writeRecoveryCheckpoint(newEnd)
+    }
+}

@@ -1,0 +1,371 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// What an append did.
+public struct LogAppendInfo: Sendable, Equatable {
+    /// Offset given to the first record of the first batch.
+    public var firstOffset: Int64
+    /// Offset given to the last record of the last batch.
+    public var lastOffset: Int64
+    /// The broker's timestamp when the log uses LogAppendTime, nil otherwise.
+    public var logAppendTime: Int64?
+    public var batchCount: Int
+    public var recordCount: Int
+    public var byteCount: Int
+}
+
+/// A durable, append-only partition log: a directory of segments.
+///
+/// Directory layout (`<data>/<topic>-<partition>/`):
+/// ```
+/// 00000000000000000000.log        batches, RecordBatch v2 byte for byte (see RecordBatchHeader)
+/// 00000000000000000000.index      sparse offset index (see OffsetIndex)
+/// 00000000000000000000.timeindex  sparse time index (see TimeIndex)
+/// 00000000000000004096.log ...    later segments, named by their base offset
+/// recovery-point.checkpoint       "0\n<offset>\n": every segment before the one holding
+///                                 <offset> is durable and needs no scan after a crash
+/// .clean-shutdown                 present only between a clean close and the next open
+/// ```
+///
+/// Positions: `logEndOffset` is "appended" (readable, maybe only in the page cache);
+/// `flushedOffset` is "flushed" (fdatasync'd). Every offset below `flushedOffset` survives
+/// a crash of the process or the machine.
+///
+/// Concurrency: thread-safe. The segment list and offsets are owned by `state`, a `Mutex`
+/// held only for in-memory work and short syscalls (pwritev, index stores), never across
+/// fdatasync; durability waits go through `gate` (group commit). Methods block the calling
+/// thread on disk I/O: call them from a thread pool, not from an event loop.
+public final class PartitionLog: Sendable {
+    public let directory: String
+    public let config: LogConfig
+    let clock: @Sendable () -> Int64
+    let state: Mutex<State>
+    let gate: FlushGate
+
+    static let checkpointName = "recovery-point.checkpoint"
+    static let cleanShutdownName = ".clean-shutdown"
+
+    /// Mutable state, owned by `state`'s lock.
+    struct State {
+        /// Sorted by base offset; the last one is the active (writable) segment.
+        var segments: [LogSegment]
+        var logStartOffset: Int64
+        var logEndOffset: Int64
+        var isClosed = false
+        /// Files of rolled segments, and whether the directory changed, since the last flush.
+        var pendingSync: [SharedFile] = []
+        var directoryNeedsSync = false
+        /// A segment rolled since the recovery checkpoint was written.
+        var checkpointStale = false
+        var messagesSinceFlush = 0
+        var lastFlushNanoseconds: UInt64 = monotonicNanoseconds()
+        /// Recovery facts from open, for tests and logs.
+        var recovery: RecoveryReport
+
+        var active: LogSegment { segments[segments.count - 1] }
+    }
+
+    init(directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64, state: sending State) {
+        self.directory = directory
+        self.config = config
+        self.clock = clock
+        self.gate = FlushGate(flushedOffset: state.logEndOffset)
+        self.state = Mutex(state)
+    }
+
+    // MARK: Positions
+
+    public var logStartOffset: Int64 { state.withLock { $0.logStartOffset } }
+    /// One past the last appended offset ("appended").
+    public var logEndOffset: Int64 { state.withLock { $0.logEndOffset } }
+    /// One past the last offset known to be on disk ("flushed").
+    public var flushedOffset: Int64 { gate.flushed }
+    /// Bytes of all segments' logs.
+    public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + Int64($1.size) } } }
+    public var segmentCount: Int { state.withLock { $0.segments.count } }
+    public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
+    public var recoveryReport: RecoveryReport { state.withLock { $0.recovery } }
+    /// Inactive segments whose files are open now.
+    public var openInactiveSegmentCount: Int {
+        state.withLock { s in s.segments.dropLast().filter(\.isOpen).count }
+    }
+
+    // MARK: Append
+
+    /// Appends one or more whole RecordBatch v2 batches, concatenated in `bytes`.
+    ///
+    /// Each batch's framing and CRC are checked and its size against `maxBatchBytes`; offsets
+    /// are assigned by rewriting baseOffset (the CRC stays valid). Under LogAppendTime the
+    /// batch's timestamp type and maxTimestamp are set and its CRC recomputed. Returns once
+    /// the bytes are appended, and also flushed when the flush policy says so. On any error
+    /// nothing of the call is appended.
+    @discardableResult
+    public func append(_ bytes: UnsafeRawBufferPointer) throws(StorageError) -> LogAppendInfo {
+        var headers: [RecordBatchHeader] = []
+        var starts: [Int] = []
+        var position = 0
+        while position < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            let header: RecordBatchHeader
+            do {
+                header = try RecordBatchHeader.validate(rest, maxBatchBytes: Int(Int32.max))
+            } catch {
+                throw StorageError(.invalidBatch, "batch at byte \(position) of the append", batchError: error)
+            }
+            guard header.totalSize <= config.maxBatchBytes else {
+                throw StorageError(
+                    .batchTooLarge, "batch of \(header.totalSize) bytes exceeds maxBatchBytes \(config.maxBatchBytes)")
+            }
+            guard header.compressionCodec != nil else {
+                throw StorageError(.invalidBatch, "unknown compression codec", batchError: .unsupportedCompression(header.attributes))
+            }
+            headers.append(header)
+            starts.append(position)
+            position += header.totalSize
+        }
+        guard !headers.isEmpty else { throw StorageError(.invalidArgument, "append of no batches") }
+
+        // Under LogAppendTime the stored batch differs from the received one: restamp a copy.
+        let appendTime: Int64? = config.timestampType == .logAppendTime ? clock() : nil
+        var source = bytes
+        var ownedCopy: UnsafeMutableRawBufferPointer? = nil
+        defer { ownedCopy?.deallocate() }
+        if let appendTime {
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
+            copy.copyMemory(from: bytes)
+            for index in headers.indices {
+                Self.restamp(
+                    UnsafeMutableRawBufferPointer(rebasing: copy[starts[index]..<(starts[index] + headers[index].totalSize)]),
+                    appendTime: appendTime)
+                headers[index].maxTimestamp = appendTime
+                headers[index].attributes |= 0x8
+            }
+            ownedCopy = copy
+            source = UnsafeRawBufferPointer(copy)
+        }
+
+        let offsetFields = UnsafeMutablePointer<Int64>.allocate(capacity: headers.count)
+        defer { offsetFields.deallocate() }
+        let totalBytes = position
+        let recordCount = headers.reduce(0) { $0 + Int($1.recordsCount) }
+
+        // One iovec for each batch's new baseOffset and one for the rest of it, which goes
+        // out as received (or restamped), without a copy.
+        var payload = AppendPayload(offsetFields: offsetFields)
+        payload.vectors.reserveCapacity(headers.count * 2)
+        for index in headers.indices {
+            payload.vectors.append(iovec(iov_base: UnsafeMutableRawPointer(offsetFields + index), iov_len: 8))
+            payload.vectors.append(
+                iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: source.baseAddress! + starts[index] + 8),
+                    iov_len: headers[index].totalSize - 8))
+        }
+
+        let outcome: Result<(LogAppendInfo, rolledEnd: Int64?), StorageError> = state.withLock { s in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                if let failure = gate.failed {
+                    throw StorageError(.closed, "log failed an earlier fsync: \(failure)", path: directory)
+                }
+                let firstOffset = s.logEndOffset
+                var next = firstOffset
+                var assigned = headers
+                for index in headers.indices {
+                    assigned[index].baseOffset = next
+                    payload.offsetFields[index] = next.bigEndian
+                    next += Int64(headers[index].lastOffsetDelta) + 1
+                }
+                let lastOffset = next - 1
+                var rolledEnd: Int64? = nil
+                if try shouldRoll(&s, bytes: totalBytes, batchCount: headers.count, lastOffset: lastOffset) {
+                    rolledEnd = s.logEndOffset
+                    try roll(&s)
+                }
+                try s.active.append(vectors: &payload.vectors, byteCount: totalBytes, headers: assigned)
+                s.logEndOffset = next
+                s.messagesSinceFlush += recordCount
+                let info = LogAppendInfo(
+                    firstOffset: firstOffset, lastOffset: lastOffset, logAppendTime: appendTime,
+                    batchCount: headers.count, recordCount: recordCount, byteCount: totalBytes)
+                return .success((info, rolledEnd))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let (info, rolledEnd) = try outcome.get()
+        try applyFlushPolicy(appendedUpTo: info.lastOffset + 1, rolledEnd: rolledEnd)
+        return info
+    }
+
+    /// The iovecs of one append and the baseOffset fields they point at.
+    ///
+    /// `@unchecked Sendable` so it can be used inside the state lock's closure: its pointers
+    /// refer to memory owned by the `append` call that made it (the caller's bytes or a
+    /// restamped copy, and `offsetFields`), which outlives the synchronous pwritev under the lock
+    /// and is never touched by another thread.
+    struct AppendPayload: @unchecked Sendable {
+        var offsetFields: UnsafeMutablePointer<Int64>
+        var vectors: [iovec] = []
+    }
+
+    /// Appends batches held in an array.
+    @discardableResult
+    public func append(_ bytes: [UInt8]) throws(StorageError) -> LogAppendInfo {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(StorageError) in try append(raw) }
+        }.get()
+    }
+
+    /// Sets LogAppendTime in a batch's attributes and maxTimestamp and recomputes its CRC.
+    static func restamp(_ raw: UnsafeMutableRawBufferPointer, appendTime: Int64) {
+        do {
+            let attributes = Int16(bigEndian: raw.loadUnaligned(fromByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self))
+            raw.storeBytes(of: (attributes | 0x8).bigEndian, toByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self)
+            raw.storeBytes(of: appendTime.bigEndian, toByteOffset: RecordBatchHeader.maxTimestampOffset, as: Int64.self)
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.attributesOffset...]))
+            raw.storeBytes(of: crc.bigEndian, toByteOffset: RecordBatchHeader.crcOffset, as: UInt32.self)
+        }
+    }
+
+    private func shouldRoll(_ s: inout State, bytes: Int, batchCount: Int, lastOffset: Int64) throws(StorageError) -> Bool {
+        let active = s.active
+        if active.size == 0 { return false }
+        if !active.canAccept(bytes: bytes, batchCount: batchCount, lastOffset: lastOffset) { return true }
+        if let first = active.firstBatchTimestamp, clock() - first > config.segmentMs { return true }
+        return false
+    }
+
+    /// Seals the active segment and starts a new one at `logEndOffset`. The sealed
+    /// segment's files are queued for the next flush.
+    func roll(_ s: inout State) throws(StorageError) {
+        let old = s.active
+        try old.sealIndexes()
+        let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config)
+        s.pendingSync.append(contentsOf: old.filesToSync)
+        s.segments.append(segment)
+        s.directoryNeedsSync = true
+        s.checkpointStale = true
+        enforceOpenSegmentLimit(&s)
+    }
+
+    /// Rolls now if the active segment has data (for tests and tools).
+    public func roll() throws(StorageError) {
+        try state.withLock { s in
+            Result { () throws(StorageError) in
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                if s.active.size > 0 { try roll(&s) }
+            }
+        }.get()
+    }
+
+    // MARK: Flush
+
+    private func applyFlushPolicy(appendedUpTo end: Int64, rolledEnd: Int64?) throws(StorageError) {
+        switch config.flushPolicy {
+        case .everyAppend:
+            try flush(upTo: end)
+        case .everyMessages(let count):
+            if state.withLock({ $0.messagesSinceFlush }) >= count { try flush(upTo: end) }
+        case .everyInterval:
+            try flushIfDue()
+        case .os:
+            break
+        }
+        // A rolled segment is made durable now, so recovery only ever scans the newest one.
+        if let rolledEnd, gate.flushed < rolledEnd { try flush(upTo: rolledEnd) }
+    }
+
+    /// Under an interval policy, flushes when the last flush is older than the interval.
+    public func flushIfDue() throws(StorageError) {
+        guard case .everyInterval(let ms) = config.flushPolicy else { return }
+        let (due, end) = state.withLock { s in
+            (monotonicNanoseconds() - s.lastFlushNanoseconds >= UInt64(ms) * 1_000_000, s.logEndOffset)
+        }
+        if due { try flush(upTo: end) }
+    }
+
+    /// Blocks until every offset below `target` (default: everything appended) is on disk.
+    /// Concurrent callers share one fdatasync.
+    public func flush(upTo target: Int64? = nil) throws(StorageError) {
+        let target = target ?? logEndOffset
+        try gate.awaitDurable(target) { () throws(StorageError) -> Int64 in try self.syncAppended() }
+    }
+
+    /// The flusher's work: fdatasync what was appended (rolled segments' files, the active
+    /// log, the directory), then, after a roll, the recovery checkpoint.
+    private func syncAppended() throws(StorageError) -> Int64 {
+        let (files, end, syncDirectory, writeCheckpoint) = state.withLock { s in
+            var files = s.pendingSync
+            files.append(contentsOf: s.active.log.map { [$0] } ?? [])
+            let result = (files, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale)
+            s.pendingSync = []
+            s.directoryNeedsSync = false
+            s.messagesSinceFlush = 0
+            s.lastFlushNanoseconds = monotonicNanoseconds()
+            return result
+        }
+        for file in files { try file.sync() }
+        if syncDirectory { try FileSystem.syncDirectory(directory) }
+        if writeCheckpoint {
+            // The checkpoint only narrows the next recovery; failing to write it (a full disk)
+            // loses nothing, so it is retried at the next roll or close instead of failing the log.
+            if (try? writeRecoveryCheckpoint(end)) != nil {
+                state.withLock { $0.checkpointStale = false }
+            }
+        }
+        return end
+    }
+
+    func writeRecoveryCheckpoint(_ offset: Int64) throws(StorageError) {
+        let text = "0\n\(offset)\n"
+        try FileSystem.writeAtomically(Array(text.utf8), to: directory + "/" + Self.checkpointName, directory: directory)
+    }
+
+    // MARK: Close
+
+    /// Flushes everything, seals the active segment's indexes, writes the recovery
+    /// checkpoint and the clean-shutdown marker, and closes every file. Idempotent.
+    public func close() throws(StorageError) {
+        if state.withLock({ $0.isClosed }) { return }
+        try flush()
+        try state.withLock { s in
+            Result { () throws(StorageError) in
+                guard !s.isClosed else { return }
+                try s.active.sealIndexes()
+                for file in s.active.filesToSync { try file.sync() }
+                try writeRecoveryCheckpoint(s.logEndOffset)
+                let marker = try SharedFile.open(directory + "/" + Self.cleanShutdownName, .writeOnly, options: [.create])
+                try marker.sync()
+                try FileSystem.syncDirectory(directory)
+                for segment in s.segments { segment.closeFiles() }
+                s.isClosed = true
+            }
+        }.get()
+    }
+
+    public var isClosed: Bool { state.withLock { $0.isClosed } }
+
+    /// Closes least-recently-used inactive segments beyond `maxOpenInactiveSegments`.
+    func enforceOpenSegmentLimit(_ s: inout State) {
+        let open = s.segments.dropLast().filter(\.isOpen).sorted { $0.lastUsedNanoseconds < $1.lastUsedNanoseconds }
+        if open.count > config.maxOpenInactiveSegments {
+            for segment in open.prefix(open.count - config.maxOpenInactiveSegments) { segment.closeFiles() }
+        }
+    }
+
+    /// Closes inactive segments unused for `idleNanoseconds`; returns how many.
+    @discardableResult
+    public func closeIdleSegments(idleNanoseconds: UInt64) -> Int {
+        state.withLock { s in
+            let now = monotonicNanoseconds()
+            var closed = 0
+            for segment in s.segments.dropLast() where segment.isOpen && now - segment.lastUsedNanoseconds >= idleNanoseconds {
+                segment.closeFiles()
+                closed += 1
+            }
+            return closed
+        }
+    }
+}

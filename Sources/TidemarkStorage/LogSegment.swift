@@ -23,8 +23,10 @@ final class LogSegment {
     /// Largest batch timestamp in the segment, -1 when empty or not yet known.
     private(set) var maxTimestamp: Int64 = -1
     private(set) var offsetOfMaxTimestamp: Int64 = -1
-    /// maxTimestamp of the first batch, the reference for time-based rolls.
-    private(set) var firstBatchTimestamp: Int64?
+    /// Broker clock (ms) when the segment received its first batch, or when it was
+    /// reopened: the reference for time-based rolls. Producer timestamps are not used, so
+    /// old timestamps cannot make every append roll.
+    var rollBaseMilliseconds: Int64?
     private var bytesSinceLastIndexEntry = 0
 
     private(set) var log: SharedFile?
@@ -130,7 +132,6 @@ final class LogSegment {
                 maxTimestamp = last.timestamp
                 offsetOfMaxTimestamp = last.offset
             }
-            firstBatchTimestamp = try readHeader(at: 0)?.maxTimestamp
             return try scanTail(from: resumeFrom?.position ?? 0, expectedOffset: baseOffset)
         }
         return try rebuildIndexes(truncatingInvalidTail: true)
@@ -172,7 +173,6 @@ final class LogSegment {
         timeIndex!.storage.truncate(toEntries: 0)
         maxTimestamp = -1
         offsetOfMaxTimestamp = -1
-        firstBatchTimestamp = nil
         bytesSinceLastIndexEntry = 0
         var scanner = BatchScanner(file: log!, from: 0, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
@@ -251,7 +251,6 @@ final class LogSegment {
     }
 
     private func observe(_ header: RecordBatchHeader) {
-        if firstBatchTimestamp == nil { firstBatchTimestamp = header.maxTimestamp }
         if header.maxTimestamp > maxTimestamp {
             maxTimestamp = header.maxTimestamp
             offsetOfMaxTimestamp = header.lastOffset

@@ -71,7 +71,9 @@ extension PartitionLog {
             report.truncatedBytes += try active.openForAppend(trustIndexes: wasClean)
         }
 
-        let logEnd = segments[segments.count - 1].nextOffset ?? segments[segments.count - 1].baseOffset
+        let activeSegment = segments[segments.count - 1]
+        if activeSegment.size > 0 { activeSegment.rollBaseMilliseconds = clock() }
+        let logEnd = activeSegment.nextOffset ?? activeSegment.baseOffset
         if !wasClean {
             // What recovery kept may still be only in the page cache: make it durable before
             // the checkpoint says so.

@@ -183,6 +183,7 @@ public final class PartitionLog: Sendable {
                     rolledEnd = s.logEndOffset
                     try roll(&s)
                 }
+                if s.active.rollBaseMilliseconds == nil { s.active.rollBaseMilliseconds = clock() }
                 try s.active.append(vectors: &payload.vectors, byteCount: totalBytes, headers: assigned)
                 s.logEndOffset = next
                 s.messagesSinceFlush += recordCount
@@ -233,7 +234,7 @@ public final class PartitionLog: Sendable {
         let active = s.active
         if active.size == 0 { return false }
         if !active.canAccept(bytes: bytes, batchCount: batchCount, lastOffset: lastOffset) { return true }
-        if let first = active.firstBatchTimestamp, clock() - first > config.segmentMs { return true }
+        if let base = active.rollBaseMilliseconds, clock() - base > config.segmentMs { return true }
         return false
     }
 

@@ -1,0 +1,100 @@
+import Testing
+@testable import TidemarkStorage
+
+@Suite struct IndexTests {
+    @Test func offsetIndexLookupsMatchASortedModel() throws {
+        let dir = TemporaryDirectory()
+        var rng = SeededGenerator(seed: 3)
+        let base: Int64 = 5000
+        let index = try OffsetIndex(path: dir.file("a.index"), baseOffset: base, maxBytes: 1 << 20, writable: true)
+        var model: [(Int64, Int)] = []
+        var offset = base
+        var position = 0
+        // Enough entries to pass the first 64 KiB preallocation step several times.
+        for _ in 0..<30_000 {
+            offset += Int64.random(in: 1...50, using: &rng)
+            position += Int.random(in: 1...5000, using: &rng)
+            try index.append(offset: offset, position: position)
+            model.append((offset, position))
+        }
+        #expect(index.entryCount == 30_000)
+        for _ in 0..<5_000 {
+            let target = Int64.random(in: (base - 10)...(offset + 10), using: &rng)
+            let expected = model.last { $0.0 <= target } ?? (base, 0)
+            let got = index.lookup(target)
+            #expect(got.offset == expected.0 && got.position == expected.1)
+        }
+        #expect(index.validate(logSize: position + 1, offsetLimit: nil))
+        #expect(!index.validate(logSize: position, offsetLimit: nil))
+
+        // Sealing trims the file to its entries; reopening read-only finds them all.
+        try index.storage.seal()
+        #expect(fileSize(dir.file("a.index")) == 30_000 * 8)
+        let reopened = try OffsetIndex(path: dir.file("a.index"), baseOffset: base, maxBytes: 1 << 20, writable: false)
+        #expect(reopened.entryCount == 30_000)
+        #expect(reopened.lookup(offset).offset == offset)
+
+        // Truncation drops entries at or above an offset.
+        let writable = try OffsetIndex(path: dir.file("a.index"), baseOffset: base, maxBytes: 1 << 20, writable: true)
+        let cut = model[1000].0
+        writable.truncate(toOffset: cut)
+        #expect(writable.entryCount == 1000)
+        #expect(writable.lastEntry?.offset == model[999].0)
+    }
+
+    @Test func offsetIndexFileLayoutIsBigEndianRelative() throws {
+        let dir = TemporaryDirectory()
+        let index = try OffsetIndex(path: dir.file("b.index"), baseOffset: 100, maxBytes: 1024, writable: true)
+        try index.append(offset: 103, position: 0x0102)
+        try index.append(offset: 0x1_0000 + 100, position: 0x0A0B_0C0D)
+        try index.storage.seal()
+        let bytes = try SharedFile.open(dir.file("b.index"), .readOnly).read(count: 100, at: 0)
+        #expect(bytes == [0, 0, 0, 3, 0, 0, 1, 2, 0, 1, 0, 0, 0x0A, 0x0B, 0x0C, 0x0D])
+    }
+
+    @Test func fullIndexReportsFull() throws {
+        let dir = TemporaryDirectory()
+        let index = try OffsetIndex(path: dir.file("c.index"), baseOffset: 0, maxBytes: 80, writable: true)
+        for i in 0..<10 { try index.append(offset: Int64(i), position: i) }
+        #expect(index.isFull)
+    }
+
+    @Test func timeIndexLookupsMatchASortedModel() throws {
+        let dir = TemporaryDirectory()
+        var rng = SeededGenerator(seed: 5)
+        let index = try TimeIndex(path: dir.file("a.timeindex"), baseOffset: 0, maxBytes: 1 << 20, writable: true)
+        var model: [(Int64, Int64)] = []
+        var timestamp: Int64 = 1_000_000
+        var offset: Int64 = 0
+        for _ in 0..<10_000 {
+            timestamp += Int64.random(in: -20...40, using: &rng)  // not monotonic: only growth is kept
+            offset += Int64.random(in: 0...9, using: &rng)
+            let before = index.entryCount
+            try index.maybeAppend(timestamp: timestamp, offset: offset)
+            if model.isEmpty || (timestamp > model.last!.0 && offset >= model.last!.1) {
+                model.append((timestamp, offset))
+                #expect(index.entryCount == before + 1)
+            } else {
+                #expect(index.entryCount == before)
+            }
+        }
+        for _ in 0..<3_000 {
+            let target = Int64.random(in: 999_000...(timestamp + 100), using: &rng)
+            let expected = model.last { $0.0 <= target } ?? (-1, 0)
+            let got = index.lookup(target)
+            #expect(got.timestamp == expected.0 && got.offset == expected.1)
+        }
+        #expect(index.validate(offsetLimit: nil))
+    }
+
+    @Test func garbageIndexFailsValidation() throws {
+        let dir = TemporaryDirectory()
+        var rng = SeededGenerator(seed: 9)
+        let path = dir.file("g.index")
+        let file = try SharedFile.open(path, .readWrite, options: [.create])
+        try rng.bytes(800).withUnsafeBytes { try file.write($0, at: 0) }
+        let index = try OffsetIndex(path: path, baseOffset: 0, maxBytes: 1 << 20, writable: false)
+        #expect(index.entryCount == 100)
+        #expect(!index.validate(logSize: 1 << 20, offsetLimit: 1000))
+    }
+}

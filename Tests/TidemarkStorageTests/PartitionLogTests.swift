@@ -1,0 +1,283 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import TidemarkStorage
+
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    let now: Mutex<Int64>
+    init(_ start: Int64) { now = Mutex(start) }
+    func advance(_ ms: Int64) { now.withLock { $0 += ms } }
+    var read: @Sendable () -> Int64 { { [self] in now.withLock { $0 } } }
+}
+
+@Suite struct PartitionLogTests {
+    static func smallConfig() -> LogConfig {
+        var config = LogConfig()
+        config.segmentBytes = 4096
+        config.indexIntervalBytes = 256
+        return config
+    }
+
+    @Test func appendAssignsOffsetsAndReadsBack() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        var expected: [(Int64, String)] = []
+        var next: Int64 = 0
+        for b in 0..<200 {
+            let count = b % 7 + 1
+            let info = try log.append(makeBatch(tag: "b\(b)", count: count))
+            #expect(info.firstOffset == next)
+            #expect(info.lastOffset == next + Int64(count) - 1)
+            for i in 0..<count { expected.append((next + Int64(i), "b\(b)-\(i)")) }
+            next += Int64(count)
+        }
+        #expect(log.logEndOffset == next)
+        #expect(log.segmentCount > 5)  // rolled at 4 KiB
+        let all = try readAll(log)
+        #expect(all.map(\.0) == expected.map(\.0))
+        #expect(all.map(\.1) == expected.map(\.1))
+        // Reads from every offset start at the batch holding it.
+        for target in stride(from: Int64(0), to: next, by: 13) {
+            let batches = try log.readBatches(from: target, maxBytes: 1)
+            #expect(batches.count == 1)
+            #expect(batches[0].header.baseOffset <= target && batches[0].header.lastOffset >= target)
+        }
+        // The stored bytes are the appended bytes but for the baseOffset field.
+        let original = makeBatch(tag: "b5", count: 6)
+        let stored = try log.read(from: 15, maxBytes: 1).slice!.readBytes()
+        #expect(stored[8...] == original[8...])
+        try log.close()
+    }
+
+    @Test func readLimitsAndRanges() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.indexIntervalBytes = 100
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        let batch = makeBatch(tag: "r", count: 10, valueBytes: 100)
+        for _ in 0..<20 { try log.append(batch) }
+        // At least one batch even when it is larger than maxBytes; whole batches only.
+        let one = try log.read(from: 0, maxBytes: 10).slice!
+        #expect(one.length == batch.count)
+        let three = try log.read(from: 25, maxBytes: batch.count * 3 + 5).slice!
+        #expect(three.length == batch.count * 3, "\(three.length) vs \(batch.count)")
+        #expect(three.firstBaseOffset == 20)
+        #expect(try log.read(from: 200, maxBytes: 100).slice == nil)
+        #expect(throws: StorageError.self) { try log.read(from: 201, maxBytes: 100) }
+        #expect(throws: StorageError.self) { try log.read(from: -1, maxBytes: 100) }
+    }
+
+    @Test func badBatchesAreRejectedAndNothingIsAppended() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.maxBatchBytes = 2000
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        try log.append(makeBatch(tag: "ok", count: 2))
+        var corrupt = makeBatch(tag: "bad", count: 2)
+        corrupt[corrupt.count - 1] ^= 1
+        // A good batch followed by a corrupt one: the whole append is refused.
+        #expect { try log.append(makeBatch(tag: "good", count: 1) + corrupt) } throws: { error in
+            (error as? StorageError)?.code == .invalidBatch
+        }
+        #expect { try log.append(makeBatch(tag: "big", count: 1, valueBytes: 5000)) } throws: { error in
+            (error as? StorageError)?.code == .batchTooLarge
+        }
+        #expect(throws: StorageError.self) { try log.append(Array(makeBatch(tag: "t", count: 2).dropLast())) }
+        #expect(log.logEndOffset == 2)
+        #expect(try readAll(log).map(\.1) == ["ok-0", "ok-1"])
+        try log.append(makeBatch(tag: "after", count: 1))
+        #expect(try readAll(log).map(\.1) == ["ok-0", "ok-1", "after-0"])
+    }
+
+    @Test func logAppendTimeRestampsAndKeepsCRCValid() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.timestampType = .logAppendTime
+        let clock = ManualClock(1_800_000_000_000)
+        let log = try PartitionLog.open(directory: dir.path, config: config, clock: clock.read)
+        let info = try log.append(makeBatch(tag: "t", count: 3, timestamp: 5))
+        #expect(info.logAppendTime == 1_800_000_000_000)
+        let batch = try log.readBatches(from: 0, maxBytes: 1 << 20)[0]
+        #expect(batch.header.timestampType == .logAppendTime)
+        #expect(batch.records.allSatisfy { batch.timestamp(of: $0) == 1_800_000_000_000 })
+    }
+
+    @Test func timestampLookupMatchesAModel() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        var rng = SeededGenerator(seed: 21)
+        var model: [(offset: Int64, timestamp: Int64)] = []
+        var clock: Int64 = 1_000_000
+        for _ in 0..<150 {
+            var builder = RecordBatchBuilder(compression: Bool.random(using: &rng) ? .lz4 : .none)
+            let count = Int.random(in: 1...6, using: &rng)
+            let first = log.logEndOffset
+            for i in 0..<count {
+                clock += Int64.random(in: -3...20, using: &rng)
+                builder.append(timestamp: clock, key: nil, value: [UInt8(i)])
+                model.append((first + Int64(i), clock))
+            }
+            try log.append(try builder.build())
+        }
+        for target in stride(from: Int64(999_000), to: clock + 50, by: 37) {
+            let expected = model.first { $0.timestamp >= target }
+            let got = try log.offset(forTimestamp: target)
+            #expect(got?.offset == expected?.offset, "target \(target)")
+            #expect(got?.timestamp == expected?.timestamp)
+        }
+    }
+
+    @Test func retentionBySizeAndAgeKeepsTheActiveSegment() throws {
+        let dir = TemporaryDirectory()
+        var config = Self.smallConfig()
+        config.retentionBytes = 5_000
+        config.retentionMs = 60_000
+        let clock = ManualClock(1_000_000)  // nothing is older than 60 s yet
+        let log = try PartitionLog.open(directory: dir.path, config: config, clock: clock.read)
+        for b in 0..<100 { try log.append(makeBatch(tag: "s", count: 5, timestamp: 1_000_000 + Int64(b) * 10_000)) }
+        let before = log.segmentCount
+        let deleted = try log.enforceRetention()
+        #expect(!deleted.isEmpty)
+        #expect(log.segmentCount == before - deleted.count)
+        #expect(log.sizeInBytes >= 5_000)
+        #expect(log.logStartOffset == log.segmentBaseOffsets[0])
+        for base in deleted { #expect(!FileManager.default.fileExists(atPath: dir.file(segmentName(base, ".log")))) }
+        #expect(throws: StorageError.self) { try log.read(from: 0, maxBytes: 100) }
+        #expect(try readAll(log).first?.0 == log.logStartOffset)
+
+        // Everything is older than 60 s now, but the active segment stays.
+        clock.advance(10_000_000)
+        try log.enforceRetention()
+        #expect(log.segmentCount == 1)
+        #expect(log.logEndOffset == 500)
+        try log.append(makeBatch(tag: "new", count: 1))
+        #expect(try readAll(log).last?.1 == "new-0")
+    }
+
+    @Test func truncateRemovesWholeBatchesAndContinues() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        for b in 0..<60 { try log.append(makeBatch(tag: "b\(b)", count: 4)) }
+        try log.truncate(to: 101)  // inside batch 25 (offsets 100..103): the batch goes whole
+        #expect(log.logEndOffset == 100)
+        let info = try log.append(makeBatch(tag: "x", count: 2))
+        #expect(info.firstOffset == 100)
+        let all = try readAll(log)
+        #expect(all.count == 102)
+        #expect(all.last?.1 == "x-1")
+        try log.close()
+        let reopened = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        #expect(reopened.logEndOffset == 102)
+        #expect(try readAll(reopened).map(\.0) == Array(0..<102))
+        try reopened.truncate(to: 0)
+        #expect(reopened.logEndOffset == 0)
+        #expect(try reopened.append(makeBatch(tag: "z", count: 1)).firstOffset == 0)
+    }
+
+    @Test func flushPoliciesMoveTheFlushedPosition() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.flushPolicy = .os
+        let osLog = try PartitionLog.open(directory: dir.path + "/os", config: config)
+        try osLog.append(makeBatch(tag: "a", count: 3))
+        #expect(osLog.logEndOffset == 3 && osLog.flushedOffset == 0)
+        try osLog.flush()
+        #expect(osLog.flushedOffset == 3)
+
+        config.flushPolicy = .everyAppend
+        let syncLog = try PartitionLog.open(directory: dir.path + "/sync", config: config)
+        try syncLog.append(makeBatch(tag: "a", count: 3))
+        #expect(syncLog.flushedOffset == 3)
+
+        config.flushPolicy = .everyMessages(5)
+        let countLog = try PartitionLog.open(directory: dir.path + "/count", config: config)
+        try countLog.append(makeBatch(tag: "a", count: 3))
+        #expect(countLog.flushedOffset == 0)
+        try countLog.append(makeBatch(tag: "a", count: 3))
+        #expect(countLog.flushedOffset == 6)
+    }
+
+    /// Concurrent appenders under fsync-per-append all end durable, with fewer fdatasyncs
+    /// than appends being the point of group commit (not asserted: timing-dependent).
+    @Test func concurrentAppendersWithGroupCommit() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.flushPolicy = .everyAppend
+        config.segmentBytes = 64 * 1024
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        let threads = 4
+        let perThread = 50
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for i in 0..<perThread {
+                let info = try! log.append(makeBatch(tag: "t\(t)-\(i)", count: 2))
+                precondition(log.flushedOffset > info.lastOffset)
+            }
+        }
+        #expect(log.logEndOffset == Int64(threads * perThread * 2))
+        #expect(log.flushedOffset == log.logEndOffset)
+        let values = try readAll(log).map(\.1)
+        #expect(Set(values).count == threads * perThread * 2)
+    }
+
+    @Test func cleanReopenReadsOnlyTheActiveSegment() throws {
+        let dir = TemporaryDirectory()
+        var config = Self.smallConfig()
+        config.maxOpenInactiveSegments = 2
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: config)
+            for b in 0..<100 { try log.append(makeBatch(tag: "b\(b)", count: 3)) }
+            try log.close()
+        }
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        let report = log.recoveryReport
+        #expect(report.wasCleanShutdown)
+        #expect(report.scannedSegments == [log.segmentBaseOffsets.last!])
+        #expect(log.openInactiveSegmentCount == 0)
+        #expect(log.logEndOffset == 300)
+        #expect(try readAll(log).count == 300)
+        // Reading everything opened old segments lazily, and the limit closed all but two.
+        #expect(log.openInactiveSegmentCount <= 2)
+        #expect(log.closeIdleSegments(idleNanoseconds: 0) <= 2)
+        #expect(log.openInactiveSegmentCount == 0)
+        #expect(try log.append(makeBatch(tag: "n", count: 1)).firstOffset == 300)
+    }
+
+    @Test func closedLogRefusesWork() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path)
+        try log.append(makeBatch(tag: "a", count: 1))
+        try log.close()
+        try log.close()
+        #expect { try log.append(makeBatch(tag: "b", count: 1)) } throws: { ($0 as? StorageError)?.code == .closed }
+        #expect(FileManager.default.fileExists(atPath: dir.file(".clean-shutdown")))
+        #expect(fileSize(dir.file(segmentName(0, ".index"))) == 0)
+    }
+
+    @Test func configValidation() {
+        var config = LogConfig()
+        config.segmentBytes = Int(Int32.max) + 1
+        #expect(throws: StorageError.self) { try PartitionLog.open(directory: "/tmp/never-\(UUID())", config: config) }
+    }
+}
+
+@Suite struct SegmentRollTests {
+    @Test func rollsBySizeAndByBrokerTime() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.segmentMs = 1000
+        let clock = ManualClock(5_000_000)
+        let log = try PartitionLog.open(directory: dir.path, config: config, clock: clock.read)
+        // Old producer timestamps do not roll anything.
+        for _ in 0..<5 { try log.append(makeBatch(tag: "a", count: 2, timestamp: 1)) }
+        #expect(log.segmentCount == 1)
+        clock.advance(1001)
+        try log.append(makeBatch(tag: "b", count: 2))
+        #expect(log.segmentBaseOffsets == [0, 10])
+        // A rolled segment is flushed at once, and its indexes are trimmed.
+        #expect(log.flushedOffset >= 10)
+        #expect(fileSize(dir.file(segmentName(0, ".index"))) % 8 == 0)
+        #expect(fileSize(dir.file(segmentName(0, ".timeindex"))) == 12)
+        #expect(fileSize(dir.file(segmentName(0, ".log"))) == 5 * makeBatch(tag: "a", count: 2, timestamp: 1).count)
+    }
+}

@@ -132,36 +132,39 @@ final class LogSegment {
                 maxTimestamp = last.timestamp
                 offsetOfMaxTimestamp = last.offset
             }
-            return try scanTail(from: resumeFrom?.position ?? 0, expectedOffset: baseOffset)
+            return try scanTail(from: resumeFrom?.position ?? 0)
         }
         return try rebuildIndexes(truncatingInvalidTail: true)
     }
 
-    /// Scans batches from `position` to the end, updating the in-memory state; a bad tail
-    /// is truncated. Index entries after `position` are not touched (they were checked).
-    private func scanTail(from position: Int, expectedOffset: Int64) throws(StorageError) -> Int {
+    /// Scans the batches after the last index entry (at `position`, already indexed),
+    /// indexing them and updating the in-memory state. If anything there is damaged, falls
+    /// back to a full rebuild, since index entries may point into the damage.
+    private func scanTail(from position: Int) throws(StorageError) -> Int {
         var scanner = BatchScanner(file: log!, from: position, end: size, maxBatchBytes: Int(Int32.max))
-        var next = expectedOffset
-        var cut = 0
-        scan: while true {
+        var next = baseOffset
+        while true {
             switch try scanner.next() {
             case .batch(let header, let at):
-                guard header.baseOffset >= next || at == position else {
-                    cut = try truncateFile(at: at)
-                    break scan
+                guard header.baseOffset >= next, header.lastOffset - baseOffset <= Int64(UInt32.max) else {
+                    return try rebuildIndexes(truncatingInvalidTail: true)
+                }
+                if at == position && position > 0 {
+                    // The indexed batch: count it toward the next entry, don't index it again.
+                    observe(header)
+                    bytesSinceLastIndexEntry = header.totalSize
+                    nextOffset = header.nextOffset
+                } else {
+                    try index(header, at: at)
                 }
                 next = header.nextOffset
-                observe(header)
-                bytesSinceLastIndexEntry = at + header.totalSize - position
-            case .invalid(_, let at):
-                cut = try truncateFile(at: at)
-                break scan
+            case .invalid:
+                return try rebuildIndexes(truncatingInvalidTail: true)
             case .end:
-                break scan
+                nextOffset = next
+                return 0
             }
         }
-        nextOffset = size == 0 ? baseOffset : max(next, baseOffset)
-        return cut
     }
 
     /// Rebuilds both indexes from the log, checking every batch's framing, CRC and offset

@@ -63,12 +63,15 @@ extension PartitionLog {
             for base in bases {
                 segments.append(try LogSegment.existing(directory: directory, baseOffset: base, config: config))
             }
+            var activeIsOpen = false
             if !wasClean {
-                try recover(&segments, from: recoveryPoint ?? 0, report: &report, config: config)
+                activeIsOpen = try recover(&segments, from: recoveryPoint ?? 0, report: &report, config: config)
             }
             let active = segments[segments.count - 1]
-            if wasClean { report.scannedSegments.append(active.baseOffset) }
-            report.truncatedBytes += try active.openForAppend(trustIndexes: wasClean)
+            if !activeIsOpen {
+                report.scannedSegments.append(active.baseOffset)
+                report.truncatedBytes += try active.openForAppend(trustIndexes: wasClean)
+            }
         }
 
         let activeSegment = segments[segments.count - 1]
@@ -85,14 +88,16 @@ extension PartitionLog {
         let state = State(
             segments: segments, logStartOffset: segments[0].baseOffset, logEndOffset: logEnd, recovery: report)
         let log = PartitionLog(directory: directory, config: config, clock: clock, state: state)
+        log.state.withLock { log.enforceOpenSegmentLimit(&$0) }  // segments recovery left open
         try log.writeRecoveryCheckpoint(logEnd)  // also syncs the directory (marker removal)
         return log
     }
 
-    /// Scans the segments at and after the one holding `recoveryPoint`.
+    /// Scans the inactive segments at and after the one holding `recoveryPoint`. Returns
+    /// true when a damaged one became the last (it is then open for appends already).
     private static func recover(
         _ segments: inout [LogSegment], from recoveryPoint: Int64, report: inout RecoveryReport, config: LogConfig
-    ) throws(StorageError) {
+    ) throws(StorageError) -> Bool {
         let first = segments.lastIndex { $0.baseOffset <= recoveryPoint } ?? 0
         var index = first
         // The active (last) segment is scanned by openForAppend; inactive ones here.
@@ -110,12 +115,12 @@ extension PartitionLog {
                     try later.deleteFiles()
                 }
                 segments.removeSubrange((index + 1)...)
-                break
+                return true
             }
             try segment.sealIndexes()
             index += 1
         }
-        report.scannedSegments.append(segments[segments.count - 1].baseOffset)
+        return false
     }
 
     /// The offset in `recovery-point.checkpoint`, or nil when absent or unreadable.

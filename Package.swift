@@ -29,7 +29,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TidemarkStorageTests",
-            dependencies: ["TidemarkStorage"]
+            dependencies: ["TidemarkStorage", "CLZ4"]
         ),
     ],
     swiftLanguageModes: [.v6]

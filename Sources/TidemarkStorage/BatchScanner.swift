@@ -67,14 +67,28 @@ struct BatchScanner {
         if position + count > end { return false }
         let have = bufferStart + buffer.count - position
         if have >= count { return true }
-        // Keep the unread tail, then read a chunk (or the whole batch when it is larger).
+        // Move the unread tail to the front of the (reused) buffer, then read after it: a
+        // chunk, or the whole batch when that is larger.
         let keepFrom = position - bufferStart
-        var next = Array(buffer[keepFrom...])
-        let want = min(end - position, max(count, Self.chunkBytes)) - next.count
-        let readAt = Int64(position + next.count)
-        let more = try file.read(count: want, at: readAt)
-        next.append(contentsOf: more)
-        buffer = next
+        let kept = buffer.count - keepFrom
+        let target = max(kept + min(end - position - kept, max(count - kept, Self.chunkBytes)), count)
+        if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: target) }
+        buffer.withUnsafeMutableBytes { raw in
+            if kept > 0 && keepFrom > 0 { raw.baseAddress!.copyMemory(from: raw.baseAddress! + keepFrom, byteCount: kept) }
+        }
+        if buffer.count < target {
+            buffer.append(contentsOf: repeatElement(0, count: target - buffer.count))
+        } else if buffer.count > target {
+            buffer.removeLast(buffer.count - target)
+        }
+        let want = target - kept
+        let readAt = Int64(position + kept)
+        let got = try buffer.withUnsafeMutableBytes { raw in
+            Result { () throws(StorageError) in
+                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[kept..<(kept + want)]), at: readAt)
+            }
+        }.get()
+        if got < want { buffer.removeLast(want - got) }
         bufferStart = position
         return buffer.count >= count
     }

@@ -34,6 +34,9 @@ struct HeaderWalker {
     let end: Int
     private var window: [UInt8] = []
     private var windowStart = 0
+    /// Size of the last batch seen: after a large one, only a header is read, since a
+    /// window would mostly hold bytes the walk skips.
+    private var lastBatchSize = 0
 
     init(file: SharedFile, end: Int) {
         self.file = file
@@ -48,7 +51,8 @@ struct HeaderWalker {
             throw StorageError(.corruptLog, "partial batch header at position \(position)", path: file.path)
         }
         if position < windowStart || position + RecordBatchHeader.size > windowStart + window.count {
-            window = try file.read(count: min(Self.windowBytes, end - position), at: Int64(position))
+            let want = lastBatchSize > Self.windowBytes / 4 ? RecordBatchHeader.size : Self.windowBytes
+            window = try file.read(count: min(want, end - position), at: Int64(position))
             windowStart = position
             guard window.count >= RecordBatchHeader.size else {
                 throw StorageError(.corruptLog, "segment shorter than its committed size", path: file.path)
@@ -65,6 +69,7 @@ struct HeaderWalker {
             guard header.batchLength >= RecordBatchHeader.minimumBatchLength, position + header.totalSize <= end else {
                 throw StorageError(.corruptLog, "batch at \(position) has length \(header.batchLength)", path: file.path)
             }
+            lastBatchSize = header.totalSize
             return header
         case .failure(let error):
             throw StorageError(.corruptLog, "bad batch header at \(position)", path: file.path, batchError: error)

@@ -64,9 +64,15 @@ final class LogSegment {
     static func create(directory: String, baseOffset: Int64, config: LogConfig) throws(StorageError) -> LogSegment {
         let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, size: 0)
         segment.log = try SharedFile.open(segment.logPath, .readWrite, options: [.create, .exclusiveCreate])
-        try FileSystem.remove(segment.indexPath)
-        try FileSystem.remove(segment.timeIndexPath)
-        try segment.openIndexes(writable: true)
+        do {
+            try FileSystem.remove(segment.indexPath)
+            try FileSystem.remove(segment.timeIndexPath)
+            try segment.openIndexes(writable: true)
+        } catch {
+            // E.g. no space for the index preallocation: leave no half-made segment behind.
+            try? segment.deleteFiles()
+            throw error
+        }
         segment.nextOffset = baseOffset
         return segment
     }

@@ -242,8 +242,14 @@ public final class PartitionLog: Sendable {
     /// segment's files are queued for the next flush.
     func roll(_ s: inout State) throws(StorageError) {
         let old = s.active
-        try old.sealIndexes()
+        // Create first: if that fails (a full disk), the active segment is untouched.
         let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config)
+        do {
+            try old.sealIndexes()
+        } catch {
+            try? segment.deleteFiles()
+            throw error
+        }
         s.pendingSync.append(contentsOf: old.filesToSync)
         s.segments.append(segment)
         s.directoryNeedsSync = true

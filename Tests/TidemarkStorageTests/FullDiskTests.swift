@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import TidemarkStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A full disk, for real: a small tmpfs mounted for the test (needs root, as on CI).
+@Suite(.serialized) struct FullDiskTests {
+    static var canMount: Bool { getuid() == 0 }
+
+    @Test(.enabled(if: canMount, "mounting a tmpfs needs root"))
+    func fullDiskFailsTheAppendCleanlyAndRecovers() throws {
+        let dir = TemporaryDirectory("fulldisk")
+        let mountPoint = dir.path
+        #expect(mount("tmpfs", mountPoint, "tmpfs", 0, "size=512k") == 0, "mount: \(errno)")
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+
+        // A filler file we can delete later to free space.
+        try Data(count: 128 * 1024).write(to: URL(fileURLWithPath: mountPoint + "/filler"))
+        var config = LogConfig()
+        config.segmentBytes = 64 * 1024
+        let logDir = mountPoint + "/jobs-0"
+        let log = try PartitionLog.open(directory: logDir, config: config)
+        let batch = makeBatch(tag: "x", count: 20, valueBytes: 100)
+        var appended = 0
+        var failure: StorageError?
+        while failure == nil && appended < 10_000 {
+            do {
+                try log.append(batch)
+                appended += 1
+            } catch {
+                failure = error
+            }
+        }
+        #expect(failure?.code == .noSpace, "\(String(describing: failure))")
+        #expect(appended > 10)
+        let end = log.logEndOffset
+        #expect(end == Int64(appended * 20))
+        // Nothing partial was left: everything appended reads back, and the broker goes on.
+        #expect(try readAll(log).count == appended * 20)
+        #expect(throws: StorageError.self) { try log.append(batch) }
+        #expect(log.logEndOffset == end)
+
+        try FileManager.default.removeItem(atPath: mountPoint + "/filler")
+        let info = try log.append(makeBatch(tag: "after", count: 1))
+        #expect(info.firstOffset == end)
+        try log.close()
+        let reopened = try PartitionLog.open(directory: logDir, config: config)
+        #expect(reopened.logEndOffset == end + 1)
+        #expect(try readAll(reopened).last?.1 == "after-0")
+        try reopened.close()
+    }
+
+    /// Space runs out when a roll needs a new segment (its index preallocation): the append
+    /// fails, the active segment stays writable, and appends resume once space is back.
+    @Test(.enabled(if: canMount, "mounting a tmpfs needs root"))
+    func fullDiskDuringARoll() throws {
+        let dir = TemporaryDirectory("fulldisk-roll")
+        let mountPoint = dir.path
+        #expect(mount("tmpfs", mountPoint, "tmpfs", 0, "size=400k") == 0, "mount: \(errno)")
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        var config = LogConfig()
+        config.segmentBytes = 8 * 1024
+        let logDir = mountPoint + "/jobs-0"
+        let log = try PartitionLog.open(directory: logDir, config: config)
+        let batch = makeBatch(tag: "r", count: 5, valueBytes: 200)
+        // Fill most of the disk with a file, leaving room for data but not for many index preallocations.
+        var appended = 0
+        var failure: StorageError?
+        try Data(count: 200 * 1024).write(to: URL(fileURLWithPath: mountPoint + "/filler"))
+        while failure == nil && appended < 5_000 {
+            do { try log.append(batch); appended += 1 } catch { failure = error }
+        }
+        #expect(failure?.code == .noSpace)
+        let end = log.logEndOffset
+        #expect(try readAll(log).count == Int(end))
+        try FileManager.default.removeItem(atPath: mountPoint + "/filler")
+        for _ in 0..<10 { try log.append(batch) }
+        #expect(log.logEndOffset == end + 50)
+        try log.close()
+        let reopened = try PartitionLog.open(directory: logDir, config: config)
+        #expect(try readAll(reopened).count == Int(end + 50))
+    }
+}

@@ -6,6 +6,7 @@ let package = Package(
     name: "Tidemark",
     products: [
         .library(name: "TidemarkStorage", targets: ["TidemarkStorage"]),
+        .library(name: "Tidemark", targets: ["Tidemark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
@@ -27,6 +28,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The engine and embedded API: topics, producers, consumers, groups.
+        .target(name: "Tidemark", dependencies: ["TidemarkStorage"]),
+        .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage"]),
         .testTarget(
             name: "TidemarkStorageTests",
             dependencies: ["TidemarkStorage", "CLZ4"]

@@ -230,3 +230,47 @@ func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// Small whole-file helpers for the layers above (metadata, snapshots, checkpoints).
+public enum DurableFile {
+    /// Replaces `path` atomically and durably (temp file, fsync, rename, fsync directory).
+    public static func write(_ contents: [UInt8], to path: String) throws(StorageError) {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        try FileSystem.writeAtomically(contents, to: path, directory: directory.isEmpty ? "." : directory)
+    }
+
+    /// The file's bytes (up to `limit`), or nil when it does not exist.
+    public static func read(_ path: String, limit: Int = 64 << 20) throws(StorageError) -> [UInt8]? {
+        try FileSystem.readWholeFile(path, limit: limit)
+    }
+
+    public static func createDirectory(_ path: String) throws(StorageError) { try FileSystem.createDirectory(path) }
+
+    public static func exists(_ path: String) -> Bool { FileSystem.exists(path) }
+
+    public static func listDirectory(_ path: String) throws(StorageError) -> [String] {
+        try FileSystem.listDirectory(path)
+    }
+
+    /// Removes a directory and everything below it.
+    public static func removeTree(_ path: String) throws(StorageError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            for name in try FileSystem.listDirectory(path) { try removeTree(path + "/" + name) }
+            if rmdir(path) != 0 { throw .syscall("rmdir", path: path, Errno(rawValue: Glibc.errno)) }
+        } else {
+            try FileSystem.remove(path)
+        }
+    }
+
+    /// Takes an exclusive advisory lock on `path` (created if needed) for the life of the
+    /// returned file: a second process opening the same data directory fails at once.
+    public static func lockExclusively(_ path: String) throws(StorageError) -> SharedFile {
+        let file = try SharedFile.open(path, .readWrite, options: [.create])
+        if flock(file.descriptor.rawValue, LOCK_EX | LOCK_NB) != 0 {
+            throw StorageError(.io, "data directory is in use by another process", path: path, errno: Errno(rawValue: Glibc.errno))
+        }
+        return file
+    }
+}

@@ -254,4 +254,19 @@ extension PartitionLog {
         }
         return nil
     }
+
+    /// The headers of the stored batches from the one holding `offset` to the log end, in
+    /// order, without reading their records (producer-state replay, tools).
+    public func batchHeaders(from offset: Int64, body: (RecordBatchHeader) throws -> Void) throws {
+        var next = offset
+        while let slice = try read(from: next, maxBytes: 8 << 20).slice {
+            var walker = HeaderWalker(file: slice.file, end: Int(slice.position) + slice.length)
+            var position = Int(slice.position)
+            while let header = try walker.header(at: position) {
+                try body(header)
+                next = header.nextOffset
+                position += header.totalSize
+            }
+        }
+    }
 }

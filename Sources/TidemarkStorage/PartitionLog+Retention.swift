@@ -80,4 +80,27 @@ extension PartitionLog {
         try FileSystem.syncDirectory(directory)
         try writeRecoveryCheckpoint(newEnd)
     }
+
+    /// Deletes the inactive segments all of whose offsets are below `offset` and moves the
+    /// log start up to the first remaining segment (compaction by snapshot: the caller has
+    /// rewritten what it needs at or after `offset`). Returns the deleted base offsets.
+    @discardableResult
+    public func deleteSegments(below offset: Int64) throws(StorageError) -> [Int64] {
+        try state.withLock { s -> Result<[Int64], StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                var count = 0
+                while count + 1 < s.segments.count && s.segments[count + 1].baseOffset <= offset { count += 1 }
+                guard count > 0 else { return .success([]) }
+                let removed = Array(s.segments.prefix(count))
+                s.segments.removeFirst(count)
+                s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
+                for segment in removed { try segment.deleteFiles() }
+                s.directoryNeedsSync = true
+                return .success(removed.map(\.baseOffset))
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+    }
 }

@@ -14,6 +14,8 @@ public struct LogAppendInfo: Sendable, Equatable {
     public var batchCount: Int
     public var recordCount: Int
     public var byteCount: Int
+    /// Set when this append rolled a segment: the end offset of the rolled one.
+    public var rolledSegmentEnd: Int64? = nil
 }
 
 /// A durable, append-only partition log: a directory of segments.
@@ -101,8 +103,14 @@ public final class PartitionLog: Sendable {
     /// batch's timestamp type and maxTimestamp are set and its CRC recomputed. Returns once
     /// the bytes are appended, and also flushed when the flush policy says so. On any error
     /// nothing of the call is appended.
+    ///
+    /// With `applyingFlushPolicy: false` the call returns as soon as the bytes are appended;
+    /// the caller then calls `applyFlushPolicy(after:)` (e.g. after releasing its own locks,
+    /// so that concurrent appenders can share an fdatasync).
     @discardableResult
-    public func append(_ bytes: UnsafeRawBufferPointer) throws(StorageError) -> LogAppendInfo {
+    public func append(_ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true) throws(StorageError)
+        -> LogAppendInfo
+    {
         var headers: [RecordBatchHeader] = []
         var starts: [Int] = []
         var position = 0
@@ -195,8 +203,9 @@ public final class PartitionLog: Sendable {
                 return .failure(error)
             }
         }
-        let (info, rolledEnd) = try outcome.get()
-        try applyFlushPolicy(appendedUpTo: info.lastOffset + 1, rolledEnd: rolledEnd)
+        var (info, rolledEnd) = try outcome.get()
+        info.rolledSegmentEnd = rolledEnd
+        if applyingFlushPolicy { try applyFlushPolicy(after: info) }
         return info
     }
 
@@ -213,9 +222,9 @@ public final class PartitionLog: Sendable {
 
     /// Appends batches held in an array.
     @discardableResult
-    public func append(_ bytes: [UInt8]) throws(StorageError) -> LogAppendInfo {
+    public func append(_ bytes: [UInt8], applyingFlushPolicy: Bool = true) throws(StorageError) -> LogAppendInfo {
         try bytes.withUnsafeBytes { raw in
-            Result { () throws(StorageError) in try append(raw) }
+            Result { () throws(StorageError) in try append(raw, applyingFlushPolicy: applyingFlushPolicy) }
         }.get()
     }
 
@@ -269,7 +278,10 @@ public final class PartitionLog: Sendable {
 
     // MARK: Flush
 
-    private func applyFlushPolicy(appendedUpTo end: Int64, rolledEnd: Int64?) throws(StorageError) {
+    /// Flushes as the policy says after `info`'s append; blocks while it does.
+    public func applyFlushPolicy(after info: LogAppendInfo) throws(StorageError) {
+        let end = info.lastOffset + 1
+        let rolledEnd = info.rolledSegmentEnd
         switch config.flushPolicy {
         case .everyAppend:
             try flush(upTo: end)

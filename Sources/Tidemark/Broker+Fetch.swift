@@ -1,0 +1,88 @@
+import TidemarkStorage
+
+/// What a fetch found in one partition.
+public struct FetchResult: Sendable {
+    /// Whole stored batches (the first may begin before the requested offset), or nil.
+    public var slice: LogSlice?
+    /// One past the last appended offset (Kafka's high watermark on a single node).
+    public var highWatermark: Int64
+    public var logStartOffset: Int64
+}
+
+/// Where a consumer starts reading.
+public enum StartPosition: Sendable, Equatable {
+    case earliest
+    case latest
+    case offset(Int64)
+    /// The first record whose timestamp is >= this (ms since the epoch); the log end if none.
+    case timestamp(Int64)
+}
+
+extension Broker {
+    /// Reads from `offset`, waiting up to `maxWaitMs` for at least `minBytes` (woken by
+    /// appends, no polling). Returns whole batches up to `maxBytes` (at least one).
+    /// Throws `.offsetOutOfRange` outside the log.
+    public func fetch(
+        topic: String, partition: Int, offset: Int64, maxBytes: Int = 1 << 20, minBytes: Int = 1, maxWaitMs: Int64 = 0
+    ) async throws -> FetchResult {
+        let state = try partitionState(topic, partition)
+        let deadline = ContinuousClock.now + .milliseconds(maxWaitMs)
+        while true {
+            let result = try await read(state, offset: offset, maxBytes: maxBytes)
+            let available = result.slice?.length ?? 0
+            if available >= minBytes || ContinuousClock.now >= deadline || isClosed { return result }
+            // Wait for an append past the end we saw, then look again.
+            await state.notifier.wait(untilEndPasses: result.highWatermark, deadline: deadline) { state.log.logEndOffset }
+        }
+    }
+
+    private func read(_ state: PartitionState, offset: Int64, maxBytes: Int) async throws -> FetchResult {
+        try await executor.run {
+            do {
+                let result = try state.log.read(from: offset, maxBytes: maxBytes)
+                return FetchResult(slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset)
+            } catch let error as StorageError {
+                throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
+            }
+        }
+    }
+
+    /// Waits until the partition's end passes `offset` or the deadline: the building block
+    /// for multi-partition long polls (the Kafka front's Fetch).
+    public func waitForAppend(topic: String, partition: Int, beyond offset: Int64, until deadline: ContinuousClock.Instant) async {
+        guard let state = try? partitionState(topic, partition) else { return }
+        await state.notifier.wait(untilEndPasses: offset, deadline: deadline) { state.log.logEndOffset }
+    }
+
+    /// Resolves a start position to an offset (Kafka's ListOffsets). For a timestamp with
+    /// no record at or after it, returns the log end and a nil timestamp.
+    public func resolveOffset(topic: String, partition: Int, _ position: StartPosition) async throws -> (
+        offset: Int64, timestamp: Int64?
+    ) {
+        let state = try partitionState(topic, partition)
+        switch position {
+        case .earliest: return (state.log.logStartOffset, nil)
+        case .latest: return (state.log.logEndOffset, nil)
+        case .offset(let offset):
+            guard offset >= state.log.logStartOffset && offset <= state.log.logEndOffset else {
+                throw TidemarkError(.offsetOutOfRange, "offset \(offset) is outside \(state.topic)-\(state.partition)")
+            }
+            return (offset, nil)
+        case .timestamp(let timestamp):
+            return try await executor.run {
+                do {
+                    if let found = try state.log.offset(forTimestamp: timestamp) { return (found.offset, found.timestamp) }
+                    return (state.log.logEndOffset, nil)
+                } catch let error as StorageError {
+                    throw TidemarkError.wrapping(error, "time lookup in \(state.topic)-\(state.partition)")
+                }
+            }
+        }
+    }
+
+    /// Offsets of a partition: (log start, log end).
+    public func offsets(topic: String, partition: Int) throws(TidemarkError) -> (start: Int64, end: Int64) {
+        let state = try partitionState(topic, partition)
+        return (state.log.logStartOffset, state.log.logEndOffset)
+    }
+}

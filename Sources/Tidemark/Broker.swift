@@ -1,0 +1,294 @@
+import Dispatch
+import Foundation
+import Synchronization
+import TidemarkStorage
+
+/// Settings of a broker (not of a topic).
+public struct BrokerOptions: Sendable {
+    /// Producer state of an idle producer id is forgotten after this.
+    public var producerIdExpirationMs: Int64 = 24 * 3600 * 1000
+    /// How often retention, interval flushes, idle closing and group timeouts run.
+    public var maintenanceIntervalMs: Int64 = 1000
+    /// Inactive segments unused this long have their files closed.
+    public var segmentIdleCloseMs: Int64 = 5 * 60 * 1000
+    /// Producer-state snapshots are rewritten this often (they are also written at close).
+    public var producerSnapshotIntervalMs: Int64 = 60_000
+    /// Consumer group settings.
+    public var groups = GroupOptions()
+    /// Milliseconds since the epoch; replaceable in tests.
+    public var clock: @Sendable () -> Int64 = { currentTimeMilliseconds() }
+
+    public init() {}
+}
+
+/// What `describeTopic` reports for one partition.
+public struct PartitionDescription: Sendable, Equatable {
+    public var partition: Int
+    public var logStartOffset: Int64
+    public var logEndOffset: Int64
+    public var flushedOffset: Int64
+    public var sizeInBytes: Int64
+    public var segmentCount: Int
+}
+
+public struct TopicDescription: Sendable, Equatable {
+    public var name: String
+    public var config: TopicConfig
+    public var partitions: [PartitionDescription]
+}
+
+/// An in-process Tidemark broker over a data directory: topics, partitions, idempotent
+/// produce, fetch with long-poll, and consumer groups with durable committed offsets.
+///
+/// Concurrency: `Broker` is Sendable and safe to share. The topic registry is a `Mutex`
+/// read on every request; topic creation and deletion (control plane) run one at a time on
+/// a serial admin queue. Storage I/O runs on `BlockingExecutor`, never on the caller's
+/// task thread. Each partition's append lock lives in its `PartitionState`.
+public final class Broker: Sendable {
+    public let dataDirectory: String
+    public let options: BrokerOptions
+    let executor = BlockingExecutor()
+    private let adminQueue = DispatchQueue(label: "tidemark.admin")
+    let registry: Mutex<Registry>
+    private let lockFile: SharedFile
+    public let groups: GroupCoordinator
+    private let maintenance = Mutex<Task<Void, Never>?>(nil)
+
+    struct Registry: Sendable {
+        var topics: [String: TopicState] = [:]
+        var isClosed = false
+        var producerIds: ProducerIdAllocator
+    }
+
+    /// A topic and its partitions; immutable once made (delete replaces the registry entry).
+    final class TopicState: Sendable {
+        let name: String
+        let config: TopicConfig
+        let partitions: [PartitionState]
+        init(name: String, config: TopicConfig, partitions: [PartitionState]) {
+            self.name = name
+            self.config = config
+            self.partitions = partitions
+        }
+    }
+
+    static let offsetsTopic = "__consumer_offsets"
+
+    private init(dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator) {
+        self.dataDirectory = dataDirectory
+        self.options = options
+        self.lockFile = lockFile
+        self.registry = Mutex(registry)
+        self.groups = groups
+    }
+
+    /// Opens (creating if needed) the broker's data directory: loads topics, recovers each
+    /// partition, rebuilds producer state and committed offsets, and starts maintenance.
+    public static func open(dataDirectory: String = "./tidemark-data", options: BrokerOptions = BrokerOptions())
+        async throws -> Broker
+    {
+        let executor = BlockingExecutor()
+        let (lock, registry, offsetsPartition) = try await executor.run { () throws -> (SharedFile, Registry, PartitionState) in
+            try DurableFile.createDirectory(dataDirectory)
+            let lock = try DurableFile.lockExclusively(dataDirectory + "/.lock")
+            var registry = Registry(producerIds: try ProducerIdAllocator(path: dataDirectory + "/producer-ids"))
+            let store = TopicStore(path: dataDirectory + "/topics.json")
+            for topic in try store.load() {
+                let partitions = try (0..<topic.partitions).map { p in
+                    try PartitionState.open(
+                        topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
+                        config: topic.config.logConfig, clock: options.clock)
+                }
+                registry.topics[topic.name] = TopicState(name: topic.name, config: topic.config, partitions: partitions)
+            }
+            // The committed-offsets log: one partition, never expired by retention.
+            var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .everyAppend)
+            offsetsConfig.maxMessageBytes = 16 << 20
+            let offsets = try PartitionState.open(
+                topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
+                config: offsetsConfig.logConfig, clock: options.clock)
+            return (lock, registry, offsets)
+        }
+        let offsetStore = try await OffsetStore.open(partition: offsetsPartition, executor: executor, clock: options.clock)
+        let groups = GroupCoordinator(options: options.groups, store: offsetStore, clock: options.clock)
+        let broker = Broker(dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups)
+        broker.startMaintenance()
+        return broker
+    }
+
+    static func partitionDirectory(_ data: String, _ topic: String, _ partition: Int) -> String {
+        "\(data)/\(topic)-\(partition)"
+    }
+
+    // MARK: Topics
+
+    /// Runs `body` on the serial admin queue: topic changes happen one at a time.
+    private func admin<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            adminQueue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    private func checkOpen() throws(TidemarkError) {
+        if registry.withLock({ $0.isClosed }) { throw TidemarkError(.brokerClosed, "broker is closed") }
+    }
+
+    public func createTopic(_ name: String, partitions: Int, config: TopicConfig = TopicConfig()) async throws {
+        try checkOpen()
+        try TopicName.validate(name)
+        guard !name.hasPrefix("__") else { throw TidemarkError(.invalidTopicName, "names starting with '__' are internal") }
+        guard partitions >= 1 && partitions <= 10_000 else {
+            throw TidemarkError(.invalidPartitions, "partition count must be in [1, 10000], got \(partitions)")
+        }
+        try config.validate()
+        try await admin { [self] in
+            if registry.withLock({ $0.topics[name] != nil }) {
+                throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")
+            }
+            let states = try (0..<partitions).map { p in
+                try PartitionState.open(
+                    topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
+                    config: config.logConfig, clock: options.clock)
+            }
+            let topic = TopicState(name: name, config: config, partitions: states)
+            let all = registry.withLock { r -> [TopicStore.Topic] in
+                r.topics[name] = topic
+                return r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.partitions.count, config: $0.config) }
+            }
+            try TopicStore(path: dataDirectory + "/topics.json").save(all)
+        }
+    }
+
+    /// Deletes a topic and its data. Its committed group offsets are left (Kafka does the same
+    /// until they expire); a topic created later under the same name starts empty.
+    public func deleteTopic(_ name: String) async throws {
+        try checkOpen()
+        try await admin { [self] in
+            let (removed, all) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
+                let removed = r.topics.removeValue(forKey: name)
+                return (removed, r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.partitions.count, config: $0.config) })
+            }
+            guard let removed else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
+            try TopicStore(path: dataDirectory + "/topics.json").save(all)
+            for partition in removed.partitions {
+                partition.notifier.close()
+                try? partition.log.close()
+                try DurableFile.removeTree(partition.log.directory)
+            }
+        }
+    }
+
+    public func listTopics() -> [String] {
+        registry.withLock { $0.topics.keys.sorted() }
+    }
+
+    public func partitionCount(of topic: String) throws(TidemarkError) -> Int {
+        try topicState(topic).partitions.count
+    }
+
+    public func describeTopic(_ name: String) throws(TidemarkError) -> TopicDescription {
+        let topic = try topicState(name)
+        return TopicDescription(
+            name: name, config: topic.config,
+            partitions: topic.partitions.map { p in
+                PartitionDescription(
+                    partition: p.partition, logStartOffset: p.log.logStartOffset, logEndOffset: p.log.logEndOffset,
+                    flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes, segmentCount: p.log.segmentCount)
+            })
+    }
+
+    func topicState(_ name: String) throws(TidemarkError) -> TopicState {
+        let (topic, closed) = registry.withLock { ($0.topics[name], $0.isClosed) }
+        if closed { throw TidemarkError(.brokerClosed, "broker is closed") }
+        guard let topic else { throw TidemarkError(.unknownTopicOrPartition, "unknown topic '\(name)'") }
+        return topic
+    }
+
+    func partitionState(_ topic: String, _ partition: Int) throws(TidemarkError) -> PartitionState {
+        let state = try topicState(topic)
+        guard partition >= 0 && partition < state.partitions.count else {
+            throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
+        }
+        return state.partitions[partition]
+    }
+
+    // MARK: Producer ids
+
+    /// A new producer id (epoch 0) for an idempotent producer; never reused.
+    public func initProducerId() async throws -> (producerId: Int64, epoch: Int16) {
+        try checkOpen()
+        return try await admin { [self] in
+            var allocator = registry.withLock { $0.producerIds }
+            let id = try allocator.allocate()
+            registry.withLock { $0.producerIds = allocator }
+            return (id, 0)
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Stops maintenance, wakes waiting readers, flushes every log, writes producer
+    /// snapshots and clean-shutdown markers, and releases the data directory. Idempotent.
+    public func close() async throws {
+        let topics = registry.withLock { r -> [TopicState]? in
+            if r.isClosed { return nil }
+            r.isClosed = true
+            return Array(r.topics.values)
+        }
+        guard let topics else { return }
+        maintenance.withLock { $0?.cancel() }
+        await groups.close()
+        let partitions = topics.flatMap(\.partitions)
+        for partition in partitions { partition.notifier.close() }
+        try await executor.run { [lockFile] in
+            var firstError: Error?
+            for partition in partitions {
+                do {
+                    try partition.log.close()
+                    try partition.writeSnapshot()
+                } catch {
+                    if firstError == nil { firstError = error }
+                }
+            }
+            withExtendedLifetime(lockFile) {}
+            if let firstError { throw firstError }
+        }
+        try await groups.closeStore()
+    }
+
+    public var isClosed: Bool { registry.withLock { $0.isClosed } }
+
+    private func startMaintenance() {
+        let interval = options.maintenanceIntervalMs
+        let task = Task.detached { [weak self] in
+            var lastSnapshot = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(interval))
+                guard let self, !self.isClosed else { return }
+                let snapshotDue = ContinuousClock.now - lastSnapshot >= .milliseconds(self.options.producerSnapshotIntervalMs)
+                if snapshotDue { lastSnapshot = ContinuousClock.now }
+                await self.runMaintenance(writeSnapshots: snapshotDue)
+            }
+        }
+        maintenance.withLock { $0 = task }
+    }
+
+    /// One maintenance pass: retention, due flushes, idle segment closing, producer expiry,
+    /// group session timeouts. Errors are kept for the next pass, never thrown.
+    func runMaintenance(writeSnapshots: Bool = false) async {
+        let partitions = registry.withLock { $0.topics.values.flatMap(\.partitions) }
+        let now = options.clock()
+        let expiration = options.producerIdExpirationMs
+        let idle = UInt64(options.segmentIdleCloseMs) * 1_000_000
+        _ = try? await executor.run {
+            for partition in partitions {
+                _ = try? partition.log.enforceRetention()
+                try? partition.log.flushIfDue()
+                partition.log.closeIdleSegments(idleNanoseconds: idle)
+                partition.producers.withLock { _ = $0.expire(nowMs: now, expirationMs: expiration) }
+                if writeSnapshots { try? partition.writeSnapshot() }
+            }
+        }
+        await groups.tick()
+    }
+}

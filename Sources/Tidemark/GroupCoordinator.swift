@@ -1,0 +1,276 @@
+import Synchronization
+
+/// What DescribeGroups reports.
+public struct GroupDescription: Sendable, Equatable {
+    public struct Member: Sendable, Equatable {
+        public var memberId: String
+        public var groupInstanceId: String?
+        public var clientId: String
+        public var clientHost: String
+        public var metadata: [UInt8]
+        public var assignment: [UInt8]
+    }
+    public var groupId: String
+    public var state: GroupState
+    public var protocolType: String
+    public var protocolName: String
+    public var generationId: Int32
+    public var members: [Member]
+}
+
+/// Runs the consumer groups: one `ConsumerGroup` state machine per group id, and the
+/// members waiting in JoinGroup or SyncGroup as continuations.
+///
+/// Both the embedded group consumer and the Kafka front drive this same coordinator.
+/// Concurrency: `state` (a Mutex) owns the groups and the waiting continuations; a state
+/// machine step and the registration of its caller's continuation happen under one lock
+/// hold, so no delivery can be missed; continuations are resumed after the lock is released.
+public final class GroupCoordinator: Sendable {
+    struct WaiterKey: Hashable {
+        var group: String
+        var member: String
+    }
+
+    struct State: Sendable {
+        var groups: [String: ConsumerGroup] = [:]
+        var joinWaiters: [WaiterKey: CheckedContinuation<JoinGroupResponse, Never>] = [:]
+        var syncWaiters: [WaiterKey: CheckedContinuation<SyncGroupResponse, Never>] = [:]
+        var isClosed = false
+    }
+
+    let options: GroupOptions
+    let store: OffsetStore
+    let clock: @Sendable () -> Int64
+    private let state = Mutex(State())
+
+    init(options: GroupOptions, store: OffsetStore, clock: @escaping @Sendable () -> Int64) {
+        self.options = options
+        self.store = store
+        self.clock = clock
+    }
+
+    private struct Ready {
+        var joins: [(CheckedContinuation<JoinGroupResponse, Never>, JoinGroupResponse)] = []
+        var syncs: [(CheckedContinuation<SyncGroupResponse, Never>, SyncGroupResponse)] = []
+        func resumeAll() {
+            for (continuation, response) in joins { continuation.resume(returning: response) }
+            for (continuation, response) in syncs { continuation.resume(returning: response) }
+        }
+    }
+
+    /// Matches deliveries with waiting members (under the lock).
+    private static func collect(_ deliveries: [ConsumerGroup.Delivery], group: String, _ s: inout State) -> Ready {
+        var ready = Ready()
+        for delivery in deliveries {
+            switch delivery {
+            case .join(let member, let response):
+                if let waiter = s.joinWaiters.removeValue(forKey: WaiterKey(group: group, member: member)) {
+                    ready.joins.append((waiter, response))
+                }
+            case .sync(let member, let response):
+                if let waiter = s.syncWaiters.removeValue(forKey: WaiterKey(group: group, member: member)) {
+                    ready.syncs.append((waiter, response))
+                }
+            }
+        }
+        return ready
+    }
+
+    static func validGroupId(_ id: String) -> Bool { !id.isEmpty && id.utf8.count <= 255 }
+
+    // MARK: Membership
+
+    /// JoinGroup: returns when the member's generation is decided (or at once on error).
+    public func join(_ request: JoinGroupRequest) async -> JoinGroupResponse {
+        guard Self.validGroupId(request.groupId) else { return .failure(.invalidGroupId, memberId: request.memberId) }
+        let now = clock()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<JoinGroupResponse, Never>) in
+            let ready = state.withLock { s -> Ready in
+                var ready = Ready()
+                guard !s.isClosed else {
+                    ready.joins.append((continuation, .failure(.brokerClosed, memberId: request.memberId)))
+                    return ready
+                }
+                var group = s.groups[request.groupId] ?? ConsumerGroup(groupId: request.groupId, options: options)
+                let (response, deliveries) = group.join(request, nowMs: now)
+                s.groups[request.groupId] = group
+                if let response {
+                    ready.joins.append((continuation, response))
+                } else {
+                    // The member id may have been assigned just now: find the caller's entry.
+                    let memberId = request.memberId.isEmpty ? group.memberOrder.last! : request.memberId
+                    let key = WaiterKey(group: request.groupId, member: memberId)
+                    if let previous = s.joinWaiters.updateValue(continuation, forKey: key) {
+                        ready.joins.append((previous, .failure(.rebalanceInProgress, memberId: memberId)))
+                    }
+                }
+                let more = Self.collect(deliveries, group: request.groupId, &s)
+                ready.joins += more.joins
+                ready.syncs += more.syncs
+                return ready
+            }
+            ready.resumeAll()
+        }
+    }
+
+    /// SyncGroup: the leader passes everyone's assignment; others wait for it.
+    public func sync(groupId: String, memberId: String, generationId: Int32, assignments: [String: [UInt8]]?) async
+        -> SyncGroupResponse
+    {
+        let now = clock()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<SyncGroupResponse, Never>) in
+            let ready = state.withLock { s -> Ready in
+                var ready = Ready()
+                guard !s.isClosed, var group = s.groups[groupId] else {
+                    ready.syncs.append((continuation, .failure(s.isClosed ? .brokerClosed : .unknownMemberId)))
+                    return ready
+                }
+                let (response, deliveries) = group.sync(
+                    memberId: memberId, generationId: generationId, assignments: assignments, nowMs: now)
+                s.groups[groupId] = group
+                if let response {
+                    ready.syncs.append((continuation, response))
+                } else {
+                    let key = WaiterKey(group: groupId, member: memberId)
+                    if let previous = s.syncWaiters.updateValue(continuation, forKey: key) {
+                        ready.syncs.append((previous, .failure(.rebalanceInProgress)))
+                    }
+                }
+                let more = Self.collect(deliveries, group: groupId, &s)
+                ready.joins += more.joins
+                ready.syncs += more.syncs
+                return ready
+            }
+            ready.resumeAll()
+        }
+    }
+
+    /// Heartbeat: nil when the member is in good standing; `.rebalanceInProgress` asks it to rejoin.
+    public func heartbeat(groupId: String, memberId: String, generationId: Int32) -> TidemarkError.Code? {
+        let now = clock()
+        return state.withLock { s in
+            guard var group = s.groups[groupId] else { return .unknownMemberId }
+            let result = group.heartbeat(memberId: memberId, generationId: generationId, nowMs: now)
+            s.groups[groupId] = group
+            return result
+        }
+    }
+
+    /// LeaveGroup: per member, nil on success or the error.
+    @discardableResult
+    public func leave(groupId: String, memberIds: [String]) -> [String: TidemarkError.Code?] {
+        let now = clock()
+        let (results, ready) = state.withLock { s -> ([String: TidemarkError.Code?], Ready) in
+            guard var group = s.groups[groupId] else {
+                return (Dictionary(uniqueKeysWithValues: memberIds.map { ($0, .some(.unknownMemberId)) }), Ready())
+            }
+            let (results, deliveries) = group.leave(memberIds: memberIds, nowMs: now)
+            s.groups[groupId] = group
+            return (results, Self.collect(deliveries, group: groupId, &s))
+        }
+        ready.resumeAll()
+        return results
+    }
+
+    /// Expires sessions and completes overdue rebalances in every group.
+    func tick() async {
+        let now = clock()
+        let ready = state.withLock { s -> Ready in
+            var ready = Ready()
+            for id in Array(s.groups.keys) {
+                var group = s.groups[id]!
+                let deliveries = group.tick(nowMs: now)
+                s.groups[id] = group
+                let more = Self.collect(deliveries, group: id, &s)
+                ready.joins += more.joins
+                ready.syncs += more.syncs
+            }
+            return ready
+        }
+        ready.resumeAll()
+        try? await store.compactIfNeeded()
+    }
+
+    // MARK: Offsets
+
+    /// OffsetCommit: stores the offsets if the member may commit them now; per-partition
+    /// result is nil (stored) or the group error.
+    public func commitOffsets(
+        groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset]
+    ) async throws -> TidemarkError.Code? {
+        guard Self.validGroupId(groupId) else { return .invalidGroupId }
+        let error = state.withLock { s -> TidemarkError.Code? in
+            if s.isClosed { return .brokerClosed }
+            let group = s.groups[groupId] ?? ConsumerGroup(groupId: groupId, options: options)
+            return group.validateCommit(memberId: memberId, generationId: generationId)
+        }
+        if let error { return error }
+        let now = clock()
+        var stamped = offsets
+        for key in stamped.keys where stamped[key]!.commitTimestampMs == 0 { stamped[key]!.commitTimestampMs = now }
+        try await store.commit(group: groupId, offsets: stamped)
+        return nil
+    }
+
+    /// OffsetFetch: the committed offsets of a group (all partitions when `partitions` is nil).
+    public func fetchOffsets(groupId: String, partitions: [TopicPartition]? = nil) -> [TopicPartition: CommittedOffset] {
+        store.fetch(group: groupId, partitions: partitions)
+    }
+
+    /// Sets committed offsets directly (the tools' reset). Refused while the group has members.
+    public func resetOffsets(groupId: String, offsets: [TopicPartition: CommittedOffset]) async throws -> TidemarkError.Code? {
+        try await commitOffsets(groupId: groupId, offsets: offsets)
+    }
+
+    // MARK: Describe
+
+    public func listGroups() -> [(groupId: String, protocolType: String, state: GroupState)] {
+        let known = state.withLock { s in
+            s.groups.values.map { ($0.groupId, $0.protocolType ?? "", $0.state) }
+        }
+        let names = Set(known.map(\.0))
+        let offsetOnly = store.groupsWithOffsets().subtracting(names).map { ($0, "consumer", GroupState.empty) }
+        return (known + offsetOnly).sorted { $0.0 < $1.0 }
+    }
+
+    public func describeGroup(_ groupId: String) -> GroupDescription {
+        state.withLock { s in
+            guard let group = s.groups[groupId] else {
+                return GroupDescription(
+                    groupId: groupId, state: store.groupsWithOffsets().contains(groupId) ? .empty : .dead,
+                    protocolType: "", protocolName: "", generationId: -1, members: [])
+            }
+            let members = group.memberOrder.map { id in
+                let member = group.members[id]!
+                return GroupDescription.Member(
+                    memberId: id, groupInstanceId: member.groupInstanceId, clientId: member.clientId,
+                    clientHost: member.clientHost,
+                    metadata: member.protocols.first { $0.name == group.protocolName }?.metadata ?? [],
+                    assignment: member.assignment)
+            }
+            return GroupDescription(
+                groupId: groupId, state: group.state, protocolType: group.protocolType ?? "",
+                protocolName: group.protocolName ?? "", generationId: group.generationId, members: members)
+        }
+    }
+
+    // MARK: Shutdown
+
+    func close() async {
+        let ready = state.withLock { s -> Ready in
+            s.isClosed = true
+            var ready = Ready()
+            for id in Array(s.groups.keys) {
+                var group = s.groups[id]!
+                let more = Self.collect(group.abandonWaiters(), group: id, &s)
+                s.groups[id] = group
+                ready.joins += more.joins
+                ready.syncs += more.syncs
+            }
+            return ready
+        }
+        ready.resumeAll()
+    }
+
+    func closeStore() async throws { try await store.close() }
+}

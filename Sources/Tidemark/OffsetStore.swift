@@ -1,0 +1,226 @@
+import Synchronization
+import TidemarkStorage
+
+public struct TopicPartition: Sendable, Hashable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int
+    public init(_ topic: String, _ partition: Int) {
+        self.topic = topic
+        self.partition = partition
+    }
+    public var description: String { "\(topic)-\(partition)" }
+}
+
+public struct CommittedOffset: Sendable, Equatable {
+    public var offset: Int64
+    public var metadata: String
+    public var commitTimestampMs: Int64
+    public init(offset: Int64, metadata: String = "", commitTimestampMs: Int64 = 0) {
+        self.offset = offset
+        self.metadata = metadata
+        self.commitTimestampMs = commitTimestampMs
+    }
+}
+
+/// Committed group offsets: a map in memory, made durable in the internal topic
+/// `__consumer_offsets` (one partition, fsync on every commit) and rebuilt from it at open.
+///
+/// Records use Kafka's own offset-commit layouts, so Kafka's dump tools read them:
+/// ```
+/// key   (OffsetCommitKey v1):   version i16 = 1, group string, topic string, partition i32
+/// value (OffsetCommitValue v3): version i16 = 3, offset i64, leaderEpoch i32 = -1,
+///                               metadata string, commitTimestamp i64
+/// ```
+/// (strings: i16 length + UTF-8). A null value deletes the entry. The log is compacted by
+/// snapshot: when it outgrows `compactionThresholdBytes`, the live entries are appended
+/// again after a roll and the older segments are deleted.
+///
+/// Concurrency: `state` (a Mutex) owns the map and serializes commits, so the log order
+/// and the map agree; the fsync of a commit happens after the lock is released.
+public final class OffsetStore: Sendable {
+    struct Key: Hashable, Sendable {
+        var group: String
+        var topicPartition: TopicPartition
+    }
+
+    let partition: PartitionState
+    let executor: BlockingExecutor
+    let clock: @Sendable () -> Int64
+    private let state: Mutex<[Key: CommittedOffset]>
+    static let compactionThresholdBytes: Int64 = 16 << 20
+
+    private init(partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64, entries: [Key: CommittedOffset]) {
+        self.partition = partition
+        self.executor = executor
+        self.clock = clock
+        self.state = Mutex(entries)
+    }
+
+    static func open(partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64) async throws
+        -> OffsetStore
+    {
+        let entries = try await executor.run { () throws -> [Key: CommittedOffset] in
+            var entries: [Key: CommittedOffset] = [:]
+            var offset = partition.log.logStartOffset
+            while offset < partition.log.logEndOffset {
+                let batches = try partition.log.readBatches(from: offset, maxBytes: 8 << 20)
+                guard !batches.isEmpty else { break }
+                for batch in batches {
+                    for record in batch.records where batch.offset(of: record) >= offset {
+                        guard let key = decodeKey(record.key) else { continue }
+                        if let value = record.value, let committed = decodeValue(value) {
+                            entries[key] = committed
+                        } else if record.value == nil {
+                            entries.removeValue(forKey: key)
+                        }
+                    }
+                    offset = batch.header.nextOffset
+                }
+            }
+            return entries
+        }
+        return OffsetStore(partition: partition, executor: executor, clock: clock, entries: entries)
+    }
+
+    /// Stores offsets durably (one batch, so a commit is all or nothing).
+    func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws {
+        guard !offsets.isEmpty else { return }
+        let now = clock()
+        try await executor.run { [self] in
+            let info = try state.withLock { entries -> Result<LogAppendInfo, Error> in
+                do {
+                    var builder = RecordBatchBuilder()
+                    for (tp, committed) in offsets.sorted(by: { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }) {
+                        builder.append(
+                            timestamp: now, key: Self.encodeKey(Key(group: group, topicPartition: tp)),
+                            value: Self.encodeValue(committed))
+                    }
+                    let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                    for (tp, committed) in offsets { entries[Key(group: group, topicPartition: tp)] = committed }
+                    return .success(info)
+                } catch {
+                    return .failure(error)
+                }
+            }.get()
+            try partition.log.applyFlushPolicy(after: info)
+        }
+    }
+
+    /// The committed offsets of `group` (all its partitions, or those asked for).
+    func fetch(group: String, partitions: [TopicPartition]?) -> [TopicPartition: CommittedOffset] {
+        state.withLock { entries in
+            var result: [TopicPartition: CommittedOffset] = [:]
+            if let partitions {
+                for tp in partitions { if let found = entries[Key(group: group, topicPartition: tp)] { result[tp] = found } }
+            } else {
+                for (key, value) in entries where key.group == group { result[key.topicPartition] = value }
+            }
+            return result
+        }
+    }
+
+    /// Groups that have committed offsets.
+    func groupsWithOffsets() -> Set<String> {
+        state.withLock { Set($0.keys.map(\.group)) }
+    }
+
+    /// Rewrites the live entries and drops the older log when the log has grown large.
+    func compactIfNeeded() async throws {
+        let log = partition.log
+        let live = state.withLock { $0.count }
+        guard log.sizeInBytes > max(Self.compactionThresholdBytes, Int64(live) * 400) else { return }
+        try await executor.run { [self] in
+            try state.withLock { entries -> Result<Void, Error> in
+                do {
+                    try log.roll()
+                    let start = log.logEndOffset
+                    let now = clock()
+                    var builder = RecordBatchBuilder()
+                    for (key, value) in entries {
+                        builder.append(timestamp: now, key: Self.encodeKey(key), value: Self.encodeValue(value))
+                        if builder.count == 1000 {
+                            try log.append(try builder.build())
+                            builder = RecordBatchBuilder()
+                        }
+                    }
+                    if builder.count > 0 { try log.append(try builder.build()) }
+                    try log.flush()
+                    try log.deleteSegments(below: start)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }.get()
+        }
+    }
+
+    func close() async throws {
+        try await executor.run { [partition] in
+            try partition.log.close()
+        }
+    }
+
+    // MARK: Record layouts
+
+    static func encodeKey(_ key: Key) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeInteger(Int16(1))
+        writeString(key.group, &writer)
+        writeString(key.topicPartition.topic, &writer)
+        writer.writeInteger(Int32(key.topicPartition.partition))
+        return writer.bytes
+    }
+
+    static func encodeValue(_ value: CommittedOffset) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeInteger(Int16(3))
+        writer.writeInteger(value.offset)
+        writer.writeInteger(Int32(-1))
+        writeString(value.metadata, &writer)
+        writer.writeInteger(value.commitTimestampMs)
+        return writer.bytes
+    }
+
+    static func decodeKey(_ bytes: [UInt8]?) -> Key? {
+        guard let bytes else { return nil }
+        return bytes.withUnsafeBytes { raw -> Key? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                guard try reader.readInteger(as: Int16.self) == 1 else { return nil }
+                let group = try readString(&reader)
+                let topic = try readString(&reader)
+                let partition: Int32 = try reader.readInteger()
+                return Key(group: group, topicPartition: TopicPartition(topic, Int(partition)))
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    static func decodeValue(_ bytes: [UInt8]) -> CommittedOffset? {
+        bytes.withUnsafeBytes { raw -> CommittedOffset? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                guard try reader.readInteger(as: Int16.self) == 3 else { return nil }
+                let offset: Int64 = try reader.readInteger()
+                _ = try reader.readInteger(as: Int32.self)
+                let metadata = try readString(&reader)
+                let timestamp: Int64 = try reader.readInteger()
+                return CommittedOffset(offset: offset, metadata: metadata, commitTimestampMs: timestamp)
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    private static func writeString(_ string: String, _ writer: inout ByteWriter) {
+        let utf8 = Array(string.utf8)
+        writer.writeInteger(Int16(utf8.count))
+        writer.writeBytes(utf8)
+    }
+
+    private static func readString(_ reader: inout ByteReader) throws(RecordBatchError) -> String {
+        let length: Int16 = try reader.readInteger()
+        return String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
+    }
+}

@@ -1,0 +1,178 @@
+import TidemarkStorage
+
+/// Idempotent-producer state of one partition: per producer id, its epoch and the last
+/// five batches it appended (sequence range and offsets), as Kafka keeps them.
+///
+/// Value type, owned by its `PartitionState`'s append lock: the check, the append and
+/// the record of a batch happen under that one lock, so two retries cannot both pass.
+struct ProducerStateTable: Sendable, Equatable {
+    static let retainedBatches = 5
+
+    struct BatchMetadata: Sendable, Equatable {
+        var firstSequence: Int32
+        var lastSequence: Int32
+        var firstOffset: Int64
+        var lastOffset: Int64
+        var timestamp: Int64
+    }
+
+    struct Entry: Sendable, Equatable {
+        var epoch: Int16
+        /// Oldest first, at most `retainedBatches`.
+        var batches: [BatchMetadata]
+        /// Broker clock (ms) of the last append, for expiry.
+        var lastUpdateMs: Int64
+    }
+
+    /// What to do with an incoming batch.
+    enum Verdict: Equatable {
+        /// Append it.
+        case append
+        /// A retry of a batch already appended: answer with its original offsets.
+        case duplicate(BatchMetadata)
+    }
+
+    private(set) var entries: [Int64: Entry] = [:]
+
+    /// Checks a batch from an idempotent producer (`producerId >= 0`) against the state.
+    func check(_ header: RecordBatchHeader) throws(TidemarkError) -> Verdict {
+        guard header.producerId >= 0 else { return .append }
+        let first = header.baseSequence
+        let last = header.lastSequence
+        guard let entry = entries[header.producerId] else { return .append }  // unknown producer: accept
+        if header.producerEpoch < entry.epoch {
+            throw TidemarkError(
+                .invalidProducerEpoch,
+                "producer \(header.producerId) epoch \(header.producerEpoch) is older than \(entry.epoch)")
+        }
+        if header.producerEpoch > entry.epoch {
+            guard first == 0 else {
+                throw TidemarkError(
+                    .outOfOrderSequence, "producer \(header.producerId) new epoch must start at sequence 0, got \(first)")
+            }
+            return .append
+        }
+        if let duplicate = entry.batches.first(where: { $0.firstSequence == first && $0.lastSequence == last }) {
+            return .duplicate(duplicate)
+        }
+        let expected = entry.batches.last.map { $0.lastSequence == Int32.max ? 0 : $0.lastSequence + 1 } ?? first
+        guard first == expected else {
+            throw TidemarkError(
+                .outOfOrderSequence,
+                "producer \(header.producerId) epoch \(header.producerEpoch): expected sequence \(expected), got \(first)")
+        }
+        return .append
+    }
+
+    /// Records an appended batch (`header.baseOffset` is the assigned offset).
+    mutating func record(_ header: RecordBatchHeader, nowMs: Int64) {
+        guard header.producerId >= 0 else { return }
+        let metadata = BatchMetadata(
+            firstSequence: header.baseSequence, lastSequence: header.lastSequence, firstOffset: header.baseOffset,
+            lastOffset: header.lastOffset, timestamp: header.maxTimestamp)
+        var entry = entries[header.producerId] ?? Entry(epoch: header.producerEpoch, batches: [], lastUpdateMs: nowMs)
+        if header.producerEpoch != entry.epoch {
+            entry.epoch = header.producerEpoch
+            entry.batches.removeAll()
+        }
+        entry.batches.append(metadata)
+        if entry.batches.count > Self.retainedBatches { entry.batches.removeFirst(entry.batches.count - Self.retainedBatches) }
+        entry.lastUpdateMs = nowMs
+        entries[header.producerId] = entry
+    }
+
+    /// Forgets producers idle longer than `expirationMs`; returns how many.
+    @discardableResult
+    mutating func expire(nowMs: Int64, expirationMs: Int64) -> Int {
+        let before = entries.count
+        entries = entries.filter { nowMs - $0.value.lastUpdateMs < expirationMs }
+        return before - entries.count
+    }
+
+    /// Drops batches at or after `offset` (after a log truncation).
+    mutating func truncate(to offset: Int64) {
+        for (id, var entry) in entries {
+            entry.batches.removeAll { $0.lastOffset >= offset }
+            entries[id] = entry.batches.isEmpty ? nil : entry
+        }
+    }
+
+    var producerCount: Int { entries.count }
+}
+
+extension ProducerStateTable {
+    /// Snapshot file layout (`producer-state.snapshot` in the partition directory), big-endian:
+    /// ```
+    /// magic          4 bytes  "TMPS"
+    /// version        i16      1
+    /// logOffset      i64      the table reflects every batch below this offset
+    /// producerCount  i32
+    /// producers      producerCount × (
+    ///                  producerId i64, epoch i16, lastUpdateMs i64, batchCount i8,
+    ///                  batchCount × (firstSequence i32, lastSequence i32,
+    ///                                firstOffset i64, lastOffset i64, timestamp i64))
+    /// crc            u32      CRC-32C of everything before it
+    /// ```
+    static let snapshotMagic: [UInt8] = Array("TMPS".utf8)
+
+    func snapshot(logOffset: Int64) -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + entries.count * 200)
+        writer.writeBytes(Self.snapshotMagic)
+        writer.writeInteger(Int16(1))
+        writer.writeInteger(logOffset)
+        writer.writeInteger(Int32(entries.count))
+        for (id, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            writer.writeInteger(id)
+            writer.writeInteger(entry.epoch)
+            writer.writeInteger(entry.lastUpdateMs)
+            writer.writeInteger(Int8(entry.batches.count))
+            for batch in entry.batches {
+                writer.writeInteger(batch.firstSequence)
+                writer.writeInteger(batch.lastSequence)
+                writer.writeInteger(batch.firstOffset)
+                writer.writeInteger(batch.lastOffset)
+                writer.writeInteger(batch.timestamp)
+            }
+        }
+        writer.writeInteger(CRC32C.checksum(writer.bytes))
+        return writer.bytes
+    }
+
+    /// Parses a snapshot; nil when it is damaged in any way (the caller then replays the log).
+    static func load(snapshot bytes: [UInt8]) -> (table: ProducerStateTable, logOffset: Int64)? {
+        guard bytes.count >= 22 else { return nil }
+        let body = bytes[..<(bytes.count - 4)]
+        let stored = bytes.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: bytes.count - 4, as: UInt32.self)) }
+        guard CRC32C.checksum(body) == stored, Array(bytes[0..<4]) == snapshotMagic else { return nil }
+        return bytes.withUnsafeBytes { raw -> (ProducerStateTable, Int64)? in
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[4..<(raw.count - 4)]))
+            do throws(RecordBatchError) {
+                guard try reader.readInteger(as: Int16.self) == 1 else { return nil }
+                let logOffset: Int64 = try reader.readInteger()
+                let count: Int32 = try reader.readInteger()
+                guard count >= 0 else { return nil }
+                var table = ProducerStateTable()
+                for _ in 0..<count {
+                    let id: Int64 = try reader.readInteger()
+                    let epoch: Int16 = try reader.readInteger()
+                    let lastUpdate: Int64 = try reader.readInteger()
+                    let batchCount: Int8 = try reader.readInteger()
+                    guard batchCount >= 0 && Int(batchCount) <= retainedBatches else { return nil }
+                    var batches: [BatchMetadata] = []
+                    for _ in 0..<batchCount {
+                        batches.append(
+                            BatchMetadata(
+                                firstSequence: try reader.readInteger(), lastSequence: try reader.readInteger(),
+                                firstOffset: try reader.readInteger(), lastOffset: try reader.readInteger(),
+                                timestamp: try reader.readInteger()))
+                    }
+                    table.entries[id] = Entry(epoch: epoch, batches: batches, lastUpdateMs: lastUpdate)
+                }
+                guard reader.readableBytes == 0 else { return nil }
+                return (table, logOffset)
+            } catch {
+                return nil
+            }
+        }
+    }
+}

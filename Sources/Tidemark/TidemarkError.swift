@@ -1,0 +1,72 @@
+import TidemarkStorage
+
+/// An engine error: a stable code (the server maps it to a Kafka error code), a message,
+/// and the storage error underneath when there is one.
+public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        case unknownTopicOrPartition
+        case invalidTopicName
+        case topicAlreadyExists
+        case invalidPartitions
+        case invalidConfig
+        /// A batch (or record) larger than the topic's max message bytes.
+        case messageTooLarge
+        /// Bytes that are not a valid RecordBatch v2 (framing or CRC).
+        case corruptMessage
+        /// A batch with a compression codec this build does not handle.
+        case unsupportedCompression
+        case offsetOutOfRange
+        case outOfOrderSequence
+        case invalidProducerEpoch
+        case unknownMemberId
+        case illegalGeneration
+        case rebalanceInProgress
+        case inconsistentGroupProtocol
+        case memberIdRequired
+        case invalidSessionTimeout
+        case invalidGroupId
+        /// The broker is closed or closing.
+        case brokerClosed
+        /// The disk is full: nothing was written.
+        case noSpace
+        /// Another storage failure; see `storage`.
+        case storage
+        case invalidRequest
+    }
+
+    public var code: Code
+    public var message: String
+    public var storage: StorageError?
+
+    public init(_ code: Code, _ message: String, storage: StorageError? = nil) {
+        self.code = code
+        self.message = message
+        self.storage = storage
+    }
+
+    public var description: String {
+        var text = "\(code): \(message)"
+        if let storage { text += " (\(storage))" }
+        return text
+    }
+
+    public static func == (lhs: TidemarkError, rhs: TidemarkError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    /// Classifies a storage error raised while serving a request.
+    static func wrapping(_ error: StorageError, _ context: String) -> TidemarkError {
+        switch error.code {
+        case .invalidBatch:
+            if case .unsupportedCompression = error.batchError {
+                return TidemarkError(.unsupportedCompression, context, storage: error)
+            }
+            return TidemarkError(.corruptMessage, context, storage: error)
+        case .batchTooLarge: return TidemarkError(.messageTooLarge, context, storage: error)
+        case .offsetOutOfRange: return TidemarkError(.offsetOutOfRange, context, storage: error)
+        case .noSpace: return TidemarkError(.noSpace, context, storage: error)
+        case .closed: return TidemarkError(.brokerClosed, context, storage: error)
+        default: return TidemarkError(.storage, context, storage: error)
+        }
+    }
+}

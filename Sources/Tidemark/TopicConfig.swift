@@ -1,0 +1,76 @@
+import TidemarkStorage
+
+/// Per-topic settings, persisted with the topic. Units are in the names.
+public struct TopicConfig: Sendable, Equatable, Codable {
+    public var retentionBytes: Int64?
+    public var retentionMs: Int64?
+    public var segmentBytes: Int
+    /// The largest record batch a producer may send (Kafka's max.message.bytes).
+    public var maxMessageBytes: Int
+    public var flushPolicy: Flush
+    /// The codec the embedded producer uses by default for this topic.
+    public var compression: Compression
+    public var timestampType: Timestamps
+
+    public enum Flush: Sendable, Equatable, Codable {
+        case everyAppend, everyMessages(Int), everyIntervalMs(Int64), os
+    }
+    public enum Compression: String, Sendable, Equatable, Codable { case none, lz4 }
+    public enum Timestamps: String, Sendable, Equatable, Codable { case createTime, logAppendTime }
+
+    public init(
+        retentionBytes: Int64? = nil, retentionMs: Int64? = 7 * 24 * 3600 * 1000, segmentBytes: Int = 1 << 30,
+        maxMessageBytes: Int = 1_048_588, flushPolicy: Flush = .os, compression: Compression = .none,
+        timestampType: Timestamps = .createTime
+    ) {
+        self.retentionBytes = retentionBytes
+        self.retentionMs = retentionMs
+        self.segmentBytes = segmentBytes
+        self.maxMessageBytes = maxMessageBytes
+        self.flushPolicy = flushPolicy
+        self.compression = compression
+        self.timestampType = timestampType
+    }
+
+    /// The storage settings of each partition log.
+    var logConfig: LogConfig {
+        var config = LogConfig()
+        config.retentionBytes = retentionBytes
+        config.retentionMs = retentionMs
+        config.segmentBytes = segmentBytes
+        config.maxBatchBytes = maxMessageBytes
+        config.timestampType = timestampType == .logAppendTime ? .logAppendTime : .createTime
+        switch flushPolicy {
+        case .everyAppend: config.flushPolicy = .everyAppend
+        case .everyMessages(let n): config.flushPolicy = .everyMessages(n)
+        case .everyIntervalMs(let ms): config.flushPolicy = .everyInterval(milliseconds: ms)
+        case .os: config.flushPolicy = .os
+        }
+        return config
+    }
+
+    func validate() throws(TidemarkError) {
+        guard maxMessageBytes >= RecordBatchHeader.size && maxMessageBytes <= segmentBytes else {
+            throw TidemarkError(.invalidConfig, "maxMessageBytes must be in [61, segmentBytes]")
+        }
+        do { try logConfig.validate() } catch { throw TidemarkError(.invalidConfig, error.message) }
+    }
+}
+
+/// Topic names as Kafka allows them: 1 to 249 of `[a-zA-Z0-9._-]`, not "." or "..".
+public enum TopicName {
+    public static let maxLength = 249
+
+    public static func validate(_ name: String) throws(TidemarkError) {
+        guard !name.isEmpty, name.utf8.count <= maxLength else {
+            throw TidemarkError(.invalidTopicName, "topic name must be 1 to \(maxLength) characters: '\(name)'")
+        }
+        guard name != "." && name != ".." else { throw TidemarkError(.invalidTopicName, "topic name cannot be '\(name)'") }
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+        guard allowed else {
+            throw TidemarkError(.invalidTopicName, "topic name may only contain [a-zA-Z0-9._-]: '\(name)'")
+        }
+    }
+}

@@ -30,10 +30,12 @@ let package = Package(
         ),
         // The engine and embedded API: topics, producers, consumers, groups.
         .target(name: "Tidemark", dependencies: ["TidemarkStorage"]),
-        .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage"]),
+        // Helpers shared by the test targets (temporary directories, seeded randomness).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage", "TestSupport"]),
         .testTarget(
             name: "TidemarkStorageTests",
-            dependencies: ["TidemarkStorage", "CLZ4"]
+            dependencies: ["TidemarkStorage", "CLZ4", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import TestSupport
 import CLZ4
 import Testing
 @testable import TidemarkStorage

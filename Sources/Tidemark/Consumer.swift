@@ -1,0 +1,130 @@
+import Synchronization
+import TidemarkStorage
+
+/// One record as a consumer sees it.
+public struct ConsumerRecord: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int
+    public var offset: Int64
+    public var timestamp: Int64
+    public var timestampType: TimestampType
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [RecordHeader]
+}
+
+/// What a consumer does when its position is no longer in the log (retention passed it).
+public enum OffsetResetPolicy: Sendable { case earliest, latest }
+
+extension Broker {
+    /// Decodes the records at or after `from` in a fetched slice.
+    func records(in slice: LogSlice, topic: String, partition: Int, from: Int64, limit: Int) throws -> [ConsumerRecord] {
+        let bytes = try slice.readBytes()
+        var out: [ConsumerRecord] = []
+        var position = 0
+        try bytes.withUnsafeBytes { raw in
+            while position < raw.count && out.count < limit {
+                let batch: RecordBatch
+                do {
+                    batch = try RecordBatch(decoding: UnsafeRawBufferPointer(rebasing: raw[position...]))
+                } catch {
+                    throw TidemarkError(.storage, "stored batch in \(topic)-\(partition) does not decode: \(error)")
+                }
+                position += batch.header.totalSize
+                guard !batch.header.isControl else { continue }
+                for record in batch.records where batch.offset(of: record) >= from {
+                    if out.count == limit { break }
+                    out.append(
+                        ConsumerRecord(
+                            topic: topic, partition: partition, offset: batch.offset(of: record),
+                            timestamp: batch.timestamp(of: record), timestampType: batch.header.timestampType,
+                            key: record.key, value: record.value, headers: record.headers))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Reads records of several partitions from their positions; when none has any, waits up
+    /// to `maxWaitMs` for an append to any of them. Positions are updated in `positions`.
+    func pollRecords(
+        _ positions: inout [TopicPartition: Int64], maxRecords: Int, maxWaitMs: Int64, maxBytesPerPartition: Int,
+        reset: OffsetResetPolicy
+    ) async throws -> [ConsumerRecord] {
+        let deadline = ContinuousClock.now + .milliseconds(maxWaitMs)
+        let order = positions.keys.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+        while true {
+            var out: [ConsumerRecord] = []
+            for tp in order where out.count < maxRecords {
+                guard let position = positions[tp] else { continue }
+                let fetched: FetchResult
+                do {
+                    fetched = try await fetch(topic: tp.topic, partition: tp.partition, offset: position, maxBytes: maxBytesPerPartition)
+                } catch let error as TidemarkError where error.code == .offsetOutOfRange {
+                    let (start, end) = try offsets(topic: tp.topic, partition: tp.partition)
+                    positions[tp] = reset == .earliest ? start : end
+                    continue
+                }
+                guard let slice = fetched.slice else { continue }
+                let records = try records(in: slice, topic: tp.topic, partition: tp.partition, from: position, limit: maxRecords - out.count)
+                if let last = records.last { positions[tp] = last.offset + 1 }
+                out += records
+            }
+            if !out.isEmpty || ContinuousClock.now >= deadline || isClosed { return out }
+            // Nothing anywhere: wait for an append to any partition (or the deadline).
+            let snapshot = positions
+            await withTaskGroup(of: Void.self) { group in
+                for tp in order {
+                    guard let position = snapshot[tp] else { continue }
+                    group.addTask {
+                        await self.waitForAppend(topic: tp.topic, partition: tp.partition, beyond: position, until: deadline)
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// An embedded consumer of partitions it chooses (no group): positions live in memory.
+///
+/// Concurrency: Sendable; `positions` (a Mutex) owns the assignment. One `poll` at a time
+/// is expected (concurrent polls would each read from the same positions).
+public final class Consumer: Sendable {
+    public let broker: Broker
+    public let resetPolicy: OffsetResetPolicy
+    private let positions = Mutex<[TopicPartition: Int64]>([:])
+
+    public init(broker: Broker, resetPolicy: OffsetResetPolicy = .earliest) {
+        self.broker = broker
+        self.resetPolicy = resetPolicy
+    }
+
+    /// Starts reading `partition` of `topic` at `position`.
+    public func assign(topic: String, partition: Int, from position: StartPosition) async throws {
+        let (offset, _) = try await broker.resolveOffset(topic: topic, partition: partition, position)
+        positions.withLock { $0[TopicPartition(topic, partition)] = offset }
+    }
+
+    public func unassign(topic: String, partition: Int) {
+        positions.withLock { $0[TopicPartition(topic, partition)] = nil }
+    }
+
+    /// The next offset to be read in a partition.
+    public func position(topic: String, partition: Int) -> Int64? {
+        positions.withLock { $0[TopicPartition(topic, partition)] }
+    }
+
+    /// Records from the assigned partitions, waiting up to `maxWaitMs` when there are none.
+    public func poll(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
+        var current = positions.withLock { $0 }
+        let before = current
+        let records = try await broker.pollRecords(
+            &current, maxRecords: maxRecords, maxWaitMs: maxWaitMs, maxBytesPerPartition: 1 << 20, reset: resetPolicy)
+        positions.withLock { live in
+            for (tp, offset) in current where live[tp] == before[tp] { live[tp] = offset }
+        }
+        return records
+    }
+}

@@ -1,0 +1,134 @@
+import TidemarkStorage
+
+/// Kafka's consumer protocol: the bytes group members exchange through JoinGroup
+/// (subscription, as protocol metadata) and SyncGroup (assignment). Embedded members
+/// use the same bytes, so a group may mix embedded and Kafka-client members.
+///
+/// ```
+/// Subscription v0: version i16, topics [i32 count, string (i16 len)], userData bytes (i32 len, -1 null)
+///              v1+: ... ownedPartitions, generationId, rackId (read past, not needed here)
+/// Assignment   v0: version i16, partitions [i32 count, (topic string, partitions [i32 count, i32])],
+///                  userData bytes
+/// ```
+public enum ConsumerProtocol {
+    public static let protocolType = "consumer"
+
+    public static func encodeSubscription(topics: [String]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeInteger(Int16(0))
+        writer.writeInteger(Int32(topics.count))
+        for topic in topics { writeString(topic, &writer) }
+        writer.writeInteger(Int32(-1))
+        return writer.bytes
+    }
+
+    /// The topics of a subscription of any version (they come first in all of them).
+    public static func decodeSubscriptionTopics(_ bytes: [UInt8]) -> [String]? {
+        bytes.withUnsafeBytes { raw -> [String]? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                let version: Int16 = try reader.readInteger()
+                guard version >= 0 else { return nil }
+                let count: Int32 = try reader.readInteger()
+                guard count >= 0 && Int(count) * 2 <= reader.readableBytes else { return nil }
+                return try (0..<count).map { _ throws(RecordBatchError) in try readString(&reader) }
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    public static func encodeAssignment(_ partitions: [TopicPartition]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeInteger(Int16(0))
+        let byTopic = Dictionary(grouping: partitions, by: \.topic).sorted { $0.key < $1.key }
+        writer.writeInteger(Int32(byTopic.count))
+        for (topic, list) in byTopic {
+            writeString(topic, &writer)
+            writer.writeInteger(Int32(list.count))
+            for tp in list.sorted(by: { $0.partition < $1.partition }) { writer.writeInteger(Int32(tp.partition)) }
+        }
+        writer.writeInteger(Int32(-1))
+        return writer.bytes
+    }
+
+    public static func decodeAssignment(_ bytes: [UInt8]) -> [TopicPartition]? {
+        if bytes.isEmpty { return [] }
+        return bytes.withUnsafeBytes { raw -> [TopicPartition]? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                _ = try reader.readInteger(as: Int16.self)
+                let topics: Int32 = try reader.readInteger()
+                guard topics >= 0 && Int(topics) * 6 <= reader.readableBytes else { return nil }
+                var result: [TopicPartition] = []
+                for _ in 0..<topics {
+                    let topic = try readString(&reader)
+                    let count: Int32 = try reader.readInteger()
+                    guard count >= 0 && Int(count) * 4 <= reader.readableBytes else { return nil }
+                    for _ in 0..<count { result.append(TopicPartition(topic, Int(try reader.readInteger(as: Int32.self)))) }
+                }
+                return result
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    static func writeString(_ string: String, _ writer: inout ByteWriter) {
+        let utf8 = Array(string.utf8)
+        writer.writeInteger(Int16(utf8.count))
+        writer.writeBytes(utf8)
+    }
+
+    static func readString(_ reader: inout ByteReader) throws(RecordBatchError) -> String {
+        let length: Int16 = try reader.readInteger()
+        guard length >= 0 else { throw .invalidRecord("null string") }
+        return String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
+    }
+}
+
+/// Partition assignment strategies, computed by the group leader (as Kafka clients do).
+public enum PartitionAssignor: String, Sendable, CaseIterable {
+    /// Per topic, consecutive ranges of partitions; the first members get one extra.
+    case range
+    /// All subscribed partitions dealt out one at a time over the sorted members.
+    case roundRobin = "roundrobin"
+
+    /// `subscriptions`: member id -> topics; `partitionCounts`: topic -> partition count.
+    public func assign(subscriptions: [String: [String]], partitionCounts: [String: Int]) -> [String: [TopicPartition]] {
+        var result = Dictionary(uniqueKeysWithValues: subscriptions.keys.map { ($0, [TopicPartition]()) })
+        let members = subscriptions.keys.sorted()
+        let topics = Set(subscriptions.values.flatMap { $0 }).filter { partitionCounts[$0] != nil }.sorted()
+        switch self {
+        case .range:
+            for topic in topics {
+                let subscribers = members.filter { subscriptions[$0]!.contains(topic) }
+                let count = partitionCounts[topic]!
+                let each = count / subscribers.count
+                let extra = count % subscribers.count
+                var next = 0
+                for (index, member) in subscribers.enumerated() {
+                    let take = each + (index < extra ? 1 : 0)
+                    for p in next..<(next + take) { result[member]!.append(TopicPartition(topic, p)) }
+                    next += take
+                }
+            }
+        case .roundRobin:
+            var cursor = 0
+            for topic in topics {
+                for p in 0..<partitionCounts[topic]! {
+                    // The next member (in circular order) subscribed to this topic.
+                    for step in 0..<members.count {
+                        let member = members[(cursor + step) % members.count]
+                        if subscriptions[member]!.contains(topic) {
+                            result[member]!.append(TopicPartition(topic, p))
+                            cursor = (cursor + step + 1) % members.count
+                            break
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,198 @@
+import Synchronization
+import TidemarkStorage
+
+public struct GroupConsumerOptions: Sendable {
+    public var clientId = "tidemark-embedded"
+    public var sessionTimeoutMs: Int32 = 10_000
+    public var rebalanceTimeoutMs: Int32 = 30_000
+    public var heartbeatIntervalMs: Int64 = 1_000
+    /// Offered in this order of preference; the group picks one all members support.
+    public var assignors: [PartitionAssignor] = [.range, .roundRobin]
+    /// Where to start in a partition with no committed offset.
+    public var resetPolicy: OffsetResetPolicy = .earliest
+    public init() {}
+}
+
+/// An embedded member of a consumer group: joins through the broker's coordinator (the
+/// same one Kafka clients use), computes assignments when it is the leader, heartbeats in
+/// the background, starts each assigned partition at the group's committed offset, and
+/// commits the positions of what it has processed.
+///
+/// Delivery: at least once, when `commit()` follows processing. Records polled but not
+/// committed before a rebalance are delivered again to the partition's next owner.
+///
+/// Concurrency: Sendable; `state` (a Mutex) owns membership and positions. Call `poll` and
+/// `commit` from one task at a time; the heartbeat task only reads and flags.
+public final class GroupConsumer: Sendable {
+    public let broker: Broker
+    public let groupId: String
+    public let topics: [String]
+    public let options: GroupConsumerOptions
+
+    private struct State: Sendable {
+        var memberId = ""
+        var generationId: Int32 = -1
+        var assignment: [TopicPartition] = []
+        var positions: [TopicPartition: Int64] = [:]
+        var needsRejoin = true
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
+
+    public init(broker: Broker, groupId: String, topics: [String], options: GroupConsumerOptions = GroupConsumerOptions()) {
+        self.broker = broker
+        self.groupId = groupId
+        self.topics = topics
+        self.options = options
+    }
+
+    public var assignment: [TopicPartition] { state.withLock { $0.assignment } }
+    public var memberId: String { state.withLock { $0.memberId } }
+    public var generationId: Int32 { state.withLock { $0.generationId } }
+
+    /// Records from the assigned partitions. Rejoins the group first when a rebalance is
+    /// under way (which can take until every member has polled).
+    public func poll(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
+        if state.withLock({ $0.needsRejoin }) { try await rejoin() }
+        var positions = state.withLock { $0.positions }
+        let generation = state.withLock { $0.generationId }
+        let records = try await broker.pollRecords(
+            &positions, maxRecords: maxRecords, maxWaitMs: maxWaitMs, maxBytesPerPartition: 1 << 20,
+            reset: options.resetPolicy)
+        let kept = state.withLock { s -> Bool in
+            // A rebalance during the poll may have moved partitions away: drop their records.
+            guard s.generationId == generation else { return false }
+            for (tp, offset) in positions where s.positions[tp] != nil { s.positions[tp] = offset }
+            return true
+        }
+        return kept ? records : []
+    }
+
+    /// Commits the current positions (the offsets after the records returned by `poll`).
+    /// Throws `.rebalanceInProgress`/`.illegalGeneration` when the partitions may have moved.
+    public func commit() async throws {
+        let (memberId, generation, positions) = state.withLock { ($0.memberId, $0.generationId, $0.positions) }
+        let offsets = positions.mapValues { CommittedOffset(offset: $0) }
+        if let error = try await broker.groups.commitOffsets(
+            groupId: groupId, memberId: memberId, generationId: generation, offsets: offsets)
+        {
+            if error == .rebalanceInProgress || error == .illegalGeneration || error == .unknownMemberId {
+                state.withLock { $0.needsRejoin = true }
+            }
+            throw TidemarkError(error, "commit for group '\(groupId)' refused")
+        }
+    }
+
+    /// Leaves the group (its partitions move to the other members at once).
+    public func close() async {
+        let memberId = state.withLock { s -> String in
+            s.closed = true
+            return s.memberId
+        }
+        heartbeatTask.withLock { $0?.cancel() }
+        if !memberId.isEmpty { broker.groups.leave(groupId: groupId, memberIds: [memberId]) }
+    }
+
+    private func rejoin() async throws {
+        let subscription = ConsumerProtocol.encodeSubscription(topics: topics)
+        while true {
+            if state.withLock({ $0.closed }) { throw TidemarkError(.brokerClosed, "consumer is closed") }
+            let request = JoinGroupRequest(
+                groupId: groupId, memberId: state.withLock { $0.memberId }, clientId: options.clientId,
+                sessionTimeoutMs: options.sessionTimeoutMs, rebalanceTimeoutMs: options.rebalanceTimeoutMs,
+                protocolType: ConsumerProtocol.protocolType,
+                protocols: options.assignors.map { ($0.rawValue, subscription) })
+            let joined = await broker.groups.join(request)
+            switch joined.error {
+            case nil: break
+            case .unknownMemberId?, .illegalGeneration?:
+                state.withLock { $0.memberId = "" }
+                continue
+            case .rebalanceInProgress?:
+                continue
+            case let code?:
+                throw TidemarkError(code, "joining group '\(groupId)' failed")
+            }
+            var assignments: [String: [UInt8]]? = nil
+            if joined.leaderId == joined.memberId {
+                assignments = try leaderAssignments(joined)
+            }
+            let synced = await broker.groups.sync(
+                groupId: groupId, memberId: joined.memberId, generationId: joined.generationId, assignments: assignments)
+            if let error = synced.error {
+                if error == .rebalanceInProgress || error == .illegalGeneration { continue }
+                if error == .unknownMemberId {
+                    state.withLock { $0.memberId = "" }
+                    continue
+                }
+                throw TidemarkError(error, "syncing group '\(groupId)' failed")
+            }
+            let assigned = ConsumerProtocol.decodeAssignment(synced.assignment) ?? []
+            try await adopt(assigned, memberId: joined.memberId, generation: joined.generationId)
+            startHeartbeats()
+            return
+        }
+    }
+
+    /// The leader's job: decode every member's subscription and run the chosen assignor.
+    private func leaderAssignments(_ joined: JoinGroupResponse) throws -> [String: [UInt8]] {
+        let assignor = PartitionAssignor(rawValue: joined.protocolName ?? "") ?? .range
+        var subscriptions: [String: [String]] = [:]
+        for member in joined.members {
+            subscriptions[member.memberId] = ConsumerProtocol.decodeSubscriptionTopics(member.metadata) ?? []
+        }
+        var counts: [String: Int] = [:]
+        for topic in Set(subscriptions.values.flatMap { $0 }) {
+            if let count = try? broker.partitionCount(of: topic) { counts[topic] = count }
+        }
+        return assignor.assign(subscriptions: subscriptions, partitionCounts: counts).mapValues {
+            ConsumerProtocol.encodeAssignment($0)
+        }
+    }
+
+    /// Takes up a new assignment, each partition at its committed offset.
+    private func adopt(_ assigned: [TopicPartition], memberId: String, generation: Int32) async throws {
+        let committed = broker.groups.fetchOffsets(groupId: groupId, partitions: assigned)
+        var positions: [TopicPartition: Int64] = [:]
+        for tp in assigned {
+            if let offset = committed[tp]?.offset {
+                positions[tp] = offset
+            } else {
+                let start: StartPosition = options.resetPolicy == .earliest ? .earliest : .latest
+                positions[tp] = try await broker.resolveOffset(topic: tp.topic, partition: tp.partition, start).offset
+            }
+        }
+        state.withLock { s in
+            s.memberId = memberId
+            s.generationId = generation
+            s.assignment = assigned.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+            s.positions = positions
+            s.needsRejoin = false
+        }
+    }
+
+    private func startHeartbeats() {
+        heartbeatTask.withLock { task in
+            guard task == nil else { return }
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    guard let self else { return }
+                    try? await Task.sleep(for: .milliseconds(self.options.heartbeatIntervalMs))
+                    let (memberId, generation, closed, rejoining) = self.state.withLock {
+                        ($0.memberId, $0.generationId, $0.closed, $0.needsRejoin)
+                    }
+                    if closed { return }
+                    if rejoining || memberId.isEmpty { continue }
+                    if let error = self.broker.groups.heartbeat(groupId: self.groupId, memberId: memberId, generationId: generation) {
+                        self.state.withLock { s in
+                            s.needsRejoin = true
+                            if error == .unknownMemberId { s.memberId = "" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import Synchronization
+import TidemarkStorage
+
+public struct ProducerOptions: Sendable {
+    /// Producer id, epoch and sequence numbers: a retried batch is never appended twice.
+    public var idempotent = true
+    /// How long a batch may wait for more records before it is appended (0: append as soon
+    /// as the previous batch of the partition is done; records arriving meanwhile batch up).
+    public var lingerMs: Int64 = 0
+    /// A batch is closed when its records reach this many bytes.
+    public var batchMaxBytes = 512 * 1024
+    /// nil: the topic's configured compression.
+    public var compression: CompressionCodec? = nil
+    public init() {}
+}
+
+/// Where a record went.
+public struct RecordMetadata: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int
+    public var offset: Int64
+    public var timestamp: Int64
+}
+
+/// The embedded producer: partitions records (Kafka's murmur2 for keys, sticky for null
+/// keys), batches them per partition, and appends them with its producer id and sequence
+/// numbers.
+///
+/// Concurrency: Sendable. `state` (a Mutex) owns the open batches, sequence numbers and
+/// sticky choices; per partition at most one drain task appends at a time, in order, so
+/// sequence numbers reach the log in order.
+public final class Producer: Sendable {
+    public let broker: Broker
+    public let options: ProducerOptions
+    /// (producer id, epoch), when idempotent.
+    public let identity: (id: Int64, epoch: Int16)?
+
+    private struct Pending: Sendable {
+        var builder: RecordBatchBuilder
+        var waiters: [(CheckedContinuation<RecordMetadata, Error>, timestamp: Int64)] = []
+    }
+
+    private struct PartitionQueue: Sendable {
+        var batches: [Pending] = []
+        var draining = false
+    }
+
+    private struct State: Sendable {
+        var queues: [TopicPartition: PartitionQueue] = [:]
+        var sequences: [TopicPartition: Int32] = [:]
+        var sticky: [String: Int] = [:]
+        var inFlight = 0
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init(broker: Broker, options: ProducerOptions = ProducerOptions()) async throws {
+        self.broker = broker
+        self.options = options
+        if options.idempotent {
+            let (id, epoch) = try await broker.initProducerId()
+            self.identity = (id, epoch)
+        } else {
+            self.identity = nil
+        }
+    }
+
+    /// Sends one record; returns once it is appended (and flushed as the topic's policy says).
+    public func send(
+        topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader] = [], partition: Int? = nil,
+        timestamp: Int64? = nil
+    ) async throws -> RecordMetadata {
+        let topicState = try broker.topicState(topic)
+        let count = topicState.partitions.count
+        let timestamp = timestamp ?? broker.options.clock()
+        let recordBytes = 80 + (key?.count ?? 0) + (value?.count ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 10 }
+        guard recordBytes <= topicState.config.maxMessageBytes else {
+            throw TidemarkError(.messageTooLarge, "record of ~\(recordBytes) bytes exceeds max message bytes \(topicState.config.maxMessageBytes)")
+        }
+        if let partition, partition < 0 || partition >= count {
+            throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
+        }
+        let codec = options.compression ?? (topicState.config.compression == .lz4 ? .lz4 : .none)
+        let batchLimit = min(options.batchMaxBytes, topicState.config.maxMessageBytes - 128)
+
+        return try await withCheckedThrowingContinuation { continuation in
+            let startDrain = state.withLock { s -> TopicPartition? in
+                let chosen: Int
+                if let partition {
+                    chosen = partition
+                } else if let key {
+                    chosen = KafkaPartitioner.partition(forKey: key, partitionCount: count)
+                } else {
+                    chosen = s.sticky[topic] ?? Int.random(in: 0..<count)
+                    s.sticky[topic] = chosen
+                }
+                let tp = TopicPartition(topic, chosen)
+                var queue = s.queues[tp] ?? PartitionQueue()
+                // Batches still in the queue are open: the one being appended was taken out of it.
+                let needsNew =
+                    queue.batches.isEmpty
+                    || queue.batches[queue.batches.count - 1].builder.uncompressedSize + recordBytes > batchLimit
+                if needsNew {
+                    queue.batches.append(Pending(builder: RecordBatchBuilder(compression: codec, capacity: min(batchLimit, 64 * 1024))))
+                }
+                let last = queue.batches.count - 1
+                queue.batches[last].builder.append(timestamp: timestamp, key: key, value: value, headers: headers)
+                queue.batches[last].waiters.append((continuation, timestamp))
+                s.inFlight += 1
+                let start = !queue.draining
+                queue.draining = true
+                s.queues[tp] = queue
+                return start ? tp : nil
+            }
+            if let tp = startDrain {
+                Task { await self.drain(tp) }
+            }
+        }
+    }
+
+    /// Appends the partition's batches one after another until none is left.
+    private func drain(_ tp: TopicPartition) async {
+        if options.lingerMs > 0 { try? await Task.sleep(for: .milliseconds(options.lingerMs)) }
+        while true {
+            // Take the oldest batch, with its sequence numbers; a null-key topic moves on
+            // to another sticky partition once a batch of it is under way.
+            let taken = state.withLock { s -> (Pending, Int32)? in
+                guard var queue = s.queues[tp], !queue.batches.isEmpty else {
+                    s.queues[tp]?.draining = false
+                    return nil
+                }
+                let pending = queue.batches.removeFirst()
+                s.queues[tp] = queue
+                let sequence = s.sequences[tp] ?? 0
+                // Sequences wrap from Int32.max to 0, as Kafka's do.
+                s.sequences[tp] = Int32((Int64(sequence) + Int64(pending.builder.count)) % (Int64(Int32.max) + 1))
+                if s.sticky[tp.topic] == tp.partition { s.sticky[tp.topic] = nil }
+                return (pending, sequence)
+            }
+            guard let (pending, sequence) = taken else { break }
+            var builder = pending.builder
+            if let identity {
+                builder.producerId = identity.id
+                builder.producerEpoch = identity.epoch
+                builder.baseSequence = sequence
+            }
+            do {
+                let bytes = try builder.build()
+                let result = try await broker.append(topic: tp.topic, partition: tp.partition, batches: bytes)
+                for (index, (continuation, timestamp)) in pending.waiters.enumerated() {
+                    continuation.resume(
+                        returning: RecordMetadata(
+                            topic: tp.topic, partition: tp.partition, offset: result.baseOffset + Int64(index),
+                            timestamp: result.logAppendTime ?? timestamp))
+                }
+            } catch {
+                // The batch never reached the log: give its sequence numbers back.
+                state.withLock { $0.sequences[tp] = sequence }
+                for (continuation, _) in pending.waiters { continuation.resume(throwing: error) }
+            }
+            finish(pending.waiters.count)
+        }
+    }
+
+    private func finish(_ records: Int) {
+        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.inFlight -= records
+            guard s.inFlight == 0 else { return [] }
+            defer { s.idleWaiters.removeAll() }
+            return s.idleWaiters
+        }
+        for waiter in ready { waiter.resume() }
+    }
+
+    /// Waits until every record sent so far is appended or failed.
+    public func flush() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { s -> Bool in
+                if s.inFlight == 0 { return true }
+                s.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+}

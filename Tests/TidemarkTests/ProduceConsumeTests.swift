@@ -1,0 +1,183 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+import TidemarkStorage
+
+@Suite struct ProduceConsumeTests {
+    /// Kafka's own murmur2 answers (computed with kafka-python 3.0.12's partitioner).
+    @Test func murmur2MatchesKafka() {
+        let cases: [(String, UInt32, Int)] = [
+            ("21", 3_321_034_988, 0), ("foobar", 3_504_634_814, 0), ("a-little-bit-long-string", 3_308_985_760, 2),
+            ("a-little-bit-longer-string", 2_808_662_467, 5), ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", 4_236_069_325, 5),
+            ("abc", 479_470_107, 3), ("", 275_646_681, 3), ("user-1", 1_404_122_828, 2),
+        ]
+        for (key, hash, partitionOf6) in cases {
+            #expect(UInt32(bitPattern: KafkaPartitioner.murmur2(bytes(key))) == hash, "\(key)")
+            #expect(KafkaPartitioner.partition(forKey: bytes(key), partitionCount: 6) == partitionOf6, "\(key)")
+        }
+        #expect(UInt32(bitPattern: KafkaPartitioner.murmur2([0xFF, 0xFE, 0x00, 0x80])) == 1_904_227_184)
+    }
+
+    @Test func keyedRecordsLandWhereKafkaPutsThemAndReadBack() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 6)
+        let producer = try await Producer(broker: broker)
+        var sent: [String: RecordMetadata] = [:]
+        try await withThrowingTaskGroup(of: (String, RecordMetadata).self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    let key = "user-\(i % 37)"
+                    let meta = try await producer.send(
+                        topic: "jobs", key: bytes(key), value: bytes("job-\(i)"),
+                        headers: [RecordHeader(key: "trace", value: bytes("t\(i)")), RecordHeader(key: "n", value: nil)])
+                    return ("job-\(i)", meta)
+                }
+            }
+            for try await (value, meta) in group { sent[value] = meta }
+        }
+        for (value, meta) in sent {
+            let i = Int(value.dropFirst(4))!
+            #expect(meta.partition == KafkaPartitioner.partition(forKey: bytes("user-\(i % 37)"), partitionCount: 6))
+        }
+        var received = 0
+        for p in 0..<6 {
+            let records = try await readPartition(broker, "jobs", p)
+            #expect(records.map(\.offset) == Array(0..<Int64(records.count)))
+            for record in records {
+                let meta = sent[text(record.value)]!
+                #expect(meta.partition == p && meta.offset == record.offset)
+                #expect(record.headers == [RecordHeader(key: "trace", value: bytes("t" + text(record.value).dropFirst(4))), RecordHeader(key: "n", value: nil)])
+                #expect(record.timestamp == meta.timestamp)
+            }
+            received += records.count
+        }
+        #expect(received == 300)
+        try await broker.close()
+    }
+
+    @Test func nullKeysAreSpreadStickily() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("spread", partitions: 4)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<400 { _ = try await producer.send(topic: "spread", key: nil, value: bytes("v\(i)")) }
+        let counts = try (0..<4).map { try broker.describeTopic("spread").partitions[$0].logEndOffset }
+        #expect(counts.reduce(0, +) == 400)
+        #expect(counts.filter { $0 > 0 }.count >= 3, "\(counts)")
+        try await broker.close()
+    }
+
+    @Test func batchingUnderConcurrencyMakesFewBatches() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("b", partitions: 1, config: TopicConfig(compression: .lz4))
+        var producerOptions = ProducerOptions()
+        producerOptions.lingerMs = 20
+        let producer = try await Producer(broker: broker, options: producerOptions)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<1000 { group.addTask { _ = try await producer.send(topic: "b", key: nil, value: bytes("value-\(i)")) } }
+            try await group.waitForAll()
+        }
+        let partition = try broker.partitionState("b", 0)
+        var batches = 0
+        try partition.log.batchHeaders(from: 0) { header in
+            batches += 1
+            #expect(header.compressionCodec == .lz4)
+            #expect(header.producerId == producer.identity!.id)
+        }
+        #expect(batches < 100, "\(batches) batches for 1000 records")
+        #expect(try await readPartition(broker, "b", 0).count == 1000)
+        try await broker.close()
+    }
+
+    @Test func consumeFromOffsetTimestampEarliestLatest() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<50 { _ = try await producer.send(topic: "t", key: nil, value: bytes("\(i)"), partition: 0, timestamp: 1_000_000 + Int64(i) * 10) }
+        let consumer = Consumer(broker: broker)
+        try await consumer.assign(topic: "t", partition: 0, from: .offset(20))
+        #expect(try await consumer.poll(maxRecords: 5).map(\.offset) == [20, 21, 22, 23, 24])
+        try await consumer.assign(topic: "t", partition: 0, from: .timestamp(1_000_255))
+        #expect(try await consumer.poll(maxRecords: 1).first?.offset == 26)
+        try await consumer.assign(topic: "t", partition: 0, from: .earliest)
+        #expect(try await consumer.poll(maxRecords: 1).first?.offset == 0)
+        try await consumer.assign(topic: "t", partition: 0, from: .latest)
+        #expect(try await consumer.poll(maxWaitMs: 0).isEmpty)
+        #expect(try await broker.resolveOffset(topic: "t", partition: 0, .timestamp(9_999_999)).offset == 50)
+        await #expect { try await consumer.assign(topic: "t", partition: 0, from: .offset(51)) } throws: {
+            ($0 as? TidemarkError)?.code == .offsetOutOfRange
+        }
+        await #expect { try await broker.fetch(topic: "t", partition: 0, offset: 99) } throws: {
+            ($0 as? TidemarkError)?.code == .offsetOutOfRange
+        }
+        try await broker.close()
+    }
+
+    @Test func longPollIsWokenByAnAppendAndTimesOutOtherwise() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("lp", partitions: 2)
+        let consumer = Consumer(broker: broker)
+        try await consumer.assign(topic: "lp", partition: 0, from: .latest)
+        try await consumer.assign(topic: "lp", partition: 1, from: .latest)
+        // Nothing arrives: the poll waits about maxWait.
+        let clock = ContinuousClock()
+        let before = clock.now
+        #expect(try await consumer.poll(maxWaitMs: 300).isEmpty)
+        #expect(clock.now - before >= .milliseconds(290))
+        // An append to either partition ends the wait well before maxWait.
+        let producer = try await Producer(broker: broker)
+        async let records = consumer.poll(maxWaitMs: 10_000)
+        try await Task.sleep(for: .milliseconds(100))
+        let start = clock.now
+        _ = try await producer.send(topic: "lp", key: nil, value: bytes("wake"), partition: 1)
+        let got = try await records
+        #expect(got.map { text($0.value) } == ["wake"])
+        #expect(clock.now - start < .seconds(5))
+        // Fetch with minBytes waits for enough bytes.
+        async let fetched = broker.fetch(topic: "lp", partition: 0, offset: 0, minBytes: 200, maxWaitMs: 10_000)
+        for i in 0..<5 {
+            try await Task.sleep(for: .milliseconds(20))
+            _ = try await producer.send(topic: "lp", key: nil, value: Array(repeating: UInt8(i), count: 60), partition: 0)
+        }
+        #expect(try await fetched.slice!.length >= 200)
+        try await broker.close()
+    }
+
+    @Test func errorsAreTypedAndLoseNothing() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("e", partitions: 1, config: TopicConfig(maxMessageBytes: 2048))
+        let producer = try await Producer(broker: broker)
+        _ = try await producer.send(topic: "e", key: nil, value: bytes("ok"))
+        await #expect { try await producer.send(topic: "nope", key: nil, value: []) } throws: {
+            ($0 as? TidemarkError)?.code == .unknownTopicOrPartition
+        }
+        await #expect { try await producer.send(topic: "e", key: nil, value: [], partition: 3) } throws: {
+            ($0 as? TidemarkError)?.code == .unknownTopicOrPartition
+        }
+        await #expect { try await producer.send(topic: "e", key: nil, value: Array(repeating: 1, count: 5000)) } throws: {
+            ($0 as? TidemarkError)?.code == .messageTooLarge
+        }
+        var big = RecordBatchBuilder()
+        big.append(timestamp: 0, key: nil, value: Array(repeating: 7, count: 3000))
+        await #expect { try await broker.append(topic: "e", partition: 0, batches: try big.build()) } throws: {
+            ($0 as? TidemarkError)?.code == .messageTooLarge
+        }
+        var corrupt = try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["x"])
+        corrupt[corrupt.count - 1] ^= 0xFF
+        await #expect { try await broker.append(topic: "e", partition: 0, batches: corrupt) } throws: {
+            ($0 as? TidemarkError)?.code == .corruptMessage
+        }
+        await #expect { try await broker.append(topic: "e", partition: 0, batches: [1, 2, 3]) } throws: {
+            ($0 as? TidemarkError)?.code == .corruptMessage
+        }
+        _ = try await producer.send(topic: "e", key: nil, value: bytes("still"))
+        #expect(try await readPartition(broker, "e", 0).map { text($0.value) } == ["ok", "still"])
+        try await broker.close()
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+
+@Suite struct TopicTests {
+    @Test func createListDescribeDeleteAndPersist() async throws {
+        let dir = TemporaryDirectory()
+        var config = TopicConfig()
+        config.retentionBytes = 1 << 30
+        config.compression = .lz4
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("jobs", partitions: 3, config: config)
+            try await broker.createTopic("emails.v2_x-y", partitions: 1)
+            #expect(broker.listTopics() == ["emails.v2_x-y", "jobs"])
+            let description = try broker.describeTopic("jobs")
+            #expect(description.partitions.count == 3)
+            #expect(description.config == config)
+            #expect(description.partitions.allSatisfy { $0.logEndOffset == 0 && $0.logStartOffset == 0 })
+            _ = try await broker.append(topic: "jobs", partition: 1, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["a", "b"]))
+            #expect(try broker.describeTopic("jobs").partitions[1].logEndOffset == 2)
+            await #expect(throws: TidemarkError.self) { try await broker.createTopic("jobs", partitions: 1) }
+            try await broker.deleteTopic("emails.v2_x-y")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("emails.v2_x-y-0")))
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(broker.listTopics() == ["jobs"])
+        #expect(try broker.describeTopic("jobs").config == config)
+        #expect(try broker.describeTopic("jobs").partitions[1].logEndOffset == 2)
+        try await broker.close()
+    }
+
+    @Test(arguments: ["", ".", "..", "has space", "slash/x", "ü", String(repeating: "a", count: 250), "__internal"])
+    func invalidNamesAreRefused(name: String) async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        await #expect { try await broker.createTopic(name, partitions: 1) } throws: { error in
+            (error as? TidemarkError)?.code == .invalidTopicName
+        }
+        try await broker.close()
+    }
+
+    @Test func validNamesAndLimits() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic(String(repeating: "a", count: 249), partitions: 1)
+        await #expect { try await broker.createTopic("zero", partitions: 0) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidPartitions
+        }
+        await #expect { try await broker.deleteTopic("missing") } throws: {
+            ($0 as? TidemarkError)?.code == .unknownTopicOrPartition
+        }
+        try await broker.close()
+    }
+
+    @Test func aSecondBrokerCannotOpenTheSameDirectory() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        // flock locks are per open file description: a second open in this process conflicts too.
+        await #expect(throws: (any Error).self) { try await Broker.open(dataDirectory: dir.path, options: options()) }
+        try await broker.close()
+    }
+
+    @Test func closedBrokerRefusesWork() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1)
+        try await broker.close()
+        try await broker.close()
+        await #expect { try await broker.createTopic("u", partitions: 1) } throws: { ($0 as? TidemarkError)?.code == .brokerClosed }
+        await #expect {
+            try await broker.append(topic: "t", partition: 0, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["x"]))
+        } throws: { ($0 as? TidemarkError)?.code == .brokerClosed }
+    }
+}

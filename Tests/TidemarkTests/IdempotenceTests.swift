@@ -1,0 +1,156 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+import TidemarkStorage
+
+@Suite struct IdempotenceTests {
+    @Test func aRetriedBatchIsAnsweredWithItsOriginalOffset() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("i", partitions: 1)
+        let (pid, epoch) = try await broker.initProducerId()
+        let first = try idempotentBatch(producerId: pid, epoch: epoch, sequence: 0, values: ["a", "b"])
+        let second = try idempotentBatch(producerId: pid, epoch: epoch, sequence: 2, values: ["c"])
+        let r1 = try await broker.append(topic: "i", partition: 0, batches: first)
+        let r2 = try await broker.append(topic: "i", partition: 0, batches: second)
+        #expect(r1.baseOffset == 0 && r2.baseOffset == 2)
+        // Retries of either (as after a lost response) append nothing and get the original offsets.
+        let retry1 = try await broker.append(topic: "i", partition: 0, batches: first)
+        #expect(retry1.isDuplicate && retry1.baseOffset == 0 && retry1.lastOffset == 1)
+        let retry2 = try await broker.append(topic: "i", partition: 0, batches: second)
+        #expect(retry2.isDuplicate && retry2.baseOffset == 2)
+        #expect(try await readPartition(broker, "i", 0).map { text($0.value) } == ["a", "b", "c"])
+        // A gap is out of order; an older epoch is fenced; a new epoch starts at 0.
+        await #expect {
+            try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: epoch, sequence: 5, values: ["x"]))
+        } throws: { ($0 as? TidemarkError)?.code == .outOfOrderSequence }
+        _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 1, sequence: 0, values: ["e1"]))
+        await #expect {
+            try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 3, values: ["old"]))
+        } throws: { ($0 as? TidemarkError)?.code == .invalidProducerEpoch }
+        await #expect {
+            try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 2, sequence: 7, values: ["y"]))
+        } throws: { ($0 as? TidemarkError)?.code == .outOfOrderSequence }
+        // Non-idempotent batches (producer id -1) skip all of this.
+        let plain = try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["p"])
+        _ = try await broker.append(topic: "i", partition: 0, batches: plain)
+        _ = try await broker.append(topic: "i", partition: 0, batches: plain)
+        #expect(try await readPartition(broker, "i", 0).map { text($0.value) } == ["a", "b", "c", "e1", "p", "p"])
+        try await broker.close()
+    }
+
+    @Test func onlyTheLastFiveBatchesAreRemembered() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("i", partitions: 1)
+        let (pid, _) = try await broker.initProducerId()
+        var batches: [[UInt8]] = []
+        for n in 0..<7 {
+            let batch = try idempotentBatch(producerId: pid, epoch: 0, sequence: Int32(n), values: ["v\(n)"])
+            batches.append(batch)
+            _ = try await broker.append(topic: "i", partition: 0, batches: batch)
+        }
+        for n in 2..<7 { #expect(try await broker.append(topic: "i", partition: 0, batches: batches[n]).baseOffset == Int64(n)) }
+        await #expect { try await broker.append(topic: "i", partition: 0, batches: batches[0]) } throws: {
+            ($0 as? TidemarkError)?.code == .outOfOrderSequence
+        }
+        try await broker.close()
+    }
+
+    /// Producer state survives a restart, both from the snapshot written at close and, after
+    /// a crash (no snapshot newer than the data), from a replay of the log's batch headers.
+    @Test(arguments: [true, false])
+    func producerStateSurvivesRestart(cleanClose: Bool) async throws {
+        let dir = TemporaryDirectory()
+        var pid: Int64 = 0
+        let batch: [UInt8]
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 2)
+            pid = try await broker.initProducerId().producerId
+            _ = try await broker.append(topic: "i", partition: 1, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 0, values: ["a"]))
+            batch = try idempotentBatch(producerId: pid, epoch: 0, sequence: 1, values: ["b", "c"])
+            _ = try await broker.append(topic: "i", partition: 1, batches: batch)
+            if cleanClose {
+                try await broker.close()
+            } else {
+                // A crash: the producer snapshot is gone; the log must be replayed.
+                try? FileManager.default.removeItem(atPath: dir.file("i-1/producer-state.snapshot"))
+                try await broker.close()
+                try FileManager.default.removeItem(atPath: dir.file("i-1/producer-state.snapshot"))
+            }
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let retry = try await broker.append(topic: "i", partition: 1, batches: batch)
+        #expect(retry.isDuplicate && retry.baseOffset == 1)
+        let next = try await broker.append(topic: "i", partition: 1, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 3, values: ["d"]))
+        #expect(next.baseOffset == 3 && !next.isDuplicate)
+        await #expect {
+            try await broker.append(topic: "i", partition: 1, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 9, values: ["z"]))
+        } throws: { ($0 as? TidemarkError)?.code == .outOfOrderSequence }
+        // Producer ids are never handed out twice, also after a restart.
+        #expect(try await broker.initProducerId().producerId > pid)
+        try await broker.close()
+    }
+
+    @Test func snapshotRoundTripAndDamage() throws {
+        var table = ProducerStateTable()
+        var header = RecordBatchHeader(
+            baseOffset: 10, batchLength: 100, crc: 0, attributes: 0, lastOffsetDelta: 2, baseTimestamp: 0, maxTimestamp: 5,
+            producerId: 77, producerEpoch: 1, baseSequence: 4, recordsCount: 3)
+        table.record(header, nowMs: 1000)
+        header.baseOffset = 13
+        header.baseSequence = 7
+        table.record(header, nowMs: 2000)
+        let snapshot = table.snapshot(logOffset: 16)
+        let loaded = try #require(ProducerStateTable.load(snapshot: snapshot))
+        #expect(loaded.table == table && loaded.logOffset == 16)
+        for i in stride(from: 0, to: snapshot.count, by: 3) {
+            var damaged = snapshot
+            damaged[i] ^= 0x10
+            #expect(ProducerStateTable.load(snapshot: damaged) == nil)
+        }
+        #expect(ProducerStateTable.load(snapshot: Array(snapshot.dropLast())) == nil)
+    }
+
+    @Test func idleProducersExpire() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var brokerOptions = options(clock: clock)
+        brokerOptions.producerIdExpirationMs = 60_000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        try await broker.createTopic("i", partitions: 1)
+        let batch = try idempotentBatch(producerId: 5, epoch: 0, sequence: 0, values: ["a"])
+        _ = try await broker.append(topic: "i", partition: 0, batches: batch)
+        let state = try broker.partitionState("i", 0)
+        #expect(state.producers.withLock { $0.producerCount } == 1)
+        clock.advance(30_000)
+        await broker.runMaintenance()
+        #expect(state.producers.withLock { $0.producerCount } == 1)
+        clock.advance(31_000)
+        await broker.runMaintenance()
+        #expect(state.producers.withLock { $0.producerCount } == 0)
+        // Forgotten: the same batch is now accepted as new (the expiry window is the guarantee).
+        #expect(try await broker.append(topic: "i", partition: 0, batches: batch).isDuplicate == false)
+        try await broker.close()
+    }
+
+    @Test func producerRetryThroughTheEmbeddedProducerKeepsOneCopy() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("i", partitions: 3)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<30 { _ = try await producer.send(topic: "i", key: bytes("k\(i % 3)"), value: bytes("\(i)")) }
+        // Every stored batch carries the producer's id and consecutive sequences per partition.
+        for p in 0..<3 {
+            var expected: Int32 = 0
+            try broker.partitionState("i", p).log.batchHeaders(from: 0) { header in
+                #expect(header.producerId == producer.identity!.id)
+                #expect(header.baseSequence == expected)
+                expected = header.lastSequence + 1
+            }
+        }
+        try await broker.close()
+    }
+}

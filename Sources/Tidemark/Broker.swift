@@ -109,7 +109,9 @@ public final class Broker: Sendable {
                 config: offsetsConfig.logConfig, clock: options.clock)
             return (lock, registry, offsets)
         }
-        let offsetStore = try await OffsetStore.open(partition: offsetsPartition, executor: executor, clock: options.clock)
+        let offsetStore = try await OffsetStore.open(
+            partition: offsetsPartition, executor: executor, clock: options.clock,
+            compactionThresholdBytes: options.groups.offsetsCompactionBytes)
         let groups = GroupCoordinator(options: options.groups, store: offsetStore, clock: options.clock)
         let broker = Broker(dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups)
         broker.startMaintenance()
@@ -240,7 +242,7 @@ public final class Broker: Sendable {
         await groups.close()
         let partitions = topics.flatMap(\.partitions)
         for partition in partitions { partition.notifier.close() }
-        try await executor.run { [lockFile] in
+        try await executor.run {
             var firstError: Error?
             for partition in partitions {
                 do {
@@ -250,10 +252,10 @@ public final class Broker: Sendable {
                     if firstError == nil { firstError = error }
                 }
             }
-            withExtendedLifetime(lockFile) {}
             if let firstError { throw firstError }
         }
         try await groups.closeStore()
+        DurableFile.unlock(lockFile)
     }
 
     public var isClosed: Bool { registry.withLock { $0.isClosed } }

@@ -5,6 +5,8 @@ public struct GroupOptions: Sendable {
     public var maxSessionTimeoutMs: Int32 = 1_800_000
     /// How long a new (empty) group waits for more members before its first generation.
     public var initialRebalanceDelayMs: Int64 = 0
+    /// The committed-offsets log is rewritten (live entries only) past this size.
+    public var offsetsCompactionBytes: Int64 = 16 << 20
     public init() {}
 }
 

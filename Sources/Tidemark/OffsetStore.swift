@@ -32,7 +32,7 @@ public struct CommittedOffset: Sendable, Equatable {
 ///                               metadata string, commitTimestamp i64
 /// ```
 /// (strings: i16 length + UTF-8). A null value deletes the entry. The log is compacted by
-/// snapshot: when it outgrows `compactionThresholdBytes`, the live entries are appended
+/// snapshot: when it outgrows `GroupOptions.offsetsCompactionBytes`, the live entries are appended
 /// again after a roll and the older segments are deleted.
 ///
 /// Concurrency: `state` (a Mutex) owns the map and serializes commits, so the log order
@@ -47,18 +47,23 @@ public final class OffsetStore: Sendable {
     let executor: BlockingExecutor
     let clock: @Sendable () -> Int64
     private let state: Mutex<[Key: CommittedOffset]>
-    static let compactionThresholdBytes: Int64 = 16 << 20
+    let compactionThresholdBytes: Int64
 
-    private init(partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64, entries: [Key: CommittedOffset]) {
+    private init(
+        partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64,
+        entries: [Key: CommittedOffset], compactionThresholdBytes: Int64
+    ) {
         self.partition = partition
+        self.compactionThresholdBytes = compactionThresholdBytes
         self.executor = executor
         self.clock = clock
         self.state = Mutex(entries)
     }
 
-    static func open(partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64) async throws
-        -> OffsetStore
-    {
+    static func open(
+        partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64,
+        compactionThresholdBytes: Int64
+    ) async throws -> OffsetStore {
         let entries = try await executor.run { () throws -> [Key: CommittedOffset] in
             var entries: [Key: CommittedOffset] = [:]
             var offset = partition.log.logStartOffset
@@ -79,7 +84,9 @@ public final class OffsetStore: Sendable {
             }
             return entries
         }
-        return OffsetStore(partition: partition, executor: executor, clock: clock, entries: entries)
+        return OffsetStore(
+            partition: partition, executor: executor, clock: clock, entries: entries,
+            compactionThresholdBytes: compactionThresholdBytes)
     }
 
     /// Stores offsets durably (one batch, so a commit is all or nothing).
@@ -128,7 +135,7 @@ public final class OffsetStore: Sendable {
     func compactIfNeeded() async throws {
         let log = partition.log
         let live = state.withLock { $0.count }
-        guard log.sizeInBytes > max(Self.compactionThresholdBytes, Int64(live) * 400) else { return }
+        guard log.sizeInBytes > max(compactionThresholdBytes, Int64(live) * 400) else { return }
         try await executor.run { [self] in
             try state.withLock { entries -> Result<Void, Error> in
                 do {

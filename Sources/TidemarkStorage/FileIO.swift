@@ -273,4 +273,9 @@ public enum DurableFile {
         }
         return file
     }
+
+    /// Releases a lock taken with `lockExclusively` before its file is dropped.
+    public static func unlock(_ file: SharedFile) {
+        _ = flock(file.descriptor.rawValue, LOCK_UN)
+    }
 }

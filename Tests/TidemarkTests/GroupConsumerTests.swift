@@ -1,0 +1,141 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+@testable import Tidemark
+
+@Suite(.serialized) struct GroupConsumerTests {
+    static func memberOptions(_ name: String) -> GroupConsumerOptions {
+        var options = GroupConsumerOptions()
+        options.clientId = name
+        options.heartbeatIntervalMs = 100
+        options.sessionTimeoutMs = 3000
+        options.rebalanceTimeoutMs = 3000
+        return options
+    }
+
+    /// Waits until the members' assignments cover all partitions exactly once.
+    static func settled(_ members: [GroupConsumer], partitions: Int, timeout: Duration = .seconds(20)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let generations = Set(members.map(\.generationId))
+            let all = members.flatMap(\.assignment)
+            if generations.count == 1, all.count == partitions, Set(all).count == partitions { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test func threeMembersShareSixPartitionsAndALeavingMemberLosesNothing() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("work", partitions: 6)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<1500 { _ = try await producer.send(topic: "work", key: bytes("k\(i)"), value: bytes("\(i)")) }
+
+        final class Shared: Sendable {
+            let seen = Mutex<[String: Int]>([:])
+            let stopC = Mutex(false)
+            let processedByC = Mutex(0)
+        }
+        let shared = Shared()
+        let members = (0..<3).map { GroupConsumer(broker: broker, groupId: "workers", topics: ["work"], options: Self.memberOptions("m\($0)")) }
+
+        // Each member: poll, "process" (record), then commit: at least once.
+        let tasks = members.enumerated().map { index, member in
+            Task { [shared] in
+                while !Task.isCancelled {
+                    if index == 2 && shared.stopC.withLock({ $0 }) {
+                        try? await member.commit()
+                        await member.close()
+                        return
+                    }
+                    guard let records = try? await member.poll(maxRecords: 50, maxWaitMs: 100) else { continue }
+                    shared.seen.withLock { s in for r in records { s[text(r.value), default: 0] += 1 } }
+                    if index == 2 { shared.processedByC.withLock { $0 += records.count } }
+                    try? await member.commit()
+                }
+            }
+        }
+        #expect(await Self.settled(members, partitions: 6), "3 members never shared the 6 partitions")
+        // Let member C work a little, then leave mid-stream while more records arrive.
+        let deadlineC = ContinuousClock.now + .seconds(10)
+        while shared.processedByC.withLock({ $0 }) < 20 && ContinuousClock.now < deadlineC { try await Task.sleep(for: .milliseconds(20)) }
+        shared.stopC.withLock { $0 = true }
+        for i in 1500..<3000 { _ = try await producer.send(topic: "work", key: bytes("k\(i)"), value: bytes("\(i)")) }
+        #expect(await Self.settled(Array(members.prefix(2)), partitions: 6), "2 members never took over C's partitions")
+
+        let deadline = ContinuousClock.now + .seconds(30)
+        while shared.seen.withLock({ $0.count }) < 3000 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        let counts = shared.seen.withLock { $0 }
+        let missing = (0..<3000).filter { counts["\($0)"] == nil }
+        #expect(missing.isEmpty, "lost \(missing.count) messages, e.g. \(missing.prefix(5))")
+        #expect(shared.processedByC.withLock { $0 } > 0)
+        // Everything is committed in the end: the group's offsets are the log ends.
+        for member in members.prefix(2) { try? await member.commit() }
+        let committed = broker.groups.fetchOffsets(groupId: "workers")
+        for p in 0..<6 {
+            #expect(committed[TopicPartition("work", p)]?.offset == (try broker.offsets(topic: "work", partition: p).end))
+        }
+        for member in members.prefix(2) { await member.close() }
+        try await broker.close()
+    }
+
+    @Test func committedOffsetsSurviveARestart() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("r", partitions: 2)
+            let producer = try await Producer(broker: broker)
+            for i in 0..<200 { _ = try await producer.send(topic: "r", key: nil, value: bytes("\(i)"), partition: i % 2) }
+            let member = GroupConsumer(broker: broker, groupId: "g", topics: ["r"], options: Self.memberOptions("a"))
+            var got = 0
+            while got < 60 { got += try await member.poll(maxRecords: 30, maxWaitMs: 100).count }
+            try await member.commit()
+            await member.close()
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let committed = broker.groups.fetchOffsets(groupId: "g")
+        let total = committed.values.reduce(Int64(0)) { $0 + $1.offset }
+        #expect(total == 60)
+        #expect(broker.groups.listGroups().map(\.groupId) == ["g"])
+        // A new member resumes exactly after what was committed: 140 records remain.
+        let member = GroupConsumer(broker: broker, groupId: "g", topics: ["r"], options: Self.memberOptions("b"))
+        var rest: [ConsumerRecord] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while rest.count < 140 && ContinuousClock.now < deadline { rest += try await member.poll(maxRecords: 100, maxWaitMs: 100) }
+        #expect(rest.count == 140)
+        for record in rest { #expect(record.offset >= committed[TopicPartition("r", record.partition)]!.offset) }
+        await member.close()
+        try await broker.close()
+    }
+
+    @Test func offsetsLogIsCompactedBySnapshot() async throws {
+        let dir = TemporaryDirectory()
+        // Maintenance (which compacts too) is kept out of the way: the test compacts by hand.
+        var brokerOptions = options(maintenanceMs: 3_600_000)
+        brokerOptions.groups.offsetsCompactionBytes = 256 * 1024
+        let broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        try await broker.createTopic("c", partitions: 1)
+        let store = broker.groups.store
+        // Many commits of the same few keys: the log grows, the live state stays small.
+        let metadata = String(repeating: "m", count: 2000)
+        for i in 0..<300 {
+            _ = try await broker.groups.commitOffsets(
+                groupId: "g\(i % 3)", offsets: [TopicPartition("c", 0): CommittedOffset(offset: Int64(i), metadata: metadata)])
+        }
+        let before = store.partition.log.sizeInBytes
+        #expect(before > store.compactionThresholdBytes)
+        try await store.compactIfNeeded()
+        #expect(store.partition.log.sizeInBytes < before / 10)
+        #expect(broker.groups.fetchOffsets(groupId: "g2")[TopicPartition("c", 0)]?.offset == 299)
+        try await broker.close()
+        let reopened = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        #expect(reopened.groups.fetchOffsets(groupId: "g0")[TopicPartition("c", 0)]?.offset == 297)
+        #expect(reopened.groups.fetchOffsets(groupId: "g1")[TopicPartition("c", 0)]?.metadata == metadata)
+        try await reopened.close()
+    }
+}

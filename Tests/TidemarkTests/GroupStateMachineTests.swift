@@ -1,0 +1,179 @@
+import Testing
+@testable import Tidemark
+
+/// The coordinator's state machine on its own, driven by hand with a mock clock.
+@Suite struct GroupStateMachineTests {
+    static func request(_ member: String = "", protocols: [String] = ["range"], session: Int32 = 10_000, rebalance: Int32 = 5_000)
+        -> JoinGroupRequest
+    {
+        JoinGroupRequest(
+            groupId: "g", memberId: member, clientId: "c", sessionTimeoutMs: session, rebalanceTimeoutMs: rebalance,
+            protocolType: "consumer", protocols: protocols.map { ($0, Array($0.utf8)) })
+    }
+
+    static func options() -> GroupOptions {
+        var options = GroupOptions()
+        options.minSessionTimeoutMs = 1000
+        return options
+    }
+
+    func joinedIds(_ deliveries: [ConsumerGroup.Delivery]) -> [String: JoinGroupResponse] {
+        var result: [String: JoinGroupResponse] = [:]
+        for case .join(let id, let response) in deliveries { result[id] = response }
+        return result
+    }
+
+    @Test func firstMemberBecomesLeaderAndStable() {
+        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        #expect(group.state == .empty)
+        let (response, deliveries) = group.join(Self.request(), nowMs: 0)
+        #expect(response == nil)  // it waits for its generation, delivered at once here
+        let joined = joinedIds(deliveries)
+        #expect(joined.count == 1)
+        let me = joined.values.first!
+        #expect(me.generationId == 1 && me.leaderId == me.memberId && me.members.count == 1 && me.protocolName == "range")
+        #expect(group.state == .completingRebalance)
+        let (sync, _) = group.sync(memberId: me.memberId, generationId: 1, assignments: [me.memberId: [1, 2]], nowMs: 10)
+        #expect(sync?.assignment == [1, 2])
+        #expect(group.state == .stable)
+        #expect(group.heartbeat(memberId: me.memberId, generationId: 1, nowMs: 20) == nil)
+        #expect(group.heartbeat(memberId: me.memberId, generationId: 0, nowMs: 20) == .illegalGeneration)
+        #expect(group.heartbeat(memberId: "nobody", generationId: 1, nowMs: 20) == .unknownMemberId)
+    }
+
+    @Test func secondMemberTriggersARebalanceAndTheOldGenerationIsFenced() {
+        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
+        // b joins: a must rejoin; its heartbeat says so.
+        let (bResponse, bDeliveries) = group.join(Self.request(), nowMs: 100)
+        #expect(bResponse == nil && bDeliveries.isEmpty)
+        #expect(group.state == .preparingRebalance)
+        #expect(group.heartbeat(memberId: a, generationId: 1, nowMs: 150) == .rebalanceInProgress)
+        // Commits from the current generation are still accepted while preparing.
+        #expect(group.validateCommit(memberId: a, generationId: 1) == nil)
+        let (aResponse, deliveries) = group.join(Self.request(a), nowMs: 200)
+        #expect(aResponse == nil)
+        let joined = joinedIds(deliveries)
+        #expect(joined.count == 2 && joined.values.allSatisfy { $0.generationId == 2 })
+        #expect(joined[a]!.members.count == 2)  // a stays leader
+        let b = joined.keys.first { $0 != a }!
+        #expect(joined[b]!.members.isEmpty && joined[b]!.leaderId == a)
+        // The follower's sync waits for the leader's.
+        #expect(group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 210).0 == nil)
+        #expect(group.validateCommit(memberId: a, generationId: 2) == .rebalanceInProgress)
+        let (leaderSync, syncDeliveries) = group.sync(memberId: a, generationId: 2, assignments: [a: [0xA], b: [0xB]], nowMs: 220)
+        #expect(leaderSync?.assignment == [0xA])
+        guard case .sync(let who, let response)? = syncDeliveries.first else {
+            Issue.record("no sync delivery")
+            return
+        }
+        #expect(who == b && response.assignment == [0xB])
+        // Stale generation: fenced everywhere.
+        #expect(group.validateCommit(memberId: a, generationId: 1) == .illegalGeneration)
+        #expect(group.sync(memberId: a, generationId: 1, assignments: nil, nowMs: 230).0?.error == .illegalGeneration)
+        #expect(group.validateCommit(memberId: a, generationId: 2) == nil)
+        #expect(group.validateCommit(memberId: "", generationId: -1) == .unknownMemberId)
+    }
+
+    @Test func sessionExpiryRemovesTheMemberAndRebalances() {
+        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(session: 2000), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
+        _ = group.join(Self.request(session: 2000), nowMs: 10)
+        let joined = joinedIds(group.join(Self.request(a, session: 2000), nowMs: 20).1)
+        let b = joined.keys.first { $0 != a }!
+        _ = group.sync(memberId: a, generationId: 2, assignments: [a: [], b: []], nowMs: 30)
+        // a keeps heartbeating; b goes silent.
+        for t in stride(from: Int64(500), through: 2500, by: 500) {
+            #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: t) == nil)
+            _ = group.tick(nowMs: t)
+        }
+        #expect(group.members[b] == nil)
+        #expect(group.state == .preparingRebalance)
+        #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: 2600) == .rebalanceInProgress)
+        let after = joinedIds(group.join(Self.request(a, session: 2000), nowMs: 2700).1)
+        #expect(after[a]?.generationId == 3 && after[a]?.members.count == 1)
+    }
+
+    @Test func aMemberThatDoesNotRejoinIsDroppedAtTheRebalanceTimeout() {
+        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(rebalance: 3000), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
+        // b joins; a never rejoins (but keeps its session alive with heartbeats).
+        #expect(group.join(Self.request(rebalance: 3000), nowMs: 100).0 == nil)
+        #expect(joinedIds(group.tick(nowMs: 2000)).isEmpty)
+        _ = group.heartbeat(memberId: a, generationId: 1, nowMs: 2000)
+        let joined = joinedIds(group.tick(nowMs: 3200))
+        #expect(joined.count == 1 && group.members[a] == nil)
+        let b = joined.keys.first!
+        #expect(joined[b]!.leaderId == b && joined[b]!.generationId == 2)
+    }
+
+    @Test func leaveRebalancesAndTheLastLeaveEmptiesTheGroup() {
+        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
+        _ = group.join(Self.request(), nowMs: 10)
+        let joined = joinedIds(group.join(Self.request(a), nowMs: 20).1)
+        let b = joined.keys.first { $0 != a }!
+        _ = group.sync(memberId: a, generationId: 2, assignments: [:], nowMs: 30)
+        let (results, deliveries) = group.leave(memberIds: [a], nowMs: 40)
+        #expect(results[a]! == nil && deliveries.isEmpty)
+        #expect(group.state == .preparingRebalance)
+        let rejoined = joinedIds(group.join(Self.request(b), nowMs: 50).1)
+        #expect(rejoined[b]?.leaderId == b && rejoined[b]?.generationId == 3)
+        _ = group.sync(memberId: b, generationId: 3, assignments: [:], nowMs: 60)
+        _ = group.leave(memberIds: [b], nowMs: 70)
+        #expect(group.state == .empty && group.members.isEmpty)
+        #expect(group.validateCommit(memberId: "", generationId: -1) == nil)  // standalone commits on an empty group
+        #expect(group.leave(memberIds: ["ghost"], nowMs: 80).0["ghost"]! == .unknownMemberId)
+    }
+
+    @Test func protocolsMustAgreeAndMemberIdMayBeRequired() {
+        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(protocols: ["range", "roundrobin"]), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
+        #expect(group.join(Self.request(protocols: ["sticky"]), nowMs: 10).0?.error == .inconsistentGroupProtocol)
+        var other = Self.request(protocols: ["range"])
+        other.protocolType = "connect"
+        #expect(group.join(other, nowMs: 10).0?.error == .inconsistentGroupProtocol)
+        #expect(group.join(Self.request(session: 10), nowMs: 10).0?.error == .invalidSessionTimeout)
+        var v4 = Self.request(protocols: ["roundrobin"])
+        v4.requireKnownMemberId = true
+        let first = group.join(v4, nowMs: 20).0!
+        #expect(first.error == .memberIdRequired && !first.memberId.isEmpty)
+        v4.memberId = first.memberId
+        #expect(group.join(v4, nowMs: 30).0 == nil)
+        let joined = joinedIds(group.join(Self.request(a, protocols: ["range", "roundrobin"]), nowMs: 40).1)
+        #expect(joined.count == 2 && joined[a]!.protocolName == "roundrobin")  // the only one both support
+        #expect(group.join(Self.request("made-up", protocols: ["roundrobin"]), nowMs: 50).0?.error == .unknownMemberId)
+    }
+
+    @Test func assignorsGiveEveryPartitionExactlyOneOwner() {
+        for assignor in PartitionAssignor.allCases {
+            for memberCount in 1...7 {
+                let members = (0..<memberCount).map { "m\($0)" }
+                let subscriptions = Dictionary(uniqueKeysWithValues: members.map { ($0, ["a", "b"]) })
+                let result = assignor.assign(subscriptions: subscriptions, partitionCounts: ["a": 6, "b": 3])
+                let all = result.values.flatMap { $0 }
+                #expect(all.count == 9 && Set(all).count == 9, "\(assignor) \(memberCount)")
+                let sizes = result.values.map(\.count)
+                if assignor == .roundRobin { #expect(sizes.max()! - sizes.min()! <= 1) }
+            }
+        }
+        #expect(PartitionAssignor.range.assign(subscriptions: ["x": ["t"], "y": ["t"]], partitionCounts: ["t": 5])
+            == ["x": [TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)], "y": [TopicPartition("t", 3), TopicPartition("t", 4)]])
+    }
+
+    @Test func consumerProtocolRoundTrips() {
+        let subscription = ConsumerProtocol.encodeSubscription(topics: ["a", "jobs"])
+        #expect(subscription == [0, 0, 0, 0, 0, 2, 0, 1, 0x61, 0, 4, 0x6A, 0x6F, 0x62, 0x73, 0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(ConsumerProtocol.decodeSubscriptionTopics(subscription) == ["a", "jobs"])
+        let assignment = [TopicPartition("jobs", 2), TopicPartition("a", 0), TopicPartition("jobs", 0)]
+        let decoded = ConsumerProtocol.decodeAssignment(ConsumerProtocol.encodeAssignment(assignment))!
+        #expect(Set(decoded) == Set(assignment))
+        #expect(ConsumerProtocol.decodeAssignment([0, 0, 0x7F, 0xFF, 0xFF, 0xFF]) == nil)
+        #expect(ConsumerProtocol.decodeSubscriptionTopics([0, 1]) == nil)
+    }
+}

@@ -139,3 +139,37 @@ import Testing
         try await reopened.close()
     }
 }
+
+@Suite struct OffsetResetTests {
+    @Test func resetToEarliestLatestTimestampAndShift() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 2)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<40 {
+            _ = try await producer.send(topic: "t", key: nil, value: bytes("\(i)"), partition: i % 2, timestamp: 1_000 + Int64(i))
+        }
+        let p0 = TopicPartition("t", 0)
+        let p1 = TopicPartition("t", 1)
+        #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .latest) == [p0: 20, p1: 20])
+        #expect(broker.groups.fetchOffsets(groupId: "g")[p0]?.offset == 20)
+        #expect(try broker.groupLag(group: "g").map(\.lag) == [0, 0])
+        #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .shift(-5)) == [p0: 15, p1: 15])
+        #expect(try broker.groupLag(group: "g").map(\.lag) == [5, 5])
+        #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .shift(-100)) == [p0: 0, p1: 0])
+        // Timestamps 1010 and 1011 are records 10 (partition 0, offset 5) and 11 (partition 1, offset 5).
+        #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .timestamp(1_010)) == [p0: 5, p1: 5])
+        #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .timestamp(9_999)) == [p0: 20, p1: 20])
+        // A dry run changes nothing.
+        #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .earliest, dryRun: true) == [p0: 0, p1: 0])
+        #expect(broker.groups.fetchOffsets(groupId: "g")[p0]?.offset == 20)
+        // Refused while the group has members.
+        let member = GroupConsumer(broker: broker, groupId: "g", topics: ["t"])
+        _ = try await member.poll(maxWaitMs: 0)
+        await #expect { try await broker.resetOffsets(group: "g", topic: "t", to: .earliest) } throws: {
+            ($0 as? TidemarkError)?.code == .rebalanceInProgress
+        }
+        await member.close()
+        try await broker.close()
+    }
+}

@@ -1,0 +1,97 @@
+import Benchmark
+import Foundation
+import Tidemark
+
+// Issue #3's workload: embedded produce of 100-byte records (1 and 8 partitions), and the
+// latency from send() to a long-polling consumer's poll() returning the record.
+
+let recordsPerIteration = 100_000
+let senders = 256
+let value = [UInt8](repeating: 0x61, count: 100)
+
+func scratch() -> String {
+    let path = FileManager.default.temporaryDirectory.path + "/tidemark-engine-bench-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func produceBenchmark(_ benchmark: Benchmark, partitions: Int, compression: TopicConfig.Compression) async {
+    for _ in benchmark.scaledIterations {
+        let dir = scratch()
+        let broker = try! await Broker.open(dataDirectory: dir)
+        try! await broker.createTopic("bench", partitions: partitions, config: TopicConfig(compression: compression))
+        let producer = try! await Producer(broker: broker)
+        benchmark.startMeasurement()
+        await withTaskGroup(of: Void.self) { group in
+            for s in 0..<senders {
+                group.addTask {
+                    var i = s
+                    while i < recordsPerIteration {
+                        _ = try! await producer.send(topic: "bench", key: Array("key-\(i % 1000)".utf8), value: value)
+                        i += senders
+                    }
+                }
+            }
+        }
+        benchmark.stopMeasurement()
+        try! await broker.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .cpuTotal], timeUnits: .milliseconds, warmupIterations: 1,
+        maxDuration: .seconds(10), maxIterations: 10)
+
+    Benchmark("embedded produce 100k x 100 B, 1 partition, \(senders) senders") { benchmark async in
+        await produceBenchmark(benchmark, partitions: 1, compression: .none)
+    }
+    Benchmark("embedded produce 100k x 100 B, 8 partitions, \(senders) senders") { benchmark async in
+        await produceBenchmark(benchmark, partitions: 8, compression: .none)
+    }
+    Benchmark("embedded produce 100k x 100 B, 8 partitions, lz4") { benchmark async in
+        await produceBenchmark(benchmark, partitions: 8, compression: .lz4)
+    }
+
+    // One iteration = one record from send() to the long-polling consumer's poll() return.
+    // The broker, producer and consumer are set up before measuring.
+    Benchmark(
+        "produce-to-consume latency, 100 B",
+        configuration: .init(
+            metrics: [.wallClock], timeUnits: .microseconds, warmupIterations: 10, maxDuration: .seconds(10),
+            maxIterations: 2000)
+    ) { benchmark async in
+        let fixture = await LatencyFixture.shared.get()
+        for _ in benchmark.scaledIterations {
+            benchmark.startMeasurement()
+            async let received = fixture.consumer.poll(maxRecords: 1, maxWaitMs: 5_000)
+            _ = try! await fixture.producer.send(topic: "latency", key: nil, value: value)
+            let got = try! await received
+            benchmark.stopMeasurement()
+            precondition(got.count == 1)
+        }
+    }
+}
+
+/// One broker for all latency iterations, made on first use.
+actor LatencyFixture {
+    static let shared = LatencyFixture()
+    struct Parts: Sendable {
+        let broker: Broker
+        let producer: Producer
+        let consumer: Consumer
+    }
+    private var parts: Parts?
+
+    func get() async -> Parts {
+        if let parts { return parts }
+        let broker = try! await Broker.open(dataDirectory: scratch())
+        try! await broker.createTopic("latency", partitions: 1)
+        let consumer = Consumer(broker: broker)
+        try! await consumer.assign(topic: "latency", partition: 0, from: .latest)
+        let made = Parts(broker: broker, producer: try! await Producer(broker: broker), consumer: consumer)
+        parts = made
+        return made
+    }
+}

@@ -1,0 +1,54 @@
+/// How `resetOffsets` moves a group's committed offsets.
+public enum OffsetReset: Sendable, Equatable {
+    case earliest
+    case latest
+    /// The first offset whose timestamp is >= this (ms since the epoch); the end if none.
+    case timestamp(Int64)
+    /// The committed offset (or the log start when none) moved by this many, clamped to the log.
+    case shift(Int64)
+}
+
+extension Broker {
+    /// Computes new committed offsets for `group` on every partition of `topic`, and stores
+    /// them unless `dryRun`. Refused (`.rebalanceInProgress`) while the group has members:
+    /// they would overwrite the reset with their next commit.
+    public func resetOffsets(group: String, topic: String, to reset: OffsetReset, dryRun: Bool = false) async throws
+        -> [TopicPartition: Int64]
+    {
+        let partitions = try partitionCount(of: topic)
+        let committed = groups.fetchOffsets(groupId: group)
+        var result: [TopicPartition: Int64] = [:]
+        for p in 0..<partitions {
+            let tp = TopicPartition(topic, p)
+            let (start, end) = try offsets(topic: topic, partition: p)
+            switch reset {
+            case .earliest: result[tp] = start
+            case .latest: result[tp] = end
+            case .timestamp(let ms): result[tp] = try await resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
+            case .shift(let delta):
+                let base = committed[tp]?.offset ?? start
+                result[tp] = min(max(base + delta, start), end)
+            }
+        }
+        if dryRun { return result }
+        let described = groups.describeGroup(group)
+        guard described.members.isEmpty else {
+            throw TidemarkError(.rebalanceInProgress, "group '\(group)' has \(described.members.count) active members")
+        }
+        if let error = try await groups.commitOffsets(
+            groupId: group, offsets: result.mapValues { CommittedOffset(offset: $0, metadata: "reset") })
+        {
+            throw TidemarkError(error, "resetting offsets of group '\(group)' failed")
+        }
+        return result
+    }
+
+    /// Per partition of the group's committed offsets: (committed, log end, lag).
+    public func groupLag(group: String) throws -> [(TopicPartition, committed: Int64, end: Int64, lag: Int64)] {
+        try groups.fetchOffsets(groupId: group).sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
+            .compactMap { tp, committed in
+                guard let (_, end) = try? offsets(topic: tp.topic, partition: tp.partition) else { return nil }
+                return (tp, committed.offset, end, max(0, end - committed.offset))
+            }
+    }
+}

@@ -7,9 +7,15 @@ let package = Package(
     products: [
         .library(name: "TidemarkStorage", targets: ["TidemarkStorage"]),
         .library(name: "Tidemark", targets: ["Tidemark"]),
+        .library(name: "TidemarkWire", targets: ["TidemarkWire"]),
+        .library(name: "TidemarkServer", targets: ["TidemarkServer"]),
+        .executable(name: "tidemark", targets: ["tidemark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -30,6 +36,37 @@ let package = Package(
         ),
         // The engine and embedded API: topics, producers, consumers, groups.
         .target(name: "Tidemark", dependencies: ["TidemarkStorage"]),
+        // Kafka wire protocol codecs: pure encode/decode, no I/O.
+        .target(name: "TidemarkWire", dependencies: ["TidemarkStorage"]),
+        .testTarget(name: "TidemarkWireTests", dependencies: ["TidemarkWire"]),
+        // The Kafka front: SwiftNIO server over the engine.
+        .target(
+            name: "TidemarkServer",
+            dependencies: [
+                "Tidemark", "TidemarkWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "TidemarkServerTests",
+            dependencies: [
+                "TidemarkServer", "TidemarkWire", "Tidemark", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The CLI: tools/tidemark.
+        .executableTarget(
+            name: "tidemark",
+            dependencies: [
+                "TidemarkServer", "Tidemark",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "tools/tidemark"
+        ),
         // Helpers shared by the test targets (temporary directories, seeded randomness).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage", "TestSupport"]),

@@ -1,0 +1,39 @@
+import Tidemark
+import TidemarkWire
+
+extension KafkaError {
+    /// The Kafka error code for an engine error: the one place where the two meet.
+    init(_ code: TidemarkError.Code) {
+        switch code {
+        case .unknownTopicOrPartition: self = .unknownTopicOrPartition
+        case .invalidTopicName: self = .invalidTopicException
+        case .topicAlreadyExists: self = .topicAlreadyExists
+        case .invalidPartitions: self = .invalidPartitions
+        case .invalidConfig: self = .invalidConfig
+        case .messageTooLarge: self = .messageTooLarge
+        case .corruptMessage: self = .corruptMessage
+        case .unsupportedCompression: self = .unsupportedCompressionType
+        case .offsetOutOfRange: self = .offsetOutOfRange
+        case .outOfOrderSequence: self = .outOfOrderSequenceNumber
+        case .invalidProducerEpoch: self = .invalidProducerEpoch
+        case .unknownMemberId: self = .unknownMemberId
+        case .illegalGeneration: self = .illegalGeneration
+        case .rebalanceInProgress: self = .rebalanceInProgress
+        case .inconsistentGroupProtocol: self = .inconsistentGroupProtocol
+        case .memberIdRequired: self = .memberIdRequired
+        case .invalidSessionTimeout: self = .invalidSessionTimeout
+        case .invalidGroupId: self = .invalidGroupId
+        case .brokerClosed: self = .coordinatorNotAvailable
+        case .noSpace, .storage: self = .kafkaStorageError
+        case .invalidRequest: self = .invalidRequest
+        }
+    }
+
+    init(_ error: any Error) {
+        if let error = error as? TidemarkError { self.init(error.code) } else { self = .unknownServerError }
+    }
+
+    init(optional code: TidemarkError.Code?) {
+        if let code { self.init(code) } else { self = .none }
+    }
+}

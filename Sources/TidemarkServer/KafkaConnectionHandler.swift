@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import TidemarkWire
+
+/// What to do with one request's answer.
+enum RequestOutcome: Sendable {
+    /// Send these chunks as one response frame (the size prefix is added here).
+    case respond([RecordsData])
+    /// acks=0 produce: no response at all (the next responses keep their order).
+    case silent
+    /// A malformed or unsupported request: close the connection.
+    case close(String)
+}
+
+/// One client connection: decodes frames into requests, runs each on the router
+/// concurrently, and writes the responses strictly in request order (pipelining).
+///
+/// Ownership: all of its state is confined to the channel's event loop; the router's async
+/// work comes back to it through a promise completed on that loop.
+final class KafkaConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = IOData
+
+    private let router: RequestRouter
+    private let logger: Logger
+    private var nextSequence = 0
+    private var nextToWrite = 0
+    private var finished: [Int: RequestOutcome] = [:]
+    private var closing = false
+
+    init(router: RequestRouter, logger: Logger) {
+        self.router = router
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var frame = unwrapInboundIn(data)
+        let bytes = frame.readBytes(length: frame.readableBytes) ?? []
+        let sequence = nextSequence
+        nextSequence += 1
+        let promise = context.eventLoop.makePromise(of: RequestOutcome.self)
+        promise.completeWithTask { [router] in await router.handle(bytes) }
+        promise.futureResult.assumeIsolated().whenSuccess { outcome in
+            self.finished[sequence] = outcome
+            self.writeReady(context: context)
+        }
+    }
+
+    /// Writes every finished response whose turn has come.
+    private func writeReady(context: ChannelHandlerContext) {
+        var wrote = false
+        while let outcome = finished.removeValue(forKey: nextToWrite) {
+            nextToWrite += 1
+            switch outcome {
+            case .silent:
+                continue
+            case .close(let reason):
+                logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+                closing = true
+                finished.removeAll()
+                context.flush()
+                context.close(promise: nil)
+                return
+            case .respond(let chunks):
+                let size = chunks.reduce(0) { $0 + $1.count }
+                var prefix = context.channel.allocator.buffer(capacity: 4)
+                prefix.writeInteger(Int32(size))
+                context.write(wrapOutboundOut(.byteBuffer(prefix)), promise: nil)
+                for chunk in chunks { write(chunk, context: context) }
+                wrote = true
+            }
+        }
+        if wrote { context.flush() }
+    }
+
+    private func write(_ chunk: RecordsData, context: ChannelHandlerContext) {
+        switch chunk {
+        case .bytes(let bytes):
+            guard !bytes.isEmpty else { return }
+            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+        case .slice(let slice):
+            // sendfile from the segment: a descriptor of its own per write (NIO allows one user
+            // per handle), closed when the write completes.
+            let fd = dup(slice.file.descriptor.rawValue)
+            guard fd >= 0 else {
+                context.close(promise: nil)
+                return
+            }
+            let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+            let region = FileRegion(
+                fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.length)
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { _ in try? handle.close() }
+            context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.info("connection error, closing", metadata: ["error": "\(error)"])
+        closing = true
+        context.close(promise: nil)
+    }
+}

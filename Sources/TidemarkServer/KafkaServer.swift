@@ -1,0 +1,74 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Tidemark
+
+/// A Kafka-protocol front over an embedded `Broker`: accepts connections, frames
+/// requests, and answers them through `RequestRouter`.
+///
+/// Lifecycle: `start()` binds and returns; `stop()` stops accepting, closes connections after
+/// their in-flight responses, and shuts the event loops down. The broker is the caller's to
+/// close afterwards.
+public final class KafkaServer: Sendable {
+    public let broker: Broker
+    public let config: ServerConfig
+    let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let serverChannel: any Channel
+    /// The address actually bound (the port is chosen by the OS when configured as 0).
+    public let boundPort: Int
+
+    private init(broker: Broker, config: ServerConfig, logger: Logger, group: MultiThreadedEventLoopGroup, channel: any Channel, port: Int) {
+        self.broker = broker
+        self.config = config
+        self.logger = logger
+        self.group = group
+        self.serverChannel = channel
+        self.boundPort = port
+    }
+
+    public static func start(broker: Broker, config: ServerConfig, logger: Logger = Logger(label: "tidemark.server")) async throws
+        -> KafkaServer
+    {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        // The router needs the bound port (for Metadata) before connections arrive: bind
+        // first, then install the child handlers through a box the initializer reads.
+        let routerBox = RouterBox()
+        let maxFrame = config.maxRequestBytes
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let router = routerBox.router else { throw ChannelError.ioOnClosedChannel }
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(router: router, logger: logger))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: config.host, port: config.port).get()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let port = channel.localAddress?.port ?? config.port
+        routerBox.router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: port)
+        return KafkaServer(broker: broker, config: config, logger: logger, group: group, channel: channel, port: port)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `graceMs`), closes everything.
+    public func stop(graceMs: Int64 = 2000) async {
+        try? await serverChannel.close()
+        try? await Task.sleep(for: .milliseconds(min(graceMs, 200)))
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// Hands the router to connection initializers once the port is known.
+/// `@unchecked Sendable`: written once in `start` before the server accepts any connection
+/// (the bind completes first), then only read.
+final class RouterBox: @unchecked Sendable {
+    var router: RequestRouter?
+}

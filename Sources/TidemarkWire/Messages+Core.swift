@@ -1,0 +1,407 @@
+// ApiVersions, Metadata, Produce, Fetch, ListOffsets, InitProducerId. Field lists follow
+// apache/kafka's message schemas (clients/src/main/resources/common/message/*.json).
+
+/// ApiVersions (18). Request v0-2: empty; v3 (flexible): client_software_name,
+/// client_software_version (compact strings), tagged fields.
+public struct ApiVersionsRequest: KafkaMessage {
+    public var clientSoftwareName = ""
+    public var clientSoftwareVersion = ""
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        guard version >= 3 else { return }
+        try c.string(&clientSoftwareName, "client_software_name")
+        try c.string(&clientSoftwareVersion, "client_software_version")
+        try c.taggedFields()
+    }
+}
+
+/// ApiVersions response: error_code i16, api_keys [api_key i16, min_version i16,
+/// max_version i16 (+tags v3)], throttle_time_ms i32 (v1+), tags (v3). Its header is always v0.
+public struct ApiVersionsResponse: KafkaMessage {
+    public struct Key: Sendable, Equatable {
+        public var apiKey: Int16 = 0
+        public var minVersion: Int16 = 0
+        public var maxVersion: Int16 = 0
+        public init(apiKey: Int16 = 0, minVersion: Int16 = 0, maxVersion: Int16 = 0) {
+            self.apiKey = apiKey
+            self.minVersion = minVersion
+            self.maxVersion = maxVersion
+        }
+    }
+    public var errorCode: Int16 = 0
+    public var apiKeys: [Key] = []
+    public var throttleTimeMs: Int32 = 0
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int16(&errorCode, "error_code")
+        try c.array(&apiKeys, "api_keys", make: { Key() }) { (c: inout WireCoder, k: inout Key) throws(WireError) in
+            try c.int16(&k.apiKey)
+            try c.int16(&k.minVersion)
+            try c.int16(&k.maxVersion)
+            try c.taggedFields()
+        }
+        if version >= 1 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
+        try c.taggedFields()
+    }
+}
+
+/// Metadata (3) request: topics [name string] (v0: empty = all; v1+: null = all),
+/// allow_auto_topic_creation bool (v4+).
+public struct MetadataRequest: KafkaMessage {
+    public var topics: [String]? = nil
+    public var allowAutoTopicCreation = true
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        if version == 0 {
+            var list = topics ?? []
+            try c.stringArray(&list, "topics")
+            topics = c.isReading && list.isEmpty ? nil : list
+        } else {
+            try c.nullableArray(&topics, "topics", make: { "" }) { (c: inout WireCoder, t: inout String) throws(WireError) in
+                try c.string(&t, "topic")
+            }
+        }
+        if version >= 4 { try c.bool(&allowAutoTopicCreation, "allow_auto_topic_creation") }
+    }
+}
+
+/// Metadata response: throttle_time_ms (v3+), brokers [node_id, host, port, rack (v1+)],
+/// cluster_id (v2+), controller_id (v1+), topics [error_code, name, is_internal (v1+),
+/// partitions [error_code, partition_index, leader_id, replica_nodes, isr_nodes]].
+public struct MetadataResponse: KafkaMessage {
+    public struct Broker: Sendable, Equatable {
+        public var nodeId: Int32 = 0
+        public var host = ""
+        public var port: Int32 = 0
+        public var rack: String? = nil
+        public init(nodeId: Int32 = 0, host: String = "", port: Int32 = 0) {
+            self.nodeId = nodeId
+            self.host = host
+            self.port = port
+        }
+    }
+    public struct Partition: Sendable, Equatable {
+        public var errorCode: Int16 = 0
+        public var partitionIndex: Int32 = 0
+        public var leaderId: Int32 = 0
+        public var replicaNodes: [Int32] = []
+        public var isrNodes: [Int32] = []
+        public init() {}
+    }
+    public struct Topic: Sendable, Equatable {
+        public var errorCode: Int16 = 0
+        public var name = ""
+        public var isInternal = false
+        public var partitions: [Partition] = []
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var brokers: [Broker] = []
+    public var clusterId: String? = nil
+    public var controllerId: Int32 = -1
+    public var topics: [Topic] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        if version >= 3 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
+        try c.array(&brokers, "brokers", make: { Broker() }) { (c: inout WireCoder, b: inout Broker) throws(WireError) in
+            try c.int32(&b.nodeId, "node_id")
+            try c.string(&b.host, "host")
+            try c.int32(&b.port, "port")
+            if version >= 1 { try c.nullableString(&b.rack, "rack") }
+        }
+        if version >= 2 { try c.nullableString(&clusterId, "cluster_id") }
+        if version >= 1 { try c.int32(&controllerId, "controller_id") }
+        try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+            try c.int16(&t.errorCode, "error_code")
+            try c.string(&t.name, "name")
+            if version >= 1 { try c.bool(&t.isInternal, "is_internal") }
+            try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+                try c.int16(&p.errorCode, "error_code")
+                try c.int32(&p.partitionIndex, "partition_index")
+                try c.int32(&p.leaderId, "leader_id")
+                try c.int32Array(&p.replicaNodes, "replica_nodes")
+                try c.int32Array(&p.isrNodes, "isr_nodes")
+            }
+        }
+    }
+}
+
+/// Produce (0) request v3-v7: transactional_id nullable string, acks i16, timeout_ms i32,
+/// topic_data [name, partition_data [index i32, records nullable bytes]].
+public struct ProduceRequest: KafkaMessage {
+    public struct PartitionData: Sendable {
+        public var index: Int32 = 0
+        public var records: RecordsData? = nil
+        public init() {}
+    }
+    public struct TopicData: Sendable {
+        public var name = ""
+        public var partitions: [PartitionData] = []
+        public init() {}
+    }
+    public var transactionalId: String? = nil
+    public var acks: Int16 = -1
+    public var timeoutMs: Int32 = 30_000
+    public var topics: [TopicData] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.nullableString(&transactionalId, "transactional_id")
+        try c.int16(&acks, "acks")
+        try c.int32(&timeoutMs, "timeout_ms")
+        try c.array(&topics, "topic_data", make: { TopicData() }) { (c: inout WireCoder, t: inout TopicData) throws(WireError) in
+            try c.string(&t.name, "name")
+            try c.array(&t.partitions, "partition_data", make: { PartitionData() }) {
+                (c: inout WireCoder, p: inout PartitionData) throws(WireError) in
+                try c.int32(&p.index, "index")
+                try c.records(&p.records)
+            }
+        }
+    }
+}
+
+/// Produce response v3-v7: responses [name, partition_responses [index i32, error_code i16,
+/// base_offset i64, log_append_time_ms i64, log_start_offset i64 (v5+)]], throttle_time_ms.
+public struct ProduceResponse: KafkaMessage {
+    public struct Partition: Sendable, Equatable {
+        public var index: Int32 = 0
+        public var errorCode: Int16 = 0
+        public var baseOffset: Int64 = -1
+        public var logAppendTimeMs: Int64 = -1
+        public var logStartOffset: Int64 = -1
+        public init() {}
+    }
+    public struct Topic: Sendable, Equatable {
+        public var name = ""
+        public var partitions: [Partition] = []
+        public init() {}
+    }
+    public var topics: [Topic] = []
+    public var throttleTimeMs: Int32 = 0
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.array(&topics, "responses", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+            try c.string(&t.name, "name")
+            try c.array(&t.partitions, "partition_responses", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+                try c.int32(&p.index, "index")
+                try c.int16(&p.errorCode, "error_code")
+                try c.int64(&p.baseOffset, "base_offset")
+                try c.int64(&p.logAppendTimeMs, "log_append_time_ms")
+                if version >= 5 { try c.int64(&p.logStartOffset, "log_start_offset") }
+            }
+        }
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+    }
+}
+
+/// Fetch (1) request v4-v11: replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level
+/// i8, session_id (v7+), session_epoch (v7+), topics [topic, partitions [partition,
+/// current_leader_epoch (v9+), fetch_offset i64, log_start_offset i64 (v5+),
+/// partition_max_bytes]], forgotten_topics_data (v7+) [topic, partitions [i32]], rack_id (v11+).
+public struct FetchRequest: KafkaMessage {
+    public struct Partition: Sendable, Equatable {
+        public var partition: Int32 = 0
+        public var currentLeaderEpoch: Int32 = -1
+        public var fetchOffset: Int64 = 0
+        public var logStartOffset: Int64 = -1
+        public var partitionMaxBytes: Int32 = 1 << 20
+        public init() {}
+    }
+    public struct Topic: Sendable, Equatable {
+        public var topic = ""
+        public var partitions: [Partition] = []
+        public init() {}
+    }
+    public struct Forgotten: Sendable, Equatable {
+        public var topic = ""
+        public var partitions: [Int32] = []
+        public init() {}
+    }
+    public var replicaId: Int32 = -1
+    public var maxWaitMs: Int32 = 500
+    public var minBytes: Int32 = 1
+    public var maxBytes: Int32 = 50 << 20
+    public var isolationLevel: Int8 = 0
+    public var sessionId: Int32 = 0
+    public var sessionEpoch: Int32 = -1
+    public var topics: [Topic] = []
+    public var forgotten: [Forgotten] = []
+    public var rackId = ""
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&replicaId, "replica_id")
+        try c.int32(&maxWaitMs, "max_wait_ms")
+        try c.int32(&minBytes, "min_bytes")
+        try c.int32(&maxBytes, "max_bytes")
+        try c.int8(&isolationLevel, "isolation_level")
+        if version >= 7 {
+            try c.int32(&sessionId, "session_id")
+            try c.int32(&sessionEpoch, "session_epoch")
+        }
+        try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+            try c.string(&t.topic, "topic")
+            try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+                try c.int32(&p.partition, "partition")
+                if version >= 9 { try c.int32(&p.currentLeaderEpoch, "current_leader_epoch") }
+                try c.int64(&p.fetchOffset, "fetch_offset")
+                if version >= 5 { try c.int64(&p.logStartOffset, "log_start_offset") }
+                try c.int32(&p.partitionMaxBytes, "partition_max_bytes")
+            }
+        }
+        if version >= 7 {
+            try c.array(&forgotten, "forgotten_topics_data", make: { Forgotten() }) { (c: inout WireCoder, f: inout Forgotten) throws(WireError) in
+                try c.string(&f.topic, "topic")
+                try c.int32Array(&f.partitions, "partitions")
+            }
+        }
+        if version >= 11 { try c.string(&rackId, "rack_id") }
+    }
+}
+
+/// Fetch response v4-v11: throttle_time_ms, error_code (v7+), session_id (v7+), responses
+/// [topic, partitions [partition_index, error_code, high_watermark, last_stable_offset,
+/// log_start_offset (v5+), aborted_transactions nullable [producer_id, first_offset],
+/// preferred_read_replica (v11+), records nullable bytes]].
+public struct FetchResponse: KafkaMessage {
+    public struct Partition: Sendable {
+        public var partitionIndex: Int32 = 0
+        public var errorCode: Int16 = 0
+        public var highWatermark: Int64 = -1
+        public var lastStableOffset: Int64 = -1
+        public var logStartOffset: Int64 = -1
+        public var abortedTransactions: [(producerId: Int64, firstOffset: Int64)]? = nil
+        public var preferredReadReplica: Int32 = -1
+        public var records: RecordsData? = nil
+        public init() {}
+    }
+    public struct Topic: Sendable {
+        public var topic = ""
+        public var partitions: [Partition] = []
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var sessionId: Int32 = 0
+    public var topics: [Topic] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        if version >= 7 {
+            try c.int16(&errorCode, "error_code")
+            try c.int32(&sessionId, "session_id")
+        }
+        try c.array(&topics, "responses", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+            try c.string(&t.topic, "topic")
+            try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+                try c.int32(&p.partitionIndex, "partition_index")
+                try c.int16(&p.errorCode, "error_code")
+                try c.int64(&p.highWatermark, "high_watermark")
+                try c.int64(&p.lastStableOffset, "last_stable_offset")
+                if version >= 5 { try c.int64(&p.logStartOffset, "log_start_offset") }
+                try c.nullableArray(&p.abortedTransactions, "aborted_transactions", make: { (0, 0) }) {
+                    (c: inout WireCoder, a: inout (producerId: Int64, firstOffset: Int64)) throws(WireError) in
+                    try c.int64(&a.producerId, "producer_id")
+                    try c.int64(&a.firstOffset, "first_offset")
+                }
+                if version >= 11 { try c.int32(&p.preferredReadReplica, "preferred_read_replica") }
+                try c.records(&p.records)
+            }
+        }
+    }
+}
+
+/// ListOffsets (2) request: replica_id, isolation_level i8 (v2+), topics [name, partitions
+/// [partition_index, timestamp i64 (-1 latest, -2 earliest), max_num_offsets i32 (v0 only)]].
+public struct ListOffsetsRequest: KafkaMessage {
+    public struct Partition: Sendable, Equatable {
+        public var partitionIndex: Int32 = 0
+        public var timestamp: Int64 = -1
+        public var maxNumOffsets: Int32 = 1
+        public init() {}
+    }
+    public struct Topic: Sendable, Equatable {
+        public var name = ""
+        public var partitions: [Partition] = []
+        public init() {}
+    }
+    public var replicaId: Int32 = -1
+    public var isolationLevel: Int8 = 0
+    public var topics: [Topic] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&replicaId, "replica_id")
+        if version >= 2 { try c.int8(&isolationLevel, "isolation_level") }
+        try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+            try c.string(&t.name, "name")
+            try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+                try c.int32(&p.partitionIndex, "partition_index")
+                try c.int64(&p.timestamp, "timestamp")
+                if version == 0 { try c.int32(&p.maxNumOffsets, "max_num_offsets") }
+            }
+        }
+    }
+}
+
+/// ListOffsets response: throttle_time_ms (v2+), topics [name, partitions [partition_index,
+/// error_code, old_style_offsets [i64] (v0) | timestamp i64, offset i64 (v1+)]].
+public struct ListOffsetsResponse: KafkaMessage {
+    public struct Partition: Sendable, Equatable {
+        public var partitionIndex: Int32 = 0
+        public var errorCode: Int16 = 0
+        public var oldStyleOffsets: [Int64] = []
+        public var timestamp: Int64 = -1
+        public var offset: Int64 = -1
+        public init() {}
+    }
+    public struct Topic: Sendable, Equatable {
+        public var name = ""
+        public var partitions: [Partition] = []
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var topics: [Topic] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        if version >= 2 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
+        try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+            try c.string(&t.name, "name")
+            try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+                try c.int32(&p.partitionIndex, "partition_index")
+                try c.int16(&p.errorCode, "error_code")
+                if version == 0 {
+                    try c.array(&p.oldStyleOffsets, "old_style_offsets", make: { 0 }) { (c: inout WireCoder, o: inout Int64) throws(WireError) in
+                        try c.int64(&o, "offset")
+                    }
+                } else {
+                    try c.int64(&p.timestamp, "timestamp")
+                    try c.int64(&p.offset, "offset")
+                }
+            }
+        }
+    }
+}
+
+/// InitProducerId (22) v0 request: transactional_id nullable string, transaction_timeout_ms i32.
+public struct InitProducerIdRequest: KafkaMessage {
+    public var transactionalId: String? = nil
+    public var transactionTimeoutMs: Int32 = 60_000
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.nullableString(&transactionalId, "transactional_id")
+        try c.int32(&transactionTimeoutMs, "transaction_timeout_ms")
+    }
+}
+
+/// InitProducerId v0 response: throttle_time_ms, error_code, producer_id i64, producer_epoch i16.
+public struct InitProducerIdResponse: KafkaMessage {
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var producerId: Int64 = -1
+    public var producerEpoch: Int16 = -1
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.int16(&errorCode, "error_code")
+        try c.int64(&producerId, "producer_id")
+        try c.int16(&producerEpoch, "producer_epoch")
+    }
+}

@@ -1,0 +1,290 @@
+import TidemarkStorage
+
+/// Why bytes could not be decoded as a Kafka message.
+public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
+    case truncated(field: String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .truncated(let field): "request truncated in \(field)"
+        case .invalid(let message): message
+        }
+    }
+}
+
+/// Where a `bytes` field's content is when it is written: in memory, or a range of a
+/// segment file that the server sends with sendfile.
+public enum RecordsData: Sendable {
+    case bytes([UInt8])
+    case slice(LogSlice)
+
+    public var count: Int {
+        switch self {
+        case .bytes(let bytes): bytes.count
+        case .slice(let slice): slice.length
+        }
+    }
+
+    /// The content as bytes (reads the file for a slice).
+    public func materialize() throws -> [UInt8] {
+        switch self {
+        case .bytes(let bytes): bytes
+        case .slice(let slice): try slice.readBytes()
+        }
+    }
+}
+
+/// One serializer for both directions: each message lists its fields once, in a
+/// `code(_:version:)` method, and the coder either reads them from `input` or writes them.
+///
+/// Kafka primitives (big-endian): int8/16/32/64, boolean (1 byte), string (int16 length,
+/// UTF-8), nullable string (length -1 = null), bytes (int32 length), arrays (int32 count,
+/// -1 = null). In flexible versions: compact string/bytes/array (unsigned varint of
+/// length + 1, 0 = null) and a tagged-field section (unsigned varint count, then tag,
+/// size, bytes) after each structure.
+///
+/// Reading never trusts a length: every count is checked against the bytes left before
+/// anything is allocated for it.
+public struct WireCoder {
+    public enum Mode { case reading, writing }
+    public let mode: Mode
+    /// Compact encodings and tagged fields (the message version is flexible).
+    public var flexible: Bool
+
+    // Reading state.
+    private let input: [UInt8]
+    public private(set) var index: Int
+
+    // Writing state: finished chunks plus the bytes being accumulated.
+    public private(set) var output: [UInt8] = []
+    public private(set) var chunks: [RecordsData] = []
+
+    public init(reading bytes: [UInt8], from index: Int = 0, flexible: Bool = false) {
+        mode = .reading
+        input = bytes
+        self.index = index
+        self.flexible = flexible
+    }
+
+    public init(writingFlexible flexible: Bool = false, capacity: Int = 256) {
+        mode = .writing
+        input = []
+        index = 0
+        self.flexible = flexible
+        output.reserveCapacity(capacity)
+    }
+
+    public var isReading: Bool { mode == .reading }
+    public var remaining: Int { input.count - index }
+
+    /// Everything written, as chunks (file slices kept apart for sendfile).
+    public func finishedChunks() -> [RecordsData] {
+        output.isEmpty ? chunks : chunks + [.bytes(output)]
+    }
+
+    /// Everything written, as one byte array (file slices read into memory).
+    public func finishedBytes() throws -> [UInt8] {
+        var all: [UInt8] = []
+        for chunk in finishedChunks() { all += try chunk.materialize() }
+        return all
+    }
+
+    // MARK: Fixed-width
+
+    private mutating func take(_ count: Int, _ field: String) throws(WireError) -> ArraySlice<UInt8> {
+        guard count >= 0, remaining >= count else { throw .truncated(field: field) }
+        defer { index += count }
+        return input[index..<(index + count)]
+    }
+
+    private mutating func integer<T: FixedWidthInteger>(_ value: inout T, _ field: String) throws(WireError) {
+        if isReading {
+            let bytes = try take(MemoryLayout<T>.size, field)
+            var result: T = 0
+            for byte in bytes { result = result << 8 | T(truncatingIfNeeded: byte) }
+            value = result
+        } else {
+            withUnsafeBytes(of: value.bigEndian) { output.append(contentsOf: $0) }
+        }
+    }
+
+    public mutating func int8(_ value: inout Int8, _ field: String = "int8") throws(WireError) { try integer(&value, field) }
+    public mutating func int16(_ value: inout Int16, _ field: String = "int16") throws(WireError) { try integer(&value, field) }
+    public mutating func int32(_ value: inout Int32, _ field: String = "int32") throws(WireError) { try integer(&value, field) }
+    public mutating func int64(_ value: inout Int64, _ field: String = "int64") throws(WireError) { try integer(&value, field) }
+
+    public mutating func bool(_ value: inout Bool, _ field: String = "bool") throws(WireError) {
+        var byte: Int8 = value ? 1 : 0
+        try integer(&byte, field)
+        value = byte != 0
+    }
+
+    // MARK: Varints
+
+    public mutating func unsignedVarint(_ value: inout UInt32, _ field: String = "varint") throws(WireError) {
+        if isReading {
+            var result: UInt32 = 0
+            var shift: UInt32 = 0
+            while true {
+                guard remaining > 0 else { throw .truncated(field: field) }
+                let byte = input[index]
+                index += 1
+                guard shift < 35 else { throw .invalid("\(field): varint too long") }
+                result |= UInt32(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { break }
+                shift += 7
+            }
+            value = result
+        } else {
+            var v = value
+            while v >= 0x80 {
+                output.append(UInt8(v & 0x7F) | 0x80)
+                v >>= 7
+            }
+            output.append(UInt8(v))
+        }
+    }
+
+    /// Length of a string/bytes/array: int16/int32 classic, or compact (n + 1) when flexible.
+    /// -1 means null.
+    private mutating func length(_ value: inout Int, classicBytes: Int, _ field: String) throws(WireError) {
+        if flexible {
+            var raw = UInt32(value + 1)
+            try unsignedVarint(&raw, field)
+            value = Int(raw) - 1
+        } else if classicBytes == 2 {
+            var v = Int16(value)
+            try int16(&v, field)
+            value = Int(v)
+        } else {
+            var v = Int32(value)
+            try int32(&v, field)
+            value = Int(v)
+        }
+        if isReading && value < -1 { throw .invalid("\(field): negative length \(value)") }
+    }
+
+    // MARK: Strings and bytes
+
+    public mutating func nullableString(_ value: inout String?, _ field: String = "string") throws(WireError) {
+        var count = value.map { $0.utf8.count } ?? -1
+        try length(&count, classicBytes: 2, field)
+        if isReading {
+            value = count < 0 ? nil : String(decoding: try take(count, field), as: UTF8.self)
+        } else if let value {
+            output.append(contentsOf: value.utf8)
+        }
+    }
+
+    public mutating func string(_ value: inout String, _ field: String = "string") throws(WireError) {
+        var optional: String? = value
+        try nullableString(&optional, field)
+        guard let result = optional else { throw .invalid("\(field): null where a string is required") }
+        value = result
+    }
+
+    /// A client id in a request header: always int16-length, even in flexible headers.
+    public mutating func classicNullableString(_ value: inout String?, _ field: String) throws(WireError) {
+        let saved = flexible
+        flexible = false
+        defer { flexible = saved }
+        try nullableString(&value, field)
+    }
+
+    public mutating func nullableBytes(_ value: inout [UInt8]?, _ field: String = "bytes") throws(WireError) {
+        var count = value?.count ?? -1
+        try length(&count, classicBytes: 4, field)
+        if isReading {
+            value = count < 0 ? nil : Array(try take(count, field))
+        } else if let value {
+            output.append(contentsOf: value)
+        }
+    }
+
+    public mutating func bytes(_ value: inout [UInt8], _ field: String = "bytes") throws(WireError) {
+        var optional: [UInt8]? = value
+        try nullableBytes(&optional, field)
+        value = optional ?? []
+    }
+
+    /// A records field: read as bytes; written inline or as a file chunk.
+    public mutating func records(_ value: inout RecordsData?, _ field: String = "records") throws(WireError) {
+        if isReading {
+            var bytes: [UInt8]?
+            try nullableBytes(&bytes, field)
+            value = bytes.map { .bytes($0) }
+            return
+        }
+        var count = value?.count ?? -1
+        try length(&count, classicBytes: 4, field)
+        switch value {
+        case nil: break
+        case .bytes(let bytes)?: output.append(contentsOf: bytes)
+        case .slice?:
+            chunks.append(.bytes(output))
+            chunks.append(value!)
+            output = []
+        }
+    }
+
+    // MARK: Arrays
+
+    public mutating func nullableArray<T>(
+        _ value: inout [T]?, _ field: String = "array", make: () -> T, _ element: (inout WireCoder, inout T) throws(WireError) -> Void
+    ) throws(WireError) {
+        var count = value?.count ?? -1
+        try length(&count, classicBytes: 4, field)
+        if isReading {
+            guard count >= 0 else {
+                value = nil
+                return
+            }
+            // Every element takes at least one byte: a count beyond what is left is a lie.
+            guard count <= remaining else { throw .invalid("\(field): \(count) elements in \(remaining) bytes") }
+            var result: [T] = []
+            result.reserveCapacity(count)
+            for _ in 0..<count {
+                var item = make()
+                try element(&self, &item)
+                result.append(item)
+            }
+            value = result
+        } else if var items = value {
+            for i in items.indices { try element(&self, &items[i]) }
+            value = items
+        }
+    }
+
+    public mutating func array<T>(
+        _ value: inout [T], _ field: String = "array", make: () -> T, _ element: (inout WireCoder, inout T) throws(WireError) -> Void
+    ) throws(WireError) {
+        var optional: [T]? = value
+        try nullableArray(&optional, field, make: make, element)
+        value = optional ?? []
+    }
+
+    public mutating func int32Array(_ value: inout [Int32], _ field: String = "int32s") throws(WireError) {
+        try array(&value, field, make: { 0 }) { (c: inout WireCoder, v: inout Int32) throws(WireError) in try c.int32(&v, field) }
+    }
+
+    public mutating func stringArray(_ value: inout [String], _ field: String = "strings") throws(WireError) {
+        try array(&value, field, make: { "" }) { (c: inout WireCoder, v: inout String) throws(WireError) in try c.string(&v, field) }
+    }
+
+    /// The tagged-field section of a flexible structure: skipped when reading (we know no
+    /// tags), written empty.
+    public mutating func taggedFields() throws(WireError) {
+        guard flexible else { return }
+        var count: UInt32 = 0
+        try unsignedVarint(&count, "tagged fields")
+        guard isReading else { return }
+        for _ in 0..<count {
+            var tag: UInt32 = 0
+            var size: UInt32 = 0
+            try unsignedVarint(&tag, "tag")
+            try unsignedVarint(&size, "tag size")
+            _ = try take(Int(size), "tagged field")
+        }
+    }
+}

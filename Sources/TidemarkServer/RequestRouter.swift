@@ -31,12 +31,15 @@ final class RequestRouter: Sendable {
         guard let api = ApiKey(rawValue: apiKeyRaw) else { return .close("unknown api key \(apiKeyRaw)") }
         var coder = WireCoder(reading: frame)
         var header = RequestHeader()
+        let supported = api.implemented.contains(version)
         do {
-            try header.code(&coder, flexible: api.isFlexible(version))
+            // An ApiVersions request at an unknown version is read as far as the client id
+            // only: its newer header and body are unknown by definition.
+            try header.code(&coder, flexible: supported && api.isFlexible(version))
         } catch {
             return .close("bad request header: \(error)")
         }
-        guard api.implemented.contains(version) else {
+        guard supported else {
             if api == .apiVersions { return respondUnsupportedApiVersions(header) }
             return .close("\(api) v\(version) is not supported")
         }

@@ -1,7 +1,8 @@
-# Sourced by the scripts in tools/: installs Debian packages the build needs when missing.
-ensure_build_dependencies() {
+# Sourced by the scripts in tools/: installs what the build and the tests need when missing.
+
+apt_install_missing() {
     local missing=()
-    for package in liblz4-dev pkg-config; do
+    for package in "$@"; do
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -10,5 +11,23 @@ ensure_build_dependencies() {
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# liblz4-dev and pkg-config: the CLZ4 system library target.
+ensure_build_dependencies() {
+    apt_install_missing liblz4-dev pkg-config
+}
+
+# kcat (librdkafka 2.0.2) and a virtualenv with the Python Kafka clients.
+ensure_interop_dependencies() {
+    apt_install_missing kcat
+    local venv=".build/interop-venv"
+    if [ ! -x "$venv/bin/pytest" ] || ! cmp -s Tests/interop/requirements.txt "$venv/requirements.txt"; then
+        echo "creating $venv" >&2
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/interop/requirements.txt
+        cp Tests/interop/requirements.txt "$venv/requirements.txt"
     fi
 }

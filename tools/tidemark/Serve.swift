@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Foundation
 import Logging
 import Tidemark
 import TidemarkServer
@@ -51,7 +52,8 @@ struct Serve: AsyncParsableCommand {
             return source
         }
         defer { sources.forEach { $0.cancel() } }
-        print("tidemark ready: listening on \(host):\(server.boundPort), data \(data)")
+        // One line on stdout, flushed at once: scripts wait for it.
+        FileHandle.standardOutput.write(Data("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\n".utf8))
         for await signalNumber in stopped {
             logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
             break

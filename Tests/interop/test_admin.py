@@ -1,0 +1,39 @@
+"""Topic administration through the clients' admin APIs."""
+import pytest
+
+from conftest import unique
+
+
+def test_kafka_python_admin_create_describe_delete(broker):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    topic = unique("admin")
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1, topic_configs={"retention.ms": "3600000"})])
+    assert topic in admin.list_topics()
+    described = admin.describe_topics([topic])[0]
+    assert len(described["partitions"]) == 4
+    configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    assert "3600000" in str(configs)
+    admin.delete_topics([topic])
+    assert topic not in admin.list_topics()
+    admin.close()
+
+
+def test_confluent_admin_create_errors_and_delete(broker):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import KafkaException
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    topic = unique("cadmin")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
+        future.result(10)
+    assert len(admin.list_topics(timeout=10).topics[topic].partitions) == 3
+    # Again: TOPIC_ALREADY_EXISTS; a bad name: INVALID_TOPIC_EXCEPTION; replication 3: refused.
+    for bad in [NewTopic(topic, num_partitions=1, replication_factor=1),
+                NewTopic("bad name!", num_partitions=1, replication_factor=1),
+                NewTopic(unique("rf3"), num_partitions=1, replication_factor=3)]:
+        with pytest.raises(KafkaException):
+            list(admin.create_topics([bad]).values())[0].result(10)
+    for future in admin.delete_topics([topic]).values():
+        future.result(10)
+    assert topic not in admin.list_topics(timeout=10).topics

@@ -1,0 +1,132 @@
+"""Consumer groups with real clients: two different clients share six partitions, one
+leaves mid-stream, nothing is lost; a restarted broker resumes the group where it committed."""
+import threading
+import time
+
+from conftest import unique
+
+
+def create_topic(bootstrap, topic, partitions):
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    admin.close()
+
+
+def produce(bootstrap, topic, start, count):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(start, start + count):
+        producer.produce(topic, key=b"k%d" % i, value=b"%d" % i)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def test_two_clients_share_a_group_and_a_leaving_member_loses_nothing(broker):
+    from confluent_kafka import Consumer
+    from kafka import KafkaConsumer
+    topic = unique("shared")
+    group = topic + "-group"
+    create_topic(broker.bootstrap, topic, 6)
+    produce(broker.bootstrap, topic, 0, 3000)
+
+    seen = {}
+    lock = threading.Lock()
+    stop_all = threading.Event()
+    stop_b = threading.Event()
+    assignments = {}
+
+    def record(owner, values):
+        with lock:
+            for v in values:
+                seen[v] = seen.get(v, 0) + 1
+            assignments.setdefault(owner, 0)
+            assignments[owner] += len(values)
+
+    def member_a():  # librdkafka via confluent-kafka: commit after processing
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                      "enable.auto.commit": False, "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
+        c.subscribe([topic])
+        while not stop_all.is_set():
+            msgs = c.consume(200, 0.5)
+            good = [m for m in msgs if m.error() is None]
+            if good:
+                record("a", [int(m.value()) for m in good])
+                c.commit(asynchronous=False)
+        c.close()
+
+    def member_b():  # kafka-python: commit after processing, then leave mid-stream
+        c = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
+                          enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=500)
+        while not stop_b.is_set():
+            batches = c.poll(timeout_ms=500, max_records=200)
+            values = [int(r.value) for records in batches.values() for r in records]
+            if values:
+                record("b", values)
+                c.commit()
+        c.close()  # LeaveGroup: its partitions move to member A
+
+    threads = [threading.Thread(target=member_a), threading.Thread(target=member_b)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with lock:
+            if assignments.get("a", 0) > 0 and assignments.get("b", 0) > 0:
+                break
+        time.sleep(0.1)
+    with lock:
+        assert assignments.get("b", 0) > 0, "kafka-python member never got partitions"
+    stop_b.set()
+    threads[1].join(30)
+    produce(broker.bootstrap, topic, 3000, 2000)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        with lock:
+            if len(seen) >= 5000:
+                break
+        time.sleep(0.2)
+    stop_all.set()
+    threads[0].join(30)
+    missing = [i for i in range(5000) if i not in seen]
+    assert not missing, "lost %d messages, e.g. %s" % (len(missing), missing[:5])
+
+
+def test_group_resumes_from_committed_offsets_after_a_broker_restart(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    topic = unique("resume")
+    group = topic + "-group"
+    create_topic(broker.bootstrap, topic, 2)
+    produce(broker.bootstrap, topic, 0, 1000)
+
+    def consumer():
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                      "enable.auto.commit": False})
+        c.subscribe([topic])
+        return c
+
+    c = consumer()
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 400 and time.time() < deadline:
+        got += [m for m in c.consume(100, 1.0) if m.error() is None]
+    c.commit(asynchronous=False)
+    # -1001 (OFFSET_INVALID): nothing committed for a partition this consumer did not reach.
+    committed = {tp.partition: max(tp.offset, 0) for tp in c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 10)}
+    c.close()
+    assert sum(committed.values()) == len(got)
+
+    broker.restart()
+
+    c = consumer()
+    rest = []
+    deadline = time.time() + 60
+    while len(rest) < 1000 - len(got) and time.time() < deadline:
+        rest += [m for m in c.consume(200, 1.0) if m.error() is None]
+    c.close()
+    assert len(rest) == 1000 - len(got)
+    for m in rest:
+        assert m.offset() >= committed[m.partition()]
+    values = sorted(int(m.value()) for m in got + rest)
+    assert values == list(range(1000))

@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// A blocking loopback client speaking raw frames, independent of the server's NIO code.
+final class RawClient {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw TidemarkError(.invalidRequest, "connect failed: \(errno)") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    func request<M: KafkaMessage>(_ api: ApiKey, version: Int16, correlation: Int32, _ body: M) throws {
+        var coder = WireCoder(writingFlexible: false)
+        var header = RequestHeader(apiKey: api.rawValue, apiVersion: version, correlationId: correlation, clientId: "test")
+        try header.code(&coder, flexible: api.isFlexible(version))
+        coder.flexible = api.isFlexible(version)
+        try body.encode(into: &coder, version: version)
+        let payload = try coder.finishedBytes()
+        send(withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload)
+    }
+
+    func receive(_ count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+            if n <= 0 { return nil }
+            got += n
+        }
+        return out
+    }
+
+    /// The next response: (correlation id, body after it), or nil when the server closed.
+    func response() -> (Int32, [UInt8])? {
+        guard let size = receive(4) else { return nil }
+        let length = Int(Int32(bigEndian: size.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
+        guard let frame = receive(length) else { return nil }
+        let correlation = Int32(bigEndian: frame.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
+        return (correlation, Array(frame[4...]))
+    }
+}
+
+@Suite(.serialized) struct ServerTests {
+    static func withServer(_ body: (KafkaServer) async throws -> Void) async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        var config = ServerConfig()
+        config.port = 0
+        config.maxRequestBytes = 1 << 20
+        let server = try await KafkaServer.start(broker: broker, config: config)
+        do {
+            try await body(server)
+        } catch {
+            await server.stop()
+            try await broker.close()
+            throw error
+        }
+        await server.stop()
+        try await broker.close()
+    }
+
+    @Test func produceThenFetchOverTheWireWithSendfile() async throws {
+        try await Self.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            var metadata = MetadataRequest()
+            metadata.topics = ["wire"]
+            try client.request(.metadata, version: 4, correlation: 1, metadata)
+            let (c1, m1) = try #require(client.response())
+            let meta = try MetadataResponse.decode(m1, version: 4, flexible: false)
+            #expect(c1 == 1 && meta.topics.first?.name == "wire" && meta.topics.first?.partitions.count == 1)
+            #expect(meta.brokers.first?.port == Int32(server.boundPort))
+
+            var builder = RecordBatchBuilder(compression: .lz4)
+            for i in 0..<100 { builder.append(timestamp: 1000 + Int64(i), key: nil, value: Array("v\(i)".utf8)) }
+            let batch = try builder.build()
+            var produce = ProduceRequest()
+            var topic = ProduceRequest.TopicData()
+            topic.name = "wire"
+            var partition = ProduceRequest.PartitionData()
+            partition.records = .bytes(batch)
+            topic.partitions = [partition]
+            produce.topics = [topic]
+            try client.request(.produce, version: 7, correlation: 2, produce)
+            let (c2, p2) = try #require(client.response())
+            let produced = try ProduceResponse.decode(p2, version: 7, flexible: false)
+            #expect(c2 == 2 && produced.topics[0].partitions[0].errorCode == 0 && produced.topics[0].partitions[0].baseOffset == 0)
+
+            var fetch = FetchRequest()
+            var ft = FetchRequest.Topic()
+            ft.topic = "wire"
+            ft.partitions = [FetchRequest.Partition()]
+            fetch.topics = [ft]
+            try client.request(.fetch, version: 11, correlation: 3, fetch)
+            let (c3, f3) = try #require(client.response())
+            let fetched = try FetchResponse.decode(f3, version: 11, flexible: false)
+            #expect(c3 == 3 && fetched.topics[0].partitions[0].highWatermark == 100)
+            guard case .bytes(let stored)? = fetched.topics[0].partitions[0].records else {
+                Issue.record("no records")
+                return
+            }
+            // The stored batch comes back byte for byte but for the broker's base offset.
+            #expect(stored[8...] == batch[8...])
+            let decoded = try RecordBatch(decoding: stored)
+            #expect(decoded.records.count == 100)
+
+            // acks=0: no response, and the next request's answer still arrives in order.
+            produce.acks = 0
+            try client.request(.produce, version: 7, correlation: 4, produce)
+            try client.request(.apiVersions, version: 0, correlation: 5, ApiVersionsRequest())
+            let (c5, _) = try #require(client.response())
+            #expect(c5 == 5)
+        }
+    }
+
+    @Test func oversizedAndMalformedFramesCloseOnlyTheirConnection() async throws {
+        try await Self.withServer { server in
+            let good = try RawClient(port: server.boundPort)
+            let bad = try RawClient(port: server.boundPort)
+            bad.send(withUnsafeBytes(of: Int32(2 << 20).bigEndian) { Array($0) } + [0, 0, 0])
+            #expect(bad.response() == nil)
+            let garbage = try RawClient(port: server.boundPort)
+            garbage.send([0, 0, 0, 10, 0x7F, 0x7F, 0, 0, 0, 1, 0, 0, 0, 0])
+            #expect(garbage.response() == nil)
+            try good.request(.apiVersions, version: 3, correlation: 9, ApiVersionsRequest())
+            let (c, body) = try #require(good.response())
+            #expect(c == 9)
+            let versions = try ApiVersionsResponse.decode(body, version: 3, flexible: true)
+            #expect(versions.apiKeys.count == ApiKey.allCases.count)
+        }
+    }
+}

@@ -24,14 +24,9 @@ extension PartitionLog {
                     total -= Int64(segment.size)
                     count += 1
                 }
-                guard count > 0 else { return .success([]) }
-                let removed = Array(s.segments.prefix(count))
-                s.segments.removeFirst(count)
-                s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
-                for segment in removed { try segment.deleteFiles() }
-                s.directoryNeedsSync = true
+                let removed = try removeOldestSegments(count, &s)
                 enforceOpenSegmentLimit(&s)
-                return .success(removed.map(\.baseOffset))
+                return .success(removed)
             } catch {
                 return .failure(error)
             }
@@ -91,16 +86,23 @@ extension PartitionLog {
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
                 var count = 0
                 while count + 1 < s.segments.count && s.segments[count + 1].baseOffset <= offset { count += 1 }
-                guard count > 0 else { return .success([]) }
-                let removed = Array(s.segments.prefix(count))
-                s.segments.removeFirst(count)
-                s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
-                for segment in removed { try segment.deleteFiles() }
-                s.directoryNeedsSync = true
-                return .success(removed.map(\.baseOffset))
+                return .success(try removeOldestSegments(count, &s))
             } catch {
                 return .failure(error)
             }
         }.get()
+    }
+
+    /// Deletes the `count` oldest segments (never the active one) and moves the log start to
+    /// the first remaining segment. Returns their base offsets.
+    private func removeOldestSegments(_ count: Int, _ s: inout State) throws(StorageError) -> [Int64] {
+        precondition(count < s.segments.count, "the active segment is never deleted")
+        guard count > 0 else { return [] }
+        let removed = Array(s.segments.prefix(count))
+        s.segments.removeFirst(count)
+        s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
+        for segment in removed { try segment.deleteFiles() }
+        s.directoryNeedsSync = true
+        return removed.map(\.baseOffset)
     }
 }

@@ -69,6 +69,20 @@ func rawPwriteBenchmark(_ benchmark: Benchmark, batches: [[UInt8]], syncEach: Bo
     }
 }
 
+/// Reads a whole file with 1 MiB preads: the physical limit for the read benchmarks.
+func rawRead(_ path: String) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    var position: off_t = 0
+    while true {
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, position) }
+        if n <= 0 { break }
+        position += off_t(n)
+    }
+    close(fd)
+    blackHole(buffer)
+}
+
 /// A log of about `bytes` bytes left as after a crash (no clean-shutdown marker, no checkpoint).
 func makeUncleanLog(bytes: Int) -> String {
     let dir = scratchDirectory("recovery")
@@ -133,19 +147,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
     Benchmark("raw pread of the same file, 1 MiB chunks") { benchmark in
-        let path = readDir + "/00000000000000000000.log"
-        for _ in benchmark.scaledIterations {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var position: off_t = 0
-            while true {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, position) }
-                if n <= 0 { break }
-                position += off_t(n)
-            }
-            close(fd)
-            blackHole(buffer)
-        }
+        for _ in benchmark.scaledIterations { rawRead(readDir + "/00000000000000000000.log") }
     }
 
     // Recovery of an unclean 1 GiB log: every batch's framing and CRC checked, indexes rebuilt.
@@ -160,18 +162,6 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
     Benchmark("raw pread of the 1 GiB log, 1 MiB chunks", configuration: .init(maxDuration: .seconds(20), maxIterations: 5)) { benchmark in
-        let path = recoveryDir + "/00000000000000000000.log"
-        for _ in benchmark.scaledIterations {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var position: off_t = 0
-            while true {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, position) }
-                if n <= 0 { break }
-                position += off_t(n)
-            }
-            close(fd)
-            blackHole(buffer)
-        }
+        for _ in benchmark.scaledIterations { rawRead(recoveryDir + "/00000000000000000000.log") }
     }
 }

@@ -57,6 +57,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Runs the built `tidemark` executable and checks its output and exit codes.
+        .testTarget(name: "TidemarkCLITests", dependencies: ["TestSupport", "TidemarkStorage"]),
         // The CLI: tools/tidemark.
         .executableTarget(
             name: "tidemark",

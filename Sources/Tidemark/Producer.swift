@@ -37,8 +37,10 @@ public final class Producer: Sendable {
 
     private struct Pending: Sendable {
         var builder: RecordBatchBuilder
-        var waiters: [(CheckedContinuation<RecordMetadata, Error>, timestamp: Int64)] = []
+        var waiters: [(Completion, timestamp: Int64)] = []
     }
+
+    typealias Completion = @Sendable (Result<RecordMetadata, Error>) -> Void
 
     private struct PartitionQueue: Sendable {
         var batches: [Pending] = []
@@ -66,56 +68,112 @@ public final class Producer: Sendable {
         }
     }
 
+    /// One record to send with `send(_:)`.
+    public struct OutgoingRecord: Sendable {
+        public var topic: String
+        public var key: [UInt8]?
+        public var value: [UInt8]?
+        public var headers: [RecordHeader]
+        public var partition: Int?
+        public var timestamp: Int64?
+        public init(
+            topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader] = [], partition: Int? = nil,
+            timestamp: Int64? = nil
+        ) {
+            self.topic = topic
+            self.key = key
+            self.value = value
+            self.headers = headers
+            self.partition = partition
+            self.timestamp = timestamp
+        }
+    }
+
     /// Sends one record; returns once it is appended (and flushed as the topic's policy says).
     public func send(
         topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader] = [], partition: Int? = nil,
         timestamp: Int64? = nil
     ) async throws -> RecordMetadata {
-        let topicState = try broker.topicState(topic)
-        let count = topicState.partitions.count
-        let timestamp = timestamp ?? broker.options.clock()
-        let recordBytes = 80 + (key?.count ?? 0) + (value?.count ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 10 }
-        guard recordBytes <= topicState.config.maxMessageBytes else {
-            throw TidemarkError(.messageTooLarge, "record of ~\(recordBytes) bytes exceeds max message bytes \(topicState.config.maxMessageBytes)")
+        let record = OutgoingRecord(topic: topic, key: key, value: value, headers: headers, partition: partition, timestamp: timestamp)
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(record) { continuation.resume(with: $0) }
         }
-        if let partition, partition < 0 || partition >= count {
-            throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
+    }
+
+    /// Sends many records, queued in order (so records of one partition keep their order),
+    /// batched together; returns each one's result, in the same order.
+    public func send(_ records: [OutgoingRecord]) async -> [Result<RecordMetadata, Error>] {
+        guard !records.isEmpty else { return [] }
+        final class Collector: Sendable {
+            let results: Mutex<(values: [Result<RecordMetadata, Error>?], left: Int)>
+            init(_ count: Int) { results = Mutex((Array(repeating: nil, count: count), count)) }
+        }
+        let collector = Collector(records.count)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[Result<RecordMetadata, Error>], Never>) in
+            for (index, record) in records.enumerated() {
+                enqueue(record) { result in
+                    let done = collector.results.withLock { r -> [Result<RecordMetadata, Error>]? in
+                        r.values[index] = result
+                        r.left -= 1
+                        return r.left == 0 ? r.values.map { $0! } : nil
+                    }
+                    if let done { continuation.resume(returning: done) }
+                }
+            }
+        }
+    }
+
+    /// Adds a record to its partition's open batch (in call order) and starts that
+    /// partition's drain if none is running; `completion` gets the outcome.
+    private func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) {
+        let topic = record.topic
+        let topicState: Broker.TopicState
+        do { topicState = try broker.topicState(topic) } catch { return completion(.failure(error)) }
+        let count = topicState.partitions.count
+        let timestamp = record.timestamp ?? broker.options.clock()
+        let recordBytes =
+            80 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+            + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 10 }
+        guard recordBytes <= topicState.config.maxMessageBytes else {
+            return completion(.failure(TidemarkError(
+                .messageTooLarge, "record of ~\(recordBytes) bytes exceeds max message bytes \(topicState.config.maxMessageBytes)")))
+        }
+        if let partition = record.partition, partition < 0 || partition >= count {
+            return completion(.failure(TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")))
         }
         let codec = options.compression ?? (topicState.config.compression == .lz4 ? .lz4 : .none)
         let batchLimit = min(options.batchMaxBytes, topicState.config.maxMessageBytes - 128)
 
-        return try await withCheckedThrowingContinuation { continuation in
-            let startDrain = state.withLock { s -> TopicPartition? in
-                let chosen: Int
-                if let partition {
-                    chosen = partition
-                } else if let key {
-                    chosen = KafkaPartitioner.partition(forKey: key, partitionCount: count)
-                } else {
-                    chosen = s.sticky[topic] ?? Int.random(in: 0..<count)
-                    s.sticky[topic] = chosen
-                }
-                let tp = TopicPartition(topic, chosen)
-                var queue = s.queues[tp] ?? PartitionQueue()
-                // Batches still in the queue are open: the one being appended was taken out of it.
-                let needsNew =
-                    queue.batches.isEmpty
-                    || queue.batches[queue.batches.count - 1].builder.uncompressedSize + recordBytes > batchLimit
-                if needsNew {
-                    queue.batches.append(Pending(builder: RecordBatchBuilder(compression: codec, capacity: min(batchLimit, 64 * 1024))))
-                }
-                let last = queue.batches.count - 1
-                queue.batches[last].builder.append(timestamp: timestamp, key: key, value: value, headers: headers)
-                queue.batches[last].waiters.append((continuation, timestamp))
-                s.inFlight += 1
-                let start = !queue.draining
-                queue.draining = true
-                s.queues[tp] = queue
-                return start ? tp : nil
+        let startDrain = state.withLock { s -> TopicPartition? in
+            let chosen: Int
+            if let partition = record.partition {
+                chosen = partition
+            } else if let key = record.key {
+                chosen = KafkaPartitioner.partition(forKey: key, partitionCount: count)
+            } else {
+                chosen = s.sticky[topic] ?? Int.random(in: 0..<count)
+                s.sticky[topic] = chosen
             }
-            if let tp = startDrain {
-                Task { await self.drain(tp) }
+            let tp = TopicPartition(topic, chosen)
+            var queue = s.queues[tp] ?? PartitionQueue()
+            // Batches still in the queue are open: the one being appended was taken out of it.
+            let needsNew =
+                queue.batches.isEmpty
+                || queue.batches[queue.batches.count - 1].builder.uncompressedSize + recordBytes > batchLimit
+            if needsNew {
+                queue.batches.append(Pending(builder: RecordBatchBuilder(compression: codec, capacity: min(batchLimit, 64 * 1024))))
             }
+            let last = queue.batches.count - 1
+            queue.batches[last].builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
+            queue.batches[last].waiters.append((completion, timestamp))
+            s.inFlight += 1
+            let start = !queue.draining
+            queue.draining = true
+            s.queues[tp] = queue
+            return start ? tp : nil
+        }
+        if let tp = startDrain {
+            Task { await self.drain(tp) }
         }
     }
 
@@ -148,16 +206,17 @@ public final class Producer: Sendable {
             do {
                 let bytes = try builder.build()
                 let result = try await broker.append(topic: tp.topic, partition: tp.partition, batches: bytes)
-                for (index, (continuation, timestamp)) in pending.waiters.enumerated() {
-                    continuation.resume(
-                        returning: RecordMetadata(
-                            topic: tp.topic, partition: tp.partition, offset: result.baseOffset + Int64(index),
-                            timestamp: result.logAppendTime ?? timestamp))
+                for (index, (completion, timestamp)) in pending.waiters.enumerated() {
+                    completion(
+                        .success(
+                            RecordMetadata(
+                                topic: tp.topic, partition: tp.partition, offset: result.baseOffset + Int64(index),
+                                timestamp: result.logAppendTime ?? timestamp)))
                 }
             } catch {
                 // The batch never reached the log: give its sequence numbers back.
                 state.withLock { $0.sequences[tp] = sequence }
-                for (continuation, _) in pending.waiters { continuation.resume(throwing: error) }
+                for (completion, _) in pending.waiters { completion(.failure(error)) }
             }
             finish(pending.waiters.count)
         }

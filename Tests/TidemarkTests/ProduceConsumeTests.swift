@@ -180,4 +180,21 @@ import TidemarkStorage
         #expect(try await readPartition(broker, "e", 0).map { text($0.value) } == ["ok", "still"])
         try await broker.close()
     }
+
+    @Test func sendManyKeepsOrderPerPartitionAndReportsEachResult() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("many", partitions: 2, config: TopicConfig(maxMessageBytes: 4096))
+        let producer = try await Producer(broker: broker)
+        var records = (0..<2000).map { Producer.OutgoingRecord(topic: "many", key: nil, value: bytes("\($0)"), partition: $0 % 2) }
+        records.insert(Producer.OutgoingRecord(topic: "many", key: nil, value: Array(repeating: 0, count: 5000)), at: 7)
+        let results = await producer.send(records)
+        #expect(results.count == 2001)
+        #expect((try? results[7].get()) == nil)
+        for p in 0..<2 {
+            let values = try await readPartition(broker, "many", p).map { Int(text($0.value))! }
+            #expect(values == Array(stride(from: p, to: 2000, by: 2)))
+        }
+        try await broker.close()
+    }
 }

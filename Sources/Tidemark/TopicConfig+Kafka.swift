@@ -1,0 +1,59 @@
+/// Kafka's names for topic settings.
+extension TopicConfig {
+    /// Applies a Kafka topic config by its Kafka name (`retention.ms`, `flush.messages`, ...).
+    public mutating func apply(kafkaName name: String, value: String?) throws(TidemarkError) {
+        func number() throws(TidemarkError) -> Int64 {
+            guard let value, let n = Int64(value) else { throw TidemarkError(.invalidConfig, "\(name) needs a number, got \(value ?? "null")") }
+            return n
+        }
+        switch name {
+        case "retention.ms": self.retentionMs = try number() < 0 ? nil : try number()
+        case "retention.bytes": self.retentionBytes = try number() < 0 ? nil : try number()
+        case "segment.bytes": self.segmentBytes = Int(try number())
+        case "max.message.bytes": self.maxMessageBytes = Int(try number())
+        case "message.timestamp.type":
+            guard value == "CreateTime" || value == "LogAppendTime" else {
+                throw TidemarkError(.invalidConfig, "message.timestamp.type must be CreateTime or LogAppendTime")
+            }
+            self.timestampType = value == "LogAppendTime" ? .logAppendTime : .createTime
+        case "compression.type":
+            switch value {
+            case "lz4": self.compression = .lz4
+            case "producer", "uncompressed", "none": self.compression = .none
+            default: throw TidemarkError(.invalidConfig, "compression.type \(value ?? "null") is not supported")
+            }
+        case "flush.messages":
+            let n = try number()
+            self.flushPolicy = n <= 1 ? .everyAppend : .everyMessages(Int(n))
+        case "flush.ms": self.flushPolicy = .everyIntervalMs(max(1, try number()))
+        case "cleanup.policy":
+            guard value == "delete" else { throw TidemarkError(.invalidConfig, "only cleanup.policy=delete is supported") }
+        default:
+            throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
+        }
+    }
+
+    /// The config as Kafka names and values (DescribeConfigs, `tidemark topics describe`).
+
+    public var kafkaConfigs: [(String, String)] {
+        let config = self
+        let flush: (String, String) =
+            switch config.flushPolicy {
+            case .everyAppend: ("flush.messages", "1")
+            case .everyMessages(let n): ("flush.messages", "\(n)")
+            case .everyIntervalMs(let ms): ("flush.ms", "\(ms)")
+            case .os: ("flush.messages", "\(Int64.max)")
+            }
+        return [
+            ("cleanup.policy", "delete"),
+            ("compression.type", config.compression == .lz4 ? "lz4" : "producer"),
+            flush,
+            ("max.message.bytes", "\(config.maxMessageBytes)"),
+            ("message.timestamp.type", config.timestampType == .logAppendTime ? "LogAppendTime" : "CreateTime"),
+            ("retention.bytes", "\(config.retentionBytes ?? -1)"),
+            ("retention.ms", "\(config.retentionMs ?? -1)"),
+            ("segment.bytes", "\(config.segmentBytes)"),
+        ]
+    }
+
+}

@@ -1,0 +1,154 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+
+/// Runs `.build/debug/tidemark` (built with the tests) and captures what it prints.
+struct CLI {
+    static let binary: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/tidemark").path
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    @discardableResult
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+            stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+}
+
+@Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
+struct CLITests {
+    @Test func helpAndBadArguments() throws {
+        let help = try CLI.run(["--help"])
+        #expect(help.status == 0)
+        for command in ["serve", "topics", "produce", "consume", "groups", "dump", "verify"] {
+            #expect(help.stdout.contains(command), "help lists \(command)")
+        }
+        let unknown = try CLI.run(["frobnicate"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("Error"))
+        let missing = try CLI.run(["dump", "/nonexistent/file.log"])
+        #expect(missing.status != 0 && missing.stderr.contains("no such file: /nonexistent/file.log"))
+        let noData = try CLI.run(["topics", "list", "--data", "/nonexistent-data-dir"])
+        #expect(noData.status == 1 && noData.stderr.contains("no data directory at /nonexistent-data-dir"))
+        let badPort = try CLI.run(["serve", "--port", "70000"])
+        #expect(badPort.status != 0 && badPort.stderr.contains("--port must be in 0...65535"))
+        let badReset = try CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"])
+        #expect(badReset.status != 0 && badReset.stderr.contains("choose exactly one"))
+    }
+
+    @Test func topicsProduceConsumeGroups() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        let create = try CLI.run(["topics", "create", "jobs", "--partitions", "3", "--config", "retention.ms=3600000", "--data", data])
+        #expect(create.status == 0 && create.stdout == "created topic jobs with 3 partitions\n")
+        let bad = try CLI.run(["topics", "create", "bad name", "--data", data])
+        #expect(bad.status != 0 && bad.stderr.contains("invalidTopicName"))
+        #expect(try CLI.run(["topics", "list", "--data", data]).stdout == "jobs\n")
+
+        let lines = (0..<30).map { "user-\($0 % 5):job-\($0)" }.joined(separator: "\n")
+        let produce = try CLI.run(["produce", "jobs", "--key-separator", ":", "--header", "src=cli", "--data", data], stdin: lines)
+        #expect(produce.status == 0 && produce.stderr.contains("produced 30 records to jobs"))
+
+        let consumed = try CLI.run(["consume", "jobs", "--json", "--data", data])
+        #expect(consumed.status == 0)
+        let records = consumed.stdout.split(separator: "\n").map {
+            try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        #expect(records.count == 30)
+        #expect(Set(records.map { $0["value"] as! String }) == Set((0..<30).map { "job-\($0)" }))
+        for record in records {
+            let headers = record["headers"] as! [[String: Any]]
+            #expect(headers.first?["key"] as? String == "src" && headers.first?["value"] as? String == "cli")
+            #expect((record["key"] as! String).hasPrefix("user-"))
+        }
+        let text = try CLI.run(["consume", "jobs", "--max-messages", "2", "--data", data])
+        #expect(text.stdout.split(separator: "\n").count == 2 && text.stdout.contains("\tjob-"))
+
+        let describe = try CLI.run(["topics", "describe", "jobs", "--data", data])
+        #expect(describe.stdout.contains("partition: 2 start: 0 end:") && describe.stdout.contains("retention.ms=3600000"))
+
+        // A group reads 10, commits; describe shows committed, end and lag; a reset moves it.
+        let group = try CLI.run(["consume", "jobs", "--group", "g1", "--max-messages", "10", "--data", data])
+        #expect(group.stdout.split(separator: "\n").count == 10)
+        let lag = try CLI.run(["groups", "describe", "g1", "--data", data])
+        #expect(lag.status == 0 && lag.stdout.hasPrefix("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\n") && lag.stdout.contains("total lag: 20"))
+        #expect(try CLI.run(["groups", "list", "--data", data]).stdout == "g1\n")
+        let dry = try CLI.run(["groups", "reset-offsets", "g1", "--topic", "jobs", "--to-earliest", "--data", data])
+        #expect(dry.stdout.contains("dry run: nothing changed"))
+        #expect(try CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 20"))
+        let applied = try CLI.run(["groups", "reset-offsets", "g1", "--topic", "jobs", "--to-earliest", "--execute", "--data", data])
+        #expect(applied.status == 0 && applied.stdout.contains("offsets reset"))
+        #expect(try CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 30"))
+        #expect(try CLI.run(["groups", "describe", "nobody", "--data", data]).status != 0)
+
+        #expect(try CLI.run(["topics", "delete", "jobs", "--data", data]).stdout == "deleted topic jobs\n")
+        #expect(try CLI.run(["topics", "list", "--data", data]).stdout == "")
+    }
+
+    @Test func dumpVerifyAndRepair() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        for round in 0..<5 {
+            let lines = (0..<20).map { "r\(round)-\($0)" }.joined(separator: "\n")
+            #expect(try CLI.run(["produce", "t", "--data", data], stdin: lines).status == 0)
+        }
+        let log = data + "/t-0/00000000000000000000.log"
+        let dump = try CLI.run(["dump", log])
+        #expect(dump.status == 0 && dump.stdout.hasPrefix("Dumping \(log)\n"))
+        #expect(dump.stdout.contains("baseOffset: 0 ") && dump.stdout.contains("crcValid: true"))
+        #expect(dump.stdout.contains("| offset: 99 ") && dump.stdout.contains("value: r4-19"))
+        let index = try CLI.run(["dump", data + "/t-0/00000000000000000000.timeindex"])
+        #expect(index.status == 0 && index.stdout.contains("timestamp: "))
+
+        let healthy = try CLI.run(["verify", data])
+        #expect(healthy.status == 0 && healthy.stdout.contains("ok \(data)/t-0: 1 segments"))
+
+        // A flipped byte inside a batch: verify reports it and exits 1.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: log))
+        let size = bytes.count
+        bytes[size / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: log))
+        let broken = try CLI.run(["verify", data + "/t-0"])
+        #expect(broken.status == 1 && broken.stdout.contains("bad batch at position"))
+        let brokenDump = try CLI.run(["dump", "--headers-only", log])
+        #expect(brokenDump.status == 2 && brokenDump.stdout.contains("damaged at position"))
+        bytes[size / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: log))
+
+        // A torn tail: --repair cuts it and rebuilds the indexes; verify is clean after.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.truncate(atOffset: UInt64(size - 7))
+        try handle.close()
+        let torn = try CLI.run(["verify", data])
+        #expect(torn.status == 1)
+        let repaired = try CLI.run(["verify", "--repair", data])
+        #expect(repaired.status == 0 && repaired.stdout.contains("repaired: cut") && repaired.stdout.contains("now ok"))
+        #expect(try CLI.run(["verify", data]).status == 0)
+        let after = try CLI.run(["consume", "t", "--data", data])
+        #expect(after.stdout.split(separator: "\n").count < 100 && after.stdout.hasPrefix("r0-0\n"))
+    }
+}

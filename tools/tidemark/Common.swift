@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Tidemark
+import TidemarkStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--data`: the data directory a command opens directly (no server needed).
+struct DataOptions: ParsableArguments {
+    @Option(help: "Data directory (a broker must not have it open).") var data = "./tidemark-data"
+
+    /// Opens the broker over the data directory, runs `body`, and closes it.
+    func withBroker<T: Sendable>(creating: Bool = false, _ body: (Broker) async throws -> T) async throws -> T {
+        guard creating || FileManager.default.fileExists(atPath: data) else {
+            throw CLIError("no data directory at \(data)")
+        }
+        let broker: Broker
+        do {
+            broker = try await Broker.open(dataDirectory: data)
+        } catch let error as StorageError where error.message.contains("in use") {
+            throw CLIError("\(data) is in use by a running broker; stop it first")
+        }
+        do {
+            let result = try await body(broker)
+            try await broker.close()
+            return result
+        } catch {
+            try? await broker.close()
+            throw error
+        }
+    }
+}
+
+/// A one-line error for the terminal (argument-parser prints "Error: <message>" and exits 1).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Writes text to stdout without buffering surprises for pipes.
+enum Output {
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+
+    /// A progress bar on stderr when it is a terminal; nothing when piped.
+    static func progress(_ label: String, _ done: Int, _ total: Int) {
+        guard stderrIsTerminal, total > 0 else { return }
+        let width = 30
+        let filled = width * done / total
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)\(done == total ? "\n" : "")".utf8))
+    }
+
+    /// Bytes as text when they are UTF-8, else as an escaped form.
+    static func text(_ bytes: [UInt8]?) -> String {
+        guard let bytes else { return "null" }
+        if let string = String(validating: bytes, as: UTF8.self) { return string }
+        return bytes.map { String(format: "\\x%02x", $0) }.joined()
+    }
+
+    /// A JSON value for bytes: a string when UTF-8, `{"base64": ...}` otherwise, null for null.
+    static func json(_ bytes: [UInt8]?) -> Any {
+        guard let bytes else { return NSNull() }
+        if let string = String(validating: bytes, as: UTF8.self) { return string }
+        return ["base64": Data(bytes).base64EncodedString()]
+    }
+
+    static func jsonLine(_ object: [String: Any]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Parses `earliest`, `latest`, an offset, or a time (ms since the epoch, or ISO 8601).
+func parseStart(_ text: String) throws -> StartPosition {
+    switch text {
+    case "earliest", "beginning": return .earliest
+    case "latest", "end": return .latest
+    default:
+        if let offset = Int64(text), offset >= 0 { return .offset(offset) }
+        if let ms = parseTime(text) { return .timestamp(ms) }
+        throw CLIError("'\(text)' is not earliest, latest, an offset or a time")
+    }
+}
+
+/// A time as ms since the epoch ("@1700000000000") or ISO 8601 ("2026-11-29T10:00:00Z").
+func parseTime(_ text: String) -> Int64? {
+    if text.hasPrefix("@"), let ms = Int64(text.dropFirst()) { return ms }
+    let formatter = ISO8601DateFormatter()
+    for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
+        formatter.formatOptions = options
+        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+    }
+    return nil
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Tidemark
+import TidemarkStorage
+
+/// `tidemark consume TOPIC`: prints records as text or JSON lines.
+struct Consume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a topic's records as text or JSON lines.",
+        discussion: "Without --follow, stops at the end of every partition (as it was at the start).")
+
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Topic name.") var topic: String
+    @Option(help: "Where to start: an offset, earliest or latest.") var offset = "earliest"
+    @Option(help: "Start at the first record at or after this time (ISO 8601, or @ms).") var fromTime: String?
+    @Option(help: "Read as this consumer group (committed offsets; commits what it prints).") var group: String?
+    @Option(help: "Only this partition.") var partition: Int?
+    @Option(help: "Stop after this many records.") var maxMessages: Int?
+    @Flag(help: "JSON lines: topic, partition, offset, timestamp, key, value, headers.") var json = false
+    @Flag(help: "Keep waiting for new records.") var follow = false
+
+    func validate() throws {
+        if let fromTime, parseTime(fromTime) == nil { throw ValidationError("--from-time: '\(fromTime)' is not a time") }
+        if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
+        _ = try parseStart(offset)
+    }
+
+    func run() async throws {
+        try await data.withBroker { broker in
+            let count = try broker.partitionCount(of: topic)
+            let partitions = partition.map { [$0] } ?? Array(0..<count)
+            var ends: [Int: Int64] = [:]
+            for p in partitions { ends[p] = try broker.offsets(topic: topic, partition: p).end }
+            var printed = 0
+            let limit = maxMessages ?? Int.max
+            if let group {
+                let member = GroupConsumer(broker: broker, groupId: group, topics: [topic])
+                while printed < limit {
+                    let records = try await member.poll(maxRecords: min(500, limit - printed), maxWaitMs: 500)
+                    records.forEach(print)
+                    printed += records.count
+                    if !records.isEmpty { try await member.commit() }
+                    if !follow && records.isEmpty && caughtUp(broker, member.assignment, ends) { break }
+                }
+                await member.close()
+                return
+            }
+            let consumer = Consumer(broker: broker)
+            let start = try fromTime.map { StartPosition.timestamp(parseTime($0)!) } ?? parseStart(offset)
+            for p in partitions { try await consumer.assign(topic: topic, partition: p, from: start) }
+            while printed < limit {
+                let records = try await consumer.poll(maxRecords: min(500, limit - printed), maxWaitMs: follow ? 1000 : 0)
+                records.forEach(print)
+                printed += records.count
+                if !follow && partitions.allSatisfy({ (consumer.position(topic: topic, partition: $0) ?? 0) >= ends[$0]! }) { break }
+            }
+        }
+    }
+
+    private func caughtUp(_ broker: Broker, _ assignment: [TopicPartition], _ ends: [Int: Int64]) -> Bool {
+        let committed = broker.groups.fetchOffsets(groupId: group!, partitions: assignment)
+        return assignment.allSatisfy { (committed[$0]?.offset ?? 0) >= (ends[$0.partition] ?? 0) }
+    }
+
+    private func print(_ record: ConsumerRecord) {
+        if json {
+            var headers: [[String: Any]] = []
+            for header in record.headers { headers.append(["key": header.key, "value": Output.json(header.value)]) }
+            Output.line(
+                Output.jsonLine([
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                    "timestamp": record.timestamp, "key": Output.json(record.key), "value": Output.json(record.value),
+                    "headers": headers,
+                ]))
+        } else {
+            Output.line(record.key.map { Output.text($0) + "\t" + Output.text(record.value) } ?? Output.text(record.value))
+        }
+    }
+}

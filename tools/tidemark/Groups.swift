@@ -1,0 +1,67 @@
+import ArgumentParser
+import Tidemark
+
+/// `tidemark groups list|describe|reset-offsets` on a data directory.
+struct Groups: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect consumer groups and move their committed offsets.",
+        subcommands: [List.self, Describe.self, ResetOffsets.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the groups that have committed offsets.")
+        @OptionGroup var data: DataOptions
+        func run() async throws {
+            for group in try await data.withBroker({ $0.groups.listGroups().map(\.groupId) }) { Output.line(group) }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Per partition: committed offset, end offset and lag.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Group id.") var group: String
+        func run() async throws {
+            let rows = try await data.withBroker { broker in
+                try broker.groupLag(group: group).map { ($0.0.topic, $0.0.partition, $0.committed, $0.end, $0.lag) }
+            }
+            guard !rows.isEmpty else { throw CLIError("group '\(group)' has no committed offsets") }
+            Output.line("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
+            for (topic, partition, committed, end, lag) in rows { Output.line("\(topic)\t\(partition)\t\(committed)\t\(end)\t\(lag)") }
+            Output.line("total lag: \(rows.reduce(0) { $0 + $1.4 })")
+        }
+    }
+
+    struct ResetOffsets: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-offsets",
+            abstract: "Move a group's committed offsets on a topic (a dry run unless --execute).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Group id.") var group: String
+        @Option(help: "Topic whose partitions move.") var topic: String
+        @Flag(help: "To each partition's first offset.") var toEarliest = false
+        @Flag(help: "To each partition's end.") var toLatest = false
+        @Option(help: "To the first record at or after this time (ISO 8601, or @ms).") var toDatetime: String?
+        @Option(help: "By this many offsets (negative: back), clamped to the log.") var shiftBy: Int64?
+        @Flag(help: "Apply the change (otherwise only print it).") var execute = false
+
+        func validate() throws {
+            let chosen = [toEarliest, toLatest, toDatetime != nil, shiftBy != nil].filter { $0 }.count
+            guard chosen == 1 else {
+                throw ValidationError("choose exactly one of --to-earliest, --to-latest, --to-datetime, --shift-by")
+            }
+            if let toDatetime, parseTime(toDatetime) == nil { throw ValidationError("--to-datetime: '\(toDatetime)' is not a time") }
+        }
+
+        func run() async throws {
+            let reset: OffsetReset =
+                toEarliest ? .earliest : toLatest ? .latest : toDatetime.map { .timestamp(parseTime($0)!) } ?? .shift(shiftBy!)
+            let result = try await data.withBroker { broker in
+                try await broker.resetOffsets(group: group, topic: topic, to: reset, dryRun: !execute)
+            }
+            Output.line("TOPIC\tPARTITION\tNEW-OFFSET")
+            for (tp, offset) in result.sorted(by: { $0.key.partition < $1.key.partition }) {
+                Output.line("\(tp.topic)\t\(tp.partition)\t\(offset)")
+            }
+            Output.line(execute ? "offsets reset" : "dry run: nothing changed (add --execute to apply)")
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Tidemark
+
+/// `tidemark topics list|create|delete|describe` on a data directory.
+struct Topics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List, create, delete and describe topics.",
+        subcommands: [List.self, Create.self, Delete.self, Describe.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the topics.")
+        @OptionGroup var data: DataOptions
+        func run() async throws {
+            for name in try await data.withBroker({ $0.listTopics() }) { Output.line(name) }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a topic.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Topic name.") var name: String
+        @Option(help: "Number of partitions.") var partitions = 1
+        @Option(name: .customLong("config"), help: "A Kafka topic config, NAME=VALUE (repeatable), e.g. retention.ms=3600000.")
+        var configs: [String] = []
+
+        func run() async throws {
+            var config = TopicConfig()
+            for entry in configs {
+                let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw ValidationError("--config takes NAME=VALUE, got '\(entry)'") }
+                try config.apply(kafkaName: parts[0], value: parts[1])
+            }
+            try await data.withBroker(creating: true) { try await $0.createTopic(name, partitions: partitions, config: config) }
+            Output.line("created topic \(name) with \(partitions) partition\(partitions == 1 ? "" : "s")")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a topic and its data.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Topic name.") var name: String
+        func run() async throws {
+            try await data.withBroker { try await $0.deleteTopic(name) }
+            Output.line("deleted topic \(name)")
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Partitions, offsets, sizes and config of a topic.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Topic name.") var name: String
+        func run() async throws {
+            let description = try await data.withBroker { try $0.describeTopic(name) }
+            Output.line("topic: \(name) partitions: \(description.partitions.count)")
+            for p in description.partitions {
+                Output.line(
+                    "  partition: \(p.partition) start: \(p.logStartOffset) end: \(p.logEndOffset) "
+                        + "flushed: \(p.flushedOffset) bytes: \(p.sizeInBytes) segments: \(p.segmentCount)")
+            }
+            Output.line("config:")
+            for (key, value) in description.config.kafkaConfigs { Output.line("  \(key)=\(value)") }
+        }
+    }
+}

@@ -59,11 +59,13 @@ let package = Package(
         ),
         // Runs the built `tidemark` executable and checks its output and exit codes.
         .testTarget(name: "TidemarkCLITests", dependencies: ["TestSupport", "TidemarkStorage"]),
+        // A small blocking Kafka client for the tools (replay, --bootstrap).
+        .target(name: "TidemarkClient", dependencies: ["TidemarkWire", "TidemarkStorage"]),
         // The CLI: tools/tidemark.
         .executableTarget(
             name: "tidemark",
             dependencies: [
-                "TidemarkServer", "Tidemark",
+                "TidemarkServer", "Tidemark", "TidemarkClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -11,6 +11,20 @@ public struct ConsumerRecord: Sendable, Equatable {
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [RecordHeader]
+
+    public init(
+        topic: String, partition: Int, offset: Int64, timestamp: Int64, timestampType: TimestampType, key: [UInt8]?,
+        value: [UInt8]?, headers: [RecordHeader]
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.timestampType = timestampType
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
 }
 
 /// What a consumer does when its position is no longer in the log (retention passed it).

@@ -13,23 +13,28 @@ struct DataOptions: ParsableArguments {
 
     /// Opens the broker over the data directory, runs `body`, and closes it.
     func withBroker<T: Sendable>(creating: Bool = false, _ body: (Broker) async throws -> T) async throws -> T {
-        guard creating || FileManager.default.fileExists(atPath: data) else {
-            throw CLIError("no data directory at \(data)")
-        }
-        let broker: Broker
-        do {
-            broker = try await Broker.open(dataDirectory: data)
-        } catch let error as StorageError where error.message.contains("in use") {
-            throw CLIError("\(data) is in use by a running broker; stop it first")
-        }
-        do {
-            let result = try await body(broker)
-            try await broker.close()
-            return result
-        } catch {
-            try? await broker.close()
-            throw error
-        }
+        try await withDataDirectory(data, creating: creating, body)
+    }
+}
+
+/// Opens a broker over `data` (which must exist unless `creating`), runs `body`, closes it.
+func withDataDirectory<T: Sendable>(_ data: String, creating: Bool = false, _ body: (Broker) async throws -> T) async throws -> T {
+    guard creating || FileManager.default.fileExists(atPath: data) else {
+        throw CLIError("no data directory at \(data)")
+    }
+    let broker: Broker
+    do {
+        broker = try await Broker.open(dataDirectory: data)
+    } catch let error as StorageError where error.message.contains("in use") {
+        throw CLIError("\(data) is in use by a running broker; stop it first")
+    }
+    do {
+        let result = try await body(broker)
+        try await broker.close()
+        return result
+    } catch {
+        try? await broker.close()
+        throw error
     }
 }
 

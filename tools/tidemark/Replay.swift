@@ -1,0 +1,331 @@
+import ArgumentParser
+import Foundation
+import Tidemark
+import TidemarkClient
+import TidemarkStorage
+
+/// `tidemark replay`: copies a range of a topic's records, keeping keys, values, headers and
+/// timestamps, to stdout, a file, another topic, or another Kafka-compatible broker.
+struct Replay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a topic's records (from an offset or a time) to stdout, a file, a topic or another broker.",
+        discussion: """
+            Records replayed into a topic carry one extra header, \(ReplayHeader.name) = \
+            "<source topic>/<partition>/<offset>". A rerun after an interruption reads it from the \
+            destination and resumes after the last record already copied, so nothing is \
+            duplicated; within a run the producer is idempotent.
+            """)
+
+    @Argument(help: "TOPIC or TOPIC:PARTITION.") var source: String
+    @Option(help: "Read from this data directory (when --bootstrap is not given).") var data = "./tidemark-data"
+    @Option(help: "Read from this broker instead of a data directory (host:port).") var bootstrap: String?
+    @Option(help: "Start: an offset, earliest, or a time (ISO 8601, or @ms).") var from = "earliest"
+    @Option(help: "Stop before this offset or time (default: the end when the replay starts).") var until: String?
+    @Option(help: "Write JSON lines to this file instead of stdout.") var toFile: String?
+    @Option(help: "Append the records to this topic.") var toTopic: String?
+    @Option(help: "The broker of --to-topic (default: the source).") var toBootstrap: String?
+
+    func validate() throws {
+        if toBootstrap != nil && toTopic == nil { throw ValidationError("--to-bootstrap needs --to-topic") }
+        if toFile != nil && toTopic != nil { throw ValidationError("choose one of --to-file and --to-topic") }
+        _ = try parseStart(from)
+        if let until { _ = try parseStart(until) }
+        _ = try parsedSource()
+    }
+
+    func parsedSource() throws -> (topic: String, partition: Int?) {
+        let parts = source.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return (source, nil) }
+        guard let partition = Int(parts[1]), partition >= 0 else { throw ValidationError("'\(parts[1])' is not a partition") }
+        return (parts[0], partition)
+    }
+
+    func run() async throws {
+        let (topic, onlyPartition) = try parsedSource()
+        if let bootstrap {
+            let reader = ClientReader(client: try KafkaClient(bootstrap: bootstrap))
+            try await replay(reader, topic: topic, onlyPartition: onlyPartition, sameBroker: { reader.client })
+        } else {
+            try await withDataDirectory(data) { broker in
+                let reader = EmbeddedReader(broker: broker)
+                try await replay(reader, topic: topic, onlyPartition: onlyPartition, sameBroker: { broker })
+            }
+        }
+    }
+
+    private func replay<R: RecordReader>(_ reader: R, topic: String, onlyPartition: Int?, sameBroker: () -> Any) async throws {
+        let count = try await reader.partitionCount(topic)
+        let partitions = try onlyPartition.map { p -> [Int] in
+            guard p < count else { throw CLIError("topic '\(topic)' has no partition \(p)") }
+            return [p]
+        } ?? Array(0..<count)
+
+        let sink: RecordSink
+        if let toTopic {
+            if let toBootstrap {
+                sink = try ClientSink(client: KafkaClient(bootstrap: toBootstrap), topic: toTopic)
+            } else if let client = sameBroker() as? KafkaClient {
+                sink = try ClientSink(client: client, topic: toTopic)
+            } else {
+                sink = try await EmbeddedSink(broker: sameBroker() as! Broker, topic: toTopic)
+            }
+        } else {
+            sink = try JSONSink(path: toFile)
+        }
+
+        var total = 0
+        for partition in partitions {
+            var start = try await reader.resolve(topic, partition, try parseStart(from))
+            let end: Int64
+            if let until {
+                end = try await reader.resolve(topic, partition, try parseStart(until))
+            } else {
+                end = try await reader.endOffset(topic, partition)
+            }
+            if let resumed = try await sink.lastReplayed(sourceTopic: topic, sourcePartition: partition), resumed + 1 > start {
+                start = resumed + 1
+                Output.error("\(topic)-\(partition): resuming after offset \(resumed), already replayed")
+            }
+            var next = start
+            while next < end {
+                let records = try await reader.read(topic, partition, from: next).filter { $0.offset >= next && $0.offset < end }
+                guard let last = records.last else { break }
+                try await sink.write(records)
+                total += records.count
+                next = last.offset + 1
+                Output.progress("\(topic)-\(partition)", Int(next - start), Int(end - start))
+            }
+        }
+        try await sink.finish()
+        Output.error("replayed \(total) record\(total == 1 ? "" : "s")")
+    }
+}
+
+enum ReplayHeader {
+    static let name = "tidemark.replay.source"
+
+    static func value(_ record: ConsumerRecord) -> [UInt8] { Array("\(record.topic)/\(record.partition)/\(record.offset)".utf8) }
+
+    /// The source offset in a replayed record's header, if it came from `topic`/`partition`.
+    static func sourceOffset(_ headers: [RecordHeader], topic: String, partition: Int) -> Int64? {
+        guard let raw = headers.last(where: { $0.key == name })?.value else { return nil }
+        let parts = String(decoding: raw, as: UTF8.self).split(separator: "/")
+        guard parts.count == 3, String(parts[0]) == topic, Int(parts[1]) == partition else { return nil }
+        return Int64(parts[2])
+    }
+}
+
+// MARK: Readers
+
+protocol RecordReader {
+    func partitionCount(_ topic: String) async throws -> Int
+    func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64
+    func endOffset(_ topic: String, _ partition: Int) async throws -> Int64
+    /// Records from `offset` on (some), in offset order.
+    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> [ConsumerRecord]
+}
+
+struct EmbeddedReader: RecordReader {
+    let broker: Broker
+    func partitionCount(_ topic: String) async throws -> Int { try broker.partitionCount(of: topic) }
+    func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64 {
+        try await broker.resolveOffset(topic: topic, partition: partition, position).offset
+    }
+    func endOffset(_ topic: String, _ partition: Int) async throws -> Int64 { try broker.offsets(topic: topic, partition: partition).end }
+    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> [ConsumerRecord] {
+        let consumer = Consumer(broker: broker)
+        try await consumer.assign(topic: topic, partition: partition, from: .offset(offset))
+        return try await consumer.poll(maxRecords: 1000, maxWaitMs: 0)
+    }
+}
+
+final class ClientReader: RecordReader {
+    let client: KafkaClient
+    init(client: KafkaClient) { self.client = client }
+    func partitionCount(_ topic: String) async throws -> Int { try client.partitionCount(topic) }
+    func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64 {
+        switch position {
+        case .earliest: return try client.offset(topic, partition, at: -2) ?? 0
+        case .latest: return try await endOffset(topic, partition)
+        case .offset(let offset): return offset
+        case .timestamp(let ms):
+            if let found = try client.offset(topic, partition, at: ms) { return found }
+            return try await endOffset(topic, partition)
+        }
+    }
+    func endOffset(_ topic: String, _ partition: Int) async throws -> Int64 { try client.offset(topic, partition, at: -1) ?? 0 }
+    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> [ConsumerRecord] {
+        let (bytes, _) = try client.fetch(topic, partition, offset: offset)
+        return try decodeRecords(bytes, topic: topic, partition: partition)
+    }
+}
+
+/// Records of the whole batches in fetched bytes (a partial batch at the end is dropped).
+func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> [ConsumerRecord] {
+    var out: [ConsumerRecord] = []
+    var position = 0
+    while position + RecordBatchHeader.logOverhead <= bytes.count {
+        let length = bytes.withUnsafeBytes { Int(Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self))) }
+        guard position + RecordBatchHeader.logOverhead + length <= bytes.count else { break }
+        let batch = try RecordBatch(decoding: Array(bytes[position..<(position + RecordBatchHeader.logOverhead + length)]))
+        position += batch.header.totalSize
+        guard !batch.header.isControl else { continue }
+        for record in batch.records {
+            out.append(
+                ConsumerRecord(
+                    topic: topic, partition: partition, offset: batch.offset(of: record), timestamp: batch.timestamp(of: record),
+                    timestampType: batch.header.timestampType, key: record.key, value: record.value, headers: record.headers))
+        }
+    }
+    return out
+}
+
+// MARK: Sinks
+
+protocol RecordSink {
+    /// The highest source offset of `sourceTopic`/`sourcePartition` already in the destination.
+    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64?
+    func write(_ records: [ConsumerRecord]) async throws
+    func finish() async throws
+}
+
+/// JSON lines to stdout or a file (the format of `consume --json`).
+final class JSONSink: RecordSink {
+    let handle: FileHandle
+    init(path: String?) throws {
+        if let path {
+            FileManager.default.createFile(atPath: path, contents: nil)
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
+            self.handle = handle
+        } else {
+            handle = FileHandle.standardOutput
+        }
+    }
+    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? { nil }
+    func write(_ records: [ConsumerRecord]) async throws {
+        var text = ""
+        for record in records {
+            let headers: [[String: Any]] = record.headers.map { ["key": $0.key, "value": Output.json($0.value)] }
+            text += Output.jsonLine([
+                "topic": record.topic, "partition": record.partition, "offset": record.offset, "timestamp": record.timestamp,
+                "key": Output.json(record.key), "value": Output.json(record.value), "headers": headers,
+            ]) + "\n"
+        }
+        handle.write(Data(text.utf8))
+    }
+    func finish() async throws { if handle !== FileHandle.standardOutput { try handle.close() } }
+}
+
+/// Builds idempotent batches for one destination, with the replay header added.
+struct BatchMaker {
+    let producerId: Int64
+    let epoch: Int16
+    var sequences: [Int: Int32] = [:]
+
+    /// An idempotent batch of `records` for destination partition `partition` (sequence
+    /// numbers are counted per destination partition).
+    mutating func batch(_ records: [ConsumerRecord], partition: Int) throws -> [UInt8]? {
+        guard !records.isEmpty else { return nil }
+        var builder = RecordBatchBuilder(
+            producerId: producerId, producerEpoch: epoch, baseSequence: sequences[partition] ?? 0)
+        for record in records {
+            builder.append(
+                timestamp: record.timestamp, key: record.key, value: record.value,
+                headers: record.headers + [RecordHeader(key: ReplayHeader.name, value: ReplayHeader.value(record))])
+        }
+        sequences[partition] = (sequences[partition] ?? 0) + Int32(records.count)
+        return try builder.build()
+    }
+}
+
+/// Maps a source partition onto the destination's partitions (same index when it exists).
+func destinationPartition(_ source: Int, count: Int) -> Int { source < count ? source : source % count }
+
+final class EmbeddedSink: RecordSink {
+    let broker: Broker
+    let topic: String
+    let partitions: Int
+    var maker: BatchMaker
+
+    init(broker: Broker, topic: String) async throws {
+        self.broker = broker
+        self.topic = topic
+        partitions = try broker.partitionCount(of: topic)
+        let (id, epoch) = try await broker.initProducerId()
+        maker = BatchMaker(producerId: id, epoch: epoch)
+    }
+
+    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
+        let destination = destinationPartition(sourcePartition, count: partitions)
+        let (start, end) = try broker.offsets(topic: topic, partition: destination)
+        var offset = max(start, end - 10_000)
+        var found: Int64?
+        let consumer = Consumer(broker: broker)
+        try await consumer.assign(topic: topic, partition: destination, from: .offset(offset))
+        while offset < end {
+            let records = try await consumer.poll(maxRecords: 1000, maxWaitMs: 0)
+            guard let last = records.last else { break }
+            for record in records {
+                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
+                    found = max(found ?? source, source)
+                }
+            }
+            offset = last.offset + 1
+        }
+        return found
+    }
+
+    func write(_ records: [ConsumerRecord]) async throws {
+        // The header names the source partition; the batch goes to the mapped destination one.
+        guard let first = records.first else { return }
+        let destination = destinationPartition(first.partition, count: partitions)
+        guard let bytes = try maker.batch(records, partition: destination) else { return }
+        _ = try await broker.append(topic: topic, partition: destination, batches: bytes)
+    }
+
+    func finish() async throws {}
+}
+
+final class ClientSink: RecordSink {
+    let client: KafkaClient
+    let topic: String
+    let partitions: Int
+    var maker: BatchMaker
+
+    init(client: KafkaClient, topic: String) throws {
+        self.client = client
+        self.topic = topic
+        partitions = try client.partitionCount(topic)
+        let (id, epoch) = try client.initProducerId()
+        maker = BatchMaker(producerId: id, epoch: epoch)
+    }
+
+    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
+        let destination = destinationPartition(sourcePartition, count: partitions)
+        let end = try client.offset(topic, destination, at: -1) ?? 0
+        let start = try client.offset(topic, destination, at: -2) ?? 0
+        var offset = max(start, end - 10_000)
+        var found: Int64?
+        while offset < end {
+            let records = try decodeRecords(try client.fetch(topic, destination, offset: offset).records, topic: topic, partition: destination)
+                .filter { $0.offset >= offset }
+            guard let last = records.last else { break }
+            for record in records {
+                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
+                    found = max(found ?? source, source)
+                }
+            }
+            offset = last.offset + 1
+        }
+        return found
+    }
+
+    func write(_ records: [ConsumerRecord]) async throws {
+        guard let first = records.first else { return }
+        let destination = destinationPartition(first.partition, count: partitions)
+        guard let bytes = try maker.batch(records, partition: destination) else { return }
+        try client.produce(topic, destination, batches: bytes)
+    }
+
+    func finish() async throws {}
+}

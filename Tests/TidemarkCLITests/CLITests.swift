@@ -252,6 +252,23 @@ struct ReplayTests {
         }
     }
 
+    /// Between two data directories directly, interrupted (--until) and rerun.
+    @Test func replayBetweenTwoDataDirectories() throws {
+        let dir = TemporaryDirectory()
+        let source = dir.path + "/a"
+        let target = dir.path + "/b"
+        try Self.seed(source, records: 120)
+        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
+        let args = ["replay", "src", "--data", source, "--to-data", target, "--to-topic", "dst"]
+        #expect(try CLI.run(args + ["--until", "17"]).status == 0)
+        let rerun = try CLI.run(args)
+        #expect(rerun.status == 0 && rerun.stderr.contains("resuming after offset 16"))
+        let copied = Self.jsonLines(try CLI.run(["replay", "dst", "--data", target]).stdout)
+        #expect(copied.count == 120)
+        #expect(Set(copied.map { $0["value"] as! String }).count == 120)
+        #expect(try CLI.run(args + ["--to-data", source]).status != 0)
+    }
+
     /// Between two running brokers.
     @Test func replayBetweenTwoRunningBrokers() throws {
         let dir = TemporaryDirectory()
@@ -266,5 +283,46 @@ struct ReplayTests {
         let run = try CLI.run(["replay", "src", "--from", "5", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"])
         #expect(run.status == 0 && run.stderr.contains("replayed 85 records"))
         #expect(Self.jsonLines(try CLI.run(["replay", "dst", "--bootstrap", b.bootstrap]).stdout).count == 85)
+    }
+}
+
+@Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
+struct BootstrapModeTests {
+    /// The same commands against a running broker (--bootstrap) instead of a data directory.
+    @Test func topicsProduceConsumeGroupsOverTheWire() throws {
+        let dir = TemporaryDirectory()
+        let broker = try ServeProcess(data: dir.path + "/data")
+        defer { broker.stop() }
+        let b = ["--bootstrap", broker.bootstrap]
+        #expect(try CLI.run(["topics", "create", "wire", "--partitions", "2", "--config", "retention.ms=60000"] + b).status == 0)
+        #expect(try CLI.run(["topics", "create", "wire"] + b).stderr.contains("Kafka error 36"))
+        #expect(try CLI.run(["topics", "list"] + b).stdout == "wire\n")
+        let lines = (0..<40).map { "k\($0 % 7):v\($0)" }.joined(separator: "\n")
+        #expect(try CLI.run(["produce", "wire", "--key-separator", ":"] + b, stdin: lines).stderr.contains("produced 40 records"))
+        let describe = try CLI.run(["topics", "describe", "wire"] + b)
+        #expect(describe.stdout.contains("topic: wire partitions: 2") && describe.stdout.contains("retention.ms=60000"))
+        let all = try CLI.run(["consume", "wire", "--json"] + b)
+        let values = all.stdout.split(separator: "\n").map {
+            (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["value"] as! String
+        }
+        #expect(Set(values) == Set((0..<40).map { "v\($0)" }))
+        // Per key, records keep their order (one partition each, Kafka's partitioner).
+        let k0 = all.stdout.split(separator: "\n").filter { $0.contains("\"key\":\"k0\"") }.map {
+            (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["value"] as! String
+        }
+        #expect(k0 == ["v0", "v7", "v14", "v21", "v28", "v35"])
+
+        // A standalone group: reads 15, commits; describe shows the lag; reset moves it.
+        #expect(try CLI.run(["consume", "wire", "--group", "wg", "--max-messages", "15"] + b).stdout.split(separator: "\n").count == 15)
+        #expect(try CLI.run(["groups", "list"] + b).stdout.contains("wg"))
+        #expect(try CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 25"))
+        #expect(try CLI.run(["groups", "reset-offsets", "wg", "--topic", "wire", "--to-latest", "--execute"] + b).status == 0)
+        #expect(try CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 0"))
+        #expect(try CLI.run(["consume", "wire", "--group", "wg"] + b).stdout.isEmpty)
+        #expect(try CLI.run(["topics", "delete", "wire"] + b).status == 0)
+        #expect(try CLI.run(["topics", "list"] + b).stdout.isEmpty)
+        // A broker that is not there: one clear line, non-zero exit.
+        let down = try CLI.run(["topics", "list", "--bootstrap", "127.0.0.1:1"])
+        #expect(down.status != 0 && down.stderr.contains("cannot connect to 127.0.0.1:1"))
     }
 }

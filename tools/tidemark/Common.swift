@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tidemark
+import TidemarkClient
 import TidemarkStorage
 
 #if canImport(Glibc)
@@ -10,6 +11,13 @@ import Glibc
 /// `--data`: the data directory a command opens directly (no server needed).
 struct DataOptions: ParsableArguments {
     @Option(help: "Data directory (a broker must not have it open).") var data = "./tidemark-data"
+    @Option(help: "Work against this running broker instead of a data directory (host:port).") var bootstrap: String?
+
+    /// A client for `--bootstrap`, or nil for data-directory mode.
+    func client() throws -> KafkaClient? {
+        guard let bootstrap else { return nil }
+        return try KafkaClient(bootstrap: bootstrap)
+    }
 
     /// Opens the broker over the data directory, runs `body`, and closes it.
     func withBroker<T: Sendable>(creating: Bool = false, _ body: (Broker) async throws -> T) async throws -> T {

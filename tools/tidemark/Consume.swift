@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tidemark
+import TidemarkClient
 import TidemarkStorage
 
 /// `tidemark consume TOPIC`: prints records as text or JSON lines.
@@ -26,6 +27,10 @@ struct Consume: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let client = try data.client() {
+            try await consume(with: client)
+            return
+        }
         try await data.withBroker { broker in
             let count = try broker.partitionCount(of: topic)
             let partitions = partition.map { [$0] } ?? Array(0..<count)
@@ -54,6 +59,46 @@ struct Consume: AsyncParsableCommand {
                 printed += records.count
                 if !follow && partitions.allSatisfy({ (consumer.position(topic: topic, partition: $0) ?? 0) >= ends[$0]! }) { break }
             }
+        }
+    }
+
+    /// Over the wire. With --group, a standalone member: starts at the group's committed
+    /// offsets and commits what it printed (refused by the broker while the group has members).
+    private func consume(with client: KafkaClient) async throws {
+        let reader = ClientReader(client: client)
+        let count = try client.partitionCount(topic)
+        let partitions = partition.map { [$0] } ?? Array(0..<count)
+        let committed = try group.map { try client.committedOffsets($0)[topic] ?? [:] } ?? [:]
+        let start = try fromTime.map { StartPosition.timestamp(parseTime($0)!) } ?? parseStart(offset)
+        var positions: [Int: Int64] = [:]
+        var ends: [Int: Int64] = [:]
+        for p in partitions {
+            if let offset = committed[p] {
+                positions[p] = offset
+            } else {
+                positions[p] = try await reader.resolve(topic, p, start)
+            }
+            ends[p] = try await reader.endOffset(topic, p)
+        }
+        var printed = 0
+        let limit = maxMessages ?? Int.max
+        while printed < limit {
+            var progressed = false
+            for p in partitions where printed < limit {
+                let (bytes, highWatermark) = try client.fetch(topic, p, offset: positions[p]!, maxWaitMs: follow ? 200 : 0)
+                if !follow { ends[p] = min(ends[p]!, highWatermark) }
+                let records = try decodeRecords(bytes, topic: topic, partition: p)
+                    .filter { $0.offset >= positions[p]! }.prefix(limit - printed)
+                guard let last = records.last else { continue }
+                records.forEach(print)
+                printed += records.count
+                positions[p] = last.offset + 1
+                progressed = true
+            }
+            if let group, progressed {
+                try client.commitOffsets(group, topic: topic, offsets: positions)
+            }
+            if !follow && partitions.allSatisfy({ positions[$0]! >= ends[$0]! }) { break }
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Tidemark
+import TidemarkClient
 
 /// `tidemark groups list|describe|reset-offsets` on a data directory.
 struct Groups: AsyncParsableCommand {
@@ -11,6 +12,10 @@ struct Groups: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the groups that have committed offsets.")
         @OptionGroup var data: DataOptions
         func run() async throws {
+            if let client = try data.client() {
+                for group in try client.listGroups() { Output.line(group) }
+                return
+            }
             for group in try await data.withBroker({ $0.groups.listGroups().map(\.groupId) }) { Output.line(group) }
         }
     }
@@ -20,8 +25,20 @@ struct Groups: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         @Argument(help: "Group id.") var group: String
         func run() async throws {
-            let rows = try await data.withBroker { broker in
-                try broker.groupLag(group: group).map { ($0.0.topic, $0.0.partition, $0.committed, $0.end, $0.lag) }
+            let rows: [(String, Int, Int64, Int64, Int64)]
+            if let client = try data.client() {
+                var list: [(String, Int, Int64, Int64, Int64)] = []
+                for (topic, offsets) in try client.committedOffsets(group).sorted(by: { $0.key < $1.key }) {
+                    for (partition, committed) in offsets.sorted(by: { $0.key < $1.key }) {
+                        let end = try client.offset(topic, partition, at: -1) ?? 0
+                        list.append((topic, partition, committed, end, max(0, end - committed)))
+                    }
+                }
+                rows = list
+            } else {
+                rows = try await data.withBroker { broker in
+                    try broker.groupLag(group: group).map { ($0.0.topic, $0.0.partition, $0.committed, $0.end, $0.lag) }
+                }
             }
             guard !rows.isEmpty else { throw CLIError("group '\(group)' has no committed offsets") }
             Output.line("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
@@ -54,14 +71,41 @@ struct Groups: AsyncParsableCommand {
         func run() async throws {
             let reset: OffsetReset =
                 toEarliest ? .earliest : toLatest ? .latest : toDatetime.map { .timestamp(parseTime($0)!) } ?? .shift(shiftBy!)
-            let result = try await data.withBroker { broker in
-                try await broker.resetOffsets(group: group, topic: topic, to: reset, dryRun: !execute)
+            let result: [TopicPartition: Int64]
+            if let client = try data.client() {
+                result = try resetOverTheWire(client, reset)
+            } else {
+                result = try await data.withBroker { broker in
+                    try await broker.resetOffsets(group: group, topic: topic, to: reset, dryRun: !execute)
+                }
             }
             Output.line("TOPIC\tPARTITION\tNEW-OFFSET")
             for (tp, offset) in result.sorted(by: { $0.key.partition < $1.key.partition }) {
                 Output.line("\(tp.topic)\t\(tp.partition)\t\(offset)")
             }
             Output.line(execute ? "offsets reset" : "dry run: nothing changed (add --execute to apply)")
+        }
+    
+        /// The same reset through a running broker: ListOffsets, then a standalone OffsetCommit.
+        func resetOverTheWire(_ client: KafkaClient, _ reset: OffsetReset) throws -> [TopicPartition: Int64] {
+            let committed = try client.committedOffsets(group)[topic] ?? [:]
+            var result: [TopicPartition: Int64] = [:]
+            for p in 0..<(try client.partitionCount(topic)) {
+                let start = try client.offset(topic, p, at: -2) ?? 0
+                let end = try client.offset(topic, p, at: -1) ?? 0
+                switch reset {
+                case .earliest: result[TopicPartition(topic, p)] = start
+                case .latest: result[TopicPartition(topic, p)] = end
+                case .timestamp(let ms): result[TopicPartition(topic, p)] = try client.offset(topic, p, at: ms) ?? end
+                case .shift(let delta): result[TopicPartition(topic, p)] = min(max((committed[p] ?? start) + delta, start), end)
+                }
+            }
+            if execute {
+                let (state, members) = try client.describeGroup(group)
+                guard members == 0 else { throw CLIError("group '\(group)' is \(state) with \(members) members; stop them first") }
+                try client.commitOffsets(group, topic: topic, offsets: Dictionary(uniqueKeysWithValues: result.map { ($0.key.partition, $0.value) }))
+            }
+            return result
         }
     }
 }

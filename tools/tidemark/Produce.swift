@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tidemark
+import TidemarkClient
 import TidemarkStorage
 
 /// `tidemark produce TOPIC`: one record per input line, from stdin or files.
@@ -37,6 +38,11 @@ struct Produce: AsyncParsableCommand {
             }
             return Producer.OutgoingRecord(topic: topic, key: key, value: value, headers: recordHeaders, partition: partition)
         }
+        if let client = try data.client() {
+            let sent = try produce(records, with: client)
+            Output.error("produced \(sent) record\(sent == 1 ? "" : "s") to \(topic)")
+            return
+        }
         let count = try await data.withBroker { broker -> Int in
             let producer = try await Producer(broker: broker)
             // In order, in chunks: lines of one partition keep their order.
@@ -53,6 +59,36 @@ struct Produce: AsyncParsableCommand {
             return sent
         }
         Output.error("produced \(count) record\(count == 1 ? "" : "s") to \(topic)")
+    }
+
+    /// Over the wire: Kafka's partitioner, idempotent batches of up to 1,000 records, in order.
+    private func produce(_ records: [Producer.OutgoingRecord], with client: KafkaClient) throws -> Int {
+        let count = try client.partitionCount(topic)
+        if let partition, partition >= count { throw CLIError("topic '\(topic)' has no partition \(partition)") }
+        let (producerId, epoch) = try client.initProducerId()
+        var byPartition: [Int: [Producer.OutgoingRecord]] = [:]
+        var sticky = Int.random(in: 0..<count)
+        for (index, record) in records.enumerated() {
+            let target = record.partition ?? record.key.map { KafkaPartitioner.partition(forKey: $0, partitionCount: count) } ?? sticky
+            if index % 1000 == 999 { sticky = (sticky + 1) % count }
+            byPartition[target, default: []].append(record)
+        }
+        var sent = 0
+        let now = currentTimeMilliseconds()
+        for (target, list) in byPartition.sorted(by: { $0.key < $1.key }) {
+            var sequence: Int32 = 0
+            var start = 0
+            while start < list.count {
+                let chunk = list[start..<min(start + 1000, list.count)]
+                var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: epoch, baseSequence: sequence)
+                for record in chunk { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
+                try client.produce(topic, target, batches: try builder.build())
+                sequence += Int32(chunk.count)
+                sent += chunk.count
+                start += chunk.count
+            }
+        }
+        return sent
     }
 
     private func readLines() throws -> [String] {

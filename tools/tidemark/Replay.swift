@@ -24,9 +24,12 @@ struct Replay: AsyncParsableCommand {
     @Option(help: "Write JSON lines to this file instead of stdout.") var toFile: String?
     @Option(help: "Append the records to this topic.") var toTopic: String?
     @Option(help: "The broker of --to-topic (default: the source).") var toBootstrap: String?
+    @Option(help: "The data directory of --to-topic (another directory than --data).") var toData: String?
 
     func validate() throws {
-        if toBootstrap != nil && toTopic == nil { throw ValidationError("--to-bootstrap needs --to-topic") }
+        if (toBootstrap != nil || toData != nil) && toTopic == nil { throw ValidationError("--to-bootstrap and --to-data need --to-topic") }
+        if toBootstrap != nil && toData != nil { throw ValidationError("choose one of --to-bootstrap and --to-data") }
+        if let toData, bootstrap == nil, toData == data { throw ValidationError("--to-data must differ from --data") }
         if toFile != nil && toTopic != nil { throw ValidationError("choose one of --to-file and --to-topic") }
         _ = try parseStart(from)
         if let until { _ = try parseStart(until) }
@@ -60,6 +63,14 @@ struct Replay: AsyncParsableCommand {
             return [p]
         } ?? Array(0..<count)
 
+        if let toData, let toTopic {
+            // A second embedded broker over the destination directory.
+            try await withDataDirectory(toData) { destination in
+                let sink = try await EmbeddedSink(broker: destination, topic: toTopic)
+                try await copy(reader, topic: topic, partitions: partitions, into: sink)
+            }
+            return
+        }
         let sink: RecordSink
         if let toTopic {
             if let toBootstrap {
@@ -73,6 +84,10 @@ struct Replay: AsyncParsableCommand {
             sink = try JSONSink(path: toFile)
         }
 
+        try await copy(reader, topic: topic, partitions: partitions, into: sink)
+    }
+
+    private func copy<R: RecordReader>(_ reader: R, topic: String, partitions: [Int], into sink: RecordSink) async throws {
         var total = 0
         for partition in partitions {
             var start = try await reader.resolve(topic, partition, try parseStart(from))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Tidemark
+import TidemarkClient
 
 /// `tidemark topics list|create|delete|describe` on a data directory.
 struct Topics: AsyncParsableCommand {
@@ -11,6 +12,10 @@ struct Topics: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the topics.")
         @OptionGroup var data: DataOptions
         func run() async throws {
+            if let client = try data.client() {
+                for name in try client.metadata().keys.sorted() where !name.hasPrefix("__") { Output.line(name) }
+                return
+            }
             for name in try await data.withBroker({ $0.listTopics() }) { Output.line(name) }
         }
     }
@@ -25,12 +30,18 @@ struct Topics: AsyncParsableCommand {
 
         func run() async throws {
             var config = TopicConfig()
+            var pairs: [(String, String)] = []
             for entry in configs {
                 let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { throw ValidationError("--config takes NAME=VALUE, got '\(entry)'") }
                 try config.apply(kafkaName: parts[0], value: parts[1])
+                pairs.append((parts[0], parts[1]))
             }
-            try await data.withBroker(creating: true) { try await $0.createTopic(name, partitions: partitions, config: config) }
+            if let client = try data.client() {
+                try client.createTopic(name, partitions: partitions, configs: pairs)
+            } else {
+                try await data.withBroker(creating: true) { try await $0.createTopic(name, partitions: partitions, config: config) }
+            }
             Output.line("created topic \(name) with \(partitions) partition\(partitions == 1 ? "" : "s")")
         }
     }
@@ -40,7 +51,11 @@ struct Topics: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         @Argument(help: "Topic name.") var name: String
         func run() async throws {
-            try await data.withBroker { try await $0.deleteTopic(name) }
+            if let client = try data.client() {
+                try client.deleteTopic(name)
+            } else {
+                try await data.withBroker { try await $0.deleteTopic(name) }
+            }
             Output.line("deleted topic \(name)")
         }
     }
@@ -50,6 +65,18 @@ struct Topics: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         @Argument(help: "Topic name.") var name: String
         func run() async throws {
+            if let client = try data.client() {
+                let count = try client.partitionCount(name)
+                Output.line("topic: \(name) partitions: \(count)")
+                for p in 0..<count {
+                    let start = try client.offset(name, p, at: -2) ?? 0
+                    let end = try client.offset(name, p, at: -1) ?? 0
+                    Output.line("  partition: \(p) start: \(start) end: \(end)")
+                }
+                Output.line("config:")
+                for (key, value) in try client.topicConfigs(name) { Output.line("  \(key)=\(value)") }
+                return
+            }
             let description = try await data.withBroker { try $0.describeTopic(name) }
             Output.line("topic: \(name) partitions: \(description.partitions.count)")
             for p in description.partitions {

@@ -253,6 +253,28 @@ struct BatchMaker {
     }
 }
 
+/// The highest source offset of `sourceTopic`/`sourcePartition` named by a replay header in
+/// the last 10,000 records of a destination partition.
+func lastReplayedOffset<R: RecordReader>(
+    in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int
+) async throws -> Int64? {
+    let start = try await reader.resolve(topic, partition, .earliest)
+    let end = try await reader.endOffset(topic, partition)
+    var offset = max(start, end - 10_000)
+    var found: Int64?
+    while offset < end {
+        let records = try await reader.read(topic, partition, from: offset).filter { $0.offset >= offset }
+        guard let last = records.last else { break }
+        for record in records {
+            if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
+                found = max(found ?? source, source)
+            }
+        }
+        offset = last.offset + 1
+    }
+    return found
+}
+
 /// Maps a source partition onto the destination's partitions (same index when it exists).
 func destinationPartition(_ source: Int, count: Int) -> Int { source < count ? source : source % count }
 
@@ -271,23 +293,9 @@ final class EmbeddedSink: RecordSink {
     }
 
     func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
-        let destination = destinationPartition(sourcePartition, count: partitions)
-        let (start, end) = try broker.offsets(topic: topic, partition: destination)
-        var offset = max(start, end - 10_000)
-        var found: Int64?
-        let consumer = Consumer(broker: broker)
-        try await consumer.assign(topic: topic, partition: destination, from: .offset(offset))
-        while offset < end {
-            let records = try await consumer.poll(maxRecords: 1000, maxWaitMs: 0)
-            guard let last = records.last else { break }
-            for record in records {
-                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
-                    found = max(found ?? source, source)
-                }
-            }
-            offset = last.offset + 1
-        }
-        return found
+        try await lastReplayedOffset(
+            in: EmbeddedReader(broker: broker), topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
+            sourceTopic: sourceTopic, sourcePartition: sourcePartition)
     }
 
     func write(_ records: [ConsumerRecord]) async throws {
@@ -316,23 +324,9 @@ final class ClientSink: RecordSink {
     }
 
     func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
-        let destination = destinationPartition(sourcePartition, count: partitions)
-        let end = try client.offset(topic, destination, at: -1) ?? 0
-        let start = try client.offset(topic, destination, at: -2) ?? 0
-        var offset = max(start, end - 10_000)
-        var found: Int64?
-        while offset < end {
-            let records = try decodeRecords(try client.fetch(topic, destination, offset: offset).records, topic: topic, partition: destination)
-                .filter { $0.offset >= offset }
-            guard let last = records.last else { break }
-            for record in records {
-                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
-                    found = max(found ?? source, source)
-                }
-            }
-            offset = last.offset + 1
-        }
-        return found
+        try await lastReplayedOffset(
+            in: ClientReader(client: client), topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
+            sourceTopic: sourceTopic, sourcePartition: sourcePartition)
     }
 
     func write(_ records: [ConsumerRecord]) async throws {

@@ -15,10 +15,15 @@ public final class KafkaServer: Sendable {
     let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let serverChannel: any Channel
+    private let router: RequestRouter
     /// The address actually bound (the port is chosen by the OS when configured as 0).
     public let boundPort: Int
 
-    private init(broker: Broker, config: ServerConfig, logger: Logger, group: MultiThreadedEventLoopGroup, channel: any Channel, port: Int) {
+    private init(
+        broker: Broker, config: ServerConfig, logger: Logger, group: MultiThreadedEventLoopGroup, channel: any Channel,
+        port: Int, router: RequestRouter
+    ) {
+        self.router = router
         self.broker = broker
         self.config = config
         self.logger = logger
@@ -54,14 +59,22 @@ public final class KafkaServer: Sendable {
             throw error
         }
         let port = channel.localAddress?.port ?? config.port
-        routerBox.router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: port)
-        return KafkaServer(broker: broker, config: config, logger: logger, group: group, channel: channel, port: port)
+        let router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: port)
+        routerBox.router = router
+        return KafkaServer(broker: broker, config: config, logger: logger, group: group, channel: channel, port: port, router: router)
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to `graceMs`), closes everything.
-    public func stop(graceMs: Int64 = 2000) async {
+    /// Stops accepting, waits (up to `graceMs`) until the requests being handled have been
+    /// answered, then closes every connection and the event loops. Long-polls in flight are
+    /// answered early, since the broker wakes its waiters when it closes.
+    public func stop(graceMs: Int64 = 5000) async {
         try? await serverChannel.close()
-        try? await Task.sleep(for: .milliseconds(min(graceMs, 200)))
+        let deadline = ContinuousClock.now + .milliseconds(graceMs)
+        while router.inFlight.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        // Let the event loops write the last responses out.
+        try? await Task.sleep(for: .milliseconds(50))
         try? await group.shutdownGracefully()
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
@@ -13,6 +14,8 @@ final class RequestRouter: Sendable {
     let logger: Logger
     /// The port actually bound (when the configured one is 0), for advertising.
     let boundPort: Int
+    /// Requests being handled now, so a shutdown can wait for their answers.
+    let inFlight = Atomic<Int>(0)
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int) {
         self.broker = broker
@@ -24,6 +27,12 @@ final class RequestRouter: Sendable {
     var advertisedPort: Int32 { Int32(config.advertisedPort ?? boundPort) }
 
     func handle(_ frame: [UInt8]) async -> RequestOutcome {
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        return await dispatch(frame)
+    }
+
+    private func dispatch(_ frame: [UInt8]) async -> RequestOutcome {
         // The header's first two fields decide how the rest is read.
         guard frame.count >= 8 else { return .close("frame of \(frame.count) bytes is too short for a header") }
         let apiKeyRaw = Int16(frame[0]) << 8 | Int16(frame[1])

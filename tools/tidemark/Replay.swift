@@ -47,16 +47,16 @@ struct Replay: AsyncParsableCommand {
         let (topic, onlyPartition) = try parsedSource()
         if let bootstrap {
             let reader = ClientReader(client: try KafkaClient(bootstrap: bootstrap))
-            try await replay(reader, topic: topic, onlyPartition: onlyPartition, sameBroker: { reader.client })
+            try await replay(reader, topic: topic, onlyPartition: onlyPartition)
         } else {
             try await withDataDirectory(data) { broker in
                 let reader = EmbeddedReader(broker: broker)
-                try await replay(reader, topic: topic, onlyPartition: onlyPartition, sameBroker: { broker })
+                try await replay(reader, topic: topic, onlyPartition: onlyPartition)
             }
         }
     }
 
-    private func replay<R: RecordReader>(_ reader: R, topic: String, onlyPartition: Int?, sameBroker: () -> Any) async throws {
+    private func replay<R: BatchWriter>(_ reader: R, topic: String, onlyPartition: Int?) async throws {
         let count = try await reader.partitionCount(topic)
         let partitions = try onlyPartition.map { p -> [Int] in
             guard p < count else { throw CLIError("topic '\(topic)' has no partition \(p)") }
@@ -66,7 +66,7 @@ struct Replay: AsyncParsableCommand {
         if let toData, let toTopic {
             // A second embedded broker over the destination directory.
             try await withDataDirectory(toData) { destination in
-                let sink = try await EmbeddedSink(broker: destination, topic: toTopic)
+                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic)
                 try await copy(reader, topic: topic, partitions: partitions, into: sink)
             }
             return
@@ -74,11 +74,9 @@ struct Replay: AsyncParsableCommand {
         let sink: RecordSink
         if let toTopic {
             if let toBootstrap {
-                sink = try ClientSink(client: KafkaClient(bootstrap: toBootstrap), topic: toTopic)
-            } else if let client = sameBroker() as? KafkaClient {
-                sink = try ClientSink(client: client, topic: toTopic)
+                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic)
             } else {
-                sink = try await EmbeddedSink(broker: sameBroker() as! Broker, topic: toTopic)
+                sink = try await TopicSink(reader, topic: toTopic)  // the source's own broker
             }
         } else {
             sink = try JSONSink(path: toFile)
@@ -278,23 +276,45 @@ func lastReplayedOffset<R: RecordReader>(
 /// Maps a source partition onto the destination's partitions (same index when it exists).
 func destinationPartition(_ source: Int, count: Int) -> Int { source < count ? source : source % count }
 
-final class EmbeddedSink: RecordSink {
-    let broker: Broker
+/// Where a topic destination sends its batches: an embedded broker or a Kafka client.
+protocol BatchWriter: RecordReader {
+    func initProducerId() async throws -> (Int64, Int16)
+    func append(_ topic: String, _ partition: Int, _ batches: [UInt8]) async throws
+}
+
+extension EmbeddedReader: BatchWriter {
+    func initProducerId() async throws -> (Int64, Int16) { try await broker.initProducerId() }
+    func append(_ topic: String, _ partition: Int, _ batches: [UInt8]) async throws {
+        _ = try await broker.append(topic: topic, partition: partition, batches: batches)
+    }
+}
+
+extension ClientReader: BatchWriter {
+    func initProducerId() async throws -> (Int64, Int16) { try client.initProducerId() }
+    func append(_ topic: String, _ partition: Int, _ batches: [UInt8]) async throws {
+        try client.produce(topic, partition, batches: batches)
+    }
+}
+
+/// Appends replayed records to a topic (idempotent batches, replay header added), and finds
+/// where an earlier run stopped.
+final class TopicSink<Writer: BatchWriter>: RecordSink {
+    let writer: Writer
     let topic: String
     let partitions: Int
     var maker: BatchMaker
 
-    init(broker: Broker, topic: String) async throws {
-        self.broker = broker
+    init(_ writer: Writer, topic: String) async throws {
+        self.writer = writer
         self.topic = topic
-        partitions = try broker.partitionCount(of: topic)
-        let (id, epoch) = try await broker.initProducerId()
+        partitions = try await writer.partitionCount(topic)
+        let (id, epoch) = try await writer.initProducerId()
         maker = BatchMaker(producerId: id, epoch: epoch)
     }
 
     func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
         try await lastReplayedOffset(
-            in: EmbeddedReader(broker: broker), topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
+            in: writer, topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
             sourceTopic: sourceTopic, sourcePartition: sourcePartition)
     }
 
@@ -303,37 +323,7 @@ final class EmbeddedSink: RecordSink {
         guard let first = records.first else { return }
         let destination = destinationPartition(first.partition, count: partitions)
         guard let bytes = try maker.batch(records, partition: destination) else { return }
-        _ = try await broker.append(topic: topic, partition: destination, batches: bytes)
-    }
-
-    func finish() async throws {}
-}
-
-final class ClientSink: RecordSink {
-    let client: KafkaClient
-    let topic: String
-    let partitions: Int
-    var maker: BatchMaker
-
-    init(client: KafkaClient, topic: String) throws {
-        self.client = client
-        self.topic = topic
-        partitions = try client.partitionCount(topic)
-        let (id, epoch) = try client.initProducerId()
-        maker = BatchMaker(producerId: id, epoch: epoch)
-    }
-
-    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
-        try await lastReplayedOffset(
-            in: ClientReader(client: client), topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
-            sourceTopic: sourceTopic, sourcePartition: sourcePartition)
-    }
-
-    func write(_ records: [ConsumerRecord]) async throws {
-        guard let first = records.first else { return }
-        let destination = destinationPartition(first.partition, count: partitions)
-        guard let bytes = try maker.batch(records, partition: destination) else { return }
-        try client.produce(topic, destination, batches: bytes)
+        try await writer.append(topic, destination, bytes)
     }
 
     func finish() async throws {}

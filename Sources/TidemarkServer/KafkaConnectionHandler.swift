@@ -30,6 +30,12 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
     private var nextToWrite = 0
     private var finished: [Int: RequestOutcome] = [:]
     private var closing = false
+    /// Requests read but not yet answered. Past `maxPending` the connection stops reading
+    /// (backpressure) until answers go out, so a client that pipelines without reading its
+    /// responses cannot make the broker buffer without bound.
+    private var pending: Int { nextSequence - nextToWrite }
+    static let maxPending = 128
+    private var readingPaused = false
 
     init(router: RequestRouter, logger: Logger) {
         self.router = router
@@ -42,6 +48,10 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
         let bytes = frame.readBytes(length: frame.readableBytes) ?? []
         let sequence = nextSequence
         nextSequence += 1
+        if pending >= Self.maxPending && !readingPaused {
+            readingPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
         let promise = context.eventLoop.makePromise(of: RequestOutcome.self)
         promise.completeWithTask { [router] in await router.handle(bytes) }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
@@ -75,6 +85,11 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
             }
         }
         if wrote { context.flush() }
+        if readingPaused && pending < Self.maxPending / 2 {
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            context.read()
+        }
     }
 
     private func write(_ chunk: RecordsData, context: ChannelHandlerContext) {

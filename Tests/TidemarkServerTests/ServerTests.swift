@@ -152,4 +152,19 @@ final class RawClient {
             #expect(versions.apiKeys.count == ApiKey.allCases.count)
         }
     }
+
+    /// Far more pipelined requests than the connection reads at once (it pauses reading past
+    /// 128 unanswered ones): all are answered, in order.
+    @Test func deepPipelinesAreAnsweredInOrderWithBackpressure() async throws {
+        try await Self.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            for correlation in 0..<1000 {
+                try client.request(.apiVersions, version: 0, correlation: Int32(correlation), ApiVersionsRequest())
+            }
+            for expected in 0..<1000 {
+                let (correlation, _) = try #require(client.response())
+                #expect(correlation == Int32(expected))
+            }
+        }
+    }
 }

@@ -15,8 +15,9 @@ enum RequestOutcome: Sendable {
     case close(String)
 }
 
-/// One client connection: decodes frames into requests, runs each on the router
-/// concurrently, and writes the responses strictly in request order (pipelining).
+/// One client connection: decodes frames into requests (reading ahead while earlier ones
+/// run: pipelining), runs them on the router one at a time in arrival order, and writes the
+/// responses in that order.
 ///
 /// Ownership: all of its state is confined to the channel's event loop; the router's async
 /// work comes back to it through a promise completed on that loop.
@@ -36,6 +37,8 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
     private var pending: Int { nextSequence - nextToWrite }
     static let maxPending = 128
     private var readingPaused = false
+    /// The newest request's work; the next one waits for it.
+    private var lastRequest: Task<RequestOutcome, Never>?
 
     init(router: RequestRouter, logger: Logger) {
         self.router = router
@@ -52,8 +55,16 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
             readingPaused = true
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         }
+        // Requests of one connection run one after another, as Kafka runs them: a client
+        // that pipelines produce requests relies on them being appended in order.
+        let previous = lastRequest
+        let request = Task { [router] in
+            _ = await previous?.value
+            return await router.handle(bytes)
+        }
+        lastRequest = request
         let promise = context.eventLoop.makePromise(of: RequestOutcome.self)
-        promise.completeWithTask { [router] in await router.handle(bytes) }
+        promise.completeWithTask { await request.value }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
             self.finished[sequence] = outcome
             self.writeReady(context: context)

@@ -167,4 +167,37 @@ final class RawClient {
             }
         }
     }
+
+    /// Pipelined produce requests are appended in the order they were sent (what a
+    /// non-idempotent client with several requests in flight relies on).
+    @Test func pipelinedProducesAreAppendedInOrder() async throws {
+        try await Self.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            var metadata = MetadataRequest()
+            metadata.topics = ["ordered"]
+            try client.request(.metadata, version: 4, correlation: 0, metadata)
+            _ = try #require(client.response())
+            for n in 0..<200 {
+                var builder = RecordBatchBuilder()
+                for i in 0..<(n % 7 + 1) { builder.append(timestamp: 0, key: nil, value: Array("\(n)-\(i)".utf8)) }
+                var produce = ProduceRequest()
+                produce.acks = 1
+                var topic = ProduceRequest.TopicData()
+                topic.name = "ordered"
+                var partition = ProduceRequest.PartitionData()
+                partition.records = .bytes(try builder.build())
+                topic.partitions = [partition]
+                produce.topics = [topic]
+                try client.request(.produce, version: 7, correlation: Int32(n + 1), produce)
+            }
+            var previous: Int64 = -1
+            for n in 0..<200 {
+                let (correlation, body) = try #require(client.response())
+                #expect(correlation == Int32(n + 1))
+                let base = try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].baseOffset
+                #expect(base > previous, "request \(n) appended before an earlier one")
+                previous = base
+            }
+        }
+    }
 }

@@ -83,6 +83,18 @@ final class RawClient {
         try await broker.close()
     }
 
+    /// A Produce request carrying one batch for partition 0 of `topic` (acks=all).
+    static func produceRequest(topic name: String, batch: [UInt8]) -> ProduceRequest {
+        var partition = ProduceRequest.PartitionData()
+        partition.records = .bytes(batch)
+        var topic = ProduceRequest.TopicData()
+        topic.name = name
+        topic.partitions = [partition]
+        var produce = ProduceRequest()
+        produce.topics = [topic]
+        return produce
+    }
+
     @Test func produceThenFetchOverTheWireWithSendfile() async throws {
         try await Self.withServer { server in
             let client = try RawClient(port: server.boundPort)
@@ -97,13 +109,7 @@ final class RawClient {
             var builder = RecordBatchBuilder(compression: .lz4)
             for i in 0..<100 { builder.append(timestamp: 1000 + Int64(i), key: nil, value: Array("v\(i)".utf8)) }
             let batch = try builder.build()
-            var produce = ProduceRequest()
-            var topic = ProduceRequest.TopicData()
-            topic.name = "wire"
-            var partition = ProduceRequest.PartitionData()
-            partition.records = .bytes(batch)
-            topic.partitions = [partition]
-            produce.topics = [topic]
+            var produce = Self.produceRequest(topic: "wire", batch: batch)
             try client.request(.produce, version: 7, correlation: 2, produce)
             let (c2, p2) = try #require(client.response())
             let produced = try ProduceResponse.decode(p2, version: 7, flexible: false)
@@ -180,14 +186,8 @@ final class RawClient {
             for n in 0..<200 {
                 var builder = RecordBatchBuilder()
                 for i in 0..<(n % 7 + 1) { builder.append(timestamp: 0, key: nil, value: Array("\(n)-\(i)".utf8)) }
-                var produce = ProduceRequest()
+                var produce = Self.produceRequest(topic: "ordered", batch: try builder.build())
                 produce.acks = 1
-                var topic = ProduceRequest.TopicData()
-                topic.name = "ordered"
-                var partition = ProduceRequest.PartitionData()
-                partition.records = .bytes(try builder.build())
-                topic.partitions = [partition]
-                produce.topics = [topic]
                 try client.request(.produce, version: 7, correlation: Int32(n + 1), produce)
             }
             var previous: Int64 = -1

@@ -22,10 +22,12 @@ def free_port():
 class Broker:
     """A tidemark node: start, stop (SIGTERM, clean) and restart on the same data."""
 
-    def __init__(self, data_dir, port, extra=()):
+    def __init__(self, data_dir, port, extra=(), user=None):
         self.data_dir = data_dir
         self.port = port
         self.extra = list(extra)
+        # Run as this (unprivileged) user when the tests run as root, as CI does.
+        self.user = user if user and os.geteuid() == 0 else None
         self.proc = None
         self.log_path = os.path.join(os.path.dirname(data_dir), "serve-%d.log" % port)
 
@@ -35,12 +37,18 @@ class Broker:
 
     def start(self):
         log = open(self.log_path, "ab")
+        prefix = ["setpriv", "--reuid=" + self.user, "--regid=" + self.user_group(), "--clear-groups"] if self.user else []
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1"] + self.extra,
+            prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1"] + self.extra,
             stdout=subprocess.PIPE, stderr=log)
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:
             raise RuntimeError("tidemark did not start: %r" % line)
+
+    def user_group(self):
+        import grp
+        import pwd
+        return grp.getgrgid(pwd.getpwnam(self.user).pw_gid).gr_name
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -1,0 +1,63 @@
+"""The broker runs as an ordinary user: no part of it may assume root. CI runs as root, so
+here the node is started as `nobody` (setpriv) and real clients produce and consume."""
+import os
+import pwd
+import shutil
+import tempfile
+import time
+
+from conftest import Broker, free_port, unique
+
+
+def test_broker_runs_as_nobody():
+    root = tempfile.mkdtemp(prefix="tidemark-nobody-")
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(root, nobody.pw_uid, nobody.pw_gid)
+    node = Broker(os.path.join(root, "data"), free_port(), user="nobody")
+    node.start()
+    try:
+        from confluent_kafka import Consumer, Producer, TopicPartition
+        from kafka import KafkaConsumer, KafkaProducer
+        topic = unique("nobody")
+        producer = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "enable.idempotence": True})
+        for i in range(500):
+            producer.produce(topic, key=b"k%d" % i, value=b"v%d" % i)
+        assert producer.flush(30) == 0
+        kp = KafkaProducer(bootstrap_servers=node.bootstrap, acks="all")
+        for i in range(500, 1000):
+            kp.send(topic, key=b"k%d" % i, value=b"v%d" % i)
+        kp.flush(30)
+        kp.close()
+
+        consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": topic, "enable.auto.commit": False})
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        values = []
+        deadline = time.time() + 30
+        while len(values) < 1000 and time.time() < deadline:
+            for m in consumer.consume(500, 1.0):
+                assert m.error() is None, m.error()
+                values.append(m.value())
+        consumer.close()
+        assert values == [b"v%d" % i for i in range(1000)]
+
+        # A group consumer commits (the offsets log is written by the same user) and a restart
+        # as that user keeps everything.
+        kc = KafkaConsumer(topic, bootstrap_servers=node.bootstrap, group_id="g-" + topic,
+                           auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000)
+        seen = [m.value for m in kc]
+        kc.commit()
+        kc.close()
+        assert len(seen) == 1000
+        node.restart()
+        kc = KafkaConsumer(topic, bootstrap_servers=node.bootstrap, group_id="g-" + topic,
+                           auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+        assert [m.value for m in kc] == []
+        kc.close()
+        if os.geteuid() == 0:
+            owners = {os.stat(os.path.join(d, f)).st_uid for d, _, fs in os.walk(node.data_dir) for f in fs}
+            assert owners == {pwd.getpwnam("nobody").pw_uid}
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)

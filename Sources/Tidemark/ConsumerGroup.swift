@@ -7,6 +7,9 @@ public struct GroupOptions: Sendable {
     public var initialRebalanceDelayMs: Int64 = 0
     /// The committed-offsets log is rewritten (live entries only) past this size.
     public var offsetsCompactionBytes: Int64 = 16 << 20
+    /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
+    /// offset.metadata.max.bytes); longer ones are refused with OFFSET_METADATA_TOO_LARGE.
+    public var offsetMetadataMaxBytes = 4096
     public init() {}
 }
 
@@ -136,9 +139,18 @@ struct ConsumerGroup: Sendable {
         self.options = options
     }
 
+    /// Longest client-id prefix a member id carries: member ids are echoed in every group
+    /// response, so their size must not follow whatever a client calls itself.
+    static let memberIdClientPrefixMaxBytes = 128
+
     private mutating func newMemberId(clientId: String) -> String {
         memberSequence += 1
-        let prefix = clientId.isEmpty ? "member" : clientId
+        var prefix = ""
+        for character in clientId {
+            if prefix.utf8.count + character.utf8.count > Self.memberIdClientPrefixMaxBytes { break }
+            prefix.append(character)
+        }
+        if prefix.isEmpty { prefix = "member" }
         return "\(prefix)-\(memberSequence)-\(UInt32.random(in: .min ... .max))"
     }
 

@@ -38,7 +38,7 @@ public final class GroupCoordinator: Sendable {
         var isClosed = false
     }
 
-    let options: GroupOptions
+    public let options: GroupOptions
     let store: OffsetStore
     let clock: @Sendable () -> Int64
     private let state = Mutex(State())
@@ -199,6 +199,10 @@ public final class GroupCoordinator: Sendable {
         groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset]
     ) async throws -> TidemarkError.Code? {
         guard Self.validGroupId(groupId) else { return .invalidGroupId }
+        if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
+            return .offsetMetadataTooLarge
+        }
+        if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) { return .unknownTopicOrPartition }
         let error = state.withLock { s -> TidemarkError.Code? in
             if s.isClosed { return .brokerClosed }
             let group = s.groups[groupId] ?? ConsumerGroup(groupId: groupId, options: options)

@@ -220,8 +220,10 @@ public final class OffsetStore: Sendable {
         }
     }
 
+    /// Callers bound every string first (group ids, topic names, `offsetMetadataMaxBytes`).
     private static func writeString(_ string: String, _ writer: inout ByteWriter) {
         let utf8 = Array(string.utf8)
+        precondition(utf8.count <= Int(Int16.max), "offsets-log string over 32,767 bytes")
         writer.writeInteger(Int16(utf8.count))
         writer.writeBytes(utf8)
     }

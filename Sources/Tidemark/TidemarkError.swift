@@ -25,6 +25,8 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case memberIdRequired
         case invalidSessionTimeout
         case invalidGroupId
+        /// Commit metadata longer than `GroupOptions.offsetMetadataMaxBytes`.
+        case offsetMetadataTooLarge
         /// The broker is closed or closing.
         case brokerClosed
         /// The disk is full: nothing was written.

@@ -23,6 +23,7 @@ extension KafkaError {
         case .memberIdRequired: self = .memberIdRequired
         case .invalidSessionTimeout: self = .invalidSessionTimeout
         case .invalidGroupId: self = .invalidGroupId
+        case .offsetMetadataTooLarge: self = .offsetMetadataTooLarge
         case .brokerClosed: self = .coordinatorNotAvailable
         case .noSpace, .storage: self = .kafkaStorageError
         case .invalidRequest: self = .invalidRequest

@@ -88,6 +88,14 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
                 return
             case .respond(let chunks):
                 let size = chunks.reduce(0) { $0 + $1.count }
+                guard size <= Int(Int32.max) else {
+                    // Cannot be framed (fetches are clamped well below this): drop the connection.
+                    logger.error("response too large to frame, closing", metadata: ["bytes": "\(size)"])
+                    closing = true
+                    finished.removeAll()
+                    context.close(promise: nil)
+                    return
+                }
                 var prefix = context.channel.allocator.buffer(capacity: 4)
                 prefix.writeInteger(Int32(size))
                 context.write(wrapOutboundOut(.byteBuffer(prefix)), promise: nil)

@@ -90,7 +90,8 @@ extension RequestRouter {
         while true {
             var response = FetchResponse()
             var total = 0
-            var budget = Int(request.maxBytes > 0 ? request.maxBytes : Int32.max)
+            // Clamped, so that a response always fits the int32 size that frames it.
+            var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
             var waitFor: [(String, Int, Int64)] = []
             for topicRequest in request.topics {
                 var topic = FetchResponse.Topic()
@@ -100,7 +101,8 @@ extension RequestRouter {
                     result.partitionIndex = partitionRequest.partition
                     do {
                         // The first batch is always returned, even past the byte limits.
-                        let limit = total == 0 ? Int(partitionRequest.partitionMaxBytes) : min(Int(partitionRequest.partitionMaxBytes), budget)
+                        let partitionLimit = min(Int(partitionRequest.partitionMaxBytes), config.fetchMaxBytes)
+                        let limit = total == 0 ? partitionLimit : min(partitionLimit, budget)
                         let fetched = try await broker.fetch(
                             topic: topicRequest.topic, partition: Int(partitionRequest.partition),
                             offset: partitionRequest.fetchOffset, maxBytes: max(limit, 1))

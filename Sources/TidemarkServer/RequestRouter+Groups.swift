@@ -52,16 +52,22 @@ extension RequestRouter {
 
     func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
         var offsets: [TopicPartition: CommittedOffset] = [:]
-        var unknown: Set<TopicPartition> = []
+        var refused: [TopicPartition: KafkaError] = [:]
+        let metadataLimit = broker.groups.options.offsetMetadataMaxBytes
         for topic in request.topics {
             let count = try? broker.partitionCount(of: topic.name)
             for partition in topic.partitions {
                 let tp = TopicPartition(topic.name, Int(partition.partitionIndex))
                 guard let count, partition.partitionIndex >= 0, Int(partition.partitionIndex) < count else {
-                    unknown.insert(tp)
+                    refused[tp] = .unknownTopicOrPartition
                     continue
                 }
-                offsets[tp] = CommittedOffset(offset: partition.committedOffset, metadata: partition.committedMetadata ?? "")
+                let metadata = partition.committedMetadata ?? ""
+                guard metadata.utf8.count <= metadataLimit else {
+                    refused[tp] = .offsetMetadataTooLarge
+                    continue
+                }
+                offsets[tp] = CommittedOffset(offset: partition.committedOffset, metadata: metadata)
             }
         }
         var code: KafkaError = .none
@@ -82,7 +88,7 @@ extension RequestRouter {
                 var p = OffsetCommitResponse.Partition()
                 p.partitionIndex = partition.partitionIndex
                 let tp = TopicPartition(topic.name, Int(partition.partitionIndex))
-                p.errorCode = unknown.contains(tp) ? KafkaError.unknownTopicOrPartition.rawValue : code.rawValue
+                p.errorCode = (refused[tp] ?? code).rawValue
                 return p
             }
             return result

@@ -10,6 +10,9 @@ public struct ServerConfig: Sendable {
     public var defaultPartitions = 1
     /// A request frame larger than this closes its connection.
     public var maxRequestBytes = 100 << 20
+    /// The most record bytes one fetch response carries (Kafka's fetch.max.bytes), whatever
+    /// the client asks; one batch larger than this is still sent whole so consumers progress.
+    public var fetchMaxBytes = 57_671_680
     public var nodeId: Int32 = 0
     public var clusterId = "tidemark"
 

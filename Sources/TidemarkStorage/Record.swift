@@ -121,7 +121,7 @@ extension Record {
             throw .invalidRecord("header count \(headerCount) does not fit the record")
         }
         var headers: [RecordHeader] = []
-        headers.reserveCapacity(Int(headerCount))
+        headers.reserveCapacity(min(Int(headerCount), 64))
         for _ in 0..<headerCount {
             let keyLength = try reader.readVarint()
             guard keyLength >= 0 else { throw .invalidRecord("null header key") }

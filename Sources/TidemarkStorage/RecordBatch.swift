@@ -56,7 +56,7 @@ public struct RecordBatch: Sendable, Equatable {
         }
         var reader = ByteReader(bytes)
         var records: [Record] = []
-        records.reserveCapacity(Int(count))
+        records.reserveCapacity(min(Int(count), 1024))  // the count is the sender's word
         for _ in 0..<count {
             records.append(try Record.read(from: &reader))
         }

@@ -70,6 +70,7 @@ public enum KafkaError: Int16, Sendable {
     case unknownTopicOrPartition = 3
     case leaderNotAvailable = 5
     case messageTooLarge = 10
+    case offsetMetadataTooLarge = 12
     case coordinatorLoadInProgress = 14
     case coordinatorNotAvailable = 15
     case notCoordinator = 16

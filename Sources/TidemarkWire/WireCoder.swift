@@ -148,17 +148,26 @@ public struct WireCoder {
 
     /// Length of a string/bytes/array: int16/int32 classic, or compact (n + 1) when flexible.
     /// -1 means null.
+    ///
+    /// Writing never traps: a length the field cannot frame (a string over 32,767 bytes in
+    /// an int16 length, say) throws, and the caller closes that one connection.
     private mutating func length(_ value: inout Int, classicBytes: Int, _ field: String) throws(WireError) {
+        if !isReading {
+            let limit = flexible ? Int(Int32.max) - 1 : (classicBytes == 2 ? Int(Int16.max) : Int(Int32.max))
+            guard value >= -1 && value <= limit else {
+                throw .invalid("\(field): length \(value) does not fit its \(flexible ? "compact" : "int\(classicBytes * 8)") length")
+            }
+        }
         if flexible {
-            var raw = UInt32(value + 1)
+            var raw = UInt32(truncatingIfNeeded: value + 1)
             try unsignedVarint(&raw, field)
             value = Int(raw) - 1
         } else if classicBytes == 2 {
-            var v = Int16(value)
+            var v = Int16(truncatingIfNeeded: value)
             try int16(&v, field)
             value = Int(v)
         } else {
-            var v = Int32(value)
+            var v = Int32(truncatingIfNeeded: value)
             try int32(&v, field)
             value = Int(v)
         }
@@ -171,7 +180,16 @@ public struct WireCoder {
         var count = value.map { $0.utf8.count } ?? -1
         try length(&count, classicBytes: 2, field)
         if isReading {
-            value = count < 0 ? nil : String(decoding: try take(count, field), as: UTF8.self)
+            guard count >= 0 else {
+                value = nil
+                return
+            }
+            // Invalid UTF-8 is refused, not repaired: replacement characters would make the
+            // string up to 3 times longer than the field that carried it.
+            guard let decoded = String(validating: try take(count, field), as: UTF8.self) else {
+                throw .invalid("\(field): not valid UTF-8")
+            }
+            value = decoded
         } else if let value {
             output.append(contentsOf: value.utf8)
         }
@@ -242,8 +260,9 @@ public struct WireCoder {
             }
             // Every element takes at least one byte: a count beyond what is left is a lie.
             guard count <= remaining else { throw .invalid("\(field): \(count) elements in \(remaining) bytes") }
+            // No capacity is reserved from the count: an element may be far larger in memory
+            // than its one byte on the wire. The array grows as elements actually decode.
             var result: [T] = []
-            result.reserveCapacity(count)
             for _ in 0..<count {
                 var item = make()
                 try element(&self, &item)

@@ -33,13 +33,24 @@ final class RawClient {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
     }
 
-    func request<M: KafkaMessage>(_ api: ApiKey, version: Int16, correlation: Int32, _ body: M) throws {
+    func request<M: KafkaMessage>(_ api: ApiKey, version: Int16, correlation: Int32, _ body: M, clientId: String = "test") throws {
+        send(frame: try Self.payload(api, version: version, correlation: correlation, body, clientId: clientId))
+    }
+
+    /// A request's bytes after the size prefix (header and body).
+    static func payload<M: KafkaMessage>(
+        _ api: ApiKey, version: Int16, correlation: Int32, _ body: M, clientId: String = "test"
+    ) throws -> [UInt8] {
         var coder = WireCoder(writingFlexible: false)
-        var header = RequestHeader(apiKey: api.rawValue, apiVersion: version, correlationId: correlation, clientId: "test")
+        var header = RequestHeader(apiKey: api.rawValue, apiVersion: version, correlationId: correlation, clientId: clientId)
         try header.code(&coder, flexible: api.isFlexible(version))
         coder.flexible = api.isFlexible(version)
         try body.encode(into: &coder, version: version)
-        let payload = try coder.finishedBytes()
+        return try coder.finishedBytes()
+    }
+
+    /// Sends `payload` with its size prefix.
+    func send(frame payload: [UInt8]) {
         send(withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload)
     }
 
@@ -65,12 +76,16 @@ final class RawClient {
 }
 
 @Suite(.serialized) struct ServerTests {
-    static func withServer(_ body: (KafkaServer) async throws -> Void) async throws {
+    static func withServer(
+        maxRequestBytes: Int = 1 << 20, configure: (inout ServerConfig) -> Void = { _ in },
+        _ body: (KafkaServer) async throws -> Void
+    ) async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path)
         var config = ServerConfig()
         config.port = 0
-        config.maxRequestBytes = 1 << 20
+        config.maxRequestBytes = maxRequestBytes
+        configure(&config)
         let server = try await KafkaServer.start(broker: broker, config: config)
         do {
             try await body(server)

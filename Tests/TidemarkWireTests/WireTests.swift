@@ -420,3 +420,24 @@ func encode<M: KafkaMessage>(_ m: M, _ version: Int16, flexible: Bool = false) t
         }
     }
 }
+
+/// Writers throw where a field cannot frame a value; they never trap.
+@Suite struct WireWriterBoundsTests {
+    @Test func stringLongerThanAnInt16LengthThrows() throws {
+        var response = JoinGroupResponseMessage()
+        response.memberId = String(repeating: "m", count: 40_000)
+        var coder = WireCoder(writingFlexible: false)
+        #expect(throws: WireError.self) { try response.encode(into: &coder, version: 4) }
+        response.memberId = String(repeating: "m", count: 32_767)
+        var fits = WireCoder(writingFlexible: false)
+        try response.encode(into: &fits, version: 4)
+    }
+
+    @Test func invalidUTF8StringsAreRefusedOnRead() throws {
+        // group_id of two bytes 0xFF 0xFE: not UTF-8.
+        let body: [UInt8] = [0, 2, 0xFF, 0xFE, 0, 0, 0, 1, 0, 0]
+        #expect(throws: WireError.self) { _ = try HeartbeatRequest.decode(body, version: 0, flexible: false) }
+        let good: [UInt8] = [0, 2, 0x68, 0x69, 0, 0, 0, 1, 0, 1, 0x6D]
+        #expect(try HeartbeatRequest.decode(good, version: 0, flexible: false).groupId == "hi")
+    }
+}

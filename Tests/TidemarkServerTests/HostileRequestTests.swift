@@ -1,0 +1,141 @@
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// Requests built to make the broker trap or grow: each must be refused (an error code, or
+/// this one connection closed) while the broker keeps serving everyone else.
+///
+/// Nested in `ServerTests` so the two never run at once: their raw clients block a
+/// cooperative thread in recv while the server's request tasks need one.
+extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
+    /// The broker still answers a fresh connection.
+    static func expectAlive(_ server: KafkaServer) throws {
+        let probe = try RawClient(port: server.boundPort)
+        try probe.request(.apiVersions, version: 0, correlation: 77, ApiVersionsRequest())
+        let (correlation, _) = try #require(probe.response())
+        #expect(correlation == 77)
+    }
+
+    static func joinRequest(group: String) -> JoinGroupRequestMessage {
+        var join = JoinGroupRequestMessage()
+        join.groupId = group
+        join.sessionTimeoutMs = 10_000
+        join.rebalanceTimeoutMs = 10_000
+        join.protocolType = "consumer"
+        join.protocols = [.init(name: "range", metadata: [0, 1])]
+        return join
+    }
+
+    /// A client id of 32,760 bytes used to make a member id over 32,767 bytes, and the
+    /// response encoder trapped on it.
+    @Test func hugeClientIdGetsABoundedMemberId() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            let clientId = String(repeating: "c", count: 32_760)
+            try client.request(.joinGroup, version: 4, correlation: 1, Self.joinRequest(group: "g1"), clientId: clientId)
+            let (correlation, body) = try #require(client.response())
+            #expect(correlation == 1)
+            let response = try JoinGroupResponseMessage.decode(body, version: 4, flexible: false)
+            #expect(response.errorCode == KafkaError.memberIdRequired.rawValue)
+            #expect(response.memberId.utf8.count < 200)
+            // Joining with that id works and the member is described with its full client id.
+            var join = Self.joinRequest(group: "g1")
+            join.memberId = response.memberId
+            try client.request(.joinGroup, version: 4, correlation: 2, join, clientId: clientId)
+            let (_, joined) = try #require(client.response())
+            #expect(try JoinGroupResponseMessage.decode(joined, version: 4, flexible: false).errorCode == 0)
+            try Self.expectAlive(server)
+        }
+    }
+
+    /// Invalid UTF-8 grew up to 3x when decoded with replacement characters and then trapped
+    /// the int16 length of the echo. It is refused: the connection closes, others go on.
+    @Test func invalidUTF8IsRefusedNotRepaired() async throws {
+        try await ServerTests.withServer { server in
+            // OffsetCommit metadata of 30,000 bytes of 0xFF.
+            var commit = OffsetCommitRequest()
+            commit.groupId = "g2"
+            var topic = OffsetCommitRequest.Topic()
+            topic.name = "t"
+            var partition = OffsetCommitRequest.Partition()
+            partition.committedMetadata = String(repeating: "M", count: 30_000)
+            topic.partitions = [partition]
+            commit.topics = [topic]
+            var payload = try RawClient.payload(.offsetCommit, version: 2, correlation: 1, commit)
+            for i in payload.indices where payload[i] == UInt8(ascii: "M") { payload[i] = 0xFF }
+            let client = try RawClient(port: server.boundPort)
+            client.send(frame: payload)
+            #expect(client.response() == nil)
+
+            // A Metadata request naming a topic of invalid UTF-8.
+            var metadata = MetadataRequest()
+            metadata.topics = [String(repeating: "N", count: 20_000)]
+            var bad = try RawClient.payload(.metadata, version: 4, correlation: 2, metadata)
+            for i in bad.indices where bad[i] == UInt8(ascii: "N") { bad[i] = 0xC3 }
+            let other = try RawClient(port: server.boundPort)
+            other.send(frame: bad)
+            #expect(other.response() == nil)
+            try Self.expectAlive(server)
+        }
+    }
+
+    /// Commit metadata is capped like Kafka's offset.metadata.max.bytes (4096).
+    @Test func oversizedCommitMetadataIsRefusedPerPartition() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("meta", partitions: 2)
+            var commit = OffsetCommitRequest()
+            commit.groupId = "g3"
+            var topic = OffsetCommitRequest.Topic()
+            topic.name = "meta"
+            var big = OffsetCommitRequest.Partition()
+            big.partitionIndex = 0
+            big.committedOffset = 5
+            big.committedMetadata = String(repeating: "x", count: 4097)
+            var small = OffsetCommitRequest.Partition()
+            small.partitionIndex = 1
+            small.committedOffset = 7
+            small.committedMetadata = String(repeating: "y", count: 4096)
+            topic.partitions = [big, small]
+            commit.topics = [topic]
+            let client = try RawClient(port: server.boundPort)
+            try client.request(.offsetCommit, version: 2, correlation: 3, commit)
+            let (_, body) = try #require(client.response())
+            let response = try OffsetCommitResponse.decode(body, version: 2, flexible: false)
+            #expect(response.topics[0].partitions.map(\.errorCode) == [KafkaError.offsetMetadataTooLarge.rawValue, 0])
+            let stored = server.broker.groups.fetchOffsets(groupId: "g3")
+            #expect(stored[TopicPartition("meta", 0)] == nil)
+            #expect(stored[TopicPartition("meta", 1)]?.offset == 7)
+        }
+    }
+
+    /// A fetch asking for Int32.max bytes gets at most the broker's fetch.max.bytes, so the
+    /// response always fits its int32 frame size.
+    @Test func fetchIsClampedToTheBrokerLimit() async throws {
+        try await ServerTests.withServer(configure: { $0.fetchMaxBytes = 4096 }) { server in
+            try await server.broker.createTopic("clamp", partitions: 1)
+            for i in 0..<50 {
+                var builder = RecordBatchBuilder()
+                builder.append(timestamp: 0, key: nil, value: [UInt8](repeating: UInt8(i), count: 500))
+                _ = try await server.broker.append(topic: "clamp", partition: 0, batches: try builder.build())
+            }
+            var fetch = FetchRequest()
+            fetch.maxBytes = Int32.max
+            var topic = FetchRequest.Topic()
+            topic.topic = "clamp"
+            var partition = FetchRequest.Partition()
+            partition.partitionMaxBytes = Int32.max
+            topic.partitions = [partition]
+            fetch.topics = [topic]
+            let client = try RawClient(port: server.boundPort)
+            try client.request(.fetch, version: 11, correlation: 1, fetch)
+            let (_, body) = try #require(client.response())
+            let response = try FetchResponse.decode(body, version: 11, flexible: false)
+            let records = try #require(response.topics.first?.partitions.first?.records).count
+            #expect(records > 0 && records <= 4096)
+        }
+    }
+}
+}

@@ -68,6 +68,7 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case .offsetOutOfRange: return TidemarkError(.offsetOutOfRange, context, storage: error)
         case .noSpace: return TidemarkError(.noSpace, context, storage: error)
         case .closed: return TidemarkError(.brokerClosed, context, storage: error)
+        case .failed: return TidemarkError(.storage, context, storage: error)
         default: return TidemarkError(.storage, context, storage: error)
         }
     }

@@ -5,6 +5,15 @@ import Musl
 #endif
 import SystemPackage
 
+/// True (with `errno` set) when `StorageFaults` says this call fails: the wrappers below then
+/// behave exactly as if the syscall had returned -1.
+@inline(__always)
+func injectedFailure(_ operation: StorageFaults.Operation, _ path: String) -> Bool {
+    guard let injected = StorageFaults.fault(for: operation, path: path) else { return false }
+    Glibc.errno = injected.rawValue
+    return true
+}
+
 /// An open file descriptor shared by reference: the descriptor closes when the last
 /// holder lets go.
 ///
@@ -27,6 +36,7 @@ public final class SharedFile: Sendable {
         throws(StorageError) -> SharedFile
     {
         do {
+            if let injected = StorageFaults.fault(for: .open, path: path) { throw injected }
             let fd = try FileDescriptor.open(
                 FilePath(path), mode, options: options.union(.closeOnExec),
                 permissions: options.contains(.create) ? [.ownerReadWrite, .groupRead, .otherRead] : nil,
@@ -41,7 +51,9 @@ public final class SharedFile: Sendable {
     func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws(StorageError) {
         var done = 0
         while done < buffer.count {
-            let n = pwrite(descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let n =
+                injectedFailure(.write, path)
+                ? -1 : pwrite(descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 throw .syscall("pwrite", path: path, Errno(rawValue: Glibc.errno))
@@ -56,7 +68,9 @@ public final class SharedFile: Sendable {
         var first = 0
         while first < vectors.count {
             let count = Int32(min(vectors.count - first, 1024 /* IOV_MAX on Linux */))
-            let n = vectors.withUnsafeMutableBufferPointer { pwritev(descriptor.rawValue, $0.baseAddress! + first, count, position) }
+            let n =
+                injectedFailure(.write, path)
+                ? -1 : vectors.withUnsafeMutableBufferPointer { pwritev(descriptor.rawValue, $0.baseAddress! + first, count, position) }
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 throw .syscall("pwritev", path: path, Errno(rawValue: Glibc.errno))
@@ -78,7 +92,9 @@ public final class SharedFile: Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageError) -> Int {
         var done = 0
         while done < buffer.count {
-            let n = pread(descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let n =
+                injectedFailure(.read, path)
+                ? -1 : pread(descriptor.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 throw .syscall("pread", path: path, Errno(rawValue: Glibc.errno))
@@ -106,7 +122,7 @@ public final class SharedFile: Sendable {
 
     /// fdatasync: the file's data (and the metadata needed to read it) reach the disk.
     func sync() throws(StorageError) {
-        while fdatasync(descriptor.rawValue) != 0 {
+        while injectedFailure(.sync, path) || fdatasync(descriptor.rawValue) != 0 {
             if Glibc.errno == EINTR { continue }
             throw .syscall("fdatasync", path: path, Errno(rawValue: Glibc.errno))
         }
@@ -121,7 +137,7 @@ public final class SharedFile: Sendable {
     }
 
     func truncate(to size: Int64) throws(StorageError) {
-        while ftruncate(descriptor.rawValue, off_t(size)) != 0 {
+        while injectedFailure(.truncate, path) || ftruncate(descriptor.rawValue, off_t(size)) != 0 {
             if Glibc.errno == EINTR { continue }
             throw .syscall("ftruncate", path: path, Errno(rawValue: Glibc.errno))
         }
@@ -131,7 +147,9 @@ public final class SharedFile: Sendable {
     /// which would raise SIGBUS instead of an error) cannot fail for lack of space.
     func allocate(size: Int64) throws(StorageError) {
         var result: Int32
-        repeat { result = posix_fallocate(descriptor.rawValue, 0, off_t(size)) } while result == EINTR
+        repeat {
+            result = StorageFaults.fault(for: .allocate, path: path)?.rawValue ?? posix_fallocate(descriptor.rawValue, 0, off_t(size))
+        } while result == EINTR
         if result != 0 { throw .syscall("posix_fallocate", path: path, Errno(rawValue: result)) }
     }
 }
@@ -142,7 +160,7 @@ enum FileSystem {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for component in path.split(separator: "/") {
             prefix += component
-            if mkdir(prefix, 0o755) != 0 && Glibc.errno != EEXIST {
+            if (injectedFailure(.createDirectory, prefix) || mkdir(prefix, 0o755) != 0) && Glibc.errno != EEXIST {
                 throw .syscall("mkdir", path: prefix, Errno(rawValue: Glibc.errno))
             }
             prefix += "/"
@@ -176,13 +194,15 @@ enum FileSystem {
 
     /// Removes a file; a file already gone is not an error.
     static func remove(_ path: String) throws(StorageError) {
-        if unlink(path) != 0 && Glibc.errno != ENOENT {
+        if (injectedFailure(.remove, path) || unlink(path) != 0) && Glibc.errno != ENOENT {
             throw .syscall("unlink", path: path, Errno(rawValue: Glibc.errno))
         }
     }
 
     static func rename(_ from: String, to: String) throws(StorageError) {
-        if Glibc.rename(from, to) != 0 { throw .syscall("rename", path: from, Errno(rawValue: Glibc.errno)) }
+        if injectedFailure(.rename, from) || Glibc.rename(from, to) != 0 {
+            throw .syscall("rename", path: from, Errno(rawValue: Glibc.errno))
+        }
     }
 
     /// fsync on a directory, so that files created, renamed or removed in it stay so.
@@ -190,7 +210,7 @@ enum FileSystem {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .syscall("open", path: path, Errno(rawValue: Glibc.errno)) }
         defer { close(fd) }
-        while fsync(fd) != 0 {
+        while injectedFailure(.syncDirectory, path) || fsync(fd) != 0 {
             if Glibc.errno == EINTR { continue }
             throw .syscall("fsync", path: path, Errno(rawValue: Glibc.errno))
         }

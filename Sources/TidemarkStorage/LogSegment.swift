@@ -237,10 +237,22 @@ final class LogSegment {
             try? log!.truncate(to: Int64(start))
             throw error
         }
+        // Indexing can fail too (an index that cannot grow on a full disk): then the write is
+        // taken back with it, so the log, its indexes and the caller all agree it never happened.
+        let saved = (size, nextOffset, maxTimestamp, offsetOfMaxTimestamp, bytesSinceLastIndexEntry)
+        let savedEntries = (offsetIndex!.entryCount, timeIndex!.entryCount)
         var position = start
-        for header in headers {
-            try index(header, at: position)
-            position += header.totalSize
+        do {
+            for header in headers {
+                try index(header, at: position)
+                position += header.totalSize
+            }
+        } catch {
+            offsetIndex!.storage.truncate(toEntries: savedEntries.0)
+            timeIndex!.storage.truncate(toEntries: savedEntries.1)
+            (size, nextOffset, maxTimestamp, offsetOfMaxTimestamp, bytesSinceLastIndexEntry) = saved
+            try? log!.truncate(to: Int64(start))
+            throw error
         }
         precondition(position == start + byteCount, "batch sizes disagree with the bytes written")
         lastUsedNanoseconds = monotonicNanoseconds()

@@ -6,10 +6,16 @@ import SystemPackage
 /// A file of fixed-size entries, memory-mapped, that grows in preallocated steps while
 /// it is written and is trimmed to its entries when it is done.
 ///
+/// A writable index maps its whole `maxBytes` of address space once, when it opens; growing
+/// it only reserves more of the file's blocks (posix_fallocate). So a growth that fails (a
+/// full disk) throws and leaves the mapping and every entry as they were, and no store ever
+/// lands past the file's allocated end (which would raise SIGBUS). Sealing maps the trimmed
+/// file read-only before it lets the old mapping go.
+///
 /// Ownership: one `LogSegment`, itself guarded by its `PartitionLog`'s lock; not Sendable,
 /// and the mapping never leaves this class. Invariants: `entryCount * entrySize <=
-/// mappedBytes <= maxBytes`; when writable, the file's blocks `[0, mappedBytes)` are
-/// allocated (posix_fallocate), so a store into the mapping cannot fault for lack of space.
+/// allocatedBytes <= mappedBytes`; when writable, the file's blocks `[0, allocatedBytes)`
+/// are allocated; a mapping exists whenever `entryCount > 0`.
 final class MappedIndexFile {
     let path: String
     let entrySize: Int
@@ -18,6 +24,8 @@ final class MappedIndexFile {
     private(set) var file: SharedFile
     private var mapping: UnsafeMutableRawPointer?
     private var mappedBytes = 0
+    /// Bytes of the file reserved for entries (writable), or its size (read-only).
+    private var allocatedBytes = 0
     private(set) var entryCount = 0
     private(set) var isWritable: Bool
 
@@ -37,13 +45,17 @@ final class MappedIndexFile {
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {
             try file.truncate(to: Int64(entryCount * entrySize))
-            try remap(capacity: max(Self.initialBytes, entryCount * entrySize))
-        } else if size > 0 {
-            try remap(capacity: entryCount * entrySize)
+            let capacity = min(self.maxBytes, max(Self.initialBytes, entryCount * entrySize))
+            try file.allocate(size: Int64(capacity))
+            allocatedBytes = capacity
+            (mapping, mappedBytes) = try Self.map(file, bytes: self.maxBytes, writable: true)
+        } else if entryCount > 0 {
+            allocatedBytes = entryCount * entrySize
+            (mapping, mappedBytes) = try Self.map(file, bytes: allocatedBytes, writable: false)
         }
     }
 
-    deinit { unmap() }
+    deinit { Self.unmap(mapping, mappedBytes) }
 
     var sizeInBytes: Int { entryCount * entrySize }
     var isFull: Bool { (entryCount + 1) * entrySize > maxBytes }
@@ -56,12 +68,15 @@ final class MappedIndexFile {
     }
 
     /// Appends one entry, written by `fill` into `entrySize` bytes. The caller checks `isFull`.
+    /// When the file must grow and cannot (a full disk), throws and changes nothing.
     func append(_ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(StorageError) {
         precondition(isWritable, "append to a read-only index")
         precondition(!isFull, "append to a full index")
         let needed = (entryCount + 1) * entrySize
-        if needed > mappedBytes {
-            try remap(capacity: min(maxBytes, max(Self.initialBytes, mappedBytes * 2)))
+        if needed > allocatedBytes {
+            let capacity = min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
+            try file.allocate(size: Int64(capacity))
+            allocatedBytes = capacity
         }
         fill(UnsafeMutableRawBufferPointer(start: mapping! + entryCount * entrySize, count: entrySize))
         entryCount += 1
@@ -80,46 +95,53 @@ final class MappedIndexFile {
     /// Shrinks the file to its entries and maps it read-only: the segment is done.
     func seal() throws(StorageError) {
         guard isWritable else { return }
-        unmap()
+        // (No msync: on Linux the mapping's dirty pages are the file's page cache, which the
+        // fdatasync of the flush that follows a roll writes out.)
         try file.truncate(to: Int64(sizeInBytes))
         isWritable = false
-        if sizeInBytes > 0 { try remap(capacity: sizeInBytes) }
+        allocatedBytes = sizeInBytes
+        // The old (larger, writable) mapping stays until the new one exists; if mapping the
+        // trimmed file fails, the old one keeps serving reads of the same entries.
+        guard sizeInBytes > 0, let (newMapping, newBytes) = try? Self.map(file, bytes: sizeInBytes, writable: false) else {
+            if sizeInBytes == 0 { replaceMapping(nil, 0) }
+            return
+        }
+        replaceMapping(newMapping, newBytes)
     }
 
     /// Reopens a sealed index for appends (a segment that becomes active again after truncation).
     func unseal() throws(StorageError) {
         guard !isWritable else { return }
-        unmap()
-        file = try SharedFile.open(path, .readWrite)
+        let writableFile = try SharedFile.open(path, .readWrite)
+        let capacity = min(maxBytes, max(Self.initialBytes, sizeInBytes))
+        try writableFile.allocate(size: Int64(capacity))
+        let (newMapping, newBytes) = try Self.map(writableFile, bytes: maxBytes, writable: true)
+        replaceMapping(newMapping, newBytes)
+        file = writableFile
+        allocatedBytes = capacity
         isWritable = true
-        try remap(capacity: max(Self.initialBytes, sizeInBytes))
     }
 
-    /// Writes the mapping's dirty pages and the file to disk.
-    func sync() throws(StorageError) {
-        if isWritable, let mapping, mappedBytes > 0, msync(mapping, mappedBytes, MS_SYNC) != 0 {
-            throw .syscall("msync", path: path, Errno(rawValue: Glibc.errno))
-        }
-        try file.sync()
+    private func replaceMapping(_ newMapping: UnsafeMutableRawPointer?, _ newBytes: Int) {
+        Self.unmap(mapping, mappedBytes)
+        mapping = newMapping
+        mappedBytes = newBytes
     }
 
-    private func remap(capacity: Int) throws(StorageError) {
-        unmap()
-        let capacity = min(capacity, maxBytes)
-        guard capacity > 0 else { return }
-        if isWritable { try file.allocate(size: Int64(capacity)) }
-        let protection = isWritable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        let address = mmap(nil, capacity, protection, MAP_SHARED, file.descriptor.rawValue, 0)
+    private static func map(_ file: SharedFile, bytes: Int, writable: Bool) throws(StorageError)
+        -> (UnsafeMutableRawPointer?, Int)
+    {
+        guard bytes > 0 else { return (nil, 0) }
+        if let injected = StorageFaults.fault(for: .map, path: file.path) { throw .syscall("mmap", path: file.path, injected) }
+        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        let address = mmap(nil, bytes, protection, MAP_SHARED, file.descriptor.rawValue, 0)
         guard let address, address != MAP_FAILED else {
-            throw .syscall("mmap", path: path, Errno(rawValue: Glibc.errno))
+            throw .syscall("mmap", path: file.path, Errno(rawValue: Glibc.errno))
         }
-        mapping = address
-        mappedBytes = capacity
+        return (address, bytes)
     }
 
-    private func unmap() {
-        if let mapping, mappedBytes > 0 { munmap(mapping, mappedBytes) }
-        mapping = nil
-        mappedBytes = 0
+    private static func unmap(_ mapping: UnsafeMutableRawPointer?, _ bytes: Int) {
+        if let mapping, bytes > 0 { munmap(mapping, bytes) }
     }
 }

@@ -175,7 +175,7 @@ public final class PartitionLog: Sendable {
             do throws(StorageError) {
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
                 if let failure = gate.failed {
-                    throw StorageError(.closed, "log failed an earlier fsync: \(failure)", path: directory)
+                    throw StorageError(.failed, "log failed an earlier fsync: \(failure)", path: directory)
                 }
                 let firstOffset = s.logEndOffset
                 var next = firstOffset
@@ -346,8 +346,19 @@ public final class PartitionLog: Sendable {
 
     /// Flushes everything, seals the active segment's indexes, writes the recovery
     /// checkpoint and the clean-shutdown marker, and closes every file. Idempotent.
+    ///
+    /// A log that failed an fsync is closed without its marker or checkpoint (what it holds
+    /// may not all be on disk, so the next open scans it as after a crash), and without an
+    /// error: the failure was reported when it happened.
     public func close() throws(StorageError) {
         if state.withLock({ $0.isClosed }) { return }
+        if gate.failed != nil {
+            state.withLock { s in
+                for segment in s.segments { segment.closeFiles() }
+                s.isClosed = true
+            }
+            return
+        }
         try flush()
         try state.withLock { s in
             Result { () throws(StorageError) in

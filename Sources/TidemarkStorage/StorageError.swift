@@ -16,8 +16,11 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         case offsetOutOfRange
         /// Stored bytes are damaged where damage is not expected (outside recovery).
         case corruptLog
-        /// The log was closed, or failed an fsync and refuses further writes.
+        /// The log was closed.
         case closed
+        /// The log failed an fsync and refuses further writes (the kernel may have dropped
+        /// the unwritten pages); reads of what it holds are still served.
+        case failed
         /// An argument is out of its documented range.
         case invalidArgument
     }

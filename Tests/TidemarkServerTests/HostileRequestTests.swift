@@ -137,5 +137,40 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             #expect(records > 0 && records <= 4096)
         }
     }
+
+    /// EIO on fdatasync: the producer gets KAFKA_STORAGE_ERROR (56), now and for every later
+    /// append to that log, while fetches of what it holds are still answered.
+    @Test func fsyncFailureAnswersKafkaStorageError() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("eio", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 0, key: nil, value: Array("kept".utf8))
+            let client = try RawClient(port: server.boundPort)
+            try client.request(.produce, version: 7, correlation: 1, ServerTests.produceRequest(topic: "eio", batch: try builder.build()))
+            let (_, first) = try #require(client.response())
+            #expect(try ProduceResponse.decode(first, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+
+            let scope = server.broker.dataDirectory + "/eio-0/"
+            StorageFaults.inject(.sync, .ioError, pathContains: scope)
+            defer { StorageFaults.clear(pathContains: scope) }
+            for correlation in Int32(2)...3 {
+                try client.request(.produce, version: 7, correlation: correlation, ServerTests.produceRequest(topic: "eio", batch: try builder.build()))
+                let (_, body) = try #require(client.response())
+                let code = try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode
+                #expect(code == KafkaError.kafkaStorageError.rawValue)
+            }
+            var fetch = FetchRequest()
+            var topic = FetchRequest.Topic()
+            topic.topic = "eio"
+            topic.partitions = [FetchRequest.Partition()]
+            fetch.topics = [topic]
+            try client.request(.fetch, version: 11, correlation: 4, fetch)
+            let (_, fetched) = try #require(client.response())
+            let partition = try FetchResponse.decode(fetched, version: 11, flexible: false).topics[0].partitions[0]
+            #expect(partition.errorCode == 0)
+            guard case .bytes(let bytes)? = partition.records else { return }
+            #expect(try RecordBatch(decoding: bytes).records.first?.value == Array("kept".utf8))  // the first batch
+        }
+    }
 }
 }

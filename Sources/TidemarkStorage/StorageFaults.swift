@@ -1,0 +1,69 @@
+import Synchronization
+import SystemPackage
+
+/// A seam for tests: makes chosen storage syscalls fail with a chosen errno, so full disks
+/// (ENOSPC), I/O errors (EIO) and interrupted calls (EINTR) are tested without root, a
+/// tmpfs or a broken disk. In the spirit of swift-system's errno mocking.
+///
+/// Every storage syscall wrapper asks `fault(for:path:)` first. With nothing armed that is
+/// one relaxed atomic load. A fault matches by operation and by a substring of the file's
+/// path, so tests running in parallel (each in its own directory) do not disturb each other.
+/// An injected EINTR is seen by the wrapper's retry loop exactly like a real one.
+///
+/// Concurrency: the armed faults live in a `Mutex`; `armed` only says whether to look.
+public enum StorageFaults {
+    public enum Operation: String, Sendable, CaseIterable {
+        case open, write, read, sync, allocate, map, truncate, rename, syncDirectory, createDirectory, remove
+    }
+
+    struct Fault: Sendable {
+        var operation: Operation
+        var errno: Errno
+        var pathContains: String
+        /// Matching calls still to let through before failing.
+        var skip: Int
+        /// Matching calls still to fail; `Int.max` for every one.
+        var remaining: Int
+    }
+
+    private static let armed = Atomic<Bool>(false)
+    private static let faults = Mutex<[Fault]>([])
+
+    /// Fails `operation` on paths containing `pathContains` with `errno`: the first `skip`
+    /// matching calls succeed, then `times` fail (`nil`: every one until `clear`).
+    public static func inject(
+        _ operation: Operation, _ errno: Errno, pathContains: String, skip: Int = 0, times: Int? = 1
+    ) {
+        precondition(!pathContains.isEmpty, "scope a fault to a path")
+        faults.withLock {
+            $0.append(Fault(operation: operation, errno: errno, pathContains: pathContains, skip: skip, remaining: times ?? .max))
+        }
+        armed.store(true, ordering: .releasing)
+    }
+
+    /// Removes the faults whose scope starts with `pathPrefix` (a test's directory), or all.
+    public static func clear(pathContains pathPrefix: String? = nil) {
+        faults.withLock { list in
+            if let pathPrefix { list.removeAll { $0.pathContains.hasPrefix(pathPrefix) } } else { list.removeAll() }
+            armed.store(!list.isEmpty, ordering: .releasing)
+        }
+    }
+
+    /// The errno a syscall on `path` must fail with now, or nil to go ahead.
+    @inline(__always)
+    static func fault(for operation: Operation, path: String) -> Errno? {
+        guard armed.load(ordering: .acquiring) else { return nil }
+        return faults.withLock { list -> Errno? in
+            guard let index = list.firstIndex(where: { $0.operation == operation && path.contains($0.pathContains) })
+            else { return nil }
+            if list[index].skip > 0 {
+                list[index].skip -= 1
+                return nil
+            }
+            let errno = list[index].errno
+            if list[index].remaining != .max { list[index].remaining -= 1 }
+            if list[index].remaining == 0 { list.remove(at: index) }
+            return errno
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import SystemPackage
+import TestSupport
+import Testing
+
+@testable import TidemarkStorage
+
+/// Disk faults through `StorageFaults`, without root: each fault is scoped to the test's own
+/// directory, so these run beside everything else.
+@Suite struct FaultInjectionTests {
+    /// Appends one small batch at a time with growing timestamps (so both indexes gain an
+    /// entry per batch) until `stop` says so or an append fails.
+    static func appendUntilFailure(_ log: PartitionLog, limit: Int) -> (appended: Int, failure: StorageError?) {
+        for i in 0..<limit {
+            do {
+                try log.append(makeBatch(tag: "b\(i)", count: 1, timestamp: 1_700_000_000_000 + Int64(i)))
+            } catch {
+                return (i, error)
+            }
+        }
+        return (limit, nil)
+    }
+
+    static func indexEveryBatch() -> LogConfig {
+        var config = LogConfig()
+        config.indexIntervalBytes = 0
+        return config
+    }
+
+    /// The time index (12-byte entries) outgrows its first 64 KiB step after 5,461 entries,
+    /// the offset index (8-byte) after 8,192. The growth fails with ENOSPC: the append fails
+    /// whole (no bytes stay in the log), reads and lookups go on, appends resume afterwards.
+    @Test func fullDiskWhileAnIndexGrows() throws {
+        let dir = TemporaryDirectory("fault-index-growth")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: Self.indexEveryBatch())
+        // Segment creation allocated each index once; the next allocation is a growth.
+        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/", times: nil)
+        let (appended, failure) = Self.appendUntilFailure(log, limit: 20_000)
+        #expect(failure?.code == .noSpace, "\(String(describing: failure))")
+        // The first batch of a segment gets no entry: 5,461 entries fill 64 KiB at batch 5,462.
+        #expect(appended == 5_462)
+        let end = log.logEndOffset
+        #expect(end == Int64(appended))
+        let logFile = dir.path + "/t-0/" + segmentName(0, ".log")
+        let sizeAfterFailure = fileSize(logFile)
+        // Another attempt fails the same way and leaves the log as it was.
+        #expect(throws: StorageError.self) { try log.append(makeBatch(tag: "x", count: 1, timestamp: 1_800_000_000_000)) }
+        #expect(fileSize(logFile) == sizeAfterFailure)
+        #expect(log.logEndOffset == end)
+        // Lookups through both indexes still work (they used to meet an unmapped index).
+        let records = try readAll(log)
+        #expect(records.count == appended && records.last?.1 == "b\(appended - 1)-0")
+        #expect(try log.offset(forTimestamp: 1_700_000_000_000 + 4_000)?.offset == 4_000)
+
+        StorageFaults.clear(pathContains: dir.path)
+        let (more, none) = Self.appendUntilFailure(log, limit: 4_000)
+        #expect(none == nil && more == 4_000)
+        #expect(log.logEndOffset == end + 4_000)
+        try log.close()
+        let reopened = try PartitionLog.open(directory: dir.path + "/t-0", config: Self.indexEveryBatch())
+        #expect(reopened.recoveryReport.truncatedBytes == 0)
+        #expect(try readAll(reopened).count == appended + 4_000)
+        try reopened.close()
+    }
+
+    /// A roll whose new segment cannot get its index space fails the append; the active
+    /// segment stays writable and takes the appends once space is back.
+    @Test func fullDiskAtRoll() throws {
+        let dir = TemporaryDirectory("fault-roll")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var config = LogConfig()
+        config.segmentBytes = 2500  // two of these batches fit, the third rolls
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
+        let batch = makeBatch(tag: "r", count: 5, valueBytes: 200)
+        try log.append(batch)
+        try log.append(batch)
+        #expect(log.segmentCount == 1)
+        // The next segment's files: its base offset is the current end.
+        let next = segmentName(log.logEndOffset, ".index")
+        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/" + next, times: nil)
+        var failure: StorageError?
+        for _ in 0..<10 where failure == nil {
+            do { try log.append(batch) } catch { failure = error }
+        }
+        #expect(failure?.code == .noSpace)
+        #expect(log.segmentCount == 1)
+        let end = log.logEndOffset
+        #expect(!FileSystem.exists(dir.path + "/t-0/" + segmentName(end, ".log")))
+        StorageFaults.clear(pathContains: dir.path)
+        try log.append(batch)
+        #expect(log.segmentCount == 2 && log.logEndOffset == end + 5)
+        #expect(try readAll(log).count == Int(end + 5))
+        try log.close()
+    }
+
+    /// EIO on fdatasync fails the log for good (the kernel may have dropped the pages):
+    /// appends are refused with a storage error, reads are still served.
+    @Test func eioOnFdatasyncFailsTheLogButReadsGoOn() throws {
+        let dir = TemporaryDirectory("fault-eio")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var config = LogConfig()
+        config.flushPolicy = .everyAppend
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
+        try log.append(makeBatch(tag: "ok", count: 3))
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/t-0/")
+        #expect {
+            try log.append(makeBatch(tag: "lost", count: 1))
+        } throws: { ($0 as? StorageError)?.errno == .ioError }
+        StorageFaults.clear(pathContains: dir.path)
+        #expect {
+            try log.append(makeBatch(tag: "after", count: 1))
+        } throws: { ($0 as? StorageError)?.code == .failed }
+        #expect(log.flushedOffset == 3)
+        #expect(try readAll(log).map(\.1).prefix(3) == ["ok-0", "ok-1", "ok-2"])
+    }
+
+    /// EINTR is retried by every wrapper: writes, reads, syncs and allocations succeed.
+    @Test func eintrIsRetried() throws {
+        let dir = TemporaryDirectory("fault-eintr")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: Self.indexEveryBatch())
+        for operation in [StorageFaults.Operation.write, .read, .sync, .truncate] {
+            StorageFaults.inject(operation, .interrupted, pathContains: dir.path + "/t-0/", times: 3)
+        }
+        try log.append(makeBatch(tag: "a", count: 10))
+        try log.flush()
+        #expect(log.flushedOffset == 10)
+        #expect(try readAll(log).count == 10)
+        StorageFaults.inject(.allocate, .interrupted, pathContains: dir.path + "/t-0/", times: 3)
+        let (appended, failure) = Self.appendUntilFailure(log, limit: 6_000)
+        #expect(failure == nil && appended == 6_000)
+        try log.roll()
+        #expect(try readAll(log).count == 6_010)
+        try log.close()
+    }
+
+    /// EIO on pread fails that read with a storage error; the next read works.
+    @Test func eioOnReadFailsThatRead() throws {
+        let dir = TemporaryDirectory("fault-pread")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path + "/t-0")
+        try log.append(makeBatch(tag: "r", count: 5))
+        StorageFaults.inject(.read, .ioError, pathContains: dir.path + "/t-0/")
+        #expect(throws: StorageError.self) { _ = try log.readBatches(from: 0, maxBytes: 1 << 20) }
+        #expect(try readAll(log).count == 5)
+        try log.close()
+    }
+}

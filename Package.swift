@@ -35,7 +35,10 @@ let package = Package(
             ]
         ),
         // The engine and embedded API: topics, producers, consumers, groups.
-        .target(name: "Tidemark", dependencies: ["TidemarkStorage"]),
+        .target(
+            name: "Tidemark",
+            dependencies: ["TidemarkStorage", .product(name: "Logging", package: "swift-log")]
+        ),
         // Kafka wire protocol codecs: pure encode/decode, no I/O.
         .target(name: "TidemarkWire", dependencies: ["TidemarkStorage"]),
         .testTarget(name: "TidemarkWireTests", dependencies: ["TidemarkWire"]),
@@ -72,7 +75,7 @@ let package = Package(
             path: "tools/tidemark"
         ),
         // Helpers shared by the test targets (temporary directories, seeded randomness).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["TidemarkStorage"], path: "Tests/TestSupport"),
         .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage", "TestSupport"]),
         .testTarget(
             name: "TidemarkStorageTests",

@@ -42,6 +42,11 @@ extension Broker {
                 let result = try state.log.read(from: offset, maxBytes: maxBytes)
                 return FetchResult(slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset)
             } catch let error as StorageError {
+                if error.code == .corruptLog {
+                    // Damage is answered to this fetch (KAFKA_STORAGE_ERROR), never skipped over.
+                    state.reportOnce(
+                        "read (run `tidemark verify --repair` with the broker stopped)", error: error, logger: self.options.logger)
+                }
                 throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
             }
         }

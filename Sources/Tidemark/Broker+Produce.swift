@@ -17,15 +17,15 @@ extension Broker {
     /// Appends encoded RecordBatch v2 batches (as a Kafka producer sends them) to a partition.
     ///
     /// Checks: the topic and partition exist, each batch is at most the topic's
-    /// `maxMessageBytes`, framing and CRC are valid, the codec is supported, and, for
+    /// `maxMessageBytes` and passes `RecordBatchValidator` (framing, CRC, offsets and record
+    /// count, every record, no control or transactional batches, timestamps), and, for
     /// idempotent producers, epoch and sequence (a retry of one of the producer's last five
     /// batches is answered with its original offsets and not appended again). Returns after
     /// the append and the topic's flush policy; readers are woken. Throws `TidemarkError`.
     public func append(topic: String, partition: Int, batches: [UInt8]) async throws -> AppendResult {
         let state = try partitionState(topic, partition)
-        let maxBytes = try topicState(topic).config.maxMessageBytes
-        let headers = try Self.parseHeaders(batches, maxMessageBytes: maxBytes)
         let now = options.clock()
+        let headers = try Self.parseHeaders(batches, config: try topicState(topic).config, nowMs: now)
         let result = try await executor.run { () throws -> AppendResult in
             // Check, append and record under the partition's append lock.
             let outcome = state.producers.withLock { table -> Result<(AppendResult, LogAppendInfo?), TidemarkError> in
@@ -77,40 +77,53 @@ extension Broker {
         return result
     }
 
-    /// Headers of the batches in a produce payload, with size and framing checks (the
-    /// CRC is checked by the storage append).
-    static func parseHeaders(_ bytes: [UInt8], maxMessageBytes: Int) throws(TidemarkError) -> [RecordBatchHeader] {
+    /// Headers of the batches in a produce payload, each batch validated as Kafka's
+    /// LogValidator would (`RecordBatchValidator`: framing, CRC, offsets against the record
+    /// count, every record parsed, no control or transactional batches, timestamps within the
+    /// topic's window). The size limit is checked first, so nothing oversized is decompressed.
+    static func parseHeaders(_ bytes: [UInt8], config: TopicConfig, nowMs: Int64) throws(TidemarkError) -> [RecordBatchHeader] {
         guard !bytes.isEmpty else { throw TidemarkError(.corruptMessage, "empty record set") }
+        let validator = config.batchValidator
+        // A LogAppendTime topic replaces producer timestamps: they are not judged.
+        let validationTime: Int64? = config.timestampType == .logAppendTime ? nil : nowMs
         let parsed = bytes.withUnsafeBytes { raw -> Result<[RecordBatchHeader], TidemarkError> in
             var headers: [RecordBatchHeader] = []
             var position = 0
             while position < raw.count {
                 let rest = UnsafeRawBufferPointer(rebasing: raw[position...])
-                guard rest.count >= RecordBatchHeader.size else {
-                    return .failure(TidemarkError(.corruptMessage, "truncated batch header at byte \(position)"))
+                guard rest.count >= RecordBatchHeader.logOverhead else {
+                    return .failure(TidemarkError(.corruptMessage, "truncated batch at byte \(position)"))
                 }
-                let header: RecordBatchHeader
-                do throws(RecordBatchError) {
-                    header = try RecordBatchHeader(parsing: rest)
-                } catch {
-                    return .failure(TidemarkError(.corruptMessage, "batch at byte \(position): \(error)"))
-                }
-                guard header.batchLength >= RecordBatchHeader.minimumBatchLength, header.totalSize <= rest.count else {
-                    return .failure(TidemarkError(.corruptMessage, "batch at byte \(position) has length \(header.batchLength)"))
-                }
-                guard header.totalSize <= maxMessageBytes else {
+                let length = Int32(bigEndian: rest.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+                if length > 0 && Int(length) + RecordBatchHeader.logOverhead > config.maxMessageBytes {
                     return .failure(
                         TidemarkError(
-                            .messageTooLarge, "batch of \(header.totalSize) bytes exceeds max message bytes \(maxMessageBytes)"))
+                            .messageTooLarge,
+                            "batch of \(Int(length) + RecordBatchHeader.logOverhead) bytes exceeds max message bytes \(config.maxMessageBytes)"))
                 }
-                guard let codec = header.compressionCodec, codec.isSupported else {
-                    return .failure(TidemarkError(.unsupportedCompression, "compression codec \(header.attributes & 7) is not supported"))
+                do throws(RecordBatchValidator.Failure) {
+                    let header = try validator.validate(rest, nowMs: validationTime)
+                    headers.append(header)
+                    position += header.totalSize
+                } catch {
+                    return .failure(TidemarkError(refused: error, at: position))
                 }
-                headers.append(header)
-                position += header.totalSize
             }
             return .success(headers)
         }
         return try parsed.get()
+    }
+}
+
+extension TidemarkError {
+    /// A batch `RecordBatchValidator` refused, with the engine code that says why.
+    init(refused failure: RecordBatchValidator.Failure, at position: Int) {
+        let message = "batch at byte \(position): \(failure)"
+        switch failure {
+        case .corrupt: self.init(.corruptMessage, message)
+        case .invalidRecord: self.init(.invalidRecord, message)
+        case .invalidTimestamp: self.init(.invalidTimestamp, message)
+        case .unsupportedCompression: self.init(.unsupportedCompression, message)
+        }
     }
 }

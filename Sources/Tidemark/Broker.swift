@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 import TidemarkStorage
 
@@ -17,6 +18,9 @@ public struct BrokerOptions: Sendable {
     public var groups = GroupOptions()
     /// Milliseconds since the epoch; replaceable in tests.
     public var clock: @Sendable () -> Int64 = { currentTimeMilliseconds() }
+    /// Where the engine reports what happens to data: recovery cuts, damage found by reads,
+    /// partitions that went offline, maintenance failures. Never one line per message.
+    public var logger = Logger(label: "tidemark.engine")
 
     public init() {}
 }
@@ -24,6 +28,8 @@ public struct BrokerOptions: Sendable {
 /// What `describeTopic` reports for one partition.
 public struct PartitionDescription: Sendable, Equatable {
     public var partition: Int
+    /// Why the partition is offline (its directory could not be opened), or nil when it serves.
+    public var offline: String? = nil
     public var logStartOffset: Int64
     public var logEndOffset: Int64
     public var flushedOffset: Int64
@@ -60,16 +66,30 @@ public final class Broker: Sendable {
         var producerIds: ProducerIdAllocator
     }
 
+    /// One partition of a topic: serving, or offline because its directory could not be
+    /// opened (the rest of the broker goes on; requests for it get a storage error).
+    enum PartitionSlot: Sendable {
+        case online(PartitionState)
+        case offline(reason: String)
+
+        var state: PartitionState? {
+            if case .online(let state) = self { return state }
+            return nil
+        }
+    }
+
     /// A topic and its partitions; immutable once made (delete replaces the registry entry).
     final class TopicState: Sendable {
         let name: String
         let config: TopicConfig
-        let partitions: [PartitionState]
-        init(name: String, config: TopicConfig, partitions: [PartitionState]) {
+        let slots: [PartitionSlot]
+        init(name: String, config: TopicConfig, slots: [PartitionSlot]) {
             self.name = name
             self.config = config
-            self.partitions = partitions
+            self.slots = slots
         }
+        /// The partitions that serve.
+        var partitions: [PartitionState] { slots.compactMap(\.state) }
     }
 
     static let offsetsTopic = "__consumer_offsets"
@@ -93,20 +113,31 @@ public final class Broker: Sendable {
             let lock = try DurableFile.lockExclusively(dataDirectory + "/.lock")
             var registry = Registry(producerIds: try ProducerIdAllocator(path: dataDirectory + "/producer-ids"))
             let store = TopicStore(path: dataDirectory + "/topics.json")
+            try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
             for topic in try store.load() {
-                let partitions = try (0..<topic.partitions).map { p in
-                    try PartitionState.open(
-                        topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
-                        config: topic.config.logConfig, clock: options.clock)
+                // A partition that cannot be opened (an unreadable directory, say) goes offline
+                // alone: the others serve, and the broker starts.
+                let slots = (0..<topic.partitions).map { p -> PartitionSlot in
+                    do {
+                        return .online(
+                            try PartitionState.open(
+                                topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
+                                config: topic.config.logConfig, clock: options.clock, logger: options.logger))
+                    } catch {
+                        options.logger.error(
+                            "partition offline: it could not be opened; requests for it get KAFKA_STORAGE_ERROR",
+                            metadata: ["topic": "\(topic.name)", "partition": "\(p)", "error": "\(error)"])
+                        return .offline(reason: "\(error)")
+                    }
                 }
-                registry.topics[topic.name] = TopicState(name: topic.name, config: topic.config, partitions: partitions)
+                registry.topics[topic.name] = TopicState(name: topic.name, config: topic.config, slots: slots)
             }
             // The committed-offsets log: one partition, never expired by retention.
             var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .everyAppend)
             offsetsConfig.maxMessageBytes = 16 << 20
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
-                config: offsetsConfig.logConfig, clock: options.clock)
+                config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger)
             return (lock, registry, offsets)
         }
         let offsetStore = try await OffsetStore.open(
@@ -147,36 +178,82 @@ public final class Broker: Sendable {
             if registry.withLock({ $0.topics[name] != nil }) {
                 throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")
             }
-            let states = try (0..<partitions).map { p in
-                try PartitionState.open(
-                    topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
-                    config: config.logConfig, clock: options.clock)
+            // Directories under this name that topics.json does not list are leftovers of a
+            // create or delete a crash interrupted: they must not come back as this topic's data.
+            for p in 0..<partitions {
+                let directory = Self.partitionDirectory(dataDirectory, name, p)
+                if DurableFile.exists(directory) {
+                    options.logger.warning("removing a leftover directory before creating the topic", metadata: ["path": "\(directory)"])
+                    try Self.deleteDirectory(directory, in: dataDirectory)
+                }
             }
-            let topic = TopicState(name: name, config: config, partitions: states)
+            var states: [PartitionState] = []
+            do {
+                for p in 0..<partitions {
+                    states.append(
+                        try PartitionState.open(
+                            topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
+                            config: config.logConfig, clock: options.clock, logger: options.logger))
+                }
+            } catch {
+                for state in states { try? state.log.close() }
+                for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
+                throw error
+            }
+            let topic = TopicState(name: name, config: config, slots: states.map { .online($0) })
             let all = registry.withLock { r -> [TopicStore.Topic] in
                 r.topics[name] = topic
-                return r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.partitions.count, config: $0.config) }
+                return r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.slots.count, config: $0.config) }
             }
             try TopicStore(path: dataDirectory + "/topics.json").save(all)
+            options.logger.info("topic created", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
         }
     }
 
     /// Deletes a topic and its data. Its committed group offsets are left (Kafka does the same
     /// until they expire); a topic created later under the same name starts empty.
+    ///
+    /// Crash-safe: topics.json forgets the topic first; each partition directory is then
+    /// renamed to `<name>-<p>.<id>-delete` (the data directory fsynced) and removed; a crash
+    /// anywhere leaves only `-delete` leftovers, removed at the next open, or directories no
+    /// topic lists, removed before a topic of that name is created again.
     public func deleteTopic(_ name: String) async throws {
         try checkOpen()
         try await admin { [self] in
             let (removed, all) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
                 let removed = r.topics.removeValue(forKey: name)
-                return (removed, r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.partitions.count, config: $0.config) })
+                return (removed, r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.slots.count, config: $0.config) })
             }
             guard let removed else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
             try TopicStore(path: dataDirectory + "/topics.json").save(all)
             for partition in removed.partitions {
                 partition.notifier.close()
                 try? partition.log.close()
-                try DurableFile.removeTree(partition.log.directory)
             }
+            for p in removed.slots.indices {
+                try Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory)
+            }
+            options.logger.info("topic deleted", metadata: ["topic": "\(name)"])
+        }
+    }
+
+    static let deletedSuffix = "-delete"
+
+    /// Renames `directory` to a `-delete` name, fsyncs the data directory (the rename is then
+    /// durable: the old name can never come back), and removes the renamed tree.
+    static func deleteDirectory(_ directory: String, in dataDirectory: String) throws {
+        guard DurableFile.exists(directory) else { return }
+        let doomed = directory + "." + UUID().uuidString.lowercased().prefix(8) + deletedSuffix
+        try DurableFile.rename(directory, to: doomed)
+        try DurableFile.syncDirectory(dataDirectory)
+        try DurableFile.removeTree(doomed)
+    }
+
+    /// Removes what interrupted deletes left: directories renamed to `-delete` names.
+    static func removeDeletedLeftovers(_ dataDirectory: String, logger: Logger) throws {
+        for name in try DurableFile.listDirectory(dataDirectory) where name.hasSuffix(deletedSuffix) {
+            logger.info("removing what an interrupted topic delete left", metadata: ["path": "\(dataDirectory)/\(name)"])
+            try DurableFile.removeTree(dataDirectory + "/" + name)
         }
     }
 
@@ -185,17 +262,24 @@ public final class Broker: Sendable {
     }
 
     public func partitionCount(of topic: String) throws(TidemarkError) -> Int {
-        try topicState(topic).partitions.count
+        try topicState(topic).slots.count
     }
 
     public func describeTopic(_ name: String) throws(TidemarkError) -> TopicDescription {
         let topic = try topicState(name)
         return TopicDescription(
             name: name, config: topic.config,
-            partitions: topic.partitions.map { p in
-                PartitionDescription(
-                    partition: p.partition, logStartOffset: p.log.logStartOffset, logEndOffset: p.log.logEndOffset,
-                    flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes, segmentCount: p.log.segmentCount)
+            partitions: topic.slots.enumerated().map { index, slot in
+                switch slot {
+                case .online(let p):
+                    PartitionDescription(
+                        partition: p.partition, logStartOffset: p.log.logStartOffset, logEndOffset: p.log.logEndOffset,
+                        flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes, segmentCount: p.log.segmentCount)
+                case .offline(let reason):
+                    PartitionDescription(
+                        partition: index, offline: reason, logStartOffset: -1, logEndOffset: -1, flushedOffset: -1,
+                        sizeInBytes: 0, segmentCount: 0)
+                }
             })
     }
 
@@ -208,10 +292,13 @@ public final class Broker: Sendable {
 
     func partitionState(_ topic: String, _ partition: Int) throws(TidemarkError) -> PartitionState {
         let state = try topicState(topic)
-        guard partition >= 0 && partition < state.partitions.count else {
+        guard partition >= 0 && partition < state.slots.count else {
             throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
         }
-        return state.partitions[partition]
+        switch state.slots[partition] {
+        case .online(let partitionState): return partitionState
+        case .offline(let reason): throw TidemarkError(.storage, "partition \(topic)-\(partition) is offline: \(reason)")
+        }
     }
 
     // MARK: Producer ids
@@ -231,6 +318,9 @@ public final class Broker: Sendable {
 
     /// Stops maintenance, wakes waiting readers, flushes every log, writes producer
     /// snapshots and clean-shutdown markers, and releases the data directory. Idempotent.
+    ///
+    /// A partition that fails to close (its disk went bad, say) is logged and left for
+    /// recovery at the next open; the others still close cleanly, and so does the broker.
     public func close() async throws {
         let topics = registry.withLock { r -> [TopicState]? in
             if r.isClosed { return nil }
@@ -242,19 +332,24 @@ public final class Broker: Sendable {
         await groups.close()
         let partitions = topics.flatMap(\.partitions)
         for partition in partitions { partition.notifier.close() }
+        let logger = options.logger
         try await executor.run {
-            var firstError: Error?
             for partition in partitions {
                 do {
                     try partition.log.close()
                     try partition.writeSnapshot()
                 } catch {
-                    if firstError == nil { firstError = error }
+                    logger.error(
+                        "partition did not close cleanly; the next open recovers it",
+                        metadata: ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"])
                 }
             }
-            if let firstError { throw firstError }
         }
-        try await groups.closeStore()
+        do {
+            try await groups.closeStore()
+        } catch {
+            logger.error("committed-offsets log did not close cleanly; the next open recovers it", metadata: ["error": "\(error)"])
+        }
         DurableFile.unlock(lockFile)
     }
 
@@ -282,15 +377,24 @@ public final class Broker: Sendable {
         let now = options.clock()
         let expiration = options.producerIdExpirationMs
         let idle = UInt64(options.segmentIdleCloseMs) * 1_000_000
+        let logger = options.logger
         _ = try? await executor.run {
             for partition in partitions {
-                _ = try? partition.log.enforceRetention()
-                try? partition.log.flushIfDue()
+                func attempt(_ what: String, _ body: () throws -> Void) {
+                    do {
+                        try body()
+                        partition.reportRecovered(what, logger: logger)
+                    } catch {
+                        partition.reportOnce(what, error: error, logger: logger)
+                    }
+                }
+                attempt("retention") { _ = try partition.log.enforceRetention() }
+                attempt("interval flush") { try partition.log.flushIfDue() }
                 partition.log.closeIdleSegments(idleNanoseconds: idle)
                 partition.producers.withLock { _ = $0.expire(nowMs: now, expirationMs: expiration) }
-                if writeSnapshots { try? partition.writeSnapshot() }
+                if writeSnapshots { attempt("producer-state snapshot") { try partition.writeSnapshot() } }
             }
         }
-        await groups.tick()
+        await groups.tick(logger: logger)
     }
 }

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// What DescribeGroups reports.
@@ -173,7 +174,7 @@ public final class GroupCoordinator: Sendable {
     }
 
     /// Expires sessions and completes overdue rebalances in every group.
-    func tick() async {
+    func tick(logger: Logger? = nil) async {
         let now = clock()
         let ready = state.withLock { s -> Ready in
             var ready = Ready()
@@ -188,7 +189,11 @@ public final class GroupCoordinator: Sendable {
             return ready
         }
         ready.resumeAll()
-        try? await store.compactIfNeeded()
+        do {
+            try await store.compactIfNeeded()
+        } catch {
+            logger?.error("committed-offsets compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Offsets

@@ -137,7 +137,10 @@ public final class OffsetStore: Sendable {
         let live = state.withLock { $0.count }
         guard log.sizeInBytes > max(compactionThresholdBytes, Int64(live) * 400) else { return }
         try await executor.run { [self] in
-            try state.withLock { entries -> Result<Void, Error> in
+            // Under the lock (commits wait): roll and append the live entries, so no commit can
+            // land between the snapshot and the entries it would then be overwritten by. The
+            // fdatasync comes after the lock; commits made meanwhile follow the snapshot.
+            let start = try state.withLock { entries -> Result<Int64, Error> in
                 do {
                     try log.roll()
                     let start = log.logEndOffset
@@ -146,18 +149,19 @@ public final class OffsetStore: Sendable {
                     for (key, value) in entries {
                         builder.append(timestamp: now, key: Self.encodeKey(key), value: Self.encodeValue(value))
                         if builder.count == 1000 {
-                            try log.append(try builder.build())
+                            try log.append(try builder.build(), applyingFlushPolicy: false)
                             builder = RecordBatchBuilder()
                         }
                     }
-                    if builder.count > 0 { try log.append(try builder.build()) }
-                    try log.flush()
-                    try log.deleteSegments(below: start)
-                    return .success(())
+                    if builder.count > 0 { try log.append(try builder.build(), applyingFlushPolicy: false) }
+                    return .success(start)
                 } catch {
                     return .failure(error)
                 }
             }.get()
+            try log.flush()
+            // Everything from `start` on is durable: the older segments are no longer needed.
+            try log.deleteSegments(below: start)
         }
     }
 

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import TidemarkStorage
 
@@ -13,6 +14,9 @@ final class PartitionState: Sendable {
     let log: PartitionLog
     let producers: Mutex<ProducerStateTable>
     let notifier = AppendNotifier()
+    /// Failures already logged (maintenance work, damage met by reads), so a failure that
+    /// repeats every second is logged when it starts and when it stops, not each time.
+    private let reported = Mutex<Set<String>>([])
 
     static let snapshotName = "producer-state.snapshot"
     var snapshotPath: String { log.directory + "/" + Self.snapshotName }
@@ -27,9 +31,23 @@ final class PartitionState: Sendable {
     /// Opens the partition's log and rebuilds its producer table: the snapshot, then the
     /// batch headers appended after it (or the whole log when the snapshot is unusable).
     static func open(
-        topic: String, partition: Int, directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64
+        topic: String, partition: Int, directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64,
+        logger: Logger
     ) throws -> PartitionState {
         let log = try PartitionLog.open(directory: directory, config: config, clock: clock)
+        let recovery = log.recoveryReport
+        for loss in recovery.losses {
+            logger.warning(
+                "recovery cut the log", metadata: ["topic": "\(topic)", "partition": "\(partition)", "detail": "\(loss)"])
+        }
+        if !recovery.wasCleanShutdown {
+            logger.info(
+                "recovered after an unclean shutdown",
+                metadata: [
+                    "topic": "\(topic)", "partition": "\(partition)",
+                    "scanned_segments": "\(recovery.scannedSegments.count)", "bytes_cut": "\(recovery.truncatedBytes)",
+                ])
+        }
         var table = ProducerStateTable()
         var replayFrom = log.logStartOffset
         if let bytes = try DurableFile.read(directory + "/" + snapshotName),
@@ -47,6 +65,22 @@ final class PartitionState: Sendable {
             }
         }
         return PartitionState(topic: topic, partition: partition, log: log, producers: table)
+    }
+
+    /// Logs `error` from `what` unless it was logged already (see `reported`).
+    func reportOnce(_ what: String, error: any Error, logger: Logger) {
+        let isNew = reported.withLock { $0.insert(what).inserted }
+        if isNew {
+            logger.error(
+                "\(what) failed", metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
+        }
+    }
+
+    /// Clears a failure logged by `reportOnce` once the work succeeds again.
+    func reportRecovered(_ what: String, logger: Logger) {
+        if reported.withLock({ $0.remove(what) }) != nil {
+            logger.info("\(what) works again", metadata: ["topic": "\(topic)", "partition": "\(partition)"])
+        }
     }
 
     /// Writes the producer table's snapshot at the current log end.

@@ -13,6 +13,10 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case messageTooLarge
         /// Bytes that are not a valid RecordBatch v2 (framing or CRC).
         case corruptMessage
+        /// A well-framed batch whose records or header fields are wrong (Kafka: INVALID_RECORD).
+        case invalidRecord
+        /// A record timestamp outside the topic's allowed window (Kafka: INVALID_TIMESTAMP).
+        case invalidTimestamp
         /// A batch with a compression codec this build does not handle.
         case unsupportedCompression
         case offsetOutOfRange

@@ -1,3 +1,5 @@
+import TidemarkStorage
+
 /// Kafka's names for topic settings.
 extension TopicConfig {
     /// Applies a Kafka topic config by its Kafka name (`retention.ms`, `flush.messages`, ...).
@@ -26,6 +28,14 @@ extension TopicConfig {
             let n = try number()
             self.flushPolicy = n <= 1 ? .everyAppend : .everyMessages(Int(n))
         case "flush.ms": self.flushPolicy = .everyIntervalMs(max(1, try number()))
+        case "message.timestamp.before.max.ms":
+            let n = try number()
+            guard n >= 0 else { throw TidemarkError(.invalidConfig, "\(name) must be >= 0") }
+            self.messageTimestampBeforeMaxMs = n == Int64.max ? nil : n
+        case "message.timestamp.after.max.ms":
+            let n = try number()
+            guard n >= 0 else { throw TidemarkError(.invalidConfig, "\(name) must be >= 0") }
+            self.messageTimestampAfterMaxMs = n
         case "cleanup.policy":
             guard value == "delete" else { throw TidemarkError(.invalidConfig, "only cleanup.policy=delete is supported") }
         default:
@@ -49,6 +59,8 @@ extension TopicConfig {
             ("compression.type", config.compression == .lz4 ? "lz4" : "producer"),
             flush,
             ("max.message.bytes", "\(config.maxMessageBytes)"),
+            ("message.timestamp.after.max.ms", "\(config.messageTimestampAfterMaxMs ?? RecordBatchValidator.defaultTimestampAfterMaxMs)"),
+            ("message.timestamp.before.max.ms", "\(config.messageTimestampBeforeMaxMs ?? Int64.max)"),
             ("message.timestamp.type", config.timestampType == .logAppendTime ? "LogAppendTime" : "CreateTime"),
             ("retention.bytes", "\(config.retentionBytes ?? -1)"),
             ("retention.ms", "\(config.retentionMs ?? -1)"),

@@ -11,6 +11,11 @@ public struct TopicConfig: Sendable, Equatable, Codable {
     /// The codec the embedded producer uses by default for this topic.
     public var compression: Compression
     public var timestampType: Timestamps
+    /// How far in the past a CreateTime record timestamp may be (Kafka's
+    /// message.timestamp.before.max.ms); nil: unbounded, Kafka's default.
+    public var messageTimestampBeforeMaxMs: Int64? = nil
+    /// How far in the future (message.timestamp.after.max.ms); nil: Kafka 4's default, one hour.
+    public var messageTimestampAfterMaxMs: Int64? = nil
 
     public enum Flush: Sendable, Equatable, Codable {
         case everyAppend, everyMessages(Int), everyIntervalMs(Int64), os
@@ -30,6 +35,14 @@ public struct TopicConfig: Sendable, Equatable, Codable {
         self.flushPolicy = flushPolicy
         self.compression = compression
         self.timestampType = timestampType
+    }
+
+    /// What a produced batch must satisfy to be stored.
+    var batchValidator: RecordBatchValidator {
+        RecordBatchValidator(
+            timestampBeforeMaxMs: messageTimestampBeforeMaxMs,
+            timestampAfterMaxMs: messageTimestampAfterMaxMs ?? RecordBatchValidator.defaultTimestampAfterMaxMs,
+            maxDecompressedBytes: max(RecordBatch.defaultMaxDecompressedBytes, maxMessageBytes * 4))
     }
 
     /// The storage settings of each partition log.

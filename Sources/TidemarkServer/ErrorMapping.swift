@@ -12,6 +12,8 @@ extension KafkaError {
         case .invalidConfig: self = .invalidConfig
         case .messageTooLarge: self = .messageTooLarge
         case .corruptMessage: self = .corruptMessage
+        case .invalidRecord: self = .invalidRecord
+        case .invalidTimestamp: self = .invalidTimestamp
         case .unsupportedCompression: self = .unsupportedCompressionType
         case .offsetOutOfRange: self = .offsetOutOfRange
         case .outOfOrderSequence: self = .outOfOrderSequenceNumber

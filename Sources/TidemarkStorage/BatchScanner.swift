@@ -21,6 +21,8 @@ struct BatchScanner {
     private var buffer: [UInt8] = []
     /// File position of buffer[0].
     private var bufferStart = 0
+    /// Where in `buffer` the batch last returned by `next()` is (start, size).
+    private var lastBatch: (start: Int, size: Int)?
 
     init(file: SharedFile, from position: Int, end: Int, maxBatchBytes: Int) {
         self.file = file
@@ -55,10 +57,19 @@ struct BatchScanner {
         switch result {
         case .success(let header):
             let batchPosition = position
+            lastBatch = (batchPosition - bufferStart, total)
             position += total
             return .batch(header, position: batchPosition)
         case .failure(let error):
             return .invalid(error, position: position)
+        }
+    }
+
+    /// The bytes of the batch the last `next()` returned, valid until the next call.
+    func withLastBatch<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard let lastBatch else { return nil }
+        return try buffer.withUnsafeBytes { raw in
+            try body(UnsafeRawBufferPointer(rebasing: raw[lastBatch.start..<(lastBatch.start + lastBatch.size)]))
         }
     }
 
@@ -69,6 +80,7 @@ struct BatchScanner {
         if have >= count { return true }
         // Move the unread tail to the front of the (reused) buffer, then read after it: a
         // chunk, or the whole batch when that is larger.
+        lastBatch = nil
         let keepFrom = position - bufferStart
         let kept = buffer.count - keepFrom
         let target = max(kept + min(end - position - kept, max(count - kept, Self.chunkBytes)), count)

@@ -156,13 +156,19 @@ public final class SharedFile: Sendable {
 
 /// Directory and path helpers over raw syscalls.
 enum FileSystem {
+    /// Creates `path` and any missing parents; each directory made is fsynced into its
+    /// parent, so a crash cannot lose a directory whose files were already made durable.
     static func createDirectory(_ path: String) throws(StorageError) {
         var prefix = path.hasPrefix("/") ? "/" : ""
+        var parent = path.hasPrefix("/") ? "/" : "."
         for component in path.split(separator: "/") {
             prefix += component
-            if (injectedFailure(.createDirectory, prefix) || mkdir(prefix, 0o755) != 0) && Glibc.errno != EEXIST {
-                throw .syscall("mkdir", path: prefix, Errno(rawValue: Glibc.errno))
+            if injectedFailure(.createDirectory, prefix) || mkdir(prefix, 0o755) != 0 {
+                guard Glibc.errno == EEXIST else { throw .syscall("mkdir", path: prefix, Errno(rawValue: Glibc.errno)) }
+            } else {
+                try syncDirectory(parent)
             }
+            parent = prefix
             prefix += "/"
         }
     }
@@ -265,6 +271,12 @@ public enum DurableFile {
     }
 
     public static func createDirectory(_ path: String) throws(StorageError) { try FileSystem.createDirectory(path) }
+
+    /// Renames a file or directory (durable once its directory is synced).
+    public static func rename(_ from: String, to: String) throws(StorageError) { try FileSystem.rename(from, to: to) }
+
+    /// fsync on a directory: entries created, renamed or removed in it stay so.
+    public static func syncDirectory(_ path: String) throws(StorageError) { try FileSystem.syncDirectory(path) }
 
     public static func exists(_ path: String) -> Bool { FileSystem.exists(path) }
 

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,8 +20,13 @@ final class FlushGate: @unchecked Sendable {
     /// The first fsync failure; the log refuses writes from then on. Guarded by `mutex`.
     private var failure: StorageError?
 
+    /// `flushedOffset`, published for readers that must not wait on the mutex (a flusher
+    /// holds no lock across fdatasync, but waiters do park on it).
+    private let publishedFlushed: Atomic<Int64>
+
     init(flushedOffset: Int64) {
         self.flushedOffset = flushedOffset
+        self.publishedFlushed = Atomic(flushedOffset)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
     }
@@ -32,11 +38,7 @@ final class FlushGate: @unchecked Sendable {
         condition.deallocate()
     }
 
-    var flushed: Int64 {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return flushedOffset
-    }
+    var flushed: Int64 { publishedFlushed.load(ordering: .acquiring) }
 
     var failed: StorageError? {
         pthread_mutex_lock(mutex)
@@ -64,7 +66,9 @@ final class FlushGate: @unchecked Sendable {
             pthread_mutex_lock(mutex)
             inProgress = false
             switch result {
-            case .success(let offset): flushedOffset = max(flushedOffset, offset)
+            case .success(let offset):
+                flushedOffset = max(flushedOffset, offset)
+                publishedFlushed.store(flushedOffset, ordering: .releasing)
             case .failure(let error): failure = error
             }
             pthread_cond_broadcast(condition)
@@ -75,6 +79,7 @@ final class FlushGate: @unchecked Sendable {
     func lower(to offset: Int64) {
         pthread_mutex_lock(mutex)
         flushedOffset = min(flushedOffset, offset)
+        publishedFlushed.store(flushedOffset, ordering: .releasing)
         pthread_mutex_unlock(mutex)
     }
 }

@@ -1,6 +1,15 @@
-/// Offline checks of a partition directory: every batch's framing and CRC, offset order
-/// within and across segments, and the consistency of both indexes with the log.
+/// Offline checks of a partition directory: every batch's framing, CRC and contents, offset
+/// order within and across segments, and the consistency of both indexes with the log.
 /// `repair` runs a full crash recovery (cut at the first bad batch, rebuild every index).
+///
+/// Verify and the broker agree on what damage is. A *problem* is what loses or hides data,
+/// or stalls a reader: a bad batch the broker would not cut by itself (or would cut with
+/// data after it), a gap in the offsets, a batch whose contents no consumer can read, an
+/// index that looks right but points at the wrong bytes, a partition the broker marked as
+/// needing repair. A *note* is what the next open fixes by itself and loses nothing
+/// acknowledged: after a crash, the unfinished write at the end of the newest segment and
+/// the indexes recovery rebuilds (including their zero-filled preallocated tails); and any
+/// index implausible enough to be rebuilt on first read.
 public enum LogVerifier {
     public struct Problem: Sendable, CustomStringConvertible {
         public var path: String
@@ -10,13 +19,20 @@ public enum LogVerifier {
 
     public struct Report: Sendable {
         public var directory: String
+        public var wasCleanShutdown = true
         public var segments = 0
         public var batches = 0
         public var records: Int64 = 0
         public var bytes = 0
+        /// Damage: `verify` exits 1.
         public var problems: [Problem] = []
+        /// What the broker repairs by itself at its next start.
+        public var notes: [Problem] = []
         public var isHealthy: Bool { problems.isEmpty }
     }
+
+    /// The file the broker leaves in a partition directory when a read met damage there.
+    public static let needsRepairName = "needs-repair"
 
     /// The `.log` files of a partition directory, by base offset.
     public static func segmentFiles(in directory: String) throws -> [(base: Int64, path: String)] {
@@ -28,94 +44,141 @@ public enum LogVerifier {
     /// Checks one partition directory. `progress(done, total)` is called after each segment.
     public static func verify(partitionDirectory directory: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         var report = Report(directory: directory)
+        report.wasCleanShutdown = FileSystem.exists(directory + "/" + PartitionLog.cleanShutdownName)
+        if let marker = try FileSystem.readWholeFile(directory + "/" + needsRepairName, limit: 4096) {
+            report.problems.append(
+                Problem(path: directory, message: "marked for repair by the broker: \(String(decoding: marker, as: UTF8.self))"))
+        }
         let segments = try segmentFiles(in: directory)
+        // After a crash, recovery scans (and re-indexes) the segments from the one holding the
+        // recovery point on; the ones before it are trusted as they are.
+        let recoveryPoint = report.wasCleanShutdown ? nil : (try PartitionLog.readRecoveryCheckpoint(directory: directory) ?? 0)
+        let firstScanned = recoveryPoint.map { point in segments.lastIndex { $0.base <= point } ?? 0 }
+        let validator = RecordBatchValidator()
         var expectedNext: Int64? = nil
         for (index, (base, path)) in segments.enumerated() {
             let nextBase = index + 1 < segments.count ? segments[index + 1].base : nil
+            let isLast = nextBase == nil
+            let rescanned = firstScanned.map { index >= $0 } ?? false
             report.segments += 1
             var lastOffsetAt: [Int: Int64] = [:]
             var segmentNext = base
-            try SegmentInspector.scan(logFile: path) { item in
+            var damaged = false
+            if let expected = expectedNext, base != expected {
+                report.problems.append(Problem(
+                    path: path, message: "segment starts at offset \(base) but the previous one ends at \(expected): offsets missing or repeated"))
+            }
+            func batchSeen(_ header: RecordBatchHeader, _ position: Int) {
+                if header.baseOffset != segmentNext {
+                    report.problems.append(Problem(
+                        path: path, message: "batch at \(position) starts at offset \(header.baseOffset), expected \(segmentNext)"))
+                }
+                if let nextBase, header.lastOffset >= nextBase {
+                    report.problems.append(Problem(
+                        path: path, message: "batch at \(position) reaches offset \(header.lastOffset), past the next segment's base \(nextBase)"))
+                }
+                lastOffsetAt[position] = header.lastOffset
+                segmentNext = header.nextOffset
+                report.batches += 1
+                report.records += Int64(header.recordsCount)
+                report.bytes += header.totalSize
+            }
+            try SegmentInspector.scan(logFile: path, validator: validator) { item in
                 switch item {
                 case .batch(let header, let position):
-                    if header.baseOffset < segmentNext {
-                        report.problems.append(Problem(
-                            path: path, message: "batch at \(position) has base offset \(header.baseOffset), below \(segmentNext)"))
-                    }
-                    if let expected = expectedNext, index > 0, position == 0, header.baseOffset < expected {
-                        report.problems.append(Problem(path: path, message: "segment overlaps the previous one"))
-                    }
-                    if let nextBase, header.lastOffset >= nextBase {
-                        report.problems.append(Problem(
-                            path: path, message: "batch at \(position) reaches offset \(header.lastOffset), past the next segment's base \(nextBase)"))
-                    }
-                    lastOffsetAt[position] = header.lastOffset
-                    segmentNext = header.nextOffset
-                    report.batches += 1
-                    report.records += Int64(header.recordsCount)
-                    report.bytes += header.totalSize
-                case .damaged(let error, let position, let size):
+                    batchSeen(header, position)
+                case .invalidContent(let header, let position, let failure):
+                    batchSeen(header, position)
                     report.problems.append(Problem(
-                        path: path, message: "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"))
+                        path: path,
+                        message: "batch at \(position) (offsets \(header.baseOffset)-\(header.lastOffset)) has invalid contents, "
+                            + "consumers cannot read past it: \(failure)"))
+                case .damaged(let error, let position, let size):
+                    damaged = true
+                    let residue = isLast && rescanned && isInterruptedWrite(error, path: path, at: position, size: size)
+                    let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
+                    if residue {
+                        report.notes.append(Problem(
+                            path: path, message: message + "; an unfinished write of the crash, cut at the next start (nothing acknowledged as durable)"))
+                    } else {
+                        report.problems.append(Problem(
+                            path: path,
+                            message: message + (isLast ? "" : "; the segments after it follow a gap")))
+                    }
                 }
             }
-            expectedNext = segmentNext
-            checkIndexes(base: base, path: path, lastOffsetAt: lastOffsetAt, nextOffset: segmentNext, into: &report)
+            if !damaged, let nextBase, segmentNext != nextBase {
+                report.problems.append(Problem(
+                    path: path, message: "segment ends at offset \(segmentNext), the next one starts at \(nextBase): offsets \(segmentNext)-\(nextBase - 1) are missing"))
+            }
+            expectedNext = nextBase.map { _ in segmentNext }
+            if !rescanned {
+                checkIndexes(base: base, path: path, nextBase: nextBase, lastOffsetAt: lastOffsetAt, into: &report)
+            }
             progress(index + 1, segments.count)
+        }
+        if let recoveryPoint {
+            report.notes.append(Problem(
+                path: directory, message: "not shut down cleanly: the next start scans from offset \(recoveryPoint) and rebuilds those indexes"))
         }
         return report
     }
 
-    private static func checkIndexes(base: Int64, path: String, lastOffsetAt: [Int: Int64], nextOffset: Int64, into report: inout Report) {
+    /// Whether damage at the end of the newest segment is what an interrupted append leaves:
+    /// a batch cut short by the end of the file, or a zero-filled tail.
+    static func isInterruptedWrite(_ error: RecordBatchError, path: String, at position: Int, size: Int) -> Bool {
+        if case .truncated = error { return true }
+        guard size - position <= 1 << 20,
+            let tail = try? SharedFile.open(path, .readOnly).read(count: size - position, at: Int64(position))
+        else { return false }
+        return tail.allSatisfy { $0 == 0 }
+    }
+
+    /// Index entries are checked only where the broker trusts them. An implausible index is
+    /// rebuilt on first read (a note); a plausible one pointing at the wrong bytes would make
+    /// reads fail (a problem `--repair` fixes).
+    private static func checkIndexes(
+        base: Int64, path: String, nextBase: Int64?, lastOffsetAt: [Int: Int64], into report: inout Report
+    ) {
         let stem = String(path.dropLast(".log".count))
-        let indexPath = stem + ".index"
-        let timePath = stem + ".timeindex"
-        guard FileSystem.exists(indexPath) else {
-            report.problems.append(Problem(path: indexPath, message: "missing (it can be rebuilt from the log)"))
-            return
-        }
+        let logSize = (try? FileSystem.fileSize(path)).map { Int($0) } ?? 0
+        let limit = nextBase ?? Int64.max
         do {
-            var previous: Int64 = -1
-            for entry in try SegmentInspector.offsetIndexEntries(path: indexPath) {
-                guard entry.offset > previous, lastOffsetAt[entry.position] == entry.offset else {
-                    report.problems.append(Problem(
-                        path: indexPath,
-                        message: "entry (offset \(entry.offset), position \(entry.position)) does not point at the batch ending at that offset"))
-                    break
-                }
-                previous = entry.offset
+            let entries = try SegmentInspector.offsetIndexEntries(path: stem + ".index")
+            let plausible = zip(entries, entries.dropFirst()).allSatisfy { $0.offset < $1.offset && $0.position < $1.position }
+                && entries.allSatisfy { $0.position < max(logSize, 1) && $0.offset < limit && $0.offset >= base }
+            if !plausible {
+                report.notes.append(Problem(path: stem + ".index", message: "implausible; rebuilt from the log on first read"))
+            } else if let wrong = entries.first(where: { lastOffsetAt[$0.position] != $0.offset }) {
+                report.problems.append(Problem(
+                    path: stem + ".index",
+                    message: "entry (offset \(wrong.offset), position \(wrong.position)) does not point at the batch ending at that offset; --repair rebuilds it"))
             }
         } catch {
-            report.problems.append(Problem(path: indexPath, message: "unreadable: \(error)"))
-        }
-        guard FileSystem.exists(timePath) else {
-            report.problems.append(Problem(path: timePath, message: "missing (it can be rebuilt from the log)"))
-            return
+            report.notes.append(Problem(path: stem + ".index", message: "unreadable or missing (\(error)); rebuilt from the log on first read"))
         }
         do {
-            var previous = Int64.min
-            for entry in try SegmentInspector.timeIndexEntries(path: timePath) {
-                guard entry.timestamp > previous, entry.offset >= base, entry.offset < max(nextOffset, base + 1) else {
-                    report.problems.append(Problem(
-                        path: timePath, message: "entry (timestamp \(entry.timestamp), offset \(entry.offset)) is out of order or outside the segment"))
-                    break
-                }
-                previous = entry.timestamp
+            let entries = try SegmentInspector.timeIndexEntries(path: stem + ".timeindex")
+            let plausible = zip(entries, entries.dropFirst()).allSatisfy { $0.timestamp < $1.timestamp && $0.offset <= $1.offset }
+                && entries.allSatisfy { $0.offset >= base && $0.offset < limit }
+            if !plausible {
+                report.notes.append(Problem(path: stem + ".timeindex", message: "implausible; rebuilt from the log on first read"))
             }
         } catch {
-            report.problems.append(Problem(path: timePath, message: "unreadable: \(error)"))
+            report.notes.append(Problem(path: stem + ".timeindex", message: "unreadable or missing (\(error)); rebuilt from the log on first read"))
         }
     }
 
     /// Runs a full recovery on a partition directory that no process has open: every
     /// segment is scanned, the log is cut at the first torn or corrupt batch (later segments
-    /// are removed) and every index is rebuilt.
+    /// are removed) and every index is rebuilt. Clears the broker's needs-repair mark.
     public static func repair(partitionDirectory directory: String) throws -> RecoveryReport {
         try FileSystem.remove(directory + "/" + PartitionLog.cleanShutdownName)
         try FileSystem.remove(directory + "/" + PartitionLog.checkpointName)
         let log = try PartitionLog.open(directory: directory)
         let report = log.recoveryReport
         try log.close()
+        try FileSystem.remove(directory + "/" + needsRepairName)
         return report
     }
 }

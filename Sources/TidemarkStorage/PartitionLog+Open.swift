@@ -10,6 +10,9 @@ public struct RecoveryReport: Sendable, Equatable {
     public var truncatedBytes: Int
     /// Segments removed because they followed a corrupt one.
     public var deletedSegments: [Int64]
+    /// Each cut or removal, in words: which segment, where, how many bytes, which offsets.
+    /// The engine logs every one; recovery never loses data silently.
+    public var losses: [String] = []
 }
 
 extension PartitionLog {
@@ -70,7 +73,13 @@ extension PartitionLog {
             let active = segments[segments.count - 1]
             if !activeIsOpen {
                 report.scannedSegments.append(active.baseOffset)
-                report.truncatedBytes += try active.openForAppend(trustIndexes: wasClean)
+                let cut = try active.openForAppend(trustIndexes: wasClean)
+                report.truncatedBytes += cut
+                if cut > 0 {
+                    let what = wasClean ? "damage after a clean shutdown" : "the unfinished write of a crash"
+                    report.losses.append(
+                        "segment \(active.baseOffset): cut \(cut) bytes at position \(active.size) (\(what)); the log now ends at offset \(active.nextOffset ?? active.baseOffset)")
+                }
             }
         }
 
@@ -108,10 +117,16 @@ extension PartitionLog {
             report.truncatedBytes += cut
             let end = segment.nextOffset ?? segment.baseOffset
             let following = segments[index + 1]
-            if cut > 0 || following.baseOffset < end {
+            if cut > 0 {
+                report.losses.append(
+                    "segment \(segment.baseOffset): cut \(cut) bytes at position \(segment.size) (a bad batch); offsets \(end)-\(following.baseOffset - 1) lost")
+            }
+            if cut > 0 || following.baseOffset != end {
                 // Everything after a damaged segment follows a gap: remove it.
                 for later in segments[(index + 1)...] {
                     report.deletedSegments.append(later.baseOffset)
+                    report.losses.append(
+                        "segment \(later.baseOffset): removed (\(later.size) bytes, offsets from \(later.baseOffset)) because it follows damage at offset \(end)")
                     try later.deleteFiles()
                 }
                 segments.removeSubrange((index + 1)...)

@@ -141,8 +141,8 @@ extension PartitionLog {
     /// batch may start before `offset` (a consumer skips the records before it). Throws
     /// `.offsetOutOfRange` outside `[logStartOffset, logEndOffset]`.
     public func read(from offset: Int64, maxBytes: Int) throws(StorageError) -> LogReadResult {
-        var target = offset
-        while true {
+        let target = offset
+        do {
             guard let start = try locate(target) else {
                 let (begin, end) = state.withLock { ($0.logStartOffset, $0.logEndOffset) }
                 return LogReadResult(slice: nil, logStartOffset: begin, logEndOffset: end)
@@ -151,20 +151,34 @@ extension PartitionLog {
             var position = start.position
             // Skip to the first batch that holds `target` or comes after it.
             var first: RecordBatchHeader?
-            while let header = try walker.header(at: position) {
-                if header.lastOffset >= target {
-                    first = header
-                    break
+            do throws(StorageError) {
+                while let header = try walker.header(at: position) {
+                    if header.lastOffset >= target {
+                        first = header
+                        break
+                    }
+                    position += header.totalSize
                 }
-                position += header.totalSize
+            } catch {
+                throw markDamaged(error, reading: target)
             }
+            // Offsets are contiguous across a log's segments: a segment that ends before the
+            // next one begins, or a batch that starts past the offset asked for, means stored
+            // batches were lost. That is an error for the reader, never a silent skip.
             guard let first else {
-                // Past this segment's last batch: continue in the next one.
-                guard let nextBase = start.nextSegmentBase else {
-                    return LogReadResult(slice: nil, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
-                }
-                target = max(target, nextBase)
-                continue
+                throw markDamaged(
+                    StorageError(
+                        .corruptLog,
+                        "offset \(target) is missing: its segment ends before \(start.nextSegmentBase.map(String.init) ?? "the log end \(start.logEndOffset)")",
+                        path: start.file.path),
+                    reading: target)
+            }
+            guard first.baseOffset <= target else {
+                throw markDamaged(
+                    StorageError(
+                        .corruptLog, "offsets \(target)-\(first.baseOffset - 1) are missing before the batch at position \(position)",
+                        path: start.file.path),
+                    reading: target)
             }
             let slicePosition = position
             var length = first.totalSize
@@ -182,6 +196,24 @@ extension PartitionLog {
                 file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset)
             return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
         }
+    }
+
+    /// Records that a read met damage (once: the needs-repair mark for `tidemark verify
+    /// --repair`, and `damage` for the engine's log) and returns the error for the reader.
+    func markDamaged(_ error: StorageError, reading offset: Int64) -> StorageError {
+        guard error.code == .corruptLog else { return error }
+        var error = error
+        error.message += " (reading offset \(offset))"
+        let first = state.withLock { s -> Bool in
+            guard s.damage == nil else { return false }
+            s.damage = error.description
+            return true
+        }
+        if first {
+            let text = "\(error.description)\nrun `tidemark verify --repair` on this directory with the broker stopped\n"
+            try? FileSystem.writeAtomically(Array(text.utf8), to: directory + "/" + LogVerifier.needsRepairName, directory: directory)
+        }
+        return error
     }
 
     /// Reads and decodes the batches from `offset` on (up to `maxBytes`, at least one batch):

@@ -56,6 +56,7 @@ extension PartitionLog {
                     _ = try active.truncate(toOffset: offset)
                 }
                 s.logEndOffset = s.active.nextOffset ?? s.active.baseOffset
+                publishPositions(s)
                 s.pendingSync.append(contentsOf: s.active.filesToSync)
                 s.directoryNeedsSync = true
                 return .success(s.logEndOffset)
@@ -101,6 +102,7 @@ extension PartitionLog {
         let removed = Array(s.segments.prefix(count))
         s.segments.removeFirst(count)
         s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
+        publishPositions(s)
         for segment in removed { try segment.deleteFiles() }
         s.directoryNeedsSync = true
         return removed.map(\.baseOffset)

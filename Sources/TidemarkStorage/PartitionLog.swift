@@ -45,6 +45,10 @@ public final class PartitionLog: Sendable {
     let clock: @Sendable () -> Int64
     let state: Mutex<State>
     let gate: FlushGate
+    /// `State.logStartOffset` and `State.logEndOffset`, published after every change under the
+    /// lock, so readers of positions never wait behind a roll or an index rebuild.
+    private let publishedStart: Atomic<Int64>
+    private let publishedEnd: Atomic<Int64>
 
     static let checkpointName = "recovery-point.checkpoint"
     static let cleanShutdownName = ".clean-shutdown"
@@ -65,6 +69,8 @@ public final class PartitionLog: Sendable {
         var lastFlushNanoseconds: UInt64 = monotonicNanoseconds()
         /// Recovery facts from open, for tests and logs.
         var recovery: RecoveryReport
+        /// The first damage a read met since open (a gap or a bad batch header), if any.
+        var damage: String?
 
         var active: LogSegment { segments[segments.count - 1] }
     }
@@ -74,14 +80,22 @@ public final class PartitionLog: Sendable {
         self.config = config
         self.clock = clock
         self.gate = FlushGate(flushedOffset: state.logEndOffset)
+        self.publishedStart = Atomic(state.logStartOffset)
+        self.publishedEnd = Atomic(state.logEndOffset)
         self.state = Mutex(state)
+    }
+
+    /// Publishes the positions of `s` (call under the lock, after changing them).
+    func publishPositions(_ s: borrowing State) {
+        publishedStart.store(s.logStartOffset, ordering: .releasing)
+        publishedEnd.store(s.logEndOffset, ordering: .releasing)
     }
 
     // MARK: Positions
 
-    public var logStartOffset: Int64 { state.withLock { $0.logStartOffset } }
+    public var logStartOffset: Int64 { publishedStart.load(ordering: .acquiring) }
     /// One past the last appended offset ("appended").
-    public var logEndOffset: Int64 { state.withLock { $0.logEndOffset } }
+    public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
     /// One past the last offset known to be on disk ("flushed").
     public var flushedOffset: Int64 { gate.flushed }
     /// Bytes of all segments' logs.
@@ -89,6 +103,8 @@ public final class PartitionLog: Sendable {
     public var segmentCount: Int { state.withLock { $0.segments.count } }
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
     public var recoveryReport: RecoveryReport { state.withLock { $0.recovery } }
+    /// The first damage a read met since open; reads past it fail until `tidemark verify --repair`.
+    public var damage: String? { state.withLock { $0.damage } }
     /// Inactive segments whose files are open now.
     public var openInactiveSegmentCount: Int {
         state.withLock { s in s.segments.dropLast().filter(\.isOpen).count }
@@ -194,6 +210,7 @@ public final class PartitionLog: Sendable {
                 if s.active.rollBaseMilliseconds == nil { s.active.rollBaseMilliseconds = clock() }
                 try s.active.append(vectors: &payload.vectors, byteCount: totalBytes, headers: assigned)
                 s.logEndOffset = next
+                publishPositions(s)
                 s.messagesSinceFlush += recordCount
                 let info = LogAppendInfo(
                     firstOffset: firstOffset, lastOffset: lastOffset, logAppendTime: appendTime,

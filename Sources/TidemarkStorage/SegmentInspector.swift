@@ -1,23 +1,43 @@
 /// Offline reading of segment and index files, for `tidemark dump` and `tidemark verify`:
-/// no `PartitionLog`, no lock, nothing written.
+/// no `PartitionLog`, no lock, nothing written, nothing mapped (files are read with pread, so
+/// a file a running broker shrinks cannot fault the reader).
 public enum SegmentInspector {
     /// One step of a scan through a `.log` file.
     public enum Item: Sendable {
         /// A batch whose framing and CRC are valid, at `position`.
         case batch(RecordBatchHeader, position: Int)
+        /// A batch with valid framing and CRC whose contents `RecordBatchValidator` refuses
+        /// (stored before produce validated them). The scan goes on after it.
+        case invalidContent(RecordBatchHeader, position: Int, RecordBatchValidator.Failure)
         /// Bytes at `position` that are not a valid batch; the scan stops there.
         case damaged(RecordBatchError, position: Int, fileSize: Int)
     }
 
     /// Calls `body` for every batch of the log file in order, then once more with `.damaged`
-    /// if the file does not end on a valid batch boundary.
-    public static func scan(logFile path: String, body: (Item) throws -> Void) throws {
+    /// if the file does not end on a valid batch boundary. With a `validator`, batches whose
+    /// contents it refuses come as `.invalidContent`.
+    public static func scan(logFile path: String, validator: RecordBatchValidator? = nil, body: (Item) throws -> Void) throws {
         let file = try SharedFile.open(path, .readOnly)
         let size = Int(try file.size())
         var scanner = BatchScanner(file: file, from: 0, end: size, maxBatchBytes: Int(Int32.max))
         while true {
             switch try scanner.next() {
-            case .batch(let header, let position): try body(.batch(header, position: position))
+            case .batch(let header, let position):
+                let failure = validator.flatMap { validator in
+                    scanner.withLastBatch { bytes -> RecordBatchValidator.Failure? in
+                        do throws(RecordBatchValidator.Failure) {
+                            try validator.validate(bytes, nowMs: nil)
+                            return nil
+                        } catch {
+                            return error
+                        }
+                    } ?? nil
+                }
+                if let failure {
+                    try body(.invalidContent(header, position: position, failure))
+                } else {
+                    try body(.batch(header, position: position))
+                }
             case .invalid(let error, let position):
                 try body(.damaged(error, position: position, fileSize: size))
                 return
@@ -40,21 +60,40 @@ public enum SegmentInspector {
         return nil
     }
 
-    /// The entries of an offset index file (absolute offset, position).
+    /// The entries of an offset index file (absolute offset, position). Trailing all-zero
+    /// entries are left out: they are the preallocated, never-written tail a crash leaves.
     public static func offsetIndexEntries(path: String) throws -> [(offset: Int64, position: Int)] {
-        guard let base = baseOffset(ofFile: path) else {
-            throw StorageError(.invalidArgument, "not a segment file name", path: path)
+        try entries(path: path, size: OffsetIndex.entrySize).map { raw in
+            let relative = UInt32(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) })
+            let position = UInt32(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) })
+            return (try base(path) + Int64(relative), Int(position))
         }
-        let index = try OffsetIndex(path: path, baseOffset: base, maxBytes: Int(Int32.max), writable: false)
-        return (0..<index.entryCount).map { index.entry($0) }
     }
 
-    /// The entries of a time index file (timestamp, absolute offset).
+    /// The entries of a time index file (timestamp, absolute offset), without a zero tail.
     public static func timeIndexEntries(path: String) throws -> [(timestamp: Int64, offset: Int64)] {
+        try entries(path: path, size: TimeIndex.entrySize).map { raw in
+            let timestamp = Int64(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: Int64.self) })
+            let relative = UInt32(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self) })
+            return (timestamp, try base(path) + Int64(relative))
+        }
+    }
+
+    private static func base(_ path: String) throws -> Int64 {
         guard let base = baseOffset(ofFile: path) else {
             throw StorageError(.invalidArgument, "not a segment file name", path: path)
         }
-        let index = try TimeIndex(path: path, baseOffset: base, maxBytes: Int(Int32.max), writable: false)
-        return (0..<index.entryCount).map { index.entry($0) }
+        return base
+    }
+
+    /// Whole entries of an index file, read (not mapped), trailing all-zero entries dropped.
+    private static func entries(path: String, size: Int) throws -> [ArraySlice<UInt8>] {
+        _ = try base(path)
+        let file = try SharedFile.open(path, .readOnly)
+        let length = Int(try file.size())
+        let bytes = try file.read(count: length - length % size, at: 0)
+        var result = stride(from: 0, to: bytes.count - bytes.count % size, by: size).map { bytes[$0..<($0 + size)] }
+        while let last = result.last, last.allSatisfy({ $0 == 0 }) { result.removeLast() }
+        return result
     }
 }

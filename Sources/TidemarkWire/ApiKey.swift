@@ -77,6 +77,7 @@ public enum KafkaError: Int16, Sendable {
     case invalidTopicException = 17
     case recordListTooLarge = 18
     case invalidRequiredAcks = 21
+    case invalidTimestamp = 32
     case illegalGeneration = 22
     case inconsistentGroupProtocol = 23
     case invalidGroupId = 24

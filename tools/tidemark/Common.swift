@@ -115,3 +115,39 @@ func parseTime(_ text: String) -> Int64? {
     }
     return nil
 }
+
+/// The data directory's lock for the offline tools (`dump`, `verify`), which work on files
+/// rather than through a `Broker`.
+enum DataDirectoryLock {
+    /// The data directory holding `path` (itself, a partition directory's parent, or a segment
+    /// file's grandparent): the nearest one with a `.lock` file.
+    static func dataDirectory(containing path: String) -> String? {
+        var candidate = URL(fileURLWithPath: path).standardizedFileURL
+        for _ in 0..<3 {
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(".lock").path) { return candidate.path }
+            candidate.deleteLastPathComponent()
+        }
+        return nil
+    }
+
+    /// Takes the lock of the data directory holding `path`. Returns the held lock (nil when
+    /// `path` is not in a data directory), or throws when a running broker holds it.
+    static func acquire(for path: String) throws -> SharedFile? {
+        guard let data = dataDirectory(containing: path) else { return nil }
+        do {
+            return try DurableFile.lockExclusively(data + "/.lock")
+        } catch {
+            throw CLIError("\(data) is in use by a running broker; stop it first")
+        }
+    }
+
+    /// Whether a running broker holds the data directory of `path` (for read-only tools,
+    /// which go on with a warning).
+    static func warnIfLive(_ path: String) {
+        do {
+            if let lock = try acquire(for: path) { DurableFile.unlock(lock) }
+        } catch {
+            Output.error("warning: \(error); reading its files anyway (what is being written may look torn)")
+        }
+    }
+}

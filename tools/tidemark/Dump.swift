@@ -19,6 +19,7 @@ struct Dump: ParsableCommand {
     }
 
     func run() throws {
+        DataDirectoryLock.warnIfLive(file)
         if file.hasSuffix(".index") {
             for entry in try SegmentInspector.offsetIndexEntries(path: file) {
                 Output.line("offset: \(entry.offset) position: \(entry.position)")
@@ -33,30 +34,39 @@ struct Dump: ParsableCommand {
         }
         Output.line("Dumping \(file)")
         var damaged = false
-        try SegmentInspector.scan(logFile: file) { item in
+        try SegmentInspector.scan(logFile: file, validator: RecordBatchValidator()) { item in
+            let (h, position): (RecordBatchHeader, Int)
             switch item {
-            case .batch(let h, let position):
-                Output.line(
-                    "baseOffset: \(h.baseOffset) lastOffset: \(h.lastOffset) count: \(h.recordsCount) position: \(position) "
-                        + "size: \(h.totalSize) crc: 0x\(String(h.crc, radix: 16)) crcValid: true "
-                        + "compression: \(h.compressionCodec.map { "\($0)" } ?? "unknown") producerId: \(h.producerId) "
-                        + "producerEpoch: \(h.producerEpoch) baseSequence: \(h.baseSequence) "
-                        + "timestampType: \(h.timestampType) maxTimestamp: \(h.maxTimestamp) "
-                        + "isTransactional: \(h.isTransactional) isControl: \(h.isControl)")
-                if !headersOnly {
-                    let bytes = try SegmentInspector.readBatch(logFile: file, position: position, size: h.totalSize)
-                    let batch = try RecordBatch(decoding: bytes)
-                    for record in batch.records {
-                        let headers = record.headers.map { "\($0.key)=\(Output.text($0.value))" }.joined(separator: ",")
-                        Output.line(
-                            "| offset: \(batch.offset(of: record)) timestamp: \(batch.timestamp(of: record)) "
-                                + "key: \(Output.text(record.key)) value: \(Output.text(record.value))"
-                                + (headers.isEmpty ? "" : " headers: \(headers)"))
-                    }
-                }
-            case .damaged(let error, let position, let size):
+            case .invalidContent(let header, let at, let failure):
                 damaged = true
-                Output.line("damaged at position \(position) (\(size - position) bytes to the end): \(error)")
+                Output.line("invalid contents at position \(at) (offsets \(header.baseOffset)-\(header.lastOffset)): \(failure)")
+                (h, position) = (header, at)
+            case .batch(let header, let at):
+                (h, position) = (header, at)
+            case .damaged(let error, let at, let size):
+                damaged = true
+                Output.line("damaged at position \(at) (\(size - at) bytes to the end): \(error)")
+                return
+            }
+            Output.line(
+                "baseOffset: \(h.baseOffset) lastOffset: \(h.lastOffset) count: \(h.recordsCount) position: \(position) "
+                    + "size: \(h.totalSize) crc: 0x\(String(h.crc, radix: 16)) crcValid: true "
+                    + "compression: \(h.compressionCodec.map { "\($0)" } ?? "unknown") producerId: \(h.producerId) "
+                    + "producerEpoch: \(h.producerEpoch) baseSequence: \(h.baseSequence) "
+                    + "timestampType: \(h.timestampType) maxTimestamp: \(h.maxTimestamp) "
+                    + "isTransactional: \(h.isTransactional) isControl: \(h.isControl)")
+            guard !headersOnly else { return }
+            let bytes = try SegmentInspector.readBatch(logFile: file, position: position, size: h.totalSize)
+            guard let batch = try? RecordBatch(decoding: bytes) else {
+                Output.line("| records do not decode")
+                return
+            }
+            for record in batch.records {
+                let headers = record.headers.map { "\($0.key)=\(Output.text($0.value))" }.joined(separator: ",")
+                Output.line(
+                    "| offset: \(batch.offset(of: record)) timestamp: \(batch.timestamp(of: record)) "
+                        + "key: \(Output.text(record.key)) value: \(Output.text(record.value))"
+                        + (headers.isEmpty ? "" : " headers: \(headers)"))
             }
         }
         if damaged { throw ExitCode(2) }

@@ -7,10 +7,12 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a data or partition directory: framing, CRCs, offset order, indexes.",
         discussion: """
-            Exits 0 when everything is sound, 1 when a problem was found. With --repair, each \
-            damaged partition gets a full crash recovery: its log is cut at the first torn or \
-            corrupt batch (batches after it are lost, as they would be after a crash) and its \
-            indexes are rebuilt. Stop the broker first.
+            Exits 0 when everything is sound, 1 when a problem was found. What the broker fixes \
+            by itself at its next start (after a crash: the unfinished last write, indexes to \
+            rebuild) is printed as a note and is not a problem. With --repair, each damaged \
+            partition gets a full crash recovery: its log is cut at the first torn or corrupt \
+            batch (batches after it are lost, as they would be after a crash) and its indexes \
+            are rebuilt; it refuses to run while a broker holds the data directory.
             """)
 
     @Argument(help: "A data directory or one partition directory.") var directory: String
@@ -32,6 +34,10 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
+        // Repair changes files: never under a running broker. A read-only check goes on.
+        var lock: SharedFile? = nil
+        if repair { lock = try DataDirectoryLock.acquire(for: directory) } else { DataDirectoryLock.warnIfLive(directory) }
+        defer { lock.map(DurableFile.unlock) }
         let partitions = try partitions()
         guard !partitions.isEmpty else { throw CLIError("no segments under \(directory)") }
         var problems = 0
@@ -40,11 +46,13 @@ struct Verify: ParsableCommand {
             let report = try LogVerifier.verify(partitionDirectory: partition) { Output.progress(name, $0, $1) }
             if report.isHealthy {
                 Output.line("ok \(partition): \(report.segments) segments, \(report.batches) batches, \(report.records) records, \(report.bytes) bytes")
+                for note in report.notes { Output.line("  note: \(note)") }
                 continue
             }
             problems += report.problems.count
             Output.line("PROBLEMS \(partition):")
             for problem in report.problems { Output.line("  \(problem)") }
+            for note in report.notes { Output.line("  note: \(note)") }
             if repair {
                 let recovery = try LogVerifier.repair(partitionDirectory: partition)
                 let after = try LogVerifier.verify(partitionDirectory: partition)

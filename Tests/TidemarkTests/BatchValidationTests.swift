@@ -1,0 +1,86 @@
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// Produce validates batches as Kafka's LogValidator does: a valid CRC is not enough.
+/// Nothing of a refused batch is stored; well-formed batches around it are unaffected.
+@Suite struct BatchValidationTests {
+    @Test(arguments: ForgedBatch.refusedKinds.map(\.name))
+    func malformedBatchIsRefusedAndNothingStored(kind: String) async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("v", partitions: 1)
+        let good = try RecordBatchBuilder().appending(timestamp: 1_700_000_000_000, value: "ok").build()
+        _ = try await broker.append(topic: "v", partition: 0, batches: good)
+        let forged = try #require(ForgedBatch.refusedKinds.first { $0.name == kind }).bytes
+        await #expect {
+            _ = try await broker.append(topic: "v", partition: 0, batches: forged)
+        } throws: { error in
+            (error as? TidemarkError)?.code == .invalidRecord
+        }
+        // Also when it follows a good batch in the same request: the request is all or nothing.
+        await #expect(throws: TidemarkError.self) { _ = try await broker.append(topic: "v", partition: 0, batches: good + forged) }
+        #expect(try broker.offsets(topic: "v", partition: 0).end == 1)
+        _ = try await broker.append(topic: "v", partition: 0, batches: good)
+        #expect(try await readPartition(broker, "v", 0).map { text($0.value) } == ["ok", "ok"])
+        try await broker.close()
+    }
+
+    @Test func crcDamageIsACorruptMessage() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("v", partitions: 1)
+        var batch = try RecordBatchBuilder().appending(timestamp: 1_700_000_000_000, value: "ok").build()
+        batch[batch.count - 1] ^= 0x40
+        await #expect { _ = try await broker.append(topic: "v", partition: 0, batches: batch) } throws: {
+            ($0 as? TidemarkError)?.code == .corruptMessage
+        }
+        try await broker.close()
+    }
+
+    /// CreateTime timestamps more than message.timestamp.after.max.ms (1 h by default) in the
+    /// future, or more than message.timestamp.before.max.ms (unbounded by default) in the
+    /// past, are refused with INVALID_TIMESTAMP; LogAppendTime topics take any.
+    @Test func timestampWindow() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock))
+        let now = clock.read()
+        try await broker.createTopic("t", partitions: 1)
+        func batch(_ timestamp: Int64) throws -> [UInt8] {
+            try RecordBatchBuilder().appending(timestamp: timestamp, value: "x").build()
+        }
+        _ = try await broker.append(topic: "t", partition: 0, batches: try batch(now + 3_599_000))
+        _ = try await broker.append(topic: "t", partition: 0, batches: try batch(0))
+        await #expect { _ = try await broker.append(topic: "t", partition: 0, batches: try batch(now + 3_601_000)) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTimestamp
+        }
+        var strict = TopicConfig()
+        try strict.apply(kafkaName: "message.timestamp.before.max.ms", value: "60000")
+        try strict.apply(kafkaName: "message.timestamp.after.max.ms", value: "0")
+        try await broker.createTopic("strict", partitions: 1, config: strict)
+        _ = try await broker.append(topic: "strict", partition: 0, batches: try batch(now - 59_000))
+        await #expect { _ = try await broker.append(topic: "strict", partition: 0, batches: try batch(now - 61_000)) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTimestamp
+        }
+        await #expect { _ = try await broker.append(topic: "strict", partition: 0, batches: try batch(now + 1)) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTimestamp
+        }
+        #expect(try broker.describeTopic("strict").config.kafkaConfigs.contains { $0 == ("message.timestamp.before.max.ms", "60000") })
+        var appendTime = TopicConfig()
+        appendTime.timestampType = .logAppendTime
+        try await broker.createTopic("append-time", partitions: 1, config: appendTime)
+        _ = try await broker.append(topic: "append-time", partition: 0, batches: try batch(now + 86_400_000))
+        try await broker.close()
+    }
+}
+
+extension RecordBatchBuilder {
+    func appending(timestamp: Int64, value: String) -> RecordBatchBuilder {
+        var copy = self
+        copy.append(timestamp: timestamp, key: nil, value: Array(value.utf8))
+        return copy
+    }
+}

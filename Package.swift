@@ -75,7 +75,11 @@ let package = Package(
             path: "tools/tidemark"
         ),
         // Helpers shared by the test targets (temporary directories, seeded randomness).
-        .target(name: "TestSupport", dependencies: ["TidemarkStorage"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: ["TidemarkStorage", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage", "TestSupport"]),
         .testTarget(
             name: "TidemarkStorageTests",

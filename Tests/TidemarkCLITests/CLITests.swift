@@ -153,6 +153,30 @@ struct CLITests {
     }
 }
 
+/// The offline tools and a running broker: repair refuses (it would change live files),
+/// dump and a read-only verify go on with a warning.
+@Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
+struct LiveDirectoryTests {
+    @Test func toolsRespectTheDataDirectoryLock() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        #expect(try CLI.run(["produce", "t", "--data", data], stdin: "a\nb\nc").status == 0)
+        let broker = try ServeProcess(data: data)
+        defer { broker.stop() }
+        let repair = try CLI.run(["verify", "--repair", data])
+        #expect(repair.status != 0 && repair.stderr.contains("in use by a running broker"))
+        let partitionRepair = try CLI.run(["verify", "--repair", data + "/t-0"])
+        #expect(partitionRepair.status != 0 && partitionRepair.stderr.contains("in use by a running broker"))
+        let dump = try CLI.run(["dump", data + "/t-0/00000000000000000000.log"])
+        #expect(dump.status == 0 && dump.stdout.contains("value: c") && dump.stderr.contains("warning"))
+        let verify = try CLI.run(["verify", data])
+        #expect(verify.status == 0 && verify.stderr.contains("warning"))
+        broker.stop()
+        #expect(try CLI.run(["verify", "--repair", data]).status == 0)
+    }
+}
+
 /// A `tidemark serve` child process on a free port.
 final class ServeProcess {
     let process = Process()

@@ -172,5 +172,38 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             #expect(try RecordBatch(decoding: bytes).records.first?.value == Array("kept".utf8))  // the first batch
         }
     }
+
+    /// Batches with valid CRCs and wrong contents get Kafka's codes and are not stored.
+    @Test func malformedBatchesGetKafkaErrorCodes() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("bad", partitions: 1)
+            var future = RecordBatchBuilder()
+            future.append(timestamp: currentTimeMilliseconds() + 7_200_000, key: nil, value: [1])
+            var crc = try RecordBatchBuilder().built(value: [2])
+            crc[crc.count - 1] ^= 1
+            let cases: [([UInt8], KafkaError)] = [
+                (ForgedBatch.batch(records: ForgedBatch.record(), attributes: 0x20), .invalidRecord),
+                (ForgedBatch.batch(records: ForgedBatch.record(), lastOffsetDelta: Int32.max), .invalidRecord),
+                (ForgedBatch.batch(records: ForgedBatch.record(lengthBytes: [0xFF, 0xFF, 0xFF, 0xFF, 0x7F])), .invalidRecord),
+                (try future.build(), .invalidTimestamp),
+                (crc, .corruptMessage),
+            ]
+            let client = try RawClient(port: server.boundPort)
+            for (index, (batch, expected)) in cases.enumerated() {
+                try client.request(.produce, version: 7, correlation: Int32(index), ServerTests.produceRequest(topic: "bad", batch: batch))
+                let (_, body) = try #require(client.response())
+                #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == expected.rawValue)
+            }
+            #expect(try server.broker.offsets(topic: "bad", partition: 0).end == 0)
+        }
+    }
 }
+}
+
+extension RecordBatchBuilder {
+    func built(value: [UInt8]) throws -> [UInt8] {
+        var copy = self
+        copy.append(timestamp: currentTimeMilliseconds(), key: nil, value: value)
+        return try copy.build()
+    }
 }

@@ -61,3 +61,46 @@ def test_broker_runs_as_nobody():
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_one_unreadable_partition_goes_offline_alone():
+    """A partition directory the broker's user cannot read: the node still starts, the other
+    partition serves, the bad one answers KAFKA_STORAGE_ERROR, and SIGTERM exits 0."""
+    from confluent_kafka import KafkaError, Producer
+    root = tempfile.mkdtemp(prefix="tidemark-offline-")
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(root, nobody.pw_uid, nobody.pw_gid)
+    node = Broker(os.path.join(root, "data"), free_port(), user="nobody",
+                  extra=["--default-partitions", "2"])
+    node.start()
+    try:
+        topic = unique("offline")
+        producer = Producer({"bootstrap.servers": node.bootstrap, "acks": "all"})
+        for p in (0, 1):
+            producer.produce(topic, value=b"before", partition=p)
+        assert producer.flush(30) == 0
+        node.stop()
+        bad = os.path.join(node.data_dir, topic + "-1")
+        os.chmod(bad, 0)
+        try:
+            node.start()
+            results = {}
+
+            def report(err, msg):
+                results[msg.partition()] = err
+
+            producer = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "message.timeout.ms": 5000,
+                                 "retries": 0})
+            producer.produce(topic, value=b"after", partition=0, on_delivery=report)
+            producer.produce(topic, value=b"after", partition=1, on_delivery=report)
+            producer.flush(30)
+            assert results[0] is None
+            assert results[1] is not None and results[1].code() in (KafkaError.KAFKA_STORAGE_ERROR, KafkaError._MSG_TIMED_OUT)
+            node.stop()  # asserts exit code 0
+        finally:
+            os.chmod(bad, 0o755)
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,160 @@
+import Foundation
+import SystemPackage
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// What a bad disk or a crash does to the engine: one partition goes offline, not the node;
+/// deletes survive crashes; every cut and every damaged read is logged.
+@Suite struct HardeningTests {
+    static func produce(_ broker: Broker, _ topic: String, _ partition: Int, _ values: [String]) async throws {
+        var builder = RecordBatchBuilder()
+        // Now-ish timestamps, so retention (7 days) keeps every segment.
+        for value in values { builder.append(timestamp: currentTimeMilliseconds(), key: nil, value: Array(value.utf8)) }
+        _ = try await broker.append(topic: topic, partition: partition, batches: try builder.build())
+    }
+
+    /// A partition directory that cannot be opened (EACCES) takes only that partition offline:
+    /// the broker starts, the other partition serves, requests for the bad one get a storage
+    /// error, and close succeeds. Once the directory is readable again it serves again.
+    @Test func unreadablePartitionGoesOfflineAlone() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 2)
+        try await Self.produce(broker, "t", 0, ["a"])
+        try await Self.produce(broker, "t", 1, ["b"])
+        try await broker.close()
+
+        StorageFaults.inject(.open, .permissionDenied, pathContains: dir.path + "/t-1/", times: nil)
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let described = try broker.describeTopic("t")
+        #expect(described.partitions[0].offline == nil && described.partitions[0].logEndOffset == 1)
+        #expect(described.partitions[1].offline?.contains("Permission denied") == true)
+        #expect(!log.matching("partition offline").isEmpty)
+        try await Self.produce(broker, "t", 0, ["c"])
+        await #expect { try await Self.produce(broker, "t", 1, ["d"]) } throws: { ($0 as? TidemarkError)?.code == .storage }
+        await #expect { _ = try await broker.fetch(topic: "t", partition: 1, offset: 0) } throws: {
+            ($0 as? TidemarkError)?.code == .storage
+        }
+        #expect(try await readPartition(broker, "t", 0).map { text($0.value) } == ["a", "c"])
+        try await broker.close()
+
+        StorageFaults.clear(pathContains: dir.path)
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try await readPartition(broker, "t", 1).map { text($0.value) } == ["b"])
+        try await broker.close()
+    }
+
+    /// A delete interrupted after topics.json forgot the topic (here: the rename or the removal
+    /// fails, as a crash would stop them) never brings the old data back under the same name.
+    @Test(arguments: [StorageFaults.Operation.rename, .remove])
+    func interruptedDeleteDoesNotResurrectData(failing operation: StorageFaults.Operation) async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("d", partitions: 1)
+        try await Self.produce(broker, "d", 0, ["old-1", "old-2"])
+        StorageFaults.inject(operation, .ioError, pathContains: dir.path + "/d-0", times: nil)
+        await #expect(throws: (any Error).self) { try await broker.deleteTopic("d") }
+        #expect(!broker.listTopics().contains("d"))
+        try await broker.close()
+        StorageFaults.clear(pathContains: dir.path)
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(!broker.listTopics().contains("d"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix("-delete") })
+        try await broker.createTopic("d", partitions: 1)
+        #expect(try await readPartition(broker, "d", 0).isEmpty)
+        #expect(try broker.describeTopic("d").partitions[0].logEndOffset == 0)
+        try await broker.close()
+    }
+
+    /// Damage found when the broker opens is cut and the cut is logged with the partition,
+    /// the position, the bytes and the offsets.
+    @Test func recoveryCutsAreLogged() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("r", partitions: 1)
+        for i in 0..<5 { try await Self.produce(broker, "r", 0, ["v\(i)"]) }
+        try await broker.close()
+        let logFile = dir.path + "/r-0/00000000000000000000.log"
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 7, 7, 7]))
+        try handle.close()
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let cuts = log.matching("recovery cut the log")
+        #expect(cuts.count == 1)
+        #expect(cuts.first?.text.contains("cut 15 bytes") == true && cuts.first?.text.contains("partition=0") == true)
+        #expect(cuts.first?.text.contains("offset 5") == true)
+        #expect(try await readPartition(broker, "r", 0).count == 5)
+        try await broker.close()
+    }
+
+    /// An oldest segment overwritten on disk: a fetch at its offsets answers an error (it used
+    /// to skip silently to the next segment), the damage is logged once, the partition is
+    /// marked for `verify --repair`, and the newer segments still serve.
+    @Test(arguments: ["zeros", "emptied"])
+    func damagedOldSegmentIsAnErrorNotASkip(damage: String) async throws {
+        let dir = TemporaryDirectory()
+        var config = TopicConfig()
+        config.segmentBytes = 4096
+        config.maxMessageBytes = 4096
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("o", partitions: 1, config: config)
+        for i in 0..<40 { try await Self.produce(broker, "o", 0, [String(repeating: "\(i % 10)", count: 300)]) }
+        let segments = try broker.describeTopic("o").partitions[0].segmentCount
+        #expect(segments > 2)
+        try await broker.close()
+        let first = dir.path + "/o-0/00000000000000000000.log"
+        let size = try FileManager.default.attributesOfItem(atPath: first)[.size] as! Int
+        try Data(count: damage == "zeros" ? size : 0).write(to: URL(fileURLWithPath: first))
+
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        for _ in 0..<3 {
+            await #expect { _ = try await broker.fetch(topic: "o", partition: 0, offset: 0) } throws: {
+                ($0 as? TidemarkError)?.code == .storage
+            }
+        }
+        #expect(log.matching("verify --repair").count == 1)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/o-0/" + LogVerifier.needsRepairName))
+        let end = try broker.offsets(topic: "o", partition: 0).end
+        let tail = try await broker.fetch(topic: "o", partition: 0, offset: end - 1)
+        #expect(tail.slice != nil)
+        try await broker.close()
+        let report = try LogVerifier.verify(partitionDirectory: dir.path + "/o-0")
+        #expect(!report.isHealthy)
+        #expect(report.problems.contains { $0.message.contains("marked for repair") })
+    }
+
+    /// Maintenance failures are logged when they start (once, not every pass) and when they stop.
+    @Test func maintenanceFailuresAreLoggedOnce() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = CapturedLog()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.logger = log.logger
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("m", partitions: 1, config: TopicConfig(flushPolicy: .everyIntervalMs(200)))
+        try await Self.produce(broker, "m", 0, ["x"])
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/m-0/", times: 1)
+        try await Task.sleep(for: .milliseconds(250))
+        await broker.runMaintenance()
+        await broker.runMaintenance()
+        #expect(log.matching("interval flush failed").count == 1)
+        #expect(log.matching("interval flush failed").first?.text.contains("Input/output error") == true)
+        try await broker.close()
+    }
+}

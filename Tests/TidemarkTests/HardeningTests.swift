@@ -147,14 +147,15 @@ import TidemarkStorage
         var opts = options(maintenanceMs: 3_600_000)
         opts.logger = log.logger
         let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
-        try await broker.createTopic("m", partitions: 1, config: TopicConfig(flushPolicy: .everyIntervalMs(200)))
+        try await broker.createTopic("m", partitions: 1)
         try await Self.produce(broker, "m", 0, ["x"])
-        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/m-0/", times: 1)
-        try await Task.sleep(for: .milliseconds(250))
-        await broker.runMaintenance()
-        await broker.runMaintenance()
-        #expect(log.matching("interval flush failed").count == 1)
-        #expect(log.matching("interval flush failed").first?.text.contains("Input/output error") == true)
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/m-0/producer-state", times: 2)
+        await broker.runMaintenance(writeSnapshots: true)
+        await broker.runMaintenance(writeSnapshots: true)
+        #expect(log.matching("producer-state snapshot failed").count == 1)
+        #expect(log.matching("producer-state snapshot failed").first?.text.contains("Input/output error") == true)
+        await broker.runMaintenance(writeSnapshots: true)
+        #expect(log.matching("producer-state snapshot works again").count == 1)
         try await broker.close()
     }
 }

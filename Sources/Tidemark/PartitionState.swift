@@ -40,7 +40,7 @@ final class PartitionState: Sendable {
             logger.warning(
                 "recovery cut the log", metadata: ["topic": "\(topic)", "partition": "\(partition)", "detail": "\(loss)"])
         }
-        if !recovery.wasCleanShutdown {
+        if !recovery.wasCleanShutdown && !recovery.scannedSegments.isEmpty {
             logger.info(
                 "recovered after an unclean shutdown",
                 metadata: [

@@ -15,14 +15,15 @@ enum RequestOutcome: Sendable {
     case close(String)
 }
 
-/// One client connection: decodes frames into requests (reading ahead while earlier ones
-/// run: pipelining), runs them on the router one at a time in arrival order, and writes the
-/// responses in that order.
+/// One client connection: takes frames (reading ahead while earlier ones run: pipelining),
+/// runs them on the router one at a time in arrival order, and writes the responses in
+/// that order. Each frame's request-budget bytes are given back once it has been handled.
 ///
 /// Ownership: all of its state is confined to the channel's event loop; the router's async
 /// work comes back to it through a promise completed on that loop.
-final class KafkaConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
+final class KafkaConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = KafkaFrame
+    typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
     private let router: RequestRouter
@@ -36,25 +37,61 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
     /// responses cannot make the broker buffer without bound.
     private var pending: Int { nextSequence - nextToWrite }
     static let maxPending = 128
-    private var readingPaused = false
+    /// A read the pipeline asked for while too many requests were unanswered.
+    private var heldRead = false
     /// The newest request's work; the next one waits for it.
     private var lastRequest: Task<RequestOutcome, Never>?
+    private let budget: RequestMemoryBudget
+    /// Closes a connection that sent nothing and awaits nothing for this long (Kafka's
+    /// connections.max.idle.ms).
+    private let idleTimeout: TimeAmount
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: RepeatedTask?
 
-    init(router: RequestRouter, logger: Logger) {
+    init(router: RequestRouter, logger: Logger, budget: RequestMemoryBudget, idleTimeout: TimeAmount) {
         self.router = router
         self.logger = logger
+        self.budget = budget
+        self.idleTimeout = idleTimeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
+        idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (handler, context) = loopBound.value
+            guard handler.pending == 0, NIODeadline.now() - handler.lastActivity >= handler.idleTimeout else { return }
+            handler.logger.info("closing idle connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            handler.closing = true
+            context.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+        context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if pending >= Self.maxPending {
+            heldRead = true
+            return
+        }
+        context.read()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
-        var frame = unwrapInboundIn(data)
-        let bytes = frame.readBytes(length: frame.readableBytes) ?? []
+        let frame = unwrapInboundIn(data)
+        lastActivity = .now()
+        guard !closing else {
+            budget.release(frame.reservedBytes)
+            return
+        }
+        let bytes = frame.bytes
         let sequence = nextSequence
         nextSequence += 1
-        if pending >= Self.maxPending && !readingPaused {
-            readingPaused = true
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        }
         // Requests of one connection run one after another, as Kafka runs them: a client
         // that pipelines produce requests relies on them being appended in order.
         let previous = lastRequest
@@ -65,7 +102,12 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
         lastRequest = request
         let promise = context.eventLoop.makePromise(of: RequestOutcome.self)
         promise.completeWithTask { await request.value }
+        let budget = self.budget
+        let reserved = frame.reservedBytes
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
+            budget.release(reserved)
+            self.lastActivity = .now()
+            guard !self.closing else { return }
             self.finished[sequence] = outcome
             self.writeReady(context: context)
         }
@@ -104,9 +146,8 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
             }
         }
         if wrote { context.flush() }
-        if readingPaused && pending < Self.maxPending / 2 {
-            readingPaused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        if heldRead && pending < Self.maxPending / 2 {
+            heldRead = false
             context.read()
         }
     }
@@ -134,7 +175,9 @@ final class KafkaConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.info("connection error, closing", metadata: ["error": "\(error)"])
+        logger.info(
+            "connection error, closing",
+            metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"])
         closing = true
         context.close(promise: nil)
     }

@@ -19,10 +19,15 @@ public final class KafkaServer: Sendable {
     /// The address actually bound (the port is chosen by the OS when configured as 0).
     public let boundPort: Int
 
+    /// Request bytes being read or waiting to be handled now, over all connections.
+    public var queuedRequestBytes: Int { budget.usedBytes }
+    private let budget: RequestMemoryBudget
+
     private init(
         broker: Broker, config: ServerConfig, logger: Logger, group: MultiThreadedEventLoopGroup, channel: any Channel,
-        port: Int, router: RequestRouter
+        port: Int, router: RequestRouter, budget: RequestMemoryBudget
     ) {
+        self.budget = budget
         self.router = router
         self.broker = broker
         self.config = config
@@ -40,6 +45,9 @@ public final class KafkaServer: Sendable {
         // first, then install the child handlers through a box the initializer reads.
         let routerBox = RouterBox()
         let maxFrame = config.maxRequestBytes
+        let budget = RequestMemoryBudget(limitBytes: config.queuedMaxRequestBytes)
+        let frameTimeout = TimeAmount.milliseconds(config.frameTimeoutMs)
+        let idleTimeout = TimeAmount.milliseconds(config.connectionsMaxIdleMs)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -47,8 +55,10 @@ public final class KafkaServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let router = routerBox.router else { throw ChannelError.ioOnClosedChannel }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
-                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(router: router, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(
+                        KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, frameTimeout: frameTimeout))
+                    try channel.pipeline.syncOperations.addHandler(
+                        KafkaConnectionHandler(router: router, logger: logger, budget: budget, idleTimeout: idleTimeout))
                 }
             }
         let channel: any Channel
@@ -61,7 +71,9 @@ public final class KafkaServer: Sendable {
         let port = channel.localAddress?.port ?? config.port
         let router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: port)
         routerBox.router = router
-        return KafkaServer(broker: broker, config: config, logger: logger, group: group, channel: channel, port: port, router: router)
+        return KafkaServer(
+            broker: broker, config: config, logger: logger, group: group, channel: channel, port: port, router: router,
+            budget: budget)
     }
 
     /// Stops accepting, waits (up to `graceMs`) until the requests being handled have been

@@ -10,6 +10,15 @@ public struct ServerConfig: Sendable {
     public var defaultPartitions = 1
     /// A request frame larger than this closes its connection.
     public var maxRequestBytes = 100 << 20
+    /// Request bytes being read or waiting to be handled, over all connections (Kafka's
+    /// queued.max.request.bytes); past it, connections with big frames stop reading. At least
+    /// `maxRequestBytes` is always admitted.
+    public var queuedMaxRequestBytes = 256 << 20
+    /// A frame whose bytes do not all arrive within this closes its connection.
+    public var frameTimeoutMs: Int64 = 60_000
+    /// A connection that sends nothing and awaits no answer for this long is closed
+    /// (Kafka's connections.max.idle.ms).
+    public var connectionsMaxIdleMs: Int64 = 600_000
     /// The most record bytes one fetch response carries (Kafka's fetch.max.bytes), whatever
     /// the client asks; one batch larger than this is still sent whole so consumers progress.
     public var fetchMaxBytes = 57_671_680

@@ -197,6 +197,49 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             #expect(try server.broker.offsets(topic: "bad", partition: 0).end == 0)
         }
     }
+
+    /// Twelve connections each holding an unfinished near-limit frame: the broker reserves at
+    /// most its request budget for them (the others stop being read), small requests from
+    /// other clients are still answered, and unfinished frames time out and give the budget back.
+    @Test func unfinishedHugeFramesAreBounded() async throws {
+        try await ServerTests.withServer(configure: {
+            $0.queuedMaxRequestBytes = 2 << 20
+            $0.frameTimeoutMs = 500
+        }) { server in
+            let frame = 1_000_000
+            var holders: [RawClient] = []
+            for _ in 0..<12 {
+                let client = try RawClient(port: server.boundPort)
+                client.send(withUnsafeBytes(of: Int32(frame).bigEndian) { Array($0) } + [UInt8](repeating: 7, count: 100_000))
+                holders.append(client)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(server.queuedRequestBytes <= 2 << 20)
+            #expect(server.queuedRequestBytes >= frame)
+            try Self.expectAlive(server)
+            // The timeout closes every holder (those waiting for budget once admitted) and gives
+            // everything back.
+            for holder in holders { #expect(holder.response() == nil) }
+            #expect(server.queuedRequestBytes == 0)
+            try Self.expectAlive(server)
+        }
+    }
+
+    /// A frame header, then a byte at a time: the connection is closed at the frame timeout.
+    @Test func slowFramesAreClosed() async throws {
+        try await ServerTests.withServer(configure: { $0.frameTimeoutMs = 300 }) { server in
+            let slow = try RawClient(port: server.boundPort)
+            slow.send(withUnsafeBytes(of: Int32(1000).bigEndian) { Array($0) })
+            let started = ContinuousClock.now
+            for _ in 0..<3 {
+                try await Task.sleep(for: .milliseconds(50))
+                slow.send([1])
+            }
+            #expect(slow.response() == nil)
+            #expect(ContinuousClock.now - started < .seconds(5))
+            try Self.expectAlive(server)
+        }
+    }
 }
 }
 

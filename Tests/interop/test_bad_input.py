@@ -129,3 +129,59 @@ def test_bad_input_is_refused_and_others_keep_being_served(broker):
         producer.close()
     assert not errors, errors[:3]
     assert len(sent) > 10
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_unfinished_huge_frames_do_not_grow_memory(tmp_path):
+    """Twelve connections push most of a 20 MiB frame each and never finish it. The broker's
+    request budget (here 32 MiB) bounds what it buffers: RSS stays near where it was (it grew
+    by the sum of the frames before), and other clients are still served."""
+    import socket
+    import struct
+    from kafka import KafkaProducer
+    from conftest import Broker, free_port
+    node = Broker(str(tmp_path / "data"), free_port(), extra=["--queued-max-request-bytes", str(32 << 20)])
+    node.start()
+    try:
+        baseline = _rss_kib(node.proc.pid)
+        sockets = []
+        chunk = b"\x07" * (1 << 20)
+        for _ in range(12):
+            s = socket.create_connection(("127.0.0.1", node.port))
+            s.setblocking(False)
+            s.send(struct.pack(">i", 20 << 20))
+            sockets.append([s, 0])
+        deadline = time.time() + 20
+        stalled = 0
+        while time.time() < deadline and stalled < 5:
+            progressed = False
+            for entry in sockets:
+                if entry[1] >= 18 << 20:
+                    continue
+                try:
+                    entry[1] += entry[0].send(chunk)
+                    progressed = True
+                except BlockingIOError:
+                    pass
+            stalled = 0 if progressed else stalled + 1
+            if not progressed:
+                time.sleep(0.2)
+        time.sleep(0.5)
+        grown_mib = (_rss_kib(node.proc.pid) - baseline) / 1024
+        pushed_mib = sum(sent for _, sent in sockets) / (1 << 20)
+        assert grown_mib < 32 + 16, "RSS grew %.0f MiB while clients pushed %.0f MiB" % (grown_mib, pushed_mib)
+        producer = KafkaProducer(bootstrap_servers=node.bootstrap, acks="all")
+        producer.send("still-served", b"x").get(timeout=20)
+        producer.close()
+        for s, _ in sockets:
+            s.close()
+    finally:
+        node.stop()
+

@@ -21,10 +21,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Partitions of auto-created topics.") var defaultPartitions = 1
     @Option(help: "Create topics that clients ask for: true or false.") var autoCreateTopics = true
     @Option(help: "Largest request frame in bytes.") var maxRequestBytes = 100 << 20
+    @Option(help: "Request bytes read or queued over all connections before big frames wait (queued.max.request.bytes).")
+    var queuedMaxRequestBytes = 256 << 20
+    @Option(help: "Close a connection whose request frame is not complete after this many ms.")
+    var frameTimeoutMs: Int64 = 60_000
+    @Option(help: "Close a connection idle this many ms (connections.max.idle.ms).")
+    var connectionsMaxIdleMs: Int64 = 600_000
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard defaultPartitions >= 1 else { throw ValidationError("--default-partitions must be at least 1") }
+        guard maxRequestBytes >= 1024 else { throw ValidationError("--max-request-bytes must be at least 1024") }
+        guard queuedMaxRequestBytes >= 1024 else { throw ValidationError("--queued-max-request-bytes must be at least 1024") }
+        guard frameTimeoutMs > 0, connectionsMaxIdleMs > 0 else { throw ValidationError("timeouts must be positive") }
     }
 
     func run() async throws {
@@ -38,6 +47,9 @@ struct Serve: AsyncParsableCommand {
         config.defaultPartitions = defaultPartitions
         config.autoCreateTopics = autoCreateTopics
         config.maxRequestBytes = maxRequestBytes
+        config.queuedMaxRequestBytes = queuedMaxRequestBytes
+        config.frameTimeoutMs = frameTimeoutMs
+        config.connectionsMaxIdleMs = connectionsMaxIdleMs
 
         let broker = try await Broker.open(dataDirectory: data)
         let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)

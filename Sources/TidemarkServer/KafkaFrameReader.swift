@@ -1,0 +1,175 @@
+import NIOCore
+
+/// One request frame and the budget bytes reserved for it (given back once it is handled).
+struct KafkaFrame {
+    var bytes: [UInt8]
+    var reservedBytes: Int
+}
+
+/// Splits the byte stream into Kafka frames (a big-endian int32 size, then that many bytes)
+/// under the broker's request memory budget.
+///
+/// - A declared size above `maxFrameBytes` (or below zero) closes the connection before
+///   anything is buffered for the frame.
+/// - When a size arrives, the frame's bytes are reserved in `budget`; if they do not fit, the
+///   connection stops reading (reads are held here) until the budget grants them.
+/// - A frame that does not complete within `frameTimeout` closes the connection (a header
+///   followed by a byte a second no longer holds a connection and its reservation forever).
+///
+/// Ownership: confined to its channel's event loop.
+final class KafkaFrameReader: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = KafkaFrame
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    struct FrameTooLarge: Error, CustomStringConvertible {
+        var size: Int32
+        var limit: Int
+        var description: String { "frame of \(size) bytes exceeds the limit of \(limit)" }
+    }
+
+    struct FrameTimedOut: Error, CustomStringConvertible {
+        var size: Int
+        var received: Int
+        var description: String { "frame of \(size) bytes incomplete after the timeout (\(received) bytes received)" }
+    }
+
+    private let maxFrameBytes: Int
+    private let budget: RequestMemoryBudget
+    private let frameTimeout: TimeAmount
+    private var buffer: ByteBuffer?
+    /// The frame being read: its size and whether its bytes are reserved yet.
+    private var frameSize: Int?
+    private var reserved = false
+    private var ticket: Int?
+    /// A read the pipeline asked for while the budget was exhausted.
+    private var heldRead = false
+    private var timer: Scheduled<Void>?
+    private var closed = false
+
+    init(maxFrameBytes: Int, budget: RequestMemoryBudget, frameTimeout: TimeAmount) {
+        self.maxFrameBytes = maxFrameBytes
+        self.budget = budget
+        self.frameTimeout = frameTimeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffer == nil {
+            buffer = incoming
+        } else {
+            buffer!.writeBuffer(&incoming)
+        }
+        process(context: context)
+    }
+
+    private func process(context: ChannelHandlerContext) {
+        while !closed, var buffer = self.buffer {
+            if frameSize == nil {
+                guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return }
+                guard size >= 0 && Int(size) <= maxFrameBytes else {
+                    fail(context: context, FrameTooLarge(size: size, limit: maxFrameBytes))
+                    return
+                }
+                buffer.moveReaderIndex(forwardBy: 4)
+                self.buffer = buffer
+                frameSize = Int(size)
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                ticket = budget.reserve(Int(size)) {
+                    loopBound.eventLoop.execute {
+                        let (reader, context) = loopBound.value
+                        reader.granted(context: context)
+                    }
+                }
+                reserved = ticket == nil
+                guard reserved else { return }  // reads are held until the grant
+                startTimer(context: context)
+            }
+            guard reserved, let size = frameSize, buffer.readableBytes >= size else { return }
+            let bytes = buffer.readBytes(length: size) ?? []
+            if buffer.readableBytes == 0 {
+                self.buffer = nil
+            } else {
+                buffer.discardReadBytes()
+                self.buffer = buffer
+            }
+            frameSize = nil
+            reserved = false
+            timer?.cancel()
+            timer = nil
+            context.fireChannelRead(wrapInboundOut(KafkaFrame(bytes: bytes, reservedBytes: size)))
+        }
+    }
+
+    private func granted(context: ChannelHandlerContext) {
+        ticket = nil
+        guard !closed else {
+            if let size = frameSize { budget.release(size) }
+            return
+        }
+        reserved = true
+        startTimer(context: context)
+        process(context: context)
+        if heldRead {
+            heldRead = false
+            context.read()
+        }
+    }
+
+    /// Called once a frame's bytes are reserved: its buffer gets its whole size at once (no
+    /// doubling copies), and the timer for its completion starts.
+    private func startTimer(context: ChannelHandlerContext) {
+        if let size = frameSize, var buffer, buffer.readableBytes < size {
+            buffer.reserveCapacity(minimumWritableBytes: size - buffer.readableBytes)
+            self.buffer = buffer
+        }
+        timer?.cancel()
+        guard let size = frameSize, (buffer?.readableBytes ?? 0) < size else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: frameTimeout) {
+            let (reader, context) = loopBound.value
+            guard let size = reader.frameSize else { return }
+            reader.fail(context: context, FrameTimedOut(size: size, received: reader.buffer?.readableBytes ?? 0))
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if frameSize != nil && !reserved {
+            heldRead = true
+            return
+        }
+        context.read()
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: Error) {
+        context.fireErrorCaught(error)
+        giveBack()
+        context.close(promise: nil)
+    }
+
+    /// Returns the reservation of an unfinished frame (or withdraws its queued one).
+    private func giveBack() {
+        guard !closed else { return }
+        closed = true
+        timer?.cancel()
+        timer = nil
+        buffer = nil
+        if let ticket {
+            // Not granted yet: withdraw it; if the grant raced us, `granted` releases it.
+            if budget.cancel(ticket) { self.ticket = nil }
+        } else if reserved, let size = frameSize {
+            budget.release(size)
+        }
+        reserved = false
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        giveBack()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        giveBack()
+    }
+}

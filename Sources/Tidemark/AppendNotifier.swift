@@ -8,6 +8,9 @@ final class AppendNotifier: Sendable {
     private struct Waiter {
         var offset: Int64
         var continuation: CheckedContinuation<Void, Never>
+        /// Resumes the waiter at its deadline; cancelled when it is woken first, so a long
+        /// poll answered by an append leaves no sleeping task behind.
+        var timer: Task<Void, Never>?
     }
 
     private struct State {
@@ -15,6 +18,11 @@ final class AppendNotifier: Sendable {
         var waiters: [Int: Waiter] = [:]
         var isClosed = false
     }
+
+    /// Long polls waiting now (each with its deadline timer).
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+    /// Deadline timers still alive (sleeping or finishing): they end when their poll is woken.
+    let liveTimers = Atomic<Int>(0)
 
     private let state = Mutex(State())
 
@@ -37,11 +45,19 @@ final class AppendNotifier: Sendable {
                     resume(id: id, orNow: resumeNow ? continuation : nil)
                     return
                 }
-                // The deadline: a detached timer that resumes the waiter if it is still there.
-                Task.detached { [self] in
+                // The deadline: a timer that resumes the waiter if it is still there.
+                liveTimers.add(1, ordering: .relaxed)
+                let timer = Task.detached { [self] in
+                    defer { liveTimers.subtract(1, ordering: .relaxed) }
                     try? await Task.sleep(until: deadline, clock: .continuous)
-                    self.resume(id: id, orNow: nil)
+                    if !Task.isCancelled { self.resume(id: id, orNow: nil) }
                 }
+                let registered = state.withLock { s -> Bool in
+                    guard s.waiters[id] != nil else { return false }
+                    s.waiters[id]!.timer = timer
+                    return true
+                }
+                if !registered { timer.cancel() }
             }
         } onCancel: {
             self.resume(id: id, orNow: nil)
@@ -54,31 +70,38 @@ final class AppendNotifier: Sendable {
             return
         }
         let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+        waiter?.timer?.cancel()
         waiter?.continuation.resume()
     }
 
     /// Called after an append: wakes everyone waiting for an end below `newEnd`.
     func notify(newEnd: Int64) {
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let ready = state.withLock { s -> [Waiter] in
             guard !s.waiters.isEmpty else { return [] }
-            var ready: [CheckedContinuation<Void, Never>] = []
+            var ready: [Waiter] = []
             for (id, waiter) in s.waiters where newEnd > waiter.offset {
-                ready.append(waiter.continuation)
+                ready.append(waiter)
                 s.waiters.removeValue(forKey: id)
             }
             return ready
         }
-        for continuation in ready { continuation.resume() }
+        for waiter in ready {
+            waiter.timer?.cancel()
+            waiter.continuation.resume()
+        }
     }
 
     /// Wakes everyone and lets no one wait again.
     func close() {
-        let all = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let all = state.withLock { s -> [Waiter] in
             s.isClosed = true
-            let all = s.waiters.values.map(\.continuation)
+            let all = Array(s.waiters.values)
             s.waiters.removeAll()
             return all
         }
-        for continuation in all { continuation.resume() }
+        for waiter in all {
+            waiter.timer?.cancel()
+            waiter.continuation.resume()
+        }
     }
 }

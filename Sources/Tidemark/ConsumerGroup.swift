@@ -5,6 +5,14 @@ public struct GroupOptions: Sendable {
     public var maxSessionTimeoutMs: Int32 = 1_800_000
     /// How long a new (empty) group waits for more members before its first generation.
     public var initialRebalanceDelayMs: Int64 = 0
+    /// An empty group's state machine is dropped after this (its committed offsets stay,
+    /// under `offsetsRetentionMs`): groups made by clients that never come back cost nothing.
+    public var emptyGroupRetentionMs: Int64 = 60_000
+    /// Committed offsets of a group without members are deleted once its newest commit is
+    /// this old (Kafka's offsets.retention.minutes, 7 days).
+    public var offsetsRetentionMs: Int64 = 7 * 24 * 3600 * 1000
+    /// How often expired offsets are looked for (offsets.retention.check.interval.ms).
+    public var offsetsRetentionCheckIntervalMs: Int64 = 600_000
     /// The committed-offsets log is rewritten (live entries only) past this size.
     public var offsetsCompactionBytes: Int64 = 16 << 20
     /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
@@ -130,6 +138,11 @@ struct ConsumerGroup: Sendable {
     private(set) var memberOrder: [String] = []
     /// Ids handed out with MEMBER_ID_REQUIRED, with their expiry.
     private var pendingMemberIds: [String: Int64] = [:]
+    /// Member ids handed out (MEMBER_ID_REQUIRED) and not yet used, per group, at most.
+    static let maxPendingMemberIds = 1000
+    var pendingMemberIdCount: Int { pendingMemberIds.count }
+    /// Nothing waits on or is remembered by the group: it can be dropped once empty a while.
+    var isIdle: Bool { members.isEmpty && pendingMemberIds.isEmpty && (state == .empty || state == .dead) }
     private var rebalanceDeadlineMs: Int64 = 0
     private var earliestCompletionMs: Int64 = 0
     private var memberSequence = 0
@@ -177,6 +190,12 @@ struct ConsumerGroup: Sendable {
         if memberId.isEmpty {
             memberId = newMemberId(clientId: request.clientId)
             if request.requireKnownMemberId {
+                if pendingMemberIds.count >= Self.maxPendingMemberIds {
+                    // Ids handed out and never used: the ones closest to expiring go first.
+                    for (id, _) in pendingMemberIds.sorted(by: { $0.value < $1.value }).prefix(Self.maxPendingMemberIds / 10) {
+                        pendingMemberIds.removeValue(forKey: id)
+                    }
+                }
                 pendingMemberIds[memberId] = nowMs + Int64(request.sessionTimeoutMs)
                 return (.failure(.memberIdRequired, memberId: memberId), [])
             }

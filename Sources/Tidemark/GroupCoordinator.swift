@@ -37,6 +37,9 @@ public final class GroupCoordinator: Sendable {
         var joinWaiters: [WaiterKey: CheckedContinuation<JoinGroupResponse, Never>] = [:]
         var syncWaiters: [WaiterKey: CheckedContinuation<SyncGroupResponse, Never>] = [:]
         var isClosed = false
+        /// Since when each idle group has been idle (see `GroupOptions.emptyGroupRetentionMs`).
+        var idleSince: [String: Int64] = [:]
+        var lastOffsetsExpiryMs: Int64 = 0
     }
 
     public let options: GroupOptions
@@ -176,19 +179,43 @@ public final class GroupCoordinator: Sendable {
     /// Expires sessions and completes overdue rebalances in every group.
     func tick(logger: Logger? = nil) async {
         let now = clock()
-        let ready = state.withLock { s -> Ready in
+        let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, Set<String>) in
             var ready = Ready()
             for id in Array(s.groups.keys) {
                 var group = s.groups[id]!
                 let deliveries = group.tick(nowMs: now)
-                s.groups[id] = group
                 let more = Self.collect(deliveries, group: id, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
+                if group.isIdle {
+                    let since = s.idleSince[id] ?? now
+                    if now - since >= options.emptyGroupRetentionMs {
+                        s.groups.removeValue(forKey: id)
+                        s.idleSince.removeValue(forKey: id)
+                        continue
+                    }
+                    s.idleSince[id] = since
+                } else {
+                    s.idleSince.removeValue(forKey: id)
+                }
+                s.groups[id] = group
             }
-            return ready
+            let due = now - s.lastOffsetsExpiryMs >= options.offsetsRetentionCheckIntervalMs
+            if due { s.lastOffsetsExpiryMs = now }
+            let active = Set(s.groups.filter { !$0.value.members.isEmpty }.keys)
+            return (ready, due, active)
         }
         ready.resumeAll()
+        if expiryDue {
+            do {
+                let expired = try await store.expire(olderThan: now - options.offsetsRetentionMs, except: activeGroups)
+                if !expired.isEmpty {
+                    logger?.info("committed offsets expired", metadata: ["groups": "\(expired.sorted())"])
+                }
+            } catch {
+                logger?.error("committed-offsets expiry failed; retried at the next check", metadata: ["error": "\(error)"])
+            }
+        }
         do {
             try await store.compactIfNeeded()
         } catch {
@@ -210,7 +237,10 @@ public final class GroupCoordinator: Sendable {
         if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) { return .unknownTopicOrPartition }
         let error = state.withLock { s -> TidemarkError.Code? in
             if s.isClosed { return .brokerClosed }
-            let group = s.groups[groupId] ?? ConsumerGroup(groupId: groupId, options: options)
+            // A standalone commit to an unknown group needs no state machine kept for it.
+            guard let group = s.groups[groupId] else {
+                return ConsumerGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
+            }
             return group.validateCommit(memberId: memberId, generationId: generationId)
         }
         if let error { return error }
@@ -232,6 +262,9 @@ public final class GroupCoordinator: Sendable {
     }
 
     // MARK: Describe
+
+    /// Groups whose state machines are in memory now (members, or recently active).
+    var liveGroupCount: Int { state.withLock { $0.groups.count } }
 
     public func listGroups() -> [(groupId: String, protocolType: String, state: GroupState)] {
         let known = state.withLock { s in

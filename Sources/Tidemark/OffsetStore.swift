@@ -131,6 +131,38 @@ public final class OffsetStore: Sendable {
         state.withLock { Set($0.keys.map(\.group)) }
     }
 
+    /// Deletes the committed offsets of every group not in `activeGroups` whose newest commit
+    /// is older than `cutoffMs`: tombstones (null values) in one durable batch, then the map.
+    /// Returns the expired groups.
+    func expire(olderThan cutoffMs: Int64, except activeGroups: Set<String>) async throws -> Set<String> {
+        let now = clock()
+        return try await executor.run { [self] in
+            let (info, expired) = try state.withLock { entries -> Result<(LogAppendInfo?, Set<String>), Error> in
+                var newest: [String: Int64] = [:]
+                for (key, value) in entries { newest[key.group] = max(newest[key.group] ?? .min, value.commitTimestampMs) }
+                let expired = Set(newest.filter { !activeGroups.contains($0.key) && $0.value < cutoffMs }.keys)
+                guard !expired.isEmpty else { return .success((nil, [])) }
+                let doomed = entries.keys.filter { expired.contains($0.group) }
+                do {
+                    var info: LogAppendInfo?
+                    for chunk in stride(from: 0, to: doomed.count, by: 1000) {
+                        var builder = RecordBatchBuilder()
+                        for key in doomed[chunk..<min(chunk + 1000, doomed.count)] {
+                            builder.append(timestamp: now, key: Self.encodeKey(key), value: nil)
+                        }
+                        info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                    }
+                    for key in doomed { entries.removeValue(forKey: key) }
+                    return .success((info, expired))
+                } catch {
+                    return .failure(error)
+                }
+            }.get()
+            if let info { try partition.log.applyFlushPolicy(after: info) }
+            return expired
+        }
+    }
+
     /// Rewrites the live entries and drops the older log when the log has grown large.
     func compactIfNeeded() async throws {
         let log = partition.log

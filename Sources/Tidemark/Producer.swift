@@ -11,6 +11,11 @@ public struct ProducerOptions: Sendable {
     public var batchMaxBytes = 512 * 1024
     /// nil: the topic's configured compression.
     public var compression: CompressionCodec? = nil
+    /// Bytes of records sent but not yet appended (Kafka's buffer.memory). A send that would
+    /// pass it waits for room, up to `maxBlockMs`, then fails.
+    public var bufferMemoryBytes = 32 << 20
+    /// How long a send may wait for buffer room (Kafka's max.block.ms).
+    public var maxBlockMs: Int64 = 60_000
     public init() {}
 }
 
@@ -38,6 +43,8 @@ public final class Producer: Sendable {
     private struct Pending: Sendable {
         var builder: RecordBatchBuilder
         var waiters: [(Completion, timestamp: Int64)] = []
+        /// Buffer bytes its records hold (given back when the batch is done).
+        var bufferedBytes = 0
     }
 
     typealias Completion = @Sendable (Result<RecordMetadata, Error>) -> Void
@@ -53,9 +60,22 @@ public final class Producer: Sendable {
         var sticky: [String: Int] = [:]
         var inFlight = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Buffer bytes held by records not yet appended, and the sends waiting for room.
+        var bufferedBytes = 0
+        var nextRoomWaiter = 0
+        var roomWaiters: [RoomWaiter] = []
     }
 
     private let state = Mutex(State())
+
+    /// A send waiting for buffer room, and the timer that fails it at `maxBlockMs` (cancelled
+    /// when room comes first).
+    private struct RoomWaiter: Sendable {
+        var id: Int
+        var bytes: Int
+        var continuation: CheckedContinuation<Void, Error>
+        var timer: Task<Void, Never>?
+    }
 
     public init(broker: Broker, options: ProducerOptions = ProducerOptions()) async throws {
         self.broker = broker
@@ -95,6 +115,7 @@ public final class Producer: Sendable {
         timestamp: Int64? = nil
     ) async throws -> RecordMetadata {
         let record = OutgoingRecord(topic: topic, key: key, value: value, headers: headers, partition: partition, timestamp: timestamp)
+        try await reserveRoom(Self.bufferBytes(of: record))
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(record) { continuation.resume(with: $0) }
         }
@@ -104,42 +125,131 @@ public final class Producer: Sendable {
     /// batched together; returns each one's result, in the same order.
     public func send(_ records: [OutgoingRecord]) async -> [Result<RecordMetadata, Error>] {
         guard !records.isEmpty else { return [] }
-        final class Collector: Sendable {
-            let results: Mutex<(values: [Result<RecordMetadata, Error>?], left: Int)>
-            init(_ count: Int) { results = Mutex((Array(repeating: nil, count: count), count)) }
+        let collector = ResultCollector(records.count)
+        for (index, record) in records.enumerated() {
+            do {
+                try await reserveRoom(Self.bufferBytes(of: record))
+            } catch {
+                collector.set(index, .failure(error))
+                continue
+            }
+            enqueue(record) { collector.set(index, $0) }
         }
-        let collector = Collector(records.count)
-        return await withCheckedContinuation { (continuation: CheckedContinuation<[Result<RecordMetadata, Error>], Never>) in
-            for (index, record) in records.enumerated() {
-                enqueue(record) { result in
-                    let done = collector.results.withLock { r -> [Result<RecordMetadata, Error>]? in
-                        r.values[index] = result
-                        r.left -= 1
-                        return r.left == 0 ? r.values.map { $0! } : nil
-                    }
-                    if let done { continuation.resume(returning: done) }
+        return await collector.all()
+    }
+
+    /// The results of one `send(_:)` of many records, filled in as their batches complete.
+    private final class ResultCollector: Sendable {
+        private let state: Mutex<(values: [Result<RecordMetadata, Error>?], left: Int, waiter: CheckedContinuation<[Result<RecordMetadata, Error>], Never>?)>
+
+        init(_ count: Int) { state = Mutex((Array(repeating: nil, count: count), count, nil)) }
+
+        func set(_ index: Int, _ result: Result<RecordMetadata, Error>) {
+            let done = state.withLock { s -> (CheckedContinuation<[Result<RecordMetadata, Error>], Never>, [Result<RecordMetadata, Error>])? in
+                s.values[index] = result
+                s.left -= 1
+                guard s.left == 0, let waiter = s.waiter else { return nil }
+                s.waiter = nil
+                return (waiter, s.values.map { $0! })
+            }
+            if let (waiter, values) = done { waiter.resume(returning: values) }
+        }
+
+        func all() async -> [Result<RecordMetadata, Error>] {
+            await withCheckedContinuation { continuation in
+                let values = state.withLock { s -> [Result<RecordMetadata, Error>]? in
+                    if s.left == 0 { return s.values.map { $0! } }
+                    s.waiter = continuation
+                    return nil
                 }
+                if let values { continuation.resume(returning: values) }
             }
         }
     }
 
-    /// Adds a record to its partition's open batch (in call order) and starts that
-    /// partition's drain if none is running; `completion` gets the outcome.
+    /// What a record counts against `bufferMemoryBytes`.
+    static func bufferBytes(of record: OutgoingRecord) -> Int {
+        80 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+            + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 10 }
+    }
+
+    /// Waits until `bytes` fit in the buffer and takes them (they are given back when the
+    /// record's batch is appended or fails), or throws after `maxBlockMs`.
+    private func reserveRoom(_ bytes: Int) async throws {
+        guard bytes <= options.bufferMemoryBytes else {
+            throw TidemarkError(.messageTooLarge, "record of ~\(bytes) bytes exceeds the producer's buffer of \(options.bufferMemoryBytes)")
+        }
+        let limit = options.bufferMemoryBytes
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let id = state.withLock { s -> Int? in
+                if s.roomWaiters.isEmpty && s.bufferedBytes + bytes <= limit {
+                    s.bufferedBytes += bytes
+                    return nil
+                }
+                s.nextRoomWaiter += 1
+                s.roomWaiters.append(RoomWaiter(id: s.nextRoomWaiter, bytes: bytes, continuation: continuation))
+                return s.nextRoomWaiter
+            }
+            guard let id else { return continuation.resume() }
+            let maxBlockMs = options.maxBlockMs
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(maxBlockMs))
+                let expired = self?.state.withLock { s -> CheckedContinuation<Void, Error>? in
+                    guard let index = s.roomWaiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return s.roomWaiters.remove(at: index).continuation
+                }
+                expired?.resume(
+                    throwing: TidemarkError(.timedOut, "no room in the producer's buffer after \(maxBlockMs) ms (buffer.memory \(limit))"))
+            }
+            let stillWaiting = state.withLock { s -> Bool in
+                guard let index = s.roomWaiters.firstIndex(where: { $0.id == id }) else { return false }
+                s.roomWaiters[index].timer = timer
+                return true
+            }
+            if !stillWaiting { timer.cancel() }
+        }
+    }
+
+    /// Gives buffer bytes back and lets waiting sends in, oldest first.
+    private func releaseRoom(_ bytes: Int) {
+        let limit = options.bufferMemoryBytes
+        let ready = state.withLock { s -> [RoomWaiter] in
+            s.bufferedBytes -= bytes
+            var ready: [RoomWaiter] = []
+            while let first = s.roomWaiters.first, s.bufferedBytes + first.bytes <= limit {
+                s.bufferedBytes += first.bytes
+                ready.append(s.roomWaiters.removeFirst())
+            }
+            return ready
+        }
+        for waiter in ready {
+            waiter.timer?.cancel()
+            waiter.continuation.resume()
+        }
+    }
+
+    /// Adds a record (its buffer room already reserved) to its partition's open batch (in
+    /// call order) and starts that partition's drain if none is running; `completion` gets
+    /// the outcome.
     private func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) {
+        let reserved = Self.bufferBytes(of: record)
+        // Refused before it is queued: its buffer room goes back at once.
+        func refuse(_ error: Error) {
+            releaseRoom(reserved)
+            completion(.failure(error))
+        }
         let topic = record.topic
         let topicState: Broker.TopicState
-        do { topicState = try broker.topicState(topic) } catch { return completion(.failure(error)) }
-        let count = topicState.partitions.count
+        do { topicState = try broker.topicState(topic) } catch { return refuse(error) }
+        let count = topicState.slots.count
         let timestamp = record.timestamp ?? broker.options.clock()
-        let recordBytes =
-            80 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
-            + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 10 }
+        let recordBytes = reserved
         guard recordBytes <= topicState.config.maxMessageBytes else {
-            return completion(.failure(TidemarkError(
-                .messageTooLarge, "record of ~\(recordBytes) bytes exceeds max message bytes \(topicState.config.maxMessageBytes)")))
+            return refuse(TidemarkError(
+                .messageTooLarge, "record of ~\(recordBytes) bytes exceeds max message bytes \(topicState.config.maxMessageBytes)"))
         }
         if let partition = record.partition, partition < 0 || partition >= count {
-            return completion(.failure(TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")))
+            return refuse(TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)"))
         }
         let codec = options.compression ?? (topicState.config.compression == .lz4 ? .lz4 : .none)
         let batchLimit = min(options.batchMaxBytes, topicState.config.maxMessageBytes - 128)
@@ -166,6 +276,7 @@ public final class Producer: Sendable {
             let last = queue.batches.count - 1
             queue.batches[last].builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
             queue.batches[last].waiters.append((completion, timestamp))
+            queue.batches[last].bufferedBytes += recordBytes
             s.inFlight += 1
             let start = !queue.draining
             queue.draining = true
@@ -218,6 +329,7 @@ public final class Producer: Sendable {
                 state.withLock { $0.sequences[tp] = sequence }
                 for (completion, _) in pending.waiters { completion(.failure(error)) }
             }
+            releaseRoom(pending.bufferedBytes)
             finish(pending.waiters.count)
         }
     }

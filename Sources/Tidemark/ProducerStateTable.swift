@@ -79,6 +79,18 @@ struct ProducerStateTable: Sendable, Equatable {
         if entry.batches.count > Self.retainedBatches { entry.batches.removeFirst(entry.batches.count - Self.retainedBatches) }
         entry.lastUpdateMs = nowMs
         entries[header.producerId] = entry
+        if entries.count > Self.maxProducers { evictLeastRecentlyUpdated() }
+    }
+
+    /// Producers remembered per partition. Past it the least recently active tenth is
+    /// forgotten (as expiry would forget them): a client minting producer ids cannot grow a
+    /// partition's table without bound, and a forgotten producer that returns is accepted as
+    /// a new one (only its retries of the last batches before could then be duplicated).
+    static let maxProducers = 10_000
+
+    private mutating func evictLeastRecentlyUpdated() {
+        let doomed = entries.sorted { $0.value.lastUpdateMs < $1.value.lastUpdateMs }.prefix(Self.maxProducers / 10)
+        for (id, _) in doomed { entries.removeValue(forKey: id) }
     }
 
     /// Forgets producers idle longer than `expirationMs`; returns how many.

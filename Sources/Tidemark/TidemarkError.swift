@@ -38,6 +38,8 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         /// Another storage failure; see `storage`.
         case storage
         case invalidRequest
+        /// A wait ran out (the embedded producer's max.block.ms).
+        case timedOut
     }
 
     public var code: Code

@@ -29,6 +29,7 @@ extension KafkaError {
         case .brokerClosed: self = .coordinatorNotAvailable
         case .noSpace, .storage: self = .kafkaStorageError
         case .invalidRequest: self = .invalidRequest
+        case .timedOut: self = .requestTimedOut
         }
     }
 

@@ -69,6 +69,7 @@ public enum KafkaError: Int16, Sendable {
     case corruptMessage = 2
     case unknownTopicOrPartition = 3
     case leaderNotAvailable = 5
+    case requestTimedOut = 7
     case messageTooLarge = 10
     case offsetMetadataTooLarge = 12
     case coordinatorLoadInProgress = 14

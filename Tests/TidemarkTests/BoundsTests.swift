@@ -1,0 +1,125 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// Memory stays bounded whatever clients do: the embedded producer's buffer, member ids
+/// handed out, idle groups, committed offsets, producer ids, long-poll timers.
+@Suite struct BoundsTests {
+    /// A send that would pass buffer.memory waits for room; past max.block.ms it fails.
+    @Test func producerBufferIsBounded() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("b", partitions: 1)
+        var producerOptions = ProducerOptions()
+        producerOptions.bufferMemoryBytes = 10 * 1080
+        producerOptions.lingerMs = 400  // batches sit in the buffer this long
+        producerOptions.maxBlockMs = 50
+        let impatient = try await Producer(broker: broker, options: producerOptions)
+        let value = [UInt8](repeating: 1, count: 1000)
+        let records = (0..<11).map { _ in Producer.OutgoingRecord(topic: "b", key: nil, value: value, partition: 0) }
+        let results = await impatient.send(records)
+        #expect(results.prefix(10).allSatisfy { (try? $0.get()) != nil })
+        #expect(throws: TidemarkError.self) { try results[10].get() }
+        if case .failure(let error as TidemarkError) = results[10] { #expect(error.code == .timedOut) }
+
+        producerOptions.maxBlockMs = 5_000
+        let patient = try await Producer(broker: broker, options: producerOptions)
+        let waited = await patient.send(records)
+        #expect(waited.allSatisfy { (try? $0.get()) != nil })
+        #expect(try broker.offsets(topic: "b", partition: 0).end == 21)
+        // A record larger than the whole buffer fails at once.
+        await #expect(throws: TidemarkError.self) {
+            _ = try await patient.send(topic: "b", key: nil, value: [UInt8](repeating: 0, count: 20_000))
+        }
+        try await broker.close()
+    }
+
+    /// JoinGroup (v4+) without a member id hands one out; a client that never uses them
+    /// cannot grow the group's list past its bound.
+    @Test func unusedMemberIdsAreBounded() {
+        var group = ConsumerGroup(groupId: "g", options: GroupOptions())
+        for _ in 0..<5000 {
+            let request = JoinGroupRequest(
+                groupId: "g", clientId: "flood", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])], requireKnownMemberId: true)
+            let (response, _) = group.join(request, nowMs: 0)
+            #expect(response?.error == .memberIdRequired)
+        }
+        #expect(group.pendingMemberIdCount <= ConsumerGroup.maxPendingMemberIds)
+    }
+
+    /// Groups nobody uses any more are dropped from memory; their offsets stay until
+    /// offsets.retention (7 days) passes with no member and no commit, then go for good.
+    @Test func idleGroupsAndOldOffsetsExpire() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.offsetsRetentionCheckIntervalMs = 1000
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("o", partitions: 1)
+        for i in 0..<200 {
+            let request = JoinGroupRequest(
+                groupId: "flood-\(i)", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])], requireKnownMemberId: true)
+            _ = await broker.groups.join(request)
+        }
+        #expect(broker.groups.liveGroupCount == 200)
+        #expect(try await broker.groups.commitOffsets(groupId: "old", offsets: [TopicPartition("o", 0): CommittedOffset(offset: 3)]) == nil)
+        clock.advance(11_000)  // member ids handed out expire with their session timeout
+        await broker.groups.tick()
+        clock.advance(61_000)
+        await broker.groups.tick()
+        #expect(broker.groups.liveGroupCount == 0)
+        #expect(broker.groups.describeGroup("old").state == .empty)
+        #expect(broker.groups.fetchOffsets(groupId: "old")[TopicPartition("o", 0)]?.offset == 3)
+
+        clock.advance(6 * 24 * 3600 * 1000)
+        #expect(try await broker.groups.commitOffsets(groupId: "recent", offsets: [TopicPartition("o", 0): CommittedOffset(offset: 1)]) == nil)
+        clock.advance(2 * 24 * 3600 * 1000)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "old").isEmpty)
+        #expect(broker.groups.fetchOffsets(groupId: "recent").count == 1)
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.fetchOffsets(groupId: "old").isEmpty)
+        #expect(broker.groups.fetchOffsets(groupId: "recent").count == 1)
+        try await broker.close()
+    }
+
+    @Test func producerStateIsBoundedPerPartition() throws {
+        var table = ProducerStateTable()
+        for id in 0..<Int64(ProducerStateTable.maxProducers + 500) {
+            let batch = try idempotentBatch(producerId: id, epoch: 0, sequence: 0, values: ["x"])
+            var header = try batch.withUnsafeBytes { try RecordBatchHeader.validate($0) }
+            header.baseOffset = id
+            table.record(header, nowMs: id)
+        }
+        #expect(table.producerCount <= ProducerStateTable.maxProducers)
+        #expect(table.entries[Int64(ProducerStateTable.maxProducers + 499)] != nil)
+        #expect(table.entries[0] == nil)
+    }
+
+    /// A long poll answered by an append leaves no sleeping timer behind (it used to sleep
+    /// until its deadline, one task per poll).
+    @Test func wokenLongPollsLeaveNoTimers() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("w", partitions: 1)
+        let partition = try broker.partitionState("w", 0)
+        for round in 0..<20 {
+            async let polled = broker.fetch(topic: "w", partition: 0, offset: Int64(round), maxWaitMs: 60_000)
+            while partition.notifier.waiterCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            try await HardeningTests.produce(broker, "w", 0, ["r\(round)"])
+            #expect(try await polled.slice != nil)
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while partition.notifier.liveTimers.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(partition.notifier.liveTimers.load(ordering: .relaxed) == 0)
+        try await broker.close()
+    }
+}

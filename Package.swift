@@ -74,6 +74,14 @@ let package = Package(
             ],
             path: "tools/tidemark"
         ),
+        // The request fuzz target (tools/fuzz.sh builds it with libFuzzer); built plainly, it
+        // replays fuzz inputs given as files.
+        .executableTarget(
+            name: "tidemark-fuzz",
+            dependencies: ["TidemarkServer", "Tidemark", .product(name: "Logging", package: "swift-log")],
+            path: "tools/fuzz",
+            exclude: ["seeds", "capture.py"]
+        ),
         // Helpers shared by the test targets (temporary directories, seeded randomness).
         .target(
             name: "TestSupport",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, on a fresh machine too: installs what is missing (liblz4-dev, pkg-config,
 # kcat, a virtualenv with the Python Kafka clients), runs the Swift tests, then the interop
-# tests against a real `tidemark serve`.
+# tests against a real `tidemark serve`, then a short seeded run of the request fuzzer.
 #   tools/test.sh            everything
 #   tools/test.sh --swift    only `swift test`
 set -euo pipefail
@@ -14,3 +14,6 @@ swift test --skip-build
 
 ensure_interop_dependencies
 TIDEMARK_BIN="$PWD/.build/debug/tidemark" .build/interop-venv/bin/pytest -q -p no:warnings -p no:cacheprovider Tests/interop
+
+# The request path under libFuzzer for a minute, from real clients' frames: any crash fails.
+tools/fuzz.sh --smoke

@@ -16,6 +16,8 @@ public struct BrokerOptions: Sendable {
     public var producerSnapshotIntervalMs: Int64 = 60_000
     /// Consumer group settings.
     public var groups = GroupOptions()
+    /// The most partitions one topic may have.
+    public var maxPartitionsPerTopic = 10_000
     /// Milliseconds since the epoch; replaceable in tests.
     public var clock: @Sendable () -> Int64 = { currentTimeMilliseconds() }
     /// Where the engine reports what happens to data: recovery cuts, damage found by reads,
@@ -170,8 +172,9 @@ public final class Broker: Sendable {
         try checkOpen()
         try TopicName.validate(name)
         guard !name.hasPrefix("__") else { throw TidemarkError(.invalidTopicName, "names starting with '__' are internal") }
-        guard partitions >= 1 && partitions <= 10_000 else {
-            throw TidemarkError(.invalidPartitions, "partition count must be in [1, 10000], got \(partitions)")
+        guard partitions >= 1 && partitions <= options.maxPartitionsPerTopic else {
+            throw TidemarkError(
+                .invalidPartitions, "partition count must be in [1, \(options.maxPartitionsPerTopic)], got \(partitions)")
         }
         try config.validate()
         try await admin { [self] in

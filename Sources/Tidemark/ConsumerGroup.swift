@@ -5,6 +5,9 @@ public struct GroupOptions: Sendable {
     public var maxSessionTimeoutMs: Int32 = 1_800_000
     /// How long a new (empty) group waits for more members before its first generation.
     public var initialRebalanceDelayMs: Int64 = 0
+    /// The longest a rebalance waits for members to rejoin, whatever they asked for (a
+    /// member's rebalance timeout is its max.poll.interval.ms, 5 minutes by default).
+    public var maxRebalanceTimeoutMs: Int64 = 30 * 60 * 1000
     /// An empty group's state machine is dropped after this (its committed offsets stay,
     /// under `offsetsRetentionMs`): groups made by clients that never come back cost nothing.
     public var emptyGroupRetentionMs: Int64 = 60_000
@@ -265,7 +268,7 @@ struct ConsumerGroup: Sendable {
         }
         let wasEmpty = state == .empty
         state = .preparingRebalance
-        let timeout = members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0
+        let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
         rebalanceDeadlineMs = nowMs + max(timeout, 0)
         earliestCompletionMs = wasEmpty ? nowMs + options.initialRebalanceDelayMs : nowMs
         return deliveries

@@ -86,7 +86,7 @@ extension RequestRouter {
     }
 
     func fetch(_ request: FetchRequest) async -> FetchResponse {
-        let deadline = ContinuousClock.now + .milliseconds(Int64(max(0, request.maxWaitMs)))
+        let deadline = ContinuousClock.now + .milliseconds(min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs))
         while true {
             var response = FetchResponse()
             var total = 0

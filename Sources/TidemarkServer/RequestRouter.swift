@@ -6,8 +6,9 @@ import TidemarkWire
 
 /// Decodes one request frame, runs it against the engine, and encodes the response.
 ///
-/// Sendable and stateless between requests (all state is the engine's), so requests of one
-/// connection run concurrently; the connection handler restores their order.
+/// Sendable and stateless between requests (all state is the engine's). Requests of one
+/// connection reach it one at a time, in arrival order (`KafkaConnectionHandler` chains
+/// them); requests of different connections run concurrently.
 final class RequestRouter: Sendable {
     let broker: Broker
     let config: ServerConfig

@@ -22,6 +22,8 @@ public struct ServerConfig: Sendable {
     /// The most record bytes one fetch response carries (Kafka's fetch.max.bytes), whatever
     /// the client asks; one batch larger than this is still sent whole so consumers progress.
     public var fetchMaxBytes = 57_671_680
+    /// The longest a fetch long-polls, whatever the client asks (clients ask 500 ms).
+    public var fetchMaxWaitMs: Int64 = 300_000
     public var nodeId: Int32 = 0
     public var clusterId = "tidemark"
 

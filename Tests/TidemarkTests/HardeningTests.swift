@@ -158,4 +158,18 @@ import TidemarkStorage
         #expect(log.matching("producer-state snapshot works again").count == 1)
         try await broker.close()
     }
+
+    /// A new partition directory is fsynced into the data directory before the topic exists:
+    /// when that fsync fails, the create fails (and leaves nothing behind).
+    @Test func newPartitionDirectoriesAreSyncedIntoTheDataDirectory() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        StorageFaults.inject(.syncDirectory, .ioError, pathContains: dir.path, times: 1)
+        await #expect(throws: (any Error).self) { try await broker.createTopic("s", partitions: 1) }
+        #expect(!broker.listTopics().contains("s"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/s-0"))
+        try await broker.createTopic("s", partitions: 1)
+        try await broker.close()
+    }
 }

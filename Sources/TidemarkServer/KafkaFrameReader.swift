@@ -143,8 +143,8 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     }
 
     private func fail(context: ChannelHandlerContext, _ error: Error) {
+        giveBack()  // before anything closes: the budget is free by the time the peer sees EOF
         context.fireErrorCaught(error)
-        giveBack()
         context.close(promise: nil)
     }
 

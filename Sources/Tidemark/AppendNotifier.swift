@@ -1,16 +1,16 @@
 import Synchronization
 
-/// Wakes long-polling readers of one partition when its log end moves.
+/// Wakes readers of one partition when its log end moves: long-polling fetches of the Kafka
+/// front (callbacks that hand work back to their event loop) and embedded consumers (async
+/// waits with a deadline).
 ///
-/// Owned by its `PartitionState`. Waiters are kept in a `Mutex`; each is resumed exactly
-/// once: by an append that moves the end past its offset, by its deadline, or by `close`.
+/// Owned by its `PartitionState`. Waiters are kept in a `Mutex`; each fires at most once:
+/// by an append that moves the end past its offset, or by `close`. A waiter removed by
+/// `cancel` never fires, so "woken" and "timed out" cannot both happen.
 final class AppendNotifier: Sendable {
     private struct Waiter {
         var offset: Int64
-        var continuation: CheckedContinuation<Void, Never>
-        /// Resumes the waiter at its deadline; cancelled when it is woken first, so a long
-        /// poll answered by an append leaves no sleeping task behind.
-        var timer: Task<Void, Never>?
+        var wake: @Sendable () -> Void
     }
 
     private struct State {
@@ -19,59 +19,86 @@ final class AppendNotifier: Sendable {
         var isClosed = false
     }
 
-    /// Long polls waiting now (each with its deadline timer).
-    var waiterCount: Int { state.withLock { $0.waiters.count } }
-    /// Deadline timers still alive (sleeping or finishing): they end when their poll is woken.
-    let liveTimers = Atomic<Int>(0)
-
     private let state = Mutex(State())
 
-    /// Returns when the log end passes `offset`, when `deadline` comes, or on close;
-    /// `currentEnd` is read after registering, so an append in between is not missed.
-    func wait(untilEndPasses offset: Int64, deadline: ContinuousClock.Instant, currentEnd: @Sendable () -> Int64) async {
-        if currentEnd() > offset || ContinuousClock.now >= deadline { return }
-        let id = state.withLock { s -> Int in
+    /// Readers waiting now.
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+
+    /// Calls `wake` once the log end passes `offset` (or the notifier closes). Returns an id
+    /// for `cancel`, or nil when `wake` already ran (the end had passed: `currentEnd` is read
+    /// after registering, so an append in between is never missed).
+    @discardableResult
+    func watch(beyond offset: Int64, currentEnd: () -> Int64, wake: @escaping @Sendable () -> Void) -> Int? {
+        let id = state.withLock { s -> Int? in
+            if s.isClosed { return nil }
             s.nextID += 1
+            s.waiters[s.nextID] = Waiter(offset: offset, wake: wake)
             return s.nextID
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    if s.isClosed { return true }
-                    s.waiters[id] = Waiter(offset: offset, continuation: continuation)
-                    return false
-                }
-                if resumeNow || currentEnd() > offset {
-                    resume(id: id, orNow: resumeNow ? continuation : nil)
-                    return
-                }
-                // The deadline: a timer that resumes the waiter if it is still there.
-                liveTimers.add(1, ordering: .relaxed)
-                let timer = Task.detached { [self] in
-                    defer { liveTimers.subtract(1, ordering: .relaxed) }
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    if !Task.isCancelled { self.resume(id: id, orNow: nil) }
-                }
-                let registered = state.withLock { s -> Bool in
-                    guard s.waiters[id] != nil else { return false }
-                    s.waiters[id]!.timer = timer
-                    return true
-                }
-                if !registered { timer.cancel() }
-            }
-        } onCancel: {
-            self.resume(id: id, orNow: nil)
+        guard let id else {
+            wake()
+            return nil
         }
+        if currentEnd() > offset, cancel(id) {
+            wake()
+            return nil
+        }
+        return id
     }
 
-    private func resume(id: Int, orNow direct: CheckedContinuation<Void, Never>?) {
-        if let direct {
-            direct.resume()
-            return
+    /// Removes a waiter; true when it had not fired (it never will now).
+    @discardableResult
+    func cancel(_ id: Int) -> Bool {
+        state.withLock { $0.waiters.removeValue(forKey: id) != nil }
+    }
+
+    /// Returns when the log end passes `offset`, when `deadline` comes (through the broker's
+    /// one shared `DeadlineTimers`, not a task per wait), when the task is cancelled, or on close.
+    func wait(
+        untilEndPasses offset: Int64, deadline: ContinuousClock.Instant, timers: DeadlineTimers, currentEnd: () -> Int64
+    ) async {
+        if currentEnd() > offset || ContinuousClock.now >= deadline { return }
+        /// The registration of one wait: whichever of wake, deadline and cancellation comes
+        /// first resumes it (the notifier's `cancel` decides), and the others find nothing.
+        final class Registration: Sendable {
+            let ids = Mutex<(waiter: Int?, timer: Int?, cancelled: Bool)>((nil, nil, false))
         }
-        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-        waiter?.timer?.cancel()
-        waiter?.continuation.resume()
+        let registration = Registration()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                guard
+                    let id = watch(
+                        beyond: offset, currentEnd: currentEnd,
+                        wake: { [timers] in
+                            if let token = registration.ids.withLock({ $0.timer }) { timers.cancel(token) }
+                            continuation.resume()
+                        })
+                else { return }
+                let token = timers.schedule(at: deadline) { [self] in
+                    if cancel(id) { continuation.resume() }
+                }
+                let cancelledMeanwhile = registration.ids.withLock { ids -> Bool in
+                    ids.waiter = id
+                    ids.timer = token
+                    return ids.cancelled
+                }
+                if cancelledMeanwhile, cancel(id) {
+                    timers.cancel(token)
+                    continuation.resume()
+                    return
+                }
+                // Woken between watch and schedule: the deadline entry is not needed.
+                if state.withLock({ $0.waiters[id] == nil }) { timers.cancel(token) }
+            }
+        } onCancel: { [self] in
+            let (waiter, timer) = registration.ids.withLock { ids -> (Int?, Int?) in
+                ids.cancelled = true
+                return (ids.waiter, ids.timer)
+            }
+            if let timer { timers.cancel(timer) }
+            // Removing the waiter first means its wake can no longer run: resume it here.
+            if let waiter, let removed = state.withLock({ $0.waiters.removeValue(forKey: waiter) }) { removed.wake() }
+        }
     }
 
     /// Called after an append: wakes everyone waiting for an end below `newEnd`.
@@ -85,10 +112,7 @@ final class AppendNotifier: Sendable {
             }
             return ready
         }
-        for waiter in ready {
-            waiter.timer?.cancel()
-            waiter.continuation.resume()
-        }
+        for waiter in ready { waiter.wake() }
     }
 
     /// Wakes everyone and lets no one wait again.
@@ -99,9 +123,77 @@ final class AppendNotifier: Sendable {
             s.waiters.removeAll()
             return all
         }
-        for waiter in all {
-            waiter.timer?.cancel()
-            waiter.continuation.resume()
+        for waiter in all { waiter.wake() }
+    }
+}
+
+/// The deadlines of every embedded long poll of a broker, served by one sleeping task (not
+/// one per poll): it sleeps until the earliest deadline and is replaced when an earlier one
+/// arrives. Entries cancelled before their time cost nothing more.
+///
+/// Concurrency: `state` (a Mutex) owns the entries and the sleeper.
+final class DeadlineTimers: Sendable {
+    private struct State {
+        var nextToken = 0
+        var entries: [Int: (deadline: ContinuousClock.Instant, action: @Sendable () -> Void)] = [:]
+        var sleeper: Task<Void, Never>?
+        var sleeperDeadline: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
+
+    /// Entries scheduled and not yet fired or cancelled.
+    var pendingCount: Int { state.withLock { $0.entries.count } }
+    /// Whether a sleeping task exists (at most one, whatever the number of entries).
+    var hasSleeper: Bool { state.withLock { $0.sleeper != nil } }
+
+    /// Runs `action` at `deadline` unless cancelled first; returns the token for `cancel`.
+    func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Int {
+        state.withLock { s in
+            s.nextToken += 1
+            s.entries[s.nextToken] = (deadline, action)
+            if s.sleeperDeadline.map({ deadline < $0 }) ?? true { rearm(&s) }
+            return s.nextToken
         }
+    }
+
+    func cancel(_ token: Int) {
+        state.withLock { s in
+            s.entries.removeValue(forKey: token)
+            if s.entries.isEmpty {
+                s.sleeper?.cancel()
+                s.sleeper = nil
+                s.sleeperDeadline = nil
+            }
+        }
+    }
+
+    /// Replaces the sleeper with one for the earliest deadline (under the lock).
+    private func rearm(_ s: inout State) {
+        s.sleeper?.cancel()
+        guard let earliest = s.entries.values.map(\.deadline).min() else {
+            s.sleeper = nil
+            s.sleeperDeadline = nil
+            return
+        }
+        s.sleeperDeadline = earliest
+        s.sleeper = Task.detached { [weak self] in
+            try? await Task.sleep(until: earliest, clock: .continuous)
+            guard !Task.isCancelled else { return }
+            self?.fire()
+        }
+    }
+
+    private func fire() {
+        let due = state.withLock { s -> [@Sendable () -> Void] in
+            let now = ContinuousClock.now
+            let ready = s.entries.filter { $0.value.deadline <= now }
+            for token in ready.keys { s.entries.removeValue(forKey: token) }
+            s.sleeper = nil
+            s.sleeperDeadline = nil
+            rearm(&s)
+            return ready.values.map(\.action)
+        }
+        for action in due { action() }
     }
 }

@@ -9,6 +9,16 @@ public struct FetchResult: Sendable {
     public var logStartOffset: Int64
 }
 
+/// A registered wake-up for appends (`Broker.watchAppends`); `cancel` removes it.
+public struct AppendWatch: Sendable {
+    let notifier: AppendNotifier
+    let id: Int
+
+    /// True when the watch had not fired (and now never will).
+    @discardableResult
+    public func cancel() -> Bool { notifier.cancel(id) }
+}
+
 /// Where a consumer starts reading.
 public enum StartPosition: Sendable, Equatable {
     case earliest
@@ -32,31 +42,59 @@ extension Broker {
             let available = result.slice?.length ?? 0
             if available >= minBytes || ContinuousClock.now >= deadline || isClosed { return result }
             // Wait for an append past the end we saw, then look again.
-            await state.notifier.wait(untilEndPasses: result.highWatermark, deadline: deadline) { state.log.logEndOffset }
-        }
-    }
-
-    private func read(_ state: PartitionState, offset: Int64, maxBytes: Int) async throws -> FetchResult {
-        try await executor.run {
-            do {
-                let result = try state.log.read(from: offset, maxBytes: maxBytes)
-                return FetchResult(slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset)
-            } catch let error as StorageError {
-                if error.code == .corruptLog {
-                    // Damage is answered to this fetch (KAFKA_STORAGE_ERROR), never skipped over.
-                    state.reportOnce(
-                        "read (run `tidemark verify --repair` with the broker stopped)", error: error, logger: self.options.logger)
-                }
-                throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
+            await state.notifier.wait(untilEndPasses: result.highWatermark, deadline: deadline, timers: timers) {
+                state.log.logEndOffset
             }
         }
     }
 
+    /// Reads on the calling task when the data is in an open segment (page-cache reads); a
+    /// read that must open a segment goes to the blocking executor.
+    private func read(_ state: PartitionState, offset: Int64, maxBytes: Int) async throws -> FetchResult {
+        if let result = try readLocked(state, offset: offset, maxBytes: maxBytes, mayBlock: false) { return result }
+        return try await executor.run { [self] in try readLocked(state, offset: offset, maxBytes: maxBytes, mayBlock: true)! }
+    }
+
+    /// The event loop's read: nil when it would block (a segment to open first).
+    public func readNow(topic: String, partition: Int, offset: Int64, maxBytes: Int) throws(TidemarkError) -> FetchResult? {
+        try readLocked(try partitionState(topic, partition), offset: offset, maxBytes: maxBytes, mayBlock: false)
+    }
+
+    func readLocked(_ state: PartitionState, offset: Int64, maxBytes: Int, mayBlock: Bool) throws(TidemarkError) -> FetchResult? {
+        do throws(StorageError) {
+            let result = try state.log.read(from: offset, maxBytes: maxBytes, mayBlock: mayBlock)
+            return FetchResult(slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset)
+        } catch where error.code == .wouldBlock {
+            return nil
+        } catch {
+            if error.code == .corruptLog {
+                // Damage is answered to this fetch (KAFKA_STORAGE_ERROR), never skipped over.
+                state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: error, logger: options.logger)
+            }
+            throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
+        }
+    }
+
     /// Waits until the partition's end passes `offset` or the deadline: the building block
-    /// for multi-partition long polls (the Kafka front's Fetch).
+    /// for multi-partition long polls (the embedded consumer).
     public func waitForAppend(topic: String, partition: Int, beyond offset: Int64, until deadline: ContinuousClock.Instant) async {
         guard let state = try? partitionState(topic, partition) else { return }
-        await state.notifier.wait(untilEndPasses: offset, deadline: deadline) { state.log.logEndOffset }
+        await state.notifier.wait(untilEndPasses: offset, deadline: deadline, timers: timers) { state.log.logEndOffset }
+    }
+
+    /// Calls `wake` once the partition's end passes `offset` (at once if it has, and on
+    /// close). Returns a watch to cancel, or nil when `wake` already ran. For event loops:
+    /// `wake` runs on the appender's thread and must hand the work back.
+    public func watchAppends(topic: String, partition: Int, beyond offset: Int64, _ wake: @escaping @Sendable () -> Void)
+        -> AppendWatch?
+    {
+        guard let state = try? partitionState(topic, partition) else {
+            wake()
+            return nil
+        }
+        return state.notifier.watch(beyond: offset, currentEnd: { state.log.logEndOffset }, wake: wake).map {
+            AppendWatch(notifier: state.notifier, id: $0)
+        }
     }
 
     /// Resolves a start position to an offset (Kafka's ListOffsets). For a timestamp with

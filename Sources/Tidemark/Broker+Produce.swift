@@ -13,6 +13,13 @@ public struct AppendResult: Sendable, Equatable {
     public var isDuplicate: Bool
 }
 
+/// An append done without blocking, and what must be durable before it is acknowledged.
+public struct ImmediateAppend: Sendable {
+    public var result: AppendResult
+    /// When set, answer the producer only after `Broker.whenDurable` reports this offset durable.
+    public var durableAt: Int64?
+}
+
 extension Broker {
     /// Appends encoded RecordBatch v2 batches (as a Kafka producer sends them) to a partition.
     ///
@@ -22,59 +29,109 @@ extension Broker {
     /// idempotent producers, epoch and sequence (a retry of one of the producer's last five
     /// batches is answered with its original offsets and not appended again). Returns after
     /// the append and the topic's flush policy; readers are woken. Throws `TidemarkError`.
+    ///
+    /// The append itself (a pwritev to the page cache) runs on the calling task; only a
+    /// segment roll goes to the blocking executor, and durability is waited for through the
+    /// broker's `LogFlusher` (group commit), not on a parked thread.
     public func append(topic: String, partition: Int, batches: [UInt8]) async throws -> AppendResult {
         let state = try partitionState(topic, partition)
         let now = options.clock()
         let headers = try Self.parseHeaders(batches, config: try topicState(topic).config, nowMs: now)
-        let result = try await executor.run { () throws -> AppendResult in
-            // Check, append and record under the partition's append lock.
-            let outcome = state.producers.withLock { table -> Result<(AppendResult, LogAppendInfo?), TidemarkError> in
-                do throws(TidemarkError) {
-                    var duplicates: [ProducerStateTable.BatchMetadata] = []
-                    for header in headers {
-                        if case .duplicate(let original) = try table.check(header) { duplicates.append(original) }
-                    }
-                    if let first = duplicates.first {
-                        guard duplicates.count == headers.count else {
-                            throw TidemarkError(.outOfOrderSequence, "an append mixes retried and new batches")
-                        }
-                        let duplicate = AppendResult(
-                            partition: partition, baseOffset: first.firstOffset, lastOffset: duplicates.last!.lastOffset,
-                            logAppendTime: nil, logStartOffset: state.log.logStartOffset, isDuplicate: true)
-                        return .success((duplicate, nil))
-                    }
-                    let info: LogAppendInfo
-                    do throws(StorageError) {
-                        info = try state.log.append(batches, applyingFlushPolicy: false)
-                    } catch {
-                        throw TidemarkError.wrapping(error, "append to \(topic)-\(partition)")
-                    }
-                    var next = info.firstOffset
-                    for var header in headers {
-                        header.baseOffset = next
-                        table.record(header, nowMs: now)
-                        next = header.nextOffset
-                    }
-                    let appended = AppendResult(
-                        partition: partition, baseOffset: info.firstOffset, lastOffset: info.lastOffset,
-                        logAppendTime: info.logAppendTime, logStartOffset: state.log.logStartOffset, isDuplicate: false)
-                    return .success((appended, info))
-                } catch {
-                    return .failure(error)
-                }
+        var outcome: ImmediateAppend
+        if let done = try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false) {
+            outcome = done
+        } else {
+            outcome = try await executor.run { [self] in
+                try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: true)!
             }
-            let (result, info) = try outcome.get()
-            if let info {
-                state.notifier.notify(newEnd: info.lastOffset + 1)
-                do throws(StorageError) {
-                    try state.log.applyFlushPolicy(after: info)
-                } catch {
-                    throw TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")
-                }
-            }
-            return result
         }
-        return result
+        if let target = outcome.durableAt {
+            do {
+                try await flusher.durable(state.log, upTo: target)
+            } catch {
+                throw TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")
+            }
+        }
+        return outcome.result
+    }
+
+    /// The event loop's append: validates and appends to the page cache now, without
+    /// blocking. Returns nil when the append would block (it needs a new segment): nothing
+    /// was done, and the caller runs `append` where blocking is fine. A non-nil `durableAt`
+    /// must be made durable (`whenDurable`) before the producer is answered.
+    public func appendNow(topic: String, partition: Int, batches: [UInt8]) throws(TidemarkError) -> ImmediateAppend? {
+        let state = try partitionState(topic, partition)
+        let now = options.clock()
+        let headers = try Self.parseHeaders(batches, config: try topicState(topic).config, nowMs: now)
+        return try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false)
+    }
+
+    /// Calls `completion` once `offset` of the partition is durable (nil) or cannot be (the
+    /// error): group commit through the broker's `LogFlusher`. The callback runs on the
+    /// flusher's thread; hand the work back to its owner.
+    public func whenDurable(
+        topic: String, partition: Int, offset: Int64, _ completion: @escaping @Sendable (TidemarkError?) -> Void
+    ) {
+        let state: PartitionState
+        do { state = try partitionState(topic, partition) } catch { return completion(error) }
+        flusher.whenDurable(state.log, upTo: offset) { error in
+            completion(error.map { TidemarkError.wrapping($0, "flush of \(topic)-\(partition)") })
+        }
+    }
+
+    /// Check, append and record under the partition's append lock (never held across an
+    /// fdatasync). Returns nil when `mayBlock` is false and the storage would block.
+    func appendLocked(
+        _ state: PartitionState, _ batches: [UInt8], headers: [RecordBatchHeader], nowMs now: Int64, mayBlock: Bool
+    ) throws(TidemarkError) -> ImmediateAppend? {
+        let topic = state.topic
+        let partition = state.partition
+        let outcome = state.producers.withLock { table -> Result<(AppendResult, LogAppendInfo?)?, TidemarkError> in
+            do throws(TidemarkError) {
+                var duplicates: [ProducerStateTable.BatchMetadata] = []
+                for header in headers {
+                    if case .duplicate(let original) = try table.check(header) { duplicates.append(original) }
+                }
+                if let first = duplicates.first {
+                    guard duplicates.count == headers.count else {
+                        throw TidemarkError(.outOfOrderSequence, "an append mixes retried and new batches")
+                    }
+                    let duplicate = AppendResult(
+                        partition: partition, baseOffset: first.firstOffset, lastOffset: duplicates.last!.lastOffset,
+                        logAppendTime: nil, logStartOffset: state.log.logStartOffset, isDuplicate: true)
+                    return .success((duplicate, nil))
+                }
+                let info: LogAppendInfo
+                do throws(StorageError) {
+                    info = try state.log.append(batches, applyingFlushPolicy: false, mayBlock: mayBlock)
+                } catch where error.code == .wouldBlock {
+                    return .success(nil)
+                } catch {
+                    throw TidemarkError.wrapping(error, "append to \(topic)-\(partition)")
+                }
+                var next = info.firstOffset
+                for var header in headers {
+                    header.baseOffset = next
+                    table.record(header, nowMs: now)
+                    next = header.nextOffset
+                }
+                let appended = AppendResult(
+                    partition: partition, baseOffset: info.firstOffset, lastOffset: info.lastOffset,
+                    logAppendTime: info.logAppendTime, logStartOffset: state.log.logStartOffset, isDuplicate: false)
+                return .success((appended, info))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let (result, info) = try outcome.get() else { return nil }
+        guard let info else {
+            // A retry of batches already appended: answered when they are as durable as the
+            // first attempt's answer would have been.
+            let durable = state.log.config.flushPolicy == .everyAppend && state.log.flushedOffset <= result.lastOffset
+            return ImmediateAppend(result: result, durableAt: durable ? result.lastOffset + 1 : nil)
+        }
+        state.notifier.notify(newEnd: info.lastOffset + 1)
+        return ImmediateAppend(result: result, durableAt: state.log.durabilityTarget(after: info))
     }
 
     /// Headers of the batches in a produce payload, each batch validated as Kafka's

@@ -56,6 +56,10 @@ public final class Broker: Sendable {
     public let dataDirectory: String
     public let options: BrokerOptions
     let executor = BlockingExecutor()
+    /// Group commit for every partition: one thread syncing what waiting appenders need.
+    let flusher = LogFlusher()
+    /// The deadlines of embedded long polls, on one sleeping task.
+    let timers = DeadlineTimers()
     private let adminQueue = DispatchQueue(label: "tidemark.admin")
     let registry: Mutex<Registry>
     private let lockFile: SharedFile
@@ -335,6 +339,8 @@ public final class Broker: Sendable {
         await groups.close()
         let partitions = topics.flatMap(\.partitions)
         for partition in partitions { partition.notifier.close() }
+        // Everyone waiting for durability is answered (their bytes flushed) before logs close.
+        flusher.shutdown()
         let logger = options.logger
         try await executor.run {
             for partition in partitions {

@@ -16,11 +16,13 @@ enum RequestOutcome: Sendable {
 }
 
 /// One client connection: takes frames (reading ahead while earlier ones run: pipelining),
-/// runs them on the router one at a time in arrival order, and writes the responses in
-/// that order. Each frame's request-budget bytes are given back once it has been handled.
+/// runs them one at a time in arrival order, as Kafka does, and writes each response when
+/// its request completes. Each frame's request-budget bytes are given back once handled.
 ///
-/// Ownership: all of its state is confined to the channel's event loop; the router's async
-/// work comes back to it through a promise completed on that loop.
+/// Produce, Fetch and ApiVersions run to completion on this connection's event loop
+/// (`RequestRouter.handleInline`); other requests run as a task and come back to the loop.
+///
+/// Ownership: all of its state is confined to the channel's event loop.
 final class KafkaConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = KafkaFrame
     typealias OutboundIn = IOData
@@ -28,19 +30,22 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     private let router: RequestRouter
     private let logger: Logger
-    private var nextSequence = 0
-    private var nextToWrite = 0
-    private var finished: [Int: RequestOutcome] = [:]
+    /// Frames read and not yet started, oldest first.
+    private var queue = CircularBuffer<KafkaFrame>()
+    /// A request is running (only one at a time per connection).
+    private var busy = false
+    /// `pump` is on the stack: a request finishing inside it does not start the next itself.
+    private var pumping = false
+    /// Responses written and not flushed yet (one flush for all that `pump` wrote).
+    private var needsFlush = false
     private var closing = false
     /// Requests read but not yet answered. Past `maxPending` the connection stops reading
     /// (backpressure) until answers go out, so a client that pipelines without reading its
     /// responses cannot make the broker buffer without bound.
-    private var pending: Int { nextSequence - nextToWrite }
+    private var pending: Int { queue.count + (busy ? 1 : 0) }
     static let maxPending = 128
     /// A read the pipeline asked for while too many requests were unanswered.
     private var heldRead = false
-    /// The newest request's work; the next one waits for it.
-    private var lastRequest: Task<RequestOutcome, Never>?
     private let budget: RequestMemoryBudget
     /// Closes a connection that sent nothing and awaits nothing for this long (Kafka's
     /// connections.max.idle.ms).
@@ -62,8 +67,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             let (handler, context) = loopBound.value
             guard handler.pending == 0, NIODeadline.now() - handler.lastActivity >= handler.idleTimeout else { return }
             handler.logger.info("closing idle connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
-            handler.closing = true
-            context.close(promise: nil)
+            handler.close(context: context)
         }
         context.fireChannelActive()
     }
@@ -71,6 +75,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
+        closing = true
+        while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
         context.fireChannelInactive()
     }
 
@@ -89,67 +95,81 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             budget.release(frame.reservedBytes)
             return
         }
-        let bytes = frame.bytes
-        let sequence = nextSequence
-        nextSequence += 1
-        // Requests of one connection run one after another, as Kafka runs them: a client
-        // that pipelines produce requests relies on them being appended in order.
-        let previous = lastRequest
-        let request = Task { [router] in
-            _ = await previous?.value
-            return await router.handle(bytes)
+        queue.append(frame)
+        pump(context: context)
+    }
+
+    /// Starts queued requests, one at a time, until one has to wait.
+    private func pump(context: ChannelHandlerContext) {
+        guard !pumping else { return }
+        pumping = true
+        defer {
+            pumping = false
+            if needsFlush {
+                needsFlush = false
+                context.flush()
+            }
         }
-        lastRequest = request
-        let promise = context.eventLoop.makePromise(of: RequestOutcome.self)
-        promise.completeWithTask { await request.value }
-        let budget = self.budget
-        let reserved = frame.reservedBytes
-        promise.futureResult.assumeIsolated().whenSuccess { outcome in
-            budget.release(reserved)
-            self.lastActivity = .now()
-            guard !self.closing else { return }
-            self.finished[sequence] = outcome
-            self.writeReady(context: context)
+        while !busy, !closing, let frame = queue.popFirst() {
+            busy = true
+            start(frame, context: context)
         }
     }
 
-    /// Writes every finished response whose turn has come.
-    private func writeReady(context: ChannelHandlerContext) {
-        var wrote = false
-        while let outcome = finished.removeValue(forKey: nextToWrite) {
-            nextToWrite += 1
-            switch outcome {
-            case .silent:
-                continue
-            case .close(let reason):
-                logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
-                closing = true
-                finished.removeAll()
-                context.flush()
-                context.close(promise: nil)
-                return
-            case .respond(let chunks):
-                let size = chunks.reduce(0) { $0 + $1.count }
-                guard size <= Int(Int32.max) else {
-                    // Cannot be framed (fetches are clamped well below this): drop the connection.
-                    logger.error("response too large to frame, closing", metadata: ["bytes": "\(size)"])
-                    closing = true
-                    finished.removeAll()
-                    context.close(promise: nil)
-                    return
-                }
-                var prefix = context.channel.allocator.buffer(capacity: 4)
-                prefix.writeInteger(Int32(size))
-                context.write(wrapOutboundOut(.byteBuffer(prefix)), promise: nil)
-                for chunk in chunks { write(chunk, context: context) }
-                wrote = true
-            }
+    private func start(_ frame: KafkaFrame, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let handledOnLoop = router.handleInline(frame.bytes, on: loop) { outcome in
+            self.finish(outcome, reserved: frame.reservedBytes, context: context)
         }
-        if wrote { context.flush() }
+        if handledOnLoop { return }
+        let promise = loop.makePromise(of: RequestOutcome.self)
+        let router = self.router
+        let bytes = frame.bytes
+        promise.completeWithTask { await router.handle(bytes) }
+        promise.futureResult.assumeIsolated().whenSuccess { outcome in
+            self.finish(outcome, reserved: frame.reservedBytes, context: context)
+        }
+    }
+
+    /// A request completed (on the loop): write its answer, start the next.
+    private func finish(_ outcome: RequestOutcome, reserved: Int, context: ChannelHandlerContext) {
+        budget.release(reserved)
+        lastActivity = .now()
+        busy = false
+        guard !closing else { return }
+        switch outcome {
+        case .silent:
+            break
+        case .close(let reason):
+            logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+            close(context: context)
+            return
+        case .respond(let chunks):
+            let size = chunks.reduce(0) { $0 + $1.count }
+            guard size <= Int(Int32.max) else {
+                // Cannot be framed (fetches are clamped well below this): drop the connection.
+                logger.error("response too large to frame, closing", metadata: ["bytes": "\(size)"])
+                close(context: context)
+                return
+            }
+            var prefix = context.channel.allocator.buffer(capacity: 4)
+            prefix.writeInteger(Int32(size))
+            context.write(wrapOutboundOut(.byteBuffer(prefix)), promise: nil)
+            for chunk in chunks { write(chunk, context: context) }
+            needsFlush = true
+        }
         if heldRead && pending < Self.maxPending / 2 {
             heldRead = false
             context.read()
         }
+        pump(context: context)
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        closing = true
+        while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
+        context.flush()
+        context.close(promise: nil)
     }
 
     private func write(_ chunk: RecordsData, context: ChannelHandlerContext) {
@@ -162,7 +182,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             // per handle), closed when the write completes.
             let fd = dup(slice.file.descriptor.rawValue)
             guard fd >= 0 else {
-                context.close(promise: nil)
+                close(context: context)
                 return
             }
             let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
@@ -178,7 +198,6 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         logger.info(
             "connection error, closing",
             metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"])
-        closing = true
-        context.close(promise: nil)
+        close(context: context)
     }
 }

@@ -69,7 +69,7 @@ public final class KafkaServer: Sendable {
             throw error
         }
         let port = channel.localAddress?.port ?? config.port
-        let router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: port)
+        let router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: port, loops: group)
         routerBox.router = router
         return KafkaServer(
             broker: broker, config: config, logger: logger, group: group, channel: channel, port: port, router: router,

@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOPosix
 import Tidemark
 import TidemarkWire
 
@@ -17,8 +19,15 @@ public struct RequestProcessor: Sendable {
 
     let router: RequestRouter
 
-    public init(broker: Broker, config: ServerConfig = ServerConfig(), logger: Logger = Logger(label: "tidemark.server")) {
-        router = RequestRouter(broker: broker, config: config, logger: logger, boundPort: config.port)
+    /// Produce and Fetch complete on an event loop, as on a connection: the processor runs
+    /// them on one of its own (`loops`, one thread unless given).
+    public init(
+        broker: Broker, config: ServerConfig = ServerConfig(), logger: Logger = Logger(label: "tidemark.server"),
+        loops: (any EventLoopGroup)? = nil
+    ) {
+        router = RequestRouter(
+            broker: broker, config: config, logger: logger, boundPort: config.port,
+            loops: loops ?? MultiThreadedEventLoopGroup.singleton)
     }
 
     /// Runs one request frame (header and body, without the size prefix).

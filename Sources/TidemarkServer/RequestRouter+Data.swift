@@ -1,3 +1,4 @@
+import NIOCore
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
@@ -50,93 +51,129 @@ extension RequestRouter {
         return response
     }
 
-    func produce(_ request: ProduceRequest) async -> ProduceResponse {
-        var response = ProduceResponse()
+    /// Produce, run on `loop`: each partition is validated and appended now (a pwritev to the
+    /// page cache); a partition whose append would block (a roll) is appended by the engine's
+    /// executor; durable topics wait for the flusher (group commit). `done` runs on `loop` once
+    /// every partition is answered, i.e. durable where the topic asks for it.
+    func produce(_ request: ProduceRequest, on loop: any EventLoop, _ done: @escaping (ProduceResponse) -> Void) {
+        let inFlight = ProduceInFlight(request: request, done: done)
+        let bound = NIOLoopBound(inFlight, eventLoop: loop)
         let validAcks = request.acks == 0 || request.acks == 1 || request.acks == -1
-        for topicData in request.topics {
-            var topic = ProduceResponse.Topic()
-            topic.name = topicData.name
-            for partitionData in topicData.partitions {
-                var result = ProduceResponse.Partition()
-                result.index = partitionData.index
+        for (t, topicData) in request.topics.enumerated() {
+            for (p, partitionData) in topicData.partitions.enumerated() {
+                let topic = topicData.name
+                let partition = Int(partitionData.index)
                 do {
                     guard validAcks else { throw KafkaError.invalidRequiredAcks }
                     guard request.transactionalId == nil else { throw KafkaError.invalidRequest }
                     guard case .bytes(let records)? = partitionData.records, !records.isEmpty else {
                         throw KafkaError.corruptMessage
                     }
-                    let appended = try await broker.append(
-                        topic: topicData.name, partition: Int(partitionData.index), batches: records)
-                    result.baseOffset = appended.baseOffset
-                    result.logAppendTimeMs = appended.logAppendTime ?? -1
-                    result.logStartOffset = appended.logStartOffset
-                } catch let code as KafkaError {
-                    result.errorCode = code.rawValue
+                    if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records) {
+                        inFlight.set(t, p, appended.result)
+                        if let offset = appended.durableAt {
+                            inFlight.waiting += 1
+                            broker.whenDurable(topic: topic, partition: partition, offset: offset) { [self] error in
+                                loop.execute {
+                                    if let error { bound.value.fail(t, p, error, router: self, topic: topic) }
+                                    bound.value.waiting -= 1
+                                    bound.value.finishIfDone()
+                                }
+                            }
+                        }
+                    } else {
+                        // Would block: the engine's executor appends it (and waits for durability).
+                        inFlight.waiting += 1
+                        Task { [self] in
+                            let outcome: Result<AppendResult, Error>
+                            do {
+                                outcome = .success(try await broker.append(topic: topic, partition: partition, batches: records))
+                            } catch {
+                                outcome = .failure(error)
+                            }
+                            loop.execute {
+                                switch outcome {
+                                case .success(let result): bound.value.set(t, p, result)
+                                case .failure(let error): bound.value.fail(t, p, error, router: self, topic: topic)
+                                }
+                                bound.value.waiting -= 1
+                                bound.value.finishIfDone()
+                            }
+                        }
+                    }
+                } catch {
+                    inFlight.fail(t, p, error, router: self, topic: topic)
+                }
+            }
+        }
+        inFlight.started = true
+        inFlight.finishIfDone()
+    }
+
+    /// Fetch, run on `loop`: partitions are read now (page-cache reads, the answer sent with
+    /// sendfile); a partition in a segment that is not open is read by the engine's executor.
+    /// Below min_bytes, the request waits for an append to any partition it found empty (the
+    /// appender wakes it: no task and no timer task per poll) or for its deadline, an event
+    /// loop timer; then it reads once more and answers.
+    func fetch(_ request: FetchRequest, on loop: any EventLoop, _ done: @escaping (FetchResponse) -> Void) {
+        let wait = min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs)
+        let poll = FetchInFlight(request: request, deadline: .now() + .milliseconds(wait), done: done)
+        poll.attempt(router: self, loop: loop, preRead: [:])
+    }
+
+    /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)
+    func fetchPass(_ request: FetchRequest, preRead: [FetchKey: Result<FetchResult, Error>])
+        -> (response: FetchResponse, total: Int, empty: [(String, Int, Int64)], blocked: [FetchKey: Int])
+    {
+        var response = FetchResponse()
+        var total = 0
+        // Clamped, so that a response always fits the int32 size that frames it.
+        var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
+        var empty: [(String, Int, Int64)] = []
+        var blocked: [FetchKey: Int] = [:]
+        for topicRequest in request.topics {
+            var topic = FetchResponse.Topic()
+            topic.topic = topicRequest.topic
+            for partitionRequest in topicRequest.partitions {
+                var result = FetchResponse.Partition()
+                result.partitionIndex = partitionRequest.partition
+                let key = FetchKey(topic: topicRequest.topic, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
+                // The first batch is always returned, even past the byte limits.
+                let partitionLimit = min(Int(partitionRequest.partitionMaxBytes), config.fetchMaxBytes)
+                let limit = max(total == 0 ? partitionLimit : min(partitionLimit, budget), 1)
+                do {
+                    let read: FetchResult?
+                    if let pre = preRead[key] {
+                        read = try pre.get()
+                    } else {
+                        read = try broker.readNow(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit)
+                    }
+                    guard let fetched = read else {
+                        blocked[key] = limit
+                        result.records = .bytes([])
+                        topic.partitions.append(result)
+                        continue
+                    }
+                    result.highWatermark = fetched.highWatermark
+                    result.lastStableOffset = fetched.highWatermark
+                    result.logStartOffset = fetched.logStartOffset
+                    if let slice = fetched.slice, total == 0 || slice.length <= budget {
+                        result.records = .slice(slice)
+                        total += slice.length
+                        budget -= slice.length
+                    } else {
+                        result.records = .bytes([])
+                        empty.append((key.topic, key.partition, fetched.highWatermark))
+                    }
                 } catch {
                     result.errorCode = KafkaError(error).rawValue
-                    if KafkaError(error) == .unknownServerError || KafkaError(error) == .kafkaStorageError {
-                        logger.error("produce failed", metadata: ["topic": "\(topicData.name)", "error": "\(error)"])
-                    }
+                    result.records = .bytes([])
                 }
                 topic.partitions.append(result)
             }
             response.topics.append(topic)
         }
-        return response
-    }
-
-    func fetch(_ request: FetchRequest) async -> FetchResponse {
-        let deadline = ContinuousClock.now + .milliseconds(min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs))
-        while true {
-            var response = FetchResponse()
-            var total = 0
-            // Clamped, so that a response always fits the int32 size that frames it.
-            var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
-            var waitFor: [(String, Int, Int64)] = []
-            for topicRequest in request.topics {
-                var topic = FetchResponse.Topic()
-                topic.topic = topicRequest.topic
-                for partitionRequest in topicRequest.partitions {
-                    var result = FetchResponse.Partition()
-                    result.partitionIndex = partitionRequest.partition
-                    do {
-                        // The first batch is always returned, even past the byte limits.
-                        let partitionLimit = min(Int(partitionRequest.partitionMaxBytes), config.fetchMaxBytes)
-                        let limit = total == 0 ? partitionLimit : min(partitionLimit, budget)
-                        let fetched = try await broker.fetch(
-                            topic: topicRequest.topic, partition: Int(partitionRequest.partition),
-                            offset: partitionRequest.fetchOffset, maxBytes: max(limit, 1))
-                        result.highWatermark = fetched.highWatermark
-                        result.lastStableOffset = fetched.highWatermark
-                        result.logStartOffset = fetched.logStartOffset
-                        if let slice = fetched.slice, total == 0 || slice.length <= budget {
-                            result.records = .slice(slice)
-                            total += slice.length
-                            budget -= slice.length
-                        } else {
-                            result.records = .bytes([])
-                            waitFor.append((topicRequest.topic, Int(partitionRequest.partition), fetched.highWatermark))
-                        }
-                    } catch {
-                        result.errorCode = KafkaError(error).rawValue
-                        result.records = .bytes([])
-                    }
-                    topic.partitions.append(result)
-                }
-                response.topics.append(topic)
-            }
-            if total >= Int(request.minBytes) || ContinuousClock.now >= deadline || waitFor.isEmpty || broker.isClosed {
-                return response
-            }
-            // Long poll: wait for an append to any partition we found empty, then read again.
-            await withTaskGroup(of: Void.self) { group in
-                for (topic, partition, end) in waitFor {
-                    group.addTask { await self.broker.waitForAppend(topic: topic, partition: partition, beyond: end, until: deadline) }
-                }
-                await group.next()
-                group.cancelAll()
-            }
-        }
+        return (response, total, empty, blocked)
     }
 
     func listOffsets(_ request: ListOffsetsRequest, version: Int16) async -> ListOffsetsResponse {
@@ -194,3 +231,130 @@ extension RequestRouter {
 }
 
 extension KafkaError: Error {}
+
+/// One produce request being answered on its connection's loop: the response being filled
+/// and how many partitions still wait (an executor append or the flusher).
+///
+/// Confined to that loop (reached from other threads only through `NIOLoopBound`).
+final class ProduceInFlight {
+    var response = ProduceResponse()
+    var waiting = 0
+    /// All partitions were started: `done` may run once nothing waits.
+    var started = false
+    private var done: ((ProduceResponse) -> Void)?
+
+    init(request: ProduceRequest, done: @escaping (ProduceResponse) -> Void) {
+        self.done = done
+        response.topics = request.topics.map { topicData in
+            var topic = ProduceResponse.Topic()
+            topic.name = topicData.name
+            topic.partitions = topicData.partitions.map { partitionData in
+                var result = ProduceResponse.Partition()
+                result.index = partitionData.index
+                return result
+            }
+            return topic
+        }
+    }
+
+    func set(_ t: Int, _ p: Int, _ appended: AppendResult) {
+        response.topics[t].partitions[p].baseOffset = appended.baseOffset
+        response.topics[t].partitions[p].logAppendTimeMs = appended.logAppendTime ?? -1
+        response.topics[t].partitions[p].logStartOffset = appended.logStartOffset
+    }
+
+    func fail(_ t: Int, _ p: Int, _ error: any Error, router: RequestRouter, topic: String) {
+        let code = (error as? KafkaError) ?? KafkaError(error)
+        response.topics[t].partitions[p].errorCode = code.rawValue
+        response.topics[t].partitions[p].baseOffset = -1
+        if code == .unknownServerError || code == .kafkaStorageError {
+            router.logger.error("produce failed", metadata: ["topic": "\(topic)", "error": "\(error)"])
+        }
+    }
+
+    func finishIfDone() {
+        guard started, waiting == 0, let done else { return }
+        self.done = nil
+        done(response)
+    }
+}
+
+/// Identifies one partition read of a fetch.
+struct FetchKey: Hashable {
+    var topic: String
+    var partition: Int
+    var offset: Int64
+}
+
+/// One fetch being answered on its connection's loop, possibly long-polling: it watches the
+/// partitions it found empty and holds one loop timer for its deadline.
+///
+/// Confined to that loop (reached from other threads only through `NIOLoopBound`).
+final class FetchInFlight {
+    let request: FetchRequest
+    let deadline: NIODeadline
+    private var done: ((FetchResponse) -> Void)?
+    private var watches: [AppendWatch] = []
+    private var timer: Scheduled<Void>?
+
+    init(request: FetchRequest, deadline: NIODeadline, done: @escaping (FetchResponse) -> Void) {
+        self.request = request
+        self.deadline = deadline
+        self.done = done
+    }
+
+    func attempt(router: RequestRouter, loop: any EventLoop, preRead: [FetchKey: Result<FetchResult, Error>]) {
+        guard done != nil else { return }
+        let pass = router.fetchPass(request, preRead: preRead)
+        if !pass.blocked.isEmpty {
+            // Cold segments: opened and read by the engine's executor, then one more pass.
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let blocked = pass.blocked
+            let broker = router.broker
+            Task {
+                var results = preRead
+                for (key, limit) in blocked {
+                    do {
+                        results[key] = .success(
+                            try await broker.fetch(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit))
+                    } catch {
+                        results[key] = .failure(error)
+                    }
+                }
+                loop.execute { bound.value.attempt(router: router, loop: loop, preRead: results) }
+            }
+            return
+        }
+        if pass.total >= Int(request.minBytes) || NIODeadline.now() >= deadline || pass.empty.isEmpty || router.broker.isClosed {
+            finish(pass.response)
+            return
+        }
+        // Long poll: the first append to a partition found empty, or the deadline, wakes it.
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        for (topic, partition, end) in pass.empty {
+            let watch = router.broker.watchAppends(topic: topic, partition: partition, beyond: end) {
+                loop.execute { bound.value.wake(router: router, loop: loop) }
+            }
+            if let watch { watches.append(watch) }
+        }
+        if timer == nil {
+            timer = loop.scheduleTask(deadline: deadline) { bound.value.wake(router: router, loop: loop) }
+        }
+    }
+
+    private func wake(router: RequestRouter, loop: any EventLoop) {
+        for watch in watches { watch.cancel() }
+        watches.removeAll()
+        attempt(router: router, loop: loop, preRead: [:])
+    }
+
+    private func finish(_ response: FetchResponse) {
+        for watch in watches { watch.cancel() }
+        watches.removeAll()
+        timer?.cancel()
+        timer = nil
+        guard let done else { return }
+        self.done = nil
+        done(response)
+    }
+}

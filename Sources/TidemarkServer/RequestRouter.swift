@@ -1,8 +1,15 @@
 import Logging
+import NIOCore
 import Synchronization
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
+
+/// An outcome carried as a parse failure.
+struct RequestOutcomeBox: Error {
+    var outcome: RequestOutcome
+    init(_ outcome: RequestOutcome) { self.outcome = outcome }
+}
 
 /// Decodes one request frame, runs it against the engine, and encodes the response.
 ///
@@ -17,12 +24,101 @@ final class RequestRouter: Sendable {
     let boundPort: Int
     /// Requests being handled now, so a shutdown can wait for their answers.
     let inFlight = Atomic<Int>(0)
+    /// Loops for requests that arrive without one (`RequestProcessor`): produce and fetch
+    /// always complete on an event loop.
+    let loops: any EventLoopGroup
 
-    init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int) {
+    init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker
         self.config = config
         self.logger = logger
         self.boundPort = boundPort
+        self.loops = loops
+    }
+
+    /// A request whose header was read: what `route` and the inline path work from.
+    struct Parsed {
+        var api: ApiKey
+        var header: RequestHeader
+        var bodyStart: Int
+    }
+
+    /// Reads the header: the request to run, or the outcome when there is nothing to run.
+    private func parse(_ frame: [UInt8]) -> Result<Parsed, RequestOutcomeBox> {
+        // The header's first two fields decide how the rest is read.
+        guard frame.count >= 8 else { return .failure(.init(.close("frame of \(frame.count) bytes is too short for a header"))) }
+        let apiKeyRaw = Int16(frame[0]) << 8 | Int16(frame[1])
+        let version = Int16(frame[2]) << 8 | Int16(frame[3])
+        guard let api = ApiKey(rawValue: apiKeyRaw) else { return .failure(.init(.close("unknown api key \(apiKeyRaw)"))) }
+        var coder = WireCoder(reading: frame)
+        var header = RequestHeader()
+        let supported = api.implemented.contains(version)
+        do {
+            // An ApiVersions request at an unknown version is read as far as the client id
+            // only: its newer header and body are unknown by definition.
+            try header.code(&coder, flexible: supported && api.isFlexible(version))
+        } catch {
+            return .failure(.init(.close("bad request header: \(error)")))
+        }
+        guard supported else {
+            if api == .apiVersions { return .failure(.init(respondUnsupportedApiVersions(header))) }
+            return .failure(.init(.close("\(api) v\(version) is not supported")))
+        }
+        return .success(Parsed(api: api, header: header, bodyStart: coder.index))
+    }
+
+    /// Runs Produce, Fetch and ApiVersions to completion on `loop` (the connection's):
+    /// decode, validate, append to the page cache or read, encode, with no task or thread hop
+    /// unless the engine must block (a roll, a cold segment: those go to its executor) or
+    /// wait (durability, a long poll: callbacks back to `loop`). Returns false for every other
+    /// request, which the caller runs with `handle`. `done` is called on `loop`.
+    func handleInline(_ frame: [UInt8], on loop: any EventLoop, _ done: @escaping (RequestOutcome) -> Void) -> Bool {
+        loop.preconditionInEventLoop()
+        let parsed: Parsed
+        switch parse(frame) {
+        case .failure(let box):
+            done(box.outcome)
+            return true
+        case .success(let p): parsed = p
+        }
+        switch parsed.api {
+        case .produce, .fetch, .apiVersions:
+            inFlight.add(1, ordering: .relaxed)
+            runOnLoop(parsed, frame: frame, on: loop) { [self] outcome in
+                inFlight.subtract(1, ordering: .relaxed)
+                done(outcome)
+            }
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The loop-run requests. `done` is called on `loop`.
+    private func runOnLoop(_ parsed: Parsed, frame: [UInt8], on loop: any EventLoop, _ done: @escaping (RequestOutcome) -> Void) {
+        let header = parsed.header
+        let api = parsed.api
+        let version = header.apiVersion
+        func answer<M: KafkaMessage>(_ message: M) -> RequestOutcome {
+            do { return try respond(message, header, api: api) } catch { return .close("\(api) response: \(error)") }
+        }
+        do {
+            switch api {
+            case .apiVersions:
+                _ = try ApiVersionsRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version))
+                done(answer(apiVersions()))
+            case .produce:
+                let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: false)
+                produce(request, on: loop) { response in done(request.acks == 0 ? .silent : answer(response)) }
+            case .fetch:
+                let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: false)
+                fetch(request, on: loop) { response in done(answer(response)) }
+            default:
+                preconditionFailure("\(api) is not run on the loop")
+            }
+        } catch {
+            done(.close("malformed \(api) v\(version): \(error)"))
+        }
     }
 
     var advertisedPort: Int32 { Int32(config.advertisedPort ?? boundPort) }
@@ -34,27 +130,24 @@ final class RequestRouter: Sendable {
     }
 
     private func dispatch(_ frame: [UInt8]) async -> RequestOutcome {
-        // The header's first two fields decide how the rest is read.
-        guard frame.count >= 8 else { return .close("frame of \(frame.count) bytes is too short for a header") }
-        let apiKeyRaw = Int16(frame[0]) << 8 | Int16(frame[1])
-        let version = Int16(frame[2]) << 8 | Int16(frame[3])
-        guard let api = ApiKey(rawValue: apiKeyRaw) else { return .close("unknown api key \(apiKeyRaw)") }
-        var coder = WireCoder(reading: frame)
-        var header = RequestHeader()
-        let supported = api.implemented.contains(version)
-        do {
-            // An ApiVersions request at an unknown version is read as far as the client id
-            // only: its newer header and body are unknown by definition.
-            try header.code(&coder, flexible: supported && api.isFlexible(version))
-        } catch {
-            return .close("bad request header: \(error)")
+        let parsed: Parsed
+        switch parse(frame) {
+        case .failure(let box): return box.outcome
+        case .success(let p): parsed = p
         }
-        guard supported else {
-            if api == .apiVersions { return respondUnsupportedApiVersions(header) }
-            return .close("\(api) v\(version) is not supported")
+        let api = parsed.api
+        let version = parsed.header.apiVersion
+        if api == .produce || api == .fetch || api == .apiVersions {
+            // The same loop-run code as connections use, on a loop of our own.
+            let loop = loops.next()
+            return await withCheckedContinuation { continuation in
+                loop.execute { [self] in
+                    runOnLoop(parsed, frame: frame, on: loop) { continuation.resume(returning: $0) }
+                }
+            }
         }
         do {
-            return try await route(api, header: header, frame: frame, bodyStart: coder.index)
+            return try await route(api, header: parsed.header, frame: frame, bodyStart: parsed.bodyStart)
         } catch let error as WireError {
             return .close("malformed \(api) v\(version): \(error)")
         } catch {
@@ -99,15 +192,9 @@ final class RequestRouter: Sendable {
             try M.decode(frame, from: bodyStart, version: version, flexible: flexible)
         }
         switch api {
-        case .apiVersions:
-            _ = try body(ApiVersionsRequest.self)
-            return try respond(apiVersions(), header, api: api)
+        case .apiVersions, .produce, .fetch:
+            preconditionFailure("\(api) runs on a loop")
         case .metadata: return try respond(await metadata(try body(MetadataRequest.self), version: version), header, api: api)
-        case .produce:
-            let request = try body(ProduceRequest.self)
-            let response = await produce(request)
-            return request.acks == 0 ? .silent : try respond(response, header, api: api)
-        case .fetch: return try respond(await fetch(try body(FetchRequest.self)), header, api: api)
         case .listOffsets: return try respond(await listOffsets(try body(ListOffsetsRequest.self), version: version), header, api: api)
         case .initProducerId: return try respond(await initProducerId(try body(InitProducerIdRequest.self)), header, api: api)
         case .findCoordinator: return try respond(findCoordinator(try body(FindCoordinatorRequest.self)), header, api: api)

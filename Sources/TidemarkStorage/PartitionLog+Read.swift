@@ -89,7 +89,7 @@ extension PartitionLog {
         var logEndOffset: Int64
     }
 
-    private func locate(_ offset: Int64, byTimestamp timestamp: Int64? = nil) throws(StorageError) -> ReadStart? {
+    private func locate(_ offset: Int64, mayBlock: Bool = true) throws(StorageError) -> ReadStart? {
         try state.withLock { s -> Result<ReadStart?, StorageError> in
             do throws(StorageError) {
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
@@ -103,6 +103,10 @@ extension PartitionLog {
                 let segment = s.segments[index]
                 let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
                 if index != s.segments.count - 1 {
+                    // Opening a segment (descriptors, mappings, maybe an index rebuild) is disk work.
+                    guard mayBlock || segment.isOpen else {
+                        throw StorageError(.wouldBlock, "offset \(offset) is in a segment that is not open", path: directory)
+                    }
                     try segment.openForRead(offsetLimit: nextBase)
                     enforceOpenSegmentLimit(&s)
                 }
@@ -140,10 +144,13 @@ extension PartitionLog {
     /// The batches are returned as a file range, as stored: no decoding, no copy. The first
     /// batch may start before `offset` (a consumer skips the records before it). Throws
     /// `.offsetOutOfRange` outside `[logStartOffset, logEndOffset]`.
-    public func read(from offset: Int64, maxBytes: Int) throws(StorageError) -> LogReadResult {
+    ///
+    /// With `mayBlock: false`, a read that would first open a closed segment throws
+    /// `.wouldBlock` (reads of open segments are page-cache reads).
+    public func read(from offset: Int64, maxBytes: Int, mayBlock: Bool = true) throws(StorageError) -> LogReadResult {
         let target = offset
         do {
-            guard let start = try locate(target) else {
+            guard let start = try locate(target, mayBlock: mayBlock) else {
                 let (begin, end) = state.withLock { ($0.logStartOffset, $0.logEndOffset) }
                 return LogReadResult(slice: nil, logStartOffset: begin, logEndOffset: end)
             }

@@ -122,10 +122,14 @@ public final class PartitionLog: Sendable {
     ///
     /// With `applyingFlushPolicy: false` the call returns as soon as the bytes are appended;
     /// the caller then calls `applyFlushPolicy(after:)` (e.g. after releasing its own locks,
-    /// so that concurrent appenders can share an fdatasync).
+    /// so that concurrent appenders can share an fdatasync), or asks `durabilityTarget(after:)`
+    /// and waits for a `LogFlusher`.
+    ///
+    /// With `mayBlock: false` (an event loop appending to the page cache), an append that
+    /// would first create a segment (a roll) throws `.wouldBlock` and appends nothing.
     @discardableResult
-    public func append(_ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true) throws(StorageError)
-        -> LogAppendInfo
+    public func append(_ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true, mayBlock: Bool = true)
+        throws(StorageError) -> LogAppendInfo
     {
         var headers: [RecordBatchHeader] = []
         var starts: [Int] = []
@@ -204,6 +208,7 @@ public final class PartitionLog: Sendable {
                 let lastOffset = next - 1
                 var rolledEnd: Int64? = nil
                 if try shouldRoll(&s, bytes: totalBytes, batchCount: headers.count, lastOffset: lastOffset) {
+                    guard mayBlock else { throw StorageError(.wouldBlock, "the append needs a new segment", path: directory) }
                     rolledEnd = s.logEndOffset
                     try roll(&s)
                 }
@@ -239,9 +244,11 @@ public final class PartitionLog: Sendable {
 
     /// Appends batches held in an array.
     @discardableResult
-    public func append(_ bytes: [UInt8], applyingFlushPolicy: Bool = true) throws(StorageError) -> LogAppendInfo {
+    public func append(_ bytes: [UInt8], applyingFlushPolicy: Bool = true, mayBlock: Bool = true) throws(StorageError)
+        -> LogAppendInfo
+    {
         try bytes.withUnsafeBytes { raw in
-            Result { () throws(StorageError) in try append(raw, applyingFlushPolicy: applyingFlushPolicy) }
+            Result { () throws(StorageError) in try append(raw, applyingFlushPolicy: applyingFlushPolicy, mayBlock: mayBlock) }
         }.get()
     }
 
@@ -311,6 +318,29 @@ public final class PartitionLog: Sendable {
         }
         // A rolled segment is made durable now, so recovery only ever scans the newest one.
         if let rolledEnd, gate.flushed < rolledEnd { try flush(upTo: rolledEnd) }
+    }
+
+    /// The offset that must be durable before `info`'s append is acknowledged, as the flush
+    /// policy says (every append; every N messages once N are due; every T ms once T passed;
+    /// and always a rolled segment), or nil when the OS may keep it for now. The non-blocking
+    /// counterpart of `applyFlushPolicy(after:)`: the caller waits for a `LogFlusher`.
+    public func durabilityTarget(after info: LogAppendInfo) -> Int64? {
+        let end = info.lastOffset + 1
+        var target: Int64? = nil
+        switch config.flushPolicy {
+        case .everyAppend:
+            target = end
+        case .everyMessages(let count):
+            if state.withLock({ $0.messagesSinceFlush }) >= count { target = end }
+        case .everyInterval(let ms):
+            let due = state.withLock { monotonicNanoseconds() - $0.lastFlushNanoseconds >= UInt64(ms) * 1_000_000 }
+            if due { target = end }
+        case .os:
+            break
+        }
+        if let rolledEnd = info.rolledSegmentEnd, gate.flushed < rolledEnd { target = max(target ?? 0, rolledEnd) }
+        guard let target, gate.flushed < target else { return nil }
+        return target
     }
 
     /// Under an interval policy, flushes when the last flush is older than the interval.

@@ -23,6 +23,9 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         case failed
         /// An argument is out of its documented range.
         case invalidArgument
+        /// The call was asked not to block (`mayBlock: false`) and would have: a segment to
+        /// create or to open. Nothing was done; call it again where blocking is fine.
+        case wouldBlock
     }
 
     public var code: Code

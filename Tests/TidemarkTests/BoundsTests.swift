@@ -102,8 +102,8 @@ import TidemarkStorage
         #expect(table.entries[0] == nil)
     }
 
-    /// A long poll answered by an append leaves no sleeping timer behind (it used to sleep
-    /// until its deadline, one task per poll).
+    /// A long poll answered by an append leaves no timer behind (each used to sleep in a task
+    /// of its own until its deadline); deadlines share one sleeping task.
     @Test func wokenLongPollsLeaveNoTimers() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())
@@ -115,11 +115,17 @@ import TidemarkStorage
             try await HardeningTests.produce(broker, "w", 0, ["r\(round)"])
             #expect(try await polled.slice != nil)
         }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while partition.notifier.liveTimers.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        #expect(partition.notifier.liveTimers.load(ordering: .relaxed) == 0)
+        #expect(broker.timers.pendingCount == 0 && !broker.timers.hasSleeper)
+        // Many polls at once: still one sleeping task for all their deadlines.
+        async let a = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 300)
+        async let b = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 200)
+        async let c = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 100)
+        while partition.notifier.waiterCount < 3 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(broker.timers.pendingCount == 3 && broker.timers.hasSleeper)
+        let started = ContinuousClock.now
+        _ = try await (a, b, c)
+        #expect(ContinuousClock.now - started >= .milliseconds(250))
+        #expect(broker.timers.pendingCount == 0)
         try await broker.close()
     }
 }

@@ -34,9 +34,9 @@ extension Broker {
     /// segment roll goes to the blocking executor, and durability is waited for through the
     /// broker's `LogFlusher` (group commit), not on a parked thread.
     public func append(topic: String, partition: Int, batches: [UInt8]) async throws -> AppendResult {
-        let state = try partitionState(topic, partition)
+        let (config, state) = try topicAndPartition(topic, partition)
         let now = options.clock()
-        let headers = try Self.parseHeaders(batches, config: try topicState(topic).config, nowMs: now)
+        let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
         var outcome: ImmediateAppend
         if let done = try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false) {
             outcome = done
@@ -60,9 +60,9 @@ extension Broker {
     /// was done, and the caller runs `append` where blocking is fine. A non-nil `durableAt`
     /// must be made durable (`whenDurable`) before the producer is answered.
     public func appendNow(topic: String, partition: Int, batches: [UInt8]) throws(TidemarkError) -> ImmediateAppend? {
-        let state = try partitionState(topic, partition)
+        let (config, state) = try topicAndPartition(topic, partition)
         let now = options.clock()
-        let headers = try Self.parseHeaders(batches, config: try topicState(topic).config, nowMs: now)
+        let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
         return try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false)
     }
 
@@ -103,7 +103,7 @@ extension Broker {
                 }
                 let info: LogAppendInfo
                 do throws(StorageError) {
-                    info = try state.log.append(batches, applyingFlushPolicy: false, mayBlock: mayBlock)
+                    info = try state.log.append(batches, applyingFlushPolicy: false, mayBlock: mayBlock, validated: headers)
                 } catch where error.code == .wouldBlock {
                     return .success(nil)
                 } catch {

@@ -298,12 +298,17 @@ public final class Broker: Sendable {
     }
 
     func partitionState(_ topic: String, _ partition: Int) throws(TidemarkError) -> PartitionState {
+        try topicAndPartition(topic, partition).1
+    }
+
+    /// A topic's config and one of its partitions, with one registry lookup.
+    func topicAndPartition(_ topic: String, _ partition: Int) throws(TidemarkError) -> (TopicConfig, PartitionState) {
         let state = try topicState(topic)
         guard partition >= 0 && partition < state.slots.count else {
             throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
         }
         switch state.slots[partition] {
-        case .online(let partitionState): return partitionState
+        case .online(let partitionState): return (state.config, partitionState)
         case .offline(let reason): throw TidemarkError(.storage, "partition \(topic)-\(partition) is offline: \(reason)")
         }
     }

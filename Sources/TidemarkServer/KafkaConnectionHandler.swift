@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import NIOCore
+import TidemarkStorage
 import TidemarkWire
 
 /// What to do with one request's answer.
@@ -152,10 +153,23 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 close(context: context)
                 return
             }
-            var prefix = context.channel.allocator.buffer(capacity: 4)
-            prefix.writeInteger(Int32(size))
-            context.write(wrapOutboundOut(.byteBuffer(prefix)), promise: nil)
-            for chunk in chunks { write(chunk, context: context) }
+            // The size prefix and the in-memory chunks go out in one buffer, file slices
+            // (sendfile) between them.
+            var buffer = context.channel.allocator.buffer(capacity: 4 + (chunks.first.map { $0.isSlice ? 0 : $0.count } ?? 0))
+            buffer.writeInteger(Int32(size))
+            for chunk in chunks {
+                switch chunk {
+                case .bytes(let bytes):
+                    buffer.writeBytes(bytes)
+                case .slice(let slice):
+                    if buffer.readableBytes > 0 {
+                        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+                        buffer = context.channel.allocator.buffer(capacity: 256)
+                    }
+                    writeSlice(slice, context: context)
+                }
+            }
+            if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil) }
             needsFlush = true
         }
         if heldRead && pending < Self.maxPending / 2 {
@@ -172,26 +186,19 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private func write(_ chunk: RecordsData, context: ChannelHandlerContext) {
-        switch chunk {
-        case .bytes(let bytes):
-            guard !bytes.isEmpty else { return }
-            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
-        case .slice(let slice):
-            // sendfile from the segment: a descriptor of its own per write (NIO allows one user
-            // per handle), closed when the write completes.
-            let fd = dup(slice.file.descriptor.rawValue)
-            guard fd >= 0 else {
-                close(context: context)
-                return
-            }
-            let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
-            let region = FileRegion(
-                fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.length)
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { _ in try? handle.close() }
-            context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
+    /// sendfile from the segment: a descriptor of its own per write (NIO allows one user per
+    /// handle), closed when the write completes.
+    private func writeSlice(_ slice: LogSlice, context: ChannelHandlerContext) {
+        let fd = dup(slice.file.descriptor.rawValue)
+        guard fd >= 0 else {
+            close(context: context)
+            return
         }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.length)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in try? handle.close() }
+        context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -199,5 +206,12 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             "connection error, closing",
             metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"])
         close(context: context)
+    }
+}
+
+extension RecordsData {
+    var isSlice: Bool {
+        if case .slice = self { return true }
+        return false
     }
 }

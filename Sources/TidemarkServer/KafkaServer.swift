@@ -40,7 +40,7 @@ public final class KafkaServer: Sendable {
     public static func start(broker: Broker, config: ServerConfig, logger: Logger = Logger(label: "tidemark.server")) async throws
         -> KafkaServer
     {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops ?? System.coreCount)
         // The router needs the bound port (for Metadata) before connections arrive: bind
         // first, then install the child handlers through a box the initializer reads.
         let routerBox = RouterBox()

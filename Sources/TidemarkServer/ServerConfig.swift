@@ -25,6 +25,8 @@ public struct ServerConfig: Sendable {
     /// The longest a fetch long-polls, whatever the client asks (clients ask 500 ms).
     public var fetchMaxWaitMs: Int64 = 300_000
     public var nodeId: Int32 = 0
+    /// Event loop threads (nil: one per core).
+    public var eventLoops: Int? = nil
     public var clusterId = "tidemark"
 
     public init() {}

@@ -127,13 +127,30 @@ public final class PartitionLog: Sendable {
     ///
     /// With `mayBlock: false` (an event loop appending to the page cache), an append that
     /// would first create a segment (a roll) throws `.wouldBlock` and appends nothing.
+    ///
+    /// `validated`: the headers of these very bytes from a `RecordBatchValidator` pass the
+    /// caller just made (framing and CRC included); they are not checked a second time.
     @discardableResult
-    public func append(_ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true, mayBlock: Bool = true)
-        throws(StorageError) -> LogAppendInfo
-    {
+    public func append(
+        _ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true, mayBlock: Bool = true,
+        validated: [RecordBatchHeader]? = nil
+    ) throws(StorageError) -> LogAppendInfo {
         var headers: [RecordBatchHeader] = []
         var starts: [Int] = []
         var position = 0
+        if let validated {
+            headers = validated
+            starts.reserveCapacity(validated.count)
+            for header in validated {
+                starts.append(position)
+                position += header.totalSize
+                guard header.totalSize <= config.maxBatchBytes else {
+                    throw StorageError(
+                        .batchTooLarge, "batch of \(header.totalSize) bytes exceeds maxBatchBytes \(config.maxBatchBytes)")
+                }
+            }
+            guard position == bytes.count else { throw StorageError(.invalidArgument, "validated headers do not cover the bytes") }
+        }
         while position < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
             let header: RecordBatchHeader
@@ -244,11 +261,13 @@ public final class PartitionLog: Sendable {
 
     /// Appends batches held in an array.
     @discardableResult
-    public func append(_ bytes: [UInt8], applyingFlushPolicy: Bool = true, mayBlock: Bool = true) throws(StorageError)
-        -> LogAppendInfo
-    {
+    public func append(
+        _ bytes: [UInt8], applyingFlushPolicy: Bool = true, mayBlock: Bool = true, validated: [RecordBatchHeader]? = nil
+    ) throws(StorageError) -> LogAppendInfo {
         try bytes.withUnsafeBytes { raw in
-            Result { () throws(StorageError) in try append(raw, applyingFlushPolicy: applyingFlushPolicy, mayBlock: mayBlock) }
+            Result { () throws(StorageError) in
+                try append(raw, applyingFlushPolicy: applyingFlushPolicy, mayBlock: mayBlock, validated: validated)
+            }
         }.get()
     }
 

@@ -27,6 +27,7 @@ struct Serve: AsyncParsableCommand {
     var frameTimeoutMs: Int64 = 60_000
     @Option(help: "Close a connection idle this many ms (connections.max.idle.ms).")
     var connectionsMaxIdleMs: Int64 = 600_000
+    @Option(help: "Event loop threads (default: one per core).") var eventLoops: Int?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
@@ -34,6 +35,7 @@ struct Serve: AsyncParsableCommand {
         guard maxRequestBytes >= 1024 else { throw ValidationError("--max-request-bytes must be at least 1024") }
         guard queuedMaxRequestBytes >= 1024 else { throw ValidationError("--queued-max-request-bytes must be at least 1024") }
         guard frameTimeoutMs > 0, connectionsMaxIdleMs > 0 else { throw ValidationError("timeouts must be positive") }
+        if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
     }
 
     func run() async throws {
@@ -50,6 +52,7 @@ struct Serve: AsyncParsableCommand {
         config.queuedMaxRequestBytes = queuedMaxRequestBytes
         config.frameTimeoutMs = frameTimeoutMs
         config.connectionsMaxIdleMs = connectionsMaxIdleMs
+        config.eventLoops = eventLoops
 
         let broker = try await Broker.open(dataDirectory: data)
         let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)

@@ -1,3 +1,4 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,8 +10,8 @@ import Synchronization
 /// offset has completed (or failed).
 ///
 /// Each pass takes every log that has waiters, syncs each once up to the highest offset
-/// asked of it (everything appended by then rides along), and answers all of that log's
-/// waiters. Appends arriving during a pass wait for the next one, so the messages per
+/// asked of it (everything appended by then rides along; the logs of a pass concurrently),
+/// and answers all of that log's waiters. Appends arriving during a pass wait for the next one, so the messages per
 /// fsync approach the number of producers waiting. One flusher per disk (per broker here).
 ///
 /// Concurrency: `state` (a Mutex) owns the waiters; the thread sleeps on a semaphore.
@@ -106,9 +107,13 @@ public final class LogFlusher: Sendable {
                     s.syncedLogs += batch.count
                     return (batch, s.stopped)
                 }
-                for pending in batch {
+                // The logs of a pass are synced concurrently: the filesystem's journal then
+                // commits them together (ext4 folds concurrent fdatasyncs into one commit),
+                // instead of one commit after another.
+                DispatchQueue.concurrentPerform(iterations: batch.count) { index in
+                    let pending = batch[index]
                     var failure: StorageError? = nil
-                    do { try pending.log.flush(upTo: pending.target) } catch { failure = error }
+                    do throws(StorageError) { try pending.log.flush(upTo: pending.target) } catch { failure = error }
                     for (_, completion) in pending.completions { completion(failure) }
                 }
                 if batch.isEmpty {

@@ -23,6 +23,8 @@ final class FlushGate: @unchecked Sendable {
     /// `flushedOffset`, published for readers that must not wait on the mutex (a flusher
     /// holds no lock across fdatasync, but waiters do park on it).
     private let publishedFlushed: Atomic<Int64>
+    /// Flushes run so far (each one fdatasync pass over the log's files).
+    let flushCount = Atomic<Int>(0)
 
     init(flushedOffset: Int64) {
         self.flushedOffset = flushedOffset
@@ -61,6 +63,7 @@ final class FlushGate: @unchecked Sendable {
                 continue
             }
             inProgress = true
+            flushCount.add(1, ordering: .relaxed)
             pthread_mutex_unlock(mutex)
             let result = Result { () throws(StorageError) in try flush() }
             pthread_mutex_lock(mutex)

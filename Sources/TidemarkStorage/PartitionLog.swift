@@ -98,6 +98,8 @@ public final class PartitionLog: Sendable {
     public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
     /// One past the last offset known to be on disk ("flushed").
     public var flushedOffset: Int64 { gate.flushed }
+    /// fdatasync passes made so far (group commit: far fewer than durable appends).
+    public var flushCount: Int { gate.flushCount.load(ordering: .relaxed) }
     /// Bytes of all segments' logs.
     public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + Int64($1.size) } } }
     public var segmentCount: Int { state.withLock { $0.segments.count } }

@@ -198,3 +198,32 @@ import TidemarkStorage
         try await broker.close()
     }
 }
+
+/// Durable appends share fsyncs: waiters are callbacks on the broker's one flusher, which
+/// syncs everything appended by the time it runs, so many concurrent producers cost few
+/// fdatasyncs, and none is answered before its bytes are on disk.
+@Suite struct GroupCommitTests {
+    @Test func concurrentDurableAppendsShareFsyncs() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("d", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+        let log = try broker.partitionState("d", 0).log
+        let before = log.flushCount
+        let appends = 256
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<appends {
+                group.addTask {
+                    var builder = RecordBatchBuilder()
+                    builder.append(timestamp: currentTimeMilliseconds(), key: nil, value: Array("job-\(i)".utf8))
+                    let result = try await broker.append(topic: "d", partition: 0, batches: try builder.build())
+                    // Answered only once durable.
+                    #expect(log.flushedOffset > result.lastOffset)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let fsyncs = log.flushCount - before
+        #expect(fsyncs >= 1 && fsyncs <= appends / 4, "\(fsyncs) fsyncs for \(appends) durable appends")
+        try await broker.close()
+    }
+}

@@ -123,14 +123,16 @@ public final class Broker: Sendable {
             for topic in try store.load() {
                 // A partition that cannot be opened (an unreadable directory, say) goes offline
                 // alone: the others serve, and the broker starts.
-                let slots = (0..<topic.partitions).map { p -> PartitionSlot in
+                let logger = options.logger
+                let clock = options.clock
+                let slots = parallelMap(topic.partitions) { p -> PartitionSlot in
                     do {
                         return .online(
                             try PartitionState.open(
                                 topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
-                                config: topic.config.logConfig, clock: options.clock, logger: options.logger))
+                                config: topic.config.logConfig, clock: clock, logger: logger))
                     } catch {
-                        options.logger.error(
+                        logger.error(
                             "partition offline: it could not be opened; requests for it get KAFKA_STORAGE_ERROR",
                             metadata: ["topic": "\(topic.name)", "partition": "\(p)", "error": "\(error)"])
                         return .offline(reason: "\(error)")
@@ -196,12 +198,21 @@ public final class Broker: Sendable {
             }
             var states: [PartitionState] = []
             do {
-                for p in 0..<partitions {
-                    states.append(
+                let (dataDirectory, clock, logger) = (dataDirectory, options.clock, options.logger)
+                let opened = parallelMap(partitions) { p in
+                    Result {
                         try PartitionState.open(
                             topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
-                            config: config.logConfig, clock: options.clock, logger: options.logger))
+                            config: config.logConfig, clock: clock, logger: logger)
+                    }
                 }
+                for result in opened {
+                    switch result {
+                    case .success(let state): states.append(state)
+                    case .failure: break
+                    }
+                }
+                if let failure = opened.first(where: { if case .failure = $0 { true } else { false } }) { _ = try failure.get() }
             } catch {
                 for state in states { try? state.log.close() }
                 for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
@@ -348,10 +359,11 @@ public final class Broker: Sendable {
         flusher.shutdown()
         let logger = options.logger
         try await executor.run {
-            for partition in partitions {
+            _ = parallelMap(partitions.count) { index in
+                let partition = partitions[index]
                 do {
                     try partition.log.close()
-                    try partition.writeSnapshot()
+                    try partition.writeSnapshotIfNeeded()
                 } catch {
                     logger.error(
                         "partition did not close cleanly; the next open recovers it",

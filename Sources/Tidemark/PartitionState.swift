@@ -17,6 +17,8 @@ final class PartitionState: Sendable {
     /// Failures already logged (maintenance work, damage met by reads), so a failure that
     /// repeats every second is logged when it starts and when it stops, not each time.
     private let reported = Mutex<Set<String>>([])
+    /// The log end the snapshot on disk covers (-1: none, or stale).
+    let snapshotEnd = Atomic<Int64>(-1)
 
     static let snapshotName = "producer-state.snapshot"
     var snapshotPath: String { log.directory + "/" + Self.snapshotName }
@@ -59,12 +61,24 @@ final class PartitionState: Sendable {
             replayFrom = max(offset, log.logStartOffset)
         }
         let now = clock()
+        let snapshotCurrent = replayFrom == log.logEndOffset
         if replayFrom < log.logEndOffset {
-            try log.batchHeaders(from: replayFrom) { header in
-                if header.hasProducerId && header.lastOffset >= replayFrom { table.record(header, nowMs: now) }
+            do {
+                try log.batchHeaders(from: replayFrom) { header in
+                    if header.hasProducerId && header.lastOffset >= replayFrom { table.record(header, nowMs: now) }
+                }
+            } catch {
+                // Damage in old data must not keep the partition from serving: the producers
+                // of the unreadable range are forgotten (their retries could duplicate), and
+                // reads of that range answer the error.
+                logger.error(
+                    "producer state replay stopped at damage; idempotence of older producers is lost",
+                    metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
             }
         }
-        return PartitionState(topic: topic, partition: partition, log: log, producers: table)
+        let state = PartitionState(topic: topic, partition: partition, log: log, producers: table)
+        if snapshotCurrent { state.snapshotEnd.store(log.logEndOffset, ordering: .relaxed) }
+        return state
     }
 
     /// Logs `error` from `what` unless it was logged already (see `reported`).
@@ -85,7 +99,18 @@ final class PartitionState: Sendable {
 
     /// Writes the producer table's snapshot at the current log end.
     func writeSnapshot() throws {
-        let bytes = producers.withLock { table in table.snapshot(logOffset: log.logEndOffset) }
+        let (bytes, end) = producers.withLock { table in
+            let end = log.logEndOffset
+            return (table.snapshot(logOffset: end), end)
+        }
         try DurableFile.write(bytes, to: snapshotPath)
+        snapshotEnd.store(end, ordering: .relaxed)
+    }
+
+    /// Writes the snapshot unless the one on disk already covers the log's end (a partition
+    /// untouched since it opened costs no fsync at close).
+    func writeSnapshotIfNeeded() throws {
+        if snapshotEnd.load(ordering: .relaxed) == log.logEndOffset { return }
+        try writeSnapshot()
     }
 }

@@ -84,11 +84,13 @@ final class LogSegment {
         return segment
     }
 
-    private func openIndexes(writable: Bool) throws(StorageError) {
+    private func openIndexes(writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
         offsetIndex = try OffsetIndex(
-            path: indexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable)
+            path: indexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
+            discardingEntries: discardingEntries)
         timeIndex = try TimeIndex(
-            path: timeIndexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable)
+            path: timeIndexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
+            discardingEntries: discardingEntries)
         isWritable = writable
     }
 
@@ -115,7 +117,7 @@ final class LogSegment {
             }
         }
         // Rebuild the indexes from the log (they are disposable); the log itself is left as is.
-        try openIndexes(writable: true)
+        try openIndexes(writable: true, discardingEntries: true)
         _ = try rebuildIndexes(truncatingInvalidTail: false)
         try sealIndexes()
     }
@@ -131,7 +133,8 @@ final class LogSegment {
         closeFiles()
         log = try SharedFile.open(logPath, .readWrite)
         size = Int(try log!.size())
-        try openIndexes(writable: true)
+        // Untrusted indexes are rebuilt from scratch: their old entries are not read at all.
+        try openIndexes(writable: true, discardingEntries: !trustIndexes)
         if trustIndexes, offsetIndex!.validate(logSize: size, offsetLimit: nil), timeIndex!.validate(offsetLimit: nil) {
             let resumeFrom = offsetIndex!.lastEntry
             if let last = timeIndex!.lastEntry {
@@ -290,12 +293,16 @@ final class LogSegment {
         isWritable = false
     }
 
-    /// The files to fdatasync for this segment to be durable.
+    /// The files to fdatasync for this segment to be durable: its log, and once sealed its
+    /// indexes (the active segment's indexes are rebuilt after a crash, so an append never
+    /// waits for them).
     var filesToSync: [SharedFile] {
         var files: [SharedFile] = []
         if let log { files.append(log) }
-        if let offsetIndex { files.append(offsetIndex.storage.file) }
-        if let timeIndex { files.append(timeIndex.storage.file) }
+        if !isWritable {
+            if let file = try? offsetIndex?.storage.fileForSync() { files.append(file) }
+            if let file = try? timeIndex?.storage.fileForSync() { files.append(file) }
+        }
         return files
     }
 

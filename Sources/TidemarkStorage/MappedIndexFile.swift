@@ -12,6 +12,9 @@ import SystemPackage
 /// lands past the file's allocated end (which would raise SIGBUS). Sealing maps the trimmed
 /// file read-only before it lets the old mapping go.
 ///
+/// An index keeps no file descriptor: the mapping is all it needs. Growth and sealing open the
+/// file for the moment they need it, so thousands of partitions cost mappings, not descriptors.
+///
 /// Ownership: one `LogSegment`, itself guarded by its `PartitionLog`'s lock; not Sendable,
 /// and the mapping never leaves this class. Invariants: `entryCount * entrySize <=
 /// allocatedBytes <= mappedBytes`; when writable, the file's blocks `[0, allocatedBytes)`
@@ -21,7 +24,6 @@ final class MappedIndexFile {
     let entrySize: Int
     /// Largest size the file may reach, a multiple of `entrySize`.
     let maxBytes: Int
-    private(set) var file: SharedFile
     private var mapping: UnsafeMutableRawPointer?
     private var mappedBytes = 0
     /// Bytes of the file reserved for entries (writable), or its size (read-only).
@@ -34,14 +36,16 @@ final class MappedIndexFile {
 
     /// Opens (creating if absent) `path`. Entries are the file's size divided by
     /// `entrySize` (a partial trailing entry is dropped); `writable` prepares it for appends.
-    init(path: String, entrySize: Int, maxBytes: Int, writable: Bool) throws(StorageError) {
+    /// `discardingEntries`: the caller rebuilds the index, so the file starts empty (its old
+    /// entries are not even read, so a crash's preallocated tail costs no memory).
+    init(path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
         precondition(entrySize > 0 && maxBytes >= entrySize)
         self.path = path
         self.entrySize = entrySize
         self.maxBytes = maxBytes - maxBytes % entrySize
         self.isWritable = writable
-        file = try SharedFile.open(path, writable ? .readWrite : .readOnly, options: writable ? [.create] : [])
-        let size = Int(try file.size())
+        let file = try SharedFile.open(path, writable ? .readWrite : .readOnly, options: writable ? [.create] : [])
+        let size = discardingEntries ? 0 : Int(try file.size())
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {
             try file.truncate(to: Int64(entryCount * entrySize))
@@ -75,7 +79,7 @@ final class MappedIndexFile {
         let needed = (entryCount + 1) * entrySize
         if needed > allocatedBytes {
             let capacity = min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
-            try file.allocate(size: Int64(capacity))
+            try SharedFile.open(path, .readWrite).allocate(size: Int64(capacity))
             allocatedBytes = capacity
         }
         fill(UnsafeMutableRawBufferPointer(start: mapping! + entryCount * entrySize, count: entrySize))
@@ -97,6 +101,7 @@ final class MappedIndexFile {
         guard isWritable else { return }
         // (No msync: on Linux the mapping's dirty pages are the file's page cache, which the
         // fdatasync of the flush that follows a roll writes out.)
+        let file = try SharedFile.open(path, .readWrite)
         try file.truncate(to: Int64(sizeInBytes))
         isWritable = false
         allocatedBytes = sizeInBytes
@@ -117,10 +122,13 @@ final class MappedIndexFile {
         try writableFile.allocate(size: Int64(capacity))
         let (newMapping, newBytes) = try Self.map(writableFile, bytes: maxBytes, writable: true)
         replaceMapping(newMapping, newBytes)
-        file = writableFile
         allocatedBytes = capacity
         isWritable = true
     }
+
+    /// A descriptor for making the file durable (fdatasync also writes the mapping's dirty
+    /// pages: they are the file's page cache).
+    func fileForSync() throws(StorageError) -> SharedFile { try SharedFile.open(path, .readOnly) }
 
     private func replaceMapping(_ newMapping: UnsafeMutableRawPointer?, _ newBytes: Int) {
         Self.unmap(mapping, mappedBytes)

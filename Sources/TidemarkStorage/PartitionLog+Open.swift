@@ -98,7 +98,11 @@ extension PartitionLog {
             segments: segments, logStartOffset: segments[0].baseOffset, logEndOffset: logEnd, recovery: report)
         let log = PartitionLog(directory: directory, config: config, clock: clock, state: state)
         log.state.withLock { log.enforceOpenSegmentLimit(&$0) }  // segments recovery left open
-        try log.writeRecoveryCheckpoint(logEnd)  // also syncs the directory (marker removal)
+        if wasClean && recoveryPoint == logEnd && report.truncatedBytes == 0 {
+            try FileSystem.syncDirectory(directory)  // the checkpoint is right: only the marker's removal
+        } else {
+            try log.writeRecoveryCheckpoint(logEnd)  // also syncs the directory (marker removal)
+        }
         return log
     }
 

@@ -56,6 +56,7 @@ extension PartitionLog {
                     _ = try active.truncate(toOffset: offset)
                 }
                 s.logEndOffset = s.active.nextOffset ?? s.active.baseOffset
+                s.changedSinceOpen = true
                 publishPositions(s)
                 s.pendingSync.append(contentsOf: s.active.filesToSync)
                 s.directoryNeedsSync = true
@@ -102,6 +103,7 @@ extension PartitionLog {
         let removed = Array(s.segments.prefix(count))
         s.segments.removeFirst(count)
         s.logStartOffset = max(s.logStartOffset, s.segments[0].baseOffset)
+        s.changedSinceOpen = true
         publishPositions(s)
         for segment in removed { try segment.deleteFiles() }
         s.directoryNeedsSync = true

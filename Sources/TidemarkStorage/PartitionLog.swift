@@ -65,6 +65,9 @@ public final class PartitionLog: Sendable {
         var directoryNeedsSync = false
         /// A segment rolled since the recovery checkpoint was written.
         var checkpointStale = false
+        /// Anything was appended, truncated or deleted since open: a clean close then has
+        /// data to make durable; otherwise it only leaves its marker.
+        var changedSinceOpen = false
         var messagesSinceFlush = 0
         var lastFlushNanoseconds: UInt64 = monotonicNanoseconds()
         /// Recovery facts from open, for tests and logs.
@@ -236,6 +239,7 @@ public final class PartitionLog: Sendable {
                 s.logEndOffset = next
                 publishPositions(s)
                 s.messagesSinceFlush += recordCount
+                s.changedSinceOpen = true
                 let info = LogAppendInfo(
                     firstOffset: firstOffset, lastOffset: lastOffset, logAppendTime: appendTime,
                     batchCount: headers.count, recordCount: recordCount, byteCount: totalBytes)
@@ -432,10 +436,13 @@ public final class PartitionLog: Sendable {
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
                 try s.active.sealIndexes()
-                for file in s.active.filesToSync { try file.sync() }
-                try writeRecoveryCheckpoint(s.logEndOffset)
-                let marker = try SharedFile.open(directory + "/" + Self.cleanShutdownName, .writeOnly, options: [.create])
-                try marker.sync()
+                if s.changedSinceOpen {
+                    for file in s.active.filesToSync { try file.sync() }
+                    try writeRecoveryCheckpoint(s.logEndOffset)
+                }
+                // (A log untouched since open was durable and checkpointed then: only the
+                // marker is new. Its name is what counts, made durable by the directory sync.)
+                _ = try SharedFile.open(directory + "/" + Self.cleanShutdownName, .writeOnly, options: [.create])
                 try FileSystem.syncDirectory(directory)
                 for segment in s.segments { segment.closeFiles() }
                 s.isClosed = true

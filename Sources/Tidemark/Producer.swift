@@ -116,8 +116,35 @@ public final class Producer: Sendable {
     ) async throws -> RecordMetadata {
         let record = OutgoingRecord(topic: topic, key: key, value: value, headers: headers, partition: partition, timestamp: timestamp)
         try await reserveRoom(Self.bufferBytes(of: record))
-        return try await withCheckedThrowingContinuation { continuation in
-            enqueue(record) { continuation.resume(with: $0) }
+        // When no append is under way for the partition, this task appends the batch itself
+        // (no drain task to start and wait for): an awaited send costs one append.
+        let result = SendResult()
+        if let tp = enqueue(record, completion: { result.set($0) }) { await drain(tp) }
+        return try await result.value()
+    }
+
+    /// The outcome of one awaited send: set by whoever appends its batch, awaited by the sender.
+    private final class SendResult: Sendable {
+        private let state = Mutex<(result: Result<RecordMetadata, Error>?, waiter: CheckedContinuation<RecordMetadata, Error>?)>((nil, nil))
+
+        func set(_ result: Result<RecordMetadata, Error>) {
+            let waiter = state.withLock { s -> CheckedContinuation<RecordMetadata, Error>? in
+                s.result = result
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume(with: result)
+        }
+
+        func value() async throws -> RecordMetadata {
+            if let ready = state.withLock({ $0.result }) { return try ready.get() }
+            return try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { s -> Result<RecordMetadata, Error>? in
+                    if s.result == nil { s.waiter = continuation }
+                    return s.result
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
         }
     }
 
@@ -133,7 +160,7 @@ public final class Producer: Sendable {
                 collector.set(index, .failure(error))
                 continue
             }
-            enqueue(record) { collector.set(index, $0) }
+            if let tp = enqueue(record, completion: { collector.set(index, $0) }) { Task { await self.drain(tp) } }
         }
         return await collector.all()
     }
@@ -231,12 +258,14 @@ public final class Producer: Sendable {
     /// Adds a record (its buffer room already reserved) to its partition's open batch (in
     /// call order) and starts that partition's drain if none is running; `completion` gets
     /// the outcome.
-    private func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) {
+    @discardableResult
+    private func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) -> TopicPartition? {
         let reserved = Self.bufferBytes(of: record)
         // Refused before it is queued: its buffer room goes back at once.
-        func refuse(_ error: Error) {
+        func refuse(_ error: Error) -> TopicPartition? {
             releaseRoom(reserved)
             completion(.failure(error))
+            return nil
         }
         let topic = record.topic
         let topicState: Broker.TopicState
@@ -283,9 +312,8 @@ public final class Producer: Sendable {
             s.queues[tp] = queue
             return start ? tp : nil
         }
-        if let tp = startDrain {
-            Task { await self.drain(tp) }
-        }
+        // The caller starts the partition's drain (inline, or as a task).
+        return startDrain
     }
 
     /// Appends the partition's batches one after another until none is left.

@@ -54,6 +54,55 @@ let benchmarks: @Sendable () -> Void = {
         await produceBenchmark(benchmark, partitions: 8, compression: .lz4)
     }
 
+    // Issue #9: the synchronous appender (embedding as a log), 1M x 100 B per iteration,
+    // beside the physical limit measured the same way: the same bytes pwritten in 256 KiB
+    // chunks to a file in the same directory.
+    Benchmark("appender 1M x 100 B (sync, 256 KiB batches)") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            let dir = scratch()
+            let broker = try! await Broker.open(dataDirectory: dir)
+            try! await broker.createTopic("log", partitions: 1)
+            let appender = try! Appender(broker: broker, topic: "log", partition: 0, batchBytes: 256 * 1024)
+            benchmark.startMeasurement()
+            for _ in 0..<1_000_000 { try! appender.append(value: value) }
+            try! appender.flush()
+            benchmark.stopMeasurement()
+            try! await broker.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+    Benchmark("raw pwrite of the same 1M x 100 B records (256 KiB chunks)") { benchmark in
+        let record = [UInt8](repeating: 0x61, count: 110)  // 100 B value + its record framing
+        let chunk = [UInt8]((0..<(256 * 1024 / record.count)).flatMap { _ in record })
+        for _ in benchmark.scaledIterations {
+            let dir = scratch()
+            let fd = open(dir + "/raw.log", O_CREAT | O_WRONLY, 0o644)
+            benchmark.startMeasurement()
+            var offset: off_t = 0
+            var written = 0
+            while written < 1_000_000 * record.count {
+                let n = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, offset) }
+                offset += off_t(n)
+                written += n
+            }
+            benchmark.stopMeasurement()
+            close(fd)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+    // Awaited one by one, 100 B: the cost of one embedded send.
+    Benchmark(
+        "awaited send, one at a time, 100 B",
+        configuration: .init(
+            metrics: [.wallClock, .throughput], timeUnits: .microseconds, warmupIterations: 100, maxDuration: .seconds(5),
+            maxIterations: 100_000)
+    ) { benchmark async in
+        let fixture = await LatencyFixture.shared.get()
+        for _ in benchmark.scaledIterations {
+            _ = try! await fixture.producer.send(topic: "latency", key: nil, value: value)
+        }
+    }
+
     // One iteration = one record from send() to the long-polling consumer's poll() return.
     // The broker, producer and consumer are set up before measuring.
     Benchmark(

@@ -27,7 +27,7 @@ public final class Appender {
     public private(set) var appendedRecords = 0
 
     public init(broker: Broker, topic: String, partition: Int, batchBytes: Int = 256 * 1024, lingerMs: Int64 = 5) throws {
-        let (config, state) = try broker.topicAndPartition(topic, partition)
+        let (config, state) = try broker.topicAndPartition(topic, partition, forWriting: true)
         self.broker = broker
         self.topic = topic
         self.partition = partition

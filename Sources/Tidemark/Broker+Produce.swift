@@ -34,7 +34,7 @@ extension Broker {
     /// segment roll goes to the blocking executor, and durability is waited for through the
     /// broker's `LogFlusher` (group commit), not on a parked thread.
     public func append(topic: String, partition: Int, batches: [UInt8]) async throws -> AppendResult {
-        let (config, state) = try topicAndPartition(topic, partition)
+        let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
         let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
         var outcome: ImmediateAppend
@@ -60,7 +60,7 @@ extension Broker {
     /// was done, and the caller runs `append` where blocking is fine. A non-nil `durableAt`
     /// must be made durable (`whenDurable`) before the producer is answered.
     public func appendNow(topic: String, partition: Int, batches: [UInt8]) throws(TidemarkError) -> ImmediateAppend? {
-        let (config, state) = try topicAndPartition(topic, partition)
+        let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
         let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
         return try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false)

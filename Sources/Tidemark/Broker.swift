@@ -41,6 +41,9 @@ public struct PartitionDescription: Sendable, Equatable {
 
 public struct TopicDescription: Sendable, Equatable {
     public var name: String
+    /// The topic's UUID (Kafka's topic id).
+    public var id: UUID = UUID()
+    public var isInternal = false
     public var config: TopicConfig
     public var partitions: [PartitionDescription]
 }
@@ -68,6 +71,8 @@ public final class Broker: Sendable {
 
     struct Registry: Sendable {
         var topics: [String: TopicState] = [:]
+        /// Topic ids of the topics above.
+        var names: [UUID: String] = [:]
         var isClosed = false
         var producerIds: ProducerIdAllocator
     }
@@ -87,25 +92,40 @@ public final class Broker: Sendable {
     /// A topic and its partitions; immutable once made (delete replaces the registry entry).
     final class TopicState: Sendable {
         let name: String
+        let id: UUID
         let config: TopicConfig
         let slots: [PartitionSlot]
-        init(name: String, config: TopicConfig, slots: [PartitionSlot]) {
+        /// An internal topic (`__consumer_offsets`): readable, never produced to by clients.
+        let isInternal: Bool
+        init(name: String, id: UUID, config: TopicConfig, slots: [PartitionSlot], isInternal: Bool = false) {
             self.name = name
+            self.id = id
             self.config = config
             self.slots = slots
+            self.isInternal = isInternal
         }
+        var stored: TopicStore.Topic { TopicStore.Topic(name: name, partitions: slots.count, config: config, id: id) }
         /// The partitions that serve.
         var partitions: [PartitionState] { slots.compactMap(\.state) }
     }
 
     static let offsetsTopic = "__consumer_offsets"
 
-    private init(dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator) {
+    /// Internal topics by name (fixed at open): `__consumer_offsets`, served from the
+    /// committed-offsets log.
+    let internalTopics: [String: TopicState]
+    private var internalIds: [String: UUID] { internalTopics.mapValues(\.id) }
+
+    private init(
+        dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator,
+        internalTopics: [String: TopicState]
+    ) {
         self.dataDirectory = dataDirectory
         self.options = options
         self.lockFile = lockFile
         self.registry = Mutex(registry)
         self.groups = groups
+        self.internalTopics = internalTopics
     }
 
     /// Opens (creating if needed) the broker's data directory: loads topics, recovers each
@@ -114,13 +134,18 @@ public final class Broker: Sendable {
         async throws -> Broker
     {
         let executor = BlockingExecutor()
-        let (lock, registry, offsetsPartition) = try await executor.run { () throws -> (SharedFile, Registry, PartitionState) in
+        let (lock, registry, offsetsPartition, offsetsId) = try await executor.run { () throws -> (SharedFile, Registry, PartitionState, UUID) in
             try DurableFile.createDirectory(dataDirectory)
             let lock = try DurableFile.lockExclusively(dataDirectory + "/.lock")
             var registry = Registry(producerIds: try ProducerIdAllocator(path: dataDirectory + "/producer-ids"))
             let store = TopicStore(path: dataDirectory + "/topics.json")
             try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
-            for topic in try store.load() {
+            let (topics, internalIds, madeIds) = try store.load()
+            let offsetsId = internalIds[offsetsTopic] ?? UUID()
+            if madeIds || internalIds[offsetsTopic] == nil {
+                try store.save(topics, internalIds: internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old })
+            }
+            for topic in topics {
                 // A partition that cannot be opened (an unreadable directory, say) goes offline
                 // alone: the others serve, and the broker starts.
                 let logger = options.logger
@@ -138,7 +163,9 @@ public final class Broker: Sendable {
                         return .offline(reason: "\(error)")
                     }
                 }
-                registry.topics[topic.name] = TopicState(name: topic.name, config: topic.config, slots: slots)
+                let id = topic.id!
+                registry.topics[topic.name] = TopicState(name: topic.name, id: id, config: topic.config, slots: slots)
+                registry.names[id] = topic.name
             }
             // The committed-offsets log: one partition, never expired by retention.
             var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .everyAppend)
@@ -146,13 +173,18 @@ public final class Broker: Sendable {
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
                 config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger)
-            return (lock, registry, offsets)
+            return (lock, registry, offsets, offsetsId)
         }
         let offsetStore = try await OffsetStore.open(
             partition: offsetsPartition, executor: executor, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes)
         let groups = GroupCoordinator(options: options.groups, store: offsetStore, clock: options.clock)
-        let broker = Broker(dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups)
+        let offsetsTopicState = TopicState(
+            name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), slots: [.online(offsetsPartition)],
+            isInternal: true)
+        let broker = Broker(
+            dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups,
+            internalTopics: [offsetsTopic: offsetsTopicState])
         broker.startMaintenance()
         return broker
     }
@@ -218,12 +250,13 @@ public final class Broker: Sendable {
                 for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
                 throw error
             }
-            let topic = TopicState(name: name, config: config, slots: states.map { .online($0) })
+            let topic = TopicState(name: name, id: UUID(), config: config, slots: states.map { .online($0) })
             let all = registry.withLock { r -> [TopicStore.Topic] in
                 r.topics[name] = topic
-                return r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.slots.count, config: $0.config) }
+                r.names[topic.id] = name
+                return r.topics.values.map(\.stored)
             }
-            try TopicStore(path: dataDirectory + "/topics.json").save(all)
+            try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
             options.logger.info("topic created", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
         }
     }
@@ -237,13 +270,15 @@ public final class Broker: Sendable {
     /// topic lists, removed before a topic of that name is created again.
     public func deleteTopic(_ name: String) async throws {
         try checkOpen()
+        guard internalTopics[name] == nil else { throw TidemarkError(.invalidTopicName, "internal topic '\(name)' cannot be deleted") }
         try await admin { [self] in
             let (removed, all) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
                 let removed = r.topics.removeValue(forKey: name)
-                return (removed, r.topics.values.map { TopicStore.Topic(name: $0.name, partitions: $0.slots.count, config: $0.config) })
+                if let removed { r.names.removeValue(forKey: removed.id) }
+                return (removed, r.topics.values.map(\.stored))
             }
             guard let removed else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
-            try TopicStore(path: dataDirectory + "/topics.json").save(all)
+            try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
             for partition in removed.partitions {
                 partition.notifier.close()
                 try? partition.log.close()
@@ -286,7 +321,7 @@ public final class Broker: Sendable {
     public func describeTopic(_ name: String) throws(TidemarkError) -> TopicDescription {
         let topic = try topicState(name)
         return TopicDescription(
-            name: name, config: topic.config,
+            name: name, id: topic.id, isInternal: topic.isInternal, config: topic.config,
             partitions: topic.slots.enumerated().map { index, slot in
                 switch slot {
                 case .online(let p):
@@ -304,17 +339,36 @@ public final class Broker: Sendable {
     func topicState(_ name: String) throws(TidemarkError) -> TopicState {
         let (topic, closed) = registry.withLock { ($0.topics[name], $0.isClosed) }
         if closed { throw TidemarkError(.brokerClosed, "broker is closed") }
-        guard let topic else { throw TidemarkError(.unknownTopicOrPartition, "unknown topic '\(name)'") }
+        guard let topic = topic ?? internalTopics[name] else { throw TidemarkError(.unknownTopicOrPartition, "unknown topic '\(name)'") }
         return topic
     }
+
+    /// A topic's id (Kafka's topic UUID: a new one when a topic is deleted and made again).
+    public func topicId(of name: String) throws(TidemarkError) -> UUID { try topicState(name).id }
+
+    /// The name of the topic with `id`, or nil when no topic has it (any more).
+    public func topicName(forId id: UUID) -> String? {
+        registry.withLock { $0.names[id] } ?? internalTopics.values.first { $0.id == id }?.name
+    }
+
+    /// Internal topics (readable with fetch and list-offsets; never produced to by clients).
+    public var internalTopicNames: [String] { internalTopics.keys.sorted() }
+
+    public func isInternalTopic(_ name: String) -> Bool { internalTopics[name] != nil }
 
     func partitionState(_ topic: String, _ partition: Int) throws(TidemarkError) -> PartitionState {
         try topicAndPartition(topic, partition).1
     }
 
-    /// A topic's config and one of its partitions, with one registry lookup.
-    func topicAndPartition(_ topic: String, _ partition: Int) throws(TidemarkError) -> (TopicConfig, PartitionState) {
+    /// A topic's config and one of its partitions, with one registry lookup. With
+    /// `forWriting`, internal topics are refused (clients never produce to them).
+    func topicAndPartition(_ topic: String, _ partition: Int, forWriting: Bool = false) throws(TidemarkError)
+        -> (TopicConfig, PartitionState)
+    {
         let state = try topicState(topic)
+        if forWriting && state.isInternal {
+            throw TidemarkError(.invalidTopicName, "internal topic '\(topic)' is written by the broker only")
+        }
         guard partition >= 0 && partition < state.slots.count else {
             throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
         }

@@ -4,33 +4,47 @@ import TidemarkStorage
 /// The persisted list of topics: `<data>/topics.json`, rewritten atomically on every change.
 ///
 /// ```json
-/// {"version":1,"topics":[{"name":"jobs","partitions":6,"config":{...}}]}
+/// {"version":1,
+///  "topics":[{"name":"jobs","id":"1f0e…-uuid","partitions":6,"config":{...}}],
+///  "internalTopicIds":{"__consumer_offsets":"…uuid"}}
 /// ```
+/// `id` is the topic's UUID (Kafka's topic id), made when the topic is created, so a topic
+/// deleted and created again under the same name gets a new one. Files from before topic ids
+/// get ids at their next load.
 struct TopicStore {
     struct Topic: Codable, Equatable, Sendable {
         var name: String
         var partitions: Int
         var config: TopicConfig
+        var id: UUID?
     }
 
     struct File: Codable {
         var version: Int
         var topics: [Topic]
+        var internalTopicIds: [String: UUID]?
     }
 
     let path: String
 
-    func load() throws -> [Topic] {
-        guard let bytes = try DurableFile.read(path) else { return [] }
-        let file = try JSONDecoder().decode(File.self, from: Data(bytes))
+    /// The topics, each with its id, and the internal topics' ids; ids missing from an older
+    /// file are made now (and saved by the caller).
+    func load() throws -> (topics: [Topic], internalIds: [String: UUID], madeIds: Bool) {
+        guard let bytes = try DurableFile.read(path) else { return ([], [:], false) }
+        var file = try JSONDecoder().decode(File.self, from: Data(bytes))
         guard file.version == 1 else { throw TidemarkError(.storage, "unknown topics.json version \(file.version)") }
-        return file.topics
+        var made = false
+        for index in file.topics.indices where file.topics[index].id == nil {
+            file.topics[index].id = UUID()
+            made = true
+        }
+        return (file.topics, file.internalTopicIds ?? [:], made)
     }
 
-    func save(_ topics: [Topic]) throws {
+    func save(_ topics: [Topic], internalIds: [String: UUID]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(File(version: 1, topics: topics.sorted { $0.name < $1.name }))
+        let data = try encoder.encode(File(version: 1, topics: topics.sorted { $0.name < $1.name }, internalTopicIds: internalIds))
         try DurableFile.write(Array(data), to: path)
     }
 }

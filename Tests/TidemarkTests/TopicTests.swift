@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 @testable import Tidemark
+import TidemarkStorage
 
 @Suite struct TopicTests {
     @Test func createListDescribeDeleteAndPersist() async throws {
@@ -73,5 +74,48 @@ import Testing
         await #expect {
             try await broker.append(topic: "t", partition: 0, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["x"]))
         } throws: { ($0 as? TidemarkError)?.code == .brokerClosed }
+    }
+}
+
+/// Topic ids (Kafka's topic UUIDs) and the internal `__consumer_offsets` topic.
+@Suite struct TopicIdTests {
+    @Test func idsPersistAndChangeWhenATopicIsMadeAgain() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1)
+        let first = try broker.topicId(of: "t")
+        #expect(broker.topicName(forId: first) == "t")
+        let offsetsId = try broker.topicId(of: "__consumer_offsets")
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try broker.topicId(of: "t") == first)
+        #expect(try broker.topicId(of: "__consumer_offsets") == offsetsId)
+        try await broker.deleteTopic("t")
+        #expect(broker.topicName(forId: first) == nil)
+        try await broker.createTopic("t", partitions: 1)
+        #expect(try broker.topicId(of: "t") != first)
+        try await broker.close()
+    }
+
+    /// `__consumer_offsets` is readable (Kafka's record layouts) and never written by clients.
+    @Test func consumerOffsetsIsReadableNotWritable() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1)
+        #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 42)]) == nil)
+        #expect(!broker.listTopics().contains("__consumer_offsets"))
+        #expect(broker.internalTopicNames == ["__consumer_offsets"])
+        let records = try await readPartition(broker, "__consumer_offsets", 0)
+        #expect(records.count == 1)
+        let key = try #require(records.first?.key)
+        #expect(key.prefix(2) == [0, 1])  // OffsetCommitKey version 1
+        #expect(try #require(records.first?.value).prefix(2) == [0, 3])  // OffsetCommitValue version 3
+        var builder = RecordBatchBuilder()
+        builder.append(timestamp: 0, key: nil, value: [1])
+        await #expect { _ = try await broker.append(topic: "__consumer_offsets", partition: 0, batches: try builder.build()) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTopicName
+        }
+        await #expect(throws: TidemarkError.self) { try await broker.deleteTopic("__consumer_offsets") }
+        try await broker.close()
     }
 }

@@ -16,6 +16,8 @@ public struct BrokerOptions: Sendable {
     public var producerSnapshotIntervalMs: Int64 = 60_000
     /// Consumer group settings.
     public var groups = GroupOptions()
+    /// The configuration of topics created without one (the broker's log.* settings).
+    public var defaultTopicConfig = TopicConfig()
     /// The most partitions one topic may have.
     public var maxPartitionsPerTopic = 10_000
     /// Milliseconds since the epoch; replaceable in tests.
@@ -206,7 +208,9 @@ public final class Broker: Sendable {
         if registry.withLock({ $0.isClosed }) { throw TidemarkError(.brokerClosed, "broker is closed") }
     }
 
-    public func createTopic(_ name: String, partitions: Int, config: TopicConfig = TopicConfig()) async throws {
+    /// Creates a topic; without a `config`, the broker's `defaultTopicConfig`.
+    public func createTopic(_ name: String, partitions: Int, config: TopicConfig? = nil) async throws {
+        let config = config ?? options.defaultTopicConfig
         try checkOpen()
         try TopicName.validate(name)
         guard !name.hasPrefix("__") else { throw TidemarkError(.invalidTopicName, "names starting with '__' are internal") }

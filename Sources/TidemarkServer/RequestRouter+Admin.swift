@@ -13,7 +13,7 @@ extension RequestRouter {
                     throw KafkaError.invalidReplicationFactor
                 }
                 let partitions = topic.numPartitions == -1 ? config.defaultPartitions : Int(topic.numPartitions)
-                var topicConfig = TopicConfig()
+                var topicConfig = broker.options.defaultTopicConfig
                 for entry in topic.configs { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
                 if request.validateOnly {
                     if broker.listTopics().contains(topic.name) { throw TidemarkError(.topicAlreadyExists, "topic '\(topic.name)' already exists") }
@@ -61,17 +61,14 @@ extension RequestRouter {
                     result.errorMessage = "\(error)"
                 }
             case 4:
-                entries = [
-                    ("auto.create.topics.enable", "\(config.autoCreateTopics)"),
-                    ("num.partitions", "\(config.defaultPartitions)"),
-                    ("message.max.bytes", "\(TopicConfig().maxMessageBytes)"),
-                ]
+                let described = config.brokerConfigEntries.isEmpty ? BrokerConfig.describing(server: config, broker: broker) : config.brokerConfigEntries
+                entries = described.map { ($0.name, $0.value) }
             default:
                 result.errorCode = KafkaError.invalidRequest.rawValue
                 result.errorMessage = "unsupported resource type \(resource.resourceType)"
             }
             let wanted = resource.configurationKeys.map(Set.init)
-            let defaults = Dictionary(uniqueKeysWithValues: TopicConfig().kafkaConfigs)
+            let defaults = Dictionary(uniqueKeysWithValues: broker.options.defaultTopicConfig.kafkaConfigs)
             result.configs = entries.filter { wanted?.contains($0.0) ?? true }.map {
                 DescribeConfigsResponse.Config(name: $0.0, value: $0.1, isDefault: defaults[$0.0] == $0.1)
             }

@@ -27,6 +27,8 @@ public struct ServerConfig: Sendable {
     public var nodeId: Int32 = 0
     /// Event loop threads (nil: one per core).
     public var eventLoops: Int? = nil
+    /// The broker's settings by Kafka name, for DescribeConfigs(BROKER) (`BrokerConfig.describe`).
+    public var brokerConfigEntries: [BrokerConfigEntry] = []
     public var clusterId = "tidemark"
 
     public init() {}
@@ -34,5 +36,17 @@ public struct ServerConfig: Sendable {
     var effectiveAdvertisedHost: String {
         if let advertisedHost { return advertisedHost }
         return host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+    }
+}
+
+/// One broker setting as DescribeConfigs reports it.
+public struct BrokerConfigEntry: Sendable, Equatable {
+    public var name: String
+    public var value: String
+    public var isDefault: Bool
+    public init(name: String, value: String, isDefault: Bool) {
+        self.name = name
+        self.value = value
+        self.isDefault = isDefault
     }
 }

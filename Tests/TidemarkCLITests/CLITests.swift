@@ -177,14 +177,43 @@ struct LiveDirectoryTests {
     }
 }
 
+/// `serve` takes Kafka's broker settings by name, from --config and --config-file.
+@Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
+struct ServeConfigTests {
+    @Test func unknownKeysAreRefusedByName() throws {
+        let bad = try CLI.run(["serve", "--config", "log.retention.hourz=3"])
+        #expect(bad.status != 0 && bad.stderr.contains("unknown broker config 'log.retention.hourz'"))
+        let badValue = try CLI.run(["serve", "--config", "num.partitions=lots"])
+        #expect(badValue.status != 0 && badValue.stderr.contains("num.partitions needs a number"))
+        let dir = TemporaryDirectory()
+        try "listeners=PLAINTEXT://127.0.0.1:0\nbogus.key=1\n".write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
+        let badFile = try CLI.run(["serve", "--config-file", dir.path + "/server.properties"])
+        #expect(badFile.status != 0 && badFile.stderr.contains("bogus.key"))
+    }
+
+    @Test func settingsApplyToAutoCreatedTopics() throws {
+        let dir = TemporaryDirectory()
+        try """
+            # a Kafka-style file
+            num.partitions=3
+            log.retention.hours=2
+            """.write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
+        let broker = try ServeProcess(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties", "--config", "log.segment.bytes=4194304"])
+        defer { broker.stop() }
+        #expect(try CLI.run(["topics", "create", "auto", "--bootstrap", broker.bootstrap]).status == 0)
+        let described = try CLI.run(["topics", "describe", "auto", "--bootstrap", broker.bootstrap])
+        #expect(described.stdout.contains("partitions: 3"), "\(described.stdout)")
+    }
+}
+
 /// A `tidemark serve` child process on a free port.
 final class ServeProcess {
     let process = Process()
     private(set) var port = 0
 
-    init(data: String) throws {
+    init(data: String, extra: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = ["serve", "--data", data, "--port", "0"]
+        process.arguments = ["serve", "--data", data, "--port", "0"] + extra
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

@@ -13,48 +13,79 @@ import Glibc
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a broker node that speaks the Kafka wire protocol.")
 
-    @Option(help: "Data directory.") var data = "./tidemark-data"
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on (0: any free port).") var port = 9092
+    @Option(help: "Data directory (log.dirs).") var data: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (0: any free port; default 9092).") var port: Int?
     @Option(help: "Host advertised to clients (default: --host).") var advertisedHost: String?
     @Option(help: "Port advertised to clients (default: the bound port).") var advertisedPort: Int?
-    @Option(help: "Partitions of auto-created topics.") var defaultPartitions = 1
-    @Option(help: "Create topics that clients ask for: true or false.") var autoCreateTopics = true
-    @Option(help: "Largest request frame in bytes.") var maxRequestBytes = 100 << 20
+    @Option(help: "Partitions of auto-created topics (num.partitions).") var defaultPartitions: Int?
+    @Option(help: "Create topics that clients ask for: true or false (auto.create.topics.enable).") var autoCreateTopics: Bool?
+    @Option(help: "Largest request frame in bytes (socket.request.max.bytes).") var maxRequestBytes: Int?
     @Option(help: "Request bytes read or queued over all connections before big frames wait (queued.max.request.bytes).")
-    var queuedMaxRequestBytes = 256 << 20
+    var queuedMaxRequestBytes: Int?
     @Option(help: "Close a connection whose request frame is not complete after this many ms.")
-    var frameTimeoutMs: Int64 = 60_000
+    var frameTimeoutMs: Int64?
     @Option(help: "Close a connection idle this many ms (connections.max.idle.ms).")
-    var connectionsMaxIdleMs: Int64 = 600_000
+    var connectionsMaxIdleMs: Int64?
     @Option(help: "Event loop threads (default: one per core).") var eventLoops: Int?
+    @Option(
+        name: .customLong("config"),
+        help: "A broker setting under its Kafka name, KEY=VALUE (repeatable), e.g. log.retention.hours=24, num.partitions=6.")
+    var configs: [String] = []
+    @Option(help: "A server.properties file of Kafka broker settings (--config and the flags above override it).")
+    var configFile: String?
 
-    func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
-        guard defaultPartitions >= 1 else { throw ValidationError("--default-partitions must be at least 1") }
-        guard maxRequestBytes >= 1024 else { throw ValidationError("--max-request-bytes must be at least 1024") }
-        guard queuedMaxRequestBytes >= 1024 else { throw ValidationError("--queued-max-request-bytes must be at least 1024") }
-        guard frameTimeoutMs > 0, connectionsMaxIdleMs > 0 else { throw ValidationError("timeouts must be positive") }
-        if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
+    /// Kafka-named settings from the file, then --config, then the flags.
+    func brokerConfig() throws -> BrokerConfig {
+        var settings = BrokerConfig()
+        do {
+            if let configFile {
+                guard let text = try? String(contentsOfFile: configFile, encoding: .utf8) else {
+                    throw ValidationError("cannot read --config-file \(configFile)")
+                }
+                for (key, value) in try BrokerConfig.properties(text) { try settings.set(key, value) }
+            }
+            for entry in configs {
+                guard let equals = entry.firstIndex(of: "=") else { throw ValidationError("--config needs KEY=VALUE, got '\(entry)'") }
+                try settings.set(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+            }
+        } catch let error as BrokerConfig.Failure {
+            throw ValidationError(error.description)
+        }
+        if let data { settings.dataDirectory = data }
+        if let host { settings.server.host = host }
+        if let port { settings.server.port = port }
+        if let advertisedHost { settings.server.advertisedHost = advertisedHost }
+        if let advertisedPort { settings.server.advertisedPort = advertisedPort }
+        if let defaultPartitions { settings.server.defaultPartitions = defaultPartitions }
+        if let autoCreateTopics { settings.server.autoCreateTopics = autoCreateTopics }
+        if let maxRequestBytes { settings.server.maxRequestBytes = maxRequestBytes }
+        if let queuedMaxRequestBytes { settings.server.queuedMaxRequestBytes = queuedMaxRequestBytes }
+        if let frameTimeoutMs { settings.server.frameTimeoutMs = frameTimeoutMs }
+        if let connectionsMaxIdleMs { settings.server.connectionsMaxIdleMs = connectionsMaxIdleMs }
+        if let eventLoops { settings.server.eventLoops = eventLoops }
+        let server = settings.server
+        guard (0...65535).contains(server.port) else { throw ValidationError("--port must be in 0...65535") }
+        guard server.defaultPartitions >= 1 else { throw ValidationError("--default-partitions must be at least 1") }
+        guard server.maxRequestBytes >= 1024 else { throw ValidationError("--max-request-bytes must be at least 1024") }
+        guard server.queuedMaxRequestBytes >= 1024 else { throw ValidationError("--queued-max-request-bytes must be at least 1024") }
+        guard server.frameTimeoutMs > 0, server.connectionsMaxIdleMs > 0 else { throw ValidationError("timeouts must be positive") }
+        if let loops = server.eventLoops, loops < 1 { throw ValidationError("--event-loops must be at least 1") }
+        return settings
     }
+
+    func validate() throws { _ = try brokerConfig() }
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "tidemark")
-        var config = ServerConfig()
-        config.host = host
-        config.port = port
-        config.advertisedHost = advertisedHost
-        config.advertisedPort = advertisedPort
-        config.defaultPartitions = defaultPartitions
-        config.autoCreateTopics = autoCreateTopics
-        config.maxRequestBytes = maxRequestBytes
-        config.queuedMaxRequestBytes = queuedMaxRequestBytes
-        config.frameTimeoutMs = frameTimeoutMs
-        config.connectionsMaxIdleMs = connectionsMaxIdleMs
-        config.eventLoops = eventLoops
+        var settings = try brokerConfig()
+        settings.server.brokerConfigEntries = settings.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
+        let config = settings.server
+        let data = settings.dataDirectory
+        let host = config.host
 
-        let broker = try await Broker.open(dataDirectory: data)
+        let broker = try await Broker.open(dataDirectory: data, options: settings.broker)
         let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)
         // Wait for SIGINT or SIGTERM.
         signal(SIGINT, SIG_IGN)

@@ -24,7 +24,7 @@ struct Topics: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic.")
         @OptionGroup var data: DataOptions
         @Argument(help: "Topic name.") var name: String
-        @Option(help: "Number of partitions.") var partitions = 1
+        @Option(help: "Number of partitions (default: the broker's num.partitions over --bootstrap, else 1).") var partitions: Int?
         @Option(name: .customLong("config"), help: "A Kafka topic config, NAME=VALUE (repeatable), e.g. retention.ms=3600000.")
         var configs: [String] = []
 
@@ -38,11 +38,16 @@ struct Topics: AsyncParsableCommand {
                 pairs.append((parts[0], parts[1]))
             }
             if let client = try data.client() {
-                try client.createTopic(name, partitions: partitions, configs: pairs)
+                try client.createTopic(name, partitions: partitions ?? -1, configs: pairs)
+                if partitions == nil {
+                    Output.line("created topic \(name) with the broker's default partition count")
+                    return
+                }
             } else {
-                try await data.withBroker(creating: true) { try await $0.createTopic(name, partitions: partitions, config: config) }
+                try await data.withBroker(creating: true) { try await $0.createTopic(name, partitions: partitions ?? 1, config: config) }
             }
-            Output.line("created topic \(name) with \(partitions) partition\(partitions == 1 ? "" : "s")")
+            let count = partitions ?? 1
+            Output.line("created topic \(name) with \(count) partition\(count == 1 ? "" : "s")")
         }
     }
 

@@ -1,0 +1,202 @@
+import Tidemark
+
+/// Broker settings under Kafka's names (server.properties), for `tidemark serve --config
+/// KEY=VALUE` and `--config-file FILE`, and for DescribeConfigs(BROKER).
+///
+/// Every key Tidemark honours is listed in `keys`; an unknown key is an error naming it,
+/// so a typo never passes silently. Values follow Kafka's meaning and units.
+public struct BrokerConfig: Sendable {
+    public var server = ServerConfig()
+    public var broker = BrokerOptions()
+    /// The data directory (`log.dirs` / `log.dir`; one directory).
+    public var dataDirectory = "./tidemark-data"
+    /// The settings given, by Kafka name (what DescribeConfigs reports as set by the operator).
+    public private(set) var explicit: [String: String] = [:]
+
+    public init() {}
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The keys understood, with what each sets (for `--help` and errors).
+    public static let keys: [(String, String)] = [
+        ("log.dirs", "data directory (one)"), ("log.dir", "data directory"),
+        ("listeners", "PLAINTEXT://host:port to listen on"), ("advertised.listeners", "PLAINTEXT://host:port clients are told"),
+        ("node.id", "this node's id"), ("broker.id", "this node's id"),
+        ("num.partitions", "partitions of auto-created topics"), ("auto.create.topics.enable", "create topics clients ask for"),
+        ("log.retention.ms", "topic default retention.ms"), ("log.retention.minutes", "topic default retention, minutes"),
+        ("log.retention.hours", "topic default retention, hours"), ("log.retention.bytes", "topic default retention.bytes"),
+        ("log.segment.bytes", "topic default segment.bytes"), ("message.max.bytes", "topic default max.message.bytes"),
+        ("log.flush.interval.messages", "topic default flush.messages"), ("log.flush.interval.ms", "topic default flush.ms"),
+        ("log.message.timestamp.type", "topic default message.timestamp.type"),
+        ("log.message.timestamp.before.max.ms", "topic default message.timestamp.before.max.ms"),
+        ("log.message.timestamp.after.max.ms", "topic default message.timestamp.after.max.ms"),
+        ("compression.type", "topic default compression.type"),
+        ("offsets.retention.minutes", "committed offsets of empty groups expire after this"),
+        ("offsets.retention.check.interval.ms", "how often expired offsets are looked for"),
+        ("offset.metadata.max.bytes", "largest commit metadata"),
+        ("group.min.session.timeout.ms", "smallest session timeout a member may ask"),
+        ("group.max.session.timeout.ms", "largest session timeout a member may ask"),
+        ("group.initial.rebalance.delay.ms", "wait for more members before a new group's first generation"),
+        ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
+        ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
+        ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
+        ("num.network.threads", "event loop threads"),
+    ]
+
+    /// Applies one `key=value`.
+    public mutating func set(_ key: String, _ value: String) throws(Failure) {
+        func number() throws(Failure) -> Int64 {
+            guard let n = Int64(value.trimmingCharacters(in: .whitespaces)) else {
+                throw Failure(description: "\(key) needs a number, got '\(value)'")
+            }
+            return n
+        }
+        func flag() throws(Failure) -> Bool {
+            switch value.lowercased() {
+            case "true": return true
+            case "false": return false
+            default: throw Failure(description: "\(key) needs true or false, got '\(value)'")
+            }
+        }
+        func listener() throws(Failure) -> (String, Int) {
+            // PLAINTEXT://host:port (the first, when several are listed).
+            let first = value.split(separator: ",").first.map(String.init) ?? value
+            guard let scheme = first.range(of: "://") else { throw Failure(description: "\(key) needs PLAINTEXT://host:port, got '\(value)'") }
+            guard first[..<scheme.lowerBound].uppercased() == "PLAINTEXT" else {
+                throw Failure(description: "\(key): only PLAINTEXT listeners are supported, got '\(value)'")
+            }
+            let address = first[scheme.upperBound...]
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw Failure(description: "\(key) needs a port, got '\(value)'") }
+            let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            return (host.isEmpty ? "0.0.0.0" : host, port)
+        }
+        func topicDefault(_ name: String, _ topicValue: String) throws(Failure) {
+            do { try broker.defaultTopicConfig.apply(kafkaName: name, value: topicValue) } catch {
+                throw Failure(description: "\(key): \(error.message)")
+            }
+        }
+        switch key {
+        case "log.dirs", "log.dir":
+            guard !value.contains(",") else { throw Failure(description: "\(key): one data directory only, got '\(value)'") }
+            dataDirectory = value
+        case "listeners":
+            (server.host, server.port) = try listener()
+        case "advertised.listeners":
+            let (host, port) = try listener()
+            server.advertisedHost = host
+            server.advertisedPort = port
+        case "node.id", "broker.id": server.nodeId = Int32(clamping: try number())
+        case "num.partitions":
+            let n = try number()
+            guard n >= 1 else { throw Failure(description: "num.partitions must be at least 1") }
+            server.defaultPartitions = Int(n)
+        case "auto.create.topics.enable": server.autoCreateTopics = try flag()
+        case "log.retention.ms": try topicDefault("retention.ms", value)
+        case "log.retention.minutes": try topicDefault("retention.ms", "\(try number() * 60_000)")
+        case "log.retention.hours": try topicDefault("retention.ms", "\(try number() * 3_600_000)")
+        case "log.retention.bytes": try topicDefault("retention.bytes", value)
+        case "log.segment.bytes": try topicDefault("segment.bytes", value)
+        case "message.max.bytes": try topicDefault("max.message.bytes", value)
+        case "log.flush.interval.messages": try topicDefault("flush.messages", value)
+        case "log.flush.interval.ms": try topicDefault("flush.ms", value)
+        case "log.message.timestamp.type": try topicDefault("message.timestamp.type", value)
+        case "log.message.timestamp.before.max.ms": try topicDefault("message.timestamp.before.max.ms", value)
+        case "log.message.timestamp.after.max.ms": try topicDefault("message.timestamp.after.max.ms", value)
+        case "compression.type": try topicDefault("compression.type", value)
+        case "offsets.retention.minutes": broker.groups.offsetsRetentionMs = try number() * 60_000
+        case "offsets.retention.check.interval.ms": broker.groups.offsetsRetentionCheckIntervalMs = try number()
+        case "offset.metadata.max.bytes": broker.groups.offsetMetadataMaxBytes = Int(try number())
+        case "group.min.session.timeout.ms": broker.groups.minSessionTimeoutMs = Int32(clamping: try number())
+        case "group.max.session.timeout.ms": broker.groups.maxSessionTimeoutMs = Int32(clamping: try number())
+        case "group.initial.rebalance.delay.ms": broker.groups.initialRebalanceDelayMs = try number()
+        case "producer.id.expiration.ms": broker.producerIdExpirationMs = try number()
+        case "socket.request.max.bytes": server.maxRequestBytes = Int(try number())
+        case "queued.max.request.bytes":
+            let n = try number()
+            server.queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
+        case "connections.max.idle.ms": server.connectionsMaxIdleMs = try number()
+        case "fetch.max.bytes": server.fetchMaxBytes = Int(try number())
+        case "num.network.threads": server.eventLoops = Int(try number())
+        default:
+            throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
+        }
+        explicit[key] = value
+    }
+
+    /// Parses server.properties syntax: `key=value` or `key: value` per line, `#` and `!`
+    /// comments, blank lines, a trailing backslash continuing a line.
+    public static func properties(_ text: String) throws(Failure) -> [(String, String)] {
+        var result: [(String, String)] = []
+        var pending = ""
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            var line = pending + raw.trimmingCharacters(in: .whitespaces)
+            pending = ""
+            if line.hasSuffix("\\") {
+                line.removeLast()
+                pending = line
+                continue
+            }
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
+            guard let separator = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+                throw Failure(description: "not a key=value line: '\(line)'")
+            }
+            let key = line[..<separator].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: separator)...].trimmingCharacters(in: .whitespaces)
+            result.append((key, value))
+        }
+        return result
+    }
+
+    /// The effective broker settings by Kafka name (DescribeConfigs(BROKER)), with whether
+    /// each was set explicitly.
+    public var describe: [(name: String, value: String, isDefault: Bool)] {
+        var entries: [(String, String)] = [
+            ("auto.create.topics.enable", "\(server.autoCreateTopics)"),
+            ("broker.id", "\(server.nodeId)"),
+            ("connections.max.idle.ms", "\(server.connectionsMaxIdleMs)"),
+            ("fetch.max.bytes", "\(server.fetchMaxBytes)"),
+            ("group.initial.rebalance.delay.ms", "\(broker.groups.initialRebalanceDelayMs)"),
+            ("group.max.session.timeout.ms", "\(broker.groups.maxSessionTimeoutMs)"),
+            ("group.min.session.timeout.ms", "\(broker.groups.minSessionTimeoutMs)"),
+            ("log.dirs", dataDirectory),
+            ("node.id", "\(server.nodeId)"),
+            ("num.partitions", "\(server.defaultPartitions)"),
+            ("offset.metadata.max.bytes", "\(broker.groups.offsetMetadataMaxBytes)"),
+            ("offsets.retention.check.interval.ms", "\(broker.groups.offsetsRetentionCheckIntervalMs)"),
+            ("offsets.retention.minutes", "\(broker.groups.offsetsRetentionMs / 60_000)"),
+            ("producer.id.expiration.ms", "\(broker.producerIdExpirationMs)"),
+            ("queued.max.request.bytes", "\(server.queuedMaxRequestBytes)"),
+            ("socket.request.max.bytes", "\(server.maxRequestBytes)"),
+        ]
+        let topicDefaults = Dictionary(uniqueKeysWithValues: broker.defaultTopicConfig.kafkaConfigs)
+        let brokerNames = [
+            ("log.retention.ms", "retention.ms"), ("log.retention.bytes", "retention.bytes"),
+            ("log.segment.bytes", "segment.bytes"), ("message.max.bytes", "max.message.bytes"),
+            ("log.message.timestamp.type", "message.timestamp.type"),
+            ("log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms"),
+            ("log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms"),
+            ("compression.type", "compression.type"),
+        ]
+        for (brokerName, topicName) in brokerNames {
+            if let value = topicDefaults[topicName] { entries.append((brokerName, value)) }
+        }
+        return entries.sorted { $0.0 < $1.0 }.map { ($0.0, $0.1, explicit[$0.0] == nil) }
+    }
+}
+
+extension BrokerConfig {
+    /// The entries of a server made without `BrokerConfig` (embedded, tests): everything default.
+    static func describing(server: ServerConfig, broker: Broker) -> [BrokerConfigEntry] {
+        var settings = BrokerConfig()
+        settings.server = server
+        settings.broker = broker.options
+        settings.dataDirectory = broker.dataDirectory
+        return settings.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
+    }
+}
+
+import Foundation

@@ -69,6 +69,8 @@ public final class Broker: Sendable {
     let registry: Mutex<Registry>
     private let lockFile: SharedFile
     public let groups: GroupCoordinator
+    /// Per-group settings (Kafka's GROUP config resources).
+    public let groupConfigs: GroupConfigs
     private let maintenance = Mutex<Task<Void, Never>?>(nil)
 
     struct Registry: Sendable {
@@ -120,8 +122,9 @@ public final class Broker: Sendable {
 
     private init(
         dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator,
-        internalTopics: [String: TopicState]
+        internalTopics: [String: TopicState], groupConfigs: GroupConfigs
     ) {
+        self.groupConfigs = groupConfigs
         self.dataDirectory = dataDirectory
         self.options = options
         self.lockFile = lockFile
@@ -184,9 +187,10 @@ public final class Broker: Sendable {
         let offsetsTopicState = TopicState(
             name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), slots: [.online(offsetsPartition)],
             isInternal: true)
+        let groupConfigs = try GroupConfigs(path: dataDirectory + "/group-configs.json")
         let broker = Broker(
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups,
-            internalTopics: [offsetsTopic: offsetsTopicState])
+            internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs)
         broker.startMaintenance()
         return broker
     }
@@ -198,13 +202,13 @@ public final class Broker: Sendable {
     // MARK: Topics
 
     /// Runs `body` on the serial admin queue: topic changes happen one at a time.
-    private func admin<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    func admin<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             adminQueue.async { continuation.resume(with: Result { try body() }) }
         }
     }
 
-    private func checkOpen() throws(TidemarkError) {
+    func checkOpen() throws(TidemarkError) {
         if registry.withLock({ $0.isClosed }) { throw TidemarkError(.brokerClosed, "broker is closed") }
     }
 
@@ -393,6 +397,14 @@ public final class Broker: Sendable {
             registry.withLock { $0.producerIds = allocator }
             return (id, 0)
         }
+    }
+
+    /// The next epoch of an idempotent producer that asks for one (InitProducerId v3+ with
+    /// its id); an epoch that would overflow gets a new producer id instead, as Kafka does.
+    public func bumpProducerEpoch(producerId: Int64, epoch: Int16) async throws -> (producerId: Int64, epoch: Int16) {
+        try checkOpen()
+        guard epoch >= 0 && epoch < Int16.max - 1 else { return try await initProducerId() }
+        return (producerId, epoch + 1)
     }
 
     // MARK: Lifecycle

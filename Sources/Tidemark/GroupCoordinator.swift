@@ -166,7 +166,7 @@ public final class GroupCoordinator: Sendable {
         let now = clock()
         let (results, ready) = state.withLock { s -> ([String: TidemarkError.Code?], Ready) in
             guard var group = s.groups[groupId] else {
-                return (Dictionary(uniqueKeysWithValues: memberIds.map { ($0, .some(.unknownMemberId)) }), Ready())
+                return (Dictionary(memberIds.map { ($0, .some(.unknownMemberId)) }, uniquingKeysWith: { first, _ in first }), Ready())
             }
             let (results, deliveries) = group.leave(memberIds: memberIds, nowMs: now)
             s.groups[groupId] = group
@@ -249,6 +249,37 @@ public final class GroupCoordinator: Sendable {
         for key in stamped.keys where stamped[key]!.commitTimestampMs == 0 { stamped[key]!.commitTimestampMs = now }
         try await store.commit(group: groupId, offsets: stamped)
         return nil
+    }
+
+    /// OffsetDelete: removes a group's committed offsets. A partition of a topic the group's
+    /// members subscribe to is refused (`.groupSubscribedToTopic`); nil means deleted (or had none).
+    /// Throws `.groupIdNotFound` for a group with neither members nor offsets.
+    public func deleteOffsets(groupId: String, partitions: [TopicPartition]) async throws -> [TopicPartition: TidemarkError.Code?] {
+        let subscribed = state.withLock { s -> Set<String>? in
+            guard let group = s.groups[groupId] else { return nil }
+            var topics: Set<String> = []
+            for member in group.members.values {
+                for (_, metadata) in member.protocols {
+                    for topic in ConsumerProtocol.decodeSubscriptionTopics(metadata) ?? [] { topics.insert(topic) }
+                }
+            }
+            return topics
+        }
+        if subscribed == nil && store.fetch(group: groupId, partitions: nil).isEmpty {
+            throw TidemarkError(.groupIdNotFound, "group '\(groupId)' does not exist")
+        }
+        var results: [TopicPartition: TidemarkError.Code?] = [:]
+        var deletable: [TopicPartition] = []
+        for tp in partitions {
+            if subscribed?.contains(tp.topic) == true {
+                results[tp] = .some(.groupSubscribedToTopic)
+            } else {
+                results[tp] = .none
+                deletable.append(tp)
+            }
+        }
+        try await store.delete(group: groupId, partitions: deletable)
+        return results
     }
 
     /// OffsetFetch: the committed offsets of a group (all partitions when `partitions` is nil).

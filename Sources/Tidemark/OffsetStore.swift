@@ -131,6 +131,28 @@ public final class OffsetStore: Sendable {
         state.withLock { Set($0.keys.map(\.group)) }
     }
 
+    /// Deletes a group's committed offsets of `partitions` (OffsetDelete): tombstones in one
+    /// durable batch. Partitions without an offset are skipped.
+    func delete(group: String, partitions: [TopicPartition]) async throws {
+        let now = clock()
+        try await executor.run { [self] in
+            let info = try state.withLock { entries -> Result<LogAppendInfo?, Error> in
+                let doomed = partitions.map { Key(group: group, topicPartition: $0) }.filter { entries[$0] != nil }
+                guard !doomed.isEmpty else { return .success(nil) }
+                do {
+                    var builder = RecordBatchBuilder()
+                    for key in doomed { builder.append(timestamp: now, key: Self.encodeKey(key), value: nil) }
+                    let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                    for key in doomed { entries.removeValue(forKey: key) }
+                    return .success(info)
+                } catch {
+                    return .failure(error)
+                }
+            }.get()
+            if let info { try partition.log.applyFlushPolicy(after: info) }
+        }
+    }
+
     /// Deletes the committed offsets of every group not in `activeGroups` whose newest commit
     /// is older than `cutoffMs`: tombstones (null values) in one durable batch, then the map.
     /// Returns the expired groups.

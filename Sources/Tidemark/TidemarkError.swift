@@ -40,6 +40,11 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case invalidRequest
         /// A wait ran out (the embedded producer's max.block.ms).
         case timedOut
+        case groupIdNotFound
+        /// Committed offsets of a topic the group's members subscribe to cannot be deleted.
+        case groupSubscribedToTopic
+        /// A topic id no topic has (any more).
+        case unknownTopicId
     }
 
     public var code: Code

@@ -43,6 +43,30 @@ extension TopicConfig {
         }
     }
 
+    /// Puts one setting, by Kafka name, back to its value in `defaults`.
+    public mutating func reset(kafkaName name: String, to defaults: TopicConfig) throws(TidemarkError) {
+        switch name {
+        case "retention.ms": retentionMs = defaults.retentionMs
+        case "retention.bytes": retentionBytes = defaults.retentionBytes
+        case "segment.bytes": segmentBytes = defaults.segmentBytes
+        case "max.message.bytes": maxMessageBytes = defaults.maxMessageBytes
+        case "message.timestamp.type": timestampType = defaults.timestampType
+        case "message.timestamp.before.max.ms": messageTimestampBeforeMaxMs = defaults.messageTimestampBeforeMaxMs
+        case "message.timestamp.after.max.ms": messageTimestampAfterMaxMs = defaults.messageTimestampAfterMaxMs
+        case "compression.type": compression = defaults.compression
+        case "flush.messages", "flush.ms": flushPolicy = defaults.flushPolicy
+        case "cleanup.policy": break
+        default: throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
+        }
+    }
+
+    /// The Kafka names of the topic settings Tidemark understands.
+    public static let kafkaNames: Set<String> = [
+        "retention.ms", "retention.bytes", "segment.bytes", "max.message.bytes", "message.timestamp.type",
+        "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "compression.type", "flush.messages",
+        "flush.ms", "cleanup.policy",
+    ]
+
     /// The config as Kafka names and values (DescribeConfigs, `tidemark topics describe`).
 
     public var kafkaConfigs: [(String, String)] {

@@ -158,13 +158,14 @@ public final class KafkaClient {
         for broker in response.brokers { brokers[broker.nodeId] = (broker.host, Int(broker.port)) }
         var counts: [String: Int] = [:]
         for topic in response.topics {
+            let name = topic.name ?? ""
             if topic.errorCode != 0 {
-                if topics != nil { try check(topic.errorCode, "metadata of topic '\(topic.name)'") }
+                if topics != nil { try check(topic.errorCode, "metadata of topic '\(name)'") }
                 continue
             }
             let sorted = topic.partitions.sorted { $0.partitionIndex < $1.partitionIndex }
-            leaders[topic.name] = sorted.map(\.leaderId)
-            counts[topic.name] = sorted.count
+            leaders[name] = sorted.map(\.leaderId)
+            counts[name] = sorted.count
         }
         return counts
     }

@@ -189,6 +189,24 @@ public struct BrokerConfig: Sendable {
 }
 
 extension BrokerConfig {
+    /// The broker setting a topic setting's default comes from (its DescribeConfigs synonym).
+    static func brokerName(ofTopicConfig name: String) -> String? {
+        switch name {
+        case "retention.ms": "log.retention.ms"
+        case "retention.bytes": "log.retention.bytes"
+        case "segment.bytes": "log.segment.bytes"
+        case "max.message.bytes": "message.max.bytes"
+        case "message.timestamp.type": "log.message.timestamp.type"
+        case "message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms"
+        case "message.timestamp.after.max.ms": "log.message.timestamp.after.max.ms"
+        case "compression.type": "compression.type"
+        case "flush.messages": "log.flush.interval.messages"
+        case "flush.ms": "log.flush.interval.ms"
+        case "cleanup.policy": "log.cleanup.policy"
+        default: nil
+        }
+    }
+
     /// The entries of a server made without `BrokerConfig` (embedded, tests): everything default.
     static func describing(server: ServerConfig, broker: Broker) -> [BrokerConfigEntry] {
         var settings = BrokerConfig()

@@ -30,6 +30,9 @@ extension KafkaError {
         case .noSpace, .storage: self = .kafkaStorageError
         case .invalidRequest: self = .invalidRequest
         case .timedOut: self = .requestTimedOut
+        case .groupIdNotFound: self = .groupIdNotFound
+        case .groupSubscribedToTopic: self = .groupSubscribedToTopic
+        case .unknownTopicId: self = .unknownTopicId
         }
     }
 

@@ -13,6 +13,10 @@ extension RequestRouter {
         return response
     }
 
+    /// Metadata: this node leads every partition (leader epoch 0). All topics (a null list)
+    /// include the internal ones; v10+ carry topic ids, and v12+ topics asked for by id are
+    /// answered under their names (UNKNOWN_TOPIC_ID when no topic has the id). Topics named
+    /// and missing are created when the broker and the client both allow it.
     func metadata(_ request: MetadataRequest, version: Int16) async -> MetadataResponse {
         var response = MetadataResponse()
         response.brokers = [
@@ -20,12 +24,30 @@ extension RequestRouter {
         ]
         response.clusterId = config.clusterId
         response.controllerId = config.nodeId
-        let names = request.topics ?? broker.listTopics()
-        for name in names {
+        let asked: [MetadataRequest.Topic] =
+            request.topicList ?? (broker.listTopics() + broker.internalTopicNames).map { MetadataRequest.Topic(name: $0) }
+        for entry in asked {
             var topic = MetadataResponse.Topic()
+            var name = entry.name
+            if name == nil && version >= 12 {
+                name = topicName(for: entry.topicId)
+                if name == nil {
+                    topic.name = nil
+                    topic.topicId = entry.topicId
+                    topic.errorCode = KafkaError.unknownTopicId.rawValue
+                    response.topics.append(topic)
+                    continue
+                }
+            }
+            guard let name else {
+                topic.errorCode = KafkaError.invalidRequest.rawValue
+                topic.name = ""
+                response.topics.append(topic)
+                continue
+            }
             topic.name = name
             var count = try? broker.partitionCount(of: name)
-            if count == nil && request.topics != nil && config.autoCreateTopics && request.allowAutoTopicCreation {
+            if count == nil && request.topicList != nil && entry.name != nil && config.autoCreateTopics && request.allowAutoTopicCreation {
                 do {
                     try await broker.createTopic(name, partitions: config.defaultPartitions)
                     logger.info("auto-created topic", metadata: ["topic": "\(name)"])
@@ -35,10 +57,13 @@ extension RequestRouter {
                 count = try? broker.partitionCount(of: name)
             }
             if let count {
+                topic.topicId = wireId(of: name)
+                topic.isInternal = broker.isInternalTopic(name)
                 topic.partitions = (0..<count).map { p in
                     var partition = MetadataResponse.Partition()
                     partition.partitionIndex = Int32(p)
                     partition.leaderId = config.nodeId
+                    partition.leaderEpoch = 0
                     partition.replicaNodes = [config.nodeId]
                     partition.isrNodes = [config.nodeId]
                     return partition
@@ -60,10 +85,13 @@ extension RequestRouter {
         let bound = NIOLoopBound(inFlight, eventLoop: loop)
         let validAcks = request.acks == 0 || request.acks == 1 || request.acks == -1
         for (t, topicData) in request.topics.enumerated() {
+            // Produce v13 names topics by id.
+            let resolved = topicData.topicId.isZero ? topicData.name : topicName(for: topicData.topicId)
             for (p, partitionData) in topicData.partitions.enumerated() {
-                let topic = topicData.name
+                let topic = resolved ?? ""
                 let partition = Int(partitionData.index)
                 do {
+                    guard resolved != nil else { throw KafkaError.unknownTopicId }
                     guard validAcks else { throw KafkaError.invalidRequiredAcks }
                     guard request.transactionalId == nil else { throw KafkaError.invalidRequest }
                     guard case .bytes(let records)? = partitionData.records, !records.isEmpty else {
@@ -134,10 +162,19 @@ extension RequestRouter {
         for topicRequest in request.topics {
             var topic = FetchResponse.Topic()
             topic.topic = topicRequest.topic
+            topic.topicId = topicRequest.topicId
+            // Fetch v13+ names topics by id: a stale id gets UNKNOWN_TOPIC_ID.
+            let name = topicRequest.topicId.isZero ? topicRequest.topic : topicName(for: topicRequest.topicId)
             for partitionRequest in topicRequest.partitions {
                 var result = FetchResponse.Partition()
                 result.partitionIndex = partitionRequest.partition
-                let key = FetchKey(topic: topicRequest.topic, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
+                guard let name else {
+                    result.errorCode = KafkaError.unknownTopicId.rawValue
+                    result.records = .bytes([])
+                    topic.partitions.append(result)
+                    continue
+                }
+                let key = FetchKey(topic: name, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
                 // The first batch is always returned, even past the byte limits.
                 let partitionLimit = min(Int(partitionRequest.partitionMaxBytes), config.fetchMaxBytes)
                 let limit = max(total == 0 ? partitionLimit : min(partitionLimit, budget), 1)
@@ -220,7 +257,12 @@ extension RequestRouter {
             return response
         }
         do {
-            let (id, epoch) = try await broker.initProducerId()
+            // v3+: a producer that knows its id asks for its epoch to be bumped (KIP-360), so it
+            // can go on after a fatal sequence error without losing its identity.
+            let (id, epoch) =
+                request.producerId >= 0
+                ? try await broker.bumpProducerEpoch(producerId: request.producerId, epoch: request.producerEpoch)
+                : try await broker.initProducerId()
             response.producerId = id
             response.producerEpoch = epoch
         } catch {
@@ -248,6 +290,7 @@ final class ProduceInFlight {
         response.topics = request.topics.map { topicData in
             var topic = ProduceResponse.Topic()
             topic.name = topicData.name
+            topic.topicId = topicData.topicId
             topic.partitions = topicData.partitions.map { partitionData in
                 var result = ProduceResponse.Partition()
                 result.index = partitionData.index

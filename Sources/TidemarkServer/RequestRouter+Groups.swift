@@ -4,18 +4,65 @@ import TidemarkWire
 
 // FindCoordinator, JoinGroup, SyncGroup, OffsetCommit, OffsetFetch, DescribeGroups.
 extension RequestRouter {
+    /// This node coordinates every group (key type 0); transactions (1) do not exist here.
     func findCoordinator(_ request: FindCoordinatorRequest) -> FindCoordinatorResponse {
         var response = FindCoordinatorResponse()
-        guard request.keyType == 0 else {
-            // Transaction coordinators do not exist here.
-            response.errorCode = KafkaError.coordinatorNotAvailable.rawValue
-            response.errorMessage = "transactions are not supported"
-            response.nodeId = -1
-            return response
+        let supported = request.keyType == 0
+        func fill(_ errorCode: inout Int16, _ message: inout String?, _ node: inout Int32, _ host: inout String, _ port: inout Int32) {
+            if supported {
+                node = config.nodeId
+                host = config.effectiveAdvertisedHost
+                port = advertisedPort
+            } else {
+                errorCode = KafkaError.coordinatorNotAvailable.rawValue
+                message = "transactions are not supported"
+                node = -1
+            }
         }
-        response.nodeId = config.nodeId
-        response.host = config.effectiveAdvertisedHost
-        response.port = advertisedPort
+        fill(&response.errorCode, &response.errorMessage, &response.nodeId, &response.host, &response.port)
+        response.coordinators = request.coordinatorKeys.map { key in
+            var coordinator = FindCoordinatorResponse.Coordinator()
+            coordinator.key = key
+            fill(&coordinator.errorCode, &coordinator.errorMessage, &coordinator.nodeId, &coordinator.host, &coordinator.port)
+            return coordinator
+        }
+        return response
+    }
+
+    func heartbeat(_ request: HeartbeatRequest) -> ErrorOnlyResponse {
+        let error = broker.groups.heartbeat(groupId: request.groupId, memberId: request.memberId, generationId: request.generationId)
+        return ErrorOnlyResponse(errorCode: KafkaError(optional: error).rawValue)
+    }
+
+    /// LeaveGroup: v0-2 one member (its error is the response's); v3+ a list, each answered.
+    func leaveGroup(_ request: LeaveGroupRequest) -> LeaveGroupResponse {
+        let ids = request.memberIds
+        let results = broker.groups.leave(groupId: request.groupId, memberIds: ids)
+        var response = LeaveGroupResponse()
+        if request.members.isEmpty {
+            response.errorCode = KafkaError(optional: results[request.memberId] ?? .some(.unknownMemberId)).rawValue
+        } else {
+            response.members = request.members.map { member in
+                LeaveGroupResponse.Member(
+                    memberId: member.memberId, groupInstanceId: member.groupInstanceId,
+                    errorCode: KafkaError(optional: results[member.memberId] ?? .some(.unknownMemberId)).rawValue)
+            }
+        }
+        return response
+    }
+
+    /// ListGroups with Kafka 4's state (v4+) and type (v5) filters; every group here is a
+    /// classic one.
+    func listGroups(_ request: ListGroupsRequest) -> ListGroupsResponse {
+        let states = Set(request.statesFilter.map { $0.lowercased() })
+        let types = Set(request.typesFilter.map { $0.lowercased() })
+        var response = ListGroupsResponse()
+        response.groups = broker.groups.listGroups().compactMap { group in
+            let state = group.state.rawValue
+            guard states.isEmpty || states.contains(state.lowercased()) else { return nil }
+            guard types.isEmpty || types.contains("classic") else { return nil }
+            return ListGroupsResponse.Group(groupId: group.groupId, protocolType: group.protocolType, groupState: state, groupType: "Classic")
+        }
         return response
     }
 
@@ -30,7 +77,8 @@ extension RequestRouter {
         var response = JoinGroupResponseMessage()
         response.errorCode = KafkaError(optional: joined.error).rawValue
         response.generationId = joined.generationId
-        response.protocolName = joined.protocolName ?? ""
+        response.protocolType = joined.error == nil ? request.protocolType : nil
+        response.protocolName = header.apiVersion >= 7 ? joined.protocolName : (joined.protocolName ?? "")
         response.leader = joined.leaderId
         response.memberId = joined.memberId
         response.members = joined.members.map {
@@ -47,6 +95,10 @@ extension RequestRouter {
         var response = SyncGroupResponseMessage()
         response.errorCode = KafkaError(optional: synced.error).rawValue
         response.assignment = synced.assignment
+        if synced.error == nil {
+            response.protocolType = synced.protocolType ?? request.protocolType
+            response.protocolName = synced.protocolName ?? request.protocolName
+        }
         return response
     }
 
@@ -96,37 +148,45 @@ extension RequestRouter {
         return response
     }
 
+    /// OffsetFetch for one group (v0-7) or several (v8+); null topics: every partition the
+    /// group committed.
     func offsetFetch(_ request: OffsetFetchRequest) -> OffsetFetchResponse {
         var response = OffsetFetchResponse()
-        let committed: [TopicPartition: CommittedOffset]
-        var asked: [(String, [Int32])]
-        if let topics = request.topics {
-            asked = topics.map { ($0.name, $0.partitionIndexes) }
-            committed = broker.groups.fetchOffsets(
-                groupId: request.groupId, partitions: topics.flatMap { t in t.partitionIndexes.map { TopicPartition(t.name, Int($0)) } })
-        } else {
-            committed = broker.groups.fetchOffsets(groupId: request.groupId)
-            let grouped = Dictionary(grouping: committed.keys, by: \.topic)
-            asked = grouped.map { ($0.key, $0.value.map { Int32($0.partition) }.sorted()) }.sorted { $0.0 < $1.0 }
-        }
-        response.topics = asked.map { name, partitions in
-            var topic = OffsetFetchResponse.Topic()
-            topic.name = name
-            topic.partitions = partitions.map { index in
-                var p = OffsetFetchResponse.Partition()
-                p.partitionIndex = index
-                if let found = committed[TopicPartition(name, Int(index))] {
-                    p.committedOffset = found.offset
-                    p.metadata = found.metadata
-                }
-                return p
+        response.groups = request.groups.map { group in
+            var result = OffsetFetchResponse.Group(groupId: group.groupId)
+            let committed: [TopicPartition: CommittedOffset]
+            var asked: [(String, [Int32])]
+            if let topics = group.topics {
+                asked = topics.map { ($0.name, $0.partitionIndexes) }
+                committed = broker.groups.fetchOffsets(
+                    groupId: group.groupId, partitions: topics.flatMap { t in t.partitionIndexes.map { TopicPartition(t.name, Int($0)) } })
+            } else {
+                committed = broker.groups.fetchOffsets(groupId: group.groupId)
+                let grouped = Dictionary(grouping: committed.keys, by: \.topic)
+                asked = grouped.map { ($0.key, $0.value.map { Int32($0.partition) }.sorted()) }.sorted { $0.0 < $1.0 }
             }
-            return topic
+            result.topics = asked.map { name, partitions in
+                var topic = OffsetFetchResponse.Topic()
+                topic.name = name
+                topic.partitions = partitions.map { index in
+                    var p = OffsetFetchResponse.Partition()
+                    p.partitionIndex = index
+                    if let found = committed[TopicPartition(name, Int(index))] {
+                        p.committedOffset = found.offset
+                        p.metadata = found.metadata
+                    }
+                    return p
+                }
+                return topic
+            }
+            return result
         }
         return response
     }
 
-    func describeGroups(_ request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    /// DescribeGroups; an unknown group is "Dead" (v6 adds GROUP_ID_NOT_FOUND and a message,
+    /// as Kafka 4 answers).
+    func describeGroups(_ request: DescribeGroupsRequest, version: Int16) -> DescribeGroupsResponse {
         var response = DescribeGroupsResponse()
         response.groups = request.groups.map { id in
             let described = broker.groups.describeGroup(id)
@@ -135,9 +195,14 @@ extension RequestRouter {
             group.groupState = described.state.rawValue
             group.protocolType = described.protocolType
             group.protocolData = described.protocolName
+            if described.state == .dead && version >= 6 {
+                group.errorCode = KafkaError.groupIdNotFound.rawValue
+                group.errorMessage = "group \(id) not found"
+            }
             group.members = described.members.map { m in
                 var member = DescribeGroupsResponse.Member()
                 member.memberId = m.memberId
+                member.groupInstanceId = m.groupInstanceId
                 member.clientId = m.clientId
                 member.clientHost = m.clientHost
                 member.memberMetadata = m.metadata
@@ -145,6 +210,27 @@ extension RequestRouter {
                 return member
             }
             return group
+        }
+        return response
+    }
+
+    /// OffsetDelete: a group's committed offsets of some partitions, refused per partition
+    /// while its members subscribe to the topic.
+    func offsetDelete(_ request: OffsetDeleteRequest) async -> OffsetDeleteResponse {
+        var response = OffsetDeleteResponse()
+        let partitions = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.name, Int($0)) } }
+        do {
+            let results = try await broker.groups.deleteOffsets(groupId: request.groupId, partitions: partitions)
+            response.topics = request.topics.map { topic in
+                OffsetDeleteResponse.Topic(
+                    name: topic.name,
+                    partitions: topic.partitions.map { index in
+                        let code = results[TopicPartition(topic.name, Int(index))] ?? nil
+                        return OffsetDeleteResponse.Partition(partitionIndex: index, errorCode: KafkaError(optional: code).rawValue)
+                    })
+            }
+        } catch {
+            response.errorCode = KafkaError(error).rawValue
         }
         return response
     }

@@ -105,13 +105,13 @@ final class RequestRouter: Sendable {
         do {
             switch api {
             case .apiVersions:
-                _ = try ApiVersionsRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version))
+                _ = try ApiVersionsRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 done(answer(apiVersions()))
             case .produce:
-                let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: false)
+                let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 produce(request, on: loop) { response in done(request.acks == 0 ? .silent : answer(response)) }
             case .fetch:
-                let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: false)
+                let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 fetch(request, on: loop) { response in done(answer(response)) }
             default:
                 preconditionFailure("\(api) is not run on the loop")
@@ -161,6 +161,8 @@ final class RequestRouter: Sendable {
         var correlation = header.correlationId
         try coder.int32(&correlation)
         // Flexible responses carry header v1 (tagged fields), except ApiVersions: always v0.
+        coder.flexible = api.hasFlexibleResponseHeader(header.apiVersion)
+        try coder.taggedFields()
         coder.flexible = api.isFlexible(header.apiVersion)
         try message.encode(into: &coder, version: header.apiVersion)
         return .respond(coder.finishedChunks())
@@ -189,7 +191,7 @@ final class RequestRouter: Sendable {
         let version = header.apiVersion
         let flexible = api.isFlexible(version)
         func body<M: KafkaMessage>(_ type: M.Type) throws -> M {
-            try M.decode(frame, from: bodyStart, version: version, flexible: flexible)
+            try M.decode(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored)
         }
         switch api {
         case .apiVersions, .produce, .fetch:
@@ -201,26 +203,32 @@ final class RequestRouter: Sendable {
         case .joinGroup:
             return try respond(await joinGroup(try body(JoinGroupRequestMessage.self), header: header), header, api: api)
         case .syncGroup: return try respond(await syncGroup(try body(SyncGroupRequestMessage.self)), header, api: api)
-        case .heartbeat:
-            let request = try body(HeartbeatRequest.self)
-            let error = broker.groups.heartbeat(groupId: request.groupId, memberId: request.memberId, generationId: request.generationId)
-            return try respond(ErrorOnlyResponse(errorCode: KafkaError(optional: error).rawValue), header, api: api)
-        case .leaveGroup:
-            let request = try body(LeaveGroupRequest.self)
-            let result = broker.groups.leave(groupId: request.groupId, memberIds: [request.memberId])
-            let code = result[request.memberId] ?? .some(.unknownMemberId)
-            return try respond(ErrorOnlyResponse(errorCode: KafkaError(optional: code).rawValue), header, api: api)
+        case .heartbeat: return try respond(heartbeat(try body(HeartbeatRequest.self)), header, api: api)
+        case .leaveGroup: return try respond(leaveGroup(try body(LeaveGroupRequest.self)), header, api: api)
         case .offsetCommit: return try respond(await offsetCommit(try body(OffsetCommitRequest.self)), header, api: api)
         case .offsetFetch: return try respond(offsetFetch(try body(OffsetFetchRequest.self)), header, api: api)
-        case .describeGroups: return try respond(describeGroups(try body(DescribeGroupsRequest.self)), header, api: api)
-        case .listGroups:
-            _ = try body(EmptyRequest.self)
-            var response = ListGroupsResponse()
-            response.groups = broker.groups.listGroups().map { ListGroupsResponse.Group(groupId: $0.groupId, protocolType: $0.protocolType) }
-            return try respond(response, header, api: api)
+        case .describeGroups: return try respond(describeGroups(try body(DescribeGroupsRequest.self), version: version), header, api: api)
+        case .listGroups: return try respond(listGroups(try body(ListGroupsRequest.self)), header, api: api)
         case .createTopics: return try respond(await createTopics(try body(CreateTopicsRequest.self)), header, api: api)
         case .deleteTopics: return try respond(await deleteTopics(try body(DeleteTopicsRequest.self)), header, api: api)
-        case .describeConfigs: return try respond(describeConfigs(try body(DescribeConfigsRequest.self)), header, api: api)
+        case .describeConfigs:
+            return try respond(describeConfigs(try body(DescribeConfigsRequest.self), version: version), header, api: api)
+        case .deleteRecords: return try respond(await deleteRecords(try body(DeleteRecordsRequest.self)), header, api: api)
+        case .offsetForLeaderEpoch:
+            return try respond(offsetForLeaderEpoch(try body(OffsetForLeaderEpochRequest.self)), header, api: api)
+        case .alterConfigs:
+            var request = AlterConfigsRequest(incremental: false)
+            request = try AlterConfigsRequest.decoded(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, into: request)
+            return try respond(await alterConfigs(request), header, api: api)
+        case .incrementalAlterConfigs:
+            var request = AlterConfigsRequest(incremental: true)
+            request = try AlterConfigsRequest.decoded(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, into: request)
+            return try respond(await alterConfigs(request), header, api: api)
+        case .describeLogDirs: return try respond(describeLogDirs(try body(DescribeLogDirsRequest.self)), header, api: api)
+        case .createPartitions: return try respond(await createPartitions(try body(CreatePartitionsRequest.self)), header, api: api)
+        case .offsetDelete: return try respond(await offsetDelete(try body(OffsetDeleteRequest.self)), header, api: api)
+        case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self)), header, api: api)
+        case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)
         }
     }
 }

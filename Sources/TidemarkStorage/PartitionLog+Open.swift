@@ -94,8 +94,12 @@ extension PartitionLog {
             }
         }
         try FileSystem.remove(markerPath)
-        let state = State(
-            segments: segments, logStartOffset: segments[0].baseOffset, logEndOffset: logEnd, recovery: report)
+        // A start moved inside the first segment by DeleteRecords.
+        var logStart = segments[0].baseOffset
+        if let moved = try readRecoveryCheckpoint(directory: directory, name: logStartName), moved > logStart {
+            logStart = min(moved, logEnd)
+        }
+        let state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
         let log = PartitionLog(directory: directory, config: config, clock: clock, state: state)
         log.state.withLock { log.enforceOpenSegmentLimit(&$0) }  // segments recovery left open
         if wasClean && recoveryPoint == logEnd && report.truncatedBytes == 0 {
@@ -143,8 +147,8 @@ extension PartitionLog {
     }
 
     /// The offset in `recovery-point.checkpoint`, or nil when absent or unreadable.
-    static func readRecoveryCheckpoint(directory: String) throws(StorageError) -> Int64? {
-        guard let bytes = try FileSystem.readWholeFile(directory + "/" + checkpointName, limit: 64) else { return nil }
+    static func readRecoveryCheckpoint(directory: String, name: String = checkpointName) throws(StorageError) -> Int64? {
+        guard let bytes = try FileSystem.readWholeFile(directory + "/" + name, limit: 64) else { return nil }
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
         guard lines.count == 2, lines[0] == "0", let offset = Int64(lines[1]), offset >= 0 else { return nil }
         return offset

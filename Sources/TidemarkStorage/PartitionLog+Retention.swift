@@ -78,6 +78,32 @@ extension PartitionLog {
         try writeRecoveryCheckpoint(newEnd)
     }
 
+    /// Moves the log start up to `offset` (Kafka's DeleteRecords): records below it are no
+    /// longer readable, whole segments below it are deleted, and the new start is persisted
+    /// (it may fall inside a segment). Offsets above the log end are clamped to it. Returns
+    /// the new log start (Kafka's low watermark).
+    @discardableResult
+    public func deleteRecords(before offset: Int64) throws(StorageError) -> Int64 {
+        let start = try state.withLock { s -> Result<Int64, StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                let target = min(offset, s.logEndOffset)
+                guard target > s.logStartOffset else { return .success(s.logStartOffset) }
+                var count = 0
+                while count + 1 < s.segments.count && s.segments[count + 1].baseOffset <= target { count += 1 }
+                _ = try removeOldestSegments(count, &s)
+                s.logStartOffset = target
+                s.changedSinceOpen = true
+                publishPositions(s)
+                return .success(target)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+        try FileSystem.writeAtomically(Array("0\n\(start)\n".utf8), to: directory + "/" + Self.logStartName, directory: directory)
+        return start
+    }
+
     /// Deletes the inactive segments all of whose offsets are below `offset` and moves the
     /// log start up to the first remaining segment (compaction by snapshot: the caller has
     /// rewritten what it needs at or after `offset`). Returns the deleted base offsets.

@@ -41,7 +41,10 @@ public struct LogAppendInfo: Sendable, Equatable {
 /// thread on disk I/O: call them from a thread pool, not from an event loop.
 public final class PartitionLog: Sendable {
     public let directory: String
-    public let config: LogConfig
+    /// The log's settings. They can change while it runs (`update(config:)`); a segment keeps
+    /// the size limits it was created with, so new limits apply from the next roll.
+    public var config: LogConfig { configuration.withLock { $0 } }
+    private let configuration: Mutex<LogConfig>
     let clock: @Sendable () -> Int64
     let state: Mutex<State>
     let gate: FlushGate
@@ -51,6 +54,8 @@ public final class PartitionLog: Sendable {
     private let publishedEnd: Atomic<Int64>
 
     static let checkpointName = "recovery-point.checkpoint"
+    /// `0\n<offset>\n`: the log start moved by `deleteRecords` (inside a segment), if any.
+    static let logStartName = "log-start-offset.checkpoint"
     static let cleanShutdownName = ".clean-shutdown"
 
     /// Mutable state, owned by `state`'s lock.
@@ -80,7 +85,7 @@ public final class PartitionLog: Sendable {
 
     init(directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64, state: sending State) {
         self.directory = directory
-        self.config = config
+        self.configuration = Mutex(config)
         self.clock = clock
         self.gate = FlushGate(flushedOffset: state.logEndOffset)
         self.publishedStart = Atomic(state.logStartOffset)
@@ -92,6 +97,13 @@ public final class PartitionLog: Sendable {
     func publishPositions(_ s: borrowing State) {
         publishedStart.store(s.logStartOffset, ordering: .releasing)
         publishedEnd.store(s.logEndOffset, ordering: .releasing)
+    }
+
+    /// Changes the log's settings (retention, flush policy, sizes, timestamps): they apply to
+    /// the appends, flushes and retention passes that follow, and to segments made from now on.
+    public func update(config: LogConfig) throws(StorageError) {
+        try config.validate()
+        configuration.withLock { $0 = config }
     }
 
     // MARK: Positions

@@ -1,9 +1,11 @@
-/// The Kafka APIs Tidemark speaks, with the versions it advertises and implements.
+/// The Kafka APIs Tidemark speaks, with the versions it implements and advertises.
 ///
-/// Advertised minimums are 0 on purpose: older librdkafka turns features on only when the
-/// broker's range overlaps one exact old version (see shared/reference/kafka-wire.md). A
-/// request at an advertised version outside `implemented` is answered UNSUPPORTED_VERSION
-/// (ApiVersions) or closes the connection (everything else), as Kafka does.
+/// Implemented ranges are those Kafka 4.1 serves (apache/kafka's message schemas,
+/// `validVersions` after KIP-896), plus the older versions Tidemark already spoke. Advertised
+/// = implemented, with one exception Kafka itself makes (KAFKA-18659): Produce is advertised
+/// from 0 because older librdkafka turns features off unless the range reaches back, while
+/// Produce below 3 (magic 0/1 message sets) is refused. A request at a version outside
+/// `implemented` is answered UNSUPPORTED_VERSION (ApiVersions) or closes the connection.
 public enum ApiKey: Int16, Sendable, CaseIterable {
     case produce = 0
     case fetch = 1
@@ -21,44 +23,96 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case apiVersions = 18
     case createTopics = 19
     case deleteTopics = 20
+    case deleteRecords = 21
     case initProducerId = 22
+    case offsetForLeaderEpoch = 23
     case describeConfigs = 32
+    case alterConfigs = 33
+    case describeLogDirs = 35
+    case createPartitions = 37
+    case incrementalAlterConfigs = 44
+    case offsetDelete = 47
+    case describeCluster = 60
+    case describeProducers = 61
 
-    public var advertised: ClosedRange<Int16> {
+    /// Versions with a codec here.
+    public var implemented: ClosedRange<Int16> {
         switch self {
-        case .produce: 0...7
-        case .fetch: 0...11
-        case .listOffsets: 0...2
-        case .metadata: 0...4
-        case .offsetCommit: 0...3
-        case .offsetFetch: 0...3
-        case .findCoordinator: 0...1
-        case .joinGroup: 0...5
-        case .heartbeat: 0...1
-        case .leaveGroup: 0...1
-        case .syncGroup: 0...3
-        case .describeGroups: 0...3
-        case .listGroups: 0...1
-        case .apiVersions: 0...3
-        case .createTopics: 0...3
-        case .deleteTopics: 0...1
-        case .initProducerId: 0...0
-        case .describeConfigs: 0...1
+        case .produce: 3...13
+        case .fetch: 4...18
+        case .listOffsets: 0...10
+        case .metadata: 0...13
+        case .offsetCommit: 0...9
+        case .offsetFetch: 0...9
+        case .findCoordinator: 0...6
+        case .joinGroup: 0...9
+        case .heartbeat: 0...4
+        case .leaveGroup: 0...5
+        case .syncGroup: 0...5
+        case .describeGroups: 0...6
+        case .listGroups: 0...5
+        case .apiVersions: 0...4
+        case .createTopics: 0...7
+        case .deleteTopics: 0...6
+        case .deleteRecords: 0...2
+        case .initProducerId: 0...5
+        case .offsetForLeaderEpoch: 2...4
+        case .describeConfigs: 0...4
+        case .alterConfigs: 0...2
+        case .describeLogDirs: 1...4
+        case .createPartitions: 0...3
+        case .incrementalAlterConfigs: 0...1
+        case .offsetDelete: 0...0
+        case .describeCluster: 0...2
+        case .describeProducers: 0...0
         }
     }
 
-    /// Versions with a codec here. Produce below 3 and Fetch below 4 carry magic 0/1
-    /// message sets, which Tidemark does not store.
-    public var implemented: ClosedRange<Int16> {
+    /// What ApiVersions lists.
+    public var advertised: ClosedRange<Int16> {
+        self == .produce ? 0...implemented.upperBound : implemented
+    }
+
+    /// The first flexible version (compact encodings, tagged fields, request header v2 and
+    /// response header v1), or nil when none is.
+    public var firstFlexibleVersion: Int16? {
         switch self {
-        case .produce: 3...7
-        case .fetch: 4...11
-        default: advertised
+        case .produce: 9
+        case .fetch: 12
+        case .listOffsets: 6
+        case .metadata: 9
+        case .offsetCommit: 8
+        case .offsetFetch: 6
+        case .findCoordinator: 3
+        case .joinGroup: 6
+        case .heartbeat: 4
+        case .leaveGroup: 4
+        case .syncGroup: 4
+        case .describeGroups: 5
+        case .listGroups: 3
+        case .apiVersions: 3
+        case .createTopics: 5
+        case .deleteTopics: 4
+        case .deleteRecords: 2
+        case .initProducerId: 2
+        case .offsetForLeaderEpoch: 4
+        case .describeConfigs: 4
+        case .alterConfigs: 2
+        case .describeLogDirs: 2
+        case .createPartitions: 2
+        case .incrementalAlterConfigs: 1
+        case .offsetDelete: nil
+        case .describeCluster: 0
+        case .describeProducers: 0
         }
     }
 
     /// Whether a version uses the flexible (compact, tagged) encoding.
-    public func isFlexible(_ version: Int16) -> Bool { self == .apiVersions && version >= 3 }
+    public func isFlexible(_ version: Int16) -> Bool { firstFlexibleVersion.map { version >= $0 } ?? false }
+
+    /// Whether the response header carries tagged fields (v1): flexible versions, except
+    /// ApiVersions, whose response header is always v0 so any client can read it.
+    public func hasFlexibleResponseHeader(_ version: Int16) -> Bool { self != .apiVersions && isFlexible(version) }
 }
 
 /// Kafka's error codes, as sent on the wire.
@@ -99,6 +153,13 @@ public enum KafkaError: Int16, Sendable {
     case unsupportedCompressionType = 76
     case memberIdRequired = 79
     case invalidRecord = 87
+    case groupIdNotFound = 69
+    case unknownTopicId = 100
+    case unknownLeaderEpoch = 75
+    case offsetNotAvailable = 78
+    case groupSubscribedToTopic = 86
+    case nonEmptyGroup = 68
+    case policyViolation = 44
 }
 
 /// Request header v1 (v2 adds tagged fields):
@@ -139,13 +200,35 @@ public protocol KafkaMessage: Sendable {
     mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError)
 }
 
+/// What to do with bytes after the last known field of a body.
+public enum TrailingBytes: Sendable {
+    /// An error: what tests, vectors and our own client use, to catch codec drift.
+    case refused
+    /// Skipped, as Apache Kafka's broker does with requests: some clients send them (librdkafka
+    /// 2.x pads Metadata v12+ "all topics" requests with three bytes after the tagged fields).
+    case ignored
+}
+
 extension KafkaMessage {
-    /// Decodes a body that starts at `index` and must end exactly at the end of `bytes`.
-    public static func decode(_ bytes: [UInt8], from index: Int = 0, version: Int16, flexible: Bool) throws(WireError) -> Self {
+    /// Decodes a body that starts at `index` and ends at the end of `bytes`.
+    public static func decode(
+        _ bytes: [UInt8], from index: Int = 0, version: Int16, flexible: Bool, trailing: TrailingBytes = .refused
+    ) throws(WireError) -> Self {
+        try decoded(bytes, from: index, version: version, flexible: flexible, trailing: trailing, into: Self())
+    }
+
+    /// Decodes into `message` (a value whose settings shape the decoding, e.g. which of two
+    /// sibling APIs it is) a body that starts at `index` and ends at the end of `bytes`.
+    public static func decoded(
+        _ bytes: [UInt8], from index: Int = 0, version: Int16, flexible: Bool, trailing: TrailingBytes = .refused,
+        into message: Self
+    ) throws(WireError) -> Self {
         var coder = WireCoder(reading: bytes, from: index, flexible: flexible)
-        var message = Self()
+        var message = message
         try message.code(&coder, version: version)
-        guard coder.remaining == 0 else { throw .invalid("\(coder.remaining) unexpected bytes after the body") }
+        if trailing == .refused, coder.remaining != 0 {
+            throw .invalid("\(coder.remaining) unexpected bytes after the body")
+        }
         return message
     }
 

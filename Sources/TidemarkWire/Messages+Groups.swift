@@ -1,39 +1,74 @@
 // FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-// DescribeGroups, ListGroups.
+// DescribeGroups, ListGroups: every version Kafka 4.1 serves (and the older ones Tidemark
+// already spoke). In flexible versions every structure ends with its tagged-field section
+// (`taggedFields()` is a no-op otherwise).
 
-/// FindCoordinator (10) request: key string, key_type i8 (v1+).
+/// FindCoordinator (10) v0-6: key string (v0-3), key_type i8 (v1+), coordinator_keys
+/// [string] (v4+). Flexible from v3.
 public struct FindCoordinatorRequest: KafkaMessage {
     public var key = ""
     public var keyType: Int8 = 0
+    public var coordinatorKeys: [String] = []
     public init() {}
+
+    /// The keys asked for, whichever version carried them.
+    public var keys: [String] { coordinatorKeys.isEmpty ? [key] : coordinatorKeys }
+
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
-        try c.string(&key, "key")
+        if version <= 3 { try c.string(&key, "key") }
         if version >= 1 { try c.int8(&keyType, "key_type") }
+        if version >= 4 { try c.stringArray(&coordinatorKeys, "coordinator_keys") }
+        try c.taggedFields()
     }
 }
 
-/// FindCoordinator response: throttle_time_ms (v1+), error_code, error_message (v1+),
-/// node_id, host, port.
+/// FindCoordinator response v0-6: throttle_time_ms (v1+), then (v0-3) error_code,
+/// error_message (v1+), node_id, host, port; or (v4+) coordinators [key, node_id, host, port,
+/// error_code, error_message].
 public struct FindCoordinatorResponse: KafkaMessage {
+    public struct Coordinator: Sendable, Equatable {
+        public var key = ""
+        public var nodeId: Int32 = 0
+        public var host = ""
+        public var port: Int32 = 0
+        public var errorCode: Int16 = 0
+        public var errorMessage: String? = nil
+        public init() {}
+    }
     public var throttleTimeMs: Int32 = 0
     public var errorCode: Int16 = 0
     public var errorMessage: String? = nil
     public var nodeId: Int32 = 0
     public var host = ""
     public var port: Int32 = 0
+    public var coordinators: [Coordinator] = []
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         if version >= 1 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
-        try c.int16(&errorCode, "error_code")
-        if version >= 1 { try c.nullableString(&errorMessage, "error_message") }
-        try c.int32(&nodeId, "node_id")
-        try c.string(&host, "host")
-        try c.int32(&port, "port")
+        if version <= 3 {
+            try c.int16(&errorCode, "error_code")
+            if version >= 1 { try c.nullableString(&errorMessage, "error_message") }
+            try c.int32(&nodeId, "node_id")
+            try c.string(&host, "host")
+            try c.int32(&port, "port")
+        } else {
+            try c.array(&coordinators, "coordinators", make: { Coordinator() }) { (c: inout WireCoder, k: inout Coordinator) throws(WireError) in
+                try c.string(&k.key, "key")
+                try c.int32(&k.nodeId, "node_id")
+                try c.string(&k.host, "host")
+                try c.int32(&k.port, "port")
+                try c.int16(&k.errorCode, "error_code")
+                try c.nullableString(&k.errorMessage, "error_message")
+                try c.taggedFields()
+            }
+        }
+        try c.taggedFields()
     }
 }
 
-/// JoinGroup (11) request: group_id, session_timeout_ms, rebalance_timeout_ms (v1+),
-/// member_id, group_instance_id (v5+), protocol_type, protocols [name, metadata bytes].
+/// JoinGroup (11) request v0-9: group_id, session_timeout_ms, rebalance_timeout_ms (v1+),
+/// member_id, group_instance_id (v5+), protocol_type, protocols [name, metadata bytes],
+/// reason (v8+). Flexible from v6.
 public struct JoinGroupRequestMessage: KafkaMessage {
     public struct GroupProtocol: Sendable, Equatable {
         public var name = ""
@@ -50,6 +85,7 @@ public struct JoinGroupRequestMessage: KafkaMessage {
     public var groupInstanceId: String? = nil
     public var protocolType = ""
     public var protocols: [GroupProtocol] = []
+    public var reason: String? = nil
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         try c.string(&groupId, "group_id")
@@ -61,12 +97,16 @@ public struct JoinGroupRequestMessage: KafkaMessage {
         try c.array(&protocols, "protocols", make: { GroupProtocol() }) { (c: inout WireCoder, p: inout GroupProtocol) throws(WireError) in
             try c.string(&p.name, "name")
             try c.bytes(&p.metadata, "metadata")
+            try c.taggedFields()
         }
+        if version >= 8 { try c.nullableString(&reason, "reason") }
+        try c.taggedFields()
     }
 }
 
-/// JoinGroup response: throttle_time_ms (v2+), error_code, generation_id, protocol_name,
-/// leader, member_id, members [member_id, group_instance_id (v5+), metadata bytes].
+/// JoinGroup response v0-9: throttle_time_ms (v2+), error_code, generation_id, protocol_type
+/// (v7+), protocol_name (nullable v7+), leader, skip_assignment (v9), member_id, members
+/// [member_id, group_instance_id (v5+), metadata bytes].
 public struct JoinGroupResponseMessage: KafkaMessage {
     public struct Member: Sendable, Equatable {
         public var memberId = ""
@@ -81,8 +121,10 @@ public struct JoinGroupResponseMessage: KafkaMessage {
     public var throttleTimeMs: Int32 = 0
     public var errorCode: Int16 = 0
     public var generationId: Int32 = -1
-    public var protocolName = ""
+    public var protocolType: String? = nil
+    public var protocolName: String? = ""
     public var leader = ""
+    public var skipAssignment = false
     public var memberId = ""
     public var members: [Member] = []
     public init() {}
@@ -90,19 +132,30 @@ public struct JoinGroupResponseMessage: KafkaMessage {
         if version >= 2 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
         try c.int16(&errorCode, "error_code")
         try c.int32(&generationId, "generation_id")
-        try c.string(&protocolName, "protocol_name")
+        if version >= 7 {
+            try c.nullableString(&protocolType, "protocol_type")
+            try c.nullableString(&protocolName, "protocol_name")
+        } else {
+            var name = protocolName ?? ""
+            try c.string(&name, "protocol_name")
+            protocolName = name
+        }
         try c.string(&leader, "leader")
+        if version >= 9 { try c.bool(&skipAssignment, "skip_assignment") }
         try c.string(&memberId, "member_id")
         try c.array(&members, "members", make: { Member() }) { (c: inout WireCoder, m: inout Member) throws(WireError) in
             try c.string(&m.memberId, "member_id")
             if version >= 5 { try c.nullableString(&m.groupInstanceId, "group_instance_id") }
             try c.bytes(&m.metadata, "metadata")
+            try c.taggedFields()
         }
+        try c.taggedFields()
     }
 }
 
-/// SyncGroup (14) request: group_id, generation_id, member_id, group_instance_id (v3+),
-/// assignments [member_id, assignment bytes].
+/// SyncGroup (14) request v0-5: group_id, generation_id, member_id, group_instance_id (v3+),
+/// protocol_type and protocol_name (nullable, v5+), assignments [member_id, assignment bytes].
+/// Flexible from v4.
 public struct SyncGroupRequestMessage: KafkaMessage {
     public struct Assignment: Sendable, Equatable {
         public var memberId = ""
@@ -116,6 +169,8 @@ public struct SyncGroupRequestMessage: KafkaMessage {
     public var generationId: Int32 = 0
     public var memberId = ""
     public var groupInstanceId: String? = nil
+    public var protocolType: String? = nil
+    public var protocolName: String? = nil
     public var assignments: [Assignment] = []
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
@@ -123,40 +178,58 @@ public struct SyncGroupRequestMessage: KafkaMessage {
         try c.int32(&generationId, "generation_id")
         try c.string(&memberId, "member_id")
         if version >= 3 { try c.nullableString(&groupInstanceId, "group_instance_id") }
+        if version >= 5 {
+            try c.nullableString(&protocolType, "protocol_type")
+            try c.nullableString(&protocolName, "protocol_name")
+        }
         try c.array(&assignments, "assignments", make: { Assignment() }) { (c: inout WireCoder, a: inout Assignment) throws(WireError) in
             try c.string(&a.memberId, "member_id")
             try c.bytes(&a.assignment, "assignment")
+            try c.taggedFields()
         }
+        try c.taggedFields()
     }
 }
 
-/// SyncGroup response: throttle_time_ms (v1+), error_code, assignment bytes.
+/// SyncGroup response v0-5: throttle_time_ms (v1+), error_code, protocol_type and
+/// protocol_name (nullable, v5+), assignment bytes.
 public struct SyncGroupResponseMessage: KafkaMessage {
     public var throttleTimeMs: Int32 = 0
     public var errorCode: Int16 = 0
+    public var protocolType: String? = nil
+    public var protocolName: String? = nil
     public var assignment: [UInt8] = []
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         if version >= 1 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
         try c.int16(&errorCode, "error_code")
+        if version >= 5 {
+            try c.nullableString(&protocolType, "protocol_type")
+            try c.nullableString(&protocolName, "protocol_name")
+        }
         try c.bytes(&assignment, "assignment")
+        try c.taggedFields()
     }
 }
 
-/// Heartbeat (12) request v0-1: group_id, generation_id, member_id.
+/// Heartbeat (12) request v0-4: group_id, generation_id, member_id, group_instance_id (v3+).
+/// Flexible from v4.
 public struct HeartbeatRequest: KafkaMessage {
     public var groupId = ""
     public var generationId: Int32 = 0
     public var memberId = ""
+    public var groupInstanceId: String? = nil
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         try c.string(&groupId, "group_id")
         try c.int32(&generationId, "generation_id")
         try c.string(&memberId, "member_id")
+        if version >= 3 { try c.nullableString(&groupInstanceId, "group_instance_id") }
+        try c.taggedFields()
     }
 }
 
-/// Heartbeat and LeaveGroup responses (v0-1): throttle_time_ms (v1+), error_code.
+/// Heartbeat response v0-4 (and OffsetDelete-style answers): throttle_time_ms (v1+), error_code.
 public struct ErrorOnlyResponse: KafkaMessage {
     public var throttleTimeMs: Int32 = 0
     public var errorCode: Int16 = 0
@@ -165,28 +238,89 @@ public struct ErrorOnlyResponse: KafkaMessage {
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         if version >= 1 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
         try c.int16(&errorCode, "error_code")
+        try c.taggedFields()
     }
 }
 
-/// LeaveGroup (13) request v0-1: group_id, member_id.
+/// LeaveGroup (13) request v0-5: group_id, member_id (v0-2) or members [member_id,
+/// group_instance_id, reason (v5)] (v3+). Flexible from v4.
 public struct LeaveGroupRequest: KafkaMessage {
+    public struct Member: Sendable, Equatable {
+        public var memberId = ""
+        public var groupInstanceId: String? = nil
+        public var reason: String? = nil
+        public init(memberId: String = "", groupInstanceId: String? = nil, reason: String? = nil) {
+            self.memberId = memberId
+            self.groupInstanceId = groupInstanceId
+            self.reason = reason
+        }
+    }
     public var groupId = ""
     public var memberId = ""
+    public var members: [Member] = []
     public init() {}
+
+    /// The members leaving, whichever version carried them.
+    public var memberIds: [String] { members.isEmpty ? [memberId] : members.map(\.memberId) }
+
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         try c.string(&groupId, "group_id")
-        try c.string(&memberId, "member_id")
+        if version <= 2 {
+            try c.string(&memberId, "member_id")
+        } else {
+            try c.array(&members, "members", make: { Member() }) { (c: inout WireCoder, m: inout Member) throws(WireError) in
+                try c.string(&m.memberId, "member_id")
+                try c.nullableString(&m.groupInstanceId, "group_instance_id")
+                if version >= 5 { try c.nullableString(&m.reason, "reason") }
+                try c.taggedFields()
+            }
+        }
+        try c.taggedFields()
     }
 }
 
-/// OffsetCommit (8) request: group_id, generation_id (v1+), member_id (v1+),
-/// retention_time_ms (v2-4), topics [name, partitions [partition_index, committed_offset,
-/// commit_timestamp (v1 only), committed_metadata nullable string]].
+/// LeaveGroup response v0-5: throttle_time_ms (v1+), error_code, members (v3+) [member_id,
+/// group_instance_id, error_code].
+public struct LeaveGroupResponse: KafkaMessage {
+    public struct Member: Sendable, Equatable {
+        public var memberId = ""
+        public var groupInstanceId: String? = nil
+        public var errorCode: Int16 = 0
+        public init(memberId: String = "", groupInstanceId: String? = nil, errorCode: Int16 = 0) {
+            self.memberId = memberId
+            self.groupInstanceId = groupInstanceId
+            self.errorCode = errorCode
+        }
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var members: [Member] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        if version >= 1 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
+        try c.int16(&errorCode, "error_code")
+        if version >= 3 {
+            try c.array(&members, "members", make: { Member() }) { (c: inout WireCoder, m: inout Member) throws(WireError) in
+                try c.string(&m.memberId, "member_id")
+                try c.nullableString(&m.groupInstanceId, "group_instance_id")
+                try c.int16(&m.errorCode, "error_code")
+                try c.taggedFields()
+            }
+        }
+        try c.taggedFields()
+    }
+}
+
+/// OffsetCommit (8) request v0-9: group_id, generation_id (v1+; the member epoch for
+/// consumer-protocol groups), member_id (v1+), group_instance_id (v7+), retention_time_ms
+/// (v2-4), topics [name, partitions [partition_index, committed_offset, commit_timestamp (v1
+/// only), committed_leader_epoch (v6+), committed_metadata nullable string]]. Flexible from v8.
 public struct OffsetCommitRequest: KafkaMessage {
     public struct Partition: Sendable, Equatable {
         public var partitionIndex: Int32 = 0
         public var committedOffset: Int64 = 0
         public var commitTimestamp: Int64 = -1
+        public var committedLeaderEpoch: Int32 = -1
         public var committedMetadata: String? = nil
         public init() {}
     }
@@ -198,6 +332,7 @@ public struct OffsetCommitRequest: KafkaMessage {
     public var groupId = ""
     public var generationId: Int32 = -1
     public var memberId = ""
+    public var groupInstanceId: String? = nil
     public var retentionTimeMs: Int64 = -1
     public var topics: [Topic] = []
     public init() {}
@@ -207,20 +342,26 @@ public struct OffsetCommitRequest: KafkaMessage {
             try c.int32(&generationId, "generation_id")
             try c.string(&memberId, "member_id")
         }
-        if version >= 2 { try c.int64(&retentionTimeMs, "retention_time_ms") }
+        if version >= 7 { try c.nullableString(&groupInstanceId, "group_instance_id") }
+        if version >= 2 && version <= 4 { try c.int64(&retentionTimeMs, "retention_time_ms") }
         try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
             try c.string(&t.name, "name")
             try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
                 try c.int32(&p.partitionIndex, "partition_index")
                 try c.int64(&p.committedOffset, "committed_offset")
                 if version == 1 { try c.int64(&p.commitTimestamp, "commit_timestamp") }
+                if version >= 6 { try c.int32(&p.committedLeaderEpoch, "committed_leader_epoch") }
                 try c.nullableString(&p.committedMetadata, "committed_metadata")
+                try c.taggedFields()
             }
+            try c.taggedFields()
         }
+        try c.taggedFields()
     }
 }
 
-/// OffsetCommit response: throttle_time_ms (v3+), topics [name, partitions [partition_index, error_code]].
+/// OffsetCommit response v0-9: throttle_time_ms (v3+), topics [name, partitions
+/// [partition_index, error_code]].
 public struct OffsetCommitResponse: KafkaMessage {
     public struct Partition: Sendable, Equatable {
         public var partitionIndex: Int32 = 0
@@ -242,36 +383,99 @@ public struct OffsetCommitResponse: KafkaMessage {
             try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
                 try c.int32(&p.partitionIndex, "partition_index")
                 try c.int16(&p.errorCode, "error_code")
+                try c.taggedFields()
             }
+            try c.taggedFields()
         }
+        try c.taggedFields()
     }
 }
 
-/// OffsetFetch (9) request: group_id, topics [name, partition_indexes [i32]] (nullable = all, v2+).
+/// OffsetFetch (9) request v0-9. v0-7: group_id, topics [name, partition_indexes] (nullable
+/// v2+: all), require_stable (v7). v8+: groups [group_id, member_id (v9+), member_epoch
+/// (v9+), topics nullable [name, partition_indexes]], require_stable. Flexible from v6.
+/// Either way the request is read as `groups` (one group before v8).
 public struct OffsetFetchRequest: KafkaMessage {
     public struct Topic: Sendable, Equatable {
         public var name = ""
         public var partitionIndexes: [Int32] = []
-        public init() {}
-    }
-    public var groupId = ""
-    public var topics: [Topic]? = []
-    public init() {}
-    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
-        try c.string(&groupId, "group_id")
-        try c.nullableArray(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
-            try c.string(&t.name, "name")
-            try c.int32Array(&t.partitionIndexes, "partition_indexes")
+        public init(name: String = "", partitionIndexes: [Int32] = []) {
+            self.name = name
+            self.partitionIndexes = partitionIndexes
         }
+    }
+    public struct Group: Sendable, Equatable {
+        public var groupId = ""
+        public var memberId: String? = nil
+        public var memberEpoch: Int32 = -1
+        /// nil: every partition the group committed.
+        public var topics: [Topic]? = nil
+        public init(groupId: String = "", topics: [Topic]? = nil) {
+            self.groupId = groupId
+            self.topics = topics
+        }
+    }
+    public var groups: [Group] = [Group()]
+    public var requireStable = false
+    public init() {}
+
+    /// The single group of v0-7 requests.
+    public var groupId: String {
+        get { groups.first?.groupId ?? "" }
+        set { if groups.isEmpty { groups = [Group()] }; groups[0].groupId = newValue }
+    }
+    public var topics: [Topic]? {
+        get { groups.first?.topics }
+        set { if groups.isEmpty { groups = [Group()] }; groups[0].topics = newValue }
+    }
+
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        if version <= 7 {
+            var group = groups.first ?? Group()
+            try c.string(&group.groupId, "group_id")
+            if version >= 2 {
+                try c.nullableArray(&group.topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+                    try c.string(&t.name, "name")
+                    try c.int32Array(&t.partitionIndexes, "partition_indexes")
+                    try c.taggedFields()
+                }
+            } else {
+                var list = group.topics ?? []
+                try c.array(&list, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+                    try c.string(&t.name, "name")
+                    try c.int32Array(&t.partitionIndexes, "partition_indexes")
+                }
+                group.topics = list
+            }
+            groups = [group]
+        } else {
+            try c.array(&groups, "groups", make: { Group() }) { (c: inout WireCoder, g: inout Group) throws(WireError) in
+                try c.string(&g.groupId, "group_id")
+                if version >= 9 {
+                    try c.nullableString(&g.memberId, "member_id")
+                    try c.int32(&g.memberEpoch, "member_epoch")
+                }
+                try c.nullableArray(&g.topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+                    try c.string(&t.name, "name")
+                    try c.int32Array(&t.partitionIndexes, "partition_indexes")
+                    try c.taggedFields()
+                }
+                try c.taggedFields()
+            }
+        }
+        if version >= 7 { try c.bool(&requireStable, "require_stable") }
+        try c.taggedFields()
     }
 }
 
-/// OffsetFetch response: throttle_time_ms (v3+), topics [name, partitions [partition_index,
-/// committed_offset, metadata nullable string, error_code]], error_code (v2+).
+/// OffsetFetch response v0-9. v0-7: throttle_time_ms (v3+), topics [name, partitions
+/// [partition_index, committed_offset, committed_leader_epoch (v5+), metadata, error_code]],
+/// error_code (v2+). v8+: throttle_time_ms, groups [group_id, topics [...], error_code].
 public struct OffsetFetchResponse: KafkaMessage {
     public struct Partition: Sendable, Equatable {
         public var partitionIndex: Int32 = 0
         public var committedOffset: Int64 = -1
+        public var committedLeaderEpoch: Int32 = -1
         public var metadata: String? = ""
         public var errorCode: Int16 = 0
         public init() {}
@@ -281,26 +485,64 @@ public struct OffsetFetchResponse: KafkaMessage {
         public var partitions: [Partition] = []
         public init() {}
     }
+    public struct Group: Sendable, Equatable {
+        public var groupId = ""
+        public var topics: [Topic] = []
+        public var errorCode: Int16 = 0
+        public init(groupId: String = "") { self.groupId = groupId }
+    }
     public var throttleTimeMs: Int32 = 0
-    public var topics: [Topic] = []
-    public var errorCode: Int16 = 0
+    public var groups: [Group] = [Group()]
     public init() {}
+
+    /// The single group of v0-7 responses.
+    public var topics: [Topic] {
+        get { groups.first?.topics ?? [] }
+        set { if groups.isEmpty { groups = [Group()] }; groups[0].topics = newValue }
+    }
+    public var errorCode: Int16 {
+        get { groups.first?.errorCode ?? 0 }
+        set { if groups.isEmpty { groups = [Group()] }; groups[0].errorCode = newValue }
+    }
+
+    private static func codeTopic(_ c: inout WireCoder, _ t: inout Topic, version: Int16) throws(WireError) {
+        try c.string(&t.name, "name")
+        try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
+            try c.int32(&p.partitionIndex, "partition_index")
+            try c.int64(&p.committedOffset, "committed_offset")
+            if version >= 5 { try c.int32(&p.committedLeaderEpoch, "committed_leader_epoch") }
+            try c.nullableString(&p.metadata, "metadata")
+            try c.int16(&p.errorCode, "error_code")
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         if version >= 3 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
-        try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
-            try c.string(&t.name, "name")
-            try c.array(&t.partitions, "partitions", make: { Partition() }) { (c: inout WireCoder, p: inout Partition) throws(WireError) in
-                try c.int32(&p.partitionIndex, "partition_index")
-                try c.int64(&p.committedOffset, "committed_offset")
-                try c.nullableString(&p.metadata, "metadata")
-                try c.int16(&p.errorCode, "error_code")
+        if version <= 7 {
+            var group = groups.first ?? Group()
+            try c.array(&group.topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+                try Self.codeTopic(&c, &t, version: version)
+            }
+            if version >= 2 { try c.int16(&group.errorCode, "error_code") }
+            groups = [group]
+        } else {
+            try c.array(&groups, "groups", make: { Group() }) { (c: inout WireCoder, g: inout Group) throws(WireError) in
+                try c.string(&g.groupId, "group_id")
+                try c.array(&g.topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
+                    try Self.codeTopic(&c, &t, version: version)
+                }
+                try c.int16(&g.errorCode, "error_code")
+                try c.taggedFields()
             }
         }
-        if version >= 2 { try c.int16(&errorCode, "error_code") }
+        try c.taggedFields()
     }
 }
 
-/// DescribeGroups (15) request: groups [string], include_authorized_operations bool (v3+).
+/// DescribeGroups (15) request v0-6: groups [string], include_authorized_operations (v3+).
+/// Flexible from v5.
 public struct DescribeGroupsRequest: KafkaMessage {
     public var groups: [String] = []
     public var includeAuthorizedOperations = false
@@ -308,15 +550,18 @@ public struct DescribeGroupsRequest: KafkaMessage {
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         try c.stringArray(&groups, "groups")
         if version >= 3 { try c.bool(&includeAuthorizedOperations, "include_authorized_operations") }
+        try c.taggedFields()
     }
 }
 
-/// DescribeGroups response: throttle_time_ms (v1+), groups [error_code, group_id,
-/// group_state, protocol_type, protocol_data, members [member_id, client_id, client_host,
-/// member_metadata bytes, member_assignment bytes], authorized_operations i32 (v3+)].
+/// DescribeGroups response v0-6: throttle_time_ms (v1+), groups [error_code, error_message
+/// (v6), group_id, group_state, protocol_type, protocol_data, members [member_id,
+/// group_instance_id (v4+), client_id, client_host, member_metadata, member_assignment],
+/// authorized_operations (v3+)].
 public struct DescribeGroupsResponse: KafkaMessage {
     public struct Member: Sendable, Equatable {
         public var memberId = ""
+        public var groupInstanceId: String? = nil
         public var clientId = ""
         public var clientHost = ""
         public var memberMetadata: [UInt8] = []
@@ -325,6 +570,7 @@ public struct DescribeGroupsResponse: KafkaMessage {
     }
     public struct Group: Sendable, Equatable {
         public var errorCode: Int16 = 0
+        public var errorMessage: String? = nil
         public var groupId = ""
         public var groupState = ""
         public var protocolType = ""
@@ -340,36 +586,53 @@ public struct DescribeGroupsResponse: KafkaMessage {
         if version >= 1 { try c.int32(&throttleTimeMs, "throttle_time_ms") }
         try c.array(&groups, "groups", make: { Group() }) { (c: inout WireCoder, g: inout Group) throws(WireError) in
             try c.int16(&g.errorCode, "error_code")
+            if version >= 6 { try c.nullableString(&g.errorMessage, "error_message") }
             try c.string(&g.groupId, "group_id")
             try c.string(&g.groupState, "group_state")
             try c.string(&g.protocolType, "protocol_type")
             try c.string(&g.protocolData, "protocol_data")
             try c.array(&g.members, "members", make: { Member() }) { (c: inout WireCoder, m: inout Member) throws(WireError) in
                 try c.string(&m.memberId, "member_id")
+                if version >= 4 { try c.nullableString(&m.groupInstanceId, "group_instance_id") }
                 try c.string(&m.clientId, "client_id")
                 try c.string(&m.clientHost, "client_host")
                 try c.bytes(&m.memberMetadata, "member_metadata")
                 try c.bytes(&m.memberAssignment, "member_assignment")
+                try c.taggedFields()
             }
             if version >= 3 { try c.int32(&g.authorizedOperations, "authorized_operations") }
+            try c.taggedFields()
         }
+        try c.taggedFields()
     }
 }
 
-/// ListGroups (16) request v0-1: empty.
-public struct EmptyRequest: KafkaMessage {
+/// ListGroups (16) request v0-5: states_filter [string] (v4+), types_filter [string] (v5).
+/// Flexible from v3.
+public struct ListGroupsRequest: KafkaMessage {
+    public var statesFilter: [String] = []
+    public var typesFilter: [String] = []
     public init() {}
-    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        if version >= 4 { try c.stringArray(&statesFilter, "states_filter") }
+        if version >= 5 { try c.stringArray(&typesFilter, "types_filter") }
+        try c.taggedFields()
+    }
 }
 
-/// ListGroups response: throttle_time_ms (v1+), error_code, groups [group_id, protocol_type].
+/// ListGroups response v0-5: throttle_time_ms (v1+), error_code, groups [group_id,
+/// protocol_type, group_state (v4+), group_type (v5)].
 public struct ListGroupsResponse: KafkaMessage {
     public struct Group: Sendable, Equatable {
         public var groupId = ""
         public var protocolType = ""
-        public init(groupId: String = "", protocolType: String = "") {
+        public var groupState = ""
+        public var groupType = ""
+        public init(groupId: String = "", protocolType: String = "", groupState: String = "", groupType: String = "") {
             self.groupId = groupId
             self.protocolType = protocolType
+            self.groupState = groupState
+            self.groupType = groupType
         }
     }
     public var throttleTimeMs: Int32 = 0
@@ -382,6 +645,16 @@ public struct ListGroupsResponse: KafkaMessage {
         try c.array(&groups, "groups", make: { Group() }) { (c: inout WireCoder, g: inout Group) throws(WireError) in
             try c.string(&g.groupId, "group_id")
             try c.string(&g.protocolType, "protocol_type")
+            if version >= 4 { try c.string(&g.groupState, "group_state") }
+            if version >= 5 { try c.string(&g.groupType, "group_type") }
+            try c.taggedFields()
         }
+        try c.taggedFields()
     }
+}
+
+/// A request with no body in the versions Tidemark reads it at.
+public struct EmptyRequest: KafkaMessage {
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) { try c.taggedFields() }
 }

@@ -13,6 +13,19 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// A UUID on the wire (Kafka's topic ids): 16 bytes, big-endian halves. Zero means none.
+public struct WireUUID: Sendable, Hashable, CustomStringConvertible {
+    public var high: Int64
+    public var low: Int64
+    public init(high: Int64 = 0, low: Int64 = 0) {
+        self.high = high
+        self.low = low
+    }
+    public static let zero = WireUUID()
+    public var isZero: Bool { high == 0 && low == 0 }
+    public var description: String { String(UInt64(bitPattern: high), radix: 16) + String(UInt64(bitPattern: low), radix: 16) }
+}
+
 /// Where a `bytes` field's content is when it is written: in memory, or a range of a
 /// segment file that the server sends with sendfile.
 public enum RecordsData: Sendable {
@@ -113,6 +126,32 @@ public struct WireCoder {
     public mutating func int16(_ value: inout Int16, _ field: String = "int16") throws(WireError) { try integer(&value, field) }
     public mutating func int32(_ value: inout Int32, _ field: String = "int32") throws(WireError) { try integer(&value, field) }
     public mutating func int64(_ value: inout Int64, _ field: String = "int64") throws(WireError) { try integer(&value, field) }
+
+    /// A UUID (topic ids): 16 bytes, most significant first. All zeros means none.
+    public mutating func uuid(_ value: inout WireUUID, _ field: String = "uuid") throws(WireError) {
+        try int64(&value.high, field)
+        try int64(&value.low, field)
+    }
+
+    /// A nullable struct written inline (flexible messages): an int8 marker, -1 for null and 1
+    /// for present, then the struct.
+    public mutating func nullableStruct<T>(
+        _ value: inout T?, _ field: String, make: () -> T, _ body: (inout WireCoder, inout T) throws(WireError) -> Void
+    ) throws(WireError) {
+        var marker: Int8 = value == nil ? -1 : 1
+        try int8(&marker, field)
+        if isReading {
+            guard marker >= 0 else {
+                value = nil
+                return
+            }
+            var item = make()
+            try body(&self, &item)
+            value = item
+        } else if var item = value {
+            try body(&self, &item)
+        }
+    }
 
     public mutating func bool(_ value: inout Bool, _ field: String = "bool") throws(WireError) {
         var byte: Int8 = value ? 1 : 0

@@ -51,6 +51,30 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
+    /// A LeaveGroup v3+ naming one member twice trapped building a dictionary of results
+    /// (found by the request fuzzer). Each entry is answered; the broker goes on.
+    @Test func leaveGroupWithRepeatedMembersIsAnswered() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            for group in ["no-such-group", "g-leave"] {
+                if group == "g-leave" {
+                    try client.request(.joinGroup, version: 4, correlation: 1, Self.joinRequest(group: group))
+                    _ = try #require(client.response())
+                }
+                var leave = LeaveGroupRequest()
+                leave.groupId = group
+                leave.members = [.init(memberId: ""), .init(memberId: ""), .init(memberId: "m")]
+                try client.request(.leaveGroup, version: 3, correlation: 2, leave)
+                let (correlation, body) = try #require(client.response())
+                #expect(correlation == 2)
+                let response = try LeaveGroupResponse.decode(body, version: 3, flexible: false)
+                #expect(response.members.map(\.memberId) == ["", "", "m"])
+                #expect(response.members.allSatisfy { $0.errorCode == KafkaError.unknownMemberId.rawValue })
+            }
+            try Self.expectAlive(server)
+        }
+    }
+
     /// Invalid UTF-8 grew up to 3x when decoded with replacement characters and then trapped
     /// the int16 length of the echo. It is refused: the connection closes, others go on.
     @Test func invalidUTF8IsRefusedNotRepaired() async throws {

@@ -1,0 +1,153 @@
+import Foundation
+import TidemarkStorage
+
+/// One partition's figures for DescribeLogDirs.
+public struct PartitionLogDirInfo: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int
+    public var sizeInBytes: Int64
+}
+
+/// One producer's state on a partition (DescribeProducers).
+public struct ProducerDescription: Sendable, Equatable {
+    public var producerId: Int64
+    public var epoch: Int16
+    public var lastSequence: Int32
+    public var lastTimestamp: Int64
+}
+
+/// A change to a topic's or a group's configuration, by Kafka name (IncrementalAlterConfigs).
+public enum ConfigChange: Sendable, Equatable {
+    case set(String, String?)
+    /// Back to the default.
+    case delete(String)
+}
+
+extension Broker {
+    // MARK: Partitions and records
+
+    /// Raises a topic's partition count to `count` (Kafka's CreatePartitions: never lower).
+    public func createPartitions(topic name: String, count: Int, validateOnly: Bool = false) async throws {
+        try checkOpen()
+        guard !isInternalTopic(name) else { throw TidemarkError(.invalidTopicName, "internal topic '\(name)' cannot change") }
+        try await admin { [self] in
+            let topic = try topicState(name)
+            guard count > topic.slots.count else {
+                throw TidemarkError(
+                    .invalidPartitions, "topic '\(name)' has \(topic.slots.count) partitions; the new count must be larger, got \(count)")
+            }
+            guard count <= options.maxPartitionsPerTopic else {
+                throw TidemarkError(.invalidPartitions, "at most \(options.maxPartitionsPerTopic) partitions per topic")
+            }
+            if validateOnly { return }
+            let (dataDirectory, clock, logger, config) = (dataDirectory, options.clock, options.logger, topic.config)
+            let added = parallelMap(count - topic.slots.count) { index in
+                Result {
+                    try PartitionState.open(
+                        topic: name, partition: topic.slots.count + index,
+                        directory: Self.partitionDirectory(dataDirectory, name, topic.slots.count + index),
+                        config: config.logConfig, clock: clock, logger: logger)
+                }
+            }
+            var states: [PartitionState] = []
+            for result in added {
+                if case .success(let state) = result { states.append(state) }
+            }
+            if states.count != added.count {
+                for state in states { try? state.log.close() }
+                _ = try added.first { if case .failure = $0 { true } else { false } }!.get()
+            }
+            try replaceTopic(
+                TopicState(name: name, id: topic.id, config: topic.config, slots: topic.slots + states.map { .online($0) }))
+            logger.info("partitions added", metadata: ["topic": "\(name)", "partitions": "\(count)"])
+        }
+    }
+
+    /// Moves a partition's log start up to `offset` (Kafka's DeleteRecords; -1: the log end):
+    /// the records before it are gone. Returns the new log start (the low watermark).
+    public func deleteRecords(topic: String, partition: Int, before offset: Int64) async throws -> Int64 {
+        let (_, state) = try topicAndPartition(topic, partition, forWriting: true)
+        let target = offset == -1 ? state.log.logEndOffset : offset
+        guard target >= 0, target <= state.log.logEndOffset else {
+            throw TidemarkError(.offsetOutOfRange, "offset \(offset) is past the end of \(topic)-\(partition)")
+        }
+        return try await executor.run {
+            do throws(StorageError) {
+                return try state.log.deleteRecords(before: target)
+            } catch {
+                throw TidemarkError.wrapping(error, "delete records of \(topic)-\(partition)")
+            }
+        }
+    }
+
+    /// Each partition's size on disk (DescribeLogDirs), and the data directory's disk.
+    public func logDirectoryUsage() -> (partitions: [PartitionLogDirInfo], totalBytes: Int64, usableBytes: Int64) {
+        let topics = registry.withLock { Array($0.topics.values) }
+        var result: [PartitionLogDirInfo] = []
+        for topic in topics {
+            for case .online(let state) in topic.slots {
+                result.append(PartitionLogDirInfo(topic: topic.name, partition: state.partition, sizeInBytes: state.log.sizeInBytes))
+            }
+        }
+        var stats = statvfs()
+        let (total, usable): (Int64, Int64) =
+            statvfs(dataDirectory, &stats) == 0
+            ? (Int64(stats.f_blocks) * Int64(stats.f_frsize), Int64(stats.f_bavail) * Int64(stats.f_frsize)) : (-1, -1)
+        return (result.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }, total, usable)
+    }
+
+    /// The idempotent producers a partition remembers (DescribeProducers).
+    public func producers(topic: String, partition: Int) throws(TidemarkError) -> [ProducerDescription] {
+        let state = try partitionState(topic, partition)
+        return state.producers.withLock { table in
+            table.entries.map { id, entry in
+                ProducerDescription(
+                    producerId: id, epoch: entry.epoch, lastSequence: entry.batches.last?.lastSequence ?? -1,
+                    lastTimestamp: entry.batches.last?.timestamp ?? -1)
+            }.sorted { $0.producerId < $1.producerId }
+        }
+    }
+
+    // MARK: Topic configuration
+
+    /// Changes a topic's configuration by Kafka names: `replacing` (AlterConfigs) makes every
+    /// name not given return to the broker's default; otherwise only the changes apply
+    /// (IncrementalAlterConfigs). The new settings reach the running partitions at once
+    /// (size limits from their next segment) and are persisted.
+    public func alterTopicConfig(_ name: String, changes: [ConfigChange], replacing: Bool = false, validateOnly: Bool = false)
+        async throws
+    {
+        try checkOpen()
+        guard !isInternalTopic(name) else { throw TidemarkError(.invalidConfig, "internal topic '\(name)' cannot be configured") }
+        try await admin { [self] in
+            let topic = try topicState(name)
+            var config = replacing ? options.defaultTopicConfig : topic.config
+            let defaults = options.defaultTopicConfig
+            for change in changes {
+                switch change {
+                case .set(let key, let value): try config.apply(kafkaName: key, value: value)
+                case .delete(let key): try config.reset(kafkaName: key, to: defaults)
+                }
+            }
+            try config.validate()
+            if validateOnly { return }
+            for case .online(let state) in topic.slots {
+                do throws(StorageError) { try state.log.update(config: config.logConfig) } catch {
+                    throw TidemarkError.wrapping(error, "configure \(name)")
+                }
+            }
+            try replaceTopic(TopicState(name: name, id: topic.id, config: config, slots: topic.slots))
+            options.logger.info("topic configuration changed", metadata: ["topic": "\(name)"])
+        }
+    }
+
+    /// Puts `topic` in the registry in place of the one with its name, and persists the list.
+    /// Runs on the admin queue.
+    func replaceTopic(_ topic: TopicState) throws {
+        let all = registry.withLock { r -> [TopicStore.Topic] in
+            r.topics[topic.name] = topic
+            return r.topics.values.map(\.stored)
+        }
+        try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalTopics.mapValues(\.id))
+    }
+}

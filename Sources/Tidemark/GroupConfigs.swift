@@ -1,0 +1,116 @@
+import Foundation
+import Synchronization
+import TidemarkStorage
+
+/// Per-group settings under Kafka's group config names (resource type GROUP, 32, in
+/// DescribeConfigs / IncrementalAlterConfigs / AlterConfigs), persisted in
+/// `<data>/group-configs.json`:
+/// ```json
+/// {"version":1,"groups":{"workers":{"consumer.session.timeout.ms":"30000"}}}
+/// ```
+/// A group need not exist to be configured (Kafka allows configuring a group ahead of its
+/// first member). Values are validated by name when set.
+///
+/// Concurrency: `state` (a Mutex) owns the map; writes are serialized by the broker's admin queue.
+public final class GroupConfigs: Sendable {
+    /// A known setting: its default and how a value is checked.
+    struct Key: Sendable {
+        var name: String
+        var defaultValue: String
+        var validate: @Sendable (String) -> String?
+    }
+
+    static func integer(_ range: ClosedRange<Int64>) -> @Sendable (String) -> String? {
+        { value in
+            guard let n = Int64(value), range.contains(n) else { return "must be a number in \(range.lowerBound)...\(range.upperBound)" }
+            return nil
+        }
+    }
+
+    static func oneOf(_ choices: [String]) -> @Sendable (String) -> String? {
+        { value in choices.contains(value) ? nil : "must be one of \(choices.joined(separator: ", "))" }
+    }
+
+    /// Kafka's group configs (4.1) that Tidemark honours.
+    static let keys: [Key] = [
+        Key(name: "consumer.session.timeout.ms", defaultValue: "45000", validate: integer(1...3_600_000)),
+        Key(name: "consumer.heartbeat.interval.ms", defaultValue: "5000", validate: integer(1...3_600_000)),
+        Key(name: "share.session.timeout.ms", defaultValue: "45000", validate: integer(1...3_600_000)),
+        Key(name: "share.heartbeat.interval.ms", defaultValue: "5000", validate: integer(1...3_600_000)),
+        Key(name: "share.record.lock.duration.ms", defaultValue: "30000", validate: integer(1_000...3_600_000)),
+        Key(name: "share.auto.offset.reset", defaultValue: "earliest", validate: oneOf(["earliest", "latest"])),
+        Key(name: "share.isolation.level", defaultValue: "read_uncommitted", validate: oneOf(["read_uncommitted", "read_committed"])),
+    ]
+
+    static let keysByName = Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0) })
+
+    struct File: Codable {
+        var version: Int
+        var groups: [String: [String: String]]
+    }
+
+    let path: String
+    private let state: Mutex<[String: [String: String]]>
+
+    init(path: String) throws {
+        self.path = path
+        var groups: [String: [String: String]] = [:]
+        if let bytes = try DurableFile.read(path) {
+            let file = try JSONDecoder().decode(File.self, from: Data(bytes))
+            guard file.version == 1 else { throw TidemarkError(.storage, "unknown group-configs.json version \(file.version)") }
+            groups = file.groups
+        }
+        state = Mutex(groups)
+    }
+
+    /// The settings explicitly made for `group`.
+    public func explicit(_ group: String) -> [String: String] { state.withLock { $0[group] ?? [:] } }
+
+    /// Every known setting of `group`: (name, effective value, whether it is the default).
+    public func describe(_ group: String) -> [(name: String, value: String, isDefault: Bool)] {
+        let set = explicit(group)
+        return Self.keys.map { key in (key.name, set[key.name] ?? key.defaultValue, set[key.name] == nil) }
+    }
+
+    /// The effective value of one setting.
+    public func value(_ name: String, of group: String) -> String? {
+        explicit(group)[name] ?? Self.keysByName[name]?.defaultValue
+    }
+
+    /// Applies changes (every name checked first: all or nothing); `replacing` clears the
+    /// settings not named. Persists unless `validateOnly`.
+    func alter(_ group: String, changes: [ConfigChange], replacing: Bool, validateOnly: Bool) throws {
+        var settings = replacing ? [:] : explicit(group)
+        for change in changes {
+            switch change {
+            case .set(let name, let value):
+                guard let key = Self.keysByName[name] else { throw TidemarkError(.invalidConfig, "unknown group config \(name)") }
+                guard let value else { settings.removeValue(forKey: name); continue }
+                if let problem = key.validate(value) { throw TidemarkError(.invalidConfig, "\(name) \(problem), got '\(value)'") }
+                settings[name] = value
+            case .delete(let name):
+                guard Self.keysByName[name] != nil else { throw TidemarkError(.invalidConfig, "unknown group config \(name)") }
+                settings.removeValue(forKey: name)
+            }
+        }
+        if validateOnly { return }
+        let all = state.withLock { groups -> [String: [String: String]] in
+            groups[group] = settings.isEmpty ? nil : settings
+            return groups
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try DurableFile.write(Array(try encoder.encode(File(version: 1, groups: all))), to: path)
+    }
+}
+
+extension Broker {
+    /// Changes a group's configuration by Kafka names (GROUP resources).
+    public func alterGroupConfig(_ group: String, changes: [ConfigChange], replacing: Bool = false, validateOnly: Bool = false)
+        async throws
+    {
+        try checkOpen()
+        guard GroupCoordinator.validGroupId(group) else { throw TidemarkError(.invalidGroupId, "invalid group id '\(group)'") }
+        try await admin { [self] in try groupConfigs.alter(group, changes: changes, replacing: replacing, validateOnly: validateOnly) }
+    }
+}

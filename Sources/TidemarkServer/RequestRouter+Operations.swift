@@ -1,0 +1,141 @@
+import Tidemark
+import TidemarkStorage
+import TidemarkWire
+
+// DeleteRecords, OffsetForLeaderEpoch, DescribeLogDirs, CreatePartitions, DescribeCluster,
+// DescribeProducers.
+extension RequestRouter {
+    /// DeleteRecords: each partition's log start moves up to the offset (-1: its end).
+    func deleteRecords(_ request: DeleteRecordsRequest) async -> DeleteRecordsResponse {
+        var response = DeleteRecordsResponse()
+        for topic in request.topics {
+            var result = DeleteRecordsResponse.Topic()
+            result.name = topic.name
+            for partition in topic.partitions {
+                var p = DeleteRecordsResponse.Partition()
+                p.partitionIndex = partition.partitionIndex
+                do {
+                    p.lowWatermark = try await broker.deleteRecords(
+                        topic: topic.name, partition: Int(partition.partitionIndex), before: partition.offset)
+                } catch {
+                    p.errorCode = KafkaError(error).rawValue
+                }
+                result.partitions.append(p)
+            }
+            response.topics.append(result)
+        }
+        return response
+    }
+
+    /// OffsetForLeaderEpoch: a single node has had one leader epoch, 0, from the start, so
+    /// epoch 0 (or earlier) ends at the log end; a later epoch is unknown.
+    func offsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+        var response = OffsetForLeaderEpochResponse()
+        response.topics = request.topics.map { topic in
+            var result = OffsetForLeaderEpochResponse.Topic()
+            result.topic = topic.topic
+            result.partitions = topic.partitions.map { partition in
+                var p = OffsetForLeaderEpochResponse.Partition()
+                p.partition = partition.partition
+                do {
+                    let (_, end) = try broker.offsets(topic: topic.topic, partition: Int(partition.partition))
+                    if partition.leaderEpoch > 0 || partition.currentLeaderEpoch > 0 {
+                        p.errorCode = KafkaError.unknownLeaderEpoch.rawValue
+                    } else {
+                        p.leaderEpoch = 0
+                        p.endOffset = end
+                    }
+                } catch {
+                    p.errorCode = KafkaError(error).rawValue
+                }
+                return p
+            }
+            return result
+        }
+        return response
+    }
+
+    /// DescribeLogDirs: the one data directory, each partition's size, and the disk's.
+    func describeLogDirs(_ request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+        let usage = broker.logDirectoryUsage()
+        let wanted: Set<TopicPartition>? = request.topics.map { topics in
+            Set(topics.flatMap { t in t.partitions.map { TopicPartition(t.topic, Int($0)) } })
+        }
+        var result = DescribeLogDirsResponse.Result()
+        result.logDir = broker.dataDirectory
+        result.totalBytes = usage.totalBytes
+        result.usableBytes = usage.usableBytes
+        let partitions = usage.partitions.filter { wanted?.contains(TopicPartition($0.topic, $0.partition)) ?? true }
+        result.topics = Dictionary(grouping: partitions, by: \.topic).sorted { $0.key < $1.key }.map { name, parts in
+            var topic = DescribeLogDirsResponse.Topic()
+            topic.name = name
+            topic.partitions = parts.map { part in
+                var p = DescribeLogDirsResponse.Partition()
+                p.partitionIndex = Int32(part.partition)
+                p.partitionSize = part.sizeInBytes
+                return p
+            }
+            return topic
+        }
+        var response = DescribeLogDirsResponse()
+        response.results = [result]
+        return response
+    }
+
+    /// CreatePartitions: raise each topic's count (assignments are meaningless on one node).
+    func createPartitions(_ request: CreatePartitionsRequest) async -> CreatePartitionsResponse {
+        var response = CreatePartitionsResponse()
+        for topic in request.topics {
+            var result = CreatePartitionsResponse.Result(name: topic.name)
+            do {
+                try await broker.createPartitions(topic: topic.name, count: Int(topic.count), validateOnly: request.validateOnly)
+            } catch let error as TidemarkError {
+                result.errorCode = KafkaError(error.code).rawValue
+                result.errorMessage = error.message
+            } catch {
+                result.errorCode = KafkaError(error).rawValue
+            }
+            response.results.append(result)
+        }
+        return response
+    }
+
+    /// DescribeCluster: this node is the whole cluster and its controller.
+    func describeCluster(_ request: DescribeClusterRequest) -> DescribeClusterResponse {
+        var response = DescribeClusterResponse()
+        response.endpointType = request.endpointType
+        response.clusterId = config.clusterId
+        response.controllerId = config.nodeId
+        response.brokers = [DescribeClusterResponse.Broker(brokerId: config.nodeId, host: config.effectiveAdvertisedHost, port: advertisedPort)]
+        return response
+    }
+
+    /// DescribeProducers: the idempotent producers each partition remembers.
+    func describeProducers(_ request: DescribeProducersRequest) -> DescribeProducersResponse {
+        var response = DescribeProducersResponse()
+        response.topics = request.topics.map { topic in
+            var result = DescribeProducersResponse.Topic()
+            result.name = topic.name
+            result.partitions = topic.partitionIndexes.map { index in
+                var p = DescribeProducersResponse.Partition()
+                p.partitionIndex = index
+                do {
+                    p.activeProducers = try broker.producers(topic: topic.name, partition: Int(index)).map { producer in
+                        var state = DescribeProducersResponse.Producer()
+                        state.producerId = producer.producerId
+                        state.producerEpoch = Int32(producer.epoch)
+                        state.lastSequence = producer.lastSequence
+                        state.lastTimestamp = producer.lastTimestamp
+                        return state
+                    }
+                } catch {
+                    p.errorCode = KafkaError(error).rawValue
+                    p.errorMessage = "\(error)"
+                }
+                return p
+            }
+            return result
+        }
+        return response
+    }
+}

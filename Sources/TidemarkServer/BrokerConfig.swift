@@ -218,3 +218,32 @@ extension BrokerConfig {
 }
 
 import Foundation
+
+extension BrokerConfig {
+    /// Kafka's ConfigType code of a setting, as DescribeConfigs v3+ reports it: 1 BOOLEAN,
+    /// 2 STRING, 3 INT, 5 LONG, 7 LIST (0 UNKNOWN for names Tidemark does not know).
+    /// Types follow Kafka's own definitions of each name (e.g. `segment.bytes` is an INT,
+    /// `retention.ms` a LONG), so tools that validate input by type accept ours.
+    public static func configType(of name: String) -> Int8 {
+        switch name {
+        case "auto.create.topics.enable": 1
+        case "compression.type", "message.timestamp.type", "log.message.timestamp.type", "listeners",
+            "advertised.listeners", "log.dirs", "log.dir", "share.auto.offset.reset", "share.isolation.level":
+            2
+        case "num.partitions", "segment.bytes", "log.segment.bytes", "max.message.bytes", "message.max.bytes",
+            "offset.metadata.max.bytes", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
+            "group.initial.rebalance.delay.ms", "socket.request.max.bytes", "num.network.threads", "node.id",
+            "broker.id", "fetch.max.bytes", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
+            "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
+            "share.session.timeout.ms", "share.heartbeat.interval.ms", "share.record.lock.duration.ms":
+            3
+        case "retention.ms", "retention.bytes", "flush.messages", "flush.ms", "message.timestamp.before.max.ms",
+            "message.timestamp.after.max.ms", "log.retention.ms", "log.retention.bytes", "log.flush.interval.messages",
+            "log.flush.interval.ms", "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
+            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes":
+            5
+        case "cleanup.policy": 7
+        default: 0
+        }
+    }
+}

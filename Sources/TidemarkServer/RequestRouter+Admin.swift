@@ -135,6 +135,9 @@ extension RequestRouter {
             }
             let wanted = resource.configurationKeys.map(Set.init)
             result.configs = entries.filter { wanted?.contains($0.name) ?? true }
+            for index in result.configs.indices {
+                result.configs[index].configType = BrokerConfig.configType(of: result.configs[index].name)
+            }
             response.results.append(result)
         }
         return response

@@ -5,7 +5,8 @@ import Tidemark
 import TidemarkServer
 import TidemarkWire
 
-/// Frames captured from real clients (librdkafka 2.16 via kcat) decode and are answered,
+/// Frames captured from real clients (librdkafka 2.16, as confluent-kafka bundles it) decode
+/// and are answered,
 /// including one with bytes after its last field, which Kafka ignores.
 @Suite struct LibrdkafkaFramesTests {
     static func bytes(_ hex: String) -> [UInt8] {

@@ -19,9 +19,10 @@ ensure_build_dependencies() {
     apt_install_missing liblz4-dev pkg-config
 }
 
-# kcat (librdkafka 2.0.2) and a virtualenv with the Python Kafka clients.
+# kcat (librdkafka 2.0.2), Go with Debian's sarama 1.22 source (Tests/interop/sarama, built
+# offline in GOPATH mode) and a virtualenv with the Python Kafka clients.
 ensure_interop_dependencies() {
-    apt_install_missing kcat
+    apt_install_missing kcat golang-go golang-github-shopify-sarama-dev
     local venv=".build/interop-venv"
     if [ ! -x "$venv/bin/pytest" ] || ! cmp -s Tests/interop/requirements.txt "$venv/requirements.txt"; then
         echo "creating $venv" >&2

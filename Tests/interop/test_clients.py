@@ -81,6 +81,36 @@ def test_kafka_python_roundtrip(broker, acks):
     check_roundtrip(sent, received)
 
 
+@pytest.mark.parametrize("api_version", [(0, 11), (2, 0), (4, 1)])
+def test_kafka_python_pinned_api_version(broker, api_version):
+    """With api_version pinned, kafka-python skips ApiVersions and picks each request's
+    version from its table for that Kafka release: the oldest and newest it knows both work,
+    group commits included."""
+    from kafka import KafkaConsumer, KafkaProducer
+    topic = unique("kpv%d%d" % api_version)
+    sent = messages(COUNT, topic, null_headers=False)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=api_version, linger_ms=5)
+    for key, value, headers, ts in sent:
+        producer.send(topic, key=key, value=value, headers=headers, timestamp_ms=ts)
+    producer.flush(60)
+    producer.close()
+    group = unique("kpv-group")
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, api_version=api_version, group_id=group,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    received = []
+    deadline = time.time() + 60
+    while len(received) < COUNT and time.time() < deadline:
+        for records in consumer.poll(timeout_ms=1000).values():
+            received += [(r.key, r.value, r.headers, r.timestamp) for r in records]
+    consumer.commit()
+    consumer.close()
+    check_roundtrip(sent, received)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=api_version, group_id=group)
+    from kafka import TopicPartition
+    assert consumer.committed(TopicPartition(topic, 0)) == COUNT
+    consumer.close()
+
+
 # ---------------------------------------------------------------- aiokafka
 
 @pytest.mark.parametrize("acks", [0, 1, "all"])

@@ -9,6 +9,16 @@ public enum OffsetReset: Sendable, Equatable {
 }
 
 extension Broker {
+    /// ConsumerGroupHeartbeat (KIP-848) over this broker's topics; internal topics are never
+    /// assigned.
+    public func consumerGroupHeartbeat(_ request: ConsumerHeartbeat) -> ConsumerHeartbeatResult {
+        groups.consumerHeartbeat(
+            request,
+            catalog: TopicCatalog(
+                partitionCount: { [self] name in isInternalTopic(name) ? nil : try? partitionCount(of: name) },
+                topicNames: { [self] in listTopics() }))
+    }
+
     /// Computes new committed offsets for `group` on every partition of `topic`, and stores
     /// them unless `dryRun`. Refused (`.rebalanceInProgress`) while the group has members:
     /// they would overwrite the reset with their next commit.
@@ -31,9 +41,9 @@ extension Broker {
             }
         }
         if dryRun { return result }
-        let described = groups.describeGroup(group)
-        guard described.members.isEmpty else {
-            throw TidemarkError(.rebalanceInProgress, "group '\(group)' has \(described.members.count) active members")
+        let members = groups.describeGroup(group).members.count + (groups.describeConsumerGroup(group)?.members.count ?? 0)
+        guard members == 0 else {
+            throw TidemarkError(.rebalanceInProgress, "group '\(group)' has \(members) active members")
         }
         if let error = try await groups.commitOffsets(
             groupId: group, offsets: result.mapValues { CommittedOffset(offset: $0, metadata: "reset") })

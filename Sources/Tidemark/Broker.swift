@@ -183,11 +183,16 @@ public final class Broker: Sendable {
         let offsetStore = try await OffsetStore.open(
             partition: offsetsPartition, executor: executor, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes)
-        let groups = GroupCoordinator(options: options.groups, store: offsetStore, clock: options.clock)
         let offsetsTopicState = TopicState(
             name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), slots: [.online(offsetsPartition)],
             isInternal: true)
-        let groupConfigs = try GroupConfigs(path: dataDirectory + "/group-configs.json")
+        let groupConfigs = try GroupConfigs(
+            path: dataDirectory + "/group-configs.json",
+            brokerDefaults: [
+                "consumer.session.timeout.ms": "\(options.groups.consumerSessionTimeoutMs)",
+                "consumer.heartbeat.interval.ms": "\(options.groups.consumerHeartbeatIntervalMs)",
+            ])
+        let groups = GroupCoordinator(options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock)
         let broker = Broker(
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups,
             internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs)

@@ -45,6 +45,16 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case groupSubscribedToTopic
         /// A topic id no topic has (any more).
         case unknownTopicId
+        /// A consumer-protocol member's epoch is not its current one: it must rejoin with epoch 0.
+        case fencedMemberEpoch
+        /// An offset commit from a consumer-protocol member at an older epoch.
+        case staleMemberEpoch
+        /// A server-side assignor this broker does not have.
+        case unsupportedAssignor
+        /// A subscription regular expression that does not compile.
+        case invalidRegularExpression
+        /// A group already has its maximum number of members.
+        case groupMaxSizeReached
     }
 
     public var code: Code

@@ -314,6 +314,58 @@ public final class KafkaClient {
         return (result.groupState, result.members.count)
     }
 
+    /// A group as `tidemark groups describe` shows it.
+    public struct GroupSummary: Sendable {
+        public struct Member: Sendable {
+            public var memberId: String
+            public var clientId: String
+            /// The member epoch (consumer-protocol groups only).
+            public var epoch: Int32?
+            /// topic -> partitions (consumer-protocol groups; classic assignments are the
+            /// clients' own bytes).
+            public var assignment: [String: [Int32]]
+        }
+        /// "classic" or "consumer".
+        public var type: String
+        public var state: String
+        public var members: [Member]
+        public init(type: String, state: String, members: [Member]) {
+            self.type = type
+            self.state = state
+            self.members = members
+        }
+    }
+
+    /// The group's protocol, state and members; nil when the broker does not know it.
+    public func groupSummary(_ group: String) throws -> GroupSummary? {
+        let listed = try seed.call(.listGroups, version: 5, ListGroupsRequest(), as: ListGroupsResponse.self)!
+        try check(listed.errorCode, "ListGroups")
+        guard let row = listed.groups.first(where: { $0.groupId == group }) else { return nil }
+        if row.groupType.lowercased() == "consumer" {
+            var request = ConsumerGroupDescribeRequest()
+            request.groupIds = [group]
+            let response = try coordinator(group).call(
+                .consumerGroupDescribe, version: 0, request, as: ConsumerGroupDescribeResponse.self)!
+            guard let described = response.groups.first else { throw KafkaClientError("empty ConsumerGroupDescribe answer") }
+            try check(described.errorCode, "describing group '\(group)'")
+            return GroupSummary(
+                type: "consumer", state: described.groupState,
+                members: described.members.map { m in
+                    GroupSummary.Member(
+                        memberId: m.memberId, clientId: m.clientId, epoch: m.memberEpoch,
+                        assignment: Dictionary(m.assignment.map { ($0.topicName, $0.partitions) }, uniquingKeysWith: +))
+                })
+        }
+        var request = DescribeGroupsRequest()
+        request.groups = [group]
+        let response = try coordinator(group).call(.describeGroups, version: 3, request, as: DescribeGroupsResponse.self)!
+        guard let described = response.groups.first else { throw KafkaClientError("empty DescribeGroups answer") }
+        try check(described.errorCode, "describing group '\(group)'")
+        return GroupSummary(
+            type: "classic", state: described.groupState,
+            members: described.members.map { GroupSummary.Member(memberId: $0.memberId, clientId: $0.clientId, assignment: [:]) })
+    }
+
     /// Committed offsets of a group: topic -> partition -> offset.
     public func committedOffsets(_ group: String) throws -> [String: [Int: Int64]] {
         var request = OffsetFetchRequest()

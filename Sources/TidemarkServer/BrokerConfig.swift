@@ -39,9 +39,13 @@ public struct BrokerConfig: Sendable {
         ("group.min.session.timeout.ms", "smallest session timeout a member may ask"),
         ("group.max.session.timeout.ms", "largest session timeout a member may ask"),
         ("group.initial.rebalance.delay.ms", "wait for more members before a new group's first generation"),
+        ("group.consumer.session.timeout.ms", "consumer-protocol members are removed after this without a heartbeat"),
+        ("group.consumer.heartbeat.interval.ms", "how often consumer-protocol members heartbeat"),
+        ("group.consumer.max.size", "most members of a consumer-protocol group"),
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
         ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
+        ("max.incremental.fetch.session.cache.slots", "incremental fetch sessions kept at once (0: none)"),
         ("num.network.threads", "event loop threads"),
     ]
 
@@ -113,6 +117,9 @@ public struct BrokerConfig: Sendable {
         case "group.min.session.timeout.ms": broker.groups.minSessionTimeoutMs = Int32(clamping: try number())
         case "group.max.session.timeout.ms": broker.groups.maxSessionTimeoutMs = Int32(clamping: try number())
         case "group.initial.rebalance.delay.ms": broker.groups.initialRebalanceDelayMs = try number()
+        case "group.consumer.session.timeout.ms": broker.groups.consumerSessionTimeoutMs = max(1, try number())
+        case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(clamping: max(1, try number()))
+        case "group.consumer.max.size": broker.groups.consumerGroupMaxSize = Int(clamping: max(1, try number()))
         case "producer.id.expiration.ms": broker.producerIdExpirationMs = try number()
         case "socket.request.max.bytes": server.maxRequestBytes = Int(try number())
         case "queued.max.request.bytes":
@@ -120,6 +127,7 @@ public struct BrokerConfig: Sendable {
             server.queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
         case "connections.max.idle.ms": server.connectionsMaxIdleMs = try number()
         case "fetch.max.bytes": server.fetchMaxBytes = Int(try number())
+        case "max.incremental.fetch.session.cache.slots": server.fetchSessionCacheSlots = Int(clamping: max(0, try number()))
         case "num.network.threads": server.eventLoops = Int(try number())
         default:
             throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
@@ -159,6 +167,10 @@ public struct BrokerConfig: Sendable {
             ("broker.id", "\(server.nodeId)"),
             ("connections.max.idle.ms", "\(server.connectionsMaxIdleMs)"),
             ("fetch.max.bytes", "\(server.fetchMaxBytes)"),
+            ("max.incremental.fetch.session.cache.slots", "\(server.fetchSessionCacheSlots)"),
+            ("group.consumer.heartbeat.interval.ms", "\(broker.groups.consumerHeartbeatIntervalMs)"),
+            ("group.consumer.max.size", "\(broker.groups.consumerGroupMaxSize)"),
+            ("group.consumer.session.timeout.ms", "\(broker.groups.consumerSessionTimeoutMs)"),
             ("group.initial.rebalance.delay.ms", "\(broker.groups.initialRebalanceDelayMs)"),
             ("group.max.session.timeout.ms", "\(broker.groups.maxSessionTimeoutMs)"),
             ("group.min.session.timeout.ms", "\(broker.groups.minSessionTimeoutMs)"),
@@ -232,7 +244,8 @@ extension BrokerConfig {
             2
         case "num.partitions", "segment.bytes", "log.segment.bytes", "max.message.bytes", "message.max.bytes",
             "offset.metadata.max.bytes", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
-            "group.initial.rebalance.delay.ms", "socket.request.max.bytes", "num.network.threads", "node.id",
+            "group.initial.rebalance.delay.ms", "group.consumer.session.timeout.ms", "group.consumer.heartbeat.interval.ms",
+            "group.consumer.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes", "num.network.threads", "node.id",
             "broker.id", "fetch.max.bytes", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
             "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
             "share.session.timeout.ms", "share.heartbeat.interval.ms", "share.record.lock.duration.ms":

@@ -33,6 +33,11 @@ extension KafkaError {
         case .groupIdNotFound: self = .groupIdNotFound
         case .groupSubscribedToTopic: self = .groupSubscribedToTopic
         case .unknownTopicId: self = .unknownTopicId
+        case .fencedMemberEpoch: self = .fencedMemberEpoch
+        case .staleMemberEpoch: self = .staleMemberEpoch
+        case .unsupportedAssignor: self = .unsupportedAssignor
+        case .invalidRegularExpression: self = .invalidRegularExpression
+        case .groupMaxSizeReached: self = .groupMaxSizeReached
         }
     }
 

@@ -143,10 +143,36 @@ extension RequestRouter {
     /// Below min_bytes, the request waits for an append to any partition it found empty (the
     /// appender wakes it: no task and no timer task per poll) or for its deadline, an event
     /// loop timer; then it reads once more and answers.
+    /// Fetch, through the fetch session the request names (v7+; see `FetchSessionCache`).
     func fetch(_ request: FetchRequest, on loop: any EventLoop, _ done: @escaping (FetchResponse) -> Void) {
         let wait = min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs)
-        let poll = FetchInFlight(request: request, deadline: .now() + .milliseconds(wait), done: done)
-        poll.attempt(router: self, loop: loop, preRead: [:])
+        let deadline = NIODeadline.now() + .milliseconds(wait)
+        let sessionless = request.sessionId == 0 && request.sessionEpoch == -1
+        guard !sessionless, config.fetchSessionCacheSlots > 0 else {
+            FetchInFlight(request: request, deadline: deadline, done: done).attempt(router: self, loop: loop, preRead: [:])
+            return
+        }
+        let sessions = fetchSessions
+        switch sessions.plan(request, nowMs: broker.options.clock()) {
+        case .error(let code):
+            var response = FetchResponse()
+            response.errorCode = code.rawValue
+            done(response)
+        case .full(let whole, let sessionId, let record):
+            FetchInFlight(request: whole, deadline: deadline) { response in
+                if record {
+                    done(sessions.answer(response, sessionId: sessionId, incremental: false))
+                } else {
+                    var response = response
+                    response.sessionId = sessionId
+                    done(response)
+                }
+            }.attempt(router: self, loop: loop, preRead: [:])
+        case .incremental(let whole, let sessionId):
+            FetchInFlight(request: whole, deadline: deadline) { response in
+                done(sessions.answer(response, sessionId: sessionId, incremental: true))
+            }.attempt(router: self, loop: loop, preRead: [:])
+        }
     }
 
     /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)

@@ -58,10 +58,10 @@ extension RequestRouter {
         let types = Set(request.typesFilter.map { $0.lowercased() })
         var response = ListGroupsResponse()
         response.groups = broker.groups.listGroups().compactMap { group in
-            let state = group.state.rawValue
-            guard states.isEmpty || states.contains(state.lowercased()) else { return nil }
-            guard types.isEmpty || types.contains("classic") else { return nil }
-            return ListGroupsResponse.Group(groupId: group.groupId, protocolType: group.protocolType, groupState: state, groupType: "Classic")
+            guard states.isEmpty || states.contains(group.state.lowercased()) else { return nil }
+            guard types.isEmpty || types.contains(group.type.rawValue.lowercased()) else { return nil }
+            return ListGroupsResponse.Group(
+                groupId: group.groupId, protocolType: group.protocolType, groupState: group.state, groupType: group.type.rawValue)
         }
         return response
     }
@@ -189,9 +189,18 @@ extension RequestRouter {
     func describeGroups(_ request: DescribeGroupsRequest, version: Int16) -> DescribeGroupsResponse {
         var response = DescribeGroupsResponse()
         response.groups = request.groups.map { id in
-            let described = broker.groups.describeGroup(id)
             var group = DescribeGroupsResponse.Group()
             group.groupId = id
+            if broker.groups.groupType(id) == .consumer {
+                // A consumer-protocol group: described by ConsumerGroupDescribe, dead to this API.
+                group.groupState = GroupState.dead.rawValue
+                if version >= 6 {
+                    group.errorCode = KafkaError.groupIdNotFound.rawValue
+                    group.errorMessage = "group \(id) is a consumer group, not a classic group"
+                }
+                return group
+            }
+            let described = broker.groups.describeGroup(id)
             group.groupState = described.state.rawValue
             group.protocolType = described.protocolType
             group.protocolData = described.protocolName

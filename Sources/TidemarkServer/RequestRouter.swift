@@ -27,6 +27,8 @@ final class RequestRouter: Sendable {
     /// Loops for requests that arrive without one (`RequestProcessor`): produce and fetch
     /// always complete on an event loop.
     let loops: any EventLoopGroup
+    /// Incremental fetch sessions (KIP-227).
+    let fetchSessions: FetchSessionCache
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker
@@ -34,6 +36,7 @@ final class RequestRouter: Sendable {
         self.logger = logger
         self.boundPort = boundPort
         self.loops = loops
+        self.fetchSessions = FetchSessionCache(maxSessions: config.fetchSessionCacheSlots)
     }
 
     /// A request whose header was read: what `route` and the inline path work from.
@@ -229,6 +232,11 @@ final class RequestRouter: Sendable {
         case .offsetDelete: return try respond(await offsetDelete(try body(OffsetDeleteRequest.self)), header, api: api)
         case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self)), header, api: api)
         case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)
+        case .consumerGroupHeartbeat:
+            return try respond(
+                consumerGroupHeartbeat(try body(ConsumerGroupHeartbeatRequest.self), header: header), header, api: api)
+        case .consumerGroupDescribe:
+            return try respond(consumerGroupDescribe(try body(ConsumerGroupDescribeRequest.self)), header, api: api)
         }
     }
 }

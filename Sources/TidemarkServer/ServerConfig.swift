@@ -24,6 +24,9 @@ public struct ServerConfig: Sendable {
     public var fetchMaxBytes = 57_671_680
     /// The longest a fetch long-polls, whatever the client asks (clients ask 500 ms).
     public var fetchMaxWaitMs: Int64 = 300_000
+    /// Incremental fetch sessions kept at once (Kafka's max.incremental.fetch.session.cache.slots);
+    /// 0 turns sessions off (every fetch is answered in full, as Kafka does when the cache is full).
+    public var fetchSessionCacheSlots = 1000
     public var nodeId: Int32 = 0
     /// Event loop threads (nil: one per core).
     public var eventLoops: Int? = nil

@@ -34,6 +34,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case offsetDelete = 47
     case describeCluster = 60
     case describeProducers = 61
+    case consumerGroupHeartbeat = 68
+    case consumerGroupDescribe = 69
 
     /// Versions with a codec here.
     public var implemented: ClosedRange<Int16> {
@@ -65,6 +67,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .offsetDelete: 0...0
         case .describeCluster: 0...2
         case .describeProducers: 0...0
+        case .consumerGroupHeartbeat: 0...1
+        case .consumerGroupDescribe: 0...1
         }
     }
 
@@ -104,6 +108,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .offsetDelete: nil
         case .describeCluster: 0
         case .describeProducers: 0
+        case .consumerGroupHeartbeat: 0
+        case .consumerGroupDescribe: 0
         }
     }
 
@@ -160,6 +166,13 @@ public enum KafkaError: Int16, Sendable {
     case groupSubscribedToTopic = 86
     case nonEmptyGroup = 68
     case policyViolation = 44
+    case fetchSessionIdNotFound = 70
+    case invalidFetchSessionEpoch = 71
+    case groupMaxSizeReached = 81
+    case fencedMemberEpoch = 110
+    case unsupportedAssignor = 112
+    case staleMemberEpoch = 113
+    case invalidRegularExpression = 128
 }
 
 /// Request header v1 (v2 adds tagged fields):

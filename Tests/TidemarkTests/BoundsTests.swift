@@ -40,7 +40,7 @@ import TidemarkStorage
     /// JoinGroup (v4+) without a member id hands one out; a client that never uses them
     /// cannot grow the group's list past its bound.
     @Test func unusedMemberIdsAreBounded() {
-        var group = ConsumerGroup(groupId: "g", options: GroupOptions())
+        var group = ClassicGroup(groupId: "g", options: GroupOptions())
         for _ in 0..<5000 {
             let request = JoinGroupRequest(
                 groupId: "g", clientId: "flood", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
@@ -48,7 +48,7 @@ import TidemarkStorage
             let (response, _) = group.join(request, nowMs: 0)
             #expect(response?.error == .memberIdRequired)
         }
-        #expect(group.pendingMemberIdCount <= ConsumerGroup.maxPendingMemberIds)
+        #expect(group.pendingMemberIdCount <= ClassicGroup.maxPendingMemberIds)
     }
 
     /// Groups nobody uses any more are dropped from memory; their offsets stay until

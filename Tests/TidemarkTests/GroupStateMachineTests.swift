@@ -17,14 +17,14 @@ import Testing
         return options
     }
 
-    func joinedIds(_ deliveries: [ConsumerGroup.Delivery]) -> [String: JoinGroupResponse] {
+    func joinedIds(_ deliveries: [ClassicGroup.Delivery]) -> [String: JoinGroupResponse] {
         var result: [String: JoinGroupResponse] = [:]
         for case .join(let id, let response) in deliveries { result[id] = response }
         return result
     }
 
     @Test func firstMemberBecomesLeaderAndStable() {
-        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        var group = ClassicGroup(groupId: "g", options: Self.options())
         #expect(group.state == .empty)
         let (response, deliveries) = group.join(Self.request(), nowMs: 0)
         #expect(response == nil)  // it waits for its generation, delivered at once here
@@ -42,7 +42,7 @@ import Testing
     }
 
     @Test func secondMemberTriggersARebalanceAndTheOldGenerationIsFenced() {
-        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
         _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
         // b joins: a must rejoin; its heartbeat says so.
@@ -77,7 +77,7 @@ import Testing
     }
 
     @Test func sessionExpiryRemovesTheMemberAndRebalances() {
-        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(session: 2000), nowMs: 0).1).keys.first!
         _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
         _ = group.join(Self.request(session: 2000), nowMs: 10)
@@ -97,7 +97,7 @@ import Testing
     }
 
     @Test func aMemberThatDoesNotRejoinIsDroppedAtTheRebalanceTimeout() {
-        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(rebalance: 3000), nowMs: 0).1).keys.first!
         _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
         // b joins; a never rejoins (but keeps its session alive with heartbeats).
@@ -111,7 +111,7 @@ import Testing
     }
 
     @Test func leaveRebalancesAndTheLastLeaveEmptiesTheGroup() {
-        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
         _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
         _ = group.join(Self.request(), nowMs: 10)
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test func protocolsMustAgreeAndMemberIdMayBeRequired() {
-        var group = ConsumerGroup(groupId: "g", options: Self.options())
+        var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(protocols: ["range", "roundrobin"]), nowMs: 0).1).keys.first!
         _ = group.sync(memberId: a, generationId: 1, assignments: [:], nowMs: 0)
         #expect(group.join(Self.request(protocols: ["sticky"]), nowMs: 10).0?.error == .inconsistentGroupProtocol)

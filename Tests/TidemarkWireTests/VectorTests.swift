@@ -98,6 +98,10 @@ import TidemarkWire
         case (.describeCluster, false): return try trip(DescribeClusterResponse.self)
         case (.describeProducers, true): return try trip(DescribeProducersRequest.self)
         case (.describeProducers, false): return try trip(DescribeProducersResponse.self)
+        case (.consumerGroupHeartbeat, true): return try trip(ConsumerGroupHeartbeatRequest.self)
+        case (.consumerGroupHeartbeat, false): return try trip(ConsumerGroupHeartbeatResponse.self)
+        case (.consumerGroupDescribe, true): return try trip(ConsumerGroupDescribeRequest.self)
+        case (.consumerGroupDescribe, false): return try trip(ConsumerGroupDescribeResponse.self)
         }
     }
 

@@ -21,12 +21,15 @@ struct Groups: AsyncParsableCommand {
     }
 
     struct Describe: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Per partition: committed offset, end offset and lag.")
+        static let configuration = CommandConfiguration(
+            abstract: "A group's protocol (classic or consumer), state and members; per partition: committed offset, end offset and lag.")
         @OptionGroup var data: DataOptions
         @Argument(help: "Group id.") var group: String
         func run() async throws {
             let rows: [(String, Int, Int64, Int64, Int64)]
+            var summary: KafkaClient.GroupSummary?
             if let client = try data.client() {
+                summary = try client.groupSummary(group)
                 var list: [(String, Int, Int64, Int64, Int64)] = []
                 for (topic, offsets) in try client.committedOffsets(group).sorted(by: { $0.key < $1.key }) {
                     for (partition, committed) in offsets.sorted(by: { $0.key < $1.key }) {
@@ -36,11 +39,24 @@ struct Groups: AsyncParsableCommand {
                 }
                 rows = list
             } else {
-                rows = try await data.withBroker { broker in
-                    try broker.groupLag(group: group).map { ($0.0.topic, $0.0.partition, $0.committed, $0.end, $0.lag) }
+                (rows, summary) = try await data.withBroker { broker in
+                    let lag = try broker.groupLag(group: group).map { ($0.0.topic, $0.0.partition, $0.committed, $0.end, $0.lag) }
+                    let listing = broker.groups.listGroups().first { $0.groupId == group }
+                    return (lag, listing.map { KafkaClient.GroupSummary(type: $0.type.rawValue.lowercased(), state: $0.state, members: []) })
                 }
             }
-            guard !rows.isEmpty else { throw CLIError("group '\(group)' has no committed offsets") }
+            guard !rows.isEmpty || summary != nil else { throw CLIError("group '\(group)' has no members and no committed offsets") }
+            if let summary {
+                Output.line("GROUP \(group)\tTYPE \(summary.type)\tSTATE \(summary.state)\tMEMBERS \(summary.members.count)")
+                if !summary.members.isEmpty {
+                    Output.line("MEMBER\tCLIENT\tEPOCH\tASSIGNMENT")
+                    for member in summary.members {
+                        let assignment = member.assignment.sorted { $0.key < $1.key }
+                            .map { "\($0.key):\($0.value.sorted().map(String.init).joined(separator: ","))" }.joined(separator: " ")
+                        Output.line("\(member.memberId)\t\(member.clientId)\t\(member.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
+                    }
+                }
+            }
             Output.line("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
             for (topic, partition, committed, end, lag) in rows { Output.line("\(topic)\t\(partition)\t\(committed)\t\(end)\t\(lag)") }
             Output.line("total lag: \(rows.reduce(0) { $0 + $1.4 })")

@@ -50,10 +50,13 @@ public final class GroupConfigs: Sendable {
     }
 
     let path: String
+    /// Defaults that the broker's settings replace (e.g. group.consumer.session.timeout.ms).
+    let brokerDefaults: [String: String]
     private let state: Mutex<[String: [String: String]]>
 
-    init(path: String) throws {
+    init(path: String, brokerDefaults: [String: String] = [:]) throws {
         self.path = path
+        self.brokerDefaults = brokerDefaults
         var groups: [String: [String: String]] = [:]
         if let bytes = try DurableFile.read(path) {
             let file = try JSONDecoder().decode(File.self, from: Data(bytes))
@@ -63,18 +66,21 @@ public final class GroupConfigs: Sendable {
         state = Mutex(groups)
     }
 
+    /// A setting's value for groups that do not set it: the broker's, else Kafka's default.
+    func defaultValue(_ name: String) -> String? { brokerDefaults[name] ?? Self.keysByName[name]?.defaultValue }
+
     /// The settings explicitly made for `group`.
     public func explicit(_ group: String) -> [String: String] { state.withLock { $0[group] ?? [:] } }
 
     /// Every known setting of `group`: (name, effective value, whether it is the default).
     public func describe(_ group: String) -> [(name: String, value: String, isDefault: Bool)] {
         let set = explicit(group)
-        return Self.keys.map { key in (key.name, set[key.name] ?? key.defaultValue, set[key.name] == nil) }
+        return Self.keys.map { key in (key.name, set[key.name] ?? defaultValue(key.name) ?? key.defaultValue, set[key.name] == nil) }
     }
 
     /// The effective value of one setting.
     public func value(_ name: String, of group: String) -> String? {
-        explicit(group)[name] ?? Self.keysByName[name]?.defaultValue
+        explicit(group)[name] ?? defaultValue(name)
     }
 
     /// Applies changes (every name checked first: all or nothing); `replacing` clears the

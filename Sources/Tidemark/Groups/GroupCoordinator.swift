@@ -1,5 +1,22 @@
+import Foundation
 import Logging
 import Synchronization
+
+/// Which group protocol a group id runs.
+public enum GroupType: String, Sendable {
+    /// JoinGroup/SyncGroup, client-side assignment.
+    case classic = "Classic"
+    /// ConsumerGroupHeartbeat (KIP-848), server-side assignment.
+    case consumer = "Consumer"
+}
+
+/// One row of ListGroups.
+public struct GroupListing: Sendable, Equatable {
+    public var groupId: String
+    public var protocolType: String
+    public var state: String
+    public var type: GroupType
+}
 
 /// What DescribeGroups reports.
 public struct GroupDescription: Sendable, Equatable {
@@ -19,7 +36,7 @@ public struct GroupDescription: Sendable, Equatable {
     public var members: [Member]
 }
 
-/// Runs the consumer groups: one `ConsumerGroup` state machine per group id, and the
+/// Runs the consumer groups: one `ClassicGroup` state machine per group id, and the
 /// members waiting in JoinGroup or SyncGroup as continuations.
 ///
 /// Both the embedded group consumer and the Kafka front drive this same coordinator.
@@ -33,7 +50,10 @@ public final class GroupCoordinator: Sendable {
     }
 
     struct State: Sendable {
-        var groups: [String: ConsumerGroup] = [:]
+        /// Classic groups (JoinGroup/SyncGroup). A group id is in at most one of the two maps.
+        var groups: [String: ClassicGroup] = [:]
+        /// Consumer-protocol groups (ConsumerGroupHeartbeat, KIP-848).
+        var consumerGroups: [String: ConsumerGroup] = [:]
         var joinWaiters: [WaiterKey: CheckedContinuation<JoinGroupResponse, Never>] = [:]
         var syncWaiters: [WaiterKey: CheckedContinuation<SyncGroupResponse, Never>] = [:]
         var isClosed = false
@@ -44,12 +64,14 @@ public final class GroupCoordinator: Sendable {
 
     public let options: GroupOptions
     let store: OffsetStore
+    let configs: GroupConfigs
     let clock: @Sendable () -> Int64
     private let state = Mutex(State())
 
-    init(options: GroupOptions, store: OffsetStore, clock: @escaping @Sendable () -> Int64) {
+    init(options: GroupOptions, store: OffsetStore, configs: GroupConfigs, clock: @escaping @Sendable () -> Int64) {
         self.options = options
         self.store = store
+        self.configs = configs
         self.clock = clock
     }
 
@@ -63,7 +85,7 @@ public final class GroupCoordinator: Sendable {
     }
 
     /// Matches deliveries with waiting members (under the lock).
-    private static func collect(_ deliveries: [ConsumerGroup.Delivery], group: String, _ s: inout State) -> Ready {
+    private static func collect(_ deliveries: [ClassicGroup.Delivery], group: String, _ s: inout State) -> Ready {
         var ready = Ready()
         for delivery in deliveries {
             switch delivery {
@@ -95,7 +117,14 @@ public final class GroupCoordinator: Sendable {
                     ready.joins.append((continuation, .failure(.brokerClosed, memberId: request.memberId)))
                     return ready
                 }
-                var group = s.groups[request.groupId] ?? ConsumerGroup(groupId: request.groupId, options: options)
+                if let other = s.consumerGroups[request.groupId] {
+                    guard other.isEmpty else {
+                        ready.joins.append((continuation, .failure(.inconsistentGroupProtocol, memberId: request.memberId)))
+                        return ready
+                    }
+                    s.consumerGroups.removeValue(forKey: request.groupId)
+                }
+                var group = s.groups[request.groupId] ?? ClassicGroup(groupId: request.groupId, options: options)
                 let (response, deliveries) = group.join(request, nowMs: now)
                 s.groups[request.groupId] = group
                 if let response {
@@ -179,6 +208,7 @@ public final class GroupCoordinator: Sendable {
     /// Expires sessions and completes overdue rebalances in every group.
     func tick(logger: Logger? = nil) async {
         let now = clock()
+        var expiredMembers: [(group: String, members: [String])] = []
         let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, Set<String>) in
             var ready = Ready()
             for id in Array(s.groups.keys) {
@@ -200,12 +230,34 @@ public final class GroupCoordinator: Sendable {
                 }
                 s.groups[id] = group
             }
+            for id in Array(s.consumerGroups.keys) {
+                var group = s.consumerGroups[id]!
+                let expired = group.tick(nowMs: now, sessionTimeoutMs: consumerSettings(id).sessionTimeoutMs)
+                if !expired.isEmpty { expiredMembers.append((id, expired)) }
+                if group.isEmpty {
+                    let since = s.idleSince[id] ?? now
+                    if now - since >= options.emptyGroupRetentionMs {
+                        s.consumerGroups.removeValue(forKey: id)
+                        s.idleSince.removeValue(forKey: id)
+                        continue
+                    }
+                    s.idleSince[id] = since
+                } else {
+                    s.idleSince.removeValue(forKey: id)
+                }
+                s.consumerGroups[id] = group
+            }
             let due = now - s.lastOffsetsExpiryMs >= options.offsetsRetentionCheckIntervalMs
             if due { s.lastOffsetsExpiryMs = now }
             let active = Set(s.groups.filter { !$0.value.members.isEmpty }.keys)
+                .union(s.consumerGroups.filter { !$0.value.isEmpty }.keys)
             return (ready, due, active)
         }
         ready.resumeAll()
+        for (group, members) in expiredMembers {
+            logger?.info("consumer group members removed: no heartbeat in their session timeout, or partitions kept past their rebalance timeout",
+                metadata: ["group": "\(group)", "members": "\(members)"])
+        }
         if expiryDue {
             do {
                 let expired = try await store.expire(olderThan: now - options.offsetsRetentionMs, except: activeGroups)
@@ -223,6 +275,53 @@ public final class GroupCoordinator: Sendable {
         }
     }
 
+    // MARK: Consumer protocol (KIP-848)
+
+    /// A consumer group's settings: its group configs over the broker's defaults.
+    func consumerSettings(_ groupId: String) -> ConsumerGroup.Settings {
+        let explicit = configs.explicit(groupId)
+        return ConsumerGroup.Settings(
+            sessionTimeoutMs: explicit["consumer.session.timeout.ms"].flatMap(Int64.init) ?? options.consumerSessionTimeoutMs,
+            heartbeatIntervalMs: explicit["consumer.heartbeat.interval.ms"].flatMap(Int32.init) ?? options.consumerHeartbeatIntervalMs,
+            maxSize: options.consumerGroupMaxSize)
+    }
+
+    /// ConsumerGroupHeartbeat: joins, leaves, or moves a member toward its target assignment.
+    /// Answered at once (nothing waits). A classic group id with members is refused
+    /// (GROUP_ID_NOT_FOUND, as Kafka does without migration); an empty one becomes a consumer
+    /// group, keeping its committed offsets.
+    public func consumerHeartbeat(_ request: ConsumerHeartbeat, catalog: TopicCatalog) -> ConsumerHeartbeatResult {
+        guard Self.validGroupId(request.groupId) else {
+            return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
+        }
+        guard request.memberId.utf8.count <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000 else {
+            return .failure(.invalidRequest, "member id or subscription too long", memberId: request.memberId)
+        }
+        let now = clock()
+        let settings = consumerSettings(request.groupId)
+        return state.withLock { s in
+            if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
+            if let classic = s.groups[request.groupId] {
+                guard classic.members.isEmpty else {
+                    return .failure(
+                        .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
+                }
+                s.groups.removeValue(forKey: request.groupId)
+            }
+            var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
+            let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
+                UUID().uuidString.lowercased()
+            }
+            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.consumerGroups[request.groupId] = group }
+            return result
+        }
+    }
+
+    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group.
+    public func describeConsumerGroup(_ groupId: String) -> ConsumerGroupDescription? {
+        state.withLock { $0.consumerGroups[groupId]?.describe() }
+    }
+
     // MARK: Offsets
 
     /// OffsetCommit: stores the offsets if the member may commit them now; per-partition
@@ -237,9 +336,12 @@ public final class GroupCoordinator: Sendable {
         if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) { return .unknownTopicOrPartition }
         let error = state.withLock { s -> TidemarkError.Code? in
             if s.isClosed { return .brokerClosed }
+            if let group = s.consumerGroups[groupId] {
+                return group.validateCommit(memberId: memberId, memberEpoch: generationId)
+            }
             // A standalone commit to an unknown group needs no state machine kept for it.
             guard let group = s.groups[groupId] else {
-                return ConsumerGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
+                return ClassicGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
             }
             return group.validateCommit(memberId: memberId, generationId: generationId)
         }
@@ -256,6 +358,7 @@ public final class GroupCoordinator: Sendable {
     /// Throws `.groupIdNotFound` for a group with neither members nor offsets.
     public func deleteOffsets(groupId: String, partitions: [TopicPartition]) async throws -> [TopicPartition: TidemarkError.Code?] {
         let subscribed = state.withLock { s -> Set<String>? in
+            if let group = s.consumerGroups[groupId] { return group.subscribedTopicNames }
             guard let group = s.groups[groupId] else { return nil }
             var topics: Set<String> = []
             for member in group.members.values {
@@ -297,13 +400,25 @@ public final class GroupCoordinator: Sendable {
     /// Groups whose state machines are in memory now (members, or recently active).
     var liveGroupCount: Int { state.withLock { $0.groups.count } }
 
-    public func listGroups() -> [(groupId: String, protocolType: String, state: GroupState)] {
+    /// Every group: classic ones (including those known only by their committed offsets, as
+    /// Kafka lists them) and consumer-protocol ones.
+    public func listGroups() -> [GroupListing] {
         let known = state.withLock { s in
-            s.groups.values.map { ($0.groupId, $0.protocolType ?? "", $0.state) }
+            s.groups.values.map { GroupListing(groupId: $0.groupId, protocolType: $0.protocolType ?? "", state: $0.state.rawValue, type: .classic) }
+                + s.consumerGroups.values.map {
+                    GroupListing(groupId: $0.groupId, protocolType: "consumer", state: $0.state.rawValue, type: .consumer)
+                }
         }
-        let names = Set(known.map(\.0))
-        let offsetOnly = store.groupsWithOffsets().subtracting(names).map { ($0, "consumer", GroupState.empty) }
-        return (known + offsetOnly).sorted { $0.0 < $1.0 }
+        let names = Set(known.map(\.groupId))
+        let offsetOnly = store.groupsWithOffsets().subtracting(names).map {
+            GroupListing(groupId: $0, protocolType: "consumer", state: GroupState.empty.rawValue, type: .classic)
+        }
+        return (known + offsetOnly).sorted { $0.groupId < $1.groupId }
+    }
+
+    /// Which protocol a group id runs now: nil when the broker has no state machine for it.
+    public func groupType(_ groupId: String) -> GroupType? {
+        state.withLock { s in s.groups[groupId] != nil ? .classic : (s.consumerGroups[groupId] != nil ? .consumer : nil) }
     }
 
     public func describeGroup(_ groupId: String) -> GroupDescription {

@@ -21,6 +21,16 @@ public struct GroupOptions: Sendable {
     /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
     /// offset.metadata.max.bytes); longer ones are refused with OFFSET_METADATA_TOO_LARGE.
     public var offsetMetadataMaxBytes = 4096
+    /// Consumer-protocol (KIP-848) groups: a member is removed when it has not heartbeated for
+    /// this long (Kafka's group.consumer.session.timeout.ms; a group's
+    /// `consumer.session.timeout.ms` config overrides it).
+    public var consumerSessionTimeoutMs: Int64 = 45_000
+    /// How often consumer-protocol members heartbeat (group.consumer.heartbeat.interval.ms;
+    /// overridden per group by `consumer.heartbeat.interval.ms`).
+    public var consumerHeartbeatIntervalMs: Int32 = 5_000
+    /// The most members a consumer-protocol group takes (group.consumer.max.size); more are
+    /// refused with GROUP_MAX_SIZE_REACHED.
+    public var consumerGroupMaxSize = 1_000
     public init() {}
 }
 
@@ -107,7 +117,7 @@ public struct SyncGroupResponse: Sendable, Equatable {
 /// rejoined, or the rebalance timeout passed: the stragglers are removed; generation + 1) ->
 /// Stable (the leader's SyncGroup). A join, leave or session expiry in Stable or
 /// CompletingRebalance goes back to PreparingRebalance. When the last member goes: Empty.
-struct ConsumerGroup: Sendable {
+struct ClassicGroup: Sendable {
     struct Member: Sendable {
         var id: String
         var groupInstanceId: String?

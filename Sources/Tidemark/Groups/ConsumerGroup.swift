@@ -1,0 +1,442 @@
+import Foundation
+
+/// A ConsumerGroupHeartbeat (KIP-848), as the engine sees it: topics by name (the server
+/// maps Kafka's topic ids), nil for "unchanged since my last heartbeat".
+public struct ConsumerHeartbeat: Sendable {
+    public var groupId: String
+    /// Empty only when a v0 member joins: the broker then makes one.
+    public var memberId: String
+    /// 0 joins, -1 leaves, -2 leaves for now (a static member), > 0 is the member's epoch.
+    public var memberEpoch: Int32
+    public var instanceId: String?
+    public var rackId: String?
+    /// -1: unchanged.
+    public var rebalanceTimeoutMs: Int32
+    public var subscribedTopicNames: [String]?
+    public var subscribedTopicRegex: String?
+    public var serverAssignor: String?
+    /// The partitions the member owns now.
+    public var ownedPartitions: [TopicPartition]?
+    public var clientId: String
+    public var clientHost: String
+
+    public init(
+        groupId: String, memberId: String, memberEpoch: Int32, instanceId: String? = nil, rackId: String? = nil,
+        rebalanceTimeoutMs: Int32 = -1, subscribedTopicNames: [String]? = nil, subscribedTopicRegex: String? = nil,
+        serverAssignor: String? = nil, ownedPartitions: [TopicPartition]? = nil, clientId: String = "",
+        clientHost: String = ""
+    ) {
+        self.groupId = groupId
+        self.memberId = memberId
+        self.memberEpoch = memberEpoch
+        self.instanceId = instanceId
+        self.rackId = rackId
+        self.rebalanceTimeoutMs = rebalanceTimeoutMs
+        self.subscribedTopicNames = subscribedTopicNames
+        self.subscribedTopicRegex = subscribedTopicRegex
+        self.serverAssignor = serverAssignor
+        self.ownedPartitions = ownedPartitions
+        self.clientId = clientId
+        self.clientHost = clientHost
+    }
+}
+
+/// The answer to a ConsumerGroupHeartbeat.
+public struct ConsumerHeartbeatResult: Sendable, Equatable {
+    public var error: TidemarkError.Code?
+    public var errorMessage: String?
+    public var memberId: String
+    public var memberEpoch: Int32
+    public var heartbeatIntervalMs: Int32
+    /// The member's partitions, when it must (re)learn them; nil when unchanged.
+    public var assignment: [TopicPartition]?
+
+    static func failure(_ code: TidemarkError.Code, _ message: String, memberId: String = "") -> ConsumerHeartbeatResult {
+        ConsumerHeartbeatResult(error: code, errorMessage: message, memberId: memberId, memberEpoch: -1, heartbeatIntervalMs: 0)
+    }
+}
+
+/// The topics a group may subscribe to: read when a group's subscribed metadata is refreshed.
+public struct TopicCatalog: Sendable {
+    public var partitionCount: @Sendable (String) -> Int?
+    public var topicNames: @Sendable () -> [String]
+    public init(partitionCount: @escaping @Sendable (String) -> Int?, topicNames: @escaping @Sendable () -> [String]) {
+        self.partitionCount = partitionCount
+        self.topicNames = topicNames
+    }
+}
+
+/// A consumer-protocol group's state, as Kafka names it.
+public enum ConsumerGroupState: String, Sendable {
+    case empty = "Empty"
+    case assigning = "Assigning"
+    case reconciling = "Reconciling"
+    case stable = "Stable"
+}
+
+/// What ConsumerGroupDescribe reports.
+public struct ConsumerGroupDescription: Sendable, Equatable {
+    public struct Member: Sendable, Equatable {
+        public var memberId: String
+        public var instanceId: String?
+        public var rackId: String?
+        public var memberEpoch: Int32
+        public var clientId: String
+        public var clientHost: String
+        public var subscribedTopicNames: [String]
+        public var subscribedTopicRegex: String?
+        public var assignment: [TopicPartition]
+        public var targetAssignment: [TopicPartition]
+    }
+    public var groupId: String
+    public var state: ConsumerGroupState
+    public var groupEpoch: Int32
+    public var assignmentEpoch: Int32
+    public var assignorName: String
+    public var members: [Member]
+}
+
+/// One consumer group under the next-generation protocol (KIP-848): the broker assigns
+/// partitions and members converge on that target by heartbeats, never all stopping at once.
+///
+/// Epochs: the *group epoch* moves whenever membership, a subscription or the subscribed
+/// topics' partition counts change; the *target assignment* is recomputed for it (its
+/// assignment epoch); each member's epoch reaches the target's once the member holds exactly
+/// its target partitions. A partition is never held by two members: one a member must give
+/// up stays its own ("pending revocation") until a heartbeat shows it no longer owns it, and
+/// a member whose target includes it waits ("unreleased") until then.
+///
+/// A pure state machine: time comes in as `nowMs`, topics through a `TopicCatalog`.
+/// Concurrency: owned by `GroupCoordinator`'s mutex, like `ClassicGroup`.
+struct ConsumerGroup: Sendable {
+    enum MemberState: Sendable { case stable, unrevokedPartitions, unreleasedPartitions }
+
+    struct Member: Sendable {
+        var memberId: String
+        var instanceId: String?
+        var rackId: String?
+        var clientId: String
+        var clientHost: String
+        var subscribedTopicNames: [String] = []
+        var subscribedTopicRegex: String?
+        var serverAssignor: String?
+        var rebalanceTimeoutMs: Int32 = 300_000
+        var memberEpoch: Int32 = 0
+        var previousMemberEpoch: Int32 = -1
+        var state: MemberState = .stable
+        /// The partitions the member has been given (at `memberEpoch`).
+        var assigned: Set<TopicPartition> = []
+        /// Partitions the member must give up; still its own until it confirms.
+        var pendingRevocation: Set<TopicPartition> = []
+        var lastHeartbeatMs: Int64
+        var revocationDeadlineMs: Int64 = .max
+    }
+
+    /// Settings a heartbeat is answered with (the group's configs over the broker's defaults).
+    struct Settings: Sendable {
+        var sessionTimeoutMs: Int64
+        var heartbeatIntervalMs: Int32
+        var maxSize: Int
+    }
+
+    let groupId: String
+    private(set) var groupEpoch: Int32 = 0
+    private(set) var assignmentEpoch: Int32 = 0
+    private(set) var assignor = ServerAssignor.default
+    private(set) var members: [String: Member] = [:]
+    private(set) var memberOrder: [String] = []
+    private(set) var target: [String: Set<TopicPartition>] = [:]
+    /// Who holds each partition (assigned or pending revocation).
+    private var owners: [TopicPartition: String] = [:]
+    /// Partition counts of the subscribed topics, as of the last refresh.
+    private var partitionCounts: [String: Int] = [:]
+    private var metadataRefreshedMs: Int64 = .min
+
+    /// Subscribed metadata is re-read at most this often, unless a subscription changes.
+    static let metadataRefreshMs: Int64 = 1_000
+
+    init(groupId: String) { self.groupId = groupId }
+
+    var isEmpty: Bool { members.isEmpty }
+
+    var state: ConsumerGroupState {
+        if members.isEmpty { return .empty }
+        if groupEpoch > assignmentEpoch { return .assigning }
+        if members.values.contains(where: { $0.memberEpoch != assignmentEpoch || $0.state != .stable }) { return .reconciling }
+        return .stable
+    }
+
+    /// The topics some member subscribes to by name (for OffsetDelete's check).
+    var subscribedTopicNames: Set<String> {
+        var names: Set<String> = []
+        for member in members.values { names.formUnion(member.subscribedTopicNames) }
+        return names.union(partitionCounts.keys)
+    }
+
+    static func compile(_ pattern: String) -> NSRegularExpression? {
+        try? NSRegularExpression(pattern: pattern)
+    }
+
+    static func wholeMatch(_ regex: NSRegularExpression, _ name: String) -> Bool {
+        let range = NSRange(name.startIndex..<name.endIndex, in: name)
+        guard let match = regex.firstMatch(in: name, options: [.anchored], range: range) else { return false }
+        return match.range == range
+    }
+
+    // MARK: Heartbeat
+
+    mutating func heartbeat(
+        _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, newMemberId: () -> String
+    ) -> ConsumerHeartbeatResult {
+        // Leaving.
+        if request.memberEpoch == -1 || request.memberEpoch == -2 {
+            guard members[request.memberId] != nil else {
+                return .failure(.unknownMemberId, "member \(request.memberId) is not in group \(groupId)", memberId: request.memberId)
+            }
+            remove(request.memberId)
+            return ConsumerHeartbeatResult(
+                memberId: request.memberId, memberEpoch: request.memberEpoch, heartbeatIntervalMs: 0)
+        }
+        guard request.memberEpoch >= 0 else {
+            return .failure(.invalidRequest, "member epoch \(request.memberEpoch) is not valid", memberId: request.memberId)
+        }
+        // Validation before any change.
+        if let name = request.serverAssignor, ServerAssignor(rawValue: name) == nil {
+            return .failure(
+                .unsupportedAssignor,
+                "assignor '\(name)' is not one of \(ServerAssignor.allCases.map(\.rawValue).joined(separator: ", "))",
+                memberId: request.memberId)
+        }
+        if let pattern = request.subscribedTopicRegex, !pattern.isEmpty, Self.compile(pattern) == nil {
+            return .failure(.invalidRegularExpression, "'\(pattern)' is not a valid regular expression", memberId: request.memberId)
+        }
+        var epochMoved = false
+        var member: Member
+        var joining = false
+        if request.memberEpoch == 0 {
+            guard request.subscribedTopicNames != nil || request.subscribedTopicRegex != nil else {
+                return .failure(.invalidRequest, "a joining member must subscribe (topic names or a regex)", memberId: request.memberId)
+            }
+            let id = request.memberId.isEmpty ? newMemberId() : request.memberId
+            if let existing = members[id] {
+                // Rejoining (it lost its state): it starts again from nothing.
+                member = existing
+                release(id)
+                member.assigned = []
+                member.pendingRevocation = []
+                member.state = .stable
+                member.memberEpoch = 0
+                member.previousMemberEpoch = -1
+            } else {
+                guard members.count < settings.maxSize else {
+                    return .failure(.groupMaxSizeReached, "group \(groupId) has \(members.count) members already", memberId: id)
+                }
+                member = Member(memberId: id, clientId: request.clientId, clientHost: request.clientHost, lastHeartbeatMs: nowMs)
+                memberOrder.append(id)
+                epochMoved = true
+            }
+            joining = true
+        } else {
+            guard let existing = members[request.memberId] else {
+                return .failure(.unknownMemberId, "member \(request.memberId) is not in group \(groupId)", memberId: request.memberId)
+            }
+            if request.memberEpoch != existing.memberEpoch {
+                // A lost response: the member is one epoch behind and owns nothing it should not.
+                let owned = Set(request.ownedPartitions ?? [])
+                guard request.memberEpoch == existing.previousMemberEpoch, request.ownedPartitions != nil,
+                    owned.isSubset(of: existing.assigned)
+                else {
+                    return .failure(
+                        .fencedMemberEpoch,
+                        "member epoch \(request.memberEpoch) is not the current \(existing.memberEpoch); rejoin with epoch 0",
+                        memberId: request.memberId)
+                }
+            }
+            member = existing
+        }
+        member.lastHeartbeatMs = nowMs
+        member.clientId = request.clientId.isEmpty ? member.clientId : request.clientId
+        if !request.clientHost.isEmpty { member.clientHost = request.clientHost }
+        if let instanceId = request.instanceId { member.instanceId = instanceId }
+        if let rackId = request.rackId { member.rackId = rackId }
+        if request.rebalanceTimeoutMs >= 0 { member.rebalanceTimeoutMs = request.rebalanceTimeoutMs }
+        if let names = request.subscribedTopicNames {
+            let sorted = Array(Set(names)).sorted()
+            if sorted != member.subscribedTopicNames {
+                member.subscribedTopicNames = sorted
+                epochMoved = true
+            }
+        }
+        if let pattern = request.subscribedTopicRegex {
+            let value: String? = pattern.isEmpty ? nil : pattern
+            if value != member.subscribedTopicRegex {
+                member.subscribedTopicRegex = value
+                epochMoved = true
+            }
+        }
+        if request.serverAssignor != nil, request.serverAssignor != member.serverAssignor {
+            member.serverAssignor = request.serverAssignor
+            epochMoved = true
+        }
+        members[member.memberId] = member
+        if epochMoved || nowMs - metadataRefreshedMs >= Self.metadataRefreshMs {
+            if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
+        }
+        if epochMoved { groupEpoch += 1 }
+        if groupEpoch > assignmentEpoch { computeTarget() }
+
+        let before = members[member.memberId]!
+        reconcile(member.memberId, owned: request.ownedPartitions.map(Set.init), nowMs: nowMs)
+        guard let after = members[member.memberId] else {
+            return .failure(
+                .fencedMemberEpoch, "member \(member.memberId) did not give up its partitions in time",
+                memberId: member.memberId)
+        }
+        let owned = request.ownedPartitions.map(Set.init)
+        let tell =
+            joining || after.memberEpoch != request.memberEpoch || after.assigned != before.assigned
+            || (owned != nil && owned != after.assigned)
+        return ConsumerHeartbeatResult(
+            memberId: after.memberId, memberEpoch: after.memberEpoch, heartbeatIntervalMs: settings.heartbeatIntervalMs,
+            assignment: tell ? after.assigned.sorted(by: ServerAssignor.partitionOrder) : nil)
+    }
+
+    /// Re-reads the subscribed topics' partition counts; true when they changed.
+    private mutating func refreshMetadata(_ catalog: TopicCatalog, nowMs: Int64) -> Bool {
+        metadataRefreshedMs = nowMs
+        var names: Set<String> = []
+        var patterns: [NSRegularExpression] = []
+        for member in members.values {
+            names.formUnion(member.subscribedTopicNames)
+            if let pattern = member.subscribedTopicRegex, let regex = Self.compile(pattern) { patterns.append(regex) }
+        }
+        if !patterns.isEmpty {
+            for name in catalog.topicNames() where patterns.contains(where: { Self.wholeMatch($0, name) }) {
+                names.insert(name)
+            }
+        }
+        var counts: [String: Int] = [:]
+        for name in names {
+            if let count = catalog.partitionCount(name), count > 0 { counts[name] = count }
+        }
+        guard counts != partitionCounts else { return false }
+        partitionCounts = counts
+        return true
+    }
+
+    /// The topics one member reads: its names plus its regex's matches, among those that exist.
+    private func topics(of member: Member) -> Set<String> {
+        var topics = Set(member.subscribedTopicNames.filter { partitionCounts[$0] != nil })
+        if let pattern = member.subscribedTopicRegex, let regex = Self.compile(pattern) {
+            for name in partitionCounts.keys where Self.wholeMatch(regex, name) { topics.insert(name) }
+        }
+        return topics
+    }
+
+    private mutating func computeTarget() {
+        // The assignor most members ask for; the default when none asks.
+        var votes: [ServerAssignor: Int] = [:]
+        for member in members.values {
+            if let name = member.serverAssignor, let chosen = ServerAssignor(rawValue: name) { votes[chosen, default: 0] += 1 }
+        }
+        assignor = votes.max { $0.value != $1.value ? $0.value < $1.value : $0.key.rawValue > $1.key.rawValue }?.key ?? .default
+        let inputs = memberOrder.compactMap { id in members[id].map { ServerAssignor.Member(memberId: id, topics: topics(of: $0)) } }
+        target = assignor.assign(members: inputs, partitionCounts: partitionCounts, previous: target)
+        assignmentEpoch = groupEpoch
+    }
+
+    /// Moves one member toward its target: first it gives up what it must, then it takes what
+    /// is free; it reaches the target's epoch once nothing is left to give up.
+    private mutating func reconcile(_ id: String, owned: Set<TopicPartition>?, nowMs: Int64) {
+        guard var member = members[id] else { return }
+        if member.state == .unrevokedPartitions {
+            if let owned, owned.isDisjoint(with: member.pendingRevocation) {
+                for tp in member.pendingRevocation where owners[tp] == id { owners.removeValue(forKey: tp) }
+                member.pendingRevocation = []
+                member.state = .stable
+                member.revocationDeadlineMs = .max
+            } else {
+                if nowMs >= member.revocationDeadlineMs { remove(id) }
+                return
+            }
+        }
+        let goal = target[id] ?? []
+        if member.memberEpoch == assignmentEpoch && member.state == .stable && member.assigned == goal {
+            members[id] = member
+            return
+        }
+        let keep = member.assigned.intersection(goal)
+        let revoke = member.assigned.subtracting(goal)
+        if !revoke.isEmpty {
+            member.assigned = keep
+            member.pendingRevocation = revoke
+            member.state = .unrevokedPartitions
+            member.revocationDeadlineMs = nowMs + Int64(member.rebalanceTimeoutMs)
+            members[id] = member
+            return
+        }
+        let wanted = goal.subtracting(keep)
+        let free = wanted.filter { owners[$0] == nil || owners[$0] == id }
+        for tp in free { owners[tp] = id }
+        member.assigned = keep.union(free)
+        if member.memberEpoch != assignmentEpoch {
+            member.previousMemberEpoch = member.memberEpoch
+            member.memberEpoch = assignmentEpoch
+        }
+        member.state = free.count == wanted.count ? .stable : .unreleasedPartitions
+        members[id] = member
+    }
+
+    private mutating func release(_ id: String) {
+        guard let member = members[id] else { return }
+        for tp in member.assigned.union(member.pendingRevocation) where owners[tp] == id { owners.removeValue(forKey: tp) }
+    }
+
+    mutating func remove(_ id: String) {
+        guard members[id] != nil else { return }
+        release(id)
+        members.removeValue(forKey: id)
+        memberOrder.removeAll { $0 == id }
+        target.removeValue(forKey: id)
+        groupEpoch += 1
+    }
+
+    /// Members whose session ran out, or who kept partitions past their rebalance timeout,
+    /// are removed (their partitions go to the others at their next heartbeats).
+    mutating func tick(nowMs: Int64, sessionTimeoutMs: Int64) -> [String] {
+        var expired: [String] = []
+        for id in memberOrder {
+            guard let member = members[id] else { continue }
+            if nowMs - member.lastHeartbeatMs > sessionTimeoutMs || nowMs >= member.revocationDeadlineMs {
+                expired.append(id)
+            }
+        }
+        for id in expired { remove(id) }
+        return expired
+    }
+
+    // MARK: Offsets
+
+    /// OffsetCommit from this group: a member at its current epoch, or (no member id, epoch
+    /// < 0) an administrative commit while the group is empty.
+    func validateCommit(memberId: String, memberEpoch: Int32) -> TidemarkError.Code? {
+        if memberId.isEmpty && memberEpoch < 0 { return members.isEmpty ? nil : .unknownMemberId }
+        guard let member = members[memberId] else { return .unknownMemberId }
+        return memberEpoch == member.memberEpoch ? nil : .staleMemberEpoch
+    }
+
+    func describe() -> ConsumerGroupDescription {
+        ConsumerGroupDescription(
+            groupId: groupId, state: state, groupEpoch: groupEpoch, assignmentEpoch: assignmentEpoch,
+            assignorName: assignor.rawValue,
+            members: memberOrder.compactMap { id in
+                guard let m = members[id] else { return nil }
+                return ConsumerGroupDescription.Member(
+                    memberId: id, instanceId: m.instanceId, rackId: m.rackId, memberEpoch: m.memberEpoch,
+                    clientId: m.clientId, clientHost: m.clientHost, subscribedTopicNames: m.subscribedTopicNames,
+                    subscribedTopicRegex: m.subscribedTopicRegex,
+                    assignment: m.assigned.sorted(by: ServerAssignor.partitionOrder),
+                    targetAssignment: (target[id] ?? []).sorted(by: ServerAssignor.partitionOrder))
+            })
+    }
+}

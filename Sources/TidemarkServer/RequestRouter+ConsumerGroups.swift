@@ -1,0 +1,92 @@
+import Tidemark
+import TidemarkWire
+
+/// The next-generation consumer group protocol (KIP-848) on the wire: topic ids in, topic
+/// names to the engine's `ConsumerGroup` state machines, topic ids back out.
+extension RequestRouter {
+    func consumerGroupHeartbeat(_ request: ConsumerGroupHeartbeatRequest, header: RequestHeader)
+        -> ConsumerGroupHeartbeatResponse
+    {
+        var response = ConsumerGroupHeartbeatResponse()
+        if header.apiVersion >= 1 && request.memberId.isEmpty {
+            // KIP-1082: from v1 the member makes its own id.
+            response.errorCode = KafkaError.invalidRequest.rawValue
+            response.errorMessage = "MemberId can't be empty."
+            response.memberEpoch = -1
+            return response
+        }
+        // Owned partitions by id; ids of deleted topics are dropped (those partitions are gone).
+        let owned = request.topicPartitions.map { topics in
+            topics.flatMap { entry -> [TopicPartition] in
+                guard let name = topicName(for: entry.topicId) else { return [] }
+                return entry.partitions.map { TopicPartition(name, Int($0)) }
+            }
+        }
+        let result = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(
+                groupId: request.groupId, memberId: request.memberId, memberEpoch: request.memberEpoch,
+                instanceId: request.instanceId, rackId: request.rackId, rebalanceTimeoutMs: request.rebalanceTimeoutMs,
+                subscribedTopicNames: request.subscribedTopicNames, subscribedTopicRegex: request.subscribedTopicRegex,
+                serverAssignor: request.serverAssignor, ownedPartitions: owned, clientId: header.clientId ?? "",
+                clientHost: ""))
+        response.errorCode = KafkaError(optional: result.error).rawValue
+        response.errorMessage = result.errorMessage
+        response.memberId = result.memberId.isEmpty ? nil : result.memberId
+        response.memberEpoch = result.memberEpoch
+        response.heartbeatIntervalMs = result.heartbeatIntervalMs
+        if let assignment = result.assignment {
+            response.assignment = .init(topicPartitions: wireTopicPartitions(assignment))
+        }
+        return response
+    }
+
+    func consumerGroupDescribe(_ request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+        var response = ConsumerGroupDescribeResponse()
+        response.groups = request.groupIds.map { id in
+            var group = ConsumerGroupDescribeResponse.Group()
+            group.groupId = id
+            guard let described = broker.groups.describeConsumerGroup(id) else {
+                group.errorCode = KafkaError.groupIdNotFound.rawValue
+                group.errorMessage =
+                    broker.groups.groupType(id) == .classic
+                    ? "group \(id) is a classic group, not a consumer group" : "group \(id) not found"
+                group.groupState = "Dead"
+                return group
+            }
+            group.groupState = described.state.rawValue
+            group.groupEpoch = described.groupEpoch
+            group.assignmentEpoch = described.assignmentEpoch
+            group.assignorName = described.assignorName
+            group.members = described.members.map { m in
+                var member = ConsumerGroupDescribeResponse.Member()
+                member.memberId = m.memberId
+                member.instanceId = m.instanceId
+                member.rackId = m.rackId
+                member.memberEpoch = m.memberEpoch
+                member.clientId = m.clientId
+                member.clientHost = m.clientHost
+                member.subscribedTopicNames = m.subscribedTopicNames
+                member.subscribedTopicRegex = m.subscribedTopicRegex
+                member.assignment = describedTopicPartitions(m.assignment)
+                member.targetAssignment = describedTopicPartitions(m.targetAssignment)
+                member.memberType = 1  // a consumer-protocol member (no classic members join these groups)
+                return member
+            }
+            return group
+        }
+        return response
+    }
+
+    /// Partitions grouped by topic, as topic ids (topics in name order, partitions ascending).
+    private func wireTopicPartitions(_ partitions: [TopicPartition]) -> [ConsumerTopicPartitions] {
+        Dictionary(grouping: partitions, by: \.topic).sorted { $0.key < $1.key }.map { topic, tps in
+            ConsumerTopicPartitions(topicId: wireId(of: topic), partitions: tps.map { Int32($0.partition) }.sorted())
+        }
+    }
+
+    private func describedTopicPartitions(_ partitions: [TopicPartition]) -> [ConsumerGroupDescribeResponse.TopicPartitions] {
+        Dictionary(grouping: partitions, by: \.topic).sorted { $0.key < $1.key }.map { topic, tps in
+            .init(topicId: wireId(of: topic), topicName: topic, partitions: tps.map { Int32($0.partition) }.sorted())
+        }
+    }
+}

@@ -1,0 +1,259 @@
+import Synchronization
+import TestSupport
+import Testing
+@testable import Tidemark
+
+/// The consumer-protocol (KIP-848) group state machine and its assignors, driven by hand.
+@Suite struct ConsumerGroupTests {
+    /// A mutable set of topics behind a `TopicCatalog`.
+    final class Topics: Sendable {
+        let counts: Mutex<[String: Int]>
+        init(_ counts: [String: Int]) { self.counts = Mutex(counts) }
+        var catalog: TopicCatalog {
+            TopicCatalog(
+                partitionCount: { name in self.counts.withLock { $0[name] } },
+                topicNames: { self.counts.withLock { Array($0.keys) } })
+        }
+    }
+
+    static let settings = ConsumerGroup.Settings(sessionTimeoutMs: 45_000, heartbeatIntervalMs: 5_000, maxSize: 100)
+
+    /// One member as a client would run it: remembers its epoch and what it was told.
+    struct Client {
+        var id: String
+        var epoch: Int32 = 0
+        var owned: [TopicPartition] = []
+
+        mutating func beat(
+            _ group: inout ConsumerGroup, _ topics: Topics, now: Int64 = 0, subscribe: [String]? = nil,
+            regex: String? = nil, assignor: String? = nil
+        ) -> ConsumerHeartbeatResult {
+            let joining = epoch == 0
+            let request = ConsumerHeartbeat(
+                groupId: "g", memberId: id, memberEpoch: epoch, rebalanceTimeoutMs: joining ? 60_000 : -1,
+                subscribedTopicNames: joining ? (subscribe ?? (regex == nil ? ["t"] : nil)) : subscribe,
+                subscribedTopicRegex: regex, serverAssignor: assignor, ownedPartitions: owned, clientId: id)
+            let result = group.heartbeat(request, nowMs: now, settings: ConsumerGroupTests.settings, catalog: topics.catalog) {
+                "generated"
+            }
+            if result.error == nil {
+                epoch = result.memberEpoch
+                // A client revokes at once what it is no longer given, and takes what it is.
+                if let assignment = result.assignment { owned = assignment }
+            } else if result.error == .fencedMemberEpoch || result.error == .unknownMemberId {
+                epoch = 0
+                owned = []
+            }
+            return result
+        }
+    }
+
+    /// No partition is owned by two clients at once.
+    static func expectExclusive(_ clients: [Client], sourceLocation: SourceLocation = #_sourceLocation) {
+        var seen: [TopicPartition: String] = [:]
+        for client in clients {
+            for tp in client.owned {
+                #expect(seen[tp] == nil, "\(tp) owned by \(seen[tp] ?? "") and \(client.id)", sourceLocation: sourceLocation)
+                seen[tp] = client.id
+            }
+        }
+    }
+
+    @Test func secondMemberGetsPartitionsOnlyAfterTheFirstGivesThemUp() {
+        let topics = Topics(["t": 6])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        var b = Client(id: "b")
+        let joined = a.beat(&group, topics)
+        #expect(joined.error == nil && joined.memberEpoch == 1 && a.owned.count == 6)
+        #expect(group.state == .stable)
+
+        let bJoined = b.beat(&group, topics)
+        #expect(bJoined.memberEpoch == 2 && b.owned.isEmpty)  // its target is held by a
+        #expect(group.state == .reconciling)
+        Self.expectExclusive([a, b])
+
+        // a is told to keep 3 (still at epoch 1, revoking the others).
+        let revoke = a.beat(&group, topics)
+        #expect(revoke.memberEpoch == 1 && a.owned.count == 3)
+        // a confirms (its owned partitions no longer include the revoked): epoch 2.
+        let confirmed = a.beat(&group, topics)
+        #expect(confirmed.memberEpoch == 2 && a.owned.count == 3)
+        Self.expectExclusive([a, b])
+        // b now gets the released three.
+        let got = b.beat(&group, topics)
+        #expect(got.memberEpoch == 2 && b.owned.count == 3)
+        Self.expectExclusive([a, b])
+        #expect(Set(a.owned + b.owned).count == 6)
+        #expect(group.state == .stable)
+        // An unchanged heartbeat carries no assignment.
+        #expect(a.beat(&group, topics).assignment == nil)
+    }
+
+    @Test func staleEpochsAreFencedButALostResponseIsForgiven() {
+        let topics = Topics(["t": 4])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        _ = a.beat(&group, topics)
+        var b = Client(id: "b")
+        _ = b.beat(&group, topics)
+        _ = a.beat(&group, topics)  // revoke
+        var lost = a
+        _ = a.beat(&group, topics)  // epoch 1 -> 2; pretend the client never saw this response
+        lost.owned = a.owned
+        let retried = lost.beat(&group, topics)
+        #expect(retried.error == nil && retried.memberEpoch == 2)
+
+        var wrong = a
+        wrong.epoch = 7
+        #expect(wrong.beat(&group, topics).error == .fencedMemberEpoch)
+        var stranger = Client(id: "nobody", epoch: 3)
+        #expect(stranger.beat(&group, topics).error == .unknownMemberId)
+    }
+
+    @Test func leavingAndExpiringMembersHandTheirPartitionsOver() {
+        let topics = Topics(["t": 4])
+        var group = ConsumerGroup(groupId: "g")
+        var clients = ["a", "b", "c"].map { Client(id: $0) }
+        for _ in 0..<4 { for i in clients.indices { _ = clients[i].beat(&group, topics) } }
+        #expect(clients.map(\.owned.count).sorted() == [1, 1, 2])
+        // a leaves (epoch -1).
+        let leave = group.heartbeat(
+            ConsumerHeartbeat(groupId: "g", memberId: "a", memberEpoch: -1), nowMs: 1, settings: Self.settings,
+            catalog: topics.catalog, newMemberId: { "x" })
+        #expect(leave.error == nil && leave.memberEpoch == -1)
+        clients.removeFirst()
+        for _ in 0..<3 { for i in clients.indices { _ = clients[i].beat(&group, topics, now: 2) } }
+        #expect(clients.map(\.owned.count) == [2, 2])
+        Self.expectExclusive(clients)
+        // c stops heartbeating; b goes on. After c's session timeout b gets everything.
+        var b = clients[0]
+        _ = b.beat(&group, topics, now: 40_000)
+        #expect(group.tick(nowMs: 2 + 45_001, sessionTimeoutMs: 45_000) == ["c"])
+        _ = b.beat(&group, topics, now: 45_004)
+        #expect(b.owned.count == 4)
+    }
+
+    @Test func aMemberThatKeepsRevokedPartitionsPastItsRebalanceTimeoutIsRemoved() {
+        let topics = Topics(["t": 2])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        var b = Client(id: "b")
+        _ = a.beat(&group, topics)
+        _ = b.beat(&group, topics)
+        _ = a.beat(&group, topics, now: 10)  // told to revoke one
+        // a keeps reporting both partitions; its rebalance timeout (60 s) runs out.
+        var stubborn = a
+        let both = [TopicPartition("t", 0), TopicPartition("t", 1)]
+        stubborn.owned = both
+        #expect(stubborn.beat(&group, topics, now: 20).error == nil)
+        stubborn.owned = both
+        #expect(stubborn.beat(&group, topics, now: 60_011).error == .fencedMemberEpoch)
+        _ = b.beat(&group, topics, now: 60_012)
+        _ = b.beat(&group, topics, now: 60_013)
+        #expect(b.owned.count == 2)
+    }
+
+    @Test func validationErrors() {
+        let topics = Topics(["t": 1])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        #expect(a.beat(&group, topics, assignor: "sticky").error == .unsupportedAssignor)
+        #expect(a.beat(&group, topics, regex: "([unclosed").error == .invalidRegularExpression)
+        let noSubscription = group.heartbeat(
+            ConsumerHeartbeat(groupId: "g", memberId: "z", memberEpoch: 0), nowMs: 0, settings: Self.settings,
+            catalog: topics.catalog, newMemberId: { "x" })
+        #expect(noSubscription.error == .invalidRequest)
+        #expect(group.isEmpty)
+        // A v0 member joining without an id gets one.
+        var anonymous = Client(id: "")
+        let joined = anonymous.beat(&group, topics)
+        #expect(joined.error == nil && joined.memberId == "generated")
+    }
+
+    @Test func regexSubscriptionsFollowNewTopics() {
+        let topics = Topics(["jobs.a": 2, "other": 2])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        _ = a.beat(&group, topics, now: 0, regex: "jobs\\..*")
+        #expect(Set(a.owned.map(\.topic)) == ["jobs.a"])
+        topics.counts.withLock { $0["jobs.b"] = 1 }
+        // Metadata is re-read at most once a second.
+        _ = a.beat(&group, topics, now: 500)
+        #expect(a.owned.count == 2)
+        _ = a.beat(&group, topics, now: 1_500)
+        #expect(Set(a.owned.map(\.topic)) == ["jobs.a", "jobs.b"] && a.owned.count == 3)
+    }
+
+    @Test func commitsNeedTheCurrentEpoch() {
+        let topics = Topics(["t": 2])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        _ = a.beat(&group, topics)
+        #expect(group.validateCommit(memberId: "a", memberEpoch: a.epoch) == nil)
+        #expect(group.validateCommit(memberId: "a", memberEpoch: a.epoch - 1) == .staleMemberEpoch)
+        #expect(group.validateCommit(memberId: "b", memberEpoch: 1) == .unknownMemberId)
+        #expect(group.validateCommit(memberId: "", memberEpoch: -1) == .unknownMemberId)  // not while it has members
+    }
+
+    /// Random joins, leaves and heartbeat orders: never two owners, and once heartbeats
+    /// settle, every partition has exactly one owner and the spread is at most one.
+    @Test(arguments: 1...20)
+    func randomScheduleKeepsOwnershipExclusiveAndConverges(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let topics = Topics(["t": 12, "u": 5])
+        var group = ConsumerGroup(groupId: "g")
+        var clients: [Client] = []
+        var next = 0
+        var now: Int64 = 0
+        for _ in 0..<200 {
+            now += 10
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0 where clients.count < 6:
+                clients.append(Client(id: "m\(next)"))
+                next += 1
+            case 1 where clients.count > 1:
+                let leaving = clients.remove(at: Int.random(in: 0..<clients.count, using: &rng))
+                _ = group.heartbeat(
+                    ConsumerHeartbeat(groupId: "g", memberId: leaving.id, memberEpoch: -1), nowMs: now,
+                    settings: Self.settings, catalog: topics.catalog, newMemberId: { "x" })
+            default:
+                guard !clients.isEmpty else { continue }
+                let i = Int.random(in: 0..<clients.count, using: &rng)
+                _ = clients[i].beat(&group, topics, now: now, subscribe: clients[i].epoch == 0 ? ["t", "u"] : nil)
+            }
+            Self.expectExclusive(clients)
+        }
+        for _ in 0..<6 { for i in clients.indices { _ = clients[i].beat(&group, topics, now: now) } }
+        Self.expectExclusive(clients)
+        #expect(clients.flatMap(\.owned).count == 17)
+        let counts = clients.map(\.owned.count)
+        #expect((counts.max() ?? 0) - (counts.min() ?? 0) <= 1, "\(counts)")
+        #expect(group.state == .stable)
+    }
+
+    @Test func uniformIsBalancedAndSticky() {
+        let members = (0..<3).map { ServerAssignor.Member(memberId: "m\($0)", topics: ["t"]) }
+        let first = ServerAssignor.uniform.assign(members: members, partitionCounts: ["t": 10], previous: [:])
+        #expect(first.values.map(\.count).sorted() == [3, 3, 4])
+        // A fourth member: only what it needs moves to it.
+        let four = members + [ServerAssignor.Member(memberId: "m3", topics: ["t"])]
+        let second = ServerAssignor.uniform.assign(members: four, partitionCounts: ["t": 10], previous: first)
+        #expect(second.values.map(\.count).sorted() == [2, 2, 3, 3])
+        let moved = members.reduce(0) { $0 + first[$1.memberId]!.subtracting(second[$1.memberId]!).count }
+        #expect(moved == second["m3"]!.count)
+        // Members that subscribe to different topics only get their own topics' partitions.
+        let mixed = [ServerAssignor.Member(memberId: "x", topics: ["a"]), ServerAssignor.Member(memberId: "y", topics: ["a", "b"])]
+        let assigned = ServerAssignor.uniform.assign(members: mixed, partitionCounts: ["a": 2, "b": 4], previous: [:])
+        #expect(assigned["x"]!.allSatisfy { $0.topic == "a" })
+        #expect(assigned["x"]!.count + assigned["y"]!.count == 6)
+    }
+
+    @Test func rangeGivesContiguousRangesPerTopic() {
+        let members = ["b", "a"].map { ServerAssignor.Member(memberId: $0, topics: ["t", "u"]) }
+        let assigned = ServerAssignor.range.assign(members: members, partitionCounts: ["t": 5, "u": 5], previous: [:])
+        #expect(assigned["a"]!.filter { $0.topic == "t" }.map(\.partition).sorted() == [0, 1, 2])
+        #expect(assigned["b"]!.filter { $0.topic == "t" }.map(\.partition).sorted() == [3, 4])
+        #expect(assigned["a"]!.filter { $0.topic == "u" }.map(\.partition).sorted() == [0, 1, 2])
+    }
+}

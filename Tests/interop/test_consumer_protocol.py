@@ -1,0 +1,198 @@
+"""The next-generation consumer group protocol (KIP-848) with confluent-kafka's
+`group.protocol=consumer`: the broker assigns partitions, members converge by heartbeats,
+classic and consumer groups live side by side, and ConsumerGroupDescribe / ListGroups show
+both kinds."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BINARY, Broker, free_port, unique
+
+PARTITIONS = 6
+
+
+@pytest.fixture
+def fast_broker():
+    """A broker whose consumer-protocol members heartbeat every 300 ms (default 5 s), so
+    reassignments settle in a test's time."""
+    root = tempfile.mkdtemp(prefix="tidemark-kip848-")
+    node = Broker(os.path.join(root, "data"), free_port(),
+                  extra=["--config", "group.consumer.heartbeat.interval.ms=300"])
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _produce(bootstrap, topic, values):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, value in enumerate(values):
+        producer.produce(topic, key=b"k%d" % i, value=value)
+    assert producer.flush(30) == 0
+
+
+def _consumer(bootstrap, group, name, assignor=None):
+    from confluent_kafka import Consumer
+    config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+              "auto.offset.reset": "earliest", "client.id": name, "enable.auto.commit": True,
+              "auto.commit.interval.ms": 200}
+    if assignor:
+        config["group.remote.assignor"] = assignor
+    return Consumer(config)
+
+
+def _poll_until(consumers, seen, want, timeout):
+    """Polls every consumer in turn, recording (value -> [who]) until `want` values were seen."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(seen) < want:
+        for name, consumer in consumers.items():
+            message = consumer.poll(0.1)
+            if message is None:
+                continue
+            assert not message.error(), message.error()
+            seen.setdefault(message.value(), []).append((name, message.partition()))
+    return seen
+
+
+def _commit(consumer):
+    """A synchronous commit; "no offset stored" means auto-commit already stored everything."""
+    from confluent_kafka import KafkaError, KafkaException
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as error:
+        assert error.args[0].code() == KafkaError._NO_OFFSET, error
+
+
+def _assignment(consumer):
+    return sorted(tp.partition for tp in consumer.assignment())
+
+
+@pytest.mark.parametrize("assignor", ["uniform", "range"])
+def test_two_members_share_six_partitions_and_one_leaves(fast_broker, assignor):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    bootstrap = fast_broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic, group = unique("kip848"), unique("kip848-group")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]).values():
+        future.result(10)
+    first = ["a%d" % i for i in range(300)]
+    _produce(bootstrap, topic, [v.encode() for v in first])
+
+    c1 = _consumer(bootstrap, group, "c1", assignor)
+    c2 = _consumer(bootstrap, group, "c2", assignor)
+    c1.subscribe([topic])
+    c2.subscribe([topic])
+    seen = _poll_until({"c1": c1, "c2": c2}, {}, len(first), 60)
+    assert len(seen) == len(first), "consumed %d of %d" % (len(seen), len(first))
+    # Both converge on three partitions each, disjoint.
+    deadline = time.time() + 20
+    while time.time() < deadline and (len(_assignment(c1)) != 3 or len(_assignment(c2)) != 3):
+        c1.poll(0.1)
+        c2.poll(0.1)
+    a1, a2 = _assignment(c1), _assignment(c2)
+    assert len(a1) == 3 and len(a2) == 3 and not set(a1) & set(a2), (a1, a2)
+    if assignor == "range":
+        assert {tuple(a1), tuple(a2)} == {(0, 1, 2), (3, 4, 5)}
+    # Never were one partition's records read by both members at once: each record was read
+    # by one member (a revoked partition's offsets are committed before it moves).
+    duplicates = {v: who for v, who in seen.items() if len(who) > 1}
+    assert not duplicates, duplicates
+
+    # The broker describes the group with both members and their assignments.
+    described = admin.describe_consumer_groups([group])[group].result(10)
+    assert len(described.members) == 2
+    assert str(described.type).endswith("CONSUMER"), described.type
+    listed = admin.list_consumer_groups().result(10)
+    assert group in [g.group_id for g in listed.valid]
+
+    # c2 leaves: c1 takes all six partitions and reads what comes next; nothing is lost.
+    _commit(c2)
+    c2.close()
+    second = ["b%d" % i for i in range(120)]
+    _produce(bootstrap, topic, [v.encode() for v in second])
+    seen2 = _poll_until({"c1": c1}, {}, len(second), 60)
+    assert sorted(seen2) == sorted(v.encode() for v in second)
+    assert _assignment(c1) == list(range(PARTITIONS))
+    _commit(c1)
+    c1.close()
+
+    # The committed offsets cover everything produced.
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(PARTITIONS)])
+    committed = list(admin.list_consumer_group_offsets([request]).values())[0].result(10)
+    assert sum(tp.offset for tp in committed.topic_partitions) == len(first) + len(second)
+
+
+def test_classic_and_consumer_groups_coexist(fast_broker):
+    """A classic group (kafka-python) and a consumer group (confluent-kafka) read the same
+    topic at once; ListGroups tells their types apart; neither protocol can take over a group
+    the other runs; `tidemark groups` lists and describes both."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaConsumer
+    bootstrap = fast_broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = unique("mixed")
+    classic_group, consumer_group = unique("classic"), unique("nextgen")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
+        future.result(10)
+    values = [b"x%d" % i for i in range(90)]
+    _produce(bootstrap, topic, values)
+
+    classic = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=classic_group, auto_offset_reset="earliest")
+    modern = _consumer(bootstrap, consumer_group, "modern")
+    modern.subscribe([topic])
+    got_classic, got_modern = [], []
+    deadline = time.time() + 60
+    while time.time() < deadline and (len(got_classic) < 90 or len(got_modern) < 90):
+        for records in classic.poll(timeout_ms=100).values():
+            got_classic += [r.value for r in records]
+        message = modern.poll(0.1)
+        if message is not None and not message.error():
+            got_modern.append(message.value())
+    assert sorted(got_classic) == sorted(values) and sorted(got_modern) == sorted(values)
+
+    from kafka import KafkaAdminClient
+    kadmin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    groups = {g["group_id"]: g for g in kadmin.list_groups()}
+    assert groups[classic_group]["group_type"] == "Classic" and groups[classic_group]["group_state"] == "Stable"
+    assert groups[consumer_group]["group_type"] == "Consumer"
+    assert [g["group_id"] for g in kadmin.list_groups(types_filter=["consumer"])] == [consumer_group]
+
+    # A consumer-protocol member cannot join the running classic group, nor a classic
+    # member the consumer group.
+    intruder = _consumer(bootstrap, classic_group, "intruder")
+    intruder.subscribe([topic])
+    deadline = time.time() + 10
+    error = None
+    while time.time() < deadline and error is None:
+        message = intruder.poll(0.2)
+        if message is not None and message.error():
+            error = message.error()
+    intruder.close()
+    assert error is not None and "group id does not exist" in error.str(), error
+    from kafka.errors import InconsistentGroupProtocolError
+    stranger = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=consumer_group)
+    with pytest.raises(InconsistentGroupProtocolError):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            stranger.poll(timeout_ms=200)
+    stranger.close()
+
+    tool = subprocess.run([BINARY, "groups", "list", "--bootstrap", bootstrap], capture_output=True, text=True, timeout=30)
+    assert tool.returncode == 0, tool.stderr
+    assert classic_group in tool.stdout and consumer_group in tool.stdout
+    for group, kind in ((classic_group, "classic"), (consumer_group, "consumer")):
+        tool = subprocess.run([BINARY, "groups", "describe", group, "--bootstrap", bootstrap],
+                              capture_output=True, text=True, timeout=30)
+        assert tool.returncode == 0, tool.stderr
+        assert kind in tool.stdout.lower() and topic in tool.stdout, tool.stdout
+    classic.close()
+    modern.close()
+    kadmin.close()

@@ -133,10 +133,47 @@ def drive(bootstrap):
     kconsumer.commit()
     kconsumer.close()
     kadmin.list_groups()
+    kadmin.list_groups(states_filter=["Empty"], types_filter=["classic"])
     kadmin.describe_groups(["seed-kp-group"])
     kadmin.list_group_offsets("seed-kp-group")
+    # The operations APIs: partitions, records, log dirs, producers, configs, offsets, cluster.
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, NewPartitions
+    kadmin.create_partitions({"seed-kp": NewPartitions(2)})
+    kadmin.delete_records({KTopicPartition("seed-kp", 0): 5})
+    kadmin.describe_log_dirs()
+    kadmin.describe_producers([KTopicPartition("seed-kp", 0)])
+    kadmin.alter_configs([KConfigResource(ConfigResourceType.TOPIC, "seed-kp", configs={"retention.ms": "7200000"})],
+                         incremental=True)
+    kadmin.alter_configs([KConfigResource(ConfigResourceType.GROUP, "seed-kp-group",
+                                          configs={"consumer.session.timeout.ms": "50000"})], incremental=True)
+    kadmin.describe_configs([KConfigResource(ConfigResourceType.TOPIC, "seed-kp")], include_synonyms=True)
+    kadmin.delete_group_offsets("seed-kp-group", [KTopicPartition("seed-kp", 0)])
+    kadmin.describe_cluster()
     kadmin.delete_topics(["seed-kp"])
     kadmin.close()
+
+    # The consumer group protocol (KIP-848) and incremental fetch sessions.
+    admin.create_topics([NewTopic("seed-848", num_partitions=3, replication_factor=1)])["seed-848"].result(30)
+    for i in range(30):
+        producer.produce("seed-848", value=b"j%d" % i, partition=i % 3)
+    producer.flush(30)
+    modern = Consumer({"bootstrap.servers": bootstrap, "group.id": "seed-848-group", "group.protocol": "consumer",
+                       "auto.offset.reset": "earliest"})
+    modern.subscribe(["seed-848"])
+    deadline = time.time() + 20
+    got = 0
+    while got < 30 and time.time() < deadline:
+        for m in modern.consume(100, 0.5):
+            if m.error() is None:
+                got += 1
+    admin.describe_consumer_groups(["seed-848-group"])["seed-848-group"].result(30)
+    modern.close()
+    sessions = KafkaConsumer("seed-848", bootstrap_servers=bootstrap, group_id="seed-sessions",
+                             auto_offset_reset="earliest", fetch_max_wait_ms=50)
+    for _ in range(10):
+        sessions.poll(timeout_ms=100)
+    sessions.close()
 
     async def aio():
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer

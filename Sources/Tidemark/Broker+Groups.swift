@@ -12,7 +12,10 @@ extension Broker {
     /// ConsumerGroupHeartbeat (KIP-848) over this broker's topics; internal topics are never
     /// assigned.
     public func consumerGroupHeartbeat(_ request: ConsumerHeartbeat) -> ConsumerHeartbeatResult {
-        groups.consumerHeartbeat(
+        if shares.isShareGroup(request.groupId) {
+            return .failure(.groupIdNotFound, "group \(request.groupId) is a share group", memberId: request.memberId)
+        }
+        return groups.consumerHeartbeat(
             request,
             catalog: TopicCatalog(
                 partitionCount: { [self] name in isInternalTopic(name) ? nil : try? partitionCount(of: name) },

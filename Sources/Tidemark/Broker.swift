@@ -62,13 +62,15 @@ public final class Broker: Sendable {
     public let options: BrokerOptions
     let executor = BlockingExecutor()
     /// Group commit for every partition: one thread syncing what waiting appenders need.
-    let flusher = LogFlusher()
+    let flusher: LogFlusher
     /// The deadlines of embedded long polls, on one sleeping task.
     let timers = DeadlineTimers()
     private let adminQueue = DispatchQueue(label: "tidemark.admin")
     let registry: Mutex<Registry>
     private let lockFile: SharedFile
     public let groups: GroupCoordinator
+    /// Share groups (KIP-932): membership, record locks and acknowledgements.
+    public let shares: ShareCoordinator
     /// Per-group settings (Kafka's GROUP config resources).
     public let groupConfigs: GroupConfigs
     private let maintenance = Mutex<Task<Void, Never>?>(nil)
@@ -114,6 +116,8 @@ public final class Broker: Sendable {
     }
 
     static let offsetsTopic = "__consumer_offsets"
+    /// The share-state log's directory name (not a topic clients see).
+    static let shareStateLog = "__share_group_state"
 
     /// Internal topics by name (fixed at open): `__consumer_offsets`, served from the
     /// committed-offsets log.
@@ -122,9 +126,11 @@ public final class Broker: Sendable {
 
     private init(
         dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator,
-        internalTopics: [String: TopicState], groupConfigs: GroupConfigs
+        shares: ShareCoordinator, flusher: LogFlusher, internalTopics: [String: TopicState], groupConfigs: GroupConfigs
     ) {
         self.groupConfigs = groupConfigs
+        self.shares = shares
+        self.flusher = flusher
         self.dataDirectory = dataDirectory
         self.options = options
         self.lockFile = lockFile
@@ -139,7 +145,8 @@ public final class Broker: Sendable {
         async throws -> Broker
     {
         let executor = BlockingExecutor()
-        let (lock, registry, offsetsPartition, offsetsId) = try await executor.run { () throws -> (SharedFile, Registry, PartitionState, UUID) in
+        let (lock, registry, offsetsPartition, offsetsId, sharePartition) = try await executor.run {
+            () throws -> (SharedFile, Registry, PartitionState, UUID, PartitionState) in
             try DurableFile.createDirectory(dataDirectory)
             let lock = try DurableFile.lockExclusively(dataDirectory + "/.lock")
             var registry = Registry(producerIds: try ProducerIdAllocator(path: dataDirectory + "/producer-ids"))
@@ -178,7 +185,13 @@ public final class Broker: Sendable {
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
                 config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger)
-            return (lock, registry, offsets, offsetsId)
+            // The share-state log: one partition, flushed by the flusher (group commit).
+            var shareConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
+            shareConfig.maxMessageBytes = 64 << 20
+            let shareState = try PartitionState.open(
+                topic: shareStateLog, partition: 0, directory: Self.partitionDirectory(dataDirectory, shareStateLog, 0),
+                config: shareConfig.logConfig, clock: options.clock, logger: options.logger)
+            return (lock, registry, offsets, offsetsId, shareState)
         }
         let offsetStore = try await OffsetStore.open(
             partition: offsetsPartition, executor: executor, clock: options.clock,
@@ -191,11 +204,23 @@ public final class Broker: Sendable {
             brokerDefaults: [
                 "consumer.session.timeout.ms": "\(options.groups.consumerSessionTimeoutMs)",
                 "consumer.heartbeat.interval.ms": "\(options.groups.consumerHeartbeatIntervalMs)",
+                "share.session.timeout.ms": "\(options.groups.shareSessionTimeoutMs)",
+                "share.heartbeat.interval.ms": "\(options.groups.shareHeartbeatIntervalMs)",
+                "share.record.lock.duration.ms": "\(options.groups.shareRecordLockDurationMs)",
+                "share.delivery.count.limit": "\(options.groups.shareDeliveryCountLimit)",
+                "share.partition.max.record.locks": "\(options.groups.sharePartitionMaxRecordLocks)",
             ])
         let groups = GroupCoordinator(options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock)
+        let flusher = LogFlusher()
+        let (shareStore, shareStates) = try await ShareStateStore.open(
+            partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
+            compactionThresholdBytes: options.groups.shareStateCompactionBytes)
+        let shares = ShareCoordinator(
+            options: options.groups, configs: groupConfigs, store: shareStore, restored: shareStates, topicNames: registry.names,
+            clock: options.clock)
         let broker = Broker(
-            dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups,
-            internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs)
+            dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups, shares: shares,
+            flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs)
         broker.startMaintenance()
         return broker
     }
@@ -451,6 +476,11 @@ public final class Broker: Sendable {
         } catch {
             logger.error("committed-offsets log did not close cleanly; the next open recovers it", metadata: ["error": "\(error)"])
         }
+        do {
+            try await shares.close()
+        } catch {
+            logger.error("share-state log did not close cleanly; the next open recovers it", metadata: ["error": "\(error)"])
+        }
         DurableFile.unlock(lockFile)
     }
 
@@ -497,5 +527,6 @@ public final class Broker: Sendable {
             }
         }
         await groups.tick(logger: logger)
+        await shares.tick(logger: logger)
     }
 }

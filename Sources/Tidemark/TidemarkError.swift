@@ -55,6 +55,16 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case invalidRegularExpression
         /// A group already has its maximum number of members.
         case groupMaxSizeReached
+        /// An acknowledgement of records the member does not hold (any more).
+        case invalidRecordState
+        /// A share request names a share session the broker does not have.
+        case shareSessionNotFound
+        /// A share request's session epoch is not the one expected next.
+        case invalidShareSessionEpoch
+        /// The broker has as many share sessions as it keeps.
+        case shareSessionLimitReached
+        /// The group has members: what was asked needs it empty.
+        case nonEmptyGroup
     }
 
     public var code: Code

@@ -42,6 +42,12 @@ public struct BrokerConfig: Sendable {
         ("group.consumer.session.timeout.ms", "consumer-protocol members are removed after this without a heartbeat"),
         ("group.consumer.heartbeat.interval.ms", "how often consumer-protocol members heartbeat"),
         ("group.consumer.max.size", "most members of a consumer-protocol group"),
+        ("group.share.record.lock.duration.ms", "how long a share group's acquired record stays locked to its worker"),
+        ("group.share.delivery.count.limit", "deliveries before a share group's record is archived"),
+        ("group.share.partition.max.record.locks", "most records in flight per share partition"),
+        ("group.share.heartbeat.interval.ms", "how often share group members heartbeat"),
+        ("group.share.session.timeout.ms", "share group members are removed after this without a heartbeat"),
+        ("group.share.max.size", "most members of a share group"),
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
         ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
@@ -55,6 +61,11 @@ public struct BrokerConfig: Sendable {
             guard let n = Int64(value.trimmingCharacters(in: .whitespaces)) else {
                 throw Failure(description: "\(key) needs a number, got '\(value)'")
             }
+            return n
+        }
+        func ranged(_ range: ClosedRange<Int64>) throws(Failure) -> Int64 {
+            let n = try number()
+            guard range.contains(n) else { throw Failure(description: "\(key) must be in \(range.lowerBound)...\(range.upperBound), got \(n)") }
             return n
         }
         func flag() throws(Failure) -> Bool {
@@ -120,6 +131,12 @@ public struct BrokerConfig: Sendable {
         case "group.consumer.session.timeout.ms": broker.groups.consumerSessionTimeoutMs = max(1, try number())
         case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(clamping: max(1, try number()))
         case "group.consumer.max.size": broker.groups.consumerGroupMaxSize = Int(clamping: max(1, try number()))
+        case "group.share.record.lock.duration.ms": broker.groups.shareRecordLockDurationMs = try ranged(1_000...3_600_000)
+        case "group.share.delivery.count.limit": broker.groups.shareDeliveryCountLimit = Int16(try ranged(2...10))
+        case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
+        case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
+        case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
+        case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
         case "producer.id.expiration.ms": broker.producerIdExpirationMs = try number()
         case "socket.request.max.bytes": server.maxRequestBytes = Int(try number())
         case "queued.max.request.bytes":
@@ -171,6 +188,12 @@ public struct BrokerConfig: Sendable {
             ("group.consumer.heartbeat.interval.ms", "\(broker.groups.consumerHeartbeatIntervalMs)"),
             ("group.consumer.max.size", "\(broker.groups.consumerGroupMaxSize)"),
             ("group.consumer.session.timeout.ms", "\(broker.groups.consumerSessionTimeoutMs)"),
+            ("group.share.delivery.count.limit", "\(broker.groups.shareDeliveryCountLimit)"),
+            ("group.share.heartbeat.interval.ms", "\(broker.groups.shareHeartbeatIntervalMs)"),
+            ("group.share.max.size", "\(broker.groups.shareGroupMaxSize)"),
+            ("group.share.partition.max.record.locks", "\(broker.groups.sharePartitionMaxRecordLocks)"),
+            ("group.share.record.lock.duration.ms", "\(broker.groups.shareRecordLockDurationMs)"),
+            ("group.share.session.timeout.ms", "\(broker.groups.shareSessionTimeoutMs)"),
             ("group.initial.rebalance.delay.ms", "\(broker.groups.initialRebalanceDelayMs)"),
             ("group.max.session.timeout.ms", "\(broker.groups.maxSessionTimeoutMs)"),
             ("group.min.session.timeout.ms", "\(broker.groups.minSessionTimeoutMs)"),
@@ -245,7 +268,9 @@ extension BrokerConfig {
         case "num.partitions", "segment.bytes", "log.segment.bytes", "max.message.bytes", "message.max.bytes",
             "offset.metadata.max.bytes", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
             "group.initial.rebalance.delay.ms", "group.consumer.session.timeout.ms", "group.consumer.heartbeat.interval.ms",
-            "group.consumer.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes", "num.network.threads", "node.id",
+            "group.consumer.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes",
+            "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size",
+            "share.delivery.count.limit", "share.partition.max.record.locks", "group.share.delivery.count.limit", "num.network.threads", "node.id",
             "broker.id", "fetch.max.bytes", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
             "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
             "share.session.timeout.ms", "share.heartbeat.interval.ms", "share.record.lock.duration.ms":
@@ -253,7 +278,8 @@ extension BrokerConfig {
         case "retention.ms", "retention.bytes", "flush.messages", "flush.ms", "message.timestamp.before.max.ms",
             "message.timestamp.after.max.ms", "log.retention.ms", "log.retention.bytes", "log.flush.interval.messages",
             "log.flush.interval.ms", "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
-            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes":
+            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes",
+            "group.share.record.lock.duration.ms", "group.share.session.timeout.ms":
             5
         case "cleanup.policy": 7
         default: 0

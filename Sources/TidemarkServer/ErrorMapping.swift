@@ -38,6 +38,11 @@ extension KafkaError {
         case .unsupportedAssignor: self = .unsupportedAssignor
         case .invalidRegularExpression: self = .invalidRegularExpression
         case .groupMaxSizeReached: self = .groupMaxSizeReached
+        case .invalidRecordState: self = .invalidRecordState
+        case .shareSessionNotFound: self = .shareSessionNotFound
+        case .invalidShareSessionEpoch: self = .invalidShareSessionEpoch
+        case .shareSessionLimitReached: self = .shareSessionLimitReached
+        case .nonEmptyGroup: self = .nonEmptyGroup
         }
     }
 

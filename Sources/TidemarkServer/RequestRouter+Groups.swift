@@ -57,16 +57,29 @@ extension RequestRouter {
         let states = Set(request.statesFilter.map { $0.lowercased() })
         let types = Set(request.typesFilter.map { $0.lowercased() })
         var response = ListGroupsResponse()
-        response.groups = broker.groups.listGroups().compactMap { group in
-            guard states.isEmpty || states.contains(group.state.lowercased()) else { return nil }
-            guard types.isEmpty || types.contains(group.type.rawValue.lowercased()) else { return nil }
-            return ListGroupsResponse.Group(
-                groupId: group.groupId, protocolType: group.protocolType, groupState: group.state, groupType: group.type.rawValue)
+        var rows = broker.groups.listGroups().map {
+            ListGroupsResponse.Group(groupId: $0.groupId, protocolType: $0.protocolType, groupState: $0.state, groupType: $0.type.rawValue)
+        }
+        // Share groups: live ones and those known only by their share state.
+        let known = Set(rows.map(\.groupId))
+        for id in broker.shares.groupIds() where !known.contains(id) {
+            let state = broker.shares.describe(id)?.state ?? "Empty"
+            rows.append(ListGroupsResponse.Group(groupId: id, protocolType: "share", groupState: state, groupType: "Share"))
+        }
+        response.groups = rows.sorted { $0.groupId < $1.groupId }.filter { group in
+            (states.isEmpty || states.contains(group.groupState.lowercased()))
+                && (types.isEmpty || types.contains(group.groupType.lowercased()))
         }
         return response
     }
 
     func joinGroup(_ request: JoinGroupRequestMessage, header: RequestHeader) async -> JoinGroupResponseMessage {
+        if broker.shares.isShareGroup(request.groupId) {
+            var refused = JoinGroupResponseMessage()
+            refused.errorCode = KafkaError.inconsistentGroupProtocol.rawValue
+            refused.memberId = request.memberId
+            return refused
+        }
         let joined = await broker.groups.join(
             JoinGroupRequest(
                 groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,

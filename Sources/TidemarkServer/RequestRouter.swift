@@ -237,6 +237,14 @@ final class RequestRouter: Sendable {
                 consumerGroupHeartbeat(try body(ConsumerGroupHeartbeatRequest.self), header: header), header, api: api)
         case .consumerGroupDescribe:
             return try respond(consumerGroupDescribe(try body(ConsumerGroupDescribeRequest.self)), header, api: api)
+        case .shareGroupHeartbeat:
+            return try respond(shareGroupHeartbeat(try body(ShareGroupHeartbeatRequest.self), header: header), header, api: api)
+        case .shareGroupDescribe:
+            return try respond(shareGroupDescribe(try body(ShareGroupDescribeRequest.self)), header, api: api)
+        case .shareFetch:
+            return try respond(await shareFetch(try body(ShareFetchRequest.self), version: version), header, api: api)
+        case .shareAcknowledge:
+            return try respond(await shareAcknowledge(try body(ShareAcknowledgeRequest.self), version: version), header, api: api)
         }
     }
 }

@@ -36,6 +36,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case describeProducers = 61
     case consumerGroupHeartbeat = 68
     case consumerGroupDescribe = 69
+    case shareGroupHeartbeat = 76
+    case shareGroupDescribe = 77
+    case shareFetch = 78
+    case shareAcknowledge = 79
 
     /// Versions with a codec here.
     public var implemented: ClosedRange<Int16> {
@@ -69,6 +73,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .describeProducers: 0...0
         case .consumerGroupHeartbeat: 0...1
         case .consumerGroupDescribe: 0...1
+        case .shareGroupHeartbeat: 1...1
+        case .shareGroupDescribe: 1...1
+        case .shareFetch: 1...2
+        case .shareAcknowledge: 1...2
         }
     }
 
@@ -110,6 +118,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .describeProducers: 0
         case .consumerGroupHeartbeat: 0
         case .consumerGroupDescribe: 0
+        case .shareGroupHeartbeat, .shareGroupDescribe, .shareFetch, .shareAcknowledge: 0
         }
     }
 
@@ -173,6 +182,10 @@ public enum KafkaError: Int16, Sendable {
     case unsupportedAssignor = 112
     case staleMemberEpoch = 113
     case invalidRegularExpression = 128
+    case invalidRecordState = 121
+    case shareSessionNotFound = 122
+    case invalidShareSessionEpoch = 123
+    case shareSessionLimitReached = 133
 }
 
 /// Request header v1 (v2 adds tagged fields):

@@ -102,6 +102,14 @@ import TidemarkWire
         case (.consumerGroupHeartbeat, false): return try trip(ConsumerGroupHeartbeatResponse.self)
         case (.consumerGroupDescribe, true): return try trip(ConsumerGroupDescribeRequest.self)
         case (.consumerGroupDescribe, false): return try trip(ConsumerGroupDescribeResponse.self)
+        case (.shareGroupHeartbeat, true): return try trip(ShareGroupHeartbeatRequest.self)
+        case (.shareGroupHeartbeat, false): return try trip(ShareGroupHeartbeatResponse.self)
+        case (.shareGroupDescribe, true): return try trip(ShareGroupDescribeRequest.self)
+        case (.shareGroupDescribe, false): return try trip(ShareGroupDescribeResponse.self)
+        case (.shareFetch, true): return try trip(ShareFetchRequest.self)
+        case (.shareFetch, false): return try trip(ShareFetchResponse.self)
+        case (.shareAcknowledge, true): return try trip(ShareAcknowledgeRequest.self)
+        case (.shareAcknowledge, false): return try trip(ShareAcknowledgeResponse.self)
         }
     }
 

@@ -106,7 +106,7 @@ public enum ServerAssignor: String, Sendable, CaseIterable {
         return result
     }
 
-    static func partitionOrder(_ a: TopicPartition, _ b: TopicPartition) -> Bool {
+    public static func partitionOrder(_ a: TopicPartition, _ b: TopicPartition) -> Bool {
         a.topic != b.topic ? a.topic < b.topic : a.partition < b.partition
     }
 }

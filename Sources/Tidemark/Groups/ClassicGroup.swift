@@ -31,6 +31,22 @@ public struct GroupOptions: Sendable {
     /// The most members a consumer-protocol group takes (group.consumer.max.size); more are
     /// refused with GROUP_MAX_SIZE_REACHED.
     public var consumerGroupMaxSize = 1_000
+    /// Share groups (KIP-932), Kafka's broker names: group.share.record.lock.duration.ms,
+    /// group.share.delivery.count.limit, group.share.partition.max.record.locks,
+    /// group.share.heartbeat.interval.ms, group.share.session.timeout.ms, group.share.max.size.
+    /// Each but the last is overridden per group by its `share.*` group config.
+    public var shareRecordLockDurationMs: Int64 = 30_000
+    public var shareDeliveryCountLimit: Int16 = 5
+    public var sharePartitionMaxRecordLocks = 2_000
+    public var shareHeartbeatIntervalMs: Int32 = 5_000
+    public var shareSessionTimeoutMs: Int64 = 45_000
+    public var shareGroupMaxSize = 200
+    /// Share sessions kept at once (more: SHARE_SESSION_LIMIT_REACHED), and how long an unused
+    /// one is kept.
+    public var shareMaxSessions = 2_000
+    public var shareSessionIdleMs: Int64 = 120_000
+    /// The share-state log is rewritten (newest snapshots only) past this size.
+    public var shareStateCompactionBytes: Int64 = 16 << 20
     public init() {}
 }
 

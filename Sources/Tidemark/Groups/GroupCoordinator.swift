@@ -416,6 +416,11 @@ public final class GroupCoordinator: Sendable {
         return (known + offsetOnly).sorted { $0.groupId < $1.groupId }
     }
 
+    /// Whether the group (classic or consumer protocol) has members now.
+    public func hasMembers(_ groupId: String) -> Bool {
+        state.withLock { s in !(s.groups[groupId]?.members.isEmpty ?? true) || !(s.consumerGroups[groupId]?.isEmpty ?? true) }
+    }
+
     /// Which protocol a group id runs now: nil when the broker has no state machine for it.
     public func groupType(_ groupId: String) -> GroupType? {
         state.withLock { s in s.groups[groupId] != nil ? .classic : (s.consumerGroups[groupId] != nil ? .consumer : nil) }

@@ -1,0 +1,502 @@
+import Foundation
+import Logging
+import Synchronization
+import TidemarkStorage
+
+/// Where partitions' logs are, for share partitions (supplied by the broker).
+public struct ShareLogView: Sendable {
+    public var topicId: @Sendable (String) -> UUID?
+    public var bounds: @Sendable (String, Int) -> (start: Int64, end: Int64)?
+    public init(
+        topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
+    ) {
+        self.topicId = topicId
+        self.bounds = bounds
+    }
+}
+
+/// The outcome of opening, moving or closing a share session (ShareFetch/ShareAcknowledge).
+public struct ShareSessionUpdate: Sendable {
+    /// A top-level error: nothing else happened.
+    public var error: TidemarkError.Code?
+    public var errorMessage: String?
+    /// Per partition that carried acknowledgements: nil when applied, else why not.
+    public var acknowledged: [TopicPartition: TidemarkError.Code?] = [:]
+    /// Everything below this offset of the share-state log must be durable before the answer.
+    public var durableAt: Int64?
+    /// The session's partitions, in the order to read them this time.
+    public var partitions: [TopicPartition] = []
+    /// How long acquired records stay locked (AcquisitionLockTimeoutMs).
+    public var lockDurationMs: Int64 = 0
+
+    static func failure(_ code: TidemarkError.Code, _ message: String) -> ShareSessionUpdate {
+        ShareSessionUpdate(error: code, errorMessage: message)
+    }
+}
+
+/// Records acquired from one partition by one fetch.
+public struct ShareAcquisition: Sendable {
+    public var topicPartition: TopicPartition
+    /// Every acquired offset, ascending.
+    public var offsets: [Int64]
+    public var ranges: [AcquiredRange]
+}
+
+/// One share partition as the tools show it.
+public struct SharePartitionSummary: Sendable, Equatable {
+    public var topicPartition: TopicPartition
+    public var startOffset: Int64
+    public var endOffset: Int64
+    public var logEndOffset: Int64
+    public var available: Int
+    public var acquired: Int
+    public var acknowledged: Int
+    public var archived: Int
+    /// Member -> (records held, earliest lock deadline in ms since the epoch).
+    public var holders: [String: (count: Int, earliestExpiryMs: Int64)]
+    /// Records not yet finished: from the start offset to the log end, less those finished
+    /// inside the window.
+    public var lag: Int64
+
+    public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
+        a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset
+            && a.available == b.available && a.acquired == b.acquired && a.lag == b.lag
+    }
+}
+
+/// Runs the share groups (KIP-932): membership (`ShareGroup`), per-(group, partition) record
+/// state (`SharePartition`), share sessions (per member: the partitions it fetches and the
+/// epoch its next request must carry), and the durable state (`ShareStateStore`).
+///
+/// Concurrency: one Mutex (`state`) owns all of it. A step and the share-state log append
+/// that records it happen under one lock hold, so the log order is the state's order; the
+/// fdatasync that makes acknowledgements durable happens outside it (group commit).
+/// Bounds: members per group (`shareGroupMaxSize`), sessions (`shareMaxSessions`), records in
+/// flight per partition (`share.partition.max.record.locks`), partitions per session (those of
+/// the topics in the broker).
+public final class ShareCoordinator: Sendable {
+    struct PartitionKey: Hashable, Sendable {
+        var group: String
+        var topicPartition: TopicPartition
+    }
+
+    struct Slot: Sendable {
+        var state: SharePartition
+        var topicId: UUID
+    }
+
+    struct SessionKey: Hashable, Sendable {
+        var group: String
+        var member: String
+    }
+
+    struct Session: Sendable {
+        var nextEpoch: Int32 = 1
+        var partitions: [TopicPartition] = []
+        var lastUsedMs: Int64
+        /// Rotates the read order between fetches, so no partition starves the others.
+        var cursor = 0
+    }
+
+    struct State: Sendable {
+        var groups: [String: ShareGroup] = [:]
+        var slots: [PartitionKey: Slot] = [:]
+        var sessions: [SessionKey: Session] = [:]
+        var idleSince: [String: Int64] = [:]
+        var isClosed = false
+    }
+
+    public let options: GroupOptions
+    let configs: GroupConfigs
+    let store: ShareStateStore
+    let clock: @Sendable () -> Int64
+    private let state: Mutex<State>
+
+    init(options: GroupOptions, configs: GroupConfigs, store: ShareStateStore, restored: [ShareStateStore.Key: SharePartition],
+         topicNames: [UUID: String], clock: @escaping @Sendable () -> Int64)
+    {
+        self.options = options
+        self.configs = configs
+        self.store = store
+        self.clock = clock
+        var initial = State()
+        for (key, partition) in restored {
+            guard let topic = topicNames[key.topicId] else { continue }
+            initial.slots[PartitionKey(group: key.group, topicPartition: TopicPartition(topic, key.partition))] =
+                Slot(state: partition, topicId: key.topicId)
+        }
+        state = Mutex(initial)
+    }
+
+    // MARK: Settings
+
+    /// The share settings of a group: its configs over the broker's defaults.
+    public func settings(_ group: String) -> ShareSettings {
+        let explicit = configs.explicit(group)
+        var settings = ShareSettings()
+        settings.lockDurationMs = explicit["share.record.lock.duration.ms"].flatMap(Int64.init) ?? options.shareRecordLockDurationMs
+        settings.deliveryCountLimit = explicit["share.delivery.count.limit"].flatMap(Int16.init) ?? options.shareDeliveryCountLimit
+        settings.maxInFlight = explicit["share.partition.max.record.locks"].flatMap(Int.init) ?? options.sharePartitionMaxRecordLocks
+        return settings
+    }
+
+    func groupSettings(_ group: String) -> ShareGroup.Settings {
+        let explicit = configs.explicit(group)
+        return ShareGroup.Settings(
+            sessionTimeoutMs: explicit["share.session.timeout.ms"].flatMap(Int64.init) ?? options.shareSessionTimeoutMs,
+            heartbeatIntervalMs: explicit["share.heartbeat.interval.ms"].flatMap(Int32.init) ?? options.shareHeartbeatIntervalMs,
+            maxSize: options.shareGroupMaxSize)
+    }
+
+    func startsAtEarliest(_ group: String) -> Bool { configs.value("share.auto.offset.reset", of: group) != "latest" }
+
+    // MARK: Membership
+
+    /// ShareGroupHeartbeat. A member that leaves gives back every record it holds.
+    public func heartbeat(_ request: ShareHeartbeat, catalog: TopicCatalog) -> ConsumerHeartbeatResult {
+        guard GroupCoordinator.validGroupId(request.groupId) else {
+            return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
+        }
+        guard request.memberId.utf8.count <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000 else {
+            return .failure(.invalidRequest, "member id or subscription too long", memberId: request.memberId)
+        }
+        let now = clock()
+        let settings = groupSettings(request.groupId)
+        let shareSettings = self.settings(request.groupId)
+        return state.withLock { s in
+            if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
+            var group = s.groups[request.groupId] ?? ShareGroup(groupId: request.groupId)
+            let (result, left) = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
+                UUID().uuidString.lowercased()
+            }
+            if !(group.isEmpty && s.groups[request.groupId] == nil) { s.groups[request.groupId] = group }
+            // A member that leaves keeps its share session for now: clients leave first and then
+            // close the session with their last acknowledgements (ShareAcknowledge, epoch -1),
+            // which releases whatever it still holds. If that never comes, its locks expire.
+            _ = left
+            _ = shareSettings
+            return result
+        }
+    }
+
+    /// Releases what a member holds in every partition of its group, and drops its session.
+    private func memberGone(_ member: String, group: String, settings: ShareSettings, _ s: inout State) {
+        s.sessions.removeValue(forKey: SessionKey(group: group, member: member))
+        var changed: [(ShareStateStore.Key, SharePartition?)] = []
+        for (key, var slot) in s.slots where key.group == group {
+            if slot.state.releaseAll(held: member, settings: settings) > 0 {
+                s.slots[key] = slot
+                changed.append((storeKey(key, slot), slot.state))
+            }
+        }
+        _ = try? store.write(changed)
+    }
+
+    public func isShareGroup(_ group: String) -> Bool { state.withLock { $0.groups[group] != nil } }
+
+    // MARK: Sessions and acknowledgements
+
+    /// Opens (epoch 0), moves (epoch n > 0, which must be the session's next) or closes
+    /// (epoch -1) `member`'s share session, and applies the acknowledgements it carries.
+    /// `add` joins partitions to the session, `forget` removes them.
+    public func updateSession(
+        group: String, member: String, epoch: Int32, add: [TopicPartition], forget: [TopicPartition],
+        acknowledgements: [TopicPartition: [ShareAcknowledgement]], allowRenew: Bool, view: ShareLogView
+    ) -> ShareSessionUpdate {
+        guard GroupCoordinator.validGroupId(group) else { return .failure(.invalidRequest, "a share request needs a group id") }
+        guard !member.isEmpty, member.utf8.count <= 255 else { return .failure(.invalidRequest, "a share request needs a member id") }
+        let now = clock()
+        let settings = self.settings(group)
+        return state.withLock { s -> ShareSessionUpdate in
+            if s.isClosed { return .failure(.brokerClosed, "the broker is closing") }
+            let key = SessionKey(group: group, member: member)
+            var session: Session
+            switch epoch {
+            case 0:
+                if s.sessions[key] == nil && s.sessions.count >= options.shareMaxSessions {
+                    return .failure(.shareSessionLimitReached, "\(s.sessions.count) share sessions are open")
+                }
+                session = Session(lastUsedMs: now)
+            case -1:
+                guard let existing = s.sessions[key] else {
+                    return .failure(.shareSessionNotFound, "member \(member) has no share session in group \(group)")
+                }
+                session = existing
+            default:
+                guard epoch > 0, let existing = s.sessions[key] else {
+                    return .failure(.shareSessionNotFound, "member \(member) has no share session in group \(group)")
+                }
+                guard epoch == existing.nextEpoch else {
+                    return .failure(.invalidShareSessionEpoch, "share session epoch \(epoch) is not the expected \(existing.nextEpoch)")
+                }
+                session = existing
+                session.nextEpoch = epoch == Int32.max ? 1 : epoch + 1
+            }
+            session.lastUsedMs = now
+            var known = Set(session.partitions)
+            for tp in add where !known.contains(tp) {
+                session.partitions.append(tp)
+                known.insert(tp)
+            }
+            if !forget.isEmpty {
+                let gone = Set(forget)
+                session.partitions.removeAll { gone.contains($0) }
+            }
+            var update = ShareSessionUpdate(lockDurationMs: settings.lockDurationMs)
+            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            for (tp, acks) in acknowledgements {
+                if epoch == 0 {
+                    update.acknowledged[tp] = .some(.invalidShareSessionEpoch)
+                    continue
+                }
+                guard let pkey = slotKey(group, tp, view: view, &s) else {
+                    update.acknowledged[tp] = .some(.unknownTopicOrPartition)
+                    continue
+                }
+                var slot = s.slots[pkey]!
+                let result = slot.state.acknowledge(acks, member: member, nowMs: now, settings: settings, allowRenew: allowRenew)
+                update.acknowledged[tp] = result
+                if result == nil {
+                    s.slots[pkey] = slot
+                    changed.append((storeKey(pkey, slot), slot.state))
+                }
+            }
+            if epoch == -1 {
+                // Closing: what the member still holds in the session's partitions goes back.
+                for tp in session.partitions {
+                    let pkey = PartitionKey(group: group, topicPartition: tp)
+                    guard var slot = s.slots[pkey] else { continue }
+                    if slot.state.releaseAll(held: member, settings: settings) > 0 {
+                        s.slots[pkey] = slot
+                        changed.append((storeKey(pkey, slot), slot.state))
+                    }
+                }
+                s.sessions.removeValue(forKey: key)
+            } else {
+                if !session.partitions.isEmpty { session.cursor = (session.cursor + 1) % session.partitions.count }
+                update.partitions = Array(session.partitions[session.cursor...] + session.partitions[..<session.cursor])
+                s.sessions[key] = session
+            }
+            do {
+                update.durableAt = try store.write(changed)
+            } catch {
+                // Not durable: the acknowledgements are refused (the records stay acquired
+                // in memory and expire like any lock).
+                for (tp, result) in update.acknowledged where result == nil { update.acknowledged[tp] = .some(.storage) }
+            }
+            return update
+        }
+    }
+
+    /// Acquires up to `maxRecords` records over `partitions` for `member`.
+    public func acquire(group: String, member: String, partitions: [TopicPartition], maxRecords: Int, view: ShareLogView)
+        -> [ShareAcquisition]
+    {
+        let now = clock()
+        let settings = self.settings(group)
+        return state.withLock { s -> [ShareAcquisition] in
+            guard !s.isClosed else { return [] }
+            var remaining = max(1, maxRecords)
+            var result: [ShareAcquisition] = []
+            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            for tp in partitions where remaining > 0 {
+                guard let pkey = slotKey(group, tp, view: view, &s), let bounds = view.bounds(tp.topic, tp.partition) else { continue }
+                var slot = s.slots[pkey]!
+                var moved = slot.state.follow(logStart: bounds.start)
+                if slot.state.expireLocks(nowMs: now, settings: settings) > 0 { moved = true }
+                // Work is spread: a member takes at most its fair share of the partition's
+                // backlog among the group's members (all of it when alone).
+                let members = max(1, s.groups[group]?.members.count ?? 1)
+                let allowed = min(remaining, slot.state.fairShare(for: member, members: members, logEnd: bounds.end))
+                let offsets = slot.state.candidates(max: allowed, logEnd: bounds.end, settings: settings)
+                if !offsets.isEmpty {
+                    let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings)
+                    result.append(ShareAcquisition(topicPartition: tp, offsets: offsets, ranges: ranges))
+                    remaining -= offsets.count
+                    moved = true
+                }
+                s.slots[pkey] = slot
+                if moved { changed.append((storeKey(pkey, slot), slot.state)) }
+            }
+            // Acquisitions are logged (delivery counts) but not waited for.
+            _ = try? store.write(changed)
+            return result
+        }
+    }
+
+    /// Gives back acquired offsets that the read did not deliver.
+    public func giveBack(group: String, member: String, _ topicPartition: TopicPartition, offsets: [Int64]) {
+        guard !offsets.isEmpty else { return }
+        state.withLock { s in
+            let pkey = PartitionKey(group: group, topicPartition: topicPartition)
+            guard var slot = s.slots[pkey] else { return }
+            slot.state.unacquire(offsets, member: member)
+            s.slots[pkey] = slot
+            _ = try? store.write([(storeKey(pkey, slot), slot.state)])
+        }
+    }
+
+    /// Whether any session partition has something to acquire now (for long polls).
+    public func hasAvailable(group: String, partitions: [TopicPartition], view: ShareLogView) -> Bool {
+        let now = clock()
+        let settings = self.settings(group)
+        return state.withLock { s in
+            for tp in partitions {
+                guard let bounds = view.bounds(tp.topic, tp.partition) else { continue }
+                guard let slot = s.slots[PartitionKey(group: group, topicPartition: tp)] else {
+                    if bounds.end > bounds.start { return true }
+                    continue
+                }
+                var copy = slot.state
+                copy.follow(logStart: bounds.start)
+                copy.expireLocks(nowMs: now, settings: settings)
+                if copy.hasAvailable(logEnd: bounds.end, settings: settings) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Waits (group commit) until everything below `offset` of the share-state log is durable.
+    public func whenDurable(_ offset: Int64, _ completion: @escaping @Sendable (TidemarkError?) -> Void) {
+        store.whenDurable(offset) { error in completion(error.map { TidemarkError.wrapping($0, "share state flush") }) }
+    }
+
+    /// The slot key of (group, tp), created (start per `share.auto.offset.reset`) when new or
+    /// when the topic was recreated. nil when the topic or partition does not exist.
+    private func slotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State) -> PartitionKey? {
+        guard let id = view.topicId(tp.topic), let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
+        let key = PartitionKey(group: group, topicPartition: tp)
+        if let slot = s.slots[key], slot.topicId == id { return key }
+        let start = startsAtEarliest(group) ? bounds.start : bounds.end
+        s.slots[key] = Slot(state: SharePartition(startOffset: start), topicId: id)
+        return key
+    }
+
+    private func storeKey(_ key: PartitionKey, _ slot: Slot) -> ShareStateStore.Key {
+        ShareStateStore.Key(group: key.group, topicId: slot.topicId, partition: key.topicPartition.partition)
+    }
+
+    // MARK: Maintenance
+
+    /// Expires member sessions (releasing their records), record locks, idle share sessions
+    /// and idle empty groups; compacts the share-state log when it has grown.
+    func tick(logger: Logger? = nil) async {
+        let now = clock()
+        var expiredMembers: [(String, [String])] = []
+        state.withLock { s in
+            for id in Array(s.groups.keys) {
+                var group = s.groups[id]!
+                let expired = group.tick(nowMs: now, sessionTimeoutMs: groupSettings(id).sessionTimeoutMs)
+                s.groups[id] = group
+                if !expired.isEmpty {
+                    expiredMembers.append((id, expired))
+                    for member in expired { memberGone(member, group: id, settings: settings(id), &s) }
+                }
+                if group.isEmpty {
+                    let since = s.idleSince[id] ?? now
+                    if now - since >= options.emptyGroupRetentionMs {
+                        s.groups.removeValue(forKey: id)
+                        s.idleSince.removeValue(forKey: id)
+                    } else {
+                        s.idleSince[id] = since
+                    }
+                } else {
+                    s.idleSince.removeValue(forKey: id)
+                }
+            }
+            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            for (key, var slot) in s.slots where slot.state.counts().acquired > 0 {
+                if slot.state.expireLocks(nowMs: now, settings: settings(key.group)) > 0 {
+                    s.slots[key] = slot
+                    changed.append((storeKey(key, slot), slot.state))
+                }
+            }
+            _ = try? store.write(changed)
+            for (key, session) in s.sessions where now - session.lastUsedMs > options.shareSessionIdleMs {
+                s.sessions.removeValue(forKey: key)
+            }
+        }
+        for (group, members) in expiredMembers {
+            logger?.info("share group members removed: no heartbeat in their session timeout",
+                metadata: ["group": "\(group)", "members": "\(members)"])
+        }
+        do {
+            try await store.compactIfNeeded { [self] body in try state.withLock { _ in try body() } }
+        } catch {
+            logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Describe and administer
+
+    public func describe(_ group: String) -> ShareGroupDescription? { state.withLock { $0.groups[group]?.describe() } }
+
+    public func groupIds() -> [String] {
+        state.withLock { s in Array(Set(s.groups.keys).union(s.slots.keys.map(\.group))).sorted() }
+    }
+
+    /// Per partition of the group's share state: start, end, counts, holders, lag.
+    public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
+        let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
+        return slots.sorted { ServerAssignor.partitionOrder($0.key.topicPartition, $1.key.topicPartition) }.map { key, slot in
+            let tp = key.topicPartition
+            let logEnd = view.bounds(tp.topic, tp.partition)?.end ?? slot.state.endOffset
+            let counts = slot.state.counts()
+            let lag = max(0, logEnd - slot.state.startOffset - Int64(counts.acknowledged + counts.archived))
+            return SharePartitionSummary(
+                topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
+                available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
+                archived: counts.archived, holders: slot.state.holders(), lag: lag)
+        }
+    }
+
+    /// AlterShareGroupOffsets: moves the start offsets; refused while the group has members.
+    public func resetOffsets(group: String, offsets: [TopicPartition: Int64], view: ShareLogView) async throws {
+        let durableAt = try state.withLock { s -> Int64? in
+            if let g = s.groups[group], !g.isEmpty {
+                throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
+            }
+            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            for (tp, offset) in offsets {
+                guard let pkey = slotKey(group, tp, view: view, &s) else {
+                    throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
+                }
+                var slot = s.slots[pkey]!
+                slot.state.reset(to: offset)
+                s.slots[pkey] = slot
+                changed.append((storeKey(pkey, slot), slot.state))
+            }
+            return try store.write(changed)
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    /// DeleteShareGroupOffsets: forgets the group's state for these topics (all when nil);
+    /// refused while the group has members.
+    public func deleteState(group: String, topics: Set<String>?) async throws {
+        let durableAt = try state.withLock { s -> Int64? in
+            if let g = s.groups[group], !g.isEmpty {
+                throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
+            }
+            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            for (key, slot) in s.slots where key.group == group && (topics?.contains(key.topicPartition.topic) ?? true) {
+                s.slots.removeValue(forKey: key)
+                changed.append((storeKey(key, slot), nil))
+            }
+            return try store.write(changed)
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    private func waitDurable(_ offset: Int64) async throws {
+        let error: TidemarkError? = await withCheckedContinuation { continuation in
+            whenDurable(offset) { continuation.resume(returning: $0) }
+        }
+        if let error { throw error }
+    }
+
+    func close() async throws {
+        state.withLock { $0.isClosed = true }
+        try await store.close()
+    }
+}

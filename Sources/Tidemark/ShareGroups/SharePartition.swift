@@ -1,0 +1,313 @@
+/// A record's state in a share partition (KIP-932), with the values Kafka persists.
+public enum ShareRecordState: Int8, Sendable {
+    case available = 0
+    case acquired = 1
+    case acknowledged = 2
+    case archived = 4
+}
+
+/// What a worker says about records it holds.
+public enum ShareAcknowledgeType: Int8, Sendable {
+    /// No record at this offset (inside an acquired range): archived.
+    case gap = 0
+    /// Done: never delivered again.
+    case accept = 1
+    /// Give it back: delivered again (archived at the delivery limit).
+    case release = 2
+    /// Poison: archived, never delivered again.
+    case reject = 3
+    /// Still working: the lock is extended (KIP-1222).
+    case renew = 4
+}
+
+/// A run of acquired offsets with one delivery count, as ShareFetch reports them.
+public struct AcquiredRange: Sendable, Equatable {
+    public var first: Int64
+    public var last: Int64
+    public var deliveryCount: Int16
+    public init(first: Int64, last: Int64, deliveryCount: Int16) {
+        self.first = first
+        self.last = last
+        self.deliveryCount = deliveryCount
+    }
+}
+
+/// One acknowledgement range from a worker: one type for every offset, or one per offset.
+public struct ShareAcknowledgement: Sendable, Equatable {
+    public var first: Int64
+    public var last: Int64
+    public var types: [ShareAcknowledgeType]
+    public init(first: Int64, last: Int64, types: [ShareAcknowledgeType]) {
+        self.first = first
+        self.last = last
+        self.types = types
+    }
+    public init(_ offset: Int64, _ type: ShareAcknowledgeType) { self.init(first: offset, last: offset, types: [type]) }
+}
+
+/// The settings a share partition runs with (a group's configs over the broker's defaults).
+public struct ShareSettings: Sendable, Equatable {
+    /// How long an acquired record stays locked to its worker (share.record.lock.duration.ms).
+    public var lockDurationMs: Int64 = 30_000
+    /// Deliveries before a released or expired record is archived (share.delivery.count.limit).
+    public var deliveryCountLimit: Int16 = 5
+    /// The most records in flight (between the start and end offsets) per partition
+    /// (share.partition.max.record.locks).
+    public var maxInFlight = 2_000
+    public init() {}
+}
+
+/// One share group's view of one partition: which records are done, which are held by whom
+/// and until when, how often each was delivered. A pure state machine: time comes in as
+/// `nowMs`, nothing here does I/O.
+///
+/// Offsets below `startOffset` (SPSO) are finished; `endOffset` (SPEO) is the first offset
+/// never acquired; every offset in between has an entry (`entries[offset - startOffset]`).
+/// The window never exceeds `maxInFlight`. The start moves over finished records
+/// (acknowledged or archived) as soon as they form a prefix.
+///
+/// Concurrency: owned by `ShareCoordinator`'s mutex.
+struct SharePartition: Sendable, Equatable {
+    struct Entry: Sendable, Equatable {
+        var state: ShareRecordState
+        var deliveryCount: Int16
+        var lockExpiryMs: Int64 = 0
+        var owner: String? = nil
+    }
+
+    private(set) var startOffset: Int64
+    private(set) var entries: [Entry] = []
+    var endOffset: Int64 { startOffset + Int64(entries.count) }
+
+    init(startOffset: Int64) { self.startOffset = startOffset }
+
+    /// Restores a persisted state (locks do not survive: acquired records come back available).
+    init(startOffset: Int64, entries: [Entry]) {
+        self.startOffset = startOffset
+        self.entries = entries.map { entry in
+            var entry = entry
+            if entry.state == .acquired {
+                entry.state = .available
+                entry.owner = nil
+                entry.lockExpiryMs = 0
+            }
+            return entry
+        }
+        advanceStart()
+    }
+
+    func entry(at offset: Int64) -> Entry? {
+        guard offset >= startOffset, offset < endOffset else { return nil }
+        return entries[Int(offset - startOffset)]
+    }
+
+    /// Records below the log start are gone (retention, DeleteRecords): they leave the window.
+    /// Returns true when the window moved.
+    @discardableResult
+    mutating func follow(logStart: Int64) -> Bool {
+        guard startOffset < logStart else { return false }
+        let drop = Int(min(Int64(entries.count), logStart - startOffset))
+        entries.removeFirst(drop)
+        startOffset = logStart
+        return true
+    }
+
+    /// Locks that ran out: the records become available again, or archived at the limit.
+    /// Returns how many were released.
+    @discardableResult
+    mutating func expireLocks(nowMs: Int64, settings: ShareSettings) -> Int {
+        var released = 0
+        for i in entries.indices where entries[i].state == .acquired && entries[i].lockExpiryMs <= nowMs {
+            release(i, settings: settings)
+            released += 1
+        }
+        if released > 0 { advanceStart() }
+        return released
+    }
+
+    /// Records not finished: from the start offset to the log end, less those finished
+    /// inside the window.
+    func backlog(logEnd: Int64) -> Int64 {
+        let finished = entries.reduce(0) { $0 + ($1.state == .acknowledged || $1.state == .archived ? 1 : 0) }
+        return max(0, max(logEnd, endOffset) - startOffset - Int64(finished))
+    }
+
+    /// How many records `member` holds now.
+    func held(by member: String) -> Int {
+        entries.reduce(0) { $0 + ($1.state == .acquired && $1.owner == member ? 1 : 0) }
+    }
+
+    /// How many more records `member` may take so that `members` workers share the backlog:
+    /// its fair share (rounded up) less what it holds. One worker alone may take everything.
+    func fairShare(for member: String, members: Int, logEnd: Int64) -> Int {
+        guard members > 1 else { return Int.max }
+        let share = (backlog(logEnd: logEnd) + Int64(members) - 1) / Int64(members)
+        return max(0, Int(share) - held(by: member))
+    }
+
+    /// Whether some record could be acquired now.
+    func hasAvailable(logEnd: Int64, settings: ShareSettings) -> Bool {
+        if entries.contains(where: { $0.state == .available }) { return true }
+        return endOffset < min(logEnd, startOffset + Int64(settings.maxInFlight))
+    }
+
+    /// The offsets a fetch may take, at most `max`: available records already delivered
+    /// (ascending) first, then records never delivered, up to the log end and the in-flight cap.
+    func candidates(max: Int, logEnd: Int64, settings: ShareSettings) -> [Int64] {
+        guard max > 0 else { return [] }
+        var out: [Int64] = []
+        for (i, entry) in entries.enumerated() where entry.state == .available {
+            out.append(startOffset + Int64(i))
+            if out.count == max { return out }
+        }
+        let limit = min(logEnd, startOffset + Int64(settings.maxInFlight))
+        var offset = endOffset
+        while offset < limit && out.count < max {
+            out.append(offset)
+            offset += 1
+        }
+        return out
+    }
+
+    /// Acquires `offsets` (from `candidates`, ascending) for `member`: locked until
+    /// now + lock duration, delivery count incremented.
+    mutating func acquire(_ offsets: [Int64], member: String, nowMs: Int64, settings: ShareSettings) -> [AcquiredRange] {
+        for offset in offsets {
+            while offset >= endOffset { entries.append(Entry(state: .available, deliveryCount: 0)) }
+            guard offset >= startOffset else { continue }
+            let i = Int(offset - startOffset)
+            guard entries[i].state == .available else { continue }
+            entries[i].state = .acquired
+            entries[i].deliveryCount &+= 1
+            entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
+            entries[i].owner = member
+        }
+        return ranges(of: offsets, member: member)
+    }
+
+    /// Gives back acquisitions that were not delivered (the read did not reach them): as if
+    /// never acquired, delivery count included.
+    mutating func unacquire(_ offsets: [Int64], member: String) {
+        for offset in offsets {
+            guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == member else { continue }
+            entries[i].state = .available
+            entries[i].deliveryCount = max(0, entries[i].deliveryCount - 1)
+            entries[i].owner = nil
+            entries[i].lockExpiryMs = 0
+        }
+        // Never-delivered records at the end leave the window again.
+        while let last = entries.last, last.state == .available, last.deliveryCount == 0 { entries.removeLast() }
+    }
+
+    /// Contiguous runs of `offsets` held by `member`, split where the delivery count changes.
+    func ranges(of offsets: [Int64], member: String) -> [AcquiredRange] {
+        var result: [AcquiredRange] = []
+        for offset in offsets {
+            guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == member else { continue }
+            if var last = result.last, last.last + 1 == offset, last.deliveryCount == entry.deliveryCount {
+                last.last = offset
+                result[result.count - 1] = last
+            } else {
+                result.append(AcquiredRange(first: offset, last: offset, deliveryCount: entry.deliveryCount))
+            }
+        }
+        return result
+    }
+
+    /// Applies a worker's acknowledgements, all or none: every offset must be acquired by
+    /// `member` under a live lock, else `.invalidRecordState` and nothing changes.
+    mutating func acknowledge(
+        _ acks: [ShareAcknowledgement], member: String, nowMs: Int64, settings: ShareSettings, allowRenew: Bool
+    ) -> TidemarkError.Code? {
+        for ack in acks {
+            guard ack.first <= ack.last, ack.last - ack.first < 1 << 20,
+                ack.types.count == 1 || Int64(ack.types.count) == ack.last - ack.first + 1
+            else { return .invalidRequest }
+            if !allowRenew && ack.types.contains(.renew) { return .invalidRequest }
+            for offset in ack.first...ack.last {
+                guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == member,
+                    entry.lockExpiryMs > nowMs
+                else { return .invalidRecordState }
+            }
+        }
+        for ack in acks {
+            for offset in ack.first...ack.last {
+                let type = ack.types.count == 1 ? ack.types[0] : ack.types[Int(offset - ack.first)]
+                let i = Int(offset - startOffset)
+                switch type {
+                case .accept:
+                    entries[i] = Entry(state: .acknowledged, deliveryCount: entries[i].deliveryCount)
+                case .reject, .gap:
+                    entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
+                case .release:
+                    release(i, settings: settings)
+                case .renew:
+                    entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
+                }
+            }
+        }
+        advanceStart()
+        return nil
+    }
+
+    /// Everything `member` holds goes back (it left, its session closed, or it expired).
+    /// Returns how many records were released.
+    @discardableResult
+    mutating func releaseAll(held member: String, settings: ShareSettings) -> Int {
+        var released = 0
+        for i in entries.indices where entries[i].state == .acquired && entries[i].owner == member {
+            release(i, settings: settings)
+            released += 1
+        }
+        if released > 0 { advanceStart() }
+        return released
+    }
+
+    /// Moves the start offset (and the whole window, empty) somewhere else: AlterShareGroupOffsets.
+    mutating func reset(to offset: Int64) {
+        startOffset = offset
+        entries = []
+    }
+
+    /// Counts per state, for describing the partition.
+    func counts() -> (available: Int, acquired: Int, acknowledged: Int, archived: Int) {
+        var result = (available: 0, acquired: 0, acknowledged: 0, archived: 0)
+        for entry in entries {
+            switch entry.state {
+            case .available: result.available += 1
+            case .acquired: result.acquired += 1
+            case .acknowledged: result.acknowledged += 1
+            case .archived: result.archived += 1
+            }
+        }
+        return result
+    }
+
+    /// The members holding records now, with how many and their earliest lock deadline.
+    func holders() -> [String: (count: Int, earliestExpiryMs: Int64)] {
+        var result: [String: (count: Int, earliestExpiryMs: Int64)] = [:]
+        for entry in entries where entry.state == .acquired {
+            guard let owner = entry.owner else { continue }
+            let previous = result[owner] ?? (0, .max)
+            result[owner] = (previous.count + 1, min(previous.earliestExpiryMs, entry.lockExpiryMs))
+        }
+        return result
+    }
+
+    private func index(_ offset: Int64) -> Int? {
+        offset >= startOffset && offset < endOffset ? Int(offset - startOffset) : nil
+    }
+
+    private mutating func release(_ i: Int, settings: ShareSettings) {
+        let count = entries[i].deliveryCount
+        entries[i] = Entry(state: count >= settings.deliveryCountLimit ? .archived : .available, deliveryCount: count)
+    }
+
+    private mutating func advanceStart() {
+        var done = 0
+        while done < entries.count, entries[done].state == .acknowledged || entries[done].state == .archived { done += 1 }
+        guard done > 0 else { return }
+        entries.removeFirst(done)
+        startOffset += Int64(done)
+    }
+}

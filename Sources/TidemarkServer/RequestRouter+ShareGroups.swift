@@ -1,0 +1,265 @@
+import Tidemark
+import TidemarkStorage
+import TidemarkWire
+
+/// Share groups (KIP-932) on the wire: topic ids in and out, the engine's `ShareCoordinator`
+/// in between. A ShareFetch applies the acknowledgements it carries (answered only once
+/// durable), acquires records (long-polling up to max_wait_ms when there are none) and
+/// returns the stored batches that hold them, byte for byte.
+extension RequestRouter {
+    func shareGroupHeartbeat(_ request: ShareGroupHeartbeatRequest, header: RequestHeader) -> ShareGroupHeartbeatResponse {
+        var response = ShareGroupHeartbeatResponse()
+        guard !request.memberId.isEmpty || request.memberEpoch == 0 else {
+            response.errorCode = KafkaError.invalidRequest.rawValue
+            response.errorMessage = "MemberId can't be empty."
+            response.memberEpoch = -1
+            return response
+        }
+        let result = broker.shareGroupHeartbeat(
+            ShareHeartbeat(
+                groupId: request.groupId, memberId: request.memberId, memberEpoch: request.memberEpoch, rackId: request.rackId,
+                subscribedTopicNames: request.subscribedTopicNames, clientId: header.clientId ?? ""))
+        response.errorCode = KafkaError(optional: result.error).rawValue
+        response.errorMessage = result.errorMessage
+        response.memberId = result.memberId.isEmpty ? nil : result.memberId
+        response.memberEpoch = result.memberEpoch
+        response.heartbeatIntervalMs = result.heartbeatIntervalMs
+        if let assignment = result.assignment {
+            response.assignment = .init(
+                topicPartitions: Dictionary(grouping: assignment, by: \.topic).sorted { $0.key < $1.key }.map { topic, tps in
+                    ConsumerTopicPartitions(topicId: wireId(of: topic), partitions: tps.map { Int32($0.partition) }.sorted())
+                })
+        }
+        return response
+    }
+
+    func shareGroupDescribe(_ request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse {
+        var response = ShareGroupDescribeResponse()
+        response.groups = request.groupIds.map { id in
+            var group = ShareGroupDescribeResponse.Group()
+            group.groupId = id
+            guard let described = broker.shares.describe(id) else {
+                group.errorCode = KafkaError.groupIdNotFound.rawValue
+                group.errorMessage = "share group \(id) not found"
+                group.groupState = "Dead"
+                return group
+            }
+            group.groupState = described.state
+            group.groupEpoch = described.groupEpoch
+            group.assignmentEpoch = described.groupEpoch
+            group.assignorName = "simple"
+            group.members = described.members.map { m in
+                var member = ShareGroupDescribeResponse.Member()
+                member.memberId = m.memberId
+                member.rackId = m.rackId
+                member.memberEpoch = m.memberEpoch
+                member.clientId = m.clientId
+                member.clientHost = m.clientHost
+                member.subscribedTopicNames = m.subscribedTopicNames
+                member.assignment = Dictionary(grouping: m.assignment, by: \.topic).sorted { $0.key < $1.key }.map { topic, tps in
+                    .init(topicId: wireId(of: topic), topicName: topic, partitions: tps.map { Int32($0.partition) }.sorted())
+                }
+                return member
+            }
+            return group
+        }
+        return response
+    }
+
+    /// Acknowledgements of a request by partition; partitions of unknown topic ids and
+    /// acknowledgements with a type that does not exist are answered with an error instead.
+    private func acknowledgements(_ topics: [ShareAcknowledgeTopic], allowRenew: Bool)
+        -> (acks: [TopicPartition: [ShareAcknowledgement]], listed: [TopicPartition], refused: [(WireUUID, Int32, KafkaError)], names: [String: WireUUID])
+    {
+        var acks: [TopicPartition: [ShareAcknowledgement]] = [:]
+        var listed: [TopicPartition] = []
+        var refused: [(WireUUID, Int32, KafkaError)] = []
+        var names: [String: WireUUID] = [:]
+        for topic in topics {
+            guard let name = topicName(for: topic.topicId) else {
+                for p in topic.partitions { refused.append((topic.topicId, p.partitionIndex, .unknownTopicId)) }
+                continue
+            }
+            names[name] = topic.topicId
+            for p in topic.partitions {
+                let tp = TopicPartition(name, Int(p.partitionIndex))
+                listed.append(tp)
+                guard !p.acknowledgementBatches.isEmpty else { continue }
+                var batches: [ShareAcknowledgement] = []
+                var valid = true
+                for batch in p.acknowledgementBatches {
+                    let types = batch.acknowledgeTypes.compactMap(ShareAcknowledgeType.init(rawValue:))
+                    guard !types.isEmpty, types.count == batch.acknowledgeTypes.count, allowRenew || !types.contains(.renew) else {
+                        valid = false
+                        break
+                    }
+                    batches.append(ShareAcknowledgement(first: batch.firstOffset, last: batch.lastOffset, types: types))
+                }
+                if valid { acks[tp, default: []] += batches } else { refused.append((topic.topicId, p.partitionIndex, .invalidRequest)) }
+            }
+        }
+        return (acks, listed, refused, names)
+    }
+
+    private func awaitDurable(_ offset: Int64?) async -> TidemarkError? {
+        guard let offset else { return nil }
+        return await withCheckedContinuation { continuation in
+            broker.shares.whenDurable(offset) { continuation.resume(returning: $0) }
+        }
+    }
+
+    func shareFetch(_ request: ShareFetchRequest, version: Int16) async -> ShareFetchResponse {
+        var response = ShareFetchResponse()
+        guard let group = request.groupId, let member = request.memberId, !group.isEmpty, !member.isEmpty else {
+            response.errorCode = KafkaError.invalidRequest.rawValue
+            response.errorMessage = "ShareFetch needs a group id and a member id"
+            return response
+        }
+        let renewing = version >= 2 && request.isRenewAck
+        let (acks, listed, refused, _) = acknowledgements(request.topics, allowRenew: renewing)
+        var forget: [TopicPartition] = []
+        for topic in request.forgottenTopicsData {
+            guard let name = topicName(for: topic.topicId) else { continue }
+            forget += topic.partitions.map { TopicPartition(name, Int($0)) }
+        }
+        let view = broker.shareLogView
+        let update = broker.shares.updateSession(
+            group: group, member: member, epoch: request.shareSessionEpoch, add: listed, forget: forget, acknowledgements: acks,
+            allowRenew: renewing, view: view)
+        if let error = update.error {
+            response.errorCode = KafkaError(error).rawValue
+            response.errorMessage = update.errorMessage
+            return response
+        }
+        response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
+        var ackResults = update.acknowledged
+        if let error = await awaitDurable(update.durableAt) {
+            for (tp, result) in ackResults where result == nil { ackResults[tp] = .some(error.code) }
+        }
+
+        // Acquire, long-polling while there is nothing (never with acknowledgements to answer).
+        var acquired: [ShareAcquisition] = []
+        if !renewing && !update.partitions.isEmpty {
+            let wait = min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs)
+            let deadline = ContinuousClock.now + .milliseconds(wait)
+            let maxRecords = Int(max(1, min(request.maxRecords, 10_000)))
+            while true {
+                acquired = broker.shares.acquire(
+                    group: group, member: member, partitions: update.partitions, maxRecords: maxRecords, view: view)
+                if !acquired.isEmpty || !acks.isEmpty || ContinuousClock.now >= deadline || broker.isClosed { break }
+                // Woken by an append; at least every 200 ms to pick up released or expired records.
+                let left = deadline - ContinuousClock.now
+                let leftMs = Int64(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+                await broker.waitForAppends(update.partitions, timeoutMs: max(1, min(200, leftMs)))
+            }
+        }
+
+        // The stored batches that hold the acquired records, byte for byte.
+        var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
+        var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
+        for acquisition in acquired {
+            let tp = acquisition.topicPartition
+            var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
+            do {
+                let (bytes, covered) = try await readBatches(tp, from: acquisition.offsets[0], maxBytes: max(budget, 1), keep: acquisition.ranges)
+                budget -= bytes.count
+                let delivered = acquisition.offsets.filter { $0 <= covered }
+                let undelivered = acquisition.offsets.filter { $0 > covered }
+                broker.shares.giveBack(group: group, member: member, tp, offsets: undelivered)
+                entry.records = .bytes(bytes)
+                entry.acquiredRecords = acquisition.ranges.compactMap { range in
+                    guard range.first <= covered else { return nil }
+                    return .init(firstOffset: range.first, lastOffset: min(range.last, covered), deliveryCount: range.deliveryCount)
+                }
+                _ = delivered
+            } catch {
+                broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets)
+                entry.errorCode = KafkaError(error).rawValue
+                entry.errorMessage = "\(error)"
+            }
+            partitions[tp] = entry
+        }
+        for (tp, result) in ackResults {
+            var entry = partitions[tp] ?? ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
+            entry.acknowledgeErrorCode = KafkaError(optional: result).rawValue
+            if result != nil { entry.acknowledgeErrorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
+            partitions[tp] = entry
+        }
+        var topics: [String: ShareFetchResponse.Topic] = [:]
+        for (tp, entry) in partitions.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
+            topics[tp.topic, default: ShareFetchResponse.Topic(topicId: wireId(of: tp.topic))].partitions.append(entry)
+        }
+        response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
+        for (topicId, partition, error) in refused {
+            var entry = ShareFetchResponse.Partition(partitionIndex: partition)
+            entry.errorCode = error.rawValue
+            entry.acknowledgeErrorCode = error.rawValue
+            response.responses.append(.init(topicId: topicId, partitions: [entry]))
+        }
+        return response
+    }
+
+    /// Reads from `offset` and keeps the batches that hold some offset of `keep`. Returns
+    /// them and the last offset the read reached (offsets past it were not delivered).
+    private func readBatches(_ tp: TopicPartition, from offset: Int64, maxBytes: Int, keep: [AcquiredRange]) async throws
+        -> ([UInt8], Int64)
+    {
+        let result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: maxBytes)
+        guard let slice = result.slice else { return ([], offset - 1) }
+        let bytes = try slice.readBytes()
+        var kept: [UInt8] = []
+        var position = 0
+        var covered = offset - 1
+        while position + 61 <= bytes.count {
+            let base = bytes.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: Int64.self)) }
+            let length = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self)) }
+            let delta = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 23, as: Int32.self)) }
+            let end = position + 12 + Int(length)
+            guard length > 0, end <= bytes.count else { break }
+            let last = base + Int64(delta)
+            if keep.contains(where: { $0.first <= last && $0.last >= base }) { kept += bytes[position..<end] }
+            covered = last
+            position = end
+        }
+        return (kept, covered)
+    }
+
+    func shareAcknowledge(_ request: ShareAcknowledgeRequest, version: Int16) async -> ShareAcknowledgeResponse {
+        var response = ShareAcknowledgeResponse()
+        guard let group = request.groupId, let member = request.memberId, !group.isEmpty, !member.isEmpty else {
+            response.errorCode = KafkaError.invalidRequest.rawValue
+            response.errorMessage = "ShareAcknowledge needs a group id and a member id"
+            return response
+        }
+        let renewing = version >= 2 && request.isRenewAck
+        let (acks, _, refused, _) = acknowledgements(request.topics, allowRenew: version >= 2)
+        let update = broker.shares.updateSession(
+            group: group, member: member, epoch: request.shareSessionEpoch, add: [], forget: [], acknowledgements: acks,
+            allowRenew: version >= 2, view: broker.shareLogView)
+        _ = renewing
+        if let error = update.error {
+            response.errorCode = KafkaError(error).rawValue
+            response.errorMessage = update.errorMessage
+            return response
+        }
+        response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
+        var results = update.acknowledged
+        if let error = await awaitDurable(update.durableAt) {
+            for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
+        }
+        var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
+        for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
+            var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))
+            entry.errorCode = KafkaError(optional: result).rawValue
+            if result != nil { entry.errorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
+            topics[tp.topic, default: ShareAcknowledgeResponse.Topic(topicId: wireId(of: tp.topic))].partitions.append(entry)
+        }
+        response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
+        for (topicId, partition, error) in refused {
+            var entry = ShareAcknowledgeResponse.Partition(partitionIndex: partition)
+            entry.errorCode = error.rawValue
+            response.responses.append(.init(topicId: topicId, partitions: [entry]))
+        }
+        return response
+    }
+}

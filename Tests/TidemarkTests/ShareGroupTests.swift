@@ -1,0 +1,232 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+@testable import Tidemark
+
+/// Share groups (KIP-932): the share-partition state machine with a hand-driven clock, its
+/// durable snapshot layout, and the coordinator over a real broker (restart included).
+@Suite struct SharePartitionTests {
+    static func settings(limit: Int16 = 5, lockMs: Int64 = 30_000, maxInFlight: Int = 2_000) -> ShareSettings {
+        var settings = ShareSettings()
+        settings.deliveryCountLimit = limit
+        settings.lockDurationMs = lockMs
+        settings.maxInFlight = maxInFlight
+        return settings
+    }
+
+    /// Acquires what `candidates` offers, as a fetch does.
+    static func take(_ p: inout SharePartition, _ member: String, max: Int = 500, logEnd: Int64, now: Int64 = 0,
+                     settings: ShareSettings = settings()) -> [AcquiredRange] {
+        let offsets = p.candidates(max: max, logEnd: logEnd, settings: settings)
+        return p.acquire(offsets, member: member, nowMs: now, settings: settings)
+    }
+
+    @Test func acceptedRecordsMoveTheStartAndAreNeverDeliveredAgain() {
+        var p = SharePartition(startOffset: 0)
+        #expect(Self.take(&p, "a", max: 5, logEnd: 10) == [AcquiredRange(first: 0, last: 4, deliveryCount: 1)])
+        #expect(Self.take(&p, "b", max: 10, logEnd: 10) == [AcquiredRange(first: 5, last: 9, deliveryCount: 1)])
+        #expect(p.acknowledge([ShareAcknowledgement(first: 0, last: 4, types: [.accept])], member: "a", nowMs: 1, settings: Self.settings(), allowRenew: false) == nil)
+        #expect(p.startOffset == 5 && p.endOffset == 10)
+        #expect(Self.take(&p, "a", logEnd: 10).isEmpty)  // b holds the rest
+        #expect(p.acknowledge([ShareAcknowledgement(first: 5, last: 9, types: [.accept])], member: "b", nowMs: 1, settings: Self.settings(), allowRenew: false) == nil)
+        #expect(p.startOffset == 10 && p.entries.isEmpty)
+    }
+
+    @Test func releaseRedeliversUntilTheLimitThenArchives() {
+        var p = SharePartition(startOffset: 0)
+        let settings = Self.settings(limit: 3)
+        for delivery in 1...3 {
+            let ranges = Self.take(&p, "a", logEnd: 2, settings: settings)
+            #expect(ranges == [AcquiredRange(first: 0, last: 1, deliveryCount: Int16(delivery))])
+            #expect(p.acknowledge([ShareAcknowledgement(first: 0, last: 1, types: [.release])], member: "a", nowMs: 0, settings: settings, allowRenew: false) == nil)
+        }
+        // The third release reached the limit: archived, and the start moved over them.
+        #expect(p.startOffset == 2 && Self.take(&p, "a", logEnd: 2, settings: settings).isEmpty)
+    }
+
+    @Test func expiredLocksComeBackAndLateAcknowledgementsAreRefused() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "slow", logEnd: 3, now: 0)
+        #expect(p.expireLocks(nowMs: 29_999, settings: Self.settings()) == 0)
+        #expect(p.expireLocks(nowMs: 30_000, settings: Self.settings()) == 3)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .accept)], member: "slow", nowMs: 30_001, settings: Self.settings(), allowRenew: false) == .invalidRecordState)
+        #expect(Self.take(&p, "fast", logEnd: 3, now: 30_001) == [AcquiredRange(first: 0, last: 2, deliveryCount: 2)])
+        // An acknowledgement of records someone else holds is refused, and changes nothing.
+        let before = p
+        #expect(p.acknowledge([ShareAcknowledgement(first: 0, last: 2, types: [.accept])], member: "slow", nowMs: 30_002, settings: Self.settings(), allowRenew: false) == .invalidRecordState)
+        #expect(p == before)
+    }
+
+    @Test func renewExtendsTheLockOnlyWhenAllowed() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", logEnd: 1, now: 0)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .renew)], member: "a", nowMs: 20_000, settings: Self.settings(), allowRenew: false) == .invalidRequest)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .renew)], member: "a", nowMs: 20_000, settings: Self.settings(), allowRenew: true) == nil)
+        #expect(p.expireLocks(nowMs: 45_000, settings: Self.settings()) == 0)
+        #expect(p.expireLocks(nowMs: 50_000, settings: Self.settings()) == 1)
+    }
+
+    @Test func rejectAndGapArchivePerOffsetTypes() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", logEnd: 4)
+        let ack = ShareAcknowledgement(first: 0, last: 3, types: [.accept, .reject, .gap, .release])
+        #expect(p.acknowledge([ack], member: "a", nowMs: 0, settings: Self.settings(), allowRenew: false) == nil)
+        #expect(p.startOffset == 3)  // 0-2 finished; 3 released
+        #expect(Self.take(&p, "b", logEnd: 4) == [AcquiredRange(first: 3, last: 3, deliveryCount: 2)])
+        // A per-offset list of the wrong length is a bad request.
+        #expect(p.acknowledge([ShareAcknowledgement(first: 3, last: 3, types: [.accept, .accept])], member: "b", nowMs: 0, settings: Self.settings(), allowRenew: false) == .invalidRequest)
+    }
+
+    @Test func theInFlightWindowIsCapped() {
+        var p = SharePartition(startOffset: 0)
+        let settings = Self.settings(maxInFlight: 100)
+        #expect(Self.take(&p, "a", max: 500, logEnd: 1_000, settings: settings).first?.last == 99)
+        #expect(Self.take(&p, "b", max: 500, logEnd: 1_000, settings: settings).isEmpty)
+        #expect(p.acknowledge([ShareAcknowledgement(first: 0, last: 9, types: [.accept])], member: "a", nowMs: 0, settings: settings, allowRenew: false) == nil)
+        #expect(Self.take(&p, "b", max: 500, logEnd: 1_000, settings: settings) == [AcquiredRange(first: 100, last: 109, deliveryCount: 1)])
+    }
+
+    @Test func aLeavingMemberReleasesWhatItHolds() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", max: 2, logEnd: 4)
+        _ = Self.take(&p, "b", max: 2, logEnd: 4)
+        #expect(p.releaseAll(held: "a", settings: Self.settings()) == 2)
+        #expect(Self.take(&p, "c", logEnd: 4) == [AcquiredRange(first: 0, last: 1, deliveryCount: 2)])
+        #expect(p.holders()["b"]?.count == 2)
+    }
+
+    @Test func undeliveredAcquisitionsAreUndone() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", logEnd: 10)
+        p.unacquire([5, 6, 7, 8, 9], member: "a")
+        #expect(p.endOffset == 5)
+        #expect(Self.take(&p, "b", logEnd: 10) == [AcquiredRange(first: 5, last: 9, deliveryCount: 1)])
+    }
+
+    @Test func recordsBelowTheLogStartLeaveTheWindow() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", logEnd: 10)
+        p.follow(logStart: 6)
+        #expect(p.startOffset == 6 && p.endOffset == 10)
+    }
+
+    /// The durable layout: runs of (state, delivery count); a lock does not survive.
+    @Test func snapshotsRoundTripWithoutLocks() throws {
+        var p = SharePartition(startOffset: 100)
+        _ = Self.take(&p, "a", max: 6, logEnd: 200)
+        #expect(p.acknowledge([ShareAcknowledgement(first: 101, last: 102, types: [.accept, .reject])], member: "a", nowMs: 0, settings: Self.settings(), allowRenew: false) == nil)
+        let bytes = ShareStateStore.encodeValue(p)
+        // version 0, start 100, 4 runs: 100 (available x1), 101 (ack x1), 102 (archived x1), 103-105 (available x1)
+        #expect(Array(bytes[0..<2]) == [0, 0])
+        #expect(Array(bytes[2..<10]) == [0, 0, 0, 0, 0, 0, 0, 100])
+        #expect(Array(bytes[10..<14]) == [0, 0, 0, 4])
+        #expect(bytes.count == 14 + 4 * 19)
+        let restored = try #require(ShareStateStore.decodeValue(bytes))
+        #expect(restored.startOffset == 100 && restored.endOffset == 106)
+        #expect(restored.entry(at: 100) == SharePartition.Entry(state: .available, deliveryCount: 1))
+        #expect(restored.entry(at: 101)?.state == .acknowledged && restored.entry(at: 102)?.state == .archived)
+        // Truncated or lying snapshots are refused, not trusted.
+        #expect(ShareStateStore.decodeValue(Array(bytes.dropLast(3))) == nil)
+        var lying = bytes
+        lying[13] = 200
+        #expect(ShareStateStore.decodeValue(lying) == nil)
+        let key = ShareStateStore.Key(group: "jobs", topicId: UUID(), partition: 3)
+        #expect(ShareStateStore.decodeKey(ShareStateStore.encodeKey(key)) == key)
+    }
+}
+
+/// The coordinator over a real broker: sessions, acknowledgements made durable, restarts.
+@Suite struct ShareCoordinatorTests {
+    static func produce(_ broker: Broker, _ topic: String, count: Int) async throws {
+        for i in 0..<count {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8))
+            _ = try await broker.append(topic: topic, partition: 0, batches: try builder.build())
+        }
+    }
+
+    static func join(_ broker: Broker, _ member: String) -> ConsumerHeartbeatResult {
+        broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: member, memberEpoch: 0, subscribedTopicNames: ["jobs"]))
+    }
+
+    static func durable(_ broker: Broker, _ offset: Int64?) async throws {
+        guard let offset else { return }
+        let error: TidemarkError? = await withCheckedContinuation { c in broker.shares.whenDurable(offset) { c.resume(returning: $0) } }
+        if let error { throw error }
+    }
+
+    @Test func acknowledgedJobsSurviveARestartAndHeldOnesComeBack() async throws {
+        let dir = TemporaryDirectory()
+        let tp = TopicPartition("jobs", 0)
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("jobs", partitions: 1)
+            try await Self.produce(broker, "jobs", count: 10)
+            let joined = Self.join(broker, "w1")
+            #expect(joined.error == nil && joined.assignment == [tp])
+            let view = broker.shareLogView
+            let opened = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+            #expect(opened.error == nil && opened.partitions == [tp])
+            let got = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 6, view: view)
+            #expect(got.first?.ranges == [AcquiredRange(first: 0, last: 5, deliveryCount: 1)])
+            let acked = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+                acknowledgements: [tp: [ShareAcknowledgement(first: 0, last: 2, types: [.accept])]], allowRenew: false, view: view)
+            #expect(acked.acknowledged[tp] == .some(nil) && acked.durableAt != nil)
+            try await Self.durable(broker, acked.durableAt)
+            // A wrong epoch is refused; so is an unknown session.
+            #expect(broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: 5, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view
+            ).error == .invalidShareSessionEpoch)
+            #expect(broker.shares.updateSession(
+                group: "workers", member: "w9", epoch: 1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view
+            ).error == .shareSessionNotFound)
+            try await broker.close()
+        }
+        // After the restart: 0-2 never again; 3-5 (acquired, never acknowledged) again, as the
+        // second delivery; 6-9 for the first time.
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        _ = Self.join(broker, "w2")
+        let view = broker.shareLogView
+        _ = broker.shares.updateSession(
+            group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        let again = broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 100, view: view)
+        #expect(again.first?.ranges == [AcquiredRange(first: 3, last: 5, deliveryCount: 2), AcquiredRange(first: 6, last: 9, deliveryCount: 1)])
+        let summary = try #require(broker.shares.summaries("workers", view: view).first)
+        #expect(summary.startOffset == 3 && summary.acquired == 7 && summary.lag == 7)
+        try await broker.close()
+    }
+
+    /// Clients leave (heartbeat epoch -1) and then close their share session (epoch -1): the
+    /// close gives back what the member held, at once.
+    @Test func aMemberThatLeavesAndClosesGivesItsJobsBack() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.produce(broker, "jobs", count: 4)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        let joined = Self.join(broker, "w1")
+        _ = broker.shares.updateSession(group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: view).first?.offsets.count == 4)
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "w1", memberEpoch: -1))
+        _ = joined
+        // Left but not closed: its records stay locked to it (its last acknowledgements may come).
+        _ = Self.join(broker, "w3")
+        _ = broker.shares.updateSession(group: "workers", member: "w3", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "workers", member: "w3", partitions: [tp], maxRecords: 10, view: view).isEmpty)
+        let closed = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: -1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(closed.error == nil)
+        _ = Self.join(broker, "w2")
+        _ = broker.shares.updateSession(group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        // Two members now (w2, w3): each takes its fair half of the four released jobs.
+        #expect(broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 10, view: view).first?.ranges
+            == [AcquiredRange(first: 0, last: 1, deliveryCount: 2)])
+        #expect(broker.shares.acquire(group: "workers", member: "w3", partitions: [tp], maxRecords: 10, view: view).first?.ranges
+            == [AcquiredRange(first: 2, last: 3, deliveryCount: 2)])
+        try await broker.close()
+    }
+}

@@ -1,0 +1,284 @@
+"""Share groups (KIP-932) with the real confluent-kafka ShareConsumer (librdkafka) against
+`tidemark serve`: job-queue consumption with per-record locks, acknowledgements, delivery
+counts, redelivery, and a kill -9 of the broker in the middle."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, Broker, free_port, unique
+
+
+@pytest.fixture
+def share_broker():
+    """Short locks and heartbeats so that expiry and redelivery happen in a test's time."""
+    root = tempfile.mkdtemp(prefix="tidemark-share-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=[
+        "--config", "group.share.record.lock.duration.ms=3000",
+        "--config", "group.share.heartbeat.interval.ms=500",
+    ])
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _topic(bootstrap, name, partitions):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
+        future.result(10)
+
+
+def _produce(bootstrap, topic, values, partitions=None):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, value in enumerate(values):
+        if partitions:
+            producer.produce(topic, value=value, partition=i % partitions)
+        else:
+            producer.produce(topic, value=value)
+    assert producer.flush(30) == 0
+
+
+def _share_consumer(bootstrap, group, explicit=False):
+    from confluent_kafka import ShareConsumer
+    config = {"bootstrap.servers": bootstrap, "group.id": group}
+    if explicit:
+        config["share.acknowledgement.mode"] = "explicit"
+    return ShareConsumer(config)
+
+
+def _messages(batch):
+    return [m for m in batch if m.error() is None]
+
+
+def test_two_workers_share_four_partitions_each_job_accepted_once(share_broker):
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("jobs"), unique("workers")
+    _topic(bootstrap, topic, 4)
+    jobs = [b"job-%d" % i for i in range(1200)]
+
+    done = {}
+    lock = threading.Lock()
+    ready = [threading.Event(), threading.Event()]
+
+    def work(index):
+        name = "w%d" % index
+        consumer = _share_consumer(bootstrap, group)
+        consumer.subscribe([topic])
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with lock:
+                if len(done) >= len(jobs):
+                    break
+            batch = _messages(consumer.poll(0.5))
+            ready[index].set()
+            for message in batch:
+                time.sleep(0.0005)  # the job's work
+                with lock:
+                    done.setdefault(message.value(), []).append((name, message.delivery_count()))
+        # Implicit mode accepts a batch at the next poll or commit: commit the last one, or
+        # close() gives it back (as Kafka does too).
+        consumer.commit_sync(10)
+        consumer.close()
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for w in workers:
+        w.start()
+    # A pool of workers waiting for jobs, then the jobs.
+    for event in ready:
+        assert event.wait(30)
+    _produce(bootstrap, topic, jobs, partitions=4)
+    for w in workers:
+        w.join(90)
+    assert sorted(done) == sorted(jobs), "%d of %d jobs seen" % (len(done), len(jobs))
+    twice = {job: who for job, who in done.items() if len(who) > 1}
+    assert not twice, list(twice.items())[:5]
+    by_worker = {}
+    for who in done.values():
+        by_worker[who[0][0]] = by_worker.get(who[0][0], 0) + 1
+    assert len(by_worker) == 2 and min(by_worker.values()) > 0, by_worker
+    # The broker reports the group with its type.
+    tool = subprocess.run([BINARY, "groups", "list", "--bootstrap", bootstrap], capture_output=True, text=True, timeout=30)
+    assert group in tool.stdout
+
+
+def test_release_redelivers_reject_archives_and_the_limit_holds(share_broker):
+    from confluent_kafka import AcknowledgeType
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("retry"), unique("retry-workers")
+    _topic(bootstrap, topic, 1)
+    _produce(bootstrap, topic, [b"poison", b"good"])
+    consumer = _share_consumer(bootstrap, group, explicit=True)
+    consumer.subscribe([topic])
+    counts = []
+    good_done = False
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        messages = _messages(consumer.poll(0.5))
+        for m in messages:
+            if m.value() == b"poison":
+                counts.append(m.delivery_count())
+                consumer.acknowledge(m, AcknowledgeType.RELEASE)
+            else:
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+                good_done = True
+        if messages:
+            result = consumer.commit_sync(10)
+            assert all(error is None for error in (result or {}).values()), result
+        if len(counts) >= 5 and good_done:
+            # Delivered 5 times (the default limit): archived, never again.
+            extra = _messages(consumer.poll(2.0))
+            assert not [m for m in extra if m.value() == b"poison"]
+            break
+    assert counts == [1, 2, 3, 4, 5], counts
+    assert good_done
+
+    # REJECT archives at once.
+    _produce(bootstrap, topic, [b"bad"])
+    rejected = False
+    deadline = time.time() + 20
+    while time.time() < deadline and not rejected:
+        for m in _messages(consumer.poll(0.5)):
+            if m.value() == b"bad":
+                consumer.acknowledge(m, AcknowledgeType.REJECT)
+                rejected = True
+            else:
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+        consumer.commit_sync(10)
+    assert rejected
+    assert not [m for m in _messages(consumer.poll(2.0)) if m.value() == b"bad"]
+    consumer.close()
+
+
+def test_a_stalled_worker_loses_its_jobs_and_its_late_ack_is_refused(share_broker):
+    from confluent_kafka import AcknowledgeType
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("stall"), unique("stall-workers")
+    _topic(bootstrap, topic, 1)
+    _produce(bootstrap, topic, [b"slow-job"])
+    slow = _share_consumer(bootstrap, group, explicit=True)
+    slow.subscribe([topic])
+    held = []
+    deadline = time.time() + 20
+    while not held and time.time() < deadline:
+        held = _messages(slow.poll(0.5))
+    assert [m.value() for m in held] == [b"slow-job"] and held[0].delivery_count() == 1
+    # The lock (3 s here) runs out while the slow worker sleeps; another worker gets the job.
+    other = _share_consumer(bootstrap, group)
+    other.subscribe([topic])
+    again = []
+    deadline = time.time() + 20
+    while not again and time.time() < deadline:
+        again = _messages(other.poll(0.5))
+    assert [m.value() for m in again] == [b"slow-job"] and again[0].delivery_count() == 2
+    # The slow worker's acknowledgement comes too late.
+    slow.acknowledge(held[0], AcknowledgeType.ACCEPT)
+    result = slow.commit_sync(10)
+    errors = [e for e in (result or {}).values() if e is not None]
+    assert errors and "INVALID_RECORD_STATE" in str(errors[0]), result
+    other.close()
+    slow.close()
+
+
+def test_close_releases_held_jobs_at_once(share_broker):
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("close"), unique("close-workers")
+    _topic(bootstrap, topic, 1)
+    _produce(bootstrap, topic, [b"j1", b"j2", b"j3"])
+    first = _share_consumer(bootstrap, group, explicit=True)
+    first.subscribe([topic])
+    held = []
+    deadline = time.time() + 20
+    while not held and time.time() < deadline:
+        held = _messages(first.poll(0.5))
+    assert held
+    first.close()  # releases what it held, without waiting for the lock
+    second = _share_consumer(bootstrap, group)
+    second.subscribe([topic])
+    got = []
+    started = time.time()
+    while len(got) < 3 and time.time() - started < 20:
+        got += _messages(second.poll(0.5))
+    assert sorted(m.value() for m in got) == [b"j1", b"j2", b"j3"]
+    assert time.time() - started < 2.5, "held jobs came back only after their lock expired"
+    assert all(m.delivery_count() == 2 for m in got if m.value() in [h.value() for h in held])
+    second.close()
+
+
+def test_share_and_consumer_groups_read_one_topic_independently(share_broker):
+    from confluent_kafka import Consumer
+    bootstrap = share_broker.bootstrap
+    topic = unique("both")
+    _topic(bootstrap, topic, 2)
+    values = [b"v%d" % i for i in range(100)]
+    _produce(bootstrap, topic, values, partitions=2)
+    share = _share_consumer(bootstrap, unique("share-side"))
+    share.subscribe([topic])
+    plain = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("plain-side"), "auto.offset.reset": "earliest"})
+    plain.subscribe([topic])
+    got_share, got_plain = [], []
+    deadline = time.time() + 40
+    while (len(got_share) < 100 or len(got_plain) < 100) and time.time() < deadline:
+        got_share += [m.value() for m in _messages(share.poll(0.2))]
+        got_plain += [m.value() for m in plain.consume(100, 0.2) if not m.error()]
+    assert sorted(got_share) == sorted(values) and sorted(got_plain) == sorted(values)
+    share.close()
+    plain.close()
+
+
+def test_kill_9_loses_no_accepted_job_and_redelivers_held_ones(tmp_path):
+    """Accepted (and answered) jobs are never delivered again after kill -9; jobs that were
+    acquired but not acknowledged are delivered again; nothing is lost."""
+    from confluent_kafka import AcknowledgeType
+    node = Broker(str(tmp_path / "data"), free_port())
+    node.start()
+    bootstrap = node.bootstrap
+    topic, group = unique("crash"), unique("crash-workers")
+    _topic(bootstrap, topic, 2)
+    jobs = [b"c%d" % i for i in range(200)]
+    _produce(bootstrap, topic, jobs, partitions=2)
+    consumer = _share_consumer(bootstrap, group, explicit=True)
+    consumer.subscribe([topic])
+    accepted = set()
+    deadline = time.time() + 30
+    while len(accepted) < 60 and time.time() < deadline:
+        messages = _messages(consumer.poll(0.5))
+        for m in messages:
+            consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+        result = consumer.commit_sync(10)
+        assert all(e is None for e in (result or {}).values()), result
+        accepted |= {m.value() for m in messages}
+    # Take one more batch and never acknowledge it, then kill the broker.
+    pending = []
+    deadline = time.time() + 10
+    while not pending and time.time() < deadline:
+        pending = _messages(consumer.poll(0.5))
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait()
+    node.proc = None
+    node.start()
+    try:
+        second = _share_consumer(bootstrap, group)
+        second.subscribe([topic])
+        seen = {}
+        deadline = time.time() + 60
+        while len(seen) < len(jobs) - len(accepted) and time.time() < deadline:
+            for m in _messages(second.poll(0.5)):
+                seen[m.value()] = m.delivery_count()
+        again = accepted & set(seen)
+        assert not again, "accepted jobs delivered again: %r" % sorted(again)[:5]
+        assert set(seen) | accepted == set(jobs), "lost: %r" % sorted(set(jobs) - set(seen) - accepted)[:5]
+        assert all(seen[m.value()] >= 2 for m in pending), "held jobs not redelivered as second deliveries"
+        second.close()
+        consumer.close()
+    finally:
+        node.stop()

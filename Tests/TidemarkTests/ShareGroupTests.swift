@@ -230,3 +230,80 @@ import TidemarkStorage
         try await broker.close()
     }
 }
+
+/// The embedded `ShareConsumer`: workers in the process on the same share groups.
+@Suite struct EmbeddedShareConsumerTests {
+    @Test func twoWorkersShareTheJobsAndEachIsAcceptedOnce() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 2)
+        let a = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let b = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        for i in 0..<100 {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8))
+            _ = try await broker.append(topic: "jobs", partition: i % 2, batches: try builder.build())
+        }
+        var seen: [String: Int] = [:]
+        var byWorker = [0, 0]
+        for _ in 0..<20 where seen.count < 100 {
+            for (index, worker) in [a, b].enumerated() {
+                for job in try await worker.poll(maxRecords: 10, timeout: .milliseconds(50)) {
+                    seen[String(decoding: job.value ?? [], as: UTF8.self), default: 0] += 1
+                    byWorker[index] += 1
+                    #expect(job.deliveryCount == 1)
+                    worker.acknowledge(job, .accept)
+                }
+                let results = try await worker.commit()
+                #expect(results.values.allSatisfy { $0 == nil })
+            }
+        }
+        #expect(seen.count == 100 && seen.values.allSatisfy { $0 == 1 })
+        #expect(byWorker.allSatisfy { $0 > 0 }, "\(byWorker)")
+        try await a.close()
+        try await b.close()
+        try await broker.close()
+    }
+
+    @Test func releaseRetriesRejectArchivesAndCloseGivesBack() async throws {
+        let dir = TemporaryDirectory()
+        var options = BrokerOptions()
+        options.groups.shareDeliveryCountLimit = 3
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+        try await broker.createTopic("jobs", partitions: 1)
+        for value in ["flaky", "poison", "kept"] {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 0, key: nil, value: Array(value.utf8))
+            _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+        }
+        let worker = try await ShareConsumer(broker: broker, group: "retry", topics: ["jobs"], mode: .explicit)
+        var flakyCounts: [Int16] = []
+        var rejected = false
+        for _ in 0..<10 {
+            for job in try await worker.poll(timeout: .milliseconds(50)) {
+                switch String(decoding: job.value ?? [], as: UTF8.self) {
+                case "flaky":
+                    flakyCounts.append(job.deliveryCount)
+                    worker.acknowledge(job, .release)
+                case "poison":
+                    #expect(!rejected)
+                    rejected = true
+                    worker.acknowledge(job, .reject)
+                default:
+                    break  // "kept": held, never acknowledged
+                }
+            }
+            _ = try await worker.commit()
+        }
+        #expect(flakyCounts == [1, 2, 3])  // the limit (3) archived it
+        #expect(rejected)
+        // "kept" is held by `worker`; closing gives it back at once to the next worker.
+        try await worker.close()
+        let next = try await ShareConsumer(broker: broker, group: "retry", topics: ["jobs"])
+        let again = try await next.poll(timeout: .milliseconds(500))
+        #expect(again.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["kept"])
+        #expect(again.first?.deliveryCount == 2)
+        try await next.close()
+        try await broker.close()
+    }
+}

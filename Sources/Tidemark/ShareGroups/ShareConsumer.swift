@@ -1,0 +1,246 @@
+import Foundation
+import Synchronization
+
+/// A record handed to a share-group worker: the record and how many times it has been
+/// delivered (1 the first time).
+public struct ShareRecord: Sendable, Equatable {
+    public var record: ConsumerRecord
+    public var deliveryCount: Int16
+    public var topic: String { record.topic }
+    public var partition: Int { record.partition }
+    public var offset: Int64 { record.offset }
+    public var value: [UInt8]? { record.value }
+    public var key: [UInt8]? { record.key }
+}
+
+/// A share-group worker inside the process (`import Tidemark`): job-queue consumption over
+/// the same share groups Kafka clients use, so embedded and remote workers can share a group.
+///
+/// ```swift
+/// let worker = try await ShareConsumer(broker: broker, group: "emails", topics: ["emails"])
+/// for job in try await worker.poll(timeout: .seconds(1)) {
+///     do { try await send(job.value); worker.acknowledge(job, .accept) }
+///     catch { worker.acknowledge(job, job.deliveryCount < 3 ? .release : .reject) }
+/// }
+/// _ = try await worker.commit()
+/// ```
+/// In `.implicit` mode, records of a poll that were not acknowledged are accepted by the next
+/// poll, commit or close; in `.explicit` mode they stay held until acknowledged or until their
+/// lock runs out. Acknowledgements are sent by the next poll, `commit` or `close`, and are
+/// durable when those return.
+///
+/// Concurrency: meant for one task at a time; its state (membership, session epoch, pending
+/// acknowledgements) is in a Mutex so it can be handed between tasks.
+public final class ShareConsumer: Sendable {
+    public enum AcknowledgementMode: Sendable { case implicit, explicit }
+
+    struct State: Sendable {
+        var memberEpoch: Int32 = 0
+        var sessionEpoch: Int32 = 0
+        var assignment: [TopicPartition] = []
+        var inSession: Set<TopicPartition> = []
+        var pending: [TopicPartition: [ShareAcknowledgement]] = [:]
+        /// The last poll's records not yet acknowledged (implicit mode accepts them).
+        var unacknowledged: [TopicPartition: Set<Int64>] = [:]
+        var lastHeartbeat = ContinuousClock.now - .seconds(3600)
+        var heartbeatInterval: Duration = .seconds(5)
+        var closed = false
+    }
+
+    public let broker: Broker
+    public let group: String
+    public let topics: [String]
+    public let memberId: String
+    public let mode: AcknowledgementMode
+    private let state = Mutex(State())
+
+    public init(broker: Broker, group: String, topics: [String], mode: AcknowledgementMode = .implicit) async throws {
+        self.broker = broker
+        self.group = group
+        self.topics = topics
+        self.memberId = UUID().uuidString.lowercased()
+        self.mode = mode
+        try heartbeat(force: true)
+    }
+
+    /// Joins or keeps the membership alive (at most once per heartbeat interval unless forced).
+    private func heartbeat(force: Bool = false) throws {
+        let (epoch, due) = state.withLock { s in (s.memberEpoch, force || ContinuousClock.now - s.lastHeartbeat >= s.heartbeatInterval) }
+        guard due else { return }
+        let result = broker.shareGroupHeartbeat(
+            ShareHeartbeat(
+                groupId: group, memberId: memberId, memberEpoch: epoch, subscribedTopicNames: epoch == 0 ? topics : nil,
+                clientId: "tidemark-embedded"))
+        if let error = result.error {
+            state.withLock { $0.memberEpoch = 0 }
+            if error == .unknownMemberId || error == .fencedMemberEpoch { return try heartbeat(force: true) }
+            throw TidemarkError(error, result.errorMessage ?? "share group heartbeat failed")
+        }
+        state.withLock { s in
+            s.memberEpoch = result.memberEpoch
+            s.lastHeartbeat = ContinuousClock.now
+            if result.heartbeatIntervalMs > 0 { s.heartbeatInterval = .milliseconds(Int64(result.heartbeatIntervalMs)) }
+            if let assignment = result.assignment { s.assignment = assignment }
+        }
+    }
+
+    /// Records this worker now holds under a lock, at most `maxRecords`; waits up to `timeout`
+    /// when there are none. Sends the acknowledgements made since the last call first.
+    public func poll(maxRecords: Int = 500, timeout: Duration = .seconds(1)) async throws -> [ShareRecord] {
+        try heartbeat()
+        let results = try await sendAcknowledgements()
+        if let failure = results.first(where: { $0.value == .storage }) {
+            throw TidemarkError(.storage, "acknowledgements of \(failure.key) could not be made durable")
+        }
+        let deadline = ContinuousClock.now + timeout
+        let view = broker.shareLogView
+        while true {
+            let partitions = state.withLock { $0.assignment }
+            let acquired = broker.shares.acquire(
+                group: group, member: memberId, partitions: partitions, maxRecords: maxRecords, view: view)
+            if !acquired.isEmpty {
+                let records = try await deliver(acquired)
+                if !records.isEmpty { return records }
+            }
+            if ContinuousClock.now >= deadline || broker.isClosed { return [] }
+            let left = deadline - ContinuousClock.now
+            let leftMs = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            await broker.waitForAppends(partitions, timeoutMs: max(1, min(200, leftMs)))
+            try heartbeat()
+        }
+    }
+
+    /// Reads the records of the acquisitions; gives back what the reads did not reach.
+    private func deliver(_ acquired: [ShareAcquisition]) async throws -> [ShareRecord] {
+        var out: [ShareRecord] = []
+        for acquisition in acquired {
+            let tp = acquisition.topicPartition
+            let counts = Dictionary(
+                acquisition.ranges.flatMap { range in (range.first...range.last).map { ($0, range.deliveryCount) } },
+                uniquingKeysWith: { first, _ in first })
+            var delivered: Set<Int64> = []
+            do {
+                let fetched = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: acquisition.offsets[0], maxBytes: 8 << 20)
+                if let slice = fetched.slice {
+                    for record in try broker.records(in: slice, topic: tp.topic, partition: tp.partition, from: acquisition.offsets[0], limit: .max)
+                    where counts[record.offset] != nil {
+                        out.append(ShareRecord(record: record, deliveryCount: counts[record.offset]!))
+                        delivered.insert(record.offset)
+                    }
+                }
+            } catch {
+                broker.shares.giveBack(group: group, member: memberId, tp, offsets: acquisition.offsets)
+                throw error
+            }
+            let lastRead = delivered.max() ?? (acquisition.offsets[0] - 1)
+            broker.shares.giveBack(group: group, member: memberId, tp, offsets: acquisition.offsets.filter { $0 > lastRead })
+            // Offsets inside what was read that hold no record (none today) are gaps.
+            let gaps = acquisition.offsets.filter { $0 <= lastRead && !delivered.contains($0) }
+            state.withLock { s in
+                s.unacknowledged[tp, default: []].formUnion(delivered)
+                for gap in gaps { s.pending[tp, default: []].append(ShareAcknowledgement(gap, .gap)) }
+            }
+        }
+        return out
+    }
+
+    /// Marks a record done (`.accept`), to retry (`.release`) or poison (`.reject`); sent with
+    /// the next poll, commit or close.
+    public func acknowledge(_ record: ShareRecord, _ type: ShareAcknowledgeType = .accept) {
+        let tp = TopicPartition(record.topic, record.partition)
+        state.withLock { s in
+            s.pending[tp, default: []].append(ShareAcknowledgement(record.offset, type))
+            s.unacknowledged[tp]?.remove(record.offset)
+        }
+    }
+
+    /// Sends the acknowledgements made so far and returns, per partition, nil when they were
+    /// applied (and are durable) or the reason they were not (`.invalidRecordState`: the lock
+    /// had run out and the record went to another worker).
+    @discardableResult
+    public func commit() async throws -> [TopicPartition: TidemarkError.Code?] {
+        try heartbeat()
+        return try await sendAcknowledgements()
+    }
+
+    /// Extends the locks of records still being worked on (KIP-1222's RENEW).
+    public func renew(_ records: [ShareRecord]) async throws -> [TopicPartition: TidemarkError.Code?] {
+        for record in records {
+            let tp = TopicPartition(record.topic, record.partition)
+            state.withLock { $0.pending[tp, default: []].append(ShareAcknowledgement(record.offset, .renew)) }
+        }
+        return try await sendAcknowledgements(keepingUnacknowledged: true)
+    }
+
+    private func sendAcknowledgements(closing: Bool = false, keepingUnacknowledged: Bool = false) async throws
+        -> [TopicPartition: TidemarkError.Code?]
+    {
+        let (epoch, add, forget, acks) = state.withLock { s -> (Int32, [TopicPartition], [TopicPartition], [TopicPartition: [ShareAcknowledgement]]) in
+            if mode == .implicit && !keepingUnacknowledged {
+                for (tp, offsets) in s.unacknowledged {
+                    for offset in offsets.sorted() { s.pending[tp, default: []].append(ShareAcknowledgement(offset, .accept)) }
+                }
+                s.unacknowledged = [:]
+            }
+            let add = s.assignment.filter { !s.inSession.contains($0) }
+            let current = Set(s.assignment)
+            let forget = s.inSession.filter { !current.contains($0) }
+            let acks = s.pending
+            s.pending = [:]
+            return (closing ? -1 : s.sessionEpoch, add, Array(forget), acks)
+        }
+        if epoch == 0 && !acks.isEmpty {
+            // A new session carries no acknowledgements: open it first.
+            _ = try await update(epoch: 0, add: add, forget: forget, acks: [:])
+            return try await sendAgain(acks, closing: closing)
+        }
+        return try await update(epoch: epoch, add: add, forget: forget, acks: acks)
+    }
+
+    private func sendAgain(_ acks: [TopicPartition: [ShareAcknowledgement]], closing: Bool) async throws -> [TopicPartition: TidemarkError.Code?] {
+        let epoch = closing ? -1 : state.withLock { $0.sessionEpoch }
+        return try await update(epoch: epoch, add: [], forget: [], acks: acks)
+    }
+
+    private func update(epoch: Int32, add: [TopicPartition], forget: [TopicPartition], acks: [TopicPartition: [ShareAcknowledgement]])
+        async throws -> [TopicPartition: TidemarkError.Code?]
+    {
+        let result = broker.shares.updateSession(
+            group: group, member: memberId, epoch: epoch, add: add, forget: forget, acknowledgements: acks, allowRenew: true,
+            view: broker.shareLogView)
+        if let error = result.error {
+            state.withLock { s in
+                s.sessionEpoch = 0
+                s.inSession = []
+            }
+            if (error == .shareSessionNotFound || error == .invalidShareSessionEpoch) && epoch != 0 && epoch != -1 {
+                _ = try await update(epoch: 0, add: state.withLock { $0.assignment }, forget: [], acks: [:])
+                return try await update(epoch: state.withLock { $0.sessionEpoch }, add: [], forget: [], acks: acks)
+            }
+            if epoch == -1 && error == .shareSessionNotFound { return [:] }
+            throw TidemarkError(error, result.errorMessage ?? "share session")
+        }
+        state.withLock { s in
+            s.sessionEpoch = epoch == -1 ? 0 : (epoch == Int32.max ? 1 : epoch + 1)
+            s.inSession.formUnion(add)
+            for tp in forget { s.inSession.remove(tp) }
+        }
+        if let durableAt = result.durableAt {
+            let error: TidemarkError? = await withCheckedContinuation { c in broker.shares.whenDurable(durableAt) { c.resume(returning: $0) } }
+            if let error { throw error }
+        }
+        return result.acknowledged
+    }
+
+    /// Sends what is pending (implicit mode accepts the last poll's records), leaves the group
+    /// and closes the share session: records still held go back to the others at once.
+    public func close() async throws {
+        let already = state.withLock { s in
+            defer { s.closed = true }
+            return s.closed
+        }
+        guard !already else { return }
+        _ = try await sendAcknowledgements(closing: true)
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: group, memberId: memberId, memberEpoch: -1))
+    }
+}

@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "tidemark",
             dependencies: [
-                "TidemarkServer", "Tidemark", "TidemarkClient",
+                "TidemarkServer", "Tidemark", "TidemarkClient", "TidemarkWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -314,6 +314,71 @@ public final class KafkaClient {
         return (result.groupState, result.members.count)
     }
 
+    /// Every group with its type ("classic", "consumer", "share") and state (ListGroups v5).
+    public func listGroupsWithTypes() throws -> [(group: String, type: String, state: String)] {
+        let response = try seed.call(.listGroups, version: 5, ListGroupsRequest(), as: ListGroupsResponse.self)!
+        try check(response.errorCode, "ListGroups")
+        return response.groups.map { ($0.groupId, $0.groupType.lowercased(), $0.groupState) }.sorted { $0.group < $1.group }
+    }
+
+    /// A share group's partitions (DescribeShareGroupOffsets with Tidemark's details).
+    public func sharePartitions(_ group: String) throws -> [DescribeShareGroupOffsetsResponse.Topic] {
+        var request = DescribeShareGroupOffsetsRequest()
+        request.groups = [.init(groupId: group, topics: nil)]
+        let response = try coordinator(group).call(
+            .describeShareGroupOffsets, version: 1, request, as: DescribeShareGroupOffsetsResponse.self)!
+        guard let result = response.groups.first else { throw KafkaClientError("empty DescribeShareGroupOffsets answer") }
+        try check(result.errorCode, "describing share group '\(group)'")
+        return result.topics
+    }
+
+    /// A share group's members (ShareGroupDescribe).
+    public func shareMembers(_ group: String) throws -> (state: String, members: [GroupSummary.Member]) {
+        var request = ShareGroupDescribeRequest()
+        request.groupIds = [group]
+        let response = try coordinator(group).call(.shareGroupDescribe, version: 1, request, as: ShareGroupDescribeResponse.self)!
+        guard let described = response.groups.first else { throw KafkaClientError("empty ShareGroupDescribe answer") }
+        if described.errorCode == KafkaError.groupIdNotFound.rawValue { return ("Empty", []) }
+        try check(described.errorCode, "describing share group '\(group)'")
+        return (
+            described.groupState,
+            described.members.map {
+                GroupSummary.Member(
+                    memberId: $0.memberId, clientId: $0.clientId, epoch: $0.memberEpoch,
+                    assignment: Dictionary($0.assignment.map { ($0.topicName, $0.partitions) }, uniquingKeysWith: +))
+            }
+        )
+    }
+
+    /// Moves a share group's start offsets (AlterShareGroupOffsets; refused while it has members).
+    public func alterShareOffsets(_ group: String, topic: String, offsets: [Int: Int64]) throws {
+        var request = AlterShareGroupOffsetsRequest()
+        request.groupId = group
+        request.topics = [
+            .init(topicName: topic, partitions: offsets.sorted { $0.key < $1.key }.map { .init(partitionIndex: Int32($0.key), startOffset: $0.value) })
+        ]
+        let response = try coordinator(group).call(.alterShareGroupOffsets, version: 0, request, as: AlterShareGroupOffsetsResponse.self)!
+        try check(response.errorCode, "moving the offsets of share group '\(group)'")
+        for topic in response.responses { for p in topic.partitions { try check(p.errorCode, "moving \(topic.topicName)-\(p.partitionIndex)") } }
+    }
+
+    /// Changes a group's configs by Kafka name (IncrementalAlterConfigs on a GROUP resource);
+    /// a nil value deletes the setting (back to the default).
+    public func alterGroupConfigs(_ group: String, _ changes: [(String, String?)]) throws {
+        var request = AlterConfigsRequest(incremental: true)
+        var resource = AlterConfigsRequest.Resource()
+        resource.resourceType = 32
+        resource.resourceName = group
+        resource.configs = changes.map { .init(name: $0.0, operation: $0.1 == nil ? 1 : 0, value: $0.1) }
+        request.resources = [resource]
+        let response = try seed.call(.incrementalAlterConfigs, version: 1, request, as: AlterConfigsResponse.self)!
+        for result in response.responses {
+            if result.errorCode != 0 {
+                throw KafkaClientError("configuring group '\(group)': \(result.errorMessage ?? "error \(result.errorCode)")")
+            }
+        }
+    }
+
     /// A group as `tidemark groups describe` shows it.
     public struct GroupSummary: Sendable {
         public struct Member: Sendable {

@@ -263,3 +263,103 @@ extension RequestRouter {
         return response
     }
 }
+
+// MARK: Share group offsets (the admin side)
+
+extension RequestRouter {
+    /// DescribeShareGroupOffsets: per partition, the start offset and the lag (records not
+    /// finished), plus Tidemark's details in a tagged field (see `SharePartitionDetails`).
+    func describeShareGroupOffsets(_ request: DescribeShareGroupOffsetsRequest) -> DescribeShareGroupOffsetsResponse {
+        var response = DescribeShareGroupOffsetsResponse()
+        let view = broker.shareLogView
+        response.groups = request.groups.map { asked in
+            var group = DescribeShareGroupOffsetsResponse.Group(groupId: asked.groupId)
+            let summaries = broker.shares.summaries(asked.groupId, view: view)
+            var wanted: Set<TopicPartition>? = nil
+            if let topics = asked.topics {
+                wanted = Set(topics.flatMap { t in t.partitions.map { TopicPartition(t.topicName, Int($0)) } })
+            }
+            var byTopic: [String: DescribeShareGroupOffsetsResponse.Topic] = [:]
+            var answered: Set<TopicPartition> = []
+            for summary in summaries where wanted?.contains(summary.topicPartition) ?? true {
+                let tp = summary.topicPartition
+                var p = DescribeShareGroupOffsetsResponse.Partition(partitionIndex: Int32(tp.partition))
+                p.startOffset = summary.startOffset
+                p.lag = summary.lag
+                var details = SharePartitionDetails()
+                details.endOffset = summary.endOffset
+                details.logEndOffset = summary.logEndOffset
+                details.available = Int32(summary.available)
+                details.acquired = Int32(summary.acquired)
+                details.acknowledged = Int32(summary.acknowledged)
+                details.archived = Int32(summary.archived)
+                details.holders = summary.holders.sorted { $0.key < $1.key }.map {
+                    .init(memberId: $0.key, records: Int32($0.value.count), earliestLockExpiryMs: $0.value.earliestExpiryMs)
+                }
+                p.details = details
+                byTopic[tp.topic, default: .init(topicName: tp.topic, topicId: wireId(of: tp.topic))].partitions.append(p)
+                answered.insert(tp)
+            }
+            // Partitions asked for that the group has no state for: start offset -1.
+            for tp in (wanted ?? []).subtracting(answered) {
+                var p = DescribeShareGroupOffsetsResponse.Partition(partitionIndex: Int32(tp.partition))
+                if (try? broker.partitionCount(of: tp.topic)).map({ tp.partition < $0 }) != true {
+                    p.errorCode = KafkaError.unknownTopicOrPartition.rawValue
+                }
+                byTopic[tp.topic, default: .init(topicName: tp.topic, topicId: wireId(of: tp.topic))].partitions.append(p)
+            }
+            group.topics = byTopic.sorted { $0.key < $1.key }.map { _, topic in
+                var topic = topic
+                topic.partitions.sort { $0.partitionIndex < $1.partitionIndex }
+                return topic
+            }
+            return group
+        }
+        return response
+    }
+
+    /// AlterShareGroupOffsets: moves start offsets; refused while the group has members.
+    func alterShareGroupOffsets(_ request: AlterShareGroupOffsetsRequest) async -> AlterShareGroupOffsetsResponse {
+        var response = AlterShareGroupOffsetsResponse()
+        var offsets: [TopicPartition: Int64] = [:]
+        for topic in request.topics {
+            for p in topic.partitions { offsets[TopicPartition(topic.topicName, Int(p.partitionIndex))] = p.startOffset }
+        }
+        var code: KafkaError = .none
+        var message: String? = nil
+        do {
+            try await broker.shares.resetOffsets(group: request.groupId, offsets: offsets, view: broker.shareLogView)
+        } catch {
+            code = KafkaError(error)
+            message = (error as? TidemarkError)?.message
+        }
+        response.responses = request.topics.map { topic in
+            var result = AlterShareGroupOffsetsResponse.Topic(topicName: topic.topicName, topicId: wireId(of: topic.topicName))
+            result.partitions = topic.partitions.map { p in
+                var partition = AlterShareGroupOffsetsResponse.Partition(partitionIndex: p.partitionIndex)
+                partition.errorCode = code.rawValue
+                partition.errorMessage = message
+                return partition
+            }
+            return result
+        }
+        if code == .nonEmptyGroup {
+            response.errorCode = code.rawValue
+            response.errorMessage = message
+        }
+        return response
+    }
+
+    /// DeleteShareGroupOffsets: forgets the group's state for whole topics.
+    func deleteShareGroupOffsets(_ request: DeleteShareGroupOffsetsRequest) async -> DeleteShareGroupOffsetsResponse {
+        var response = DeleteShareGroupOffsetsResponse()
+        do {
+            try await broker.shares.deleteState(group: request.groupId, topics: Set(request.topicNames))
+            response.responses = request.topicNames.map { .init(topicName: $0, topicId: wireId(of: $0)) }
+        } catch {
+            response.errorCode = KafkaError(error).rawValue
+            response.errorMessage = (error as? TidemarkError)?.message
+        }
+        return response
+    }
+}

@@ -245,6 +245,12 @@ final class RequestRouter: Sendable {
             return try respond(await shareFetch(try body(ShareFetchRequest.self), version: version), header, api: api)
         case .shareAcknowledge:
             return try respond(await shareAcknowledge(try body(ShareAcknowledgeRequest.self), version: version), header, api: api)
+        case .describeShareGroupOffsets:
+            return try respond(describeShareGroupOffsets(try body(DescribeShareGroupOffsetsRequest.self)), header, api: api)
+        case .alterShareGroupOffsets:
+            return try respond(await alterShareGroupOffsets(try body(AlterShareGroupOffsetsRequest.self)), header, api: api)
+        case .deleteShareGroupOffsets:
+            return try respond(await deleteShareGroupOffsets(try body(DeleteShareGroupOffsetsRequest.self)), header, api: api)
         }
     }
 }

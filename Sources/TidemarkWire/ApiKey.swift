@@ -40,6 +40,9 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case shareGroupDescribe = 77
     case shareFetch = 78
     case shareAcknowledge = 79
+    case describeShareGroupOffsets = 90
+    case alterShareGroupOffsets = 91
+    case deleteShareGroupOffsets = 92
 
     /// Versions with a codec here.
     public var implemented: ClosedRange<Int16> {
@@ -77,6 +80,9 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .shareGroupDescribe: 1...1
         case .shareFetch: 1...2
         case .shareAcknowledge: 1...2
+        case .describeShareGroupOffsets: 0...1
+        case .alterShareGroupOffsets: 0...0
+        case .deleteShareGroupOffsets: 0...0
         }
     }
 
@@ -119,6 +125,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .consumerGroupHeartbeat: 0
         case .consumerGroupDescribe: 0
         case .shareGroupHeartbeat, .shareGroupDescribe, .shareFetch, .shareAcknowledge: 0
+        case .describeShareGroupOffsets, .alterShareGroupOffsets, .deleteShareGroupOffsets: 0
         }
     }
 

@@ -332,6 +332,34 @@ public struct WireCoder {
 
     /// The tagged-field section of a flexible structure: skipped when reading (we know no
     /// tags), written empty.
+    /// A tagged-field section that carries fields of ours: written in tag order (an empty
+    /// value is left out), read back into `fields` (unknown tags of others are skipped the same).
+    public mutating func taggedFields(_ fields: inout [UInt32: [UInt8]]) throws(WireError) {
+        guard flexible else { return }
+        if isReading {
+            var count: UInt32 = 0
+            try unsignedVarint(&count, "tagged fields")
+            for _ in 0..<count {
+                var tag: UInt32 = 0
+                var size: UInt32 = 0
+                try unsignedVarint(&tag, "tag")
+                try unsignedVarint(&size, "tag size")
+                fields[tag] = Array(try take(Int(size), "tagged field"))
+            }
+            return
+        }
+        let present = fields.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }
+        var count = UInt32(present.count)
+        try unsignedVarint(&count, "tagged fields")
+        for (tag, bytes) in present {
+            var tag = tag
+            var size = UInt32(bytes.count)
+            try unsignedVarint(&tag, "tag")
+            try unsignedVarint(&size, "tag size")
+            output.append(contentsOf: bytes)
+        }
+    }
+
     public mutating func taggedFields() throws(WireError) {
         guard flexible else { return }
         var count: UInt32 = 0

@@ -110,6 +110,12 @@ import TidemarkWire
         case (.shareFetch, false): return try trip(ShareFetchResponse.self)
         case (.shareAcknowledge, true): return try trip(ShareAcknowledgeRequest.self)
         case (.shareAcknowledge, false): return try trip(ShareAcknowledgeResponse.self)
+        case (.describeShareGroupOffsets, true): return try trip(DescribeShareGroupOffsetsRequest.self)
+        case (.describeShareGroupOffsets, false): return try trip(DescribeShareGroupOffsetsResponse.self)
+        case (.alterShareGroupOffsets, true): return try trip(AlterShareGroupOffsetsRequest.self)
+        case (.alterShareGroupOffsets, false): return try trip(AlterShareGroupOffsetsResponse.self)
+        case (.deleteShareGroupOffsets, true): return try trip(DeleteShareGroupOffsetsRequest.self)
+        case (.deleteShareGroupOffsets, false): return try trip(DeleteShareGroupOffsetsResponse.self)
         }
     }
 

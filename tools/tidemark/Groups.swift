@@ -1,22 +1,34 @@
 import ArgumentParser
+import Foundation
 import Tidemark
 import TidemarkClient
+import TidemarkWire
 
-/// `tidemark groups list|describe|reset-offsets` on a data directory.
+/// `tidemark groups list|describe|reset-offsets|configure`, on a data directory or a running broker.
 struct Groups: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect consumer groups and move their committed offsets.",
-        subcommands: [List.self, Describe.self, ResetOffsets.self])
+        abstract: "Inspect groups (classic, consumer and share), move their offsets, set their configs.",
+        subcommands: [List.self, Describe.self, ResetOffsets.self, Configure.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the groups that have committed offsets.")
+        static let configuration = CommandConfiguration(abstract: "List the groups with their type (classic, consumer, share) and state.")
         @OptionGroup var data: DataOptions
         func run() async throws {
+            let rows: [(group: String, type: String, state: String)]
             if let client = try data.client() {
-                for group in try client.listGroups() { Output.line(group) }
-                return
+                rows = try client.listGroupsWithTypes()
+            } else {
+                rows = try await data.withBroker { broker in
+                    let groups = broker.groups.listGroups().map { ($0.groupId, $0.type.rawValue.lowercased(), $0.state) }
+                    let known = Set(groups.map(\.0))
+                    let shares = broker.shares.groupIds().filter { !known.contains($0) }.map {
+                        ($0, "share", broker.shares.describe($0)?.state ?? "Empty")
+                    }
+                    return (groups + shares).sorted { $0.0 < $1.0 }
+                }
             }
-            for group in try await data.withBroker({ $0.groups.listGroups().map(\.groupId) }) { Output.line(group) }
+            Output.line("GROUP\tTYPE\tSTATE")
+            for row in rows { Output.line("\(row.group)\t\(row.type)\t\(row.state)") }
         }
     }
 
@@ -26,6 +38,7 @@ struct Groups: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         @Argument(help: "Group id.") var group: String
         func run() async throws {
+            if try await describeShareGroup() { return }
             let rows: [(String, Int, Int64, Int64, Int64)]
             var summary: KafkaClient.GroupSummary?
             if let client = try data.client() {
@@ -63,6 +76,39 @@ struct Groups: AsyncParsableCommand {
         }
     }
 
+    struct Configure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set or reset a group's configs by Kafka name (share.record.lock.duration.ms, share.delivery.count.limit, share.auto.offset.reset, consumer.session.timeout.ms, ...).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Group id.") var group: String
+        @Option(name: .customLong("set"), help: "KEY=VALUE (repeatable).") var settings: [String] = []
+        @Option(name: .customLong("delete"), help: "KEY to reset to its default (repeatable).") var deletions: [String] = []
+
+        func validate() throws {
+            guard !settings.isEmpty || !deletions.isEmpty else { throw ValidationError("give --set KEY=VALUE or --delete KEY") }
+            for setting in settings where !setting.contains("=") { throw ValidationError("--set needs KEY=VALUE, got '\(setting)'") }
+        }
+
+        func run() async throws {
+            var changes: [(String, String?)] = settings.map { setting in
+                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                return (parts[0], parts.count > 1 ? parts[1] : "")
+            }
+            changes += deletions.map { ($0, nil) }
+            if let client = try data.client() {
+                try client.alterGroupConfigs(group, changes)
+            } else {
+                let engineChanges = changes.map { name, value in value.map { ConfigChange.set(name, $0) } ?? .delete(name) }
+                try await data.withBroker(creating: false) { broker in
+                    do { try await broker.alterGroupConfig(group, changes: engineChanges) } catch let error as TidemarkError {
+                        throw CLIError(error.message)
+                    }
+                }
+            }
+            Output.line("group '\(group)' configured: " + changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", "))
+        }
+    }
+
     struct ResetOffsets: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reset-offsets",
@@ -89,7 +135,29 @@ struct Groups: AsyncParsableCommand {
                 toEarliest ? .earliest : toLatest ? .latest : toDatetime.map { .timestamp(parseTime($0)!) } ?? .shift(shiftBy!)
             let result: [TopicPartition: Int64]
             if let client = try data.client() {
-                result = try resetOverTheWire(client, reset)
+                if try client.listGroupsWithTypes().contains(where: { $0.group == group && $0.type == "share" }) {
+                    result = try resetShareOverTheWire(client, reset)
+                } else {
+                    result = try resetOverTheWire(client, reset)
+                }
+            } else if try await data.withBroker({ $0.shares.groupIds().contains(group) }) {
+                result = try await data.withBroker { broker in
+                    var offsets: [TopicPartition: Int64] = [:]
+                    for p in 0..<(try broker.partitionCount(of: topic)) {
+                        let (start, end) = try broker.offsets(topic: topic, partition: p)
+                        let current = broker.shares.summaries(group, view: broker.shareLogView)
+                            .first { $0.topicPartition == TopicPartition(topic, p) }?.startOffset ?? start
+                        offsets[TopicPartition(topic, p)] =
+                            switch reset {
+                            case .earliest: start
+                            case .latest: end
+                            case .timestamp(let ms): try await broker.resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
+                            case .shift(let delta): min(max(current + delta, start), end)
+                            }
+                    }
+                    if execute { try await broker.shares.resetOffsets(group: group, offsets: offsets, view: broker.shareLogView) }
+                    return offsets
+                }
             } else {
                 result = try await data.withBroker { broker in
                     try await broker.resetOffsets(group: group, topic: topic, to: reset, dryRun: !execute)
@@ -102,6 +170,27 @@ struct Groups: AsyncParsableCommand {
             Output.line(execute ? "offsets reset" : "dry run: nothing changed (add --execute to apply)")
         }
     
+        /// A share group's reset through a running broker: ListOffsets, then AlterShareGroupOffsets.
+        func resetShareOverTheWire(_ client: KafkaClient, _ reset: OffsetReset) throws -> [TopicPartition: Int64] {
+            let current = try client.sharePartitions(group).first { $0.topicName == topic }?.partitions ?? []
+            var result: [TopicPartition: Int64] = [:]
+            for p in 0..<(try client.partitionCount(topic)) {
+                let start = try client.offset(topic, p, at: -2) ?? 0
+                let end = try client.offset(topic, p, at: -1) ?? 0
+                let position = current.first { $0.partitionIndex == Int32(p) }.map { $0.startOffset >= 0 ? $0.startOffset : start } ?? start
+                switch reset {
+                case .earliest: result[TopicPartition(topic, p)] = start
+                case .latest: result[TopicPartition(topic, p)] = end
+                case .timestamp(let ms): result[TopicPartition(topic, p)] = try client.offset(topic, p, at: ms) ?? end
+                case .shift(let delta): result[TopicPartition(topic, p)] = min(max(position + delta, start), end)
+                }
+            }
+            if execute {
+                try client.alterShareOffsets(group, topic: topic, offsets: Dictionary(uniqueKeysWithValues: result.map { ($0.key.partition, $0.value) }))
+            }
+            return result
+        }
+
         /// The same reset through a running broker: ListOffsets, then a standalone OffsetCommit.
         func resetOverTheWire(_ client: KafkaClient, _ reset: OffsetReset) throws -> [TopicPartition: Int64] {
             let committed = try client.committedOffsets(group)[topic] ?? [:]
@@ -123,5 +212,59 @@ struct Groups: AsyncParsableCommand {
             }
             return result
         }
+    }
+}
+
+extension Groups.Describe {
+    /// A share group: its members, and per partition the start and end offsets, what is
+    /// available, held (by whom, until when), finished, and the lag. False when `group` is
+    /// not a share group.
+    func describeShareGroup() async throws -> Bool {
+        typealias Row = (topic: String, partition: Int, start: Int64, end: Int64, logEnd: Int64, available: Int, acquired: Int,
+                         archived: Int, lag: Int64, holders: [(String, Int, Int64)])
+        var rows: [Row] = []
+        var members: [KafkaClient.GroupSummary.Member] = []
+        var state = "Empty"
+        if let client = try data.client() {
+            guard try client.listGroupsWithTypes().contains(where: { $0.group == group && $0.type == "share" }) else { return false }
+            (state, members) = try client.shareMembers(group)
+            for topic in try client.sharePartitions(group) {
+                for p in topic.partitions {
+                    let d = p.details ?? SharePartitionDetails()
+                    rows.append((topic.topicName, Int(p.partitionIndex), p.startOffset, d.endOffset, d.logEndOffset, Int(d.available),
+                                 Int(d.acquired), Int(d.archived), p.lag, d.holders.map { ($0.memberId, Int($0.records), $0.earliestLockExpiryMs) }))
+                }
+            }
+        } else {
+            let found: (String, [Row])? = try await data.withBroker { broker in
+                guard broker.shares.groupIds().contains(group) else { return nil }
+                let summaries = broker.shares.summaries(group, view: broker.shareLogView).map { s -> Row in
+                    (s.topicPartition.topic, s.topicPartition.partition, s.startOffset, s.endOffset, s.logEndOffset, s.available,
+                     s.acquired, s.archived, s.lag, s.holders.map { ($0.key, $0.value.count, $0.value.earliestExpiryMs) })
+                }
+                return (broker.shares.describe(group)?.state ?? "Empty", summaries)
+            }
+            guard let found else { return false }
+            (state, rows) = found
+        }
+        Output.line("GROUP \(group)\tTYPE share\tSTATE \(state)\tMEMBERS \(members.count)")
+        if !members.isEmpty {
+            Output.line("MEMBER\tCLIENT\tEPOCH\tASSIGNMENT")
+            for m in members {
+                let assignment = m.assignment.sorted { $0.key < $1.key }
+                    .map { "\($0.key):\($0.value.sorted().map(String.init).joined(separator: ","))" }.joined(separator: " ")
+                Output.line("\(m.memberId)\t\(m.clientId)\t\(m.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
+            }
+        }
+        Output.line("TOPIC\tPARTITION\tSTART\tEND\tLOG-END\tAVAILABLE\tACQUIRED\tARCHIVED\tLAG")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for row in rows {
+            Output.line("\(row.topic)\t\(row.partition)\t\(row.start)\t\(row.end)\t\(row.logEnd)\t\(row.available)\t\(row.acquired)\t\(row.archived)\t\(row.lag)")
+            for (member, count, expiry) in row.holders {
+                Output.line("  held by \(member): \(count) records, lock expires in \(max(0, expiry - now)) ms")
+            }
+        }
+        Output.line("total lag: \(rows.reduce(0) { $0 + $1.lag })")
+        return true
     }
 }

@@ -106,6 +106,9 @@ APIS = [
     (77, 'ShareGroupDescribe', 1, 1),
     (78, 'ShareFetch', 1, 2),
     (79, 'ShareAcknowledge', 1, 2),
+    (90, 'DescribeShareGroupOffsets', 0, 1),
+    (91, 'AlterShareGroupOffsets', 0, 0),
+    (92, 'DeleteShareGroupOffsets', 0, 0),
 ]
 
 # APIs that Tidemark's ApiKey does not list yet.  VectorTests fails on a vector

@@ -199,29 +199,90 @@ extension RequestRouter {
         return response
     }
 
-    /// Reads from `offset` and keeps the batches that hold some offset of `keep`. Returns
-    /// them and the last offset the read reached (offsets past it were not delivered).
+    /// Reads from `offset` and keeps the batches that hold some offset of `keep`, reading no
+    /// further than the last acquired offset (in growing chunks, so one acquired record costs
+    /// one small read, not `maxBytes`). Returns them and the last offset the reads reached
+    /// (acquired offsets past it were not delivered). A large batch of which this fetch
+    /// acquired only a few records comes from `shareBatches` (decoded once, for the fetches
+    /// that take its records a few at a time) and is sent trimmed to those records.
     private func readBatches(_ tp: TopicPartition, from offset: Int64, maxBytes: Int, keep: [AcquiredRange]) async throws
         -> ([UInt8], Int64)
     {
-        let result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: maxBytes)
-        guard let slice = result.slice else { return ([], offset - 1) }
-        let bytes = try slice.readBytes()
+        let target = keep.map(\.last).max() ?? offset
+        let topicId = try broker.topicId(of: tp.topic)
         var kept: [UInt8] = []
-        var position = 0
         var covered = offset - 1
-        while position + 61 <= bytes.count {
-            let base = bytes.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: Int64.self)) }
-            let length = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self)) }
-            let delta = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 23, as: Int32.self)) }
-            let end = position + 12 + Int(length)
-            guard length > 0, end <= bytes.count else { break }
-            let last = base + Int64(delta)
-            if keep.contains(where: { $0.first <= last && $0.last >= base }) { kept += bytes[position..<end] }
-            covered = last
-            position = end
+        var chunk = 16 << 10
+        while covered < target && (kept.isEmpty || kept.count < maxBytes) {
+            if let cached = shareBatches.batch(tp, id: topicId, containing: covered + 1) {
+                kept += Self.trimmed(cached, keep: keep)
+                covered = cached.header.baseOffset + Int64(cached.header.lastOffsetDelta)
+                continue
+            }
+            let limit = kept.isEmpty ? min(chunk, maxBytes) : min(chunk, maxBytes - kept.count)
+            let result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: covered + 1, maxBytes: max(1, limit))
+            guard let slice = result.slice else { break }
+            let bytes = try slice.readBytes()
+            var position = 0
+            let before = covered
+            while position + 61 <= bytes.count {
+                let base = bytes.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: Int64.self)) }
+                let length = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self)) }
+                let delta = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 23, as: Int32.self)) }
+                let end = position + 12 + Int(length)
+                guard length > 0, end <= bytes.count else { break }
+                let last = base + Int64(delta)
+                if last > covered {
+                    let runs = Self.runs(keep, base: base, last: last)
+                    if !runs.isEmpty {
+                        let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
+                        if end - position > 16 << 10, acquired * 2 < last - base + 1,
+                            let decoded = try? bytes[position..<end].withUnsafeBytes({ raw in try RecordBatch(decoding: raw) })
+                        {
+                            shareBatches.insert(tp, id: topicId, decoded, size: end - position)
+                            kept += Self.trimmed(decoded, keep: keep)
+                        } else {
+                            kept += bytes[position..<end]
+                        }
+                    }
+                    covered = last
+                }
+                position = end
+                if covered >= target { break }
+            }
+            if covered == before { break }  // nothing new: the log ends here
+            chunk = min(chunk * 4, 4 << 20)
         }
         return (kept, covered)
+    }
+
+    /// The parts of `keep` inside [base, last].
+    static func runs(_ keep: [AcquiredRange], base: Int64, last: Int64) -> [ClosedRange<Int64>] {
+        keep.compactMap { range -> ClosedRange<Int64>? in
+            let lower = max(range.first, base)
+            let upper = min(range.last, last)
+            return lower <= upper ? lower...upper : nil
+        }
+    }
+
+    /// A decoded batch rebuilt with only the acquired records: one batch per run, at their
+    /// original offsets, the original codec and timestamp type.
+    static func trimmed(_ decoded: RecordBatch, keep: [AcquiredRange]) -> [UInt8] {
+        let base = decoded.header.baseOffset
+        var out: [UInt8] = []
+        for run in runs(keep, base: base, last: base + Int64(decoded.header.lastOffsetDelta)) {
+            var builder = RecordBatchBuilder(
+                baseOffset: run.lowerBound, compression: decoded.header.compressionCodec ?? .none,
+                timestampType: decoded.header.timestampType, partitionLeaderEpoch: decoded.header.partitionLeaderEpoch)
+            for record in decoded.records where run.contains(decoded.offset(of: record)) {
+                builder.append(timestamp: decoded.timestamp(of: record), key: record.key, value: record.value, headers: record.headers)
+            }
+            guard builder.count > 0, var built = try? builder.build() else { continue }
+            // The builder leaves the base offset for the log to write; it is outside the CRC.
+            withUnsafeBytes(of: run.lowerBound.bigEndian) { built.replaceSubrange(0..<8, with: $0) }
+            out += built
+        }
+        return out
     }
 
     func shareAcknowledge(_ request: ShareAcknowledgeRequest, version: Int16) async -> ShareAcknowledgeResponse {

@@ -29,6 +29,8 @@ final class RequestRouter: Sendable {
     let loops: any EventLoopGroup
     /// Incremental fetch sessions (KIP-227).
     let fetchSessions: FetchSessionCache
+    /// Large batches that share fetches take a few records from at a time.
+    let shareBatches = ShareBatchCache()
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker

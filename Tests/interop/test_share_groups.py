@@ -348,3 +348,35 @@ def test_tools_list_describe_configure_and_reset_share_groups(share_broker):
         time.sleep(0.5)
     assert reset.returncode == 0, reset.stderr
     assert "total lag: 10" in tool("describe", group).stdout
+
+
+def test_a_few_records_of_a_large_batch_arrive_intact(share_broker):
+    """A producer's batch of hundreds of records, fetched a few records at a time: each
+    fetch carries only the acquired records (rebuilt at their original offsets), every record
+    arrives once with its key, value and headers."""
+    from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("bigbatch"), unique("bigbatch-workers")
+    _topic(bootstrap, topic, 1)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "batch.num.messages": 1000,
+                         "compression.type": "lz4"})
+    values = [os.urandom(200) for _ in range(400)]  # incompressible: the batch is ~90 KB
+    for i in range(400):
+        producer.produce(topic, key=b"k%d" % i, value=values[i], headers=[("n", b"%d" % i)])
+    assert producer.flush(30) == 0
+    consumer = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                              "share.acknowledgement.mode": "explicit", "max.poll.records": 5})
+    consumer.subscribe([topic])
+    seen = {}
+    deadline = time.time() + 60
+    while len(seen) < 400 and time.time() < deadline:
+        for m in _messages(consumer.poll(0.5)):
+            assert m.offset() not in seen
+            i = m.offset()
+            assert m.key() == b"k%d" % i and m.value() == values[i], (i, m.key())
+            assert dict(m.headers() or [])["n"] == b"%d" % i
+            seen[i] = m.delivery_count()
+            consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+        consumer.commit_sync(10)
+    assert sorted(seen) == list(range(400)) and set(seen.values()) == {1}
+    consumer.close()

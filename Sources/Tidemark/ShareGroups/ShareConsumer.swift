@@ -120,13 +120,21 @@ public final class ShareConsumer: Sendable {
                 uniquingKeysWith: { first, _ in first })
             var delivered: Set<Int64> = []
             do {
-                let fetched = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: acquisition.offsets[0], maxBytes: 8 << 20)
-                if let slice = fetched.slice {
-                    for record in try broker.records(in: slice, topic: tp.topic, partition: tp.partition, from: acquisition.offsets[0], limit: .max)
-                    where counts[record.offset] != nil {
+                // Read up to the last acquired offset, in growing chunks (one job, one small read).
+                let target = acquisition.offsets.last!
+                var next = acquisition.offsets[0]
+                var chunk = 16 << 10
+                while next <= target {
+                    let fetched = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: next, maxBytes: chunk)
+                    guard let slice = fetched.slice else { break }
+                    let records = try broker.records(in: slice, topic: tp.topic, partition: tp.partition, from: next, limit: .max)
+                    guard let last = records.last else { break }
+                    for record in records where counts[record.offset] != nil {
                         out.append(ShareRecord(record: record, deliveryCount: counts[record.offset]!))
                         delivered.insert(record.offset)
                     }
+                    next = last.offset + 1
+                    chunk = min(chunk * 4, 4 << 20)
                 }
             } catch {
                 broker.shares.giveBack(group: group, member: memberId, tp, offsets: acquisition.offsets)

@@ -390,7 +390,8 @@ final class FetchInFlight {
                         results[key] = .failure(error)
                     }
                 }
-                loop.execute { bound.value.attempt(router: router, loop: loop, preRead: results) }
+                let reads = results
+                loop.execute { bound.value.attempt(router: router, loop: loop, preRead: reads) }
             }
             return
         }

@@ -44,12 +44,15 @@ final class FetchSessionCache: Sendable {
         /// Insertion order: the order partitions are read and answered in.
         var order: [Key] = []
         var lastUsedMs: Int64
+        /// Order of last use (ties of the millisecond clock broken): the eviction order.
+        var lastUse: UInt64 = 0
     }
 
     struct State: Sendable {
         var sessions: [Int32: Session] = [:]
         var nextId: Int32 = 1
         var lastEvictionMs: Int64 = 0
+        var uses: UInt64 = 0
     }
 
     let maxSessions: Int
@@ -97,13 +100,14 @@ final class FetchSessionCache: Sendable {
                 if s.sessions.count >= maxSessions {
                     // Make room: the least recently used session goes (its client gets
                     // FETCH_SESSION_ID_NOT_FOUND next time and starts a new one).
-                    guard let oldest = s.sessions.values.min(by: { $0.lastUsedMs < $1.lastUsedMs }) else {
+                    guard let oldest = s.sessions.values.min(by: { $0.lastUse < $1.lastUse }) else {
                         return .full(request: request, sessionId: 0, record: false)
                     }
                     s.sessions.removeValue(forKey: oldest.id)
                 }
                 let id = Self.allocateId(&s)
-                var session = Session(id: id, lastUsedMs: nowMs)
+                s.uses += 1
+                var session = Session(id: id, lastUsedMs: nowMs, lastUse: s.uses)
                 for topic in request.topics {
                     for partition in topic.partitions {
                         let key = Self.key(topic, partition.partition)
@@ -118,6 +122,8 @@ final class FetchSessionCache: Sendable {
             guard epoch == session.nextEpoch else { return .error(.invalidFetchSessionEpoch) }
             session.nextEpoch = epoch == Int32.max ? 1 : epoch + 1
             session.lastUsedMs = nowMs
+            s.uses += 1
+            session.lastUse = s.uses
             for topic in request.topics {
                 for partition in topic.partitions {
                     let key = Self.key(topic, partition.partition)

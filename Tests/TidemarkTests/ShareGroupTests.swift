@@ -18,7 +18,7 @@ import TidemarkStorage
     /// Acquires what `candidates` offers, as a fetch does.
     static func take(_ p: inout SharePartition, _ member: String, max: Int = 500, logEnd: Int64, now: Int64 = 0,
                      settings: ShareSettings = settings()) -> [AcquiredRange] {
-        let offsets = p.candidates(max: max, logEnd: logEnd, settings: settings)
+        let offsets = p.candidates(max: max, logEnd: logEnd, settings: settings, nowMs: now)
         return p.acquire(offsets, member: member, nowMs: now, settings: settings)
     }
 
@@ -76,6 +76,36 @@ import TidemarkStorage
         #expect(Self.take(&p, "b", logEnd: 4) == [AcquiredRange(first: 3, last: 3, deliveryCount: 2)])
         // A per-offset list of the wrong length is a bad request.
         #expect(p.acknowledge([ShareAcknowledgement(first: 3, last: 3, types: [.accept, .accept])], member: "b", nowMs: 0, settings: Self.settings(), allowRenew: false) == .invalidRequest)
+    }
+
+    /// Retry backoff: a released record waits min(max, initial * 2^(n-1)) x [0.5, 1.0]; the
+    /// records after it are not held back; a close gives back without a wait.
+    @Test func releasedRecordsWaitOutTheirBackoffWithoutBlockingOthers() {
+        var settings = Self.settings(limit: 10)
+        settings.redeliveryBackoffMs = 1_000
+        settings.redeliveryBackoffMaxMs = 3_000
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", max: 1, logEnd: 3, now: 0, settings: settings)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .release)], member: "a", nowMs: 100, settings: settings, allowRenew: false) == nil)
+        let wait1 = try! #require(p.entry(at: 0)).availableAtMs - 100
+        #expect(wait1 >= 500 && wait1 <= 1_000)
+        // Offset 0 waits; 1 and 2 are delivered meanwhile.
+        #expect(Self.take(&p, "b", logEnd: 3, now: 200, settings: settings) == [AcquiredRange(first: 1, last: 2, deliveryCount: 1)])
+        #expect(p.acknowledge([ShareAcknowledgement(first: 1, last: 2, types: [.accept])], member: "b", nowMs: 300, settings: settings, allowRenew: false) == nil)
+        #expect(Self.take(&p, "b", logEnd: 3, now: 100 + wait1, settings: settings) == [AcquiredRange(first: 0, last: 0, deliveryCount: 2)])
+        // The second release waits longer (1 s x 2 x [0.5, 1]); the cap holds later on.
+        let t = 100 + wait1
+        #expect(p.acknowledge([ShareAcknowledgement(0, .release)], member: "b", nowMs: t, settings: settings, allowRenew: false) == nil)
+        let wait2 = try! #require(p.entry(at: 0)).availableAtMs - t
+        #expect(wait2 >= 1_000 && wait2 <= 2_000)
+        #expect(settings.backoff(deliveries: 9, offset: 0) <= 3_000 && settings.backoff(deliveries: 9, offset: 0) >= 1_500)
+        // An expired lock waits too; a close does not.
+        _ = Self.take(&p, "c", logEnd: 3, now: t + wait2, settings: settings)
+        #expect(p.expireLocks(nowMs: t + wait2 + 30_000, settings: settings) == 1)
+        #expect(try! #require(p.entry(at: 0)).availableAtMs > t + wait2 + 30_000)
+        _ = Self.take(&p, "c", logEnd: 3, now: t + wait2 + 40_000, settings: settings)
+        #expect(p.releaseAll(held: "c", settings: settings) == 1)
+        #expect(try! #require(p.entry(at: 0)).availableAtMs == 0)
     }
 
     @Test func theInFlightWindowIsCapped() {

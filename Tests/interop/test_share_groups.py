@@ -380,3 +380,39 @@ def test_a_few_records_of_a_large_batch_arrive_intact(share_broker):
         consumer.commit_sync(10)
     assert sorted(seen) == list(range(400)) and set(seen.values()) == {1}
     consumer.close()
+
+
+def test_retry_backoff_delays_redelivery_without_blocking_others(share_broker):
+    """share.redelivery.backoff.ms: a released job comes back only after its backoff (half to
+    all of 1.5 s here, then twice that), while the jobs after it flow meanwhile."""
+    from confluent_kafka import AcknowledgeType
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("backoff"), unique("backoff-workers")
+    _topic(bootstrap, topic, 1)
+    configured = subprocess.run([BINARY, "groups", "configure", group, "--set", "share.redelivery.backoff.ms=1500",
+                                 "--bootstrap", bootstrap], capture_output=True, text=True, timeout=30)
+    assert configured.returncode == 0, configured.stderr
+    _produce(bootstrap, topic, [b"flaky"])
+    consumer = _share_consumer(bootstrap, group, explicit=True)
+    consumer.subscribe([topic])
+    deliveries = []
+    others = []
+    deadline = time.time() + 30
+    while len(deliveries) < 3 and time.time() < deadline:
+        for m in _messages(consumer.poll(0.1)):
+            if m.value() == b"flaky":
+                deliveries.append((time.time(), m.delivery_count()))
+                consumer.acknowledge(m, AcknowledgeType.RELEASE)
+                if len(deliveries) == 1:
+                    _produce(bootstrap, topic, [b"later"])  # must not wait behind the flaky one
+            else:
+                others.append(time.time())
+                consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+        consumer.commit_sync(10)
+    consumer.close()
+    assert [count for _, count in deliveries] == [1, 2, 3], deliveries
+    first_wait = deliveries[1][0] - deliveries[0][0]
+    second_wait = deliveries[2][0] - deliveries[1][0]
+    assert 0.6 <= first_wait <= 4.0, first_wait
+    assert 1.4 <= second_wait <= 6.0, second_wait
+    assert others and others[0] < deliveries[1][0], "a later job waited behind the backing-off one"

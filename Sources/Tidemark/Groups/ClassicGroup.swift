@@ -41,6 +41,10 @@ public struct GroupOptions: Sendable {
     public var shareHeartbeatIntervalMs: Int32 = 5_000
     public var shareSessionTimeoutMs: Int64 = 45_000
     public var shareGroupMaxSize = 200
+    /// Retry backoff of share groups (Tidemark's; per group share.redelivery.backoff.ms and
+    /// share.redelivery.backoff.max.ms): 0 redelivers at once, as Kafka does.
+    public var shareRedeliveryBackoffMs: Int64 = 0
+    public var shareRedeliveryBackoffMaxMs: Int64 = 60_000
     /// Share sessions kept at once (more: SHARE_SESSION_LIMIT_REACHED), and how long an unused
     /// one is kept.
     public var shareMaxSessions = 2_000

@@ -40,6 +40,8 @@ public final class GroupConfigs: Sendable {
         Key(name: "share.record.lock.duration.ms", defaultValue: "30000", validate: integer(1_000...3_600_000)),
         Key(name: "share.delivery.count.limit", defaultValue: "5", validate: integer(2...10)),
         Key(name: "share.partition.max.record.locks", defaultValue: "2000", validate: integer(100...10_000)),
+        Key(name: "share.redelivery.backoff.ms", defaultValue: "0", validate: integer(0...86_400_000)),
+        Key(name: "share.redelivery.backoff.max.ms", defaultValue: "60000", validate: integer(1...86_400_000)),
         Key(name: "share.auto.offset.reset", defaultValue: "earliest", validate: oneOf(["earliest", "latest"])),
         Key(name: "share.isolation.level", defaultValue: "read_uncommitted", validate: oneOf(["read_uncommitted", "read_committed"])),
     ]

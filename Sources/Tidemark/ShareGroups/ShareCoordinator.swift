@@ -137,6 +137,9 @@ public final class ShareCoordinator: Sendable {
         settings.lockDurationMs = explicit["share.record.lock.duration.ms"].flatMap(Int64.init) ?? options.shareRecordLockDurationMs
         settings.deliveryCountLimit = explicit["share.delivery.count.limit"].flatMap(Int16.init) ?? options.shareDeliveryCountLimit
         settings.maxInFlight = explicit["share.partition.max.record.locks"].flatMap(Int.init) ?? options.sharePartitionMaxRecordLocks
+        settings.redeliveryBackoffMs = explicit["share.redelivery.backoff.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMs
+        settings.redeliveryBackoffMaxMs =
+            explicit["share.redelivery.backoff.max.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMaxMs
         return settings
     }
 
@@ -308,7 +311,7 @@ public final class ShareCoordinator: Sendable {
                 // backlog among the group's members (all of it when alone).
                 let members = max(1, s.groups[group]?.members.count ?? 1)
                 let allowed = min(remaining, slot.state.fairShare(for: member, members: members, logEnd: bounds.end))
-                let offsets = slot.state.candidates(max: allowed, logEnd: bounds.end, settings: settings)
+                let offsets = slot.state.candidates(max: allowed, logEnd: bounds.end, settings: settings, nowMs: now)
                 if !offsets.isEmpty {
                     let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings)
                     result.append(ShareAcquisition(topicPartition: tp, offsets: offsets, ranges: ranges))
@@ -350,7 +353,7 @@ public final class ShareCoordinator: Sendable {
                 var copy = slot.state
                 copy.follow(logStart: bounds.start)
                 copy.expireLocks(nowMs: now, settings: settings)
-                if copy.hasAvailable(logEnd: bounds.end, settings: settings) { return true }
+                if copy.hasAvailable(logEnd: bounds.end, settings: settings, nowMs: now) { return true }
             }
             return false
         }

@@ -54,7 +54,25 @@ public struct ShareSettings: Sendable, Equatable {
     /// The most records in flight (between the start and end offsets) per partition
     /// (share.partition.max.record.locks).
     public var maxInFlight = 2_000
+    /// Retry backoff (share.redelivery.backoff.ms, 0: redeliver at once as Kafka does): after a
+    /// RELEASE or an expired lock, the n-th delivery's record waits
+    /// min(max, initial * 2^(n-1)) scaled by a factor in [0.5, 1.0] before it is available.
+    public var redeliveryBackoffMs: Int64 = 0
+    /// The longest backoff (share.redelivery.backoff.max.ms).
+    public var redeliveryBackoffMaxMs: Int64 = 60_000
     public init() {}
+
+    /// The wait before a record delivered `deliveries` times is available again. The factor
+    /// in [0.5, 1.0] is derived from the offset and the count (spread, and reproducible).
+    public func backoff(deliveries: Int16, offset: Int64) -> Int64 {
+        guard redeliveryBackoffMs > 0, deliveries > 0 else { return 0 }
+        let exponent = min(Int64(deliveries) - 1, 40)
+        let full = min(redeliveryBackoffMaxMs, exponent >= 62 ? redeliveryBackoffMaxMs : redeliveryBackoffMs << exponent)
+        var mix = UInt64(bitPattern: offset) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(UInt16(bitPattern: deliveries)) &* 0xBF58_476D_1CE4_E5B9
+        mix ^= mix >> 31
+        let fraction = Double(mix % 1_000_001) / 1_000_000  // 0...1
+        return Int64(Double(max(0, full)) * (0.5 + 0.5 * fraction))
+    }
 }
 
 /// One share group's view of one partition: which records are done, which are held by whom
@@ -73,6 +91,8 @@ struct SharePartition: Sendable, Equatable {
         var deliveryCount: Int16
         var lockExpiryMs: Int64 = 0
         var owner: String? = nil
+        /// An available record waiting out its retry backoff is not acquired before this.
+        var availableAtMs: Int64 = 0
     }
 
     private(set) var startOffset: Int64
@@ -118,7 +138,7 @@ struct SharePartition: Sendable, Equatable {
     mutating func expireLocks(nowMs: Int64, settings: ShareSettings) -> Int {
         var released = 0
         for i in entries.indices where entries[i].state == .acquired && entries[i].lockExpiryMs <= nowMs {
-            release(i, settings: settings)
+            release(i, settings: settings, nowMs: nowMs)
             released += 1
         }
         if released > 0 { advanceStart() }
@@ -146,17 +166,18 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Whether some record could be acquired now.
-    func hasAvailable(logEnd: Int64, settings: ShareSettings) -> Bool {
-        if entries.contains(where: { $0.state == .available }) { return true }
+    func hasAvailable(logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> Bool {
+        if entries.contains(where: { $0.state == .available && $0.availableAtMs <= nowMs }) { return true }
         return endOffset < min(logEnd, startOffset + Int64(settings.maxInFlight))
     }
 
     /// The offsets a fetch may take, at most `max`: available records already delivered
     /// (ascending) first, then records never delivered, up to the log end and the in-flight cap.
-    func candidates(max: Int, logEnd: Int64, settings: ShareSettings) -> [Int64] {
+    func candidates(max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {
         guard max > 0 else { return [] }
         var out: [Int64] = []
-        for (i, entry) in entries.enumerated() where entry.state == .available {
+        // Records waiting out a backoff are skipped: they do not hold back the ones after them.
+        for (i, entry) in entries.enumerated() where entry.state == .available && entry.availableAtMs <= nowMs {
             out.append(startOffset + Int64(i))
             if out.count == max { return out }
         }
@@ -240,7 +261,7 @@ struct SharePartition: Sendable, Equatable {
                 case .reject, .gap:
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                 case .release:
-                    release(i, settings: settings)
+                    release(i, settings: settings, nowMs: nowMs)
                 case .renew:
                     entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
                 }
@@ -256,7 +277,8 @@ struct SharePartition: Sendable, Equatable {
     mutating func releaseAll(held member: String, settings: ShareSettings) -> Int {
         var released = 0
         for i in entries.indices where entries[i].state == .acquired && entries[i].owner == member {
-            release(i, settings: settings)
+            // Given back unprocessed (a close, a leave): available at once, no backoff.
+            release(i, settings: settings, nowMs: nil)
             released += 1
         }
         if released > 0 { advanceStart() }
@@ -298,9 +320,16 @@ struct SharePartition: Sendable, Equatable {
         offset >= startOffset && offset < endOffset ? Int(offset - startOffset) : nil
     }
 
-    private mutating func release(_ i: Int, settings: ShareSettings) {
+    /// Back to available (after the backoff when `nowMs` is given), or archived at the limit.
+    private mutating func release(_ i: Int, settings: ShareSettings, nowMs: Int64?) {
         let count = entries[i].deliveryCount
-        entries[i] = Entry(state: count >= settings.deliveryCountLimit ? .archived : .available, deliveryCount: count)
+        guard count < settings.deliveryCountLimit else {
+            entries[i] = Entry(state: .archived, deliveryCount: count)
+            return
+        }
+        var entry = Entry(state: .available, deliveryCount: count)
+        if let nowMs { entry.availableAtMs = nowMs + settings.backoff(deliveries: count, offset: startOffset + Int64(i)) }
+        entries[i] = entry
     }
 
     private mutating func advanceStart() {

@@ -209,7 +209,7 @@ public final class Broker: Sendable {
                 "share.record.lock.duration.ms": "\(options.groups.shareRecordLockDurationMs)",
                 "share.delivery.count.limit": "\(options.groups.shareDeliveryCountLimit)",
                 "share.partition.max.record.locks": "\(options.groups.sharePartitionMaxRecordLocks)",
-            ])
+            ], deadLetterPrefix: options.groups.deadLetterTopicPrefix)
         let groups = GroupCoordinator(options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock)
         let flusher = LogFlusher()
         let (shareStore, shareStates) = try await ShareStateStore.open(
@@ -528,5 +528,6 @@ public final class Broker: Sendable {
         }
         await groups.tick(logger: logger)
         await shares.tick(logger: logger)
+        await writeDeadLetters()
     }
 }

@@ -38,6 +38,12 @@ extension TopicConfig {
             self.messageTimestampAfterMaxMs = n
         case "cleanup.policy":
             guard value == "delete" else { throw TidemarkError(.invalidConfig, "only cleanup.policy=delete is supported") }
+        case "errors.deadletterqueue.group.enable":
+            switch value?.lowercased() {
+            case "true": self.deadLetterQueueEnabled = true
+            case "false": self.deadLetterQueueEnabled = false
+            default: throw TidemarkError(.invalidConfig, "\(name) must be true or false")
+            }
         default:
             throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
         }
@@ -56,6 +62,7 @@ extension TopicConfig {
         case "compression.type": compression = defaults.compression
         case "flush.messages", "flush.ms": flushPolicy = defaults.flushPolicy
         case "cleanup.policy": break
+        case "errors.deadletterqueue.group.enable": deadLetterQueueEnabled = defaults.deadLetterQueueEnabled
         default: throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
         }
     }
@@ -64,7 +71,7 @@ extension TopicConfig {
     public static let kafkaNames: Set<String> = [
         "retention.ms", "retention.bytes", "segment.bytes", "max.message.bytes", "message.timestamp.type",
         "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "compression.type", "flush.messages",
-        "flush.ms", "cleanup.policy",
+        "flush.ms", "cleanup.policy", "errors.deadletterqueue.group.enable",
     ]
 
     /// The config as Kafka names and values (DescribeConfigs, `tidemark topics describe`).
@@ -81,6 +88,7 @@ extension TopicConfig {
         return [
             ("cleanup.policy", "delete"),
             ("compression.type", config.compression == .lz4 ? "lz4" : "producer"),
+            ("errors.deadletterqueue.group.enable", "\(config.deadLetterQueueEnabled ?? false)"),
             flush,
             ("max.message.bytes", "\(config.maxMessageBytes)"),
             ("message.timestamp.after.max.ms", "\(config.messageTimestampAfterMaxMs ?? RecordBatchValidator.defaultTimestampAfterMaxMs)"),

@@ -16,6 +16,9 @@ public struct TopicConfig: Sendable, Equatable, Codable {
     public var messageTimestampBeforeMaxMs: Int64? = nil
     /// How far in the future (message.timestamp.after.max.ms); nil: Kafka 4's default, one hour.
     public var messageTimestampAfterMaxMs: Int64? = nil
+    /// The topic may receive share groups' dead letters (KIP-1191's
+    /// errors.deadletterqueue.group.enable); a topic without it is never written as a DLQ.
+    public var deadLetterQueueEnabled: Bool? = nil
 
     public enum Flush: Sendable, Equatable, Codable {
         case everyAppend, everyMessages(Int), everyIntervalMs(Int64), os

@@ -48,6 +48,7 @@ public struct BrokerConfig: Sendable {
         ("group.share.heartbeat.interval.ms", "how often share group members heartbeat"),
         ("group.share.session.timeout.ms", "share group members are removed after this without a heartbeat"),
         ("group.share.max.size", "most members of a share group"),
+        ("errors.deadletterqueue.topic.name.prefix", "what share groups' dead-letter topic names must start with"),
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
         ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
@@ -137,6 +138,7 @@ public struct BrokerConfig: Sendable {
         case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
         case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
+        case "errors.deadletterqueue.topic.name.prefix": broker.groups.deadLetterTopicPrefix = value
         case "producer.id.expiration.ms": broker.producerIdExpirationMs = try number()
         case "socket.request.max.bytes": server.maxRequestBytes = Int(try number())
         case "queued.max.request.bytes":
@@ -188,6 +190,7 @@ public struct BrokerConfig: Sendable {
             ("group.consumer.heartbeat.interval.ms", "\(broker.groups.consumerHeartbeatIntervalMs)"),
             ("group.consumer.max.size", "\(broker.groups.consumerGroupMaxSize)"),
             ("group.consumer.session.timeout.ms", "\(broker.groups.consumerSessionTimeoutMs)"),
+            ("errors.deadletterqueue.topic.name.prefix", broker.groups.deadLetterTopicPrefix),
             ("group.share.delivery.count.limit", "\(broker.groups.shareDeliveryCountLimit)"),
             ("group.share.heartbeat.interval.ms", "\(broker.groups.shareHeartbeatIntervalMs)"),
             ("group.share.max.size", "\(broker.groups.shareGroupMaxSize)"),

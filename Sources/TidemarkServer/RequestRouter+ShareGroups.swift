@@ -136,6 +136,7 @@ extension RequestRouter {
         if let error = await awaitDurable(update.durableAt) {
             for (tp, result) in ackResults where result == nil { ackResults[tp] = .some(error.code) }
         }
+        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
 
         // Acquire, long-polling while there is nothing (never with acknowledgements to answer).
         var acquired: [ShareAcquisition] = []
@@ -308,6 +309,7 @@ extension RequestRouter {
         if let error = await awaitDurable(update.durableAt) {
             for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
         }
+        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
         var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
         for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
             var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))
@@ -354,6 +356,8 @@ extension RequestRouter {
                 details.acquired = Int32(summary.acquired)
                 details.acknowledged = Int32(summary.acknowledged)
                 details.archived = Int32(summary.archived)
+                details.deadLettered = summary.deadLettered
+                details.deadLettersPending = Int32(summary.deadLettersPending)
                 details.holders = summary.holders.sorted { $0.key < $1.key }.map {
                     .init(memberId: $0.key, records: Int32($0.value.count), earliestLockExpiryMs: $0.value.earliestExpiryMs)
                 }

@@ -422,8 +422,9 @@ public struct DescribeShareGroupOffsetsRequest: KafkaMessage {
 /// ```
 /// end_offset i64, log_end_offset i64, available i32, acquired i32, acknowledged i32,
 /// archived i32, holders i32 count, [member_id i16-length string, records i32,
-/// earliest_lock_expiry_ms i64]
+/// earliest_lock_expiry_ms i64], dead_lettered i64, dead_letters_pending i32
 /// ```
+/// (the last two may be absent: read as 0.)
 public struct SharePartitionDetails: Sendable, Equatable {
     public static let tag: UInt32 = 10_000
     public struct Holder: Sendable, Equatable {
@@ -443,6 +444,8 @@ public struct SharePartitionDetails: Sendable, Equatable {
     public var acknowledged: Int32 = 0
     public var archived: Int32 = 0
     public var holders: [Holder] = []
+    public var deadLettered: Int64 = 0
+    public var deadLettersPending: Int32 = 0
     public init() {}
 
     public func encoded() throws(WireError) -> [UInt8] {
@@ -473,6 +476,10 @@ public struct SharePartitionDetails: Sendable, Equatable {
             try c.string(&h.memberId, "member_id")
             try c.int32(&h.records, "records")
             try c.int64(&h.earliestLockExpiryMs, "earliest_lock_expiry_ms")
+        }
+        if !c.isReading || c.remaining >= 12 {
+            try c.int64(&deadLettered, "dead_lettered")
+            try c.int32(&deadLettersPending, "dead_letters_pending")
         }
     }
 }

@@ -147,15 +147,21 @@ import TidemarkStorage
         _ = Self.take(&p, "a", max: 6, logEnd: 200)
         #expect(p.acknowledge([ShareAcknowledgement(first: 101, last: 102, types: [.accept, .reject])], member: "a", nowMs: 0, settings: Self.settings(), allowRenew: false) == nil)
         let bytes = ShareStateStore.encodeValue(p)
-        // version 0, start 100, 4 runs: 100 (available x1), 101 (ack x1), 102 (archived x1), 103-105 (available x1)
-        #expect(Array(bytes[0..<2]) == [0, 0])
+        // version 1, start 100, 4 runs: 100 (available x1), 101 (ack x1), 102 (archived x1),
+        // 103-105 (available x1); then no dead letters: producer -1, next sequence 0, 0 written, 0 pending.
+        #expect(Array(bytes[0..<2]) == [0, 1])
         #expect(Array(bytes[2..<10]) == [0, 0, 0, 0, 0, 0, 0, 100])
         #expect(Array(bytes[10..<14]) == [0, 0, 0, 4])
-        #expect(bytes.count == 14 + 4 * 19)
+        #expect(bytes.count == 14 + 4 * 19 + 24)
+        #expect(Array(bytes[90..<98]) == [UInt8](repeating: 0xFF, count: 8))
         let restored = try #require(ShareStateStore.decodeValue(bytes))
         #expect(restored.startOffset == 100 && restored.endOffset == 106)
         #expect(restored.entry(at: 100) == SharePartition.Entry(state: .available, deliveryCount: 1))
         #expect(restored.entry(at: 101)?.state == .acknowledged && restored.entry(at: 102)?.state == .archived)
+        // Version 0 (no dead-letter part) is still read.
+        var v0 = Array(bytes[0..<90])
+        v0[1] = 0
+        #expect(ShareStateStore.decodeValue(v0)?.endOffset == 106)
         // Truncated or lying snapshots are refused, not trusted.
         #expect(ShareStateStore.decodeValue(Array(bytes.dropLast(3))) == nil)
         var lying = bytes
@@ -334,6 +340,119 @@ import TidemarkStorage
         #expect(again.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["kept"])
         #expect(again.first?.deliveryCount == 2)
         try await next.close()
+        try await broker.close()
+    }
+}
+
+/// Dead-letter topics (KIP-1191): rejected records and records at the delivery limit are
+/// copied, with `_dlq.errors.*` headers, exactly once.
+@Suite struct DeadLetterTests {
+    static func setUp(_ broker: Broker) async throws {
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.alterGroupConfig(
+            "billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.orders"), .set("share.delivery.count.limit", "2")])
+        for (i, value) in ["bad", "flaky", "ok"].enumerated() {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 1_000 + Int64(i), key: Array("k\(i)".utf8), value: Array(value.utf8),
+                           headers: [RecordHeader(key: "traceparent", value: Array("00-abc-01".utf8))])
+            _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        }
+    }
+
+    static func deadLetters(_ broker: Broker) async throws -> [ConsumerRecord] {
+        guard let result = try? await broker.fetch(topic: "dlq.orders", partition: 0, offset: 0, maxBytes: 1 << 20),
+            let slice = result.slice
+        else { return [] }
+        return try broker.records(in: slice, topic: "dlq.orders", partition: 0, from: 0, limit: 100)
+    }
+
+    static func header(_ record: ConsumerRecord, _ name: String) -> String? {
+        record.headers.last { $0.key == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test func rejectedAndExhaustedRecordsAreCopiedWithTheirReasons() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await Self.setUp(broker)
+        let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+        for _ in 0..<6 {
+            for job in try await worker.poll(timeout: .milliseconds(50)) {
+                switch String(decoding: job.value ?? [], as: UTF8.self) {
+                case "bad": worker.acknowledge(job, .reject)
+                case "flaky": worker.acknowledge(job, .release)
+                default: worker.acknowledge(job, .accept)
+                }
+            }
+            try await worker.commit()
+        }
+        await broker.writeDeadLetters()
+        let letters = try await Self.deadLetters(broker)
+        #expect(letters.count == 2)
+        let bad = try #require(letters.first { $0.value == Array("bad".utf8) })
+        #expect(bad.key == Array("k0".utf8) && bad.timestamp == 1_000)
+        #expect(Self.header(bad, "traceparent") == "00-abc-01")
+        #expect(Self.header(bad, "_dlq.errors.disposition") == "REJECTED")
+        #expect(Self.header(bad, "_dlq.errors.original.topic") == "orders")
+        #expect(Self.header(bad, "_dlq.errors.original.partition") == "0")
+        #expect(Self.header(bad, "_dlq.errors.original.offset") == "0")
+        #expect(Self.header(bad, "_dlq.errors.group") == "billing")
+        #expect(Self.header(bad, "_dlq.errors.delivery.count") == "1")
+        let flaky = try #require(letters.first { $0.value == Array("flaky".utf8) })
+        #expect(Self.header(flaky, "_dlq.errors.disposition") == "MAX_DELIVERY_ATTEMPTS_REACHED")
+        #expect(Self.header(flaky, "_dlq.errors.delivery.count") == "2")
+        #expect(try broker.describeTopic("dlq.orders").config.deadLetterQueueEnabled == true)
+        let summary = try #require(broker.shares.summaries("billing", view: broker.shareLogView).first)
+        #expect(summary.deadLettered == 2 && summary.deadLettersPending == 0)
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// A copy appended but not marked (a crash right after the append) is recognised when
+    /// it is written again after the restart: the topic holds it once.
+    @Test func aCopyMadeAgainAfterACrashIsNotDuplicated() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await Self.setUp(broker)
+            let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+            for job in try await worker.poll(timeout: .milliseconds(100)) where job.value == Array("bad".utf8) {
+                worker.acknowledge(job, .reject)
+            }
+            try await worker.commit()
+            await broker.writeDeadLetters(marking: false)
+            #expect(try await Self.deadLetters(broker).count == 1)
+            #expect(broker.shares.pendingDeadLetters().first?.letters.count == 1)
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        #expect(broker.shares.pendingDeadLetters().first?.letters.count == 1)
+        await broker.writeDeadLetters()
+        #expect(try await Self.deadLetters(broker).count == 1)
+        #expect(broker.shares.pendingDeadLetters().isEmpty)
+        try await broker.close()
+    }
+
+    @Test func deadLetterTopicsMustBeNamedAndMarkedAsSuch() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        // The name must start with the prefix (dlq. by default).
+        await #expect(throws: TidemarkError.self) {
+            try await broker.alterGroupConfig("g", changes: [.set("errors.deadletterqueue.topic.name", "orders")])
+        }
+        // An existing topic without errors.deadletterqueue.group.enable is never written.
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.createTopic("dlq.business", partitions: 1)
+        try await broker.alterGroupConfig("g", changes: [.set("errors.deadletterqueue.topic.name", "dlq.business")])
+        var builder = RecordBatchBuilder()
+        builder.append(timestamp: 0, key: nil, value: Array("x".utf8))
+        _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["orders"], mode: .explicit)
+        for job in try await worker.poll(timeout: .milliseconds(100)) { worker.acknowledge(job, .reject) }
+        try await worker.commit()
+        await broker.writeDeadLetters()
+        #expect(try await broker.offsets(topic: "dlq.business", partition: 0).end == 0)
+        #expect(broker.shares.pendingDeadLetters().first?.letters.count == 1)  // waiting, not lost
+        try await worker.close()
         try await broker.close()
     }
 }

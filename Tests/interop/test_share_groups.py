@@ -416,3 +416,67 @@ def test_retry_backoff_delays_redelivery_without_blocking_others(share_broker):
     assert 0.6 <= first_wait <= 4.0, first_wait
     assert 1.4 <= second_wait <= 6.0, second_wait
     assert others and others[0] < deliveries[1][0], "a later job waited behind the backing-off one"
+
+
+def test_dead_letter_topic_gets_rejected_jobs_and_replay_requeues_them(share_broker):
+    """errors.deadletterqueue.topic.name (KIP-1191): a REJECTed job lands once in the DLQ with
+    its key, value, headers (traceparent included) and the _dlq.errors.* headers; `tidemark
+    replay --strip-headers '_dlq.errors.*'` puts it back into the work topic."""
+    from confluent_kafka import AcknowledgeType, Consumer, Producer
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("orders"), unique("billing")
+    dlq = "dlq." + topic
+    _topic(bootstrap, topic, 1)
+    configured = subprocess.run([BINARY, "groups", "configure", group, "--set", "errors.deadletterqueue.topic.name=" + dlq,
+                                 "--bootstrap", bootstrap], capture_output=True, text=True, timeout=30)
+    assert configured.returncode == 0, configured.stderr
+    refused = subprocess.run([BINARY, "groups", "configure", group, "--set", "errors.deadletterqueue.topic.name=" + topic,
+                              "--bootstrap", bootstrap], capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "dlq." in (refused.stderr + refused.stdout)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, key=b"order-1", value=b"poison", headers=[("traceparent", b"00-4bf92f-00f067-01")])
+    producer.produce(topic, key=b"order-2", value=b"fine")
+    assert producer.flush(10) == 0
+    worker = _share_consumer(bootstrap, group, explicit=True)
+    worker.subscribe([topic])
+    handled = 0
+    deadline = time.time() + 20
+    while handled < 2 and time.time() < deadline:
+        for m in _messages(worker.poll(0.5)):
+            worker.acknowledge(m, AcknowledgeType.REJECT if m.value() == b"poison" else AcknowledgeType.ACCEPT)
+            handled += 1
+        worker.commit_sync(10)
+    worker.close()
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("dlq-reader"), "auto.offset.reset": "earliest"})
+    reader.subscribe([dlq])
+    letters = []
+    deadline = time.time() + 20
+    while not letters and time.time() < deadline:
+        letters = [m for m in reader.consume(10, 0.5) if not m.error()]
+    reader.close()
+    assert len(letters) == 1
+    letter = letters[0]
+    headers = dict(letter.headers())
+    assert letter.key() == b"order-1" and letter.value() == b"poison"
+    assert headers["traceparent"] == b"00-4bf92f-00f067-01"
+    assert headers["_dlq.errors.disposition"] == b"REJECTED"
+    assert headers["_dlq.errors.original.topic"] == topic.encode()
+    assert headers["_dlq.errors.original.offset"] == b"0"
+    assert headers["_dlq.errors.group"] == group.encode()
+    assert headers["_dlq.errors.delivery.count"] == b"1"
+
+    replay = subprocess.run([BINARY, "replay", dlq, "--bootstrap", bootstrap, "--to-topic", topic,
+                             "--strip-headers", "_dlq.errors.*"], capture_output=True, text=True, timeout=30)
+    assert replay.returncode == 0, replay.stderr
+    again = _share_consumer(bootstrap, group, explicit=True)
+    again.subscribe([topic])
+    requeued = []
+    deadline = time.time() + 20
+    while not requeued and time.time() < deadline:
+        requeued = _messages(again.poll(0.5))
+    assert [m.value() for m in requeued] == [b"poison"]
+    names = [k for k, _ in requeued[0].headers()]
+    assert "traceparent" in names and not [n for n in names if n.startswith("_dlq.errors.")], names
+    again.acknowledge(requeued[0], AcknowledgeType.ACCEPT)
+    again.commit_sync(10)
+    again.close()

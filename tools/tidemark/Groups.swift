@@ -221,7 +221,7 @@ extension Groups.Describe {
     /// not a share group.
     func describeShareGroup() async throws -> Bool {
         typealias Row = (topic: String, partition: Int, start: Int64, end: Int64, logEnd: Int64, available: Int, acquired: Int,
-                         archived: Int, lag: Int64, holders: [(String, Int, Int64)])
+                         archived: Int, lag: Int64, holders: [(String, Int, Int64)], deadLettered: Int64, deadPending: Int)
         var rows: [Row] = []
         var members: [KafkaClient.GroupSummary.Member] = []
         var state = "Empty"
@@ -232,7 +232,8 @@ extension Groups.Describe {
                 for p in topic.partitions {
                     let d = p.details ?? SharePartitionDetails()
                     rows.append((topic.topicName, Int(p.partitionIndex), p.startOffset, d.endOffset, d.logEndOffset, Int(d.available),
-                                 Int(d.acquired), Int(d.archived), p.lag, d.holders.map { ($0.memberId, Int($0.records), $0.earliestLockExpiryMs) }))
+                                 Int(d.acquired), Int(d.archived), p.lag, d.holders.map { ($0.memberId, Int($0.records), $0.earliestLockExpiryMs) },
+                                 d.deadLettered, Int(d.deadLettersPending)))
                 }
             }
         } else {
@@ -240,7 +241,8 @@ extension Groups.Describe {
                 guard broker.shares.groupIds().contains(group) else { return nil }
                 let summaries = broker.shares.summaries(group, view: broker.shareLogView).map { s -> Row in
                     (s.topicPartition.topic, s.topicPartition.partition, s.startOffset, s.endOffset, s.logEndOffset, s.available,
-                     s.acquired, s.archived, s.lag, s.holders.map { ($0.key, $0.value.count, $0.value.earliestExpiryMs) })
+                     s.acquired, s.archived, s.lag, s.holders.map { ($0.key, $0.value.count, $0.value.earliestExpiryMs) },
+                     s.deadLettered, s.deadLettersPending)
                 }
                 return (broker.shares.describe(group)?.state ?? "Empty", summaries)
             }
@@ -256,10 +258,11 @@ extension Groups.Describe {
                 Output.line("\(m.memberId)\t\(m.clientId)\t\(m.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
             }
         }
-        Output.line("TOPIC\tPARTITION\tSTART\tEND\tLOG-END\tAVAILABLE\tACQUIRED\tARCHIVED\tLAG")
+        Output.line("TOPIC\tPARTITION\tSTART\tEND\tLOG-END\tAVAILABLE\tACQUIRED\tARCHIVED\tLAG\tDEAD-LETTERED\tDLQ-PENDING")
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for row in rows {
-            Output.line("\(row.topic)\t\(row.partition)\t\(row.start)\t\(row.end)\t\(row.logEnd)\t\(row.available)\t\(row.acquired)\t\(row.archived)\t\(row.lag)")
+            Output.line(
+                "\(row.topic)\t\(row.partition)\t\(row.start)\t\(row.end)\t\(row.logEnd)\t\(row.available)\t\(row.acquired)\t\(row.archived)\t\(row.lag)\t\(row.deadLettered)\t\(row.deadPending)")
             for (member, count, expiry) in row.holders {
                 Output.line("  held by \(member): \(count) records, lock expires in \(max(0, expiry - now)) ms")
             }

@@ -25,6 +25,10 @@ struct Replay: AsyncParsableCommand {
     @Option(help: "Append the records to this topic.") var toTopic: String?
     @Option(help: "The broker of --to-topic (default: the source).") var toBootstrap: String?
     @Option(help: "The data directory of --to-topic (another directory than --data).") var toData: String?
+    @Option(
+        name: .customLong("strip-headers"),
+        help: "Leave out headers with this name; a trailing * matches a prefix, e.g. '_dlq.errors.*' (repeatable).")
+    var stripHeaders: [String] = []
 
     func validate() throws {
         if (toBootstrap != nil || toData != nil) && toTopic == nil { throw ValidationError("--to-bootstrap and --to-data need --to-topic") }
@@ -66,7 +70,7 @@ struct Replay: AsyncParsableCommand {
         if let toData, let toTopic {
             // A second embedded broker over the destination directory.
             try await withDataDirectory(toData) { destination in
-                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic)
+                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic, stripHeaders: stripHeaders)
                 try await copy(reader, topic: topic, partitions: partitions, into: sink)
             }
             return
@@ -74,9 +78,9 @@ struct Replay: AsyncParsableCommand {
         let sink: RecordSink
         if let toTopic {
             if let toBootstrap {
-                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic)
+                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic, stripHeaders: stripHeaders)
             } else {
-                sink = try await TopicSink(reader, topic: toTopic)  // the source's own broker
+                sink = try await TopicSink(reader, topic: toTopic, stripHeaders: stripHeaders)  // the source's own broker
             }
         } else {
             sink = try JSONSink(path: toFile)
@@ -234,6 +238,17 @@ struct BatchMaker {
     let producerId: Int64
     let epoch: Int16
     var sequences: [Int: Int32] = [:]
+    /// Header names left out (`--strip-headers`): exact, or a prefix when ending in `*`.
+    var strip: [String] = []
+
+    func kept(_ headers: [RecordHeader]) -> [RecordHeader] {
+        guard !strip.isEmpty else { return headers }
+        return headers.filter { header in
+            !strip.contains { pattern in
+                pattern.hasSuffix("*") ? header.key.hasPrefix(String(pattern.dropLast())) : header.key == pattern
+            }
+        }
+    }
 
     /// An idempotent batch of `records` for destination partition `partition` (sequence
     /// numbers are counted per destination partition).
@@ -244,7 +259,7 @@ struct BatchMaker {
         for record in records {
             builder.append(
                 timestamp: record.timestamp, key: record.key, value: record.value,
-                headers: record.headers + [RecordHeader(key: ReplayHeader.name, value: ReplayHeader.value(record))])
+                headers: kept(record.headers) + [RecordHeader(key: ReplayHeader.name, value: ReplayHeader.value(record))])
         }
         sequences[partition] = (sequences[partition] ?? 0) + Int32(records.count)
         return try builder.build()
@@ -304,12 +319,12 @@ final class TopicSink<Writer: BatchWriter>: RecordSink {
     let partitions: Int
     var maker: BatchMaker
 
-    init(_ writer: Writer, topic: String) async throws {
+    init(_ writer: Writer, topic: String, stripHeaders: [String] = []) async throws {
         self.writer = writer
         self.topic = topic
         partitions = try await writer.partitionCount(topic)
         let (id, epoch) = try await writer.initProducerId()
-        maker = BatchMaker(producerId: id, epoch: epoch)
+        maker = BatchMaker(producerId: id, epoch: epoch, strip: stripHeaders)
     }
 
     func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {

@@ -45,6 +45,11 @@ public struct GroupOptions: Sendable {
     /// share.redelivery.backoff.max.ms): 0 redelivers at once, as Kafka does.
     public var shareRedeliveryBackoffMs: Int64 = 0
     public var shareRedeliveryBackoffMaxMs: Int64 = 60_000
+    /// A share group's dead-letter topic (group config errors.deadletterqueue.topic.name)
+    /// must start with this (KIP-1191's errors.deadletterqueue.topic.name.prefix).
+    public var deadLetterTopicPrefix = "dlq."
+    /// Partitions of a dead-letter topic created on first use.
+    public var deadLetterTopicPartitions = 1
     /// Share sessions kept at once (more: SHARE_SESSION_LIMIT_REACHED), and how long an unused
     /// one is kept.
     public var shareMaxSessions = 2_000

@@ -42,6 +42,8 @@ public final class GroupConfigs: Sendable {
         Key(name: "share.partition.max.record.locks", defaultValue: "2000", validate: integer(100...10_000)),
         Key(name: "share.redelivery.backoff.ms", defaultValue: "0", validate: integer(0...86_400_000)),
         Key(name: "share.redelivery.backoff.max.ms", defaultValue: "60000", validate: integer(1...86_400_000)),
+        Key(name: "errors.deadletterqueue.topic.name", defaultValue: "", validate: { value in
+            value.isEmpty || (try? TopicName.validate(value)) != nil ? nil : "must be a valid topic name" }),
         Key(name: "share.auto.offset.reset", defaultValue: "earliest", validate: oneOf(["earliest", "latest"])),
         Key(name: "share.isolation.level", defaultValue: "read_uncommitted", validate: oneOf(["read_uncommitted", "read_committed"])),
     ]
@@ -56,11 +58,14 @@ public final class GroupConfigs: Sendable {
     let path: String
     /// Defaults that the broker's settings replace (e.g. group.consumer.session.timeout.ms).
     let brokerDefaults: [String: String]
+    /// What a dead-letter topic name must start with (errors.deadletterqueue.topic.name.prefix).
+    let deadLetterPrefix: String
     private let state: Mutex<[String: [String: String]]>
 
-    init(path: String, brokerDefaults: [String: String] = [:]) throws {
+    init(path: String, brokerDefaults: [String: String] = [:], deadLetterPrefix: String = "dlq.") throws {
         self.path = path
         self.brokerDefaults = brokerDefaults
+        self.deadLetterPrefix = deadLetterPrefix
         var groups: [String: [String: String]] = [:]
         if let bytes = try DurableFile.read(path) {
             let file = try JSONDecoder().decode(File.self, from: Data(bytes))
@@ -97,6 +102,10 @@ public final class GroupConfigs: Sendable {
                 guard let key = Self.keysByName[name] else { throw TidemarkError(.invalidConfig, "unknown group config \(name)") }
                 guard let value else { settings.removeValue(forKey: name); continue }
                 if let problem = key.validate(value) { throw TidemarkError(.invalidConfig, "\(name) \(problem), got '\(value)'") }
+                if name == "errors.deadletterqueue.topic.name", !value.isEmpty, !value.hasPrefix(deadLetterPrefix) {
+                    throw TidemarkError(
+                        .invalidConfig, "\(name) must start with '\(deadLetterPrefix)' (errors.deadletterqueue.topic.name.prefix), got '\(value)'")
+                }
                 settings[name] = value
             case .delete(let name):
                 guard Self.keysByName[name] != nil else { throw TidemarkError(.invalidConfig, "unknown group config \(name)") }

@@ -28,6 +28,8 @@ public struct ShareSessionUpdate: Sendable {
     public var partitions: [TopicPartition] = []
     /// How long acquired records stay locked (AcquisitionLockTimeoutMs).
     public var lockDurationMs: Int64 = 0
+    /// Some acknowledgement made dead letters: `Broker.writeDeadLetters` should run.
+    public var deadLettersPending = false
 
     static func failure(_ code: TidemarkError.Code, _ message: String) -> ShareSessionUpdate {
         ShareSessionUpdate(error: code, errorMessage: message)
@@ -57,6 +59,9 @@ public struct SharePartitionSummary: Sendable, Equatable {
     /// Records not yet finished: from the start offset to the log end, less those finished
     /// inside the window.
     public var lag: Int64
+    /// Records copied to the dead-letter topic so far, and waiting to be.
+    public var deadLettered: Int64 = 0
+    public var deadLettersPending: Int = 0
 
     public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
         a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset
@@ -111,6 +116,10 @@ public final class ShareCoordinator: Sendable {
     let store: ShareStateStore
     let clock: @Sendable () -> Int64
     private let state: Mutex<State>
+    /// One dead-letter writer at a time (`Broker.writeDeadLetters`).
+    let writingDeadLetters = Atomic<Bool>(false)
+    /// Dead-letter problems already logged (logged once until they clear).
+    let deadLetterProblems = Mutex<Set<String>>([])
 
     init(options: GroupOptions, configs: GroupConfigs, store: ShareStateStore, restored: [ShareStateStore.Key: SharePartition],
          topicNames: [UUID: String], clock: @escaping @Sendable () -> Int64)
@@ -140,6 +149,7 @@ public final class ShareCoordinator: Sendable {
         settings.redeliveryBackoffMs = explicit["share.redelivery.backoff.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMs
         settings.redeliveryBackoffMaxMs =
             explicit["share.redelivery.backoff.max.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMaxMs
+        settings.deadLetters = !(explicit["errors.deadletterqueue.topic.name"] ?? "").isEmpty
         return settings
     }
 
@@ -262,6 +272,7 @@ public final class ShareCoordinator: Sendable {
                 if result == nil {
                     s.slots[pkey] = slot
                     changed.append((storeKey(pkey, slot), slot.state))
+                    if !slot.state.deadLetters.isEmpty { update.deadLettersPending = true }
                 }
             }
             if epoch == -1 {
@@ -430,6 +441,52 @@ public final class ShareCoordinator: Sendable {
         }
     }
 
+    // MARK: Dead letters
+
+    /// One partition's dead letters waiting to be written.
+    public struct PendingDeadLetters: Sendable {
+        public var group: String
+        public var topicPartition: TopicPartition
+        public var producerId: Int64
+        public var letters: [DeadLetter]
+    }
+
+    public func pendingDeadLetters() -> [PendingDeadLetters] {
+        state.withLock { s in
+            s.slots.compactMap { key, slot in
+                slot.state.deadLetters.isEmpty
+                    ? nil
+                    : PendingDeadLetters(
+                        group: key.group, topicPartition: key.topicPartition, producerId: slot.state.deadLetterProducerId,
+                        letters: slot.state.deadLetters)
+            }.sorted { ($0.group, $0.topicPartition.topic, $0.topicPartition.partition) < ($1.group, $1.topicPartition.topic, $1.topicPartition.partition) }
+        }
+    }
+
+    /// Records (durably) the producer id a partition's dead letters are written with;
+    /// `restart` numbers the pending ones again from 0 (a new id after the old was forgotten).
+    public func assignDeadLetterProducer(group: String, _ tp: TopicPartition, producerId: Int64, restart: Bool) async throws {
+        let durableAt = try state.withLock { s -> Int64? in
+            let key = PartitionKey(group: group, topicPartition: tp)
+            guard var slot = s.slots[key] else { return nil }
+            if restart { slot.state.restartDeadLetters(producerId: producerId) } else { slot.state.deadLetterProducerId = producerId }
+            s.slots[key] = slot
+            return try store.write([(storeKey(key, slot), slot.state)])
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    /// The dead letters with these sequences are in the dead-letter topic.
+    public func deadLettersWritten(group: String, _ tp: TopicPartition, sequences: Set<Int32>) {
+        state.withLock { s in
+            let key = PartitionKey(group: group, topicPartition: tp)
+            guard var slot = s.slots[key] else { return }
+            slot.state.deadLettersWritten(sequences)
+            s.slots[key] = slot
+            _ = try? store.write([(storeKey(key, slot), slot.state)])
+        }
+    }
+
     // MARK: Describe and administer
 
     public func describe(_ group: String) -> ShareGroupDescription? { state.withLock { $0.groups[group]?.describe() } }
@@ -449,7 +506,8 @@ public final class ShareCoordinator: Sendable {
             return SharePartitionSummary(
                 topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
                 available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
-                archived: counts.archived, holders: slot.state.holders(), lag: lag)
+                archived: counts.archived, holders: slot.state.holders(), lag: lag, deadLettered: slot.state.deadLettered,
+                deadLettersPending: slot.state.deadLetters.count)
         }
     }
 

@@ -45,6 +45,22 @@ public struct ShareAcknowledgement: Sendable, Equatable {
     public init(_ offset: Int64, _ type: ShareAcknowledgeType) { self.init(first: offset, last: offset, types: [type]) }
 }
 
+/// A record archived by a REJECT or at the delivery limit, waiting to be copied to the
+/// group's dead-letter topic (KIP-1191). Its sequence number is fixed when it is archived and
+/// persisted with the share state, so a copy written before a crash and written again after
+/// it is recognised as the same (idempotent append) and the topic holds it once.
+public struct DeadLetter: Sendable, Equatable {
+    public enum Disposition: Int8, Sendable {
+        case rejected = 0
+        case maxDeliveryAttemptsReached = 1
+        public var headerValue: String { self == .rejected ? "REJECTED" : "MAX_DELIVERY_ATTEMPTS_REACHED" }
+    }
+    public var offset: Int64
+    public var disposition: Disposition
+    public var deliveryCount: Int16
+    public var sequence: Int32
+}
+
 /// The settings a share partition runs with (a group's configs over the broker's defaults).
 public struct ShareSettings: Sendable, Equatable {
     /// How long an acquired record stays locked to its worker (share.record.lock.duration.ms).
@@ -60,6 +76,9 @@ public struct ShareSettings: Sendable, Equatable {
     public var redeliveryBackoffMs: Int64 = 0
     /// The longest backoff (share.redelivery.backoff.max.ms).
     public var redeliveryBackoffMaxMs: Int64 = 60_000
+    /// The group has a dead-letter topic: records archived by REJECT or at the limit are kept
+    /// as dead letters until copied there.
+    public var deadLetters = false
     public init() {}
 
     /// The wait before a record delivered `deliveries` times is available again. The factor
@@ -99,10 +118,24 @@ struct SharePartition: Sendable, Equatable {
     private(set) var entries: [Entry] = []
     var endOffset: Int64 { startOffset + Int64(entries.count) }
 
+    /// Dead letters not yet in the dead-letter topic, in sequence order.
+    private(set) var deadLetters: [DeadLetter] = []
+    /// The sequence the next dead letter gets.
+    private(set) var deadLetterSequence: Int32 = 0
+    /// The producer id the dead letters of this partition are written with (-1: none yet).
+    var deadLetterProducerId: Int64 = -1
+    /// Dead letters written so far.
+    private(set) var deadLettered: Int64 = 0
+
     init(startOffset: Int64) { self.startOffset = startOffset }
 
     /// Restores a persisted state (locks do not survive: acquired records come back available).
-    init(startOffset: Int64, entries: [Entry]) {
+    init(startOffset: Int64, entries: [Entry], deadLetters: [DeadLetter] = [], deadLetterSequence: Int32 = 0,
+         deadLetterProducerId: Int64 = -1, deadLettered: Int64 = 0) {
+        self.deadLetters = deadLetters
+        self.deadLetterSequence = deadLetterSequence
+        self.deadLetterProducerId = deadLetterProducerId
+        self.deadLettered = deadLettered
         self.startOffset = startOffset
         self.entries = entries.map { entry in
             var entry = entry
@@ -258,7 +291,10 @@ struct SharePartition: Sendable, Equatable {
                 switch type {
                 case .accept:
                     entries[i] = Entry(state: .acknowledged, deliveryCount: entries[i].deliveryCount)
-                case .reject, .gap:
+                case .reject:
+                    entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
+                    deadLetter(offset, .rejected, entries[i].deliveryCount, settings: settings)
+                case .gap:
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                 case .release:
                     release(i, settings: settings, nowMs: nowMs)
@@ -325,11 +361,33 @@ struct SharePartition: Sendable, Equatable {
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {
             entries[i] = Entry(state: .archived, deliveryCount: count)
+            deadLetter(startOffset + Int64(i), .maxDeliveryAttemptsReached, count, settings: settings)
             return
         }
         var entry = Entry(state: .available, deliveryCount: count)
         if let nowMs { entry.availableAtMs = nowMs + settings.backoff(deliveries: count, offset: startOffset + Int64(i)) }
         entries[i] = entry
+    }
+
+    private mutating func deadLetter(_ offset: Int64, _ disposition: DeadLetter.Disposition, _ count: Int16, settings: ShareSettings) {
+        guard settings.deadLetters else { return }
+        deadLetters.append(DeadLetter(offset: offset, disposition: disposition, deliveryCount: count, sequence: deadLetterSequence))
+        deadLetterSequence = deadLetterSequence == Int32.max ? 0 : deadLetterSequence + 1
+    }
+
+    /// The dead letters with these sequences are in the dead-letter topic.
+    mutating func deadLettersWritten(_ sequences: Set<Int32>) {
+        let before = deadLetters.count
+        deadLetters.removeAll { sequences.contains($0.sequence) }
+        deadLettered += Int64(before - deadLetters.count)
+    }
+
+    /// A new producer id for the dead letters (the old one was forgotten by the broker): the
+    /// pending ones are numbered again from 0.
+    mutating func restartDeadLetters(producerId: Int64) {
+        deadLetterProducerId = producerId
+        for i in deadLetters.indices { deadLetters[i].sequence = Int32(i) }
+        deadLetterSequence = Int32(deadLetters.count)
     }
 
     private mutating func advanceStart() {

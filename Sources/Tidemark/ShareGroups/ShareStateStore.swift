@@ -8,9 +8,12 @@ import TidemarkStorage
 /// Record layouts (big-endian; strings are i16 length + UTF-8):
 /// ```
 /// key   v0: version i16 = 0, group string, topic_id 16 bytes, partition i32
-/// value v0: version i16 = 0, start_offset i64, run_count i32,
-///           runs [first_offset i64, last_offset i64, state i8, delivery_count i16]
+/// value v1: version i16 = 1, start_offset i64, run_count i32,
+///           runs [first_offset i64, last_offset i64, state i8, delivery_count i16],
+///           dlq_producer_id i64, dlq_next_sequence i32, dlq_written i64, dlq_pending_count i32,
+///           dlq_pending [offset i64, disposition i8, delivery_count i16, sequence i32]
 /// ```
+/// (v0, written before dead letters existed, ends after the runs and is still read.)
 /// The runs cover `start_offset` up to the end offset without holes, in order; a record held
 /// under a lock is written as available (locks do not survive a restart), with its delivery
 /// count. A null value forgets the partition's state (group offsets deleted, topic deleted).
@@ -159,7 +162,7 @@ final class ShareStateStore: Sendable {
             }
         }
         var writer = ByteWriter()
-        writer.writeInteger(Int16(0))
+        writer.writeInteger(Int16(1))
         writer.writeInteger(state.startOffset)
         writer.writeInteger(Int32(runs.count))
         for run in runs {
@@ -167,6 +170,16 @@ final class ShareStateStore: Sendable {
             writer.writeInteger(run.last)
             writer.writeInteger(run.state)
             writer.writeInteger(run.count)
+        }
+        writer.writeInteger(state.deadLetterProducerId)
+        writer.writeInteger(state.deadLetterSequence)
+        writer.writeInteger(state.deadLettered)
+        writer.writeInteger(Int32(state.deadLetters.count))
+        for letter in state.deadLetters {
+            writer.writeInteger(letter.offset)
+            writer.writeInteger(letter.disposition.rawValue)
+            writer.writeInteger(letter.deliveryCount)
+            writer.writeInteger(letter.sequence)
         }
         return writer.bytes
     }
@@ -194,7 +207,8 @@ final class ShareStateStore: Sendable {
         bytes.withUnsafeBytes { raw -> SharePartition? in
             var reader = ByteReader(raw)
             do throws(RecordBatchError) {
-                guard try reader.readInteger(as: Int16.self) == 0 else { return nil }
+                let version: Int16 = try reader.readInteger()
+                guard version == 0 || version == 1 else { return nil }
                 let start: Int64 = try reader.readInteger()
                 let count: Int32 = try reader.readInteger()
                 guard count >= 0, Int(count) <= raw.count / 19 + 1 else { return nil }
@@ -212,7 +226,24 @@ final class ShareStateStore: Sendable {
                     for _ in first...last { entries.append(SharePartition.Entry(state: state, deliveryCount: deliveries)) }
                     next = last + 1
                 }
-                return SharePartition(startOffset: start, entries: entries)
+                guard version == 1 else { return SharePartition(startOffset: start, entries: entries) }
+                let producerId: Int64 = try reader.readInteger()
+                let nextSequence: Int32 = try reader.readInteger()
+                let written: Int64 = try reader.readInteger()
+                let pending: Int32 = try reader.readInteger()
+                guard pending >= 0, Int(pending) <= raw.count / 15 + 1 else { return nil }
+                var letters: [DeadLetter] = []
+                for _ in 0..<pending {
+                    let offset: Int64 = try reader.readInteger()
+                    let dispositionRaw: Int8 = try reader.readInteger()
+                    let deliveries: Int16 = try reader.readInteger()
+                    let sequence: Int32 = try reader.readInteger()
+                    guard let disposition = DeadLetter.Disposition(rawValue: dispositionRaw) else { return nil }
+                    letters.append(DeadLetter(offset: offset, disposition: disposition, deliveryCount: deliveries, sequence: sequence))
+                }
+                return SharePartition(
+                    startOffset: start, entries: entries, deadLetters: letters, deadLetterSequence: nextSequence,
+                    deadLetterProducerId: producerId, deadLettered: written)
             } catch {
                 return nil
             }

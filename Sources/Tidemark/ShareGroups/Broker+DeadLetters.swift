@@ -1,0 +1,111 @@
+import TidemarkStorage
+
+extension Broker {
+    /// Copies share groups' pending dead letters to their dead-letter topics (KIP-1191): the
+    /// original key, value, headers and timestamp, plus `_dlq.errors.*` headers saying why,
+    /// from where and after how many deliveries.
+    ///
+    /// Exactly once, crashes included: each dead letter's sequence number is fixed and
+    /// persisted when its record is archived; the copy is an idempotent append with the
+    /// partition's dead-letter producer id and that sequence, marked written right after, so a
+    /// copy made again after a crash is recognised by the broker as a duplicate.
+    ///
+    /// The dead-letter topic is created on first use with errors.deadletterqueue.group.enable
+    /// =true; an existing topic without it is never written (its letters wait, and the problem
+    /// is logged once). Runs one pass at a time; maintenance calls it every second.
+    public func writeDeadLetters() async { await writeDeadLetters(marking: true) }
+
+    /// `marking: false` leaves the copies unmarked, as a crash right after the appends would
+    /// (tests of the exactly-once copy).
+    func writeDeadLetters(marking: Bool) async {
+        guard shares.writingDeadLetters.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        defer { shares.writingDeadLetters.store(false, ordering: .releasing) }
+        for pending in shares.pendingDeadLetters() {
+            guard let topic = groupConfigs.explicit(pending.group)["errors.deadletterqueue.topic.name"], !topic.isEmpty else { continue }
+            let problem = "\(pending.group) -> \(topic)"
+            do {
+                try await writeDeadLetters(pending, to: topic, marking: marking)
+                if shares.deadLetterProblems.withLock({ $0.remove(problem) != nil }) {
+                    options.logger.info("dead letters are written again", metadata: ["group": "\(pending.group)", "topic": "\(topic)"])
+                }
+            } catch {
+                if shares.deadLetterProblems.withLock({ $0.insert(problem).inserted }) {
+                    options.logger.error(
+                        "dead letters cannot be written; they wait in the share state",
+                        metadata: ["group": "\(pending.group)", "topic": "\(topic)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private func writeDeadLetters(_ pending: ShareCoordinator.PendingDeadLetters, to topic: String, marking: Bool) async throws {
+        if (try? describeTopic(topic)) == nil {
+            var config = options.defaultTopicConfig
+            config.deadLetterQueueEnabled = true
+            do {
+                try await createTopic(topic, partitions: max(1, options.groups.deadLetterTopicPartitions), config: config)
+                options.logger.info("dead-letter topic created", metadata: ["topic": "\(topic)", "group": "\(pending.group)"])
+            } catch let error as TidemarkError where error.code == .topicAlreadyExists {}
+        }
+        let described = try describeTopic(topic)
+        guard described.config.deadLetterQueueEnabled == true else {
+            throw TidemarkError(
+                .invalidConfig, "topic \(topic) is not a dead-letter topic (errors.deadletterqueue.group.enable is not true)")
+        }
+        let tp = pending.topicPartition
+        var producerId = pending.producerId
+        var letters = pending.letters
+        if producerId < 0 {
+            producerId = try await initProducerId().producerId
+            try await shares.assignDeadLetterProducer(group: pending.group, tp, producerId: producerId, restart: false)
+        }
+        let target = tp.partition % described.partitions.count
+        var restarted = false
+        var index = 0
+        while index < letters.count {
+            let letter = letters[index]
+            let batch = try await deadLetterBatch(letter, group: pending.group, source: tp, producerId: producerId)
+            do {
+                _ = try await append(topic: topic, partition: target, batches: batch)
+            } catch let error as TidemarkError where error.code == .outOfOrderSequence && !restarted {
+                // The broker's producer state no longer matches (it expired): a new producer id,
+                // the waiting letters numbered again from 0.
+                producerId = try await initProducerId().producerId
+                try await shares.assignDeadLetterProducer(group: pending.group, tp, producerId: producerId, restart: true)
+                letters = shares.pendingDeadLetters().first { $0.group == pending.group && $0.topicPartition == tp }?.letters ?? []
+                index = 0
+                restarted = true
+                continue
+            }
+            if marking { shares.deadLettersWritten(group: pending.group, tp, sequences: [letter.sequence]) }
+            index += 1
+        }
+    }
+
+    /// The dead letter's record: the original record (key, value, headers, timestamp) with the
+    /// `_dlq.errors.*` headers; a record no longer in the log (retention) is written with a null
+    /// key and value and `_dlq.errors.original.missing: true`.
+    private func deadLetterBatch(_ letter: DeadLetter, group: String, source: TopicPartition, producerId: Int64) async throws
+        -> [UInt8]
+    {
+        var original: ConsumerRecord? = nil
+        if let result = try? await fetch(topic: source.topic, partition: source.partition, offset: letter.offset, maxBytes: 1),
+            let slice = result.slice
+        {
+            original = try records(in: slice, topic: source.topic, partition: source.partition, from: letter.offset, limit: 1)
+                .first { $0.offset == letter.offset }
+        }
+        var headers = original?.headers ?? []
+        func add(_ name: String, _ value: String) { headers.append(RecordHeader(key: name, value: Array(value.utf8))) }
+        add("_dlq.errors.disposition", letter.disposition.headerValue)
+        add("_dlq.errors.original.topic", source.topic)
+        add("_dlq.errors.original.partition", "\(source.partition)")
+        add("_dlq.errors.original.offset", "\(letter.offset)")
+        add("_dlq.errors.group", group)
+        add("_dlq.errors.delivery.count", "\(letter.deliveryCount)")
+        if original == nil { add("_dlq.errors.original.missing", "true") }
+        var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: 0, baseSequence: letter.sequence)
+        builder.append(timestamp: original?.timestamp ?? options.clock(), key: original?.key, value: original?.value, headers: headers)
+        return try builder.build()
+    }
+}

@@ -456,3 +456,79 @@ import TidemarkStorage
         try await broker.close()
     }
 }
+
+/// Per-key ordering (share.key.ordering) and delayed jobs (`tidemark.deliver.at`), through the
+/// coordinator's scan of keys and delays.
+@Suite struct KeyOrderingAndDelayTests {
+    static func append(_ broker: Broker, _ topic: String, key: String?, value: String, deliverAt: Int64? = nil) async throws {
+        var builder = RecordBatchBuilder()
+        let headers = deliverAt.map { [RecordHeader(key: Broker.deliverAtHeader, value: Array("\($0)".utf8))] } ?? []
+        builder.append(timestamp: 0, key: key.map { Array($0.utf8) }, value: Array(value.utf8), headers: headers)
+        _ = try await broker.append(topic: topic, partition: 0, batches: try builder.build())
+    }
+
+    static func values(_ jobs: [ShareRecord]) -> [String] { jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } }
+
+    @Test func oneRecordPerKeyInFlightInOffsetOrder() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.alterGroupConfig("fifo", changes: [.set("share.key.ordering", "true")])
+        for (key, value) in [("a", "a1"), ("a", "a2"), ("b", "b1"), (nil, "x1"), ("a", "a3"), ("b", "b2"), (nil, "x2")] {
+            try await Self.append(broker, "orders", key: key, value: value)
+        }
+        let w1 = try await ShareConsumer(broker: broker, group: "fifo", topics: ["orders"], mode: .explicit)
+        let w2 = try await ShareConsumer(broker: broker, group: "fifo", topics: ["orders"], mode: .explicit)
+        let first = try await w1.poll(timeout: .milliseconds(50))
+        #expect(Self.values(first) == ["a1", "b1", "x1", "x2"])  // a2, a3, b2 wait for their keys
+        #expect(Self.values(try await w2.poll(timeout: .milliseconds(50))).isEmpty)
+        for job in first where job.value == Array("a1".utf8) { w1.acknowledge(job, .accept) }
+        try await w1.commit()
+        #expect(Self.values(try await w2.poll(timeout: .milliseconds(50))) == ["a2"])
+        // A released record keeps its key's place: b1 back, b2 still waits behind it.
+        for job in first where job.value == Array("b1".utf8) { w1.acknowledge(job, .release) }
+        try await w1.commit()
+        #expect(Self.values(try await w2.poll(timeout: .milliseconds(50))) == ["b1"])
+        try await w1.close()
+        try await w2.close()
+        try await broker.close()
+    }
+
+    @Test func delayedJobsWaitAndTenThousandFarFutureJobsDoNotStopImmediateOnes() async throws {
+        let dir = TemporaryDirectory()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        var far = RecordBatchBuilder()
+        for i in 0..<10_000 {
+            far.append(timestamp: 0, key: nil, value: Array("later-\(i)".utf8),
+                       headers: [RecordHeader(key: Broker.deliverAtHeader, value: Array("\(now + 3_600_000)".utf8))])
+            if far.count == 1_000 {
+                _ = try await broker.append(topic: "jobs", partition: 0, batches: try far.build())
+                far = RecordBatchBuilder()
+            }
+        }
+        let due = Int64(Date().timeIntervalSince1970 * 1000) + 2_000
+        try await Self.append(broker, "jobs", key: nil, value: "soon", deliverAt: due)
+        for i in 0..<5 { try await Self.append(broker, "jobs", key: nil, value: "now-\(i)") }
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+        var delivered: [(String, Int64)] = []
+        let started = ContinuousClock.now
+        while !delivered.contains(where: { $0.0 == "soon" }) && ContinuousClock.now - started < .seconds(10) {
+            for job in try await worker.poll(timeout: .milliseconds(200)) {
+                delivered.append((Self.values([job])[0], Int64(Date().timeIntervalSince1970 * 1000)))
+                worker.acknowledge(job, .accept)
+            }
+            try await worker.commit()
+        }
+        // The immediate ones are not held back by 10,000 far-future records, nor by "soon".
+        #expect(Set(delivered.map(\.0)) == Set(["soon"] + (0..<5).map { "now-\($0)" }))
+        let soonAt = try #require(delivered.first { $0.0 == "soon" }).1
+        #expect(soonAt >= due)
+        #expect(delivered.filter { $0.0.hasPrefix("now-") }.allSatisfy { $0.1 < due || $0.1 <= soonAt })
+        let summary = try #require(broker.shares.summaries("g", view: broker.shareLogView).first)
+        #expect(summary.startOffset == 0 && summary.available == 10_000)  // the far-future ones wait
+        try await worker.close()
+        try await broker.close()
+    }
+}

@@ -480,3 +480,42 @@ def test_dead_letter_topic_gets_rejected_jobs_and_replay_requeues_them(share_bro
     again.acknowledge(requeued[0], AcknowledgeType.ACCEPT)
     again.commit_sync(10)
     again.close()
+
+
+def test_delayed_jobs_and_per_key_ordering_over_the_wire(share_broker):
+    """A job with header tidemark.deliver.at waits until then (jobs after it do not);
+    share.key.ordering=true hands out one job per key at a time, in order."""
+    from confluent_kafka import AcknowledgeType, Producer
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("delayed"), unique("delayed-workers")
+    _topic(bootstrap, topic, 1)
+    configured = subprocess.run([BINARY, "groups", "configure", group, "--set", "share.key.ordering=true",
+                                 "--bootstrap", bootstrap], capture_output=True, text=True, timeout=30)
+    assert configured.returncode == 0, configured.stderr
+    due = int(time.time() * 1000) + 1500
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, key=b"report", value=b"at-due", headers=[("tidemark.deliver.at", str(due).encode())])
+    for i in range(3):
+        producer.produce(topic, key=b"user-1", value=b"u1-%d" % i)
+    producer.produce(topic, key=b"user-2", value=b"u2-0")
+    assert producer.flush(10) == 0
+    worker = _share_consumer(bootstrap, group, explicit=True)
+    worker.subscribe([topic])
+    seen = []
+    deadline = time.time() + 20
+    while len(seen) < 5 and time.time() < deadline:
+        batch = _messages(worker.poll(0.2))
+        # Never two records of one key in one batch (the first is not finished yet).
+        keys = [m.key() for m in batch]
+        assert len(keys) == len(set(keys)), keys
+        for m in batch:
+            seen.append((time.time(), m.value()))
+            worker.acknowledge(m, AcknowledgeType.ACCEPT)
+        worker.commit_sync(10)
+    worker.close()
+    values = [v for _, v in seen]
+    assert sorted(values) == sorted([b"at-due", b"u1-0", b"u1-1", b"u1-2", b"u2-0"]), values
+    assert [v for v in values if v.startswith(b"u1-")] == [b"u1-0", b"u1-1", b"u1-2"]
+    at_due = [t for t, v in seen if v == b"at-due"][0]
+    assert at_due * 1000 >= due - 50, "delivered %d ms early" % (due - at_due * 1000)
+    assert values.index(b"at-due") == len(values) - 1, "the delayed job held back the others: %r" % values

@@ -41,6 +41,7 @@ public final class GroupConfigs: Sendable {
         Key(name: "share.delivery.count.limit", defaultValue: "5", validate: integer(2...10)),
         Key(name: "share.partition.max.record.locks", defaultValue: "2000", validate: integer(100...10_000)),
         Key(name: "share.redelivery.backoff.ms", defaultValue: "0", validate: integer(0...86_400_000)),
+        Key(name: "share.key.ordering", defaultValue: "false", validate: oneOf(["true", "false"])),
         Key(name: "share.redelivery.backoff.max.ms", defaultValue: "60000", validate: integer(1...86_400_000)),
         Key(name: "errors.deadletterqueue.topic.name", defaultValue: "", validate: { value in
             value.isEmpty || (try? TopicName.validate(value)) != nil ? nil : "must be a valid topic name" }),

@@ -4,9 +4,49 @@ import Synchronization
 extension Broker {
     /// Where this broker's partitions are, for share partitions (internal topics excluded).
     public var shareLogView: ShareLogView {
-        ShareLogView(
+        var view = ShareLogView(
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
+        view.scan = { [self] topic, partition, offset, count in try? recordMetadata(topic: topic, partition: partition, from: offset, count: count) }
+        return view
+    }
+
+    /// The header that delays a record for share groups: ms since the epoch, UTF-8 decimal.
+    public static let deliverAtHeader = "tidemark.deliver.at"
+
+    /// Keys (hashed) and delays of up to `count` records from `offset`, in offset order; a
+    /// synchronous read (a closed segment is opened on this thread).
+    func recordMetadata(topic: String, partition: Int, from offset: Int64, count: Int) throws -> [SharePartition.RecordMeta] {
+        let state = try partitionState(topic, partition)
+        var out: [SharePartition.RecordMeta] = []
+        var next = offset
+        var chunk = 64 << 10
+        while out.count < count {
+            guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: true), let slice = result.slice else { break }
+            let before = out.count
+            for record in try records(in: slice, topic: topic, partition: partition, from: next, limit: count - out.count) {
+                var deliverAt: Int64 = 0
+                if let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
+                    let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
+                {
+                    deliverAt = ms
+                }
+                out.append(.init(offset: record.offset, keyHash: record.key.map(Self.fnv1a), deliverAtMs: deliverAt))
+                next = record.offset + 1
+            }
+            if out.count == before { break }
+            chunk = min(chunk * 4, 4 << 20)
+        }
+        return out
+    }
+
+    static func fnv1a(_ bytes: [UInt8]) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in bytes {
+            hash ^= UInt32(byte)
+            hash = hash &* 16_777_619
+        }
+        return hash
     }
 
     /// ShareGroupHeartbeat over this broker's topics. A group id that a classic or consumer

@@ -7,11 +7,15 @@ import TidemarkStorage
 public struct ShareLogView: Sendable {
     public var topicId: @Sendable (String) -> UUID?
     public var bounds: @Sendable (String, Int) -> (start: Int64, end: Int64)?
+    /// Keys and delays of up to `count` records from an offset (a read of the log; it may
+    /// block on a segment to open). nil: not available (no scanning: records go out as read).
+    var scan: (@Sendable (String, Int, Int64, Int) -> [SharePartition.RecordMeta]?)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
     ) {
         self.topicId = topicId
         self.bounds = bounds
+        self.scan = nil
     }
 }
 
@@ -150,6 +154,7 @@ public final class ShareCoordinator: Sendable {
         settings.redeliveryBackoffMaxMs =
             explicit["share.redelivery.backoff.max.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMaxMs
         settings.deadLetters = !(explicit["errors.deadletterqueue.topic.name"] ?? "").isEmpty
+        settings.keyOrdering = explicit["share.key.ordering"] == "true"
         return settings
     }
 
@@ -322,7 +327,31 @@ public final class ShareCoordinator: Sendable {
                 // backlog among the group's members (all of it when alone).
                 let members = max(1, s.groups[group]?.members.count ?? 1)
                 let allowed = min(remaining, slot.state.fairShare(for: member, members: members, logEnd: bounds.end))
-                let offsets = slot.state.candidates(max: allowed, logEnd: bounds.end, settings: settings, nowMs: now)
+                var logEnd = bounds.end
+                if let scan = view.scan {
+                    // Read the keys and delays of records entering the window (and, after a
+                    // restart, of those already in it); candidates then come from the window.
+                    if slot.state.needsMetadata, slot.state.endOffset > slot.state.startOffset {
+                        slot.state.annotate(with: scan(tp.topic, tp.partition, slot.state.startOffset, slot.state.entries.count) ?? [])
+                    }
+                    slot.state.needsMetadata = false
+                    // Delayed records do not count toward the in-flight cap: scanning goes on past
+                    // them (at most 20,000 records per fetch) until enough can go out now.
+                    var scanned = 0
+                    var due = 0
+                    while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
+                        let room = min(
+                            settings.maxInFlight - slot.state.inFlight(nowMs: now), settings.maxWindow - slot.state.entries.count)
+                        guard room > 0 else { break }
+                        let metas = scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256))) ?? []
+                        guard !metas.isEmpty else { break }
+                        slot.state.extend(with: metas)
+                        scanned += metas.count
+                        due += metas.reduce(0) { $0 + ($1.deliverAtMs <= now ? 1 : 0) }
+                    }
+                    logEnd = slot.state.endOffset
+                }
+                let offsets = slot.state.candidates(max: allowed, logEnd: logEnd, settings: settings, nowMs: now)
                 if !offsets.isEmpty {
                     let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings)
                     result.append(ShareAcquisition(topicPartition: tp, offsets: offsets, ranges: ranges))

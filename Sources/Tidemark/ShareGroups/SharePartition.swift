@@ -79,6 +79,12 @@ public struct ShareSettings: Sendable, Equatable {
     /// The group has a dead-letter topic: records archived by REJECT or at the limit are kept
     /// as dead letters until copied there.
     public var deadLetters = false
+    /// Per-key ordering (share.key.ordering): at most one record of a key in flight; a key's
+    /// records go out in offset order, each after the one before it is finished.
+    public var keyOrdering = false
+    /// The most entries a partition's window keeps, delayed records included (they do not
+    /// count toward `maxInFlight`): a delay can hold the start offset back this far at most.
+    public var maxWindow = 100_000
     public init() {}
 
     /// The wait before a record delivered `deliveries` times is available again. The factor
@@ -110,8 +116,19 @@ struct SharePartition: Sendable, Equatable {
         var deliveryCount: Int16
         var lockExpiryMs: Int64 = 0
         var owner: String? = nil
-        /// An available record waiting out its retry backoff is not acquired before this.
+        /// An available record waiting out its retry backoff or its delay
+        /// (`tidemark.deliver.at`) is not acquired before this.
         var availableAtMs: Int64 = 0
+        /// A hash of the record's key (nil: no key), for per-key ordering.
+        var keyHash: UInt32? = nil
+    }
+
+    /// What a window needs to know of a record before it can be handed out.
+    struct RecordMeta: Sendable, Equatable {
+        var offset: Int64
+        var keyHash: UInt32?
+        /// `tidemark.deliver.at`, ms since the epoch (0: none).
+        var deliverAtMs: Int64
     }
 
     private(set) var startOffset: Int64
@@ -127,7 +144,35 @@ struct SharePartition: Sendable, Equatable {
     /// Dead letters written so far.
     private(set) var deadLettered: Int64 = 0
 
+    /// Restored entries lack their records' keys and delays: re-read before use.
+    var needsMetadata = false
+
     init(startOffset: Int64) { self.startOffset = startOffset }
+
+    /// Records not finished that count toward the in-flight cap: held, or available now.
+    func inFlight(nowMs: Int64) -> Int {
+        entries.reduce(0) { $0 + ($1.state == .acquired || ($1.state == .available && $1.availableAtMs <= nowMs) ? 1 : 0) }
+    }
+
+    /// Appends records read from the log at the window's end (offsets from `endOffset` on,
+    /// in order): available, never delivered, with their keys and delays.
+    mutating func extend(with metas: [RecordMeta]) {
+        for meta in metas where meta.offset == endOffset {
+            entries.append(Entry(state: .available, deliveryCount: 0, availableAtMs: max(0, meta.deliverAtMs), keyHash: meta.keyHash))
+        }
+    }
+
+    /// Fills in keys and delays of restored entries (`needsMetadata`).
+    mutating func annotate(with metas: [RecordMeta]) {
+        for meta in metas {
+            guard let i = index(meta.offset) else { continue }
+            entries[i].keyHash = meta.keyHash
+            if entries[i].state == .available && entries[i].deliveryCount == 0 {
+                entries[i].availableAtMs = max(entries[i].availableAtMs, meta.deliverAtMs)
+            }
+        }
+        needsMetadata = false
+    }
 
     /// Restores a persisted state (locks do not survive: acquired records come back available).
     init(startOffset: Int64, entries: [Entry], deadLetters: [DeadLetter] = [], deadLetterSequence: Int32 = 0,
@@ -136,6 +181,7 @@ struct SharePartition: Sendable, Equatable {
         self.deadLetterSequence = deadLetterSequence
         self.deadLetterProducerId = deadLetterProducerId
         self.deadLettered = deadLettered
+        self.needsMetadata = true
         self.startOffset = startOffset
         self.entries = entries.map { entry in
             var entry = entry
@@ -209,8 +255,19 @@ struct SharePartition: Sendable, Equatable {
     func candidates(max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {
         guard max > 0 else { return [] }
         var out: [Int64] = []
-        // Records waiting out a backoff are skipped: they do not hold back the ones after them.
-        for (i, entry) in entries.enumerated() where entry.state == .available && entry.availableAtMs <= nowMs {
+        // Records waiting out a backoff or a delay are skipped: they do not hold back the ones
+        // after them, except, with per-key ordering, later records of the same key.
+        var blockedKeys: Set<UInt32> = []
+        for (i, entry) in entries.enumerated() {
+            let unfinished = entry.state == .available || entry.state == .acquired
+            if settings.keyOrdering, let key = entry.keyHash {
+                guard unfinished else { continue }
+                let blocked = blockedKeys.contains(key)
+                blockedKeys.insert(key)
+                if blocked || entry.state != .available || entry.availableAtMs > nowMs { continue }
+            } else if entry.state != .available || entry.availableAtMs > nowMs {
+                continue
+            }
             out.append(startOffset + Int64(i))
             if out.count == max { return out }
         }
@@ -364,7 +421,7 @@ struct SharePartition: Sendable, Equatable {
             deadLetter(startOffset + Int64(i), .maxDeliveryAttemptsReached, count, settings: settings)
             return
         }
-        var entry = Entry(state: .available, deliveryCount: count)
+        var entry = Entry(state: .available, deliveryCount: count, keyHash: entries[i].keyHash)
         if let nowMs { entry.availableAtMs = nowMs + settings.backoff(deliveries: count, offset: startOffset + Int64(i)) }
         entries[i] = entry
     }

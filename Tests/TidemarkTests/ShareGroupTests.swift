@@ -65,6 +65,9 @@ import TidemarkStorage
         #expect(p.acknowledge([ShareAcknowledgement(0, .renew)], member: "a", nowMs: 20_000, settings: Self.settings(), allowRenew: true) == nil)
         #expect(p.expireLocks(nowMs: 45_000, settings: Self.settings()) == 0)
         #expect(p.expireLocks(nowMs: 50_000, settings: Self.settings()) == 1)
+        // A renewal after the lock ran out is refused (the record may be someone else's now).
+        _ = Self.take(&p, "a", logEnd: 1, now: 60_000)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .renew)], member: "a", nowMs: 90_001, settings: Self.settings(), allowRenew: true) == .invalidRecordState)
     }
 
     @Test func rejectAndGapArchivePerOffsetTypes() {

@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Dependencies point one way: storage <- engine <- wire codecs <- server <- executable.
+// Dependencies point one way: storage <- engine, storage <- wire codecs,
+// {engine, wire} <- server, engine <- http (metrics, health) <- executable.
 let package = Package(
     name: "Tidemark",
     products: [
@@ -16,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        // Metrics: swift-metrics in the server (backend-neutral), swift-prometheus in the HTTP
+        // module that exposes them (clean build of both: ~10 s on this machine).
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -37,7 +42,10 @@ let package = Package(
         // The engine and embedded API: topics, producers, consumers, groups.
         .target(
             name: "Tidemark",
-            dependencies: ["TidemarkStorage", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "TidemarkStorage", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
         // Kafka wire protocol codecs: pure encode/decode, no I/O.
         .target(name: "TidemarkWire", dependencies: ["TidemarkStorage"]),
@@ -50,12 +58,27 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        // The HTTP listener above the engine: /metrics (Prometheus), /healthz, /readyz.
+        .target(
+            name: "TidemarkHTTP",
+            dependencies: [
+                "Tidemark",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .testTarget(
             name: "TidemarkServerTests",
             dependencies: [
-                "TidemarkServer", "TidemarkWire", "Tidemark", "TestSupport",
+                "TidemarkServer", "TidemarkWire", "Tidemark", "TestSupport", "TidemarkHTTP",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -68,7 +91,9 @@ let package = Package(
         .executableTarget(
             name: "tidemark",
             dependencies: [
-                "TidemarkServer", "Tidemark", "TidemarkClient", "TidemarkWire",
+                "TidemarkServer", "Tidemark", "TidemarkClient", "TidemarkWire", "TidemarkHTTP",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,7 +110,10 @@ let package = Package(
         // Helpers shared by the test targets (temporary directories, seeded randomness).
         .target(
             name: "TestSupport",
-            dependencies: ["TidemarkStorage", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TidemarkStorage", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage", "TestSupport"]),

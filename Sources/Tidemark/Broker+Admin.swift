@@ -46,7 +46,7 @@ extension Broker {
                     try PartitionState.open(
                         topic: name, partition: topic.slots.count + index,
                         directory: Self.partitionDirectory(dataDirectory, name, topic.slots.count + index),
-                        config: config.logConfig, clock: clock, logger: logger)
+                        config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics)
                 }
             }
             var states: [PartitionState] = []

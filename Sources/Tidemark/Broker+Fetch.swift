@@ -40,7 +40,10 @@ extension Broker {
         while true {
             let result = try await read(state, offset: offset, maxBytes: maxBytes)
             let available = result.slice?.length ?? 0
-            if available >= minBytes || ContinuousClock.now >= deadline || isClosed { return result }
+            if available >= minBytes || ContinuousClock.now >= deadline || isClosed {
+                if available > 0 { state.traffic?.bytesOut.increment(by: Int64(available)) }
+                return result
+            }
             // Wait for an append past the end we saw, then look again.
             await state.notifier.wait(untilEndPasses: result.highWatermark, deadline: deadline, timers: timers) {
                 state.log.logEndOffset
@@ -56,8 +59,23 @@ extension Broker {
     }
 
     /// The event loop's read: nil when it would block (a segment to open first).
+    /// A fetch that can block goes through `read(topic:partition:offset:maxBytes:)`. Both count
+    /// the bytes read as fetched (`tidemark_bytes_out_total`).
     public func readNow(topic: String, partition: Int, offset: Int64, maxBytes: Int) throws(TidemarkError) -> FetchResult? {
-        try readLocked(try partitionState(topic, partition), offset: offset, maxBytes: maxBytes, mayBlock: false)
+        let state = try partitionState(topic, partition)
+        let result = try readLocked(state, offset: offset, maxBytes: maxBytes, mayBlock: false)
+        if let length = result?.slice?.length, length > 0 { state.traffic?.bytesOut.increment(by: Int64(length)) }
+        return result
+    }
+
+    /// The time of the record at `offset` (its batch's first timestamp: exact for one-record
+    /// batches, the earliest of the batch otherwise; the append time on LogAppendTime topics); nil past the end or when unreadable.
+    /// For time lag and queue age; may read a segment from disk.
+    public func timestamp(topic: String, partition: Int, at offset: Int64) -> Int64? {
+        guard let state = try? partitionState(topic, partition),
+            let header = try? state.log.batchHeader(containing: offset)
+        else { return nil }
+        return header.timestampType == .logAppendTime ? header.maxTimestamp : header.baseTimestamp
     }
 
     func readLocked(_ state: PartitionState, offset: Int64, maxBytes: Int, mayBlock: Bool) throws(TidemarkError) -> FetchResult? {

@@ -131,6 +131,10 @@ extension Broker {
             return ImmediateAppend(result: result, durableAt: durable ? result.lastOffset + 1 : nil)
         }
         state.notifier.notify(newEnd: info.lastOffset + 1)
+        if let traffic = state.traffic {
+            traffic.bytesIn.increment(by: Int64(batches.count))
+            traffic.recordsIn.increment(by: info.lastOffset - info.firstOffset + 1)
+        }
         return ImmediateAppend(result: result, durableAt: state.log.durabilityTarget(after: info))
     }
 

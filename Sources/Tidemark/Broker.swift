@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -25,6 +26,8 @@ public struct BrokerOptions: Sendable {
     /// Where the engine reports what happens to data: recovery cuts, damage found by reads,
     /// partitions that went offline, maintenance failures. Never one line per message.
     public var logger = Logger(label: "tidemark.engine")
+    /// Where the engine's metrics go (nil: swift-metrics' bootstrapped system).
+    public var metricsFactory: (any MetricsFactory)? = nil
 
     public init() {}
 }
@@ -73,6 +76,8 @@ public final class Broker: Sendable {
     public let shares: ShareCoordinator
     /// Per-group settings (Kafka's GROUP config resources).
     public let groupConfigs: GroupConfigs
+    /// Traffic per topic and fsync durations (swift-metrics).
+    public let metrics: EngineMetrics
     private let maintenance = Mutex<Task<Void, Never>?>(nil)
 
     struct Registry: Sendable {
@@ -126,8 +131,10 @@ public final class Broker: Sendable {
 
     private init(
         dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator,
-        shares: ShareCoordinator, flusher: LogFlusher, internalTopics: [String: TopicState], groupConfigs: GroupConfigs
+        shares: ShareCoordinator, flusher: LogFlusher, internalTopics: [String: TopicState], groupConfigs: GroupConfigs,
+        metrics: EngineMetrics
     ) {
+        self.metrics = metrics
         self.groupConfigs = groupConfigs
         self.shares = shares
         self.flusher = flusher
@@ -145,6 +152,7 @@ public final class Broker: Sendable {
         async throws -> Broker
     {
         let executor = BlockingExecutor()
+        let metrics = EngineMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
         let (lock, registry, offsetsPartition, offsetsId, sharePartition) = try await executor.run {
             () throws -> (SharedFile, Registry, PartitionState, UUID, PartitionState) in
             try DurableFile.createDirectory(dataDirectory)
@@ -167,7 +175,7 @@ public final class Broker: Sendable {
                         return .online(
                             try PartitionState.open(
                                 topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
-                                config: topic.config.logConfig, clock: clock, logger: logger))
+                                config: topic.config.logConfig, clock: clock, logger: logger, metrics: metrics))
                     } catch {
                         logger.error(
                             "partition offline: it could not be opened; requests for it get KAFKA_STORAGE_ERROR",
@@ -184,13 +192,15 @@ public final class Broker: Sendable {
             offsetsConfig.maxMessageBytes = 16 << 20
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
-                config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger)
+                config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger, metrics: metrics,
+                countTraffic: false)
             // The share-state log: one partition, flushed by the flusher (group commit).
             var shareConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
             shareConfig.maxMessageBytes = 64 << 20
             let shareState = try PartitionState.open(
                 topic: shareStateLog, partition: 0, directory: Self.partitionDirectory(dataDirectory, shareStateLog, 0),
-                config: shareConfig.logConfig, clock: options.clock, logger: options.logger)
+                config: shareConfig.logConfig, clock: options.clock, logger: options.logger, metrics: metrics,
+                countTraffic: false)
             return (lock, registry, offsets, offsetsId, shareState)
         }
         let offsetStore = try await OffsetStore.open(
@@ -220,7 +230,7 @@ public final class Broker: Sendable {
             clock: options.clock)
         let broker = Broker(
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups, shares: shares,
-            flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs)
+            flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)
         broker.startMaintenance()
         return broker
     }
@@ -273,7 +283,7 @@ public final class Broker: Sendable {
                     Result {
                         try PartitionState.open(
                             topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
-                            config: config.logConfig, clock: clock, logger: logger)
+                            config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics)
                     }
                 }
                 for result in opened {
@@ -324,6 +334,7 @@ public final class Broker: Sendable {
             for p in removed.slots.indices {
                 try Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory)
             }
+            metrics.forget(name)
             options.logger.info("topic deleted", metadata: ["topic": "\(name)"])
         }
     }

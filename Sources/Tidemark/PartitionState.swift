@@ -23,7 +23,11 @@ final class PartitionState: Sendable {
     static let snapshotName = "producer-state.snapshot"
     var snapshotPath: String { log.directory + "/" + Self.snapshotName }
 
-    init(topic: String, partition: Int, log: PartitionLog, producers: ProducerStateTable) {
+    /// The topic's traffic counters (shared by its partitions); nil for internal logs.
+    let traffic: EngineMetrics.TopicTraffic?
+
+    init(topic: String, partition: Int, log: PartitionLog, producers: ProducerStateTable, traffic: EngineMetrics.TopicTraffic? = nil) {
+        self.traffic = traffic
         self.topic = topic
         self.partition = partition
         self.log = log
@@ -34,9 +38,9 @@ final class PartitionState: Sendable {
     /// batch headers appended after it (or the whole log when the snapshot is unusable).
     static func open(
         topic: String, partition: Int, directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64,
-        logger: Logger
+        logger: Logger, metrics: EngineMetrics? = nil, countTraffic: Bool = true
     ) throws -> PartitionState {
-        let log = try PartitionLog.open(directory: directory, config: config, clock: clock)
+        let log = try PartitionLog.open(directory: directory, config: config, clock: clock, syncObserver: metrics?.syncObserver)
         let recovery = log.recoveryReport
         for loss in recovery.losses {
             logger.warning(
@@ -76,7 +80,8 @@ final class PartitionState: Sendable {
                     metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
             }
         }
-        let state = PartitionState(topic: topic, partition: partition, log: log, producers: table)
+        let state = PartitionState(
+            topic: topic, partition: partition, log: log, producers: table, traffic: countTraffic ? metrics?.traffic(topic) : nil)
         if snapshotCurrent { state.snapshotEnd.store(log.logEndOffset, ordering: .relaxed) }
         return state
     }

@@ -62,6 +62,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        router.metrics.connections.increment()
+        router.metrics.connectionsActive.increment()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
@@ -74,6 +76,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        router.metrics.connectionsActive.decrement()
         idleCheck?.cancel()
         idleCheck = nil
         closing = true

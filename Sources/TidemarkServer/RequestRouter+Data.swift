@@ -229,7 +229,9 @@ extension RequestRouter {
                         empty.append((key.topic, key.partition, fetched.highWatermark))
                     }
                 } catch {
-                    result.errorCode = KafkaError(error).rawValue
+                    let code = KafkaError(error)
+                    metrics.error(.fetch, code.metricName)
+                    result.errorCode = code.rawValue
                     result.records = .bytes([])
                 }
                 topic.partitions.append(result)
@@ -334,6 +336,7 @@ final class ProduceInFlight {
 
     func fail(_ t: Int, _ p: Int, _ error: any Error, router: RequestRouter, topic: String) {
         let code = (error as? KafkaError) ?? KafkaError(error)
+        router.metrics.error(.produce, code.metricName)
         response.topics[t].partitions[p].errorCode = code.rawValue
         response.topics[t].partitions[p].baseOffset = -1
         if code == .unknownServerError || code == .kafkaStorageError {

@@ -352,7 +352,7 @@ extension RequestRouter {
                 var details = SharePartitionDetails()
                 details.endOffset = summary.endOffset
                 details.logEndOffset = summary.logEndOffset
-                details.available = Int32(summary.available)
+                details.available = Int32(summary.available + summary.delayed)  // Kafka's AVAILABLE state
                 details.acquired = Int32(summary.acquired)
                 details.acknowledged = Int32(summary.acknowledged)
                 details.archived = Int32(summary.archived)

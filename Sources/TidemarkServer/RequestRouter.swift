@@ -1,3 +1,5 @@
+import CoreMetrics
+import Dispatch
 import Logging
 import NIOCore
 import Synchronization
@@ -31,6 +33,8 @@ final class RequestRouter: Sendable {
     let fetchSessions: FetchSessionCache
     /// Large batches that share fetches take a few records from at a time.
     let shareBatches = ShareBatchCache()
+    /// Requests, errors, durations and connections, per Kafka API.
+    let metrics: RequestMetrics
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker
@@ -39,6 +43,7 @@ final class RequestRouter: Sendable {
         self.boundPort = boundPort
         self.loops = loops
         self.fetchSessions = FetchSessionCache(maxSessions: config.fetchSessionCacheSlots)
+        self.metrics = RequestMetrics(factory: config.metricsFactory ?? MetricsSystem.factory)
     }
 
     /// A request whose header was read: what `route` and the inline path work from.
@@ -89,8 +94,10 @@ final class RequestRouter: Sendable {
         switch parsed.api {
         case .produce, .fetch, .apiVersions:
             inFlight.add(1, ordering: .relaxed)
+            let started = DispatchTime.now().uptimeNanoseconds
             runOnLoop(parsed, frame: frame, on: loop) { [self] outcome in
                 inFlight.subtract(1, ordering: .relaxed)
+                metrics.record(parsed.api, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), outcome: outcome)
                 done(outcome)
             }
             return true
@@ -131,7 +138,12 @@ final class RequestRouter: Sendable {
     func handle(_ frame: [UInt8]) async -> RequestOutcome {
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
-        return await dispatch(frame)
+        let started = DispatchTime.now().uptimeNanoseconds
+        let outcome = await dispatch(frame)
+        if frame.count >= 2, let api = ApiKey(rawValue: Int16(frame[0]) << 8 | Int16(frame[1])) {
+            metrics.record(api, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), outcome: outcome)
+        }
+        return outcome
     }
 
     private func dispatch(_ frame: [UInt8]) async -> RequestOutcome {

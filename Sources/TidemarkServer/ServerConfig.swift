@@ -1,5 +1,9 @@
 /// Settings of the Kafka front.
+import CoreMetrics
+
 public struct ServerConfig: Sendable {
+    /// Where request and connection metrics go (nil: swift-metrics' bootstrapped system).
+    public var metricsFactory: (any MetricsFactory)? = nil
     public var host = "127.0.0.1"
     public var port = 9092
     /// What Metadata and FindCoordinator tell clients to connect to (default: host and port).
@@ -36,7 +40,7 @@ public struct ServerConfig: Sendable {
 
     public init() {}
 
-    var effectiveAdvertisedHost: String {
+    public var effectiveAdvertisedHost: String {
         if let advertisedHost { return advertisedHost }
         return host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
     }

@@ -27,7 +27,8 @@ extension PartitionLog {
     /// - Parameter clock: milliseconds since the epoch, for LogAppendTime, time rolls and retention.
     public static func open(
         directory: String, config: LogConfig = LogConfig(),
-        clock: @escaping @Sendable () -> Int64 = { currentTimeMilliseconds() }
+        clock: @escaping @Sendable () -> Int64 = { currentTimeMilliseconds() },
+        syncObserver: PartitionLog.SyncObserver? = nil
     ) throws(StorageError) -> PartitionLog {
         try config.validate()
         try FileSystem.createDirectory(directory)
@@ -100,7 +101,7 @@ extension PartitionLog {
             logStart = min(moved, logEnd)
         }
         let state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
-        let log = PartitionLog(directory: directory, config: config, clock: clock, state: state)
+        let log = PartitionLog(directory: directory, config: config, clock: clock, syncObserver: syncObserver, state: state)
         log.state.withLock { log.enforceOpenSegmentLimit(&$0) }  // segments recovery left open
         if wasClean && recoveryPoint == logEnd && report.truncatedBytes == 0 {
             try FileSystem.syncDirectory(directory)  // the checkpoint is right: only the marker's removal

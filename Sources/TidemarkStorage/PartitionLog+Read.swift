@@ -308,4 +308,12 @@ extension PartitionLog {
             }
         }
     }
+
+    /// The header of the stored batch holding `offset` (or the first one after it), without
+    /// reading its records; nil past the end. `mayBlock` as for `read`.
+    public func batchHeader(containing offset: Int64, mayBlock: Bool = true) throws(StorageError) -> RecordBatchHeader? {
+        guard let slice = try read(from: offset, maxBytes: 1, mayBlock: mayBlock).slice else { return nil }
+        var walker = HeaderWalker(file: slice.file, end: Int(slice.position) + slice.length)
+        return try walker.header(at: Int(slice.position))
+    }
 }

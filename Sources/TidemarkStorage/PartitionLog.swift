@@ -83,8 +83,17 @@ public final class PartitionLog: Sendable {
         var active: LogSegment { segments[segments.count - 1] }
     }
 
-    init(directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64, state: sending State) {
+    /// Told how long each fdatasync of a flush took (nanoseconds), e.g. for a histogram.
+    /// Called on the flushing thread, after the call returned.
+    public typealias SyncObserver = @Sendable (_ nanoseconds: UInt64) -> Void
+    let syncObserver: SyncObserver?
+
+    init(
+        directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64, syncObserver: SyncObserver? = nil,
+        state: sending State
+    ) {
         self.directory = directory
+        self.syncObserver = syncObserver
         self.configuration = Mutex(config)
         self.clock = clock
         self.gate = FlushGate(flushedOffset: state.logEndOffset)
@@ -409,7 +418,11 @@ public final class PartitionLog: Sendable {
             s.lastFlushNanoseconds = monotonicNanoseconds()
             return result
         }
-        for file in files { try file.sync() }
+        for file in files {
+            let started = monotonicNanoseconds()
+            try file.sync()
+            syncObserver?(monotonicNanoseconds() &- started)
+        }
         if syncDirectory { try FileSystem.syncDirectory(directory) }
         if writeCheckpoint {
             // The checkpoint only narrows the next recovery; failing to write it (a full disk)

@@ -127,10 +127,13 @@ struct CLITests {
         let healthy = try CLI.run(["verify", data])
         #expect(healthy.status == 0 && healthy.stdout.contains("ok \(data)/t-0: 1 segments"))
 
-        // A flipped byte inside a batch: verify reports it and exits 1.
+        // A flipped byte inside a batch's records (which the CRC covers; a
+        // byte in the middle of the file may land in a header's base offset, which it does
+        // not): verify reports it and exits 1.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: log))
         let size = bytes.count
-        bytes[size / 2] ^= 0xFF
+        let flipped = 100  // inside the first batch (61-byte header, then twenty records)
+        bytes[flipped] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: log))
         let broken = try CLI.run(["verify", data + "/t-0"])
         #expect(
@@ -140,7 +143,7 @@ struct CLITests {
         #expect(
             brokenDump.status == 2 && brokenDump.stdout.contains("damaged at position"),
             "dump exited \(brokenDump.status): \(brokenDump.stdout.suffix(500)) \(brokenDump.stderr)")
-        bytes[size / 2] ^= 0xFF
+        bytes[flipped] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: log))
 
         // A torn tail: --repair cuts it and rebuilds the indexes; verify is clean after.
@@ -217,7 +220,7 @@ final class ServeProcess {
 
     init(data: String, extra: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = ["serve", "--data", data, "--port", "0"] + extra
+        process.arguments = ["serve", "--data", data, "--port", "0"] + (extra.contains("--http-port") ? [] : ["--http-port", "0"]) + extra
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

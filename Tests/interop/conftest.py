@@ -30,6 +30,12 @@ class Broker:
         self.user = user if user and os.geteuid() == 0 else None
         self.proc = None
         self.log_path = os.path.join(os.path.dirname(data_dir), "serve-%d.log" % port)
+        # Each node gets its own HTTP port (/metrics, /healthz, /readyz): tests run nodes side by side.
+        self.http_port = free_port()
+
+    @property
+    def http(self):
+        return "http://127.0.0.1:%d" % self.http_port
 
     @property
     def bootstrap(self):
@@ -39,7 +45,8 @@ class Broker:
         log = open(self.log_path, "ab")
         prefix = ["setpriv", "--reuid=" + self.user, "--regid=" + self.user_group(), "--clear-groups"] if self.user else []
         self.proc = subprocess.Popen(
-            prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1"] + self.extra,
+            prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1",
+                      "--http-port", str(self.http_port)] + self.extra,
             stdout=subprocess.PIPE, stderr=log)
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:

@@ -2,7 +2,10 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import CoreMetrics
+import Prometheus
 import Tidemark
+import TidemarkHTTP
 import TidemarkServer
 
 #if canImport(Glibc)
@@ -34,6 +37,11 @@ struct Serve: AsyncParsableCommand {
     var configs: [String] = []
     @Option(help: "A server.properties file of Kafka broker settings (--config and the flags above override it).")
     var configFile: String?
+    @Option(help: "Address of the HTTP listener: /metrics, /healthz, /readyz (default: --host).") var httpHost: String?
+    @Option(help: "Port of the HTTP listener (0: off).") var httpPort: Int = 9644
+    @Option(help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+    @Option(help: "Log lines as text or json (one object per line), on standard error.") var logFormat: LogFormat = .text
 
     /// Kafka-named settings from the file, then --config, then the flags.
     func brokerConfig() throws -> BrokerConfig {
@@ -74,10 +82,13 @@ struct Serve: AsyncParsableCommand {
         return settings
     }
 
-    func validate() throws { _ = try brokerConfig() }
+    func validate() throws {
+        _ = try brokerConfig()
+        guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be in 0...65535") }
+    }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        bootstrapLogging(format: logFormat, level: logLevel)
         let logger = Logger(label: "tidemark")
         var settings = try brokerConfig()
         settings.server.brokerConfigEntries = settings.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
@@ -85,8 +96,33 @@ struct Serve: AsyncParsableCommand {
         let data = settings.dataDirectory
         let host = config.host
 
+        // Metrics: the engine and the Kafka front record through swift-metrics; this process
+        // backs it with one Prometheus registry, which /metrics emits.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(TidemarkPrometheus.factory(registry: registry))
+
+        // The HTTP listener comes up first: /healthz answers during recovery, /readyz once
+        // the Kafka listener accepts connections.
+        let health = HealthRoutes()
+        var http: HTTPServer? = nil
+        if httpPort != 0 {
+            let httpHost = httpHost ?? host
+            do {
+                http = try await HTTPServer.start(host: httpHost, port: httpPort, routes: [health], logger: Logger(label: "tidemark.http"))
+            } catch {
+                throw ValidationError("cannot listen for HTTP on \(httpHost):\(httpPort): \(error) (--http-port 0 turns the HTTP listener off)")
+            }
+            logger.info("HTTP listener up", metadata: ["address": "\(httpHost):\(http!.boundPort)", "paths": "/metrics /healthz /readyz"])
+        }
+
         let broker = try await Broker.open(dataDirectory: data, options: settings.broker)
         let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)
+        let advertised = "\(config.effectiveAdvertisedHost):\(config.advertisedPort ?? server.boundPort)"
+        http?.add(
+            MetricsRoutes(
+                broker: broker, registry: registry,
+                identity: NodeIdentity(brokerId: Int(config.nodeId), address: advertised, version: TidemarkVersion.current)))
+        health.isReady = true
         // Wait for SIGINT or SIGTERM.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -99,12 +135,15 @@ struct Serve: AsyncParsableCommand {
         }
         defer { sources.forEach { $0.cancel() } }
         // One line on stdout, flushed at once: scripts wait for it.
-        FileHandle.standardOutput.write(Data("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\n".utf8))
+        let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
+        FileHandle.standardOutput.write(Data("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n".utf8))
         for await signalNumber in stopped {
             logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
             break
         }
+        health.isReady = false
         await server.stop()
+        await http?.stop()
         try await broker.close()
         logger.info("stopped cleanly")
     }

@@ -66,6 +66,10 @@ public struct SharePartitionSummary: Sendable, Equatable {
     /// Records copied to the dead-letter topic so far, and waiting to be.
     public var deadLettered: Int64 = 0
     public var deadLettersPending: Int = 0
+    /// Available records waiting for a retry backoff or a delivery time (not in `available`).
+    public var delayed: Int = 0
+    /// Counters since the broker started: deliveries, acknowledgements by type, expirations.
+    public var activity = ShareActivity()
 
     public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
         a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset
@@ -527,16 +531,17 @@ public final class ShareCoordinator: Sendable {
     /// Per partition of the group's share state: start, end, counts, holders, lag.
     public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
         let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
+        let now = clock()
         return slots.sorted { ServerAssignor.partitionOrder($0.key.topicPartition, $1.key.topicPartition) }.map { key, slot in
             let tp = key.topicPartition
             let logEnd = view.bounds(tp.topic, tp.partition)?.end ?? slot.state.endOffset
-            let counts = slot.state.counts()
+            let counts = slot.state.counts(nowMs: now)
             let lag = max(0, logEnd - slot.state.startOffset - Int64(counts.acknowledged + counts.archived))
             return SharePartitionSummary(
                 topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
                 available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
                 archived: counts.archived, holders: slot.state.holders(), lag: lag, deadLettered: slot.state.deadLettered,
-                deadLettersPending: slot.state.deadLetters.count)
+                deadLettersPending: slot.state.deadLetters.count, delayed: counts.delayed, activity: slot.state.activity)
         }
     }
 

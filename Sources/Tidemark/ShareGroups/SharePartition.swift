@@ -144,6 +144,8 @@ struct SharePartition: Sendable, Equatable {
     /// Dead letters written so far.
     private(set) var deadLettered: Int64 = 0
 
+    private(set) var activity = ShareActivity()
+
     /// Restored entries lack their records' keys and delays: re-read before use.
     var needsMetadata = false
 
@@ -220,6 +222,7 @@ struct SharePartition: Sendable, Equatable {
             release(i, settings: settings, nowMs: nowMs)
             released += 1
         }
+        activity.lockExpirations += Int64(released)
         if released > 0 { advanceStart() }
         return released
     }
@@ -290,6 +293,8 @@ struct SharePartition: Sendable, Equatable {
             guard entries[i].state == .available else { continue }
             entries[i].state = .acquired
             entries[i].deliveryCount &+= 1
+            activity.deliveries += 1
+            if entries[i].deliveryCount > 1 { activity.redeliveries += 1 }
             entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
             entries[i].owner = member
         }
@@ -301,6 +306,8 @@ struct SharePartition: Sendable, Equatable {
     mutating func unacquire(_ offsets: [Int64], member: String) {
         for offset in offsets {
             guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == member else { continue }
+            activity.deliveries -= 1
+            if entries[i].deliveryCount > 1 { activity.redeliveries -= 1 }
             entries[i].state = .available
             entries[i].deliveryCount = max(0, entries[i].deliveryCount - 1)
             entries[i].owner = nil
@@ -347,15 +354,19 @@ struct SharePartition: Sendable, Equatable {
                 let i = Int(offset - startOffset)
                 switch type {
                 case .accept:
+                    activity.accepted += 1
                     entries[i] = Entry(state: .acknowledged, deliveryCount: entries[i].deliveryCount)
                 case .reject:
+                    activity.rejected += 1
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                     deadLetter(offset, .rejected, entries[i].deliveryCount, settings: settings)
                 case .gap:
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                 case .release:
+                    activity.released += 1
                     release(i, settings: settings, nowMs: nowMs)
                 case .renew:
+                    activity.renewed += 1
                     entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
                 }
             }
@@ -385,10 +396,11 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Counts per state, for describing the partition.
-    func counts() -> (available: Int, acquired: Int, acknowledged: Int, archived: Int) {
-        var result = (available: 0, acquired: 0, acknowledged: 0, archived: 0)
+    func counts(nowMs: Int64 = .min) -> (available: Int, acquired: Int, acknowledged: Int, archived: Int, delayed: Int) {
+        var result = (available: 0, acquired: 0, acknowledged: 0, archived: 0, delayed: 0)
         for entry in entries {
             switch entry.state {
+            case .available where entry.availableAtMs > nowMs: result.delayed += 1
             case .available: result.available += 1
             case .acquired: result.acquired += 1
             case .acknowledged: result.acknowledged += 1
@@ -454,4 +466,19 @@ struct SharePartition: Sendable, Equatable {
         entries.removeFirst(done)
         startOffset += Int64(done)
     }
+}
+
+/// What happened here since the broker started (counters for metrics and the console;
+/// not persisted: they start from zero at each start, as Prometheus counters may).
+public struct ShareActivity: Sendable, Equatable {
+    public var deliveries: Int64 = 0
+    /// Deliveries of records delivered before (delivery count above 1).
+    public var redeliveries: Int64 = 0
+    public var accepted: Int64 = 0
+    public var released: Int64 = 0
+    public var rejected: Int64 = 0
+    public var renewed: Int64 = 0
+    /// Locks that ran out before the worker acknowledged (visibility timeouts).
+    public var lockExpirations: Int64 = 0
+    public init() {}
 }

@@ -1,0 +1,234 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The broker's HTTP listener (`tidemark serve --http-port`, default 9644): `/metrics`,
+/// `/healthz`, `/readyz` and the console's pages and API, each answered by the first of
+/// `routes` that knows the path.
+///
+/// Execution: NIO's HTTP/1 codec and pipelining handler on the server's own event loops;
+/// each complete request runs its route in a Task (a scrape may read segment headers from
+/// disk, which never happens on an event loop) and the answer is written back on the
+/// connection's loop. One request per connection at a time (HTTP/1 pipelining is answered
+/// in order by NIO's handler).
+///
+/// Bounds: `Limits.maxConnections` open connections (more are closed at once), request
+/// bodies of at most `Limits.maxBodyBytes` (413 beyond), headers as NIO's parser allows
+/// (80 KiB). A streamed body (SSE) is written as its producer yields; the producer bounds
+/// what it buffers, and the stream stops when the connection closes.
+public final class HTTPServer: Sendable {
+    public struct Limits: Sendable {
+        public var maxConnections = 128
+        public var maxBodyBytes = 64 * 1024
+        /// A connection with no request (or an unfinished one) for this long is closed.
+        public var idleTimeout: TimeAmount = .seconds(60)
+        public init() {}
+    }
+
+    /// The port actually bound (the OS picks it when asked for 0).
+    public let boundPort: Int
+    /// What answers, asked in order (routes may be added once the broker is open).
+    let routes: RouteTable
+    private let channel: any Channel
+    private let group: MultiThreadedEventLoopGroup
+    private let connections: ConnectionCount
+
+    private init(
+        channel: any Channel, group: MultiThreadedEventLoopGroup, port: Int, connections: ConnectionCount, routes: RouteTable
+    ) {
+        self.routes = routes
+        self.channel = channel
+        self.group = group
+        self.boundPort = port
+        self.connections = connections
+    }
+
+    /// Binds `host:port` and serves `routes` (in order) until `stop()`.
+    public static func start(
+        host: String, port: Int, routes: [any HTTPRoutes], limits: Limits = Limits(), threads: Int = 1,
+        logger: Logger = Logger(label: "tidemark.http")
+    ) async throws -> HTTPServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let open = ConnectionCount()
+        let routes = RouteTable(routes)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard open.value.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections else {
+                        open.value.subtract(1, ordering: .relaxed)
+                        throw ChannelError.inappropriateOperationForState
+                    }
+                    channel.closeFuture.whenComplete { _ in open.value.subtract(1, ordering: .relaxed) }
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPConnectionHandler(routes: routes, maxBodyBytes: limits.maxBodyBytes, logger: logger))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        return HTTPServer(channel: channel, group: group, port: channel.localAddress?.port ?? port, connections: open, routes: routes)
+    }
+
+    /// Adds routes, asked after those already there.
+    public func add(_ more: any HTTPRoutes) { routes.add(more) }
+
+    /// Open connections now.
+    public var openConnections: Int { connections.value.load(ordering: .relaxed) }
+
+    /// Stops accepting and closes every connection (streams included).
+    public func stop() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// The routes, in order. Concurrency: a Mutex owns the list; requests take a snapshot.
+final class RouteTable: Sendable {
+    private let list: Mutex<[any HTTPRoutes]>
+    init(_ routes: [any HTTPRoutes]) { list = Mutex(routes) }
+    func add(_ route: any HTTPRoutes) { list.withLock { $0.append(route) } }
+    var snapshot: [any HTTPRoutes] { list.withLock { $0 } }
+}
+
+/// The open-connection count shared by the initializers (an Atomic is not copyable: boxed).
+final class ConnectionCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// One connection: assembles a request, runs the routes in a Task, writes the answer.
+/// Owned by its channel's event loop; the Task hands results back through `NIOLoopBound`.
+final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let routes: RouteTable
+    let maxBodyBytes: Int
+    let logger: Logger
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    /// The running route or stream, cancelled when the connection goes.
+    private var task: Task<Void, Never>?
+    /// A route is running or a stream is being written: idleness is not the client's.
+    private var busy = false
+
+    init(routes: RouteTable, maxBodyBytes: Int, logger: Logger) {
+        self.routes = routes
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body = []
+            tooLarge = false
+        case .body(var buffer):
+            if body.count + buffer.readableBytes > maxBodyBytes {
+                tooLarge = true
+            } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
+                body += bytes
+            }
+        case .end:
+            guard let requestHead = head else { return }
+            head = nil
+            if tooLarge {
+                write(.error(.payloadTooLarge, "request body over \(maxBodyBytes) bytes"), head: requestHead, context: context)
+                return
+            }
+            let peer = context.channel.remoteAddress?.description ?? ""
+            let request = HTTPRequest(
+                method: requestHead.method, uri: requestHead.uri, headers: requestHead.headers, body: body, peer: peer)
+            body = []
+            let routes = self.routes.snapshot
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            busy = true
+            task = Task {
+                var answer: HTTPResponse? = nil
+                for route in routes {
+                    answer = await route.respond(to: request)
+                    if answer != nil { break }
+                }
+                let response = answer ?? .error(.notFound, "no such page: \(request.path)")
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.write(response, head: requestHead, context: context)
+                }
+            }
+        }
+    }
+
+    /// A malformed request (NIO's error handler has answered 400) or a broken connection:
+    /// close it.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    /// Idle too long (no request while one is not running): close.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, !busy {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        task?.cancel()
+        task = nil
+        context.fireChannelInactive()
+    }
+
+    /// Writes `response` (on the loop). A stream is pumped by a Task, one chunk at a time.
+    private func write(_ response: HTTPResponse, head requestHead: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = response.headers
+        let keepAlive = requestHead.isKeepAlive
+        switch response.body {
+        case .bytes(let bytes):
+            busy = false
+            task = nil
+            headers.replaceOrAdd(name: "Content-Length", value: "\(bytes.count)")
+            if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: response.status, headers: headers))), promise: nil)
+            if !bytes.isEmpty && requestHead.method != .HEAD {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            }
+            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if !keepAlive { done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) } }
+        case .stream(let chunks):
+            headers.replaceOrAdd(name: "Connection", value: "close")
+            headers.remove(name: "Content-Length")
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: response.status, headers: headers))),
+                promise: nil)
+            let channel = context.channel
+            task = Task {
+                for await chunk in chunks {
+                    // Waits for each chunk to be written: a slow reader slows the producer
+                    // (whose own buffer is bounded), nothing piles up here.
+                    let buffer = channel.allocator.buffer(bytes: chunk)
+                    do {
+                        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+                    } catch {
+                        return
+                    }
+                }
+                try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+                try? await channel.close()
+            }
+        }
+    }
+}

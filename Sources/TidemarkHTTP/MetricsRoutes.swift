@@ -1,0 +1,417 @@
+import CoreMetrics
+import Logging
+import Prometheus
+import Synchronization
+import Tidemark
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who this node is, as `kafka_broker_info` and the console show it.
+public struct NodeIdentity: Sendable {
+    public var brokerId: Int
+    /// The advertised `host:port` clients connect to.
+    public var address: String
+    public var version: String
+    public init(brokerId: Int, address: String, version: String) {
+        self.brokerId = brokerId
+        self.address = address
+        self.version = version
+    }
+}
+
+/// `GET /healthz` (the process is up: answered from the moment the listener binds, during
+/// recovery too) and `/readyz` (recovery finished and the Kafka listener accepts
+/// connections: 200, else 503).
+public final class HealthRoutes: HTTPRoutes {
+    private let readyFlag = Atomic<Bool>(false)
+    public init() {}
+
+    public var isReady: Bool {
+        get { readyFlag.load(ordering: .acquiring) }
+        set { readyFlag.store(newValue, ordering: .releasing) }
+    }
+
+    public func respond(to request: HTTPRequest) async -> HTTPResponse? {
+        guard request.method == .GET || request.method == .HEAD else { return nil }
+        switch request.path {
+        case "/healthz": return .text("ok\n")
+        case "/readyz": return isReady ? .text("ready\n") : .text("not ready\n", status: .serviceUnavailable)
+        default: return nil
+        }
+    }
+}
+
+/// `GET /metrics`.
+///
+/// `/metrics` is Prometheus text format 0.0.4, in two parts:
+/// 1. computed at scrape from the engine's own answers (the kafka_exporter model): every
+///    kafka_exporter series (exact names and labels, so Grafana 7589 works unchanged), log
+///    sizes, offline partitions, consumer-group time lag, share-group queue depths and
+///    counters, the process block;
+/// 2. what swift-metrics recorded as it happened (requests, errors and durations per Kafka
+///    API, connections, bytes and records per topic, fsync durations), emitted by
+///    swift-prometheus' registry with HELP lines added from `MetricName.help`.
+///
+/// Bounds: at most `maxGroups` consumer groups and share groups are exported (the rest are
+/// left out, and logged once); label values are escaped as the format requires.
+public final class MetricsRoutes: HTTPRoutes {
+    public let broker: Broker
+    public let registry: PrometheusCollectorRegistry?
+    public let identity: NodeIdentity
+    public let maxGroups: Int
+    let started: Double
+    let logger: Logger
+    private let warnedAboutGroups = Atomic<Bool>(false)
+
+    public init(
+        broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity,
+        maxGroups: Int = 1000, logger: Logger = Logger(label: "tidemark.http")
+    ) {
+        self.broker = broker
+        self.registry = registry
+        self.identity = identity
+        self.maxGroups = maxGroups
+        self.logger = logger
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        started = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    public func respond(to request: HTTPRequest) async -> HTTPResponse? {
+        guard request.method == .GET || request.method == .HEAD, request.path == "/metrics" else { return nil }
+        return .text(exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+    }
+
+    /// The whole exposition text.
+    public func exposition() -> String {
+        var out = Exposition()
+        writeKafkaExporterSeries(&out)
+        writeTidemarkSeries(&out)
+        writeProcessSeries(&out)
+        if let registry { out.appendRegistry(registry.emitToString()) }
+        return out.text
+    }
+
+    // MARK: kafka_exporter
+
+    private func writeKafkaExporterSeries(_ out: inout Exposition) {
+        out.family(MetricName.brokers, .gauge) { $0.sample([], 1) }
+        out.family(MetricName.brokerInfo, .gauge) { $0.sample([("address", identity.address), ("id", "\(identity.brokerId)")], 1) }
+
+        let topics = (broker.listTopics() + broker.internalTopicNames).compactMap { try? broker.describeTopic($0) }
+            .sorted { $0.name < $1.name }
+        out.family(MetricName.topicPartitions, .gauge) { f in
+            for topic in topics { f.sample([("topic", topic.name)], Double(topic.partitions.count)) }
+        }
+        let perPartition: [(String, (PartitionDescription) -> Double)] = [
+            (MetricName.partitionCurrentOffset, { Double($0.logEndOffset) }),
+            (MetricName.partitionOldestOffset, { Double($0.logStartOffset) }),
+            (MetricName.partitionLeader, { [id = identity.brokerId] in $0.offline == nil ? Double(id) : -1 }),
+            (MetricName.partitionReplicas, { _ in 1 }),
+            (MetricName.partitionInSyncReplicas, { $0.offline == nil ? 1 : 0 }),
+            (MetricName.partitionLeaderIsPreferred, { $0.offline == nil ? 1 : 0 }),
+            (MetricName.partitionUnderReplicated, { _ in 0 }),
+        ]
+        for (name, value) in perPartition {
+            out.family(name, .gauge) { f in
+                for topic in topics {
+                    for p in topic.partitions { f.sample([("partition", "\(p.partition)"), ("topic", topic.name)], value(p)) }
+                }
+            }
+        }
+
+        // Consumer groups (classic and KIP-848), Empty ones with commits included: lag stays
+        // visible when every worker is down.
+        let ends = Dictionary(
+            uniqueKeysWithValues: topics.flatMap { t in t.partitions.map { (TopicPartition(t.name, $0.partition), $0.logEndOffset) } })
+        var groups = broker.groups.listGroups()
+        if groups.count > maxGroups {
+            warnOnce("more than \(maxGroups) consumer groups: /metrics exports the first \(maxGroups) by name")
+            groups = Array(groups.prefix(maxGroups))
+        }
+        struct Row {
+            var group: String
+            var topic: String
+            var partition: Int
+            var committed: Int64
+            var lag: Int64
+        }
+        var rows: [Row] = []
+        var members: [(String, Int)] = []
+        for listing in groups {
+            let count =
+                listing.type == .consumer
+                ? broker.groups.describeConsumerGroup(listing.groupId)?.members.count ?? 0
+                : broker.groups.describeGroup(listing.groupId).members.count
+            members.append((listing.groupId, count))
+            let committed = broker.groups.fetchOffsets(groupId: listing.groupId)
+            // As kafka_exporter: every partition of each topic the group committed to; -1
+            // where it has no commit.
+            for topicName in Set(committed.keys.map(\.topic)).sorted() {
+                guard let topic = topics.first(where: { $0.name == topicName }) else { continue }
+                for p in topic.partitions {
+                    let tp = TopicPartition(topicName, p.partition)
+                    let offset = committed[tp]?.offset ?? -1
+                    let lag = offset < 0 ? -1 : max(0, (ends[tp] ?? offset) - offset)
+                    rows.append(Row(group: listing.groupId, topic: topicName, partition: p.partition, committed: offset, lag: lag))
+                }
+            }
+        }
+        out.family(MetricName.groupCurrentOffset, .gauge) { f in
+            for r in rows { f.sample([("consumergroup", r.group), ("partition", "\(r.partition)"), ("topic", r.topic)], Double(r.committed)) }
+        }
+        out.family(MetricName.groupLag, .gauge) { f in
+            for r in rows { f.sample([("consumergroup", r.group), ("partition", "\(r.partition)"), ("topic", r.topic)], Double(r.lag)) }
+        }
+        let byGroupTopic = Dictionary(grouping: rows) { "\($0.group)\u{0}\($0.topic)" }.values
+            .map { ($0[0].group, $0[0].topic, $0) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        // Untyped: Prometheus' linter refuses a gauge whose name ends in _sum.
+        out.family(MetricName.groupCurrentOffsetSum, .untyped) { f in
+            for (group, topic, rows) in byGroupTopic {
+                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + $1.committed }))
+            }
+        }
+        out.family(MetricName.groupLagSum, .untyped) { f in
+            for (group, topic, rows) in byGroupTopic {
+                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + max(0, $1.lag) }))
+            }
+        }
+        out.family(MetricName.groupMembers, .gauge) { f in
+            for (group, count) in members { f.sample([("consumergroup", group)], Double(count)) }
+        }
+
+        // Time lag: how old the oldest unconsumed record is, per group and topic.
+        let nowMs = currentMilliseconds()
+        out.family(MetricName.groupLagSeconds, .gauge) { f in
+            for (group, topic, rows) in byGroupTopic {
+                var oldest: Int64? = nil
+                for r in rows where r.lag > 0 {
+                    if let ts = broker.timestamp(topic: topic, partition: r.partition, at: r.committed) {
+                        oldest = min(oldest ?? ts, ts)
+                    }
+                }
+                f.sample([("consumergroup", group), ("topic", topic)], oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0)
+            }
+        }
+
+        out.family(MetricName.logSize, .gauge) { f in
+            for topic in topics {
+                for p in topic.partitions where p.offline == nil {
+                    f.sample([("partition", "\(p.partition)"), ("topic", topic.name)], Double(p.sizeInBytes))
+                }
+            }
+        }
+        out.family(MetricName.partitionsOffline, .gauge) { f in
+            f.sample([], Double(topics.reduce(0) { $0 + $1.partitions.filter { $0.offline != nil }.count }))
+        }
+    }
+
+    // MARK: Tidemark
+
+    private func writeTidemarkSeries(_ out: inout Exposition) {
+        out.family(MetricName.buildInfo, .gauge) { $0.sample([("version", identity.version)], 1) }
+        out.family(MetricName.uptime, .gauge) { $0.sample([], max(0, wallSeconds() - started)) }
+
+        // Share groups, per group and topic (partitions summed).
+        var groupIds = broker.shares.groupIds()
+        if groupIds.count > maxGroups {
+            warnOnce("more than \(maxGroups) share groups: /metrics exports the first \(maxGroups) by name")
+            groupIds = Array(groupIds.prefix(maxGroups))
+        }
+        struct Queue {
+            var inFlight = 0
+            var available = 0
+            var delayed = 0
+            var oldestMs: Int64? = nil
+            var deadLettered: Int64 = 0
+            var deadLettersPending = 0
+            var activity = ShareActivity()
+        }
+        var queues: [(group: String, topic: String, queue: Queue)] = []
+        let view = broker.shareLogView
+        for group in groupIds {
+            var byTopic: [String: Queue] = [:]
+            for s in broker.shares.summaries(group, view: view) {
+                var q = byTopic[s.topicPartition.topic] ?? Queue()
+                q.inFlight += s.acquired
+                q.available += s.available
+                q.delayed += s.delayed
+                q.deadLettered += s.deadLettered
+                q.deadLettersPending += s.deadLettersPending
+                q.activity.deliveries += s.activity.deliveries
+                q.activity.redeliveries += s.activity.redeliveries
+                q.activity.accepted += s.activity.accepted
+                q.activity.released += s.activity.released
+                q.activity.rejected += s.activity.rejected
+                q.activity.renewed += s.activity.renewed
+                q.activity.lockExpirations += s.activity.lockExpirations
+                if s.lag > 0, let ts = broker.timestamp(topic: s.topicPartition.topic, partition: s.topicPartition.partition, at: s.startOffset) {
+                    q.oldestMs = min(q.oldestMs ?? ts, ts)
+                }
+                byTopic[s.topicPartition.topic] = q
+            }
+            for (topic, q) in byTopic.sorted(by: { $0.key < $1.key }) { queues.append((group, topic, q)) }
+        }
+        let nowMs = currentMilliseconds()
+        let gauges: [(String, (Queue) -> Double)] = [
+            (MetricName.queueInFlight, { Double($0.inFlight) }),
+            (MetricName.queueAvailable, { Double($0.available) }),
+            (MetricName.queueDelayed, { Double($0.delayed) }),
+            (MetricName.queueOldestUnackedAge, { q in q.oldestMs.map { max(0, Double(nowMs - $0) / 1000) } ?? 0 }),
+            (MetricName.queueDeadLettersPending, { Double($0.deadLettersPending) }),
+        ]
+        for (name, value) in gauges {
+            out.family(name, .gauge) { f in
+                for (group, topic, q) in queues { f.sample([("group", group), ("topic", topic)], value(q)) }
+            }
+        }
+        let counters: [(String, (Queue) -> Int64)] = [
+            (MetricName.queueDeadLettered, { $0.deadLettered }),
+            (MetricName.queueLockExpirations, { $0.activity.lockExpirations }),
+            (MetricName.queueDeliveries, { $0.activity.deliveries }),
+            (MetricName.queueRedeliveries, { $0.activity.redeliveries }),
+        ]
+        for (name, value) in counters {
+            out.family(name, .counter) { f in
+                for (group, topic, q) in queues { f.sample([("group", group), ("topic", topic)], Double(value(q))) }
+            }
+        }
+        out.family(MetricName.queueAcks, .counter) { f in
+            for (group, topic, q) in queues {
+                for (type, count) in [
+                    ("accept", q.activity.accepted), ("release", q.activity.released), ("reject", q.activity.rejected),
+                    ("renew", q.activity.renewed),
+                ] {
+                    f.sample([("group", group), ("topic", topic), ("type", type)], Double(count))
+                }
+            }
+        }
+    }
+
+    // MARK: Process
+
+    private func writeProcessSeries(_ out: inout Exposition) {
+        out.family(MetricName.processStartTime, .gauge) { $0.sample([], started) }
+        var usage = rusage()
+        if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
+            let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+                + Double(usage.ru_stime.tv_usec) / 1e6
+            out.family(MetricName.processCPUSeconds, .counter) { $0.sample([], cpu) }
+        }
+        if let statm = readSmallFile("/proc/self/statm"), let resident = statm.split(separator: " ").dropFirst().first,
+            let pages = Double(resident)
+        {
+            out.family(MetricName.processResidentMemory, .gauge) { $0.sample([], pages * Double(sysconf(Int32(_SC_PAGESIZE)))) }
+        }
+        if let fds = countDirectoryEntries("/proc/self/fd") {
+            out.family(MetricName.processOpenFds, .gauge) { $0.sample([], Double(fds)) }
+        }
+    }
+
+    private func warnOnce(_ message: String) {
+        if !warnedAboutGroups.exchange(true, ordering: .relaxed) { logger.warning("\(message)") }
+    }
+}
+
+func currentMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+func wallSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+private func readSmallFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 512)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[..<n], as: UTF8.self)
+}
+
+private func countDirectoryEntries(_ path: String) -> Int? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var count = 0
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { count += 1 }
+    }
+    return max(0, count - 1)  // less the descriptor reading the directory
+}
+
+/// Builds Prometheus text format 0.0.4: one HELP and TYPE line per family, then its samples,
+/// label values escaped (backslash, double quote, newline).
+struct Exposition {
+    enum Kind: String {
+        case gauge, counter, untyped
+    }
+
+    struct Family {
+        fileprivate var lines = ""
+        fileprivate let name: String
+        mutating func sample(_ labels: [(String, String)], _ value: Double) {
+            lines += name
+            if !labels.isEmpty {
+                lines += "{"
+                for (i, (key, label)) in labels.enumerated() {
+                    if i > 0 { lines += "," }
+                    lines += key + "=\"" + Exposition.escape(label) + "\""
+                }
+                lines += "}"
+            }
+            lines += " " + Exposition.format(value) + "\n"
+        }
+    }
+
+    private(set) var text = ""
+
+    mutating func family(_ name: String, _ kind: Kind, _ body: (inout Family) -> Void) {
+        var family = Family(name: name)
+        body(&family)
+        if let help = MetricName.help[name] { text += "# HELP \(name) \(help)\n" }
+        text += "# TYPE \(name) \(kind.rawValue)\n"
+        text += family.lines
+    }
+
+    /// swift-prometheus' output, with a HELP line (from `MetricName.help`) before each TYPE
+    /// line that has none (swift-metrics carries no help text).
+    mutating func appendRegistry(_ emitted: String) {
+        for line in emitted.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst(7).split(separator: " ").first.map(String.init) ?? ""
+                if let help = MetricName.help[name] { text += "# HELP \(name) \(help)\n" }
+            }
+            text += line + "\n"
+        }
+    }
+
+    static func escape(_ value: String) -> String {
+        guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+}

@@ -1,0 +1,67 @@
+import CoreMetrics
+import Synchronization
+import Tidemark
+import TidemarkWire
+
+/// The Kafka front's own metrics, through swift-metrics (the embedding process picks the
+/// backend; `tidemark serve` uses Prometheus): per Kafka API, requests, errors and a duration
+/// histogram; connections open and accepted.
+///
+/// Handles are resolved once (here, per API) so the request path does one atomic add and one
+/// histogram record per request, no lookup; error series are made on first use (the error
+/// path), under a Mutex.
+final class RequestMetrics: Sendable {
+    struct PerApi: Sendable {
+        let requests: Counter
+        let duration: Timer
+    }
+
+    let factory: any MetricsFactory
+    private let perApi: [ApiKey: PerApi]
+    private let errors = Mutex<[String: Counter]>([:])
+    let connectionsActive: Meter
+    let connections: Counter
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        var perApi: [ApiKey: PerApi] = [:]
+        for api in ApiKey.allCases {
+            let labels = [("api", api.kafkaName)]
+            perApi[api] = PerApi(
+                requests: Counter(label: MetricName.requests, dimensions: labels, factory: factory),
+                duration: Timer(label: MetricName.requestDuration, dimensions: labels, preferredDisplayUnit: .seconds, factory: factory))
+        }
+        self.perApi = perApi
+        connectionsActive = Meter(label: MetricName.connectionsActive, dimensions: [("listener", "kafka")], factory: factory)
+        connections = Counter(label: MetricName.connections, dimensions: [("listener", "kafka")], factory: factory)
+    }
+
+    /// One request answered (or refused) after `nanoseconds`.
+    func record(_ api: ApiKey, nanoseconds: Int64, outcome: RequestOutcome) {
+        guard let handles = perApi[api] else { return }
+        handles.requests.increment()
+        handles.duration.recordNanoseconds(nanoseconds)
+        if case .close = outcome { error(api, "MALFORMED_OR_REFUSED") }
+    }
+
+    /// A response carried this error code (per partition or top level).
+    func error(_ api: ApiKey, _ name: String) {
+        let key = "\(api.rawValue)/\(name)"
+        let counter = errors.withLock { table -> Counter in
+            if let found = table[key] { return found }
+            let made = Counter(
+                label: MetricName.requestErrors, dimensions: [("api", api.kafkaName), ("error", name)], factory: factory)
+            table[key] = made
+            return made
+        }
+        counter.increment()
+    }
+}
+
+extension ApiKey {
+    /// Kafka's own name of the API (ApiVersions, Produce, ...), as metrics label it.
+    public var kafkaName: String {
+        let raw = "\(self)"
+        return raw.prefix(1).uppercased() + raw.dropFirst()
+    }
+}

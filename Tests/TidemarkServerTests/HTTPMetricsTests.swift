@@ -1,0 +1,275 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Prometheus
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkHTTP
+import TidemarkServer
+import TidemarkWire
+
+/// A blocking HTTP/1.1 exchange over a raw socket (independent of the server's NIO code):
+/// sends `raw`, reads until the server closes, returns (status, headers, body).
+func httpExchange(port: Int, _ raw: String) throws -> (status: Int, head: String, body: String) {
+    let client = try RawClient(port: port)
+    client.send(Array(raw.utf8))
+    var bytes: [UInt8] = []
+    while let chunk = client.receiveSome() { bytes += chunk }
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { return (0, text, "") }
+    let head = String(text[..<split.lowerBound])
+    let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+    return (status, head, String(text[split.upperBound...]))
+}
+
+func httpGet(port: Int, _ path: String) throws -> (status: Int, head: String, body: String) {
+    try httpExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+}
+
+extension RawClient {
+    func receiveSome() -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: 65536)
+        let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 65536, 0) }
+        return n > 0 ? Array(out[..<n]) : nil
+    }
+}
+
+/// One parsed sample of a Prometheus text exposition.
+struct Sample: Hashable {
+    var name: String
+    var labels: [String: String]
+}
+
+/// Parses text format 0.0.4 (what the tests compare against the clients' truth); fails on a
+/// line it cannot read, so a malformed exposition fails the test.
+func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types: [String: String]) {
+    var samples: [Sample: Double] = [:]
+    var types: [String: String] = [:]
+    for line in text.split(separator: "\n") {
+        if line.hasPrefix("# TYPE ") {
+            let parts = line.split(separator: " ")
+            types[String(parts[2])] = String(parts[3])
+            continue
+        }
+        if line.hasPrefix("#") { continue }
+        var name = ""
+        var labels: [String: String] = [:]
+        var rest = Substring(line)
+        if let brace = line.firstIndex(of: "{") {
+            name = String(line[..<brace])
+            var cursor = line.index(after: brace)
+            while line[cursor] != "}" {
+                let equals = line[cursor...].firstIndex(of: "=")!
+                let key = String(line[cursor..<equals])
+                var i = line.index(equals, offsetBy: 2)  // past ="
+                var value = ""
+                while line[i] != "\"" {
+                    if line[i] == "\\" {
+                        i = line.index(after: i)
+                        value.append(line[i] == "n" ? "\n" : line[i])
+                    } else {
+                        value.append(line[i])
+                    }
+                    i = line.index(after: i)
+                }
+                labels[key] = value
+                cursor = line.index(after: i)
+                if line[cursor] == "," { cursor = line.index(after: cursor) }
+            }
+            rest = line[line.index(after: cursor)...]
+        } else {
+            let space = line.firstIndex(of: " ")!
+            name = String(line[..<space])
+            rest = line[space...]
+        }
+        guard let value = Double(rest.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "+Inf", with: "inf")) else {
+            throw TidemarkError(.invalidRequest, "unreadable sample line: \(line)")
+        }
+        samples[Sample(name: name, labels: labels)] = value
+    }
+    return (samples, types)
+}
+
+@Suite(.serialized) struct HTTPMetricsTests {
+    /// A broker, its Kafka front and its HTTP listener, all recording into one registry.
+    struct Node {
+        let dir: TemporaryDirectory
+        let broker: Broker
+        let server: KafkaServer
+        let http: HTTPServer
+        let health: HealthRoutes
+        let registry: PrometheusCollectorRegistry
+
+        func stop() async throws {
+            await http.stop()
+            await server.stop()
+            try await broker.close()
+        }
+
+        func scrape() throws -> [Sample: Double] {
+            let answer = try httpGet(port: http.boundPort, "/metrics")
+            #expect(answer.status == 200)
+            #expect(answer.head.contains("text/plain; version=0.0.4"))
+            return try parseExposition(answer.body).samples
+        }
+    }
+
+    static func start(limits: HTTPServer.Limits = HTTPServer.Limits(), options: BrokerOptions = BrokerOptions()) async throws -> Node {
+        let dir = TemporaryDirectory()
+        let registry = PrometheusCollectorRegistry()
+        let factory = TidemarkPrometheus.factory(registry: registry)
+        var options = options
+        options.metricsFactory = factory
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+        var config = ServerConfig()
+        config.port = 0
+        config.metricsFactory = factory
+        let server = try await KafkaServer.start(broker: broker, config: config)
+        let health = HealthRoutes()
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [health], limits: limits)
+        http.add(
+            MetricsRoutes(
+                broker: broker, registry: registry,
+                identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(server.boundPort)", version: TidemarkVersion.current)))
+        return Node(dir: dir, broker: broker, server: server, http: http, health: health, registry: registry)
+    }
+
+    @Test func kafkaExporterSeriesMatchTheBrokersTruth() async throws {
+        let node = try await Self.start()
+        let broker = node.broker
+        try await broker.createTopic("orders", partitions: 3)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<10 { _ = try await producer.send(topic: "orders", key: nil, value: Array("o\(i)".utf8), partition: i % 3) }
+        // A group with commits on two of three partitions and nobody in it.
+        _ = try await broker.groups.commitOffsets(
+            groupId: "billing", offsets: [TopicPartition("orders", 0): CommittedOffset(offset: 2), TopicPartition("orders", 1): CommittedOffset(offset: 3)])
+        let m = try node.scrape()
+        func v(_ name: String, _ labels: [String: String] = [:]) -> Double? { m[Sample(name: name, labels: labels)] }
+        #expect(v("kafka_brokers") == 1)
+        #expect(v("kafka_broker_info", ["id": "0", "address": "127.0.0.1:\(node.server.boundPort)"]) == 1)
+        #expect(v("kafka_topic_partitions", ["topic": "orders"]) == 3)
+        for p in 0..<3 {
+            let (start, end) = try broker.offsets(topic: "orders", partition: p)
+            let labels = ["topic": "orders", "partition": "\(p)"]
+            #expect(v("kafka_topic_partition_current_offset", labels) == Double(end))
+            #expect(v("kafka_topic_partition_oldest_offset", labels) == Double(start))
+            #expect(v("kafka_topic_partition_leader", labels) == 0)
+            #expect(v("kafka_topic_partition_replicas", labels) == 1)
+            #expect(v("kafka_topic_partition_in_sync_replica", labels) == 1)
+            #expect(v("kafka_topic_partition_leader_is_preferred", labels) == 1)
+            #expect(v("kafka_topic_partition_under_replicated_partition", labels) == 0)
+            #expect(v("tidemark_log_size_bytes", labels)! > 0)
+        }
+        // Committed partitions: offset and lag; the uncommitted one: -1 and -1.
+        let g = ["consumergroup": "billing", "topic": "orders"]
+        #expect(v("kafka_consumergroup_current_offset", g.merging(["partition": "0"]) { $1 }) == 2)
+        #expect(v("kafka_consumergroup_lag", g.merging(["partition": "0"]) { $1 }) == 2)  // 4 records, committed 2
+        #expect(v("kafka_consumergroup_current_offset", g.merging(["partition": "1"]) { $1 }) == 3)
+        #expect(v("kafka_consumergroup_lag", g.merging(["partition": "1"]) { $1 }) == 0)
+        #expect(v("kafka_consumergroup_current_offset", g.merging(["partition": "2"]) { $1 }) == -1)
+        #expect(v("kafka_consumergroup_lag", g.merging(["partition": "2"]) { $1 }) == -1)
+        #expect(v("kafka_consumergroup_current_offset_sum", g) == 4)  // 2 + 3 - 1, as kafka_exporter sums
+        #expect(v("kafka_consumergroup_lag_sum", g) == 2)
+        #expect(v("kafka_consumergroup_members", ["consumergroup": "billing"]) == 0)
+        #expect(v("tidemark_consumergroup_lag_seconds", g)! >= 0)
+        // Engine metrics through swift-metrics: bytes and records in per topic.
+        #expect(v("tidemark_records_produced_total", ["topic": "orders"]) == 10)
+        #expect(v("tidemark_bytes_in_total", ["topic": "orders"])! > 0)
+        await producer.flush()
+        try await node.stop()
+    }
+
+    @Test func requestMetricsCountWhatTheKafkaFrontAnswered() async throws {
+        let node = try await Self.start()
+        let client = try RawClient(port: node.server.boundPort)
+        for i in 0..<3 {
+            try client.request(.apiVersions, version: 3, correlation: Int32(i), ApiVersionsRequest())
+            _ = client.response()
+        }
+        // A fetch of a topic that does not exist: an error per partition, counted by name.
+        var fetch = FetchRequest()
+        fetch.maxWaitMs = 0
+        var topic = FetchRequest.Topic()
+        topic.topic = "nowhere"
+        var partition = FetchRequest.Partition()
+        partition.partitionMaxBytes = 1024
+        topic.partitions = [partition]
+        fetch.topics = [topic]
+        try client.request(.fetch, version: 4, correlation: 7, fetch)
+        _ = client.response()
+        let m = try node.scrape()
+        #expect(m[Sample(name: "tidemark_kafka_requests_total", labels: ["api": "ApiVersions"])] == 3)
+        #expect(m[Sample(name: "tidemark_kafka_request_duration_seconds_count", labels: ["api": "ApiVersions"])] == 3)
+        #expect(m[Sample(name: "tidemark_kafka_request_errors_total", labels: ["api": "Fetch", "error": "UNKNOWN_TOPIC_OR_PARTITION"])] == 1)
+        #expect(m[Sample(name: "tidemark_connections_active", labels: ["listener": "kafka"])] == 1)
+        #expect(m[Sample(name: "tidemark_connections_total", labels: ["listener": "kafka"])] == 1)
+        try await node.stop()
+    }
+
+    @Test func shareGroupQueueSeries() async throws {
+        var options = BrokerOptions()
+        options.groups.shareRecordLockDurationMs = 200
+        let node = try await Self.start(options: options)
+        let broker = node.broker
+        try await broker.createTopic("jobs", partitions: 1)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<6 { _ = try await producer.send(topic: "jobs", key: nil, value: Array("j\(i)".utf8)) }
+        let worker = try await ShareConsumer(broker: broker, group: "workers", topics: ["jobs"], mode: .explicit)
+        var got: [ShareRecord] = []
+        while got.count < 6 { got += try await worker.poll(maxRecords: 6 - got.count, timeout: .seconds(2)) }
+        worker.acknowledge(got[0], .accept)
+        worker.acknowledge(got[1], .accept)
+        worker.acknowledge(got[2], .release)
+        _ = try await worker.commit()
+        let m = try node.scrape()
+        let q = ["group": "workers", "topic": "jobs"]
+        #expect(m[Sample(name: "tidemark_queue_leases_in_flight", labels: q)] == 3)
+        #expect(m[Sample(name: "tidemark_queue_available", labels: q)] == 1)
+        #expect(m[Sample(name: "tidemark_queue_deliveries_total", labels: q)] == 6)
+        #expect(m[Sample(name: "tidemark_queue_acks_total", labels: q.merging(["type": "accept"]) { $1 })] == 2)
+        #expect(m[Sample(name: "tidemark_queue_acks_total", labels: q.merging(["type": "release"]) { $1 })] == 1)
+        #expect(m[Sample(name: "tidemark_queue_oldest_unacked_age_seconds", labels: q)]! >= 0)
+        // The held locks run out: lock expirations are counted, and the records are available.
+        try await Task.sleep(for: .milliseconds(1500))
+        let later = try node.scrape()
+        #expect(later[Sample(name: "tidemark_queue_lease_expirations_total", labels: q)] == 3)
+        #expect(later[Sample(name: "tidemark_queue_leases_in_flight", labels: q)] == 0)
+        #expect(later[Sample(name: "tidemark_queue_available", labels: q)] == 4)
+        try await worker.close()
+        await producer.flush()
+        try await node.stop()
+    }
+
+    @Test func healthReadinessAndHostileHTTPInput() async throws {
+        var limits = HTTPServer.Limits()
+        limits.maxBodyBytes = 1024
+        limits.maxConnections = 4
+        let node = try await Self.start(limits: limits)
+        let port = node.http.boundPort
+        #expect(try httpGet(port: port, "/healthz").status == 200)
+        #expect(try httpGet(port: port, "/readyz").status == 503)
+        node.health.isReady = true
+        #expect(try httpGet(port: port, "/readyz").status == 200)
+        #expect(try httpGet(port: port, "/no-such-page").status == 404)
+        // A body over the limit: 413, and the server goes on serving.
+        let big = String(repeating: "x", count: 4096)
+        let refused = try httpExchange(
+            port: port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: \(big.utf8.count)\r\nConnection: close\r\n\r\n\(big)")
+        #expect(refused.status == 413)
+        // Garbage instead of HTTP: 400 (NIO's parser), nothing else breaks.
+        let garbage = try httpExchange(port: port, "\u{01}\u{02}NOT HTTP AT ALL\r\n\r\n")
+        #expect(garbage.status == 400 || garbage.status == 0)
+        // More connections than allowed: the extra ones are closed, the rest served.
+        var held: [RawClient]? = try (0..<4).map { _ in try RawClient(port: port) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(node.http.openConnections == 4)
+        #expect(try httpGet(port: port, "/healthz").status == 0)  // closed without an answer
+        #expect(held?.count == 4)
+        held = nil
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try httpGet(port: port, "/healthz").status == 200)
+        try await node.stop()
+    }
+}

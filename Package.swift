@@ -21,6 +21,10 @@ let package = Package(
         // module that exposes them (clean build of both: ~10 s on this machine).
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+        // Tracing: the API in the engine (light); the OTLP exporter only in the executable.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.0"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -45,6 +49,8 @@ let package = Package(
             dependencies: [
                 "TidemarkStorage", .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ]
         ),
         // Kafka wire protocol codecs: pure encode/decode, no I/O.
@@ -59,6 +65,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // The HTTP listener above the engine: /metrics (Prometheus), /healthz, /readyz.
@@ -94,6 +101,9 @@ let package = Package(
                 "TidemarkServer", "Tidemark", "TidemarkClient", "TidemarkWire", "TidemarkHTTP",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,10 +123,19 @@ let package = Package(
             dependencies: [
                 "TidemarkStorage", .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "TidemarkTests", dependencies: ["Tidemark", "TidemarkStorage", "TestSupport"]),
+        .testTarget(
+            name: "TidemarkTests",
+            dependencies: [
+                "Tidemark", "TidemarkStorage", "TestSupport",
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]
+        ),
         .testTarget(
             name: "TidemarkStorageTests",
             dependencies: ["TidemarkStorage", "CLZ4", "TestSupport"]

@@ -1,3 +1,4 @@
+import Tracing
 import CoreMetrics
 import Dispatch
 import Foundation
@@ -28,6 +29,11 @@ public struct BrokerOptions: Sendable {
     public var logger = Logger(label: "tidemark.engine")
     /// Where the engine's metrics go (nil: swift-metrics' bootstrapped system).
     public var metricsFactory: (any MetricsFactory)? = nil
+    /// The tracer of the embedded clients' and the broker's spans (nil: the process's
+    /// bootstrapped one, swift-distributed-tracing's `InstrumentationSystem.tracer`).
+    public var tracer: (any Tracer)? = nil
+    /// An fdatasync slower than this is logged as a warning (at most one line per 10 s).
+    public var slowFsyncWarningMs: Int64 = 1000
 
     public init() {}
 }
@@ -152,7 +158,8 @@ public final class Broker: Sendable {
         async throws -> Broker
     {
         let executor = BlockingExecutor()
-        let metrics = EngineMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
+        let metrics = EngineMetrics(
+            factory: options.metricsFactory ?? MetricsSystem.factory, slowFsyncMs: options.slowFsyncWarningMs, logger: options.logger)
         let (lock, registry, offsetsPartition, offsetsId, sharePartition) = try await executor.run {
             () throws -> (SharedFile, Registry, PartitionState, UUID, PartitionState) in
             try DurableFile.createDirectory(dataDirectory)
@@ -220,7 +227,8 @@ public final class Broker: Sendable {
                 "share.delivery.count.limit": "\(options.groups.shareDeliveryCountLimit)",
                 "share.partition.max.record.locks": "\(options.groups.sharePartitionMaxRecordLocks)",
             ], deadLetterPrefix: options.groups.deadLetterTopicPrefix)
-        let groups = GroupCoordinator(options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock)
+        let groups = GroupCoordinator(
+            options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock, logger: options.logger)
         let flusher = LogFlusher()
         let (shareStore, shareStates) = try await ShareStateStore.open(
             partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,

@@ -131,7 +131,28 @@ public final class Consumer: Sendable {
     }
 
     /// Records from the assigned partitions, waiting up to `maxWaitMs` when there are none.
+    /// Traced as a CLIENT `poll` span linked to each record's producer context.
     public func poll(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
+        let span = broker.pollSpan(topics: Array(Set(positions.withLock { $0.keys.map(\.topic) })), group: nil)
+        do {
+            let records = try await pollUntraced(maxRecords: maxRecords, maxWaitMs: maxWaitMs)
+            broker.finishPollSpan(span, records)
+            return records
+        } catch {
+            span?.recordError(error)
+            span?.end()
+            throw error
+        }
+    }
+
+    /// Runs `body` (the work a record asks for) in a CONSUMER `process {topic}` span, a child
+    /// of the context its producer put in the headers: one trace from producer to worker.
+    public func process<T>(_ record: ConsumerRecord, _ body: () async throws -> T) async throws -> T {
+        try await broker.withProcessSpan(record, group: nil, body)
+    }
+
+    /// Records from the assigned partitions, waiting up to `maxWaitMs` when there are none.
+    private func pollUntraced(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
         var current = positions.withLock { $0 }
         let before = current
         let records = try await broker.pollRecords(

@@ -1,5 +1,8 @@
 import CoreMetrics
+import Dispatch
+import Logging
 import Synchronization
+import TidemarkStorage
 
 /// The engine's metrics, through swift-metrics (an embedding process picks the backend;
 /// `tidemark serve` bootstraps Prometheus): per topic, bytes and records produced and bytes
@@ -36,8 +39,15 @@ public final class EngineMetrics: Sendable {
     /// One fdatasync of a partition log (seconds in Prometheus).
     let fsync: Timer
 
-    public init(factory: any MetricsFactory) {
+    /// An fdatasync slower than this is logged (at most one line per 10 s).
+    let slowFsyncNanoseconds: UInt64
+    private let lastSlowFsyncLog = Atomic<UInt64>(0)
+    let logger: Logger
+
+    public init(factory: any MetricsFactory, slowFsyncMs: Int64 = 1000, logger: Logger = Logger(label: "tidemark.engine")) {
         self.factory = factory
+        self.slowFsyncNanoseconds = UInt64(max(1, slowFsyncMs)) * 1_000_000
+        self.logger = logger
         fsync = Timer(label: MetricName.fsyncDuration, preferredDisplayUnit: .seconds, factory: factory)
     }
 
@@ -57,8 +67,21 @@ public final class EngineMetrics: Sendable {
     }
 
     /// What a partition log calls after each fdatasync.
-    var syncObserver: @Sendable (UInt64) -> Void {
-        let fsync = self.fsync
-        return { nanoseconds in fsync.recordNanoseconds(Int64(clamping: nanoseconds)) }
+    var syncObserver: PartitionLog.SyncObserver {
+        { [self] nanoseconds, directory in
+            fsync.recordNanoseconds(Int64(clamping: nanoseconds))
+            if nanoseconds >= slowFsyncNanoseconds { slowFsync(nanoseconds, directory) }
+        }
+    }
+
+    private func slowFsync(_ nanoseconds: UInt64, _ directory: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let last = lastSlowFsyncLog.load(ordering: .relaxed)
+        guard now &- last >= 10_000_000_000 || last == 0,
+            lastSlowFsyncLog.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        else { return }
+        logger.warning(
+            "slow fsync: the disk took this long to make appended data durable",
+            metadata: ["ms": "\(nanoseconds / 1_000_000)", "log": "\(directory)"])
     }
 }

@@ -53,8 +53,28 @@ public final class GroupConsumer: Sendable {
     public var generationId: Int32 { state.withLock { $0.generationId } }
 
     /// Records from the assigned partitions. Rejoins the group first when a rebalance is
-    /// under way (which can take until every member has polled).
+    /// under way. Traced as a CLIENT `poll` span linked to each record's producer context.
     public func poll(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
+        let span = broker.pollSpan(topics: topics, group: groupId)
+        do {
+            let records = try await pollUntraced(maxRecords: maxRecords, maxWaitMs: maxWaitMs)
+            broker.finishPollSpan(span, records)
+            return records
+        } catch {
+            span?.recordError(error)
+            span?.end()
+            throw error
+        }
+    }
+
+    /// Runs `body` in a CONSUMER `process {topic}` span, a child of the record's producer context.
+    public func process<T>(_ record: ConsumerRecord, _ body: () async throws -> T) async throws -> T {
+        try await broker.withProcessSpan(record, group: groupId, body)
+    }
+
+    /// Records from the assigned partitions. Rejoins the group first when a rebalance is
+    /// under way (which can take until every member has polled).
+    private func pollUntraced(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
         if state.withLock({ $0.needsRejoin }) { try await rejoin() }
         var positions = state.withLock { $0.positions }
         let generation = state.withLock { $0.generationId }

@@ -1,3 +1,4 @@
+import Tracing
 import Synchronization
 import TidemarkStorage
 
@@ -114,7 +115,30 @@ public final class Producer: Sendable {
         topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader] = [], partition: Int? = nil,
         timestamp: Int64? = nil
     ) async throws -> RecordMetadata {
-        let record = OutgoingRecord(topic: topic, key: key, value: value, headers: headers, partition: partition, timestamp: timestamp)
+        guard broker.isTracing else {
+            return try await sendUntraced(
+                OutgoingRecord(topic: topic, key: key, value: value, headers: headers, partition: partition, timestamp: timestamp))
+        }
+        // A PRODUCER `send {topic}` span; its context travels in the record's headers.
+        return try await broker.tracer.withSpan("send \(topic)", ofKind: .producer) { span in
+            span.attributes[MessagingAttribute.system] = "kafka"
+            span.attributes[MessagingAttribute.operationName] = "send"
+            span.attributes[MessagingAttribute.operationType] = "send"
+            span.attributes[MessagingAttribute.destination] = topic
+            span.attributes[MessagingAttribute.bodySize] = value?.count ?? 0
+            if let key, let text = String(validating: key, as: UTF8.self) { span.attributes[MessagingAttribute.key] = text }
+            if value == nil { span.attributes[MessagingAttribute.tombstone] = true }
+            var headers = headers
+            broker.tracer.inject(span.context, into: &headers, using: RecordHeaderInjector())
+            let sent = try await sendUntraced(
+                OutgoingRecord(topic: topic, key: key, value: value, headers: headers, partition: partition, timestamp: timestamp))
+            span.attributes[MessagingAttribute.partition] = "\(sent.partition)"
+            span.attributes[MessagingAttribute.offset] = Int(sent.offset)
+            return sent
+        }
+    }
+
+    private func sendUntraced(_ record: OutgoingRecord) async throws -> RecordMetadata {
         try await reserveRoom(Self.bufferBytes(of: record))
         // When no append is under way for the partition, this task appends the batch itself
         // (no drain task to start and wait for): an awaited send costs one append.

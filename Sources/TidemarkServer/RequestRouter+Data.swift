@@ -1,4 +1,5 @@
 import NIOCore
+import Tracing
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
@@ -97,13 +98,16 @@ extension RequestRouter {
                     guard case .bytes(let records)? = partitionData.records, !records.isEmpty else {
                         throw KafkaError.corruptMessage
                     }
+                    if broker.isTracing { inFlight.startSpan(t, p, topic: topic, partition: partition, records: records, router: self) }
                     if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records) {
                         inFlight.set(t, p, appended.result)
                         if let offset = appended.durableAt {
                             inFlight.waiting += 1
+                            inFlight.spanWaits(t, p)
                             broker.whenDurable(topic: topic, partition: partition, offset: offset) { [self] error in
                                 loop.execute {
                                     if let error { bound.value.fail(t, p, error, router: self, topic: topic) }
+                                    bound.value.endSpan(t, p)
                                     bound.value.waiting -= 1
                                     bound.value.finishIfDone()
                                 }
@@ -112,6 +116,7 @@ extension RequestRouter {
                     } else {
                         // Would block: the engine's executor appends it (and waits for durability).
                         inFlight.waiting += 1
+                        inFlight.spanWaits(t, p)
                         Task { [self] in
                             let outcome: Result<AppendResult, Error>
                             do {
@@ -124,6 +129,7 @@ extension RequestRouter {
                                 case .success(let result): bound.value.set(t, p, result)
                                 case .failure(let error): bound.value.fail(t, p, error, router: self, topic: topic)
                                 }
+                                bound.value.endSpan(t, p)
                                 bound.value.waiting -= 1
                                 bound.value.finishIfDone()
                             }
@@ -132,6 +138,7 @@ extension RequestRouter {
                 } catch {
                     inFlight.fail(t, p, error, router: self, topic: topic)
                 }
+                if inFlight.waitingSpan(t, p) == false { inFlight.endSpan(t, p) }
             }
         }
         inFlight.started = true
@@ -326,6 +333,53 @@ final class ProduceInFlight {
             }
             return topic
         }
+    }
+
+    /// The broker's `produce {topic}` spans (tracing on only), by partition slot; each ends
+    /// when its partition is answered (after the fsync covering it, when one is waited for).
+    private var spans: [Int: (span: any Span, waiting: Bool)] = [:]
+
+    private static func slot(_ t: Int, _ p: Int) -> Int { t << 20 | p }
+
+    /// Starts the partition's SERVER span, a child of the context the producer put in the
+    /// first record's headers (read from an uncompressed first batch only: nothing is
+    /// decompressed for tracing; the records themselves are never changed).
+    func startSpan(_ t: Int, _ p: Int, topic: String, partition: Int, records: [UInt8], router: RequestRouter) {
+        let broker = router.broker
+        var parent: InstrumentationContext? = nil
+        if records.count >= RecordBatchHeader.size, records[RecordBatchHeader.attributesOffset + 1] & 0x07 == 0 {
+            let length = Int(Int32(bigEndian: records.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: Int32.self) }))
+            let end = RecordBatchHeader.logOverhead + length
+            if length > 0, end <= records.count, let batch = try? RecordBatch(decoding: Array(records[..<end])),
+                let first = batch.records.first
+            {
+                parent = broker.extractContext(from: first.headers)
+            }
+        }
+        let span = broker.tracer.startSpan("produce \(topic)", context: parent ?? .topLevel, ofKind: .server)
+        span.attributes[MessagingAttribute.system] = "kafka"
+        span.attributes[MessagingAttribute.operationName] = "produce"
+        span.attributes[MessagingAttribute.destination] = topic
+        span.attributes[MessagingAttribute.partition] = "\(partition)"
+        span.attributes[MessagingAttribute.bodySize] = records.count
+        spans[Self.slot(t, p)] = (span, false)
+    }
+
+    func spanWaits(_ t: Int, _ p: Int) { spans[Self.slot(t, p)]?.waiting = true }
+
+    /// Whether the partition's span waits for a later completion (nil: no span).
+    func waitingSpan(_ t: Int, _ p: Int) -> Bool? { spans[Self.slot(t, p)]?.waiting }
+
+    func endSpan(_ t: Int, _ p: Int) {
+        guard let (span, _) = spans.removeValue(forKey: Self.slot(t, p)) else { return }
+        let result = response.topics[t].partitions[p]
+        if result.errorCode != 0 {
+            span.attributes["error.type"] = "\(KafkaError(rawValue: result.errorCode) ?? .unknownServerError)"
+            span.setStatus(SpanStatus(code: .error))
+        } else {
+            span.attributes[MessagingAttribute.offset] = Int(result.baseOffset)
+        }
+        span.end()
     }
 
     func set(_ t: Int, _ p: Int, _ appended: AppendResult) {

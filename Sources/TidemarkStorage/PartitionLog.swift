@@ -83,9 +83,9 @@ public final class PartitionLog: Sendable {
         var active: LogSegment { segments[segments.count - 1] }
     }
 
-    /// Told how long each fdatasync of a flush took (nanoseconds), e.g. for a histogram.
-    /// Called on the flushing thread, after the call returned.
-    public typealias SyncObserver = @Sendable (_ nanoseconds: UInt64) -> Void
+    /// Told how long each fdatasync of a flush took (nanoseconds) and of which log directory,
+    /// e.g. for a histogram. Called on the flushing thread, after the call returned.
+    public typealias SyncObserver = @Sendable (_ nanoseconds: UInt64, _ directory: String) -> Void
     let syncObserver: SyncObserver?
 
     init(
@@ -421,7 +421,7 @@ public final class PartitionLog: Sendable {
         for file in files {
             let started = monotonicNanoseconds()
             try file.sync()
-            syncObserver?(monotonicNanoseconds() &- started)
+            syncObserver?(monotonicNanoseconds() &- started, directory)
         }
         if syncDirectory { try FileSystem.syncDirectory(directory) }
         if writeCheckpoint {

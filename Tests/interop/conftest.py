@@ -22,7 +22,8 @@ def free_port():
 class Broker:
     """A tidemark node: start, stop (SIGTERM, clean) and restart on the same data."""
 
-    def __init__(self, data_dir, port, extra=(), user=None):
+    def __init__(self, data_dir, port, extra=(), user=None, env=None):
+        self.env = dict(os.environ, **env) if env else None
         self.data_dir = data_dir
         self.port = port
         self.extra = list(extra)
@@ -47,7 +48,7 @@ class Broker:
         self.proc = subprocess.Popen(
             prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1",
                       "--http-port", str(self.http_port)] + self.extra,
-            stdout=subprocess.PIPE, stderr=log)
+            stdout=subprocess.PIPE, stderr=log, env=self.env)
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:
             raise RuntimeError("tidemark did not start: %r" % line)

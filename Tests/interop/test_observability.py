@@ -249,3 +249,30 @@ def test_prometheus_scrapes_and_every_dashboard_query_has_data(broker):
         prometheus.wait(30)
         shutil.rmtree(root, ignore_errors=True)
     assert not failures, failures
+
+
+def test_json_logs_one_object_per_line_with_metadata_fields():
+    from conftest import Broker
+    root = tempfile.mkdtemp(prefix="tidemark-logs-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=["--log-format", "json", "--log-level", "info"])
+    node.start()
+    try:
+        topic = unique("logged")
+        _topic(node.bootstrap, topic, 2)
+        from confluent_kafka import Consumer
+        consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": unique("g"), "session.timeout.ms": 6000})
+        consumer.subscribe([topic])
+        deadline = time.time() + 30
+        while not consumer.assignment() and time.time() < deadline:
+            consumer.poll(0.5)
+        consumer.close()
+    finally:
+        node.stop()
+    lines = [line for line in open(node.log_path).read().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    created = [r for r in records if r["msg"] == "topic created"]
+    assert created and created[0]["topic"] == topic and created[0]["partitions"] == "2"
+    assert any(r["msg"] == "group rebalanced" and r.get("members") == "1" for r in records)
+    assert any(r["msg"] == "stopped cleanly" for r in records)
+    shutil.rmtree(root, ignore_errors=True)

@@ -42,6 +42,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
     @Option(help: "Log lines as text or json (one object per line), on standard error.") var logFormat: LogFormat = .text
+    @Option(help: "Export the broker's spans over OTLP/HTTP to this collector (e.g. http://localhost:4318).")
+    var otlpEndpoint: String?
 
     /// Kafka-named settings from the file, then --config, then the flags.
     func brokerConfig() throws -> BrokerConfig {
@@ -100,6 +102,7 @@ struct Serve: AsyncParsableCommand {
         // backs it with one Prometheus registry, which /metrics emits.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(TidemarkPrometheus.factory(registry: registry))
+        let traces = try otlpEndpoint.map { try TraceExport(endpoint: $0, logger: Logger(label: "tidemark.otel")) }
 
         // The HTTP listener comes up first: /healthz answers during recovery, /readyz once
         // the Kafka listener accepts connections.
@@ -145,6 +148,7 @@ struct Serve: AsyncParsableCommand {
         await server.stop()
         await http?.stop()
         try await broker.close()
+        await traces?.shutdown()
         logger.info("stopped cleanly")
     }
 }

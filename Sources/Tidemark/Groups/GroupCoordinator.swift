@@ -68,7 +68,14 @@ public final class GroupCoordinator: Sendable {
     let clock: @Sendable () -> Int64
     private let state = Mutex(State())
 
-    init(options: GroupOptions, store: OffsetStore, configs: GroupConfigs, clock: @escaping @Sendable () -> Int64) {
+    /// Where rebalances are logged (one line per generation, never per heartbeat).
+    let logger: Logger?
+
+    init(
+        options: GroupOptions, store: OffsetStore, configs: GroupConfigs, clock: @escaping @Sendable () -> Int64,
+        logger: Logger? = nil
+    ) {
+        self.logger = logger
         self.options = options
         self.store = store
         self.configs = configs
@@ -78,6 +85,8 @@ public final class GroupCoordinator: Sendable {
     private struct Ready {
         var joins: [(CheckedContinuation<JoinGroupResponse, Never>, JoinGroupResponse)] = []
         var syncs: [(CheckedContinuation<SyncGroupResponse, Never>, SyncGroupResponse)] = []
+        /// A join moved the group to a new generation: (generation, members), to log.
+        var rebalanced: (Int32, Int)? = nil
         func resumeAll() {
             for (continuation, response) in joins { continuation.resume(returning: response) }
             for (continuation, response) in syncs { continuation.resume(returning: response) }
@@ -125,8 +134,12 @@ public final class GroupCoordinator: Sendable {
                     s.consumerGroups.removeValue(forKey: request.groupId)
                 }
                 var group = s.groups[request.groupId] ?? ClassicGroup(groupId: request.groupId, options: options)
+                let generationBefore = group.generationId
                 let (response, deliveries) = group.join(request, nowMs: now)
                 s.groups[request.groupId] = group
+                if group.generationId != generationBefore {
+                    ready.rebalanced = (group.generationId, group.memberOrder.count)
+                }
                 if let response {
                     ready.joins.append((continuation, response))
                 } else {
@@ -143,6 +156,10 @@ public final class GroupCoordinator: Sendable {
                 return ready
             }
             ready.resumeAll()
+            if let (generation, members) = ready.rebalanced {
+                logger?.info(
+                    "group rebalanced", metadata: ["group": "\(request.groupId)", "generation": "\(generation)", "members": "\(members)"])
+            }
         }
     }
 

@@ -86,7 +86,30 @@ public final class ShareConsumer: Sendable {
 
     /// Records this worker now holds under a lock, at most `maxRecords`; waits up to `timeout`
     /// when there are none. Sends the acknowledgements made since the last call first.
+    /// Traced as a CLIENT `poll` span linked to each job's producer context.
     public func poll(maxRecords: Int = 500, timeout: Duration = .seconds(1)) async throws -> [ShareRecord] {
+        let span = broker.pollSpan(topics: topics, group: group)
+        do {
+            let jobs = try await pollUntraced(maxRecords: maxRecords, timeout: timeout)
+            broker.finishPollSpan(span, jobs.map(\.record))
+            return jobs
+        } catch {
+            span?.recordError(error)
+            span?.end()
+            throw error
+        }
+    }
+
+    /// Runs `body` (the job) in a CONSUMER `process {topic}` span, a child of the context the
+    /// job's producer put in its headers, with its offset and delivery count: one trace from
+    /// the enqueue to every attempt.
+    public func process<T>(_ job: ShareRecord, _ body: () async throws -> T) async throws -> T {
+        try await broker.withProcessSpan(job.record, group: group, deliveryCount: job.deliveryCount, body)
+    }
+
+    /// Records this worker now holds under a lock, at most `maxRecords`; waits up to `timeout`
+    /// when there are none. Sends the acknowledgements made since the last call first.
+    private func pollUntraced(maxRecords: Int = 500, timeout: Duration = .seconds(1)) async throws -> [ShareRecord] {
         try heartbeat()
         let results = try await sendAcknowledgements()
         if let failure = results.first(where: { $0.value == .storage }) {

@@ -132,7 +132,12 @@ struct CLITests {
         // not): verify reports it and exits 1.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: log))
         let size = bytes.count
-        let flipped = 100  // inside the first batch (61-byte header, then twenty records)
+        // The first batch's size, from the dump (the produce tool's batches vary with timing):
+        // flip a byte half-way through its records, past the 61-byte header.
+        let firstSize = dump.stdout.split(separator: "\n").first { $0.contains("position: 0 ") }
+            .flatMap { line in line.split(separator: " ").drop { $0 != "size:" }.dropFirst().first }.flatMap { Int($0) } ?? 0
+        #expect(firstSize > 61)
+        let flipped = 61 + (firstSize - 61) / 2
         bytes[flipped] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: log))
         let broken = try CLI.run(["verify", data + "/t-0"])

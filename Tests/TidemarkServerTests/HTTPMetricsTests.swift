@@ -283,3 +283,61 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 }
+
+@Suite(.serialized) struct ConsoleAPITests {
+    @Test func readsAnswerAndActionsNeedTheToken() async throws {
+        let node = try await HTTPMetricsTests.start()
+        let console = ConsoleRoutes(
+            broker: node.broker, registry: node.registry,
+            identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(node.server.boundPort)", version: TidemarkVersion.current),
+            authToken: "t0ken", tokenForReads: false)
+        node.http.add(console)
+        try await node.broker.createTopic("pages", partitions: 1)
+        let producer = try await Producer(broker: node.broker)
+        _ = try await producer.send(topic: "pages", key: nil, value: Array("<b>bold</b>".utf8))
+        _ = try await node.broker.groups.commitOffsets(groupId: "readers", offsets: [TopicPartition("pages", 0): CommittedOffset(offset: 0)])
+        let port = node.http.boundPort
+
+        let page = try await httpGet(port: port, "/groups/readers")
+        #expect(page.status == 200 && page.head.contains("Content-Security-Policy") && page.body.contains("/console.js"))
+        let groups = try await httpGet(port: port, "/api/groups")
+        #expect(groups.status == 200 && groups.body.contains("\"id\":\"readers\"") && groups.body.contains("\"lag\":1"))
+        let messages = try await httpGet(port: port, "/api/topics/pages/messages?partition=0&offset=0")
+        #expect(messages.status == 200 && messages.body.contains("\"text\":\"<b>bold<\\/b>\"") || messages.body.contains("\"text\":\"<b>bold</b>\""))
+        #expect(try await httpGet(port: port, "/api/topics/pages/messages?partition=7").status == 400)
+        #expect(try await httpGet(port: port, "/api/topics/nowhere").status == 404)
+
+        let body = #"{"topic":"pages","to":"earliest","dryRun":false}"#
+        func post(_ headers: String) async throws -> Int {
+            try await httpExchange(
+                port: port,
+                "POST /api/groups/readers/reset HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\(headers)Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            ).status
+        }
+        #expect(try await post("") == 401)
+        #expect(try await post("X-Tidemark-Token: nope\r\n") == 401)
+        #expect(try await post("X-Tidemark-Token: t0ken\r\nOrigin: http://elsewhere\r\n") == 403)
+        #expect(try await post("X-Tidemark-Token: t0ken\r\nOrigin: http://127.0.0.1:\(port)\r\n") == 200)
+        #expect(node.broker.groups.fetchOffsets(groupId: "readers")[TopicPartition("pages", 0)]?.offset == 0)
+
+        // Server-Sent Events, bounded: two snapshots, then the stream ends.
+        let events = try await httpGet(port: port, "/api/events?max_events=2")
+        #expect(events.head.contains("text/event-stream"))
+        #expect(events.body.components(separatedBy: "event: snapshot").count - 1 == 2)
+        console.stop()
+        try await node.stop()
+    }
+
+    @Test func withoutATokenActionsAreRefused() async throws {
+        let node = try await HTTPMetricsTests.start()
+        node.http.add(
+            ConsoleRoutes(
+                broker: node.broker, registry: nil, identity: NodeIdentity(brokerId: 0, address: "x", version: "v"),
+                authToken: nil, tokenForReads: false))
+        let answer = try await httpExchange(
+            port: node.http.boundPort,
+            "POST /api/groups/g/reset HTTP/1.1\r\nHost: x\r\nX-Tidemark-Token: anything\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        #expect(answer.status == 403 && answer.body.contains("--http-auth-token"))
+        try await node.stop()
+    }
+}

@@ -19,10 +19,11 @@ ensure_build_dependencies() {
     apt_install_missing liblz4-dev pkg-config
 }
 
-# kcat (librdkafka 2.0.2), prometheus (and promtool) for the metrics and dashboard tests, Go with Debian's sarama 1.22 source (Tests/interop/sarama, built
+# kcat (librdkafka 2.0.2), prometheus (and promtool) for the metrics and dashboard tests, chromium for
+# the console tests (headless), Go with Debian's sarama 1.22 source (Tests/interop/sarama, built
 # offline in GOPATH mode) and a virtualenv with the Python Kafka clients.
 ensure_interop_dependencies() {
-    apt_install_missing kcat golang-go golang-github-shopify-sarama-dev prometheus
+    apt_install_missing kcat golang-go golang-github-shopify-sarama-dev prometheus chromium
     local venv=".build/interop-venv"
     if [ ! -x "$venv/bin/pytest" ] || ! cmp -s Tests/interop/requirements.txt "$venv/requirements.txt"; then
         echo "creating $venv" >&2

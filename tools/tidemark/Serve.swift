@@ -42,6 +42,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
     @Option(help: "Log lines as text or json (one object per line), on standard error.") var logFormat: LogFormat = .text
+    @Option(help: "Token the console's actions (offset reset, requeue) require; needed to serve HTTP beyond loopback.")
+    var httpAuthToken: String?
+    @Option(help: "A file holding the auth token (its first line), instead of --http-auth-token.")
+    var httpAuthTokenFile: String?
     @Option(help: "Export the broker's spans over OTLP/HTTP to this collector (e.g. http://localhost:4318).")
     var otlpEndpoint: String?
 
@@ -85,8 +89,27 @@ struct Serve: AsyncParsableCommand {
     }
 
     func validate() throws {
-        _ = try brokerConfig()
+        let settings = try brokerConfig()
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be in 0...65535") }
+        let token = try authToken()
+        if httpPort != 0, token == nil, !Self.isLoopback(httpHost ?? settings.server.host) {
+            throw ValidationError(
+                "the HTTP listener (console, with its actions) binds beyond loopback only with --http-auth-token or --http-auth-token-file")
+        }
+    }
+
+    /// The console's token: --http-auth-token, or the first line of --http-auth-token-file.
+    func authToken() throws -> String? {
+        if let httpAuthToken, !httpAuthToken.isEmpty { return httpAuthToken }
+        guard let httpAuthTokenFile else { return nil }
+        guard let text = try? String(contentsOfFile: httpAuthTokenFile, encoding: .utf8),
+            let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty
+        else { throw ValidationError("cannot read a token from --http-auth-token-file \(httpAuthTokenFile)") }
+        return String(line).trimmingCharacters(in: .whitespaces)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     func run() async throws {
@@ -115,16 +138,21 @@ struct Serve: AsyncParsableCommand {
             } catch {
                 throw ValidationError("cannot listen for HTTP on \(httpHost):\(httpPort): \(error) (--http-port 0 turns the HTTP listener off)")
             }
-            logger.info("HTTP listener up", metadata: ["address": "\(httpHost):\(http!.boundPort)", "paths": "/metrics /healthz /readyz"])
+            logger.info("HTTP listener up", metadata: ["address": "\(httpHost):\(http!.boundPort)", "paths": "/ (console) /api /metrics /healthz /readyz"])
         }
 
         let broker = try await Broker.open(dataDirectory: data, options: settings.broker)
         let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)
         let advertised = "\(config.effectiveAdvertisedHost):\(config.advertisedPort ?? server.boundPort)"
-        http?.add(
-            MetricsRoutes(
-                broker: broker, registry: registry,
-                identity: NodeIdentity(brokerId: Int(config.nodeId), address: advertised, version: TidemarkVersion.current)))
+        let identity = NodeIdentity(brokerId: Int(config.nodeId), address: advertised, version: TidemarkVersion.current)
+        var console: ConsoleRoutes? = nil
+        if let http {
+            http.add(MetricsRoutes(broker: broker, registry: registry, identity: identity))
+            console = ConsoleRoutes(
+                broker: broker, registry: registry, identity: identity, authToken: try authToken(),
+                tokenForReads: !Self.isLoopback(httpHost ?? host))
+            http.add(console!)
+        }
         health.isReady = true
         // Wait for SIGINT or SIGTERM.
         signal(SIGINT, SIG_IGN)
@@ -145,6 +173,7 @@ struct Serve: AsyncParsableCommand {
             break
         }
         health.isReady = false
+        console?.stop()
         await server.stop()
         await http?.stop()
         try await broker.close()

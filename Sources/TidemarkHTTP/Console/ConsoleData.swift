@@ -1,0 +1,342 @@
+import Foundation
+import Logging
+import Prometheus
+import Synchronization
+import Tidemark
+
+/// What the console shows, computed from the engine's own answers, plus the rates and the
+/// lag history only a sampler can know.
+///
+/// Concurrency: `samples` (a Mutex) owns the previous sample, the rates and the lag history;
+/// the sampler Task (`start`/`stop`) is the only writer, requests read. Bounds: lag history
+/// keeps 120 points (10 minutes at 5 s) for at most `maxGroups` groups; everything else is
+/// recomputed from the engine.
+final class ConsoleData: Sendable {
+    let broker: Broker
+    let registry: PrometheusCollectorRegistry?
+    let identity: NodeIdentity
+    let maxGroups: Int
+    let started = Date()
+
+    struct Counters {
+        var at = Date.distantPast
+        var endOffsets: [String: Int64] = [:]
+        var produceRequests: Double?
+        var fetchRequests: Double?
+        var bytesIn: Double?
+        var bytesOut: Double?
+        var fsyncBuckets: [(le: Double, count: Double)] = []
+        var acks: [String: [String: Int64]] = [:]  // "group\u{0}topic" -> type -> count
+    }
+
+    struct Rates {
+        var produceRequests: Double?
+        var fetchRequests: Double?
+        var bytesIn: Double?
+        var bytesOut: Double?
+        var fsyncP99: Double?
+        var records: [String: Double] = [:]
+        var acks: [String: [String: Double]] = [:]
+    }
+
+    struct Samples {
+        var previous = Counters()
+        var rates = Rates()
+        var lagHistory: [String: [ConsoleModel.LagPoint]] = [:]
+        var lastHistoryAt = Date.distantPast
+        var connections: Double?
+    }
+
+    private let samples = Mutex(Samples())
+    private let sampler = Mutex<Task<Void, Never>?>(nil)
+
+    init(broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity, maxGroups: Int) {
+        self.broker = broker
+        self.registry = registry
+        self.identity = identity
+        self.maxGroups = maxGroups
+    }
+
+    /// Samples once a second until `stop`.
+    func start() {
+        sampler.withLock { task in
+            guard task == nil else { return }
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    self?.sample()
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+
+    func stop() { sampler.withLock { $0?.cancel(); $0 = nil } }
+
+    // MARK: Sampling
+
+    func sample() {
+        guard !broker.isClosed else { return }
+        var now = Counters()
+        now.at = Date()
+        for topic in describedTopics() { now.endOffsets[topic.name] = topic.partitions.reduce(0) { $0 + $1.logEndOffset } }
+        var connections: Double?
+        if let registry {
+            let values = Self.parse(registry.emitToString())
+            now.produceRequests = values["tidemark_kafka_requests_total", default: [:]]["api=Produce"]
+            now.fetchRequests = values["tidemark_kafka_requests_total", default: [:]]["api=Fetch"]
+            now.bytesIn = values["tidemark_bytes_in_total"].map { $0.values.reduce(0, +) }
+            now.bytesOut = values["tidemark_bytes_out_total"].map { $0.values.reduce(0, +) }
+            connections = values["tidemark_connections_active"].map { $0.values.reduce(0, +) }
+            now.fsyncBuckets = (values["tidemark_log_fsync_duration_seconds_bucket"] ?? [:]).compactMap { labels, count in
+                guard let le = labels.split(separator: "=").last.flatMap({ $0 == "+Inf" ? Double.infinity : Double($0) }) else { return nil }
+                return (le, count)
+            }.sorted { $0.le < $1.le }
+        }
+        for row in queueRows(withRates: false) { now.acks[row.group + "\u{0}" + row.topic] = row.acks }
+        let groupLags = groupRows().map { ($0.id, $0.lag) }
+
+        samples.withLock { s in
+            let before = s.previous
+            let seconds = now.at.timeIntervalSince(before.at)
+            if seconds > 0 && seconds < 60 {
+                func rate(_ a: Double?, _ b: Double?) -> Double? {
+                    guard let a, let b else { return nil }
+                    return max(0, (b - a) / seconds)
+                }
+                s.rates.produceRequests = rate(before.produceRequests, now.produceRequests)
+                s.rates.fetchRequests = rate(before.fetchRequests, now.fetchRequests)
+                s.rates.bytesIn = rate(before.bytesIn, now.bytesIn)
+                s.rates.bytesOut = rate(before.bytesOut, now.bytesOut)
+                s.rates.records = now.endOffsets.reduce(into: [:]) { out, entry in
+                    out[entry.key] = max(0, Double(entry.value - (before.endOffsets[entry.key] ?? entry.value)) / seconds)
+                }
+                s.rates.acks = now.acks.reduce(into: [:]) { out, entry in
+                    let old = before.acks[entry.key] ?? entry.value
+                    out[entry.key] = entry.value.reduce(into: [:]) { $0[$1.key] = max(0, Double($1.value - (old[$1.key] ?? $1.value)) / seconds) }
+                }
+                s.rates.fsyncP99 = Self.quantile(0.99, before: before.fsyncBuckets, now: now.fsyncBuckets) ?? s.rates.fsyncP99
+            }
+            s.previous = now
+            s.connections = connections
+            if now.at.timeIntervalSince(s.lastHistoryAt) >= 5 {
+                s.lastHistoryAt = now.at
+                let t = now.at.timeIntervalSince1970
+                for (group, lag) in groupLags.prefix(maxGroups) {
+                    var points = s.lagHistory[group] ?? []
+                    points.append(ConsoleModel.LagPoint(t: t, lag: lag))
+                    if points.count > 120 { points.removeFirst(points.count - 120) }
+                    s.lagHistory[group] = points
+                }
+                let live = Set(groupLags.map(\.0))
+                s.lagHistory = s.lagHistory.filter { live.contains($0.key) }
+            }
+        }
+    }
+
+    /// name -> (label text -> value) of a text exposition (labels joined as `k=v,k=v`).
+    static func parse(_ text: String) -> [String: [String: Double]] {
+        var out: [String: [String: Double]] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            let series = line[..<space]
+            var name = String(series)
+            var labels = ""
+            if let brace = series.firstIndex(of: "{") {
+                name = String(series[..<brace])
+                labels = series[series.index(after: brace)...].dropLast().replacingOccurrences(of: "\"", with: "")
+            }
+            out[name, default: [:]][labels] = value
+        }
+        return out
+    }
+
+    /// The q-quantile of what a cumulative histogram recorded between two samples (linear
+    /// inside the bucket, as Prometheus' histogram_quantile). nil when nothing was recorded.
+    static func quantile(_ q: Double, before: [(le: Double, count: Double)], now: [(le: Double, count: Double)]) -> Double? {
+        let old = Dictionary(before.map { ($0.le, $0.count) }, uniquingKeysWith: { a, _ in a })
+        let deltas = now.map { ($0.le, $0.count - (old[$0.le] ?? 0)) }
+        guard let total = deltas.last?.1, total > 0 else { return nil }
+        let rank = q * total
+        var lower = 0.0
+        var below = 0.0
+        for (le, count) in deltas {
+            if count >= rank {
+                if le.isInfinite { return lower }
+                return lower + (le - lower) * (count - below > 0 ? (rank - below) / (count - below) : 0)
+            }
+            lower = le.isInfinite ? lower : le
+            below = count
+        }
+        return lower
+    }
+
+    // MARK: Views
+
+    func describedTopics() -> [TopicDescription] {
+        (broker.listTopics() + broker.internalTopicNames).compactMap { try? broker.describeTopic($0) }.sorted { $0.name < $1.name }
+    }
+
+    func overview() -> ConsoleModel.Overview {
+        let topics = describedTopics()
+        let (rates, connections) = samples.withLock { ($0.rates, $0.connections) }
+        var offline: [ConsoleModel.OfflinePartition] = []
+        for topic in topics {
+            for p in topic.partitions { if let reason = p.offline { offline.append(.init(topic: topic.name, partition: p.partition, reason: reason)) } }
+        }
+        return ConsoleModel.Overview(
+            version: identity.version, nodeId: identity.brokerId, kafkaAddress: identity.address,
+            dataDirectory: broker.dataDirectory, uptimeSeconds: Date().timeIntervalSince(started),
+            topics: topics.filter { !$0.isInternal }.count, partitions: topics.reduce(0) { $0 + $1.partitions.count },
+            groups: broker.groups.listGroups().count, queues: broker.shares.groupIds().count, connections: connections,
+            produceRequestsPerSecond: rates.produceRequests, fetchRequestsPerSecond: rates.fetchRequests,
+            recordsInPerSecond: rates.records.filter { !broker.isInternalTopic($0.key) }.values.reduce(0, +),
+            bytesInPerSecond: rates.bytesIn, bytesOutPerSecond: rates.bytesOut, fsyncP99Seconds: rates.fsyncP99,
+            recordsTotal: topics.filter { !$0.isInternal }.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + $1.logEndOffset - $1.logStartOffset } },
+            partitionsOffline: offline)
+    }
+
+    func topicRows() -> [ConsoleModel.TopicRow] {
+        let rates = samples.withLock { $0.rates.records }
+        return describedTopics().map { t in
+            ConsoleModel.TopicRow(
+                name: t.name, isInternal: t.isInternal, partitions: t.partitions.count,
+                records: t.partitions.reduce(0) { $0 + $1.logEndOffset - $1.logStartOffset },
+                sizeBytes: t.partitions.reduce(0) { $0 + $1.sizeInBytes }, recordsPerSecond: rates[t.name] ?? 0,
+                retentionMs: t.config.retentionMs, retentionBytes: t.config.retentionBytes)
+        }
+    }
+
+    func topicDetail(_ name: String) -> ConsoleModel.TopicDetail? {
+        guard let t = try? broker.describeTopic(name) else { return nil }
+        return ConsoleModel.TopicDetail(
+            name: t.name, id: t.id.uuidString.lowercased(), isInternal: t.isInternal,
+            configs: t.config.kafkaConfigs.map { ConsoleModel.Config(name: $0.0, value: $0.1) },
+            partitions: t.partitions.map {
+                ConsoleModel.PartitionRow(
+                    partition: $0.partition, logStartOffset: $0.logStartOffset, logEndOffset: $0.logEndOffset,
+                    sizeBytes: $0.sizeInBytes, segments: $0.segmentCount, offline: $0.offline)
+            })
+    }
+
+    /// Per partition of a group's commits: (committed, end, lag), every partition of each
+    /// topic it committed to (-1 where it has none, as kafka_exporter).
+    func groupPartitions(_ group: String) -> [ConsoleModel.GroupPartition] {
+        let committed = broker.groups.fetchOffsets(groupId: group)
+        var rows: [ConsoleModel.GroupPartition] = []
+        for topic in Set(committed.keys.map(\.topic)).sorted() {
+            guard let count = try? broker.partitionCount(of: topic) else { continue }
+            for p in 0..<count {
+                let end = (try? broker.offsets(topic: topic, partition: p).end) ?? 0
+                let offset = committed[TopicPartition(topic, p)]?.offset ?? -1
+                rows.append(.init(topic: topic, partition: p, committed: offset, logEndOffset: end, lag: offset < 0 ? end : max(0, end - offset)))
+            }
+        }
+        return rows
+    }
+
+    func timeLag(_ rows: [ConsoleModel.GroupPartition]) -> Double {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var oldest: Int64?
+        for r in rows where r.lag > 0 {
+            if let ts = broker.timestamp(topic: r.topic, partition: r.partition, at: max(0, r.committed)) { oldest = min(oldest ?? ts, ts) }
+        }
+        return oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0
+    }
+
+    func members(_ listing: GroupListing) -> [ConsoleModel.GroupMember] {
+        if listing.type == .consumer {
+            return (broker.groups.describeConsumerGroup(listing.groupId)?.members ?? []).map {
+                .init(memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost, assignment: $0.assignment.map(\.description))
+            }
+        }
+        return broker.groups.describeGroup(listing.groupId).members.map {
+            .init(
+                memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost,
+                assignment: (ConsumerProtocol.decodeAssignment($0.assignment) ?? []).map(\.description))
+        }
+    }
+
+    func groupRows() -> [ConsoleModel.GroupRow] {
+        broker.groups.listGroups().prefix(maxGroups).map { listing in
+            let rows = groupPartitions(listing.groupId)
+            return ConsoleModel.GroupRow(
+                id: listing.groupId, type: listing.type.rawValue, state: listing.state, members: members(listing).count,
+                topics: Array(Set(rows.map(\.topic))).sorted(), lag: rows.reduce(0) { $0 + $1.lag }, timeLagSeconds: timeLag(rows))
+        }
+    }
+
+    func groupDetail(_ id: String) -> ConsoleModel.GroupDetail? {
+        guard let listing = broker.groups.listGroups().first(where: { $0.groupId == id }) else { return nil }
+        let rows = groupPartitions(id)
+        return ConsoleModel.GroupDetail(
+            id: id, type: listing.type.rawValue, state: listing.state, members: members(listing), partitions: rows,
+            lag: rows.reduce(0) { $0 + $1.lag }, timeLagSeconds: timeLag(rows),
+            lagHistory: samples.withLock { $0.lagHistory[id] ?? [] })
+    }
+
+    func queueRows(withRates: Bool = true, only group: String? = nil) -> [ConsoleModel.QueueRow] {
+        let rates = withRates ? samples.withLock { $0.rates.acks } : [:]
+        let view = broker.shareLogView
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var rows: [ConsoleModel.QueueRow] = []
+        for g in broker.shares.groupIds().prefix(maxGroups) where group == nil || g == group {
+            let members = broker.shares.describe(g)?.members.count ?? 0
+            let dlq = broker.deadLetterTopic(of: g)
+            for (topic, parts) in Dictionary(grouping: broker.shares.summaries(g, view: view), by: { $0.topicPartition.topic })
+                .sorted(by: { $0.key < $1.key })
+            {
+                var row = ConsoleModel.QueueRow(
+                    group: g, topic: topic, available: 0, inFlight: 0, delayed: 0, archived: 0, backlog: 0, deadLettered: 0,
+                    deadLettersPending: 0, deliveries: 0, redeliveries: 0, lockExpirations: 0, acks: [:],
+                    acksPerSecond: rates[g + "\u{0}" + topic] ?? [:], oldestUnackedAgeSeconds: 0, members: members, deadLetterTopic: dlq)
+                var oldest: Int64?
+                for s in parts {
+                    row.available += s.available
+                    row.inFlight += s.acquired
+                    row.delayed += s.delayed
+                    row.archived += s.archived
+                    row.backlog += s.lag
+                    row.deadLettered += s.deadLettered
+                    row.deadLettersPending += s.deadLettersPending
+                    row.deliveries += s.activity.deliveries
+                    row.redeliveries += s.activity.redeliveries
+                    row.lockExpirations += s.activity.lockExpirations
+                    row.acks["accept", default: 0] += s.activity.accepted
+                    row.acks["release", default: 0] += s.activity.released
+                    row.acks["reject", default: 0] += s.activity.rejected
+                    row.acks["renew", default: 0] += s.activity.renewed
+                    if s.lag > 0, let ts = broker.timestamp(topic: topic, partition: s.topicPartition.partition, at: s.startOffset) {
+                        oldest = min(oldest ?? ts, ts)
+                    }
+                }
+                row.oldestUnackedAgeSeconds = oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0
+                rows.append(row)
+            }
+        }
+        return rows
+    }
+
+    func queueDetail(_ group: String) -> ConsoleModel.QueueDetail? {
+        guard broker.shares.groupIds().contains(group) else { return nil }
+        let description = broker.shares.describe(group)
+        let parts = broker.shares.summaries(group, view: broker.shareLogView).map { s in
+            ConsoleModel.QueuePartition(
+                topic: s.topicPartition.topic, partition: s.topicPartition.partition, startOffset: s.startOffset,
+                endOffset: s.endOffset, logEndOffset: s.logEndOffset, available: s.available, inFlight: s.acquired,
+                delayed: s.delayed, archived: s.archived, backlog: s.lag,
+                holders: s.holders.sorted { $0.key < $1.key }.map {
+                    ConsoleModel.Holder(member: $0.key, records: $0.value.count, lockDeadlineMs: $0.value.earliestExpiryMs)
+                })
+        }
+        return ConsoleModel.QueueDetail(
+            group: group, state: description?.state ?? "Empty",
+            members: (description?.members ?? []).map {
+                .init(memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost, assignment: $0.assignment.map(\.description))
+            },
+            deadLetterTopic: broker.deadLetterTopic(of: group), queues: queueRows(only: group), partitions: parts)
+    }
+
+    func snapshot(_ sequence: Int) -> ConsoleModel.Snapshot {
+        ConsoleModel.Snapshot(sequence: sequence, overview: overview(), groups: groupRows(), queues: queueRows(), topics: topicRows())
+    }
+}

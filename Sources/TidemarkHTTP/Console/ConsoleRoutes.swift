@@ -1,0 +1,312 @@
+import Foundation
+import Logging
+import NIOHTTP1
+import Prometheus
+import Synchronization
+import Tidemark
+
+/// The live web console (`/`) and its JSON API (`/api/...`), served by the broker's HTTP
+/// listener. Pages are one HTML shell and a hand-written script embedded in the binary (no
+/// CDN); the script renders every view from the JSON API with DOM text nodes only, so a
+/// record's bytes can never become markup.
+///
+/// Safety: mutating endpoints (offset reset, dead-letter requeue) are POST only, need the
+/// auth token (`--http-auth-token`) in an `X-Tidemark-Token` header — a header a cross-site
+/// form cannot send, and that a cross-site script cannot send without a CORS preflight the
+/// console never grants — and, when the browser says where the request comes from, an
+/// `Origin` naming this host. Without a configured token they are refused. When the listener
+/// binds a non-loopback address (only allowed with a token), every `/api/` read needs the
+/// token too (the header, or `?token=` for the event stream, which EventSource cannot add
+/// headers to).
+public final class ConsoleRoutes: HTTPRoutes {
+    let data: ConsoleData
+    let authToken: String?
+    let tokenForReads: Bool
+    let logger: Logger
+    /// Requeued dead letters go out through one idempotent embedded producer, made on first use.
+    private let requeuer = Mutex<Producer?>(nil)
+    /// Open event streams (each one sends a snapshot a second): bounded.
+    private let streams = Atomic<Int>(0)
+    static let maxStreams = 32
+
+    public init(
+        broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity, authToken: String?,
+        tokenForReads: Bool, maxGroups: Int = 1000, logger: Logger = Logger(label: "tidemark.console")
+    ) {
+        data = ConsoleData(broker: broker, registry: registry, identity: identity, maxGroups: maxGroups)
+        self.authToken = authToken.flatMap { $0.isEmpty ? nil : $0 }
+        self.tokenForReads = tokenForReads
+        self.logger = logger
+        data.start()
+    }
+
+    /// Stops the sampler (the broker is about to close).
+    public func stop() { data.stop() }
+
+    static let pagePaths = ["/", "/topics", "/groups", "/queues"]
+
+    public func respond(to request: HTTPRequest) async -> HTTPResponse? {
+        let path = request.path
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if request.method == .GET || request.method == .HEAD {
+            if Self.pagePaths.contains(path) || (parts.count == 2 && ["topics", "groups", "queues"].contains(parts[0])) {
+                return .bytes(Array(ConsoleAssets.html.utf8), contentType: "text/html; charset=utf-8").securityHeaders()
+            }
+            if path == "/console.js" { return .bytes(Array(ConsoleAssets.script.utf8), contentType: "text/javascript; charset=utf-8") }
+            if path == "/console.css" { return .bytes(Array(ConsoleAssets.style.utf8), contentType: "text/css; charset=utf-8") }
+        }
+        guard parts.first == "api" else { return nil }
+        if tokenForReads || request.method == .POST {
+            if let refusal = authorize(request, mutating: request.method == .POST) { return refusal }
+        }
+        let api = Array(parts.dropFirst())
+        switch (request.method, api.count) {
+        case (.GET, 1) where api[0] == "overview": return json(data.overview())
+        case (.GET, 1) where api[0] == "topics": return json(data.topicRows())
+        case (.GET, 1) where api[0] == "groups": return json(data.groupRows())
+        case (.GET, 1) where api[0] == "queues": return json(data.queueRows())
+        case (.GET, 1) where api[0] == "events": return events(request)
+        case (.GET, 2) where api[0] == "topics":
+            return data.topicDetail(api[1]).map(json) ?? .error(.notFound, "no topic '\(api[1])'")
+        case (.GET, 3) where api[0] == "topics" && api[2] == "messages": return await messages(topic: api[1], request)
+        case (.GET, 2) where api[0] == "groups":
+            return data.groupDetail(api[1]).map(json) ?? .error(.notFound, "no group '\(api[1])'")
+        case (.POST, 3) where api[0] == "groups" && api[2] == "reset": return await reset(group: api[1], request)
+        case (.GET, 2) where api[0] == "queues":
+            return data.queueDetail(api[1]).map(json) ?? .error(.notFound, "no share group '\(api[1])'")
+        case (.GET, 3) where api[0] == "queues" && api[2] == "dlq": return await deadLetters(group: api[1], request)
+        case (.POST, 4) where api[0] == "queues" && api[2] == "dlq" && api[3] == "requeue":
+            return await requeue(group: api[1], request)
+        default:
+            return .error(request.method == .GET || request.method == .POST ? .notFound : .methodNotAllowed, "no such API: \(request.method) \(path)")
+        }
+    }
+
+    // MARK: Safety
+
+    private func authorize(_ request: HTTPRequest, mutating: Bool) -> HTTPResponse? {
+        guard let authToken else {
+            return .error(.forbidden, "this action needs the console's auth token: start tidemark serve with --http-auth-token")
+        }
+        let given = request.headers.first(name: "X-Tidemark-Token") ?? (mutating ? nil : request.query["token"])
+        guard let given, Self.constantTimeEqual(given, authToken) else {
+            return .error(.unauthorized, "missing or wrong X-Tidemark-Token")
+        }
+        if mutating, let origin = request.headers.first(name: "Origin"), let host = request.headers.first(name: "Host"),
+            origin != "http://\(host)" && origin != "https://\(host)"
+        {
+            return .error(.forbidden, "cross-origin request refused (Origin \(origin), Host \(host))")
+        }
+        return nil
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return difference == 0
+    }
+
+    // MARK: Reads
+
+    func json<T: Encodable>(_ value: T) -> HTTPResponse {
+        guard let body = try? JSONEncoder.console().encode(value) else { return .error(.internalServerError, "encoding failed") }
+        var response = HTTPResponse.bytes(Array(body), contentType: "application/json")
+        response.headers.add(name: "Cache-Control", value: "no-store")
+        return response
+    }
+
+    private func messages(topic: String, _ request: HTTPRequest) async -> HTTPResponse {
+        let broker = data.broker
+        guard let count = try? broker.partitionCount(of: topic) else { return .error(.notFound, "no topic '\(topic)'") }
+        let partition = Int(request.query["partition"] ?? "0") ?? -1
+        guard (0..<count).contains(partition) else { return .error(.badRequest, "partition must be in 0..<\(count)") }
+        let limit = min(max(Int(request.query["limit"] ?? "20") ?? 20, 1), 100)
+        do {
+            let (start, end) = try broker.offsets(topic: topic, partition: partition)
+            var from = start
+            if let offset = request.query["offset"], !offset.isEmpty {
+                guard let value = Int64(offset) else { return .error(.badRequest, "offset must be a number") }
+                from = value
+            } else if let time = request.query["time"], !time.isEmpty {
+                guard let ms = Self.parseTime(time) else { return .error(.badRequest, "time must be ms since the epoch or ISO 8601") }
+                from = try await broker.resolveOffset(topic: topic, partition: partition, .timestamp(ms)).offset
+            }
+            from = min(max(from, start), end)
+            let records = try await broker.readRecords(topic: topic, partition: partition, from: from, limit: limit)
+            let next = records.last.map { $0.offset + 1 }
+            return json(
+                ConsoleModel.Messages(
+                    topic: topic, partition: partition, logStartOffset: start, logEndOffset: end, from: from,
+                    next: next.flatMap { $0 < end ? $0 : nil }, messages: records.map(ConsoleModel.Message.init)))
+        } catch {
+            return .error(.internalServerError, "\(error)")
+        }
+    }
+
+    static func parseTime(_ text: String) -> Int64? {
+        if let ms = Int64(text) { return ms }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
+    }
+
+    private func deadLetters(group: String, _ request: HTTPRequest) async -> HTTPResponse {
+        let broker = data.broker
+        guard broker.shares.groupIds().contains(group) else { return .error(.notFound, "no share group '\(group)'") }
+        guard let topic = broker.deadLetterTopic(of: group), let count = try? broker.partitionCount(of: topic) else {
+            return json(ConsoleModel.DeadLetters(group: group, topic: broker.deadLetterTopic(of: group), partition: 0, logStartOffset: 0, logEndOffset: 0, next: nil, letters: []))
+        }
+        let partition = Int(request.query["partition"] ?? "0") ?? -1
+        guard (0..<count).contains(partition) else { return .error(.badRequest, "partition must be in 0..<\(count)") }
+        let limit = min(max(Int(request.query["limit"] ?? "20") ?? 20, 1), 100)
+        do {
+            let (start, end) = try broker.offsets(topic: topic, partition: partition)
+            let from = min(max(Int64(request.query["offset"] ?? "") ?? start, start), end)
+            let records = try await broker.readRecords(topic: topic, partition: partition, from: from, limit: limit)
+            let letters = records.map { record in
+                var errors: [String: String] = [:]
+                for header in record.headers where header.key.hasPrefix("_dlq.errors.") {
+                    errors[String(header.key.dropFirst("_dlq.errors.".count))] = header.value.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                }
+                return ConsoleModel.DeadLetter(message: .init(record), errors: errors)
+            }
+            let next = records.last.map { $0.offset + 1 }
+            return json(
+                ConsoleModel.DeadLetters(
+                    group: group, topic: topic, partition: partition, logStartOffset: start, logEndOffset: end,
+                    next: next.flatMap { $0 < end ? $0 : nil }, letters: letters))
+        } catch {
+            return .error(.internalServerError, "\(error)")
+        }
+    }
+
+    /// `/api/events`: a `snapshot` event a second (`?max_events=N` ends the stream after N,
+    /// for tests and headless browsers), `: keepalive` comments between. At most
+    /// `maxStreams` at once; each buffers at most 2 events (a slow reader skips to the newest).
+    private func events(_ request: HTTPRequest) -> HTTPResponse {
+        guard streams.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxStreams else {
+            streams.subtract(1, ordering: .relaxed)
+            return .error(.serviceUnavailable, "too many open event streams")
+        }
+        let maxEvents = Int(request.query["max_events"] ?? "").map { max(1, $0) }
+        let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(2))
+        let data = self.data
+        let streams = self
+        let producer = Task {
+            continuation.yield(Array("retry: 2000\n\n".utf8))
+            var sequence = 0
+            while !Task.isCancelled && !data.broker.isClosed {
+                sequence += 1
+                let snapshot = data.snapshot(sequence)
+                if let body = try? JSONEncoder.console().encode(snapshot) {
+                    continuation.yield(Array("event: snapshot\nid: \(sequence)\ndata: ".utf8) + Array(body) + Array("\n\n".utf8))
+                }
+                if let maxEvents, sequence >= maxEvents { break }
+                try? await Task.sleep(for: .seconds(1))
+            }
+            continuation.finish()
+            streams.streams.subtract(1, ordering: .relaxed)
+        }
+        continuation.onTermination = { _ in producer.cancel() }
+        var response = HTTPResponse(
+            status: .ok, headers: ["Content-Type": "text/event-stream", "Cache-Control": "no-store"], body: .stream(stream))
+        response.headers.add(name: "X-Accel-Buffering", value: "no")
+        return response
+    }
+
+    // MARK: Actions
+
+    private func reset(group: String, _ request: HTTPRequest) async -> HTTPResponse {
+        guard let asked = try? JSONDecoder().decode(ConsoleModel.ResetRequest.self, from: Data(request.body)) else {
+            return .error(.badRequest, "body must be JSON: {\"topic\", \"to\": earliest|latest|time|shift, \"timestamp\", \"shift\", \"dryRun\"}")
+        }
+        let target: OffsetReset
+        switch asked.to {
+        case "earliest": target = .earliest
+        case "latest": target = .latest
+        case "time":
+            guard let ms = asked.timestamp else { return .error(.badRequest, "to=time needs timestamp (ms since the epoch)") }
+            target = .timestamp(ms)
+        case "shift":
+            guard let shift = asked.shift else { return .error(.badRequest, "to=shift needs shift") }
+            target = .shift(shift)
+        default: return .error(.badRequest, "to must be earliest, latest, time or shift")
+        }
+        let dryRun = asked.dryRun ?? true
+        let before = data.broker.groups.fetchOffsets(groupId: group)
+        do {
+            let result = try await data.broker.resetOffsets(group: group, topic: asked.topic, to: target, dryRun: dryRun)
+            if !dryRun {
+                logger.notice("consumer group offsets reset from the console", metadata: ["group": "\(group)", "topic": "\(asked.topic)", "to": "\(asked.to)"])
+            }
+            let rows = result.sorted { $0.key.partition < $1.key.partition }.map {
+                ConsoleModel.ResetRow(topic: $0.key.topic, partition: $0.key.partition, from: before[$0.key]?.offset, to: $0.value)
+            }
+            return json(ConsoleModel.ResetResult(dryRun: dryRun, offsets: rows))
+        } catch let error as TidemarkError where error.code == .rebalanceInProgress {
+            return .error(.conflict, "refused: \(error.message) (stop its consumers first)")
+        } catch let error as TidemarkError where error.code == .unknownTopicOrPartition {
+            return .error(.notFound, error.message)
+        } catch {
+            return .error(.badRequest, "\(error)")
+        }
+    }
+
+    struct RequeueRequest: Codable {
+        var partition: Int
+        var offset: Int64
+    }
+
+    private func requeue(group: String, _ request: HTTPRequest) async -> HTTPResponse {
+        let broker = data.broker
+        guard let asked = try? JSONDecoder().decode(RequeueRequest.self, from: Data(request.body)) else {
+            return .error(.badRequest, "body must be JSON: {\"partition\", \"offset\"} of the dead letter")
+        }
+        guard let topic = broker.deadLetterTopic(of: group) else { return .error(.notFound, "group '\(group)' has no dead-letter topic") }
+        do {
+            let found = try await broker.readRecords(topic: topic, partition: asked.partition, from: asked.offset, limit: 1)
+            guard let letter = found.first, letter.offset == asked.offset else {
+                return .error(.notFound, "no dead letter at \(topic)-\(asked.partition)@\(asked.offset)")
+            }
+            guard let record = broker.requeueRecord(for: letter) else {
+                return .error(.conflict, "this dead letter has no original to requeue (its record had left the log)")
+            }
+            let producer = try await requeueProducer()
+            let sent = try await producer.send(
+                topic: record.topic, key: record.key, value: record.value, headers: record.headers)
+            logger.notice(
+                "dead letter requeued from the console",
+                metadata: ["group": "\(group)", "from": "\(topic)-\(asked.partition)@\(asked.offset)", "to": "\(sent.topic)-\(sent.partition)@\(sent.offset)"])
+            return json(ConsoleModel.Requeued(topic: sent.topic, partition: sent.partition, offset: sent.offset))
+        } catch {
+            return .error(.internalServerError, "\(error)")
+        }
+    }
+
+    private func requeueProducer() async throws -> Producer {
+        if let made = requeuer.withLock({ $0 }) { return made }
+        let made = try await Producer(broker: data.broker)
+        return requeuer.withLock { current in
+            if let current { return current }
+            current = made
+            return made
+        }
+    }
+}
+
+extension HTTPResponse {
+    /// Headers for the console's page: no framing by other sites, scripts and styles from
+    /// this origin only (the page has no inline script), no MIME sniffing.
+    func securityHeaders() -> HTTPResponse {
+        var response = self
+        response.headers.add(name: "Content-Security-Policy", value: "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        response.headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        response.headers.add(name: "X-Frame-Options", value: "DENY")
+        response.headers.add(name: "Referrer-Policy", value: "no-referrer")
+        return response
+    }
+}

@@ -1,0 +1,289 @@
+"""The web console served by `tidemark serve`, in headless Chromium and through its JSON API:
+every page loads without console errors and shows the figures the clients see, live updates
+(SSE) change them, a hostile record value renders as text, and the offset-reset and requeue
+actions work with the token and are refused without it. Screenshots of every page are kept
+(`.build/console-screenshots/`, or $TIDEMARK_ARTIFACTS)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BINARY, ROOT, Broker, free_port, unique
+
+TOKEN = "console-test-token"
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+ARTIFACTS = os.environ.get("TIDEMARK_ARTIFACTS", os.path.join(ROOT, ".build", "console-screenshots"))
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return name
+    raise AssertionError("Debian's chromium package is needed (tools/lib/deps.sh installs it)")
+
+
+def browse(url, screenshot=None, budget=4000):
+    """The DOM after the page's scripts ran (and its console messages), or a screenshot."""
+    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=%d" % budget, "--window-size=1280,900"]
+    if screenshot:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        run = subprocess.run(base + ["--screenshot=" + os.path.join(ARTIFACTS, screenshot), url],
+                             capture_output=True, text=True, timeout=120)
+        assert os.path.exists(os.path.join(ARTIFACTS, screenshot)), run.stderr[-2000:]
+        return None, run.stderr
+    run = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+    return run.stdout, run.stderr
+
+
+def console_problems(stderr):
+    """Console errors, uncaught exceptions and CSP refusals Chromium logged for the page."""
+    return [line for line in stderr.splitlines()
+            if "CONSOLE" in line and ("Uncaught" in line or "error" in line.lower() or "Refused" in line)]
+
+
+def api(node, path, method="GET", body=None, token=None, origin=None):
+    request = urllib.request.Request(node.http + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("X-Tidemark-Token", token)
+    if origin:
+        request.add_header("Origin", origin)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def console():
+    """A node with the token set, a topic with JSON, text, binary and hostile records, a
+    consumer group with lag and no members, and a share group with a dead letter and a
+    worker still holding a job."""
+    from confluent_kafka import AcknowledgeType, Consumer, Producer, ShareConsumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    root = tempfile.mkdtemp(prefix="tidemark-console-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=[
+        "--http-auth-token", TOKEN,
+        "--config", "group.share.record.lock.duration.ms=60000",
+        "--config", "group.share.heartbeat.interval.ms=500"])
+    node.start()
+    names = {"topic": unique("shop"), "group": unique("billing"), "queue": unique("workers"), "jobs": unique("jobs")}
+    names["dlq"] = "dlq." + names["jobs"]
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for name, partitions in ((names["topic"], 2), (names["jobs"], 1)):
+        for future in admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
+            future.result(10)
+    producer = Producer({"bootstrap.servers": node.bootstrap})
+    producer.produce(names["topic"], key=b"order-1", value=b'{"id": 1, "items": ["a", "b"]}', partition=0)
+    producer.produce(names["topic"], key=HOSTILE.encode(), value=HOSTILE.encode(), partition=0,
+                     headers=[("origin", HOSTILE.encode())])
+    producer.produce(names["topic"], key=b"bin", value=bytes(range(0, 256, 7)), partition=0)
+    for i in range(12):
+        producer.produce(names["topic"], value=b"plain text %d" % i, partition=1)
+    for value in (b"poison", b"fine", b"slow"):
+        producer.produce(names["jobs"], key=value, value=value)
+    assert producer.flush(10) == 0
+
+    # The consumer group: commits, then leaves (lag with nobody to consume it).
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": names["group"], "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition(names["topic"], 0, 1), TopicPartition(names["topic"], 1, 4)], asynchronous=False)
+    consumer.close()
+
+    configured = subprocess.run([BINARY, "groups", "configure", names["queue"], "--set",
+                                 "errors.deadletterqueue.topic.name=" + names["dlq"], "--bootstrap", node.bootstrap],
+                                capture_output=True, text=True, timeout=30)
+    assert configured.returncode == 0, configured.stderr
+    worker = ShareConsumer({"bootstrap.servers": node.bootstrap, "group.id": names["queue"],
+                            "share.acknowledgement.mode": "explicit"})
+    worker.subscribe([names["jobs"]])
+    seen = set()
+    deadline = time.time() + 30
+    while len(seen) < 3 and time.time() < deadline:
+        for m in worker.poll(0.5):
+            if m.error() is None:
+                seen.add(m.value())
+                if m.value() == b"poison":
+                    worker.acknowledge(m, AcknowledgeType.REJECT)
+                elif m.value() == b"fine":
+                    worker.acknowledge(m, AcknowledgeType.ACCEPT)
+        worker.commit_sync(10)
+    assert seen == {b"poison", b"fine", b"slow"}
+    deadline = time.time() + 20
+    while time.time() < deadline:  # the dead letter reaches its topic
+        status, rows = api(node, "/api/queues")
+        if status == 200 and any(r["deadLettered"] == 1 for r in rows):
+            break
+        time.sleep(0.3)
+    try:
+        yield node, names
+    finally:
+        worker.close()
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_json_api_matches_the_clients_truth(console):
+    from confluent_kafka import Consumer, TopicPartition
+    node, names = console
+    probe = Consumer({"bootstrap.servers": node.bootstrap, "group.id": names["group"]})
+    ends = [probe.get_watermark_offsets(TopicPartition(names["topic"], p), timeout=10)[1] for p in range(2)]
+    committed = {tp.partition: tp.offset for tp in probe.committed(
+        [TopicPartition(names["topic"], p) for p in range(2)], timeout=10)}
+    probe.close()
+
+    status, topics = api(node, "/api/topics")
+    assert status == 200
+    shop = next(t for t in topics if t["name"] == names["topic"])
+    assert shop["partitions"] == 2 and shop["records"] == sum(ends) == 15
+
+    status, groups = api(node, "/api/groups")
+    row = next(g for g in groups if g["id"] == names["group"])
+    assert row["members"] == 0 and row["state"] == "Empty"
+    assert row["lag"] == sum(ends[p] - committed[p] for p in range(2))
+
+    status, detail = api(node, "/api/groups/" + names["group"])
+    assert [(p["partition"], p["committed"], p["lag"]) for p in detail["partitions"]] == [
+        (p, committed[p], ends[p] - committed[p]) for p in range(2)]
+
+    status, queues = api(node, "/api/queues")
+    q = next(r for r in queues if r["group"] == names["queue"])
+    assert q["inFlight"] == 1 and q["deadLettered"] == 1 and q["acks"]["accept"] == 1 and q["acks"]["reject"] == 1
+    assert q["members"] == 1 and q["deadLetterTopic"] == names["dlq"] and q["oldestUnackedAgeSeconds"] >= 0
+
+    status, page = api(node, "/api/topics/%s/messages?partition=0&offset=1&limit=1" % names["topic"])
+    assert status == 200 and page["messages"][0]["value"]["text"] == HOSTILE and page["next"] == 2
+
+    status, letters = api(node, "/api/queues/%s/dlq" % names["queue"])
+    assert letters["topic"] == names["dlq"] and len(letters["letters"]) == 1
+    assert letters["letters"][0]["errors"]["disposition"] == "REJECTED"
+    assert letters["letters"][0]["message"]["value"]["text"] == "poison"
+
+
+PAGES = [
+    ("overview.png", "/", ["Overview", "fsync p99", "Records stored"]),
+    ("topics.png", "/topics", ["{topic}", "Records/s"]),
+    ("topic.png", "/topics/{topic}", ["order-1", "\"items\": [", "Configuration"]),
+    ("groups.png", "/groups", ["{group}", "lag, no consumers"]),
+    ("group.png", "/groups/{group}", ["This group has lag and no consumers.", "Reset offsets", "Lag, last minutes"]),
+    ("queues.png", "/queues", ["{queue}", "{jobs}"]),
+    ("queue.png", "/queues/{queue}", ["REJECTED", "Requeue", "{dlq}"]),
+]
+
+
+@pytest.mark.parametrize("shot,path,expected", PAGES, ids=[p[0][:-4] for p in PAGES])
+def test_every_page_loads_without_errors_and_shows_the_figures(console, shot, path, expected):
+    node, names = console
+    url = node.http + path.format(**names) + "?max_events=2"
+    dom, log = browse(url)
+    assert 'data-ready="true"' in dom, dom[-3000:]
+    assert re.search(r'<div id="errors" role="alert"></div>', dom), re.search(r'<div id="errors".*?</div>', dom, re.S).group(0)
+    assert not console_problems(log), console_problems(log)
+    for text in expected:
+        assert text.format(**names) in dom, text
+    browse(url, screenshot=shot)
+
+
+def test_a_hostile_record_renders_as_text(console):
+    node, names = console
+    dom, log = browse(node.http + "/topics/" + names["topic"] + "?max_events=1")
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=" in dom
+    assert "<img src=" not in dom and "<script>window" not in dom
+    assert not console_problems(log)
+
+
+def test_live_updates_change_the_numbers(console):
+    from confluent_kafka import Producer
+    node, names = console
+    stop = threading.Event()
+
+    def produce():
+        producer = Producer({"bootstrap.servers": node.bootstrap, "linger.ms": 0})
+        while not stop.is_set():
+            producer.produce(names["topic"], value=b"live", partition=1)
+            producer.flush(5)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    try:
+        dom, log = browse(node.http + "/?max_events=4", budget=8000)
+    finally:
+        stop.set()
+        thread.join(10)
+    events = int(re.search(r'data-events="(\d+)"', dom).group(1))
+    initial = int(re.search(r'data-initial-records="(\d+)"', dom).group(1))
+    shown = int(re.search(r'data-field="recordsTotal">([\d,]+)<', dom).group(1).replace(",", ""))
+    assert events >= 2
+    assert shown > initial, (initial, shown)
+    assert not console_problems(log)
+
+
+def test_reset_offsets_with_the_token_only(console):
+    node, names = console
+    path = "/api/groups/%s/reset" % names["group"]
+    body = {"topic": names["topic"], "to": "earliest", "dryRun": False}
+    assert api(node, path, "POST", body)[0] == 401
+    assert api(node, path, "POST", body, token="wrong")[0] == 401
+    assert api(node, path, "POST", body, token=TOKEN, origin="http://evil.example")[0] == 403
+    status, preview = api(node, path, "POST", dict(body, dryRun=True), token=TOKEN)
+    assert status == 200 and preview["dryRun"] and all(r["to"] == 0 for r in preview["offsets"])
+    total = next(t for t in api(node, "/api/topics")[1] if t["name"] == names["topic"])["records"]
+    assert api(node, "/api/groups/" + names["group"])[1]["lag"] < total  # nothing changed yet
+    status, applied = api(node, path, "POST", body, token=TOKEN)
+    assert status == 200 and not applied["dryRun"]
+    assert api(node, "/api/groups/" + names["group"])[1]["lag"] == total
+    status, shifted = api(node, path, "POST", {"topic": names["topic"], "to": "shift", "shift": 2, "dryRun": False}, token=TOKEN)
+    assert status == 200 and [r["to"] for r in shifted["offsets"]] == [2, 2]
+
+    # Refused while the group has a member.
+    from confluent_kafka import Consumer
+    member = Consumer({"bootstrap.servers": node.bootstrap, "group.id": names["group"], "session.timeout.ms": 6000})
+    member.subscribe([names["topic"]])
+    deadline = time.time() + 30
+    while not member.assignment() and time.time() < deadline:
+        member.poll(0.5)
+    status, refused = api(node, path, "POST", body, token=TOKEN)
+    member.close()
+    assert status == 409 and "members" in refused["error"]
+
+
+def test_requeue_a_dead_letter_with_the_token_only(console):
+    from confluent_kafka import Consumer, TopicPartition
+    node, names = console
+    path = "/api/queues/%s/dlq/requeue" % names["queue"]
+    assert api(node, path, "POST", {"partition": 0, "offset": 0})[0] == 401
+    status, done = api(node, path, "POST", {"partition": 0, "offset": 0}, token=TOKEN)
+    assert status == 200 and done["topic"] == names["jobs"]
+    reader = Consumer({"bootstrap.servers": node.bootstrap, "group.id": unique("check")})
+    reader.assign([TopicPartition(done["topic"], done["partition"], done["offset"])])
+    message = None
+    deadline = time.time() + 20
+    while message is None and time.time() < deadline:
+        got = reader.poll(0.5)
+        if got is not None and got.error() is None:
+            message = got
+    reader.close()
+    assert message.key() == b"poison" and message.value() == b"poison"
+    assert not any(k.startswith("_dlq.errors.") for k, _ in (message.headers() or []))
+
+
+def test_beyond_loopback_needs_a_token():
+    root = tempfile.mkdtemp(prefix="tidemark-console-bind-")
+    try:
+        run = subprocess.run([BINARY, "serve", "--data", os.path.join(root, "data"), "--port", "0",
+                              "--http-host", "0.0.0.0", "--http-port", str(free_port())],
+                             capture_output=True, text=True, timeout=30)
+        assert run.returncode != 0 and "--http-auth-token" in run.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

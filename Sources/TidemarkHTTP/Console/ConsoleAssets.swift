@@ -22,7 +22,7 @@ enum ConsoleAssets {
     <a href="/queues" data-nav="queues">Queues</a>
   </nav>
   <form id="token-form" autocomplete="off">
-    <input id="token" type="password" placeholder="auth token" aria-label="auth token">
+    <input id="token" type="password" autocomplete="off" placeholder="auth token" aria-label="auth token">
     <button type="submit">Use</button>
   </form>
   <span class="live" id="live">connecting…</span>

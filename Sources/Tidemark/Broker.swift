@@ -1,3 +1,4 @@
+import Instrumentation
 import Tracing
 import CoreMetrics
 import Dispatch
@@ -84,6 +85,12 @@ public final class Broker: Sendable {
     public let groupConfigs: GroupConfigs
     /// Traffic per topic and fsync durations (swift-metrics).
     public let metrics: EngineMetrics
+    /// The tracer the embedded clients and the broker use: `BrokerOptions.tracer`, else the
+    /// process's bootstrapped one as it was when the broker opened (a no-op tracer unless
+    /// something was bootstrapped). Resolved once: `InstrumentationSystem.tracer` takes a lock.
+    public let tracer: any Tracer
+    /// False with the no-op tracer: the hot paths then skip span work entirely.
+    public let isTracing: Bool
     private let maintenance = Mutex<Task<Void, Never>?>(nil)
 
     struct Registry: Sendable {
@@ -141,6 +148,8 @@ public final class Broker: Sendable {
         metrics: EngineMetrics
     ) {
         self.metrics = metrics
+        self.tracer = options.tracer ?? InstrumentationSystem.tracer
+        self.isTracing = !(tracer is NoOpTracer)
         self.groupConfigs = groupConfigs
         self.shares = shares
         self.flusher = flusher

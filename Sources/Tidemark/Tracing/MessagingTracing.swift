@@ -41,13 +41,6 @@ public enum MessagingAttribute {
 }
 
 extension Broker {
-    /// The tracer the embedded clients and the broker use: `BrokerOptions.tracer`, else the
-    /// process's bootstrapped one (a no-op tracer unless something was bootstrapped).
-    public var tracer: any Tracer { options.tracer ?? InstrumentationSystem.tracer }
-
-    /// False with the no-op tracer: the hot paths then skip span work entirely.
-    public var isTracing: Bool { !(tracer is NoOpTracer) }
-
     /// The producer's context carried by a record's headers (nil: none).
     public func extractContext(from headers: [RecordHeader]) -> InstrumentationContext? {
         var context = InstrumentationContext.topLevel

@@ -49,6 +49,7 @@ final class ConsoleData: Sendable {
 
     private let samples = Mutex(Samples())
     private let sampler = Mutex<Task<Void, Never>?>(nil)
+    private let lastSnapshot = Mutex<(at: Date, snapshot: ConsoleModel.Snapshot)?>(nil)
 
     init(broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity, maxGroups: Int) {
         self.broker = broker
@@ -92,8 +93,9 @@ final class ConsoleData: Sendable {
                 return (le, count)
             }.sorted { $0.le < $1.le }
         }
-        for row in queueRows(withRates: false) { now.acks[row.group + "\u{0}" + row.topic] = row.acks }
-        let groupLags = groupRows().map { ($0.id, $0.lag) }
+        // Counts only: no time lag or queue age (those read batch headers) once a second.
+        for row in queueRows(withRates: false, ages: false) { now.acks[row.group + "\u{0}" + row.topic] = row.acks }
+        let groupLags = groupRows(timeLags: false).map { ($0.id, $0.lag) }
 
         samples.withLock { s in
             let before = s.previous
@@ -256,12 +258,13 @@ final class ConsoleData: Sendable {
         }
     }
 
-    func groupRows() -> [ConsoleModel.GroupRow] {
+    func groupRows(timeLags: Bool = true) -> [ConsoleModel.GroupRow] {
         broker.groups.listGroups().prefix(maxGroups).map { listing in
             let rows = groupPartitions(listing.groupId)
             return ConsoleModel.GroupRow(
                 id: listing.groupId, type: listing.type.rawValue, state: listing.state, members: members(listing).count,
-                topics: Array(Set(rows.map(\.topic))).sorted(), lag: rows.reduce(0) { $0 + $1.lag }, timeLagSeconds: timeLag(rows))
+                topics: Array(Set(rows.map(\.topic))).sorted(), lag: rows.reduce(0) { $0 + $1.lag },
+                timeLagSeconds: timeLags ? timeLag(rows) : 0)
         }
     }
 
@@ -274,7 +277,7 @@ final class ConsoleData: Sendable {
             lagHistory: samples.withLock { $0.lagHistory[id] ?? [] })
     }
 
-    func queueRows(withRates: Bool = true, only group: String? = nil) -> [ConsoleModel.QueueRow] {
+    func queueRows(withRates: Bool = true, ages: Bool = true, only group: String? = nil) -> [ConsoleModel.QueueRow] {
         let rates = withRates ? samples.withLock { $0.rates.acks } : [:]
         let view = broker.shareLogView
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -305,7 +308,7 @@ final class ConsoleData: Sendable {
                     row.acks["release", default: 0] += s.activity.released
                     row.acks["reject", default: 0] += s.activity.rejected
                     row.acks["renew", default: 0] += s.activity.renewed
-                    if s.lag > 0, let ts = broker.timestamp(topic: topic, partition: s.topicPartition.partition, at: s.startOffset) {
+                    if ages, s.lag > 0, let ts = broker.timestamp(topic: topic, partition: s.topicPartition.partition, at: s.startOffset) {
                         oldest = min(oldest ?? ts, ts)
                     }
                 }
@@ -336,7 +339,15 @@ final class ConsoleData: Sendable {
             deadLetterTopic: broker.deadLetterTopic(of: group), queues: queueRows(only: group), partitions: parts)
     }
 
+    /// The live snapshot, computed at most once a second however many streams are open.
     func snapshot(_ sequence: Int) -> ConsoleModel.Snapshot {
-        ConsoleModel.Snapshot(sequence: sequence, overview: overview(), groups: groupRows(), queues: queueRows(), topics: topicRows())
+        let now = Date()
+        if var cached = lastSnapshot.withLock({ $0 }), now.timeIntervalSince(cached.at) < 0.9 {
+            cached.snapshot.sequence = sequence
+            return cached.snapshot
+        }
+        let made = ConsoleModel.Snapshot(sequence: sequence, overview: overview(), groups: groupRows(), queues: queueRows(), topics: topicRows())
+        lastSnapshot.withLock { $0 = (now, made) }
+        return made
     }
 }

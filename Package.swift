@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Tidemark", targets: ["Tidemark"]),
         .library(name: "TidemarkWire", targets: ["TidemarkWire"]),
         .library(name: "TidemarkServer", targets: ["TidemarkServer"]),
+        .library(name: "TidemarkHTTP", targets: ["TidemarkHTTP"]),
         .executable(name: "tidemark", targets: ["tidemark"]),
     ],
     dependencies: [

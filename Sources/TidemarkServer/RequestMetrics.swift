@@ -17,17 +17,18 @@ final class RequestMetrics: Sendable {
     }
 
     let factory: any MetricsFactory
-    private let perApi: [ApiKey: PerApi]
+    /// Indexed by the API key's number (Kafka's keys are below 128): no hashing per request.
+    private let perApi: [PerApi?]
     private let errors = Mutex<[String: Counter]>([:])
     let connectionsActive: Meter
     let connections: Counter
 
     init(factory: any MetricsFactory) {
         self.factory = factory
-        var perApi: [ApiKey: PerApi] = [:]
-        for api in ApiKey.allCases {
+        var perApi = [PerApi?](repeating: nil, count: 128)
+        for api in ApiKey.allCases where (0..<128).contains(Int(api.rawValue)) {
             let labels = [("api", api.kafkaName)]
-            perApi[api] = PerApi(
+            perApi[Int(api.rawValue)] = PerApi(
                 requests: Counter(label: MetricName.requests, dimensions: labels, factory: factory),
                 duration: Timer(label: MetricName.requestDuration, dimensions: labels, preferredDisplayUnit: .seconds, factory: factory))
         }
@@ -38,7 +39,8 @@ final class RequestMetrics: Sendable {
 
     /// One request answered (or refused) after `nanoseconds`.
     func record(_ api: ApiKey, nanoseconds: Int64, outcome: RequestOutcome) {
-        guard let handles = perApi[api] else { return }
+        let index = Int(api.rawValue)
+        guard index >= 0, index < perApi.count, let handles = perApi[index] else { return }
         handles.requests.increment()
         handles.duration.recordNanoseconds(nanoseconds)
         if case .close = outcome { error(api, "MALFORMED_OR_REFUSED") }

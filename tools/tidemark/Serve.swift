@@ -37,7 +37,8 @@ struct Serve: AsyncParsableCommand {
     var configs: [String] = []
     @Option(help: "A server.properties file of Kafka broker settings (--config and the flags above override it).")
     var configFile: String?
-    @Option(help: "Address of the HTTP listener: /metrics, /healthz, /readyz (default: --host).") var httpHost: String?
+    @Option(help: "Address of the HTTP listener: the web console, /api, /metrics, /healthz, /readyz (default: --host).")
+    var httpHost: String?
     @Option(help: "Port of the HTTP listener (0: off).") var httpPort: Int = 9644
     @Option(help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info

@@ -15,15 +15,20 @@ import Synchronization
 /// in order by NIO's handler).
 ///
 /// Bounds: `Limits.maxConnections` open connections (more are closed at once), request
-/// bodies of at most `Limits.maxBodyBytes` (413 beyond), headers as NIO's parser allows
-/// (80 KiB). A streamed body (SSE) is written as its producer yields; the producer bounds
-/// what it buffers, and the stream stops when the connection closes.
+/// bodies of at most `Limits.maxBodyBytes` (413 at once, then closed), headers as NIO's
+/// parser allows (80 KiB), a request complete within `Limits.requestTimeout` (30 s), idle
+/// connections closed after `Limits.idleTimeout` (60 s). A streamed body (SSE) is written as
+/// its producer yields; the producer bounds what it buffers, and the stream stops when the
+/// connection closes.
 public final class HTTPServer: Sendable {
     public struct Limits: Sendable {
         public var maxConnections = 128
         public var maxBodyBytes = 64 * 1024
         /// A connection with no request (or an unfinished one) for this long is closed.
         public var idleTimeout: TimeAmount = .seconds(60)
+        /// A request whose head and body do not arrive within this is answered by closing
+        /// (a slow drip of bytes cannot hold one of the connections forever).
+        public var requestTimeout: TimeAmount = .seconds(30)
         public init() {}
     }
 
@@ -67,7 +72,8 @@ public final class HTTPServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPConnectionHandler(routes: routes, maxBodyBytes: limits.maxBodyBytes, logger: logger))
+                        HTTPConnectionHandler(
+                            routes: routes, maxBodyBytes: limits.maxBodyBytes, requestTimeout: limits.requestTimeout, logger: logger))
                 }
             }
         let channel: any Channel
@@ -123,7 +129,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// A route is running or a stream is being written: idleness is not the client's.
     private var busy = false
 
-    init(routes: RouteTable, maxBodyBytes: Int, logger: Logger) {
+    let requestTimeout: TimeAmount
+    /// Closes the connection if the request being read does not complete in time.
+    private var requestDeadline: Scheduled<Void>?
+
+    init(routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, logger: Logger) {
+        self.requestTimeout = requestTimeout
         self.routes = routes
         self.maxBodyBytes = maxBodyBytes
         self.logger = logger
@@ -135,19 +146,33 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             head = requestHead
             body = []
             tooLarge = false
+            requestDeadline?.cancel()
+            let channel = context.channel
+            requestDeadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
         case .body(var buffer):
-            if body.count + buffer.readableBytes > maxBodyBytes {
+            guard !tooLarge else { return }
+            if body.count + buffer.readableBytes > maxBodyBytes, let requestHead = head {
+                // Answer at once and close: waiting for the rest of an oversized body would
+                // let a client hold the connection (and us read) for as long as it likes.
                 tooLarge = true
+                body = []
+                var refusal = HTTPResponseHead(version: requestHead.version, status: .payloadTooLarge)
+                let message = Array("{\"error\":\"request body over \(maxBodyBytes) bytes\"}\n".utf8)
+                refusal.headers = ["Content-Type": "application/json", "Content-Length": "\(message.count)", "Connection": "close"]
+                context.write(wrapOutboundOut(.head(refusal)), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: message)))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+                    channel.close(promise: nil)
+                }
             } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
                 body += bytes
             }
         case .end:
+            requestDeadline?.cancel()
+            requestDeadline = nil
             guard let requestHead = head else { return }
             head = nil
-            if tooLarge {
-                write(.error(.payloadTooLarge, "request body over \(maxBodyBytes) bytes"), head: requestHead, context: context)
-                return
-            }
+            if tooLarge { return }  // answered (413) and closing
             let peer = context.channel.remoteAddress?.description ?? ""
             let request = HTTPRequest(
                 method: requestHead.method, uri: requestHead.uri, headers: requestHead.headers, body: body, peer: peer)
@@ -187,6 +212,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        requestDeadline?.cancel()
+        requestDeadline = nil
         task?.cancel()
         task = nil
         context.fireChannelInactive()

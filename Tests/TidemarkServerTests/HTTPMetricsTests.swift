@@ -126,6 +126,20 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         }
     }
 
+    @Test func aRequestThatNeverCompletesIsClosed() async throws {
+        var limits = HTTPServer.Limits()
+        limits.requestTimeout = .milliseconds(300)
+        let node = try await Self.start(limits: limits)
+        let started = ContinuousClock.now
+        // A head and 10 bytes of a declared 1,000-byte body, then nothing: closed, no answer.
+        let answer = try await httpExchange(
+            port: node.http.boundPort, "POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+        #expect(answer.status == 0)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await httpGet(port: node.http.boundPort, "/healthz").status == 200)
+        try await node.stop()
+    }
+
     static func start(limits: HTTPServer.Limits = HTTPServer.Limits(), options: BrokerOptions = BrokerOptions()) async throws -> Node {
         let dir = TemporaryDirectory()
         let registry = PrometheusCollectorRegistry()
@@ -268,6 +282,10 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         let refused = try await httpExchange(
             port: port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: \(big.utf8.count)\r\nConnection: close\r\n\r\n\(big)")
         #expect(refused.status == 413)
+        // An oversized body declared up front is refused at once, not after it was sent.
+        let early = try await httpExchange(
+            port: port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n\(big)")
+        #expect(early.status == 413)
         // Garbage instead of HTTP: 400 (NIO's parser), nothing else breaks.
         let garbage = try await httpExchange(port: port, "\u{01}\u{02}NOT HTTP AT ALL\r\n\r\n")
         #expect(garbage.status == 400 || garbage.status == 0)

@@ -55,13 +55,4 @@ extension Broker {
         }
         return result
     }
-
-    /// Per partition of the group's committed offsets: (committed, log end, lag).
-    public func groupLag(group: String) throws -> [(TopicPartition, committed: Int64, end: Int64, lag: Int64)] {
-        groups.fetchOffsets(groupId: group).sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
-            .compactMap { tp, committed in
-                guard let (_, end) = try? offsets(topic: tp.topic, partition: tp.partition) else { return nil }
-                return (tp, committed.offset, end, max(0, end - committed.offset))
-            }
-    }
 }

@@ -100,8 +100,7 @@ public final class MetricsRoutes: HTTPRoutes {
         out.family(MetricName.brokers, .gauge) { $0.sample([], 1) }
         out.family(MetricName.brokerInfo, .gauge) { $0.sample([("address", identity.address), ("id", "\(identity.brokerId)")], 1) }
 
-        let topics = (broker.listTopics() + broker.internalTopicNames).compactMap { try? broker.describeTopic($0) }
-            .sorted { $0.name < $1.name }
+        let topics = broker.describeAllTopics()
         out.family(MetricName.topicPartitions, .gauge) { f in
             for topic in topics { f.sample([("topic", topic.name)], Double(topic.partitions.count)) }
         }
@@ -123,76 +122,44 @@ public final class MetricsRoutes: HTTPRoutes {
         }
 
         // Consumer groups (classic and KIP-848), Empty ones with commits included: lag stays
-        // visible when every worker is down.
-        let ends = Dictionary(
-            uniqueKeysWithValues: topics.flatMap { t in t.partitions.map { (TopicPartition(t.name, $0.partition), $0.logEndOffset) } })
+        // visible when every worker is down. Partitions without a commit are -1, as
+        // kafka_exporter reports them.
         var groups = broker.groups.listGroups()
         if groups.count > maxGroups {
             warnOnce("more than \(maxGroups) consumer groups: /metrics exports the first \(maxGroups) by name")
             groups = Array(groups.prefix(maxGroups))
         }
-        struct Row {
-            var group: String
-            var topic: String
-            var partition: Int
-            var committed: Int64
-            var lag: Int64
-        }
-        var rows: [Row] = []
-        var members: [(String, Int)] = []
-        for listing in groups {
-            let count =
-                listing.type == .consumer
-                ? broker.groups.describeConsumerGroup(listing.groupId)?.members.count ?? 0
-                : broker.groups.describeGroup(listing.groupId).members.count
-            members.append((listing.groupId, count))
-            let committed = broker.groups.fetchOffsets(groupId: listing.groupId)
-            // As kafka_exporter: every partition of each topic the group committed to; -1
-            // where it has no commit.
-            for topicName in Set(committed.keys.map(\.topic)).sorted() {
-                guard let topic = topics.first(where: { $0.name == topicName }) else { continue }
-                for p in topic.partitions {
-                    let tp = TopicPartition(topicName, p.partition)
-                    let offset = committed[tp]?.offset ?? -1
-                    let lag = offset < 0 ? -1 : max(0, (ends[tp] ?? offset) - offset)
-                    rows.append(Row(group: listing.groupId, topic: topicName, partition: p.partition, committed: offset, lag: lag))
-                }
-            }
+        let reports = groups.map { (id: $0.groupId, members: broker.memberCount($0), rows: broker.groupOffsets($0.groupId)) }
+        func labels(_ group: String, _ tp: TopicPartition) -> [(String, String)] {
+            [("consumergroup", group), ("partition", "\(tp.partition)"), ("topic", tp.topic)]
         }
         out.family(MetricName.groupCurrentOffset, .gauge) { f in
-            for r in rows { f.sample([("consumergroup", r.group), ("partition", "\(r.partition)"), ("topic", r.topic)], Double(r.committed)) }
+            for g in reports { for r in g.rows { f.sample(labels(g.id, r.topicPartition), Double(r.committed ?? -1)) } }
         }
         out.family(MetricName.groupLag, .gauge) { f in
-            for r in rows { f.sample([("consumergroup", r.group), ("partition", "\(r.partition)"), ("topic", r.topic)], Double(r.lag)) }
+            for g in reports { for r in g.rows { f.sample(labels(g.id, r.topicPartition), Double(r.lag ?? -1)) } }
         }
-        let byGroupTopic = Dictionary(grouping: rows) { "\($0.group)\u{0}\($0.topic)" }.values
-            .map { ($0[0].group, $0[0].topic, $0) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        let byGroupTopic = reports.flatMap { g in
+            Dictionary(grouping: g.rows) { $0.topicPartition.topic }.sorted { $0.key < $1.key }.map { (g.id, $0.key, $0.value) }
+        }
         // Untyped: Prometheus' linter refuses a gauge whose name ends in _sum.
         out.family(MetricName.groupCurrentOffsetSum, .untyped) { f in
             for (group, topic, rows) in byGroupTopic {
-                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + $1.committed }))
+                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + ($1.committed ?? -1) }))
             }
         }
         out.family(MetricName.groupLagSum, .untyped) { f in
             for (group, topic, rows) in byGroupTopic {
-                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + max(0, $1.lag) }))
+                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + ($1.lag ?? 0) }))
             }
         }
         out.family(MetricName.groupMembers, .gauge) { f in
-            for (group, count) in members { f.sample([("consumergroup", group)], Double(count)) }
+            for g in reports { f.sample([("consumergroup", g.id)], Double(g.members)) }
         }
-
         // Time lag: how old the oldest unconsumed record is, per group and topic.
-        let nowMs = currentMilliseconds()
         out.family(MetricName.groupLagSeconds, .gauge) { f in
             for (group, topic, rows) in byGroupTopic {
-                var oldest: Int64? = nil
-                for r in rows where r.lag > 0 {
-                    if let ts = broker.timestamp(topic: topic, partition: r.partition, at: r.committed) {
-                        oldest = min(oldest ?? ts, ts)
-                    }
-                }
-                f.sample([("consumergroup", group), ("topic", topic)], oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0)
+                f.sample([("consumergroup", group), ("topic", topic)], broker.timeLagSeconds(rows))
             }
         }
 
@@ -220,54 +187,21 @@ public final class MetricsRoutes: HTTPRoutes {
             warnOnce("more than \(maxGroups) share groups: /metrics exports the first \(maxGroups) by name")
             groupIds = Array(groupIds.prefix(maxGroups))
         }
-        struct Queue {
-            var inFlight = 0
-            var available = 0
-            var delayed = 0
-            var oldestMs: Int64? = nil
-            var deadLettered: Int64 = 0
-            var deadLettersPending = 0
-            var activity = ShareActivity()
-        }
-        var queues: [(group: String, topic: String, queue: Queue)] = []
-        let view = broker.shareLogView
-        for group in groupIds {
-            var byTopic: [String: Queue] = [:]
-            for s in broker.shares.summaries(group, view: view) {
-                var q = byTopic[s.topicPartition.topic] ?? Queue()
-                q.inFlight += s.acquired
-                q.available += s.available
-                q.delayed += s.delayed
-                q.deadLettered += s.deadLettered
-                q.deadLettersPending += s.deadLettersPending
-                q.activity.deliveries += s.activity.deliveries
-                q.activity.redeliveries += s.activity.redeliveries
-                q.activity.accepted += s.activity.accepted
-                q.activity.released += s.activity.released
-                q.activity.rejected += s.activity.rejected
-                q.activity.renewed += s.activity.renewed
-                q.activity.lockExpirations += s.activity.lockExpirations
-                if s.lag > 0, let ts = broker.timestamp(topic: s.topicPartition.topic, partition: s.topicPartition.partition, at: s.startOffset) {
-                    q.oldestMs = min(q.oldestMs ?? ts, ts)
-                }
-                byTopic[s.topicPartition.topic] = q
-            }
-            for (topic, q) in byTopic.sorted(by: { $0.key < $1.key }) { queues.append((group, topic, q)) }
-        }
-        let nowMs = currentMilliseconds()
-        let gauges: [(String, (Queue) -> Double)] = [
+        let queues = groupIds.flatMap { broker.queueReports(group: $0, ages: true) }
+        let nowMs = broker.options.clock()
+        let gauges: [(String, (QueueReport) -> Double)] = [
             (MetricName.queueInFlight, { Double($0.inFlight) }),
             (MetricName.queueAvailable, { Double($0.available) }),
             (MetricName.queueDelayed, { Double($0.delayed) }),
-            (MetricName.queueOldestUnackedAge, { q in q.oldestMs.map { max(0, Double(nowMs - $0) / 1000) } ?? 0 }),
+            (MetricName.queueOldestUnackedAge, { q in q.oldestUnfinishedMs.map { max(0, Double(nowMs - $0) / 1000) } ?? 0 }),
             (MetricName.queueDeadLettersPending, { Double($0.deadLettersPending) }),
         ]
         for (name, value) in gauges {
             out.family(name, .gauge) { f in
-                for (group, topic, q) in queues { f.sample([("group", group), ("topic", topic)], value(q)) }
+                for q in queues { f.sample([("group", q.group), ("topic", q.topic)], value(q)) }
             }
         }
-        let counters: [(String, (Queue) -> Int64)] = [
+        let counters: [(String, (QueueReport) -> Int64)] = [
             (MetricName.queueDeadLettered, { $0.deadLettered }),
             (MetricName.queueLockExpirations, { $0.activity.lockExpirations }),
             (MetricName.queueDeliveries, { $0.activity.deliveries }),
@@ -275,16 +209,16 @@ public final class MetricsRoutes: HTTPRoutes {
         ]
         for (name, value) in counters {
             out.family(name, .counter) { f in
-                for (group, topic, q) in queues { f.sample([("group", group), ("topic", topic)], Double(value(q))) }
+                for q in queues { f.sample([("group", q.group), ("topic", q.topic)], Double(value(q))) }
             }
         }
         out.family(MetricName.queueAcks, .counter) { f in
-            for (group, topic, q) in queues {
+            for q in queues {
                 for (type, count) in [
                     ("accept", q.activity.accepted), ("release", q.activity.released), ("reject", q.activity.rejected),
                     ("renew", q.activity.renewed),
                 ] {
-                    f.sample([("group", group), ("topic", topic), ("type", type)], Double(count))
+                    f.sample([("group", q.group), ("topic", q.topic), ("type", type)], Double(count))
                 }
             }
         }
@@ -313,12 +247,6 @@ public final class MetricsRoutes: HTTPRoutes {
     private func warnOnce(_ message: String) {
         if !warnedAboutGroups.exchange(true, ordering: .relaxed) { logger.warning("\(message)") }
     }
-}
-
-func currentMilliseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
 }
 
 func wallSeconds() -> Double {

@@ -174,9 +174,7 @@ final class ConsoleData: Sendable {
 
     // MARK: Views
 
-    func describedTopics() -> [TopicDescription] {
-        (broker.listTopics() + broker.internalTopicNames).compactMap { try? broker.describeTopic($0) }.sorted { $0.name < $1.name }
-    }
+    func describedTopics() -> [TopicDescription] { broker.describeAllTopics() }
 
     func overview() -> ConsoleModel.Overview {
         let topics = describedTopics()
@@ -220,29 +218,14 @@ final class ConsoleData: Sendable {
             })
     }
 
-    /// Per partition of a group's commits: (committed, end, lag), every partition of each
-    /// topic it committed to (-1 where it has none, as kafka_exporter).
-    func groupPartitions(_ group: String) -> [ConsoleModel.GroupPartition] {
-        let committed = broker.groups.fetchOffsets(groupId: group)
-        var rows: [ConsoleModel.GroupPartition] = []
-        for topic in Set(committed.keys.map(\.topic)).sorted() {
-            guard let count = try? broker.partitionCount(of: topic) else { continue }
-            for p in 0..<count {
-                let end = (try? broker.offsets(topic: topic, partition: p).end) ?? 0
-                let offset = committed[TopicPartition(topic, p)]?.offset ?? -1
-                rows.append(.init(topic: topic, partition: p, committed: offset, logEndOffset: end, lag: offset < 0 ? end : max(0, end - offset)))
-            }
+    /// The group's partitions as the console shows them (committed -1 and lag 0 where it has
+    /// no commit; `groupOffsets` says which).
+    func groupPartitions(_ rows: [GroupPartitionLag]) -> [ConsoleModel.GroupPartition] {
+        rows.map {
+            ConsoleModel.GroupPartition(
+                topic: $0.topicPartition.topic, partition: $0.topicPartition.partition, committed: $0.committed ?? -1,
+                logEndOffset: $0.logEndOffset, lag: $0.lag ?? 0)
         }
-        return rows
-    }
-
-    func timeLag(_ rows: [ConsoleModel.GroupPartition]) -> Double {
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-        var oldest: Int64?
-        for r in rows where r.lag > 0 {
-            if let ts = broker.timestamp(topic: r.topic, partition: r.partition, at: max(0, r.committed)) { oldest = min(oldest ?? ts, ts) }
-        }
-        return oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0
     }
 
     func members(_ listing: GroupListing) -> [ConsoleModel.GroupMember] {
@@ -260,60 +243,42 @@ final class ConsoleData: Sendable {
 
     func groupRows(timeLags: Bool = true) -> [ConsoleModel.GroupRow] {
         broker.groups.listGroups().prefix(maxGroups).map { listing in
-            let rows = groupPartitions(listing.groupId)
+            let rows = broker.groupOffsets(listing.groupId)
             return ConsoleModel.GroupRow(
-                id: listing.groupId, type: listing.type.rawValue, state: listing.state, members: members(listing).count,
-                topics: Array(Set(rows.map(\.topic))).sorted(), lag: rows.reduce(0) { $0 + $1.lag },
-                timeLagSeconds: timeLags ? timeLag(rows) : 0)
+                id: listing.groupId, type: listing.type.rawValue, state: listing.state, members: broker.memberCount(listing),
+                topics: Array(Set(rows.map(\.topicPartition.topic))).sorted(), lag: rows.reduce(0) { $0 + ($1.lag ?? 0) },
+                timeLagSeconds: timeLags ? broker.timeLagSeconds(rows) : 0)
         }
     }
 
     func groupDetail(_ id: String) -> ConsoleModel.GroupDetail? {
         guard let listing = broker.groups.listGroups().first(where: { $0.groupId == id }) else { return nil }
-        let rows = groupPartitions(id)
+        let rows = broker.groupOffsets(id)
         return ConsoleModel.GroupDetail(
-            id: id, type: listing.type.rawValue, state: listing.state, members: members(listing), partitions: rows,
-            lag: rows.reduce(0) { $0 + $1.lag }, timeLagSeconds: timeLag(rows),
+            id: id, type: listing.type.rawValue, state: listing.state, members: members(listing), partitions: groupPartitions(rows),
+            lag: rows.reduce(0) { $0 + ($1.lag ?? 0) }, timeLagSeconds: broker.timeLagSeconds(rows),
             lagHistory: samples.withLock { $0.lagHistory[id] ?? [] })
     }
 
     func queueRows(withRates: Bool = true, ages: Bool = true, only group: String? = nil) -> [ConsoleModel.QueueRow] {
         let rates = withRates ? samples.withLock { $0.rates.acks } : [:]
-        let view = broker.shareLogView
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let nowMs = broker.options.clock()
         var rows: [ConsoleModel.QueueRow] = []
         for g in broker.shares.groupIds().prefix(maxGroups) where group == nil || g == group {
             let members = broker.shares.describe(g)?.members.count ?? 0
             let dlq = broker.deadLetterTopic(of: g)
-            for (topic, parts) in Dictionary(grouping: broker.shares.summaries(g, view: view), by: { $0.topicPartition.topic })
-                .sorted(by: { $0.key < $1.key })
-            {
-                var row = ConsoleModel.QueueRow(
-                    group: g, topic: topic, available: 0, inFlight: 0, delayed: 0, archived: 0, backlog: 0, deadLettered: 0,
-                    deadLettersPending: 0, deliveries: 0, redeliveries: 0, lockExpirations: 0, acks: [:],
-                    acksPerSecond: rates[g + "\u{0}" + topic] ?? [:], oldestUnackedAgeSeconds: 0, members: members, deadLetterTopic: dlq)
-                var oldest: Int64?
-                for s in parts {
-                    row.available += s.available
-                    row.inFlight += s.acquired
-                    row.delayed += s.delayed
-                    row.archived += s.archived
-                    row.backlog += s.lag
-                    row.deadLettered += s.deadLettered
-                    row.deadLettersPending += s.deadLettersPending
-                    row.deliveries += s.activity.deliveries
-                    row.redeliveries += s.activity.redeliveries
-                    row.lockExpirations += s.activity.lockExpirations
-                    row.acks["accept", default: 0] += s.activity.accepted
-                    row.acks["release", default: 0] += s.activity.released
-                    row.acks["reject", default: 0] += s.activity.rejected
-                    row.acks["renew", default: 0] += s.activity.renewed
-                    if ages, s.lag > 0, let ts = broker.timestamp(topic: topic, partition: s.topicPartition.partition, at: s.startOffset) {
-                        oldest = min(oldest ?? ts, ts)
-                    }
-                }
-                row.oldestUnackedAgeSeconds = oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0
-                rows.append(row)
+            for q in broker.queueReports(group: g, ages: ages) {
+                let a = q.activity
+                rows.append(
+                    ConsoleModel.QueueRow(
+                        group: g, topic: q.topic, available: q.available, inFlight: q.inFlight, delayed: q.delayed,
+                        archived: q.archived, backlog: q.backlog, deadLettered: q.deadLettered,
+                        deadLettersPending: q.deadLettersPending, deliveries: a.deliveries, redeliveries: a.redeliveries,
+                        lockExpirations: a.lockExpirations,
+                        acks: ["accept": a.accepted, "release": a.released, "reject": a.rejected, "renew": a.renewed],
+                        acksPerSecond: rates[g + "\u{0}" + q.topic] ?? [:],
+                        oldestUnackedAgeSeconds: q.oldestUnfinishedMs.map { max(0, Double(nowMs - $0) / 1000) } ?? 0,
+                        members: members, deadLetterTopic: dlq))
             }
         }
         return rows

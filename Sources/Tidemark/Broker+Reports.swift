@@ -1,0 +1,113 @@
+import TidemarkStorage
+
+/// One partition of a consumer group's committed offsets, as kafka_exporter reports it.
+public struct GroupPartitionLag: Sendable, Equatable {
+    public var topicPartition: TopicPartition
+    /// nil: the group has committed to this topic but not to this partition.
+    public var committed: Int64?
+    public var logEndOffset: Int64
+    /// Log end minus committed (never below 0); nil without a commit.
+    public var lag: Int64?
+}
+
+/// A share group's queue on one topic: its partitions' summaries added up.
+public struct QueueReport: Sendable, Equatable {
+    public var group: String
+    public var topic: String
+    public var available = 0
+    public var inFlight = 0
+    public var delayed = 0
+    public var archived = 0
+    /// Records not finished (from the start offset to the log end).
+    public var backlog: Int64 = 0
+    public var deadLettered: Int64 = 0
+    public var deadLettersPending = 0
+    public var activity = ShareActivity()
+    /// Time of the oldest record not finished (nil: none, or not asked for).
+    public var oldestUnfinishedMs: Int64?
+}
+
+/// What the metrics exposition and the console report, computed once here from the engine's
+/// state so that both say the same thing.
+extension Broker {
+    /// Every topic, internal ones included, by name.
+    public func describeAllTopics() -> [TopicDescription] {
+        (listTopics() + internalTopicNames).compactMap { try? describeTopic($0) }.sorted { $0.name < $1.name }
+    }
+
+    /// As kafka_exporter: every partition of each topic the group committed to, in order.
+    public func groupOffsets(_ group: String) -> [GroupPartitionLag] {
+        let committed = groups.fetchOffsets(groupId: group)
+        var rows: [GroupPartitionLag] = []
+        for topic in Set(committed.keys.map(\.topic)).sorted() {
+            guard let count = try? partitionCount(of: topic) else { continue }
+            for p in 0..<count {
+                let tp = TopicPartition(topic, p)
+                let end = (try? offsets(topic: topic, partition: p).end) ?? 0
+                let offset = committed[tp]?.offset
+                rows.append(GroupPartitionLag(topicPartition: tp, committed: offset, logEndOffset: end, lag: offset.map { max(0, end - $0) }))
+            }
+        }
+        return rows
+    }
+
+    /// Per partition of the group's committed offsets: (committed, log end, lag).
+    public func groupLag(group: String) throws -> [(TopicPartition, committed: Int64, end: Int64, lag: Int64)] {
+        groupOffsets(group).compactMap { row in
+            guard let committed = row.committed, let lag = row.lag else { return nil }
+            return (row.topicPartition, committed, row.logEndOffset, lag)
+        }
+    }
+
+    /// Seconds since the oldest record the rows have not consumed was written (0: caught up).
+    /// Reads one batch header per lagging partition.
+    public func timeLagSeconds(_ rows: [GroupPartitionLag], nowMs: Int64 = currentTimeMilliseconds()) -> Double {
+        var oldest: Int64?
+        for row in rows where (row.lag ?? 0) > 0 {
+            let tp = row.topicPartition
+            if let ts = timestamp(topic: tp.topic, partition: tp.partition, at: row.committed ?? 0) { oldest = min(oldest ?? ts, ts) }
+        }
+        return oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0
+    }
+
+    /// Members of a classic or consumer-protocol group now.
+    public func memberCount(_ listing: GroupListing) -> Int {
+        listing.type == .consumer
+            ? groups.describeConsumerGroup(listing.groupId)?.members.count ?? 0 : groups.describeGroup(listing.groupId).members.count
+    }
+
+    /// A share group's queues, one per topic; `ages` also reads the oldest unfinished record's
+    /// time (one batch header per partition with a backlog).
+    public func queueReports(group: String, ages: Bool) -> [QueueReport] {
+        var byTopic: [String: QueueReport] = [:]
+        for s in shares.summaries(group, view: shareLogView) {
+            let topic = s.topicPartition.topic
+            var q = byTopic[topic] ?? QueueReport(group: group, topic: topic)
+            q.available += s.available
+            q.inFlight += s.acquired
+            q.delayed += s.delayed
+            q.archived += s.archived
+            q.backlog += s.lag
+            q.deadLettered += s.deadLettered
+            q.deadLettersPending += s.deadLettersPending
+            q.activity.add(s.activity)
+            if ages, s.lag > 0, let ts = timestamp(topic: topic, partition: s.topicPartition.partition, at: s.startOffset) {
+                q.oldestUnfinishedMs = min(q.oldestUnfinishedMs ?? ts, ts)
+            }
+            byTopic[topic] = q
+        }
+        return byTopic.values.sorted { $0.topic < $1.topic }
+    }
+}
+
+extension ShareActivity {
+    public mutating func add(_ other: ShareActivity) {
+        deliveries += other.deliveries
+        redeliveries += other.redeliveries
+        accepted += other.accepted
+        released += other.released
+        rejected += other.rejected
+        renewed += other.renewed
+        lockExpirations += other.lockExpirations
+    }
+}

@@ -36,11 +36,14 @@ let package = Package(
         ),
         // CRC-32C (Castagnoli): SSE4.2 when the CPU has it, table-driven otherwise.
         .target(name: "CCRC32C"),
+        // Linux calls Swift's Glibc module does not declare (syncfs needs _GNU_SOURCE).
+        .target(name: "CSystemShims"),
         .target(
             name: "TidemarkStorage",
             dependencies: [
                 "CLZ4",
                 "CCRC32C",
+                "CSystemShims",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -40,13 +40,15 @@ extension Broker {
                 throw TidemarkError(.invalidPartitions, "at most \(options.maxPartitionsPerTopic) partitions per topic")
             }
             if validateOnly { return }
-            let (dataDirectory, clock, logger, config) = (dataDirectory, options.clock, options.logger, topic.config)
+            let (dataDirectory, clock, logger, config, budget) = (
+                dataDirectory, options.clock, options.logger, topic.config, options.openFileBudget
+            )
             let added = parallelMap(count - topic.slots.count) { index in
                 Result {
                     try PartitionState.open(
                         topic: name, partition: topic.slots.count + index,
                         directory: Self.partitionDirectory(dataDirectory, name, topic.slots.count + index),
-                        config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics)
+                        config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget)
                 }
             }
             var states: [PartitionState] = []

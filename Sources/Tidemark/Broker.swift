@@ -35,6 +35,9 @@ public struct BrokerOptions: Sendable {
     public var tracer: (any Tracer)? = nil
     /// An fdatasync slower than this is logged as a warning (at most one line per 10 s).
     public var slowFsyncWarningMs: Int64 = 1000
+    /// Bounds the segment files all partitions keep open (see `OpenFileBudget`); by default the
+    /// process-wide budget, half the soft `RLIMIT_NOFILE`.
+    public var openFileBudget: OpenFileBudget = .shared
 
     public init() {}
 }
@@ -181,17 +184,22 @@ public final class Broker: Sendable {
             if madeIds || internalIds[offsetsTopic] == nil {
                 try store.save(topics, internalIds: internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old })
             }
+            // Every partition's recovery is made durable by one batch (two syncfs calls in all,
+            // not several fsyncs per partition), committed before anything is served.
+            let openingSync = SyncBatch()
             for topic in topics {
                 // A partition that cannot be opened (an unreadable directory, say) goes offline
                 // alone: the others serve, and the broker starts.
                 let logger = options.logger
                 let clock = options.clock
+                let budget = options.openFileBudget
                 let slots = parallelMap(topic.partitions) { p -> PartitionSlot in
                     do {
                         return .online(
                             try PartitionState.open(
                                 topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
-                                config: topic.config.logConfig, clock: clock, logger: logger, metrics: metrics))
+                                config: topic.config.logConfig, clock: clock, logger: logger, metrics: metrics, budget: budget,
+                                deferredSync: openingSync))
                     } catch {
                         logger.error(
                             "partition offline: it could not be opened; requests for it get KAFKA_STORAGE_ERROR",
@@ -203,20 +211,21 @@ public final class Broker: Sendable {
                 registry.topics[topic.name] = TopicState(name: topic.name, id: id, config: topic.config, slots: slots)
                 registry.names[id] = topic.name
             }
+            try openingSync.commit()
             // The committed-offsets log: one partition, never expired by retention.
             var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .everyAppend)
             offsetsConfig.maxMessageBytes = 16 << 20
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
                 config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger, metrics: metrics,
-                countTraffic: false)
+                countTraffic: false, budget: options.openFileBudget)
             // The share-state log: one partition, flushed by the flusher (group commit).
             var shareConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
             shareConfig.maxMessageBytes = 64 << 20
             let shareState = try PartitionState.open(
                 topic: shareStateLog, partition: 0, directory: Self.partitionDirectory(dataDirectory, shareStateLog, 0),
                 config: shareConfig.logConfig, clock: options.clock, logger: options.logger, metrics: metrics,
-                countTraffic: false)
+                countTraffic: false, budget: options.openFileBudget)
             return (lock, registry, offsets, offsetsId, shareState)
         }
         let offsetStore = try await OffsetStore.open(
@@ -295,12 +304,12 @@ public final class Broker: Sendable {
             }
             var states: [PartitionState] = []
             do {
-                let (dataDirectory, clock, logger) = (dataDirectory, options.clock, options.logger)
+                let (dataDirectory, clock, logger, budget) = (dataDirectory, options.clock, options.logger, options.openFileBudget)
                 let opened = parallelMap(partitions) { p in
                     Result {
                         try PartitionState.open(
                             topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
-                            config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics)
+                            config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget)
                     }
                 }
                 for result in opened {
@@ -486,17 +495,24 @@ public final class Broker: Sendable {
         // Everyone waiting for durability is answered (their bytes flushed) before logs close.
         flusher.shutdown()
         let logger = options.logger
+        // Thousands of logs close with two filesystem syncs in all, not several fsyncs each.
+        let batch = SyncBatch()
         try await executor.run {
             _ = parallelMap(partitions.count) { index in
                 let partition = partitions[index]
                 do {
-                    try partition.log.close()
-                    try partition.writeSnapshotIfNeeded()
+                    try partition.log.close(deferredSync: batch)
+                    try partition.writeSnapshotIfNeeded(deferredSync: batch)
                 } catch {
                     logger.error(
                         "partition did not close cleanly; the next open recovers it",
                         metadata: ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"])
                 }
+            }
+            do {
+                try batch.commit()
+            } catch {
+                logger.error("the closing sync failed; the next open recovers every partition", metadata: ["error": "\(error)"])
             }
         }
         do {

@@ -38,9 +38,12 @@ final class PartitionState: Sendable {
     /// batch headers appended after it (or the whole log when the snapshot is unusable).
     static func open(
         topic: String, partition: Int, directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64,
-        logger: Logger, metrics: EngineMetrics? = nil, countTraffic: Bool = true
+        logger: Logger, metrics: EngineMetrics? = nil, countTraffic: Bool = true, budget: OpenFileBudget = .shared,
+        deferredSync: SyncBatch? = nil
     ) throws -> PartitionState {
-        let log = try PartitionLog.open(directory: directory, config: config, clock: clock, syncObserver: metrics?.syncObserver)
+        let log = try PartitionLog.open(
+            directory: directory, config: config, clock: clock, syncObserver: metrics?.syncObserver, budget: budget,
+            deferredSync: deferredSync)
         let recovery = log.recoveryReport
         for loss in recovery.losses {
             logger.warning(
@@ -117,5 +120,17 @@ final class PartitionState: Sendable {
     func writeSnapshotIfNeeded() throws {
         if snapshotEnd.load(ordering: .relaxed) == log.logEndOffset { return }
         try writeSnapshot()
+    }
+
+    /// `writeSnapshotIfNeeded()` at a broker's close: written now, renamed into place after the
+    /// batch's first sync (see `SyncBatch`), so it is never durable ahead of the log it covers.
+    func writeSnapshotIfNeeded(deferredSync batch: SyncBatch) throws {
+        let (bytes, end) = producers.withLock { table in
+            let end = log.logEndOffset
+            return (table.snapshot(logOffset: end), end)
+        }
+        if snapshotEnd.load(ordering: .relaxed) == end { return }
+        try batch.writeAtomically(bytes, to: snapshotPath, directory: log.directory)
+        snapshotEnd.store(end, ordering: .relaxed)
     }
 }

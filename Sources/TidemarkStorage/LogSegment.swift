@@ -10,11 +10,14 @@ import Glibc
 ///
 /// Ownership: the `PartitionLog` that lists it, under that log's lock; not Sendable. Files
 /// are opened lazily: an inactive segment costs no descriptor or mapping until it is read,
-/// and `closeFiles()` gives them back when it is idle.
+/// and `closeFiles()` gives them back when it is idle. The `.log` descriptor counts against
+/// the log's `OpenFileBudget`; `evictFile()` gives it back, and the active segment reopens it
+/// on next use (`file()`), keeping its mapped indexes.
 final class LogSegment {
     let baseOffset: Int64
     let directory: String
     let config: LogConfig
+    let use: LogFileUse
 
     /// Bytes of whole batches in the log file (the committed, readable end).
     private(set) var size: Int
@@ -29,7 +32,14 @@ final class LogSegment {
     var rollBaseMilliseconds: Int64?
     private var bytesSinceLastIndexEntry = 0
 
-    private(set) var log: SharedFile?
+    /// The `.log` file when open. Set only here: every change is counted in `use`.
+    private(set) var log: SharedFile? {
+        didSet {
+            if (oldValue == nil) != (log == nil) {
+                if log == nil { use.closed() } else { use.opened() }
+            }
+        }
+    }
     private var offsetIndex: OffsetIndex?
     private var timeIndex: TimeIndex?
     private(set) var isWritable = false
@@ -53,16 +63,44 @@ final class LogSegment {
     var timeIndexPath: String { directory + "/" + Self.fileName(baseOffset: baseOffset, suffix: ".timeindex") }
     var isOpen: Bool { log != nil }
 
-    private init(directory: String, baseOffset: Int64, config: LogConfig, size: Int) {
+    /// The `.log` file, reopened if the budget evicted it (the active segment keeps its
+    /// indexes mapped and only loses the descriptor; an inactive one reopens whole).
+    func file() throws(StorageError) -> SharedFile {
+        if let log { return log }
+        if isWritable {
+            let reopened = try SharedFile.open(logPath, .readWrite)
+            log = reopened
+            return reopened
+        }
+        try openForRead(offsetLimit: nextOffset)
+        return log!
+    }
+
+    /// Gives the descriptor back to the budget: the active segment only closes its `.log`
+    /// (appends reopen it), an inactive one closes whole. Returns 1 when a file was closed.
+    func evictFile() -> Int {
+        guard log != nil else { return 0 }
+        if isWritable { log = nil } else { closeFiles() }
+        return 1
+    }
+
+    private init(directory: String, baseOffset: Int64, config: LogConfig, use: LogFileUse, size: Int) {
         self.directory = directory
         self.baseOffset = baseOffset
         self.config = config
+        self.use = use
         self.size = size
     }
 
+    deinit {
+        if log != nil { use.closed() }
+    }
+
     /// A new, empty, writable segment. Fails if its files exist.
-    static func create(directory: String, baseOffset: Int64, config: LogConfig) throws(StorageError) -> LogSegment {
-        let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, size: 0)
+    static func create(directory: String, baseOffset: Int64, config: LogConfig, use: LogFileUse) throws(StorageError)
+        -> LogSegment
+    {
+        let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, use: use, size: 0)
         segment.log = try SharedFile.open(segment.logPath, .readWrite, options: [.create, .exclusiveCreate])
         do {
             try FileSystem.remove(segment.indexPath)
@@ -78,8 +116,10 @@ final class LogSegment {
     }
 
     /// An existing segment, described by its file size only; nothing is opened or read.
-    static func existing(directory: String, baseOffset: Int64, config: LogConfig) throws(StorageError) -> LogSegment {
-        let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, size: 0)
+    static func existing(directory: String, baseOffset: Int64, config: LogConfig, use: LogFileUse) throws(StorageError)
+        -> LogSegment
+    {
+        let segment = LogSegment(directory: directory, baseOffset: baseOffset, config: config, use: use, size: 0)
         segment.size = Int(try FileSystem.fileSize(segment.logPath))
         return segment
     }
@@ -150,7 +190,7 @@ final class LogSegment {
     /// indexing them and updating the in-memory state. If anything there is damaged, falls
     /// back to a full rebuild, since index entries may point into the damage.
     private func scanTail(from position: Int) throws(StorageError) -> Int {
-        var scanner = BatchScanner(file: log!, from: position, end: size, maxBatchBytes: Int(Int32.max))
+        var scanner = BatchScanner(file: try file(), from: position, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
         while true {
             switch try scanner.next() {
@@ -186,7 +226,7 @@ final class LogSegment {
         maxTimestamp = -1
         offsetOfMaxTimestamp = -1
         bytesSinceLastIndexEntry = 0
-        var scanner = BatchScanner(file: log!, from: 0, end: size, maxBatchBytes: Int(Int32.max))
+        var scanner = BatchScanner(file: try file(), from: 0, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
         var cut = 0
         scan: while true {
@@ -211,7 +251,7 @@ final class LogSegment {
 
     private func truncateFile(at position: Int) throws(StorageError) -> Int {
         let cut = size - position
-        try log!.truncate(to: Int64(position))
+        try file().truncate(to: Int64(position))
         size = position
         return cut
     }
@@ -231,13 +271,14 @@ final class LogSegment {
     /// Writes `vectors` (whole batches, `headers` in order) at the end of the log and
     /// indexes them. On failure nothing is left appended.
     func append(vectors: inout [iovec], byteCount: Int, headers: [RecordBatchHeader]) throws(StorageError) {
-        precondition(isWritable && log != nil, "append to a segment that is not active")
+        precondition(isWritable, "append to a segment that is not active")
         let start = size
+        let log = try file()
         do {
-            try log!.write(vectors: &vectors, at: Int64(start))
+            try log.write(vectors: &vectors, at: Int64(start))
         } catch {
             // Leave no partial batch behind; if even that fails, recovery will cut it.
-            try? log!.truncate(to: Int64(start))
+            try? log.truncate(to: Int64(start))
             throw error
         }
         // Indexing can fail too (an index that cannot grow on a full disk): then the write is
@@ -254,7 +295,7 @@ final class LogSegment {
             offsetIndex!.storage.truncate(toEntries: savedEntries.0)
             timeIndex!.storage.truncate(toEntries: savedEntries.1)
             (size, nextOffset, maxTimestamp, offsetOfMaxTimestamp, bytesSinceLastIndexEntry) = saved
-            try? log!.truncate(to: Int64(start))
+            try? log.truncate(to: Int64(start))
             throw error
         }
         precondition(position == start + byteCount, "batch sizes disagree with the bytes written")
@@ -293,12 +334,11 @@ final class LogSegment {
         isWritable = false
     }
 
-    /// The files to fdatasync for this segment to be durable: its log, and once sealed its
-    /// indexes (the active segment's indexes are rebuilt after a crash, so an append never
-    /// waits for them).
-    var filesToSync: [SharedFile] {
-        var files: [SharedFile] = []
-        if let log { files.append(log) }
+    /// The files to fdatasync for this segment to be durable: its log (reopened if evicted),
+    /// and once sealed its indexes (the active segment's indexes are rebuilt after a crash, so
+    /// an append never waits for them).
+    func filesToSync() throws(StorageError) -> [SharedFile] {
+        var files: [SharedFile] = [try file()]
         if !isWritable {
             if let file = try? offsetIndex?.storage.fileForSync() { files.append(file) }
             if let file = try? timeIndex?.storage.fileForSync() { files.append(file) }
@@ -310,8 +350,8 @@ final class LogSegment {
 
     /// The first header at `position`, or nil past the end.
     func readHeader(at position: Int) throws(StorageError) -> RecordBatchHeader? {
-        guard position + RecordBatchHeader.size <= size, let log else { return nil }
-        let bytes = try log.read(count: RecordBatchHeader.size, at: Int64(position))
+        guard position + RecordBatchHeader.size <= size else { return nil }
+        let bytes = try file().read(count: RecordBatchHeader.size, at: Int64(position))
         guard bytes.count == RecordBatchHeader.size else { return nil }
         return try? bytes.withUnsafeBytes { raw in
             Result { () throws(RecordBatchError) in try RecordBatchHeader(parsing: raw) }
@@ -344,7 +384,7 @@ final class LogSegment {
         }
         let cut = size - position
         if cut > 0 {
-            try log!.truncate(to: Int64(position))
+            try file().truncate(to: Int64(position))
             size = position
         }
         _ = try rebuildIndexes(truncatingInvalidTail: true)

@@ -24,13 +24,19 @@ extension PartitionLog {
     /// first bad batch (later segments are deleted) and the scanned segments' indexes are
     /// rebuilt. Earlier segments are not read at all; their files open on first use.
     ///
+    /// With `deferredSync`, nothing is fsynced here: what recovery kept, the marker's removal
+    /// and the new checkpoint become durable at the batch's `commit()`, which must come before
+    /// the log takes appends (a broker opening thousands of partitions commits once).
+    ///
     /// - Parameter clock: milliseconds since the epoch, for LogAppendTime, time rolls and retention.
     public static func open(
         directory: String, config: LogConfig = LogConfig(),
         clock: @escaping @Sendable () -> Int64 = { currentTimeMilliseconds() },
-        syncObserver: PartitionLog.SyncObserver? = nil
+        syncObserver: PartitionLog.SyncObserver? = nil, budget: OpenFileBudget = .shared,
+        deferredSync: SyncBatch? = nil
     ) throws(StorageError) -> PartitionLog {
         try config.validate()
+        let use = LogFileUse(budget: budget)
         try FileSystem.createDirectory(directory)
         let names = try FileSystem.listDirectory(directory)
 
@@ -62,10 +68,10 @@ extension PartitionLog {
 
         var segments: [LogSegment] = []
         if bases.isEmpty {
-            segments.append(try LogSegment.create(directory: directory, baseOffset: 0, config: config))
+            segments.append(try LogSegment.create(directory: directory, baseOffset: 0, config: config, use: use))
         } else {
             for base in bases {
-                segments.append(try LogSegment.existing(directory: directory, baseOffset: base, config: config))
+                segments.append(try LogSegment.existing(directory: directory, baseOffset: base, config: config, use: use))
             }
             var activeIsOpen = false
             if !wasClean {
@@ -87,11 +93,11 @@ extension PartitionLog {
         let activeSegment = segments[segments.count - 1]
         if activeSegment.size > 0 { activeSegment.rollBaseMilliseconds = clock() }
         let logEnd = activeSegment.nextOffset ?? activeSegment.baseOffset
-        if !wasClean {
+        if !wasClean && deferredSync == nil {
             // What recovery kept may still be only in the page cache: make it durable before
             // the checkpoint says so.
             for segment in segments where segment.isOpen {
-                for file in segment.filesToSync { try file.sync() }
+                for file in try segment.filesToSync() { try file.sync() }
             }
         }
         try FileSystem.remove(markerPath)
@@ -101,10 +107,18 @@ extension PartitionLog {
             logStart = min(moved, logEnd)
         }
         let state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
-        let log = PartitionLog(directory: directory, config: config, clock: clock, syncObserver: syncObserver, state: state)
+        let log = PartitionLog(
+            directory: directory, config: config, clock: clock, syncObserver: syncObserver, fileUse: use, state: state)
         log.state.withLock { log.enforceOpenSegmentLimit(&$0) }  // segments recovery left open
-        if wasClean && recoveryPoint == logEnd && report.truncatedBytes == 0 {
-            try FileSystem.syncDirectory(directory)  // the checkpoint is right: only the marker's removal
+        let checkpointIsRight = wasClean && recoveryPoint == logEnd && report.truncatedBytes == 0
+        if let batch = deferredSync {
+            try batch.add(directory: directory)
+            if !checkpointIsRight {
+                try batch.writeAtomically(
+                    Self.checkpointContents(logEnd), to: directory + "/" + checkpointName, directory: directory)
+            }
+        } else if checkpointIsRight {
+            try FileSystem.syncDirectory(directory)  // only the marker's removal is new
         } else {
             try log.writeRecoveryCheckpoint(logEnd)  // also syncs the directory (marker removal)
         }

@@ -99,6 +99,7 @@ extension PartitionLog {
                         "offset \(offset) is outside [\(s.logStartOffset), \(s.logEndOffset)]", path: directory)
                 }
                 if offset == s.logEndOffset { return .success(nil) }
+                fileUse.touch()
                 let index = Self.segmentIndex(containing: offset, in: s.segments)
                 let segment = s.segments[index]
                 let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
@@ -113,7 +114,7 @@ extension PartitionLog {
                 let start = segment.indexLookup(offset: offset)
                 return .success(
                     ReadStart(
-                        file: segment.log!, position: start.position, end: segment.size, nextSegmentBase: nextBase,
+                        file: try segment.file(), position: start.position, end: segment.size, nextSegmentBase: nextBase,
                         logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset))
             } catch {
                 return .failure(error)
@@ -266,7 +267,7 @@ extension PartitionLog {
                     let fromOffset = max(segment.timeIndexLookup(timestamp: timestamp), s.logStartOffset)
                     let position = segment.indexLookup(offset: fromOffset).position
                     let found = ReadStart(
-                        file: segment.log!, position: position, end: segment.size, nextSegmentBase: nextBase,
+                        file: try segment.file(), position: position, end: segment.size, nextSegmentBase: nextBase,
                         logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
                     enforceOpenSegmentLimit(&s)
                     return .success(found)

@@ -48,7 +48,7 @@ extension PartitionLog {
                 s.segments.removeSubrange(keep...)
                 for segment in removed { try segment.deleteFiles() }
                 if s.segments.isEmpty {
-                    s.segments.append(try LogSegment.create(directory: directory, baseOffset: offset, config: config))
+                    s.segments.append(try LogSegment.create(directory: directory, baseOffset: offset, config: config, use: fileUse))
                     s.logStartOffset = offset
                 } else {
                     let active = s.active
@@ -58,7 +58,7 @@ extension PartitionLog {
                 s.logEndOffset = s.active.nextOffset ?? s.active.baseOffset
                 s.changedSinceOpen = true
                 publishPositions(s)
-                s.pendingSync.append(contentsOf: s.active.filesToSync)
+                s.pendingSync.append(contentsOf: try s.active.filesToSync())
                 s.directoryNeedsSync = true
                 return .success(s.logEndOffset)
             } catch {
@@ -68,11 +68,11 @@ extension PartitionLog {
         gate.lower(to: newEnd)
         // The checkpoint must not point past the new end: a later crash would then skip
         // scanning segments written after this truncation.
-        let files = state.withLock { s in
-            let files = s.pendingSync + s.active.filesToSync
-            s.pendingSync = []
+        let files = try state.withLock { s -> Result<[SharedFile], StorageError> in
+            let files = Result { () throws(StorageError) in s.pendingSync + (try s.active.filesToSync()) }
+            if case .success = files { s.pendingSync = [] }
             return files
-        }
+        }.get()
         for file in files { try file.sync() }
         try FileSystem.syncDirectory(directory)
         try writeRecoveryCheckpoint(newEnd)

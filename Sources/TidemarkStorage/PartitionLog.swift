@@ -87,19 +87,27 @@ public final class PartitionLog: Sendable {
     /// e.g. for a histogram. Called on the flushing thread, after the call returned.
     public typealias SyncObserver = @Sendable (_ nanoseconds: UInt64, _ directory: String) -> Void
     let syncObserver: SyncObserver?
+    /// This log's share of its `OpenFileBudget` (its segments count their open files there).
+    let fileUse: LogFileUse
 
     init(
         directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64, syncObserver: SyncObserver? = nil,
-        state: sending State
+        fileUse: LogFileUse, state: sending State
     ) {
         self.directory = directory
         self.syncObserver = syncObserver
+        self.fileUse = fileUse
         self.configuration = Mutex(config)
         self.clock = clock
         self.gate = FlushGate(flushedOffset: state.logEndOffset)
         self.publishedStart = Atomic(state.logStartOffset)
         self.publishedEnd = Atomic(state.logEndOffset)
         self.state = Mutex(state)
+        fileUse.budget.register(self, use: fileUse)
+    }
+
+    deinit {
+        fileUse.budget.remove(ObjectIdentifier(self))
     }
 
     /// Publishes the positions of `s` (call under the lock, after changing them).
@@ -240,6 +248,7 @@ public final class PartitionLog: Sendable {
                 if let failure = gate.failed {
                     throw StorageError(.failed, "log failed an earlier fsync: \(failure)", path: directory)
                 }
+                fileUse.touch()
                 let firstOffset = s.logEndOffset
                 var next = firstOffset
                 var assigned = headers
@@ -322,14 +331,14 @@ public final class PartitionLog: Sendable {
     func roll(_ s: inout State) throws(StorageError) {
         let old = s.active
         // Create first: if that fails (a full disk), the active segment is untouched.
-        let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config)
+        let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config, use: fileUse)
         do {
             try old.sealIndexes()
         } catch {
             try? segment.deleteFiles()
             throw error
         }
-        s.pendingSync.append(contentsOf: old.filesToSync)
+        s.pendingSync.append(contentsOf: try old.filesToSync())
         s.segments.append(segment)
         s.directoryNeedsSync = true
         s.checkpointStale = true
@@ -408,16 +417,21 @@ public final class PartitionLog: Sendable {
     /// The flusher's work: fdatasync what was appended (rolled segments' files, the active
     /// log, the directory), then, after a roll, the recovery checkpoint.
     private func syncAppended() throws(StorageError) -> Int64 {
-        let (files, end, syncDirectory, writeCheckpoint) = state.withLock { s in
+        let taken = state.withLock { s -> Result<([SharedFile], Int64, Bool, Bool), StorageError> in
             var files = s.pendingSync
-            files.append(contentsOf: s.active.log.map { [$0] } ?? [])
+            do throws(StorageError) {
+                files.append(try s.active.file())  // reopened if the budget evicted it
+            } catch {
+                return .failure(error)
+            }
             let result = (files, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale)
             s.pendingSync = []
             s.directoryNeedsSync = false
             s.messagesSinceFlush = 0
             s.lastFlushNanoseconds = monotonicNanoseconds()
-            return result
+            return .success(result)
         }
+        let (files, end, syncDirectory, writeCheckpoint) = try taken.get()
         for file in files {
             let started = monotonicNanoseconds()
             try file.sync()
@@ -435,8 +449,12 @@ public final class PartitionLog: Sendable {
     }
 
     func writeRecoveryCheckpoint(_ offset: Int64) throws(StorageError) {
-        let text = "0\n\(offset)\n"
-        try FileSystem.writeAtomically(Array(text.utf8), to: directory + "/" + Self.checkpointName, directory: directory)
+        try FileSystem.writeAtomically(Self.checkpointContents(offset), to: directory + "/" + Self.checkpointName, directory: directory)
+    }
+
+    /// `recovery-point.checkpoint`: the text `0\n<offset>\n` (a version line, then the offset).
+    static func checkpointContents(_ offset: Int64) -> [UInt8] {
+        Array("0\n\(offset)\n".utf8)
     }
 
     // MARK: Close
@@ -462,7 +480,7 @@ public final class PartitionLog: Sendable {
                 guard !s.isClosed else { return }
                 try s.active.sealIndexes()
                 if s.changedSinceOpen {
-                    for file in s.active.filesToSync { try file.sync() }
+                    for file in try s.active.filesToSync() { try file.sync() }
                     try writeRecoveryCheckpoint(s.logEndOffset)
                 }
                 // (A log untouched since open was durable and checkpointed then: only the
@@ -473,15 +491,64 @@ public final class PartitionLog: Sendable {
                 s.isClosed = true
             }
         }.get()
+        fileUse.budget.remove(self)
+    }
+
+    /// `close()` for a broker closing thousands of logs: the same end state, but nothing is
+    /// fsynced here. The sealed indexes and a checkpoint written to `.tmp` become durable at
+    /// `batch.commit()`'s first sync; the checkpoint's rename and the clean-shutdown marker are
+    /// after-sync actions (see `SyncBatch`). Until the commit, a crash leaves a log that the next
+    /// open recovers as after any crash. Callers answer every durability waiter first (the
+    /// `LogFlusher`'s shutdown): this close does not wait for one.
+    public func close(deferredSync batch: SyncBatch) throws(StorageError) {
+        if state.withLock({ $0.isClosed }) { return }
+        if gate.failed != nil { return try close() }
+        try state.withLock { s in
+            Result { () throws(StorageError) in
+                guard !s.isClosed else { return }
+                try s.active.sealIndexes()
+                try batch.add(directory: directory)
+                if s.changedSinceOpen {
+                    try batch.writeAtomically(
+                        Self.checkpointContents(s.logEndOffset), to: directory + "/" + Self.checkpointName, directory: directory)
+                }
+                let marker = directory + "/" + Self.cleanShutdownName
+                batch.afterSync { () throws(StorageError) in
+                    _ = try SharedFile.open(marker, .writeOnly, options: [.create])
+                }
+                for segment in s.segments { segment.closeFiles() }
+                s.pendingSync = []
+                s.isClosed = true
+            }
+        }.get()
+        fileUse.budget.remove(self)
     }
 
     public var isClosed: Bool { state.withLock { $0.isClosed } }
 
-    /// Closes least-recently-used inactive segments beyond `maxOpenInactiveSegments`.
+    /// Gives every open file of this log back to its budget, unless the log is busy (its lock
+    /// taken: it is in use, and may be the sweeper itself). Returns how many were closed.
+    func evictFiles() -> Int {
+        state.withLockIfAvailable { s -> Int in
+            guard !s.isClosed else { return 0 }
+            var closed = 0
+            for segment in s.segments { closed += segment.evictFile() }
+            return closed
+        } ?? 0
+    }
+
+    /// Files of this log open now (active and inactive segments).
+    public var openFileCount: Int { fileUse.held }
+
+    /// Closes least-recently-used inactive segments beyond `maxOpenInactiveSegments`, and while
+    /// the budget is over its limit (the sweep spares the log that opens), all but the newest.
     func enforceOpenSegmentLimit(_ s: inout State) {
         let open = s.segments.dropLast().filter(\.isOpen).sorted { $0.lastUsedNanoseconds < $1.lastUsedNanoseconds }
-        if open.count > config.maxOpenInactiveSegments {
-            for segment in open.prefix(open.count - config.maxOpenInactiveSegments) { segment.closeFiles() }
+        var allowed = config.maxOpenInactiveSegments
+        let over = fileUse.budget.held - fileUse.budget.limit
+        if over > 0 { allowed = max(1, min(allowed, open.count - over)) }
+        if open.count > allowed {
+            for segment in open.prefix(open.count - allowed) { segment.closeFiles() }
         }
     }
 

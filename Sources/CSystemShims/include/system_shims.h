@@ -1,0 +1,8 @@
+#ifndef TIDEMARK_SYSTEM_SHIMS_H
+#define TIDEMARK_SYSTEM_SHIMS_H
+
+/// syncfs(2): flushes every file and the metadata of the filesystem holding `fd`; 0 or -1 with
+/// errno set. Glibc declares it only under _GNU_SOURCE, which Swift's Glibc module does not see.
+int tidemark_syncfs(int fd);
+
+#endif

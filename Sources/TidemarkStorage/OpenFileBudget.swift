@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A bound on the segment log files that a set of logs keep open (by default every log of the
+/// process: descriptors are a per-process resource, `RLIMIT_NOFILE`).
+///
+/// A segment holding its `.log` descriptor counts one (indexes are mapped and hold none). When
+/// an open takes the count past `limit`, the opener evicts the files of the least recently used
+/// logs until the count is back at `lowWater` (90% of the limit), so sweeps are rare even when
+/// every log is busy. A log whose lock is taken is in use and skipped, so the bound is soft by
+/// the number of concurrent openers. An evicted active segment keeps its mapped indexes and
+/// reopens its file on next use (one open(2) of a cached path); an evicted inactive segment
+/// closes whole and reopens as any cold segment does. Readers and the flusher hold their own
+/// `SharedFile` reference, so an eviction never closes a descriptor under a read in flight; a
+/// flush of an evicted active segment reopens it (fdatasync acts on the file, not the
+/// descriptor, and Linux reports a writeback error to the first descriptor that has not seen it).
+///
+/// Concurrency: the count and each log's last use are atomics; `registry` is a `Mutex` held to
+/// add or remove a log and to copy the list, never while taking a log's lock. The sweep runs
+/// on the opener's thread, under the opener's own log lock, and only ever *tries* other logs'
+/// locks, so it cannot deadlock; one sweep runs at a time (`sweeping`).
+public final class OpenFileBudget: Sendable {
+    /// The budget every log uses unless told otherwise: half the soft `RLIMIT_NOFILE` (the other
+    /// half is for sockets and short-lived files), at least 64 and at most 65,536.
+    public static let shared = OpenFileBudget(limit: defaultLimit())
+
+    public static func defaultLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 512 }
+        let soft = UInt64(limit.rlim_cur)  // RLIM_INFINITY is the largest value: capped below
+        return Int(min(max(soft / 2, 64), 65_536))
+    }
+
+    private let limitValue: Atomic<Int>
+    private let heldCount = Atomic<Int>(0)
+    private let sweeping = Atomic<Bool>(false)
+    private let sweepCount = Atomic<Int>(0)
+    private let evictionCount = Atomic<Int>(0)
+    private let registry = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    private struct Entry {
+        weak var log: PartitionLog?
+        let use: LogFileUse
+    }
+
+    public init(limit: Int) {
+        precondition(limit >= 1, "an open-file budget needs room for one file")
+        limitValue = Atomic(limit)
+    }
+
+    /// Files held open now (over every log of this budget).
+    public var held: Int { heldCount.load(ordering: .relaxed) }
+    public var limit: Int {
+        get { limitValue.load(ordering: .relaxed) }
+        set { limitValue.store(max(1, newValue), ordering: .relaxed) }
+    }
+    /// How many sweeps ran and how many files they closed (for tests and metrics).
+    public var sweeps: Int { sweepCount.load(ordering: .relaxed) }
+    public var evictions: Int { evictionCount.load(ordering: .relaxed) }
+    var lowWater: Int { max(1, limit - max(limit / 10, 1)) }
+
+    func register(_ log: PartitionLog, use: LogFileUse) {
+        registry.withLock { $0[ObjectIdentifier(log)] = Entry(log: log, use: use) }
+    }
+
+    func remove(_ log: PartitionLog) {
+        _ = registry.withLock { $0.removeValue(forKey: ObjectIdentifier(log)) }
+    }
+
+    func remove(_ id: ObjectIdentifier) {
+        _ = registry.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// Counts a file `opener` just opened (under its log's lock), sweeping when over the limit.
+    func opened(by opener: LogFileUse) {
+        if heldCount.add(1, ordering: .relaxed).newValue > limit { sweep(sparing: opener) }
+    }
+
+    func closed() {
+        heldCount.subtract(1, ordering: .relaxed)
+    }
+
+    /// Evicts the least recently used logs' files until the count is at `lowWater`, sparing
+    /// `opener`'s log (its lock is held by this thread: a mutex is not recursive).
+    func sweep(sparing opener: LogFileUse? = nil) {
+        guard sweeping.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        defer { sweeping.store(false, ordering: .releasing) }
+        sweepCount.add(1, ordering: .relaxed)
+        var candidates: [(log: PartitionLog, lastUsed: UInt64)] = registry.withLock { entries in
+            var list: [(log: PartitionLog, lastUsed: UInt64)] = []
+            list.reserveCapacity(entries.count)
+            for entry in entries.values where entry.use.held > 0 && entry.use !== opener {
+                if let log = entry.log { list.append((log, entry.use.lastUsed)) }
+            }
+            return list
+        }
+        candidates.sort { $0.lastUsed < $1.lastUsed }
+        let target = lowWater
+        for candidate in candidates {
+            if heldCount.load(ordering: .relaxed) <= target { break }
+            evictionCount.add(candidate.log.evictFiles(), ordering: .relaxed)
+        }
+    }
+}
+
+/// One log's share of an `OpenFileBudget`: how many of its segments hold a file and when it
+/// was last used (monotonic nanoseconds). Shared by the log and its segments; atomics only.
+final class LogFileUse: Sendable {
+    let budget: OpenFileBudget
+    private let heldCount = Atomic<Int>(0)
+    private let lastUsedNanoseconds = Atomic<UInt64>(0)
+
+    init(budget: OpenFileBudget) {
+        self.budget = budget
+        touch()
+    }
+
+    var held: Int { heldCount.load(ordering: .relaxed) }
+    var lastUsed: UInt64 { lastUsedNanoseconds.load(ordering: .relaxed) }
+
+    func touch(_ now: UInt64 = monotonicNanoseconds()) {
+        lastUsedNanoseconds.store(now, ordering: .relaxed)
+    }
+
+    func opened() {
+        heldCount.add(1, ordering: .relaxed)
+        budget.opened(by: self)
+    }
+
+    func closed() {
+        heldCount.subtract(1, ordering: .relaxed)
+        budget.closed()
+    }
+}

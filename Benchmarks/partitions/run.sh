@@ -18,7 +18,7 @@ if ! "$PY" -c 'import confluent_kafka' 2>/dev/null; then
   (cd "$ROOT" && source tools/lib/deps.sh && ensure_interop_dependencies >&2)
 fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tidemark-partitions.XXXXXX")"
-trap 'pkill -9 -f "serve --data $WORK/data" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'pkill -9 -f "serve --data $WORK/data" 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"' EXIT
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export DATA_DIR="$WORK/data" PORT="$(free_port)"
 echo "binary $TIDEMARK_BIN"

@@ -111,7 +111,9 @@ final class PartitionState: Sendable {
             let end = log.logEndOffset
             return (table.snapshot(logOffset: end), end)
         }
-        try DurableFile.write(bytes, to: snapshotPath)
+        // In place (the snapshot's CRC catches a torn write, and the log is then replayed):
+        // thousands of partitions snapshotting each minute create and delete no files.
+        try DurableFile.overwrite(bytes, to: snapshotPath, sync: true)
         snapshotEnd.store(end, ordering: .relaxed)
     }
 
@@ -122,15 +124,15 @@ final class PartitionState: Sendable {
         try writeSnapshot()
     }
 
-    /// `writeSnapshotIfNeeded()` at a broker's close: written now, renamed into place after the
-    /// batch's first sync (see `SyncBatch`), so it is never durable ahead of the log it covers.
+    /// `writeSnapshotIfNeeded()` at a broker's close: written after the batch's first sync (see
+    /// `SyncBatch`), so it is never durable ahead of the log it covers.
     func writeSnapshotIfNeeded(deferredSync batch: SyncBatch) throws {
         let (bytes, end) = producers.withLock { table in
             let end = log.logEndOffset
             return (table.snapshot(logOffset: end), end)
         }
         if snapshotEnd.load(ordering: .relaxed) == end { return }
-        try batch.writeAtomically(bytes, to: snapshotPath, directory: log.directory)
+        try batch.overwriteAfterSync(bytes, path: snapshotPath, directory: log.directory)
         snapshotEnd.store(end, ordering: .relaxed)
     }
 }

@@ -6,6 +6,12 @@ import TidemarkWire
 
 // ApiVersions, Metadata, Produce, Fetch, ListOffsets, InitProducerId.
 extension RequestRouter {
+    /// A partition's records shorter than this are copied into the response; longer ones go
+    /// out by sendfile (see `KafkaConnectionHandler.writeSlice`).
+    static let sendfileMinimumBytes = 32 << 10
+    /// File slices (each a descriptor until written) in one fetch response; the rest are copied.
+    static let maxFileSlicesPerResponse = 16
+
     func apiVersions() -> ApiVersionsResponse {
         var response = ApiVersionsResponse()
         response.apiKeys = ApiKey.allCases.map {
@@ -188,6 +194,7 @@ extension RequestRouter {
     {
         var response = FetchResponse()
         var total = 0
+        var fileSlices = 0
         // Clamped, so that a response always fits the int32 size that frames it.
         var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
         var empty: [(String, Int, Int64)] = []
@@ -228,7 +235,16 @@ extension RequestRouter {
                     result.lastStableOffset = fetched.highWatermark
                     result.logStartOffset = fetched.logStartOffset
                     if let slice = fetched.slice, total == 0 || slice.length <= budget {
-                        result.records = .slice(slice)
+                        // Small slices are copied (a pread from the page cache is cheaper than a
+                        // sendfile, a dup and a close), and at most `maxFileSlicesPerResponse` go
+                        // out by sendfile: each holds a descriptor until written, and a fetch of
+                        // thousands of partitions must not run the process out of them.
+                        if slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse {
+                            result.records = .bytes(try slice.readBytes())
+                        } else {
+                            result.records = .slice(slice)
+                            fileSlices += 1
+                        }
                         total += slice.length
                         budget -= slice.length
                     } else {

@@ -265,6 +265,13 @@ public enum DurableFile {
         try FileSystem.writeAtomically(contents, to: path, directory: directory.isEmpty ? "." : directory)
     }
 
+    /// Replaces `path`'s bytes in place (no temporary file, no new inode), with fdatasync when
+    /// `sync`. Only for contents whose damage is detected on read (a CRC): a crash can tear it.
+    public static func overwrite(_ contents: [UInt8], to path: String, sync: Bool) throws(StorageError) {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        try LogMarkers.overwrite(contents, path: path, directory: directory.isEmpty ? "." : directory, sync: sync)
+    }
+
     /// The file's bytes (up to `limit`), or nil when it does not exist.
     public static func read(_ path: String, limit: Int = 64 << 20) throws(StorageError) -> [UInt8]? {
         try FileSystem.readWholeFile(path, limit: limit)

@@ -44,7 +44,7 @@ public enum LogVerifier {
     /// Checks one partition directory. `progress(done, total)` is called after each segment.
     public static func verify(partitionDirectory directory: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         var report = Report(directory: directory)
-        report.wasCleanShutdown = FileSystem.exists(directory + "/" + PartitionLog.cleanShutdownName)
+        report.wasCleanShutdown = LogMarkers.isClean(directory)
         if let marker = try FileSystem.readWholeFile(directory + "/" + needsRepairName, limit: 4096) {
             report.problems.append(
                 Problem(path: directory, message: "marked for repair by the broker: \(String(decoding: marker, as: UTF8.self))"))

@@ -59,8 +59,7 @@ extension PartitionLog {
             try FileSystem.remove(directory + "/" + name)  // orphan of an interrupted delete
         }
 
-        let markerPath = directory + "/" + cleanShutdownName
-        let wasClean = FileSystem.exists(markerPath)
+        let wasClean = LogMarkers.isClean(directory)
         let recoveryPoint = try readRecoveryCheckpoint(directory: directory)
         var report = RecoveryReport(
             wasCleanShutdown: wasClean, recoveryPoint: recoveryPoint, scannedSegments: [], truncatedBytes: 0,
@@ -100,7 +99,7 @@ extension PartitionLog {
                 for file in try segment.filesToSync() { try file.sync() }
             }
         }
-        try FileSystem.remove(markerPath)
+        if wasClean { try LogMarkers.markOpen(directory, sync: deferredSync == nil) }
         // A start moved inside the first segment by DeleteRecords.
         var logStart = segments[0].baseOffset
         if let moved = try readRecoveryCheckpoint(directory: directory, name: logStartName), moved > logStart {
@@ -114,13 +113,14 @@ extension PartitionLog {
         if let batch = deferredSync {
             try batch.add(directory: directory)
             if !checkpointIsRight {
-                try batch.writeAtomically(
-                    Self.checkpointContents(logEnd), to: directory + "/" + checkpointName, directory: directory)
+                // After the batch's first sync: what recovery kept is durable before the
+                // checkpoint lets the next recovery skip it.
+                batch.afterSync { () throws(StorageError) in
+                    try LogMarkers.writeRecoveryPoint(logEnd, directory: directory, sync: false)
+                }
             }
-        } else if checkpointIsRight {
-            try FileSystem.syncDirectory(directory)  // only the marker's removal is new
-        } else {
-            try log.writeRecoveryCheckpoint(logEnd)  // also syncs the directory (marker removal)
+        } else if !checkpointIsRight {
+            try log.writeRecoveryCheckpoint(logEnd)
         }
         return log
     }

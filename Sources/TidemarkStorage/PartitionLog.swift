@@ -26,9 +26,10 @@ public struct LogAppendInfo: Sendable, Equatable {
 /// 00000000000000000000.index      sparse offset index (see OffsetIndex)
 /// 00000000000000000000.timeindex  sparse time index (see TimeIndex)
 /// 00000000000000004096.log ...    later segments, named by their base offset
-/// recovery-point.checkpoint       "0\n<offset>\n": every segment before the one holding
-///                                 <offset> is durable and needs no scan after a crash
-/// .clean-shutdown                 present only between a clean close and the next open
+/// recovery-point.checkpoint       "0\n<offset, 20 digits>\n": every segment before the one
+///                                 holding <offset> is durable and needs no scan after a crash
+/// .clean-shutdown                 "1" from a clean close until the next open, then "0"
+///                                 (both overwritten in place: see `LogMarkers`)
 /// ```
 ///
 /// Positions: `logEndOffset` is "appended" (readable, maybe only in the page cache);
@@ -448,13 +449,9 @@ public final class PartitionLog: Sendable {
         return end
     }
 
+    /// Writes the recovery checkpoint in place and fdatasyncs it (see `LogMarkers`).
     func writeRecoveryCheckpoint(_ offset: Int64) throws(StorageError) {
-        try FileSystem.writeAtomically(Self.checkpointContents(offset), to: directory + "/" + Self.checkpointName, directory: directory)
-    }
-
-    /// `recovery-point.checkpoint`: the text `0\n<offset>\n` (a version line, then the offset).
-    static func checkpointContents(_ offset: Int64) -> [UInt8] {
-        Array("0\n\(offset)\n".utf8)
+        try LogMarkers.writeRecoveryPoint(offset, directory: directory, sync: true)
     }
 
     // MARK: Close
@@ -484,9 +481,8 @@ public final class PartitionLog: Sendable {
                     try writeRecoveryCheckpoint(s.logEndOffset)
                 }
                 // (A log untouched since open was durable and checkpointed then: only the
-                // marker is new. Its name is what counts, made durable by the directory sync.)
-                _ = try SharedFile.open(directory + "/" + Self.cleanShutdownName, .writeOnly, options: [.create])
-                try FileSystem.syncDirectory(directory)
+                // marker changes.)
+                try LogMarkers.markClean(directory, sync: true)
                 for segment in s.segments { segment.closeFiles() }
                 s.isClosed = true
             }
@@ -495,11 +491,11 @@ public final class PartitionLog: Sendable {
     }
 
     /// `close()` for a broker closing thousands of logs: the same end state, but nothing is
-    /// fsynced here. The sealed indexes and a checkpoint written to `.tmp` become durable at
-    /// `batch.commit()`'s first sync; the checkpoint's rename and the clean-shutdown marker are
-    /// after-sync actions (see `SyncBatch`). Until the commit, a crash leaves a log that the next
-    /// open recovers as after any crash. Callers answer every durability waiter first (the
-    /// `LogFlusher`'s shutdown): this close does not wait for one.
+    /// fsynced here. The data and sealed indexes become durable at `batch.commit()`'s first
+    /// sync; the checkpoint and the clean-shutdown marker are written after it (see `SyncBatch`).
+    /// Until the commit, a crash leaves a log that the next open recovers as after any crash.
+    /// Callers answer every durability waiter first (the `LogFlusher`'s shutdown): this close
+    /// does not wait for one.
     public func close(deferredSync batch: SyncBatch) throws(StorageError) {
         if state.withLock({ $0.isClosed }) { return }
         if gate.failed != nil { return try close() }
@@ -508,13 +504,10 @@ public final class PartitionLog: Sendable {
                 guard !s.isClosed else { return }
                 try s.active.sealIndexes()
                 try batch.add(directory: directory)
-                if s.changedSinceOpen {
-                    try batch.writeAtomically(
-                        Self.checkpointContents(s.logEndOffset), to: directory + "/" + Self.checkpointName, directory: directory)
-                }
-                let marker = directory + "/" + Self.cleanShutdownName
+                let (directory, changed, end) = (directory, s.changedSinceOpen, s.logEndOffset)
                 batch.afterSync { () throws(StorageError) in
-                    _ = try SharedFile.open(marker, .writeOnly, options: [.create])
+                    if changed { try LogMarkers.writeRecoveryPoint(end, directory: directory, sync: false) }
+                    try LogMarkers.markClean(directory, sync: false)
                 }
                 for segment in s.segments { segment.closeFiles() }
                 s.pendingSync = []

@@ -10,8 +10,8 @@ import SystemPackage
 ///
 /// Writers taking part (`PartitionLog.open/close(deferredSync:)`, producer snapshots) do their
 /// writes without syncing, name the directories they wrote in (`add(directory:)`), and leave
-/// what must only happen once those writes are durable as after-sync actions: renaming a
-/// checkpoint written to `<name>.tmp` over `<name>`, creating a clean-shutdown marker.
+/// what must only happen once those writes are durable as after-sync actions: recovery
+/// checkpoints, clean-shutdown markers, producer snapshots (written in place, see `LogMarkers`).
 /// `commit()` then
 /// 1. `syncfs` on each filesystem named (data, indexes, temporary files, directory entries);
 /// 2. runs the after-sync actions (only if step 1 succeeded: a marker or checkpoint must never
@@ -47,21 +47,18 @@ public final class SyncBatch: Sendable {
         }
     }
 
+    /// Overwrites `path` in place after the first sync (`LogMarkers.overwrite`): for contents
+    /// whose damage is detected (a CRC), which must not be durable ahead of the data they cover.
+    public func overwriteAfterSync(_ contents: [UInt8], path: String, directory: String) throws(StorageError) {
+        try add(directory: directory)
+        afterSync { () throws(StorageError) in
+            try LogMarkers.overwrite(contents, path: path, directory: directory, sync: false)
+        }
+    }
+
     /// Runs `action` after the first sync of `commit()`, if that sync succeeded.
     public func afterSync(_ action: @escaping Action) {
         state.withLock { $0.actions.append(action) }
-    }
-
-    /// Writes `contents` to `<path>.tmp` now, without syncing, and renames it over `path` after
-    /// the first sync: `path` holds the old contents or the new ones, whatever happens.
-    public func writeAtomically(_ contents: [UInt8], to path: String, directory: String) throws(StorageError) {
-        let temporary = path + ".tmp"
-        let file = try SharedFile.open(temporary, .writeOnly, options: [.create, .truncate])
-        try contents.withUnsafeBytes { raw in
-            Result { () throws(StorageError) in try file.write(raw, at: 0) }
-        }.get()
-        try add(directory: directory)
-        afterSync { () throws(StorageError) in try FileSystem.rename(temporary, to: path) }
     }
 
     /// Syncs, runs the after-sync actions, syncs again (see the type's comment). Throws the

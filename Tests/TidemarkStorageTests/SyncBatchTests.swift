@@ -15,7 +15,7 @@ import Testing
     }
 
     static func marker(_ dir: TemporaryDirectory, _ i: Int) -> Bool {
-        FileManager.default.fileExists(atPath: dir.path + "/p\(i)/" + PartitionLog.cleanShutdownName)
+        LogMarkers.isClean(dir.path + "/p\(i)")
     }
 
     static func checkpoint(_ dir: TemporaryDirectory, _ i: Int) throws -> Int64? {
@@ -30,14 +30,13 @@ import Testing
         }
         let batch = SyncBatch()
         for log in logs { try log.close(deferredSync: batch) }
-        // Before the commit nothing vouches for the data: no marker, checkpoints only as .tmp.
+        // Before the commit nothing vouches for the data: no clean marker, checkpoints as at open.
         #expect((0..<20).allSatisfy { !Self.marker(dir, $0) })
-        #expect(FileManager.default.fileExists(atPath: dir.path + "/p1/" + PartitionLog.checkpointName + ".tmp"))
+        #expect(try (0..<20).allSatisfy { try Self.checkpoint(dir, $0) == 0 })
         try batch.commit()
         for i in 0..<20 {
             #expect(Self.marker(dir, i))
             #expect(try Self.checkpoint(dir, i) == (i % 4 == 0 ? 0 : 6))
-            #expect(!FileManager.default.fileExists(atPath: dir.path + "/p\(i)/" + PartitionLog.checkpointName + ".tmp"))
         }
         let reopened = try Self.openLogs(dir, count: 20)
         for (i, log) in reopened.enumerated() {
@@ -81,6 +80,32 @@ import Testing
             #expect(log.logEndOffset == 2)
             try log.close()
         }
+    }
+
+    @Test func markersAndCheckpointsAreOverwrittenInPlace() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/p0"
+        var inodes: Set<UInt64> = []
+        func inode(_ name: String) throws -> UInt64 {
+            try #require(FileManager.default.attributesOfItem(atPath: path + "/" + name)[.systemFileNumber] as? UInt64)
+        }
+        for round in 0..<3 {
+            let log = try PartitionLog.open(directory: path)
+            #expect(log.recoveryReport.wasCleanShutdown == (round > 0))
+            try log.append(makeBatch(tag: "r\(round)", count: 2))
+            try log.close()
+            inodes.insert(try inode(PartitionLog.cleanShutdownName))
+            inodes.insert(try inode(PartitionLog.checkpointName) << 32)
+        }
+        #expect(inodes.count == 2)  // the same two files throughout
+        let checkpoint = try #require(FileManager.default.contents(atPath: path + "/" + PartitionLog.checkpointName))
+        #expect(String(decoding: checkpoint, as: UTF8.self) == "0\n00000000000000000006\n")
+        // A marker as versions before 0.3 left it (an empty file) still means a clean close.
+        try Data().write(to: URL(fileURLWithPath: path + "/" + PartitionLog.cleanShutdownName))
+        let log = try PartitionLog.open(directory: path)
+        #expect(log.recoveryReport.wasCleanShutdown)
+        #expect(!LogMarkers.isClean(path))  // open until closed
+        try log.close()
     }
 
     @Test func batchedOpenAfterACrashDefersTheCheckpointUntilCommit() throws {

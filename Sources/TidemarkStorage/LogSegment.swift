@@ -105,7 +105,7 @@ final class LogSegment {
         do {
             try FileSystem.remove(segment.indexPath)
             try FileSystem.remove(segment.timeIndexPath)
-            try segment.openIndexes(writable: true)
+            try segment.openIndexes(writable: true, preallocating: true)
         } catch {
             // E.g. no space for the index preallocation: leave no half-made segment behind.
             try? segment.deleteFiles()
@@ -124,13 +124,13 @@ final class LogSegment {
         return segment
     }
 
-    private func openIndexes(writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
+    private func openIndexes(writable: Bool, discardingEntries: Bool = false, preallocating: Bool = false) throws(StorageError) {
         offsetIndex = try OffsetIndex(
             path: indexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
-            discardingEntries: discardingEntries)
+            discardingEntries: discardingEntries, preallocating: preallocating)
         timeIndex = try TimeIndex(
             path: timeIndexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
-            discardingEntries: discardingEntries)
+            discardingEntries: discardingEntries, preallocating: preallocating)
         isWritable = writable
     }
 
@@ -331,6 +331,18 @@ final class LogSegment {
         }
         try offsetIndex.storage.seal()
         try timeIndex.storage.seal()
+        isWritable = false
+    }
+
+    /// Finishes the active segment for its log's close: the final time index entry, then both
+    /// indexes unmapped and trimmed to their entries (not mapped again: the log is closing).
+    func sealForClose() throws(StorageError) {
+        guard isWritable, let offsetIndex, let timeIndex else { return }
+        if maxTimestamp >= 0 {
+            try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+        }
+        try offsetIndex.storage.close()
+        try timeIndex.storage.close()
         isWritable = false
     }
 

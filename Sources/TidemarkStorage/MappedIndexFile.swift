@@ -7,7 +7,7 @@ import SystemPackage
 /// it is written and is trimmed to its entries when it is done.
 ///
 /// A writable index maps its whole `maxBytes` of address space once, when it opens; growing
-/// it only reserves more of the file's blocks (posix_fallocate). So a growth that fails (a
+/// it (from the first append on) only reserves more of the file's blocks (posix_fallocate). So a growth that fails (a
 /// full disk) throws and leaves the mapping and every entry as they were, and no store ever
 /// lands past the file's allocated end (which would raise SIGBUS). Sealing maps the trimmed
 /// file read-only before it lets the old mapping go.
@@ -38,7 +38,12 @@ final class MappedIndexFile {
     /// `entrySize` (a partial trailing entry is dropped); `writable` prepares it for appends.
     /// `discardingEntries`: the caller rebuilds the index, so the file starts empty (its old
     /// entries are not even read, so a crash's preallocated tail costs no memory).
-    init(path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
+    /// `preallocating`: reserve the first growth step now (a new segment, so that a full disk
+    /// fails its creation, not a later append); a reopened one reserves on its first append.
+    init(
+        path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false,
+        preallocating: Bool = false
+    ) throws(StorageError) {
         precondition(entrySize > 0 && maxBytes >= entrySize)
         self.path = path
         self.entrySize = entrySize
@@ -48,10 +53,15 @@ final class MappedIndexFile {
         let size = discardingEntries ? 0 : Int(try file.size())
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {
-            try file.truncate(to: Int64(entryCount * entrySize))
-            let capacity = min(self.maxBytes, max(Self.initialBytes, entryCount * entrySize))
-            try file.allocate(size: Int64(capacity))
-            allocatedBytes = capacity
+            // A reopened index reserves blocks on the append that needs them: opening (and later
+            // closing) thousands of idle partitions allocates and frees nothing.
+            if size != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
+            allocatedBytes = entryCount * entrySize
+            if preallocating {
+                let capacity = min(self.maxBytes, max(Self.initialBytes, allocatedBytes))
+                try file.allocate(size: Int64(capacity))
+                allocatedBytes = capacity
+            }
             (mapping, mappedBytes) = try Self.map(file, bytes: self.maxBytes, writable: true)
         } else if entryCount > 0 {
             allocatedBytes = entryCount * entrySize
@@ -112,6 +122,18 @@ final class MappedIndexFile {
             return
         }
         replaceMapping(newMapping, newBytes)
+    }
+
+    /// Lets the mapping go, then trims the file to its entries: the log is closing. Unmapping
+    /// first leaves the trim no mapped pages to zap, which with thousands of partitions closing
+    /// at once is most of the cost. The index holds no entries afterwards (its owner drops it).
+    func close() throws(StorageError) {
+        replaceMapping(nil, 0)
+        let trim = isWritable && allocatedBytes != sizeInBytes
+        isWritable = false
+        if trim { try SharedFile.open(path, .readWrite).truncate(to: Int64(sizeInBytes)) }
+        allocatedBytes = 0
+        entryCount = 0
     }
 
     /// Reopens a sealed index for appends (a segment that becomes active again after truncation).

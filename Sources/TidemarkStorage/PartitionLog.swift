@@ -475,7 +475,7 @@ public final class PartitionLog: Sendable {
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
-                try s.active.sealIndexes()
+                try s.active.sealForClose()
                 if s.changedSinceOpen {
                     for file in try s.active.filesToSync() { try file.sync() }
                     try writeRecoveryCheckpoint(s.logEndOffset)
@@ -502,7 +502,7 @@ public final class PartitionLog: Sendable {
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
-                try s.active.sealIndexes()
+                try s.active.sealForClose()
                 try batch.add(directory: directory)
                 let (directory, changed, end) = (directory, s.changedSinceOpen, s.logEndOffset)
                 batch.afterSync { () throws(StorageError) in

@@ -38,7 +38,12 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     private let maxFrameBytes: Int
     private let budget: RequestMemoryBudget
     private let frameTimeout: TimeAmount
+    /// Bytes not yet part of a reserved frame: a size prefix, or what arrived while the frame's
+    /// reservation waits, or the start of the next frame.
     private var buffer: ByteBuffer?
+    /// The reserved frame being filled, allocated at its whole size once: every received byte
+    /// is copied once, and the array is handed on as the frame (no copy out of a buffer).
+    private var frameBytes: [UInt8] = []
     /// The frame being read: its size and whether its bytes are reserved yet.
     private var frameSize: Int?
     private var reserved = false
@@ -56,7 +61,11 @@ final class KafkaFrameReader: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if buffer == nil {
+        if buffer == nil, reserved, let size = frameSize {
+            // The common case for a large frame: straight from the read into the frame.
+            fill(from: &incoming, size: size)
+            if incoming.readableBytes > 0 { buffer = incoming }
+        } else if buffer == nil {
             buffer = incoming
         } else {
             buffer!.writeBuffer(&incoming)
@@ -64,9 +73,23 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         process(context: context)
     }
 
+    /// Moves as many of `source`'s bytes as the reserved frame still needs into it.
+    private func fill(from source: inout ByteBuffer, size: Int) {
+        let take = min(size - frameBytes.count, source.readableBytes)
+        guard take > 0 else { return }
+        if frameBytes.capacity < size { frameBytes.reserveCapacity(size) }
+        source.withUnsafeReadableBytes { raw in
+            frameBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[..<take]))
+        }
+        source.moveReaderIndex(forwardBy: take)
+    }
+
+    private var receivedBytes: Int { frameBytes.count + (buffer?.readableBytes ?? 0) }
+
     private func process(context: ChannelHandlerContext) {
-        while !closed, var buffer = self.buffer {
+        while !closed {
             if frameSize == nil {
+                guard var buffer = self.buffer else { return }
                 guard let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return }
                 guard size >= 0 && Int(size) <= maxFrameBytes else {
                     fail(context: context, FrameTooLarge(size: size, limit: maxFrameBytes))
@@ -86,14 +109,14 @@ final class KafkaFrameReader: ChannelDuplexHandler {
                 guard reserved else { return }  // reads are held until the grant
                 startTimer(context: context)
             }
-            guard reserved, let size = frameSize, buffer.readableBytes >= size else { return }
-            let bytes = buffer.readBytes(length: size) ?? []
-            if buffer.readableBytes == 0 {
-                self.buffer = nil
-            } else {
-                buffer.discardReadBytes()
-                self.buffer = buffer
+            guard reserved, let size = frameSize else { return }
+            if var pending = buffer {
+                fill(from: &pending, size: size)
+                buffer = pending.readableBytes > 0 ? pending : nil
             }
+            guard frameBytes.count == size else { return }
+            let bytes = frameBytes
+            frameBytes = []
             frameSize = nil
             reserved = false
             timer?.cancel()
@@ -117,20 +140,15 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         }
     }
 
-    /// Called once a frame's bytes are reserved: its buffer gets its whole size at once (no
-    /// doubling copies), and the timer for its completion starts.
+    /// Called once a frame's bytes are reserved: the timer for its completion starts.
     private func startTimer(context: ChannelHandlerContext) {
-        if let size = frameSize, var buffer, buffer.readableBytes < size {
-            buffer.reserveCapacity(minimumWritableBytes: size - buffer.readableBytes)
-            self.buffer = buffer
-        }
         timer?.cancel()
-        guard let size = frameSize, (buffer?.readableBytes ?? 0) < size else { return }
+        guard let size = frameSize, receivedBytes < size else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleTask(in: frameTimeout) {
             let (reader, context) = loopBound.value
             guard let size = reader.frameSize else { return }
-            reader.fail(context: context, FrameTimedOut(size: size, received: reader.buffer?.readableBytes ?? 0))
+            reader.fail(context: context, FrameTimedOut(size: size, received: reader.receivedBytes))
         }
     }
 
@@ -155,6 +173,7 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         timer?.cancel()
         timer = nil
         buffer = nil
+        frameBytes = []
         if let ticket {
             // Not granted yet: withdraw it; if the grant raced us, `granted` releases it.
             if budget.cancel(ticket) { self.ticket = nil }

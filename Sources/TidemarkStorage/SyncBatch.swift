@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSystemShims
+import Dispatch
 import Synchronization
 import SystemPackage
 
@@ -72,10 +73,15 @@ public final class SyncBatch: Sendable {
             return taken
         }
         for directory in filesystems { try Self.syncFilesystem(directory) }
-        var firstFailure: StorageError?
-        for action in actions {
-            do throws(StorageError) { try action() } catch { firstFailure = firstFailure ?? error }
+        // Small writes to thousands of files: a few threads overlap their syscalls.
+        let failures = Mutex<[StorageError]>([])
+        let lanes = min(8, actions.count)
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            for index in stride(from: lane, to: actions.count, by: lanes) {
+                do throws(StorageError) { try actions[index]() } catch { failures.withLock { $0.append(error) } }
+            }
         }
+        let firstFailure = failures.withLock { $0.first }
         if !actions.isEmpty {
             for directory in filesystems { try Self.syncFilesystem(directory) }
         }

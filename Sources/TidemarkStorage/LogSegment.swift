@@ -339,7 +339,7 @@ final class LogSegment {
     func sealForClose() throws(StorageError) {
         guard isWritable, let offsetIndex, let timeIndex else { return }
         if maxTimestamp >= 0 {
-            try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
+            try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp, last: true)
         }
         try offsetIndex.storage.close()
         try timeIndex.storage.close()

@@ -82,13 +82,15 @@ final class MappedIndexFile {
     }
 
     /// Appends one entry, written by `fill` into `entrySize` bytes. The caller checks `isFull`.
-    /// When the file must grow and cannot (a full disk), throws and changes nothing.
-    func append(_ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(StorageError) {
+    /// When the file must grow and cannot (a full disk), throws and changes nothing. `last`: no
+    /// entry follows (the segment is closing), so growth reserves this entry only, not a step
+    /// that the close would trim away again.
+    func append(last: Bool = false, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(StorageError) {
         precondition(isWritable, "append to a read-only index")
         precondition(!isFull, "append to a full index")
         let needed = (entryCount + 1) * entrySize
         if needed > allocatedBytes {
-            let capacity = min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
+            let capacity = last ? needed : min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
             try SharedFile.open(path, .readWrite).allocate(size: Int64(capacity))
             allocatedBytes = capacity
         }

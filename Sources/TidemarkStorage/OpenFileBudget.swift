@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// A segment holding its `.log` descriptor counts one (indexes are mapped and hold none). When
 /// an open takes the count past `limit`, the opener evicts the files of the least recently used
-/// logs until the count is back at `lowWater` (90% of the limit), so sweeps are rare even when
+/// logs until the count is back at `lowWater` (80% of the limit), so sweeps are rare even when
 /// every log is busy. A log whose lock is taken is in use and skipped, so the bound is soft by
 /// the number of concurrent openers. An evicted active segment keeps its mapped indexes and
 /// reopens its file on next use (one open(2) of a cached path); an evicted inactive segment
@@ -40,9 +40,15 @@ public final class OpenFileBudget: Sendable {
     private let evictionCount = Atomic<Int>(0)
     private let registry = Mutex<[ObjectIdentifier: Entry]>([:])
 
-    private struct Entry {
+    /// A registered log: held weakly (a log dropped without `close()` must still deinit), in a
+    /// class so that a sweep walking thousands of them copies references, not weak slots.
+    private final class Entry {
         weak var log: PartitionLog?
         let use: LogFileUse
+        init(log: PartitionLog, use: LogFileUse) {
+            self.log = log
+            self.use = use
+        }
     }
 
     public init(limit: Int) {
@@ -59,7 +65,9 @@ public final class OpenFileBudget: Sendable {
     /// How many sweeps ran and how many files they closed (for tests and metrics).
     public var sweeps: Int { sweepCount.load(ordering: .relaxed) }
     public var evictions: Int { evictionCount.load(ordering: .relaxed) }
-    var lowWater: Int { max(1, limit - max(limit / 10, 1)) }
+    /// Where a sweep stops: 80% of the limit, so that with every log busy (more logs in use
+    /// than the limit) a sweep runs once per fifth of the limit's opens, not at every open.
+    var lowWater: Int { max(1, limit - max(limit / 5, 1)) }
 
     func register(_ log: PartitionLog, use: LogFileUse) {
         registry.withLock { $0[ObjectIdentifier(log)] = Entry(log: log, use: use) }
@@ -88,11 +96,12 @@ public final class OpenFileBudget: Sendable {
         guard sweeping.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { sweeping.store(false, ordering: .releasing) }
         sweepCount.add(1, ordering: .relaxed)
-        var candidates: [(log: PartitionLog, lastUsed: UInt64)] = registry.withLock { entries in
-            var list: [(log: PartitionLog, lastUsed: UInt64)] = []
-            list.reserveCapacity(entries.count)
+        // Only logs holding files are candidates (at most about `limit` of them, however many
+        // logs there are); their logs are resolved after sorting, and only as far as needed.
+        var candidates: [(entry: Entry, lastUsed: UInt64)] = registry.withLock { entries in
+            var list: [(entry: Entry, lastUsed: UInt64)] = []
             for entry in entries.values where entry.use.held > 0 && entry.use !== opener {
-                if let log = entry.log { list.append((log, entry.use.lastUsed)) }
+                list.append((entry, entry.use.lastUsed))
             }
             return list
         }
@@ -100,7 +109,8 @@ public final class OpenFileBudget: Sendable {
         let target = lowWater
         for candidate in candidates {
             if heldCount.load(ordering: .relaxed) <= target { break }
-            evictionCount.add(candidate.log.evictFiles(), ordering: .relaxed)
+            guard let log = candidate.entry.log else { continue }
+            evictionCount.add(log.evictFiles(), ordering: .relaxed)
         }
     }
 }

@@ -38,12 +38,13 @@ final class TimeIndex {
 
     var lastEntry: (timestamp: Int64, offset: Int64)? { entryCount > 0 ? entry(entryCount - 1) : nil }
 
-    /// Appends when `timestamp` is larger than the last entry's (and there is room).
-    func maybeAppend(timestamp: Int64, offset: Int64) throws(StorageError) {
+    /// Appends when `timestamp` is larger than the last entry's (and there is room). `last`: the
+    /// segment's final entry (see `MappedIndexFile.append`).
+    func maybeAppend(timestamp: Int64, offset: Int64, last isFinal: Bool = false) throws(StorageError) {
         precondition(offset >= baseOffset && offset - baseOffset <= Int64(UInt32.max), "relative offset overflows u32")
         if let last = lastEntry, timestamp <= last.timestamp || offset < last.offset { return }
         if isFull { return }
-        try storage.append { raw in
+        try storage.append(last: isFinal) { raw in
             raw.storeBytes(of: timestamp.bigEndian, toByteOffset: 0, as: Int64.self)
             raw.storeBytes(of: UInt32(offset - baseOffset).bigEndian, toByteOffset: 8, as: UInt32.self)
         }

@@ -157,6 +157,51 @@ final class RawClient {
         }
     }
 
+    /// One fetch over 40 partitions: small slices are copied into the response, large ones go
+    /// by sendfile up to 16 per response and are copied beyond; every partition's batch comes
+    /// back byte for byte whichever way it went.
+    @Test func aFetchOfManyPartitionsMixesCopiedAndSentFileSlices() async throws {
+        try await Self.withServer(maxRequestBytes: 8 << 20) { server in
+            try await server.broker.createTopic("mixed", partitions: 40)
+            let client = try RawClient(port: server.boundPort)
+            var batches: [[UInt8]] = []
+            for p in 0..<40 {
+                var builder = RecordBatchBuilder(compression: .none)
+                let size = p < 24 ? 40 << 10 : 100  // 24 large (over the sendfile minimum), 16 small
+                builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(p), count: size))
+                let batch = try builder.build()
+                batches.append(batch)
+                var produce = Self.produceRequest(topic: "mixed", batch: batch)
+                produce.topics[0].partitions[0].index = Int32(p)
+                try client.request(.produce, version: 7, correlation: Int32(p), produce)
+                let (_, body) = try #require(client.response())
+                #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+            }
+            var fetch = FetchRequest()
+            fetch.maxBytes = 8 << 20
+            var topic = FetchRequest.Topic()
+            topic.topic = "mixed"
+            topic.partitions = (0..<40).map { p in
+                var partition = FetchRequest.Partition()
+                partition.partition = Int32(p)
+                partition.partitionMaxBytes = 1 << 20
+                return partition
+            }
+            fetch.topics = [topic]
+            try client.request(.fetch, version: 11, correlation: 100, fetch)
+            let (_, body) = try #require(client.response())
+            let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
+            #expect(fetched.topics[0].partitions.count == 40)
+            for answer in fetched.topics[0].partitions {
+                guard case .bytes(let stored)? = answer.records else {
+                    Issue.record("partition \(answer.partitionIndex): no records")
+                    continue
+                }
+                #expect(stored[8...] == batches[Int(answer.partitionIndex)][8...], "partition \(answer.partitionIndex)")
+            }
+        }
+    }
+
     @Test func oversizedAndMalformedFramesCloseOnlyTheirConnection() async throws {
         try await Self.withServer { server in
             let good = try RawClient(port: server.boundPort)

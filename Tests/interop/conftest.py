@@ -22,8 +22,10 @@ def free_port():
 class Broker:
     """A tidemark node: start, stop (SIGTERM, clean) and restart on the same data."""
 
-    def __init__(self, data_dir, port, extra=(), user=None, env=None):
+    def __init__(self, data_dir, port, extra=(), user=None, env=None, nofile=None):
         self.env = dict(os.environ, **env) if env else None
+        # A descriptor limit (ulimit -n) for the broker process, soft and hard.
+        self.nofile = nofile
         self.data_dir = data_dir
         self.port = port
         self.extra = list(extra)
@@ -48,10 +50,24 @@ class Broker:
         self.proc = subprocess.Popen(
             prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1",
                       "--http-port", str(self.http_port)] + self.extra,
-            stdout=subprocess.PIPE, stderr=log, env=self.env)
+            stdout=subprocess.PIPE, stderr=log, env=self.env, preexec_fn=self.limit_descriptors if self.nofile else None)
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:
             raise RuntimeError("tidemark did not start: %r" % line)
+
+    def limit_descriptors(self):
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def kill(self):
+        """kill -9: no clean shutdown."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def descriptors(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def user_group(self):
         import grp

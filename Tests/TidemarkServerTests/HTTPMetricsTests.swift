@@ -8,6 +8,7 @@ import Testing
 import Tidemark
 import TidemarkHTTP
 import TidemarkServer
+import TidemarkStorage
 import TidemarkWire
 
 /// A blocking HTTP/1.1 exchange over a raw socket (independent of the server's NIO code):
@@ -158,6 +159,21 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
                 broker: broker, registry: registry,
                 identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(server.boundPort)", version: TidemarkVersion.current)))
         return Node(dir: dir, broker: broker, server: server, http: http, health: health, registry: registry)
+    }
+
+    @Test func theOpenFileBudgetIsExposed() async throws {
+        var options = BrokerOptions()
+        options.openFileBudget = OpenFileBudget(limit: 5)
+        let node = try await Self.start(options: options)
+        try await node.broker.createTopic("wide", partitions: 12)
+        let producer = try await Producer(broker: node.broker)
+        for p in 0..<12 { _ = try await producer.send(topic: "wide", key: nil, value: Array("w\(p)".utf8), partition: p) }
+        let m = try await node.scrape()
+        let open = try #require(m[Sample(name: "tidemark_log_open_files", labels: [:])])
+        #expect(open >= 1 && open <= 5)
+        #expect(m[Sample(name: "tidemark_log_open_files_limit", labels: [:])] == 5)
+        #expect((m[Sample(name: "tidemark_log_file_evictions_total", labels: [:])] ?? 0) >= 7)
+        try await node.stop()
     }
 
     @Test func kafkaExporterSeriesMatchTheBrokersTruth() async throws {

@@ -170,6 +170,7 @@ public final class Broker: Sendable {
         async throws -> Broker
     {
         let executor = BlockingExecutor()
+        let openStarted = ContinuousClock.now
         let metrics = EngineMetrics(
             factory: options.metricsFactory ?? MetricsSystem.factory, slowFsyncMs: options.slowFsyncWarningMs, logger: options.logger)
         let (lock, registry, offsetsPartition, offsetsId, sharePartition) = try await executor.run {
@@ -258,6 +259,13 @@ public final class Broker: Sendable {
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups, shares: shares,
             flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)
         broker.startMaintenance()
+        let partitionCount = registry.topics.values.reduce(0) { $0 + $1.slots.count }
+        options.logger.info(
+            "data directory opened",
+            metadata: [
+                "partitions": "\(partitionCount)", "seconds": "\((ContinuousClock.now - openStarted).secondsText)",
+                "open_file_budget": "\(options.openFileBudget.limit)",
+            ])
         return broker
     }
 
@@ -488,6 +496,7 @@ public final class Broker: Sendable {
             return Array(r.topics.values)
         }
         guard let topics else { return }
+        let closeStarted = ContinuousClock.now
         maintenance.withLock { $0?.cancel() }
         await groups.close()
         let partitions = topics.flatMap(\.partitions)
@@ -526,6 +535,11 @@ public final class Broker: Sendable {
             logger.error("share-state log did not close cleanly; the next open recovers it", metadata: ["error": "\(error)"])
         }
         DurableFile.unlock(lockFile)
+        logger.info(
+            "data directory closed",
+            metadata: [
+                "partitions": "\(partitions.count)", "seconds": "\((ContinuousClock.now - closeStarted).secondsText)",
+            ])
     }
 
     public var isClosed: Bool { registry.withLock { $0.isClosed } }
@@ -573,5 +587,15 @@ public final class Broker: Sendable {
         await groups.tick(logger: logger)
         await shares.tick(logger: logger)
         await writeDeadLetters()
+    }
+}
+
+extension Duration {
+    /// Seconds with millisecond precision, for log lines ("1.234").
+    var secondsText: String {
+        let (seconds, attoseconds) = components
+        let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let fraction = String(millis % 1000)
+        return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }

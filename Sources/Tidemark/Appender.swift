@@ -22,6 +22,8 @@ public final class Appender {
     private var builder: RecordBatchBuilder
     private var openedAtMs: Int64 = 0
     private let codec: CompressionCodec
+    /// The broker's clock, taken once (reading `broker.options` per record copies the options).
+    private let clock: @Sendable () -> Int64
 
     /// Records appended to the log since this appender was made.
     public private(set) var appendedRecords = 0
@@ -37,18 +39,21 @@ public final class Appender {
         self.lingerMs = lingerMs
         codec = config.compression == .lz4 ? .lz4 : .none
         builder = RecordBatchBuilder(compression: codec, capacity: self.batchBytes)
+        clock = broker.options.clock
     }
 
     /// Adds a record to the open batch; appends the batch first when this record would not
     /// fit or the batch is older than `lingerMs`. Throws what appending a full batch threw
     /// (the records of that batch are then not in the log).
     public func append(key: [UInt8]? = nil, value: [UInt8]?, headers: [RecordHeader] = [], timestamp: Int64? = nil) throws {
-        let now = timestamp ?? broker.options.clock()
-        let size = 24 + (key?.count ?? 0) + (value?.count ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 8 }
-        if builder.count > 0 && (builder.uncompressedSize + size > batchBytes || now - openedAtMs >= lingerMs) {
+        let now = timestamp ?? clock()
+        var size = 24 + (key?.count ?? 0) + (value?.count ?? 0)
+        for header in headers { size += header.key.utf8.count + (header.value?.count ?? 0) + 8 }
+        let count = builder.count
+        if count > 0 && (builder.uncompressedSize + size > batchBytes || now - openedAtMs >= lingerMs) {
             _ = try flush()
         }
-        if builder.count == 0 { openedAtMs = now }
+        if count == 0 || builder.count == 0 { openedAtMs = now }
         builder.append(timestamp: now, key: key, value: value, headers: headers)
     }
 
@@ -63,7 +68,7 @@ public final class Appender {
         // validated again record by record.
         let header = try bytes.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
         let appended: ImmediateAppend
-        if let done = try broker.appendLocked(state, bytes, headers: [header], nowMs: broker.options.clock(), mayBlock: true) {
+        if let done = try broker.appendLocked(state, bytes, headers: [header], nowMs: clock(), mayBlock: true) {
             appended = done
         } else {
             preconditionFailure("a blocking append does not report that it would block")

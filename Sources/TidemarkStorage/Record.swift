@@ -71,35 +71,40 @@ extension Record {
         let body = bodySize(
             timestampDelta: timestampDelta, offsetDelta: offsetDelta,
             keyCount: key?.count, valueCount: value?.count, headers: headers)
-        writer.writeVarint(Int32(body))
-        writer.writeInteger(attributes)
-        writer.writeVarlong(timestampDelta)
-        writer.writeVarint(offsetDelta)
-        if let key {
-            writer.writeVarint(Int32(key.count))
-            writer.writeBytes(key)
-        } else {
-            writer.writeVarint(-1)
-        }
-        if let value {
-            writer.writeVarint(Int32(value.count))
-            writer.writeBytes(value)
-        } else {
-            writer.writeVarint(-1)
-        }
-        writer.writeVarint(Int32(headers.count))
-        for header in headers {
-            var key = header.key
-            key.withUTF8 { utf8 in
-                writer.writeVarint(Int32(utf8.count))
-                writer.writeBytes(UnsafeRawBufferPointer(utf8))
+        // The small fields between the key and value bytes go through a stack scratch, so a
+        // record costs a few array appends instead of one per varint byte (the embedded
+        // appender's hot loop).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { scratch in
+            var fields = VarintScratch(scratch)
+            fields.varint(Int32(body))
+            fields.byte(UInt8(bitPattern: attributes))
+            fields.varlong(timestampDelta)
+            fields.varint(offsetDelta)
+            fields.varint(Int32(key?.count ?? -1))
+            if let key {
+                fields.flush(into: &writer)
+                writer.writeBytes(key)
             }
-            if let value = header.value {
-                writer.writeVarint(Int32(value.count))
+            fields.varint(Int32(value?.count ?? -1))
+            if let value {
+                fields.flush(into: &writer)
                 writer.writeBytes(value)
-            } else {
-                writer.writeVarint(-1)
             }
+            fields.varint(Int32(headers.count))
+            for header in headers {
+                var key = header.key
+                key.withUTF8 { utf8 in
+                    fields.varint(Int32(utf8.count))
+                    fields.flush(into: &writer)
+                    writer.writeBytes(UnsafeRawBufferPointer(utf8))
+                }
+                fields.varint(Int32(header.value?.count ?? -1))
+                if let value = header.value {
+                    fields.flush(into: &writer)
+                    writer.writeBytes(value)
+                }
+            }
+            fields.flush(into: &writer)
         }
     }
 
@@ -142,5 +147,42 @@ extension Record {
         if length == -1 { return nil }
         guard length >= 0 else { throw .invalidRecord("length \(length)") }
         return try reader.readBytes(count: Int(length))
+    }
+}
+
+/// Zigzag varints written into a small buffer, appended to a `ByteWriter` in one go.
+/// (At most 5 + 1 + 10 + 5 + 5 bytes are pending at once: every `flush` point follows fewer.)
+struct VarintScratch {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    @inline(__always)
+    mutating func byte(_ value: UInt8) {
+        buffer[count] = value
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func unsigned(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        byte(UInt8(v))
+    }
+
+    @inline(__always)
+    mutating func varint(_ value: Int32) { unsigned(UInt64(UInt32(bitPattern: (value << 1) ^ (value >> 31)))) }
+
+    @inline(__always)
+    mutating func varlong(_ value: Int64) { unsigned(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
+
+    mutating func flush(into writer: inout ByteWriter) {
+        guard count > 0 else { return }
+        writer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[..<count])))
+        count = 0
     }
 }

@@ -50,6 +50,20 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("embedded produce 100k x 100 B, 8 partitions, \(senders) senders") { benchmark async in
         await produceBenchmark(benchmark, partitions: 8, compression: .none)
     }
+    // Issue #9: one sender awaiting each send before the next (a job enqueued and confirmed).
+    Benchmark("awaited send, one at a time, 20k x 100 B, 1 partition") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            let dir = scratch()
+            let broker = try! await Broker.open(dataDirectory: dir)
+            try! await broker.createTopic("one", partitions: 1)
+            let producer = try! await Producer(broker: broker)
+            benchmark.startMeasurement()
+            for _ in 0..<20_000 { _ = try! await producer.send(topic: "one", key: nil, value: value) }
+            benchmark.stopMeasurement()
+            try! await broker.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
     Benchmark("embedded produce 100k x 100 B, 8 partitions, lz4") { benchmark async in
         await produceBenchmark(benchmark, partitions: 8, compression: .lz4)
     }

@@ -105,9 +105,9 @@ final class LogSegment {
         do {
             try FileSystem.remove(segment.indexPath)
             try FileSystem.remove(segment.timeIndexPath)
-            try segment.openIndexes(writable: true, preallocating: true)
+            try segment.openIndexes(writable: true)
         } catch {
-            // E.g. no space for the index preallocation: leave no half-made segment behind.
+            // E.g. no descriptor or address space for the indexes: leave no half-made segment.
             try? segment.deleteFiles()
             throw error
         }
@@ -124,13 +124,13 @@ final class LogSegment {
         return segment
     }
 
-    private func openIndexes(writable: Bool, discardingEntries: Bool = false, preallocating: Bool = false) throws(StorageError) {
+    private func openIndexes(writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
         offsetIndex = try OffsetIndex(
             path: indexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
-            discardingEntries: discardingEntries, preallocating: preallocating)
+            discardingEntries: discardingEntries)
         timeIndex = try TimeIndex(
             path: timeIndexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
-            discardingEntries: discardingEntries, preallocating: preallocating)
+            discardingEntries: discardingEntries)
         isWritable = writable
     }
 

@@ -7,7 +7,7 @@ import SystemPackage
 /// it is written and is trimmed to its entries when it is done.
 ///
 /// A writable index maps its whole `maxBytes` of address space once, when it opens; growing
-/// it (from the first append on) only reserves more of the file's blocks (posix_fallocate). So a growth that fails (a
+/// it (from its first entry on) only reserves more of the file's blocks (posix_fallocate). So a growth that fails (a
 /// full disk) throws and leaves the mapping and every entry as they were, and no store ever
 /// lands past the file's allocated end (which would raise SIGBUS). Sealing maps the trimmed
 /// file read-only before it lets the old mapping go.
@@ -38,12 +38,7 @@ final class MappedIndexFile {
     /// `entrySize` (a partial trailing entry is dropped); `writable` prepares it for appends.
     /// `discardingEntries`: the caller rebuilds the index, so the file starts empty (its old
     /// entries are not even read, so a crash's preallocated tail costs no memory).
-    /// `preallocating`: reserve the first growth step now (a new segment, so that a full disk
-    /// fails its creation, not a later append); a reopened one reserves on its first append.
-    init(
-        path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false,
-        preallocating: Bool = false
-    ) throws(StorageError) {
+    init(path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
         precondition(entrySize > 0 && maxBytes >= entrySize)
         self.path = path
         self.entrySize = entrySize
@@ -53,15 +48,11 @@ final class MappedIndexFile {
         let size = discardingEntries ? 0 : Int(try file.size())
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {
-            // A reopened index reserves blocks on the append that needs them: opening (and later
-            // closing) thousands of idle partitions allocates and frees nothing.
+            // Blocks are reserved by the append that needs them, not here: creating, opening and
+            // closing thousands of idle partitions allocates and frees nothing (on a filesystem
+            // mounted with `discard`, every freed block is a synchronous discard).
             if size != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
             allocatedBytes = entryCount * entrySize
-            if preallocating {
-                let capacity = min(self.maxBytes, max(Self.initialBytes, allocatedBytes))
-                try file.allocate(size: Int64(capacity))
-                allocatedBytes = capacity
-            }
             (mapping, mappedBytes) = try Self.map(file, bytes: self.maxBytes, writable: true)
         } else if entryCount > 0 {
             allocatedBytes = entryCount * entrySize

@@ -16,14 +16,10 @@ final class OffsetIndex {
     let baseOffset: Int64
     let storage: MappedIndexFile
 
-    init(
-        path: String, baseOffset: Int64, maxBytes: Int, writable: Bool, discardingEntries: Bool = false,
-        preallocating: Bool = false
-    ) throws(StorageError) {
+    init(path: String, baseOffset: Int64, maxBytes: Int, writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
         self.baseOffset = baseOffset
         storage = try MappedIndexFile(
-            path: path, entrySize: Self.entrySize, maxBytes: maxBytes, writable: writable, discardingEntries: discardingEntries,
-            preallocating: preallocating)
+            path: path, entrySize: Self.entrySize, maxBytes: maxBytes, writable: writable, discardingEntries: discardingEntries)
     }
 
     var entryCount: Int { storage.entryCount }

@@ -33,8 +33,9 @@ import Testing
         let dir = TemporaryDirectory("fault-index-growth")
         defer { StorageFaults.clear(pathContains: dir.path) }
         let log = try PartitionLog.open(directory: dir.path + "/t-0", config: Self.indexEveryBatch())
-        // Segment creation allocated each index once; the next allocation is a growth.
-        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/", times: nil)
+        // Each index reserves its first 64 KiB with its first entry (batch 2): those two
+        // allocations go through; the next one is a growth.
+        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/", skip: 2, times: nil)
         let (appended, failure) = Self.appendUntilFailure(log, limit: 20_000)
         #expect(failure?.code == .noSpace, "\(String(describing: failure))")
         // The first batch of a segment gets no entry: 5,461 entries fill 64 KiB at batch 5,462.
@@ -63,13 +64,15 @@ import Testing
         try reopened.close()
     }
 
-    /// A roll whose new segment cannot get its index space fails the append; the active
-    /// segment stays writable and takes the appends once space is back.
-    @Test func fullDiskAtRoll() throws {
+    /// A segment made by a roll reserves index space with its first index entry, not at its
+    /// creation; when that cannot be had, the append fails whole, everything before it stays
+    /// readable, and appends resume once space is back.
+    @Test func fullDiskAfterRoll() throws {
         let dir = TemporaryDirectory("fault-roll")
         defer { StorageFaults.clear(pathContains: dir.path) }
         var config = LogConfig()
         config.segmentBytes = 2500  // two of these batches fit, the third rolls
+        config.indexIntervalBytes = 1000  // the new segment's second batch gets an index entry
         let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
         let batch = makeBatch(tag: "r", count: 5, valueBytes: 200)
         try log.append(batch)
@@ -78,19 +81,25 @@ import Testing
         // The next segment's files: its base offset is the current end.
         let next = segmentName(log.logEndOffset, ".index")
         StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/" + next, times: nil)
+        try log.append(batch)  // rolls: creating the segment reserves nothing
+        #expect(log.segmentCount == 2)
+        let end = log.logEndOffset
         var failure: StorageError?
         for _ in 0..<10 where failure == nil {
             do { try log.append(batch) } catch { failure = error }
         }
         #expect(failure?.code == .noSpace)
-        #expect(log.segmentCount == 1)
-        let end = log.logEndOffset
-        #expect(!FileSystem.exists(dir.path + "/t-0/" + segmentName(end, ".log")))
+        let failedAt = log.logEndOffset
+        #expect(failedAt >= end)
+        #expect(try readAll(log).count == Int(failedAt))
         StorageFaults.clear(pathContains: dir.path)
         try log.append(batch)
-        #expect(log.segmentCount == 2 && log.logEndOffset == end + 5)
-        #expect(try readAll(log).count == Int(end + 5))
+        #expect(log.logEndOffset == failedAt + 5)
+        #expect(try readAll(log).count == Int(failedAt + 5))
         try log.close()
+        let reopened = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
+        #expect(reopened.recoveryReport.truncatedBytes == 0 && reopened.logEndOffset == failedAt + 5)
+        try reopened.close()
     }
 
     /// EIO on fdatasync fails the log for good (the kernel may have dropped the pages):

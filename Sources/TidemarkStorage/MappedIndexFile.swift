@@ -17,8 +17,9 @@ import SystemPackage
 ///
 /// Ownership: one `LogSegment`, itself guarded by its `PartitionLog`'s lock; not Sendable,
 /// and the mapping never leaves this class. Invariants: `entryCount * entrySize <=
-/// allocatedBytes <= mappedBytes`; when writable, the file's blocks `[0, allocatedBytes)`
-/// are allocated; a mapping exists whenever `entryCount > 0`.
+/// allocatedBytes <= mappedBytes` while mapped; when writable, the file's blocks
+/// `[0, allocatedBytes)` are allocated; a mapping exists whenever `entryCount > 0` (but for
+/// the single final entry of a closing index, written with pwrite).
 final class MappedIndexFile {
     let path: String
     let entrySize: Int
@@ -53,7 +54,9 @@ final class MappedIndexFile {
             // mounted with `discard`, every freed block is a synchronous discard).
             if size != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
             allocatedBytes = entryCount * entrySize
-            (mapping, mappedBytes) = try Self.map(file, bytes: self.maxBytes, writable: true)
+            // Mapped when it has entries; an empty one maps with its first entry (an idle
+            // partition's open and close then cost no mmap or munmap).
+            if entryCount > 0 { (mapping, mappedBytes) = try Self.map(file, bytes: self.maxBytes, writable: true) }
         } else if entryCount > 0 {
             allocatedBytes = entryCount * entrySize
             (mapping, mappedBytes) = try Self.map(file, bytes: allocatedBytes, writable: false)
@@ -80,10 +83,26 @@ final class MappedIndexFile {
         precondition(isWritable, "append to a read-only index")
         precondition(!isFull, "append to a full index")
         let needed = (entryCount + 1) * entrySize
+        var file: SharedFile?
         if needed > allocatedBytes {
             let capacity = last ? needed : min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
-            try SharedFile.open(path, .readWrite).allocate(size: Int64(capacity))
+            file = try SharedFile.open(path, .readWrite)
+            try file!.allocate(size: Int64(capacity))
             allocatedBytes = capacity
+        }
+        if mapping == nil {
+            if file == nil { file = try SharedFile.open(path, .readWrite) }
+            let file = file!
+            if last {
+                // The only entry of an index about to close: written, not mapped.
+                let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: entrySize, alignment: 8)
+                defer { bytes.deallocate() }
+                fill(bytes)
+                try file.write(UnsafeRawBufferPointer(bytes), at: Int64(entryCount * entrySize))
+                entryCount += 1
+                return
+            }
+            (mapping, mappedBytes) = try Self.map(file, bytes: maxBytes, writable: true)
         }
         fill(UnsafeMutableRawBufferPointer(start: mapping! + entryCount * entrySize, count: entrySize))
         entryCount += 1

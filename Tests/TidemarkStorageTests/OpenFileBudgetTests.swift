@@ -114,4 +114,32 @@ import Testing
         #expect(budget.held == 0)
         #expect(Self.descriptors(under: dir.path) == 0)
     }
+
+    /// A partition with less than an index interval of data never maps or reserves its
+    /// indexes: its close writes the one final time-index entry with pwrite; the next open
+    /// finds it, and the first real entry maps the index then.
+    @Test func anIdlePartitionsIndexesAreNeitherMappedNorReserved() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/idle"
+        do {
+            let log = try PartitionLog.open(directory: path, config: Self.config())
+            try log.append(makeBatch(tag: "one", count: 1, timestamp: 1_700_000_000_500))
+            try log.close()
+        }
+        #expect(fileSize(path + "/" + segmentName(0, ".index")) == 0)
+        #expect(fileSize(path + "/" + segmentName(0, ".timeindex")) == TimeIndex.entrySize)
+        let log = try PartitionLog.open(directory: path, config: Self.config())
+        #expect(log.recoveryReport.wasCleanShutdown)
+        #expect(try log.offset(forTimestamp: 1_700_000_000_000)?.offset == 0)
+        for b in 0..<20 {
+            try log.append(makeBatch(tag: "b\(b)", count: 3, timestamp: 1_700_000_001_000 + Int64(b) * 10, valueBytes: 60))
+        }
+        #expect(try readAll(log).count == 61)
+        #expect(try log.offset(forTimestamp: 1_700_000_001_050)?.offset == 16)
+        try log.close()
+        let reopened = try PartitionLog.open(directory: path, config: Self.config())
+        #expect(reopened.recoveryReport.wasCleanShutdown && reopened.recoveryReport.truncatedBytes == 0)
+        #expect(try readAll(reopened).count == 61)
+        try reopened.close()
+    }
 }

@@ -68,6 +68,9 @@ extension PartitionLog {
         var segments: [LogSegment] = []
         if bases.isEmpty {
             segments.append(try LogSegment.create(directory: directory, baseOffset: 0, config: config, use: use))
+            // The marker exists from the start ("0": open), so that every close only overwrites
+            // it (a missing marker and "0" both read as not clean: no sync is needed here).
+            try LogMarkers.overwrite([UInt8(ascii: "0")], path: directory + "/" + cleanShutdownName, directory: directory, sync: false)
         } else {
             for base in bases {
                 segments.append(try LogSegment.existing(directory: directory, baseOffset: base, config: config, use: use))

@@ -69,3 +69,25 @@ def test_1500_partitions_under_ulimit_300_survive_stop_and_kill():
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one():
+    """`ulimit -Sn 256` under a hard limit of 4096: the broker runs with 4096, and sizes its
+    open-file budget from it (half), as /metrics says."""
+    import resource
+    import urllib.request
+    root = tempfile.mkdtemp(prefix="tidemark-interop-")
+    node = Broker(os.path.join(root, "data"), free_port())
+    node.limit_descriptors = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+    node.nofile = 256
+    node.start()
+    try:
+        with open("/proc/%d/limits" % node.proc.pid) as limits:
+            line = next(l for l in limits if l.startswith("Max open files"))
+        assert line.split()[3:5] == ["4096", "4096"], line
+        with urllib.request.urlopen(node.http + "/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        assert "\ntidemark_log_open_files_limit 2048" in text
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)

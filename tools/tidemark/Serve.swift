@@ -7,6 +7,7 @@ import Prometheus
 import Tidemark
 import TidemarkHTTP
 import TidemarkServer
+import TidemarkStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -109,6 +110,24 @@ struct Serve: AsyncParsableCommand {
         return String(line).trimmingCharacters(in: .whitespaces)
     }
 
+    /// Raises the soft descriptor limit to the hard one (at most 2^20), as Redis and Go
+    /// programs do: half of it goes to segment files (the open-file budget), the rest to
+    /// connections. A soft limit of 1,024 would otherwise cap a node at a few hundred clients.
+    static func raiseDescriptorLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = min(limit.rlim_max, 1 << 20)
+        guard wanted > limit.rlim_cur else { return }
+        let old = limit.rlim_cur
+        limit.rlim_cur = wanted
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            // The process-wide budget may have been sized already (option defaults are made
+            // while the command line is parsed): size it again from the new limit.
+            OpenFileBudget.shared.limit = OpenFileBudget.defaultLimit()
+            logger.info("raised the descriptor limit (ulimit -n)", metadata: ["from": "\(old)", "to": "\(wanted)"])
+        }
+    }
+
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
@@ -116,6 +135,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(format: logFormat, level: logLevel)
         let logger = Logger(label: "tidemark")
+        // Before the broker's options exist: the open-file budget is sized from this limit.
+        Self.raiseDescriptorLimit(logger: logger)
         var settings = try brokerConfig()
         settings.server.brokerConfigEntries = settings.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
         let config = settings.server

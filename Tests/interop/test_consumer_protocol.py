@@ -145,7 +145,14 @@ def test_classic_and_consumer_groups_coexist(fast_broker):
     values = [b"x%d" % i for i in range(90)]
     _produce(bootstrap, topic, values)
 
-    classic = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=classic_group, auto_offset_reset="earliest")
+    # kafka-python's leader assigns only partitions it has metadata for, and does not rejoin
+    # when the metadata arrives later (metadata.max.age.ms is 5 minutes): it must know the
+    # new topic before it subscribes.
+    classic = KafkaConsumer(bootstrap_servers=bootstrap, group_id=classic_group, auto_offset_reset="earliest")
+    deadline = time.time() + 10
+    while topic not in classic.topics() and time.time() < deadline:
+        time.sleep(0.1)
+    classic.subscribe([topic])
     modern = _consumer(bootstrap, consumer_group, "modern")
     modern.subscribe([topic])
     got_classic, got_modern = [], []

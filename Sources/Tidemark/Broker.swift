@@ -80,7 +80,7 @@ public final class Broker: Sendable {
     let timers = DeadlineTimers()
     private let adminQueue = DispatchQueue(label: "tidemark.admin")
     let registry: Mutex<Registry>
-    private let lockFile: SharedFile
+    let lockFile: SharedFile
     public let groups: GroupCoordinator
     /// Share groups (KIP-932): membership, record locks and acknowledgements.
     public let shares: ShareCoordinator
@@ -94,7 +94,7 @@ public final class Broker: Sendable {
     public let tracer: any Tracer
     /// False with the no-op tracer: the hot paths then skip span work entirely.
     public let isTracing: Bool
-    private let maintenance = Mutex<Task<Void, Never>?>(nil)
+    let maintenance = Mutex<Task<Void, Never>?>(nil)
 
     struct Registry: Sendable {
         var topics: [String: TopicState] = [:]
@@ -480,122 +480,5 @@ public final class Broker: Sendable {
         try checkOpen()
         guard epoch >= 0 && epoch < Int16.max - 1 else { return try await initProducerId() }
         return (producerId, epoch + 1)
-    }
-
-    // MARK: Lifecycle
-
-    /// Stops maintenance, wakes waiting readers, flushes every log, writes producer
-    /// snapshots and clean-shutdown markers, and releases the data directory. Idempotent.
-    ///
-    /// A partition that fails to close (its disk went bad, say) is logged and left for
-    /// recovery at the next open; the others still close cleanly, and so does the broker.
-    public func close() async throws {
-        let topics = registry.withLock { r -> [TopicState]? in
-            if r.isClosed { return nil }
-            r.isClosed = true
-            return Array(r.topics.values)
-        }
-        guard let topics else { return }
-        let closeStarted = ContinuousClock.now
-        maintenance.withLock { $0?.cancel() }
-        await groups.close()
-        let partitions = topics.flatMap(\.partitions)
-        for partition in partitions { partition.notifier.close() }
-        // Everyone waiting for durability is answered (their bytes flushed) before logs close.
-        flusher.shutdown()
-        let logger = options.logger
-        // Thousands of logs close with two filesystem syncs in all, not several fsyncs each.
-        let batch = SyncBatch()
-        try await executor.run {
-            _ = parallelMap(partitions.count) { index in
-                let partition = partitions[index]
-                do {
-                    try partition.log.close(deferredSync: batch)
-                    try partition.writeSnapshotIfNeeded(deferredSync: batch)
-                } catch {
-                    logger.error(
-                        "partition did not close cleanly; the next open recovers it",
-                        metadata: ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"])
-                }
-            }
-            do {
-                try batch.commit()
-            } catch {
-                logger.error("the closing sync failed; the next open recovers every partition", metadata: ["error": "\(error)"])
-            }
-        }
-        do {
-            try await groups.closeStore()
-        } catch {
-            logger.error("committed-offsets log did not close cleanly; the next open recovers it", metadata: ["error": "\(error)"])
-        }
-        do {
-            try await shares.close()
-        } catch {
-            logger.error("share-state log did not close cleanly; the next open recovers it", metadata: ["error": "\(error)"])
-        }
-        DurableFile.unlock(lockFile)
-        logger.info(
-            "data directory closed",
-            metadata: [
-                "partitions": "\(partitions.count)", "seconds": "\((ContinuousClock.now - closeStarted).secondsText)",
-            ])
-    }
-
-    public var isClosed: Bool { registry.withLock { $0.isClosed } }
-
-    private func startMaintenance() {
-        let interval = options.maintenanceIntervalMs
-        let task = Task.detached { [weak self] in
-            var lastSnapshot = ContinuousClock.now
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(interval))
-                guard let self, !self.isClosed else { return }
-                let snapshotDue = ContinuousClock.now - lastSnapshot >= .milliseconds(self.options.producerSnapshotIntervalMs)
-                if snapshotDue { lastSnapshot = ContinuousClock.now }
-                await self.runMaintenance(writeSnapshots: snapshotDue)
-            }
-        }
-        maintenance.withLock { $0 = task }
-    }
-
-    /// One maintenance pass: retention, due flushes, idle segment closing, producer expiry,
-    /// group session timeouts. Errors are kept for the next pass, never thrown.
-    func runMaintenance(writeSnapshots: Bool = false) async {
-        let partitions = registry.withLock { $0.topics.values.flatMap(\.partitions) }
-        let now = options.clock()
-        let expiration = options.producerIdExpirationMs
-        let idle = UInt64(options.segmentIdleCloseMs) * 1_000_000
-        let logger = options.logger
-        _ = try? await executor.run {
-            for partition in partitions {
-                func attempt(_ what: String, _ body: () throws -> Void) {
-                    do {
-                        try body()
-                        partition.reportRecovered(what, logger: logger)
-                    } catch {
-                        partition.reportOnce(what, error: error, logger: logger)
-                    }
-                }
-                attempt("retention") { _ = try partition.log.enforceRetention() }
-                attempt("interval flush") { try partition.log.flushIfDue() }
-                partition.log.closeIdleSegments(idleNanoseconds: idle)
-                partition.producers.withLock { _ = $0.expire(nowMs: now, expirationMs: expiration) }
-                if writeSnapshots { attempt("producer-state snapshot") { try partition.writeSnapshot() } }
-            }
-        }
-        await groups.tick(logger: logger)
-        await shares.tick(logger: logger)
-        await writeDeadLetters()
-    }
-}
-
-extension Duration {
-    /// Seconds with millisecond precision, for log lines ("1.234").
-    var secondsText: String {
-        let (seconds, attoseconds) = components
-        let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        let fraction = String(millis % 1000)
-        return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }

@@ -73,10 +73,6 @@ public final class OpenFileBudget: Sendable {
         registry.withLock { $0[ObjectIdentifier(log)] = Entry(log: log, use: use) }
     }
 
-    func remove(_ log: PartitionLog) {
-        _ = registry.withLock { $0.removeValue(forKey: ObjectIdentifier(log)) }
-    }
-
     func remove(_ id: ObjectIdentifier) {
         _ = registry.withLock { $0.removeValue(forKey: id) }
     }

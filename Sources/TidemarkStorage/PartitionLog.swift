@@ -487,7 +487,7 @@ public final class PartitionLog: Sendable {
                 s.isClosed = true
             }
         }.get()
-        fileUse.budget.remove(self)
+        fileUse.budget.remove(ObjectIdentifier(self))
     }
 
     /// `close()` for a broker closing thousands of logs: the same end state, but nothing is
@@ -514,7 +514,7 @@ public final class PartitionLog: Sendable {
                 s.isClosed = true
             }
         }.get()
-        fileUse.budget.remove(self)
+        fileUse.budget.remove(ObjectIdentifier(self))
     }
 
     public var isClosed: Bool { state.withLock { $0.isClosed } }

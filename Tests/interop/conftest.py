@@ -1,9 +1,11 @@
 """Fixtures for the interop tests: a real `tidemark serve` on a free loopback port."""
+import faulthandler
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -11,6 +13,37 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("TIDEMARK_BIN", os.path.join(ROOT, ".build", "debug", "tidemark"))
+
+
+# A hung test fails the run within minutes instead of holding CI until its deadline: past
+# TEST_LIMIT seconds (setup and teardown included) the process prints every thread's stack,
+# which names the test, and exits 1.
+TEST_LIMIT = int(os.environ.get("TIDEMARK_TEST_LIMIT", "600"))
+
+
+@pytest.fixture(autouse=True)
+def _test_deadline():
+    faulthandler.dump_traceback_later(TEST_LIMIT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+# After the summary is printed the process leaves with os._exit. A client left over by a failed
+# test (its traceback keeps it alive) would otherwise be destroyed at interpreter exit, and
+# librdkafka's destroy of a group consumer whose broker is gone retries the connection forever.
+_session = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _session["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "status" in _session:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_session["status"])
 
 
 def free_port():
@@ -53,7 +86,13 @@ class Broker:
             stdout=subprocess.PIPE, stderr=log, env=self.env, preexec_fn=self.limit_descriptors if self.nofile else None)
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:
-            raise RuntimeError("tidemark did not start: %r" % line)
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            raise RuntimeError("tidemark did not start: %r; its log ends:\n%s" % (line, self.log_tail()))
+
+    def log_tail(self, lines=40):
+        with open(self.log_path, "rb") as log:
+            return b"\n".join(log.read().splitlines()[-lines:]).decode(errors="replace")
 
     def limit_descriptors(self):
         import resource
@@ -78,7 +117,7 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             code = self.proc.wait(timeout=30)
-            assert code == 0, "tidemark exited with %d" % code
+            assert code == 0, "tidemark exited with %d; its log ends:\n%s" % (code, self.log_tail())
         self.proc = None
 
     def restart(self):

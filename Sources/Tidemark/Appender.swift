@@ -68,7 +68,7 @@ public final class Appender {
         // validated again record by record.
         let header = try bytes.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
         let appended: ImmediateAppend
-        if let done = try broker.appendLocked(state, bytes, headers: [header], nowMs: clock(), mayBlock: true) {
+        if let done = try broker.appendLocked(state, bytes[...], headers: [header], nowMs: clock(), mayBlock: true) {
             appended = done
         } else {
             preconditionFailure("a blocking append does not report that it would block")

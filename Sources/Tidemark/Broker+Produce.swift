@@ -34,6 +34,11 @@ extension Broker {
     /// segment roll goes to the blocking executor, and durability is waited for through the
     /// broker's `LogFlusher` (group commit), not on a parked thread.
     public func append(topic: String, partition: Int, batches: [UInt8]) async throws -> AppendResult {
+        try await append(topic: topic, partition: partition, batches: batches[...])
+    }
+
+    /// `append` of a view into a larger buffer (a request frame's records field).
+    public func append(topic: String, partition: Int, batches: ArraySlice<UInt8>) async throws -> AppendResult {
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
         let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
@@ -60,6 +65,12 @@ extension Broker {
     /// was done, and the caller runs `append` where blocking is fine. A non-nil `durableAt`
     /// must be made durable (`whenDurable`) before the producer is answered.
     public func appendNow(topic: String, partition: Int, batches: [UInt8]) throws(TidemarkError) -> ImmediateAppend? {
+        try appendNow(topic: topic, partition: partition, batches: batches[...])
+    }
+
+    /// `appendNow` of a view into a larger buffer (the Kafka front passes the records field
+    /// of a request frame as is: no copy).
+    public func appendNow(topic: String, partition: Int, batches: ArraySlice<UInt8>) throws(TidemarkError) -> ImmediateAppend? {
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
         let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
@@ -82,7 +93,7 @@ extension Broker {
     /// Check, append and record under the partition's append lock (never held across an
     /// fdatasync). Returns nil when `mayBlock` is false and the storage would block.
     func appendLocked(
-        _ state: PartitionState, _ batches: [UInt8], headers: [RecordBatchHeader], nowMs now: Int64, mayBlock: Bool
+        _ state: PartitionState, _ batches: ArraySlice<UInt8>, headers: [RecordBatchHeader], nowMs now: Int64, mayBlock: Bool
     ) throws(TidemarkError) -> ImmediateAppend? {
         let topic = state.topic
         let partition = state.partition
@@ -103,7 +114,11 @@ extension Broker {
                 }
                 let info: LogAppendInfo
                 do throws(StorageError) {
-                    info = try state.log.append(batches, applyingFlushPolicy: false, mayBlock: mayBlock, validated: headers)
+                    info = try batches.withUnsafeBytes { raw in
+                        Result { () throws(StorageError) in
+                            try state.log.append(raw, applyingFlushPolicy: false, mayBlock: mayBlock, validated: headers)
+                        }
+                    }.get()
                 } catch where error.code == .wouldBlock {
                     return .success(nil)
                 } catch {
@@ -142,7 +157,7 @@ extension Broker {
     /// LogValidator would (`RecordBatchValidator`: framing, CRC, offsets against the record
     /// count, every record parsed, no control or transactional batches, timestamps within the
     /// topic's window). The size limit is checked first, so nothing oversized is decompressed.
-    static func parseHeaders(_ bytes: [UInt8], config: TopicConfig, nowMs: Int64) throws(TidemarkError) -> [RecordBatchHeader] {
+    static func parseHeaders(_ bytes: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64) throws(TidemarkError) -> [RecordBatchHeader] {
         guard !bytes.isEmpty else { throw TidemarkError(.corruptMessage, "empty record set") }
         let validator = config.batchValidator
         // A LogAppendTime topic replaces producer timestamps: they are not judged.

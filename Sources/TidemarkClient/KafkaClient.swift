@@ -269,7 +269,7 @@ public final class KafkaClient {
         t.name = topic
         var p = ProduceRequest.PartitionData()
         p.index = Int32(partition)
-        p.records = .bytes(batches)
+        p.records = .bytes(batches[...])
         t.partitions = [p]
         request.topics = [t]
         let response = try leader(topic, partition).call(.produce, version: 7, request, as: ProduceResponse.self)!

@@ -210,7 +210,7 @@ extension RequestRouter {
                 result.partitionIndex = partitionRequest.partition
                 guard let name else {
                     result.errorCode = KafkaError.unknownTopicId.rawValue
-                    result.records = .bytes([])
+                    result.records = .bytes([][...])
                     topic.partitions.append(result)
                     continue
                 }
@@ -227,7 +227,7 @@ extension RequestRouter {
                     }
                     guard let fetched = read else {
                         blocked[key] = limit
-                        result.records = .bytes([])
+                        result.records = .bytes([][...])
                         topic.partitions.append(result)
                         continue
                     }
@@ -240,7 +240,7 @@ extension RequestRouter {
                         // out by sendfile: each holds a descriptor until written, and a fetch of
                         // thousands of partitions must not run the process out of them.
                         if slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse {
-                            result.records = .bytes(try slice.readBytes())
+                            result.records = .bytes(try slice.readBytes()[...])
                         } else {
                             result.records = .slice(slice)
                             fileSlices += 1
@@ -248,14 +248,14 @@ extension RequestRouter {
                         total += slice.length
                         budget -= slice.length
                     } else {
-                        result.records = .bytes([])
+                        result.records = .bytes([][...])
                         empty.append((key.topic, key.partition, fetched.highWatermark))
                     }
                 } catch {
                     let code = KafkaError(error)
                     metrics.error(.fetch, code.metricName)
                     result.errorCode = code.rawValue
-                    result.records = .bytes([])
+                    result.records = .bytes([][...])
                 }
                 topic.partitions.append(result)
             }
@@ -360,13 +360,16 @@ final class ProduceInFlight {
     /// Starts the partition's SERVER span, a child of the context the producer put in the
     /// first record's headers (read from an uncompressed first batch only: nothing is
     /// decompressed for tracing; the records themselves are never changed).
-    func startSpan(_ t: Int, _ p: Int, topic: String, partition: Int, records: [UInt8], router: RequestRouter) {
+    func startSpan(_ t: Int, _ p: Int, topic: String, partition: Int, records: ArraySlice<UInt8>, router: RequestRouter) {
         let broker = router.broker
         var parent: InstrumentationContext? = nil
-        if records.count >= RecordBatchHeader.size, records[RecordBatchHeader.attributesOffset + 1] & 0x07 == 0 {
-            let length = Int(Int32(bigEndian: records.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: Int32.self) }))
+        if records.count >= RecordBatchHeader.size {
+            // `records` is a view of the request frame: read it by offset from its start.
+            let (attributes, length) = records.withUnsafeBytes { raw in
+                (raw[RecordBatchHeader.attributesOffset + 1], Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: Int32.self))))
+            }
             let end = RecordBatchHeader.logOverhead + length
-            if length > 0, end <= records.count, let batch = try? RecordBatch(decoding: Array(records[..<end])),
+            if attributes & 0x07 == 0, length > 0, end <= records.count, let batch = try? RecordBatch(decoding: Array(records.prefix(end))),
                 let first = batch.records.first
             {
                 parent = broker.extractContext(from: first.headers)

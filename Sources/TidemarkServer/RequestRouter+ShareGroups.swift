@@ -167,7 +167,7 @@ extension RequestRouter {
                 let delivered = acquisition.offsets.filter { $0 <= covered }
                 let undelivered = acquisition.offsets.filter { $0 > covered }
                 broker.shares.giveBack(group: group, member: member, tp, offsets: undelivered)
-                entry.records = .bytes(bytes)
+                entry.records = .bytes(bytes[...])
                 entry.acquiredRecords = acquisition.ranges.compactMap { range in
                     guard range.first <= covered else { return nil }
                     return .init(firstOffset: range.first, lastOffset: min(range.last, covered), deliveryCount: range.deliveryCount)

@@ -74,7 +74,7 @@ public struct SharePartitionDetails: Sendable, Equatable {
         try copy.code(&c)
         // No records field here: everything is in the coder's own buffer.
         guard case .bytes(let bytes)? = c.finishedChunks().first, c.finishedChunks().count == 1 else { return [] }
-        return bytes
+        return Array(bytes)
     }
 
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> SharePartitionDetails {

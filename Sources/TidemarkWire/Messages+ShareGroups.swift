@@ -256,7 +256,7 @@ public struct ShareFetchResponse: KafkaMessage {
         public var acknowledgeErrorCode: Int16 = 0
         public var acknowledgeErrorMessage: String? = nil
         public var currentLeader = LeaderIdAndEpoch()
-        public var records: RecordsData? = .bytes([])
+        public var records: RecordsData? = .bytes([][...])
         public var acquiredRecords: [AcquiredRecords] = []
         public init(partitionIndex: Int32 = 0) { self.partitionIndex = partitionIndex }
     }
@@ -289,7 +289,7 @@ public struct ShareFetchResponse: KafkaMessage {
                 try c.int16(&p.acknowledgeErrorCode, "acknowledge_error_code")
                 try c.nullableString(&p.acknowledgeErrorMessage, "acknowledge_error_message")
                 try LeaderIdAndEpoch.code(&c, &p.currentLeader)
-                if !c.isReading && p.records == nil { p.records = .bytes([]) }  // never null on the wire
+                if !c.isReading && p.records == nil { p.records = .bytes([][...]) }  // never null on the wire
                 try c.records(&p.records)
                 try c.array(&p.acquiredRecords, "acquired_records", make: { AcquiredRecords() }) {
                     (c: inout WireCoder, a: inout AcquiredRecords) throws(WireError) in

@@ -27,9 +27,10 @@ public struct WireUUID: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Where a `bytes` field's content is when it is written: in memory, or a range of a
-/// segment file that the server sends with sendfile.
+/// segment file that the server sends with sendfile. A records field read from a request is
+/// a view of the request's frame (`ArraySlice`: no copy; it keeps the frame alive).
 public enum RecordsData: Sendable {
-    case bytes([UInt8])
+    case bytes(ArraySlice<UInt8>)
     case slice(LogSlice)
 
     public var count: Int {
@@ -42,7 +43,7 @@ public enum RecordsData: Sendable {
     /// The content as bytes (reads the file for a slice).
     public func materialize() throws -> [UInt8] {
         switch self {
-        case .bytes(let bytes): bytes
+        case .bytes(let bytes): Array(bytes)
         case .slice(let slice): try slice.readBytes()
         }
     }
@@ -93,7 +94,7 @@ public struct WireCoder {
 
     /// Everything written, as chunks (file slices kept apart for sendfile).
     public func finishedChunks() -> [RecordsData] {
-        output.isEmpty ? chunks : chunks + [.bytes(output)]
+        output.isEmpty ? chunks : chunks + [.bytes(output[...])]
     }
 
     /// Everything written, as one byte array (file slices read into memory).
@@ -268,9 +269,9 @@ public struct WireCoder {
     /// A records field: read as bytes; written inline or as a file chunk.
     public mutating func records(_ value: inout RecordsData?, _ field: String = "records") throws(WireError) {
         if isReading {
-            var bytes: [UInt8]?
-            try nullableBytes(&bytes, field)
-            value = bytes.map { .bytes($0) }
+            var count = 0
+            try length(&count, classicBytes: 4, field)
+            value = count < 0 ? nil : .bytes(try take(count, field))
             return
         }
         var count = value?.count ?? -1
@@ -279,7 +280,7 @@ public struct WireCoder {
         case nil: break
         case .bytes(let bytes)?: output.append(contentsOf: bytes)
         case .slice?:
-            chunks.append(.bytes(output))
+            chunks.append(.bytes(output[...]))
             chunks.append(value!)
             output = []
         }

@@ -101,7 +101,7 @@ final class RawClient {
     /// A Produce request carrying one batch for partition 0 of `topic` (acks=all).
     static func produceRequest(topic name: String, batch: [UInt8]) -> ProduceRequest {
         var partition = ProduceRequest.PartitionData()
-        partition.records = .bytes(batch)
+        partition.records = .bytes(batch[...])
         var topic = ProduceRequest.TopicData()
         topic.name = name
         topic.partitions = [partition]
@@ -139,7 +139,7 @@ final class RawClient {
             let (c3, f3) = try #require(client.response())
             let fetched = try FetchResponse.decode(f3, version: 11, flexible: false)
             #expect(c3 == 3 && fetched.topics[0].partitions[0].highWatermark == 100)
-            guard case .bytes(let stored)? = fetched.topics[0].partitions[0].records else {
+            guard case .bytes(let view)? = fetched.topics[0].partitions[0].records, case let stored = Array(view) else {
                 Issue.record("no records")
                 return
             }
@@ -193,7 +193,7 @@ final class RawClient {
             let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
             #expect(fetched.topics[0].partitions.count == 40)
             for answer in fetched.topics[0].partitions {
-                guard case .bytes(let stored)? = answer.records else {
+                guard case .bytes(let view)? = answer.records, case let stored = Array(view) else {
                     Issue.record("partition \(answer.partitionIndex): no records")
                     continue
                 }

@@ -128,7 +128,7 @@ func encode<M: KafkaMessage>(_ m: M, _ version: Int16, flexible: Bool = false) t
             b.str(nil).i16(-1).i32(1500).i32(1).str("t").i32(1).i32(2).bytes(records)
             let request = try ProduceRequest.decode(b.b, version: version, flexible: false)
             #expect(request.acks == -1 && request.timeoutMs == 1500 && request.topics[0].partitions[0].index == 2)
-            guard case .bytes(let got)? = request.topics[0].partitions[0].records else {
+            guard case .bytes(let view)? = request.topics[0].partitions[0].records, case let got = Array(view) else {
                 Issue.record("records missing")
                 continue
             }

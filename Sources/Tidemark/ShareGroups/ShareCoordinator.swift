@@ -341,8 +341,10 @@ public final class ShareCoordinator: Sendable {
                     slot.state.needsMetadata = false
                     // Delayed records do not count toward the in-flight cap: scanning goes on past
                     // them (at most 20,000 records per fetch) until enough can go out now.
+                    // Records already in the window that can go out now count first: a member
+                    // taking one record per fetch must not scan (decode) more of the log each time.
                     var scanned = 0
-                    var due = 0
+                    var due = slot.state.candidates(max: allowed, logEnd: slot.state.endOffset, settings: settings, nowMs: now).count
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
                         let room = min(
                             settings.maxInFlight - slot.state.inFlight(nowMs: now), settings.maxWindow - slot.state.entries.count)

@@ -287,43 +287,58 @@ extension RequestRouter {
     }
 
     func shareAcknowledge(_ request: ShareAcknowledgeRequest, version: Int16) async -> ShareAcknowledgeResponse {
+        await withCheckedContinuation { continuation in
+            shareAcknowledge(request, version: version) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// ShareAcknowledge: the acknowledgements are applied and logged now (under the share
+    /// coordinator's lock), and `done` is called once they are durable: at once when nothing
+    /// was written, else from the flusher's thread (the event loop's caller hops back).
+    func shareAcknowledge(
+        _ request: ShareAcknowledgeRequest, version: Int16, _ done: @escaping @Sendable (ShareAcknowledgeResponse) -> Void
+    ) {
         var response = ShareAcknowledgeResponse()
         guard let group = request.groupId, let member = request.memberId, !group.isEmpty, !member.isEmpty else {
             response.errorCode = KafkaError.invalidRequest.rawValue
             response.errorMessage = "ShareAcknowledge needs a group id and a member id"
-            return response
+            return done(response)
         }
-        let renewing = version >= 2 && request.isRenewAck
         let (acks, _, refused, _) = acknowledgements(request.topics, allowRenew: version >= 2)
         let update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: [], forget: [], acknowledgements: acks,
             allowRenew: version >= 2, view: broker.shareLogView)
-        _ = renewing
         if let error = update.error {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = update.errorMessage
-            return response
+            return done(response)
         }
         response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
-        var results = update.acknowledged
-        if let error = await awaitDurable(update.durableAt) {
-            for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
+        let answered = response
+        let finish: @Sendable (TidemarkError?) -> Void = { [self] error in
+            var response = answered
+            var results = update.acknowledged
+            if let error {
+                for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
+            }
+            if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
+            var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
+            for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
+                var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))
+                entry.errorCode = KafkaError(optional: result).rawValue
+                if result != nil { entry.errorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
+                topics[tp.topic, default: ShareAcknowledgeResponse.Topic(topicId: wireId(of: tp.topic))].partitions.append(entry)
+            }
+            response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
+            for (topicId, partition, error) in refused {
+                var entry = ShareAcknowledgeResponse.Partition(partitionIndex: partition)
+                entry.errorCode = error.rawValue
+                response.responses.append(.init(topicId: topicId, partitions: [entry]))
+            }
+            done(response)
         }
-        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
-        var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
-        for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
-            var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))
-            entry.errorCode = KafkaError(optional: result).rawValue
-            if result != nil { entry.errorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
-            topics[tp.topic, default: ShareAcknowledgeResponse.Topic(topicId: wireId(of: tp.topic))].partitions.append(entry)
-        }
-        response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
-        for (topicId, partition, error) in refused {
-            var entry = ShareAcknowledgeResponse.Partition(partitionIndex: partition)
-            entry.errorCode = error.rawValue
-            response.responses.append(.init(topicId: topicId, partitions: [entry]))
-        }
-        return response
+        guard let offset = update.durableAt else { return finish(nil) }
+        broker.shares.whenDurable(offset, finish)
     }
 }
 

@@ -77,7 +77,7 @@ final class RequestRouter: Sendable {
         return .success(Parsed(api: api, header: header, bodyStart: coder.index))
     }
 
-    /// Runs Produce, Fetch and ApiVersions to completion on `loop` (the connection's):
+    /// Runs Produce, Fetch, ShareAcknowledge and ApiVersions to completion on `loop` (the connection's):
     /// decode, validate, append to the page cache or read, encode, with no task or thread hop
     /// unless the engine must block (a roll, a cold segment: those go to its executor) or
     /// wait (durability, a long poll: callbacks back to `loop`). Returns false for every other
@@ -92,7 +92,7 @@ final class RequestRouter: Sendable {
         case .success(let p): parsed = p
         }
         switch parsed.api {
-        case .produce, .fetch, .apiVersions:
+        case .produce, .fetch, .apiVersions, .shareAcknowledge:
             inFlight.add(1, ordering: .relaxed)
             let started = DispatchTime.now().uptimeNanoseconds
             runOnLoop(parsed, frame: frame, on: loop) { [self] outcome in
@@ -125,6 +125,16 @@ final class RequestRouter: Sendable {
             case .fetch:
                 let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 fetch(request, on: loop) { response in done(answer(response)) }
+            case .shareAcknowledge:
+                let request = try ShareAcknowledgeRequest.decode(
+                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                // Answered on the loop: at once, or when the flusher calls back (a hop to the loop).
+                let bound = NIOLoopBound(done, eventLoop: loop)
+                shareAcknowledge(request, version: version) { [self] response in
+                    let outcome: RequestOutcome
+                    do { outcome = try respond(response, header, api: api) } catch { outcome = .close("\(api) response: \(error)") }
+                    if loop.inEventLoop { bound.value(outcome) } else { loop.execute { bound.value(outcome) } }
+                }
             default:
                 preconditionFailure("\(api) is not run on the loop")
             }

@@ -58,6 +58,12 @@ extension Broker {
         return try await executor.run { [self] in try readLocked(state, offset: offset, maxBytes: maxBytes, mayBlock: true)! }
     }
 
+    /// Brings a slice that `readNow` returned into the page cache on the blocking executor,
+    /// for an event loop that found it cold (`LogSlice.readBytesIfCached`, `isCached`).
+    public func warm(_ slice: LogSlice) async throws {
+        try await executor.run { try slice.warm() }
+    }
+
     /// The event loop's read: nil when it would block (a segment to open first).
     /// A fetch that can block goes through `read(topic:partition:offset:maxBytes:)`. Both count
     /// the bytes read as fetched (`tidemark_bytes_out_total`).

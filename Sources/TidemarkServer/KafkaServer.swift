@@ -19,6 +19,10 @@ public final class KafkaServer: Sendable {
     /// The address actually bound (the port is chosen by the OS when configured as 0).
     public let boundPort: Int
 
+    /// Fetched partitions read by the executor instead of an event loop since start (their
+    /// segment was not open, or their data was not in the page cache).
+    public var fetchReadsOffLoop: Int { router.readsOffLoop.load(ordering: .relaxed) }
+
     /// Request bytes being read or waiting to be handled now, over all connections.
     public var queuedRequestBytes: Int { budget.usedBytes }
     private let budget: RequestMemoryBudget

@@ -190,7 +190,7 @@ extension RequestRouter {
 
     /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)
     func fetchPass(_ request: FetchRequest, preRead: [FetchKey: Result<FetchResult, Error>])
-        -> (response: FetchResponse, total: Int, empty: [(String, Int, Int64)], blocked: [FetchKey: Int])
+        -> (response: FetchResponse, total: Int, empty: [(String, Int, Int64)], blocked: [FetchKey: FetchBlocked])
     {
         var response = FetchResponse()
         var total = 0
@@ -198,7 +198,7 @@ extension RequestRouter {
         // Clamped, so that a response always fits the int32 size that frames it.
         var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
         var empty: [(String, Int, Int64)] = []
-        var blocked: [FetchKey: Int] = [:]
+        var blocked: [FetchKey: FetchBlocked] = [:]
         for topicRequest in request.topics {
             var topic = FetchResponse.Topic()
             topic.topic = topicRequest.topic
@@ -226,11 +226,14 @@ extension RequestRouter {
                         read = try broker.readNow(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit)
                     }
                     guard let fetched = read else {
-                        blocked[key] = limit
+                        blocked[key] = .unopened(limit: limit)
                         result.records = .bytes([][...])
                         topic.partitions.append(result)
                         continue
                     }
+                    // Data not in the page cache is brought in by the executor first (a pass
+                    // redone with what it read is not probed again: it reads even if cold).
+                    let probe = preRead[key] == nil
                     result.highWatermark = fetched.highWatermark
                     result.lastStableOffset = fetched.highWatermark
                     result.logStartOffset = fetched.logStartOffset
@@ -240,8 +243,20 @@ extension RequestRouter {
                         // out by sendfile: each holds a descriptor until written, and a fetch of
                         // thousands of partitions must not run the process out of them.
                         if slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse {
-                            result.records = .bytes(try slice.readBytes()[...])
+                            guard let bytes = probe ? try slice.readBytesIfCached() : try slice.readBytes() else {
+                                blocked[key] = .cold(fetched)
+                                result.records = .bytes([][...])
+                                topic.partitions.append(result)
+                                continue
+                            }
+                            result.records = .bytes(bytes[...])
                         } else {
+                            guard !probe || slice.isCached() else {
+                                blocked[key] = .cold(fetched)
+                                result.records = .bytes([][...])
+                                topic.partitions.append(result)
+                                continue
+                            }
                             result.records = .slice(slice)
                             fileSlices += 1
                         }
@@ -452,16 +467,24 @@ final class FetchInFlight {
         guard done != nil else { return }
         let pass = router.fetchPass(request, preRead: preRead)
         if !pass.blocked.isEmpty {
-            // Cold segments: opened and read by the engine's executor, then one more pass.
+            // Segments to open, or data not in the page cache: the engine's executor opens or
+            // reads them, then one more pass.
             let bound = NIOLoopBound(self, eventLoop: loop)
             let blocked = pass.blocked
             let broker = router.broker
             Task {
                 var results = preRead
-                for (key, limit) in blocked {
+                for (key, reason) in blocked {
+                    router.readsOffLoop.add(1, ordering: .relaxed)
                     do {
-                        results[key] = .success(
-                            try await broker.fetch(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit))
+                        switch reason {
+                        case .unopened(let limit):
+                            results[key] = .success(
+                                try await broker.fetch(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit))
+                        case .cold(let fetched):
+                            if let slice = fetched.slice { try await broker.warm(slice) }
+                            results[key] = .success(fetched)
+                        }
                     } catch {
                         results[key] = .failure(error)
                     }
@@ -503,4 +526,12 @@ final class FetchInFlight {
         self.done = nil
         done(response)
     }
+}
+
+/// Why a fetch pass could not answer a partition without waiting for the disk.
+enum FetchBlocked: Sendable {
+    /// Its segment is not open: the executor reads it (`Broker.fetch`).
+    case unopened(limit: Int)
+    /// Read, but the bytes are not in the page cache: the executor brings them in (`Broker.warm`).
+    case cold(FetchResult)
 }

@@ -26,6 +26,9 @@ final class RequestRouter: Sendable {
     let boundPort: Int
     /// Requests being handled now, so a shutdown can wait for their answers.
     let inFlight = Atomic<Int>(0)
+    /// Fetched partitions read by the executor instead of the event loop: their segment was
+    /// not open, or their data was not in the page cache.
+    let readsOffLoop = Atomic<Int>(0)
     /// Loops for requests that arrive without one (`RequestProcessor`): produce and fetch
     /// always complete on an event loop.
     let loops: any EventLoopGroup

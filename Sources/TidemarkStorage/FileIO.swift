@@ -1,3 +1,4 @@
+import CSystemShims
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -118,6 +119,42 @@ public final class SharedFile: Sendable {
         }
         if let failure { throw failure }
         return bytes
+    }
+
+    /// `read(count:at:)` that never waits for the disk: nil when some of the bytes are not in
+    /// the page cache (preadv2 with RWF_NOWAIT; where the filesystem cannot tell, an ordinary read).
+    func readIfCached(count: Int, at offset: Int64) throws(StorageError) -> [UInt8]? {
+        var cold = false
+        var failure: StorageError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = 0
+            while initialized < count {
+                let n = tidemark_pread_nowait(descriptor.rawValue, buffer.baseAddress! + initialized, UInt(count - initialized), Int(offset) + initialized)
+                if n > 0 {
+                    initialized += n
+                    continue
+                }
+                let code = n < 0 ? Glibc.errno : 0
+                if n < 0 && code == EINTR { continue }
+                if n == 0 { return }  // end of file
+                if code == EAGAIN {
+                    cold = true
+                } else if code == EOPNOTSUPP || code == EINVAL {
+                    do throws(StorageError) {
+                        initialized += try read(
+                            into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[initialized...]),
+                            at: offset + Int64(initialized))
+                    } catch {
+                        failure = error
+                    }
+                } else {
+                    failure = .syscall("preadv2", path: path, Errno(rawValue: code))
+                }
+                return
+            }
+        }
+        if let failure { throw failure }
+        return cold ? nil : bytes
     }
 
     /// fdatasync: the file's data (and the metadata needed to read it) reach the disk.

@@ -1,3 +1,8 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
 /// A run of whole stored batches in one segment file, as byte positions: what a fetch
 /// sends as it is (with sendfile) or what `readBytes()` copies out.
 public struct LogSlice: Sendable {
@@ -15,6 +20,48 @@ public struct LogSlice: Sendable {
             throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: file.path)
         }
         return bytes
+    }
+
+    /// The slice's bytes when all of them are in the page cache now, nil when some would have
+    /// to come from the disk (preadv2 with RWF_NOWAIT: an event loop never waits for the
+    /// disk). A filesystem that cannot tell is read as usual.
+    public func readBytesIfCached() throws(StorageError) -> [UInt8]? {
+        guard let bytes = try file.readIfCached(count: length, at: position) else { return nil }
+        guard bytes.count == length else {
+            throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: file.path)
+        }
+        return bytes
+    }
+
+    /// Whether the slice's first and last pages are in the page cache (for a slice sent with
+    /// sendfile, which cannot be told not to wait). Unknown counts as cached.
+    public func isCached() -> Bool {
+        var byte: UInt8 = 0
+        for at in [position, position + Int64(max(length, 1) - 1)] {
+            while true {
+                let n = tidemark_pread_nowait(file.descriptor.rawValue, &byte, 1, Int(at))
+                if n < 0 && Glibc.errno == EINTR { continue }
+                if n < 0 && Glibc.errno == EAGAIN { return false }
+                break
+            }
+        }
+        return true
+    }
+
+    /// Reads the slice through the page cache (1 MiB at a time, discarded), so that a later
+    /// read or sendfile of it does not wait for the disk. Blocking: for an executor thread.
+    public func warm() throws(StorageError) {
+        let chunk = min(length, 1 << 20)
+        guard chunk > 0 else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < length {
+            let want = min(chunk, length - done)
+            let n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<want]), at: position + Int64(done))
+            if n == 0 { return }
+            done += n
+        }
     }
 }
 
@@ -38,9 +85,13 @@ struct HeaderWalker {
     /// window would mostly hold bytes the walk skips.
     private var lastBatchSize = 0
 
-    init(file: SharedFile, end: Int) {
+    /// Never wait for the disk: a header not in the page cache throws `.wouldBlock`.
+    let cachedOnly: Bool
+
+    init(file: SharedFile, end: Int, cachedOnly: Bool = false) {
         self.file = file
         self.end = end
+        self.cachedOnly = cachedOnly
     }
 
     /// The header of the batch at `position`, or nil at the end. A header that does not
@@ -52,7 +103,15 @@ struct HeaderWalker {
         }
         if position < windowStart || position + RecordBatchHeader.size > windowStart + window.count {
             let want = lastBatchSize > Self.windowBytes / 4 ? RecordBatchHeader.size : Self.windowBytes
-            window = try file.read(count: min(want, end - position), at: Int64(position))
+            let count = min(want, end - position)
+            if cachedOnly {
+                guard let cached = try file.readIfCached(count: count, at: Int64(position)) else {
+                    throw StorageError(.wouldBlock, "batch headers at \(position) are not in the page cache", path: file.path)
+                }
+                window = cached
+            } else {
+                window = try file.read(count: count, at: Int64(position))
+            }
             windowStart = position
             guard window.count >= RecordBatchHeader.size else {
                 throw StorageError(.corruptLog, "segment shorter than its committed size", path: file.path)
@@ -155,7 +214,9 @@ extension PartitionLog {
                 let (begin, end) = state.withLock { ($0.logStartOffset, $0.logEndOffset) }
                 return LogReadResult(slice: nil, logStartOffset: begin, logEndOffset: end)
             }
-            var walker = HeaderWalker(file: start.file, end: start.end)
+            // Without blocking, a header not in the page cache is `.wouldBlock` too (the caller
+            // reads on a thread that may wait for the disk).
+            var walker = HeaderWalker(file: start.file, end: start.end, cachedOnly: !mayBlock)
             var position = start.position
             // Skip to the first batch that holds `target` or comes after it.
             var first: RecordBatchHeader?
@@ -167,6 +228,8 @@ extension PartitionLog {
                     }
                     position += header.totalSize
                 }
+            } catch where error.code == .wouldBlock {
+                throw error
             } catch {
                 throw markDamaged(error, reading: target)
             }

@@ -202,6 +202,67 @@ final class RawClient {
         }
     }
 
+    /// Data that is not in the page cache is read by the executor, not by the event loop: a
+    /// small slice (copied) and a large one (sendfile), both dropped from the cache first, come
+    /// back whole, and the router counts them as read off the loop.
+    @Test func coldDataIsReadOffTheEventLoop() async throws {
+        try await Self.withServer(maxRequestBytes: 8 << 20) { server in
+            try await server.broker.createTopic("cold", partitions: 2)
+            let client = try RawClient(port: server.boundPort)
+            var batches: [[UInt8]] = []
+            for p in 0..<2 {
+                var builder = RecordBatchBuilder(compression: .none)
+                builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(7 + p), count: p == 0 ? 200 : 300 << 10))
+                let batch = try builder.build()
+                batches.append(batch)
+                var produce = Self.produceRequest(topic: "cold", batch: batch)
+                produce.topics[0].partitions[0].index = Int32(p)
+                try client.request(.produce, version: 7, correlation: Int32(p), produce)
+                _ = try #require(client.response())
+            }
+            // Written back and dropped from the page cache.
+            var evicted = true
+            for p in 0..<2 {
+                let path = server.broker.dataDirectory + "/cold-\(p)/00000000000000000000.log"
+                let fd = open(path, O_RDONLY)
+                #expect(fd >= 0)
+                defer { close(fd) }
+                #expect(fdatasync(fd) == 0)
+                #expect(posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED)) == 0)
+                // mincore, not a read: a read that misses would start reading the file back in.
+                let mapped = mmap(nil, 4096, PROT_READ, MAP_SHARED, fd, 0)
+                #expect(mapped != MAP_FAILED)
+                var resident: UInt8 = 0
+                if mincore(mapped, 4096, &resident) != 0 || resident & 1 != 0 { evicted = false }  // this filesystem keeps it
+                munmap(mapped, 4096)
+            }
+            var fetch = FetchRequest()
+            fetch.maxBytes = 8 << 20
+            var topic = FetchRequest.Topic()
+            topic.topic = "cold"
+            topic.partitions = (0..<2).map { p in
+                var partition = FetchRequest.Partition()
+                partition.partition = Int32(p)
+                partition.partitionMaxBytes = 1 << 20
+                return partition
+            }
+            fetch.topics = [topic]
+            try client.request(.fetch, version: 11, correlation: 100, fetch)
+            let (_, body) = try #require(client.response())
+            let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
+            for answer in fetched.topics[0].partitions {
+                guard case .bytes(let view)? = answer.records, case let stored = Array(view) else {
+                    Issue.record("partition \(answer.partitionIndex): no records")
+                    continue
+                }
+                #expect(stored[8...] == batches[Int(answer.partitionIndex)][8...], "partition \(answer.partitionIndex)")
+            }
+            if evicted {
+                #expect(server.fetchReadsOffLoop == 2)
+            }
+        }
+    }
+
     @Test func oversizedAndMalformedFramesCloseOnlyTheirConnection() async throws {
         try await Self.withServer { server in
             let good = try RawClient(port: server.boundPort)

@@ -5,4 +5,8 @@
 /// errno set. Glibc declares it only under _GNU_SOURCE, which Swift's Glibc module does not see.
 int tidemark_syncfs(int fd);
 
+/// preadv2(2) with RWF_NOWAIT: reads only what the page cache holds now; -1 with errno EAGAIN
+/// when the first byte is not cached (EOPNOTSUPP where the filesystem cannot tell).
+long tidemark_pread_nowait(int fd, void *buffer, unsigned long count, long offset);
+
 #endif

@@ -205,8 +205,8 @@ extension PartitionLog {
     /// batch may start before `offset` (a consumer skips the records before it). Throws
     /// `.offsetOutOfRange` outside `[logStartOffset, logEndOffset]`.
     ///
-    /// With `mayBlock: false`, a read that would first open a closed segment throws
-    /// `.wouldBlock` (reads of open segments are page-cache reads).
+    /// With `mayBlock: false`, a read that would first open a closed segment, or read batch
+    /// headers that are not in the page cache, throws `.wouldBlock`.
     public func read(from offset: Int64, maxBytes: Int, mayBlock: Bool = true) throws(StorageError) -> LogReadResult {
         let target = offset
         do {

@@ -24,7 +24,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         /// An argument is out of its documented range.
         case invalidArgument
         /// The call was asked not to block (`mayBlock: false`) and would have: a segment to
-        /// create or to open. Nothing was done; call it again where blocking is fine.
+        /// create or to open, or data to read from the disk. Nothing was done; call it again
+        /// where blocking is fine.
         case wouldBlock
     }
 

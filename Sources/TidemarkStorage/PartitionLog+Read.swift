@@ -1,8 +1,3 @@
-import CSystemShims
-#if canImport(Glibc)
-import Glibc
-#endif
-import SystemPackage
 /// A run of whole stored batches in one segment file, as byte positions: what a fetch
 /// sends as it is (with sendfile) or what `readBytes()` copies out.
 public struct LogSlice: Sendable {
@@ -36,13 +31,11 @@ public struct LogSlice: Sendable {
     /// Whether the slice's first and last pages are in the page cache (for a slice sent with
     /// sendfile, which cannot be told not to wait). Unknown counts as cached.
     public func isCached() -> Bool {
-        var byte: UInt8 = 0
         for at in [position, position + Int64(max(length, 1) - 1)] {
-            while true {
-                let n = tidemark_pread_nowait(file.descriptor.rawValue, &byte, 1, Int(at))
-                if n < 0 && Glibc.errno == EINTR { continue }
-                if n < 0 && Glibc.errno == EAGAIN { return false }
-                break
+            do {
+                if try file.readIfCached(count: 1, at: at) == nil { return false }
+            } catch {
+                // A failed read is left to the sendfile, which reports it.
             }
         }
         return true

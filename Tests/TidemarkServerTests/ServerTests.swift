@@ -110,6 +110,44 @@ final class RawClient {
         return produce
     }
 
+    /// Produces `batches[p]` to partition p of `topic`, one request each, and expects success.
+    static func produceEach(_ client: RawClient, topic: String, _ batches: [[UInt8]]) throws {
+        for (p, batch) in batches.enumerated() {
+            var produce = produceRequest(topic: topic, batch: batch)
+            produce.topics[0].partitions[0].index = Int32(p)
+            try client.request(.produce, version: 7, correlation: Int32(p), produce)
+            let (_, body) = try #require(client.response())
+            #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+        }
+    }
+
+    /// Fetches every partition of `topic` from offset 0 in one request and expects each to
+    /// return `batches[p]` byte for byte (but for the broker's base offset).
+    static func fetchAndCheck(_ client: RawClient, topic name: String, _ batches: [[UInt8]]) throws {
+        var fetch = FetchRequest()
+        fetch.maxBytes = 8 << 20
+        var topic = FetchRequest.Topic()
+        topic.topic = name
+        topic.partitions = batches.indices.map { p in
+            var partition = FetchRequest.Partition()
+            partition.partition = Int32(p)
+            partition.partitionMaxBytes = 1 << 20
+            return partition
+        }
+        fetch.topics = [topic]
+        try client.request(.fetch, version: 11, correlation: 100, fetch)
+        let (_, body) = try #require(client.response())
+        let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
+        #expect(fetched.topics[0].partitions.count == batches.count)
+        for answer in fetched.topics[0].partitions {
+            guard case .bytes(let view)? = answer.records, case let stored = Array(view) else {
+                Issue.record("partition \(answer.partitionIndex): no records")
+                continue
+            }
+            #expect(stored[8...] == batches[Int(answer.partitionIndex)][8...], "partition \(answer.partitionIndex)")
+        }
+    }
+
     @Test func produceThenFetchOverTheWireWithSendfile() async throws {
         try await Self.withServer { server in
             let client = try RawClient(port: server.boundPort)
@@ -164,41 +202,14 @@ final class RawClient {
         try await Self.withServer(maxRequestBytes: 8 << 20) { server in
             try await server.broker.createTopic("mixed", partitions: 40)
             let client = try RawClient(port: server.boundPort)
-            var batches: [[UInt8]] = []
-            for p in 0..<40 {
+            let batches = try (0..<40).map { p in
                 var builder = RecordBatchBuilder(compression: .none)
                 let size = p < 24 ? 40 << 10 : 100  // 24 large (over the sendfile minimum), 16 small
                 builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(p), count: size))
-                let batch = try builder.build()
-                batches.append(batch)
-                var produce = Self.produceRequest(topic: "mixed", batch: batch)
-                produce.topics[0].partitions[0].index = Int32(p)
-                try client.request(.produce, version: 7, correlation: Int32(p), produce)
-                let (_, body) = try #require(client.response())
-                #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+                return try builder.build()
             }
-            var fetch = FetchRequest()
-            fetch.maxBytes = 8 << 20
-            var topic = FetchRequest.Topic()
-            topic.topic = "mixed"
-            topic.partitions = (0..<40).map { p in
-                var partition = FetchRequest.Partition()
-                partition.partition = Int32(p)
-                partition.partitionMaxBytes = 1 << 20
-                return partition
-            }
-            fetch.topics = [topic]
-            try client.request(.fetch, version: 11, correlation: 100, fetch)
-            let (_, body) = try #require(client.response())
-            let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
-            #expect(fetched.topics[0].partitions.count == 40)
-            for answer in fetched.topics[0].partitions {
-                guard case .bytes(let view)? = answer.records, case let stored = Array(view) else {
-                    Issue.record("partition \(answer.partitionIndex): no records")
-                    continue
-                }
-                #expect(stored[8...] == batches[Int(answer.partitionIndex)][8...], "partition \(answer.partitionIndex)")
-            }
+            try Self.produceEach(client, topic: "mixed", batches)
+            try Self.fetchAndCheck(client, topic: "mixed", batches)
         }
     }
 
@@ -209,17 +220,12 @@ final class RawClient {
         try await Self.withServer(maxRequestBytes: 8 << 20) { server in
             try await server.broker.createTopic("cold", partitions: 2)
             let client = try RawClient(port: server.boundPort)
-            var batches: [[UInt8]] = []
-            for p in 0..<2 {
+            let batches = try (0..<2).map { p in
                 var builder = RecordBatchBuilder(compression: .none)
                 builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(7 + p), count: p == 0 ? 200 : 300 << 10))
-                let batch = try builder.build()
-                batches.append(batch)
-                var produce = Self.produceRequest(topic: "cold", batch: batch)
-                produce.topics[0].partitions[0].index = Int32(p)
-                try client.request(.produce, version: 7, correlation: Int32(p), produce)
-                _ = try #require(client.response())
+                return try builder.build()
             }
+            try Self.produceEach(client, topic: "cold", batches)
             // Written back and dropped from the page cache.
             var evicted = true
             for p in 0..<2 {
@@ -236,27 +242,7 @@ final class RawClient {
                 if mincore(mapped, 4096, &resident) != 0 || resident & 1 != 0 { evicted = false }  // this filesystem keeps it
                 munmap(mapped, 4096)
             }
-            var fetch = FetchRequest()
-            fetch.maxBytes = 8 << 20
-            var topic = FetchRequest.Topic()
-            topic.topic = "cold"
-            topic.partitions = (0..<2).map { p in
-                var partition = FetchRequest.Partition()
-                partition.partition = Int32(p)
-                partition.partitionMaxBytes = 1 << 20
-                return partition
-            }
-            fetch.topics = [topic]
-            try client.request(.fetch, version: 11, correlation: 100, fetch)
-            let (_, body) = try #require(client.response())
-            let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
-            for answer in fetched.topics[0].partitions {
-                guard case .bytes(let view)? = answer.records, case let stored = Array(view) else {
-                    Issue.record("partition \(answer.partitionIndex): no records")
-                    continue
-                }
-                #expect(stored[8...] == batches[Int(answer.partitionIndex)][8...], "partition \(answer.partitionIndex)")
-            }
+            try Self.fetchAndCheck(client, topic: "cold", batches)
             if evicted {
                 #expect(server.fetchReadsOffLoop == 2)
             }

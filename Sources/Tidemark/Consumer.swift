@@ -33,7 +33,11 @@ public enum OffsetResetPolicy: Sendable { case earliest, latest }
 extension Broker {
     /// Decodes the records at or after `from` in a fetched slice.
     func records(in slice: LogSlice, topic: String, partition: Int, from: Int64, limit: Int) throws -> [ConsumerRecord] {
-        let bytes = try slice.readBytes()
+        try records(in: try slice.readBytes(), topic: topic, partition: partition, from: from, limit: limit)
+    }
+
+    /// Decodes the records at or after `from` in whole stored batches.
+    func records(in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int) throws -> [ConsumerRecord] {
         var out: [ConsumerRecord] = []
         var position = 0
         try bytes.withUnsafeBytes { raw in

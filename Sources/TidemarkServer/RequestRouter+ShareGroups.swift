@@ -1,3 +1,4 @@
+import NIOCore
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
@@ -5,7 +6,7 @@ import TidemarkWire
 /// Share groups (KIP-932) on the wire: topic ids in and out, the engine's `ShareCoordinator`
 /// in between. A ShareFetch applies the acknowledgements it carries (answered only once
 /// durable), acquires records (long-polling up to max_wait_ms when there are none) and
-/// returns the stored batches that hold them, byte for byte.
+/// returns the stored batches that hold them, byte for byte (`ShareFetchInFlight`).
 extension RequestRouter {
     func shareGroupHeartbeat(_ request: ShareGroupHeartbeatRequest, header: RequestHeader) -> ShareGroupHeartbeatResponse {
         var response = ShareGroupHeartbeatResponse()
@@ -101,19 +102,18 @@ extension RequestRouter {
         return (acks, listed, refused, names)
     }
 
-    private func awaitDurable(_ offset: Int64?) async -> TidemarkError? {
-        guard let offset else { return nil }
-        return await withCheckedContinuation { continuation in
-            broker.shares.whenDurable(offset) { continuation.resume(returning: $0) }
-        }
-    }
-
-    func shareFetch(_ request: ShareFetchRequest, version: Int16) async -> ShareFetchResponse {
+    /// ShareFetch on `loop` (the connection's): the session update (acknowledgements, added
+    /// and forgotten partitions) runs once, here; the rest is `ShareFetchInFlight`. `done` is
+    /// called on `loop`.
+    func shareFetch(
+        _ request: ShareFetchRequest, version: Int16, on loop: any EventLoop, _ done: @escaping (ShareFetchResponse) -> Void
+    ) {
+        loop.preconditionInEventLoop()
         var response = ShareFetchResponse()
         guard let group = request.groupId, let member = request.memberId, !group.isEmpty, !member.isEmpty else {
             response.errorCode = KafkaError.invalidRequest.rawValue
             response.errorMessage = "ShareFetch needs a group id and a member id"
-            return response
+            return done(response)
         }
         let renewing = version >= 2 && request.isRenewAck
         let (acks, listed, refused, _) = acknowledgements(request.topics, allowRenew: renewing)
@@ -122,139 +122,18 @@ extension RequestRouter {
             guard let name = topicName(for: topic.topicId) else { continue }
             forget += topic.partitions.map { TopicPartition(name, Int($0)) }
         }
-        let view = broker.shareLogView
         let update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: listed, forget: forget, acknowledgements: acks,
-            allowRenew: renewing, view: view)
+            allowRenew: renewing, view: broker.shareLogViewWithoutBlocking)
         if let error = update.error {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = update.errorMessage
-            return response
+            return done(response)
         }
-        response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
-        var ackResults = update.acknowledged
-        if let error = await awaitDurable(update.durableAt) {
-            for (tp, result) in ackResults where result == nil { ackResults[tp] = .some(error.code) }
-        }
-        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
-
-        // Acquire, long-polling while there is nothing (never with acknowledgements to answer).
-        var acquired: [ShareAcquisition] = []
-        if !renewing && !update.partitions.isEmpty {
-            let wait = min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs)
-            let deadline = ContinuousClock.now + .milliseconds(wait)
-            let maxRecords = Int(max(1, min(request.maxRecords, 10_000)))
-            while true {
-                acquired = broker.shares.acquire(
-                    group: group, member: member, partitions: update.partitions, maxRecords: maxRecords, view: view)
-                if !acquired.isEmpty || !acks.isEmpty || ContinuousClock.now >= deadline || broker.isClosed { break }
-                // Woken by an append; at least every 200 ms to pick up released or expired records.
-                let left = deadline - ContinuousClock.now
-                let leftMs = Int64(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
-                await broker.waitForAppends(update.partitions, timeoutMs: max(1, min(200, leftMs)))
-            }
-        }
-
-        // The stored batches that hold the acquired records, byte for byte.
-        var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
-        var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
-        for acquisition in acquired {
-            let tp = acquisition.topicPartition
-            var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
-            do {
-                let (bytes, covered) = try await readBatches(tp, from: acquisition.offsets[0], maxBytes: max(budget, 1), keep: acquisition.ranges)
-                budget -= bytes.count
-                let delivered = acquisition.offsets.filter { $0 <= covered }
-                let undelivered = acquisition.offsets.filter { $0 > covered }
-                broker.shares.giveBack(group: group, member: member, tp, offsets: undelivered)
-                entry.records = .bytes(bytes[...])
-                entry.acquiredRecords = acquisition.ranges.compactMap { range in
-                    guard range.first <= covered else { return nil }
-                    return .init(firstOffset: range.first, lastOffset: min(range.last, covered), deliveryCount: range.deliveryCount)
-                }
-                _ = delivered
-            } catch {
-                broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets)
-                entry.errorCode = KafkaError(error).rawValue
-                entry.errorMessage = "\(error)"
-            }
-            partitions[tp] = entry
-        }
-        for (tp, result) in ackResults {
-            var entry = partitions[tp] ?? ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
-            entry.acknowledgeErrorCode = KafkaError(optional: result).rawValue
-            if result != nil { entry.acknowledgeErrorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
-            partitions[tp] = entry
-        }
-        var topics: [String: ShareFetchResponse.Topic] = [:]
-        for (tp, entry) in partitions.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
-            topics[tp.topic, default: ShareFetchResponse.Topic(topicId: wireId(of: tp.topic))].partitions.append(entry)
-        }
-        response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
-        for (topicId, partition, error) in refused {
-            var entry = ShareFetchResponse.Partition(partitionIndex: partition)
-            entry.errorCode = error.rawValue
-            entry.acknowledgeErrorCode = error.rawValue
-            response.responses.append(.init(topicId: topicId, partitions: [entry]))
-        }
-        return response
-    }
-
-    /// Reads from `offset` and keeps the batches that hold some offset of `keep`, reading no
-    /// further than the last acquired offset (in growing chunks, so one acquired record costs
-    /// one small read, not `maxBytes`). Returns them and the last offset the reads reached
-    /// (acquired offsets past it were not delivered). A large batch of which this fetch
-    /// acquired only a few records comes from `shareBatches` (decoded once, for the fetches
-    /// that take its records a few at a time) and is sent trimmed to those records.
-    private func readBatches(_ tp: TopicPartition, from offset: Int64, maxBytes: Int, keep: [AcquiredRange]) async throws
-        -> ([UInt8], Int64)
-    {
-        let target = keep.map(\.last).max() ?? offset
-        let topicId = try broker.topicId(of: tp.topic)
-        var kept: [UInt8] = []
-        var covered = offset - 1
-        var chunk = 16 << 10
-        while covered < target && (kept.isEmpty || kept.count < maxBytes) {
-            if let cached = shareBatches.batch(tp, id: topicId, containing: covered + 1) {
-                kept += Self.trimmed(cached, keep: keep)
-                covered = cached.header.baseOffset + Int64(cached.header.lastOffsetDelta)
-                continue
-            }
-            let limit = kept.isEmpty ? min(chunk, maxBytes) : min(chunk, maxBytes - kept.count)
-            let result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: covered + 1, maxBytes: max(1, limit))
-            guard let slice = result.slice else { break }
-            let bytes = try slice.readBytes()
-            var position = 0
-            let before = covered
-            while position + 61 <= bytes.count {
-                let base = bytes.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: Int64.self)) }
-                let length = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self)) }
-                let delta = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 23, as: Int32.self)) }
-                let end = position + 12 + Int(length)
-                guard length > 0, end <= bytes.count else { break }
-                let last = base + Int64(delta)
-                if last > covered {
-                    let runs = Self.runs(keep, base: base, last: last)
-                    if !runs.isEmpty {
-                        let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
-                        if end - position > 16 << 10, acquired * 2 < last - base + 1,
-                            let decoded = try? bytes[position..<end].withUnsafeBytes({ raw in try RecordBatch(decoding: raw) })
-                        {
-                            shareBatches.insert(tp, id: topicId, decoded, size: end - position)
-                            kept += Self.trimmed(decoded, keep: keep)
-                        } else {
-                            kept += bytes[position..<end]
-                        }
-                    }
-                    covered = last
-                }
-                position = end
-                if covered >= target { break }
-            }
-            if covered == before { break }  // nothing new: the log ends here
-            chunk = min(chunk * 4, 4 << 20)
-        }
-        return (kept, covered)
+        ShareFetchInFlight(
+            router: self, loop: loop, request: request, group: group, member: member, renewing: renewing,
+            hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, done: done
+        ).start()
     }
 
     /// The parts of `keep` inside [base, last].
@@ -275,7 +154,14 @@ extension RequestRouter {
             var builder = RecordBatchBuilder(
                 baseOffset: run.lowerBound, compression: decoded.header.compressionCodec ?? .none,
                 timestampType: decoded.header.timestampType, partitionLeaderEpoch: decoded.header.partitionLeaderEpoch)
-            for record in decoded.records where run.contains(decoded.offset(of: record)) {
+            // Stored batches were validated on append (record i has offset delta i), so the run's
+            // records are found by index: one job taken from a batch of thousands costs one record.
+            let records = decoded.records
+            let first = Int(run.lowerBound - base)
+            let indices =
+                records.indices.contains(first) && Int(records[first].offsetDelta) == first
+                ? first..<min(records.count, first + Int(run.upperBound - run.lowerBound) + 1) : records.indices
+            for record in records[indices] where run.contains(decoded.offset(of: record)) {
                 builder.append(timestamp: decoded.timestamp(of: record), key: record.key, value: record.value, headers: record.headers)
             }
             guard builder.count > 0, var built = try? builder.build() else { continue }
@@ -284,12 +170,6 @@ extension RequestRouter {
             out += built
         }
         return out
-    }
-
-    func shareAcknowledge(_ request: ShareAcknowledgeRequest, version: Int16) async -> ShareAcknowledgeResponse {
-        await withCheckedContinuation { continuation in
-            shareAcknowledge(request, version: version) { continuation.resume(returning: $0) }
-        }
     }
 
     /// ShareAcknowledge: the acknowledgements are applied and logged now (under the share

@@ -80,7 +80,10 @@ final class RequestRouter: Sendable {
         return .success(Parsed(api: api, header: header, bodyStart: coder.index))
     }
 
-    /// Runs Produce, Fetch, ShareAcknowledge and ApiVersions to completion on `loop` (the connection's):
+    /// The requests run on an event loop (`runOnLoop`), whoever brings them.
+    static let loopRun: Set<ApiKey> = [.produce, .fetch, .apiVersions, .shareFetch, .shareAcknowledge]
+
+    /// Runs Produce, Fetch, ShareFetch, ShareAcknowledge and ApiVersions to completion on `loop` (the connection's):
     /// decode, validate, append to the page cache or read, encode, with no task or thread hop
     /// unless the engine must block (a roll, a cold segment: those go to its executor) or
     /// wait (durability, a long poll: callbacks back to `loop`). Returns false for every other
@@ -95,7 +98,7 @@ final class RequestRouter: Sendable {
         case .success(let p): parsed = p
         }
         switch parsed.api {
-        case .produce, .fetch, .apiVersions, .shareAcknowledge:
+        case _ where Self.loopRun.contains(parsed.api):
             inFlight.add(1, ordering: .relaxed)
             let started = DispatchTime.now().uptimeNanoseconds
             runOnLoop(parsed, frame: frame, on: loop) { [self] outcome in
@@ -128,6 +131,10 @@ final class RequestRouter: Sendable {
             case .fetch:
                 let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 fetch(request, on: loop) { response in done(answer(response)) }
+            case .shareFetch:
+                let request = try ShareFetchRequest.decode(
+                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                shareFetch(request, version: version, on: loop) { response in done(answer(response)) }
             case .shareAcknowledge:
                 let request = try ShareAcknowledgeRequest.decode(
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
@@ -167,7 +174,7 @@ final class RequestRouter: Sendable {
         }
         let api = parsed.api
         let version = parsed.header.apiVersion
-        if api == .produce || api == .fetch || api == .apiVersions {
+        if Self.loopRun.contains(api) {
             // The same loop-run code as connections use, on a loop of our own.
             let loop = loops.next()
             return await withCheckedContinuation { continuation in
@@ -224,7 +231,7 @@ final class RequestRouter: Sendable {
             try M.decode(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored)
         }
         switch api {
-        case .apiVersions, .produce, .fetch:
+        case .apiVersions, .produce, .fetch, .shareFetch, .shareAcknowledge:
             preconditionFailure("\(api) runs on a loop")
         case .metadata: return try respond(await metadata(try body(MetadataRequest.self), version: version), header, api: api)
         case .listOffsets: return try respond(await listOffsets(try body(ListOffsetsRequest.self), version: version), header, api: api)
@@ -268,10 +275,6 @@ final class RequestRouter: Sendable {
             return try respond(shareGroupHeartbeat(try body(ShareGroupHeartbeatRequest.self), header: header), header, api: api)
         case .shareGroupDescribe:
             return try respond(shareGroupDescribe(try body(ShareGroupDescribeRequest.self)), header, api: api)
-        case .shareFetch:
-            return try respond(await shareFetch(try body(ShareFetchRequest.self), version: version), header, api: api)
-        case .shareAcknowledge:
-            return try respond(await shareAcknowledge(try body(ShareAcknowledgeRequest.self), version: version), header, api: api)
         case .describeShareGroupOffsets:
             return try respond(describeShareGroupOffsets(try body(DescribeShareGroupOffsetsRequest.self)), header, api: api)
         case .alterShareGroupOffsets:

@@ -129,7 +129,9 @@ public final class SharedFile: Sendable {
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             initialized = 0
             while initialized < count {
-                let n = tidemark_pread_nowait(descriptor.rawValue, buffer.baseAddress! + initialized, UInt(count - initialized), Int(offset) + initialized)
+                let n =
+                    injectedFailure(.readNoWait, path)
+                    ? -1 : tidemark_pread_nowait(descriptor.rawValue, buffer.baseAddress! + initialized, UInt(count - initialized), Int(offset) + initialized)
                 if n > 0 {
                     initialized += n
                     continue

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// A fresh directory under the system temp dir, removed when the test scope ends.
@@ -34,3 +37,17 @@ extension RandomNumberGenerator {
     }
 }
 
+
+/// Writes a file back and drops it from the page cache, so what reads it next reads the disk.
+/// Not a deterministic miss for reads that must not wait (the kernel starts reading the file
+/// back on a miss and a fast disk can be done before the read looks again): tests of those
+/// also inject `StorageFaults` `.readNoWait`.
+public func dropFromPageCache(_ path: String) throws {
+    struct Failed: Error { var call: String, errno: Int32 }
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw Failed(call: "open \(path)", errno: errno) }
+    defer { close(fd) }
+    guard fdatasync(fd) == 0 else { throw Failed(call: "fdatasync", errno: errno) }
+    let advised = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+    guard advised == 0 else { throw Failed(call: "posix_fadvise", errno: advised) }
+}

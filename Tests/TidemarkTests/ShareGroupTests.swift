@@ -537,6 +537,50 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// After a restart the window must read its records' keys and delays again. An event
+    /// loop's acquire (a view that never waits for the disk) over a cold log declines and leaves
+    /// the window as it was; the blocking acquire that follows still knows the delayed job.
+    @Test func aColdWindowIsLeftForTheBlockingAcquire() async throws {
+        let dir = TemporaryDirectory()
+        let tp = TopicPartition("later", 0)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func open() async throws -> Broker {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            let joined = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "g", memberId: "w1", memberEpoch: 0, subscribedTopicNames: ["later"]))
+            #expect(joined.error == nil)
+            _ = broker.shares.updateSession(
+                group: "g", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false,
+                view: broker.shareLogView)
+            return broker
+        }
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("later", partitions: 1)
+            try await broker.close()
+        }
+        do {
+            let broker = try await open()
+            try await Self.append(broker, "later", key: nil, value: "in-an-hour", deliverAt: now + 3_600_000)
+            try await Self.append(broker, "later", key: nil, value: "now")
+            let got = broker.shares.acquire(group: "g", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView)
+            #expect(got.first?.offsets == [1])
+            try await broker.close()
+        }
+        let broker = try await open()
+        let log = broker.dataDirectory + "/later-0/00000000000000000000.log"
+        try dropFromPageCache(log)
+        StorageFaults.inject(.readNoWait, .resourceTemporarilyUnavailable, pathContains: log, times: nil)
+        var wouldBlock = false
+        let declined = broker.shares.acquire(
+            group: "g", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogViewWithoutBlocking,
+            wouldBlock: &wouldBlock)
+        #expect(declined.isEmpty && wouldBlock)
+        StorageFaults.clear(pathContains: log)
+        let got = broker.shares.acquire(group: "g", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView)
+        #expect(got.first?.offsets == [1], "the delayed job stays delayed")
+        try await broker.close()
+    }
+
     @Test func delayedJobsWaitAndTenThousandFarFutureJobsDoNotStopImmediateOnes() async throws {
         let dir = TemporaryDirectory()
         let now = Int64(Date().timeIntervalSince1970 * 1000)

@@ -3,28 +3,58 @@ import Synchronization
 
 extension Broker {
     /// Where this broker's partitions are, for share partitions (internal topics excluded).
-    public var shareLogView: ShareLogView {
+    /// Its scan reads the log on the calling thread, opening segments and waiting for the disk.
+    public var shareLogView: ShareLogView { shareLogView(mayBlock: true) }
+
+    /// The share view for an event loop: a scan that would wait for the disk (a segment to
+    /// open, bytes not in the page cache) reads nothing and returns nil (see `ShareLogView.scan`).
+    public var shareLogViewWithoutBlocking: ShareLogView { shareLogView(mayBlock: false) }
+
+    private func shareLogView(mayBlock: Bool) -> ShareLogView {
         var view = ShareLogView(
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
-        view.scan = { [self] topic, partition, offset, count in try? recordMetadata(topic: topic, partition: partition, from: offset, count: count) }
+        view.scan = { [self] topic, partition, offset, count in
+            do {
+                return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)
+            } catch {
+                return []  // unreadable: nothing to annotate or extend with (the fetch's read reports it)
+            }
+        }
         return view
+    }
+
+    /// Acquires with `shareLogView` on the blocking executor: for an event loop whose
+    /// `shareLogViewWithoutBlocking` acquire declined a read that needed the disk.
+    public func acquireShares(group: String, member: String, partitions: [TopicPartition], maxRecords: Int) async
+        -> [ShareAcquisition]
+    {
+        let view = shareLogView
+        return (try? await executor.run { [shares] in
+            shares.acquire(group: group, member: member, partitions: partitions, maxRecords: maxRecords, view: view)
+        }) ?? []
     }
 
     /// The header that delays a record for share groups: ms since the epoch, UTF-8 decimal.
     public static let deliverAtHeader = "tidemark.deliver.at"
 
     /// Keys (hashed) and delays of up to `count` records from `offset`, in offset order; a
-    /// synchronous read (a closed segment is opened on this thread).
-    func recordMetadata(topic: String, partition: Int, from offset: Int64, count: Int) throws -> [SharePartition.RecordMeta] {
+    /// synchronous read. With `mayBlock` a closed segment is opened and cold bytes are read
+    /// on this thread; without, nil when any of that would be needed (nothing is returned
+    /// then, not a part: a window annotated in part would lose keys and delays).
+    func recordMetadata(topic: String, partition: Int, from offset: Int64, count: Int, mayBlock: Bool) throws
+        -> [SharePartition.RecordMeta]?
+    {
         let state = try partitionState(topic, partition)
         var out: [SharePartition.RecordMeta] = []
         var next = offset
         var chunk = 64 << 10
         while out.count < count {
-            guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: true), let slice = result.slice else { break }
+            guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: mayBlock) else { return nil }
+            guard let slice = result.slice else { break }
+            guard let bytes = try mayBlock ? slice.readBytes() : slice.readBytesIfCached() else { return nil }
             let before = out.count
-            for record in try records(in: slice, topic: topic, partition: partition, from: next, limit: count - out.count) {
+            for record in try records(in: bytes, topic: topic, partition: partition, from: next, limit: count - out.count) {
                 var deliverAt: Int64 = 0
                 if let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
                     let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))

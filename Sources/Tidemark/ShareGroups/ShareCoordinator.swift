@@ -7,8 +7,9 @@ import TidemarkStorage
 public struct ShareLogView: Sendable {
     public var topicId: @Sendable (String) -> UUID?
     public var bounds: @Sendable (String, Int) -> (start: Int64, end: Int64)?
-    /// Keys and delays of up to `count` records from an offset (a read of the log; it may
-    /// block on a segment to open). nil: not available (no scanning: records go out as read).
+    /// Keys and delays of up to `count` records from an offset (a read of the log), or nil
+    /// when reading them would wait for the disk and this view must not
+    /// (`Broker.shareLogViewWithoutBlocking`). No scan (nil here): records go out as read.
     var scan: (@Sendable (String, Int, Int64, Int) -> [SharePartition.RecordMeta]?)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
@@ -315,8 +316,21 @@ public final class ShareCoordinator: Sendable {
     public func acquire(group: String, member: String, partitions: [TopicPartition], maxRecords: Int, view: ShareLogView)
         -> [ShareAcquisition]
     {
+        var wouldBlock = false
+        return acquire(group: group, member: member, partitions: partitions, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock)
+    }
+
+    /// Acquires as `acquire(group:member:partitions:maxRecords:view:)` does; `wouldBlock` is set
+    /// when the view declined a read that needed the disk: a partition whose window needed
+    /// that read gave nothing this time (and is as it was), and an empty result may be only
+    /// that. The caller then acquires again with a view that may block, off its event loop.
+    public func acquire(
+        group: String, member: String, partitions: [TopicPartition], maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool
+    ) -> [ShareAcquisition] {
         let now = clock()
         let settings = self.settings(group)
+        var declined = false
+        defer { if declined { wouldBlock = true } }
         return state.withLock { s -> [ShareAcquisition] in
             guard !s.isClosed else { return [] }
             var remaining = max(1, maxRecords)
@@ -336,7 +350,11 @@ public final class ShareCoordinator: Sendable {
                     // Read the keys and delays of records entering the window (and, after a
                     // restart, of those already in it); candidates then come from the window.
                     if slot.state.needsMetadata, slot.state.endOffset > slot.state.startOffset {
-                        slot.state.annotate(with: scan(tp.topic, tp.partition, slot.state.startOffset, slot.state.entries.count) ?? [])
+                        guard let metas = scan(tp.topic, tp.partition, slot.state.startOffset, slot.state.entries.count) else {
+                            declined = true
+                            continue  // the slot is left as it was: a later acquire annotates it
+                        }
+                        slot.state.annotate(with: metas)
                     }
                     slot.state.needsMetadata = false
                     // Delayed records do not count toward the in-flight cap: scanning goes on past
@@ -349,7 +367,10 @@ public final class ShareCoordinator: Sendable {
                         let room = min(
                             settings.maxInFlight - slot.state.inFlight(nowMs: now), settings.maxWindow - slot.state.entries.count)
                         guard room > 0 else { break }
-                        let metas = scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256))) ?? []
+                        guard let metas = scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256))) else {
+                            declined = true
+                            break
+                        }
                         guard !metas.isEmpty else { break }
                         slot.state.extend(with: metas)
                         scanned += metas.count

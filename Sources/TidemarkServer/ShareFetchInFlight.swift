@@ -1,0 +1,352 @@
+import Foundation
+import NIOCore
+import Tidemark
+import TidemarkStorage
+import TidemarkWire
+
+/// One ShareFetch answered on its connection's event loop, in steps that each run on that
+/// loop with no task or thread hop unless the step must wait or would block:
+///
+/// 1. its acknowledgements were applied by `RequestRouter.shareFetch` (the session update
+///    runs once, before this object exists); when they were logged, the flusher's callback
+///    brings the fetch back to the loop once they are durable;
+/// 2. acquire with a view that never waits for the disk; when it declined a cold read and
+///    got nothing, the engine acquires on its executor (`Broker.acquireShares`) and the
+///    fetch comes back to the loop with what that got;
+/// 3. nothing to acquire (and no acknowledgements to answer): long poll. An append to any
+///    session partition, or a loop timer at most 200 ms away (locks expire and records are
+///    released without an append), wakes it to acquire again, until `deadline`;
+/// 4. read the stored batches that hold the acquired records (`ShareBatchWalk`) from the
+///    page cache; a read that would wait for the disk finishes on a task (`Broker.fetch`)
+///    and the fetch goes on with the next partition back on the loop;
+/// 5. answer (`done`, on the loop).
+///
+/// Confined to its loop (reached from other threads only through `NIOLoopBound`).
+final class ShareFetchInFlight {
+    let router: RequestRouter
+    let loop: any EventLoop
+    let request: ShareFetchRequest
+    let group: String
+    let member: String
+    let renewing: Bool
+    let hasAcknowledgements: Bool
+    let refused: [(WireUUID, Int32, KafkaError)]
+    let update: ShareSessionUpdate
+    let deadline: NIODeadline
+    private var acknowledged: [TopicPartition: TidemarkError.Code?]
+    private var done: ((ShareFetchResponse) -> Void)?
+    private var watches: [AppendWatch] = []
+    private var timer: Scheduled<Void>?
+    private var polling = false
+    /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
+    private var budget: Int
+    private var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
+
+    init(
+        router: RequestRouter, loop: any EventLoop, request: ShareFetchRequest, group: String, member: String, renewing: Bool,
+        hasAcknowledgements: Bool, refused: [(WireUUID, Int32, KafkaError)], update: ShareSessionUpdate,
+        done: @escaping (ShareFetchResponse) -> Void
+    ) {
+        self.router = router
+        self.loop = loop
+        self.request = request
+        self.group = group
+        self.member = member
+        self.renewing = renewing
+        self.hasAcknowledgements = hasAcknowledgements
+        self.refused = refused
+        self.update = update
+        let wait = min(Int64(max(0, request.maxWaitMs)), router.config.fetchMaxWaitMs)
+        self.deadline = .now() + .milliseconds(wait)
+        self.acknowledged = update.acknowledged
+        self.done = done
+        self.budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), router.config.fetchMaxBytes)
+    }
+
+    private var broker: Broker { router.broker }
+
+    /// Step 1: wait for the acknowledgements to be durable, if any were logged.
+    func start() {
+        guard let offset = update.durableAt else { return acknowledgementsDone() }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        broker.shares.whenDurable(offset) { error in
+            if loop.inEventLoop {
+                bound.value.durable(error)
+            } else {
+                loop.execute { bound.value.durable(error) }
+            }
+        }
+    }
+
+    private func durable(_ error: TidemarkError?) {
+        if let error {
+            for (tp, result) in acknowledged where result == nil { acknowledged[tp] = .some(error.code) }
+        }
+        acknowledgementsDone()
+    }
+
+    private func acknowledgementsDone() {
+        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
+        guard !renewing && !update.partitions.isEmpty else { return read([], from: 0) }
+        acquire()
+    }
+
+    private var maxRecords: Int { Int(max(1, min(request.maxRecords, 10_000))) }
+
+    /// Step 2.
+    private func acquire() {
+        var wouldBlock = false
+        let acquired = broker.shares.acquire(
+            group: group, member: member, partitions: update.partitions, maxRecords: maxRecords,
+            view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
+        guard acquired.isEmpty && wouldBlock else { return acquiredSome(acquired) }
+        router.readsOffLoop.add(1, ordering: .relaxed)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let (loop, broker, group, member, partitions, maxRecords) = (loop, broker, group, member, update.partitions, maxRecords)
+        Task {
+            let acquired = await broker.acquireShares(group: group, member: member, partitions: partitions, maxRecords: maxRecords)
+            loop.execute { bound.value.acquiredSome(acquired) }
+        }
+    }
+
+    /// Step 3: answer with what was acquired, or long-poll for more.
+    private func acquiredSome(_ acquired: [ShareAcquisition]) {
+        if !acquired.isEmpty || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
+            return read(acquired, from: 0)
+        }
+        polling = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        for tp in update.partitions {
+            guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { continue }
+            let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
+                loop.execute { bound.value.wake() }
+            }
+            if let watch { watches.append(watch) }
+        }
+        timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake() }
+    }
+
+    private func wake() {
+        guard polling else { return }
+        polling = false
+        for watch in watches { watch.cancel() }
+        watches.removeAll()
+        timer?.cancel()
+        timer = nil
+        acquire()
+    }
+
+    /// Step 4: the batches of `acquired[index...]`, in order (each partition's read is
+    /// bounded by what the earlier ones left of the budget).
+    private func read(_ acquired: [ShareAcquisition], from index: Int) {
+        var index = index
+        while index < acquired.count {
+            let acquisition = acquired[index]
+            index += 1
+            var walk: ShareBatchWalk
+            do {
+                walk = ShareBatchWalk(
+                    acquisition, topicId: try broker.topicId(of: acquisition.topicPartition.topic), maxBytes: max(budget, 1))
+                if try router.readBatchesNow(&walk) {
+                    deliver(acquisition, walk)
+                    continue
+                }
+            } catch {
+                fail(acquisition, error)
+                continue
+            }
+            // A read would wait for the disk: this partition's reads go on off the loop.
+            router.readsOffLoop.add(1, ordering: .relaxed)
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let (loop, router, started) = (loop, router, walk)
+            let next = index
+            Task {
+                var walk = started
+                let outcome: Result<ShareBatchWalk, Error>
+                do {
+                    try await router.readBatches(&walk)
+                    outcome = .success(walk)
+                } catch {
+                    outcome = .failure(error)
+                }
+                loop.execute {
+                    let fetch = bound.value
+                    switch outcome {
+                    case .success(let walk): fetch.deliver(acquisition, walk)
+                    case .failure(let error): fetch.fail(acquisition, error)
+                    }
+                    fetch.read(acquired, from: next)
+                }
+            }
+            return
+        }
+        finish()
+    }
+
+    /// The records the reads reached go out; acquired records past them are given back.
+    private func deliver(_ acquisition: ShareAcquisition, _ walk: ShareBatchWalk) {
+        let tp = acquisition.topicPartition
+        let covered = walk.covered
+        budget -= walk.kept.count
+        broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets.filter { $0 > covered })
+        var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
+        entry.records = .bytes(walk.kept[...])
+        entry.acquiredRecords = acquisition.ranges.compactMap { range in
+            guard range.first <= covered else { return nil }
+            return .init(firstOffset: range.first, lastOffset: min(range.last, covered), deliveryCount: range.deliveryCount)
+        }
+        partitions[tp] = entry
+    }
+
+    private func fail(_ acquisition: ShareAcquisition, _ error: any Error) {
+        let tp = acquisition.topicPartition
+        broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets)
+        var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
+        entry.errorCode = KafkaError(error).rawValue
+        entry.errorMessage = "\(error)"
+        partitions[tp] = entry
+    }
+
+    /// Step 5.
+    private func finish() {
+        guard let done else { return }
+        self.done = nil
+        var response = ShareFetchResponse()
+        response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
+        for (tp, result) in acknowledged {
+            var entry = partitions[tp] ?? ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
+            entry.acknowledgeErrorCode = KafkaError(optional: result).rawValue
+            if result != nil { entry.acknowledgeErrorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
+            partitions[tp] = entry
+        }
+        var topics: [String: ShareFetchResponse.Topic] = [:]
+        for (tp, entry) in partitions.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
+            topics[tp.topic, default: ShareFetchResponse.Topic(topicId: router.wireId(of: tp.topic))].partitions.append(entry)
+        }
+        response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
+        for (topicId, partition, error) in refused {
+            var entry = ShareFetchResponse.Partition(partitionIndex: partition)
+            entry.errorCode = error.rawValue
+            entry.acknowledgeErrorCode = error.rawValue
+            response.responses.append(.init(topicId: topicId, partitions: [entry]))
+        }
+        done(response)
+    }
+}
+
+/// Reading the stored batches that hold one share acquisition's records: from its first
+/// offset, keeping the batches that hold an acquired offset and reading no further than the
+/// last acquired offset, in growing chunks (one acquired record costs one small read, not
+/// `maxBytes`). A large batch of which only a few records were acquired is decoded once into
+/// the router's `ShareBatchCache` (for the fetches that take its records a few at a time)
+/// and sent trimmed to those records.
+///
+/// The walk only decides what to read next and takes what was read: the event loop drives
+/// it with page-cache reads (`RequestRouter.readBatchesNow`), a task with reads that may
+/// wait for the disk (`readBatches`), and a walk the loop could not finish goes on in the task.
+struct ShareBatchWalk: Sendable {
+    let topicPartition: TopicPartition
+    let topicId: UUID
+    let keep: [AcquiredRange]
+    let maxBytes: Int
+    /// The last acquired offset.
+    let target: Int64
+    /// The batches kept so far, as they go out.
+    private(set) var kept: [UInt8] = []
+    /// The last offset the reads reached (acquired offsets past it were not delivered).
+    private(set) var covered: Int64
+    private var chunk = 16 << 10
+    private var ended = false
+
+    init(_ acquisition: ShareAcquisition, topicId: UUID, maxBytes: Int) {
+        topicPartition = acquisition.topicPartition
+        self.topicId = topicId
+        keep = acquisition.ranges
+        self.maxBytes = maxBytes
+        target = acquisition.ranges.map(\.last).max() ?? acquisition.offsets[0]
+        covered = acquisition.offsets[0] - 1
+    }
+
+    /// The next read to make (offset, byte limit), after taking what `cache` holds; nil when done.
+    mutating func nextRead(cache: ShareBatchCache) -> (offset: Int64, limit: Int)? {
+        while !ended && covered < target && (kept.isEmpty || kept.count < maxBytes) {
+            if let cached = cache.batch(topicPartition, id: topicId, containing: covered + 1) {
+                kept += RequestRouter.trimmed(cached, keep: keep)
+                covered = cached.header.baseOffset + Int64(cached.header.lastOffsetDelta)
+                continue
+            }
+            let limit = kept.isEmpty ? min(chunk, maxBytes) : min(chunk, maxBytes - kept.count)
+            return (covered + 1, max(1, limit))
+        }
+        return nil
+    }
+
+    /// Takes the whole stored batches a read returned (nil or nothing new: the log ends there).
+    mutating func take(_ bytes: [UInt8]?, cache: ShareBatchCache) {
+        guard let bytes else {
+            ended = true
+            return
+        }
+        var position = 0
+        let before = covered
+        while position + 61 <= bytes.count {
+            let base = bytes.withUnsafeBytes { Int64(bigEndian: $0.loadUnaligned(fromByteOffset: position, as: Int64.self)) }
+            let length = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self)) }
+            let delta = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 23, as: Int32.self)) }
+            let end = position + 12 + Int(length)
+            guard length > 0, end <= bytes.count else { break }
+            let last = base + Int64(delta)
+            if last > covered {
+                let runs = RequestRouter.runs(keep, base: base, last: last)
+                if !runs.isEmpty {
+                    let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
+                    if end - position > 16 << 10, acquired * 2 < last - base + 1,
+                        let decoded = try? bytes[position..<end].withUnsafeBytes({ raw in try RecordBatch(decoding: raw) })
+                    {
+                        cache.insert(topicPartition, id: topicId, decoded, size: end - position)
+                        kept += RequestRouter.trimmed(decoded, keep: keep)
+                    } else {
+                        kept += bytes[position..<end]
+                    }
+                }
+                covered = last
+            }
+            position = end
+            if covered >= target { break }
+        }
+        if covered == before { ended = true }
+        chunk = min(chunk * 4, 4 << 20)
+    }
+}
+
+extension RequestRouter {
+    /// Drives `walk` with page-cache reads on the calling event loop. Returns false, with
+    /// the walk where it stopped, when a read would wait for the disk (a segment to open,
+    /// bytes not in the page cache).
+    func readBatchesNow(_ walk: inout ShareBatchWalk) throws -> Bool {
+        let tp = walk.topicPartition
+        while let (offset, limit) = walk.nextRead(cache: shareBatches) {
+            guard let result = try broker.readNow(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: limit) else {
+                return false
+            }
+            guard let slice = result.slice else {
+                walk.take(nil, cache: shareBatches)
+                continue
+            }
+            guard let bytes = try slice.readBytesIfCached() else { return false }
+            walk.take(bytes, cache: shareBatches)
+        }
+        return true
+    }
+
+    /// Drives `walk` to its end with reads that may wait for the disk (off the event loop).
+    func readBatches(_ walk: inout ShareBatchWalk) async throws {
+        let tp = walk.topicPartition
+        while let (offset, limit) = walk.nextRead(cache: shareBatches) {
+            let result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: limit)
+            walk.take(try result.slice?.readBytes(), cache: shareBatches)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// ShareFetch runs on the connection's event loop; what would wait for the disk does not.
+extension ServerTests {
+    static func shareFetch(_ client: RawClient, topicId: WireUUID, epoch: Int32, correlation: Int32) throws -> ShareFetchResponse {
+        var request = ShareFetchRequest()
+        request.groupId = "workers"
+        request.memberId = "worker-1"
+        request.shareSessionEpoch = epoch
+        request.maxWaitMs = 2_000
+        request.maxRecords = 1
+        request.batchSize = 1
+        if epoch == 0 {
+            var topic = ShareAcknowledgeTopic()
+            topic.topicId = topicId
+            topic.partitions = [.init(partitionIndex: 0)]
+            request.topics = [topic]
+        }
+        try client.request(.shareFetch, version: 1, correlation: correlation, request)
+        let (c, body) = try #require(client.response())
+        #expect(c == correlation)
+        return try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+    }
+
+    /// Jobs whose log is not in the page cache: the first fetch must read the records' keys and
+    /// delays (its acquire) and then their batch, the second fetch the batch again; each of the
+    /// three reads happens off the loop (the loop's own attempts only look at the page cache;
+    /// `.readNoWait` is injected to make them miss for certain), and each job arrives once.
+    @Test func coldJobsAreAcquiredAndReadOffTheEventLoop() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("coldjobs", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var builder = RecordBatchBuilder(compression: .none)
+            for i in 0..<3 { builder.append(timestamp: 1000, key: Array("k\(i)".utf8), value: [UInt8](repeating: UInt8(i), count: 200)) }
+            let batch = try builder.build()
+            try Self.produceEach(client, topic: "coldjobs", [batch])
+            let log = server.broker.dataDirectory + "/coldjobs-0/00000000000000000000.log"
+
+            var heartbeat = ShareGroupHeartbeatRequest()
+            heartbeat.groupId = "workers"
+            heartbeat.memberId = "worker-1"
+            heartbeat.subscribedTopicNames = ["coldjobs"]
+            try client.request(.shareGroupHeartbeat, version: 1, correlation: 1, heartbeat)
+            let (_, joined) = try #require(client.response())
+            #expect(try ShareGroupHeartbeatResponse.decode(joined, from: 1, version: 1, flexible: true).errorCode == 0)
+            let topicId = try FetchSessionTests.topicId(of: "coldjobs", port: server.boundPort)
+
+            StorageFaults.inject(.readNoWait, .resourceTemporarilyUnavailable, pathContains: log, times: nil)
+            defer { StorageFaults.clear(pathContains: log) }
+            try dropFromPageCache(log)
+            let first = try Self.shareFetch(client, topicId: topicId, epoch: 0, correlation: 2)
+            let p0 = try #require(first.responses.first?.partitions.first)
+            #expect(p0.errorCode == 0)
+            #expect(p0.acquiredRecords.map { [$0.firstOffset, $0.lastOffset, Int64($0.deliveryCount)] } == [[0, 0, 1]])
+            guard case .bytes(let got0)? = p0.records else { throw TidemarkError(.invalidRequest, "no records") }
+            #expect(Array(got0)[8...] == batch[8...])
+            #expect(server.fetchReadsOffLoop == 2, "the acquire's scan and the batch's read")
+
+            // The window already knows offset 1; its batch is cold again.
+            try dropFromPageCache(log)
+            let second = try Self.shareFetch(client, topicId: topicId, epoch: 1, correlation: 3)
+            let p1 = try #require(second.responses.first?.partitions.first)
+            #expect(p1.errorCode == 0)
+            #expect(p1.acquiredRecords.map { [$0.firstOffset, $0.lastOffset, Int64($0.deliveryCount)] } == [[1, 1, 1]])
+            guard case .bytes(let got1)? = p1.records else { throw TidemarkError(.invalidRequest, "no records") }
+            #expect(Array(got1)[8...] == batch[8...])
+            #expect(server.fetchReadsOffLoop == 3, "the batch's read")
+        }
+    }
+}

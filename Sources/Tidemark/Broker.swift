@@ -255,6 +255,18 @@ public final class Broker: Sendable {
         let shares = ShareCoordinator(
             options: options.groups, configs: groupConfigs, store: shareStore, restored: shareStates, topicNames: registry.names,
             clock: options.clock)
+        var logBounds: [UUID: [Int: (start: Int64, end: Int64)]] = [:]
+        for topic in registry.topics.values {
+            for (p, slot) in topic.slots.enumerated() {
+                if let log = slot.state?.log { logBounds[topic.id, default: [:]][p] = (log.logStartOffset, log.logEndOffset) }
+            }
+        }
+        let cut = try await shares.followLogs { id, partition in logBounds[id]?[partition] }
+        if cut > 0 {
+            options.logger.warning(
+                "share state was ahead of its logs (recovered after a power loss?): cut back to the log ends",
+                metadata: ["partitions": "\(cut)"])
+        }
         let broker = Broker(
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups, shares: shares,
             flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)

@@ -141,8 +141,25 @@ import TidemarkStorage
     @Test func recordsBelowTheLogStartLeaveTheWindow() {
         var p = SharePartition(startOffset: 0)
         _ = Self.take(&p, "a", logEnd: 10)
-        p.follow(logStart: 6)
+        p.follow(logStart: 6, logEnd: 10)
         #expect(p.startOffset == 6 && p.endOffset == 10)
+    }
+
+    /// A log cut back below the window (recovery after a power loss kept fewer records than
+    /// the share state saw): the offsets past the new end are new jobs when appended again.
+    @Test func recordsPastACutLogEndLeaveTheWindow() {
+        var p = SharePartition(startOffset: 0)
+        let taken = Self.take(&p, "a", logEnd: 10)
+        _ = p.acknowledge([ShareAcknowledgement(first: 0, last: 9, types: [.accept])], member: "a", nowMs: 0, settings: Self.settings(), allowRenew: false)
+        #expect(taken.count == 1 && p.startOffset == 10)
+        let cut = p.follow(logStart: 0, logEnd: 7)
+        #expect(cut && p.startOffset == 7 && p.endOffset == 7)
+        #expect(Self.take(&p, "a", logEnd: 9) == [AcquiredRange(first: 7, last: 8, deliveryCount: 1)])
+        // Cut inside the window: the entries before the end stay as they were.
+        let cutInside = p.follow(logStart: 0, logEnd: 8)
+        #expect(cutInside && p.startOffset == 7 && p.endOffset == 8 && p.counts().acquired == 1)
+        let again = p.follow(logStart: 0, logEnd: 8)
+        #expect(!again)
     }
 
     /// The durable layout: runs of (state, delivery count); a lock does not survive.
@@ -236,6 +253,52 @@ import TidemarkStorage
         #expect(again.first?.ranges == [AcquiredRange(first: 3, last: 5, deliveryCount: 2), AcquiredRange(first: 6, last: 9, deliveryCount: 1)])
         let summary = try #require(broker.shares.summaries("workers", view: view).first)
         #expect(summary.startOffset == 3 && summary.acquired == 7 && summary.lag == 7)
+        try await broker.close()
+    }
+
+    /// Power loss on a topic flushed by the OS: the share state (acknowledgements are durable)
+    /// can be ahead of what recovery kept of the log. Jobs appended again at the lost offsets
+    /// are new jobs: they are delivered, not taken for the acknowledged ones they replace, even
+    /// after another restart.
+    @Test func jobsAppendedAfterTheLogLostItsTailAreDelivered() async throws {
+        let dir = TemporaryDirectory()
+        let tp = TopicPartition("jobs", 0)
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("jobs", partitions: 1)
+            try await Self.produce(broker, "jobs", count: 10)
+            _ = Self.join(broker, "w1")
+            let view = broker.shareLogView
+            _ = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+            #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 100, view: view).first?.offsets.count == 10)
+            let acked = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+                acknowledgements: [tp: [ShareAcknowledgement(first: 0, last: 9, types: [.accept])]], allowRenew: false, view: view)
+            try await Self.durable(broker, acked.durableAt)
+            try await broker.close()
+        }
+        // What recovery would keep after a power loss: the first 6 records.
+        let log = try PartitionLog.open(directory: dir.path + "/jobs-0", config: LogConfig())
+        try log.truncate(to: 6)
+        try log.close()
+
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            #expect(try broker.offsets(topic: "jobs", partition: 0).end == 6)
+            try await Self.produce(broker, "jobs", count: 4)  // offsets 6-9 again: new jobs
+            try await broker.close()
+        }
+        // Restarted once more before any worker came: the cut was kept.
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        _ = Self.join(broker, "w2")
+        let view = broker.shareLogView
+        _ = broker.shares.updateSession(
+            group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        let summary = try #require(broker.shares.summaries("workers", view: view).first)
+        #expect(summary.startOffset == 6 && summary.lag == 4)
+        let again = broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 100, view: view)
+        #expect(again.first?.ranges == [AcquiredRange(first: 6, last: 9, deliveryCount: 1)])
         try await broker.close()
     }
 

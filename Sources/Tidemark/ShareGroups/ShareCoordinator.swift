@@ -339,7 +339,7 @@ public final class ShareCoordinator: Sendable {
             for tp in partitions where remaining > 0 {
                 guard let pkey = slotKey(group, tp, view: view, &s), let bounds = view.bounds(tp.topic, tp.partition) else { continue }
                 var slot = s.slots[pkey]!
-                var moved = slot.state.follow(logStart: bounds.start)
+                var moved = slot.state.follow(logStart: bounds.start, logEnd: bounds.end)
                 if slot.state.expireLocks(nowMs: now, settings: settings) > 0 { moved = true }
                 // Work is spread: a member takes at most its fair share of the partition's
                 // backlog among the group's members (all of it when alone).
@@ -418,7 +418,7 @@ public final class ShareCoordinator: Sendable {
                     continue
                 }
                 var copy = slot.state
-                copy.follow(logStart: bounds.start)
+                copy.follow(logStart: bounds.start, logEnd: bounds.end)
                 copy.expireLocks(nowMs: now, settings: settings)
                 if copy.hasAvailable(logEnd: bounds.end, settings: settings, nowMs: now) { return true }
             }
@@ -557,7 +557,10 @@ public final class ShareCoordinator: Sendable {
         let now = clock()
         return slots.sorted { ServerAssignor.partitionOrder($0.key.topicPartition, $1.key.topicPartition) }.map { key, slot in
             let tp = key.topicPartition
-            let logEnd = view.bounds(tp.topic, tp.partition)?.end ?? slot.state.endOffset
+            var slot = slot
+            let bounds = view.bounds(tp.topic, tp.partition)
+            if let bounds { slot.state.follow(logStart: bounds.start, logEnd: bounds.end) }
+            let logEnd = bounds?.end ?? slot.state.endOffset
             let counts = slot.state.counts(nowMs: now)
             let lag = max(0, logEnd - slot.state.startOffset - Int64(counts.acknowledged + counts.archived))
             return SharePartitionSummary(
@@ -604,6 +607,27 @@ public final class ShareCoordinator: Sendable {
             return try store.write(changed)
         }
         if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    /// At open, before anything is appended: a restored window past its log's end (crash
+    /// recovery after a power loss kept less of the log than the share state saw) is cut back
+    /// to it, durably, so jobs appended at those offsets again are delivered as new. (Cut
+    /// only in memory, a second restart after such appends could not tell them from the lost
+    /// ones.) Returns how many partitions were cut.
+    func followLogs(_ bounds: (_ topicId: UUID, _ partition: Int) -> (start: Int64, end: Int64)?) async throws -> Int {
+        let (durableAt, cut) = try state.withLock { s -> (Int64?, Int) in
+            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            for (key, slot) in s.slots {
+                guard let b = bounds(slot.topicId, key.topicPartition.partition), slot.state.endOffset > b.end else { continue }
+                var slot = slot
+                slot.state.follow(logStart: b.start, logEnd: b.end)
+                s.slots[key] = slot
+                changed.append((storeKey(key, slot), slot.state))
+            }
+            return (try store.write(changed), changed.count)
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+        return cut
     }
 
     private func waitDurable(_ offset: Int64) async throws {

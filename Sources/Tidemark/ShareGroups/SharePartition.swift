@@ -203,10 +203,23 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Records below the log start are gone (retention, DeleteRecords): they leave the window.
+    /// So are records at or past the log end, when the log was cut back (crash recovery after
+    /// a power loss kept less than this state, or a truncation): the window ends at the log
+    /// end, so the jobs appended next at those offsets are new, not taken for finished ones.
     /// Returns true when the window moved.
     @discardableResult
-    mutating func follow(logStart: Int64) -> Bool {
-        guard startOffset < logStart else { return false }
+    mutating func follow(logStart: Int64, logEnd: Int64) -> Bool {
+        var moved = false
+        if endOffset > logEnd {
+            if startOffset >= logEnd {
+                entries.removeAll()
+                startOffset = logEnd
+            } else {
+                entries.removeLast(Int(endOffset - logEnd))
+            }
+            moved = true
+        }
+        guard startOffset < logStart else { return moved }
         let drop = Int(min(Int64(entries.count), logStart - startOffset))
         entries.removeFirst(drop)
         startOffset = logStart

@@ -8,12 +8,14 @@
 #
 #   Benchmarks/jobs/run_share_consume.sh                 (from the project root)
 #   N=20000 SIZE=1024 WORKERS=4 BATCH=100 PEERS="redis nats rabbitmq" TIMEOUT_S=120 ...
+#   TM_TOPIC_CONFIG="flush.messages=1"   (Tidemark's jobs topic synced: acknowledgements too)
 #
 # Tidemark binary: TIDEMARK_BIN, else .build/release/tidemark if it is newer than every file in
 # Sources/, else .build/debug/tidemark (the header says which). This script never builds.
 # Durability is not equal (see README.md): Tidemark flushes to the OS (default flush policy),
-# and its share-state commit is group-committed; Redis AOF everysec; NATS 2.9 writes to the OS;
-# RabbitMQ quorum queues fsync their WAL in batches.
+# and so do its acknowledgements (they follow the topic; with TM_TOPIC_CONFIG=flush.messages=1
+# both are synced, group-committed, before they are answered); Redis AOF everysec; NATS 2.9
+# writes to the OS; RabbitMQ quorum queues fsync their WAL in batches.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -95,7 +97,8 @@ mkdir -p "$_TMP/tm"
 TPID=$!; track_pid "$TPID"
 wait_port "$PORT" 60
 log "tidemark pid $TPID port $PORT"
-"$TIDEMARK_BIN" topics create jobs --partitions 4 --bootstrap "127.0.0.1:$PORT" >/dev/null
+"$TIDEMARK_BIN" topics create jobs --partitions 4 --bootstrap "127.0.0.1:$PORT" \
+  ${TM_TOPIC_CONFIG:+--config "$TM_TOPIC_CONFIG"} >/dev/null
 run_one tidemark_share tidemark "$TM_PY" "127.0.0.1:$PORT" "$TPID" || log "tidemark_share FAILED"
 "$TIDEMARK_BIN" groups describe workers --bootstrap "127.0.0.1:$PORT" > "$_TMP/tm/describe.txt" 2>&1 || true
 log "tidemark groups describe workers:"; sed 's/^/    /' "$_TMP/tm/describe.txt" >&2

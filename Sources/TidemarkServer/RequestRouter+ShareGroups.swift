@@ -4,8 +4,8 @@ import TidemarkStorage
 import TidemarkWire
 
 /// Share groups (KIP-932) on the wire: topic ids in and out, the engine's `ShareCoordinator`
-/// in between. A ShareFetch applies the acknowledgements it carries (answered only once
-/// durable), acquires records (long-polling up to max_wait_ms when there are none) and
+/// in between. A ShareFetch applies the acknowledgements it carries (answered once logged,
+/// and synced on topics that sync every append), acquires records (long-polling up to max_wait_ms when there are none) and
 /// returns the stored batches that hold them, byte for byte (`ShareFetchInFlight`).
 extension RequestRouter {
     func shareGroupHeartbeat(_ request: ShareGroupHeartbeatRequest, header: RequestHeader) -> ShareGroupHeartbeatResponse {
@@ -173,8 +173,9 @@ extension RequestRouter {
     }
 
     /// ShareAcknowledge: the acknowledgements are applied and logged now (under the share
-    /// coordinator's lock), and `done` is called once they are durable: at once when nothing
-    /// was written, else from the flusher's thread (the event loop's caller hops back).
+    /// coordinator's lock), and `done` is called once they are as durable as their topics: at
+    /// once, or after the sync that a topic syncing every append needs, from the flusher's
+    /// thread (the event loop's caller hops back).
     func shareAcknowledge(
         _ request: ShareAcknowledgeRequest, version: Int16, _ done: @escaping @Sendable (ShareAcknowledgeResponse) -> Void
     ) {

@@ -8,8 +8,8 @@ import TidemarkWire
 /// loop with no task or thread hop unless the step must wait or would block:
 ///
 /// 1. its acknowledgements were applied by `RequestRouter.shareFetch` (the session update
-///    runs once, before this object exists); when they were logged, the flusher's callback
-///    brings the fetch back to the loop once they are durable;
+///    runs once, before this object exists); when they must be synced (a topic that syncs
+///    every append), the flusher's callback brings the fetch back to the loop once they are;
 /// 2. acquire with a view that never waits for the disk; when it declined a cold read and
 ///    got nothing, the engine acquires on its executor (`Broker.acquireShares`) and the
 ///    fetch comes back to the loop with what that got;
@@ -65,7 +65,7 @@ final class ShareFetchInFlight {
 
     private var broker: Broker { router.broker }
 
-    /// Step 1: wait for the acknowledgements to be durable, if any were logged.
+    /// Step 1: wait for the acknowledgements to be synced, if their topics need it.
     func start() {
         guard let offset = update.durableAt else { return acknowledgementsDone() }
         let bound = NIOLoopBound(self, eventLoop: loop)

@@ -218,7 +218,7 @@ import TidemarkStorage
         let tp = TopicPartition("jobs", 0)
         do {
             let broker = try await Broker.open(dataDirectory: dir.path)
-            try await broker.createTopic("jobs", partitions: 1)
+            try await broker.createTopic("jobs", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
             try await Self.produce(broker, "jobs", count: 10)
             let joined = Self.join(broker, "w1")
             #expect(joined.error == nil && joined.assignment == [tp])
@@ -253,6 +253,39 @@ import TidemarkStorage
         #expect(again.first?.ranges == [AcquiredRange(first: 3, last: 5, deliveryCount: 2), AcquiredRange(first: 6, last: 9, deliveryCount: 1)])
         let summary = try #require(broker.shares.summaries("workers", view: view).first)
         #expect(summary.startOffset == 3 && summary.acquired == 7 && summary.lag == 7)
+        try await broker.close()
+    }
+
+    /// Acknowledgements are as durable as the jobs they finish: on a topic that syncs every
+    /// append they are answered once synced (`durableAt`), on one flushed by the OS once in the
+    /// share-state log; a request that acknowledges both waits.
+    @Test func acknowledgementsAreAsDurableAsTheirTopic() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.createTopic("synced", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+        try await Self.produce(broker, "jobs", count: 3)
+        try await Self.produce(broker, "synced", count: 3)
+        #expect(broker.shareGroupHeartbeat(
+            ShareHeartbeat(groupId: "workers", memberId: "w1", memberEpoch: 0, subscribedTopicNames: ["jobs", "synced"])).error == nil)
+        let (jobs, synced) = (TopicPartition("jobs", 0), TopicPartition("synced", 0))
+        let view = broker.shareLogView
+        _ = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 0, add: [jobs, synced], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [jobs, synced], maxRecords: 100, view: view).count == 2)
+        func ack(_ epoch: Int32, _ acks: [TopicPartition: [ShareAcknowledgement]]) -> ShareSessionUpdate {
+            broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: epoch, add: [], forget: [], acknowledgements: acks, allowRenew: false, view: view)
+        }
+        let accept = { (offset: Int64) in [ShareAcknowledgement(first: offset, last: offset, types: [.accept])] }
+        let os = ack(1, [jobs: accept(0)])
+        #expect(os.acknowledged[jobs] == .some(nil) && os.durableAt == nil)
+        let durable = ack(2, [synced: accept(0)])
+        #expect(durable.acknowledged[synced] == .some(nil) && durable.durableAt != nil)
+        try await Self.durable(broker, durable.durableAt)
+        let both = ack(3, [jobs: accept(1), synced: accept(1)])
+        #expect(both.durableAt != nil)
+        try await Self.durable(broker, both.durableAt)
         try await broker.close()
     }
 

@@ -27,7 +27,7 @@ public struct ShareRecord: Sendable, Equatable {
 /// In `.implicit` mode, records of a poll that were not acknowledged are accepted by the next
 /// poll, commit or close; in `.explicit` mode they stay held until acknowledged or until their
 /// lock runs out. Acknowledgements are sent by the next poll, `commit` or `close`, and are
-/// durable when those return.
+/// recorded when those return (synced to disk first on topics that sync every append).
 ///
 /// Concurrency: meant for one task at a time; its state (membership, session epoch, pending
 /// acknowledgements) is in a Mutex so it can be handed between tasks.
@@ -186,7 +186,7 @@ public final class ShareConsumer: Sendable {
     }
 
     /// Sends the acknowledgements made so far and returns, per partition, nil when they were
-    /// applied (and are durable) or the reason they were not (`.invalidRecordState`: the lock
+    /// applied (and recorded, as durable as their topic) or the reason they were not (`.invalidRecordState`: the lock
     /// had run out and the record went to another worker).
     @discardableResult
     public func commit() async throws -> [TopicPartition: TidemarkError.Code?] {

@@ -11,12 +11,17 @@ public struct ShareLogView: Sendable {
     /// when reading them would wait for the disk and this view must not
     /// (`Broker.shareLogViewWithoutBlocking`). No scan (nil here): records go out as read.
     var scan: (@Sendable (String, Int, Int64, Int) -> [SharePartition.RecordMeta]?)?
+    /// Whether a topic's appends are synced before they are answered (`flush.messages=1`):
+    /// acknowledgements of its records are then answered only once synced too. Otherwise they
+    /// are answered once in the share-state log (the page cache), as the topic's records are.
+    public var syncsEveryAppend: @Sendable (String) -> Bool
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
     ) {
         self.topicId = topicId
         self.bounds = bounds
         self.scan = nil
+        self.syncsEveryAppend = { _ in true }
     }
 }
 
@@ -27,7 +32,9 @@ public struct ShareSessionUpdate: Sendable {
     public var errorMessage: String?
     /// Per partition that carried acknowledgements: nil when applied, else why not.
     public var acknowledged: [TopicPartition: TidemarkError.Code?] = [:]
-    /// Everything below this offset of the share-state log must be durable before the answer.
+    /// Everything below this offset of the share-state log must be durable before the answer:
+    /// set when an acknowledgement of a topic that syncs every append was applied
+    /// (`ShareLogView.syncsEveryAppend`); nil when the answer may go now.
     public var durableAt: Int64?
     /// The session's partitions, in the order to read them this time.
     public var partitions: [TopicPartition] = []
@@ -267,6 +274,7 @@ public final class ShareCoordinator: Sendable {
             }
             var update = ShareSessionUpdate(lockDurationMs: settings.lockDurationMs)
             var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            var syncAcknowledgements = false
             for (tp, acks) in acknowledgements {
                 if epoch == 0 {
                     update.acknowledged[tp] = .some(.invalidShareSessionEpoch)
@@ -283,6 +291,7 @@ public final class ShareCoordinator: Sendable {
                     s.slots[pkey] = slot
                     changed.append((storeKey(pkey, slot), slot.state))
                     if !slot.state.deadLetters.isEmpty { update.deadLettersPending = true }
+                    if view.syncsEveryAppend(tp.topic) { syncAcknowledgements = true }
                 }
             }
             if epoch == -1 {
@@ -302,7 +311,8 @@ public final class ShareCoordinator: Sendable {
                 s.sessions[key] = session
             }
             do {
-                update.durableAt = try store.write(changed)
+                let written = try store.write(changed)
+                update.durableAt = syncAcknowledgements ? written : nil
             } catch {
                 // Not durable: the acknowledgements are refused (the records stay acquired
                 // in memory and expire like any lock).

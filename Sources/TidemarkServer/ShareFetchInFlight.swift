@@ -10,9 +10,9 @@ import TidemarkWire
 /// 1. its acknowledgements were applied by `RequestRouter.shareFetch` (the session update
 ///    runs once, before this object exists); when they must be synced (a topic that syncs
 ///    every append), the flusher's callback brings the fetch back to the loop once they are;
-/// 2. acquire with a view that never waits for the disk; when it declined a cold read and
-///    got nothing, the engine acquires on its executor (`Broker.acquireShares`) and the
-///    fetch comes back to the loop with what that got;
+/// 2. acquire with a view that never waits for the disk; when it declined a cold read, the
+///    engine acquires from the partitions not served yet on its executor
+///    (`Broker.acquireShares`) and the fetch comes back to the loop with both;
 /// 3. nothing to acquire (and no acknowledgements to answer): long poll. An append to any
 ///    session partition, or a loop timer at most 200 ms away (locks expire and records are
 ///    released without an append), wakes it to acquire again, until `deadline`;
@@ -100,13 +100,20 @@ final class ShareFetchInFlight {
         let acquired = broker.shares.acquire(
             group: group, member: member, partitions: update.partitions, maxRecords: maxRecords,
             view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
-        guard acquired.isEmpty && wouldBlock else { return acquiredSome(acquired) }
+        guard wouldBlock else { return acquiredSome(acquired) }
+        // Partitions whose window needed the disk were left out: the executor acquires from
+        // the partitions not served yet (so a cold partition is not starved by a busy one
+        // that always has records), and the fetch answers with both.
+        let served = Set(acquired.map(\.topicPartition))
+        let rest = update.partitions.filter { !served.contains($0) }
+        let left = maxRecords - acquired.reduce(0) { $0 + $1.offsets.count }
+        guard !rest.isEmpty && left > 0 else { return acquiredSome(acquired) }
         router.readsOffLoop.add(1, ordering: .relaxed)
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let (loop, broker, group, member, partitions, maxRecords) = (loop, broker, group, member, update.partitions, maxRecords)
+        let (loop, broker, group, member) = (loop, broker, group, member)
         Task {
-            let acquired = await broker.acquireShares(group: group, member: member, partitions: partitions, maxRecords: maxRecords)
-            loop.execute { bound.value.acquiredSome(acquired) }
+            let more = await broker.acquireShares(group: group, member: member, partitions: rest, maxRecords: left)
+            loop.execute { bound.value.acquiredSome(acquired + more) }
         }
     }
 

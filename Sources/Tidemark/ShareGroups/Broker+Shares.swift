@@ -14,7 +14,7 @@ extension Broker {
         var view = ShareLogView(
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
-        view.syncsEveryAppend = { [self] topic in (try? partitionState(topic, 0))?.log.config.flushPolicy == .everyAppend }
+        view.syncsEveryAppend = { [self] topic in (try? topicState(topic))?.config.flushPolicy == .everyAppend }
         view.scan = { [self] topic, partition, offset, count in
             do {
                 return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)
@@ -26,13 +26,23 @@ extension Broker {
     }
 
     /// Acquires with `shareLogView` on the blocking executor: for an event loop whose
-    /// `shareLogViewWithoutBlocking` acquire declined a read that needed the disk.
+    /// `shareLogViewWithoutBlocking` acquire declined a read that needed the disk. What the
+    /// scans will read (a segment to open, bytes to bring into the page cache, up to 1 MiB
+    /// per partition) is read first, outside the share coordinator's lock, so the acquire that
+    /// holds it seldom waits for the disk (and the event loops waiting for that lock with it).
     public func acquireShares(group: String, member: String, partitions: [TopicPartition], maxRecords: Int) async
         -> [ShareAcquisition]
     {
         let view = shareLogView
-        return (try? await executor.run { [shares] in
-            shares.acquire(group: group, member: member, partitions: partitions, maxRecords: maxRecords, view: view)
+        let starts = shares.scanStarts(group: group, partitions: partitions)
+        return (try? await executor.run { [self, shares] in
+            for (tp, offset) in starts {
+                guard let state = try? partitionState(tp.topic, tp.partition),
+                    let slice = (try? readLocked(state, offset: offset, maxBytes: 1 << 20, mayBlock: true))??.slice
+                else { continue }
+                try? slice.warm()
+            }
+            return shares.acquire(group: group, member: member, partitions: partitions, maxRecords: maxRecords, view: view)
         }) ?? []
     }
 

@@ -404,6 +404,18 @@ public final class ShareCoordinator: Sendable {
         }
     }
 
+    /// Where acquiring from `partitions` would read the log next: a restored window from its
+    /// start (its keys and delays), others from their end (records entering the window).
+    /// Partitions the group has no window for yet are left out.
+    func scanStarts(group: String, partitions: [TopicPartition]) -> [(TopicPartition, Int64)] {
+        state.withLock { s in
+            partitions.compactMap { tp in
+                guard let slot = s.slots[PartitionKey(group: group, topicPartition: tp)] else { return nil }
+                return (tp, slot.state.needsMetadata ? slot.state.startOffset : slot.state.endOffset)
+            }
+        }
+    }
+
     /// Gives back acquired offsets that the read did not deliver.
     public func giveBack(group: String, member: String, _ topicPartition: TopicPartition, offsets: [Int64]) {
         guard !offsets.isEmpty else { return }

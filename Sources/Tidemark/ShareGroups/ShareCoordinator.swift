@@ -284,11 +284,12 @@ public final class ShareCoordinator: Sendable {
                     update.acknowledged[tp] = .some(.unknownTopicOrPartition)
                     continue
                 }
-                var slot = s.slots[pkey]!
-                let result = slot.state.acknowledge(acks, member: member, nowMs: now, settings: settings, allowRenew: allowRenew)
+                // In place (a copy of the slot would copy its window): a refused acknowledgement
+                // changes nothing (`acknowledge` checks every offset before it applies any).
+                let result = s.slots[pkey]!.state.acknowledge(acks, member: member, nowMs: now, settings: settings, allowRenew: allowRenew)
                 update.acknowledged[tp] = result
                 if result == nil {
-                    s.slots[pkey] = slot
+                    let slot = s.slots[pkey]!
                     changed.append((storeKey(pkey, slot), slot.state))
                     if !slot.state.deadLetters.isEmpty { update.deadLettersPending = true }
                     if view.syncsEveryAppend(tp.topic) { syncAcknowledgements = true }
@@ -348,7 +349,23 @@ public final class ShareCoordinator: Sendable {
             var changed: [(ShareStateStore.Key, SharePartition?)] = []
             for tp in partitions where remaining > 0 {
                 guard let pkey = slotKey(group, tp, view: view, &s), let bounds = view.bounds(tp.topic, tp.partition) else { continue }
-                var slot = s.slots[pkey]!
+                // A restored window first reads its records' keys and delays: only a read, so
+                // a view that declines it leaves the slot as it was (a later acquire does it).
+                var restored: [SharePartition.RecordMeta]? = nil
+                if let scan = view.scan {
+                    let (needs, start, end) = s.slots[pkey].map { ($0.state.needsMetadata, $0.state.startOffset, $0.state.endOffset) }!
+                    let from = max(start, bounds.start)
+                    let to = min(end, bounds.end)
+                    if needs && to > from {
+                        guard let metas = scan(tp.topic, tp.partition, from, Int(to - from)) else {
+                            declined = true
+                            continue
+                        }
+                        restored = metas
+                    }
+                }
+                // Taken out while it changes, so its window is changed in place, not copied.
+                var slot = s.slots.removeValue(forKey: pkey)!
                 var moved = slot.state.follow(logStart: bounds.start, logEnd: bounds.end)
                 if slot.state.expireLocks(nowMs: now, settings: settings) > 0 { moved = true }
                 // Work is spread: a member takes at most its fair share of the partition's
@@ -359,13 +376,7 @@ public final class ShareCoordinator: Sendable {
                 if let scan = view.scan {
                     // Read the keys and delays of records entering the window (and, after a
                     // restart, of those already in it); candidates then come from the window.
-                    if slot.state.needsMetadata, slot.state.endOffset > slot.state.startOffset {
-                        guard let metas = scan(tp.topic, tp.partition, slot.state.startOffset, slot.state.entries.count) else {
-                            declined = true
-                            continue  // the slot is left as it was: a later acquire annotates it
-                        }
-                        slot.state.annotate(with: metas)
-                    }
+                    if let restored { slot.state.annotate(with: restored) }
                     slot.state.needsMetadata = false
                     // Delayed records do not count toward the in-flight cap: scanning goes on past
                     // them (at most 20,000 records per fetch) until enough can go out now.
@@ -421,9 +432,9 @@ public final class ShareCoordinator: Sendable {
         guard !offsets.isEmpty else { return }
         state.withLock { s in
             let pkey = PartitionKey(group: group, topicPartition: topicPartition)
-            guard var slot = s.slots[pkey] else { return }
-            slot.state.unacquire(offsets, member: member)
-            s.slots[pkey] = slot
+            guard s.slots[pkey] != nil else { return }
+            s.slots[pkey]!.state.unacquire(offsets, member: member)
+            let slot = s.slots[pkey]!
             _ = try? store.write([(storeKey(pkey, slot), slot.state)])
         }
     }

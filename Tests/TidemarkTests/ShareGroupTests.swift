@@ -162,6 +162,20 @@ import TidemarkStorage
         #expect(!again)
     }
 
+    /// A rejected record's dead letter waits for the writer; if the record was lost with the
+    /// log's tail, the dead letter goes too (a copy would take the new record at that offset).
+    @Test func deadLettersOfRecordsPastACutLogEndAreDropped() {
+        var settings = Self.settings()
+        settings.deadLetters = true
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", logEnd: 10, settings: settings)
+        let types: [ShareAcknowledgeType] = [.reject, .accept, .accept, .accept, .reject]
+        _ = p.acknowledge([ShareAcknowledgement(first: 4, last: 8, types: types)], member: "a", nowMs: 0, settings: settings, allowRenew: false)
+        #expect(p.deadLetters.map(\.offset) == [4, 8])
+        p.follow(logStart: 0, logEnd: 6)
+        #expect(p.deadLetters.map(\.offset) == [4] && p.endOffset == 6)
+    }
+
     /// The durable layout: runs of (state, delivery count); a lock does not survive.
     @Test func snapshotsRoundTripWithoutLocks() throws {
         var p = SharePartition(startOffset: 100)

@@ -205,12 +205,15 @@ struct SharePartition: Sendable, Equatable {
     /// Records below the log start are gone (retention, DeleteRecords): they leave the window.
     /// So are records at or past the log end, when the log was cut back (crash recovery after
     /// a power loss kept less than this state, or a truncation): the window ends at the log
-    /// end, so the jobs appended next at those offsets are new, not taken for finished ones.
+    /// end, so the jobs appended next at those offsets are new, not taken for finished ones;
+    /// dead letters of the lost records are dropped (a copy would take the new record at that
+    /// offset; the gap in their sequence numbers makes the writer renumber them).
     /// Returns true when the window moved.
     @discardableResult
     mutating func follow(logStart: Int64, logEnd: Int64) -> Bool {
         var moved = false
         if endOffset > logEnd {
+            deadLetters.removeAll { $0.offset >= logEnd }
             if startOffset >= logEnd {
                 entries.removeAll()
                 startOffset = logEnd

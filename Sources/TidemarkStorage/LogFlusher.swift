@@ -11,12 +11,21 @@ import Synchronization
 ///
 /// Each pass takes every log that has waiters, syncs each once up to the highest offset
 /// asked of it (everything appended by then rides along; the logs of a pass concurrently),
-/// and answers all of that log's waiters. Appends arriving during a pass wait for the next one, so the messages per
-/// fsync approach the number of producers waiting. One flusher per disk (per broker here).
+/// and answers all of that log's waiters. One flusher per disk (per broker here).
 ///
-/// Concurrency: `state` (a Mutex) owns the waiters; the thread sleeps on a semaphore.
-/// Callbacks run on the flusher thread and must only hand work to their owner (e.g.
-/// `EventLoop.execute`).
+/// **Waiting for the producers that are coming back.** A pass that started at the first
+/// waiter would split the producers into two cohorts, one syncing while the other comes back
+/// with its next message, so at most half of them would share an fsync. Instead, a pass
+/// expects as many waiters as the last pass answered plus those that arrived meanwhile (the
+/// producers it answered come back), and starts when that many are waiting, or when the
+/// first waiter has waited for `lingerFraction` of a recent fsync's duration (at most
+/// `maxLingerNanos`), whichever comes first. A lone producer never waits (it is the one
+/// expected); producers that went away cost one linger, after which fewer are expected.
+///
+/// Concurrency: `state` (a Mutex) owns the waiters; the thread sleeps on a semaphore that
+/// appenders signal only when the flusher asked for it (`wakeAt`), so a pass is not
+/// interrupted once per arrival. Callbacks run on the flusher thread and must only hand
+/// work to their owner (e.g. `EventLoop.execute`).
 public final class LogFlusher: Sendable {
     public typealias Completion = @Sendable (StorageError?) -> Void
 
@@ -28,17 +37,32 @@ public final class LogFlusher: Sendable {
 
     private struct State {
         var pending: [ObjectIdentifier: Pending] = [:]
+        /// Completions in `pending`.
+        var waiters = 0
+        /// The flusher is signalled when `waiters` reaches this: 1 while it waits for work,
+        /// the expected count while it lingers, `Int.max` while it syncs (it looks again
+        /// after every pass).
+        var wakeAt = Int.max
         var stopped = false
-        /// Passes and fdatasync passes made, for tests and metrics.
+        /// Passes and logs synced, and passes that started at the linger's deadline rather
+        /// than with every producer expected: for tests.
         var passes = 0
         var syncedLogs = 0
+        var lingerDeadlines = 0
     }
 
     private let state = Mutex(State())
     private let wakeup = Semaphore()
     private let finished = Semaphore()
 
-    public init(name: String = "tidemark-flusher") {
+    /// How long a pass may wait for the producers it expects, as a fraction of the
+    /// recent fdatasync duration, and its ceiling.
+    let lingerFraction: Double
+    let maxLingerNanos: UInt64
+
+    public init(name: String = "tidemark-flusher", lingerFraction: Double = 1, maxLingerNanos: UInt64 = 1_000_000) {
+        self.lingerFraction = lingerFraction
+        self.maxLingerNanos = maxLingerNanos
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { raw in
@@ -55,8 +79,8 @@ public final class LogFlusher: Sendable {
     /// it already is), or with the error that made it impossible.
     public func whenDurable(_ log: PartitionLog, upTo offset: Int64, _ completion: @escaping Completion) {
         if log.flushedOffset >= offset { return completion(nil) }
-        let accepted = state.withLock { s -> Bool in
-            guard !s.stopped else { return false }
+        let (accepted, wake) = state.withLock { s -> (Bool, Bool) in
+            guard !s.stopped else { return (false, false) }
             let key = ObjectIdentifier(log)
             if s.pending[key] == nil {
                 s.pending[key] = Pending(log: log, target: offset, completions: [(offset, completion)])
@@ -64,11 +88,13 @@ public final class LogFlusher: Sendable {
                 s.pending[key]!.target = max(s.pending[key]!.target, offset)
                 s.pending[key]!.completions.append((offset, completion))
             }
-            return true
+            s.waiters += 1
+            guard s.waiters >= s.wakeAt else { return (true, false) }
+            s.wakeAt = Int.max
+            return (true, true)
         }
-        if accepted {
-            wakeup.signal()
-        } else {
+        if wake { wakeup.signal() }
+        if !accepted {
             completion(StorageError(.closed, "the flusher has stopped", path: log.directory))
         }
     }
@@ -82,8 +108,10 @@ public final class LogFlusher: Sendable {
         if let error { throw error }
     }
 
-    /// (passes, logs synced) so far.
-    public var statistics: (passes: Int, syncedLogs: Int) { state.withLock { ($0.passes, $0.syncedLogs) } }
+    /// Passes, logs synced, and passes started at the linger's deadline, so far.
+    public var statistics: (passes: Int, syncedLogs: Int, lingerDeadlines: Int) {
+        state.withLock { ($0.passes, $0.syncedLogs, $0.lingerDeadlines) }
+    }
 
     /// Answers every waiter (flushing what they wait for), then stops the thread.
     public func shutdown() {
@@ -97,35 +125,82 @@ public final class LogFlusher: Sendable {
     }
 
     private func run() {
+        var expected = 1
+        var recentSyncNanos: UInt64 = 0
         while true {
-            wakeup.wait()
+            // Work: at least one waiter (or a stop).
             while true {
-                let (batch, stopped) = state.withLock { s -> ([Pending], Bool) in
-                    let batch = Array(s.pending.values)
-                    s.pending.removeAll(keepingCapacity: true)
-                    if !batch.isEmpty { s.passes += 1 }
-                    s.syncedLogs += batch.count
-                    return (batch, s.stopped)
+                let ready = state.withLock { s -> Bool in
+                    if s.waiters > 0 || s.stopped { return true }
+                    s.wakeAt = 1
+                    return false
                 }
-                // The logs of a pass are synced concurrently: the filesystem's journal then
-                // commits them together (ext4 folds concurrent fdatasyncs into one commit),
-                // instead of one commit after another.
-                DispatchQueue.concurrentPerform(iterations: batch.count) { index in
-                    let pending = batch[index]
-                    var failure: StorageError? = nil
-                    do throws(StorageError) { try pending.log.flush(upTo: pending.target) } catch { failure = error }
-                    for (_, completion) in pending.completions { completion(failure) }
-                }
-                if batch.isEmpty {
-                    if stopped {
-                        finished.signal()
-                        return
+                if ready { break }
+                wakeup.wait()
+            }
+            // Linger for the producers expected back, within a bound.
+            if expected > 1 {
+                let linger = min(UInt64(Double(recentSyncNanos) * lingerFraction), maxLingerNanos)
+                let deadline = monotonicNanos() + linger
+                while true {
+                    let ready = state.withLock { s -> Bool in
+                        if s.waiters >= expected || s.stopped { return true }
+                        s.wakeAt = expected
+                        return false
                     }
-                    break
+                    if ready { break }
+                    if !wakeup.wait(untilMonotonicNanos: deadline) {
+                        state.withLock { $0.lingerDeadlines += 1 }
+                        break
+                    }
                 }
+            }
+            let (batch, answered, stopped) = state.withLock { s -> ([Pending], Int, Bool) in
+                let batch = Array(s.pending.values)
+                let answered = s.waiters
+                s.pending.removeAll(keepingCapacity: true)
+                s.waiters = 0
+                s.wakeAt = Int.max
+                if !batch.isEmpty { s.passes += 1 }
+                s.syncedLogs += batch.count
+                return (batch, answered, s.stopped)
+            }
+            if batch.isEmpty {
+                if stopped {
+                    finished.signal()
+                    return
+                }
+                continue
+            }
+            let started = monotonicNanos()
+            // The logs of a pass are synced concurrently: the filesystem's journal then
+            // commits them together (ext4 folds concurrent fdatasyncs into one commit),
+            // instead of one commit after another.
+            let failures = Mutex([StorageError?](repeating: nil, count: batch.count))
+            DispatchQueue.concurrentPerform(iterations: batch.count) { index in
+                let pending = batch[index]
+                do throws(StorageError) { try pending.log.flush(upTo: pending.target) } catch {
+                    failures.withLock { $0[index] = error }
+                }
+            }
+            let took = monotonicNanos() - started
+            recentSyncNanos = recentSyncNanos == 0 ? took : (recentSyncNanos * 7 + took) / 8
+            // Those about to be answered come back; those that arrived during the pass are
+            // waiting already (counted before the answers go out, so none is counted twice).
+            expected = answered + state.withLock { $0.waiters }
+            let outcome = failures.withLock { $0 }
+            for (index, pending) in batch.enumerated() {
+                for (_, completion) in pending.completions { completion(outcome[index]) }
             }
         }
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the flusher's linger and the semaphore's deadline).
+func monotonicNanos() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
 }
 
 /// A counting semaphore over a pthread mutex and condition (Dispatch's would do, but this
@@ -139,7 +214,11 @@ final class Semaphore: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -161,5 +240,17 @@ final class Semaphore: @unchecked Sendable {
         while count == 0 { pthread_cond_wait(condition, mutex) }
         count = 0  // every signal so far is answered by the pass that follows
         pthread_mutex_unlock(mutex)
+    }
+
+    /// `wait()` until CLOCK_MONOTONIC reaches `deadline`; false when it did first.
+    func wait(untilMonotonicNanos deadline: UInt64) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        var spec = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        while count == 0 {
+            if pthread_cond_timedwait(condition, mutex, &spec) == ETIMEDOUT, count == 0 { return false }
+        }
+        count = 0
+        return true
     }
 }

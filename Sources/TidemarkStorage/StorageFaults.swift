@@ -1,9 +1,14 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import SystemPackage
 
 /// A seam for tests: makes chosen storage syscalls fail with a chosen errno, so full disks
 /// (ENOSPC), I/O errors (EIO) and interrupted calls (EINTR) are tested without root, a
-/// tmpfs or a broken disk. In the spirit of swift-system's errno mocking.
+/// tmpfs or a broken disk; or makes them slow (`slow`), for a disk whose fdatasync takes
+/// milliseconds whatever the machine's own disk does. In the spirit of swift-system's errno
+/// mocking.
 ///
 /// Every storage syscall wrapper asks `fault(for:path:)` first. With nothing armed that is
 /// one relaxed atomic load. A fault matches by operation and by a substring of the file's
@@ -31,8 +36,23 @@ public enum StorageFaults {
         var remaining: Int
     }
 
+    struct Slowdown: Sendable {
+        var operation: Operation
+        var nanoseconds: UInt64
+        var pathContains: String
+    }
+
     private static let armed = Atomic<Bool>(false)
     private static let faults = Mutex<[Fault]>([])
+    private static let slowdowns = Mutex<[Slowdown]>([])
+
+    /// Makes every `operation` on paths containing `pathContains` take `nanoseconds` longer
+    /// (the calling thread sleeps first), until `clear`.
+    public static func slow(_ operation: Operation, by nanoseconds: UInt64, pathContains: String) {
+        precondition(!pathContains.isEmpty, "scope a slowdown to a path")
+        slowdowns.withLock { $0.append(Slowdown(operation: operation, nanoseconds: nanoseconds, pathContains: pathContains)) }
+        armed.store(true, ordering: .releasing)
+    }
 
     /// Fails `operation` on paths containing `pathContains` with `errno`: the first `skip`
     /// matching calls succeed, then `times` fail (`nil`: every one until `clear`).
@@ -48,9 +68,13 @@ public enum StorageFaults {
 
     /// Removes the faults whose scope starts with `pathPrefix` (a test's directory), or all.
     public static func clear(pathContains pathPrefix: String? = nil) {
+        let slowed = slowdowns.withLock { list -> Bool in
+            if let pathPrefix { list.removeAll { $0.pathContains.hasPrefix(pathPrefix) } } else { list.removeAll() }
+            return !list.isEmpty
+        }
         faults.withLock { list in
             if let pathPrefix { list.removeAll { $0.pathContains.hasPrefix(pathPrefix) } } else { list.removeAll() }
-            armed.store(!list.isEmpty, ordering: .releasing)
+            armed.store(!list.isEmpty || slowed, ordering: .releasing)
         }
     }
 
@@ -58,6 +82,14 @@ public enum StorageFaults {
     @inline(__always)
     static func fault(for operation: Operation, path: String) -> Errno? {
         guard armed.load(ordering: .acquiring) else { return nil }
+        let delay = slowdowns.withLock { list in
+            list.first { $0.operation == operation && path.contains($0.pathContains) }?.nanoseconds ?? 0
+        }
+        if delay > 0 {
+            var span = timespec(tv_sec: Int(delay / 1_000_000_000), tv_nsec: Int(delay % 1_000_000_000))
+            var left = timespec()
+            while nanosleep(&span, &left) != 0 { span = left }
+        }
         return faults.withLock { list -> Errno? in
             guard let index = list.firstIndex(where: { $0.operation == operation && path.contains($0.pathContains) })
             else { return nil }

@@ -58,7 +58,7 @@ enum LogMarkers {
     /// fdatasync when `sync` (and a directory sync when the file is new). For contents whose
     /// damage is detected (a CRC, a fixed format), since a crash can interrupt the write.
     static func overwrite(_ contents: [UInt8], path: String, directory: String, sync: Bool) throws(StorageError) {
-        let existed = FileSystem.exists(path)
+        let existed = !sync || FileSystem.exists(path)  // (only a synced write syncs its directory)
         let file = try SharedFile.open(path, .writeOnly, options: [.create])
         try contents.withUnsafeBytes { raw in
             Result { () throws(StorageError) in try file.write(raw, at: 0) }

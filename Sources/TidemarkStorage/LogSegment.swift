@@ -336,9 +336,13 @@ final class LogSegment {
 
     /// Finishes the active segment for its log's close: the final time index entry, then both
     /// indexes unmapped and trimmed to their entries (not mapped again: the log is closing).
+    ///
+    /// A segment whose offset index is empty gets no final time entry: reopening it scans the
+    /// whole segment (from the last offset index entry, here its start), which finds its largest
+    /// timestamp again. So the thousands of small partitions a stop closes write no index file.
     func sealForClose() throws(StorageError) {
         guard isWritable, let offsetIndex, let timeIndex else { return }
-        if maxTimestamp >= 0 {
+        if maxTimestamp >= 0 && offsetIndex.entryCount > 0 {
             try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp, last: true)
         }
         try offsetIndex.storage.close()

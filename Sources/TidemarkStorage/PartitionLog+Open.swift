@@ -108,11 +108,15 @@ extension PartitionLog {
         if let moved = try readRecoveryCheckpoint(directory: directory, name: logStartName), moved > logStart {
             logStart = min(moved, logEnd)
         }
-        let state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
+        // Recovery works by segment: a checkpoint inside the active segment is as good as one
+        // at its end (restarting 10,000 partitions then rewrites no checkpoints).
+        let checkpointIsRight =
+            wasClean && report.truncatedBytes == 0 && recoveryPoint.map { $0 >= activeSegment.baseOffset && $0 <= logEnd } == true
+        var state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
+        state.checkpointOffset = checkpointIsRight ? recoveryPoint : logEnd
         let log = PartitionLog(
             directory: directory, config: config, clock: clock, syncObserver: syncObserver, fileUse: use, state: state)
         log.state.withLock { log.enforceOpenSegmentLimit(&$0) }  // segments recovery left open
-        let checkpointIsRight = wasClean && recoveryPoint == logEnd && report.truncatedBytes == 0
         if let batch = deferredSync {
             try batch.add(directory: directory)
             if !checkpointIsRight {

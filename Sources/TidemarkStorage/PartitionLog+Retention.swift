@@ -57,6 +57,7 @@ extension PartitionLog {
                 }
                 s.logEndOffset = s.active.nextOffset ?? s.active.baseOffset
                 s.changedSinceOpen = true
+                s.checkpointOffset = nil  // until the one below is written
                 publishPositions(s)
                 s.pendingSync.append(contentsOf: try s.active.filesToSync())
                 s.directoryNeedsSync = true
@@ -76,6 +77,7 @@ extension PartitionLog {
         for file in files { try file.sync() }
         try FileSystem.syncDirectory(directory)
         try writeRecoveryCheckpoint(newEnd)
+        state.withLock { $0.checkpointOffset = newEnd }
     }
 
     /// Moves the log start up to `offset` (Kafka's DeleteRecords): records below it are no

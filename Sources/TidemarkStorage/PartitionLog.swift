@@ -71,6 +71,10 @@ public final class PartitionLog: Sendable {
         var directoryNeedsSync = false
         /// A segment rolled since the recovery checkpoint was written.
         var checkpointStale = false
+        /// The recovery point on disk, when known. Recovery works by segment (it scans the
+        /// one holding the point and those after), so any point inside the active segment
+        /// does: a close then writes none (`checkpointCoversActive`).
+        var checkpointOffset: Int64?
         /// Anything was appended, truncated or deleted since open: a clean close then has
         /// data to make durable; otherwise it only leaves its marker.
         var changedSinceOpen = false
@@ -78,6 +82,13 @@ public final class PartitionLog: Sendable {
         var lastFlushNanoseconds: UInt64 = monotonicNanoseconds()
         /// Recovery facts from open, for tests and logs.
         var recovery: RecoveryReport
+
+        /// The checkpoint on disk lies in the active segment (and not past the log's end):
+        /// a crash would scan just that segment, as with a checkpoint at the very end.
+        var checkpointCoversActive: Bool {
+            guard let checkpointOffset else { return false }
+            return checkpointOffset >= active.baseOffset && checkpointOffset <= logEndOffset
+        }
         /// The first damage a read met since open (a gap or a bad batch header), if any.
         var damage: String?
 
@@ -443,7 +454,10 @@ public final class PartitionLog: Sendable {
             // The checkpoint only narrows the next recovery; failing to write it (a full disk)
             // loses nothing, so it is retried at the next roll or close instead of failing the log.
             if (try? writeRecoveryCheckpoint(end)) != nil {
-                state.withLock { $0.checkpointStale = false }
+                state.withLock {
+                    $0.checkpointStale = false
+                    $0.checkpointOffset = end
+                }
             }
         }
         return end
@@ -478,7 +492,7 @@ public final class PartitionLog: Sendable {
                 try s.active.sealForClose()
                 if s.changedSinceOpen {
                     for file in try s.active.filesToSync() { try file.sync() }
-                    try writeRecoveryCheckpoint(s.logEndOffset)
+                    if !s.checkpointCoversActive { try writeRecoveryCheckpoint(s.logEndOffset) }
                 }
                 // (A log untouched since open was durable and checkpointed then: only the
                 // marker changes.)
@@ -504,9 +518,9 @@ public final class PartitionLog: Sendable {
                 guard !s.isClosed else { return }
                 try s.active.sealForClose()
                 try batch.add(directory: directory)
-                let (directory, changed, end) = (directory, s.changedSinceOpen, s.logEndOffset)
+                let (directory, checkpoint, end) = (directory, !s.checkpointCoversActive, s.logEndOffset)
                 batch.afterSync { () throws(StorageError) in
-                    if changed { try LogMarkers.writeRecoveryPoint(end, directory: directory, sync: false) }
+                    if checkpoint { try LogMarkers.writeRecoveryPoint(end, directory: directory, sync: false) }
                     try LogMarkers.markClean(directory, sync: false)
                 }
                 for segment in s.segments { segment.closeFiles() }

@@ -98,4 +98,38 @@ import Testing
         #expect(index.entryCount == 100)
         #expect(!index.validate(logSize: 1 << 20, offsetLimit: 1000))
     }
+
+    /// A small active segment (no offset index entry yet) closes without a final time index
+    /// entry: the reopen scans the whole segment and finds its largest timestamp again.
+    @Test func aSmallSegmentClosesWithoutATimeEntryAndKeepsItsLargestTimestamp() throws {
+        let dir = TemporaryDirectory()
+        let t: Int64 = 1_700_000_000_000
+        var log = try PartitionLog.open(directory: dir.path, config: LogConfig())
+        try log.append(makeBatch(tag: "a", count: 2, timestamp: t))
+        try log.append(makeBatch(tag: "b", count: 1, timestamp: t + 10_000))  // offset 2: the largest
+        try log.append(makeBatch(tag: "c", count: 1, timestamp: t + 5_000))
+        try log.close()
+        #expect(fileSize(dir.path + "/" + segmentName(0, ".timeindex")) == 0)
+        log = try PartitionLog.open(directory: dir.path, config: LogConfig())
+        #expect(try log.offset(forTimestamp: t + 9_000)?.offset == 2)
+        #expect(try log.offset(forTimestamp: t + 10_000)?.timestamp == t + 10_000)
+        #expect(try log.offset(forTimestamp: t + 10_001) == nil)
+        try log.close()
+    }
+
+    /// A segment with offset index entries still gets its final time entry at close.
+    @Test func anIndexedSegmentClosesWithItsFinalTimeEntry() throws {
+        let dir = TemporaryDirectory()
+        let t: Int64 = 1_700_000_000_000
+        var config = LogConfig()
+        config.indexIntervalBytes = 64
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        for i in 0..<6 { try log.append(makeBatch(tag: "x\(i)", count: 1, timestamp: t + Int64(i) * 1_000)) }
+        try log.close()
+        let bytes = fileSize(dir.path + "/" + segmentName(0, ".timeindex"))
+        #expect(bytes > 0 && bytes % 12 == 0)
+        let reopened = try PartitionLog.open(directory: dir.path, config: config)
+        #expect(try reopened.offset(forTimestamp: t + 4_500)?.offset == 5)
+        try reopened.close()
+    }
 }

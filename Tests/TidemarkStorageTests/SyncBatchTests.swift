@@ -26,7 +26,10 @@ import Testing
         let dir = TemporaryDirectory()
         let logs = try Self.openLogs(dir, count: 20)
         for (i, log) in logs.enumerated() where i % 4 != 0 {  // every fourth stays untouched
-            for b in 0..<3 { try log.append(makeBatch(tag: "p\(i)-b\(b)", count: 2)) }
+            for b in 0..<3 {
+                try log.append(makeBatch(tag: "p\(i)-b\(b)", count: 2))
+                if b == 0 && i % 2 == 1 { try log.roll() }  // odd ones roll once
+            }
         }
         let batch = SyncBatch()
         for log in logs { try log.close(deferredSync: batch) }
@@ -36,7 +39,9 @@ import Testing
         try batch.commit()
         for i in 0..<20 {
             #expect(Self.marker(dir, i))
-            #expect(try Self.checkpoint(dir, i) == (i % 4 == 0 ? 0 : 6))
+            // Recovery works by segment: a checkpoint still inside the active segment is not
+            // rewritten (it would make a crash scan the same segment).
+            #expect(try Self.checkpoint(dir, i) == (i % 2 == 1 ? 6 : 0))
         }
         let reopened = try Self.openLogs(dir, count: 20)
         for (i, log) in reopened.enumerated() {
@@ -92,6 +97,7 @@ import Testing
         for round in 0..<3 {
             let log = try PartitionLog.open(directory: path)
             #expect(log.recoveryReport.wasCleanShutdown == (round > 0))
+            try log.roll()  // so the close has a checkpoint to write (a new active segment)
             try log.append(makeBatch(tag: "r\(round)", count: 2))
             try log.close()
             inodes.insert(try inode(PartitionLog.cleanShutdownName))

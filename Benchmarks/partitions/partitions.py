@@ -46,7 +46,7 @@ def start():
         import resource
         resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
     started = time.monotonic()
-    extra = ["--http-port", "0", "--log-level", "warning"] if HAS_HTTP else []
+    extra = ["--http-port", "0", "--log-level", os.environ.get("TM_LOG_LEVEL", "warning")] if HAS_HTTP else []
     proc = subprocess.Popen(
         [BIN, "serve", "--data", DATA, "--port", str(PORT)] + extra,
         preexec_fn=limit, stdout=subprocess.DEVNULL, stderr=open(os.path.join(DATA, "..", "broker.log"), "a"))

@@ -48,7 +48,8 @@ extension Broker {
                     try PartitionState.open(
                         topic: name, partition: topic.slots.count + index,
                         directory: Self.partitionDirectory(dataDirectory, name, topic.slots.count + index),
-                        config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget)
+                        config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget,
+                        creating: true)
                 }
             }
             var states: [PartitionState] = []

@@ -27,7 +27,7 @@ extension Broker {
         let logger = options.logger
         // Thousands of logs close with two filesystem syncs in all, not several fsyncs each.
         let batch = SyncBatch()
-        try await executor.run {
+        let syncSeconds = try await executor.run { () -> String in
             _ = parallelMap(partitions.count) { index in
                 let partition = partitions[index]
                 do {
@@ -39,11 +39,13 @@ extension Broker {
                         metadata: ["topic": "\(partition.topic)", "partition": "\(partition.partition)", "error": "\(error)"])
                 }
             }
+            let syncStarted = ContinuousClock.now
             do {
                 try batch.commit()
             } catch {
                 logger.error("the closing sync failed; the next open recovers every partition", metadata: ["error": "\(error)"])
             }
+            return (ContinuousClock.now - syncStarted).secondsText
         }
         do {
             try await groups.closeStore()
@@ -60,6 +62,7 @@ extension Broker {
             "data directory closed",
             metadata: [
                 "partitions": "\(partitions.count)", "seconds": "\((ContinuousClock.now - closeStarted).secondsText)",
+                "sync_seconds": "\(syncSeconds)",
             ])
     }
 

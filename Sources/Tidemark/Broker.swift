@@ -329,7 +329,8 @@ public final class Broker: Sendable {
                     Result {
                         try PartitionState.open(
                             topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
-                            config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget)
+                            config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget,
+                            creating: true)
                     }
                 }
                 for result in opened {

@@ -12,7 +12,8 @@ import SystemPackage
 /// Writers taking part (`PartitionLog.open/close(deferredSync:)`, producer snapshots) do their
 /// writes without syncing, name the directories they wrote in (`add(directory:)`), and leave
 /// what must only happen once those writes are durable as after-sync actions: recovery
-/// checkpoints, clean-shutdown markers, producer snapshots (written in place, see `LogMarkers`).
+/// checkpoints and clean-shutdown markers (written in place, see `LogMarkers`). (Producer
+/// snapshots are written before the first sync: one durable ahead of its log is detected.)
 /// `commit()` then
 /// 1. `syncfs` on each filesystem named (data, indexes, temporary files, directory entries);
 /// 2. runs the after-sync actions (only if step 1 succeeded: a marker or checkpoint must never
@@ -45,15 +46,6 @@ public final class SyncBatch: Sendable {
         let device = UInt64(info.st_dev)
         state.withLock { s in
             if s.filesystems[device] == nil { s.filesystems[device] = directory }
-        }
-    }
-
-    /// Overwrites `path` in place after the first sync (`LogMarkers.overwrite`): for contents
-    /// whose damage is detected (a CRC), which must not be durable ahead of the data they cover.
-    public func overwriteAfterSync(_ contents: [UInt8], path: String, directory: String) throws(StorageError) {
-        try add(directory: directory)
-        afterSync { () throws(StorageError) in
-            try LogMarkers.overwrite(contents, path: path, directory: directory, sync: false)
         }
     }
 

@@ -58,6 +58,43 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A power loss can keep a producer snapshot (written with the close) and lose the log's
+    /// tail it covers. The open ignores it and replays, and rewrites it at once: left as it
+    /// was, it would be loaded after a later crash, once new records carry the log past its
+    /// offset, and describe records that no longer exist.
+    @Test func aSnapshotAheadOfTheRecoveredLogIsReplaced() async throws {
+        let dir = TemporaryDirectory()
+        let first: [UInt8]
+        let second: [UInt8]
+        var pid: Int64 = 0
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 1)
+            pid = try await broker.initProducerId().producerId
+            first = try idempotentBatch(producerId: pid, epoch: 0, sequence: 0, values: ["a"])
+            second = try idempotentBatch(producerId: pid, epoch: 0, sequence: 1, values: ["b", "c"])
+            _ = try await broker.append(topic: "i", partition: 0, batches: first)
+            _ = try await broker.append(topic: "i", partition: 0, batches: second)
+            try await broker.close()
+        }
+        let snapshotPath = dir.file("i-0/producer-state.snapshot")
+        #expect(ProducerStateTable.load(snapshot: Array(try Data(contentsOf: URL(fileURLWithPath: snapshotPath))))?.1 == 3)
+        // The power loss: the second batch and the clean marker never reached the disk.
+        let segment = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("i-0/00000000000000000000.log")))
+        try segment.truncate(atOffset: UInt64(first.count))
+        try segment.close()
+        try Data("0".utf8).write(to: URL(fileURLWithPath: dir.file("i-0/.clean-shutdown")))
+        try FileManager.default.removeItem(atPath: dir.file("i-0/recovery-point.checkpoint"))
+
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try broker.partitionState("i", 0).log.logEndOffset == 1)
+        #expect(ProducerStateTable.load(snapshot: Array(try Data(contentsOf: URL(fileURLWithPath: snapshotPath))))?.1 == 1)
+        // The lost batch's retry is new again, not a duplicate of records that are gone.
+        let retry = try await broker.append(topic: "i", partition: 0, batches: second)
+        #expect(!retry.isDuplicate && retry.baseOffset == 1)
+        try await broker.close()
+    }
+
     /// Producer state survives a restart, both from the snapshot written at close and, after
     /// a crash (no snapshot newer than the data), from a replay of the log's batch headers.
     @Test(arguments: [true, false])

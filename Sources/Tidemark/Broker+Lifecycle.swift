@@ -68,6 +68,13 @@ extension Broker {
 
     public var isClosed: Bool { registry.withLock { $0.isClosed } }
 
+    /// Group commit so far: flusher passes (one fdatasync per log with waiters) and the durable
+    /// appends and acknowledgements they answered.
+    public var groupCommitStatistics: (passes: Int, waiters: Int) {
+        let statistics = flusher.statistics
+        return (statistics.passes, statistics.answered)
+    }
+
     func startMaintenance() {
         let interval = options.maintenanceIntervalMs
         let task = Task.detached { [weak self] in

@@ -51,6 +51,8 @@ public enum MetricName {
     public static let logOpenFiles = "tidemark_log_open_files"
     public static let logOpenFilesLimit = "tidemark_log_open_files_limit"
     public static let logFileEvictions = "tidemark_log_file_evictions_total"
+    public static let groupCommitPasses = "tidemark_log_group_commit_passes_total"
+    public static let groupCommitWaiters = "tidemark_log_group_commit_waiters_total"
     public static let uptime = "tidemark_uptime_seconds"
     // The process block every Prometheus client library exports.
     public static let processStartTime = "process_start_time_seconds"
@@ -101,6 +103,8 @@ public enum MetricName {
         logOpenFiles: "Segment files held open by the logs (the open-file budget's count).",
         logOpenFilesLimit: "The open-file budget: segment files the logs may hold open (half the soft ulimit -n).",
         logFileEvictions: "Segment files closed to stay within the open-file budget (they reopen on use).",
+        groupCommitPasses: "Passes of the group-commit flusher (each fdatasyncs every log with waiters once).",
+        groupCommitWaiters: "Durable appends and acknowledgements answered by the group-commit flusher (per pass: messages per fsync).",
         uptime: "Seconds since the broker started.",
         processStartTime: "Start time of the process since unix epoch in seconds.",
         processResidentMemory: "Resident memory size in bytes.",

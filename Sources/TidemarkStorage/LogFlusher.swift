@@ -49,6 +49,8 @@ public final class LogFlusher: Sendable {
         var passes = 0
         var syncedLogs = 0
         var lingerDeadlines = 0
+        /// Waiters answered, in all: divided by `passes`, the messages per fsync.
+        var answered = 0
     }
 
     private let state = Mutex(State())
@@ -108,9 +110,9 @@ public final class LogFlusher: Sendable {
         if let error { throw error }
     }
 
-    /// Passes, logs synced, and passes started at the linger's deadline, so far.
-    public var statistics: (passes: Int, syncedLogs: Int, lingerDeadlines: Int) {
-        state.withLock { ($0.passes, $0.syncedLogs, $0.lingerDeadlines) }
+    /// Passes, logs synced, passes started at the linger's deadline, and waiters answered, so far.
+    public var statistics: (passes: Int, syncedLogs: Int, lingerDeadlines: Int, answered: Int) {
+        state.withLock { ($0.passes, $0.syncedLogs, $0.lingerDeadlines, $0.answered) }
     }
 
     /// Answers every waiter (flushing what they wait for), then stops the thread.
@@ -163,6 +165,7 @@ public final class LogFlusher: Sendable {
                 s.wakeAt = Int.max
                 if !batch.isEmpty { s.passes += 1 }
                 s.syncedLogs += batch.count
+                s.answered += answered
                 return (batch, answered, s.stopped)
             }
             if batch.isEmpty {

@@ -176,6 +176,21 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
+    /// Group commit is visible: passes and the durable appends they answered (their ratio is
+    /// the messages per fsync).
+    @Test func groupCommitIsExposed() async throws {
+        let node = try await Self.start()
+        try await node.broker.createTopic("durable", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+        let producer = try await Producer(broker: node.broker)
+        for i in 0..<5 { _ = try await producer.send(topic: "durable", key: nil, value: Array("d\(i)".utf8), partition: 0) }
+        let m = try await node.scrape()
+        let passes = try #require(m[Sample(name: "tidemark_log_group_commit_passes_total", labels: [:])])
+        let waiters = try #require(m[Sample(name: "tidemark_log_group_commit_waiters_total", labels: [:])])
+        #expect(passes >= 1 && passes <= 5)
+        #expect(waiters >= 5 && waiters >= passes)
+        try await node.stop()
+    }
+
     @Test func kafkaExporterSeriesMatchTheBrokersTruth() async throws {
         let node = try await Self.start()
         let broker = node.broker

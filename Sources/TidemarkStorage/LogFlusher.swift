@@ -20,7 +20,9 @@ import Synchronization
 /// producers it answered come back), and starts when that many are waiting, or when the
 /// first waiter has waited for `lingerFraction` of a recent fsync's duration (at most
 /// `maxLingerNanos`), whichever comes first. A lone producer never waits (it is the one
-/// expected); producers that went away cost one linger, after which fewer are expected.
+/// expected); producers that went away cost one linger, after which fewer are expected; and
+/// producers that come back more slowly than an fdatasync (most lingers run out) are not
+/// waited for: the pass starts at once, as two cohorts alternating serve them better.
 ///
 /// Concurrency: `state` (a Mutex) owns the waiters; the thread sleeps on a semaphore that
 /// appenders signal only when the flusher asked for it (`wakeAt`), so a pass is not
@@ -56,6 +58,12 @@ public final class LogFlusher: Sendable {
     private let state = Mutex(State())
     private let wakeup = Semaphore()
     private let finished = Semaphore()
+
+    /// Lingering stops while more than this share of recent lingers ran out (the producers
+    /// take longer to come back than an fdatasync: starting at once then serves them better),
+    /// but for a probe every `probeEvery` passes.
+    static let maxMissRate = 0.3
+    static let probeEvery = 16
 
     /// How long a pass may wait for the producers it expects, as a fraction of the
     /// recent fdatasync duration, and its ceiling.
@@ -129,6 +137,11 @@ public final class LogFlusher: Sendable {
     private func run() {
         var expected = 1
         var recentSyncNanos: UInt64 = 0
+        // How often recent lingers ran out before their producers came back (moving average),
+        // and passes since the last linger: lingering stops while it mostly fails, with a
+        // probe every `probeEvery` passes to notice when it would pay again.
+        var missRate = 0.0
+        var passesSinceLinger = 0
         while true {
             // Work: at least one waiter (or a stop).
             while true {
@@ -141,9 +154,11 @@ public final class LogFlusher: Sendable {
                 wakeup.wait()
             }
             // Linger for the producers expected back, within a bound.
-            if expected > 1 {
+            if expected > 1 && (missRate < Self.maxMissRate || passesSinceLinger >= Self.probeEvery) {
+                passesSinceLinger = 0
                 let linger = min(UInt64(Double(recentSyncNanos) * lingerFraction), maxLingerNanos)
                 let deadline = monotonicNanos() + linger
+                var missed = false
                 while true {
                     let ready = state.withLock { s -> Bool in
                         if s.waiters >= expected || s.stopped { return true }
@@ -153,9 +168,13 @@ public final class LogFlusher: Sendable {
                     if ready { break }
                     if !wakeup.wait(untilMonotonicNanos: deadline) {
                         state.withLock { $0.lingerDeadlines += 1 }
+                        missed = true
                         break
                     }
                 }
+                missRate = missRate * 7 / 8 + (missed ? 1.0 / 8 : 0)
+            } else {
+                passesSinceLinger += 1
             }
             let (batch, answered, stopped) = state.withLock { s -> ([Pending], Int, Bool) in
                 let batch = Array(s.pending.values)

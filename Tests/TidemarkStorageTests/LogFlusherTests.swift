@@ -63,6 +63,54 @@ import Testing
         #expect(perPass >= 6, "\(perPass) messages per fdatasync, \(outcome.passes) passes, \(outcome.lingerDeadlines) at the deadline")
     }
 
+    /// A producer that comes back later than the linger lasts (here 4 ms of think time against
+    /// a linger of at most 1 ms) makes every wait for it run out: the flusher stops waiting,
+    /// but for a probe every 16 passes, instead of delaying the fast producer's every other pass.
+    @Test func producersSlowerThanAnFsyncAreNotWaitedFor() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: LogConfig())
+        defer { try? log.close() }
+        StorageFaults.slow(.sync, by: 3_000_000, pathContains: dir.path)
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let flusher = LogFlusher()
+        defer { flusher.shutdown() }
+        let fastDone = Atomic<Bool>(false)
+        let failures = Atomic<Int>(0)
+        let done = DispatchGroup()
+        for slow in [false, true] {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                let answered = DispatchSemaphore(value: 0)
+                var round = 0
+                while slow ? !fastDone.load(ordering: .acquiring) : round < 80 {
+                    do {
+                        let target = try log.append(makeBatch(tag: "\(slow)-\(round)", count: 1)).lastOffset + 1
+                        flusher.whenDurable(log, upTo: target) { error in
+                            if error != nil { failures.add(1, ordering: .relaxed) }
+                            answered.signal()
+                        }
+                        answered.wait()
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
+                        break
+                    }
+                    round += 1
+                    if slow { usleep(4_000) }
+                }
+                if !slow { fastDone.store(true, ordering: .releasing) }
+            }
+        }
+        done.wait()
+        #expect(failures.load(ordering: .relaxed) == 0)
+        let statistics = flusher.statistics
+        // Waiting whenever both were answered, half the passes ran out (39-41 of 80 measured);
+        // with the waits stopped, 10 of about 120.
+        #expect(
+            statistics.lingerDeadlines <= 4 + statistics.passes / 10,
+            "\(statistics.lingerDeadlines) of \(statistics.passes) passes waited until the deadline")
+    }
+
     @Test func aLoneProducerNeverWaitsForTheDeadline() throws {
         let dir = TemporaryDirectory()
         let outcome = try run(producers: 1, rounds: 20, in: dir)

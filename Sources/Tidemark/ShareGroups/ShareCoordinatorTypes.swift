@@ -1,0 +1,87 @@
+import Foundation
+import TidemarkStorage
+
+// What the share coordinator is given (the broker's view of the logs) and hands out
+// (session updates, acquired records, partition summaries).
+
+/// Where partitions' logs are, for share partitions (supplied by the broker).
+public struct ShareLogView: Sendable {
+    public var topicId: @Sendable (String) -> UUID?
+    public var bounds: @Sendable (String, Int) -> (start: Int64, end: Int64)?
+    /// Keys and delays of up to `count` records from an offset (a read of the log), or nil
+    /// when reading them would wait for the disk and this view must not
+    /// (`Broker.shareLogViewWithoutBlocking`). No scan (nil here): records go out as read.
+    var scan: (@Sendable (String, Int, Int64, Int) -> [SharePartition.RecordMeta]?)?
+    /// Whether a topic's appends are synced before they are answered (`flush.messages=1`):
+    /// acknowledgements of its records are then answered only once synced too. Otherwise they
+    /// are answered once in the share-state log (the page cache), as the topic's records are.
+    public var syncsEveryAppend: @Sendable (String) -> Bool
+    public init(
+        topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
+    ) {
+        self.topicId = topicId
+        self.bounds = bounds
+        self.scan = nil
+        self.syncsEveryAppend = { _ in true }
+    }
+}
+
+/// The outcome of opening, moving or closing a share session (ShareFetch/ShareAcknowledge).
+public struct ShareSessionUpdate: Sendable {
+    /// A top-level error: nothing else happened.
+    public var error: TidemarkError.Code?
+    public var errorMessage: String?
+    /// Per partition that carried acknowledgements: nil when applied, else why not.
+    public var acknowledged: [TopicPartition: TidemarkError.Code?] = [:]
+    /// Everything below this offset of the share-state log must be durable before the answer:
+    /// set when an acknowledgement of a topic that syncs every append was applied
+    /// (`ShareLogView.syncsEveryAppend`); nil when the answer may go now.
+    public var durableAt: Int64?
+    /// The session's partitions, in the order to read them this time.
+    public var partitions: [TopicPartition] = []
+    /// How long acquired records stay locked (AcquisitionLockTimeoutMs).
+    public var lockDurationMs: Int64 = 0
+    /// Some acknowledgement made dead letters: `Broker.writeDeadLetters` should run.
+    public var deadLettersPending = false
+
+    static func failure(_ code: TidemarkError.Code, _ message: String) -> ShareSessionUpdate {
+        ShareSessionUpdate(error: code, errorMessage: message)
+    }
+}
+
+/// Records acquired from one partition by one fetch.
+public struct ShareAcquisition: Sendable {
+    public var topicPartition: TopicPartition
+    /// Every acquired offset, ascending.
+    public var offsets: [Int64]
+    public var ranges: [AcquiredRange]
+}
+
+/// One share partition as the tools show it.
+public struct SharePartitionSummary: Sendable, Equatable {
+    public var topicPartition: TopicPartition
+    public var startOffset: Int64
+    public var endOffset: Int64
+    public var logEndOffset: Int64
+    public var available: Int
+    public var acquired: Int
+    public var acknowledged: Int
+    public var archived: Int
+    /// Member -> (records held, earliest lock deadline in ms since the epoch).
+    public var holders: [String: (count: Int, earliestExpiryMs: Int64)]
+    /// Records not yet finished: from the start offset to the log end, less those finished
+    /// inside the window.
+    public var lag: Int64
+    /// Records copied to the dead-letter topic so far, and waiting to be.
+    public var deadLettered: Int64 = 0
+    public var deadLettersPending: Int = 0
+    /// Available records waiting for a retry backoff or a delivery time (not in `available`).
+    public var delayed: Int = 0
+    /// Counters since the broker started: deliveries, acknowledgements by type, expirations.
+    public var activity = ShareActivity()
+
+    public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
+        a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset
+            && a.available == b.available && a.acquired == b.acquired && a.lag == b.lag
+    }
+}

@@ -157,7 +157,7 @@ public final class LogFlusher: Sendable {
             if expected > 1 && (missRate < Self.maxMissRate || passesSinceLinger >= Self.probeEvery) {
                 passesSinceLinger = 0
                 let linger = min(UInt64(Double(recentSyncNanos) * lingerFraction), maxLingerNanos)
-                let deadline = monotonicNanos() + linger
+                let deadline = monotonicNanoseconds() + linger
                 var missed = false
                 while true {
                     let ready = state.withLock { s -> Bool in
@@ -166,7 +166,7 @@ public final class LogFlusher: Sendable {
                         return false
                     }
                     if ready { break }
-                    if !wakeup.wait(untilMonotonicNanos: deadline) {
+                    if !wakeup.wait(untilMonotonicNanoseconds: deadline) {
                         state.withLock { $0.lingerDeadlines += 1 }
                         missed = true
                         break
@@ -194,7 +194,7 @@ public final class LogFlusher: Sendable {
                 }
                 continue
             }
-            let started = monotonicNanos()
+            let started = monotonicNanoseconds()
             // The logs of a pass are synced concurrently: the filesystem's journal then
             // commits them together (ext4 folds concurrent fdatasyncs into one commit),
             // instead of one commit after another.
@@ -205,7 +205,7 @@ public final class LogFlusher: Sendable {
                     failures.withLock { $0[index] = error }
                 }
             }
-            let took = monotonicNanos() - started
+            let took = monotonicNanoseconds() - started
             recentSyncNanos = recentSyncNanos == 0 ? took : (recentSyncNanos * 7 + took) / 8
             // Those about to be answered come back; those that arrived during the pass are
             // waiting already (counted before the answers go out, so none is counted twice).
@@ -216,13 +216,6 @@ public final class LogFlusher: Sendable {
             }
         }
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (the flusher's linger and the semaphore's deadline).
-func monotonicNanos() -> UInt64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
 }
 
 /// A counting semaphore over a pthread mutex and condition (Dispatch's would do, but this
@@ -265,7 +258,7 @@ final class Semaphore: @unchecked Sendable {
     }
 
     /// `wait()` until CLOCK_MONOTONIC reaches `deadline`; false when it did first.
-    func wait(untilMonotonicNanos deadline: UInt64) -> Bool {
+    func wait(untilMonotonicNanoseconds deadline: UInt64) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         var spec = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))

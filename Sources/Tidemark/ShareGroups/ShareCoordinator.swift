@@ -10,6 +10,11 @@ import TidemarkStorage
 /// Concurrency: one Mutex (`state`) owns all of it. A step and the share-state log append
 /// that records it happen under one lock hold, so the log order is the state's order; the
 /// fdatasync that makes acknowledgements durable happens outside it (group commit).
+/// Acquisitions alone are not written per fetch: their delivery counts reach the log with the
+/// partition's next snapshot (its acknowledgement, release or expiry) or the next maintenance
+/// pass (`maintenanceIntervalMs`), and at close. A process crash in between gives the records
+/// it held back with the delivery counts of the last snapshot (one more delivery than the limit
+/// at most), never loses an acknowledgement.
 /// Bounds: members per group (`shareGroupMaxSize`), sessions (`shareMaxSessions`), records in
 /// flight per partition (`share.partition.max.record.locks`), partitions per session (those of
 /// the topics in the broker).
@@ -22,6 +27,10 @@ public final class ShareCoordinator: Sendable {
     struct Slot: Sendable {
         var state: SharePartition
         var topicId: UUID
+        /// Acquisitions (delivery counts) or undone acquisitions not in the share-state log
+        /// yet: they go with the slot's next snapshot (an acknowledgement's) or with the
+        /// maintenance pass, not one write per fetch.
+        var unwritten = false
     }
 
     struct SessionKey: Hashable, Sendable {
@@ -49,7 +58,8 @@ public final class ShareCoordinator: Sendable {
     let configs: GroupConfigs
     let store: ShareStateStore
     let clock: @Sendable () -> Int64
-    private let state: Mutex<State>
+    /// Internal (not private) for the extensions in `ShareCoordinator+DeadLetters.swift`.
+    let state: Mutex<State>
     /// One dead-letter writer at a time (`Broker.writeDeadLetters`).
     let writingDeadLetters = Atomic<Bool>(false)
     /// Dead-letter problems already logged (logged once until they clear).
@@ -130,14 +140,14 @@ public final class ShareCoordinator: Sendable {
     /// Releases what a member holds in every partition of its group, and drops its session.
     private func memberGone(_ member: String, group: String, settings: ShareSettings, _ s: inout State) {
         s.sessions.removeValue(forKey: SessionKey(group: group, member: member))
-        var changed: [(ShareStateStore.Key, SharePartition?)] = []
+        var changed: [PartitionKey] = []
         for (key, var slot) in s.slots where key.group == group {
             if slot.state.releaseAll(held: member, settings: settings) > 0 {
                 s.slots[key] = slot
-                changed.append((storeKey(key, slot), slot.state))
+                changed.append(key)
             }
         }
-        _ = try? store.write(changed)
+        write(changed, &s)
     }
 
     public func isShareGroup(_ group: String) -> Bool { state.withLock { $0.groups[group] != nil } }
@@ -191,7 +201,7 @@ public final class ShareCoordinator: Sendable {
                 session.partitions.removeAll { gone.contains($0) }
             }
             var update = ShareSessionUpdate(lockDurationMs: settings.lockDurationMs)
-            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            var changed: [PartitionKey] = []
             var syncAcknowledgements = false
             for (tp, acks) in acknowledgements {
                 if epoch == 0 {
@@ -207,9 +217,8 @@ public final class ShareCoordinator: Sendable {
                 let result = s.slots[pkey]!.state.acknowledge(acks, member: member, nowMs: now, settings: settings, allowRenew: allowRenew)
                 update.acknowledged[tp] = result
                 if result == nil {
-                    let slot = s.slots[pkey]!
-                    changed.append((storeKey(pkey, slot), slot.state))
-                    if !slot.state.deadLetters.isEmpty { update.deadLettersPending = true }
+                    changed.append(pkey)
+                    if !s.slots[pkey]!.state.deadLetters.isEmpty { update.deadLettersPending = true }
                     if view.syncsEveryAppend(tp.topic) { syncAcknowledgements = true }
                 }
             }
@@ -220,7 +229,7 @@ public final class ShareCoordinator: Sendable {
                     guard var slot = s.slots[pkey] else { continue }
                     if slot.state.releaseAll(held: member, settings: settings) > 0 {
                         s.slots[pkey] = slot
-                        changed.append((storeKey(pkey, slot), slot.state))
+                        changed.append(pkey)
                     }
                 }
                 s.sessions.removeValue(forKey: key)
@@ -230,7 +239,7 @@ public final class ShareCoordinator: Sendable {
                 s.sessions[key] = session
             }
             do {
-                let written = try store.write(changed)
+                let written = try writeSlots(changed, &s)
                 update.durableAt = syncAcknowledgements ? written : nil
             } catch {
                 // Not durable: the acknowledgements are refused (the records stay acquired
@@ -264,7 +273,7 @@ public final class ShareCoordinator: Sendable {
             guard !s.isClosed else { return [] }
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
-            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            var changed: [PartitionKey] = []
             for tp in partitions where remaining > 0 {
                 guard let pkey = slotKey(group, tp, view: view, &s), let bounds = view.bounds(tp.topic, tp.partition) else { continue }
                 // A restored window first reads its records' keys and delays: only a read, so
@@ -284,6 +293,8 @@ public final class ShareCoordinator: Sendable {
                 }
                 // Taken out while it changes, so its window is changed in place, not copied.
                 var slot = s.slots.removeValue(forKey: pkey)!
+                // A window moved by the log or by expired locks (records released, archived,
+                // dead-lettered) is written now; acquisitions alone wait (`Slot.unwritten`).
                 var moved = slot.state.follow(logStart: bounds.start, logEnd: bounds.end)
                 if slot.state.expireLocks(nowMs: now, settings: settings) > 0 { moved = true }
                 // Work is spread: a member takes at most its fair share of the partition's
@@ -322,13 +333,12 @@ public final class ShareCoordinator: Sendable {
                     let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings)
                     result.append(ShareAcquisition(topicPartition: tp, offsets: offsets, ranges: ranges))
                     remaining -= offsets.count
-                    moved = true
+                    slot.unwritten = true
                 }
                 s.slots[pkey] = slot
-                if moved { changed.append((storeKey(pkey, slot), slot.state)) }
+                if moved { changed.append(pkey) }
             }
-            // Acquisitions are logged (delivery counts) but not waited for.
-            _ = try? store.write(changed)
+            write(changed, &s)
             return result
         }
     }
@@ -352,8 +362,7 @@ public final class ShareCoordinator: Sendable {
             let pkey = PartitionKey(group: group, topicPartition: topicPartition)
             guard s.slots[pkey] != nil else { return }
             s.slots[pkey]!.state.unacquire(offsets, member: member)
-            let slot = s.slots[pkey]!
-            _ = try? store.write([(storeKey(pkey, slot), slot.state)])
+            s.slots[pkey]!.unwritten = true
         }
     }
 
@@ -393,6 +402,26 @@ public final class ShareCoordinator: Sendable {
         return key
     }
 
+    /// Appends the snapshots of these slots to the share-state log in one batch (not waited
+    /// for) and marks them written. Returns the offset below which they are; when the append
+    /// fails it throws and the slots are left unwritten (the maintenance pass tries again).
+    @discardableResult
+    func writeSlots(_ keys: [PartitionKey], _ s: inout State) throws -> Int64? {
+        guard !keys.isEmpty else { return nil }
+        let snapshots = keys.compactMap { key in s.slots[key].map { (storeKey(key, $0), Optional($0.state)) } }
+        do {
+            let written = try store.write(snapshots)
+            for key in keys { s.slots[key]?.unwritten = false }
+            return written
+        } catch {
+            for key in keys { s.slots[key]?.unwritten = true }
+            throw error
+        }
+    }
+
+    /// `writeSlots` where nobody waits for it (the storage reports its own failures).
+    func write(_ keys: [PartitionKey], _ s: inout State) { _ = try? writeSlots(keys, &s) }
+
     private func storeKey(_ key: PartitionKey, _ slot: Slot) -> ShareStateStore.Key {
         ShareStateStore.Key(group: key.group, topicId: slot.topicId, partition: key.topicPartition.partition)
     }
@@ -425,14 +454,15 @@ public final class ShareCoordinator: Sendable {
                     s.idleSince.removeValue(forKey: id)
                 }
             }
-            var changed: [(ShareStateStore.Key, SharePartition?)] = []
-            for (key, var slot) in s.slots where slot.state.counts().acquired > 0 {
-                if slot.state.expireLocks(nowMs: now, settings: settings(key.group)) > 0 {
+            // Expired locks, and acquisitions not written since the last pass.
+            var changed: [PartitionKey] = []
+            for (key, var slot) in s.slots where slot.unwritten || slot.state.counts().acquired > 0 {
+                if slot.state.expireLocks(nowMs: now, settings: settings(key.group)) > 0 || slot.unwritten {
                     s.slots[key] = slot
-                    changed.append((storeKey(key, slot), slot.state))
+                    changed.append(key)
                 }
             }
-            _ = try? store.write(changed)
+            write(changed, &s)
             for (key, session) in s.sessions where now - session.lastUsedMs > options.shareSessionIdleMs {
                 s.sessions.removeValue(forKey: key)
             }
@@ -445,52 +475,6 @@ public final class ShareCoordinator: Sendable {
             try await store.compactIfNeeded { [self] body in try state.withLock { _ in try body() } }
         } catch {
             logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
-        }
-    }
-
-    // MARK: Dead letters
-
-    /// One partition's dead letters waiting to be written.
-    public struct PendingDeadLetters: Sendable {
-        public var group: String
-        public var topicPartition: TopicPartition
-        public var producerId: Int64
-        public var letters: [DeadLetter]
-    }
-
-    public func pendingDeadLetters() -> [PendingDeadLetters] {
-        state.withLock { s in
-            s.slots.compactMap { key, slot in
-                slot.state.deadLetters.isEmpty
-                    ? nil
-                    : PendingDeadLetters(
-                        group: key.group, topicPartition: key.topicPartition, producerId: slot.state.deadLetterProducerId,
-                        letters: slot.state.deadLetters)
-            }.sorted { ($0.group, $0.topicPartition.topic, $0.topicPartition.partition) < ($1.group, $1.topicPartition.topic, $1.topicPartition.partition) }
-        }
-    }
-
-    /// Records (durably) the producer id a partition's dead letters are written with;
-    /// `restart` numbers the pending ones again from 0 (a new id after the old was forgotten).
-    public func assignDeadLetterProducer(group: String, _ tp: TopicPartition, producerId: Int64, restart: Bool) async throws {
-        let durableAt = try state.withLock { s -> Int64? in
-            let key = PartitionKey(group: group, topicPartition: tp)
-            guard var slot = s.slots[key] else { return nil }
-            if restart { slot.state.restartDeadLetters(producerId: producerId) } else { slot.state.deadLetterProducerId = producerId }
-            s.slots[key] = slot
-            return try store.write([(storeKey(key, slot), slot.state)])
-        }
-        if let durableAt { try await waitDurable(durableAt) }
-    }
-
-    /// The dead letters with these sequences are in the dead-letter topic.
-    public func deadLettersWritten(group: String, _ tp: TopicPartition, sequences: Set<Int32>) {
-        state.withLock { s in
-            let key = PartitionKey(group: group, topicPartition: tp)
-            guard var slot = s.slots[key] else { return }
-            slot.state.deadLettersWritten(sequences)
-            s.slots[key] = slot
-            _ = try? store.write([(storeKey(key, slot), slot.state)])
         }
     }
 
@@ -528,17 +512,15 @@ public final class ShareCoordinator: Sendable {
             if let g = s.groups[group], !g.isEmpty {
                 throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
             }
-            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            var changed: [PartitionKey] = []
             for (tp, offset) in offsets {
                 guard let pkey = slotKey(group, tp, view: view, &s) else {
                     throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
                 }
-                var slot = s.slots[pkey]!
-                slot.state.reset(to: offset)
-                s.slots[pkey] = slot
-                changed.append((storeKey(pkey, slot), slot.state))
+                s.slots[pkey]!.state.reset(to: offset)
+                changed.append(pkey)
             }
-            return try store.write(changed)
+            return try writeSlots(changed, &s)
         }
         if let durableAt { try await waitDurable(durableAt) }
     }
@@ -567,29 +549,31 @@ public final class ShareCoordinator: Sendable {
     /// ones.) Returns how many partitions were cut.
     func followLogs(_ bounds: (_ topicId: UUID, _ partition: Int) -> (start: Int64, end: Int64)?) async throws -> Int {
         let (durableAt, cut) = try state.withLock { s -> (Int64?, Int) in
-            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            var changed: [PartitionKey] = []
             for (key, slot) in s.slots {
                 guard let b = bounds(slot.topicId, key.topicPartition.partition), slot.state.endOffset > b.end else { continue }
-                var slot = slot
-                slot.state.follow(logStart: b.start, logEnd: b.end)
-                s.slots[key] = slot
-                changed.append((storeKey(key, slot), slot.state))
+                s.slots[key]!.state.follow(logStart: b.start, logEnd: b.end)
+                changed.append(key)
             }
-            return (try store.write(changed), changed.count)
+            return (try writeSlots(changed, &s), changed.count)
         }
         if let durableAt { try await waitDurable(durableAt) }
         return cut
     }
 
-    private func waitDurable(_ offset: Int64) async throws {
+    func waitDurable(_ offset: Int64) async throws {
         let error: TidemarkError? = await withCheckedContinuation { continuation in
             whenDurable(offset) { continuation.resume(returning: $0) }
         }
         if let error { throw error }
     }
 
+    /// Writes what is still unwritten (acquisitions since the last pass), then closes the log.
     func close() async throws {
-        state.withLock { $0.isClosed = true }
+        state.withLock { s in
+            s.isClosed = true
+            write(s.slots.keys.filter { s.slots[$0]!.unwritten }, &s)
+        }
         try await store.close()
     }
 }

@@ -1,0 +1,50 @@
+import Synchronization
+
+/// The share coordinator's side of dead letters: which partitions have records to copy to
+/// their group's dead-letter topic, with which producer id, and which copies are done
+/// (`Broker.writeDeadLetters` does the copying). Each change is written to the share state.
+extension ShareCoordinator {
+    /// One partition's dead letters waiting to be written.
+    public struct PendingDeadLetters: Sendable {
+        public var group: String
+        public var topicPartition: TopicPartition
+        public var producerId: Int64
+        public var letters: [DeadLetter]
+    }
+
+    public func pendingDeadLetters() -> [PendingDeadLetters] {
+        state.withLock { s in
+            s.slots.compactMap { key, slot in
+                slot.state.deadLetters.isEmpty
+                    ? nil
+                    : PendingDeadLetters(
+                        group: key.group, topicPartition: key.topicPartition, producerId: slot.state.deadLetterProducerId,
+                        letters: slot.state.deadLetters)
+            }.sorted { ($0.group, $0.topicPartition.topic, $0.topicPartition.partition) < ($1.group, $1.topicPartition.topic, $1.topicPartition.partition) }
+        }
+    }
+
+    /// Records (durably) the producer id a partition's dead letters are written with;
+    /// `restart` numbers the pending ones again from 0 (a new id after the old was forgotten).
+    public func assignDeadLetterProducer(group: String, _ tp: TopicPartition, producerId: Int64, restart: Bool) async throws {
+        let durableAt = try state.withLock { s -> Int64? in
+            let key = PartitionKey(group: group, topicPartition: tp)
+            guard var slot = s.slots[key] else { return nil }
+            if restart { slot.state.restartDeadLetters(producerId: producerId) } else { slot.state.deadLetterProducerId = producerId }
+            s.slots[key] = slot
+            return try writeSlots([key], &s)
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    /// The dead letters with these sequences are in the dead-letter topic.
+    public func deadLettersWritten(group: String, _ tp: TopicPartition, sequences: Set<Int32>) {
+        state.withLock { s in
+            let key = PartitionKey(group: group, topicPartition: tp)
+            guard var slot = s.slots[key] else { return }
+            slot.state.deadLettersWritten(sequences)
+            s.slots[key] = slot
+            write([key], &s)
+        }
+    }
+}

@@ -162,7 +162,8 @@ public final class PartitionLog: Sendable {
     ///
     /// Each batch's framing and CRC are checked and its size against `maxBatchBytes`; offsets
     /// are assigned by rewriting baseOffset (the CRC stays valid). Under LogAppendTime the
-    /// batch's timestamp type and maxTimestamp are set and its CRC recomputed. Returns once
+    /// batch's timestamp type and maxTimestamp are set and its CRC recomputed; so is the
+    /// maxTimestamp of a batch whose `validated` header corrects it. Returns once
     /// the bytes are appended, and also flushed when the flush policy says so. On any error
     /// nothing of the call is appended.
     ///
@@ -175,7 +176,9 @@ public final class PartitionLog: Sendable {
     /// would first create a segment (a roll) throws `.wouldBlock` and appends nothing.
     ///
     /// `validated`: the headers of these very bytes from a `RecordBatchValidator` pass the
-    /// caller just made (framing and CRC included); they are not checked a second time.
+    /// caller just made (framing and CRC included); they are not checked a second time. A
+    /// maxTimestamp in them that differs from the batch's field (the validator corrected it)
+    /// is what gets stored.
     @discardableResult
     public func append(
         _ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true, mayBlock: Bool = true,
@@ -218,20 +221,28 @@ public final class PartitionLog: Sendable {
         }
         guard !headers.isEmpty else { throw StorageError(.invalidArgument, "append of no batches") }
 
-        // Under LogAppendTime the stored batch differs from the received one: restamp a copy.
+        // Batches stored other than as received get a restamped copy: every batch under
+        // LogAppendTime, and one whose maxTimestamp the validator corrected.
         let appendTime: Int64? = config.timestampType == .logAppendTime ? clock() : nil
+        let restamped = headers.indices.filter { index in
+            appendTime != nil
+                || Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: starts[index] + RecordBatchHeader.maxTimestampOffset, as: Int64.self))
+                    != headers[index].maxTimestamp
+        }
         var source = bytes
         var ownedCopy: UnsafeMutableRawBufferPointer? = nil
         defer { ownedCopy?.deallocate() }
-        if let appendTime {
+        if !restamped.isEmpty {
             let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
             copy.copyMemory(from: bytes)
-            for index in headers.indices {
+            for index in restamped {
+                if let appendTime {
+                    headers[index].maxTimestamp = appendTime
+                    headers[index].attributes |= 0x8
+                }
                 Self.restamp(
                     UnsafeMutableRawBufferPointer(rebasing: copy[starts[index]..<(starts[index] + headers[index].totalSize)]),
-                    appendTime: appendTime)
-                headers[index].maxTimestamp = appendTime
-                headers[index].attributes |= 0x8
+                    maxTimestamp: headers[index].maxTimestamp, logAppendTime: appendTime != nil)
             }
             ownedCopy = copy
             source = UnsafeRawBufferPointer(copy)
@@ -319,12 +330,15 @@ public final class PartitionLog: Sendable {
         }.get()
     }
 
-    /// Sets LogAppendTime in a batch's attributes and maxTimestamp and recomputes its CRC.
-    static func restamp(_ raw: UnsafeMutableRawBufferPointer, appendTime: Int64) {
+    /// Sets a batch's maxTimestamp (and LogAppendTime in its attributes when asked) and
+    /// recomputes its CRC.
+    static func restamp(_ raw: UnsafeMutableRawBufferPointer, maxTimestamp: Int64, logAppendTime: Bool) {
         do {
-            let attributes = Int16(bigEndian: raw.loadUnaligned(fromByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self))
-            raw.storeBytes(of: (attributes | 0x8).bigEndian, toByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self)
-            raw.storeBytes(of: appendTime.bigEndian, toByteOffset: RecordBatchHeader.maxTimestampOffset, as: Int64.self)
+            if logAppendTime {
+                let attributes = Int16(bigEndian: raw.loadUnaligned(fromByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self))
+                raw.storeBytes(of: (attributes | 0x8).bigEndian, toByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self)
+            }
+            raw.storeBytes(of: maxTimestamp.bigEndian, toByteOffset: RecordBatchHeader.maxTimestampOffset, as: Int64.self)
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.attributesOffset...]))
             raw.storeBytes(of: crc.bigEndian, toByteOffset: RecordBatchHeader.crcOffset, as: UInt32.self)
         }

@@ -14,6 +14,11 @@
 /// - under CreateTime, every record's timestamp within `[now - before, now + after]`
 ///   (Kafka's message.timestamp.before.max.ms / message.timestamp.after.max.ms).
 ///
+/// Corrected, not refused (as Kafka's LogValidator does): under CreateTime a client's batch
+/// whose maxTimestamp is not its largest record timestamp (sarama 1.22 always sends -1) gets
+/// the right one in the returned header; whoever stores the batch writes it into the stored
+/// copy (`PartitionLog.append(validated:)` rewrites the field and the CRC).
+///
 /// Allocation-free for uncompressed batches: records are walked, not decoded.
 public struct RecordBatchValidator: Sendable {
     /// Why a batch was refused, with Kafka's error for it.
@@ -57,7 +62,8 @@ public struct RecordBatchValidator: Sendable {
     }
 
     /// Validates the batch at the start of `bytes` at broker time `nowMs` (nil: no timestamp
-    /// window, as for stored data). Returns its header.
+    /// window and no correction, as for stored data). Returns its header, with the maxTimestamp
+    /// the batch should carry when `nowMs` is given.
     @discardableResult
     public func validate(_ bytes: UnsafeRawBufferPointer, nowMs: Int64?) throws(Failure) -> RecordBatchHeader {
         let header: RecordBatchHeader
@@ -71,16 +77,19 @@ public struct RecordBatchValidator: Sendable {
             let high = timestampAfterMaxMs.map { nowMs.addingReportingOverflow($0).overflow ? .max : nowMs + $0 } ?? .max
             window = min(low, high)...high
         }
+        let largest: Int64?
         if codec == .none {
-            try Self.walkRecords(body, header: header, window: window)
+            largest = try Self.walkRecords(body, header: header, window: window)
         } else {
             let plain: [UInt8]
             do { plain = try LZ4Frame.decompress(body, limit: maxDecompressedBytes) } catch { throw .invalidRecord("\(error)") }
-            try plain.withUnsafeBytes { raw in
+            largest = try plain.withUnsafeBytes { raw in
                 Result { () throws(Failure) in try Self.walkRecords(raw, header: header, window: window) }
             }.get()
         }
-        return header
+        var checked = header
+        if nowMs != nil, header.timestampType == .createTime, let largest { checked.maxTimestamp = largest }
+        return checked
     }
 
     /// The header-only rules (also applied by `tidemark verify` to stored batches).
@@ -98,11 +107,13 @@ public struct RecordBatchValidator: Sendable {
     }
 
     /// Walks `count` records without building them: every length is checked, nothing copied.
+    /// Returns the largest record timestamp (nil when one overflows: no window judged it).
+    @discardableResult
     static func walkRecords(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, window: ClosedRange<Int64>?)
-        throws(Failure)
+        throws(Failure) -> Int64?
     {
         do {
-            try walk(bytes, header: header, window: window)
+            return try walk(bytes, header: header, window: window)
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -110,8 +121,11 @@ public struct RecordBatchValidator: Sendable {
         }
     }
 
-    private static func walk(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, window: ClosedRange<Int64>?) throws {
+    private static func walk(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader, window: ClosedRange<Int64>?) throws
+        -> Int64?
+    {
         var reader = ByteReader(bytes)
+        var largest: Int64? = .min
         for index in 0..<Int(header.recordsCount) {
             let length = try reader.readVarint()
             guard length > 0, Int(length) <= reader.readableBytes else {
@@ -124,13 +138,14 @@ public struct RecordBatchValidator: Sendable {
             guard offsetDelta == Int32(index) else {
                 throw Failure.invalidRecord("record \(index) has offset delta \(offsetDelta)")
             }
+            let (timestamp, overflow) = header.baseTimestamp.addingReportingOverflow(timestampDelta)
             if let window {
-                let (timestamp, overflow) = header.baseTimestamp.addingReportingOverflow(timestampDelta)
                 guard !overflow, window.contains(timestamp) else {
                     throw Failure.invalidTimestamp(
                         "record \(index) timestamp \(overflow ? "overflows" : "\(timestamp)") is outside [\(window.lowerBound), \(window.upperBound)]")
                 }
             }
+            largest = overflow ? nil : largest.map { max($0, timestamp) }
             try skipBytes(&reader, nullable: true)  // key
             try skipBytes(&reader, nullable: true)  // value
             let headerCount = try reader.readVarint()
@@ -147,6 +162,7 @@ public struct RecordBatchValidator: Sendable {
         guard reader.readableBytes == 0 else {
             throw Failure.invalidRecord("\(reader.readableBytes) bytes after the last of \(header.recordsCount) records")
         }
+        return largest
     }
 
     private static func skipBytes(_ reader: inout ByteReader, nullable: Bool) throws(RecordBatchError) {

@@ -35,9 +35,10 @@ final class TimeIndex {
     var lastEntry: (timestamp: Int64, offset: Int64)? { entryCount > 0 ? entry(entryCount - 1) : nil }
 
     /// Appends when `timestamp` is larger than the last entry's (and there is room). `last`: the
-    /// segment's final entry (see `MappedIndexFile.append`).
+    /// segment's final entry (see `MappedIndexFile.append`). An offset outside the segment (no
+    /// batch of it carried a timestamp yet: -1) adds nothing.
     func maybeAppend(timestamp: Int64, offset: Int64, last isFinal: Bool = false) throws(StorageError) {
-        precondition(offset >= baseOffset && offset - baseOffset <= Int64(UInt32.max), "relative offset overflows u32")
+        guard offset >= baseOffset && offset - baseOffset <= Int64(UInt32.max) else { return }
         if let last = lastEntry, timestamp <= last.timestamp || offset < last.offset { return }
         if isFull { return }
         try storage.append(last: isFinal) { raw in

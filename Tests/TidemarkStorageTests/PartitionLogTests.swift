@@ -20,6 +20,25 @@ final class ManualClock: Sendable {
         return config
     }
 
+    /// Batches whose records carry no timestamp (-1, Kafka's NO_TIMESTAMP) fill index
+    /// intervals without a timestamp to index: no time entry, and no trap (the largest
+    /// timestamp's offset is still -1 there).
+    @Test func batchesWithoutTimestampsTakeNoTimeEntries() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        for i in 0..<100 {
+            try log.append(makeBatch(tag: "untimed-\(i)", count: 1, timestamp: -1))
+        }
+        #expect(log.logEndOffset == 100 && log.segmentCount > 1)
+        #expect(try log.offset(forTimestamp: 0) == nil)
+        try log.append(makeBatch(tag: "timed", count: 1))
+        #expect(try log.offset(forTimestamp: 0)?.offset == 100)
+        try log.close()
+        let reopened = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        #expect(try reopened.offset(forTimestamp: 0)?.offset == 100)
+        try reopened.close()
+    }
+
     @Test func appendAssignsOffsetsAndReadsBack() throws {
         let dir = TemporaryDirectory()
         let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())

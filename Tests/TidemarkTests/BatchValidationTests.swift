@@ -83,4 +83,35 @@ extension RecordBatchBuilder {
         copy.append(timestamp: timestamp, key: nil, value: Array(value.utf8))
         return copy
     }
+    /// sarama 1.22 sends every batch with maxTimestamp -1 (it never sets the field) while its
+    /// records carry timestamps. Kafka's LogValidator stores the largest record timestamp (CRC
+    /// recomputed); so does Tidemark. Such batches used to trap the broker as soon as a segment
+    /// took its first time index entry (the largest timestamp's offset was still -1), and hid
+    /// their records from lookups by time.
+    @Test func aBatchWithoutItsMaxTimestampIsStoredWithIt() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock))
+        try await broker.createTopic("s", partitions: 1)
+        let start = clock.read() - 10_000
+        // 200 batches of ~80 bytes: several index intervals (4 KiB) of them.
+        for i in 0..<200 {
+            var batch = try RecordBatchBuilder().appending(timestamp: start + Int64(i), value: "job-\(i)").build()
+            withUnsafeBytes(of: Int64(-1).bigEndian) { batch.replaceSubrange(35..<43, with: $0) }
+            let crc = batch[21...].withUnsafeBytes { CRC32C.checksum($0) }
+            withUnsafeBytes(of: crc.bigEndian) { batch.replaceSubrange(17..<21, with: $0) }
+            _ = try await broker.append(topic: "s", partition: 0, batches: batch)
+        }
+        let state = try broker.partitionState("s", 0)
+        let stored = try state.log.readBatches(from: 0, maxBytes: 1 << 20)
+        #expect(stored.count == 200)
+        // Read back with their CRCs checked, each with its record's timestamp as its largest.
+        #expect(stored.enumerated().allSatisfy { $0.element.header.maxTimestamp == start + Int64($0.offset) })
+        #expect(try await broker.resolveOffset(topic: "s", partition: 0, .timestamp(start + 150)) == (150, start + 150))
+        try await broker.close()
+        // And after a restart (indexes rebuilt or reopened).
+        let reopened = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock))
+        #expect(try await reopened.resolveOffset(topic: "s", partition: 0, .timestamp(start + 42)) == (42, start + 42))
+        try await reopened.close()
+    }
 }

@@ -5,6 +5,7 @@ commits, then computes lag from __consumer_offsets with no consumer online, as l
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -37,3 +38,37 @@ def test_sarama_without_negotiation(broker, sarama_check, kafka_version):
     assert result == {"consumed": 60, "committed": 60, "lag": 0, "partitions": 3,
                       "offset_records": result["offset_records"]}, result
     assert result["offset_records"] >= 3
+
+
+def test_sarama_batches_are_stored_with_their_largest_timestamp(broker, sarama_check):
+    """sarama 1.22 sends every batch with maxTimestamp -1 (it never sets the field). Kafka's
+    LogValidator stores the largest record timestamp instead; so does Tidemark. Such batches
+    used to kill the broker (a trap) once a partition took its first time-index entry, after
+    about 4 KiB of them, and their records could not be found by time."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic, group = unique("sarama-time"), unique("sarama-time-group")
+    subprocess.run([os.environ.get("TIDEMARK_BIN") or os.path.join(ROOT, ".build", "debug", "tidemark"), "topics",
+                    "create", topic, "--partitions", "1", "--bootstrap", broker.bootstrap], check=True, capture_output=True)
+    before = int(time.time() * 1000) - 1000
+    run = subprocess.run([sarama_check, broker.bootstrap, "2.0.0", topic, group, "400"],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr + broker.log_tail()
+    assert json.loads(run.stdout)["consumed"] == 400
+    assert broker.proc.poll() is None, broker.log_tail()
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group + "-lookup"})
+    try:
+        found = consumer.offsets_for_times([TopicPartition(topic, 0, before)], timeout=10)
+        assert found[0].error is None and found[0].offset == 0, found
+        # From the middle: the records' own timestamps, not -1, are what a lookup sees.
+        middle = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group + "-read",
+                           "enable.auto.commit": False})
+        middle.assign([TopicPartition(topic, 0, 200)])
+        message = middle.poll(10)
+        assert message is not None and message.error() is None
+        stamp = message.timestamp()[1]
+        middle.close()
+        assert before <= stamp <= int(time.time() * 1000)
+        again = consumer.offsets_for_times([TopicPartition(topic, 0, stamp)], timeout=10)
+        assert again[0].offset <= 200, again
+    finally:
+        consumer.close()

@@ -5,7 +5,7 @@ import Synchronization
 /// For many small blocking jobs (opening and closing thousands of partitions: their fsyncs
 /// overlap, and the filesystem commits them together).
 func parallelMap<T: Sendable>(_ count: Int, width: Int = 16, _ body: @escaping @Sendable (Int) -> T) -> [T] {
-    guard count > 1 else { return (0..<count).map(body) }
+    guard count > 1 else { return (0..<max(0, count)).map(body) }
     let results = ParallelResults<T>(count)
     let next = ParallelCounter()
     let queue = DispatchQueue(label: "tidemark.parallel", attributes: .concurrent)

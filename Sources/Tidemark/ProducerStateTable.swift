@@ -97,7 +97,8 @@ struct ProducerStateTable: Sendable, Equatable {
     @discardableResult
     mutating func expire(nowMs: Int64, expirationMs: Int64) -> Int {
         let before = entries.count
-        entries = entries.filter { nowMs - $0.value.lastUpdateMs < expirationMs }
+        // Wrapping: a time read back from a snapshot cannot trap the maintenance pass.
+        entries = entries.filter { nowMs &- $0.value.lastUpdateMs < expirationMs }
         return before - entries.count
     }
 

@@ -27,7 +27,10 @@ extension TopicConfig {
         case "flush.messages":
             let n = try number()
             self.flushPolicy = n <= 1 ? .everyAppend : .everyMessages(Int(n))
-        case "flush.ms": self.flushPolicy = .everyIntervalMs(max(1, try number()))
+        case "flush.ms":
+            // Kafka's default, Long.MAX, means no interval: the OS flushes.
+            let n = try number()
+            self.flushPolicy = n == Int64.max ? .os : .everyIntervalMs(max(1, n))
         case "message.timestamp.before.max.ms":
             let n = try number()
             guard n >= 0 else { throw TidemarkError(.invalidConfig, "\(name) must be >= 0") }

@@ -33,6 +33,9 @@ struct TopicStore {
         guard let bytes = try DurableFile.read(path) else { return ([], [:], false) }
         var file = try JSONDecoder().decode(File.self, from: Data(bytes))
         guard file.version == 1 else { throw TidemarkError(.storage, "unknown topics.json version \(file.version)") }
+        if let bad = file.topics.first(where: { $0.partitions < 1 || $0.partitions > 1_000_000 }) {
+            throw TidemarkError(.storage, "\(path): topic '\(bad.name)' has \(bad.partitions) partitions")
+        }
         var made = false
         for index in file.topics.indices where file.topics[index].id == nil {
             file.topics[index].id = UUID()
@@ -69,6 +72,10 @@ struct ProducerIdAllocator {
     }
 
     mutating func allocate() throws -> Int64 {
+        // A damaged file near Int64.max (or negative) cannot trap: ids run out instead.
+        guard next >= 0, next < Int64.max - Self.blockSize else {
+            throw TidemarkError(.storage, "producer ids exhausted or damaged in \(path) (next \(next))")
+        }
         if next >= blockEnd {
             let end = next + Self.blockSize
             try DurableFile.write(Array("\(end)\n".utf8), to: path)

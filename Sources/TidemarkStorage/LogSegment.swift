@@ -195,7 +195,9 @@ final class LogSegment {
         while true {
             switch try scanner.next() {
             case .batch(let header, let at):
-                guard header.baseOffset >= next, header.lastOffset - baseOffset <= Int64(UInt32.max) else {
+                guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
+                    header.lastOffset - baseOffset <= Int64(UInt32.max)
+                else {
                     return try rebuildIndexes(truncatingInvalidTail: true)
                 }
                 if at == position && position > 0 {
@@ -232,7 +234,9 @@ final class LogSegment {
         scan: while true {
             switch try scanner.next() {
             case .batch(let header, let at):
-                guard header.baseOffset >= next, header.lastOffset - baseOffset <= Int64(UInt32.max) else {
+                guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
+                    header.lastOffset - baseOffset <= Int64(UInt32.max)
+                else {
                     if truncatingInvalidTail { cut = try truncateFile(at: at) }
                     break scan
                 }

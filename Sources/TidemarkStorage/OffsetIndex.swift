@@ -29,15 +29,19 @@ final class OffsetIndex {
         let raw = storage.entry(index)
         let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
         let position = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-        return (baseOffset + Int64(relative), Int(position))
+        return (baseOffset &+ Int64(relative), Int(position))
     }
 
     var lastEntry: (offset: Int64, position: Int)? { entryCount > 0 ? entry(entryCount - 1) : nil }
 
+    /// Adds an entry. The index is sparse: an entry that would not fit (outside the segment's
+    /// u32 range, a full index) or not increase (an index trusted at open that ends past where
+    /// a rescan of the log's tail finds batches) is left out, never a trap.
     func append(offset: Int64, position: Int) throws(StorageError) {
-        precondition(offset >= baseOffset && offset - baseOffset <= Int64(UInt32.max), "relative offset overflows u32")
-        precondition(position >= 0 && position <= Int(UInt32.max), "position overflows u32")
-        if let last = lastEntry { precondition(offset > last.offset && position > last.position, "index must increase") }
+        guard offset >= baseOffset && offset - baseOffset <= Int64(UInt32.max), position >= 0 && position <= Int(UInt32.max),
+            !storage.isFull
+        else { return }
+        if let last = lastEntry, offset <= last.offset || position <= last.position { return }
         try storage.append { raw in
             raw.storeBytes(of: UInt32(offset - baseOffset).bigEndian, toByteOffset: 0, as: UInt32.self)
             raw.storeBytes(of: UInt32(position).bigEndian, toByteOffset: 4, as: UInt32.self)

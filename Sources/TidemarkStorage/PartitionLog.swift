@@ -414,7 +414,7 @@ public final class PartitionLog: Sendable {
         case .everyMessages(let count):
             if state.withLock({ $0.messagesSinceFlush }) >= count { target = end }
         case .everyInterval(let ms):
-            let due = state.withLock { monotonicNanoseconds() - $0.lastFlushNanoseconds >= UInt64(ms) * 1_000_000 }
+            let due = state.withLock { monotonicNanoseconds() - $0.lastFlushNanoseconds >= Self.nanoseconds(ms) }
             if due { target = end }
         case .os:
             break
@@ -428,9 +428,15 @@ public final class PartitionLog: Sendable {
     public func flushIfDue() throws(StorageError) {
         guard case .everyInterval(let ms) = config.flushPolicy else { return }
         let (due, end) = state.withLock { s in
-            (monotonicNanoseconds() - s.lastFlushNanoseconds >= UInt64(ms) * 1_000_000, s.logEndOffset)
+            (monotonicNanoseconds() - s.lastFlushNanoseconds >= Self.nanoseconds(ms), s.logEndOffset)
         }
         if due { try flush(upTo: end) }
+    }
+
+    /// A flush interval in nanoseconds, saturating (Kafka's flush.ms default is Long.MAX).
+    static func nanoseconds(_ ms: Int64) -> UInt64 {
+        let (product, overflow) = UInt64(max(0, ms)).multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? .max : product
     }
 
     /// Blocks until every offset below `target` (default: everything appended) is on disk.

@@ -67,12 +67,14 @@ public struct RecordBatch: Sendable, Equatable {
     }
 
     /// The absolute offset of `record`.
-    public func offset(of record: Record) -> Int64 { header.baseOffset + Int64(record.offsetDelta) }
+    public func offset(of record: Record) -> Int64 { header.baseOffset &+ Int64(record.offsetDelta) }
 
     /// The timestamp a consumer sees for `record`: the batch's `maxTimestamp` under
     /// LogAppendTime, the producer's timestamp otherwise.
     public func timestamp(of record: Record) -> Int64 {
-        header.timestampType == .logAppendTime ? header.maxTimestamp : header.baseTimestamp + record.timestampDelta
+        // Wrapping, as Kafka's clients compute it: a rebuilt batch (a share fetch's trimmed copy)
+        // may hold timestamps whose difference from its first does not fit.
+        header.timestampType == .logAppendTime ? header.maxTimestamp : header.baseTimestamp &+ record.timestampDelta
     }
 }
 
@@ -122,7 +124,7 @@ public struct RecordBatchBuilder: Sendable {
         withOptionalBytes(key) { key in
             withOptionalBytes(value) { value in
                 Record.write(
-                    to: &writer, timestampDelta: timestamp - baseTimestamp, offsetDelta: offsetDelta,
+                    to: &writer, timestampDelta: timestamp &- baseTimestamp, offsetDelta: offsetDelta,
                     key: key, value: value, headers: headers)
             }
         }

@@ -48,8 +48,10 @@ public struct RecordBatchHeader: Sendable, Equatable {
 
     /// Bytes the whole batch takes, header included.
     public var totalSize: Int { Self.logOverhead + Int(batchLength) }
-    public var lastOffset: Int64 { baseOffset + Int64(lastOffsetDelta) }
-    public var nextOffset: Int64 { lastOffset + 1 }
+    /// Wrapping: baseOffset is outside the CRC, and a damaged one near Int64.max must read as
+    /// an offset out of sequence (which every reader checks), not trap.
+    public var lastOffset: Int64 { baseOffset &+ Int64(lastOffsetDelta) }
+    public var nextOffset: Int64 { lastOffset &+ 1 }
     public var compressionCodec: CompressionCodec? { CompressionCodec(rawValue: attributes & 0x7) }
     public var timestampType: TimestampType { attributes & 0x8 != 0 ? .logAppendTime : .createTime }
     public var isTransactional: Bool { attributes & 0x10 != 0 }

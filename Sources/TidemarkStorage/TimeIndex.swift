@@ -29,7 +29,7 @@ final class TimeIndex {
         let raw = storage.entry(index)
         let timestamp = Int64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: Int64.self))
         let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        return (timestamp, baseOffset + Int64(relative))
+        return (timestamp, baseOffset &+ Int64(relative))
     }
 
     var lastEntry: (timestamp: Int64, offset: Int64)? { entryCount > 0 ? entry(entryCount - 1) : nil }

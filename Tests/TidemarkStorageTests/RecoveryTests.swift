@@ -183,4 +183,34 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: other.file(segmentName(500, ".index"))))
         #expect(!FileManager.default.fileExists(atPath: other.file("recovery-point.checkpoint.tmp")))
     }
+    /// baseOffset is not covered by the CRC: one damaged byte can make it Int64.max - 1, and
+    /// its last offset then overflowed in every reader (recovery, a clean open's tail scan,
+    /// reads, `verify`). Now it reads as an offset out of sequence: cut at recovery, the
+    /// batches before it kept.
+    @Test(arguments: [false, true])
+    func aBaseOffsetNearInt64MaxIsDamageNotATrap(cleanShutdown: Bool) throws {
+        let dir = TemporaryDirectory()
+        if cleanShutdown {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            for b in 0..<10 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+            try log.close()
+        } else {
+            try Self.writeAndCrash(dir, batches: 10)
+        }
+        let path = dir.path + "/" + log0
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let at = 7 * Self.batchSize
+        withUnsafeBytes(of: (Int64.max - 1).bigEndian) { data.replaceSubrange(at..<(at + 8), with: $0) }
+        try data.write(to: URL(fileURLWithPath: path))
+        let report = try LogVerifier.verify(partitionDirectory: dir.path)
+        #expect(!report.problems.isEmpty)
+        if cleanShutdown {
+            // A clean open trusts what its indexes cover; reading there finds the damage.
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            #expect { try log.read(from: 28, maxBytes: 1 << 20) } throws: { ($0 as? StorageError)?.code == .corruptLog }
+            try log.close()
+        } else {
+            try Self.expectSurvivors(dir, batches: 7).close()
+        }
+    }
 }

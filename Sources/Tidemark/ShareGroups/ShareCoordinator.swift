@@ -234,7 +234,8 @@ public final class ShareCoordinator: Sendable {
                 }
                 s.sessions.removeValue(forKey: key)
             } else {
-                if !session.partitions.isEmpty { session.cursor = (session.cursor + 1) % session.partitions.count }
+                // (Forgotten partitions may have left the cursor past the end.)
+                session.cursor = session.partitions.isEmpty ? 0 : (session.cursor + 1) % session.partitions.count
                 update.partitions = Array(session.partitions[session.cursor...] + session.partitions[..<session.cursor])
                 s.sessions[key] = session
             }
@@ -509,8 +510,14 @@ public final class ShareCoordinator: Sendable {
     /// AlterShareGroupOffsets: moves the start offsets; refused while the group has members.
     public func resetOffsets(group: String, offsets: [TopicPartition: Int64], view: ShareLogView) async throws {
         let durableAt = try state.withLock { s -> Int64? in
+            guard GroupCoordinator.validGroupId(group) else {
+                throw TidemarkError(.invalidRequest, "the group id must be 1 to 255 bytes")
+            }
             if let g = s.groups[group], !g.isEmpty {
                 throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
+            }
+            if let (tp, offset) = offsets.first(where: { $0.value < 0 }) {
+                throw TidemarkError(.invalidRequest, "start offset \(offset) for \(tp) is negative")
             }
             var changed: [PartitionKey] = []
             for (tp, offset) in offsets {

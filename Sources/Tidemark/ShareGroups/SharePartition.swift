@@ -354,7 +354,7 @@ struct SharePartition: Sendable, Equatable {
         _ acks: [ShareAcknowledgement], member: String, nowMs: Int64, settings: ShareSettings, allowRenew: Bool
     ) -> TidemarkError.Code? {
         for ack in acks {
-            guard ack.first <= ack.last, ack.last - ack.first < 1 << 20,
+            guard ack.first >= 0, ack.first <= ack.last, ack.last - ack.first < 1 << 20,
                 ack.types.count == 1 || Int64(ack.types.count) == ack.last - ack.first + 1
             else { return .invalidRequest }
             if !allowRenew && ack.types.contains(.renew) { return .invalidRequest }

@@ -211,7 +211,8 @@ final class ShareStateStore: Sendable {
                 guard version == 0 || version == 1 else { return nil }
                 let start: Int64 = try reader.readInteger()
                 let count: Int32 = try reader.readInteger()
-                guard count >= 0, Int(count) <= raw.count / 19 + 1 else { return nil }
+                // Offsets are never negative, and the window's arithmetic must not overflow.
+                guard start >= 0, start < Int64.max / 2, count >= 0, Int(count) <= raw.count / 19 + 1 else { return nil }
                 var entries: [SharePartition.Entry] = []
                 var next = start
                 for _ in 0..<count {

@@ -40,7 +40,8 @@ extension Broker {
             case .timestamp(let ms): result[tp] = try await resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
             case .shift(let delta):
                 let base = committed[tp]?.offset ?? start
-                result[tp] = min(max(base + delta, start), end)
+                let (shifted, overflow) = base.addingReportingOverflow(delta)
+                result[tp] = overflow ? (delta > 0 ? end : start) : min(max(shifted, start), end)
             }
         }
         if dryRun { return result }

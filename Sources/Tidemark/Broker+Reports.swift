@@ -45,7 +45,9 @@ extension Broker {
                 let tp = TopicPartition(topic, p)
                 let end = (try? offsets(topic: topic, partition: p).end) ?? 0
                 let offset = committed[tp]?.offset
-                rows.append(GroupPartitionLag(topicPartition: tp, committed: offset, logEndOffset: end, lag: offset.map { max(0, end - $0) }))
+                // Any committed value a client sent (Int64.min included) gives a lag in 0...end.
+                rows.append(GroupPartitionLag(
+                    topicPartition: tp, committed: offset, logEndOffset: end, lag: offset.map { end - min(max($0, 0), end) }))
             }
         }
         return rows
@@ -67,7 +69,8 @@ extension Broker {
             let tp = row.topicPartition
             if let ts = timestamp(topic: tp.topic, partition: tp.partition, at: row.committed ?? 0) { oldest = min(oldest ?? ts, ts) }
         }
-        return oldest.map { max(0, Double(nowMs - $0) / 1000) } ?? 0
+        // In Double: a record's timestamp is the client's (Int64.min passes the default window).
+        return oldest.map { max(0, (Double(nowMs) - Double($0)) / 1000) } ?? 0
     }
 
     /// Members of a classic or consumer-protocol group now.

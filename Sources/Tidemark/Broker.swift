@@ -298,10 +298,9 @@ public final class Broker: Sendable {
         if registry.withLock({ $0.isClosed }) { throw TidemarkError(.brokerClosed, "broker is closed") }
     }
 
-    /// Creates a topic; without a `config`, the broker's `defaultTopicConfig`.
-    public func createTopic(_ name: String, partitions: Int, config: TopicConfig? = nil) async throws {
-        let config = config ?? options.defaultTopicConfig
-        try checkOpen()
+    /// What `createTopic` checks before it creates anything (CreateTopics' validateOnly runs
+    /// the same): the name, the partition count, the config. A topic of that name may exist.
+    public func checkNewTopic(_ name: String, partitions: Int, config: TopicConfig) throws {
         try TopicName.validate(name)
         guard !name.hasPrefix("__") else { throw TidemarkError(.invalidTopicName, "names starting with '__' are internal") }
         guard partitions >= 1 && partitions <= options.maxPartitionsPerTopic else {
@@ -309,6 +308,13 @@ public final class Broker: Sendable {
                 .invalidPartitions, "partition count must be in [1, \(options.maxPartitionsPerTopic)], got \(partitions)")
         }
         try config.validate()
+    }
+
+    /// Creates a topic; without a `config`, the broker's `defaultTopicConfig`.
+    public func createTopic(_ name: String, partitions: Int, config: TopicConfig? = nil) async throws {
+        let config = config ?? options.defaultTopicConfig
+        try checkOpen()
+        try checkNewTopic(name, partitions: partitions, config: config)
         try await admin { [self] in
             if registry.withLock({ $0.topics[name] != nil }) {
                 throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")

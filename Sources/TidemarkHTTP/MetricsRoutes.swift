@@ -145,12 +145,13 @@ public final class MetricsRoutes: HTTPRoutes {
         // Untyped: Prometheus' linter refuses a gauge whose name ends in _sum.
         out.family(MetricName.groupCurrentOffsetSum, .untyped) { f in
             for (group, topic, rows) in byGroupTopic {
-                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + ($1.committed ?? -1) }))
+                // Summed in Double: committed offsets are whatever clients sent.
+                f.sample([("consumergroup", group), ("topic", topic)], rows.reduce(0.0) { $0 + Double($1.committed ?? -1) })
             }
         }
         out.family(MetricName.groupLagSum, .untyped) { f in
             for (group, topic, rows) in byGroupTopic {
-                f.sample([("consumergroup", group), ("topic", topic)], Double(rows.reduce(0) { $0 + ($1.lag ?? 0) }))
+                f.sample([("consumergroup", group), ("topic", topic)], rows.reduce(0.0) { $0 + Double($1.lag ?? 0) })
             }
         }
         out.family(MetricName.groupMembers, .gauge) { f in
@@ -200,7 +201,7 @@ public final class MetricsRoutes: HTTPRoutes {
             (MetricName.queueInFlight, { Double($0.inFlight) }),
             (MetricName.queueAvailable, { Double($0.available) }),
             (MetricName.queueDelayed, { Double($0.delayed) }),
-            (MetricName.queueOldestUnackedAge, { q in q.oldestUnfinishedMs.map { max(0, Double(nowMs - $0) / 1000) } ?? 0 }),
+            (MetricName.queueOldestUnackedAge, { q in q.oldestUnfinishedMs.map { max(0, (Double(nowMs) - Double($0)) / 1000) } ?? 0 }),
             (MetricName.queueDeadLettersPending, { Double($0.deadLettersPending) }),
         ]
         for (name, value) in gauges {

@@ -123,9 +123,12 @@ public struct BrokerConfig: Sendable {
         case "log.message.timestamp.before.max.ms": try topicDefault("message.timestamp.before.max.ms", value)
         case "log.message.timestamp.after.max.ms": try topicDefault("message.timestamp.after.max.ms", value)
         case "compression.type": try topicDefault("compression.type", value)
-        case "offsets.retention.minutes": broker.groups.offsetsRetentionMs = try number() * 60_000
+        case "offsets.retention.minutes":
+            let (ms, overflow) = try number().multipliedReportingOverflow(by: 60_000)
+            broker.groups.offsetsRetentionMs = overflow ? .max : ms
         case "offsets.retention.check.interval.ms": broker.groups.offsetsRetentionCheckIntervalMs = try number()
-        case "offset.metadata.max.bytes": broker.groups.offsetMetadataMaxBytes = Int(try number())
+        // The offsets log stores metadata with a 16-bit length.
+        case "offset.metadata.max.bytes": broker.groups.offsetMetadataMaxBytes = Int(min(max(0, try number()), Int64(Int16.max)))
         case "group.min.session.timeout.ms": broker.groups.minSessionTimeoutMs = Int32(clamping: try number())
         case "group.max.session.timeout.ms": broker.groups.maxSessionTimeoutMs = Int32(clamping: try number())
         case "group.initial.rebalance.delay.ms": broker.groups.initialRebalanceDelayMs = try number()

@@ -25,7 +25,7 @@ extension RequestRouter {
                 for entry in topic.configs { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
                 if request.validateOnly {
                     if broker.listTopics().contains(topic.name) { throw TidemarkError(.topicAlreadyExists, "topic '\(topic.name)' already exists") }
-                    try TopicName.validate(topic.name)
+                    try broker.checkNewTopic(topic.name, partitions: partitions, config: topicConfig)
                 } else {
                     try await broker.createTopic(topic.name, partitions: partitions, config: topicConfig)
                     result.topicId = wireId(of: topic.name)

@@ -222,12 +222,14 @@ public final class PartitionLog: Sendable {
         guard !headers.isEmpty else { throw StorageError(.invalidArgument, "append of no batches") }
 
         // Batches stored other than as received get a restamped copy: every batch under
-        // LogAppendTime, and one whose maxTimestamp the validator corrected.
+        // LogAppendTime, and one whose maxTimestamp or timestamp type the validator corrected.
         let appendTime: Int64? = config.timestampType == .logAppendTime ? clock() : nil
         let restamped = headers.indices.filter { index in
             appendTime != nil
                 || Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: starts[index] + RecordBatchHeader.maxTimestampOffset, as: Int64.self))
                     != headers[index].maxTimestamp
+                || Int16(bigEndian: bytes.loadUnaligned(fromByteOffset: starts[index] + RecordBatchHeader.attributesOffset, as: Int16.self))
+                    != headers[index].attributes
         }
         var source = bytes
         var ownedCopy: UnsafeMutableRawBufferPointer? = nil
@@ -242,7 +244,7 @@ public final class PartitionLog: Sendable {
                 }
                 Self.restamp(
                     UnsafeMutableRawBufferPointer(rebasing: copy[starts[index]..<(starts[index] + headers[index].totalSize)]),
-                    maxTimestamp: headers[index].maxTimestamp, logAppendTime: appendTime != nil)
+                    maxTimestamp: headers[index].maxTimestamp, attributes: headers[index].attributes)
             }
             ownedCopy = copy
             source = UnsafeRawBufferPointer(copy)
@@ -330,14 +332,10 @@ public final class PartitionLog: Sendable {
         }.get()
     }
 
-    /// Sets a batch's maxTimestamp (and LogAppendTime in its attributes when asked) and
-    /// recomputes its CRC.
-    static func restamp(_ raw: UnsafeMutableRawBufferPointer, maxTimestamp: Int64, logAppendTime: Bool) {
+    /// Sets a batch's attributes and maxTimestamp and recomputes its CRC.
+    static func restamp(_ raw: UnsafeMutableRawBufferPointer, maxTimestamp: Int64, attributes: Int16) {
         do {
-            if logAppendTime {
-                let attributes = Int16(bigEndian: raw.loadUnaligned(fromByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self))
-                raw.storeBytes(of: (attributes | 0x8).bigEndian, toByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self)
-            }
+            raw.storeBytes(of: attributes.bigEndian, toByteOffset: RecordBatchHeader.attributesOffset, as: Int16.self)
             raw.storeBytes(of: maxTimestamp.bigEndian, toByteOffset: RecordBatchHeader.maxTimestampOffset, as: Int64.self)
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.attributesOffset...]))
             raw.storeBytes(of: crc.bigEndian, toByteOffset: RecordBatchHeader.crcOffset, as: UInt32.self)

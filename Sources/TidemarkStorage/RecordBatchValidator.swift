@@ -14,10 +14,12 @@
 /// - under CreateTime, every record's timestamp within `[now - before, now + after]`
 ///   (Kafka's message.timestamp.before.max.ms / message.timestamp.after.max.ms).
 ///
-/// Corrected, not refused (as Kafka's LogValidator does): under CreateTime a client's batch
-/// whose maxTimestamp is not its largest record timestamp (sarama 1.22 always sends -1) gets
-/// the right one in the returned header; whoever stores the batch writes it into the stored
-/// copy (`PartitionLog.append(validated:)` rewrites the field and the CRC).
+/// Corrected, not refused (as Kafka's LogValidator does): a client's batch for a CreateTime
+/// topic (`nowMs` given) whose maxTimestamp is not its largest record timestamp (sarama 1.22
+/// always sends -1), or that claims LogAppendTime, gets the right maxTimestamp and the
+/// CreateTime type in the returned header (its timestamps are judged by the window either
+/// way); whoever stores the batch writes them into the stored copy
+/// (`PartitionLog.append(validated:)` rewrites the fields and the CRC).
 ///
 /// Allocation-free for uncompressed batches: records are walked, not decoded.
 public struct RecordBatchValidator: Sendable {
@@ -72,7 +74,7 @@ public struct RecordBatchValidator: Sendable {
         guard let codec = header.compressionCodec, codec.isSupported else { throw .unsupportedCompression(header.attributes) }
         let body = UnsafeRawBufferPointer(rebasing: bytes[RecordBatchHeader.size..<header.totalSize])
         var window: ClosedRange<Int64>? = nil
-        if let nowMs, header.timestampType == .createTime {
+        if let nowMs {
             let low = timestampBeforeMaxMs.map { nowMs &- $0 } ?? .min
             let high = timestampAfterMaxMs.map { nowMs.addingReportingOverflow($0).overflow ? .max : nowMs + $0 } ?? .max
             window = min(low, high)...high
@@ -88,7 +90,10 @@ public struct RecordBatchValidator: Sendable {
             }.get()
         }
         var checked = header
-        if nowMs != nil, header.timestampType == .createTime, let largest { checked.maxTimestamp = largest }
+        if nowMs != nil {
+            checked.attributes &= ~0x8
+            if let largest { checked.maxTimestamp = largest }
+        }
         return checked
     }
 

@@ -389,4 +389,52 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         #expect(answer.status == 403 && answer.body.contains("--http-auth-token"))
         try await node.stop()
     }
+    /// Values any Kafka client can set: committed offsets of Int64.min / Int64.max, a record
+    /// timestamp of Int64.min (the default window has no lower bound), held by a share group.
+    /// The lag, time-lag and queue-age arithmetic behind /metrics and the console overflowed
+    /// (a trap, on the first scrape or the console's 1 s sampler); a reset shifted by
+    /// Int64.max overflowed too.
+    @Test func hostileOffsetsAndTimestampsAreReportedNotTrapped() async throws {
+        let node = try await HTTPMetricsTests.start()
+        let console = ConsoleRoutes(
+            broker: node.broker, registry: node.registry,
+            identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(node.server.boundPort)", version: TidemarkVersion.current),
+            authToken: "t0ken", tokenForReads: false)
+        node.http.add(console)
+        let broker = node.broker
+        try await broker.createTopic("t", partitions: 2)
+        for p in 0..<2 {
+            for timestamp in [Int64.min, 1_790_000_000_000] {
+                var builder = RecordBatchBuilder()
+                builder.append(timestamp: timestamp, key: nil, value: Array("at \(timestamp)".utf8))
+                _ = try await broker.append(topic: "t", partition: p, batches: try builder.build())
+            }
+        }
+        _ = try await broker.groups.commitOffsets(
+            groupId: "edges", offsets: [TopicPartition("t", 0): CommittedOffset(offset: Int64.min), TopicPartition("t", 1): CommittedOffset(offset: Int64.max)])
+        _ = try await broker.groups.commitOffsets(
+            groupId: "maxes", offsets: [TopicPartition("t", 0): CommittedOffset(offset: Int64.max), TopicPartition("t", 1): CommittedOffset(offset: Int64.max)])
+        _ = try await broker.groups.commitOffsets(groupId: "behind", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 0)])
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "q", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["t"]))
+        let view = broker.shareLogView
+        _ = broker.shares.updateSession(
+            group: "q", member: "w", epoch: 0, add: [TopicPartition("t", 0)], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "q", member: "w", partitions: [TopicPartition("t", 0)], maxRecords: 1, view: view).count == 1)
+
+        let m = try await node.scrape()
+        #expect(m[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "edges", "topic": "t", "partition": "0"])] == 2)
+        #expect(m[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "edges", "topic": "t", "partition": "1"])] == 0)
+        #expect((m[Sample(name: "tidemark_consumergroup_lag_seconds", labels: ["consumergroup": "behind", "topic": "t"])] ?? 0) > 1e9)
+        let port = node.http.boundPort
+        #expect(try await httpGet(port: port, "/api/groups").status == 200)
+        #expect(try await httpGet(port: port, "/api/groups/edges").status == 200)
+        #expect(try await httpGet(port: port, "/api/queues").status == 200)
+        let body = #"{"topic":"t","to":"shift","shift":9223372036854775807}"#
+        let reset = try await httpExchange(
+            port: port,
+            "POST /api/groups/behind/reset HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nX-Tidemark-Token: t0ken\r\nOrigin: http://127.0.0.1:\(port)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        #expect(reset.status == 200)
+        console.stop()
+        try await node.stop()
+    }
 }

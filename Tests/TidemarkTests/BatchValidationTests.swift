@@ -114,4 +114,30 @@ extension RecordBatchBuilder {
         #expect(try await reopened.resolveOffset(topic: "s", partition: 0, .timestamp(start + 42)) == (42, start + 42))
         try await reopened.close()
     }
+    /// A client batch for a CreateTime topic that claims LogAppendTime (attributes bit 3):
+    /// its timestamps were not judged by the window, and the claim was stored, so readers
+    /// took the client's maxTimestamp for every record. Now judged, and stored as CreateTime.
+    @Test func aBatchClaimingLogAppendTimeOnACreateTimeTopic() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock))
+        try await broker.createTopic("c", partitions: 1)
+        func claiming(_ timestamp: Int64) throws -> [UInt8] {
+            var batch = try RecordBatchBuilder().appending(timestamp: timestamp, value: "x").build()
+            batch[22] |= 0x8
+            withUnsafeBytes(of: Int64(5).bigEndian) { batch.replaceSubrange(35..<43, with: $0) }
+            let crc = batch[21...].withUnsafeBytes { CRC32C.checksum($0) }
+            withUnsafeBytes(of: crc.bigEndian) { batch.replaceSubrange(17..<21, with: $0) }
+            return batch
+        }
+        let now = clock.read()
+        await #expect { _ = try await broker.append(topic: "c", partition: 0, batches: try claiming(now + 7_200_000)) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTimestamp
+        }
+        _ = try await broker.append(topic: "c", partition: 0, batches: try claiming(now - 1_000))
+        let stored = try #require(try broker.partitionState("c", 0).log.readBatches(from: 0, maxBytes: 1 << 20).first)
+        #expect(stored.header.timestampType == .createTime && stored.header.maxTimestamp == now - 1_000)
+        #expect(try await readPartition(broker, "c", 0).map(\.timestamp) == [now - 1_000])
+        try await broker.close()
+    }
 }

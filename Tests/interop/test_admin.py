@@ -37,3 +37,23 @@ def test_confluent_admin_create_errors_and_delete(broker):
     for future in admin.delete_topics([topic]).values():
         future.result(10)
     assert topic not in admin.list_topics(timeout=10).topics
+
+
+def test_validate_only_checks_what_create_would(broker):
+    """CreateTopics with validate_only answers as the real create would: a partition count of
+    0 or a config the broker refuses is an error there too (it used to answer success)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import InvalidConfigurationError, InvalidPartitionsError
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        with pytest.raises(InvalidPartitionsError):
+            admin.create_topics([NewTopic(unique("zero"), num_partitions=0, replication_factor=1)], validate_only=True)
+        with pytest.raises(InvalidConfigurationError):
+            admin.create_topics([NewTopic(unique("cfg"), num_partitions=1, replication_factor=1,
+                                          topic_configs={"cleanup.policy": "compact"})], validate_only=True)
+        name = unique("fine")
+        admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)], validate_only=True)
+        assert name not in admin.list_topics()
+    finally:
+        admin.close()

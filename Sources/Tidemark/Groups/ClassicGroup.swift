@@ -322,7 +322,7 @@ struct ClassicGroup: Sendable {
 
     private mutating func completeJoin(nowMs: Int64) -> [Delivery] {
         for (id, member) in members where !member.awaitingJoin { remove(id) }
-        generationId += 1
+        generationId = generationId == Int32.max ? 1 : generationId + 1
         guard !members.isEmpty else {
             state = .empty
             protocolName = nil
@@ -441,7 +441,7 @@ struct ClassicGroup: Sendable {
         switch state {
         case .stable, .completingRebalance:
             if members.isEmpty {
-                generationId += 1
+                generationId = generationId == Int32.max ? 1 : generationId + 1
                 state = .empty
                 protocolName = nil
                 protocolType = nil

@@ -282,7 +282,7 @@ struct ConsumerGroup: Sendable {
         if epochMoved || nowMs - metadataRefreshedMs >= Self.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
         }
-        if epochMoved { groupEpoch += 1 }
+        if epochMoved { groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1 }
         if groupEpoch > assignmentEpoch { computeTarget() }
 
         let before = members[member.memberId]!
@@ -398,7 +398,7 @@ struct ConsumerGroup: Sendable {
         members.removeValue(forKey: id)
         memberOrder.removeAll { $0 == id }
         target.removeValue(forKey: id)
-        groupEpoch += 1
+        groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
     }
 
     /// Members whose session ran out, or who kept partitions past their rebalance timeout,

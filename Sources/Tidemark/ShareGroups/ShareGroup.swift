@@ -149,7 +149,7 @@ struct ShareGroup: Sendable {
         if epochMoved || nowMs - metadataRefreshedMs >= ConsumerGroup.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
         }
-        if epochMoved { groupEpoch += 1 }
+        if epochMoved { groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1 }
         // Assignment: every partition of every subscribed topic that exists.
         var assignment: Set<TopicPartition> = []
         for topic in member.subscribedTopicNames {
@@ -184,7 +184,7 @@ struct ShareGroup: Sendable {
     mutating func remove(_ id: String) {
         guard members.removeValue(forKey: id) != nil else { return }
         memberOrder.removeAll { $0 == id }
-        groupEpoch += 1
+        groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
     }
 
     /// Members without a heartbeat for the session timeout are removed; returns them.

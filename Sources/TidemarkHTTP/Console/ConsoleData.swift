@@ -277,7 +277,7 @@ final class ConsoleData: Sendable {
                         lockExpirations: a.lockExpirations,
                         acks: ["accept": a.accepted, "release": a.released, "reject": a.rejected, "renew": a.renewed],
                         acksPerSecond: rates[g + "\u{0}" + q.topic] ?? [:],
-                        oldestUnackedAgeSeconds: q.oldestUnfinishedMs.map { max(0, Double(nowMs - $0) / 1000) } ?? 0,
+                        oldestUnackedAgeSeconds: q.oldestUnfinishedMs.map { max(0, (Double(nowMs) - Double($0)) / 1000) } ?? 0,
                         members: members, deadLetterTopic: dlq))
             }
         }

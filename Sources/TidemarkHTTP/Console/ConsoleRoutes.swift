@@ -149,9 +149,9 @@ public final class ConsoleRoutes: HTTPRoutes {
         if let ms = Int64(text) { return ms }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+        if let date = formatter.date(from: text) { return Int64(exactly: (date.timeIntervalSince1970 * 1000).rounded(.down)) }
         formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
+        return formatter.date(from: text).flatMap { Int64(exactly: ($0.timeIntervalSince1970 * 1000).rounded(.down)) }
     }
 
     private func deadLetters(group: String, _ request: HTTPRequest) async -> HTTPResponse {

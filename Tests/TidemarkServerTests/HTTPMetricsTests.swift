@@ -334,13 +334,19 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
 }
 
 @Suite(.serialized) struct ConsoleAPITests {
-    @Test func readsAnswerAndActionsNeedTheToken() async throws {
+    /// A node with the console on its HTTP listener; actions need the token "t0ken".
+    static func startWithConsole() async throws -> (HTTPMetricsTests.Node, ConsoleRoutes) {
         let node = try await HTTPMetricsTests.start()
         let console = ConsoleRoutes(
             broker: node.broker, registry: node.registry,
             identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(node.server.boundPort)", version: TidemarkVersion.current),
             authToken: "t0ken", tokenForReads: false)
         node.http.add(console)
+        return (node, console)
+    }
+
+    @Test func readsAnswerAndActionsNeedTheToken() async throws {
+        let (node, console) = try await Self.startWithConsole()
         try await node.broker.createTopic("pages", partitions: 1)
         let producer = try await Producer(broker: node.broker)
         _ = try await producer.send(topic: "pages", key: nil, value: Array("<b>bold</b>".utf8))
@@ -395,12 +401,7 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
     /// (a trap, on the first scrape or the console's 1 s sampler); a reset shifted by
     /// Int64.max overflowed too.
     @Test func hostileOffsetsAndTimestampsAreReportedNotTrapped() async throws {
-        let node = try await HTTPMetricsTests.start()
-        let console = ConsoleRoutes(
-            broker: node.broker, registry: node.registry,
-            identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(node.server.boundPort)", version: TidemarkVersion.current),
-            authToken: "t0ken", tokenForReads: false)
-        node.http.add(console)
+        let (node, console) = try await Self.startWithConsole()
         let broker = node.broker
         try await broker.createTopic("t", partitions: 2)
         for p in 0..<2 {

@@ -29,6 +29,16 @@ import TidemarkStorage
             .first?.ranges.first
     }
 
+    /// A broker with `jobs` jobs and worker w1's session open; `start`: the share-state log's end then.
+    static func withJobs(_ jobs: Int) async throws -> (dir: TemporaryDirectory, broker: Broker, start: Int64) {
+        let dir = TemporaryDirectory()
+        let broker = try await open(dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: jobs)
+        session(broker, "w1")
+        return (dir, broker, written(broker))
+    }
+
     /// Snapshot records in the share-state log so far.
     static func written(_ broker: Broker) -> Int64 { broker.shares.store.partition.log.logEndOffset }
 
@@ -45,12 +55,7 @@ import TidemarkStorage
     }
 
     @Test func acquisitionsAreWrittenWithTheNextSnapshotOrMaintenancePass() async throws {
-        let dir = TemporaryDirectory()
-        let broker = try await Self.open(dir.path)
-        try await broker.createTopic("jobs", partitions: 1)
-        try await ShareCoordinatorTests.produce(broker, "jobs", count: 4)
-        Self.session(broker, "w1")
-        let start = Self.written(broker)
+        let (dir, broker, start) = try await Self.withJobs(4)
 
         // A fetch alone writes nothing: a crash now gives job 0 back as a first delivery.
         #expect(Self.acquireOne(broker, "w1") == AcquiredRange(first: 0, last: 0, deliveryCount: 1))
@@ -91,12 +96,7 @@ import TidemarkStorage
     /// Releases are written before they are answered, like acceptances: a job given back
     /// keeps its delivery count through a crash.
     @Test func aReleaseIsWrittenAtOnce() async throws {
-        let dir = TemporaryDirectory()
-        let broker = try await Self.open(dir.path)
-        try await broker.createTopic("jobs", partitions: 1)
-        try await ShareCoordinatorTests.produce(broker, "jobs", count: 1)
-        Self.session(broker, "w1")
-        let start = Self.written(broker)
+        let (dir, broker, start) = try await Self.withJobs(1)
         #expect(Self.acquireOne(broker, "w1")?.deliveryCount == 1)
         let released = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: 1, add: [], forget: [],

@@ -29,13 +29,16 @@ def test_two_clients_share_a_group_and_a_leaving_member_loses_nothing(broker):
     topic = unique("shared")
     group = topic + "-group"
     create_topic(broker.bootstrap, topic, 6)
-    produce(broker.bootstrap, topic, 0, 3000)
 
     seen = {}
     lock = threading.Lock()
     stop_all = threading.Event()
     stop_b = threading.Event()
     assignments = {}
+    # The partitions each member holds now. Records are produced only once the two members
+    # share the six partitions: produced earlier, the first member to join reads them all
+    # before the second one's rebalance ends (3,000 small records take a few milliseconds).
+    held = {"a": set(), "b": set()}
 
     def record(owner, values):
         with lock:
@@ -44,10 +47,15 @@ def test_two_clients_share_a_group_and_a_leaving_member_loses_nothing(broker):
             assignments.setdefault(owner, 0)
             assignments[owner] += len(values)
 
+    def hold(owner, partitions):
+        with lock:
+            held[owner] = set(partitions)
+
     def member_a():  # librdkafka via confluent-kafka: commit after processing
         c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                       "enable.auto.commit": False, "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
-        c.subscribe([topic])
+        c.subscribe([topic], on_assign=lambda _, ps: hold("a", [p.partition for p in ps]),
+                    on_revoke=lambda _, ps: hold("a", []))
         while not stop_all.is_set():
             msgs = c.consume(200, 0.5)
             good = [m for m in msgs if m.error() is None]
@@ -61,6 +69,7 @@ def test_two_clients_share_a_group_and_a_leaving_member_loses_nothing(broker):
                           enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=500)
         while not stop_b.is_set():
             batches = c.poll(timeout_ms=500, max_records=200)
+            hold("b", [tp.partition for tp in c.assignment()])
             values = [int(r.value) for records in batches.values() for r in records]
             if values:
                 record("b", values)
@@ -73,11 +82,21 @@ def test_two_clients_share_a_group_and_a_leaving_member_loses_nothing(broker):
     deadline = time.time() + 60
     while time.time() < deadline:
         with lock:
+            if held["a"] and held["b"] and held["a"] | held["b"] == set(range(6)) and not held["a"] & held["b"]:
+                break
+        time.sleep(0.1)
+    with lock:
+        assert held["a"] and held["b"], "the members never shared the partitions: %s" % held
+    produce(broker.bootstrap, topic, 0, 3000)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with lock:
             if assignments.get("a", 0) > 0 and assignments.get("b", 0) > 0:
                 break
         time.sleep(0.1)
     with lock:
-        assert assignments.get("b", 0) > 0, "kafka-python member never got partitions"
+        assert assignments.get("b", 0) > 0, "kafka-python member never got records"
+        assert assignments.get("a", 0) > 0, "librdkafka member never got records"
     stop_b.set()
     threads[1].join(30)
     produce(broker.bootstrap, topic, 3000, 2000)

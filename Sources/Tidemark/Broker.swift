@@ -229,8 +229,9 @@ public final class Broker: Sendable {
                 countTraffic: false, budget: options.openFileBudget)
             return (lock, registry, offsets, offsetsId, shareState)
         }
+        let flusher = LogFlusher()
         let offsetStore = try await OffsetStore.open(
-            partition: offsetsPartition, executor: executor, clock: options.clock,
+            partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes)
         let offsetsTopicState = TopicState(
             name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), slots: [.online(offsetsPartition)],
@@ -248,7 +249,6 @@ public final class Broker: Sendable {
             ], deadLetterPrefix: options.groups.deadLetterTopicPrefix)
         let groups = GroupCoordinator(
             options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock, logger: options.logger)
-        let flusher = LogFlusher()
         let (shareStore, shareStates) = try await ShareStateStore.open(
             partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
             compactionThresholdBytes: options.groups.shareStateCompactionBytes)

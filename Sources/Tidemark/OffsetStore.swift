@@ -23,7 +23,9 @@ public struct CommittedOffset: Sendable, Equatable {
 }
 
 /// Committed group offsets: a map in memory, made durable in the internal topic
-/// `__consumer_offsets` (one partition, fsync on every commit) and rebuilt from it at open.
+/// `__consumer_offsets` (one partition, every commit synced before it is answered, by the
+/// broker's `LogFlusher`: commits waiting together share an fdatasync with each other and with
+/// durable produces) and rebuilt from it at open.
 ///
 /// Records use Kafka's own offset-commit layouts, so Kafka's dump tools read them:
 /// ```
@@ -36,7 +38,8 @@ public struct CommittedOffset: Sendable, Equatable {
 /// again after a roll and the older segments are deleted.
 ///
 /// Concurrency: `state` (a Mutex) owns the map and serializes commits, so the log order
-/// and the map agree; the fsync of a commit happens after the lock is released.
+/// and the map agree; a commit's append (a pwritev to the page cache) is made under it, its
+/// fdatasync later by the flusher, which answers the commit.
 public final class OffsetStore: Sendable {
     struct Key: Hashable, Sendable {
         var group: String
@@ -45,15 +48,17 @@ public final class OffsetStore: Sendable {
 
     let partition: PartitionState
     let executor: BlockingExecutor
+    let flusher: LogFlusher
     let clock: @Sendable () -> Int64
     private let state: Mutex<[Key: CommittedOffset]>
     let compactionThresholdBytes: Int64
 
     private init(
-        partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64,
+        partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
         entries: [Key: CommittedOffset], compactionThresholdBytes: Int64
     ) {
         self.partition = partition
+        self.flusher = flusher
         self.compactionThresholdBytes = compactionThresholdBytes
         self.executor = executor
         self.clock = clock
@@ -61,7 +66,7 @@ public final class OffsetStore: Sendable {
     }
 
     static func open(
-        partition: PartitionState, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64,
+        partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
         compactionThresholdBytes: Int64
     ) async throws -> OffsetStore {
         let entries = try await executor.run { () throws -> [Key: CommittedOffset] in
@@ -85,32 +90,63 @@ public final class OffsetStore: Sendable {
             return entries
         }
         return OffsetStore(
-            partition: partition, executor: executor, clock: clock, entries: entries,
+            partition: partition, executor: executor, flusher: flusher, clock: clock, entries: entries,
             compactionThresholdBytes: compactionThresholdBytes)
     }
 
     /// Stores offsets durably (one batch, so a commit is all or nothing).
     func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws {
         guard !offsets.isEmpty else { return }
-        let now = clock()
-        try await executor.run { [self] in
-            let info = try state.withLock { entries -> Result<LogAppendInfo, Error> in
-                do {
-                    var builder = RecordBatchBuilder()
-                    for (tp, committed) in offsets.sorted(by: { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }) {
-                        builder.append(
-                            timestamp: now, key: Self.encodeKey(Key(group: group, topicPartition: tp)),
-                            value: Self.encodeValue(committed))
-                    }
-                    let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                    for (tp, committed) in offsets { entries[Key(group: group, topicPartition: tp)] = committed }
-                    return .success(info)
-                } catch {
-                    return .failure(error)
-                }
-            }.get()
-            try partition.log.applyFlushPolicy(after: info)
+        var info = try append(group: group, offsets: offsets, mayBlock: false)
+        if info == nil {
+            info = try await executor.run { [self] in try append(group: group, offsets: offsets, mayBlock: true) }
         }
+        if let info, let target = partition.log.durabilityTarget(after: info) {
+            try await flusher.durable(partition.log, upTo: target)
+        }
+    }
+
+    /// What `commitNow` did.
+    enum ImmediateCommit {
+        /// Appended and in the map; answer once `flusher` reports this offset durable (nil:
+        /// it already is).
+        case appended(durableAt: Int64?)
+        /// The append needs a new segment: nothing was done; `commit` does it off the loop.
+        case wouldBlock
+    }
+
+    /// `commit` without blocking or waiting, for an event loop: the append to the page cache
+    /// now, the durability left to the caller (`flusher.whenDurable`).
+    func commitNow(group: String, offsets: [TopicPartition: CommittedOffset]) throws -> ImmediateCommit {
+        guard !offsets.isEmpty else { return .appended(durableAt: nil) }
+        guard let info = try append(group: group, offsets: offsets, mayBlock: false) else { return .wouldBlock }
+        return .appended(durableAt: partition.log.durabilityTarget(after: info))
+    }
+
+    /// Appends a commit's batch and updates the map, under the lock. Nil when `mayBlock` is
+    /// false and the append would need a new segment (nothing done).
+    private func append(group: String, offsets: [TopicPartition: CommittedOffset], mayBlock: Bool) throws -> LogAppendInfo? {
+        let now = clock()
+        return try state.withLock { entries -> Result<LogAppendInfo?, Error> in
+            do {
+                var builder = RecordBatchBuilder()
+                for (tp, committed) in offsets.sorted(by: { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }) {
+                    builder.append(
+                        timestamp: now, key: Self.encodeKey(Key(group: group, topicPartition: tp)),
+                        value: Self.encodeValue(committed))
+                }
+                let info: LogAppendInfo
+                do {
+                    info = try partition.log.append(try builder.build(), applyingFlushPolicy: false, mayBlock: mayBlock)
+                } catch let error as StorageError where error.code == .wouldBlock {
+                    return .success(nil)
+                }
+                for (tp, committed) in offsets { entries[Key(group: group, topicPartition: tp)] = committed }
+                return .success(info)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
     }
 
     /// The committed offsets of `group` (all its partitions, or those asked for).

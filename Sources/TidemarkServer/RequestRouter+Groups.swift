@@ -115,7 +115,9 @@ extension RequestRouter {
         return response
     }
 
-    func offsetCommit(_ request: OffsetCommitRequest) async -> OffsetCommitResponse {
+    /// OffsetCommit, run on the loop: checked and appended to the offsets log there, answered
+    /// (`answer`, on any thread) once the commit is durable (the flusher's callback) or refused.
+    func offsetCommit(_ request: OffsetCommitRequest, _ answer: @escaping @Sendable (OffsetCommitResponse) -> Void) {
         var offsets: [TopicPartition: CommittedOffset] = [:]
         var refused: [TopicPartition: KafkaError] = [:]
         let metadataLimit = broker.groups.options.offsetMetadataMaxBytes
@@ -135,30 +137,31 @@ extension RequestRouter {
                 offsets[tp] = CommittedOffset(offset: partition.committedOffset, metadata: metadata)
             }
         }
-        var code: KafkaError = .none
-        do {
-            if let error = try await broker.groups.commitOffsets(
-                groupId: request.groupId, memberId: request.memberId, generationId: request.generationId, offsets: offsets)
-            {
-                code = KafkaError(error)
+        let topics = request.topics
+        broker.groups.commitOffsets(
+            groupId: request.groupId, memberId: request.memberId, generationId: request.generationId, offsets: offsets
+        ) { [refused] result in
+            let code: KafkaError
+            switch result {
+            case .success(let error?): code = KafkaError(error)
+            case .success(nil): code = .none
+            case .failure(let error): code = KafkaError(error)
             }
-        } catch {
-            code = KafkaError(error)
-        }
-        var response = OffsetCommitResponse()
-        response.topics = request.topics.map { topic in
-            var result = OffsetCommitResponse.Topic()
-            result.name = topic.name
-            result.partitions = topic.partitions.map { partition in
-                var p = OffsetCommitResponse.Partition()
-                p.partitionIndex = partition.partitionIndex
-                let tp = TopicPartition(topic.name, Int(partition.partitionIndex))
-                p.errorCode = (refused[tp] ?? code).rawValue
-                return p
+            var response = OffsetCommitResponse()
+            response.topics = topics.map { topic in
+                var result = OffsetCommitResponse.Topic()
+                result.name = topic.name
+                result.partitions = topic.partitions.map { partition in
+                    var p = OffsetCommitResponse.Partition()
+                    p.partitionIndex = partition.partitionIndex
+                    let tp = TopicPartition(topic.name, Int(partition.partitionIndex))
+                    p.errorCode = (refused[tp] ?? code).rawValue
+                    return p
+                }
+                return result
             }
-            return result
+            answer(response)
         }
-        return response
     }
 
     /// OffsetFetch for one group (v0-7) or several (v8+); null topics: every partition the

@@ -81,9 +81,9 @@ final class RequestRouter: Sendable {
     }
 
     /// The requests run on an event loop (`runOnLoop`), whoever brings them.
-    static let loopRun: Set<ApiKey> = [.produce, .fetch, .apiVersions, .shareFetch, .shareAcknowledge]
+    static let loopRun: Set<ApiKey> = [.produce, .fetch, .apiVersions, .shareFetch, .shareAcknowledge, .offsetCommit]
 
-    /// Runs Produce, Fetch, ShareFetch, ShareAcknowledge and ApiVersions to completion on `loop` (the connection's):
+    /// Runs Produce, Fetch, ShareFetch, ShareAcknowledge, OffsetCommit and ApiVersions to completion on `loop` (the connection's):
     /// decode, validate, append to the page cache or read, encode, with no task or thread hop
     /// unless the engine must block (a roll, a cold segment: those go to its executor) or
     /// wait (durability, a long poll: callbacks back to `loop`). Returns false for every other
@@ -141,6 +141,15 @@ final class RequestRouter: Sendable {
                 // Answered on the loop: at once, or when the flusher calls back (a hop to the loop).
                 let bound = NIOLoopBound(done, eventLoop: loop)
                 shareAcknowledge(request, version: version) { [self] response in
+                    let outcome: RequestOutcome
+                    do { outcome = try respond(response, header, api: api) } catch { outcome = .close("\(api) response: \(error)") }
+                    if loop.inEventLoop { bound.value(outcome) } else { loop.execute { bound.value(outcome) } }
+                }
+            case .offsetCommit:
+                let request = try OffsetCommitRequest.decode(
+                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                let bound = NIOLoopBound(done, eventLoop: loop)
+                offsetCommit(request) { [self] response in
                     let outcome: RequestOutcome
                     do { outcome = try respond(response, header, api: api) } catch { outcome = .close("\(api) response: \(error)") }
                     if loop.inEventLoop { bound.value(outcome) } else { loop.execute { bound.value(outcome) } }
@@ -231,7 +240,7 @@ final class RequestRouter: Sendable {
             try M.decode(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored)
         }
         switch api {
-        case .apiVersions, .produce, .fetch, .shareFetch, .shareAcknowledge:
+        case .apiVersions, .produce, .fetch, .shareFetch, .shareAcknowledge, .offsetCommit:
             preconditionFailure("\(api) runs on a loop")
         case .metadata: return try respond(await metadata(try body(MetadataRequest.self), version: version), header, api: api)
         case .listOffsets: return try respond(await listOffsets(try body(ListOffsetsRequest.self), version: version), header, api: api)
@@ -242,7 +251,6 @@ final class RequestRouter: Sendable {
         case .syncGroup: return try respond(await syncGroup(try body(SyncGroupRequestMessage.self)), header, api: api)
         case .heartbeat: return try respond(heartbeat(try body(HeartbeatRequest.self)), header, api: api)
         case .leaveGroup: return try respond(leaveGroup(try body(LeaveGroupRequest.self)), header, api: api)
-        case .offsetCommit: return try respond(await offsetCommit(try body(OffsetCommitRequest.self)), header, api: api)
         case .offsetFetch: return try respond(offsetFetch(try body(OffsetFetchRequest.self)), header, api: api)
         case .describeGroups: return try respond(describeGroups(try body(DescribeGroupsRequest.self), version: version), header, api: api)
         case .listGroups: return try respond(listGroups(try body(ListGroupsRequest.self)), header, api: api)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TidemarkStorage
 
 /// Which group protocol a group id runs.
 public enum GroupType: String, Sendable {
@@ -346,11 +347,75 @@ public final class GroupCoordinator: Sendable {
     public func commitOffsets(
         groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset]
     ) async throws -> TidemarkError.Code? {
-        guard Self.validGroupId(groupId) else { return .invalidGroupId }
-        if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
-            return .offsetMetadataTooLarge
+        switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
+        case .failure(let refused): return refused.code
+        case .success(let stamped):
+            do { try await store.commit(group: groupId, offsets: stamped) } catch { throw Self.commitFailure(error, groupId) }
+            return nil
         }
-        if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) { return .unknownTopicOrPartition }
+    }
+
+    /// A storage failure of a commit as the engine reports it (KAFKA_STORAGE_ERROR on the wire).
+    static func commitFailure(_ error: any Error, _ groupId: String) -> any Error {
+        guard let storage = error as? StorageError else { return error }
+        return TidemarkError.wrapping(storage, "commit of offsets of group '\(groupId)'")
+    }
+
+    /// `commitOffsets` for an event loop: checked and appended to the page cache on the calling
+    /// thread; `completion` is called there at once, or from the flusher's thread once the
+    /// commit is durable, or from a task when the append needed a new segment. Hand its work
+    /// back to the caller's loop.
+    public func commitOffsets(
+        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset],
+        completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
+    ) {
+        let stamped: [TopicPartition: CommittedOffset]
+        switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
+        case .failure(let refused): return completion(.success(refused.code))
+        case .success(let checked): stamped = checked
+        }
+        let immediate: OffsetStore.ImmediateCommit
+        do {
+            immediate = try store.commitNow(group: groupId, offsets: stamped)
+        } catch {
+            return completion(.failure(Self.commitFailure(error, groupId)))
+        }
+        switch immediate {
+        case .appended(durableAt: nil):
+            completion(.success(nil))
+        case .appended(durableAt: let target?):
+            store.flusher.whenDurable(store.partition.log, upTo: target) { error in
+                completion(error.map { .failure(Self.commitFailure($0, groupId)) } ?? .success(nil))
+            }
+        case .wouldBlock:
+            Task { [store] in
+                do {
+                    try await store.commit(group: groupId, offsets: stamped)
+                    completion(.success(nil))
+                } catch {
+                    completion(.failure(Self.commitFailure(error, groupId)))
+                }
+            }
+        }
+    }
+
+    /// Why a commit is refused.
+    struct RefusedCommit: Error {
+        var code: TidemarkError.Code
+    }
+
+    /// Kafka's checks of an OffsetCommit (the group id, metadata sizes, the member and its
+    /// generation or epoch), and the offsets stamped with the commit time where they have none.
+    private func checkCommit(
+        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset]
+    ) -> Result<[TopicPartition: CommittedOffset], RefusedCommit> {
+        guard Self.validGroupId(groupId) else { return .failure(RefusedCommit(code: .invalidGroupId)) }
+        if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
+            return .failure(RefusedCommit(code: .offsetMetadataTooLarge))
+        }
+        if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) {
+            return .failure(RefusedCommit(code: .unknownTopicOrPartition))
+        }
         let error = state.withLock { s -> TidemarkError.Code? in
             if s.isClosed { return .brokerClosed }
             if let group = s.consumerGroups[groupId] {
@@ -362,12 +427,11 @@ public final class GroupCoordinator: Sendable {
             }
             return group.validateCommit(memberId: memberId, generationId: generationId)
         }
-        if let error { return error }
+        if let error { return .failure(RefusedCommit(code: error)) }
         let now = clock()
         var stamped = offsets
         for key in stamped.keys where stamped[key]!.commitTimestampMs == 0 { stamped[key]!.commitTimestampMs = now }
-        try await store.commit(group: groupId, offsets: stamped)
-        return nil
+        return .success(stamped)
     }
 
     /// OffsetDelete: removes a group's committed offsets. A partition of a topic the group's

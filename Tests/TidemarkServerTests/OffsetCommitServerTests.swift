@@ -1,0 +1,106 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// OffsetCommit, the per-job acknowledgement of a Kafka consumer that commits after each job:
+/// run on the connection's event loop and answered once the commit is durable, with commits
+/// from many consumers sharing an fdatasync (the broker's flusher), not one fsync each on a
+/// blocking thread.
+///
+/// The offsets log's disk is made slow (`StorageFaults.slow`, 3 ms per fdatasync), so a
+/// commit answered before its fsync would come back in microseconds, and commits that did not
+/// share fsyncs would take 3 ms each, one after another.
+@Suite(.serialized) struct OffsetCommitServerTests {
+    static func commit(_ client: RawClient, group: String, topic: String, offset: Int64, correlation: Int32) throws -> Int16 {
+        var request = OffsetCommitRequest()
+        request.groupId = group
+        var t = OffsetCommitRequest.Topic()
+        t.name = topic
+        var p = OffsetCommitRequest.Partition()
+        p.committedOffset = offset
+        p.committedMetadata = ""
+        t.partitions = [p]
+        request.topics = [t]
+        try client.request(.offsetCommit, version: 2, correlation: correlation, request)
+        let (c, body) = try #require(client.response())
+        #expect(c == correlation)
+        let response = try OffsetCommitResponse.decode(body, version: 2, flexible: false)
+        return try #require(response.topics.first?.partitions.first).errorCode
+    }
+
+    @Test func commitsFromManyConsumersShareFsyncsAndAreDurableWhenAnswered() async throws {
+        let dir = TemporaryDirectory()
+        let consumers = 8
+        let rounds = 12
+        var broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        var config = ServerConfig()
+        config.port = 0
+        let server = try await KafkaServer.start(broker: broker, config: config)
+        let scope = dir.path + "/__consumer_offsets"
+        StorageFaults.slow(.sync, by: 3_000_000, pathContains: scope)
+        let before = broker.groupCommitStatistics
+        // Each consumer commits its next offset and waits for the answer, `rounds` times, on
+        // its own thread (blocking sockets stay out of the test's task pool).
+        let fastest = Mutex<UInt64>(.max)
+        let failures = Mutex<[String]>([])
+        let done = DispatchGroup()
+        for c in 0..<consumers {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                do {
+                    let client = try RawClient(port: server.boundPort)
+                    for r in 1...rounds {
+                        let started = DispatchTime.now().uptimeNanoseconds
+                        let code = try Self.commit(client, group: "workers-\(c)", topic: "jobs", offset: Int64(r), correlation: Int32(r))
+                        let took = DispatchTime.now().uptimeNanoseconds - started
+                        fastest.withLock { $0 = min($0, took) }
+                        if code != 0 { failures.withLock { $0.append("consumer \(c) round \(r): error \(code)") } }
+                    }
+                } catch {
+                    failures.withLock { $0.append("consumer \(c): \(error)") }
+                }
+            }
+        }
+        await withCheckedContinuation { continuation in done.notify(queue: .global()) { continuation.resume() } }
+        StorageFaults.clear(pathContains: scope)
+        let after = broker.groupCommitStatistics
+        await server.stop()
+        try await broker.close()
+
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        // Answered only after an fdatasync (3 ms here) covered it.
+        #expect(fastest.withLock { $0 } >= 3_000_000)
+        // Every commit went through the flusher, and they shared its passes: 96 commits alone
+        // would take 96 passes; here about one pass per cohort of 8.
+        let commits = consumers * rounds
+        #expect(after.waiters - before.waiters == commits)
+        #expect(after.passes - before.passes <= commits / 2, "\(after.passes - before.passes) fsyncs for \(commits) commits")
+
+        // Durable: a new broker on the same directory rebuilds every group's last commit.
+        broker = try await Broker.open(dataDirectory: dir.path)
+        for c in 0..<consumers {
+            #expect(broker.groups.fetchOffsets(groupId: "workers-\(c)")[TopicPartition("jobs", 0)]?.offset == Int64(rounds))
+        }
+        try await broker.close()
+    }
+
+    /// A commit whose fdatasync fails is answered with the storage error, not success.
+    @Test func aCommitWhoseFsyncFailsIsNotAnsweredAsStored() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("jobs", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
+            let scope = server.broker.dataDirectory + "/__consumer_offsets"
+            StorageFaults.inject(.sync, .ioError, pathContains: scope, times: nil)
+            defer { StorageFaults.clear(pathContains: scope) }
+            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == KafkaError.kafkaStorageError.rawValue)
+        }
+    }
+}

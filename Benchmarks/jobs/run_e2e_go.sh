@@ -7,7 +7,8 @@
 # this one takes the client language out of the comparison. A third row, e2e_raw/main.go, speaks
 # Produce v3 and Fetch v4 by hand over two connections (as qbench speaks RESP to Redis): no
 # client library on either side (its consumer commits each read, as the Redis one XACKs it), so
-# what is left between it and Redis is the brokers.
+# what is left between it and Redis is the brokers; it runs twice, the second time without the
+# commits (kafka-raw-nocommit: Tidemark syncs each commit, Redis's XACK waits for AOF everysec).
 #
 #   Benchmarks/jobs/run_e2e_go.sh                          (from the project root)
 #   RATES="5000 20000" DUR_S=10 SIZE=200 MAX_WAIT_MS=500 ROUNDS=2 TIDEMARK_BIN=... Benchmarks/jobs/run_e2e_go.sh
@@ -38,11 +39,13 @@ for _ in $(seq "$ROUNDS"); do
     "$TIDEMARK_BIN" topics create e2e --partitions 1 --bootstrap "127.0.0.1:$port" >/dev/null
     echo "tidemark $(timeout $((DUR_S + 60)) "$E2E" "127.0.0.1:$port" e2e "$rate" "$n" "$SIZE" "$MAX_WAIT_MS" "$TPID") loadavg $(loadavg)"
     stop_pid "$TPID"
-    port=$((PORT_BASE + 23)); rm -rf "$WORK/tm"
-    start_tidemark "$port" "$WORK/tm" --auto-create-topics false ${TM_ARGS:-}
-    "$TIDEMARK_BIN" topics create e2e --partitions 1 --bootstrap "127.0.0.1:$port" >/dev/null
-    echo "tidemark $(timeout $((DUR_S + 60)) "$RAW" "127.0.0.1:$port" e2e "$rate" "$n" "$SIZE" "$MAX_WAIT_MS" "$TPID") loadavg $(loadavg)"
-    stop_pid "$TPID"
+    for commit in 1 0; do
+      port=$((PORT_BASE + 23)); rm -rf "$WORK/tm"
+      start_tidemark "$port" "$WORK/tm" --auto-create-topics false ${TM_ARGS:-}
+      "$TIDEMARK_BIN" topics create e2e --partitions 1 --bootstrap "127.0.0.1:$port" >/dev/null
+      echo "tidemark $(E2E_COMMIT=$commit timeout $((DUR_S + 60)) "$RAW" "127.0.0.1:$port" e2e "$rate" "$n" "$SIZE" "$MAX_WAIT_MS" "$TPID") loadavg $(loadavg)"
+      stop_pid "$TPID"
+    done
     port=$((PORT_BASE + 22)); rm -rf "$WORK/redis"
     start_redis "$port" "$WORK/redis" everysec
     echo "redis $(timeout $((DUR_S + 60)) "$QBENCH" -mode e2e -proto redis -addr "127.0.0.1:$port" -topic e2e -rate "$rate" -count "$n" -size "$SIZE" -time $((DUR_S + 30))s -serverpid "$RPID") loadavg $(loadavg)"

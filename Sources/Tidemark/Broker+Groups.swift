@@ -57,3 +57,12 @@ extension Broker {
         return result
     }
 }
+
+extension Broker {
+    /// Whether a commit of these partitions must be synced before it is answered: when one of
+    /// their topics syncs every append (committed offsets are as durable as the records they
+    /// commit; see `OffsetStore`). Unknown topics ask for nothing.
+    public func commitNeedsSync<Partitions: Sequence>(_ partitions: Partitions) -> Bool where Partitions.Element == TopicPartition {
+        Set(partitions.map(\.topic)).contains { (try? topicState($0))?.config.flushPolicy == .everyAppend }
+    }
+}

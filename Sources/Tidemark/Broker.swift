@@ -213,8 +213,10 @@ public final class Broker: Sendable {
                 registry.names[id] = topic.name
             }
             try openingSync.commit()
-            // The committed-offsets log: one partition, never expired by retention.
-            var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .everyAppend)
+            // The committed-offsets log: one partition, never expired by retention; synced by
+            // every maintenance pass (1 s), and before answering commits of synced topics
+            // (`OffsetStore`): no commit waits for the once-a-second sync.
+            var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
             offsetsConfig.maxMessageBytes = 16 << 20
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),

@@ -96,7 +96,8 @@ public final class GroupConsumer: Sendable {
         let (memberId, generation, positions) = state.withLock { ($0.memberId, $0.generationId, $0.positions) }
         let offsets = positions.mapValues { CommittedOffset(offset: $0) }
         if let error = try await broker.groups.commitOffsets(
-            groupId: groupId, memberId: memberId, generationId: generation, offsets: offsets)
+            groupId: groupId, memberId: memberId, generationId: generation, offsets: offsets,
+            sync: broker.commitNeedsSync(offsets.keys))
         {
             if error == .rebalanceInProgress || error == .illegalGeneration || error == .unknownMemberId {
                 state.withLock { $0.needsRejoin = true }

@@ -23,9 +23,14 @@ public struct CommittedOffset: Sendable, Equatable {
 }
 
 /// Committed group offsets: a map in memory, made durable in the internal topic
-/// `__consumer_offsets` (one partition, every commit synced before it is answered, by the
-/// broker's `LogFlusher`: commits waiting together share an fdatasync with each other and with
-/// durable produces) and rebuilt from it at open.
+/// `__consumer_offsets` (one partition) and rebuilt from it at open.
+///
+/// A commit is as durable as the records it commits: one that names a partition of a topic
+/// synced on every append (`sync`) is answered once the broker's `LogFlusher` has synced it
+/// (commits waiting together share an fdatasync with each other and with durable produces);
+/// others are answered from the page cache and synced by the broker's next maintenance pass
+/// (every second), as Redis's `appendfsync everysec` syncs XACK. A power loss can then move a group back by up to a second of commits (records
+/// delivered again, never skipped), where the records themselves were not synced either.
 ///
 /// Records use Kafka's own offset-commit layouts, so Kafka's dump tools read them:
 /// ```
@@ -94,16 +99,27 @@ public final class OffsetStore: Sendable {
             compactionThresholdBytes: compactionThresholdBytes)
     }
 
-    /// Stores offsets durably (one batch, so a commit is all or nothing).
-    func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws {
+    /// Stores offsets (one batch, so a commit is all or nothing), synced before returning when
+    /// `sync` says so (or the append rolled a segment, which is synced at once).
+    func commit(group: String, offsets: [TopicPartition: CommittedOffset], sync: Bool) async throws {
         guard !offsets.isEmpty else { return }
         var info = try append(group: group, offsets: offsets, mayBlock: false)
         if info == nil {
             info = try await executor.run { [self] in try append(group: group, offsets: offsets, mayBlock: true) }
         }
-        if let info, let target = partition.log.durabilityTarget(after: info) {
+        if let info, let target = durabilityTarget(after: info, sync: sync) {
             try await flusher.durable(partition.log, upTo: target)
         }
+    }
+
+    /// The offset to sync before a commit is answered: its own end when `sync`, and a segment
+    /// it rolled; nil when nothing must wait.
+    private func durabilityTarget(after info: LogAppendInfo, sync: Bool) -> Int64? {
+        let asked: Int64? = sync ? info.lastOffset + 1 : nil
+        guard let target = [partition.log.durabilityTarget(after: info), asked].compactMap({ $0 }).max(),
+            partition.log.flushedOffset < target
+        else { return nil }
+        return target
     }
 
     /// What `commitNow` did.
@@ -117,10 +133,10 @@ public final class OffsetStore: Sendable {
 
     /// `commit` without blocking or waiting, for an event loop: the append to the page cache
     /// now, the durability left to the caller (`flusher.whenDurable`).
-    func commitNow(group: String, offsets: [TopicPartition: CommittedOffset]) throws -> ImmediateCommit {
+    func commitNow(group: String, offsets: [TopicPartition: CommittedOffset], sync: Bool) throws -> ImmediateCommit {
         guard !offsets.isEmpty else { return .appended(durableAt: nil) }
         guard let info = try append(group: group, offsets: offsets, mayBlock: false) else { return .wouldBlock }
-        return .appended(durableAt: partition.log.durabilityTarget(after: info))
+        return .appended(durableAt: durabilityTarget(after: info, sync: sync))
     }
 
     /// Appends a commit's batch and updates the map, under the lock. Nil when `mayBlock` is
@@ -185,7 +201,7 @@ public final class OffsetStore: Sendable {
                     return .failure(error)
                 }
             }.get()
-            if let info { try partition.log.applyFlushPolicy(after: info) }
+            if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
         }
     }
 
@@ -216,7 +232,7 @@ public final class OffsetStore: Sendable {
                     return .failure(error)
                 }
             }.get()
-            if let info { try partition.log.applyFlushPolicy(after: info) }
+            if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
             return expired
         }
     }

@@ -116,7 +116,8 @@ extension RequestRouter {
     }
 
     /// OffsetCommit, run on the loop: checked and appended to the offsets log there, answered
-    /// (`answer`, on any thread) once the commit is durable (the flusher's callback) or refused.
+    /// (`answer`, on any thread) at once, or, for a topic synced on every append, once the
+    /// commit is durable (the flusher's callback).
     func offsetCommit(_ request: OffsetCommitRequest, _ answer: @escaping @Sendable (OffsetCommitResponse) -> Void) {
         var offsets: [TopicPartition: CommittedOffset] = [:]
         var refused: [TopicPartition: KafkaError] = [:]
@@ -139,7 +140,8 @@ extension RequestRouter {
         }
         let topics = request.topics
         broker.groups.commitOffsets(
-            groupId: request.groupId, memberId: request.memberId, generationId: request.generationId, offsets: offsets
+            groupId: request.groupId, memberId: request.memberId, generationId: request.generationId, offsets: offsets,
+            sync: broker.commitNeedsSync(offsets.keys)
         ) { [refused] result in
             let code: KafkaError
             switch result {

@@ -2,19 +2,21 @@ import Foundation
 import Synchronization
 import TestSupport
 import Testing
-import Tidemark
 import TidemarkServer
 import TidemarkStorage
 import TidemarkWire
 
-/// OffsetCommit, the per-job acknowledgement of a Kafka consumer that commits after each job:
-/// run on the connection's event loop and answered once the commit is durable, with commits
-/// from many consumers sharing an fdatasync (the broker's flusher), not one fsync each on a
-/// blocking thread.
+@testable import Tidemark
+
+/// OffsetCommit, the per-job acknowledgement of a Kafka consumer that commits after each job,
+/// runs on the connection's event loop. A commit is as durable as the records it commits: for
+/// a topic synced on every append it is answered once synced, commits from many consumers
+/// sharing an fdatasync (the broker's flusher), not one fsync each on a blocking thread; for a
+/// topic the OS flushes it is answered from the page cache and synced within a second.
 ///
-/// The offsets log's disk is made slow (`StorageFaults.slow`, 3 ms per fdatasync), so a
-/// commit answered before its fsync would come back in microseconds, and commits that did not
-/// share fsyncs would take 3 ms each, one after another.
+/// The offsets log's disk is made slow (`StorageFaults.slow`), so a commit answered before
+/// its fsync comes back far sooner than one fsync, and commits that did not share fsyncs
+/// would take one fsync each, one after another.
 @Suite(.serialized) struct OffsetCommitServerTests {
     static func commit(_ client: RawClient, group: String, topic: String, offset: Int64, correlation: Int32) throws -> Int16 {
         var request = OffsetCommitRequest()
@@ -38,7 +40,7 @@ import TidemarkWire
         let consumers = 8
         let rounds = 12
         var broker = try await Broker.open(dataDirectory: dir.path)
-        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.createTopic("jobs", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
         var config = ServerConfig()
         config.port = 0
         let server = try await KafkaServer.start(broker: broker, config: config)
@@ -94,13 +96,39 @@ import TidemarkWire
     /// A commit whose fdatasync fails is answered with the storage error, not success.
     @Test func aCommitWhoseFsyncFailsIsNotAnsweredAsStored() async throws {
         try await ServerTests.withServer { server in
-            try await server.broker.createTopic("jobs", partitions: 1)
+            try await server.broker.createTopic("jobs", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
             let client = try RawClient(port: server.boundPort)
             #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
             let scope = server.broker.dataDirectory + "/__consumer_offsets"
             StorageFaults.inject(.sync, .ioError, pathContains: scope, times: nil)
             defer { StorageFaults.clear(pathContains: scope) }
             #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == KafkaError.kafkaStorageError.rawValue)
+        }
+    }
+
+    /// A commit of a topic the OS flushes does not wait for a sync (50 ms per fdatasync here):
+    /// it is answered from the page cache, and the maintenance pass syncs it within a second.
+    @Test func aCommitOfAnOSFlushedTopicIsAnsweredAtOnceAndSyncedWithinASecond() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("jobs", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            let log = server.broker.groups.store.partition.log
+            // A first commit, at the disk's own speed.
+            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
+            let scope = server.broker.dataDirectory + "/__consumer_offsets"
+            StorageFaults.slow(.sync, by: 50_000_000, pathContains: scope)
+            defer { StorageFaults.clear(pathContains: scope) }
+            let waitersBefore = server.broker.groupCommitStatistics.waiters
+            let started = ContinuousClock.now
+            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == 0)
+            #expect(ContinuousClock.now - started < .milliseconds(50))
+            #expect(server.broker.groupCommitStatistics.waiters == waitersBefore)
+            let end = log.logEndOffset
+            #expect(log.flushedOffset < end)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while log.flushedOffset < end && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(log.flushedOffset >= end)
+            #expect(ContinuousClock.now - started < .milliseconds(2_500))
         }
     }
 }

@@ -343,14 +343,21 @@ public final class GroupCoordinator: Sendable {
     // MARK: Offsets
 
     /// OffsetCommit: stores the offsets if the member may commit them now; per-partition
-    /// result is nil (stored) or the group error.
+    /// result is nil (stored) or the group error. `sync`: the commit is synced before this
+    /// returns (a commit of a topic synced on every append, `Broker.commitNeedsSync`);
+    /// otherwise within a second.
     public func commitOffsets(
-        groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset]
+        groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset],
+        sync: Bool = true
     ) async throws -> TidemarkError.Code? {
         switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
         case .failure(let refused): return refused.code
         case .success(let stamped):
-            do { try await store.commit(group: groupId, offsets: stamped) } catch { throw Self.commitFailure(error, groupId) }
+            do {
+                try await store.commit(group: groupId, offsets: stamped, sync: sync)
+            } catch {
+                throw Self.commitFailure(error, groupId)
+            }
             return nil
         }
     }
@@ -366,7 +373,7 @@ public final class GroupCoordinator: Sendable {
     /// commit is durable, or from a task when the append needed a new segment. Hand its work
     /// back to the caller's loop.
     public func commitOffsets(
-        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset],
+        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset], sync: Bool,
         completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
     ) {
         let stamped: [TopicPartition: CommittedOffset]
@@ -376,7 +383,7 @@ public final class GroupCoordinator: Sendable {
         }
         let immediate: OffsetStore.ImmediateCommit
         do {
-            immediate = try store.commitNow(group: groupId, offsets: stamped)
+            immediate = try store.commitNow(group: groupId, offsets: stamped, sync: sync)
         } catch {
             return completion(.failure(Self.commitFailure(error, groupId)))
         }
@@ -390,7 +397,7 @@ public final class GroupCoordinator: Sendable {
         case .wouldBlock:
             Task { [store] in
                 do {
-                    try await store.commit(group: groupId, offsets: stamped)
+                    try await store.commit(group: groupId, offsets: stamped, sync: sync)
                     completion(.success(nil))
                 } catch {
                     completion(.failure(Self.commitFailure(error, groupId)))

@@ -100,6 +100,14 @@ extension Broker {
         let logger = options.logger
         let offsets = groups.store.partition
         _ = try? await executor.run {
+            // Commits answered from the page cache are synced first, so a long pass does not
+            // delay them.
+            do {
+                if offsets.log.flushedOffset < offsets.log.logEndOffset { try offsets.log.flush() }
+                offsets.reportRecovered("offsets sync", logger: logger)
+            } catch {
+                offsets.reportOnce("offsets sync", error: error, logger: logger)
+            }
             for partition in partitions {
                 func attempt(_ what: String, _ body: () throws -> Void) {
                     do {
@@ -114,13 +122,6 @@ extension Broker {
                 partition.log.closeIdleSegments(idleNanoseconds: idle)
                 partition.producers.withLock { _ = $0.expire(nowMs: now, expirationMs: expiration) }
                 if writeSnapshots { attempt("producer-state snapshot") { try partition.writeSnapshot() } }
-            }
-            // Commits answered from the page cache are synced by the next pass.
-            do {
-                if offsets.log.flushedOffset < offsets.log.logEndOffset { try offsets.log.flush() }
-                offsets.reportRecovered("offsets sync", logger: logger)
-            } catch {
-                offsets.reportOnce("offsets sync", error: error, logger: logger)
             }
         }
         await groups.tick(logger: logger)

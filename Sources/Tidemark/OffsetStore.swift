@@ -29,7 +29,7 @@ public struct CommittedOffset: Sendable, Equatable {
 /// synced on every append (`sync`) is answered once the broker's `LogFlusher` has synced it
 /// (commits waiting together share an fdatasync with each other and with durable produces);
 /// others are answered from the page cache and synced by the broker's next maintenance pass
-/// (every second), as Redis's `appendfsync everysec` syncs XACK. A power loss can then move a group back by up to a second of commits (records
+/// (every second by default), as Redis's `appendfsync everysec` syncs XACK. A power loss can then move a group back by up to a second of commits (records
 /// delivered again, never skipped), where the records themselves were not synced either.
 ///
 /// Records use Kafka's own offset-commit layouts, so Kafka's dump tools read them:
@@ -44,7 +44,10 @@ public struct CommittedOffset: Sendable, Equatable {
 ///
 /// Concurrency: `state` (a Mutex) owns the map and serializes commits, so the log order
 /// and the map agree; a commit's append (a pwritev to the page cache) is made under it, its
-/// fdatasync later by the flusher, which answers the commit.
+/// fdatasync later by the flusher, which answers the commit. Work that holds the lock while it
+/// touches the disk for long (a roll, compaction, expiry) counts itself in `slowHolders`
+/// first, so an event loop's `commitNow` that finds the lock taken by it steps aside
+/// (`.wouldBlock`) instead of waiting.
 public final class OffsetStore: Sendable {
     struct Key: Hashable, Sendable {
         var group: String
@@ -56,6 +59,8 @@ public final class OffsetStore: Sendable {
     let flusher: LogFlusher
     let clock: @Sendable () -> Int64
     private let state: Mutex<[Key: CommittedOffset]>
+    /// Holders of `state` that may keep it while they wait for the disk.
+    let slowHolders = Atomic<Int>(0)
     let compactionThresholdBytes: Int64
 
     private init(
@@ -143,7 +148,8 @@ public final class OffsetStore: Sendable {
     /// false and the append would need a new segment (nothing done).
     private func append(group: String, offsets: [TopicPartition: CommittedOffset], mayBlock: Bool) throws -> LogAppendInfo? {
         let now = clock()
-        return try state.withLock { entries -> Result<LogAppendInfo?, Error> in
+        let log = partition.log
+        let body = { (entries: inout [Key: CommittedOffset]) -> Result<LogAppendInfo?, Error> in
             do {
                 var builder = RecordBatchBuilder()
                 for (tp, committed) in offsets.sorted(by: { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }) {
@@ -153,7 +159,7 @@ public final class OffsetStore: Sendable {
                 }
                 let info: LogAppendInfo
                 do {
-                    info = try partition.log.append(try builder.build(), applyingFlushPolicy: false, mayBlock: mayBlock)
+                    info = try log.append(try builder.build(), applyingFlushPolicy: false, mayBlock: mayBlock)
                 } catch let error as StorageError where error.code == .wouldBlock {
                     return .success(nil)
                 }
@@ -162,7 +168,19 @@ public final class OffsetStore: Sendable {
             } catch {
                 return .failure(error)
             }
-        }.get()
+        }
+        guard !mayBlock else { return try whileSlow { try state.withLock { body(&$0) }.get() } }
+        // On a loop: a lock held by a commit of another loop is brief, one held by slow work is not.
+        if let done = state.withLockIfAvailable({ body(&$0) }) { return try done.get() }
+        if slowHolders.load(ordering: .acquiring) > 0 { return nil }
+        return try state.withLock { body(&$0) }.get()
+    }
+
+    /// Runs `body`, which may hold `state` while it waits for the disk, counted in `slowHolders`.
+    private func whileSlow<T>(_ body: () throws -> T) rethrows -> T {
+        slowHolders.add(1, ordering: .releasing)
+        defer { slowHolders.subtract(1, ordering: .releasing) }
+        return try body()
     }
 
     /// The committed offsets of `group` (all its partitions, or those asked for).
@@ -188,7 +206,7 @@ public final class OffsetStore: Sendable {
     func delete(group: String, partitions: [TopicPartition]) async throws {
         let now = clock()
         try await executor.run { [self] in
-            let info = try state.withLock { entries -> Result<LogAppendInfo?, Error> in
+            let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
                 let doomed = partitions.map { Key(group: group, topicPartition: $0) }.filter { entries[$0] != nil }
                 guard !doomed.isEmpty else { return .success(nil) }
                 do {
@@ -200,7 +218,7 @@ public final class OffsetStore: Sendable {
                 } catch {
                     return .failure(error)
                 }
-            }.get()
+            }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
         }
     }
@@ -211,7 +229,7 @@ public final class OffsetStore: Sendable {
     func expire(olderThan cutoffMs: Int64, except activeGroups: Set<String>) async throws -> Set<String> {
         let now = clock()
         return try await executor.run { [self] in
-            let (info, expired) = try state.withLock { entries -> Result<(LogAppendInfo?, Set<String>), Error> in
+            let (info, expired) = try whileSlow { try state.withLock { entries -> Result<(LogAppendInfo?, Set<String>), Error> in
                 var newest: [String: Int64] = [:]
                 for (key, value) in entries { newest[key.group] = max(newest[key.group] ?? .min, value.commitTimestampMs) }
                 let expired = Set(newest.filter { !activeGroups.contains($0.key) && $0.value < cutoffMs }.keys)
@@ -231,7 +249,7 @@ public final class OffsetStore: Sendable {
                 } catch {
                     return .failure(error)
                 }
-            }.get()
+            }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
             return expired
         }
@@ -246,7 +264,7 @@ public final class OffsetStore: Sendable {
             // Under the lock (commits wait): roll and append the live entries, so no commit can
             // land between the snapshot and the entries it would then be overwritten by. The
             // fdatasync comes after the lock; commits made meanwhile follow the snapshot.
-            let start = try state.withLock { entries -> Result<Int64, Error> in
+            let start = try whileSlow { try state.withLock { entries -> Result<Int64, Error> in
                 do {
                     try log.roll()
                     let start = log.logEndOffset
@@ -264,7 +282,7 @@ public final class OffsetStore: Sendable {
                 } catch {
                     return .failure(error)
                 }
-            }.get()
+            }.get() }
             try log.flush()
             // Everything from `start` on is durable: the older segments are no longer needed.
             try log.deleteSegments(below: start)

@@ -20,7 +20,7 @@ enum RequestOutcome: Sendable {
 /// runs them one at a time in arrival order, as Kafka does, and writes each response when
 /// its request completes. Each frame's request-budget bytes are given back once handled.
 ///
-/// Produce, Fetch, ShareFetch, ShareAcknowledge and ApiVersions run to completion on this connection's event loop
+/// Produce, Fetch, ShareFetch, ShareAcknowledge, OffsetCommit and ApiVersions run to completion on this connection's event loop
 /// (`RequestRouter.handleInline`); other requests run as a task and come back to the loop.
 ///
 /// Ownership: all of its state is confined to the channel's event loop.

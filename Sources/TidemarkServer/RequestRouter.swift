@@ -117,8 +117,13 @@ final class RequestRouter: Sendable {
         let header = parsed.header
         let api = parsed.api
         let version = header.apiVersion
-        func answer<M: KafkaMessage>(_ message: M) -> RequestOutcome {
+        @Sendable func answer<M: KafkaMessage>(_ message: M) -> RequestOutcome {
             do { return try respond(message, header, api: api) } catch { return .close("\(api) response: \(error)") }
+        }
+        // Answers that come from another thread (the flusher's: it must only hand work back)
+        // are encoded on the loop.
+        @Sendable func onLoop(_ loop: any EventLoop, _ work: @escaping @Sendable () -> Void) {
+            if loop.inEventLoop { work() } else { loop.execute(work) }
         }
         do {
             switch api {
@@ -141,18 +146,14 @@ final class RequestRouter: Sendable {
                 // Answered on the loop: at once, or when the flusher calls back (a hop to the loop).
                 let bound = NIOLoopBound(done, eventLoop: loop)
                 shareAcknowledge(request, version: version) { [self] response in
-                    let outcome: RequestOutcome
-                    do { outcome = try respond(response, header, api: api) } catch { outcome = .close("\(api) response: \(error)") }
-                    if loop.inEventLoop { bound.value(outcome) } else { loop.execute { bound.value(outcome) } }
+                    onLoop(loop) { bound.value(answer(response)) }
                 }
             case .offsetCommit:
                 let request = try OffsetCommitRequest.decode(
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 let bound = NIOLoopBound(done, eventLoop: loop)
-                offsetCommit(request) { [self] response in
-                    let outcome: RequestOutcome
-                    do { outcome = try respond(response, header, api: api) } catch { outcome = .close("\(api) response: \(error)") }
-                    if loop.inEventLoop { bound.value(outcome) } else { loop.execute { bound.value(outcome) } }
+                offsetCommit(request) { response in
+                    onLoop(loop) { bound.value(answer(response)) }
                 }
             default:
                 preconditionFailure("\(api) is not run on the loop")

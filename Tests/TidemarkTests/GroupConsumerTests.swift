@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TestSupport
 import Testing
+import TidemarkStorage
 @testable import Tidemark
 
 @Suite(.serialized) struct GroupConsumerTests {
@@ -136,6 +137,47 @@ import Testing
         let reopened = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
         #expect(reopened.groups.fetchOffsets(groupId: "g0")[TopicPartition("c", 0)]?.offset == 297)
         #expect(reopened.groups.fetchOffsets(groupId: "g1")[TopicPartition("c", 0)]?.metadata == metadata)
+        try await reopened.close()
+    }
+
+    /// A commit made on an event loop while compaction holds the offsets log (its roll made
+    /// slow: 200 ms per file opened) does not wait for it on the loop: the call returns at
+    /// once and the commit is made by a task once compaction is done.
+    @Test func aLoopCommitDoesNotWaitForCompaction() async throws {
+        let dir = TemporaryDirectory()
+        var brokerOptions = options(maintenanceMs: 3_600_000)
+        brokerOptions.groups.offsetsCompactionBytes = 64 * 1024
+        let broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        try await broker.createTopic("c", partitions: 1)
+        let store = broker.groups.store
+        let tp = TopicPartition("c", 0)
+        let metadata = String(repeating: "m", count: 2000)
+        for i in 0..<100 {
+            _ = try await broker.groups.commitOffsets(groupId: "g\(i % 3)", offsets: [tp: CommittedOffset(offset: Int64(i), metadata: metadata)])
+        }
+        let scope = dir.path + "/__consumer_offsets"
+        StorageFaults.slow(.open, by: 200_000_000, pathContains: scope)
+        defer { StorageFaults.clear(pathContains: scope) }
+        let compaction = Task { try await store.compactIfNeeded() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while store.slowHolders.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(store.slowHolders.load(ordering: .acquiring) > 0)
+        let started = ContinuousClock.now
+        let result: Result<TidemarkError.Code?, any Error> = await withCheckedContinuation { continuation in
+            broker.groups.commitOffsets(
+                groupId: "g0", memberId: "", generationId: -1, offsets: [tp: CommittedOffset(offset: 500)], sync: false
+            ) { continuation.resume(returning: $0) }
+            #expect(ContinuousClock.now - started < .milliseconds(150))
+        }
+        #expect(try result.get() == nil)
+        try await compaction.value
+        StorageFaults.clear(pathContains: scope)
+        #expect(broker.groups.fetchOffsets(groupId: "g0")[tp]?.offset == 500)
+        try await broker.close()
+        let reopened = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        #expect(reopened.groups.fetchOffsets(groupId: "g0")[tp]?.offset == 500)
         try await reopened.close()
     }
 }

@@ -370,7 +370,8 @@ public final class GroupCoordinator: Sendable {
 
     /// `commitOffsets` for an event loop: checked and appended to the page cache on the calling
     /// thread; `completion` is called there at once, or from the flusher's thread once the
-    /// commit is durable, or from a task when the append needed a new segment. Hand its work
+    /// commit is durable, or from a task when the append would block (a new segment, or the
+    /// offsets log busy with compaction): that task checks and commits again. Hand its work
     /// back to the caller's loop.
     public func commitOffsets(
         groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset], sync: Bool,
@@ -395,12 +396,13 @@ public final class GroupCoordinator: Sendable {
                 completion(error.map { .failure(Self.commitFailure($0, groupId)) } ?? .success(nil))
             }
         case .wouldBlock:
-            Task { [store] in
+            // Checked again when it runs: the member may have been fenced meanwhile.
+            Task { [self] in
                 do {
-                    try await store.commit(group: groupId, offsets: stamped, sync: sync)
-                    completion(.success(nil))
+                    completion(.success(try await commitOffsets(
+                        groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets, sync: sync)))
                 } catch {
-                    completion(.failure(Self.commitFailure(error, groupId)))
+                    completion(.failure(error))
                 }
             }
         }

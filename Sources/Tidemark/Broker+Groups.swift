@@ -63,6 +63,12 @@ extension Broker {
     /// their topics syncs every append (committed offsets are as durable as the records they
     /// commit; see `OffsetStore`). Unknown topics ask for nothing.
     public func commitNeedsSync<Partitions: Sequence>(_ partitions: Partitions) -> Bool where Partitions.Element == TopicPartition {
-        Set(partitions.map(\.topic)).contains { (try? topicState($0))?.config.flushPolicy == .everyAppend }
+        partitions.contains { syncsEveryAppend($0.topic) }
+    }
+
+    /// Whether `topic` is synced before each append is acknowledged (`flush.messages=1`): what
+    /// acknowledgements and commits of its records wait for. False for unknown topics.
+    func syncsEveryAppend(_ topic: String) -> Bool {
+        (try? topicState(topic))?.config.flushPolicy == .everyAppend
     }
 }

@@ -29,8 +29,9 @@ public struct CommittedOffset: Sendable, Equatable {
 /// synced on every append (`sync`) is answered once the broker's `LogFlusher` has synced it
 /// (commits waiting together share an fdatasync with each other and with durable produces);
 /// others are answered from the page cache and synced by the broker's next maintenance pass
-/// (every second by default), as Redis's `appendfsync everysec` syncs XACK. A power loss can then move a group back by up to a second of commits (records
-/// delivered again, never skipped), where the records themselves were not synced either.
+/// (every second by default), as Redis's `appendfsync everysec` syncs XACK. A power loss can
+/// then move a group back by up to a second of commits (records delivered again, never
+/// skipped), where the records themselves were not synced either.
 ///
 /// Records use Kafka's own offset-commit layouts, so Kafka's dump tools read them:
 /// ```
@@ -120,11 +121,10 @@ public final class OffsetStore: Sendable {
     /// The offset to sync before a commit is answered: its own end when `sync`, and a segment
     /// it rolled; nil when nothing must wait.
     private func durabilityTarget(after info: LogAppendInfo, sync: Bool) -> Int64? {
-        let asked: Int64? = sync ? info.lastOffset + 1 : nil
-        guard let target = [partition.log.durabilityTarget(after: info), asked].compactMap({ $0 }).max(),
-            partition.log.flushedOffset < target
-        else { return nil }
-        return target
+        let rolled = partition.log.durabilityTarget(after: info)
+        guard sync else { return rolled }
+        let target = max(rolled ?? 0, info.lastOffset + 1)
+        return partition.log.flushedOffset < target ? target : nil
     }
 
     /// What `commitNow` did.
@@ -132,7 +132,8 @@ public final class OffsetStore: Sendable {
         /// Appended and in the map; answer once `flusher` reports this offset durable (nil:
         /// it already is).
         case appended(durableAt: Int64?)
-        /// The append needs a new segment: nothing was done; `commit` does it off the loop.
+        /// The append would block (it needs a new segment, or compaction or expiry holds the
+        /// log): nothing was done; `commit` does it off the loop.
         case wouldBlock
     }
 

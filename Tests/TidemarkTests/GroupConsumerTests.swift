@@ -114,20 +114,31 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    @Test func offsetsLogIsCompactedBySnapshot() async throws {
-        let dir = TemporaryDirectory()
-        // Maintenance (which compacts too) is kept out of the way: the test compacts by hand.
+    static let compactionMetadata = String(repeating: "m", count: 2000)
+
+    /// A broker whose offsets log compacts past `compactionBytes`, with `commits` commits of
+    /// the same few keys (groups g0-g2, partition c-0, offset i, 2,000 bytes of metadata): the
+    /// log grows, the live state stays small. Maintenance (which compacts too) is kept out of
+    /// the way: the tests compact by hand.
+    static func withCommits(
+        _ commits: Int, compactionBytes: Int64, in dir: TemporaryDirectory
+    ) async throws -> (broker: Broker, options: BrokerOptions) {
         var brokerOptions = options(maintenanceMs: 3_600_000)
-        brokerOptions.groups.offsetsCompactionBytes = 256 * 1024
+        brokerOptions.groups.offsetsCompactionBytes = compactionBytes
         let broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
         try await broker.createTopic("c", partitions: 1)
-        let store = broker.groups.store
-        // Many commits of the same few keys: the log grows, the live state stays small.
-        let metadata = String(repeating: "m", count: 2000)
-        for i in 0..<300 {
+        for i in 0..<commits {
             _ = try await broker.groups.commitOffsets(
-                groupId: "g\(i % 3)", offsets: [TopicPartition("c", 0): CommittedOffset(offset: Int64(i), metadata: metadata)])
+                groupId: "g\(i % 3)", offsets: [TopicPartition("c", 0): CommittedOffset(offset: Int64(i), metadata: compactionMetadata)])
         }
+        return (broker, brokerOptions)
+    }
+
+    @Test func offsetsLogIsCompactedBySnapshot() async throws {
+        let dir = TemporaryDirectory()
+        let (broker, brokerOptions) = try await Self.withCommits(300, compactionBytes: 256 * 1024, in: dir)
+        let store = broker.groups.store
+        let metadata = Self.compactionMetadata
         let before = store.partition.log.sizeInBytes
         #expect(before > store.compactionThresholdBytes)
         try await store.compactIfNeeded()
@@ -145,16 +156,9 @@ import TidemarkStorage
     /// once and the commit is made by a task once compaction is done.
     @Test func aLoopCommitDoesNotWaitForCompaction() async throws {
         let dir = TemporaryDirectory()
-        var brokerOptions = options(maintenanceMs: 3_600_000)
-        brokerOptions.groups.offsetsCompactionBytes = 64 * 1024
-        let broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
-        try await broker.createTopic("c", partitions: 1)
+        let (broker, brokerOptions) = try await Self.withCommits(100, compactionBytes: 64 * 1024, in: dir)
         let store = broker.groups.store
         let tp = TopicPartition("c", 0)
-        let metadata = String(repeating: "m", count: 2000)
-        for i in 0..<100 {
-            _ = try await broker.groups.commitOffsets(groupId: "g\(i % 3)", offsets: [tp: CommittedOffset(offset: Int64(i), metadata: metadata)])
-        }
         let scope = dir.path + "/__consumer_offsets"
         StorageFaults.slow(.open, by: 200_000_000, pathContains: scope)
         defer { StorageFaults.clear(pathContains: scope) }

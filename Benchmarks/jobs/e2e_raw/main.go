@@ -113,15 +113,21 @@ func batch(value []byte, now int64) []byte {
 	return append(b, tail...)
 }
 
+// appendPartition0 appends the topics array of a request naming partition 0 of `topic` only
+// (its per-partition fields follow).
+func appendPartition0(b []byte, topic string) []byte {
+	b = binary.BigEndian.AppendUint32(b, 1)
+	b = appendString(b, topic)
+	b = binary.BigEndian.AppendUint32(b, 1)
+	return binary.BigEndian.AppendUint32(b, 0)
+}
+
 // produceBody is a Produce v3 body: one topic, partition 0, acks -1.
 func produceBody(topic string, records []byte) []byte {
 	b := binary.BigEndian.AppendUint16(nil, 0xFFFF) // no transactional id
 	b = binary.BigEndian.AppendUint16(b, 0xFFFF)    // acks -1
 	b = binary.BigEndian.AppendUint32(b, 30000)     // timeout
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = appendString(b, topic)
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = binary.BigEndian.AppendUint32(b, 0)
+	b = appendPartition0(b, topic)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(records)))
 	return append(b, records...)
 }
@@ -133,10 +139,7 @@ func fetchBody(topic string, offset int64, maxWait int32) []byte {
 	b = binary.BigEndian.AppendUint32(b, 1)      // min bytes
 	b = binary.BigEndian.AppendUint32(b, 16<<20) // max bytes
 	b = append(b, 0)                             // read uncommitted
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = appendString(b, topic)
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = binary.BigEndian.AppendUint32(b, 0)
+	b = appendPartition0(b, topic)
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
 	return binary.BigEndian.AppendUint32(b, 8<<20) // partition max bytes
 }
@@ -148,10 +151,7 @@ func commitBody(group, topic string, offset int64) []byte {
 	b = binary.BigEndian.AppendUint32(b, 0xFFFFFFFF)         // generation -1
 	b = appendString(b, "")                                  // member id
 	b = binary.BigEndian.AppendUint64(b, 0xFFFFFFFFFFFFFFFF) // retention: the broker's
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = appendString(b, topic)
-	b = binary.BigEndian.AppendUint32(b, 1)
-	b = binary.BigEndian.AppendUint32(b, 0)
+	b = appendPartition0(b, topic)
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
 	return binary.BigEndian.AppendUint16(b, 0xFFFF) // no metadata
 }
@@ -200,6 +200,35 @@ func (r *reader) varint() int64 {
 	}
 	r.b = r.b[n:]
 	return int64(u>>1) ^ -int64(u&1)
+}
+
+// partition0 reads a response body up to the error code of its only partition (after
+// `skip` leading bytes: Fetch's throttle time), and returns the reader after it, or the
+// error code or shortage as an error.
+func partition0(body []byte, skip int) (*reader, error) {
+	r := &reader{b: body}
+	r.take(skip)
+	r.i32()              // topics
+	r.take(int(r.i16())) // topic
+	r.i32()              // partitions
+	r.i32()              // partition index
+	if code := r.i16(); code != 0 || r.err != nil {
+		return nil, fmt.Errorf("error code %d %v", code, r.err)
+	}
+	return r, nil
+}
+
+// commit sends an OffsetCommit v2 of `offset` for `group` on `conn` and waits for its answer.
+func commit(conn net.Conn, in *bufio.Reader, correlation int32, group, topic string, offset int64) error {
+	if _, err := conn.Write(frame(8, 2, correlation, commitBody(group, topic, offset))); err != nil {
+		return err
+	}
+	body, err := readFrame(in)
+	if err != nil {
+		return err
+	}
+	_, err = partition0(body, 0)
+	return err
 }
 
 // readFrame reads one size-prefixed response and returns it without its correlation id.
@@ -284,24 +313,9 @@ func commitBench(broker, topic string, workers, seconds, pid int) {
 			group := fmt.Sprintf("worker-%d", w)
 			var mine []int64
 			for n := int64(1); time.Now().Before(deadline); n++ {
-				body := commitBody(group, topic, n)
 				sent := time.Now()
-				if _, err := conn.Write(frame(8, 2, int32(n), body)); err != nil {
+				if err := commit(conn, in, int32(n), group, topic, n); err != nil {
 					fmt.Fprintln(os.Stderr, "commit:", err)
-					os.Exit(1)
-				}
-				answer, err := readFrame(in)
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "commit:", err)
-					os.Exit(1)
-				}
-				r := &reader{b: answer}
-				r.i32()
-				r.take(int(r.i16()))
-				r.i32()
-				r.i32()
-				if code := r.i16(); code != 0 || r.err != nil {
-					fmt.Fprintln(os.Stderr, "commit: error code", code, r.err)
 					os.Exit(1)
 				}
 				mine = append(mine, time.Since(sent).Nanoseconds())
@@ -348,12 +362,8 @@ func main() {
 		fail("consumer connection", err)
 	}
 	cin := bufio.NewReaderSize(cc, 1<<20)
-	list := binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF)
-	list = binary.BigEndian.AppendUint32(list, 1)
-	list = appendString(list, topic)
-	list = binary.BigEndian.AppendUint32(list, 1)
-	list = binary.BigEndian.AppendUint32(list, 0)
-	list = binary.BigEndian.AppendUint64(list, 0xFFFFFFFFFFFFFFFF)
+	list := appendPartition0(binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF), topic) // replica id -1
+	list = binary.BigEndian.AppendUint64(list, 0xFFFFFFFFFFFFFFFF)                  // latest
 	if _, err := cc.Write(frame(2, 1, 1, list)); err != nil {
 		fail("list offsets", err)
 	}
@@ -361,20 +371,16 @@ func main() {
 	if err != nil {
 		fail("list offsets", err)
 	}
-	r := &reader{b: body}
-	r.i32()
-	r.take(int(r.i16())) // topic
-	r.i32()
-	r.i32() // partition
-	if code := r.i16(); code != 0 || r.err != nil {
-		fail("list offsets", fmt.Errorf("error code %d %v", code, r.err))
+	r, err := partition0(body, 0)
+	if err != nil {
+		fail("list offsets", err)
 	}
 	r.i64()
 	offset := r.i64()
 
-	commit := os.Getenv("E2E_COMMIT") != "0"
+	commits := os.Getenv("E2E_COMMIT") != "0"
 	proto := "kafka-raw"
-	if !commit {
+	if !commits {
 		proto = "kafka-raw-nocommit"
 	}
 	latencies := make([]int64, 0, count)
@@ -390,14 +396,9 @@ func main() {
 				fail("fetch", err)
 			}
 			now := time.Now().UnixNano()
-			r := &reader{b: body}
-			r.i32() // throttle
-			r.i32()
-			r.take(int(r.i16()))
-			r.i32()
-			r.i32()
-			if code := r.i16(); code != 0 {
-				fail("fetch", fmt.Errorf("error code %d", code))
+			r, err := partition0(body, 4) // after the throttle time
+			if err != nil {
+				fail("fetch", err)
 			}
 			r.take(16) // high watermark, last stable offset
 			if aborted := r.i32(); aborted > 0 {
@@ -425,22 +426,10 @@ func main() {
 				close(done)
 				return
 			}
-			if len(data) > 0 && commit {
+			if len(data) > 0 && commits {
 				correlation++
-				if _, err := cc.Write(frame(8, 2, correlation, commitBody("e2e", topic, offset))); err != nil {
+				if err := commit(cc, cin, correlation, "e2e", topic, offset); err != nil {
 					fail("offset commit", err)
-				}
-				body, err := readFrame(cin)
-				if err != nil {
-					fail("offset commit", err)
-				}
-				r := &reader{b: body}
-				r.i32()
-				r.take(int(r.i16()))
-				r.i32()
-				r.i32()
-				if code := r.i16(); code != 0 || r.err != nil {
-					fail("offset commit", fmt.Errorf("error code %d %v", code, r.err))
 				}
 			}
 		}
@@ -457,13 +446,8 @@ func main() {
 			if err != nil {
 				return
 			}
-			r := &reader{b: body}
-			r.i32()
-			r.take(int(r.i16()))
-			r.i32()
-			r.i32()
-			if code := r.i16(); code != 0 || r.err != nil {
-				fail("produce", fmt.Errorf("error code %d %v", code, r.err))
+			if _, err := partition0(body, 0); err != nil {
+				fail("produce", err)
 			}
 		}
 	}()

@@ -14,7 +14,7 @@ extension Broker {
         var view = ShareLogView(
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
-        view.syncsEveryAppend = { [self] topic in (try? topicState(topic))?.config.flushPolicy == .everyAppend }
+        view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
         view.scan = { [self] topic, partition, offset, count in
             do {
                 return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)

@@ -176,17 +176,8 @@ struct Serve: AsyncParsableCommand {
             http.add(console!)
         }
         health.isReady = true
-        // Wait for SIGINT or SIGTERM.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let (stopped, continuation) = AsyncStream<Int32>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { signalNumber in
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { continuation.yield(signalNumber) }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
+        // Wait for SIGINT or SIGTERM (a handler in force before "ready" is written: see StopSignals).
+        let stopped = try StopSignals.install()
         // One line on stdout, flushed at once: scripts wait for it.
         let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
         FileHandle.standardOutput.write(Data("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n".utf8))

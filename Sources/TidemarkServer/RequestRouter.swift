@@ -145,7 +145,7 @@ final class RequestRouter: Sendable {
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 // Answered on the loop: at once, or when the flusher calls back (a hop to the loop).
                 let bound = NIOLoopBound(done, eventLoop: loop)
-                shareAcknowledge(request, version: version) { [self] response in
+                shareAcknowledge(request, version: version) { response in
                     onLoop(loop) { bound.value(answer(response)) }
                 }
             case .offsetCommit:

@@ -211,7 +211,7 @@ final class JSONSink: RecordSink {
     let handle: FileHandle
     init(path: String?) throws {
         if let path {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let handle = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
             self.handle = handle
         } else {

@@ -64,6 +64,21 @@ enum Output {
 
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
+    /// Writes all of `text` to `descriptor`, ignoring errors: for a process that must go on
+    /// (or end its own way) when nobody reads any more. `serve` runs with SIGPIPE ignored, and
+    /// FileHandle's write traps on EPIPE: `tidemark serve | head -1` used to kill the broker
+    /// with SIGILL when it wrote its ready line.
+    static func unchecked(_ text: String, to descriptor: Int32) {
+        let bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            done += n
+        }
+    }
+
     /// A progress bar on stderr when it is a terminal; nothing when piped.
     static func progress(_ label: String, _ done: Int, _ total: Int) {
         guard stderrIsTerminal, total > 0 else { return }

@@ -133,6 +133,12 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A server outlives whoever reads its output: a closed stdout or stderr (`| head -1`,
+        // a supervisor gone) is an EPIPE to ignore, never a reason to die.
+        signal(SIGPIPE, SIG_IGN)
+        // SIGINT and SIGTERM stop the broker cleanly from here on: one that comes while it
+        // starts (recovery can take seconds) stops it once started; a second one, at once.
+        let stopped = try StopSignals.install()
         bootstrapLogging(format: logFormat, level: logLevel)
         let logger = Logger(label: "tidemark")
         // Before the broker's options exist: the open-file budget is sized from this limit.
@@ -176,14 +182,16 @@ struct Serve: AsyncParsableCommand {
             http.add(console!)
         }
         health.isReady = true
-        // Wait for SIGINT or SIGTERM (a handler in force before "ready" is written: see StopSignals).
-        let stopped = try StopSignals.install()
-        // One line on stdout, flushed at once: scripts wait for it.
-        let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
-        FileHandle.standardOutput.write(Data("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n".utf8))
-        for await signalNumber in stopped {
-            logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
-            break
+        if let signalNumber = StopSignals.first {
+            logger.info("stopping: a signal came while starting", metadata: ["signal": "\(signalNumber)"])
+        } else {
+            // One line on stdout, written at once: scripts wait for it.
+            let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
+            Output.unchecked("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n", to: STDOUT_FILENO)
+            for await signalNumber in stopped {
+                logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
+                break
+            }
         }
         health.isReady = false
         console?.stop()

@@ -15,11 +15,21 @@ import Glibc
 /// Here a handler is installed with `signal(2)`, which holds from the moment it returns. The
 /// handler only writes the signal number into a pipe (`write(2)` is async-signal-safe; the
 /// write end is non-blocking, so the handler never waits), and a thread of its own reads it.
-/// A second signal while the first stops the broker ends the process at once (exit status 1),
-/// for an operator whose clean stop hangs; recovery on the next start handles it as a crash.
+/// The handlers are installed first thing: a signal that comes while the broker starts (its
+/// recovery can take seconds) stops it cleanly once started, without "ready". A second signal
+/// ends the process at once (exit status 1), for an operator who will not wait for a start or
+/// a stop; recovery on the next start handles it as a crash.
 enum StopSignals {
     /// The pipe's write end, for the handler: set before any handler is installed, then only read.
     private static let writeEnd = Atomic<Int32>(-1)
+    /// The first signal received (0: none yet), for a broker still starting.
+    private static let received = Atomic<Int32>(0)
+
+    /// The first stop signal, if one came.
+    static var first: Int32? {
+        let number = received.load(ordering: .acquiring)
+        return number == 0 ? nil : number
+    }
 
     /// Installs the handlers and returns the first signal as a stream element. Call once.
     static func install() throws -> AsyncStream<Int32> {
@@ -33,18 +43,19 @@ enum StopSignals {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         let readEnd = ends[0]
         let reader = Thread {
-            var received = 0
+            var signals = 0
             while true {
                 var byte: UInt8 = 0
                 let count = read(readEnd, &byte, 1)
                 if count < 0 && errno == EINTR { continue }
                 guard count == 1 else { return }
-                received += 1
-                if received == 1 {
+                signals += 1
+                if signals == 1 {
+                    StopSignals.received.store(Int32(byte), ordering: .releasing)
                     continuation.yield(Int32(byte))
                 } else {
-                    let note = "tidemark: signal \(byte) while stopping: exiting at once (the next start recovers as after a crash)\n"
-                    FileHandle.standardError.write(Data(note.utf8))
+                    let note = "tidemark: a second stop signal (\(byte)): exiting at once (the next start recovers as after a crash)\n"
+                    Output.unchecked(note, to: STDERR_FILENO)
                     _exit(1)
                 }
             }

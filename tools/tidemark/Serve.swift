@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import NIOCore
 import CoreMetrics
 import Prometheus
 import Tidemark
@@ -128,6 +129,12 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    /// A listen failure in words: the system's for a failed call ("Address already in use").
+    static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
+
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
@@ -164,13 +171,21 @@ struct Serve: AsyncParsableCommand {
             do {
                 http = try await HTTPServer.start(host: httpHost, port: httpPort, routes: [health], logger: Logger(label: "tidemark.http"))
             } catch {
-                throw ValidationError("cannot listen for HTTP on \(httpHost):\(httpPort): \(error) (--http-port 0 turns the HTTP listener off)")
+                throw CLIError("cannot listen for HTTP on \(httpHost):\(httpPort): \(Self.reason(error)) (--http-port 0 turns the HTTP listener off)")
             }
             logger.info("HTTP listener up", metadata: ["address": "\(httpHost):\(http!.boundPort)", "paths": "/ (console) /api /metrics /healthz /readyz"])
         }
 
         let broker = try await Broker.open(dataDirectory: data, options: settings.broker)
-        let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)
+        let server: KafkaServer
+        do {
+            server = try await KafkaServer.start(broker: broker, config: config, logger: logger)
+        } catch {
+            // Closed as on a stop: the next start finds the data directory clean.
+            try? await broker.close()
+            await http?.stop()
+            throw CLIError("cannot listen on \(host):\(config.port): \(Self.reason(error)) (another broker on that port? --port sets it)")
+        }
         let advertised = "\(config.effectiveAdvertisedHost):\(config.advertisedPort ?? server.boundPort)"
         let identity = NodeIdentity(brokerId: Int(config.nodeId), address: advertised, version: TidemarkVersion.current)
         var console: ConsoleRoutes? = nil

@@ -1,5 +1,7 @@
-"""Stopping the way service managers do: SIGTERM (systemd, docker stop, Kubernetes) or SIGINT
-(Ctrl-C), however soon after "ready" it comes, stops the broker cleanly (exit status 0)."""
+"""The broker process as service managers and scripts run it: SIGTERM (systemd, docker stop,
+Kubernetes) or SIGINT (Ctrl-C) stops it cleanly (exit status 0) whenever it comes, while it
+starts or right after "ready"; a closed stdout or stderr does not kill it; a busy port is a
+one-line error that leaves the data directory clean."""
 import os
 import shutil
 import signal
@@ -107,5 +109,27 @@ def test_a_stop_signal_while_starting_stops_once_started():
         for partition in (0, 1499, 2999):
             with open(os.path.join(node.data_dir, "many-%d" % partition, ".clean-shutdown")) as marker:
                 assert marker.read().strip() == "1"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_busy_port_is_a_clear_error_and_leaves_the_data_clean():
+    import subprocess
+    from conftest import BINARY
+    root = tempfile.mkdtemp(prefix="tidemark-busy-port-")
+    try:
+        first = Broker(os.path.join(root, "first"), free_port())
+        first.start()
+        second = os.path.join(root, "second")
+        ran = subprocess.run([BINARY, "serve", "--data", second, "--port", str(first.port), "--http-port", "0"],
+                             capture_output=True, text=True, timeout=60)
+        first.stop()
+        assert ran.returncode == 1, ran.stderr
+        last = ran.stderr.strip().splitlines()[-1]
+        assert last == "Error: cannot listen on 127.0.0.1:%d: Address already in use (another broker on that port? --port sets it)" % first.port, last
+        assert "Usage" not in ran.stderr
+        # The data directory it had opened was closed as on a stop.
+        with open(os.path.join(second, "__consumer_offsets-0", ".clean-shutdown")) as marker:
+            assert marker.read().strip() == "1"
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "CCRC32C"),
         // Linux calls Swift's Glibc module does not declare (syncfs needs _GNU_SOURCE).
         .target(name: "CSystemShims"),
+        // The stop-signal handler of `tidemark serve` (async-signal-safe, so in C).
+        .target(name: "CStopSignals"),
         .target(
             name: "TidemarkStorage",
             dependencies: [
@@ -111,6 +113,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                "CStopSignals",
             ],
             path: "tools/tidemark"
         ),

@@ -14,6 +14,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("TIDEMARK_BIN", os.path.join(ROOT, ".build", "debug", "tidemark"))
 
+# Brokers started here get SIGINT at its default action, as from a terminal, even when the
+# tests themselves were started with `&` (SIGINT ignored, which a broker keeps): a caught
+# signal is reset to its default in an exec'd child, an ignored one stays ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 # A hung test fails the run within minutes instead of holding CI until its deadline: past
 # TEST_LIMIT seconds (setup and teardown included) the process prints every thread's stack,
@@ -84,6 +89,7 @@ class Broker:
             prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1",
                       "--http-port", str(self.http_port)] + self.extra,
             stdout=subprocess.PIPE, stderr=log, env=self.env, preexec_fn=self.limit_descriptors if self.nofile else None)
+        log.close()
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:
             self.proc.kill()

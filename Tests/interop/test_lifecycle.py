@@ -1,42 +1,98 @@
 """The broker process as service managers and scripts run it: SIGTERM (systemd, docker stop,
 Kubernetes) or SIGINT (Ctrl-C) stops it cleanly (exit status 0) whenever it comes, while it
-starts or right after "ready"; a closed stdout or stderr does not kill it; a busy port is a
+starts or right after "ready"; an inherited SIG_IGN for SIGINT is kept; a reader of its output
+that goes away, or standard descriptors closed at start, do not harm it; a busy port is a
 one-line error that leaves the data directory clean."""
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
+import time
 
-from conftest import Broker, free_port
+from conftest import BINARY, Broker, free_port
+
+
+def _mask(pid, field):
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def _catches(pid, signum):
+    return _mask(pid, "SigCgt") >> (signum - 1) & 1 == 1
+
+
+def _wait_listening(proc, port, deadline_s=30):
+    deadline = time.time() + deadline_s
+    while True:
+        assert proc.poll() is None, "tidemark died with status %d" % proc.returncode
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.time() < deadline, "tidemark never listened"
+            time.sleep(0.05)
+
+
+def _produce_one(port, topic):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": "127.0.0.1:%d" % port})
+    producer.produce(topic, value=b"x")
+    assert producer.flush(30) == 0
 
 
 def test_a_stop_signal_right_after_ready_is_never_lost():
     # The handler used to be registered asynchronously (a dispatch signal source) with the
     # signal set to SIG_IGN meanwhile: about 1 start in 40 ignored a SIGTERM sent at once and
-    # ran on. 40 starts, each stopped the moment it says ready.
+    # ran on. Each start is stopped the moment it says ready; and at that moment it must
+    # already catch both signals (the old code caught neither: this fails it every time).
     root = tempfile.mkdtemp(prefix="tidemark-signals-")
+    node = Broker(os.path.join(root, "data"), free_port())
     try:
-        node = Broker(os.path.join(root, "data"), free_port())
-        for round in range(40):
+        for round in range(20):
             node.start()
+            assert _catches(node.proc.pid, signal.SIGTERM) and _catches(node.proc.pid, signal.SIGINT)
             node.proc.send_signal(signal.SIGINT if round % 4 == 3 else signal.SIGTERM)
             code = node.proc.wait(timeout=15)
             assert code == 0, "round %d: exit status %d; its log ends:\n%s" % (round, code, node.log_tail())
             node.proc = None
     finally:
-        if node.proc:
-            node.kill()
+        node.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_inherited_sigint_ignore_is_kept():
+    # A broker started with `&` from a script (or under nohup) ignores SIGINT: the Ctrl-C meant
+    # for the terminal does not stop it. SIGTERM still does.
+    root = tempfile.mkdtemp(prefix="tidemark-sigint-ignored-")
+    port = free_port()
+    proc = subprocess.Popen(
+        [BINARY, "serve", "--data", os.path.join(root, "data"), "--port", str(port), "--http-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert b"ready" in proc.stdout.readline()
+        assert _mask(proc.pid, "SigIgn") >> (signal.SIGINT - 1) & 1 == 1
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None, "a SIGINT it was started ignoring stopped it"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_broker_whose_output_nobody_reads_keeps_serving():
     # `tidemark serve | head -1`, or a supervisor that closes its end: the ready line and the
-    # logs meet a closed pipe (EPIPE; serve ignores SIGPIPE). Writing the ready line through
-    # FileHandle trapped on it (SIGILL) and the broker died.
-    import socket
-    import subprocess
-    import time
-    from conftest import BINARY
+    # logs meet a closed pipe. SIGPIPE killed it (-13), or writing the ready line through
+    # FileHandle trapped on EPIPE (SIGILL).
     root = tempfile.mkdtemp(prefix="tidemark-closed-output-")
     port = free_port()
     proc = subprocess.Popen(
@@ -45,21 +101,9 @@ def test_a_broker_whose_output_nobody_reads_keeps_serving():
     proc.stdout.close()
     proc.stderr.close()
     try:
-        deadline = time.time() + 30
-        while True:
-            assert proc.poll() is None, "tidemark died with status %d" % proc.returncode
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "tidemark never listened"
-                time.sleep(0.05)
-        # It has written its ready line by now (it listens first); it serves a client.
-        time.sleep(0.3)
-        from confluent_kafka import Producer
-        producer = Producer({"bootstrap.servers": "127.0.0.1:%d" % port})
-        producer.produce("closed-output", value=b"x")
-        assert producer.flush(30) == 0
+        _wait_listening(proc, port)
+        time.sleep(0.3)  # it writes the ready line once it listens
+        _produce_one(port, "closed-output")
         assert proc.poll() is None, "tidemark died with status %d" % proc.returncode
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -70,33 +114,55 @@ def test_a_broker_whose_output_nobody_reads_keeps_serving():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _catches(pid, signum):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("SigCgt:"):
-                return int(line.split()[1], 16) >> (signum - 1) & 1 == 1
-    return False
+def test_standard_descriptors_closed_at_start_are_not_reused():
+    # `tidemark serve >&- 2>&-`: descriptors 1 and 2 are free, so the next files opened took
+    # their numbers (the signal pipe: its reader took log bytes for signals and exited), and
+    # log lines could land in them. They are /dev/null now: it serves, stops cleanly, and its
+    # data verifies.
+    root = tempfile.mkdtemp(prefix="tidemark-closed-descriptors-")
+    data = os.path.join(root, "data")
+    port = free_port()
+
+    def close_standard():
+        os.close(1)
+        os.close(2)
+
+    proc = subprocess.Popen(
+        [BINARY, "serve", "--data", data, "--port", str(port), "--http-port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=close_standard)
+    try:
+        _wait_listening(proc, port)
+        for _ in range(3):
+            _produce_one(port, "closed-descriptors")
+        assert proc.poll() is None, "tidemark died with status %d" % proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        checked = subprocess.run([BINARY, "verify", data], capture_output=True, text=True, timeout=120)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_stop_signal_while_starting_stops_once_started():
     # Recovery of many partitions takes a while; SIGTERM then (systemd stopping a unit that
     # is still starting) used to kill the process outright. Now it stops cleanly, without
     # saying ready.
-    import subprocess
-    import time
-    from conftest import BINARY
     root = tempfile.mkdtemp(prefix="tidemark-stop-starting-")
+    node = Broker(os.path.join(root, "data"), free_port())
+    proc = None
     try:
-        node = Broker(os.path.join(root, "data"), free_port())
         node.start()
         made = subprocess.run([BINARY, "topics", "create", "many", "--partitions", "3000", "--bootstrap", node.bootstrap],
                               capture_output=True, text=True, timeout=120)
         assert made.returncode == 0, made.stderr
         node.stop()
-        log = open(node.log_path, "ab")
-        proc = subprocess.Popen(
-            [BINARY, "serve", "--data", node.data_dir, "--port", str(node.port), "--http-port", "0"],
-            stdout=subprocess.PIPE, stderr=log)
+        with open(node.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [BINARY, "serve", "--data", node.data_dir, "--port", str(node.port), "--http-port", "0"],
+                stdout=subprocess.PIPE, stderr=log)
         deadline = time.time() + 30
         while not _catches(proc.pid, signal.SIGTERM):
             assert proc.poll() is None and time.time() < deadline, node.log_tail()
@@ -110,20 +176,21 @@ def test_a_stop_signal_while_starting_stops_once_started():
             with open(os.path.join(node.data_dir, "many-%d" % partition, ".clean-shutdown")) as marker:
                 assert marker.read().strip() == "1"
     finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.kill()
         shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_busy_port_is_a_clear_error_and_leaves_the_data_clean():
-    import subprocess
-    from conftest import BINARY
     root = tempfile.mkdtemp(prefix="tidemark-busy-port-")
+    first = Broker(os.path.join(root, "first"), free_port())
     try:
-        first = Broker(os.path.join(root, "first"), free_port())
         first.start()
         second = os.path.join(root, "second")
         ran = subprocess.run([BINARY, "serve", "--data", second, "--port", str(first.port), "--http-port", "0"],
                              capture_output=True, text=True, timeout=60)
-        first.stop()
         assert ran.returncode == 1, ran.stderr
         last = ran.stderr.strip().splitlines()[-1]
         assert last == "Error: cannot listen on 127.0.0.1:%d: Address already in use (another broker on that port? --port sets it)" % first.port, last
@@ -132,4 +199,5 @@ def test_a_busy_port_is_a_clear_error_and_leaves_the_data_clean():
         with open(os.path.join(second, "__consumer_offsets-0", ".clean-shutdown")) as marker:
             assert marker.read().strip() == "1"
     finally:
+        first.stop()
         shutil.rmtree(root, ignore_errors=True)

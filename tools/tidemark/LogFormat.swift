@@ -21,17 +21,11 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    // Source and location are not printed.
+    // Source and location are not printed; an error attached to the event is, as "error".
     func log(event: LogEvent) {
-        write(level: event.level, message: event.message, metadata: event.metadata)
-    }
-
-    // The entry point of swift-log before `LogEvent`.
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
-        write(level: level, message: message, metadata: explicit)
+        var metadata = event.metadata
+        if let error = event.error { metadata = (metadata ?? [:]).merging(["error": "\(error)"]) { old, _ in old } }
+        write(level: event.level, message: event.message, metadata: metadata)
     }
 
     private func write(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?) {

@@ -129,10 +129,11 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    /// A listen failure in words: the system's for a failed call ("Address already in use").
-    static func reason(_ error: any Error) -> String {
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
-        return "\(error)"
+    /// A listen failure in words: the system's for a failed call ("Address already in use"),
+    /// with `busyHint` when the address is taken.
+    static func reason(_ error: any Error, busyHint: String) -> String {
+        guard let io = error as? IOError else { return "\(error)" }
+        return String(cString: strerror(io.errnoCode)) + (io.errnoCode == EADDRINUSE ? " (\(busyHint))" : "")
     }
 
     static func isLoopback(_ host: String) -> Bool {
@@ -140,11 +141,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // A server outlives whoever reads its output: a closed stdout or stderr (`| head -1`,
-        // a supervisor gone) is an EPIPE to ignore, never a reason to die.
+        // A server outlives whoever reads its output: a reader that goes away (`| head -1`, a
+        // supervisor gone) is an EPIPE to ignore, never a reason to die; a descriptor closed
+        // at start is /dev/null, never the number of a file the broker opens.
+        StopSignals.fillClosedStandardDescriptors()
         signal(SIGPIPE, SIG_IGN)
-        // SIGINT and SIGTERM stop the broker cleanly from here on: one that comes while it
-        // starts (recovery can take seconds) stops it once started; a second one, at once.
+        // SIGTERM and SIGINT stop the broker cleanly from here on: one that comes while it
+        // starts (recovery can take seconds) stops it once started (see StopSignals).
         let stopped = try StopSignals.install()
         bootstrapLogging(format: logFormat, level: logLevel)
         let logger = Logger(label: "tidemark")
@@ -171,7 +174,7 @@ struct Serve: AsyncParsableCommand {
             do {
                 http = try await HTTPServer.start(host: httpHost, port: httpPort, routes: [health], logger: Logger(label: "tidemark.http"))
             } catch {
-                throw CLIError("cannot listen for HTTP on \(httpHost):\(httpPort): \(Self.reason(error)) (--http-port 0 turns the HTTP listener off)")
+                throw CLIError("cannot listen for HTTP on \(httpHost):\(httpPort): \(Self.reason(error, busyHint: "--http-port sets it")) (--http-port 0 turns the HTTP listener off)")
             }
             logger.info("HTTP listener up", metadata: ["address": "\(httpHost):\(http!.boundPort)", "paths": "/ (console) /api /metrics /healthz /readyz"])
         }
@@ -184,7 +187,8 @@ struct Serve: AsyncParsableCommand {
             // Closed as on a stop: the next start finds the data directory clean.
             try? await broker.close()
             await http?.stop()
-            throw CLIError("cannot listen on \(host):\(config.port): \(Self.reason(error)) (another broker on that port? --port sets it)")
+            let reason = Self.reason(error, busyHint: "another broker on that port? --port sets it")
+            throw CLIError("cannot listen on \(host):\(config.port): \(reason)")
         }
         let advertised = "\(config.effectiveAdvertisedHost):\(config.advertisedPort ?? server.boundPort)"
         let identity = NodeIdentity(brokerId: Int(config.nodeId), address: advertised, version: TidemarkVersion.current)
@@ -196,10 +200,10 @@ struct Serve: AsyncParsableCommand {
                 tokenForReads: !Self.isLoopback(httpHost ?? host))
             http.add(console!)
         }
-        health.isReady = true
         if let signalNumber = StopSignals.first {
             logger.info("stopping: a signal came while starting", metadata: ["signal": "\(signalNumber)"])
         } else {
+            health.isReady = true
             // One line on stdout, written at once: scripts wait for it.
             let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
             Output.unchecked("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n", to: STDOUT_FILENO)

@@ -115,6 +115,17 @@ final class AppendNotifier: Sendable {
         for waiter in ready { waiter.wake() }
     }
 
+    /// Wakes everyone waiting now (their polls answer with what there is); later polls wait
+    /// as usual.
+    func wakeAll() {
+        let all = state.withLock { s -> [Waiter] in
+            let all = Array(s.waiters.values)
+            s.waiters.removeAll()
+            return all
+        }
+        for waiter in all { waiter.wake() }
+    }
+
     /// Wakes everyone and lets no one wait again.
     func close() {
         let all = state.withLock { s -> [Waiter] in

@@ -5,6 +5,14 @@ import TidemarkStorage
 
 /// Closing the broker and its maintenance pass (retention, due flushes, idle files, expiries).
 extension Broker {
+    /// Answers every long poll waiting now, with what there is (a server draining its
+    /// connections before it stops calls this: polls that would wait up to their max wait
+    /// answer at once). Later polls wait as usual.
+    public func wakeReaders() {
+        let topics = registry.withLock { Array($0.topics.values) }
+        for partition in topics.flatMap(\.partitions) { partition.notifier.wakeAll() }
+    }
+
     /// Stops maintenance, wakes waiting readers, flushes every log, writes producer
     /// snapshots and clean-shutdown markers, and releases the data directory. Idempotent.
     ///

@@ -114,7 +114,15 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 context.flush()
             }
         }
-        while !busy, !closing, let frame = queue.popFirst() {
+        while !busy, !closing {
+            if router.draining.load(ordering: .relaxed) {
+                // The server is stopping: what this connection ran is answered (and flushed by
+                // `close`); requests read but not started are dropped, unanswered, so their
+                // clients retry them elsewhere.
+                close(context: context)
+                break
+            }
+            guard let frame = queue.popFirst() else { break }
             busy = true
             start(frame, context: context)
         }

@@ -80,14 +80,21 @@ public final class KafkaServer: Sendable {
             budget: budget)
     }
 
-    /// Stops accepting, waits (up to `graceMs`) until the requests being handled have been
-    /// answered, then closes every connection and the event loops. Long-polls in flight are
-    /// answered early, since the broker wakes its waiters when it closes.
+    /// Stops accepting; connections start no new request and close once the one they run is
+    /// answered (requests read but not started are dropped, unanswered: clients retry them);
+    /// long polls answer at once with what there is. Waits (up to `graceMs`) until every
+    /// request being handled has been answered, then closes the remaining connections and the
+    /// event loops. (It used to wait for a moment with nothing in flight, which connected
+    /// consumers never gave it: 5 s with three kcat consumers, now about 0.1 s.)
     public func stop(graceMs: Int64 = 5000) async {
         try? await serverChannel.close()
+        router.draining.store(true, ordering: .relaxed)
+        broker.wakeReaders()
         let deadline = ContinuousClock.now + .milliseconds(graceMs)
         while router.inFlight.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
+            // A fetch that was reading when the first wake went out may have started waiting since.
+            broker.wakeReaders()
         }
         // Let the event loops write the last responses out.
         try? await Task.sleep(for: .milliseconds(50))

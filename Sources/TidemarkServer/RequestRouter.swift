@@ -26,6 +26,9 @@ final class RequestRouter: Sendable {
     let boundPort: Int
     /// Requests being handled now, so a shutdown can wait for their answers.
     let inFlight = Atomic<Int>(0)
+    /// The server is stopping: connections start no new request, and close once the one
+    /// they run is answered (`KafkaServer.stop`).
+    let draining = Atomic<Bool>(false)
     /// Fetched partitions read by the executor instead of the event loop: their segment was
     /// not open, or their data was not in the page cache.
     let readsOffLoop = Atomic<Int>(0)

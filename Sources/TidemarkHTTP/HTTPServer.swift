@@ -38,10 +38,10 @@ public final class HTTPServer: Sendable {
     let routes: RouteTable
     private let channel: any Channel
     private let group: MultiThreadedEventLoopGroup
-    private let connections: ConnectionCount
+    private let connections: ServerConnections
 
     private init(
-        channel: any Channel, group: MultiThreadedEventLoopGroup, port: Int, connections: ConnectionCount, routes: RouteTable
+        channel: any Channel, group: MultiThreadedEventLoopGroup, port: Int, connections: ServerConnections, routes: RouteTable
     ) {
         self.routes = routes
         self.channel = channel
@@ -56,7 +56,7 @@ public final class HTTPServer: Sendable {
         logger: Logger = Logger(label: "tidemark.http")
     ) async throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let open = ConnectionCount()
+        let open = ServerConnections()
         let routes = RouteTable(routes)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
@@ -64,16 +64,14 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard open.value.wrappingAdd(1, ordering: .relaxed).newValue <= limits.maxConnections else {
-                        open.value.subtract(1, ordering: .relaxed)
-                        throw ChannelError.inappropriateOperationForState
-                    }
-                    channel.closeFuture.whenComplete { _ in open.value.subtract(1, ordering: .relaxed) }
+                    guard open.admit(channel, limit: limits.maxConnections) else { throw ChannelError.inappropriateOperationForState }
+                    channel.closeFuture.whenComplete { _ in open.remove(channel) }
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPConnectionHandler(
-                            routes: routes, maxBodyBytes: limits.maxBodyBytes, requestTimeout: limits.requestTimeout, logger: logger))
+                            routes: routes, maxBodyBytes: limits.maxBodyBytes, requestTimeout: limits.requestTimeout,
+                            connections: open, logger: logger))
                 }
             }
         let channel: any Channel
@@ -90,11 +88,19 @@ public final class HTTPServer: Sendable {
     public func add(_ more: any HTTPRoutes) { routes.add(more) }
 
     /// Open connections now.
-    public var openConnections: Int { connections.value.load(ordering: .relaxed) }
+    public var openConnections: Int { connections.count }
 
-    /// Stops accepting and closes every connection (streams included).
+    /// Stops accepting and closes every connection (streams included) while the event loops
+    /// still run, waits (up to 2 s) for the routes and streams running to finish, then stops
+    /// the loops: nothing is handed to a loop that is gone. (Event streams open at a stop used
+    /// to write their end onto shut-down loops: NIO's "Cannot schedule tasks" error.)
     public func stop() async {
         try? await channel.close()
+        for connection in connections.all { try? await connection.close() }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while connections.working.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         try? await group.shutdownGracefully()
     }
 }
@@ -107,9 +113,28 @@ final class RouteTable: Sendable {
     var snapshot: [any HTTPRoutes] { list.withLock { $0 } }
 }
 
-/// The open-connection count shared by the initializers (an Atomic is not copyable: boxed).
-final class ConnectionCount: Sendable {
-    let value = Atomic<Int>(0)
+/// The server's open connections (bounded) and the routes and streams running for them, for
+/// its bound and its stop. Concurrency: a Mutex owns the connection table; `working` is atomic.
+final class ServerConnections: Sendable {
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    /// Route and stream tasks running now.
+    let working = Atomic<Int>(0)
+
+    var count: Int { open.withLock { $0.count } }
+    var all: [any Channel] { open.withLock { Array($0.values) } }
+
+    /// Records a new connection, or refuses it past `limit`.
+    func admit(_ channel: any Channel, limit: Int) -> Bool {
+        open.withLock { table in
+            guard table.count < limit else { return false }
+            table[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = open.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
 }
 
 /// One connection: assembles a request, runs the routes in a Task, writes the answer.
@@ -133,7 +158,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Closes the connection if the request being read does not complete in time.
     private var requestDeadline: Scheduled<Void>?
 
-    init(routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, logger: Logger) {
+    let connections: ServerConnections
+
+    init(routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, connections: ServerConnections, logger: Logger) {
+        self.connections = connections
         self.requestTimeout = requestTimeout
         self.routes = routes
         self.maxBodyBytes = maxBodyBytes
@@ -181,6 +209,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let loop = context.eventLoop
             busy = true
+            let connections = self.connections
+            connections.working.add(1, ordering: .relaxed)
             task = Task {
                 var answer: HTTPResponse? = nil
                 for route in routes {
@@ -191,6 +221,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 loop.execute {
                     let (handler, context) = bound.value
                     handler.write(response, head: requestHead, context: context)
+                    // Counted until here: a stream it starts counts itself.
+                    connections.working.subtract(1, ordering: .relaxed)
                 }
             }
         }
@@ -242,8 +274,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: response.status, headers: headers))),
                 promise: nil)
             let channel = context.channel
+            let connections = self.connections
+            connections.working.add(1, ordering: .relaxed)
             task = Task {
+                defer { connections.working.subtract(1, ordering: .relaxed) }
                 for await chunk in chunks {
+                    // Cancelled: the connection closed (the server may be stopping, its
+                    // loops going away): nothing more is written.
+                    guard !Task.isCancelled else { return }
                     // Waits for each chunk to be written: a slow reader slows the producer
                     // (whose own buffer is bounded), nothing piles up here.
                     let buffer = channel.allocator.buffer(bytes: chunk)
@@ -253,6 +291,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                         return
                     }
                 }
+                guard !Task.isCancelled else { return }
                 try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
                 try? await channel.close()
             }

@@ -280,3 +280,47 @@ def test_a_stop_with_busy_clients_is_prompt_and_loses_nothing_acknowledged():
             thread.join(60)
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_stop_with_console_event_streams_open_is_clean():
+    # Event streams open at a stop wrote their end onto the HTTP server's shut-down event
+    # loops (NIO: "Cannot schedule tasks on an EventLoop that has already shut down", to be
+    # a crash in later NIO versions). Connections now close while the loops run.
+    import http.client
+    import threading
+    root = tempfile.mkdtemp(prefix="tidemark-stop-streams-")
+    node = Broker(os.path.join(root, "data"), free_port())
+    opened = threading.Semaphore(0)
+
+    def read_stream():
+        connection = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
+        try:
+            connection.request("GET", "/api/events")
+            answer = connection.getresponse()
+            assert answer.status == 200
+            opened.release()
+            while answer.readline():  # as a browser's EventSource reads, until the end
+                pass
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    readers = [threading.Thread(target=read_stream) for _ in range(3)]
+    try:
+        node.start()
+        for reader in readers:
+            reader.start()
+        for _ in readers:
+            assert opened.acquire(timeout=30)
+        time.sleep(1.5)
+        node.proc.send_signal(signal.SIGTERM)
+        assert node.proc.wait(timeout=30) == 0, node.log_tail()
+        node.proc = None
+        assert "Cannot schedule tasks" not in node.log_tail(200), node.log_tail()
+    finally:
+        node.stop()
+        for reader in readers:
+            if reader.is_alive() or reader.ident:
+                reader.join(30)
+        shutil.rmtree(root, ignore_errors=True)

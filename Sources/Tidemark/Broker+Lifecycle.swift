@@ -5,12 +5,14 @@ import TidemarkStorage
 
 /// Closing the broker and its maintenance pass (retention, due flushes, idle files, expiries).
 extension Broker {
-    /// Answers every long poll waiting now, with what there is (a server draining its
-    /// connections before it stops calls this: polls that would wait up to their max wait
-    /// answer at once). Later polls wait as usual.
-    public func wakeReaders() {
+    /// Answers every long poll waiting now, with what there is, and every consumer group
+    /// member parked in a join or sync (REBALANCE_IN_PROGRESS: it joins again). A server
+    /// draining its connections before it stops calls this, so that nothing it runs waits out
+    /// a max wait or a rebalance. Later polls and joins wait as usual.
+    public func wakeWaiters() {
         let topics = registry.withLock { Array($0.topics.values) }
         for partition in topics.flatMap(\.partitions) { partition.notifier.wakeAll() }
+        groups.abandonWaiters()
     }
 
     /// Stops maintenance, wakes waiting readers, flushes every log, writes producer

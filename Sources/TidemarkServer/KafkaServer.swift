@@ -82,19 +82,19 @@ public final class KafkaServer: Sendable {
 
     /// Stops accepting; connections start no new request and close once the one they run is
     /// answered (requests read but not started are dropped, unanswered: clients retry them);
-    /// long polls answer at once with what there is. Waits (up to `graceMs`) until every
+    /// long polls answer at once with what there is, and so do members parked in a rebalance. Waits (up to `graceMs`) until every
     /// request being handled has been answered, then closes the remaining connections and the
     /// event loops. (It used to wait for a moment with nothing in flight, which connected
     /// consumers never gave it: 5 s with three kcat consumers, now about 0.1 s.)
     public func stop(graceMs: Int64 = 5000) async {
         try? await serverChannel.close()
         router.draining.store(true, ordering: .relaxed)
-        broker.wakeReaders()
+        broker.wakeWaiters()
         let deadline = ContinuousClock.now + .milliseconds(graceMs)
         while router.inFlight.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
-            // A fetch that was reading when the first wake went out may have started waiting since.
-            broker.wakeReaders()
+            // A fetch or join that was running when the first wake went out may have started waiting since.
+            broker.wakeWaiters()
         }
         // Let the event loops write the last responses out.
         try? await Task.sleep(for: .milliseconds(50))

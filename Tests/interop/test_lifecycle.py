@@ -324,3 +324,44 @@ def test_a_stop_with_console_event_streams_open_is_clean():
             if reader.is_alive() or reader.ident:
                 reader.join(30)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_stop_during_a_rebalance_does_not_wait_for_it():
+    # A member that does not poll holds a rebalance open (up to its max.poll.interval.ms), so
+    # the newcomer's JoinGroup waits at the broker: the stop waited for it to its 5 s grace,
+    # then woke it onto shut-down event loops. Parked members are answered at once now.
+    import threading
+    from confluent_kafka import Consumer
+    root = tempfile.mkdtemp(prefix="tidemark-stop-rebalance-")
+    node = Broker(os.path.join(root, "data"), free_port())
+    try:
+        node.start()
+        _produce_one(node.port, "stop-rebalance")
+        config = {"bootstrap.servers": node.bootstrap, "group.id": "stop-rebalance", "session.timeout.ms": 30000,
+                  "max.poll.interval.ms": 60000, "reconnect.backoff.max.ms": 200}
+        first = Consumer(config)
+        first.subscribe(["stop-rebalance"])
+        deadline = time.time() + 30
+        while not first.assignment() and time.time() < deadline:
+            first.poll(0.2)
+        assert first.assignment(), "the first member never got its partition"
+        # The first member stops polling; a second joins and waits at the broker.
+        second = Consumer(config)
+        second.subscribe(["stop-rebalance"])
+        joining = threading.Thread(target=lambda: second.poll(8))
+        joining.start()
+        time.sleep(2)
+        started = time.time()
+        node.proc.send_signal(signal.SIGTERM)
+        assert node.proc.wait(timeout=30) == 0, node.log_tail()
+        took = time.time() - started
+        node.proc = None
+        assert took < 3, "the stop took %.1f s: it waited for the rebalance" % took
+        assert "Cannot schedule tasks" not in node.log_tail(200), node.log_tail()
+        joining.join(30)
+        node.start()  # the members close against a broker
+        first.close()
+        second.close()
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -542,17 +542,28 @@ public final class GroupCoordinator: Sendable {
     func close() async {
         let ready = state.withLock { s -> Ready in
             s.isClosed = true
-            var ready = Ready()
-            for id in Array(s.groups.keys) {
-                var group = s.groups[id]!
-                let more = Self.collect(group.abandonWaiters(), group: id, &s)
-                s.groups[id] = group
-                ready.joins += more.joins
-                ready.syncs += more.syncs
-            }
-            return ready
+            return Self.abandonAll(&s)
         }
         ready.resumeAll()
+    }
+
+    /// Answers every member parked in a JoinGroup or SyncGroup now with
+    /// REBALANCE_IN_PROGRESS (clients join again), without closing: for a server that drains
+    /// its connections before it stops.
+    func abandonWaiters() {
+        state.withLock { Self.abandonAll(&$0) }.resumeAll()
+    }
+
+    private static func abandonAll(_ s: inout State) -> Ready {
+        var ready = Ready()
+        for id in Array(s.groups.keys) {
+            var group = s.groups[id]!
+            let more = collect(group.abandonWaiters(), group: id, &s)
+            s.groups[id] = group
+            ready.joins += more.joins
+            ready.syncs += more.syncs
+        }
+        return ready
     }
 
     func closeStore() async throws { try await store.close() }

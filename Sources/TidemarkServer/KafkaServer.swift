@@ -82,19 +82,23 @@ public final class KafkaServer: Sendable {
 
     /// Stops accepting; connections start no new request and close once the one they run is
     /// answered (requests read but not started are dropped, unanswered: clients retry them);
-    /// long polls answer at once with what there is, and so do members parked in a rebalance. Waits (up to `graceMs`) until every
-    /// request being handled has been answered, then closes the remaining connections and the
-    /// event loops. (It used to wait for a moment with nothing in flight, which connected
-    /// consumers never gave it: 5 s with three kcat consumers, now about 0.1 s.)
+    /// long polls answer at once with what there is, and so do members parked in a
+    /// rebalance. Waits (up to `graceMs`) until every request being handled has been
+    /// answered, then closes the remaining connections and the event loops. (It used to wait
+    /// for a moment with nothing in flight, which connected consumers never gave it: the whole
+    /// `serve` stop took 5 s with three kcat consumers, now 0.4 s.)
     public func stop(graceMs: Int64 = 5000) async {
         try? await serverChannel.close()
         router.draining.store(true, ordering: .relaxed)
         broker.wakeWaiters()
         let deadline = ContinuousClock.now + .milliseconds(graceMs)
+        var checks = 0
         while router.inFlight.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
-            // A fetch or join that was running when the first wake went out may have started waiting since.
-            broker.wakeWaiters()
+            // A fetch or join that was running when the first wake went out may have started
+            // waiting since: wake again every 100 ms (a pass over every partition and group).
+            checks += 1
+            if checks % 10 == 0 { broker.wakeWaiters() }
         }
         // Let the event loops write the last responses out.
         try? await Task.sleep(for: .milliseconds(50))

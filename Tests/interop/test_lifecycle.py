@@ -3,6 +3,7 @@ Kubernetes) or SIGINT (Ctrl-C) stops it cleanly (exit status 0) whenever it come
 starts or right after "ready"; an inherited SIG_IGN for SIGINT is kept; a reader of its output
 that goes away, or standard descriptors closed at start, do not harm it; a busy port is a
 one-line error that leaves the data directory clean."""
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,24 @@ import tempfile
 import time
 
 from conftest import BINARY, Broker, free_port
+
+
+@contextlib.contextmanager
+def _spawned(prefix, **popen):
+    """`tidemark serve` on a new data directory, spawned with `popen`'s stdio and preexec
+    (conftest's Broker reads its stdout): yields (process, port, data directory); killed if
+    still running, and its directory removed, afterwards."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    port = free_port()
+    data = os.path.join(root, "data")
+    proc = subprocess.Popen([BINARY, "serve", "--data", data, "--port", str(port), "--http-port", "0"], **popen)
+    try:
+        yield proc, port, data
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _mask(pid, field):
@@ -68,13 +87,8 @@ def test_a_stop_signal_right_after_ready_is_never_lost():
 def test_an_inherited_sigint_ignore_is_kept():
     # A broker started with `&` from a script (or under nohup) ignores SIGINT: the Ctrl-C meant
     # for the terminal does not stop it. SIGTERM still does.
-    root = tempfile.mkdtemp(prefix="tidemark-sigint-ignored-")
-    port = free_port()
-    proc = subprocess.Popen(
-        [BINARY, "serve", "--data", os.path.join(root, "data"), "--port", str(port), "--http-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    try:
+    with _spawned("tidemark-sigint-ignored-", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as (proc, _, _):
         assert b"ready" in proc.stdout.readline()
         assert _mask(proc.pid, "SigIgn") >> (signal.SIGINT - 1) & 1 == 1
         proc.send_signal(signal.SIGINT)
@@ -82,36 +96,21 @@ def test_an_inherited_sigint_ignore_is_kept():
         assert proc.poll() is None, "a SIGINT it was started ignoring stopped it"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_broker_whose_output_nobody_reads_keeps_serving():
     # `tidemark serve | head -1`, or a supervisor that closes its end: the ready line and the
     # logs meet a closed pipe. SIGPIPE killed it (-13), or writing the ready line through
     # FileHandle trapped on EPIPE (SIGILL).
-    root = tempfile.mkdtemp(prefix="tidemark-closed-output-")
-    port = free_port()
-    proc = subprocess.Popen(
-        [BINARY, "serve", "--data", os.path.join(root, "data"), "--port", str(port), "--http-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.close()
-    proc.stderr.close()
-    try:
+    with _spawned("tidemark-closed-output-", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as (proc, port, _):
+        proc.stdout.close()
+        proc.stderr.close()
         _wait_listening(proc, port)
         time.sleep(0.3)  # it writes the ready line once it listens
         _produce_one(port, "closed-output")
         assert proc.poll() is None, "tidemark died with status %d" % proc.returncode
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_standard_descriptors_closed_at_start_are_not_reused():
@@ -119,18 +118,12 @@ def test_standard_descriptors_closed_at_start_are_not_reused():
     # their numbers (the signal pipe: its reader took log bytes for signals and exited), and
     # log lines could land in them. They are /dev/null now: it serves, stops cleanly, and its
     # data verifies.
-    root = tempfile.mkdtemp(prefix="tidemark-closed-descriptors-")
-    data = os.path.join(root, "data")
-    port = free_port()
-
     def close_standard():
         os.close(1)
         os.close(2)
 
-    proc = subprocess.Popen(
-        [BINARY, "serve", "--data", data, "--port", str(port), "--http-port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=close_standard)
-    try:
+    with _spawned("tidemark-closed-descriptors-", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                  preexec_fn=close_standard) as (proc, port, data):
         _wait_listening(proc, port)
         for _ in range(3):
             _produce_one(port, "closed-descriptors")
@@ -139,11 +132,6 @@ def test_standard_descriptors_closed_at_start_are_not_reused():
         assert proc.wait(timeout=15) == 0
         checked = subprocess.run([BINARY, "verify", data], capture_output=True, text=True, timeout=120)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_stop_signal_while_starting_stops_once_started():

@@ -38,8 +38,7 @@ struct JSONLogHandler: LogHandler {
             out += ",\(JSONText.quote(key)):\(JSONText.quote(value.description))"
         }
         out += "}\n"
-        var bytes = Array(out.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        Output.unchecked(out, to: STDERR_FILENO)
     }
 
     static func timestamp() -> String {

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <sys/uio.h>
 #include "system_shims.h"
@@ -9,3 +10,5 @@ long tidemark_pread_nowait(int fd, void *buffer, unsigned long count, long offse
     struct iovec vector = { .iov_base = buffer, .iov_len = count };
     return preadv2(fd, &vector, 1, offset, RWF_NOWAIT);
 }
+
+int tidemark_name_this_thread(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }

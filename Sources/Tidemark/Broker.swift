@@ -232,6 +232,9 @@ public final class Broker: Sendable {
             return (lock, registry, offsets, offsetsId, shareState)
         }
         let flusher = LogFlusher()
+        // An open that fails from here on must not leave the flusher's thread parked for good.
+        var opened = false
+        defer { if !opened { flusher.shutdown() } }
         let offsetStore = try await OffsetStore.open(
             partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes)
@@ -273,6 +276,7 @@ public final class Broker: Sendable {
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups, shares: shares,
             flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)
         broker.startMaintenance()
+        opened = true
         let partitionCount = registry.topics.values.reduce(0) { $0 + $1.slots.count }
         options.logger.info(
             "data directory opened",

@@ -1,3 +1,4 @@
+import CSystemShims
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -69,10 +70,13 @@ public final class LogFlusher: Sendable {
     /// recent fdatasync duration, and its ceiling.
     let lingerFraction: Double
     let maxLingerNanos: UInt64
+    let threadName: String
 
-    public init(name: String = "tidemark-flusher", lingerFraction: Double = 1, maxLingerNanos: UInt64 = 1_000_000) {
+    /// `name` names the thread (`ps -L`, perf, debuggers; Linux keeps 15 bytes of it).
+    public init(name: String = "tidemark-flush", lingerFraction: Double = 1, maxLingerNanos: UInt64 = 1_000_000) {
         self.lingerFraction = lingerFraction
         self.maxLingerNanos = maxLingerNanos
+        threadName = name
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { raw in
@@ -82,7 +86,6 @@ public final class LogFlusher: Sendable {
         }, box.toOpaque())
         precondition(created == 0, "cannot start the flusher thread: \(created)")
         pthread_detach(thread)
-        _ = name
     }
 
     /// Calls `completion` once every offset below `offset` of `log` is durable (at once when
@@ -135,6 +138,7 @@ public final class LogFlusher: Sendable {
     }
 
     private func run() {
+        _ = tidemark_name_this_thread(threadName)
         var expected = 1
         var recentSyncNanos: UInt64 = 0
         // How often recent lingers ran out before their producers came back (moving average),

@@ -51,6 +51,65 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// An open that fails part way (a log it cannot open, a damaged group-configs.json) gives
+    /// back what it took: no file of the directory stays open, no thread stays parked, and the
+    /// same process opens the directory once the cause is gone.
+    @Test func aFailedOpenLeavesNothingBehind() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("t", partitions: 3)
+            try await Self.produce(broker, "t", 0, ["a"])
+            try await broker.close()
+        }
+        #expect(openFiles(under: dir.path).isEmpty)
+
+        // Fails in the open's disk work, after the topic's logs and the offsets log opened.
+        StorageFaults.inject(.open, .permissionDenied, pathContains: dir.path + "/__share_group_state-0/", times: nil)
+        await #expect { _ = try await Broker.open(dataDirectory: dir.path, options: options()) } throws: {
+            "\($0)".contains("Permission denied")
+        }
+        StorageFaults.clear(pathContains: dir.path)
+        #expect(openFiles(under: dir.path).isEmpty)
+
+        // Fails after it (the group settings file is damaged): the error names the file, and
+        // the flusher's thread, started by then, stops. Other tests open and close brokers
+        // meanwhile, hence the margin; each failed open used to leave one thread parked.
+        let configs = dir.path + "/group-configs.json"
+        try Data("{\"version\": 1, \"gro".utf8).write(to: URL(fileURLWithPath: configs))
+        let flushersBefore = threads(named: "tidemark-flush")
+        for _ in 0..<60 {
+            await #expect { _ = try await Broker.open(dataDirectory: dir.path, options: options()) } throws: {
+                "\($0)".contains("group-configs.json is damaged")
+            }
+        }
+        #expect(threads(named: "tidemark-flush") < flushersBefore + 30)
+        #expect(openFiles(under: dir.path).isEmpty)
+        try FileManager.default.removeItem(atPath: configs)
+
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try await readPartition(broker, "t", 0).map { text($0.value) } == ["a"])
+        try await Self.produce(broker, "t", 1, ["b"])
+        try await broker.close()
+    }
+
+    /// Threads of this process with this name (from /proc/self/task).
+    func threads(named name: String) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.filter { task in
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return comm.trimmingCharacters(in: .whitespacesAndNewlines) == name
+        }.count
+    }
+
+    /// Paths under `directory` that this process holds open (from /proc/self/fd).
+    func openFiles(under directory: String) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+            .filter { $0.hasPrefix(directory + "/") || $0 == directory }
+    }
+
     /// A delete interrupted after topics.json forgot the topic (here: the rename or the removal
     /// fails, as a crash would stop them) never brings the old data back under the same name.
     @Test(arguments: [StorageFaults.Operation.rename, .remove])

@@ -18,6 +18,10 @@ BINARY = os.environ.get("TIDEMARK_BIN", os.path.join(ROOT, ".build", "debug", "t
 # tests themselves were started with `&` (SIGINT ignored, which a broker keeps): a caught
 # signal is reset to its default in an exec'd child, an ignored one stays ignored.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+# Likewise SIGHUP when the tests run under nohup: they keep ignoring it (a handler that does
+# nothing), their brokers get the default.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 
 # A hung test fails the run within minutes instead of holding CI until its deadline: past

@@ -1,8 +1,9 @@
 """The broker process as service managers and scripts run it: SIGTERM (systemd, docker stop,
-Kubernetes) or SIGINT (Ctrl-C) stops it cleanly (exit status 0) whenever it comes, while it
-starts or right after "ready"; an inherited SIG_IGN for SIGINT is kept; a reader of its output
-that goes away, or standard descriptors closed at start, do not harm it; a busy port is a
-one-line error that leaves the data directory clean."""
+Kubernetes), SIGINT (Ctrl-C) or SIGHUP (its terminal closed) stops it cleanly (exit status 0)
+whenever it comes, while it starts or right after "ready"; an inherited SIG_IGN for SIGINT or
+SIGHUP is kept; a reader of its output that goes away, or standard descriptors closed at
+start, do not harm it; a busy port is a one-line error that leaves the data directory clean.
+Ctrl-C on `consume --data --follow` closes its data directory cleanly too."""
 import contextlib
 import os
 import shutil
@@ -74,8 +75,9 @@ def test_a_stop_signal_right_after_ready_is_never_lost():
     try:
         for round in range(20):
             node.start()
-            assert _catches(node.proc.pid, signal.SIGTERM) and _catches(node.proc.pid, signal.SIGINT)
-            node.proc.send_signal(signal.SIGINT if round % 4 == 3 else signal.SIGTERM)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                assert _catches(node.proc.pid, signum), "round %d: %s not caught" % (round, signum.name)
+            node.proc.send_signal((signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)[round % 4])
             code = node.proc.wait(timeout=15)
             assert code == 0, "round %d: exit status %d; its log ends:\n%s" % (round, code, node.log_tail())
             node.proc = None
@@ -84,18 +86,20 @@ def test_a_stop_signal_right_after_ready_is_never_lost():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_an_inherited_sigint_ignore_is_kept():
-    # A broker started with `&` from a script (or under nohup) ignores SIGINT: the Ctrl-C meant
-    # for the terminal does not stop it. SIGTERM still does.
-    with _spawned("tidemark-sigint-ignored-", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as (proc, _, _):
-        assert b"ready" in proc.stdout.readline()
-        assert _mask(proc.pid, "SigIgn") >> (signal.SIGINT - 1) & 1 == 1
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)
-        assert proc.poll() is None, "a SIGINT it was started ignoring stopped it"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+def test_an_inherited_sigint_or_sighup_ignore_is_kept():
+    # A broker started with `&` from a script ignores SIGINT (the Ctrl-C meant for the terminal
+    # does not stop it); one started under nohup ignores SIGHUP (the terminal closing does not
+    # stop it). SIGTERM still does.
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        with _spawned("tidemark-ignored-", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                      preexec_fn=lambda: signal.signal(signum, signal.SIG_IGN)) as (proc, _, _):
+            assert b"ready" in proc.stdout.readline()
+            assert _mask(proc.pid, "SigIgn") >> (signum - 1) & 1 == 1
+            proc.send_signal(signum)
+            time.sleep(0.5)
+            assert proc.poll() is None, "a %s it was started ignoring stopped it" % signum.name
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
 
 
 def test_a_broker_whose_output_nobody_reads_keeps_serving():
@@ -352,4 +356,40 @@ def test_a_stop_during_a_rebalance_does_not_wait_for_it():
         second.close()
     finally:
         node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_following_a_data_directory_ends_cleanly_on_ctrl_c():
+    # `tidemark consume --data DIR --follow` holds the data directory open; Ctrl-C used to end
+    # it as a crash would (the next open recovered every log). Now it leaves the group, commits
+    # what it printed and closes the directory, exit status 0.
+    root = tempfile.mkdtemp(prefix="tidemark-follow-")
+    data = os.path.join(root, "data")
+    proc = None
+    try:
+        made = subprocess.run([BINARY, "topics", "create", "jobs", "--partitions", "2", "--data", data],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        sent = subprocess.run([BINARY, "produce", "jobs", "--data", data], input="a\nb\nc\n",
+                              capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        proc = subprocess.Popen([BINARY, "consume", "jobs", "--data", data, "--follow", "--group", "g"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert sorted(proc.stdout.readline().strip() for _ in range(3)) == [b"a", b"b", b"c"]
+        assert _catches(proc.pid, signal.SIGINT)
+        started = time.time()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0, proc.stderr.read().decode()
+        assert time.time() - started < 3
+        for log in ("jobs-0", "jobs-1", "__consumer_offsets-0"):
+            with open(os.path.join(data, log, ".clean-shutdown")) as marker:
+                assert marker.read().strip() == "1", log
+        # What it printed was committed: the group has nothing left to read.
+        again = subprocess.run([BINARY, "consume", "jobs", "--data", data, "--group", "g"],
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(root, ignore_errors=True)

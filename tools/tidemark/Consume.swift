@@ -31,6 +31,10 @@ struct Consume: AsyncParsableCommand {
             try await consume(with: client)
             return
         }
+        // Following a data directory ends on Ctrl-C (or SIGTERM, SIGHUP) with the directory
+        // closed cleanly, the group's member left and what it printed committed: at the next
+        // poll's end, within a second. A second Ctrl-C exits at once.
+        if follow { _ = try StopSignals.install() }
         try await data.withBroker { broker in
             let count = try broker.partitionCount(of: topic)
             let partitions = partition.map { [$0] } ?? Array(0..<count)
@@ -40,7 +44,7 @@ struct Consume: AsyncParsableCommand {
             let limit = maxMessages ?? Int.max
             if let group {
                 let member = GroupConsumer(broker: broker, groupId: group, topics: [topic])
-                while printed < limit {
+                while printed < limit && StopSignals.first == nil {
                     let records = try await member.poll(maxRecords: min(500, limit - printed), maxWaitMs: 500)
                     records.forEach(print)
                     printed += records.count
@@ -53,7 +57,7 @@ struct Consume: AsyncParsableCommand {
             let consumer = Consumer(broker: broker)
             let start = try fromTime.map { StartPosition.timestamp(parseTime($0)!) } ?? parseStart(offset)
             for p in partitions { try await consumer.assign(topic: topic, partition: p, from: start) }
-            while printed < limit {
+            while printed < limit && StopSignals.first == nil {
                 let records = try await consumer.poll(maxRecords: min(500, limit - printed), maxWaitMs: follow ? 1000 : 0)
                 records.forEach(print)
                 printed += records.count

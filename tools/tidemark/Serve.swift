@@ -145,7 +145,7 @@ struct Serve: AsyncParsableCommand {
         // at start is /dev/null, never the number of a file the broker opens.
         StopSignals.fillClosedStandardDescriptors()
         signal(SIGPIPE, SIG_IGN)
-        // SIGTERM and SIGINT stop the broker cleanly from here on: one that comes while it
+        // SIGTERM, SIGINT and SIGHUP stop the broker cleanly from here on: one that comes while it
         // starts (recovery can take seconds) stops it once started (see StopSignals).
         let stopped = try StopSignals.install()
         bootstrapLogging(format: logFormat, level: logLevel)
@@ -200,14 +200,14 @@ struct Serve: AsyncParsableCommand {
             http.add(console!)
         }
         if let signalNumber = StopSignals.first {
-            logger.info("stopping: a signal came while starting", metadata: ["signal": "\(signalNumber)"])
+            logger.info("stopping: a signal came while starting", metadata: ["signal": "\(StopSignals.name(signalNumber))"])
         } else {
             health.isReady = true
             // One line on stdout, written at once: scripts wait for it.
             let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
             Output.unchecked("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n", to: STDOUT_FILENO)
             for await signalNumber in stopped {
-                logger.info("stopping", metadata: ["signal": "\(signalNumber)"])
+                logger.info("stopping", metadata: ["signal": "\(StopSignals.name(signalNumber))"])
                 break
             }
         }

@@ -5,7 +5,8 @@ import Foundation
 import Glibc
 #endif
 
-/// SIGTERM and SIGINT for `tidemark serve`, with none lost however early it comes.
+/// SIGTERM, SIGINT and SIGHUP for `tidemark serve` (and `consume --data --follow`, which also
+/// holds a data directory open until it stops), with none lost however early it comes.
 ///
 /// `serve` used to set both signals to SIG_IGN and listen with dispatch signal sources. On Linux
 /// a source is registered (its signalfd made, the signal blocked) on libdispatch's own thread
@@ -22,13 +23,26 @@ import Glibc
 /// - A SIGINT after the first signal (Ctrl-C again) ends the process at once, exit status 1,
 ///   for an operator who will not wait for a start or a stop; the next start recovers as after
 ///   a crash.
-/// - An inherited SIG_IGN for SIGINT is kept: a broker started with `&` from a script (or under
-///   `nohup`) does not stop on the Ctrl-C meant for that terminal. SIGTERM is always handled.
+/// - SIGHUP (the terminal it was started from closed) stops it cleanly too, as it stops a
+///   Kafka broker (the JVM runs its shutdown hooks); it used to end it as a crash would.
+/// - An inherited SIG_IGN for SIGINT or SIGHUP is kept: a broker started with `&` from a
+///   script does not stop on the Ctrl-C meant for that terminal, nor one started under `nohup`
+///   when the terminal closes. SIGTERM is always handled.
 enum StopSignals {
     /// The first stop signal, if one came.
     static var first: Int32? {
         let number = tidemark_stop_signal_first()
         return number == 0 ? nil : number
+    }
+
+    /// "SIGTERM", "SIGINT", "SIGHUP" (for the log), else the number.
+    static func name(_ signalNumber: Int32) -> String {
+        switch signalNumber {
+        case SIGTERM: "SIGTERM"
+        case SIGINT: "SIGINT"
+        case SIGHUP: "SIGHUP"
+        default: "\(signalNumber)"
+        }
     }
 
     /// Installs the handlers and returns the first signal as a stream element. Call once.
@@ -38,7 +52,7 @@ enum StopSignals {
             throw CLIError("cannot make the signal pipe: \(String(cString: strerror(errno)))")
         }
         _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK)
-        let handled = tidemark_signal_is_ignored(SIGINT) == 1 ? [SIGTERM] : [SIGTERM, SIGINT]
+        let handled = [SIGTERM] + [SIGINT, SIGHUP].filter { tidemark_signal_is_ignored($0) == 0 }
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         let readEnd = ends[0]
         let reader = Thread {

@@ -9,4 +9,8 @@ int tidemark_syncfs(int fd);
 /// when the first byte is not cached (EOPNOTSUPP where the filesystem cannot tell).
 long tidemark_pread_nowait(int fd, void *buffer, unsigned long count, long offset);
 
+/// Names the calling thread (prctl PR_SET_NAME: what `ps -L`, `top -H`, perf and debuggers
+/// show; the kernel keeps the first 15 bytes). 0 or -1 with errno set.
+int tidemark_name_this_thread(const char *name);
+
 #endif

@@ -69,7 +69,13 @@ public final class GroupConfigs: Sendable {
         self.deadLetterPrefix = deadLetterPrefix
         var groups: [String: [String: String]] = [:]
         if let bytes = try DurableFile.read(path) {
-            let file = try JSONDecoder().decode(File.self, from: Data(bytes))
+            let file: File
+            do {
+                file = try JSONDecoder().decode(File.self, from: Data(bytes))
+            } catch {
+                throw TidemarkError(
+                    .storage, "\(path) is damaged (\(error)); repair it, or remove it to return every group to the default settings")
+            }
             guard file.version == 1 else { throw TidemarkError(.storage, "unknown group-configs.json version \(file.version)") }
             groups = file.groups
         }

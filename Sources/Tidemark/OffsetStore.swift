@@ -39,7 +39,8 @@ public struct CommittedOffset: Sendable, Equatable {
 /// value (OffsetCommitValue v3): version i16 = 3, offset i64, leaderEpoch i32 = -1,
 ///                               metadata string, commitTimestamp i64
 /// ```
-/// (strings: i16 length + UTF-8). A null value deletes the entry. The log is compacted by
+/// (strings: i16 length + UTF-8). A null value deletes the entry. The log also holds each
+/// classic group's latest membership (`GroupMembershipRecord`, key version 2). The log is compacted by
 /// snapshot: when it outgrows `GroupOptions.offsetsCompactionBytes`, the live entries are appended
 /// again after a roll and the older segments are deleted.
 ///
@@ -62,6 +63,14 @@ public final class OffsetStore: Sendable {
     private let state: Mutex<[Key: CommittedOffset]>
     /// Holders of `state` that may keep it while they wait for the disk.
     let slowHolders = Atomic<Int>(0)
+    /// Each classic group's latest membership record (its value; see `GroupMembershipRecord`),
+    /// kept so that compaction writes it again, and the sequence of the write that made it.
+    /// Changed only while `state` is held (lock order: `state`, then this).
+    let memberships = Mutex(Memberships())
+    struct Memberships: Sendable {
+        var records: [String: [UInt8]] = [:]
+        var sequences: [String: UInt64] = [:]
+    }
     let compactionThresholdBytes: Int64
 
     private init(
@@ -80,14 +89,19 @@ public final class OffsetStore: Sendable {
         partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
         compactionThresholdBytes: Int64
     ) async throws -> OffsetStore {
-        let entries = try await executor.run { () throws -> [Key: CommittedOffset] in
+        let (entries, memberships) = try await executor.run { () throws -> ([Key: CommittedOffset], [String: [UInt8]]) in
             var entries: [Key: CommittedOffset] = [:]
+            var memberships: [String: [UInt8]] = [:]
             var offset = partition.log.logStartOffset
             while offset < partition.log.logEndOffset {
                 let batches = try partition.log.readBatches(from: offset, maxBytes: 8 << 20)
                 guard !batches.isEmpty else { break }
                 for batch in batches {
                     for record in batch.records where batch.offset(of: record) >= offset {
+                        if let group = GroupMembershipRecord.decodeKey(record.key) {
+                            memberships[group] = record.value
+                            continue
+                        }
                         guard let key = decodeKey(record.key) else { continue }
                         if let value = record.value, let committed = decodeValue(value) {
                             entries[key] = committed
@@ -98,11 +112,13 @@ public final class OffsetStore: Sendable {
                     offset = batch.header.nextOffset
                 }
             }
-            return entries
+            return (entries, memberships)
         }
-        return OffsetStore(
+        let store = OffsetStore(
             partition: partition, executor: executor, flusher: flusher, clock: clock, entries: entries,
             compactionThresholdBytes: compactionThresholdBytes)
+        store.memberships.withLock { $0.records = memberships }
+        return store
     }
 
     /// Stores offsets (one batch, so a commit is all or nothing), synced before returning when
@@ -177,6 +193,32 @@ public final class OffsetStore: Sendable {
         return try state.withLock { body(&$0) }.get()
     }
 
+    /// Appends a classic group's membership record (nil: the group is gone), unless a later
+    /// `sequence` (the coordinator numbers its records as it makes them) is already written.
+    /// Not synced here: the maintenance pass syncs the log within a second, and a record lost
+    /// to a power loss only shows an older membership until the next rebalance.
+    func recordMembership(group: String, _ record: GroupMembershipRecord?, sequence: UInt64) async throws {
+        let now = clock()
+        let value = record?.encodeValue()
+        try await executor.run { [self] in
+            try whileSlow {
+                try state.withLock { _ -> Result<Void, Error> in
+                    Result {
+                        guard memberships.withLock({ ($0.sequences[group] ?? 0) < sequence }) else { return }
+                        if value == nil && memberships.withLock({ $0.records[group] == nil }) { return }
+                        var builder = RecordBatchBuilder()
+                        builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
+                        try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                        memberships.withLock {
+                            $0.sequences[group] = sequence
+                            $0.records[group] = value
+                        }
+                    }
+                }.get()
+            }
+        }
+    }
+
     /// Runs `body`, which may hold `state` while it waits for the disk, counted in `slowHolders`.
     private func whileSlow<T>(_ body: () throws -> T) rethrows -> T {
         slowHolders.add(1, ordering: .releasing)
@@ -236,6 +278,7 @@ public final class OffsetStore: Sendable {
                 let expired = Set(newest.filter { !activeGroups.contains($0.key) && $0.value < cutoffMs }.keys)
                 guard !expired.isEmpty else { return .success((nil, [])) }
                 let doomed = entries.keys.filter { expired.contains($0.group) }
+                let gone = memberships.withLock { m in expired.filter { m.records[$0] != nil } }
                 do {
                     var info: LogAppendInfo?
                     for chunk in stride(from: 0, to: doomed.count, by: 1000) {
@@ -244,6 +287,13 @@ public final class OffsetStore: Sendable {
                             builder.append(timestamp: now, key: Self.encodeKey(key), value: nil)
                         }
                         info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                    }
+                    if !gone.isEmpty {
+                        // Their membership records go too, as Kafka's do when it deletes a group.
+                        var builder = RecordBatchBuilder()
+                        for group in gone { builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil) }
+                        info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                        memberships.withLock { m in for group in gone { m.records.removeValue(forKey: group) } }
                     }
                     for key in doomed { entries.removeValue(forKey: key) }
                     return .success((info, expired))
@@ -259,7 +309,7 @@ public final class OffsetStore: Sendable {
     /// Rewrites the live entries and drops the older log when the log has grown large.
     func compactIfNeeded() async throws {
         let log = partition.log
-        let live = state.withLock { $0.count }
+        let live = state.withLock { $0.count } + memberships.withLock { $0.records.count }
         guard log.sizeInBytes > max(compactionThresholdBytes, Int64(live) * 400) else { return }
         try await executor.run { [self] in
             // Under the lock (commits wait): roll and append the live entries, so no commit can
@@ -273,6 +323,13 @@ public final class OffsetStore: Sendable {
                     var builder = RecordBatchBuilder()
                     for (key, value) in entries {
                         builder.append(timestamp: now, key: Self.encodeKey(key), value: Self.encodeValue(value))
+                        if builder.count == 1000 {
+                            try log.append(try builder.build(), applyingFlushPolicy: false)
+                            builder = RecordBatchBuilder()
+                        }
+                    }
+                    for (group, value) in memberships.withLock({ $0.records }) {
+                        builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
                         if builder.count == 1000 {
                             try log.append(try builder.build(), applyingFlushPolicy: false)
                             builder = RecordBatchBuilder()

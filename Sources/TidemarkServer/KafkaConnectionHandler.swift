@@ -53,6 +53,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private var lastActivity = NIODeadline.now()
     private var idleCheck: RepeatedTask?
+    /// The client's address as Kafka shows it ("/127.0.0.1"): group members' client host.
+    private var clientHost = ""
 
     init(router: RequestRouter, logger: Logger, budget: RequestMemoryBudget, idleTimeout: TimeAmount) {
         self.router = router
@@ -64,6 +66,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     func channelActive(context: ChannelHandlerContext) {
         router.metrics.connections.increment()
         router.metrics.connectionsActive.increment()
+        clientHost = context.remoteAddress?.ipAddress.map { "/" + $0 } ?? ""
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
@@ -137,7 +140,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let promise = loop.makePromise(of: RequestOutcome.self)
         let router = self.router
         let bytes = frame.bytes
-        promise.completeWithTask { await router.handle(bytes) }
+        let host = clientHost
+        promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handle(bytes) } }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
             self.finish(outcome, reserved: frame.reservedBytes, context: context)
         }

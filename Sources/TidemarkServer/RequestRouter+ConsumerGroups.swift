@@ -28,7 +28,7 @@ extension RequestRouter {
                 instanceId: request.instanceId, rackId: request.rackId, rebalanceTimeoutMs: request.rebalanceTimeoutMs,
                 subscribedTopicNames: request.subscribedTopicNames, subscribedTopicRegex: request.subscribedTopicRegex,
                 serverAssignor: request.serverAssignor, ownedPartitions: owned, clientId: header.clientId ?? "",
-                clientHost: ""))
+                clientHost: Self.clientHost))
         response.errorCode = KafkaError(optional: result.error).rawValue
         response.errorMessage = result.errorMessage
         response.memberId = result.memberId.isEmpty ? nil : result.memberId

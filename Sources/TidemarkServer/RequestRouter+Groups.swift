@@ -83,7 +83,7 @@ extension RequestRouter {
         let joined = await broker.groups.join(
             JoinGroupRequest(
                 groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
-                clientId: header.clientId ?? "", clientHost: "", sessionTimeoutMs: request.sessionTimeoutMs,
+                clientId: header.clientId ?? "", clientHost: Self.clientHost, sessionTimeoutMs: request.sessionTimeoutMs,
                 rebalanceTimeoutMs: request.rebalanceTimeoutMs >= 0 ? request.rebalanceTimeoutMs : request.sessionTimeoutMs,
                 protocolType: request.protocolType, protocols: request.protocols.map { ($0.name, $0.metadata) },
                 requireKnownMemberId: header.apiVersion >= 4))

@@ -19,7 +19,7 @@ extension RequestRouter {
         let result = broker.shareGroupHeartbeat(
             ShareHeartbeat(
                 groupId: request.groupId, memberId: request.memberId, memberEpoch: request.memberEpoch, rackId: request.rackId,
-                subscribedTopicNames: request.subscribedTopicNames, clientId: header.clientId ?? ""))
+                subscribedTopicNames: request.subscribedTopicNames, clientId: header.clientId ?? "", clientHost: Self.clientHost))
         response.errorCode = KafkaError(optional: result.error).rawValue
         response.errorMessage = result.errorMessage
         response.memberId = result.memberId.isEmpty ? nil : result.memberId

@@ -19,6 +19,10 @@ struct RequestOutcomeBox: Error {
 /// connection reach it one at a time, in arrival order (`KafkaConnectionHandler` chains
 /// them); requests of different connections run concurrently.
 final class RequestRouter: Sendable {
+    /// The address of the client whose request runs ("/127.0.0.1", as Kafka shows it; empty
+    /// when unknown): set by the connection around each request it hands to `handle`.
+    @TaskLocal static var clientHost = ""
+
     let broker: Broker
     let config: ServerConfig
     let logger: Logger

@@ -21,9 +21,10 @@ ensure_build_dependencies() {
 
 # kcat (librdkafka 2.0.2), prometheus (and promtool) for the metrics and dashboard tests, chromium for
 # the console tests (headless), Go with Debian's sarama 1.22 source (Tests/interop/sarama, built
-# offline in GOPATH mode) and a virtualenv with the Python Kafka clients.
+# offline in GOPATH mode), Burrow with the ZooKeeper it coordinates through (Tests/interop/test_burrow.py)
+# and a virtualenv with the Python Kafka clients and Celery.
 ensure_interop_dependencies() {
-    apt_install_missing kcat golang-go golang-github-shopify-sarama-dev prometheus chromium
+    apt_install_missing kcat golang-go golang-github-shopify-sarama-dev prometheus chromium burrow zookeeper
     local venv=".build/interop-venv"
     if [ ! -x "$venv/bin/pytest" ] || ! cmp -s Tests/interop/requirements.txt "$venv/requirements.txt"; then
         echo "creating $venv" >&2

@@ -61,6 +61,12 @@ public final class GroupCoordinator: Sendable {
         /// Since when each idle group has been idle (see `GroupOptions.emptyGroupRetentionMs`).
         var idleSince: [String: Int64] = [:]
         var lastOffsetsExpiryMs: Int64 = 0
+        /// Per classic group, the generation of its last membership record and the protocol
+        /// type it named (an Empty group's record names the type it last had).
+        var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
+        /// Numbers membership records as they are made, so that a later one is never
+        /// overwritten by an earlier one written after it.
+        var membershipSequence: UInt64 = 0
     }
 
     public let options: GroupOptions
@@ -83,11 +89,13 @@ public final class GroupCoordinator: Sendable {
         self.clock = clock
     }
 
-    private struct Ready {
+    struct Ready {
         var joins: [(CheckedContinuation<JoinGroupResponse, Never>, JoinGroupResponse)] = []
         var syncs: [(CheckedContinuation<SyncGroupResponse, Never>, SyncGroupResponse)] = []
         /// A join moved the group to a new generation: (generation, members), to log.
         var rebalanced: (Int32, Int)? = nil
+        /// Membership records to write to `__consumer_offsets`, with their sequence numbers.
+        var memberships: [(group: String, record: GroupMembershipRecord, sequence: UInt64)] = []
         func resumeAll() {
             for (continuation, response) in joins { continuation.resume(returning: response) }
             for (continuation, response) in syncs { continuation.resume(returning: response) }
@@ -154,9 +162,11 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: request.groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
+                Self.noteMembership(group, &s, &ready)
                 return ready
             }
             ready.resumeAll()
+            write(ready.memberships)
             if let (generation, members) = ready.rebalanced {
                 logger?.info(
                     "group rebalanced", metadata: ["group": "\(request.groupId)", "generation": "\(generation)", "members": "\(members)"])
@@ -190,9 +200,11 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
+                Self.noteMembership(group, &s, &ready)
                 return ready
             }
             ready.resumeAll()
+            write(ready.memberships)
         }
     }
 
@@ -217,9 +229,12 @@ public final class GroupCoordinator: Sendable {
             }
             let (results, deliveries) = group.leave(memberIds: memberIds, nowMs: now)
             s.groups[groupId] = group
-            return (results, Self.collect(deliveries, group: groupId, &s))
+            var ready = Self.collect(deliveries, group: groupId, &s)
+            Self.noteMembership(group, &s, &ready)
+            return (results, ready)
         }
         ready.resumeAll()
+        write(ready.memberships)
         return results
     }
 
@@ -235,11 +250,13 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: id, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
+                Self.noteMembership(group, &s, &ready)
                 if group.isIdle {
                     let since = s.idleSince[id] ?? now
                     if now - since >= options.emptyGroupRetentionMs {
                         s.groups.removeValue(forKey: id)
                         s.idleSince.removeValue(forKey: id)
+                        s.recordedMemberships.removeValue(forKey: id)
                         continue
                     }
                     s.idleSince[id] = since
@@ -272,6 +289,7 @@ public final class GroupCoordinator: Sendable {
             return (ready, due, active)
         }
         ready.resumeAll()
+        write(ready.memberships)
         for (group, members) in expiredMembers {
             logger?.info("consumer group members removed: no heartbeat in their session timeout, or partitions kept past their rebalance timeout",
                 metadata: ["group": "\(group)", "members": "\(members)"])

@@ -1,0 +1,197 @@
+import TidemarkStorage
+
+/// A classic group's membership as Kafka's coordinator writes it to `__consumer_offsets` once a
+/// rebalance completes (the leader's SyncGroup) and once the last member has gone, so that tools
+/// reading that topic see who consumes which partition: Burrow's owners and client ids, the
+/// offsets decoder of `kafka-dump-log`.
+///
+/// ```
+/// key   (GroupMetadataKey v2):   version i16 = 2, group string
+/// value (GroupMetadataValue v1): version i16 = 1, protocolType string, generation i32,
+///                                protocol nullable string, leader nullable string,
+///                                member count i32, then for each member:
+///                                  memberId string, clientId string, clientHost string,
+///                                  rebalanceTimeout i32, sessionTimeout i32,
+///                                  subscription bytes, assignment bytes
+/// ```
+/// Strings are an i16 length and UTF-8 (null: length -1), bytes an i32 length and the bytes.
+/// The subscription is the member's metadata for the chosen protocol and the assignment what
+/// the leader gave it, both as the clients sent them. Value version 1 is read by every Kafka
+/// (which reads 0-4) and by Burrow since 1.0 (before 1.3 it reads only 0 and 1); the fields of
+/// later versions (the state's timestamp, static members' instance ids) are left out.
+///
+/// An Empty group's record has no members, and null protocol and leader. A null value says the
+/// group is gone: written when its committed offsets expire.
+struct GroupMembershipRecord: Sendable, Equatable {
+    struct Member: Sendable, Equatable {
+        var memberId: String
+        var clientId: String
+        var clientHost: String
+        var rebalanceTimeoutMs: Int32
+        var sessionTimeoutMs: Int32
+        var subscription: [UInt8]
+        var assignment: [UInt8]
+    }
+
+    var protocolType: String
+    var generation: Int32
+    var protocolName: String?
+    var leader: String?
+    var members: [Member]
+
+    static let keyVersion: Int16 = 2
+    static let valueVersion: Int16 = 1
+
+    static func encodeKey(group: String) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeInteger(keyVersion)
+        writeString(group, &writer)
+        return writer.bytes
+    }
+
+    /// The group of a membership key; nil for any other key (an offset commit's is version 1).
+    static func decodeKey(_ bytes: [UInt8]?) -> String? {
+        guard let bytes else { return nil }
+        return bytes.withUnsafeBytes { raw -> String? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                guard try reader.readInteger(as: Int16.self) == keyVersion else { return nil }
+                return try readString(&reader)
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    func encodeValue() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeInteger(Self.valueVersion)
+        Self.writeString(protocolType, &writer)
+        writer.writeInteger(generation)
+        Self.writeString(protocolName, &writer)
+        Self.writeString(leader, &writer)
+        writer.writeInteger(Int32(members.count))
+        for member in members {
+            Self.writeString(member.memberId, &writer)
+            Self.writeString(member.clientId, &writer)
+            Self.writeString(member.clientHost, &writer)
+            writer.writeInteger(member.rebalanceTimeoutMs)
+            writer.writeInteger(member.sessionTimeoutMs)
+            writer.writeInteger(Int32(member.subscription.count))
+            writer.writeBytes(member.subscription)
+            writer.writeInteger(Int32(member.assignment.count))
+            writer.writeBytes(member.assignment)
+        }
+        return writer.bytes
+    }
+
+    /// Reads value versions 0 and 1 (version 0 has no rebalance timeout); nil for others.
+    static func decodeValue(_ bytes: [UInt8]) -> GroupMembershipRecord? {
+        bytes.withUnsafeBytes { raw -> GroupMembershipRecord? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                let version: Int16 = try reader.readInteger()
+                guard version == 0 || version == 1 else { return nil }
+                guard let protocolType = try readNullableString(&reader) else { return nil }
+                var record = GroupMembershipRecord(
+                    protocolType: protocolType, generation: try reader.readInteger(), protocolName: try readNullableString(&reader),
+                    leader: try readNullableString(&reader), members: [])
+                let count: Int32 = try reader.readInteger()
+                guard count >= 0 else { return nil }
+                for _ in 0..<count {
+                    let memberId = try readString(&reader)
+                    let clientId = try readString(&reader)
+                    let clientHost = try readString(&reader)
+                    let rebalanceTimeout: Int32 = version >= 1 ? try reader.readInteger() : -1
+                    let sessionTimeout: Int32 = try reader.readInteger()
+                    let subscription = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
+                    let assignment = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
+                    record.members.append(
+                        Member(
+                            memberId: memberId, clientId: clientId, clientHost: clientHost, rebalanceTimeoutMs: rebalanceTimeout,
+                            sessionTimeoutMs: sessionTimeout, subscription: subscription, assignment: assignment))
+                }
+                return record
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    /// A string of at most 32,767 bytes: longer ones (a protocol name is a compact string in
+    /// recent JoinGroup versions, so it can be longer) are cut at a character boundary.
+    private static func writeString(_ string: String?, _ writer: inout ByteWriter) {
+        guard let string else {
+            writer.writeInteger(Int16(-1))
+            return
+        }
+        var utf8 = Array(string.utf8)
+        if utf8.count > Int(Int16.max) {
+            var end = Int(Int16.max)
+            while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a character
+            utf8.removeSubrange(end...)
+        }
+        writer.writeInteger(Int16(utf8.count))
+        writer.writeBytes(utf8)
+    }
+
+    private static func readNullableString(_ reader: inout ByteReader) throws(RecordBatchError) -> String? {
+        let length: Int16 = try reader.readInteger()
+        guard length >= 0 else { return nil }
+        return String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
+    }
+
+    private static func readString(_ reader: inout ByteReader) throws(RecordBatchError) -> String {
+        try readNullableString(&reader) ?? ""
+    }
+}
+
+extension ClassicGroup {
+    /// The group as its membership record: members in join order, each with its metadata for
+    /// the chosen protocol and its assignment (empty until the leader's SyncGroup).
+    func membershipRecord(protocolType: String) -> GroupMembershipRecord {
+        GroupMembershipRecord(
+            protocolType: protocolType, generation: generationId, protocolName: protocolName, leader: leaderId,
+            members: memberOrder.compactMap { id in
+                members[id].map { member in
+                    GroupMembershipRecord.Member(
+                        memberId: id, clientId: member.clientId, clientHost: member.clientHost,
+                        rebalanceTimeoutMs: member.rebalanceTimeoutMs, sessionTimeoutMs: member.sessionTimeoutMs,
+                        subscription: member.protocols.first { $0.name == protocolName }?.metadata ?? [],
+                        assignment: member.assignment)
+                }
+            })
+    }
+}
+
+extension GroupCoordinator {
+    /// The group's membership record, when it has just reached a generation not recorded yet
+    /// in a state worth recording: Stable (the leader's SyncGroup gave out the assignments) or
+    /// Empty (the last member went). Kafka's coordinator writes the same two moments.
+    static func noteMembership(_ group: ClassicGroup, _ s: inout State, _ ready: inout Ready) {
+        guard group.state == .stable || (group.state == .empty && group.generationId > 0) else { return }
+        let previous = s.recordedMemberships[group.groupId]
+        guard previous?.generation != group.generationId else { return }
+        let protocolType = group.protocolType ?? previous?.protocolType ?? ""
+        s.recordedMemberships[group.groupId] = (group.generationId, protocolType)
+        s.membershipSequence += 1
+        ready.memberships.append((group.groupId, group.membershipRecord(protocolType: protocolType), s.membershipSequence))
+    }
+
+    /// Writes membership records off the caller's path (they are for tools that read
+    /// `__consumer_offsets`; no client waits for them).
+    func write(_ memberships: [(group: String, record: GroupMembershipRecord, sequence: UInt64)]) {
+        guard !memberships.isEmpty else { return }
+        Task { [store, logger] in
+            for (group, record, sequence) in memberships {
+                do {
+                    try await store.recordMembership(group: group, record, sequence: sequence)
+                } catch {
+                    logger?.warning(
+                        "group membership record not written to __consumer_offsets",
+                        metadata: ["group": "\(group)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+}

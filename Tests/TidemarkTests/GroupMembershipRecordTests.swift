@@ -1,0 +1,143 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// Classic groups' membership in `__consumer_offsets`, in Kafka's GroupMetadata layouts, for
+/// the tools that read that topic (Burrow's owners and client ids).
+@Suite struct GroupMembershipRecordTests {
+    static let member = GroupMembershipRecord.Member(
+        memberId: "m1", clientId: "c", clientHost: "/1.2.3.4", rebalanceTimeoutMs: 300_000, sessionTimeoutMs: 10_000,
+        subscription: [1, 2], assignment: [3])
+
+    /// Byte for byte: GroupMetadataKey v2 and GroupMetadataValue v1.
+    @Test func layoutIsKafkasGroupMetadata() {
+        #expect(GroupMembershipRecord.encodeKey(group: "g") == [0, 2, 0, 1, 0x67])
+        #expect(GroupMembershipRecord.decodeKey([0, 2, 0, 1, 0x67]) == "g")
+        #expect(GroupMembershipRecord.decodeKey(OffsetStore.encodeKey(.init(group: "g", topicPartition: TopicPartition("t", 0)))) == nil)
+
+        let record = GroupMembershipRecord(protocolType: "consumer", generation: 3, protocolName: "range", leader: "m1", members: [Self.member])
+        let expected: [UInt8] =
+            [0, 1]  // value version
+            + [0, 8] + Array("consumer".utf8) + [0, 0, 0, 3]  // protocol type, generation
+            + [0, 5] + Array("range".utf8) + [0, 2] + Array("m1".utf8)  // protocol, leader
+            + [0, 0, 0, 1]  // one member
+            + [0, 2] + Array("m1".utf8) + [0, 1] + Array("c".utf8) + [0, 8] + Array("/1.2.3.4".utf8)
+            + [0, 4, 0x93, 0xE0] + [0, 0, 0x27, 0x10]  // rebalance 300,000 ms, session 10,000 ms
+            + [0, 0, 0, 2, 1, 2] + [0, 0, 0, 1, 3]  // subscription, assignment
+        #expect(record.encodeValue() == expected)
+        #expect(GroupMembershipRecord.decodeValue(expected) == record)
+
+        // Empty: no members, null protocol and leader.
+        let empty = GroupMembershipRecord(protocolType: "consumer", generation: 4, protocolName: nil, leader: nil, members: [])
+        #expect(empty.encodeValue() == [0, 1, 0, 8] + Array("consumer".utf8) + [0, 0, 0, 4, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0])
+        #expect(GroupMembershipRecord.decodeValue(empty.encodeValue()) == empty)
+
+        // A protocol name longer than an i16 string can hold is cut between characters.
+        let long = GroupMembershipRecord(
+            protocolType: "consumer", generation: 1, protocolName: String(repeating: "é", count: 20_000), leader: nil, members: [])
+        let decoded = GroupMembershipRecord.decodeValue(long.encodeValue())
+        #expect(decoded?.protocolName == String(repeating: "é", count: 16_383))
+    }
+
+    /// The membership records in the offsets log, oldest first: (group, record; nil for a tombstone).
+    static func records(_ broker: Broker) throws -> [(String, GroupMembershipRecord?)] {
+        let log = broker.groups.store.partition.log
+        var found: [(String, GroupMembershipRecord?)] = []
+        var offset = log.logStartOffset
+        while offset < log.logEndOffset {
+            let batches = try log.readBatches(from: offset, maxBytes: 64 << 20)  // one segment at most
+            guard let last = batches.last else { break }
+            for record in batches.flatMap(\.records) {
+                guard let group = GroupMembershipRecord.decodeKey(record.key) else { continue }
+                found.append((group, record.value.flatMap(GroupMembershipRecord.decodeValue)))
+            }
+            offset = last.header.nextOffset
+        }
+        return found
+    }
+
+    static func waitForRecords(_ broker: Broker, count: Int) async throws -> [(String, GroupMembershipRecord?)] {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let found = try records(broker)
+            if found.count >= count { return found }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return try records(broker)
+    }
+
+    /// A member's rebalance (Stable after the leader's sync) and its leave (Empty) each write
+    /// a record naming the generation; compaction keeps the latest, and so does a restart.
+    @Test func rebalancesAreRecordedAndKeptThroughCompactionAndRestart() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.groups.offsetsCompactionBytes = 1
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 2)
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "billing", clientId: "worker-7", clientHost: "/10.0.0.7", sessionTimeoutMs: 10_000,
+                rebalanceTimeoutMs: 20_000, protocolType: "consumer",
+                protocols: [("range", ConsumerProtocol.encodeSubscription(topics: ["t"]))]))
+        #expect(joined.error == nil && joined.generationId == 1)
+        let assignment = ConsumerProtocol.encodeAssignment([TopicPartition("t", 0), TopicPartition("t", 1)])
+        let synced = await broker.groups.sync(
+            groupId: "billing", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: assignment])
+        #expect(synced.error == nil)
+
+        var found = try await Self.waitForRecords(broker, count: 1)
+        #expect(found.count == 1 && found[0].0 == "billing")
+        let stable = try #require(found[0].1)
+        #expect(stable.generation == 1 && stable.protocolType == "consumer" && stable.protocolName == "range")
+        #expect(stable.leader == joined.memberId)
+        #expect(stable.members.map(\.clientHost) == ["/10.0.0.7"] && stable.members.map(\.clientId) == ["worker-7"])
+        #expect(stable.members.first?.assignment == assignment && stable.members.first?.rebalanceTimeoutMs == 20_000)
+
+        broker.groups.leave(groupId: "billing", memberIds: [joined.memberId])
+        found = try await Self.waitForRecords(broker, count: 2)
+        let empty = GroupMembershipRecord(protocolType: "consumer", generation: 2, protocolName: nil, leader: nil, members: [])
+        #expect(found.count == 2 && found[1].1 == empty)
+
+        // Enough commits (of another group) for compaction to run: it keeps the latest record.
+        for offset in 1...20 {
+            #expect(try await broker.groups.commitOffsets(groupId: "other", offsets: [TopicPartition("t", 0): CommittedOffset(offset: Int64(offset))]) == nil)
+        }
+        let before = broker.groups.store.partition.log.logStartOffset
+        try await broker.groups.store.compactIfNeeded()
+        #expect(broker.groups.store.partition.log.logStartOffset > before)
+        #expect(try Self.records(broker).map(\.1) == [empty])
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.store.memberships.withLock { $0.records["billing"] } == empty.encodeValue())
+        try await broker.close()
+    }
+
+    /// When a group's committed offsets expire, its membership record goes with them.
+    @Test func expiredGroupsLoseTheirMembershipRecord() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock, maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 1)
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "old", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])]))
+        _ = await broker.groups.sync(groupId: "old", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
+        #expect(try await broker.groups.commitOffsets(
+            groupId: "old", memberId: joined.memberId, generationId: 1, offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == nil)
+        broker.groups.leave(groupId: "old", memberIds: [joined.memberId])
+        #expect(try await Self.waitForRecords(broker, count: 2).count == 2)
+
+        clock.advance(8 * 24 * 3_600_000)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "old").isEmpty)
+        let found = try Self.records(broker)
+        #expect(found.count == 3 && found.last?.0 == "old" && found.last?.1 == nil, "\(found)")
+        #expect(broker.groups.store.memberships.withLock { $0.records["old"] } == nil)
+        try await broker.close()
+    }
+}

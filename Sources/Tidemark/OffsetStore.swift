@@ -267,8 +267,9 @@ public final class OffsetStore: Sendable {
     }
 
     /// Deletes the committed offsets of every group not in `activeGroups` whose newest commit
-    /// is older than `cutoffMs`: tombstones (null values) in one durable batch, then the map.
-    /// Returns the expired groups.
+    /// is older than `cutoffMs`: tombstones (null values) in one durable batch, then the map;
+    /// their membership records too, and those of Empty groups without offsets. Returns the
+    /// groups whose offsets expired.
     func expire(olderThan cutoffMs: Int64, except activeGroups: Set<String>) async throws -> Set<String> {
         let now = clock()
         return try await executor.run { [self] in
@@ -276,9 +277,18 @@ public final class OffsetStore: Sendable {
                 var newest: [String: Int64] = [:]
                 for (key, value) in entries { newest[key.group] = max(newest[key.group] ?? .min, value.commitTimestampMs) }
                 let expired = Set(newest.filter { !activeGroups.contains($0.key) && $0.value < cutoffMs }.keys)
-                guard !expired.isEmpty else { return .success((nil, [])) }
+                // Membership records go with their group's offsets, and at once for an Empty
+                // group that has none (as Kafka deletes such a group): otherwise groups that
+                // never commit would pile up here.
+                let gone = memberships.withLock { m in
+                    m.records.filter { group, value in
+                        expired.contains(group)
+                            || (newest[group] == nil && !activeGroups.contains(group)
+                                && GroupMembershipRecord.decodeValue(value)?.members.isEmpty ?? true)
+                    }.keys
+                }
+                guard !expired.isEmpty || !gone.isEmpty else { return .success((nil, [])) }
                 let doomed = entries.keys.filter { expired.contains($0.group) }
-                let gone = memberships.withLock { m in expired.filter { m.records[$0] != nil } }
                 do {
                     var info: LogAppendInfo?
                     for chunk in stride(from: 0, to: doomed.count, by: 1000) {
@@ -289,7 +299,6 @@ public final class OffsetStore: Sendable {
                         info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
                     }
                     if !gone.isEmpty {
-                        // Their membership records go too, as Kafka's do when it deletes a group.
                         var builder = RecordBatchBuilder()
                         for group in gone { builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil) }
                         info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)

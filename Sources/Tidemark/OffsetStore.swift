@@ -64,13 +64,9 @@ public final class OffsetStore: Sendable {
     /// Holders of `state` that may keep it while they wait for the disk.
     let slowHolders = Atomic<Int>(0)
     /// Each classic group's latest membership record (its value; see `GroupMembershipRecord`),
-    /// kept so that compaction writes it again, and the sequence of the write that made it.
-    /// Changed only while `state` is held (lock order: `state`, then this).
-    let memberships = Mutex(Memberships())
-    struct Memberships: Sendable {
-        var records: [String: [UInt8]] = [:]
-        var sequences: [String: UInt64] = [:]
-    }
+    /// kept so that compaction writes it again. Changed only while `state` is held (lock
+    /// order: `state`, then this).
+    let memberships = Mutex<[String: [UInt8]]>([:])
     let compactionThresholdBytes: Int64
 
     private init(
@@ -117,7 +113,7 @@ public final class OffsetStore: Sendable {
         let store = OffsetStore(
             partition: partition, executor: executor, flusher: flusher, clock: clock, entries: entries,
             compactionThresholdBytes: compactionThresholdBytes)
-        store.memberships.withLock { $0.records = memberships }
+        store.memberships.withLock { $0 = memberships }
         return store
     }
 
@@ -193,31 +189,41 @@ public final class OffsetStore: Sendable {
         return try state.withLock { body(&$0) }.get()
     }
 
-    /// Appends a classic group's membership record (nil: the group is gone), unless a later
-    /// `sequence` (the coordinator numbers its records as it makes them) is already written.
-    /// Not synced here: the maintenance pass syncs the log within a second, and a record lost
-    /// to a power loss only shows an older membership until the next rebalance.
-    func recordMembership(group: String, _ record: GroupMembershipRecord?, sequence: UInt64) async throws {
+    /// Appends a classic group's membership record. Not synced here: the maintenance pass
+    /// syncs the log within a second, and a record lost to a power loss only shows an older
+    /// membership until the next rebalance. A record over `maxMembershipRecordBytes` (members
+    /// with very large metadata) is written without the members' subscriptions and
+    /// assignments; one still over it is not written.
+    func recordMembership(group: String, _ record: GroupMembershipRecord) async throws {
+        var value = record.encodeValue()
+        if value.count > Self.maxMembershipRecordBytes {
+            var reduced = record
+            for index in reduced.members.indices {
+                reduced.members[index].subscription = []
+                reduced.members[index].assignment = []
+            }
+            value = reduced.encodeValue()
+            guard value.count <= Self.maxMembershipRecordBytes else {
+                throw TidemarkError(.storage, "membership record of \(record.members.count) members over \(Self.maxMembershipRecordBytes) bytes")
+            }
+        }
         let now = clock()
-        let value = record?.encodeValue()
-        try await executor.run { [self] in
+        try await executor.run { [self, value] in
             try whileSlow {
                 try state.withLock { _ -> Result<Void, Error> in
                     Result {
-                        guard memberships.withLock({ ($0.sequences[group] ?? 0) < sequence }) else { return }
-                        if value == nil && memberships.withLock({ $0.records[group] == nil }) { return }
                         var builder = RecordBatchBuilder()
                         builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
                         try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                        memberships.withLock {
-                            $0.sequences[group] = sequence
-                            $0.records[group] = value
-                        }
+                        memberships.withLock { $0[group] = value }
                     }
                 }.get()
             }
         }
     }
+
+    /// The largest membership record written whole (1 MiB; the log takes batches of 16 MiB).
+    static let maxMembershipRecordBytes = 1 << 20
 
     /// Runs `body`, which may hold `state` while it waits for the disk, counted in `slowHolders`.
     private func whileSlow<T>(_ body: () throws -> T) rethrows -> T {
@@ -268,8 +274,8 @@ public final class OffsetStore: Sendable {
 
     /// Deletes the committed offsets of every group not in `activeGroups` whose newest commit
     /// is older than `cutoffMs`: tombstones (null values) in one durable batch, then the map;
-    /// their membership records too, and those of Empty groups without offsets. Returns the
-    /// groups whose offsets expired.
+    /// their membership records too, and those of groups with neither members nor offsets.
+    /// Returns the groups whose offsets expired.
     func expire(olderThan cutoffMs: Int64, except activeGroups: Set<String>) async throws -> Set<String> {
         let now = clock()
         return try await executor.run { [self] in
@@ -277,15 +283,11 @@ public final class OffsetStore: Sendable {
                 var newest: [String: Int64] = [:]
                 for (key, value) in entries { newest[key.group] = max(newest[key.group] ?? .min, value.commitTimestampMs) }
                 let expired = Set(newest.filter { !activeGroups.contains($0.key) && $0.value < cutoffMs }.keys)
-                // Membership records go with their group's offsets, and at once for an Empty
-                // group that has none (as Kafka deletes such a group): otherwise groups that
-                // never commit would pile up here.
-                let gone = memberships.withLock { m in
-                    m.records.filter { group, value in
-                        expired.contains(group)
-                            || (newest[group] == nil && !activeGroups.contains(group)
-                                && GroupMembershipRecord.decodeValue(value)?.members.isEmpty ?? true)
-                    }.keys
+                // Membership records go with their group's offsets, and at once for a group
+                // without members that has none (as Kafka deletes such a group): otherwise
+                // groups that never commit would pile up here.
+                let gone = memberships.withLock { records in
+                    records.keys.filter { expired.contains($0) || (newest[$0] == nil && !activeGroups.contains($0)) }
                 }
                 guard !expired.isEmpty || !gone.isEmpty else { return .success((nil, [])) }
                 let doomed = entries.keys.filter { expired.contains($0.group) }
@@ -302,7 +304,7 @@ public final class OffsetStore: Sendable {
                         var builder = RecordBatchBuilder()
                         for group in gone { builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil) }
                         info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                        memberships.withLock { m in for group in gone { m.records.removeValue(forKey: group) } }
+                        memberships.withLock { records in for group in gone { records.removeValue(forKey: group) } }
                     }
                     for key in doomed { entries.removeValue(forKey: key) }
                     return .success((info, expired))
@@ -318,8 +320,10 @@ public final class OffsetStore: Sendable {
     /// Rewrites the live entries and drops the older log when the log has grown large.
     func compactIfNeeded() async throws {
         let log = partition.log
-        let live = state.withLock { $0.count } + memberships.withLock { $0.records.count }
-        guard log.sizeInBytes > max(compactionThresholdBytes, Int64(live) * 400) else { return }
+        // What a rewrite would keep: about 400 bytes per offset entry, and each membership
+        // record's value; compaction pays only when the log is well past that.
+        let live = state.withLock { Int64($0.count) * 400 } + memberships.withLock { Int64($0.values.reduce(0) { $0 + $1.count + 64 }) }
+        guard log.sizeInBytes > max(compactionThresholdBytes, live * 2) else { return }
         try await executor.run { [self] in
             // Under the lock (commits wait): roll and append the live entries, so no commit can
             // land between the snapshot and the entries it would then be overwritten by. The
@@ -337,9 +341,9 @@ public final class OffsetStore: Sendable {
                             builder = RecordBatchBuilder()
                         }
                     }
-                    for (group, value) in memberships.withLock({ $0.records }) {
+                    for (group, value) in memberships.withLock({ $0 }) {
                         builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
-                        if builder.count == 1000 {
+                        if builder.count == 1000 || builder.uncompressedSize >= 2 << 20 {
                             try log.append(try builder.build(), applyingFlushPolicy: false)
                             builder = RecordBatchBuilder()
                         }

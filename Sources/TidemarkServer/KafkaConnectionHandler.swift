@@ -66,7 +66,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     func channelActive(context: ChannelHandlerContext) {
         router.metrics.connections.increment()
         router.metrics.connectionsActive.increment()
-        clientHost = context.remoteAddress?.ipAddress.map { "/" + $0 } ?? ""
+        // An IPv4 client of a dual-stack listener shows as itself, as in Kafka.
+        clientHost = context.remoteAddress?.ipAddress.map { "/" + ($0.hasPrefix("::ffff:") && $0.contains(".") ? String($0.dropFirst(7)) : $0) } ?? ""
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in

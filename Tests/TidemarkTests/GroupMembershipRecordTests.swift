@@ -112,7 +112,27 @@ import TidemarkStorage
         try await broker.close()
 
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
-        #expect(broker.groups.store.memberships.withLock { $0.records["billing"] } == empty.encodeValue())
+        #expect(broker.groups.store.memberships.withLock { $0["billing"] } == empty.encodeValue())
+        try await broker.close()
+    }
+
+    /// Members with metadata too large for one record are written without their subscriptions
+    /// and assignments; a record too large even so is refused, and nothing is written.
+    @Test func oversizedMembershipIsReduced() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        var big = Self.member
+        big.subscription = [UInt8](repeating: 7, count: 600_000)
+        let record = GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: "range", leader: "m1", members: [big, big])
+        try await broker.groups.store.recordMembership(group: "wide", record)
+        let written = try #require(try Self.records(broker).last?.1)
+        #expect(written.members.count == 2 && written.members.allSatisfy { $0.subscription.isEmpty && $0.assignment.isEmpty })
+        #expect(written.members.map(\.clientHost) == ["/1.2.3.4", "/1.2.3.4"])
+
+        var many = record
+        many.members = Array(repeating: Self.member, count: 40_000)
+        await #expect(throws: TidemarkError.self) { try await broker.groups.store.recordMembership(group: "many", many) }
+        #expect(try Self.records(broker).count == 1)
         try await broker.close()
     }
 
@@ -147,7 +167,7 @@ import TidemarkStorage
         await broker.groups.tick()
         var found = try Self.records(broker)
         #expect(found.count == 6 && found.last?.0 == "gone" && found.last?.1 == nil, "\(found)")
-        #expect(broker.groups.store.memberships.withLock { Set($0.records.keys) } == ["old", "busy"])
+        #expect(broker.groups.store.memberships.withLock { Set($0.keys) } == ["old", "busy"])
 
         // A week later "old"'s offsets expire, and its record with them.
         clock.advance(8 * 24 * 3_600_000)
@@ -155,7 +175,7 @@ import TidemarkStorage
         #expect(broker.groups.fetchOffsets(groupId: "old").isEmpty)
         found = try Self.records(broker)
         #expect(found.contains { $0.0 == "old" && $0.1 == nil }, "\(found)")
-        #expect(broker.groups.store.memberships.withLock { $0.records["old"] } == nil)
+        #expect(broker.groups.store.memberships.withLock { $0["old"] } == nil)
         try await broker.close()
     }
 }

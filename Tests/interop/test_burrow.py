@@ -187,7 +187,9 @@ def test_burrow_reports_lag_and_owners(broker, burrow):
         assert [p["current_lag"] for p in sorted(status["partitions"], key=lambda p: p["partition"])] == [60, 0, 30]
 
         # A second member joins: the rebalance's record names both, and Burrow shows who owns
-        # each partition (Burrow 1.2 keeps owners only for partitions it has offsets for).
+        # each partition. (Burrow 1.2 keeps owners only for partitions it has offsets for, so
+        # the first generation's record, written before the commit, showed none: the owners
+        # seen here come from the second.)
         second.subscribe(["orders"])
         poll_until([first, second], lambda: len(first.assignment()) + len(second.assignment()) == 3
                    and second.assignment(), "the partitions were never shared")

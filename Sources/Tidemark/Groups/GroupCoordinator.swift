@@ -64,9 +64,6 @@ public final class GroupCoordinator: Sendable {
         /// Per classic group, the generation of its last membership record and the protocol
         /// type it named (an Empty group's record names the type it last had).
         var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
-        /// Numbers membership records as they are made, so that a later one is never
-        /// overwritten by an earlier one written after it.
-        var membershipSequence: UInt64 = 0
     }
 
     public let options: GroupOptions
@@ -78,6 +75,14 @@ public final class GroupCoordinator: Sendable {
     /// Where rebalances are logged (one line per generation, never per heartbeat).
     let logger: Logger?
 
+    /// Membership records on their way to `__consumer_offsets`, yielded under `state` in the
+    /// order the groups changed, written one by one by `membershipWriter`. Bounded: past
+    /// `maxPendingMembershipRecords` the oldest are dropped (a later record of the same group
+    /// supersedes them; no client waits for these).
+    let membershipRecords: AsyncStream<(group: String, record: GroupMembershipRecord)>.Continuation
+    let membershipWriter: Task<Void, Never>
+    static let maxPendingMembershipRecords = 10_000
+
     init(
         options: GroupOptions, store: OffsetStore, configs: GroupConfigs, clock: @escaping @Sendable () -> Int64,
         logger: Logger? = nil
@@ -87,6 +92,19 @@ public final class GroupCoordinator: Sendable {
         self.store = store
         self.configs = configs
         self.clock = clock
+        let (records, continuation) = AsyncStream.makeStream(
+            of: (group: String, record: GroupMembershipRecord).self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
+        membershipRecords = continuation
+        membershipWriter = Task {
+            for await (group, record) in records {
+                do {
+                    try await store.recordMembership(group: group, record)
+                } catch {
+                    logger?.warning(
+                        "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
+                }
+            }
+        }
     }
 
     struct Ready {
@@ -94,8 +112,6 @@ public final class GroupCoordinator: Sendable {
         var syncs: [(CheckedContinuation<SyncGroupResponse, Never>, SyncGroupResponse)] = []
         /// A join moved the group to a new generation: (generation, members), to log.
         var rebalanced: (Int32, Int)? = nil
-        /// Membership records to write to `__consumer_offsets`, with their sequence numbers.
-        var memberships: [(group: String, record: GroupMembershipRecord, sequence: UInt64)] = []
         func resumeAll() {
             for (continuation, response) in joins { continuation.resume(returning: response) }
             for (continuation, response) in syncs { continuation.resume(returning: response) }
@@ -162,11 +178,10 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: request.groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
-                Self.noteMembership(group, &s, &ready)
+                noteMembership(group, &s)
                 return ready
             }
             ready.resumeAll()
-            write(ready.memberships)
             if let (generation, members) = ready.rebalanced {
                 logger?.info(
                     "group rebalanced", metadata: ["group": "\(request.groupId)", "generation": "\(generation)", "members": "\(members)"])
@@ -200,11 +215,10 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
-                Self.noteMembership(group, &s, &ready)
+                noteMembership(group, &s)
                 return ready
             }
             ready.resumeAll()
-            write(ready.memberships)
         }
     }
 
@@ -229,12 +243,10 @@ public final class GroupCoordinator: Sendable {
             }
             let (results, deliveries) = group.leave(memberIds: memberIds, nowMs: now)
             s.groups[groupId] = group
-            var ready = Self.collect(deliveries, group: groupId, &s)
-            Self.noteMembership(group, &s, &ready)
-            return (results, ready)
+            noteMembership(group, &s)
+            return (results, Self.collect(deliveries, group: groupId, &s))
         }
         ready.resumeAll()
-        write(ready.memberships)
         return results
     }
 
@@ -250,7 +262,7 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: id, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
-                Self.noteMembership(group, &s, &ready)
+                noteMembership(group, &s)
                 if group.isIdle {
                     let since = s.idleSince[id] ?? now
                     if now - since >= options.emptyGroupRetentionMs {
@@ -289,7 +301,6 @@ public final class GroupCoordinator: Sendable {
             return (ready, due, active)
         }
         ready.resumeAll()
-        write(ready.memberships)
         for (group, members) in expiredMembers {
             logger?.info("consumer group members removed: no heartbeat in their session timeout, or partitions kept past their rebalance timeout",
                 metadata: ["group": "\(group)", "members": "\(members)"])
@@ -343,6 +354,7 @@ public final class GroupCoordinator: Sendable {
                         .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
                 }
                 s.groups.removeValue(forKey: request.groupId)
+                s.recordedMemberships.removeValue(forKey: request.groupId)
             }
             var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
             let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
@@ -560,6 +572,7 @@ public final class GroupCoordinator: Sendable {
     func close() async {
         let ready = state.withLock { s -> Ready in
             s.isClosed = true
+            membershipRecords.finish()
             return Self.abandonAll(&s)
         }
         ready.resumeAll()
@@ -584,5 +597,10 @@ public final class GroupCoordinator: Sendable {
         return ready
     }
 
-    func closeStore() async throws { try await store.close() }
+    /// Closes the offsets log once the membership records noted before `close` are written.
+    func closeStore() async throws {
+        membershipRecords.finish()
+        await membershipWriter.value
+        try await store.close()
+    }
 }

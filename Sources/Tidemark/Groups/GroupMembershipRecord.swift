@@ -165,33 +165,16 @@ extension ClassicGroup {
 }
 
 extension GroupCoordinator {
-    /// The group's membership record, when it has just reached a generation not recorded yet
-    /// in a state worth recording: Stable (the leader's SyncGroup gave out the assignments) or
-    /// Empty (the last member went). Kafka's coordinator writes the same two moments.
-    static func noteMembership(_ group: ClassicGroup, _ s: inout State, _ ready: inout Ready) {
+    /// Sends the group's membership record to the writer when the group has just reached a
+    /// generation not recorded yet, in a state worth recording: Stable (the leader's SyncGroup
+    /// gave out the assignments) or Empty (the last member went). Kafka's coordinator writes
+    /// the same two moments. Called under `state`, so records leave in the order of the changes.
+    func noteMembership(_ group: ClassicGroup, _ s: inout State) {
         guard group.state == .stable || (group.state == .empty && group.generationId > 0) else { return }
         let previous = s.recordedMemberships[group.groupId]
         guard previous?.generation != group.generationId else { return }
         let protocolType = group.protocolType ?? previous?.protocolType ?? ""
         s.recordedMemberships[group.groupId] = (group.generationId, protocolType)
-        s.membershipSequence += 1
-        ready.memberships.append((group.groupId, group.membershipRecord(protocolType: protocolType), s.membershipSequence))
-    }
-
-    /// Writes membership records off the caller's path (they are for tools that read
-    /// `__consumer_offsets`; no client waits for them).
-    func write(_ memberships: [(group: String, record: GroupMembershipRecord, sequence: UInt64)]) {
-        guard !memberships.isEmpty else { return }
-        Task { [store, logger] in
-            for (group, record, sequence) in memberships {
-                do {
-                    try await store.recordMembership(group: group, record, sequence: sequence)
-                } catch {
-                    logger?.warning(
-                        "group membership record not written to __consumer_offsets",
-                        metadata: ["group": "\(group)", "error": "\(error)"])
-                }
-            }
-        }
+        membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType)))
     }
 }

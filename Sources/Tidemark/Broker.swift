@@ -232,9 +232,16 @@ public final class Broker: Sendable {
             return (lock, registry, offsets, offsetsId, shareState)
         }
         let flusher = LogFlusher()
-        // An open that fails from here on must not leave the flusher's thread parked for good.
+        // An open that fails from here on must not leave the flusher's thread parked for good,
+        // nor the directory locked until the last reference to the lock file goes (a Dispatch
+        // thread may still hold one for a moment: a retry at once found it "in use").
         var opened = false
-        defer { if !opened { flusher.shutdown() } }
+        defer {
+            if !opened {
+                flusher.shutdown()
+                DurableFile.unlock(lock)
+            }
+        }
         let offsetStore = try await OffsetStore.open(
             partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes)

@@ -103,11 +103,12 @@ import TidemarkStorage
         }.count
     }
 
-    /// Paths under `directory` that this process holds open (from /proc/self/fd).
+    /// Paths under `directory` that this process holds open (from /proc/self/fd), but the lock
+    /// file: a failed open releases its lock at once, and its descriptor may go a moment later.
     func openFiles(under directory: String) -> [String] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         return entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
-            .filter { $0.hasPrefix(directory + "/") || $0 == directory }
+            .filter { ($0.hasPrefix(directory + "/") || $0 == directory) && !$0.hasSuffix("/.lock") }
     }
 
     /// A delete interrupted after topics.json forgot the topic (here: the rename or the removal

@@ -200,6 +200,12 @@ def test_classic_and_consumer_groups_coexist(fast_broker):
                               capture_output=True, text=True, timeout=30)
         assert tool.returncode == 0, tool.stderr
         assert kind in tool.stdout.lower() and topic in tool.stdout, tool.stdout
+        # Each member with where it connects from and what it holds (for the classic group,
+        # read from the assignment its leader wrote).
+        lines = tool.stdout.splitlines()
+        members = [line.split("\t") for line in lines[lines.index("MEMBER\tCLIENT\tHOST\tEPOCH\tASSIGNMENT") + 1:]]
+        members = members[:[m[0] for m in members].index("TOPIC")]
+        assert members and all(m[2] == "/127.0.0.1" and m[4].startswith(topic + ":") for m in members), tool.stdout
     classic.close()
     modern.close()
     kadmin.close()

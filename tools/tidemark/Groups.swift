@@ -61,14 +61,7 @@ struct Groups: AsyncParsableCommand {
             guard !rows.isEmpty || summary != nil else { throw CLIError("group '\(group)' has no members and no committed offsets") }
             if let summary {
                 Output.line("GROUP \(group)\tTYPE \(summary.type)\tSTATE \(summary.state)\tMEMBERS \(summary.members.count)")
-                if !summary.members.isEmpty {
-                    Output.line("MEMBER\tCLIENT\tEPOCH\tASSIGNMENT")
-                    for member in summary.members {
-                        let assignment = member.assignment.sorted { $0.key < $1.key }
-                            .map { "\($0.key):\($0.value.sorted().map(String.init).joined(separator: ","))" }.joined(separator: " ")
-                        Output.line("\(member.memberId)\t\(member.clientId)\t\(member.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
-                    }
-                }
+                printMembers(summary.members)
             }
             Output.line("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
             for (topic, partition, committed, end, lag) in rows { Output.line("\(topic)\t\(partition)\t\(committed)\t\(end)\t\(lag)") }
@@ -250,14 +243,7 @@ extension Groups.Describe {
             (state, rows) = found
         }
         Output.line("GROUP \(group)\tTYPE share\tSTATE \(state)\tMEMBERS \(members.count)")
-        if !members.isEmpty {
-            Output.line("MEMBER\tCLIENT\tEPOCH\tASSIGNMENT")
-            for m in members {
-                let assignment = m.assignment.sorted { $0.key < $1.key }
-                    .map { "\($0.key):\($0.value.sorted().map(String.init).joined(separator: ","))" }.joined(separator: " ")
-                Output.line("\(m.memberId)\t\(m.clientId)\t\(m.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
-            }
-        }
+        printMembers(members)
         Output.line("TOPIC\tPARTITION\tSTART\tEND\tLOG-END\tAVAILABLE\tACQUIRED\tARCHIVED\tLAG\tDEAD-LETTERED\tDLQ-PENDING")
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for row in rows {
@@ -269,5 +255,19 @@ extension Groups.Describe {
         }
         Output.line("total lag: \(rows.reduce(0) { $0 + $1.lag })")
         return true
+    }
+}
+
+/// The members table of `groups describe`: id, client id, host, epoch (consumer-protocol and
+/// share groups) and assignment, one line each; nothing when there are none.
+func printMembers(_ members: [KafkaClient.GroupSummary.Member]) {
+    guard !members.isEmpty else { return }
+    Output.line("MEMBER\tCLIENT\tHOST\tEPOCH\tASSIGNMENT")
+    for member in members {
+        let assignment = member.assignment.sorted { $0.key < $1.key }
+            .map { "\($0.key):\($0.value.sorted().map(String.init).joined(separator: ","))" }.joined(separator: " ")
+        let host = member.clientHost.isEmpty ? "-" : member.clientHost
+        Output.line(
+            "\(member.memberId)\t\(member.clientId)\t\(host)\t\(member.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
     }
 }

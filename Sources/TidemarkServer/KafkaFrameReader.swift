@@ -98,11 +98,15 @@ final class KafkaFrameReader: ChannelDuplexHandler {
                 buffer.moveReaderIndex(forwardBy: 4)
                 self.buffer = buffer
                 frameSize = Int(size)
-                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                ticket = budget.reserve(Int(size)) {
-                    loopBound.eventLoop.execute {
-                        let (reader, context) = loopBound.value
-                        reader.granted(context: context)
+                if budget.tryReserve(Int(size)) {
+                    ticket = nil
+                } else {
+                    let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    ticket = budget.reserve(Int(size)) {
+                        loopBound.eventLoop.execute {
+                            let (reader, context) = loopBound.value
+                            reader.granted(context: context)
+                        }
                     }
                 }
                 reserved = ticket == nil

@@ -45,6 +45,16 @@ final class RequestMemoryBudget: Sendable {
         return used + bytes <= ceiling
     }
 
+    /// Reserves `bytes` if they fit now and nobody waits: true. The common case, without the
+    /// closure `reserve` needs (an allocation per frame).
+    func tryReserve(_ bytes: Int) -> Bool {
+        state.withLock { s in
+            guard s.waiters.isEmpty || bytes <= smallFrameBytes, fits(bytes, used: s.usedBytes) else { return false }
+            s.usedBytes += bytes
+            return true
+        }
+    }
+
     /// Reserves `bytes` now (returns nil), or queues the request and returns a ticket; `grant`
     /// is called once the bytes are reserved for the caller.
     func reserve(_ bytes: Int, grant: @escaping @Sendable () -> Void) -> Int? {

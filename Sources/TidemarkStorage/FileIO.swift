@@ -64,14 +64,13 @@ public final class SharedFile: Sendable {
     }
 
     /// Writes the buffers of `vectors` back to back at `offset` (one pwritev where it can).
-    func write(vectors: inout [iovec], at offset: Int64) throws(StorageError) {
+    /// The vectors are consumed: after a short write they describe what was left.
+    func write(vectors: UnsafeMutableBufferPointer<iovec>, at offset: Int64) throws(StorageError) {
         var position = off_t(offset)
         var first = 0
         while first < vectors.count {
             let count = Int32(min(vectors.count - first, 1024 /* IOV_MAX on Linux */))
-            let n =
-                injectedFailure(.write, path)
-                ? -1 : vectors.withUnsafeMutableBufferPointer { pwritev(descriptor.rawValue, $0.baseAddress! + first, count, position) }
+            let n = injectedFailure(.write, path) ? -1 : pwritev(descriptor.rawValue, vectors.baseAddress! + first, count, position)
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 throw .syscall("pwritev", path: path, Errno(rawValue: Glibc.errno))

@@ -274,12 +274,12 @@ final class LogSegment {
 
     /// Writes `vectors` (whole batches, `headers` in order) at the end of the log and
     /// indexes them. On failure nothing is left appended.
-    func append(vectors: inout [iovec], byteCount: Int, headers: [RecordBatchHeader]) throws(StorageError) {
+    func append(vectors: UnsafeMutableBufferPointer<iovec>, byteCount: Int, headers: [RecordBatchHeader]) throws(StorageError) {
         precondition(isWritable, "append to a segment that is not active")
         let start = size
         let log = try file()
         do {
-            try log.write(vectors: &vectors, at: Int64(start))
+            try log.write(vectors: vectors, at: Int64(start))
         } catch {
             // Leave no partial batch behind; if even that fails, recovery will cut it.
             try? log.truncate(to: Int64(start))

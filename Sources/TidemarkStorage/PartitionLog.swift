@@ -184,14 +184,13 @@ public final class PartitionLog: Sendable {
         _ bytes: UnsafeRawBufferPointer, applyingFlushPolicy: Bool = true, mayBlock: Bool = true,
         validated: [RecordBatchHeader]? = nil
     ) throws(StorageError) -> LogAppendInfo {
+        // The batches lie back to back: each starts where the one before it ends (no array of
+        // starts; nor of anything else per batch, below, but the headers).
         var headers: [RecordBatchHeader] = []
-        var starts: [Int] = []
         var position = 0
         if let validated {
             headers = validated
-            starts.reserveCapacity(validated.count)
             for header in validated {
-                starts.append(position)
                 position += header.totalSize
                 guard header.totalSize <= config.maxBatchBytes else {
                     throw StorageError(
@@ -216,7 +215,6 @@ public final class PartitionLog: Sendable {
                 throw StorageError(.invalidBatch, "unknown compression codec", batchError: .unsupportedCompression(header.attributes))
             }
             headers.append(header)
-            starts.append(position)
             position += header.totalSize
         }
         guard !headers.isEmpty else { throw StorageError(.invalidArgument, "append of no batches") }
@@ -224,12 +222,18 @@ public final class PartitionLog: Sendable {
         // Batches stored other than as received get a restamped copy: every batch under
         // LogAppendTime, and one whose maxTimestamp or timestamp type the validator corrected.
         let appendTime: Int64? = config.timestampType == .logAppendTime ? clock() : nil
-        let restamped = headers.indices.filter { index in
-            appendTime != nil
-                || Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: starts[index] + RecordBatchHeader.maxTimestampOffset, as: Int64.self))
+        var restamped: [(index: Int, start: Int)] = []  // allocates only when one is
+        var start = 0
+        for index in headers.indices {
+            if appendTime != nil
+                || Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: start + RecordBatchHeader.maxTimestampOffset, as: Int64.self))
                     != headers[index].maxTimestamp
-                || Int16(bigEndian: bytes.loadUnaligned(fromByteOffset: starts[index] + RecordBatchHeader.attributesOffset, as: Int16.self))
+                || Int16(bigEndian: bytes.loadUnaligned(fromByteOffset: start + RecordBatchHeader.attributesOffset, as: Int16.self))
                     != headers[index].attributes
+            {
+                restamped.append((index, start))
+            }
+            start += headers[index].totalSize
         }
         var source = bytes
         var ownedCopy: UnsafeMutableRawBufferPointer? = nil
@@ -237,37 +241,51 @@ public final class PartitionLog: Sendable {
         if !restamped.isEmpty {
             let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 8)
             copy.copyMemory(from: bytes)
-            for index in restamped {
+            for (index, start) in restamped {
                 if let appendTime {
                     headers[index].maxTimestamp = appendTime
                     headers[index].attributes |= 0x8
                 }
                 Self.restamp(
-                    UnsafeMutableRawBufferPointer(rebasing: copy[starts[index]..<(starts[index] + headers[index].totalSize)]),
+                    UnsafeMutableRawBufferPointer(rebasing: copy[start..<(start + headers[index].totalSize)]),
                     maxTimestamp: headers[index].maxTimestamp, attributes: headers[index].attributes)
             }
             ownedCopy = copy
             source = UnsafeRawBufferPointer(copy)
         }
 
-        let offsetFields = UnsafeMutablePointer<Int64>.allocate(capacity: headers.count)
-        defer { offsetFields.deallocate() }
         let totalBytes = position
         let recordCount = headers.reduce(0) { $0 + Int($1.recordsCount) }
-
-        // One iovec for each batch's new baseOffset and one for the rest of it, which goes
-        // out as received (or restamped), without a copy.
-        var payload = AppendPayload(offsetFields: offsetFields)
-        payload.vectors.reserveCapacity(headers.count * 2)
-        for index in headers.indices {
-            payload.vectors.append(iovec(iov_base: UnsafeMutableRawPointer(offsetFields + index), iov_len: 8))
-            payload.vectors.append(
-                iovec(
-                    iov_base: UnsafeMutableRawPointer(mutating: source.baseAddress! + starts[index] + 8),
-                    iov_len: headers[index].totalSize - 8))
+        // The new baseOffset fields and the iovecs live on the stack (or in one temporary
+        // allocation for many batches): no heap allocation per append for them.
+        let outcome = withUnsafeTemporaryAllocation(of: Int64.self, capacity: headers.count) { offsetFields in
+            withUnsafeTemporaryAllocation(of: iovec.self, capacity: headers.count * 2) { vectors in
+                // One iovec for each batch's new baseOffset and one for the rest of it, which
+                // goes out as received (or restamped), without a copy.
+                var start = 0
+                for index in headers.indices {
+                    vectors[2 * index] = iovec(iov_base: UnsafeMutableRawPointer(offsetFields.baseAddress! + index), iov_len: 8)
+                    vectors[2 * index + 1] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: source.baseAddress! + start + 8), iov_len: headers[index].totalSize - 8)
+                    start += headers[index].totalSize
+                }
+                return appendLocked(
+                    AppendPayload(offsetFields: offsetFields, vectors: vectors), headers: headers, totalBytes: totalBytes,
+                    recordCount: recordCount, appendTime: appendTime, mayBlock: mayBlock)
+            }
         }
+        var (info, rolledEnd) = try outcome.get()
+        info.rolledSegmentEnd = rolledEnd
+        if applyingFlushPolicy { try applyFlushPolicy(after: info) }
+        return info
+    }
 
-        let outcome: Result<(LogAppendInfo, rolledEnd: Int64?), StorageError> = state.withLock { s in
+    /// The part of `append` under the log's lock: offsets assigned, the roll if one is due, the
+    /// pwritev and the indexes, the log's end moved.
+    private func appendLocked(
+        _ payload: AppendPayload, headers: [RecordBatchHeader], totalBytes: Int, recordCount: Int, appendTime: Int64?, mayBlock: Bool
+    ) -> Result<(LogAppendInfo, rolledEnd: Int64?), StorageError> {
+        state.withLock { s in
             do throws(StorageError) {
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
                 if let failure = gate.failed {
@@ -290,7 +308,7 @@ public final class PartitionLog: Sendable {
                     try roll(&s)
                 }
                 if s.active.rollBaseMilliseconds == nil { s.active.rollBaseMilliseconds = clock() }
-                try s.active.append(vectors: &payload.vectors, byteCount: totalBytes, headers: assigned)
+                try s.active.append(vectors: payload.vectors, byteCount: totalBytes, headers: assigned)
                 s.logEndOffset = next
                 publishPositions(s)
                 s.messagesSinceFlush += recordCount
@@ -303,21 +321,17 @@ public final class PartitionLog: Sendable {
                 return .failure(error)
             }
         }
-        var (info, rolledEnd) = try outcome.get()
-        info.rolledSegmentEnd = rolledEnd
-        if applyingFlushPolicy { try applyFlushPolicy(after: info) }
-        return info
     }
 
     /// The iovecs of one append and the baseOffset fields they point at.
     ///
     /// `@unchecked Sendable` so it can be used inside the state lock's closure: its pointers
     /// refer to memory owned by the `append` call that made it (the caller's bytes or a
-    /// restamped copy, and `offsetFields`), which outlives the synchronous pwritev under the lock
-    /// and is never touched by another thread.
+    /// restamped copy, and the temporary `offsetFields` and `vectors`), which outlives the
+    /// synchronous pwritev under the lock and is never touched by another thread.
     struct AppendPayload: @unchecked Sendable {
-        var offsetFields: UnsafeMutablePointer<Int64>
-        var vectors: [iovec] = []
+        var offsetFields: UnsafeMutableBufferPointer<Int64>
+        var vectors: UnsafeMutableBufferPointer<iovec>
     }
 
     /// Appends batches held in an array.

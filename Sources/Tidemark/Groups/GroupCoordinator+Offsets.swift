@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import Synchronization
+import TidemarkStorage
+
+/// Committed offsets: commits checked against the group's generation (on a task, or on an
+/// event loop with the durability left to the flusher), fetches, deletes and resets.
+extension GroupCoordinator {
+    /// OffsetCommit: stores the offsets if the member may commit them now; per-partition
+    /// result is nil (stored) or the group error. `sync`: the commit is synced before this
+    /// returns (a commit of a topic synced on every append, `Broker.commitNeedsSync`);
+    /// otherwise within a second.
+    public func commitOffsets(
+        groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset],
+        sync: Bool = true
+    ) async throws -> TidemarkError.Code? {
+        switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
+        case .failure(let refused): return refused.code
+        case .success(let stamped):
+            do {
+                try await store.commit(group: groupId, offsets: stamped, sync: sync)
+            } catch {
+                throw Self.commitFailure(error, groupId)
+            }
+            return nil
+        }
+    }
+
+    /// A storage failure of a commit as the engine reports it (KAFKA_STORAGE_ERROR on the wire).
+    static func commitFailure(_ error: any Error, _ groupId: String) -> any Error {
+        guard let storage = error as? StorageError else { return error }
+        return TidemarkError.wrapping(storage, "commit of offsets of group '\(groupId)'")
+    }
+
+    /// `commitOffsets` for an event loop: checked and appended to the page cache on the calling
+    /// thread; `completion` is called there at once, or from the flusher's thread once the
+    /// commit is durable, or from a task when the append would block (a new segment, or the
+    /// offsets log busy with compaction): that task checks and commits again. Hand its work
+    /// back to the caller's loop.
+    public func commitOffsets(
+        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset], sync: Bool,
+        completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
+    ) {
+        let stamped: [TopicPartition: CommittedOffset]
+        switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
+        case .failure(let refused): return completion(.success(refused.code))
+        case .success(let checked): stamped = checked
+        }
+        let immediate: OffsetStore.ImmediateCommit
+        do {
+            immediate = try store.commitNow(group: groupId, offsets: stamped, sync: sync)
+        } catch {
+            return completion(.failure(Self.commitFailure(error, groupId)))
+        }
+        switch immediate {
+        case .appended(durableAt: nil):
+            completion(.success(nil))
+        case .appended(durableAt: let target?):
+            store.flusher.whenDurable(store.partition.log, upTo: target) { error in
+                completion(error.map { .failure(Self.commitFailure($0, groupId)) } ?? .success(nil))
+            }
+        case .wouldBlock:
+            // Checked again when it runs: the member may have been fenced meanwhile.
+            Task { [self] in
+                do {
+                    completion(.success(try await commitOffsets(
+                        groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets, sync: sync)))
+                } catch {
+                    completion(.failure(error))
+                }
+            }
+        }
+    }
+
+    /// Why a commit is refused.
+    struct RefusedCommit: Error {
+        var code: TidemarkError.Code
+    }
+
+    /// Kafka's checks of an OffsetCommit (the group id, metadata sizes, the member and its
+    /// generation or epoch), and the offsets stamped with the commit time where they have none.
+    private func checkCommit(
+        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset]
+    ) -> Result<[TopicPartition: CommittedOffset], RefusedCommit> {
+        guard Self.validGroupId(groupId) else { return .failure(RefusedCommit(code: .invalidGroupId)) }
+        if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
+            return .failure(RefusedCommit(code: .offsetMetadataTooLarge))
+        }
+        if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) {
+            return .failure(RefusedCommit(code: .unknownTopicOrPartition))
+        }
+        let error = state.withLock { s -> TidemarkError.Code? in
+            if s.isClosed { return .brokerClosed }
+            if let group = s.consumerGroups[groupId] {
+                return group.validateCommit(memberId: memberId, memberEpoch: generationId)
+            }
+            // A standalone commit to an unknown group needs no state machine kept for it.
+            guard let group = s.groups[groupId] else {
+                return ClassicGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
+            }
+            return group.validateCommit(memberId: memberId, generationId: generationId)
+        }
+        if let error { return .failure(RefusedCommit(code: error)) }
+        let now = clock()
+        var stamped = offsets
+        for key in stamped.keys where stamped[key]!.commitTimestampMs == 0 { stamped[key]!.commitTimestampMs = now }
+        return .success(stamped)
+    }
+
+    /// OffsetDelete: removes a group's committed offsets. A partition of a topic the group's
+    /// members subscribe to is refused (`.groupSubscribedToTopic`); nil means deleted (or had none).
+    /// Throws `.groupIdNotFound` for a group with neither members nor offsets.
+    public func deleteOffsets(groupId: String, partitions: [TopicPartition]) async throws -> [TopicPartition: TidemarkError.Code?] {
+        let subscribed = state.withLock { s -> Set<String>? in
+            if let group = s.consumerGroups[groupId] { return group.subscribedTopicNames }
+            guard let group = s.groups[groupId] else { return nil }
+            var topics: Set<String> = []
+            for member in group.members.values {
+                for (_, metadata) in member.protocols {
+                    for topic in ConsumerProtocol.decodeSubscriptionTopics(metadata) ?? [] { topics.insert(topic) }
+                }
+            }
+            return topics
+        }
+        if subscribed == nil && store.fetch(group: groupId, partitions: nil).isEmpty {
+            throw TidemarkError(.groupIdNotFound, "group '\(groupId)' does not exist")
+        }
+        var results: [TopicPartition: TidemarkError.Code?] = [:]
+        var deletable: [TopicPartition] = []
+        for tp in partitions {
+            if subscribed?.contains(tp.topic) == true {
+                results[tp] = .some(.groupSubscribedToTopic)
+            } else {
+                results[tp] = .none
+                deletable.append(tp)
+            }
+        }
+        try await store.delete(group: groupId, partitions: deletable)
+        return results
+    }
+
+    /// OffsetFetch: the committed offsets of a group (all partitions when `partitions` is nil).
+    public func fetchOffsets(groupId: String, partitions: [TopicPartition]? = nil) -> [TopicPartition: CommittedOffset] {
+        store.fetch(group: groupId, partitions: partitions)
+    }
+
+    /// Sets committed offsets directly (the tools' reset). Refused while the group has members.
+    public func resetOffsets(groupId: String, offsets: [TopicPartition: CommittedOffset]) async throws -> TidemarkError.Code? {
+        try await commitOffsets(groupId: groupId, offsets: offsets)
+    }
+}

@@ -371,8 +371,8 @@ public final class OffsetStore: Sendable {
     static func encodeKey(_ key: Key) -> [UInt8] {
         var writer = ByteWriter()
         writer.writeInteger(Int16(1))
-        writeString(key.group, &writer)
-        writeString(key.topicPartition.topic, &writer)
+        writer.writeShortString(key.group)
+        writer.writeShortString(key.topicPartition.topic)
         writer.writeInteger(Int32(key.topicPartition.partition))
         return writer.bytes
     }
@@ -382,7 +382,7 @@ public final class OffsetStore: Sendable {
         writer.writeInteger(Int16(3))
         writer.writeInteger(value.offset)
         writer.writeInteger(Int32(-1))
-        writeString(value.metadata, &writer)
+        writer.writeShortString(value.metadata)
         writer.writeInteger(value.commitTimestampMs)
         return writer.bytes
     }
@@ -393,8 +393,8 @@ public final class OffsetStore: Sendable {
             var reader = ByteReader(raw)
             do throws(RecordBatchError) {
                 guard try reader.readInteger(as: Int16.self) == 1 else { return nil }
-                let group = try readString(&reader)
-                let topic = try readString(&reader)
+                let group = try reader.readShortString()
+                let topic = try reader.readShortString()
                 let partition: Int32 = try reader.readInteger()
                 return Key(group: group, topicPartition: TopicPartition(topic, Int(partition)))
             } catch {
@@ -410,25 +410,12 @@ public final class OffsetStore: Sendable {
                 guard try reader.readInteger(as: Int16.self) == 3 else { return nil }
                 let offset: Int64 = try reader.readInteger()
                 _ = try reader.readInteger(as: Int32.self)
-                let metadata = try readString(&reader)
+                let metadata = try reader.readShortString()
                 let timestamp: Int64 = try reader.readInteger()
                 return CommittedOffset(offset: offset, metadata: metadata, commitTimestampMs: timestamp)
             } catch {
                 return nil
             }
         }
-    }
-
-    /// Callers bound every string first (group ids, topic names, `offsetMetadataMaxBytes`).
-    private static func writeString(_ string: String, _ writer: inout ByteWriter) {
-        let utf8 = Array(string.utf8)
-        precondition(utf8.count <= Int(Int16.max), "offsets-log string over 32,767 bytes")
-        writer.writeInteger(Int16(utf8.count))
-        writer.writeBytes(utf8)
-    }
-
-    private static func readString(_ reader: inout ByteReader) throws(RecordBatchError) -> String {
-        let length: Int16 = try reader.readInteger()
-        return String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
     }
 }

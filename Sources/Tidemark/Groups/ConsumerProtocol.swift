@@ -17,7 +17,7 @@ public enum ConsumerProtocol {
         var writer = ByteWriter()
         writer.writeInteger(Int16(0))
         writer.writeInteger(Int32(topics.count))
-        for topic in topics { writeString(topic, &writer) }
+        for topic in topics { writer.writeShortString(topic) }
         writer.writeInteger(Int32(-1))
         return writer.bytes
     }
@@ -31,7 +31,7 @@ public enum ConsumerProtocol {
                 guard version >= 0 else { return nil }
                 let count: Int32 = try reader.readInteger()
                 guard count >= 0 && Int(count) * 2 <= reader.readableBytes else { return nil }
-                return try (0..<count).map { _ throws(RecordBatchError) in try readString(&reader) }
+                return try (0..<count).map { _ throws(RecordBatchError) in try reader.readShortString() }
             } catch {
                 return nil
             }
@@ -44,7 +44,7 @@ public enum ConsumerProtocol {
         let byTopic = Dictionary(grouping: partitions, by: \.topic).sorted { $0.key < $1.key }
         writer.writeInteger(Int32(byTopic.count))
         for (topic, list) in byTopic {
-            writeString(topic, &writer)
+            writer.writeShortString(topic)
             writer.writeInteger(Int32(list.count))
             for tp in list.sorted(by: { $0.partition < $1.partition }) { writer.writeInteger(Int32(tp.partition)) }
         }
@@ -62,7 +62,7 @@ public enum ConsumerProtocol {
                 guard topics >= 0 && Int(topics) * 6 <= reader.readableBytes else { return nil }
                 var result: [TopicPartition] = []
                 for _ in 0..<topics {
-                    let topic = try readString(&reader)
+                    let topic = try reader.readShortString()
                     let count: Int32 = try reader.readInteger()
                     guard count >= 0 && Int(count) * 4 <= reader.readableBytes else { return nil }
                     for _ in 0..<count { result.append(TopicPartition(topic, Int(try reader.readInteger(as: Int32.self)))) }
@@ -72,18 +72,6 @@ public enum ConsumerProtocol {
                 return nil
             }
         }
-    }
-
-    static func writeString(_ string: String, _ writer: inout ByteWriter) {
-        let utf8 = Array(string.utf8)
-        writer.writeInteger(Int16(utf8.count))
-        writer.writeBytes(utf8)
-    }
-
-    static func readString(_ reader: inout ByteReader) throws(RecordBatchError) -> String {
-        let length: Int16 = try reader.readInteger()
-        guard length >= 0 else { throw .invalidRecord("null string") }
-        return String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
     }
 }
 

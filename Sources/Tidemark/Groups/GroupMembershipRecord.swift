@@ -14,7 +14,8 @@ import TidemarkStorage
 ///                                  rebalanceTimeout i32, sessionTimeout i32,
 ///                                  subscription bytes, assignment bytes
 /// ```
-/// Strings are an i16 length and UTF-8 (null: length -1), bytes an i32 length and the bytes.
+/// Strings are an i16 length and UTF-8 (null: length -1; see `writeShortString`), bytes an i32
+/// length and the bytes.
 /// The subscription is the member's metadata for the chosen protocol and the assignment what
 /// the leader gave it, both as the clients sent them. Value version 1 is read by every Kafka
 /// (which reads 0-4) and by Burrow since 1.0 (before 1.3 it reads only 0 and 1); the fields of
@@ -45,7 +46,7 @@ struct GroupMembershipRecord: Sendable, Equatable {
     static func encodeKey(group: String) -> [UInt8] {
         var writer = ByteWriter()
         writer.writeInteger(keyVersion)
-        writeString(group, &writer)
+        writer.writeShortString(group)
         return writer.bytes
     }
 
@@ -56,7 +57,7 @@ struct GroupMembershipRecord: Sendable, Equatable {
             var reader = ByteReader(raw)
             do throws(RecordBatchError) {
                 guard try reader.readInteger(as: Int16.self) == keyVersion else { return nil }
-                return try readString(&reader)
+                return try reader.readShortString()
             } catch {
                 return nil
             }
@@ -66,15 +67,15 @@ struct GroupMembershipRecord: Sendable, Equatable {
     func encodeValue() -> [UInt8] {
         var writer = ByteWriter()
         writer.writeInteger(Self.valueVersion)
-        Self.writeString(protocolType, &writer)
+        writer.writeShortString(protocolType)
         writer.writeInteger(generation)
-        Self.writeString(protocolName, &writer)
-        Self.writeString(leader, &writer)
+        writer.writeShortString(protocolName)
+        writer.writeShortString(leader)
         writer.writeInteger(Int32(members.count))
         for member in members {
-            Self.writeString(member.memberId, &writer)
-            Self.writeString(member.clientId, &writer)
-            Self.writeString(member.clientHost, &writer)
+            writer.writeShortString(member.memberId)
+            writer.writeShortString(member.clientId)
+            writer.writeShortString(member.clientHost)
             writer.writeInteger(member.rebalanceTimeoutMs)
             writer.writeInteger(member.sessionTimeoutMs)
             writer.writeInteger(Int32(member.subscription.count))
@@ -92,16 +93,15 @@ struct GroupMembershipRecord: Sendable, Equatable {
             do throws(RecordBatchError) {
                 let version: Int16 = try reader.readInteger()
                 guard version == 0 || version == 1 else { return nil }
-                guard let protocolType = try readNullableString(&reader) else { return nil }
                 var record = GroupMembershipRecord(
-                    protocolType: protocolType, generation: try reader.readInteger(), protocolName: try readNullableString(&reader),
-                    leader: try readNullableString(&reader), members: [])
+                    protocolType: try reader.readShortString(), generation: try reader.readInteger(), protocolName: try reader.readNullableShortString(),
+                    leader: try reader.readNullableShortString(), members: [])
                 let count: Int32 = try reader.readInteger()
                 guard count >= 0 else { return nil }
                 for _ in 0..<count {
-                    let memberId = try readString(&reader)
-                    let clientId = try readString(&reader)
-                    let clientHost = try readString(&reader)
+                    let memberId = try reader.readShortString()
+                    let clientId = try reader.readShortString()
+                    let clientHost = try reader.readShortString()
                     let rebalanceTimeout: Int32 = version >= 1 ? try reader.readInteger() : -1
                     let sessionTimeout: Int32 = try reader.readInteger()
                     let subscription = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
@@ -116,33 +116,6 @@ struct GroupMembershipRecord: Sendable, Equatable {
                 return nil
             }
         }
-    }
-
-    /// A string of at most 32,767 bytes: longer ones (a protocol name is a compact string in
-    /// recent JoinGroup versions, so it can be longer) are cut at a character boundary.
-    private static func writeString(_ string: String?, _ writer: inout ByteWriter) {
-        guard let string else {
-            writer.writeInteger(Int16(-1))
-            return
-        }
-        var utf8 = Array(string.utf8)
-        if utf8.count > Int(Int16.max) {
-            var end = Int(Int16.max)
-            while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a character
-            utf8.removeSubrange(end...)
-        }
-        writer.writeInteger(Int16(utf8.count))
-        writer.writeBytes(utf8)
-    }
-
-    private static func readNullableString(_ reader: inout ByteReader) throws(RecordBatchError) -> String? {
-        let length: Int16 = try reader.readInteger()
-        guard length >= 0 else { return nil }
-        return String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
-    }
-
-    private static func readString(_ reader: inout ByteReader) throws(RecordBatchError) -> String {
-        try readNullableString(&reader) ?? ""
     }
 }
 

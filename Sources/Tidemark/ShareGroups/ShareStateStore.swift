@@ -140,9 +140,7 @@ final class ShareStateStore: Sendable {
     static func encodeKey(_ key: Key) -> [UInt8] {
         var writer = ByteWriter()
         writer.writeInteger(Int16(0))
-        let group = Array(key.group.utf8)
-        writer.writeInteger(Int16(group.count))
-        writer.writeBytes(group)
+        writer.writeShortString(key.group)
         let u = key.topicId.uuid
         writer.writeBytes([u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15])
         writer.writeInteger(Int32(key.partition))
@@ -190,9 +188,7 @@ final class ShareStateStore: Sendable {
             var reader = ByteReader(raw)
             do throws(RecordBatchError) {
                 guard try reader.readInteger(as: Int16.self) == 0 else { return nil }
-                let length: Int16 = try reader.readInteger()
-                guard length >= 0 else { return nil }
-                let group = String(decoding: try reader.readSlice(count: Int(length)), as: UTF8.self)
+                let group = try reader.readShortString()
                 let b = Array(try reader.readSlice(count: 16))
                 let id = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
                 let partition: Int32 = try reader.readInteger()

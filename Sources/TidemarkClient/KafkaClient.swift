@@ -387,17 +387,23 @@ public final class KafkaClient {
             public var clientId: String
             /// The member epoch (consumer-protocol groups only).
             public var epoch: Int32?
-            /// topic -> partitions: given by the broker (consumer-protocol groups), or read from
-            /// the leader's assignment (classic groups of protocol type "consumer").
+            /// topic -> partitions, as the broker gives them (consumer-protocol and share groups).
             public var assignment: [String: [Int32]]
             /// Where the member connects from, as Kafka shows it ("/127.0.0.1"); empty if unknown.
             public var clientHost: String
-            public init(memberId: String, clientId: String, epoch: Int32? = nil, assignment: [String: [Int32]], clientHost: String = "") {
+            /// A classic consumer's assignment as its group's leader wrote it (the consumer
+            /// protocol's bytes; `ConsumerProtocol.decodeAssignment` reads them), else empty.
+            public var consumerAssignment: [UInt8]
+            public init(
+                memberId: String, clientId: String, epoch: Int32? = nil, assignment: [String: [Int32]], clientHost: String = "",
+                consumerAssignment: [UInt8] = []
+            ) {
                 self.memberId = memberId
                 self.clientId = clientId
                 self.epoch = epoch
                 self.assignment = assignment
                 self.clientHost = clientHost
+                self.consumerAssignment = consumerAssignment
             }
         }
         /// "classic" or "consumer".
@@ -441,34 +447,9 @@ public final class KafkaClient {
             type: "classic", state: described.groupState,
             members: described.members.map {
                 GroupSummary.Member(
-                    memberId: $0.memberId, clientId: $0.clientId,
-                    assignment: described.protocolType == "consumer" ? Self.consumerAssignment($0.memberAssignment) : [:],
-                    clientHost: $0.clientHost)
+                    memberId: $0.memberId, clientId: $0.clientId, assignment: [:], clientHost: $0.clientHost,
+                    consumerAssignment: described.protocolType == "consumer" ? $0.memberAssignment : [])
             })
-    }
-
-    /// A classic consumer's assignment as its group's leader wrote it (ConsumerProtocolAssignment:
-    /// version i16, then topics, each a string and an array of i32 partitions; the user data
-    /// after them is not read): topic -> partitions, empty when the bytes do not parse.
-    static func consumerAssignment(_ bytes: [UInt8]) -> [String: [Int32]] {
-        struct Topic {
-            var name = ""
-            var partitions: [Int32] = []
-        }
-        var coder = WireCoder(reading: bytes)
-        var version: Int16 = 0
-        var topics: [Topic] = []
-        do throws(WireError) {
-            guard !bytes.isEmpty else { return [:] }
-            try coder.int16(&version, "version")
-            try coder.array(&topics, "assigned_partitions", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
-                try c.string(&t.name, "topic")
-                try c.int32Array(&t.partitions, "partitions")
-            }
-        } catch {
-            return [:]
-        }
-        return Dictionary(topics.map { ($0.name, $0.partitions) }, uniquingKeysWith: +)
     }
 
     /// Committed offsets of a group: topic -> partition -> offset.

@@ -48,21 +48,22 @@ final class RequestMemoryBudget: Sendable {
     /// Reserves `bytes` if they fit now and nobody waits: true. The common case, without the
     /// closure `reserve` needs (an allocation per frame).
     func tryReserve(_ bytes: Int) -> Bool {
-        state.withLock { s in
-            guard s.waiters.isEmpty || bytes <= smallFrameBytes, fits(bytes, used: s.usedBytes) else { return false }
-            s.usedBytes += bytes
-            return true
-        }
+        state.withLock { takeIfFits(bytes, &$0) }
+    }
+
+    /// Takes `bytes` when they fit and no one waits before them (a small frame never waits
+    /// behind a large one).
+    private func takeIfFits(_ bytes: Int, _ s: inout State) -> Bool {
+        guard s.waiters.isEmpty || bytes <= smallFrameBytes, fits(bytes, used: s.usedBytes) else { return false }
+        s.usedBytes += bytes
+        return true
     }
 
     /// Reserves `bytes` now (returns nil), or queues the request and returns a ticket; `grant`
     /// is called once the bytes are reserved for the caller.
     func reserve(_ bytes: Int, grant: @escaping @Sendable () -> Void) -> Int? {
         state.withLock { s in
-            if s.waiters.isEmpty || bytes <= smallFrameBytes, fits(bytes, used: s.usedBytes) {
-                s.usedBytes += bytes
-                return nil
-            }
+            if takeIfFits(bytes, &s) { return nil }
             s.nextId += 1
             s.waiters.append(Waiter(id: s.nextId, bytes: bytes, grant: grant))
             return s.nextId

@@ -259,12 +259,17 @@ extension Groups.Describe {
 }
 
 /// The members table of `groups describe`: id, client id, host, epoch (consumer-protocol and
-/// share groups) and assignment, one line each; nothing when there are none.
+/// share groups) and assignment (a classic consumer's read from its leader's bytes), one line
+/// each; nothing when there are none.
 func printMembers(_ members: [KafkaClient.GroupSummary.Member]) {
     guard !members.isEmpty else { return }
     Output.line("MEMBER\tCLIENT\tHOST\tEPOCH\tASSIGNMENT")
     for member in members {
-        let assignment = member.assignment.sorted { $0.key < $1.key }
+        var partitions = member.assignment
+        for tp in ConsumerProtocol.decodeAssignment(member.consumerAssignment) ?? [] {
+            partitions[tp.topic, default: []].append(Int32(tp.partition))
+        }
+        let assignment = partitions.sorted { $0.key < $1.key }
             .map { "\($0.key):\($0.value.sorted().map(String.init).joined(separator: ","))" }.joined(separator: " ")
         let host = member.clientHost.isEmpty ? "-" : member.clientHost
         Output.line(

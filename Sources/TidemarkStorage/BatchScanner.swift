@@ -65,6 +65,20 @@ struct BatchScanner {
         }
     }
 
+    /// The most zeros after the batches that are read as space written ahead of appends
+    /// (`LogSegment.preallocateAhead` keeps at most 1 MiB + 128 KiB); a longer run of zeros
+    /// is damage.
+    static let maxPreallocatedTail = 2 << 20
+
+    /// Whether `[position, end)` of `file` is space written ahead of appends, not a batch:
+    /// all zeros (a batch's length is never 0), at most `maxPreallocatedTail` long, and ending
+    /// on a 4 KiB boundary as preallocation does (the zeros of a torn write end anywhere).
+    static func isPreallocatedTail(_ file: SharedFile, from position: Int, to end: Int) throws(StorageError) -> Bool {
+        guard end > position, end - position <= maxPreallocatedTail, end % 4096 == 0 else { return false }
+        let bytes = try file.read(count: end - position, at: Int64(position))
+        return bytes.count == end - position && !bytes.contains { $0 != 0 }
+    }
+
     /// The bytes of the batch the last `next()` returned, valid until the next call.
     func withLastBatch<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
         guard let lastBatch else { return nil }

@@ -166,6 +166,15 @@ public final class SharedFile: Sendable {
         }
     }
 
+    /// fsync: the data and all of the file's metadata, e.g. a size that shrank (which
+    /// fdatasync need not write: the data left can be read without it).
+    func syncIncludingMetadata() throws(StorageError) {
+        while injectedFailure(.sync, path) || fsync(descriptor.rawValue) != 0 {
+            if Glibc.errno == EINTR { continue }
+            throw .syscall("fsync", path: path, Errno(rawValue: Glibc.errno))
+        }
+    }
+
     func size() throws(StorageError) -> Int64 {
         var info = stat()
         guard fstat(descriptor.rawValue, &info) == 0 else {

@@ -218,6 +218,9 @@ public final class LogFlusher: Sendable {
             for (index, pending) in batch.enumerated() {
                 for (_, completion) in pending.completions { completion(outcome[index]) }
             }
+            // With the answers gone out: room ahead of the next appends, for logs that sync
+            // every append (written while their producers come back).
+            for pending in batch { pending.log.preallocateAhead() }
         }
     }
 }

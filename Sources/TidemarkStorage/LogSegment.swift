@@ -6,7 +6,11 @@ import Glibc
 /// `<base>` is the segment's base offset as 20 zero-padded decimal digits.
 ///
 /// The `.log` file is a plain concatenation of RecordBatch v2 batches, byte for byte as
-/// produced (with the broker's baseOffset), nothing before, between or after them.
+/// produced (with the broker's baseOffset), nothing before or between them. After them, the
+/// active segment of a log that syncs every append may hold zeros: space written ahead of
+/// the appends (`preallocateAhead`), trimmed at roll and close, and cut by recovery after a
+/// crash without counting as a loss. Zeros are never a batch: a batch's length field is at
+/// least `RecordBatchHeader.minimumBatchLength`.
 ///
 /// Ownership: the `PartitionLog` that lists it, under that log's lock; not Sendable. Files
 /// are opened lazily: an inactive segment costs no descriptor or mapping until it is read,
@@ -21,6 +25,9 @@ final class LogSegment {
 
     /// Bytes of whole batches in the log file (the committed, readable end).
     private(set) var size: Int
+    /// Where the zeros written ahead of the appends end (`preallocateAhead`); at or below
+    /// `size` when there are none. Anything that cuts the file resets it.
+    private var preallocatedEnd = 0
     /// One past the last offset, when known (always for the active segment and after a scan).
     private(set) var nextOffset: Int64?
     /// Largest batch timestamp in the segment, -1 when empty or not yet known.
@@ -243,7 +250,12 @@ final class LogSegment {
                 try index(header, at: at)
                 next = header.nextOffset
             case .invalid(_, let at):
-                if truncatingInvalidTail { cut = try truncateFile(at: at) }
+                if truncatingInvalidTail {
+                    // Zeros written ahead of the appends are cut, but were never data.
+                    let zeros = try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)
+                    let bytes = try truncateFile(at: at)
+                    cut = zeros ? 0 : bytes
+                }
                 break scan
             case .end:
                 break scan
@@ -257,6 +269,7 @@ final class LogSegment {
         let cut = size - position
         try file().truncate(to: Int64(position))
         size = position
+        preallocatedEnd = 0
         return cut
     }
 
@@ -283,6 +296,7 @@ final class LogSegment {
         } catch {
             // Leave no partial batch behind; if even that fails, recovery will cut it.
             try? log.truncate(to: Int64(start))
+            preallocatedEnd = 0
             throw error
         }
         // Indexing can fail too (an index that cannot grow on a full disk): then the write is
@@ -300,6 +314,7 @@ final class LogSegment {
             timeIndex!.storage.truncate(toEntries: savedEntries.1)
             (size, nextOffset, maxTimestamp, offsetOfMaxTimestamp, bytesSinceLastIndexEntry) = saved
             try? log.truncate(to: Int64(start))
+            preallocatedEnd = 0
             throw error
         }
         precondition(position == start + byteCount, "batch sizes disagree with the bytes written")
@@ -366,6 +381,58 @@ final class LogSegment {
         return files
     }
 
+    // MARK: Space ahead of the appends
+
+    /// Zeros written once, for every preallocation.
+    private static let zeros = [UInt8](repeating: 0, count: 128 << 10)
+
+    /// Writes zeros ahead of the appends, for logs that sync every append: an fdatasync of
+    /// bytes written over blocks that are already allocated and written (and inside the
+    /// file's size) changes no metadata, so it costs a data write and a cache flush, not also
+    /// an inode write. (Measured on this project's machines: 104 us against 188 us per 3 KB
+    /// fdatasync; PostgreSQL zero-fills its WAL segments for the same reason.) `posix_fallocate`
+    /// is not enough: its blocks are "unwritten" until written, and converting them is
+    /// metadata again.
+    ///
+    /// How far ahead: a quarter of the bytes the segment holds, between 16 KiB and 1 MiB
+    /// (a quiet partition keeps little; 10,000 of them at most 160 MiB), never past
+    /// `segment.bytes`, ending on a 4 KiB boundary; refilled when less than half of that is
+    /// left, at most 128 KiB per
+    /// call, since it runs under the log's lock. The zeros become durable with the next sync.
+    /// A failure (a full disk) leaves the file as it was: appends then extend it as usual.
+    func preallocateAhead() {
+        guard isWritable, let file = try? file() else { return }
+        let want = min(max(size / 4, 16 << 10), 1 << 20)
+        let end = max(preallocatedEnd, size)
+        guard end - size < want / 2 else { return }
+        // Ends on a 4 KiB boundary: that is how recovery tells it from a torn write's zeros.
+        let target = min(min(size + want, config.segmentBytes), end + Self.zeros.count) & ~4095
+        guard target > end else { return }
+        let written = Self.zeros.withUnsafeBytes { zeros in
+            Result { () throws(StorageError) in
+                try file.write(UnsafeRawBufferPointer(rebasing: zeros[0..<(target - end)]), at: Int64(end))
+            }
+        }
+        switch written {
+        case .success: preallocatedEnd = target
+        case .failure: try? file.truncate(to: Int64(end))
+        }
+    }
+
+    /// Bytes of zeros past the batches now.
+    var preallocatedBytes: Int { max(preallocatedEnd - size, 0) }
+
+    /// Cuts the zeros written ahead, so that a segment that stops being active (a roll, a
+    /// close) ends with its last batch. `sync`: fsync the new size (fdatasync need not
+    /// write a size that shrank); without it, the caller syncs the whole file system.
+    func trimPreallocation(sync: Bool) throws(StorageError) {
+        guard preallocatedEnd > size else { return }
+        let file = try file()
+        try file.truncate(to: Int64(size))
+        preallocatedEnd = 0
+        if sync { try file.syncIncludingMetadata() }
+    }
+
     // MARK: Reading
 
     /// The first header at `position`, or nil past the end.
@@ -403,9 +470,10 @@ final class LogSegment {
             position += header.totalSize
         }
         let cut = size - position
-        if cut > 0 {
+        if cut > 0 || preallocatedEnd > size {
             try file().truncate(to: Int64(position))
             size = position
+            preallocatedEnd = 0
         }
         _ = try rebuildIndexes(truncatingInvalidTail: true)
         return cut

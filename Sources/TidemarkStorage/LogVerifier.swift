@@ -8,7 +8,8 @@
 /// index that looks right but points at the wrong bytes, a partition the broker marked as
 /// needing repair. A *note* is what the next open fixes by itself and loses nothing
 /// acknowledged: after a crash, the unfinished write at the end of the newest segment and
-/// the indexes recovery rebuilds (including their zero-filled preallocated tails); and any
+/// the indexes recovery rebuilds (including their zero-filled preallocated tails); zeros
+/// written ahead of a segment's appends (`LogSegment.preallocateAhead`); and any
 /// index implausible enough to be rebuilt on first read.
 public enum LogVerifier {
     public struct Problem: Sendable, CustomStringConvertible {
@@ -93,9 +94,14 @@ public enum LogVerifier {
                         path: path,
                         message: "batch at \(position) (offsets \(header.baseOffset)-\(header.lastOffset)) has invalid contents, "
                             + "consumers cannot read past it: \(failure)"))
+                case .preallocatedTail(let position, let size):
+                    report.notes.append(Problem(
+                        path: path,
+                        message: "zeros from position \(position) to the end (\(size - position) bytes): space written ahead of appends "
+                            + "(a log that syncs every append), cut at the next start or clean stop; not data"))
                 case .damaged(let error, let position, let size):
                     damaged = true
-                    let residue = isLast && rescanned && isInterruptedWrite(error, path: path, at: position, size: size)
+                    let residue = isLast && rescanned && isInterruptedWrite(error)
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
                     if residue {
                         report.notes.append(Problem(
@@ -125,13 +131,10 @@ public enum LogVerifier {
     }
 
     /// Whether damage at the end of the newest segment is what an interrupted append leaves:
-    /// a batch cut short by the end of the file, or a zero-filled tail.
-    static func isInterruptedWrite(_ error: RecordBatchError, path: String, at position: Int, size: Int) -> Bool {
+    /// a batch cut short by the end of the file. (A zero-filled tail is `.preallocatedTail`.)
+    static func isInterruptedWrite(_ error: RecordBatchError) -> Bool {
         if case .truncated = error { return true }
-        guard size - position <= 1 << 20,
-            let tail = try? SharedFile.open(path, .readOnly).read(count: size - position, at: Int64(position))
-        else { return false }
-        return tail.allSatisfy { $0 == 0 }
+        return false
     }
 
     /// Index entries are checked only where the broker trusts them. An implausible index is

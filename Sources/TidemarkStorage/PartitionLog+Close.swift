@@ -20,6 +20,7 @@ extension PartitionLog {
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
+                try s.active.trimPreallocation(sync: true)
                 try s.active.sealForClose()
                 if s.changedSinceOpen {
                     for file in try s.active.filesToSync() { try file.sync() }
@@ -47,6 +48,7 @@ extension PartitionLog {
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
+                try s.active.trimPreallocation(sync: false)  // the batch's syncfs writes the size
                 try s.active.sealForClose()
                 try batch.add(directory: directory)
                 let (directory, checkpoint, end) = (directory, !s.checkpointCoversActive, s.logEndOffset)

@@ -371,6 +371,7 @@ public final class PartitionLog: Sendable {
         // Create first: if that fails (a full disk), the active segment is untouched.
         let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config, use: fileUse)
         do {
+            try old.trimPreallocation(sync: true)
             try old.sealIndexes()
         } catch {
             try? segment.deleteFiles()
@@ -456,6 +457,16 @@ public final class PartitionLog: Sendable {
     public func flush(upTo target: Int64? = nil) throws(StorageError) {
         let target = target ?? logEndOffset
         try gate.awaitDurable(target) { () throws(StorageError) -> Int64 in try self.syncAppended() }
+    }
+
+    /// Writes zeros ahead of the active segment's appends when the log syncs every append
+    /// (`LogSegment.preallocateAhead`), so that the syncs that follow write no metadata. The
+    /// flusher calls it after answering a pass; brief (at most 128 KiB into the page cache).
+    public func preallocateAhead() {
+        guard case .everyAppend = config.flushPolicy else { return }
+        state.withLock { s in
+            if !s.isClosed { s.active.preallocateAhead() }
+        }
     }
 
     /// The flusher's work: fdatasync what was appended (rolled segments' files, the active

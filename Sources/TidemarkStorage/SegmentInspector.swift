@@ -11,10 +11,14 @@ public enum SegmentInspector {
         case invalidContent(RecordBatchHeader, position: Int, RecordBatchValidator.Failure)
         /// Bytes at `position` that are not a valid batch; the scan stops there.
         case damaged(RecordBatchError, position: Int, fileSize: Int)
+        /// Zeros from `position` to the end of the file (at most 2 MiB, to a 4 KiB boundary): space written ahead
+        /// of the appends of a log that syncs every append (the active segment of a running
+        /// broker, or after a crash), not data. The scan ends there.
+        case preallocatedTail(position: Int, fileSize: Int)
     }
 
     /// Calls `body` for every batch of the log file in order, then once more with `.damaged`
-    /// if the file does not end on a valid batch boundary. With a `validator`, batches whose
+    /// (or `.preallocatedTail`) if the file does not end on a valid batch boundary. With a `validator`, batches whose
     /// contents it refuses come as `.invalidContent`.
     public static func scan(logFile path: String, validator: RecordBatchValidator? = nil, body: (Item) throws -> Void) throws {
         let file = try SharedFile.open(path, .readOnly)
@@ -39,7 +43,11 @@ public enum SegmentInspector {
                     try body(.batch(header, position: position))
                 }
             case .invalid(let error, let position):
-                try body(.damaged(error, position: position, fileSize: size))
+                if try BatchScanner.isPreallocatedTail(file, from: position, to: size) {
+                    try body(.preallocatedTail(position: position, fileSize: size))
+                } else {
+                    try body(.damaged(error, position: position, fileSize: size))
+                }
                 return
             case .end: return
             }

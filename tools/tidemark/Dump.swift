@@ -47,6 +47,9 @@ struct Dump: ParsableCommand {
                 damaged = true
                 Output.line("damaged at position \(at) (\(size - at) bytes to the end): \(error)")
                 return
+            case .preallocatedTail(let at, let size):
+                Output.line("zeros from position \(at) to the end (\(size - at) bytes): space written ahead of appends, not data")
+                return
             }
             Output.line(
                 "baseOffset: \(h.baseOffset) lastOffset: \(h.lastOffset) count: \(h.recordsCount) position: \(position) "

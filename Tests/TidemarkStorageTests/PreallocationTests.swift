@@ -1,0 +1,200 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import TidemarkStorage
+
+/// Zeros written ahead of the appends of logs that sync every append
+/// (`LogSegment.preallocateAhead`): on disk while the segment is active, never read as data,
+/// trimmed at roll and clean close, cut by recovery after a crash without counting as a loss.
+@Suite struct PreallocationTests {
+    static let batchRecords = 4
+    static let batchSize = makeBatch(tag: "b000", count: batchRecords).count
+
+    static func config(_ policy: FlushPolicy = .everyAppend, segmentBytes: Int = 1 << 20) -> LogConfig {
+        var config = LogConfig()
+        config.flushPolicy = policy
+        config.segmentBytes = segmentBytes
+        config.indexIntervalBytes = 300
+        return config
+    }
+
+    /// Appends batches `first..<first+count`; `syncing: false` leaves the sync to a flusher.
+    static func append(_ log: PartitionLog, from first: Int, count: Int, syncing: Bool = true) throws {
+        for b in first..<(first + count) {
+            try log.append(makeBatch(tag: String(format: "b%03d", b), count: batchRecords), applyingFlushPolicy: syncing)
+        }
+    }
+
+    static func expectRecords(_ log: PartitionLog, batches: Int) throws {
+        let records = try readAll(log)
+        #expect(records.map(\.0) == Array(0..<Int64(batches * batchRecords)))
+        #expect(records.last?.1 == String(format: "b%03d", batches - 1) + "-\(batchRecords - 1)")
+    }
+
+    /// The bytes of `path` from `position` to its end.
+    static func tail(_ path: String, from position: Int) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst(position))
+    }
+
+    var log0: String { segmentName(0, ".log") }
+
+    @Test func zerosAheadOfTheAppendsAreNeverReadAndGoAtAClose() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        try Self.append(log, from: 0, count: 40, syncing: false)
+        // Through the flusher, as the broker does it: after a pass, room ahead.
+        let flusher = LogFlusher()
+        try flusher.durableBlocking(log, upTo: log.logEndOffset)
+        flusher.shutdown()  // waits for the pass (and its preallocation) to finish
+        let data = 40 * Self.batchSize
+        #expect(log.sizeInBytes == Int64(data))
+        let onDisk = fileSize(dir.file(log0))
+        #expect(onDisk > data)
+        #expect(onDisk <= data + (16 << 10))  // a small segment keeps 16 KiB ahead
+        #expect(try Self.tail(dir.file(log0), from: data).allSatisfy { $0 == 0 })
+        try Self.expectRecords(log, batches: 40)
+        #expect(try log.read(from: log.logEndOffset, maxBytes: 1 << 20).slice == nil)
+
+        // Appends go into the zeros, and reads stop at the last batch.
+        try Self.append(log, from: 40, count: 5)
+        #expect(fileSize(dir.file(log0)) == onDisk)
+        try Self.expectRecords(log, batches: 45)
+
+        try log.close()
+        #expect(fileSize(dir.file(log0)) == 45 * Self.batchSize)
+        let reopened = try PartitionLog.open(directory: dir.path, config: Self.config())
+        defer { try? reopened.close() }
+        #expect(reopened.recoveryReport.wasCleanShutdown)
+        #expect(reopened.recoveryReport.truncatedBytes == 0)
+        try Self.expectRecords(reopened, batches: 45)
+    }
+
+    @Test func aCrashLeavesZerosThatRecoveryCutsWithoutALoss() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            try Self.append(log, from: 0, count: 30)
+            try log.flush()
+            log.preallocateAhead()
+            // Dropped without close: a crash.
+        }
+        let data = 30 * Self.batchSize
+        #expect(fileSize(dir.file(log0)) > data)
+
+        // The offline tools see space, not damage.
+        var items: [String] = []
+        try SegmentInspector.scan(logFile: dir.file(log0)) { item in
+            switch item {
+            case .batch: break
+            case .invalidContent: items.append("invalid")
+            case .damaged: items.append("damaged")
+            case .preallocatedTail(let position, _): items.append("zeros at \(position)")
+            }
+        }
+        #expect(items == ["zeros at \(data)"])
+        let report = try LogVerifier.verify(partitionDirectory: dir.path)
+        #expect(report.isHealthy, "\(report.problems)")
+        #expect(report.notes.contains { $0.message.contains("space written ahead of appends") })
+
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        defer { try? log.close() }
+        #expect(!log.recoveryReport.wasCleanShutdown)
+        #expect(log.recoveryReport.truncatedBytes == 0)
+        #expect(log.recoveryReport.losses.isEmpty)
+        #expect(fileSize(dir.file(log0)) == data)
+        try Self.expectRecords(log, batches: 30)
+        #expect(try log.append(makeBatch(tag: "next", count: 1)).firstOffset == Int64(30 * Self.batchRecords))
+    }
+
+    @Test func aWriteTornInsideTheZerosIsCutAsALoss() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            try Self.append(log, from: 0, count: 30)
+            try log.flush()
+            log.preallocateAhead()
+        }
+        let data = 30 * Self.batchSize
+        let onDisk = fileSize(dir.file(log0))
+        // The first 40 bytes of the next batch reached the disk, the rest stayed zeros.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file(log0)))
+        try handle.seek(toOffset: UInt64(data))
+        try handle.write(contentsOf: Data(makeBatch(tag: "torn", count: Self.batchRecords).prefix(40)))
+        try handle.close()
+        #expect(fileSize(dir.file(log0)) == onDisk)
+
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        defer { try? log.close() }
+        #expect(log.recoveryReport.truncatedBytes == onDisk - data)
+        #expect(log.recoveryReport.losses.count == 1)
+        try Self.expectRecords(log, batches: 30)
+    }
+
+    @Test func aRollTrimsTheSegmentItLeaves() throws {
+        let dir = TemporaryDirectory()
+        let segmentBytes = 64 << 10
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config(segmentBytes: segmentBytes))
+        defer { try? log.close() }
+        let batches = 3 * segmentBytes / Self.batchSize
+        for b in 0..<batches {
+            try Self.append(log, from: b, count: 1)
+            log.preallocateAhead()
+            #expect(fileSize(dir.file(log0)) <= max(segmentBytes, Self.batchSize * (b + 1)))
+        }
+        let segments = try LogVerifier.segmentFiles(in: dir.path)
+        #expect(segments.count >= 3)
+        for segment in segments.dropLast() {
+            var ends: [String] = []
+            try SegmentInspector.scan(logFile: segment.path) { item in
+                if case .batch = item { return }
+                ends.append("\(item)")
+            }
+            #expect(ends.isEmpty, "\(segment.path): \(ends)")
+        }
+        try Self.expectRecords(log, batches: batches)
+    }
+
+    @Test func logsThatDoNotSyncEveryAppendWriteNoZeros() throws {
+        for policy in [FlushPolicy.os, .everyMessages(2), .everyInterval(milliseconds: 1000)] {
+            let dir = TemporaryDirectory()
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config(policy))
+            defer { try? log.close() }
+            try Self.append(log, from: 0, count: 10)
+            try log.flush()
+            log.preallocateAhead()
+            #expect(fileSize(dir.file(log0)) == 10 * Self.batchSize, "\(policy)")
+        }
+    }
+
+    @Test func aFullDiskOnlyStopsTheZeros() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        defer { try? log.close() }
+        try Self.append(log, from: 0, count: 10)
+        StorageFaults.inject(.write, .noSpace, pathContains: dir.path)
+        log.preallocateAhead()
+        StorageFaults.clear(pathContains: dir.path)
+        #expect(fileSize(dir.file(log0)) == 10 * Self.batchSize)
+        try Self.append(log, from: 10, count: 10)
+        try log.flush()
+        try Self.expectRecords(log, batches: 20)
+        log.preallocateAhead()
+        #expect(fileSize(dir.file(log0)) > 20 * Self.batchSize)
+    }
+}
+
+extension LogFlusher {
+    /// `durable` for a synchronous test: blocks the calling thread until the answer.
+    func durableBlocking(_ log: PartitionLog, upTo offset: Int64) throws(StorageError) {
+        let answered = DispatchSemaphore(value: 0)
+        let outcome = Mutex<StorageError?>(nil)
+        whenDurable(log, upTo: offset) { error in
+            outcome.withLock { $0 = error }
+            answered.signal()
+        }
+        answered.wait()
+        if let error = outcome.withLock({ $0 }) { throw error }
+    }
+}

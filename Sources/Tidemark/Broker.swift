@@ -216,18 +216,24 @@ public final class Broker: Sendable {
             // The committed-offsets log: one partition, never expired by retention; synced by
             // every maintenance pass (1 s), and before answering commits of synced topics
             // (`OffsetStore`): no commit waits for the once-a-second sync.
+            // Both internal logs keep zeros ahead of their appends: their syncs then write no
+            // metadata (`LogConfig.preallocate`).
             var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
             offsetsConfig.maxMessageBytes = 16 << 20
+            var offsetsLogConfig = offsetsConfig.logConfig
+            offsetsLogConfig.preallocate = true
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
-                config: offsetsConfig.logConfig, clock: options.clock, logger: options.logger, metrics: metrics,
+                config: offsetsLogConfig, clock: options.clock, logger: options.logger, metrics: metrics,
                 countTraffic: false, budget: options.openFileBudget)
             // The share-state log: one partition, flushed by the flusher (group commit).
             var shareConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
             shareConfig.maxMessageBytes = 64 << 20
+            var shareLogConfig = shareConfig.logConfig
+            shareLogConfig.preallocate = true
             let shareState = try PartitionState.open(
                 topic: shareStateLog, partition: 0, directory: Self.partitionDirectory(dataDirectory, shareStateLog, 0),
-                config: shareConfig.logConfig, clock: options.clock, logger: options.logger, metrics: metrics,
+                config: shareLogConfig, clock: options.clock, logger: options.logger, metrics: metrics,
                 countTraffic: false, budget: options.openFileBudget)
             return (lock, registry, offsets, offsetsId, shareState)
         }

@@ -43,6 +43,13 @@ public struct LogConfig: Sendable, Equatable {
     /// Inactive segments kept open (descriptors and mappings) per log; the least recently
     /// used beyond this are closed.
     public var maxOpenInactiveSegments: Int = 8
+    /// Keep zeros written ahead of the appends (`LogSegment.preallocateAhead`), for a log that
+    /// something syncs often through the flusher although its policy is not `.everyAppend`
+    /// (which always does): the broker's committed-offsets and share-state logs.
+    public var preallocate = false
+
+    /// Whether the active segment keeps zeros ahead of its appends.
+    public var preallocatesAhead: Bool { preallocate || flushPolicy == .everyAppend }
 
     public init() {}
 

@@ -459,11 +459,12 @@ public final class PartitionLog: Sendable {
         try gate.awaitDurable(target) { () throws(StorageError) -> Int64 in try self.syncAppended() }
     }
 
-    /// Writes zeros ahead of the active segment's appends when the log syncs every append
-    /// (`LogSegment.preallocateAhead`), so that the syncs that follow write no metadata. The
-    /// flusher calls it after answering a pass; brief (at most 128 KiB into the page cache).
+    /// Writes zeros ahead of the active segment's appends when the log syncs every append or
+    /// is synced often (`LogConfig.preallocatesAhead`, `LogSegment.preallocateAhead`), so
+    /// that the syncs that follow write no metadata. The flusher calls it after answering a
+    /// pass; brief (at most 128 KiB into the page cache).
     public func preallocateAhead() {
-        guard case .everyAppend = config.flushPolicy else { return }
+        guard config.preallocatesAhead else { return }
         state.withLock { s in
             if !s.isClosed { s.active.preallocateAhead() }
         }

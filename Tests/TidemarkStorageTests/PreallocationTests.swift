@@ -166,6 +166,15 @@ import Testing
             log.preallocateAhead()
             #expect(fileSize(dir.file(log0)) == 10 * Self.batchSize, "\(policy)")
         }
+        // Unless they are synced often another way (the broker's internal logs).
+        var config = Self.config(.os)
+        config.preallocate = true
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        defer { try? log.close() }
+        try Self.append(log, from: 0, count: 10)
+        log.preallocateAhead()
+        #expect(fileSize(dir.file(log0)) > 10 * Self.batchSize)
     }
 
     @Test func aFullDiskOnlyStopsTheZeros() throws {

@@ -11,7 +11,7 @@ import Testing
 ///
 /// The disk is made slow (`StorageFaults.slow`, 3 ms per fdatasync) so the figures do not
 /// depend on the machine's own disk: a producer thread comes back in microseconds, far inside
-/// the flusher's linger (one fdatasync's duration, at most 3 ms here).
+/// the flusher's linger (three fdatasync durations, at most 3 ms here).
 @Suite(.serialized) struct LogFlusherTests {
     /// A log on a disk whose fdatasync takes 3 ms, and a flusher for it that may wait as long
     /// for returning producers (the default ceiling, 1 ms, is short for threads woken on a

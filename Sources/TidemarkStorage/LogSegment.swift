@@ -251,8 +251,10 @@ final class LogSegment {
                 next = header.nextOffset
             case .invalid(_, let at):
                 if truncatingInvalidTail {
-                    // Zeros written ahead of the appends are cut, but were never data.
-                    let zeros = try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)
+                    // Zeros written ahead of the appends are cut, but were never data. (Only
+                    // for logs that write them: elsewhere zeros are what a crash left.)
+                    var zeros = false
+                    if config.preallocatesAhead { zeros = try BatchScanner.isPreallocatedTail(try file(), from: at, to: size) }
                     let bytes = try truncateFile(at: at)
                     cut = zeros ? 0 : bytes
                 }
@@ -423,14 +425,13 @@ final class LogSegment {
     var preallocatedBytes: Int { max(preallocatedEnd - size, 0) }
 
     /// Cuts the zeros written ahead, so that a segment that stops being active (a roll, a
-    /// close) ends with its last batch. `sync`: fsync the new size (fdatasync need not
-    /// write a size that shrank); without it, the caller syncs the whole file system.
-    func trimPreallocation(sync: Bool) throws(StorageError) {
+    /// close) ends with its last batch. The caller makes the new size durable with an fsync
+    /// (fdatasync need not write a size that shrank) or a syncfs, before a recovery
+    /// checkpoint passes the segment: recovery does not scan it after that.
+    func trimPreallocation() throws(StorageError) {
         guard preallocatedEnd > size else { return }
-        let file = try file()
-        try file.truncate(to: Int64(size))
+        try file().truncate(to: Int64(size))
         preallocatedEnd = 0
-        if sync { try file.syncIncludingMetadata() }
     }
 
     // MARK: Reading

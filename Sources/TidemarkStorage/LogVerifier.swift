@@ -95,13 +95,20 @@ public enum LogVerifier {
                         message: "batch at \(position) (offsets \(header.baseOffset)-\(header.lastOffset)) has invalid contents, "
                             + "consumers cannot read past it: \(failure)"))
                 case .preallocatedTail(let position, let size):
-                    report.notes.append(Problem(
-                        path: path,
-                        message: "zeros from position \(position) to the end (\(size - position) bytes): space written ahead of appends "
-                            + "(a log that syncs every append), cut at the next start or clean stop; not data"))
+                    let message = "zeros from position \(position) to the end (\(size - position) bytes)"
+                    if isLast || rescanned {
+                        report.notes.append(Problem(
+                            path: path,
+                            message: message + ": space written ahead of appends (a log that syncs every append), "
+                                + "cut at the next start or clean stop; not data"))
+                    } else {
+                        // The broker trusts this segment's size: reads would meet the zeros.
+                        report.problems.append(Problem(
+                            path: path, message: message + " after the last batch of a segment the broker does not rescan; --repair cuts them"))
+                    }
                 case .damaged(let error, let position, let size):
                     damaged = true
-                    let residue = isLast && rescanned && isInterruptedWrite(error)
+                    let residue = isLast && rescanned && isInterruptedWrite(error, path: path, at: position, size: size)
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
                     if residue {
                         report.notes.append(Problem(
@@ -131,10 +138,16 @@ public enum LogVerifier {
     }
 
     /// Whether damage at the end of the newest segment is what an interrupted append leaves:
-    /// a batch cut short by the end of the file. (A zero-filled tail is `.preallocatedTail`.)
-    static func isInterruptedWrite(_ error: RecordBatchError) -> Bool {
+    /// a batch cut short by the end of the file; zeros to the end (a size that reached the
+    /// disk before the data); or a batch cut short by the zeros written ahead of the appends
+    /// (bytes, then zeros to a 4 KiB boundary at the end of the file).
+    static func isInterruptedWrite(_ error: RecordBatchError, path: String, at position: Int, size: Int) -> Bool {
         if case .truncated = error { return true }
-        return false
+        guard size - position <= BatchScanner.maxPreallocatedTail,
+            let tail = try? SharedFile.open(path, .readOnly).read(count: size - position, at: Int64(position))
+        else { return false }
+        guard let lastData = tail.lastIndex(where: { $0 != 0 }) else { return true }
+        return size % 4096 == 0 && lastData < tail.count - 1
     }
 
     /// Index entries are checked only where the broker trusts them. An implausible index is

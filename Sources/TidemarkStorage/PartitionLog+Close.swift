@@ -20,10 +20,11 @@ extension PartitionLog {
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
-                try s.active.trimPreallocation(sync: true)
+                try s.active.trimPreallocation()
                 try s.active.sealForClose()
                 if s.changedSinceOpen {
-                    for file in try s.active.filesToSync() { try file.sync() }
+                    // fsync: the trim above shrank the log file.
+                    for file in try s.active.filesToSync() { try file.syncIncludingMetadata() }
                     if !s.checkpointCoversActive { try writeRecoveryCheckpoint(s.logEndOffset) }
                 }
                 // (A log untouched since open was durable and checkpointed then: only the
@@ -48,7 +49,7 @@ extension PartitionLog {
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
-                try s.active.trimPreallocation(sync: false)  // the batch's syncfs writes the size
+                try s.active.trimPreallocation()  // the batch's syncfs writes the size
                 try s.active.sealForClose()
                 try batch.add(directory: directory)
                 let (directory, checkpoint, end) = (directory, !s.checkpointCoversActive, s.logEndOffset)

@@ -96,10 +96,10 @@ extension PartitionLog {
         if activeSegment.size > 0 { activeSegment.rollBaseMilliseconds = clock() }
         let logEnd = activeSegment.nextOffset ?? activeSegment.baseOffset
         if !wasClean && deferredSync == nil {
-            // What recovery kept may still be only in the page cache: make it durable before
-            // the checkpoint says so.
+            // What recovery kept may still be only in the page cache, and what it cut only a
+            // size in memory: make both durable (fsync) before the checkpoint says so.
             for segment in segments where segment.isOpen {
-                for file in try segment.filesToSync() { try file.sync() }
+                for file in try segment.filesToSync() { try file.syncIncludingMetadata() }
             }
         }
         if wasClean { try LogMarkers.markOpen(directory, sync: deferredSync == nil) }

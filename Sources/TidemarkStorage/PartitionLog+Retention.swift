@@ -74,7 +74,7 @@ extension PartitionLog {
             if case .success = files { s.pendingSync = [] }
             return files
         }.get()
-        for file in files { try file.sync() }
+        for file in files { try file.syncIncludingMetadata() }  // the files shrank
         try FileSystem.syncDirectory(directory)
         try writeRecoveryCheckpoint(newEnd)
         state.withLock { $0.checkpointOffset = newEnd }

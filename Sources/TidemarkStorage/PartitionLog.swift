@@ -371,7 +371,7 @@ public final class PartitionLog: Sendable {
         // Create first: if that fails (a full disk), the active segment is untouched.
         let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config, use: fileUse)
         do {
-            try old.trimPreallocation(sync: true)
+            try old.trimPreallocation()  // made durable by the next sync (`syncAppended`)
             try old.sealIndexes()
         } catch {
             try? segment.deleteFiles()
@@ -473,26 +473,27 @@ public final class PartitionLog: Sendable {
     /// The flusher's work: fdatasync what was appended (rolled segments' files, the active
     /// log, the directory), then, after a roll, the recovery checkpoint.
     private func syncAppended() throws(StorageError) -> Int64 {
-        let taken = state.withLock { s -> Result<([SharedFile], Int64, Bool, Bool), StorageError> in
-            var files = s.pendingSync
+        let taken = state.withLock { s -> Result<([SharedFile], SharedFile, Int64, Bool, Bool), StorageError> in
+            let active: SharedFile
             do throws(StorageError) {
-                files.append(try s.active.file())  // reopened if the budget evicted it
+                active = try s.active.file()  // reopened if the budget evicted it
             } catch {
                 return .failure(error)
             }
-            let result = (files, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale)
+            let result = (s.pendingSync, active, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale)
             s.pendingSync = []
             s.directoryNeedsSync = false
             s.messagesSinceFlush = 0
             s.lastFlushNanoseconds = monotonicNanoseconds()
             return .success(result)
         }
-        let (files, end, syncDirectory, writeCheckpoint) = try taken.get()
-        for file in files {
-            let started = monotonicNanoseconds()
-            try file.sync()
-            syncObserver?(monotonicNanoseconds() &- started, directory)
-        }
+        let (rolled, active, end, syncDirectory, writeCheckpoint) = try taken.get()
+        // Rolled segments' files with fsync: a roll cut the zeros written ahead, and a size
+        // that shrank is metadata fdatasync need not write. (Once per roll.)
+        for file in rolled { try file.syncIncludingMetadata() }
+        let started = monotonicNanoseconds()
+        try active.sync()
+        syncObserver?(monotonicNanoseconds() &- started, directory)
         if syncDirectory { try FileSystem.syncDirectory(directory) }
         if writeCheckpoint {
             // The checkpoint only narrows the next recovery; failing to write it (a full disk)

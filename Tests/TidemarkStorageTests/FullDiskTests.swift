@@ -84,4 +84,47 @@ import Glibc
         let reopened = try PartitionLog.open(directory: logDir, config: config)
         #expect(try readAll(reopened).count == Int(end + 50))
     }
+
+    /// Zeros written ahead on a disk that has room for only part of them: the write stops
+    /// short, the partial zeros are cut again (the file ends with its last batch), the
+    /// appends go on as before, and once space is back the zeros are written.
+    @Test(.enabled(if: canMount, "mounting a tmpfs needs root"))
+    func fullDiskStopsTheZerosWrittenAhead() throws {
+        let dir = TemporaryDirectory("fulldisk-ahead")
+        let mountPoint = dir.path
+        #expect(mount("tmpfs", mountPoint, "tmpfs", 0, "size=1m") == 0, "mount: \(errno)")
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        var config = LogConfig()
+        config.flushPolicy = .everyAppend
+        config.maxIndexBytes = 4096
+        let logDir = mountPoint + "/jobs-0"
+        let log = try PartitionLog.open(directory: logDir, config: config)
+        defer { try? log.close() }
+        let batch = makeBatch(tag: "z", count: 4, valueBytes: 100)
+        for _ in 0..<10 { try log.append(batch) }
+        let logFile = logDir + "/" + segmentName(0, ".log")
+        let data = 10 * batch.count
+        // Fill the disk, then free 8 KiB: room for half of the 16 KiB the log wants ahead.
+        let filler = mountPoint + "/filler"
+        FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let chunk = Data(count: 4096)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        let filled = try handle.offset()
+        try handle.truncate(atOffset: filled - 8192)
+        try handle.close()
+
+        log.preallocateAhead()
+        #expect(fileSize(logFile) == data)  // the partial zeros were cut
+        try log.append(batch)
+        #expect(fileSize(logFile) == data + batch.count)
+        #expect(try readAll(log).count == 11 * 4)
+
+        try FileManager.default.removeItem(atPath: filler)
+        log.preallocateAhead()
+        #expect(fileSize(logFile) > data + batch.count)
+        #expect(fileSize(logFile) % 4096 == 0)
+        try log.append(batch)
+        #expect(try readAll(log).count == 12 * 4)
+    }
 }

@@ -191,7 +191,11 @@ public enum LogVerifier {
     public static func repair(partitionDirectory directory: String) throws -> RecoveryReport {
         try FileSystem.remove(directory + "/" + PartitionLog.cleanShutdownName)
         try FileSystem.remove(directory + "/" + PartitionLog.checkpointName)
-        let log = try PartitionLog.open(directory: directory)
+        // Zeros written ahead of appends (to a 4 KiB boundary) are cut as space, wherever
+        // they are: as damage, they would also remove every later segment.
+        var config = LogConfig()
+        config.preallocate = true
+        let log = try PartitionLog.open(directory: directory, config: config)
         let report = log.recoveryReport
         try log.close()
         try FileSystem.remove(directory + "/" + needsRepairName)

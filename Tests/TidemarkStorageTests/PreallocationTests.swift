@@ -156,6 +156,19 @@ import Testing
         try handle.close()
         let report = try LogVerifier.verify(partitionDirectory: dir.path)
         #expect(report.problems.contains { $0.path == first && $0.message.contains("does not rescan") }, "\(report.problems)")
+        // --repair cuts them as space: no loss, and the segments after it stay.
+        let segments = try LogVerifier.segmentFiles(in: dir.path).count
+        let repaired = try LogVerifier.repair(partitionDirectory: dir.path)
+        #expect(repaired.losses.isEmpty, "\(repaired.losses)")
+        #expect(repaired.deletedSegments.isEmpty)
+        #expect(try LogVerifier.segmentFiles(in: dir.path).count == segments)
+        #expect(fileSize(first) == size)
+        #expect(try LogVerifier.verify(partitionDirectory: dir.path).isHealthy)
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config(segmentBytes: 8 << 10))
+            defer { try? log.close() }
+            try Self.expectRecords(log, batches: 200)
+        }
 
         let other = TemporaryDirectory()
         do {

@@ -251,10 +251,11 @@ final class LogSegment {
                 next = header.nextOffset
             case .invalid(_, let at):
                 if truncatingInvalidTail {
-                    // Zeros written ahead of the appends are cut, but were never data. (Only
-                    // for logs that write them: elsewhere zeros are what a crash left.)
-                    var zeros = false
-                    if config.preallocatesAhead { zeros = try BatchScanner.isPreallocatedTail(try file(), from: at, to: size) }
+                    // Zeros written ahead of the appends are cut, but were never data. Read so
+                    // whatever the log's settings now: they may have changed since the zeros
+                    // were written, and a "bad batch" in an inactive segment would remove every
+                    // later one.
+                    let zeros = try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)
                     let bytes = try truncateFile(at: at)
                     cut = zeros ? 0 : bytes
                 }

@@ -54,7 +54,11 @@ public enum LogVerifier {
         // After a crash, recovery scans (and re-indexes) the segments from the one holding the
         // recovery point on; the ones before it are trusted as they are.
         let recoveryPoint = report.wasCleanShutdown ? nil : (try PartitionLog.readRecoveryCheckpoint(directory: directory) ?? 0)
-        let firstScanned = recoveryPoint.map { point in segments.lastIndex { $0.base <= point } ?? 0 }
+        let firstScanned = recoveryPoint.map { point in
+            PartitionLog.firstSegmentToScan(bases: segments.map(\.base), recoveryPoint: point) { index in
+                (try? FileSystem.fileSize(segments[index].path)).map { Int($0) } ?? 0
+            }
+        }
         let validator = RecordBatchValidator()
         var expectedNext: Int64? = nil
         for (index, (base, path)) in segments.enumerated() {
@@ -147,7 +151,12 @@ public enum LogVerifier {
             let tail = try? SharedFile.open(path, .readOnly).read(count: size - position, at: Int64(position))
         else { return false }
         guard let lastData = tail.lastIndex(where: { $0 != 0 }) else { return true }
-        return size % 4096 == 0 && lastData < tail.count - 1
+        // Cut short by the zeros: every byte left lies inside the batch its length field
+        // declares, which the zeros complete. (Damage followed by other batches is not this.)
+        guard size % 4096 == 0, tail.count >= RecordBatchHeader.logOverhead else { return false }
+        let length = tail[8..<12].reduce(0) { $0 << 8 | Int($1) }
+        let declared = RecordBatchHeader.logOverhead + length
+        return length >= Int(RecordBatchHeader.minimumBatchLength) && declared <= tail.count && lastData < declared - 1
     }
 
     /// Index entries are checked only where the broker trusts them. An implausible index is

@@ -22,6 +22,14 @@ extension PartitionLog {
                 guard !s.isClosed else { return }
                 try s.active.trimPreallocation()
                 try s.active.sealForClose()
+                // Rolled files the flusher has not synced yet (a roll with no append after it
+                // leaves nothing for `flush()` to do): fsync, since a roll cut their zeros.
+                for file in s.pendingSync { try file.syncIncludingMetadata() }
+                s.pendingSync = []
+                if s.directoryNeedsSync {
+                    try FileSystem.syncDirectory(directory)
+                    s.directoryNeedsSync = false
+                }
                 if s.changedSinceOpen {
                     // fsync: the trim above shrank the log file.
                     for file in try s.active.filesToSync() { try file.syncIncludingMetadata() }

@@ -137,8 +137,7 @@ extension PartitionLog {
     private static func recover(
         _ segments: inout [LogSegment], from recoveryPoint: Int64, report: inout RecoveryReport, config: LogConfig
     ) throws(StorageError) -> Bool {
-        let first = segments.lastIndex { $0.baseOffset <= recoveryPoint } ?? 0
-        var index = first
+        var index = firstSegmentToScan(bases: segments.map(\.baseOffset), recoveryPoint: recoveryPoint) { segments[$0].size }
         // The active (last) segment is scanned by openForAppend; inactive ones here.
         while index < segments.count - 1 {
             let segment = segments[index]
@@ -166,6 +165,18 @@ extension PartitionLog {
             index += 1
         }
         return false
+    }
+
+    /// The first segment recovery scans: the one holding the recovery point, or the one
+    /// before it when the point is that segment's base and the previous file ends on a 4 KiB
+    /// boundary. A checkpoint written at a segment's end, then a roll, leaves the roll's cut of
+    /// the zeros written ahead (`LogSegment.preallocateAhead`) unsynced until the next pass:
+    /// after a crash there, the previous segment may still end with zeros, and is scanned so
+    /// that they are cut. (`verify` uses the same rule.)
+    static func firstSegmentToScan(bases: [Int64], recoveryPoint: Int64, size: (Int) -> Int) -> Int {
+        let first = bases.lastIndex { $0 <= recoveryPoint } ?? 0
+        if first > 0 && bases[first] == recoveryPoint && size(first - 1) % 4096 == 0 { return first - 1 }
+        return first
     }
 
     /// The offset in `recovery-point.checkpoint`, or nil when absent or unreadable.

@@ -78,6 +78,15 @@ final class FlushGate: @unchecked Sendable {
         }
     }
 
+    /// Fails the log from outside a flush (a sync of its own that failed, e.g. in a close):
+    /// as after a failed flush, nothing more is written or claimed durable.
+    func fail(_ error: StorageError) {
+        pthread_mutex_lock(mutex)
+        if failure == nil { failure = error }
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
     /// Lowers the durable offset after a truncation.
     func lower(to offset: Int64) {
         pthread_mutex_lock(mutex)

@@ -22,19 +22,26 @@ extension PartitionLog {
                 guard !s.isClosed else { return }
                 try s.active.trimPreallocation()
                 try s.active.sealForClose()
-                // Rolled files the flusher has not synced yet (a roll with no append after it
-                // leaves nothing for `flush()` to do): fsync, since a roll cut their zeros.
-                for file in s.pendingSync { try file.syncIncludingMetadata() }
-                s.pendingSync = []
-                if s.directoryNeedsSync {
-                    try FileSystem.syncDirectory(directory)
-                    s.directoryNeedsSync = false
+                do throws(StorageError) {
+                    // Rolled files the flusher has not synced yet (a roll with no append after
+                    // it leaves nothing for `flush()` to do): fsync, since a roll cut their zeros.
+                    for file in s.pendingSync { try file.syncIncludingMetadata() }
+                    s.pendingSync = []
+                    if s.directoryNeedsSync {
+                        try FileSystem.syncDirectory(directory)
+                        s.directoryNeedsSync = false
+                    }
+                    if s.changedSinceOpen {
+                        // fsync: the trim above shrank the log file.
+                        for file in try s.active.filesToSync() { try file.syncIncludingMetadata() }
+                    }
+                } catch {
+                    // The kernel may have dropped the pages: the log is failed, so that a
+                    // retried close leaves no clean-shutdown marker (the next open scans it).
+                    gate.fail(error)
+                    throw error
                 }
-                if s.changedSinceOpen {
-                    // fsync: the trim above shrank the log file.
-                    for file in try s.active.filesToSync() { try file.syncIncludingMetadata() }
-                    if !s.checkpointCoversActive { try writeRecoveryCheckpoint(s.logEndOffset) }
-                }
+                if s.changedSinceOpen && !s.checkpointCoversActive { try writeRecoveryCheckpoint(s.logEndOffset) }
                 // (A log untouched since open was durable and checkpointed then: only the
                 // marker changes.)
                 try LogMarkers.markClean(directory, sync: true)

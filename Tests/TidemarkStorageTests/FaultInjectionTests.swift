@@ -123,6 +123,27 @@ import Testing
         #expect(try readAll(log).map(\.1).prefix(3) == ["ok-0", "ok-1", "ok-2"])
     }
 
+    /// EIO on the close's own fsync: the close fails, and so does the log, so that closing it
+    /// again leaves no clean-shutdown marker (a second sync would report success over pages the
+    /// kernel may have dropped) and the next open scans it as after a crash.
+    @Test func eioWhileClosingLeavesTheLogUnclean() throws {
+        let dir = TemporaryDirectory("fault-close")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: LogConfig())
+        try log.append(makeBatch(tag: "a", count: 3))
+        try log.flush()
+        try log.append(makeBatch(tag: "b", count: 3))
+        // The first sync (the flush's fdatasync) goes through; the close's fsync fails.
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/t-0/", skip: 1)
+        #expect { try log.close() } throws: { ($0 as? StorageError)?.errno == .ioError }
+        StorageFaults.clear(pathContains: dir.path)
+        try log.close()
+        #expect(log.isClosed)
+        let reopened = try PartitionLog.open(directory: dir.path + "/t-0", config: LogConfig())
+        #expect(!reopened.recoveryReport.wasCleanShutdown)
+        try reopened.close()
+    }
+
     /// EINTR is retried by every wrapper: writes, reads, syncs and allocations succeed.
     @Test func eintrIsRetried() throws {
         let dir = TemporaryDirectory("fault-eintr")

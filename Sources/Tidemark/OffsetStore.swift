@@ -388,34 +388,23 @@ public final class OffsetStore: Sendable {
     }
 
     static func decodeKey(_ bytes: [UInt8]?) -> Key? {
-        guard let bytes else { return nil }
-        return bytes.withUnsafeBytes { raw -> Key? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                guard try reader.readInteger(as: Int16.self) == 1 else { return nil }
-                let group = try reader.readShortString()
-                let topic = try reader.readShortString()
-                let partition: Int32 = try reader.readInteger()
-                return Key(group: group, topicPartition: TopicPartition(topic, Int(partition)))
-            } catch {
-                return nil
-            }
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> Key? in
+            guard try reader.readInteger(as: Int16.self) == 1 else { return nil }
+            let group = try reader.readShortString()
+            let topic = try reader.readShortString()
+            let partition: Int32 = try reader.readInteger()
+            return Key(group: group, topicPartition: TopicPartition(topic, Int(partition)))
         }
     }
 
     static func decodeValue(_ bytes: [UInt8]) -> CommittedOffset? {
-        bytes.withUnsafeBytes { raw -> CommittedOffset? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                guard try reader.readInteger(as: Int16.self) == 3 else { return nil }
-                let offset: Int64 = try reader.readInteger()
-                _ = try reader.readInteger(as: Int32.self)
-                let metadata = try reader.readShortString()
-                let timestamp: Int64 = try reader.readInteger()
-                return CommittedOffset(offset: offset, metadata: metadata, commitTimestampMs: timestamp)
-            } catch {
-                return nil
-            }
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> CommittedOffset? in
+            guard try reader.readInteger(as: Int16.self) == 3 else { return nil }
+            let offset: Int64 = try reader.readInteger()
+            _ = try reader.readInteger(as: Int32.self)
+            let metadata = try reader.readShortString()
+            let timestamp: Int64 = try reader.readInteger()
+            return CommittedOffset(offset: offset, metadata: metadata, commitTimestampMs: timestamp)
         }
     }
 }

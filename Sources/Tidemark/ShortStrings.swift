@@ -39,3 +39,19 @@ extension ByteReader {
         return string
     }
 }
+
+extension ByteReader {
+    /// Decodes one of those records with `body`: nil when `bytes` is nil, when they end before
+    /// `body` is done, or when `body` itself says nil (a version it does not read, a bad count).
+    static func decode<T>(_ bytes: [UInt8]?, _ body: (inout ByteReader) throws(RecordBatchError) -> T?) -> T? {
+        guard let bytes else { return nil }
+        return bytes.withUnsafeBytes { raw -> T? in
+            var reader = ByteReader(raw)
+            do throws(RecordBatchError) {
+                return try body(&reader)
+            } catch {
+                return nil
+            }
+        }
+    }
+}

@@ -422,9 +422,6 @@ final class LogSegment {
         }
     }
 
-    /// Bytes of zeros past the batches now.
-    var preallocatedBytes: Int { max(preallocatedEnd - size, 0) }
-
     /// Cuts the zeros written ahead, so that a segment that stops being active (a roll, a
     /// close) ends with its last batch. The caller makes the new size durable with an fsync
     /// (fdatasync need not write a size that shrank) or a syncfs, before a recovery

@@ -24,17 +24,12 @@ public enum ConsumerProtocol {
 
     /// The topics of a subscription of any version (they come first in all of them).
     public static func decodeSubscriptionTopics(_ bytes: [UInt8]) -> [String]? {
-        bytes.withUnsafeBytes { raw -> [String]? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                let version: Int16 = try reader.readInteger()
-                guard version >= 0 else { return nil }
-                let count: Int32 = try reader.readInteger()
-                guard count >= 0 && Int(count) * 2 <= reader.readableBytes else { return nil }
-                return try (0..<count).map { _ throws(RecordBatchError) in try reader.readShortString() }
-            } catch {
-                return nil
-            }
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> [String]? in
+            let version: Int16 = try reader.readInteger()
+            guard version >= 0 else { return nil }
+            let count: Int32 = try reader.readInteger()
+            guard count >= 0 && Int(count) * 2 <= reader.readableBytes else { return nil }
+            return try (0..<count).map { _ throws(RecordBatchError) in try reader.readShortString() }
         }
     }
 
@@ -54,23 +49,18 @@ public enum ConsumerProtocol {
 
     public static func decodeAssignment(_ bytes: [UInt8]) -> [TopicPartition]? {
         if bytes.isEmpty { return [] }
-        return bytes.withUnsafeBytes { raw -> [TopicPartition]? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                _ = try reader.readInteger(as: Int16.self)
-                let topics: Int32 = try reader.readInteger()
-                guard topics >= 0 && Int(topics) * 6 <= reader.readableBytes else { return nil }
-                var result: [TopicPartition] = []
-                for _ in 0..<topics {
-                    let topic = try reader.readShortString()
-                    let count: Int32 = try reader.readInteger()
-                    guard count >= 0 && Int(count) * 4 <= reader.readableBytes else { return nil }
-                    for _ in 0..<count { result.append(TopicPartition(topic, Int(try reader.readInteger(as: Int32.self)))) }
-                }
-                return result
-            } catch {
-                return nil
+        return ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> [TopicPartition]? in
+            _ = try reader.readInteger(as: Int16.self)
+            let topics: Int32 = try reader.readInteger()
+            guard topics >= 0 && Int(topics) * 6 <= reader.readableBytes else { return nil }
+            var result: [TopicPartition] = []
+            for _ in 0..<topics {
+                let topic = try reader.readShortString()
+                let count: Int32 = try reader.readInteger()
+                guard count >= 0 && Int(count) * 4 <= reader.readableBytes else { return nil }
+                for _ in 0..<count { result.append(TopicPartition(topic, Int(try reader.readInteger(as: Int32.self)))) }
             }
+            return result
         }
     }
 }

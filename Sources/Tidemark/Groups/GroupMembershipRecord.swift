@@ -52,15 +52,9 @@ struct GroupMembershipRecord: Sendable, Equatable {
 
     /// The group of a membership key; nil for any other key (an offset commit's is version 1).
     static func decodeKey(_ bytes: [UInt8]?) -> String? {
-        guard let bytes else { return nil }
-        return bytes.withUnsafeBytes { raw -> String? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                guard try reader.readInteger(as: Int16.self) == keyVersion else { return nil }
-                return try reader.readShortString()
-            } catch {
-                return nil
-            }
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> String? in
+            guard try reader.readInteger(as: Int16.self) == keyVersion else { return nil }
+            return try reader.readShortString()
         }
     }
 
@@ -88,33 +82,28 @@ struct GroupMembershipRecord: Sendable, Equatable {
 
     /// Reads value versions 0 and 1 (version 0 has no rebalance timeout); nil for others.
     static func decodeValue(_ bytes: [UInt8]) -> GroupMembershipRecord? {
-        bytes.withUnsafeBytes { raw -> GroupMembershipRecord? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                let version: Int16 = try reader.readInteger()
-                guard version == 0 || version == 1 else { return nil }
-                var record = GroupMembershipRecord(
-                    protocolType: try reader.readShortString(), generation: try reader.readInteger(), protocolName: try reader.readNullableShortString(),
-                    leader: try reader.readNullableShortString(), members: [])
-                let count: Int32 = try reader.readInteger()
-                guard count >= 0 else { return nil }
-                for _ in 0..<count {
-                    let memberId = try reader.readShortString()
-                    let clientId = try reader.readShortString()
-                    let clientHost = try reader.readShortString()
-                    let rebalanceTimeout: Int32 = version >= 1 ? try reader.readInteger() : -1
-                    let sessionTimeout: Int32 = try reader.readInteger()
-                    let subscription = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
-                    let assignment = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
-                    record.members.append(
-                        Member(
-                            memberId: memberId, clientId: clientId, clientHost: clientHost, rebalanceTimeoutMs: rebalanceTimeout,
-                            sessionTimeoutMs: sessionTimeout, subscription: subscription, assignment: assignment))
-                }
-                return record
-            } catch {
-                return nil
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> GroupMembershipRecord? in
+            let version: Int16 = try reader.readInteger()
+            guard version == 0 || version == 1 else { return nil }
+            var record = GroupMembershipRecord(
+                protocolType: try reader.readShortString(), generation: try reader.readInteger(), protocolName: try reader.readNullableShortString(),
+                leader: try reader.readNullableShortString(), members: [])
+            let count: Int32 = try reader.readInteger()
+            guard count >= 0 else { return nil }
+            for _ in 0..<count {
+                let memberId = try reader.readShortString()
+                let clientId = try reader.readShortString()
+                let clientHost = try reader.readShortString()
+                let rebalanceTimeout: Int32 = version >= 1 ? try reader.readInteger() : -1
+                let sessionTimeout: Int32 = try reader.readInteger()
+                let subscription = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
+                let assignment = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
+                record.members.append(
+                    Member(
+                        memberId: memberId, clientId: clientId, clientHost: clientHost, rebalanceTimeoutMs: rebalanceTimeout,
+                        sessionTimeoutMs: sessionTimeout, subscription: subscription, assignment: assignment))
             }
+            return record
         }
     }
 }

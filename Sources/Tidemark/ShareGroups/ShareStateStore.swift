@@ -183,67 +183,56 @@ final class ShareStateStore: Sendable {
     }
 
     static func decodeKey(_ bytes: [UInt8]?) -> Key? {
-        guard let bytes else { return nil }
-        return bytes.withUnsafeBytes { raw -> Key? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                guard try reader.readInteger(as: Int16.self) == 0 else { return nil }
-                let group = try reader.readShortString()
-                let b = Array(try reader.readSlice(count: 16))
-                let id = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
-                let partition: Int32 = try reader.readInteger()
-                return Key(group: group, topicId: id, partition: Int(partition))
-            } catch {
-                return nil
-            }
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> Key? in
+            guard try reader.readInteger(as: Int16.self) == 0 else { return nil }
+            let group = try reader.readShortString()
+            let b = Array(try reader.readSlice(count: 16))
+            let id = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+            let partition: Int32 = try reader.readInteger()
+            return Key(group: group, topicId: id, partition: Int(partition))
         }
     }
 
     static func decodeValue(_ bytes: [UInt8]) -> SharePartition? {
-        bytes.withUnsafeBytes { raw -> SharePartition? in
-            var reader = ByteReader(raw)
-            do throws(RecordBatchError) {
-                let version: Int16 = try reader.readInteger()
-                guard version == 0 || version == 1 else { return nil }
-                let start: Int64 = try reader.readInteger()
-                let count: Int32 = try reader.readInteger()
-                // Offsets are never negative, and the window's arithmetic must not overflow.
-                guard start >= 0, start < Int64.max / 2, count >= 0, Int(count) <= raw.count / 19 + 1 else { return nil }
-                var entries: [SharePartition.Entry] = []
-                var next = start
-                for _ in 0..<count {
-                    let first: Int64 = try reader.readInteger()
-                    let last: Int64 = try reader.readInteger()
-                    let stateRaw: Int8 = try reader.readInteger()
-                    let deliveries: Int16 = try reader.readInteger()
-                    // Runs must continue the window without holes, and stay within bounds.
-                    guard first == next, last >= first, last - start < 1_000_000,
-                        let state = ShareRecordState(rawValue: stateRaw)
-                    else { return nil }
-                    for _ in first...last { entries.append(SharePartition.Entry(state: state, deliveryCount: deliveries)) }
-                    next = last + 1
-                }
-                guard version == 1 else { return SharePartition(startOffset: start, entries: entries) }
-                let producerId: Int64 = try reader.readInteger()
-                let nextSequence: Int32 = try reader.readInteger()
-                let written: Int64 = try reader.readInteger()
-                let pending: Int32 = try reader.readInteger()
-                guard pending >= 0, Int(pending) <= raw.count / 15 + 1 else { return nil }
-                var letters: [DeadLetter] = []
-                for _ in 0..<pending {
-                    let offset: Int64 = try reader.readInteger()
-                    let dispositionRaw: Int8 = try reader.readInteger()
-                    let deliveries: Int16 = try reader.readInteger()
-                    let sequence: Int32 = try reader.readInteger()
-                    guard let disposition = DeadLetter.Disposition(rawValue: dispositionRaw) else { return nil }
-                    letters.append(DeadLetter(offset: offset, disposition: disposition, deliveryCount: deliveries, sequence: sequence))
-                }
-                return SharePartition(
-                    startOffset: start, entries: entries, deadLetters: letters, deadLetterSequence: nextSequence,
-                    deadLetterProducerId: producerId, deadLettered: written)
-            } catch {
-                return nil
+        ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> SharePartition? in
+            let version: Int16 = try reader.readInteger()
+            guard version == 0 || version == 1 else { return nil }
+            let start: Int64 = try reader.readInteger()
+            let count: Int32 = try reader.readInteger()
+            // Offsets are never negative, and the window's arithmetic must not overflow.
+            guard start >= 0, start < Int64.max / 2, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
+            var entries: [SharePartition.Entry] = []
+            var next = start
+            for _ in 0..<count {
+                let first: Int64 = try reader.readInteger()
+                let last: Int64 = try reader.readInteger()
+                let stateRaw: Int8 = try reader.readInteger()
+                let deliveries: Int16 = try reader.readInteger()
+                // Runs must continue the window without holes, and stay within bounds.
+                guard first == next, last >= first, last - start < 1_000_000,
+                    let state = ShareRecordState(rawValue: stateRaw)
+                else { return nil }
+                for _ in first...last { entries.append(SharePartition.Entry(state: state, deliveryCount: deliveries)) }
+                next = last + 1
             }
+            guard version == 1 else { return SharePartition(startOffset: start, entries: entries) }
+            let producerId: Int64 = try reader.readInteger()
+            let nextSequence: Int32 = try reader.readInteger()
+            let written: Int64 = try reader.readInteger()
+            let pending: Int32 = try reader.readInteger()
+            guard pending >= 0, Int(pending) <= bytes.count / 15 + 1 else { return nil }
+            var letters: [DeadLetter] = []
+            for _ in 0..<pending {
+                let offset: Int64 = try reader.readInteger()
+                let dispositionRaw: Int8 = try reader.readInteger()
+                let deliveries: Int16 = try reader.readInteger()
+                let sequence: Int32 = try reader.readInteger()
+                guard let disposition = DeadLetter.Disposition(rawValue: dispositionRaw) else { return nil }
+                letters.append(DeadLetter(offset: offset, disposition: disposition, deliveryCount: deliveries, sequence: sequence))
+            }
+            return SharePartition(
+                startOffset: start, entries: entries, deadLetters: letters, deadLetterSequence: nextSequence,
+                deadLetterProducerId: producerId, deadLettered: written)
         }
     }
 }

@@ -38,6 +38,24 @@ import Testing
         Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst(position))
     }
 
+    /// Appends `batches`, syncs, writes zeros ahead, and "crashes": the log is dropped
+    /// without `close()`.
+    static func writeZerosAheadAndCrash(_ dir: TemporaryDirectory, batches: Int) throws {
+        let log = try PartitionLog.open(directory: dir.path, config: config())
+        try append(log, from: 0, count: batches)
+        try log.flush()
+        log.preallocateAhead()
+    }
+
+    /// Appends zeros to `path` up to the next 4 KiB boundary, and `extraPages` pages more:
+    /// what zeros written ahead leave.
+    static func padWithZeros(_ path: String, extraPages: Int = 0) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(count: 4096 - fileSize(path) % 4096 + 4096 * extraPages))
+        try handle.close()
+    }
+
     var log0: String { segmentName(0, ".log") }
 
     @Test func zerosAheadOfTheAppendsAreNeverReadAndGoAtAClose() throws {
@@ -73,13 +91,7 @@ import Testing
 
     @Test func aCrashLeavesZerosThatRecoveryCutsWithoutALoss() throws {
         let dir = TemporaryDirectory()
-        do {
-            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
-            try Self.append(log, from: 0, count: 30)
-            try log.flush()
-            log.preallocateAhead()
-            // Dropped without close: a crash.
-        }
+        try Self.writeZerosAheadAndCrash(dir, batches: 30)
         let data = 30 * Self.batchSize
         #expect(fileSize(dir.file(log0)) > data)
 
@@ -110,12 +122,7 @@ import Testing
 
     @Test func aWriteTornInsideTheZerosIsCutAsALoss() throws {
         let dir = TemporaryDirectory()
-        do {
-            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
-            try Self.append(log, from: 0, count: 30)
-            try log.flush()
-            log.preallocateAhead()
-        }
+        try Self.writeZerosAheadAndCrash(dir, batches: 30)
         let data = 30 * Self.batchSize
         let onDisk = fileSize(dir.file(log0))
         // The first 40 bytes of the next batch reached the disk, the rest stayed zeros.
@@ -150,10 +157,7 @@ import Testing
         }
         let first = dir.file(log0)
         let size = fileSize(first)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: first))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(count: 4096 - size % 4096))
-        try handle.close()
+        try Self.padWithZeros(first)
         let report = try LogVerifier.verify(partitionDirectory: dir.path)
         #expect(report.problems.contains { $0.path == first && $0.message.contains("does not rescan") }, "\(report.problems)")
         // --repair cuts them as space: no loss, and the segments after it stay.
@@ -176,10 +180,7 @@ import Testing
             try Self.append(log, from: 0, count: 10)
         }
         let path = other.file(log0)
-        let appended = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try appended.seekToEnd()
-        try appended.write(contentsOf: Data(count: 4096 - fileSize(path) % 4096))
-        try appended.close()
+        try Self.padWithZeros(path)
         let reopened = try PartitionLog.open(directory: other.path, config: Self.config(.os))
         defer { try? reopened.close() }
         #expect(reopened.recoveryReport.truncatedBytes == 0)
@@ -201,10 +202,7 @@ import Testing
         let segments = try LogVerifier.segmentFiles(in: dir.path)
         #expect(segments.count >= 3)
         let (base, path) = (segments[segments.count - 1].base, segments[segments.count - 2].path)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(count: 4096 - fileSize(path) % 4096 + 4096))
-        try handle.close()
+        try Self.padWithZeros(path, extraPages: 1)
         try LogMarkers.writeRecoveryPoint(base, directory: dir.path, sync: false)
         try Data("0".utf8).write(to: URL(fileURLWithPath: dir.file(".clean-shutdown")))
         #expect(try LogVerifier.verify(partitionDirectory: dir.path).isHealthy)

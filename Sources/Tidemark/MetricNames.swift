@@ -27,6 +27,7 @@ public enum MetricName {
     public static let requestDuration = "tidemark_kafka_request_duration_seconds"
     public static let connectionsActive = "tidemark_connections_active"
     public static let connections = "tidemark_connections_total"
+    public static let connectionsRefused = "tidemark_connections_refused_total"
 
     // Tidemark: traffic and storage (recorded by the engine as it happens).
     public static let bytesIn = "tidemark_bytes_in_total"
@@ -83,6 +84,7 @@ public enum MetricName {
         requestDuration: "Time from a Kafka request's arrival to its response being handed to the socket, by API.",
         connectionsActive: "Open TCP connections, by listener.",
         connections: "Accepted TCP connections, by listener.",
+        connectionsRefused: "TCP connections closed as they arrived, by listener and the limit that refused them (max.connections, max.connections.per.ip).",
         bytesIn: "Record-batch bytes appended, by topic.",
         bytesOut: "Record-batch bytes read by fetches, by topic.",
         recordsProduced: "Records appended, by topic.",

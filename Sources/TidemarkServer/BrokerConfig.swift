@@ -52,6 +52,8 @@ public struct BrokerConfig: Sendable {
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
         ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
+        ("max.connections", "connections open at once; more are closed as they arrive (default: half the descriptor limit less 192)"),
+        ("max.connections.per.ip", "connections open at once from one client address"),
         ("max.incremental.fetch.session.cache.slots", "incremental fetch sessions kept at once (0: none)"),
         ("num.network.threads", "event loop threads"),
     ]
@@ -148,6 +150,8 @@ public struct BrokerConfig: Sendable {
             let n = try number()
             server.queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
         case "connections.max.idle.ms": server.connectionsMaxIdleMs = try number()
+        case "max.connections": server.maxConnections = Int(try ranged(1...Int64(Int32.max)))
+        case "max.connections.per.ip": server.maxConnectionsPerIp = Int(try ranged(1...Int64(Int32.max)))
         case "fetch.max.bytes": server.fetchMaxBytes = Int(try number())
         case "max.incremental.fetch.session.cache.slots": server.fetchSessionCacheSlots = Int(clamping: max(0, try number()))
         case "num.network.threads": server.eventLoops = Int(try number())
@@ -188,6 +192,8 @@ public struct BrokerConfig: Sendable {
             ("auto.create.topics.enable", "\(server.autoCreateTopics)"),
             ("broker.id", "\(server.nodeId)"),
             ("connections.max.idle.ms", "\(server.connectionsMaxIdleMs)"),
+            ("max.connections", "\(server.maxConnections ?? ConnectionLimiter.defaultMaxConnections())"),
+            ("max.connections.per.ip", "\(server.maxConnectionsPerIp == Int.max ? Int(Int32.max) : server.maxConnectionsPerIp)"),
             ("fetch.max.bytes", "\(server.fetchMaxBytes)"),
             ("max.incremental.fetch.session.cache.slots", "\(server.fetchSessionCacheSlots)"),
             ("group.consumer.heartbeat.interval.ms", "\(broker.groups.consumerHeartbeatIntervalMs)"),
@@ -277,7 +283,7 @@ extension BrokerConfig {
             "group.consumer.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes",
             "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size",
             "share.delivery.count.limit", "share.partition.max.record.locks", "group.share.delivery.count.limit", "num.network.threads", "node.id",
-            "broker.id", "fetch.max.bytes", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
+            "broker.id", "fetch.max.bytes", "max.connections", "max.connections.per.ip", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
             "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
             "share.session.timeout.ms", "share.heartbeat.interval.ms", "share.record.lock.duration.ms":
             3

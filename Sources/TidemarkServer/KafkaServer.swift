@@ -52,13 +52,29 @@ public final class KafkaServer: Sendable {
         let budget = RequestMemoryBudget(limitBytes: config.queuedMaxRequestBytes)
         let frameTimeout = TimeAmount.milliseconds(config.frameTimeoutMs)
         let idleTimeout = TimeAmount.milliseconds(config.connectionsMaxIdleMs)
+        let limiter = ConnectionLimiter(
+            maxConnections: config.maxConnections ?? ConnectionLimiter.defaultMaxConnections(),
+            maxPerAddress: config.maxConnectionsPerIp, logger: logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // An accept that fails for want of descriptors (EMFILE) pauses accepting for a
+            // second instead of retrying at once: a full descriptor table cost a whole core.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger))
+                }
+            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let router = routerBox.router else { throw ChannelError.ioOnClosedChannel }
+                    let address = channel.remoteAddress?.ipAddress
+                    if let refusal = limiter.admit(address) {
+                        router.metrics.connectionsRefused[refusal]?.increment()
+                        throw ChannelError.inappropriateOperationForState  // NIO closes it
+                    }
+                    channel.closeFuture.whenComplete { _ in limiter.release(address) }
                     try channel.pipeline.syncOperations.addHandler(
                         KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, frameTimeout: frameTimeout))
                     try channel.pipeline.syncOperations.addHandler(

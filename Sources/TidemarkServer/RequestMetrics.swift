@@ -22,6 +22,7 @@ final class RequestMetrics: Sendable {
     private let errors = Mutex<[String: Counter]>([:])
     let connectionsActive: Meter
     let connections: Counter
+    let connectionsRefused: [ConnectionLimiter.Refusal: Counter]
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -35,6 +36,12 @@ final class RequestMetrics: Sendable {
         self.perApi = perApi
         connectionsActive = Meter(label: MetricName.connectionsActive, dimensions: [("listener", "kafka")], factory: factory)
         connections = Counter(label: MetricName.connections, dimensions: [("listener", "kafka")], factory: factory)
+        var refused: [ConnectionLimiter.Refusal: Counter] = [:]
+        for refusal in [ConnectionLimiter.Refusal.maxConnections, .maxConnectionsPerIp] {
+            refused[refusal] = Counter(
+                label: MetricName.connectionsRefused, dimensions: [("listener", "kafka"), ("limit", refusal.rawValue)], factory: factory)
+        }
+        connectionsRefused = refused
     }
 
     /// One request answered (or refused) after `nanoseconds`.

@@ -23,6 +23,13 @@ public struct ServerConfig: Sendable {
     /// A connection that sends nothing and awaits no answer for this long is closed
     /// (Kafka's connections.max.idle.ms).
     public var connectionsMaxIdleMs: Int64 = 600_000
+    /// Connections open at once over all clients (Kafka's max.connections); more are closed
+    /// as they arrive. nil: half the process's descriptor limit (the other half is the segment
+    /// files' budget) less 192 (the HTTP listener's 128 connections and 64 for the rest), at
+    /// least 64, so that a flood of connections cannot starve the storage of descriptors.
+    public var maxConnections: Int? = nil
+    /// Connections open at once from one client address (Kafka's max.connections.per.ip).
+    public var maxConnectionsPerIp = Int.max
     /// The most record bytes one fetch response carries (Kafka's fetch.max.bytes), whatever
     /// the client asks; one batch larger than this is still sent whole so consumers progress.
     public var fetchMaxBytes = 57_671_680

@@ -141,7 +141,10 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
-    static func start(limits: HTTPServer.Limits = HTTPServer.Limits(), options: BrokerOptions = BrokerOptions()) async throws -> Node {
+    static func start(
+        limits: HTTPServer.Limits = HTTPServer.Limits(), options: BrokerOptions = BrokerOptions(),
+        configure: (inout ServerConfig) -> Void = { _ in }
+    ) async throws -> Node {
         let dir = TemporaryDirectory()
         let registry = PrometheusCollectorRegistry()
         let factory = TidemarkPrometheus.factory(registry: registry)
@@ -151,6 +154,7 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         var config = ServerConfig()
         config.port = 0
         config.metricsFactory = factory
+        configure(&config)
         let server = try await KafkaServer.start(broker: broker, config: config)
         let health = HealthRoutes()
         let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [health], limits: limits)

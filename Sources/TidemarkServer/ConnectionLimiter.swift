@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import Synchronization
+import TidemarkStorage
+
+/// Which new Kafka connections are admitted: at most `maxConnections` open at once over all
+/// clients (Kafka's `max.connections`) and `maxPerAddress` from one client address
+/// (`max.connections.per.ip`). A connection past either is closed as it arrives, counted
+/// (`tidemark_connections_refused_total`), and logged at most once per 10 s with how many
+/// were refused since the last line.
+///
+/// Why a limit by default: descriptors are shared with the segment files (half the process's
+/// limit is their budget). A client opening connections until the process has no descriptor
+/// left would make partitions fail to open their segments, and no other client could connect.
+///
+/// Concurrency: a Mutex owns the counts; it is taken once when a connection is accepted and
+/// once when it closes, never on the request path.
+final class ConnectionLimiter: Sendable {
+    let maxConnections: Int
+    let maxPerAddress: Int
+    private let logger: Logger
+
+    private struct State {
+        var open = 0
+        /// Open connections per client address (kept only when `maxPerAddress` limits them).
+        var perAddress: [String: Int] = [:]
+        var refusedSinceLog = 0
+        var lastLog: ContinuousClock.Instant? = nil
+    }
+
+    private let state = Mutex(State())
+
+    init(maxConnections: Int, maxPerAddress: Int, logger: Logger) {
+        self.maxConnections = max(1, maxConnections)
+        self.maxPerAddress = max(1, maxPerAddress)
+        self.logger = logger
+    }
+
+    /// The default `max.connections`: the soft descriptor limit less the segment files'
+    /// budget (`OpenFileBudget.shared`, half of it), the HTTP listener's 128 connections and
+    /// 64 descriptors for everything else (the listeners, the data directory, the state logs);
+    /// at least 64.
+    static func defaultMaxConnections() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 320 }
+        let soft = Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max)))  // RLIM_INFINITY is the largest value
+        return max(64, soft - OpenFileBudget.shared.limit - 192)
+    }
+
+    enum Refusal: String {
+        case maxConnections = "max.connections"
+        case maxConnectionsPerIp = "max.connections.per.ip"
+    }
+
+    /// Admits a connection from `address` (nil: unknown), or says which limit refuses it.
+    func admit(_ address: String?) -> Refusal? {
+        let (refusal, log) = state.withLock { s -> (Refusal?, (open: Int, refused: Int)?) in
+            var refusal: Refusal? = nil
+            if s.open >= maxConnections {
+                refusal = .maxConnections
+            } else if maxPerAddress < Int.max, let address, s.perAddress[address, default: 0] >= maxPerAddress {
+                refusal = .maxConnectionsPerIp
+            }
+            guard refusal != nil else {
+                s.open += 1
+                if maxPerAddress < Int.max, let address { s.perAddress[address, default: 0] += 1 }
+                return (nil, nil)
+            }
+            s.refusedSinceLog += 1
+            let now = ContinuousClock.now
+            if let last = s.lastLog, now - last < .seconds(10) { return (refusal, nil) }
+            s.lastLog = now
+            defer { s.refusedSinceLog = 0 }
+            return (refusal, (s.open, s.refusedSinceLog))
+        }
+        if let refusal, let log {
+            logger.warning(
+                "refusing new connections",
+                metadata: [
+                    "limit": "\(refusal.rawValue)", "max_connections": "\(maxConnections)",
+                    "max_connections_per_ip": "\(maxPerAddress == Int.max ? "unlimited" : "\(maxPerAddress)")",
+                    "open": "\(log.open)", "refused_since_last_warning": "\(log.refused)",
+                ])
+        }
+        return refusal
+    }
+
+    /// A connection `admit` let in has closed.
+    func release(_ address: String?) {
+        state.withLock { s in
+            s.open -= 1
+            guard maxPerAddress < Int.max, let address, let count = s.perAddress[address] else { return }
+            s.perAddress[address] = count > 1 ? count - 1 : nil
+        }
+    }
+
+    /// Connections admitted and not yet closed.
+    var open: Int { state.withLock { $0.open } }
+}
+
+/// On the listening channel: when accept fails for want of descriptors or memory (EMFILE,
+/// ENFILE, ENOBUFS, ENOMEM), accepting pauses for a second, then resumes by itself; a
+/// warning says so (at most once per pause).
+///
+/// Why not NIO's `AcceptBackoffHandler`: it holds back the next `read`, but when the very first
+/// accept of a readable event fails, NIO still has a read pending and stays registered for
+/// readability, so the listening socket is polled and accept fails again at once: a whole
+/// core spent until a descriptor frees (seen with a flood of connections under
+/// `ulimit -n 256`). Turning `autoRead` off unregisters the socket from the poller.
+///
+/// Confined to the listening channel's event loop.
+final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    static let pause = TimeAmount.seconds(1)
+    private let logger: Logger
+    private var paused = false
+
+    init(logger: Logger) { self.logger = logger }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) else {
+            return context.fireErrorCaught(error)
+        }
+        guard !paused, let options = context.channel.syncOptions else { return }
+        paused = true
+        try? options.setOption(.autoRead, value: false)
+        logger.warning(
+            "cannot accept connections, pausing for a second",
+            metadata: ["error": "\(error)", "hint": "raise the descriptor limit (ulimit -n) or lower max.connections"])
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.pause) {
+            let (handler, context) = bound.value
+            handler.paused = false
+            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        }
+    }
+}

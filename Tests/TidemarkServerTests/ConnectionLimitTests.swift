@@ -1,0 +1,77 @@
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkServer
+import TidemarkWire
+
+/// `max.connections` and `max.connections.per.ip`: a connection past a limit is closed as it
+/// arrives and counted, the connections already open keep being served, and a slot freed by
+/// a close is used by the next client.
+///
+/// Nested in `ServerTests` so that its blocking raw clients never run beside other suites'.
+extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
+    /// ApiVersions on `client`: true when answered, false when the connection was closed.
+    static func answers(_ client: RawClient, _ correlation: Int32) throws -> Bool {
+        try client.request(.apiVersions, version: 0, correlation: correlation, ApiVersionsRequest())
+        guard let (answered, _) = client.response() else { return false }
+        #expect(answered == correlation)
+        return true
+    }
+
+    static func refused(_ node: HTTPMetricsTests.Node, _ limit: String) async throws -> Double? {
+        try await node.scrape()[Sample(name: "tidemark_connections_refused_total", labels: ["listener": "kafka", "limit": limit])]
+    }
+
+    @Test func connectionsPastMaxConnectionsAreClosedAndCounted() async throws {
+        let node = try await HTTPMetricsTests.start(configure: { $0.maxConnections = 3 })
+        let port = node.server.boundPort
+        var held = try (0..<3).map { _ in try RawClient(port: port) }
+        for (index, client) in held.enumerated() { #expect(try Self.answers(client, Int32(index))) }
+        #expect(try await Self.refused(node, "max.connections") == 0)
+
+        let extra = try RawClient(port: port)
+        #expect(try !Self.answers(extra, 10))
+        #expect(try await Self.refused(node, "max.connections") == 1)
+        // Those already connected are still served.
+        for (index, client) in held.enumerated() { #expect(try Self.answers(client, Int32(20 + index))) }
+
+        // One closes: the next client gets its slot (once the server has seen the close).
+        held.removeFirst()
+        var served = false
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !served && ContinuousClock.now < deadline {
+            served = try Self.answers(try RawClient(port: port), 30)
+            if !served { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(served)
+        try await node.stop()
+    }
+
+    @Test func connectionsPastMaxConnectionsPerIpAreClosedAndCounted() async throws {
+        let node = try await HTTPMetricsTests.start(configure: { $0.maxConnectionsPerIp = 2 })
+        let port = node.server.boundPort
+        let held = try (0..<2).map { _ in try RawClient(port: port) }
+        for (index, client) in held.enumerated() { #expect(try Self.answers(client, Int32(index))) }
+        #expect(try !Self.answers(try RawClient(port: port), 10))
+        #expect(try await Self.refused(node, "max.connections.per.ip") == 1)
+        #expect(try await Self.refused(node, "max.connections") == 0)
+        try await node.stop()
+    }
+
+    @Test func theLimitsAreBrokerSettings() throws {
+        var settings = BrokerConfig()
+        try settings.set("max.connections", "500")
+        try settings.set("max.connections.per.ip", "20")
+        #expect(settings.server.maxConnections == 500)
+        #expect(settings.server.maxConnectionsPerIp == 20)
+        #expect(throws: BrokerConfig.Failure.self) { try settings.set("max.connections", "0") }
+        let described = Dictionary(uniqueKeysWithValues: settings.describe.map { ($0.name, $0.value) })
+        #expect(described["max.connections"] == "500")
+        #expect(described["max.connections.per.ip"] == "20")
+        // The default leaves the segment files' budget and a reserve of descriptors free.
+        let defaults = Dictionary(uniqueKeysWithValues: BrokerConfig().describe.map { ($0.name, $0.value) })
+        let derived = try #require(defaults["max.connections"].flatMap { Int($0) })
+        #expect(derived >= 64)
+    }
+}
+}

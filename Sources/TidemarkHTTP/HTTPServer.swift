@@ -50,10 +50,12 @@ public final class HTTPServer: Sendable {
         self.connections = connections
     }
 
-    /// Binds `host:port` and serves `routes` (in order) until `stop()`.
+    /// Binds `host:port` and serves `routes` (in order) until `stop()`. `listenerHandler`
+    /// makes a handler for the listening channel (the node passes the Kafka front's
+    /// `AcceptPauseHandler`, so that accepting pauses when descriptors run out).
     public static func start(
         host: String, port: Int, routes: [any HTTPRoutes], limits: Limits = Limits(), threads: Int = 1,
-        logger: Logger = Logger(label: "tidemark.http")
+        logger: Logger = Logger(label: "tidemark.http"), listenerHandler: (@Sendable () -> any ChannelHandler)? = nil
     ) async throws -> HTTPServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let open = ServerConnections()
@@ -61,6 +63,11 @@ public final class HTTPServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let listenerHandler { try channel.pipeline.syncOperations.addHandler(listenerHandler()) }
+                }
+            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -1,3 +1,4 @@
+import NIOCore
 import Tidemark
 
 /// Broker settings under Kafka's names (server.properties), for `tidemark serve --config
@@ -52,7 +53,7 @@ public struct BrokerConfig: Sendable {
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
         ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
-        ("max.connections", "connections open at once; more are closed as they arrive (default: half the descriptor limit less 192)"),
+        ("max.connections", "connections open at once; more are closed as they arrive (default: the descriptor limit less the segment files' budget, 192 and 3 per event loop)"),
         ("max.connections.per.ip", "connections open at once from one client address"),
         ("max.incremental.fetch.session.cache.slots", "incremental fetch sessions kept at once (0: none)"),
         ("num.network.threads", "event loop threads"),
@@ -192,7 +193,7 @@ public struct BrokerConfig: Sendable {
             ("auto.create.topics.enable", "\(server.autoCreateTopics)"),
             ("broker.id", "\(server.nodeId)"),
             ("connections.max.idle.ms", "\(server.connectionsMaxIdleMs)"),
-            ("max.connections", "\(server.maxConnections ?? ConnectionLimiter.defaultMaxConnections())"),
+            ("max.connections", "\(server.maxConnections ?? ConnectionLimiter.defaultMaxConnections(budget: broker.openFileBudget, eventLoops: server.eventLoops ?? System.coreCount))"),
             ("max.connections.per.ip", "\(server.maxConnectionsPerIp == Int.max ? Int(Int32.max) : server.maxConnectionsPerIp)"),
             ("fetch.max.bytes", "\(server.fetchMaxBytes)"),
             ("max.incremental.fetch.session.cache.slots", "\(server.fetchSessionCacheSlots)"),

@@ -40,14 +40,15 @@ final class ConnectionLimiter: Sendable {
     }
 
     /// The default `max.connections`: the soft descriptor limit less the segment files'
-    /// budget (`OpenFileBudget.shared`, half of it), the HTTP listener's 128 connections and
-    /// 64 descriptors for everything else (the listeners, the data directory, the state logs);
-    /// at least 64.
-    static func defaultMaxConnections() -> Int {
+    /// budget (half of it, at most 65,536), less 192 (the HTTP listener's 128 connections and
+    /// 64 for the listeners, the data directory, the state logs, standard streams) and 3 per
+    /// event loop (its epoll, eventfd and timerfd); at least 64 (a node under a tiny limit
+    /// still takes some clients, and then relies on accepting pausing when descriptors run out).
+    static func defaultMaxConnections(budget: OpenFileBudget = .shared, eventLoops: Int = System.coreCount) -> Int {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 320 }
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 64 }
         let soft = Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max)))  // RLIM_INFINITY is the largest value
-        return max(64, soft - OpenFileBudget.shared.limit - 192)
+        return max(64, soft - budget.limit - 192 - 3 * eventLoops)
     }
 
     enum Refusal: String {
@@ -103,7 +104,7 @@ final class ConnectionLimiter: Sendable {
 
 /// On the listening channel: when accept fails for want of descriptors or memory (EMFILE,
 /// ENFILE, ENOBUFS, ENOMEM), accepting pauses for a second, then resumes by itself; a
-/// warning says so (at most once per pause).
+/// warning says so (at most once per 10 s).
 ///
 /// Why not NIO's `AcceptBackoffHandler`: it holds back the next `read`, but when the very first
 /// accept of a readable event fails, NIO still has a read pending and stays registered for
@@ -112,26 +113,35 @@ final class ConnectionLimiter: Sendable {
 /// `ulimit -n 256`). Turning `autoRead` off unregisters the socket from the poller.
 ///
 /// Confined to the listening channel's event loop.
-final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
+public final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = any Channel
+    public typealias InboundOut = any Channel
 
     static let pause = TimeAmount.seconds(1)
     private let logger: Logger
     private var paused = false
+    /// When the last warning went out: at most one per 10 s while descriptors stay short.
+    private var lastWarning: NIODeadline? = nil
 
-    init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger) { self.logger = logger }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let error = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) else {
             return context.fireErrorCaught(error)
         }
         guard !paused, let options = context.channel.syncOptions else { return }
         paused = true
         try? options.setOption(.autoRead, value: false)
+        let now = NIODeadline.now()
+        if let last = lastWarning, now - last < .seconds(10) { return resume(context) }
+        lastWarning = now
         logger.warning(
             "cannot accept connections, pausing for a second",
             metadata: ["error": "\(error)", "hint": "raise the descriptor limit (ulimit -n) or lower max.connections"])
+        resume(context)
+    }
+
+    private func resume(_ context: ChannelHandlerContext) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: Self.pause) {
             let (handler, context) = bound.value

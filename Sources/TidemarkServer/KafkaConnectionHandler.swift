@@ -41,8 +41,11 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var needsFlush = false
     private var closing = false
     /// Requests read but not yet answered. Past `maxPending` the connection stops reading
-    /// (backpressure) until answers go out, so a client that pipelines without reading its
-    /// responses cannot make the broker buffer without bound.
+    /// (backpressure) until answers go out. Answers the client does not read are bounded too:
+    /// while the channel is not writable (NIO's high watermark, 64 KiB of unsent response
+    /// bytes, file slices included), no request starts and nothing more is read, so a client
+    /// that pipelines fetches and never reads cannot make the broker buffer responses (or
+    /// hold a descriptor per sendfile slice) without bound.
     private var pending: Int { queue.count + (busy ? 1 : 0) }
     static let maxPending = 128
     /// A read the pipeline asked for while too many requests were unanswered.
@@ -89,10 +92,25 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if pending >= Self.maxPending {
+        if pending >= Self.maxPending || !context.channel.isWritable {
             heldRead = true
             return
         }
+        context.read()
+    }
+
+    /// The client has read enough of its answers: start the requests waiting, read again.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            resumeReading(context: context)
+            pump(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        guard heldRead, pending < Self.maxPending / 2, context.channel.isWritable else { return }
+        heldRead = false
         context.read()
     }
 
@@ -118,7 +136,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 context.flush()
             }
         }
-        while !busy, !closing {
+        while !busy, !closing, context.channel.isWritable {
             if router.draining.load(ordering: .relaxed) {
                 // The server is stopping: what this connection ran is answered (and flushed by
                 // `close`); requests read but not started are dropped, unanswered, so their
@@ -188,10 +206,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil) }
             needsFlush = true
         }
-        if heldRead && pending < Self.maxPending / 2 {
-            heldRead = false
-            context.read()
-        }
+        resumeReading(context: context)
         pump(context: context)
     }
 

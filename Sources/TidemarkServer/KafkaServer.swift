@@ -53,7 +53,8 @@ public final class KafkaServer: Sendable {
         let frameTimeout = TimeAmount.milliseconds(config.frameTimeoutMs)
         let idleTimeout = TimeAmount.milliseconds(config.connectionsMaxIdleMs)
         let limiter = ConnectionLimiter(
-            maxConnections: config.maxConnections ?? ConnectionLimiter.defaultMaxConnections(),
+            maxConnections: config.maxConnections
+                ?? ConnectionLimiter.defaultMaxConnections(budget: broker.options.openFileBudget, eventLoops: config.eventLoops ?? System.coreCount),
             maxPerAddress: config.maxConnectionsPerIp, logger: logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

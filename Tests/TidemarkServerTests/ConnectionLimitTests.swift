@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import TestSupport
 import Testing
 import Tidemark
 import TidemarkServer
+import TidemarkStorage
 import TidemarkWire
 
 /// `max.connections` and `max.connections.per.ip`: a connection past a limit is closed as it
@@ -68,10 +72,15 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         let described = Dictionary(uniqueKeysWithValues: settings.describe.map { ($0.name, $0.value) })
         #expect(described["max.connections"] == "500")
         #expect(described["max.connections.per.ip"] == "20")
-        // The default leaves the segment files' budget and a reserve of descriptors free.
-        let defaults = Dictionary(uniqueKeysWithValues: BrokerConfig().describe.map { ($0.name, $0.value) })
-        let derived = try #require(defaults["max.connections"].flatMap { Int($0) })
-        #expect(derived >= 64)
+        // The default leaves the segment files' budget and a reserve free: 192, and 3 per loop.
+        var unset = BrokerConfig()
+        unset.server.eventLoops = 4
+        unset.broker.openFileBudget = OpenFileBudget(limit: 100)
+        let defaults = Dictionary(uniqueKeysWithValues: unset.describe.map { ($0.name, $0.value) })
+        var limit = rlimit()
+        #expect(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        let soft = Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max)))
+        #expect(defaults["max.connections"] == "\(max(64, soft - 100 - 192 - 12))")
     }
 }
 }

@@ -251,6 +251,42 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
+    /// A client that pipelines fetches and never reads the answers: the broker stops starting
+    /// its requests (and reading its socket) once 64 KiB of answers wait unsent, instead of
+    /// buffering every answer; reading them later gets every one, in order.
+    @Test func answersNobodyReadsAreNotBufferedWithoutBound() async throws {
+        let node = try await HTTPMetricsTests.start()
+        try await node.broker.createTopic("unread", partitions: 1)
+        let producer = try await Producer(broker: node.broker)
+        _ = try await producer.send(topic: "unread", key: nil, value: [UInt8](repeating: 7, count: 30_000), partition: 0)
+        var fetch = FetchRequest()
+        fetch.maxWaitMs = 0
+        var topic = FetchRequest.Topic()
+        topic.topic = "unread"
+        var partition = FetchRequest.Partition()
+        partition.partitionMaxBytes = 1 << 20
+        topic.partitions = [partition]
+        fetch.topics = [topic]
+        // 1,000 fetches of ~30 KB answers each (30 MB), sent at once (~100 KB of requests).
+        let client = try RawClient(port: node.server.boundPort)
+        var pipelined: [UInt8] = []
+        for correlation in 0..<1000 {
+            let payload = try RawClient.payload(.fetch, version: 11, correlation: Int32(correlation), fetch)
+            pipelined += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+        }
+        client.send(pipelined)
+        try await Task.sleep(for: .seconds(1))
+        let handled = try await node.scrape()[Sample(name: "tidemark_kafka_requests_total", labels: ["api": "Fetch"])] ?? 0
+        // What the socket buffers hold (a few MB) is answered; the rest waits for the client.
+        #expect(handled < 700, "\(handled) fetches answered into a socket nobody reads")
+        for correlation in 0..<1000 {
+            let (answered, body) = try #require(client.response())
+            #expect(answered == Int32(correlation))
+            if correlation == 999 { #expect(try FetchResponse.decode(body, version: 11, flexible: false).topics[0].partitions[0].errorCode == 0) }
+        }
+        try await node.stop()
+    }
+
     /// A frame header, then a byte at a time: the connection is closed at the frame timeout.
     @Test func slowFramesAreClosed() async throws {
         try await ServerTests.withServer(configure: { $0.frameTimeoutMs = 300 }) { server in

@@ -107,6 +107,7 @@ def test_accepting_pauses_when_descriptors_run_out(limited):
     finally:
         for s in held:
             s.close()
+    assert "cannot accept connections, pausing for a second" in node.log_tail(200)
     # Accepting resumes by itself once descriptors are free again.
     topic = unique("after-flood")
     admin = AdminClient({"bootstrap.servers": node.bootstrap})

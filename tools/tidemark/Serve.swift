@@ -171,7 +171,10 @@ struct Serve: AsyncParsableCommand {
         if httpPort != 0 {
             let httpHost = httpHost ?? host
             do {
-                http = try await HTTPServer.start(host: httpHost, port: httpPort, routes: [health], logger: Logger(label: "tidemark.http"))
+                let httpLogger = Logger(label: "tidemark.http")
+                http = try await HTTPServer.start(
+                    host: httpHost, port: httpPort, routes: [health], logger: httpLogger,
+                    listenerHandler: { AcceptPauseHandler(logger: httpLogger) })
             } catch {
                 throw CLIError("cannot listen for HTTP on \(httpHost):\(httpPort): \(Self.reason(error, busyHint: "--http-port sets it")) (--http-port 0 turns the HTTP listener off)")
             }

@@ -160,6 +160,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var task: Task<Void, Never>?
     /// A route is running or a stream is being written: idleness is not the client's.
     private var busy = false
+    /// An answer held while the client is not reading (the channel is not writable: 64 KiB
+    /// unsent), written when it can be. NIO's pipelining handler gives this handler the next
+    /// request only once an answer is written, so a client that pipelines requests and never
+    /// reads holds at most this one answer beyond NIO's buffer (it used to get every answer
+    /// buffered); the idle timeout then closes it (holding is not `busy`).
+    private var held: (response: HTTPResponse, head: HTTPRequestHead)?
 
     let requestTimeout: TimeAmount
     /// Closes the connection if the request being read does not complete in time.
@@ -227,12 +233,26 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 let response = answer ?? .error(.notFound, "no such page: \(request.path)")
                 loop.execute {
                     let (handler, context) = bound.value
-                    handler.write(response, head: requestHead, context: context)
+                    if context.channel.isWritable {
+                        handler.write(response, head: requestHead, context: context)
+                    } else {
+                        handler.held = (response, requestHead)
+                        handler.busy = false
+                    }
                     // Counted until here: a stream it starts counts itself.
                     connections.working.subtract(1, ordering: .relaxed)
                 }
             }
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let (response, head) = held {
+            held = nil
+            busy = true
+            write(response, head: head, context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// A malformed request (NIO's error handler has answered 400) or a broken connection:
@@ -251,6 +271,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        held = nil
         requestDeadline?.cancel()
         requestDeadline = nil
         task?.cancel()

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Prometheus
+import Synchronization
 import TestSupport
 import Testing
 import Tidemark
@@ -125,6 +126,56 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
             #expect(answer.head.contains("text/plain; version=0.0.4"))
             return try parseExposition(answer.body).samples
         }
+    }
+
+    /// A client that pipelines requests and never reads: answers stop once NIO holds 64 KiB
+    /// unsent (one more is held), instead of every answer being buffered; reading them
+    /// afterwards gets them all.
+    @Test func answersNobodyReadsAreNotBufferedWithoutBound() async throws {
+        final class Counting: HTTPRoutes {
+            let calls = Atomic<Int>(0)
+            func respond(to request: HTTPRequest) async -> HTTPResponse? {
+                calls.add(1, ordering: .relaxed)
+                return .text(String(repeating: "x", count: 50_000))
+            }
+        }
+        let route = Counting()
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [route])
+        let client = try RawClient(port: http.boundPort)
+        // 1,000 requests (~40 KB) at once, for 50 MB of answers.
+        client.send(Array(String(repeating: "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", count: 1000).utf8))
+        try await Task.sleep(for: .seconds(1))
+        let answered = route.calls.load(ordering: .relaxed)
+        #expect(answered < 500, "\(answered) answers written into a socket nobody reads")
+        // Reading them all gets every answer: count the status lines as they stream in (the
+        // carried tail is one byte short of a status line, so none is counted twice). Read on
+        // a Dispatch thread: the routes run as tasks, and a blocking recv must not hold one of
+        // the cooperative pool's threads (two on this machine).
+        let status = Array("HTTP/1.1 200".utf8)
+        let fd = client.fd
+        let answers = await withCheckedContinuation { (done: CheckedContinuation<Int, Never>) in
+            DispatchQueue.global().async {
+                var answers = 0
+                var carry: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                while answers < 1000 {
+                    let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 65536, 0) }
+                    guard n > 0 else { break }
+                    let window = carry + chunk[..<n]
+                    var index = 0
+                    while index + status.count <= window.count {
+                        if window[index] == status[0] && Array(window[index..<(index + status.count)]) == status { answers += 1 }
+                        index += 1
+                    }
+                    carry = Array(window.suffix(status.count - 1))
+                }
+                done.resume(returning: answers)
+            }
+        }
+        withExtendedLifetime(client) {}
+        #expect(answers == 1000)
+        #expect(route.calls.load(ordering: .relaxed) == 1000)
+        await http.stop()
     }
 
     @Test func aRequestThatNeverCompletesIsClosed() async throws {

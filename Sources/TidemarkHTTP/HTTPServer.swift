@@ -78,6 +78,7 @@ public final class HTTPServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPConnectionHandler(
                             routes: routes, maxBodyBytes: limits.maxBodyBytes, requestTimeout: limits.requestTimeout,
+                            stallTimeout: limits.idleTimeout,
                             connections: open, logger: logger))
                 }
             }
@@ -173,7 +174,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     let connections: ServerConnections
 
-    init(routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, connections: ServerConnections, logger: Logger) {
+    /// A connection whose channel stays not writable this long (its client reads nothing:
+    /// an event stream nobody reads, an answer held) is closed; the stream's task ends with it.
+    let stallTimeout: TimeAmount
+    private var stallClose: Scheduled<Void>?
+
+    init(
+        routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, stallTimeout: TimeAmount, connections: ServerConnections,
+        logger: Logger
+    ) {
+        self.stallTimeout = stallTimeout
         self.connections = connections
         self.requestTimeout = requestTimeout
         self.routes = routes
@@ -247,10 +257,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, let (response, head) = held {
-            held = nil
-            busy = true
-            write(response, head: head, context: context)
+        if context.channel.isWritable {
+            stallClose?.cancel()
+            stallClose = nil
+            if let (response, head) = held {
+                held = nil
+                busy = true
+                write(response, head: head, context: context)
+            }
+        } else if stallClose == nil {
+            let channel = context.channel
+            stallClose = context.eventLoop.scheduleTask(in: stallTimeout) { channel.close(promise: nil) }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -272,6 +289,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelInactive(context: ChannelHandlerContext) {
         held = nil
+        stallClose?.cancel()
+        stallClose = nil
         requestDeadline?.cancel()
         requestDeadline = nil
         task?.cancel()

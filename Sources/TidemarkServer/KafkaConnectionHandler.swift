@@ -59,11 +59,21 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// The client's address as Kafka shows it ("/127.0.0.1"): group members' client host.
     private var clientHost = ""
 
-    init(router: RequestRouter, logger: Logger, budget: RequestMemoryBudget, idleTimeout: TimeAmount) {
+    /// A client that reads none of its answers for this long (the frame timeout, 60 s, the
+    /// same patience as for a frame that does not arrive) is closed: the requests it queued
+    /// behind them would otherwise hold their share of the request budget for as long as it
+    /// likes. Reading slowly is progress, and resets it.
+    private let stallTimeout: TimeAmount
+    /// While the channel is not writable: the unsent bytes last seen, when they last went
+    /// down, and the repeating check.
+    private var stall: (bytes: Int, since: NIODeadline, check: RepeatedTask)?
+
+    init(router: RequestRouter, logger: Logger, budget: RequestMemoryBudget, idleTimeout: TimeAmount, stallTimeout: TimeAmount) {
         self.router = router
         self.logger = logger
         self.budget = budget
         self.idleTimeout = idleTimeout
+        self.stallTimeout = stallTimeout
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -86,6 +96,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         router.metrics.connectionsActive.decrement()
         idleCheck?.cancel()
         idleCheck = nil
+        stall?.check.cancel()
+        stall = nil
         closing = true
         while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
         context.fireChannelInactive()
@@ -100,12 +112,43 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The client has read enough of its answers: start the requests waiting, read again.
+    /// Not writable: watch that the client keeps reading.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
+            stall?.check.cancel()
+            stall = nil
+            lastActivity = .now()
             resumeReading(context: context)
             pump(context: context)
+        } else if stall == nil {
+            watchStall(context: context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func watchStall(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let interval = TimeAmount.nanoseconds(max(stallTimeout.nanoseconds / 4, 1_000_000))
+        let check = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (handler, context) = loopBound.value
+            guard let stall = handler.stall else { return }
+            let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            if unsent < stall.bytes {
+                // Reading, if slowly: progress (for the idle check too).
+                handler.stall = (unsent, .now(), stall.check)
+                handler.lastActivity = .now()
+            } else if NIODeadline.now() - stall.since >= handler.stallTimeout {
+                handler.logger.info(
+                    "closing a connection whose client does not read its answers",
+                    metadata: [
+                        "peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "unsent_bytes": "\(unsent)",
+                        "queued_requests": "\(handler.queue.count)",
+                    ])
+                handler.close(context: context)
+            }
+        }
+        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        stall = (unsent, .now(), check)
     }
 
     private func resumeReading(context: ChannelHandlerContext) {

@@ -79,7 +79,8 @@ public final class KafkaServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, frameTimeout: frameTimeout))
                     try channel.pipeline.syncOperations.addHandler(
-                        KafkaConnectionHandler(router: router, logger: logger, budget: budget, idleTimeout: idleTimeout))
+                        KafkaConnectionHandler(
+                            router: router, logger: logger, budget: budget, idleTimeout: idleTimeout, stallTimeout: frameTimeout))
                 }
             }
         let channel: any Channel

@@ -178,6 +178,36 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         await http.stop()
     }
 
+    /// An event stream whose client reads nothing is closed once the channel has stayed not
+    /// writable for the idle timeout (it used to hold its connection and stream slot forever).
+    @Test func aStreamNobodyReadsIsClosed() async throws {
+        struct Endless: HTTPRoutes {
+            func respond(to request: HTTPRequest) async -> HTTPResponse? {
+                let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .bufferingNewest(2))
+                let producer = Task {
+                    while !Task.isCancelled {
+                        continuation.yield([UInt8](repeating: 65, count: 100_000))
+                        try? await Task.sleep(for: .milliseconds(1))
+                    }
+                }
+                continuation.onTermination = { _ in producer.cancel() }
+                return HTTPResponse(body: .stream(stream))
+            }
+        }
+        var limits = HTTPServer.Limits()
+        limits.idleTimeout = .milliseconds(500)
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [Endless()], limits: limits)
+        let client = try RawClient(port: http.boundPort)
+        client.send(Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(http.openConnections == 1)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while http.openConnections > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(http.openConnections == 0)
+        withExtendedLifetime(client) {}
+        await http.stop()
+    }
+
     @Test func aRequestThatNeverCompletesIsClosed() async throws {
         var limits = HTTPServer.Limits()
         limits.requestTimeout = .milliseconds(300)

@@ -251,6 +251,49 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
+    /// `count` fetches of partition 0 of `topic` from offset 0 (no wait), framed back to back.
+    static func pipelinedFetches(topic name: String, count: Int) throws -> [UInt8] {
+        var fetch = FetchRequest()
+        fetch.maxWaitMs = 0
+        var topic = FetchRequest.Topic()
+        topic.topic = name
+        var partition = FetchRequest.Partition()
+        partition.partitionMaxBytes = 1 << 20
+        topic.partitions = [partition]
+        fetch.topics = [topic]
+        var pipelined: [UInt8] = []
+        for correlation in 0..<count {
+            let payload = try RawClient.payload(.fetch, version: 11, correlation: Int32(correlation), fetch)
+            pipelined += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+        }
+        return pipelined
+    }
+
+    /// The same client, for longer than the frame timeout: closed, and the requests it had
+    /// queued give their share of the request budget back (they used to hold it for as long
+    /// as the client liked).
+    @Test func aClientThatNeverReadsIsClosedAfterTheFrameTimeout() async throws {
+        try await ServerTests.withServer(configure: { $0.frameTimeoutMs = 500 }) { server in
+            try await server.broker.createTopic("stalled", partitions: 1)
+            let producer = try await Producer(broker: server.broker)
+            _ = try await producer.send(topic: "stalled", key: nil, value: [UInt8](repeating: 7, count: 900_000), partition: 0)
+            let client = try RawClient(port: server.boundPort)
+            // 100 whole frames (9 KB: read at once, so no frame is left half read for the
+            // frame timeout to catch) asking for 90 MB of answers.
+            client.send(try Self.pipelinedFetches(topic: "stalled", count: 100))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(server.queuedRequestBytes > 0)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while server.queuedRequestBytes > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(server.queuedRequestBytes == 0)
+            // It reads what was sent before the close, then the end of the stream.
+            var answers = 0
+            while client.response() != nil { answers += 1 }
+            #expect(answers < 100)
+            try Self.expectAlive(server)
+        }
+    }
+
     /// A client that pipelines fetches and never reads the answers: the broker stops starting
     /// its requests (and reading its socket) once 64 KiB of answers wait unsent, instead of
     /// buffering every answer; reading them later gets every one, in order.
@@ -259,22 +302,8 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         try await node.broker.createTopic("unread", partitions: 1)
         let producer = try await Producer(broker: node.broker)
         _ = try await producer.send(topic: "unread", key: nil, value: [UInt8](repeating: 7, count: 30_000), partition: 0)
-        var fetch = FetchRequest()
-        fetch.maxWaitMs = 0
-        var topic = FetchRequest.Topic()
-        topic.topic = "unread"
-        var partition = FetchRequest.Partition()
-        partition.partitionMaxBytes = 1 << 20
-        topic.partitions = [partition]
-        fetch.topics = [topic]
-        // 1,000 fetches of ~30 KB answers each (30 MB), sent at once (~100 KB of requests).
         let client = try RawClient(port: node.server.boundPort)
-        var pipelined: [UInt8] = []
-        for correlation in 0..<1000 {
-            let payload = try RawClient.payload(.fetch, version: 11, correlation: Int32(correlation), fetch)
-            pipelined += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
-        }
-        client.send(pipelined)
+        client.send(try Self.pipelinedFetches(topic: "unread", count: 1000))
         try await Task.sleep(for: .seconds(1))
         let handled = try await node.scrape()[Sample(name: "tidemark_kafka_requests_total", labels: ["api": "Fetch"])] ?? 0
         // What the socket buffers hold (a few MB) is answered; the rest waits for the client.

@@ -53,7 +53,7 @@ public struct BrokerConfig: Sendable {
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
         ("connections.max.idle.ms", "idle connections are closed after this"), ("fetch.max.bytes", "largest fetch response"),
-        ("max.connections", "connections open at once; more are closed as they arrive (default: the descriptor limit less the segment files' budget, 192 and 3 per event loop)"),
+        ("max.connections", "connections open at once; at the limit accepting waits until one closes (default: the descriptor limit less the segment files' budget, 192 and 3 per event loop)"),
         ("max.connections.per.ip", "connections open at once from one client address"),
         ("max.incremental.fetch.session.cache.slots", "incremental fetch sessions kept at once (0: none)"),
         ("num.network.threads", "event loop threads"),

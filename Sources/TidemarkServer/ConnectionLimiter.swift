@@ -10,7 +10,9 @@ import TidemarkStorage
 /// clients (Kafka's `max.connections`) and `maxPerAddress` from one client address
 /// (`max.connections.per.ip`). A connection past either is closed as it arrives, counted
 /// (`tidemark_connections_refused_total`), and logged at most once per 10 s with how many
-/// were refused since the last line.
+/// were refused since the last line. At `max.connections` the listener also stops accepting
+/// (as Kafka's acceptor does) until a connection closes: clients then wait in the kernel's
+/// backlog and connect when there is room, instead of being refused one after another.
 ///
 /// Why a limit by default: descriptors are shared with the segment files (half the process's
 /// limit is their budget). A client opening connections until the process has no descriptor
@@ -29,6 +31,9 @@ final class ConnectionLimiter: Sendable {
         var perAddress: [String: Int] = [:]
         var refusedSinceLog = 0
         var lastLog: ContinuousClock.Instant? = nil
+        /// The listening channel, and whether it should stop accepting (at `maxConnections`).
+        var listener: (any Channel)? = nil
+        var full = false
     }
 
     private let state = Mutex(State())
@@ -51,6 +56,19 @@ final class ConnectionLimiter: Sendable {
         return max(64, soft - budget.limit - 192 - 3 * eventLoops)
     }
 
+    /// The listening channel, whose accepting stops while `maxConnections` are open.
+    func attach(_ listener: any Channel) { state.withLock { $0.listener = listener } }
+
+    /// Makes the listener accept or not, as `full` says when this runs on its loop (so a
+    /// pause and a resume asked from two loops cannot land in the wrong order).
+    private func syncListener(_ listener: (any Channel)?) {
+        guard let listener else { return }
+        listener.eventLoop.execute { [self] in
+            let accept = !state.withLock { $0.full }
+            try? listener.syncOptions?.setOption(.autoRead, value: accept)
+        }
+    }
+
     enum Refusal: String {
         case maxConnections = "max.connections"
         case maxConnectionsPerIp = "max.connections.per.ip"
@@ -58,30 +76,37 @@ final class ConnectionLimiter: Sendable {
 
     /// Admits a connection from `address` (nil: unknown), or says which limit refuses it.
     func admit(_ address: String?) -> Refusal? {
-        let (refusal, log) = state.withLock { s -> (Refusal?, (open: Int, refused: Int)?) in
+        let (refusal, log, pause) = state.withLock { s -> (Refusal?, (open: Int, refused: Int)?, (any Channel)?) in
             var refusal: Refusal? = nil
+            var pause: (any Channel)? = nil
             if s.open >= maxConnections {
                 refusal = .maxConnections
+                // Every time, not only the first: the EMFILE pause may have turned accepting on.
+                s.full = true
+                pause = s.listener
             } else if maxPerAddress < Int.max, let address, s.perAddress[address, default: 0] >= maxPerAddress {
                 refusal = .maxConnectionsPerIp
             }
             guard refusal != nil else {
                 s.open += 1
                 if maxPerAddress < Int.max, let address { s.perAddress[address, default: 0] += 1 }
-                return (nil, nil)
+                return (nil, nil, nil)
             }
             s.refusedSinceLog += 1
             let now = ContinuousClock.now
-            if let last = s.lastLog, now - last < .seconds(10) { return (refusal, nil) }
+            if let last = s.lastLog, now - last < .seconds(10) { return (refusal, nil, pause) }
             s.lastLog = now
             defer { s.refusedSinceLog = 0 }
-            return (refusal, (s.open, s.refusedSinceLog))
+            return (refusal, (s.open, s.refusedSinceLog), pause)
         }
+        syncListener(pause)
         if let refusal, let log {
             logger.warning(
                 "refusing new connections",
                 metadata: [
-                    "limit": "\(refusal.rawValue)", "max_connections": "\(maxConnections)",
+                    "limit": "\(refusal.rawValue)",
+                    "then": "\(refusal == .maxConnections ? "accepting waits until a connection closes" : "the client may retry")",
+                    "max_connections": "\(maxConnections)",
                     "max_connections_per_ip": "\(maxPerAddress == Int.max ? "unlimited" : "\(maxPerAddress)")",
                     "open": "\(log.open)", "refused_since_last_warning": "\(log.refused)",
                 ])
@@ -91,11 +116,16 @@ final class ConnectionLimiter: Sendable {
 
     /// A connection `admit` let in has closed.
     func release(_ address: String?) {
-        state.withLock { s in
+        let resume = state.withLock { s -> (any Channel)? in
             s.open -= 1
-            guard maxPerAddress < Int.max, let address, let count = s.perAddress[address] else { return }
-            s.perAddress[address] = count > 1 ? count - 1 : nil
+            if maxPerAddress < Int.max, let address, let count = s.perAddress[address] {
+                s.perAddress[address] = count > 1 ? count - 1 : nil
+            }
+            guard s.full, s.open < maxConnections else { return nil }
+            s.full = false
+            return s.listener
         }
+        syncListener(resume)
     }
 
     /// Connections admitted and not yet closed.

@@ -63,6 +63,7 @@ public final class KafkaServer: Sendable {
             // second instead of retrying at once: a full descriptor table cost a whole core.
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    limiter.attach(channel)
                     try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger))
                 }
             }

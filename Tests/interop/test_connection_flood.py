@@ -1,11 +1,12 @@
 """A client that opens connections until the broker has no descriptor left (ulimit -n 256).
 
 Before: the broker accepted them all, then spun a whole core retrying accept() on EMFILE, and
-its segment files competed with the flood for descriptors. Now connections past
-max.connections (by default the descriptor limit less the segment files' budget and a
-reserve) are closed as they arrive, counted and logged, while the clients already connected
-go on; and when descriptors do run out (max.connections set above what the limit allows),
-accepting pauses for a second instead of spinning."""
+its segment files competed with the flood for descriptors. Now at max.connections (by
+default the descriptor limit less the segment files' budget and a reserve) the connection
+that reached it is closed, counted and logged, and accepting stops until a connection closes
+(as Kafka's acceptor does), while the clients already connected go on; and when descriptors
+do run out (max.connections set above what the limit allows), accepting pauses for a second
+instead of spinning."""
 import os
 import shutil
 import socket

@@ -10,9 +10,10 @@ import TidemarkStorage
 /// clients (Kafka's `max.connections`) and `maxPerAddress` from one client address
 /// (`max.connections.per.ip`). A connection past either is closed as it arrives, counted
 /// (`tidemark_connections_refused_total`), and logged at most once per 10 s with how many
-/// were refused since the last line. At `max.connections` the listener also stops accepting
-/// (as Kafka's acceptor does) until a connection closes: clients then wait in the kernel's
-/// backlog and connect when there is room, instead of being refused one after another.
+/// were refused since the last line. On reaching `max.connections` the listener stops
+/// accepting (as Kafka's acceptor does) until a connection closes: clients then wait in the
+/// kernel's backlog and connect when there is room, instead of being refused; only one
+/// accepted while the pause was on its way is refused.
 ///
 /// Why a limit by default: descriptors are shared with the segment files (half the process's
 /// limit is their budget). A client opening connections until the process has no descriptor
@@ -75,24 +76,29 @@ final class ConnectionLimiter: Sendable {
     }
 
     /// Admits a connection from `address` (nil: unknown), or says which limit refuses it.
+    /// The connection that reaches `maxConnections` stops accepting, until one closes; one
+    /// accepted past it all the same (an accept already under way) is refused.
     func admit(_ address: String?) -> Refusal? {
-        let (refusal, log, pause) = state.withLock { s -> (Refusal?, (open: Int, refused: Int)?, (any Channel)?) in
+        let (refusal, warning, pause) = state.withLock { s -> (Refusal?, (open: Int, refused: Int)?, (any Channel)?) in
             var refusal: Refusal? = nil
-            var pause: (any Channel)? = nil
             if s.open >= maxConnections {
                 refusal = .maxConnections
-                // Every time, not only the first: the EMFILE pause may have turned accepting on.
-                s.full = true
-                pause = s.listener
             } else if maxPerAddress < Int.max, let address, s.perAddress[address, default: 0] >= maxPerAddress {
                 refusal = .maxConnectionsPerIp
             }
-            guard refusal != nil else {
+            if refusal == nil {
                 s.open += 1
                 if maxPerAddress < Int.max, let address { s.perAddress[address, default: 0] += 1 }
-                return (nil, nil, nil)
+            } else {
+                s.refusedSinceLog += 1
             }
-            s.refusedSinceLog += 1
+            var pause: (any Channel)? = nil
+            if s.open >= maxConnections {
+                // Every time, not only the first: the EMFILE pause may have turned accepting on.
+                s.full = true
+                pause = s.listener
+            }
+            guard refusal != nil || pause != nil else { return (nil, nil, nil) }
             let now = ContinuousClock.now
             if let last = s.lastLog, now - last < .seconds(10) { return (refusal, nil, pause) }
             s.lastLog = now
@@ -100,15 +106,14 @@ final class ConnectionLimiter: Sendable {
             return (refusal, (s.open, s.refusedSinceLog), pause)
         }
         syncListener(pause)
-        if let refusal, let log {
+        if let warning {
             logger.warning(
-                "refusing new connections",
+                refusal == .maxConnectionsPerIp
+                    ? "refusing a connection: max.connections.per.ip" : "max.connections reached: accepting waits until a connection closes",
                 metadata: [
-                    "limit": "\(refusal.rawValue)",
-                    "then": "\(refusal == .maxConnections ? "accepting waits until a connection closes" : "the client may retry")",
                     "max_connections": "\(maxConnections)",
                     "max_connections_per_ip": "\(maxPerAddress == Int.max ? "unlimited" : "\(maxPerAddress)")",
-                    "open": "\(log.open)", "refused_since_last_warning": "\(log.refused)",
+                    "open": "\(warning.open)", "refused_since_last_warning": "\(warning.refused)",
                 ])
         }
         return refusal

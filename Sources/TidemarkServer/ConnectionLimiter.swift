@@ -60,13 +60,15 @@ final class ConnectionLimiter: Sendable {
     /// The listening channel, whose accepting stops while `maxConnections` are open.
     func attach(_ listener: any Channel) { state.withLock { $0.listener = listener } }
 
+    /// Below `maxConnections` (what `AcceptPauseHandler` asks before it accepts again).
+    var mayAccept: Bool { !state.withLock { $0.full } }
+
     /// Makes the listener accept or not, as `full` says when this runs on its loop (so a
     /// pause and a resume asked from two loops cannot land in the wrong order).
     private func syncListener(_ listener: (any Channel)?) {
         guard let listener else { return }
         listener.eventLoop.execute { [self] in
-            let accept = !state.withLock { $0.full }
-            try? listener.syncOptions?.setOption(.autoRead, value: accept)
+            try? listener.syncOptions?.setOption(.autoRead, value: mayAccept)
         }
     }
 
@@ -154,19 +156,29 @@ public final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHa
 
     static let pause = TimeAmount.seconds(1)
     private let logger: Logger
+    /// Whether the listener may accept for other reasons (the Kafka front: below
+    /// `max.connections`); the resume after a pause asks it, so the two pauses of one
+    /// listener never undo each other.
+    private let mayAccept: @Sendable () -> Bool
     private var paused = false
     /// When the last warning went out: at most one per 10 s while descriptors stay short.
     private var lastWarning: NIODeadline? = nil
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, mayAccept: @escaping @Sendable () -> Bool = { true }) {
+        self.logger = logger
+        self.mayAccept = mayAccept
+    }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let error = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) else {
             return context.fireErrorCaught(error)
         }
-        guard !paused, let options = context.channel.syncOptions else { return }
-        paused = true
+        // Off at every such failure: accepting may have been turned on meanwhile by the other
+        // pause's end (`ConnectionLimiter`).
+        guard let options = context.channel.syncOptions else { return }
         try? options.setOption(.autoRead, value: false)
+        guard !paused else { return }
+        paused = true
         let now = NIODeadline.now()
         if let last = lastWarning, now - last < .seconds(10) { return resume(context) }
         lastWarning = now
@@ -181,7 +193,7 @@ public final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHa
         context.eventLoop.scheduleTask(in: Self.pause) {
             let (handler, context) = bound.value
             handler.paused = false
-            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+            try? context.channel.syncOptions?.setOption(.autoRead, value: handler.mayAccept())
         }
     }
 }

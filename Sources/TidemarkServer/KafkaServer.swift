@@ -64,7 +64,7 @@ public final class KafkaServer: Sendable {
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     limiter.attach(channel)
-                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(logger: logger) { limiter.mayAccept })
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)

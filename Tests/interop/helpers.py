@@ -1,5 +1,21 @@
-"""Shared helpers: the messages every client sends, and Kafka's partitioner."""
+"""Shared helpers: the messages every client sends, Kafka's partitioner, reading a partition back."""
 import time
+
+
+def read_values(bootstrap, topic, count, timeout=30):
+    """The values of partition 0 of `topic` from offset 0 (confluent-kafka, no group
+    coordination), until `count` arrived or `timeout` seconds passed."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    deadline = time.time() + timeout
+    while len(values) < count and time.time() < deadline:
+        for m in consumer.consume(count, 1.0):
+            assert m.error() is None, m.error()
+            values.append(m.value())
+    consumer.close()
+    return values
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:

@@ -79,6 +79,44 @@ extension ServerTests {
         }
     }
 
+    /// ShareAcknowledge with a partition's batches overlapping (the same record accepted and
+    /// released) is answered INVALID_REQUEST for that partition, as Kafka does, and the record
+    /// stays acquired; the same batches in order are then applied.
+    @Test func overlappingAcknowledgementBatchesAreInvalid() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("acks", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var builder = RecordBatchBuilder(compression: .none)
+            for i in 0..<2 { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
+            try Self.produceEach(client, topic: "acks", [try builder.build()])
+            try Self.joinShareGroup(client, topic: "acks")
+            let topicId = try FetchSessionTests.topicId(of: "acks", port: server.boundPort)
+            let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 2, epoch: 0, correlation: 2)
+            #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.lastOffset) == [1])
+            func acknowledge(_ batches: [(Int64, Int64, Int8)], epoch: Int32, correlation: Int32) throws -> Int16? {
+                var request = ShareAcknowledgeRequest()
+                request.groupId = "workers"
+                request.memberId = "worker-1"
+                request.shareSessionEpoch = epoch
+                var partition = ShareAcknowledgeTopic.Partition(partitionIndex: 0)
+                partition.acknowledgementBatches = batches.map { .init(firstOffset: $0.0, lastOffset: $0.1, acknowledgeTypes: [$0.2]) }
+                var topic = ShareAcknowledgeTopic()
+                topic.topicId = topicId
+                topic.partitions = [partition]
+                request.topics = [topic]
+                try client.request(.shareAcknowledge, version: 1, correlation: correlation, request)
+                let (_, body) = try #require(client.response())
+                let response = try ShareAcknowledgeResponse.decode(body, from: 1, version: 1, flexible: true)
+                return response.responses.first?.partitions.first?.errorCode
+            }
+            #expect(try acknowledge([(0, 1, 1), (1, 1, 2)], epoch: 1, correlation: 3) == KafkaError.invalidRequest.rawValue)
+            #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first?.acquired == 2)
+            #expect(try acknowledge([(0, 0, 1), (1, 1, 2)], epoch: 2, correlation: 4) == 0)
+            let summary = try #require(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first)
+            #expect(summary.startOffset == 1 && summary.acquired == 0 && summary.available == 1)
+        }
+    }
+
     /// A partition whose next records are not in the page cache is served in the same fetch as
     /// one whose records are (the loop's acquire leaves it out; the executor acquires from it),
     /// not starved while the other always has records.

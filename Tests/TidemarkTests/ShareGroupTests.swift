@@ -34,6 +34,62 @@ import TidemarkStorage
         #expect(p.startOffset == 10 && p.entries.isEmpty)
     }
 
+    /// Holders are numbered, not stored per record: a member that holds nothing any more gives
+    /// its number to the next one, so a long stream of short-lived workers (each restart is a
+    /// new member id) keeps the table small, and a reused number never makes one member's
+    /// records another's.
+    @Test func holderNumbersAreReusedAndNeverConfuseMembers() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "keeper", max: 1, logEnd: 1_000)  // holds offset 0 throughout
+        for i in 0..<200 {
+            let ranges = Self.take(&p, "worker-\(i)", max: 1, logEnd: 1_000)
+            #expect(ranges.count == 1 && p.held(by: "worker-\(i)") == 1)
+            #expect(p.acknowledge([ShareAcknowledgement(ranges[0].first, .accept)], member: "worker-\(i)", nowMs: 1,
+                                  settings: Self.settings(), allowRenew: false) == nil)
+            #expect(p.held(by: "worker-\(i)") == 0)
+        }
+        #expect(p.owners.count <= 9)
+        #expect(p.held(by: "keeper") == 1 && p.holders().keys.sorted() == ["keeper"])
+        // Members whose numbers were reused hold nothing and cannot acknowledge the keeper's record.
+        #expect(p.acknowledge([ShareAcknowledgement(0, .accept)], member: "worker-0", nowMs: 1, settings: Self.settings(), allowRenew: false) == .invalidRecordState)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .accept)], member: "keeper", nowMs: 1, settings: Self.settings(), allowRenew: false) == nil)
+        #expect(p.startOffset == 201 && p.entries.isEmpty)
+    }
+
+    /// A partition's acknowledgement batches must ascend without overlapping, as Kafka requires:
+    /// otherwise the request is refused whole and nothing changes (ACCEPT then RELEASE of one
+    /// record would have finished it and handed it out again).
+    @Test func overlappingOrUnorderedAcknowledgementsAreRefusedWhole() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", max: 5, logEnd: 5)
+        let before = p
+        for acks in [
+            [ShareAcknowledgement(2, .accept), ShareAcknowledgement(2, .release)],
+            [ShareAcknowledgement(first: 0, last: 3, types: [.accept]), ShareAcknowledgement(first: 3, last: 4, types: [.accept])],
+            [ShareAcknowledgement(3, .accept), ShareAcknowledgement(1, .accept)],
+            Array(repeating: ShareAcknowledgement(first: 0, last: 4, types: [.accept]), count: 1_000),
+        ] {
+            #expect(p.acknowledge(acks, member: "a", nowMs: 1, settings: Self.settings(), allowRenew: false) == .invalidRequest)
+            #expect(p == before)
+        }
+        let ordered = [ShareAcknowledgement(first: 0, last: 1, types: [.accept]), ShareAcknowledgement(2, .release),
+                       ShareAcknowledgement(first: 3, last: 4, types: [.accept, .reject])]
+        #expect(p.acknowledge(ordered, member: "a", nowMs: 1, settings: Self.settings(), allowRenew: false) == nil)
+        #expect(p.startOffset == 2 && Self.take(&p, "b", logEnd: 5, now: 1) == [AcquiredRange(first: 2, last: 2, deliveryCount: 2)])
+    }
+
+    /// What the embedded consumer sends: its acknowledgements in offset order, the last type
+    /// given to a record winning, runs of one type in one batch.
+    @Test func acknowledgementsAreSentInOffsetOrderWithTheLastTypeOfEachRecord() {
+        let given = [ShareAcknowledgement(5, .accept), ShareAcknowledgement(3, .release), ShareAcknowledgement(4, .release),
+                     ShareAcknowledgement(5, .reject), ShareAcknowledgement(3, .renew), ShareAcknowledgement(6, .reject),
+                     ShareAcknowledgement(first: 8, last: 9, types: [.accept, .gap])]
+        #expect(ShareAcknowledgement.ordered(given) == [
+            ShareAcknowledgement(3, .renew), ShareAcknowledgement(4, .release), ShareAcknowledgement(first: 5, last: 6, types: [.reject]),
+            ShareAcknowledgement(8, .accept), ShareAcknowledgement(9, .gap),
+        ])
+    }
+
     @Test func releaseRedeliversUntilTheLimitThenArchives() {
         var p = SharePartition(startOffset: 0)
         let settings = Self.settings(limit: 3)
@@ -451,6 +507,27 @@ import TidemarkStorage
         #expect(byWorker.allSatisfy { $0 > 0 }, "\(byWorker)")
         try await a.close()
         try await b.close()
+        try await broker.close()
+    }
+
+    /// Jobs finished in any order (a worker pool does) are acknowledged: the consumer sends
+    /// them in the order a partition's batches must have.
+    @Test func jobsAcknowledgedOutOfOrderAreAccepted() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        var builder = RecordBatchBuilder()
+        for i in 0..<6 { builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8)) }
+        _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let jobs = try await worker.poll(maxRecords: 6, timeout: .milliseconds(500))
+        #expect(jobs.count == 6)
+        for job in jobs.reversed() { worker.acknowledge(job, job.offset == 2 ? .release : .accept) }
+        worker.acknowledge(jobs[4], .release)  // changed its mind: the last word counts
+        #expect(try await worker.commit().values.allSatisfy { $0 == nil })
+        let again = try await worker.poll(maxRecords: 6, timeout: .milliseconds(500))
+        #expect(again.map(\.offset).sorted() == [2, 4] && again.allSatisfy { $0.deliveryCount == 2 })
+        try await worker.close()
         try await broker.close()
     }
 

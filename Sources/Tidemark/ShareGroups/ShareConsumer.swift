@@ -216,7 +216,10 @@ public final class ShareConsumer: Sendable {
             let add = s.assignment.filter { !s.inSession.contains($0) }
             let current = Set(s.assignment)
             let forget = s.inSession.filter { !current.contains($0) }
-            let acks = s.pending
+            // In offset order, one type per record (the last one given before this send wins:
+            // `renew` then `acknowledge` sends the acknowledgement), as a partition's batches
+            // must be.
+            let acks = s.pending.mapValues(ShareAcknowledgement.ordered)
             s.pending = [:]
             return (closing ? -1 : s.sessionEpoch, add, Array(forget), acks)
         }

@@ -43,6 +43,31 @@ public struct ShareAcknowledgement: Sendable, Equatable {
         self.types = types
     }
     public init(_ offset: Int64, _ type: ShareAcknowledgeType) { self.init(first: offset, last: offset, types: [type]) }
+
+    /// `acks` as one partition's batches must be: ascending, not overlapping, a record that
+    /// appears more than once with its last type; runs of one type in one batch.
+    static func ordered(_ acks: [ShareAcknowledgement]) -> [ShareAcknowledgement] {
+        var latest: [Int64: ShareAcknowledgeType] = [:]
+        for ack in acks where ack.first <= ack.last && ack.last - ack.first < 1 << 20 {
+            for offset in ack.first...ack.last {
+                guard let type = ack.types.count == 1 ? ack.types.first : ack.types[safe: Int(offset - ack.first)] else { continue }
+                latest[offset] = type
+            }
+        }
+        var out: [ShareAcknowledgement] = []
+        for (offset, type) in latest.sorted(by: { $0.key < $1.key }) {
+            if let last = out.last, last.last + 1 == offset, last.types == [type] {
+                out[out.count - 1].last = offset
+            } else {
+                out.append(ShareAcknowledgement(offset, type))
+            }
+        }
+        return out
+    }
+}
+
+extension Array {
+    fileprivate subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }
 
 /// A record archived by a REJECT or at the delivery limit, waiting to be copied to the
@@ -109,13 +134,17 @@ public struct ShareSettings: Sendable, Equatable {
 /// The window never exceeds `maxInFlight`. The start moves over finished records
 /// (acknowledged or archived) as soon as they form a prefix.
 ///
+/// Entries are plain values (no reference counting): the window is walked several times per
+/// fetch and acknowledgement, so a holder is a small number into `owners`, not its member id.
+///
 /// Concurrency: owned by `ShareCoordinator`'s mutex.
 struct SharePartition: Sendable, Equatable {
     struct Entry: Sendable, Equatable {
         var state: ShareRecordState
         var deliveryCount: Int16
         var lockExpiryMs: Int64 = 0
-        var owner: String? = nil
+        /// The holder of an acquired record: `owners[owner - 1]` (0: nobody).
+        var owner: UInt32 = 0
         /// An available record waiting out its retry backoff or its delay
         /// (`tidemark.deliver.at`) is not acquired before this.
         var availableAtMs: Int64 = 0
@@ -145,6 +174,11 @@ struct SharePartition: Sendable, Equatable {
     private(set) var deadLettered: Int64 = 0
 
     private(set) var activity = ShareActivity()
+
+    /// Member ids of holders, numbered from 1 by `Entry.owner`; a slot nobody holds records
+    /// under any more is reused (`ownerNumber(adding:)`). As many as the members that held
+    /// records here at once, plus those that left since the last reuse.
+    private(set) var owners: [String] = []
 
     /// Restored entries lack their records' keys and delays: re-read before use.
     var needsMetadata = false
@@ -189,7 +223,7 @@ struct SharePartition: Sendable, Equatable {
             var entry = entry
             if entry.state == .acquired {
                 entry.state = .available
-                entry.owner = nil
+                entry.owner = 0
                 entry.lockExpiryMs = 0
             }
             return entry
@@ -252,7 +286,29 @@ struct SharePartition: Sendable, Equatable {
 
     /// How many records `member` holds now.
     func held(by member: String) -> Int {
-        entries.reduce(0) { $0 + ($1.state == .acquired && $1.owner == member ? 1 : 0) }
+        guard let owner = ownerNumber(member) else { return 0 }
+        return entries.reduce(0) { $0 + ($1.state == .acquired && $1.owner == owner ? 1 : 0) }
+    }
+
+    /// `member`'s number in `owners`, nil when it never held a record here (or its slot was reused).
+    func ownerNumber(_ member: String) -> UInt32? {
+        owners.firstIndex(of: member).map { UInt32($0 + 1) }
+    }
+
+    /// `member`'s number, given a slot when it has none: a slot whose member holds nothing
+    /// now is reused (looked for only when the table has grown, so rarely walked).
+    private mutating func ownerNumber(adding member: String) -> UInt32 {
+        if let number = ownerNumber(member) { return number }
+        if owners.count >= 8 {
+            var used = [Bool](repeating: false, count: owners.count + 1)
+            for entry in entries where entry.state == .acquired { used[Int(entry.owner)] = true }
+            if let free = used.indices.dropFirst().first(where: { !used[$0] }) {
+                owners[free - 1] = member
+                return UInt32(free)
+            }
+        }
+        owners.append(member)
+        return UInt32(owners.count)
     }
 
     /// How many more records `member` may take so that `members` workers share the backlog:
@@ -302,6 +358,7 @@ struct SharePartition: Sendable, Equatable {
     /// Acquires `offsets` (from `candidates`, ascending) for `member`: locked until
     /// now + lock duration, delivery count incremented.
     mutating func acquire(_ offsets: [Int64], member: String, nowMs: Int64, settings: ShareSettings) -> [AcquiredRange] {
+        let owner = ownerNumber(adding: member)
         for offset in offsets {
             while offset >= endOffset { entries.append(Entry(state: .available, deliveryCount: 0)) }
             guard offset >= startOffset else { continue }
@@ -312,7 +369,7 @@ struct SharePartition: Sendable, Equatable {
             activity.deliveries += 1
             if entries[i].deliveryCount > 1 { activity.redeliveries += 1 }
             entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
-            entries[i].owner = member
+            entries[i].owner = owner
         }
         return ranges(of: offsets, member: member)
     }
@@ -320,13 +377,14 @@ struct SharePartition: Sendable, Equatable {
     /// Gives back acquisitions that were not delivered (the read did not reach them): as if
     /// never acquired, delivery count included.
     mutating func unacquire(_ offsets: [Int64], member: String) {
+        guard let owner = ownerNumber(member) else { return }
         for offset in offsets {
-            guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == member else { continue }
+            guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == owner else { continue }
             activity.deliveries -= 1
             if entries[i].deliveryCount > 1 { activity.redeliveries -= 1 }
             entries[i].state = .available
             entries[i].deliveryCount = max(0, entries[i].deliveryCount - 1)
-            entries[i].owner = nil
+            entries[i].owner = 0
             entries[i].lockExpiryMs = 0
         }
         // Never-delivered records at the end leave the window again.
@@ -335,9 +393,10 @@ struct SharePartition: Sendable, Equatable {
 
     /// Contiguous runs of `offsets` held by `member`, split where the delivery count changes.
     func ranges(of offsets: [Int64], member: String) -> [AcquiredRange] {
+        guard let owner = ownerNumber(member) else { return [] }
         var result: [AcquiredRange] = []
         for offset in offsets {
-            guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == member else { continue }
+            guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == owner else { continue }
             if var last = result.last, last.last + 1 == offset, last.deliveryCount == entry.deliveryCount {
                 last.last = offset
                 result[result.count - 1] = last
@@ -349,17 +408,26 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Applies a worker's acknowledgements, all or none: every offset must be acquired by
-    /// `member` under a live lock, else `.invalidRecordState` and nothing changes.
+    /// `member` under a live lock, else `.invalidRecordState` and nothing changes. The ranges
+    /// must come in offset order without overlapping (as Kafka requires of a partition's
+    /// acknowledgement batches), else `.invalidRequest`: an offset acknowledged twice in one
+    /// request (ACCEPT then RELEASE) would be finished and handed out again, and the same
+    /// range repeated would make one request walk the window once per repeat.
     mutating func acknowledge(
         _ acks: [ShareAcknowledgement], member: String, nowMs: Int64, settings: ShareSettings, allowRenew: Bool
     ) -> TidemarkError.Code? {
+        let owner = ownerNumber(member) ?? 0
+        var previousLast = Int64.min
         for ack in acks {
-            guard ack.first >= 0, ack.first <= ack.last, ack.last - ack.first < 1 << 20,
+            guard ack.first >= 0, ack.first <= ack.last, ack.last - ack.first < 1 << 20, ack.first > previousLast,
                 ack.types.count == 1 || Int64(ack.types.count) == ack.last - ack.first + 1
             else { return .invalidRequest }
+            previousLast = ack.last
+        }
+        for ack in acks {
             if !allowRenew && ack.types.contains(.renew) { return .invalidRequest }
             for offset in ack.first...ack.last {
-                guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == member,
+                guard owner > 0, let entry = entry(at: offset), entry.state == .acquired, entry.owner == owner,
                     entry.lockExpiryMs > nowMs
                 else { return .invalidRecordState }
             }
@@ -395,8 +463,9 @@ struct SharePartition: Sendable, Equatable {
     /// Returns how many records were released.
     @discardableResult
     mutating func releaseAll(held member: String, settings: ShareSettings) -> Int {
+        guard let owner = ownerNumber(member) else { return 0 }
         var released = 0
-        for i in entries.indices where entries[i].state == .acquired && entries[i].owner == member {
+        for i in entries.indices where entries[i].state == .acquired && entries[i].owner == owner {
             // Given back unprocessed (a close, a leave): available at once, no backoff.
             release(i, settings: settings, nowMs: nil)
             released += 1
@@ -430,7 +499,8 @@ struct SharePartition: Sendable, Equatable {
     func holders() -> [String: (count: Int, earliestExpiryMs: Int64)] {
         var result: [String: (count: Int, earliestExpiryMs: Int64)] = [:]
         for entry in entries where entry.state == .acquired {
-            guard let owner = entry.owner else { continue }
+            guard entry.owner > 0 else { continue }
+            let owner = owners[Int(entry.owner) - 1]
             let previous = result[owner] ?? (0, .max)
             result[owner] = (previous.count + 1, min(previous.earliestExpiryMs, entry.lockExpiryMs))
         }

@@ -148,27 +148,40 @@ final class ShareStateStore: Sendable {
     }
 
     static func encodeValue(_ state: SharePartition) -> [UInt8] {
-        // Runs of equal (state, delivery count), acquired written as available.
-        var runs: [(first: Int64, last: Int64, state: Int8, count: Int16)] = []
-        for (i, entry) in state.entries.enumerated() {
-            let offset = state.startOffset + Int64(i)
-            let kind = entry.state == .acquired ? ShareRecordState.available.rawValue : entry.state.rawValue
-            if let last = runs.last, last.last + 1 == offset, last.state == kind, last.count == entry.deliveryCount {
-                runs[runs.count - 1].last = offset
-            } else {
-                runs.append((offset, offset, kind, entry.deliveryCount))
-            }
-        }
-        var writer = ByteWriter()
+        // Runs of equal (state, delivery count), acquired written as available; the count is
+        // filled in once they are written (one pass over the window, no array of runs).
+        var writer = ByteWriter(capacity: 64 + 19 * min(state.entries.count, 64) + 15 * state.deadLetters.count)
         writer.writeInteger(Int16(1))
         writer.writeInteger(state.startOffset)
-        writer.writeInteger(Int32(runs.count))
-        for run in runs {
+        let countAt = writer.bytes.count
+        writer.writeInteger(Int32(0))
+        var runCount: Int32 = 0
+        var run: (first: Int64, last: Int64, state: Int8, count: Int16)? = nil
+        func write(_ run: (first: Int64, last: Int64, state: Int8, count: Int16), _ writer: inout ByteWriter) {
             writer.writeInteger(run.first)
             writer.writeInteger(run.last)
             writer.writeInteger(run.state)
             writer.writeInteger(run.count)
         }
+        var offset = state.startOffset
+        for entry in state.entries {
+            let kind = entry.state == .acquired ? ShareRecordState.available.rawValue : entry.state.rawValue
+            if let current = run, current.state == kind, current.count == entry.deliveryCount {
+                run!.last = offset
+            } else {
+                if let current = run {
+                    write(current, &writer)
+                    runCount += 1
+                }
+                run = (offset, offset, kind, entry.deliveryCount)
+            }
+            offset += 1
+        }
+        if let current = run {
+            write(current, &writer)
+            runCount += 1
+        }
+        writer.setInteger(runCount, at: countAt)
         writer.writeInteger(state.deadLetterProducerId)
         writer.writeInteger(state.deadLetterSequence)
         writer.writeInteger(state.deadLettered)

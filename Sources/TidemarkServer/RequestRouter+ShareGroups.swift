@@ -96,7 +96,8 @@ extension RequestRouter {
                     }
                     batches.append(ShareAcknowledgement(first: batch.firstOffset, last: batch.lastOffset, types: types))
                 }
-                if valid { acks[tp, default: []] += batches } else { refused.append((topic.topicId, p.partitionIndex, .invalidRequest)) }
+                // A partition listed twice: the last listing counts, as in Kafka.
+                if valid { acks[tp] = batches } else { refused.append((topic.topicId, p.partitionIndex, .invalidRequest)) }
             }
         }
         return (acks, listed, refused, names)

@@ -79,14 +79,16 @@ import TidemarkStorage
     }
 
     /// What the embedded consumer sends: its acknowledgements in offset order, the last type
-    /// given to a record winning, runs of one type in one batch.
+    /// given to a record winning (a RENEW never replaces a final word), runs of one type in one batch.
     @Test func acknowledgementsAreSentInOffsetOrderWithTheLastTypeOfEachRecord() {
-        let given = [ShareAcknowledgement(5, .accept), ShareAcknowledgement(3, .release), ShareAcknowledgement(4, .release),
+        let given = [ShareAcknowledgement(5, .accept), ShareAcknowledgement(3, .release), ShareAcknowledgement(4, .renew),
                      ShareAcknowledgement(5, .reject), ShareAcknowledgement(3, .renew), ShareAcknowledgement(6, .reject),
-                     ShareAcknowledgement(first: 8, last: 9, types: [.accept, .gap])]
+                     ShareAcknowledgement(4, .release), ShareAcknowledgement(7, .renew),
+                     ShareAcknowledgement(first: 8, last: 9, types: [.accept, .gap]), ShareAcknowledgement(first: 11, last: 12, types: [.accept])]
         #expect(ShareAcknowledgement.ordered(given) == [
-            ShareAcknowledgement(3, .renew), ShareAcknowledgement(4, .release), ShareAcknowledgement(first: 5, last: 6, types: [.reject]),
-            ShareAcknowledgement(8, .accept), ShareAcknowledgement(9, .gap),
+            ShareAcknowledgement(first: 3, last: 4, types: [.release]), ShareAcknowledgement(first: 5, last: 6, types: [.reject]),
+            ShareAcknowledgement(7, .renew), ShareAcknowledgement(8, .accept), ShareAcknowledgement(9, .gap),
+            ShareAcknowledgement(first: 11, last: 12, types: [.accept]),
         ])
     }
 

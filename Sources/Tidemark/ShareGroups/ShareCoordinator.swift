@@ -31,6 +31,12 @@ public final class ShareCoordinator: Sendable {
         /// yet: they go with the slot's next snapshot (an acknowledgement's) or with the
         /// maintenance pass, not one write per fetch.
         var unwritten = false
+        /// The share-state log holds a snapshot of this slot that deltas can follow (not yet
+        /// after a restart or a reset), its size, and the bytes of the deltas written since:
+        /// a slot writes deltas until they add up to its last snapshot, then a snapshot.
+        var hasSnapshot = false
+        var snapshotBytes = 0
+        var deltaBytes = 0
     }
 
     struct SessionKey: Hashable, Sendable {
@@ -403,21 +409,61 @@ public final class ShareCoordinator: Sendable {
         return key
     }
 
-    /// Appends the snapshots of these slots to the share-state log in one batch (not waited
-    /// for) and marks them written. Returns the offset below which they are; when the append
-    /// fails it throws and the slots are left unwritten (the maintenance pass tries again).
+    /// Appends what changed in these slots to the share-state log in one batch (not waited
+    /// for): a delta, or a snapshot when the slot has none to build on or its deltas since
+    /// add up to the last one (`ShareStateStore`). Marks them written and returns the offset
+    /// below which they are; when the append fails it throws and the slots are left unwritten
+    /// with what changed still marked (the maintenance pass tries again).
     @discardableResult
     func writeSlots(_ keys: [PartitionKey], _ s: inout State) throws -> Int64? {
         guard !keys.isEmpty else { return nil }
-        let snapshots = keys.compactMap { key in s.slots[key].map { (storeKey(key, $0), Optional($0.state)) } }
+        var records: [(ShareStateStore.Key, [UInt8]?)] = []
+        var snapshot: [Bool] = []
+        records.reserveCapacity(keys.count)
+        for key in keys {
+            guard let slot = s.slots[key] else { continue }
+            let whole = !slot.hasSnapshot || slot.deltaBytes >= max(slot.snapshotBytes, 1_024)
+            records.append((storeKey(key, slot), whole ? ShareStateStore.encodeValue(slot.state) : ShareStateStore.encodeDelta(slot.state)))
+            snapshot.append(whole)
+        }
         do {
-            let written = try store.write(snapshots)
-            for key in keys { s.slots[key]?.unwritten = false }
+            let written = try store.write(records)
+            var index = 0
+            for key in keys where s.slots[key] != nil {
+                let size = records[index].1?.count ?? 0
+                s.slots[key]!.unwritten = false
+                s.slots[key]!.state.markWritten()
+                if snapshot[index] {
+                    s.slots[key]!.hasSnapshot = true
+                    s.slots[key]!.snapshotBytes = size
+                    s.slots[key]!.deltaBytes = 0
+                } else {
+                    s.slots[key]!.deltaBytes += size
+                }
+                index += 1
+            }
             return written
         } catch {
             for key in keys { s.slots[key]?.unwritten = true }
             throw error
         }
+    }
+
+    /// A snapshot of every slot, for compaction (under the lock, with the rewrite): later
+    /// writes build on these.
+    private func snapshotAll(_ s: inout State) -> [(ShareStateStore.Key, [UInt8])] {
+        var out: [(ShareStateStore.Key, [UInt8])] = []
+        out.reserveCapacity(s.slots.count)
+        for key in Array(s.slots.keys) {
+            let bytes = ShareStateStore.encodeValue(s.slots[key]!.state)
+            out.append((storeKey(key, s.slots[key]!), bytes))
+            s.slots[key]!.state.markWritten()
+            s.slots[key]!.unwritten = false
+            s.slots[key]!.hasSnapshot = true
+            s.slots[key]!.snapshotBytes = bytes.count
+            s.slots[key]!.deltaBytes = 0
+        }
+        return out
     }
 
     /// `writeSlots` where nobody waits for it (the storage reports its own failures).
@@ -473,7 +519,10 @@ public final class ShareCoordinator: Sendable {
                 metadata: ["group": "\(group)", "members": "\(members)"])
         }
         do {
-            try await store.compactIfNeeded { [self] body in try state.withLock { _ in try body() } }
+            let live = state.withLock { $0.slots.count }
+            try await store.compactIfNeeded(live: live) { [self] rewrite in
+                try state.withLock { s in try rewrite(snapshotAll(&s)) }
+            }
         } catch {
             logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
         }
@@ -525,6 +574,7 @@ public final class ShareCoordinator: Sendable {
                     throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
                 }
                 s.slots[pkey]!.state.reset(to: offset)
+                s.slots[pkey]!.hasSnapshot = false  // the window moved anywhere: a snapshot
                 changed.append(pkey)
             }
             return try writeSlots(changed, &s)
@@ -539,7 +589,7 @@ public final class ShareCoordinator: Sendable {
             if let g = s.groups[group], !g.isEmpty {
                 throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
             }
-            var changed: [(ShareStateStore.Key, SharePartition?)] = []
+            var changed: [(ShareStateStore.Key, [UInt8]?)] = []
             for (key, slot) in s.slots where key.group == group && (topics?.contains(key.topicPartition.topic) ?? true) {
                 s.slots.removeValue(forKey: key)
                 changed.append((storeKey(key, slot), nil))

@@ -44,13 +44,16 @@ public struct ShareAcknowledgement: Sendable, Equatable {
     }
     public init(_ offset: Int64, _ type: ShareAcknowledgeType) { self.init(first: offset, last: offset, types: [type]) }
 
-    /// `acks` as one partition's batches must be: ascending, not overlapping, a record that
-    /// appears more than once with its last type; runs of one type in one batch.
+    /// `acks` as one partition's batches must be: ascending, not overlapping, one type per
+    /// record (the last one given, except that a RENEW never replaces a final word: a job
+    /// accepted and then renewed in the same send is accepted); runs of one type in one batch.
     static func ordered(_ acks: [ShareAcknowledgement]) -> [ShareAcknowledgement] {
         var latest: [Int64: ShareAcknowledgeType] = [:]
-        for ack in acks where ack.first <= ack.last && ack.last - ack.first < 1 << 20 {
+        for ack in acks where ack.first >= 0 && ack.first <= ack.last && ack.last - ack.first < 1 << 20 {
+            guard ack.types.count == 1 || Int64(ack.types.count) == ack.last - ack.first + 1 else { continue }
             for offset in ack.first...ack.last {
-                guard let type = ack.types.count == 1 ? ack.types.first : ack.types[safe: Int(offset - ack.first)] else { continue }
+                let type = ack.types.count == 1 ? ack.types[0] : ack.types[Int(offset - ack.first)]
+                if type == .renew, let given = latest[offset], given != .renew { continue }
                 latest[offset] = type
             }
         }
@@ -66,9 +69,6 @@ public struct ShareAcknowledgement: Sendable, Equatable {
     }
 }
 
-extension Array {
-    fileprivate subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
-}
 
 /// A record archived by a REJECT or at the delivery limit, waiting to be copied to the
 /// group's dead-letter topic (KIP-1191). Its sequence number is fixed when it is archived and
@@ -183,6 +183,23 @@ struct SharePartition: Sendable, Equatable {
     /// Restored entries lack their records' keys and delays: re-read before use.
     var needsMetadata = false
 
+    /// The offsets whose persisted state (state, delivery count) may have changed since the
+    /// last write: what a delta record (`ShareStateStore.encodeDelta`) carries besides the
+    /// window's bounds. Empty when `dirtyFrom > dirtyTo`.
+    private(set) var dirtyFrom = Int64.max
+    private(set) var dirtyTo = Int64.min
+
+    private mutating func touch(_ offset: Int64) {
+        if offset < dirtyFrom { dirtyFrom = offset }
+        if offset > dirtyTo { dirtyTo = offset }
+    }
+
+    /// Written: nothing is dirty any more.
+    mutating func markWritten() {
+        dirtyFrom = .max
+        dirtyTo = .min
+    }
+
     init(startOffset: Int64) { self.startOffset = startOffset }
 
     /// Records not finished that count toward the in-flight cap: held, or available now.
@@ -229,6 +246,57 @@ struct SharePartition: Sendable, Equatable {
             return entry
         }
         advanceStart()
+    }
+
+    /// A persisted run: offsets `first...last` in `state` (never acquired: locks are not
+    /// persisted), delivered `count` times.
+    struct PersistedRun: Sendable, Equatable {
+        var first: Int64
+        var last: Int64
+        var state: ShareRecordState
+        var count: Int16
+    }
+
+    /// Applies a delta record at restore: the window now spans `start..<end` (records that
+    /// enter it are available and never delivered), `runs` give the offsets that changed, and
+    /// the dead-letter fields are replaced. A restored start may be past the delta's: restoring
+    /// moved it over finished records the live window still began with (a window moved by the
+    /// log start is not advanced until its next acknowledgement), and finished records stay
+    /// finished, so that part is skipped. False when the delta does not fit this state (the
+    /// caller keeps the state as it was before it).
+    mutating func applyDelta(
+        start: Int64, end: Int64, runs: [PersistedRun], deadLetters: [DeadLetter], deadLetterSequence: Int32,
+        deadLetterProducerId: Int64, deadLettered: Int64
+    ) -> Bool {
+        guard start >= 0, end >= start, end - start <= 1_000_000,
+            runs.allSatisfy({ $0.first >= start && $0.first <= $0.last && $0.last < end && $0.state != .acquired })
+        else { return false }
+        var next = self
+        if start > next.startOffset {
+            next.entries.removeFirst(Int(min(Int64(next.entries.count), start - next.startOffset)))
+            next.startOffset = start
+        }
+        if next.startOffset >= end {
+            next.entries.removeAll()
+        } else {
+            if next.endOffset > end { next.entries.removeLast(Int(next.endOffset - end)) }
+            next.entries.reserveCapacity(Int(end - next.startOffset))
+            while next.endOffset < end { next.entries.append(Entry(state: .available, deliveryCount: 0)) }
+        }
+        for run in runs {
+            let from = max(run.first, next.startOffset)
+            let through = min(run.last, next.endOffset - 1)
+            guard from <= through else { continue }
+            for offset in from...through {
+                next.entries[Int(offset - next.startOffset)] = Entry(state: run.state, deliveryCount: run.count)
+            }
+        }
+        next.deadLetters = deadLetters
+        next.deadLetterSequence = deadLetterSequence
+        next.deadLetterProducerId = deadLetterProducerId
+        next.deadLettered = deadLettered
+        self = next
+        return true
     }
 
     func entry(at offset: Int64) -> Entry? {
@@ -370,6 +438,7 @@ struct SharePartition: Sendable, Equatable {
             if entries[i].deliveryCount > 1 { activity.redeliveries += 1 }
             entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
             entries[i].owner = owner
+            touch(offset)
         }
         return ranges(of: offsets, member: member)
     }
@@ -386,6 +455,7 @@ struct SharePartition: Sendable, Equatable {
             entries[i].deliveryCount = max(0, entries[i].deliveryCount - 1)
             entries[i].owner = 0
             entries[i].lockExpiryMs = 0
+            touch(offset)
         }
         // Never-delivered records at the end leave the window again.
         while let last = entries.last, last.state == .available, last.deliveryCount == 0 { entries.removeLast() }
@@ -409,10 +479,11 @@ struct SharePartition: Sendable, Equatable {
 
     /// Applies a worker's acknowledgements, all or none: every offset must be acquired by
     /// `member` under a live lock, else `.invalidRecordState` and nothing changes. The ranges
-    /// must come in offset order without overlapping (as Kafka requires of a partition's
-    /// acknowledgement batches), else `.invalidRequest`: an offset acknowledged twice in one
-    /// request (ACCEPT then RELEASE) would be finished and handed out again, and the same
-    /// range repeated would make one request walk the window once per repeat.
+    /// must come in offset order without overlapping, else `.invalidRequest`: an offset
+    /// acknowledged twice in one request (ACCEPT then RELEASE) would be finished and handed
+    /// out again, and the same range repeated would make one request walk the window once per
+    /// repeat. (Kafka refuses a range that starts before the previous one's last offset; one
+    /// that starts on it, acknowledging that record twice, is refused here too.)
     mutating func acknowledge(
         _ acks: [ShareAcknowledgement], member: String, nowMs: Int64, settings: ShareSettings, allowRenew: Bool
     ) -> TidemarkError.Code? {
@@ -436,6 +507,7 @@ struct SharePartition: Sendable, Equatable {
             for offset in ack.first...ack.last {
                 let type = ack.types.count == 1 ? ack.types[0] : ack.types[Int(offset - ack.first)]
                 let i = Int(offset - startOffset)
+                touch(offset)
                 switch type {
                 case .accept:
                     activity.accepted += 1
@@ -513,6 +585,7 @@ struct SharePartition: Sendable, Equatable {
 
     /// Back to available (after the backoff when `nowMs` is given), or archived at the limit.
     private mutating func release(_ i: Int, settings: ShareSettings, nowMs: Int64?) {
+        touch(startOffset + Int64(i))
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {
             entries[i] = Entry(state: .archived, deliveryCount: count)

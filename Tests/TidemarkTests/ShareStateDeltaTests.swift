@@ -1,0 +1,206 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+@testable import Tidemark
+
+/// The share-state log's deltas (`ShareStateStore`, value v2): what a replay of snapshots and
+/// deltas rebuilds is what was persisted, and a window that stays long (delayed jobs) no
+/// longer makes every acknowledgement rewrite it.
+@Suite struct ShareStateDeltaTests {
+    /// What a restart keeps of a partition: bounds, (state, delivery count) per record with
+    /// locks dropped, dead letters. (A finished prefix counts as finished: a restore moves the
+    /// start over it, a window moved by the log start may still begin with one.)
+    static func persisted(_ p: SharePartition) -> String {
+        var entries = p.entries.map { "\($0.state == .acquired ? .available : $0.state).\($0.deliveryCount)" }
+        let done = p.entries.prefix { $0.state == .acknowledged || $0.state == .archived }.count
+        entries.removeFirst(done)
+        return "\(p.startOffset + Int64(done))..<\(p.endOffset) \(entries) \(p.deadLetters) \(p.deadLetterSequence) \(p.deadLetterProducerId) \(p.deadLettered)"
+    }
+
+    /// A random life of one partition (fetches by three members, every kind of acknowledgement,
+    /// lock expiries, undone acquisitions, retention, delayed records entering the window, dead
+    /// letters), written as a snapshot or a delta at random points: replaying the records from
+    /// the start always gives back what was persisted, and deltas stay small.
+    @Test func replayingSnapshotsAndDeltasGivesBackThePersistedState() throws {
+        var rng = SeededGenerator(seed: 20261201)
+        var settings = ShareSettings()
+        settings.deliveryCountLimit = 3
+        settings.deadLetters = true
+        settings.lockDurationMs = 1_000
+        var p = SharePartition(startOffset: 0)
+        var records: [[UInt8]] = []
+        var now: Int64 = 0
+        var logStart: Int64 = 0
+        var logEnd: Int64 = 0
+        var deltas = 0
+        var deltaBytes = 0
+        var snapshotBytesInstead = 0
+        var replayed: SharePartition? = nil
+        for step in 0..<3_000 {
+            now += Int64.random(in: 0...200, using: &rng)
+            let members = ["a", "b", "c"]
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0, 1:
+                // Records enter the window; every third one is delayed far ahead.
+                let metas = (0..<Int.random(in: 1...6, using: &rng)).map { i in
+                    SharePartition.RecordMeta(offset: p.endOffset + Int64(i), keyHash: nil, deliverAtMs: (p.endOffset + Int64(i)) % 3 == 0 ? now + 10_000_000 : 0)
+                }
+                logEnd = max(logEnd, p.endOffset + Int64(metas.count))
+                p.extend(with: metas)
+            case 2, 3:
+                let offsets = p.candidates(max: Int.random(in: 1...4, using: &rng), logEnd: logEnd, settings: settings, nowMs: now)
+                _ = p.acquire(offsets, member: members.randomElement(using: &rng)!, nowMs: now, settings: settings)
+            case 4, 5, 6:
+                let member = members.randomElement(using: &rng)!
+                let held = (p.startOffset..<p.endOffset).filter {
+                    p.entry(at: $0)?.state == .acquired && p.entry(at: $0)?.owner == p.ownerNumber(member)
+                }
+                guard !held.isEmpty else { continue }
+                let types: [ShareAcknowledgeType] = [.accept, .accept, .release, .reject, .gap]
+                let acks = held.prefix(Int.random(in: 1...held.count, using: &rng)).map { ShareAcknowledgement($0, types.randomElement(using: &rng)!) }
+                _ = p.acknowledge(acks, member: member, nowMs: now, settings: settings, allowRenew: false)
+            case 7:
+                p.expireLocks(nowMs: now, settings: settings)
+            case 8:
+                if Bool.random(using: &rng) {
+                    let member = members.randomElement(using: &rng)!
+                    let held = (p.startOffset..<p.endOffset).filter { p.entry(at: $0)?.owner == p.ownerNumber(member) && p.entry(at: $0)?.state == .acquired }
+                    p.unacquire(Array(held.suffix(2)), member: member)
+                } else {
+                    p.releaseAll(held: members.randomElement(using: &rng)!, settings: settings)
+                }
+            default:
+                if Int.random(in: 0..<4, using: &rng) == 0 { logStart = min(logEnd, logStart + Int64.random(in: 0...3, using: &rng)) }
+                if !p.deadLetters.isEmpty && Bool.random(using: &rng) { p.deadLettersWritten([p.deadLetters[0].sequence]) }
+                p.follow(logStart: logStart, logEnd: logEnd)
+            }
+            guard Int.random(in: 0..<3, using: &rng) == 0 || step == 2_999 else { continue }
+            let snapshot = records.isEmpty || Int.random(in: 0..<20, using: &rng) == 0
+            let bytes = snapshot ? ShareStateStore.encodeValue(p) : ShareStateStore.encodeDelta(p)
+            if !snapshot {
+                deltas += 1
+                deltaBytes += bytes.count - 15 * p.deadLetters.count
+                snapshotBytesInstead += ShareStateStore.encodeValue(p).count - 15 * p.deadLetters.count
+            }
+            records.append(bytes)
+            p.markWritten()
+            replayed = ShareStateStore.decode(bytes, onto: replayed) ?? replayed
+            var got = try #require(replayed)
+            if step == 2_999 {
+                // And from the start, as an open does.
+                var again: SharePartition? = nil
+                for record in records { again = ShareStateStore.decode(record, onto: again) ?? again }
+                got = try #require(again)
+            }
+            if Self.persisted(got) != Self.persisted(p) {
+                let firstDifference = (got.startOffset..<max(got.endOffset, p.endOffset)).first {
+                    got.entry(at: $0).map { "\($0.state == .acquired ? .available : $0.state).\($0.deliveryCount)" }
+                        != p.entry(at: $0).map { "\($0.state == .acquired ? .available : $0.state).\($0.deliveryCount)" }
+                }
+                Issue.record("""
+                    after step \(step) (\(snapshot ? "snapshot" : "delta")): replayed \(got.startOffset)..<\(got.endOffset), \
+                    persisted \(p.startOffset)..<\(p.endOffset); first different offset \(firstDifference.map(String.init) ?? "none"): \
+                    \(firstDifference.flatMap { got.entry(at: $0) }.map { "\($0)" } ?? "-") against \(firstDifference.flatMap { p.entry(at: $0) }.map { "\($0)" } ?? "-"); \
+                    dead letters \(got.deadLetters.count) against \(p.deadLetters.count)
+                    """)
+                return
+            }
+        }
+        #expect(deltas > 500)
+        // A delta carries what changed since the last write, not the window (dead letters aside,
+        // which every record carries whole).
+        #expect(deltaBytes * 5 < snapshotBytesInstead, "\(deltaBytes) bytes of deltas against \(snapshotBytesInstead) of snapshots")
+    }
+
+    /// The delta layout, and deltas refused when they cannot apply: nothing before them, runs
+    /// outside their window, bytes that end early.
+    @Test func deltasThatDoNotFitAreRefused() throws {
+        var p = SharePartition(startOffset: 10)
+        _ = p.acquire([10, 11, 12], member: "a", nowMs: 0, settings: ShareSettings())
+        let base = try #require(ShareStateStore.decode(ShareStateStore.encodeValue(p), onto: nil))
+        p.markWritten()
+        #expect(p.acknowledge([ShareAcknowledgement(11, .accept)], member: "a", nowMs: 1, settings: ShareSettings(), allowRenew: false) == nil)
+        let delta = ShareStateStore.encodeDelta(p)
+        // version 2, start 10, end 13, one run: 11-11 acknowledged, delivered once; no dead letters.
+        #expect(Array(delta[0..<2]) == [0, 2] && delta.count == 2 + 8 + 8 + 4 + 19 + 24)
+        #expect(Array(delta[22..<41]) == [0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 11, 2, 0, 1])
+        #expect(ShareStateStore.decode(delta, onto: base)?.entry(at: 11)?.state == .acknowledged)
+        #expect(ShareStateStore.decode(delta, onto: nil) == nil)
+        #expect(ShareStateStore.decode(Array(delta.dropLast(4)), onto: base) == nil)
+        var outside = delta
+        outside[33] = 20  // the run's last offset past the window's end
+        #expect(ShareStateStore.decode(outside, onto: base) == nil)
+    }
+
+    /// Every other job delayed an hour, the rest taken and acknowledged one at a time: the
+    /// window keeps the delayed ones, so it grows by two records per job. Whole snapshots made
+    /// that quadratic (4,000 jobs: 159 MB of share state through the Kafka front; here 1,000
+    /// jobs would write about 19 MB); now the log grows by about what each acknowledgement
+    /// changed. A restart, after a compaction too, still knows every job: done ones never
+    /// again, delayed ones still waiting.
+    @Test func delayedJobsBesideAcknowledgedOnesKeepTheShareStateSmall() async throws {
+        let dir = TemporaryDirectory()
+        let later = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+        let stateDir = dir.path + "/__share_group_state-0"
+        func logged() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: stateDir).filter { $0.hasSuffix(".log") }.reduce(0) {
+                $0 + ((try FileManager.default.attributesOfItem(atPath: stateDir + "/" + $1)[.size] as? Int) ?? 0)
+            }
+        }
+        func acknowledgeOneByOne(_ worker: ShareConsumer, _ count: Int) async throws {
+            var done = 0
+            while done < count {
+                for job in try await worker.poll(maxRecords: 1, timeout: .milliseconds(200)) {
+                    #expect(job.offset % 2 == 1)
+                    worker.acknowledge(job, .accept)
+                    done += 1
+                }
+                try await worker.commit()
+            }
+        }
+        var options = BrokerOptions()
+        options.groups.shareStateCompactionBytes = 64 << 20  // no compaction while measuring
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+            try await broker.createTopic("jobs", partitions: 1)
+            var builder = RecordBatchBuilder()
+            for i in 0..<2_400 {
+                let headers = i % 2 == 0 ? [RecordHeader(key: Broker.deliverAtHeader, value: Array("\(later)".utf8))] : []
+                builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8), headers: headers)
+            }
+            _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+            let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+            try await acknowledgeOneByOne(worker, 1_000)
+            let size = try logged()
+            #expect(size < 1 << 20, "\(size) bytes of share state")
+            try await worker.close()
+            try await broker.close()
+        }
+        options.groups.shareStateCompactionBytes = 16 << 10
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+            let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+            try await acknowledgeOneByOne(worker, 1)
+            let before = try logged()
+            await broker.shares.tick()  // compacts: one snapshot, deltas after it
+            #expect(try logged() < before)
+            try await acknowledgeOneByOne(worker, 1)
+            try await worker.close()
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+        var again: [Int64] = []
+        while again.count < 1_200 - 1_002 {
+            let jobs = try await worker.poll(maxRecords: 500, timeout: .milliseconds(500))
+            if jobs.isEmpty { break }
+            again += jobs.map(\.offset)
+        }
+        #expect(again.count == 1_200 - 1_002 && again.allSatisfy { $0 % 2 == 1 && $0 > 2 * 1_002 - 1 })
+        let summary = try #require(broker.shares.summaries("g", view: broker.shareLogView).first)
+        #expect(summary.startOffset == 0 && summary.delayed == 1_200)
+        try await worker.close()
+        try await broker.close()
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// Writing slots to the share-state log (`ShareStateStore`): deltas, snapshots, compaction's
+/// snapshots. Called under the coordinator's lock (`State` comes in `inout`), so the log's
+/// order is the state's order.
+extension ShareCoordinator {
+    /// Appends what changed in these slots to the share-state log in one batch (not waited
+    /// for): a delta, or a snapshot when the slot has none to build on or its deltas since
+    /// add up to the last one (`ShareStateStore`). Marks them written and returns the offset
+    /// below which they are; when the append fails it throws and the slots are left unwritten
+    /// with what changed still marked (the maintenance pass tries again).
+    @discardableResult
+    func writeSlots(_ keys: [PartitionKey], _ s: inout State) throws -> Int64? {
+        guard !keys.isEmpty else { return nil }
+        var records: [(ShareStateStore.Key, [UInt8]?)] = []
+        var snapshot: [Bool] = []
+        records.reserveCapacity(keys.count)
+        for key in keys {
+            guard let slot = s.slots[key] else { continue }
+            let whole = !slot.hasSnapshot || slot.deltaBytes >= max(slot.snapshotBytes, 1_024)
+            records.append((storeKey(key, slot), whole ? ShareStateStore.encodeValue(slot.state) : ShareStateStore.encodeDelta(slot.state)))
+            snapshot.append(whole)
+        }
+        do {
+            let written = try store.write(records)
+            var index = 0
+            for key in keys where s.slots[key] != nil {
+                let size = records[index].1?.count ?? 0
+                s.slots[key]!.unwritten = false
+                s.slots[key]!.state.markWritten()
+                if snapshot[index] {
+                    s.slots[key]!.hasSnapshot = true
+                    s.slots[key]!.snapshotBytes = size
+                    s.slots[key]!.deltaBytes = 0
+                } else {
+                    s.slots[key]!.deltaBytes += size
+                }
+                index += 1
+            }
+            return written
+        } catch {
+            for key in keys { s.slots[key]?.unwritten = true }
+            throw error
+        }
+    }
+
+    /// A snapshot of every slot, for compaction (under the lock, with the rewrite): later
+    /// writes build on these.
+    func snapshotAll(_ s: inout State) -> [(ShareStateStore.Key, [UInt8])] {
+        var out: [(ShareStateStore.Key, [UInt8])] = []
+        out.reserveCapacity(s.slots.count)
+        for key in Array(s.slots.keys) {
+            let bytes = ShareStateStore.encodeValue(s.slots[key]!.state)
+            out.append((storeKey(key, s.slots[key]!), bytes))
+            s.slots[key]!.state.markWritten()
+            s.slots[key]!.unwritten = false
+            s.slots[key]!.hasSnapshot = true
+            s.slots[key]!.snapshotBytes = bytes.count
+            s.slots[key]!.deltaBytes = 0
+        }
+        return out
+    }
+
+    /// `writeSlots` where nobody waits for it (the storage reports its own failures).
+    func write(_ keys: [PartitionKey], _ s: inout State) { _ = try? writeSlots(keys, &s) }
+
+    func storeKey(_ key: PartitionKey, _ slot: Slot) -> ShareStateStore.Key {
+        ShareStateStore.Key(group: key.group, topicId: slot.topicId, partition: key.topicPartition.partition)
+    }
+}

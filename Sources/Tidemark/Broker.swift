@@ -267,9 +267,14 @@ public final class Broker: Sendable {
             ], deadLetterPrefix: options.groups.deadLetterTopicPrefix)
         let groups = GroupCoordinator(
             options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock, logger: options.logger)
-        let (shareStore, shareStates) = try await ShareStateStore.open(
+        let (shareStore, shareStates, unreadable) = try await ShareStateStore.open(
             partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
             compactionThresholdBytes: options.groups.shareStateCompactionBytes)
+        if unreadable > 0 {
+            options.logger.error(
+                "share-state records that could not be read or applied were skipped: the partitions they describe restart from their previous state",
+                metadata: ["records": "\(unreadable)"])
+        }
         let shares = ShareCoordinator(
             options: options.groups, configs: groupConfigs, store: shareStore, restored: shareStates, topicNames: registry.names,
             clock: options.clock)

@@ -203,4 +203,72 @@ import TidemarkStorage
         try await worker.close()
         try await broker.close()
     }
+
+    static func produce(_ broker: Broker, count: Int) async throws {
+        var builder = RecordBatchBuilder()
+        for i in 0..<count { builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8)) }
+        _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+    }
+
+    /// A start moved back (offsets reset past the log end, then the window follows the log
+    /// end) cannot be said by a delta, whose replay never moves a start back: it is written
+    /// as a snapshot. Written as a delta, a restart kept the reset's start and the jobs
+    /// appended between the log end and it were never delivered.
+    @Test func aWindowStartMovedBackIsWrittenAsASnapshot() async throws {
+        let dir = TemporaryDirectory()
+        let tp = TopicPartition("jobs", 0)
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("jobs", partitions: 1)
+            try await Self.produce(broker, count: 3)
+            try await broker.shares.resetOffsets(group: "g", offsets: [tp: 100], view: broker.shareLogView)
+            let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+            #expect(try await worker.poll(timeout: .milliseconds(100)).isEmpty)  // the window follows the log end: 3
+            #expect(broker.shares.summaries("g", view: broker.shareLogView).first?.startOffset == 3)
+            try await Self.produce(broker, count: 2)  // offsets 3 and 4
+            try await worker.close()
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+        #expect(try await worker.poll(maxRecords: 10, timeout: .seconds(2)).map(\.offset) == [3, 4])
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// A compaction whose rewrite fails (a full disk) changes nothing of what the slots still
+    /// have to write: a held record's delivery count, not yet in the log, is written later
+    /// and survives a restart. (Marked written before the rewrite, it was lost, and the slot's
+    /// later records were deltas with no snapshot under them.)
+    @Test func aFailedCompactionLeavesWhatIsUnwrittenToWrite() async throws {
+        let dir = TemporaryDirectory()
+        var options = BrokerOptions()
+        options.groups.shareStateCompactionBytes = 1
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+            try await broker.createTopic("jobs", partitions: 1)
+            try await Self.produce(broker, count: 40)
+            let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+            // 30 jobs done one by one: the share-state log passes the compaction threshold.
+            for _ in 0..<30 {
+                for job in try await worker.poll(maxRecords: 1, timeout: .milliseconds(500)) { worker.acknowledge(job, .accept) }
+                try await worker.commit()
+            }
+            // Two more held: acquisitions wait for the slot's next write.
+            #expect(try await worker.poll(maxRecords: 2, timeout: .milliseconds(500)).map(\.offset) == [30, 31])
+            let stateLog = dir.path + "/__share_group_state-0"
+            StorageFaults.inject(.write, .noSpace, pathContains: stateLog, times: nil)
+            StorageFaults.inject(.allocate, .noSpace, pathContains: stateLog, times: nil)
+            await broker.shares.tick()  // its write and its compaction both fail
+            StorageFaults.clear(pathContains: stateLog)
+            try await broker.close()  // writes what is still unwritten
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+        let again = try await worker.poll(maxRecords: 3, timeout: .seconds(2))
+        #expect(again.map { [$0.offset, Int64($0.deliveryCount)] } == [[30, 2], [31, 2], [32, 1]])
+        try await worker.close()
+        try await broker.close()
+    }
+
 }

@@ -17,7 +17,7 @@ extension ShareCoordinator {
         records.reserveCapacity(keys.count)
         for key in keys {
             guard let slot = s.slots[key] else { continue }
-            let whole = !slot.hasSnapshot || slot.deltaBytes >= max(slot.snapshotBytes, 1_024)
+            let whole = !slot.hasSnapshot || slot.state.needsSnapshot || slot.deltaBytes >= max(slot.snapshotBytes, 1_024)
             records.append((storeKey(key, slot), whole ? ShareStateStore.encodeValue(slot.state) : ShareStateStore.encodeDelta(slot.state)))
             snapshot.append(whole)
         }
@@ -44,21 +44,22 @@ extension ShareCoordinator {
         }
     }
 
-    /// A snapshot of every slot, for compaction (under the lock, with the rewrite): later
-    /// writes build on these.
-    func snapshotAll(_ s: inout State) -> [(ShareStateStore.Key, [UInt8])] {
-        var out: [(ShareStateStore.Key, [UInt8])] = []
-        out.reserveCapacity(s.slots.count)
-        for key in Array(s.slots.keys) {
-            let bytes = ShareStateStore.encodeValue(s.slots[key]!.state)
-            out.append((storeKey(key, s.slots[key]!), bytes))
-            s.slots[key]!.state.markWritten()
-            s.slots[key]!.unwritten = false
-            s.slots[key]!.hasSnapshot = true
-            s.slots[key]!.snapshotBytes = bytes.count
-            s.slots[key]!.deltaBytes = 0
+    /// A snapshot of every slot, for compaction (under the lock, with the rewrite). Nothing is
+    /// marked until the rewrite has appended them (`snapshotsWritten`): a compaction that fails
+    /// half-way leaves every slot's pending changes and snapshot state as they were.
+    func snapshotAll(_ s: State) -> [(partition: PartitionKey, key: ShareStateStore.Key, bytes: [UInt8])] {
+        s.slots.map { key, slot in (key, storeKey(key, slot), ShareStateStore.encodeValue(slot.state)) }
+    }
+
+    /// Later writes build on these snapshots, now in the log.
+    func snapshotsWritten(_ snapshots: [(partition: PartitionKey, key: ShareStateStore.Key, bytes: [UInt8])], _ s: inout State) {
+        for snapshot in snapshots where s.slots[snapshot.partition] != nil {
+            s.slots[snapshot.partition]!.state.markWritten()
+            s.slots[snapshot.partition]!.unwritten = false
+            s.slots[snapshot.partition]!.hasSnapshot = true
+            s.slots[snapshot.partition]!.snapshotBytes = snapshot.bytes.count
+            s.slots[snapshot.partition]!.deltaBytes = 0
         }
-        return out
     }
 
     /// `writeSlots` where nobody waits for it (the storage reports its own failures).

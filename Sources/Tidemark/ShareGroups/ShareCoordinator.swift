@@ -457,7 +457,11 @@ public final class ShareCoordinator: Sendable {
         do {
             let live = state.withLock { $0.slots.count }
             try await store.compactIfNeeded(live: live) { [self] rewrite in
-                try state.withLock { s in try rewrite(snapshotAll(&s)) }
+                try state.withLock { s in
+                    let snapshots = snapshotAll(s)
+                    try rewrite(snapshots.map { ($0.key, $0.bytes) })
+                    snapshotsWritten(snapshots, &s)  // only once they are in the log
+                }
             }
         } catch {
             logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
@@ -509,8 +513,7 @@ public final class ShareCoordinator: Sendable {
                 guard let pkey = slotKey(group, tp, view: view, &s) else {
                     throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
                 }
-                s.slots[pkey]!.state.reset(to: offset)
-                s.slots[pkey]!.hasSnapshot = false  // the window moved anywhere: a snapshot
+                s.slots[pkey]!.state.reset(to: offset)  // the next write is a snapshot
                 changed.append(pkey)
             }
             return try writeSlots(changed, &s)

@@ -67,10 +67,15 @@ struct SharePartition: Sendable, Equatable {
         if offset > dirtyTo { dirtyTo = offset }
     }
 
+    /// The window moved somewhere a delta cannot say (its start went back: a reset, or the
+    /// log's end below the start): the next write must be a snapshot.
+    private(set) var needsSnapshot = false
+
     /// Written: nothing is dirty any more.
     mutating func markWritten() {
         dirtyFrom = .max
         dirtyTo = .min
+        needsSnapshot = false
     }
 
     init(startOffset: Int64) { self.startOffset = startOffset }
@@ -191,6 +196,7 @@ struct SharePartition: Sendable, Equatable {
             deadLetters.removeAll { $0.offset >= logEnd }
             if startOffset >= logEnd {
                 entries.removeAll()
+                if logEnd < startOffset { needsSnapshot = true }
                 startOffset = logEnd
             } else {
                 entries.removeLast(Int(endOffset - logEnd))
@@ -423,6 +429,7 @@ struct SharePartition: Sendable, Equatable {
     mutating func reset(to offset: Int64) {
         startOffset = offset
         entries = []
+        needsSnapshot = true
     }
 
     /// Counts per state, for describing the partition.

@@ -66,13 +66,16 @@ final class ShareStateStore: Sendable {
     }
 
     /// Opens the log and replays it: each snapshot replaces its key's state, each delta
-    /// applies to it (a delta that does not fit leaves the state as it was), a null forgets it.
+    /// applies to it, a null forgets it. A record that cannot be read or applied (a delta
+    /// with no snapshot before it) leaves the state as it was and is counted in `unreadable`
+    /// (the caller logs it: none is ever written so).
     static func open(
         partition: PartitionState, flusher: LogFlusher, executor: BlockingExecutor, clock: @escaping @Sendable () -> Int64,
         compactionThresholdBytes: Int64
-    ) async throws -> (ShareStateStore, [Key: SharePartition]) {
-        let states = try await executor.run { () throws -> [Key: SharePartition] in
+    ) async throws -> (store: ShareStateStore, states: [Key: SharePartition], unreadable: Int) {
+        let (states, unreadable) = try await executor.run { () throws -> ([Key: SharePartition], Int) in
             var states: [Key: SharePartition] = [:]
+            var unreadable = 0
             var offset = partition.log.logStartOffset
             while offset < partition.log.logEndOffset {
                 let batches = try partition.log.readBatches(from: offset, maxBytes: 8 << 20)
@@ -84,16 +87,16 @@ final class ShareStateStore: Sendable {
                             states.removeValue(forKey: key)
                             continue
                         }
-                        if let state = decode(value, onto: states[key]) { states[key] = state }
+                        if let state = decode(value, onto: states[key]) { states[key] = state } else { unreadable += 1 }
                     }
                     offset = batch.header.nextOffset
                 }
             }
-            return states
+            return (states, unreadable)
         }
         let store = ShareStateStore(
             partition: partition, flusher: flusher, executor: executor, clock: clock, compactionThresholdBytes: compactionThresholdBytes)
-        return (store, states)
+        return (store, states, unreadable)
     }
 
     /// Appends records (snapshots, deltas; nil: forget) in one batch; returns the offset

@@ -249,8 +249,11 @@ public final class ShareCoordinator: Sendable {
                 let written = try writeSlots(changed, &s)
                 update.durableAt = syncAcknowledgements ? written : nil
             } catch {
-                // Not durable: the acknowledgements are refused (the records stay acquired
-                // in memory and expire like any lock).
+                // Not in the log: the worker is told so (a storage error). The records are
+                // finished in memory already and their slots stay unwritten, so the next write
+                // that succeeds (the maintenance pass tries each second) records them; until
+                // then a crash would deliver them again. A retried acknowledgement is refused
+                // (they are no longer acquired), and they are not handed out again.
                 for (tp, result) in update.acknowledged where result == nil { update.acknowledged[tp] = .some(.storage) }
             }
             return update

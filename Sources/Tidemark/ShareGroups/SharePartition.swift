@@ -67,6 +67,11 @@ struct SharePartition: Sendable, Equatable {
         if offset > dirtyTo { dirtyTo = offset }
     }
 
+    /// No lock runs out before this (a lower bound: the earliest deadline set since the last
+    /// walk of `expireLocks`, which then skips the window until it is reached). A window of
+    /// delayed jobs can hold 100,000 records; every fetch expires locks first.
+    private var locksExpireNoSoonerThan = Int64.max
+
     /// The window moved somewhere a delta cannot say (its start went back: a reset, or the
     /// log's end below the start): the next write must be a snapshot.
     private(set) var needsSnapshot = false
@@ -214,11 +219,18 @@ struct SharePartition: Sendable, Equatable {
     /// Returns how many were released.
     @discardableResult
     mutating func expireLocks(nowMs: Int64, settings: ShareSettings) -> Int {
+        guard nowMs >= locksExpireNoSoonerThan else { return 0 }
         var released = 0
-        for i in entries.indices where entries[i].state == .acquired && entries[i].lockExpiryMs <= nowMs {
-            release(i, settings: settings, nowMs: nowMs)
-            released += 1
+        var earliest = Int64.max
+        for i in entries.indices where entries[i].state == .acquired {
+            if entries[i].lockExpiryMs <= nowMs {
+                release(i, settings: settings, nowMs: nowMs)
+                released += 1
+            } else {
+                earliest = min(earliest, entries[i].lockExpiryMs)
+            }
         }
+        locksExpireNoSoonerThan = earliest
         activity.lockExpirations += Int64(released)
         if released > 0 { advanceStart() }
         return released
@@ -262,8 +274,20 @@ struct SharePartition: Sendable, Equatable {
     /// its fair share (rounded up) less what it holds. One worker alone may take everything.
     func fairShare(for member: String, members: Int, logEnd: Int64) -> Int {
         guard members > 1 else { return Int.max }
-        let share = (backlog(logEnd: logEnd) + Int64(members) - 1) / Int64(members)
-        return max(0, Int(share) - held(by: member))
+        // `backlog` and `held` in one walk of the window.
+        let owner = ownerNumber(member) ?? 0
+        var finished = 0
+        var held = 0
+        for entry in entries {
+            if entry.state == .acknowledged || entry.state == .archived {
+                finished += 1
+            } else if entry.state == .acquired && entry.owner == owner && owner > 0 {
+                held += 1
+            }
+        }
+        let backlog = max(0, max(logEnd, endOffset) - startOffset - Int64(finished))
+        let share = (backlog + Int64(members) - 1) / Int64(members)
+        return max(0, Int(share) - held)
     }
 
     /// Whether some record could be acquired now.
@@ -316,6 +340,7 @@ struct SharePartition: Sendable, Equatable {
             activity.deliveries += 1
             if entries[i].deliveryCount > 1 { activity.redeliveries += 1 }
             entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
+            locksExpireNoSoonerThan = min(locksExpireNoSoonerThan, entries[i].lockExpiryMs)
             entries[i].owner = owner
             touch(offset)
         }

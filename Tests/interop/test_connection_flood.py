@@ -92,7 +92,12 @@ def test_a_connection_flood_waits_and_the_connected_go_on(limited):
 def test_accepting_pauses_when_descriptors_run_out(limited):
     node = limited(extra=["--config", "max.connections=100000"])
     held = flood(node.port)
-    # The HTTP listener meets the full descriptor table too (its own pause handler).
+    # The HTTP listener meets the full descriptor table too (its own pause handler), once the
+    # Kafka listener has filled it: connected before that, they would simply be accepted.
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(
+            " tidemark: " in line and "cannot accept connections" in line for line in node.log_tail(200).splitlines()):
+        time.sleep(0.05)
     for _ in range(5):
         held.append(socket.create_connection(("127.0.0.1", node.http_port), timeout=2))
     try:

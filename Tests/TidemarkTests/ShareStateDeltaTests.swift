@@ -18,6 +18,19 @@ import TidemarkStorage
         return "\(p.startOffset + Int64(done))..<\(p.endOffset) \(entries) \(p.deadLetters) \(p.deadLetterSequence) \(p.deadLetterProducerId) \(p.deadLettered)"
     }
 
+    /// `SharePartition.candidates` without per-key ordering, by walking every record.
+    static func candidatesWalkingAll(_ p: SharePartition, max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {
+        var out = (p.startOffset..<p.endOffset).filter {
+            p.entry(at: $0)!.state == .available && p.entry(at: $0)!.availableAtMs <= nowMs
+        }.prefix(max).map { $0 }
+        var offset = p.endOffset
+        while offset < Swift.min(logEnd, p.startOffset + Int64(settings.maxInFlight)) && out.count < max {
+            out.append(offset)
+            offset += 1
+        }
+        return out
+    }
+
     /// A random life of one partition (fetches by three members, every kind of acknowledgement,
     /// lock expiries, undone acquisitions, retention, delayed records entering the window, dead
     /// letters), written as a snapshot or a delta at random points: replaying the records from
@@ -28,6 +41,7 @@ import TidemarkStorage
         settings.deliveryCountLimit = 3
         settings.deadLetters = true
         settings.lockDurationMs = 1_000
+        settings.redeliveryBackoffMs = 300  // released records wait before they are candidates again
         var p = SharePartition(startOffset: 0)
         var records: [[UInt8]] = []
         var now: Int64 = 0
@@ -43,13 +57,20 @@ import TidemarkStorage
             switch Int.random(in: 0..<10, using: &rng) {
             case 0, 1:
                 // Records enter the window; every third one is delayed far ahead.
+                // (Some far ahead, some due within the run.)
                 let metas = (0..<Int.random(in: 1...6, using: &rng)).map { i in
-                    SharePartition.RecordMeta(offset: p.endOffset + Int64(i), keyHash: nil, deliverAtMs: (p.endOffset + Int64(i)) % 3 == 0 ? now + 10_000_000 : 0)
+                    SharePartition.RecordMeta(
+                        offset: p.endOffset + Int64(i), keyHash: nil,
+                        deliverAtMs: (p.endOffset + Int64(i)) % 3 != 0 ? 0 : Bool.random(using: &rng) ? now + 10_000_000 : now + Int64.random(in: 1...20_000, using: &rng))
                 }
                 logEnd = max(logEnd, p.endOffset + Int64(metas.count))
                 p.extend(with: metas)
             case 2, 3:
-                let offsets = p.candidates(max: Int.random(in: 1...4, using: &rng), logEnd: logEnd, settings: settings, nowMs: now)
+                // What a fetch may take: the same as walking the whole window (the walk starts
+                // at a floor kept between fetches).
+                let max = Int.random(in: 1...4, using: &rng)
+                let offsets = p.candidates(max: max, logEnd: logEnd, settings: settings, nowMs: now)
+                #expect(offsets == Self.candidatesWalkingAll(p, max: max, logEnd: logEnd, settings: settings, nowMs: now), "step \(step)")
                 _ = p.acquire(offsets, member: members.randomElement(using: &rng)!, nowMs: now, settings: settings)
             case 4, 5, 6:
                 let member = members.randomElement(using: &rng)!

@@ -72,6 +72,19 @@ struct SharePartition: Sendable, Equatable {
     /// delayed jobs can hold 100,000 records; every fetch expires locks first.
     private var locksExpireNoSoonerThan = Int64.max
 
+    /// Where `candidates` starts walking (without per-key ordering): no record below
+    /// `candidateFloor` can be handed out before `candidateFloorUntilMs`. Those records are
+    /// held, finished, or waiting out a delay that ends no sooner; a release lowers the floor,
+    /// anything that changes delays or removes records from the end forgets or lowers it. A
+    /// window of delayed jobs starts with up to 100,000 of them, and every fetch looks for
+    /// candidates (twice when it reads more of the log).
+    private var candidateFloor = Int64.min
+    private var candidateFloorUntilMs = Int64.min
+
+    private mutating func lowerCandidateFloor(to offset: Int64) {
+        if offset < candidateFloor { candidateFloor = offset }
+    }
+
     /// The window moved somewhere a delta cannot say (its start went back: a reset, or the
     /// log's end below the start): the next write must be a snapshot.
     private(set) var needsSnapshot = false
@@ -100,6 +113,7 @@ struct SharePartition: Sendable, Equatable {
 
     /// Fills in keys and delays of restored entries (`needsMetadata`).
     mutating func annotate(with metas: [RecordMeta]) {
+        candidateFloorUntilMs = .min
         for meta in metas {
             guard let i = index(meta.offset) else { continue }
             entries[i].keyHash = meta.keyHash
@@ -174,6 +188,7 @@ struct SharePartition: Sendable, Equatable {
                 next.entries[Int(offset - next.startOffset)] = Entry(state: run.state, deliveryCount: run.count)
             }
         }
+        next.candidateFloorUntilMs = .min
         next.deadLetters = deadLetters
         next.deadLetterSequence = deadLetterSequence
         next.deadLetterProducerId = deadLetterProducerId
@@ -206,6 +221,7 @@ struct SharePartition: Sendable, Equatable {
             } else {
                 entries.removeLast(Int(endOffset - logEnd))
             }
+            lowerCandidateFloor(to: endOffset)
             moved = true
         }
         guard startOffset < logStart else { return moved }
@@ -298,13 +314,22 @@ struct SharePartition: Sendable, Equatable {
 
     /// The offsets a fetch may take, at most `max`: available records already delivered
     /// (ascending) first, then records never delivered, up to the log end and the in-flight cap.
-    func candidates(max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {
+    mutating func candidates(max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {
         guard max > 0 else { return [] }
         var out: [Int64] = []
         // Records waiting out a backoff or a delay are skipped: they do not hold back the ones
         // after them, except, with per-key ordering, later records of the same key.
         var blockedKeys: Set<UInt32> = []
-        for (i, entry) in entries.enumerated() {
+        // Without per-key ordering, the walk starts at the floor while it holds, and leaves it
+        // at the first record it hands out (or the end), valid until the first delay it skipped ends.
+        let floored = !settings.keyOrdering && nowMs < candidateFloorUntilMs
+        var index = floored ? Int(Swift.min(Int64(entries.count), Swift.max(0, candidateFloor - startOffset))) : 0
+        var until = floored ? candidateFloorUntilMs : Int64.max
+        var firstOut: Int? = nil
+        while index < entries.count {
+            let entry = entries[index]
+            let i = index
+            index += 1
             let unfinished = entry.state == .available || entry.state == .acquired
             if settings.keyOrdering, let key = entry.keyHash {
                 guard unfinished else { continue }
@@ -312,11 +337,18 @@ struct SharePartition: Sendable, Equatable {
                 blockedKeys.insert(key)
                 if blocked || entry.state != .available || entry.availableAtMs > nowMs { continue }
             } else if entry.state != .available || entry.availableAtMs > nowMs {
+                if entry.state == .available && firstOut == nil { until = Swift.min(until, entry.availableAtMs) }
                 continue
             }
+            if firstOut == nil { firstOut = i }
             out.append(startOffset + Int64(i))
-            if out.count == max { return out }
+            if out.count == max { break }
         }
+        if !settings.keyOrdering {
+            candidateFloor = startOffset + Int64(firstOut ?? entries.count)
+            candidateFloorUntilMs = until
+        }
+        if out.count == max { return out }
         let limit = min(logEnd, startOffset + Int64(settings.maxInFlight))
         var offset = endOffset
         while offset < limit && out.count < max {
@@ -360,9 +392,11 @@ struct SharePartition: Sendable, Equatable {
             entries[i].owner = 0
             entries[i].lockExpiryMs = 0
             touch(offset)
+            lowerCandidateFloor(to: offset)
         }
         // Never-delivered records at the end leave the window again.
         while let last = entries.last, last.state == .available, last.deliveryCount == 0 { entries.removeLast() }
+        lowerCandidateFloor(to: endOffset)
     }
 
     /// Contiguous runs of `offsets` held by `member`, split where the delivery count changes.
@@ -455,6 +489,7 @@ struct SharePartition: Sendable, Equatable {
         startOffset = offset
         entries = []
         needsSnapshot = true
+        candidateFloorUntilMs = .min
     }
 
     /// Counts per state, for describing the partition.
@@ -491,6 +526,7 @@ struct SharePartition: Sendable, Equatable {
     /// Back to available (after the backoff when `nowMs` is given), or archived at the limit.
     private mutating func release(_ i: Int, settings: ShareSettings, nowMs: Int64?) {
         touch(startOffset + Int64(i))
+        lowerCandidateFloor(to: startOffset + Int64(i))
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {
             entries[i] = Entry(state: .archived, deliveryCount: count)

@@ -92,6 +92,18 @@ import TidemarkStorage
         ])
     }
 
+    /// Locks are expired without walking the window until the earliest deadline comes; a
+    /// renewal under a lock duration shortened since the acquisition brings that deadline
+    /// forward, and the lock still runs out on time.
+    @Test func aRenewalUnderAShorterLockDurationStillExpiresOnTime() {
+        var p = SharePartition(startOffset: 0)
+        _ = Self.take(&p, "a", max: 1, logEnd: 1, now: 0, settings: Self.settings(lockMs: 3_600_000))
+        #expect(p.expireLocks(nowMs: 5, settings: Self.settings(lockMs: 3_600_000)) == 0)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .renew)], member: "a", nowMs: 10, settings: Self.settings(lockMs: 1_000), allowRenew: true) == nil)
+        #expect(p.expireLocks(nowMs: 1_009, settings: Self.settings(lockMs: 1_000)) == 0)
+        #expect(p.expireLocks(nowMs: 1_010, settings: Self.settings(lockMs: 1_000)) == 1)
+    }
+
     @Test func releaseRedeliversUntilTheLimitThenArchives() {
         var p = SharePartition(startOffset: 0)
         let settings = Self.settings(limit: 3)

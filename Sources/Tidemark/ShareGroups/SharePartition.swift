@@ -462,6 +462,8 @@ struct SharePartition: Sendable, Equatable {
                 case .renew:
                     activity.renewed += 1
                     entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
+                    // (The group's lock duration may have been shortened since the acquisition.)
+                    locksExpireNoSoonerThan = Swift.min(locksExpireNoSoonerThan, entries[i].lockExpiryMs)
                 }
             }
         }

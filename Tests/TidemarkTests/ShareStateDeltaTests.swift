@@ -96,6 +96,13 @@ import TidemarkStorage
                 if !p.deadLetters.isEmpty && Bool.random(using: &rng) { p.deadLettersWritten([p.deadLetters[0].sequence]) }
                 p.follow(logStart: logStart, logEnd: logEnd)
             }
+            // The counts a fetch's fair share uses, kept by every change: as walking the window.
+            let finished = p.entries.filter { $0.state == .acknowledged || $0.state == .archived }.count
+            #expect(p.finishedCount == finished, "step \(step)")
+            for member in members {
+                let held = p.entries.filter { $0.state == .acquired && $0.owner == p.ownerNumber(member) }.count
+                #expect(p.held(by: member) == held, "step \(step)")
+            }
             guard Int.random(in: 0..<3, using: &rng) == 0 || step == 2_999 else { continue }
             let snapshot = records.isEmpty || Int.random(in: 0..<20, using: &rng) == 0
             let bytes = snapshot ? ShareStateStore.encodeValue(p) : ShareStateStore.encodeDelta(p)

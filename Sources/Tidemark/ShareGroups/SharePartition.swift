@@ -52,6 +52,26 @@ struct SharePartition: Sendable, Equatable {
     /// under any more is reused (`ownerNumber(adding:)`). As many as the members that held
     /// records here at once, plus those that left since the last reuse.
     private(set) var owners: [String] = []
+    /// How many records each holder in `owners` holds now (same indices), and how many
+    /// records in the window are finished (acknowledged or archived): kept by every change, so
+    /// a fetch's fair share needs no walk of the window.
+    private(set) var heldCounts: [Int] = []
+    private(set) var finishedCount = 0
+
+    private mutating func countRemoved(_ removed: ArraySlice<Entry>) {
+        for entry in removed {
+            if entry.state == .acknowledged || entry.state == .archived {
+                finishedCount -= 1
+            } else if entry.state == .acquired && entry.owner > 0 {
+                heldCounts[Int(entry.owner) - 1] -= 1
+            }
+        }
+    }
+
+    /// An acquired record leaves its holder.
+    private mutating func unheld(_ entry: Entry) {
+        if entry.state == .acquired && entry.owner > 0 { heldCounts[Int(entry.owner) - 1] -= 1 }
+    }
 
     /// Restored entries lack their records' keys and delays: re-read before use.
     var needsMetadata = false
@@ -142,6 +162,7 @@ struct SharePartition: Sendable, Equatable {
             }
             return entry
         }
+        finishedCount = self.entries.reduce(0) { $0 + ($1.state == .acknowledged || $1.state == .archived ? 1 : 0) }
         advanceStart()
     }
 
@@ -189,6 +210,10 @@ struct SharePartition: Sendable, Equatable {
             }
         }
         next.candidateFloorUntilMs = .min
+        // (At restore: counted once.)
+        next.finishedCount = next.entries.reduce(0) { $0 + ($1.state == .acknowledged || $1.state == .archived ? 1 : 0) }
+        next.heldCounts = next.heldCounts.map { _ in 0 }
+        for entry in next.entries where entry.state == .acquired && entry.owner > 0 { next.heldCounts[Int(entry.owner) - 1] += 1 }
         next.deadLetters = deadLetters
         next.deadLetterSequence = deadLetterSequence
         next.deadLetterProducerId = deadLetterProducerId
@@ -215,10 +240,12 @@ struct SharePartition: Sendable, Equatable {
         if endOffset > logEnd {
             deadLetters.removeAll { $0.offset >= logEnd }
             if startOffset >= logEnd {
+                countRemoved(entries[...])
                 entries.removeAll()
                 if logEnd < startOffset { needsSnapshot = true }
                 startOffset = logEnd
             } else {
+                countRemoved(entries[(entries.count - Int(endOffset - logEnd))...])
                 entries.removeLast(Int(endOffset - logEnd))
             }
             lowerCandidateFloor(to: endOffset)
@@ -226,6 +253,7 @@ struct SharePartition: Sendable, Equatable {
         }
         guard startOffset < logStart else { return moved }
         let drop = Int(min(Int64(entries.count), logStart - startOffset))
+        countRemoved(entries[..<drop])
         entries.removeFirst(drop)
         startOffset = logStart
         return true
@@ -255,14 +283,13 @@ struct SharePartition: Sendable, Equatable {
     /// Records not finished: from the start offset to the log end, less those finished
     /// inside the window.
     func backlog(logEnd: Int64) -> Int64 {
-        let finished = entries.reduce(0) { $0 + ($1.state == .acknowledged || $1.state == .archived ? 1 : 0) }
-        return max(0, max(logEnd, endOffset) - startOffset - Int64(finished))
+        max(0, max(logEnd, endOffset) - startOffset - Int64(finishedCount))
     }
 
     /// How many records `member` holds now.
     func held(by member: String) -> Int {
         guard let owner = ownerNumber(member) else { return 0 }
-        return entries.reduce(0) { $0 + ($1.state == .acquired && $1.owner == owner ? 1 : 0) }
+        return heldCounts[Int(owner) - 1]
     }
 
     /// `member`'s number in `owners`, nil when it never held a record here (or its slot was reused).
@@ -274,15 +301,12 @@ struct SharePartition: Sendable, Equatable {
     /// now is reused (looked for only when the table has grown, so rarely walked).
     private mutating func ownerNumber(adding member: String) -> UInt32 {
         if let number = ownerNumber(member) { return number }
-        if owners.count >= 8 {
-            var used = [Bool](repeating: false, count: owners.count + 1)
-            for entry in entries where entry.state == .acquired { used[Int(entry.owner)] = true }
-            if let free = used.indices.dropFirst().first(where: { !used[$0] }) {
-                owners[free - 1] = member
-                return UInt32(free)
-            }
+        if owners.count >= 8, let free = heldCounts.firstIndex(of: 0) {
+            owners[free] = member
+            return UInt32(free + 1)
         }
         owners.append(member)
+        heldCounts.append(0)
         return UInt32(owners.count)
     }
 
@@ -290,20 +314,8 @@ struct SharePartition: Sendable, Equatable {
     /// its fair share (rounded up) less what it holds. One worker alone may take everything.
     func fairShare(for member: String, members: Int, logEnd: Int64) -> Int {
         guard members > 1 else { return Int.max }
-        // `backlog` and `held` in one walk of the window.
-        let owner = ownerNumber(member) ?? 0
-        var finished = 0
-        var held = 0
-        for entry in entries {
-            if entry.state == .acknowledged || entry.state == .archived {
-                finished += 1
-            } else if entry.state == .acquired && entry.owner == owner && owner > 0 {
-                held += 1
-            }
-        }
-        let backlog = max(0, max(logEnd, endOffset) - startOffset - Int64(finished))
-        let share = (backlog + Int64(members) - 1) / Int64(members)
-        return max(0, Int(share) - held)
+        let share = (backlog(logEnd: logEnd) + Int64(members) - 1) / Int64(members)
+        return max(0, Int(share) - held(by: member))
     }
 
     /// Whether some record could be acquired now.
@@ -374,6 +386,7 @@ struct SharePartition: Sendable, Equatable {
             entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
             locksExpireNoSoonerThan = min(locksExpireNoSoonerThan, entries[i].lockExpiryMs)
             entries[i].owner = owner
+            heldCounts[Int(owner) - 1] += 1
             touch(offset)
         }
         return ranges(of: offsets, member: member)
@@ -387,6 +400,7 @@ struct SharePartition: Sendable, Equatable {
             guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == owner else { continue }
             activity.deliveries -= 1
             if entries[i].deliveryCount > 1 { activity.redeliveries -= 1 }
+            unheld(entries[i])
             entries[i].state = .available
             entries[i].deliveryCount = max(0, entries[i].deliveryCount - 1)
             entries[i].owner = 0
@@ -449,12 +463,18 @@ struct SharePartition: Sendable, Equatable {
                 switch type {
                 case .accept:
                     activity.accepted += 1
+                    unheld(entries[i])
+                    finishedCount += 1
                     entries[i] = Entry(state: .acknowledged, deliveryCount: entries[i].deliveryCount)
                 case .reject:
                     activity.rejected += 1
+                    unheld(entries[i])
+                    finishedCount += 1
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                     deadLetter(offset, .rejected, entries[i].deliveryCount, settings: settings)
                 case .gap:
+                    unheld(entries[i])
+                    finishedCount += 1
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                 case .release:
                     activity.released += 1
@@ -489,6 +509,7 @@ struct SharePartition: Sendable, Equatable {
     /// Moves the start offset (and the whole window, empty) somewhere else: AlterShareGroupOffsets.
     mutating func reset(to offset: Int64) {
         startOffset = offset
+        countRemoved(entries[...])
         entries = []
         needsSnapshot = true
         candidateFloorUntilMs = .min
@@ -529,8 +550,10 @@ struct SharePartition: Sendable, Equatable {
     private mutating func release(_ i: Int, settings: ShareSettings, nowMs: Int64?) {
         touch(startOffset + Int64(i))
         lowerCandidateFloor(to: startOffset + Int64(i))
+        unheld(entries[i])
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {
+            finishedCount += 1
             entries[i] = Entry(state: .archived, deliveryCount: count)
             deadLetter(startOffset + Int64(i), .maxDeliveryAttemptsReached, count, settings: settings)
             return
@@ -565,6 +588,7 @@ struct SharePartition: Sendable, Equatable {
         var done = 0
         while done < entries.count, entries[done].state == .acknowledged || entries[done].state == .archived { done += 1 }
         guard done > 0 else { return }
+        finishedCount -= done
         entries.removeFirst(done)
         startOffset += Int64(done)
     }

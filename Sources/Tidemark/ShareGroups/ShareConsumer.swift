@@ -216,9 +216,9 @@ public final class ShareConsumer: Sendable {
             let add = s.assignment.filter { !s.inSession.contains($0) }
             let current = Set(s.assignment)
             let forget = s.inSession.filter { !current.contains($0) }
-            // In offset order, one type per record (the last one given before this send wins:
-            // `renew` then `acknowledge` sends the acknowledgement), as a partition's batches
-            // must be.
+            // In offset order, one type per record, as a partition's batches must be
+            // (`ShareAcknowledgement.ordered`: the last word wins, a RENEW never replaces an
+            // accept, release or reject).
             let acks = s.pending.mapValues(ShareAcknowledgement.ordered)
             s.pending = [:]
             return (closing ? -1 : s.sessionEpoch, add, Array(forget), acks)

@@ -17,7 +17,7 @@ extension ShareCoordinator {
         records.reserveCapacity(keys.count)
         for key in keys {
             guard let slot = s.slots[key] else { continue }
-            let whole = !slot.hasSnapshot || slot.state.needsSnapshot || slot.deltaBytes >= max(slot.snapshotBytes, 1_024)
+            let whole = slot.writesSnapshot
             records.append((storeKey(key, slot), whole ? ShareStateStore.encodeValue(slot.state) : ShareStateStore.encodeDelta(slot.state)))
             snapshot.append(whole)
         }
@@ -25,16 +25,7 @@ extension ShareCoordinator {
             let written = try store.write(records)
             var index = 0
             for key in keys where s.slots[key] != nil {
-                let size = records[index].1?.count ?? 0
-                s.slots[key]!.unwritten = false
-                s.slots[key]!.state.markWritten()
-                if snapshot[index] {
-                    s.slots[key]!.hasSnapshot = true
-                    s.slots[key]!.snapshotBytes = size
-                    s.slots[key]!.deltaBytes = 0
-                } else {
-                    s.slots[key]!.deltaBytes += size
-                }
+                s.slots[key]!.written(records[index].1?.count ?? 0, snapshot: snapshot[index])
                 index += 1
             }
             return written
@@ -54,11 +45,7 @@ extension ShareCoordinator {
     /// Later writes build on these snapshots, now in the log.
     func snapshotsWritten(_ snapshots: [(partition: PartitionKey, key: ShareStateStore.Key, bytes: [UInt8])], _ s: inout State) {
         for snapshot in snapshots where s.slots[snapshot.partition] != nil {
-            s.slots[snapshot.partition]!.state.markWritten()
-            s.slots[snapshot.partition]!.unwritten = false
-            s.slots[snapshot.partition]!.hasSnapshot = true
-            s.slots[snapshot.partition]!.snapshotBytes = snapshot.bytes.count
-            s.slots[snapshot.partition]!.deltaBytes = 0
+            s.slots[snapshot.partition]!.written(snapshot.bytes.count, snapshot: true)
         }
     }
 

@@ -37,6 +37,22 @@ public final class ShareCoordinator: Sendable {
         var hasSnapshot = false
         var snapshotBytes = 0
         var deltaBytes = 0
+
+        /// The next write must be a snapshot, not a delta.
+        var writesSnapshot: Bool { !hasSnapshot || state.needsSnapshot || deltaBytes >= max(snapshotBytes, 1_024) }
+
+        /// A record of `size` bytes (a snapshot or a delta) with what this slot holds is in the log.
+        mutating func written(_ size: Int, snapshot: Bool) {
+            unwritten = false
+            state.markWritten()
+            if snapshot {
+                hasSnapshot = true
+                snapshotBytes = size
+                deltaBytes = 0
+            } else {
+                deltaBytes += size
+            }
+        }
     }
 
     struct SessionKey: Hashable, Sendable {

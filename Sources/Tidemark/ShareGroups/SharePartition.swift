@@ -23,6 +23,9 @@ struct SharePartition: Sendable, Equatable {
         var availableAtMs: Int64 = 0
         /// A hash of the record's key (nil: no key), for per-key ordering.
         var keyHash: UInt32? = nil
+
+        /// Acknowledged or archived: never handed out again.
+        var isFinished: Bool { state == .acknowledged || state == .archived }
     }
 
     /// What a window needs to know of a record before it can be handed out.
@@ -60,12 +63,19 @@ struct SharePartition: Sendable, Equatable {
 
     private mutating func countRemoved(_ removed: ArraySlice<Entry>) {
         for entry in removed {
-            if entry.state == .acknowledged || entry.state == .archived {
+            if entry.isFinished {
                 finishedCount -= 1
             } else if entry.state == .acquired && entry.owner > 0 {
                 heldCounts[Int(entry.owner) - 1] -= 1
             }
         }
+    }
+
+    /// The counts taken from the records themselves (at restore: once).
+    private mutating func recount() {
+        finishedCount = entries.reduce(0) { $0 + ($1.isFinished ? 1 : 0) }
+        heldCounts = heldCounts.map { _ in 0 }
+        for entry in entries where entry.state == .acquired && entry.owner > 0 { heldCounts[Int(entry.owner) - 1] += 1 }
     }
 
     /// An acquired record leaves its holder.
@@ -162,7 +172,7 @@ struct SharePartition: Sendable, Equatable {
             }
             return entry
         }
-        finishedCount = self.entries.reduce(0) { $0 + ($1.state == .acknowledged || $1.state == .archived ? 1 : 0) }
+        recount()
         advanceStart()
     }
 
@@ -210,10 +220,7 @@ struct SharePartition: Sendable, Equatable {
             }
         }
         next.candidateFloorUntilMs = .min
-        // (At restore: counted once.)
-        next.finishedCount = next.entries.reduce(0) { $0 + ($1.state == .acknowledged || $1.state == .archived ? 1 : 0) }
-        next.heldCounts = next.heldCounts.map { _ in 0 }
-        for entry in next.entries where entry.state == .acquired && entry.owner > 0 { next.heldCounts[Int(entry.owner) - 1] += 1 }
+        next.recount()
         next.deadLetters = deadLetters
         next.deadLetterSequence = deadLetterSequence
         next.deadLetterProducerId = deadLetterProducerId
@@ -586,7 +593,7 @@ struct SharePartition: Sendable, Equatable {
 
     private mutating func advanceStart() {
         var done = 0
-        while done < entries.count, entries[done].state == .acknowledged || entries[done].state == .archived { done += 1 }
+        while done < entries.count, entries[done].isFinished { done += 1 }
         guard done > 0 else { return }
         finishedCount -= done
         entries.removeFirst(done)

@@ -257,14 +257,10 @@ final class ShareStateStore: Sendable {
             runs.reserveCapacity(Int(count))
             var next = start
             for _ in 0..<count {
-                let first: Int64 = try reader.readInteger()
-                let last: Int64 = try reader.readInteger()
-                let stateRaw: Int8 = try reader.readInteger()
-                let deliveries: Int16 = try reader.readInteger()
                 // In order, inside the window (`applyDelta` checks the bounds again).
-                guard first >= next, last >= first, last < end, let recordState = ShareRecordState(rawValue: stateRaw) else { return nil }
-                runs.append(.init(first: first, last: last, state: recordState == .acquired ? .available : recordState, count: deliveries))
-                next = last + 1
+                guard let run = try readRun(&reader), run.first >= next, run.last >= run.first, run.last < end else { return nil }
+                runs.append(run)
+                next = run.last + 1
             }
             let (letters, sequence, producerId, written) = try readDeadLetters(&reader, size: bytes.count)
             return state.applyDelta(
@@ -272,6 +268,17 @@ final class ShareStateStore: Sendable {
                 deadLettered: written)
         }
         return applied == true ? state : nil
+    }
+
+    /// One run as both layouts write it (an acquired state, never written, is read as available);
+    /// nil when its state is not one.
+    private static func readRun(_ reader: inout ByteReader) throws(RecordBatchError) -> SharePartition.PersistedRun? {
+        let first: Int64 = try reader.readInteger()
+        let last: Int64 = try reader.readInteger()
+        let stateRaw: Int8 = try reader.readInteger()
+        let deliveries: Int16 = try reader.readInteger()
+        guard let state = ShareRecordState(rawValue: stateRaw) else { return nil }
+        return .init(first: first, last: last, state: state == .acquired ? .available : state, count: deliveries)
     }
 
     private static func readDeadLetters(_ reader: inout ByteReader, size: Int) throws(RecordBatchError)
@@ -305,16 +312,10 @@ final class ShareStateStore: Sendable {
             var entries: [SharePartition.Entry] = []
             var next = start
             for _ in 0..<count {
-                let first: Int64 = try reader.readInteger()
-                let last: Int64 = try reader.readInteger()
-                let stateRaw: Int8 = try reader.readInteger()
-                let deliveries: Int16 = try reader.readInteger()
                 // Runs must continue the window without holes, and stay within bounds.
-                guard first == next, last >= first, last - start < 1_000_000,
-                    let state = ShareRecordState(rawValue: stateRaw)
-                else { return nil }
-                for _ in first...last { entries.append(SharePartition.Entry(state: state, deliveryCount: deliveries)) }
-                next = last + 1
+                guard let run = try readRun(&reader), run.first == next, run.last >= run.first, run.last - start < 1_000_000 else { return nil }
+                for _ in run.first...run.last { entries.append(SharePartition.Entry(state: run.state, deliveryCount: run.count)) }
+                next = run.last + 1
             }
             guard version == 1 else { return SharePartition(startOffset: start, entries: entries) }
             let (letters, nextSequence, producerId, written) = try readDeadLetters(&reader, size: bytes.count)

@@ -103,11 +103,8 @@ struct SharePartition: Sendable, Equatable {
     private var locksExpireNoSoonerThan = Int64.max
 
     /// Where `candidates` starts walking (without per-key ordering): no record below
-    /// `candidateFloor` can be handed out before `candidateFloorUntilMs`. Those records are
-    /// held, finished, or waiting out a delay that ends no sooner; a release lowers the floor,
-    /// anything that changes delays or removes records from the end forgets or lowers it. A
-    /// window of delayed jobs starts with up to 100,000 of them, and every fetch looks for
-    /// candidates (twice when it reads more of the log).
+    /// `candidateFloor` can go out before `candidateFloorUntilMs` (held, finished, or delayed
+    /// no less). Releases lower it; changed delays or a shortened window forget or lower it.
     private var candidateFloor = Int64.min
     private var candidateFloorUntilMs = Int64.min
 

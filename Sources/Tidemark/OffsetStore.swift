@@ -63,10 +63,21 @@ public final class OffsetStore: Sendable {
     private let state: Mutex<[Key: CommittedOffset]>
     /// Holders of `state` that may keep it while they wait for the disk.
     let slowHolders = Atomic<Int>(0)
-    /// Each classic group's latest membership record (its value; see `GroupMembershipRecord`),
-    /// kept so that compaction writes it again. Changed only while `state` is held (lock
-    /// order: `state`, then this).
-    let memberships = Mutex<[String: [UInt8]]>([:])
+    /// Each classic group's latest membership record (see `GroupMembershipRecord`), kept so
+    /// that compaction writes it again, and so that offsets expire counting from when the
+    /// group became empty. Changed only while `state` is held (lock order: `state`, then this).
+    let memberships = Mutex<[String: Membership]>([:])
+
+    /// A classic group's latest membership record.
+    struct Membership: Sendable, Equatable {
+        var value: [UInt8]
+        /// When it was written: its record's timestamp, which compaction keeps.
+        var timestampMs: Int64
+        /// Since when the group has had no members as far as the log says: an Empty record's
+        /// timestamp; for a record with members read at open (the broker stopped while the
+        /// group had members), the open. Nil while the group has members.
+        var emptySinceMs: Int64?
+    }
     let compactionThresholdBytes: Int64
 
     private init(
@@ -85,9 +96,10 @@ public final class OffsetStore: Sendable {
         partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
         compactionThresholdBytes: Int64
     ) async throws -> OffsetStore {
-        let (entries, memberships) = try await executor.run { () throws -> ([Key: CommittedOffset], [String: [UInt8]]) in
+        let openedAt = clock()
+        let (entries, memberships) = try await executor.run { () throws -> ([Key: CommittedOffset], [String: Membership]) in
             var entries: [Key: CommittedOffset] = [:]
-            var memberships: [String: [UInt8]] = [:]
+            var memberships: [String: Membership] = [:]
             var offset = partition.log.logStartOffset
             while offset < partition.log.logEndOffset {
                 let batches = try partition.log.readBatches(from: offset, maxBytes: 8 << 20)
@@ -95,7 +107,13 @@ public final class OffsetStore: Sendable {
                 for batch in batches {
                     for record in batch.records where batch.offset(of: record) >= offset {
                         if let group = GroupMembershipRecord.decodeKey(record.key) {
-                            memberships[group] = record.value
+                            if let value = record.value {
+                                let timestamp = batch.timestamp(of: record)
+                                let empty = GroupMembershipRecord.decodeValue(value)?.members.isEmpty ?? true
+                                memberships[group] = Membership(value: value, timestampMs: timestamp, emptySinceMs: empty ? timestamp : openedAt)
+                            } else {
+                                memberships.removeValue(forKey: group)
+                            }
                             continue
                         }
                         guard let key = decodeKey(record.key) else { continue }
@@ -215,7 +233,9 @@ public final class OffsetStore: Sendable {
                         var builder = RecordBatchBuilder()
                         builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
                         try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                        memberships.withLock { $0[group] = value }
+                        memberships.withLock {
+                            $0[group] = Membership(value: value, timestampMs: now, emptySinceMs: record.members.isEmpty ? now : nil)
+                        }
                     }
                 }.get()
             }
@@ -272,22 +292,33 @@ public final class OffsetStore: Sendable {
         }
     }
 
-    /// Deletes the committed offsets of every group not in `activeGroups` whose newest commit
-    /// is older than `cutoffMs`: tombstones (null values) in one durable batch, then the map;
+    /// Deletes the committed offsets of every group not in `activeGroups` that has been idle
+    /// since before `cutoffMs`: tombstones (null values) in one durable batch, then the map;
     /// their membership records too, and those of groups with neither members nor offsets.
     /// Returns the groups whose offsets expired.
+    ///
+    /// Idle since, as Kafka counts it: a group that used group management (it has a
+    /// membership record) from when it became empty (or from its newest commit, if later);
+    /// one that only commits (a consumer that assigns its partitions itself, or a
+    /// consumer-protocol group) from its newest commit. A consumer reading a quiet topic
+    /// commits nothing new for days: its offsets must not go while it runs, nor at a restart.
     func expire(olderThan cutoffMs: Int64, except activeGroups: Set<String>) async throws -> Set<String> {
         let now = clock()
         return try await executor.run { [self] in
             let (info, expired) = try whileSlow { try state.withLock { entries -> Result<(LogAppendInfo?, Set<String>), Error> in
                 var newest: [String: Int64] = [:]
                 for (key, value) in entries { newest[key.group] = max(newest[key.group] ?? .min, value.commitTimestampMs) }
-                let expired = Set(newest.filter { !activeGroups.contains($0.key) && $0.value < cutoffMs }.keys)
-                // Membership records go with their group's offsets, and at once for a group
-                // without members that has none (as Kafka deletes such a group): otherwise
-                // groups that never commit would pile up here.
-                let gone = memberships.withLock { records in
-                    records.keys.filter { expired.contains($0) || (newest[$0] == nil && !activeGroups.contains($0)) }
+                let (expired, gone) = memberships.withLock { records in
+                    let expired = Set(newest.filter { group, committed in
+                        guard !activeGroups.contains(group) else { return false }
+                        let idleSince = records[group].map { max(committed, $0.emptySinceMs ?? now) } ?? committed
+                        return idleSince < cutoffMs
+                    }.keys)
+                    // Membership records go with their group's offsets, and at once for a group
+                    // without members that has none (as Kafka deletes such a group): otherwise
+                    // groups that never commit would pile up here.
+                    let gone = records.keys.filter { expired.contains($0) || (newest[$0] == nil && !activeGroups.contains($0)) }
+                    return (expired, gone)
                 }
                 guard !expired.isEmpty || !gone.isEmpty else { return .success((nil, [])) }
                 let doomed = entries.keys.filter { expired.contains($0.group) }
@@ -322,7 +353,7 @@ public final class OffsetStore: Sendable {
         let log = partition.log
         // What a rewrite would keep: about 400 bytes per offset entry, and each membership
         // record's value; compaction pays only when the log is well past that.
-        let live = state.withLock { Int64($0.count) * 400 } + memberships.withLock { Int64($0.values.reduce(0) { $0 + $1.count + 64 }) }
+        let live = state.withLock { Int64($0.count) * 400 } + memberships.withLock { Int64($0.values.reduce(0) { $0 + $1.value.count + 64 }) }
         guard log.sizeInBytes > max(compactionThresholdBytes, live * 2) else { return }
         try await executor.run { [self] in
             // Under the lock (commits wait): roll and append the live entries, so no commit can
@@ -341,8 +372,9 @@ public final class OffsetStore: Sendable {
                             builder = RecordBatchBuilder()
                         }
                     }
-                    for (group, value) in memberships.withLock({ $0 }) {
-                        builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
+                    for (group, membership) in memberships.withLock({ $0 }) {
+                        // Its own timestamp: when the group became empty survives compaction.
+                        builder.append(timestamp: membership.timestampMs, key: GroupMembershipRecord.encodeKey(group: group), value: membership.value)
                         if builder.count == 1000 || builder.uncompressedSize >= 2 << 20 {
                             try log.append(try builder.build(), applyingFlushPolicy: false)
                             builder = RecordBatchBuilder()

@@ -112,7 +112,7 @@ import TidemarkStorage
         try await broker.close()
 
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
-        #expect(broker.groups.store.memberships.withLock { $0["billing"] } == empty.encodeValue())
+        #expect(broker.groups.store.memberships.withLock { $0["billing"]?.value } == empty.encodeValue())
         try await broker.close()
     }
 
@@ -142,7 +142,9 @@ import TidemarkStorage
     @Test func expiredGroupsLoseTheirMembershipRecord() async throws {
         let dir = TemporaryDirectory()
         let clock = TestClock()
-        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock, maintenanceMs: 3_600_000))
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.offsetsRetentionCheckIntervalMs = 1000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         try await broker.createTopic("t", partitions: 1)
         let joined = await broker.groups.join(
             JoinGroupRequest(
@@ -163,7 +165,11 @@ import TidemarkStorage
         }
         #expect(try await Self.waitForRecords(broker, count: 5).count == 5)
 
-        // The first check: only the Empty group without offsets loses its record.
+        // The first check (one interval after the start): only the Empty group without
+        // offsets loses its record.
+        await broker.groups.tick()
+        #expect(try Self.records(broker).count == 5, "no check at the start")
+        clock.advance(1001)
         await broker.groups.tick()
         var found = try Self.records(broker)
         #expect(found.count == 6 && found.last?.0 == "gone" && found.last?.1 == nil, "\(found)")
@@ -176,6 +182,91 @@ import TidemarkStorage
         found = try Self.records(broker)
         #expect(found.contains { $0.0 == "old" && $0.1 == nil }, "\(found)")
         #expect(broker.groups.store.memberships.withLock { $0["old"] } == nil)
+        try await broker.close()
+    }
+
+    /// Offsets of a group that uses group management expire offsets.retention after the
+    /// group became empty, not after its newest commit: a consumer reading a quiet topic
+    /// commits nothing new for days. When it became empty survives a restart and compaction;
+    /// a group that had members when the broker stopped counts as empty from the restart.
+    @Test func offsetsExpireCountingFromWhenTheGroupBecameEmpty() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let day: Int64 = 24 * 3_600_000
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.offsetsRetentionCheckIntervalMs = 1000
+        opts.groups.offsetsCompactionBytes = 1
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 1)
+        func joinAndCommit(_ group: String) async throws -> String {
+            let joined = await broker.groups.join(
+                JoinGroupRequest(
+                    groupId: group, clientId: "c", sessionTimeoutMs: 45_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                    protocols: [("range", [])]))
+            _ = await broker.groups.sync(groupId: group, memberId: joined.memberId, generationId: joined.generationId, assignments: [joined.memberId: []])
+            #expect(try await broker.groups.commitOffsets(
+                groupId: group, memberId: joined.memberId, generationId: joined.generationId,
+                offsets: [TopicPartition("t", 0): CommittedOffset(offset: 5)]) == nil)
+            return joined.memberId
+        }
+        let quiet = try await joinAndCommit("quiet")  // leaves after 8 days without a commit
+        let running = try await joinAndCommit("running")  // still has its member when the broker stops
+        #expect(try await broker.groups.commitOffsets(groupId: "simple", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 2)]) == nil)
+        #expect(try await Self.waitForRecords(broker, count: 2).count == 2)
+
+        clock.advance(8 * day)
+        broker.groups.leave(groupId: "quiet", memberIds: [quiet])
+        #expect(try await Self.waitForRecords(broker, count: 3).count == 3)
+        clock.advance(1001)
+        #expect(broker.groups.heartbeat(groupId: "running", memberId: running, generationId: 1) == nil)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "running").count == 1, "active")
+        #expect(broker.groups.fetchOffsets(groupId: "quiet").count == 1, "empty for a second only")
+        #expect(broker.groups.fetchOffsets(groupId: "simple").isEmpty, "a consumer without group management: its commit's age")
+
+        // Compaction and a restart keep when "quiet" became empty; "running" had its member.
+        for offset in 1...20 {
+            #expect(try await broker.groups.commitOffsets(groupId: "other", offsets: [TopicPartition("t", 0): CommittedOffset(offset: Int64(offset))]) == nil)
+        }
+        let before = broker.groups.store.partition.log.logStartOffset
+        try await broker.groups.store.compactIfNeeded()
+        #expect(broker.groups.store.partition.log.logStartOffset > before)
+        try await broker.close()
+        clock.advance(day)
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        clock.advance(1001)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "quiet").count == 1)
+        #expect(broker.groups.fetchOffsets(groupId: "running").count == 1, "had members when the broker stopped")
+
+        // Seven days after "quiet" became empty its offsets go; "running" counts from the restart.
+        clock.advance(6 * day)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "quiet").isEmpty)
+        #expect(broker.groups.fetchOffsets(groupId: "running").count == 1)
+        clock.advance(day)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "running").isEmpty)
+        try await broker.close()
+    }
+
+    /// The first expiry check comes one interval after the start, so consumers that were
+    /// running before a restart have rejoined by then.
+    @Test func noOffsetsExpireAtTheStart() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let opts = options(clock: clock, maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 1)
+        #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 2)]) == nil)
+        try await broker.close()
+        clock.advance(8 * 24 * 3_600_000)
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "g").count == 1)
+        clock.advance(opts.groups.offsetsRetentionCheckIntervalMs)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "g").isEmpty)
         try await broker.close()
     }
 }

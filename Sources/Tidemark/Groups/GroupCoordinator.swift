@@ -60,6 +60,8 @@ public final class GroupCoordinator: Sendable {
         var isClosed = false
         /// Since when each idle group has been idle (see `GroupOptions.emptyGroupRetentionMs`).
         var idleSince: [String: Int64] = [:]
+        /// The last offsets-expiry check; the coordinator's start counts as one, so members
+        /// that consumed before a restart have rejoined (are active) at the first.
         var lastOffsetsExpiryMs: Int64 = 0
         /// Per classic group, the generation of its last membership record and the protocol
         /// type it named (an Empty group's record names the type it last had).
@@ -96,6 +98,8 @@ public final class GroupCoordinator: Sendable {
         let (records, continuation) = AsyncStream.makeStream(
             of: (group: String, record: GroupMembershipRecord).self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
         membershipRecords = continuation
+        let started = clock()
+        state.withLock { $0.lastOffsetsExpiryMs = started }
         membershipWriter = Task {
             for await (group, record) in records {
                 do {

@@ -194,7 +194,12 @@ public final class ShareCoordinator: Sendable {
             switch epoch {
             case 0:
                 if s.sessions[key] == nil && s.sessions.count >= options.shareMaxSessions {
-                    return .failure(.shareSessionLimitReached, "\(s.sessions.count) share sessions are open")
+                    guard let stale = s.sessions.min(by: { $0.value.lastUsedMs < $1.value.lastUsedMs }),
+                        now - stale.value.lastUsedMs > options.shareSessionIdleMs
+                    else {
+                        return .failure(.shareSessionLimitReached, "\(s.sessions.count) share sessions are open")
+                    }
+                    s.sessions.removeValue(forKey: stale.key)
                 }
                 session = Session(lastUsedMs: now)
             case -1:
@@ -392,26 +397,6 @@ public final class ShareCoordinator: Sendable {
         }
     }
 
-    /// Whether any session partition has something to acquire now (for long polls).
-    public func hasAvailable(group: String, partitions: [TopicPartition], view: ShareLogView) -> Bool {
-        let now = clock()
-        let settings = self.settings(group)
-        return state.withLock { s in
-            for tp in partitions {
-                guard let bounds = view.bounds(tp.topic, tp.partition) else { continue }
-                guard let slot = s.slots[PartitionKey(group: group, topicPartition: tp)] else {
-                    if bounds.end > bounds.start { return true }
-                    continue
-                }
-                var copy = slot.state
-                copy.follow(logStart: bounds.start, logEnd: bounds.end)
-                copy.expireLocks(nowMs: now, settings: settings)
-                if copy.hasAvailable(logEnd: bounds.end, settings: settings, nowMs: now) { return true }
-            }
-            return false
-        }
-    }
-
     /// Waits (group commit) until everything below `offset` of the share-state log is durable.
     public func whenDurable(_ offset: Int64, _ completion: @escaping @Sendable (TidemarkError?) -> Void) {
         store.whenDurable(offset) { error in completion(error.map { TidemarkError.wrapping($0, "share state flush") }) }
@@ -465,7 +450,10 @@ public final class ShareCoordinator: Sendable {
                 }
             }
             write(changed, &s)
-            for (key, session) in s.sessions where now - session.lastUsedMs > options.shareSessionIdleMs {
+            // A live member's session stays however long it is unused (its worker may hold a
+            // job for the whole lock duration and send nothing meanwhile).
+            for (key, session) in s.sessions
+            where now - session.lastUsedMs > options.shareSessionIdleMs && s.groups[key.group]?.members[key.member] == nil {
                 s.sessions.removeValue(forKey: key)
             }
         }

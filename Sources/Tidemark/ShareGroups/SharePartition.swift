@@ -322,12 +322,6 @@ struct SharePartition: Sendable, Equatable {
         return max(0, Int(share) - held(by: member))
     }
 
-    /// Whether some record could be acquired now.
-    func hasAvailable(logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> Bool {
-        if entries.contains(where: { $0.state == .available && $0.availableAtMs <= nowMs }) { return true }
-        return endOffset < min(logEnd, startOffset + Int64(settings.maxInFlight))
-    }
-
     /// The offsets a fetch may take, at most `max`: available records already delivered
     /// (ascending) first, then records never delivered, up to the log end and the in-flight cap.
     mutating func candidates(max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {

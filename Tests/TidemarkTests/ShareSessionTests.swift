@@ -1,0 +1,85 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// Share sessions: how long they live, and what makes room for new ones.
+@Suite struct ShareSessionTests {
+    static func heartbeat(_ broker: Broker, _ member: String, epoch: Int32) -> ConsumerHeartbeatResult {
+        broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: member, memberEpoch: epoch))
+    }
+
+    /// A worker holds a job for three minutes (its lock allows ten) and sends nothing but
+    /// heartbeats meanwhile, as librdkafka does between polls: its session stays, so its
+    /// acknowledgement is applied and the job is not handed out again. A member that left
+    /// without closing its session loses the session once it has been unused for
+    /// `shareSessionIdleMs`.
+    @Test func aLiveMembersSessionOutlastsTheIdleTime() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock, maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.record.lock.duration.ms", "600000")])
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 2)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        _ = ShareCoordinatorTests.join(broker, "w2")
+        #expect(broker.shares.updateSession(
+            group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view).error == nil)
+        #expect(Self.heartbeat(broker, "w2", epoch: -1).error == nil)  // leaves, never closes its session
+        let w1 = ShareCoordinatorTests.join(broker, "w1")
+        #expect(broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view).error == nil)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view).first?.offsets.count == 1)
+
+        for _ in 0..<18 {
+            clock.advance(10_000)
+            #expect(Self.heartbeat(broker, "w1", epoch: w1.memberEpoch).error == nil)
+            await broker.shares.tick()
+        }
+        let acked = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [], acknowledgements: [tp: [ShareAcknowledgement(0, .accept)]],
+            allowRenew: false, view: view)
+        #expect(acked.error == nil)
+        #expect(acked.acknowledged[tp] == .some(nil))
+        let gone = broker.shares.updateSession(
+            group: "workers", member: "w2", epoch: 1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(gone.error == .shareSessionNotFound)
+        // The accepted job is not delivered again; the other one is.
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: view).first?.offsets == [1])
+        try await broker.close()
+    }
+
+    /// With every session taken, a new one replaces the one unused the longest, if unused for
+    /// `shareSessionIdleMs`; otherwise it is refused (SHARE_SESSION_LIMIT_REACHED).
+    @Test func aFullSessionCacheMakesRoomFromItsStalestSession() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.shareMaxSessions = 2
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        func open(_ member: String) -> TidemarkError.Code? {
+            _ = ShareCoordinatorTests.join(broker, member)
+            return broker.shares.updateSession(
+                group: "workers", member: member, epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view).error
+        }
+        #expect(open("a") == nil)
+        clock.advance(1_000)
+        #expect(open("b") == nil)
+        #expect(open("c") == .shareSessionLimitReached)
+        clock.advance(opts.groups.shareSessionIdleMs)
+        #expect(open("c") == nil, "a's session, unused the longest, makes room")
+        let a = broker.shares.updateSession(
+            group: "workers", member: "a", epoch: 1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(a.error == .shareSessionNotFound)
+        let b = broker.shares.updateSession(
+            group: "workers", member: "b", epoch: 1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(b.error == nil)
+        try await broker.close()
+    }
+}

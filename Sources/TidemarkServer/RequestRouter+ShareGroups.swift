@@ -67,22 +67,28 @@ extension RequestRouter {
         return response
     }
 
-    /// Acknowledgements of a request by partition; partitions of unknown topic ids and
-    /// acknowledgements with a type that does not exist are answered with an error instead.
-    private func acknowledgements(_ topics: [ShareAcknowledgeTopic], allowRenew: Bool)
-        -> (acks: [TopicPartition: [ShareAcknowledgement]], listed: [TopicPartition], refused: [(WireUUID, Int32, KafkaError)], names: [String: WireUUID])
-    {
+    /// Acknowledgements of a request by partition. Partitions of unknown topic ids or that the
+    /// topic does not have are refused (answered with an error, never joined to the session:
+    /// a session holds only partitions that exist); a partition whose acknowledgements name a
+    /// type that does not exist is listed, and its acknowledgements are refused (`badTypes`).
+    private func acknowledgements(_ topics: [ShareAcknowledgeTopic], allowRenew: Bool) -> (
+        acks: [TopicPartition: [ShareAcknowledgement]], listed: [TopicPartition], refused: [(WireUUID, Int32, KafkaError)],
+        badTypes: [TopicPartition]
+    ) {
         var acks: [TopicPartition: [ShareAcknowledgement]] = [:]
         var listed: [TopicPartition] = []
         var refused: [(WireUUID, Int32, KafkaError)] = []
-        var names: [String: WireUUID] = [:]
+        var badTypes: [TopicPartition] = []
         for topic in topics {
-            guard let name = topicName(for: topic.topicId) else {
+            guard let name = topicName(for: topic.topicId), let partitions = try? broker.partitionCount(of: name) else {
                 for p in topic.partitions { refused.append((topic.topicId, p.partitionIndex, .unknownTopicId)) }
                 continue
             }
-            names[name] = topic.topicId
             for p in topic.partitions {
+                guard p.partitionIndex >= 0, Int(p.partitionIndex) < partitions else {
+                    refused.append((topic.topicId, p.partitionIndex, .unknownTopicOrPartition))
+                    continue
+                }
                 let tp = TopicPartition(name, Int(p.partitionIndex))
                 listed.append(tp)
                 guard !p.acknowledgementBatches.isEmpty else { continue }
@@ -97,10 +103,15 @@ extension RequestRouter {
                     batches.append(ShareAcknowledgement(first: batch.firstOffset, last: batch.lastOffset, types: types))
                 }
                 // A partition listed twice: the last listing counts, as in Kafka.
-                if valid { acks[tp] = batches } else { refused.append((topic.topicId, p.partitionIndex, .invalidRequest)) }
+                if valid {
+                    acks[tp] = batches
+                } else {
+                    acks.removeValue(forKey: tp)
+                    badTypes.append(tp)
+                }
             }
         }
-        return (acks, listed, refused, names)
+        return (acks, listed, refused, badTypes)
     }
 
     /// ShareFetch on `loop` (the connection's): the session update (acknowledgements, added
@@ -117,13 +128,13 @@ extension RequestRouter {
             return done(response)
         }
         let renewing = version >= 2 && request.isRenewAck
-        let (acks, listed, refused, _) = acknowledgements(request.topics, allowRenew: renewing)
+        let (acks, listed, refused, badTypes) = acknowledgements(request.topics, allowRenew: renewing)
         var forget: [TopicPartition] = []
         for topic in request.forgottenTopicsData {
             guard let name = topicName(for: topic.topicId) else { continue }
             forget += topic.partitions.map { TopicPartition(name, Int($0)) }
         }
-        let update = broker.shares.updateSession(
+        var update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: listed, forget: forget, acknowledgements: acks,
             allowRenew: renewing, view: broker.shareLogViewWithoutBlocking)
         if let error = update.error {
@@ -131,6 +142,7 @@ extension RequestRouter {
             response.errorMessage = update.errorMessage
             return done(response)
         }
+        for tp in badTypes where acks[tp] == nil { update.acknowledged[tp] = .some(.invalidRequest) }
         ShareFetchInFlight(
             router: self, loop: loop, request: request, group: group, member: member, renewing: renewing,
             hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, done: done
@@ -186,8 +198,8 @@ extension RequestRouter {
             response.errorMessage = "ShareAcknowledge needs a group id and a member id"
             return done(response)
         }
-        let (acks, _, refused, _) = acknowledgements(request.topics, allowRenew: version >= 2)
-        let update = broker.shares.updateSession(
+        let (acks, _, refused, badTypes) = acknowledgements(request.topics, allowRenew: version >= 2)
+        var update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: [], forget: [], acknowledgements: acks,
             allowRenew: version >= 2, view: broker.shareLogView)
         if let error = update.error {
@@ -195,15 +207,17 @@ extension RequestRouter {
             response.errorMessage = update.errorMessage
             return done(response)
         }
+        for tp in badTypes where acks[tp] == nil { update.acknowledged[tp] = .some(.invalidRequest) }
         response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
         let answered = response
+        let results = update.acknowledged, deadLettersPending = update.deadLettersPending
         let finish: @Sendable (TidemarkError?) -> Void = { [self] error in
             var response = answered
-            var results = update.acknowledged
+            var results = results
             if let error {
                 for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
             }
-            if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
+            if deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
             var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
             for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
                 var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))

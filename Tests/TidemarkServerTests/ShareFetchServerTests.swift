@@ -144,4 +144,48 @@ extension ServerTests {
             #expect(answered.sorted() == [0, 1])
         }
     }
+
+    /// Partitions a topic does not have are answered UNKNOWN_TOPIC_OR_PARTITION and never join
+    /// the share session (listing millions of them would grow it without bound). A partition
+    /// whose acknowledgement names a type that does not exist is answered once: its records,
+    /// and the acknowledgement refused (INVALID_REQUEST), as Kafka does.
+    @Test func partitionsThatDoNotExistAreRefusedAndBadAcknowledgementTypesAnsweredOnce() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("one", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var builder = RecordBatchBuilder(compression: .none)
+            for i in 0..<2 { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
+            try Self.produceEach(client, topic: "one", [try builder.build()])
+            try Self.joinShareGroup(client, topic: "one")
+            let topicId = try FetchSessionTests.topicId(of: "one", port: server.boundPort)
+            let fetched = try Self.shareFetch(client, topicId: topicId, partitions: [0, 7, -1], maxRecords: 1, epoch: 0, correlation: 2)
+            let entries = fetched.responses.flatMap(\.partitions)
+            let unknown = KafkaError.unknownTopicOrPartition.rawValue
+            #expect(entries.filter { $0.partitionIndex == 7 }.map(\.errorCode) == [unknown])
+            #expect(entries.filter { $0.partitionIndex == -1 }.map(\.errorCode) == [unknown])
+            #expect(entries.filter { $0.partitionIndex == 0 }.map { $0.acquiredRecords.map(\.firstOffset) } == [[0]])
+
+            var request = ShareFetchRequest()
+            request.groupId = "workers"
+            request.memberId = "worker-1"
+            request.shareSessionEpoch = 1
+            request.maxWaitMs = 2_000
+            request.maxRecords = 1
+            request.batchSize = 1
+            var topic = ShareAcknowledgeTopic()
+            topic.topicId = topicId
+            topic.partitions = [.init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 0, lastOffset: 0, acknowledgeTypes: [9])])]
+            request.topics = [topic]
+            try client.request(.shareFetch, version: 1, correlation: 3, request)
+            let (_, body) = try #require(client.response())
+            let second = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+            let zero = second.responses.flatMap(\.partitions).filter { $0.partitionIndex == 0 }
+            #expect(zero.count == 1, "\(second.responses)")
+            #expect(zero.first?.errorCode == 0 && zero.first?.acknowledgeErrorCode == KafkaError.invalidRequest.rawValue)
+            #expect(zero.first?.acquiredRecords.map(\.firstOffset) == [1])
+            #expect(second.responses.flatMap(\.partitions).allSatisfy { $0.partitionIndex == 0 }, "the session holds partition 0 only")
+            // Offset 0 is still held: the refused acknowledgement changed nothing.
+            #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first?.acquired == 2)
+        }
+    }
 }

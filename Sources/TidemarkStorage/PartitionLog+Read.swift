@@ -308,47 +308,54 @@ extension PartitionLog {
         }.get()
     }
 
-    /// The first offset whose record timestamp is >= `timestamp`, with that timestamp, or
-    /// nil when every record is older (Kafka's ListOffsets by time).
+    /// The first offset at or after the log start whose record timestamp is >= `timestamp`,
+    /// with that timestamp, or nil when every such record is older (Kafka's ListOffsets by
+    /// time). Records below the log start (deleted by DeleteRecords, still in their segment)
+    /// are never answered: a consumer seeking there would be out of range.
     public func offset(forTimestamp timestamp: Int64) throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
-        // Find the first segment whose largest timestamp reaches the target, and a start
-        // position from its time index.
-        let start: ReadStart? = try state.withLock { s -> Result<ReadStart?, StorageError> in
-            do throws(StorageError) {
-                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
-                for (index, segment) in s.segments.enumerated() {
-                    let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
-                    if index != s.segments.count - 1 { try segment.openForRead(offsetLimit: nextBase) }
-                    guard segment.maxTimestamp >= timestamp else { continue }
-                    let fromOffset = max(segment.timeIndexLookup(timestamp: timestamp), s.logStartOffset)
-                    let position = segment.indexLookup(offset: fromOffset).position
-                    let found = ReadStart(
-                        file: try segment.file(), position: position, end: segment.size, nextSegmentBase: nextBase,
-                        logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
+        var nextSegment = 0
+        while true {
+            // The first segment from `nextSegment` on whose largest timestamp reaches the
+            // target, and a start position from its time index.
+            let start: (ReadStart, Int)? = try state.withLock { s -> Result<(ReadStart, Int)?, StorageError> in
+                do throws(StorageError) {
+                    guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                    for (index, segment) in s.segments.enumerated() where index >= nextSegment {
+                        let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
+                        if let nextBase, nextBase <= s.logStartOffset { continue }
+                        if index != s.segments.count - 1 { try segment.openForRead(offsetLimit: nextBase) }
+                        guard segment.maxTimestamp >= timestamp else { continue }
+                        let fromOffset = max(segment.timeIndexLookup(timestamp: timestamp), s.logStartOffset)
+                        let position = segment.indexLookup(offset: fromOffset).position
+                        let found = ReadStart(
+                            file: try segment.file(), position: position, end: segment.size, nextSegmentBase: nextBase,
+                            logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
+                        enforceOpenSegmentLimit(&s)
+                        return .success((found, index))
+                    }
                     enforceOpenSegmentLimit(&s)
-                    return .success(found)
+                    return .success(nil)
+                } catch {
+                    return .failure(error)
                 }
-                enforceOpenSegmentLimit(&s)
-                return .success(nil)
-            } catch {
-                return .failure(error)
-            }
-        }.get()
-        guard let start else { return nil }
-        var walker = HeaderWalker(file: start.file, end: start.end)
-        var position = start.position
-        while let header = try walker.header(at: position) {
-            if header.maxTimestamp >= timestamp {
-                let bytes = try start.file.read(count: header.totalSize, at: Int64(position))
-                for batch in try Self.decodeBatches(bytes, path: start.file.path) {
-                    for record in batch.records where batch.timestamp(of: record) >= timestamp {
-                        return (batch.offset(of: record), batch.timestamp(of: record))
+            }.get()
+            guard let (start, index) = start else { return nil }
+            var walker = HeaderWalker(file: start.file, end: start.end)
+            var position = start.position
+            while let header = try walker.header(at: position) {
+                if header.maxTimestamp >= timestamp, header.lastOffset >= start.logStartOffset {
+                    let bytes = try start.file.read(count: header.totalSize, at: Int64(position))
+                    for batch in try Self.decodeBatches(bytes, path: start.file.path) {
+                        for record in batch.records where batch.timestamp(of: record) >= timestamp && batch.offset(of: record) >= start.logStartOffset {
+                            return (batch.offset(of: record), batch.timestamp(of: record))
+                        }
                     }
                 }
+                position += header.totalSize
             }
-            position += header.totalSize
+            // Only records below the log start reached the target here: the next segments.
+            nextSegment = index + 1
         }
-        return nil
     }
 
     /// The headers of the stored batches from the one holding `offset` to the log end, in

@@ -132,4 +132,32 @@ import Testing
         #expect(try reopened.offset(forTimestamp: t + 4_500)?.offset == 5)
         try reopened.close()
     }
+
+    /// ListOffsets by time never answers an offset below the log start (DeleteRecords keeps
+    /// the deleted records in their segment until it goes whole): a consumer seeking there
+    /// would be out of range. When only deleted records of a segment reach the time, the
+    /// answer is in the next segment.
+    @Test func offsetsForATimeStartAtTheLogStart() throws {
+        let dir = TemporaryDirectory()
+        let t: Int64 = 1_700_000_000_000
+        let log = try PartitionLog.open(directory: dir.path, config: LogConfig())
+        for i in 0..<10 { try log.append(makeBatch(tag: "a\(i)", count: 1, timestamp: t + Int64(i) * 1_000)) }
+        #expect(try log.offset(forTimestamp: 0)?.offset == 0)
+        _ = try log.deleteRecords(before: 5)
+        #expect(try log.offset(forTimestamp: 0)?.offset == 5)
+        #expect(try log.offset(forTimestamp: t + 2_000)?.offset == 5)
+        #expect(try log.offset(forTimestamp: t + 7_000)?.offset == 7)
+        try log.close()
+
+        let dir2 = TemporaryDirectory()
+        let late = try PartitionLog.open(directory: dir2.path, config: LogConfig())
+        for i in 0..<5 { try late.append(makeBatch(tag: "b\(i)", count: 1, timestamp: t + 50_000)) }  // 0-4: late
+        for i in 0..<5 { try late.append(makeBatch(tag: "c\(i)", count: 1, timestamp: t)) }  // 5-9: early
+        try late.roll()
+        try late.append(makeBatch(tag: "d", count: 1, timestamp: t + 60_000))  // 10, next segment
+        _ = try late.deleteRecords(before: 5)
+        #expect(try late.offset(forTimestamp: t + 40_000)?.offset == 10)
+        #expect(try late.offset(forTimestamp: t + 70_000) == nil)
+        try late.close()
+    }
 }

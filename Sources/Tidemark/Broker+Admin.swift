@@ -40,6 +40,7 @@ extension Broker {
                 throw TidemarkError(.invalidPartitions, "at most \(options.maxPartitionsPerTopic) partitions per topic")
             }
             if validateOnly { return }
+            try removeLeftovers(of: name, partitions: topic.slots.count..<count)
             let (dataDirectory, clock, logger, config, budget) = (
                 dataDirectory, options.clock, options.logger, topic.config, options.openFileBudget
             )
@@ -60,8 +61,14 @@ extension Broker {
                 for state in states { try? state.log.close() }
                 _ = try added.first { if case .failure = $0 { true } else { false } }!.get()
             }
-            try replaceTopic(
-                TopicState(name: name, id: topic.id, config: topic.config, slots: topic.slots + states.map { .online($0) }))
+            do {
+                try replaceTopic(
+                    TopicState(name: name, id: topic.id, config: topic.config, slots: topic.slots + states.map { .online($0) }))
+            } catch {
+                for state in states { try? state.log.close() }
+                for p in topic.slots.count..<count { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
+                throw error
+            }
             logger.info("partitions added", metadata: ["topic": "\(name)", "partitions": "\(count)"])
         }
     }
@@ -144,13 +151,12 @@ extension Broker {
         }
     }
 
-    /// Puts `topic` in the registry in place of the one with its name, and persists the list.
-    /// Runs on the admin queue.
+    /// Persists the topic list with `topic` in place of the one with its name, then puts it in
+    /// the registry: a change answered as failed (a full disk) is not live. Runs on the admin
+    /// queue (the only writer of the list, so nothing changes between the two).
     func replaceTopic(_ topic: TopicState) throws {
-        let all = registry.withLock { r -> [TopicStore.Topic] in
-            r.topics[topic.name] = topic
-            return r.topics.values.map(\.stored)
-        }
+        let all = registry.withLock { r in r.topics.values.filter { $0.name != topic.name }.map(\.stored) } + [topic.stored]
         try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalTopics.mapValues(\.id))
+        registry.withLock { $0.topics[topic.name] = topic }
     }
 }

@@ -339,19 +339,15 @@ public final class Broker: Sendable {
         let config = config ?? options.defaultTopicConfig
         try checkOpen()
         try checkNewTopic(name, partitions: partitions, config: config)
+        // Offsets a delete left (a crash between the topic's removal and its offsets'): the new
+        // topic's consumers must not resume at the old one's offsets. (No topic of this name
+        // exists, so no commit for it can come meanwhile: commits need the partition.)
+        if registry.withLock({ $0.topics[name] == nil }) { try await groups.store.delete(topic: name) }
         try await admin { [self] in
             if registry.withLock({ $0.topics[name] != nil }) {
                 throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")
             }
-            // Directories under this name that topics.json does not list are leftovers of a
-            // create or delete a crash interrupted: they must not come back as this topic's data.
-            for p in 0..<partitions {
-                let directory = Self.partitionDirectory(dataDirectory, name, p)
-                if DurableFile.exists(directory) {
-                    options.logger.warning("removing a leftover directory before creating the topic", metadata: ["path": "\(directory)"])
-                    try Self.deleteDirectory(directory, in: dataDirectory)
-                }
-            }
+            try removeLeftovers(of: name, partitions: 0..<partitions)
             var states: [PartitionState] = []
             do {
                 let (dataDirectory, clock, logger, budget) = (dataDirectory, options.clock, options.logger, options.openFileBudget)
@@ -376,18 +372,26 @@ public final class Broker: Sendable {
                 throw error
             }
             let topic = TopicState(name: name, id: UUID(), config: config, slots: states.map { .online($0) })
-            let all = registry.withLock { r -> [TopicStore.Topic] in
+            // Listed in topics.json before anyone can use it: a topic whose creation failed
+            // (a full disk) must not take writes that a restart would then not find.
+            do {
+                let all = registry.withLock { r in r.topics.values.map(\.stored) } + [topic.stored]
+                try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
+            } catch {
+                for state in states { try? state.log.close() }
+                for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
+                throw error
+            }
+            registry.withLock { r in
                 r.topics[name] = topic
                 r.names[topic.id] = name
-                return r.topics.values.map(\.stored)
             }
-            try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
             options.logger.info("topic created", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
         }
     }
 
-    /// Deletes a topic and its data. Its committed group offsets are left (Kafka does the same
-    /// until they expire); a topic created later under the same name starts empty.
+    /// Deletes a topic, its data and its committed group offsets (as Kafka does); a topic
+    /// created later under the same name starts empty.
     ///
     /// Crash-safe: topics.json forgets the topic first; each partition directory is then
     /// renamed to `<name>-<p>.<id>-delete` (the data directory fsynced) and removed; a crash
@@ -414,9 +418,28 @@ public final class Broker: Sendable {
             metrics.forget(name)
             options.logger.info("topic deleted", metadata: ["topic": "\(name)"])
         }
+        do {
+            try await groups.store.delete(topic: name)
+        } catch {
+            // Deleted again before a topic of this name is created.
+            options.logger.error("committed offsets of a deleted topic not deleted", metadata: ["topic": "\(name)", "error": "\(error)"])
+        }
     }
 
     static let deletedSuffix = "-delete"
+
+    /// Directories of these partitions that topics.json does not list are leftovers of a
+    /// create or delete a crash interrupted: removed before such a partition is created, so
+    /// they never come back as its data. Runs on the admin queue.
+    func removeLeftovers(of topic: String, partitions: Range<Int>) throws {
+        for p in partitions {
+            let directory = Self.partitionDirectory(dataDirectory, topic, p)
+            if DurableFile.exists(directory) {
+                options.logger.warning("removing a leftover directory before creating the partition", metadata: ["path": "\(directory)"])
+                try Self.deleteDirectory(directory, in: dataDirectory)
+            }
+        }
+    }
 
     /// Renames `directory` to a `-delete` name, fsyncs the data directory (the rename is then
     /// durable: the old name can never come back), and removes the renamed tree.

@@ -270,19 +270,37 @@ public final class OffsetStore: Sendable {
         state.withLock { Set($0.keys.map(\.group)) }
     }
 
-    /// Deletes a group's committed offsets of `partitions` (OffsetDelete): tombstones in one
-    /// durable batch. Partitions without an offset are skipped.
+    /// Deletes a group's committed offsets of `partitions` (OffsetDelete): tombstones, durable
+    /// before this returns. Partitions without an offset are skipped.
     func delete(group: String, partitions: [TopicPartition]) async throws {
+        let doomed = Set(partitions.map { Key(group: group, topicPartition: $0) })
+        try await delete { doomed.contains($0) }
+    }
+
+    /// Deletes every group's committed offsets of `topic` (deleted, or created again under a
+    /// name an interrupted delete left offsets for): a topic created later under the same
+    /// name starts empty, and its consumers must not resume at the old topic's offsets.
+    func delete(topic: String) async throws {
+        try await delete { $0.topicPartition.topic == topic }
+    }
+
+    /// Tombstones for the entries `doomed` picks, in batches of 1,000, synced; then the map.
+    private func delete(_ doomed: @escaping @Sendable (Key) -> Bool) async throws {
         let now = clock()
         try await executor.run { [self] in
             let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
-                let doomed = partitions.map { Key(group: group, topicPartition: $0) }.filter { entries[$0] != nil }
-                guard !doomed.isEmpty else { return .success(nil) }
+                let keys = entries.keys.filter(doomed)
+                guard !keys.isEmpty else { return .success(nil) }
                 do {
-                    var builder = RecordBatchBuilder()
-                    for key in doomed { builder.append(timestamp: now, key: Self.encodeKey(key), value: nil) }
-                    let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                    for key in doomed { entries.removeValue(forKey: key) }
+                    var info: LogAppendInfo?
+                    for chunk in stride(from: 0, to: keys.count, by: 1000) {
+                        var builder = RecordBatchBuilder()
+                        for key in keys[chunk..<min(chunk + 1000, keys.count)] {
+                            builder.append(timestamp: now, key: Self.encodeKey(key), value: nil)
+                        }
+                        info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                    }
+                    for key in keys { entries.removeValue(forKey: key) }
                     return .success(info)
                 } catch {
                     return .failure(error)

@@ -102,7 +102,16 @@ extension PartitionLog {
                 return .failure(error)
             }
         }.get()
-        try FileSystem.writeAtomically(Array("0\n\(start)\n".utf8), to: directory + "/" + Self.logStartName, directory: directory)
+        // The records up to the new start are made durable first: a start persisted past what
+        // a power loss keeps would make recovery hand out offsets below it again, and hide
+        // what is appended at them behind the start at the next restart.
+        try flush(upTo: start)
+        try logStartWritten.withLock { (written: inout Int64) throws(StorageError) in
+            let current = logStartOffset
+            guard current > written else { return }
+            try FileSystem.writeAtomically(Array("0\n\(current)\n".utf8), to: directory + "/" + Self.logStartName, directory: directory)
+            written = current
+        }
         return start
     }
 

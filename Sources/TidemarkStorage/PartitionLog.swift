@@ -53,6 +53,9 @@ public final class PartitionLog: Sendable {
     /// lock, so readers of positions never wait behind a roll or an index rebuild.
     private let publishedStart: Atomic<Int64>
     private let publishedEnd: Atomic<Int64>
+    /// The log start last written to `logStartName` (DeleteRecords): one writer at a time, and
+    /// never a smaller start after a larger one.
+    let logStartWritten = Mutex<Int64>(.min)
 
     static let checkpointName = "recovery-point.checkpoint"
     /// `0\n<offset>\n`: the log start moved by `deleteRecords` (inside a segment), if any.

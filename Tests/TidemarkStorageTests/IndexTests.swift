@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import TestSupport
 import Testing
 @testable import TidemarkStorage
@@ -159,5 +161,30 @@ import Testing
         #expect(try late.offset(forTimestamp: t + 40_000)?.offset == 10)
         #expect(try late.offset(forTimestamp: t + 70_000) == nil)
         try late.close()
+    }
+
+    /// DeleteRecords makes the records below the new start durable before it persists the
+    /// start: a start persisted past what a power loss keeps would make the recovered log hand
+    /// out offsets below it again. Concurrent calls leave the largest start on disk.
+    @Test func aNewLogStartIsPersistedOnlyOverDurableRecords() throws {
+        let dir = TemporaryDirectory()
+        let t: Int64 = 1_700_000_000_000
+        var log = try PartitionLog.open(directory: dir.path, config: LogConfig())  // OS flush policy
+        for i in 0..<40 { try log.append(makeBatch(tag: "a\(i)", count: 1, timestamp: t + Int64(i))) }
+        #expect(log.flushedOffset < 7)
+        #expect(try log.deleteRecords(before: 7) == 7)
+        #expect(log.flushedOffset >= 7)
+
+        let errors = Mutex(0)
+        let shared = log
+        DispatchQueue.concurrentPerform(iterations: 24) { i in
+            do { _ = try shared.deleteRecords(before: Int64(8 + i)) } catch { errors.withLock { $0 += 1 } }
+        }
+        #expect(errors.withLock { $0 } == 0)
+        #expect(log.logStartOffset == 31)
+        try log.close()
+        log = try PartitionLog.open(directory: dir.path, config: LogConfig())
+        #expect(log.logStartOffset == 31)
+        try log.close()
     }
 }

@@ -171,6 +171,16 @@ import Testing
         #expect(joined.error == nil && joined.memberId == "generated")
     }
 
+    /// A subscription regex matches whole topic names, as Kafka's `matches()` does: the
+    /// second alternative counts even where the first matches a prefix.
+    @Test func aRegexMatchesWholeTopicNames() throws {
+        let regex = try #require(ConsumerGroup.compile("payments|payments-retry"))
+        #expect(ConsumerGroup.wholeMatch(regex, "payments-retry"))
+        #expect(ConsumerGroup.wholeMatch(regex, "payments"))
+        #expect(!ConsumerGroup.wholeMatch(regex, "payments-retry-2") && !ConsumerGroup.wholeMatch(regex, "my-payments"))
+        #expect(ConsumerGroup.compile("a)|(b") == nil, "not valid alone, so not valid wrapped")
+    }
+
     @Test func regexSubscriptionsFollowNewTopics() {
         let topics = Topics(["jobs.a": 2, "other": 2])
         var group = ConsumerGroup(groupId: "g")

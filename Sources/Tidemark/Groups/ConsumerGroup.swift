@@ -173,14 +173,16 @@ struct ConsumerGroup: Sendable {
         return names.union(partitionCounts.keys)
     }
 
+    /// The pattern compiled to match whole names only, as Kafka's `matches()` does: with
+    /// `payments|payments-retry`, the name `payments-retry` matches (a first match taken and
+    /// then required to span the name missed it). Nil when the pattern is not valid alone.
     static func compile(_ pattern: String) -> NSRegularExpression? {
-        try? NSRegularExpression(pattern: pattern)
+        guard (try? NSRegularExpression(pattern: pattern)) != nil else { return nil }
+        return try? NSRegularExpression(pattern: "^(?:" + pattern + ")$")
     }
 
     static func wholeMatch(_ regex: NSRegularExpression, _ name: String) -> Bool {
-        let range = NSRange(name.startIndex..<name.endIndex, in: name)
-        guard let match = regex.firstMatch(in: name, options: [.anchored], range: range) else { return false }
-        return match.range == range
+        regex.firstMatch(in: name, options: [], range: NSRange(name.startIndex..<name.endIndex, in: name)) != nil
     }
 
     // MARK: Heartbeat

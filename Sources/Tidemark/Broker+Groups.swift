@@ -22,6 +22,26 @@ extension Broker {
                 topicNames: { [self] in listTopics() }))
     }
 
+    /// DeleteGroups: deletes each group that has no members, with what is kept for it
+    /// (committed offsets and membership record, or a share group's share state). Per group,
+    /// in order: nil when deleted, else why not (`.nonEmptyGroup`, `.groupIdNotFound`,
+    /// `.invalidGroupId`, or the storage error).
+    public func deleteGroups(_ ids: [String]) async -> [(group: String, error: TidemarkError.Code?)] {
+        var results: [(group: String, error: TidemarkError.Code?)] = []
+        for id in ids {
+            do {
+                if try await shares.deleteGroup(id) {
+                    results.append((id, nil))
+                } else {
+                    results.append((id, try await groups.deleteGroup(id)))
+                }
+            } catch {
+                results.append((id, (error as? TidemarkError)?.code ?? .storage))
+            }
+        }
+        return results
+    }
+
     /// Computes new committed offsets for `group` on every partition of `topic`, and stores
     /// them unless `dryRun`. Refused (`.rebalanceInProgress`) while the group has members:
     /// they would overwrite the reset with their next commit.

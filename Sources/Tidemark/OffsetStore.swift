@@ -284,23 +284,37 @@ public final class OffsetStore: Sendable {
         try await delete { $0.topicPartition.topic == topic }
     }
 
-    /// Tombstones for the entries `doomed` picks, in batches of 1,000, synced; then the map.
-    private func delete(_ doomed: @escaping @Sendable (Key) -> Bool) async throws {
+    /// Deletes everything kept for `group` (DeleteGroups): its committed offsets and its
+    /// membership record, tombstones, synced. Returns whether there was anything.
+    func delete(wholeGroup group: String) async throws -> Bool {
+        let hadMembership = memberships.withLock { $0[group] != nil }
+        let hadOffsets = !fetch(group: group, partitions: nil).isEmpty
+        try await delete(membershipOf: hadMembership ? group : nil) { $0.group == group }
+        return hadMembership || hadOffsets
+    }
+
+    /// Tombstones for the entries `doomed` picks (and for a group's membership record), in
+    /// batches of 1,000, synced; then the maps.
+    private func delete(membershipOf group: String? = nil, _ doomed: @escaping @Sendable (Key) -> Bool) async throws {
         let now = clock()
         try await executor.run { [self] in
             let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
                 let keys = entries.keys.filter(doomed)
-                guard !keys.isEmpty else { return .success(nil) }
+                guard !keys.isEmpty || group != nil else { return .success(nil) }
                 do {
                     var info: LogAppendInfo?
-                    for chunk in stride(from: 0, to: keys.count, by: 1000) {
+                    for chunk in stride(from: 0, to: max(keys.count, 1), by: 1000) {
                         var builder = RecordBatchBuilder()
-                        for key in keys[chunk..<min(chunk + 1000, keys.count)] {
+                        for key in keys[min(chunk, keys.count)..<min(chunk + 1000, keys.count)] {
                             builder.append(timestamp: now, key: Self.encodeKey(key), value: nil)
+                        }
+                        if let group, chunk + 1000 >= keys.count {
+                            builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil)
                         }
                         info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
                     }
                     for key in keys { entries.removeValue(forKey: key) }
+                    if let group { memberships.withLock { _ = $0.removeValue(forKey: group) } }
                     return .success(info)
                 } catch {
                     return .failure(error)

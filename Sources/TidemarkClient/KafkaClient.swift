@@ -314,6 +314,18 @@ public final class KafkaClient {
         return (result.groupState, result.members.count)
     }
 
+    /// Deletes groups that have no members (DeleteGroups v2): per group, nil or its error.
+    public func deleteGroups(_ groups: [String]) throws -> [(group: String, error: String?)] {
+        var results: [(group: String, error: String?)] = []
+        for group in groups {
+            let response = try coordinator(group).call(
+                .deleteGroups, version: 2, DeleteGroupsRequest(groupsNames: [group]), as: DeleteGroupsResponse.self)!
+            guard let result = response.results.first else { throw KafkaClientError("empty DeleteGroups answer") }
+            results.append((group, result.errorCode == 0 ? nil : "\(KafkaError(rawValue: result.errorCode).map { "\($0)" } ?? "error \(result.errorCode)")"))
+        }
+        return results
+    }
+
     /// Every group with its type ("classic", "consumer", "share") and state (ListGroups v5).
     public func listGroupsWithTypes() throws -> [(group: String, type: String, state: String)] {
         let response = try seed.call(.listGroups, version: 5, ListGroupsRequest(), as: ListGroupsResponse.self)!

@@ -261,4 +261,14 @@ extension RequestRouter {
         }
         return response
     }
+
+    /// DeleteGroups: each group without members goes with its committed offsets (or share
+    /// state); per group NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND or INVALID_GROUP_ID otherwise.
+    func deleteGroups(_ request: DeleteGroupsRequest) async -> DeleteGroupsResponse {
+        var response = DeleteGroupsResponse()
+        response.results = await broker.deleteGroups(request.groupsNames).map { group, error in
+            DeleteGroupsResponse.Result(groupId: group, errorCode: KafkaError(optional: error).rawValue)
+        }
+        return response
+    }
 }

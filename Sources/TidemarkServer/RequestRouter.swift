@@ -280,6 +280,7 @@ final class RequestRouter: Sendable {
         case .describeLogDirs: return try respond(describeLogDirs(try body(DescribeLogDirsRequest.self)), header, api: api)
         case .createPartitions: return try respond(await createPartitions(try body(CreatePartitionsRequest.self)), header, api: api)
         case .offsetDelete: return try respond(await offsetDelete(try body(OffsetDeleteRequest.self)), header, api: api)
+        case .deleteGroups: return try respond(await deleteGroups(try body(DeleteGroupsRequest.self)), header, api: api)
         case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self)), header, api: api)
         case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)
         case .consumerGroupHeartbeat:

@@ -30,6 +30,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case alterConfigs = 33
     case describeLogDirs = 35
     case createPartitions = 37
+    case deleteGroups = 42
     case incrementalAlterConfigs = 44
     case offsetDelete = 47
     case describeCluster = 60
@@ -70,6 +71,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .alterConfigs: 0...2
         case .describeLogDirs: 1...4
         case .createPartitions: 0...3
+        case .deleteGroups: 0...2
         case .incrementalAlterConfigs: 0...1
         case .offsetDelete: 0...0
         case .describeCluster: 0...2
@@ -118,6 +120,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .alterConfigs: 2
         case .describeLogDirs: 2
         case .createPartitions: 2
+        case .deleteGroups: 2
         case .incrementalAlterConfigs: 1
         case .offsetDelete: nil
         case .describeCluster: 0

@@ -1,4 +1,5 @@
-// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups
+// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups,
+// DeleteGroups
 // (OffsetCommit and OffsetFetch: Messages+Offsets.swift): every version Kafka 4.1 serves (and the older ones Tidemark
 // already spoke). In flexible versions every structure ends with its tagged-field section
 // (`taggedFields()` is a no-op otherwise).
@@ -417,6 +418,41 @@ public struct ListGroupsResponse: KafkaMessage {
             try c.string(&g.protocolType, "protocol_type")
             if version >= 4 { try c.string(&g.groupState, "group_state") }
             if version >= 5 { try c.string(&g.groupType, "group_type") }
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// DeleteGroups (42) request v0-2: groups_names [string]. Flexible from v2.
+public struct DeleteGroupsRequest: KafkaMessage {
+    public var groupsNames: [String] = []
+    public init() {}
+    public init(groupsNames: [String]) { self.groupsNames = groupsNames }
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.stringArray(&groupsNames, "groups_names")
+        try c.taggedFields()
+    }
+}
+
+/// DeleteGroups response v0-2: throttle_time_ms, results [group_id, error_code].
+public struct DeleteGroupsResponse: KafkaMessage {
+    public struct Result: Sendable, Equatable {
+        public var groupId = ""
+        public var errorCode: Int16 = 0
+        public init(groupId: String = "", errorCode: Int16 = 0) {
+            self.groupId = groupId
+            self.errorCode = errorCode
+        }
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var results: [Result] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.array(&results, "results", make: { Result() }) { (c: inout WireCoder, r: inout Result) throws(WireError) in
+            try c.string(&r.groupId, "group_id")
+            try c.int16(&r.errorCode, "error_code")
             try c.taggedFields()
         }
         try c.taggedFields()

@@ -103,6 +103,9 @@ struct CLITests {
         #expect(applied.status == 0 && applied.stdout.contains("offsets reset"))
         #expect(try CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 30"))
         #expect(try CLI.run(["groups", "describe", "nobody", "--data", data]).status != 0)
+        let deleted = try CLI.run(["groups", "delete", "g1", "nobody", "--data", data])
+        #expect(deleted.status != 0 && deleted.stdout == "deleted group g1\nnobody: not deleted (groupIdNotFound)\n")
+        #expect(try CLI.run(["groups", "list", "--data", data]).stdout == "GROUP\tTYPE\tSTATE\n")
 
         #expect(try CLI.run(["topics", "delete", "jobs", "--data", data]).stdout == "deleted topic jobs\n")
         #expect(try CLI.run(["topics", "list", "--data", data]).stdout == "")
@@ -403,6 +406,8 @@ struct BootstrapModeTests {
         #expect(try CLI.run(["groups", "reset-offsets", "wg", "--topic", "wire", "--to-latest", "--execute"] + b).status == 0)
         #expect(try CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 0"))
         #expect(try CLI.run(["consume", "wire", "--group", "wg"] + b).stdout.isEmpty)
+        #expect(try CLI.run(["groups", "delete", "wg"] + b).stdout == "deleted group wg\n")
+        #expect(try !CLI.run(["groups", "list"] + b).stdout.contains("wg"))
         #expect(try CLI.run(["topics", "delete", "wire"] + b).status == 0)
         #expect(try CLI.run(["topics", "list"] + b).stdout.isEmpty)
         // A broker that is not there: one clear line, non-zero exit.

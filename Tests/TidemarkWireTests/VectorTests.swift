@@ -92,6 +92,8 @@ import TidemarkWire
         case (.describeLogDirs, false): return try trip(DescribeLogDirsResponse.self)
         case (.createPartitions, true): return try trip(CreatePartitionsRequest.self)
         case (.createPartitions, false): return try trip(CreatePartitionsResponse.self)
+        case (.deleteGroups, true): return try trip(DeleteGroupsRequest.self)
+        case (.deleteGroups, false): return try trip(DeleteGroupsResponse.self)
         case (.offsetDelete, true): return try trip(OffsetDeleteRequest.self)
         case (.offsetDelete, false): return try trip(OffsetDeleteResponse.self)
         case (.describeCluster, true): return try trip(DescribeClusterRequest.self)

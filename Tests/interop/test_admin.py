@@ -1,4 +1,6 @@
 """Topic administration through the clients' admin APIs."""
+import time
+
 import pytest
 
 from conftest import unique
@@ -57,3 +59,48 @@ def test_validate_only_checks_what_create_would(broker):
         assert name not in admin.list_topics()
     finally:
         admin.close()
+
+
+def test_admin_clients_delete_consumer_groups(broker):
+    """kafka-consumer-groups --delete's request (DeleteGroups) from confluent-kafka and
+    kafka-python: a group without members goes with its committed offsets; one with a live
+    member is refused (NON_EMPTY_GROUP); an unknown one is not found."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaAdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    topic = unique("delgroups")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        future.result(10)
+    done, kept, live = unique("done"), unique("kept"), unique("live")
+    for group in (done, kept):  # commit, then leave: no members, committed offsets
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+        c.close()
+    member = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": live, "session.timeout.ms": 10000,
+                       "auto.offset.reset": "earliest"})
+    member.subscribe([topic])
+    deadline = time.time() + 20
+    while not member.assignment() and time.time() < deadline:
+        member.poll(0.2)
+    assert member.assignment()
+
+    futures = admin.delete_consumer_groups([done, live], request_timeout=10)
+    futures[done].result(10)
+    with pytest.raises(KafkaException) as refused:
+        futures[live].result(10)
+    assert "NON_EMPTY_GROUP" in str(refused.value)
+    member.close()
+
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    results = kadmin.delete_groups([kept, unique("nobody")])
+    assert results[kept] == "OK", results
+    assert [v for k, v in results.items() if k != kept] == ["GroupIdNotFoundError"], results
+    for group in (done, kept):
+        assert not kadmin.list_group_offsets(group).get(group), group
+    kadmin.close()
+    # A consumer of a deleted group starts over from its reset policy.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": done, "enable.auto.commit": False})
+    committed = c.committed([TopicPartition(topic, 0)], timeout=10)
+    assert committed[0].offset < 0, committed
+    c.close()

@@ -4,11 +4,31 @@ import Tidemark
 import TidemarkClient
 import TidemarkWire
 
-/// `tidemark groups list|describe|reset-offsets|configure`, on a data directory or a running broker.
+/// `tidemark groups list|describe|reset-offsets|configure|delete`, on a data directory or a running broker.
 struct Groups: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect groups (classic, consumer and share), move their offsets, set their configs.",
-        subcommands: [List.self, Describe.self, ResetOffsets.self, Configure.self])
+        abstract: "Inspect groups (classic, consumer and share), move their offsets, set their configs, delete them.",
+        subcommands: [List.self, Describe.self, ResetOffsets.self, Configure.self, Delete.self])
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete groups that have no members, with their committed offsets (or a share group's share state), as kafka-consumer-groups --delete does.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Group ids.") var groups: [String]
+        func run() async throws {
+            guard !groups.isEmpty else { throw ValidationError("name at least one group") }
+            let results: [(group: String, error: String?)]
+            if let client = try data.client() {
+                results = try client.deleteGroups(groups)
+            } else {
+                results = try await data.withBroker { broker in
+                    await broker.deleteGroups(groups).map { ($0.group, $0.error.map { "\($0)" }) }
+                }
+            }
+            for (group, error) in results { Output.line(error.map { "\(group): not deleted (\($0))" } ?? "deleted group \(group)") }
+            if results.contains(where: { $0.error != nil }) { throw ExitCode(1) }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the groups with their type (classic, consumer, share) and state.")

@@ -96,6 +96,7 @@ APIS = [
     (33, 'AlterConfigs', 0, 2),
     (35, 'DescribeLogDirs', 1, 4),
     (37, 'CreatePartitions', 0, 3),
+    (42, 'DeleteGroups', 0, 2),
     (44, 'IncrementalAlterConfigs', 0, 1),
     (47, 'OffsetDelete', 0, 0),
     (60, 'DescribeCluster', 0, 2),
@@ -722,6 +723,9 @@ OVERRIDES = {
     },
     ('ConsumerGroupDescribe', 'request'): {
         'GroupIds': GROUPS,
+    },
+    ('DeleteGroups', 'request'): {
+        'GroupsNames': GROUPS,
     },
     ('ConsumerGroupDescribe', 'response'): {
         'Groups.ErrorCode': [0, 0],

@@ -139,6 +139,27 @@ extension GroupCoordinator {
         return results
     }
 
+    /// DeleteGroups for a classic or consumer group: one without members is deleted with its
+    /// committed offsets and membership record (tombstones, synced) and what the coordinator
+    /// keeps of it. Nil when deleted; `.nonEmptyGroup` while it has members;
+    /// `.groupIdNotFound` when there is no such group; `.invalidGroupId` for an empty id.
+    public func deleteGroup(_ groupId: String) async throws -> TidemarkError.Code? {
+        guard Self.validGroupId(groupId) else { return .invalidGroupId }
+        let inMemory = state.withLock { s -> Bool? in
+            if let group = s.groups[groupId], !group.members.isEmpty { return nil }
+            if let group = s.consumerGroups[groupId], !group.isEmpty { return nil }
+            let known = s.groups[groupId] != nil || s.consumerGroups[groupId] != nil
+            s.groups.removeValue(forKey: groupId)
+            s.consumerGroups.removeValue(forKey: groupId)
+            s.idleSince.removeValue(forKey: groupId)
+            s.recordedMemberships.removeValue(forKey: groupId)
+            return known
+        }
+        guard let inMemory else { return .nonEmptyGroup }
+        let stored = try await store.delete(wholeGroup: groupId)
+        return inMemory || stored ? nil : .groupIdNotFound
+    }
+
     /// OffsetFetch: the committed offsets of a group (all partitions when `partitions` is nil).
     public func fetchOffsets(groupId: String, partitions: [TopicPartition]? = nil) -> [TopicPartition: CommittedOffset] {
         store.fetch(group: groupId, partitions: partitions)

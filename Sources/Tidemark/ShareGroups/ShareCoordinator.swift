@@ -545,6 +545,21 @@ public final class ShareCoordinator: Sendable {
         if let durableAt { try await waitDurable(durableAt) }
     }
 
+    /// DeleteGroups for a share group: one without members is deleted with its share state
+    /// (synced) and sessions. Returns whether there was such a group; throws `.nonEmptyGroup`.
+    public func deleteGroup(_ group: String) async throws -> Bool {
+        let known = state.withLock { s in s.groups[group] != nil || s.slots.keys.contains { $0.group == group } }
+        guard known else { return false }
+        try await deleteState(group: group, topics: nil)
+        state.withLock { s in
+            guard s.groups[group]?.isEmpty ?? true else { return }
+            s.groups.removeValue(forKey: group)
+            s.idleSince.removeValue(forKey: group)
+            for key in s.sessions.keys where key.group == group { s.sessions.removeValue(forKey: key) }
+        }
+        return true
+    }
+
     /// At open, before anything is appended: a restored window past its log's end (crash
     /// recovery after a power loss kept less of the log than the share state saw) is cut back
     /// to it, durably, so jobs appended at those offsets again are delivered as new. (Cut

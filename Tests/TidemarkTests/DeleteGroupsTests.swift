@@ -1,0 +1,78 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// DeleteGroups (`kafka-consumer-groups --delete`, `AdminClient.deleteConsumerGroups`).
+@Suite struct DeleteGroupsTests {
+    /// A group without members goes with its committed offsets and membership record, for
+    /// good (a restart does not bring them back); one with members is refused
+    /// (NON_EMPTY_GROUP), an unknown one is not found, an empty id is invalid.
+    @Test func emptyGroupsAreDeletedWithTheirOffsets() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 1)
+        let tp = TopicPartition("t", 0)
+        // "done": used group management, then every member left; "simple": commits only.
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "done", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])]))
+        _ = await broker.groups.sync(groupId: "done", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
+        #expect(try await broker.groups.commitOffsets(
+            groupId: "done", memberId: joined.memberId, generationId: 1, offsets: [tp: CommittedOffset(offset: 4)]) == nil)
+        broker.groups.leave(groupId: "done", memberIds: [joined.memberId])
+        #expect(try await broker.groups.commitOffsets(groupId: "simple", offsets: [tp: CommittedOffset(offset: 2)]) == nil)
+        let busy = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "busy", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])]))
+        _ = busy
+        #expect(try await GroupMembershipRecordTests.waitForRecords(broker, count: 2).count == 2)
+
+        let results = await broker.deleteGroups(["done", "simple", "busy", "nobody", ""])
+        #expect(results.map(\.group) == ["done", "simple", "busy", "nobody", ""])
+        #expect(results.map(\.error) == [nil, nil, .nonEmptyGroup, .groupIdNotFound, .invalidGroupId])
+        #expect(broker.groups.fetchOffsets(groupId: "done").isEmpty && broker.groups.fetchOffsets(groupId: "simple").isEmpty)
+        #expect(broker.groups.describeGroup("done").state == .dead)
+        #expect(broker.groups.store.memberships.withLock { $0["done"] } == nil)
+        #expect(await broker.deleteGroups(["done"]).first?.error == .groupIdNotFound)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        #expect(broker.groups.fetchOffsets(groupId: "done").isEmpty && broker.groups.fetchOffsets(groupId: "simple").isEmpty)
+        #expect(broker.groups.store.memberships.withLock { $0["done"] } == nil)
+        #expect(!broker.groups.listGroups().contains { $0.groupId == "done" })
+        try await broker.close()
+    }
+
+    /// A share group is deleted once its members have left, with its share state: a group of
+    /// that name starts again from its start offset policy.
+    @Test func aShareGroupIsDeletedWithItsState() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 3)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        let joined = ShareCoordinatorTests.join(broker, "w1")
+        _ = broker.shares.updateSession(group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 2, view: view).first?.offsets == [0, 1])
+        _ = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [], acknowledgements: [tp: [ShareAcknowledgement(first: 0, last: 1, types: [.accept])]],
+            allowRenew: false, view: view)
+        #expect(await broker.deleteGroups(["workers"]).first?.error == .nonEmptyGroup)
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "w1", memberEpoch: -1))
+        _ = joined
+        #expect(await broker.deleteGroups(["workers"]).first?.error == nil)
+        #expect(broker.shares.summaries("workers", view: view).isEmpty)
+        #expect(!broker.shares.isShareGroup("workers"))
+        // Back from the start: the accepted jobs are delivered again to a new group of that name.
+        _ = ShareCoordinatorTests.join(broker, "w2")
+        _ = broker.shares.updateSession(group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 10, view: view).first?.offsets == [0, 1, 2])
+        try await broker.close()
+    }
+}

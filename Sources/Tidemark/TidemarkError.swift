@@ -65,6 +65,8 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case shareSessionLimitReached
         /// The group has members: what was asked needs it empty.
         case nonEmptyGroup
+        /// A static member (group.instance.id) was replaced by a newer instance with that id.
+        case fencedInstanceId
     }
 
     public var code: Code

@@ -43,6 +43,7 @@ extension KafkaError {
         case .invalidShareSessionEpoch: self = .invalidShareSessionEpoch
         case .shareSessionLimitReached: self = .shareSessionLimitReached
         case .nonEmptyGroup: self = .nonEmptyGroup
+        case .fencedInstanceId: self = .fencedInstanceId
         }
     }
 

@@ -30,22 +30,23 @@ extension RequestRouter {
     }
 
     func heartbeat(_ request: HeartbeatRequest) -> ErrorOnlyResponse {
-        let error = broker.groups.heartbeat(groupId: request.groupId, memberId: request.memberId, generationId: request.generationId)
+        let error = broker.groups.heartbeat(
+            groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId, generationId: request.generationId)
         return ErrorOnlyResponse(errorCode: KafkaError(optional: error).rawValue)
     }
 
     /// LeaveGroup: v0-2 one member (its error is the response's); v3+ a list, each answered.
     func leaveGroup(_ request: LeaveGroupRequest) -> LeaveGroupResponse {
-        let ids = request.memberIds
-        let results = broker.groups.leave(groupId: request.groupId, memberIds: ids)
         var response = LeaveGroupResponse()
         if request.members.isEmpty {
+            let results = broker.groups.leave(groupId: request.groupId, memberIds: request.memberIds)
             response.errorCode = KafkaError(optional: results[request.memberId] ?? .some(.unknownMemberId)).rawValue
         } else {
-            response.members = request.members.map { member in
+            let results = broker.groups.leave(
+                groupId: request.groupId, members: request.members.map { ($0.memberId, $0.groupInstanceId) })
+            response.members = zip(request.members, results).map { member, result in
                 LeaveGroupResponse.Member(
-                    memberId: member.memberId, groupInstanceId: member.groupInstanceId,
-                    errorCode: KafkaError(optional: results[member.memberId] ?? .some(.unknownMemberId)).rawValue)
+                    memberId: member.memberId, groupInstanceId: member.groupInstanceId, errorCode: KafkaError(optional: result).rawValue)
             }
         }
         return response
@@ -104,7 +105,8 @@ extension RequestRouter {
         var assignments: [String: [UInt8]] = [:]
         for assignment in request.assignments { assignments[assignment.memberId] = assignment.assignment }
         let synced = await broker.groups.sync(
-            groupId: request.groupId, memberId: request.memberId, generationId: request.generationId, assignments: assignments)
+            groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
+            generationId: request.generationId, assignments: assignments)
         var response = SyncGroupResponseMessage()
         response.errorCode = KafkaError(optional: synced.error).rawValue
         response.assignment = synced.assignment
@@ -140,8 +142,8 @@ extension RequestRouter {
         }
         let topics = request.topics
         broker.groups.commitOffsets(
-            groupId: request.groupId, memberId: request.memberId, generationId: request.generationId, offsets: offsets,
-            sync: broker.commitNeedsSync(offsets.keys)
+            groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
+            generationId: request.generationId, offsets: offsets, sync: broker.commitNeedsSync(offsets.keys)
         ) { [refused] result in
             let code: KafkaError
             switch result {

@@ -188,6 +188,7 @@ public enum KafkaError: Int16, Sendable {
     case fetchSessionIdNotFound = 70
     case invalidFetchSessionEpoch = 71
     case groupMaxSizeReached = 81
+    case fencedInstanceId = 82
     case fencedMemberEpoch = 110
     case unsupportedAssignor = 112
     case staleMemberEpoch = 113

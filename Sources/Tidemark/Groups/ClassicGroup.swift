@@ -1,66 +1,3 @@
-/// Settings of the group coordinator.
-public struct GroupOptions: Sendable {
-    /// Session timeouts a member may ask for (Kafka's group.min/max.session.timeout.ms).
-    public var minSessionTimeoutMs: Int32 = 6000
-    public var maxSessionTimeoutMs: Int32 = 1_800_000
-    /// How long a new (empty) group waits for more members before its first generation.
-    public var initialRebalanceDelayMs: Int64 = 0
-    /// The longest a rebalance waits for members to rejoin, whatever they asked for (a
-    /// member's rebalance timeout is its max.poll.interval.ms, 5 minutes by default).
-    public var maxRebalanceTimeoutMs: Int64 = 30 * 60 * 1000
-    /// An empty group's state machine is dropped after this (its committed offsets stay,
-    /// under `offsetsRetentionMs`): groups made by clients that never come back cost nothing.
-    public var emptyGroupRetentionMs: Int64 = 60_000
-    /// Committed offsets of a group without members are deleted once its newest commit is
-    /// this old (Kafka's offsets.retention.minutes, 7 days).
-    public var offsetsRetentionMs: Int64 = 7 * 24 * 3600 * 1000
-    /// How often expired offsets are looked for (offsets.retention.check.interval.ms).
-    public var offsetsRetentionCheckIntervalMs: Int64 = 600_000
-    /// The committed-offsets log is rewritten (live entries only) past this size.
-    public var offsetsCompactionBytes: Int64 = 16 << 20
-    /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
-    /// offset.metadata.max.bytes); longer ones are refused with OFFSET_METADATA_TOO_LARGE.
-    public var offsetMetadataMaxBytes = 4096
-    /// Consumer-protocol (KIP-848) groups: a member is removed when it has not heartbeated for
-    /// this long (Kafka's group.consumer.session.timeout.ms; a group's
-    /// `consumer.session.timeout.ms` config overrides it).
-    public var consumerSessionTimeoutMs: Int64 = 45_000
-    /// How often consumer-protocol members heartbeat (group.consumer.heartbeat.interval.ms;
-    /// overridden per group by `consumer.heartbeat.interval.ms`).
-    public var consumerHeartbeatIntervalMs: Int32 = 5_000
-    /// The most members a consumer-protocol group takes (group.consumer.max.size); more are
-    /// refused with GROUP_MAX_SIZE_REACHED.
-    public var consumerGroupMaxSize = 1_000
-    /// Share groups (KIP-932), Kafka's broker names: group.share.record.lock.duration.ms,
-    /// group.share.delivery.count.limit, group.share.partition.max.record.locks,
-    /// group.share.heartbeat.interval.ms, group.share.session.timeout.ms, group.share.max.size.
-    /// Each but the last is overridden per group by its `share.*` group config.
-    public var shareRecordLockDurationMs: Int64 = 30_000
-    public var shareDeliveryCountLimit: Int16 = 5
-    public var sharePartitionMaxRecordLocks = 2_000
-    public var shareHeartbeatIntervalMs: Int32 = 5_000
-    public var shareSessionTimeoutMs: Int64 = 45_000
-    public var shareGroupMaxSize = 200
-    /// Retry backoff of share groups (Tidemark's; per group share.redelivery.backoff.ms and
-    /// share.redelivery.backoff.max.ms): 0 redelivers at once, as Kafka does.
-    public var shareRedeliveryBackoffMs: Int64 = 0
-    public var shareRedeliveryBackoffMaxMs: Int64 = 60_000
-    /// A share group's dead-letter topic (group config errors.deadletterqueue.topic.name)
-    /// must start with this (KIP-1191's errors.deadletterqueue.topic.name.prefix).
-    public var deadLetterTopicPrefix = "dlq."
-    /// Partitions of a dead-letter topic created on first use.
-    public var deadLetterTopicPartitions = 1
-    /// Share sessions kept at once, and how long an unused one is kept once its member is no
-    /// longer in the group (a live member's session stays: a worker holding a job sends
-    /// nothing until it acknowledges). With all sessions taken, a new one replaces the one
-    /// unused the longest if unused for `shareSessionIdleMs`; else SHARE_SESSION_LIMIT_REACHED.
-    public var shareMaxSessions = 2_000
-    public var shareSessionIdleMs: Int64 = 120_000
-    /// The share-state log is rewritten (newest snapshots only) past this size.
-    public var shareStateCompactionBytes: Int64 = 16 << 20
-    public init() {}
-}
-
 /// The state of a classic consumer group, as Kafka names them.
 public enum GroupState: String, Sendable, Equatable {
     case empty = "Empty"
@@ -144,6 +81,11 @@ public struct SyncGroupResponse: Sendable, Equatable {
 /// rejoined, or the rebalance timeout passed: the stragglers are removed; generation + 1) ->
 /// Stable (the leader's SyncGroup). A join, leave or session expiry in Stable or
 /// CompletingRebalance goes back to PreparingRebalance. When the last member goes: Empty.
+///
+/// Static members (KIP-345: a `group.instance.id`): a restarted instance joins with no member
+/// id and takes its old member's place under a new id, keeping its assignment; in Stable,
+/// with the group's protocol unchanged, without a rebalance. The old id is fenced
+/// (FENCED_INSTANCE_ID) in every request that names the instance with it.
 struct ClassicGroup: Sendable {
     struct Member: Sendable {
         var id: String
@@ -176,6 +118,8 @@ struct ClassicGroup: Sendable {
     private(set) var members: [String: Member] = [:]
     /// Join order, for choosing a leader.
     private(set) var memberOrder: [String] = []
+    /// Static members: instance id -> its current member id.
+    private(set) var staticMembers: [String: String] = [:]
     /// Ids handed out with MEMBER_ID_REQUIRED, with their expiry.
     private var pendingMemberIds: [String: Int64] = [:]
     /// Member ids handed out (MEMBER_ID_REQUIRED) and not yet used, per group, at most.
@@ -227,6 +171,18 @@ struct ClassicGroup: Sendable {
         }
 
         var memberId = request.memberId
+        if let instance = request.groupInstanceId {
+            if memberId.isEmpty, let old = staticMembers[instance], members[old] != nil {
+                return replaceStaticMember(old, request, nowMs: nowMs)
+            }
+            if !memberId.isEmpty, let current = staticMembers[instance], current != memberId {
+                return (.failure(.fencedInstanceId, memberId: memberId), [])
+            }
+            if memberId.isEmpty {
+                // A new static member needs no second join for its id (as in Kafka).
+                return addMemberAndRebalance(request, memberId: newMemberId(clientId: request.clientId), nowMs: nowMs)
+            }
+        }
         if memberId.isEmpty {
             memberId = newMemberId(clientId: request.clientId)
             if request.requireKnownMemberId {
@@ -278,10 +234,65 @@ struct ClassicGroup: Sendable {
             rebalanceTimeoutMs: request.rebalanceTimeoutMs, protocolType: request.protocolType,
             protocols: request.protocols, lastHeartbeatMs: nowMs, awaitingJoin: true)
         memberOrder.append(memberId)
+        if let instance = request.groupInstanceId { staticMembers[instance] = memberId }
         var deliveries: [Delivery] = []
         if state != .preparingRebalance { deliveries += prepareRebalance(nowMs: nowMs) }
         deliveries += maybeCompleteJoin(nowMs: nowMs)
         return (nil, deliveries)
+    }
+
+    /// A static member's new instance takes the old member's place (its join order, its
+    /// leadership, its assignment) under a new id; whatever the old id waited for is answered
+    /// FENCED_INSTANCE_ID. In Stable, when the group would keep its protocol, it is answered
+    /// at once with the current generation (no rebalance: the other members go on), and with
+    /// the leader id from before, so that even a replaced leader just syncs to get its
+    /// assignment back (as Kafka does). Otherwise, or when its metadata for that protocol
+    /// changed (a new subscription: Kafka would not notice), it rebalances like any join.
+    private mutating func replaceStaticMember(_ old: String, _ request: JoinGroupRequest, nowMs: Int64)
+        -> (JoinGroupResponse?, [Delivery])
+    {
+        var member = members[old]!
+        let sameMetadata = member.protocols.first { $0.name == protocolName }?.metadata == request.protocols.first { $0.name == protocolName }?.metadata
+        var deliveries: [Delivery] = []
+        if member.awaitingJoin { deliveries.append(.join(memberId: old, .failure(.fencedInstanceId, memberId: old))) }
+        if member.awaitingSync { deliveries.append(.sync(memberId: old, .failure(.fencedInstanceId))) }
+        let newId = newMemberId(clientId: request.clientId)
+        let previousLeader = leaderId
+        member.id = newId
+        member.awaitingJoin = false
+        member.awaitingSync = false
+        member.protocols = request.protocols
+        member.sessionTimeoutMs = request.sessionTimeoutMs
+        member.rebalanceTimeoutMs = request.rebalanceTimeoutMs
+        member.clientId = request.clientId
+        member.clientHost = request.clientHost
+        member.lastHeartbeatMs = nowMs
+        members.removeValue(forKey: old)
+        members[newId] = member
+        memberOrder = memberOrder.map { $0 == old ? newId : $0 }
+        if leaderId == old { leaderId = newId }
+        staticMembers[request.groupInstanceId!] = newId
+        switch state {
+        case .stable where sameMetadata && chooseProtocol() == protocolName:
+            return (
+                JoinGroupResponse(
+                    error: nil, generationId: generationId, protocolType: protocolType, protocolName: protocolName,
+                    leaderId: previousLeader ?? "", memberId: newId, members: []), deliveries
+            )
+        case .preparingRebalance:
+            members[newId]!.awaitingJoin = true
+            return (nil, deliveries + maybeCompleteJoin(nowMs: nowMs))
+        default:
+            members[newId]!.awaitingJoin = true
+            deliveries += prepareRebalance(nowMs: nowMs)
+            return (nil, deliveries + maybeCompleteJoin(nowMs: nowMs))
+        }
+    }
+
+    /// FENCED_INSTANCE_ID when `instance` names a static member under another member id.
+    func fenced(_ memberId: String, instance: String?) -> TidemarkError.Code? {
+        guard let instance, let current = staticMembers[instance], current != memberId else { return nil }
+        return .fencedInstanceId
     }
 
     private var protocolTypeOfMembers: String? { members.values.first?.protocolType }
@@ -373,6 +384,7 @@ struct ClassicGroup: Sendable {
     }
 
     private mutating func remove(_ memberId: String) {
+        if let instance = members[memberId]?.groupInstanceId, staticMembers[instance] == memberId { staticMembers.removeValue(forKey: instance) }
         members.removeValue(forKey: memberId)
         memberOrder.removeAll { $0 == memberId }
         if leaderId == memberId { leaderId = nil }
@@ -382,9 +394,10 @@ struct ClassicGroup: Sendable {
 
     /// Handles a SyncGroup. The leader's carries everyone's assignment. nil: the caller
     /// waits for a `.sync` delivery (the leader's sync).
-    mutating func sync(memberId: String, generationId: Int32, assignments: [String: [UInt8]]?, nowMs: Int64)
+    mutating func sync(memberId: String, instance: String? = nil, generationId: Int32, assignments: [String: [UInt8]]?, nowMs: Int64)
         -> (SyncGroupResponse?, [Delivery])
     {
+        if let fenced = fenced(memberId, instance: instance) { return (.failure(fenced), []) }
         guard members[memberId] != nil else { return (.failure(.unknownMemberId), []) }
         guard generationId == self.generationId else { return (.failure(.illegalGeneration), []) }
         members[memberId]!.lastHeartbeatMs = nowMs
@@ -412,7 +425,8 @@ struct ClassicGroup: Sendable {
     }
 
     /// Handles a Heartbeat: nil when all is well, otherwise the error to answer.
-    mutating func heartbeat(memberId: String, generationId: Int32, nowMs: Int64) -> TidemarkError.Code? {
+    mutating func heartbeat(memberId: String, instance: String? = nil, generationId: Int32, nowMs: Int64) -> TidemarkError.Code? {
+        if let fenced = fenced(memberId, instance: instance) { return fenced }
         guard members[memberId] != nil, state != .empty, state != .dead else { return .unknownMemberId }
         guard generationId == self.generationId else { return .illegalGeneration }
         members[memberId]!.lastHeartbeatMs = nowMs
@@ -421,18 +435,40 @@ struct ClassicGroup: Sendable {
 
     /// Removes members that leave; the rest rebalance.
     mutating func leave(memberIds: [String], nowMs: Int64) -> ([String: TidemarkError.Code?], [Delivery]) {
-        var results: [String: TidemarkError.Code?] = [:]
+        let (results, deliveries) = leave(members: memberIds.map { ($0, nil) }, nowMs: nowMs)
+        var byId: [String: TidemarkError.Code?] = [:]
+        for (index, id) in memberIds.enumerated() where byId[id] == nil { byId[id] = results[index] }
+        return (byId, deliveries)
+    }
+
+    /// Removes members that leave (LeaveGroup v3+: each by member id, instance id or both; a
+    /// static member named by its instance alone is found by it, one named with an older
+    /// member id is fenced); the rest rebalance. Results in the order asked.
+    mutating func leave(members leaving: [(memberId: String, instance: String?)], nowMs: Int64) -> ([TidemarkError.Code?], [Delivery]) {
+        var results: [TidemarkError.Code?] = []
         var removedAny = false
         var deliveries: [Delivery] = []
-        for id in memberIds {
+        for (memberId, instance) in leaving {
+            var id = memberId
+            if let instance {
+                guard let current = staticMembers[instance] else {
+                    results.append(.unknownMemberId)
+                    continue
+                }
+                guard memberId.isEmpty || memberId == current else {
+                    results.append(.fencedInstanceId)
+                    continue
+                }
+                id = current
+            }
             guard let member = members[id] else {
-                results[id] = .unknownMemberId
+                results.append(.unknownMemberId)
                 continue
             }
             if member.awaitingJoin { deliveries.append(.join(memberId: id, .failure(.unknownMemberId, memberId: id))) }
             if member.awaitingSync { deliveries.append(.sync(memberId: id, .failure(.unknownMemberId))) }
             remove(id)
-            results[id] = .some(nil)
+            results.append(nil)
             removedAny = true
         }
         if removedAny { deliveries += membershipChanged(nowMs: nowMs) }
@@ -480,7 +516,8 @@ struct ClassicGroup: Sendable {
     /// Whether an OffsetCommit from this member and generation may be stored (Kafka's rules:
     /// a standalone commit needs an empty group; a member commits for its current generation,
     /// also while a rebalance is being prepared).
-    func validateCommit(memberId: String, generationId: Int32) -> TidemarkError.Code? {
+    func validateCommit(memberId: String, instance: String? = nil, generationId: Int32) -> TidemarkError.Code? {
+        if let fenced = fenced(memberId, instance: instance) { return fenced }
         if generationId < 0 && memberId.isEmpty {
             return members.isEmpty ? nil : .unknownMemberId
         }

@@ -11,10 +11,10 @@ extension GroupCoordinator {
     /// returns (a commit of a topic synced on every append, `Broker.commitNeedsSync`);
     /// otherwise within a second.
     public func commitOffsets(
-        groupId: String, memberId: String = "", generationId: Int32 = -1, offsets: [TopicPartition: CommittedOffset],
-        sync: Bool = true
+        groupId: String, memberId: String = "", groupInstanceId: String? = nil, generationId: Int32 = -1,
+        offsets: [TopicPartition: CommittedOffset], sync: Bool = true
     ) async throws -> TidemarkError.Code? {
-        switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
+        switch checkCommit(groupId: groupId, memberId: memberId, instance: groupInstanceId, generationId: generationId, offsets: offsets) {
         case .failure(let refused): return refused.code
         case .success(let stamped):
             do {
@@ -38,11 +38,11 @@ extension GroupCoordinator {
     /// offsets log busy with compaction): that task checks and commits again. Hand its work
     /// back to the caller's loop.
     public func commitOffsets(
-        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset], sync: Bool,
-        completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
+        groupId: String, memberId: String, groupInstanceId: String? = nil, generationId: Int32,
+        offsets: [TopicPartition: CommittedOffset], sync: Bool, completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
     ) {
         let stamped: [TopicPartition: CommittedOffset]
-        switch checkCommit(groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets) {
+        switch checkCommit(groupId: groupId, memberId: memberId, instance: groupInstanceId, generationId: generationId, offsets: offsets) {
         case .failure(let refused): return completion(.success(refused.code))
         case .success(let checked): stamped = checked
         }
@@ -64,7 +64,8 @@ extension GroupCoordinator {
             Task { [self] in
                 do {
                     completion(.success(try await commitOffsets(
-                        groupId: groupId, memberId: memberId, generationId: generationId, offsets: offsets, sync: sync)))
+                        groupId: groupId, memberId: memberId, groupInstanceId: groupInstanceId, generationId: generationId,
+                        offsets: offsets, sync: sync)))
                 } catch {
                     completion(.failure(error))
                 }
@@ -80,7 +81,7 @@ extension GroupCoordinator {
     /// Kafka's checks of an OffsetCommit (the group id, metadata sizes, the member and its
     /// generation or epoch), and the offsets stamped with the commit time where they have none.
     private func checkCommit(
-        groupId: String, memberId: String, generationId: Int32, offsets: [TopicPartition: CommittedOffset]
+        groupId: String, memberId: String, instance: String?, generationId: Int32, offsets: [TopicPartition: CommittedOffset]
     ) -> Result<[TopicPartition: CommittedOffset], RefusedCommit> {
         guard Self.validGroupId(groupId) else { return .failure(RefusedCommit(code: .invalidGroupId)) }
         if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
@@ -98,7 +99,7 @@ extension GroupCoordinator {
             guard let group = s.groups[groupId] else {
                 return ClassicGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
             }
-            return group.validateCommit(memberId: memberId, generationId: generationId)
+            return group.validateCommit(memberId: memberId, instance: instance, generationId: generationId)
         }
         if let error { return .failure(RefusedCommit(code: error)) }
         let now = clock()

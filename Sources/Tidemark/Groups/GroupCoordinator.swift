@@ -195,9 +195,9 @@ public final class GroupCoordinator: Sendable {
     }
 
     /// SyncGroup: the leader passes everyone's assignment; others wait for it.
-    public func sync(groupId: String, memberId: String, generationId: Int32, assignments: [String: [UInt8]]?) async
-        -> SyncGroupResponse
-    {
+    public func sync(
+        groupId: String, memberId: String, groupInstanceId: String? = nil, generationId: Int32, assignments: [String: [UInt8]]?
+    ) async -> SyncGroupResponse {
         let now = clock()
         return await withCheckedContinuation { (continuation: CheckedContinuation<SyncGroupResponse, Never>) in
             let ready = state.withLock { s -> Ready in
@@ -207,7 +207,7 @@ public final class GroupCoordinator: Sendable {
                     return ready
                 }
                 let (response, deliveries) = group.sync(
-                    memberId: memberId, generationId: generationId, assignments: assignments, nowMs: now)
+                    memberId: memberId, instance: groupInstanceId, generationId: generationId, assignments: assignments, nowMs: now)
                 s.groups[groupId] = group
                 if let response {
                     ready.syncs.append((continuation, response))
@@ -228,11 +228,11 @@ public final class GroupCoordinator: Sendable {
     }
 
     /// Heartbeat: nil when the member is in good standing; `.rebalanceInProgress` asks it to rejoin.
-    public func heartbeat(groupId: String, memberId: String, generationId: Int32) -> TidemarkError.Code? {
+    public func heartbeat(groupId: String, memberId: String, groupInstanceId: String? = nil, generationId: Int32) -> TidemarkError.Code? {
         let now = clock()
         return state.withLock { s in
             guard var group = s.groups[groupId] else { return .unknownMemberId }
-            let result = group.heartbeat(memberId: memberId, generationId: generationId, nowMs: now)
+            let result = group.heartbeat(memberId: memberId, instance: groupInstanceId, generationId: generationId, nowMs: now)
             s.groups[groupId] = group
             return result
         }
@@ -247,6 +247,21 @@ public final class GroupCoordinator: Sendable {
                 return (Dictionary(memberIds.map { ($0, .some(.unknownMemberId)) }, uniquingKeysWith: { first, _ in first }), Ready())
             }
             let (results, deliveries) = group.leave(memberIds: memberIds, nowMs: now)
+            s.groups[groupId] = group
+            noteMembership(group, &s)
+            return (results, Self.collect(deliveries, group: groupId, &s))
+        }
+        ready.resumeAll()
+        return results
+    }
+
+    /// LeaveGroup v3+: members by member id, instance id or both; per member, in order, nil
+    /// on success or the error (FENCED_INSTANCE_ID: the instance has a newer member id).
+    public func leave(groupId: String, members: [(memberId: String, groupInstanceId: String?)]) -> [TidemarkError.Code?] {
+        let now = clock()
+        let (results, ready) = state.withLock { s -> ([TidemarkError.Code?], Ready) in
+            guard var group = s.groups[groupId] else { return (members.map { _ in .unknownMemberId }, Ready()) }
+            let (results, deliveries) = group.leave(members: members.map { ($0.memberId, $0.groupInstanceId) }, nowMs: now)
             s.groups[groupId] = group
             noteMembership(group, &s)
             return (results, Self.collect(deliveries, group: groupId, &s))

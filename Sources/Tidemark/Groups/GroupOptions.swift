@@ -1,0 +1,62 @@
+/// Settings of the group coordinator.
+public struct GroupOptions: Sendable {
+    /// Session timeouts a member may ask for (Kafka's group.min/max.session.timeout.ms).
+    public var minSessionTimeoutMs: Int32 = 6000
+    public var maxSessionTimeoutMs: Int32 = 1_800_000
+    /// How long a new (empty) group waits for more members before its first generation.
+    public var initialRebalanceDelayMs: Int64 = 0
+    /// The longest a rebalance waits for members to rejoin, whatever they asked for (a
+    /// member's rebalance timeout is its max.poll.interval.ms, 5 minutes by default).
+    public var maxRebalanceTimeoutMs: Int64 = 30 * 60 * 1000
+    /// An empty group's state machine is dropped after this (its committed offsets stay,
+    /// under `offsetsRetentionMs`): groups made by clients that never come back cost nothing.
+    public var emptyGroupRetentionMs: Int64 = 60_000
+    /// Committed offsets of a group without members are deleted once its newest commit is
+    /// this old (Kafka's offsets.retention.minutes, 7 days).
+    public var offsetsRetentionMs: Int64 = 7 * 24 * 3600 * 1000
+    /// How often expired offsets are looked for (offsets.retention.check.interval.ms).
+    public var offsetsRetentionCheckIntervalMs: Int64 = 600_000
+    /// The committed-offsets log is rewritten (live entries only) past this size.
+    public var offsetsCompactionBytes: Int64 = 16 << 20
+    /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
+    /// offset.metadata.max.bytes); longer ones are refused with OFFSET_METADATA_TOO_LARGE.
+    public var offsetMetadataMaxBytes = 4096
+    /// Consumer-protocol (KIP-848) groups: a member is removed when it has not heartbeated for
+    /// this long (Kafka's group.consumer.session.timeout.ms; a group's
+    /// `consumer.session.timeout.ms` config overrides it).
+    public var consumerSessionTimeoutMs: Int64 = 45_000
+    /// How often consumer-protocol members heartbeat (group.consumer.heartbeat.interval.ms;
+    /// overridden per group by `consumer.heartbeat.interval.ms`).
+    public var consumerHeartbeatIntervalMs: Int32 = 5_000
+    /// The most members a consumer-protocol group takes (group.consumer.max.size); more are
+    /// refused with GROUP_MAX_SIZE_REACHED.
+    public var consumerGroupMaxSize = 1_000
+    /// Share groups (KIP-932), Kafka's broker names: group.share.record.lock.duration.ms,
+    /// group.share.delivery.count.limit, group.share.partition.max.record.locks,
+    /// group.share.heartbeat.interval.ms, group.share.session.timeout.ms, group.share.max.size.
+    /// Each but the last is overridden per group by its `share.*` group config.
+    public var shareRecordLockDurationMs: Int64 = 30_000
+    public var shareDeliveryCountLimit: Int16 = 5
+    public var sharePartitionMaxRecordLocks = 2_000
+    public var shareHeartbeatIntervalMs: Int32 = 5_000
+    public var shareSessionTimeoutMs: Int64 = 45_000
+    public var shareGroupMaxSize = 200
+    /// Retry backoff of share groups (Tidemark's; per group share.redelivery.backoff.ms and
+    /// share.redelivery.backoff.max.ms): 0 redelivers at once, as Kafka does.
+    public var shareRedeliveryBackoffMs: Int64 = 0
+    public var shareRedeliveryBackoffMaxMs: Int64 = 60_000
+    /// A share group's dead-letter topic (group config errors.deadletterqueue.topic.name)
+    /// must start with this (KIP-1191's errors.deadletterqueue.topic.name.prefix).
+    public var deadLetterTopicPrefix = "dlq."
+    /// Partitions of a dead-letter topic created on first use.
+    public var deadLetterTopicPartitions = 1
+    /// Share sessions kept at once, and how long an unused one is kept once its member is no
+    /// longer in the group (a live member's session stays: a worker holding a job sends
+    /// nothing until it acknowledges). With all sessions taken, a new one replaces the one
+    /// unused the longest if unused for `shareSessionIdleMs`; else SHARE_SESSION_LIMIT_REACHED.
+    public var shareMaxSessions = 2_000
+    public var shareSessionIdleMs: Int64 = 120_000
+    /// The share-state log is rewritten (newest snapshots only) past this size.
+    public var shareStateCompactionBytes: Int64 = 16 << 20
+    public init() {}
+}

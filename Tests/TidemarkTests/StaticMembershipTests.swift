@@ -1,0 +1,97 @@
+import Testing
+@testable import Tidemark
+
+/// Static membership (KIP-345, `group.instance.id`) in the classic group state machine.
+@Suite struct StaticMembershipTests {
+    static func request(_ member: String = "", instance: String?, subscription: String = "t", requireKnown: Bool = true)
+        -> JoinGroupRequest
+    {
+        JoinGroupRequest(
+            groupId: "g", memberId: member, groupInstanceId: instance, clientId: "c", sessionTimeoutMs: 300_000,
+            rebalanceTimeoutMs: 5_000, protocolType: "consumer", protocols: [("range", Array(subscription.utf8))],
+            requireKnownMemberId: requireKnown)
+    }
+
+    func joined(_ deliveries: [ClassicGroup.Delivery]) -> [String: JoinGroupResponse] {
+        var result: [String: JoinGroupResponse] = [:]
+        for case .join(let id, let response) in deliveries { result[id] = response }
+        return result
+    }
+
+    /// Two static members in a Stable group; "pod-1" restarts (joins with no member id): it
+    /// gets a new member id and its old assignment back without a rebalance, the other member
+    /// goes on in the same generation, and the old member id is fenced everywhere.
+    func stableGroupOfTwo() -> (ClassicGroup, a: String, b: String) {
+        var group = ClassicGroup(groupId: "g", options: GroupStateMachineTests.options())
+        let (first, firstDeliveries) = group.join(Self.request(instance: "pod-1"), nowMs: 0)
+        #expect(first == nil, "a static member needs no second join for its id")
+        let a = joined(firstDeliveries).keys.first!
+        _ = group.sync(memberId: a, instance: "pod-1", generationId: 1, assignments: [a: [1]], nowMs: 0)
+        _ = group.join(Self.request(instance: "pod-2"), nowMs: 10)
+        let all = joined(group.join(Self.request(a, instance: "pod-1"), nowMs: 20).1)
+        let b = all.keys.first { $0 != a }!
+        _ = group.sync(memberId: b, instance: "pod-2", generationId: 2, assignments: nil, nowMs: 30)
+        _ = group.sync(memberId: a, instance: "pod-1", generationId: 2, assignments: [a: [0xA], b: [0xB]], nowMs: 30)
+        #expect(group.state == .stable)
+        return (group, a, b)
+    }
+
+    @Test func aRestartedInstanceTakesItsPlaceWithoutARebalance() {
+        var (group, a, b) = stableGroupOfTwo()
+        let (response, deliveries) = group.join(Self.request(instance: "pod-1"), nowMs: 100)
+        let rejoined = try! #require(response)
+        #expect(deliveries.isEmpty && group.state == .stable && group.generationId == 2)
+        #expect(rejoined.error == nil && rejoined.memberId != a && rejoined.generationId == 2 && rejoined.members.isEmpty)
+        #expect(rejoined.leaderId == a, "the leader id from before: the new instance just syncs")
+        #expect(group.sync(memberId: rejoined.memberId, instance: "pod-1", generationId: 2, assignments: nil, nowMs: 110).0?.assignment == [0xA])
+        #expect(group.heartbeat(memberId: b, instance: "pod-2", generationId: 2, nowMs: 120) == nil)
+        // The old instance, still running somewhere, is fenced.
+        #expect(group.heartbeat(memberId: a, instance: "pod-1", generationId: 2, nowMs: 120) == .fencedInstanceId)
+        #expect(group.validateCommit(memberId: a, instance: "pod-1", generationId: 2) == .fencedInstanceId)
+        #expect(group.sync(memberId: a, instance: "pod-1", generationId: 2, assignments: nil, nowMs: 120).0?.error == .fencedInstanceId)
+        #expect(group.join(Self.request(a, instance: "pod-1"), nowMs: 120).0?.error == .fencedInstanceId)
+        #expect(group.members.count == 2 && group.leaderId == rejoined.memberId)
+    }
+
+    /// A restart with a changed subscription (other metadata) rebalances.
+    @Test func aRestartWithOtherMetadataRebalances() {
+        var (group, a, b) = stableGroupOfTwo()
+        _ = group.join(Self.request(b, instance: "pod-2"), nowMs: 50)  // b's metadata unchanged: answered at once
+        let (response, _) = group.join(Self.request(instance: "pod-1", subscription: "t,u"), nowMs: 100)
+        #expect(response == nil && group.state == .preparingRebalance)
+        let newA = group.staticMembers["pod-1"]!
+        #expect(newA != a)
+        let done = joined(group.join(Self.request(b, instance: "pod-2"), nowMs: 110).1)
+        #expect(Set(done.keys) == [newA, b] && done.values.allSatisfy { $0.generationId == 3 })
+    }
+
+    /// An old instance waiting in a rebalance is answered FENCED_INSTANCE_ID when its new
+    /// instance takes its place.
+    @Test func theOldInstanceWaitingInJoinIsFenced() {
+        var (group, _, b) = stableGroupOfTwo()
+        #expect(group.join(Self.request(b, instance: "pod-2", subscription: "t,v"), nowMs: 50).0 == nil)
+        let (response, deliveries) = group.join(Self.request(instance: "pod-2"), nowMs: 60)
+        #expect(response == nil && group.state == .preparingRebalance)
+        #expect(joined(deliveries)[b]?.error == .fencedInstanceId)
+    }
+
+    /// LeaveGroup v3+ names a static member by its instance id (AdminClient
+    /// removeMembersFromConsumerGroup sends no member id); an older member id is fenced.
+    @Test func leavingByInstanceId() {
+        var (group, a, _) = stableGroupOfTwo()
+        let (response, _) = group.join(Self.request(instance: "pod-1"), nowMs: 100)
+        let newA = response!.memberId
+        let (results, _) = group.leave(members: [(a, "pod-1"), ("", "pod-9"), ("", "pod-1")], nowMs: 110)
+        #expect(results == [.fencedInstanceId, .unknownMemberId, nil])
+        #expect(group.members[newA] == nil && group.staticMembers["pod-1"] == nil && group.state == .preparingRebalance)
+    }
+
+    /// A static member whose session runs out is removed like any member, and its instance
+    /// id is free again.
+    @Test func anExpiredStaticMemberFreesItsInstanceId() {
+        var (group, a, b) = stableGroupOfTwo()
+        #expect(group.heartbeat(memberId: b, instance: "pod-2", generationId: 2, nowMs: 200_000) == nil)
+        _ = group.tick(nowMs: 300_100)
+        #expect(group.members[a] == nil && group.staticMembers["pod-1"] == nil && group.staticMembers["pod-2"] == b)
+    }
+}

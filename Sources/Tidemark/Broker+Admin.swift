@@ -140,13 +140,15 @@ extension Broker {
                 }
             }
             try config.validate()
+            do throws(StorageError) { try config.logConfig.validate() } catch { throw TidemarkError.wrapping(error, "configure \(name)") }
             if validateOnly { return }
+            // Persisted first: a change that cannot be saved (a full disk) is not live.
+            try replaceTopic(TopicState(name: name, id: topic.id, config: config, slots: topic.slots))
             for case .online(let state) in topic.slots {
                 do throws(StorageError) { try state.log.update(config: config.logConfig) } catch {
                     throw TidemarkError.wrapping(error, "configure \(name)")
                 }
             }
-            try replaceTopic(TopicState(name: name, id: topic.id, config: config, slots: topic.slots))
             options.logger.info("topic configuration changed", metadata: ["topic": "\(name)"])
         }
     }

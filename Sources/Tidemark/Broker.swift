@@ -340,9 +340,9 @@ public final class Broker: Sendable {
         try checkOpen()
         try checkNewTopic(name, partitions: partitions, config: config)
         // Offsets a delete left (a crash between the topic's removal and its offsets'): the new
-        // topic's consumers must not resume at the old one's offsets. (No topic of this name
-        // exists, so no commit for it can come meanwhile: commits need the partition.)
-        if registry.withLock({ $0.topics[name] == nil }) { try await groups.store.delete(topic: name) }
+        // topic's consumers must not resume at the old one's offsets. Only while no topic of
+        // this name exists (a concurrent create of it keeps its consumers' commits).
+        try await groups.store.delete(topic: name) { [self] in registry.withLock { $0.topics[name] == nil } }
         try await admin { [self] in
             if registry.withLock({ $0.topics[name] != nil }) {
                 throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")
@@ -419,7 +419,7 @@ public final class Broker: Sendable {
             options.logger.info("topic deleted", metadata: ["topic": "\(name)"])
         }
         do {
-            try await groups.store.delete(topic: name)
+            try await groups.store.delete(topic: name) { [self] in registry.withLock { $0.topics[name] == nil } }
         } catch {
             // Deleted again before a topic of this name is created.
             options.logger.error("committed offsets of a deleted topic not deleted", metadata: ["topic": "\(name)", "error": "\(error)"])

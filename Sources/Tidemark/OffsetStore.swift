@@ -280,8 +280,10 @@ public final class OffsetStore: Sendable {
     /// Deletes every group's committed offsets of `topic` (deleted, or created again under a
     /// name an interrupted delete left offsets for): a topic created later under the same
     /// name starts empty, and its consumers must not resume at the old topic's offsets.
-    func delete(topic: String) async throws {
-        try await delete { $0.topicPartition.topic == topic }
+    /// Only while `absent` holds (checked under the lock commits take: a topic of that name
+    /// created meanwhile keeps its consumers' commits).
+    func delete(topic: String, whileAbsent absent: @escaping @Sendable () -> Bool) async throws {
+        try await delete(when: absent) { $0.topicPartition.topic == topic }
     }
 
     /// Deletes everything kept for `group` (DeleteGroups): its committed offsets and its
@@ -295,10 +297,13 @@ public final class OffsetStore: Sendable {
 
     /// Tombstones for the entries `doomed` picks (and for a group's membership record), in
     /// batches of 1,000, synced; then the maps.
-    private func delete(membershipOf group: String? = nil, _ doomed: @escaping @Sendable (Key) -> Bool) async throws {
+    private func delete(
+        membershipOf group: String? = nil, when condition: (@Sendable () -> Bool)? = nil, _ doomed: @escaping @Sendable (Key) -> Bool
+    ) async throws {
         let now = clock()
         try await executor.run { [self] in
             let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
+                guard condition?() ?? true else { return .success(nil) }
                 let keys = entries.keys.filter(doomed)
                 guard !keys.isEmpty || group != nil else { return .success(nil) }
                 do {
@@ -312,8 +317,10 @@ public final class OffsetStore: Sendable {
                             builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil)
                         }
                         info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                        // As each batch is in the log: a later batch that fails leaves the
+                        // map as the log says (a restart would read these tombstones).
+                        for key in keys[min(chunk, keys.count)..<min(chunk + 1000, keys.count)] { entries.removeValue(forKey: key) }
                     }
-                    for key in keys { entries.removeValue(forKey: key) }
                     if let group { memberships.withLock { _ = $0.removeValue(forKey: group) } }
                     return .success(info)
                 } catch {

@@ -67,6 +67,8 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case nonEmptyGroup
         /// A static member (group.instance.id) was replaced by a newer instance with that id.
         case fencedInstanceId
+        /// The group is being deleted: try again in a moment (COORDINATOR_LOAD_IN_PROGRESS).
+        case groupBusy
     }
 
     public var code: Code

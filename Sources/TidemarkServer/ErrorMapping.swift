@@ -44,6 +44,7 @@ extension KafkaError {
         case .shareSessionLimitReached: self = .shareSessionLimitReached
         case .nonEmptyGroup: self = .nonEmptyGroup
         case .fencedInstanceId: self = .fencedInstanceId
+        case .groupBusy: self = .coordinatorLoadInProgress
         }
     }
 

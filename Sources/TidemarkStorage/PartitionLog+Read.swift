@@ -313,14 +313,15 @@ extension PartitionLog {
     /// time). Records below the log start (deleted by DeleteRecords, still in their segment)
     /// are never answered: a consumer seeking there would be out of range.
     public func offset(forTimestamp timestamp: Int64) throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
-        var nextSegment = 0
+        var fromBase = Int64.min
         while true {
-            // The first segment from `nextSegment` on whose largest timestamp reaches the
-            // target, and a start position from its time index.
-            let start: (ReadStart, Int)? = try state.withLock { s -> Result<(ReadStart, Int)?, StorageError> in
+            // The first segment based at `fromBase` or later whose largest timestamp reaches
+            // the target, and a start position from its time index. (By base offset, not by
+            // position in the list: retention may drop segments between two passes.)
+            let start: (ReadStart, Int64?)? = try state.withLock { s -> Result<(ReadStart, Int64?)?, StorageError> in
                 do throws(StorageError) {
                     guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
-                    for (index, segment) in s.segments.enumerated() where index >= nextSegment {
+                    for (index, segment) in s.segments.enumerated() where segment.baseOffset >= fromBase {
                         let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
                         if let nextBase, nextBase <= s.logStartOffset { continue }
                         if index != s.segments.count - 1 { try segment.openForRead(offsetLimit: nextBase) }
@@ -331,7 +332,7 @@ extension PartitionLog {
                             file: try segment.file(), position: position, end: segment.size, nextSegmentBase: nextBase,
                             logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
                         enforceOpenSegmentLimit(&s)
-                        return .success((found, index))
+                        return .success((found, nextBase))
                     }
                     enforceOpenSegmentLimit(&s)
                     return .success(nil)
@@ -339,7 +340,7 @@ extension PartitionLog {
                     return .failure(error)
                 }
             }.get()
-            guard let (start, index) = start else { return nil }
+            guard let (start, nextBase) = start else { return nil }
             var walker = HeaderWalker(file: start.file, end: start.end)
             var position = start.position
             while let header = try walker.header(at: position) {
@@ -354,7 +355,8 @@ extension PartitionLog {
                 position += header.totalSize
             }
             // Only records below the log start reached the target here: the next segments.
-            nextSegment = index + 1
+            guard let nextBase else { return nil }
+            fromBase = nextBase
         }
     }
 

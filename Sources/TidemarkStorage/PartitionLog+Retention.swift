@@ -109,6 +109,7 @@ extension PartitionLog {
         try logStartWritten.withLock { (written: inout Int64) throws(StorageError) in
             let current = logStartOffset
             guard current > written else { return }
+            if current > start { try flush(upTo: current) }  // another call moved it further meanwhile
             try FileSystem.writeAtomically(Array("0\n\(current)\n".utf8), to: directory + "/" + Self.logStartName, directory: directory)
             written = current
         }

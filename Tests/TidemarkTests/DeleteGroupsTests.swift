@@ -48,6 +48,27 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// While a group's tombstones are being written, joins and commits to it are answered
+    /// COORDINATOR_LOAD_IN_PROGRESS (clients retry): none lands between the check that the
+    /// group is empty and its deletion.
+    @Test func joinsAndCommitsWaitWhileAGroupIsDeleted() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 1)
+        broker.groups.state.withLock { _ = $0.deleting.insert("g") }
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "g", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])]))
+        #expect(joined.error == .groupBusy)
+        #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == .groupBusy)
+        broker.groups.state.withLock { _ = $0.deleting.remove("g") }
+        #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == nil)
+        #expect(await broker.deleteGroups(["g"]).first?.error == nil)
+        #expect(broker.groups.state.withLock { $0.deleting.isEmpty })
+        try await broker.close()
+    }
+
     /// A share group is deleted once its members have left, with its share state: a group of
     /// that name starts again from its start offset policy.
     @Test func aShareGroupIsDeletedWithItsState() async throws {

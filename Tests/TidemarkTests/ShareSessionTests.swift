@@ -52,8 +52,9 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    /// With every session taken, a new one replaces the one unused the longest, if unused for
-    /// `shareSessionIdleMs`; otherwise it is refused (SHARE_SESSION_LIMIT_REACHED).
+    /// With every session taken, a new one replaces the one of a member no longer in its group
+    /// unused the longest; a live member's session is never taken, however long unused (its
+    /// worker may hold a job): the new one is refused (SHARE_SESSION_LIMIT_REACHED).
     @Test func aFullSessionCacheMakesRoomFromItsStalestSession() async throws {
         let dir = TemporaryDirectory()
         let clock = TestClock()
@@ -72,8 +73,10 @@ import TidemarkStorage
         clock.advance(1_000)
         #expect(open("b") == nil)
         #expect(open("c") == .shareSessionLimitReached)
-        clock.advance(opts.groups.shareSessionIdleMs)
-        #expect(open("c") == nil, "a's session, unused the longest, makes room")
+        clock.advance(opts.groups.shareSessionIdleMs + 1)
+        #expect(open("c") == .shareSessionLimitReached, "a and b are live members")
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "a", memberEpoch: -1)).error == nil)
+        #expect(open("c") == nil, "a left its group: its session makes room")
         let a = broker.shares.updateSession(
             group: "workers", member: "a", epoch: 1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view)
         #expect(a.error == .shareSessionNotFound)

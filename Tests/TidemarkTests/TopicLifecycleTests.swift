@@ -31,6 +31,24 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Offsets a delete could not remove (here: the offsets log's write fails, as a crash
+    /// right after the topic's removal would leave them) are removed when a topic of that
+    /// name is created again.
+    @Test func offsetsADeleteLeftGoWhenTheNameIsCreatedAgain() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("orders", partitions: 1)
+        #expect(try await broker.groups.commitOffsets(groupId: "billing", offsets: [TopicPartition("orders", 0): CommittedOffset(offset: 9)]) == nil)
+        StorageFaults.inject(.write, .ioError, pathContains: dir.path + "/__consumer_offsets-0/", times: 1)
+        try await broker.deleteTopic("orders")
+        StorageFaults.clear(pathContains: dir.path)
+        #expect(broker.groups.fetchOffsets(groupId: "billing")[TopicPartition("orders", 0)]?.offset == 9, "what this test is about")
+        try await broker.createTopic("orders", partitions: 1)
+        #expect(broker.groups.fetchOffsets(groupId: "billing").isEmpty)
+        try await broker.close()
+    }
+
     /// A delete a crash interrupted (here: the rename of one partition's directory fails) left
     /// that directory under its name; a later CreatePartitions reaching that partition must
     /// not open it as the new partition's data.

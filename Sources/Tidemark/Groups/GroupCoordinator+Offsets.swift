@@ -92,6 +92,7 @@ extension GroupCoordinator {
         }
         let error = state.withLock { s -> TidemarkError.Code? in
             if s.isClosed { return .brokerClosed }
+            if s.deleting.contains(groupId) { return .groupBusy }
             if let group = s.consumerGroups[groupId] {
                 return group.validateCommit(memberId: memberId, memberEpoch: generationId)
             }
@@ -154,9 +155,11 @@ extension GroupCoordinator {
             s.consumerGroups.removeValue(forKey: groupId)
             s.idleSince.removeValue(forKey: groupId)
             s.recordedMemberships.removeValue(forKey: groupId)
+            s.deleting.insert(groupId)
             return known
         }
         guard let inMemory else { return .nonEmptyGroup }
+        defer { state.withLock { _ = $0.deleting.remove(groupId) } }
         let stored = try await store.delete(wholeGroup: groupId)
         return inMemory || stored ? nil : .groupIdNotFound
     }

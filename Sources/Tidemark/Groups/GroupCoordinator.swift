@@ -63,6 +63,9 @@ public final class GroupCoordinator: Sendable {
         /// The last offsets-expiry check; the coordinator's start counts as one, so members
         /// that consumed before a restart have rejoined (are active) at the first.
         var lastOffsetsExpiryMs: Int64 = 0
+        /// Groups whose deletion (DeleteGroups) is writing its tombstones: joins and commits
+        /// wait (COORDINATOR_LOAD_IN_PROGRESS, which clients retry) so none lands in between.
+        var deleting: Set<String> = []
         /// Per classic group, the generation of its last membership record and the protocol
         /// type it named (an Empty group's record names the type it last had).
         var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
@@ -154,6 +157,10 @@ public final class GroupCoordinator: Sendable {
                 var ready = Ready()
                 guard !s.isClosed else {
                     ready.joins.append((continuation, .failure(.brokerClosed, memberId: request.memberId)))
+                    return ready
+                }
+                guard !s.deleting.contains(request.groupId) else {
+                    ready.joins.append((continuation, .failure(.groupBusy, memberId: request.memberId)))
                     return ready
                 }
                 if let other = s.consumerGroups[request.groupId] {
@@ -368,6 +375,7 @@ public final class GroupCoordinator: Sendable {
         let settings = consumerSettings(request.groupId)
         return state.withLock { s in
             if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
+            if s.deleting.contains(request.groupId) { return .failure(.groupBusy, "the group is being deleted", memberId: request.memberId) }
             if let classic = s.groups[request.groupId] {
                 guard classic.members.isEmpty else {
                     return .failure(

@@ -52,8 +52,8 @@ public struct GroupOptions: Sendable {
     public var deadLetterTopicPartitions = 1
     /// Share sessions kept at once, and how long an unused one is kept once its member is no
     /// longer in the group (a live member's session stays: a worker holding a job sends
-    /// nothing until it acknowledges). With all sessions taken, a new one replaces the one
-    /// unused the longest if unused for `shareSessionIdleMs`; else SHARE_SESSION_LIMIT_REACHED.
+    /// nothing until it acknowledges). With all sessions taken, a new one replaces the one of
+    /// a member no longer in its group unused the longest; else SHARE_SESSION_LIMIT_REACHED.
     public var shareMaxSessions = 2_000
     public var shareSessionIdleMs: Int64 = 120_000
     /// The share-state log is rewritten (newest snapshots only) past this size.

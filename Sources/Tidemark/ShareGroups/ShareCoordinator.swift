@@ -194,11 +194,11 @@ public final class ShareCoordinator: Sendable {
             switch epoch {
             case 0:
                 if s.sessions[key] == nil && s.sessions.count >= options.shareMaxSessions {
-                    guard let stale = s.sessions.min(by: { $0.value.lastUsedMs < $1.value.lastUsedMs }),
-                        now - stale.value.lastUsedMs > options.shareSessionIdleMs
-                    else {
-                        return .failure(.shareSessionLimitReached, "\(s.sessions.count) share sessions are open")
-                    }
+                    // Room comes only from a session whose member is no longer in its group
+                    // (a live member's may hold jobs it will acknowledge), unused the longest.
+                    let stale = s.sessions.filter { s.groups[$0.key.group]?.members[$0.key.member] == nil }
+                        .min { $0.value.lastUsedMs < $1.value.lastUsedMs }
+                    guard let stale else { return .failure(.shareSessionLimitReached, "\(s.sessions.count) share sessions are open") }
                     s.sessions.removeValue(forKey: stale.key)
                 }
                 session = Session(lastUsedMs: now)

@@ -58,6 +58,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var idleCheck: RepeatedTask?
     /// The client's address as Kafka shows it ("/127.0.0.1"): group members' client host.
     private var clientHost = ""
+    /// The share sessions this connection used: closed with it.
+    private let shares = ConnectionShares()
 
     /// A client that reads none of its answers for this long (the frame timeout, 60 s, the
     /// same patience as for a frame that does not arrive) is closed: the requests it queued
@@ -85,7 +87,11 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let (handler, context) = loopBound.value
-            guard handler.pending == 0, NIODeadline.now() - handler.lastActivity >= handler.idleTimeout else { return }
+            // A connection with share sessions is a worker that may hold a job (up to its lock
+            // duration, an hour at most) and send nothing meanwhile: closing it would give
+            // its jobs back.
+            guard handler.pending == 0, handler.shares.sessions.isEmpty, NIODeadline.now() - handler.lastActivity >= handler.idleTimeout
+            else { return }
             handler.logger.info("closing idle connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
             handler.close(context: context)
         }
@@ -100,6 +106,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         stall = nil
         closing = true
         while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
+        if !shares.sessions.isEmpty {
+            router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) })
+        }
         context.fireChannelInactive()
     }
 
@@ -195,7 +204,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     private func start(_ frame: KafkaFrame, context: ChannelHandlerContext) {
         let loop = context.eventLoop
-        let handledOnLoop = router.handleInline(frame.bytes, on: loop) { outcome in
+        let handledOnLoop = router.handleInline(frame.bytes, on: loop, connection: shares) { outcome in
             self.finish(outcome, reserved: frame.reservedBytes, context: context)
         }
         if handledOnLoop { return }

@@ -118,7 +118,8 @@ extension RequestRouter {
     /// and forgotten partitions) runs once, here; the rest is `ShareFetchInFlight`. `done` is
     /// called on `loop`.
     func shareFetch(
-        _ request: ShareFetchRequest, version: Int16, on loop: any EventLoop, _ done: @escaping (ShareFetchResponse) -> Void
+        _ request: ShareFetchRequest, version: Int16, on loop: any EventLoop, connection: ConnectionShares? = nil,
+        _ done: @escaping (ShareFetchResponse) -> Void
     ) {
         loop.preconditionInEventLoop()
         var response = ShareFetchResponse()
@@ -136,12 +137,13 @@ extension RequestRouter {
         }
         var update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: listed, forget: forget, acknowledgements: acks,
-            allowRenew: renewing, view: broker.shareLogViewWithoutBlocking)
+            allowRenew: renewing, view: broker.shareLogViewWithoutBlocking, connection: connection?.id)
         if let error = update.error {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = update.errorMessage
             return done(response)
         }
+        connection?.used(group: group, member: member, closed: request.shareSessionEpoch == -1)
         for tp in badTypes where acks[tp] == nil { update.acknowledged[tp] = .some(.invalidRequest) }
         ShareFetchInFlight(
             router: self, loop: loop, request: request, group: group, member: member, renewing: renewing,
@@ -190,7 +192,8 @@ extension RequestRouter {
     /// once, or after the sync that a topic syncing every append needs, from the flusher's
     /// thread (the event loop's caller hops back).
     func shareAcknowledge(
-        _ request: ShareAcknowledgeRequest, version: Int16, _ done: @escaping @Sendable (ShareAcknowledgeResponse) -> Void
+        _ request: ShareAcknowledgeRequest, version: Int16, connection: ConnectionShares? = nil,
+        _ done: @escaping @Sendable (ShareAcknowledgeResponse) -> Void
     ) {
         var response = ShareAcknowledgeResponse()
         guard let group = request.groupId, let member = request.memberId, !group.isEmpty, !member.isEmpty else {
@@ -201,12 +204,13 @@ extension RequestRouter {
         let (acks, _, refused, badTypes) = acknowledgements(request.topics, allowRenew: version >= 2)
         var update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: [], forget: [], acknowledgements: acks,
-            allowRenew: version >= 2, view: broker.shareLogView)
+            allowRenew: version >= 2, view: broker.shareLogView, connection: connection?.id)
         if let error = update.error {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = update.errorMessage
             return done(response)
         }
+        connection?.used(group: group, member: member, closed: request.shareSessionEpoch == -1)
         for tp in badTypes where acks[tp] == nil { update.acknowledged[tp] = .some(.invalidRequest) }
         response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
         let answered = response

@@ -95,7 +95,9 @@ final class RequestRouter: Sendable {
     /// unless the engine must block (a roll, a cold segment: those go to its executor) or
     /// wait (durability, a long poll: callbacks back to `loop`). Returns false for every other
     /// request, which the caller runs with `handle`. `done` is called on `loop`.
-    func handleInline(_ frame: [UInt8], on loop: any EventLoop, _ done: @escaping (RequestOutcome) -> Void) -> Bool {
+    func handleInline(
+        _ frame: [UInt8], on loop: any EventLoop, connection: ConnectionShares? = nil, _ done: @escaping (RequestOutcome) -> Void
+    ) -> Bool {
         loop.preconditionInEventLoop()
         let parsed: Parsed
         switch parse(frame) {
@@ -108,7 +110,7 @@ final class RequestRouter: Sendable {
         case _ where Self.loopRun.contains(parsed.api):
             inFlight.add(1, ordering: .relaxed)
             let started = DispatchTime.now().uptimeNanoseconds
-            runOnLoop(parsed, frame: frame, on: loop) { [self] outcome in
+            runOnLoop(parsed, frame: frame, on: loop, connection: connection) { [self] outcome in
                 inFlight.subtract(1, ordering: .relaxed)
                 metrics.record(parsed.api, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), outcome: outcome)
                 done(outcome)
@@ -120,7 +122,9 @@ final class RequestRouter: Sendable {
     }
 
     /// The loop-run requests. `done` is called on `loop`.
-    private func runOnLoop(_ parsed: Parsed, frame: [UInt8], on loop: any EventLoop, _ done: @escaping (RequestOutcome) -> Void) {
+    private func runOnLoop(
+        _ parsed: Parsed, frame: [UInt8], on loop: any EventLoop, connection: ConnectionShares? = nil, _ done: @escaping (RequestOutcome) -> Void
+    ) {
         let header = parsed.header
         let api = parsed.api
         let version = header.apiVersion
@@ -146,13 +150,13 @@ final class RequestRouter: Sendable {
             case .shareFetch:
                 let request = try ShareFetchRequest.decode(
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
-                shareFetch(request, version: version, on: loop) { response in done(answer(response)) }
+                shareFetch(request, version: version, on: loop, connection: connection) { response in done(answer(response)) }
             case .shareAcknowledge:
                 let request = try ShareAcknowledgeRequest.decode(
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 // Answered on the loop: at once, or when the flusher calls back (a hop to the loop).
                 let bound = NIOLoopBound(done, eventLoop: loop)
-                shareAcknowledge(request, version: version) { response in
+                shareAcknowledge(request, version: version, connection: connection) { response in
                     onLoop(loop) { bound.value(answer(response)) }
                 }
             case .offsetCommit:

@@ -188,4 +188,30 @@ extension ServerTests {
             #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first?.acquired == 2)
         }
     }
+
+    /// A worker's connection closes (the process killed mid-job): its share session closes
+    /// with it and the job it held goes back at once (delivery count 1 kept), not when its
+    /// lock runs out (30 s), as Kafka does since 4.1.
+    @Test func aClosedConnectionGivesItsJobsBack() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("crash", partitions: 1)
+            let topicId = try FetchSessionTests.topicId(of: "crash", port: server.boundPort)
+            do {
+                let client = try RawClient(port: server.boundPort)
+                var builder = RecordBatchBuilder(compression: .none)
+                builder.append(timestamp: 1000, key: nil, value: Array("job".utf8))
+                try Self.produceEach(client, topic: "crash", [try builder.build()])
+                try Self.joinShareGroup(client, topic: "crash")
+                let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 2)
+                #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.firstOffset) == [0])
+            }  // the connection closes here
+            let view = server.broker.shareLogView
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline, server.broker.shares.summaries("workers", view: view).first?.acquired != 0 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let summary = try #require(server.broker.shares.summaries("workers", view: view).first)
+            #expect(summary.acquired == 0 && summary.available == 1, "\(summary)")
+        }
+    }
 }

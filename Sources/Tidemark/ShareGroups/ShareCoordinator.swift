@@ -66,6 +66,9 @@ public final class ShareCoordinator: Sendable {
         var lastUsedMs: Int64
         /// Rotates the read order between fetches, so no partition starves the others.
         var cursor = 0
+        /// The connection that used it last (the Kafka front's number for it): when that
+        /// connection closes, so does the session (`connectionClosed`).
+        var connection: UInt64?
     }
 
     struct State: Sendable {
@@ -181,7 +184,7 @@ public final class ShareCoordinator: Sendable {
     /// `add` joins partitions to the session, `forget` removes them.
     public func updateSession(
         group: String, member: String, epoch: Int32, add: [TopicPartition], forget: [TopicPartition],
-        acknowledgements: [TopicPartition: [ShareAcknowledgement]], allowRenew: Bool, view: ShareLogView
+        acknowledgements: [TopicPartition: [ShareAcknowledgement]], allowRenew: Bool, view: ShareLogView, connection: UInt64? = nil
     ) -> ShareSessionUpdate {
         guard GroupCoordinator.validGroupId(group) else { return .failure(.invalidRequest, "a share request needs a group id") }
         guard !member.isEmpty, member.utf8.count <= 255 else { return .failure(.invalidRequest, "a share request needs a member id") }
@@ -218,6 +221,7 @@ public final class ShareCoordinator: Sendable {
                 session.nextEpoch = epoch == Int32.max ? 1 : epoch + 1
             }
             session.lastUsedMs = now
+            if let connection { session.connection = connection }
             var known = Set(session.partitions)
             for tp in add where !known.contains(tp) {
                 session.partitions.append(tp)
@@ -250,16 +254,7 @@ public final class ShareCoordinator: Sendable {
                 }
             }
             if epoch == -1 {
-                // Closing: what the member still holds in the session's partitions goes back.
-                for tp in session.partitions {
-                    let pkey = PartitionKey(group: group, topicPartition: tp)
-                    guard var slot = s.slots[pkey] else { continue }
-                    if slot.state.releaseAll(held: member, settings: settings) > 0 {
-                        s.slots[pkey] = slot
-                        changed.append(pkey)
-                    }
-                }
-                s.sessions.removeValue(forKey: key)
+                changed += closeSession(key, session, settings: settings, &s)
             } else {
                 // (Forgotten partitions may have left the cursor past the end.)
                 session.cursor = session.partitions.isEmpty ? 0 : (session.cursor + 1) % session.partitions.count

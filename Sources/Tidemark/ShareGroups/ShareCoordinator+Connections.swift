@@ -1,0 +1,36 @@
+/// Share sessions and the connections that use them.
+extension ShareCoordinator {
+    /// Removes a share session; what its member still holds in the session's partitions goes
+    /// back (available, or archived at the delivery limit). Returns the partitions changed,
+    /// to write. Under the coordinator's lock.
+    func closeSession(_ key: SessionKey, _ session: Session, settings: ShareSettings, _ s: inout State) -> [PartitionKey] {
+        var changed: [PartitionKey] = []
+        for tp in session.partitions {
+            let pkey = PartitionKey(group: key.group, topicPartition: tp)
+            // In place: a copy of the slot would copy its window.
+            if s.slots[pkey]?.state.releaseAll(held: key.member, settings: settings) ?? 0 > 0 { changed.append(pkey) }
+        }
+        s.sessions.removeValue(forKey: key)
+        return changed
+    }
+
+    /// A client connection closed: the share sessions it used last are closed with it, and
+    /// what their members held goes back at once, not when the locks run out (as Kafka does
+    /// since 4.1: a worker killed mid-job has its jobs handed out again right away). A session
+    /// another connection has used since is left alone. `sessions` are the (group, member)
+    /// pairs that connection used.
+    public func connectionClosed(_ connection: UInt64, sessions: [(group: String, member: String)]) {
+        guard !sessions.isEmpty else { return }
+        var settingsOf: [String: ShareSettings] = [:]
+        for (group, _) in sessions where settingsOf[group] == nil { settingsOf[group] = settings(group) }
+        state.withLock { s in
+            var changed: [PartitionKey] = []
+            for (group, member) in sessions {
+                let key = SessionKey(group: group, member: member)
+                guard let session = s.sessions[key], session.connection == connection else { continue }
+                changed += closeSession(key, session, settings: settingsOf[group]!, &s)
+            }
+            write(changed, &s)
+        }
+    }
+}

@@ -245,6 +245,13 @@ enum FileSystem {
         return Int64(info.st_size)
     }
 
+    /// When a file was last written, in ms since the epoch.
+    static func modificationTime(_ path: String) throws(StorageError) -> Int64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .syscall("stat", path: path, Errno(rawValue: Glibc.errno)) }
+        return Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000
+    }
+
     /// Removes a file; a file already gone is not an error.
     static func remove(_ path: String) throws(StorageError) {
         if (injectedFailure(.remove, path) || unlink(path) != 0) && Glibc.errno != ENOENT {

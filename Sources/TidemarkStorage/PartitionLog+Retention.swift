@@ -1,7 +1,9 @@
 extension PartitionLog {
     /// Deletes whole old segments past the retention limits: while the log would still be at
     /// least `retentionBytes` without its oldest segment, and any segment whose largest
-    /// timestamp is older than `retentionMs`. The active segment is never deleted.
+    /// timestamp is older than `retentionMs` (a segment whose records all carry no timestamp,
+    /// -1, counts from when its file was last written, as in Kafka: it used to go as soon as
+    /// it rolled). The active segment is never deleted.
     /// Returns the base offsets of the deleted segments.
     @discardableResult
     public func enforceRetention() throws(StorageError) -> [Int64] {
@@ -18,7 +20,8 @@ extension PartitionLog {
                         if segment.maxTimestamp < 0 {
                             try segment.openForRead(offsetLimit: s.segments[index + 1].baseOffset)
                         }
-                        expired = segment.maxTimestamp < now - ms
+                        let newest = segment.maxTimestamp >= 0 ? segment.maxTimestamp : try FileSystem.modificationTime(segment.logPath)
+                        expired = newest < now - ms
                     }
                     guard expired else { break }
                     total -= Int64(segment.size)

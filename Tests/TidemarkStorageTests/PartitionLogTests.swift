@@ -175,6 +175,26 @@ final class ManualClock: Sendable {
         #expect(try readAll(log).last?.1 == "new-0")
     }
 
+    /// Records with no timestamp (-1; accepted under CreateTime with the default window) give
+    /// their segment no largest timestamp: time retention counts from when the segment file
+    /// was last written, as Kafka does, instead of deleting the segment as soon as it rolls.
+    @Test func segmentsWithoutTimestampsAgeByTheirFile() throws {
+        let dir = TemporaryDirectory()
+        var config = Self.smallConfig()
+        config.retentionMs = 3_600_000
+        let log = try PartitionLog.open(directory: dir.path, config: config)  // the real clock: files are written now
+        for b in 0..<20 { try log.append(makeBatch(tag: "u\(b)", count: 5, timestamp: -1 - 4)) }  // timestamps -5...-1
+        try log.roll()
+        #expect(log.segmentCount > 1)
+        #expect(try log.enforceRetention().isEmpty)
+        #expect(log.logStartOffset == 0)
+        try log.close()
+        // An hour and more later by the clock, they go.
+        let later = try PartitionLog.open(directory: dir.path, config: config, clock: { currentTimeMilliseconds() + 7_200_000 })
+        #expect(!(try later.enforceRetention()).isEmpty)
+        try later.close()
+    }
+
     @Test func truncateRemovesWholeBatchesAndContinues() throws {
         let dir = TemporaryDirectory()
         let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())

@@ -141,7 +141,11 @@ extension Broker {
         guard let (result, info) = try outcome.get() else { return nil }
         guard let info else {
             // A retry of batches already appended: answered when they are as durable as the
-            // first attempt's answer would have been.
+            // first attempt's answer would have been. On a log whose fsync failed they may be
+            // lost (the kernel may have dropped the pages): the retry fails as the first did.
+            if let failure = state.log.flushFailure, state.log.flushedOffset <= result.lastOffset {
+                throw TidemarkError.wrapping(failure, "append to \(topic)-\(partition)")
+            }
             let durable = state.log.config.flushPolicy == .everyAppend && state.log.flushedOffset <= result.lastOffset
             return ImmediateAppend(result: result, durableAt: durable ? result.lastOffset + 1 : nil)
         }

@@ -145,6 +145,8 @@ public final class PartitionLog: Sendable {
     public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
     /// One past the last offset known to be on disk ("flushed").
     public var flushedOffset: Int64 { gate.flushed }
+    /// The fsync failure that failed the log (it refuses writes from then on), if any.
+    public var flushFailure: StorageError? { gate.failed }
     /// fdatasync passes made so far (group commit: far fewer than durable appends).
     public var flushCount: Int { gate.flushCount.load(ordering: .relaxed) }
     /// Bytes of all segments' logs.

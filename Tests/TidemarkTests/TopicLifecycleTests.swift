@@ -93,4 +93,21 @@ import TidemarkStorage
         #expect(try broker.describeTopic("jobs").partitions.count == 3)
         try await broker.close()
     }
+
+    /// An idempotent producer's retry of a batch on a log whose fsync failed (flush.messages=2:
+    /// the second append's flush fails) fails as the first attempt did: the kernel may have
+    /// dropped its pages, so it cannot be answered as stored.
+    @Test func aRetryOnALogWhoseFsyncFailedIsNotAnsweredAsStored() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("f", partitions: 1, config: TopicConfig(flushPolicy: .everyMessages(2)))
+        _ = try await broker.append(topic: "f", partition: 0, batches: try idempotentBatch(producerId: 7, epoch: 0, sequence: 0, values: ["a"]))
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/f-0/", times: nil)
+        let second = try idempotentBatch(producerId: 7, epoch: 0, sequence: 1, values: ["b"])
+        await #expect(throws: TidemarkError.self) { try await broker.append(topic: "f", partition: 0, batches: second) }
+        await #expect(throws: TidemarkError.self) { try await broker.append(topic: "f", partition: 0, batches: second) }
+        StorageFaults.clear(pathContains: dir.path)
+        try? await broker.close()
+    }
 }

@@ -651,6 +651,36 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A backlog of dead letters (a worker bug rejected 1,500 jobs) is copied with a few
+    /// share-state writes, not one per letter (each rewrote the pending list: quadratic).
+    @Test func aLargeBacklogOfDeadLettersIsWrittenInFewShareStateRecords() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.alterGroupConfig("billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.orders")])
+        let count = 1_500
+        var builder = RecordBatchBuilder()
+        for i in 0..<count { builder.append(timestamp: 1_000, key: nil, value: Array("job-\(i)".utf8)) }
+        _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        let tp = TopicPartition("orders", 0)
+        let view = broker.shareLogView
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "billing", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["orders"]))
+        _ = broker.shares.updateSession(group: "billing", member: "w", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "billing", member: "w", partitions: [tp], maxRecords: count, view: view).first?.offsets.count == count)
+        let rejected = broker.shares.updateSession(
+            group: "billing", member: "w", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(first: 0, last: Int64(count - 1), types: [.reject])]], allowRenew: false, view: view)
+        #expect(rejected.acknowledged[tp] == .some(nil))
+        let stateLog = broker.shares.store.partition.log
+        let before = stateLog.logEndOffset
+        await broker.writeDeadLetters()
+        let summary = try #require(broker.shares.summaries("billing", view: view).first)
+        #expect(summary.deadLettered == Int64(count) && summary.deadLettersPending == 0)
+        #expect(try broker.describeTopic("dlq.orders").partitions[0].logEndOffset == Int64(count))
+        #expect(stateLog.logEndOffset - before <= 10, "\(stateLog.logEndOffset - before) share-state records for \(count) letters")
+        try await broker.close()
+    }
+
     /// A copy appended but not marked (a crash right after the append) is recognised when
     /// it is written again after the restart: the topic holds it once.
     @Test func aCopyMadeAgainAfterACrashIsNotDuplicated() async throws {
@@ -672,6 +702,35 @@ import TidemarkStorage
         #expect(broker.shares.pendingDeadLetters().first?.letters.count == 1)
         await broker.writeDeadLetters()
         #expect(try await Self.deadLetters(broker).count == 1)
+        #expect(broker.shares.pendingDeadLetters().isEmpty)
+        try await broker.close()
+    }
+
+    /// Many copies appended but not marked (a crash after a pass that marks at its end): the
+    /// pass after the restart finds them in the dead-letter partition's producer state and
+    /// marks them; none is copied twice (appending them again would not be recognised past
+    /// the producer state's last five batches).
+    @Test func manyCopiesLeftUnmarkedByACrashAreNotCopiedAgain() async throws {
+        let dir = TemporaryDirectory()
+        let count = 40
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("orders", partitions: 1)
+            try await broker.alterGroupConfig("billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.orders")])
+            var builder = RecordBatchBuilder()
+            for i in 0..<count { builder.append(timestamp: 1_000, key: nil, value: Array("job-\(i)".utf8)) }
+            _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+            let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+            for job in try await worker.poll(maxRecords: count, timeout: .milliseconds(200)) { worker.acknowledge(job, .reject) }
+            try await worker.commit()
+            await broker.writeDeadLetters(marking: false)
+            #expect(try await Self.deadLetters(broker).count == count)
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        #expect(broker.shares.pendingDeadLetters().first?.letters.count == count)
+        await broker.writeDeadLetters()
+        #expect(try await Self.deadLetters(broker).count == count)
         #expect(broker.shares.pendingDeadLetters().isEmpty)
         try await broker.close()
     }

@@ -7,8 +7,9 @@ extension Broker {
     ///
     /// Exactly once, crashes included: each dead letter's sequence number is fixed and
     /// persisted when its record is archived; the copy is an idempotent append with the
-    /// partition's dead-letter producer id and that sequence, marked written right after, so a
-    /// copy made again after a crash is recognised by the broker as a duplicate.
+    /// partition's dead-letter producer id and that sequence, marked written in groups after
+    /// (at the end of a pass, or every eighth of a long backlog); copies a crash left unmarked
+    /// are found in the dead-letter partition's producer state and marked, not copied again.
     ///
     /// The dead-letter topic is created on first use with errors.deadletterqueue.group.enable
     /// =true; an existing topic without it is never written (its letters wait, and the problem
@@ -62,8 +63,23 @@ extension Broker {
         let target = tp.partition % described.partitions.count
         var restarted = false
         var index = 0
+        // Copies are marked written in groups, not one by one: each mark rewrites the
+        // partition's pending letters in the share state, so marking each of 100,000 letters
+        // was quadratic. Copies made but not marked when the broker stopped are recognised by
+        // the dead-letter partition's producer state (the last sequence it holds for our
+        // producer id; it survives crashes) and only marked. (Appending them again would not
+        // do: the producer state remembers only its last five batches as duplicates.)
+        var copied = lastCopiedSequence(topic: topic, partition: target, producerId: producerId)
+        var unmarked: Set<Int32> = []
+        let markEvery = max(1_000, letters.count / 8)
+        defer { if marking && !unmarked.isEmpty { shares.deadLettersWritten(group: pending.group, tp, sequences: unmarked) } }
         while index < letters.count {
             let letter = letters[index]
+            if letter.sequence <= copied {
+                unmarked.insert(letter.sequence)
+                index += 1
+                continue
+            }
             let batch = try await deadLetterBatch(letter, group: pending.group, source: tp, producerId: producerId)
             do {
                 _ = try await append(topic: topic, partition: target, batches: batch)
@@ -72,14 +88,25 @@ extension Broker {
                 // the waiting letters numbered again from 0.
                 producerId = try await initProducerId().producerId
                 try await shares.assignDeadLetterProducer(group: pending.group, tp, producerId: producerId, restart: true)
+                unmarked = []
+                copied = -1
                 letters = shares.pendingDeadLetters().first { $0.group == pending.group && $0.topicPartition == tp }?.letters ?? []
                 index = 0
                 restarted = true
                 continue
             }
-            if marking { shares.deadLettersWritten(group: pending.group, tp, sequences: [letter.sequence]) }
+            unmarked.insert(letter.sequence)
+            if marking && unmarked.count >= markEvery {
+                shares.deadLettersWritten(group: pending.group, tp, sequences: unmarked)
+                unmarked = []
+            }
             index += 1
         }
+    }
+
+    /// The last sequence the dead-letter partition holds from `producerId` (-1: none).
+    private func lastCopiedSequence(topic: String, partition: Int, producerId: Int64) -> Int32 {
+        ((try? producers(topic: topic, partition: partition)) ?? []).first { $0.producerId == producerId }?.lastSequence ?? -1
     }
 
     /// The dead letter's record: the original record (key, value, headers, timestamp) with the

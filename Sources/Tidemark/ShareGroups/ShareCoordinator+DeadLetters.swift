@@ -41,9 +41,8 @@ extension ShareCoordinator {
     public func deadLettersWritten(group: String, _ tp: TopicPartition, sequences: Set<Int32>) {
         state.withLock { s in
             let key = PartitionKey(group: group, topicPartition: tp)
-            guard var slot = s.slots[key] else { return }
-            slot.state.deadLettersWritten(sequences)
-            s.slots[key] = slot
+            guard s.slots[key] != nil else { return }
+            s.slots[key]!.state.deadLettersWritten(sequences)  // in place: a copy would copy the window
             write([key], &s)
         }
     }

@@ -173,17 +173,12 @@ struct ConsumerGroup: Sendable {
         return names.union(partitionCounts.keys)
     }
 
-    /// The pattern compiled to match whole names only, as Kafka's `matches()` does: with
-    /// `payments|payments-retry`, the name `payments-retry` matches (a first match taken and
-    /// then required to span the name missed it). Nil when the pattern is not valid alone.
-    static func compile(_ pattern: String) -> NSRegularExpression? {
-        guard (try? NSRegularExpression(pattern: pattern)) != nil else { return nil }
-        return try? NSRegularExpression(pattern: "^(?:" + pattern + ")$")
-    }
+    /// The pattern compiled to match whole names only, as Kafka's `matches()` does (with
+    /// `payments|payments-retry`, the name `payments-retry` matches), in linear time
+    /// (`TopicPattern`: it runs under the coordinator's lock). Nil when the pattern is not valid.
+    static func compile(_ pattern: String) -> TopicPattern? { TopicPattern(pattern) }
 
-    static func wholeMatch(_ regex: NSRegularExpression, _ name: String) -> Bool {
-        regex.firstMatch(in: name, options: [], range: NSRange(name.startIndex..<name.endIndex, in: name)) != nil
-    }
+    static func wholeMatch(_ pattern: TopicPattern, _ name: String) -> Bool { pattern.matches(name) }
 
     // MARK: Heartbeat
 
@@ -307,7 +302,7 @@ struct ConsumerGroup: Sendable {
     private mutating func refreshMetadata(_ catalog: TopicCatalog, nowMs: Int64) -> Bool {
         metadataRefreshedMs = nowMs
         var names: Set<String> = []
-        var patterns: [NSRegularExpression] = []
+        var patterns: [TopicPattern] = []
         for member in members.values {
             names.formUnion(member.subscribedTopicNames)
             if let pattern = member.subscribedTopicRegex, let regex = Self.compile(pattern) { patterns.append(regex) }

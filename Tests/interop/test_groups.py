@@ -149,3 +149,50 @@ def test_group_resumes_from_committed_offsets_after_a_broker_restart(broker):
         assert m.offset() >= committed[m.partition()]
     values = sorted(int(m.value()) for m in got + rest)
     assert values == list(range(1000))
+
+
+def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(broker):
+    """group.instance.id (KIP-345) with librdkafka: a static member that restarts (closes
+    without leaving, as static members do, and comes back with the same instance id) gets
+    its partitions back at once, and the other member is never revoked. Without static
+    membership the group would wait out the old member's 30 s session. (One thread polls
+    both consumers: confluent-kafka's calls on a consumer another thread polls can block.)"""
+    from confluent_kafka import Consumer
+    topic = unique("static")
+    group = topic + "-group"
+    create_topic(broker.bootstrap, topic, 4)
+    events = []
+
+    def consumer(instance):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.instance.id": instance,
+                      "session.timeout.ms": 30000, "heartbeat.interval.ms": 500, "auto.offset.reset": "earliest"})
+        c.subscribe([topic],
+                    on_assign=lambda _, ps: events.append((instance, "assign", sorted(p.partition for p in ps))),
+                    on_revoke=lambda _, ps: events.append((instance, "revoke", sorted(p.partition for p in ps))))
+        return c
+
+    b = consumer("pod-2")
+    a = consumer("pod-1")
+    deadline = time.time() + 30
+    while time.time() < deadline and not (len(a.assignment()) == 2 and len(b.assignment()) == 2):
+        a.poll(0.1)
+        b.poll(0.1)
+    held_by_a = sorted(p.partition for p in a.assignment())
+    assert len(held_by_a) == 2 and len(b.assignment()) == 2, events
+    a.close()  # a static member does not leave: its place is kept for its session
+    revokes_before = [e for e in events if e[0] == "pod-2" and e[1] == "revoke"]
+    started = time.time()
+    a2 = consumer("pod-1")
+    while time.time() < started + 15 and not a2.assignment():
+        a2.poll(0.1)
+        b.poll(0.1)
+    waited = time.time() - started
+    assert sorted(p.partition for p in a2.assignment()) == held_by_a, events
+    assert waited < 8, "%.1f s: the group waited for the old member's session" % waited
+    for _ in range(10):
+        a2.poll(0.1)
+        b.poll(0.1)
+    assert [e for e in events if e[0] == "pod-2" and e[1] == "revoke"] == revokes_before, events
+    assert len(b.assignment()) == 2
+    a2.close()
+    b.close()

@@ -24,6 +24,12 @@ final class ConnectionShares {
         id = Self.numbers.add(1, ordering: .relaxed).newValue
     }
 
+    /// Keeps only these (the sessions this connection still holds: others were closed, or
+    /// moved to another connection).
+    func keep(_ names: [(group: String, member: String)]) {
+        sessions = Set(names.map { Name(group: $0.group, member: $0.member) })
+    }
+
     /// A share request of this connection used (group, member)'s session; `closed`: it closed it.
     func used(group: String, member: String, closed: Bool) {
         let name = Name(group: group, member: member)

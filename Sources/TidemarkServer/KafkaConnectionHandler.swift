@@ -87,11 +87,15 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let (handler, context) = loopBound.value
+            guard handler.pending == 0, NIODeadline.now() - handler.lastActivity >= handler.idleTimeout else { return }
             // A connection with share sessions is a worker that may hold a job (up to its lock
             // duration, an hour at most) and send nothing meanwhile: closing it would give
-            // its jobs back.
-            guard handler.pending == 0, handler.shares.sessions.isEmpty, NIODeadline.now() - handler.lastActivity >= handler.idleTimeout
-            else { return }
+            // its jobs back. (Only sessions it still holds count.)
+            if !handler.shares.sessions.isEmpty {
+                let names = handler.shares.sessions.map { (group: $0.group, member: $0.member) }
+                handler.shares.keep(handler.router.broker.shares.sessions(usedLastBy: handler.shares.id, among: names))
+                guard handler.shares.sessions.isEmpty else { return }
+            }
             handler.logger.info("closing idle connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
             handler.close(context: context)
         }

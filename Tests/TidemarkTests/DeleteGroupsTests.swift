@@ -55,14 +55,14 @@ import TidemarkStorage
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
         try await broker.createTopic("t", partitions: 1)
-        broker.groups.state.withLock { _ = $0.deleting.insert("g") }
+        broker.groups.state.withLock { $0.deleting["g"] = 1 }
         let joined = await broker.groups.join(
             JoinGroupRequest(
                 groupId: "g", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
                 protocols: [("range", [])]))
         #expect(joined.error == .groupBusy)
         #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == .groupBusy)
-        broker.groups.state.withLock { _ = $0.deleting.remove("g") }
+        broker.groups.state.withLock { _ = $0.deleting.removeValue(forKey: "g") }
         #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == nil)
         #expect(await broker.deleteGroups(["g"]).first?.error == nil)
         #expect(broker.groups.state.withLock { $0.deleting.isEmpty })

@@ -85,4 +85,28 @@ import TidemarkStorage
         #expect(b.error == nil)
         try await broker.close()
     }
+
+    /// A connection closes: the sessions it used last close, their members' jobs go back,
+    /// and a fetch still running for such a member (a long poll) takes nothing more.
+    @Test func aClosedConnectionsSessionsCloseAndTakeNothingMore() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 2)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        for member in ["w1", "w2"] {
+            _ = ShareCoordinatorTests.join(broker, member)
+            #expect(broker.shares.updateSession(
+                group: "workers", member: member, epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view,
+                connection: member == "w1" ? 7 : 8).error == nil)
+        }
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view).first?.offsets == [0])
+        #expect(broker.shares.sessions(usedLastBy: 7, among: [("workers", "w1"), ("workers", "w2")]).map(\.member) == ["w1"])
+        broker.shares.connectionClosed(7, sessions: [("workers", "w1"), ("workers", "w2")])
+        #expect(broker.shares.sessions(usedLastBy: 7, among: [("workers", "w1")]).isEmpty)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: view).isEmpty)
+        #expect(broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 10, view: view).first?.offsets.first == 0)
+        try await broker.close()
+    }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 @testable import Tidemark
 
@@ -93,5 +94,32 @@ import Testing
         #expect(group.heartbeat(memberId: b, instance: "pod-2", generationId: 2, nowMs: 200_000) == nil)
         _ = group.tick(nowMs: 300_100)
         #expect(group.members[a] == nil && group.staticMembers["pod-1"] == nil && group.staticMembers["pod-2"] == b)
+    }
+
+    /// Through the coordinator: a static member restarting while the group rebalances waits
+    /// under its new member id (its old member's place in the join order, not the last one),
+    /// so each caller gets its own answer.
+    @Test func aRestartDuringARebalanceIsAnsweredAsItself() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        let groups = broker.groups
+        let a = await groups.join(Self.request(instance: "pod-1"))
+        _ = await groups.sync(groupId: "g", memberId: a.memberId, groupInstanceId: "pod-1", generationId: a.generationId, assignments: [a.memberId: []])
+        async let bJoin = groups.join(Self.request(instance: "pod-2"))
+        // a rejoins for b's rebalance; then b and a hold generation 2.
+        try await Task.sleep(for: .milliseconds(50))
+        let aAgain = await groups.join(Self.request(a.memberId, instance: "pod-1"))
+        let b = await bJoin
+        #expect(aAgain.generationId == 2 && b.generationId == 2)
+        _ = await groups.sync(groupId: "g", memberId: a.memberId, groupInstanceId: "pod-1", generationId: 2, assignments: [a.memberId: [1], b.memberId: [2]])
+        // b changes its subscription (a rebalance: b waits), then pod-1 restarts.
+        async let bWaits = groups.join(Self.request(b.memberId, instance: "pod-2", subscription: "t,u"))
+        try await Task.sleep(for: .milliseconds(50))
+        let restarted = await groups.join(Self.request(instance: "pod-1"))
+        let bAnswer = await bWaits
+        #expect(restarted.error == nil && restarted.memberId != a.memberId && restarted.memberId != b.memberId)
+        #expect(bAnswer.error == nil && bAnswer.memberId == b.memberId)
+        #expect(restarted.generationId == 3 && bAnswer.generationId == 3)
+        try await broker.close()
     }
 }

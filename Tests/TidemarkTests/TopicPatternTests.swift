@@ -37,7 +37,8 @@ import Testing
 
     @Test func patternsItDoesNotReadAreInvalid() {
         for pattern in ["([unclosed", "a)", "*a", "a**", "\\1", "\\b", "(?i)abc", "(?=a)", "[[:alpha:]]", "a{2000}", "[z-a]",
-                        "(a{1000}){1000}", "[abc", "\\"] {
+                        "(a{1000}){1000}", "[abc", "\\", "(?:(?:(?:(?:){1000}){1000}){1000}){1000}",
+                        "(?:[" + String(repeating: "a", count: 30_000) + "]*){1000}"] {
             #expect(TopicPattern(pattern) == nil, "\(pattern)")
         }
     }

@@ -92,7 +92,7 @@ extension GroupCoordinator {
         }
         let error = state.withLock { s -> TidemarkError.Code? in
             if s.isClosed { return .brokerClosed }
-            if s.deleting.contains(groupId) { return .groupBusy }
+            if s.deleting[groupId] != nil { return .groupBusy }
             if let group = s.consumerGroups[groupId] {
                 return group.validateCommit(memberId: memberId, memberEpoch: generationId)
             }
@@ -155,11 +155,16 @@ extension GroupCoordinator {
             s.consumerGroups.removeValue(forKey: groupId)
             s.idleSince.removeValue(forKey: groupId)
             s.recordedMemberships.removeValue(forKey: groupId)
-            s.deleting.insert(groupId)
+            s.deleting[groupId, default: 0] += 1
             return known
         }
         guard let inMemory else { return .nonEmptyGroup }
-        defer { state.withLock { _ = $0.deleting.remove(groupId) } }
+        defer {
+            state.withLock { s in
+                s.deleting[groupId]! -= 1
+                if s.deleting[groupId] == 0 { s.deleting.removeValue(forKey: groupId) }
+            }
+        }
         let stored = try await store.delete(wholeGroup: groupId)
         return inMemory || stored ? nil : .groupIdNotFound
     }

@@ -63,9 +63,10 @@ public final class GroupCoordinator: Sendable {
         /// The last offsets-expiry check; the coordinator's start counts as one, so members
         /// that consumed before a restart have rejoined (are active) at the first.
         var lastOffsetsExpiryMs: Int64 = 0
-        /// Groups whose deletion (DeleteGroups) is writing its tombstones: joins and commits
-        /// wait (COORDINATOR_LOAD_IN_PROGRESS, which clients retry) so none lands in between.
-        var deleting: Set<String> = []
+        /// Groups whose deletion (DeleteGroups) is writing its tombstones, with how many
+        /// deletions are: joins and commits wait (COORDINATOR_LOAD_IN_PROGRESS, which clients
+        /// retry) so none lands in between.
+        var deleting: [String: Int] = [:]
         /// Per classic group, the generation of its last membership record and the protocol
         /// type it named (an Empty group's record names the type it last had).
         var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
@@ -159,7 +160,7 @@ public final class GroupCoordinator: Sendable {
                     ready.joins.append((continuation, .failure(.brokerClosed, memberId: request.memberId)))
                     return ready
                 }
-                guard !s.deleting.contains(request.groupId) else {
+                guard s.deleting[request.groupId] == nil else {
                     ready.joins.append((continuation, .failure(.groupBusy, memberId: request.memberId)))
                     return ready
                 }
@@ -180,8 +181,11 @@ public final class GroupCoordinator: Sendable {
                 if let response {
                     ready.joins.append((continuation, response))
                 } else {
-                    // The member id may have been assigned just now: find the caller's entry.
-                    let memberId = request.memberId.isEmpty ? group.memberOrder.last! : request.memberId
+                    // The member id may have been assigned just now: find the caller's entry (a
+                    // static member's new id takes its old member's place in the join order).
+                    let memberId =
+                        !request.memberId.isEmpty ? request.memberId
+                        : request.groupInstanceId.flatMap { group.staticMembers[$0] } ?? group.memberOrder.last!
                     let key = WaiterKey(group: request.groupId, member: memberId)
                     if let previous = s.joinWaiters.updateValue(continuation, forKey: key) {
                         ready.joins.append((previous, .failure(.rebalanceInProgress, memberId: memberId)))
@@ -375,7 +379,7 @@ public final class GroupCoordinator: Sendable {
         let settings = consumerSettings(request.groupId)
         return state.withLock { s in
             if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
-            if s.deleting.contains(request.groupId) { return .failure(.groupBusy, "the group is being deleted", memberId: request.memberId) }
+            if s.deleting[request.groupId] != nil { return .failure(.groupBusy, "the group is being deleted", memberId: request.memberId) }
             if let classic = s.groups[request.groupId] {
                 guard classic.members.isEmpty else {
                     return .failure(

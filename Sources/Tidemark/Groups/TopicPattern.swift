@@ -12,9 +12,11 @@
 /// whole-name match lazy, greedy and possessive agree); anchors `^` and `$`. A `{` that does
 /// not start a repetition is a literal. Anything else (backreferences, lookaround, flags,
 /// POSIX classes, `\b`) makes the pattern invalid (INVALID_REGULAR_EXPRESSION), as does a
-/// pattern that compiles to more than `maxInstructions`.
+/// pattern whose compilation costs more than `maxInstructions` (instructions, the ranges of
+/// their character classes and the compiler's steps, so that compiling and the work per name
+/// character are both bounded: at most that many range checks per character).
 struct TopicPattern: Sendable {
-    static let maxInstructions = 5_000
+    static let maxInstructions = 10_000
     static let maxRepeat = 1_000
 
     /// Characters as ranges of Unicode scalar values, or everything outside them.
@@ -72,10 +74,11 @@ struct TopicPattern: Sendable {
     init?(_ pattern: String) {
         var parser = Parser(scalars: Array(pattern.unicodeScalars))
         var program: [Instruction] = []
+        var cost = 0
         do {
             let node = try parser.alternation()
             guard parser.index == parser.scalars.count else { return nil }  // a stray ')'
-            try Self.emit(node, into: &program)
+            try Self.emit(node, into: &program, cost: &cost)
         } catch {
             return nil
         }
@@ -120,48 +123,53 @@ struct TopicPattern: Sendable {
         return current.contains { if case .match = program[$0] { true } else { false } }
     }
 
-    private static func emit(_ node: Node, into program: inout [Instruction]) throws {
-        guard program.count <= maxInstructions else { throw Invalid() }
+    private static func emit(_ node: Node, into program: inout [Instruction], cost: inout Int) throws {
+        // Every call costs (an empty group repeated a thousand times a thousand times emits
+        // nothing and would otherwise never stop), and so does every range a class checks.
+        cost += 1
+        guard cost <= maxInstructions, program.count <= maxInstructions else { throw Invalid() }
         switch node {
         case .empty: break
-        case .char(let set): program.append(.char(set))
+        case .char(let set):
+            cost += set.ranges.count
+            program.append(.char(set))
         case .start: program.append(.start)
         case .end: program.append(.end)
-        case .concat(let nodes): for node in nodes { try emit(node, into: &program) }
+        case .concat(let nodes): for node in nodes { try emit(node, into: &program, cost: &cost) }
         case .alternate(let branches):
             var jumps: [Int] = []
             for (index, branch) in branches.enumerated() {
                 guard index < branches.count - 1 else {
-                    try emit(branch, into: &program)
+                    try emit(branch, into: &program, cost: &cost)
                     break
                 }
                 let split = program.count
                 program.append(.split(split + 1, -1))
-                try emit(branch, into: &program)
+                try emit(branch, into: &program, cost: &cost)
                 jumps.append(program.count)
                 program.append(.jump(-1))
                 program[split] = .split(split + 1, program.count)
             }
             for jump in jumps { program[jump] = .jump(program.count) }
         case .repetition(let body, let min, let max):
-            for _ in 0..<min { try emit(body, into: &program) }
+            for _ in 0..<min { try emit(body, into: &program, cost: &cost) }
             if let max {
                 var splits: [Int] = []
                 for _ in min..<max {
                     splits.append(program.count)
                     program.append(.split(program.count + 1, -1))
-                    try emit(body, into: &program)
+                    try emit(body, into: &program, cost: &cost)
                 }
                 for split in splits { program[split] = .split(split + 1, program.count) }
             } else {
                 let loop = program.count
                 program.append(.split(loop + 1, -1))
-                try emit(body, into: &program)
+                try emit(body, into: &program, cost: &cost)
                 program.append(.jump(loop))
                 program[loop] = .split(loop + 1, program.count)
             }
         }
-        guard program.count <= maxInstructions else { throw Invalid() }
+        guard cost <= maxInstructions, program.count <= maxInstructions else { throw Invalid() }
     }
 
     /// Recursive descent over the pattern's scalars.

@@ -85,7 +85,9 @@ extension Broker {
                 _ = try await append(topic: topic, partition: target, batches: batch)
             } catch let error as TidemarkError where error.code == .outOfOrderSequence && !restarted {
                 // The broker's producer state no longer matches (it expired): a new producer id,
-                // the waiting letters numbered again from 0.
+                // the waiting letters numbered again from 0, once those this pass copied under
+                // the old id are marked (else they would be copied again under the new one).
+                if marking && !unmarked.isEmpty { shares.deadLettersWritten(group: pending.group, tp, sequences: unmarked) }
                 producerId = try await initProducerId().producerId
                 try await shares.assignDeadLetterProducer(group: pending.group, tp, producerId: producerId, restart: true)
                 unmarked = []

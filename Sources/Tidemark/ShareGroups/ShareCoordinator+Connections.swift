@@ -33,4 +33,11 @@ extension ShareCoordinator {
             write(changed, &s)
         }
     }
+
+    /// Of these (group, member) sessions, those `connection` used last (still open).
+    public func sessions(usedLastBy connection: UInt64, among sessions: [(group: String, member: String)])
+        -> [(group: String, member: String)]
+    {
+        state.withLock { s in sessions.filter { s.sessions[SessionKey(group: $0.group, member: $0.member)]?.connection == connection } }
+    }
 }

@@ -296,7 +296,9 @@ public final class ShareCoordinator: Sendable {
         var declined = false
         defer { if declined { wouldBlock = true } }
         return state.withLock { s -> [ShareAcquisition] in
-            guard !s.isClosed else { return [] }
+            // Only for an open session: a long poll whose connection closed (its session
+            // closed with it, its jobs given back) must not take them again.
+            guard !s.isClosed, s.sessions[SessionKey(group: group, member: member)] != nil else { return [] }
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []

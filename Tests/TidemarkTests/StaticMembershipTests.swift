@@ -122,4 +122,21 @@ import Testing
         #expect(restarted.generationId == 3 && bAnswer.generationId == 3)
         try await broker.close()
     }
+
+    /// A static member replaced in a Stable group is recorded in `__consumer_offsets` in the
+    /// same generation, so tools reading it see the new member id.
+    @Test func aReplacementInAStableGroupIsRecorded() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        let a = await broker.groups.join(Self.request(instance: "pod-1"))
+        _ = await broker.groups.sync(groupId: "g", memberId: a.memberId, groupInstanceId: "pod-1", generationId: 1, assignments: [a.memberId: [1]])
+        #expect(try await GroupMembershipRecordTests.waitForRecords(broker, count: 1).count == 1)
+        let restarted = await broker.groups.join(Self.request(instance: "pod-1"))
+        #expect(restarted.error == nil && restarted.generationId == 1)
+        let records = try await GroupMembershipRecordTests.waitForRecords(broker, count: 2)
+        #expect(records.count == 2 && records.last?.1?.generation == 1)
+        #expect(records.last?.1?.members.map(\.memberId) == [restarted.memberId])
+        #expect(records.last?.1?.members.first?.assignment == [1])
+        try await broker.close()
+    }
 }

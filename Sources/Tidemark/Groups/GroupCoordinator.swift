@@ -194,7 +194,8 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: request.groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
-                noteMembership(group, &s)
+                let replaced = request.memberId.isEmpty && request.groupInstanceId != nil && response?.error == nil && response != nil
+                noteMembership(group, &s, replaced: replaced)
                 return ready
             }
             ready.resumeAll()

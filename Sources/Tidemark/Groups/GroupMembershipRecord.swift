@@ -131,10 +131,12 @@ extension GroupCoordinator {
     /// generation not recorded yet, in a state worth recording: Stable (the leader's SyncGroup
     /// gave out the assignments) or Empty (the last member went). Kafka's coordinator writes
     /// the same two moments. Called under `state`, so records leave in the order of the changes.
-    func noteMembership(_ group: ClassicGroup, _ s: inout State) {
+    /// `replaced`: a static member took its old member's place in the same generation (Kafka
+    /// stores the group then too, so tools see the new member id and host).
+    func noteMembership(_ group: ClassicGroup, _ s: inout State, replaced: Bool = false) {
         guard group.state == .stable || (group.state == .empty && group.generationId > 0) else { return }
         let previous = s.recordedMemberships[group.groupId]
-        guard previous?.generation != group.generationId else { return }
+        guard previous?.generation != group.generationId || replaced else { return }
         let protocolType = group.protocolType ?? previous?.protocolType ?? ""
         s.recordedMemberships[group.groupId] = (group.generationId, protocolType)
         membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType)))

@@ -128,6 +128,13 @@ extension RequestRouter {
             response.errorMessage = "ShareFetch needs a group id and a member id"
             return done(response)
         }
+        // A new session carries no acknowledgements (nothing was acquired in it): the whole
+        // request is refused, as Kafka refuses it, and no session is opened.
+        if request.shareSessionEpoch == 0, request.topics.contains(where: { $0.partitions.contains { !$0.acknowledgementBatches.isEmpty } }) {
+            response.errorCode = KafkaError.invalidRequest.rawValue
+            response.errorMessage = "acknowledgements in a ShareFetch that opens a share session (epoch 0)"
+            return done(response)
+        }
         let renewing = version >= 2 && request.isRenewAck
         let (acks, listed, refused, badTypes) = acknowledgements(request.topics, allowRenew: renewing)
         var forget: [TopicPartition] = []
@@ -199,6 +206,13 @@ extension RequestRouter {
         guard let group = request.groupId, let member = request.memberId, !group.isEmpty, !member.isEmpty else {
             response.errorCode = KafkaError.invalidRequest.rawValue
             response.errorMessage = "ShareAcknowledge needs a group id and a member id"
+            return done(response)
+        }
+        // ShareAcknowledge never opens a session (as in Kafka): at epoch 0 it is refused whole,
+        // and the member's session, if it has one, stays as it was.
+        guard request.shareSessionEpoch != 0 else {
+            response.errorCode = KafkaError.invalidShareSessionEpoch.rawValue
+            response.errorMessage = "ShareAcknowledge cannot open a share session (epoch 0)"
             return done(response)
         }
         let (acks, _, refused, badTypes) = acknowledgements(request.topics, allowRenew: version >= 2)

@@ -214,4 +214,53 @@ extension ServerTests {
             #expect(summary.acquired == 0 && summary.available == 1, "\(summary)")
         }
     }
+
+    /// Epoch 0 opens a share session and carries no acknowledgements: a ShareFetch opening one
+    /// with acknowledgements is refused whole (INVALID_REQUEST) and opens nothing; a
+    /// ShareAcknowledge at epoch 0 is refused (INVALID_SHARE_SESSION_EPOCH) and leaves the
+    /// member's session as it was (it used to replace it with an empty one), as in Kafka.
+    @Test func epochZeroCarriesNoAcknowledgements() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("zero", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var builder = RecordBatchBuilder(compression: .none)
+            for i in 0..<2 { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
+            try Self.produceEach(client, topic: "zero", [try builder.build()])
+            try Self.joinShareGroup(client, topic: "zero")
+            let topicId = try FetchSessionTests.topicId(of: "zero", port: server.boundPort)
+            var topic = ShareAcknowledgeTopic()
+            topic.topicId = topicId
+            topic.partitions = [.init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 0, lastOffset: 0, acknowledgeTypes: [1])])]
+
+            var opening = ShareFetchRequest()
+            opening.groupId = "workers"
+            opening.memberId = "worker-1"
+            opening.shareSessionEpoch = 0
+            opening.maxWaitMs = 100
+            opening.topics = [topic]
+            try client.request(.shareFetch, version: 1, correlation: 2, opening)
+            let (_, refusedBody) = try #require(client.response())
+            let refused = try ShareFetchResponse.decode(refusedBody, from: 1, version: 1, flexible: true)
+            #expect(refused.errorCode == KafkaError.invalidRequest.rawValue && refused.responses.isEmpty)
+            #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first?.acquired ?? 0 == 0)
+
+            let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 3)
+            #expect(fetched.errorCode == 0 && fetched.responses.first?.partitions.first?.acquiredRecords.map(\.firstOffset) == [0])
+            var acknowledge = ShareAcknowledgeRequest()
+            acknowledge.groupId = "workers"
+            acknowledge.memberId = "worker-1"
+            acknowledge.shareSessionEpoch = 0
+            acknowledge.topics = [topic]
+            try client.request(.shareAcknowledge, version: 1, correlation: 4, acknowledge)
+            let (_, ackBody) = try #require(client.response())
+            let ack = try ShareAcknowledgeResponse.decode(ackBody, from: 1, version: 1, flexible: true)
+            #expect(ack.errorCode == KafkaError.invalidShareSessionEpoch.rawValue)
+            // The session opened by the fetch still expects epoch 1, and the job is still held.
+            acknowledge.shareSessionEpoch = 1
+            try client.request(.shareAcknowledge, version: 1, correlation: 5, acknowledge)
+            let (_, secondBody) = try #require(client.response())
+            let second = try ShareAcknowledgeResponse.decode(secondBody, from: 1, version: 1, flexible: true)
+            #expect(second.errorCode == 0 && second.responses.first?.partitions.first?.errorCode == 0)
+        }
+    }
 }

@@ -113,6 +113,10 @@ extension PartitionLog {
         let checkpointIsRight =
             wasClean && report.truncatedBytes == 0 && recoveryPoint.map { $0 >= activeSegment.baseOffset && $0 <= logEnd } == true
         var state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
+        // A new log's first segment file is in its directory only once the directory is
+        // synced: the first flush does it (an acknowledged durable append to a new partition
+        // must not depend on the file system's journal ordering).
+        state.directoryNeedsSync = bases.isEmpty
         state.checkpointOffset = checkpointIsRight ? recoveryPoint : logEnd
         let log = PartitionLog(
             directory: directory, config: config, clock: clock, syncObserver: syncObserver, fileUse: use, state: state)

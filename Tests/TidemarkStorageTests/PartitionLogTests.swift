@@ -195,6 +195,19 @@ final class ManualClock: Sendable {
         try later.close()
     }
 
+    /// A new log's first flush also syncs its directory (the first segment's entry), so a
+    /// durable append to a new partition does not depend on the file system's ordering:
+    /// here a failing directory sync fails that flush.
+    @Test func aNewLogsFirstFlushSyncsItsDirectory() throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        try log.append(makeBatch(tag: "n", count: 1))
+        StorageFaults.inject(.syncDirectory, .ioError, pathContains: dir.path, times: 1)
+        #expect(throws: StorageError.self) { try log.flush() }
+        StorageFaults.clear(pathContains: dir.path)
+    }
+
     @Test func truncateRemovesWholeBatchesAndContinues() throws {
         let dir = TemporaryDirectory()
         let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())

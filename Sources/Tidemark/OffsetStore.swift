@@ -305,34 +305,34 @@ public final class OffsetStore: Sendable {
             let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
                 guard condition?() ?? true else { return .success(nil) }
                 let keys = entries.keys.filter(doomed)
-                guard !keys.isEmpty || group != nil else { return .success(nil) }
-                do {
-                    var info: LogAppendInfo?
-                    for chunk in stride(from: 0, to: max(keys.count, 1), by: 1000) {
-                        var builder = RecordBatchBuilder()
-                        for key in keys[min(chunk, keys.count)..<min(chunk + 1000, keys.count)] {
-                            builder.append(timestamp: now, key: Self.encodeKey(key), value: nil)
-                        }
-                        if let group, chunk + 1000 >= keys.count {
-                            builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil)
-                        }
-                        info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                        // As each batch is in the log: a later batch that fails leaves the
-                        // map as the log says (a restart would read these tombstones).
-                        for key in keys[min(chunk, keys.count)..<min(chunk + 1000, keys.count)] { entries.removeValue(forKey: key) }
-                    }
-                    if let group { memberships.withLock { _ = $0.removeValue(forKey: group) } }
-                    return .success(info)
-                } catch {
-                    return .failure(error)
-                }
+                return Result { try writeTombstones(keys, memberships: group.map { [$0] } ?? [], nowMs: now, &entries) }
             }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
         }
     }
 
+    /// Appends tombstones for `keys` and for these groups' membership records, in batches of
+    /// 1,000, and removes each batch's entries from the maps once it is in the log (a later
+    /// batch that fails leaves the maps as the log says). Under `state` (its map comes in
+    /// `inout`). Returns the last batch's append, nil when there was nothing to write.
+    private func writeTombstones(_ keys: [Key], memberships groups: [String], nowMs now: Int64, _ entries: inout [Key: CommittedOffset])
+        throws -> LogAppendInfo?
+    {
+        let records = keys.map { (Self.encodeKey($0), Optional($0)) } + groups.map { (GroupMembershipRecord.encodeKey(group: $0), nil as Key?) }
+        var info: LogAppendInfo?
+        for chunk in stride(from: 0, to: records.count, by: 1000) {
+            let batch = records[chunk..<min(chunk + 1000, records.count)]
+            var builder = RecordBatchBuilder()
+            for (key, _) in batch { builder.append(timestamp: now, key: key, value: nil) }
+            info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+            for case (_, let key?) in batch { entries.removeValue(forKey: key) }
+        }
+        if !groups.isEmpty { memberships.withLock { records in for group in groups { records.removeValue(forKey: group) } } }
+        return info
+    }
+
     /// Deletes the committed offsets of every group not in `activeGroups` that has been idle
-    /// since before `cutoffMs`: tombstones (null values) in one durable batch, then the map;
+    /// since before `cutoffMs`: tombstones (null values), synced, and out of the map;
     /// their membership records too, and those of groups with neither members nor offsets.
     /// Returns the groups whose offsets expired.
     ///
@@ -359,28 +359,8 @@ public final class OffsetStore: Sendable {
                     let gone = records.keys.filter { expired.contains($0) || (newest[$0] == nil && !activeGroups.contains($0)) }
                     return (expired, gone)
                 }
-                guard !expired.isEmpty || !gone.isEmpty else { return .success((nil, [])) }
                 let doomed = entries.keys.filter { expired.contains($0.group) }
-                do {
-                    var info: LogAppendInfo?
-                    for chunk in stride(from: 0, to: doomed.count, by: 1000) {
-                        var builder = RecordBatchBuilder()
-                        for key in doomed[chunk..<min(chunk + 1000, doomed.count)] {
-                            builder.append(timestamp: now, key: Self.encodeKey(key), value: nil)
-                        }
-                        info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                    }
-                    if !gone.isEmpty {
-                        var builder = RecordBatchBuilder()
-                        for group in gone { builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: nil) }
-                        info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-                        memberships.withLock { records in for group in gone { records.removeValue(forKey: group) } }
-                    }
-                    for key in doomed { entries.removeValue(forKey: key) }
-                    return .success((info, expired))
-                } catch {
-                    return .failure(error)
-                }
+                return Result { (try writeTombstones(doomed, memberships: gone, nowMs: now, &entries), expired) }
             }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
             return expired

@@ -253,18 +253,10 @@ public final class GroupCoordinator: Sendable {
     /// LeaveGroup: per member, nil on success or the error.
     @discardableResult
     public func leave(groupId: String, memberIds: [String]) -> [String: TidemarkError.Code?] {
-        let now = clock()
-        let (results, ready) = state.withLock { s -> ([String: TidemarkError.Code?], Ready) in
-            guard var group = s.groups[groupId] else {
-                return (Dictionary(memberIds.map { ($0, .some(.unknownMemberId)) }, uniquingKeysWith: { first, _ in first }), Ready())
-            }
-            let (results, deliveries) = group.leave(memberIds: memberIds, nowMs: now)
-            s.groups[groupId] = group
-            noteMembership(group, &s)
-            return (results, Self.collect(deliveries, group: groupId, &s))
-        }
-        ready.resumeAll()
-        return results
+        let results = leave(groupId: groupId, members: memberIds.map { ($0, nil) })
+        var byId: [String: TidemarkError.Code?] = [:]
+        for (id, result) in zip(memberIds, results) where byId[id] == nil { byId[id] = result }
+        return byId
     }
 
     /// LeaveGroup v3+: members by member id, instance id or both; per member, in order, nil

@@ -29,6 +29,18 @@ extension ServerTests {
         return try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
     }
 
+    /// A one-partition topic holding `jobs` records "job-0"... in one batch, and a client that
+    /// joined the "workers" share group on it: (the client, the topic's id).
+    static func jobsTopic(_ server: KafkaServer, _ topic: String, jobs: Int) async throws -> (RawClient, WireUUID) {
+        try await server.broker.createTopic(topic, partitions: 1)
+        let client = try RawClient(port: server.boundPort)
+        var builder = RecordBatchBuilder(compression: .none)
+        for i in 0..<jobs { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
+        try Self.produceEach(client, topic: topic, [try builder.build()])
+        try Self.joinShareGroup(client, topic: topic)
+        return (client, try FetchSessionTests.topicId(of: topic, port: server.boundPort))
+    }
+
     static func joinShareGroup(_ client: RawClient, topic: String) throws {
         var heartbeat = ShareGroupHeartbeatRequest()
         heartbeat.groupId = "workers"
@@ -85,13 +97,7 @@ extension ServerTests {
     /// batches in order are then applied.
     @Test func overlappingAcknowledgementBatchesAreInvalid() async throws {
         try await Self.withServer { server in
-            try await server.broker.createTopic("acks", partitions: 1)
-            let client = try RawClient(port: server.boundPort)
-            var builder = RecordBatchBuilder(compression: .none)
-            for i in 0..<2 { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
-            try Self.produceEach(client, topic: "acks", [try builder.build()])
-            try Self.joinShareGroup(client, topic: "acks")
-            let topicId = try FetchSessionTests.topicId(of: "acks", port: server.boundPort)
+            let (client, topicId) = try await Self.jobsTopic(server, "acks", jobs: 2)
             let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 2, epoch: 0, correlation: 2)
             #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.lastOffset) == [1])
             func acknowledge(_ batches: [(Int64, Int64, Int8)], epoch: Int32, correlation: Int32,
@@ -151,13 +157,7 @@ extension ServerTests {
     /// and the acknowledgement refused (INVALID_REQUEST), as Kafka does.
     @Test func partitionsThatDoNotExistAreRefusedAndBadAcknowledgementTypesAnsweredOnce() async throws {
         try await Self.withServer { server in
-            try await server.broker.createTopic("one", partitions: 1)
-            let client = try RawClient(port: server.boundPort)
-            var builder = RecordBatchBuilder(compression: .none)
-            for i in 0..<2 { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
-            try Self.produceEach(client, topic: "one", [try builder.build()])
-            try Self.joinShareGroup(client, topic: "one")
-            let topicId = try FetchSessionTests.topicId(of: "one", port: server.boundPort)
+            let (client, topicId) = try await Self.jobsTopic(server, "one", jobs: 2)
             let fetched = try Self.shareFetch(client, topicId: topicId, partitions: [0, 7, -1], maxRecords: 1, epoch: 0, correlation: 2)
             let entries = fetched.responses.flatMap(\.partitions)
             let unknown = KafkaError.unknownTopicOrPartition.rawValue
@@ -194,14 +194,8 @@ extension ServerTests {
     /// lock runs out (30 s), as Kafka does since 4.1.
     @Test func aClosedConnectionGivesItsJobsBack() async throws {
         try await Self.withServer { server in
-            try await server.broker.createTopic("crash", partitions: 1)
-            let topicId = try FetchSessionTests.topicId(of: "crash", port: server.boundPort)
             do {
-                let client = try RawClient(port: server.boundPort)
-                var builder = RecordBatchBuilder(compression: .none)
-                builder.append(timestamp: 1000, key: nil, value: Array("job".utf8))
-                try Self.produceEach(client, topic: "crash", [try builder.build()])
-                try Self.joinShareGroup(client, topic: "crash")
+                let (client, topicId) = try await Self.jobsTopic(server, "crash", jobs: 1)
                 let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 2)
                 #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.firstOffset) == [0])
             }  // the connection closes here
@@ -221,13 +215,7 @@ extension ServerTests {
     /// member's session as it was (it used to replace it with an empty one), as in Kafka.
     @Test func epochZeroCarriesNoAcknowledgements() async throws {
         try await Self.withServer { server in
-            try await server.broker.createTopic("zero", partitions: 1)
-            let client = try RawClient(port: server.boundPort)
-            var builder = RecordBatchBuilder(compression: .none)
-            for i in 0..<2 { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
-            try Self.produceEach(client, topic: "zero", [try builder.build()])
-            try Self.joinShareGroup(client, topic: "zero")
-            let topicId = try FetchSessionTests.topicId(of: "zero", port: server.boundPort)
+            let (client, topicId) = try await Self.jobsTopic(server, "zero", jobs: 2)
             var topic = ShareAcknowledgeTopic()
             topic.topicId = topicId
             topic.partitions = [.init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 0, lastOffset: 0, acknowledgeTypes: [1])])]

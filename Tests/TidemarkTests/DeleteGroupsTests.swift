@@ -79,7 +79,7 @@ import TidemarkStorage
         let tp = TopicPartition("jobs", 0)
         let view = broker.shareLogView
         let joined = ShareCoordinatorTests.join(broker, "w1")
-        _ = broker.shares.updateSession(group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        ShareCoordinatorTests.openSession(broker, "w1", tp)
         #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 2, view: view).first?.offsets == [0, 1])
         _ = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: 1, add: [], forget: [], acknowledgements: [tp: [ShareAcknowledgement(first: 0, last: 1, types: [.accept])]],
@@ -92,7 +92,7 @@ import TidemarkStorage
         #expect(!broker.shares.isShareGroup("workers"))
         // Back from the start: the accepted jobs are delivered again to a new group of that name.
         _ = ShareCoordinatorTests.join(broker, "w2")
-        _ = broker.shares.updateSession(group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        ShareCoordinatorTests.openSession(broker, "w2", tp)
         #expect(broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 10, view: view).first?.offsets == [0, 1, 2])
         try await broker.close()
     }

@@ -291,6 +291,14 @@ import TidemarkStorage
         broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: member, memberEpoch: 0, subscribedTopicNames: ["jobs"]))
     }
 
+    /// Opens `member`'s share session (epoch 0) in "workers" on `tp`.
+    @discardableResult
+    static func openSession(_ broker: Broker, _ member: String, _ tp: TopicPartition, connection: UInt64? = nil) -> ShareSessionUpdate {
+        broker.shares.updateSession(
+            group: "workers", member: member, epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false,
+            view: broker.shareLogView, connection: connection)
+    }
+
     static func durable(_ broker: Broker, _ offset: Int64?) async throws {
         guard let offset else { return }
         let error: TidemarkError? = await withCheckedContinuation { c in broker.shares.whenDurable(offset) { c.resume(returning: $0) } }
@@ -468,19 +476,19 @@ import TidemarkStorage
         let tp = TopicPartition("jobs", 0)
         let view = broker.shareLogView
         let joined = Self.join(broker, "w1")
-        _ = broker.shares.updateSession(group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        Self.openSession(broker, "w1", tp)
         #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: view).first?.offsets.count == 4)
         _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "w1", memberEpoch: -1))
         _ = joined
         // Left but not closed: its records stay locked to it (its last acknowledgements may come).
         _ = Self.join(broker, "w3")
-        _ = broker.shares.updateSession(group: "workers", member: "w3", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        Self.openSession(broker, "w3", tp)
         #expect(broker.shares.acquire(group: "workers", member: "w3", partitions: [tp], maxRecords: 10, view: view).isEmpty)
         let closed = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: -1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: view)
         #expect(closed.error == nil)
         _ = Self.join(broker, "w2")
-        _ = broker.shares.updateSession(group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        Self.openSession(broker, "w2", tp)
         // Two members now (w2, w3): each takes its fair half of the four released jobs.
         #expect(broker.shares.acquire(group: "workers", member: "w2", partitions: [tp], maxRecords: 10, view: view).first?.ranges
             == [AcquiredRange(first: 0, last: 1, deliveryCount: 2)])

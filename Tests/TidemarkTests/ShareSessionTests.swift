@@ -26,12 +26,10 @@ import TidemarkStorage
         let tp = TopicPartition("jobs", 0)
         let view = broker.shareLogView
         _ = ShareCoordinatorTests.join(broker, "w2")
-        #expect(broker.shares.updateSession(
-            group: "workers", member: "w2", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view).error == nil)
+        #expect(ShareCoordinatorTests.openSession(broker, "w2", tp).error == nil)
         #expect(Self.heartbeat(broker, "w2", epoch: -1).error == nil)  // leaves, never closes its session
         let w1 = ShareCoordinatorTests.join(broker, "w1")
-        #expect(broker.shares.updateSession(
-            group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view).error == nil)
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
         #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view).first?.offsets.count == 1)
 
         for _ in 0..<18 {
@@ -66,8 +64,7 @@ import TidemarkStorage
         let view = broker.shareLogView
         func open(_ member: String) -> TidemarkError.Code? {
             _ = ShareCoordinatorTests.join(broker, member)
-            return broker.shares.updateSession(
-                group: "workers", member: member, epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view).error
+            return ShareCoordinatorTests.openSession(broker, member, tp).error
         }
         #expect(open("a") == nil)
         clock.advance(1_000)
@@ -97,9 +94,7 @@ import TidemarkStorage
         let view = broker.shareLogView
         for member in ["w1", "w2"] {
             _ = ShareCoordinatorTests.join(broker, member)
-            #expect(broker.shares.updateSession(
-                group: "workers", member: member, epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view,
-                connection: member == "w1" ? 7 : 8).error == nil)
+            #expect(ShareCoordinatorTests.openSession(broker, member, tp, connection: member == "w1" ? 7 : 8).error == nil)
         }
         #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view).first?.offsets == [0])
         #expect(broker.shares.sessions(usedLastBy: 7, among: [("workers", "w1"), ("workers", "w2")]).map(\.member) == ["w1"])

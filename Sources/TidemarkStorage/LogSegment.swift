@@ -351,8 +351,18 @@ final class LogSegment {
         if maxTimestamp >= 0 {
             try timeIndex.maybeAppend(timestamp: maxTimestamp, offset: offsetOfMaxTimestamp)
         }
-        try offsetIndex.storage.seal()
-        try timeIndex.storage.seal()
+        // Both files are opened first: running out of descriptors leaves both indexes writable.
+        let offsetFile = try offsetIndex.storage.fileForSeal()
+        let timeFile = try timeIndex.storage.fileForSeal()
+        try offsetIndex.storage.seal(with: offsetFile)
+        do {
+            try timeIndex.storage.seal(with: timeFile)
+        } catch {
+            // The time index's trim failed (EIO): the segment stays active, so its offset index
+            // takes appends again. Should that fail too, its appends fail with an error.
+            try? offsetIndex.storage.unseal()
+            throw error
+        }
         isWritable = false
     }
 

@@ -80,7 +80,9 @@ final class MappedIndexFile {
     /// entry follows (the segment is closing), so growth reserves this entry only, not a step
     /// that the close would trim away again.
     func append(last: Bool = false, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws(StorageError) {
-        precondition(isWritable, "append to a read-only index")
+        // A sealed index refuses with an error, not a trap: a segment whose seal failed halfway
+        // and could not be reopened stays active with it (see `LogSegment.sealIndexes`).
+        guard isWritable else { throw StorageError(.io, "index is sealed", path: path) }
         precondition(!isFull, "append to a full index")
         let needed = (entryCount + 1) * entrySize
         var file: SharedFile?
@@ -118,12 +120,21 @@ final class MappedIndexFile {
         entryCount = count
     }
 
+    /// The file `seal(with:)` needs (nil when there is nothing to seal). A segment opens both
+    /// of its indexes' files before it seals either, so a failed open (EMFILE) changes nothing.
+    func fileForSeal() throws(StorageError) -> SharedFile? {
+        isWritable ? try SharedFile.open(path, .readWrite) : nil
+    }
+
     /// Shrinks the file to its entries and maps it read-only: the segment is done.
-    func seal() throws(StorageError) {
-        guard isWritable else { return }
+    func seal() throws(StorageError) { try seal(with: try fileForSeal()) }
+
+    /// `seal()` with the file opened beforehand. `file`
+    /// comes from `fileForSeal()`.
+    func seal(with file: SharedFile?) throws(StorageError) {
+        guard isWritable, let file else { return }
         // (No msync: on Linux the mapping's dirty pages are the file's page cache, which the
         // fdatasync of the flush that follows a roll writes out.)
-        let file = try SharedFile.open(path, .readWrite)
         try file.truncate(to: Int64(sizeInBytes))
         isWritable = false
         allocatedBytes = sizeInBytes

@@ -102,6 +102,40 @@ import Testing
         try reopened.close()
     }
 
+    /// A roll whose index seal fails halfway (no descriptor for the time index, or its trim
+    /// fails after the offset index was sealed) leaves the old segment active and whole: a
+    /// batch that still fits it is appended (this used to trap: the offset index was sealed
+    /// under a segment that still took appends), and the roll succeeds once the fault is gone.
+    @Test(arguments: [(StorageFaults.Operation.open, Errno.tooManyOpenFiles), (.truncate, .ioError)])
+    func anIndexSealFailingHalfwayLeavesTheSegmentActive(operation: StorageFaults.Operation, errno: Errno) throws {
+        let dir = TemporaryDirectory("fault-seal")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var config = Self.indexEveryBatch()
+        config.segmentBytes = 2500  // two large batches fit, the third rolls
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
+        var timestamp: Int64 = 1_700_000_000_000
+        func batch(_ tag: String, large: Bool) -> [UInt8] {
+            timestamp += 10
+            return makeBatch(tag: tag, count: large ? 5 : 1, timestamp: timestamp, valueBytes: large ? 200 : 0)
+        }
+        try log.append(batch("a", large: true))
+        try log.append(batch("b", large: true))
+        StorageFaults.inject(operation, errno, pathContains: dir.path + "/t-0/" + segmentName(0, ".timeindex"))
+        #expect(throws: StorageError.self) { try log.append(batch("c", large: true)) }
+        #expect(log.segmentCount == 1)
+        try log.append(batch("small", large: false))  // fits the old segment
+        #expect(log.logEndOffset == 11)
+        try log.append(batch("d", large: true))  // rolls
+        #expect(log.segmentCount == 2)
+        #expect(try log.offset(forTimestamp: timestamp - 10)?.offset == 10)
+        try log.close()
+        let reopened = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
+        #expect(reopened.recoveryReport.truncatedBytes == 0)
+        #expect(try readAll(reopened).map { String($0.1.prefix { $0 >= " " }) } == (0..<5).map { "a-\($0)" } + (0..<5).map { "b-\($0)" } + ["small-0"] + (0..<5).map { "d-\($0)" })
+        #expect(try reopened.offset(forTimestamp: timestamp - 10)?.offset == 10)
+        try reopened.close()
+    }
+
     /// EIO on fdatasync fails the log for good (the kernel may have dropped the pages):
     /// appends are refused with a storage error, reads are still served.
     @Test func eioOnFdatasyncFailsTheLogButReadsGoOn() throws {

@@ -60,7 +60,7 @@ public final class OffsetStore: Sendable {
     let executor: BlockingExecutor
     let flusher: LogFlusher
     let clock: @Sendable () -> Int64
-    private let state: Mutex<[Key: CommittedOffset]>
+    private let state: Mutex<OffsetTable>
     /// Holders of `state` that may keep it while they wait for the disk.
     let slowHolders = Atomic<Int>(0)
     /// Each classic group's latest membership record (see `GroupMembershipRecord`), kept so
@@ -82,7 +82,7 @@ public final class OffsetStore: Sendable {
 
     private init(
         partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
-        entries: [Key: CommittedOffset], compactionThresholdBytes: Int64
+        entries: OffsetTable, compactionThresholdBytes: Int64
     ) {
         self.partition = partition
         self.flusher = flusher
@@ -97,8 +97,8 @@ public final class OffsetStore: Sendable {
         compactionThresholdBytes: Int64
     ) async throws -> OffsetStore {
         let openedAt = clock()
-        let (entries, memberships) = try await executor.run { () throws -> ([Key: CommittedOffset], [String: Membership]) in
-            var entries: [Key: CommittedOffset] = [:]
+        let (entries, memberships) = try await executor.run { () throws -> (OffsetTable, [String: Membership]) in
+            var entries = OffsetTable()
             var memberships: [String: Membership] = [:]
             var offset = partition.log.logStartOffset
             while offset < partition.log.logEndOffset {
@@ -120,7 +120,7 @@ public final class OffsetStore: Sendable {
                         if let value = record.value, let committed = decodeValue(value) {
                             entries[key] = committed
                         } else if record.value == nil {
-                            entries.removeValue(forKey: key)
+                            entries[key] = nil
                         }
                     }
                     offset = batch.header.nextOffset
@@ -180,7 +180,7 @@ public final class OffsetStore: Sendable {
     private func append(group: String, offsets: [TopicPartition: CommittedOffset], mayBlock: Bool) throws -> LogAppendInfo? {
         let now = clock()
         let log = partition.log
-        let body = { (entries: inout [Key: CommittedOffset]) -> Result<LogAppendInfo?, Error> in
+        let body = { (entries: inout OffsetTable) -> Result<LogAppendInfo?, Error> in
             do {
                 var builder = RecordBatchBuilder()
                 for (tp, committed) in offsets.sorted(by: { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }) {
@@ -255,26 +255,28 @@ public final class OffsetStore: Sendable {
     /// The committed offsets of `group` (all its partitions, or those asked for).
     func fetch(group: String, partitions: [TopicPartition]?) -> [TopicPartition: CommittedOffset] {
         state.withLock { entries in
+            guard let partitions else { return entries.groups[group] ?? [:] }
             var result: [TopicPartition: CommittedOffset] = [:]
-            if let partitions {
-                for tp in partitions { if let found = entries[Key(group: group, topicPartition: tp)] { result[tp] = found } }
-            } else {
-                for (key, value) in entries where key.group == group { result[key.topicPartition] = value }
-            }
+            for tp in partitions { if let found = entries[Key(group: group, topicPartition: tp)] { result[tp] = found } }
             return result
         }
     }
 
     /// Groups that have committed offsets.
     func groupsWithOffsets() -> Set<String> {
-        state.withLock { Set($0.keys.map(\.group)) }
+        state.withLock { Set($0.groups.keys) }
+    }
+
+    /// Whether `group` has committed offsets.
+    func hasOffsets(group: String) -> Bool {
+        state.withLock { $0.groups[group] != nil }
     }
 
     /// Deletes a group's committed offsets of `partitions` (OffsetDelete): tombstones, durable
     /// before this returns. Partitions without an offset are skipped.
     func delete(group: String, partitions: [TopicPartition]) async throws {
-        let doomed = Set(partitions.map { Key(group: group, topicPartition: $0) })
-        try await delete { doomed.contains($0) }
+        let keys = partitions.map { Key(group: group, topicPartition: $0) }
+        try await delete { entries in keys.filter { entries[$0] != nil } }
     }
 
     /// Deletes every group's committed offsets of `topic` (deleted, or created again under a
@@ -283,28 +285,29 @@ public final class OffsetStore: Sendable {
     /// Only while `absent` holds (checked under the lock commits take: a topic of that name
     /// created meanwhile keeps its consumers' commits).
     func delete(topic: String, whileAbsent absent: @escaping @Sendable () -> Bool) async throws {
-        try await delete(when: absent) { $0.topicPartition.topic == topic }
+        try await delete(when: absent) { $0.keys { $0.topicPartition.topic == topic } }
     }
 
     /// Deletes everything kept for `group` (DeleteGroups): its committed offsets and its
     /// membership record, tombstones, synced. Returns whether there was anything.
     func delete(wholeGroup group: String) async throws -> Bool {
         let hadMembership = memberships.withLock { $0[group] != nil }
-        let hadOffsets = !fetch(group: group, partitions: nil).isEmpty
-        try await delete(membershipOf: hadMembership ? group : nil) { $0.group == group }
+        let hadOffsets = hasOffsets(group: group)
+        try await delete(membershipOf: hadMembership ? group : nil) { $0.keys(ofGroups: [group]) }
         return hadMembership || hadOffsets
     }
 
     /// Tombstones for the entries `doomed` picks (and for a group's membership record), in
     /// batches of 1,000, synced; then the maps.
     private func delete(
-        membershipOf group: String? = nil, when condition: (@Sendable () -> Bool)? = nil, _ doomed: @escaping @Sendable (Key) -> Bool
+        membershipOf group: String? = nil, when condition: (@Sendable () -> Bool)? = nil,
+        _ doomed: @escaping @Sendable (OffsetTable) -> [Key]
     ) async throws {
         let now = clock()
         try await executor.run { [self] in
             let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
                 guard condition?() ?? true else { return .success(nil) }
-                let keys = entries.keys.filter(doomed)
+                let keys = doomed(entries)
                 return Result { try writeTombstones(keys, memberships: group.map { [$0] } ?? [], nowMs: now, &entries) }
             }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
@@ -315,7 +318,7 @@ public final class OffsetStore: Sendable {
     /// 1,000, and removes each batch's entries from the maps once it is in the log (a later
     /// batch that fails leaves the maps as the log says). Under `state` (its map comes in
     /// `inout`). Returns the last batch's append, nil when there was nothing to write.
-    private func writeTombstones(_ keys: [Key], memberships groups: [String], nowMs now: Int64, _ entries: inout [Key: CommittedOffset])
+    private func writeTombstones(_ keys: [Key], memberships groups: [String], nowMs now: Int64, _ entries: inout OffsetTable)
         throws -> LogAppendInfo?
     {
         let records = keys.map { (Self.encodeKey($0), Optional($0)) } + groups.map { (GroupMembershipRecord.encodeKey(group: $0), nil as Key?) }
@@ -325,7 +328,7 @@ public final class OffsetStore: Sendable {
             var builder = RecordBatchBuilder()
             for (key, _) in batch { builder.append(timestamp: now, key: key, value: nil) }
             info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
-            for case (_, let key?) in batch { entries.removeValue(forKey: key) }
+            for case (_, let key?) in batch { entries[key] = nil }
         }
         if !groups.isEmpty { memberships.withLock { records in for group in groups { records.removeValue(forKey: group) } } }
         return info
@@ -346,7 +349,7 @@ public final class OffsetStore: Sendable {
         return try await executor.run { [self] in
             let (info, expired) = try whileSlow { try state.withLock { entries -> Result<(LogAppendInfo?, Set<String>), Error> in
                 var newest: [String: Int64] = [:]
-                for (key, value) in entries { newest[key.group] = max(newest[key.group] ?? .min, value.commitTimestampMs) }
+                for (group, offsets) in entries.groups { newest[group] = offsets.values.lazy.map(\.commitTimestampMs).max() }
                 let (expired, gone) = memberships.withLock { records in
                     let expired = Set(newest.filter { group, committed in
                         guard !activeGroups.contains(group) else { return false }
@@ -359,7 +362,7 @@ public final class OffsetStore: Sendable {
                     let gone = records.keys.filter { expired.contains($0) || (newest[$0] == nil && !activeGroups.contains($0)) }
                     return (expired, gone)
                 }
-                let doomed = entries.keys.filter { expired.contains($0.group) }
+                let doomed = entries.keys(ofGroups: expired)
                 return Result { (try writeTombstones(doomed, memberships: gone, nowMs: now, &entries), expired) }
             }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
@@ -384,11 +387,14 @@ public final class OffsetStore: Sendable {
                     let start = log.logEndOffset
                     let now = clock()
                     var builder = RecordBatchBuilder()
-                    for (key, value) in entries {
-                        builder.append(timestamp: now, key: Self.encodeKey(key), value: Self.encodeValue(value))
-                        if builder.count == 1000 {
-                            try log.append(try builder.build(), applyingFlushPolicy: false)
-                            builder = RecordBatchBuilder()
+                    for (group, offsets) in entries.groups {
+                        for (tp, value) in offsets {
+                            builder.append(
+                                timestamp: now, key: Self.encodeKey(Key(group: group, topicPartition: tp)), value: Self.encodeValue(value))
+                            if builder.count == 1000 {
+                                try log.append(try builder.build(), applyingFlushPolicy: false)
+                                builder = RecordBatchBuilder()
+                            }
                         }
                     }
                     for (group, membership) in memberships.withLock({ $0 }) {

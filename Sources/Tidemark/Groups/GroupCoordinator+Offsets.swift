@@ -124,7 +124,7 @@ extension GroupCoordinator {
             }
             return topics
         }
-        if subscribed == nil && store.fetch(group: groupId, partitions: nil).isEmpty {
+        if subscribed == nil && !store.hasOffsets(group: groupId) {
             throw TidemarkError(.groupIdNotFound, "group '\(groupId)' does not exist")
         }
         var results: [TopicPartition: TidemarkError.Code?] = [:]

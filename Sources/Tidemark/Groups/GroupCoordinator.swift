@@ -430,7 +430,7 @@ public final class GroupCoordinator: Sendable {
         state.withLock { s in
             guard let group = s.groups[groupId] else {
                 return GroupDescription(
-                    groupId: groupId, state: store.groupsWithOffsets().contains(groupId) ? .empty : .dead,
+                    groupId: groupId, state: store.hasOffsets(group: groupId) ? .empty : .dead,
                     protocolType: "", protocolName: "", generationId: -1, members: [])
             }
             let members = group.memberOrder.map { id in

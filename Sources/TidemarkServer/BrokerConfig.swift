@@ -163,11 +163,12 @@ public struct BrokerConfig: Sendable {
     }
 
     /// Parses server.properties syntax: `key=value` or `key: value` per line, `#` and `!`
-    /// comments, blank lines, a trailing backslash continuing a line.
+    /// comments, blank lines, a trailing backslash continuing a line. Lines end with LF, CRLF
+    /// or CR, as in Java's `Properties` (a file saved on Windows reads the same).
     public static func properties(_ text: String) throws(Failure) -> [(String, String)] {
         var result: [(String, String)] = []
         var pending = ""
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
             var line = pending + raw.trimmingCharacters(in: .whitespaces)
             pending = ""
             if line.hasSuffix("\\") {

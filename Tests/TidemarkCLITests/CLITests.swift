@@ -16,8 +16,10 @@ struct CLI {
         var stderr: String
     }
 
+    /// `timeout`: the command is killed (SIGKILL) if it has not exited by then; its status is
+    /// then 9's signal status, which no test expects.
     @discardableResult
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+    static func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 300) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -28,6 +30,10 @@ struct CLI {
         let input = Pipe()
         process.standardInput = input
         try process.run()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [process] in
+            if process.isRunning && process.processIdentifier == pid { kill(pid, SIGKILL) }
+        }
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
@@ -225,13 +231,12 @@ struct ServeConfigTests {
         #expect(badFile.status != 0 && badFile.stderr.contains("bogus.key"))
     }
 
-    @Test func settingsApplyToAutoCreatedTopics() throws {
+    /// Also from a file saved with Windows line ends (CRLF): it used to read as one comment line.
+    @Test(arguments: ["\n", "\r\n"])
+    func settingsApplyToAutoCreatedTopics(lineEnd: String) throws {
         let dir = TemporaryDirectory()
-        try """
-            # a Kafka-style file
-            num.partitions=3
-            log.retention.hours=2
-            """.write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
+        try ["# a Kafka-style file", "num.partitions=3", "log.retention.hours=2", ""].joined(separator: lineEnd)
+            .write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
         let broker = try ServeProcess(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties", "--config", "log.segment.bytes=4194304"])
         defer { broker.stop() }
         #expect(try CLI.run(["topics", "create", "auto", "--bootstrap", broker.bootstrap]).status == 0)
@@ -356,13 +361,51 @@ struct ReplayTests {
         #expect(try CLI.run(args + ["--to-data", source]).status != 0)
     }
 
+    /// Over the wire into a topic with fewer partitions and a smaller max.message.bytes, rerun:
+    /// batches the destination refuses as too large are split (all of a fetch's records went
+    /// in one batch, refused at every rerun), and the rerun finds each source partition's last
+    /// copy behind the other one's (it looked at the newest 10,000 records only, and copied
+    /// everything again).
+    @Test func replayOverTheWireIntoFewerPartitionsTwice() throws {
+        let dir = TemporaryDirectory()
+        let source = dir.path + "/a"
+        let target = dir.path + "/b"
+        #expect(try CLI.run(["topics", "create", "src", "--partitions", "2", "--data", source]).status == 0)
+        let pad = String(repeating: "x", count: 100)
+        for p in 0..<2 {
+            let lines = (0..<12_000).map { "p\(p)-\($0)-\(pad)" }.joined(separator: "\n")
+            #expect(try CLI.run(["produce", "src", "--partition", "\(p)", "--data", source], stdin: lines).status == 0)
+        }
+        // A destination that takes smaller batches than the 512 KiB replay builds: they are split.
+        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
+        let a = try ServeProcess(data: source)
+        defer { a.stop() }
+        let b = try ServeProcess(data: target)
+        defer { b.stop() }
+        let args = ["replay", "src", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"]
+        let first = try CLI.run(args)
+        #expect(first.status == 0 && first.stderr.contains("replayed 24000 records"), "\(first.stderr)")
+        let second = try CLI.run(args)
+        #expect(second.status == 0 && second.stderr.contains("replayed 0 records"), "\(second.stderr)")
+        let copied = try CLI.run(["consume", "dst", "--bootstrap", b.bootstrap]).stdout.split(separator: "\n")
+        #expect(copied.count == 24_000 && Set(copied).count == 24_000)
+
+        // Lines of 1.5 KB over the wire: 1,000 of them made one batch of 1.5 MB, over the
+        // 1 MiB that Kafka and Tidemark take by default.
+        let long = (0..<1000).map { "\($0)-" + String(repeating: "y", count: 1500) }.joined(separator: "\n")
+        #expect(try CLI.run(["topics", "create", "wide", "--bootstrap", b.bootstrap]).status == 0)
+        let produced = try CLI.run(["produce", "wide", "--bootstrap", b.bootstrap], stdin: long)
+        #expect(produced.status == 0 && produced.stderr.contains("produced 1000 records"), "\(produced.stderr)")
+    }
+
     /// Between two running brokers.
     @Test func replayBetweenTwoRunningBrokers() throws {
         let dir = TemporaryDirectory()
         let source = dir.path + "/a"
         let target = dir.path + "/b"
         try Self.seed(source, records: 100)
-        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "1", "--data", target]).status == 0)
+        // A destination that takes smaller batches than the 512 KiB replay builds: they are split.
+        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
         let a = try ServeProcess(data: source)
         defer { a.stop() }
         let b = try ServeProcess(data: target)
@@ -375,6 +418,60 @@ struct ReplayTests {
 
 @Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
 struct BootstrapModeTests {
+    /// `produce` takes CRLF lines as lines (a CSV from Windows was one record), and sends lines
+    /// as they arrive: `tail -f app.log | tidemark produce` used to send nothing until EOF.
+    @Test func produceReadsCRLFAndStreams() throws {
+        let dir = TemporaryDirectory()
+        let broker = try ServeProcess(data: dir.path + "/data")
+        defer { broker.stop() }
+        let b = ["--bootstrap", broker.bootstrap]
+        #expect(try CLI.run(["topics", "create", "lines", "--partitions", "1"] + b).status == 0)
+        #expect(try CLI.run(["produce", "lines"] + b, stdin: "a\r\nb\r\n\r\nc").stderr.contains("produced 3 records"))
+        #expect(try CLI.run(["consume", "lines"] + b).stdout == "a\nb\nc\n")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["produce", "lines"] + b
+        let input = Pipe()
+        process.standardInput = input
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        input.fileHandleForWriting.write(Data("streamed\n".utf8))
+        var seen = ""
+        for _ in 0..<100 where !seen.contains("streamed") {
+            Thread.sleep(forTimeInterval: 0.1)
+            seen = try CLI.run(["consume", "lines"] + b).stdout
+        }
+        #expect(seen.hasSuffix("streamed\n"), "a line reaches the broker while its input is still open")
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    /// A partition that ends in a control batch (a transaction's commit marker): `consume`
+    /// prints the records and exits, where it fetched the marker again and again at full speed.
+    @Test func consumeEndsAfterATrailingControlBatch() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try CLI.run(["topics", "create", "tx", "--partitions", "1", "--data", data]).status == 0)
+        #expect(try CLI.run(["produce", "tx", "--data", data], stdin: "v\n").status == 0)
+        let log = try PartitionLog.open(directory: data + "/tx-0")
+        var builder = RecordBatchBuilder(producerId: 7, producerEpoch: 0, baseSequence: -1, isTransactional: true)
+        builder.append(timestamp: 1_700_000_000_000, key: [0, 0, 0, 1], value: [0, 0, 0, 0, 0, 0])  // COMMIT
+        var marker = try builder.build()
+        marker[RecordBatchHeader.attributesOffset + 1] |= 0x20  // control
+        let crc = CRC32C.checksum(marker[RecordBatchHeader.attributesOffset...])
+        for i in 0..<4 { marker[RecordBatchHeader.crcOffset + i] = UInt8(truncatingIfNeeded: crc >> (24 - 8 * i)) }
+        try log.append(marker)
+        #expect(log.logEndOffset == 2)
+        try log.close()
+        let broker = try ServeProcess(data: data)
+        defer { broker.stop() }
+        let consumed = try CLI.run(["consume", "tx", "--bootstrap", broker.bootstrap], timeout: 30)
+        #expect(consumed.status == 0 && consumed.stdout == "v\n")
+    }
+
     /// The same commands against a running broker (--bootstrap) instead of a data directory.
     @Test func topicsProduceConsumeGroupsOverTheWire() throws {
         let dir = TemporaryDirectory()

@@ -91,12 +91,16 @@ struct Consume: AsyncParsableCommand {
             for p in partitions where printed < limit {
                 let (bytes, highWatermark) = try client.fetch(topic, p, offset: positions[p]!, maxWaitMs: follow ? 200 : 0)
                 if !follow { ends[p] = min(ends[p]!, highWatermark) }
-                let records = try decodeRecords(bytes, topic: topic, partition: p)
-                    .filter { $0.offset >= positions[p]! }.prefix(limit - printed)
-                guard let last = records.last else { continue }
+                let chunk = try decodeRecords(bytes, topic: topic, partition: p)
+                let fresh = chunk.records.filter { $0.offset >= positions[p]! }
+                let records = fresh.prefix(limit - printed)
                 records.forEach(print)
                 printed += records.count
-                positions[p] = last.offset + 1
+                // Past the last record printed or, when all were, past the batches read, also
+                // those with no record (transaction markers, batches compaction emptied).
+                let after = records.count < fresh.count ? records.last.map { $0.offset + 1 } : chunk.next
+                guard let after, after > positions[p]! else { continue }
+                positions[p] = after
                 progressed = true
             }
             if let group, progressed {

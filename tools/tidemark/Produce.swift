@@ -28,76 +28,155 @@ struct Produce: AsyncParsableCommand {
             let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             return RecordHeader(key: parts[0], value: Array(parts[1].utf8))
         }
-        let lines = try readLines()
-        let records = lines.map { line -> Producer.OutgoingRecord in
-            var key: [UInt8]? = nil
-            var value = Array(line.utf8)
-            if let keySeparator, let range = line.range(of: keySeparator) {
-                key = Array(line[..<range.lowerBound].utf8)
-                value = Array(line[range.upperBound...].utf8)
+        func records(_ lines: [String]) -> [Producer.OutgoingRecord] {
+            lines.map { line in
+                var key: [UInt8]? = nil
+                var value = Array(line.utf8)
+                if let keySeparator, let range = line.range(of: keySeparator) {
+                    key = Array(line[..<range.lowerBound].utf8)
+                    value = Array(line[range.upperBound...].utf8)
+                }
+                return Producer.OutgoingRecord(topic: topic, key: key, value: value, headers: recordHeaders, partition: partition)
             }
-            return Producer.OutgoingRecord(topic: topic, key: key, value: value, headers: recordHeaders, partition: partition)
         }
+        // Lines are sent as they arrive (`tail -f log | tidemark produce t` streams).
+        var input = try LineInput(files: files)
         if let client = try data.client() {
-            let sent = try produce(records, with: client)
-            Output.error("produced \(sent) record\(sent == 1 ? "" : "s") to \(topic)")
+            var sender = try WireSender(client: client, topic: topic, partition: partition)
+            while let lines = try input.next() { try sender.send(records(lines)) }
+            Output.error("produced \(sender.sent) record\(sender.sent == 1 ? "" : "s") to \(topic)")
             return
         }
         let count = try await data.withBroker { broker -> Int in
             let producer = try await Producer(broker: broker)
             // In order, in chunks: lines of one partition keep their order.
             var sent = 0
-            var start = 0
-            while start < records.count {
-                let chunk = Array(records[start..<min(start + 10_000, records.count)])
-                for result in await producer.send(chunk) {
+            while let lines = try input.next() {
+                for result in await producer.send(records(lines)) {
                     _ = try result.get()
                     sent += 1
                 }
-                start += chunk.count
             }
             return sent
         }
         Output.error("produced \(count) record\(count == 1 ? "" : "s") to \(topic)")
     }
+}
 
-    /// Over the wire: Kafka's partitioner, idempotent batches of up to 1,000 records, in order.
-    private func produce(_ records: [Producer.OutgoingRecord], with client: KafkaClient) throws -> Int {
-        let count = try client.partitionCount(topic)
+/// Over the wire: Kafka's partitioner (sticky for records without a key, switching every
+/// 1,000), idempotent batches of up to 1,000 records and `maxBatchBytes`, in order per partition.
+struct WireSender {
+    let client: KafkaClient
+    let topic: String
+    let partition: Int?
+    let count: Int
+    let producerId: Int64
+    let epoch: Int16
+    private var sequences: [Int: Int32] = [:]
+    private var sticky: Int
+    /// Records sent to `sticky` since it was chosen.
+    private var stuck = 0
+    private(set) var sent = 0
+    /// Under the 1 MiB `max.message.bytes` Kafka and Tidemark default to, with room for
+    /// the batch's and records' framing.
+    static let maxBatchBytes = 512 << 10
+
+    init(client: KafkaClient, topic: String, partition: Int?) throws {
+        self.client = client
+        self.topic = topic
+        self.partition = partition
+        count = try client.partitionCount(topic)
         if let partition, partition >= count { throw CLIError("topic '\(topic)' has no partition \(partition)") }
-        let (producerId, epoch) = try client.initProducerId()
-        var byPartition: [Int: [Producer.OutgoingRecord]] = [:]
-        var sticky = Int.random(in: 0..<count)
-        for (index, record) in records.enumerated() {
-            let target = record.partition ?? record.key.map { KafkaPartitioner.partition(forKey: $0, partitionCount: count) } ?? sticky
-            if index % 1000 == 999 { sticky = (sticky + 1) % count }
-            byPartition[target, default: []].append(record)
-        }
-        var sent = 0
-        let now = currentTimeMilliseconds()
-        for (target, list) in byPartition.sorted(by: { $0.key < $1.key }) {
-            var sequence: Int32 = 0
-            var start = 0
-            while start < list.count {
-                let chunk = list[start..<min(start + 1000, list.count)]
-                var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: epoch, baseSequence: sequence)
-                for record in chunk { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
-                try client.produce(topic, target, batches: try builder.build())
-                sequence += Int32(chunk.count)
-                sent += chunk.count
-                start += chunk.count
-            }
-        }
-        return sent
+        (producerId, epoch) = try client.initProducerId()
+        sticky = Int.random(in: 0..<count)
     }
 
-    private func readLines() throws -> [String] {
-        var text = ""
-        if files.isEmpty {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        } else {
-            for file in files { text += try String(contentsOfFile: file, encoding: .utf8) + "\n" }
+    /// A record's bytes in a batch, roughly (its framing counted generously).
+    static func estimatedSize(_ record: Producer.OutgoingRecord) -> Int {
+        var size = 32 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+        for header in record.headers { size += 8 + header.key.utf8.count + (header.value?.count ?? 0) }
+        return size
+    }
+
+    mutating func send(_ records: [Producer.OutgoingRecord]) throws {
+        var byPartition: [Int: [Producer.OutgoingRecord]] = [:]
+        for record in records {
+            let target = record.partition ?? record.key.map { KafkaPartitioner.partition(forKey: $0, partitionCount: count) } ?? sticky
+            byPartition[target, default: []].append(record)
+            if record.partition == nil && record.key == nil {
+                stuck += 1
+                if stuck == 1000 { (sticky, stuck) = ((sticky + 1) % count, 0) }
+            }
         }
-        return text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        let now = currentTimeMilliseconds()
+        for (target, list) in byPartition.sorted(by: { $0.key < $1.key }) {
+            var start = 0
+            while start < list.count {
+                var end = start
+                var bytes = 0
+                while end < list.count && end - start < 1000 {
+                    let size = Self.estimatedSize(list[end])
+                    if end > start && bytes + size > Self.maxBatchBytes { break }
+                    bytes += size
+                    end += 1
+                }
+                let sequence = sequences[target] ?? 0
+                var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: epoch, baseSequence: sequence)
+                for record in list[start..<end] { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
+                try client.produce(topic, target, batches: try builder.build())
+                sequences[target] = sequence &+ Int32(end - start)
+                sent += end - start
+                start = end
+            }
+        }
+    }
+}
+
+/// Lines of stdin or of files, a read at a time: each call returns the complete lines read so
+/// far (LF or CRLF ended; empty lines skipped), nil at the end of the input.
+struct LineInput {
+    private var descriptors: [Int32]
+    private var carry: [UInt8] = []
+    private var buffer = [UInt8](repeating: 0, count: 256 << 10)
+
+    init(files: [String]) throws {
+        descriptors = []
+        for file in files {
+            let fd = open(file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CLIError("cannot read \(file): \(String(cString: strerror(errno)))") }
+            descriptors.append(fd)
+        }
+        if files.isEmpty { descriptors = [STDIN_FILENO] }
+    }
+
+    mutating func next() throws -> [String]? {
+        while let fd = descriptors.first {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw CLIError("reading input failed: \(String(cString: strerror(errno)))") }
+            if n == 0 {
+                // The end of this input: its last line needs no newline.
+                if fd != STDIN_FILENO { close(fd) }
+                descriptors.removeFirst()
+                let last = carry
+                carry = []
+                let lines = Self.lines(last[...])
+                if !lines.isEmpty { return lines }
+                continue
+            }
+            carry += buffer[0..<n]
+            guard let end = carry.lastIndex(of: UInt8(ascii: "\n")) else { continue }
+            let lines = Self.lines(carry[...end])
+            carry.removeSubrange(...end)
+            if !lines.isEmpty { return lines }
+        }
+        return nil
+    }
+
+    private static func lines(_ bytes: ArraySlice<UInt8>) -> [String] {
+        bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            let text = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+            return text.isEmpty ? nil : String(decoding: text, as: UTF8.self)
+        }
     }
 }

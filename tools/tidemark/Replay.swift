@@ -3,6 +3,7 @@ import Foundation
 import Tidemark
 import TidemarkClient
 import TidemarkStorage
+import TidemarkWire
 
 /// `tidemark replay`: copies a range of a topic's records, keeping keys, values, headers and
 /// timestamps, to stdout, a file, another topic, or another Kafka-compatible broker.
@@ -105,12 +106,14 @@ struct Replay: AsyncParsableCommand {
             }
             var next = start
             while next < end {
-                let records = try await reader.read(topic, partition, from: next).filter { $0.offset >= next && $0.offset < end }
-                guard let last = records.last else { break }
-                try await sink.write(records)
+                let chunk = try await reader.read(topic, partition, from: next)
+                // Past the batches read, also those with no record to copy (transaction markers).
+                guard let after = chunk.next, after > next else { break }
+                let records = chunk.records.filter { $0.offset >= next && $0.offset < end }
+                if !records.isEmpty { try await sink.write(records) }
                 total += records.count
-                next = last.offset + 1
-                Output.progress("\(topic)-\(partition)", Int(next - start), Int(end - start))
+                next = after
+                Output.progress("\(topic)-\(partition)", Int(min(next, end) - start), Int(end - start))
             }
         }
         try await sink.finish()
@@ -138,8 +141,9 @@ protocol RecordReader {
     func partitionCount(_ topic: String) async throws -> Int
     func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64
     func endOffset(_ topic: String, _ partition: Int) async throws -> Int64
-    /// Records from `offset` on (some), in offset order.
-    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> [ConsumerRecord]
+    /// Records from `offset` on (some), in offset order, and the offset after the batches they
+    /// came in (nil when nothing was read: the end, for now).
+    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> (records: [ConsumerRecord], next: Int64?)
 }
 
 struct EmbeddedReader: RecordReader {
@@ -149,10 +153,12 @@ struct EmbeddedReader: RecordReader {
         try await broker.resolveOffset(topic: topic, partition: partition, position).offset
     }
     func endOffset(_ topic: String, _ partition: Int) async throws -> Int64 { try broker.offsets(topic: topic, partition: partition).end }
-    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> [ConsumerRecord] {
+    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> (records: [ConsumerRecord], next: Int64?) {
         let consumer = Consumer(broker: broker)
         try await consumer.assign(topic: topic, partition: partition, from: .offset(offset))
-        return try await consumer.poll(maxRecords: 1000, maxWaitMs: 0)
+        let records = try await consumer.poll(maxRecords: 1000, maxWaitMs: 0)
+        let position = records.last.map { $0.offset + 1 } ?? consumer.position(topic: topic, partition: partition)
+        return (records, position.flatMap { $0 > offset ? $0 : nil })
     }
 }
 
@@ -171,21 +177,24 @@ final class ClientReader: RecordReader {
         }
     }
     func endOffset(_ topic: String, _ partition: Int) async throws -> Int64 { try client.offset(topic, partition, at: -1) ?? 0 }
-    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> [ConsumerRecord] {
+    func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> (records: [ConsumerRecord], next: Int64?) {
         let (bytes, _) = try client.fetch(topic, partition, offset: offset)
         return try decodeRecords(bytes, topic: topic, partition: partition)
     }
 }
 
-/// Records of the whole batches in fetched bytes (a partial batch at the end is dropped).
-func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> [ConsumerRecord] {
+/// Records of the whole batches in fetched bytes (a partial batch at the end is dropped; control
+/// batches hold none), and the offset after the last whole batch (nil when there was none).
+func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> (records: [ConsumerRecord], next: Int64?) {
     var out: [ConsumerRecord] = []
+    var next: Int64?
     var position = 0
     while position + RecordBatchHeader.logOverhead <= bytes.count {
         let length = bytes.withUnsafeBytes { Int(Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self))) }
         guard position + RecordBatchHeader.logOverhead + length <= bytes.count else { break }
         let batch = try RecordBatch(decoding: Array(bytes[position..<(position + RecordBatchHeader.logOverhead + length)]))
         position += batch.header.totalSize
+        next = batch.header.nextOffset
         guard !batch.header.isControl else { continue }
         for record in batch.records {
             out.append(
@@ -194,7 +203,7 @@ func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> [C
                     timestampType: batch.header.timestampType, key: record.key, value: record.value, headers: record.headers))
         }
     }
-    return out
+    return (out, next)
 }
 
 // MARK: Sinks
@@ -250,10 +259,9 @@ struct BatchMaker {
         }
     }
 
-    /// An idempotent batch of `records` for destination partition `partition` (sequence
-    /// numbers are counted per destination partition).
-    mutating func batch(_ records: [ConsumerRecord], partition: Int) throws -> [UInt8]? {
-        guard !records.isEmpty else { return nil }
+    /// An idempotent batch of `records` for destination partition `partition`, at the
+    /// partition's next sequence; `sent` moves the sequence past it once it is stored.
+    func batch(_ records: ArraySlice<ConsumerRecord>, partition: Int) throws -> [UInt8] {
         var builder = RecordBatchBuilder(
             producerId: producerId, producerEpoch: epoch, baseSequence: sequences[partition] ?? 0)
         for record in records {
@@ -261,31 +269,49 @@ struct BatchMaker {
                 timestamp: record.timestamp, key: record.key, value: record.value,
                 headers: kept(record.headers) + [RecordHeader(key: ReplayHeader.name, value: ReplayHeader.value(record))])
         }
-        sequences[partition] = (sequences[partition] ?? 0) + Int32(records.count)
         return try builder.build()
+    }
+
+    mutating func sent(_ count: Int, partition: Int) {
+        sequences[partition] = (sequences[partition] ?? 0) &+ Int32(count)
+    }
+
+    /// A record's bytes in a batch, roughly (framing and the replay header counted generously).
+    static func estimatedSize(_ record: ConsumerRecord) -> Int {
+        var size = 96 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+        for header in record.headers { size += 8 + header.key.utf8.count + (header.value?.count ?? 0) }
+        return size
     }
 }
 
-/// The highest source offset of `sourceTopic`/`sourcePartition` named by a replay header in
-/// the last 10,000 records of a destination partition.
+/// The highest source offset of `sourceTopic`/`sourcePartition` named by a replay header in a
+/// destination partition: its newest 10,000 records first, then the 10,000 before them, and so
+/// on until one holds a copy from that source (a run copies in order, so the newest copy is
+/// the furthest). Other writers' records, or other source partitions folded onto the same
+/// destination partition, may be in between: the scan goes back as far as it must.
 func lastReplayedOffset<R: RecordReader>(
     in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int
 ) async throws -> Int64? {
     let start = try await reader.resolve(topic, partition, .earliest)
-    let end = try await reader.endOffset(topic, partition)
-    var offset = max(start, end - 10_000)
-    var found: Int64?
-    while offset < end {
-        let records = try await reader.read(topic, partition, from: offset).filter { $0.offset >= offset }
-        guard let last = records.last else { break }
-        for record in records {
-            if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
-                found = max(found ?? source, source)
+    var windowEnd = try await reader.endOffset(topic, partition)
+    while windowEnd > start {
+        let windowStart = max(start, windowEnd - 10_000)
+        var offset = windowStart
+        var found: Int64?
+        while offset < windowEnd {
+            let chunk = try await reader.read(topic, partition, from: offset)
+            guard let after = chunk.next, after > offset else { break }
+            for record in chunk.records where record.offset >= offset && record.offset < windowEnd {
+                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
+                    found = max(found ?? source, source)
+                }
             }
+            offset = after
         }
-        offset = last.offset + 1
+        if let found { return found }
+        windowEnd = windowStart
     }
-    return found
+    return nil
 }
 
 /// Maps a source partition onto the destination's partitions (same index when it exists).
@@ -333,12 +359,45 @@ final class TopicSink<Writer: BatchWriter>: RecordSink {
             sourceTopic: sourceTopic, sourcePartition: sourcePartition)
     }
 
+    /// Under the 1 MiB `max.message.bytes` Kafka and Tidemark default to; a destination that
+    /// takes less refuses a batch as too large, which is then split in two, down to one record.
+    static var maxBatchBytes: Int { 512 << 10 }
+
     func write(_ records: [ConsumerRecord]) async throws {
         // The header names the source partition; the batch goes to the mapped destination one.
         guard let first = records.first else { return }
         let destination = destinationPartition(first.partition, count: partitions)
-        guard let bytes = try maker.batch(records, partition: destination) else { return }
-        try await writer.append(topic, destination, bytes)
+        var start = 0
+        while start < records.count {
+            var end = start
+            var bytes = 0
+            while end < records.count {
+                let size = BatchMaker.estimatedSize(records[end])
+                if end > start && bytes + size > Self.maxBatchBytes { break }
+                bytes += size
+                end += 1
+            }
+            try await append(records[start..<end], to: destination)
+            start = end
+        }
+    }
+
+    private func append(_ records: ArraySlice<ConsumerRecord>, to destination: Int) async throws {
+        do {
+            try await writer.append(topic, destination, try maker.batch(records, partition: destination))
+            maker.sent(records.count, partition: destination)
+        } catch where records.count > 1 && Self.isTooLarge(error) {
+            let middle = records.startIndex + records.count / 2
+            try await append(records[..<middle], to: destination)
+            try await append(records[middle...], to: destination)
+        }
+    }
+
+    static func isTooLarge(_ error: any Error) -> Bool {
+        if let error = error as? KafkaClientError {
+            return error.code == KafkaError.messageTooLarge.rawValue || error.code == KafkaError.recordListTooLarge.rawValue
+        }
+        return (error as? TidemarkError)?.code == .messageTooLarge
     }
 
     func finish() async throws {}

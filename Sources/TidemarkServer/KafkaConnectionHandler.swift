@@ -48,6 +48,12 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// hold a descriptor per sendfile slice) without bound.
     private var pending: Int { queue.count + (busy ? 1 : 0) }
     static let maxPending = 128
+    /// Budget bytes of the frames in `queue`. Past `maxQueuedBytes` the connection stops
+    /// reading ahead too: frames queued behind a long poll (up to 5 minutes) would otherwise
+    /// hold their share of the broker's request budget all that time.
+    private var queuedBytes = 0
+    static let maxQueuedBytes = 1 << 20
+    private var readAheadFull: Bool { pending >= Self.maxPending || queuedBytes >= Self.maxQueuedBytes }
     /// A read the pipeline asked for while too many requests were unanswered.
     private var heldRead = false
     private let budget: RequestMemoryBudget
@@ -109,7 +115,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         stall?.check.cancel()
         stall = nil
         closing = true
-        while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
+        releaseQueued()
         if !shares.sessions.isEmpty {
             router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) })
         }
@@ -117,7 +123,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if pending >= Self.maxPending || !context.channel.isWritable {
+        if readAheadFull || !context.channel.isWritable {
             heldRead = true
             return
         }
@@ -165,7 +171,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func resumeReading(context: ChannelHandlerContext) {
-        guard heldRead, pending < Self.maxPending / 2, context.channel.isWritable else { return }
+        guard heldRead, pending < Self.maxPending / 2, queuedBytes < Self.maxQueuedBytes, context.channel.isWritable else { return }
         heldRead = false
         context.read()
     }
@@ -178,6 +184,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             return
         }
         queue.append(frame)
+        queuedBytes += frame.reservedBytes
         pump(context: context)
     }
 
@@ -201,6 +208,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 break
             }
             guard let frame = queue.popFirst() else { break }
+            queuedBytes -= frame.reservedBytes
             busy = true
             start(frame, context: context)
         }
@@ -259,7 +267,18 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                     writeSlice(slice, context: context)
                 }
             }
-            if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil) }
+            let inMemory = chunks.reduce(4) { $0 + ($1.isSlice ? 0 : $1.count) }
+            if inMemory >= ResponseMemory.smallResponseBytes {
+                // Counted until written: writes complete in order, so this last one's completion
+                // (or failure, on close) means the whole response has left.
+                let memory = router.responseMemory
+                memory.hold(inMemory)
+                let written = context.eventLoop.makePromise(of: Void.self)
+                written.futureResult.whenComplete { _ in memory.release(inMemory) }
+                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: written)
+            } else if buffer.readableBytes > 0 {
+                context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+            }
             needsFlush = true
         }
         resumeReading(context: context)
@@ -268,9 +287,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     private func close(context: ChannelHandlerContext) {
         closing = true
-        while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
+        releaseQueued()
         context.flush()
         context.close(promise: nil)
+    }
+
+    private func releaseQueued() {
+        while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
+        queuedBytes = 0
     }
 
     /// sendfile from the segment: a descriptor of its own per write (NIO allows one user per

@@ -11,8 +11,12 @@ struct KafkaFrame {
 ///
 /// - A declared size above `maxFrameBytes` (or below zero) closes the connection before
 ///   anything is buffered for the frame.
-/// - When a size arrives, the frame's bytes are reserved in `budget`; if they do not fit, the
-///   connection stops reading (reads are held here) until the budget grants them.
+/// - A frame's bytes are reserved in `budget` as they arrive: a step covers what has arrived
+///   (in 4 KiB units) or doubles what the frame holds, whichever is more, up to its size. A
+///   frame that arrives in one read (most) is one reservation; a size prefix alone (a client
+///   declaring 100 MiB and sending nothing) holds nothing. If a step does not fit, the
+///   connection stops reading (reads are held here) until the budget grants it; bytes
+///   already read past the reservation (one read's worth at most) wait in `buffer`.
 /// - A frame that does not complete within `frameTimeout` closes the connection (a header
 ///   followed by a byte a second no longer holds a connection and its reservation forever).
 ///
@@ -44,10 +48,12 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     /// The reserved frame being filled, allocated at its whole size once: every received byte
     /// is copied once, and the array is handed on as the frame (no copy out of a buffer).
     private var frameBytes: [UInt8] = []
-    /// The frame being read: its size and whether its bytes are reserved yet.
+    /// The frame being read: its size, the bytes of it reserved so far, and the reservation
+    /// waiting in the budget (its ticket and size), if any.
     private var frameSize: Int?
-    private var reserved = false
+    private var reservedBytes = 0
     private var ticket: Int?
+    private var requested = 0
     /// A read the pipeline asked for while the budget was exhausted.
     private var heldRead = false
     private var timer: Scheduled<Void>?
@@ -61,9 +67,9 @@ final class KafkaFrameReader: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if buffer == nil, reserved, let size = frameSize {
+        if buffer == nil, ticket == nil, frameSize != nil {
             // The common case for a large frame: straight from the read into the frame.
-            fill(from: &incoming, size: size)
+            fill(from: &incoming)
             if incoming.readableBytes > 0 { buffer = incoming }
         } else if buffer == nil {
             buffer = incoming
@@ -73,11 +79,11 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         process(context: context)
     }
 
-    /// Moves as many of `source`'s bytes as the reserved frame still needs into it.
-    private func fill(from source: inout ByteBuffer, size: Int) {
-        let take = min(size - frameBytes.count, source.readableBytes)
+    /// Moves as many of `source`'s bytes as the frame's reservation still takes into it.
+    private func fill(from source: inout ByteBuffer) {
+        let take = min(reservedBytes - frameBytes.count, source.readableBytes)
         guard take > 0 else { return }
-        if frameBytes.capacity < size { frameBytes.reserveCapacity(size) }
+        if frameBytes.capacity < reservedBytes { frameBytes.reserveCapacity(reservedBytes) }
         source.withUnsafeReadableBytes { raw in
             frameBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[..<take]))
         }
@@ -98,45 +104,62 @@ final class KafkaFrameReader: ChannelDuplexHandler {
                 buffer.moveReaderIndex(forwardBy: 4)
                 self.buffer = buffer
                 frameSize = Int(size)
-                if budget.tryReserve(Int(size)) {
-                    ticket = nil
-                } else {
-                    let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                    ticket = budget.reserve(Int(size)) {
-                        loopBound.eventLoop.execute {
-                            let (reader, context) = loopBound.value
-                            reader.granted(context: context)
-                        }
-                    }
-                }
-                reserved = ticket == nil
-                guard reserved else { return }  // reads are held until the grant
+                reservedBytes = 0
                 startTimer(context: context)
             }
-            guard reserved, let size = frameSize else { return }
+            guard ticket == nil, let size = frameSize else { return }
             if var pending = buffer {
-                fill(from: &pending, size: size)
+                fill(from: &pending)
                 buffer = pending.readableBytes > 0 ? pending : nil
             }
-            guard frameBytes.count == size else { return }
+            if frameBytes.count < size {
+                // More has arrived than is reserved: the next step first (reads are held
+                // while it waits for the grant).
+                guard let arrived = buffer?.readableBytes, frameBytes.count == reservedBytes,
+                    reserveStep(arrived: arrived, context: context)
+                else { return }
+                continue
+            }
             let bytes = frameBytes
             frameBytes = []
             frameSize = nil
-            reserved = false
+            reservedBytes = 0
             timer?.cancel()
             timer = nil
             context.fireChannelRead(wrapInboundOut(KafkaFrame(bytes: bytes, reservedBytes: size)))
         }
     }
 
+    /// Reserves the frame's next step, for `arrived` bytes read past its reservation: true when
+    /// reserved now; false when queued in the budget (`granted` continues).
+    private func reserveStep(arrived: Int, context: ChannelHandlerContext) -> Bool {
+        guard let size = frameSize else { return false }
+        let step = min(size - reservedBytes, max((arrived + 4095) & ~4095, reservedBytes))
+        guard step > 0 else { return true }
+        if budget.tryReserve(step, ofFrame: size) {
+            reservedBytes += step
+            return true
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        requested = step
+        ticket = budget.reserve(step, ofFrame: size) {
+            loopBound.eventLoop.execute {
+                let (reader, context) = loopBound.value
+                reader.granted(context: context)
+            }
+        }
+        if ticket == nil { reservedBytes += step }
+        return ticket == nil
+    }
+
     private func granted(context: ChannelHandlerContext) {
         ticket = nil
+        reservedBytes += requested
         guard !closed else {
-            if let size = frameSize { budget.release(size) }
+            budget.release(reservedBytes)
+            reservedBytes = 0
             return
         }
-        reserved = true
-        startTimer(context: context)
         process(context: context)
         if heldRead {
             heldRead = false
@@ -157,7 +180,7 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if frameSize != nil && !reserved {
+        if ticket != nil {
             heldRead = true
             return
         }
@@ -179,12 +202,16 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         buffer = nil
         frameBytes = []
         if let ticket {
-            // Not granted yet: withdraw it; if the grant raced us, `granted` releases it.
-            if budget.cancel(ticket) { self.ticket = nil }
-        } else if reserved, let size = frameSize {
-            budget.release(size)
+            // Not granted yet: withdraw it; if the grant raced us, `granted` releases it all.
+            if budget.cancel(ticket) {
+                self.ticket = nil
+                budget.release(reservedBytes)
+                reservedBytes = 0
+            }
+        } else {
+            budget.release(reservedBytes)
+            reservedBytes = 0
         }
-        reserved = false
     }
 
     func channelInactive(context: ChannelHandlerContext) {

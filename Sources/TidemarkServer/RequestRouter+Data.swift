@@ -188,97 +188,6 @@ extension RequestRouter {
         }
     }
 
-    /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)
-    func fetchPass(_ request: FetchRequest, preRead: [FetchKey: Result<FetchResult, Error>])
-        -> (response: FetchResponse, total: Int, empty: [(String, Int, Int64)], blocked: [FetchKey: FetchBlocked])
-    {
-        var response = FetchResponse()
-        var total = 0
-        var fileSlices = 0
-        // Clamped, so that a response always fits the int32 size that frames it.
-        var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
-        var empty: [(String, Int, Int64)] = []
-        var blocked: [FetchKey: FetchBlocked] = [:]
-        for topicRequest in request.topics {
-            var topic = FetchResponse.Topic()
-            topic.topic = topicRequest.topic
-            topic.topicId = topicRequest.topicId
-            // Fetch v13+ names topics by id: a stale id gets UNKNOWN_TOPIC_ID.
-            let name = topicRequest.topicId.isZero ? topicRequest.topic : topicName(for: topicRequest.topicId)
-            for partitionRequest in topicRequest.partitions {
-                var result = FetchResponse.Partition()
-                result.partitionIndex = partitionRequest.partition
-                guard let name else {
-                    result.errorCode = KafkaError.unknownTopicId.rawValue
-                    result.records = .bytes([][...])
-                    topic.partitions.append(result)
-                    continue
-                }
-                let key = FetchKey(topic: name, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
-                // The first batch is always returned, even past the byte limits.
-                let partitionLimit = min(Int(partitionRequest.partitionMaxBytes), config.fetchMaxBytes)
-                let limit = max(total == 0 ? partitionLimit : min(partitionLimit, budget), 1)
-                do {
-                    let read: FetchResult?
-                    if let pre = preRead[key] {
-                        read = try pre.get()
-                    } else {
-                        read = try broker.readNow(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit)
-                    }
-                    guard let fetched = read else {
-                        blocked[key] = .unopened(limit: limit)
-                        result.records = .bytes([][...])
-                        topic.partitions.append(result)
-                        continue
-                    }
-                    // Data not in the page cache is brought in by the executor first (a pass
-                    // redone with what it read is not probed again: it reads even if cold).
-                    let probe = preRead[key] == nil
-                    result.highWatermark = fetched.highWatermark
-                    result.lastStableOffset = fetched.highWatermark
-                    result.logStartOffset = fetched.logStartOffset
-                    if let slice = fetched.slice, total == 0 || slice.length <= budget {
-                        // Small slices are copied (a pread from the page cache is cheaper than a
-                        // sendfile, a dup and a close), and at most `maxFileSlicesPerResponse` go
-                        // out by sendfile: each holds a descriptor until written, and a fetch of
-                        // thousands of partitions must not run the process out of them.
-                        if slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse {
-                            guard let bytes = probe ? try slice.readBytesIfCached() : try slice.readBytes() else {
-                                blocked[key] = .cold(fetched)
-                                result.records = .bytes([][...])
-                                topic.partitions.append(result)
-                                continue
-                            }
-                            result.records = .bytes(bytes[...])
-                        } else {
-                            guard !probe || slice.isCached() else {
-                                blocked[key] = .cold(fetched)
-                                result.records = .bytes([][...])
-                                topic.partitions.append(result)
-                                continue
-                            }
-                            result.records = .slice(slice)
-                            fileSlices += 1
-                        }
-                        total += slice.length
-                        budget -= slice.length
-                    } else {
-                        result.records = .bytes([][...])
-                        empty.append((key.topic, key.partition, fetched.highWatermark))
-                    }
-                } catch {
-                    let code = KafkaError(error)
-                    metrics.error(.fetch, code.metricName)
-                    result.errorCode = code.rawValue
-                    result.records = .bytes([][...])
-                }
-                topic.partitions.append(result)
-            }
-            response.topics.append(topic)
-        }
-        return (response, total, empty, blocked)
-    }
-
     func listOffsets(_ request: ListOffsetsRequest, version: Int16) async -> ListOffsetsResponse {
         var response = ListOffsetsResponse()
         for topicRequest in request.topics {
@@ -424,7 +333,6 @@ final class ProduceInFlight {
 
     func fail(_ t: Int, _ p: Int, _ error: any Error, router: RequestRouter, topic: String) {
         let code = (error as? KafkaError) ?? KafkaError(error)
-        router.metrics.error(.produce, code.metricName)
         response.topics[t].partitions[p].errorCode = code.rawValue
         response.topics[t].partitions[p].baseOffset = -1
         if code == .unknownServerError || code == .kafkaStorageError {
@@ -439,94 +347,6 @@ final class ProduceInFlight {
     }
 }
 
-/// Identifies one partition read of a fetch.
-struct FetchKey: Hashable {
-    var topic: String
-    var partition: Int
-    var offset: Int64
-}
-
-/// One fetch being answered on its connection's loop, possibly long-polling: it watches the
-/// partitions it found empty and holds one loop timer for its deadline.
-///
-/// Confined to that loop (reached from other threads only through `NIOLoopBound`).
-final class FetchInFlight {
-    let request: FetchRequest
-    let deadline: NIODeadline
-    private var done: ((FetchResponse) -> Void)?
-    private var watches: [AppendWatch] = []
-    private var timer: Scheduled<Void>?
-
-    init(request: FetchRequest, deadline: NIODeadline, done: @escaping (FetchResponse) -> Void) {
-        self.request = request
-        self.deadline = deadline
-        self.done = done
-    }
-
-    func attempt(router: RequestRouter, loop: any EventLoop, preRead: [FetchKey: Result<FetchResult, Error>]) {
-        guard done != nil else { return }
-        let pass = router.fetchPass(request, preRead: preRead)
-        if !pass.blocked.isEmpty {
-            // Segments to open, or data not in the page cache: the engine's executor opens or
-            // reads them, then one more pass.
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            let blocked = pass.blocked
-            let broker = router.broker
-            Task {
-                var results = preRead
-                for (key, reason) in blocked {
-                    router.readsOffLoop.add(1, ordering: .relaxed)
-                    do {
-                        switch reason {
-                        case .unopened(let limit):
-                            results[key] = .success(
-                                try await broker.fetch(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit))
-                        case .cold(let fetched):
-                            if let slice = fetched.slice { try await broker.warm(slice) }
-                            results[key] = .success(fetched)
-                        }
-                    } catch {
-                        results[key] = .failure(error)
-                    }
-                }
-                let reads = results
-                loop.execute { bound.value.attempt(router: router, loop: loop, preRead: reads) }
-            }
-            return
-        }
-        if pass.total >= Int(request.minBytes) || NIODeadline.now() >= deadline || pass.empty.isEmpty || router.broker.isClosed {
-            finish(pass.response)
-            return
-        }
-        // Long poll: the first append to a partition found empty, or the deadline, wakes it.
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        for (topic, partition, end) in pass.empty {
-            let watch = router.broker.watchAppends(topic: topic, partition: partition, beyond: end) {
-                loop.execute { bound.value.wake(router: router, loop: loop) }
-            }
-            if let watch { watches.append(watch) }
-        }
-        if timer == nil {
-            timer = loop.scheduleTask(deadline: deadline) { bound.value.wake(router: router, loop: loop) }
-        }
-    }
-
-    private func wake(router: RequestRouter, loop: any EventLoop) {
-        for watch in watches { watch.cancel() }
-        watches.removeAll()
-        attempt(router: router, loop: loop, preRead: [:])
-    }
-
-    private func finish(_ response: FetchResponse) {
-        for watch in watches { watch.cancel() }
-        watches.removeAll()
-        timer?.cancel()
-        timer = nil
-        guard let done else { return }
-        self.done = nil
-        done(response)
-    }
-}
 
 /// Why a fetch pass could not answer a partition without waiting for the disk.
 enum FetchBlocked: Sendable {

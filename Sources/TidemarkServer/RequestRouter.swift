@@ -45,6 +45,8 @@ final class RequestRouter: Sendable {
     let shareBatches = ShareBatchCache()
     /// Requests, errors, durations and connections, per Kafka API.
     let metrics: RequestMetrics
+    /// Large responses in memory until written, over all connections.
+    let responseMemory: ResponseMemory
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker
@@ -54,6 +56,7 @@ final class RequestRouter: Sendable {
         self.loops = loops
         self.fetchSessions = FetchSessionCache(maxSessions: config.fetchSessionCacheSlots)
         self.metrics = RequestMetrics(factory: config.metricsFactory ?? MetricsSystem.factory)
+        self.responseMemory = ResponseMemory(limitBytes: config.responseMemoryBytes)
     }
 
     /// A request whose header was read: what `route` and the inline path work from.
@@ -223,6 +226,8 @@ final class RequestRouter: Sendable {
         try coder.taggedFields()
         coder.flexible = api.isFlexible(header.apiVersion)
         try message.encode(into: &coder, version: header.apiVersion)
+        // Every error a response reports, top-level or per partition, as Kafka's ErrorsPerSec.
+        for code in coder.errorCodesWritten { metrics.error(api, (KafkaError(rawValue: code) ?? .unknownServerError).metricName) }
         return .respond(coder.finishedChunks())
     }
 

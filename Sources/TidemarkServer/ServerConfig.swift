@@ -34,6 +34,9 @@ public struct ServerConfig: Sendable {
     /// The most record bytes one fetch response carries (Kafka's fetch.max.bytes), whatever
     /// the client asks; one batch larger than this is still sent whole so consumers progress.
     public var fetchMaxBytes = 57_671_680
+    /// Response bytes held in memory until written, over all connections (see
+    /// `ResponseMemory`): past it, fetches copy no more than their first partition's records.
+    public var responseMemoryBytes = 256 << 20
     /// The longest a fetch long-polls, whatever the client asks (clients ask 500 ms).
     public var fetchMaxWaitMs: Int64 = 300_000
     /// Incremental fetch sessions kept at once (Kafka's max.incremental.fetch.session.cache.slots);

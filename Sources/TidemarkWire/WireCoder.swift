@@ -73,6 +73,9 @@ public struct WireCoder {
     // Writing state: finished chunks plus the bytes being accumulated.
     public private(set) var output: [UInt8] = []
     public private(set) var chunks: [RecordsData] = []
+    /// The non-zero error codes written so far (fields named `error_code` or
+    /// `acknowledge_error_code`), in order: what a response reports, for its API's error metric.
+    public private(set) var errorCodesWritten: [Int16] = []
 
     public init(reading bytes: [UInt8], from index: Int = 0, flexible: Bool = false) {
         mode = .reading
@@ -124,7 +127,10 @@ public struct WireCoder {
     }
 
     public mutating func int8(_ value: inout Int8, _ field: String = "int8") throws(WireError) { try integer(&value, field) }
-    public mutating func int16(_ value: inout Int16, _ field: String = "int16") throws(WireError) { try integer(&value, field) }
+    public mutating func int16(_ value: inout Int16, _ field: String = "int16") throws(WireError) {
+        try integer(&value, field)
+        if value != 0, !isReading, field == "error_code" || field == "acknowledge_error_code" { errorCodesWritten.append(value) }
+    }
     public mutating func int32(_ value: inout Int32, _ field: String = "int32") throws(WireError) { try integer(&value, field) }
     public mutating func int64(_ value: inout Int64, _ field: String = "int64") throws(WireError) { try integer(&value, field) }
 

@@ -1,0 +1,150 @@
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// What one client's requests may make the broker hold: request budget for frames that do
+/// not arrive, copies of records in fetch responses, and fetch limits as Kafka applies them.
+///
+/// Nested in `ServerTests` so the two never run at once (raw clients block in recv).
+extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
+    /// A fetch of `partitions` (each listed with its offset) of `topic`.
+    static func fetch(
+        _ topic: String, _ partitions: [(Int32, Int64)], maxBytes: Int32 = 50 << 20, partitionMaxBytes: Int32 = 1 << 20,
+        minBytes: Int32 = 1, maxWaitMs: Int32 = 0
+    ) -> FetchRequest {
+        var fetch = FetchRequest()
+        fetch.maxWaitMs = maxWaitMs
+        fetch.minBytes = minBytes
+        fetch.maxBytes = maxBytes
+        var t = FetchRequest.Topic()
+        t.topic = topic
+        t.partitions = partitions.map { index, offset in
+            var p = FetchRequest.Partition()
+            p.partition = index
+            p.fetchOffset = offset
+            p.partitionMaxBytes = partitionMaxBytes
+            return p
+        }
+        fetch.topics = [t]
+        return fetch
+    }
+
+    static func answer(_ client: RawClient, _ request: FetchRequest) throws -> FetchResponse {
+        try client.request(.fetch, version: 11, correlation: 1, request)
+        let (_, body) = try #require(client.response())
+        return try FetchResponse.decode(body, version: 11, flexible: false)
+    }
+
+    /// `count` batches of `bytes` each to every partition of `topic`.
+    static func fill(_ broker: Broker, _ topic: String, partitions: Int, batches count: Int, bytes: Int) async throws {
+        for p in 0..<partitions {
+            for i in 0..<count {
+                var builder = RecordBatchBuilder()
+                builder.append(timestamp: 1_700_000_000_000, key: nil, value: [UInt8](repeating: UInt8(i & 0xFF), count: bytes))
+                _ = try await broker.append(topic: topic, partition: p, batches: try builder.build())
+            }
+        }
+    }
+
+    /// Forty clients each declaring a 1 MB frame and sending nothing more: they used to
+    /// reserve the whole request budget (here 2 MiB) until the frame timeout, and a real 1 MB
+    /// produce from another client waited behind them. A size prefix alone reserves nothing now.
+    @Test func sizePrefixesAloneHoldNoBudget() async throws {
+        try await ServerTests.withServer(maxRequestBytes: 4 << 20, configure: {
+            $0.queuedMaxRequestBytes = 2 << 20
+            $0.frameTimeoutMs = 20_000
+        }) { server in
+            try await server.broker.createTopic("big", partitions: 1)
+            var holders: [RawClient] = []
+            for _ in 0..<40 {
+                let client = try RawClient(port: server.boundPort)
+                client.send(withUnsafeBytes(of: Int32(1_000_000).bigEndian) { Array($0) })
+                holders.append(client)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(server.queuedRequestBytes == 0)
+            var produce = ProduceRequest()
+            produce.acks = 1
+            produce.timeoutMs = 5000
+            var t = ProduceRequest.TopicData()
+            t.name = "big"
+            var p = ProduceRequest.PartitionData()
+            p.records = .bytes(try RecordBatchBuilder().built(value: [UInt8](repeating: 1, count: 900_000))[...])
+            t.partitions = [p]
+            produce.topics = [t]
+            let producer = try RawClient(port: server.boundPort)
+            let started = ContinuousClock.now
+            try producer.request(.produce, version: 7, correlation: 5, produce)
+            let (correlation, body) = try #require(producer.response())
+            #expect(correlation == 5 && ContinuousClock.now - started < .seconds(5))
+            #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+            withExtendedLifetime(holders) {}
+        }
+    }
+
+    /// One partition listed 50 times in a fetch is read once (each listing copied its 30 KB).
+    @Test func aPartitionListedManyTimesIsReadOnce() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("dup", partitions: 1)
+            try await Self.fill(server.broker, "dup", partitions: 1, batches: 1, bytes: 30_000)
+            let client = try RawClient(port: server.boundPort)
+            let response = try Self.answer(client, Self.fetch("dup", Array(repeating: (0, 0), count: 50), partitionMaxBytes: 30_000))
+            let sizes = response.topics[0].partitions.map { $0.records?.count ?? 0 }
+            #expect(sizes.count == 50 && sizes[0] > 30_000 && sizes.dropFirst().allSatisfy { $0 == 0 })
+        }
+    }
+
+    /// Copies of records stop at the broker's response memory (here 100 KB; the first
+    /// partition is always answered), and what a response holds is given back once written.
+    @Test func copiesStopAtTheResponseMemoryLimit() async throws {
+        try await ServerTests.withServer(configure: { $0.responseMemoryBytes = 100_000 }) { server in
+            try await server.broker.createTopic("wide", partitions: 20)
+            try await Self.fill(server.broker, "wide", partitions: 20, batches: 1, bytes: 20_000)
+            let client = try RawClient(port: server.boundPort)
+            let response = try Self.answer(client, Self.fetch("wide", (0..<20).map { (Int32($0), 0) }))
+            let total = response.topics[0].partitions.reduce(0) { $0 + ($1.records?.count ?? 0) }
+            #expect(total > 20_000 && total <= 100_000, "\(total) bytes copied")
+            let deadline = ContinuousClock.now + .seconds(2)
+            while server.responseBytesHeld > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(server.responseBytesHeld == 0)
+            // The next fetch, from where the first stopped, gets the rest.
+            let answered = Set(response.topics[0].partitions.filter { ($0.records?.count ?? 0) > 0 }.map(\.partitionIndex))
+            let rest = try Self.answer(client, Self.fetch("wide", (0..<20).filter { !answered.contains(Int32($0)) }.map { (Int32($0), 0) }))
+            #expect(rest.topics[0].partitions.contains { ($0.records?.count ?? 0) > 0 })
+        }
+    }
+
+    /// The first partition is held to max_bytes too (its first batch always goes whole): it
+    /// used to get its whole partition_max_bytes, and a response over librdkafka's
+    /// receive.message.max.bytes made it reconnect and fetch the same again, for ever.
+    @Test func theFirstPartitionKeepsToMaxBytes() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("first", partitions: 1)
+            try await Self.fill(server.broker, "first", partitions: 1, batches: 10, bytes: 20_000)
+            let client = try RawClient(port: server.boundPort)
+            let capped = try Self.answer(client, Self.fetch("first", [(0, 0)], maxBytes: 50_000))
+            let size = capped.topics[0].partitions[0].records?.count ?? 0
+            #expect(size > 20_000 && size <= 50_000, "\(size) bytes for max_bytes 50,000")
+            let tiny = try Self.answer(client, Self.fetch("first", [(0, 0)], maxBytes: 1))
+            #expect((tiny.topics[0].partitions[0].records?.count ?? 0) > 20_000, "the first batch goes whole")
+        }
+    }
+
+    /// A partition error answers a long poll at once (it waited for the other, empty
+    /// partition's data or the deadline).
+    @Test func aPartitionErrorEndsALongPoll() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("poll", partitions: 2)
+            try await Self.fill(server.broker, "poll", partitions: 1, batches: 1, bytes: 100)
+            let client = try RawClient(port: server.boundPort)
+            let started = ContinuousClock.now
+            let failed = try Self.answer(client, Self.fetch("poll", [(0, 99), (1, 0)], maxWaitMs: 5000))
+            #expect(failed.topics[0].partitions[0].errorCode == KafkaError.offsetOutOfRange.rawValue)
+            #expect(ContinuousClock.now - started < .seconds(2))
+        }
+    }
+}
+}

@@ -29,8 +29,18 @@ public struct ShareRecord: Sendable, Equatable {
 /// lock runs out. Acknowledgements are sent by the next poll, `commit` or `close`, and are
 /// recorded when those return (synced to disk first on topics that sync every append).
 ///
+/// A background task heartbeats while the consumer is open, so a worker busy with a long job
+/// (and renewing its lock) stays a member: it used to heartbeat only in `poll` and `commit`,
+/// and a job longer than the session timeout (45 s) went to another worker meanwhile.
+/// Records of a poll are returned whole or not at all: when a read fails, everything the
+/// poll acquired goes back (in implicit mode, records read but never returned were accepted
+/// by the next poll). An acknowledgement refused for a partition because one of its records'
+/// locks ran out is sent again record by record, so the others are applied.
+///
 /// Concurrency: meant for one task at a time; its state (membership, session epoch, pending
-/// acknowledgements) is in a Mutex so it can be handed between tasks.
+/// acknowledgements) is in a Mutex so it can be handed between tasks. Heartbeats (the
+/// background task's and the caller's) are serialized by `heartbeatGate`: two in flight with
+/// one member epoch would fence each other.
 public final class ShareConsumer: Sendable {
     public enum AcknowledgementMode: Sendable { case implicit, explicit }
 
@@ -53,6 +63,8 @@ public final class ShareConsumer: Sendable {
     public let memberId: String
     public let mode: AcknowledgementMode
     private let state = Mutex(State())
+    private let heartbeatGate = Mutex(())
+    private let heartbeats = Mutex<Task<Void, Never>?>(nil)
 
     public init(broker: Broker, group: String, topics: [String], mode: AcknowledgementMode = .implicit) async throws {
         self.broker = broker
@@ -61,26 +73,53 @@ public final class ShareConsumer: Sendable {
         self.memberId = UUID().uuidString.lowercased()
         self.mode = mode
         try heartbeat(force: true)
+        startHeartbeats()
     }
 
-    /// Joins or keeps the membership alive (at most once per heartbeat interval unless forced).
+    /// Joins or keeps the membership alive (at most once per heartbeat interval unless forced);
+    /// a member the group forgot or fenced joins again, once. Nothing after `close`.
     private func heartbeat(force: Bool = false) throws {
-        let (epoch, due) = state.withLock { s in (s.memberEpoch, force || ContinuousClock.now - s.lastHeartbeat >= s.heartbeatInterval) }
-        guard due else { return }
-        let result = broker.shareGroupHeartbeat(
-            ShareHeartbeat(
-                groupId: group, memberId: memberId, memberEpoch: epoch, subscribedTopicNames: epoch == 0 ? topics : nil,
-                clientId: "tidemark-embedded"))
-        if let error = result.error {
-            state.withLock { $0.memberEpoch = 0 }
-            if error == .unknownMemberId || error == .fencedMemberEpoch { return try heartbeat(force: true) }
-            throw TidemarkError(error, result.errorMessage ?? "share group heartbeat failed")
+        try heartbeatGate.withLock { _ throws in
+            var force = force
+            for _ in 0..<2 {
+                let (epoch, due, closed) = state.withLock { s in
+                    (s.memberEpoch, force || ContinuousClock.now - s.lastHeartbeat >= s.heartbeatInterval, s.closed)
+                }
+                guard due, !closed else { return }
+                let result = broker.shareGroupHeartbeat(
+                    ShareHeartbeat(
+                        groupId: group, memberId: memberId, memberEpoch: epoch, subscribedTopicNames: epoch == 0 ? topics : nil,
+                        clientId: "tidemark-embedded"))
+                if let error = result.error {
+                    state.withLock { $0.memberEpoch = 0 }
+                    if error == .unknownMemberId || error == .fencedMemberEpoch {
+                        force = true
+                        continue
+                    }
+                    throw TidemarkError(error, result.errorMessage ?? "share group heartbeat failed")
+                }
+                state.withLock { s in
+                    s.memberEpoch = result.memberEpoch
+                    s.lastHeartbeat = ContinuousClock.now
+                    if result.heartbeatIntervalMs > 0 { s.heartbeatInterval = .milliseconds(Int64(result.heartbeatIntervalMs)) }
+                    if let assignment = result.assignment { s.assignment = assignment }
+                }
+                return
+            }
         }
-        state.withLock { s in
-            s.memberEpoch = result.memberEpoch
-            s.lastHeartbeat = ContinuousClock.now
-            if result.heartbeatIntervalMs > 0 { s.heartbeatInterval = .milliseconds(Int64(result.heartbeatIntervalMs)) }
-            if let assignment = result.assignment { s.assignment = assignment }
+    }
+
+    /// Heartbeats every interval until `close` (or until nothing refers to the consumer).
+    private func startHeartbeats() {
+        heartbeats.withLock { task in
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    let interval = self?.state.withLock { $0.heartbeatInterval } ?? .zero
+                    try? await Task.sleep(for: interval)
+                    guard let self, !Task.isCancelled, !self.state.withLock({ $0.closed }) else { return }
+                    try? self.heartbeat()
+                }
+            }
         }
     }
 
@@ -133,9 +172,11 @@ public final class ShareConsumer: Sendable {
         }
     }
 
-    /// Reads the records of the acquisitions; gives back what the reads did not reach.
+    /// Reads the records of the acquisitions; gives back what the reads did not reach, and all
+    /// of them when a read fails (none of the records is returned then).
     private func deliver(_ acquired: [ShareAcquisition]) async throws -> [ShareRecord] {
         var out: [ShareRecord] = []
+        var read: [(tp: TopicPartition, delivered: Set<Int64>, back: [Int64], gaps: [Int64])] = []
         for acquisition in acquired {
             let tp = acquisition.topicPartition
             let counts = Dictionary(
@@ -160,13 +201,18 @@ public final class ShareConsumer: Sendable {
                     chunk = min(chunk * 4, 4 << 20)
                 }
             } catch {
-                broker.shares.giveBack(group: group, member: memberId, tp, offsets: acquisition.offsets)
+                for acquisition in acquired {
+                    broker.shares.giveBack(group: group, member: memberId, acquisition.topicPartition, offsets: acquisition.offsets)
+                }
                 throw error
             }
             let lastRead = delivered.max() ?? (acquisition.offsets[0] - 1)
-            broker.shares.giveBack(group: group, member: memberId, tp, offsets: acquisition.offsets.filter { $0 > lastRead })
             // Offsets inside what was read that hold no record (none today) are gaps.
-            let gaps = acquisition.offsets.filter { $0 <= lastRead && !delivered.contains($0) }
+            read.append(
+                (tp, delivered, acquisition.offsets.filter { $0 > lastRead }, acquisition.offsets.filter { $0 <= lastRead && !delivered.contains($0) }))
+        }
+        for (tp, delivered, back, gaps) in read {
+            broker.shares.giveBack(group: group, member: memberId, tp, offsets: back)
             state.withLock { s in
                 s.unacknowledged[tp, default: []].formUnion(delivered)
                 for gap in gaps { s.pending[tp, default: []].append(ShareAcknowledgement(gap, .gap)) }
@@ -223,12 +269,38 @@ public final class ShareConsumer: Sendable {
             s.pending = [:]
             return (closing ? -1 : s.sessionEpoch, add, Array(forget), acks)
         }
+        var results: [TopicPartition: TidemarkError.Code?]
         if epoch == 0 && !acks.isEmpty {
             // A new session carries no acknowledgements: open it first.
             _ = try await update(epoch: 0, add: add, forget: forget, acks: [:])
-            return try await sendAgain(acks, closing: closing)
+            results = try await sendAgain(acks, closing: closing)
+        } else {
+            results = try await update(epoch: epoch, add: add, forget: forget, acks: acks)
         }
-        return try await update(epoch: epoch, add: add, forget: forget, acks: acks)
+        // A partition is refused whole when one record's lock ran out (it went to another
+        // worker): the others are sent again in halves until each part is applied or is one
+        // record that is refused.
+        for (tp, code) in results where code == .invalidRecordState && !closing {
+            let records = acks[tp]!.flatMap { ack in
+                (ack.first...ack.last).map { ShareAcknowledgement($0, ack.types.count == 1 ? ack.types[0] : ack.types[Int($0 - ack.first)]) }
+            }
+            guard records.count > 1 else { continue }
+            let middle = records.count / 2
+            let firstHalf = try await sendInParts(tp, Array(records[..<middle]))
+            let secondHalf = try await sendInParts(tp, Array(records[middle...]))
+            results[tp] = .some(firstHalf && secondHalf ? nil : .invalidRecordState)
+        }
+        return results
+    }
+
+    /// Sends one partition's single-record acknowledgements; when refused for a record whose
+    /// lock ran out, each half again. True when all were applied.
+    private func sendInParts(_ tp: TopicPartition, _ records: [ShareAcknowledgement]) async throws -> Bool {
+        let code = try await sendAgain([tp: ShareAcknowledgement.ordered(records)], closing: false)[tp] ?? nil
+        guard code == .invalidRecordState, records.count > 1 else { return code == nil }
+        let middle = records.count / 2
+        let first = try await sendInParts(tp, Array(records[..<middle]))
+        return try await sendInParts(tp, Array(records[middle...])) && first
     }
 
     private func sendAgain(_ acks: [TopicPartition: [ShareAcknowledgement]], closing: Bool) async throws -> [TopicPartition: TidemarkError.Code?] {
@@ -275,7 +347,10 @@ public final class ShareConsumer: Sendable {
             return s.closed
         }
         guard !already else { return }
+        heartbeats.withLock { $0?.cancel() }
         _ = try await sendAcknowledgements(closing: true)
-        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: group, memberId: memberId, memberEpoch: -1))
+        heartbeatGate.withLock { _ in
+            _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: group, memberId: memberId, memberEpoch: -1))
+        }
     }
 }

@@ -341,9 +341,12 @@ public final class ShareCoordinator: Sendable {
                     // taking one record per fetch must not scan (decode) more of the log each time.
                     var scanned = 0
                     var due = slot.state.candidates(max: allowed, logEnd: slot.state.endOffset, settings: settings, nowMs: now).count
+                    // With per-key ordering, records behind an unfinished one of their key are not due.
+                    var keys = settings.keyOrdering && allowed > due ? slot.state.unfinishedKeys() : []
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
                         let room = min(
-                            settings.maxInFlight - slot.state.inFlight(nowMs: now), settings.maxWindow - slot.state.entries.count)
+                            settings.maxInFlight - slot.state.inFlight(nowMs: now, keyOrdering: settings.keyOrdering),
+                            settings.maxWindow - slot.state.entries.count)
                         guard room > 0 else { break }
                         guard let metas = scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256))) else {
                             declined = true
@@ -352,7 +355,9 @@ public final class ShareCoordinator: Sendable {
                         guard !metas.isEmpty else { break }
                         slot.state.extend(with: metas)
                         scanned += metas.count
-                        due += metas.reduce(0) { $0 + ($1.deliverAtMs <= now ? 1 : 0) }
+                        for meta in metas where meta.deliverAtMs <= now {
+                            if !settings.keyOrdering || (meta.keyHash.map { keys.insert($0).inserted } ?? true) { due += 1 }
+                        }
                     }
                     logEnd = slot.state.endOffset
                 }

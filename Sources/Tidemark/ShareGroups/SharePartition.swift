@@ -125,11 +125,6 @@ struct SharePartition: Sendable, Equatable {
 
     init(startOffset: Int64) { self.startOffset = startOffset }
 
-    /// Records not finished that count toward the in-flight cap: held, or available now.
-    func inFlight(nowMs: Int64) -> Int {
-        entries.reduce(0) { $0 + ($1.state == .acquired || ($1.state == .available && $1.availableAtMs <= nowMs) ? 1 : 0) }
-    }
-
     /// Appends records read from the log at the window's end (offsets from `endOffset` on,
     /// in order): available, never delivered, with their keys and delays.
     mutating func extend(with metas: [RecordMeta]) {
@@ -511,33 +506,6 @@ struct SharePartition: Sendable, Equatable {
         entries = []
         needsSnapshot = true
         candidateFloorUntilMs = .min
-    }
-
-    /// Counts per state, for describing the partition.
-    func counts(nowMs: Int64 = .min) -> (available: Int, acquired: Int, acknowledged: Int, archived: Int, delayed: Int) {
-        var result = (available: 0, acquired: 0, acknowledged: 0, archived: 0, delayed: 0)
-        for entry in entries {
-            switch entry.state {
-            case .available where entry.availableAtMs > nowMs: result.delayed += 1
-            case .available: result.available += 1
-            case .acquired: result.acquired += 1
-            case .acknowledged: result.acknowledged += 1
-            case .archived: result.archived += 1
-            }
-        }
-        return result
-    }
-
-    /// The members holding records now, with how many and their earliest lock deadline.
-    func holders() -> [String: (count: Int, earliestExpiryMs: Int64)] {
-        var result: [String: (count: Int, earliestExpiryMs: Int64)] = [:]
-        for entry in entries where entry.state == .acquired {
-            guard entry.owner > 0 else { continue }
-            let owner = owners[Int(entry.owner) - 1]
-            let previous = result[owner] ?? (0, .max)
-            result[owner] = (previous.count + 1, min(previous.earliestExpiryMs, entry.lockExpiryMs))
-        }
-        return result
     }
 
     private func index(_ offset: Int64) -> Int? {

@@ -43,7 +43,8 @@ extension Broker {
             guard let count = try? partitionCount(of: topic) else { continue }
             for p in 0..<count {
                 let tp = TopicPartition(topic, p)
-                let end = (try? offsets(topic: topic, partition: p).end) ?? 0
+                // An offline partition has no end to measure lag against: left out, not lag 0.
+                guard let end = try? offsets(topic: topic, partition: p).end else { continue }
                 let offset = committed[tp]?.offset
                 // Any committed value a client sent (Int64.min included) gives a lag in 0...end.
                 rows.append(GroupPartitionLag(

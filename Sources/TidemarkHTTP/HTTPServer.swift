@@ -74,11 +74,13 @@ public final class HTTPServer: Sendable {
                     guard open.admit(channel, limit: limits.maxConnections) else { throw ChannelError.inappropriateOperationForState }
                     channel.closeFuture.whenComplete { _ in open.remove(channel) }
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+                    let requestStart = RequestStartDeadline(timeout: limits.requestTimeout)
+                    try channel.pipeline.syncOperations.addHandler(requestStart)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPConnectionHandler(
                             routes: routes, maxBodyBytes: limits.maxBodyBytes, requestTimeout: limits.requestTimeout,
-                            stallTimeout: limits.idleTimeout,
+                            stallTimeout: limits.idleTimeout, requestStart: requestStart,
                             connections: open, logger: logger))
                 }
             }
@@ -171,6 +173,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     let requestTimeout: TimeAmount
     /// Closes the connection if the request being read does not complete in time.
     private var requestDeadline: Scheduled<Void>?
+    /// The deadline of a request head still arriving (it runs from the request's first byte).
+    let requestStart: RequestStartDeadline
 
     let connections: ServerConnections
 
@@ -180,9 +184,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var stallClose: Scheduled<Void>?
 
     init(
-        routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, stallTimeout: TimeAmount, connections: ServerConnections,
-        logger: Logger
+        routes: RouteTable, maxBodyBytes: Int, requestTimeout: TimeAmount, stallTimeout: TimeAmount,
+        requestStart: RequestStartDeadline, connections: ServerConnections, logger: Logger
     ) {
+        self.requestStart = requestStart
         self.stallTimeout = stallTimeout
         self.connections = connections
         self.requestTimeout = requestTimeout
@@ -198,8 +203,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             body = []
             tooLarge = false
             requestDeadline?.cancel()
-            let channel = context.channel
-            requestDeadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
+            // The whole request keeps the deadline its first byte started.
+            requestDeadline = requestStart.handOver()
+            if requestDeadline == nil {
+                let channel = context.channel
+                requestDeadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
+            }
         case .body(var buffer):
             guard !tooLarge else { return }
             if body.count + buffer.readableBytes > maxBodyBytes, let requestHead = head {
@@ -221,6 +230,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .end:
             requestDeadline?.cancel()
             requestDeadline = nil
+            requestStart.requestEnded()
             guard let requestHead = head else { return }
             head = nil
             if tooLarge { return }  // answered (413) and closing
@@ -343,5 +353,48 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 try? await channel.close()
             }
         }
+    }
+}
+
+/// The deadline of a request from its first byte: NIO's HTTP parser hands a request on only
+/// once its whole head is in, so a client sending its request line and headers a byte at a
+/// time (each byte resetting the idle timeout) could hold a connection for ever; 128 such
+/// clients took every connection, and /metrics, /healthz and /readyz with them. Before the
+/// HTTP decoder: the first byte after a request ended (or of the connection) starts the
+/// deadline; the request's `.head` takes it over (`handOver`) and its `.end` ends it.
+///
+/// Confined to its channel's event loop.
+final class RequestStartDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+    /// A request's head has been handed on and its end not yet seen: its bytes start nothing.
+    private var inRequest = false
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if deadline == nil && !inRequest {
+            let channel = context.channel
+            deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// The request's head arrived: its deadline goes to the request handler.
+    func handOver() -> Scheduled<Void>? {
+        inRequest = true
+        defer { deadline = nil }
+        return deadline
+    }
+
+    /// The request's last part arrived: the next byte starts the next request's deadline.
+    func requestEnded() { inRequest = false }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
     }
 }

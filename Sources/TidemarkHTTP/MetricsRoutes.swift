@@ -64,6 +64,8 @@ public final class MetricsRoutes: HTTPRoutes {
     let started: Double
     let logger: Logger
     private let warnedAboutGroups = Atomic<Bool>(false)
+    /// Per counter series, what was last exported (see `monotonic`).
+    private let counterFloors = Mutex<[String: Double]>([:])
 
     public init(
         broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity,
@@ -114,9 +116,14 @@ public final class MetricsRoutes: HTTPRoutes {
             (MetricName.partitionUnderReplicated, { _ in 0 }),
         ]
         for (name, value) in perPartition {
+            // An offline partition has no offsets to report (kafka_exporter leaves them out too):
+            // a -1 would read as the offset falling, and lag computed from it as none.
+            let offsets = name == MetricName.partitionCurrentOffset || name == MetricName.partitionOldestOffset
             out.family(name, .gauge) { f in
                 for topic in topics {
-                    for p in topic.partitions { f.sample([("partition", "\(p.partition)"), ("topic", topic.name)], value(p)) }
+                    for p in topic.partitions where !offsets || p.offline == nil {
+                        f.sample([("partition", "\(p.partition)"), ("topic", topic.name)], value(p))
+                    }
                 }
             }
         }
@@ -196,6 +203,7 @@ public final class MetricsRoutes: HTTPRoutes {
             groupIds = Array(groupIds.prefix(maxGroups))
         }
         let queues = groupIds.flatMap { broker.queueReports(group: $0, ages: true) }
+        pruneFloors(keeping: queues)
         let nowMs = broker.options.clock()
         let gauges: [(String, (QueueReport) -> Double)] = [
             (MetricName.queueInFlight, { Double($0.inFlight) }),
@@ -217,7 +225,7 @@ public final class MetricsRoutes: HTTPRoutes {
         ]
         for (name, value) in counters {
             out.family(name, .counter) { f in
-                for q in queues { f.sample([("group", q.group), ("topic", q.topic)], Double(value(q))) }
+                for q in queues { f.sample([("group", q.group), ("topic", q.topic)], monotonic(name, q, Double(value(q)))) }
             }
         }
         out.family(MetricName.queueAcks, .counter) { f in
@@ -249,6 +257,27 @@ public final class MetricsRoutes: HTTPRoutes {
         }
         if let fds = countDirectoryEntries("/proc/self/fd") {
             out.family(MetricName.processOpenFds, .gauge) { $0.sample([], Double(fds)) }
+        }
+    }
+
+    /// A counter as exported: never below what this exporter last exported for the series. A
+    /// share fetch counts its acquisitions as deliveries and takes back those it could not send
+    /// a moment later; a scrape in between saw the higher value, and Prometheus reads any fall
+    /// as a reset (rate() then spikes by the whole count). Series of groups gone are forgotten.
+    private func monotonic(_ name: String, _ queue: QueueReport, _ value: Double) -> Double {
+        let key = name + "\u{0}" + queue.group + "\u{0}" + queue.topic
+        return counterFloors.withLock { floors in
+            let exported = max(value, floors[key] ?? 0)
+            floors[key] = exported
+            return exported
+        }
+    }
+
+    /// Forgets the floors of series this scrape did not export.
+    private func pruneFloors(keeping queues: [QueueReport]) {
+        let live = Set(queues.map { $0.group + "\u{0}" + $0.topic })
+        counterFloors.withLock { floors in
+            floors = floors.filter { key, _ in live.contains(String(key.split(separator: "\u{0}", maxSplits: 1).last ?? "")) }
         }
     }
 
@@ -330,18 +359,21 @@ struct Exposition {
         }
     }
 
+    /// A label value in the text format: backslash, double quote and line feed escaped. By
+    /// Unicode scalar: "\r\n" is one Character in Swift, not equal to "\n", and a group id
+    /// holding it went out with a raw line feed that broke the whole exposition for promtool.
     static func escape(_ value: String) -> String {
-        guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
-        var out = ""
-        for character in value {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(character)
+        guard value.unicodeScalars.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
+        var out = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": out.append(contentsOf: "\\\\".unicodeScalars)
+            case "\"": out.append(contentsOf: "\\\"".unicodeScalars)
+            case "\n": out.append(contentsOf: "\\n".unicodeScalars)
+            default: out.append(scalar)
             }
         }
-        return out
+        return String(out)
     }
 
     static func format(_ value: Double) -> String {

@@ -222,11 +222,33 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
+    /// A request line and headers sent a byte at a time (each byte kept the idle timeout at
+    /// bay, and the request deadline started only with a whole head): closed at the request
+    /// deadline. 128 such clients held every connection, /healthz included.
+    @Test func aHeadDrippedByteByByteIsClosedAtTheRequestDeadline() async throws {
+        var limits = HTTPServer.Limits()
+        limits.requestTimeout = .milliseconds(500)
+        let node = try await Self.start(limits: limits)
+        let client = try RawClient(port: node.http.boundPort)
+        let started = ContinuousClock.now
+        client.send(Array("GET /metr".utf8))
+        var open = true
+        while open && ContinuousClock.now - started < .seconds(5) {
+            try await Task.sleep(for: .milliseconds(100))
+            client.send(Array("x".utf8))
+            open = node.http.openConnections > 0
+        }
+        #expect(!open, "still open after \(ContinuousClock.now - started)")
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(try await httpGet(port: node.http.boundPort, "/healthz").status == 200)
+        try await node.stop()
+    }
+
     static func start(
         limits: HTTPServer.Limits = HTTPServer.Limits(), options: BrokerOptions = BrokerOptions(),
-        configure: (inout ServerConfig) -> Void = { _ in }
+        directory: TemporaryDirectory? = nil, configure: (inout ServerConfig) -> Void = { _ in }
     ) async throws -> Node {
-        let dir = TemporaryDirectory()
+        let dir = directory ?? TemporaryDirectory()
         let registry = PrometheusCollectorRegistry()
         let factory = TidemarkPrometheus.factory(registry: registry)
         var options = options
@@ -321,6 +343,54 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
+    /// A group id holding CR LF, a double quote and a backslash: escaped by Unicode scalar.
+    /// ("\r\n" is one Swift Character, not equal to "\n": the line feed went out raw, and
+    /// promtool refused the whole exposition.)
+    @Test func labelValuesAreEscapedScalarByScalar() async throws {
+        let node = try await Self.start()
+        try await node.broker.createTopic("t", partitions: 1)
+        let group = "x\r\ny\"z\\"
+        _ = try await node.broker.groups.commitOffsets(groupId: group, offsets: [TopicPartition("t", 0): CommittedOffset(offset: 0)])
+        let answer = try await httpGet(port: node.http.boundPort, "/metrics")
+        let lines = Array(answer.body.utf8).split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
+        let escaped = "consumergroup=\"x\r\\ny\\\"z\\\\\""
+        #expect(lines.contains { $0.hasPrefix("kafka_consumergroup_current_offset{") && $0.contains(escaped) })
+        // Every line is a comment or a whole sample: `name{labels} value`.
+        #expect(lines.allSatisfy { $0.hasPrefix("#") || $0.isEmpty || $0.range(of: #"(?s)^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+$"#, options: .regularExpression) != nil })
+        try await node.stop()
+    }
+
+    /// An offline partition (its directory could not be opened) has no offsets to report:
+    /// no current or oldest offset series (they read -1, a fall), and no lag (it read 0 and
+    /// resolved every lag alert when the partition broke).
+    @Test func anOfflinePartitionReportsNoOffsetsAndNoLag() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("jobs", partitions: 2)
+            let producer = try await Producer(broker: broker)
+            for p in 0..<2 { _ = try await producer.send(topic: "jobs", key: nil, value: [1], partition: p) }
+            _ = try await broker.groups.commitOffsets(
+                groupId: "g", offsets: [TopicPartition("jobs", 0): CommittedOffset(offset: 0), TopicPartition("jobs", 1): CommittedOffset(offset: 0)])
+            await producer.flush()
+            try await broker.close()
+        }
+        StorageFaults.inject(.open, .permissionDenied, pathContains: dir.path + "/jobs-1/", times: nil)
+        let node = try await Self.start(directory: dir)
+        let m = try await node.scrape()
+        let p0 = ["topic": "jobs", "partition": "0"]
+        let p1 = ["topic": "jobs", "partition": "1"]
+        #expect(m[Sample(name: "kafka_topic_partition_current_offset", labels: p0)] == 1)
+        #expect(m[Sample(name: "kafka_topic_partition_current_offset", labels: p1)] == nil)
+        #expect(m[Sample(name: "kafka_topic_partition_oldest_offset", labels: p1)] == nil)
+        #expect(m[Sample(name: "kafka_topic_partition_leader", labels: p1)] == -1)
+        #expect(m[Sample(name: "kafka_consumergroup_lag", labels: p0.merging(["consumergroup": "g"]) { $1 })] == 1)
+        #expect(m[Sample(name: "kafka_consumergroup_lag", labels: p1.merging(["consumergroup": "g"]) { $1 })] == nil)
+        #expect(m[Sample(name: "tidemark_partitions_offline", labels: [:])] == 1)
+        try await node.stop()
+    }
+
     @Test func requestMetricsCountWhatTheKafkaFrontAnswered() async throws {
         let node = try await Self.start()
         let client = try RawClient(port: node.server.boundPort)
@@ -339,7 +409,16 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         fetch.topics = [topic]
         try client.request(.fetch, version: 4, correlation: 7, fetch)
         _ = client.response()
+        // Errors of every API are counted, not only Produce's and Fetch's.
+        var list = ListOffsetsRequest()
+        var listed = ListOffsetsRequest.Topic()
+        listed.name = "nowhere"
+        listed.partitions = [ListOffsetsRequest.Partition()]
+        list.topics = [listed]
+        try client.request(.listOffsets, version: 1, correlation: 8, list)
+        _ = client.response()
         let m = try await node.scrape()
+        #expect(m[Sample(name: "tidemark_kafka_request_errors_total", labels: ["api": "ListOffsets", "error": "UNKNOWN_TOPIC_OR_PARTITION"])] == 1)
         #expect(m[Sample(name: "tidemark_kafka_requests_total", labels: ["api": "ApiVersions"])] == 3)
         #expect(m[Sample(name: "tidemark_kafka_request_duration_seconds_count", labels: ["api": "ApiVersions"])] == 3)
         #expect(m[Sample(name: "tidemark_kafka_request_errors_total", labels: ["api": "Fetch", "error": "UNKNOWN_TOPIC_OR_PARTITION"])] == 1)
@@ -379,6 +458,31 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         #expect(later[Sample(name: "tidemark_queue_available", labels: q)] == 4)
         try await worker.close()
         await producer.flush()
+        try await node.stop()
+    }
+
+    /// Records acquired and then given back unsent (a share fetch's response was full) left
+    /// the deliveries counter lower than a scrape in between had seen: Prometheus read a
+    /// reset. The exported counter never goes down.
+    @Test func queueCountersNeverGoDown() async throws {
+        let node = try await Self.start()
+        let broker = node.broker
+        try await broker.createTopic("jobs", partitions: 1)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<4 { _ = try await producer.send(topic: "jobs", key: nil, value: Array("j\(i)".utf8)) }
+        await producer.flush()
+        let tp = TopicPartition("jobs", 0)
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "w", memberId: "m", memberEpoch: 0, subscribedTopicNames: ["jobs"])).error == nil)
+        _ = broker.shares.updateSession(
+            group: "w", member: "m", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: broker.shareLogView)
+        let acquired = broker.shares.acquire(group: "w", member: "m", partitions: [tp], maxRecords: 4, view: broker.shareLogView)
+        #expect(acquired.first?.offsets.count == 4)
+        let q = ["group": "w", "topic": "jobs"]
+        let before = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
+        #expect(before == 4)
+        broker.shares.giveBack(group: "w", member: "m", tp, offsets: [2, 3])
+        let after = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
+        #expect(after == 4, "a counter went from 4 to \(after ?? -1)")
         try await node.stop()
     }
 

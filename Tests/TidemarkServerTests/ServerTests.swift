@@ -30,7 +30,7 @@ final class RawClient {
     deinit { close(fd) }
 
     func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     func request<M: KafkaMessage>(_ api: ApiKey, version: Int16, correlation: Int32, _ body: M, clientId: String = "test") throws {

@@ -176,6 +176,16 @@ def check_dashboard(path, prom):
     assert not empty, "queries without data: %r" % empty
 
 
+def test_dashboard_variables_come_from_series_every_node_exports():
+    """Job and instance come from kafka_brokers, exported whatever the node serves: drawn from
+    kafka_consumergroup_current_offset, they had no value on a node with share groups only
+    (the job queue) and every panel was empty."""
+    dashboard = json.load(open(DASHBOARD))
+    queries = {v["name"]: v["query"] for v in dashboard["templating"]["list"]}
+    assert queries["job"].startswith("label_values(kafka_brokers")
+    assert queries["instance"].startswith("label_values(kafka_brokers")
+
+
 def test_prometheus_scrapes_and_every_dashboard_query_has_data(broker):
     from confluent_kafka import Consumer, Producer, ShareConsumer
     assert shutil.which("prometheus"), "Debian's prometheus package is needed (tools/lib/deps.sh installs it)"

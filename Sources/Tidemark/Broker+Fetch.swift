@@ -44,10 +44,12 @@ extension Broker {
                 if available > 0 { state.traffic?.bytesOut.increment(by: Int64(available)) }
                 return result
             }
-            // Wait for an append past the end we saw, then look again.
+            // Wait for an append past the end we saw, then look again. A cancelled task stops
+            // here (its wait returns at once: looping would spin until the deadline).
             await state.notifier.wait(untilEndPasses: result.highWatermark, deadline: deadline, timers: timers) {
                 state.log.logEndOffset
             }
+            try Task.checkCancellation()
         }
     }
 
@@ -143,6 +145,19 @@ extension Broker {
                 } catch let error as StorageError {
                     throw TidemarkError.wrapping(error, "time lookup in \(state.topic)-\(state.partition)")
                 }
+            }
+        }
+    }
+
+    /// The record with the largest timestamp (the first of them), and that timestamp: Kafka's
+    /// ListOffsets MAX_TIMESTAMP. Nil for an empty partition.
+    public func offsetOfMaxTimestamp(topic: String, partition: Int) async throws -> (offset: Int64, timestamp: Int64)? {
+        let state = try partitionState(topic, partition)
+        return try await executor.run {
+            do {
+                return try state.log.offsetOfMaxTimestamp()
+            } catch let error as StorageError {
+                throw TidemarkError.wrapping(error, "largest timestamp of \(state.topic)-\(state.partition)")
             }
         }
     }

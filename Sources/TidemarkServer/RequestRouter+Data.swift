@@ -197,10 +197,30 @@ extension RequestRouter {
                 var result = ListOffsetsResponse.Partition()
                 result.partitionIndex = partitionRequest.partitionIndex
                 do {
+                    let tp = (topic: topicRequest.name, partition: Int(partitionRequest.partitionIndex))
+                    switch partitionRequest.timestamp {
+                    case -3:
+                        // MAX_TIMESTAMP (v7+): the record with the largest timestamp.
+                        let found = try await broker.offsetOfMaxTimestamp(topic: tp.topic, partition: tp.partition)
+                        result.offset = found?.offset ?? -1
+                        result.timestamp = found?.timestamp ?? -1
+                        topic.partitions.append(result)
+                        continue
+                    case -5:
+                        // LATEST_TIERED_TIMESTAMP (v9+): nothing is tiered here.
+                        _ = try broker.offsets(topic: tp.topic, partition: tp.partition)
+                        result.offset = -1
+                        result.timestamp = -1
+                        topic.partitions.append(result)
+                        continue
+                    default:
+                        break
+                    }
                     let position: StartPosition =
                         switch partitionRequest.timestamp {
                         case -1: .latest
-                        case -2: .earliest
+                        // EARLIEST_LOCAL_TIMESTAMP (-4, v8+): the local log is the whole log.
+                        case -2, -4: .earliest
                         default: .timestamp(partitionRequest.timestamp)
                         }
                     let (offset, timestamp) = try await broker.resolveOffset(

@@ -32,6 +32,10 @@ final class LogSegment {
     private(set) var nextOffset: Int64?
     /// Largest batch timestamp in the segment, -1 when empty or not yet known.
     private(set) var maxTimestamp: Int64 = -1
+    /// `maxTimestamp` has been read (the segment was created or opened since the log opened);
+    /// it stays known after the files are closed, so a time lookup skips an older segment
+    /// without reopening it.
+    private(set) var maxTimestampKnown = false
     private(set) var offsetOfMaxTimestamp: Int64 = -1
     /// Broker clock (ms) when the segment received its first batch, or when it was
     /// reopened: the reference for time-based rolls. Producer timestamps are not used, so
@@ -119,6 +123,7 @@ final class LogSegment {
             throw error
         }
         segment.nextOffset = baseOffset
+        segment.maxTimestampKnown = true
         return segment
     }
 
@@ -160,6 +165,7 @@ final class LogSegment {
                     maxTimestamp = last.timestamp
                     offsetOfMaxTimestamp = last.offset
                 }
+                maxTimestampKnown = true
                 return
             }
         }
@@ -167,6 +173,7 @@ final class LogSegment {
         try openIndexes(writable: true, discardingEntries: true)
         _ = try rebuildIndexes(truncatingInvalidTail: false)
         try sealIndexes()
+        maxTimestampKnown = true
     }
 
     /// Opens the segment for appends.
@@ -188,8 +195,10 @@ final class LogSegment {
                 maxTimestamp = last.timestamp
                 offsetOfMaxTimestamp = last.offset
             }
+            maxTimestampKnown = true
             return try scanTail(from: resumeFrom?.position ?? 0)
         }
+        maxTimestampKnown = true
         return try rebuildIndexes(truncatingInvalidTail: true)
     }
 

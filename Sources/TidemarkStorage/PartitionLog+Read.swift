@@ -324,7 +324,12 @@ extension PartitionLog {
                     for (index, segment) in s.segments.enumerated() where segment.baseOffset >= fromBase {
                         let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
                         if let nextBase, nextBase <= s.logStartOffset { continue }
-                        if index != s.segments.count - 1 { try segment.openForRead(offsetLimit: nextBase) }
+                        if index != s.segments.count - 1 {
+                            // A segment known to end before the target is not reopened (a lookup
+                            // of a recent time reopened every older segment, under this lock).
+                            if segment.maxTimestampKnown && segment.maxTimestamp < timestamp { continue }
+                            try segment.openForRead(offsetLimit: nextBase)
+                        }
                         guard segment.maxTimestamp >= timestamp else { continue }
                         let fromOffset = max(segment.timeIndexLookup(timestamp: timestamp), s.logStartOffset)
                         let position = segment.indexLookup(offset: fromOffset).position
@@ -358,6 +363,53 @@ extension PartitionLog {
             guard let nextBase else { return nil }
             fromBase = nextBase
         }
+    }
+
+    /// The record with the largest timestamp at or after the log start, the first of them on
+    /// a tie, with that timestamp (Kafka's ListOffsets MAX_TIMESTAMP, -3); nil for an empty
+    /// log. The segment is the first whose largest timestamp is the log's; the batch, the
+    /// first there whose largest timestamp it is.
+    public func offsetOfMaxTimestamp() throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
+        let start: ReadStart? = try state.withLock { s -> Result<ReadStart?, StorageError> in
+            do throws(StorageError) {
+                guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
+                var best: (index: Int, timestamp: Int64)?
+                for (index, segment) in s.segments.enumerated() {
+                    let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
+                    if let nextBase, nextBase <= s.logStartOffset { continue }
+                    if index != s.segments.count - 1 && !segment.maxTimestampKnown { try segment.openForRead(offsetLimit: nextBase) }
+                    if segment.size > 0 && segment.maxTimestamp > (best?.timestamp ?? .min) { best = (index, segment.maxTimestamp) }
+                }
+                guard let best else { return .success(nil) }
+                let segment = s.segments[best.index]
+                let nextBase = best.index + 1 < s.segments.count ? s.segments[best.index + 1].baseOffset : nil
+                let found = ReadStart(
+                    file: try segment.file(), position: 0, end: segment.size, nextSegmentBase: nextBase,
+                    logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
+                enforceOpenSegmentLimit(&s)
+                return .success(found)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
+        guard let start else { return nil }
+        var walker = HeaderWalker(file: start.file, end: start.end)
+        var position = start.position
+        var best: (position: Int, size: Int, timestamp: Int64)?
+        while let header = try walker.header(at: position) {
+            if header.lastOffset >= start.logStartOffset && header.maxTimestamp > (best?.timestamp ?? .min) {
+                best = (position, header.totalSize, header.maxTimestamp)
+            }
+            position += header.totalSize
+        }
+        guard let best else { return nil }
+        let bytes = try start.file.read(count: best.size, at: Int64(best.position))
+        for batch in try Self.decodeBatches(bytes, path: start.file.path) {
+            for record in batch.records where batch.offset(of: record) >= start.logStartOffset && batch.timestamp(of: record) == best.timestamp {
+                return (batch.offset(of: record), best.timestamp)
+            }
+        }
+        return nil
     }
 
     /// The headers of the stored batches from the one holding `offset` to the log end, in

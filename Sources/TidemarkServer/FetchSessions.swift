@@ -17,9 +17,11 @@ import TidemarkWire
 ///
 /// Ownership: the sessions live in one `Mutex`, reached from every connection's loop (a
 /// session is not tied to a connection, as in Kafka). A session is used by one fetch at a
-/// time (the epoch orders them). Bounds: at most `maxSessions` (the least recently used is
-/// evicted to make room, as `max.incremental.fetch.session.cache.slots`, 1000, does), at most
-/// `maxPartitionsPerSession` partitions each, and sessions idle for `idleMs` are dropped.
+/// time (the epoch orders them). Bounds: at most `maxSessions` (as
+/// `max.incremental.fetch.session.cache.slots`, 1000; the least recently used makes room if
+/// unused for `protectedMs`, else the new client fetches without a session), at most
+/// `maxPartitionsPerSession` partitions each (a session that would pass it ends), and
+/// sessions idle for `idleMs` are dropped. Ids are random.
 final class FetchSessionCache: Sendable {
     /// One partition of a session, by topic id (v13+) or by name.
     struct Key: Hashable, Sendable {
@@ -50,7 +52,6 @@ final class FetchSessionCache: Sendable {
 
     struct State: Sendable {
         var sessions: [Int32: Session] = [:]
-        var nextId: Int32 = 1
         var lastEvictionMs: Int64 = 0
         var uses: UInt64 = 0
     }
@@ -60,7 +61,11 @@ final class FetchSessionCache: Sendable {
     let idleMs: Int64
     private let state = Mutex(State())
 
-    init(maxSessions: Int = 1000, maxPartitionsPerSession: Int = 100_000, idleMs: Int64 = 120_000) {
+    /// A session used this recently is not evicted to make room for a new one.
+    let protectedMs: Int64
+
+    init(maxSessions: Int = 1000, maxPartitionsPerSession: Int = 100_000, idleMs: Int64 = 120_000, protectedMs: Int64 = 10_000) {
+        self.protectedMs = protectedMs
         self.maxSessions = maxSessions
         self.maxPartitionsPerSession = maxPartitionsPerSession
         self.idleMs = idleMs
@@ -98,9 +103,14 @@ final class FetchSessionCache: Sendable {
                 let count = request.topics.reduce(0) { $0 + $1.partitions.count }
                 guard count <= maxPartitionsPerSession else { return .full(request: request, sessionId: 0, record: false) }
                 if s.sessions.count >= maxSessions {
-                    // Make room: the least recently used session goes (its client gets
-                    // FETCH_SESSION_ID_NOT_FOUND next time and starts a new one).
-                    guard let oldest = s.sessions.values.min(by: { $0.lastUse < $1.lastUse }) else {
+                    // Make room: the least recently used session goes, if its client has not
+                    // fetched for `protectedMs` (its client gets FETCH_SESSION_ID_NOT_FOUND next
+                    // time and starts a new one). Live sessions are kept: the new client is
+                    // answered without one, as Kafka does with a full cache (evicting whichever
+                    // was used last made 1,001 consumers take turns failing).
+                    guard let oldest = s.sessions.values.min(by: { $0.lastUse < $1.lastUse }),
+                        nowMs - oldest.lastUsedMs >= protectedMs
+                    else {
                         return .full(request: request, sessionId: 0, record: false)
                     }
                     s.sessions.removeValue(forKey: oldest.id)
@@ -131,7 +141,13 @@ final class FetchSessionCache: Sendable {
                         cached.request = partition
                         session.partitions[key] = cached
                     } else {
-                        guard session.partitions.count < maxPartitionsPerSession else { continue }
+                        guard session.partitions.count < maxPartitionsPerSession else {
+                            // Past the cap: the session ends (the partition was dropped, and its
+                            // client believed it fetched it); its next full fetch is answered
+                            // without a session.
+                            s.sessions.removeValue(forKey: sessionId)
+                            return .error(.fetchSessionIdNotFound)
+                        }
                         session.partitions[key] = Cached(request: partition)
                         session.order.append(key)
                     }
@@ -212,10 +228,12 @@ final class FetchSessionCache: Sendable {
         }
     }
 
+    /// A random unused id, as Kafka's: counting from 1 at every start gave a client
+    /// reconnecting after a restart (it closes its old id) another client's new session, and
+    /// let any client close others' sessions by guessing.
     private static func allocateId(_ s: inout State) -> Int32 {
         while true {
-            let id = s.nextId
-            s.nextId = s.nextId == Int32.max ? 1 : s.nextId + 1
+            let id = Int32.random(in: 1...Int32.max)
             if s.sessions[id] == nil { return id }
         }
     }

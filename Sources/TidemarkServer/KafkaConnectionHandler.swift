@@ -76,7 +76,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// down, and the repeating check.
     private var stall: (bytes: Int, since: NIODeadline, check: RepeatedTask)?
 
-    init(router: RequestRouter, logger: Logger, budget: RequestMemoryBudget, idleTimeout: TimeAmount, stallTimeout: TimeAmount) {
+    /// Shared with the connection's `KafkaFrameReader`: reads held, and a long request running.
+    private let gate: ConnectionReadGate
+
+    init(
+        router: RequestRouter, logger: Logger, budget: RequestMemoryBudget, idleTimeout: TimeAmount, stallTimeout: TimeAmount,
+        gate: ConnectionReadGate = ConnectionReadGate()
+    ) {
+        self.gate = gate
         self.router = router
         self.logger = logger
         self.budget = budget
@@ -125,6 +132,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     func read(context: ChannelHandlerContext) {
         if readAheadFull || !context.channel.isWritable {
             heldRead = true
+            gate.holdingReads = true
             return
         }
         context.read()
@@ -173,6 +181,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private func resumeReading(context: ChannelHandlerContext) {
         guard heldRead, pending < Self.maxPending / 2, queuedBytes < Self.maxQueuedBytes, context.channel.isWritable else { return }
         heldRead = false
+        gate.holdingReads = false
         context.read()
     }
 
@@ -214,7 +223,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Requests that may wait long for others (a long poll, a rebalance): Fetch, JoinGroup,
+    /// SyncGroup, ShareFetch. Large frames are not read ahead behind them.
+    static let mayWaitLong: Set<Int16> = [1, 11, 14, 78]
+
     private func start(_ frame: KafkaFrame, context: ChannelHandlerContext) {
+        if frame.bytes.count >= 2 {
+            gate.longWaitRunning = Self.mayWaitLong.contains(Int16(frame.bytes[0]) << 8 | Int16(frame.bytes[1]))
+        }
         let loop = context.eventLoop
         let handledOnLoop = router.handleInline(frame.bytes, on: loop, connection: shares) { outcome in
             self.finish(outcome, reserved: frame.reservedBytes, context: context)
@@ -235,6 +251,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         budget.release(reserved)
         lastActivity = .now()
         busy = false
+        gate.longWaitRunning = false
         guard !closing else { return }
         switch outcome {
         case .silent:

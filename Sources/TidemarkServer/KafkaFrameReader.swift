@@ -1,5 +1,24 @@
 import NIOCore
 
+/// What a connection's frame reader and request handler share (both confined to the
+/// channel's event loop): whether the handler holds reads (a frame that stops arriving then
+/// is not the client's doing: its timer does not run out), and whether the running request
+/// may wait long (a long poll, a rebalance; `KafkaConnectionHandler`): a frame larger than
+/// the budget's small frames is not read ahead behind it (it would hold its share of the
+/// request budget for minutes), but waits, unreserved, until the request is done.
+final class ConnectionReadGate {
+    var holdingReads = false
+    var longWaitRunning = false {
+        didSet {
+            guard !longWaitRunning, let release = onRelease else { return }
+            onRelease = nil
+            release()
+        }
+    }
+    /// Set by the reader while a frame waits for the long request to finish.
+    var onRelease: (() -> Void)?
+}
+
 /// One request frame and the budget bytes reserved for it (given back once it is handled).
 struct KafkaFrame {
     var bytes: [UInt8]
@@ -19,6 +38,8 @@ struct KafkaFrame {
 ///   already read past the reservation (one read's worth at most) wait in `buffer`.
 /// - A frame that does not complete within `frameTimeout` closes the connection (a header
 ///   followed by a byte a second no longer holds a connection and its reservation forever).
+///   The time counts only while the client is to blame: not while a step waits for the
+///   budget, a large frame waits behind a long request, or the handler holds reads.
 ///
 /// Ownership: confined to its channel's event loop.
 final class KafkaFrameReader: ChannelDuplexHandler {
@@ -54,20 +75,26 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     private var reservedBytes = 0
     private var ticket: Int?
     private var requested = 0
+    /// The frame's number in the budget while it holds part of its reservation.
+    private var partial: Int?
+    /// The frame waits for the running long request (`gate`) before it reserves anything.
+    private var gateHeld = false
+    private let gate: ConnectionReadGate
     /// A read the pipeline asked for while the budget was exhausted.
     private var heldRead = false
     private var timer: Scheduled<Void>?
     private var closed = false
 
-    init(maxFrameBytes: Int, budget: RequestMemoryBudget, frameTimeout: TimeAmount) {
+    init(maxFrameBytes: Int, budget: RequestMemoryBudget, frameTimeout: TimeAmount, gate: ConnectionReadGate = ConnectionReadGate()) {
         self.maxFrameBytes = maxFrameBytes
         self.budget = budget
         self.frameTimeout = frameTimeout
+        self.gate = gate
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if buffer == nil, ticket == nil, frameSize != nil {
+        if buffer == nil, ticket == nil, !gateHeld, frameSize != nil {
             // The common case for a large frame: straight from the read into the frame.
             fill(from: &incoming)
             if incoming.readableBytes > 0 { buffer = incoming }
@@ -105,9 +132,13 @@ final class KafkaFrameReader: ChannelDuplexHandler {
                 self.buffer = buffer
                 frameSize = Int(size)
                 reservedBytes = 0
+                if Int(size) > budget.smallFrameBytes && gate.longWaitRunning {
+                    holdForGate(context: context)
+                    return
+                }
                 startTimer(context: context)
             }
-            guard ticket == nil, let size = frameSize else { return }
+            guard ticket == nil, !gateHeld, let size = frameSize else { return }
             if var pending = buffer {
                 fill(from: &pending)
                 buffer = pending.readableBytes > 0 ? pending : nil
@@ -124,6 +155,10 @@ final class KafkaFrameReader: ChannelDuplexHandler {
             frameBytes = []
             frameSize = nil
             reservedBytes = 0
+            if let partial {
+                budget.endPartial(partial)
+                self.partial = nil
+            }
             timer?.cancel()
             timer = nil
             context.fireChannelRead(wrapInboundOut(KafkaFrame(bytes: bytes, reservedBytes: size)))
@@ -136,30 +171,76 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         guard let size = frameSize else { return false }
         let step = min(size - reservedBytes, max((arrived + 4095) & ~4095, reservedBytes))
         guard step > 0 else { return true }
-        if budget.tryReserve(step, ofFrame: size) {
-            reservedBytes += step
+        if budget.tryReserve(step, ofFrame: size, partial: partial) {
+            took(step, of: size)
             return true
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         requested = step
-        ticket = budget.reserve(step, ofFrame: size) {
+        ticket = budget.reserve(step, ofFrame: size, partial: partial) {
             loopBound.eventLoop.execute {
                 let (reader, context) = loopBound.value
                 reader.granted(context: context)
             }
         }
-        if ticket == nil { reservedBytes += step }
-        return ticket == nil
+        guard ticket != nil else {
+            took(step, of: size)
+            return true
+        }
+        // Waiting for the budget is the broker's time, not the client's.
+        timer?.cancel()
+        timer = nil
+        return false
+    }
+
+    /// `step` more bytes are reserved. A frame reserved in steps has a number in the budget
+    /// until it is complete (all its bytes here) or gone, so that the oldest such frame always
+    /// progresses; it keeps it once fully reserved, so the privilege passes on only when that
+    /// frame is done: one frame at a time past the limit, not each in turn.
+    private func took(_ step: Int, of size: Int) {
+        reservedBytes += step
+        if reservedBytes < size && partial == nil { partial = budget.beginPartial() }
     }
 
     private func granted(context: ChannelHandlerContext) {
         ticket = nil
-        reservedBytes += requested
         guard !closed else {
-            budget.release(reservedBytes)
+            budget.release(reservedBytes + requested, ofFrame: frameSize)
             reservedBytes = 0
+            if let partial {
+                budget.endPartial(partial)
+                self.partial = nil
+            }
             return
         }
+        if let size = frameSize { took(requested, of: size) }
+        startTimer(context: context)
+        process(context: context)
+        if heldRead {
+            heldRead = false
+            context.read()
+        }
+    }
+
+    /// A large frame waits (unreserved, reads held) for the running long request to finish.
+    private func holdForGate(context: ChannelHandlerContext) {
+        gateHeld = true
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        gate.onRelease = {
+            loopBound.eventLoop.execute {
+                let (reader, context) = loopBound.value
+                reader.gateReleased(context: context)
+            }
+        }
+    }
+
+    /// The long request a large frame waited behind is done: the frame is read now (unless
+    /// the next request, started meanwhile, is a long one too).
+    private func gateReleased(context: ChannelHandlerContext) {
+        guard gateHeld, !closed else { return }
+        if gate.longWaitRunning { return holdForGate(context: context) }
+        gateHeld = false
+        startTimer(context: context)
         process(context: context)
         if heldRead {
             heldRead = false
@@ -175,12 +256,15 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         timer = context.eventLoop.scheduleTask(in: frameTimeout) {
             let (reader, context) = loopBound.value
             guard let size = reader.frameSize else { return }
+            // Reads held by the handler (answers the client has not read, too many requests
+            // queued): not the client's delay in sending; it gets its time again.
+            if reader.gate.holdingReads { return reader.startTimer(context: context) }
             reader.fail(context: context, FrameTimedOut(size: size, received: reader.receivedBytes))
         }
     }
 
     func read(context: ChannelHandlerContext) {
-        if ticket != nil {
+        if ticket != nil || gateHeld {
             heldRead = true
             return
         }
@@ -201,15 +285,23 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         timer = nil
         buffer = nil
         frameBytes = []
+        if gateHeld {
+            gateHeld = false
+            gate.onRelease = nil
+        }
+        if let partial {
+            budget.endPartial(partial)
+            self.partial = nil
+        }
         if let ticket {
             // Not granted yet: withdraw it; if the grant raced us, `granted` releases it all.
             if budget.cancel(ticket) {
                 self.ticket = nil
-                budget.release(reservedBytes)
+                budget.release(reservedBytes, ofFrame: frameSize)
                 reservedBytes = 0
             }
         } else {
-            budget.release(reservedBytes)
+            budget.release(reservedBytes, ofFrame: frameSize)
             reservedBytes = 0
         }
     }

@@ -79,11 +79,13 @@ public final class KafkaServer: Sendable {
                         throw ChannelError.inappropriateOperationForState  // NIO closes it
                     }
                     channel.closeFuture.whenComplete { _ in limiter.release(address) }
+                    let gate = ConnectionReadGate()
                     try channel.pipeline.syncOperations.addHandler(
-                        KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, frameTimeout: frameTimeout))
+                        KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, frameTimeout: frameTimeout, gate: gate))
                     try channel.pipeline.syncOperations.addHandler(
                         KafkaConnectionHandler(
-                            router: router, logger: logger, budget: budget, idleTimeout: idleTimeout, stallTimeout: frameTimeout))
+                            router: router, logger: logger, budget: budget, idleTimeout: idleTimeout, stallTimeout: frameTimeout,
+                            gate: gate))
                 }
             }
         let channel: any Channel

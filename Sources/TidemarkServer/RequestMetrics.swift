@@ -54,7 +54,7 @@ final class RequestMetrics: Sendable {
     }
 
     /// A response carried this error code (per partition or top level).
-    func error(_ api: ApiKey, _ name: String) {
+    func error(_ api: ApiKey, _ name: String, count: Int = 1) {
         let key = "\(api.rawValue)/\(name)"
         let counter = errors.withLock { table -> Counter in
             if let found = table[key] { return found }
@@ -63,7 +63,7 @@ final class RequestMetrics: Sendable {
             table[key] = made
             return made
         }
-        counter.increment()
+        counter.increment(by: Int64(count))
     }
 }
 

@@ -146,7 +146,14 @@ final class RequestRouter: Sendable {
                 done(answer(apiVersions()))
             case .produce:
                 let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
-                produce(request, on: loop) { response in done(request.acks == 0 ? .silent : answer(response)) }
+                produce(request, on: loop) { [self] response in
+                    guard request.acks == 0 else { return done(answer(response)) }
+                    // No answer, but its errors count, as Kafka counts them.
+                    for topic in response.topics {
+                        for partition in topic.partitions where partition.errorCode != 0 { countError(api, partition.errorCode, 1) }
+                    }
+                    done(.silent)
+                }
             case .fetch:
                 let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 fetch(request, on: loop) { response in done(answer(response)) }
@@ -226,9 +233,19 @@ final class RequestRouter: Sendable {
         try coder.taggedFields()
         coder.flexible = api.isFlexible(header.apiVersion)
         try message.encode(into: &coder, version: header.apiVersion)
-        // Every error a response reports, top-level or per partition, as Kafka's ErrorsPerSec.
-        for code in coder.errorCodesWritten { metrics.error(api, (KafkaError(rawValue: code) ?? .unknownServerError).metricName) }
+        // Every error a response reports, top-level or per partition, as Kafka's ErrorsPerSec
+        // (once per code: a fetch of 1,000 failed partitions takes the metrics lock once).
+        let codes = coder.errorCodesWritten
+        if codes.count == 1 {
+            countError(api, codes[0], 1)
+        } else if !codes.isEmpty {
+            for (code, count) in Dictionary(codes.map { ($0, 1) }, uniquingKeysWith: +) { countError(api, code, count) }
+        }
         return .respond(coder.finishedChunks())
+    }
+
+    private func countError(_ api: ApiKey, _ code: Int16, _ count: Int) {
+        metrics.error(api, (KafkaError(rawValue: code) ?? .unknownServerError).metricName, count: count)
     }
 
     /// ApiVersions at a version we do not know: a v0 answer with UNSUPPORTED_VERSION, so the

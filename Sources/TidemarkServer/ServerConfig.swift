@@ -15,8 +15,9 @@ public struct ServerConfig: Sendable {
     /// A request frame larger than this closes its connection.
     public var maxRequestBytes = 100 << 20
     /// Request bytes being read or waiting to be handled, over all connections (Kafka's
-    /// queued.max.request.bytes); past it, connections with big frames stop reading. At least
-    /// `maxRequestBytes` is always admitted.
+    /// queued.max.request.bytes); past it, connections with big frames stop reading. One frame
+    /// at a time may go past it (the oldest arriving in steps: see `RequestMemoryBudget`), so
+    /// memory for requests stays under this plus `maxRequestBytes`.
     public var queuedMaxRequestBytes = 256 << 20
     /// A frame whose bytes do not all arrive within this closes its connection.
     public var frameTimeoutMs: Int64 = 60_000

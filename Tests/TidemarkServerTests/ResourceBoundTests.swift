@@ -85,6 +85,74 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
         }
     }
 
+    /// Four 1 MB produces whose first halves arrive before their second halves, with a 2 MiB
+    /// budget: each first half reserves its bytes, the budget is full, and every second half
+    /// waits for more. The oldest frame holding part of its reservation always gets its next
+    /// step, so it completes, is answered, gives its bytes back, and the next follows (reserved
+    /// step by step without that, the four waited on each other until the frame timeout).
+    @Test func framesReservedStepByStepAllComplete() async throws {
+        try await ServerTests.withServer(maxRequestBytes: 4 << 20, configure: {
+            $0.queuedMaxRequestBytes = 2 << 20
+            $0.frameTimeoutMs = 20_000
+        }) { server in
+            try await server.broker.createTopic("big", partitions: 1)
+            var frames: [[UInt8]] = []
+            for i in 0..<4 {
+                var produce = ProduceRequest()
+                produce.acks = 1
+                produce.timeoutMs = 5000
+                var t = ProduceRequest.TopicData()
+                t.name = "big"
+                var p = ProduceRequest.PartitionData()
+                p.records = .bytes(try RecordBatchBuilder().built(value: [UInt8](repeating: UInt8(i), count: 1_000_000))[...])
+                t.partitions = [p]
+                produce.topics = [t]
+                let payload = try RawClient.payload(.produce, version: 7, correlation: Int32(i), produce)
+                frames.append(withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload)
+            }
+            let clients = try (0..<4).map { _ in try RawClient(port: server.boundPort) }
+            for (client, frame) in zip(clients, frames) { client.send(Array(frame[..<(frame.count / 2)])) }
+            try await Task.sleep(for: .milliseconds(300))
+            let started = ContinuousClock.now
+            for (client, frame) in zip(clients, frames) { client.send(Array(frame[(frame.count / 2)...])) }
+            for (i, client) in clients.enumerated() {
+                let (correlation, body) = try #require(client.response())
+                #expect(correlation == Int32(i))
+                #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+            }
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(server.queuedRequestBytes == 0)
+        }
+    }
+
+    /// A large frame behind a long poll on the same connection is not read ahead (it would
+    /// hold 1 MB of the budget for the poll's minutes): it waits, unreserved, and is answered
+    /// once the poll is. Small frames still pipeline behind it.
+    @Test func aLargeFrameWaitsUnreservedBehindALongPoll() async throws {
+        try await ServerTests.withServer(maxRequestBytes: 4 << 20) { server in
+            try await server.broker.createTopic("quiet", partitions: 1)
+            try await server.broker.createTopic("big", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            try client.request(.fetch, version: 11, correlation: 1, Self.fetch("quiet", [(0, 0)], maxWaitMs: 1_500))
+            var produce = ProduceRequest()
+            produce.acks = 1
+            produce.timeoutMs = 5000
+            var t = ProduceRequest.TopicData()
+            t.name = "big"
+            var p = ProduceRequest.PartitionData()
+            p.records = .bytes(try RecordBatchBuilder().built(value: [UInt8](repeating: 1, count: 1_000_000))[...])
+            t.partitions = [p]
+            produce.topics = [t]
+            try client.request(.produce, version: 7, correlation: 2, produce)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(server.queuedRequestBytes < 100_000, "\(server.queuedRequestBytes) bytes reserved behind the poll")
+            let (first, _) = try #require(client.response())
+            let (second, body) = try #require(client.response())
+            #expect(first == 1 && second == 2)
+            #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
+        }
+    }
+
     /// One partition listed 50 times in a fetch is read once (each listing copied its 30 KB).
     @Test func aPartitionListedManyTimesIsReadOnce() async throws {
         try await ServerTests.withServer { server in
@@ -144,6 +212,38 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             let failed = try Self.answer(client, Self.fetch("poll", [(0, 99), (1, 0)], maxWaitMs: 5000))
             #expect(failed.topics[0].partitions[0].errorCode == KafkaError.offsetOutOfRange.rawValue)
             #expect(ContinuousClock.now - started < .seconds(2))
+        }
+    }
+
+    /// ListOffsets' special times: -3 (MAX_TIMESTAMP) answers the record with the largest
+    /// timestamp (it answered the log start: the first record at or after -3), -4 (earliest
+    /// local) the log start, -5 (latest tiered) none: nothing is tiered.
+    @Test func listOffsetsSpecialTimes() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("times", partitions: 1)
+            var builder = RecordBatchBuilder()
+            for timestamp: Int64 in [100, 300, 200] { builder.append(timestamp: timestamp, key: nil, value: [1]) }
+            _ = try await server.broker.append(topic: "times", partition: 0, batches: try builder.build())
+            let client = try RawClient(port: server.boundPort)
+            var answers: [Int64: (Int64, Int64)] = [:]
+            for (correlation, time) in [Int64(-3), -4, -5, -1].enumerated() {
+                var request = ListOffsetsRequest()
+                var t = ListOffsetsRequest.Topic()
+                t.name = "times"
+                var p = ListOffsetsRequest.Partition()
+                p.timestamp = time
+                t.partitions = [p]
+                request.topics = [t]
+                try client.request(.listOffsets, version: 9, correlation: Int32(correlation), request)
+                let (_, body) = try #require(client.response())
+                let answer = try ListOffsetsResponse.decode(body, from: 1, version: 9, flexible: true).topics[0].partitions[0]
+                #expect(answer.errorCode == 0)
+                answers[time] = (answer.offset, answer.timestamp)
+            }
+            #expect(answers[-3]! == (1, 300))
+            #expect(answers[-4]! == (0, -1))
+            #expect(answers[-5]! == (-1, -1))
+            #expect(answers[-1]! == (3, -1))
         }
     }
 }

@@ -141,8 +141,10 @@ def _rss_kib(pid):
 
 def test_unfinished_huge_frames_do_not_grow_memory(tmp_path):
     """Twelve connections push most of a 20 MiB frame each and never finish it. The broker's
-    request budget (here 32 MiB) bounds what it buffers: RSS stays near where it was (it grew
-    by the sum of the frames before), and other clients are still served."""
+    request budget (here 32 MiB) bounds what it buffers, with one frame past it (the oldest
+    frame reserved step by step always gets its next step, so frames cannot wait on each
+    other): RSS stays near where it was (it grew by the sum of the frames before), and other
+    clients are still served."""
     import socket
     import struct
     from kafka import KafkaProducer
@@ -176,7 +178,7 @@ def test_unfinished_huge_frames_do_not_grow_memory(tmp_path):
         time.sleep(0.5)
         grown_mib = (_rss_kib(node.proc.pid) - baseline) / 1024
         pushed_mib = sum(sent for _, sent in sockets) / (1 << 20)
-        assert grown_mib < 32 + 16, "RSS grew %.0f MiB while clients pushed %.0f MiB" % (grown_mib, pushed_mib)
+        assert grown_mib < 32 + 20 + 16, "RSS grew %.0f MiB while clients pushed %.0f MiB" % (grown_mib, pushed_mib)
         producer = KafkaProducer(bootstrap_servers=node.bootstrap, acks="all")
         producer.send("still-served", b"x").get(timeout=20)
         producer.close()

@@ -169,6 +169,7 @@ public final class Broker: Sendable {
     public static func open(dataDirectory: String = "./tidemark-data", options: BrokerOptions = BrokerOptions())
         async throws -> Broker
     {
+        try options.groups.validate()
         let executor = BlockingExecutor()
         let openStarted = ContinuousClock.now
         let metrics = EngineMetrics(

@@ -101,6 +101,7 @@ extension Broker {
                 await group.next()
                 group.cancelAll()
             }
+            try Task.checkCancellation()  // (cancelled: every wait returns at once)
         }
     }
 }

@@ -51,6 +51,8 @@ public final class GroupConsumer: Sendable {
     public var assignment: [TopicPartition] { state.withLock { $0.assignment } }
     public var memberId: String { state.withLock { $0.memberId } }
     public var generationId: Int32 { state.withLock { $0.generationId } }
+    /// The next offset to read of each assigned partition (what `commit` commits).
+    public var positions: [TopicPartition: Int64] { state.withLock { $0.positions } }
 
     /// Records from the assigned partitions. Rejoins the group first when a rebalance is
     /// under way. Traced as a CLIENT `poll` span linked to each record's producer context.

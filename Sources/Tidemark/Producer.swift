@@ -63,7 +63,11 @@ public final class Producer: Sendable {
         /// record would be a getrandom syscall per awaited send (5% of its CPU, measured).
         var random = UInt64.random(in: 1...UInt64.max)
         var inFlight = 0
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Records sent and finished (appended or failed), per partition: a partition's
+        /// batches finish in order, so a flush waits for each partition's count at its call.
+        var sent: [TopicPartition: Int] = [:]
+        var finished: [TopicPartition: Int] = [:]
+        var flushWaiters: [(targets: [TopicPartition: Int], continuation: CheckedContinuation<Void, Never>)] = []
         /// Buffer bytes held by records not yet appended, and the sends waiting for room.
         var bufferedBytes = 0
         var nextRoomWaiter = 0
@@ -353,6 +357,7 @@ public final class Producer: Sendable {
             queue.batches[last].waiters.append((completion, timestamp))
             queue.batches[last].bufferedBytes += recordBytes
             s.inFlight += 1
+            s.sent[tp, default: 0] += 1
             let start = !queue.draining
             queue.draining = true
             s.queues[tp] = queue
@@ -404,26 +409,36 @@ public final class Producer: Sendable {
                 for (completion, _) in pending.waiters { completion(.failure(error)) }
             }
             releaseRoom(pending.bufferedBytes)
-            finish(pending.waiters.count)
+            finish(tp, pending.waiters.count)
         }
     }
 
-    private func finish(_ records: Int) {
+    private func finish(_ tp: TopicPartition, _ records: Int) {
         let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.inFlight -= records
-            guard s.inFlight == 0 else { return [] }
-            defer { s.idleWaiters.removeAll() }
-            return s.idleWaiters
+            s.finished[tp, default: 0] += records
+            guard !s.flushWaiters.isEmpty else { return [] }
+            var ready: [CheckedContinuation<Void, Never>] = []
+            s.flushWaiters.removeAll { waiter in
+                guard waiter.targets.allSatisfy({ s.finished[$0.key, default: 0] >= $0.value }) else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            return ready
         }
         for waiter in ready { waiter.resume() }
     }
 
-    /// Waits until every record sent so far is appended or failed.
+    /// Waits until every record sent before the call is appended or failed (records sent
+    /// meanwhile, by other tasks, are not waited for: a steady sender used to keep a flush
+    /// waiting for ever).
     public func flush() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let idle = state.withLock { s -> Bool in
                 if s.inFlight == 0 { return true }
-                s.idleWaiters.append(continuation)
+                let targets = s.sent.filter { s.finished[$0.key, default: 0] < $0.value }
+                if targets.isEmpty { return true }
+                s.flushWaiters.append((targets, continuation))
                 return false
             }
             if idle { continuation.resume() }

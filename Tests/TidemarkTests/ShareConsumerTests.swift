@@ -121,4 +121,115 @@ import TidemarkStorage
         try await worker.close()
         try await broker.close()
     }
+
+    /// A job released with a retry backoff waits it out across a restart: the share state
+    /// keeps no deadline, and the job came back at once.
+    @Test func aRetryBackoffSurvivesARestart() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.shareRedeliveryBackoffMs = 60_000
+        opts.groups.shareRedeliveryBackoffMaxMs = 60_000
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+            try await broker.createTopic("jobs", partitions: 1)
+            try await Self.job(broker, 0, "flaky")
+            let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+            let jobs = try await worker.poll(timeout: .seconds(1))
+            #expect(jobs.count == 1)
+            worker.acknowledge(jobs[0], .release)
+            try await worker.commit()
+            #expect(try await worker.poll(timeout: .milliseconds(100)).isEmpty, "backing off")
+            try await worker.close()
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        #expect(try await worker.poll(timeout: .milliseconds(200)).isEmpty, "still backing off after the restart")
+        clock.advance(61_000)
+        let again = try await worker.poll(timeout: .seconds(1))
+        #expect(again.count == 1 && again.first?.deliveryCount == 2)
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// Share settings an embedding program sets: nonsense is refused at open, and the largest
+    /// lock and backoff a program may mean as "never" do not overflow a deadline (they trapped).
+    @Test func shareSettingsAreCheckedAndHugeOnesSaturate() async throws {
+        let dir = TemporaryDirectory()
+        var bad = options()
+        bad.groups.shareRecordLockDurationMs = 0
+        await #expect { _ = try await Broker.open(dataDirectory: dir.path, options: bad) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidConfig
+        }
+        var huge = options(maintenanceMs: 3_600_000)
+        huge.groups.shareRecordLockDurationMs = .max
+        huge.groups.shareRedeliveryBackoffMs = .max
+        huge.groups.shareRedeliveryBackoffMaxMs = .max
+        let broker = try await Broker.open(dataDirectory: dir.path, options: huge)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.job(broker, 0, "forever")
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let jobs = try await worker.poll(timeout: .seconds(1))
+        #expect(jobs.count == 1)
+        worker.acknowledge(jobs[0], .release)
+        try await worker.commit()
+        #expect(try await worker.poll(timeout: .milliseconds(100)).isEmpty)
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// After a restart, a window whose keys and delays cannot be read now (an I/O error) waits
+    /// for them: its delayed job used to be marked read without its delay, and went out at once.
+    @Test func anUnreadableRestoredWindowKeepsItsDelays() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let tp = TopicPartition("later", 0)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func open() async throws -> Broker {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+            if !broker.listTopics().contains("later") { try await broker.createTopic("later", partitions: 1) }
+            #expect(ShareCoordinatorTests.join(broker, "w1").error == nil)
+            #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+            return broker
+        }
+        do {
+            let broker = try await open()
+            try await KeyOrderingAndDelayTests.append(broker, "later", key: nil, value: "in-an-hour", deliverAt: now + 3_600_000)
+            try await KeyOrderingAndDelayTests.append(broker, "later", key: nil, value: "now")
+            #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView)
+                .first?.offsets == [1])
+            try await broker.close()
+        }
+        let broker = try await open()
+        StorageFaults.inject(.read, .ioError, pathContains: dir.path + "/later-0/", times: nil)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView).isEmpty)
+        StorageFaults.clear(pathContains: dir.path)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView)
+            .first?.offsets == [1], "the delayed job stays delayed")
+        try await broker.close()
+    }
+
+    /// A rejected job of a topic synced on every append is marked copied to its dead-letter
+    /// topic only once the copy is durable (the dead-letter topic itself leaves flushing to the
+    /// OS: the mark could outlive the copy in a power loss).
+    @Test func aDeadLetterOfASyncedTopicIsDurableBeforeItIsMarked() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        var synced = TopicConfig()
+        synced.flushPolicy = .everyAppend
+        try await broker.createTopic("orders", partitions: 1, config: synced)
+        try await broker.alterGroupConfig("billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.orders")])
+        var builder = RecordBatchBuilder()
+        builder.append(timestamp: 1_000, key: nil, value: Array("bad".utf8))
+        _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+        for job in try await worker.poll(timeout: .seconds(1)) { worker.acknowledge(job, .reject) }
+        try await worker.commit()
+        await broker.writeDeadLetters()
+        let dlq = try broker.partitionState("dlq.orders", 0).log
+        #expect(dlq.logEndOffset == 1 && dlq.flushedOffset == 1)
+        try await worker.close()
+        try await broker.close()
+    }
 }

@@ -70,6 +70,7 @@ extension Broker {
         // producer id; it survives crashes) and only marked. (Appending them again would not
         // do: the producer state remembers only its last five batches as duplicates.)
         var copied = lastCopiedSequence(topic: topic, partition: target, producerId: producerId)
+        let syncsSource = syncsEveryAppend(tp.topic)
         var unmarked: Set<Int32> = []
         let markEvery = max(1_000, letters.count / 8)
         defer { if marking && !unmarked.isEmpty { shares.deadLettersWritten(group: pending.group, tp, sequences: unmarked) } }
@@ -82,7 +83,13 @@ extension Broker {
             }
             let batch = try await deadLetterBatch(letter, group: pending.group, source: tp, producerId: producerId)
             do {
-                _ = try await append(topic: topic, partition: target, batches: batch)
+                let appended = try await append(topic: topic, partition: target, batches: batch)
+                // A job of a topic synced on every append is marked copied only once its copy is
+                // as durable: the mark (synced with the next acknowledgement) must not survive a
+                // power loss that the copy, in the page cache only, would not.
+                if syncsSource {
+                    try await flusher.durable(try partitionState(topic, target).log, upTo: appended.lastOffset + 1)
+                }
             } catch let error as TidemarkError where error.code == .outOfOrderSequence && !restarted {
                 // The broker's producer state no longer matches (it expired): a new producer id,
                 // the waiting letters numbered again from 0, once those this pass copied under
@@ -118,9 +125,16 @@ extension Broker {
         -> [UInt8]
     {
         var original: ConsumerRecord? = nil
-        if let result = try? await fetch(topic: source.topic, partition: source.partition, offset: letter.offset, maxBytes: 1),
-            let slice = result.slice
-        {
+        // Missing only when the log no longer holds it (retention, a deleted topic); any other
+        // failure (an I/O error, no descriptor) throws: the letter stays pending for the next
+        // pass instead of going out without its payload for good.
+        let fetched: FetchResult?
+        do {
+            fetched = try await fetch(topic: source.topic, partition: source.partition, offset: letter.offset, maxBytes: 1)
+        } catch let error as TidemarkError where error.code == .offsetOutOfRange || error.code == .unknownTopicOrPartition {
+            fetched = nil
+        }
+        if let slice = fetched?.slice {
             original = try records(in: slice, topic: source.topic, partition: source.partition, from: letter.offset, limit: 1)
                 .first { $0.offset == letter.offset }
         }

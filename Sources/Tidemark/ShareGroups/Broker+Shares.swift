@@ -19,7 +19,11 @@ extension Broker {
             do {
                 return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)
             } catch {
-                return []  // unreadable: nothing to annotate or extend with (the fetch's read reports it)
+                // Unreadable now (an I/O error, the log start moved meanwhile): declined, as a
+                // read that would block is, so the window keeps waiting for its keys and delays
+                // (an empty answer marked it read: its delayed jobs went out at once, its
+                // per-key order was lost) and the next acquire reads again.
+                return nil
             }
         }
         return view

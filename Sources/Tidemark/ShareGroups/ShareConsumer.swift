@@ -155,11 +155,18 @@ public final class ShareConsumer: Sendable {
             throw TidemarkError(.storage, "acknowledgements of \(failure.key) could not be made durable")
         }
         let deadline = ContinuousClock.now + timeout
-        let view = broker.shareLogView
+        // The share coordinator's lock is the whole broker's: acquiring never waits for the
+        // disk while holding it on a cooperative thread. What would (a cold window after a
+        // restart) is read first on the blocking executor, as the Kafka front does.
+        let view = broker.shareLogViewWithoutBlocking
         while true {
             let partitions = state.withLock { $0.assignment }
-            let acquired = broker.shares.acquire(
-                group: group, member: memberId, partitions: partitions, maxRecords: maxRecords, view: view)
+            var wouldBlock = false
+            var acquired = broker.shares.acquire(
+                group: group, member: memberId, partitions: partitions, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock)
+            if acquired.isEmpty && wouldBlock {
+                acquired = await broker.acquireShares(group: group, member: memberId, partitions: partitions, maxRecords: maxRecords)
+            }
             if !acquired.isEmpty {
                 let records = try await deliver(acquired)
                 if !records.isEmpty { return records }
@@ -168,6 +175,7 @@ public final class ShareConsumer: Sendable {
             let left = deadline - ContinuousClock.now
             let leftMs = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
             await broker.waitForAppends(partitions, timeoutMs: max(1, min(200, leftMs)))
+            try Task.checkCancellation()
             try heartbeat()
         }
     }
@@ -279,28 +287,49 @@ public final class ShareConsumer: Sendable {
         }
         // A partition is refused whole when one record's lock ran out (it went to another
         // worker): the others are sent again in halves until each part is applied or is one
-        // record that is refused.
+        // record that is refused. Another failure (storage) stops it and is what is reported.
         for (tp, code) in results where code == .invalidRecordState && !closing {
             let records = acks[tp]!.flatMap { ack in
                 (ack.first...ack.last).map { ShareAcknowledgement($0, ack.types.count == 1 ? ack.types[0] : ack.types[Int($0 - ack.first)]) }
             }
             guard records.count > 1 else { continue }
-            let middle = records.count / 2
-            let firstHalf = try await sendInParts(tp, Array(records[..<middle]))
-            let secondHalf = try await sendInParts(tp, Array(records[middle...]))
-            results[tp] = .some(firstHalf && secondHalf ? nil : .invalidRecordState)
+            results[tp] = .some(try await sendInParts(tp, records[...], split: true))
         }
         return results
     }
 
-    /// Sends one partition's single-record acknowledgements; when refused for a record whose
-    /// lock ran out, each half again. True when all were applied.
-    private func sendInParts(_ tp: TopicPartition, _ records: [ShareAcknowledgement]) async throws -> Bool {
-        let code = try await sendAgain([tp: ShareAcknowledgement.ordered(records)], closing: false)[tp] ?? nil
-        guard code == .invalidRecordState, records.count > 1 else { return code == nil }
-        let middle = records.count / 2
-        let first = try await sendInParts(tp, Array(records[..<middle]))
-        return try await sendInParts(tp, Array(records[middle...])) && first
+    /// Sends one partition's single-record acknowledgements (`split`: as two halves); a part
+    /// refused because a record's lock ran out is sent again as two halves. The result: nil
+    /// when all were applied, else the worst failure (storage before an expired lock). On a
+    /// throw, what was not sent goes back to the pending acknowledgements.
+    private func sendInParts(_ tp: TopicPartition, _ records: ArraySlice<ShareAcknowledgement>, split: Bool = false) async throws
+        -> TidemarkError.Code?
+    {
+        if !split || records.count == 1 {
+            let code: TidemarkError.Code?
+            do {
+                code = try await sendAgain([tp: ShareAcknowledgement.ordered(Array(records))], closing: false)[tp] ?? nil
+            } catch {
+                state.withLock { $0.pending[tp, default: []].append(contentsOf: records) }
+                throw error
+            }
+            guard code == .invalidRecordState, records.count > 1 else { return code }
+        }
+        let middle = records.startIndex + records.count / 2
+        let first: TidemarkError.Code?
+        do {
+            first = try await sendInParts(tp, records[..<middle])
+        } catch {
+            state.withLock { $0.pending[tp, default: []].append(contentsOf: records[middle...]) }
+            throw error
+        }
+        if let first, first != .invalidRecordState {
+            state.withLock { $0.pending[tp, default: []].append(contentsOf: records[middle...]) }
+            return first
+        }
+        let second = try await sendInParts(tp, records[middle...])
+        if let second, second != .invalidRecordState { return second }
+        return first ?? second
     }
 
     private func sendAgain(_ acks: [TopicPartition: [ShareAcknowledgement]], closing: Bool) async throws -> [TopicPartition: TidemarkError.Code?] {

@@ -104,34 +104,11 @@ public final class ShareCoordinator: Sendable {
                 Slot(state: partition, topicId: key.topicId)
         }
         state = Mutex(initial)
+        let now = clock()
+        state.withLock { s in
+            for key in s.slots.keys { s.slots[key]!.state.restartBackoffs(settings: settings(key.group), nowMs: now) }
+        }
     }
-
-    // MARK: Settings
-
-    /// The share settings of a group: its configs over the broker's defaults.
-    public func settings(_ group: String) -> ShareSettings {
-        let explicit = configs.explicit(group)
-        var settings = ShareSettings()
-        settings.lockDurationMs = explicit["share.record.lock.duration.ms"].flatMap(Int64.init) ?? options.shareRecordLockDurationMs
-        settings.deliveryCountLimit = explicit["share.delivery.count.limit"].flatMap(Int16.init) ?? options.shareDeliveryCountLimit
-        settings.maxInFlight = explicit["share.partition.max.record.locks"].flatMap(Int.init) ?? options.sharePartitionMaxRecordLocks
-        settings.redeliveryBackoffMs = explicit["share.redelivery.backoff.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMs
-        settings.redeliveryBackoffMaxMs =
-            explicit["share.redelivery.backoff.max.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMaxMs
-        settings.deadLetters = !(explicit["errors.deadletterqueue.topic.name"] ?? "").isEmpty
-        settings.keyOrdering = explicit["share.key.ordering"] == "true"
-        return settings
-    }
-
-    func groupSettings(_ group: String) -> ShareGroup.Settings {
-        let explicit = configs.explicit(group)
-        return ShareGroup.Settings(
-            sessionTimeoutMs: explicit["share.session.timeout.ms"].flatMap(Int64.init) ?? options.shareSessionTimeoutMs,
-            heartbeatIntervalMs: explicit["share.heartbeat.interval.ms"].flatMap(Int32.init) ?? options.shareHeartbeatIntervalMs,
-            maxSize: options.shareGroupMaxSize)
-    }
-
-    func startsAtEarliest(_ group: String) -> Bool { configs.value("share.auto.offset.reset", of: group) != "latest" }
 
     // MARK: Membership
 
@@ -341,11 +318,14 @@ public final class ShareCoordinator: Sendable {
                     // taking one record per fetch must not scan (decode) more of the log each time.
                     var scanned = 0
                     var due = slot.state.candidates(max: allowed, logEnd: slot.state.endOffset, settings: settings, nowMs: now).count
-                    // With per-key ordering, records behind an unfinished one of their key are not due.
-                    var keys = settings.keyOrdering && allowed > due ? slot.state.unfinishedKeys() : []
+                    // Counted once, then as records enter. With per-key ordering, records behind
+                    // an unfinished one of their key are not due and hold no lock: they are
+                    // capped apart (ten times the locks), so one busy key neither stops the
+                    // others nor grows the window to its 100,000 for every fetch to walk.
+                    var counts = allowed > due ? slot.state.windowCounts(nowMs: now, keyOrdering: settings.keyOrdering) : (inFlight: 0, blocked: 0, keys: [])
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
                         let room = min(
-                            settings.maxInFlight - slot.state.inFlight(nowMs: now, keyOrdering: settings.keyOrdering),
+                            settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked,
                             settings.maxWindow - slot.state.entries.count)
                         guard room > 0 else { break }
                         guard let metas = scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256))) else {
@@ -355,8 +335,16 @@ public final class ShareCoordinator: Sendable {
                         guard !metas.isEmpty else { break }
                         slot.state.extend(with: metas)
                         scanned += metas.count
-                        for meta in metas where meta.deliverAtMs <= now {
-                            if !settings.keyOrdering || (meta.keyHash.map { keys.insert($0).inserted } ?? true) { due += 1 }
+                        for meta in metas {
+                            // A delayed record holds its key too: later ones of the key wait.
+                            let first = !settings.keyOrdering || (meta.keyHash.map { counts.keys.insert($0).inserted } ?? true)
+                            guard meta.deliverAtMs <= now else { continue }
+                            if first {
+                                due += 1
+                                counts.inFlight += 1
+                            } else {
+                                counts.blocked += 1
+                            }
                         }
                     }
                     logEnd = slot.state.endOffset

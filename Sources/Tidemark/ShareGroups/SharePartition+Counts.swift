@@ -4,26 +4,25 @@ extension SharePartition {
     /// per-key ordering, a record behind an unfinished one of its key does not count: it
     /// cannot go out, and counting it let one busy (or delayed) key stop every other key.
     func inFlight(nowMs: Int64, keyOrdering: Bool = false) -> Int {
-        guard keyOrdering else {
-            return entries.reduce(0) { $0 + ($1.state == .acquired || ($1.state == .available && $1.availableAtMs <= nowMs) ? 1 : 0) }
-        }
-        var keys = Set<UInt32>()
-        var count = 0
-        for entry in entries where entry.state == .available || entry.state == .acquired {
-            let first = entry.keyHash.map { keys.insert($0).inserted } ?? true
-            if entry.state == .acquired || (first && entry.availableAtMs <= nowMs) { count += 1 }
-        }
-        return count
+        windowCounts(nowMs: nowMs, keyOrdering: keyOrdering).inFlight
     }
 
-    /// The keys of the window's unfinished records (per-key ordering: a later record of one of
-    /// these keys waits).
-    func unfinishedKeys() -> Set<UInt32> {
+    /// One walk of the window: records in flight (as `inFlight`), records available now but
+    /// behind an unfinished one of their key (`blocked`, per-key ordering only), and the keys
+    /// of unfinished records (per-key ordering only).
+    func windowCounts(nowMs: Int64, keyOrdering: Bool) -> (inFlight: Int, blocked: Int, keys: Set<UInt32>) {
         var keys = Set<UInt32>()
+        var inFlight = 0
+        var blocked = 0
         for entry in entries where entry.state == .available || entry.state == .acquired {
-            if let key = entry.keyHash { keys.insert(key) }
+            let first = !keyOrdering || (entry.keyHash.map { keys.insert($0).inserted } ?? true)
+            if entry.state == .acquired {
+                inFlight += 1
+            } else if entry.availableAtMs <= nowMs {
+                if first { inFlight += 1 } else { blocked += 1 }
+            }
         }
-        return keys
+        return (inFlight, blocked, keys)
     }
 
     /// Counts per state, for describing the partition.

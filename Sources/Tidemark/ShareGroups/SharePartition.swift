@@ -4,7 +4,9 @@
 ///
 /// Offsets below `startOffset` (SPSO) are finished; `endOffset` (SPEO) is the first offset
 /// never acquired; every offset in between has an entry (`entries[offset - startOffset]`).
-/// The window never exceeds `maxInFlight`. The start moves over finished records
+/// The window holds at most `maxInFlight` records that count as in flight (held, or available
+/// now and first of their key), ten times that behind their keys, and `maxWindow` in all
+/// (delayed records count only there). The start moves over finished records
 /// (acknowledged or archived) as soon as they form a prefix.
 ///
 /// Entries are plain values (no reference counting): the window is walked several times per
@@ -166,6 +168,17 @@ struct SharePartition: Sendable, Equatable {
         }
         recount()
         advanceStart()
+    }
+
+    /// After a restart: records delivered before and available (released, or held when the
+    /// broker stopped) wait out their redelivery backoff again, from now. The persisted state
+    /// keeps no deadlines, and they all came back at once: never early now, at most one backoff late.
+    mutating func restartBackoffs(settings: ShareSettings, nowMs: Int64) {
+        guard settings.redeliveryBackoffMs > 0 else { return }
+        for i in entries.indices where entries[i].state == .available && entries[i].deliveryCount > 0 {
+            let wait = settings.backoff(deliveries: entries[i].deliveryCount, offset: startOffset + Int64(i))
+            entries[i].availableAtMs = max(entries[i].availableAtMs, nowMs.saturatingAdd(wait))
+        }
     }
 
     /// A persisted run: offsets `first...last` in `state` (never acquired: locks are not
@@ -376,7 +389,7 @@ struct SharePartition: Sendable, Equatable {
             entries[i].deliveryCount &+= 1
             activity.deliveries += 1
             if entries[i].deliveryCount > 1 { activity.redeliveries += 1 }
-            entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
+            entries[i].lockExpiryMs = nowMs.saturatingAdd(settings.lockDurationMs)
             locksExpireNoSoonerThan = min(locksExpireNoSoonerThan, entries[i].lockExpiryMs)
             entries[i].owner = owner
             heldCounts[Int(owner) - 1] += 1
@@ -474,7 +487,7 @@ struct SharePartition: Sendable, Equatable {
                     release(i, settings: settings, nowMs: nowMs)
                 case .renew:
                     activity.renewed += 1
-                    entries[i].lockExpiryMs = nowMs + settings.lockDurationMs
+                    entries[i].lockExpiryMs = nowMs.saturatingAdd(settings.lockDurationMs)
                     // (The group's lock duration may have been shortened since the acquisition.)
                     locksExpireNoSoonerThan = Swift.min(locksExpireNoSoonerThan, entries[i].lockExpiryMs)
                 }
@@ -525,7 +538,7 @@ struct SharePartition: Sendable, Equatable {
             return
         }
         var entry = Entry(state: .available, deliveryCount: count, keyHash: entries[i].keyHash)
-        if let nowMs { entry.availableAtMs = nowMs + settings.backoff(deliveries: count, offset: startOffset + Int64(i)) }
+        if let nowMs { entry.availableAtMs = nowMs.saturatingAdd(settings.backoff(deliveries: count, offset: startOffset + Int64(i))) }
         entries[i] = entry
     }
 

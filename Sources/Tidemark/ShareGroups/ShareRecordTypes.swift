@@ -121,11 +121,14 @@ public struct ShareSettings: Sendable, Equatable {
     public func backoff(deliveries: Int16, offset: Int64) -> Int64 {
         guard redeliveryBackoffMs > 0, deliveries > 0 else { return 0 }
         let exponent = min(Int64(deliveries) - 1, 40)
-        let full = min(redeliveryBackoffMaxMs, exponent >= 62 ? redeliveryBackoffMaxMs : redeliveryBackoffMs << exponent)
+        // Doubling saturates at the maximum (a shift that overflowed lost its high bits).
+        let doubled = redeliveryBackoffMs > Int64.max >> exponent ? Int64.max : redeliveryBackoffMs << exponent
+        let full = max(0, min(redeliveryBackoffMaxMs, doubled))
         var mix = UInt64(bitPattern: offset) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(UInt16(bitPattern: deliveries)) &* 0xBF58_476D_1CE4_E5B9
         mix ^= mix >> 31
         let fraction = Double(mix % 1_000_001) / 1_000_000  // 0...1
-        return Int64(Double(max(0, full)) * (0.5 + 0.5 * fraction))
+        let wait = Double(full) * (0.5 + 0.5 * fraction)
+        return wait >= Double(Int64.max) ? Int64.max : Int64(wait)
     }
 }
 
@@ -142,4 +145,13 @@ public struct ShareActivity: Sendable, Equatable {
     /// Locks that ran out before the worker acknowledged (visibility timeouts).
     public var lockExpirations: Int64 = 0
     public init() {}
+}
+
+extension Int64 {
+    /// `self + other`, at `Int64.max` (or `.min`) instead of trapping: deadlines from settings
+    /// an embedding program may set as large as it likes.
+    func saturatingAdd(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
 }

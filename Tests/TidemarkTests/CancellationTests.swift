@@ -1,0 +1,69 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Tidemark
+
+/// Embedded long polls end when their task is cancelled: they used to loop (each wait
+/// returned at once) at full speed until their deadline, and then return as if nothing
+/// happened. (Generous bounds: other suites block cooperative threads in raw socket reads.)
+@Suite struct CancellationTests {
+    static func cancelledSoon<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async -> (Duration, Bool) {
+        let started = ContinuousClock.now
+        let task = Task { try await body() }
+        try? await Task.sleep(for: .milliseconds(100))
+        task.cancel()
+        let cancelled: Bool
+        do {
+            _ = try await task.value
+            cancelled = false
+        } catch {
+            cancelled = error is CancellationError
+        }
+        return (ContinuousClock.now - started, cancelled)
+    }
+
+    @Test func longPollsStopWhenCancelled() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("idle", partitions: 2)
+        let fetched = await Self.cancelledSoon { try await broker.fetch(topic: "idle", partition: 0, offset: 0, minBytes: 1, maxWaitMs: 30_000) }
+        #expect(fetched.0 < .seconds(15) && fetched.1, "\(fetched)")
+        let consumer = Consumer(broker: broker)
+        try await consumer.assign(topic: "idle", partition: 0, from: .earliest)
+        try await consumer.assign(topic: "idle", partition: 1, from: .earliest)
+        let polled = await Self.cancelledSoon { try await consumer.poll(maxRecords: 10, maxWaitMs: 30_000) }
+        #expect(polled.0 < .seconds(15) && polled.1, "\(polled)")
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["idle"])
+        let shared = await Self.cancelledSoon { try await worker.poll(timeout: .seconds(30)) }
+        #expect(shared.0 < .seconds(15) && shared.1, "\(shared)")
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// `flush` waits for the records sent before it, not for those another task keeps
+    /// sending: with a steady sender beside it, it never returned.
+    @Test func flushDoesNotWaitForLaterSends() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("busy", partitions: 2)
+        let producer = try await Producer(broker: broker)
+        _ = try await producer.send(topic: "busy", key: nil, value: [0], partition: 0)
+        // Four senders, so that some record is always in flight.
+        let senders = (0..<4).map { n in
+            Task {
+                while !Task.isCancelled {
+                    _ = await producer.send((0..<50).map { Producer.OutgoingRecord(topic: "busy", key: nil, value: [UInt8($0)], partition: n % 2) })
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        await producer.flush()
+        #expect(ContinuousClock.now - started < .seconds(5))
+        for sender in senders { sender.cancel() }
+        for sender in senders { _ = await sender.value }
+        await producer.flush()
+        try await broker.close()
+    }
+}

@@ -97,7 +97,7 @@ let package = Package(
             ]
         ),
         // Runs the built `tidemark` executable and checks its output and exit codes.
-        .testTarget(name: "TidemarkCLITests", dependencies: ["TestSupport", "TidemarkStorage"]),
+        .testTarget(name: "TidemarkCLITests", dependencies: ["TestSupport", "TidemarkStorage", "Tidemark"]),
         // A small blocking Kafka client for the tools (replay, --bootstrap).
         .target(name: "TidemarkClient", dependencies: ["TidemarkWire", "TidemarkStorage"]),
         // The CLI: tools/tidemark.

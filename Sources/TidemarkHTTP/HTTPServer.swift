@@ -230,7 +230,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .end:
             requestDeadline?.cancel()
             requestDeadline = nil
-            requestStart.requestEnded()
             guard let requestHead = head else { return }
             head = nil
             if tooLarge { return }  // answered (413) and closing
@@ -316,6 +315,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .bytes(let bytes):
             busy = false
             task = nil
+            // Answered: bytes from here on start the next request's deadline (not before: a
+            // request pipelined behind a slow answer is not the client's delay).
+            requestStart.requestEnded()
             headers.replaceOrAdd(name: "Content-Length", value: "\(bytes.count)")
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: response.status, headers: headers))), promise: nil)
@@ -360,8 +362,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 /// once its whole head is in, so a client sending its request line and headers a byte at a
 /// time (each byte resetting the idle timeout) could hold a connection for ever; 128 such
 /// clients took every connection, and /metrics, /healthz and /readyz with them. Before the
-/// HTTP decoder: the first byte after a request ended (or of the connection) starts the
-/// deadline; the request's `.head` takes it over (`handOver`) and its `.end` ends it.
+/// HTTP decoder: the first byte after a request was answered (or of the connection) starts
+/// the deadline; the request's `.head` takes it over (`handOver`) and its `.end` ends it.
 ///
 /// Confined to its channel's event loop.
 final class RequestStartDeadline: ChannelInboundHandler, RemovableChannelHandler {
@@ -390,7 +392,7 @@ final class RequestStartDeadline: ChannelInboundHandler, RemovableChannelHandler
         return deadline
     }
 
-    /// The request's last part arrived: the next byte starts the next request's deadline.
+    /// The request has been answered: the next byte starts the next request's deadline.
     func requestEnded() { inRequest = false }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -65,7 +65,7 @@ public final class MetricsRoutes: HTTPRoutes {
     let logger: Logger
     private let warnedAboutGroups = Atomic<Bool>(false)
     /// Per counter series, what was last exported (see `monotonic`).
-    private let counterFloors = Mutex<[String: Double]>([:])
+    private let counterFloors = Mutex<[String: (exported: Double, value: Double, held: Double)]>([:])
 
     public init(
         broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity,
@@ -260,15 +260,21 @@ public final class MetricsRoutes: HTTPRoutes {
         }
     }
 
-    /// A counter as exported: never below what this exporter last exported for the series. A
-    /// share fetch counts its acquisitions as deliveries and takes back those it could not send
-    /// a moment later; a scrape in between saw the higher value, and Prometheus reads any fall
-    /// as a reset (rate() then spikes by the whole count). Series of groups gone are forgotten.
+    /// A counter as exported. A share fetch counts its acquisitions as deliveries and takes
+    /// back those it could not send a moment later: a scrape in between saw the higher value,
+    /// and Prometheus reads any fall as a reset (rate() then spikes by the whole count). So
+    /// deliveries never fall below what was last exported by less than the records held then
+    /// (all a give-back can take back: records acquired since add as much as they can take);
+    /// a larger fall is a real reset (the topic was created again) and is exported as one.
+    /// Series of groups gone are forgotten.
     private func monotonic(_ name: String, _ queue: QueueReport, _ value: Double) -> Double {
+        guard name == MetricName.queueDeliveries || name == MetricName.queueRedeliveries else { return value }
         let key = name + "\u{0}" + queue.group + "\u{0}" + queue.topic
         return counterFloors.withLock { floors in
-            let exported = max(value, floors[key] ?? 0)
-            floors[key] = exported
+            let last = floors[key] ?? (0, 0, 0)
+            let reset = value < last.value - last.held
+            let exported = reset ? value : max(value, last.exported)
+            floors[key] = (exported, value, Double(queue.inFlight))
             return exported
         }
     }

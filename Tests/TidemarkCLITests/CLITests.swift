@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 import TidemarkStorage
+import Tidemark
 
 /// Runs `.build/debug/tidemark` (built with the tests) and captures what it prints.
 struct CLI {
@@ -197,6 +198,25 @@ struct CLITests {
 /// dump and a read-only verify go on with a warning.
 @Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
 struct LiveDirectoryTests {
+    /// A group whose commit fell below the log start (DeleteRecords, retention) reads nothing
+    /// and is moved to the start: `consume --group` commits that and exits (it committed only
+    /// after printing, decided it was done from the commits, and polled for ever).
+    @Test func consumeAsAGroupEndsWhenItsCommitFellBelowTheLogStart() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try CLI.run(["topics", "create", "gone", "--partitions", "1", "--data", data]).status == 0)
+        #expect(try CLI.run(["produce", "gone", "--data", data], stdin: "a\nb\nc\n").status == 0)
+        #expect(try CLI.run(["consume", "gone", "--group", "g", "--max-messages", "1", "--data", data]).stdout == "a\n")
+        do {
+            let broker = try await Broker.open(dataDirectory: data)
+            _ = try await broker.deleteRecords(topic: "gone", partition: 0, before: 3)
+            try await broker.close()
+        }
+        let rest = try CLI.run(["consume", "gone", "--group", "g", "--data", data], timeout: 30)
+        #expect(rest.status == 0 && rest.stdout.isEmpty)
+        #expect(try CLI.run(["groups", "describe", "g", "--data", data]).stdout.contains("total lag: 0"))
+    }
+
     @Test func toolsRespectTheDataDirectoryLock() throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"

@@ -483,6 +483,13 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         broker.shares.giveBack(group: "w", member: "m", tp, offsets: [2, 3])
         let after = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
         #expect(after == 4, "a counter went from 4 to \(after ?? -1)")
+        broker.shares.giveBack(group: "w", member: "m", tp, offsets: [0, 1])
+        let later = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
+        #expect(later == 4, "a counter went from 4 to \(later ?? -1)")
+        // Delivered again: the count goes on from there.
+        #expect(broker.shares.acquire(group: "w", member: "m", partitions: [tp], maxRecords: 4, view: broker.shareLogView).first?.offsets.count == 4)
+        let again = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
+        #expect(again == 4, "the given-back deliveries are made again: \(again ?? -1)")
         try await node.stop()
     }
 

@@ -44,12 +44,21 @@ struct Consume: AsyncParsableCommand {
             let limit = maxMessages ?? Int.max
             if let group {
                 let member = GroupConsumer(broker: broker, groupId: group, topics: [topic])
+                var committed: [TopicPartition: Int64] = [:]
                 while printed < limit && StopSignals.first == nil {
                     let records = try await member.poll(maxRecords: min(500, limit - printed), maxWaitMs: 500)
                     records.forEach(print)
                     printed += records.count
-                    if !records.isEmpty { try await member.commit() }
-                    if !follow && records.isEmpty && caughtUp(broker, member.assignment, ends) { break }
+                    // Committed whenever the positions moved, also past records no longer
+                    // there (a commit below the log start moves to it with nothing printed).
+                    let positions = member.positions
+                    if positions != committed {
+                        try await member.commit()
+                        committed = positions
+                    }
+                    if !follow && records.isEmpty && member.assignment.allSatisfy({ (positions[$0] ?? 0) >= (ends[$0.partition] ?? 0) }) {
+                        break
+                    }
                 }
                 await member.close()
                 return
@@ -108,11 +117,6 @@ struct Consume: AsyncParsableCommand {
             }
             if !follow && partitions.allSatisfy({ positions[$0]! >= ends[$0]! }) { break }
         }
-    }
-
-    private func caughtUp(_ broker: Broker, _ assignment: [TopicPartition], _ ends: [Int: Int64]) -> Bool {
-        let committed = broker.groups.fetchOffsets(groupId: group!, partitions: assignment)
-        return assignment.allSatisfy { (committed[$0]?.offset ?? 0) >= (ends[$0.partition] ?? 0) }
     }
 
     private func print(_ record: ConsumerRecord) {

@@ -164,8 +164,13 @@ struct LineInput {
                 if !lines.isEmpty { return lines }
                 continue
             }
+            // Only the new bytes are searched (a long line read in many pieces stays linear).
+            guard let newline = buffer[0..<n].lastIndex(of: UInt8(ascii: "\n")) else {
+                carry += buffer[0..<n]
+                continue
+            }
+            let end = carry.count + newline
             carry += buffer[0..<n]
-            guard let end = carry.lastIndex(of: UInt8(ascii: "\n")) else { continue }
             let lines = Self.lines(carry[...end])
             carry.removeSubrange(...end)
             if !lines.isEmpty { return lines }

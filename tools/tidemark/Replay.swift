@@ -126,6 +126,12 @@ enum ReplayHeader {
 
     static func value(_ record: ConsumerRecord) -> [UInt8] { Array("\(record.topic)/\(record.partition)/\(record.offset)".utf8) }
 
+    /// Whether a record is a copy of a record of `topic` (any partition).
+    static func isCopy(_ headers: [RecordHeader], of topic: String) -> Bool {
+        guard let raw = headers.last(where: { $0.key == name })?.value else { return false }
+        return String(decoding: raw, as: UTF8.self).split(separator: "/").first.map(String.init) == topic
+    }
+
     /// The source offset in a replayed record's header, if it came from `topic`/`partition`.
     static func sourceOffset(_ headers: [RecordHeader], topic: String, partition: Int) -> Int64? {
         guard let raw = headers.last(where: { $0.key == name })?.value else { return nil }
@@ -286,9 +292,12 @@ struct BatchMaker {
 
 /// The highest source offset of `sourceTopic`/`sourcePartition` named by a replay header in a
 /// destination partition: its newest 10,000 records first, then the 10,000 before them, and so
-/// on until one holds a copy from that source (a run copies in order, so the newest copy is
-/// the furthest). Other writers' records, or other source partitions folded onto the same
-/// destination partition, may be in between: the scan goes back as far as it must.
+/// on until one holds a copy from that source partition (a run copies in order, so the newest
+/// copy is the furthest). Copies of the topic's other partitions folded onto the same
+/// destination partition may be in between: the search goes on while a window holds copies
+/// of the topic, and stops at the first that holds none (a destination of another writer's
+/// records is not read to its start; past 10,000 records of another writer since the last
+/// copy, a rerun copies again what was copied before them).
 func lastReplayedOffset<R: RecordReader>(
     in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int
 ) async throws -> Int64? {
@@ -298,17 +307,21 @@ func lastReplayedOffset<R: RecordReader>(
         let windowStart = max(start, windowEnd - 10_000)
         var offset = windowStart
         var found: Int64?
+        var copiesOfTheTopic = false
         while offset < windowEnd {
             let chunk = try await reader.read(topic, partition, from: offset)
             guard let after = chunk.next, after > offset else { break }
             for record in chunk.records where record.offset >= offset && record.offset < windowEnd {
                 if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
                     found = max(found ?? source, source)
+                } else if ReplayHeader.isCopy(record.headers, of: sourceTopic) {
+                    copiesOfTheTopic = true
                 }
             }
             offset = after
         }
         if let found { return found }
+        guard copiesOfTheTopic else { return nil }
         windowEnd = windowStart
     }
     return nil

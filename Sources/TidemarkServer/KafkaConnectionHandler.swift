@@ -189,7 +189,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let frame = unwrapInboundIn(data)
         lastActivity = .now()
         guard !closing else {
-            budget.release(frame.reservedBytes)
+            budget.release(frame.reservedBytes, partial: frame.partial)
             return
         }
         queue.append(frame)
@@ -233,7 +233,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
         let loop = context.eventLoop
         let handledOnLoop = router.handleInline(frame.bytes, on: loop, connection: shares) { outcome in
-            self.finish(outcome, reserved: frame.reservedBytes, context: context)
+            self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
         }
         if handledOnLoop { return }
         let promise = loop.makePromise(of: RequestOutcome.self)
@@ -242,13 +242,13 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let host = clientHost
         promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handle(bytes) } }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
-            self.finish(outcome, reserved: frame.reservedBytes, context: context)
+            self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
         }
     }
 
     /// A request completed (on the loop): write its answer, start the next.
-    private func finish(_ outcome: RequestOutcome, reserved: Int, context: ChannelHandlerContext) {
-        budget.release(reserved)
+    private func finish(_ outcome: RequestOutcome, reserved: Int, partial: Int?, context: ChannelHandlerContext) {
+        budget.release(reserved, partial: partial)
         lastActivity = .now()
         busy = false
         gate.longWaitRunning = false
@@ -310,7 +310,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func releaseQueued() {
-        while let frame = queue.popFirst() { budget.release(frame.reservedBytes) }
+        while let frame = queue.popFirst() { budget.release(frame.reservedBytes, partial: frame.partial) }
         queuedBytes = 0
     }
 

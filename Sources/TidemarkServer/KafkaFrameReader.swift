@@ -23,6 +23,10 @@ final class ConnectionReadGate {
 struct KafkaFrame {
     var bytes: [UInt8]
     var reservedBytes: Int
+    /// The frame's number in the budget when it was reserved in steps: its privilege (the
+    /// oldest such frame always gets its steps) lasts until its bytes are given back, so the
+    /// next frame past the limit waits for this one's bytes, not just for its arrival.
+    var partial: Int? = nil
 }
 
 /// Splits the byte stream into Kafka frames (a big-endian int32 size, then that many bytes)
@@ -80,6 +84,8 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     /// The frame waits for the running long request (`gate`) before it reserves anything.
     private var gateHeld = false
     private let gate: ConnectionReadGate
+    /// When the frame being read must be complete, whatever waits (see `startTimer`).
+    private var frameDeadline: NIODeadline?
     /// A read the pipeline asked for while the budget was exhausted.
     private var heldRead = false
     private var timer: Scheduled<Void>?
@@ -152,16 +158,15 @@ final class KafkaFrameReader: ChannelDuplexHandler {
                 continue
             }
             let bytes = frameBytes
+            let privileged = partial
             frameBytes = []
             frameSize = nil
             reservedBytes = 0
-            if let partial {
-                budget.endPartial(partial)
-                self.partial = nil
-            }
+            partial = nil
+            frameDeadline = nil
             timer?.cancel()
             timer = nil
-            context.fireChannelRead(wrapInboundOut(KafkaFrame(bytes: bytes, reservedBytes: size)))
+            context.fireChannelRead(wrapInboundOut(KafkaFrame(bytes: bytes, reservedBytes: size, partial: privileged)))
         }
     }
 
@@ -187,9 +192,9 @@ final class KafkaFrameReader: ChannelDuplexHandler {
             took(step, of: size)
             return true
         }
-        // Waiting for the budget is the broker's time, not the client's.
-        timer?.cancel()
-        timer = nil
+        // Waiting for the budget is the broker's time, not the client's: only the frame's
+        // overall deadline runs meanwhile.
+        startTimer(context: context, overallOnly: true)
         return false
     }
 
@@ -248,17 +253,26 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         }
     }
 
-    /// Called once a frame's bytes are reserved: the timer for its completion starts.
-    private func startTimer(context: ChannelHandlerContext) {
+    /// Arms the frame's timer: `frameTimeout` of the client's time, and never past the frame's
+    /// overall deadline (three timeouts from when its reading started), which runs also while
+    /// the broker makes it wait (`overallOnly`: for the budget; reads the handler holds): a
+    /// frame cannot keep its reservation, or the budget's privilege, for ever.
+    private func startTimer(context: ChannelHandlerContext, overallOnly: Bool = false) {
         timer?.cancel()
+        timer = nil
         guard let size = frameSize, receivedBytes < size else { return }
+        let now = NIODeadline.now()
+        if frameDeadline == nil { frameDeadline = now + frameTimeout * 3 }
+        let overall = frameDeadline!
+        let fireAt = overallOnly ? overall : min(overall, now + frameTimeout)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: frameTimeout) {
+        timer = context.eventLoop.scheduleTask(deadline: fireAt) {
             let (reader, context) = loopBound.value
             guard let size = reader.frameSize else { return }
             // Reads held by the handler (answers the client has not read, too many requests
-            // queued): not the client's delay in sending; it gets its time again.
-            if reader.gate.holdingReads { return reader.startTimer(context: context) }
+            // queued): not the client's delay in sending; it gets its time again, up to the
+            // overall deadline.
+            if NIODeadline.now() < overall && reader.gate.holdingReads { return reader.startTimer(context: context) }
             reader.fail(context: context, FrameTimedOut(size: size, received: reader.receivedBytes))
         }
     }

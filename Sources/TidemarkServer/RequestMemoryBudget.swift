@@ -126,11 +126,12 @@ final class RequestMemoryBudget: Sendable {
         }
     }
 
-    /// Gives `bytes` (of a frame of `frame` bytes; a whole frame when nil) back and grants the
-    /// waiters that now fit, oldest first.
-    func release(_ bytes: Int, ofFrame frame: Int? = nil) {
-        guard bytes > 0 else { return }
+    /// Gives `bytes` (of a frame of `frame` bytes; a whole frame when nil) back, ends the
+    /// frame's privilege (`partial`), and grants the waiters that now fit, oldest first.
+    func release(_ bytes: Int, ofFrame frame: Int? = nil, partial: Int? = nil) {
+        guard bytes > 0 || partial != nil else { return }
         let granted = state.withLock { s -> [@Sendable () -> Void] in
+            if let partial { s.partials.removeAll { $0 == partial } }
             s.usedBytes -= bytes
             if (frame ?? bytes) <= smallFrameBytes { s.smallUsedBytes = max(0, s.smallUsedBytes - bytes) }
             precondition(s.usedBytes >= 0, "request budget released more than it reserved")

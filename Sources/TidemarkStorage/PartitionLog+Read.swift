@@ -367,46 +367,90 @@ extension PartitionLog {
 
     /// The record with the largest timestamp at or after the log start, the first of them on
     /// a tie, with that timestamp (Kafka's ListOffsets MAX_TIMESTAMP, -3); nil for an empty
-    /// log. The segment is the first whose largest timestamp is the log's; the batch, the
-    /// first there whose largest timestamp it is.
+    /// log. The segment holding the log start is read from there (its largest timestamp may
+    /// belong to records below it); of the later ones, only the first holding the largest
+    /// timestamp is read, and only when it beats the first segment's.
     public func offsetOfMaxTimestamp() throws(StorageError) -> (offset: Int64, timestamp: Int64)? {
-        let start: ReadStart? = try state.withLock { s -> Result<ReadStart?, StorageError> in
-            do throws(StorageError) {
+        struct Candidate: Sendable {
+            var file: SharedFile
+            var position: Int
+            var end: Int
+        }
+        let found: (first: Candidate?, later: Candidate?, laterMax: Int64, logStart: Int64) = try state.withLock { s in
+            Result { () throws(StorageError) -> (Candidate?, Candidate?, Int64, Int64) in
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
-                var best: (index: Int, timestamp: Int64)?
+                var first: Candidate?
+                var later: (index: Int, timestamp: Int64)?
                 for (index, segment) in s.segments.enumerated() {
                     let nextBase = index + 1 < s.segments.count ? s.segments[index + 1].baseOffset : nil
                     if let nextBase, nextBase <= s.logStartOffset { continue }
-                    if index != s.segments.count - 1 && !segment.maxTimestampKnown { try segment.openForRead(offsetLimit: nextBase) }
-                    if segment.size > 0 && segment.maxTimestamp > (best?.timestamp ?? .min) { best = (index, segment.maxTimestamp) }
+                    if first == nil {
+                        if segment.size == 0 { continue }
+                        if index != s.segments.count - 1 { try segment.openForRead(offsetLimit: nextBase) }
+                        let position = segment.baseOffset < s.logStartOffset ? segment.indexLookup(offset: s.logStartOffset).position : 0
+                        first = Candidate(file: try segment.file(), position: position, end: segment.size)
+                        continue
+                    }
+                    if index != s.segments.count - 1 && !segment.maxTimestampKnown {
+                        try segment.openForRead(offsetLimit: nextBase)
+                        enforceOpenSegmentLimit(&s)  // one at a time: thousands of segments stay within budget
+                    }
+                    if segment.size > 0 && segment.maxTimestamp > (later?.timestamp ?? .min) { later = (index, segment.maxTimestamp) }
                 }
-                guard let best else { return .success(nil) }
-                let segment = s.segments[best.index]
-                let nextBase = best.index + 1 < s.segments.count ? s.segments[best.index + 1].baseOffset : nil
-                let found = ReadStart(
-                    file: try segment.file(), position: 0, end: segment.size, nextSegmentBase: nextBase,
-                    logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
+                let laterCandidate = try later.map { later throws(StorageError) in
+                    Candidate(file: try s.segments[later.index].file(), position: 0, end: s.segments[later.index].size)
+                }
                 enforceOpenSegmentLimit(&s)
-                return .success(found)
-            } catch {
-                return .failure(error)
+                return (first, laterCandidate, later?.timestamp ?? .min, s.logStartOffset)
             }
         }.get()
-        guard let start else { return nil }
-        var walker = HeaderWalker(file: start.file, end: start.end)
-        var position = start.position
-        var best: (position: Int, size: Int, timestamp: Int64)?
-        while let header = try walker.header(at: position) {
-            if header.lastOffset >= start.logStartOffset && header.maxTimestamp > (best?.timestamp ?? .min) {
-                best = (position, header.totalSize, header.maxTimestamp)
-            }
-            position += header.totalSize
+        var best = try found.first.flatMap { first throws(StorageError) in
+            try Self.largestTimestamp(in: first.file, from: first.position, end: first.end, logStart: found.logStart)
         }
-        guard let best else { return nil }
-        let bytes = try start.file.read(count: best.size, at: Int64(best.position))
-        for batch in try Self.decodeBatches(bytes, path: start.file.path) {
-            for record in batch.records where batch.offset(of: record) >= start.logStartOffset && batch.timestamp(of: record) == best.timestamp {
-                return (batch.offset(of: record), best.timestamp)
+        if let later = found.later, found.laterMax > (best?.timestamp ?? .min),
+            let inLater = try Self.largestTimestamp(in: later.file, from: later.position, end: later.end, logStart: found.logStart),
+            inLater.timestamp > (best?.timestamp ?? .min)
+        {
+            best = inLater
+        }
+        return best
+    }
+
+    /// The first record at or after `logStart` with the largest timestamp among the batches of
+    /// `file` from `position` to `end`: batch headers first, then the one batch that holds it
+    /// (a batch straddling the log start is decoded to leave out the records below it).
+    private static func largestTimestamp(in file: SharedFile, from position: Int, end: Int, logStart: Int64) throws(StorageError)
+        -> (offset: Int64, timestamp: Int64)?
+    {
+        var walker = HeaderWalker(file: file, end: end)
+        var at = position
+        var best: (offset: Int64, timestamp: Int64)?
+        var bestBatch: (position: Int, size: Int)?
+        while let header = try walker.header(at: at) {
+            defer { at += header.totalSize }
+            guard header.lastOffset >= logStart else { continue }
+            if header.baseOffset < logStart {
+                // Straddling the log start: only its records from there count.
+                let bytes = try file.read(count: header.totalSize, at: Int64(at))
+                for batch in try decodeBatches(bytes, path: file.path) {
+                    for record in batch.records where batch.offset(of: record) >= logStart {
+                        if batch.timestamp(of: record) > (best?.timestamp ?? .min) {
+                            best = (batch.offset(of: record), batch.timestamp(of: record))
+                            bestBatch = nil
+                        }
+                    }
+                }
+            } else if header.maxTimestamp > (best?.timestamp ?? .min) {
+                best = (-1, header.maxTimestamp)
+                bestBatch = (at, header.totalSize)
+            }
+        }
+        guard let found = best else { return nil }
+        guard let batchAt = bestBatch else { return found }
+        let bytes = try file.read(count: batchAt.size, at: Int64(batchAt.position))
+        for batch in try decodeBatches(bytes, path: file.path) {
+            for record in batch.records where batch.timestamp(of: record) == found.timestamp {
+                return (batch.offset(of: record), found.timestamp)
             }
         }
         return nil

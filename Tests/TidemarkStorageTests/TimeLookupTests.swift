@@ -56,4 +56,23 @@ import Testing
         #expect(try reopened.offsetOfMaxTimestamp()?.offset == 6)
         try reopened.close()
     }
+
+    /// The largest timestamp among records at or after the log start only: the segment's own
+    /// largest may belong to a deleted record (DeleteRecords), and a batch straddling the log
+    /// start counts only its records from there (it answered a deleted record's segment, or -1).
+    @Test func theLargestTimestampLeavesOutDeletedRecords() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: LogConfig())
+        var builder = RecordBatchBuilder()
+        for timestamp: Int64 in [100, 1000, 200, 300] { builder.append(timestamp: timestamp, key: nil, value: [1]) }
+        try log.append(try builder.build())  // 0-3, the largest (1000) at offset 1
+        try log.roll()
+        try log.append(makeBatch(tag: "later", count: 1, timestamp: 500))  // 4
+        _ = try log.deleteRecords(before: 2)
+        let found = try #require(try log.offsetOfMaxTimestamp())
+        #expect(found.offset == 4 && found.timestamp == 500)
+        _ = try log.deleteRecords(before: 5)
+        #expect(try log.offsetOfMaxTimestamp() == nil)
+        try log.close()
+    }
 }

@@ -179,7 +179,7 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    /// After a restart, a window whose keys and delays cannot be read now (an I/O error) waits
+    /// After a restart, a window whose keys and delays cannot be read now (no descriptor) waits
     /// for them: its delayed job used to be marked read without its delay, and went out at once.
     @Test func anUnreadableRestoredWindowKeepsItsDelays() async throws {
         let dir = TemporaryDirectory()
@@ -202,7 +202,7 @@ import TidemarkStorage
             try await broker.close()
         }
         let broker = try await open()
-        StorageFaults.inject(.read, .ioError, pathContains: dir.path + "/later-0/", times: nil)
+        StorageFaults.inject(.read, .tooManyOpenFiles, pathContains: dir.path + "/later-0/", times: nil)
         #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView).isEmpty)
         StorageFaults.clear(pathContains: dir.path)
         #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: broker.shareLogView)

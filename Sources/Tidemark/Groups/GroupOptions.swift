@@ -62,14 +62,14 @@ public struct GroupOptions: Sendable {
 
     /// Refuses share settings that mean nothing (a lock, a session or a heartbeat of 0 ms or
     /// less, fewer than one delivery or lock, a negative backoff): `Broker.open` checks them.
-    /// Large values are fine: deadlines saturate.
+    /// Large durations are fine: deadlines saturate.
     public func validate() throws(TidemarkError) {
         func require(_ holds: Bool, _ what: String) throws(TidemarkError) {
             if !holds { throw TidemarkError(.invalidConfig, "GroupOptions: \(what)") }
         }
         try require(shareRecordLockDurationMs > 0, "shareRecordLockDurationMs must be positive")
         try require(shareDeliveryCountLimit >= 1, "shareDeliveryCountLimit must be at least 1")
-        try require(sharePartitionMaxRecordLocks >= 1, "sharePartitionMaxRecordLocks must be at least 1")
+        try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")
         try require(shareHeartbeatIntervalMs > 0 && shareSessionTimeoutMs > 0, "share heartbeat and session timeout must be positive")
         try require(shareRedeliveryBackoffMs >= 0 && shareRedeliveryBackoffMaxMs >= 0, "share redelivery backoffs must not be negative")
         try require(shareGroupMaxSize >= 1 && shareMaxSessions >= 1, "shareGroupMaxSize and shareMaxSessions must be at least 1")

@@ -71,6 +71,12 @@ extension Broker {
         // do: the producer state remembers only its last five batches as duplicates.)
         var copied = lastCopiedSequence(topic: topic, partition: target, producerId: producerId)
         let syncsSource = syncsEveryAppend(tp.topic)
+        if syncsSource && copied >= 0 {
+            // Copies found already there (a pass that stopped before marking them) are as
+            // durable as new ones before they are marked.
+            let dlq = try partitionState(topic, target).log
+            try await flusher.durable(dlq, upTo: dlq.logEndOffset)
+        }
         var unmarked: Set<Int32> = []
         let markEvery = max(1_000, letters.count / 8)
         defer { if marking && !unmarked.isEmpty { shares.deadLettersWritten(group: pending.group, tp, sequences: unmarked) } }
@@ -125,18 +131,19 @@ extension Broker {
         -> [UInt8]
     {
         var original: ConsumerRecord? = nil
-        // Missing only when the log no longer holds it (retention, a deleted topic); any other
-        // failure (an I/O error, no descriptor) throws: the letter stays pending for the next
-        // pass instead of going out without its payload for good.
-        let fetched: FetchResult?
+        // Missing when the log no longer holds it (retention, a deleted topic) or cannot give
+        // it back (a damaged batch); a failure that may pass (no descriptor now) throws: the
+        // letter stays pending for the next pass instead of going out without its payload.
         do {
-            fetched = try await fetch(topic: source.topic, partition: source.partition, offset: letter.offset, maxBytes: 1)
-        } catch let error as TidemarkError where error.code == .offsetOutOfRange || error.code == .unknownTopicOrPartition {
-            fetched = nil
-        }
-        if let slice = fetched?.slice {
-            original = try records(in: slice, topic: source.topic, partition: source.partition, from: letter.offset, limit: 1)
-                .first { $0.offset == letter.offset }
+            let fetched = try await fetch(topic: source.topic, partition: source.partition, offset: letter.offset, maxBytes: 1)
+            if let slice = fetched.slice {
+                original = try records(in: slice, topic: source.topic, partition: source.partition, from: letter.offset, limit: 1)
+                    .first { $0.offset == letter.offset }
+            }
+        } catch let error where Self.isTransient(error) && (error as? TidemarkError)?.code != .offsetOutOfRange {
+            throw error
+        } catch {
+            original = nil
         }
         var headers = original?.headers ?? []
         func add(_ name: String, _ value: String) { headers.append(RecordHeader(key: name, value: Array(value.utf8))) }

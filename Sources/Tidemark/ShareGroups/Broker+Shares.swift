@@ -1,5 +1,7 @@
 import Foundation
 import Synchronization
+import SystemPackage
+import TidemarkStorage
 
 extension Broker {
     /// Where this broker's partitions are, for share partitions (internal topics excluded).
@@ -19,14 +21,27 @@ extension Broker {
             do {
                 return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)
             } catch {
-                // Unreadable now (an I/O error, the log start moved meanwhile): declined, as a
-                // read that would block is, so the window keeps waiting for its keys and delays
-                // (an empty answer marked it read: its delayed jobs went out at once, its
-                // per-key order was lost) and the next acquire reads again.
-                return nil
+                // Unreadable for now (no descriptor, the log start moved meanwhile): declined, as
+                // a read that would block is, so the window keeps waiting for its keys and delays
+                // (an empty answer marked it read: its delayed jobs went out at once, its per-key
+                // order was lost) and the next acquire reads again. Damage or an I/O error does
+                // not go away by retrying: nothing to annotate with (the fetch's read reports it).
+                return Broker.isTransient(error) ? nil : []
             }
         }
         return view
+    }
+
+    /// A read failure that a later attempt may not meet: no descriptor or memory now, or the
+    /// log start moved between looking and reading.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let storage = (error as? StorageError) ?? (error as? TidemarkError)?.storage else {
+            return (error as? TidemarkError)?.code == .offsetOutOfRange
+        }
+        switch storage.code {
+        case .wouldBlock, .offsetOutOfRange: return true
+        default: return [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .noMemory, .resourceTemporarilyUnavailable].contains(storage.errno)
+        }
     }
 
     /// Acquires with `shareLogView` on the blocking executor: for an event loop whose

@@ -164,8 +164,12 @@ public final class ShareConsumer: Sendable {
             var wouldBlock = false
             var acquired = broker.shares.acquire(
                 group: group, member: memberId, partitions: partitions, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock)
-            if acquired.isEmpty && wouldBlock {
-                acquired = await broker.acquireShares(group: group, member: memberId, partitions: partitions, maxRecords: maxRecords)
+            let taken = acquired.reduce(0) { $0 + $1.offsets.count }
+            if wouldBlock && taken < maxRecords {
+                // A partition whose window needs the disk (after a restart, a cold segment) is
+                // read on the executor even when others had records: it is not left out while
+                // they keep getting traffic.
+                acquired += await broker.acquireShares(group: group, member: memberId, partitions: partitions, maxRecords: maxRecords - taken)
             }
             if !acquired.isEmpty {
                 let records = try await deliver(acquired)

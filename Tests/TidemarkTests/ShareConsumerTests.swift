@@ -232,4 +232,38 @@ import TidemarkStorage
         try await worker.close()
         try await broker.close()
     }
+
+    /// Dead letters that cannot be copied (the target is an existing topic not marked as a
+    /// dead-letter topic) wait, at most 10,000 per partition (every share-state change of the
+    /// partition carries them whole: they grew without bound); and when the group's
+    /// dead-letter topic is unset, the waiting ones are dropped (they waited for ever).
+    @Test func waitingDeadLettersAreBoundedAndDroppedWhenUnwanted() async throws {
+        var settings = SharePartitionTests.settings(maxInFlight: 20_000)
+        settings.deadLetters = true
+        var partition = SharePartition(startOffset: 0)
+        let taken = SharePartitionTests.take(&partition, "w", max: 10_005, logEnd: 10_005, settings: settings)
+        #expect(taken.reduce(0) { $0 + Int($1.last - $1.first + 1) } == 10_005)
+        #expect(partition.acknowledge(
+            [ShareAcknowledgement(first: 0, last: 10_004, types: [.reject])], member: "w", nowMs: 0, settings: settings, allowRenew: false) == nil)
+        #expect(partition.deadLetters.count == 10_000 && partition.deadLetters.first?.offset == 5)
+
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.createTopic("dlq.plain", partitions: 1)  // not marked as a dead-letter topic
+        try await broker.alterGroupConfig("billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.plain")])
+        var builder = RecordBatchBuilder()
+        for value in ["bad", "worse"] { builder.append(timestamp: 0, key: nil, value: Array(value.utf8)) }
+        _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+        for job in try await worker.poll(timeout: .seconds(1)) { worker.acknowledge(job, .reject) }
+        try await worker.commit()
+        await broker.writeDeadLetters()
+        #expect(broker.shares.summaries("billing", view: broker.shareLogView).first?.deadLettersPending == 2)
+        try await broker.alterGroupConfig("billing", changes: [.delete("errors.deadletterqueue.topic.name")])
+        await broker.writeDeadLetters()
+        #expect(broker.shares.summaries("billing", view: broker.shareLogView).first?.deadLettersPending == 0)
+        try await worker.close()
+        try await broker.close()
+    }
 }

@@ -22,7 +22,10 @@ extension Broker {
         guard shares.writingDeadLetters.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { shares.writingDeadLetters.store(false, ordering: .releasing) }
         for pending in shares.pendingDeadLetters() {
-            guard let topic = groupConfigs.explicit(pending.group)["errors.deadletterqueue.topic.name"], !topic.isEmpty else { continue }
+            guard let topic = groupConfigs.explicit(pending.group)["errors.deadletterqueue.topic.name"], !topic.isEmpty else {
+                shares.dropDeadLetters(group: pending.group)
+                continue
+            }
             let problem = "\(pending.group) -> \(topic)"
             do {
                 try await writeDeadLetters(pending, to: topic, marking: marking)

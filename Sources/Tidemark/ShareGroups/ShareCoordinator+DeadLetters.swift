@@ -46,4 +46,15 @@ extension ShareCoordinator {
             write([key], &s)
         }
     }
+
+    /// Forgets every dead letter waiting in `group`'s partitions: its dead-letter topic was
+    /// unset meanwhile, so nobody wants them copied (they waited for ever, written whole into
+    /// every share-state change of their partition).
+    func dropDeadLetters(group: String) {
+        state.withLock { s in
+            let keys = s.slots.keys.filter { $0.group == group && !s.slots[$0]!.state.deadLetters.isEmpty }
+            for key in keys { s.slots[key]!.state.dropDeadLetters() }
+            if !keys.isEmpty { write(keys, &s) }
+        }
+    }
 }

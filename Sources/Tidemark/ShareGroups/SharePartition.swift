@@ -542,11 +542,20 @@ struct SharePartition: Sendable, Equatable {
         entries[i] = entry
     }
 
+    /// Dead letters a partition keeps waiting at most: past it (a dead-letter topic that cannot
+    /// be written: an existing topic not marked as one), the oldest go, so that the list each
+    /// share-state change carries stays bounded (150 KB).
+    static let maxPendingDeadLetters = 10_000
+
     private mutating func deadLetter(_ offset: Int64, _ disposition: DeadLetter.Disposition, _ count: Int16, settings: ShareSettings) {
         guard settings.deadLetters else { return }
+        if deadLetters.count >= Self.maxPendingDeadLetters { deadLetters.removeFirst(deadLetters.count - Self.maxPendingDeadLetters + 1) }
         deadLetters.append(DeadLetter(offset: offset, disposition: disposition, deliveryCount: count, sequence: deadLetterSequence))
         deadLetterSequence = deadLetterSequence == Int32.max ? 0 : deadLetterSequence + 1
     }
+
+    /// Forgets the waiting dead letters (the group no longer has a dead-letter topic).
+    mutating func dropDeadLetters() { deadLetters.removeAll() }
 
     /// The dead letters with these sequences are in the dead-letter topic.
     mutating func deadLettersWritten(_ sequences: Set<Int32>) {

@@ -2,16 +2,23 @@
 /// what a dead letter's original was.
 extension Broker {
     /// Up to `limit` records of `topic`-`partition` at or after `offset` (clamped into the
-    /// log), reading at most `maxBytes` of batches. Does not wait for new records.
-    public func readRecords(topic: String, partition: Int, from offset: Int64, limit: Int, maxBytes: Int = 4 << 20)
-        async throws -> [ConsumerRecord]
-    {
+    /// log), reading at most `maxBytes` of batches, and keeping at most `maxRecordBytes` of
+    /// keys, values and headers (at least one record): a page of compressed batches
+    /// decompressed to a gigabyte (15 batches of 60 MiB of zeros, 260 KB each on disk) per
+    /// request, and the console asks for pages by itself. A batch decompressing past
+    /// `maxRecordBytes` is refused. The decoding runs on the executor. Does not wait for new records.
+    public func readRecords(
+        topic: String, partition: Int, from offset: Int64, limit: Int, maxBytes: Int = 1 << 20, maxRecordBytes: Int = 8 << 20
+    ) async throws -> [ConsumerRecord] {
         let (start, end) = try offsets(topic: topic, partition: partition)
         let from = min(max(offset, start), end)
         guard from < end, limit > 0 else { return [] }
         let fetched = try await fetch(topic: topic, partition: partition, offset: from, maxBytes: maxBytes)
         guard let slice = fetched.slice else { return [] }
-        return try records(in: slice, topic: topic, partition: partition, from: from, limit: limit)
+        let budget = DecodeBudget(maxBatchBytes: maxRecordBytes, maxBytes: maxRecordBytes)
+        return try await executor.run { [self] in
+            try records(in: slice, topic: topic, partition: partition, from: from, limit: limit, budget: budget)
+        }
     }
 
     /// The dead-letter topic a share group writes to (`errors.deadletterqueue.topic.name`).

@@ -32,26 +32,42 @@ public enum OffsetResetPolicy: Sendable { case earliest, latest }
 
 extension Broker {
     /// Decodes the records at or after `from` in a fetched slice.
-    func records(in slice: LogSlice, topic: String, partition: Int, from: Int64, limit: Int) throws -> [ConsumerRecord] {
-        try records(in: try slice.readBytes(), topic: topic, partition: partition, from: from, limit: limit)
+    func records(in slice: LogSlice, topic: String, partition: Int, from: Int64, limit: Int, budget: DecodeBudget? = nil) throws
+        -> [ConsumerRecord]
+    {
+        try records(in: try slice.readBytes(), topic: topic, partition: partition, from: from, limit: limit, budget: budget)
+    }
+
+    /// How much a decode may hold, for readers that show records rather than deliver them
+    /// (the console): a batch decompressing past `maxBatchBytes` is refused, and decoding stops
+    /// once the records kept hold `maxBytes` (at least one record is always kept).
+    struct DecodeBudget: Sendable {
+        var maxBatchBytes: Int
+        var maxBytes: Int
     }
 
     /// Decodes the records at or after `from` in whole stored batches.
-    func records(in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int) throws -> [ConsumerRecord] {
+    func records(in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int, budget: DecodeBudget? = nil) throws
+        -> [ConsumerRecord]
+    {
         var out: [ConsumerRecord] = []
         var position = 0
+        var kept = 0
         try bytes.withUnsafeBytes { raw in
-            while position < raw.count && out.count < limit {
+            while position < raw.count && out.count < limit && kept < (budget?.maxBytes ?? .max) {
                 let batch: RecordBatch
                 do {
-                    batch = try RecordBatch(decoding: UnsafeRawBufferPointer(rebasing: raw[position...]))
+                    batch = try RecordBatch(
+                        decoding: UnsafeRawBufferPointer(rebasing: raw[position...]),
+                        maxDecompressedBytes: budget?.maxBatchBytes ?? RecordBatch.defaultMaxDecompressedBytes)
                 } catch {
                     throw TidemarkError(.storage, "stored batch in \(topic)-\(partition) does not decode: \(error)")
                 }
                 position += batch.header.totalSize
                 guard !batch.header.isControl else { continue }
                 for record in batch.records where batch.offset(of: record) >= from {
-                    if out.count == limit { break }
+                    if out.count == limit || (!out.isEmpty && kept >= (budget?.maxBytes ?? .max)) { break }
+                    if budget != nil { kept += (record.key?.count ?? 0) + (record.value?.count ?? 0) + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) } }
                     out.append(
                         ConsumerRecord(
                             topic: topic, partition: partition, offset: batch.offset(of: record),

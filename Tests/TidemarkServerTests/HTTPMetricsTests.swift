@@ -541,6 +541,26 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         return (node, console)
     }
 
+    /// A loopback console's API answers reads without the token only to requests addressed to
+    /// a loopback name: a site that points its own name at 127.0.0.1 (DNS rebinding) read
+    /// every record and dead letter through the browser of whoever opened it.
+    @Test func readsAddressedToAnotherNameNeedTheToken() async throws {
+        let (node, console) = try await Self.startWithConsole()
+        func get(_ host: String, token: String? = nil) async throws -> Int {
+            let tokenLine = token.map { "X-Tidemark-Token: \($0)\r\n" } ?? ""
+            return try await httpExchange(
+                port: node.http.boundPort, "GET /api/overview HTTP/1.1\r\nHost: \(host)\r\n\(tokenLine)Connection: close\r\n\r\n").status
+        }
+        #expect(try await get("localhost:\(node.http.boundPort)") == 200)
+        #expect(try await get("127.0.0.1:\(node.http.boundPort)") == 200)
+        #expect(try await get("[::1]:\(node.http.boundPort)") == 200)
+        #expect(try await get("evil.example:\(node.http.boundPort)") == 401)
+        #expect(try await get("127.0.0.1.evil.example") == 401)
+        #expect(try await get("evil.example:\(node.http.boundPort)", token: "t0ken") == 200)
+        console.stop()
+        try await node.stop()
+    }
+
     @Test func readsAnswerAndActionsNeedTheToken() async throws {
         let (node, console) = try await Self.startWithConsole()
         try await node.broker.createTopic("pages", partitions: 1)

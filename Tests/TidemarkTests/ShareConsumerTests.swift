@@ -266,4 +266,54 @@ import TidemarkStorage
         try await worker.close()
         try await broker.close()
     }
+
+    /// A dead letter larger than its dead-letter topic takes (a 4 MiB source topic, a 1 MiB
+    /// dead-letter topic) is copied without its payload, marked so: it held up every later
+    /// letter of its partition for good (each pass failed on it first).
+    @Test func aDeadLetterTooLargeForItsTopicGoesWithoutItsPayload() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        var large = TopicConfig()
+        large.maxMessageBytes = 4 << 20
+        try await broker.createTopic("orders", partitions: 1, config: large)
+        try await broker.alterGroupConfig("billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.orders")])
+        for value in [[UInt8](repeating: 7, count: 2 << 20), Array("small".utf8)] {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 1_000, key: nil, value: value)
+            _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        }
+        let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+        var rejected = 0
+        for _ in 0..<5 where rejected < 2 {
+            for job in try await worker.poll(timeout: .seconds(1)) {
+                worker.acknowledge(job, .reject)
+                rejected += 1
+            }
+            try await worker.commit()
+        }
+        await broker.writeDeadLetters()
+        let letters = try await DeadLetterTests.deadLetters(broker)
+        #expect(letters.count == 2)
+        #expect(letters.first.map { DeadLetterTests.header($0, "_dlq.errors.original.unwritable") } == "messageTooLarge")
+        #expect(letters.first?.value == nil && letters.last?.value == Array("small".utf8))
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// A browse (the console's message pages and dead-letter list) keeps at most 8 MiB of
+    /// records: four LZ4 batches of 3 MiB of zeros (12 KB each on disk) were all decoded and
+    /// kept for one page, and a page of larger ones took a gigabyte.
+    @Test func aBrowseKeepsABoundedAmountOfRecords() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("zeros", partitions: 1)
+        for _ in 0..<4 {
+            var builder = RecordBatchBuilder(compression: .lz4)
+            builder.append(timestamp: 0, key: nil, value: [UInt8](repeating: 0, count: 3 << 20))
+            _ = try await broker.append(topic: "zeros", partition: 0, batches: try builder.build())
+        }
+        let page = try await broker.readRecords(topic: "zeros", partition: 0, from: 0, limit: 100)
+        #expect(page.count == 3, "\(page.count) records of 3 MiB kept for one page")
+        try await broker.close()
+    }
 }

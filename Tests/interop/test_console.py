@@ -221,6 +221,11 @@ def test_a_hostile_record_renders_as_text(console):
     dom, log = browse(node.http + "/topics/" + names["topic"] + "?max_events=1")
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=" in dom
     assert "<img src=" not in dom and "<script>window" not in dom
+    # A value that is not UTF-8 shows as hex (the API leaves its text out; it showed
+    # "undefined"), and the last page's button is off (it reloaded the first page).
+    assert "undefined" not in dom
+    assert "00 07 0e 15 1c" in dom
+    assert re.search(r'<button[^>]*disabled[^>]*>Next page</button>', dom)
     assert not console_problems(log)
 
 

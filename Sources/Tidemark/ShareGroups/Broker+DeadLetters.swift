@@ -90,9 +90,21 @@ extension Broker {
                 index += 1
                 continue
             }
-            let batch = try await deadLetterBatch(letter, group: pending.group, source: tp, producerId: producerId)
             do {
-                let appended = try await append(topic: topic, partition: target, batches: batch)
+                let appended: AppendResult
+                do {
+                    appended = try await append(
+                        topic: topic, partition: target,
+                        batches: try await deadLetterBatch(letter, group: pending.group, source: tp, producerId: producerId))
+                } catch let error as TidemarkError where Self.refusesForGood(error.code) {
+                    // The copy does not fit the dead-letter topic (larger than it takes, a
+                    // timestamp it refuses): it goes without its payload, so that the letters after
+                    // it are not held up for good.
+                    appended = try await append(
+                        topic: topic, partition: target,
+                        batches: try await deadLetterBatch(
+                            letter, group: pending.group, source: tp, producerId: producerId, withoutPayload: "\(error.code)"))
+                }
                 // A job of a topic synced on every append is marked copied only once its copy is
                 // as durable: the mark (synced with the next acknowledgement) must not survive a
                 // power loss that the copy, in the page cache only, would not.
@@ -130,16 +142,23 @@ extension Broker {
     /// The dead letter's record: the original record (key, value, headers, timestamp) with the
     /// `_dlq.errors.*` headers; a record no longer in the log (retention) is written with a null
     /// key and value and `_dlq.errors.original.missing: true`.
-    private func deadLetterBatch(_ letter: DeadLetter, group: String, source: TopicPartition, producerId: Int64) async throws
-        -> [UInt8]
-    {
+    /// Refusals an append of the same copy would meet again.
+    static func refusesForGood(_ code: TidemarkError.Code) -> Bool {
+        [.messageTooLarge, .invalidTimestamp, .corruptMessage, .invalidRecord].contains(code)
+    }
+
+    /// `withoutPayload`: the copy carries no key, value or original headers, and says why in
+    /// `_dlq.errors.original.unwritable` (and `original.missing`: it cannot be requeued).
+    private func deadLetterBatch(
+        _ letter: DeadLetter, group: String, source: TopicPartition, producerId: Int64, withoutPayload: String? = nil
+    ) async throws -> [UInt8] {
         var original: ConsumerRecord? = nil
         // Missing when the log no longer holds it (retention, a deleted topic) or cannot give
         // it back (a damaged batch); a failure that may pass (no descriptor now) throws: the
         // letter stays pending for the next pass instead of going out without its payload.
         do {
             let fetched = try await fetch(topic: source.topic, partition: source.partition, offset: letter.offset, maxBytes: 1)
-            if let slice = fetched.slice {
+            if withoutPayload == nil, let slice = fetched.slice {
                 original = try records(in: slice, topic: source.topic, partition: source.partition, from: letter.offset, limit: 1)
                     .first { $0.offset == letter.offset }
             }
@@ -157,6 +176,7 @@ extension Broker {
         add("_dlq.errors.group", group)
         add("_dlq.errors.delivery.count", "\(letter.deliveryCount)")
         if original == nil { add("_dlq.errors.original.missing", "true") }
+        if let withoutPayload { add("_dlq.errors.original.unwritable", withoutPayload) }
         var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: 0, baseSequence: letter.sequence)
         builder.append(timestamp: original?.timestamp ?? options.clock(), key: original?.key, value: original?.value, headers: headers)
         return try builder.build()

@@ -29,7 +29,7 @@ public struct ShareRecord: Sendable, Equatable {
 /// lock runs out. Acknowledgements are sent by the next poll, `commit` or `close`, and are
 /// recorded when those return (synced to disk first on topics that sync every append).
 ///
-/// A background task heartbeats while the consumer is open, so a worker busy with a long job
+/// A timer heartbeats while the consumer is open, so a worker busy with a long job
 /// (and renewing its lock) stays a member: it used to heartbeat only in `poll` and `commit`,
 /// and a job longer than the session timeout (45 s) went to another worker meanwhile.
 /// Records of a poll are returned whole or not at all: when a read fails, everything the
@@ -64,7 +64,33 @@ public final class ShareConsumer: Sendable {
     public let mode: AcknowledgementMode
     private let state = Mutex(State())
     private let heartbeatGate = Mutex(())
-    private let heartbeats = Mutex<Task<Void, Never>?>(nil)
+    /// On a Dispatch queue, not a Swift task: a worker whose job blocks the cooperative
+    /// threads (2 on a 2-core machine) must still heartbeat.
+    private let heartbeats = HeartbeatTimer()
+
+    /// `@unchecked Sendable`: its one mutable field is guarded by `lock`, and a DispatchSource
+    /// may be cancelled from any thread (Dispatch synchronizes it); Swift does not mark the
+    /// type Sendable. The source exists only once started (released never started, an inactive
+    /// source would crash the process).
+    private final class HeartbeatTimer: @unchecked Sendable {
+        private var source: DispatchSourceTimer?
+        private let lock = NSLock()
+
+        func start(every interval: DispatchTimeInterval, _ handler: @escaping @Sendable () -> Void) {
+            lock.withLock {
+                guard source == nil else { return }
+                let timer = DispatchSource.makeTimerSource(queue: .global())
+                timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
+                timer.setEventHandler(handler: handler)
+                timer.resume()
+                source = timer
+            }
+        }
+
+        func cancel() { lock.withLock { source?.cancel() } }
+
+        deinit { source?.cancel() }
+    }
 
     public init(broker: Broker, group: String, topics: [String], mode: AcknowledgementMode = .implicit) async throws {
         self.broker = broker
@@ -109,19 +135,16 @@ public final class ShareConsumer: Sendable {
         }
     }
 
-    /// Heartbeats every interval until `close` (or until nothing refers to the consumer).
+    /// Heartbeats when due (looking every 200 ms) until `close`, or until nothing refers to
+    /// the consumer.
     private func startHeartbeats() {
-        heartbeats.withLock { task in
-            task = Task { [weak self] in
-                while !Task.isCancelled {
-                    let interval = self?.state.withLock { $0.heartbeatInterval } ?? .zero
-                    try? await Task.sleep(for: interval)
-                    guard let self, !Task.isCancelled, !self.state.withLock({ $0.closed }) else { return }
-                    try? self.heartbeat()
-                }
-            }
+        heartbeats.start(every: .milliseconds(200)) { [weak self] in
+            guard let self, !self.state.withLock({ $0.closed }) else { return }
+            try? self.heartbeat()
         }
     }
+
+    deinit { heartbeats.cancel() }
 
     /// Records this worker now holds under a lock, at most `maxRecords`; waits up to `timeout`
     /// when there are none. Sends the acknowledgements made since the last call first.
@@ -380,7 +403,7 @@ public final class ShareConsumer: Sendable {
             return s.closed
         }
         guard !already else { return }
-        heartbeats.withLock { $0?.cancel() }
+        heartbeats.cancel()
         _ = try await sendAcknowledgements(closing: true)
         heartbeatGate.withLock { _ in
             _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: group, memberId: memberId, memberEpoch: -1))

@@ -56,6 +56,12 @@ public final class ConsoleRoutes: HTTPRoutes {
             if path == "/console.css" { return .bytes(Array(ConsoleAssets.style.utf8), contentType: "text/css; charset=utf-8") }
         }
         guard parts.first == "api" else { return nil }
+        // Reads need no token on a loopback console, so a page of another site must not reach
+        // them by pointing its own name at 127.0.0.1 (DNS rebinding): requests addressed to
+        // another name (a proxy's) need the token there too.
+        if !tokenForReads && request.method != .POST && !Self.isLoopbackHost(request.headers.first(name: "Host")) {
+            if let refusal = authorize(request, mutating: false) { return refusal }
+        }
         if tokenForReads || request.method == .POST {
             if let refusal = authorize(request, mutating: request.method == .POST) { return refusal }
         }
@@ -98,6 +104,20 @@ public final class ConsoleRoutes: HTTPRoutes {
             return .error(.forbidden, "cross-origin request refused (Origin \(origin), Host \(host))")
         }
         return nil
+    }
+
+    /// Whether a Host header names this machine's loopback: localhost, 127.x.y.z or [::1], with
+    /// any port.
+    static func isLoopbackHost(_ host: String?) -> Bool {
+        guard var name = host?.lowercased() else { return false }
+        if name.hasPrefix("[") {
+            name = String(name.dropFirst().prefix { $0 != "]" })
+        } else if let colon = name.lastIndex(of: ":") {
+            name = String(name[..<colon])
+        }
+        if name.hasSuffix(".") { name.removeLast() }
+        return name == "localhost" || name == "::1" || (name.hasPrefix("127.") && name.split(separator: ".").count == 4
+            && name.split(separator: ".").allSatisfy { UInt8($0) != nil })
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
@@ -268,7 +288,8 @@ public final class ConsoleRoutes: HTTPRoutes {
         }
         guard let topic = broker.deadLetterTopic(of: group) else { return .error(.notFound, "group '\(group)' has no dead-letter topic") }
         do {
-            let found = try await broker.readRecords(topic: topic, partition: asked.partition, from: asked.offset, limit: 1)
+            let found = try await broker.readRecords(
+                topic: topic, partition: asked.partition, from: asked.offset, limit: 1, maxRecordBytes: 64 << 20)
             guard let letter = found.first, letter.offset == asked.offset else {
                 return .error(.notFound, "no dead letter at \(topic)-\(asked.partition)@\(asked.offset)")
             }

@@ -69,7 +69,8 @@ enum ConsoleScript {
       if (v < 7200) return (v / 60).toFixed(1) + " min";
       return (v / 3600).toFixed(1) + " h";
     },
-    time: (ms) => new Date(ms).toISOString(),
+    // A timestamp out of Date's range (a producer may send any int64) shows as its number.
+    time: (ms) => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms)),
   };
 
   // --- API ---------------------------------------------------------------
@@ -163,16 +164,17 @@ enum ConsoleScript {
     const raw = atob(b.base64);
     const hex = () => Array.from(raw, (c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join(" ");
     let shown;
-    if (mode === "hex" || (mode === "auto" && b.text === null)) shown = hex();
+    // (A field the server leaves out is undefined: `== null` covers both.)
+    if (mode === "hex" || (mode === "auto" && b.text == null)) shown = hex();
     else if ((mode === "json" || mode === "auto") && b.isJSON) {
       try { shown = JSON.stringify(JSON.parse(b.text), null, 2); } catch (e) { shown = b.text; }
-    } else shown = b.text === null ? hex() : b.text;
+    } else shown = b.text == null ? hex() : b.text;
     return el("pre", {}, shown + (b.size > raw.length ? "\n… (" + fmt.n(b.size) + " bytes)" : ""));
   }
   function messagesTable(page, mode) {
     return table(["Offset", "Timestamp", "Key", "Headers", "Value"], page.messages.map((m) => ({ key: String(m.offset), cells: [
       fmt.n(m.offset), fmt.time(m.timestamp), bytesView(m.key, mode),
-      el("div", {}, m.headers.map((h) => el("div", {}, el("b", {}, h.key), ": ", h.value ? (h.value.text !== null ? h.value.text : bytesView(h.value, "hex")) : "null"))),
+      el("div", {}, m.headers.map((h) => el("div", {}, el("b", {}, h.key), ": ", h.value ? (h.value.text != null ? h.value.text : bytesView(h.value, "hex")) : "null"))),
       bytesView(m.value, mode)] })), [0]);
   }
   async function topicPage(name) {
@@ -189,7 +191,7 @@ enum ConsoleScript {
       else if (offset.value) q.set("offset", offset.value);
       else if (time.value) q.set("time", time.value);
       const page = await api("/api/topics/" + encodeURIComponent(name) + "/messages?" + q);
-      next = page.next;
+      next = page.next ?? null;
       fill(results, 
         el("p", { class: "muted" }, "Partition " + page.partition + ": offsets " + fmt.n(page.logStartOffset) + "–" + fmt.n(page.logEndOffset) +
           ", showing " + page.messages.length + " from " + fmt.n(page.from)),

@@ -48,6 +48,12 @@ extension Broker {
     public func resetOffsets(group: String, topic: String, to reset: OffsetReset, dryRun: Bool = false) async throws
         -> [TopicPartition: Int64]
     {
+        // A share group's offsets are its start offsets (`ShareCoordinator.resetOffsets`):
+        // committing classic offsets under its id changed nothing of it, and made Kafka's
+        // ListGroups type it classic.
+        guard !shares.groupIds().contains(group) else {
+            throw TidemarkError(.inconsistentGroupProtocol, "'\(group)' is a share group: its start offsets are reset as a share group's")
+        }
         let partitions = try partitionCount(of: topic)
         let committed = groups.fetchOffsets(groupId: group)
         var result: [TopicPartition: Int64] = [:]

@@ -7,6 +7,9 @@ public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
     /// The path without the query, percent-decoded.
     public var path: String
+    /// The path's non-empty segments, each percent-decoded after the split: a name holding
+    /// `/` (`%2F`; Kafka allows it in group ids) stays one segment.
+    public var pathSegments: [String]
     /// Query parameters, percent-decoded (`+` as space); the last of a repeated name wins.
     public var query: [String: String]
     public var headers: HTTPHeaders
@@ -21,6 +24,7 @@ public struct HTTPRequest: Sendable {
         self.peer = peer
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         path = Self.percentDecode(String(parts.first ?? "/"), plusIsSpace: false)
+        pathSegments = (parts.first ?? "/").split(separator: "/").map { Self.percentDecode(String($0), plusIsSpace: false) }
         var query: [String: String] = [:]
         if parts.count > 1 {
             for pair in parts[1].split(separator: "&") {

@@ -561,6 +561,20 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
+    /// A group id holding `/` (Kafka allows it): `/api/groups/a%2Fb` is group "a/b" (the path
+    /// was decoded before it was split: 404), and `/api/queues/jobs%2Fdlq` is not group "jobs".
+    @Test func namesHoldingSlashesAreOneSegment() async throws {
+        let (node, console) = try await Self.startWithConsole()
+        try await node.broker.createTopic("t", partitions: 1)
+        _ = try await node.broker.groups.commitOffsets(groupId: "a/b", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 0)])
+        let answer = try await httpGet(port: node.http.boundPort, "/api/groups/a%2Fb")
+        #expect(answer.status == 200)
+        #expect(answer.body.contains("\"a\\/b\"") || answer.body.contains("\"a/b\""), "\(answer.body.prefix(200))")
+        #expect(try await httpGet(port: node.http.boundPort, "/api/groups/a/b").status == 404)
+        console.stop()
+        try await node.stop()
+    }
+
     @Test func readsAnswerAndActionsNeedTheToken() async throws {
         let (node, console) = try await Self.startWithConsole()
         try await node.broker.createTopic("pages", partitions: 1)

@@ -59,8 +59,10 @@ import TidemarkStorage
         return found
     }
 
+    /// (Up to 20 s: the records are written by tasks, and suites that block cooperative
+    /// threads in raw socket reads run beside this one.)
     static func waitForRecords(_ broker: Broker, count: Int) async throws -> [(String, GroupMembershipRecord?)] {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             let found = try records(broker)
             if found.count >= count { return found }

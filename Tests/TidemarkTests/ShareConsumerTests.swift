@@ -316,4 +316,22 @@ import TidemarkStorage
         #expect(page.count == 3, "\(page.count) records of 3 MiB kept for one page")
         try await broker.close()
     }
+
+    /// A consumer-group offset reset (the console's, `groups reset-offsets`) aimed at a share
+    /// group is refused: it answered done, changed nothing of the share group, and its classic
+    /// offsets made Kafka's ListGroups list the group as a classic one.
+    @Test func aConsumerGroupResetOfAShareGroupIsRefused() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.job(broker, 0, "a")
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"])
+        #expect(try await worker.poll(timeout: .seconds(1)).count == 1)
+        await #expect { _ = try await broker.resetOffsets(group: "pool", topic: "jobs", to: .earliest) } throws: {
+            ($0 as? TidemarkError)?.code == .inconsistentGroupProtocol
+        }
+        #expect(!broker.groups.listGroups().contains { $0.groupId == "pool" })
+        try await worker.close()
+        try await broker.close()
+    }
 }

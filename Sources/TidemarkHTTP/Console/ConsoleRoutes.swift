@@ -47,7 +47,7 @@ public final class ConsoleRoutes: HTTPRoutes {
 
     public func respond(to request: HTTPRequest) async -> HTTPResponse? {
         let path = request.path
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let parts = request.pathSegments
         if request.method == .GET || request.method == .HEAD {
             if Self.pagePaths.contains(path) || (parts.count == 2 && ["topics", "groups", "queues"].contains(parts[0])) {
                 return .bytes(Array(ConsoleAssets.html.utf8), contentType: "text/html; charset=utf-8").securityHeaders()
@@ -269,6 +269,8 @@ public final class ConsoleRoutes: HTTPRoutes {
             return json(ConsoleModel.ResetResult(dryRun: dryRun, offsets: rows))
         } catch let error as TidemarkError where error.code == .rebalanceInProgress {
             return .error(.conflict, "refused: \(error.message) (stop its consumers first)")
+        } catch let error as TidemarkError where error.code == .inconsistentGroupProtocol {
+            return .error(.conflict, error.message)
         } catch let error as TidemarkError where error.code == .unknownTopicOrPartition {
             return .error(.notFound, error.message)
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -58,11 +59,19 @@ import Testing
             }
         }
         try await Task.sleep(for: .milliseconds(100))
-        let started = ContinuousClock.now
-        await producer.flush()
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // The flush must return while the senders still send (up to 60 s on a loaded machine).
+        final class Flag: Sendable { let raised = Atomic<Bool>(false) }
+        let flushed = Flag()
+        let flushing = Task {
+            await producer.flush()
+            flushed.raised.store(true, ordering: .releasing)
+        }
+        for _ in 0..<600 where !flushed.raised.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(100)) }
+        let done = flushed.raised.load(ordering: .acquiring)
+        #expect(done, "flush still waiting while other tasks kept sending")
         for sender in senders { sender.cancel() }
         for sender in senders { _ = await sender.value }
+        await flushing.value
         await producer.flush()
         try await broker.close()
     }

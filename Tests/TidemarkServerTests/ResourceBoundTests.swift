@@ -38,6 +38,20 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
         return try FetchResponse.decode(body, version: 11, flexible: false)
     }
 
+    /// A Produce (acks=1) of one batch holding one record of `value` to partition 0 of `topic`.
+    static func produce(_ topic: String, _ value: [UInt8]) throws -> ProduceRequest {
+        var produce = ProduceRequest()
+        produce.acks = 1
+        produce.timeoutMs = 5000
+        var t = ProduceRequest.TopicData()
+        t.name = topic
+        var p = ProduceRequest.PartitionData()
+        p.records = .bytes(try RecordBatchBuilder().built(value: value)[...])
+        t.partitions = [p]
+        produce.topics = [t]
+        return produce
+    }
+
     /// `count` batches of `bytes` each to every partition of `topic`.
     static func fill(_ broker: Broker, _ topic: String, partitions: Int, batches count: Int, bytes: Int) async throws {
         for p in 0..<partitions {
@@ -66,15 +80,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             }
             try await Task.sleep(for: .milliseconds(200))
             #expect(server.queuedRequestBytes == 0)
-            var produce = ProduceRequest()
-            produce.acks = 1
-            produce.timeoutMs = 5000
-            var t = ProduceRequest.TopicData()
-            t.name = "big"
-            var p = ProduceRequest.PartitionData()
-            p.records = .bytes(try RecordBatchBuilder().built(value: [UInt8](repeating: 1, count: 900_000))[...])
-            t.partitions = [p]
-            produce.topics = [t]
+            let produce = try Self.produce("big", [UInt8](repeating: 1, count: 900_000))
             let producer = try RawClient(port: server.boundPort)
             let started = ContinuousClock.now
             try producer.request(.produce, version: 7, correlation: 5, produce)
@@ -98,15 +104,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await server.broker.createTopic("big", partitions: 1)
             var frames: [[UInt8]] = []
             for i in 0..<4 {
-                var produce = ProduceRequest()
-                produce.acks = 1
-                produce.timeoutMs = 5000
-                var t = ProduceRequest.TopicData()
-                t.name = "big"
-                var p = ProduceRequest.PartitionData()
-                p.records = .bytes(try RecordBatchBuilder().built(value: [UInt8](repeating: UInt8(i), count: 1_000_000))[...])
-                t.partitions = [p]
-                produce.topics = [t]
+                let produce = try Self.produce("big", [UInt8](repeating: UInt8(i), count: 1_000_000))
                 let payload = try RawClient.payload(.produce, version: 7, correlation: Int32(i), produce)
                 frames.append(withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload)
             }
@@ -134,15 +132,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await server.broker.createTopic("big", partitions: 1)
             let client = try RawClient(port: server.boundPort)
             try client.request(.fetch, version: 11, correlation: 1, Self.fetch("quiet", [(0, 0)], maxWaitMs: 1_500))
-            var produce = ProduceRequest()
-            produce.acks = 1
-            produce.timeoutMs = 5000
-            var t = ProduceRequest.TopicData()
-            t.name = "big"
-            var p = ProduceRequest.PartitionData()
-            p.records = .bytes(try RecordBatchBuilder().built(value: [UInt8](repeating: 1, count: 1_000_000))[...])
-            t.partitions = [p]
-            produce.topics = [t]
+            let produce = try Self.produce("big", [UInt8](repeating: 1, count: 1_000_000))
             try client.request(.produce, version: 7, correlation: 2, produce)
             try await Task.sleep(for: .milliseconds(500))
             #expect(server.queuedRequestBytes < 100_000, "\(server.queuedRequestBytes) bytes reserved behind the poll")

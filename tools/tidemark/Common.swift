@@ -166,3 +166,24 @@ enum DataDirectoryLock {
         }
     }
 }
+
+/// Consecutive ranges of `0..<count` for batches of at most `maxRecords` items and
+/// `maxBytes` of `size(i)` (a single item over `maxBytes` makes a batch of its own): how
+/// `produce` and `replay` cut what they send into batches a broker takes.
+func batchRanges(count: Int, maxRecords: Int = .max, maxBytes: Int, size: (Int) -> Int) -> [Range<Int>] {
+    var ranges: [Range<Int>] = []
+    var start = 0
+    while start < count {
+        var end = start
+        var bytes = 0
+        while end < count && end - start < maxRecords {
+            let next = size(end)
+            if end > start && bytes + next > maxBytes { break }
+            bytes += next
+            end += 1
+        }
+        ranges.append(start..<end)
+        start = end
+    }
+    return ranges
+}

@@ -110,23 +110,13 @@ struct WireSender {
         }
         let now = currentTimeMilliseconds()
         for (target, list) in byPartition.sorted(by: { $0.key < $1.key }) {
-            var start = 0
-            while start < list.count {
-                var end = start
-                var bytes = 0
-                while end < list.count && end - start < 1000 {
-                    let size = Self.estimatedSize(list[end])
-                    if end > start && bytes + size > Self.maxBatchBytes { break }
-                    bytes += size
-                    end += 1
-                }
+            for range in batchRanges(count: list.count, maxRecords: 1000, maxBytes: Self.maxBatchBytes, size: { Self.estimatedSize(list[$0]) }) {
                 let sequence = sequences[target] ?? 0
                 var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: epoch, baseSequence: sequence)
-                for record in list[start..<end] { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
+                for record in list[range] { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
                 try client.produce(topic, target, batches: try builder.build())
-                sequences[target] = sequence &+ Int32(end - start)
-                sent += end - start
-                start = end
+                sequences[target] = sequence &+ Int32(range.count)
+                sent += range.count
             }
         }
     }

@@ -380,18 +380,8 @@ final class TopicSink<Writer: BatchWriter>: RecordSink {
         // The header names the source partition; the batch goes to the mapped destination one.
         guard let first = records.first else { return }
         let destination = destinationPartition(first.partition, count: partitions)
-        var start = 0
-        while start < records.count {
-            var end = start
-            var bytes = 0
-            while end < records.count {
-                let size = BatchMaker.estimatedSize(records[end])
-                if end > start && bytes + size > Self.maxBatchBytes { break }
-                bytes += size
-                end += 1
-            }
-            try await append(records[start..<end], to: destination)
-            start = end
+        for range in batchRanges(count: records.count, maxBytes: Self.maxBatchBytes, size: { BatchMaker.estimatedSize(records[$0]) }) {
+            try await append(records[range], to: destination)
         }
     }
 

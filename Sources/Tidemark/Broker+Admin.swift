@@ -21,6 +21,10 @@ public enum ConfigChange: Sendable, Equatable {
     case set(String, String?)
     /// Back to the default.
     case delete(String)
+    /// Adds the comma-separated items not already in a list setting (IncrementalAlterConfigs APPEND).
+    case append(String, String?)
+    /// Removes the comma-separated items from a list setting (SUBTRACT).
+    case subtract(String, String?)
 }
 
 extension Broker {
@@ -137,6 +141,18 @@ extension Broker {
                 switch change {
                 case .set(let key, let value): try config.apply(kafkaName: key, value: value)
                 case .delete(let key): try config.reset(kafkaName: key, to: defaults)
+                case .append(let key, let value), .subtract(let key, let value):
+                    guard TopicConfig.listKafkaNames.contains(key) else {
+                        throw TidemarkError(.invalidConfig, "\(key) is not a list: APPEND and SUBTRACT do not apply")
+                    }
+                    func items(_ list: String?) -> [String] {
+                        (list ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                    }
+                    let current = items(config.kafkaConfigs.first { $0.0 == key }?.1)
+                    let given = items(value)
+                    let result: [String] =
+                        if case .append = change { current + given.filter { !current.contains($0) } } else { current.filter { !given.contains($0) } }
+                    try config.apply(kafkaName: key, value: result.joined(separator: ","))
                 }
             }
             try config.validate()

@@ -139,6 +139,20 @@ public final class Broker: Sendable {
     static let offsetsTopic = "__consumer_offsets"
     /// The share-state log's directory name (not a topic clients see).
     static let shareStateLog = "__share_group_state"
+    /// Names no client may create: the internal topics of this node and of Kafka (a topic
+    /// named after them would shadow them in a migration, or collide with their directories).
+    /// Other names starting with `__` are ordinary topics, as in Kafka (Debezium's heartbeats).
+    static let reservedTopicNames: Set<String> = [offsetsTopic, shareStateLog, "__cluster_metadata", "__transaction_state"]
+
+    /// A topic whose name differs from `name` only by '.' against '_' (Kafka refuses both:
+    /// metric names map '.' to '_'), other than `name` itself.
+    func collidingTopic(_ name: String) -> String? {
+        guard name.contains(".") || name.contains("_") else { return nil }
+        let folded = name.replacingOccurrences(of: ".", with: "_")
+        return registry.withLock { r in
+            r.topics.keys.first { $0 != name && $0.replacingOccurrences(of: ".", with: "_") == folded }
+        }
+    }
 
     /// Internal topics by name (fixed at open): `__consumer_offsets`, served from the
     /// committed-offsets log.
@@ -214,6 +228,18 @@ public final class Broker: Sendable {
                 registry.names[id] = topic.name
             }
             try openingSync.commit()
+            // Producer ids the partitions remember must never be handed out again, whatever
+            // `producer-ids` says (missing after a partial restore, damaged): a reused id would
+            // meet its old sequences, and a new batch could be answered as a duplicate, unwritten.
+            let remembered = registry.topics.values.flatMap(\.partitions).compactMap { state in
+                state.producers.withLock { $0.entries.keys.max() }
+            }.max()
+            if let remembered, remembered >= registry.producerIds.next {
+                options.logger.warning(
+                    "producer-ids was behind the producer ids the partitions remember (missing or damaged?); ids continue above them",
+                    metadata: ["file": "\(dataDirectory)/producer-ids", "next": "\(registry.producerIds.next)", "remembered": "\(remembered)"])
+                registry.producerIds.continueAbove(remembered)
+            }
             // The committed-offsets log: one partition, never expired by retention; synced by
             // every maintenance pass (1 s), and before answering commits of synced topics
             // (`OffsetStore`): no commit waits for the once-a-second sync.
@@ -327,7 +353,12 @@ public final class Broker: Sendable {
     /// the same): the name, the partition count, the config. A topic of that name may exist.
     public func checkNewTopic(_ name: String, partitions: Int, config: TopicConfig) throws {
         try TopicName.validate(name)
-        guard !name.hasPrefix("__") else { throw TidemarkError(.invalidTopicName, "names starting with '__' are internal") }
+        guard !Self.reservedTopicNames.contains(name) else {
+            throw TidemarkError(.invalidTopicName, "'\(name)' is the name of an internal topic")
+        }
+        if let existing = collidingTopic(name) {
+            throw TidemarkError(.invalidTopicName, "topic '\(name)' collides with existing topic '\(existing)': '.' and '_' map to the same metric name")
+        }
         guard partitions >= 1 && partitions <= options.maxPartitionsPerTopic else {
             throw TidemarkError(
                 .invalidPartitions, "partition count must be in [1, \(options.maxPartitionsPerTopic)], got \(partitions)")
@@ -347,6 +378,9 @@ public final class Broker: Sendable {
         try await admin { [self] in
             if registry.withLock({ $0.topics[name] != nil }) {
                 throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")
+            }
+            if let existing = collidingTopic(name) {
+                throw TidemarkError(.invalidTopicName, "topic '\(name)' collides with existing topic '\(existing)': '.' and '_' map to the same metric name")
             }
             try removeLeftovers(of: name, partitions: 0..<partitions)
             var states: [PartitionState] = []
@@ -402,13 +436,18 @@ public final class Broker: Sendable {
         try checkOpen()
         guard internalTopics[name] == nil else { throw TidemarkError(.invalidTopicName, "internal topic '\(name)' cannot be deleted") }
         try await admin { [self] in
-            let (removed, all) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
-                let removed = r.topics.removeValue(forKey: name)
-                if let removed { r.names.removeValue(forKey: removed.id) }
-                return (removed, r.topics.values.map(\.stored))
+            // topics.json forgets the topic before the registry does: a save that fails (a full
+            // disk) leaves the topic served, not gone until a restart brings it back.
+            let (found, rest) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
+                (r.topics[name], r.topics.values.filter { $0.name != name }.map(\.stored))
             }
-            guard let removed else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
-            try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
+            guard found != nil else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
+            try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds)
+            let removed = registry.withLock { r -> TopicState in
+                let removed = r.topics.removeValue(forKey: name)!
+                r.names.removeValue(forKey: removed.id)
+                return removed
+            }
             for partition in removed.partitions {
                 partition.notifier.close()
                 try? partition.log.close()
@@ -446,7 +485,13 @@ public final class Broker: Sendable {
     /// durable: the old name can never come back), and removes the renamed tree.
     static func deleteDirectory(_ directory: String, in dataDirectory: String) throws {
         guard DurableFile.exists(directory) else { return }
-        let doomed = directory + "." + UUID().uuidString.lowercased().prefix(8) + deletedSuffix
+        // `<name>-<p>.<8 hex>-delete`, the name cut so the whole stays within NAME_MAX (255):
+        // a topic of 249 characters must be deletable too.
+        let slash = directory.lastIndex(of: "/").map { directory.index(after: $0) } ?? directory.startIndex
+        let base = directory[slash...]
+        let suffix = "." + UUID().uuidString.lowercased().prefix(8) + deletedSuffix
+        let kept = base.utf8.count + suffix.utf8.count <= 255 ? base : base.prefix(255 - suffix.utf8.count)
+        let doomed = String(directory[..<slash]) + String(kept) + suffix
         try DurableFile.rename(directory, to: doomed)
         try DurableFile.syncDirectory(dataDirectory)
         try DurableFile.removeTree(doomed)

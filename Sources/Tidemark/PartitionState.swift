@@ -65,10 +65,19 @@ final class PartitionState: Sendable {
         var table = ProducerStateTable()
         var replayFrom = log.logStartOffset
         var snapshotAhead = false
+        var snapshotBehind = false
         if let bytes = try DurableFile.read(directory + "/" + snapshotName),
             let (loaded, offset) = ProducerStateTable.load(snapshot: bytes)
         {
-            if offset <= log.logEndOffset {
+            if offset < log.logStartOffset {
+                // Older than the log's start (DeleteRecords or retention moved it, then a crash
+                // came before the next snapshot): the records between the two are gone, so
+                // their producers' state cannot be rebuilt. Forgotten, as Kafka forgets
+                // producers whose last batch is below the log start: an idempotent producer
+                // that wrote there continues as a new one (its next sequence accepted), rather
+                // than being refused OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka.
+                snapshotBehind = true  // replaced below, by the state replayed from the start
+            } else if offset <= log.logEndOffset {
                 table = loaded
                 table.truncate(to: log.logEndOffset)
                 replayFrom = max(offset, log.logStartOffset)
@@ -103,6 +112,11 @@ final class PartitionState: Sendable {
         if snapshotAhead {
             logger.warning(
                 "producer-state snapshot was ahead of the recovered log; rewritten",
+                metadata: ["topic": "\(topic)", "partition": "\(partition)"])
+            try state.writeSnapshot()
+        } else if snapshotBehind {
+            logger.info(
+                "producer-state snapshot older than the log start; producers of deleted records forgotten",
                 metadata: ["topic": "\(topic)", "partition": "\(partition)"])
             try state.writeSnapshot()
         } else if snapshotCurrent {

@@ -69,6 +69,8 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case fencedInstanceId
         /// The group is being deleted: try again in a moment (COORDINATOR_LOAD_IN_PROGRESS).
         case groupBusy
+        /// Manual replica assignments a single node cannot follow.
+        case invalidReplicaAssignment
     }
 
     public var code: Code

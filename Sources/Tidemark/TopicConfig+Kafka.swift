@@ -25,12 +25,27 @@ extension TopicConfig {
             default: throw TidemarkError(.invalidConfig, "compression.type \(value ?? "null") is not supported")
             }
         case "flush.messages":
+            // Kafka's default, Long.MAX, means never by count; flush.ms keeps its value.
             let n = try number()
-            self.flushPolicy = n <= 1 ? .everyAppend : .everyMessages(Int(n))
+            guard n >= 1 else { throw TidemarkError(.invalidConfig, "flush.messages must be >= 1, got \(n)") }
+            self.flushPolicy = Flush(messages: n == Int64.max ? nil : Int(n), ms: flushPolicy.kafkaParts.ms)
         case "flush.ms":
-            // Kafka's default, Long.MAX, means no interval: the OS flushes.
+            // Kafka's default, Long.MAX, means no interval; flush.messages keeps its value.
             let n = try number()
-            self.flushPolicy = n == Int64.max ? .os : .everyIntervalMs(max(1, n))
+            guard n >= 0 else { throw TidemarkError(.invalidConfig, "flush.ms must be >= 0, got \(n)") }
+            self.flushPolicy = Flush(messages: flushPolicy.kafkaParts.messages, ms: n == Int64.max ? nil : max(1, n))
+        case "segment.ms":
+            let n = try number()
+            guard n >= 1 else { throw TidemarkError(.invalidConfig, "segment.ms must be >= 1, got \(n)") }
+            self.segmentMs = n
+        case "index.interval.bytes":
+            let n = try number()
+            guard n >= 0 && n <= Int64(Int32.max) else { throw TidemarkError(.invalidConfig, "index.interval.bytes must be in [0, \(Int32.max)]") }
+            self.indexIntervalBytes = Int(n)
+        case "segment.index.bytes":
+            let n = try number()
+            guard n >= 24 && n <= Int64(Int32.max) else { throw TidemarkError(.invalidConfig, "segment.index.bytes must be in [24, \(Int32.max)]") }
+            self.segmentIndexBytes = Int(n)
         case "message.timestamp.before.max.ms":
             let n = try number()
             guard n >= 0 else { throw TidemarkError(.invalidConfig, "\(name) must be >= 0") }
@@ -48,9 +63,71 @@ extension TopicConfig {
             default: throw TidemarkError(.invalidConfig, "\(name) must be true or false")
             }
         default:
-            throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
+            guard let kind = Self.storedOnlyKafkaNames[name] else {
+                throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
+            }
+            guard let value else { throw TidemarkError(.invalidConfig, "\(name) needs a value") }
+            try kind.check(name, value)
+            storedOnly = (storedOnly ?? [:]).merging([name: value]) { _, new in new }
         }
     }
+
+    /// What a stored-only setting's value must look like (Kafka's type and range for it).
+    public enum StoredOnlyKind: Sendable {
+        case bool, list, ratio
+        case number(min: Int64)
+        /// A boolean only `false` of which a single node can honour.
+        case falseOnly(String)
+
+        func check(_ name: String, _ value: String) throws(TidemarkError) {
+            switch self {
+            case .bool, .falseOnly:
+                guard value.lowercased() == "true" || value.lowercased() == "false" else {
+                    throw TidemarkError(.invalidConfig, "\(name) must be true or false")
+                }
+                if case .falseOnly(let why) = self, value.lowercased() == "true" {
+                    throw TidemarkError(.invalidConfig, "\(name)=true: \(why)")
+                }
+            case .list:
+                break
+            case .ratio:
+                guard let d = Double(value), d >= 0, d <= 1 else { throw TidemarkError(.invalidConfig, "\(name) must be in [0, 1]") }
+            case .number(let min):
+                guard let n = Int64(value), n >= min else { throw TidemarkError(.invalidConfig, "\(name) must be a number >= \(min)") }
+            }
+        }
+    }
+
+    /// Kafka topic settings that mean nothing on a single node without compaction or tiered
+    /// storage: accepted (checked as Kafka checks them), kept and described, without effect.
+    /// Configs that tools and operators set by habit (min.insync.replicas in every Terraform
+    /// spec) then do not make a topic's creation fail.
+    public static let storedOnlyKafkaNames: [String: StoredOnlyKind] = [
+        "min.insync.replicas": .number(min: 1),
+        "unclean.leader.election.enable": .bool,
+        "preallocate": .bool,
+        "delete.retention.ms": .number(min: 0),
+        "file.delete.delay.ms": .number(min: 0),
+        "segment.jitter.ms": .number(min: 0),
+        "min.cleanable.dirty.ratio": .ratio,
+        "min.compaction.lag.ms": .number(min: 0),
+        "max.compaction.lag.ms": .number(min: 1),
+        "compression.gzip.level": .number(min: -1),
+        "compression.lz4.level": .number(min: 1),
+        "compression.zstd.level": .number(min: -131072),
+        "leader.replication.throttled.replicas": .list,
+        "follower.replication.throttled.replicas": .list,
+        "local.retention.ms": .number(min: -2),
+        "local.retention.bytes": .number(min: -2),
+        "remote.storage.enable": .falseOnly("this node has no tiered storage"),
+        "remote.log.copy.disable": .bool,
+        "remote.log.delete.on.disable": .bool,
+    ]
+
+    /// The Kafka names whose values are lists (IncrementalAlterConfigs' APPEND and SUBTRACT).
+    public static let listKafkaNames: Set<String> = [
+        "cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas",
+    ]
 
     /// Puts one setting, by Kafka name, back to its value in `defaults`.
     public mutating func reset(kafkaName name: String, to defaults: TopicConfig) throws(TidemarkError) {
@@ -63,36 +140,43 @@ extension TopicConfig {
         case "message.timestamp.before.max.ms": messageTimestampBeforeMaxMs = defaults.messageTimestampBeforeMaxMs
         case "message.timestamp.after.max.ms": messageTimestampAfterMaxMs = defaults.messageTimestampAfterMaxMs
         case "compression.type": compression = defaults.compression
-        case "flush.messages", "flush.ms": flushPolicy = defaults.flushPolicy
+        case "flush.messages":
+            flushPolicy = Flush(messages: defaults.flushPolicy.kafkaParts.messages, ms: flushPolicy.kafkaParts.ms)
+        case "flush.ms":
+            flushPolicy = Flush(messages: flushPolicy.kafkaParts.messages, ms: defaults.flushPolicy.kafkaParts.ms)
+        case "segment.ms": segmentMs = defaults.segmentMs
+        case "index.interval.bytes": indexIntervalBytes = defaults.indexIntervalBytes
+        case "segment.index.bytes": segmentIndexBytes = defaults.segmentIndexBytes
         case "cleanup.policy": break
         case "errors.deadletterqueue.group.enable": deadLetterQueueEnabled = defaults.deadLetterQueueEnabled
-        default: throw TidemarkError(.invalidConfig, "unknown topic config \(name)")
+        default:
+            guard Self.storedOnlyKafkaNames[name] != nil else { throw TidemarkError(.invalidConfig, "unknown topic config \(name)") }
+            storedOnly?[name] = defaults.storedOnly?[name]
+            if storedOnly?.isEmpty == true { storedOnly = nil }
         }
     }
 
     /// The Kafka names of the topic settings Tidemark understands.
-    public static let kafkaNames: Set<String> = [
+    public static let kafkaNames: Set<String> = Set([
         "retention.ms", "retention.bytes", "segment.bytes", "max.message.bytes", "message.timestamp.type",
         "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "compression.type", "flush.messages",
-        "flush.ms", "cleanup.policy", "errors.deadletterqueue.group.enable",
-    ]
+        "flush.ms", "cleanup.policy", "errors.deadletterqueue.group.enable", "segment.ms", "index.interval.bytes",
+        "segment.index.bytes",
+    ]).union(storedOnlyKafkaNames.keys)
 
     /// The config as Kafka names and values (DescribeConfigs, `tidemark topics describe`).
 
     public var kafkaConfigs: [(String, String)] {
         let config = self
-        let flush: (String, String) =
-            switch config.flushPolicy {
-            case .everyAppend: ("flush.messages", "1")
-            case .everyMessages(let n): ("flush.messages", "\(n)")
-            case .everyIntervalMs(let ms): ("flush.ms", "\(ms)")
-            case .os: ("flush.messages", "\(Int64.max)")
-            }
-        return [
+        let flush = config.flushPolicy.kafkaParts
+        let log = LogConfig()
+        let honoured: [(String, String)] = [
             ("cleanup.policy", "delete"),
             ("compression.type", config.compression == .lz4 ? "lz4" : "producer"),
             ("errors.deadletterqueue.group.enable", "\(config.deadLetterQueueEnabled ?? false)"),
-            flush,
+            ("flush.messages", "\(flush.messages.map(Int64.init) ?? Int64.max)"),
+            ("flush.ms", "\(flush.ms ?? Int64.max)"),
+            ("index.interval.bytes", "\(config.indexIntervalBytes ?? log.indexIntervalBytes)"),
             ("max.message.bytes", "\(config.maxMessageBytes)"),
             ("message.timestamp.after.max.ms", "\(config.messageTimestampAfterMaxMs ?? RecordBatchValidator.defaultTimestampAfterMaxMs)"),
             ("message.timestamp.before.max.ms", "\(config.messageTimestampBeforeMaxMs ?? Int64.max)"),
@@ -100,7 +184,10 @@ extension TopicConfig {
             ("retention.bytes", "\(config.retentionBytes ?? -1)"),
             ("retention.ms", "\(config.retentionMs ?? -1)"),
             ("segment.bytes", "\(config.segmentBytes)"),
+            ("segment.index.bytes", "\(config.segmentIndexBytes ?? log.maxIndexBytes)"),
+            ("segment.ms", "\(config.segmentMs ?? log.segmentMs)"),
         ]
+        return (honoured + (config.storedOnly ?? [:]).map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
     }
 
 }

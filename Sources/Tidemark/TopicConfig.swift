@@ -19,9 +19,44 @@ public struct TopicConfig: Sendable, Equatable, Codable {
     /// The topic may receive share groups' dead letters (KIP-1191's
     /// errors.deadletterqueue.group.enable); a topic without it is never written as a DLQ.
     public var deadLetterQueueEnabled: Bool? = nil
+    /// Roll the active segment once its first batch is this old (Kafka's segment.ms; nil:
+    /// seven days). Retention can then delete what a quiet topic holds.
+    public var segmentMs: Int64? = nil
+    /// Bytes between index entries (index.interval.bytes; nil: 4096).
+    public var indexIntervalBytes: Int? = nil
+    /// The largest an index file grows to (segment.index.bytes; nil: 10 MiB).
+    public var segmentIndexBytes: Int? = nil
+    /// Kafka topic settings a single node accepts and keeps (so tools that set them, and read
+    /// them back, see their values) but has no use for: `TopicConfig.storedOnlyKafkaNames`.
+    public var storedOnly: [String: String]? = nil
 
+    /// When appends are forced to disk. `messagesOrInterval` is Kafka's flush.messages and
+    /// flush.ms both set: whichever comes first.
     public enum Flush: Sendable, Equatable, Codable {
         case everyAppend, everyMessages(Int), everyIntervalMs(Int64), os
+        case messagesOrInterval(Int, Int64)
+
+        /// Kafka's flush.messages (nil: Long.MAX, never by count) and flush.ms (nil: never by time).
+        public var kafkaParts: (messages: Int?, ms: Int64?) {
+            switch self {
+            case .everyAppend: (1, nil)
+            case .everyMessages(let n): (n, nil)
+            case .everyIntervalMs(let ms): (nil, ms)
+            case .os: (nil, nil)
+            case .messagesOrInterval(let n, let ms): (n, ms)
+            }
+        }
+
+        /// The policy of Kafka's two settings.
+        public init(messages: Int?, ms: Int64?) {
+            switch (messages, ms) {
+            case (nil, nil): self = .os
+            case (1?, nil): self = .everyAppend
+            case (let n?, nil): self = .everyMessages(n)
+            case (nil, let ms?): self = .everyIntervalMs(ms)
+            case (let n?, let ms?): self = .messagesOrInterval(n, ms)
+            }
+        }
     }
     public enum Compression: String, Sendable, Equatable, Codable { case none, lz4 }
     public enum Timestamps: String, Sendable, Equatable, Codable { case createTime, logAppendTime }
@@ -56,18 +91,24 @@ public struct TopicConfig: Sendable, Equatable, Codable {
         config.segmentBytes = segmentBytes
         config.maxBatchBytes = maxMessageBytes
         config.timestampType = timestampType == .logAppendTime ? .logAppendTime : .createTime
+        if let segmentMs { config.segmentMs = segmentMs }
+        if let indexIntervalBytes { config.indexIntervalBytes = indexIntervalBytes }
+        if let segmentIndexBytes { config.maxIndexBytes = segmentIndexBytes }
         switch flushPolicy {
-        case .everyAppend: config.flushPolicy = .everyAppend
+        case .everyAppend, .messagesOrInterval(1, _): config.flushPolicy = .everyAppend
         case .everyMessages(let n): config.flushPolicy = .everyMessages(n)
         case .everyIntervalMs(let ms): config.flushPolicy = .everyInterval(milliseconds: ms)
+        case .messagesOrInterval(let n, let ms): config.flushPolicy = .everyMessagesOrInterval(messages: n, milliseconds: ms)
         case .os: config.flushPolicy = .os
         }
         return config
     }
 
+    /// A batch larger than `segmentBytes` is stored in a segment of its own (as in Kafka,
+    /// which does not tie the two either).
     func validate() throws(TidemarkError) {
-        guard maxMessageBytes >= RecordBatchHeader.size && maxMessageBytes <= segmentBytes else {
-            throw TidemarkError(.invalidConfig, "maxMessageBytes must be in [61, segmentBytes]")
+        guard maxMessageBytes >= RecordBatchHeader.size && maxMessageBytes <= Int(Int32.max) else {
+            throw TidemarkError(.invalidConfig, "max.message.bytes must be in [\(RecordBatchHeader.size), \(Int32.max)], got \(maxMessageBytes)")
         }
         do { try logConfig.validate() } catch { throw TidemarkError(.invalidConfig, error.message) }
     }

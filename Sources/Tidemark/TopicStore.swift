@@ -71,6 +71,13 @@ struct ProducerIdAllocator {
         }
     }
 
+    /// Hands out ids above `id` from now on (the next allocation persists a new block).
+    mutating func continueAbove(_ id: Int64) {
+        guard id >= next, id < Int64.max - Self.blockSize else { return }
+        next = id + 1
+        blockEnd = next
+    }
+
     mutating func allocate() throws -> Int64 {
         // A damaged file near Int64.max (or negative) cannot trap: ids run out instead.
         guard next >= 0, next < Int64.max - Self.blockSize else {

@@ -72,6 +72,12 @@ public struct BrokerConfig: Sendable {
             guard range.contains(n) else { throw Failure(description: "\(key) must be in \(range.lowerBound)...\(range.upperBound), got \(n)") }
             return n
         }
+        /// A count of `unit`s as milliseconds: a count too large for Int64 is an error, not a trap.
+        func milliseconds(per unit: Int64) throws(Failure) -> Int64 {
+            let (ms, overflow) = try number().multipliedReportingOverflow(by: unit)
+            guard !overflow else { throw Failure(description: "\(key) is too large, got '\(value)'") }
+            return ms
+        }
         func flag() throws(Failure) -> Bool {
             switch value.lowercased() {
             case "true": return true
@@ -115,8 +121,12 @@ public struct BrokerConfig: Sendable {
             server.defaultPartitions = Int(n)
         case "auto.create.topics.enable": server.autoCreateTopics = try flag()
         case "log.retention.ms": try topicDefault("retention.ms", value)
-        case "log.retention.minutes": try topicDefault("retention.ms", "\(try number() * 60_000)")
-        case "log.retention.hours": try topicDefault("retention.ms", "\(try number() * 3_600_000)")
+        case "log.retention.minutes": try topicDefault("retention.ms", "\(try milliseconds(per: 60_000))")
+        case "log.retention.hours": try topicDefault("retention.ms", "\(try milliseconds(per: 3_600_000))")
+        case "log.roll.ms": try topicDefault("segment.ms", value)
+        case "log.roll.hours": try topicDefault("segment.ms", "\(try milliseconds(per: 3_600_000))")
+        case "log.index.interval.bytes": try topicDefault("index.interval.bytes", value)
+        case "log.index.size.max.bytes": try topicDefault("segment.index.bytes", value)
         case "log.retention.bytes": try topicDefault("retention.bytes", value)
         case "log.segment.bytes": try topicDefault("segment.bytes", value)
         case "message.max.bytes": try topicDefault("max.message.bytes", value)
@@ -129,12 +139,12 @@ public struct BrokerConfig: Sendable {
         case "offsets.retention.minutes":
             let (ms, overflow) = try number().multipliedReportingOverflow(by: 60_000)
             broker.groups.offsetsRetentionMs = overflow ? .max : ms
-        case "offsets.retention.check.interval.ms": broker.groups.offsetsRetentionCheckIntervalMs = try number()
+        case "offsets.retention.check.interval.ms": broker.groups.offsetsRetentionCheckIntervalMs = try ranged(1...Int64.max)
         // The offsets log stores metadata with a 16-bit length.
         case "offset.metadata.max.bytes": broker.groups.offsetMetadataMaxBytes = Int(min(max(0, try number()), Int64(Int16.max)))
         case "group.min.session.timeout.ms": broker.groups.minSessionTimeoutMs = Int32(clamping: try number())
         case "group.max.session.timeout.ms": broker.groups.maxSessionTimeoutMs = Int32(clamping: try number())
-        case "group.initial.rebalance.delay.ms": broker.groups.initialRebalanceDelayMs = try number()
+        case "group.initial.rebalance.delay.ms": broker.groups.initialRebalanceDelayMs = try ranged(0...Int64(Int32.max))
         case "group.consumer.session.timeout.ms": broker.groups.consumerSessionTimeoutMs = max(1, try number())
         case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(clamping: max(1, try number()))
         case "group.consumer.max.size": broker.groups.consumerGroupMaxSize = Int(clamping: max(1, try number()))
@@ -145,17 +155,17 @@ public struct BrokerConfig: Sendable {
         case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
         case "errors.deadletterqueue.topic.name.prefix": broker.groups.deadLetterTopicPrefix = value
-        case "producer.id.expiration.ms": broker.producerIdExpirationMs = try number()
-        case "socket.request.max.bytes": server.maxRequestBytes = Int(try number())
+        case "producer.id.expiration.ms": broker.producerIdExpirationMs = try ranged(1...Int64.max)
+        case "socket.request.max.bytes": server.maxRequestBytes = Int(try ranged(1...Int64(Int32.max)))
         case "queued.max.request.bytes":
             let n = try number()
             server.queuedMaxRequestBytes = n < 0 ? Int(Int32.max) : Int(n)
         case "connections.max.idle.ms": server.connectionsMaxIdleMs = try number()
         case "max.connections": server.maxConnections = Int(try ranged(1...Int64(Int32.max)))
         case "max.connections.per.ip": server.maxConnectionsPerIp = Int(try ranged(1...Int64(Int32.max)))
-        case "fetch.max.bytes": server.fetchMaxBytes = Int(try number())
+        case "fetch.max.bytes": server.fetchMaxBytes = Int(try ranged(0...Int64(Int32.max)))
         case "max.incremental.fetch.session.cache.slots": server.fetchSessionCacheSlots = Int(clamping: max(0, try number()))
-        case "num.network.threads": server.eventLoops = Int(try number())
+        case "num.network.threads": server.eventLoops = Int(try ranged(1...1024))
         default:
             throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
         }
@@ -252,6 +262,9 @@ extension BrokerConfig {
         case "flush.messages": "log.flush.interval.messages"
         case "flush.ms": "log.flush.interval.ms"
         case "cleanup.policy": "log.cleanup.policy"
+        case "segment.ms": "log.roll.ms"
+        case "index.interval.bytes": "log.index.interval.bytes"
+        case "segment.index.bytes": "log.index.size.max.bytes"
         default: nil
         }
     }
@@ -295,7 +308,17 @@ extension BrokerConfig {
             "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes",
             "group.share.record.lock.duration.ms", "group.share.session.timeout.ms":
             5
-        case "cleanup.policy": 7
+        case "cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas": 7
+        case "segment.ms", "delete.retention.ms", "file.delete.delay.ms", "segment.jitter.ms", "min.compaction.lag.ms",
+            "max.compaction.lag.ms", "local.retention.ms", "local.retention.bytes":
+            5
+        case "index.interval.bytes", "segment.index.bytes", "min.insync.replicas", "compression.gzip.level",
+            "compression.lz4.level", "compression.zstd.level":
+            3
+        case "unclean.leader.election.enable", "preallocate", "remote.storage.enable", "remote.log.copy.disable",
+            "remote.log.delete.on.disable", "errors.deadletterqueue.group.enable":
+            1
+        case "min.cleanable.dirty.ratio": 6
         default: 0
         }
     }

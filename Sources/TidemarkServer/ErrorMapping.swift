@@ -1,4 +1,5 @@
 import Tidemark
+import TidemarkStorage
 import TidemarkWire
 
 extension KafkaError {
@@ -45,11 +46,20 @@ extension KafkaError {
         case .nonEmptyGroup: self = .nonEmptyGroup
         case .fencedInstanceId: self = .fencedInstanceId
         case .groupBusy: self = .coordinatorLoadInProgress
+        case .invalidReplicaAssignment: self = .invalidReplicaAssignment
         }
     }
 
     init(_ error: any Error) {
-        if let error = error as? TidemarkError { self.init(error.code) } else { self = .unknownServerError }
+        if let error = error as? TidemarkError {
+            self.init(error.code)
+        } else if error is StorageError {
+            self = .kafkaStorageError  // a disk failure underneath (a full disk, EIO)
+        } else if let code = error as? KafkaError {
+            self = code
+        } else {
+            self = .unknownServerError
+        }
     }
 
     init(optional code: TidemarkError.Code?) {

@@ -13,14 +13,18 @@ extension RequestRouter {
 
     func createTopics(_ request: CreateTopicsRequest) async -> CreateTopicsResponse {
         var response = CreateTopicsResponse()
+        // A name listed twice is refused whole, and neither entry acts (Kafka's answer).
+        let duplicated = Set(Dictionary(grouping: request.topics, by: \.name).filter { $0.value.count > 1 }.keys)
         for topic in request.topics {
             var result = CreateTopicsResponse.Topic(name: topic.name)
             do {
-                guard topic.replicationFactor == -1 || topic.replicationFactor == 1 else {
-                    throw KafkaError.invalidReplicationFactor
+                guard !duplicated.contains(topic.name) else {
+                    throw TidemarkError(.invalidRequest, "duplicate topic name '\(topic.name)' in one request")
                 }
-                guard !broker.isInternalTopic(topic.name) else { throw TidemarkError(.invalidTopicName, "'\(topic.name)' is internal") }
-                let partitions = topic.numPartitions == -1 ? config.defaultPartitions : Int(topic.numPartitions)
+                guard !broker.isInternalTopic(topic.name) else {
+                    throw TidemarkError(.topicAlreadyExists, "'\(topic.name)' is an internal topic; it exists")
+                }
+                let partitions = try Self.partitionCount(of: topic, nodeId: config.nodeId, defaultPartitions: config.defaultPartitions)
                 var topicConfig = broker.options.defaultTopicConfig
                 for entry in topic.configs { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
                 if request.validateOnly {
@@ -55,13 +59,52 @@ extension RequestRouter {
         return response
     }
 
+    /// The partition count a CreateTopics entry asks for: num_partitions, or the count of
+    /// its manual assignments (then num_partitions and replication_factor must be -1, the
+    /// partitions 0..<n each once, on this node alone), or the broker's default.
+    static func partitionCount(of topic: CreateTopicsRequest.Topic, nodeId: Int32, defaultPartitions: Int) throws -> Int {
+        guard !topic.assignments.isEmpty else {
+            guard topic.replicationFactor == -1 || topic.replicationFactor == 1 else { throw KafkaError.invalidReplicationFactor }
+            return topic.numPartitions == -1 ? defaultPartitions : Int(topic.numPartitions)
+        }
+        guard topic.numPartitions == -1 && topic.replicationFactor == -1 else {
+            throw TidemarkError(.invalidRequest, "with manual replica assignments, num_partitions and replication_factor must be -1")
+        }
+        let indexes = topic.assignments.map { Int($0.partitionIndex) }
+        guard indexes.sorted() == Array(0..<indexes.count) else {
+            throw TidemarkError(.invalidReplicaAssignment, "replica assignments must name partitions 0 to \(indexes.count - 1), each once")
+        }
+        for assignment in topic.assignments where assignment.brokerIds != [nodeId] {
+            throw TidemarkError(
+                .invalidReplicaAssignment,
+                "partition \(assignment.partitionIndex): a single node can only place it on broker \(nodeId), got \(assignment.brokerIds)")
+        }
+        return indexes.count
+    }
+
     /// DeleteTopics by name, or (v6) by topic id: UNKNOWN_TOPIC_ID for an id no topic has.
+    /// A topic listed twice, or named with both its name and an id, is refused (INVALID_REQUEST).
     func deleteTopics(_ request: DeleteTopicsRequest) async -> DeleteTopicsResponse {
         var response = DeleteTopicsResponse()
+        let listed = request.topics.map { $0.name ?? topicName(for: $0.topicId) ?? "" }.filter { !$0.isEmpty }
+        let duplicated = Set(Dictionary(grouping: listed, by: { $0 }).filter { $0.value.count > 1 }.keys)
         for topic in request.topics {
             var result = DeleteTopicsResponse.Result(name: topic.name)
             result.topicId = topic.topicId
+            if topic.name != nil && !topic.topicId.isZero {
+                result.errorCode = KafkaError.invalidRequest.rawValue
+                result.errorMessage = "name a topic by its name or by its id, not both"
+                response.responses.append(result)
+                continue
+            }
             let name = topic.name ?? topicName(for: topic.topicId)
+            if let name, duplicated.contains(name) {
+                result.name = name
+                result.errorCode = KafkaError.invalidRequest.rawValue
+                result.errorMessage = "topic '\(name)' listed more than once"
+                response.responses.append(result)
+                continue
+            }
             guard let name else {
                 result.errorCode = KafkaError.unknownTopicId.rawValue
                 result.errorMessage = "no topic has id \(topic.topicId)"
@@ -133,7 +176,8 @@ extension RequestRouter {
                 result.errorCode = KafkaError.invalidRequest.rawValue
                 result.errorMessage = "unsupported resource type \(resource.resourceType)"
             }
-            let wanted = resource.configurationKeys.map(Set.init)
+            // Null or empty: every config (kafka-python sends an empty list for "all").
+            let wanted = resource.configurationKeys.flatMap { $0.isEmpty ? nil : Set($0) }
             result.configs = entries.filter { wanted?.contains($0.name) ?? true }
             for index in result.configs.indices {
                 result.configs[index].configType = BrokerConfig.configType(of: result.configs[index].name)
@@ -144,8 +188,8 @@ extension RequestRouter {
     }
 
     /// AlterConfigs (the whole set: names left out return to their defaults) and
-    /// IncrementalAlterConfigs (SET and DELETE; APPEND and SUBTRACT apply to list configs,
-    /// which Tidemark has none of) for TOPIC and GROUP resources. Broker settings are static
+    /// IncrementalAlterConfigs (SET and DELETE; APPEND and SUBTRACT apply to list configs:
+    /// cleanup.policy and the replication throttles) for TOPIC and GROUP resources. Broker settings are static
     /// here: altering one is refused as read-only.
     func alterConfigs(_ request: AlterConfigsRequest) async -> AlterConfigsResponse {
         var response = AlterConfigsResponse()
@@ -157,7 +201,8 @@ extension RequestRouter {
                     switch (request.incremental ? entry.operation : 0) {
                     case 0: changes.append(.set(entry.name, entry.value))
                     case 1: changes.append(.delete(entry.name))
-                    case 2, 3: throw TidemarkError(.invalidConfig, "\(entry.name) is not a list: APPEND and SUBTRACT do not apply")
+                    case 2: changes.append(.append(entry.name, entry.value))
+                    case 3: changes.append(.subtract(entry.name, entry.value))
                     default: throw TidemarkError(.invalidRequest, "unknown config operation \(entry.operation)")
                     }
                 }

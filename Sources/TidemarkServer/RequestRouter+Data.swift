@@ -58,10 +58,20 @@ extension RequestRouter {
                 do {
                     try await broker.createTopic(name, partitions: config.defaultPartitions)
                     logger.info("auto-created topic", metadata: ["topic": "\(name)"])
-                } catch let error as TidemarkError where error.code != .topicAlreadyExists {
-                    topic.errorCode = KafkaError(error.code).rawValue
-                } catch {}
+                } catch let error as TidemarkError where error.code == .topicAlreadyExists {
+                } catch {
+                    topic.errorCode = KafkaError(error).rawValue
+                    // A disk that refuses the topic (full, read-only) is said once a minute,
+                    // not once per client retry.
+                    if !(error is TidemarkError) || (error as? TidemarkError)?.storage != nil {
+                        failureLog.error(
+                            logger, "auto-creating a topic failed", key: "create:\(name)",
+                            metadata: ["topic": "\(name)", "error": "\(error)"])
+                    }
+                }
                 count = try? broker.partitionCount(of: name)
+            } else if count == nil, entry.name != nil, (try? TopicName.validate(name)) == nil {
+                topic.errorCode = KafkaError.invalidTopicException.rawValue  // not retriable: no client waits for it
             }
             if let count {
                 topic.topicId = wireId(of: name)
@@ -91,9 +101,20 @@ extension RequestRouter {
         let inFlight = ProduceInFlight(request: request, done: done)
         let bound = NIOLoopBound(inFlight, eventLoop: loop)
         let validAcks = request.acks == 0 || request.acks == 1 || request.acks == -1
+        // A partition listed twice in one request is refused in every place it is listed: its
+        // batches would otherwise be appended twice, in an order two tasks decide.
+        var seen: [String: Set<Int32>] = [:]
+        var listedTwice: [String: Set<Int32>] = [:]
+        for topicData in request.topics {
+            let key = topicData.topicId.isZero ? topicData.name : "\(topicData.topicId)"
+            for partitionData in topicData.partitions where !seen[key, default: []].insert(partitionData.index).inserted {
+                listedTwice[key, default: []].insert(partitionData.index)
+            }
+        }
         for (t, topicData) in request.topics.enumerated() {
             // Produce v13 names topics by id.
             let resolved = topicData.topicId.isZero ? topicData.name : topicName(for: topicData.topicId)
+            let key = topicData.topicId.isZero ? topicData.name : "\(topicData.topicId)"
             for (p, partitionData) in topicData.partitions.enumerated() {
                 let topic = resolved ?? ""
                 let partition = Int(partitionData.index)
@@ -101,9 +122,9 @@ extension RequestRouter {
                     guard resolved != nil else { throw KafkaError.unknownTopicId }
                     guard validAcks else { throw KafkaError.invalidRequiredAcks }
                     guard request.transactionalId == nil else { throw KafkaError.invalidRequest }
-                    guard case .bytes(let records)? = partitionData.records, !records.isEmpty else {
-                        throw KafkaError.corruptMessage
-                    }
+                    guard listedTwice[key]?.contains(partitionData.index) != true else { throw KafkaError.invalidRequest }
+                    guard case .bytes(let records)? = partitionData.records else { throw KafkaError.invalidRecord }
+                    try Self.checkOneBatchV2(records)
                     if broker.isTracing { inFlight.startSpan(t, p, topic: topic, partition: partition, records: records, router: self) }
                     if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records) {
                         inFlight.set(t, p, appended.result)
@@ -149,6 +170,19 @@ extension RequestRouter {
         }
         inFlight.started = true
         inFlight.finishIfDone()
+    }
+
+    /// Kafka's rule for Produce v3 and later (ProduceRequest.validateRecords): a partition's
+    /// records are exactly one batch, of magic 2. Anything else is INVALID_RECORD, which
+    /// clients do not retry (CORRUPT_MESSAGE, which they do, is kept for bytes that fail
+    /// their CRC or framing further in). Several batches would also be checked against the
+    /// producer state from before the first of them.
+    static func checkOneBatchV2(_ records: ArraySlice<UInt8>) throws {
+        guard records.count >= RecordBatchHeader.size else { throw KafkaError.invalidRecord }
+        let start = records.startIndex
+        let length = records[(start + 8)..<(start + 12)].reduce(0) { $0 << 8 | Int($1) }
+        guard records[start + 16] == 2 else { throw KafkaError.invalidRecord }
+        guard 12 + length >= records.count else { throw KafkaError.invalidRecord }
     }
 
     /// Fetch, run on `loop`: partitions are read now (page-cache reads, the answer sent with
@@ -356,7 +390,8 @@ final class ProduceInFlight {
         response.topics[t].partitions[p].errorCode = code.rawValue
         response.topics[t].partitions[p].baseOffset = -1
         if code == .unknownServerError || code == .kafkaStorageError {
-            router.logger.error("produce failed", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            router.failureLog.error(
+                router.logger, "produce failed", key: "produce:\(topic)", metadata: ["topic": "\(topic)", "error": "\(error)"])
         }
     }
 

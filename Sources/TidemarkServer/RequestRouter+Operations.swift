@@ -82,12 +82,30 @@ extension RequestRouter {
         return response
     }
 
-    /// CreatePartitions: raise each topic's count (assignments are meaningless on one node).
+    /// CreatePartitions: raise each topic's count. Assignments, when given, must place each
+    /// new partition on this node (INVALID_REPLICA_ASSIGNMENT otherwise, as Kafka answers for
+    /// an unknown broker); a topic listed twice is refused (INVALID_REQUEST).
     func createPartitions(_ request: CreatePartitionsRequest) async -> CreatePartitionsResponse {
         var response = CreatePartitionsResponse()
+        let duplicated = Set(Dictionary(grouping: request.topics, by: \.name).filter { $0.value.count > 1 }.keys)
         for topic in request.topics {
             var result = CreatePartitionsResponse.Result(name: topic.name)
             do {
+                guard !duplicated.contains(topic.name) else {
+                    throw TidemarkError(.invalidRequest, "topic '\(topic.name)' listed more than once")
+                }
+                if let assignments = topic.assignments {
+                    let existing = try broker.partitionCount(of: topic.name)
+                    guard assignments.count == Int(topic.count) - existing else {
+                        throw TidemarkError(
+                            .invalidReplicaAssignment,
+                            "\(assignments.count) assignments for \(Int(topic.count) - existing) new partitions")
+                    }
+                    for replicas in assignments where replicas != [config.nodeId] {
+                        throw TidemarkError(
+                            .invalidReplicaAssignment, "a single node can only place partitions on broker \(config.nodeId), got \(replicas)")
+                    }
+                }
                 try await broker.createPartitions(topic: topic.name, count: Int(topic.count), validateOnly: request.validateOnly)
             } catch let error as TidemarkError {
                 result.errorCode = KafkaError(error.code).rawValue

@@ -47,6 +47,8 @@ final class RequestRouter: Sendable {
     let metrics: RequestMetrics
     /// Large responses in memory until written, over all connections.
     let responseMemory: ResponseMemory
+    /// Failures clients repeat (a full disk, a failed partition): logged once a minute.
+    let failureLog = LogThrottle()
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker

@@ -72,7 +72,14 @@ final class FlushGate: @unchecked Sendable {
             case .success(let offset):
                 flushedOffset = max(flushedOffset, offset)
                 publishedFlushed.store(flushedOffset, ordering: .releasing)
-            case .failure(let error): failure = error
+            case .failure(let error):
+                // Only a failed sync fails the log; one that could not start is the waiters' error alone.
+                guard error.beforeSync else {
+                    failure = error
+                    break
+                }
+                pthread_cond_broadcast(condition)
+                throw error
             }
             pthread_cond_broadcast(condition)
         }

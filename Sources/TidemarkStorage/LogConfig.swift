@@ -9,6 +9,9 @@ public enum FlushPolicy: Sendable, Equatable, CustomStringConvertible {
     case everyInterval(milliseconds: Int64)
     /// Leave it to the operating system; flush only on roll and close.
     case os
+    /// Whichever comes first of `everyMessages` and `everyInterval` (Kafka's flush.messages
+    /// and flush.ms both set).
+    case everyMessagesOrInterval(messages: Int, milliseconds: Int64)
 
     public var description: String {
         switch self {
@@ -16,6 +19,7 @@ public enum FlushPolicy: Sendable, Equatable, CustomStringConvertible {
         case .everyMessages(let count): "every-\(count)-messages"
         case .everyInterval(let ms): "every-\(ms)ms"
         case .os: "os"
+        case .everyMessagesOrInterval(let count, let ms): "every-\(count)-messages-or-\(ms)ms"
         }
     }
 }
@@ -70,6 +74,9 @@ public struct LogConfig: Sendable, Equatable {
         }
         if case .everyInterval(let ms) = flushPolicy, ms < 1 {
             throw StorageError(.invalidArgument, "flush interval must be >= 1 ms")
+        }
+        if case .everyMessagesOrInterval(let count, let ms) = flushPolicy, count < 1 || ms < 1 {
+            throw StorageError(.invalidArgument, "flush every N messages or T ms needs N >= 1 and T >= 1")
         }
         guard maxOpenInactiveSegments >= 0 else {
             throw StorageError(.invalidArgument, "maxOpenInactiveSegments must be >= 0")

@@ -3,7 +3,9 @@ extension PartitionLog {
     /// least `retentionBytes` without its oldest segment, and any segment whose largest
     /// timestamp is older than `retentionMs` (a segment whose records all carry no timestamp,
     /// -1, counts from when its file was last written, as in Kafka: it used to go as soon as
-    /// it rolled). The active segment is never deleted.
+    /// it rolled). An active segment past the limits goes too, as in Kafka, once nothing was
+    /// written to it for `retentionMs` either: the log rolls to an empty segment first (a quiet
+    /// topic's records would otherwise outlive its retention).
     /// Returns the base offsets of the deleted segments.
     @discardableResult
     public func enforceRetention() throws(StorageError) -> [Int64] {
@@ -13,20 +15,27 @@ extension PartitionLog {
                 guard !s.isClosed else { return .success([]) }
                 var total = s.segments.reduce(0) { $0 + Int64($1.size) }
                 var count = 0
-                for (index, segment) in s.segments.enumerated().dropLast() {
+                for (index, segment) in s.segments.enumerated() {
+                    let isActive = index == s.segments.count - 1
+                    if isActive && segment.size == 0 { break }
                     var expired = false
                     if let limit = config.retentionBytes, total - Int64(segment.size) >= limit { expired = true }
                     if !expired, let ms = config.retentionMs {
-                        if segment.maxTimestamp < 0 {
+                        if segment.maxTimestamp < 0 && !isActive {
                             try segment.openForRead(offsetLimit: s.segments[index + 1].baseOffset)
                         }
                         let newest = segment.maxTimestamp >= 0 ? segment.maxTimestamp : try FileSystem.modificationTime(segment.logPath)
                         expired = newest < now - ms
+                        // The active segment also waits until nothing was written to it for as long
+                        // (records produced with old timestamps, a backfill, are not deleted as
+                        // they arrive, which Kafka would do).
+                        if expired && isActive { expired = try FileSystem.modificationTime(segment.logPath) < now - ms }
                     }
                     guard expired else { break }
                     total -= Int64(segment.size)
                     count += 1
                 }
+                if count == s.segments.count { try roll(&s) }
                 let removed = try removeOldestSegments(count, &s)
                 enforceOpenSegmentLimit(&s)
                 return .success(removed)

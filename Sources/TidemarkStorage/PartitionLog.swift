@@ -375,14 +375,19 @@ public final class PartitionLog: Sendable {
         let old = s.active
         // Create first: if that fails (a full disk), the active segment is untouched.
         let segment = try LogSegment.create(directory: directory, baseOffset: s.logEndOffset, config: config, use: fileUse)
+        let logFile: SharedFile
         do {
+            // The old segment's descriptor first (it may have been closed for the descriptor
+            // budget): failing to reopen it (EMFILE) must leave the segment active and writable,
+            // not sealed behind a roll that did not happen.
+            logFile = try old.file()
             try old.trimPreallocation()  // made durable by the next sync (`syncAppended`)
             try old.sealIndexes()
         } catch {
             try? segment.deleteFiles()
             throw error
         }
-        s.pendingSync.append(contentsOf: try old.filesToSync())
+        s.pendingSync.append(contentsOf: (try? old.filesToSync()) ?? [logFile])
         s.segments.append(segment)
         s.directoryNeedsSync = true
         s.checkpointStale = true
@@ -412,6 +417,8 @@ public final class PartitionLog: Sendable {
             if state.withLock({ $0.messagesSinceFlush }) >= count { try flush(upTo: end) }
         case .everyInterval:
             try flushIfDue()
+        case .everyMessagesOrInterval(let count, _):
+            if state.withLock({ $0.messagesSinceFlush }) >= count { try flush(upTo: end) } else { try flushIfDue() }
         case .os:
             break
         }
@@ -434,6 +441,11 @@ public final class PartitionLog: Sendable {
         case .everyInterval(let ms):
             let due = state.withLock { monotonicNanoseconds() - $0.lastFlushNanoseconds >= Self.nanoseconds(ms) }
             if due { target = end }
+        case .everyMessagesOrInterval(let count, let ms):
+            let due = state.withLock {
+                $0.messagesSinceFlush >= count || monotonicNanoseconds() - $0.lastFlushNanoseconds >= Self.nanoseconds(ms)
+            }
+            if due { target = end }
         case .os:
             break
         }
@@ -444,7 +456,11 @@ public final class PartitionLog: Sendable {
 
     /// Under an interval policy, flushes when the last flush is older than the interval.
     public func flushIfDue() throws(StorageError) {
-        guard case .everyInterval(let ms) = config.flushPolicy else { return }
+        let ms: Int64
+        switch config.flushPolicy {
+        case .everyInterval(let interval), .everyMessagesOrInterval(_, let interval): ms = interval
+        default: return
+        }
         let (due, end) = state.withLock { s in
             (monotonicNanoseconds() - s.lastFlushNanoseconds >= Self.nanoseconds(ms), s.logEndOffset)
         }
@@ -483,6 +499,8 @@ public final class PartitionLog: Sendable {
             do throws(StorageError) {
                 active = try s.active.file()  // reopened if the budget evicted it
             } catch {
+                var error = error
+                error.beforeSync = true  // nothing taken, nothing synced: the next flush retries
                 return .failure(error)
             }
             let result = (s.pendingSync, active, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale)
@@ -499,7 +517,17 @@ public final class PartitionLog: Sendable {
         let started = monotonicNanoseconds()
         try active.sync()
         syncObserver?(monotonicNanoseconds() &- started, directory)
-        if syncDirectory { try FileSystem.syncDirectory(directory) }
+        if syncDirectory {
+            do throws(StorageError) { try FileSystem.syncDirectory(directory) } catch {
+                // The directory could not be opened (EMFILE): its sync is still owed, and was not
+                // tried. The waiters get the error; the log stays writable.
+                guard error.message.hasPrefix("open") else { throw error }
+                state.withLock { $0.directoryNeedsSync = true }
+                var retry = error
+                retry.beforeSync = true
+                throw retry
+            }
+        }
         if writeCheckpoint {
             // The checkpoint only narrows the next recovery; failing to write it (a full disk)
             // loses nothing, so it is retried at the next roll or close instead of failing the log.

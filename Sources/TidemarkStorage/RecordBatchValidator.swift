@@ -144,7 +144,8 @@ public struct RecordBatchValidator: Sendable {
                 throw Failure.invalidRecord("record \(index) has offset delta \(offsetDelta)")
             }
             let (timestamp, overflow) = header.baseTimestamp.addingReportingOverflow(timestampDelta)
-            if let window {
+            // A record without a timestamp (-1, NO_TIMESTAMP) is not checked, as in Kafka.
+            if let window, overflow || timestamp != -1 {
                 guard !overflow, window.contains(timestamp) else {
                     throw Failure.invalidTimestamp(
                         "record \(index) timestamp \(overflow ? "overflows" : "\(timestamp)") is outside [\(window.lowerBound), \(window.upperBound)]")

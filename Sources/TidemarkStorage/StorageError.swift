@@ -34,6 +34,10 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
     public var path: String?
     public var errno: Errno?
     public var batchError: RecordBatchError?
+    /// A flush that failed before it synced anything (a descriptor it needed could not be
+    /// opened: EMFILE, ENFILE): the kernel dropped nothing, so the log is not failed and the
+    /// next flush tries again. Only a failed fsync fails a log for good.
+    public var beforeSync = false
 
     public init(
         _ code: Code, _ message: String, path: String? = nil, errno: Errno? = nil, batchError: RecordBatchError? = nil

@@ -168,6 +168,7 @@ public enum KafkaError: Int16, Sendable {
     case topicAlreadyExists = 36
     case invalidPartitions = 37
     case invalidReplicationFactor = 38
+    case invalidReplicaAssignment = 39
     case invalidConfig = 40
     case invalidRequest = 42
     case outOfOrderSequenceNumber = 45

@@ -95,6 +95,67 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A snapshot older than the log's start (DeleteRecords moved it, then a crash before the
+    /// next snapshot) describes records that are gone: it is not used. Used, its producer
+    /// expected sequence 5 and refused 10 (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka).
+    @Test func aSnapshotOlderThanTheLogStartIsNotUsed() async throws {
+        let dir = TemporaryDirectory()
+        var pid: Int64 = 0
+        let snapshotPath = dir.file("i-0/producer-state.snapshot")
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 1)
+            pid = try await broker.initProducerId().producerId
+            _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 0, values: ["0", "1", "2", "3", "4"]))
+            try await broker.close()
+        }
+        let old = try Data(contentsOf: URL(fileURLWithPath: snapshotPath))
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 5, values: ["5", "6", "7", "8", "9"]))
+            _ = try await broker.deleteRecords(topic: "i", partition: 0, before: 10)
+            try await broker.close()
+        }
+        // The crash: the snapshot of offset 5 is the newest that reached the disk.
+        try old.write(to: URL(fileURLWithPath: snapshotPath))
+        try Data("0".utf8).write(to: URL(fileURLWithPath: dir.file("i-0/.clean-shutdown")))
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try broker.partitionState("i", 0).log.logStartOffset == 10)
+        let next = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 10, values: ["10"]))
+        #expect(next.baseOffset == 10 && !next.isDuplicate)
+        try await broker.close()
+    }
+
+    /// `producer-ids` missing (a partial restore) or damaged: ids continue above those the
+    /// partitions remember. Reused, a new producer's first batch met the old one's state and
+    /// was answered as a duplicate, never written.
+    @Test(arguments: [false, true])
+    func producerIdsContinueAboveThosePartitionsRemember(damaged: Bool) async throws {
+        let dir = TemporaryDirectory()
+        var used: [Int64] = []
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 1)
+            for _ in 0..<3 {
+                let pid = try await broker.initProducerId().producerId
+                used.append(pid)
+                _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 0, values: ["a"]))
+            }
+            try await broker.close()
+        }
+        if damaged {
+            try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir.file("producer-ids")))
+        } else {
+            try FileManager.default.removeItem(atPath: dir.file("producer-ids"))
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let fresh = try await broker.initProducerId().producerId
+        #expect(fresh > used.max()!)
+        let appended = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: fresh, epoch: 0, sequence: 0, values: ["new"]))
+        #expect(!appended.isDuplicate && appended.baseOffset == 3)
+        try await broker.close()
+    }
+
     /// Producer state survives a restart, both from the snapshot written at close and, after
     /// a crash (no snapshot newer than the data), from a replay of the log's batch headers.
     @Test(arguments: [true, false])

@@ -33,7 +33,7 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    @Test(arguments: ["", ".", "..", "has space", "slash/x", "ü", String(repeating: "a", count: 250), "__internal"])
+    @Test(arguments: ["", ".", "..", "has space", "slash/x", "ü", String(repeating: "a", count: 250), "__consumer_offsets", "__share_group_state", "__cluster_metadata"])
     func invalidNamesAreRefused(name: String) async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())

@@ -104,3 +104,51 @@ def test_admin_clients_delete_consumer_groups(broker):
     committed = c.committed([TopicPartition(topic, 0)], timeout=10)
     assert committed[0].offset < 0, committed
     c.close()
+
+
+def test_what_kafka_tools_send_is_answered_as_kafka_answers(broker):
+    """Requests as kafka-topics.sh, kafka-configs.sh, Terraform and Spring send them (a review
+    against Kafka's ControllerApis and ConfigurationControlManager): manual replica
+    assignments give the partition count; settings Kafka accepts are accepted (segment.bytes
+    below max.message.bytes, min.insync.replicas, segment.ms); flush.messages and flush.ms are
+    two settings; APPEND on the list cleanup.policy; an invalid name in Metadata is
+    INVALID_TOPIC_EXCEPTION, not a retriable unknown topic."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       NewPartitions, NewTopic)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    node = list(admin.list_topics(timeout=10).brokers)[0]
+
+    assigned = unique("assigned")
+    for future in admin.create_topics([NewTopic(assigned, num_partitions=3, replica_assignment=[[node]] * 3)]).values():
+        future.result(10)
+    assert len(admin.list_topics(timeout=10).topics[assigned].partitions) == 3
+    with pytest.raises(KafkaException) as refused:
+        list(admin.create_topics([NewTopic(unique("elsewhere"), num_partitions=1, replica_assignment=[[node + 1]])]).values())[0].result(10)
+    assert "INVALID_REPLICA_ASSIGNMENT" in str(refused.value)
+    with pytest.raises(KafkaException) as refused:
+        list(admin.create_partitions([NewPartitions(assigned, 5, replica_assignment=[[node]])]).values())[0].result(10)
+    assert "INVALID_REPLICA_ASSIGNMENT" in str(refused.value)
+    list(admin.create_partitions([NewPartitions(assigned, 5, replica_assignment=[[node], [node]])]).values())[0].result(10)
+    assert len(admin.list_topics(timeout=10).topics[assigned].partitions) == 5
+
+    configured = unique("configured")
+    for future in admin.create_topics([NewTopic(configured, num_partitions=1, replication_factor=1, config={
+            "segment.bytes": "1048576", "min.insync.replicas": "1", "segment.ms": "600000",
+            "unclean.leader.election.enable": "false"})]).values():
+        future.result(10)
+    resource = ConfigResource("topic", configured)
+    ops = [ConfigEntry("flush.messages", "1000", incremental_operation=AlterConfigOpType.SET),
+           ConfigEntry("flush.ms", "500", incremental_operation=AlterConfigOpType.SET),
+           ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND)]
+    for future in admin.incremental_alter_configs([ConfigResource("topic", configured, incremental_configs=ops)]).values():
+        future.result(10)
+    described = list(admin.describe_configs([resource]).values())[0].result(10)
+    values = {name: entry.value for name, entry in described.items()}
+    assert values["flush.messages"] == "1000" and values["flush.ms"] == "500", values
+    assert values["segment.bytes"] == "1048576" and values["segment.ms"] == "600000", values
+    assert values["min.insync.replicas"] == "1" and values["cleanup.policy"] == "delete", values
+
+    metadata = admin.list_topics(topic="bad name!", timeout=10)
+    error = metadata.topics["bad name!"].error
+    assert error is not None and error.name() == "TOPIC_EXCEPTION", error

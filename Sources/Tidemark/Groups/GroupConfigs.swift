@@ -117,6 +117,8 @@ public final class GroupConfigs: Sendable {
             case .delete(let name):
                 guard Self.keysByName[name] != nil else { throw TidemarkError(.invalidConfig, "unknown group config \(name)") }
                 settings.removeValue(forKey: name)
+            case .append(let name, _), .subtract(let name, _):
+                throw TidemarkError(.invalidConfig, "\(name) is not a list: APPEND and SUBTRACT do not apply")
             }
         }
         if validateOnly { return }

@@ -1,0 +1,103 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+@testable import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// Requests no mainstream client sends but tools and hostile clients do, answered as Kafka's
+/// ControllerApis, ConfigHelper, KafkaApis and ProduceRequest.validateRecords answer them.
+@Suite(.serialized) struct AdminRequestTests {
+    static func exchange<Q: KafkaMessage>(_ client: RawClient, _ api: ApiKey, version: Int16, _ body: Q) throws -> [UInt8] {
+        try client.request(api, version: version, correlation: 7, body)
+        let (_, response) = try #require(client.response())
+        return response
+    }
+
+    static func batch(_ values: [String]) throws -> [UInt8] {
+        var builder = RecordBatchBuilder()
+        for value in values { builder.append(timestamp: 1_700_000_000_000, key: nil, value: Array(value.utf8)) }
+        return try builder.build()
+    }
+
+    /// kafka-python describes "everything" with an empty key list; Kafka answers every
+    /// setting (ConfigHelper: null or empty). It got none.
+    @Test func anEmptyKeyListDescribesEverySetting() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("described", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var request = DescribeConfigsRequest()
+            var resource = DescribeConfigsRequest.Resource()
+            resource.resourceName = "described"
+            resource.configurationKeys = []
+            request.resources = [resource]
+            let body = try Self.exchange(client, .describeConfigs, version: 2, request)
+            let names = try DescribeConfigsResponse.decode(body, version: 2, flexible: false).results[0].configs.map(\.name)
+            #expect(names.contains("retention.ms") && names.contains("flush.ms") && names.count > 10, "\(names)")
+        }
+    }
+
+    /// Produce v3+ carries exactly one batch per partition (INVALID_RECORD otherwise: two
+    /// copies of a batch were both stored); a partition listed twice is refused wherever it is
+    /// listed; empty records are INVALID_RECORD, which clients do not retry for ever.
+    @Test func oneBatchPerPartitionOnce() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("strict", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            let one = try Self.batch(["a"])
+            let twice = ServerTests.produceRequest(topic: "strict", batch: one + one)
+            var response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, twice), version: 7, flexible: false)
+            #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidRecord.rawValue)
+
+            var listedTwice = ServerTests.produceRequest(topic: "strict", batch: one)
+            listedTwice.topics[0].partitions.append(listedTwice.topics[0].partitions[0])
+            response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, listedTwice), version: 7, flexible: false)
+            #expect(response.topics[0].partitions.map(\.errorCode) == [KafkaError.invalidRequest.rawValue, KafkaError.invalidRequest.rawValue])
+
+            let empty = ServerTests.produceRequest(topic: "strict", batch: [])
+            response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, empty), version: 7, flexible: false)
+            #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidRecord.rawValue)
+            #expect(try server.broker.partitionState("strict", 0).log.logEndOffset == 0)
+
+            let fine = ServerTests.produceRequest(topic: "strict", batch: one)
+            response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, fine), version: 7, flexible: false)
+            #expect(response.topics[0].partitions[0].errorCode == 0)
+        }
+    }
+
+    /// CreateTopics naming a topic twice acts on neither (INVALID_REQUEST); DeleteTopics
+    /// naming one by both name and id is refused; Metadata for an invalid name answers
+    /// INVALID_TOPIC_EXCEPTION (not the retriable UNKNOWN_TOPIC_OR_PARTITION, which made
+    /// Java clients wait for max.block.ms).
+    @Test func duplicatesAndBadNamesAreRefusedAsKafkaRefusesThem() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            var create = CreateTopicsRequest()
+            var topic = CreateTopicsRequest.Topic()
+            topic.name = "twice"
+            topic.numPartitions = 1
+            create.topics = [topic, topic]
+            let created = try CreateTopicsResponse.decode(try Self.exchange(client, .createTopics, version: 4, create), version: 4, flexible: false)
+            #expect(created.topics.map(\.errorCode) == [KafkaError.invalidRequest.rawValue, KafkaError.invalidRequest.rawValue])
+            #expect(server.broker.listTopics().isEmpty)
+
+            try await server.broker.createTopic("named", partitions: 1)
+            var delete = DeleteTopicsRequest()
+            var entry = DeleteTopicsRequest.Topic()
+            entry.name = "named"
+            entry.topicId = WireUUID(try server.broker.topicId(of: "named"))
+            delete.topics = [entry]
+            let deleted = try DeleteTopicsResponse.decode(
+                try Self.exchange(client, .deleteTopics, version: 6, delete), from: 1, version: 6, flexible: true)
+            #expect(deleted.responses.map(\.errorCode) == [KafkaError.invalidRequest.rawValue])
+            #expect(server.broker.listTopics() == ["named"])
+
+            var metadata = MetadataRequest()
+            metadata.topicList = [.init(name: "bad name!")]
+            metadata.allowAutoTopicCreation = false
+            let answer = try MetadataResponse.decode(try Self.exchange(client, .metadata, version: 8, metadata), version: 8, flexible: false)
+            #expect(answer.topics.map(\.errorCode) == [KafkaError.invalidTopicException.rawValue])
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+import TidemarkStorage
+
+/// What Kafka's admin tools expect of topic names and settings (found by a review against
+/// Kafka's ControllerApis, ReplicationControlManager and LogConfig).
+@Suite struct TopicAdminTests {
+    /// Kafka reserves only its internal topics' names: `__app.events` (Debezium's heartbeats
+    /// start with `__`) is an ordinary topic. Names that differ only by '.' and '_' collide.
+    @Test func namesKafkaAllowsAreAllowedAndCollisionsRefused() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("__app.events", partitions: 1)
+        #expect(broker.listTopics() == ["__app.events"])
+        await #expect { try await broker.createTopic("__app_events", partitions: 1) } throws: { error in
+            (error as? TidemarkError)?.code == .invalidTopicName && "\(error)".contains("collides")
+        }
+        #expect(throws: TidemarkError.self) {
+            try broker.checkNewTopic("__app_events", partitions: 1, config: TopicConfig())
+        }
+        try await broker.createTopic("__app-events", partitions: 1)
+        try await broker.close()
+    }
+
+    /// A 249-character topic (Kafka's longest) is deleted and made again: the name its
+    /// directory is renamed to while it goes must stay within NAME_MAX.
+    @Test func aTopicWithTheLongestNameIsDeletedAndMadeAgain() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let name = String(repeating: "n", count: TopicName.maxLength)
+        try await broker.createTopic(name, partitions: 2)
+        _ = try await broker.append(topic: name, partition: 1, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["a"]))
+        try await broker.deleteTopic(name)
+        #expect(broker.listTopics().isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasPrefix("nnn") })
+        try await broker.createTopic(name, partitions: 2)
+        #expect(try broker.describeTopic(name).partitions[1].logEndOffset == 0)
+        try await broker.close()
+    }
+
+    /// A delete whose topics.json cannot be written (a full disk) leaves the topic served,
+    /// and it stays deleted-or-not the same way after a restart.
+    @Test func aDeleteThatCannotBeSavedLeavesTheTopicServed() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("kept", partitions: 1)
+            StorageFaults.inject(.open, .noSpace, pathContains: dir.path + "/topics.json")
+            await #expect(throws: (any Error).self) { try await broker.deleteTopic("kept") }
+            #expect(broker.listTopics() == ["kept"])
+            _ = try await broker.append(topic: "kept", partition: 0, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["a"]))
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(broker.listTopics() == ["kept"])
+        #expect(try broker.describeTopic("kept").partitions[0].logEndOffset == 1)
+        try await broker.close()
+    }
+
+    /// Kafka's settings as kafka-configs, Terraform and Spring set them: segment.bytes below
+    /// max.message.bytes (a larger batch gets a segment of its own); flush.messages and
+    /// flush.ms kept apart; segment.ms honoured; single-node no-ops (min.insync.replicas)
+    /// kept and described; APPEND and SUBTRACT on the list cleanup.policy.
+    @Test func kafkaTopicSettingsAreAcceptedAsKafkaAcceptsThem() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        try config.apply(kafkaName: "segment.bytes", value: "1048576")
+        try config.apply(kafkaName: "max.message.bytes", value: "2000000")
+        try config.apply(kafkaName: "min.insync.replicas", value: "2")
+        try config.apply(kafkaName: "segment.ms", value: "60000")
+        try await broker.createTopic("t", partitions: 1, config: config)
+        let big = try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: [String(repeating: "x", count: 1_500_000)])
+        _ = try await broker.append(topic: "t", partition: 0, batches: big)
+        _ = try await broker.append(topic: "t", partition: 0, batches: big)
+        #expect(try broker.partitionState("t", 0).log.logEndOffset == 2)
+        #expect(try broker.partitionState("t", 0).log.config.segmentMs == 60_000)
+
+        try await broker.alterTopicConfig("t", changes: [.set("flush.messages", "1000"), .set("flush.ms", "500")])
+        var described = Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)
+        #expect(described["flush.messages"] == "1000" && described["flush.ms"] == "500")
+        #expect(described["min.insync.replicas"] == "2" && described["segment.ms"] == "60000")
+        #expect(try broker.partitionState("t", 0).log.config.flushPolicy == .everyMessagesOrInterval(messages: 1000, milliseconds: 500))
+        try await broker.alterTopicConfig("t", changes: [.delete("flush.ms"), .delete("min.insync.replicas")])
+        described = Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)
+        #expect(described["flush.messages"] == "1000" && described["flush.ms"] == "\(Int64.max)")
+        #expect(described["min.insync.replicas"] == nil)
+
+        try await broker.alterTopicConfig("t", changes: [.append("cleanup.policy", "delete")])
+        await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append("cleanup.policy", "compact")]) }
+        await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append("retention.ms", "1")]) }
+        for (name, value) in [("remote.storage.enable", "true"), ("min.insync.replicas", "0"), ("no.such.config", "1"), ("flush.messages", "0")] {
+            await #expect(throws: TidemarkError.self, "\(name)=\(value)") {
+                try await broker.alterTopicConfig("t", changes: [.set(name, value)])
+            }
+        }
+        try await broker.close()
+        let reopened = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try reopened.partitionState("t", 0).log.config.flushPolicy == .everyMessages(1000))
+        try await reopened.close()
+    }
+
+    /// A quiet topic's records go when its retention passes, as in Kafka: the active segment
+    /// is rolled and deleted once it is expired and nothing was written to it for as long.
+    @Test func aQuietTopicsActiveSegmentExpires() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock(Int64(Date().timeIntervalSince1970 * 1000))
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock, maintenanceMs: 3_600_000))
+        var config = TopicConfig()
+        config.retentionMs = 2_000
+        try await broker.createTopic("quiet", partitions: 1, config: config)
+        var builder = RecordBatchBuilder()
+        builder.append(timestamp: clock.read(), key: nil, value: bytes("old"))
+        _ = try await broker.append(topic: "quiet", partition: 0, batches: try builder.build())
+        let log = try broker.partitionState("quiet", 0).log
+        #expect(try log.enforceRetention().isEmpty)  // not expired yet
+        clock.advance(10_000)
+        #expect(try log.enforceRetention() == [0])
+        #expect(log.logStartOffset == 1 && log.logEndOffset == 1)
+        _ = try await broker.append(topic: "quiet", partition: 0, batches: try builder.build())
+        #expect(log.logEndOffset == 2)
+        try await broker.close()
+    }
+}

@@ -79,5 +79,23 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         let soft = Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max)))
         #expect(defaults["max.connections"] == "\(max(64, soft - 100 - 192 - 12))")
     }
+
+    /// Values that trapped the broker while it read its settings (an Int64 overflow, a zero
+    /// that reached NIO's precondition) or made it misbehave are refused with a message.
+    @Test func settingsThatTrappedAreRefused() throws {
+        var settings = BrokerConfig()
+        for (key, value) in [
+            ("log.retention.hours", "\(Int64.max / 1000)"), ("log.retention.minutes", "\(Int64.max)"), ("log.roll.hours", "\(Int64.max)"),
+            ("num.network.threads", "0"), ("socket.request.max.bytes", "-1"), ("producer.id.expiration.ms", "0"),
+            ("fetch.max.bytes", "-5"), ("log.flush.interval.messages", "0"),
+        ] {
+            #expect(throws: BrokerConfig.Failure.self, "\(key)=\(value)") { try settings.set(key, value) }
+        }
+        try settings.set("log.roll.hours", "2")
+        try settings.set("log.flush.interval.messages", "1000")
+        try settings.set("log.flush.interval.ms", "500")
+        #expect(settings.broker.defaultTopicConfig.segmentMs == 7_200_000)
+        #expect(settings.broker.defaultTopicConfig.flushPolicy == .messagesOrInterval(1000, 500))
+    }
 }
 }

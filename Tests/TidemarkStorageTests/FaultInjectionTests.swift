@@ -136,6 +136,46 @@ import Testing
         try reopened.close()
     }
 
+    /// A segment whose descriptor was closed for the open-file budget and cannot be reopened
+    /// (EMFILE): a flush fails without failing the log (nothing was synced, nothing dropped:
+    /// the next flush works; it used to refuse every append until a restart), and a roll fails
+    /// leaving the segment active and writable (it used to leave it sealed, and the next batch
+    /// that fit trapped the broker).
+    @Test func aDescriptorThatCannotBeReopenedFailsOnlyThatFlushOrRoll() throws {
+        let dir = TemporaryDirectory("fault-reopen")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let budget = OpenFileBudget(limit: 1)
+        var config = Self.indexEveryBatch()
+        config.segmentBytes = 2500  // two large batches fit, the third rolls
+        let log = try PartitionLog.open(directory: dir.path + "/a-0", config: config, budget: budget)
+        let other = try PartitionLog.open(directory: dir.path + "/b-0", config: config, budget: budget)
+        var timestamp: Int64 = 1_700_000_000_000
+        func batch(_ tag: String, large: Bool) -> [UInt8] {
+            timestamp += 10
+            return makeBatch(tag: tag, count: large ? 5 : 1, timestamp: timestamp, valueBytes: large ? 200 : 0)
+        }
+        let activePath = dir.path + "/a-0/" + segmentName(0, ".log")
+        try log.append(batch("a", large: true))
+        try other.append(batch("x", large: false))  // the budget closes the other log's descriptor
+        StorageFaults.inject(.open, .tooManyOpenFiles, pathContains: activePath)
+        #expect(throws: StorageError.self) { try log.flush() }
+        try log.append(batch("b", large: true))  // not failed
+        try log.flush()
+
+        try other.append(batch("y", large: false))
+        StorageFaults.inject(.open, .tooManyOpenFiles, pathContains: activePath)
+        #expect(throws: StorageError.self) { try log.append(batch("c", large: true)) }  // needs a roll
+        #expect(log.segmentCount == 1)
+        try log.append(batch("small", large: false))  // fits the old segment, which is still active
+        try log.append(batch("d", large: true))  // rolls
+        #expect(log.segmentCount == 2)
+        try log.close()
+        try other.close()
+        let reopened = try PartitionLog.open(directory: dir.path + "/a-0", config: config)
+        #expect(try readAll(reopened).map { String($0.1.prefix { $0 >= " " }) } == (0..<5).map { "a-\($0)" } + (0..<5).map { "b-\($0)" } + ["small-0"] + (0..<5).map { "d-\($0)" })
+        try reopened.close()
+    }
+
     /// EIO on fdatasync fails the log for good (the kernel may have dropped the pages):
     /// appends are refused with a storage error, reads are still served.
     @Test func eioOnFdatasyncFailsTheLogButReadsGoOn() throws {

@@ -68,6 +68,8 @@ import TidemarkStorage
         await #expect { _ = try await broker.append(topic: "strict", partition: 0, batches: try batch(now + 1)) } throws: {
             ($0 as? TidemarkError)?.code == .invalidTimestamp
         }
+        // A record without a timestamp (-1) is not checked, as in Kafka's LogValidator.
+        _ = try await broker.append(topic: "strict", partition: 0, batches: try batch(-1))
         #expect(try broker.describeTopic("strict").config.kafkaConfigs.contains { $0 == ("message.timestamp.before.max.ms", "60000") })
         var appendTime = TopicConfig()
         appendTime.timestampType = .logAppendTime

@@ -53,6 +53,7 @@ extension RequestRouter {
                 group.groupState = "Dead"
                 return group
             }
+            if request.includeAuthorizedOperations { group.authorizedOperations = AuthorizedOperations.group }
             group.groupState = described.state.rawValue
             group.groupEpoch = described.groupEpoch
             group.assignmentEpoch = described.assignmentEpoch

@@ -31,6 +31,7 @@ extension RequestRouter {
         ]
         response.clusterId = config.clusterId
         response.controllerId = config.nodeId
+        if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
         let asked: [MetadataRequest.Topic] =
             request.topicList ?? (broker.listTopics() + broker.internalTopicNames).map { MetadataRequest.Topic(name: $0) }
         for entry in asked {
@@ -74,6 +75,7 @@ extension RequestRouter {
                 topic.errorCode = KafkaError.invalidTopicException.rawValue  // not retriable: no client waits for it
             }
             if let count {
+                if request.includeTopicAuthorizedOperations { topic.topicAuthorizedOperations = AuthorizedOperations.topic }
                 topic.topicId = wireId(of: name)
                 topic.isInternal = broker.isInternalTopic(name)
                 topic.partitions = (0..<count).map { p in

@@ -122,6 +122,7 @@ extension RequestRouter {
     func describeCluster(_ request: DescribeClusterRequest) -> DescribeClusterResponse {
         var response = DescribeClusterResponse()
         response.endpointType = request.endpointType
+        if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
         response.clusterId = config.clusterId
         response.controllerId = config.nodeId
         response.brokers = [DescribeClusterResponse.Broker(brokerId: config.nodeId, host: config.effectiveAdvertisedHost, port: advertisedPort)]

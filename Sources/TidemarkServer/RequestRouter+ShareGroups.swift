@@ -45,6 +45,7 @@ extension RequestRouter {
                 group.groupState = "Dead"
                 return group
             }
+            if request.includeAuthorizedOperations { group.authorizedOperations = AuthorizedOperations.group }
             group.groupState = described.state
             group.groupEpoch = described.groupEpoch
             group.assignmentEpoch = described.groupEpoch

@@ -7,6 +7,20 @@ import Tidemark
 import TidemarkStorage
 import TidemarkWire
 
+/// The operations a client may perform, as the 32-bit fields of Metadata, DescribeCluster and
+/// the group describes (bit n set: ACL operation code n allowed). With no authorizer, Kafka
+/// answers every operation the resource type supports (AuthHelper.authorizedOperations,
+/// AclEntry.supportedOperations); so does this node, which has no ACLs. INT32_MIN ("not
+/// asked") is left when the request does not ask.
+enum AuthorizedOperations {
+    /// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
+    static let topic: Int32 = [3, 4, 5, 6, 7, 8, 10, 11].reduce(0) { $0 | 1 << $1 }
+    /// READ 3, DELETE 6, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
+    static let group: Int32 = [3, 6, 8, 10, 11].reduce(0) { $0 | 1 << $1 }
+    /// CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+    static let cluster: Int32 = [5, 7, 8, 9, 10, 11, 12].reduce(0) { $0 | 1 << $1 }
+}
+
 /// An outcome carried as a parse failure.
 struct RequestOutcomeBox: Error {
     var outcome: RequestOutcome

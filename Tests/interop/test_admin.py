@@ -152,3 +152,27 @@ def test_what_kafka_tools_send_is_answered_as_kafka_answers(broker):
     metadata = admin.list_topics(topic="bad name!", timeout=10)
     error = metadata.topics["bad name!"].error
     assert error is not None and error.name() == "TOPIC_EXCEPTION", error
+
+
+def test_authorized_operations_are_every_supported_one(broker):
+    """confluent-kafka's describe_topics / describe_cluster / describe_consumer_groups with
+    include_authorized_operations: with no authorizer, Kafka answers every operation the
+    resource supports; this node has no ACLs and does the same (it answered none)."""
+    from confluent_kafka import Consumer, TopicCollection, TopicPartition
+    from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    topic, group = unique("authz"), unique("authz-group")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        future.result(10)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    consumer.close()
+    described = list(admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True).values())[0].result(10)
+    assert {AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE, AclOperation.ALTER_CONFIGS} <= set(
+        described.authorized_operations or []), described.authorized_operations
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(10)
+    assert {AclOperation.CREATE, AclOperation.DESCRIBE, AclOperation.IDEMPOTENT_WRITE} <= set(
+        cluster.authorized_operations or []), cluster.authorized_operations
+    groups = list(admin.describe_consumer_groups([group], include_authorized_operations=True).values())[0].result(10)
+    assert {AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE} <= set(
+        groups.authorized_operations or []), groups.authorized_operations

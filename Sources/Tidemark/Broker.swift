@@ -513,6 +513,20 @@ public final class Broker: Sendable {
         try topicState(topic).slots.count
     }
 
+    /// The partitions of `topic` that cannot take writes: offline since the open (their
+    /// directory could not be opened) or failed since (an fsync failed).
+    public func unavailablePartitions(of topic: String) -> Set<Int> {
+        guard let state = try? topicState(topic) else { return [] }
+        var unavailable: Set<Int> = []
+        for (index, slot) in state.slots.enumerated() {
+            switch slot {
+            case .offline: unavailable.insert(index)
+            case .online(let p): if p.log.failure != nil { unavailable.insert(index) }
+            }
+        }
+        return unavailable
+    }
+
     public func describeTopic(_ name: String) throws(TidemarkError) -> TopicDescription {
         let topic = try topicState(name)
         return TopicDescription(
@@ -520,9 +534,12 @@ public final class Broker: Sendable {
             partitions: topic.slots.enumerated().map { index, slot in
                 switch slot {
                 case .online(let p):
+                    // A log that failed an fsync refuses appends until a restart: offline to
+                    // monitoring (tidemark_partitions_offline, leader -1), its data still readable.
                     PartitionDescription(
-                        partition: p.partition, logStartOffset: p.log.logStartOffset, logEndOffset: p.log.logEndOffset,
-                        flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes, segmentCount: p.log.segmentCount)
+                        partition: p.partition, offline: p.log.failure.map { "failed: \($0)" }, logStartOffset: p.log.logStartOffset,
+                        logEndOffset: p.log.logEndOffset, flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes,
+                        segmentCount: p.log.segmentCount)
                 case .offline(let reason):
                     PartitionDescription(
                         partition: index, offline: reason, logStartOffset: -1, logEndOffset: -1, flushedOffset: -1,

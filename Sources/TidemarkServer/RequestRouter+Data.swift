@@ -78,6 +78,10 @@ extension RequestRouter {
                 if request.includeTopicAuthorizedOperations { topic.topicAuthorizedOperations = AuthorizedOperations.topic }
                 topic.topicId = wireId(of: name)
                 topic.isInternal = broker.isInternalTopic(name)
+                // A partition that cannot take writes has no leader, as Kafka reports a replica
+                // on a failed disk: producers' partitioners skip it instead of sending there
+                // until their delivery timeout.
+                let unavailable = broker.unavailablePartitions(of: name)
                 topic.partitions = (0..<count).map { p in
                     var partition = MetadataResponse.Partition()
                     partition.partitionIndex = Int32(p)
@@ -85,6 +89,12 @@ extension RequestRouter {
                     partition.leaderEpoch = 0
                     partition.replicaNodes = [config.nodeId]
                     partition.isrNodes = [config.nodeId]
+                    if unavailable.contains(p) {
+                        partition.errorCode = KafkaError.leaderNotAvailable.rawValue
+                        partition.leaderId = -1
+                        partition.isrNodes = []
+                        partition.offlineReplicas = [config.nodeId]
+                    }
                     return partition
                 }
             } else if topic.errorCode == 0 {

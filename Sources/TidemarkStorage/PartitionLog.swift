@@ -152,6 +152,8 @@ public final class PartitionLog: Sendable {
     /// Bytes of all segments' logs.
     public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + Int64($1.size) } } }
     public var segmentCount: Int { state.withLock { $0.segments.count } }
+    /// The fsync failure that made this log refuse appends (until a restart), or nil.
+    public var failure: StorageError? { gate.failed }
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
     public var recoveryReport: RecoveryReport { state.withLock { $0.recovery } }
     /// The first damage a read met since open; reads past it fail until `tidemark verify --repair`.

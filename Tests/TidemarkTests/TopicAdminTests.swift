@@ -103,6 +103,26 @@ import TidemarkStorage
         try await reopened.close()
     }
 
+    /// A partition whose log failed an fsync refuses appends until a restart: it is offline
+    /// to Metadata and monitoring (it was reported healthy), its records still readable.
+    @Test func aFailedLogIsReportedOffline() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.flushPolicy = .everyAppend
+        try await broker.createTopic("synced", partitions: 2, config: config)
+        let one = try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["a"])
+        _ = try await broker.append(topic: "synced", partition: 1, batches: one)
+        #expect(broker.unavailablePartitions(of: "synced").isEmpty)
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/synced-1/")
+        await #expect(throws: (any Error).self) { try await broker.append(topic: "synced", partition: 1, batches: one) }
+        #expect(broker.unavailablePartitions(of: "synced") == [1])
+        let described = try broker.describeTopic("synced").partitions
+        #expect(described[0].offline == nil && described[1].offline != nil && described[1].logEndOffset == 2)
+        try? await broker.close()
+    }
+
     /// A quiet topic's records go when its retention passes, as in Kafka: the active segment
     /// is rolled and deleted once it is expired and nothing was written to it for as long.
     @Test func aQuietTopicsActiveSegmentExpires() async throws {

@@ -89,6 +89,11 @@ def test_one_unreadable_partition_goes_offline_alone():
             producer.flush(30)
             assert results[0] is None
             assert results[1] is not None and results[1].code() in (KafkaError.KAFKA_STORAGE_ERROR, KafkaError._MSG_TIMED_OUT)
+            # Metadata says so (no leader, as Kafka reports a replica on a failed disk), so that
+            # partitioners and operators see it.
+            partitions = producer.list_topics(topic, timeout=10).topics[topic].partitions
+            assert partitions[1].leader == -1 and partitions[1].error is not None, partitions[1]
+            assert partitions[0].leader >= 0 and partitions[0].error is None, partitions[0]
             node.stop()  # asserts exit code 0
         finally:
             os.chmod(bad, 0o755)

@@ -164,11 +164,17 @@ final class RequestRouter: Sendable {
                 let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 produce(request, on: loop) { [self] response in
                     guard request.acks == 0 else { return done(answer(response)) }
-                    // No answer, but its errors count, as Kafka counts them.
+                    // No answer, but its errors count, as Kafka counts them; and, as Kafka does, a
+                    // failure closes the connection: the only way an acks=0 producer learns of it
+                    // (it reconnects and refreshes its metadata).
+                    var failed: [Int16] = []
                     for topic in response.topics {
-                        for partition in topic.partitions where partition.errorCode != 0 { countError(api, partition.errorCode, 1) }
+                        for partition in topic.partitions where partition.errorCode != 0 {
+                            countError(api, partition.errorCode, 1)
+                            failed.append(partition.errorCode)
+                        }
                     }
-                    done(.silent)
+                    done(failed.isEmpty ? .silent : .close("an acks=0 produce failed (error codes \(Set(failed).sorted()))"))
                 }
             case .fetch:
                 let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)

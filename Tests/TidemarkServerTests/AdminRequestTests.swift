@@ -66,6 +66,26 @@ import TidemarkWire
         }
     }
 
+    /// An acks=0 produce that fails closes the connection, as Kafka does: it has no answer,
+    /// and the producer otherwise never learns that its records went nowhere. One that
+    /// succeeds keeps it open.
+    @Test func aFailedAcksZeroProduceClosesTheConnection() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("fire", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var fine = ServerTests.produceRequest(topic: "fire", batch: try Self.batch(["a"]))
+            fine.acks = 0
+            try client.request(.produce, version: 7, correlation: 1, fine)
+            try client.request(.apiVersions, version: 0, correlation: 2, ApiVersionsRequest())
+            #expect(client.response()?.0 == 2)
+            var lost = ServerTests.produceRequest(topic: "nowhere", batch: try Self.batch(["b"]))
+            lost.acks = 0
+            try client.request(.produce, version: 7, correlation: 3, lost)
+            try client.request(.apiVersions, version: 0, correlation: 4, ApiVersionsRequest())
+            #expect(client.response() == nil)
+        }
+    }
+
     /// CreateTopics naming a topic twice acts on neither (INVALID_REQUEST); DeleteTopics
     /// naming one by both name and id is refused; Metadata for an invalid name answers
     /// INVALID_TOPIC_EXCEPTION (not the retriable UNKNOWN_TOPIC_OR_PARTITION, which made

@@ -41,7 +41,12 @@ extension Broker {
     public func append(topic: String, partition: Int, batches: ArraySlice<UInt8>) async throws -> AppendResult {
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
-        let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
+        // Compressed batches are decompressed to be checked (up to 64 MiB each): on the
+        // executor, not on the calling task's cooperative thread.
+        let headers =
+            Self.compressedBytes(batches) > 0
+            ? try await executor.run { try Self.parseHeaders(batches, config: config, nowMs: now) }
+            : try Self.parseHeaders(batches, config: config, nowMs: now)
         var outcome: ImmediateAppend
         if let done = try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false) {
             outcome = done
@@ -70,7 +75,16 @@ extension Broker {
 
     /// `appendNow` of a view into a larger buffer (the Kafka front passes the records field
     /// of a request frame as is: no copy).
-    public func appendNow(topic: String, partition: Int, batches: ArraySlice<UInt8>) throws(TidemarkError) -> ImmediateAppend? {
+    ///
+    /// Compressed batches are decompressed to be checked, which a hostile batch makes costly
+    /// (64 MiB of zeros in 260 KB): with `compressedOnLoop` false, or past
+    /// `maxCompressedBytesNow` of compressed bytes, nil is answered and `append` checks them
+    /// on the executor. The Kafka front allows a request that much in all, on its loop.
+    public func appendNow(
+        topic: String, partition: Int, batches: ArraySlice<UInt8>, compressedOnLoop: Bool = true
+    ) throws(TidemarkError) -> ImmediateAppend? {
+        let compressed = Self.compressedBytes(batches)
+        if compressed > 0 && (!compressedOnLoop || compressed > Self.maxCompressedBytesNow) { return nil }
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
         let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
@@ -161,6 +175,26 @@ extension Broker {
     /// LogValidator would (`RecordBatchValidator`: framing, CRC, offsets against the record
     /// count, every record parsed, no control or transactional batches, timestamps within the
     /// topic's window). The size limit is checked first, so nothing oversized is decompressed.
+    /// Compressed bytes `appendNow` decompresses where it runs (an event loop); beyond, the
+    /// executor does.
+    public static let maxCompressedBytesNow = 64 << 10
+
+    /// The bytes of the compressed batches in `bytes` (framing read from the headers only;
+    /// malformed framing ends the count, and the validation that follows refuses it).
+    public static func compressedBytes(_ bytes: ArraySlice<UInt8>) -> Int {
+        var position = bytes.startIndex
+        var total = 0
+        while bytes.endIndex - position >= RecordBatchHeader.attributesOffset + 2 {
+            let length = bytes[(position + 8)..<(position + 12)].reduce(0) { $0 << 8 | Int($1) }
+            guard length > 0 else { break }
+            let size = min(length + RecordBatchHeader.logOverhead, bytes.endIndex - position)
+            let attributesLow = bytes[position + RecordBatchHeader.attributesOffset + 1]
+            if attributesLow & 0x07 != 0 { total += size }
+            position += size
+        }
+        return total
+    }
+
     static func parseHeaders(_ bytes: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64) throws(TidemarkError) -> [RecordBatchHeader] {
         guard !bytes.isEmpty else { throw TidemarkError(.corruptMessage, "empty record set") }
         let validator = config.batchValidator

@@ -115,6 +115,9 @@ extension RequestRouter {
         let validAcks = request.acks == 0 || request.acks == 1 || request.acks == -1
         // A partition listed twice in one request is refused in every place it is listed: its
         // batches would otherwise be appended twice, in an order two tasks decide.
+        // Compressed bytes decompressed on the loop for this request, at most
+        // `Broker.maxCompressedBytesNow` in all: the rest is checked on the executor.
+        var compressedOnLoop = 0
         var seen: [String: Set<Int32>] = [:]
         var listedTwice: [String: Set<Int32>] = [:]
         for topicData in request.topics {
@@ -138,7 +141,10 @@ extension RequestRouter {
                     guard case .bytes(let records)? = partitionData.records else { throw KafkaError.invalidRecord }
                     try Self.checkOneBatchV2(records)
                     if broker.isTracing { inFlight.startSpan(t, p, topic: topic, partition: partition, records: records, router: self) }
-                    if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records) {
+                    let compressed = Broker.compressedBytes(records)
+                    let allowed = compressedOnLoop + compressed <= Broker.maxCompressedBytesNow
+                    if allowed { compressedOnLoop += compressed }
+                    if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records, compressedOnLoop: allowed) {
                         inFlight.set(t, p, appended.result)
                         if let offset = appended.durableAt {
                             inFlight.waiting += 1

@@ -86,6 +86,33 @@ import TidemarkWire
         }
     }
 
+    /// Compressed batches are decompressed to be checked; a request's first 64 KiB of them
+    /// are checked on the event loop, the rest on the executor (a request of hostile batches,
+    /// 64 MiB of zeros each, stalled every connection of the loop). Every batch is stored,
+    /// whichever way it went.
+    @Test func compressedBatchesBeyondTheLoopsShareAreCheckedOffTheLoop() async throws {
+        try await ServerTests.withServer(maxRequestBytes: 8 << 20) { server in
+            try await server.broker.createTopic("packed", partitions: 4)
+            var builder = RecordBatchBuilder(compression: .lz4)
+            for index in 0..<400 {
+                builder.append(timestamp: 1_700_000_000_000, key: nil, value: Array((0..<400).map { UInt8(truncatingIfNeeded: $0 &* index &+ $0 >> 3) }))
+            }
+            let big = try builder.build()
+            #expect(big.count > Broker.maxCompressedBytesNow / 2 && Broker.compressedBytes(big[...]) == big.count)
+            #expect(try server.broker.appendNow(topic: "packed", partition: 0, batches: big[...], compressedOnLoop: false) == nil)
+            var request = ServerTests.produceRequest(topic: "packed", batch: big)
+            request.topics[0].partitions = (0..<4).map { p in
+                var partition = request.topics[0].partitions[0]
+                partition.index = Int32(p)
+                return partition
+            }
+            let client = try RawClient(port: server.boundPort)
+            let response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, request), version: 7, flexible: false)
+            #expect(response.topics[0].partitions.map(\.errorCode) == [0, 0, 0, 0])
+            for p in 0..<4 { #expect(try server.broker.partitionState("packed", p).log.logEndOffset == 400) }
+        }
+    }
+
     /// CreateTopics naming a topic twice acts on neither (INVALID_REQUEST); DeleteTopics
     /// naming one by both name and id is refused; Metadata for an invalid name answers
     /// INVALID_TOPIC_EXCEPTION (not the retriable UNKNOWN_TOPIC_OR_PARTITION, which made

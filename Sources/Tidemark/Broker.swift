@@ -215,7 +215,7 @@ public final class Broker: Sendable {
                             try PartitionState.open(
                                 topic: topic.name, partition: p, directory: Self.partitionDirectory(dataDirectory, topic.name, p),
                                 config: topic.config.logConfig, clock: clock, logger: logger, metrics: metrics, budget: budget,
-                                deferredSync: openingSync))
+                                deferredSync: openingSync, listed: true))
                     } catch {
                         logger.error(
                             "partition offline: it could not be opened; requests for it get KAFKA_STORAGE_ERROR",

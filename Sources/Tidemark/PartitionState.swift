@@ -44,8 +44,16 @@ final class PartitionState: Sendable {
     static func open(
         topic: String, partition: Int, directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64,
         logger: Logger, metrics: EngineMetrics? = nil, countTraffic: Bool = true, budget: OpenFileBudget = .shared,
-        deferredSync: SyncBatch? = nil, creating: Bool = false
+        deferredSync: SyncBatch? = nil, creating: Bool = false, listed: Bool = false
     ) throws -> PartitionState {
+        if listed && !DurableFile.exists(directory) {
+            // A known partition without its directory (deleted by hand, a restore that missed
+            // it): it starts empty at offset 0, which consumers' committed offsets will not
+            // find. Said, not silent.
+            logger.error(
+                "partition directory missing: the partition starts empty at offset 0",
+                metadata: ["topic": "\(topic)", "partition": "\(partition)", "path": "\(directory)"])
+        }
         let log = try PartitionLog.open(
             directory: directory, config: config, clock: clock, syncObserver: metrics?.syncObserver, budget: budget,
             deferredSync: deferredSync)

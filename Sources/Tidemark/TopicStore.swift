@@ -31,8 +31,15 @@ struct TopicStore {
     /// file are made now (and saved by the caller).
     func load() throws -> (topics: [Topic], internalIds: [String: UUID], madeIds: Bool) {
         guard let bytes = try DurableFile.read(path) else { return ([], [:], false) }
-        var file = try JSONDecoder().decode(File.self, from: Data(bytes))
-        guard file.version == 1 else { throw TidemarkError(.storage, "unknown topics.json version \(file.version)") }
+        var file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: Data(bytes))
+        } catch {
+            // Said with its path, and what to do: the node will not guess which topics it has.
+            throw TidemarkError(
+                .storage, "\(path) cannot be read (\(error)); restore it from a backup, or move it away to start without topics")
+        }
+        guard file.version == 1 else { throw TidemarkError(.storage, "\(path): unknown version \(file.version)") }
         if let bad = file.topics.first(where: { $0.partitions < 1 || $0.partitions > 1_000_000 }) {
             throw TidemarkError(.storage, "\(path): topic '\(bad.name)' has \(bad.partitions) partitions")
         }

@@ -241,3 +241,26 @@ extension TidemarkError {
         }
     }
 }
+
+extension Broker {
+    // MARK: Producer ids
+
+    /// A new producer id (epoch 0) for an idempotent producer; never reused.
+    public func initProducerId() async throws -> (producerId: Int64, epoch: Int16) {
+        try checkOpen()
+        return try await admin { [self] in
+            var allocator = registry.withLock { $0.producerIds }
+            let id = try allocator.allocate()
+            registry.withLock { $0.producerIds = allocator }
+            return (id, 0)
+        }
+    }
+
+    /// The next epoch of an idempotent producer that asks for one (InitProducerId v3+ with
+    /// its id); an epoch that would overflow gets a new producer id instead, as Kafka does.
+    public func bumpProducerEpoch(producerId: Int64, epoch: Int16) async throws -> (producerId: Int64, epoch: Int16) {
+        try checkOpen()
+        guard epoch >= 0 && epoch < Int16.max - 1 else { return try await initProducerId() }
+        return (producerId, epoch + 1)
+    }
+}

@@ -47,6 +47,11 @@ public struct PartitionDescription: Sendable, Equatable {
     public var partition: Int
     /// Why the partition is offline (its directory could not be opened), or nil when it serves.
     public var offline: String? = nil
+    /// The fsync failure that makes its log refuse writes until a restart (its records and
+    /// offsets are still read), or nil.
+    public var failed: String? = nil
+    /// Neither offline nor failed: it takes writes.
+    public var isWritable: Bool { offline == nil && failed == nil }
     public var logStartOffset: Int64
     public var logEndOffset: Int64
     public var flushedOffset: Int64
@@ -149,9 +154,8 @@ public final class Broker: Sendable {
     func collidingTopic(_ name: String) -> String? {
         guard name.contains(".") || name.contains("_") else { return nil }
         let folded = name.replacingOccurrences(of: ".", with: "_")
-        return registry.withLock { r in
-            r.topics.keys.first { $0 != name && $0.replacingOccurrences(of: ".", with: "_") == folded }
-        }
+        let names = registry.withLock { Array($0.topics.keys) } + Array(Self.reservedTopicNames)
+        return names.first { $0 != name && $0.replacingOccurrences(of: ".", with: "_") == folded }
     }
 
     /// Internal topics by name (fixed at open): `__consumer_offsets`, served from the
@@ -521,7 +525,7 @@ public final class Broker: Sendable {
         for (index, slot) in state.slots.enumerated() {
             switch slot {
             case .offline: unavailable.insert(index)
-            case .online(let p): if p.log.failure != nil { unavailable.insert(index) }
+            case .online(let p): if p.log.flushFailure != nil { unavailable.insert(index) }
             }
         }
         return unavailable
@@ -534,10 +538,10 @@ public final class Broker: Sendable {
             partitions: topic.slots.enumerated().map { index, slot in
                 switch slot {
                 case .online(let p):
-                    // A log that failed an fsync refuses appends until a restart: offline to
-                    // monitoring (tidemark_partitions_offline, leader -1), its data still readable.
+                    // A log that failed an fsync refuses appends until a restart: unavailable to
+                    // monitoring (tidemark_partitions_offline, leader -1), its offsets still reported.
                     PartitionDescription(
-                        partition: p.partition, offline: p.log.failure.map { "failed: \($0)" }, logStartOffset: p.log.logStartOffset,
+                        partition: p.partition, failed: p.log.flushFailure.map { "\($0)" }, logStartOffset: p.log.logStartOffset,
                         logEndOffset: p.log.logEndOffset, flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes,
                         segmentCount: p.log.segmentCount)
                 case .offline(let reason):
@@ -588,26 +592,5 @@ public final class Broker: Sendable {
         case .online(let partitionState): return (state.config, partitionState)
         case .offline(let reason): throw TidemarkError(.storage, "partition \(topic)-\(partition) is offline: \(reason)")
         }
-    }
-
-    // MARK: Producer ids
-
-    /// A new producer id (epoch 0) for an idempotent producer; never reused.
-    public func initProducerId() async throws -> (producerId: Int64, epoch: Int16) {
-        try checkOpen()
-        return try await admin { [self] in
-            var allocator = registry.withLock { $0.producerIds }
-            let id = try allocator.allocate()
-            registry.withLock { $0.producerIds = allocator }
-            return (id, 0)
-        }
-    }
-
-    /// The next epoch of an idempotent producer that asks for one (InitProducerId v3+ with
-    /// its id); an epoch that would overflow gets a new producer id instead, as Kafka does.
-    public func bumpProducerEpoch(producerId: Int64, epoch: Int16) async throws -> (producerId: Int64, epoch: Int16) {
-        try checkOpen()
-        guard epoch >= 0 && epoch < Int16.max - 1 else { return try await initProducerId() }
-        return (producerId, epoch + 1)
     }
 }

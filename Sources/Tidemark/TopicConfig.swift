@@ -24,38 +24,38 @@ public struct TopicConfig: Sendable, Equatable, Codable {
     public var segmentMs: Int64? = nil
     /// Bytes between index entries (index.interval.bytes; nil: 4096).
     public var indexIntervalBytes: Int? = nil
-    /// The largest an index file grows to (segment.index.bytes; nil: 10 MiB).
-    public var segmentIndexBytes: Int? = nil
     /// Kafka topic settings a single node accepts and keeps (so tools that set them, and read
     /// them back, see their values) but has no use for: `TopicConfig.storedOnlyKafkaNames`.
     public var storedOnly: [String: String]? = nil
 
-    /// When appends are forced to disk. `messagesOrInterval` is Kafka's flush.messages and
-    /// flush.ms both set: whichever comes first.
+    /// With `flushPolicy` `.everyMessages` or `.everyAppend`: Kafka's flush.ms set as well,
+    /// whichever comes first (`.everyAppend` syncs every append anyway; the value is kept to be
+    /// described). A field of its own, not a case of `Flush`, so that a topics.json written
+    /// with it still loads in a node of an earlier version (which ignores it).
+    public var flushAlsoEveryMs: Int64? = nil
+
+    /// When appends are forced to disk.
     public enum Flush: Sendable, Equatable, Codable {
         case everyAppend, everyMessages(Int), everyIntervalMs(Int64), os
-        case messagesOrInterval(Int, Int64)
+    }
 
-        /// Kafka's flush.messages (nil: Long.MAX, never by count) and flush.ms (nil: never by time).
-        public var kafkaParts: (messages: Int?, ms: Int64?) {
-            switch self {
-            case .everyAppend: (1, nil)
-            case .everyMessages(let n): (n, nil)
-            case .everyIntervalMs(let ms): (nil, ms)
-            case .os: (nil, nil)
-            case .messagesOrInterval(let n, let ms): (n, ms)
-            }
+    /// Kafka's flush.messages (nil: Long.MAX, never by count) and flush.ms (nil: never by time).
+    public var kafkaFlush: (messages: Int?, ms: Int64?) {
+        switch flushPolicy {
+        case .everyAppend: (1, flushAlsoEveryMs)
+        case .everyMessages(let n): (n, flushAlsoEveryMs)
+        case .everyIntervalMs(let ms): (nil, ms)
+        case .os: (nil, nil)
         }
+    }
 
-        /// The policy of Kafka's two settings.
-        public init(messages: Int?, ms: Int64?) {
-            switch (messages, ms) {
-            case (nil, nil): self = .os
-            case (1?, nil): self = .everyAppend
-            case (let n?, nil): self = .everyMessages(n)
-            case (nil, let ms?): self = .everyIntervalMs(ms)
-            case (let n?, let ms?): self = .messagesOrInterval(n, ms)
-            }
+    /// Sets the policy of Kafka's two settings.
+    public mutating func setKafkaFlush(messages: Int?, ms: Int64?) {
+        switch (messages, ms) {
+        case (nil, nil): (flushPolicy, flushAlsoEveryMs) = (.os, nil)
+        case (1?, let ms): (flushPolicy, flushAlsoEveryMs) = (.everyAppend, ms)
+        case (let n?, let ms): (flushPolicy, flushAlsoEveryMs) = (.everyMessages(n), ms)
+        case (nil, let ms?): (flushPolicy, flushAlsoEveryMs) = (.everyIntervalMs(ms), nil)
         }
     }
     public enum Compression: String, Sendable, Equatable, Codable { case none, lz4 }
@@ -93,12 +93,11 @@ public struct TopicConfig: Sendable, Equatable, Codable {
         config.timestampType = timestampType == .logAppendTime ? .logAppendTime : .createTime
         if let segmentMs { config.segmentMs = segmentMs }
         if let indexIntervalBytes { config.indexIntervalBytes = indexIntervalBytes }
-        if let segmentIndexBytes { config.maxIndexBytes = segmentIndexBytes }
         switch flushPolicy {
-        case .everyAppend, .messagesOrInterval(1, _): config.flushPolicy = .everyAppend
-        case .everyMessages(let n): config.flushPolicy = .everyMessages(n)
+        case .everyAppend: config.flushPolicy = .everyAppend
+        case .everyMessages(let n):
+            config.flushPolicy = flushAlsoEveryMs.map { .everyMessagesOrInterval(messages: n, milliseconds: $0) } ?? .everyMessages(n)
         case .everyIntervalMs(let ms): config.flushPolicy = .everyInterval(milliseconds: ms)
-        case .messagesOrInterval(let n, let ms): config.flushPolicy = .everyMessagesOrInterval(messages: n, milliseconds: ms)
         case .os: config.flushPolicy = .os
         }
         return config

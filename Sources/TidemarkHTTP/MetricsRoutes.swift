@@ -109,10 +109,10 @@ public final class MetricsRoutes: HTTPRoutes {
         let perPartition: [(String, (PartitionDescription) -> Double)] = [
             (MetricName.partitionCurrentOffset, { Double($0.logEndOffset) }),
             (MetricName.partitionOldestOffset, { Double($0.logStartOffset) }),
-            (MetricName.partitionLeader, { [id = identity.brokerId] in $0.offline == nil ? Double(id) : -1 }),
+            (MetricName.partitionLeader, { [id = identity.brokerId] in $0.isWritable ? Double(id) : -1 }),
             (MetricName.partitionReplicas, { _ in 1 }),
-            (MetricName.partitionInSyncReplicas, { $0.offline == nil ? 1 : 0 }),
-            (MetricName.partitionLeaderIsPreferred, { $0.offline == nil ? 1 : 0 }),
+            (MetricName.partitionInSyncReplicas, { $0.isWritable ? 1 : 0 }),
+            (MetricName.partitionLeaderIsPreferred, { $0.isWritable ? 1 : 0 }),
             (MetricName.partitionUnderReplicated, { _ in 0 }),
         ]
         for (name, value) in perPartition {
@@ -179,7 +179,7 @@ public final class MetricsRoutes: HTTPRoutes {
             }
         }
         out.family(MetricName.partitionsOffline, .gauge) { f in
-            f.sample([], Double(topics.reduce(0) { $0 + $1.partitions.filter { $0.offline != nil }.count }))
+            f.sample([], Double(topics.reduce(0) { $0 + $1.partitions.filter { !$0.isWritable }.count }))
         }
         let files = broker.options.openFileBudget
         out.family(MetricName.logOpenFiles, .gauge) { $0.sample([], Double(files.held)) }

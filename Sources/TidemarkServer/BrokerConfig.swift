@@ -126,7 +126,6 @@ public struct BrokerConfig: Sendable {
         case "log.roll.ms": try topicDefault("segment.ms", value)
         case "log.roll.hours": try topicDefault("segment.ms", "\(try milliseconds(per: 3_600_000))")
         case "log.index.interval.bytes": try topicDefault("index.interval.bytes", value)
-        case "log.index.size.max.bytes": try topicDefault("segment.index.bytes", value)
         case "log.retention.bytes": try topicDefault("retention.bytes", value)
         case "log.segment.bytes": try topicDefault("segment.bytes", value)
         case "message.max.bytes": try topicDefault("max.message.bytes", value)
@@ -264,7 +263,6 @@ extension BrokerConfig {
         case "cleanup.policy": "log.cleanup.policy"
         case "segment.ms": "log.roll.ms"
         case "index.interval.bytes": "log.index.interval.bytes"
-        case "segment.index.bytes": "log.index.size.max.bytes"
         default: nil
         }
     }

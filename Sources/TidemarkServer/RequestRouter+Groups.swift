@@ -221,7 +221,7 @@ extension RequestRouter {
                 return group
             }
             let described = broker.groups.describeGroup(id)
-            if request.includeAuthorizedOperations && described.state != .dead { group.authorizedOperations = AuthorizedOperations.group }
+            if request.includeAuthorizedOperations { group.authorizedOperations = AuthorizedOperations.group }
             group.groupState = described.state.rawValue
             group.protocolType = described.protocolType
             group.protocolData = described.protocolName

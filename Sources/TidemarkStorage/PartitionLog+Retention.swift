@@ -35,9 +35,18 @@ extension PartitionLog {
                     total -= Int64(segment.size)
                     count += 1
                 }
-                if count == s.segments.count { try roll(&s) }
+                var rollFailure: StorageError? = nil
+                if count == s.segments.count {
+                    // A roll that fails (EMFILE, a full disk) keeps the active segment; the
+                    // inactive ones still go, and the failure is reported after.
+                    do throws(StorageError) { try roll(&s) } catch {
+                        rollFailure = error
+                        count -= 1
+                    }
+                }
                 let removed = try removeOldestSegments(count, &s)
                 enforceOpenSegmentLimit(&s)
+                if let rollFailure { throw rollFailure }
                 return .success(removed)
             } catch {
                 return .failure(error)

@@ -1,3 +1,4 @@
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -152,8 +153,6 @@ public final class PartitionLog: Sendable {
     /// Bytes of all segments' logs.
     public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + Int64($1.size) } } }
     public var segmentCount: Int { state.withLock { $0.segments.count } }
-    /// The fsync failure that made this log refuse appends (until a restart), or nil.
-    public var failure: StorageError? { gate.failed }
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
     public var recoveryReport: RecoveryReport { state.withLock { $0.recovery } }
     /// The first damage a read met since open; reads past it fail until `tidemark verify --repair`.
@@ -523,7 +522,8 @@ public final class PartitionLog: Sendable {
             do throws(StorageError) { try FileSystem.syncDirectory(directory) } catch {
                 // The directory could not be opened (EMFILE): its sync is still owed, and was not
                 // tried. The waiters get the error; the log stays writable.
-                guard error.message.hasPrefix("open") else { throw error }
+                let notOpened: Set<Errno> = [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .noMemory]
+                guard let errno = error.errno, notOpened.contains(errno) else { throw error }
                 state.withLock { $0.directoryNeedsSync = true }
                 var retry = error
                 retry.beforeSync = true

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import TestSupport
 import Testing
@@ -9,9 +10,16 @@ import TidemarkWire
 /// Requests no mainstream client sends but tools and hostile clients do, answered as Kafka's
 /// ControllerApis, ConfigHelper, KafkaApis and ProduceRequest.validateRecords answer them.
 @Suite(.serialized) struct AdminRequestTests {
-    static func exchange<Q: KafkaMessage>(_ client: RawClient, _ api: ApiKey, version: Int16, _ body: Q) throws -> [UInt8] {
+    /// One request and its answer. The blocking socket calls run on a Dispatch thread, not on
+    /// a cooperative one: requests answered by a Swift task (CreateTopics, Metadata) must not
+    /// wait for a thread this test holds (two cores: two cooperative threads for every suite).
+    static func exchange<Q: KafkaMessage>(_ client: RawClient, _ api: ApiKey, version: Int16, _ body: Q) async throws -> [UInt8] {
         try client.request(api, version: version, correlation: 7, body)
-        let (_, response) = try #require(client.response())
+        let handed = HandedOver(client)
+        let answer = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handed.value.response()) }
+        }
+        let (_, response) = try #require(answer)
         return response
     }
 
@@ -32,7 +40,7 @@ import TidemarkWire
             resource.resourceName = "described"
             resource.configurationKeys = []
             request.resources = [resource]
-            let body = try Self.exchange(client, .describeConfigs, version: 2, request)
+            let body = try await Self.exchange(client, .describeConfigs, version: 2, request)
             let names = try DescribeConfigsResponse.decode(body, version: 2, flexible: false).results[0].configs.map(\.name)
             #expect(names.contains("retention.ms") && names.contains("flush.ms") && names.count > 10, "\(names)")
         }
@@ -47,21 +55,21 @@ import TidemarkWire
             let client = try RawClient(port: server.boundPort)
             let one = try Self.batch(["a"])
             let twice = ServerTests.produceRequest(topic: "strict", batch: one + one)
-            var response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, twice), version: 7, flexible: false)
+            var response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, twice), version: 7, flexible: false)
             #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidRecord.rawValue)
 
             var listedTwice = ServerTests.produceRequest(topic: "strict", batch: one)
             listedTwice.topics[0].partitions.append(listedTwice.topics[0].partitions[0])
-            response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, listedTwice), version: 7, flexible: false)
+            response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, listedTwice), version: 7, flexible: false)
             #expect(response.topics[0].partitions.map(\.errorCode) == [KafkaError.invalidRequest.rawValue, KafkaError.invalidRequest.rawValue])
 
             let empty = ServerTests.produceRequest(topic: "strict", batch: [])
-            response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, empty), version: 7, flexible: false)
+            response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, empty), version: 7, flexible: false)
             #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidRecord.rawValue)
             #expect(try server.broker.partitionState("strict", 0).log.logEndOffset == 0)
 
             let fine = ServerTests.produceRequest(topic: "strict", batch: one)
-            response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, fine), version: 7, flexible: false)
+            response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, fine), version: 7, flexible: false)
             #expect(response.topics[0].partitions[0].errorCode == 0)
         }
     }
@@ -107,7 +115,7 @@ import TidemarkWire
                 return partition
             }
             let client = try RawClient(port: server.boundPort)
-            let response = try ProduceResponse.decode(try Self.exchange(client, .produce, version: 7, request), version: 7, flexible: false)
+            let response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, request), version: 7, flexible: false)
             #expect(response.topics[0].partitions.map(\.errorCode) == [0, 0, 0, 0])
             for p in 0..<4 { #expect(try server.broker.partitionState("packed", p).log.logEndOffset == 400) }
         }
@@ -125,7 +133,7 @@ import TidemarkWire
             topic.name = "twice"
             topic.numPartitions = 1
             create.topics = [topic, topic]
-            let created = try CreateTopicsResponse.decode(try Self.exchange(client, .createTopics, version: 4, create), version: 4, flexible: false)
+            let created = try CreateTopicsResponse.decode(try await Self.exchange(client, .createTopics, version: 4, create), version: 4, flexible: false)
             #expect(created.topics.map(\.errorCode) == [KafkaError.invalidRequest.rawValue, KafkaError.invalidRequest.rawValue])
             #expect(server.broker.listTopics().isEmpty)
 
@@ -136,15 +144,23 @@ import TidemarkWire
             entry.topicId = WireUUID(try server.broker.topicId(of: "named"))
             delete.topics = [entry]
             let deleted = try DeleteTopicsResponse.decode(
-                try Self.exchange(client, .deleteTopics, version: 6, delete), from: 1, version: 6, flexible: true)
+                try await Self.exchange(client, .deleteTopics, version: 6, delete), from: 1, version: 6, flexible: true)
             #expect(deleted.responses.map(\.errorCode) == [KafkaError.invalidRequest.rawValue])
             #expect(server.broker.listTopics() == ["named"])
 
             var metadata = MetadataRequest()
             metadata.topicList = [.init(name: "bad name!")]
             metadata.allowAutoTopicCreation = false
-            let answer = try MetadataResponse.decode(try Self.exchange(client, .metadata, version: 8, metadata), version: 8, flexible: false)
+            let answer = try MetadataResponse.decode(try await Self.exchange(client, .metadata, version: 8, metadata), version: 8, flexible: false)
             #expect(answer.topics.map(\.errorCode) == [KafkaError.invalidTopicException.rawValue])
         }
     }
+}
+
+/// A value handed to another thread while its owner waits for it.
+/// `@unchecked Sendable`: used by one thread at a time (the test awaits the Dispatch thread's
+/// answer before it touches the client again), which the compiler cannot see.
+private struct HandedOver<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -95,7 +95,8 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         try settings.set("log.flush.interval.messages", "1000")
         try settings.set("log.flush.interval.ms", "500")
         #expect(settings.broker.defaultTopicConfig.segmentMs == 7_200_000)
-        #expect(settings.broker.defaultTopicConfig.flushPolicy == .messagesOrInterval(1000, 500))
+        #expect(settings.broker.defaultTopicConfig.flushPolicy == .everyMessages(1000))
+        #expect(settings.broker.defaultTopicConfig.flushAlsoEveryMs == 500)
     }
 }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import SystemPackage
 import TestSupport
 import Testing
@@ -174,6 +175,30 @@ import Testing
         let reopened = try PartitionLog.open(directory: dir.path + "/a-0", config: config)
         #expect(try readAll(reopened).map { String($0.1.prefix { $0 >= " " }) } == (0..<5).map { "a-\($0)" } + (0..<5).map { "b-\($0)" } + ["small-0"] + (0..<5).map { "d-\($0)" })
         try reopened.close()
+    }
+
+    /// Retention of a log whose every segment expired rolls to delete the active one too; a
+    /// roll that fails (a full disk) still lets the inactive ones go, and says why.
+    @Test func retentionWhoseRollFailsStillDeletesTheInactiveSegments() throws {
+        let dir = TemporaryDirectory("fault-retention")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var config = Self.indexEveryBatch()
+        config.segmentBytes = 2500
+        config.retentionMs = 60_000
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let future = Int64(now.tv_sec) * 1000 + 3_600_000
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config, clock: { future })
+        try log.append(makeBatch(tag: "a", count: 5, timestamp: 1_700_000_000_000, valueBytes: 200))
+        try log.append(makeBatch(tag: "b", count: 5, timestamp: 1_700_000_000_000, valueBytes: 200))
+        try log.append(makeBatch(tag: "c", count: 5, timestamp: 1_700_000_000_000, valueBytes: 200))  // rolls
+        #expect(log.segmentCount == 2)
+        StorageFaults.inject(.open, .noSpace, pathContains: dir.path + "/t-0/" + segmentName(15, ".log"))
+        #expect(throws: StorageError.self) { try log.enforceRetention() }
+        #expect(log.segmentCount == 1 && log.logStartOffset == 10)
+        #expect(try log.enforceRetention() == [10])  // the disk has room again: the active one goes too
+        #expect(log.logStartOffset == 15 && log.logEndOffset == 15)
+        try log.close()
     }
 
     /// EIO on fdatasync fails the log for good (the kernel may have dropped the pages):

@@ -89,6 +89,15 @@ import TidemarkStorage
         #expect(described["flush.messages"] == "1000" && described["flush.ms"] == "\(Int64.max)")
         #expect(described["min.insync.replicas"] == nil)
 
+        // flush.messages=1 syncs every append whatever flush.ms says: commits and share
+        // acknowledgements of the topic wait for their sync too (`syncsEveryAppend`).
+        try await broker.alterTopicConfig("t", changes: [.set("flush.messages", "1"), .set("flush.ms", "1000")])
+        #expect(try broker.describeTopic("t").config.flushPolicy == .everyAppend)
+        #expect(try broker.partitionState("t", 0).log.config.flushPolicy == .everyAppend)
+        described = Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)
+        #expect(described["flush.messages"] == "1" && described["flush.ms"] == "1000")
+        try await broker.alterTopicConfig("t", changes: [.set("flush.messages", "1000"), .delete("flush.ms")])
+
         try await broker.alterTopicConfig("t", changes: [.append("cleanup.policy", "delete")])
         await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append("cleanup.policy", "compact")]) }
         await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append("retention.ms", "1")]) }
@@ -119,7 +128,7 @@ import TidemarkStorage
         await #expect(throws: (any Error).self) { try await broker.append(topic: "synced", partition: 1, batches: one) }
         #expect(broker.unavailablePartitions(of: "synced") == [1])
         let described = try broker.describeTopic("synced").partitions
-        #expect(described[0].offline == nil && described[1].offline != nil && described[1].logEndOffset == 2)
+        #expect(described[0].isWritable && described[1].failed != nil && described[1].offline == nil && described[1].logEndOffset == 2)
         try? await broker.close()
     }
 

@@ -13,7 +13,10 @@ struct Topics: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         func run() async throws {
             if let client = try data.client() {
-                for name in try client.metadata().keys.sorted() where !name.hasPrefix("__") { Output.line(name) }
+                // Internal topics are left out, as from a data directory; other names starting
+                // with "__" are ordinary topics (Debezium's heartbeats).
+                let internalNames: Set<String> = ["__consumer_offsets", "__share_group_state", "__transaction_state", "__cluster_metadata"]
+                for name in try client.metadata().keys.sorted() where !internalNames.contains(name) { Output.line(name) }
                 return
             }
             for name in try await data.withBroker({ $0.listTopics() }) { Output.line(name) }

@@ -181,7 +181,11 @@ final class ConsoleData: Sendable {
         let (rates, connections) = samples.withLock { ($0.rates, $0.connections) }
         var offline: [ConsoleModel.OfflinePartition] = []
         for topic in topics {
-            for p in topic.partitions { if let reason = p.offline { offline.append(.init(topic: topic.name, partition: p.partition, reason: reason)) } }
+            for p in topic.partitions {
+                if let reason = p.offline ?? p.failed.map({ "failed: \($0)" }) {
+                    offline.append(.init(topic: topic.name, partition: p.partition, reason: reason))
+                }
+            }
         }
         return ConsoleModel.Overview(
             version: identity.version, nodeId: identity.brokerId, kafkaAddress: identity.address,

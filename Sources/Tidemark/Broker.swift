@@ -7,40 +7,6 @@ import Logging
 import Synchronization
 import TidemarkStorage
 
-/// Settings of a broker (not of a topic).
-public struct BrokerOptions: Sendable {
-    /// Producer state of an idle producer id is forgotten after this.
-    public var producerIdExpirationMs: Int64 = 24 * 3600 * 1000
-    /// How often retention, interval flushes, idle closing and group timeouts run.
-    public var maintenanceIntervalMs: Int64 = 1000
-    /// Inactive segments unused this long have their files closed.
-    public var segmentIdleCloseMs: Int64 = 5 * 60 * 1000
-    /// Producer-state snapshots are rewritten this often (they are also written at close).
-    public var producerSnapshotIntervalMs: Int64 = 60_000
-    /// Consumer group settings.
-    public var groups = GroupOptions()
-    /// The configuration of topics created without one (the broker's log.* settings).
-    public var defaultTopicConfig = TopicConfig()
-    /// The most partitions one topic may have.
-    public var maxPartitionsPerTopic = 10_000
-    /// Milliseconds since the epoch; replaceable in tests.
-    public var clock: @Sendable () -> Int64 = { currentTimeMilliseconds() }
-    /// Where the engine reports what happens to data: recovery cuts, damage found by reads,
-    /// partitions that went offline, maintenance failures. Never one line per message.
-    public var logger = Logger(label: "tidemark.engine")
-    /// Where the engine's metrics go (nil: swift-metrics' bootstrapped system).
-    public var metricsFactory: (any MetricsFactory)? = nil
-    /// The tracer of the embedded clients' and the broker's spans (nil: the process's
-    /// bootstrapped one, swift-distributed-tracing's `InstrumentationSystem.tracer`).
-    public var tracer: (any Tracer)? = nil
-    /// An fdatasync slower than this is logged as a warning (at most one line per 10 s).
-    public var slowFsyncWarningMs: Int64 = 1000
-    /// Bounds the segment files all partitions keep open (see `OpenFileBudget`); by default the
-    /// process-wide budget, half the soft `RLIMIT_NOFILE`.
-    public var openFileBudget: OpenFileBudget = .shared
-
-    public init() {}
-}
 
 /// What `describeTopic` reports for one partition.
 public struct PartitionDescription: Sendable, Equatable {
@@ -297,7 +263,7 @@ public final class Broker: Sendable {
                 "share.partition.max.record.locks": "\(options.groups.sharePartitionMaxRecordLocks)",
             ], deadLetterPrefix: options.groups.deadLetterTopicPrefix)
         let groups = GroupCoordinator(
-            options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.clock, logger: options.logger)
+            options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.timers, logger: options.logger)
         let (shareStore, shareStates, unreadable) = try await ShareStateStore.open(
             partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
             compactionThresholdBytes: options.groups.shareStateCompactionBytes)
@@ -308,7 +274,7 @@ public final class Broker: Sendable {
         }
         let shares = ShareCoordinator(
             options: options.groups, configs: groupConfigs, store: shareStore, restored: shareStates, topicNames: registry.names,
-            clock: options.clock)
+            clock: options.timers)
         var logBounds: [UUID: [Int: (start: Int64, end: Int64)]] = [:]
         for topic in registry.topics.values {
             for (p, slot) in topic.slots.enumerated() {

@@ -50,6 +50,35 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Timeouts run on the timer clock, not the wall clock: the wall clock stepped a day forward
+    /// (NTP at boot, a VM resumed) expires no session and no record lock (it used to expire
+    /// every one at once: jobs handed out twice); the timer clock's own time does.
+    @Test func aWallClockStepExpiresNoLockAndNoSession() async throws {
+        let dir = TemporaryDirectory()
+        let wall = TestClock()
+        let timers = TestClock()
+        var opts = options(clock: wall, maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 2)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        let w1 = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view).first?.offsets.count == 1)
+
+        wall.advance(24 * 3_600_000)
+        await broker.shares.tick()
+        #expect(Self.heartbeat(broker, "w1", epoch: w1.memberEpoch).error == nil)
+        #expect(broker.shares.summaries("workers", view: view).first?.acquired == 1)
+
+        timers.advance(opts.groups.shareRecordLockDurationMs + 1)
+        await broker.shares.tick()
+        #expect(broker.shares.summaries("workers", view: view).first?.acquired == 0)
+        try await broker.close()
+    }
+
     /// With every session taken, a new one replaces the one of a member no longer in its group
     /// unused the longest; a live member's session is never taken, however long unused (its
     /// worker may hold a job): the new one is refused (SHARE_SESSION_LIMIT_REACHED).

@@ -120,7 +120,8 @@ extension RequestRouter {
         var compressedOnLoop = 0
         var seen: [String: Set<Int32>] = [:]
         var listedTwice: [String: Set<Int32>] = [:]
-        for topicData in request.topics {
+        // (One partition, the job workload's request, has nothing to compare: no allocation.)
+        for topicData in request.topics where request.topics.count > 1 || topicData.partitions.count > 1 {
             let key = topicData.topicId.isZero ? topicData.name : "\(topicData.topicId)"
             for partitionData in topicData.partitions where !seen[key, default: []].insert(partitionData.index).inserted {
                 listedTwice[key, default: []].insert(partitionData.index)

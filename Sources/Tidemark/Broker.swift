@@ -263,7 +263,8 @@ public final class Broker: Sendable {
                 "share.partition.max.record.locks": "\(options.groups.sharePartitionMaxRecordLocks)",
             ], deadLetterPrefix: options.groups.deadLetterTopicPrefix)
         let groups = GroupCoordinator(
-            options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.timers, logger: options.logger)
+            options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.timers, wallClock: options.clock,
+            logger: options.logger)
         let (shareStore, shareStates, unreadable) = try await ShareStateStore.open(
             partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
             compactionThresholdBytes: options.groups.shareStateCompactionBytes)
@@ -274,7 +275,7 @@ public final class Broker: Sendable {
         }
         let shares = ShareCoordinator(
             options: options.groups, configs: groupConfigs, store: shareStore, restored: shareStates, topicNames: registry.names,
-            clock: options.timers)
+            clock: options.timers, wallClock: options.clock)
         var logBounds: [UUID: [Int: (start: Int64, end: Int64)]] = [:]
         for topic in registry.topics.values {
             for (p, slot) in topic.slots.enumerated() {

@@ -805,6 +805,28 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A delayed job's `tidemark.deliver.at` is a wall-clock time; the coordinator waits on the
+    /// timer clock, which differs from the wall clock by the steps it took since the start
+    /// (here: stepped an hour forward). The job goes out when the wall clock reaches its time,
+    /// not an hour later.
+    @Test func aDelayIsMeasuredOnTheWallClockWhateverTheTimerClockReads() async throws {
+        let dir = TemporaryDirectory()
+        let wall = TestClock()
+        let timers = TestClock(wall.read() - 3_600_000)
+        var opts = options(clock: wall, maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("later", partitions: 1)
+        try await Self.append(broker, "later", key: nil, value: "soon", deliverAt: wall.read() + 10_000)
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["later"], mode: .explicit)
+        #expect(Self.values(try await worker.poll(timeout: .milliseconds(20))).isEmpty)
+        wall.advance(10_001)
+        timers.advance(10_001)
+        #expect(Self.values(try await worker.poll(timeout: .milliseconds(200))) == ["soon"])
+        try await worker.close()
+        try await broker.close()
+    }
+
     /// After a restart the window must read its records' keys and delays again. An event
     /// loop's acquire (a view that never waits for the disk) over a cold log declines and leaves
     /// the window as it was; the blocking acquire that follows still knows the delayed job.

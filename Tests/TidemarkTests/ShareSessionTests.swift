@@ -79,6 +79,29 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Commit timestamps are persisted and compared after restarts (offsets retention): they
+    /// stay on the wall clock, whatever the timer clock reads (here two days behind, as after
+    /// a wall clock stepped forward since the start), and so does the retention cutoff.
+    @Test func commitsAndTheirRetentionStayOnTheWallClock() async throws {
+        let dir = TemporaryDirectory()
+        let wall = TestClock()
+        let timers = TestClock(wall.read() - 2 * 86_400_000)
+        var opts = options(clock: wall, maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        opts.groups.offsetsRetentionMs = 86_400_000
+        opts.groups.offsetsRetentionCheckIntervalMs = 1
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 1)
+        let tp = TopicPartition("t", 0)
+        #expect(try await broker.groups.commitOffsets(groupId: "g", offsets: [tp: CommittedOffset(offset: 3)]) == nil)
+        #expect(broker.groups.fetchOffsets(groupId: "g")[tp]?.commitTimestampMs == wall.read())
+        timers.advance(10)
+        wall.advance(10)
+        await broker.groups.tick()
+        #expect(broker.groups.fetchOffsets(groupId: "g")[tp]?.offset == 3, "a second old, not two days")
+        try await broker.close()
+    }
+
     /// With every session taken, a new one replaces the one of a member no longer in its group
     /// unused the longest; a live member's session is never taken, however long unused (its
     /// worker may hold a job): the new one is refused (SHARE_SESSION_LIMIT_REACHED).

@@ -103,7 +103,7 @@ extension GroupCoordinator {
             return group.validateCommit(memberId: memberId, instance: instance, generationId: generationId)
         }
         if let error { return .failure(RefusedCommit(code: error)) }
-        let now = clock()
+        let now = wallClock()  // persisted, and compared after restarts: the wall clock
         var stamped = offsets
         for key in stamped.keys where stamped[key]!.commitTimestampMs == 0 { stamped[key]!.commitTimestampMs = now }
         return .success(stamped)

@@ -75,7 +75,11 @@ public final class GroupCoordinator: Sendable {
     public let options: GroupOptions
     let store: OffsetStore
     let configs: GroupConfigs
+    /// Times sessions, rebalances and checks (`BrokerOptions.timers`: steady).
     let clock: @Sendable () -> Int64
+    /// The wall clock: commit timestamps (persisted) and offsets retention, which compares
+    /// them with timestamps written before a restart.
+    let wallClock: @Sendable () -> Int64
     /// Touched by this type and its extensions (offsets, membership records) only.
     let state = Mutex(State())
 
@@ -92,8 +96,9 @@ public final class GroupCoordinator: Sendable {
 
     init(
         options: GroupOptions, store: OffsetStore, configs: GroupConfigs, clock: @escaping @Sendable () -> Int64,
-        logger: Logger? = nil
+        wallClock: (@Sendable () -> Int64)? = nil, logger: Logger? = nil
     ) {
+        self.wallClock = wallClock ?? clock
         self.logger = logger
         self.options = options
         self.store = store
@@ -331,7 +336,7 @@ public final class GroupCoordinator: Sendable {
         }
         if expiryDue {
             do {
-                let expired = try await store.expire(olderThan: now - options.offsetsRetentionMs, except: activeGroups)
+                let expired = try await store.expire(olderThan: wallClock() - options.offsetsRetentionMs, except: activeGroups)
                 if !expired.isEmpty {
                     logger?.info("committed offsets expired", metadata: ["groups": "\(expired.sorted())"])
                 }

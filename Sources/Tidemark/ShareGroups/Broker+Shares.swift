@@ -79,6 +79,8 @@ extension Broker {
         var out: [SharePartition.RecordMeta] = []
         var next = offset
         var chunk = 64 << 10
+        // tidemark.deliver.at is a wall-clock time; the coordinator waits on the timer clock.
+        let (wallNow, timerNow) = (options.clock(), options.timers())
         while out.count < count {
             guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: mayBlock) else { return nil }
             guard let slice = result.slice else { break }
@@ -89,7 +91,8 @@ extension Broker {
                 if let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
                     let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
                 {
-                    deliverAt = ms
+                    // Already due: 0; else as far ahead on the timer clock as it is on the wall's.
+                    deliverAt = ms <= wallNow ? 0 : timerNow.saturatingAdd(ms - wallNow)
                 }
                 out.append(.init(offset: record.offset, keyHash: record.key.map(Self.fnv1a), deliverAtMs: deliverAt))
                 next = record.offset + 1

@@ -82,7 +82,10 @@ public final class ShareCoordinator: Sendable {
     public let options: GroupOptions
     let configs: GroupConfigs
     let store: ShareStateStore
+    /// Times locks, backoffs and delays (`BrokerOptions.timers`: steady).
     let clock: @Sendable () -> Int64
+    /// The wall clock: lock deadlines are reported in it (`summaries`).
+    let wallClock: @Sendable () -> Int64
     /// Internal (not private) for the extensions in `ShareCoordinator+DeadLetters.swift`.
     let state: Mutex<State>
     /// One dead-letter writer at a time (`Broker.writeDeadLetters`).
@@ -91,12 +94,13 @@ public final class ShareCoordinator: Sendable {
     let deadLetterProblems = Mutex<Set<String>>([])
 
     init(options: GroupOptions, configs: GroupConfigs, store: ShareStateStore, restored: [ShareStateStore.Key: SharePartition],
-         topicNames: [UUID: String], clock: @escaping @Sendable () -> Int64)
+         topicNames: [UUID: String], clock: @escaping @Sendable () -> Int64, wallClock: (@Sendable () -> Int64)? = nil)
     {
         self.options = options
         self.configs = configs
         self.store = store
         self.clock = clock
+        self.wallClock = wallClock ?? clock
         var initial = State()
         for (key, partition) in restored {
             guard let topic = topicNames[key.topicId] else { continue }
@@ -477,6 +481,8 @@ public final class ShareCoordinator: Sendable {
     public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
         let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
         let now = clock()
+        // Lock deadlines as wall-clock times (they are kept on the timer clock).
+        let toWall = wallClock() &- now
         return slots.sorted { ServerAssignor.partitionOrder($0.key.topicPartition, $1.key.topicPartition) }.map { key, slot in
             let tp = key.topicPartition
             var slot = slot
@@ -488,7 +494,7 @@ public final class ShareCoordinator: Sendable {
             return SharePartitionSummary(
                 topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
                 available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
-                archived: counts.archived, holders: slot.state.holders(), lag: lag, deadLettered: slot.state.deadLettered,
+                archived: counts.archived, holders: slot.state.holders().mapValues { ($0.count, $0.earliestExpiryMs &+ toWall) }, lag: lag, deadLettered: slot.state.deadLettered,
                 deadLettersPending: slot.state.deadLetters.count, delayed: counts.delayed, activity: slot.state.activity)
         }
     }

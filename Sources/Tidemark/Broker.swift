@@ -45,6 +45,9 @@ public final class Broker: Sendable {
     public let dataDirectory: String
     public let options: BrokerOptions
     let executor = BlockingExecutor()
+    /// Checks of compressed batches too large for the event loop, one at a time (see
+    /// `Broker.append`): memory bounded by one decompressed batch.
+    let decompressor = BlockingExecutor(serial: true)
     /// Group commit for every partition: one thread syncing what waiting appenders need.
     let flusher: LogFlusher
     /// The deadlines of embedded long polls, on one sleeping task.

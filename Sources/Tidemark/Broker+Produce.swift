@@ -41,11 +41,12 @@ extension Broker {
     public func append(topic: String, partition: Int, batches: ArraySlice<UInt8>) async throws -> AppendResult {
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
-        // Compressed batches are decompressed to be checked (up to 64 MiB each): one at a time
-        // on a queue of their own, not on the calling task's cooperative thread, and never
-        // more than one batch's worth of memory however many requests send them.
+        // Compressed batches are decompressed to be checked (up to 64 MiB each): past what the
+        // event loop may check, one at a time on a queue of their own, not on the calling
+        // task's cooperative thread, and never more than one batch's worth of memory however
+        // many requests send them. Smaller ones (the embedded producer's) are checked here.
         let headers =
-            Self.compressedBytes(batches) > 0
+            Self.compressedBytes(batches) > Self.maxCompressedBytesNow
             ? try await decompressor.run { try Self.parseHeaders(batches, config: config, nowMs: now) }
             : try Self.parseHeaders(batches, config: config, nowMs: now)
         var outcome: ImmediateAppend

@@ -40,10 +40,6 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// Responses written and not flushed yet (one flush for all that `pump` wrote).
     private var needsFlush = false
     private var closing = false
-    /// The client shut its side (a producer done writing: `kcat -P` after its last acks=0
-    /// request): what it sent is still answered, then the connection closes. Frames read but
-    /// not started were dropped, as Kafka does not.
-    private var inputClosed = false
     /// Requests read but not yet answered. Past `maxPending` the connection stops reading
     /// (backpressure) until answers go out. Answers the client does not read are bounded too:
     /// while the channel is not writable (NIO's high watermark, 64 KiB of unsent response
@@ -117,15 +113,6 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             handler.close(context: context)
         }
         context.fireChannelActive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            inputClosed = true
-            if pending == 0 && !closing { close(context: context) }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -229,10 +216,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 close(context: context)
                 break
             }
-            guard let frame = queue.popFirst() else {
-                if inputClosed { close(context: context) }  // everything it sent is answered
-                break
-            }
+            guard let frame = queue.popFirst() else { break }
             queuedBytes -= frame.reservedBytes
             busy = true
             start(frame, context: context)

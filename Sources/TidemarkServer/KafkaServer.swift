@@ -70,9 +70,6 @@ public final class KafkaServer: Sendable {
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // A client that shuts its side after its last request (acks=0 producers) still
-            // has every request it sent run (`KafkaConnectionHandler.inputClosed`).
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let router = routerBox.router else { throw ChannelError.ioOnClosedChannel }

@@ -1,4 +1,3 @@
-import Glibc
 import Dispatch
 import Foundation
 import TestSupport
@@ -119,33 +118,6 @@ import TidemarkWire
             let response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, request), version: 7, flexible: false)
             #expect(response.topics[0].partitions.map(\.errorCode) == [0, 0, 0, 0])
             for p in 0..<4 { #expect(try server.broker.partitionState("packed", p).log.logEndOffset == 400) }
-        }
-    }
-
-    /// A producer that shuts its side after its last acks=0 request (kcat -P exiting) has every
-    /// request it sent stored, also those queued behind one checked on the executor; the
-    /// connection closes after. They used to be dropped with the connection.
-    @Test func requestsSentBeforeAHalfCloseAreAllRun() async throws {
-        try await ServerTests.withServer(maxRequestBytes: 8 << 20) { server in
-            try await server.broker.createTopic("last", partitions: 1)
-            var builder = RecordBatchBuilder(compression: .lz4)
-            for index in 0..<400 {
-                builder.append(timestamp: 1_700_000_000_000, key: nil, value: Array((0..<400).map { UInt8(truncatingIfNeeded: $0 &* index &+ $0 >> 3) }))
-            }
-            var big = ServerTests.produceRequest(topic: "last", batch: try builder.build())
-            big.acks = 0
-            var small = ServerTests.produceRequest(topic: "last", batch: try Self.batch(["tail"]))
-            small.acks = 0
-            let client = try RawClient(port: server.boundPort)
-            for correlation in 1...3 { try client.request(.produce, version: 7, correlation: Int32(correlation), big) }
-            try client.request(.produce, version: 7, correlation: 4, small)
-            #expect(shutdown(client.fd, Int32(SHUT_WR)) == 0)
-            let handed = HandedOver(client)
-            let closed = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async { continuation.resume(returning: handed.value.response() == nil) }
-            }
-            #expect(closed)
-            #expect(try server.broker.partitionState("last", 0).log.logEndOffset == 3 * 400 + 1)
         }
     }
 

@@ -408,6 +408,8 @@ final class ProduceInFlight {
         let code = (error as? KafkaError) ?? KafkaError(error)
         response.topics[t].partitions[p].errorCode = code.rawValue
         response.topics[t].partitions[p].baseOffset = -1
+        // v8+: why, in words (clients log it: "batch of 2000000 bytes exceeds max message bytes").
+        response.topics[t].partitions[p].errorMessage = (error as? TidemarkError)?.message
         if code == .unknownServerError || code == .kafkaStorageError {
             router.failureLog.error(
                 router.logger, "produce failed", key: "produce:\(topic)", metadata: ["topic": "\(topic)", "error": "\(error)"])

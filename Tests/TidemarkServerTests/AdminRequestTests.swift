@@ -63,6 +63,16 @@ import TidemarkWire
             response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, listedTwice), version: 7, flexible: false)
             #expect(response.topics[0].partitions.map(\.errorCode) == [KafkaError.invalidRequest.rawValue, KafkaError.invalidRequest.rawValue])
 
+            // v8+ says why, in words.
+            response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 8, twice), version: 8, flexible: false)
+            #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidRecord.rawValue)
+            var late = RecordBatchBuilder()
+            late.append(timestamp: 4_000_000_000_000, key: nil, value: Array("future".utf8))
+            let future = ServerTests.produceRequest(topic: "strict", batch: try late.build())
+            response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 8, future), version: 8, flexible: false)
+            #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidTimestamp.rawValue)
+            #expect(response.topics[0].partitions[0].errorMessage?.contains("timestamp") == true, "\(response.topics[0].partitions[0])")
+
             let empty = ServerTests.produceRequest(topic: "strict", batch: [])
             response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, empty), version: 7, flexible: false)
             #expect(response.topics[0].partitions[0].errorCode == KafkaError.invalidRecord.rawValue)

@@ -59,19 +59,27 @@ import TidemarkStorage
             }
         }
         #expect(await Self.settled(members, partitions: 6), "3 members never shared the 6 partitions")
-        // Let member C work a little, then leave mid-stream while more records arrive.
-        let deadlineC = ContinuousClock.now + .seconds(10)
-        while shared.processedByC.withLock({ $0 }) < 20 && ContinuousClock.now < deadlineC { try await Task.sleep(for: .milliseconds(20)) }
+        // Let member C work a little, then leave mid-stream while more records arrive. On a
+        // loaded machine the first members may have consumed all 1,500 records before C got
+        // its partitions: records keep arriving until C has processed some.
+        var produced = 1500
+        let deadlineC = ContinuousClock.now + .seconds(30)
+        while shared.processedByC.withLock({ $0 }) < 20 && ContinuousClock.now < deadlineC {
+            for i in produced..<(produced + 30) { _ = try await producer.send(topic: "work", key: bytes("k\(i)"), value: bytes("\(i)")) }
+            produced += 30
+            try await Task.sleep(for: .milliseconds(20))
+        }
         shared.stopC.withLock { $0 = true }
-        for i in 1500..<3000 { _ = try await producer.send(topic: "work", key: bytes("k\(i)"), value: bytes("\(i)")) }
+        for i in produced..<(produced + 1500) { _ = try await producer.send(topic: "work", key: bytes("k\(i)"), value: bytes("\(i)")) }
+        produced += 1500
         #expect(await Self.settled(Array(members.prefix(2)), partitions: 6), "2 members never took over C's partitions")
 
         let deadline = ContinuousClock.now + .seconds(30)
-        while shared.seen.withLock({ $0.count }) < 3000 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while shared.seen.withLock({ $0.count }) < produced && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         let counts = shared.seen.withLock { $0 }
-        let missing = (0..<3000).filter { counts["\($0)"] == nil }
+        let missing = (0..<produced).filter { counts["\($0)"] == nil }
         #expect(missing.isEmpty, "lost \(missing.count) messages, e.g. \(missing.prefix(5))")
         #expect(shared.processedByC.withLock { $0 } > 0)
         // Everything is committed in the end: the group's offsets are the log ends.

@@ -18,8 +18,9 @@ import Synchronization
 /// bodies of at most `Limits.maxBodyBytes` (413 at once, then closed), headers as NIO's
 /// parser allows (80 KiB), a request complete within `Limits.requestTimeout` (30 s), idle
 /// connections closed after `Limits.idleTimeout` (60 s). A streamed body (SSE) is written as
-/// its producer yields; the producer bounds what it buffers, and the stream stops when the
-/// connection closes.
+/// its producer yields, one chunk at a time; the producer bounds what it buffers, a chunk
+/// not written within the idle timeout (a client that reads nothing) closes the connection,
+/// and the stream stops when the connection closes.
 public final class HTTPServer: Sendable {
     public struct Limits: Sendable {
         public var maxConnections = 128
@@ -334,6 +335,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 promise: nil)
             let channel = context.channel
             let connections = self.connections
+            let stallTimeout = self.stallTimeout
             connections.working.add(1, ordering: .relaxed)
             task = Task {
                 defer { connections.working.subtract(1, ordering: .relaxed) }
@@ -342,10 +344,18 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     // loops going away): nothing more is written.
                     guard !Task.isCancelled else { return }
                     // Waits for each chunk to be written: a slow reader slows the producer
-                    // (whose own buffer is bounded), nothing piles up here.
+                    // (whose own buffer is bounded), nothing piles up here. A chunk not
+                    // written within the stall timeout closes the connection: its client
+                    // reads nothing. (Writability alone does not tell: a chunk's unsent rest
+                    // below NIO's low watermark leaves the channel writable, and the stream
+                    // was held open for ever.)
                     let buffer = channel.allocator.buffer(bytes: chunk)
+                    let written = channel.eventLoop.makePromise(of: Void.self)
+                    channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: written)
+                    let stalled = channel.eventLoop.scheduleTask(in: stallTimeout) { channel.close(promise: nil) }
+                    written.futureResult.whenComplete { _ in stalled.cancel() }
                     do {
-                        try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+                        try await written.futureResult.get()
                     } catch {
                         return
                     }

@@ -137,7 +137,7 @@ extension RequestRouter {
                 do {
                     guard resolved != nil else { throw KafkaError.unknownTopicId }
                     guard validAcks else { throw KafkaError.invalidRequiredAcks }
-                    guard request.transactionalId == nil else { throw KafkaError.invalidRequest }
+                    guard request.transactionalId == nil else { throw KafkaError.transactionalIdAuthorizationFailed }
                     guard listedTwice[key]?.contains(partitionData.index) != true else { throw KafkaError.invalidRequest }
                     guard case .bytes(let records)? = partitionData.records else { throw KafkaError.invalidRecord }
                     try Self.checkOneBatchV2(records)
@@ -300,8 +300,9 @@ extension RequestRouter {
     func initProducerId(_ request: InitProducerIdRequest) async -> InitProducerIdResponse {
         var response = InitProducerIdResponse()
         guard request.transactionalId == nil else {
-            // Transactions are not supported: only idempotent producers get ids.
-            response.errorCode = KafkaError.invalidRequest.rawValue
+            // Transactions are not supported: only idempotent producers get ids (the error
+            // FindCoordinator answers them, fatal in clients).
+            response.errorCode = KafkaError.transactionalIdAuthorizationFailed.rawValue
             return response
         }
         do {

@@ -4,18 +4,29 @@ import TidemarkWire
 
 // FindCoordinator, JoinGroup, SyncGroup, OffsetCommit, OffsetFetch, DescribeGroups.
 extension RequestRouter {
-    /// This node coordinates every group (key type 0); transactions (1) do not exist here.
+    static let transactionsRefused =
+        "transactions are not supported: Tidemark is one node without a transaction coordinator (idempotent producers are)"
+
+    /// This node coordinates every group (key type 0, and share groups' 2). Transactions (1)
+    /// need a transaction coordinator, which this node does not have: they are answered
+    /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients treat as fatal at once (with
+    /// COORDINATOR_NOT_AVAILABLE, which they retry, `init_transactions` waited for its whole
+    /// timeout). Another key type is INVALID_REQUEST, as in Kafka.
     func findCoordinator(_ request: FindCoordinatorRequest) -> FindCoordinatorResponse {
         var response = FindCoordinatorResponse()
-        let supported = request.keyType == 0
         func fill(_ errorCode: inout Int16, _ message: inout String?, _ node: inout Int32, _ host: inout String, _ port: inout Int32) {
-            if supported {
+            switch request.keyType {
+            case 0, 2:
                 node = config.nodeId
                 host = config.effectiveAdvertisedHost
                 port = advertisedPort
-            } else {
-                errorCode = KafkaError.coordinatorNotAvailable.rawValue
-                message = "transactions are not supported"
+            case 1:
+                errorCode = KafkaError.transactionalIdAuthorizationFailed.rawValue
+                message = Self.transactionsRefused
+                node = -1
+            default:
+                errorCode = KafkaError.invalidRequest.rawValue
+                message = "unknown coordinator key type \(request.keyType)"
                 node = -1
             }
         }

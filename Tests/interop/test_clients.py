@@ -226,3 +226,30 @@ def test_consume_from_offset_and_from_timestamp(broker):
     assert kc.beginning_offsets([KTP(topic, 0)])[KTP(topic, 0)] == 0
     assert kc.end_offsets([KTP(topic, 0)])[KTP(topic, 0)] == 100
     kc.close()
+
+
+def test_transactions_fail_at_once_and_leave_the_node_serving(broker):
+    """Transactions need a transaction coordinator, which one node does not have: a
+    transactional producer (Kafka Streams' exactly-once, confluent's `init_transactions`) is
+    told at once, with a fatal error naming the reason, rather than left retrying until its
+    timeout; other producers go on."""
+    from confluent_kafka import KafkaException, Producer
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError as KPError
+    topic = unique("txn")
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": topic})
+    started = time.time()
+    with pytest.raises(KafkaException) as caught:
+        producer.init_transactions(30)
+    assert time.time() - started < 10, "init_transactions waited for its timeout"
+    error = caught.value.args[0]
+    assert error.fatal() or not error.retriable(), error
+    assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in error.name() or "not supported" in str(error), error
+    kp_started = time.time()
+    with pytest.raises(KPError):
+        KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=topic + "-kp",
+                      max_block_ms=30_000).init_transactions()
+    assert time.time() - kp_started < 10, "kafka-python waited for its timeout"
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    plain.produce(topic, value=b"after")
+    assert plain.flush(30) == 0

@@ -19,8 +19,19 @@ struct CLI {
 
     /// `timeout`: the command is killed (SIGKILL) if it has not exited by then; its status is
     /// then 9's signal status, which no test expects.
+    /// Runs on a Dispatch thread: waiting for a child on the test's own thread held one of
+    /// the few cooperative threads (two on a 2-core machine) for as long as the child ran, and
+    /// starved the other suites' brokers on a loaded run.
     @discardableResult
-    static func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 300) throws -> Result {
+    static func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 300) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Swift.Result { try runBlocking(arguments, stdin: stdin, timeout: timeout) })
+            }
+        }
+    }
+
+    static func runBlocking(_ arguments: [String], stdin: String?, timeout: Double) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -48,38 +59,38 @@ struct CLI {
 
 @Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
 struct CLITests {
-    @Test func helpAndBadArguments() throws {
-        let help = try CLI.run(["--help"])
+    @Test func helpAndBadArguments() async throws {
+        let help = try await CLI.run(["--help"])
         #expect(help.status == 0)
         for command in ["serve", "topics", "produce", "consume", "groups", "dump", "verify"] {
             #expect(help.stdout.contains(command), "help lists \(command)")
         }
-        let unknown = try CLI.run(["frobnicate"])
+        let unknown = try await CLI.run(["frobnicate"])
         #expect(unknown.status != 0 && unknown.stderr.contains("Error"))
-        let missing = try CLI.run(["dump", "/nonexistent/file.log"])
+        let missing = try await CLI.run(["dump", "/nonexistent/file.log"])
         #expect(missing.status != 0 && missing.stderr.contains("no such file: /nonexistent/file.log"))
-        let noData = try CLI.run(["topics", "list", "--data", "/nonexistent-data-dir"])
+        let noData = try await CLI.run(["topics", "list", "--data", "/nonexistent-data-dir"])
         #expect(noData.status == 1 && noData.stderr.contains("no data directory at /nonexistent-data-dir"))
-        let badPort = try CLI.run(["serve", "--port", "70000"])
+        let badPort = try await CLI.run(["serve", "--port", "70000"])
         #expect(badPort.status != 0 && badPort.stderr.contains("--port must be in 0...65535"))
-        let badReset = try CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"])
+        let badReset = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"])
         #expect(badReset.status != 0 && badReset.stderr.contains("choose exactly one"))
     }
 
-    @Test func topicsProduceConsumeGroups() throws {
+    @Test func topicsProduceConsumeGroups() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        let create = try CLI.run(["topics", "create", "jobs", "--partitions", "3", "--config", "retention.ms=3600000", "--data", data])
+        let create = try await CLI.run(["topics", "create", "jobs", "--partitions", "3", "--config", "retention.ms=3600000", "--data", data])
         #expect(create.status == 0 && create.stdout == "created topic jobs with 3 partitions\n")
-        let bad = try CLI.run(["topics", "create", "bad name", "--data", data])
+        let bad = try await CLI.run(["topics", "create", "bad name", "--data", data])
         #expect(bad.status != 0 && bad.stderr.contains("invalidTopicName"))
-        #expect(try CLI.run(["topics", "list", "--data", data]).stdout == "jobs\n")
+        #expect(try await CLI.run(["topics", "list", "--data", data]).stdout == "jobs\n")
 
         let lines = (0..<30).map { "user-\($0 % 5):job-\($0)" }.joined(separator: "\n")
-        let produce = try CLI.run(["produce", "jobs", "--key-separator", ":", "--header", "src=cli", "--data", data], stdin: lines)
+        let produce = try await CLI.run(["produce", "jobs", "--key-separator", ":", "--header", "src=cli", "--data", data], stdin: lines)
         #expect(produce.status == 0 && produce.stderr.contains("produced 30 records to jobs"))
 
-        let consumed = try CLI.run(["consume", "jobs", "--json", "--data", data])
+        let consumed = try await CLI.run(["consume", "jobs", "--json", "--data", data])
         #expect(consumed.status == 0)
         let records = consumed.stdout.split(separator: "\n").map {
             try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
@@ -91,54 +102,54 @@ struct CLITests {
             #expect(headers.first?["key"] as? String == "src" && headers.first?["value"] as? String == "cli")
             #expect((record["key"] as! String).hasPrefix("user-"))
         }
-        let text = try CLI.run(["consume", "jobs", "--max-messages", "2", "--data", data])
+        let text = try await CLI.run(["consume", "jobs", "--max-messages", "2", "--data", data])
         #expect(text.stdout.split(separator: "\n").count == 2 && text.stdout.contains("\tjob-"))
 
-        let describe = try CLI.run(["topics", "describe", "jobs", "--data", data])
+        let describe = try await CLI.run(["topics", "describe", "jobs", "--data", data])
         #expect(describe.stdout.contains("partition: 2 start: 0 end:") && describe.stdout.contains("retention.ms=3600000"))
 
         // A group reads 10, commits; describe shows committed, end and lag; a reset moves it.
-        let group = try CLI.run(["consume", "jobs", "--group", "g1", "--max-messages", "10", "--data", data])
+        let group = try await CLI.run(["consume", "jobs", "--group", "g1", "--max-messages", "10", "--data", data])
         #expect(group.stdout.split(separator: "\n").count == 10)
-        let lag = try CLI.run(["groups", "describe", "g1", "--data", data])
+        let lag = try await CLI.run(["groups", "describe", "g1", "--data", data])
         #expect(lag.status == 0 && lag.stdout.hasPrefix("GROUP g1\tTYPE classic\tSTATE Empty\tMEMBERS 0\nTOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\n") && lag.stdout.contains("total lag: 20"))
-        #expect(try CLI.run(["groups", "list", "--data", data]).stdout == "GROUP\tTYPE\tSTATE\ng1\tclassic\tEmpty\n")
-        let dry = try CLI.run(["groups", "reset-offsets", "g1", "--topic", "jobs", "--to-earliest", "--data", data])
+        #expect(try await CLI.run(["groups", "list", "--data", data]).stdout == "GROUP\tTYPE\tSTATE\ng1\tclassic\tEmpty\n")
+        let dry = try await CLI.run(["groups", "reset-offsets", "g1", "--topic", "jobs", "--to-earliest", "--data", data])
         #expect(dry.stdout.contains("dry run: nothing changed"))
-        #expect(try CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 20"))
-        let applied = try CLI.run(["groups", "reset-offsets", "g1", "--topic", "jobs", "--to-earliest", "--execute", "--data", data])
+        #expect(try await CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 20"))
+        let applied = try await CLI.run(["groups", "reset-offsets", "g1", "--topic", "jobs", "--to-earliest", "--execute", "--data", data])
         #expect(applied.status == 0 && applied.stdout.contains("offsets reset"))
-        #expect(try CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 30"))
-        #expect(try CLI.run(["groups", "describe", "nobody", "--data", data]).status != 0)
-        let deleted = try CLI.run(["groups", "delete", "g1", "nobody", "--data", data])
+        #expect(try await CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 30"))
+        #expect(try await CLI.run(["groups", "describe", "nobody", "--data", data]).status != 0)
+        let deleted = try await CLI.run(["groups", "delete", "g1", "nobody", "--data", data])
         #expect(deleted.status != 0 && deleted.stdout == "deleted group g1\nnobody: not deleted (groupIdNotFound)\n")
-        #expect(try CLI.run(["groups", "list", "--data", data]).stdout == "GROUP\tTYPE\tSTATE\n")
+        #expect(try await CLI.run(["groups", "list", "--data", data]).stdout == "GROUP\tTYPE\tSTATE\n")
 
-        #expect(try CLI.run(["topics", "delete", "jobs", "--data", data]).stdout == "deleted topic jobs\n")
-        #expect(try CLI.run(["topics", "list", "--data", data]).stdout == "")
+        #expect(try await CLI.run(["topics", "delete", "jobs", "--data", data]).stdout == "deleted topic jobs\n")
+        #expect(try await CLI.run(["topics", "list", "--data", data]).stdout == "")
     }
 
-    @Test func dumpVerifyAndRepair() throws {
+    @Test func dumpVerifyAndRepair() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        #expect(try CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
         for round in 0..<5 {
             let lines = (0..<20).map { "r\(round)-\($0)" }.joined(separator: "\n")
-            #expect(try CLI.run(["produce", "t", "--data", data], stdin: lines).status == 0)
+            #expect(try await CLI.run(["produce", "t", "--data", data], stdin: lines).status == 0)
         }
         // Past an index interval (4 KiB), so the segment gets an index entry and closes with a
         // final time index entry (a smaller one needs none: its reopen scans it).
         let big = (0..<40).map { "big-\($0)-" + String(repeating: "x", count: 200) }.joined(separator: "\n")
-        for _ in 0..<2 { #expect(try CLI.run(["produce", "t", "--data", data], stdin: big).status == 0) }
+        for _ in 0..<2 { #expect(try await CLI.run(["produce", "t", "--data", data], stdin: big).status == 0) }
         let log = data + "/t-0/00000000000000000000.log"
-        let dump = try CLI.run(["dump", log])
+        let dump = try await CLI.run(["dump", log])
         #expect(dump.status == 0 && dump.stdout.hasPrefix("Dumping \(log)\n"))
         #expect(dump.stdout.contains("baseOffset: 0 ") && dump.stdout.contains("crcValid: true"))
         #expect(dump.stdout.contains("| offset: 99 ") && dump.stdout.contains("value: r4-19"))
-        let index = try CLI.run(["dump", data + "/t-0/00000000000000000000.timeindex"])
+        let index = try await CLI.run(["dump", data + "/t-0/00000000000000000000.timeindex"])
         #expect(index.status == 0 && index.stdout.contains("timestamp: "))
 
-        let healthy = try CLI.run(["verify", data])
+        let healthy = try await CLI.run(["verify", data])
         #expect(healthy.status == 0 && healthy.stdout.contains("ok \(data)/t-0: 1 segments"))
 
         // A flipped byte inside a batch's records (which the CRC covers; a
@@ -154,11 +165,11 @@ struct CLITests {
         let flipped = 61 + (firstSize - 61) / 2
         bytes[flipped] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: log))
-        let broken = try CLI.run(["verify", data + "/t-0"])
+        let broken = try await CLI.run(["verify", data + "/t-0"])
         #expect(
             broken.status == 1 && broken.stdout.contains("bad batch at position"),
             "verify exited \(broken.status): \(broken.stdout) \(broken.stderr)")
-        let brokenDump = try CLI.run(["dump", "--headers-only", log])
+        let brokenDump = try await CLI.run(["dump", "--headers-only", log])
         #expect(
             brokenDump.status == 2 && brokenDump.stdout.contains("damaged at position"),
             "dump exited \(brokenDump.status): \(brokenDump.stdout.suffix(500)) \(brokenDump.stderr)")
@@ -169,12 +180,12 @@ struct CLITests {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try handle.truncate(atOffset: UInt64(size - 7))
         try handle.close()
-        let torn = try CLI.run(["verify", data])
+        let torn = try await CLI.run(["verify", data])
         #expect(torn.status == 1)
-        let repaired = try CLI.run(["verify", "--repair", data])
+        let repaired = try await CLI.run(["verify", "--repair", data])
         #expect(repaired.status == 0 && repaired.stdout.contains("repaired: cut") && repaired.stdout.contains("now ok"))
-        #expect(try CLI.run(["verify", data]).status == 0)
-        let after = try CLI.run(["consume", "t", "--data", data])
+        #expect(try await CLI.run(["verify", data]).status == 0)
+        let after = try await CLI.run(["consume", "t", "--data", data])
         #expect(after.stdout.split(separator: "\n").count < 180 && after.stdout.hasPrefix("r0-0\n"))
 
         // Zeros to a 4 KiB boundary after the last batch (what a broker writes ahead of a
@@ -184,12 +195,12 @@ struct CLITests {
         try padding.seekToEnd()
         try padding.write(contentsOf: Data(count: 4096 - end % 4096 + 4096))
         try padding.close()
-        let ahead = try CLI.run(["dump", "--headers-only", log])
+        let ahead = try await CLI.run(["dump", "--headers-only", log])
         #expect(
             ahead.status == 0 && ahead.stdout.contains("zeros from position \(end) to the end")
                 && ahead.stdout.contains("space written ahead of appends, not data"),
             "dump exited \(ahead.status): \(ahead.stdout.suffix(300))")
-        let spaced = try CLI.run(["verify", data])
+        let spaced = try await CLI.run(["verify", data])
         #expect(spaced.status == 0 && spaced.stdout.contains("space written ahead of appends"), "\(spaced.stdout)")
     }
 }
@@ -204,63 +215,63 @@ struct LiveDirectoryTests {
     @Test func consumeAsAGroupEndsWhenItsCommitFellBelowTheLogStart() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        #expect(try CLI.run(["topics", "create", "gone", "--partitions", "1", "--data", data]).status == 0)
-        #expect(try CLI.run(["produce", "gone", "--data", data], stdin: "a\nb\nc\n").status == 0)
-        #expect(try CLI.run(["consume", "gone", "--group", "g", "--max-messages", "1", "--data", data]).stdout == "a\n")
+        #expect(try await CLI.run(["topics", "create", "gone", "--partitions", "1", "--data", data]).status == 0)
+        #expect(try await CLI.run(["produce", "gone", "--data", data], stdin: "a\nb\nc\n").status == 0)
+        #expect(try await CLI.run(["consume", "gone", "--group", "g", "--max-messages", "1", "--data", data]).stdout == "a\n")
         do {
             let broker = try await Broker.open(dataDirectory: data)
             _ = try await broker.deleteRecords(topic: "gone", partition: 0, before: 3)
             try await broker.close()
         }
-        let rest = try CLI.run(["consume", "gone", "--group", "g", "--data", data], timeout: 30)
+        let rest = try await CLI.run(["consume", "gone", "--group", "g", "--data", data], timeout: 30)
         #expect(rest.status == 0 && rest.stdout.isEmpty)
-        #expect(try CLI.run(["groups", "describe", "g", "--data", data]).stdout.contains("total lag: 0"))
+        #expect(try await CLI.run(["groups", "describe", "g", "--data", data]).stdout.contains("total lag: 0"))
     }
 
-    @Test func toolsRespectTheDataDirectoryLock() throws {
+    @Test func toolsRespectTheDataDirectoryLock() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        #expect(try CLI.run(["topics", "create", "t", "--data", data]).status == 0)
-        #expect(try CLI.run(["produce", "t", "--data", data], stdin: "a\nb\nc").status == 0)
+        #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        #expect(try await CLI.run(["produce", "t", "--data", data], stdin: "a\nb\nc").status == 0)
         let broker = try ServeProcess(data: data)
         defer { broker.stop() }
-        let repair = try CLI.run(["verify", "--repair", data])
+        let repair = try await CLI.run(["verify", "--repair", data])
         #expect(repair.status != 0 && repair.stderr.contains("in use by a running broker"))
-        let partitionRepair = try CLI.run(["verify", "--repair", data + "/t-0"])
+        let partitionRepair = try await CLI.run(["verify", "--repair", data + "/t-0"])
         #expect(partitionRepair.status != 0 && partitionRepair.stderr.contains("in use by a running broker"))
-        let dump = try CLI.run(["dump", data + "/t-0/00000000000000000000.log"])
+        let dump = try await CLI.run(["dump", data + "/t-0/00000000000000000000.log"])
         #expect(dump.status == 0 && dump.stdout.contains("value: c") && dump.stderr.contains("warning"))
-        let verify = try CLI.run(["verify", data])
+        let verify = try await CLI.run(["verify", data])
         #expect(verify.status == 0 && verify.stderr.contains("warning"))
         broker.stop()
-        #expect(try CLI.run(["verify", "--repair", data]).status == 0)
+        #expect(try await CLI.run(["verify", "--repair", data]).status == 0)
     }
 }
 
 /// `serve` takes Kafka's broker settings by name, from --config and --config-file.
 @Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
 struct ServeConfigTests {
-    @Test func unknownKeysAreRefusedByName() throws {
-        let bad = try CLI.run(["serve", "--config", "log.retention.hourz=3"])
+    @Test func unknownKeysAreRefusedByName() async throws {
+        let bad = try await CLI.run(["serve", "--config", "log.retention.hourz=3"])
         #expect(bad.status != 0 && bad.stderr.contains("unknown broker config 'log.retention.hourz'"))
-        let badValue = try CLI.run(["serve", "--config", "num.partitions=lots"])
+        let badValue = try await CLI.run(["serve", "--config", "num.partitions=lots"])
         #expect(badValue.status != 0 && badValue.stderr.contains("num.partitions needs a number"))
         let dir = TemporaryDirectory()
         try "listeners=PLAINTEXT://127.0.0.1:0\nbogus.key=1\n".write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
-        let badFile = try CLI.run(["serve", "--config-file", dir.path + "/server.properties"])
+        let badFile = try await CLI.run(["serve", "--config-file", dir.path + "/server.properties"])
         #expect(badFile.status != 0 && badFile.stderr.contains("bogus.key"))
     }
 
     /// Also from a file saved with Windows line ends (CRLF): it used to read as one comment line.
     @Test(arguments: ["\n", "\r\n"])
-    func settingsApplyToAutoCreatedTopics(lineEnd: String) throws {
+    func settingsApplyToAutoCreatedTopics(lineEnd: String) async throws {
         let dir = TemporaryDirectory()
         try ["# a Kafka-style file", "num.partitions=3", "log.retention.hours=2", ""].joined(separator: lineEnd)
             .write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
         let broker = try ServeProcess(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties", "--config", "log.segment.bytes=4194304"])
         defer { broker.stop() }
-        #expect(try CLI.run(["topics", "create", "auto", "--bootstrap", broker.bootstrap]).status == 0)
-        let described = try CLI.run(["topics", "describe", "auto", "--bootstrap", broker.bootstrap])
+        #expect(try await CLI.run(["topics", "create", "auto", "--bootstrap", broker.bootstrap]).status == 0)
+        let described = try await CLI.run(["topics", "describe", "auto", "--bootstrap", broker.bootstrap])
         #expect(described.stdout.contains("partitions: 3"), "\(described.stdout)")
     }
 }
@@ -308,53 +319,53 @@ extension FileHandle {
 
 @Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
 struct ReplayTests {
-    static func seed(_ data: String, records: Int) throws {
-        #expect(try CLI.run(["topics", "create", "src", "--partitions", "3", "--data", data]).status == 0)
+    static func seed(_ data: String, records: Int) async throws {
+        #expect(try await CLI.run(["topics", "create", "src", "--partitions", "3", "--data", data]).status == 0)
         let lines = (0..<records).map { "key-\($0 % 11):value-\($0)" }.joined(separator: "\n")
-        #expect(try CLI.run(["produce", "src", "--key-separator", ":", "--header", "h=1", "--data", data], stdin: lines).status == 0)
+        #expect(try await CLI.run(["produce", "src", "--key-separator", ":", "--header", "h=1", "--data", data], stdin: lines).status == 0)
     }
 
     static func jsonLines(_ text: String) -> [[String: Any]] {
         text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     }
 
-    @Test func replayToStdoutAndFileWithRanges() throws {
+    @Test func replayToStdoutAndFileWithRanges() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/a"
-        try Self.seed(data, records: 60)
-        let all = Self.jsonLines(try CLI.run(["replay", "src", "--data", data]).stdout)
+        try await Self.seed(data, records: 60)
+        let all = Self.jsonLines(try await CLI.run(["replay", "src", "--data", data]).stdout)
         #expect(all.count == 60)
-        let ranged = try CLI.run(["replay", "src:0", "--from", "2", "--until", "5", "--data", data])
+        let ranged = try await CLI.run(["replay", "src:0", "--from", "2", "--until", "5", "--data", data])
         #expect(Self.jsonLines(ranged.stdout).map { $0["offset"] as! Int } == [2, 3, 4])
         #expect(ranged.stderr.contains("replayed 3 records"))
         let file = dir.path + "/out.jsonl"
-        #expect(try CLI.run(["replay", "src", "--to-file", file, "--data", data]).status == 0)
+        #expect(try await CLI.run(["replay", "src", "--to-file", file, "--data", data]).status == 0)
         #expect(Self.jsonLines(try String(contentsOfFile: file, encoding: .utf8)).count == 60)
         // From a time in the future: nothing.
-        #expect(try CLI.run(["replay", "src", "--from", "2100-01-01T00:00:00Z", "--data", data]).stdout.isEmpty)
-        #expect(try CLI.run(["replay", "src:9", "--data", data]).status != 0)
+        #expect(try await CLI.run(["replay", "src", "--from", "2100-01-01T00:00:00Z", "--data", data]).stdout.isEmpty)
+        #expect(try await CLI.run(["replay", "src:9", "--data", data]).status != 0)
     }
 
     /// Data directory -> running broker, interrupted and rerun: every record exactly once,
     /// keys, values, headers and timestamps kept.
-    @Test func replayIntoAnotherBrokerResumesWithoutDuplicates() throws {
+    @Test func replayIntoAnotherBrokerResumesWithoutDuplicates() async throws {
         let dir = TemporaryDirectory()
         let source = dir.path + "/a"
         let target = dir.path + "/b"
-        try Self.seed(source, records: 300)
-        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
+        try await Self.seed(source, records: 300)
+        #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
         let broker = try ServeProcess(data: target)
         defer { broker.stop() }
         // The first run stops part-way (as if interrupted), the second finishes the job.
-        let first = try CLI.run(["replay", "src", "--until", "40", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
+        let first = try await CLI.run(["replay", "src", "--until", "40", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
         #expect(first.status == 0)
-        let second = try CLI.run(["replay", "src", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
+        let second = try await CLI.run(["replay", "src", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
         #expect(second.status == 0 && second.stderr.contains("resuming after offset 39"))
-        let third = try CLI.run(["replay", "src", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
+        let third = try await CLI.run(["replay", "src", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
         #expect(third.stderr.contains("replayed 0 records"))
 
-        let original = Self.jsonLines(try CLI.run(["replay", "src", "--data", source]).stdout)
-        let copied = Self.jsonLines(try CLI.run(["replay", "dst", "--bootstrap", broker.bootstrap]).stdout)
+        let original = Self.jsonLines(try await CLI.run(["replay", "src", "--data", source]).stdout)
+        let copied = Self.jsonLines(try await CLI.run(["replay", "dst", "--bootstrap", broker.bootstrap]).stdout)
         #expect(copied.count == 300)
         func identity(_ r: [String: Any]) -> String { "\(r["key"]!)|\(r["value"]!)|\(r["timestamp"]!)|\(r["partition"]!)" }
         #expect(Set(copied.map(identity)) == Set(original.map(identity)))
@@ -365,20 +376,20 @@ struct ReplayTests {
     }
 
     /// Between two data directories directly, interrupted (--until) and rerun.
-    @Test func replayBetweenTwoDataDirectories() throws {
+    @Test func replayBetweenTwoDataDirectories() async throws {
         let dir = TemporaryDirectory()
         let source = dir.path + "/a"
         let target = dir.path + "/b"
-        try Self.seed(source, records: 120)
-        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
+        try await Self.seed(source, records: 120)
+        #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
         let args = ["replay", "src", "--data", source, "--to-data", target, "--to-topic", "dst"]
-        #expect(try CLI.run(args + ["--until", "17"]).status == 0)
-        let rerun = try CLI.run(args)
+        #expect(try await CLI.run(args + ["--until", "17"]).status == 0)
+        let rerun = try await CLI.run(args)
         #expect(rerun.status == 0 && rerun.stderr.contains("resuming after offset 16"))
-        let copied = Self.jsonLines(try CLI.run(["replay", "dst", "--data", target]).stdout)
+        let copied = Self.jsonLines(try await CLI.run(["replay", "dst", "--data", target]).stdout)
         #expect(copied.count == 120)
         #expect(Set(copied.map { $0["value"] as! String }).count == 120)
-        #expect(try CLI.run(args + ["--to-data", source]).status != 0)
+        #expect(try await CLI.run(args + ["--to-data", source]).status != 0)
     }
 
     /// Over the wire into a topic with fewer partitions and a smaller max.message.bytes, rerun:
@@ -386,53 +397,53 @@ struct ReplayTests {
     /// in one batch, refused at every rerun), and the rerun finds each source partition's last
     /// copy behind the other one's (it looked at the newest 10,000 records only, and copied
     /// everything again).
-    @Test func replayOverTheWireIntoFewerPartitionsTwice() throws {
+    @Test func replayOverTheWireIntoFewerPartitionsTwice() async throws {
         let dir = TemporaryDirectory()
         let source = dir.path + "/a"
         let target = dir.path + "/b"
-        #expect(try CLI.run(["topics", "create", "src", "--partitions", "2", "--data", source]).status == 0)
+        #expect(try await CLI.run(["topics", "create", "src", "--partitions", "2", "--data", source]).status == 0)
         let pad = String(repeating: "x", count: 100)
         for p in 0..<2 {
             let lines = (0..<12_000).map { "p\(p)-\($0)-\(pad)" }.joined(separator: "\n")
-            #expect(try CLI.run(["produce", "src", "--partition", "\(p)", "--data", source], stdin: lines).status == 0)
+            #expect(try await CLI.run(["produce", "src", "--partition", "\(p)", "--data", source], stdin: lines).status == 0)
         }
         // A destination that takes smaller batches than the 512 KiB replay builds: they are split.
-        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
+        #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
         let a = try ServeProcess(data: source)
         defer { a.stop() }
         let b = try ServeProcess(data: target)
         defer { b.stop() }
         let args = ["replay", "src", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"]
-        let first = try CLI.run(args)
+        let first = try await CLI.run(args)
         #expect(first.status == 0 && first.stderr.contains("replayed 24000 records"), "\(first.stderr)")
-        let second = try CLI.run(args)
+        let second = try await CLI.run(args)
         #expect(second.status == 0 && second.stderr.contains("replayed 0 records"), "\(second.stderr)")
-        let copied = try CLI.run(["consume", "dst", "--bootstrap", b.bootstrap]).stdout.split(separator: "\n")
+        let copied = try await CLI.run(["consume", "dst", "--bootstrap", b.bootstrap]).stdout.split(separator: "\n")
         #expect(copied.count == 24_000 && Set(copied).count == 24_000)
 
         // Lines of 1.5 KB over the wire: 1,000 of them made one batch of 1.5 MB, over the
         // 1 MiB that Kafka and Tidemark take by default.
         let long = (0..<1000).map { "\($0)-" + String(repeating: "y", count: 1500) }.joined(separator: "\n")
-        #expect(try CLI.run(["topics", "create", "wide", "--bootstrap", b.bootstrap]).status == 0)
-        let produced = try CLI.run(["produce", "wide", "--bootstrap", b.bootstrap], stdin: long)
+        #expect(try await CLI.run(["topics", "create", "wide", "--bootstrap", b.bootstrap]).status == 0)
+        let produced = try await CLI.run(["produce", "wide", "--bootstrap", b.bootstrap], stdin: long)
         #expect(produced.status == 0 && produced.stderr.contains("produced 1000 records"), "\(produced.stderr)")
     }
 
     /// Between two running brokers.
-    @Test func replayBetweenTwoRunningBrokers() throws {
+    @Test func replayBetweenTwoRunningBrokers() async throws {
         let dir = TemporaryDirectory()
         let source = dir.path + "/a"
         let target = dir.path + "/b"
-        try Self.seed(source, records: 100)
+        try await Self.seed(source, records: 100)
         // A destination that takes smaller batches than the 512 KiB replay builds: they are split.
-        #expect(try CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
+        #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
         let a = try ServeProcess(data: source)
         defer { a.stop() }
         let b = try ServeProcess(data: target)
         defer { b.stop() }
-        let run = try CLI.run(["replay", "src", "--from", "5", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"])
+        let run = try await CLI.run(["replay", "src", "--from", "5", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"])
         #expect(run.status == 0 && run.stderr.contains("replayed 85 records"))
-        #expect(Self.jsonLines(try CLI.run(["replay", "dst", "--bootstrap", b.bootstrap]).stdout).count == 85)
+        #expect(Self.jsonLines(try await CLI.run(["replay", "dst", "--bootstrap", b.bootstrap]).stdout).count == 85)
     }
 }
 
@@ -440,14 +451,14 @@ struct ReplayTests {
 struct BootstrapModeTests {
     /// `produce` takes CRLF lines as lines (a CSV from Windows was one record), and sends lines
     /// as they arrive: `tail -f app.log | tidemark produce` used to send nothing until EOF.
-    @Test func produceReadsCRLFAndStreams() throws {
+    @Test func produceReadsCRLFAndStreams() async throws {
         let dir = TemporaryDirectory()
         let broker = try ServeProcess(data: dir.path + "/data")
         defer { broker.stop() }
         let b = ["--bootstrap", broker.bootstrap]
-        #expect(try CLI.run(["topics", "create", "lines", "--partitions", "1"] + b).status == 0)
-        #expect(try CLI.run(["produce", "lines"] + b, stdin: "a\r\nb\r\n\r\nc").stderr.contains("produced 3 records"))
-        #expect(try CLI.run(["consume", "lines"] + b).stdout == "a\nb\nc\n")
+        #expect(try await CLI.run(["topics", "create", "lines", "--partitions", "1"] + b).status == 0)
+        #expect(try await CLI.run(["produce", "lines"] + b, stdin: "a\r\nb\r\n\r\nc").stderr.contains("produced 3 records"))
+        #expect(try await CLI.run(["consume", "lines"] + b).stdout == "a\nb\nc\n")
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)
@@ -460,8 +471,8 @@ struct BootstrapModeTests {
         input.fileHandleForWriting.write(Data("streamed\n".utf8))
         var seen = ""
         for _ in 0..<100 where !seen.contains("streamed") {
-            Thread.sleep(forTimeInterval: 0.1)
-            seen = try CLI.run(["consume", "lines"] + b).stdout
+            try await Task.sleep(for: .milliseconds(100))
+            seen = try await CLI.run(["consume", "lines"] + b).stdout
         }
         #expect(seen.hasSuffix("streamed\n"), "a line reaches the broker while its input is still open")
         try input.fileHandleForWriting.close()
@@ -471,11 +482,11 @@ struct BootstrapModeTests {
 
     /// A partition that ends in a control batch (a transaction's commit marker): `consume`
     /// prints the records and exits, where it fetched the marker again and again at full speed.
-    @Test func consumeEndsAfterATrailingControlBatch() throws {
+    @Test func consumeEndsAfterATrailingControlBatch() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        #expect(try CLI.run(["topics", "create", "tx", "--partitions", "1", "--data", data]).status == 0)
-        #expect(try CLI.run(["produce", "tx", "--data", data], stdin: "v\n").status == 0)
+        #expect(try await CLI.run(["topics", "create", "tx", "--partitions", "1", "--data", data]).status == 0)
+        #expect(try await CLI.run(["produce", "tx", "--data", data], stdin: "v\n").status == 0)
         let log = try PartitionLog.open(directory: data + "/tx-0")
         var builder = RecordBatchBuilder(producerId: 7, producerEpoch: 0, baseSequence: -1, isTransactional: true)
         builder.append(timestamp: 1_700_000_000_000, key: [0, 0, 0, 1], value: [0, 0, 0, 0, 0, 0])  // COMMIT
@@ -488,24 +499,24 @@ struct BootstrapModeTests {
         try log.close()
         let broker = try ServeProcess(data: data)
         defer { broker.stop() }
-        let consumed = try CLI.run(["consume", "tx", "--bootstrap", broker.bootstrap], timeout: 30)
+        let consumed = try await CLI.run(["consume", "tx", "--bootstrap", broker.bootstrap], timeout: 30)
         #expect(consumed.status == 0 && consumed.stdout == "v\n")
     }
 
     /// The same commands against a running broker (--bootstrap) instead of a data directory.
-    @Test func topicsProduceConsumeGroupsOverTheWire() throws {
+    @Test func topicsProduceConsumeGroupsOverTheWire() async throws {
         let dir = TemporaryDirectory()
         let broker = try ServeProcess(data: dir.path + "/data")
         defer { broker.stop() }
         let b = ["--bootstrap", broker.bootstrap]
-        #expect(try CLI.run(["topics", "create", "wire", "--partitions", "2", "--config", "retention.ms=60000"] + b).status == 0)
-        #expect(try CLI.run(["topics", "create", "wire"] + b).stderr.contains("Kafka error 36"))
-        #expect(try CLI.run(["topics", "list"] + b).stdout == "wire\n")
+        #expect(try await CLI.run(["topics", "create", "wire", "--partitions", "2", "--config", "retention.ms=60000"] + b).status == 0)
+        #expect(try await CLI.run(["topics", "create", "wire"] + b).stderr.contains("Kafka error 36"))
+        #expect(try await CLI.run(["topics", "list"] + b).stdout == "wire\n")
         let lines = (0..<40).map { "k\($0 % 7):v\($0)" }.joined(separator: "\n")
-        #expect(try CLI.run(["produce", "wire", "--key-separator", ":"] + b, stdin: lines).stderr.contains("produced 40 records"))
-        let describe = try CLI.run(["topics", "describe", "wire"] + b)
+        #expect(try await CLI.run(["produce", "wire", "--key-separator", ":"] + b, stdin: lines).stderr.contains("produced 40 records"))
+        let describe = try await CLI.run(["topics", "describe", "wire"] + b)
         #expect(describe.stdout.contains("topic: wire partitions: 2") && describe.stdout.contains("retention.ms=60000"))
-        let all = try CLI.run(["consume", "wire", "--json"] + b)
+        let all = try await CLI.run(["consume", "wire", "--json"] + b)
         let values = all.stdout.split(separator: "\n").map {
             (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["value"] as! String
         }
@@ -517,18 +528,18 @@ struct BootstrapModeTests {
         #expect(k0 == ["v0", "v7", "v14", "v21", "v28", "v35"])
 
         // A standalone group: reads 15, commits; describe shows the lag; reset moves it.
-        #expect(try CLI.run(["consume", "wire", "--group", "wg", "--max-messages", "15"] + b).stdout.split(separator: "\n").count == 15)
-        #expect(try CLI.run(["groups", "list"] + b).stdout.contains("wg"))
-        #expect(try CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 25"))
-        #expect(try CLI.run(["groups", "reset-offsets", "wg", "--topic", "wire", "--to-latest", "--execute"] + b).status == 0)
-        #expect(try CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 0"))
-        #expect(try CLI.run(["consume", "wire", "--group", "wg"] + b).stdout.isEmpty)
-        #expect(try CLI.run(["groups", "delete", "wg"] + b).stdout == "deleted group wg\n")
-        #expect(try !CLI.run(["groups", "list"] + b).stdout.contains("wg"))
-        #expect(try CLI.run(["topics", "delete", "wire"] + b).status == 0)
-        #expect(try CLI.run(["topics", "list"] + b).stdout.isEmpty)
+        #expect(try await CLI.run(["consume", "wire", "--group", "wg", "--max-messages", "15"] + b).stdout.split(separator: "\n").count == 15)
+        #expect(try await CLI.run(["groups", "list"] + b).stdout.contains("wg"))
+        #expect(try await CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 25"))
+        #expect(try await CLI.run(["groups", "reset-offsets", "wg", "--topic", "wire", "--to-latest", "--execute"] + b).status == 0)
+        #expect(try await CLI.run(["groups", "describe", "wg"] + b).stdout.contains("total lag: 0"))
+        #expect(try await CLI.run(["consume", "wire", "--group", "wg"] + b).stdout.isEmpty)
+        #expect(try await CLI.run(["groups", "delete", "wg"] + b).stdout == "deleted group wg\n")
+        #expect(try await !CLI.run(["groups", "list"] + b).stdout.contains("wg"))
+        #expect(try await CLI.run(["topics", "delete", "wire"] + b).status == 0)
+        #expect(try await CLI.run(["topics", "list"] + b).stdout.isEmpty)
         // A broker that is not there: one clear line, non-zero exit.
-        let down = try CLI.run(["topics", "list", "--bootstrap", "127.0.0.1:1"])
+        let down = try await CLI.run(["topics", "list", "--bootstrap", "127.0.0.1:1"])
         #expect(down.status != 0 && down.stderr.contains("cannot connect to 127.0.0.1:1"))
     }
 }

@@ -10,16 +10,10 @@ import TidemarkWire
 /// Requests no mainstream client sends but tools and hostile clients do, answered as Kafka's
 /// ControllerApis, ConfigHelper, KafkaApis and ProduceRequest.validateRecords answer them.
 @Suite(.serialized) struct AdminRequestTests {
-    /// One request and its answer. The blocking socket calls run on a Dispatch thread, not on
-    /// a cooperative one: requests answered by a Swift task (CreateTopics, Metadata) must not
-    /// wait for a thread this test holds (two cores: two cooperative threads for every suite).
+    /// One request and its answer.
     static func exchange<Q: KafkaMessage>(_ client: RawClient, _ api: ApiKey, version: Int16, _ body: Q) async throws -> [UInt8] {
         try client.request(api, version: version, correlation: 7, body)
-        let handed = HandedOver(client)
-        let answer = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handed.value.response()) }
-        }
-        let (_, response) = try #require(answer)
+        let (_, response) = try #require(await client.response())
         return response
     }
 
@@ -95,12 +89,12 @@ import TidemarkWire
             fine.acks = 0
             try client.request(.produce, version: 7, correlation: 1, fine)
             try client.request(.apiVersions, version: 0, correlation: 2, ApiVersionsRequest())
-            #expect(client.response()?.0 == 2)
+            #expect(await client.response()?.0 == 2)
             var lost = ServerTests.produceRequest(topic: "nowhere", batch: try Self.batch(["b"]))
             lost.acks = 0
             try client.request(.produce, version: 7, correlation: 3, lost)
             try client.request(.apiVersions, version: 0, correlation: 4, ApiVersionsRequest())
-            #expect(client.response() == nil)
+            #expect(await client.response() == nil)
         }
     }
 
@@ -165,12 +159,4 @@ import TidemarkWire
             #expect(answer.topics.map(\.errorCode) == [KafkaError.invalidTopicException.rawValue])
         }
     }
-}
-
-/// A value handed to another thread while its owner waits for it.
-/// `@unchecked Sendable`: used by one thread at a time (the test awaits the Dispatch thread's
-/// answer before it touches the client again), which the compiler cannot see.
-private struct HandedOver<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

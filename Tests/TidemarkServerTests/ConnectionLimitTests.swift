@@ -15,9 +15,9 @@ import TidemarkWire
 /// Nested in `ServerTests` so that its blocking raw clients never run beside other suites'.
 extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
     /// ApiVersions on `client`: true when answered, false when the connection was closed.
-    static func answers(_ client: RawClient, _ correlation: Int32) throws -> Bool {
+    static func answers(_ client: RawClient, _ correlation: Int32) async throws -> Bool {
         try client.request(.apiVersions, version: 0, correlation: correlation, ApiVersionsRequest())
-        guard let (answered, _) = client.response() else { return false }
+        guard let (answered, _) = await client.response() else { return false }
         #expect(answered == correlation)
         return true
     }
@@ -30,7 +30,7 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         let node = try await HTTPMetricsTests.start(configure: { $0.maxConnections = 3 })
         let port = node.server.boundPort
         var held = try (0..<3).map { _ in try RawClient(port: port) }
-        for (index, client) in held.enumerated() { #expect(try Self.answers(client, Int32(index))) }
+        for (index, client) in held.enumerated() { #expect(try await Self.answers(client, Int32(index))) }
         #expect(try await Self.refused(node, "max.connections") == 0)
 
         // Reaching the limit stopped accepting: the next client waits in the kernel's backlog
@@ -38,12 +38,12 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         try await Task.sleep(for: .milliseconds(50))  // the listener's loop has paused it
         let waiting = try RawClient(port: port)
         try waiting.request(.apiVersions, version: 0, correlation: 11, ApiVersionsRequest())
-        for (index, client) in held.enumerated() { #expect(try Self.answers(client, Int32(20 + index))) }
+        for (index, client) in held.enumerated() { #expect(try await Self.answers(client, Int32(20 + index))) }
         #expect(try await Self.refused(node, "max.connections") == 0)
 
         // One closes: the waiting client is accepted and answered (its request was sent).
         held.removeFirst()
-        #expect(waiting.response()?.0 == 11)
+        #expect(await waiting.response()?.0 == 11)
         #expect(try await Self.refused(node, "max.connections") == 0)
         try await node.stop()
     }
@@ -52,8 +52,8 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         let node = try await HTTPMetricsTests.start(configure: { $0.maxConnectionsPerIp = 2 })
         let port = node.server.boundPort
         let held = try (0..<2).map { _ in try RawClient(port: port) }
-        for (index, client) in held.enumerated() { #expect(try Self.answers(client, Int32(index))) }
-        #expect(try !Self.answers(try RawClient(port: port), 10))
+        for (index, client) in held.enumerated() { #expect(try await Self.answers(client, Int32(index))) }
+        #expect(try await !Self.answers(try RawClient(port: port), 10))
         #expect(try await Self.refused(node, "max.connections.per.ip") == 1)
         #expect(try await Self.refused(node, "max.connections") == 0)
         try await node.stop()

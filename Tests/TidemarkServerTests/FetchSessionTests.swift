@@ -23,7 +23,7 @@ extension ServerTests {
 
         mutating func fetch(
             session: Int32, epoch: Int32, partitions: [(Int32, Int64)], forget: [Int32] = [], maxWaitMs: Int32 = 0
-        ) throws -> FetchResponse {
+        ) async throws -> FetchResponse {
             var request = FetchRequest()
             request.maxWaitMs = maxWaitMs
             request.minBytes = 1
@@ -48,7 +48,7 @@ extension ServerTests {
             }
             correlation += 1
             try client.request(.fetch, version: version, correlation: correlation, request)
-            let (got, body) = try #require(client.response())
+            let (got, body) = try #require(await client.response())
             #expect(got == correlation)
             // Flexible responses start with the header's (empty) tagged-field section.
             let flexible = ApiKey.fetch.isFlexible(version)
@@ -64,12 +64,12 @@ extension ServerTests {
             return result
         }
 
-        static func topicId(of topic: String, port: Int) throws -> WireUUID {
+        static func topicId(of topic: String, port: Int) async throws -> WireUUID {
             let client = try RawClient(port: port)
             var request = MetadataRequest()
             request.topicList = [.init(name: topic)]
             try client.request(.metadata, version: 12, correlation: 1, request)
-            let (_, body) = try #require(client.response())
+            let (_, body) = try #require(await client.response())
             let response = try MetadataResponse.decode(body, from: 1, version: 12, flexible: true)
             return try #require(response.topics.first?.topicId)
         }
@@ -79,43 +79,43 @@ extension ServerTests {
             try await ServerTests.withServer { server in
                 try await server.broker.createTopic("s", partitions: 3)
                 try await produce(server.broker, partition: 0, "a0")
-                let id = version >= 13 ? try topicId(of: "s", port: server.boundPort) : .zero
+                let id = version >= 13 ? try await topicId(of: "s", port: server.boundPort) : .zero
                 var session = FetchSessionTests(client: try RawClient(port: server.boundPort), version: version, topicId: id)
 
                 // A full fetch (epoch 0) opens a session and answers every partition.
-                let full = try session.fetch(session: 0, epoch: 0, partitions: [(0, 0), (1, 0), (2, 0)])
+                let full = try await session.fetch(session: 0, epoch: 0, partitions: [(0, 0), (1, 0), (2, 0)])
                 #expect(full.errorCode == 0 && full.sessionId > 0)
                 #expect(summary(full).keys.sorted() == [0, 1, 2] && summary(full)[0]! > 0)
                 let sessionId = full.sessionId
 
                 // Epoch 1: partition 0 moved past its record; nothing else changed: empty answer.
-                let quiet = try session.fetch(session: sessionId, epoch: 1, partitions: [(0, 1)])
+                let quiet = try await session.fetch(session: sessionId, epoch: 1, partitions: [(0, 1)])
                 #expect(quiet.errorCode == 0 && quiet.sessionId == sessionId && summary(quiet).isEmpty)
 
                 // A record on partition 2: an incremental fetch with no partitions gets just it.
                 try await produce(server.broker, partition: 2, "a2")
-                let one = try session.fetch(session: sessionId, epoch: 2, partitions: [], maxWaitMs: 2000)
+                let one = try await session.fetch(session: sessionId, epoch: 2, partitions: [], maxWaitMs: 2000)
                 #expect(summary(one).keys.sorted() == [2] && summary(one)[2]! > 0)
 
                 // Out of order epochs and unknown sessions are refused at the top level.
-                let stale = try session.fetch(session: sessionId, epoch: 2, partitions: [])
+                let stale = try await session.fetch(session: sessionId, epoch: 2, partitions: [])
                 #expect(stale.errorCode == KafkaError.invalidFetchSessionEpoch.rawValue)
-                let unknown = try session.fetch(session: 99_999, epoch: 1, partitions: [])
+                let unknown = try await session.fetch(session: 99_999, epoch: 1, partitions: [])
                 #expect(unknown.errorCode == KafkaError.fetchSessionIdNotFound.rawValue)
 
                 // Forgotten partitions are no longer read: a new record on 1 after forgetting it.
-                let forgot = try session.fetch(session: sessionId, epoch: 3, partitions: [(2, 1)], forget: [1])
+                let forgot = try await session.fetch(session: sessionId, epoch: 3, partitions: [(2, 1)], forget: [1])
                 #expect(summary(forgot).isEmpty)
                 try await produce(server.broker, partition: 1, "a1")
-                let after = try session.fetch(session: sessionId, epoch: 4, partitions: [])
+                let after = try await session.fetch(session: sessionId, epoch: 4, partitions: [])
                 #expect(summary(after).isEmpty)
 
                 // Epoch -1 closes the session: the next incremental fetch on it is unknown.
-                let closing = try session.fetch(session: sessionId, epoch: -1, partitions: [(1, 0)])
+                let closing = try await session.fetch(session: sessionId, epoch: -1, partitions: [(1, 0)])
                 #expect(closing.sessionId == 0 && summary(closing)[1]! > 0)
-                let gone = try session.fetch(session: sessionId, epoch: 5, partitions: [])
+                let gone = try await session.fetch(session: sessionId, epoch: 5, partitions: [])
                 #expect(gone.errorCode == KafkaError.fetchSessionIdNotFound.rawValue)
-                try HostileRequestTests.expectAlive(server)
+                try await HostileRequestTests.expectAlive(server)
             }
         }
 
@@ -127,11 +127,11 @@ extension ServerTests {
                 try await server.broker.createTopic("s", partitions: 1)
                 var session = FetchSessionTests(client: try RawClient(port: server.boundPort), version: 11, topicId: .zero)
                 var ids: [Int32] = []
-                for _ in 0..<3 { ids.append(try session.fetch(session: 0, epoch: 0, partitions: [(0, 0)]).sessionId) }
+                for _ in 0..<3 { ids.append(try await session.fetch(session: 0, epoch: 0, partitions: [(0, 0)]).sessionId) }
                 #expect(ids[0] != 0 && ids[1] != 0 && ids[0] != ids[1] && ids[2] == 0)
                 #expect(ids[1] != ids[0] &+ 1, "random, not counted from 1")
-                #expect(try session.fetch(session: ids[0], epoch: 1, partitions: []).errorCode == 0)
-                #expect(try session.fetch(session: ids[1], epoch: 1, partitions: []).errorCode == 0)
+                #expect(try await session.fetch(session: ids[0], epoch: 1, partitions: []).errorCode == 0)
+                #expect(try await session.fetch(session: ids[1], epoch: 1, partitions: []).errorCode == 0)
             }
         }
     }

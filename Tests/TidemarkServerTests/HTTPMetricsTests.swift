@@ -400,7 +400,7 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         let client = try RawClient(port: node.server.boundPort)
         for i in 0..<3 {
             try client.request(.apiVersions, version: 3, correlation: Int32(i), ApiVersionsRequest())
-            _ = client.response()
+            _ = await client.response()
         }
         // A fetch of a topic that does not exist: an error per partition, counted by name.
         var fetch = FetchRequest()
@@ -412,7 +412,7 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         topic.partitions = [partition]
         fetch.topics = [topic]
         try client.request(.fetch, version: 4, correlation: 7, fetch)
-        _ = client.response()
+        _ = await client.response()
         // Errors of every API are counted, not only Produce's and Fetch's.
         var list = ListOffsetsRequest()
         var listed = ListOffsetsRequest.Topic()
@@ -420,7 +420,7 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         listed.partitions = [ListOffsetsRequest.Partition()]
         list.topics = [listed]
         try client.request(.listOffsets, version: 1, correlation: 8, list)
-        _ = client.response()
+        _ = await client.response()
         let m = try await node.scrape()
         #expect(m[Sample(name: "tidemark_kafka_request_errors_total", labels: ["api": "ListOffsets", "error": "UNKNOWN_TOPIC_OR_PARTITION"])] == 1)
         #expect(m[Sample(name: "tidemark_kafka_requests_total", labels: ["api": "ApiVersions"])] == 3)

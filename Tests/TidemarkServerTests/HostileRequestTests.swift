@@ -12,10 +12,10 @@ import TidemarkWire
 /// cooperative thread in recv while the server's request tasks need one.
 extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
     /// The broker still answers a fresh connection.
-    static func expectAlive(_ server: KafkaServer) throws {
+    static func expectAlive(_ server: KafkaServer) async throws {
         let probe = try RawClient(port: server.boundPort)
         try probe.request(.apiVersions, version: 0, correlation: 77, ApiVersionsRequest())
-        let (correlation, _) = try #require(probe.response())
+        let (correlation, _) = try #require(await probe.response())
         #expect(correlation == 77)
     }
 
@@ -36,7 +36,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             let client = try RawClient(port: server.boundPort)
             let clientId = String(repeating: "c", count: 32_760)
             try client.request(.joinGroup, version: 4, correlation: 1, Self.joinRequest(group: "g1"), clientId: clientId)
-            let (correlation, body) = try #require(client.response())
+            let (correlation, body) = try #require(await client.response())
             #expect(correlation == 1)
             let response = try JoinGroupResponseMessage.decode(body, version: 4, flexible: false)
             #expect(response.errorCode == KafkaError.memberIdRequired.rawValue)
@@ -45,9 +45,9 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             var join = Self.joinRequest(group: "g1")
             join.memberId = response.memberId
             try client.request(.joinGroup, version: 4, correlation: 2, join, clientId: clientId)
-            let (_, joined) = try #require(client.response())
+            let (_, joined) = try #require(await client.response())
             #expect(try JoinGroupResponseMessage.decode(joined, version: 4, flexible: false).errorCode == 0)
-            try Self.expectAlive(server)
+            try await Self.expectAlive(server)
         }
     }
 
@@ -59,19 +59,19 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             for group in ["no-such-group", "g-leave"] {
                 if group == "g-leave" {
                     try client.request(.joinGroup, version: 4, correlation: 1, Self.joinRequest(group: group))
-                    _ = try #require(client.response())
+                    _ = try #require(await client.response())
                 }
                 var leave = LeaveGroupRequest()
                 leave.groupId = group
                 leave.members = [.init(memberId: ""), .init(memberId: ""), .init(memberId: "m")]
                 try client.request(.leaveGroup, version: 3, correlation: 2, leave)
-                let (correlation, body) = try #require(client.response())
+                let (correlation, body) = try #require(await client.response())
                 #expect(correlation == 2)
                 let response = try LeaveGroupResponse.decode(body, version: 3, flexible: false)
                 #expect(response.members.map(\.memberId) == ["", "", "m"])
                 #expect(response.members.allSatisfy { $0.errorCode == KafkaError.unknownMemberId.rawValue })
             }
-            try Self.expectAlive(server)
+            try await Self.expectAlive(server)
         }
     }
 
@@ -92,7 +92,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             for i in payload.indices where payload[i] == UInt8(ascii: "M") { payload[i] = 0xFF }
             let client = try RawClient(port: server.boundPort)
             client.send(frame: payload)
-            #expect(client.response() == nil)
+            #expect(await client.response() == nil)
 
             // A Metadata request naming a topic of invalid UTF-8.
             var metadata = MetadataRequest()
@@ -101,8 +101,8 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             for i in bad.indices where bad[i] == UInt8(ascii: "N") { bad[i] = 0xC3 }
             let other = try RawClient(port: server.boundPort)
             other.send(frame: bad)
-            #expect(other.response() == nil)
-            try Self.expectAlive(server)
+            #expect(await other.response() == nil)
+            try await Self.expectAlive(server)
         }
     }
 
@@ -126,7 +126,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             commit.topics = [topic]
             let client = try RawClient(port: server.boundPort)
             try client.request(.offsetCommit, version: 2, correlation: 3, commit)
-            let (_, body) = try #require(client.response())
+            let (_, body) = try #require(await client.response())
             let response = try OffsetCommitResponse.decode(body, version: 2, flexible: false)
             #expect(response.topics[0].partitions.map(\.errorCode) == [KafkaError.offsetMetadataTooLarge.rawValue, 0])
             let stored = server.broker.groups.fetchOffsets(groupId: "g3")
@@ -155,7 +155,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             fetch.topics = [topic]
             let client = try RawClient(port: server.boundPort)
             try client.request(.fetch, version: 11, correlation: 1, fetch)
-            let (_, body) = try #require(client.response())
+            let (_, body) = try #require(await client.response())
             let response = try FetchResponse.decode(body, version: 11, flexible: false)
             let records = try #require(response.topics.first?.partitions.first?.records).count
             #expect(records > 0 && records <= 4096)
@@ -171,7 +171,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             builder.append(timestamp: 0, key: nil, value: Array("kept".utf8))
             let client = try RawClient(port: server.boundPort)
             try client.request(.produce, version: 7, correlation: 1, ServerTests.produceRequest(topic: "eio", batch: try builder.build()))
-            let (_, first) = try #require(client.response())
+            let (_, first) = try #require(await client.response())
             #expect(try ProduceResponse.decode(first, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
 
             let scope = server.broker.dataDirectory + "/eio-0/"
@@ -179,7 +179,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             defer { StorageFaults.clear(pathContains: scope) }
             for correlation in Int32(2)...3 {
                 try client.request(.produce, version: 7, correlation: correlation, ServerTests.produceRequest(topic: "eio", batch: try builder.build()))
-                let (_, body) = try #require(client.response())
+                let (_, body) = try #require(await client.response())
                 let code = try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode
                 #expect(code == KafkaError.kafkaStorageError.rawValue)
             }
@@ -189,7 +189,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             topic.partitions = [FetchRequest.Partition()]
             fetch.topics = [topic]
             try client.request(.fetch, version: 11, correlation: 4, fetch)
-            let (_, fetched) = try #require(client.response())
+            let (_, fetched) = try #require(await client.response())
             let partition = try FetchResponse.decode(fetched, version: 11, flexible: false).topics[0].partitions[0]
             #expect(partition.errorCode == 0)
             guard case .bytes(let view)? = partition.records, case let bytes = Array(view) else { return }
@@ -215,7 +215,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             let client = try RawClient(port: server.boundPort)
             for (index, (batch, expected)) in cases.enumerated() {
                 try client.request(.produce, version: 7, correlation: Int32(index), ServerTests.produceRequest(topic: "bad", batch: batch))
-                let (_, body) = try #require(client.response())
+                let (_, body) = try #require(await client.response())
                 #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == expected.rawValue)
             }
             #expect(try server.broker.offsets(topic: "bad", partition: 0).end == 0)
@@ -240,14 +240,14 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(server.queuedRequestBytes <= 2 << 20)
             #expect(server.queuedRequestBytes >= frame)
-            try Self.expectAlive(server)
+            try await Self.expectAlive(server)
             // The timeout closes every holder (those waiting for budget once admitted) and gives
             // everything back.
-            for holder in holders { #expect(holder.response() == nil) }
+            for holder in holders { #expect(await holder.response() == nil) }
             let deadline = ContinuousClock.now + .seconds(2)
             while server.queuedRequestBytes > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.queuedRequestBytes == 0)
-            try Self.expectAlive(server)
+            try await Self.expectAlive(server)
         }
     }
 
@@ -288,9 +288,9 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             #expect(server.queuedRequestBytes == 0)
             // It reads what was sent before the close, then the end of the stream.
             var answers = 0
-            while client.response() != nil { answers += 1 }
+            while await client.response() != nil { answers += 1 }
             #expect(answers < 100)
-            try Self.expectAlive(server)
+            try await Self.expectAlive(server)
         }
     }
 
@@ -309,7 +309,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         // What the socket buffers hold (a few MB) is answered; the rest waits for the client.
         #expect(handled < 700, "\(handled) fetches answered into a socket nobody reads")
         for correlation in 0..<1000 {
-            let (answered, body) = try #require(client.response())
+            let (answered, body) = try #require(await client.response())
             #expect(answered == Int32(correlation))
             if correlation == 999 { #expect(try FetchResponse.decode(body, version: 11, flexible: false).topics[0].partitions[0].errorCode == 0) }
         }
@@ -326,9 +326,9 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
                 try await Task.sleep(for: .milliseconds(50))
                 slow.send([1])
             }
-            #expect(slow.response() == nil)
+            #expect(await slow.response() == nil)
             #expect(ContinuousClock.now - started < .seconds(5))
-            try Self.expectAlive(server)
+            try await Self.expectAlive(server)
         }
     }
 }

@@ -18,7 +18,22 @@ import TidemarkWire
 /// its fsync comes back far sooner than one fsync, and commits that did not share fsyncs
 /// would take one fsync each, one after another.
 @Suite(.serialized) struct OffsetCommitServerTests {
-    static func commit(_ client: RawClient, group: String, topic: String, offset: Int64, correlation: Int32) throws -> Int16 {
+    static func commit(_ client: RawClient, group: String, topic: String, offset: Int64, correlation: Int32) async throws -> Int16 {
+        try client.request(.offsetCommit, version: 2, correlation: correlation, commitRequest(group: group, topic: topic, offset: offset))
+        let (c, body) = try #require(await client.response())
+        #expect(c == correlation)
+        return try commitError(body)
+    }
+
+    /// `commit` on the calling thread (the consumers' own threads).
+    static func commitBlocking(_ client: RawClient, group: String, topic: String, offset: Int64, correlation: Int32) throws -> Int16 {
+        try client.request(.offsetCommit, version: 2, correlation: correlation, commitRequest(group: group, topic: topic, offset: offset))
+        let (c, body) = try #require(client.responseBlocking())
+        #expect(c == correlation)
+        return try commitError(body)
+    }
+
+    static func commitRequest(group: String, topic: String, offset: Int64) -> OffsetCommitRequest {
         var request = OffsetCommitRequest()
         request.groupId = group
         var t = OffsetCommitRequest.Topic()
@@ -28,9 +43,10 @@ import TidemarkWire
         p.committedMetadata = ""
         t.partitions = [p]
         request.topics = [t]
-        try client.request(.offsetCommit, version: 2, correlation: correlation, request)
-        let (c, body) = try #require(client.response())
-        #expect(c == correlation)
+        return request
+    }
+
+    static func commitError(_ body: [UInt8]) throws -> Int16 {
         let response = try OffsetCommitResponse.decode(body, version: 2, flexible: false)
         return try #require(response.topics.first?.partitions.first).errorCode
     }
@@ -63,7 +79,7 @@ import TidemarkWire
                         let started = DispatchTime.now().uptimeNanoseconds
                         // This commit lands at or after the log's end now: answered, it is synced.
                         let end = log.logEndOffset
-                        let code = try Self.commit(client, group: "workers-\(c)", topic: "jobs", offset: Int64(r), correlation: Int32(r))
+                        let code = try Self.commitBlocking(client, group: "workers-\(c)", topic: "jobs", offset: Int64(r), correlation: Int32(r))
                         let took = DispatchTime.now().uptimeNanoseconds - started
                         fastest.withLock { $0 = min($0, took) }
                         if code != 0 { failures.withLock { $0.append("consumer \(c) round \(r): error \(code)") } }
@@ -103,11 +119,11 @@ import TidemarkWire
         try await ServerTests.withServer { server in
             try await server.broker.createTopic("jobs", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
             let client = try RawClient(port: server.boundPort)
-            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
+            #expect(try await Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
             let scope = server.broker.dataDirectory + "/__consumer_offsets"
             StorageFaults.inject(.sync, .ioError, pathContains: scope, times: nil)
             defer { StorageFaults.clear(pathContains: scope) }
-            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == KafkaError.kafkaStorageError.rawValue)
+            #expect(try await Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == KafkaError.kafkaStorageError.rawValue)
         }
     }
 
@@ -119,13 +135,13 @@ import TidemarkWire
             let client = try RawClient(port: server.boundPort)
             let log = server.broker.groups.store.partition.log
             // A first commit, at the disk's own speed.
-            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
+            #expect(try await Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == 0)
             let scope = server.broker.dataDirectory + "/__consumer_offsets"
             StorageFaults.slow(.sync, by: 50_000_000, pathContains: scope)
             defer { StorageFaults.clear(pathContains: scope) }
             let waitersBefore = server.broker.groupCommitStatistics.waiters
             let started = ContinuousClock.now
-            #expect(try Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == 0)
+            #expect(try await Self.commit(client, group: "workers", topic: "jobs", offset: 2, correlation: 2) == 0)
             #expect(ContinuousClock.now - started < .milliseconds(50))
             #expect(server.broker.groupCommitStatistics.waiters == waitersBefore)
             let end = log.logEndOffset

@@ -32,9 +32,9 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
         return fetch
     }
 
-    static func answer(_ client: RawClient, _ request: FetchRequest) throws -> FetchResponse {
+    static func answer(_ client: RawClient, _ request: FetchRequest) async throws -> FetchResponse {
         try client.request(.fetch, version: 11, correlation: 1, request)
-        let (_, body) = try #require(client.response())
+        let (_, body) = try #require(await client.response())
         return try FetchResponse.decode(body, version: 11, flexible: false)
     }
 
@@ -84,7 +84,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             let producer = try RawClient(port: server.boundPort)
             let started = ContinuousClock.now
             try producer.request(.produce, version: 7, correlation: 5, produce)
-            let (correlation, body) = try #require(producer.response())
+            let (correlation, body) = try #require(await producer.response())
             #expect(correlation == 5 && ContinuousClock.now - started < .seconds(5))
             #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
             withExtendedLifetime(holders) {}
@@ -114,7 +114,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             let started = ContinuousClock.now
             for (client, frame) in zip(clients, frames) { client.send(Array(frame[(frame.count / 2)...])) }
             for (i, client) in clients.enumerated() {
-                let (correlation, body) = try #require(client.response())
+                let (correlation, body) = try #require(await client.response())
                 #expect(correlation == Int32(i))
                 #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
             }
@@ -136,8 +136,8 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try client.request(.produce, version: 7, correlation: 2, produce)
             try await Task.sleep(for: .milliseconds(500))
             #expect(server.queuedRequestBytes < 100_000, "\(server.queuedRequestBytes) bytes reserved behind the poll")
-            let (first, _) = try #require(client.response())
-            let (second, body) = try #require(client.response())
+            let (first, _) = try #require(await client.response())
+            let (second, body) = try #require(await client.response())
             #expect(first == 1 && second == 2)
             #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
         }
@@ -149,7 +149,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await server.broker.createTopic("dup", partitions: 1)
             try await Self.fill(server.broker, "dup", partitions: 1, batches: 1, bytes: 30_000)
             let client = try RawClient(port: server.boundPort)
-            let response = try Self.answer(client, Self.fetch("dup", Array(repeating: (0, 0), count: 50), partitionMaxBytes: 30_000))
+            let response = try await Self.answer(client, Self.fetch("dup", Array(repeating: (0, 0), count: 50), partitionMaxBytes: 30_000))
             let sizes = response.topics[0].partitions.map { $0.records?.count ?? 0 }
             #expect(sizes.count == 50 && sizes[0] > 30_000 && sizes.dropFirst().allSatisfy { $0 == 0 })
         }
@@ -162,7 +162,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await server.broker.createTopic("wide", partitions: 20)
             try await Self.fill(server.broker, "wide", partitions: 20, batches: 1, bytes: 20_000)
             let client = try RawClient(port: server.boundPort)
-            let response = try Self.answer(client, Self.fetch("wide", (0..<20).map { (Int32($0), 0) }))
+            let response = try await Self.answer(client, Self.fetch("wide", (0..<20).map { (Int32($0), 0) }))
             let total = response.topics[0].partitions.reduce(0) { $0 + ($1.records?.count ?? 0) }
             #expect(total > 20_000 && total <= 100_000, "\(total) bytes copied")
             let deadline = ContinuousClock.now + .seconds(2)
@@ -170,7 +170,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             #expect(server.responseBytesHeld == 0)
             // The next fetch, from where the first stopped, gets the rest.
             let answered = Set(response.topics[0].partitions.filter { ($0.records?.count ?? 0) > 0 }.map(\.partitionIndex))
-            let rest = try Self.answer(client, Self.fetch("wide", (0..<20).filter { !answered.contains(Int32($0)) }.map { (Int32($0), 0) }))
+            let rest = try await Self.answer(client, Self.fetch("wide", (0..<20).filter { !answered.contains(Int32($0)) }.map { (Int32($0), 0) }))
             #expect(rest.topics[0].partitions.contains { ($0.records?.count ?? 0) > 0 })
         }
     }
@@ -183,10 +183,10 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await server.broker.createTopic("first", partitions: 1)
             try await Self.fill(server.broker, "first", partitions: 1, batches: 10, bytes: 20_000)
             let client = try RawClient(port: server.boundPort)
-            let capped = try Self.answer(client, Self.fetch("first", [(0, 0)], maxBytes: 50_000))
+            let capped = try await Self.answer(client, Self.fetch("first", [(0, 0)], maxBytes: 50_000))
             let size = capped.topics[0].partitions[0].records?.count ?? 0
             #expect(size > 20_000 && size <= 50_000, "\(size) bytes for max_bytes 50,000")
-            let tiny = try Self.answer(client, Self.fetch("first", [(0, 0)], maxBytes: 1))
+            let tiny = try await Self.answer(client, Self.fetch("first", [(0, 0)], maxBytes: 1))
             #expect((tiny.topics[0].partitions[0].records?.count ?? 0) > 20_000, "the first batch goes whole")
         }
     }
@@ -199,7 +199,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await Self.fill(server.broker, "poll", partitions: 1, batches: 1, bytes: 100)
             let client = try RawClient(port: server.boundPort)
             let started = ContinuousClock.now
-            let failed = try Self.answer(client, Self.fetch("poll", [(0, 99), (1, 0)], maxWaitMs: 5000))
+            let failed = try await Self.answer(client, Self.fetch("poll", [(0, 99), (1, 0)], maxWaitMs: 5000))
             #expect(failed.topics[0].partitions[0].errorCode == KafkaError.offsetOutOfRange.rawValue)
             #expect(ContinuousClock.now - started < .seconds(2))
         }
@@ -225,7 +225,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
                 t.partitions = [p]
                 request.topics = [t]
                 try client.request(.listOffsets, version: 9, correlation: Int32(correlation), request)
-                let (_, body) = try #require(client.response())
+                let (_, body) = try #require(await client.response())
                 let answer = try ListOffsetsResponse.decode(body, from: 1, version: 9, flexible: true).topics[0].partitions[0]
                 #expect(answer.errorCode == 0)
                 answers[time] = (answer.offset, answer.timestamp)

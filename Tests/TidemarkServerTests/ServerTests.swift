@@ -65,14 +65,34 @@ final class RawClient {
         return out
     }
 
-    /// The next response: (correlation id, body after it), or nil when the server closed.
-    func response() -> (Int32, [UInt8])? {
+    /// The next response: (correlation id, body after it), or nil when the server closed (or
+    /// after 10 s without one). The blocking read runs on a Dispatch thread, not on the
+    /// test's cooperative one: a request answered by a Swift task (Metadata, JoinGroup,
+    /// ListOffsets...) must not wait for a thread that tests hold (two cores: two cooperative
+    /// threads for every suite; two tests reading at once starved the server on loaded runs).
+    func response() async -> (Int32, [UInt8])? {
+        let handed = Unowned(self)
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handed.value.responseBlocking()) }
+        }
+    }
+
+    /// `response()` on the calling thread.
+    func responseBlocking() -> (Int32, [UInt8])? {
         guard let size = receive(4) else { return nil }
         let length = Int(Int32(bigEndian: size.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
         guard let frame = receive(length) else { return nil }
         let correlation = Int32(bigEndian: frame.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
         return (correlation, Array(frame[4...]))
     }
+}
+
+/// A client handed to a Dispatch thread while its test awaits the answer.
+/// `@unchecked Sendable`: used by one thread at a time (the test awaits the Dispatch thread
+/// before it touches the client again), which the compiler cannot see.
+struct Unowned<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 @Suite(.serialized) struct ServerTests {
@@ -111,19 +131,19 @@ final class RawClient {
     }
 
     /// Produces `batches[p]` to partition p of `topic`, one request each, and expects success.
-    static func produceEach(_ client: RawClient, topic: String, _ batches: [[UInt8]]) throws {
+    static func produceEach(_ client: RawClient, topic: String, _ batches: [[UInt8]]) async throws {
         for (p, batch) in batches.enumerated() {
             var produce = produceRequest(topic: topic, batch: batch)
             produce.topics[0].partitions[0].index = Int32(p)
             try client.request(.produce, version: 7, correlation: Int32(p), produce)
-            let (_, body) = try #require(client.response())
+            let (_, body) = try #require(await client.response())
             #expect(try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].errorCode == 0)
         }
     }
 
     /// Fetches every partition of `topic` from offset 0 in one request and expects each to
     /// return `batches[p]` byte for byte (but for the broker's base offset).
-    static func fetchAndCheck(_ client: RawClient, topic name: String, _ batches: [[UInt8]]) throws {
+    static func fetchAndCheck(_ client: RawClient, topic name: String, _ batches: [[UInt8]]) async throws {
         var fetch = FetchRequest()
         fetch.maxBytes = 8 << 20
         var topic = FetchRequest.Topic()
@@ -136,7 +156,7 @@ final class RawClient {
         }
         fetch.topics = [topic]
         try client.request(.fetch, version: 11, correlation: 100, fetch)
-        let (_, body) = try #require(client.response())
+        let (_, body) = try #require(await client.response())
         let fetched = try FetchResponse.decode(body, version: 11, flexible: false)
         #expect(fetched.topics[0].partitions.count == batches.count)
         for answer in fetched.topics[0].partitions {
@@ -154,7 +174,7 @@ final class RawClient {
             var metadata = MetadataRequest()
             metadata.topics = ["wire"]
             try client.request(.metadata, version: 4, correlation: 1, metadata)
-            let (c1, m1) = try #require(client.response())
+            let (c1, m1) = try #require(await client.response())
             let meta = try MetadataResponse.decode(m1, version: 4, flexible: false)
             #expect(c1 == 1 && meta.topics.first?.name == "wire" && meta.topics.first?.partitions.count == 1)
             #expect(meta.brokers.first?.port == Int32(server.boundPort))
@@ -164,7 +184,7 @@ final class RawClient {
             let batch = try builder.build()
             var produce = Self.produceRequest(topic: "wire", batch: batch)
             try client.request(.produce, version: 7, correlation: 2, produce)
-            let (c2, p2) = try #require(client.response())
+            let (c2, p2) = try #require(await client.response())
             let produced = try ProduceResponse.decode(p2, version: 7, flexible: false)
             #expect(c2 == 2 && produced.topics[0].partitions[0].errorCode == 0 && produced.topics[0].partitions[0].baseOffset == 0)
 
@@ -174,7 +194,7 @@ final class RawClient {
             ft.partitions = [FetchRequest.Partition()]
             fetch.topics = [ft]
             try client.request(.fetch, version: 11, correlation: 3, fetch)
-            let (c3, f3) = try #require(client.response())
+            let (c3, f3) = try #require(await client.response())
             let fetched = try FetchResponse.decode(f3, version: 11, flexible: false)
             #expect(c3 == 3 && fetched.topics[0].partitions[0].highWatermark == 100)
             guard case .bytes(let view)? = fetched.topics[0].partitions[0].records, case let stored = Array(view) else {
@@ -190,7 +210,7 @@ final class RawClient {
             produce.acks = 0
             try client.request(.produce, version: 7, correlation: 4, produce)
             try client.request(.apiVersions, version: 0, correlation: 5, ApiVersionsRequest())
-            let (c5, _) = try #require(client.response())
+            let (c5, _) = try #require(await client.response())
             #expect(c5 == 5)
         }
     }
@@ -208,8 +228,8 @@ final class RawClient {
                 builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(p), count: size))
                 return try builder.build()
             }
-            try Self.produceEach(client, topic: "mixed", batches)
-            try Self.fetchAndCheck(client, topic: "mixed", batches)
+            try await Self.produceEach(client, topic: "mixed", batches)
+            try await Self.fetchAndCheck(client, topic: "mixed", batches)
         }
     }
 
@@ -226,12 +246,12 @@ final class RawClient {
                 builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(7 + p), count: p == 0 ? 200 : 300 << 10))
                 return try builder.build()
             }
-            try Self.produceEach(client, topic: "cold", batches)
+            try await Self.produceEach(client, topic: "cold", batches)
             for p in 0..<2 { try dropFromPageCache(server.broker.dataDirectory + "/cold-\(p)/00000000000000000000.log") }
             let scope = server.broker.dataDirectory + "/cold-"
             StorageFaults.inject(.readNoWait, .resourceTemporarilyUnavailable, pathContains: scope, times: nil)
             defer { StorageFaults.clear(pathContains: scope) }
-            try Self.fetchAndCheck(client, topic: "cold", batches)
+            try await Self.fetchAndCheck(client, topic: "cold", batches)
             #expect(server.fetchReadsOffLoop == 2)
         }
     }
@@ -241,12 +261,12 @@ final class RawClient {
             let good = try RawClient(port: server.boundPort)
             let bad = try RawClient(port: server.boundPort)
             bad.send(withUnsafeBytes(of: Int32(2 << 20).bigEndian) { Array($0) } + [0, 0, 0])
-            #expect(bad.response() == nil)
+            #expect(await bad.response() == nil)
             let garbage = try RawClient(port: server.boundPort)
             garbage.send([0, 0, 0, 10, 0x7F, 0x7F, 0, 0, 0, 1, 0, 0, 0, 0])
-            #expect(garbage.response() == nil)
+            #expect(await garbage.response() == nil)
             try good.request(.apiVersions, version: 3, correlation: 9, ApiVersionsRequest())
-            let (c, body) = try #require(good.response())
+            let (c, body) = try #require(await good.response())
             #expect(c == 9)
             let versions = try ApiVersionsResponse.decode(body, version: 3, flexible: true)
             #expect(versions.apiKeys.count == ApiKey.allCases.count)
@@ -262,7 +282,7 @@ final class RawClient {
                 try client.request(.apiVersions, version: 0, correlation: Int32(correlation), ApiVersionsRequest())
             }
             for expected in 0..<1000 {
-                let (correlation, _) = try #require(client.response())
+                let (correlation, _) = try #require(await client.response())
                 #expect(correlation == Int32(expected))
             }
         }
@@ -276,7 +296,7 @@ final class RawClient {
             var metadata = MetadataRequest()
             metadata.topics = ["ordered"]
             try client.request(.metadata, version: 4, correlation: 0, metadata)
-            _ = try #require(client.response())
+            _ = try #require(await client.response())
             for n in 0..<200 {
                 var builder = RecordBatchBuilder()
                 for i in 0..<(n % 7 + 1) { builder.append(timestamp: 0, key: nil, value: Array("\(n)-\(i)".utf8)) }
@@ -286,7 +306,7 @@ final class RawClient {
             }
             var previous: Int64 = -1
             for n in 0..<200 {
-                let (correlation, body) = try #require(client.response())
+                let (correlation, body) = try #require(await client.response())
                 #expect(correlation == Int32(n + 1))
                 let base = try ProduceResponse.decode(body, version: 7, flexible: false).topics[0].partitions[0].baseOffset
                 #expect(base > previous, "request \(n) appended before an earlier one")

@@ -9,7 +9,7 @@ import TidemarkWire
 extension ServerTests {
     static func shareFetch(
         _ client: RawClient, topicId: WireUUID, partitions: [Int32] = [0], maxRecords: Int32 = 1, epoch: Int32, correlation: Int32
-    ) throws -> ShareFetchResponse {
+    ) async throws -> ShareFetchResponse {
         var request = ShareFetchRequest()
         request.groupId = "workers"
         request.memberId = "worker-1"
@@ -24,7 +24,7 @@ extension ServerTests {
             request.topics = [topic]
         }
         try client.request(.shareFetch, version: 1, correlation: correlation, request)
-        let (c, body) = try #require(client.response())
+        let (c, body) = try #require(await client.response())
         #expect(c == correlation)
         return try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
     }
@@ -36,18 +36,18 @@ extension ServerTests {
         let client = try RawClient(port: server.boundPort)
         var builder = RecordBatchBuilder(compression: .none)
         for i in 0..<jobs { builder.append(timestamp: 1000, key: nil, value: Array("job-\(i)".utf8)) }
-        try Self.produceEach(client, topic: topic, [try builder.build()])
-        try Self.joinShareGroup(client, topic: topic)
-        return (client, try FetchSessionTests.topicId(of: topic, port: server.boundPort))
+        try await Self.produceEach(client, topic: topic, [try builder.build()])
+        try await Self.joinShareGroup(client, topic: topic)
+        return (client, try await FetchSessionTests.topicId(of: topic, port: server.boundPort))
     }
 
-    static func joinShareGroup(_ client: RawClient, topic: String) throws {
+    static func joinShareGroup(_ client: RawClient, topic: String) async throws {
         var heartbeat = ShareGroupHeartbeatRequest()
         heartbeat.groupId = "workers"
         heartbeat.memberId = "worker-1"
         heartbeat.subscribedTopicNames = [topic]
         try client.request(.shareGroupHeartbeat, version: 1, correlation: 1, heartbeat)
-        let (_, joined) = try #require(client.response())
+        let (_, joined) = try #require(await client.response())
         #expect(try ShareGroupHeartbeatResponse.decode(joined, from: 1, version: 1, flexible: true).errorCode == 0)
     }
 
@@ -62,16 +62,16 @@ extension ServerTests {
             var builder = RecordBatchBuilder(compression: .none)
             for i in 0..<3 { builder.append(timestamp: 1000, key: Array("k\(i)".utf8), value: [UInt8](repeating: UInt8(i), count: 200)) }
             let batch = try builder.build()
-            try Self.produceEach(client, topic: "coldjobs", [batch])
+            try await Self.produceEach(client, topic: "coldjobs", [batch])
             let log = server.broker.dataDirectory + "/coldjobs-0/00000000000000000000.log"
 
-            try Self.joinShareGroup(client, topic: "coldjobs")
-            let topicId = try FetchSessionTests.topicId(of: "coldjobs", port: server.boundPort)
+            try await Self.joinShareGroup(client, topic: "coldjobs")
+            let topicId = try await FetchSessionTests.topicId(of: "coldjobs", port: server.boundPort)
 
             StorageFaults.inject(.readNoWait, .resourceTemporarilyUnavailable, pathContains: log, times: nil)
             defer { StorageFaults.clear(pathContains: log) }
             try dropFromPageCache(log)
-            let first = try Self.shareFetch(client, topicId: topicId, epoch: 0, correlation: 2)
+            let first = try await Self.shareFetch(client, topicId: topicId, epoch: 0, correlation: 2)
             let p0 = try #require(first.responses.first?.partitions.first)
             #expect(p0.errorCode == 0)
             #expect(p0.acquiredRecords.map { [$0.firstOffset, $0.lastOffset, Int64($0.deliveryCount)] } == [[0, 0, 1]])
@@ -81,7 +81,7 @@ extension ServerTests {
 
             // The window already knows offset 1; its batch is cold again.
             try dropFromPageCache(log)
-            let second = try Self.shareFetch(client, topicId: topicId, epoch: 1, correlation: 3)
+            let second = try await Self.shareFetch(client, topicId: topicId, epoch: 1, correlation: 3)
             let p1 = try #require(second.responses.first?.partitions.first)
             #expect(p1.errorCode == 0)
             #expect(p1.acquiredRecords.map { [$0.firstOffset, $0.lastOffset, Int64($0.deliveryCount)] } == [[1, 1, 1]])
@@ -98,10 +98,10 @@ extension ServerTests {
     @Test func overlappingAcknowledgementBatchesAreInvalid() async throws {
         try await Self.withServer { server in
             let (client, topicId) = try await Self.jobsTopic(server, "acks", jobs: 2)
-            let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 2, epoch: 0, correlation: 2)
+            let fetched = try await Self.shareFetch(client, topicId: topicId, maxRecords: 2, epoch: 0, correlation: 2)
             #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.lastOffset) == [1])
             func acknowledge(_ batches: [(Int64, Int64, Int8)], epoch: Int32, correlation: Int32,
-                             listedBefore: [(Int64, Int64, Int8)]? = nil) throws -> Int16? {
+                             listedBefore: [(Int64, Int64, Int8)]? = nil) async throws -> Int16? {
                 var request = ShareAcknowledgeRequest()
                 request.groupId = "workers"
                 request.memberId = "worker-1"
@@ -115,13 +115,13 @@ extension ServerTests {
                 }
                 request.topics = [topic]
                 try client.request(.shareAcknowledge, version: 1, correlation: correlation, request)
-                let (_, body) = try #require(client.response())
+                let (_, body) = try #require(await client.response())
                 let response = try ShareAcknowledgeResponse.decode(body, from: 1, version: 1, flexible: true)
                 return response.responses.first?.partitions.first?.errorCode
             }
-            #expect(try acknowledge([(0, 1, 1), (1, 1, 2)], epoch: 1, correlation: 3) == KafkaError.invalidRequest.rawValue)
+            #expect(try await acknowledge([(0, 1, 1), (1, 1, 2)], epoch: 1, correlation: 3) == KafkaError.invalidRequest.rawValue)
             #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first?.acquired == 2)
-            #expect(try acknowledge([(0, 0, 1), (1, 1, 2)], epoch: 2, correlation: 4, listedBefore: [(1, 1, 1), (0, 0, 2)]) == 0)
+            #expect(try await acknowledge([(0, 0, 1), (1, 1, 2)], epoch: 2, correlation: 4, listedBefore: [(1, 1, 1), (0, 0, 2)]) == 0)
             let summary = try #require(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first)
             #expect(summary.startOffset == 1 && summary.acquired == 0 && summary.available == 1)
         }
@@ -139,13 +139,13 @@ extension ServerTests {
                 builder.append(timestamp: 1000, key: nil, value: Array("job-\(p)".utf8))
                 return try builder.build()
             }
-            try Self.produceEach(client, topic: "mixed", batches)
-            try Self.joinShareGroup(client, topic: "mixed")
-            let topicId = try FetchSessionTests.topicId(of: "mixed", port: server.boundPort)
+            try await Self.produceEach(client, topic: "mixed", batches)
+            try await Self.joinShareGroup(client, topic: "mixed")
+            let topicId = try await FetchSessionTests.topicId(of: "mixed", port: server.boundPort)
             let cold = server.broker.dataDirectory + "/mixed-1/"
             StorageFaults.inject(.readNoWait, .resourceTemporarilyUnavailable, pathContains: cold, times: nil)
             defer { StorageFaults.clear(pathContains: cold) }
-            let fetched = try Self.shareFetch(client, topicId: topicId, partitions: [0, 1], maxRecords: 10, epoch: 0, correlation: 2)
+            let fetched = try await Self.shareFetch(client, topicId: topicId, partitions: [0, 1], maxRecords: 10, epoch: 0, correlation: 2)
             let answered = fetched.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }.map(\.partitionIndex)
             #expect(answered.sorted() == [0, 1])
         }
@@ -158,7 +158,7 @@ extension ServerTests {
     @Test func partitionsThatDoNotExistAreRefusedAndBadAcknowledgementTypesAnsweredOnce() async throws {
         try await Self.withServer { server in
             let (client, topicId) = try await Self.jobsTopic(server, "one", jobs: 2)
-            let fetched = try Self.shareFetch(client, topicId: topicId, partitions: [0, 7, -1], maxRecords: 1, epoch: 0, correlation: 2)
+            let fetched = try await Self.shareFetch(client, topicId: topicId, partitions: [0, 7, -1], maxRecords: 1, epoch: 0, correlation: 2)
             let entries = fetched.responses.flatMap(\.partitions)
             let unknown = KafkaError.unknownTopicOrPartition.rawValue
             #expect(entries.filter { $0.partitionIndex == 7 }.map(\.errorCode) == [unknown])
@@ -177,7 +177,7 @@ extension ServerTests {
             topic.partitions = [.init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 0, lastOffset: 0, acknowledgeTypes: [9])])]
             request.topics = [topic]
             try client.request(.shareFetch, version: 1, correlation: 3, request)
-            let (_, body) = try #require(client.response())
+            let (_, body) = try #require(await client.response())
             let second = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
             let zero = second.responses.flatMap(\.partitions).filter { $0.partitionIndex == 0 }
             #expect(zero.count == 1, "\(second.responses)")
@@ -196,7 +196,7 @@ extension ServerTests {
         try await Self.withServer { server in
             do {
                 let (client, topicId) = try await Self.jobsTopic(server, "crash", jobs: 1)
-                let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 2)
+                let fetched = try await Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 2)
                 #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.firstOffset) == [0])
             }  // the connection closes here
             let view = server.broker.shareLogView
@@ -227,12 +227,12 @@ extension ServerTests {
             opening.maxWaitMs = 100
             opening.topics = [topic]
             try client.request(.shareFetch, version: 1, correlation: 2, opening)
-            let (_, refusedBody) = try #require(client.response())
+            let (_, refusedBody) = try #require(await client.response())
             let refused = try ShareFetchResponse.decode(refusedBody, from: 1, version: 1, flexible: true)
             #expect(refused.errorCode == KafkaError.invalidRequest.rawValue && refused.responses.isEmpty)
             #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).first?.acquired ?? 0 == 0)
 
-            let fetched = try Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 3)
+            let fetched = try await Self.shareFetch(client, topicId: topicId, maxRecords: 1, epoch: 0, correlation: 3)
             #expect(fetched.errorCode == 0 && fetched.responses.first?.partitions.first?.acquiredRecords.map(\.firstOffset) == [0])
             var acknowledge = ShareAcknowledgeRequest()
             acknowledge.groupId = "workers"
@@ -240,13 +240,13 @@ extension ServerTests {
             acknowledge.shareSessionEpoch = 0
             acknowledge.topics = [topic]
             try client.request(.shareAcknowledge, version: 1, correlation: 4, acknowledge)
-            let (_, ackBody) = try #require(client.response())
+            let (_, ackBody) = try #require(await client.response())
             let ack = try ShareAcknowledgeResponse.decode(ackBody, from: 1, version: 1, flexible: true)
             #expect(ack.errorCode == KafkaError.invalidShareSessionEpoch.rawValue)
             // The session opened by the fetch still expects epoch 1, and the job is still held.
             acknowledge.shareSessionEpoch = 1
             try client.request(.shareAcknowledge, version: 1, correlation: 5, acknowledge)
-            let (_, secondBody) = try #require(client.response())
+            let (_, secondBody) = try #require(await client.response())
             let second = try ShareAcknowledgeResponse.decode(secondBody, from: 1, version: 1, flexible: true)
             #expect(second.errorCode == 0 && second.responses.first?.partitions.first?.errorCode == 0)
         }

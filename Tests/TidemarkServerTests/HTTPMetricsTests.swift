@@ -431,9 +431,18 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
+    /// The locks are 30 s on a timer clock the test moves (a real 200 ms lock could run out
+    /// before a loaded run scraped it held).
     @Test func shareGroupQueueSeries() async throws {
+        final class Timers: Sendable {
+            let now = Atomic<Int64>(1_800_000_000_000)
+            var read: @Sendable () -> Int64 { { [self] in now.load(ordering: .relaxed) } }
+        }
+        let timers = Timers()
         var options = BrokerOptions()
-        options.groups.shareRecordLockDurationMs = 200
+        options.groups.shareRecordLockDurationMs = 30_000
+        options.maintenanceIntervalMs = 50
+        options.timerClock = timers.read
         let node = try await Self.start(options: options)
         let broker = node.broker
         try await broker.createTopic("jobs", partitions: 1)
@@ -455,8 +464,13 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         #expect(m[Sample(name: "tidemark_queue_acks_total", labels: q.merging(["type": "release"]) { $1 })] == 1)
         #expect((m[Sample(name: "tidemark_queue_oldest_unacked_age_seconds", labels: q)] ?? -1) >= 0)
         // The held locks run out: lock expirations are counted, and the records are available.
-        try await Task.sleep(for: .milliseconds(1500))
-        let later = try await node.scrape()
+        timers.now.add(31_000, ordering: .relaxed)
+        var later = try await node.scrape()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while later[Sample(name: "tidemark_queue_lease_expirations_total", labels: q)] != 3 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            later = try await node.scrape()
+        }
         #expect(later[Sample(name: "tidemark_queue_lease_expirations_total", labels: q)] == 3)
         #expect(later[Sample(name: "tidemark_queue_leases_in_flight", labels: q)] == 0)
         #expect(later[Sample(name: "tidemark_queue_available", labels: q)] == 4)

@@ -203,13 +203,24 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [Endless(chunkBytes: chunkBytes)], limits: limits)
         let client = try RawClient(port: http.boundPort)
         client.send(Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(http.openConnections == 1)
+        // The stream has started (its first bytes read, on a Dispatch thread); then nothing
+        // more is read.
+        let handed = Unowned(client)
+        let first = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handed.value.receiveSome()) }
+        }
+        #expect(first.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.1 200") } == true)
         let deadline = ContinuousClock.now + .seconds(30)
         while http.openConnections > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(http.openConnections == 0)
         withExtendedLifetime(client) {}
         await http.stop()
+    }
+
+    /// Waits up to `seconds` for `condition`.
+    static func until(_ seconds: Int, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
     }
 
     @Test func aRequestThatNeverCompletesIsClosed() async throws {
@@ -536,12 +547,12 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         #expect(garbage.status == 400 || garbage.status == 0)
         // More connections than allowed: the extra ones are closed, the rest served.
         var held: [RawClient]? = try (0..<4).map { _ in try RawClient(port: port) }
-        try await Task.sleep(for: .milliseconds(200))
+        try await Self.until(30) { node.http.openConnections == 4 }
         #expect(node.http.openConnections == 4)
         #expect(try await httpGet(port: port, "/healthz").status == 0)  // closed without an answer
         #expect(held?.count == 4)
         held = nil
-        try await Task.sleep(for: .milliseconds(200))
+        try await Self.until(30) { node.http.openConnections == 0 }
         #expect(try await httpGet(port: port, "/healthz").status == 200)
         try await node.stop()
     }

@@ -228,7 +228,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
     @Test func unfinishedHugeFramesAreBounded() async throws {
         try await ServerTests.withServer(configure: {
             $0.queuedMaxRequestBytes = 2 << 20
-            $0.frameTimeoutMs = 500
+            $0.frameTimeoutMs = 5_000  // seconds: a loaded run may take a while to send them all
         }) { server in
             let frame = 1_000_000
             var holders: [RawClient] = []
@@ -237,14 +237,15 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
                 client.send(withUnsafeBytes(of: Int32(frame).bigEndian) { Array($0) } + [UInt8](repeating: 7, count: 100_000))
                 holders.append(client)
             }
-            try await Task.sleep(for: .milliseconds(300))
+            let admitted = ContinuousClock.now + .seconds(4)
+            while server.queuedRequestBytes < frame && ContinuousClock.now < admitted { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.queuedRequestBytes <= 2 << 20)
             #expect(server.queuedRequestBytes >= frame)
             try await Self.expectAlive(server)
             // The timeout closes every holder (those waiting for budget once admitted) and gives
             // everything back.
             for holder in holders { #expect(await holder.response() == nil) }
-            let deadline = ContinuousClock.now + .seconds(2)
+            let deadline = ContinuousClock.now + .seconds(30)
             while server.queuedRequestBytes > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.queuedRequestBytes == 0)
             try await Self.expectAlive(server)
@@ -273,7 +274,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
     /// queued give their share of the request budget back (they used to hold it for as long
     /// as the client liked).
     @Test func aClientThatNeverReadsIsClosedAfterTheFrameTimeout() async throws {
-        try await ServerTests.withServer(configure: { $0.frameTimeoutMs = 500 }) { server in
+        try await ServerTests.withServer(configure: { $0.frameTimeoutMs = 3_000 }) { server in
             try await server.broker.createTopic("stalled", partitions: 1)
             let producer = try await Producer(broker: server.broker)
             _ = try await producer.send(topic: "stalled", key: nil, value: [UInt8](repeating: 7, count: 900_000), partition: 0)
@@ -281,9 +282,10 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             // 100 whole frames (9 KB: read at once, so no frame is left half read for the
             // frame timeout to catch) asking for 90 MB of answers.
             client.send(try Self.pipelinedFetches(topic: "stalled", count: 100))
-            try await Task.sleep(for: .milliseconds(300))
+            let queued = ContinuousClock.now + .seconds(2)
+            while server.queuedRequestBytes == 0 && ContinuousClock.now < queued { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.queuedRequestBytes > 0)
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             while server.queuedRequestBytes > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
             #expect(server.queuedRequestBytes == 0)
             // It reads what was sent before the close, then the end of the stream.

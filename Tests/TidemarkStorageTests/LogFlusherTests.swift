@@ -9,20 +9,21 @@ import Testing
 /// next share fdatasyncs, and the flusher waits for the ones it just answered to come back
 /// instead of splitting them into two cohorts that alternate.
 ///
-/// The disk is made slow (`StorageFaults.slow`, 3 ms per fdatasync) so the figures do not
-/// depend on the machine's own disk: a producer thread comes back in microseconds, far inside
-/// the flusher's linger (three fdatasync durations, at most 3 ms here).
+/// The disk is made slow (`StorageFaults.slow`, 20 ms per fdatasync) so the figures do not
+/// depend on the machine's own disk: a producer thread comes back in microseconds (a few ms on
+/// a loaded run), far inside the flusher's linger (three fdatasync durations, at most 20 ms
+/// here; 3 ms and 3 ms split the producers on loaded runs).
 @Suite(.serialized) struct LogFlusherTests {
-    /// A log on a disk whose fdatasync takes 3 ms, and a flusher for it that may wait as long
+    /// A log on a disk whose fdatasync takes 20 ms, and a flusher for it that may wait as long
     /// for returning producers (the default ceiling, 1 ms, is short for threads woken on a
     /// loaded 2-core machine running the rest of the suite), lent to `body`.
     private func onSlowDisk<T>(_ body: (PartitionLog, LogFlusher) throws -> T) throws -> T {
         let dir = TemporaryDirectory()
         let log = try PartitionLog.open(directory: dir.path, config: LogConfig())
         defer { try? log.close() }
-        StorageFaults.slow(.sync, by: 3_000_000, pathContains: dir.path)
+        StorageFaults.slow(.sync, by: 20_000_000, pathContains: dir.path)
         defer { StorageFaults.clear(pathContains: dir.path) }
-        let flusher = LogFlusher(maxLingerNanos: 3_000_000)
+        let flusher = LogFlusher(maxLingerNanos: 20_000_000)
         defer { flusher.shutdown() }
         return try body(log, flusher)
     }
@@ -76,8 +77,8 @@ import Testing
         #expect(perPass >= 6, "\(perPass) messages per fdatasync, \(outcome.passes) passes, \(outcome.lingerDeadlines) at the deadline")
     }
 
-    /// A producer that comes back later than the linger lasts (here 8 ms of think time against
-    /// a linger of at most 3 ms) makes every wait for it run out: the flusher stops waiting,
+    /// A producer that comes back later than the linger lasts (here 60 ms of think time against
+    /// a linger of at most 20 ms) makes every wait for it run out: the flusher stops waiting,
     /// but for a probe every 16 passes, instead of delaying the fast producer's every other pass.
     @Test func producersSlowerThanAnFsyncAreNotWaitedFor() throws {
         try onSlowDisk { log, flusher in
@@ -96,7 +97,7 @@ import Testing
                             break
                         }
                         round += 1
-                        if slow { usleep(8_000) }
+                        if slow { usleep(60_000) }
                     }
                     if !slow { fastDone.store(true, ordering: .releasing) }
                 }

@@ -96,6 +96,15 @@ import Testing
         #expect(group.members[a] == nil && group.staticMembers["pod-1"] == nil && group.staticMembers["pod-2"] == b)
     }
 
+    /// Waits (up to 30 s) for the join just started to have begun a rebalance of group g.
+    static func untilRebalancing(_ groups: GroupCoordinator) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while groups.describeGroup("g").state != .preparingRebalance && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try #require(groups.describeGroup("g").state == .preparingRebalance)
+    }
+
     /// Through the coordinator: a static member restarting while the group rebalances waits
     /// under its new member id (its old member's place in the join order, not the last one),
     /// so each caller gets its own answer.
@@ -107,14 +116,14 @@ import Testing
         _ = await groups.sync(groupId: "g", memberId: a.memberId, groupInstanceId: "pod-1", generationId: a.generationId, assignments: [a.memberId: []])
         async let bJoin = groups.join(Self.request(instance: "pod-2"))
         // a rejoins for b's rebalance; then b and a hold generation 2.
-        try await Task.sleep(for: .milliseconds(50))
+        try await Self.untilRebalancing(groups)
         let aAgain = await groups.join(Self.request(a.memberId, instance: "pod-1"))
         let b = await bJoin
         #expect(aAgain.generationId == 2 && b.generationId == 2)
         _ = await groups.sync(groupId: "g", memberId: a.memberId, groupInstanceId: "pod-1", generationId: 2, assignments: [a.memberId: [1], b.memberId: [2]])
         // b changes its subscription (a rebalance: b waits), then pod-1 restarts.
         async let bWaits = groups.join(Self.request(b.memberId, instance: "pod-2", subscription: "t,u"))
-        try await Task.sleep(for: .milliseconds(50))
+        try await Self.untilRebalancing(groups)
         let restarted = await groups.join(Self.request(instance: "pod-1"))
         let bAnswer = await bWaits
         #expect(restarted.error == nil && restarted.memberId != a.memberId && restarted.memberId != b.memberId)

@@ -165,7 +165,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             let response = try await Self.answer(client, Self.fetch("wide", (0..<20).map { (Int32($0), 0) }))
             let total = response.topics[0].partitions.reduce(0) { $0 + ($1.records?.count ?? 0) }
             #expect(total > 20_000 && total <= 100_000, "\(total) bytes copied")
-            let deadline = ContinuousClock.now + .seconds(2)
+            let deadline = ContinuousClock.now + .seconds(30)
             while server.responseBytesHeld > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             #expect(server.responseBytesHeld == 0)
             // The next fetch, from where the first stopped, gets the rest.
@@ -199,9 +199,9 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             try await Self.fill(server.broker, "poll", partitions: 1, batches: 1, bytes: 100)
             let client = try RawClient(port: server.boundPort)
             let started = ContinuousClock.now
-            let failed = try await Self.answer(client, Self.fetch("poll", [(0, 99), (1, 0)], maxWaitMs: 5000))
+            let failed = try await Self.answer(client, Self.fetch("poll", [(0, 99), (1, 0)], maxWaitMs: 30_000))
             #expect(failed.topics[0].partitions[0].errorCode == KafkaError.offsetOutOfRange.rawValue)
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(ContinuousClock.now - started < .seconds(10))
         }
     }
 

@@ -200,7 +200,7 @@ extension ServerTests {
                 #expect(fetched.responses.first?.partitions.first?.acquiredRecords.map(\.firstOffset) == [0])
             }  // the connection closes here
             let view = server.broker.shareLogView
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline, server.broker.shares.summaries("workers", view: view).first?.acquired != 0 {
                 try await Task.sleep(for: .milliseconds(20))
             }

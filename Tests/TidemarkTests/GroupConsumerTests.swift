@@ -114,7 +114,7 @@ import TidemarkStorage
         // A new member resumes exactly after what was committed: 140 records remain.
         let member = GroupConsumer(broker: broker, groupId: "g", topics: ["r"], options: Self.memberOptions("b"))
         var rest: [ConsumerRecord] = []
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while rest.count < 140 && ContinuousClock.now < deadline { rest += try await member.poll(maxRecords: 100, maxWaitMs: 100) }
         #expect(rest.count == 140)
         for record in rest { #expect(record.offset >= committed[TopicPartition("r", record.partition)]!.offset) }

@@ -105,11 +105,11 @@ import TidemarkStorage
 
     /// Paths under `directory` that this process holds open (from /proc/self/fd), but the lock
     /// file: a failed open releases its lock at once, and its descriptor may go a moment later.
-    /// `openFiles(under:)` once it is empty, or after 5 s: the thread that ran an open's disk
+    /// `openFiles(under:)` once it is empty, or after 30 s: the thread that ran an open's disk
     /// work may let go of the last reference to a log a moment after the open has answered
     /// (it resumes the caller first), which a busy machine stretches.
     func openFilesSettling(under directory: String) async -> [String] {
-        for _ in 0..<250 {
+        for _ in 0..<1500 {
             if openFiles(under: directory).isEmpty { return [] }
             try? await Task.sleep(for: .milliseconds(20))
         }

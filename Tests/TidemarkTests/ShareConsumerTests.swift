@@ -13,14 +13,14 @@ import TidemarkStorage
         _ = try await broker.append(topic: "jobs", partition: partition, batches: try builder.build())
     }
 
-    /// A worker busy with one job for longer than the session timeout (here 3 s), without
+    /// A worker busy with one job for longer than the session timeout (here 6 s), without
     /// polling: its background heartbeats keep it a member, so the job is not handed to
     /// another worker and its acknowledgement is applied. It used to heartbeat only inside
     /// poll and commit; the group dropped it and gave its job away.
     @Test func aWorkerBusyPastTheSessionTimeoutKeepsItsJob() async throws {
         let dir = TemporaryDirectory()
         var opts = options()
-        opts.groups.shareSessionTimeoutMs = 3_000
+        opts.groups.shareSessionTimeoutMs = 6_000
         opts.groups.shareHeartbeatIntervalMs = 100
         opts.groups.shareRecordLockDurationMs = 60_000
         let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
@@ -29,7 +29,7 @@ import TidemarkStorage
         let busy = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
         let jobs = try await busy.poll(timeout: .seconds(2))
         #expect(jobs.count == 1)
-        try await Task.sleep(for: .milliseconds(5_000))  // working
+        try await Task.sleep(for: .milliseconds(8_000))  // working
         let other = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
         #expect(try await other.poll(timeout: .milliseconds(300)).isEmpty)
         busy.acknowledge(jobs[0], .accept)

@@ -891,7 +891,7 @@ import TidemarkStorage
         let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
         var delivered: [(String, Int64)] = []
         let started = ContinuousClock.now
-        while !delivered.contains(where: { $0.0 == "soon" }) && ContinuousClock.now - started < .seconds(10) {
+        while !delivered.contains(where: { $0.0 == "soon" }) && ContinuousClock.now - started < .seconds(30) {
             for job in try await worker.poll(timeout: .milliseconds(200)) {
                 delivered.append((Self.values([job])[0], Int64(Date().timeIntervalSince1970 * 1000)))
                 worker.acknowledge(job, .accept)

@@ -94,7 +94,7 @@ def test_accepting_pauses_when_descriptors_run_out(limited):
     held = flood(node.port)
     # The HTTP listener meets the full descriptor table too (its own pause handler), once the
     # Kafka listener has filled it: connected before that, they would simply be accepted.
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while time.time() < deadline and not any(
             " tidemark: " in line and "cannot accept connections" in line for line in node.log_tail(200).splitlines()):
         time.sleep(0.05)

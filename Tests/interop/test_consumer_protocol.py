@@ -149,7 +149,7 @@ def test_classic_and_consumer_groups_coexist(fast_broker):
     # when the metadata arrives later (metadata.max.age.ms is 5 minutes): it must know the
     # new topic before it subscribes.
     classic = KafkaConsumer(bootstrap_servers=bootstrap, group_id=classic_group, auto_offset_reset="earliest")
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while topic not in classic.topics() and time.time() < deadline:
         time.sleep(0.1)
     classic.subscribe([topic])
@@ -176,7 +176,7 @@ def test_classic_and_consumer_groups_coexist(fast_broker):
     # member the consumer group.
     intruder = _consumer(bootstrap, classic_group, "intruder")
     intruder.subscribe([topic])
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     error = None
     while time.time() < deadline and error is None:
         message = intruder.poll(0.2)
@@ -187,7 +187,7 @@ def test_classic_and_consumer_groups_coexist(fast_broker):
     from kafka.errors import InconsistentGroupProtocolError
     stranger = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=consumer_group)
     with pytest.raises(InconsistentGroupProtocolError):
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline:
             stranger.poll(timeout_ms=200)
     stranger.close()

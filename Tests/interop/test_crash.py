@@ -120,8 +120,10 @@ def test_zeros_written_ahead_survive_a_kill_as_space(broker):
     for i in range(300):
         producer.produce(topic, value=b"job-%d" % i)
         producer.flush(10)  # one message per request, each acknowledged after its fsync
-    time.sleep(0.3)
     segment = os.path.join(broker.data_dir, topic + "-0", "%020d.log" % 0)
+    deadline = time.time() + 30  # the zeros are written ahead off the request path
+    while os.path.getsize(segment) % 4096 != 0 and time.time() < deadline:
+        time.sleep(0.05)
     assert os.path.getsize(segment) % 4096 == 0
     broker.proc.send_signal(signal.SIGKILL)
     broker.proc.wait()

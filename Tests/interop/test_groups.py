@@ -183,12 +183,12 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
     revokes_before = [e for e in events if e[0] == "pod-2" and e[1] == "revoke"]
     started = time.time()
     a2 = consumer("pod-1")
-    while time.time() < started + 15 and not a2.assignment():
+    while time.time() < started + 25 and not a2.assignment():
         a2.poll(0.1)
         b.poll(0.1)
     waited = time.time() - started
     assert sorted(p.partition for p in a2.assignment()) == held_by_a, events
-    assert waited < 8, "%.1f s: the group waited for the old member's session" % waited
+    assert waited < 20, "%.1f s: the group waited for the old member's 30 s session" % waited
     for _ in range(10):
         a2.poll(0.1)
         b.poll(0.1)

@@ -270,7 +270,7 @@ def test_kill_9_loses_no_accepted_job_and_redelivers_held_ones(tmp_path):
         accepted |= {m.value() for m in messages}
     # Take one more batch and never acknowledge it, then kill the broker.
     pending = []
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while not pending and time.time() < deadline:
         pending = _messages(consumer.poll(0.5))
     node.proc.send_signal(signal.SIGKILL)
@@ -351,7 +351,7 @@ def test_tools_list_describe_configure_and_reset_share_groups(share_broker):
     consumer.close()
     described = tool("describe", group)
     assert "total lag: 0" in described.stdout, described.stdout
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while time.time() < deadline:
         reset = tool("reset-offsets", group, "--topic", topic, "--to-earliest", "--execute")
         if reset.returncode == 0:

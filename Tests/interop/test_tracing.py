@@ -81,7 +81,7 @@ def test_traceparent_survives_and_the_broker_span_joins_the_trace():
         node.stop()  # flushes the exporter
         shutil.rmtree(root, ignore_errors=True)
 
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     produce = []
     while not produce and time.time() < deadline:
         produce = [s for s in receiver.spans if s.get("name") == "produce " + topic]

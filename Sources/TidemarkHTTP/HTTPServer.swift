@@ -102,13 +102,15 @@ public final class HTTPServer: Sendable {
     public var openConnections: Int { connections.count }
 
     /// Stops accepting and closes every connection (streams included) while the event loops
-    /// still run, waits (up to 2 s) for the routes and streams running to finish, then stops
+    /// still run, waits (up to 10 s) for the routes and streams running to finish, then stops
     /// the loops: nothing is handed to a loop that is gone. (Event streams open at a stop used
-    /// to write their end onto shut-down loops: NIO's "Cannot schedule tasks" error.)
+    /// to write their end onto shut-down loops: NIO's "Cannot schedule tasks" error.) Closed,
+    /// they end at once; the bound is for a task the machine's load keeps from running (2 s
+    /// could pass before a cancelled stream ran again), not for a normal stop.
     public func stop() async {
         try? await channel.close()
         for connection in connections.all { try? await connection.close() }
-        let deadline = ContinuousClock.now + .seconds(2)
+        let deadline = ContinuousClock.now + .seconds(10)
         while connections.working.load(ordering: .relaxed) > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }

@@ -7,16 +7,17 @@ extension RequestRouter {
     static let transactionsRefused =
         "transactions are not supported: Tidemark is one node without a transaction coordinator (idempotent producers are)"
 
-    /// This node coordinates every group (key type 0, and share groups' 2). Transactions (1)
-    /// need a transaction coordinator, which this node does not have: they are answered
+    /// This node coordinates every group, classic, consumer and share (key type 0). Transactions
+    /// (1) need a transaction coordinator, which this node does not have: they are answered
     /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients treat as fatal at once (with
     /// COORDINATOR_NOT_AVAILABLE, which they retry, `init_transactions` waited for its whole
-    /// timeout). Another key type is INVALID_REQUEST, as in Kafka.
+    /// timeout). Another key type is INVALID_REQUEST, as in Kafka (2, the share-state
+    /// coordinator, is asked only by brokers, for state APIs this node does not serve).
     func findCoordinator(_ request: FindCoordinatorRequest) -> FindCoordinatorResponse {
         var response = FindCoordinatorResponse()
         func fill(_ errorCode: inout Int16, _ message: inout String?, _ node: inout Int32, _ host: inout String, _ port: inout Int32) {
             switch request.keyType {
-            case 0, 2:
+            case 0:
                 node = config.nodeId
                 host = config.effectiveAdvertisedHost
                 port = advertisedPort

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 import TidemarkStorage
@@ -25,7 +26,9 @@ struct CLI {
     @discardableResult
     static func run(_ arguments: [String], stdin: String? = nil, timeout: Double = 300) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            // A thread of its own (Dispatch's global pool grows past the cores only about once a
+            // second, and the brokers under test use it too).
+            Thread.detachNewThread {
                 continuation.resume(with: Swift.Result { try runBlocking(arguments, stdin: stdin, timeout: timeout) })
             }
         }
@@ -48,8 +51,20 @@ struct CLI {
         }
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
+        // Both pipes at once: a child filling one (64 KiB) while the other is read would wait
+        // for ever (until the kill).
+        final class Captured: Sendable { let data = Mutex(Data()) }
+        let stderrCaptured = Captured()
+        let stderrRead = DispatchSemaphore(value: 0)
+        let stderrHandle = err.fileHandleForReading
+        Thread.detachNewThread {
+            let data = stderrHandle.readDataToEndOfFile()
+            stderrCaptured.data.withLock { $0 = data }
+            stderrRead.signal()
+        }
         let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        stderrRead.wait()
+        let stderrData = stderrCaptured.data.withLock { $0 }
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
@@ -233,7 +248,7 @@ struct LiveDirectoryTests {
         let data = dir.path + "/data"
         #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
         #expect(try await CLI.run(["produce", "t", "--data", data], stdin: "a\nb\nc").status == 0)
-        let broker = try ServeProcess(data: data)
+        let broker = try await ServeProcess.start(data: data)
         defer { broker.stop() }
         let repair = try await CLI.run(["verify", "--repair", data])
         #expect(repair.status != 0 && repair.stderr.contains("in use by a running broker"))
@@ -268,7 +283,7 @@ struct ServeConfigTests {
         let dir = TemporaryDirectory()
         try ["# a Kafka-style file", "num.partitions=3", "log.retention.hours=2", ""].joined(separator: lineEnd)
             .write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
-        let broker = try ServeProcess(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties", "--config", "log.segment.bytes=4194304"])
+        let broker = try await ServeProcess.start(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties", "--config", "log.segment.bytes=4194304"])
         defer { broker.stop() }
         #expect(try await CLI.run(["topics", "create", "auto", "--bootstrap", broker.bootstrap]).status == 0)
         let described = try await CLI.run(["topics", "describe", "auto", "--bootstrap", broker.bootstrap])
@@ -277,7 +292,15 @@ struct ServeConfigTests {
 }
 
 /// A `tidemark serve` child process on a free port.
-final class ServeProcess {
+/// `@unchecked Sendable`: made on a thread of its own (`start`), then used by its test alone.
+final class ServeProcess: @unchecked Sendable {
+    /// Starts one and waits for its ready line on a thread of its own, not on a cooperative one.
+    static func start(data: String, extra: [String] = []) async throws -> ServeProcess {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Swift.Result { try ServeProcess(data: data, extra: extra) }) }
+        }
+    }
+
     let process = Process()
     private(set) var port = 0
 
@@ -354,7 +377,7 @@ struct ReplayTests {
         let target = dir.path + "/b"
         try await Self.seed(source, records: 300)
         #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
-        let broker = try ServeProcess(data: target)
+        let broker = try await ServeProcess.start(data: target)
         defer { broker.stop() }
         // The first run stops part-way (as if interrupted), the second finishes the job.
         let first = try await CLI.run(["replay", "src", "--until", "40", "--data", source, "--to-bootstrap", broker.bootstrap, "--to-topic", "dst"])
@@ -409,9 +432,9 @@ struct ReplayTests {
         }
         // A destination that takes smaller batches than the 512 KiB replay builds: they are split.
         #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
-        let a = try ServeProcess(data: source)
+        let a = try await ServeProcess.start(data: source)
         defer { a.stop() }
-        let b = try ServeProcess(data: target)
+        let b = try await ServeProcess.start(data: target)
         defer { b.stop() }
         let args = ["replay", "src", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"]
         let first = try await CLI.run(args)
@@ -437,9 +460,9 @@ struct ReplayTests {
         try await Self.seed(source, records: 100)
         // A destination that takes smaller batches than the 512 KiB replay builds: they are split.
         #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "1", "--config", "max.message.bytes=200000", "--data", target]).status == 0)
-        let a = try ServeProcess(data: source)
+        let a = try await ServeProcess.start(data: source)
         defer { a.stop() }
-        let b = try ServeProcess(data: target)
+        let b = try await ServeProcess.start(data: target)
         defer { b.stop() }
         let run = try await CLI.run(["replay", "src", "--from", "5", "--bootstrap", a.bootstrap, "--to-bootstrap", b.bootstrap, "--to-topic", "dst"])
         #expect(run.status == 0 && run.stderr.contains("replayed 85 records"))
@@ -453,7 +476,7 @@ struct BootstrapModeTests {
     /// as they arrive: `tail -f app.log | tidemark produce` used to send nothing until EOF.
     @Test func produceReadsCRLFAndStreams() async throws {
         let dir = TemporaryDirectory()
-        let broker = try ServeProcess(data: dir.path + "/data")
+        let broker = try await ServeProcess.start(data: dir.path + "/data")
         defer { broker.stop() }
         let b = ["--bootstrap", broker.bootstrap]
         #expect(try await CLI.run(["topics", "create", "lines", "--partitions", "1"] + b).status == 0)
@@ -497,7 +520,7 @@ struct BootstrapModeTests {
         try log.append(marker)
         #expect(log.logEndOffset == 2)
         try log.close()
-        let broker = try ServeProcess(data: data)
+        let broker = try await ServeProcess.start(data: data)
         defer { broker.stop() }
         let consumed = try await CLI.run(["consume", "tx", "--bootstrap", broker.bootstrap], timeout: 30)
         #expect(consumed.status == 0 && consumed.stdout == "v\n")
@@ -506,7 +529,7 @@ struct BootstrapModeTests {
     /// The same commands against a running broker (--bootstrap) instead of a data directory.
     @Test func topicsProduceConsumeGroupsOverTheWire() async throws {
         let dir = TemporaryDirectory()
-        let broker = try ServeProcess(data: dir.path + "/data")
+        let broker = try await ServeProcess.start(data: dir.path + "/data")
         defer { broker.stop() }
         let b = ["--bootstrap", broker.bootstrap]
         #expect(try await CLI.run(["topics", "create", "wire", "--partitions", "2", "--config", "retention.ms=60000"] + b).status == 0)

@@ -94,7 +94,7 @@ import TidemarkWire
             lost.acks = 0
             try client.request(.produce, version: 7, correlation: 3, lost)
             try client.request(.apiVersions, version: 0, correlation: 4, ApiVersionsRequest())
-            #expect(await client.response() == nil)
+            #expect(await client.closedWithoutAnswer())
         }
     }
 
@@ -157,6 +157,48 @@ import TidemarkWire
             metadata.allowAutoTopicCreation = false
             let answer = try MetadataResponse.decode(try await Self.exchange(client, .metadata, version: 8, metadata), version: 8, flexible: false)
             #expect(answer.topics.map(\.errorCode) == [KafkaError.invalidTopicException.rawValue])
+        }
+    }
+
+    /// Transactions need a transaction coordinator this node does not have: every way a
+    /// transactional producer asks is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED (fatal in
+    /// clients) with the reason, in the old and the batched FindCoordinator layouts; a key
+    /// type that is not a client's is INVALID_REQUEST; groups are still found.
+    @Test func transactionsAreRefusedAtOnce() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            let refused = KafkaError.transactionalIdAuthorizationFailed.rawValue
+            for (keyType, expected) in [(Int8(0), KafkaError.none.rawValue), (1, refused), (2, KafkaError.invalidRequest.rawValue), (7, KafkaError.invalidRequest.rawValue)] {
+                var find = FindCoordinatorRequest()
+                find.keyType = keyType
+                find.key = "k"
+                let old = try FindCoordinatorResponse.decode(
+                    try await Self.exchange(client, .findCoordinator, version: 2, find), version: 2, flexible: false)
+                #expect(old.errorCode == expected, "key type \(keyType), v2")
+                #expect((old.nodeId >= 0) == (expected == 0))
+                if keyType == 1 { #expect(old.errorMessage?.contains("transactions are not supported") == true) }
+                find.coordinatorKeys = ["a", "b"]
+                let batched = try FindCoordinatorResponse.decode(
+                    try await Self.exchange(client, .findCoordinator, version: 4, find), from: 1, version: 4, flexible: true)
+                #expect(batched.coordinators.map(\.key) == ["a", "b"])
+                #expect(batched.coordinators.map(\.errorCode) == [expected, expected], "key type \(keyType), v4")
+            }
+            var initialize = InitProducerIdRequest()
+            initialize.transactionalId = "tx"
+            let transactional = try InitProducerIdResponse.decode(
+                try await Self.exchange(client, .initProducerId, version: 4, initialize), from: 1, version: 4, flexible: true)
+            #expect(transactional.errorCode == refused && transactional.producerId == -1)
+            initialize.transactionalId = nil
+            let idempotent = try InitProducerIdResponse.decode(
+                try await Self.exchange(client, .initProducerId, version: 4, initialize), from: 1, version: 4, flexible: true)
+            #expect(idempotent.errorCode == 0 && idempotent.producerId >= 0)
+
+            try await server.broker.createTopic("tx", partitions: 1)
+            var produce = ServerTests.produceRequest(topic: "tx", batch: try Self.batch(["a"]))
+            produce.transactionalId = "tx"
+            let answer = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, produce), version: 7, flexible: false)
+            #expect(answer.topics[0].partitions[0].errorCode == refused)
+            #expect(try server.broker.offsets(topic: "tx", partition: 0).end == 0)
         }
     }
 }

@@ -205,9 +205,9 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         client.send(Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         // The stream has started (its first bytes read, on a Dispatch thread); then nothing
         // more is read.
-        let handed = Unowned(client)
+        let handed = HandedOver(client)
         let first = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handed.value.receiveSome()) }
+            Thread.detachNewThread { continuation.resume(returning: handed.value.receiveSome()) }
         }
         #expect(first.map { String(decoding: $0, as: UTF8.self).hasPrefix("HTTP/1.1 200") } == true)
         let deadline = ContinuousClock.now + .seconds(30)

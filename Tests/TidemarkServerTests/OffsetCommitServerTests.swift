@@ -150,6 +150,8 @@ import TidemarkWire
             let deadline = ContinuousClock.now + .seconds(30)
             while log.flushedOffset < end && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
             #expect(log.flushedOffset >= end)
+            // By the maintenance pass (every second; the sync takes 2 s), not at some later time.
+            #expect(ContinuousClock.now - started < .seconds(10))
         }
     }
 }

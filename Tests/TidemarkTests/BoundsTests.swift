@@ -116,17 +116,22 @@ import TidemarkStorage
             #expect(try await polled.slice != nil)
         }
         #expect(broker.timers.pendingCount == 0 && !broker.timers.hasSleeper)
-        // Many polls at once: still one sleeping task for all their deadlines.
-        // (Waits of seconds: a loaded run may take a while to start all three.)
-        let started = ContinuousClock.now
-        async let a = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 5_000)
-        async let b = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 4_000)
-        async let c = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 3_000)
-        let deadline = ContinuousClock.now + .seconds(2)
+        // Many polls at once: one sleeping task for all their deadlines (a minute each: a
+        // loaded run may take long to start all three), answered by an append.
+        async let a = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 60_000)
+        async let b = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 59_000)
+        async let c = broker.fetch(topic: "w", partition: 0, offset: 20, maxWaitMs: 58_000)
+        let deadline = ContinuousClock.now + .seconds(30)
         while partition.notifier.waiterCount < 3 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
-        if partition.notifier.waiterCount == 3 { #expect(broker.timers.pendingCount == 3 && broker.timers.hasSleeper) }
-        _ = try await (a, b, c)
-        #expect(ContinuousClock.now - started >= .milliseconds(4_900))
+        try #require(partition.notifier.waiterCount == 3)
+        #expect(broker.timers.pendingCount == 3 && broker.timers.hasSleeper)
+        try await HardeningTests.produce(broker, "w", 0, ["last"])
+        let answers = try await [a, b, c]
+        #expect(answers.allSatisfy { $0.slice != nil })
+        #expect(broker.timers.pendingCount == 0 && !broker.timers.hasSleeper)
+        // A deadline that passes answers with nothing (the sleeper fired) and leaves no timer.
+        let empty = try await broker.fetch(topic: "w", partition: 0, offset: 21, maxWaitMs: 200)
+        #expect(empty.slice == nil)
         #expect(broker.timers.pendingCount == 0)
         try await broker.close()
     }

@@ -122,7 +122,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         stall?.check.cancel()
         stall = nil
         closing = true
-        releaseQueued()
+        keepQueuedProduces()
+        if !busy { drainNext(context: context) }
         if !shares.sessions.isEmpty {
             router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) })
         }
@@ -252,7 +253,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         lastActivity = .now()
         busy = false
         gate.longWaitRunning = false
-        guard !closing else { return }
+        guard !closing else {
+            drainNext(context: context)
+            return
+        }
         switch outcome {
         case .silent:
             break
@@ -312,6 +316,33 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private func releaseQueued() {
         while let frame = queue.popFirst() { budget.release(frame.reservedBytes, partial: frame.partial) }
         queuedBytes = 0
+    }
+
+    /// The client closed its connection with requests read and not started: its Produce
+    /// requests are still appended, in order, as Kafka appends what it received before a
+    /// close (an acks=0 producer closes as soon as its last request is written: kcat's final
+    /// records were lost); the rest are dropped, since nobody will read their answers.
+    private func keepQueuedProduces() {
+        var kept = CircularBuffer<KafkaFrame>()
+        while let frame = queue.popFirst() {
+            if frame.bytes.count >= 2, frame.bytes[0] == 0, frame.bytes[1] == 0 {
+                kept.append(frame)
+            } else {
+                budget.release(frame.reservedBytes, partial: frame.partial)
+            }
+        }
+        queue = kept
+        queuedBytes = kept.reduce(0) { $0 + $1.reservedBytes }
+    }
+
+    /// After a close: starts the next kept Produce (its answer, if any, goes nowhere), one at
+    /// a time as before the close. (Our own closes release the queue first: nothing runs.)
+    private func drainNext(context: ChannelHandlerContext) {
+        if router.draining.load(ordering: .relaxed) { releaseQueued() }  // the server is stopping
+        guard !busy, let frame = queue.popFirst() else { return }
+        queuedBytes -= frame.reservedBytes
+        busy = true
+        start(frame, context: context)
     }
 
     /// sendfile from the segment: a descriptor of its own per write (NIO allows one user per

@@ -329,4 +329,49 @@ struct HandedOver<T>: @unchecked Sendable {
             }
         }
     }
+
+    /// An acks=0 producer closes its connection as soon as its last request is written (kcat
+    /// -X acks=0 does): every request the broker read before the close is still appended, in
+    /// order (those queued behind the running one were dropped with the connection). Every
+    /// tenth request carries an LZ4 batch of over 64 KiB, which is checked off the event loop:
+    /// the requests behind it wait in the connection's queue.
+    @Test func acksZeroRequestsWrittenBeforeACloseAreAllAppended() async throws {
+        try await Self.withServer(maxRequestBytes: 4 << 20) { server in
+            try await server.broker.createTopic("fire", partitions: 1)
+            var frames: [UInt8] = []
+            var generator = SystemRandomNumberGenerator()
+            for n in 0..<100 {
+                var builder = RecordBatchBuilder(compression: n % 10 == 0 ? .lz4 : .none)
+                if n % 10 == 0 {
+                    // Random bytes: LZ4 leaves them as large as they are.
+                    let noise = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    builder.append(timestamp: 0, key: Array("\(n)".utf8), value: noise)
+                } else {
+                    builder.append(timestamp: 0, key: Array("\(n)".utf8), value: [])
+                }
+                var produce = Self.produceRequest(topic: "fire", batch: try builder.build())
+                produce.acks = 0
+                let payload = try RawClient.payload(.produce, version: 7, correlation: Int32(n), produce)
+                frames += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+            }
+            do {
+                let client = try RawClient(port: server.boundPort)
+                client.send(frames)
+            }  // closed here
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try server.broker.offsets(topic: "fire", partition: 0).end < 100 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try server.broker.offsets(topic: "fire", partition: 0).end == 100)
+            let consumer = Consumer(broker: server.broker)
+            try await consumer.assign(topic: "fire", partition: 0, from: .earliest)
+            var values: [String] = []
+            let read = ContinuousClock.now + .seconds(30)
+            while values.count < 100 && ContinuousClock.now < read {
+                values += try await consumer.poll(maxRecords: 100, maxWaitMs: 100).map { String(decoding: $0.key ?? [], as: UTF8.self) }
+            }
+            #expect(values == (0..<100).map { "\($0)" })
+        }
+    }
 }
+

@@ -123,7 +123,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         stall = nil
         closing = true
         keepQueuedProduces()
-        if !busy { drainNext(context: context) }
+        drainKept(context: context)
         if !shares.sessions.isEmpty {
             router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) })
         }
@@ -254,7 +254,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         busy = false
         gate.longWaitRunning = false
         guard !closing else {
-            drainNext(context: context)
+            // A failed acks=0 produce closes an open connection and drops what follows it; so
+            // it does after the client's close.
+            if case .close = outcome { releaseQueued() }
+            drainKept(context: context)
             return
         }
         switch outcome {
@@ -318,31 +321,61 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         queuedBytes = 0
     }
 
-    /// The client closed its connection with requests read and not started: its Produce
-    /// requests are still appended, in order, as Kafka appends what it received before a
-    /// close (an acks=0 producer closes as soon as its last request is written: kcat's final
-    /// records were lost); the rest are dropped, since nobody will read their answers.
+    /// The client closed its connection with requests already framed when its close was read
+    /// and not started: its Produce requests are still appended, in order, as Kafka appends
+    /// what it received before a disconnect (an acks=0 producer closes as soon as its last
+    /// request is written: kcat's final records were lost); the rest are dropped, since nobody
+    /// will read their answers. Bounded: at most `maxPending` requests and `maxQueuedBytes`
+    /// of them (NIO reads all a closed socket holds, past the read-ahead bound), and at most
+    /// `RequestRouter.maxClosedDrains` closed connections at once; beyond that they are
+    /// dropped as before.
     private func keepQueuedProduces() {
         var kept = CircularBuffer<KafkaFrame>()
+        var keptBytes = 0
+        let admitted = router.closedDrains.wrappingAdd(1, ordering: .relaxed).newValue <= RequestRouter.maxClosedDrains
         while let frame = queue.popFirst() {
-            if frame.bytes.count >= 2, frame.bytes[0] == 0, frame.bytes[1] == 0 {
+            let isProduce = frame.bytes.count >= 2 && frame.bytes[0] == 0 && frame.bytes[1] == 0
+            if admitted, isProduce, kept.count < Self.maxPending, keptBytes + frame.reservedBytes <= Self.maxQueuedBytes {
                 kept.append(frame)
+                keptBytes += frame.reservedBytes
             } else {
                 budget.release(frame.reservedBytes, partial: frame.partial)
             }
         }
         queue = kept
-        queuedBytes = kept.reduce(0) { $0 + $1.reservedBytes }
+        queuedBytes = keptBytes
+        drainCounted = true
+        if kept.isEmpty { endDrain() }
     }
 
-    /// After a close: starts the next kept Produce (its answer, if any, goes nowhere), one at
-    /// a time as before the close. (Our own closes release the queue first: nothing runs.)
-    private func drainNext(context: ChannelHandlerContext) {
-        if router.draining.load(ordering: .relaxed) { releaseQueued() }  // the server is stopping
-        guard !busy, let frame = queue.popFirst() else { return }
-        queuedBytes -= frame.reservedBytes
-        busy = true
-        start(frame, context: context)
+    /// This connection counts in `RequestRouter.closedDrains` until its kept requests ran.
+    private var drainCounted = false
+    /// `drainKept` is on the stack (a request completing inline calls it again).
+    private var drainingKept = false
+
+    private func endDrain() {
+        guard drainCounted else { return }
+        drainCounted = false
+        router.closedDrains.subtract(1, ordering: .relaxed)
+    }
+
+    /// After a close: starts the kept Produce requests (their answers go nowhere), one at a
+    /// time as before the close, in a loop (requests completing inline must not recurse one
+    /// stack frame per request). Our own closes release the queue first: nothing runs.
+    private func drainKept(context: ChannelHandlerContext) {
+        guard !drainingKept else { return }
+        drainingKept = true
+        defer { drainingKept = false }
+        while !busy {
+            if router.draining.load(ordering: .relaxed) { releaseQueued() }  // the server is stopping
+            guard let frame = queue.popFirst() else {
+                endDrain()
+                return
+            }
+            queuedBytes -= frame.reservedBytes
+            busy = true
+            start(frame, context: context)
+        }
     }
 
     /// sendfile from the segment: a descriptor of its own per write (NIO allows one user per

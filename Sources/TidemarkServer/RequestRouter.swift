@@ -47,6 +47,11 @@ final class RequestRouter: Sendable {
     /// The server is stopping: connections start no new request, and close once the one
     /// they run is answered (`KafkaServer.stop`).
     let draining = Atomic<Bool>(false)
+    /// Closed connections still appending the Produce requests they had queued
+    /// (`KafkaConnectionHandler.keepQueuedProduces`), at most `maxClosedDrains`: each holds up
+    /// to 1 MiB of the request budget, and a client reconnecting in a loop must not hold more.
+    let closedDrains = Atomic<Int>(0)
+    static let maxClosedDrains = 32
     /// Fetched partitions read by the executor instead of the event loop: their segment was
     /// not open, or their data was not in the page cache.
     let readsOffLoop = Atomic<Int>(0)

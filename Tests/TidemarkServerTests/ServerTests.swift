@@ -331,20 +331,31 @@ struct HandedOver<T>: @unchecked Sendable {
     }
 
     /// An acks=0 producer closes its connection as soon as its last request is written (kcat
-    /// -X acks=0 does): every request the broker read before the close is still appended, in
-    /// order (those queued behind the running one were dropped with the connection). Every
-    /// tenth request carries an LZ4 batch of over 64 KiB, which is checked off the event loop:
-    /// the requests behind it wait in the connection's queue.
+    /// -X acks=0 does): every Produce request the broker had read before the close is still
+    /// appended, in order (those queued behind the running request were dropped with the
+    /// connection), and their budget given back. The first request goes to a topic synced on
+    /// every append whose fdatasync takes a second (an acks=0 produce still waits for it), so
+    /// every other one is queued when the close is read; every tenth carries an LZ4 batch of
+    /// over 64 KiB, checked off the event loop (what queued them behind kcat's). (A request
+    /// with an answer would not do: written to a closed socket, it brings a reset.)
     @Test func acksZeroRequestsWrittenBeforeACloseAreAllAppended() async throws {
         try await Self.withServer(maxRequestBytes: 4 << 20) { server in
             try await server.broker.createTopic("fire", partitions: 1)
+            try await server.broker.createTopic("gate", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+            let gateDirectory = server.broker.dataDirectory + "/gate-0"
+            StorageFaults.slow(.sync, by: 1_000_000_000, pathContains: gateDirectory)
+            defer { StorageFaults.clear(pathContains: gateDirectory) }
             var frames: [UInt8] = []
+            var gate = Self.produceRequest(topic: "gate", batch: try AdminRequestTests.batch(["first"]))
+            gate.acks = 0
+            let first = try RawClient.payload(.produce, version: 7, correlation: 1000, gate)
+            frames += withUnsafeBytes(of: Int32(first.count).bigEndian) { Array($0) } + first
             var generator = SystemRandomNumberGenerator()
             for n in 0..<100 {
                 var builder = RecordBatchBuilder(compression: n % 10 == 0 ? .lz4 : .none)
                 if n % 10 == 0 {
                     // Random bytes: LZ4 leaves them as large as they are.
-                    let noise = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    let noise = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
                     builder.append(timestamp: 0, key: Array("\(n)".utf8), value: noise)
                 } else {
                     builder.append(timestamp: 0, key: Array("\(n)".utf8), value: [])
@@ -371,6 +382,9 @@ struct HandedOver<T>: @unchecked Sendable {
                 values += try await consumer.poll(maxRecords: 100, maxWaitMs: 100).map { String(decoding: $0.key ?? [], as: UTF8.self) }
             }
             #expect(values == (0..<100).map { "\($0)" })
+            let released = ContinuousClock.now + .seconds(30)
+            while server.queuedRequestBytes > 0 && ContinuousClock.now < released { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.queuedRequestBytes == 0)
         }
     }
 }

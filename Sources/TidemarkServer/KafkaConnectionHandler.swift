@@ -330,21 +330,35 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// `RequestRouter.maxClosedDrains` closed connections at once; beyond that they are
     /// dropped as before.
     private func keepQueuedProduces() {
+        func isProduce(_ frame: KafkaFrame) -> Bool { frame.bytes.count >= 2 && frame.bytes[0] == 0 && frame.bytes[1] == 0 }
+        // Not behind a long poll or a rebalance (the kept requests would wait for it, and hold
+        // one of the closed connections' places that long); counted only when there is a
+        // Produce to keep.
+        var admitted = !gate.longWaitRunning && queue.contains(where: isProduce)
+        if admitted {
+            drainCounted = true
+            admitted = router.closedDrains.wrappingAdd(1, ordering: .relaxed).newValue <= RequestRouter.maxClosedDrains
+        }
         var kept = CircularBuffer<KafkaFrame>()
         var keptBytes = 0
-        let admitted = router.closedDrains.wrappingAdd(1, ordering: .relaxed).newValue <= RequestRouter.maxClosedDrains
+        var cut = !admitted
         while let frame = queue.popFirst() {
-            let isProduce = frame.bytes.count >= 2 && frame.bytes[0] == 0 && frame.bytes[1] == 0
-            if admitted, isProduce, kept.count < Self.maxPending, keptBytes + frame.reservedBytes <= Self.maxQueuedBytes {
+            guard isProduce(frame) else {
+                budget.release(frame.reservedBytes, partial: frame.partial)
+                continue
+            }
+            // The bounds of an open connection's read-ahead; past them, no later Produce is kept
+            // either (a hole in a producer's records would be worse than a cut).
+            if !cut, kept.count < Self.maxPending, keptBytes < Self.maxQueuedBytes {
                 kept.append(frame)
                 keptBytes += frame.reservedBytes
             } else {
+                cut = true
                 budget.release(frame.reservedBytes, partial: frame.partial)
             }
         }
         queue = kept
         queuedBytes = keptBytes
-        drainCounted = true
         if kept.isEmpty { endDrain() }
     }
 

@@ -25,6 +25,8 @@ public final class KafkaServer: Sendable {
 
     /// Request bytes being read or waiting to be handled now, over all connections.
     public var queuedRequestBytes: Int { budget.usedBytes }
+    /// Closed connections still appending the Produce requests they had queued.
+    public var closedConnectionsAppending: Int { router.closedDrains.load(ordering: .relaxed) }
     /// Large responses' bytes in memory until written, over all connections (`ResponseMemory`).
     public var responseBytesHeld: Int { router.responseMemory.heldBytes }
     private let budget: RequestMemoryBudget

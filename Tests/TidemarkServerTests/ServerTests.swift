@@ -383,8 +383,51 @@ struct HandedOver<T>: @unchecked Sendable {
             }
             #expect(values == (0..<100).map { "\($0)" })
             let released = ContinuousClock.now + .seconds(30)
-            while server.queuedRequestBytes > 0 && ContinuousClock.now < released { try await Task.sleep(for: .milliseconds(20)) }
+            while (server.queuedRequestBytes > 0 || server.closedConnectionsAppending > 0) && ContinuousClock.now < released {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(server.queuedRequestBytes == 0)
+            #expect(server.closedConnectionsAppending == 0)
+        }
+    }
+
+    /// As on an open connection, a queued acks=0 produce that fails (a partition that does not
+    /// exist) drops the requests behind it after the client's close: a producer's records are
+    /// cut, never holed.
+    @Test func aFailedQueuedProduceDropsTheRestAfterAClose() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("fire", partitions: 1)
+            try await server.broker.createTopic("gate", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+            let gateDirectory = server.broker.dataDirectory + "/gate-0"
+            StorageFaults.slow(.sync, by: 1_000_000_000, pathContains: gateDirectory)
+            defer { StorageFaults.clear(pathContains: gateDirectory) }
+            var frames: [UInt8] = []
+            func add(_ topic: String, partition: Int32, _ value: String) throws {
+                var produce = Self.produceRequest(topic: topic, batch: try AdminRequestTests.batch([value]))
+                produce.acks = 0
+                produce.topics[0].partitions[0].index = partition
+                let payload = try RawClient.payload(.produce, version: 7, correlation: 1, produce)
+                frames += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+            }
+            try add("gate", partition: 0, "first")
+            try add("fire", partition: 0, "before")
+            try add("fire", partition: 7, "fails")
+            for n in 0..<10 { try add("fire", partition: 0, "after-\(n)") }
+            do {
+                let client = try RawClient(port: server.boundPort)
+                client.send(frames)
+            }  // closed here
+            let deadline = ContinuousClock.now + .seconds(30)
+            func gateEnd() throws -> Int64 { try server.broker.offsets(topic: "gate", partition: 0).end }
+            while try (server.queuedRequestBytes > 0 || server.closedConnectionsAppending > 0 || gateEnd() == 0)
+                && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try server.broker.offsets(topic: "gate", partition: 0).end == 1)
+            #expect(try server.broker.offsets(topic: "fire", partition: 0).end == 1, "only the request before the failed one")
+            #expect(server.queuedRequestBytes == 0)
+            #expect(server.closedConnectionsAppending == 0)
         }
     }
 }

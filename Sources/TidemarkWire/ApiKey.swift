@@ -1,7 +1,9 @@
 /// The Kafka APIs Tidemark speaks, with the versions it implements and advertises.
 ///
 /// Implemented ranges are those Kafka 4.1 serves (apache/kafka's message schemas,
-/// `validVersions` after KIP-896), plus the older versions Tidemark already spoke. Advertised
+/// `validVersions` after KIP-896), plus the older versions Tidemark already spoke, and Kafka
+/// 4.2's ShareFetch and ShareAcknowledge v2 (KIP-1206, KIP-1222) and
+/// DescribeShareGroupOffsets v1 (its lag). Advertised
 /// = implemented, with one exception Kafka itself makes (KAFKA-18659): Produce is advertised
 /// from 0 because older librdkafka turns features off unless the range reaches back, while
 /// Produce below 3 (magic 0/1 message sets) is refused. A request at a version outside

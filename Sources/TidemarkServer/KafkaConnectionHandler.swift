@@ -229,9 +229,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     static let mayWaitLong: Set<Int16> = [1, 11, 14, 78]
 
     private func start(_ frame: KafkaFrame, context: ChannelHandlerContext) {
-        if frame.bytes.count >= 2 {
-            gate.longWaitRunning = Self.mayWaitLong.contains(Int16(frame.bytes[0]) << 8 | Int16(frame.bytes[1]))
-        }
+        if let apiKey = frame.apiKey { gate.longWaitRunning = Self.mayWaitLong.contains(apiKey) }
         let loop = context.eventLoop
         let handledOnLoop = router.handleInline(frame.bytes, on: loop, connection: shares) { outcome in
             self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
@@ -330,7 +328,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// `RequestRouter.maxClosedDrains` closed connections at once; beyond that they are
     /// dropped as before.
     private func keepQueuedProduces() {
-        func isProduce(_ frame: KafkaFrame) -> Bool { frame.bytes.count >= 2 && frame.bytes[0] == 0 && frame.bytes[1] == 0 }
+        func isProduce(_ frame: KafkaFrame) -> Bool { frame.apiKey == ApiKey.produce.rawValue }
         // Not behind a long poll or a rebalance (the kept requests would wait for it, and hold
         // one of the closed connections' places that long); counted only when there is a
         // Produce to keep.

@@ -27,6 +27,9 @@ struct KafkaFrame {
     /// oldest such frame always gets its steps) lasts until its bytes are given back, so the
     /// next frame past the limit waits for this one's bytes, not just for its arrival.
     var partial: Int? = nil
+
+    /// The request's API key (its first two bytes), nil for a frame too short to have one.
+    var apiKey: Int16? { bytes.count >= 2 ? Int16(bytes[0]) << 8 | Int16(bytes[1]) : nil }
 }
 
 /// Splits the byte stream into Kafka frames (a big-endian int32 size, then that many bytes)

@@ -174,9 +174,9 @@ public enum KafkaError: Int16, Sendable {
     case invalidConfig = 40
     case invalidRequest = 42
     case outOfOrderSequenceNumber = 45
-    case transactionalIdAuthorizationFailed = 53
     case duplicateSequenceNumber = 46
     case invalidProducerEpoch = 47
+    case transactionalIdAuthorizationFailed = 53
     case unknownProducerId = 59
     case kafkaStorageError = 56
     case unsupportedCompressionType = 76

@@ -273,7 +273,7 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         var pipelined: [UInt8] = []
         for correlation in 0..<count {
             let payload = try RawClient.payload(.fetch, version: 11, correlation: Int32(correlation), fetch)
-            pipelined += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+            pipelined += RawClient.framed(payload)
         }
         return pipelined
     }

@@ -106,7 +106,7 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             for i in 0..<4 {
                 let produce = try Self.produce("big", [UInt8](repeating: UInt8(i), count: 1_000_000))
                 let payload = try RawClient.payload(.produce, version: 7, correlation: Int32(i), produce)
-                frames.append(withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload)
+                frames.append(RawClient.framed(payload))
             }
             let clients = try (0..<4).map { _ in try RawClient(port: server.boundPort) }
             for (client, frame) in zip(clients, frames) { client.send(Array(frame[..<(frame.count / 2)])) }

@@ -51,7 +51,12 @@ final class RawClient {
 
     /// Sends `payload` with its size prefix.
     func send(frame payload: [UInt8]) {
-        send(withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload)
+        send(Self.framed(payload))
+    }
+
+    /// `payload` after its size prefix: a frame as it goes on the wire.
+    static func framed(_ payload: [UInt8]) -> [UInt8] {
+        withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
     }
 
     /// The last read ended at the receive timeout rather than at a close.
@@ -330,6 +335,28 @@ struct HandedOver<T>: @unchecked Sendable {
         }
     }
 
+    /// A framed acks=0 Produce (v7) of `batch` to `partition` of `topic`.
+    static func acksZeroFrame(topic: String, partition: Int32 = 0, batch: [UInt8]) throws -> [UInt8] {
+        var produce = produceRequest(topic: topic, batch: batch)
+        produce.acks = 0
+        produce.topics[0].partitions[0].index = partition
+        return RawClient.framed(try RawClient.payload(.produce, version: 7, correlation: 1, produce))
+    }
+
+    /// A server with topics "fire" and "gate" (one partition each; "gate" synced on every
+    /// append, its fdatasync slowed to a second), and the frame of an acks=0 produce to "gate":
+    /// sent first, every later request of its connection is queued behind it for a second.
+    static func withGate(_ body: (KafkaServer, [UInt8]) async throws -> Void) async throws {
+        try await withServer(maxRequestBytes: 4 << 20) { server in
+            try await server.broker.createTopic("fire", partitions: 1)
+            try await server.broker.createTopic("gate", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
+            let gateDirectory = server.broker.dataDirectory + "/gate-0"
+            StorageFaults.slow(.sync, by: 1_000_000_000, pathContains: gateDirectory)
+            defer { StorageFaults.clear(pathContains: gateDirectory) }
+            try await body(server, try acksZeroFrame(topic: "gate", batch: try AdminRequestTests.batch(["first"])))
+        }
+    }
+
     /// An acks=0 producer closes its connection as soon as its last request is written (kcat
     /// -X acks=0 does): every Produce request the broker had read before the close is still
     /// appended, in order (those queued behind the running request were dropped with the
@@ -339,17 +366,8 @@ struct HandedOver<T>: @unchecked Sendable {
     /// over 64 KiB, checked off the event loop (what queued them behind kcat's). (A request
     /// with an answer would not do: written to a closed socket, it brings a reset.)
     @Test func acksZeroRequestsWrittenBeforeACloseAreAllAppended() async throws {
-        try await Self.withServer(maxRequestBytes: 4 << 20) { server in
-            try await server.broker.createTopic("fire", partitions: 1)
-            try await server.broker.createTopic("gate", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
-            let gateDirectory = server.broker.dataDirectory + "/gate-0"
-            StorageFaults.slow(.sync, by: 1_000_000_000, pathContains: gateDirectory)
-            defer { StorageFaults.clear(pathContains: gateDirectory) }
-            var frames: [UInt8] = []
-            var gate = Self.produceRequest(topic: "gate", batch: try AdminRequestTests.batch(["first"]))
-            gate.acks = 0
-            let first = try RawClient.payload(.produce, version: 7, correlation: 1000, gate)
-            frames += withUnsafeBytes(of: Int32(first.count).bigEndian) { Array($0) } + first
+        try await Self.withGate { server, gate in
+            var frames = gate
             var generator = SystemRandomNumberGenerator()
             for n in 0..<100 {
                 var builder = RecordBatchBuilder(compression: n % 10 == 0 ? .lz4 : .none)
@@ -360,10 +378,7 @@ struct HandedOver<T>: @unchecked Sendable {
                 } else {
                     builder.append(timestamp: 0, key: Array("\(n)".utf8), value: [])
                 }
-                var produce = Self.produceRequest(topic: "fire", batch: try builder.build())
-                produce.acks = 0
-                let payload = try RawClient.payload(.produce, version: 7, correlation: Int32(n), produce)
-                frames += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+                frames += try Self.acksZeroFrame(topic: "fire", batch: try builder.build())
             }
             do {
                 let client = try RawClient(port: server.boundPort)
@@ -395,21 +410,11 @@ struct HandedOver<T>: @unchecked Sendable {
     /// exist) drops the requests behind it after the client's close: a producer's records are
     /// cut, never holed.
     @Test func aFailedQueuedProduceDropsTheRestAfterAClose() async throws {
-        try await Self.withServer { server in
-            try await server.broker.createTopic("fire", partitions: 1)
-            try await server.broker.createTopic("gate", partitions: 1, config: TopicConfig(flushPolicy: .everyAppend))
-            let gateDirectory = server.broker.dataDirectory + "/gate-0"
-            StorageFaults.slow(.sync, by: 1_000_000_000, pathContains: gateDirectory)
-            defer { StorageFaults.clear(pathContains: gateDirectory) }
-            var frames: [UInt8] = []
+        try await Self.withGate { server, gate in
+            var frames = gate
             func add(_ topic: String, partition: Int32, _ value: String) throws {
-                var produce = Self.produceRequest(topic: topic, batch: try AdminRequestTests.batch([value]))
-                produce.acks = 0
-                produce.topics[0].partitions[0].index = partition
-                let payload = try RawClient.payload(.produce, version: 7, correlation: 1, produce)
-                frames += withUnsafeBytes(of: Int32(payload.count).bigEndian) { Array($0) } + payload
+                frames += try Self.acksZeroFrame(topic: topic, partition: partition, batch: try AdminRequestTests.batch([value]))
             }
-            try add("gate", partition: 0, "first")
             try add("fire", partition: 0, "before")
             try add("fire", partition: 7, "fails")
             for n in 0..<10 { try add("fire", partition: 0, "after-\(n)") }

@@ -51,7 +51,8 @@ extension RequestRouter {
                 result.errorCode = KafkaError(error.code).rawValue
                 result.errorMessage = error.message
             } catch {
-                result.errorCode = KafkaError.unknownServerError.rawValue
+                // A disk failure underneath (a full disk): KAFKA_STORAGE_ERROR, as for a produce.
+                result.errorCode = KafkaError(error).rawValue
                 result.errorMessage = "\(error)"
             }
             response.topics.append(result)

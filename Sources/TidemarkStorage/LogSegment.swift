@@ -497,8 +497,11 @@ final class LogSegment {
         return cut
     }
 
-    /// Drops descriptors and mappings; the segment reopens lazily.
+    /// Drops descriptors and mappings; the segment reopens lazily. An index kept in memory
+    /// (the disk was full) is written to its file first, or its file removed.
     func closeFiles() {
+        offsetIndex?.storage.writeBackIfInMemory()
+        timeIndex?.storage.writeBackIfInMemory()
         log = nil
         offsetIndex = nil
         timeIndex = nil

@@ -15,11 +15,20 @@ import SystemPackage
 /// An index keeps no file descriptor: the mapping is all it needs. Growth and sealing open the
 /// file for the moment they need it, so thousands of partitions cost mappings, not descriptors.
 ///
+/// **A full disk.** An index is disposable (rebuilt from its log whenever missing or
+/// implausible), so a growth the disk has no blocks for does not fail: the entries move to
+/// anonymous memory (`isInMemory`) and the index goes on there. Sealing or closing writes them
+/// to the file when the disk has room again, or removes the file (the next open rebuilds it
+/// from the log; an empty or stale file could be trusted). So a partition recovered on a full
+/// disk (every index of an unclean shutdown is rebuilt) opens and serves reads, instead of
+/// going offline for want of an index, and an append fails only when its log bytes find no room.
+///
 /// Ownership: one `LogSegment`, itself guarded by its `PartitionLog`'s lock; not Sendable,
 /// and the mapping never leaves this class. Invariants: `entryCount * entrySize <=
-/// allocatedBytes <= mappedBytes` while mapped; when writable, the file's blocks
-/// `[0, allocatedBytes)` are allocated; a mapping exists whenever `entryCount > 0` (but for
-/// the single final entry of a closing index, written with pwrite).
+/// allocatedBytes <= mappedBytes` while mapped; when writable and not in memory, the file's
+/// blocks `[0, allocatedBytes)` are allocated; a mapping exists whenever `entryCount > 0` (but
+/// for the single final entry of a closing index, written with pwrite); in memory, the mapping
+/// is anonymous and `maxBytes` long.
 final class MappedIndexFile {
     let path: String
     let entrySize: Int
@@ -31,6 +40,8 @@ final class MappedIndexFile {
     private var allocatedBytes = 0
     private(set) var entryCount = 0
     private(set) var isWritable: Bool
+    /// The entries are in anonymous memory, not the file (its blocks could not be reserved).
+    private(set) var isInMemory = false
 
     /// The first growth step; later steps double.
     static let initialBytes = 64 * 1024
@@ -88,8 +99,13 @@ final class MappedIndexFile {
         var file: SharedFile?
         if needed > allocatedBytes {
             let capacity = last ? needed : min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
-            file = try SharedFile.open(path, .readWrite)
-            try file!.allocate(size: Int64(capacity))
+            if !isInMemory {
+                file = try SharedFile.open(path, .readWrite)
+                do throws(StorageError) { try file!.allocate(size: Int64(capacity)) } catch {
+                    guard error.code == .noSpace else { throw error }
+                    try moveToMemory()
+                }
+            }
             allocatedBytes = capacity
         }
         if mapping == nil {
@@ -110,6 +126,42 @@ final class MappedIndexFile {
         entryCount += 1
     }
 
+    /// Moves the entries to an anonymous mapping of `maxBytes` (pages cost memory once touched);
+    /// the file is left alone until `seal` or `close` writes or removes it.
+    private func moveToMemory() throws(StorageError) {
+        let address = mmap(nil, maxBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let address, address != MAP_FAILED else {
+            throw .syscall("mmap", path: path, Errno(rawValue: Glibc.errno))
+        }
+        if let mapping, entryCount > 0 { address.copyMemory(from: mapping, byteCount: sizeInBytes) }
+        replaceMapping(address, maxBytes)
+        isInMemory = true
+    }
+
+    /// For an index in memory: writes its entries to the file, which is then the index again
+    /// (true), or, when that fails (the disk is still full), removes the file so that no open
+    /// trusts what it holds (false).
+    private func writeBack() -> Bool {
+        do throws(StorageError) {
+            let file = try SharedFile.open(path, .readWrite, options: [.create])
+            try file.truncate(to: 0)
+            if sizeInBytes > 0 {
+                try file.allocate(size: Int64(sizeInBytes))
+                try file.write(UnsafeRawBufferPointer(start: mapping!, count: sizeInBytes), at: 0)
+            }
+            isInMemory = false
+            return true
+        } catch {
+            try? FileSystem.remove(path)
+            return false
+        }
+    }
+
+    /// `writeBack()` for an index in memory that its owner is about to drop.
+    func writeBackIfInMemory() {
+        if isInMemory { _ = writeBack() }
+    }
+
     /// Drops the entries from `count` on.
     func truncate(toEntries count: Int) {
         precondition(count >= 0)
@@ -123,7 +175,7 @@ final class MappedIndexFile {
     /// The file `seal(with:)` needs (nil when there is nothing to seal). A segment opens both
     /// of its indexes' files before it seals either, so a failed open (EMFILE) changes nothing.
     func fileForSeal() throws(StorageError) -> SharedFile? {
-        isWritable ? try SharedFile.open(path, .readWrite) : nil
+        isWritable && !isInMemory ? try SharedFile.open(path, .readWrite) : nil
     }
 
     /// Shrinks the file to its entries and maps it read-only: the segment is done.
@@ -132,6 +184,22 @@ final class MappedIndexFile {
     /// `seal()` with the file opened beforehand. `file`
     /// comes from `fileForSeal()`.
     func seal(with file: SharedFile?) throws(StorageError) {
+        if isWritable && isInMemory {
+            isWritable = false
+            allocatedBytes = sizeInBytes
+            // Written back: the file is the index again, mapped as any sealed one (should that
+            // fail, the same entries in memory go on serving). Otherwise they stay in memory,
+            // read-only in use, for as long as the segment is open.
+            guard writeBack() else { return }
+            if sizeInBytes == 0 {
+                replaceMapping(nil, 0)
+            } else if let file = try? SharedFile.open(path, .readOnly),
+                let (newMapping, newBytes) = try? Self.map(file, bytes: sizeInBytes, writable: false)
+            {
+                replaceMapping(newMapping, newBytes)
+            }
+            return
+        }
         guard isWritable, let file else { return }
         // (No msync: on Linux the mapping's dirty pages are the file's page cache, which the
         // fdatasync of the flush that follows a roll writes out.)
@@ -151,8 +219,11 @@ final class MappedIndexFile {
     /// first leaves the trim no mapped pages to zap, which with thousands of partitions closing
     /// at once is most of the cost. The index holds no entries afterwards (its owner drops it).
     func close() throws(StorageError) {
+        let inMemory = isInMemory
+        if inMemory { _ = writeBack() }  // written at its size, or removed
+        isInMemory = false  // (no second write-back of an index emptied below)
         replaceMapping(nil, 0)
-        let trim = isWritable && allocatedBytes != sizeInBytes
+        let trim = !inMemory && isWritable && allocatedBytes != sizeInBytes
         isWritable = false
         if trim { try SharedFile.open(path, .readWrite).truncate(to: Int64(sizeInBytes)) }
         allocatedBytes = 0
@@ -162,9 +233,23 @@ final class MappedIndexFile {
     /// Reopens a sealed index for appends (a segment that becomes active again after truncation).
     func unseal() throws(StorageError) {
         guard !isWritable else { return }
-        let writableFile = try SharedFile.open(path, .readWrite)
         let capacity = min(maxBytes, max(Self.initialBytes, sizeInBytes))
-        try writableFile.allocate(size: Int64(capacity))
+        if isInMemory {
+            // Sealed in memory (the write-back failed): the anonymous mapping is writable already.
+            allocatedBytes = capacity
+            isWritable = true
+            return
+        }
+        let writableFile = try SharedFile.open(path, .readWrite)
+        do throws(StorageError) {
+            try writableFile.allocate(size: Int64(capacity))
+        } catch {
+            guard error.code == .noSpace else { throw error }
+            try moveToMemory()
+            allocatedBytes = capacity
+            isWritable = true
+            return
+        }
         let (newMapping, newBytes) = try Self.map(writableFile, bytes: maxBytes, writable: true)
         replaceMapping(newMapping, newBytes)
         allocatedBytes = capacity
@@ -173,7 +258,8 @@ final class MappedIndexFile {
 
     /// A descriptor for making the file durable (fdatasync also writes the mapping's dirty
     /// pages: they are the file's page cache).
-    func fileForSync() throws(StorageError) -> SharedFile { try SharedFile.open(path, .readOnly) }
+    /// Nil for an index in memory: its file holds nothing to keep.
+    func fileForSync() throws(StorageError) -> SharedFile? { isInMemory ? nil : try SharedFile.open(path, .readOnly) }
 
     private func replaceMapping(_ newMapping: UnsafeMutableRawPointer?, _ newBytes: Int) {
         Self.unmap(mapping, mappedBytes)

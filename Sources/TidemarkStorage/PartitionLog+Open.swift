@@ -126,12 +126,14 @@ extension PartitionLog {
             if !checkpointIsRight {
                 // After the batch's first sync: what recovery kept is durable before the
                 // checkpoint lets the next recovery skip it.
+                // The checkpoint only narrows the next recovery: one that cannot be written (a
+                // full disk, the file new) loses nothing, and must not keep the node from opening.
                 batch.afterSync { () throws(StorageError) in
-                    try LogMarkers.writeRecoveryPoint(logEnd, directory: directory, sync: false)
+                    try? LogMarkers.writeRecoveryPoint(logEnd, directory: directory, sync: false)
                 }
             }
         } else if !checkpointIsRight {
-            try log.writeRecoveryCheckpoint(logEnd)
+            try? log.writeRecoveryCheckpoint(logEnd)  // (as above)
         }
         return log
     }

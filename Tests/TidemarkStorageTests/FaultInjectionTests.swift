@@ -28,17 +28,18 @@ import Testing
     }
 
     /// The time index (12-byte entries) outgrows its first 64 KiB step after 5,461 entries,
-    /// the offset index (8-byte) after 8,192. The growth fails with ENOSPC: the append fails
+    /// the offset index (8-byte) after 8,192. The growth fails with EIO: the append fails
     /// whole (no bytes stay in the log), reads and lookups go on, appends resume afterwards.
-    @Test func fullDiskWhileAnIndexGrows() throws {
+    /// (ENOSPC is not a failure for an index: see the next test.)
+    @Test func anIndexGrowthThatFailsFailsTheAppendWhole() throws {
         let dir = TemporaryDirectory("fault-index-growth")
         defer { StorageFaults.clear(pathContains: dir.path) }
         let log = try PartitionLog.open(directory: dir.path + "/t-0", config: Self.indexEveryBatch())
         // Each index reserves its first 64 KiB with its first entry (batch 2): those two
         // allocations go through; the next one is a growth.
-        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/", skip: 2, times: nil)
+        StorageFaults.inject(.allocate, .ioError, pathContains: dir.path + "/t-0/", skip: 2, times: nil)
         let (appended, failure) = Self.appendUntilFailure(log, limit: 20_000)
-        #expect(failure?.code == .noSpace, "\(String(describing: failure))")
+        #expect(failure?.code == .io, "\(String(describing: failure))")
         // The first batch of a segment gets no entry: 5,461 entries fill 64 KiB at batch 5,462.
         #expect(appended == 5_462)
         let end = log.logEndOffset
@@ -65,10 +66,47 @@ import Testing
         try reopened.close()
     }
 
+    /// An index that cannot grow for want of space (ENOSPC) goes on in memory: appends
+    /// never fail for an index (a disposable one; only the log's own bytes need the disk),
+    /// reads and lookups go on. A close that still finds no room removes the index files
+    /// (the next open rebuilds them from the log, which this one does while the fault lasts);
+    /// once there is room, a close writes them and the open after it trusts them.
+    @Test func anIndexThatCannotGrowForWantOfSpaceGoesOnInMemory() throws {
+        let dir = TemporaryDirectory("fault-index-memory")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let path = dir.path + "/t-0"
+        let log = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        StorageFaults.inject(.allocate, .noSpace, pathContains: path + "/", skip: 2, times: nil)
+        // Past both indexes' first 64 KiB: both move to memory.
+        let (appended, failure) = Self.appendUntilFailure(log, limit: 10_000)
+        #expect(failure == nil && appended == 10_000, "\(String(describing: failure))")
+        #expect(try readAll(log).count == 10_000)
+        #expect(try readAll(log, from: 9_000).first?.0 == 9_000)
+        #expect(try log.offset(forTimestamp: 1_700_000_000_000 + 9_500)?.offset == 9_500)
+        try log.close()
+        let index = path + "/" + segmentName(0, ".index")
+        let timeIndex = path + "/" + segmentName(0, ".timeindex")
+        #expect(fileSize(index) == -1 && fileSize(timeIndex) == -1)
+
+        let again = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        #expect(again.recoveryReport.truncatedBytes == 0 && again.logEndOffset == 10_000)
+        #expect(try again.offset(forTimestamp: 1_700_000_000_000 + 9_500)?.offset == 9_500)
+        StorageFaults.clear(pathContains: dir.path)
+        try again.append(makeBatch(tag: "after", count: 1, timestamp: 1_800_000_000_000))
+        try again.close()
+        // Written back at their sizes: an entry per batch but the first (timestamps all grow).
+        #expect(fileSize(index) == 10_000 * 8 && fileSize(timeIndex) == 10_000 * 12)
+
+        let reopened = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        #expect(try readAll(reopened, from: 9_999).map(\.1) == ["b9999-0", "after-0"])
+        #expect(try reopened.offset(forTimestamp: 1_700_000_000_000 + 4_000)?.offset == 4_000)
+        try reopened.close()
+    }
+
     /// A segment made by a roll reserves index space with its first index entry, not at its
-    /// creation; when that cannot be had, the append fails whole, everything before it stays
-    /// readable, and appends resume once space is back.
-    @Test func fullDiskAfterRoll() throws {
+    /// creation; when that fails (EIO), the append fails whole, everything before it stays
+    /// readable, and appends resume once the fault is gone.
+    @Test func anIndexFailureAfterARollFailsTheAppendWhole() throws {
         let dir = TemporaryDirectory("fault-roll")
         defer { StorageFaults.clear(pathContains: dir.path) }
         var config = LogConfig()
@@ -81,7 +119,7 @@ import Testing
         #expect(log.segmentCount == 1)
         // The next segment's files: its base offset is the current end.
         let next = segmentName(log.logEndOffset, ".index")
-        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/" + next, times: nil)
+        StorageFaults.inject(.allocate, .ioError, pathContains: dir.path + "/t-0/" + next, times: nil)
         try log.append(batch)  // rolls: creating the segment reserves nothing
         #expect(log.segmentCount == 2)
         let end = log.logEndOffset
@@ -89,7 +127,7 @@ import Testing
         for _ in 0..<10 where failure == nil {
             do { try log.append(batch) } catch { failure = error }
         }
-        #expect(failure?.code == .noSpace)
+        #expect(failure?.code == .io)
         let failedAt = log.logEndOffset
         #expect(failedAt >= end)
         #expect(try readAll(log).count == Int(failedAt))

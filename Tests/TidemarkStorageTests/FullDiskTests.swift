@@ -130,4 +130,61 @@ import Glibc
             #expect(try readAll(log).count == 12 * 4)
         }
     }
+
+    /// A crash, then a disk with no block left: every index must be rebuilt from its log and the
+    /// disk has no room for one. The log still opens (the indexes live in memory), reads every
+    /// record from any offset, and refuses appends with noSpace; a close on the full disk
+    /// removes the index files it could not write (never an empty or stale one to trust); once
+    /// space is back, appends resume and a close writes the indexes to their files again.
+    @Test(.enabled(if: canMount, "mounting a tmpfs needs root"))
+    func aCrashedLogReopensOnAFullDiskWithItsIndexesInMemory() throws {
+        try Self.withTmpfs("fulldisk-index", size: "2m") { mountPoint in
+            var config = LogConfig()
+            config.segmentBytes = 8 * 1024
+            config.indexIntervalBytes = 256
+            let logDir = mountPoint + "/jobs-0"
+            do {
+                let log = try PartitionLog.open(directory: logDir, config: config)
+                for i in 0..<190 { try log.append(makeBatch(tag: "b\(i)", count: 5)) }
+                #expect(log.segmentBaseOffsets == [0, 310, 615, 915])
+            }  // dropped without close: a crash
+            // Every index goes (so every segment read is rebuilt), then the disk fills up.
+            let indexFiles = { (try FileManager.default.contentsOfDirectory(atPath: logDir)).filter { $0.hasSuffix("index") } }
+            for name in try indexFiles() { try FileManager.default.removeItem(atPath: logDir + "/" + name) }
+            let filler = mountPoint + "/filler"
+            FileManager.default.createFile(atPath: filler, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+            while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
+            try handle.close()
+
+            let expected = (0..<190).flatMap { i in (0..<5).map { "b\(i)-\($0)" } }
+            let log = try PartitionLog.open(directory: logDir, config: config)
+            #expect(log.logEndOffset == 950)
+            #expect(try readAll(log).map(\.1) == expected)
+            #expect(try readAll(log, from: 137).first?.0 == 137)  // an index lookup
+            // A batch larger than a segment: the roll makes segment 950, its bytes find no room.
+            #expect(throws: StorageError.self) { try log.append(makeBatch(tag: "big", count: 4, valueBytes: 8000)) }
+            try log.close()
+            let left = try indexFiles()
+            #expect(left.allSatisfy { fileSize(logDir + "/" + $0) > 0 || $0.hasPrefix(segmentName(950, "")) }, "\(left)")
+            #expect(!FileManager.default.fileExists(atPath: logDir + "/" + segmentName(915, ".index")))
+
+            // Clean, still full: the missing indexes are rebuilt (in memory) again.
+            let again = try PartitionLog.open(directory: logDir, config: config)
+            #expect(try readAll(again, from: 250).map(\.1) == Array(expected[250...]))
+            try FileManager.default.removeItem(atPath: filler)
+            let after = (0..<10).map { "after\($0)-0" }
+            for i in 0..<10 { try again.append(makeBatch(tag: "after\(i)", count: 1)) }
+            try again.close()
+            for base: Int64 in [915, 950] {
+                #expect(fileSize(logDir + "/" + segmentName(base, ".index")) > 0, "\(base)")
+                #expect(fileSize(logDir + "/" + segmentName(base, ".timeindex")) > 0, "\(base)")
+            }
+
+            let reopened = try PartitionLog.open(directory: logDir, config: config)
+            #expect(try readAll(reopened).map(\.1) == expected + after)
+            #expect(try readAll(reopened, from: 137).first?.0 == 137)
+            try reopened.close()
+        }
+    }
 }

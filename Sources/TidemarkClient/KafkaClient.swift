@@ -12,7 +12,12 @@ public struct KafkaClientError: Error, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
-    public var description: String { code == -1 ? message : "\(message) (Kafka error \(code))" }
+    /// "produce to jobs-0 (Kafka error 56 KAFKA_STORAGE_ERROR)": the code, and its name when known.
+    public var description: String {
+        guard code != -1 else { return message }
+        let name = KafkaError(rawValue: code).map { " \($0.name)" } ?? ""
+        return "\(message) (Kafka error \(code)\(name))"
+    }
 }
 
 /// One blocking TCP connection speaking Kafka frames. Not Sendable: one owner at a time.

@@ -66,15 +66,3 @@ extension KafkaError {
         if let code { self.init(code) } else { self = .none }
     }
 }
-
-extension KafkaError {
-    /// Kafka's name of the error (UNKNOWN_TOPIC_OR_PARTITION, ...), as metrics label it.
-    var metricName: String {
-        var out = ""
-        for character in "\(self)" {
-            if character.isUppercase { out += "_" }
-            out += character.uppercased()
-        }
-        return out
-    }
-}

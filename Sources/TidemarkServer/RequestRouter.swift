@@ -272,7 +272,7 @@ final class RequestRouter: Sendable {
     }
 
     private func countError(_ api: ApiKey, _ code: Int16, _ count: Int) {
-        metrics.error(api, (KafkaError(rawValue: code) ?? .unknownServerError).metricName, count: count)
+        metrics.error(api, (KafkaError(rawValue: code) ?? .unknownServerError).name, count: count)
     }
 
     /// ApiVersions at a version we do not know: a v0 answer with UNSUPPORTED_VERSION, so the

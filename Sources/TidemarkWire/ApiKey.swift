@@ -286,3 +286,16 @@ extension KafkaMessage {
         return try coder.finishedBytes()
     }
 }
+
+extension KafkaError {
+    /// Kafka's name of the error (UNKNOWN_TOPIC_OR_PARTITION, ...), as metrics label it and
+    /// tools print it.
+    public var name: String {
+        var out = ""
+        for character in "\(self)" {
+            if character.isUppercase { out += "_" }
+            out += character.uppercased()
+        }
+        return out
+    }
+}

@@ -51,6 +51,9 @@ public struct LogConfig: Sendable, Equatable {
     /// something syncs often through the flusher although its policy is not `.everyAppend`
     /// (which always does): the broker's committed-offsets and share-state logs.
     public var preallocate = false
+    /// What indexes of this log may keep in memory when the disk has no room for them, shared
+    /// with every log naming the same budget (`MappedIndexFile`).
+    public var indexMemory: IndexMemoryBudget = .shared
 
     /// Whether the active segment keeps zeros ahead of its appends.
     public var preallocatesAhead: Bool { preallocate || flushPolicy == .everyAppend }

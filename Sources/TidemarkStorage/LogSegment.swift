@@ -139,10 +139,10 @@ final class LogSegment {
     private func openIndexes(writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
         offsetIndex = try OffsetIndex(
             path: indexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
-            discardingEntries: discardingEntries)
+            discardingEntries: discardingEntries, memory: config.indexMemory)
         timeIndex = try TimeIndex(
             path: timeIndexPath, baseOffset: baseOffset, maxBytes: config.maxIndexBytes, writable: writable,
-            discardingEntries: discardingEntries)
+            discardingEntries: discardingEntries, memory: config.indexMemory)
         isWritable = writable
     }
 
@@ -187,6 +187,9 @@ final class LogSegment {
         closeFiles()
         log = try SharedFile.open(logPath, .readWrite)
         size = Int(try log!.size())
+        // Both indexes or neither: one missing (removed by a close that could not write it on a
+        // full disk) would be made empty here and trusted, and the other then skips the scan.
+        let trustIndexes = trustIndexes && FileSystem.exists(indexPath) && FileSystem.exists(timeIndexPath)
         // Untrusted indexes are rebuilt from scratch: their old entries are not read at all.
         try openIndexes(writable: true, discardingEntries: !trustIndexes)
         if trustIndexes, offsetIndex!.validate(logSize: size, offsetLimit: nil), timeIndex!.validate(offsetLimit: nil) {
@@ -499,9 +502,12 @@ final class LogSegment {
 
     /// Drops descriptors and mappings; the segment reopens lazily. An index kept in memory
     /// (the disk was full) is written to its file first, or its file removed.
-    func closeFiles() {
-        offsetIndex?.storage.writeBackIfInMemory()
-        timeIndex?.storage.writeBackIfInMemory()
+    /// `writingBack: false`: the files are about to be deleted (memory goes with the indexes).
+    func closeFiles(writingBack: Bool = true) {
+        if writingBack {
+            offsetIndex?.storage.writeBackIfInMemory()
+            timeIndex?.storage.writeBackIfInMemory()
+        }
         log = nil
         offsetIndex = nil
         timeIndex = nil
@@ -511,7 +517,7 @@ final class LogSegment {
     /// Closes and removes the segment's files (the log first, so an interrupted delete leaves
     /// only index files, which opening the log removes as orphans).
     func deleteFiles() throws(StorageError) {
-        closeFiles()
+        closeFiles(writingBack: false)
         try FileSystem.remove(logPath)
         try FileSystem.remove(indexPath)
         try FileSystem.remove(timeIndexPath)

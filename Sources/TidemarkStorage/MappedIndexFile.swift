@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import SystemPackage
 
 /// A file of fixed-size entries, memory-mapped, that grows in preallocated steps while
@@ -18,10 +19,14 @@ import SystemPackage
 /// **A full disk.** An index is disposable (rebuilt from its log whenever missing or
 /// implausible), so a growth the disk has no blocks for does not fail: the entries move to
 /// anonymous memory (`isInMemory`) and the index goes on there. Sealing or closing writes them
-/// to the file when the disk has room again, or removes the file (the next open rebuilds it
-/// from the log; an empty or stale file could be trusted). So a partition recovered on a full
-/// disk (every index of an unclean shutdown is rebuilt) opens and serves reads, instead of
-/// going offline for want of an index, and an append fails only when its log bytes find no room.
+/// to the file when the disk has room again (a temporary file, fdatasync'd, renamed over the
+/// old one, the directory synced: never a file a power loss leaves half written), or removes
+/// the file (the next open rebuilds it from the log; an empty or stale file could be trusted).
+/// So a partition recovered on a full disk (every index of an unclean shutdown is rebuilt)
+/// opens and serves reads, instead of going offline for want of an index, and an append fails
+/// only when its log bytes find no room. Indexes in memory share a budget
+/// (`IndexMemoryBudget.shared`, 256 MiB of reserved entries, unless the log's config names
+/// another): past it, a growth fails with noSpace as the disk did.
 ///
 /// Ownership: one `LogSegment`, itself guarded by its `PartitionLog`'s lock; not Sendable,
 /// and the mapping never leaves this class. Invariants: `entryCount * entrySize <=
@@ -42,6 +47,9 @@ final class MappedIndexFile {
     private(set) var isWritable: Bool
     /// The entries are in anonymous memory, not the file (its blocks could not be reserved).
     private(set) var isInMemory = false
+    /// Bytes of `memory` this index holds (its reserved entries, while in memory).
+    private var memoryCharged = 0
+    private let memory: IndexMemoryBudget
 
     /// The first growth step; later steps double.
     static let initialBytes = 64 * 1024
@@ -50,8 +58,12 @@ final class MappedIndexFile {
     /// `entrySize` (a partial trailing entry is dropped); `writable` prepares it for appends.
     /// `discardingEntries`: the caller rebuilds the index, so the file starts empty (its old
     /// entries are not even read, so a crash's preallocated tail costs no memory).
-    init(path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
+    init(
+        path: String, entrySize: Int, maxBytes: Int, writable: Bool, discardingEntries: Bool = false,
+        memory: IndexMemoryBudget = .shared
+    ) throws(StorageError) {
         precondition(entrySize > 0 && maxBytes >= entrySize)
+        self.memory = memory
         self.path = path
         self.entrySize = entrySize
         self.maxBytes = maxBytes - maxBytes % entrySize
@@ -74,7 +86,10 @@ final class MappedIndexFile {
         }
     }
 
-    deinit { Self.unmap(mapping, mappedBytes) }
+    deinit {
+        Self.unmap(mapping, mappedBytes)
+        releaseMemory()
+    }
 
     var sizeInBytes: Int { entryCount * entrySize }
     var isFull: Bool { (entryCount + 1) * entrySize > maxBytes }
@@ -99,11 +114,13 @@ final class MappedIndexFile {
         var file: SharedFile?
         if needed > allocatedBytes {
             let capacity = last ? needed : min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
-            if !isInMemory {
+            if isInMemory {
+                try chargeMemory(capacity - memoryCharged)
+            } else {
                 file = try SharedFile.open(path, .readWrite)
                 do throws(StorageError) { try file!.allocate(size: Int64(capacity)) } catch {
                     guard error.code == .noSpace else { throw error }
-                    try moveToMemory()
+                    try moveToMemory(capacity: capacity, diskError: error)
                 }
             }
             allocatedBytes = capacity
@@ -126,11 +143,14 @@ final class MappedIndexFile {
         entryCount += 1
     }
 
-    /// Moves the entries to an anonymous mapping of `maxBytes` (pages cost memory once touched);
-    /// the file is left alone until `seal` or `close` writes or removes it.
-    private func moveToMemory() throws(StorageError) {
+    /// Moves the entries to an anonymous mapping of `maxBytes` (pages cost memory once touched)
+    /// with `capacity` bytes of them charged to the budget; the file is left alone until `seal`
+    /// or `close` writes or removes it. Past the budget, throws `diskError` (nothing changes).
+    private func moveToMemory(capacity: Int, diskError: StorageError) throws(StorageError) {
+        do throws(StorageError) { try chargeMemory(capacity) } catch { throw diskError }
         let address = mmap(nil, maxBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let address, address != MAP_FAILED else {
+            releaseMemory()
             throw .syscall("mmap", path: path, Errno(rawValue: Glibc.errno))
         }
         if let mapping, entryCount > 0 { address.copyMemory(from: mapping, byteCount: sizeInBytes) }
@@ -138,20 +158,44 @@ final class MappedIndexFile {
         isInMemory = true
     }
 
+    private func chargeMemory(_ bytes: Int) throws(StorageError) {
+        guard bytes > 0 else { return }
+        guard memory.charge(bytes) else {
+            throw StorageError(
+                .noSpace, "no room on the disk for the index, and indexes kept in memory have used their \(memory.limit) bytes",
+                path: path)
+        }
+        memoryCharged += bytes
+    }
+
+    private func releaseMemory() {
+        guard memoryCharged > 0 else { return }
+        memory.release(memoryCharged)
+        memoryCharged = 0
+    }
+
     /// For an index in memory: writes its entries to the file, which is then the index again
     /// (true), or, when that fails (the disk is still full), removes the file so that no open
-    /// trusts what it holds (false).
+    /// trusts what it holds (false). The entries go to a temporary file, fdatasync'd and renamed
+    /// over the old one, the directory synced after: a power loss leaves the old file (stale,
+    /// but the log was closed uncleanly then, and every open after that rebuilds) or the new one
+    /// whole, never a new size over blocks that were never written (zeros an open would trust).
     private func writeBack() -> Bool {
+        let temporary = path + ".tmp"  // (a crash's leftover is removed by the log's open)
         do throws(StorageError) {
-            let file = try SharedFile.open(path, .readWrite, options: [.create])
-            try file.truncate(to: 0)
+            let file = try SharedFile.open(temporary, .readWrite, options: [.create, .truncate])
             if sizeInBytes > 0 {
                 try file.allocate(size: Int64(sizeInBytes))
                 try file.write(UnsafeRawBufferPointer(start: mapping!, count: sizeInBytes), at: 0)
             }
+            try file.sync()
+            try FileSystem.rename(temporary, to: path)
+            try FileSystem.syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
             isInMemory = false
+            releaseMemory()
             return true
         } catch {
+            try? FileSystem.remove(temporary)
             try? FileSystem.remove(path)
             return false
         }
@@ -222,6 +266,7 @@ final class MappedIndexFile {
         let inMemory = isInMemory
         if inMemory { _ = writeBack() }  // written at its size, or removed
         isInMemory = false  // (no second write-back of an index emptied below)
+        releaseMemory()
         replaceMapping(nil, 0)
         let trim = !inMemory && isWritable && allocatedBytes != sizeInBytes
         isWritable = false
@@ -236,6 +281,7 @@ final class MappedIndexFile {
         let capacity = min(maxBytes, max(Self.initialBytes, sizeInBytes))
         if isInMemory {
             // Sealed in memory (the write-back failed): the anonymous mapping is writable already.
+            try chargeMemory(capacity - memoryCharged)
             allocatedBytes = capacity
             isWritable = true
             return
@@ -245,7 +291,7 @@ final class MappedIndexFile {
             try writableFile.allocate(size: Int64(capacity))
         } catch {
             guard error.code == .noSpace else { throw error }
-            try moveToMemory()
+            try moveToMemory(capacity: capacity, diskError: error)
             allocatedBytes = capacity
             isWritable = true
             return
@@ -283,4 +329,33 @@ final class MappedIndexFile {
     private static func unmap(_ mapping: UnsafeMutableRawPointer?, _ bytes: Int) {
         if let mapping, bytes > 0 { munmap(mapping, bytes) }
     }
+}
+
+/// The bytes indexes may keep in memory when the disk has no room for them (see
+/// `MappedIndexFile`), shared by every log whose config names it: the engine's logs share
+/// `shared`. Thread-safe (an atomic).
+public final class IndexMemoryBudget: Sendable, Equatable {
+    public static let shared = IndexMemoryBudget(limit: 256 << 20)
+
+    public let limit: Int
+    private let used = Atomic<Int>(0)
+
+    public init(limit: Int) { self.limit = limit }
+
+    /// Bytes reserved now.
+    public var bytesInUse: Int { used.load(ordering: .relaxed) }
+
+    /// Reserves `bytes` if they fit under the limit.
+    func charge(_ bytes: Int) -> Bool {
+        let total = used.add(bytes, ordering: .relaxed).newValue
+        guard total <= limit else {
+            used.subtract(bytes, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func release(_ bytes: Int) { used.subtract(bytes, ordering: .relaxed) }
+
+    public static func == (a: IndexMemoryBudget, b: IndexMemoryBudget) -> Bool { a === b }
 }

@@ -126,16 +126,31 @@ extension PartitionLog {
             if !checkpointIsRight {
                 // After the batch's first sync: what recovery kept is durable before the
                 // checkpoint lets the next recovery skip it.
-                // The checkpoint only narrows the next recovery: one that cannot be written (a
-                // full disk, the file new) loses nothing, and must not keep the node from opening.
                 batch.afterSync { () throws(StorageError) in
-                    try? LogMarkers.writeRecoveryPoint(logEnd, directory: directory, sync: false)
+                    try log.replaceCheckpoint { () throws(StorageError) in
+                        try LogMarkers.writeRecoveryPoint(logEnd, directory: directory, sync: false)
+                    }
                 }
             }
         } else if !checkpointIsRight {
-            try? log.writeRecoveryCheckpoint(logEnd)  // (as above)
+            try log.replaceCheckpoint { () throws(StorageError) in try log.writeRecoveryCheckpoint(logEnd) }
         }
         return log
+    }
+
+    /// Runs `write`, the checkpoint's rewrite at open. One that fails (a full disk and the
+    /// file new; EIO) must not keep the log from opening, nor leave the old point behind, which
+    /// may lie past what recovery just cut: the file is removed instead (the next recovery then
+    /// scans from the start, losing nothing), and written again at the next flush that writes
+    /// one. Throws only when even the removal fails.
+    func replaceCheckpoint(_ write: () throws(StorageError) -> Void) throws(StorageError) {
+        do throws(StorageError) { try write() } catch {
+            do throws(StorageError) { try FileSystem.remove(directory + "/" + LogMarkers.checkpointName) } catch { throw error }
+            state.withLock {
+                $0.checkpointOffset = nil
+                $0.checkpointStale = true
+            }
+        }
     }
 
     /// Scans the inactive segments at and after the one holding `recoveryPoint`. Returns

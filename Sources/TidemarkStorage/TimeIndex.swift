@@ -16,10 +16,14 @@ final class TimeIndex {
     let baseOffset: Int64
     let storage: MappedIndexFile
 
-    init(path: String, baseOffset: Int64, maxBytes: Int, writable: Bool, discardingEntries: Bool = false) throws(StorageError) {
+    init(
+        path: String, baseOffset: Int64, maxBytes: Int, writable: Bool, discardingEntries: Bool = false,
+        memory: IndexMemoryBudget = .shared
+    ) throws(StorageError) {
         self.baseOffset = baseOffset
         storage = try MappedIndexFile(
-            path: path, entrySize: Self.entrySize, maxBytes: maxBytes, writable: writable, discardingEntries: discardingEntries)
+            path: path, entrySize: Self.entrySize, maxBytes: maxBytes, writable: writable, discardingEntries: discardingEntries,
+            memory: memory)
     }
 
     var entryCount: Int { storage.entryCount }

@@ -75,20 +75,24 @@ import Testing
         let dir = TemporaryDirectory("fault-index-memory")
         defer { StorageFaults.clear(pathContains: dir.path) }
         let path = dir.path + "/t-0"
-        let log = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        var config = Self.indexEveryBatch()
+        config.indexMemory = IndexMemoryBudget(limit: 1 << 20)
+        let log = try PartitionLog.open(directory: path, config: config)
         StorageFaults.inject(.allocate, .noSpace, pathContains: path + "/", skip: 2, times: nil)
         // Past both indexes' first 64 KiB: both move to memory.
         let (appended, failure) = Self.appendUntilFailure(log, limit: 10_000)
         #expect(failure == nil && appended == 10_000, "\(String(describing: failure))")
+        #expect(config.indexMemory.bytesInUse == 2 * 128 * 1024)  // each grew to its second step
         #expect(try readAll(log).count == 10_000)
         #expect(try readAll(log, from: 9_000).first?.0 == 9_000)
         #expect(try log.offset(forTimestamp: 1_700_000_000_000 + 9_500)?.offset == 9_500)
         try log.close()
+        #expect(config.indexMemory.bytesInUse == 0)
         let index = path + "/" + segmentName(0, ".index")
         let timeIndex = path + "/" + segmentName(0, ".timeindex")
         #expect(fileSize(index) == -1 && fileSize(timeIndex) == -1)
 
-        let again = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        let again = try PartitionLog.open(directory: path, config: config)
         #expect(again.recoveryReport.truncatedBytes == 0 && again.logEndOffset == 10_000)
         #expect(try again.offset(forTimestamp: 1_700_000_000_000 + 9_500)?.offset == 9_500)
         StorageFaults.clear(pathContains: dir.path)
@@ -97,10 +101,76 @@ import Testing
         // Written back at their sizes: an entry per batch but the first (timestamps all grow).
         #expect(fileSize(index) == 10_000 * 8 && fileSize(timeIndex) == 10_000 * 12)
 
-        let reopened = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        #expect(config.indexMemory.bytesInUse == 0)
+        let reopened = try PartitionLog.open(directory: path, config: config)
         #expect(try readAll(reopened, from: 9_999).map(\.1) == ["b9999-0", "after-0"])
         #expect(try reopened.offset(forTimestamp: 1_700_000_000_000 + 4_000)?.offset == 4_000)
         try reopened.close()
+    }
+
+    /// Indexes keep in memory only what their budget allows: past it, a growth the disk refused
+    /// fails the append (whole, as any index failure), and nothing stays charged.
+    @Test func indexesInMemoryStayWithinTheirBudget() throws {
+        let dir = TemporaryDirectory("fault-index-budget")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var config = Self.indexEveryBatch()
+        config.indexMemory = IndexMemoryBudget(limit: 200 * 1024)  // one index's second step, not two
+        let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
+        StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/", skip: 2, times: nil)
+        let (appended, failure) = Self.appendUntilFailure(log, limit: 10_000)
+        // The time index moved to memory at batch 5,462; the offset index could not at 8,194.
+        #expect(failure?.code == .noSpace, "\(String(describing: failure))")
+        #expect(appended == 8_193)
+        #expect(log.logEndOffset == 8_193)
+        #expect(config.indexMemory.bytesInUse == 128 * 1024)
+        #expect(try readAll(log).count == 8_193)
+        try log.close()
+        #expect(config.indexMemory.bytesInUse == 0)
+    }
+
+    /// A clean close that could write one index but not the other (a full disk) leaves that
+    /// one's file removed: the next open rebuilds both from the log rather than trust the one
+    /// left beside an empty new one (the time index's largest timestamp, batch 10's here, would
+    /// be missed by a scan of the tail alone).
+    @Test func aSegmentMissingOneIndexRebuildsBoth() throws {
+        let dir = TemporaryDirectory("fault-one-index")
+        let path = dir.path + "/t-0"
+        let log = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        for i in 0..<100 {
+            try log.append(makeBatch(tag: "b\(i)", count: 1, timestamp: i == 10 ? 1_900_000_000_000 : 1_700_000_000_000 + Int64(i)))
+        }
+        try log.close()
+        try FileSystem.remove(path + "/" + segmentName(0, ".timeindex"))
+        let reopened = try PartitionLog.open(directory: path, config: Self.indexEveryBatch())
+        #expect(try reopened.offset(forTimestamp: 1_800_000_000_000)?.offset == 10)
+        #expect(try reopened.offset(forTimestamp: 1_700_000_000_050)?.offset == 10)
+        try reopened.close()
+    }
+
+    /// A recovery checkpoint that cannot be rewritten at open (here EIO) does not keep the log
+    /// from opening, and is removed rather than left saying a point recovery may have cut
+    /// below: the next crash recovery scans from the start.
+    @Test func aCheckpointThatCannotBeRewrittenAtOpenIsRemoved() throws {
+        let dir = TemporaryDirectory("fault-checkpoint")
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let path = dir.path + "/t-0"
+        var config = LogConfig()
+        config.segmentBytes = 4096
+        do {
+            let log = try PartitionLog.open(directory: path, config: config)
+            for i in 0..<40 { try log.append(makeBatch(tag: "b\(i)", count: 5, valueBytes: 100)) }
+            try log.flush()
+            #expect(FileSystem.exists(path + "/recovery-point.checkpoint"))
+        }  // a crash
+        StorageFaults.inject(.write, .ioError, pathContains: path + "/recovery-point.checkpoint", times: nil)
+        let log = try PartitionLog.open(directory: path, config: config)
+        #expect(log.logEndOffset == 200)
+        #expect(!FileSystem.exists(path + "/recovery-point.checkpoint"))
+        StorageFaults.clear(pathContains: dir.path)
+        try log.append(makeBatch(tag: "after", count: 1))
+        try log.flush()  // the next flush writes it again
+        #expect(FileSystem.exists(path + "/recovery-point.checkpoint"))
+        try log.close()
     }
 
     /// A segment made by a roll reserves index space with its first index entry, not at its

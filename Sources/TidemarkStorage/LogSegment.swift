@@ -173,6 +173,10 @@ final class LogSegment {
         try openIndexes(writable: true, discardingEntries: true)
         _ = try rebuildIndexes(truncatingInvalidTail: false)
         try sealIndexes()
+        // Durable before a later open trusts them: after a power loss an unsynced rebuild could
+        // come back at its size over blocks never written, and a zero time entry passes as a
+        // plausible one (a segment of timestamp 0: retention would delete it at once).
+        for index in [offsetIndex?.storage, timeIndex?.storage] { try? index?.fileForSync()?.syncIncludingMetadata() }
         maxTimestampKnown = true
     }
 
@@ -500,14 +504,11 @@ final class LogSegment {
         return cut
     }
 
-    /// Drops descriptors and mappings; the segment reopens lazily. An index kept in memory
-    /// (the disk was full) is written to its file first, or its file removed.
-    /// `writingBack: false`: the files are about to be deleted (memory goes with the indexes).
-    func closeFiles(writingBack: Bool = true) {
-        if writingBack {
-            offsetIndex?.storage.writeBackIfInMemory()
-            timeIndex?.storage.writeBackIfInMemory()
-        }
+    /// Drops descriptors and mappings; the segment reopens lazily. (An index kept in memory
+    /// because the disk was full goes with it, unwritten: sealed, its file was written or
+    /// removed then, and an active segment's indexes are closed by `sealForClose` first. No
+    /// write or sync here: eviction runs under the log's lock, even on an event loop.)
+    func closeFiles() {
         log = nil
         offsetIndex = nil
         timeIndex = nil
@@ -517,7 +518,7 @@ final class LogSegment {
     /// Closes and removes the segment's files (the log first, so an interrupted delete leaves
     /// only index files, which opening the log removes as orphans).
     func deleteFiles() throws(StorageError) {
-        closeFiles(writingBack: false)
+        closeFiles()
         try FileSystem.remove(logPath)
         try FileSystem.remove(indexPath)
         try FileSystem.remove(timeIndexPath)

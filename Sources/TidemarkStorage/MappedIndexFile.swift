@@ -18,8 +18,8 @@ import SystemPackage
 ///
 /// **A full disk.** An index is disposable (rebuilt from its log whenever missing or
 /// implausible), so a growth the disk has no blocks for does not fail: the entries move to
-/// anonymous memory (`isInMemory`) and the index goes on there. Sealing or closing writes them
-/// to the file when the disk has room again (a temporary file, fdatasync'd, renamed over the
+/// anonymous memory (`isInMemory`) and the index goes on there. Sealing (a roll, a rebuild) or
+/// closing (a clean close of the log) writes them to the file when the disk has room again (a temporary file, fdatasync'd, renamed over the
 /// old one, the directory synced: never a file a power loss leaves half written), or removes
 /// the file (the next open rebuilds it from the log; an empty or stale file could be trusted).
 /// So a partition recovered on a full disk (every index of an unclean shutdown is rebuilt)
@@ -197,13 +197,10 @@ final class MappedIndexFile {
         } catch {
             try? FileSystem.remove(temporary)
             try? FileSystem.remove(path)
+            // The removal durable too: an empty file a power loss brought back would be trusted.
+            try? FileSystem.syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
             return false
         }
-    }
-
-    /// `writeBack()` for an index in memory that its owner is about to drop.
-    func writeBackIfInMemory() {
-        if isInMemory { _ = writeBack() }
     }
 
     /// Drops the entries from `count` on.

@@ -113,17 +113,21 @@ final class MappedIndexFile {
         let needed = (entryCount + 1) * entrySize
         var file: SharedFile?
         if needed > allocatedBytes {
-            let capacity = last ? needed : min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
             if isInMemory {
-                try chargeMemory(capacity - memoryCharged)
+                allocatedBytes = memoryCapacity(for: needed)
+                try chargeMemory(allocatedBytes - memoryCharged)
             } else {
+                let capacity = last ? needed : min(maxBytes, max(Self.initialBytes, allocatedBytes * 2))
                 file = try SharedFile.open(path, .readWrite)
-                do throws(StorageError) { try file!.allocate(size: Int64(capacity)) } catch {
+                do throws(StorageError) {
+                    try file!.allocate(size: Int64(capacity))
+                    allocatedBytes = capacity
+                } catch {
                     guard error.code == .noSpace else { throw error }
-                    try moveToMemory(capacity: capacity, diskError: error)
+                    try moveToMemory(capacity: memoryCapacity(for: needed), diskError: error)
+                    allocatedBytes = memoryCharged
                 }
             }
-            allocatedBytes = capacity
         }
         if mapping == nil {
             if file == nil { file = try SharedFile.open(path, .readWrite) }
@@ -156,6 +160,12 @@ final class MappedIndexFile {
         if let mapping, entryCount > 0 { address.copyMemory(from: mapping, byteCount: sizeInBytes) }
         replaceMapping(address, maxBytes)
         isInMemory = true
+    }
+
+    /// In memory an index grows by pages (what it touches), not by the file's doubling steps:
+    /// thousands of small partitions recovered on a full disk then cost a page or two each.
+    private func memoryCapacity(for bytes: Int) -> Int {
+        min(maxBytes, (max(bytes, 1) + 4095) / 4096 * 4096)
     }
 
     private func chargeMemory(_ bytes: Int) throws(StorageError) {
@@ -278,8 +288,8 @@ final class MappedIndexFile {
         let capacity = min(maxBytes, max(Self.initialBytes, sizeInBytes))
         if isInMemory {
             // Sealed in memory (the write-back failed): the anonymous mapping is writable already.
-            try chargeMemory(capacity - memoryCharged)
-            allocatedBytes = capacity
+            allocatedBytes = memoryCapacity(for: sizeInBytes)
+            try chargeMemory(allocatedBytes - memoryCharged)
             isWritable = true
             return
         }
@@ -288,8 +298,8 @@ final class MappedIndexFile {
             try writableFile.allocate(size: Int64(capacity))
         } catch {
             guard error.code == .noSpace else { throw error }
-            try moveToMemory(capacity: capacity, diskError: error)
-            allocatedBytes = capacity
+            try moveToMemory(capacity: memoryCapacity(for: sizeInBytes), diskError: error)
+            allocatedBytes = memoryCharged
             isWritable = true
             return
         }

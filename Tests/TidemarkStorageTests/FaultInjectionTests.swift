@@ -82,7 +82,8 @@ import Testing
         // Past both indexes' first 64 KiB: both move to memory.
         let (appended, failure) = Self.appendUntilFailure(log, limit: 10_000)
         #expect(failure == nil && appended == 10_000, "\(String(describing: failure))")
-        #expect(config.indexMemory.bytesInUse == 2 * 128 * 1024)  // each grew to its second step
+        // Charged by the page: 9,999 entries of 8 bytes (20 pages) and of 12 (30 pages).
+        #expect(config.indexMemory.bytesInUse == 50 * 4096)
         #expect(try readAll(log).count == 10_000)
         #expect(try readAll(log, from: 9_000).first?.0 == 9_000)
         #expect(try log.offset(forTimestamp: 1_700_000_000_000 + 9_500)?.offset == 9_500)
@@ -114,15 +115,16 @@ import Testing
         let dir = TemporaryDirectory("fault-index-budget")
         defer { StorageFaults.clear(pathContains: dir.path) }
         var config = Self.indexEveryBatch()
-        config.indexMemory = IndexMemoryBudget(limit: 200 * 1024)  // one index's second step, not two
+        config.indexMemory = IndexMemoryBudget(limit: 150 * 1024)
         let log = try PartitionLog.open(directory: dir.path + "/t-0", config: config)
         StorageFaults.inject(.allocate, .noSpace, pathContains: dir.path + "/t-0/", skip: 2, times: nil)
         let (appended, failure) = Self.appendUntilFailure(log, limit: 10_000)
-        // The time index moved to memory at batch 5,462; the offset index could not at 8,194.
+        // The time index moved to memory at batch 5,462 and holds 24 pages at batch 8,192; the
+        // offset index's move at 8,193 (17 pages) would pass the budget.
         #expect(failure?.code == .noSpace, "\(String(describing: failure))")
         #expect(appended == 8_193)
         #expect(log.logEndOffset == 8_193)
-        #expect(config.indexMemory.bytesInUse == 128 * 1024)
+        #expect(config.indexMemory.bytesInUse == 24 * 4096)
         #expect(try readAll(log).count == 8_193)
         try log.close()
         #expect(config.indexMemory.bytesInUse == 0)

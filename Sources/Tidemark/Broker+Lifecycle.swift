@@ -85,6 +85,9 @@ extension Broker {
         return (statistics.passes, statistics.answered)
     }
 
+    /// Bytes of index entries the logs keep in memory because the disk had no room for them.
+    public var indexMemoryBytes: Int { IndexMemoryBudget.shared.bytesInUse }
+
     func startMaintenance() {
         let interval = options.maintenanceIntervalMs
         let task = Task.detached { [weak self] in

@@ -52,6 +52,7 @@ public enum MetricName {
     public static let logOpenFiles = "tidemark_log_open_files"
     public static let logOpenFilesLimit = "tidemark_log_open_files_limit"
     public static let logFileEvictions = "tidemark_log_file_evictions_total"
+    public static let logIndexMemory = "tidemark_log_index_memory_bytes"
     public static let groupCommitPasses = "tidemark_log_group_commit_passes_total"
     public static let groupCommitWaiters = "tidemark_log_group_commit_waiters_total"
     public static let uptime = "tidemark_uptime_seconds"
@@ -105,6 +106,7 @@ public enum MetricName {
         logOpenFiles: "Segment files held open by the logs (the open-file budget's count).",
         logOpenFilesLimit: "The open-file budget: segment files the logs may hold open (half the soft ulimit -n).",
         logFileEvictions: "Segment files closed to stay within the open-file budget (they reopen on use).",
+        logIndexMemory: "Index entries kept in memory because the disk had no room for them (0 unless the disk filled; at most 256 MiB).",
         groupCommitPasses: "Passes of the group-commit flusher (each fdatasyncs every log with waiters once).",
         groupCommitWaiters: "Durable appends and acknowledgements answered by the group-commit flusher (per pass: messages per fsync).",
         uptime: "Seconds since the broker started.",

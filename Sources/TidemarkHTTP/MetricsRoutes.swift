@@ -185,6 +185,7 @@ public final class MetricsRoutes: HTTPRoutes {
         out.family(MetricName.logOpenFiles, .gauge) { $0.sample([], Double(files.held)) }
         out.family(MetricName.logOpenFilesLimit, .gauge) { $0.sample([], Double(files.limit)) }
         out.family(MetricName.logFileEvictions, .counter) { $0.sample([], Double(files.evictions)) }
+        out.family(MetricName.logIndexMemory, .gauge) { $0.sample([], Double(broker.indexMemoryBytes)) }
         let commits = broker.groupCommitStatistics
         out.family(MetricName.groupCommitPasses, .counter) { $0.sample([], Double(commits.passes)) }
         out.family(MetricName.groupCommitWaiters, .counter) { $0.sample([], Double(commits.waiters)) }

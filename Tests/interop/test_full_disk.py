@@ -12,6 +12,14 @@ from conftest import Broker, free_port, unique
 from helpers import read_values
 
 
+def _gauge(node, name):
+    with urllib.request.urlopen(node.http + "/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError("%s not exposed" % name)
+
+
 def _fill(directory):
     """Files of 64 KiB, then smaller ones, until the filesystem has no block left (again: a
     failed append gives back the page its partial write took)."""
@@ -131,10 +139,12 @@ def test_a_full_disk_fails_writes_cleanly_keeps_reads_and_recovers(tmp_path):
         with urllib.request.urlopen(node.http + "/metrics", timeout=10) as answer:
             assert answer.status == 200
 
-        # kill -9 and a restart on the full disk: the node comes up and serves what it had.
+        # kill -9 and a restart on the full disk: the node comes up and serves what it had,
+        # its rebuilt indexes in memory, which /metrics shows.
         node.kill()
         node.start()
         assert read_values(node.bootstrap, topic, len(first)) == first
+        assert _gauge(node, "tidemark_log_index_memory_bytes") > 0
 
         # Space freed: writes resume without a restart; the failed topic can be created.
         _free(disk)
@@ -146,6 +156,7 @@ def test_a_full_disk_fails_writes_cleanly_keeps_reads_and_recovers(tmp_path):
 
         node.restart()
         assert read_values(node.bootstrap, topic, len(first) + 100) == first + second
+        assert _gauge(node, "tidemark_log_index_memory_bytes") == 0
     finally:
         node.kill()
         subprocess.run(["umount", "-l", disk])

@@ -94,8 +94,14 @@ extension Broker {
             return nil
         } catch {
             if error.code == .corruptLog {
-                // Damage is answered to this fetch (KAFKA_STORAGE_ERROR), never skipped over.
+                // Damage is answered to this fetch, never skipped over: CORRUPT_MESSAGE, as Kafka
+                // answers a read of a damaged log. Clients show it (librdkafka: "Fetch from broker
+                // 0 failed: Broker: Corrupt message"; the Java consumer throws) where a storage
+                // error would be retried in silence, a consumer stalled with nothing said.
                 state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: error, logger: options.logger)
+                throw TidemarkError(
+                    .corruptMessage, "fetch from \(state.topic)-\(state.partition) at \(offset): the log is damaged there (\(error))",
+                    storage: error)
             }
             throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
         }

@@ -196,7 +196,7 @@ import TidemarkStorage
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         for _ in 0..<3 {
             await #expect { _ = try await broker.fetch(topic: "o", partition: 0, offset: 0) } throws: {
-                ($0 as? TidemarkError)?.code == .storage
+                ($0 as? TidemarkError)?.code == .corruptMessage
             }
         }
         #expect(log.matching("verify --repair").count == 1)

@@ -136,3 +136,52 @@ def test_zeros_written_ahead_survive_a_kill_as_space(broker):
     # The restart cut the zeros: the segment ends with its last batch again.
     with open(segment, "rb") as f:
         assert f.read()[-64:] != bytes(64)
+
+
+def test_a_damaged_segment_is_reported_to_consumers(broker):
+    """Bytes damaged on disk in an older segment after a clean stop: a consumer gets every
+    record before the damage, then CORRUPT_MESSAGE (librdkafka shows it to the application,
+    as Kafka's answer for a damaged log), never a silent stall or a skip over the damage.
+    `tidemark verify --repair`, the node stopped, cuts the log at the damage (the segments after
+    it follow a gap and go too), and what came before reads back."""
+    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = unique("damaged")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "65536"})])[topic].result(30)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "batch.size": 16000})
+    for i in range(3000):
+        producer.produce(topic, value=b"%05d-" % i + b"x" * 50)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    broker.stop()
+    directory = os.path.join(broker.data_dir, topic + "-0")
+    segments = sorted(name for name in os.listdir(directory) if name.endswith(".log"))
+    assert len(segments) >= 3, segments
+    damaged_base = int(segments[1][:-4])
+    with open(os.path.join(directory, segments[1]), "r+b") as f:
+        f.seek(os.path.getsize(os.path.join(directory, segments[1])) // 2)
+        f.write(b"\xff" * 40)
+    broker.start()
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "enable.auto.commit": False,
+                         "fetch.error.backoff.ms": 100})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values, errors = [], []
+    deadline = time.time() + 30
+    while not errors and time.time() < deadline:
+        for m in consumer.consume(500, 0.5):
+            if m.error() is not None:
+                errors.append(m.error())
+            else:
+                values.append(m.value())
+    consumer.close()
+    assert errors and errors[0].code() == KafkaError.INVALID_MSG, errors[:3]  # Kafka's CORRUPT_MESSAGE, code 2
+    assert len(values) > damaged_base and values == [b"%05d-" % i + b"x" * 50 for i in range(len(values))]
+
+    broker.stop()
+    repaired = subprocess.run([BINARY, "verify", "--repair", broker.data_dir], capture_output=True, text=True, timeout=120)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    broker.start()
+    after = read_values(broker.bootstrap, topic, len(values), timeout=30)
+    assert after == values

@@ -279,17 +279,28 @@ enum FileSystem {
     /// Replaces `path` with `contents` atomically and durably: write a temporary file,
     /// fsync it, rename it over `path`, fsync the directory.
     static func writeAtomically(_ contents: [UInt8], to path: String, directory: String) throws(StorageError) {
+        try contents.withUnsafeBytes { raw in
+            Result { () throws(StorageError) in try writeAtomically(raw, to: path, directory: directory) }
+        }.get()
+    }
+
+    /// `writeAtomically` of bytes in memory the caller owns (an index's mapping).
+    static func writeAtomically(_ contents: UnsafeRawBufferPointer, to path: String, directory: String) throws(StorageError) {
         let temporary = path + ".tmp"
         let file = try SharedFile.open(temporary, .writeOnly, options: [.create, .truncate])
-        try contents.withUnsafeBytes { raw in
-            Result { () throws(StorageError) in try file.write(raw, at: 0) }
-        }.get()
+        try file.write(contents, at: 0)
         try file.sync()
         try rename(temporary, to: path)
         try syncDirectory(directory)
     }
 
     /// The whole file, or nil when it does not exist.
+    /// The directory holding `path` ("." for a bare name).
+    static func parentDirectory(of path: String) -> String {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return directory.isEmpty ? (path.hasPrefix("/") ? "/" : ".") : directory
+    }
+
     static func readWholeFile(_ path: String, limit: Int = 1 << 20) throws(StorageError) -> [UInt8]? {
         guard exists(path) else { return nil }
         let file = try SharedFile.open(path, .readOnly)
@@ -315,8 +326,7 @@ func monotonicNanoseconds() -> UInt64 {
 public enum DurableFile {
     /// Replaces `path` atomically and durably (temp file, fsync, rename, fsync directory).
     public static func write(_ contents: [UInt8], to path: String) throws(StorageError) {
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        try FileSystem.writeAtomically(contents, to: path, directory: directory.isEmpty ? "." : directory)
+        try FileSystem.writeAtomically(contents, to: path, directory: FileSystem.parentDirectory(of: path))
     }
 
     /// Replaces `path`'s bytes in place (no temporary file, no new inode), with fdatasync when

@@ -19,8 +19,8 @@ import SystemPackage
 /// **A full disk.** An index is disposable (rebuilt from its log whenever missing or
 /// implausible), so a growth the disk has no blocks for does not fail: the entries move to
 /// anonymous memory (`isInMemory`) and the index goes on there. Sealing (a roll, a rebuild) or
-/// closing (a clean close of the log) writes them to the file when the disk has room again (a temporary file, fdatasync'd, renamed over the
-/// old one, the directory synced: never a file a power loss leaves half written), or removes
+/// closing (a clean close of the log) writes them to the file when the disk has room again
+/// (`FileSystem.writeAtomically`: never a file a power loss leaves half written), or removes
 /// the file (the next open rebuilds it from the log; an empty or stale file could be trusted).
 /// So a partition recovered on a full disk (every index of an unclean shutdown is rebuilt)
 /// opens and serves reads, instead of going offline for want of an index, and an append fails
@@ -191,24 +191,18 @@ final class MappedIndexFile {
     /// but the log was closed uncleanly then, and every open after that rebuilds) or the new one
     /// whole, never a new size over blocks that were never written (zeros an open would trust).
     private func writeBack() -> Bool {
-        let temporary = path + ".tmp"  // (a crash's leftover is removed by the log's open)
+        let directory = FileSystem.parentDirectory(of: path)
         do throws(StorageError) {
-            let file = try SharedFile.open(temporary, .readWrite, options: [.create, .truncate])
-            if sizeInBytes > 0 {
-                try file.allocate(size: Int64(sizeInBytes))
-                try file.write(UnsafeRawBufferPointer(start: mapping!, count: sizeInBytes), at: 0)
-            }
-            try file.sync()
-            try FileSystem.rename(temporary, to: path)
-            try FileSystem.syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
+            // (A crash's leftover `.tmp` is removed by the log's open.)
+            try FileSystem.writeAtomically(UnsafeRawBufferPointer(start: mapping, count: sizeInBytes), to: path, directory: directory)
             isInMemory = false
             releaseMemory()
             return true
         } catch {
-            try? FileSystem.remove(temporary)
+            try? FileSystem.remove(path + ".tmp")
             try? FileSystem.remove(path)
             // The removal durable too: an empty file a power loss brought back would be trusted.
-            try? FileSystem.syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
+            try? FileSystem.syncDirectory(directory)
             return false
         }
     }

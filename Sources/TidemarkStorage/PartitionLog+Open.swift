@@ -145,7 +145,7 @@ extension PartitionLog {
     /// one. Throws only when even the removal fails.
     func replaceCheckpoint(_ write: () throws(StorageError) -> Void) throws(StorageError) {
         do throws(StorageError) { try write() } catch {
-            do throws(StorageError) { try FileSystem.remove(directory + "/" + LogMarkers.checkpointName) } catch { throw error }
+            try FileSystem.remove(directory + "/" + LogMarkers.checkpointName)
             state.withLock {
                 $0.checkpointOffset = nil
                 $0.checkpointStale = true

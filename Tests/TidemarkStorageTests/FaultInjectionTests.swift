@@ -79,6 +79,10 @@ import Testing
         config.indexMemory = IndexMemoryBudget(limit: 1 << 20)
         let log = try PartitionLog.open(directory: path, config: config)
         StorageFaults.inject(.allocate, .noSpace, pathContains: path + "/", skip: 2, times: nil)
+        // A write-back's temporary files find no room either, as on a full disk.
+        for name in [".index.tmp", ".timeindex.tmp"] {
+            StorageFaults.inject(.write, .noSpace, pathContains: path + "/" + segmentName(0, name), times: nil)
+        }
         // Past both indexes' first 64 KiB: both move to memory.
         let (appended, failure) = Self.appendUntilFailure(log, limit: 10_000)
         #expect(failure == nil && appended == 10_000, "\(String(describing: failure))")

@@ -100,8 +100,7 @@ extension Broker {
                 // error would be retried in silence, a consumer stalled with nothing said.
                 state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: error, logger: options.logger)
                 throw TidemarkError(
-                    .corruptMessage, "fetch from \(state.topic)-\(state.partition) at \(offset): the log is damaged there (\(error))",
-                    storage: error)
+                    .corruptMessage, "fetch from \(state.topic)-\(state.partition) at \(offset): the log is damaged there", storage: error)
             }
             throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
         }

@@ -50,10 +50,21 @@ extension Broker {
     func records(in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int, budget: DecodeBudget? = nil) throws
         -> [ConsumerRecord]
     {
+        let (out, damage) = recordsBeforeDamage(in: bytes, topic: topic, partition: partition, from: from, limit: limit, budget: budget)
+        if let damage { throw damage }
+        return out
+    }
+
+    /// As `records(in:...)`, but a stored batch that does not decode ends the list instead of
+    /// failing it: the records of the batches before it, and the error (nil when none).
+    func recordsBeforeDamage(
+        in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int, budget: DecodeBudget? = nil
+    ) -> (records: [ConsumerRecord], damage: TidemarkError?) {
         var out: [ConsumerRecord] = []
         var position = 0
         var kept = 0
-        try bytes.withUnsafeBytes { raw in
+        var damage: TidemarkError?
+        bytes.withUnsafeBytes { raw in
             while position < raw.count && out.count < limit && kept < (budget?.maxBytes ?? .max) {
                 let batch: RecordBatch
                 do {
@@ -61,7 +72,8 @@ extension Broker {
                         decoding: UnsafeRawBufferPointer(rebasing: raw[position...]),
                         maxDecompressedBytes: budget?.maxBatchBytes ?? RecordBatch.defaultMaxDecompressedBytes)
                 } catch {
-                    throw TidemarkError(.storage, "stored batch in \(topic)-\(partition) does not decode: \(error)")
+                    damage = TidemarkError(.storage, "stored batch in \(topic)-\(partition) does not decode: \(error)")
+                    return
                 }
                 position += batch.header.totalSize
                 guard !batch.header.isControl else { continue }
@@ -76,7 +88,7 @@ extension Broker {
                 }
             }
         }
-        return out
+        return (out, damage)
     }
 
     /// Reads records of several partitions from their positions; when none has any, waits up

@@ -18,7 +18,9 @@ import TidemarkWire
 ///    released without an append), wakes it to acquire again, until `deadline`;
 /// 4. read the stored batches that hold the acquired records (`ShareBatchWalk`) from the
 ///    page cache; a read that would wait for the disk finishes on a task (`Broker.fetch`)
-///    and the fetch goes on with the next partition back on the loop;
+///    and the fetch goes on with the next partition back on the loop. A partition whose log
+///    could not be read to acquire from (damage) is answered with its error
+///    (`ShareAcquisition.error`: CORRUPT_MESSAGE), as a fetch of it is;
 /// 5. answer (`done`, on the loop).
 ///
 /// Confined to its loop (reached from other threads only through `NIOLoopBound`).
@@ -117,9 +119,13 @@ final class ShareFetchInFlight {
         }
     }
 
-    /// Step 3: answer with what was acquired, or long-poll for more.
+    /// Step 3: answer with what was acquired, or long-poll for more. A partition that could
+    /// not be read (damage) alone does not end the wait: its error goes out with what the
+    /// wait brings, or at the deadline, so a client that polls again at once (librdkafka's
+    /// share consumer does) asks once per wait, not in a busy loop over the same damage.
     private func acquiredSome(_ acquired: [ShareAcquisition]) {
-        if !acquired.isEmpty || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
+        let records = acquired.contains { $0.error == nil }
+        if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
             return read(acquired, from: 0)
         }
         polling = true
@@ -152,6 +158,10 @@ final class ShareFetchInFlight {
         while index < acquired.count {
             let acquisition = acquired[index]
             index += 1
+            if let error = acquisition.error {
+                fail(acquisition, error)
+                continue
+            }
             var walk: ShareBatchWalk
             do {
                 walk = ShareBatchWalk(
@@ -209,7 +219,7 @@ final class ShareFetchInFlight {
 
     private func fail(_ acquisition: ShareAcquisition, _ error: any Error) {
         let tp = acquisition.topicPartition
-        broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets)
+        if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets) }
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.errorCode = KafkaError(error).rawValue
         entry.errorMessage = "\(error)"

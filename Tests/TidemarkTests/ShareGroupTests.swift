@@ -442,9 +442,9 @@ import TidemarkStorage
         let scans = Counter()
         var view = broker.shareLogView
         let scan = view.scan!
-        view.scan = { topic, partition, offset, count in
+        view.scan = { topic, partition, offset, count throws(TidemarkError) in
             scans.add()
-            return scan(topic, partition, offset, count)
+            return try scan(topic, partition, offset, count)
         }
         _ = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)

@@ -1,5 +1,16 @@
 """Shared helpers: the messages every client sends, Kafka's partitioner, reading a partition back."""
 import time
+import urllib.request
+
+
+def metric(node, series):
+    """The value of one series of the node's /metrics, by name and labels as exposed
+    ('tidemark_log_index_memory_bytes', 'tidemark_kafka_requests_total{api="Fetch"}')."""
+    with urllib.request.urlopen(node.http + "/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[1])
+    raise AssertionError("%s not exposed" % series)
 
 
 def read_values(bootstrap, topic, count, timeout=30):

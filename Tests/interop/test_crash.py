@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import BINARY, unique
-from helpers import read_values
+from helpers import metric, read_values
 
 
 def verify(data_dir):
@@ -178,6 +178,36 @@ def test_a_damaged_segment_is_reported_to_consumers(broker):
     consumer.close()
     assert errors and errors[0].code() == KafkaError.INVALID_MSG, errors[:3]  # Kafka's CORRUPT_MESSAGE, code 2
     assert len(values) > damaged_base and values == [b"%05d-" % i + b"x" * 50 for i in range(len(values))]
+
+    # A share group's worker too: the jobs before the damage, then the error (it used to get
+    # the first segment's jobs and then nothing, with no error and no log line).
+    from confluent_kafka import KafkaException, ShareConsumer
+    worker = ShareConsumer({"bootstrap.servers": broker.bootstrap, "group.id": topic + "-jobs"})
+    worker.subscribe([topic])
+    jobs, job_error = [], None
+    deadline = time.time() + 30
+    while job_error is None and time.time() < deadline:
+        try:
+            for m in worker.poll(0.5):
+                if m.error() is not None:
+                    job_error = m.error()
+                else:
+                    jobs.append(m.value())
+        except KafkaException as e:
+            job_error = e.args[0]
+    assert job_error is not None and job_error.code() == KafkaError.INVALID_MSG, job_error
+    assert jobs == values
+    # Polling on, the worker asks once per long poll, not in a busy loop over the damage
+    # (answered at once, it sent over 1,000 ShareFetch requests a second).
+    fetches = 'tidemark_kafka_requests_total{api="ShareFetch"}'
+    before, start = metric(broker, fetches), time.time()
+    while time.time() - start < 2:
+        try:
+            worker.poll(0.5)
+        except KafkaException:
+            pass
+    assert metric(broker, fetches) - before < 40
+    worker.close()
 
     broker.stop()
     repaired = subprocess.run([BINARY, "verify", "--repair", broker.data_dir], capture_output=True, text=True, timeout=120)

@@ -17,7 +17,7 @@ extension Broker {
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
-        view.scan = { [self] topic, partition, offset, count in
+        view.scan = { [self] topic, partition, offset, count throws(TidemarkError) in
             do {
                 return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)
             } catch {
@@ -25,8 +25,9 @@ extension Broker {
                 // a read that would block is, so the window keeps waiting for its keys and delays
                 // (an empty answer marked it read: its delayed jobs went out at once, its per-key
                 // order was lost) and the next acquire reads again. Damage or an I/O error does
-                // not go away by retrying: nothing to annotate with (the fetch's read reports it).
-                return Broker.isTransient(error) ? nil : []
+                // not go away by retrying: the acquire answers it for the partition.
+                if Broker.isTransient(error) { return nil }
+                throw (error as? TidemarkError) ?? TidemarkError(.storage, "share scan of \(topic)-\(partition) at \(offset): \(error)")
             }
         }
         return view
@@ -86,7 +87,19 @@ extension Broker {
             guard let slice = result.slice else { break }
             guard let bytes = try mayBlock ? slice.readBytes() : slice.readBytesIfCached() else { return nil }
             let before = out.count
-            for record in try records(in: bytes, topic: topic, partition: partition, from: next, limit: count - out.count) {
+            let (records, damage) = recordsBeforeDamage(in: bytes, topic: topic, partition: partition, from: next, limit: count - out.count)
+            if let damage, records.isEmpty {
+                // A stored batch whose header reads but whose records do not decode (damaged on
+                // disk after its CRC was checked on append): its keys and delays cannot be known,
+                // so it is never handed out, and never skipped over. The records before it were
+                // returned by this or an earlier scan; the scan that starts at it fails, as a fetch
+                // of damage does (CORRUPT_MESSAGE), and the broker's log says so once.
+                guard out.isEmpty else { break }
+                state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: damage, logger: options.logger)
+                throw TidemarkError(
+                    .corruptMessage, "share fetch from \(topic)-\(partition) at \(next): the log is damaged there (\(damage.message))")
+            }
+            for record in records {
                 var deliverAt: Int64 = 0
                 if let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
                     let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
@@ -97,7 +110,7 @@ extension Broker {
                 out.append(.init(offset: record.offset, keyHash: record.key.map(Self.fnv1a), deliverAtMs: deliverAt))
                 next = record.offset + 1
             }
-            if out.count == before { break }
+            if out.count == before || damage != nil { break }
             chunk = min(chunk * 4, 4 << 20)
         }
         return out

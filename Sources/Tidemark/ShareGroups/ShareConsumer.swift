@@ -182,6 +182,7 @@ public final class ShareConsumer: Sendable {
         // disk while holding it on a cooperative thread. What would (a cold window after a
         // restart) is read first on the blocking executor, as the Kafka front does.
         let view = broker.shareLogViewWithoutBlocking
+        var unreadable: TidemarkError?
         while true {
             let partitions = state.withLock { $0.assignment }
             var wouldBlock = false
@@ -194,11 +195,19 @@ public final class ShareConsumer: Sendable {
                 // they keep getting traffic.
                 acquired += await broker.acquireShares(group: group, member: memberId, partitions: partitions, maxRecords: maxRecords - taken)
             }
+            // A partition whose log cannot be read where its window grows (damage) fails the
+            // poll that gets nothing else by its timeout: never skipped over in silence, and
+            // a worker that polls again at once does not spin on it.
+            if let error = acquired.compactMap(\.error).first { unreadable = error }
+            acquired.removeAll { $0.error != nil }
             if !acquired.isEmpty {
                 let records = try await deliver(acquired)
                 if !records.isEmpty { return records }
             }
-            if ContinuousClock.now >= deadline || broker.isClosed { return [] }
+            if ContinuousClock.now >= deadline || broker.isClosed {
+                if let unreadable { throw unreadable }
+                return []
+            }
             let left = deadline - ContinuousClock.now
             let leftMs = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
             await broker.waitForAppends(partitions, timeoutMs: max(1, min(200, leftMs)))

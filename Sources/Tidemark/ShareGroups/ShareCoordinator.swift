@@ -293,7 +293,14 @@ public final class ShareCoordinator: Sendable {
                     let from = max(start, bounds.start)
                     let to = min(end, bounds.end)
                     if needs && to > from {
-                        guard let metas = scan(tp.topic, tp.partition, from, Int(to - from)) else {
+                        let metas: [SharePartition.RecordMeta]?
+                        do throws(TidemarkError) {
+                            metas = try scan(tp.topic, tp.partition, from, Int(to - from))
+                        } catch {
+                            result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: error))
+                            continue
+                        }
+                        guard let metas else {
                             declined = true
                             continue
                         }
@@ -311,6 +318,7 @@ public final class ShareCoordinator: Sendable {
                 let members = max(1, s.groups[group]?.members.count ?? 1)
                 let allowed = min(remaining, slot.state.fairShare(for: member, members: members, logEnd: bounds.end))
                 var logEnd = bounds.end
+                var unreadable: TidemarkError?
                 if let scan = view.scan {
                     // Read the keys and delays of records entering the window (and, after a
                     // restart, of those already in it); candidates then come from the window.
@@ -332,7 +340,14 @@ public final class ShareCoordinator: Sendable {
                             settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked,
                             settings.maxWindow - slot.state.entries.count)
                         guard room > 0 else { break }
-                        guard let metas = scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256))) else {
+                        let read: [SharePartition.RecordMeta]?
+                        do throws(TidemarkError) {
+                            read = try scan(tp.topic, tp.partition, slot.state.endOffset, min(room, max(allowed - due, 256)))
+                        } catch {
+                            unreadable = error
+                            break
+                        }
+                        guard let metas = read else {
                             declined = true
                             break
                         }
@@ -359,6 +374,8 @@ public final class ShareCoordinator: Sendable {
                     result.append(ShareAcquisition(topicPartition: tp, offsets: offsets, ranges: ranges))
                     remaining -= offsets.count
                     slot.unwritten = true
+                } else if let unreadable {
+                    result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: unreadable))
                 }
                 s.slots[pkey] = slot
                 if moved { changed.append(pkey) }
@@ -470,34 +487,6 @@ public final class ShareCoordinator: Sendable {
     }
 
     // MARK: Describe and administer
-
-    public func describe(_ group: String) -> ShareGroupDescription? { state.withLock { $0.groups[group]?.describe() } }
-
-    public func groupIds() -> [String] {
-        state.withLock { s in Array(Set(s.groups.keys).union(s.slots.keys.map(\.group))).sorted() }
-    }
-
-    /// Per partition of the group's share state: start, end, counts, holders, lag.
-    public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
-        let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
-        let now = clock()
-        // Lock deadlines as wall-clock times (they are kept on the timer clock).
-        let toWall = wallClock() &- now
-        return slots.sorted { ServerAssignor.partitionOrder($0.key.topicPartition, $1.key.topicPartition) }.map { key, slot in
-            let tp = key.topicPartition
-            var slot = slot
-            let bounds = view.bounds(tp.topic, tp.partition)
-            if let bounds { slot.state.follow(logStart: bounds.start, logEnd: bounds.end) }
-            let logEnd = bounds?.end ?? slot.state.endOffset
-            let counts = slot.state.counts(nowMs: now)
-            let lag = max(0, logEnd - slot.state.startOffset - Int64(counts.acknowledged + counts.archived))
-            return SharePartitionSummary(
-                topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
-                available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
-                archived: counts.archived, holders: slot.state.holders().mapValues { ($0.count, $0.earliestExpiryMs &+ toWall) }, lag: lag, deadLettered: slot.state.deadLettered,
-                deadLettersPending: slot.state.deadLetters.count, delayed: counts.delayed, activity: slot.state.activity)
-        }
-    }
 
     /// AlterShareGroupOffsets: moves the start offsets; refused while the group has members.
     public func resetOffsets(group: String, offsets: [TopicPartition: Int64], view: ShareLogView) async throws {

@@ -10,8 +10,9 @@ public struct ShareLogView: Sendable {
     public var bounds: @Sendable (String, Int) -> (start: Int64, end: Int64)?
     /// Keys and delays of up to `count` records from an offset (a read of the log), or nil
     /// when reading them would wait for the disk and this view must not
-    /// (`Broker.shareLogViewWithoutBlocking`). No scan (nil here): records go out as read.
-    var scan: (@Sendable (String, Int, Int64, Int) -> [SharePartition.RecordMeta]?)?
+    /// (`Broker.shareLogViewWithoutBlocking`); throws when the log cannot be read there
+    /// (damage: `corruptMessage`; an I/O error). No scan (nil here): records go out as read.
+    var scan: (@Sendable (String, Int, Int64, Int) throws(TidemarkError) -> [SharePartition.RecordMeta]?)?
     /// Whether a topic's appends are synced before they are answered (`flush.messages=1`):
     /// acknowledgements of its records are then answered only once synced too. Otherwise they
     /// are answered once in the share-state log (the page cache), as the topic's records are.
@@ -55,6 +56,11 @@ public struct ShareAcquisition: Sendable {
     /// Every acquired offset, ascending.
     public var offsets: [Int64]
     public var ranges: [AcquiredRange]
+    /// Why nothing could be acquired from the partition: its log could not be read where its
+    /// window grows (damage: `corruptMessage`; an I/O error), so records past there can be
+    /// neither handed out nor skipped. `offsets` and `ranges` are empty then. Set only when
+    /// the partition had nothing else to hand out: the records before the damage go first.
+    public var error: TidemarkError?
 }
 
 /// One share partition as the tools show it.

@@ -1,0 +1,32 @@
+import Foundation
+
+/// What the tools and the console show of share groups.
+extension ShareCoordinator {
+    public func describe(_ group: String) -> ShareGroupDescription? { state.withLock { $0.groups[group]?.describe() } }
+
+    public func groupIds() -> [String] {
+        state.withLock { s in Array(Set(s.groups.keys).union(s.slots.keys.map(\.group))).sorted() }
+    }
+
+    /// Per partition of the group's share state: start, end, counts, holders, lag.
+    public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
+        let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
+        let now = clock()
+        // Lock deadlines as wall-clock times (they are kept on the timer clock).
+        let toWall = wallClock() &- now
+        return slots.sorted { ServerAssignor.partitionOrder($0.key.topicPartition, $1.key.topicPartition) }.map { key, slot in
+            let tp = key.topicPartition
+            var slot = slot
+            let bounds = view.bounds(tp.topic, tp.partition)
+            if let bounds { slot.state.follow(logStart: bounds.start, logEnd: bounds.end) }
+            let logEnd = bounds?.end ?? slot.state.endOffset
+            let counts = slot.state.counts(nowMs: now)
+            let lag = max(0, logEnd - slot.state.startOffset - Int64(counts.acknowledged + counts.archived))
+            return SharePartitionSummary(
+                topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
+                available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
+                archived: counts.archived, holders: slot.state.holders().mapValues { ($0.count, $0.earliestExpiryMs &+ toWall) }, lag: lag, deadLettered: slot.state.deadLettered,
+                deadLettersPending: slot.state.deadLetters.count, delayed: counts.delayed, activity: slot.state.activity)
+        }
+    }
+}

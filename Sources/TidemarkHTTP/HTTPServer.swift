@@ -14,7 +14,10 @@ import Synchronization
 /// connection's loop. One request per connection at a time (HTTP/1 pipelining is answered
 /// in order by NIO's handler).
 ///
-/// Bounds: `Limits.maxConnections` open connections (more are closed at once), request
+/// Bounds: `Limits.maxConnections` open connections (at the bound, a new connection takes the
+/// place of the one waiting longest for a request, which is closed: clients holding every
+/// connection with requests that never finish cannot keep a health check or a scrape out;
+/// only when every connection is being answered is the new one closed at once), request
 /// bodies of at most `Limits.maxBodyBytes` (413 at once, then closed), headers as NIO's
 /// parser allows (80 KiB), a request complete within `Limits.requestTimeout` (30 s), idle
 /// connections closed after `Limits.idleTimeout` (60 s). A streamed body (SSE) is written as
@@ -129,24 +132,55 @@ final class RouteTable: Sendable {
 /// The server's open connections (bounded) and the routes and streams running for them, for
 /// its bound and its stop. Concurrency: a Mutex owns the connection table; `working` is atomic.
 final class ServerConnections: Sendable {
-    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+    struct Entry {
+        var channel: any Channel
+        /// Admission order (the lowest waited longest).
+        var since: UInt64
+        /// Waiting for (or reading) a request since `since`, not being answered.
+        var waiting = true
+    }
+    private let open = Mutex<(table: [ObjectIdentifier: Entry], next: UInt64)>(([:], 0))
     /// Route and stream tasks running now.
     let working = Atomic<Int>(0)
 
-    var count: Int { open.withLock { $0.count } }
-    var all: [any Channel] { open.withLock { Array($0.values) } }
+    var count: Int { open.withLock { $0.table.count } }
+    var all: [any Channel] { open.withLock { $0.table.values.map(\.channel) } }
 
-    /// Records a new connection, or refuses it past `limit`.
+    /// Records a new connection. At `limit`, the connection waiting longest for a request
+    /// is closed to make room (false when every connection is being answered: the new one
+    /// is refused). The table never holds more than `limit`.
     func admit(_ channel: any Channel, limit: Int) -> Bool {
-        open.withLock { table in
-            guard table.count < limit else { return false }
-            table[ObjectIdentifier(channel)] = channel
-            return true
+        let (admitted, evicted) = open.withLock { s -> (Bool, (any Channel)?) in
+            var evicted: (any Channel)?
+            if s.table.count >= limit {
+                guard let oldest = s.table.filter({ $0.value.waiting }).min(by: { $0.value.since < $1.value.since }) else {
+                    return (false, nil)
+                }
+                evicted = s.table.removeValue(forKey: oldest.key)?.channel
+            }
+            s.table[ObjectIdentifier(channel)] = Entry(channel: channel, since: s.next)
+            s.next += 1
+            return (true, evicted)
+        }
+        evicted?.close(promise: nil)
+        return admitted
+    }
+
+    /// A request of `channel` is being answered (a route runs, an answer or stream is being
+    /// written), or it waits for the next one again (then it counts as waiting from now).
+    func answering(_ channel: any Channel, _ answering: Bool) {
+        open.withLock { s in
+            guard s.table[ObjectIdentifier(channel)] != nil else { return }
+            s.table[ObjectIdentifier(channel)]!.waiting = !answering
+            if !answering {
+                s.table[ObjectIdentifier(channel)]!.since = s.next
+                s.next += 1
+            }
         }
     }
 
     func remove(_ channel: any Channel) {
-        _ = open.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        _ = open.withLock { $0.table.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 }
 
@@ -164,8 +198,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var tooLarge = false
     /// The running route or stream, cancelled when the connection goes.
     private var task: Task<Void, Never>?
-    /// A route is running or a stream is being written: idleness is not the client's.
-    private var busy = false
+    /// A route is running or a stream is being written: idleness is not the client's, and
+    /// the connection is not one to close to make room for another (`ServerConnections.admit`).
+    private var busy = false {
+        didSet { if busy != oldValue, let channel { connections.answering(channel, busy) } }
+    }
+    private var channel: (any Channel)?
+
+    func handlerAdded(context: ChannelHandlerContext) { channel = context.channel }
     /// An answer held while the client is not reading (the channel is not writable: 64 KiB
     /// unsent), written when it can be. NIO's pipelining handler gives this handler the next
     /// request only once an answer is written, so a client that pipelines requests and never
@@ -298,6 +338,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             context.fireUserInboundEventTriggered(event)
         }
     }
+
+    func handlerRemoved(context: ChannelHandlerContext) { channel = nil }
 
     func channelInactive(context: ChannelHandlerContext) {
         held = nil

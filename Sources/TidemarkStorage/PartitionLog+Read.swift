@@ -251,7 +251,9 @@ extension PartitionLog {
                 // Everything up to the committed end fits, and it ends on a batch boundary.
                 length = start.end - slicePosition
             } else {
-                while let header = try walker.header(at: position), length + header.totalSize <= maxBytes {
+                // A later header that does not read (damage, an I/O error) ends the slice before
+                // it: the batches before it are served, and the read that starts there fails.
+                while let header = try? walker.header(at: position), length + header.totalSize <= maxBytes {
                     length += header.totalSize
                     position += header.totalSize
                 }
@@ -264,7 +266,9 @@ extension PartitionLog {
 
     /// Records that a read met damage (once: the needs-repair mark for `tidemark verify
     /// --repair`, and `damage` for the engine's log) and returns the error for the reader.
-    func markDamaged(_ error: StorageError, reading offset: Int64) -> StorageError {
+    /// Readers that decode what they read (a share group's scan) call it for a batch whose
+    /// records do not decode.
+    public func markDamaged(_ error: StorageError, reading offset: Int64) -> StorageError {
         guard error.code == .corruptLog else { return error }
         var error = error
         error.message += " (reading offset \(offset))"

@@ -213,4 +213,23 @@ import Testing
             try Self.expectSurvivors(dir, batches: 7).close()
         }
     }
+
+    /// A damaged header after the batches a read starts with ends the read before it: those
+    /// batches are served, and the read that starts at the damage fails. (The read walked on
+    /// to the damaged header and failed whole: every record before it in the same read was
+    /// refused with it, and a share group's scan lost them all.)
+    @Test func aReadEndsBeforeADamagedHeaderPastItsStart() throws {
+        let dir = TemporaryDirectory()
+        var log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        for b in 0..<40 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+        try log.close()
+        try Self.flipByte(dir.path + "/" + log0, at: 20 * Self.batchSize + 16)  // batch 20's magic byte
+        log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        #expect(log.logEndOffset == 160)  // before the last index entry: a clean open does not read it
+        // Not everything to the end fits: the read walks the headers, and stops at the damage.
+        let slice = try #require(try log.read(from: 0, maxBytes: 30 * Self.batchSize).slice)
+        #expect(slice.length == 20 * Self.batchSize)
+        #expect { try log.read(from: 80, maxBytes: 30 * Self.batchSize) } throws: { ($0 as? StorageError)?.code == .corruptLog }
+        try log.close()
+    }
 }

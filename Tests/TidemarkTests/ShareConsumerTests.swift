@@ -389,4 +389,99 @@ import TidemarkStorage
         try await worker.close()
         try await broker.close()
     }
+
+    /// Appends `count` one-record batches of `size`-byte values "<prefix>-<i> ..." to jobs-0;
+    /// returns the batch size (all equal).
+    static func oneRecordBatches(_ broker: Broker, _ prefix: String, _ count: Int, size: Int) async throws -> Int {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)  // not 0: retention would delete them
+        var batchSize = 0
+        for i in 0..<count {
+            var builder = RecordBatchBuilder()
+            let value = Array("\(prefix)-\(i) ".utf8)
+            builder.append(timestamp: now, key: nil, value: value + Array(repeating: 0x2E, count: size - value.count))
+            let batch = try builder.build()
+            batchSize = batch.count
+            _ = try await broker.append(topic: "jobs", partition: 0, batches: batch)
+        }
+        return batchSize
+    }
+
+    static func overwrite(_ path: String, at position: Int, _ bytes: [UInt8]) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(position))
+        try handle.write(contentsOf: Data(bytes))
+        try handle.close()
+    }
+
+    /// Polls until a poll fails (returned) or `seconds` pass; every job polled is accepted.
+    static func pollUntilError(_ worker: ShareConsumer, seconds: Int = 30) async throws -> ([String], TidemarkError?) {
+        var values: [String] = []
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            do {
+                for job in try await worker.poll(timeout: .milliseconds(300)) {
+                    values.append(String(decoding: (job.record.value ?? []).prefix { $0 != 0x20 }, as: UTF8.self))
+                    worker.acknowledge(job, .accept)
+                }
+            } catch let error as TidemarkError {
+                return (values, error)
+            }
+        }
+        return (values, nil)
+    }
+
+    /// A damaged batch header far into a large segment: the scan reads the records before it
+    /// in chunks, and a chunk that ends at the damage used to fail whole (the read walked on
+    /// to the damaged header): the hundreds of jobs before it never went out, only the error.
+    @Test func aDamagedHeaderDeepInASegmentComesAfterTheJobsBeforeIt() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.segmentBytes = 1 << 20
+        try await broker.createTopic("jobs", partitions: 1, config: config)
+        let size = try await Self.oneRecordBatches(broker, "j", 1_200, size: 1_000)
+        #expect(try broker.describeTopic("jobs").partitions[0].segmentCount == 2)
+        try await broker.close()
+        // Batch 400's magic byte (header position 16), in the older segment.
+        try Self.overwrite(dir.path + "/jobs-0/00000000000000000000.log", at: 400 * size + 16, [0xFF])
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let (values, error) = try await Self.pollUntilError(worker)
+        #expect(values == (0..<400).map { "j-\($0)" })
+        #expect(error?.code == .corruptMessage)
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// Damage found after a restart inside a share window that already reached past it (jobs
+    /// handed out before the stop): the window is cut at the damage, so the jobs before it go
+    /// out and those at and past it are neither handed out (their keys and delays cannot be
+    /// read) nor skipped. (They were handed out: the read of them failed every poll.)
+    @Test func aRestoredWindowPastDamageIsCutThere() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.segmentBytes = 4096
+        try await broker.createTopic("jobs", partitions: 1, config: config)
+        // Three jobs of 1,200 bytes to a segment: offsets 0-2, 3-5, 6-8.
+        let size = try await Self.oneRecordBatches(broker, "j", 9, size: 1_200)
+        #expect(try broker.describeTopic("jobs").partitions[0].segmentCount == 3)
+        var worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let first = try await worker.poll(maxRecords: 9, timeout: .seconds(5))
+        #expect(first.count == 9)
+        worker.acknowledge(first[0], .accept)
+        try await worker.close()  // job 0 done; 1-8 back, the window reaching 9
+        try await broker.close()
+        // Job 4's records (past its header) damaged, in the second segment.
+        try Self.overwrite(dir.path + "/jobs-0/00000000000000000003.log", at: size + 61 + 4, Array(repeating: 0xFF, count: 8))
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let (values, error) = try await Self.pollUntilError(worker)
+        #expect(values == ["j-1", "j-2", "j-3"])
+        #expect(error?.code == .corruptMessage)
+        try await worker.close()
+        try await broker.close()
+    }
 }

@@ -72,7 +72,9 @@ extension Broker {
     /// Keys (hashed) and delays of up to `count` records from `offset`, in offset order; a
     /// synchronous read. With `mayBlock` a closed segment is opened and cold bytes are read
     /// on this thread; without, nil when any of that would be needed (nothing is returned
-    /// then, not a part: a window annotated in part would lose keys and delays).
+    /// then, not a part: a window annotated in part would lose keys and delays). Fewer than
+    /// `count` before the log's end: the log could not be read past them (damage); the scan
+    /// that starts there throws.
     func recordMetadata(topic: String, partition: Int, from offset: Int64, count: Int, mayBlock: Bool) throws
         -> [SharePartition.RecordMeta]?
     {
@@ -82,22 +84,32 @@ extension Broker {
         var chunk = 64 << 10
         // tidemark.deliver.at is a wall-clock time; the coordinator waits on the timer clock.
         let (wallNow, timerNow) = (options.clock(), options.timers())
+        // Damage (or an I/O error) met after some records ends the scan with them: they go out
+        // first, and the scan that starts at the damage fails (the window stops before it).
         while out.count < count {
-            guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: mayBlock) else { return nil }
-            guard let slice = result.slice else { break }
-            guard let bytes = try mayBlock ? slice.readBytes() : slice.readBytesIfCached() else { return nil }
+            let slice: LogSlice, bytes: [UInt8]
+            do {
+                guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: mayBlock) else { return nil }
+                guard let found = result.slice else { break }
+                guard let read = try mayBlock ? found.readBytes() : found.readBytesIfCached() else { return nil }
+                (slice, bytes) = (found, read)
+            } catch where !out.isEmpty {
+                break
+            }
             let before = out.count
             let (records, damage) = recordsBeforeDamage(in: bytes, topic: topic, partition: partition, from: next, limit: count - out.count)
             if let damage, records.isEmpty {
                 // A stored batch whose header reads but whose records do not decode (damaged on
                 // disk after its CRC was checked on append): its keys and delays cannot be known,
-                // so it is never handed out, and never skipped over. The records before it were
-                // returned by this or an earlier scan; the scan that starts at it fails, as a fetch
-                // of damage does (CORRUPT_MESSAGE), and the broker's log says so once.
+                // so it is never handed out, and never skipped over. It fails the scan that starts
+                // at it, as a fetch of damage does (CORRUPT_MESSAGE), and is marked for repair.
                 guard out.isEmpty else { break }
-                state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: damage, logger: options.logger)
+                let marked = state.log.markDamaged(
+                    StorageError(.corruptLog, "the batch holding offset \(next) does not decode (\(damage.message))", path: slice.file.path),
+                    reading: next)
+                state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: marked, logger: options.logger)
                 throw TidemarkError(
-                    .corruptMessage, "share fetch from \(topic)-\(partition) at \(next): the log is damaged there (\(damage.message))")
+                    .corruptMessage, "share fetch from \(topic)-\(partition) at \(next): the log is damaged there", storage: marked)
             }
             for record in records {
                 var deliverAt: Int64 = 0

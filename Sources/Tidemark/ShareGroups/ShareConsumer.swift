@@ -198,7 +198,7 @@ public final class ShareConsumer: Sendable {
             // A partition whose log cannot be read where its window grows (damage) fails the
             // poll that gets nothing else by its timeout: never skipped over in silence, and
             // a worker that polls again at once does not spin on it.
-            if let error = acquired.compactMap(\.error).first { unreadable = error }
+            unreadable = acquired.compactMap(\.error).first
             acquired.removeAll { $0.error != nil }
             if !acquired.isEmpty {
                 let records = try await deliver(acquired)
@@ -235,7 +235,11 @@ public final class ShareConsumer: Sendable {
                 while next <= target {
                     let fetched = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: next, maxBytes: chunk)
                     guard let slice = fetched.slice else { break }
-                    let records = try broker.records(in: slice, topic: tp.topic, partition: tp.partition, from: next, limit: .max)
+                    // A read may reach past the acquired records into damage (the window stops
+                    // before it): the batches before it are what was acquired.
+                    let (records, damage) = broker.recordsBeforeDamage(
+                        in: try slice.readBytes(), topic: tp.topic, partition: tp.partition, from: next, limit: .max)
+                    if let damage, records.isEmpty { throw damage }
                     guard let last = records.last else { break }
                     for record in records where counts[record.offset] != nil {
                         out.append(ShareRecord(record: record, deliveryCount: counts[record.offset]!))

@@ -288,6 +288,7 @@ public final class ShareCoordinator: Sendable {
                 // A restored window first reads its records' keys and delays: only a read, so
                 // a view that declines it leaves the slot as it was (a later acquire does it).
                 var restored: [SharePartition.RecordMeta]? = nil
+                var cutAt: Int64?
                 if let scan = view.scan {
                     let (needs, start, end) = s.slots[pkey].map { ($0.state.needsMetadata, $0.state.startOffset, $0.state.endOffset) }!
                     let from = max(start, bounds.start)
@@ -305,6 +306,11 @@ public final class ShareCoordinator: Sendable {
                             continue
                         }
                         restored = metas
+                        // Fewer than asked: the log cannot be read past them (damage). The window is
+                        // cut there: what lies beyond (keys and delays unknown) is neither handed out
+                        // nor skipped; extending the window from there answers the error.
+                        let reached = metas.last.map { $0.offset + 1 } ?? from
+                        if reached < to { cutAt = reached }
                     }
                 }
                 // Taken out while it changes, so its window is changed in place, not copied.
@@ -312,6 +318,7 @@ public final class ShareCoordinator: Sendable {
                 // A window moved by the log or by expired locks (records released, archived,
                 // dead-lettered) is written now; acquisitions alone wait (`Slot.unwritten`).
                 var moved = slot.state.follow(logStart: bounds.start, logEnd: bounds.end)
+                if let cutAt, slot.state.follow(logStart: bounds.start, logEnd: cutAt) { moved = true }
                 if slot.state.expireLocks(nowMs: now, settings: settings) > 0 { moved = true }
                 // Work is spread: a member takes at most its fair share of the partition's
                 // backlog among the group's members (all of it when alone).

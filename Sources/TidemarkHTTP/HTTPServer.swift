@@ -201,9 +201,22 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// A route is running or a stream is being written: idleness is not the client's, and
     /// the connection is not one to close to make room for another (`ServerConnections.admit`).
     private var busy = false {
-        didSet { if busy != oldValue, let channel { connections.answering(channel, busy) } }
+        didSet { reportAnswering() }
     }
+    /// Answers written but not yet flushed to the client (a large scrape to a slow reader):
+    /// the connection is being answered until they are.
+    private var writing = 0 {
+        didSet { reportAnswering() }
+    }
+    private var reportedAnswering = false
     private var channel: (any Channel)?
+
+    private func reportAnswering() {
+        let answering = busy || writing > 0
+        guard answering != reportedAnswering, let channel else { return }
+        reportedAnswering = answering
+        connections.answering(channel, answering)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { channel = context.channel }
     /// An answer held while the client is not reading (the channel is not writable: 64 KiB
@@ -358,6 +371,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let keepAlive = requestHead.isKeepAlive
         switch response.body {
         case .bytes(let bytes):
+            writing += 1  // first: the connection stays one being answered until this is out
             busy = false
             task = nil
             // Answered: bytes from here on start the next request's deadline (not before: a
@@ -370,7 +384,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
             }
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if !keepAlive { done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) } }
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            done.whenComplete { [channel = context.channel] _ in
+                bound.value.writing -= 1
+                if !keepAlive { channel.close(promise: nil) }
+            }
         case .stream(let chunks):
             headers.replaceOrAdd(name: "Connection", value: "close")
             headers.remove(name: "Content-Length")

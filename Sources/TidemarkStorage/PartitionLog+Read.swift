@@ -251,9 +251,17 @@ extension PartitionLog {
                 // Everything up to the committed end fits, and it ends on a batch boundary.
                 length = start.end - slicePosition
             } else {
-                // A later header that does not read (damage, an I/O error) ends the slice before
-                // it: the batches before it are served, and the read that starts there fails.
-                while let header = try? walker.header(at: position), length + header.totalSize <= maxBytes {
+                // A later header that is damaged ends the slice before it: the batches before
+                // it are served, and the read that starts there fails. (Other failures, a read
+                // that would block among them, fail this read as before.)
+                while true {
+                    let next: RecordBatchHeader?
+                    do {
+                        next = try walker.header(at: position)
+                    } catch where error.code == .corruptLog {
+                        break
+                    }
+                    guard let header = next, length + header.totalSize <= maxBytes else { break }
                     length += header.totalSize
                     position += header.totalSize
                 }

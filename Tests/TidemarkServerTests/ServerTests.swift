@@ -89,6 +89,14 @@ final class RawClient {
         }
     }
 
+    /// `receive(count)` on a thread of its own (see `response()`).
+    func receiveOffLoop(_ count: Int) async -> [UInt8]? {
+        let handed = HandedOver(self)
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: handed.value.receive(count)) }
+        }
+    }
+
     /// True when the server closed the connection without answering; false when it answered,
     /// or when nothing came within the 10 s receive timeout (which `response()` also reports
     /// as nil).

@@ -484,4 +484,63 @@ import TidemarkStorage
         try await worker.close()
         try await broker.close()
     }
+
+    /// A batch damaged while the broker runs, after the share window was read past it: the
+    /// worker gets the jobs before it, the poll that would reach only the damage fails with it.
+    /// (The read that met it gave back every job the poll had read, and failed every poll.)
+    @Test func aBatchDamagedAfterItWasScannedComesAfterTheJobsBeforeIt() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.segmentBytes = 4096
+        try await broker.createTopic("jobs", partitions: 1, config: config)
+        let size = try await Self.oneRecordBatches(broker, "j", 9, size: 1_200)
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let first = try await worker.poll(maxRecords: 9, timeout: .seconds(5))
+        #expect(first.count == 9)
+        worker.acknowledge(first[0], .accept)
+        for job in first.dropFirst() { worker.acknowledge(job, .release) }
+        _ = try await worker.commit()
+        // Job 4's records (past its header) damaged, in the second segment, the broker running.
+        try Self.overwrite(dir.path + "/jobs-0/00000000000000000003.log", at: size + 61 + 4, Array(repeating: 0xFF, count: 8))
+        let (values, error) = try await Self.pollUntilError(worker)
+        #expect(values == ["j-1", "j-2", "j-3"])
+        #expect(error?.code == .corruptMessage)
+        try await worker.close()
+        try await broker.close()
+    }
+
+    /// A transient failure part way through reading a restored window back (no descriptor
+    /// for its next segment) declines the read until it works; it is not damage, and the
+    /// window is not cut there (job 5, done before the restart, would have come back as new).
+    @Test func aTransientFailureReadingARestoredWindowCutsNothing() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.segmentBytes = 4096
+        try await broker.createTopic("jobs", partitions: 1, config: config)
+        _ = try await Self.oneRecordBatches(broker, "j", 9, size: 1_200)  // offsets 0-2, 3-5, 6-8
+        var worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let first = try await worker.poll(maxRecords: 9, timeout: .seconds(5))
+        #expect(first.count == 9)
+        worker.acknowledge(first[0], .accept)
+        worker.acknowledge(first[5], .accept)
+        try await worker.close()
+        try await broker.close()
+
+        StorageFaults.inject(.open, .tooManyOpenFiles, pathContains: dir.path + "/jobs-0/00000000000000000003.log", times: 3)
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        var values: [String] = []
+        for _ in 0..<50 where values.count < 7 {
+            for job in try await worker.poll(timeout: .milliseconds(200)) {
+                values.append(String(decoding: (job.record.value ?? []).prefix { $0 != 0x20 }, as: UTF8.self))
+                worker.acknowledge(job, .accept)
+            }
+        }
+        #expect(values.sorted() == ["j-1", "j-2", "j-3", "j-4", "j-6", "j-7", "j-8"])
+        try await worker.close()
+        try await broker.close()
+    }
 }

@@ -84,8 +84,9 @@ extension Broker {
         var chunk = 64 << 10
         // tidemark.deliver.at is a wall-clock time; the coordinator waits on the timer clock.
         let (wallNow, timerNow) = (options.clock(), options.timers())
-        // Damage (or an I/O error) met after some records ends the scan with them: they go out
-        // first, and the scan that starts at the damage fails (the window stops before it).
+        // Damage met after some records ends the scan with them: they go out first, and the
+        // scan that starts at the damage fails (the window stops before it). Any other error
+        // fails the scan whole (a transient one declines it: nothing is cut for it).
         while out.count < count {
             let slice: LogSlice, bytes: [UInt8]
             do {
@@ -93,8 +94,8 @@ extension Broker {
                 guard let found = result.slice else { break }
                 guard let read = try mayBlock ? found.readBytes() : found.readBytesIfCached() else { return nil }
                 (slice, bytes) = (found, read)
-            } catch where !out.isEmpty {
-                break
+            } catch where !out.isEmpty && (error as? TidemarkError)?.code == .corruptMessage {
+                break  // damage: a short answer (the restore path cuts its window there)
             }
             let before = out.count
             let (records, damage) = recordsBeforeDamage(in: bytes, topic: topic, partition: partition, from: next, limit: count - out.count)

@@ -217,9 +217,11 @@ public final class ShareConsumer: Sendable {
     }
 
     /// Reads the records of the acquisitions; gives back what the reads did not reach, and all
-    /// of them when a read fails (none of the records is returned then).
+    /// of them when a read fails (none of the records is returned then). Damage ends a
+    /// partition's read instead (see below).
     private func deliver(_ acquired: [ShareAcquisition]) async throws -> [ShareRecord] {
         var out: [ShareRecord] = []
+        var damaged: TidemarkError?
         var read: [(tp: TopicPartition, delivered: Set<Int64>, back: [Int64], gaps: [Int64])] = []
         for acquisition in acquired {
             let tp = acquisition.topicPartition
@@ -233,13 +235,23 @@ public final class ShareConsumer: Sendable {
                 var next = acquisition.offsets[0]
                 var chunk = 16 << 10
                 while next <= target {
-                    let fetched = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: next, maxBytes: chunk)
+                    // Damage (the window may reach past a batch that rotted after it was read
+                    // into it): the records before it are delivered, those from it on given
+                    // back, and the poll that delivers nothing else fails with the damage.
+                    let fetched: FetchResult
+                    do {
+                        fetched = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: next, maxBytes: chunk)
+                    } catch let error as TidemarkError where error.code == .corruptMessage {
+                        damaged = error
+                        break
+                    }
                     guard let slice = fetched.slice else { break }
-                    // A read may reach past the acquired records into damage (the window stops
-                    // before it): the batches before it are what was acquired.
                     let (records, damage) = broker.recordsBeforeDamage(
                         in: try slice.readBytes(), topic: tp.topic, partition: tp.partition, from: next, limit: .max)
-                    if let damage, records.isEmpty { throw damage }
+                    if let damage, records.isEmpty {
+                        damaged = TidemarkError(.corruptMessage, "\(tp) at \(next): the log is damaged there (\(damage.message))")
+                        break
+                    }
                     guard let last = records.last else { break }
                     for record in records where counts[record.offset] != nil {
                         out.append(ShareRecord(record: record, deliveryCount: counts[record.offset]!))
@@ -266,6 +278,7 @@ public final class ShareConsumer: Sendable {
                 for gap in gaps { s.pending[tp, default: []].append(ShareAcknowledgement(gap, .gap)) }
             }
         }
+        if out.isEmpty, let damaged { throw damaged }
         return out
     }
 

@@ -16,6 +16,9 @@ public struct PartitionDescription: Sendable, Equatable {
     /// The fsync failure that makes its log refuse writes until a restart (its records and
     /// offsets are still read), or nil.
     public var failed: String? = nil
+    /// Damage a read met in its log (reads past it fail with CORRUPT_MESSAGE until
+    /// `tidemark verify --repair`, the broker stopped), or nil. The partition still serves.
+    public var damaged: String? = nil
     /// Neither offline nor failed: it takes writes.
     public var isWritable: Bool { offline == nil && failed == nil }
     public var logStartOffset: Int64
@@ -511,7 +514,8 @@ public final class Broker: Sendable {
                     // A log that failed an fsync refuses appends until a restart: unavailable to
                     // monitoring (tidemark_partitions_offline, leader -1), its offsets still reported.
                     PartitionDescription(
-                        partition: p.partition, failed: p.log.flushFailure.map { "\($0)" }, logStartOffset: p.log.logStartOffset,
+                        partition: p.partition, failed: p.log.flushFailure.map { "\($0)" }, damaged: p.log.damage,
+                        logStartOffset: p.log.logStartOffset,
                         logEndOffset: p.log.logEndOffset, flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes,
                         segmentCount: p.log.segmentCount)
                 case .offline(let reason):

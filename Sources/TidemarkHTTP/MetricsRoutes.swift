@@ -181,6 +181,9 @@ public final class MetricsRoutes: HTTPRoutes {
         out.family(MetricName.partitionsOffline, .gauge) { f in
             f.sample([], Double(topics.reduce(0) { $0 + $1.partitions.filter { !$0.isWritable }.count }))
         }
+        out.family(MetricName.partitionsDamaged, .gauge) { f in
+            f.sample([], Double(topics.reduce(0) { $0 + $1.partitions.filter { $0.damaged != nil }.count }))
+        }
         let files = broker.options.openFileBudget
         out.family(MetricName.logOpenFiles, .gauge) { $0.sample([], Double(files.held)) }
         out.family(MetricName.logOpenFilesLimit, .gauge) { $0.sample([], Double(files.limit)) }

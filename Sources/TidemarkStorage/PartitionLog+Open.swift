@@ -113,6 +113,12 @@ extension PartitionLog {
         let checkpointIsRight =
             wasClean && report.truncatedBytes == 0 && recoveryPoint.map { $0 >= activeSegment.baseOffset && $0 <= logEnd } == true
         var state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
+        // Damage a read met before a restart stays known (monitoring, `describeTopic`) until
+        // `tidemark verify --repair` removes its mark.
+        if names.contains(LogVerifier.needsRepairName) {
+            let text = (try? FileSystem.readWholeFile(directory + "/" + LogVerifier.needsRepairName, limit: 4096)) ?? nil
+            state.damage = text.map { String(decoding: $0, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "" } ?? "marked for repair"
+        }
         // A new log's first segment file is in its directory only once the directory is
         // synced: the first flush does it (an acknowledged durable append to a new partition
         // must not depend on the file system's journal ordering).

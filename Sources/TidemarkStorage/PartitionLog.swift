@@ -155,7 +155,8 @@ public final class PartitionLog: Sendable {
     public var segmentCount: Int { state.withLock { $0.segments.count } }
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
     public var recoveryReport: RecoveryReport { state.withLock { $0.recovery } }
-    /// The first damage a read met since open; reads past it fail until `tidemark verify --repair`.
+    /// The first damage a read met (before a restart too: its needs-repair mark); reads past
+    /// it fail until `tidemark verify --repair`.
     public var damage: String? { state.withLock { $0.damage } }
     /// Inactive segments whose files are open now.
     public var openInactiveSegmentCount: Int {

@@ -406,6 +406,46 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         try await node.stop()
     }
 
+    /// A partition whose log a read found damaged is counted in `tidemark_partitions_damaged`
+    /// (it still serves up to the damage), across a restart (its needs-repair mark), until
+    /// `verify --repair` mends it. An SRE alerts on it; before, only a log line said so.
+    @Test func aDamagedPartitionIsCountedUntilRepaired() async throws {
+        let dir = TemporaryDirectory()
+        let damaged = Sample(name: "tidemark_partitions_damaged", labels: [:])
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            var config = TopicConfig()
+            config.segmentBytes = 4096
+            try await broker.createTopic("jobs", partitions: 2, config: config)
+            for _ in 0..<8 {
+                var builder = RecordBatchBuilder()
+                builder.append(timestamp: Int64(Date().timeIntervalSince1970 * 1000), key: nil, value: [UInt8](repeating: 1, count: 1_500))
+                _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+            }
+            try await broker.close()
+        }
+        // The oldest segment's first header overwritten (its magic byte).
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: dir.path + "/jobs-0/00000000000000000000.log"))
+        try handle.seek(toOffset: 16)
+        try handle.write(contentsOf: Data([0xFF]))
+        try handle.close()
+        var node = try await Self.start(directory: dir)
+        #expect(try await node.scrape()[damaged] == 0)
+        await #expect { _ = try await node.broker.fetch(topic: "jobs", partition: 0, offset: 0) } throws: {
+            ($0 as? TidemarkError)?.code == .corruptMessage
+        }
+        #expect(try await node.scrape()[damaged] == 1)
+        #expect(try node.broker.describeTopic("jobs").partitions.map { $0.damaged != nil } == [true, false])
+        try await node.stop()
+        node = try await Self.start(directory: dir)
+        #expect(try await node.scrape()[damaged] == 1, "the damage was forgotten at the restart")
+        try await node.stop()
+        _ = try LogVerifier.repair(partitionDirectory: dir.path + "/jobs-0")
+        node = try await Self.start(directory: dir)
+        #expect(try await node.scrape()[damaged] == 0)
+        try await node.stop()
+    }
+
     @Test func requestMetricsCountWhatTheKafkaFrontAnswered() async throws {
         let node = try await Self.start()
         let client = try RawClient(port: node.server.boundPort)

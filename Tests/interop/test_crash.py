@@ -1,11 +1,13 @@
 """A real crash: SIGKILL the broker while an idempotent librdkafka producer (acks=all) is
 sending, restart it on the same data, let the producer finish. Every acknowledged message is
 there at its acknowledged offset, and retried batches are not duplicated."""
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -208,6 +210,12 @@ def test_a_damaged_segment_is_reported_to_consumers(broker):
             pass
     assert metric(broker, fetches) - before < 40
     worker.close()
+
+    # Monitoring says so too: the gauge to alert on, and the console's overview.
+    assert metric(broker, "tidemark_partitions_damaged") == 1
+    with urllib.request.urlopen(broker.http + "/api/overview", timeout=10) as answer:
+        overview = json.loads(answer.read())
+    assert [(p["topic"], p["partition"]) for p in overview["partitionsDamaged"]] == [(topic, 0)], overview
 
     broker.stop()
     repaired = subprocess.run([BINARY, "verify", "--repair", broker.data_dir], capture_output=True, text=True, timeout=120)

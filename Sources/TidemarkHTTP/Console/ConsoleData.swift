@@ -180,11 +180,13 @@ final class ConsoleData: Sendable {
         let topics = describedTopics()
         let (rates, connections) = samples.withLock { ($0.rates, $0.connections) }
         var offline: [ConsoleModel.OfflinePartition] = []
+        var damaged: [ConsoleModel.OfflinePartition] = []
         for topic in topics {
             for p in topic.partitions {
                 if let reason = p.offline ?? p.failed.map({ "failed: \($0)" }) {
                     offline.append(.init(topic: topic.name, partition: p.partition, reason: reason))
                 }
+                if let damage = p.damaged { damaged.append(.init(topic: topic.name, partition: p.partition, reason: damage)) }
             }
         }
         return ConsoleModel.Overview(
@@ -196,7 +198,7 @@ final class ConsoleData: Sendable {
             recordsInPerSecond: rates.records.filter { !broker.isInternalTopic($0.key) }.values.reduce(0, +),
             bytesInPerSecond: rates.bytesIn, bytesOutPerSecond: rates.bytesOut, fsyncP99Seconds: rates.fsyncP99,
             recordsTotal: topics.filter { !$0.isInternal }.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + $1.logEndOffset - $1.logStartOffset } },
-            partitionsOffline: offline)
+            partitionsOffline: offline, partitionsDamaged: damaged)
     }
 
     func topicRows() -> [ConsoleModel.TopicRow] {

@@ -23,6 +23,8 @@ enum ConsoleModel {
         var fsyncP99Seconds: Double?
         var recordsTotal: Int64
         var partitionsOffline: [OfflinePartition]
+        /// Partitions whose log a read found damaged (they serve up to the damage).
+        var partitionsDamaged: [OfflinePartition]
     }
 
     struct OfflinePartition: Codable {

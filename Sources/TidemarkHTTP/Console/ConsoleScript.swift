@@ -131,9 +131,17 @@ enum ConsoleScript {
       card("Groups / queues", fmt.n(o.groups) + " / " + fmt.n(o.queues), "groups"));
   }
   function offlineNotice(o) {
-    if (!o.partitionsOffline.length) return null;
-    return el("div", { class: "notice bad", id: "offline" }, "Partitions offline: ",
-      o.partitionsOffline.map((p) => p.topic + "-" + p.partition + " (" + p.reason + ")").join(", "));
+    const list = (ps) => ps.map((p) => p.topic + "-" + p.partition + " (" + p.reason + ")").join(", ");
+    const notices = [];
+    if (o.partitionsOffline.length) {
+      notices.push(el("div", { class: "notice bad", id: "offline" }, "Partitions offline: ", list(o.partitionsOffline)));
+    }
+    if (o.partitionsDamaged.length) {
+      notices.push(el("div", { class: "notice bad", id: "damaged" },
+        "Partitions damaged on disk (reads stop there; run tidemark verify --repair with the broker stopped): ",
+        list(o.partitionsDamaged)));
+    }
+    return notices.length ? el("div", {}, ...notices) : null;
   }
   async function overviewPage() {
     const o = await api("/api/overview");

@@ -86,6 +86,19 @@ extension Broker {
         return header.timestampType == .logAppendTime ? header.maxTimestamp : header.baseTimestamp
     }
 
+    /// Records damage a reader found in bytes it read (a stored batch whose records or CRC do
+    /// not check out): the partition is marked for `tidemark verify --repair` and the damage
+    /// logged once. Returns the error to answer (CORRUPT_MESSAGE, as a read of damage gets).
+    public func reportDamage(topic: String, partition: Int, at offset: Int64, _ reason: String) -> TidemarkError {
+        let what = "share fetch from \(topic)-\(partition) at \(offset): the log is damaged there"
+        guard let state = try? partitionState(topic, partition) else { return TidemarkError(.corruptMessage, "\(what) (\(reason))") }
+        let marked = state.log.markDamaged(
+            StorageError(.corruptLog, "the batch holding offset \(offset) does not check out (\(reason))", path: state.log.directory),
+            reading: offset)
+        state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: marked, logger: options.logger)
+        return TidemarkError(.corruptMessage, what, storage: marked)
+    }
+
     func readLocked(_ state: PartitionState, offset: Int64, maxBytes: Int, mayBlock: Bool) throws(TidemarkError) -> FetchResult? {
         do throws(StorageError) {
             let result = try state.log.read(from: offset, maxBytes: maxBytes, mayBlock: mayBlock)

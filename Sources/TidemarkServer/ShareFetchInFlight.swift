@@ -203,8 +203,12 @@ final class ShareFetchInFlight {
     }
 
     /// The records the reads reached go out; acquired records past them are given back.
+    /// A walk that ended at damage before any record fails the partition with it.
     private func deliver(_ acquisition: ShareAcquisition, _ walk: ShareBatchWalk) {
         let tp = acquisition.topicPartition
+        if walk.kept.isEmpty, let (offset, reason) = walk.damage {
+            return fail(acquisition, broker.reportDamage(topic: tp.topic, partition: tp.partition, at: offset, reason))
+        }
         let covered = walk.covered
         budget -= walk.kept.count
         broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets.filter { $0 > covered })
@@ -276,6 +280,9 @@ struct ShareBatchWalk: Sendable {
     private(set) var covered: Int64
     private var chunk = 16 << 10
     private var ended = false
+    /// A batch holding acquired records whose bytes fail their check (damaged on disk after
+    /// the window was read): the walk ended before it; (its base offset, why).
+    private(set) var damage: (offset: Int64, reason: String)?
 
     init(_ acquisition: ShareAcquisition, topicId: UUID, maxBytes: Int) {
         topicPartition = acquisition.topicPartition
@@ -318,6 +325,19 @@ struct ShareBatchWalk: Sendable {
             if last > covered {
                 let runs = RequestRouter.runs(keep, base: base, last: last)
                 if !runs.isEmpty {
+                    // What goes out is checked (framing, CRC): a batch that rotted on disk
+                    // after its records were read into the window would reach the worker
+                    // undecodable, its jobs expire unprocessed and end archived in silence.
+                    let check = bytes.withUnsafeBytes { raw in
+                        Result { () throws(RecordBatchError) in
+                            try RecordBatchHeader.validate(UnsafeRawBufferPointer(rebasing: raw[position..<end]))
+                        }
+                    }
+                    if case .failure(let error) = check {
+                        damage = (base, "\(error)")
+                        ended = true
+                        return
+                    }
                     let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
                     if end - position > 16 << 10, acquired * 2 < last - base + 1,
                         let decoded = try? bytes[position..<end].withUnsafeBytes({ raw in try RecordBatch(decoding: raw) })

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import BINARY, Broker, free_port, unique
+from helpers import metric
 
 
 @pytest.fixture
@@ -223,6 +224,48 @@ def test_close_releases_held_jobs_at_once(share_broker):
     assert time.time() - started < 15, "held jobs came back only after their lock expired"
     assert all(m.delivery_count() == 2 for m in got if m.value() in [h.value() for h in held])
     second.close()
+
+
+def test_a_batch_damaged_after_it_was_read_is_an_error_not_garbage(share_broker):
+    """A batch that rots on disk while the node runs, after the share window was read past it
+    (its jobs handed out once, then released): the next worker gets CORRUPT_MESSAGE for the
+    partition, never the damaged bytes (they went out as stored: jobs a client cannot decode
+    expire unprocessed until the delivery limit archives them, with nothing said), and the
+    partition is counted damaged."""
+    from confluent_kafka import KafkaError, KafkaException
+    bootstrap = share_broker.bootstrap
+    topic, group = unique("rot"), unique("rot-workers")
+    _topic(bootstrap, topic, 1)
+    values = [b"%05d-" % i + b"x" * 50 for i in range(200)]
+    _produce(bootstrap, topic, values)
+    first = _share_consumer(bootstrap, group, explicit=True)
+    first.subscribe([topic])
+    held = []
+    deadline = time.time() + 20
+    while not held and time.time() < deadline:
+        held = _messages(first.poll(0.5))
+    assert held and held[0].offset() == 0
+    first.close()  # gives them back: the window has been read past them
+    with open(os.path.join(share_broker.data_dir, topic + "-0", "00000000000000000000.log"), "r+b") as f:
+        f.seek(61 + 100)  # inside the first batch's records
+        f.write(b"\xff" * 8)
+    second = _share_consumer(bootstrap, group)
+    second.subscribe([topic])
+    got, error = [], None
+    deadline = time.time() + 20
+    while error is None and time.time() < deadline:
+        try:
+            for m in second.poll(0.5):
+                if m.error() is not None:
+                    error = m.error()
+                else:
+                    got.append(m.value())
+        except KafkaException as e:
+            error = e.args[0]
+    second.close()
+    assert error is not None and error.code() == KafkaError.INVALID_MSG, error
+    assert all(value in values for value in got)
+    assert metric(share_broker, "tidemark_partitions_damaged") == 1
 
 
 def test_share_and_consumer_groups_read_one_topic_independently(share_broker):

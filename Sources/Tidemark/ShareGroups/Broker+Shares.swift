@@ -88,12 +88,12 @@ extension Broker {
         // scan that starts at the damage fails (the window stops before it). Any other error
         // fails the scan whole (a transient one declines it: nothing is cut for it).
         while out.count < count {
-            let slice: LogSlice, bytes: [UInt8]
+            let bytes: [UInt8]
             do {
                 guard let result = try readLocked(state, offset: next, maxBytes: chunk, mayBlock: mayBlock) else { return nil }
                 guard let found = result.slice else { break }
                 guard let read = try mayBlock ? found.readBytes() : found.readBytesIfCached() else { return nil }
-                (slice, bytes) = (found, read)
+                bytes = read
             } catch where !out.isEmpty && (error as? TidemarkError)?.code == .corruptMessage {
                 break  // damage: a short answer (the restore path cuts its window there)
             }
@@ -105,12 +105,7 @@ extension Broker {
                 // so it is never handed out, and never skipped over. It fails the scan that starts
                 // at it, as a fetch of damage does (CORRUPT_MESSAGE), and is marked for repair.
                 guard out.isEmpty else { break }
-                let marked = state.log.markDamaged(
-                    StorageError(.corruptLog, "the batch holding offset \(next) does not decode (\(damage.message))", path: slice.file.path),
-                    reading: next)
-                state.reportOnce("read (run `tidemark verify --repair` with the broker stopped)", error: marked, logger: options.logger)
-                throw TidemarkError(
-                    .corruptMessage, "share fetch from \(topic)-\(partition) at \(next): the log is damaged there", storage: marked)
+                throw reportDamage(topic: topic, partition: partition, at: next, damage.message)
             }
             for record in records {
                 var deliverAt: Int64 = 0

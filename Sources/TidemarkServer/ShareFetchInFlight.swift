@@ -325,27 +325,34 @@ struct ShareBatchWalk: Sendable {
             if last > covered {
                 let runs = RequestRouter.runs(keep, base: base, last: last)
                 if !runs.isEmpty {
-                    // What goes out is checked (framing, CRC): a batch that rotted on disk
-                    // after its records were read into the window would reach the worker
-                    // undecodable, its jobs expire unprocessed and end archived in silence.
-                    let check = bytes.withUnsafeBytes { raw in
+                    // What goes out is checked (framing, CRC; a decode checks them too): a batch
+                    // that rotted on disk after its records were read into the window would reach
+                    // the worker undecodable, its jobs expire unprocessed and end archived in silence.
+                    let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
+                    let slice = bytes[position..<end]
+                    let checked: Result<RecordBatch?, RecordBatchError> = slice.withUnsafeBytes { raw in
                         Result { () throws(RecordBatchError) in
-                            try RecordBatchHeader.validate(UnsafeRawBufferPointer(rebasing: raw[position..<end]))
+                            // A large batch of which few records go out is decoded (and trimmed);
+                            // one that does not decode (beyond the decode's size bound) goes whole.
+                            if end - position > 16 << 10, acquired * 2 < last - base + 1,
+                                let decoded = try? RecordBatch(decoding: raw)
+                            {
+                                return decoded
+                            }
+                            _ = try RecordBatchHeader.validate(raw)
+                            return nil
                         }
                     }
-                    if case .failure(let error) = check {
+                    switch checked {
+                    case .failure(let error):
                         damage = (base, "\(error)")
                         ended = true
                         return
-                    }
-                    let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
-                    if end - position > 16 << 10, acquired * 2 < last - base + 1,
-                        let decoded = try? bytes[position..<end].withUnsafeBytes({ raw in try RecordBatch(decoding: raw) })
-                    {
+                    case .success(let decoded?):
                         cache.insert(topicPartition, id: topicId, decoded, size: end - position)
                         kept += RequestRouter.trimmed(decoded, keep: keep)
-                    } else {
-                        kept += bytes[position..<end]
+                    case .success(nil):
+                        kept += slice
                     }
                 }
                 covered = last

@@ -16,8 +16,9 @@ public struct PartitionDescription: Sendable, Equatable {
     /// The fsync failure that makes its log refuse writes until a restart (its records and
     /// offsets are still read), or nil.
     public var failed: String? = nil
-    /// Damage a read met in its log (reads past it fail with CORRUPT_MESSAGE until
-    /// `tidemark verify --repair`, the broker stopped), or nil. The partition still serves.
+    /// Damage a read met in its log (marked for `tidemark verify --repair`, the broker
+    /// stopped; a read that starts at a damaged header fails with CORRUPT_MESSAGE), or nil.
+    /// The partition still serves up to the damage.
     public var damaged: String? = nil
     /// Neither offline nor failed: it takes writes.
     public var isWritable: Bool { offline == nil && failed == nil }

@@ -104,7 +104,7 @@ public enum MetricName {
         queueRedeliveries: "Share-group records delivered again after a release or an expired lock.",
         groupLagSeconds: "Age of the oldest record a consumer group has not consumed yet (0 when caught up).",
         partitionsOffline: "Partitions that could not be opened, or failed an fsync, and refuse writes with KAFKA_STORAGE_ERROR.",
-        partitionsDamaged: "Partitions whose log a read found damaged on disk: reads there fail (CORRUPT_MESSAGE) until tidemark verify --repair.",
+        partitionsDamaged: "Partitions whose log a read found damaged on disk (marked for tidemark verify --repair; they serve up to the damage).",
         logOpenFiles: "Segment files held open by the logs (the open-file budget's count).",
         logOpenFilesLimit: "The open-file budget: segment files the logs may hold open (half the soft ulimit -n).",
         logFileEvictions: "Segment files closed to stay within the open-file budget (they reopen on use).",

@@ -232,6 +232,15 @@ final class ShareFetchInFlight {
 
     /// Step 5.
     private func finish() {
+        guard done != nil else { return }
+        // Every partition failed for damage, nothing else to answer: held to the long poll's
+        // end like an acquire's damage error (a client polling again at once would spin).
+        let damageOnly = !partitions.isEmpty && partitions.values.allSatisfy { $0.errorCode == KafkaError.corruptMessage.rawValue }
+        if damageOnly && acknowledged.isEmpty && refused.isEmpty && timer == nil && NIODeadline.now() < deadline && !broker.isClosed {
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            timer = loop.scheduleTask(deadline: deadline) { bound.value.finish() }
+            return
+        }
         guard let done else { return }
         self.done = nil
         var response = ShareFetchResponse()
@@ -307,6 +316,12 @@ struct ShareBatchWalk: Sendable {
         return nil
     }
 
+    /// Ends the walk at damage a read met (the batches kept so far go out).
+    mutating func endAtDamage(_ offset: Int64, _ reason: String) {
+        damage = (offset, reason)
+        ended = true
+    }
+
     /// Takes the whole stored batches a read returned (nil or nothing new: the log ends there).
     mutating func take(_ bytes: [UInt8]?, cache: ShareBatchCache) {
         guard let bytes else {
@@ -372,9 +387,15 @@ extension RequestRouter {
     func readBatchesNow(_ walk: inout ShareBatchWalk) throws -> Bool {
         let tp = walk.topicPartition
         while let (offset, limit) = walk.nextRead(cache: shareBatches) {
-            guard let result = try broker.readNow(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: limit) else {
-                return false
+            let read: FetchResult?
+            do {
+                read = try broker.readNow(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: limit)
+            } catch {
+                guard error.code == .corruptMessage, !walk.kept.isEmpty else { throw error }
+                walk.endAtDamage(offset, "\(error)")  // what was read before it goes out
+                return true
             }
+            guard let result = read else { return false }
             guard let slice = result.slice else {
                 walk.take(nil, cache: shareBatches)
                 continue
@@ -389,7 +410,12 @@ extension RequestRouter {
     func readBatches(_ walk: inout ShareBatchWalk) async throws {
         let tp = walk.topicPartition
         while let (offset, limit) = walk.nextRead(cache: shareBatches) {
-            let result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: limit)
+            let result: FetchResult
+            do {
+                result = try await broker.fetch(topic: tp.topic, partition: tp.partition, offset: offset, maxBytes: limit)
+            } catch let error as TidemarkError where error.code == .corruptMessage && !walk.kept.isEmpty {
+                return walk.endAtDamage(offset, "\(error)")
+            }
             walk.take(try result.slice?.readBytes(), cache: shareBatches)
         }
     }

@@ -117,7 +117,8 @@ extension PartitionLog {
         // `tidemark verify --repair` removes its mark.
         if names.contains(LogVerifier.needsRepairName) {
             let text = (try? FileSystem.readWholeFile(directory + "/" + LogVerifier.needsRepairName, limit: 4096)) ?? nil
-            state.damage = text.map { String(decoding: $0, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "" } ?? "marked for repair"
+            let first = text.flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first }
+            state.damage = first.flatMap { $0.allSatisfy(\.isWhitespace) ? nil : String($0) } ?? "marked for repair"
         }
         // A new log's first segment file is in its directory only once the directory is
         // synced: the first flush does it (an acknowledged durable append to a new partition

@@ -226,29 +226,37 @@ def test_close_releases_held_jobs_at_once(share_broker):
     second.close()
 
 
-def test_a_batch_damaged_after_it_was_read_is_an_error_not_garbage(share_broker):
+@pytest.mark.parametrize("damage", ["records", "header"])
+def test_a_batch_damaged_after_it_was_read_is_an_error_not_garbage(share_broker, damage):
     """A batch that rots on disk while the node runs, after the share window was read past it
-    (its jobs handed out once, then released): the next worker gets CORRUPT_MESSAGE for the
-    partition, never the damaged bytes (they went out as stored: jobs a client cannot decode
-    expire unprocessed until the delivery limit archives them, with nothing said), and the
-    partition is counted damaged."""
+    (its jobs handed out once, then released): the next worker gets the jobs before it, then
+    CORRUPT_MESSAGE for the partition, never the damaged bytes (they went out as stored: jobs a
+    client cannot decode expire unprocessed until the delivery limit archives them, with nothing
+    said), and the partition is counted damaged. "records": bytes in the first batch's records;
+    "header": the second batch's header (the jobs of the first used to fail with it)."""
     from confluent_kafka import KafkaError, KafkaException
     bootstrap = share_broker.bootstrap
     topic, group = unique("rot"), unique("rot-workers")
     _topic(bootstrap, topic, 1)
-    values = [b"%05d-" % i + b"x" * 50 for i in range(200)]
-    _produce(bootstrap, topic, values)
+    values = [b"%05d-" % i + b"x" * 250 for i in range(200)]
+    _produce(bootstrap, topic, values[:100])  # two produces: two batches, each over one 16 KiB read
+    _produce(bootstrap, topic, values[100:])
     first = _share_consumer(bootstrap, group, explicit=True)
     first.subscribe([topic])
     held = []
     deadline = time.time() + 20
-    while not held and time.time() < deadline:
-        held = _messages(first.poll(0.5))
-    assert held and held[0].offset() == 0
+    while len(held) < 200 and time.time() < deadline:
+        held += _messages(first.poll(0.5))
+    assert len(held) == 200
     first.close()  # gives them back: the window has been read past them
     with open(os.path.join(share_broker.data_dir, topic + "-0", "00000000000000000000.log"), "r+b") as f:
-        f.seek(61 + 100)  # inside the first batch's records
-        f.write(b"\xff" * 8)
+        length = int.from_bytes(f.read(12)[8:12], "big")  # the first batch's length
+        if damage == "records":
+            f.seek(12 + length // 2)  # in the middle of its records
+            f.write(b"\xff" * 8)
+        else:
+            f.seek(12 + length + 16)  # the second batch's magic byte
+            f.write(b"\xff")
     second = _share_consumer(bootstrap, group)
     second.subscribe([topic])
     got, error = [], None
@@ -262,9 +270,19 @@ def test_a_batch_damaged_after_it_was_read_is_an_error_not_garbage(share_broker)
                     got.append(m.value())
         except KafkaException as e:
             error = e.args[0]
+    # Polling on, the worker asks once per long poll, not in a busy loop over the damage.
+    fetches = 'tidemark_kafka_requests_total{api="ShareFetch"}'
+    before, started = metric(share_broker, fetches), time.time()
+    while time.time() - started < 2:
+        try:
+            got += [m.value() for m in second.poll(0.5) if m.error() is None]
+        except KafkaException:
+            pass
+    assert metric(share_broker, fetches) - before < 40
     second.close()
     assert error is not None and error.code() == KafkaError.INVALID_MSG, error
-    assert all(value in values for value in got)
+    expected = [] if damage == "records" else values[:len(got)]
+    assert got == expected and (damage == "records" or len(got) >= 1), (len(got), got[:2])
     assert metric(share_broker, "tidemark_partitions_damaged") == 1
 
 

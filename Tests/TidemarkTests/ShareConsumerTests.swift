@@ -431,21 +431,25 @@ import TidemarkStorage
     }
 
     /// A damaged batch header far into a large segment: the scan reads the records before it
-    /// in chunks, and a chunk that ends at the damage used to fail whole (the read walked on
-    /// to the damaged header): the hundreds of jobs before it never went out, only the error.
+    /// in chunks; a read that walks the headers stops before the damaged one, and the next
+    /// read, which starts at it, fails: the scan answers what it read before (it threw them
+    /// away with the damage), and the worker gets the hundreds of jobs before it, then the error.
     @Test func aDamagedHeaderDeepInASegmentComesAfterTheJobsBeforeIt() async throws {
         let dir = TemporaryDirectory()
         var broker = try await Broker.open(dataDirectory: dir.path, options: options())
         var config = TopicConfig()
-        config.segmentBytes = 1 << 20
+        config.segmentBytes = 8 << 20  // the scan's third read (1 MiB) walks headers to the damage
         try await broker.createTopic("jobs", partitions: 1, config: config)
-        let size = try await Self.oneRecordBatches(broker, "j", 1_200, size: 1_000)
-        #expect(try broker.describeTopic("jobs").partitions[0].segmentCount == 2)
+        let size = try await Self.oneRecordBatches(broker, "j", 3_000, size: 1_000)
         try await broker.close()
-        // Batch 400's magic byte (header position 16), in the older segment.
+        // Batch 400's magic byte (header position 16), well before the last index entry (a
+        // clean open reads only past that).
         try Self.overwrite(dir.path + "/jobs-0/00000000000000000000.log", at: 400 * size + 16, [0xFF])
 
         broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        // One scan asked for more than lies before the damage: it answers those it read (it
+        // used to throw them away with the damage it met after them).
+        #expect(try broker.recordMetadata(topic: "jobs", partition: 0, from: 0, count: 1_000, mayBlock: true)?.count == 400)
         let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
         let (values, error) = try await Self.pollUntilError(worker)
         #expect(values == (0..<400).map { "j-\($0)" })

@@ -50,3 +50,35 @@ def messages(count, tag, null_headers=True):
 
 def normalize_headers(headers):
     return [(k, (bytes(v) if v is not None else None)) for k, v in (headers or [])]
+
+
+def share_poll_until_error(worker, seconds):
+    """Polls a confluent-kafka ShareConsumer until a poll reports an error (as a message or
+    raised) or `seconds` pass: (the values it got, the error or None)."""
+    from confluent_kafka import KafkaException
+    values, error = [], None
+    deadline = time.time() + seconds
+    while error is None and time.time() < deadline:
+        try:
+            for m in worker.poll(0.5):
+                if m.error() is not None:
+                    error = m.error()
+                else:
+                    values.append(m.value())
+        except KafkaException as e:
+            error = e.args[0]
+    return values, error
+
+
+def share_fetches_while_polling(node, worker, seconds=2):
+    """ShareFetch requests `node` answered while `worker` polled on for `seconds`, errors
+    ignored: (that count, the values it got)."""
+    from confluent_kafka import KafkaException
+    fetches = 'tidemark_kafka_requests_total{api="ShareFetch"}'
+    values, before, started = [], metric(node, fetches), time.time()
+    while time.time() - started < seconds:
+        try:
+            values += [m.value() for m in worker.poll(0.5) if m.error() is None]
+        except KafkaException:
+            pass
+    return metric(node, fetches) - before, values

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from conftest import BINARY, unique
-from helpers import metric, read_values
+from helpers import metric, read_values, share_fetches_while_polling, share_poll_until_error
 
 
 def verify(data_dir):
@@ -183,32 +183,16 @@ def test_a_damaged_segment_is_reported_to_consumers(broker):
 
     # A share group's worker too: the jobs before the damage, then the error (it used to get
     # the first segment's jobs and then nothing, with no error and no log line).
-    from confluent_kafka import KafkaException, ShareConsumer
+    from confluent_kafka import ShareConsumer
     worker = ShareConsumer({"bootstrap.servers": broker.bootstrap, "group.id": topic + "-jobs"})
     worker.subscribe([topic])
-    jobs, job_error = [], None
-    deadline = time.time() + 30
-    while job_error is None and time.time() < deadline:
-        try:
-            for m in worker.poll(0.5):
-                if m.error() is not None:
-                    job_error = m.error()
-                else:
-                    jobs.append(m.value())
-        except KafkaException as e:
-            job_error = e.args[0]
+    jobs, job_error = share_poll_until_error(worker, 30)
     assert job_error is not None and job_error.code() == KafkaError.INVALID_MSG, job_error
     assert jobs == values
     # Polling on, the worker asks once per long poll, not in a busy loop over the damage
     # (answered at once, it sent over 1,000 ShareFetch requests a second).
-    fetches = 'tidemark_kafka_requests_total{api="ShareFetch"}'
-    before, start = metric(broker, fetches), time.time()
-    while time.time() - start < 2:
-        try:
-            worker.poll(0.5)
-        except KafkaException:
-            pass
-    assert metric(broker, fetches) - before < 40
+    fetches, _ = share_fetches_while_polling(broker, worker)
+    assert fetches < 40
     worker.close()
 
     # Monitoring says so too: the gauge to alert on, and the console's overview.

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import BINARY, Broker, free_port, unique
-from helpers import metric
+from helpers import metric, share_fetches_while_polling, share_poll_until_error
 
 
 @pytest.fixture
@@ -234,7 +234,7 @@ def test_a_batch_damaged_after_it_was_read_is_an_error_not_garbage(share_broker,
     client cannot decode expire unprocessed until the delivery limit archives them, with nothing
     said), and the partition is counted damaged. "records": bytes in the first batch's records;
     "header": the second batch's header (the jobs of the first used to fail with it)."""
-    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka import KafkaError
     bootstrap = share_broker.bootstrap
     topic, group = unique("rot"), unique("rot-workers")
     _topic(bootstrap, topic, 1)
@@ -259,26 +259,11 @@ def test_a_batch_damaged_after_it_was_read_is_an_error_not_garbage(share_broker,
             f.write(b"\xff")
     second = _share_consumer(bootstrap, group)
     second.subscribe([topic])
-    got, error = [], None
-    deadline = time.time() + 20
-    while error is None and time.time() < deadline:
-        try:
-            for m in second.poll(0.5):
-                if m.error() is not None:
-                    error = m.error()
-                else:
-                    got.append(m.value())
-        except KafkaException as e:
-            error = e.args[0]
+    got, error = share_poll_until_error(second, 20)
     # Polling on, the worker asks once per long poll, not in a busy loop over the damage.
-    fetches = 'tidemark_kafka_requests_total{api="ShareFetch"}'
-    before, started = metric(share_broker, fetches), time.time()
-    while time.time() - started < 2:
-        try:
-            got += [m.value() for m in second.poll(0.5) if m.error() is None]
-        except KafkaException:
-            pass
-    assert metric(share_broker, fetches) - before < 40
+    fetches, more = share_fetches_while_polling(share_broker, second)
+    got += more
+    assert fetches < 40
     second.close()
     assert error is not None and error.code() == KafkaError.INVALID_MSG, error
     expected = [] if damage == "records" else values[:len(got)]

@@ -2,12 +2,12 @@
 # Job-queue consume side, one acknowledgement per job: Tidemark share groups (KIP-932) beside
 # Redis Streams, NATS JetStream (work-queue stream) and RabbitMQ (quorum queues), in one run.
 # For each system, one after another on a fresh server: preload N jobs of SIZE bytes over
-# 4 partitions (topic partitions / streams / subjects / queues), then WORKERS worker processes
+# PARTS partitions (topic partitions / streams / subjects / queues; 4 by default), then WORKERS worker processes
 # consume and acknowledge them one by one (see share_consume.py for what each does per job).
 # Reports jobs/s and server CPU microseconds per acknowledged job, and Tidemark / peer ratios.
 #
 #   Benchmarks/jobs/run_share_consume.sh                 (from the project root)
-#   N=20000 SIZE=1024 WORKERS=4 BATCH=100 PEERS="redis nats rabbitmq" TIMEOUT_S=120 ...
+#   N=20000 SIZE=1024 WORKERS=4 BATCH=100 PARTS=4 PEERS="redis nats rabbitmq" TIMEOUT_S=120 ...
 #   TM_TOPIC_CONFIG="flush.messages=1"   (Tidemark's jobs topic synced: acknowledgements too)
 #
 # Tidemark binary: TIDEMARK_BIN, else .build/release/tidemark if it is newer than every file in
@@ -28,6 +28,7 @@ WORKERS=${WORKERS:-4}
 BATCH=${BATCH:-100}
 PEERS=${PEERS:-redis nats rabbitmq}
 TIMEOUT_S=${TIMEOUT_S:-120}
+export PARTS=${PARTS:-4}
 DRIVER="$HERE/share_consume.py"
 T_START=$(date +%s.%N)
 
@@ -97,14 +98,14 @@ mkdir -p "$_TMP/tm"
 TPID=$!; track_pid "$TPID"
 wait_port "$PORT" 60
 log "tidemark pid $TPID port $PORT"
-"$TIDEMARK_BIN" topics create jobs --partitions 4 --bootstrap "127.0.0.1:$PORT" \
+"$TIDEMARK_BIN" topics create jobs --partitions "$PARTS" --bootstrap "127.0.0.1:$PORT" \
   ${TM_TOPIC_CONFIG:+--config "$TM_TOPIC_CONFIG"} >/dev/null
 run_one tidemark_share tidemark "$TM_PY" "127.0.0.1:$PORT" "$TPID" || log "tidemark_share FAILED"
 "$TIDEMARK_BIN" groups describe workers --bootstrap "127.0.0.1:$PORT" > "$_TMP/tm/describe.txt" 2>&1 || true
 log "tidemark groups describe workers:"; sed 's/^/    /' "$_TMP/tm/describe.txt" >&2
 # every partition's share-partition start at its log end, nothing available, acquired or archived
-emit tidemark_share_server_check_ok "$(awk '$1 == "jobs" && $2 ~ /^[0-9]+$/ { n++; if ($3 != $5 || $6 + $7 + $8 != 0) bad = 1 }
-  END { print (n == 4 && !bad) ? 1 : 0 }' "$_TMP/tm/describe.txt")" bool
+emit tidemark_share_server_check_ok "$(awk -v parts="$PARTS" '$1 == "jobs" && $2 ~ /^[0-9]+$/ { n++; if ($3 != $5 || $6 + $7 + $8 != 0) bad = 1 }
+  END { print (n == parts && !bad) ? 1 : 0 }' "$_TMP/tm/describe.txt")" bool
 stop_pid "$TPID"
 
 # ---------------- Redis Streams (AOF everysec, as in ../shared/peers) ----------------

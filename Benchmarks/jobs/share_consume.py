@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-PARTS = 4
+PARTS = int(os.environ.get("PARTS", "4"))  # topic partitions / streams / subjects / queues
 GROUP = "workers"
 TOPIC = "jobs"
 

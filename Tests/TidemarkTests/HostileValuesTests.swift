@@ -58,7 +58,37 @@ import TidemarkStorage
         let again = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: 3, add: [both[1]], forget: [], acknowledgements: [:], allowRenew: false,
             view: broker.shareLogView)
-        #expect(again.partitions == [both[1]])
+        #expect(Array(again.partitions) == [both[1]])
+        try await broker.close()
+    }
+
+    /// A session's partitions: each fetch starts one further round the list (no partition
+    /// starves the others), a partition listed again is not added twice, and one forgotten
+    /// and listed again comes back (the session keeps its partitions as a list and a set;
+    /// a request no longer copies or hashes the whole list, which cost a 1,000-partition
+    /// session's every ShareAcknowledge more than its acknowledgement).
+    @Test func aSessionsPartitionsRotateAndStayUnique() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 3)
+        let tps = (0..<3).map { TopicPartition("jobs", $0) }
+        Self.openSession(broker, tps + [tps[1]])
+        var epoch: Int32 = 1
+        func update(add: [TopicPartition] = [], forget: [TopicPartition] = []) -> [TopicPartition] {
+            let u = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: epoch, add: add, forget: forget, acknowledgements: [:], allowRenew: false,
+                view: broker.shareLogView)
+            #expect(u.error == nil)
+            epoch += 1
+            return Array(u.partitions)
+        }
+        // (Opening the session moved the cursor once: the next fetch starts at the third.)
+        #expect(update() == [tps[2], tps[0], tps[1]])
+        #expect(update(add: [tps[2], tps[0]]) == [tps[0], tps[1], tps[2]])
+        #expect(update() == [tps[1], tps[2], tps[0]])
+        #expect(update(forget: [tps[1], tps[1]]) == [tps[0], tps[2]])
+        #expect(update(add: [tps[1]]) == [tps[2], tps[1], tps[0]])
+        #expect(update(add: [tps[1]]) == [tps[1], tps[0], tps[2]])
         try await broker.close()
     }
 

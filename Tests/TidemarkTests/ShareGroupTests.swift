@@ -317,7 +317,7 @@ import TidemarkStorage
             let view = broker.shareLogView
             let opened = broker.shares.updateSession(
                 group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
-            #expect(opened.error == nil && opened.partitions == [tp])
+            #expect(opened.error == nil && Array(opened.partitions) == [tp])
             let got = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 6, view: view)
             #expect(got.first?.ranges == [AcquiredRange(first: 0, last: 5, deliveryCount: 1)])
             let acked = broker.shares.updateSession(

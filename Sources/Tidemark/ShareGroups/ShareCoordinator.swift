@@ -63,6 +63,8 @@ public final class ShareCoordinator: Sendable {
     struct Session: Sendable {
         var nextEpoch: Int32 = 1
         var partitions: [TopicPartition] = []
+        /// The same partitions as a set: adding one is checked without a pass over the list.
+        var known: Set<TopicPartition> = []
         var lastUsedMs: Int64
         /// Rotates the read order between fetches, so no partition starves the others.
         var cursor = 0
@@ -203,14 +205,13 @@ public final class ShareCoordinator: Sendable {
             }
             session.lastUsedMs = now
             if let connection { session.connection = connection }
-            var known = Set(session.partitions)
-            for tp in add where !known.contains(tp) {
-                session.partitions.append(tp)
-                known.insert(tp)
-            }
+            for tp in add where session.known.insert(tp).inserted { session.partitions.append(tp) }
             if !forget.isEmpty {
-                let gone = Set(forget)
-                session.partitions.removeAll { gone.contains($0) }
+                let gone = Set(forget).intersection(session.known)
+                if !gone.isEmpty {
+                    session.known.subtract(gone)
+                    session.partitions.removeAll { gone.contains($0) }
+                }
             }
             var update = ShareSessionUpdate(lockDurationMs: settings.lockDurationMs)
             var changed: [PartitionKey] = []
@@ -239,7 +240,7 @@ public final class ShareCoordinator: Sendable {
             } else {
                 // (Forgotten partitions may have left the cursor past the end.)
                 session.cursor = session.partitions.isEmpty ? 0 : (session.cursor + 1) % session.partitions.count
-                update.partitions = Array(session.partitions[session.cursor...] + session.partitions[..<session.cursor])
+                update.partitions = SessionPartitions(session.partitions, start: session.cursor)
                 s.sessions[key] = session
             }
             do {
@@ -271,6 +272,15 @@ public final class ShareCoordinator: Sendable {
     /// that. The caller then acquires again with a view that may block, off its event loop.
     public func acquire(
         group: String, member: String, partitions: [TopicPartition], maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool
+    ) -> [ShareAcquisition] {
+        acquire(
+            group: group, member: member, partitions: SessionPartitions(partitions), maxRecords: maxRecords, view: view,
+            wouldBlock: &wouldBlock)
+    }
+
+    /// Acquires as above, over a session's partitions in this fetch's order (`ShareSessionUpdate.partitions`).
+    public func acquire(
+        group: String, member: String, partitions: SessionPartitions, maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool
     ) -> [ShareAcquisition] {
         let now = clock()
         let settings = self.settings(group)

@@ -39,7 +39,7 @@ public struct ShareSessionUpdate: Sendable {
     /// (`ShareLogView.syncsEveryAppend`); nil when the answer may go now.
     public var durableAt: Int64?
     /// The session's partitions, in the order to read them this time.
-    public var partitions: [TopicPartition] = []
+    public var partitions = SessionPartitions()
     /// How long acquired records stay locked (AcquisitionLockTimeoutMs).
     public var lockDurationMs: Int64 = 0
     /// Some acknowledgement made dead letters: `Broker.writeDeadLetters` should run.
@@ -47,6 +47,26 @@ public struct ShareSessionUpdate: Sendable {
 
     static func failure(_ code: TidemarkError.Code, _ message: String) -> ShareSessionUpdate {
         ShareSessionUpdate(error: code, errorMessage: message)
+    }
+}
+
+/// A share session's partitions in the order one fetch reads them: the session's list,
+/// started at its cursor and wrapped around. A view of the session's array (shared, not
+/// copied): a request costs nothing per partition the session holds until it reads them.
+public struct SessionPartitions: RandomAccessCollection, Sendable {
+    let base: [TopicPartition]
+    let start: Int
+
+    init(_ base: [TopicPartition] = [], start: Int = 0) {
+        self.base = base
+        self.start = base.isEmpty ? 0 : start % base.count
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { base.count }
+    public subscript(position: Int) -> TopicPartition {
+        let i = start + position
+        return base[i < base.count ? i : i - base.count]
     }
 }
 

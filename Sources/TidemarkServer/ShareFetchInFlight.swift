@@ -38,6 +38,8 @@ final class ShareFetchInFlight {
     private var acknowledged: [TopicPartition: TidemarkError.Code?]
     private var done: ((ShareFetchResponse) -> Void)?
     private var watches: [AppendWatch] = []
+    /// A watch fired since they were registered: they are registered again before the next wait.
+    private var appended = false
     private var timer: Scheduled<Void>?
     private var polling = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
@@ -126,26 +128,40 @@ final class ShareFetchInFlight {
     private func acquiredSome(_ acquired: [ShareAcquisition]) {
         let records = acquired.contains { $0.error == nil }
         if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
+            cancelWatches()
             return read(acquired, from: 0)
         }
         polling = true
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
-        for tp in update.partitions {
-            guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { continue }
-            let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
-                loop.execute { bound.value.wake() }
+        // The watches stay through timer wakes (each wake acquires again over every partition;
+        // registering a watch per partition each time cost an idle 1,000-partition session as
+        // much again); an append, which ends them, has them made anew.
+        if watches.isEmpty || appended {
+            cancelWatches()
+            for tp in update.partitions {
+                guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { continue }
+                let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
+                    loop.execute { bound.value.wake(appended: true) }
+                }
+                if let watch { watches.append(watch) }
             }
-            if let watch { watches.append(watch) }
         }
-        timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake() }
+        timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake(appended: false) }
     }
 
-    private func wake() {
-        guard polling else { return }
-        polling = false
+    private func cancelWatches() {
         for watch in watches { watch.cancel() }
         watches.removeAll()
+        appended = false
+    }
+
+    private func wake(appended: Bool) {
+        // An append seen while not polling (an acquire off the loop) spent its watch: the
+        // next poll registers them again.
+        if appended { self.appended = true }
+        guard polling else { return }
+        polling = false
         timer?.cancel()
         timer = nil
         acquire()

@@ -251,4 +251,34 @@ extension ServerTests {
             #expect(second.errorCode == 0 && second.responses.first?.partitions.first?.errorCode == 0)
         }
     }
+
+    /// A long poll over partitions with nothing to hand out goes on through its timer wakes
+    /// (every 200 ms it acquires again; the append watches registered at its start stay): jobs
+    /// appended 700 ms in, to one partition and then another, are both answered, the first by
+    /// the poll that was waiting, the second by the next, and each answer comes before its wait's end.
+    @Test func aLongPollThroughTimerWakesIsAnsweredByAnAppend() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("idle", partitions: 3)
+            let client = try RawClient(port: server.boundPort)
+            try await Self.joinShareGroup(client, topic: "idle")
+            let topicId = try await FetchSessionTests.topicId(of: "idle", port: server.boundPort)
+            for (epoch, partition) in [(Int32(0), 1), (Int32(1), 2)] {
+                let broker = server.broker
+                let appender = Task {
+                    try await Task.sleep(for: .milliseconds(700))
+                    var builder = RecordBatchBuilder()
+                    builder.append(timestamp: 1000, key: nil, value: Array("late-\(partition)".utf8))
+                    _ = try await broker.append(topic: "idle", partition: partition, batches: try builder.build())
+                }
+                let started = ContinuousClock.now
+                let answer = try await Self.shareFetch(
+                    client, topicId: topicId, partitions: [0, 1, 2], epoch: epoch, correlation: 10 + epoch)
+                let waited = ContinuousClock.now - started
+                try await appender.value
+                let got = answer.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }
+                #expect(got.map(\.partitionIndex) == [Int32(partition)])
+                #expect(waited >= .milliseconds(650) && waited < .milliseconds(1_900), "\(waited)")
+            }
+        }
+    }
 }

@@ -293,8 +293,12 @@ public final class ShareCoordinator: Sendable {
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []
+            var lastTopic: (name: String, id: UUID?)? = nil
             for tp in partitions where remaining > 0 {
-                guard let pkey = slotKey(group, tp, view: view, &s), let bounds = view.bounds(tp.topic, tp.partition) else { continue }
+                // A partition with nothing in its window and nothing new in its log costs
+                // lookups only: an idle long poll over a thousand partitions walks them all
+                // every 200 ms.
+                guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic), !caughtUp else { continue }
                 // A restored window first reads its records' keys and delays: only a read, so
                 // a view that declines it leaves the slot as it was (a later acquire does it).
                 var restored: [SharePartition.RecordMeta]? = nil
@@ -433,12 +437,32 @@ public final class ShareCoordinator: Sendable {
     /// The slot key of (group, tp), created (start per `share.auto.offset.reset`) when new or
     /// when the topic was recreated. nil when the topic or partition does not exist.
     private func slotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State) -> PartitionKey? {
-        guard let id = view.topicId(tp.topic), let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
+        var lastTopic: (name: String, id: UUID?)? = nil
+        return slot(group, tp, view: view, &s, lastTopic: &lastTopic)?.key
+    }
+
+    /// The key of `group`'s slot for `tp` (made when it has none, or when the topic was made
+    /// again under the same name), the log's bounds, and whether the slot has nothing to hand
+    /// out or expire now (`SharePartition.isCaughtUp`); nil when the partition does not exist.
+    /// `lastTopic` carries the topic id looked up last, for a walk over one topic's partitions.
+    private func slot(
+        _ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State, lastTopic: inout (name: String, id: UUID?)?
+    ) -> (key: PartitionKey, bounds: (start: Int64, end: Int64), caughtUp: Bool)? {
+        let topicId: UUID?
+        if let lastTopic, lastTopic.name == tp.topic {
+            topicId = lastTopic.id
+        } else {
+            topicId = view.topicId(tp.topic)
+            lastTopic = (tp.topic, topicId)
+        }
+        guard let id = topicId, let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
         let key = PartitionKey(group: group, topicPartition: tp)
-        if let slot = s.slots[key], slot.topicId == id { return key }
+        if let slot = s.slots[key], slot.topicId == id {
+            return (key, bounds, slot.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end))
+        }
         let start = startsAtEarliest(group) ? bounds.start : bounds.end
         s.slots[key] = Slot(state: SharePartition(startOffset: start), topicId: id)
-        return key
+        return (key, bounds, false)
     }
 
     // MARK: Maintenance

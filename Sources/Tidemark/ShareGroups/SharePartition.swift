@@ -239,6 +239,13 @@ struct SharePartition: Sendable, Equatable {
         return entries[Int(offset - startOffset)]
     }
 
+    /// Nothing to hand out, expire or move: the window is empty (nothing held, waiting or
+    /// finished in it), starts at the log's end (nothing new) and the log's start has not
+    /// passed it. `follow` would change nothing, and no record could be acquired.
+    func isCaughtUp(logStart: Int64, logEnd: Int64) -> Bool {
+        entries.isEmpty && startOffset == logEnd && logStart <= startOffset
+    }
+
     /// Records below the log start are gone (retention, DeleteRecords): they leave the window.
     /// So are records at or past the log end, when the log was cut back (crash recovery after
     /// a power loss kept less than this state, or a truncation): the window ends at the log

@@ -1,0 +1,62 @@
+import Foundation
+
+/// What the admin requests change of share groups: start offsets (AlterShareGroupOffsets),
+/// share state (DeleteShareGroupOffsets) and whole groups (DeleteGroups).
+extension ShareCoordinator {
+    /// AlterShareGroupOffsets: moves the start offsets; refused while the group has members.
+    public func resetOffsets(group: String, offsets: [TopicPartition: Int64], view: ShareLogView) async throws {
+        let durableAt = try state.withLock { s -> Int64? in
+            guard GroupCoordinator.validGroupId(group) else {
+                throw TidemarkError(.invalidRequest, "the group id must be 1 to 255 bytes")
+            }
+            if let g = s.groups[group], !g.isEmpty {
+                throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
+            }
+            if let (tp, offset) = offsets.first(where: { $0.value < 0 }) {
+                throw TidemarkError(.invalidRequest, "start offset \(offset) for \(tp) is negative")
+            }
+            var changed: [PartitionKey] = []
+            for (tp, offset) in offsets {
+                guard let pkey = slotKey(group, tp, view: view, &s) else {
+                    throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
+                }
+                s.slots[pkey]!.state.reset(to: offset)  // the next write is a snapshot
+                changed.append(pkey)
+            }
+            return try writeSlots(changed, &s)
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    /// DeleteShareGroupOffsets: forgets the group's state for these topics (all when nil);
+    /// refused while the group has members.
+    public func deleteState(group: String, topics: Set<String>?) async throws {
+        let durableAt = try state.withLock { s -> Int64? in
+            if let g = s.groups[group], !g.isEmpty {
+                throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
+            }
+            var changed: [(ShareStateStore.Key, [UInt8]?)] = []
+            for (key, slot) in s.slots where key.group == group && (topics?.contains(key.topicPartition.topic) ?? true) {
+                s.slots.removeValue(forKey: key)
+                changed.append((storeKey(key, slot), nil))
+            }
+            return try store.write(changed)
+        }
+        if let durableAt { try await waitDurable(durableAt) }
+    }
+
+    /// DeleteGroups for a share group: one without members is deleted with its share state
+    /// (synced) and sessions. Returns whether there was such a group; throws `.nonEmptyGroup`.
+    public func deleteGroup(_ group: String) async throws -> Bool {
+        let known = state.withLock { s in s.groups[group] != nil || s.slots.keys.contains { $0.group == group } }
+        guard known else { return false }
+        try await deleteState(group: group, topics: nil)
+        state.withLock { s in
+            guard s.groups[group]?.isEmpty ?? true else { return }
+            s.groups.removeValue(forKey: group)
+            s.idleSince.removeValue(forKey: group)
+            for key in s.sessions.keys where key.group == group { s.sessions.removeValue(forKey: key) }
+        }
+        return true
+    }
+}

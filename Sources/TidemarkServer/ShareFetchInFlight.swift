@@ -37,9 +37,12 @@ final class ShareFetchInFlight {
     let deadline: NIODeadline
     private var acknowledged: [TopicPartition: TidemarkError.Code?]
     private var done: ((ShareFetchResponse) -> Void)?
-    private var watches: [AppendWatch] = []
-    /// A watch fired since they were registered: they are registered again before the next wait.
-    private var appended = false
+    /// One append watch per session partition while it waits (fewer when a partition could
+    /// not be watched). A watch fires once: the partition's is made anew before the next
+    /// acquire, the others stay (one append to a 1,000-partition session re-registers one).
+    private var watches: [TopicPartition: AppendWatch] = [:]
+    /// Partitions whose watch fired and is not made anew yet.
+    private var fired: [TopicPartition] = []
     private var timer: Scheduled<Void>?
     private var polling = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
@@ -98,18 +101,27 @@ final class ShareFetchInFlight {
 
     private var maxRecords: Int { Int(max(1, min(request.maxRecords, 10_000))) }
 
-    /// Step 2.
-    private func acquire() {
+    /// Step 2: from every session partition, or from `only` (those an append woke the long
+    /// poll for: the others had nothing at the last acquire, and what they get without an
+    /// append the next timer wake finds).
+    private func acquire(only: [TopicPartition]? = nil) {
         var wouldBlock = false
-        let acquired = broker.shares.acquire(
-            group: group, member: member, partitions: update.partitions, maxRecords: maxRecords,
-            view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
+        let acquired: [ShareAcquisition]
+        if let only {
+            acquired = broker.shares.acquire(
+                group: group, member: member, partitions: only, maxRecords: maxRecords,
+                view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
+        } else {
+            acquired = broker.shares.acquire(
+                group: group, member: member, partitions: update.partitions, maxRecords: maxRecords,
+                view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
+        }
         guard wouldBlock else { return acquiredSome(acquired) }
         // Partitions whose window needed the disk were left out: the executor acquires from
         // the partitions not served yet (so a cold partition is not starved by a busy one
         // that always has records), and the fetch answers with both.
         let served = Set(acquired.map(\.topicPartition))
-        let rest = update.partitions.filter { !served.contains($0) }
+        let rest = only?.filter { !served.contains($0) } ?? update.partitions.filter { !served.contains($0) }
         let left = maxRecords - acquired.reduce(0) { $0 + $1.offsets.count }
         guard !rest.isEmpty && left > 0 else { return acquiredSome(acquired) }
         router.readsOffLoop.add(1, ordering: .relaxed)
@@ -131,40 +143,64 @@ final class ShareFetchInFlight {
             cancelWatches()
             return read(acquired, from: 0)
         }
+        // A watch that fired while the acquire ran off the loop: made anew, then acquire again
+        // (that acquire may have read the partition before the append).
+        if !fired.isEmpty { return acquire(only: rewatchFired()) }
         polling = true
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let loop = self.loop
         // The watches stay through timer wakes (each wake acquires again over every partition;
         // registering a watch per partition each time cost an idle 1,000-partition session as
-        // much again); an append, which ends them, has them made anew.
-        if watches.isEmpty || appended {
-            cancelWatches()
-            for tp in update.partitions {
-                guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { continue }
-                let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
-                    loop.execute { bound.value.wake(appended: true) }
-                }
-                if let watch { watches.append(watch) }
-            }
+        // much again) and through appends to other partitions.
+        if watches.isEmpty {
+            for tp in update.partitions { watch(tp, bound) }
         }
-        timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake(appended: false) }
+        timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake(appended: nil) }
+    }
+
+    /// Watches `tp` for an append past its log end now (in place of its watch, if any).
+    private func watch(_ tp: TopicPartition, _ bound: NIOLoopBound<ShareFetchInFlight>) {
+        watches.removeValue(forKey: tp)?.cancel()
+        guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { return }
+        let loop = self.loop
+        let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
+            loop.execute { bound.value.wake(appended: tp) }
+        }
+        watches[tp] = watch
+    }
+
+    /// The watches that fired are made anew, before the acquire that looks at their partitions
+    /// (an append after this wakes the fetch again; one before it, the acquire sees). Returns
+    /// their partitions, each once.
+    @discardableResult
+    private func rewatchFired() -> [TopicPartition] {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        var partitions: [TopicPartition] = []
+        var seen = Set<TopicPartition>()
+        for tp in fired where seen.insert(tp).inserted {
+            watch(tp, bound)
+            partitions.append(tp)
+        }
+        fired.removeAll()
+        return partitions
     }
 
     private func cancelWatches() {
-        for watch in watches { watch.cancel() }
+        for watch in watches.values { watch.cancel() }
         watches.removeAll()
-        appended = false
+        fired.removeAll()
     }
 
-    private func wake(appended: Bool) {
-        // An append seen while not polling (an acquire off the loop) spent its watch: the
-        // next poll registers them again.
-        if appended { self.appended = true }
+    /// A timer wake (`appended` nil) or an append to `appended`.
+    private func wake(appended: TopicPartition?) {
+        // An append seen while not polling (an acquire off the loop) is remembered: that
+        // partition's watch is made anew before the next wait.
+        if let appended { fired.append(appended) }
         guard polling else { return }
         polling = false
         timer?.cancel()
         timer = nil
-        acquire()
+        let appendedTo = rewatchFired()
+        acquire(only: appended == nil ? nil : appendedTo)
     }
 
     /// Step 4: the batches of `acquired[index...]`, in order (each partition's read is

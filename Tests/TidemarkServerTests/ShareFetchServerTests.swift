@@ -1,6 +1,7 @@
+import Foundation
 import TestSupport
 import Testing
-import Tidemark
+@testable import Tidemark
 import TidemarkServer
 import TidemarkStorage
 import TidemarkWire
@@ -279,6 +280,49 @@ extension ServerTests {
                 #expect(got.map(\.partitionIndex) == [Int32(partition)])
                 #expect(waited >= .milliseconds(650) && waited < .milliseconds(1_900), "\(waited)")
             }
+        }
+    }
+
+    /// A long poll keeps one append watch per session partition: an append that gives it
+    /// nothing (a delayed job) spends that partition's watch, which is made anew (not the
+    /// others', which stay: one append to a 1,000-partition session re-registers one); the
+    /// next append to that partition then answers the poll with its job.
+    @Test func anAppendThatGivesNothingRewatchesItsPartitionOnly() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("watched", partitions: 3)
+            let client = try RawClient(port: server.boundPort)
+            try await Self.joinShareGroup(client, topic: "watched")
+            let topicId = try await FetchSessionTests.topicId(of: "watched", port: server.boundPort)
+            let broker = server.broker
+            let notifiers = try (0..<3).map { try broker.partitionState("watched", $0).notifier }
+            func waitFor(_ counts: [Int]) async throws {
+                let deadline = ContinuousClock.now + .seconds(5)
+                while notifiers.map(\.waiterCount) != counts && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(notifiers.map(\.waiterCount) == counts)
+            }
+            let poll = Task {
+                try await Self.shareFetch(client, topicId: topicId, partitions: [0, 1, 2], epoch: 0, correlation: 10)
+            }
+            try await waitFor([1, 1, 1])
+            let later = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+            var delayed = RecordBatchBuilder()
+            delayed.append(
+                timestamp: 1000, key: nil, value: Array("later".utf8),
+                headers: [RecordHeader(key: Broker.deliverAtHeader, value: Array("\(later)".utf8))])
+            _ = try await broker.append(topic: "watched", partition: 1, batches: try delayed.build())
+            // Partition 1's watch fired; the poll made it anew and waits on: one watch each.
+            try await Task.sleep(for: .milliseconds(50))
+            try await waitFor([1, 1, 1])
+            var job = RecordBatchBuilder()
+            job.append(timestamp: 1000, key: nil, value: Array("now".utf8))
+            _ = try await broker.append(topic: "watched", partition: 1, batches: try job.build())
+            let answer = try await poll.value
+            let got = answer.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }
+            #expect(got.map(\.partitionIndex) == [1])
+            #expect(got.first?.acquiredRecords.map(\.firstOffset) == [1])
+            try await waitFor([0, 0, 0])
         }
     }
 }

@@ -1,4 +1,6 @@
+import NIOCore
 import Synchronization
+import Tidemark
 
 /// The share sessions one client connection used (ShareFetch, ShareAcknowledge): when the
 /// connection closes, those it used last are closed and their members' records given back
@@ -14,6 +16,11 @@ final class ConnectionShares {
     /// This connection's number, unique in the process.
     let id: UInt64
     private(set) var sessions: Set<Name> = []
+    /// The append watches of sessions this connection holds, kept across their fetches (a
+    /// worker's connection holds one session; `maxWatched` bounds what a connection naming
+    /// many sessions keeps registered: the others' fetches watch for themselves).
+    private var watched: [Name: ShareSessionWatches] = [:]
+    static let maxWatched = 8
 
     struct Name: Hashable {
         var group: String
@@ -28,6 +35,23 @@ final class ConnectionShares {
     /// moved to another connection).
     func keep(_ names: [(group: String, member: String)]) {
         sessions = Set(names.map { Name(group: $0.group, member: $0.member) })
+        for name in watched.keys where !sessions.contains(name) { watched.removeValue(forKey: name)?.close() }
+    }
+
+    /// The watches kept for (group, member)'s session, made when there is room; nil past the bound.
+    func watches(group: String, member: String, broker: Broker, loop: any EventLoop) -> ShareSessionWatches? {
+        let name = Name(group: group, member: member)
+        if let watches = watched[name] { return watches }
+        guard watched.count < Self.maxWatched, sessions.contains(name) else { return nil }
+        let watches = ShareSessionWatches(broker: broker, loop: loop)
+        watched[name] = watches
+        return watches
+    }
+
+    /// The connection closed: every watch goes.
+    func closed() {
+        for watches in watched.values { watches.close() }
+        watched.removeAll()
     }
 
     /// A share request of this connection used (group, member)'s session; `closed`: it closed it.
@@ -35,6 +59,7 @@ final class ConnectionShares {
         let name = Name(group: group, member: member)
         if closed {
             sessions.remove(name)
+            watched.removeValue(forKey: name)?.close()
         } else if sessions.count < Self.maxSessions {
             sessions.insert(name)
         }

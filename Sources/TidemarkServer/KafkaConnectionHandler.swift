@@ -124,6 +124,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         closing = true
         keepQueuedProduces()
         drainKept(context: context)
+        shares.closed()
         if !shares.sessions.isEmpty {
             router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) })
         }

@@ -153,9 +153,22 @@ extension RequestRouter {
         }
         connection?.used(group: group, member: member, closed: request.shareSessionEpoch == -1)
         for tp in badTypes where acks[tp] == nil { update.acknowledged[tp] = .some(.invalidRequest) }
+        // The session's append watches: the connection's, kept across its fetches (brought up
+        // to date with what this request added and forgot), or this fetch's own.
+        var watches: ShareSessionWatches? = nil
+        if request.shareSessionEpoch != -1, let kept = connection?.watches(group: group, member: member, broker: broker, loop: loop) {
+            if request.shareSessionEpoch == 0 || kept.isEmpty {
+                kept.cancelAll()
+                kept.watch(update.partitions)
+            } else {
+                kept.forget(forget)
+                kept.watch(listed)
+            }
+            watches = kept
+        }
         ShareFetchInFlight(
             router: self, loop: loop, request: request, group: group, member: member, renewing: renewing,
-            hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, done: done
+            hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, watches: watches, done: done
         ).start()
     }
 

@@ -37,12 +37,9 @@ final class ShareFetchInFlight {
     let deadline: NIODeadline
     private var acknowledged: [TopicPartition: TidemarkError.Code?]
     private var done: ((ShareFetchResponse) -> Void)?
-    /// One append watch per session partition while it waits (fewer when a partition could
-    /// not be watched). A watch fires once: the partition's is made anew before the next
-    /// acquire, the others stay (one append to a 1,000-partition session re-registers one).
-    private var watches: [TopicPartition: AppendWatch] = [:]
-    /// Partitions whose watch fired and is not made anew yet.
-    private var fired: [TopicPartition] = []
+    /// The session's append watches: the connection's (`kept`), or this fetch's own.
+    private let watches: ShareSessionWatches
+    private let kept: Bool
     private var timer: Scheduled<Void>?
     private var polling = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
@@ -52,8 +49,10 @@ final class ShareFetchInFlight {
     init(
         router: RequestRouter, loop: any EventLoop, request: ShareFetchRequest, group: String, member: String, renewing: Bool,
         hasAcknowledgements: Bool, refused: [(WireUUID, Int32, KafkaError)], update: ShareSessionUpdate,
-        done: @escaping (ShareFetchResponse) -> Void
+        watches: ShareSessionWatches?, done: @escaping (ShareFetchResponse) -> Void
     ) {
+        self.watches = watches ?? ShareSessionWatches(broker: router.broker, loop: loop)
+        self.kept = watches != nil
         self.router = router
         self.loop = loop
         self.request = request
@@ -96,6 +95,9 @@ final class ShareFetchInFlight {
     private func acknowledgementsDone() {
         if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
         guard !renewing && !update.partitions.isEmpty else { return read([], from: 0) }
+        // Kept watches that fired since the session's last fetch are made anew before the
+        // acquire (which reads every partition anyway).
+        _ = watches.rewatchFired()
         acquire()
     }
 
@@ -140,66 +142,41 @@ final class ShareFetchInFlight {
     private func acquiredSome(_ acquired: [ShareAcquisition]) {
         let records = acquired.contains { $0.error == nil }
         if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
-            cancelWatches()
+            stopWaiting()
             return read(acquired, from: 0)
         }
         // A watch that fired while the acquire ran off the loop: made anew, then acquire again
         // (that acquire may have read the partition before the append).
-        if !fired.isEmpty { return acquire(only: rewatchFired()) }
+        if watches.hasFired { return acquire(only: watches.rewatchFired()) }
         polling = true
         let bound = NIOLoopBound(self, eventLoop: loop)
         // The watches stay through timer wakes (each wake acquires again over every partition;
         // registering a watch per partition each time cost an idle 1,000-partition session as
         // much again) and through appends to other partitions.
-        if watches.isEmpty {
-            for tp in update.partitions { watch(tp, bound) }
-        }
+        if watches.isEmpty { watches.watch(update.partitions) }
+        watches.waiter = { [weak self] tp in self?.wake(appended: tp) }
         timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake(appended: nil) }
     }
 
-    /// Watches `tp` for an append past its log end now (in place of its watch, if any).
-    private func watch(_ tp: TopicPartition, _ bound: NIOLoopBound<ShareFetchInFlight>) {
-        watches.removeValue(forKey: tp)?.cancel()
-        guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { return }
-        let loop = self.loop
-        let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
-            loop.execute { bound.value.wake(appended: tp) }
+    /// The fetch waits no more: its own watches go, kept ones stay for the session's next fetch.
+    private func stopWaiting() {
+        if kept {
+            watches.waiter = nil
+        } else {
+            watches.close()
         }
-        watches[tp] = watch
-    }
-
-    /// The watches that fired are made anew, before the acquire that looks at their partitions
-    /// (an append after this wakes the fetch again; one before it, the acquire sees). Returns
-    /// their partitions, each once.
-    @discardableResult
-    private func rewatchFired() -> [TopicPartition] {
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        var partitions: [TopicPartition] = []
-        var seen = Set<TopicPartition>()
-        for tp in fired where seen.insert(tp).inserted {
-            watch(tp, bound)
-            partitions.append(tp)
-        }
-        fired.removeAll()
-        return partitions
-    }
-
-    private func cancelWatches() {
-        for watch in watches.values { watch.cancel() }
-        watches.removeAll()
-        fired.removeAll()
     }
 
     /// A timer wake (`appended` nil) or an append to `appended`.
+    /// (An append seen while not polling, during an acquire off the loop, stays in
+    /// `watches`' fired partitions for the next wait.)
     private func wake(appended: TopicPartition?) {
-        // An append seen while not polling (an acquire off the loop) is remembered: that
-        // partition's watch is made anew before the next wait.
-        if let appended { fired.append(appended) }
         guard polling else { return }
         polling = false
+        watches.waiter = nil
         timer?.cancel()
         timer = nil
-        let appendedTo = rewatchFired()
+        let appendedTo = watches.rewatchFired()
         acquire(only: appended == nil ? nil : appendedTo)
     }
 

@@ -283,10 +283,11 @@ extension ServerTests {
         }
     }
 
-    /// A long poll keeps one append watch per session partition: an append that gives it
-    /// nothing (a delayed job) spends that partition's watch, which is made anew (not the
+    /// A share session keeps one append watch per partition: an append that gives its long
+    /// poll nothing (a delayed job) spends that partition's watch, which is made anew (not the
     /// others', which stay: one append to a 1,000-partition session re-registers one); the
-    /// next append to that partition then answers the poll with its job.
+    /// next append to that partition then answers the poll with its job. The watches stay for
+    /// the session's next fetch and go when the connection closes.
     @Test func anAppendThatGivesNothingRewatchesItsPartitionOnly() async throws {
         try await Self.withServer { server in
             try await server.broker.createTopic("watched", partitions: 3)
@@ -295,16 +296,27 @@ extension ServerTests {
             let topicId = try await FetchSessionTests.topicId(of: "watched", port: server.boundPort)
             let broker = server.broker
             let notifiers = try (0..<3).map { try broker.partitionState("watched", $0).notifier }
-            func waitFor(_ counts: [Int]) async throws {
+            func waitFor(_ counts: [Int], line: Int = #line) async throws {
                 let deadline = ContinuousClock.now + .seconds(5)
                 while notifiers.map(\.waiterCount) != counts && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(5))
                 }
-                #expect(notifiers.map(\.waiterCount) == counts)
+                #expect(notifiers.map(\.waiterCount) == counts, "waited at line \(line)")
             }
-            let poll = Task {
-                try await Self.shareFetch(client, topicId: topicId, partitions: [0, 1, 2], epoch: 0, correlation: 10)
+            func fetch(epoch: Int32, correlation: Int32) throws {
+                var request = ShareFetchRequest()
+                request.groupId = "workers"
+                request.memberId = "worker-1"
+                request.shareSessionEpoch = epoch
+                request.maxWaitMs = 2_000
+                request.maxRecords = 1
+                request.batchSize = 1
+                if epoch == 0 {
+                    request.topics = [ShareAcknowledgeTopic(topicId: topicId, partitions: (0..<3).map { .init(partitionIndex: $0) })]
+                }
+                try client.request(.shareFetch, version: 1, correlation: correlation, request)
             }
+            try fetch(epoch: 0, correlation: 10)
             try await waitFor([1, 1, 1])
             let later = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
             var delayed = RecordBatchBuilder()
@@ -318,11 +330,34 @@ extension ServerTests {
             var job = RecordBatchBuilder()
             job.append(timestamp: 1000, key: nil, value: Array("now".utf8))
             _ = try await broker.append(topic: "watched", partition: 1, batches: try job.build())
-            let answer = try await poll.value
+            let (correlation, body) = try #require(await client.response())
+            #expect(correlation == 10)
+            let answer = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
             let got = answer.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }
             #expect(got.map(\.partitionIndex) == [1])
             #expect(got.first?.acquiredRecords.map(\.firstOffset) == [1])
+            // The watches are the session's, kept for its next fetches on this connection. One
+            // spent while no fetch waits (a job for partition 2) is made anew by a later fetch
+            // (the one that takes the job, or the next: the watch's callback comes back to the
+            // loop as a task, which may run after the next request is read).
+            try await waitFor([1, 1, 1])
+            var other = RecordBatchBuilder()
+            other.append(timestamp: 1000, key: nil, value: Array("two".utf8))
+            _ = try await broker.append(topic: "watched", partition: 2, batches: try other.build())
+            try await waitFor([1, 1, 0])
+            try fetch(epoch: 1, correlation: 11)
+            let (_, body2) = try #require(await client.response())
+            let second = try ShareFetchResponse.decode(body2, from: 1, version: 1, flexible: true)
+            #expect(second.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }.map(\.partitionIndex) == [2])
+            try fetch(epoch: 2, correlation: 12)
+            try await Task.sleep(for: .milliseconds(50))
+            try await waitFor([1, 1, 1])
+            // They go with the connection, and the poll still waiting on its timer (its session
+            // closed) registers none again.
+            shutdown(client.fd, Int32(SHUT_RDWR))
             try await waitFor([0, 0, 0])
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(notifiers.map(\.waiterCount) == [0, 0, 0])
         }
     }
 }

@@ -1,0 +1,87 @@
+import NIOCore
+import Tidemark
+
+/// The append watches of one share session: one per partition its fetches read. A watch
+/// fires once; it is made anew only when a fetch of the session looks at its partition, and
+/// before that fetch's acquire (an append after the new watch wakes the fetch; one before
+/// it, the acquire sees). So a long poll over many partitions neither registers a watch per
+/// partition at each fetch nor walks every partition at each append: a wake names the
+/// partition that was appended to.
+///
+/// Kept by the connection across the session's fetches (`ConnectionShares.watches`), made
+/// before the session's first acquire; or, past the connection's bound, by one fetch alone
+/// (made when it first waits, cancelled when it ends). Confined to the connection's event
+/// loop; the watches' callbacks come back to it with `execute`.
+final class ShareSessionWatches {
+    private let broker: Broker
+    private let loop: any EventLoop
+    private var watches: [TopicPartition: AppendWatch] = [:]
+    /// Partitions whose watch fired and was not made anew yet.
+    private var fired: [TopicPartition] = []
+    private var isClosed = false
+    /// Called on the loop when a watch fires, while a long poll of the session waits.
+    var waiter: ((TopicPartition) -> Void)?
+
+    init(broker: Broker, loop: any EventLoop) {
+        self.broker = broker
+        self.loop = loop
+    }
+
+    var isEmpty: Bool { watches.isEmpty }
+    var hasFired: Bool { !fired.isEmpty }
+
+    /// Watches those of `partitions` not watched yet.
+    func watch(_ partitions: some Sequence<TopicPartition>) {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        for tp in partitions where watches[tp] == nil { watch(tp, bound) }
+    }
+
+    /// Stops watching `partitions` (forgotten by the session).
+    func forget(_ partitions: [TopicPartition]) {
+        for tp in partitions { watches.removeValue(forKey: tp)?.cancel() }
+    }
+
+    /// The watches that fired are made anew; returns their partitions, each once.
+    func rewatchFired() -> [TopicPartition] {
+        guard !fired.isEmpty else { return [] }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        var partitions: [TopicPartition] = []
+        var seen = Set<TopicPartition>()
+        for tp in fired where seen.insert(tp).inserted {
+            watch(tp, bound)
+            partitions.append(tp)
+        }
+        fired.removeAll()
+        return partitions
+    }
+
+    func cancelAll() {
+        for watch in watches.values { watch.cancel() }
+        watches.removeAll()
+        fired.removeAll()
+        waiter = nil
+    }
+
+    /// Cancels every watch and makes no more (the session or its connection ended: a long poll
+    /// still waiting on its timer must not register watches nobody would cancel).
+    func close() {
+        isClosed = true
+        cancelAll()
+    }
+
+    /// Watches `tp` for an append past its log end now (in place of its watch, if any). A
+    /// partition that cannot be read now is not watched (the fetch's timer wakes cover it).
+    private func watch(_ tp: TopicPartition, _ bound: NIOLoopBound<ShareSessionWatches>) {
+        watches.removeValue(forKey: tp)?.cancel()
+        guard !isClosed, let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { return }
+        let loop = self.loop
+        watches[tp] = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
+            loop.execute { bound.value.didFire(tp) }
+        }
+    }
+
+    private func didFire(_ tp: TopicPartition) {
+        fired.append(tp)
+        waiter?(tp)
+    }
+}

@@ -23,6 +23,8 @@ final class AppendNotifier: Sendable {
 
     /// Readers waiting now.
     var waiterCount: Int { state.withLock { $0.waiters.count } }
+    /// Waits registered so far.
+    var registrations: Int { state.withLock { $0.nextID } }
 
     /// Calls `wake` once the log end passes `offset` (or the notifier closes). Returns an id
     /// for `cancel`, or nil when `wake` already ran (the end had passed: `currentEnd` is read

@@ -42,7 +42,15 @@ final class ConnectionShares {
     func watches(group: String, member: String, broker: Broker, loop: any EventLoop) -> ShareSessionWatches? {
         let name = Name(group: group, member: member)
         if let watches = watched[name] { return watches }
-        guard watched.count < Self.maxWatched, sessions.contains(name) else { return nil }
+        guard sessions.contains(name) else { return nil }
+        if watched.count >= Self.maxWatched {
+            // Sessions closed by the coordinator (a member gone, a group deleted) or moved to
+            // another connection since: their watches go.
+            let held = broker.shares.sessions(usedLastBy: id, among: watched.keys.map { ($0.group, $0.member) })
+            let kept = Set(held.map { Name(group: $0.group, member: $0.member) })
+            for other in watched.keys where !kept.contains(other) { watched.removeValue(forKey: other)?.close() }
+            guard watched.count < Self.maxWatched else { return nil }
+        }
         let watches = ShareSessionWatches(broker: broker, loop: loop)
         watched[name] = watches
         return watches

@@ -157,13 +157,13 @@ extension RequestRouter {
         // to date with what this request added and forgot), or this fetch's own.
         var watches: ShareSessionWatches? = nil
         if request.shareSessionEpoch != -1, let kept = connection?.watches(group: group, member: member, broker: broker, loop: loop) {
-            if request.shareSessionEpoch == 0 || kept.isEmpty {
+            if request.shareSessionEpoch == 0 {
                 kept.cancelAll()
-                kept.watch(update.partitions)
             } else {
                 kept.forget(forget)
-                kept.watch(listed)
             }
+            // Lookups for those watched already; one that could not be watched is tried again.
+            kept.watch(update.partitions)
             watches = kept
         }
         ShareFetchInFlight(

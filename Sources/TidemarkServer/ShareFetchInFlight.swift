@@ -41,6 +41,10 @@ final class ShareFetchInFlight {
     private let watches: ShareSessionWatches
     private let kept: Bool
     private var timer: Scheduled<Void>?
+    /// When the wait acquires over every partition again (200 ms after the last time it did):
+    /// the timer is set for it, and wakes by appends, which acquire from their partition only,
+    /// do not put it off.
+    private var fullAcquireDue = NIODeadline.now()
     private var polling = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
     private var budget: Int
@@ -109,6 +113,8 @@ final class ShareFetchInFlight {
     private func acquire(only: [TopicPartition]? = nil) {
         var wouldBlock = false
         let acquired: [ShareAcquisition]
+        let only = NIODeadline.now() >= fullAcquireDue ? nil : only
+        if only == nil { fullAcquireDue = .now() + .milliseconds(200) }
         if let only {
             acquired = broker.shares.acquire(
                 group: group, member: member, partitions: only, maxRecords: maxRecords,
@@ -155,7 +161,7 @@ final class ShareFetchInFlight {
         // much again) and through appends to other partitions.
         if watches.isEmpty { watches.watch(update.partitions) }
         watches.waiter = { [weak self] tp in self?.wake(appended: tp) }
-        timer = loop.scheduleTask(deadline: min(deadline, .now() + .milliseconds(200))) { bound.value.wake(appended: nil) }
+        timer = loop.scheduleTask(deadline: min(deadline, fullAcquireDue)) { bound.value.wake(appended: nil) }
     }
 
     /// The fetch waits no more: its own watches go, kept ones stay for the session's next fetch.

@@ -15,7 +15,14 @@ import Tidemark
 final class ShareSessionWatches {
     private let broker: Broker
     private let loop: any EventLoop
-    private var watches: [TopicPartition: AppendWatch] = [:]
+    /// A watch, and the number its callback names (a callback of a watch since forgotten or
+    /// made anew is ignored: it may come back to the loop after that).
+    private struct Entry {
+        var watch: AppendWatch?
+        var serial: UInt64
+    }
+    private var watches: [TopicPartition: Entry] = [:]
+    private var nextSerial: UInt64 = 0
     /// Partitions whose watch fired and was not made anew yet.
     private var fired: [TopicPartition] = []
     private var isClosed = false
@@ -30,7 +37,7 @@ final class ShareSessionWatches {
     var isEmpty: Bool { watches.isEmpty }
     var hasFired: Bool { !fired.isEmpty }
 
-    /// Watches those of `partitions` not watched yet.
+    /// Watches those of `partitions` not watched yet (dictionary lookups for the others).
     func watch(_ partitions: some Sequence<TopicPartition>) {
         let bound = NIOLoopBound(self, eventLoop: loop)
         for tp in partitions where watches[tp] == nil { watch(tp, bound) }
@@ -38,7 +45,10 @@ final class ShareSessionWatches {
 
     /// Stops watching `partitions` (forgotten by the session).
     func forget(_ partitions: [TopicPartition]) {
-        for tp in partitions { watches.removeValue(forKey: tp)?.cancel() }
+        guard !partitions.isEmpty else { return }
+        for tp in partitions { watches.removeValue(forKey: tp)?.watch?.cancel() }
+        let gone = Set(partitions)
+        fired.removeAll { gone.contains($0) }
     }
 
     /// The watches that fired are made anew; returns their partitions, each once.
@@ -56,7 +66,7 @@ final class ShareSessionWatches {
     }
 
     func cancelAll() {
-        for watch in watches.values { watch.cancel() }
+        for entry in watches.values { entry.watch?.cancel() }
         watches.removeAll()
         fired.removeAll()
         waiter = nil
@@ -70,17 +80,24 @@ final class ShareSessionWatches {
     }
 
     /// Watches `tp` for an append past its log end now (in place of its watch, if any). A
-    /// partition that cannot be read now is not watched (the fetch's timer wakes cover it).
+    /// partition that cannot be read now is not watched (the fetch's timer wakes cover it,
+    /// and the session's next fetch tries again).
     private func watch(_ tp: TopicPartition, _ bound: NIOLoopBound<ShareSessionWatches>) {
-        watches.removeValue(forKey: tp)?.cancel()
+        watches.removeValue(forKey: tp)?.watch?.cancel()
         guard !isClosed, let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { return }
+        nextSerial += 1
+        let serial = nextSerial
+        // Entered before registering: a watch whose end has passed calls back at once.
+        watches[tp] = Entry(watch: nil, serial: serial)
         let loop = self.loop
-        watches[tp] = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
-            loop.execute { bound.value.didFire(tp) }
+        let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
+            loop.execute { bound.value.didFire(tp, serial) }
         }
+        watches[tp]?.watch = watch
     }
 
-    private func didFire(_ tp: TopicPartition) {
+    private func didFire(_ tp: TopicPartition, _ serial: UInt64) {
+        guard watches[tp]?.serial == serial else { return }
         fired.append(tp)
         waiter?(tp)
     }

@@ -11,6 +11,18 @@ extension ServerTests {
     static func shareFetch(
         _ client: RawClient, topicId: WireUUID, partitions: [Int32] = [0], maxRecords: Int32 = 1, epoch: Int32, correlation: Int32
     ) async throws -> ShareFetchResponse {
+        try sendShareFetch(client, topicId: topicId, partitions: partitions, maxRecords: maxRecords, epoch: epoch, correlation: correlation)
+        let (c, body) = try #require(await client.response())
+        #expect(c == correlation)
+        return try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+    }
+
+    /// Sends worker-1's ShareFetch (2 s long poll) without waiting for its answer; `partitions`
+    /// are listed when it opens the session (epoch 0), `forget` forgotten.
+    static func sendShareFetch(
+        _ client: RawClient, topicId: WireUUID, partitions: [Int32] = [0], maxRecords: Int32 = 1, epoch: Int32, correlation: Int32,
+        forget: [Int32] = []
+    ) throws {
         var request = ShareFetchRequest()
         request.groupId = "workers"
         request.memberId = "worker-1"
@@ -24,10 +36,21 @@ extension ServerTests {
             topic.partitions = partitions.map { .init(partitionIndex: $0) }
             request.topics = [topic]
         }
+        if !forget.isEmpty { request.forgottenTopicsData = [ConsumerTopicPartitions(topicId: topicId, partitions: forget)] }
         try client.request(.shareFetch, version: 1, correlation: correlation, request)
-        let (c, body) = try #require(await client.response())
-        #expect(c == correlation)
-        return try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+    }
+
+    /// A topic of `partitions` partitions, a client in the "workers" share group on it, the
+    /// topic's id, and its partitions' append notifiers (to count the watches on them).
+    static func watchedTopic(_ server: KafkaServer, _ topic: String, partitions: Int) async throws
+        -> (RawClient, WireUUID, [AppendNotifier])
+    {
+        try await server.broker.createTopic(topic, partitions: partitions)
+        let client = try RawClient(port: server.boundPort)
+        try await Self.joinShareGroup(client, topic: topic)
+        let topicId = try await FetchSessionTests.topicId(of: topic, port: server.boundPort)
+        let notifiers = try (0..<partitions).map { try server.broker.partitionState(topic, $0).notifier }
+        return (client, topicId, notifiers)
     }
 
     /// A one-partition topic holding `jobs` records "job-0"... in one batch, and a client that
@@ -290,12 +313,8 @@ extension ServerTests {
     /// the session's next fetch and go when the connection closes.
     @Test func anAppendThatGivesNothingRewatchesItsPartitionOnly() async throws {
         try await Self.withServer { server in
-            try await server.broker.createTopic("watched", partitions: 3)
-            let client = try RawClient(port: server.boundPort)
-            try await Self.joinShareGroup(client, topic: "watched")
-            let topicId = try await FetchSessionTests.topicId(of: "watched", port: server.boundPort)
+            let (client, topicId, notifiers) = try await Self.watchedTopic(server, "watched", partitions: 3)
             let broker = server.broker
-            let notifiers = try (0..<3).map { try broker.partitionState("watched", $0).notifier }
             func waitFor(_ counts: [Int], line: Int = #line) async throws {
                 let deadline = ContinuousClock.now + .seconds(5)
                 while notifiers.map(\.waiterCount) != counts && ContinuousClock.now < deadline {
@@ -304,17 +323,7 @@ extension ServerTests {
                 #expect(notifiers.map(\.waiterCount) == counts, "waited at line \(line)")
             }
             func fetch(epoch: Int32, correlation: Int32) throws {
-                var request = ShareFetchRequest()
-                request.groupId = "workers"
-                request.memberId = "worker-1"
-                request.shareSessionEpoch = epoch
-                request.maxWaitMs = 2_000
-                request.maxRecords = 1
-                request.batchSize = 1
-                if epoch == 0 {
-                    request.topics = [ShareAcknowledgeTopic(topicId: topicId, partitions: (0..<3).map { .init(partitionIndex: $0) })]
-                }
-                try client.request(.shareFetch, version: 1, correlation: correlation, request)
+                try Self.sendShareFetch(client, topicId: topicId, partitions: [0, 1, 2], epoch: epoch, correlation: correlation)
             }
             try fetch(epoch: 0, correlation: 10)
             try await waitFor([1, 1, 1])
@@ -371,30 +380,16 @@ extension ServerTests {
     /// to the loop before or after that fetch is read).
     @Test func aForgottenPartitionIsNeitherWatchedNorTakenFrom() async throws {
         try await Self.withServer { server in
-            try await server.broker.createTopic("forgets", partitions: 2)
-            let client = try RawClient(port: server.boundPort)
-            try await Self.joinShareGroup(client, topic: "forgets")
-            let topicId = try await FetchSessionTests.topicId(of: "forgets", port: server.boundPort)
+            let (client, topicId, notifiers) = try await Self.watchedTopic(server, "forgets", partitions: 2)
             let broker = server.broker
-            let notifiers = try (0..<2).map { try broker.partitionState("forgets", $0).notifier }
             func append(_ partition: Int, _ value: String) async throws {
                 var job = RecordBatchBuilder()
                 job.append(timestamp: 1000, key: nil, value: Array(value.utf8))
                 _ = try await broker.append(topic: "forgets", partition: partition, batches: try job.build())
             }
             func fetch(epoch: Int32, correlation: Int32, forget: [Int32] = []) async throws -> [Int32: [Int64]] {
-                var request = ShareFetchRequest()
-                request.groupId = "workers"
-                request.memberId = "worker-1"
-                request.shareSessionEpoch = epoch
-                request.maxWaitMs = 2_000
-                request.maxRecords = 10
-                request.batchSize = 10
-                if epoch == 0 {
-                    request.topics = [ShareAcknowledgeTopic(topicId: topicId, partitions: [.init(partitionIndex: 0), .init(partitionIndex: 1)])]
-                }
-                if !forget.isEmpty { request.forgottenTopicsData = [ConsumerTopicPartitions(topicId: topicId, partitions: forget)] }
-                try client.request(.shareFetch, version: 1, correlation: correlation, request)
+                try Self.sendShareFetch(
+                    client, topicId: topicId, partitions: [0, 1], maxRecords: 10, epoch: epoch, correlation: correlation, forget: forget)
                 let (c, body) = try #require(await client.response())
                 #expect(c == correlation)
                 let answer = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)

@@ -45,6 +45,8 @@ final class ShareFetchInFlight {
     /// the timer is set for it, and wakes by appends, which acquire from their partition only,
     /// do not put it off.
     private var fullAcquireDue = NIODeadline.now()
+    /// The session partitions whose window was not caught up when this fetch last looked.
+    private var live: [TopicPartition]?
     private var polling = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
     private var budget: Int
@@ -109,27 +111,40 @@ final class ShareFetchInFlight {
 
     /// Step 2: from every session partition, or from `only` (those an append woke the long
     /// poll for: the others had nothing at the last acquire, and what they get without an
-    /// append the next timer wake finds).
+    /// append the next timer wake finds). A timer wake of a session whose watches are kept
+    /// acquires from the partitions whose window was not caught up when last looked at
+    /// (`live`): the others can get records by an append only, which their watches report.
     private func acquire(only: [TopicPartition]? = nil) {
         var wouldBlock = false
-        let acquired: [ShareAcquisition]
-        let only = NIODeadline.now() >= fullAcquireDue ? nil : only
-        if only == nil { fullAcquireDue = .now() + .milliseconds(200) }
-        if let only {
-            acquired = broker.shares.acquire(
-                group: group, member: member, partitions: only, maxRecords: maxRecords,
-                view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
+        let partitions: SessionPartitions
+        var full = false
+        if let only, NIODeadline.now() < fullAcquireDue {
+            partitions = SessionPartitions(only)
         } else {
-            acquired = broker.shares.acquire(
-                group: group, member: member, partitions: update.partitions, maxRecords: maxRecords,
-                view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock)
+            fullAcquireDue = .now() + .milliseconds(200)
+            if kept, let live {
+                partitions = SessionPartitions(live + (only ?? []).filter { !live.contains($0) })
+            } else {
+                partitions = update.partitions
+                full = true
+            }
+        }
+        var found: [TopicPartition] = []
+        let acquired = broker.shares.acquire(
+            group: group, member: member, partitions: partitions, maxRecords: maxRecords,
+            view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock, live: &found)
+        if full {
+            live = found
+        } else if let before = live {
+            let looked = Set(partitions)
+            live = before.filter { !looked.contains($0) } + found
         }
         guard wouldBlock else { return acquiredSome(acquired) }
         // Partitions whose window needed the disk were left out: the executor acquires from
         // the partitions not served yet (so a cold partition is not starved by a busy one
         // that always has records), and the fetch answers with both.
         let served = Set(acquired.map(\.topicPartition))
-        let rest = only?.filter { !served.contains($0) } ?? update.partitions.filter { !served.contains($0) }
+        let rest = partitions.filter { !served.contains($0) }
         let left = maxRecords - acquired.reduce(0) { $0 + $1.offsets.count }
         guard !rest.isEmpty && left > 0 else { return acquiredSome(acquired) }
         router.readsOffLoop.add(1, ordering: .relaxed)

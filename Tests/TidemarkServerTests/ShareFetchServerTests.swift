@@ -414,4 +414,26 @@ extension ServerTests {
             #expect(notifiers[1].waiterCount == 0)
         }
     }
+
+    /// A long poll's timer wakes look again at the partitions that have something in their
+    /// window, not only at those an append woke it for: a delayed job already in the window
+    /// (no append comes) goes out when it is due, before the poll's end.
+    @Test func aDelayedJobComesDueDuringALongPoll() async throws {
+        try await Self.withServer { server in
+            let (client, topicId, notifiers) = try await Self.watchedTopic(server, "comesdue", partitions: 3)
+            let due = Int64(Date().timeIntervalSince1970 * 1000) + 700
+            var delayed = RecordBatchBuilder()
+            delayed.append(
+                timestamp: 1000, key: nil, value: Array("soon".utf8),
+                headers: [RecordHeader(key: Broker.deliverAtHeader, value: Array("\(due)".utf8))])
+            _ = try await server.broker.append(topic: "comesdue", partition: 1, batches: try delayed.build())
+            let started = ContinuousClock.now
+            let answer = try await Self.shareFetch(client, topicId: topicId, partitions: [0, 1, 2], epoch: 0, correlation: 10)
+            let waited = ContinuousClock.now - started
+            let got = answer.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }
+            #expect(got.map(\.partitionIndex) == [1])
+            #expect(waited >= .milliseconds(500) && waited < .milliseconds(1_900), "\(waited)")
+            #expect(notifiers.map(\.waiterCount) == [1, 1, 1])  // kept for the session's next fetch
+        }
+    }
 }

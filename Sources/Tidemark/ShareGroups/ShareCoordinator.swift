@@ -273,19 +273,27 @@ public final class ShareCoordinator: Sendable {
     public func acquire(
         group: String, member: String, partitions: [TopicPartition], maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool
     ) -> [ShareAcquisition] {
-        acquire(
+        var live: [TopicPartition] = []
+        return acquire(
             group: group, member: member, partitions: SessionPartitions(partitions), maxRecords: maxRecords, view: view,
-            wouldBlock: &wouldBlock)
+            wouldBlock: &wouldBlock, live: &live)
     }
 
     /// Acquires as above, over a session's partitions in this fetch's order (`ShareSessionUpdate.partitions`).
+    /// `live` gets those of them it looked at whose window was not caught up (`SharePartition.isCaughtUp`):
+    /// the others can get records only by an append (a long poll watches for those).
     public func acquire(
-        group: String, member: String, partitions: SessionPartitions, maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool
+        group: String, member: String, partitions: SessionPartitions, maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool,
+        live: inout [TopicPartition]
     ) -> [ShareAcquisition] {
         let now = clock()
         let settings = self.settings(group)
         var declined = false
-        defer { if declined { wouldBlock = true } }
+        var notCaughtUp: [TopicPartition] = []
+        defer {
+            if declined { wouldBlock = true }
+            live = notCaughtUp
+        }
         return state.withLock { s -> [ShareAcquisition] in
             // Only for an open session: a long poll whose connection closed (its session
             // closed with it, its jobs given back) must not take them again.
@@ -299,6 +307,7 @@ public final class ShareCoordinator: Sendable {
                 // lookups only: an idle long poll over a thousand partitions walks them all
                 // every 200 ms.
                 guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic), !caughtUp else { continue }
+                notCaughtUp.append(tp)
                 // A restored window first reads its records' keys and delays: only a read, so
                 // a view that declines it leaves the slot as it was (a later acquire does it).
                 var restored: [SharePartition.RecordMeta]? = nil

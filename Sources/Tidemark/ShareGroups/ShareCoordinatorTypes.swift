@@ -57,7 +57,7 @@ public struct SessionPartitions: RandomAccessCollection, Sendable {
     let base: [TopicPartition]
     let start: Int
 
-    init(_ base: [TopicPartition] = [], start: Int = 0) {
+    public init(_ base: [TopicPartition] = [], start: Int = 0) {
         self.base = base
         self.start = base.isEmpty ? 0 : start % base.count
     }

@@ -41,11 +41,12 @@ final class ShareFetchInFlight {
     private let watches: ShareSessionWatches
     private let kept: Bool
     private var timer: Scheduled<Void>?
-    /// When the wait acquires over every partition again (200 ms after the last time it did):
-    /// the timer is set for it, and wakes by appends, which acquire from their partition only,
-    /// do not put it off.
+    /// When the wait acquires again over every partition that may have records without an
+    /// append (200 ms after the last time it did: see `acquire`): the timer is set for it,
+    /// and wakes by appends, which acquire from their partition only, do not put it off.
     private var fullAcquireDue = NIODeadline.now()
-    /// The session partitions whose window was not caught up when this fetch last looked.
+    /// The session partitions whose window was not caught up when this fetch last looked (or
+    /// that it passed over once it had acquired enough: it answers then).
     private var live: [TopicPartition]?
     private var polling = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
@@ -123,7 +124,10 @@ final class ShareFetchInFlight {
         } else {
             fullAcquireDue = .now() + .milliseconds(200)
             if kept, let live {
-                partitions = SessionPartitions(live + (only ?? []).filter { !live.contains($0) })
+                // Partitions that could not be watched (their log unreadable then) are walked
+                // too, and watched if they can be now.
+                let more = ((only ?? []) + watches.retryUnwatched()).filter { !live.contains($0) }
+                partitions = SessionPartitions(live + more)
             } else {
                 partitions = update.partitions
                 full = true
@@ -171,9 +175,9 @@ final class ShareFetchInFlight {
         if watches.hasFired { return acquire(only: watches.rewatchFired()) }
         polling = true
         let bound = NIOLoopBound(self, eventLoop: loop)
-        // The watches stay through timer wakes (each wake acquires again over every partition;
-        // registering a watch per partition each time cost an idle 1,000-partition session as
-        // much again) and through appends to other partitions.
+        // The watches stay through timer wakes (registering a watch per partition each time
+        // cost an idle 1,000-partition session as much as its walk) and through appends to
+        // other partitions.
         if watches.isEmpty { watches.watch(update.partitions) }
         watches.waiter = { [weak self] tp in self?.wake(appended: tp) }
         timer = loop.scheduleTask(deadline: min(deadline, fullAcquireDue)) { bound.value.wake(appended: nil) }
@@ -198,7 +202,7 @@ final class ShareFetchInFlight {
         timer?.cancel()
         timer = nil
         let appendedTo = watches.rewatchFired()
-        acquire(only: appended == nil ? nil : appendedTo)
+        acquire(only: appended == nil && appendedTo.isEmpty ? nil : appendedTo)
     }
 
     /// Step 4: the batches of `acquired[index...]`, in order (each partition's read is

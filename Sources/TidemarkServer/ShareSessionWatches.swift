@@ -25,6 +25,8 @@ final class ShareSessionWatches {
     private var nextSerial: UInt64 = 0
     /// Partitions whose watch fired and was not made anew yet.
     private var fired: [TopicPartition] = []
+    /// Partitions whose watch could not be made (their log could not be read then).
+    private var unwatched: Set<TopicPartition> = []
     private var isClosed = false
     /// Called on the loop when a watch fires, while a long poll of the session waits.
     var waiter: ((TopicPartition) -> Void)?
@@ -46,7 +48,10 @@ final class ShareSessionWatches {
     /// Stops watching `partitions` (forgotten by the session).
     func forget(_ partitions: [TopicPartition]) {
         guard !partitions.isEmpty else { return }
-        for tp in partitions { watches.removeValue(forKey: tp)?.watch?.cancel() }
+        for tp in partitions {
+            watches.removeValue(forKey: tp)?.watch?.cancel()
+            unwatched.remove(tp)
+        }
         let gone = Set(partitions)
         fired.removeAll { gone.contains($0) }
     }
@@ -69,6 +74,7 @@ final class ShareSessionWatches {
         for entry in watches.values { entry.watch?.cancel() }
         watches.removeAll()
         fired.removeAll()
+        unwatched.removeAll()
         waiter = nil
     }
 
@@ -79,12 +85,27 @@ final class ShareSessionWatches {
         cancelAll()
     }
 
+    /// Tries again to watch the partitions that could not be watched; returns them all (a long
+    /// poll's timer wake walks them: whether they got records, no watch said).
+    func retryUnwatched() -> [TopicPartition] {
+        guard !unwatched.isEmpty else { return [] }
+        let tried = Array(unwatched)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        for tp in tried { watch(tp, bound) }
+        return tried
+    }
+
     /// Watches `tp` for an append past its log end now (in place of its watch, if any). A
-    /// partition that cannot be read now is not watched (the fetch's timer wakes cover it,
-    /// and the session's next fetch tries again).
+    /// partition that cannot be read now is not watched: it is kept in `unwatched`, which a
+    /// long poll's timer wakes walk and try again (as does the session's next fetch).
     private func watch(_ tp: TopicPartition, _ bound: NIOLoopBound<ShareSessionWatches>) {
         watches.removeValue(forKey: tp)?.watch?.cancel()
-        guard !isClosed, let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else { return }
+        guard !isClosed else { return }
+        guard let (_, end) = try? broker.offsets(topic: tp.topic, partition: tp.partition) else {
+            unwatched.insert(tp)
+            return
+        }
+        unwatched.remove(tp)
         nextSerial += 1
         let serial = nextSerial
         // Entered before registering: a watch whose end has passed calls back at once.

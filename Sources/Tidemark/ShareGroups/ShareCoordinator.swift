@@ -304,8 +304,7 @@ public final class ShareCoordinator: Sendable {
             var lastTopic: (name: String, id: UUID?)? = nil
             for tp in partitions where remaining > 0 {
                 // A partition with nothing in its window and nothing new in its log costs
-                // lookups only: an idle long poll over a thousand partitions walks them all
-                // every 200 ms.
+                // lookups only: a long poll's first acquire walks every session partition.
                 guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic), !caughtUp else { continue }
                 notCaughtUp.append(tp)
                 // A restored window first reads its records' keys and delays: only a read, so

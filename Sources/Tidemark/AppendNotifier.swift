@@ -1,22 +1,48 @@
 import Synchronization
 
+/// A share-group long poll's part in an append watch. Of the polls of one group that watch a
+/// partition, an append wakes as many as it appended records (those waiting longest), not all
+/// of them: every waiting worker woken for one job was a thundering herd (each acquired again,
+/// one got the job). The others are told (`appended`), without a wake, so their timer wakes
+/// look at the partition (records released or expired there come back without an append).
+/// A poll that was woken passes the wake on (`AppendNotifier.passOn`) when it leaves records
+/// another could take, or cannot take any.
+public struct ShareWake: Sendable {
+    public var group: String
+    /// Whether the poll waits now: one busy otherwise (between fetches, acquiring) is told,
+    /// not woken (it looks at the partition before it waits).
+    public var isWaiting: @Sendable () -> Bool
+    public var appended: @Sendable () -> Void
+
+    public init(group: String, isWaiting: @escaping @Sendable () -> Bool, appended: @escaping @Sendable () -> Void) {
+        self.group = group
+        self.isWaiting = isWaiting
+        self.appended = appended
+    }
+}
+
 /// Wakes readers of one partition when its log end moves: long-polling fetches of the Kafka
 /// front (callbacks that hand work back to their event loop) and embedded consumers (async
 /// waits with a deadline).
 ///
 /// Owned by its `PartitionState`. Waiters are kept in a `Mutex`; each fires at most once:
 /// by an append that moves the end past its offset, or by `close`. A waiter removed by
-/// `cancel` never fires, so "woken" and "timed out" cannot both happen.
+/// `cancel` never fires, so "woken" and "timed out" cannot both happen. Share-group waiters
+/// (`ShareWake`) are woken one per appended record and group; the others stay registered
+/// (an append has passed them: `passOn` or the next append wakes them).
 final class AppendNotifier: Sendable {
     private struct Waiter {
         var offset: Int64
         var wake: @Sendable () -> Void
+        var share: ShareWake?
     }
 
     private struct State {
         var nextID = 0
         var waiters: [Int: Waiter] = [:]
         var isClosed = false
+        /// The end the last notify saw (how many records the next one appended).
+        var notifiedEnd: Int64?
     }
 
     private let state = Mutex(State())
@@ -30,11 +56,13 @@ final class AppendNotifier: Sendable {
     /// for `cancel`, or nil when `wake` already ran (the end had passed: `currentEnd` is read
     /// after registering, so an append in between is never missed).
     @discardableResult
-    func watch(beyond offset: Int64, currentEnd: () -> Int64, wake: @escaping @Sendable () -> Void) -> Int? {
+    func watch(
+        beyond offset: Int64, currentEnd: () -> Int64, share: ShareWake? = nil, wake: @escaping @Sendable () -> Void
+    ) -> Int? {
         let id = state.withLock { s -> Int? in
             if s.isClosed { return nil }
             s.nextID += 1
-            s.waiters[s.nextID] = Waiter(offset: offset, wake: wake)
+            s.waiters[s.nextID] = Waiter(offset: offset, wake: wake, share: share)
             return s.nextID
         }
         guard let id else {
@@ -103,18 +131,54 @@ final class AppendNotifier: Sendable {
         }
     }
 
-    /// Called after an append: wakes everyone waiting for an end below `newEnd`.
+    /// Called after an append: wakes everyone waiting for an end below `newEnd`; of the share
+    /// waiters of each group, the waiting ones registered first, one per record appended (the
+    /// others are told).
     func notify(newEnd: Int64) {
+        var told: [@Sendable () -> Void] = []
         let ready = state.withLock { s -> [Waiter] in
+            let appended = s.notifiedEnd.map { max(1, newEnd - $0) } ?? 1
+            s.notifiedEnd = max(s.notifiedEnd ?? newEnd, newEnd)
             guard !s.waiters.isEmpty else { return [] }
             var ready: [Waiter] = []
+            var shared: [String: [(id: Int, share: ShareWake)]] = [:]
             for (id, waiter) in s.waiters where newEnd > waiter.offset {
-                ready.append(waiter)
-                s.waiters.removeValue(forKey: id)
+                if let share = waiter.share {
+                    shared[share.group, default: []].append((id, share))
+                } else {
+                    ready.append(waiter)
+                    s.waiters.removeValue(forKey: id)
+                }
+            }
+            for (_, waiters) in shared {
+                var woken: Int64 = 0
+                for (id, share) in waiters.sorted(by: { $0.id < $1.id }) {
+                    if woken < appended, share.isWaiting(), let waiter = s.waiters.removeValue(forKey: id) {
+                        ready.append(waiter)
+                        woken += 1
+                    } else {
+                        told.append(share.appended)
+                    }
+                }
             }
             return ready
         }
         for waiter in ready { waiter.wake() }
+        for appended in told { appended() }
+    }
+
+    /// Wakes the waiting share waiter of `group` registered first that an end of `end` has
+    /// passed, if there is one: a woken poll that left records, or could take none, hands its
+    /// wake to the next.
+    func passOn(group: String, end: Int64) {
+        let next = state.withLock { s -> Waiter? in
+            var first: Int?
+            for (id, waiter) in s.waiters where end > waiter.offset && (first.map { id < $0 } ?? true) {
+                if let share = waiter.share, share.group == group, share.isWaiting() { first = id }
+            }
+            return first.flatMap { s.waiters.removeValue(forKey: $0) }
+        }
+        next?.wake()
     }
 
     /// Wakes everyone waiting now (their polls answer with what there is); later polls wait

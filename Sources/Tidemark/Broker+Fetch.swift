@@ -128,17 +128,25 @@ extension Broker {
 
     /// Calls `wake` once the partition's end passes `offset` (at once if it has, and on
     /// close). Returns a watch to cancel, or nil when `wake` already ran. For event loops:
-    /// `wake` runs on the appender's thread and must hand the work back.
-    public func watchAppends(topic: String, partition: Int, beyond offset: Int64, _ wake: @escaping @Sendable () -> Void)
-        -> AppendWatch?
-    {
+    /// `wake` runs on the appender's thread and must hand the work back. A share-group poll
+    /// passes `share`: it is then woken only when an append is its group's to take (`ShareWake`).
+    public func watchAppends(
+        topic: String, partition: Int, beyond offset: Int64, share: ShareWake? = nil, _ wake: @escaping @Sendable () -> Void
+    ) -> AppendWatch? {
         guard let state = try? partitionState(topic, partition) else {
             wake()
             return nil
         }
-        return state.notifier.watch(beyond: offset, currentEnd: { state.log.logEndOffset }, wake: wake).map {
+        return state.notifier.watch(beyond: offset, currentEnd: { state.log.logEndOffset }, share: share, wake: wake).map {
             AppendWatch(notifier: state.notifier, id: $0)
         }
+    }
+
+    /// Hands an append's wake to the next waiting share poll of `group` on the partition (see
+    /// `ShareWake`): the poll it woke left records another could take, or could take none.
+    public func passShareWake(topic: String, partition: Int, group: String) {
+        guard let state = try? partitionState(topic, partition) else { return }
+        state.notifier.passOn(group: group, end: state.log.logEndOffset)
     }
 
     /// Resolves a start position to an offset (Kafka's ListOffsets). For a timestamp with

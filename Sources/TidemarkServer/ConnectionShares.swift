@@ -51,7 +51,7 @@ final class ConnectionShares {
             for other in watched.keys where !kept.contains(other) { watched.removeValue(forKey: other)?.close() }
             guard watched.count < Self.maxWatched else { return nil }
         }
-        let watches = ShareSessionWatches(broker: broker, loop: loop)
+        let watches = ShareSessionWatches(broker: broker, loop: loop, group: group)
         watched[name] = watches
         return watches
     }

@@ -58,7 +58,7 @@ final class ShareFetchInFlight {
         hasAcknowledgements: Bool, refused: [(WireUUID, Int32, KafkaError)], update: ShareSessionUpdate,
         watches: ShareSessionWatches?, done: @escaping (ShareFetchResponse) -> Void
     ) {
-        self.watches = watches ?? ShareSessionWatches(broker: router.broker, loop: loop)
+        self.watches = watches ?? ShareSessionWatches(broker: router.broker, loop: loop, group: group)
         self.kept = watches != nil
         self.router = router
         self.loop = loop
@@ -103,8 +103,9 @@ final class ShareFetchInFlight {
         if update.deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
         guard !renewing && !update.partitions.isEmpty else { return read([], from: 0) }
         // Kept watches that fired since the session's last fetch are made anew before the
-        // acquire (which reads every partition anyway).
+        // acquire (which reads every partition anyway, appended to or not).
         _ = watches.rewatchFired()
+        _ = watches.takeAppended()
         acquire()
     }
 
@@ -126,7 +127,8 @@ final class ShareFetchInFlight {
             if kept, let live {
                 // Partitions that could not be watched (their log unreadable then) are walked
                 // too, and watched if they can be now.
-                let more = ((only ?? []) + watches.retryUnwatched()).filter { !live.contains($0) }
+                var seen = Set(live)
+                let more = ((only ?? []) + watches.retryUnwatched()).filter { seen.insert($0).inserted }
                 partitions = SessionPartitions(live + more)
             } else {
                 partitions = update.partitions
@@ -165,6 +167,8 @@ final class ShareFetchInFlight {
     /// wait brings, or at the deadline, so a client that polls again at once (librdkafka's
     /// share consumer does) asks once per wait, not in a busy loop over the same damage.
     private func acquiredSome(_ acquired: [ShareAcquisition]) {
+        // The appends that woke this poll: passed on where records are left.
+        watches.passWakes()
         let records = acquired.contains { $0.error == nil }
         if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
             stopWaiting()
@@ -180,6 +184,14 @@ final class ShareFetchInFlight {
         // other partitions.
         if watches.isEmpty { watches.watch(update.partitions) }
         watches.waiter = { [weak self] tp in self?.wake(appended: tp) }
+        // Appends whose wake went to another poll while this one was not waiting yet (the
+        // acquire may have read their partitions before them).
+        let told = watches.takeAppended()
+        if !told.isEmpty {
+            polling = false
+            watches.waiter = nil
+            return acquire(only: told)
+        }
         timer = loop.scheduleTask(deadline: min(deadline, fullAcquireDue)) { bound.value.wake(appended: nil) }
     }
 
@@ -201,7 +213,11 @@ final class ShareFetchInFlight {
         watches.waiter = nil
         timer?.cancel()
         timer = nil
-        let appendedTo = watches.rewatchFired()
+        // Partitions whose watch woke this poll, and those appended to whose wake went to
+        // another poll (records released or expired there later come back without an append:
+        // a timer wake finds them once they are in `live`).
+        var seen = Set<TopicPartition>()
+        let appendedTo = (watches.rewatchFired() + watches.takeAppended()).filter { seen.insert($0).inserted }
         acquire(only: appended == nil && appendedTo.isEmpty ? nil : appendedTo)
     }
 

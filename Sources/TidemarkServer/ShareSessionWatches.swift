@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import Tidemark
 
 /// The append watches of one share session: one per partition its fetches read. A watch
@@ -8,13 +9,30 @@ import Tidemark
 /// partition at each fetch nor walks every partition at each append: a wake names the
 /// partition that was appended to.
 ///
+/// The watches are share waiters (`ShareWake`): an append wakes one waiting poll of the group
+/// per record, not every worker's. A poll that was woken decides whether to pass the wake on
+/// (`passWakes`); one that cannot use it (its fetch no longer waits, or the watch was
+/// forgotten) passes it on at once. The sessions not woken are told: their partitions are
+/// `appended`, which their next timer wake, or their fetch before it waits, looks at.
+///
 /// Kept by the connection across the session's fetches (`ConnectionShares.watches`), made
 /// before the session's first acquire; or, past the connection's bound, by one fetch alone
 /// (made when it first waits, cancelled when it ends). Confined to the connection's event
-/// loop; the watches' callbacks come back to it with `execute`.
+/// loop; the watches' callbacks come back to it with `execute`. What the appenders' threads
+/// read or write directly is in `shared`.
 final class ShareSessionWatches {
     private let broker: Broker
     private let loop: any EventLoop
+    let group: String
+    /// Whether a long poll of the session waits (an append may wake it), and the partitions
+    /// appended to whose wake went to another poll: read and written by appenders' threads.
+    private final class Shared: Sendable {
+        let waiting = Atomic<Bool>(false)
+        let appended = Mutex<Set<TopicPartition>>([])
+    }
+    private let shared = Shared()
+    /// Partitions whose wake a waiting poll took: it passes them on, or not, after its acquire.
+    private var owed: [TopicPartition] = []
     /// A watch, and the number its callback names (a callback of a watch since forgotten or
     /// made anew is ignored: it may come back to the loop after that).
     private struct Entry {
@@ -29,11 +47,14 @@ final class ShareSessionWatches {
     private var unwatched: Set<TopicPartition> = []
     private var isClosed = false
     /// Called on the loop when a watch fires, while a long poll of the session waits.
-    var waiter: ((TopicPartition) -> Void)?
+    var waiter: ((TopicPartition) -> Void)? {
+        didSet { shared.waiting.store(waiter != nil, ordering: .sequentiallyConsistent) }
+    }
 
-    init(broker: Broker, loop: any EventLoop) {
+    init(broker: Broker, loop: any EventLoop, group: String) {
         self.broker = broker
         self.loop = loop
+        self.group = group
     }
 
     var isEmpty: Bool { watches.isEmpty }
@@ -54,6 +75,7 @@ final class ShareSessionWatches {
         }
         let gone = Set(partitions)
         fired.removeAll { gone.contains($0) }
+        shared.appended.withLock { $0.subtract(gone) }
     }
 
     /// The watches that fired are made anew; returns their partitions, each once.
@@ -70,12 +92,36 @@ final class ShareSessionWatches {
         return partitions
     }
 
+    /// The partitions appended to since the last call whose wake went to another poll.
+    func takeAppended() -> [TopicPartition] {
+        shared.appended.withLock { appended in
+            guard !appended.isEmpty else { return [] }
+            defer { appended.removeAll() }
+            return Array(appended)
+        }
+    }
+
+    /// After a woken poll's acquire: the wakes it took go on to the group's next waiting poll
+    /// for the partitions that still have records to take.
+    func passWakes() {
+        guard !owed.isEmpty else { return }
+        let view = broker.shareLogViewWithoutBlocking
+        for tp in owed where broker.shares.hasAvailable(group: group, tp, view: view) { passOn(tp) }
+        owed.removeAll()
+    }
+
+    private func passOn(_ tp: TopicPartition) {
+        broker.passShareWake(topic: tp.topic, partition: tp.partition, group: group)
+    }
+
     func cancelAll() {
         for entry in watches.values { entry.watch?.cancel() }
         watches.removeAll()
         fired.removeAll()
         unwatched.removeAll()
         waiter = nil
+        for tp in owed { passOn(tp) }
+        owed.removeAll()
     }
 
     /// Cancels every watch and makes no more (the session or its connection ended: a long poll
@@ -110,16 +156,23 @@ final class ShareSessionWatches {
         let serial = nextSerial
         // Entered before registering: a watch whose end has passed calls back at once.
         watches[tp] = Entry(watch: nil, serial: serial)
-        let loop = self.loop
-        let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end) {
+        let (loop, shared) = (self.loop, self.shared)
+        let share = ShareWake(
+            group: group, isWaiting: { shared.waiting.load(ordering: .sequentiallyConsistent) },
+            appended: { shared.appended.withLock { _ = $0.insert(tp) } })
+        let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end, share: share) {
             loop.execute { bound.value.didFire(tp, serial) }
         }
         watches[tp]?.watch = watch
     }
 
     private func didFire(_ tp: TopicPartition, _ serial: UInt64) {
-        guard watches[tp]?.serial == serial else { return }
+        // A wake this session cannot use (the watch forgotten or closed, no poll waiting now)
+        // goes on to another poll of the group at once.
+        guard watches[tp]?.serial == serial else { return passOn(tp) }
         fired.append(tp)
-        waiter?(tp)
+        guard let waiter else { return passOn(tp) }
+        owed.append(tp)
+        waiter(tp)
     }
 }

@@ -17,17 +17,17 @@ extension ServerTests {
         return try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
     }
 
-    /// Sends worker-1's ShareFetch (2 s long poll) without waiting for its answer; `partitions`
-    /// are listed when it opens the session (epoch 0), `forget` forgotten.
+    /// Sends `member`'s ShareFetch (a long poll of `maxWaitMs`) without waiting for its answer;
+    /// `partitions` are listed when it opens the session (epoch 0), `forget` forgotten.
     static func sendShareFetch(
         _ client: RawClient, topicId: WireUUID, partitions: [Int32] = [0], maxRecords: Int32 = 1, epoch: Int32, correlation: Int32,
-        forget: [Int32] = []
+        forget: [Int32] = [], member: String = "worker-1", maxWaitMs: Int32 = 2_000
     ) throws {
         var request = ShareFetchRequest()
         request.groupId = "workers"
-        request.memberId = "worker-1"
+        request.memberId = member
         request.shareSessionEpoch = epoch
-        request.maxWaitMs = 2_000
+        request.maxWaitMs = maxWaitMs
         request.maxRecords = maxRecords
         request.batchSize = maxRecords
         if epoch == 0 {
@@ -65,10 +65,10 @@ extension ServerTests {
         return (client, try await FetchSessionTests.topicId(of: topic, port: server.boundPort))
     }
 
-    static func joinShareGroup(_ client: RawClient, topic: String) async throws {
+    static func joinShareGroup(_ client: RawClient, topic: String, member: String = "worker-1") async throws {
         var heartbeat = ShareGroupHeartbeatRequest()
         heartbeat.groupId = "workers"
-        heartbeat.memberId = "worker-1"
+        heartbeat.memberId = member
         heartbeat.subscribedTopicNames = [topic]
         try client.request(.shareGroupHeartbeat, version: 1, correlation: 1, heartbeat)
         let (_, joined) = try #require(await client.response())
@@ -350,15 +350,17 @@ extension ServerTests {
             let got = answer.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }
             #expect(got.map(\.partitionIndex) == [1])
             #expect(got.first?.acquiredRecords.map(\.firstOffset) == [1])
-            // The watches are the session's, kept for its next fetches on this connection. One
-            // spent while no fetch waits (a job for partition 2) is made anew by a later fetch
-            // (the one that takes the job, or the next: the watch's callback comes back to the
-            // loop as a task, which may run after the next request is read).
+            // The watches are the session's, kept for its next fetches on this connection. An
+            // append while no fetch waits (a job for partition 2) wakes nobody: the session is
+            // told, its watch stays (a share waiter wakes only a waiting poll), and the next
+            // fetch takes the job.
             try await waitFor([1, 1, 1])
+            let beforeTwo = notifiers[2].registrations
             var other = RecordBatchBuilder()
             other.append(timestamp: 1000, key: nil, value: Array("two".utf8))
             _ = try await broker.append(topic: "watched", partition: 2, batches: try other.build())
-            try await waitFor([1, 1, 0])
+            try await waitFor([1, 1, 1])
+            #expect(notifiers[2].registrations == beforeTwo)
             try fetch(epoch: 1, correlation: 11)
             let (_, body2) = try #require(await client.response())
             let second = try ShareFetchResponse.decode(body2, from: 1, version: 1, flexible: true)
@@ -398,11 +400,10 @@ extension ServerTests {
             }
             try await append(0, "a")
             #expect(try await fetch(epoch: 0, correlation: 10) == [0: [0]])
-            // No fetch waits: a job for partition 1 spends its watch. The next fetch forgets
-            // partition 1 and waits; another job there neither answers it nor is taken.
+            // No fetch waits: a job for partition 1 is told to the session (its watch stays).
+            // The next fetch forgets partition 1 and waits; another job there neither answers
+            // it nor is taken.
             try await append(1, "b")
-            let spent = ContinuousClock.now + .seconds(5)
-            while notifiers[1].waiterCount != 0 && ContinuousClock.now < spent { try await Task.sleep(for: .milliseconds(5)) }
             let later = Task {
                 try await Task.sleep(for: .milliseconds(300))
                 try await append(1, "c")
@@ -434,6 +435,78 @@ extension ServerTests {
             #expect(got.map(\.partitionIndex) == [1])
             #expect(waited >= .milliseconds(500) && waited < .milliseconds(1_900), "\(waited)")
             #expect(notifiers.map(\.waiterCount) == [1, 1, 1])  // kept for the session's next fetch
+        }
+    }
+
+    /// Of the group's polls waiting on a partition, an append wakes one per record, not every
+    /// worker (a thundering herd: each acquired again, one got the job). Two workers wait on
+    /// one partition. The first append, two jobs at once, wakes the poll that waited longest;
+    /// it takes one and passes the wake on, and the other takes the second (each woken watch
+    /// is registered again: two). Then one job wakes one poll: the other's watch stays, and it
+    /// answers nothing. It was told of the append, so when the job it did not get is released,
+    /// its timer wake finds it, well before its wait ends (its fetch began with nothing to
+    /// take, so only being told puts the partition in its timer wakes' walk).
+    @Test func anAppendWakesOnePollPerJob() async throws {
+        try await Self.withServer { server in
+            let (first, topicId, notifiers) = try await Self.watchedTopic(server, "herd", partitions: 1)
+            let second = try RawClient(port: server.boundPort)
+            try await Self.joinShareGroup(second, topic: "herd", member: "worker-2")
+            let notifier = notifiers[0]
+            func waiting(_ count: Int) async throws {
+                let deadline = ContinuousClock.now + .seconds(5)
+                while notifier.waiterCount != count && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+                #expect(notifier.waiterCount == count)
+            }
+            func answer(_ client: RawClient, _ correlation: Int32) async throws -> [Int64] {
+                let (c, body) = try #require(await client.response())
+                #expect(c == correlation)
+                let response = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+                return response.responses.flatMap(\.partitions).flatMap(\.acquiredRecords).map(\.firstOffset)
+            }
+            func acknowledge(_ client: RawClient, _ member: String, _ offset: Int64, type: Int8, epoch: Int32) async throws {
+                var request = ShareAcknowledgeRequest()
+                request.groupId = "workers"
+                request.memberId = member
+                request.shareSessionEpoch = epoch
+                var topic = ShareAcknowledgeTopic()
+                topic.topicId = topicId
+                topic.partitions = [
+                    .init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: offset, lastOffset: offset, acknowledgeTypes: [type])])
+                ]
+                request.topics = [topic]
+                try client.request(.shareAcknowledge, version: 1, correlation: 99, request)
+                let (_, body) = try #require(await client.response())
+                #expect(try ShareAcknowledgeResponse.decode(body, from: 1, version: 1, flexible: true).errorCode == 0)
+            }
+            func append(_ values: [String]) async throws {
+                var jobs = RecordBatchBuilder()
+                for value in values { jobs.append(timestamp: 1000, key: nil, value: Array(value.utf8)) }
+                _ = try await server.broker.append(topic: "herd", partition: 0, batches: try jobs.build())
+            }
+            try Self.sendShareFetch(first, topicId: topicId, epoch: 0, correlation: 10, maxWaitMs: 5_000)
+            try await waiting(1)
+            try Self.sendShareFetch(second, topicId: topicId, epoch: 0, correlation: 20, member: "worker-2", maxWaitMs: 5_000)
+            try await waiting(2)
+            var registered = notifier.registrations
+            try await append(["a", "b"])
+            #expect(try await answer(first, 10) == [0])
+            #expect(try await answer(second, 20) == [1])
+            #expect(notifier.registrations == registered + 2)
+            try await acknowledge(first, "worker-1", 0, type: 1, epoch: 1)
+            try await acknowledge(second, "worker-2", 1, type: 1, epoch: 1)
+
+            try Self.sendShareFetch(first, topicId: topicId, epoch: 2, correlation: 11, maxWaitMs: 5_000)
+            try Self.sendShareFetch(second, topicId: topicId, epoch: 2, correlation: 21, member: "worker-2", maxWaitMs: 5_000)
+            try await Task.sleep(for: .milliseconds(50))
+            registered = notifier.registrations
+            try await append(["c"])
+            #expect(try await answer(first, 11) == [2])
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(notifier.registrations == registered + 1 && notifier.waiterCount == 2)
+            let released = ContinuousClock.now
+            try await acknowledge(first, "worker-1", 2, type: 2, epoch: 3)
+            #expect(try await answer(second, 21) == [2])
+            #expect(ContinuousClock.now - released < .milliseconds(1_500))
         }
     }
 }

@@ -1,8 +1,8 @@
 import Synchronization
 
 /// A share-group long poll's part in an append watch. Of the polls of one group that watch a
-/// partition, an append wakes as many as it appended records (those waiting longest), not all
-/// of them: every waiting worker woken for one job was a thundering herd (each acquired again,
+/// partition, an append wakes as many as it appended records (those registered first; a woken
+/// poll's watch is made anew, so it goes to the back), not all of them: every waiting worker woken for one job was a thundering herd (each acquired again,
 /// one got the job). The others are told (`appended`), without a wake, so their timer wakes
 /// look at the partition (records released or expired there come back without an append).
 /// A poll that was woken passes the wake on (`AppendNotifier.passOn`) when it leaves records
@@ -10,11 +10,14 @@ import Synchronization
 public struct ShareWake: Sendable {
     public var group: String
     /// Whether the poll waits now: one busy otherwise (between fetches, acquiring) is told,
-    /// not woken (it looks at the partition before it waits).
+    /// not woken (it looks at the partition before it waits). Called under the notifier's
+    /// lock: it must not call back into the notifier.
     public var isWaiting: @Sendable () -> Bool
-    public var appended: @Sendable () -> Void
+    /// Told of an append (called outside the lock); `busy`: the poll was not waiting when the
+    /// wakes were chosen (if it waits by now, it must look at the partition itself).
+    public var appended: @Sendable (_ busy: Bool) -> Void
 
-    public init(group: String, isWaiting: @escaping @Sendable () -> Bool, appended: @escaping @Sendable () -> Void) {
+    public init(group: String, isWaiting: @escaping @Sendable () -> Bool, appended: @escaping @Sendable (_ busy: Bool) -> Void) {
         self.group = group
         self.isWaiting = isWaiting
         self.appended = appended
@@ -28,8 +31,9 @@ public struct ShareWake: Sendable {
 /// Owned by its `PartitionState`. Waiters are kept in a `Mutex`; each fires at most once:
 /// by an append that moves the end past its offset, or by `close`. A waiter removed by
 /// `cancel` never fires, so "woken" and "timed out" cannot both happen. Share-group waiters
-/// (`ShareWake`) are woken one per appended record and group; the others stay registered
-/// (an append has passed them: `passOn` or the next append wakes them).
+/// (`ShareWake`) are the exception to "an append past its offset fires it": they are woken
+/// one per appended record and group, and the others stay registered and are told (an append
+/// has passed them: `passOn` or a later append wakes them).
 final class AppendNotifier: Sendable {
     private struct Waiter {
         var offset: Int64
@@ -63,6 +67,8 @@ final class AppendNotifier: Sendable {
             if s.isClosed { return nil }
             s.nextID += 1
             s.waiters[s.nextID] = Waiter(offset: offset, wake: wake, share: share)
+            // The end a watch starts from counts the first append's records.
+            if s.notifiedEnd == nil { s.notifiedEnd = offset }
             return s.nextID
         }
         guard let id else {
@@ -135,7 +141,7 @@ final class AppendNotifier: Sendable {
     /// waiters of each group, the waiting ones registered first, one per record appended (the
     /// others are told).
     func notify(newEnd: Int64) {
-        var told: [@Sendable () -> Void] = []
+        var told: [(tell: @Sendable (Bool) -> Void, busy: Bool)] = []
         let ready = state.withLock { s -> [Waiter] in
             let appended = s.notifiedEnd.map { max(1, newEnd - $0) } ?? 1
             s.notifiedEnd = max(s.notifiedEnd ?? newEnd, newEnd)
@@ -153,18 +159,19 @@ final class AppendNotifier: Sendable {
             for (_, waiters) in shared {
                 var woken: Int64 = 0
                 for (id, share) in waiters.sorted(by: { $0.id < $1.id }) {
-                    if woken < appended, share.isWaiting(), let waiter = s.waiters.removeValue(forKey: id) {
+                    let waiting = share.isWaiting()
+                    if woken < appended, waiting, let waiter = s.waiters.removeValue(forKey: id) {
                         ready.append(waiter)
                         woken += 1
                     } else {
-                        told.append(share.appended)
+                        told.append((share.appended, !waiting))
                     }
                 }
             }
             return ready
         }
         for waiter in ready { waiter.wake() }
-        for appended in told { appended() }
+        for (tell, busy) in told { tell(busy) }
     }
 
     /// Wakes the waiting share waiter of `group` registered first that an end of `end` has

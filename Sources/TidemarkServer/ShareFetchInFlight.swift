@@ -13,9 +13,11 @@ import TidemarkWire
 /// 2. acquire with a view that never waits for the disk; when it declined a cold read, the
 ///    engine acquires from the partitions not served yet on its executor
 ///    (`Broker.acquireShares`) and the fetch comes back to the loop with both;
-/// 3. nothing to acquire (and no acknowledgements to answer): long poll. An append to any
-///    session partition, or a loop timer at most 200 ms away (locks expire and records are
-///    released without an append), wakes it to acquire again, until `deadline`;
+/// 3. nothing to acquire (and no acknowledgements to answer): long poll. An append to a
+///    session partition that is this poll's to take (`ShareWake`: one waiting poll of the
+///    group per record), or a loop timer at most 200 ms away (locks expire and records are
+///    released without an append; partitions appended to while another poll was woken),
+///    wakes it to acquire again, until `deadline`;
 /// 4. read the stored batches that hold the acquired records (`ShareBatchWalk`) from the
 ///    page cache; a read that would wait for the disk finishes on a task (`Broker.fetch`)
 ///    and the fetch goes on with the next partition back on the loop. A partition whose log
@@ -49,6 +51,9 @@ final class ShareFetchInFlight {
     /// that it passed over once it had acquired enough: it answers then).
     private var live: [TopicPartition]?
     private var polling = false
+    /// Partitions told since the last wake were looked at before this wait (once per wake:
+    /// while appends go on, each would tell again; the timer wake takes them then).
+    private var toldLooked = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
     private var budget: Int
     private var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
@@ -185,12 +190,15 @@ final class ShareFetchInFlight {
         if watches.isEmpty { watches.watch(update.partitions) }
         watches.waiter = { [weak self] tp in self?.wake(appended: tp) }
         // Appends whose wake went to another poll while this one was not waiting yet (the
-        // acquire may have read their partitions before them).
-        let told = watches.takeAppended()
-        if !told.isEmpty {
-            polling = false
-            watches.waiter = nil
-            return acquire(only: told)
+        // acquire may have read their partitions before them): looked at once per wake.
+        if !toldLooked {
+            toldLooked = true
+            let told = watches.takeAppended()
+            if !told.isEmpty {
+                polling = false
+                watches.waiter = nil
+                return acquire(only: told)
+            }
         }
         timer = loop.scheduleTask(deadline: min(deadline, fullAcquireDue)) { bound.value.wake(appended: nil) }
     }
@@ -205,11 +213,12 @@ final class ShareFetchInFlight {
     }
 
     /// A timer wake (`appended` nil) or an append to `appended`.
-    /// (An append seen while not polling, during an acquire off the loop, stays in
-    /// `watches`' fired partitions for the next wait.)
+    /// (A wake that comes while not polling, during an acquire off the loop, is passed on to
+    /// another poll and stays in `watches`' fired partitions for the next wait.)
     private func wake(appended: TopicPartition?) {
         guard polling else { return }
         polling = false
+        toldLooked = false
         watches.waiter = nil
         timer?.cancel()
         timer = nil

@@ -159,11 +159,23 @@ final class ShareSessionWatches {
         let (loop, shared) = (self.loop, self.shared)
         let share = ShareWake(
             group: group, isWaiting: { shared.waiting.load(ordering: .sequentiallyConsistent) },
-            appended: { shared.appended.withLock { _ = $0.insert(tp) } })
+            appended: { busy in
+                shared.appended.withLock { _ = $0.insert(tp) }
+                // Not waiting when the wakes were chosen, waiting now: its look before the wait
+                // may have missed this; it looks now (otherwise it would wait for its timer).
+                if busy && shared.waiting.load(ordering: .sequentiallyConsistent) {
+                    loop.execute { bound.value.toldWhileWaiting(tp) }
+                }
+            })
         let watch = broker.watchAppends(topic: tp.topic, partition: tp.partition, beyond: end, share: share) {
             loop.execute { bound.value.didFire(tp, serial) }
         }
         watches[tp]?.watch = watch
+    }
+
+    private func toldWhileWaiting(_ tp: TopicPartition) {
+        guard watches[tp] != nil, let waiter else { return }
+        waiter(tp)
     }
 
     private func didFire(_ tp: TopicPartition, _ serial: UInt64) {

@@ -440,9 +440,10 @@ extension ServerTests {
 
     /// Of the group's polls waiting on a partition, an append wakes one per record, not every
     /// worker (a thundering herd: each acquired again, one got the job). Two workers wait on
-    /// one partition. The first append, two jobs at once, wakes the poll that waited longest;
-    /// it takes one and passes the wake on, and the other takes the second (each woken watch
-    /// is registered again: two). Then one job wakes one poll: the other's watch stays, and it
+    /// one partition. Worker 1 holds a job and waits first: a second job wakes its poll (its
+    /// watch is first in line), which may take nothing (its fair share of two jobs is held) and
+    /// passes the wake on; worker 2 takes the job (each woken watch is registered again: two).
+    /// Then, both jobs finished, one job wakes one poll: the other's watch stays, and it
     /// answers nothing. It was told of the append, so when the job it did not get is released,
     /// its timer wake finds it, well before its wait ends (its fetch began with nothing to
     /// take, so only being told puts the partition in its timer wakes' walk).
@@ -485,26 +486,30 @@ extension ServerTests {
             }
             try Self.sendShareFetch(first, topicId: topicId, epoch: 0, correlation: 10, maxWaitMs: 5_000)
             try await waiting(1)
+            try await append(["a"])
+            #expect(try await answer(first, 10) == [0])
+            try Self.sendShareFetch(first, topicId: topicId, epoch: 1, correlation: 11, maxWaitMs: 1_000)
             try Self.sendShareFetch(second, topicId: topicId, epoch: 0, correlation: 20, member: "worker-2", maxWaitMs: 5_000)
             try await waiting(2)
+            try await Task.sleep(for: .milliseconds(50))
             var registered = notifier.registrations
-            try await append(["a", "b"])
-            #expect(try await answer(first, 10) == [0])
+            try await append(["b"])
             #expect(try await answer(second, 20) == [1])
             #expect(notifier.registrations == registered + 2)
-            try await acknowledge(first, "worker-1", 0, type: 1, epoch: 1)
+            #expect(try await answer(first, 11) == [])
+            try await acknowledge(first, "worker-1", 0, type: 1, epoch: 2)
             try await acknowledge(second, "worker-2", 1, type: 1, epoch: 1)
 
-            try Self.sendShareFetch(first, topicId: topicId, epoch: 2, correlation: 11, maxWaitMs: 5_000)
+            try Self.sendShareFetch(first, topicId: topicId, epoch: 3, correlation: 12, maxWaitMs: 5_000)
             try Self.sendShareFetch(second, topicId: topicId, epoch: 2, correlation: 21, member: "worker-2", maxWaitMs: 5_000)
             try await Task.sleep(for: .milliseconds(50))
             registered = notifier.registrations
             try await append(["c"])
-            #expect(try await answer(first, 11) == [2])
+            #expect(try await answer(first, 12) == [2])
             try await Task.sleep(for: .milliseconds(300))
             #expect(notifier.registrations == registered + 1 && notifier.waiterCount == 2)
             let released = ContinuousClock.now
-            try await acknowledge(first, "worker-1", 2, type: 2, epoch: 3)
+            try await acknowledge(first, "worker-1", 2, type: 2, epoch: 4)
             #expect(try await answer(second, 21) == [2])
             #expect(ContinuousClock.now - released < .milliseconds(1_500))
         }

@@ -8,10 +8,13 @@ extension ShareCoordinator {
     public func hasAvailable(group: String, _ tp: TopicPartition, view: ShareLogView) -> Bool {
         let now = clock()
         let settings = self.settings(group)
+        // Looks only: a group without a window there (deleted meanwhile) gets none made.
+        guard let bounds = view.bounds(tp.topic, tp.partition) else { return false }
         return state.withLock { s -> Bool in
-            guard let bounds = view.bounds(tp.topic, tp.partition), let key = slotKey(group, tp, view: view, &s) else { return false }
-            guard !s.slots[key]!.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) else { return false }
-            return !s.slots[key]!.state.candidates(max: 1, logEnd: bounds.end, settings: settings, nowMs: now).isEmpty
+            guard var window = s.slots[PartitionKey(group: group, topicPartition: tp)]?.state,
+                !window.isCaughtUp(logStart: bounds.start, logEnd: bounds.end)
+            else { return false }
+            return !window.candidates(max: 1, logEnd: bounds.end, settings: settings, nowMs: now).isEmpty
         }
     }
 }

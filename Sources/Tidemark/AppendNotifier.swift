@@ -2,9 +2,10 @@ import Synchronization
 
 /// A share-group long poll's part in an append watch. Of the polls of one group that watch a
 /// partition, an append wakes as many as it appended records (those registered first; a woken
-/// poll's watch is made anew, so it goes to the back), not all of them: every waiting worker woken for one job was a thundering herd (each acquired again,
-/// one got the job). The others are told (`appended`), without a wake, so their timer wakes
-/// look at the partition (records released or expired there come back without an append).
+/// poll's watch is made anew, so it goes to the back), not all of them: every waiting worker
+/// woken for one job was a thundering herd (each acquired again, one got the job). The others
+/// are told (`appended`), without a wake, so their timer wakes look at the partition (records
+/// released or expired there come back without an append).
 /// A poll that was woken passes the wake on (`AppendNotifier.passOn`) when it leaves records
 /// another could take, or cannot take any.
 public struct ShareWake: Sendable {

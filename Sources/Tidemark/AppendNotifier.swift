@@ -1,11 +1,12 @@
 import Synchronization
 
 /// A share-group long poll's part in an append watch. Of the polls of one group that watch a
-/// partition, an append wakes as many as it appended records (those registered first; a woken
-/// poll's watch is made anew, so it goes to the back), not all of them: every waiting worker
-/// woken for one job was a thundering herd (each acquired again, one got the job). The others
-/// are told (`appended`), without a wake, so their timer wakes look at the partition (records
-/// released or expired there come back without an append).
+/// partition, an append wakes as many as it appended records (those on the appender's own
+/// thread first, then those registered first; a woken poll's watch is made anew, so it goes to
+/// the back), not all of them: every waiting worker woken for one job was a thundering herd
+/// (each acquired again, one got the job). The others are told (`appended`), without a wake, so
+/// their timer wakes look at the partition (records released or expired there come back
+/// without an append).
 /// A poll that was woken passes the wake on (`AppendNotifier.passOn`) when it leaves records
 /// another could take, or cannot take any.
 public struct ShareWake: Sendable {
@@ -17,10 +18,19 @@ public struct ShareWake: Sendable {
     /// Told of an append (called outside the lock); `busy`: the poll was not waiting when the
     /// wakes were chosen (if it waits by now, it must look at the partition itself).
     public var appended: @Sendable (_ busy: Bool) -> Void
+    /// Whether the poll's wake would run on the calling thread (an event loop's poll, asked on
+    /// the appender's or the passer's thread). Such polls are woken first: the job goes out
+    /// in the appender's own pass, with no other thread woken (and no wait for one that is
+    /// not running). Called under the notifier's lock, like `isWaiting`.
+    public var isLocal: @Sendable () -> Bool
 
-    public init(group: String, isWaiting: @escaping @Sendable () -> Bool, appended: @escaping @Sendable (_ busy: Bool) -> Void) {
+    public init(
+        group: String, isWaiting: @escaping @Sendable () -> Bool, isLocal: @escaping @Sendable () -> Bool = { false },
+        appended: @escaping @Sendable (_ busy: Bool) -> Void
+    ) {
         self.group = group
         self.isWaiting = isWaiting
+        self.isLocal = isLocal
         self.appended = appended
     }
 }
@@ -139,8 +149,8 @@ final class AppendNotifier: Sendable {
     }
 
     /// Called after an append: wakes everyone waiting for an end below `newEnd`; of the share
-    /// waiters of each group, the waiting ones registered first, one per record appended (the
-    /// others are told).
+    /// waiters of each group, one per record appended, the waiting ones on the calling thread
+    /// first, then those registered first (the others are told).
     func notify(newEnd: Int64) {
         var told: [(tell: @Sendable (Bool) -> Void, busy: Bool)] = []
         let ready = state.withLock { s -> [Waiter] in
@@ -159,7 +169,7 @@ final class AppendNotifier: Sendable {
             }
             for (_, waiters) in shared {
                 var woken: Int64 = 0
-                for (id, share) in waiters.sorted(by: { $0.id < $1.id }) {
+                for (id, share) in Self.localFirst(waiters) {
                     let waiting = share.isWaiting()
                     if woken < appended, waiting, let waiter = s.waiters.removeValue(forKey: id) {
                         ready.append(waiter)
@@ -175,16 +185,24 @@ final class AppendNotifier: Sendable {
         for (tell, busy) in told { tell(busy) }
     }
 
-    /// Wakes the waiting share waiter of `group` registered first that an end of `end` has
-    /// passed, if there is one: a woken poll that left records, or could take none, hands its
-    /// wake to the next.
+    /// Share waiters in the order they get wakes: those on the calling thread first, each
+    /// part in registration order.
+    private static func localFirst(_ waiters: [(id: Int, share: ShareWake)]) -> [(id: Int, share: ShareWake)] {
+        waiters.map { (waiter: $0, remote: $0.share.isLocal() ? 0 : 1) }
+            .sorted { ($0.remote, $0.waiter.id) < ($1.remote, $1.waiter.id) }
+            .map(\.waiter)
+    }
+
+    /// Wakes the next waiting share waiter of `group` that an end of `end` has passed (one on
+    /// the calling thread first, then the one registered first), if there is one: a woken
+    /// poll that left records, or could take none, hands its wake to the next.
     func passOn(group: String, end: Int64) {
         let next = state.withLock { s -> Waiter? in
-            var first: Int?
-            for (id, waiter) in s.waiters where end > waiter.offset && (first.map { id < $0 } ?? true) {
-                if let share = waiter.share, share.group == group, share.isWaiting() { first = id }
+            var candidates: [(id: Int, share: ShareWake)] = []
+            for (id, waiter) in s.waiters where end > waiter.offset {
+                if let share = waiter.share, share.group == group, share.isWaiting() { candidates.append((id, share)) }
             }
-            return first.flatMap { s.waiters.removeValue(forKey: $0) }
+            return Self.localFirst(candidates).first.flatMap { s.waiters.removeValue(forKey: $0.id) }
         }
         next?.wake()
     }

@@ -159,6 +159,7 @@ final class ShareSessionWatches {
         let (loop, shared) = (self.loop, self.shared)
         let share = ShareWake(
             group: group, isWaiting: { shared.waiting.load(ordering: .sequentiallyConsistent) },
+            isLocal: { loop.inEventLoop },
             appended: { busy in
                 shared.appended.withLock { _ = $0.insert(tp) }
                 // Not waiting when the wakes were chosen, waiting now: its look before the wait

@@ -49,6 +49,28 @@ extension Broker {
             Self.compressedBytes(batches) > Self.maxCompressedBytesNow
             ? try await decompressor.run { try Self.parseHeaders(batches, config: config, nowMs: now) }
             : try Self.parseHeaders(batches, config: config, nowMs: now)
+        return try await appendChecked(state, batches, headers: headers, nowMs: now)
+    }
+
+    /// `append` of one batch the embedded `Producer` built just now from records stamped with
+    /// the broker's clock (or checked against the topic's timestamp window when it queued
+    /// them) and within the topic's size limit: its framing, CRC and records are known good,
+    /// so it is not validated again record by record (as the `Appender`'s are not).
+    func appendOwn(topic: String, partition: Int, batch: [UInt8]) async throws -> AppendResult {
+        let (_, state) = try topicAndPartition(topic, partition, forWriting: true)
+        let now = options.clock()
+        let header = try batch.withUnsafeBytes { raw throws(TidemarkError) -> RecordBatchHeader in
+            do { return try RecordBatchHeader(parsing: raw) } catch { throw TidemarkError(.corruptMessage, "a built batch: \(error)") }
+        }
+        return try await appendChecked(state, batch[...], headers: [header], nowMs: now)
+    }
+
+    /// The append of checked batches: on the calling task, or on the executor when a roll is
+    /// needed; then the topic's flush policy (group commit).
+    private func appendChecked(
+        _ state: PartitionState, _ batches: ArraySlice<UInt8>, headers: [RecordBatchHeader], nowMs now: Int64
+    ) async throws -> AppendResult {
+        let (topic, partition) = (state.topic, state.partition)
         var outcome: ImmediateAppend
         if let done = try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false) {
             outcome = done

@@ -46,27 +46,65 @@ public final class Producer: Sendable {
         var waiters: [(Completion, timestamp: Int64)] = []
         /// Buffer bytes its records hold (given back when the batch is done).
         var bufferedBytes = 0
+        /// A record carries the caller's timestamp: the batch is checked like any producer's
+        /// (the topic's timestamp window). Otherwise it is appended as built (`appendOwn`).
+        var stampedByCaller = false
     }
 
     typealias Completion = @Sendable (Result<RecordMetadata, Error>) -> Void
 
+    /// Mutated in place in `state` (`queues[tp, default:]`): a copy taken out and stored
+    /// back would share the open batch's bytes, and the next record's append would copy
+    /// them all (a send into a 512 KiB batch copied up to 512 KiB).
     private struct PartitionQueue: Sendable {
         var batches: [Pending] = []
         var draining = false
+        /// The next batch's base sequence.
+        var sequence: Int32 = 0
+        /// Records sent and finished (appended or failed): a partition's batches finish in
+        /// order, so a flush waits for each partition's count at its call.
+        var sent = 0
+        var finished = 0
+
+        /// Adds a record to the open batch (a new one when it would not fit); true when no
+        /// drain runs yet (the caller starts one; it counts as running from now).
+        mutating func add(
+            _ record: OutgoingRecord, timestamp: Int64, bytes: Int, codec: CompressionCodec, batchLimit: Int,
+            completion: @escaping Completion
+        ) -> Bool {
+            if batches.isEmpty || batches[batches.count - 1].builder.uncompressedSize + bytes > batchLimit {
+                // Sized for this record, growing as records join: an awaited send's batch of
+                // one record does not take (and fault in) a 64 KiB buffer.
+                batches.append(Pending(builder: RecordBatchBuilder(compression: codec, capacity: min(batchLimit, max(1024, bytes + 128)))))
+            }
+            let last = batches.count - 1
+            batches[last].builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
+            batches[last].waiters.append((completion, timestamp))
+            batches[last].bufferedBytes += bytes
+            if record.timestamp != nil { batches[last].stampedByCaller = true }
+            sent += 1
+            defer { draining = true }
+            return !draining
+        }
+
+        /// The oldest batch, taken out for its append; nil (and no drain running) when none is left.
+        mutating func takeFirst() -> Pending? {
+            guard !batches.isEmpty else {
+                draining = false
+                return nil
+            }
+            return batches.removeFirst()
+        }
     }
 
     private struct State: Sendable {
+        /// Everything kept per partition, in one entry (one lookup per step of a send).
         var queues: [TopicPartition: PartitionQueue] = [:]
-        var sequences: [TopicPartition: Int32] = [:]
         var sticky: [String: Int] = [:]
         /// xorshift64* state for picking sticky partitions: a system random number per
         /// record would be a getrandom syscall per awaited send (5% of its CPU, measured).
         var random = UInt64.random(in: 1...UInt64.max)
         var inFlight = 0
-        /// Records sent and finished (appended or failed), per partition: a partition's
-        /// batches finish in order, so a flush waits for each partition's count at its call.
-        var sent: [TopicPartition: Int] = [:]
-        var finished: [TopicPartition: Int] = [:]
         var flushWaiters: [(targets: [TopicPartition: Int], continuation: CheckedContinuation<Void, Never>)] = []
         /// Buffer bytes held by records not yet appended, and the sends waiting for room.
         var bufferedBytes = 0
@@ -327,40 +365,22 @@ public final class Producer: Sendable {
                 chosen = partition
             } else if let key = record.key {
                 chosen = KafkaPartitioner.partition(forKey: key, partitionCount: count)
+            } else if count == 1 {
+                chosen = 0
+            } else if let sticky = s.sticky[topic] {
+                chosen = sticky
             } else {
-                if let sticky = s.sticky[topic] {
-                    chosen = sticky
-                } else if count == 1 {
-                    chosen = 0
-                } else {
-                    s.random ^= s.random >> 12
-                    s.random ^= s.random << 25
-                    s.random ^= s.random >> 27
-                    chosen = Int((s.random &* 0x2545_F491_4F6C_DD1D) >> 33) % count
-                }
+                s.random ^= s.random >> 12
+                s.random ^= s.random << 25
+                s.random ^= s.random >> 27
+                chosen = Int((s.random &* 0x2545_F491_4F6C_DD1D) >> 33) % count
                 s.sticky[topic] = chosen
             }
             let tp = TopicPartition(topic, chosen)
-            var queue = s.queues[tp] ?? PartitionQueue()
             // Batches still in the queue are open: the one being appended was taken out of it.
-            let needsNew =
-                queue.batches.isEmpty
-                || queue.batches[queue.batches.count - 1].builder.uncompressedSize + recordBytes > batchLimit
-            if needsNew {
-                // Sized for this record, growing as records join: an awaited send's batch of
-                // one record does not take (and fault in) a 64 KiB buffer.
-                queue.batches.append(
-                    Pending(builder: RecordBatchBuilder(compression: codec, capacity: min(batchLimit, max(1024, recordBytes + 128)))))
-            }
-            let last = queue.batches.count - 1
-            queue.batches[last].builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
-            queue.batches[last].waiters.append((completion, timestamp))
-            queue.batches[last].bufferedBytes += recordBytes
+            let start = s.queues[tp, default: PartitionQueue()].add(
+                record, timestamp: timestamp, bytes: recordBytes, codec: codec, batchLimit: batchLimit, completion: completion)
             s.inFlight += 1
-            s.sent[tp, default: 0] += 1
-            let start = !queue.draining
-            queue.draining = true
-            s.queues[tp] = queue
             return start ? tp : nil
         }
         // The caller starts the partition's drain (inline, or as a task).
@@ -374,16 +394,11 @@ public final class Producer: Sendable {
             // Take the oldest batch, with its sequence numbers; a null-key topic moves on
             // to another sticky partition once a batch of it is under way.
             let taken = state.withLock { s -> (Pending, Int32)? in
-                guard var queue = s.queues[tp], !queue.batches.isEmpty else {
-                    s.queues[tp]?.draining = false
-                    return nil
-                }
-                let pending = queue.batches.removeFirst()
-                s.queues[tp] = queue
-                let sequence = s.sequences[tp] ?? 0
+                guard let pending = s.queues[tp]?.takeFirst() else { return nil }
+                let sequence = s.queues[tp]!.sequence
                 // Sequences wrap from Int32.max to 0, as Kafka's do.
-                s.sequences[tp] = Int32((Int64(sequence) + Int64(pending.builder.count)) % (Int64(Int32.max) + 1))
-                if s.sticky[tp.topic] == tp.partition { s.sticky[tp.topic] = nil }
+                s.queues[tp]!.sequence = Int32((Int64(sequence) + Int64(pending.builder.count)) % (Int64(Int32.max) + 1))
+                if !s.sticky.isEmpty, s.sticky[tp.topic] == tp.partition { s.sticky[tp.topic] = nil }
                 return (pending, sequence)
             }
             guard let (pending, sequence) = taken else { break }
@@ -395,7 +410,10 @@ public final class Producer: Sendable {
             }
             do {
                 let bytes = try builder.build()
-                let result = try await broker.append(topic: tp.topic, partition: tp.partition, batches: bytes)
+                let result =
+                    pending.stampedByCaller
+                    ? try await broker.append(topic: tp.topic, partition: tp.partition, batches: bytes)
+                    : try await broker.appendOwn(topic: tp.topic, partition: tp.partition, batch: bytes)
                 for (index, (completion, timestamp)) in pending.waiters.enumerated() {
                     completion(
                         .success(
@@ -405,7 +423,7 @@ public final class Producer: Sendable {
                 }
             } catch {
                 // The batch never reached the log: give its sequence numbers back.
-                state.withLock { $0.sequences[tp] = sequence }
+                state.withLock { $0.queues[tp]?.sequence = sequence }
                 for (completion, _) in pending.waiters { completion(.failure(error)) }
             }
             releaseRoom(pending.bufferedBytes)
@@ -416,11 +434,11 @@ public final class Producer: Sendable {
     private func finish(_ tp: TopicPartition, _ records: Int) {
         let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.inFlight -= records
-            s.finished[tp, default: 0] += records
+            s.queues[tp]?.finished += records
             guard !s.flushWaiters.isEmpty else { return [] }
             var ready: [CheckedContinuation<Void, Never>] = []
             s.flushWaiters.removeAll { waiter in
-                guard waiter.targets.allSatisfy({ s.finished[$0.key, default: 0] >= $0.value }) else { return false }
+                guard waiter.targets.allSatisfy({ (s.queues[$0.key]?.finished ?? 0) >= $0.value }) else { return false }
                 ready.append(waiter.continuation)
                 return true
             }
@@ -436,7 +454,8 @@ public final class Producer: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let idle = state.withLock { s -> Bool in
                 if s.inFlight == 0 { return true }
-                let targets = s.sent.filter { s.finished[$0.key, default: 0] < $0.value }
+                var targets: [TopicPartition: Int] = [:]
+                for (tp, queue) in s.queues where queue.finished < queue.sent { targets[tp] = queue.sent }
                 if targets.isEmpty { return true }
                 s.flushWaiters.append((targets, continuation))
                 return false

@@ -142,4 +142,37 @@ extension RecordBatchBuilder {
         #expect(try await readPartition(broker, "c", 0).map(\.timestamp) == [now - 1_000])
         try await broker.close()
     }
+
+    /// The embedded producer's batches are appended as built, not validated again record by
+    /// record: they must be well-formed on disk (framing, CRC, producer id and sequence, one
+    /// record each here), and LogAppendTime still stamps them. A record with the caller's own
+    /// timestamp is judged like any producer's (the topic's window).
+    @Test func theEmbeddedProducersBatchesAreStoredWellFormed() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock))
+        var strict = TopicConfig()
+        try strict.apply(kafkaName: "message.timestamp.after.max.ms", value: "0")
+        try await broker.createTopic("strict", partitions: 1, config: strict)
+        var appendTime = TopicConfig()
+        appendTime.timestampType = .logAppendTime
+        try await broker.createTopic("stamped", partitions: 1, config: appendTime)
+        let producer = try await Producer(broker: broker)
+        let now = clock.read()
+        for i in 0..<3 { _ = try await producer.send(topic: "strict", key: nil, value: Array("job-\(i)".utf8)) }
+        await #expect { _ = try await producer.send(topic: "strict", key: nil, value: [1], timestamp: now + 60_000) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTimestamp
+        }
+        _ = try await producer.send(topic: "strict", key: nil, value: [2], timestamp: now - 1)
+        let stored = try broker.partitionState("strict", 0).log.readBatches(from: 0, maxBytes: 1 << 20)  // decoded: CRC checked
+        #expect(stored.map(\.header.baseSequence) == [0, 1, 2, 3])
+        #expect(stored.allSatisfy { $0.header.producerId == producer.identity?.id })
+        #expect(stored.flatMap(\.records).map(\.value) == ["job-0", "job-1", "job-2"].map { Array($0.utf8) } + [[2]])
+        clock.advance(5_000)
+        let sent = try await producer.send(topic: "stamped", key: nil, value: [3])
+        #expect(sent.timestamp == now + 5_000)
+        let batch = try #require(try broker.partitionState("stamped", 0).log.readBatches(from: 0, maxBytes: 1 << 20).first)
+        #expect(batch.header.timestampType == .logAppendTime && batch.header.maxTimestamp == now + 5_000)
+        try await broker.close()
+    }
 }

@@ -7,9 +7,18 @@ public struct LogSlice: Sendable {
     public let length: Int
     /// Base offset of the first batch (it may be below the offset asked for).
     public let firstBaseOffset: Int64
+    /// The slice's bytes, when the read that found its batches read them too (a read near the
+    /// log's end: the header walk's window holds the batches whole) and they are at most
+    /// `heldMaximumBytes`: then `readBytes` and `readBytesIfCached` need no second pread.
+    var held: [UInt8]? = nil
+
+    /// Slices up to this size keep the bytes their header walk read (a copy, so a slice never
+    /// keeps the walk's 64 KiB window alive).
+    static let heldMaximumBytes = 32 << 10
 
     /// The slice's bytes.
     public func readBytes() throws(StorageError) -> [UInt8] {
+        if let held { return held }
         let bytes = try file.read(count: length, at: position)
         guard bytes.count == length else {
             throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: file.path)
@@ -21,6 +30,7 @@ public struct LogSlice: Sendable {
     /// to come from the disk (preadv2 with RWF_NOWAIT: an event loop never waits for the
     /// disk). A filesystem that cannot tell is read as usual.
     public func readBytesIfCached() throws(StorageError) -> [UInt8]? {
+        if let held { return held }
         guard let bytes = try file.readIfCached(count: length, at: position) else { return nil }
         guard bytes.count == length else {
             throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: file.path)
@@ -85,6 +95,12 @@ struct HeaderWalker {
         self.file = file
         self.end = end
         self.cachedOnly = cachedOnly
+    }
+
+    /// The bytes at `position..<position + count` when the last window read holds them all.
+    func windowBytes(at position: Int, count: Int) -> [UInt8]? {
+        guard position >= windowStart, position + count <= windowStart + window.count else { return nil }
+        return Array(window[(position - windowStart)..<(position - windowStart + count)])
     }
 
     /// The header of the batch at `position`, or nil at the end. A header that does not
@@ -266,8 +282,9 @@ extension PartitionLog {
                     position += header.totalSize
                 }
             }
+            let held = length <= LogSlice.heldMaximumBytes ? walker.windowBytes(at: slicePosition, count: length) : nil
             let slice = LogSlice(
-                file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset)
+                file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset, held: held)
             return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
         }
     }

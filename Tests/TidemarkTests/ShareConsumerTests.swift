@@ -42,8 +42,9 @@ import TidemarkStorage
     /// A poll whose read of one partition fails gives back everything it acquired: the next
     /// poll returns both partitions' jobs. (Implicit mode used to accept, at the next poll,
     /// the jobs read from the other partition but never returned: lost.) The failing read is
-    /// the n-th of the partition's reads (the acquire's own scan reads it first), for each n
-    /// until one fails inside the poll's delivery.
+    /// the n-th of the partition's reads of each kind (page-cache-only preadv2, which a read
+    /// near the log's end is, and pread; the acquire's own scan reads first), for each n until
+    /// one fails inside the poll's delivery.
     @Test func aFailedReadGivesBackEverythingThePollAcquired() async throws {
         var failedInDelivery = false
         for skip in 0..<8 where !failedInDelivery {
@@ -54,7 +55,9 @@ import TidemarkStorage
             try await Self.job(broker, 0, "a")
             try await Self.job(broker, 1, "b")
             let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"])
-            StorageFaults.inject(.read, .ioError, pathContains: dir.path + "/jobs-1/", skip: skip, times: nil)
+            for operation in [StorageFaults.Operation.read, .readNoWait] {
+                StorageFaults.inject(operation, .ioError, pathContains: dir.path + "/jobs-1/", skip: skip, times: nil)
+            }
             var values: [String] = []
             do {
                 values = try await worker.poll(timeout: .milliseconds(100)).map { String(decoding: $0.value ?? [], as: UTF8.self) }

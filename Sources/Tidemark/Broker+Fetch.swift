@@ -99,9 +99,13 @@ extension Broker {
         return TidemarkError(.corruptMessage, what, storage: marked)
     }
 
-    func readLocked(_ state: PartitionState, offset: Int64, maxBytes: Int, mayBlock: Bool) throws(TidemarkError) -> FetchResult? {
+    /// `keepBytes`: the caller reads the slice's bytes (a small slice keeps those its header walk
+    /// read: `LogSlice.held`); a caller that only warms or looks at headers passes false.
+    func readLocked(
+        _ state: PartitionState, offset: Int64, maxBytes: Int, mayBlock: Bool, keepBytes: Bool = true
+    ) throws(TidemarkError) -> FetchResult? {
         do throws(StorageError) {
-            let result = try state.log.read(from: offset, maxBytes: maxBytes, mayBlock: mayBlock)
+            let result = try state.log.read(from: offset, maxBytes: maxBytes, mayBlock: mayBlock, keepBytes: keepBytes)
             return FetchResult(slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset)
         } catch where error.code == .wouldBlock {
             return nil

@@ -49,6 +49,8 @@ public final class Producer: Sendable {
         /// A record carries the caller's timestamp: the batch is checked like any producer's
         /// (the topic's timestamp window). Otherwise it is appended as built (`appendOwn`).
         var stampedByCaller = false
+        /// The earliest of its records' timestamps (`appendOwn` judges it).
+        var earliest = Int64.max
     }
 
     typealias Completion = @Sendable (Result<RecordMetadata, Error>) -> Void
@@ -82,6 +84,7 @@ public final class Producer: Sendable {
             batches[last].waiters.append((completion, timestamp))
             batches[last].bufferedBytes += bytes
             if record.timestamp != nil { batches[last].stampedByCaller = true }
+            batches[last].earliest = min(batches[last].earliest, timestamp)
             sent += 1
             defer { draining = true }
             return !draining
@@ -413,7 +416,7 @@ public final class Producer: Sendable {
                 let result =
                     pending.stampedByCaller
                     ? try await broker.append(topic: tp.topic, partition: tp.partition, batches: bytes)
-                    : try await broker.appendOwn(topic: tp.topic, partition: tp.partition, batch: bytes)
+                    : try await broker.appendOwn(topic: tp.topic, partition: tp.partition, batch: bytes, earliest: pending.earliest)
                 for (index, (completion, timestamp)) in pending.waiters.enumerated() {
                     completion(
                         .success(

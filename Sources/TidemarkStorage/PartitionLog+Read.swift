@@ -7,14 +7,16 @@ public struct LogSlice: Sendable {
     public let length: Int
     /// Base offset of the first batch (it may be below the offset asked for).
     public let firstBaseOffset: Int64
-    /// The slice's bytes, when the read that found its batches read them too (a read near the
-    /// log's end: the header walk's window holds the batches whole) and they are at most
-    /// `heldMaximumBytes`: then `readBytes` and `readBytesIfCached` need no second pread.
+    /// The slice's bytes, when the read was asked to keep them (`keepBytes`), the slice is
+    /// under `heldBelowBytes`, and the header walk's window read them whole (a read near the
+    /// log's end of batches under 16 KiB: the walk reads 64 KiB windows, or to the end): then
+    /// `readBytes` and `readBytesIfCached` need no second pread.
     var held: [UInt8]? = nil
 
-    /// Slices up to this size keep the bytes their header walk read (a copy, so a slice never
-    /// keeps the walk's 64 KiB window alive).
-    static let heldMaximumBytes = 32 << 10
+    /// Slices under this size may keep the bytes their header walk read (a copy, so a slice
+    /// never keeps the walk's 64 KiB window alive). The Kafka front copies slices under the
+    /// same size into its responses; larger ones go out by sendfile.
+    static let heldBelowBytes = 32 << 10
 
     /// The slice's bytes.
     public func readBytes() throws(StorageError) -> [UInt8] {
@@ -215,8 +217,9 @@ extension PartitionLog {
     /// `.offsetOutOfRange` outside `[logStartOffset, logEndOffset]`.
     ///
     /// With `mayBlock: false`, a read that would first open a closed segment, or read batch
-    /// headers that are not in the page cache, throws `.wouldBlock`.
-    public func read(from offset: Int64, maxBytes: Int, mayBlock: Bool = true) throws(StorageError) -> LogReadResult {
+    /// headers that are not in the page cache, throws `.wouldBlock`. With `keepBytes`, for a
+    /// caller about to read the slice's bytes, a small slice keeps those the walk read (`held`).
+    public func read(from offset: Int64, maxBytes: Int, mayBlock: Bool = true, keepBytes: Bool = false) throws(StorageError) -> LogReadResult {
         let target = offset
         do {
             guard let start = try locate(target, mayBlock: mayBlock) else {
@@ -282,7 +285,7 @@ extension PartitionLog {
                     position += header.totalSize
                 }
             }
-            let held = length <= LogSlice.heldMaximumBytes ? walker.windowBytes(at: slicePosition, count: length) : nil
+            let held = keepBytes && length < LogSlice.heldBelowBytes ? walker.windowBytes(at: slicePosition, count: length) : nil
             let slice = LogSlice(
                 file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset, held: held)
             return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
@@ -313,7 +316,7 @@ extension PartitionLog {
     /// the embedded consumer's path. Records before `offset` in the first batch are included;
     /// use `RecordBatch.offset(of:)` to skip them.
     public func readBatches(from offset: Int64, maxBytes: Int) throws(StorageError) -> [RecordBatch] {
-        guard let slice = try read(from: offset, maxBytes: maxBytes).slice else { return [] }
+        guard let slice = try read(from: offset, maxBytes: maxBytes, keepBytes: true).slice else { return [] }
         let bytes = try slice.readBytes()
         return try Self.decodeBatches(bytes, path: slice.file.path)
     }

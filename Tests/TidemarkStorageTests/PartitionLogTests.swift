@@ -89,20 +89,22 @@ final class ManualClock: Sendable {
     }
 
     /// A read near the log's end finds its batches and their bytes in one pread (the header
-    /// walk's window): its slice holds them, byte for byte what the file has. A slice over
-    /// `heldMaximumBytes` keeps nothing, and is read from the file.
+    /// walk's window): asked to keep them, its slice holds them, byte for byte what the file
+    /// has. A read not asked to, or a slice of `heldBelowBytes` or more, keeps nothing, and is
+    /// read from the file.
     @Test func aSmallSliceKeepsTheBytesItsWalkRead() throws {
         let dir = TemporaryDirectory()
         let log = try PartitionLog.open(directory: dir.path, config: LogConfig())
         let batch = makeBatch(tag: "h", count: 10, valueBytes: 100)
         for _ in 0..<100 { try log.append(batch) }
-        let tail = try #require(try log.read(from: 950, maxBytes: 4 * batch.count).slice)
+        #expect(try log.read(from: 950, maxBytes: 4 * batch.count).slice?.held == nil)
+        let tail = try #require(try log.read(from: 950, maxBytes: 4 * batch.count, keepBytes: true).slice)
         let held = try #require(tail.held)
         #expect(tail.length == 4 * batch.count && held.count == tail.length)
         #expect(held == (try tail.file.read(count: tail.length, at: tail.position)))
         #expect(try tail.readBytes() == held && (try tail.readBytesIfCached()) == held)
-        let large = try #require(try log.read(from: 0, maxBytes: 1 << 20).slice)
-        #expect(large.length > LogSlice.heldMaximumBytes && large.held == nil)
+        let large = try #require(try log.read(from: 0, maxBytes: 1 << 20, keepBytes: true).slice)
+        #expect(large.length >= LogSlice.heldBelowBytes && large.held == nil)
         #expect(try large.readBytes() == (try large.file.read(count: large.length, at: large.position)))
         try log.close()
     }

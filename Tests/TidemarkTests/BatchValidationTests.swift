@@ -146,7 +146,8 @@ extension RecordBatchBuilder {
     /// The embedded producer's batches are appended as built, not validated again record by
     /// record: they must be well-formed on disk (framing, CRC, producer id and sequence, one
     /// record each here), and LogAppendTime still stamps them. A record with the caller's own
-    /// timestamp is judged like any producer's (the topic's window).
+    /// timestamp is judged like any producer's (the topic's window), and so is a batch
+    /// appended as built.
     @Test func theEmbeddedProducersBatchesAreStoredWellFormed() async throws {
         let dir = TemporaryDirectory()
         let clock = TestClock()
@@ -168,6 +169,17 @@ extension RecordBatchBuilder {
         #expect(stored.map(\.header.baseSequence) == [0, 1, 2, 3])
         #expect(stored.allSatisfy { $0.header.producerId == producer.identity?.id })
         #expect(stored.flatMap(\.records).map(\.value) == ["job-0", "job-1", "job-2"].map { Array($0.utf8) } + [[2]])
+        // A batch appended as built is still judged by the window: a record stamped when it was
+        // queued may have waited past message.timestamp.before.max.ms behind other appends.
+        var recent = TopicConfig()
+        try recent.apply(kafkaName: "message.timestamp.before.max.ms", value: "1000")
+        try await broker.createTopic("recent", partitions: 1, config: recent)
+        let built = try RecordBatchBuilder().appending(timestamp: now - 5_000, value: "late").build()
+        await #expect { _ = try await broker.appendOwn(topic: "recent", partition: 0, batch: built, earliest: now - 5_000) } throws: {
+            ($0 as? TidemarkError)?.code == .invalidTimestamp
+        }
+        let fresh = try RecordBatchBuilder().appending(timestamp: now - 500, value: "fresh").build()
+        _ = try await broker.appendOwn(topic: "recent", partition: 0, batch: fresh, earliest: now - 500)
         clock.advance(5_000)
         let sent = try await producer.send(topic: "stamped", key: nil, value: [3])
         #expect(sent.timestamp == now + 5_000)

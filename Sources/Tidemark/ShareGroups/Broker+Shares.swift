@@ -58,7 +58,7 @@ extension Broker {
         return (try? await executor.run { [self, shares] in
             for (tp, offset) in starts {
                 guard let state = try? partitionState(tp.topic, tp.partition),
-                    let slice = (try? readLocked(state, offset: offset, maxBytes: 1 << 20, mayBlock: true))??.slice
+                    let slice = (try? readLocked(state, offset: offset, maxBytes: 1 << 20, mayBlock: true, keepBytes: false))??.slice
                 else { continue }
                 try? slice.warm()
             }

@@ -52,12 +52,12 @@ extension Broker {
         return try await appendChecked(state, batches, headers: headers, nowMs: now)
     }
 
-    /// `append` of one batch the embedded `Producer` built just now from records it stamped
-    /// with the broker's clock, the earliest at `earliest`: its framing, CRC and records are
+    /// `append` of one batch the embedded `Producer` built just now, its earliest record
+    /// timestamp `earliest` (records without one, -1, aside): its framing, CRC and records are
     /// known good, so it is not validated again record by record (as the `Appender`'s are
-    /// not). Its timestamps are still judged by the topic's window (a record that waited long
-    /// behind other appends can fall out of `message.timestamp.before.max.ms`), from
-    /// `earliest` and the header's largest; the storage checks its size.
+    /// not). Its timestamps are still judged by the topic's window, from `earliest` and the
+    /// header's largest (a caller's timestamp, or the producer's own stamp on a record that
+    /// waited long behind other appends); the storage checks its size.
     func appendOwn(topic: String, partition: Int, batch: [UInt8], earliest: Int64) async throws -> AppendResult {
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
@@ -65,12 +65,11 @@ extension Broker {
             do { return try RecordBatchHeader(parsing: raw) } catch { throw TidemarkError(.corruptMessage, "a built batch: \(error)") }
         }
         if config.timestampType == .createTime {
-            let validator = config.batchValidator
-            let low = validator.timestampBeforeMaxMs.map { now &- $0 } ?? .min
-            let high = validator.timestampAfterMaxMs.map { now.addingReportingOverflow($0).overflow ? .max : now + $0 } ?? .max
-            guard earliest >= low, header.maxTimestamp <= high else {
+            let window = config.batchValidator.timestampWindow(nowMs: now)
+            guard earliest >= window.lowerBound, header.maxTimestamp <= window.upperBound else {
                 throw TidemarkError(
-                    .invalidTimestamp, "record timestamps \(earliest)-\(header.maxTimestamp) are outside [\(low), \(high)]")
+                    .invalidTimestamp,
+                    "record timestamps \(earliest)-\(header.maxTimestamp) are outside [\(window.lowerBound), \(window.upperBound)]")
             }
         }
         return try await appendChecked(state, batch[...], headers: [header], nowMs: now)

@@ -46,10 +46,7 @@ public final class Producer: Sendable {
         var waiters: [(Completion, timestamp: Int64)] = []
         /// Buffer bytes its records hold (given back when the batch is done).
         var bufferedBytes = 0
-        /// A record carries the caller's timestamp: the batch is checked like any producer's
-        /// (the topic's timestamp window). Otherwise it is appended as built (`appendOwn`).
-        var stampedByCaller = false
-        /// The earliest of its records' timestamps (`appendOwn` judges it).
+        /// The earliest of its records' timestamps, -1 (none) aside: `appendOwn` judges it.
         var earliest = Int64.max
     }
 
@@ -83,8 +80,7 @@ public final class Producer: Sendable {
             batches[last].builder.append(timestamp: timestamp, key: record.key, value: record.value, headers: record.headers)
             batches[last].waiters.append((completion, timestamp))
             batches[last].bufferedBytes += bytes
-            if record.timestamp != nil { batches[last].stampedByCaller = true }
-            batches[last].earliest = min(batches[last].earliest, timestamp)
+            if timestamp != -1 { batches[last].earliest = min(batches[last].earliest, timestamp) }
             sent += 1
             defer { draining = true }
             return !draining
@@ -413,10 +409,7 @@ public final class Producer: Sendable {
             }
             do {
                 let bytes = try builder.build()
-                let result =
-                    pending.stampedByCaller
-                    ? try await broker.append(topic: tp.topic, partition: tp.partition, batches: bytes)
-                    : try await broker.appendOwn(topic: tp.topic, partition: tp.partition, batch: bytes, earliest: pending.earliest)
+                let result = try await broker.appendOwn(topic: tp.topic, partition: tp.partition, batch: bytes, earliest: pending.earliest)
                 for (index, (completion, timestamp)) in pending.waiters.enumerated() {
                     completion(
                         .success(

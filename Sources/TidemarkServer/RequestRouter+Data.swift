@@ -7,8 +7,9 @@ import TidemarkWire
 // ApiVersions, Metadata, Produce, Fetch, ListOffsets, InitProducerId.
 extension RequestRouter {
     /// A partition's records shorter than this are copied into the response; longer ones go
-    /// out by sendfile (see `KafkaConnectionHandler.writeSlice`).
-    static let sendfileMinimumBytes = 32 << 10
+    /// out by sendfile (see `KafkaConnectionHandler.writeSlice`). The size under which a read
+    /// keeps the bytes its header walk read (`LogSlice.held`): those are the ones copied.
+    static let sendfileMinimumBytes = LogSlice.heldBelowBytes
     /// File slices (each a descriptor until written) in one fetch response; the rest are copied.
     static let maxFileSlicesPerResponse = 16
 

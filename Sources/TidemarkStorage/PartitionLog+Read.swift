@@ -16,7 +16,7 @@ public struct LogSlice: Sendable {
     /// Slices under this size may keep the bytes their header walk read (a copy, so a slice
     /// never keeps the walk's 64 KiB window alive). The Kafka front copies slices under the
     /// same size into its responses; larger ones go out by sendfile.
-    static let heldBelowBytes = 32 << 10
+    public static let heldBelowBytes = 32 << 10
 
     /// The slice's bytes.
     public func readBytes() throws(StorageError) -> [UInt8] {

@@ -63,6 +63,13 @@ public struct RecordBatchValidator: Sendable {
         self.maxDecompressedBytes = maxDecompressedBytes
     }
 
+    /// The CreateTime timestamps allowed at broker time `nowMs`.
+    public func timestampWindow(nowMs: Int64) -> ClosedRange<Int64> {
+        let low = timestampBeforeMaxMs.map { nowMs &- $0 } ?? .min
+        let high = timestampAfterMaxMs.map { nowMs.addingReportingOverflow($0).overflow ? .max : nowMs + $0 } ?? .max
+        return min(low, high)...high
+    }
+
     /// Validates the batch at the start of `bytes` at broker time `nowMs` (nil: no timestamp
     /// window and no correction, as for stored data). Returns its header, with the maxTimestamp
     /// the batch should carry when `nowMs` is given.
@@ -73,12 +80,7 @@ public struct RecordBatchValidator: Sendable {
         try checkHeader(header)
         guard let codec = header.compressionCodec, codec.isSupported else { throw .unsupportedCompression(header.attributes) }
         let body = UnsafeRawBufferPointer(rebasing: bytes[RecordBatchHeader.size..<header.totalSize])
-        var window: ClosedRange<Int64>? = nil
-        if let nowMs {
-            let low = timestampBeforeMaxMs.map { nowMs &- $0 } ?? .min
-            let high = timestampAfterMaxMs.map { nowMs.addingReportingOverflow($0).overflow ? .max : nowMs + $0 } ?? .max
-            window = min(low, high)...high
-        }
+        let window = nowMs.map(timestampWindow)
         let largest: Int64?
         if codec == .none {
             largest = try Self.walkRecords(body, header: header, window: window)

@@ -180,6 +180,8 @@ extension RecordBatchBuilder {
         }
         let fresh = try RecordBatchBuilder().appending(timestamp: now - 500, value: "fresh").build()
         _ = try await broker.appendOwn(topic: "recent", partition: 0, batch: fresh, earliest: now - 500)
+        // A record without a timestamp (-1) is not judged, as in Kafka's LogValidator.
+        _ = try await producer.send(topic: "recent", key: nil, value: [4], timestamp: -1)
         clock.advance(5_000)
         let sent = try await producer.send(topic: "stamped", key: nil, value: [3])
         #expect(sent.timestamp == now + 5_000)

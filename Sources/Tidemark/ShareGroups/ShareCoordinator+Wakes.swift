@@ -8,13 +8,14 @@ extension ShareCoordinator {
     public func hasAvailable(group: String, _ tp: TopicPartition, view: ShareLogView) -> Bool {
         let now = clock()
         let settings = self.settings(group)
-        // Looks only: a group without a window there (deleted meanwhile) gets none made.
+        // Makes no window: a group without one there (deleted meanwhile) gets none made.
         guard let bounds = view.bounds(tp.topic, tp.partition) else { return false }
         return state.withLock { s -> Bool in
-            guard var window = s.slots[PartitionKey(group: group, topicPartition: tp)]?.state,
-                !window.isCaughtUp(logStart: bounds.start, logEnd: bounds.end)
-            else { return false }
-            return !window.candidates(max: 1, logEnd: bounds.end, settings: settings, nowMs: now).isEmpty
+            let key = PartitionKey(group: group, topicPartition: tp)
+            // In place, no copy held: a copy of the window extended to the log end by
+            // `candidates` would copy all its entries.
+            guard s.slots[key]?.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) == false else { return false }
+            return !(s.slots[key]?.state.candidates(max: 1, logEnd: bounds.end, settings: settings, nowMs: now) ?? []).isEmpty
         }
     }
 }

@@ -2,8 +2,15 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
-/// A fresh directory under the system temp dir, removed when the test scope ends.
+/// A fresh directory under the system temp dir, removed when the object is released, and
+/// again when the test process exits.
+///
+/// The second removal is for a test whose last use of the object is reading its `path`:
+/// Swift may release it right there, before the broker or log given that path creates the
+/// directory anew (they make their data directory when it is missing), and nothing would
+/// remove that one. (A suite run left some 200 such directories behind.)
 public final class TemporaryDirectory: Sendable {
     public let path: String
 
@@ -11,9 +18,23 @@ public final class TemporaryDirectory: Sendable {
         let base = FileManager.default.temporaryDirectory.path
         path = "\(base)/\(label)-\(UUID().uuidString)"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        TemporaryDirectory.removeAtExit(path)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Every directory made by this process, for the exit hook (a few hundred short paths).
+    private static let made = Mutex<[String]>([])
+    private static let exitHook: Void = {
+        atexit {
+            for path in TemporaryDirectory.made.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }()
+
+    private static func removeAtExit(_ path: String) {
+        _ = exitHook
+        made.withLock { $0.append(path) }
+    }
 
     public func file(_ name: String) -> String { path + "/" + name }
 }

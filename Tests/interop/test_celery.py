@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 TASKS = '''
@@ -66,8 +65,10 @@ def _wait_for(predicate, what, directory, timeout=60):
         time.sleep(0.1)
 
 
-def test_celery_tasks_run_once_and_a_killed_worker_is_taken_over(broker):
-    directory = tempfile.mkdtemp(prefix="tidemark-celery-")
+def test_celery_tasks_run_once_and_a_killed_worker_is_taken_over(broker, tmp_path):
+    # pytest's own temporary directory: it keeps the last few runs' (the worker's log) and
+    # removes older ones.
+    directory = str(tmp_path)
     with open(os.path.join(directory, "tasks.py"), "w") as tasks:
         tasks.write(TASKS)
     done = os.path.join(directory, "done.txt")

@@ -129,15 +129,17 @@ import TidemarkStorage
         let before = clock.now
         #expect(try await consumer.poll(maxWaitMs: 300).isEmpty)
         #expect(clock.now - before >= .milliseconds(290))
-        // An append to either partition ends the wait well before maxWait.
+        // An append to either partition ends the wait well before maxWait. (The margin is wide:
+        // under the whole suite's load on two cores, a woken poll once took 5.5 s to run; a
+        // missed wake takes the whole minute.)
         let producer = try await Producer(broker: broker)
-        async let records = consumer.poll(maxWaitMs: 10_000)
+        async let records = consumer.poll(maxWaitMs: 60_000)
         try await Task.sleep(for: .milliseconds(100))
         let start = clock.now
         _ = try await producer.send(topic: "lp", key: nil, value: bytes("wake"), partition: 1)
         let got = try await records
         #expect(got.map { text($0.value) } == ["wake"])
-        #expect(clock.now - start < .seconds(5))
+        #expect(clock.now - start < .seconds(30))
         // Fetch with minBytes waits for enough bytes.
         async let fetched = broker.fetch(topic: "lp", partition: 0, offset: 0, minBytes: 200, maxWaitMs: 10_000)
         for i in 0..<5 {

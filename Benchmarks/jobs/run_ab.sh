@@ -66,11 +66,11 @@ round() {
   # Messages in the measured window: from the client's rate (the window is inside its run).
   local rate; rate=$(grep -o 'msgs_per_s [0-9.]*\|rate [0-9.]*' "$WORK/out" | head -1 | awk '{print $2}')
   n=$(awk -v r="${rate:-0}" -v s="$MEASURE_S" 'BEGIN {print r * s}')
-  awk -v n="$n" -v c0="$c0" -v c1="$c1" -F, '
+  awk -v n="$n" -v c0="$c0" -v c1="$c1" -v rate="${rate:-0}" -F, '
     FNR == NR { for (i = 1; i < NF; i++) if ($i ~ /^(msgs_per_s|p50_us|p99_us|server_us_per_msg)$/) f[$i] = $(i + 1); next }
     $1 ~ /^[0-9]+$/ { name = $3; sub(/syscalls:sys_enter_/, "", name); sub(/context-switches/, "cs", name); s[name] = $1 }
     END {
-      printf "msgs_per_s %s p50_us %s p99_us %s cpu_us_per_msg %.2f", f["msgs_per_s"], f["p50_us"], f["p99_us"], (n > 0 ? (c1 - c0) / n * 1e6 : 0)
+      printf "msgs_per_s %s p50_us %s p99_us %s cpu_us_per_msg %.2f", (f["msgs_per_s"] != "" ? f["msgs_per_s"] : rate), f["p50_us"], f["p99_us"], (n > 0 ? (c1 - c0) / n * 1e6 : 0)
       for (k in s) printf " %s_per_msg %.3f", k, (n > 0 ? s[k] / n : 0)
       printf "\n"
     }' FS=' ' "$WORK/out" FS=, "$WORK/stat"

@@ -35,8 +35,7 @@ RAW="$STATE/e2e-raw"
 if [ "$WORKLOAD" = e2e ] && { [ ! -x "$RAW" ] || [ "$HERE/e2e_raw/main.go" -nt "$RAW" ]; }; then
   GO111MODULE=off GOCACHE="$STATE/gocache" GOFLAGS= go build -o "$RAW" "$HERE/e2e_raw/main.go"
 fi
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobs-ab-XXXXXX")
-trap 'cleanup; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobs-ab-XXXXXX")  # removed by common.sh's exit trap (KEEP_TMP=1 keeps it)
 EVENTS=context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_pwritev,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync
 echo "# run_ab WORKLOAD=$WORKLOAD ROUNDS=$ROUNDS TIME_S=$TIME_S WORKERS=$WORKERS SIZE=$SIZE RATE=$RATE TM_ARGS=${TM_ARGS:-} $(date -u +%FT%TZ) $(nproc) cores loadavg $(loadavg)"
 echo "# A=$A_BIN"

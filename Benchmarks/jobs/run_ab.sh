@@ -24,6 +24,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
 source "$PEERS_DIR/jobs/common.sh"   # QBENCH, build_qbench, start_tidemark, stop_pid, cpu_secs, loadavg, cleanup
+source "$HERE/lib.sh"          # build_e2e_raw
 WORKLOAD=${WORKLOAD:-enqueue}; ROUNDS=${ROUNDS:-3}; TIME_S=${TIME_S:-9}; MEASURE_S=${MEASURE_S:-3}
 WORKERS=${WORKERS:-16}; SIZE=${SIZE:-200}; RATE=${RATE:-5000}; MAX_WAIT_MS=${MAX_WAIT_MS:-500}
 A_BIN=${A_BIN:?A_BIN: the baseline tidemark binary}; B_BIN=${B_BIN:-$ROOT/.build/release/tidemark}
@@ -31,10 +32,7 @@ for bin in "$A_BIN" "$B_BIN"; do [ -x "$bin" ] || { echo "no tidemark binary at 
 case "$WORKLOAD" in enqueue | durable | e2e) ;; *) echo "WORKLOAD: enqueue, durable or e2e" >&2; exit 2 ;; esac
 command -v perf >/dev/null || need_pkg linux-perf >&2
 build_qbench
-RAW="$STATE/e2e-raw"
-if [ "$WORKLOAD" = e2e ] && { [ ! -x "$RAW" ] || [ "$HERE/e2e_raw/main.go" -nt "$RAW" ]; }; then
-  GO111MODULE=off GOCACHE="$STATE/gocache" GOFLAGS= go build -o "$RAW" "$HERE/e2e_raw/main.go"
-fi
+if [ "$WORKLOAD" = e2e ]; then build_e2e_raw; fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobs-ab-XXXXXX")  # removed by common.sh's exit trap (KEEP_TMP=1 keeps it)
 EVENTS=context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_pwritev,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync
 echo "# run_ab WORKLOAD=$WORKLOAD ROUNDS=$ROUNDS TIME_S=$TIME_S WORKERS=$WORKERS SIZE=$SIZE RATE=$RATE TM_ARGS=${TM_ARGS:-} $(date -u +%FT%TZ) $(nproc) cores loadavg $(loadavg)"

@@ -15,11 +15,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
 source "$PEERS_DIR/jobs/common.sh"   # TIDEMARK_BIN, STATE, start_tidemark, stop_pid, loadavg
+source "$HERE/lib.sh"          # build_e2e_raw
 WORKERS=${WORKERS:-"1 16"}; TIME_S=${TIME_S:-6}; ROUNDS=${ROUNDS:-1}
-RAW="$STATE/e2e-raw"
-if [ ! -x "$RAW" ] || [ "$HERE/e2e_raw/main.go" -nt "$RAW" ]; then
-  GO111MODULE=off GOCACHE="$STATE/gocache" GOFLAGS= go build -o "$RAW" "$HERE/e2e_raw/main.go"
-fi
+build_e2e_raw
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobs-commits-XXXXXX")
 cfg=(); [ -n "${TM_TOPIC_CONFIG:-}" ] && cfg=(--config "$TM_TOPIC_CONFIG")
 echo "# run_commits WORKERS=$WORKERS TIME_S=$TIME_S TM_TOPIC_CONFIG=${TM_TOPIC_CONFIG:-} $(date -u +%FT%TZ) $(nproc) cores loadavg $(loadavg)"

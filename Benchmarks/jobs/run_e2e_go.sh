@@ -18,6 +18,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
 source "$PEERS_DIR/jobs/common.sh"   # TIDEMARK_BIN, QBENCH, start_tidemark, start_redis, stop_pid, cleanup
+source "$HERE/lib.sh"          # build_e2e_raw
 RATES=${RATES:-"5000 20000"}; DUR_S=${DUR_S:-10}; SIZE=${SIZE:-200}; MAX_WAIT_MS=${MAX_WAIT_MS:-500}; ROUNDS=${ROUNDS:-1}
 need_pkg golang-github-shopify-sarama-dev >&2
 build_qbench
@@ -25,10 +26,7 @@ E2E="$STATE/e2e-sarama"
 if [ ! -x "$E2E" ] || [ "$HERE/e2e_sarama/main.go" -nt "$E2E" ]; then
   GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$STATE/gocache" GOFLAGS= go build -o "$E2E" "$HERE/e2e_sarama/main.go"
 fi
-RAW="$STATE/e2e-raw"
-if [ ! -x "$RAW" ] || [ "$HERE/e2e_raw/main.go" -nt "$RAW" ]; then
-  GO111MODULE=off GOCACHE="$STATE/gocache" GOFLAGS= go build -o "$RAW" "$HERE/e2e_raw/main.go"
-fi
+build_e2e_raw
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/jobs-e2e-go-XXXXXX")
 echo "# run_e2e_go RATES=$RATES DUR_S=$DUR_S SIZE=$SIZE MAX_WAIT_MS=$MAX_WAIT_MS $(date -u +%FT%TZ) $(nproc) cores loadavg $(loadavg)"
 for _ in $(seq "$ROUNDS"); do

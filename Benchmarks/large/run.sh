@@ -3,8 +3,9 @@
 # peers' qbench: one message per request, each waiting for its ack, acks=all) into a 4-partition
 # topic, beside the machine's floor for the same bytes: `dd` of 1 MiB buffered writes to a file
 # on the same disk (what any broker must at least do with them). Reports MB/s and the server's
-# CPU milliseconds per MiB. With two binaries (TIDEMARK_BIN and BASELINE_BIN) it alternates them
-# ROUNDS times, for an A/B in one run.
+# CPU milliseconds per MiB, then medians over the rounds and the ratio to the floor. With two
+# binaries (TIDEMARK_BIN and BASELINE_BIN) it alternates them ROUNDS times, for an A/B in one
+# run, and prints their ratios.
 #
 #   Benchmarks/large/run.sh                                   (from the project root; ~1 min)
 #   BASELINE_BIN=/tmp/old-tidemark ROUNDS=3 WORKERS=4 TIME_S=12 Benchmarks/large/run.sh
@@ -46,9 +47,27 @@ PY
 }
 
 echo "# large payloads: WORKERS=$WORKERS SIZE=1MiB TIME_S=$TIME_S $(nproc) cores $(date -u +%FT%TZ)"
-floor
-for _ in $(seq "$ROUNDS"); do
-  run tidemark "$TIDEMARK_BIN"
-  [ -n "${BASELINE_BIN:-}" ] && run baseline "$BASELINE_BIN"
-done
-floor
+{
+  floor
+  for _ in $(seq "$ROUNDS"); do
+    run tidemark "$TIDEMARK_BIN"
+    if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN"; fi
+  done
+  floor
+} | tee "$WORK/rows"
+# Medians over the rounds, and the ratios: Tidemark to the floor, and to the baseline if any.
+python3 - "$WORK/rows" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+floor = statistics.median(float(r[2]) * (1000 if r[3].startswith("GB") else 1) for r in rows if r[0] == "floor")
+med = {}
+for label in ("tidemark", "baseline"):
+    got = [dict(zip(r[1::2], map(float, r[2::2]))) for r in rows if r[0] == label]
+    if got:
+        med[label] = {k: statistics.median(g[k] for g in got) for k in ("MBps", "server_ms_per_MiB")}
+        print(f"median {label} MBps {med[label]['MBps']:.0f} server_ms_per_MiB {med[label]['server_ms_per_MiB']:.2f} ({len(got)} rounds)")
+print(f"ratio tidemark_over_floor MBps {med['tidemark']['MBps'] / floor:.2f} (floor median {floor:.0f} MB/s)")
+if "baseline" in med:
+    for k in ("MBps", "server_ms_per_MiB"):
+        print(f"ratio tidemark_over_baseline {k} {med['tidemark'][k] / med['baseline'][k]:.2f}")
+PY

@@ -78,15 +78,16 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     /// (`capacityAheadOfReservation`), so a frame reserved in steps is allocated once or twice,
     /// not at each step.
     private var frameBytes: [UInt8] = []
-    /// How many times `frameBytes` was allocated or grown for the frames read so far (tests).
+    /// How many times `frameBytes` was allocated or grown for the frames read so far, and its
+    /// capacity now (for tests).
     private(set) var frameAllocations = 0
     var frameCapacity: Int { frameBytes.capacity }
 
     /// How far ahead of its reservation a frame's array is allocated: up to its size, at most
     /// this many times the bytes reserved for it. Growing the array copies what has arrived and
     /// gives the next bytes fresh pages; a 1 MiB frame arriving in 64 KiB reads was allocated at
-    /// each doubling of its reservation (5 times, 1.9 MiB copied and faulted in, for 1 MiB; a
-    /// third of the broker's CPU for 1 MiB produces). Capacity not yet written costs address
+    /// each doubling of its reservation (5-6 times, about 1.9 MiB copied and faulted in per MiB;
+    /// a third of the broker's CPU for 1 MiB produces). Capacity not yet written costs address
     /// space, not memory: pages are touched only as bytes arrive, which stay within the
     /// reservation. The bound keeps even the address space in proportion: a client declaring
     /// 100 MiB and sending a few bytes gets 128 KiB, not 100 MiB.

@@ -105,6 +105,11 @@ public final class OffsetStore: Sendable {
                 let batches = try partition.log.readBatches(from: offset, maxBytes: 8 << 20)
                 guard !batches.isEmpty else { break }
                 for batch in batches {
+                    // Offsets that go back (a damaged base offset, outside the CRC) would skip
+                    // records silently or read the same batch forever.
+                    guard batch.header.nextOffset > offset else {
+                        throw PartitionLog.offsetsGoBack(batch.header, after: offset, directory: partition.log.directory)
+                    }
                     for record in batch.records where batch.offset(of: record) >= offset {
                         if let group = GroupMembershipRecord.decodeKey(record.key) {
                             if let value = record.value {

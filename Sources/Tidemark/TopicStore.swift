@@ -43,6 +43,25 @@ struct TopicStore {
         if let bad = file.topics.first(where: { $0.partitions < 1 || $0.partitions > 1_000_000 }) {
             throw TidemarkError(.storage, "\(path): topic '\(bad.name)' has \(bad.partitions) partitions")
         }
+        // A hand-edited file gets the checks the admin API applies: a value out of range would
+        // trap or misbehave later (max.message.bytes past Int32.max overflows the batch
+        // check's arithmetic; a name with "/" would put a partition outside the data directory).
+        var names = Set<String>()
+        for index in file.topics.indices {
+            let topic = file.topics[index]
+            do throws(TidemarkError) {
+                try TopicName.validate(topic.name)
+                try topic.config.validate()
+            } catch {
+                throw TidemarkError(.storage, "\(path): topic '\(topic.name)': \(error.message); correct it or restore the file from a backup")
+            }
+            guard names.insert(topic.name).inserted else {
+                throw TidemarkError(.storage, "\(path): topic '\(topic.name)' is listed twice; restore the file from a backup")
+            }
+            // Kafka's -1, unlimited, as the admin API stores it (nil), so it is described as -1.
+            if let ms = topic.config.retentionMs, ms < 0 { file.topics[index].config.retentionMs = nil }
+            if let bytes = topic.config.retentionBytes, bytes < 0 { file.topics[index].config.retentionBytes = nil }
+        }
         var made = false
         for index in file.topics.indices where file.topics[index].id == nil {
             file.topics[index].id = UUID()

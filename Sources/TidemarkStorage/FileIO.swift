@@ -294,17 +294,46 @@ enum FileSystem {
         try syncDirectory(directory)
     }
 
-    /// The whole file, or nil when it does not exist.
     /// The directory holding `path` ("." for a bare name).
     static func parentDirectory(of path: String) -> String {
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         return directory.isEmpty ? (path.hasPrefix("/") ? "/" : ".") : directory
     }
 
+    /// The whole file (up to `limit` bytes), or nil when it does not exist. Opened without
+    /// blocking and read only if it is a regular file: a FIFO or device put where a marker or
+    /// a JSON file belongs is an error, not a start that waits forever for a writer.
     static func readWholeFile(_ path: String, limit: Int = 1 << 20) throws(StorageError) -> [UInt8]? {
         guard exists(path) else { return nil }
-        let file = try SharedFile.open(path, .readOnly)
+        let file = try openRegularFile(path, .readOnly)
         return try file.read(count: limit, at: 0)
+    }
+
+    /// Opens `path` only if it is a regular file (or does not exist, with `.create`): a FIFO or
+    /// a device where a small file of ours belongs is an error naming it, not an open or a
+    /// read that blocks forever (the open does not block either way: O_NONBLOCK, which
+    /// regular files ignore).
+    static func openRegularFile(_ path: String, _ mode: FileDescriptor.AccessMode, options: FileDescriptor.OpenOptions = [])
+        throws(StorageError) -> SharedFile
+    {
+        try requireRegularIfPresent(path)
+        let file = try SharedFile.open(path, mode, options: options.union(.nonBlocking))
+        var info = stat()
+        guard fstat(file.descriptor.rawValue, &info) == 0 else {
+            throw .syscall("fstat", path: path, Errno(rawValue: Glibc.errno))
+        }
+        try requireRegular(info, path)
+        return file
+    }
+
+    /// Throws unless `path` is a regular file or does not exist.
+    static func requireRegularIfPresent(_ path: String) throws(StorageError) {
+        var info = stat()
+        if stat(path, &info) == 0 { try requireRegular(info, path) }
+    }
+
+    private static func requireRegular(_ info: stat, _ path: String) throws(StorageError) {
+        guard info.st_mode & S_IFMT == S_IFREG else { throw StorageError(.io, "not a regular file: move it away", path: path) }
     }
 }
 

@@ -35,9 +35,9 @@ public struct LogConfig: Sendable, Equatable {
     public var indexIntervalBytes: Int = 4096
     /// The most an index file may grow to; a full index rolls the segment.
     public var maxIndexBytes: Int = 10 << 20
-    /// Delete old segments while the log is larger than this (nil: unlimited).
+    /// Delete old segments while the log is larger than this (nil or negative: unlimited).
     public var retentionBytes: Int64? = nil
-    /// Delete segments whose largest timestamp is older than this (nil: forever).
+    /// Delete segments whose largest timestamp is older than this (nil or negative: forever).
     public var retentionMs: Int64? = 7 * 24 * 3600 * 1000
     public var flushPolicy: FlushPolicy = .os
     /// CreateTime keeps producer timestamps; LogAppendTime stamps each batch at append.

@@ -23,9 +23,12 @@ enum LogMarkers {
     static let checkpointName = "recovery-point.checkpoint"
 
     /// Whether the last close of the log in `directory` was clean.
-    static func isClean(_ directory: String) -> Bool {
+    /// Throws only for something other than a file in the marker's place (a FIFO would make
+    /// a later write of the marker fail, or block): the log is not opened over it.
+    static func isClean(_ directory: String) throws(StorageError) -> Bool {
         let path = directory + "/" + markerName
         guard FileSystem.exists(path) else { return false }
+        try FileSystem.requireRegularIfPresent(path)
         guard let bytes = try? FileSystem.readWholeFile(path, limit: 8) else { return false }
         return bytes.isEmpty || bytes == [UInt8(ascii: "1")]
     }
@@ -59,7 +62,7 @@ enum LogMarkers {
     /// damage is detected (a CRC, a fixed format), since a crash can interrupt the write.
     static func overwrite(_ contents: [UInt8], path: String, directory: String, sync: Bool) throws(StorageError) {
         let existed = !sync || FileSystem.exists(path)  // (only a synced write syncs its directory)
-        let file = try SharedFile.open(path, .writeOnly, options: [.create])
+        let file = try FileSystem.openRegularFile(path, .writeOnly, options: [.create])
         try contents.withUnsafeBytes { raw in
             Result { () throws(StorageError) in try file.write(raw, at: 0) }
         }.get()

@@ -153,7 +153,7 @@ final class LogSegment {
     func openForRead(offsetLimit: Int64?) throws(StorageError) {
         lastUsedNanoseconds = monotonicNanoseconds()
         if isOpen { return }
-        log = try SharedFile.open(logPath, .readOnly)
+        log = try FileSystem.openRegularFile(logPath, .readOnly)
         size = Int(try log!.size())
         let indexesPresent = FileSystem.exists(indexPath) && FileSystem.exists(timeIndexPath)
         if indexesPresent {
@@ -203,7 +203,7 @@ final class LogSegment {
                 offsetOfMaxTimestamp = last.offset
             }
             maxTimestampKnown = true
-            return try scanTail(from: resumeFrom?.position ?? 0)
+            return try scanTail(from: resumeFrom?.position ?? 0, indexedLastOffset: resumeFrom?.offset)
         }
         maxTimestampKnown = true
         return try rebuildIndexes(truncatingInvalidTail: true)
@@ -212,14 +212,18 @@ final class LogSegment {
     /// Scans the batches after the last index entry (at `position`, already indexed),
     /// indexing them and updating the in-memory state. If anything there is damaged, falls
     /// back to a full rebuild, since index entries may point into the damage.
-    private func scanTail(from position: Int) throws(StorageError) -> Int {
+    /// `indexedLastOffset`: the last offset the index entry at `position` records for its batch;
+    /// a batch there that does not end at it (a base offset damaged since: outside the CRC)
+    /// makes the scan a full rebuild, as other damage does, rather than move the log's end.
+    private func scanTail(from position: Int, indexedLastOffset: Int64?) throws(StorageError) -> Int {
         var scanner = BatchScanner(file: try file(), from: position, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
         while true {
             switch try scanner.next() {
             case .batch(let header, let at):
                 guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
-                    header.lastOffset - baseOffset <= Int64(UInt32.max)
+                    header.lastOffset - baseOffset <= Int64(UInt32.max),
+                    at != position || position == 0 || indexedLastOffset == nil || header.lastOffset == indexedLastOffset
                 else {
                     return try rebuildIndexes(truncatingInvalidTail: true)
                 }

@@ -45,7 +45,11 @@ public enum LogVerifier {
     /// Checks one partition directory. `progress(done, total)` is called after each segment.
     public static func verify(partitionDirectory directory: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         var report = Report(directory: directory)
-        report.wasCleanShutdown = LogMarkers.isClean(directory)
+        do {
+            report.wasCleanShutdown = try LogMarkers.isClean(directory)
+        } catch {
+            report.problems.append(Problem(path: directory + "/" + LogMarkers.markerName, message: error.message))
+        }
         if let marker = try FileSystem.readWholeFile(directory + "/" + needsRepairName, limit: 4096) {
             report.problems.append(
                 Problem(path: directory, message: "marked for repair by the broker: \(String(decoding: marker, as: UTF8.self))"))

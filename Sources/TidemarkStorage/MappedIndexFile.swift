@@ -68,7 +68,7 @@ final class MappedIndexFile {
         self.entrySize = entrySize
         self.maxBytes = maxBytes - maxBytes % entrySize
         self.isWritable = writable
-        let file = try SharedFile.open(path, writable ? .readWrite : .readOnly, options: writable ? [.create] : [])
+        let file = try FileSystem.openRegularFile(path, writable ? .readWrite : .readOnly, options: writable ? [.create] : [])
         let size = discardingEntries ? 0 : Int(try file.size())
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {

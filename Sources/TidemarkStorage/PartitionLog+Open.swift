@@ -59,7 +59,7 @@ extension PartitionLog {
             try FileSystem.remove(directory + "/" + name)  // orphan of an interrupted delete
         }
 
-        let wasClean = LogMarkers.isClean(directory)
+        let wasClean = try LogMarkers.isClean(directory)
         let recoveryPoint = try readRecoveryCheckpoint(directory: directory)
         var report = RecoveryReport(
             wasCleanShutdown: wasClean, recoveryPoint: recoveryPoint, scannedSegments: [], truncatedBytes: 0,

@@ -496,11 +496,23 @@ extension PartitionLog {
             var walker = HeaderWalker(file: slice.file, end: Int(slice.position) + slice.length)
             var position = Int(slice.position)
             while let header = try walker.header(at: position) {
+                // A batch's base offset is outside its CRC: one that does not end past the
+                // offsets already walked is damage (segments a clean stop left are not
+                // scanned at open), and following it would read the same bytes forever.
+                guard header.nextOffset > next else { throw Self.offsetsGoBack(header, after: next, directory: directory) }
                 try body(header)
                 next = header.nextOffset
                 position += header.totalSize
             }
         }
+    }
+
+    /// The error for a stored batch whose offsets do not follow those before it.
+    public static func offsetsGoBack(_ header: RecordBatchHeader, after offset: Int64, directory: String) -> StorageError {
+        StorageError(
+            .corruptLog,
+            "a stored batch's offsets (\(header.baseOffset)...\(header.lastOffset)) do not follow offset \(offset): the log is damaged; `tidemark verify` shows where",
+            path: directory)
     }
 
     /// The header of the stored batch holding `offset` (or the first one after it), without

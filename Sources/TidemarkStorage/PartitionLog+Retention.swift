@@ -19,17 +19,20 @@ extension PartitionLog {
                     let isActive = index == s.segments.count - 1
                     if isActive && segment.size == 0 { break }
                     var expired = false
-                    if let limit = config.retentionBytes, total - Int64(segment.size) >= limit { expired = true }
-                    if !expired, let ms = config.retentionMs {
+                    // A negative limit is Kafka's -1, unlimited (a hand-edited topics.json, an
+                    // embedder's LogConfig): never "everything is past it".
+                    if let limit = config.retentionBytes, limit >= 0, total - Int64(segment.size) >= limit { expired = true }
+                    if !expired, let ms = config.retentionMs, ms >= 0 {
                         if segment.maxTimestamp < 0 && !isActive {
                             try segment.openForRead(offsetLimit: s.segments[index + 1].baseOffset)
                         }
                         let newest = segment.maxTimestamp >= 0 ? segment.maxTimestamp : try FileSystem.modificationTime(segment.logPath)
-                        expired = newest < now - ms
+                        let cutoff = now.subtractingReportingOverflow(ms)
+                        expired = !cutoff.overflow && newest < cutoff.partialValue
                         // The active segment also waits until nothing was written to it for as long
                         // (records produced with old timestamps, a backfill, are not deleted as
                         // they arrive, which Kafka would do).
-                        if expired && isActive { expired = try FileSystem.modificationTime(segment.logPath) < now - ms }
+                        if expired && isActive { expired = try FileSystem.modificationTime(segment.logPath) < cutoff.partialValue }
                     }
                     guard expired else { break }
                     total -= Int64(segment.size)

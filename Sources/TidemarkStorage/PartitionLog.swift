@@ -305,7 +305,13 @@ public final class PartitionLog: Sendable {
                 for index in headers.indices {
                     assigned[index].baseOffset = next
                     payload.offsetFields[index] = next.bigEndian
-                    next += Int64(headers[index].lastOffsetDelta) + 1
+                    // Offsets end at Int64.max (a segment file named near it, copied in or
+                    // hand-made): the append fails, the process goes on.
+                    let end = next.addingReportingOverflow(Int64(headers[index].lastOffsetDelta) + 1)
+                    guard !end.overflow else {
+                        throw StorageError(.offsetOutOfRange, "the log's offsets would pass \(Int64.max)", path: directory)
+                    }
+                    next = end.partialValue
                 }
                 let lastOffset = next - 1
                 var rolledEnd: Int64? = nil

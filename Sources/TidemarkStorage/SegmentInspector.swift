@@ -74,7 +74,7 @@ public enum SegmentInspector {
         try entries(path: path, size: OffsetIndex.entrySize).map { raw in
             let relative = UInt32(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) })
             let position = UInt32(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) })
-            return (try base(path) + Int64(relative), Int(position))
+            return (try base(path) &+ Int64(relative), Int(position))  // wraps, as the index does: shown, not trapped on
         }
     }
 
@@ -83,7 +83,7 @@ public enum SegmentInspector {
         try entries(path: path, size: TimeIndex.entrySize).map { raw in
             let timestamp = Int64(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: Int64.self) })
             let relative = UInt32(bigEndian: raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self) })
-            return (timestamp, try base(path) + Int64(relative))
+            return (timestamp, try base(path) &+ Int64(relative))
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import TidemarkStorage
 
 /// Batches a well-behaved producer never sends, with valid CRCs: what `RecordBatchValidator`
@@ -52,5 +53,31 @@ public enum ForgedBatch {
             ("idempotent batch without a sequence", batch(records: record(), producerId: 5, baseSequence: -1)),
             ("record shorter than its length", batch(records: record(lengthBytes: [0x7E]))),
         ]
+    }
+}
+
+/// Byte surgery on a segment file, for damage a clean stop would not notice: a batch's base
+/// offset is outside its CRC.
+public enum SegmentSurgery {
+    /// Positions of the batches of a segment file, walked by their length fields (bytes 8-11).
+    public static func batchPositions(_ path: String) throws -> [Int] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var positions: [Int] = []
+        var at = 0
+        while at + 12 <= bytes.count {
+            let length = bytes[(at + 8)..<(at + 12)].reduce(0) { $0 << 8 | Int($1) }
+            guard length > 0 else { break }
+            positions.append(at)
+            at += 12 + length
+        }
+        return positions
+    }
+
+    /// Writes `offset` as the base offset (bytes 0-7, big-endian) of the batch at `position`.
+    public static func setBaseOffset(_ path: String, position: Int, to offset: Int64) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(position))
+        handle.write(Data(withUnsafeBytes(of: offset.bigEndian) { Array($0) }))
     }
 }

@@ -77,6 +77,17 @@ public final class GroupConfigs: Sendable {
                     .storage, "\(path) is damaged (\(error)); repair it, or remove it to return every group to the default settings")
             }
             guard file.version == 1 else { throw TidemarkError(.storage, "unknown group-configs.json version \(file.version)") }
+            // A hand-edited file gets the checks `alter` applies: a value out of range would trap
+            // or misbehave later (share.partition.max.record.locks sizes arithmetic and windows).
+            // Names this version does not know are kept, unused (a newer version's settings).
+            for (group, settings) in file.groups.sorted(by: { $0.key < $1.key }) {
+                for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
+                    if let problem = Self.keysByName[name]?.validate(value) {
+                        throw TidemarkError(
+                            .storage, "\(path): group '\(group)': \(name) \(problem), got '\(value)'; correct it, or remove the setting")
+                    }
+                }
+            }
             groups = file.groups
         }
         state = Mutex(groups)

@@ -81,6 +81,11 @@ final class ShareStateStore: Sendable {
                 let batches = try partition.log.readBatches(from: offset, maxBytes: 8 << 20)
                 guard !batches.isEmpty else { break }
                 for batch in batches {
+                    // Offsets that go back (a damaged base offset, outside the CRC) would skip
+                    // records silently or read the same batch forever.
+                    guard batch.header.nextOffset > offset else {
+                        throw PartitionLog.offsetsGoBack(batch.header, after: offset, directory: partition.log.directory)
+                    }
                     for record in batch.records where batch.offset(of: record) >= offset {
                         guard let key = decodeKey(record.key) else { continue }
                         guard let value = record.value else {
@@ -288,6 +293,8 @@ final class ShareStateStore: Sendable {
         let nextSequence: Int32 = try reader.readInteger()
         let written: Int64 = try reader.readInteger()
         let pending: Int32 = try reader.readInteger()
+        // A count, only ever added to: a negative one (or one that leaves no room to add) is damage.
+        guard written >= 0, written < Int64.max / 2 else { throw .truncated(needed: 0, available: 0) }
         guard pending >= 0, Int(pending) <= size / 15 + 1 else { throw .truncated(needed: 15 * Int(pending), available: size) }
         var letters: [DeadLetter] = []
         for _ in 0..<pending {

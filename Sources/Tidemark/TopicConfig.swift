@@ -75,12 +75,17 @@ public struct TopicConfig: Sendable, Equatable, Codable {
         self.timestampType = timestampType
     }
 
+    /// The most a compressed batch may inflate to when it is checked, whatever
+    /// max.message.bytes allows (up to Int32.max: 8 GiB at 4x): a request is at most 100 MiB,
+    /// and one batch must not take more memory than this to check.
+    static let maxDecompressedBytes = 1 << 30
+
     /// What a produced batch must satisfy to be stored.
     var batchValidator: RecordBatchValidator {
         RecordBatchValidator(
             timestampBeforeMaxMs: messageTimestampBeforeMaxMs,
             timestampAfterMaxMs: messageTimestampAfterMaxMs ?? RecordBatchValidator.defaultTimestampAfterMaxMs,
-            maxDecompressedBytes: max(RecordBatch.defaultMaxDecompressedBytes, maxMessageBytes * 4))
+            maxDecompressedBytes: max(RecordBatch.defaultMaxDecompressedBytes, min(maxMessageBytes * 4, Self.maxDecompressedBytes)))
     }
 
     /// The storage settings of each partition log.

@@ -42,7 +42,7 @@ extension RequestRouter {
 
     func consumerGroupDescribe(_ request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
         var response = ConsumerGroupDescribeResponse()
-        response.groups = request.groupIds.map { id in
+        response.groups = request.groupIds.firstOfEachKey { $0 }.map { id in
             var group = ConsumerGroupDescribeResponse.Group()
             group.groupId = id
             guard let described = broker.groups.describeConsumerGroup(id) else {

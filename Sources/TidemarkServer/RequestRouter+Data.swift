@@ -33,8 +33,9 @@ extension RequestRouter {
         response.clusterId = config.clusterId
         response.controllerId = config.nodeId
         if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
-        let asked: [MetadataRequest.Topic] =
+        let asked: [MetadataRequest.Topic] = (
             request.topicList ?? (broker.listTopics() + broker.internalTopicNames).map { MetadataRequest.Topic(name: $0) }
+        ).firstOfEachKey { "\($0.topicId)/\($0.name ?? "")" }
         for entry in asked {
             var topic = MetadataResponse.Topic()
             var name = entry.name

@@ -184,12 +184,15 @@ extension RequestRouter {
     /// group committed.
     func offsetFetch(_ request: OffsetFetchRequest) -> OffsetFetchResponse {
         var response = OffsetFetchResponse()
-        response.groups = request.groups.map { group in
+        response.groups = request.groups.firstOfEachKey(\.groupId).map { group in
             var result = OffsetFetchResponse.Group(groupId: group.groupId)
             let committed: [TopicPartition: CommittedOffset]
             var asked: [(String, [Int32])]
             if let topics = group.topics {
-                asked = topics.map { ($0.name, $0.partitionIndexes) }
+                // Each (topic, partition) once, however often the request names it.
+                var seen = Set<String>()
+                asked = topics.map { topic in (topic.name, topic.partitionIndexes.filter { seen.insert("\($0)/\(topic.name)").inserted }) }
+                    .filter { !$0.1.isEmpty }
                 committed = broker.groups.fetchOffsets(
                     groupId: group.groupId, partitions: topics.flatMap { t in t.partitionIndexes.map { TopicPartition(t.name, Int($0)) } })
             } else {
@@ -220,7 +223,7 @@ extension RequestRouter {
     /// as Kafka 4 answers).
     func describeGroups(_ request: DescribeGroupsRequest, version: Int16) -> DescribeGroupsResponse {
         var response = DescribeGroupsResponse()
-        response.groups = request.groups.map { id in
+        response.groups = request.groups.firstOfEachKey { $0 }.map { id in
             var group = DescribeGroupsResponse.Group()
             group.groupId = id
             if broker.groups.groupType(id) == .consumer {

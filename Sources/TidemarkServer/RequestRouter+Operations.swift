@@ -132,7 +132,14 @@ extension RequestRouter {
     /// DescribeProducers: the idempotent producers each partition remembers.
     func describeProducers(_ request: DescribeProducersRequest) -> DescribeProducersResponse {
         var response = DescribeProducersResponse()
-        response.topics = request.topics.map { topic in
+        // Each (topic, partition) once, however often the request names it.
+        var seen = Set<String>()
+        let topics = request.topics.map { topic in
+            var unique = topic
+            unique.partitionIndexes = topic.partitionIndexes.filter { seen.insert("\($0)/\(topic.name)").inserted }
+            return unique
+        }.filter { !$0.partitionIndexes.isEmpty }
+        response.topics = topics.map { topic in
             var result = DescribeProducersResponse.Topic()
             result.name = topic.name
             result.partitions = topic.partitionIndexes.map { index in

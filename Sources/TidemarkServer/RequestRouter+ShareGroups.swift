@@ -36,7 +36,7 @@ extension RequestRouter {
 
     func shareGroupDescribe(_ request: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse {
         var response = ShareGroupDescribeResponse()
-        response.groups = request.groupIds.map { id in
+        response.groups = request.groupIds.firstOfEachKey { $0 }.map { id in
             var group = ShareGroupDescribeResponse.Group()
             group.groupId = id
             guard let described = broker.shares.describe(id) else {

@@ -354,3 +354,15 @@ final class RequestRouter: Sendable {
         }
     }
 }
+
+extension Array {
+    /// The elements whose key was not seen before, in order. A request that names an entry
+    /// many times (a group, a topic, a partition) gets one answer for it: otherwise a request
+    /// of a few kilobytes could make a response that repeats stored data (members' metadata,
+    /// a topic's partitions, a partition's producers) thousands of times, gigabytes in memory.
+    /// Kafka's Metadata de-duplicates the same way; clients never repeat an entry.
+    func firstOfEachKey<Key: Hashable>(_ key: (Element) -> Key) -> [Element] {
+        var seen = Set<Key>()
+        return filter { seen.insert(key($0)).inserted }
+    }
+}

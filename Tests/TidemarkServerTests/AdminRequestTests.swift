@@ -201,4 +201,42 @@ import TidemarkWire
             #expect(try server.broker.offsets(topic: "tx", partition: 0).end == 0)
         }
     }
+
+    /// A request that names an entry many times gets one answer for it (Kafka's Metadata
+    /// de-duplicates too). A few kilobytes naming a group or a partition thousands of times
+    /// used to make a response repeating its stored data as often: gigabytes of members'
+    /// metadata, of a topic's partitions, of a partition's producers.
+    @Test func repeatedEntriesAreAnsweredOnce() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("dup", partitions: 3)
+            #expect(try await server.broker.groups.commitOffsets(
+                groupId: "g", offsets: [TopicPartition("dup", 0): CommittedOffset(offset: 4, metadata: "m")]) == nil)
+            let client = try RawClient(port: server.boundPort)
+
+            var metadata = MetadataRequest()
+            metadata.topicList = Array(repeating: .init(name: "dup"), count: 500)
+            let topics = try MetadataResponse.decode(try await Self.exchange(client, .metadata, version: 1, metadata), version: 1, flexible: false)
+            #expect(topics.topics.map(\.name) == ["dup"] && topics.topics[0].partitions.count == 3)
+
+            var describe = DescribeGroupsRequest()
+            describe.groups = Array(repeating: "g", count: 500) + ["h", "g"]
+            let groups = try DescribeGroupsResponse.decode(try await Self.exchange(client, .describeGroups, version: 0, describe), version: 0, flexible: false)
+            #expect(groups.groups.map(\.groupId) == ["g", "h"])
+
+            var producers = DescribeProducersRequest()
+            var topic = DescribeProducersRequest.Topic()
+            topic.name = "dup"
+            topic.partitionIndexes = Array(repeating: 0, count: 500) + [1]
+            producers.topics = [topic, topic]
+            let described = try DescribeProducersResponse.decode(
+                try await Self.exchange(client, .describeProducers, version: 0, producers), from: 1, version: 0, flexible: true)
+            #expect(described.topics.count == 1 && described.topics[0].partitions.map(\.partitionIndex) == [0, 1])
+
+            var fetch = OffsetFetchRequest()
+            fetch.groups = [.init(groupId: "g", topics: [.init(name: "dup", partitionIndexes: Array(repeating: 0, count: 500) + [2])])]
+            let offsets = try OffsetFetchResponse.decode(try await Self.exchange(client, .offsetFetch, version: 1, fetch), version: 1, flexible: false)
+            #expect(offsets.topics.count == 1 && offsets.topics[0].partitions.map(\.partitionIndex) == [0, 2])
+            #expect(offsets.topics[0].partitions[0].committedOffset == 4)
+        }
+    }
 }

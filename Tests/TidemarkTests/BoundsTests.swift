@@ -135,4 +135,13 @@ import TidemarkStorage
         #expect(broker.timers.pendingCount == 0)
         try await broker.close()
     }
+
+    /// However large max.message.bytes is (up to Int32.max), checking a compressed batch
+    /// inflates it to at most 1 GiB, not 4x the setting (8 GiB).
+    @Test func decompressionForChecksIsBounded() {
+        var config = TopicConfig()
+        #expect(config.batchValidator.maxDecompressedBytes == RecordBatch.defaultMaxDecompressedBytes)
+        config.maxMessageBytes = Int(Int32.max)
+        #expect(config.batchValidator.maxDecompressedBytes == 1 << 30)
+    }
 }

@@ -52,4 +52,14 @@ import Testing
         }
         #expect(ContinuousClock.now - started < .seconds(2))
     }
+
+    /// A pattern longer than any that compiles is refused before it is parsed (a 100 MB one
+    /// took gigabytes to parse, under the group coordinator's lock); long ones that compile
+    /// still do.
+    @Test func overlongPatternsAreRefusedUnparsed() throws {
+        let long = String(repeating: "a", count: 2_000)
+        #expect(TopicPattern(long)?.matches(long) == true)
+        #expect(TopicPattern("(?:)" + String(repeating: "(?:)", count: TopicPattern.maxPatternBytes / 4) + "a") == nil)
+        #expect(TopicPattern(String(repeating: "a", count: 10_000_000)) == nil)
+    }
 }

@@ -18,6 +18,7 @@
 struct TopicPattern: Sendable {
     static let maxInstructions = 10_000
     static let maxRepeat = 1_000
+    static let maxPatternBytes = 4 * maxInstructions
 
     /// Characters as ranges of Unicode scalar values, or everything outside them.
     struct CharClass: Sendable {
@@ -72,6 +73,10 @@ struct TopicPattern: Sendable {
 
     /// Nil when the pattern is not valid (or too large).
     init?(_ pattern: String) {
+        // Parsed before its cost is counted, a long pattern took ~100 bytes per character
+        // (under the group coordinator's lock): one longer than this cannot compile within
+        // `maxInstructions` but by empty groups, and is refused before it is parsed.
+        guard pattern.utf8.count <= Self.maxPatternBytes else { return nil }
         var parser = Parser(scalars: Array(pattern.unicodeScalars))
         var program: [Instruction] = []
         var cost = 0

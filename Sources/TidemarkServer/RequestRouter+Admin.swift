@@ -131,7 +131,7 @@ extension RequestRouter {
         typealias Source = DescribeConfigsResponse.Source
         var response = DescribeConfigsResponse()
         let brokerEntries = config.brokerConfigEntries.isEmpty ? BrokerConfig.describing(server: config, broker: broker) : config.brokerConfigEntries
-        for resource in request.resources {
+        for resource in request.resources.firstOfEachKey({ $0 }) {
             var result = DescribeConfigsResponse.Result()
             result.resourceType = resource.resourceType
             result.resourceName = resource.resourceName

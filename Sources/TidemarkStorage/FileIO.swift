@@ -287,7 +287,7 @@ enum FileSystem {
     /// `writeAtomically` of bytes in memory the caller owns (an index's mapping).
     static func writeAtomically(_ contents: UnsafeRawBufferPointer, to path: String, directory: String) throws(StorageError) {
         let temporary = path + ".tmp"
-        let file = try SharedFile.open(temporary, .writeOnly, options: [.create, .truncate])
+        let file = try openRegularFile(temporary, .writeOnly, options: [.create, .truncate])
         try file.write(contents, at: 0)
         try file.sync()
         try rename(temporary, to: path)

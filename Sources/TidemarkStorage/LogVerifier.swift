@@ -152,7 +152,7 @@ public enum LogVerifier {
     static func isInterruptedWrite(_ error: RecordBatchError, path: String, at position: Int, size: Int) -> Bool {
         if case .truncated = error { return true }
         guard size - position <= BatchScanner.maxPreallocatedTail,
-            let tail = try? SharedFile.open(path, .readOnly).read(count: size - position, at: Int64(position))
+            let tail = try? FileSystem.openRegularFile(path, .readOnly).read(count: size - position, at: Int64(position))
         else { return false }
         guard let lastData = tail.lastIndex(where: { $0 != 0 }) else { return true }
         // Cut short by the zeros: every byte left lies inside the batch its length field

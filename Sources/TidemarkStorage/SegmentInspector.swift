@@ -21,7 +21,7 @@ public enum SegmentInspector {
     /// (or `.preallocatedTail`) if the file does not end on a valid batch boundary. With a `validator`, batches whose
     /// contents it refuses come as `.invalidContent`.
     public static func scan(logFile path: String, validator: RecordBatchValidator? = nil, body: (Item) throws -> Void) throws {
-        let file = try SharedFile.open(path, .readOnly)
+        let file = try FileSystem.openRegularFile(path, .readOnly)
         let size = Int(try file.size())
         var scanner = BatchScanner(file: file, from: 0, end: size, maxBatchBytes: Int(Int32.max))
         while true {
@@ -56,7 +56,7 @@ public enum SegmentInspector {
 
     /// The whole batch at `position` of a log file (for decoding its records).
     public static func readBatch(logFile path: String, position: Int, size: Int) throws -> [UInt8] {
-        try SharedFile.open(path, .readOnly).read(count: size, at: Int64(position))
+        try FileSystem.openRegularFile(path, .readOnly).read(count: size, at: Int64(position))
     }
 
     /// The base offset in a segment file's name (`00000000000000001234.log` -> 1234).
@@ -97,7 +97,7 @@ public enum SegmentInspector {
     /// Whole entries of an index file, read (not mapped), trailing all-zero entries dropped.
     private static func entries(path: String, size: Int) throws -> [ArraySlice<UInt8>] {
         _ = try base(path)
-        let file = try SharedFile.open(path, .readOnly)
+        let file = try FileSystem.openRegularFile(path, .readOnly)
         let length = Int(try file.size())
         let bytes = try file.read(count: length - length % size, at: 0)
         var result = stride(from: 0, to: bytes.count - bytes.count % size, by: size).map { bytes[$0..<($0 + size)] }

@@ -183,7 +183,7 @@ public struct DeleteTopicsResponse: KafkaMessage {
 /// group), resource_name, configuration_keys nullable [string]], include_synonyms bool
 /// (v1+), include_documentation (v3+). Flexible from v4.
 public struct DescribeConfigsRequest: KafkaMessage {
-    public struct Resource: Sendable, Equatable {
+    public struct Resource: Sendable, Hashable {
         public var resourceType: Int8 = 2
         public var resourceName = ""
         public var configurationKeys: [String]? = nil

@@ -237,6 +237,14 @@ import TidemarkWire
             let offsets = try OffsetFetchResponse.decode(try await Self.exchange(client, .offsetFetch, version: 1, fetch), version: 1, flexible: false)
             #expect(offsets.topics.count == 1 && offsets.topics[0].partitions.map(\.partitionIndex) == [0, 2])
             #expect(offsets.topics[0].partitions[0].committedOffset == 4)
+
+            var configs = DescribeConfigsRequest()
+            var resource = DescribeConfigsRequest.Resource()
+            resource.resourceName = "dup"
+            configs.resources = Array(repeating: resource, count: 500)
+            let configured = try DescribeConfigsResponse.decode(
+                try await Self.exchange(client, .describeConfigs, version: 0, configs), version: 0, flexible: false)
+            #expect(configured.results.map(\.resourceName) == ["dup"] && !configured.results[0].configs.isEmpty)
         }
     }
 }

@@ -22,7 +22,7 @@ import Glibc
     /// A batch whose base offset was lowered below the offsets before it: walking the headers
     /// (producer-state replay, tools) stops with a corrupt-log error; it used to read the same
     /// bytes again forever.
-    @Test func offsetsThatGoBackStopAHeaderWalk() throws {
+    @Test(.timeLimit(.minutes(1))) func offsetsThatGoBackStopAHeaderWalk() throws {
         let dir = TemporaryDirectory()
         // Segment 0 holds a (offsets 0-9) and b (10); c rolls to segment 11, so segment 0 is not
         // scanned at the next open (a clean stop vouches for it).
@@ -82,7 +82,7 @@ import Glibc
     /// A FIFO where `.clean-shutdown` belongs: the open fails at once with an error naming the
     /// cause (the partition goes offline, the node goes on); it used to wait forever for a
     /// writer. Once the FIFO is moved away, the log opens with everything.
-    @Test func aFifoInPlaceOfAMarkerIsAnErrorNotAWait() throws {
+    @Test(.timeLimit(.minutes(1))) func aFifoInPlaceOfAMarkerIsAnErrorNotAWait() throws {
         let dir = TemporaryDirectory()
         var log = try PartitionLog.open(directory: dir.path, config: Self.config())
         try log.append(makeBatch(tag: "a", count: 3))

@@ -103,7 +103,7 @@ import Glibc
     }
 
     /// A FIFO where topics.json belongs: the start fails at once, naming it (it waited forever).
-    @Test func aFifoInPlaceOfTopicsJsonIsAnError() async throws {
+    @Test(.timeLimit(.minutes(1))) func aFifoInPlaceOfTopicsJsonIsAnError() async throws {
         let dir = TemporaryDirectory()
         try await Self.withTopic(dir)
         try FileManager.default.removeItem(atPath: dir.file("topics.json"))
@@ -115,7 +115,7 @@ import Glibc
     /// in a part of the log a clean stop vouches for: the start stops with a corrupt-log error
     /// naming the offsets. It used to skip those commits without a word (groups rewound), or
     /// read the same batch forever when it was the last one of a read.
-    @Test func damagedCommitOffsetsStopTheStartWithAnError() async throws {
+    @Test(.timeLimit(.minutes(1))) func damagedCommitOffsetsStopTheStartWithAnError() async throws {
         let dir = TemporaryDirectory()
         var broker = try await Broker.open(dataDirectory: dir.path, options: options())
         try await broker.createTopic("t", partitions: 1)

@@ -73,9 +73,9 @@ struct TopicPattern: Sendable {
 
     /// Nil when the pattern is not valid (or too large).
     init?(_ pattern: String) {
-        // Parsed before its cost is counted, a long pattern took ~100 bytes per character
-        // (under the group coordinator's lock): one longer than this cannot compile within
-        // `maxInstructions` but by empty groups, and is refused before it is parsed.
+        // A pattern is parsed whole before its cost is counted, at ~100 bytes of memory per
+        // character (under the group coordinator's lock): past this length it is refused
+        // unparsed. Subscription patterns are short; this is 4 times the instruction limit.
         guard pattern.utf8.count <= Self.maxPatternBytes else { return nil }
         var parser = Parser(scalars: Array(pattern.unicodeScalars))
         var program: [Instruction] = []

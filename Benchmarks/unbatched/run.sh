@@ -7,8 +7,9 @@
 #   tidemark        `tidemark serve` (TIDEMARK_BIN; TM_ARGS are extra serve arguments)
 #   baseline        a second binary, with BASELINE_BIN (an A/B in the same run)
 #   redis           XADD, AOF everysec (as ../shared/peers/jobs/run_enqueue.sh runs it)
-# Each row: msgs/s, server CPU us per message (from /proc over the phase), p50/p99. ROUNDS
-# rounds alternate them; then medians, and each one's ratios to floor1 and to Redis.
+# Each row: msgs/s, server CPU us per message (from /proc over the phase), p50/p99, and the
+# server's syscalls and context switches per message (perf stat). ROUNDS rounds alternate
+# them; then medians, and each one's ratios to floor1 and to Redis.
 #
 #   Benchmarks/unbatched/run.sh                               (from the project root; ~1 min)
 #   BASELINE_BIN=/tmp/old-tidemark ROUNDS=3 WORKERS=16 TIME_S=8 Benchmarks/unbatched/run.sh
@@ -29,15 +30,29 @@ cc -O2 -pthread -I "$ROOT/Sources/CCRC32C/include" -o "$WORK/produce_floor" "$HE
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_open() { for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+# Syscalls and context switches of the server over the timed phase, per message (perf stat on
+# its PID; left out where perf cannot count them).
+EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_pwritev,syscalls:sys_enter_pwrite64,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,context-switches
+
 measure() { # measure LABEL PROTO PORT PID TOPIC: a warm-up, then the timed phase
-  local label=$1 proto=$2 port=$3 pid=$4 topic=$5 out
+  local label=$1 proto=$2 port=$3 pid=$4 topic=$5 out perf
   "$QBENCH" -proto "$proto" -addr "127.0.0.1:$port" -topic "$topic" -workers "$WORKERS" -count 3000 -size "$SIZE" >/dev/null
+  perf stat -x, -e "$EVENTS" -p "$pid" -o "$WORK/stat.txt" >/dev/null 2>&1 &
+  perf=$!
   out=$("$QBENCH" -proto "$proto" -addr "127.0.0.1:$port" -topic "$topic" -workers "$WORKERS" -count 10000000 \
     -size "$SIZE" -time "${TIME_S}s" -serverpid "$pid")
-  echo "$out" | awk -v label="$label" '{
-    for (i = 1; i <= NF; i++) v[$i] = $(i + 1)
-    printf "%s msgs_per_s %s server_us_per_msg %s p50_us %s p99_us %s server_cpu_pct %s client_cpu_s %s\n",
-      label, v["msgs_per_s"], v["server_us_per_msg"], v["p50_us"], v["p99_us"], v["server_cpu_pct"], v["client_cpu_s"] }'
+  kill -INT "$perf" 2>/dev/null; wait "$perf" 2>/dev/null || true
+  { echo "$out"; cat "$WORK/stat.txt" 2>/dev/null; } | awk -v label="$label" '
+    /^RESULT/ { for (i = 1; i <= NF; i++) v[$i] = $(i + 1) }
+    /^[0-9]+,/ { split($0, f, ","); n = f[3]; sub(/^syscalls:sys_enter_/, "", n); sub(/-switches$/, "_switches", n); c[n] = f[1] }
+    END {
+      printf "%s msgs_per_s %s server_us_per_msg %s p50_us %s p99_us %s server_cpu_pct %s client_cpu_s %s",
+        label, v["msgs_per_s"], v["server_us_per_msg"], v["p50_us"], v["p99_us"], v["server_cpu_pct"], v["client_cpu_s"]
+      # Per message: read, write, pwrite (either call), epoll_wait, futex, context switches.
+      if (v["msgs"] > 0 && ("read" in c)) printf " read_per_msg %.2f write_per_msg %.2f pwrite_per_msg %.2f epoll_per_msg %.2f futex_per_msg %.2f cs_per_msg %.2f",
+        c["read"] / v["msgs"], c["write"] / v["msgs"], (c["pwritev"] + c["pwrite64"]) / v["msgs"],
+        c["epoll_wait"] / v["msgs"], c["futex"] / v["msgs"], c["context_switches"] / v["msgs"]
+      printf "\n" }'
 }
 
 floor() { # floor THREADS
@@ -84,8 +99,9 @@ for label in dict.fromkeys(r[0] for r in rows):
     got = [dict(zip(r[1::2], map(float, r[2::2]))) for r in rows if r[0] == label]
     med[label] = {k: statistics.median(g[k] for g in got) for k in got[0]}
     m = med[label]
+    calls = " ".join(f"{k} {m[k]:.2f}" for k in m if k.endswith("_per_msg") and k != "server_us_per_msg")
     print(f"median {label} msgs_per_s {m['msgs_per_s']:.0f} server_us_per_msg {m['server_us_per_msg']:.2f} "
-          f"p50_us {m['p50_us']:.0f} p99_us {m['p99_us']:.0f} ({len(got)} rounds)")
+          f"p50_us {m['p50_us']:.0f} p99_us {m['p99_us']:.0f} {calls} ({len(got)} rounds)".replace("  ", " "))
 for ref in ("floor1", "redis"):
     for label in med:
         if label != ref:

@@ -189,10 +189,7 @@ extension RequestRouter {
             let committed: [TopicPartition: CommittedOffset]
             var asked: [(String, [Int32])]
             if let topics = group.topics {
-                // Each (topic, partition) once, however often the request names it.
-                var seen = Set<String>()
-                asked = topics.map { topic in (topic.name, topic.partitionIndexes.filter { seen.insert("\($0)/\(topic.name)").inserted }) }
-                    .filter { !$0.1.isEmpty }
+                asked = topics.eachPartitionOnce(topic: \.name, partitions: \.partitionIndexes).map { ($0.name, $0.partitionIndexes) }
                 committed = broker.groups.fetchOffsets(
                     groupId: group.groupId, partitions: topics.flatMap { t in t.partitionIndexes.map { TopicPartition(t.name, Int($0)) } })
             } else {

@@ -132,14 +132,7 @@ extension RequestRouter {
     /// DescribeProducers: the idempotent producers each partition remembers.
     func describeProducers(_ request: DescribeProducersRequest) -> DescribeProducersResponse {
         var response = DescribeProducersResponse()
-        // Each (topic, partition) once, however often the request names it.
-        var seen = Set<String>()
-        let topics = request.topics.map { topic in
-            var unique = topic
-            unique.partitionIndexes = topic.partitionIndexes.filter { seen.insert("\($0)/\(topic.name)").inserted }
-            return unique
-        }.filter { !$0.partitionIndexes.isEmpty }
-        response.topics = topics.map { topic in
+        response.topics = request.topics.eachPartitionOnce(topic: \.name, partitions: \.partitionIndexes).map { topic in
             var result = DescribeProducersResponse.Topic()
             result.name = topic.name
             result.partitions = topic.partitionIndexes.map { index in

@@ -365,4 +365,15 @@ extension Array {
         var seen = Set<Key>()
         return filter { seen.insert(key($0)).inserted }
     }
+
+    /// Topic entries with each (topic, partition) once, across entries naming the same topic;
+    /// an entry left with no partition goes (`firstOfEachKey`'s rule, for partition lists).
+    func eachPartitionOnce(topic: (Element) -> String, partitions: WritableKeyPath<Element, [Int32]>) -> [Element] {
+        var seen = Set<TopicPartition>()
+        return compactMap { entry in
+            var unique = entry
+            unique[keyPath: partitions] = entry[keyPath: partitions].filter { seen.insert(TopicPartition(topic(entry), Int($0))).inserted }
+            return unique[keyPath: partitions].isEmpty ? nil : unique
+        }
+    }
 }

@@ -316,8 +316,14 @@ enum FileSystem {
     static func openRegularFile(_ path: String, _ mode: FileDescriptor.AccessMode, options: FileDescriptor.OpenOptions = [])
         throws(StorageError) -> SharedFile
     {
-        try requireRegularIfPresent(path)
-        let file = try SharedFile.open(path, mode, options: options.union(.nonBlocking))
+        let file: SharedFile
+        do {
+            file = try SharedFile.open(path, mode, options: options.union(.nonBlocking))
+        } catch {
+            // A FIFO without a reader refuses a non-blocking write open (ENXIO): say why.
+            try requireRegularIfPresent(path)
+            throw error
+        }
         var info = stat()
         guard fstat(file.descriptor.rawValue, &info) == 0 else {
             throw .syscall("fstat", path: path, Errno(rawValue: Glibc.errno))

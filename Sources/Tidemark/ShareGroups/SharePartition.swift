@@ -568,8 +568,7 @@ struct SharePartition: Sendable, Equatable {
     mutating func deadLettersWritten(_ sequences: Set<Int32>) {
         let before = deadLetters.count
         deadLetters.removeAll { sequences.contains($0.sequence) }
-        deadLettered = deadLettered.addingReportingOverflow(Int64(before - deadLetters.count)).overflow
-            ? Int64.max : deadLettered + Int64(before - deadLetters.count)
+        deadLettered = deadLettered.saturatingAdd(Int64(before - deadLetters.count))
     }
 
     /// A new producer id for the dead letters (the old one was forgotten by the broker): the

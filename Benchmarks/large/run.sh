@@ -21,8 +21,10 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/tidemark-large.XXXXXX")"
 trap 'pkill -f "serve --data $WORK/" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 floor() {
-  local out; out=$(dd if=/dev/zero of="$WORK/dd.dat" bs=1M count=2000 2>&1 | tail -1); rm -f "$WORK/dd.dat"
-  echo "floor dd_1MiB_buffered_writes $(echo "$out" | awk '{print $(NF-1), $NF}')"
+  # dd's last line ends "..., 344 MB/s" (or GB/s): the floor row in MB/s.
+  dd if=/dev/zero of="$WORK/dd.dat" bs=1M count=2000 2>&1 | tail -1 |
+    awk '{ printf "floor MBps %.0f\n", $(NF-1) * ($NF ~ /^GB/ ? 1000 : 1) }'
+  rm -f "$WORK/dd.dat"
 }
 
 run() { # run LABEL BINARY
@@ -55,19 +57,5 @@ echo "# large payloads: WORKERS=$WORKERS SIZE=1MiB TIME_S=$TIME_S $(nproc) cores
   done
   floor
 } | tee "$WORK/rows"
-# Medians over the rounds, and the ratios: Tidemark to the floor, and to the baseline if any.
-python3 - "$WORK/rows" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-floor = statistics.median(float(r[2]) * (1000 if r[3].startswith("GB") else 1) for r in rows if r[0] == "floor")
-med = {}
-for label in ("tidemark", "baseline"):
-    got = [dict(zip(r[1::2], map(float, r[2::2]))) for r in rows if r[0] == label]
-    if got:
-        med[label] = {k: statistics.median(g[k] for g in got) for k in ("MBps", "server_ms_per_MiB")}
-        print(f"median {label} MBps {med[label]['MBps']:.0f} server_ms_per_MiB {med[label]['server_ms_per_MiB']:.2f} ({len(got)} rounds)")
-print(f"ratio tidemark_over_floor MBps {med['tidemark']['MBps'] / floor:.2f} (floor median {floor:.0f} MB/s)")
-if "baseline" in med:
-    for k in ("MBps", "server_ms_per_MiB"):
-        print(f"ratio tidemark_over_baseline {k} {med['tidemark'][k] / med['baseline'][k]:.2f}")
-PY
+# Medians over the rounds, and the ratios: to the floor, and to the baseline if any.
+"$ROOT/Benchmarks/medians.py" "$WORK/rows" MBps,server_ms_per_MiB floor baseline

@@ -91,20 +91,4 @@ echo "# unbatched produce: WORKERS=$WORKERS SIZE=$SIZE TIME_S=$TIME_S ROUNDS=$RO
     redis
   done
 } | tee "$WORK/rows"
-python3 - "$WORK/rows" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-med = {}
-for label in dict.fromkeys(r[0] for r in rows):
-    got = [dict(zip(r[1::2], map(float, r[2::2]))) for r in rows if r[0] == label]
-    med[label] = {k: statistics.median(g[k] for g in got) for k in got[0]}
-    m = med[label]
-    calls = " ".join(f"{k} {m[k]:.2f}" for k in m if k.endswith("_per_msg") and k != "server_us_per_msg")
-    print(f"median {label} msgs_per_s {m['msgs_per_s']:.0f} server_us_per_msg {m['server_us_per_msg']:.2f} "
-          f"p50_us {m['p50_us']:.0f} p99_us {m['p99_us']:.0f} {calls} ({len(got)} rounds)".replace("  ", " "))
-for ref in ("floor1", "redis"):
-    for label in med:
-        if label != ref:
-            print(f"ratio {label}_over_{ref} server_us_per_msg {med[label]['server_us_per_msg'] / med[ref]['server_us_per_msg']:.2f} "
-                  f"msgs_per_s {med[label]['msgs_per_s'] / med[ref]['msgs_per_s']:.2f}")
-PY
+"$ROOT/Benchmarks/medians.py" "$WORK/rows" server_us_per_msg,msgs_per_s floor1 redis

@@ -20,13 +20,26 @@ final class ConnectionReadGate {
 }
 
 /// One request frame and the budget bytes reserved for it (given back once it is handled).
+///
+/// 24 bytes, so that NIO carries it in an `NIOAny` without boxing it on the heap (an
+/// existential's inline buffer is three words): `partial` is kept as a plain Int, 0 for none.
 struct KafkaFrame {
     var bytes: [UInt8]
     var reservedBytes: Int
+    private var partialNumber: Int
+
+    init(bytes: [UInt8], reservedBytes: Int, partial: Int? = nil) {
+        self.bytes = bytes
+        self.reservedBytes = reservedBytes
+        // The budget numbers partial frames from 1.
+        precondition(partial.map { $0 > 0 } ?? true, "partial frame numbers start at 1")
+        self.partialNumber = partial ?? 0
+    }
+
     /// The frame's number in the budget when it was reserved in steps: its privilege (the
     /// oldest such frame always gets its steps) lasts until its bytes are given back, so the
     /// next frame past the limit waits for this one's bytes, not just for its arrival.
-    var partial: Int? = nil
+    var partial: Int? { partialNumber == 0 ? nil : partialNumber }
 
     /// The request's API key (its first two bytes), nil for a frame too short to have one.
     var apiKey: Int16? { bytes.count >= 2 ? Int16(bytes[0]) << 8 | Int16(bytes[1]) : nil }

@@ -308,9 +308,12 @@ final class LogSegment {
         return min(room, offsetRoom) > batchCount + 1
     }
 
-    /// Writes `vectors` (whole batches, `headers` in order) at the end of the log and
+    /// Writes `vectors` (whole batches, `headers` in order, their offsets consecutive from
+    /// `firstOffset`, as the caller stamped them into the bytes) at the end of the log and
     /// indexes them. On failure nothing is left appended.
-    func append(vectors: UnsafeMutableBufferPointer<iovec>, byteCount: Int, headers: [RecordBatchHeader]) throws(StorageError) {
+    func append(
+        vectors: UnsafeMutableBufferPointer<iovec>, byteCount: Int, headers: [RecordBatchHeader], firstOffset: Int64
+    ) throws(StorageError) {
         precondition(isWritable, "append to a segment that is not active")
         let start = size
         let log = try file()
@@ -328,9 +331,13 @@ final class LogSegment {
         let savedEntries = (offsetIndex!.entryCount, timeIndex!.entryCount)
         var position = start
         do {
-            for header in headers {
+            // The batches' offsets as the vectors wrote them: consecutive from `firstOffset`.
+            var next = firstOffset
+            for var header in headers {
+                header.baseOffset = next
                 try index(header, at: position)
                 position += header.totalSize
+                next = header.nextOffset
             }
         } catch {
             offsetIndex!.storage.truncate(toEntries: savedEntries.0)

@@ -301,9 +301,7 @@ public final class PartitionLog: Sendable {
                 fileUse.touch()
                 let firstOffset = s.logEndOffset
                 var next = firstOffset
-                var assigned = headers
                 for index in headers.indices {
-                    assigned[index].baseOffset = next
                     payload.offsetFields[index] = next.bigEndian
                     // Offsets end at Int64.max (a segment file named near it, copied in or
                     // hand-made): the append fails, the process goes on.
@@ -321,7 +319,7 @@ public final class PartitionLog: Sendable {
                     try roll(&s)
                 }
                 if s.active.rollBaseMilliseconds == nil { s.active.rollBaseMilliseconds = clock() }
-                try s.active.append(vectors: payload.vectors, byteCount: totalBytes, headers: assigned)
+                try s.active.append(vectors: payload.vectors, byteCount: totalBytes, headers: headers, firstOffset: firstOffset)
                 s.logEndOffset = next
                 publishPositions(s)
                 s.messagesSinceFlush += recordCount

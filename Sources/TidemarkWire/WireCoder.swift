@@ -97,7 +97,10 @@ public struct WireCoder {
 
     /// Everything written, as chunks (file slices kept apart for sendfile).
     public func finishedChunks() -> [RecordsData] {
-        output.isEmpty ? chunks : chunks + [.bytes(output[...])]
+        guard !output.isEmpty else { return chunks }
+        var all = chunks
+        all.append(.bytes(output[...]))
+        return all
     }
 
     /// Everything written, as one byte array (file slices read into memory).
@@ -315,9 +318,14 @@ public struct WireCoder {
                 result.append(item)
             }
             value = result
-        } else if var items = value {
-            for i in items.indices { try element(&self, &items[i]) }
-            value = items
+        } else if let items = value {
+            // Each element is written from a copy: writing never changes a message, and
+            // writing through `items[i]` would copy the whole array first (the message being
+            // encoded still holds it), once per array per response.
+            for item in items {
+                var item = item
+                try element(&self, &item)
+            }
         }
     }
 

@@ -69,4 +69,13 @@ import Testing
         #expect(reader.frameCapacity < 1 << 20, "an array of \(reader.frameCapacity) bytes for 100 sent")
         _ = try? channel.finish()
     }
+
+    /// A frame travels the pipeline in an `NIOAny`, whose inline buffer is three words: at 25
+    /// bytes (an `Int?` field) it was boxed on the heap once per request.
+    @Test func aFrameFitsInAnExistentialsInlineBuffer() {
+        #expect(MemoryLayout<KafkaFrame>.size <= 3 * MemoryLayout<Int>.size)
+        let frame = KafkaFrame(bytes: [0, 1], reservedBytes: 2, partial: 7)
+        #expect(frame.partial == 7)
+        #expect(KafkaFrame(bytes: [], reservedBytes: 0).partial == nil)
+    }
 }

@@ -5,13 +5,14 @@ import Dispatch
 struct BlockingExecutor: Sendable {
     private let queue: DispatchQueue
 
-    /// `serial`: one call at a time (the decompressing check of produced batches: each may
-    /// hold 64 MiB, so the memory they take is bounded by one, whatever clients send).
-    init(serial: Bool = false) {
+    /// `serial`: one call at a time, for work whose memory is bounded by one call only
+    /// (the decompressing check of produced batches: each may hold 64 MiB; decoding records
+    /// for the console), whatever clients send.
+    init(serial: Bool = false, label: String = "tidemark.storage-io") {
         queue =
             serial
-            ? DispatchQueue(label: "tidemark.decompress", qos: .userInitiated)
-            : DispatchQueue(label: "tidemark.storage-io", qos: .userInitiated, attributes: .concurrent)
+            ? DispatchQueue(label: label, qos: .userInitiated)
+            : DispatchQueue(label: label, qos: .userInitiated, attributes: .concurrent)
     }
 
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

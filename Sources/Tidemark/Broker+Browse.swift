@@ -6,7 +6,8 @@ extension Broker {
     /// keys, values and headers (at least one record): a page of compressed batches
     /// decompressed to a gigabyte (15 batches of 60 MiB of zeros, 260 KB each on disk) per
     /// request, and the console asks for pages by itself. A batch decompressing past
-    /// `maxRecordBytes` is refused. The decoding runs on the executor. Does not wait for new records.
+    /// `maxRecordBytes` is refused. Records count what they hold decoded (`DecodeBudget`). The
+    /// decoding runs on the `browser` executor, one page at a time. Does not wait for new records.
     public func readRecords(
         topic: String, partition: Int, from offset: Int64, limit: Int, maxBytes: Int = 1 << 20, maxRecordBytes: Int = 8 << 20
     ) async throws -> [ConsumerRecord] {
@@ -16,7 +17,7 @@ extension Broker {
         let fetched = try await fetch(topic: topic, partition: partition, offset: from, maxBytes: maxBytes)
         guard let slice = fetched.slice else { return [] }
         let budget = DecodeBudget(maxBatchBytes: maxRecordBytes, maxBytes: maxRecordBytes)
-        return try await executor.run { [self] in
+        return try await browser.run { [self] in
             try records(in: slice, topic: topic, partition: partition, from: from, limit: limit, budget: budget)
         }
     }

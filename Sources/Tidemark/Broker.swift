@@ -51,7 +51,11 @@ public final class Broker: Sendable {
     let executor = BlockingExecutor()
     /// Checks of compressed batches too large for the event loop, one at a time (see
     /// `Broker.append`): memory bounded by one decompressed batch.
-    let decompressor = BlockingExecutor(serial: true)
+    let decompressor = BlockingExecutor(serial: true, label: "tidemark.decompress")
+    /// Records decoded for people to read (`readRecords`: the console), one page at a time:
+    /// a page's decoded records may be ~12x its bytes (two bytes of an empty header are 24 in
+    /// memory), so memory is bounded by one page, not by the number of viewers.
+    let browser = BlockingExecutor(serial: true, label: "tidemark.browse")
     /// Group commit for every partition: one thread syncing what waiting appenders need.
     let flusher: LogFlusher
     /// The deadlines of embedded long polls, on one sleeping task.

@@ -41,9 +41,21 @@ extension Broker {
     /// How much a decode may hold, for readers that show records rather than deliver them
     /// (the console): a batch decompressing past `maxBatchBytes` is refused, and decoding stops
     /// once the records kept hold `maxBytes` (at least one record is always kept).
+    ///
+    /// A record counts what it holds in memory, not only its payload: its keys, values and
+    /// header bytes, plus the record and each header as decoded. An empty header with a null
+    /// value is 2 bytes on the wire and 24 in memory; counting payload alone, a record of
+    /// millions of them cost nothing, and a page of 20 held gigabytes.
     struct DecodeBudget: Sendable {
         var maxBatchBytes: Int
         var maxBytes: Int
+
+        static func cost(of record: Record) -> Int {
+            var bytes = MemoryLayout<ConsumerRecord>.stride + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+            bytes += record.headers.count * MemoryLayout<RecordHeader>.stride
+            for header in record.headers { bytes += header.key.utf8.count + (header.value?.count ?? 0) }
+            return bytes
+        }
     }
 
     /// Decodes the records at or after `from` in whole stored batches.
@@ -79,7 +91,7 @@ extension Broker {
                 guard !batch.header.isControl else { continue }
                 for record in batch.records where batch.offset(of: record) >= from {
                     if out.count == limit || (!out.isEmpty && kept >= (budget?.maxBytes ?? .max)) { break }
-                    if budget != nil { kept += (record.key?.count ?? 0) + (record.value?.count ?? 0) + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) } }
+                    if budget != nil { kept += DecodeBudget.cost(of: record) }
                     out.append(
                         ConsumerRecord(
                             topic: topic, partition: partition, offset: batch.offset(of: record),

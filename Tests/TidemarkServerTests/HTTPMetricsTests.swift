@@ -7,7 +7,7 @@ import Synchronization
 import TestSupport
 import Testing
 import Tidemark
-import TidemarkHTTP
+@testable import TidemarkHTTP
 import TidemarkServer
 import TidemarkStorage
 import TidemarkWire
@@ -696,6 +696,47 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         #expect(try await httpGet(port: node.http.boundPort, "/api/groups/a/b").status == 404)
         console.stop()
         try await node.stop()
+    }
+
+    /// Records of 50,000 empty headers each (100 KB on the wire, 1.2 MB decoded): a page
+    /// counts them as decoded (it held every header of up to 100 such records, and its JSON
+    /// listed them all), and shows 64 headers of each with their count.
+    @Test func recordsOfManyHeadersMakeASmallPage() async throws {
+        let (node, console) = try await Self.startWithConsole()
+        try await node.broker.createTopic("bomb", partitions: 1)
+        let producer = try await Producer(broker: node.broker)
+        let headers = [RecordHeader](repeating: RecordHeader(key: "", value: nil), count: 50_000)
+        for _ in 0..<10 { _ = try await producer.send(topic: "bomb", key: nil, value: Array("v".utf8), headers: headers) }
+        let answer = try await httpGet(port: node.http.boundPort, "/api/topics/bomb/messages?partition=0&limit=100")
+        #expect(answer.status == 200)
+        #expect(answer.body.utf8.count < 256 << 10, "\(answer.body.utf8.count) bytes")
+        let page = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+        let messages = page?["messages"] as? [[String: Any]] ?? []
+        // 8 MiB of decoded records: 7 of 1.2 MB, not the 10 the fetch read.
+        #expect((1..<10).contains(messages.count), "\(messages.count) records")
+        #expect(messages.first?["headerCount"] as? Int == 50_000)
+        #expect((messages.first?["headers"] as? [Any])?.count == 64)
+        console.stop()
+        try await node.stop()
+    }
+
+    /// A value is text when it is UTF-8 (a cut inside a character moves back to its start)
+    /// without control characters (six bytes each in JSON); base64 is sent only for the rest.
+    @Test func bytesAreTextOrBase64() throws {
+        let text = try #require(ConsoleModel.Bytes(Array("héllo".utf8)))
+        #expect(text.text == "héllo" && text.base64 == nil && !text.isJSON)
+        let json = try #require(ConsoleModel.Bytes(Array(#"{"a": 1}"#.utf8)))
+        #expect(json.isJSON && json.text != nil)
+        // "é" is two bytes: a 2-byte preview of "aé" cuts it; the text shown is "a".
+        let cut = try #require(ConsoleModel.Bytes(Array("aé".utf8), preview: 2))
+        #expect(cut.text == "a" && cut.size == 3 && cut.base64 == nil)
+        let binary = try #require(ConsoleModel.Bytes([0xFF, 0x00, 0x41]))
+        #expect(binary.text == nil && binary.base64 == "/wBB")
+        let controls = try #require(ConsoleModel.Bytes([0x01, 0x02, 0x41]))
+        #expect(controls.text == nil && controls.base64 == "AQJB")
+        let lines = try #require(ConsoleModel.Bytes(Array("a\tb\r\nc".utf8)))
+        #expect(lines.text == "a\tb\r\nc")
+        #expect(ConsoleModel.Bytes(nil) == nil)
     }
 
     @Test func readsAnswerAndActionsNeedTheToken() async throws {

@@ -66,22 +66,39 @@ enum ConsoleModel {
         var offline: String?
     }
 
-    /// A key, value or header value: its UTF-8 text when it is valid UTF-8, its JSON when it
-    /// parses as JSON (the page pretty-prints it), and always its bytes as base64 (hex view).
+    /// A key, value or header value, its first `preview` bytes shown: as UTF-8 text when they
+    /// are valid UTF-8 without control characters but tab and line ends (a cut inside a
+    /// character moves back to its start), flagged as JSON when
+    /// they parse as a JSON object or array (the page pretty-prints it), and as base64 only when
+    /// they are not text (the page's hex view encodes the text back: the same bytes). Sending
+    /// both made a page of control characters (six bytes each in JSON) about 60 MiB.
     struct Bytes: Codable {
         var size: Int
         var text: String?
         var isJSON: Bool
-        var base64: String
+        var base64: String?
 
         init?(_ bytes: [UInt8]?, preview: Int = 64 * 1024) {
             guard let bytes else { return nil }
-            let shown = Array(bytes.prefix(preview))
+            var shown = bytes.prefix(preview)
             size = bytes.count
-            base64 = Data(shown).base64EncodedString()
-            text = String(validating: shown, as: UTF8.self)
-            isJSON = text != nil && (try? JSONSerialization.jsonObject(with: Data(shown), options: [.fragmentsAllowed])) != nil
-                && shown.first.map { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "[") } == true
+            var text = String(validating: shown, as: UTF8.self)
+            if text == nil, shown.count < bytes.count {
+                // Cut inside a character: drop its first 1-3 bytes, and try again.
+                for drop in 1...3 where text == nil && drop < shown.count {
+                    let lead = shown[shown.endIndex - drop]
+                    guard lead & 0xC0 == 0xC0 else { continue }  // a character's first byte
+                    text = String(validating: shown.dropLast(drop), as: UTF8.self)
+                    if text != nil { shown = shown.dropLast(drop) }
+                }
+            }
+            // Control characters other than tab and line ends make it binary, not text.
+            if shown.contains(where: { ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D) || $0 == 0x7F }) { text = nil }
+            self.text = text
+            base64 = text == nil ? Data(shown).base64EncodedString() : nil
+            isJSON =
+                text != nil && shown.first.map { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "[") } == true
+                && (try? JSONSerialization.jsonObject(with: Data(shown), options: [.fragmentsAllowed])) != nil
         }
     }
 
@@ -97,7 +114,13 @@ enum ConsoleModel {
         var timestampType: String
         var key: Bytes?
         var value: Bytes?
+        /// The first `maxHeaders` headers; `headerCount` says how many the record has.
         var headers: [Header]
+        var headerCount: Int
+
+        /// Headers shown per record: Kafka sets no limit on a record's headers, and an empty one
+        /// is two bytes on the wire (four million fit in an 8 MiB batch).
+        static let maxHeaders = 64
 
         init(_ record: ConsumerRecord) {
             partition = record.partition
@@ -106,7 +129,8 @@ enum ConsoleModel {
             timestampType = record.timestampType == .logAppendTime ? "LogAppendTime" : "CreateTime"
             key = Bytes(record.key)
             value = Bytes(record.value)
-            headers = record.headers.map { Header(key: $0.key, value: Bytes($0.value, preview: 4096)) }
+            headers = record.headers.prefix(Self.maxHeaders).map { Header(key: $0.key, value: Bytes($0.value, preview: 4096)) }
+            headerCount = record.headers.count
         }
     }
 

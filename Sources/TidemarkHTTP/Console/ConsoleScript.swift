@@ -169,8 +169,9 @@ enum ConsoleScript {
 
   function bytesView(b, mode) {
     if (!b) return el("span", { class: "muted" }, "null");
-    const raw = atob(b.base64);
-    const hex = () => Array.from(raw, (c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join(" ");
+    // The bytes shown: base64 when they are not text, else the text's own UTF-8.
+    const raw = b.base64 != null ? Array.from(atob(b.base64), (c) => c.charCodeAt(0)) : Array.from(new TextEncoder().encode(b.text));
+    const hex = () => raw.map((x) => x.toString(16).padStart(2, "0")).join(" ");
     let shown;
     // (A field the server leaves out is undefined: `== null` covers both.)
     if (mode === "hex" || (mode === "auto" && b.text == null)) shown = hex();
@@ -182,7 +183,8 @@ enum ConsoleScript {
   function messagesTable(page, mode) {
     return table(["Offset", "Timestamp", "Key", "Headers", "Value"], page.messages.map((m) => ({ key: String(m.offset), cells: [
       fmt.n(m.offset), fmt.time(m.timestamp), bytesView(m.key, mode),
-      el("div", {}, m.headers.map((h) => el("div", {}, el("b", {}, h.key), ": ", h.value ? (h.value.text != null ? h.value.text : bytesView(h.value, "hex")) : "null"))),
+      el("div", {}, m.headers.map((h) => el("div", {}, el("b", {}, h.key), ": ", h.value ? (h.value.text != null ? h.value.text : bytesView(h.value, "hex")) : "null"))
+        .concat(m.headerCount > m.headers.length ? [el("div", { class: "muted" }, "… " + fmt.n(m.headerCount - m.headers.length) + " more headers")] : [])),
       bytesView(m.value, mode)] })), [0]);
   }
   async function topicPage(name) {

@@ -33,6 +33,10 @@ public final class HTTPServer: Sendable {
         /// A request whose head and body do not arrive within this is answered by closing
         /// (a slow drip of bytes cannot hold one of the connections forever).
         public var requestTimeout: TimeAmount = .seconds(30)
+        /// At `maxConnections` with none waiting for a request, a connection whose answer has
+        /// been going out for this long (its client reads it slowly, or not at all) is closed
+        /// to make room: health checks and scrapes get in, whatever other clients do.
+        public var slowAnswer: TimeAmount = .seconds(5)
         public init() {}
     }
 
@@ -73,9 +77,14 @@ public final class HTTPServer: Sendable {
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // A client that shuts down its sending side after its request (`nc -N`, some probe
+            // scripts) still gets its answer; NIO's pipeline handler closes after it.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard open.admit(channel, limit: limits.maxConnections) else { throw ChannelError.inappropriateOperationForState }
+                    guard open.admit(channel, limit: limits.maxConnections, slowAnswer: limits.slowAnswer) else {
+                        throw ChannelError.inappropriateOperationForState
+                    }
                     channel.closeFuture.whenComplete { _ in open.remove(channel) }
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
                     let requestStart = RequestStartDeadline(timeout: limits.requestTimeout)
@@ -138,6 +147,9 @@ final class ServerConnections: Sendable {
         var since: UInt64
         /// Waiting for (or reading) a request since `since`, not being answered.
         var waiting = true
+        /// Since when (monotonic ns) answers have been going out without all of them having
+        /// left: nil when none is unsent.
+        var unsentSince: UInt64?
     }
     private let open = Mutex<(table: [ObjectIdentifier: Entry], next: UInt64)>(([:], 0))
     /// Route and stream tasks running now.
@@ -147,16 +159,26 @@ final class ServerConnections: Sendable {
     var all: [any Channel] { open.withLock { $0.table.values.map(\.channel) } }
 
     /// Records a new connection. At `limit`, the connection waiting longest for a request
-    /// is closed to make room (false when every connection is being answered: the new one
-    /// is refused). The table never holds more than `limit`.
-    func admit(_ channel: any Channel, limit: Int) -> Bool {
+    /// is closed to make room; when none waits, the one whose answers have been going out
+    /// longest, if that is over `slowAnswer` (a client reading nothing kept its connection for
+    /// as long as it sent a request a minute: with the unread answers under NIO's 64 KiB
+    /// watermark, the channel stayed writable and no stall was seen). Otherwise (every
+    /// connection is running a route, or answering quickly) the new one is refused. The
+    /// table never holds more than `limit`.
+    func admit(_ channel: any Channel, limit: Int, slowAnswer: TimeAmount = .seconds(5)) -> Bool {
+        let now = NIODeadline.now().uptimeNanoseconds
         let (admitted, evicted) = open.withLock { s -> (Bool, (any Channel)?) in
             var evicted: (any Channel)?
             if s.table.count >= limit {
-                guard let oldest = s.table.filter({ $0.value.waiting }).min(by: { $0.value.since < $1.value.since }) else {
-                    return (false, nil)
+                let slow = { (entry: Entry) -> UInt64? in
+                    guard let since = entry.unsentSince, now &- since >= UInt64(max(slowAnswer.nanoseconds, 0)) else { return nil }
+                    return since
                 }
-                evicted = s.table.removeValue(forKey: oldest.key)?.channel
+                let victim =
+                    s.table.filter({ $0.value.waiting }).min(by: { $0.value.since < $1.value.since })?.key
+                    ?? s.table.compactMap({ entry in slow(entry.value).map { (entry.key, $0) } }).min(by: { $0.1 < $1.1 })?.0
+                guard let victim else { return (false, nil) }
+                evicted = s.table.removeValue(forKey: victim)?.channel
             }
             s.table[ObjectIdentifier(channel)] = Entry(channel: channel, since: s.next)
             s.next += 1
@@ -176,6 +198,15 @@ final class ServerConnections: Sendable {
                 s.table[ObjectIdentifier(channel)]!.since = s.next
                 s.next += 1
             }
+        }
+    }
+
+    /// Answers of `channel` are going out (since now), or all of them have left.
+    func unsent(_ channel: any Channel, _ unsent: Bool) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        open.withLock { s in
+            guard s.table[ObjectIdentifier(channel)] != nil else { return }
+            s.table[ObjectIdentifier(channel)]!.unsentSince = unsent ? now : nil
         }
     }
 
@@ -206,7 +237,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Answers written but not yet flushed to the client (a large scrape to a slow reader):
     /// the connection is being answered until they are.
     private var writing = 0 {
-        didSet { reportAnswering() }
+        didSet {
+            reportAnswering()
+            if (oldValue == 0) != (writing == 0), let channel { connections.unsent(channel, writing > 0) }
+        }
     }
     private var reportedAnswering = false
     private var channel: (any Channel)?
@@ -385,7 +419,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             }
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            done.whenComplete { [channel = context.channel] _ in
+            // An answer not out within the stall timeout (plus a second per 64 KiB) closes the
+            // connection: its client reads nothing. As for a stream's chunks, the channel's
+            // writability does not tell: answers unread below NIO's 64 KiB watermark leave it
+            // writable, and a client sending a request a minute held its connection for ever.
+            let channel = context.channel
+            let stalled = context.eventLoop.scheduleTask(in: stallTimeout + .seconds(Int64(bytes.count >> 16))) {
+                channel.close(promise: nil)
+            }
+            done.whenComplete { _ in
+                stalled.cancel()
                 bound.value.writing -= 1
                 if !keepAlive { channel.close(promise: nil) }
             }

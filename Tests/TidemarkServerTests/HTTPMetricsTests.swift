@@ -627,6 +627,43 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
 
     /// An answer still being written (a large body to a client not reading it yet) is being
     /// answered too: at the bound, a new connection takes the place of an idle one, not of it.
+    /// At the connection bound, with no connection waiting for a request: one whose answer
+    /// has been going out for longer than `slowAnswer` (its client reads nothing) is closed
+    /// to make room, and a health check gets in (it was refused: 128 clients that never read
+    /// took every connection, and the probes with them).
+    @Test func aStuckAnswerMakesRoomForAHealthCheck() async throws {
+        struct Big: HTTPRoutes {
+            static let size = 32 << 20  // far more than loopback buffers hold
+            func respond(to request: HTTPRequest) async -> HTTPResponse? {
+                HTTPResponse(body: .bytes(request.path == "/big" ? [UInt8](repeating: 0x41, count: Self.size) : Array("ok".utf8)))
+            }
+        }
+        var limits = HTTPServer.Limits()
+        limits.maxConnections = 2
+        limits.slowAnswer = .milliseconds(300)
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [Big()], limits: limits)
+        let stuck = try (0..<2).map { _ in try RawClient(port: http.boundPort) }
+        for client in stuck { client.send(Array("GET /big HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
+        // Both answers start going out, and nobody reads them.
+        try await Self.until(30) { http.openConnections == 2 }
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(try await httpGet(port: http.boundPort, "/healthz").status == 200)
+        withExtendedLifetime(stuck) {}
+        await http.stop()
+    }
+
+    /// A client that shuts down its sending side after its request gets its answer (it got
+    /// none: the connection closed at the end of its input).
+    @Test func aHalfClosedClientIsAnswered() async throws {
+        let node = try await Self.start()
+        let client = try RawClient(port: node.http.boundPort)
+        client.send(Array("GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n".utf8))
+        shutdown(client.fd, Int32(SHUT_WR))
+        let answer = await client.receiveOffLoop(12)
+        #expect(answer.map { String(decoding: $0, as: UTF8.self) } == "HTTP/1.0 200")
+        try await node.stop()
+    }
+
     @Test func anAnswerBeingWrittenIsNotClosedForNewOnes() async throws {
         struct Big: HTTPRoutes {
             static let size = 32 << 20  // far more than loopback buffers hold

@@ -135,8 +135,12 @@ struct Serve: AsyncParsableCommand {
         return String(cString: strerror(io.errnoCode)) + (io.errnoCode == EADDRINUSE ? " (\(busyHint))" : "")
     }
 
+    /// localhost, ::1 or an IPv4 address in 127.0.0.0/8 (not any name starting "127.": a
+    /// DNS name such as 127.example.com may point anywhere).
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return host == "localhost" || host == "::1"
+            || (parts.count == 4 && parts[0] == "127" && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && UInt8($0) != nil })
     }
 
     func run() async throws {

@@ -278,7 +278,9 @@ extension RequestRouter {
     func describeShareGroupOffsets(_ request: DescribeShareGroupOffsetsRequest) -> DescribeShareGroupOffsetsResponse {
         var response = DescribeShareGroupOffsetsResponse()
         let view = broker.shareLogView
-        response.groups = request.groups.map { asked in
+        // Each group once: a group named 100,000 times in 400 KB built its answer (up to 80 KB
+        // for 1,000 partitions) each time.
+        response.groups = request.groups.firstOfEachKey { $0.groupId }.map { asked in
             var group = DescribeShareGroupOffsetsResponse.Group(groupId: asked.groupId)
             let summaries = broker.shares.summaries(asked.groupId, view: view)
             var wanted: Set<TopicPartition>? = nil
@@ -311,7 +313,7 @@ extension RequestRouter {
             // Partitions asked for that the group has no state for: start offset -1.
             for tp in (wanted ?? []).subtracting(answered) {
                 var p = DescribeShareGroupOffsetsResponse.Partition(partitionIndex: Int32(tp.partition))
-                if (try? broker.partitionCount(of: tp.topic)).map({ tp.partition < $0 }) != true {
+                if (try? broker.partitionCount(of: tp.topic)).map({ (0..<$0).contains(tp.partition) }) != true {
                     p.errorCode = KafkaError.unknownTopicOrPartition.rawValue
                 }
                 byTopic[tp.topic, default: .init(topicName: tp.topic, topicId: wireId(of: tp.topic))].partitions.append(p)

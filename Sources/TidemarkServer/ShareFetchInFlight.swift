@@ -56,6 +56,8 @@ final class ShareFetchInFlight {
     private var toldLooked = false
     /// Response bytes left (request's max_bytes and the server's fetch.max.bytes).
     private var budget: Int
+    /// Record bytes this answer holds so far.
+    private var deliveredBytes = 0
     private var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
 
     init(
@@ -241,6 +243,14 @@ final class ShareFetchInFlight {
                 fail(acquisition, error)
                 continue
             }
+            // Past the byte budget (or the broker's response memory), once some partition has
+            // records: the rest are given back unread. (Each partition read at least its first
+            // batch whole: 1,000 partitions of 1 MiB batches made a 1 GiB answer at max_bytes 1.)
+            if deliveredBytes > 0 && (budget <= 0 || router.responseMemory.room < deliveredBytes) {
+                let tp = acquisition.topicPartition
+                if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets) }
+                continue
+            }
             var walk: ShareBatchWalk
             do {
                 walk = ShareBatchWalk(
@@ -290,6 +300,7 @@ final class ShareFetchInFlight {
         }
         let covered = walk.covered
         budget -= walk.kept.count
+        deliveredBytes += walk.kept.count
         broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets.filter { $0 > covered })
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.records = .bytes(walk.kept[...])

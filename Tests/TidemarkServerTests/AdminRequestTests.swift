@@ -245,6 +245,17 @@ import TidemarkWire
             let configured = try DescribeConfigsResponse.decode(
                 try await Self.exchange(client, .describeConfigs, version: 0, configs), version: 0, flexible: false)
             #expect(configured.results.map(\.resourceName) == ["dup"] && !configured.results[0].configs.isEmpty)
+
+            // A share group named many times is answered once; a negative partition is unknown.
+            var shareOffsets = DescribeShareGroupOffsetsRequest()
+            shareOffsets.groups =
+                Array(repeating: .init(groupId: "s", topics: [.init(topicName: "dup", partitions: [0, -1])]), count: 500) + [.init(groupId: "t")]
+            let shared = try DescribeShareGroupOffsetsResponse.decode(
+                try await Self.exchange(client, .describeShareGroupOffsets, version: 0, shareOffsets), from: 1, version: 0, flexible: true)
+            #expect(shared.groups.map(\.groupId) == ["s", "t"])
+            let asked = shared.groups.first?.topics.first?.partitions ?? []
+            #expect(asked.map(\.partitionIndex) == [-1, 0])
+            #expect(asked.first?.errorCode == KafkaError.unknownTopicOrPartition.rawValue && asked.last?.errorCode == 0)
         }
     }
 }

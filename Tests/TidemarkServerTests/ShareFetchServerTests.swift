@@ -154,6 +154,45 @@ extension ServerTests {
     /// A partition whose next records are not in the page cache is served in the same fetch as
     /// one whose records are (the loop's acquire leaves it out; the executor acquires from it),
     /// not starved while the other always has records.
+    /// A ShareFetch's max_bytes bounds its answer: the first partition with records goes whole,
+    /// the records acquired past the budget are given back unread (each partition read at
+    /// least its first batch: 1,000 partitions of 1 MiB batches made 1 GiB at max_bytes 1), and
+    /// the next fetch gets them at once (not after their lock expires).
+    @Test func aShareFetchPastItsByteBudgetGivesTheRestBack() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("wide", partitions: 4)
+            let client = try RawClient(port: server.boundPort)
+            let batches = try (0..<4).map { p in
+                var builder = RecordBatchBuilder(compression: .none)
+                builder.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(p), count: 10_000))
+                return try builder.build()
+            }
+            try await Self.produceEach(client, topic: "wide", batches)
+            try await Self.joinShareGroup(client, topic: "wide")
+            let topicId = try await FetchSessionTests.topicId(of: "wide", port: server.boundPort)
+            var request = ShareFetchRequest()
+            request.groupId = "workers"
+            request.memberId = "worker-1"
+            request.shareSessionEpoch = 0
+            request.maxWaitMs = 1_000
+            request.maxBytes = 1
+            request.maxRecords = 100
+            request.batchSize = 100
+            var topic = ShareAcknowledgeTopic()
+            topic.topicId = topicId
+            topic.partitions = (0..<4).map { .init(partitionIndex: $0) }
+            request.topics = [topic]
+            try client.request(.shareFetch, version: 1, correlation: 2, request)
+            let (_, body) = try #require(await client.response())
+            let first = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+            let got = first.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }.map(\.partitionIndex)
+            #expect(got.count == 1, "\(got)")
+            let rest = try await Self.shareFetch(client, topicId: topicId, partitions: [], maxRecords: 100, epoch: 1, correlation: 3)
+            let then = rest.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }.map(\.partitionIndex)
+            #expect(Set(then).union(got) == [0, 1, 2, 3] && then.count == 3, "\(then)")
+        }
+    }
+
     @Test func aColdPartitionIsServedBesideAHotOne() async throws {
         try await Self.withServer { server in
             try await server.broker.createTopic("mixed", partitions: 2)

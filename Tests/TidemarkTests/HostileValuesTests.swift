@@ -109,6 +109,48 @@ import TidemarkStorage
             throws: { ($0 as? TidemarkError)?.code == .invalidRequest }
         try await broker.shares.resetOffsets(group: "idle", offsets: [Self.tp: 1], view: broker.shareLogView)
         #expect(broker.shares.summaries("idle", view: broker.shareLogView).first?.startOffset == 1)
+        // Past any log's end: refused (Int64.max overflowed the window's arithmetic later, and
+        // its snapshot did not read back at restart).
+        for offset in [Int64.max / 2, Int64.max] {
+            await #expect { try await broker.shares.resetOffsets(group: "idle", offsets: [Self.tp: offset], view: broker.shareLogView) }
+                throws: { ($0 as? TidemarkError)?.code == .invalidRequest }
+        }
+        // With a partition that does not exist: refused whole, nothing moved (the others used to
+        // move in memory, unlogged, while the answer said all failed).
+        try await broker.createTopic("more", partitions: 2)
+        try await ShareCoordinatorTests.produce(broker, "more", count: 5)
+        try await broker.shares.resetOffsets(
+            group: "idle", offsets: [TopicPartition("more", 0): 2, TopicPartition("more", 1): 0], view: broker.shareLogView)
+        for _ in 0..<8 {
+            await #expect {
+                try await broker.shares.resetOffsets(
+                    group: "idle", offsets: [TopicPartition("more", 0): 4, TopicPartition("more", 1): 0, TopicPartition("more", 9): 0],
+                    view: broker.shareLogView)
+            } throws: { ($0 as? TidemarkError)?.code == .unknownTopicOrPartition }
+        }
+        let starts = broker.shares.summaries("idle", view: broker.shareLogView).filter { $0.topicPartition.topic == "more" }.map(\.startOffset)
+        #expect(starts.sorted() == [0, 2])
+        try await broker.close()
+    }
+
+    /// ShareGroupHeartbeat subscriptions: a name no topic can have is refused before the
+    /// group's lock (names of any length were kept, and resolved under it per member), and a
+    /// group's members together subscribe to at most 10,000 distinct names.
+    @Test func shareSubscriptionsAreValidNamesAndBounded() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 1)
+        for bad in ["", String(repeating: "n", count: 250), "a/b", ".."] {
+            let result = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["jobs", bad]))
+            #expect(result.error == .invalidRequest, "\(bad.prefix(10))")
+        }
+        let many = (0..<6_000).map { "topic-\($0)" }
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "a", memberEpoch: 0, subscribedTopicNames: many)).error == nil)
+        let others = (6_000..<12_000).map { "topic-\($0)" }
+        let over = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "b", memberEpoch: 0, subscribedTopicNames: others))
+        #expect(over.error == .invalidRequest)
+        // The same names as the first member's fit.
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "c", memberEpoch: 0, subscribedTopicNames: many)).error == nil)
         try await broker.close()
     }
 

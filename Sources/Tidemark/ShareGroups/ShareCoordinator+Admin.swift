@@ -15,6 +15,19 @@ extension ShareCoordinator {
             if let (tp, offset) = offsets.first(where: { $0.value < 0 }) {
                 throw TidemarkError(.invalidRequest, "start offset \(offset) for \(tp) is negative")
             }
+            // Every partition is checked before any moves: one that does not exist used to fail
+            // the request after others were reset in memory (not logged, and reported failed).
+            // A start past the log end is taken (the window follows the log end back), but not
+            // one no log can reach: near Int64.max it overflowed the window's arithmetic, and
+            // its snapshot was unreadable at restart (which brought the old start back).
+            for (tp, offset) in offsets {
+                guard view.topicId(tp.topic) != nil, view.bounds(tp.topic, tp.partition) != nil else {
+                    throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
+                }
+                guard offset < ShareStateStore.maxOffset else {
+                    throw TidemarkError(.invalidRequest, "start offset \(offset) for \(tp) is past any log's end")
+                }
+            }
             var changed: [PartitionKey] = []
             for (tp, offset) in offsets {
                 guard let pkey = slotKey(group, tp, view: view, &s) else {

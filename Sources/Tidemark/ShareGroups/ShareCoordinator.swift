@@ -123,8 +123,19 @@ public final class ShareCoordinator: Sendable {
         guard GroupCoordinator.validGroupId(request.groupId) else {
             return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
         }
-        guard request.memberId.utf8.count <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000 else {
-            return .failure(.invalidRequest, "member id or subscription too long", memberId: request.memberId)
+        guard request.memberId.utf8.count <= 255, (request.rackId?.utf8.count ?? 0) <= 255,
+            (request.subscribedTopicNames?.count ?? 0) <= ShareGroup.maxSubscribedNames
+        else {
+            return .failure(.invalidRequest, "member id, rack id or subscription too long", memberId: request.memberId)
+        }
+        // Names no topic can have are refused here, outside the lock: the group resolves its
+        // members' names under it, and names of any length were kept for the session timeout.
+        if let names = request.subscribedTopicNames,
+            let bad = names.first(where: { name in (try? TopicName.validate(name)) == nil })
+        {
+            return .failure(
+                .invalidRequest, "subscribed topic name is not a valid topic name: '\(bad.prefix(TopicName.maxLength))'",
+                memberId: request.memberId)
         }
         let now = clock()
         let settings = groupSettings(request.groupId)

@@ -102,6 +102,23 @@ struct ShareGroup: Sendable {
         guard request.memberEpoch >= 0 else {
             return (.failure(.invalidRequest, "member epoch \(request.memberEpoch) is not valid", memberId: request.memberId), nil)
         }
+        // The group's distinct names are resolved under the coordinator's lock at each refresh:
+        // at most `maxSubscribedNames` of them, whatever members send (checked before anything
+        // changes, and only when this member's names do).
+        if let names = request.subscribedTopicNames {
+            let asked = Set(names)
+            if asked != Set(members[request.memberId]?.subscribedTopicNames ?? []) {
+                var all = asked
+                for other in members.values where other.memberId != request.memberId { all.formUnion(other.subscribedTopicNames) }
+                guard all.count <= Self.maxSubscribedNames else {
+                    return (
+                        .failure(
+                            .invalidRequest, "share group \(groupId) would subscribe to over \(Self.maxSubscribedNames) topic names",
+                            memberId: request.memberId), nil
+                    )
+                }
+            }
+        }
         var member: Member
         var joining = false
         var epochMoved = false
@@ -168,11 +185,16 @@ struct ShareGroup: Sendable {
         )
     }
 
+    /// Distinct topic names a group's members may subscribe to, together.
+    static let maxSubscribedNames = 10_000
+
     private mutating func refreshMetadata(_ catalog: TopicCatalog, nowMs: Int64) -> Bool {
         metadataRefreshedMs = nowMs
         var counts: [String: Int] = [:]
+        // Each distinct name looked up once (an unknown one was looked up again per member).
+        var looked: Set<String> = []
         for member in members.values {
-            for name in member.subscribedTopicNames where counts[name] == nil {
+            for name in member.subscribedTopicNames where looked.insert(name).inserted {
                 if let count = catalog.partitionCount(name), count > 0 { counts[name] = count }
             }
         }

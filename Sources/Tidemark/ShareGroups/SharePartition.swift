@@ -374,7 +374,8 @@ struct SharePartition: Sendable, Equatable {
             candidateFloorUntilMs = until
         }
         if out.count == max { return out }
-        let limit = min(logEnd, startOffset + Int64(settings.maxInFlight))
+        // Saturating: a start near Int64.max (a window not yet cut back to the log) trapped.
+        let limit = min(logEnd, startOffset.saturatingAdd(Int64(settings.maxInFlight)))
         var offset = endOffset
         while offset < limit && out.count < max {
             out.append(offset)

@@ -42,6 +42,10 @@ import TidemarkStorage
 /// Concurrency: no state of its own besides the log (appends happen under the
 /// `ShareCoordinator` lock).
 final class ShareStateStore: Sendable {
+    /// Offsets a record may hold (start and end offsets below it): larger ones are damage, and no
+    /// log reaches them.
+    static let maxOffset = Int64.max / 2
+
     struct Key: Hashable, Sendable {
         var group: String
         var topicId: UUID
@@ -257,7 +261,7 @@ final class ShareStateStore: Sendable {
             let start: Int64 = try reader.readInteger()
             let end: Int64 = try reader.readInteger()
             let count: Int32 = try reader.readInteger()
-            guard start >= 0, start < Int64.max / 2, end >= start, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
+            guard start >= 0, start < Self.maxOffset, end >= start, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
             var runs: [SharePartition.PersistedRun] = []
             runs.reserveCapacity(Int(count))
             var next = start
@@ -294,7 +298,7 @@ final class ShareStateStore: Sendable {
         let written: Int64 = try reader.readInteger()
         let pending: Int32 = try reader.readInteger()
         // A count, only ever added to: a negative one (or one that leaves no room to add) is damage.
-        guard written >= 0, written < Int64.max / 2 else { throw .truncated(needed: 0, available: 0) }
+        guard written >= 0, written < Self.maxOffset else { throw .truncated(needed: 0, available: 0) }
         guard pending >= 0, Int(pending) <= size / 15 + 1 else { throw .truncated(needed: 15 * Int(pending), available: size) }
         var letters: [DeadLetter] = []
         for _ in 0..<pending {
@@ -315,7 +319,7 @@ final class ShareStateStore: Sendable {
             let start: Int64 = try reader.readInteger()
             let count: Int32 = try reader.readInteger()
             // Offsets are never negative, and the window's arithmetic must not overflow.
-            guard start >= 0, start < Int64.max / 2, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
+            guard start >= 0, start < Self.maxOffset, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
             var entries: [SharePartition.Entry] = []
             var next = start
             for _ in 0..<count {

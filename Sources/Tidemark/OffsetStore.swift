@@ -67,6 +67,8 @@ public final class OffsetStore: Sendable {
     /// that compaction writes it again, and so that offsets expire counting from when the
     /// group became empty. Changed only while `state` is held (lock order: `state`, then this).
     let memberships = Mutex<[String: Membership]>([:])
+    /// The log's size right after the last compaction (0 before one).
+    private let compactedBytes = Atomic<Int64>(0)
 
     /// A classic group's latest membership record.
     struct Membership: Sendable, Equatable {
@@ -381,7 +383,11 @@ public final class OffsetStore: Sendable {
         // What a rewrite would keep: about 400 bytes per offset entry, and each membership
         // record's value; compaction pays only when the log is well past that.
         let live = state.withLock { Int64($0.count) * 400 } + memberships.withLock { Int64($0.values.reduce(0) { $0 + $1.value.count + 64 }) }
-        guard log.sizeInBytes > max(compactionThresholdBytes, live * 2) else { return }
+        // Nor before the log is twice what the last rewrite left: entries with metadata (up
+        // to 4 KiB each) are far over the estimate, and a log made of nothing but the last
+        // rewrite was rewritten again at every maintenance pass, for as long as they lived.
+        let rewritten = compactedBytes.load(ordering: .relaxed)
+        guard log.sizeInBytes > max(compactionThresholdBytes, live * 2, rewritten * 2) else { return }
         try await executor.run { [self] in
             // Under the lock (commits wait): roll and append the live entries, so no commit can
             // land between the snapshot and the entries it would then be overwritten by. The
@@ -419,6 +425,7 @@ public final class OffsetStore: Sendable {
             try log.flush()
             // Everything from `start` on is durable: the older segments are no longer needed.
             try log.deleteSegments(below: start)
+            compactedBytes.store(log.sizeInBytes, ordering: .relaxed)
         }
     }
 

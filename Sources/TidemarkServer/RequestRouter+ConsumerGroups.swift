@@ -15,11 +15,15 @@ extension RequestRouter {
             response.memberEpoch = -1
             return response
         }
-        // Owned partitions by id; ids of deleted topics are dropped (those partitions are gone).
+        // Owned partitions by id; ids of deleted topics are dropped (those partitions are gone),
+        // and so are partitions the topic does not have and repeats: 26 million listed in one
+        // request were made into sets twice under the coordinator's lock.
         let owned = request.topicPartitions.map { topics in
-            topics.flatMap { entry -> [TopicPartition] in
-                guard let name = topicName(for: entry.topicId) else { return [] }
-                return entry.partitions.map { TopicPartition(name, Int($0)) }
+            var seen = Set<TopicPartition>()
+            return topics.flatMap { entry -> [TopicPartition] in
+                guard let name = topicName(for: entry.topicId), let count = try? broker.partitionCount(of: name) else { return [] }
+                return entry.partitions.lazy.filter { (0..<count).contains(Int($0)) }.map { TopicPartition(name, Int($0)) }
+                    .filter { seen.insert($0).inserted }
             }
         }
         let result = broker.consumerGroupHeartbeat(

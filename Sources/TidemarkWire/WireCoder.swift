@@ -221,6 +221,12 @@ public struct WireCoder {
             value = Int(v)
         }
         if isReading && value < -1 { throw .invalid("\(field): negative length \(value)") }
+        // A string is at most 32,767 bytes in every version, as Kafka reads it: a compact
+        // length could say 100 MiB, and such strings (a JoinGroup protocol name, a rack id)
+        // were kept, and could not be written back in the older versions clients use.
+        if isReading && classicBytes == 2 && value > Int(Int16.max) {
+            throw .invalid("\(field): string of \(value) bytes, over \(Int16.max)")
+        }
     }
 
     // MARK: Strings and bytes

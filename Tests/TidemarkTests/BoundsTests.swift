@@ -51,6 +51,38 @@ import TidemarkStorage
         #expect(group.pendingMemberIdCount <= ClassicGroup.maxPendingMemberIds)
     }
 
+    /// What a member keeps for as long as it stays is bounded at the door: a JoinGroup's
+    /// protocols (at most 100, 1 MiB), a ConsumerGroupHeartbeat's rack and instance ids (255
+    /// bytes) and subscribed names (valid topic names).
+    @Test func whatAMemberKeepsIsBounded() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        func join(_ protocols: [(name: String, metadata: [UInt8])]) async -> TidemarkError.Code? {
+            await broker.groups.join(
+                JoinGroupRequest(
+                    groupId: "g", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                    protocols: protocols)
+            ).error
+        }
+        #expect(await join(Array(repeating: (name: "", metadata: []), count: 101)) == .inconsistentGroupProtocol)
+        #expect(await join([("range", [UInt8](repeating: 0, count: (1 << 20) + 1))]) == .inconsistentGroupProtocol)
+        #expect(await join([("range", [UInt8](repeating: 0, count: 1_000))]) == nil)
+
+        func beat(rack: String? = nil, instance: String? = nil, names: [String] = ["t"]) -> TidemarkError.Code? {
+            broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: "k", memberId: "m", memberEpoch: 0, instanceId: instance, rackId: rack, rebalanceTimeoutMs: 60_000,
+                    subscribedTopicNames: names, clientId: "c")
+            ).error
+        }
+        #expect(beat(rack: String(repeating: "r", count: 256)) == .invalidRequest)
+        #expect(beat(instance: String(repeating: "i", count: 256)) == .invalidRequest)
+        #expect(beat(names: ["t", String(repeating: "n", count: 250)]) == .invalidRequest)
+        #expect(beat(names: ["a/b"]) == .invalidRequest)
+        #expect(beat(rack: "r1") == nil)
+        try await broker.close()
+    }
+
     /// Groups nobody uses any more are dropped from memory; their offsets stay until
     /// offsets.retention (7 days) passes with no member and no commit, then go for good.
     @Test func idleGroupsAndOldOffsetsExpire() async throws {

@@ -159,6 +159,30 @@ import TidemarkStorage
         try await reopened.close()
     }
 
+    /// Entries with metadata are far over the 400 bytes a rewrite is estimated to keep each:
+    /// once the rewrite alone passed the trigger, every maintenance pass rewrote the log
+    /// again. Now the next rewrite waits for the log to double what the last one left.
+    @Test func aCompactedLogIsNotRewrittenUntilItGrows() async throws {
+        let dir = TemporaryDirectory()
+        var brokerOptions = options(maintenanceMs: 3_600_000)
+        brokerOptions.groups.offsetsCompactionBytes = 64 * 1024
+        let broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        try await broker.createTopic("c", partitions: 1)
+        let metadata = String(repeating: "m", count: 4_000)
+        for i in 0..<100 {
+            _ = try await broker.groups.commitOffsets(
+                groupId: "g\(i)", offsets: [TopicPartition("c", 0): CommittedOffset(offset: 1, metadata: metadata)])
+        }
+        let store = broker.groups.store
+        try await store.compactIfNeeded()
+        let start = store.partition.log.logStartOffset
+        #expect(start > 0)
+        try await store.compactIfNeeded()
+        #expect(store.partition.log.logStartOffset == start, "the log was rewritten again without growing")
+        #expect(broker.groups.fetchOffsets(groupId: "g99")[TopicPartition("c", 0)]?.metadata == metadata)
+        try await broker.close()
+    }
+
     /// A commit made on an event loop while compaction holds the offsets log (its roll made
     /// slow: 200 ms per file opened) does not wait for it on the loop: the call returns at
     /// once and the commit is made by a task once compaction is done.

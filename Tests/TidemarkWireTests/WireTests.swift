@@ -433,6 +433,22 @@ func encode<M: KafkaMessage>(_ m: M, _ version: Int16, flexible: Bool = false) t
         try response.encode(into: &fits, version: 4)
     }
 
+    /// A compact (flexible) string may say any length up to the frame's; Kafka reads at most
+    /// 32,767 bytes, and so does the decoder now (a rack id or protocol name of 100 MiB was
+    /// kept, and could not be written back in the older versions most clients use).
+    @Test func flexibleStringsLongerThanKafkaReadsAreRefused() throws {
+        var request = ConsumerGroupHeartbeatRequest()
+        request.groupId = "g"
+        request.rackId = String(repeating: "r", count: 32_768)
+        var coder = WireCoder(writingFlexible: true)
+        try request.encode(into: &coder, version: 0)
+        #expect(throws: WireError.self) { _ = try ConsumerGroupHeartbeatRequest.decode(try coder.finishedBytes(), version: 0, flexible: true) }
+        request.rackId = String(repeating: "r", count: 32_767)
+        var fits = WireCoder(writingFlexible: true)
+        try request.encode(into: &fits, version: 0)
+        #expect(try ConsumerGroupHeartbeatRequest.decode(try fits.finishedBytes(), version: 0, flexible: true).rackId?.utf8.count == 32_767)
+    }
+
     @Test func invalidUTF8StringsAreRefusedOnRead() throws {
         // group_id of two bytes 0xFF 0xFE: not UTF-8.
         let body: [UInt8] = [0, 2, 0xFF, 0xFE, 0, 0, 0, 1, 0, 0]

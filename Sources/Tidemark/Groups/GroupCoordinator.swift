@@ -154,9 +154,22 @@ public final class GroupCoordinator: Sendable {
 
     // MARK: Membership
 
+    /// The most protocols a JoinGroup may name, and their bytes (names and metadata).
+    static let maxProtocols = 100
+    static let maxProtocolBytes = 1 << 20
+
     /// JoinGroup: returns when the member's generation is decided (or at once on error).
     public func join(_ request: JoinGroupRequest) async -> JoinGroupResponse {
         guard Self.validGroupId(request.groupId) else { return .failure(.invalidGroupId, memberId: request.memberId) }
+        // A member's protocols are kept as long as it stays: at most 100 of them (clients name
+        // one per assignor, a handful) and 1 MiB of metadata. 35 million empty ones fit a
+        // 100 MiB request, 3 bytes each on the wire and 24 in memory, and each join walked them
+        // under the coordinator's lock.
+        guard request.protocols.count <= Self.maxProtocols,
+            request.protocols.reduce(0, { $0 + $1.name.utf8.count + $1.metadata.count }) <= Self.maxProtocolBytes
+        else {
+            return .failure(.inconsistentGroupProtocol, memberId: request.memberId)
+        }
         let now = clock()
         return await withCheckedContinuation { (continuation: CheckedContinuation<JoinGroupResponse, Never>) in
             let ready = state.withLock { s -> Ready in
@@ -370,8 +383,19 @@ public final class GroupCoordinator: Sendable {
         guard Self.validGroupId(request.groupId) else {
             return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
         }
-        guard request.memberId.utf8.count <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000 else {
-            return .failure(.invalidRequest, "member id or subscription too long", memberId: request.memberId)
+        guard request.memberId.utf8.count <= 255, (request.instanceId?.utf8.count ?? 0) <= 255,
+            (request.rackId?.utf8.count ?? 0) <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000
+        else {
+            return .failure(.invalidRequest, "member id, instance id, rack id or subscription too long", memberId: request.memberId)
+        }
+        // Names no topic can have are refused before the lock (names of any length were kept
+        // per member, and sorted under it at each heartbeat that carried them).
+        if let names = request.subscribedTopicNames,
+            let bad = names.first(where: { name in (try? TopicName.validate(name)) == nil })
+        {
+            return .failure(
+                .invalidRequest, "subscribed topic name is not a valid topic name: '\(bad.prefix(TopicName.maxLength))'",
+                memberId: request.memberId)
         }
         let now = clock()
         let settings = consumerSettings(request.groupId)

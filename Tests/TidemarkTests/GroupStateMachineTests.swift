@@ -41,6 +41,33 @@ import Testing
         #expect(group.heartbeat(memberId: "nobody", generationId: 1, nowMs: 20) == .unknownMemberId)
     }
 
+    /// A leader that heartbeats and never sends SyncGroup: at the rebalance timeout it is
+    /// removed (as Kafka's pending-sync timeout does), and the follower waiting in SyncGroup is
+    /// told to rejoin (it waited for ever, and the group never became stable).
+    @Test func aLeaderThatNeverSyncsIsRemovedAtTheRebalanceTimeout() {
+        var group = ClassicGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
+        _ = group.join(Self.request(), nowMs: 100)
+        let joined = joinedIds(group.join(Self.request(a), nowMs: 200).1)
+        let b = joined.keys.first { $0 != a }!
+        #expect(group.state == .completingRebalance)
+        #expect(group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 210).0 == nil)
+        // The leader only heartbeats; before the rebalance timeout (5 s) nothing changes.
+        #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: 3_000) == nil)
+        #expect(group.tick(nowMs: 4_000).isEmpty && group.state == .completingRebalance)
+        let deliveries = group.tick(nowMs: 5_300)
+        guard case .sync(let who, let response)? = deliveries.first else {
+            Issue.record("the waiting follower was not answered: \(deliveries)")
+            return
+        }
+        #expect(who == b && response.error == .rebalanceInProgress)
+        #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: 5_400) == .unknownMemberId)
+        // b rejoins alone and leads generation 3.
+        let again = joinedIds(group.join(Self.request(b), nowMs: 5_500).1)
+        #expect(again[b]?.leaderId == b && again[b]?.generationId == 3)
+    }
+
     @Test func secondMemberTriggersARebalanceAndTheOldGenerationIsFenced() {
         var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!

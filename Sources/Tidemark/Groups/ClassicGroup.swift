@@ -128,6 +128,9 @@ struct ClassicGroup: Sendable {
     /// Nothing waits on or is remembered by the group: it can be dropped once empty a while.
     var isIdle: Bool { members.isEmpty && pendingMemberIds.isEmpty && (state == .empty || state == .dead) }
     private var rebalanceDeadlineMs: Int64 = 0
+    /// In CompletingRebalance: when the members that have not sent their SyncGroup are
+    /// removed (the rebalance timeout after the join completed).
+    private var syncDeadlineMs: Int64 = .max
     private var earliestCompletionMs: Int64 = 0
     private var memberSequence = 0
 
@@ -347,6 +350,8 @@ struct ClassicGroup: Sendable {
         protocolName = chooseProtocol()
         if leaderId == nil || members[leaderId!] == nil { leaderId = memberOrder.first }
         state = .completingRebalance
+        let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
+        syncDeadlineMs = nowMs + max(timeout, 0)
         var deliveries: [Delivery] = []
         for id in memberOrder {
             members[id]!.awaitingJoin = false
@@ -506,6 +511,15 @@ struct ClassicGroup: Sendable {
                 remove(member.id)
             }
             deliveries += membershipChanged(nowMs: nowMs)
+        }
+        // Pending sync (as Kafka since 3.0, KAFKA-12890): members that have not sent their
+        // SyncGroup within the rebalance timeout are removed, the leader among them if it never
+        // sent the assignment; the others rejoin. A leader that heartbeats and never syncs
+        // held its followers' SyncGroups, and the group, for ever.
+        if state == .completingRebalance && nowMs >= syncDeadlineMs {
+            let late = members.values.filter { !$0.awaitingSync }.map(\.id)
+            for id in late { remove(id) }
+            if !late.isEmpty { deliveries += membershipChanged(nowMs: nowMs) }
         }
         deliveries += maybeCompleteJoin(nowMs: nowMs)
         return deliveries

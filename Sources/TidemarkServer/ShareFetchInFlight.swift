@@ -248,7 +248,7 @@ final class ShareFetchInFlight {
             // batch whole: 1,000 partitions of 1 MiB batches made a 1 GiB answer at max_bytes 1.)
             if deliveredBytes > 0 && (budget <= 0 || router.responseMemory.room < deliveredBytes) {
                 let tp = acquisition.topicPartition
-                if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets) }
+                if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges) }
                 continue
             }
             var walk: ShareBatchWalk
@@ -301,7 +301,8 @@ final class ShareFetchInFlight {
         let covered = walk.covered
         budget -= walk.kept.count
         deliveredBytes += walk.kept.count
-        broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets.filter { $0 > covered })
+        broker.shares.giveBack(
+            group: group, member: member, tp, offsets: acquisition.offsets.filter { $0 > covered }, acquired: acquisition.ranges)
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.records = .bytes(walk.kept[...])
         entry.acquiredRecords = acquisition.ranges.compactMap { range in
@@ -313,7 +314,7 @@ final class ShareFetchInFlight {
 
     private func fail(_ acquisition: ShareAcquisition, _ error: any Error) {
         let tp = acquisition.topicPartition
-        if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets) }
+        if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges) }
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.errorCode = KafkaError(error).rawValue
         entry.errorMessage = "\(error)"

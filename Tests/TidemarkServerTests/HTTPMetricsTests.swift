@@ -549,10 +549,10 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         let q = ["group": "w", "topic": "jobs"]
         let before = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
         #expect(before == 4)
-        broker.shares.giveBack(group: "w", member: "m", tp, offsets: [2, 3])
+        broker.shares.giveBack(group: "w", member: "m", tp, offsets: [2, 3], acquired: acquired.first?.ranges ?? [])
         let after = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
         #expect(after == 4, "a counter went from 4 to \(after ?? -1)")
-        broker.shares.giveBack(group: "w", member: "m", tp, offsets: [0, 1])
+        broker.shares.giveBack(group: "w", member: "m", tp, offsets: [0, 1], acquired: acquired.first?.ranges ?? [])
         let later = try await node.scrape()[Sample(name: "tidemark_queue_deliveries_total", labels: q)]
         #expect(later == 4, "a counter went from 4 to \(later ?? -1)")
         // Delivered again: the count goes on from there.

@@ -208,6 +208,26 @@ import TidemarkStorage
         #expect(Self.take(&p, "b", logEnd: 10) == [AcquiredRange(first: 5, last: 9, deliveryCount: 1)])
     }
 
+    /// A fetch whose read was slow gives back what it did not deliver, after its session
+    /// closed (the records went back) and the same member id acquired them again: only records
+    /// still at the delivery count it handed out go back. (The new acquisition went back, and
+    /// the job was handed to another worker while this one ran it.)
+    @Test func aLateGiveBackLeavesANewerAcquisitionAlone() {
+        var p = SharePartition(startOffset: 0)
+        let first = Self.take(&p, "a", logEnd: 5)
+        #expect(first == [AcquiredRange(first: 0, last: 4, deliveryCount: 1)])
+        #expect(p.releaseAll(held: "a", settings: Self.settings()) == 5)
+        #expect(Self.take(&p, "a", logEnd: 5) == [AcquiredRange(first: 0, last: 4, deliveryCount: 2)])
+        p.unacquire([2, 3, 4], member: "a", acquired: first)
+        #expect(p.holders()["a"]?.count == 5)
+        #expect(Self.take(&p, "b", logEnd: 5).isEmpty)
+        // The acquisition it handed out is given back as before.
+        var q = SharePartition(startOffset: 0)
+        let taken = Self.take(&q, "a", logEnd: 5)
+        q.unacquire([3, 4], member: "a", acquired: taken)
+        #expect(q.holders()["a"]?.count == 3)
+    }
+
     @Test func recordsBelowTheLogStartLeaveTheWindow() {
         var p = SharePartition(startOffset: 0)
         _ = Self.take(&p, "a", logEnd: 10)

@@ -222,7 +222,7 @@ public final class ShareConsumer: Sendable {
     private func deliver(_ acquired: [ShareAcquisition]) async throws -> [ShareRecord] {
         var out: [ShareRecord] = []
         var damaged: TidemarkError?
-        var read: [(tp: TopicPartition, delivered: Set<Int64>, back: [Int64], gaps: [Int64])] = []
+        var read: [(tp: TopicPartition, delivered: Set<Int64>, back: [Int64], gaps: [Int64], ranges: [AcquiredRange])] = []
         for acquisition in acquired {
             let tp = acquisition.topicPartition
             let counts = Dictionary(
@@ -262,17 +262,21 @@ public final class ShareConsumer: Sendable {
                 }
             } catch {
                 for acquisition in acquired {
-                    broker.shares.giveBack(group: group, member: memberId, acquisition.topicPartition, offsets: acquisition.offsets)
+                    broker.shares.giveBack(
+                        group: group, member: memberId, acquisition.topicPartition, offsets: acquisition.offsets, acquired: acquisition.ranges)
                 }
                 throw error
             }
             let lastRead = delivered.max() ?? (acquisition.offsets[0] - 1)
             // Offsets inside what was read that hold no record (none today) are gaps.
             read.append(
-                (tp, delivered, acquisition.offsets.filter { $0 > lastRead }, acquisition.offsets.filter { $0 <= lastRead && !delivered.contains($0) }))
+                (
+                    tp, delivered, acquisition.offsets.filter { $0 > lastRead },
+                    acquisition.offsets.filter { $0 <= lastRead && !delivered.contains($0) }, acquisition.ranges
+                ))
         }
-        for (tp, delivered, back, gaps) in read {
-            broker.shares.giveBack(group: group, member: memberId, tp, offsets: back)
+        for (tp, delivered, back, gaps, ranges) in read {
+            broker.shares.giveBack(group: group, member: memberId, tp, offsets: back, acquired: ranges)
             state.withLock { s in
                 s.unacknowledged[tp, default: []].formUnion(delivered)
                 for gap in gaps { s.pending[tp, default: []].append(ShareAcknowledgement(gap, .gap)) }

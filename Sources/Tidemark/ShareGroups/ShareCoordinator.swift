@@ -438,12 +438,12 @@ public final class ShareCoordinator: Sendable {
     }
 
     /// Gives back acquired offsets that the read did not deliver.
-    public func giveBack(group: String, member: String, _ topicPartition: TopicPartition, offsets: [Int64]) {
+    public func giveBack(group: String, member: String, _ topicPartition: TopicPartition, offsets: [Int64], acquired: [AcquiredRange]) {
         guard !offsets.isEmpty else { return }
         state.withLock { s in
             let pkey = PartitionKey(group: group, topicPartition: topicPartition)
             guard s.slots[pkey] != nil else { return }
-            s.slots[pkey]!.state.unacquire(offsets, member: member)
+            s.slots[pkey]!.state.unacquire(offsets, member: member, acquired: acquired)
             s.slots[pkey]!.unwritten = true
         }
     }

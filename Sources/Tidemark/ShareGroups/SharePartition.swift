@@ -407,11 +407,25 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Gives back acquisitions that were not delivered (the read did not reach them): as if
-    /// never acquired, delivery count included.
-    mutating func unacquire(_ offsets: [Int64], member: String) {
+    /// never acquired, delivery count included. With `acquired` (the ranges the acquisition
+    /// handed out), only records still at the delivery count it gave them: after a session
+    /// closed and the same member id acquired them again (a fetch whose read was slow, then a
+    /// reconnect), the late fetch gave back the new acquisition, and the job went out twice.
+    mutating func unacquire(_ offsets: [Int64], member: String, acquired: [AcquiredRange]? = nil) {
         guard let owner = ownerNumber(member) else { return }
         for offset in offsets {
             guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == owner else { continue }
+            if let acquired {
+                // Ranges ascend and do not overlap: the one holding `offset`, by binary search.
+                var (low, high) = (0, acquired.count)
+                while low < high {
+                    let mid = (low + high) / 2
+                    if acquired[mid].last < offset { low = mid + 1 } else { high = mid }
+                }
+                guard low < acquired.count, acquired[low].first <= offset,
+                    Int(acquired[low].deliveryCount) == Int(entries[i].deliveryCount)
+                else { continue }
+            }
             activity.deliveries -= 1
             if entries[i].deliveryCount > 1 { activity.redeliveries -= 1 }
             unheld(entries[i])

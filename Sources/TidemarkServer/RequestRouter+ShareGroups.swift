@@ -80,6 +80,9 @@ extension RequestRouter {
         var listed: [TopicPartition] = []
         var refused: [(WireUUID, Int32, KafkaError)] = []
         var badTypes: [TopicPartition] = []
+        // Each partition listed once: a 100 MiB request naming one partition 17 million times
+        // was hashed into the session under the share coordinator's lock.
+        var seen = Set<TopicPartition>()
         for topic in topics {
             guard let name = topicName(for: topic.topicId), let partitions = try? broker.partitionCount(of: name) else {
                 for p in topic.partitions { refused.append((topic.topicId, p.partitionIndex, .unknownTopicId)) }
@@ -91,7 +94,7 @@ extension RequestRouter {
                     continue
                 }
                 let tp = TopicPartition(name, Int(p.partitionIndex))
-                listed.append(tp)
+                if seen.insert(tp).inserted { listed.append(tp) }
                 guard !p.acknowledgementBatches.isEmpty else { continue }
                 var batches: [ShareAcknowledgement] = []
                 var valid = true
@@ -138,10 +141,15 @@ extension RequestRouter {
         }
         let renewing = version >= 2 && request.isRenewAck
         let (acks, listed, refused, badTypes) = acknowledgements(request.topics, allowRenew: renewing)
+        // Partitions to forget: those the topic has, each once (outside the coordinator's lock).
         var forget: [TopicPartition] = []
+        var forgetting = Set<TopicPartition>()
         for topic in request.forgottenTopicsData {
-            guard let name = topicName(for: topic.topicId) else { continue }
-            forget += topic.partitions.map { TopicPartition(name, Int($0)) }
+            guard let name = topicName(for: topic.topicId), let count = try? broker.partitionCount(of: name) else { continue }
+            for p in topic.partitions where (0..<count).contains(Int(p)) {
+                let tp = TopicPartition(name, Int(p))
+                if forgetting.insert(tp).inserted { forget.append(tp) }
+            }
         }
         var update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: listed, forget: forget, acknowledgements: acks,

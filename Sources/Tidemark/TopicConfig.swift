@@ -122,6 +122,15 @@ public struct TopicConfig: Sendable, Equatable, Codable {
 public enum TopicName {
     public static let maxLength = 249
 
+    /// Why a group member's subscription is refused: a name no topic can have (the first
+    /// one, cut to a topic name's length). nil when every name could be a topic's. Group
+    /// coordinators check this before their lock: names of any length were kept per member,
+    /// and resolved or sorted under it.
+    static func refusal(ofSubscription names: [String]?) -> String? {
+        guard let bad = names?.first(where: { name in (try? validate(name)) == nil }) else { return nil }
+        return "subscribed topic name is not a valid topic name: '\(bad.prefix(maxLength))'"
+    }
+
     public static func validate(_ name: String) throws(TidemarkError) {
         guard !name.isEmpty, name.utf8.count <= maxLength else {
             throw TidemarkError(.invalidTopicName, "topic name must be 1 to \(maxLength) characters: '\(name)'")

@@ -104,6 +104,14 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
     return (samples, types)
 }
 
+/// Routes answering /big with 32 MiB (far more than loopback buffers hold), anything else "ok".
+struct BigAnswerRoutes: HTTPRoutes {
+    static let size = 32 << 20
+    func respond(to request: HTTPRequest) async -> HTTPResponse? {
+        HTTPResponse(body: .bytes(request.path == "/big" ? [UInt8](repeating: 0x41, count: Self.size) : Array("ok".utf8)))
+    }
+}
+
 @Suite(.serialized) struct HTTPMetricsTests {
     /// A broker, its Kafka front and its HTTP listener, all recording into one registry.
     struct Node {
@@ -632,16 +640,10 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
     /// to make room, and a health check gets in (it was refused: 128 clients that never read
     /// took every connection, and the probes with them).
     @Test func aStuckAnswerMakesRoomForAHealthCheck() async throws {
-        struct Big: HTTPRoutes {
-            static let size = 32 << 20  // far more than loopback buffers hold
-            func respond(to request: HTTPRequest) async -> HTTPResponse? {
-                HTTPResponse(body: .bytes(request.path == "/big" ? [UInt8](repeating: 0x41, count: Self.size) : Array("ok".utf8)))
-            }
-        }
         var limits = HTTPServer.Limits()
         limits.maxConnections = 2
         limits.slowAnswer = .milliseconds(300)
-        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [Big()], limits: limits)
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [BigAnswerRoutes()], limits: limits)
         let stuck = try (0..<2).map { _ in try RawClient(port: http.boundPort) }
         for client in stuck { client.send(Array("GET /big HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
         // Both answers start going out, and nobody reads them.
@@ -665,15 +667,9 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
     }
 
     @Test func anAnswerBeingWrittenIsNotClosedForNewOnes() async throws {
-        struct Big: HTTPRoutes {
-            static let size = 32 << 20  // far more than loopback buffers hold
-            func respond(to request: HTTPRequest) async -> HTTPResponse? {
-                HTTPResponse(body: .bytes(request.path == "/big" ? [UInt8](repeating: 0x41, count: Self.size) : Array("ok".utf8)))
-            }
-        }
         var limits = HTTPServer.Limits()
         limits.maxConnections = 2
-        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [Big()], limits: limits)
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [BigAnswerRoutes()], limits: limits)
         let reader = try RawClient(port: http.boundPort)
         reader.send(Array("GET /big HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         let head = await reader.receiveOffLoop(32)  // the answer is being written
@@ -683,7 +679,7 @@ func parseExposition(_ text: String) throws -> (samples: [Sample: Double], types
         #expect(try await httpGet(port: http.boundPort, "/other").status == 200)
         #expect(await idle.closedWithoutAnswer(), "the idle connection was not the one closed")
         // The large answer arrives whole (its head's rest, then the body).
-        let rest = await reader.receiveOffLoop(Big.size)
+        let rest = await reader.receiveOffLoop(BigAnswerRoutes.size)
         #expect(rest != nil, "the answer being written was cut")
         await http.stop()
     }

@@ -388,14 +388,8 @@ public final class GroupCoordinator: Sendable {
         else {
             return .failure(.invalidRequest, "member id, instance id, rack id or subscription too long", memberId: request.memberId)
         }
-        // Names no topic can have are refused before the lock (names of any length were kept
-        // per member, and sorted under it at each heartbeat that carried them).
-        if let names = request.subscribedTopicNames,
-            let bad = names.first(where: { name in (try? TopicName.validate(name)) == nil })
-        {
-            return .failure(
-                .invalidRequest, "subscribed topic name is not a valid topic name: '\(bad.prefix(TopicName.maxLength))'",
-                memberId: request.memberId)
+        if let refusal = TopicName.refusal(ofSubscription: request.subscribedTopicNames) {
+            return .failure(.invalidRequest, refusal, memberId: request.memberId)
         }
         let now = clock()
         let settings = consumerSettings(request.groupId)

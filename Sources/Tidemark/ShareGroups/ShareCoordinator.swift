@@ -128,14 +128,8 @@ public final class ShareCoordinator: Sendable {
         else {
             return .failure(.invalidRequest, "member id, rack id or subscription too long", memberId: request.memberId)
         }
-        // Names no topic can have are refused here, outside the lock: the group resolves its
-        // members' names under it, and names of any length were kept for the session timeout.
-        if let names = request.subscribedTopicNames,
-            let bad = names.first(where: { name in (try? TopicName.validate(name)) == nil })
-        {
-            return .failure(
-                .invalidRequest, "subscribed topic name is not a valid topic name: '\(bad.prefix(TopicName.maxLength))'",
-                memberId: request.memberId)
+        if let refusal = TopicName.refusal(ofSubscription: request.subscribedTopicNames) {
+            return .failure(.invalidRequest, refusal, memberId: request.memberId)
         }
         let now = clock()
         let settings = groupSettings(request.groupId)

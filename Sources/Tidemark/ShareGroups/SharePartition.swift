@@ -415,17 +415,7 @@ struct SharePartition: Sendable, Equatable {
         guard let owner = ownerNumber(member) else { return }
         for offset in offsets {
             guard let i = index(offset), entries[i].state == .acquired, entries[i].owner == owner else { continue }
-            if let acquired {
-                // Ranges ascend and do not overlap: the one holding `offset`, by binary search.
-                var (low, high) = (0, acquired.count)
-                while low < high {
-                    let mid = (low + high) / 2
-                    if acquired[mid].last < offset { low = mid + 1 } else { high = mid }
-                }
-                guard low < acquired.count, acquired[low].first <= offset,
-                    Int(acquired[low].deliveryCount) == Int(entries[i].deliveryCount)
-                else { continue }
-            }
+            if let acquired, acquired.deliveryCount(of: offset) != entries[i].deliveryCount { continue }
             activity.deliveries -= 1
             if entries[i].deliveryCount > 1 { activity.redeliveries -= 1 }
             unheld(entries[i])

@@ -37,6 +37,19 @@ public struct AcquiredRange: Sendable, Equatable {
 }
 
 /// One acknowledgement range from a worker: one type for every offset, or one per offset.
+extension [AcquiredRange] {
+    /// The delivery count these ranges (ascending, not overlapping) gave `offset`; nil when
+    /// none holds it. A binary search.
+    func deliveryCount(of offset: Int64) -> Int16? {
+        var (low, high) = (0, count)
+        while low < high {
+            let mid = (low + high) / 2
+            if self[mid].last < offset { low = mid + 1 } else { high = mid }
+        }
+        return low < count && self[low].first <= offset ? self[low].deliveryCount : nil
+    }
+}
+
 public struct ShareAcknowledgement: Sendable, Equatable {
     public var first: Int64
     public var last: Int64

@@ -49,6 +49,7 @@ public struct BrokerConfig: Sendable {
         ("group.share.heartbeat.interval.ms", "how often share group members heartbeat"),
         ("group.share.session.timeout.ms", "share group members are removed after this without a heartbeat"),
         ("group.share.max.size", "most members of a share group"),
+        ("group.share.max.groups", "most share groups (with members or share state)"),
         ("errors.deadletterqueue.topic.name.prefix", "what share groups' dead-letter topic names must start with"),
         ("producer.id.expiration.ms", "idle producer state is forgotten after this"),
         ("socket.request.max.bytes", "largest request frame"), ("queued.max.request.bytes", "request bytes read or queued"),
@@ -153,6 +154,7 @@ public struct BrokerConfig: Sendable {
         case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
         case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
+        case "group.share.max.groups": broker.groups.shareMaxGroups = Int(try ranged(1...100_000))
         case "errors.deadletterqueue.topic.name.prefix": broker.groups.deadLetterTopicPrefix = value
         case "producer.id.expiration.ms": broker.producerIdExpirationMs = try ranged(1...Int64.max)
         case "socket.request.max.bytes": server.maxRequestBytes = Int(try ranged(1...Int64(Int32.max)))
@@ -214,6 +216,7 @@ public struct BrokerConfig: Sendable {
             ("group.share.delivery.count.limit", "\(broker.groups.shareDeliveryCountLimit)"),
             ("group.share.heartbeat.interval.ms", "\(broker.groups.shareHeartbeatIntervalMs)"),
             ("group.share.max.size", "\(broker.groups.shareGroupMaxSize)"),
+            ("group.share.max.groups", "\(broker.groups.shareMaxGroups)"),
             ("group.share.partition.max.record.locks", "\(broker.groups.sharePartitionMaxRecordLocks)"),
             ("group.share.record.lock.duration.ms", "\(broker.groups.shareRecordLockDurationMs)"),
             ("group.share.session.timeout.ms", "\(broker.groups.shareSessionTimeoutMs)"),
@@ -294,7 +297,7 @@ extension BrokerConfig {
             "offset.metadata.max.bytes", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
             "group.initial.rebalance.delay.ms", "group.consumer.session.timeout.ms", "group.consumer.heartbeat.interval.ms",
             "group.consumer.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes",
-            "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size",
+            "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size", "group.share.max.groups",
             "share.delivery.count.limit", "share.partition.max.record.locks", "group.share.delivery.count.limit", "num.network.threads", "node.id",
             "broker.id", "fetch.max.bytes", "max.connections", "max.connections.per.ip", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
             "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",

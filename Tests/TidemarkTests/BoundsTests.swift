@@ -83,6 +83,51 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Share groups are bounded (group.share.max.groups): a ShareFetch session opened under any
+    /// new group id made share state that only an admin delete removed, so a client looping
+    /// over group ids grew the broker without end. A group counts while it has members or
+    /// state, across a restart; deleting one makes room.
+    @Test func shareGroupsAreBounded() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options()
+        opts.groups.shareMaxGroups = 3
+        var broker: Broker? = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker!.createTopic("jobs", partitions: 2)
+        try await ShareCoordinatorTests.produce(broker!, "jobs", count: 4)
+        let jobs = [TopicPartition("jobs", 0), TopicPartition("jobs", 1)]
+        func fetch(_ b: Broker, _ group: String) -> (ShareSessionUpdate, [ShareAcquisition]) {
+            let update = b.shares.updateSession(
+                group: group, member: "m", epoch: 0, add: jobs, forget: [], acknowledgements: [:], allowRenew: false,
+                view: b.shareLogView)
+            return (update, b.shares.acquire(group: group, member: "m", partitions: jobs, maxRecords: 10, view: b.shareLogView))
+        }
+        // Two groups by sessions alone (no heartbeat, as a hostile client does), one by a heartbeat.
+        #expect(fetch(broker!, "g1").1.flatMap(\.offsets).count == 4)
+        #expect(fetch(broker!, "g2").1.flatMap(\.offsets).count == 4)
+        let joined = broker!.shareGroupHeartbeat(ShareHeartbeat(groupId: "g3", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["jobs"]))
+        #expect(joined.error == nil)
+        // A fourth is refused whichever way it comes; known groups go on.
+        let (refused, none) = fetch(broker!, "g4")
+        #expect(refused.error == .groupMaxSizeReached)
+        #expect(none.isEmpty)
+        #expect(broker!.shareGroupHeartbeat(ShareHeartbeat(groupId: "g4", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["jobs"])).error == .groupMaxSizeReached)
+        await #expect(throws: TidemarkError.self) {
+            try await broker!.shares.resetOffsets(group: "g4", offsets: [jobs[0]: 0], view: broker!.shareLogView)
+        }
+        #expect(fetch(broker!, "g3").1.flatMap(\.offsets).count == 4)
+        #expect(broker!.shares.state.withLock { $0.known.count } == 3)
+        try await broker!.close()
+
+        // After a restart the two groups' share state still counts (g3's member is gone, its
+        // state is not).
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(fetch(broker!, "g4").0.error == .groupMaxSizeReached)
+        #expect(await broker!.deleteGroups(["g1"]).allSatisfy { $0.error == nil })
+        #expect(broker!.shares.state.withLock { $0.known.count } == 2)
+        #expect(fetch(broker!, "g4").1.flatMap(\.offsets).count == 4)
+        try await broker!.close()
+    }
+
     /// Groups nobody uses any more are dropped from memory; their offsets stay until
     /// offsets.retention (7 days) passes with no member and no commit, then go for good.
     @Test func idleGroupsAndOldOffsetsExpire() async throws {

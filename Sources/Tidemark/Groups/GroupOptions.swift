@@ -41,6 +41,13 @@ public struct GroupOptions: Sendable {
     public var shareHeartbeatIntervalMs: Int32 = 5_000
     public var shareSessionTimeoutMs: Int64 = 45_000
     public var shareGroupMaxSize = 200
+    /// The most share groups the broker keeps (group.share.max.groups): a group counts while it
+    /// has members or share state (start offsets, windows), until DeleteGroups or
+    /// DeleteShareGroupOffsets. A heartbeat or offset reset that would make one more is refused
+    /// with GROUP_MAX_SIZE_REACHED. Kafka 4.0's default is 10; a job broker's groups are its
+    /// queues' worker pools, so this allows more. Each group's state grows with the partitions
+    /// it reads (a window each), so this and the partition count bound the share state.
+    public var shareMaxGroups = 1_000
     /// Retry backoff of share groups (Tidemark's; per group share.redelivery.backoff.ms and
     /// share.redelivery.backoff.max.ms): 0 redelivers at once, as Kafka does.
     public var shareRedeliveryBackoffMs: Int64 = 0
@@ -72,6 +79,7 @@ public struct GroupOptions: Sendable {
         try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")
         try require(shareHeartbeatIntervalMs > 0 && shareSessionTimeoutMs > 0, "share heartbeat and session timeout must be positive")
         try require(shareRedeliveryBackoffMs >= 0 && shareRedeliveryBackoffMaxMs >= 0, "share redelivery backoffs must not be negative")
-        try require(shareGroupMaxSize >= 1 && shareMaxSessions >= 1, "shareGroupMaxSize and shareMaxSessions must be at least 1")
+        try require(shareGroupMaxSize >= 1 && shareMaxSessions >= 1 && shareMaxGroups >= 1,
+            "shareGroupMaxSize, shareMaxSessions and shareMaxGroups must be at least 1")
     }
 }

@@ -12,6 +12,9 @@ extension ShareCoordinator {
             if let g = s.groups[group], !g.isEmpty {
                 throw TidemarkError(.nonEmptyGroup, "share group '\(group)' has active members")
             }
+            guard s.admits(group, maxGroups: options.shareMaxGroups) else {
+                throw TidemarkError(.groupMaxSizeReached, maxGroupsMessage(s))
+            }
             if let (tp, offset) = offsets.first(where: { $0.value < 0 }) {
                 throw TidemarkError(.invalidRequest, "start offset \(offset) for \(tp) is negative")
             }
@@ -50,7 +53,7 @@ extension ShareCoordinator {
             }
             var changed: [(ShareStateStore.Key, [UInt8]?)] = []
             for (key, slot) in s.slots where key.group == group && (topics?.contains(key.topicPartition.topic) ?? true) {
-                s.slots.removeValue(forKey: key)
+                s.removeSlot(key)
                 changed.append((storeKey(key, slot), nil))
             }
             return try store.write(changed)
@@ -66,7 +69,7 @@ extension ShareCoordinator {
         try await deleteState(group: group, topics: nil)
         state.withLock { s in
             guard s.groups[group]?.isEmpty ?? true else { return }
-            s.groups.removeValue(forKey: group)
+            s.setGroup(nil, id: group)
             s.idleSince.removeValue(forKey: group)
             for key in s.sessions.keys where key.group == group { s.sessions.removeValue(forKey: key) }
         }

@@ -15,9 +15,10 @@ import TidemarkStorage
 /// pass (`maintenanceIntervalMs`), and at close. A process crash in between gives the records
 /// it held back with the delivery counts of the last snapshot (one more delivery than the limit
 /// at most), never loses an acknowledgement.
-/// Bounds: members per group (`shareGroupMaxSize`), sessions (`shareMaxSessions`), records in
-/// flight per partition (`share.partition.max.record.locks`), partitions per session (those of
-/// the topics in the broker).
+/// Bounds: groups (`shareMaxGroups`: those with members or share state), members per group
+/// (`shareGroupMaxSize`), sessions (`shareMaxSessions`), records in flight per partition
+/// (`share.partition.max.record.locks`), partitions per session and per group (those of the
+/// topics in the broker). So the share state is at most groups x partitions windows.
 public final class ShareCoordinator: Sendable {
     struct PartitionKey: Hashable, Sendable {
         var group: String
@@ -79,6 +80,40 @@ public final class ShareCoordinator: Sendable {
         var sessions: [SessionKey: Session] = [:]
         var idleSince: [String: Int64] = [:]
         var isClosed = false
+        /// Every share group the broker knows, with how many things keep it: 1 for its
+        /// membership state (`groups`) and 1 per slot. Its count is what `shareMaxGroups` bounds.
+        private(set) var known: [String: Int] = [:]
+
+        /// Whether `group` may have membership or share state: it has some already, or there
+        /// is room for one more group.
+        func admits(_ group: String, maxGroups: Int) -> Bool { known[group] != nil || known.count < maxGroups }
+
+        mutating func retain(_ group: String) { known[group, default: 0] += 1 }
+
+        mutating func release(_ group: String) {
+            guard let n = known[group] else { return }
+            known[group] = n > 1 ? n - 1 : nil
+        }
+
+        /// Adds `slot` under `key`, counting a new one toward its group.
+        mutating func insertSlot(_ slot: Slot, at key: PartitionKey) {
+            if slots.updateValue(slot, forKey: key) == nil { retain(key.group) }
+        }
+
+        /// Removes the slot under `key`, if any, and its count toward its group.
+        mutating func removeSlot(_ key: PartitionKey) {
+            if slots.removeValue(forKey: key) != nil { release(key.group) }
+        }
+
+        /// Sets or drops `group`'s membership state, counting it toward the group.
+        mutating func setGroup(_ group: ShareGroup?, id: String) {
+            switch (groups[id] == nil, group) {
+            case (true, let g?): groups[id] = g; retain(id)
+            case (false, let g?): groups[id] = g
+            case (false, nil): groups.removeValue(forKey: id); release(id)
+            case (true, nil): break
+            }
+        }
     }
 
     public let options: GroupOptions
@@ -106,8 +141,11 @@ public final class ShareCoordinator: Sendable {
         var initial = State()
         for (key, partition) in restored {
             guard let topic = topicNames[key.topicId] else { continue }
-            initial.slots[PartitionKey(group: key.group, topicPartition: TopicPartition(topic, key.partition))] =
-                Slot(state: partition, topicId: key.topicId)
+            // Groups restored past `shareMaxGroups` (a lower setting since) stay; no new one comes
+            // until they are fewer.
+            initial.insertSlot(
+                Slot(state: partition, topicId: key.topicId),
+                at: PartitionKey(group: key.group, topicPartition: TopicPartition(topic, key.partition)))
         }
         state = Mutex(initial)
         let now = clock()
@@ -136,11 +174,14 @@ public final class ShareCoordinator: Sendable {
         let shareSettings = self.settings(request.groupId)
         return state.withLock { s in
             if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
+            guard s.admits(request.groupId, maxGroups: options.shareMaxGroups) else {
+                return .failure(.groupMaxSizeReached, maxGroupsMessage(s), memberId: request.memberId)
+            }
             var group = s.groups[request.groupId] ?? ShareGroup(groupId: request.groupId)
             let (result, left) = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
                 UUID().uuidString.lowercased()
             }
-            if !(group.isEmpty && s.groups[request.groupId] == nil) { s.groups[request.groupId] = group }
+            if !(group.isEmpty && s.groups[request.groupId] == nil) { s.setGroup(group, id: request.groupId) }
             // A member that leaves keeps its share session for now: clients leave first and then
             // close the session with their last acknowledgements (ShareAcknowledge, epoch -1),
             // which releases whatever it still holds. If that never comes, its locks expire.
@@ -184,6 +225,10 @@ public final class ShareCoordinator: Sendable {
             var session: Session
             switch epoch {
             case 0:
+                // (Its group is looked up here for a clear answer; its slots check it again.)
+                guard s.admits(group, maxGroups: options.shareMaxGroups) else {
+                    return .failure(.groupMaxSizeReached, maxGroupsMessage(s))
+                }
                 if s.sessions[key] == nil && s.sessions.count >= options.shareMaxSessions {
                     // Room comes only from a session whose member is no longer in its group
                     // (a live member's may hold jobs it will acknowledge), unused the longest.
@@ -473,9 +518,16 @@ public final class ShareCoordinator: Sendable {
         if let slot = s.slots[key], slot.topicId == id {
             return (key, bounds, slot.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end))
         }
+        // A new group's first slot needs room among the groups (the session's open checked
+        // too, but the group may have gone since: its members left and its state was deleted).
+        guard s.admits(group, maxGroups: options.shareMaxGroups) else { return nil }
         let start = startsAtEarliest(group) ? bounds.start : bounds.end
-        s.slots[key] = Slot(state: SharePartition(startOffset: start), topicId: id)
+        s.insertSlot(Slot(state: SharePartition(startOffset: start), topicId: id), at: key)
         return (key, bounds, false)
+    }
+
+    func maxGroupsMessage(_ s: State) -> String {
+        "the broker has \(s.known.count) share groups (group.share.max.groups is \(options.shareMaxGroups)): delete unused ones"
     }
 
     // MARK: Maintenance
@@ -497,7 +549,7 @@ public final class ShareCoordinator: Sendable {
                 if group.isEmpty {
                     let since = s.idleSince[id] ?? now
                     if now - since >= options.emptyGroupRetentionMs {
-                        s.groups.removeValue(forKey: id)
+                        s.setGroup(nil, id: id)
                         s.idleSince.removeValue(forKey: id)
                     } else {
                         s.idleSince[id] = since

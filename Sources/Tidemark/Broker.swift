@@ -258,7 +258,7 @@ public final class Broker: Sendable {
         }
         let offsetStore = try await OffsetStore.open(
             partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
-            compactionThresholdBytes: options.groups.offsetsCompactionBytes)
+            compactionThresholdBytes: options.groups.offsetsCompactionBytes, maxMemoryBytes: options.groups.offsetsMaxMemoryBytes)
         let offsetsTopicState = TopicState(
             name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), slots: [.online(offsetsPartition)],
             isInternal: true)

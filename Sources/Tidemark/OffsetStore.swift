@@ -81,11 +81,17 @@ public final class OffsetStore: Sendable {
         var emptySinceMs: Int64?
     }
     let compactionThresholdBytes: Int64
+    /// The most memory the committed offsets may take (`GroupOptions.offsetsMaxMemoryBytes`):
+    /// a commit that would grow them past it is refused (`.invalidCommitOffsetSize`), so the
+    /// map, and the open that reads it all back, stay bounded whatever clients commit.
+    /// Commits that do not grow it (a group moving its offsets on) always go through.
+    let maxMemoryBytes: Int
 
     private init(
         partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
-        entries: OffsetTable, compactionThresholdBytes: Int64
+        entries: OffsetTable, compactionThresholdBytes: Int64, maxMemoryBytes: Int
     ) {
+        self.maxMemoryBytes = maxMemoryBytes
         self.partition = partition
         self.flusher = flusher
         self.compactionThresholdBytes = compactionThresholdBytes
@@ -96,7 +102,7 @@ public final class OffsetStore: Sendable {
 
     static func open(
         partition: PartitionState, executor: BlockingExecutor, flusher: LogFlusher, clock: @escaping @Sendable () -> Int64,
-        compactionThresholdBytes: Int64
+        compactionThresholdBytes: Int64, maxMemoryBytes: Int = .max
     ) async throws -> OffsetStore {
         let openedAt = clock()
         let (entries, memberships) = try await executor.run { () throws -> (OffsetTable, [String: Membership]) in
@@ -137,7 +143,7 @@ public final class OffsetStore: Sendable {
         }
         let store = OffsetStore(
             partition: partition, executor: executor, flusher: flusher, clock: clock, entries: entries,
-            compactionThresholdBytes: compactionThresholdBytes)
+            compactionThresholdBytes: compactionThresholdBytes, maxMemoryBytes: maxMemoryBytes)
         store.memberships.withLock { $0 = memberships }
         return store
     }
@@ -187,8 +193,15 @@ public final class OffsetStore: Sendable {
     private func append(group: String, offsets: [TopicPartition: CommittedOffset], mayBlock: Bool) throws -> LogAppendInfo? {
         let now = clock()
         let log = partition.log
-        let body = { (entries: inout OffsetTable) -> Result<LogAppendInfo?, Error> in
+        let body = { [maxMemoryBytes] (entries: inout OffsetTable) -> Result<LogAppendInfo?, Error> in
             do {
+                let growth = entries.growth(group: group, offsets: offsets)
+                if growth > 0 && entries.memoryBytes + growth > maxMemoryBytes {
+                    return .failure(TidemarkError(
+                        .invalidCommitOffsetSize,
+                        "committed offsets take \(entries.memoryBytes) bytes of the \(maxMemoryBytes) the broker keeps "
+                            + "(offsets.memory.max.bytes); delete unused groups"))
+                }
                 var builder = RecordBatchBuilder()
                 for (tp, committed) in offsets.sorted(by: { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }) {
                     builder.append(

@@ -31,6 +31,8 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case invalidGroupId
         /// Commit metadata longer than `GroupOptions.offsetMetadataMaxBytes`.
         case offsetMetadataTooLarge
+        /// A commit that would take the committed offsets past `GroupOptions.offsetsMaxMemoryBytes`.
+        case invalidCommitOffsetSize
         /// The broker is closed or closing.
         case brokerClosed
         /// The disk is full: nothing was written.

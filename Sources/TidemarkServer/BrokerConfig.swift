@@ -37,6 +37,7 @@ public struct BrokerConfig: Sendable {
         ("offsets.retention.minutes", "committed offsets of empty groups expire after this"),
         ("offsets.retention.check.interval.ms", "how often expired offsets are looked for"),
         ("offset.metadata.max.bytes", "largest commit metadata"),
+        ("offsets.memory.max.bytes", "most memory all committed offsets take (Tidemark's)"),
         ("group.min.session.timeout.ms", "smallest session timeout a member may ask"),
         ("group.max.session.timeout.ms", "largest session timeout a member may ask"),
         ("group.initial.rebalance.delay.ms", "wait for more members before a new group's first generation"),
@@ -141,6 +142,7 @@ public struct BrokerConfig: Sendable {
             broker.groups.offsetsRetentionMs = overflow ? .max : ms
         case "offsets.retention.check.interval.ms": broker.groups.offsetsRetentionCheckIntervalMs = try ranged(1...Int64.max)
         // The offsets log stores metadata with a 16-bit length.
+        case "offsets.memory.max.bytes": broker.groups.offsetsMaxMemoryBytes = Int(try ranged(1 << 20...Int64(1) << 40))
         case "offset.metadata.max.bytes": broker.groups.offsetMetadataMaxBytes = Int(min(max(0, try number()), Int64(Int16.max)))
         case "group.min.session.timeout.ms": broker.groups.minSessionTimeoutMs = Int32(clamping: try number())
         case "group.max.session.timeout.ms": broker.groups.maxSessionTimeoutMs = Int32(clamping: try number())
@@ -227,6 +229,7 @@ public struct BrokerConfig: Sendable {
             ("node.id", "\(server.nodeId)"),
             ("num.partitions", "\(server.defaultPartitions)"),
             ("offset.metadata.max.bytes", "\(broker.groups.offsetMetadataMaxBytes)"),
+            ("offsets.memory.max.bytes", "\(broker.groups.offsetsMaxMemoryBytes)"),
             ("offsets.retention.check.interval.ms", "\(broker.groups.offsetsRetentionCheckIntervalMs)"),
             ("offsets.retention.minutes", "\(broker.groups.offsetsRetentionMs / 60_000)"),
             ("producer.id.expiration.ms", "\(broker.producerIdExpirationMs)"),
@@ -306,7 +309,7 @@ extension BrokerConfig {
         case "retention.ms", "retention.bytes", "flush.messages", "flush.ms", "message.timestamp.before.max.ms",
             "message.timestamp.after.max.ms", "log.retention.ms", "log.retention.bytes", "log.flush.interval.messages",
             "log.flush.interval.ms", "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
-            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes",
+            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes", "offsets.memory.max.bytes",
             "group.share.record.lock.duration.ms", "group.share.session.timeout.ms":
             5
         case "cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas": 7

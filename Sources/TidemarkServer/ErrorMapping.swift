@@ -27,6 +27,7 @@ extension KafkaError {
         case .invalidSessionTimeout: self = .invalidSessionTimeout
         case .invalidGroupId: self = .invalidGroupId
         case .offsetMetadataTooLarge: self = .offsetMetadataTooLarge
+        case .invalidCommitOffsetSize: self = .invalidCommitOffsetSize
         case .brokerClosed: self = .coordinatorNotAvailable
         case .noSpace, .storage: self = .kafkaStorageError
         case .invalidRequest: self = .invalidRequest

@@ -166,6 +166,7 @@ public enum KafkaError: Int16, Sendable {
     case unknownMemberId = 25
     case invalidSessionTimeout = 26
     case rebalanceInProgress = 27
+    case invalidCommitOffsetSize = 28
     case unsupportedVersion = 35
     case topicAlreadyExists = 36
     case invalidPartitions = 37

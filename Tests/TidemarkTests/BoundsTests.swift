@@ -166,6 +166,49 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Committed offsets are bounded in memory (offsets.memory.max.bytes): standalone commits
+    /// to new group ids, each with 4 KiB of metadata per partition, grew them without end, and
+    /// the open that reads them all back with them. Past the bound a commit that would add is
+    /// refused (INVALID_COMMIT_OFFSET_SIZE); one that moves offsets on goes through.
+    @Test func committedOffsetsAreBounded() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options()
+        opts.groups.offsetsMaxMemoryBytes = 64 << 10
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("o", partitions: 1)
+        let tp = TopicPartition("o", 0)
+        let metadata = String(repeating: "m", count: 1_000)
+        var accepted = 0
+        var refusal: TidemarkError.Code?
+        while refusal == nil && accepted < 1_000 {
+            refusal = try await broker.groups.commitOffsets(groupId: "g-\(accepted)", offsets: [tp: CommittedOffset(offset: 1, metadata: metadata)])
+            if refusal == nil { accepted += 1 }
+        }
+        #expect(refusal == .invalidCommitOffsetSize)
+        #expect((40...64).contains(accepted), "\(accepted)")
+        // A group moves its offset on, with metadata no longer than before.
+        #expect(try await broker.groups.commitOffsets(groupId: "g-0", offsets: [tp: CommittedOffset(offset: 2, metadata: "short")]) == nil)
+        #expect(broker.groups.fetchOffsets(groupId: "g-0")[tp]?.offset == 2)
+        #expect(try await broker.groups.commitOffsets(groupId: "g-1", offsets: [tp: CommittedOffset(offset: 2, metadata: metadata)]) == nil)
+        // The event-loop path refuses the same way.
+        let looped = await withCheckedContinuation { (done: CheckedContinuation<TidemarkError.Code?, Never>) in
+            broker.groups.commitOffsets(
+                groupId: "new", memberId: "", generationId: -1, offsets: [tp: CommittedOffset(offset: 1, metadata: metadata + metadata)],
+                sync: false
+            ) { done.resume(returning: try? $0.get()) }
+        }
+        #expect(looped == .invalidCommitOffsetSize)
+        #expect(broker.groups.fetchOffsets(groupId: "new").isEmpty)
+        try await broker.close()
+
+        // Read back whole at open, with the same count; deleting groups makes room.
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(try await broker.groups.commitOffsets(groupId: "later", offsets: [tp: CommittedOffset(offset: 1, metadata: metadata + metadata)]) == .invalidCommitOffsetSize)
+        #expect(await broker.deleteGroups(["g-2", "g-3"]).allSatisfy { $0.error == nil })
+        #expect(try await broker.groups.commitOffsets(groupId: "later", offsets: [tp: CommittedOffset(offset: 1, metadata: metadata + metadata)]) == nil)
+        try await broker.close()
+    }
+
     @Test func producerStateIsBoundedPerPartition() throws {
         var table = ProducerStateTable()
         for id in 0..<Int64(ProducerStateTable.maxProducers + 500) {

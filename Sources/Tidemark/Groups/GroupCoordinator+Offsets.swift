@@ -19,6 +19,8 @@ extension GroupCoordinator {
         case .success(let stamped):
             do {
                 try await store.commit(group: groupId, offsets: stamped, sync: sync)
+            } catch let error as TidemarkError where error.code == .invalidCommitOffsetSize {
+                return error.code  // the committed offsets are full
             } catch {
                 throw Self.commitFailure(error, groupId)
             }
@@ -49,6 +51,8 @@ extension GroupCoordinator {
         let immediate: OffsetStore.ImmediateCommit
         do {
             immediate = try store.commitNow(group: groupId, offsets: stamped, sync: sync)
+        } catch let error as TidemarkError where error.code == .invalidCommitOffsetSize {
+            return completion(.success(error.code))
         } catch {
             return completion(.failure(Self.commitFailure(error, groupId)))
         }

@@ -18,6 +18,12 @@ public struct GroupOptions: Sendable {
     public var offsetsRetentionCheckIntervalMs: Int64 = 600_000
     /// The committed-offsets log is rewritten (live entries only) past this size.
     public var offsetsCompactionBytes: Int64 = 16 << 20
+    /// The most memory committed offsets take, all groups together (an estimate: about 100
+    /// bytes per partition plus its topic name and metadata; Tidemark's
+    /// offsets.memory.max.bytes). A commit that would pass it is refused with
+    /// INVALID_COMMIT_OFFSET_SIZE; commits that move existing offsets on always go through.
+    /// The default holds about 2 million partitions' offsets without metadata.
+    public var offsetsMaxMemoryBytes = 256 << 20
     /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
     /// offset.metadata.max.bytes); longer ones are refused with OFFSET_METADATA_TOO_LARGE.
     public var offsetMetadataMaxBytes = 4096

@@ -50,12 +50,7 @@ extension Broker {
         var maxBatchBytes: Int
         var maxBytes: Int
 
-        static func cost(of record: Record) -> Int {
-            var bytes = MemoryLayout<ConsumerRecord>.stride + (record.key?.count ?? 0) + (record.value?.count ?? 0)
-            bytes += record.headers.count * MemoryLayout<RecordHeader>.stride
-            for header in record.headers { bytes += header.key.utf8.count + (header.value?.count ?? 0) }
-            return bytes
-        }
+        static func cost(of record: Record) -> Int { MemoryLayout<ConsumerRecord>.stride + record.heapBytes }
     }
 
     /// Decodes the records at or after `from` in whole stored batches.
@@ -80,8 +75,9 @@ extension Broker {
             while position < raw.count && out.count < limit && kept < (budget?.maxBytes ?? .max) {
                 let batch: RecordBatch
                 do {
+                    // Only the records that can go out are built (a batch may hold millions).
                     batch = try RecordBatch(
-                        decoding: UnsafeRawBufferPointer(rebasing: raw[position...]),
+                        decoding: UnsafeRawBufferPointer(rebasing: raw[position...]), keeping: { $0 >= from }, limit: limit - out.count,
                         maxDecompressedBytes: budget?.maxBatchBytes ?? RecordBatch.defaultMaxDecompressedBytes)
                 } catch {
                     damage = TidemarkError(.storage, "stored batch in \(topic)-\(partition) does not decode: \(error)")

@@ -29,6 +29,8 @@ public final class KafkaServer: Sendable {
     public var closedConnectionsAppending: Int { router.closedDrains.load(ordering: .relaxed) }
     /// Large responses' bytes in memory until written, over all connections (`ResponseMemory`).
     public var responseBytesHeld: Int { router.responseMemory.heldBytes }
+    /// Decoded batches the share fetches keep (`ShareBatchCache`): how many, and their memory.
+    public var shareBatchesCached: (count: Int, bytes: Int) { router.shareBatches.held }
     private let budget: RequestMemoryBudget
 
     private init(

@@ -369,7 +369,11 @@ final class ProduceInFlight {
                 (raw[RecordBatchHeader.attributesOffset + 1], Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: Int32.self))))
             }
             let end = RecordBatchHeader.logOverhead + length
-            if attributes & 0x07 == 0, length > 0, end <= records.count, let batch = try? RecordBatch(decoding: Array(records.prefix(end))),
+            // Only the first record is built (a batch may hold a hundred thousand).
+            if attributes & 0x07 == 0, length > 0, end <= records.count,
+                let batch = records.withUnsafeBytes({ raw in
+                    try? RecordBatch(decoding: UnsafeRawBufferPointer(rebasing: raw[..<end]), keeping: { _ in true }, limit: 1)
+                }),
                 let first = batch.records.first
             {
                 parent = broker.extractContext(from: first.headers)

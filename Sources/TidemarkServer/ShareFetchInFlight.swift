@@ -436,14 +436,25 @@ struct ShareBatchWalk: Sendable {
                     // the worker undecodable, its jobs expire unprocessed and end archived in silence.
                     let acquired = runs.reduce(Int64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
                     let slice = bytes[position..<end]
+                    let count = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 57, as: Int32.self)) }
+                    let whole = count <= ShareBatchCache.maxRecordsPerBatch
                     let checked: Result<RecordBatch?, RecordBatchError> = slice.withUnsafeBytes { raw in
                         Result { () throws(RecordBatchError) in
                             // A large batch of which few records go out is decoded (and trimmed);
                             // one that does not decode (beyond the decode's size bound) goes whole.
-                            if end - position > 16 << 10, acquired * 2 < last - base + 1,
-                                let decoded = try? RecordBatch(decoding: raw)
-                            {
-                                return decoded
+                            // One of up to `maxRecordsPerBatch` records is decoded whole, for the
+                            // cache (later fetches take its other records); one of more, only for
+                            // the records that go out (it may hold millions of tiny ones).
+                            if end - position > 16 << 10, acquired * 2 < last - base + 1 {
+                                let sorted = runs.sorted { $0.lowerBound < $1.lowerBound }
+                                var next = 0
+                                let decoded = whole
+                                    ? try? RecordBatch(decoding: raw)
+                                    : try? RecordBatch(decoding: raw, keeping: { offset in
+                                        while next < sorted.count && sorted[next].upperBound < offset { next += 1 }
+                                        return next < sorted.count && sorted[next].contains(offset)
+                                    }, through: sorted.last!.upperBound)
+                                if let decoded { return decoded }
                             }
                             _ = try RecordBatchHeader.validate(raw)
                             return nil
@@ -455,7 +466,7 @@ struct ShareBatchWalk: Sendable {
                         ended = true
                         return
                     case .success(let decoded?):
-                        cache.insert(topicPartition, id: topicId, decoded, size: end - position)
+                        if whole { cache.insert(topicPartition, id: topicId, decoded) }
                         kept += RequestRouter.trimmed(decoded, keep: keep)
                     case .success(nil):
                         kept += slice

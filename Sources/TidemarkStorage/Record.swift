@@ -108,6 +108,15 @@ extension Record {
         }
     }
 
+    /// What the record holds outside its own struct once decoded: its key and value, its
+    /// headers' array and their keys and values (so a record of many empty headers, 2 bytes
+    /// each stored, counts what it takes in memory). For budgets of decoded records.
+    public var heapBytes: Int {
+        var bytes = (key?.count ?? 0) + (value?.count ?? 0) + headers.count * MemoryLayout<RecordHeader>.stride
+        for header in headers { bytes += header.key.utf8.count + (header.value?.count ?? 0) }
+        return bytes
+    }
+
     /// Reads one record; every length is checked against the bytes that remain.
     static func read(from reader: inout ByteReader) throws(RecordBatchError) -> Record {
         let length = try reader.readVarint()

@@ -193,6 +193,43 @@ extension ServerTests {
         }
     }
 
+    /// A batch of 200,000 empty records (LZ4: about 1 KB stored, 1.6 MB decompressed, some 14 MB
+    /// as decoded records): a worker taking one job at a time gets each trimmed to its record,
+    /// and the broker keeps none of it decoded; a batch of a few large records is kept once, at
+    /// its decoded size. (The cache counted stored bytes: batches of tiny records held many times that.)
+    @Test func aBatchOfManyTinyRecordsIsTrimmedAndNotKept() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("tiny", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var builder = RecordBatchBuilder(compression: .lz4)
+            for _ in 0..<200_000 { builder.append(timestamp: 1000, key: nil, value: []) }
+            let tiny = try builder.build()
+            try await Self.produceEach(client, topic: "tiny", [tiny])
+            try await Self.joinShareGroup(client, topic: "tiny")
+            let topicId = try await FetchSessionTests.topicId(of: "tiny", port: server.boundPort)
+            for (epoch, offset) in [(Int32(0), Int64(0)), (1, 1), (2, 2)] {
+                let answer = try await Self.shareFetch(client, topicId: topicId, epoch: epoch, correlation: 2 + epoch)
+                let p0 = try #require(answer.responses.first?.partitions.first)
+                #expect(p0.acquiredRecords.map { [$0.firstOffset, $0.lastOffset] } == [[offset, offset]])
+                guard case .bytes(let got)? = p0.records else { throw TidemarkError(.invalidRequest, "no records") }
+                let batch = try RecordBatch(decoding: Array(got))
+                #expect(batch.records.map { batch.offset(of: $0) } == [offset])
+            }
+            #expect(server.shareBatchesCached.count == 0)
+
+            // Eight records of 4 KB: one acquired, trimmed, and the batch kept decoded.
+            try await server.broker.createTopic("large", partitions: 1)
+            var large = RecordBatchBuilder(compression: .none)
+            for i in 0..<8 { large.append(timestamp: 1000, key: nil, value: [UInt8](repeating: UInt8(i), count: 4_000)) }
+            try await Self.produceEach(client, topic: "large", [try large.build()])
+            let largeId = try await FetchSessionTests.topicId(of: "large", port: server.boundPort)
+            let answer = try await Self.shareFetch(client, topicId: largeId, epoch: 0, correlation: 10)
+            #expect(answer.responses.first?.partitions.first?.acquiredRecords.map(\.lastOffset) == [0])
+            #expect(server.shareBatchesCached.count == 1)
+            #expect((32_000..<40_000).contains(server.shareBatchesCached.bytes), "\(server.shareBatchesCached.bytes)")
+        }
+    }
+
     @Test func aColdPartitionIsServedBesideAHotOne() async throws {
         try await Self.withServer { server in
             try await server.broker.createTopic("mixed", partitions: 2)

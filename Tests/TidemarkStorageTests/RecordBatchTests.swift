@@ -166,6 +166,42 @@ import Testing
         #expect(try RecordBatch(decoding: bytes).records.count == 100)
     }
 
+    /// A partial decode builds only the records it keeps, stops at its limit or past `through`,
+    /// and gives them exactly as a whole decode does (both codecs).
+    @Test(arguments: [CompressionCodec.none, .lz4])
+    func partialDecodeKeepsOnlyWhatItPicks(compression: CompressionCodec) throws {
+        var rng = SeededGenerator(seed: 77)
+        let samples = Self.randomSamples(count: 500, rng: &rng)
+        var builder = RecordBatchBuilder(baseOffset: 1_000, compression: compression)
+        for s in samples { builder.append(timestamp: s.timestamp, key: s.key, value: s.value, headers: s.headers) }
+        let bytes = try builder.build()
+        let whole = try RecordBatch(decoding: bytes)
+        func partial(limit: Int = .max, through: Int64 = .max, _ keep: (Int64) -> Bool) throws -> [Record] {
+            try bytes.withUnsafeBytes { raw in
+                try RecordBatch(decoding: raw, keeping: keep, limit: limit, through: through).records
+            }
+        }
+        #expect(try partial { _ in true } == whole.records)
+        #expect(try partial { $0 % 7 == 0 } == whole.records.filter { whole.offset(of: $0) % 7 == 0 })
+        #expect(try partial(limit: 3) { $0 >= 1_250 } == Array(whole.records[250..<253]))
+        #expect(try partial(through: 1_010) { $0 >= 1_005 } == Array(whole.records[5...10]))
+        #expect(try partial { _ in false }.isEmpty)
+    }
+
+    /// The walk past unkept records still checks their framing: a record length that runs past
+    /// the body is an error, not a skip into the next batch.
+    @Test func partialDecodeChecksWhatItWalksPast() throws {
+        var builder = RecordBatchBuilder()
+        for i in 0..<3 { builder.append(timestamp: Int64(i), key: nil, value: [UInt8](repeating: 1, count: 10)) }
+        var bytes = try builder.build()
+        bytes[61] = 0x7E  // the first record's length varint: 63, past the 3 records' bytes
+        let crc = CRC32C.checksum(bytes[21...])
+        bytes.replaceSubrange(17..<21, with: withUnsafeBytes(of: crc.bigEndian) { Array($0) })
+        #expect(throws: RecordBatchError.self) {
+            try bytes.withUnsafeBytes { raw in try RecordBatch(decoding: raw, keeping: { $0 >= 2 }) }
+        }
+    }
+
     @Test func varints() {
         var writer = ByteWriter()
         let values: [Int64] = [0, -1, 1, -64, 63, 64, 300, Int64(Int32.max), Int64(Int32.min), .max, .min]

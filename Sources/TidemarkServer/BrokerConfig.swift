@@ -44,6 +44,8 @@ public struct BrokerConfig: Sendable {
         ("group.consumer.session.timeout.ms", "consumer-protocol members are removed after this without a heartbeat"),
         ("group.consumer.heartbeat.interval.ms", "how often consumer-protocol members heartbeat"),
         ("group.consumer.max.size", "most members of a consumer-protocol group"),
+        ("group.max.size", "most members of a classic group"),
+        ("group.members.max.bytes", "most memory classic groups' members keep, all together (Tidemark's)"),
         ("group.share.record.lock.duration.ms", "how long a share group's acquired record stays locked to its worker"),
         ("group.share.delivery.count.limit", "deliveries before a share group's record is archived"),
         ("group.share.partition.max.record.locks", "most records in flight per share partition"),
@@ -150,6 +152,8 @@ public struct BrokerConfig: Sendable {
         case "group.consumer.session.timeout.ms": broker.groups.consumerSessionTimeoutMs = max(1, try number())
         case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(clamping: max(1, try number()))
         case "group.consumer.max.size": broker.groups.consumerGroupMaxSize = Int(clamping: max(1, try number()))
+        case "group.max.size": broker.groups.classicGroupMaxSize = Int(try ranged(1...Int64(Int32.max)))
+        case "group.members.max.bytes": broker.groups.classicMembersMaxBytes = Int(try ranged(1 << 20...Int64(1) << 40))
         case "group.share.record.lock.duration.ms": broker.groups.shareRecordLockDurationMs = try ranged(1_000...3_600_000)
         case "group.share.delivery.count.limit": broker.groups.shareDeliveryCountLimit = Int16(try ranged(2...10))
         case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
@@ -213,6 +217,8 @@ public struct BrokerConfig: Sendable {
             ("max.incremental.fetch.session.cache.slots", "\(server.fetchSessionCacheSlots)"),
             ("group.consumer.heartbeat.interval.ms", "\(broker.groups.consumerHeartbeatIntervalMs)"),
             ("group.consumer.max.size", "\(broker.groups.consumerGroupMaxSize)"),
+            ("group.max.size", "\(broker.groups.classicGroupMaxSize)"),
+            ("group.members.max.bytes", "\(broker.groups.classicMembersMaxBytes)"),
             ("group.consumer.session.timeout.ms", "\(broker.groups.consumerSessionTimeoutMs)"),
             ("errors.deadletterqueue.topic.name.prefix", broker.groups.deadLetterTopicPrefix),
             ("group.share.delivery.count.limit", "\(broker.groups.shareDeliveryCountLimit)"),
@@ -299,7 +305,7 @@ extension BrokerConfig {
         case "num.partitions", "segment.bytes", "log.segment.bytes", "max.message.bytes", "message.max.bytes",
             "offset.metadata.max.bytes", "group.min.session.timeout.ms", "group.max.session.timeout.ms",
             "group.initial.rebalance.delay.ms", "group.consumer.session.timeout.ms", "group.consumer.heartbeat.interval.ms",
-            "group.consumer.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes",
+            "group.consumer.max.size", "group.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes",
             "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size", "group.share.max.groups",
             "share.delivery.count.limit", "share.partition.max.record.locks", "group.share.delivery.count.limit", "num.network.threads", "node.id",
             "broker.id", "fetch.max.bytes", "max.connections", "max.connections.per.ip", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
@@ -309,7 +315,7 @@ extension BrokerConfig {
         case "retention.ms", "retention.bytes", "flush.messages", "flush.ms", "message.timestamp.before.max.ms",
             "message.timestamp.after.max.ms", "log.retention.ms", "log.retention.bytes", "log.flush.interval.messages",
             "log.flush.interval.ms", "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
-            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes", "offsets.memory.max.bytes",
+            "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes", "offsets.memory.max.bytes", "group.members.max.bytes",
             "group.share.record.lock.duration.ms", "group.share.session.timeout.ms":
             5
         case "cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas": 7

@@ -83,6 +83,45 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Classic groups are bounded: members per group (group.max.size) and what all members keep
+    /// (group.members.max.bytes): each member kept up to 1 MiB of protocol metadata for as long
+    /// as it heartbeated, in any number of groups, and the leader's assignments beside it.
+    @Test func classicGroupMembersAreBounded() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options()
+        opts.groups.classicGroupMaxSize = 1
+        opts.groups.classicMembersMaxBytes = 1 << 20
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        func join(_ group: String, _ bytes: Int, member: String = "") async -> JoinGroupResponse {
+            await broker.groups.join(
+                JoinGroupRequest(
+                    groupId: group, memberId: member, clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000,
+                    protocolType: "consumer", protocols: [("range", [UInt8](repeating: 1, count: bytes))]))
+        }
+        #expect(await join("solo", 100).error == nil)
+        #expect(await join("solo", 100).error == .groupMaxSizeReached)
+        var ids: [String] = []
+        for g in 0..<3 {
+            let joined = await join("big-\(g)", 300_000)
+            #expect(joined.error == nil)
+            ids.append(joined.memberId)
+        }
+        #expect(await join("big-3", 300_000).error == .groupMaxSizeReached)
+        // A member already in rejoins as it was.
+        #expect(await join("big-0", 300_000, member: ids[0]).error == nil)
+        let generation = await join("big-0", 300_000, member: ids[0]).generationId
+        // The leader's assignments count too.
+        let sync = await broker.groups.sync(
+            groupId: "big-0", memberId: ids[0], generationId: generation, assignments: [ids[0]: [UInt8](repeating: 2, count: 200_000)])
+        #expect(sync.error == .groupMaxSizeReached)
+        #expect(await broker.groups.sync(groupId: "big-0", memberId: ids[0], generationId: generation, assignments: [ids[0]: [1]]).error == nil)
+        // A member that leaves makes room.
+        #expect(broker.groups.leave(groupId: "big-1", members: [(ids[1], nil)]) == [nil])
+        #expect(await join("big-3", 300_000).error == nil)
+        #expect(broker.groups.state.withLock { $0.classicMemberBytes } < 1 << 20)
+        try await broker.close()
+    }
+
     /// Share groups are bounded (group.share.max.groups): a ShareFetch session opened under any
     /// new group id made share state that only an admin delete removed, so a client looping
     /// over group ids grew the broker without end. A group counts while it has members or

@@ -100,7 +100,21 @@ struct ClassicGroup: Sendable {
         var lastHeartbeatMs: Int64
         var awaitingJoin = false
         var awaitingSync = false
+
+        /// About what it keeps in memory: its strings, protocols and assignment, and a fixed
+        /// part for the rest (`GroupOptions.classicMembersMaxBytes` bounds the sum).
+        var keptBytes: Int {
+            Self.keptBytes(protocols: protocols) + id.utf8.count + (groupInstanceId?.utf8.count ?? 0) + clientId.utf8.count
+                + clientHost.utf8.count + protocolType.utf8.count + assignment.count
+        }
+
+        static func keptBytes(protocols: [(name: String, metadata: [UInt8])]) -> Int {
+            protocols.reduce(256) { $0 + 24 + $1.name.utf8.count + $1.metadata.count }
+        }
     }
+
+    /// What the members keep in memory (`Member.keptBytes`), all together.
+    var memberBytes: Int { members.values.reduce(0) { $0 + $1.keptBytes } }
 
     /// A response owed to a member that is waiting for it.
     enum Delivery: Sendable {
@@ -231,6 +245,10 @@ struct ClassicGroup: Sendable {
     private mutating func addMemberAndRebalance(_ request: JoinGroupRequest, memberId: String, nowMs: Int64)
         -> (JoinGroupResponse?, [Delivery])
     {
+        // Kafka's group.max.size: a new member of a full group is refused.
+        guard members.count < options.classicGroupMaxSize else {
+            return (.failure(.groupMaxSizeReached, memberId: memberId), [])
+        }
         members[memberId] = Member(
             id: memberId, groupInstanceId: request.groupInstanceId, clientId: request.clientId,
             clientHost: request.clientHost, sessionTimeoutMs: request.sessionTimeoutMs,

@@ -155,7 +155,7 @@ extension GroupCoordinator {
             if let group = s.groups[groupId], !group.members.isEmpty { return nil }
             if let group = s.consumerGroups[groupId], !group.isEmpty { return nil }
             let known = s.groups[groupId] != nil || s.consumerGroups[groupId] != nil
-            s.groups.removeValue(forKey: groupId)
+            s.setClassic(nil, id: groupId)
             s.consumerGroups.removeValue(forKey: groupId)
             s.idleSince.removeValue(forKey: groupId)
             s.recordedMemberships.removeValue(forKey: groupId)

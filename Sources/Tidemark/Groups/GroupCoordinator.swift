@@ -70,6 +70,18 @@ public final class GroupCoordinator: Sendable {
         /// Per classic group, the generation of its last membership record and the protocol
         /// type it named (an Empty group's record names the type it last had).
         var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
+        /// What classic groups' members keep (`ClassicGroup.memberBytes`), all groups together:
+        /// `GroupOptions.classicMembersMaxBytes` bounds it.
+        private(set) var classicMemberBytes = 0
+
+        /// Sets (nil: removes) a classic group, keeping `classicMemberBytes` right. Every change
+        /// of a group's members, protocols or assignments goes through here (a heartbeat's
+        /// changes none of them).
+        mutating func setClassic(_ group: ClassicGroup?, id: String) {
+            classicMemberBytes -= groups[id]?.memberBytes ?? 0
+            groups[id] = group
+            classicMemberBytes += group?.memberBytes ?? 0
+        }
     }
 
     public let options: GroupOptions
@@ -190,9 +202,19 @@ public final class GroupCoordinator: Sendable {
                     s.consumerGroups.removeValue(forKey: request.groupId)
                 }
                 var group = s.groups[request.groupId] ?? ClassicGroup(groupId: request.groupId, options: options)
+                // Members keep their protocols' metadata (up to 1 MiB each) while they stay: a
+                // join that would take all members past the broker's bound is refused.
+                let kept = group.members[request.memberId]?.keptBytes ?? 0
+                let keeps = ClassicGroup.Member.keptBytes(protocols: request.protocols) + request.memberId.utf8.count
+                    + (request.groupInstanceId?.utf8.count ?? 0) + request.clientId.utf8.count + request.clientHost.utf8.count
+                    + request.protocolType.utf8.count
+                if keeps > kept && s.classicMemberBytes - kept + keeps > options.classicMembersMaxBytes {
+                    ready.joins.append((continuation, .failure(.groupMaxSizeReached, memberId: request.memberId)))
+                    return ready
+                }
                 let generationBefore = group.generationId
                 let (response, deliveries) = group.join(request, nowMs: now)
-                s.groups[request.groupId] = group
+                s.setClassic(group, id: request.groupId)
                 if group.generationId != generationBefore {
                     ready.rebalanced = (group.generationId, group.memberOrder.count)
                 }
@@ -236,9 +258,19 @@ public final class GroupCoordinator: Sendable {
                     ready.syncs.append((continuation, .failure(s.isClosed ? .brokerClosed : .unknownMemberId)))
                     return ready
                 }
+                // The leader's assignments are kept with the members: they count toward the bound too.
+                if let assignments {
+                    let growth = assignments.reduce(0) { sum, entry in
+                        sum + (group.members[entry.key].map { entry.value.count - $0.assignment.count } ?? 0)
+                    }
+                    if growth > 0 && s.classicMemberBytes + growth > options.classicMembersMaxBytes {
+                        ready.syncs.append((continuation, .failure(.groupMaxSizeReached)))
+                        return ready
+                    }
+                }
                 let (response, deliveries) = group.sync(
                     memberId: memberId, instance: groupInstanceId, generationId: generationId, assignments: assignments, nowMs: now)
-                s.groups[groupId] = group
+                s.setClassic(group, id: groupId)
                 if let response {
                     ready.syncs.append((continuation, response))
                 } else {
@@ -284,7 +316,7 @@ public final class GroupCoordinator: Sendable {
         let (results, ready) = state.withLock { s -> ([TidemarkError.Code?], Ready) in
             guard var group = s.groups[groupId] else { return (members.map { _ in .unknownMemberId }, Ready()) }
             let (results, deliveries) = group.leave(members: members.map { ($0.memberId, $0.groupInstanceId) }, nowMs: now)
-            s.groups[groupId] = group
+            s.setClassic(group, id: groupId)
             noteMembership(group, &s)
             return (results, Self.collect(deliveries, group: groupId, &s))
         }
@@ -308,7 +340,7 @@ public final class GroupCoordinator: Sendable {
                 if group.isIdle {
                     let since = s.idleSince[id] ?? now
                     if now - since >= options.emptyGroupRetentionMs {
-                        s.groups.removeValue(forKey: id)
+                        s.setClassic(nil, id: id)
                         s.idleSince.removeValue(forKey: id)
                         s.recordedMemberships.removeValue(forKey: id)
                         continue
@@ -317,7 +349,7 @@ public final class GroupCoordinator: Sendable {
                 } else {
                     s.idleSince.removeValue(forKey: id)
                 }
-                s.groups[id] = group
+                s.setClassic(group, id: id)
             }
             for id in Array(s.consumerGroups.keys) {
                 var group = s.consumerGroups[id]!
@@ -401,7 +433,7 @@ public final class GroupCoordinator: Sendable {
                     return .failure(
                         .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
                 }
-                s.groups.removeValue(forKey: request.groupId)
+                s.setClassic(nil, id: request.groupId)
                 s.recordedMemberships.removeValue(forKey: request.groupId)
             }
             var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)

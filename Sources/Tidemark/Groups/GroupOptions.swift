@@ -37,6 +37,14 @@ public struct GroupOptions: Sendable {
     /// The most members a consumer-protocol group takes (group.consumer.max.size); more are
     /// refused with GROUP_MAX_SIZE_REACHED.
     public var consumerGroupMaxSize = 1_000
+    /// The most members a classic (JoinGroup) group takes (Kafka's group.max.size, unbounded
+    /// there); more are refused with GROUP_MAX_SIZE_REACHED.
+    public var classicGroupMaxSize = 1_000
+    /// The most memory classic groups' members keep, all groups together: their protocols'
+    /// metadata (up to 1 MiB each), assignments and ids (Tidemark's
+    /// group.members.max.bytes). A join that would pass it is refused with
+    /// GROUP_MAX_SIZE_REACHED; members already in keep their place.
+    public var classicMembersMaxBytes = 256 << 20
     /// Share groups (KIP-932), Kafka's broker names: group.share.record.lock.duration.ms,
     /// group.share.delivery.count.limit, group.share.partition.max.record.locks,
     /// group.share.heartbeat.interval.ms, group.share.session.timeout.ms, group.share.max.size.
@@ -85,6 +93,7 @@ public struct GroupOptions: Sendable {
         try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")
         try require(shareHeartbeatIntervalMs > 0 && shareSessionTimeoutMs > 0, "share heartbeat and session timeout must be positive")
         try require(shareRedeliveryBackoffMs >= 0 && shareRedeliveryBackoffMaxMs >= 0, "share redelivery backoffs must not be negative")
+        try require(classicGroupMaxSize >= 1 && classicMembersMaxBytes >= 0, "classicGroupMaxSize must be at least 1")
         try require(shareGroupMaxSize >= 1 && shareMaxSessions >= 1 && shareMaxGroups >= 1,
             "shareGroupMaxSize, shareMaxSessions and shareMaxGroups must be at least 1")
     }

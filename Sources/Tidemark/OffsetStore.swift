@@ -213,6 +213,9 @@ public final class OffsetStore: Sendable {
                     info = try log.append(try builder.build(), applyingFlushPolicy: false, mayBlock: mayBlock)
                 } catch let error as StorageError where error.code == .wouldBlock {
                     return .success(nil)
+                } catch let error as StorageError where error.code == .batchTooLarge {
+                    // As Kafka answers a commit too large for one batch of its offsets topic.
+                    return .failure(TidemarkError(.invalidCommitOffsetSize, "the commit is too large for one batch: \(error.message)"))
                 }
                 for (tp, committed) in offsets { entries[Key(group: group, topicPartition: tp)] = committed }
                 return .success(info)
@@ -415,7 +418,9 @@ public final class OffsetStore: Sendable {
                         for (tp, value) in offsets {
                             builder.append(
                                 timestamp: now, key: Self.encodeKey(Key(group: group, topicPartition: tp)), value: Self.encodeValue(value))
-                            if builder.count == 1000 {
+                            // Batches of at most 2 MiB: entries of 32 KiB of metadata (the most
+                            // offset.metadata.max.bytes allows) made 1,000 of them a batch of 32 MiB.
+                            if builder.count == 1000 || builder.uncompressedSize >= 2 << 20 {
                                 try log.append(try builder.build(), applyingFlushPolicy: false)
                                 builder = RecordBatchBuilder()
                             }

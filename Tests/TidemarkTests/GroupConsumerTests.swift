@@ -183,6 +183,33 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Entries with the most metadata offset.metadata.max.bytes allows (32 KiB): compaction
+    /// wrote 1,000 of them per batch, past the offsets log's 16 MiB batch bound, so it failed at
+    /// every pass and the log grew; it writes batches of 2 MiB now. A single commit too large for
+    /// a batch gets INVALID_COMMIT_OFFSET_SIZE, as in Kafka (it got KAFKA_STORAGE_ERROR).
+    @Test func entriesWithLargeMetadataAreCompacted() async throws {
+        let dir = TemporaryDirectory()
+        var brokerOptions = options(maintenanceMs: 3_600_000)
+        brokerOptions.groups.offsetsCompactionBytes = 1 << 20
+        brokerOptions.groups.offsetMetadataMaxBytes = 32_767
+        var broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        let tp = TopicPartition("c", 0)
+        let metadata = String(repeating: "m", count: 30_000)
+        for i in 0..<600 {
+            #expect(try await broker.groups.commitOffsets(groupId: "g\(i)", offsets: [tp: CommittedOffset(offset: 1, metadata: metadata)]) == nil)
+        }
+        let store = broker.groups.store
+        try await store.compactIfNeeded()
+        #expect(store.partition.log.logStartOffset > 0)
+        let wide = Dictionary(uniqueKeysWithValues: (0..<600).map { (TopicPartition("c", $0), CommittedOffset(offset: 1, metadata: metadata)) })
+        #expect(try await broker.groups.commitOffsets(groupId: "wide", offsets: wide) == .invalidCommitOffsetSize)
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
+        #expect(broker.groups.fetchOffsets(groupId: "g599")[tp]?.metadata == metadata)
+        #expect(broker.groups.fetchOffsets(groupId: "wide").isEmpty)
+        try await broker.close()
+    }
+
     /// A commit made on an event loop while compaction holds the offsets log (its roll made
     /// slow: 200 ms per file opened) does not wait for it on the loop: the call returns at
     /// once and the commit is made by a task once compaction is done.

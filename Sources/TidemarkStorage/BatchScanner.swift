@@ -1,7 +1,10 @@
 /// Reads the batches of a segment file in order through a buffer, checking each one's
 /// framing and CRC. Used by recovery, index rebuilds and `verify`.
 ///
-/// Memory is bounded by `maxBatchBytes` plus the read chunk. Value type; one owner.
+/// Memory is bounded by `maxBatchBytes` plus the read chunk, and by `largeBatchBytes`
+/// whatever that is: a longer batch (a damaged length field claims up to 2 GiB) is checked
+/// as it streams past, its CRC computed a chunk at a time, and its bytes are not kept.
+/// Value type; one owner.
 struct BatchScanner {
     enum Step {
         /// A valid batch at `position`.
@@ -13,6 +16,10 @@ struct BatchScanner {
     }
 
     static let chunkBytes = 1 << 20
+    /// Batches longer than this are checked without being held in memory (Kafka's batches
+    /// are at most max.message.bytes, 1 MiB by default; a longer one is legal but rare, and a
+    /// length field damaged on disk made recovery allocate up to the segment's size).
+    static let largeBatchBytes = 64 << 20
 
     let file: SharedFile
     let end: Int
@@ -45,6 +52,7 @@ struct BatchScanner {
             Int(length) + RecordBatchHeader.logOverhead <= maxBatchBytes
         else { return .invalid(.invalidBatchLength(length), position: position) }
         let total = Int(length) + RecordBatchHeader.logOverhead
+        if total > Self.largeBatchBytes { return try streamLargeBatch(total) }
         guard try fill(total) else {
             return .invalid(.truncated(needed: total, available: end - position), position: position)
         }
@@ -63,6 +71,52 @@ struct BatchScanner {
         case .failure(let error):
             return .invalid(error, position: position)
         }
+    }
+
+    /// Checks the `total`-byte batch at `position` as `RecordBatchHeader.validate` does, its
+    /// CRC over chunks read one at a time (not kept: `withLastBatch` has nothing for it).
+    private mutating func streamLargeBatch(_ total: Int) throws(StorageError) -> Step {
+        guard position + total <= end else {
+            return .invalid(.truncated(needed: total, available: end - position), position: position)
+        }
+        guard try fill(RecordBatchHeader.size) else {
+            return .invalid(.truncated(needed: RecordBatchHeader.size, available: end - position), position: position)
+        }
+        let start = position - bufferStart
+        let parsed = buffer.withUnsafeBytes { raw in
+            Result { () throws(RecordBatchError) in
+                try RecordBatchHeader(parsing: UnsafeRawBufferPointer(rebasing: raw[start..<(start + RecordBatchHeader.size)]))
+            }
+        }
+        let header: RecordBatchHeader
+        switch parsed {
+        case .success(let parsed): header = parsed
+        case .failure(let error): return .invalid(error, position: position)
+        }
+        guard header.lastOffsetDelta >= 0, header.recordsCount >= 0 else {
+            return .invalid(.invalidRecord("negative lastOffsetDelta or recordsCount"), position: position)
+        }
+        var crc: UInt32 = 0
+        var chunk = [UInt8](repeating: 0, count: Self.chunkBytes)
+        var at = position + RecordBatchHeader.attributesOffset
+        while at < position + total {
+            let want = min(Self.chunkBytes, position + total - at)
+            let got = try chunk.withUnsafeMutableBytes { raw in
+                Result { () throws(StorageError) in try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<want]), at: Int64(at)) }
+            }.get()
+            guard got == want else {
+                return .invalid(.truncated(needed: total, available: at + got - position), position: position)
+            }
+            crc = chunk.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<want]), extending: crc) }
+            at += want
+        }
+        guard crc == header.crc else { return .invalid(.crcMismatch(stored: header.crc, computed: crc), position: position) }
+        // Past it: the buffer starts over at the next batch.
+        lastBatch = nil
+        buffer.removeAll(keepingCapacity: true)
+        position += total
+        bufferStart = position
+        return .batch(header, position: position - total)
     }
 
     /// The most zeros after the batches that are read as space written ahead of appends

@@ -87,6 +87,37 @@ import Testing
         _ = try Self.expectSurvivors(dir, batches: 12)
     }
 
+    /// A batch longer than `BatchScanner.largeBatchBytes` (70 MiB here) is checked as it streams
+    /// past, not read into memory (a damaged length field claimed up to 2 GiB, and recovery
+    /// allocated up to the segment's size for it): valid, it is kept; with a byte changed deep
+    /// inside, the log is cut before it; a length that runs past the file is a torn tail.
+    @Test(arguments: ["valid", "damaged", "past the end"])
+    func aBatchLongerThanTheScanBufferIsCheckedAsItStreams(_ kind: String) throws {
+        let dir = TemporaryDirectory()
+        var config = Self.config(segmentBytes: 256 << 20)
+        config.maxBatchBytes = 80 << 20
+        try Self.writeAndCrash(dir, batches: 2, config: config)
+        let large = makeBatch(tag: "large", count: 70, valueBytes: 1 << 20)
+        #expect(large.count > BatchScanner.largeBatchBytes)
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: config)
+            try log.append(large)  // the last batch: recovery reads it again from its index entry
+        }
+        let path = dir.path + "/" + log0
+        let start = 2 * Self.batchSize
+        switch kind {
+        case "damaged": try Self.flipByte(path, at: start + 60 << 20)
+        case "past the end": try Self.truncateFile(path, to: start + large.count - 1)
+        default: break
+        }
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        let kept = kind == "valid" ? 2 * Self.batchRecords + 70 : 2 * Self.batchRecords
+        #expect(log.logEndOffset == Int64(kept))
+        if kind == "valid" {
+            #expect(try log.readBatches(from: 8, maxBytes: 1).first?.records.count == 70)
+        }
+    }
+
     @Test func trailingZerosFromPreallocationAreCut() throws {
         let dir = TemporaryDirectory()
         try Self.writeAndCrash(dir, batches: 10)

@@ -276,13 +276,15 @@ public final class OffsetStore: Sendable {
     }
 
     /// The committed offsets of `group` (all its partitions, or those asked for).
+    /// The lookups happen after the lock, in the group's map as it was (a copy on write, if a
+    /// commit changes it meanwhile): an OffsetFetch may list millions of partitions, and
+    /// commits wait for nothing of it.
     func fetch(group: String, partitions: [TopicPartition]?) -> [TopicPartition: CommittedOffset] {
-        state.withLock { entries in
-            guard let partitions else { return entries.groups[group] ?? [:] }
-            var result: [TopicPartition: CommittedOffset] = [:]
-            for tp in partitions { if let found = entries[Key(group: group, topicPartition: tp)] { result[tp] = found } }
-            return result
-        }
+        let offsets = state.withLock { $0.groups[group] } ?? [:]
+        guard let partitions else { return offsets }
+        var result: [TopicPartition: CommittedOffset] = [:]
+        for tp in partitions { if let found = offsets[tp] { result[tp] = found } }
+        return result
     }
 
     /// Groups that have committed offsets.

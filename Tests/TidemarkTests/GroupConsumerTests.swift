@@ -210,6 +210,36 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A DescribeGroups of a group known only by its offsets while compaction holds the offsets
+    /// log: it waited for the store's lock inside the coordinator's, so every join, heartbeat
+    /// and commit check of every group waited for the compaction too.
+    @Test func aDescribeDoesNotHoldTheCoordinatorBehindCompaction() async throws {
+        let dir = TemporaryDirectory()
+        let (broker, _) = try await Self.withCommits(100, compactionBytes: 64 * 1024, in: dir)
+        let store = broker.groups.store
+        let scope = dir.path + "/__consumer_offsets"
+        StorageFaults.slow(.open, by: 800_000_000, pathContains: scope)
+        defer { StorageFaults.clear(pathContains: scope) }
+        let compaction = Task { try await store.compactIfNeeded() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while store.slowHolders.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        // A describe of a group known only by its offsets waits for the store: on a thread of its own.
+        let described = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = broker.groups.describeGroup("g1")
+            described.signal()
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        _ = broker.groups.hasMembers("other")
+        #expect(ContinuousClock.now - started < .milliseconds(400), "the coordinator waited for the compaction's 800 ms open")
+        try await compaction.value
+        described.wait()
+        try await broker.close()
+    }
+
     /// A commit made on an event loop while compaction holds the offsets log (its roll made
     /// slow: 200 ms per file opened) does not wait for it on the loop: the call returns at
     /// once and the commit is made by a task once compaction is done.

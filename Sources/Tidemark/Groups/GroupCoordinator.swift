@@ -482,12 +482,10 @@ public final class GroupCoordinator: Sendable {
     }
 
     public func describeGroup(_ groupId: String) -> GroupDescription {
-        state.withLock { s in
-            guard let group = s.groups[groupId] else {
-                return GroupDescription(
-                    groupId: groupId, state: store.hasOffsets(group: groupId) ? .empty : .dead,
-                    protocolType: "", protocolName: "", generationId: -1, members: [])
-            }
+        // The offsets store's lock is not taken under the coordinator's: compaction holds it
+        // while it rewrites the log, and every join and heartbeat would wait behind a describe.
+        let described = state.withLock { s -> GroupDescription? in
+            guard let group = s.groups[groupId] else { return nil }
             let members = group.memberOrder.map { id in
                 let member = group.members[id]!
                 return GroupDescription.Member(
@@ -500,6 +498,10 @@ public final class GroupCoordinator: Sendable {
                 groupId: groupId, state: group.state, protocolType: group.protocolType ?? "",
                 protocolName: group.protocolName ?? "", generationId: group.generationId, members: members)
         }
+        return described
+            ?? GroupDescription(
+                groupId: groupId, state: store.hasOffsets(group: groupId) ? .empty : .dead,
+                protocolType: "", protocolName: "", generationId: -1, members: [])
     }
 
     // MARK: Shutdown

@@ -20,4 +20,11 @@ struct BlockingExecutor: Sendable {
             queue.async { continuation.resume(with: Result { try body() }) }
         }
     }
+
+    /// `run` for work that cannot fail.
+    func perform<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: body()) }
+        }
+    }
 }

@@ -62,6 +62,15 @@ extension Broker {
         }
     }
 
+    /// Runs `body`, a report that reads from disk (time lags and queue ages read a batch header
+    /// per partition; a /metrics scrape or a console page of them), off Swift's cooperative
+    /// pool and one at a time: a slow disk then holds one Dispatch thread, not the few threads
+    /// every task of the broker runs on, and concurrent scrapes wait their turn instead of
+    /// doing the work side by side.
+    public func report<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await reporter.perform(body)
+    }
+
     /// Seconds since the oldest record the rows have not consumed was written (0: caught up).
     /// Reads one batch header per lagging partition.
     public func timeLagSeconds(_ rows: [GroupPartitionLag], nowMs: Int64 = currentTimeMilliseconds()) -> Double {

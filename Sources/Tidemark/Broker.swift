@@ -56,6 +56,8 @@ public final class Broker: Sendable {
     /// a page's decoded records may be ~12x its bytes (two bytes of an empty header are 24 in
     /// memory), so memory is bounded by one page, not by the number of viewers.
     let browser = BlockingExecutor(serial: true, label: "tidemark.browse")
+    /// Reports that read from disk (`report`), one at a time.
+    let reporter = BlockingExecutor(serial: true, label: "tidemark.reports")
     /// Group commit for every partition: one thread syncing what waiting appenders need.
     let flusher: LogFlusher
     /// The deadlines of embedded long polls, on one sleeping task.

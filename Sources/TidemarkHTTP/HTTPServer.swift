@@ -339,7 +339,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     answer = await route.respond(to: request)
                     if answer != nil { break }
                 }
-                let response = answer ?? .error(.notFound, "no such page: \(request.path)")
+                let allowed = answer == nil ? routes.flatMap { $0.methods(for: request) } : []
+                let response =
+                    answer ?? (allowed.isEmpty
+                        ? .error(.notFound, "no such page: \(request.path)")
+                        : .methodNotAllowed(request.method, request.path, allowed: allowed))
                 loop.execute {
                     let (handler, context) = bound.value
                     if context.channel.isWritable {

@@ -100,8 +100,25 @@ public struct HTTPResponse: Sendable {
 }
 
 /// What answers requests: the HTTP server asks each in turn, the first non-nil answer wins.
+/// When none answers, a path some route has other methods for gets 405 with those methods in
+/// `Allow` (RFC 9110); any other, 404.
 public protocol HTTPRoutes: Sendable {
     func respond(to request: HTTPRequest) async -> HTTPResponse?
+    /// The methods this route answers at the request's path (empty: the path is not its).
+    func methods(for request: HTTPRequest) -> [HTTPMethod]
+}
+
+extension HTTPRoutes {
+    public func methods(for request: HTTPRequest) -> [HTTPMethod] { [] }
+}
+
+extension HTTPResponse {
+    /// 405 for a path that answers `allowed` only.
+    static func methodNotAllowed(_ method: HTTPMethod, _ path: String, allowed: [HTTPMethod]) -> HTTPResponse {
+        var response = HTTPResponse.error(.methodNotAllowed, "\(method) is not allowed on \(path)")
+        response.headers.replaceOrAdd(name: "Allow", value: allowed.map(\.rawValue).joined(separator: ", "))
+        return response
+    }
 }
 
 /// JSON string quoting (RFC 8259): what every JSON body here is built with.

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import NIOHTTP1
 import Prometheus
 import Synchronization
 import Tidemark
@@ -40,6 +41,10 @@ public final class HealthRoutes: HTTPRoutes {
         case "/readyz": return isReady ? .text("ready\n") : .text("not ready\n", status: .serviceUnavailable)
         default: return nil
         }
+    }
+
+    public func methods(for request: HTTPRequest) -> [HTTPMethod] {
+        request.path == "/healthz" || request.path == "/readyz" ? [.GET, .HEAD] : []
     }
 }
 
@@ -83,8 +88,12 @@ public final class MetricsRoutes: HTTPRoutes {
 
     public func respond(to request: HTTPRequest) async -> HTTPResponse? {
         guard request.method == .GET || request.method == .HEAD, request.path == "/metrics" else { return nil }
-        return .text(exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        // Time lags read batch headers from disk: off the cooperative pool, one scrape at a time.
+        let text = await broker.report { [self] in exposition() }
+        return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
+
+    public func methods(for request: HTTPRequest) -> [HTTPMethod] { request.path == "/metrics" ? [.GET, .HEAD] : [] }
 
     /// The whole exposition text.
     public func exposition() -> String {

@@ -606,6 +606,67 @@ struct BigAnswerRoutes: HTTPRoutes {
         try await node.stop()
     }
 
+    /// Scrapes whose time lags wait for the disk (each read of a batch header slowed to 400 ms)
+    /// run one at a time on the broker's report queue, off Swift's concurrency threads: three
+    /// at once take three times one scrape's time, not one (they did the disk work side by side,
+    /// each in its own task), and a health check is answered meanwhile.
+    @Test func scrapesThatReadTheDiskRunOneAtATime() async throws {
+        let node = try await Self.start()
+        try await node.broker.createTopic("lagging", partitions: 1)
+        let producer = try await Producer(broker: node.broker)
+        for i in 0..<10 { _ = try await producer.send(topic: "lagging", key: nil, value: Array("\(i)".utf8)) }
+        _ = try await node.broker.groups.commitOffsets(groupId: "behind", offsets: [TopicPartition("lagging", 0): CommittedOffset(offset: 0)])
+        let scope = node.dir.path + "/lagging-0"
+        StorageFaults.slow(.read, by: 400_000_000, pathContains: scope)
+        defer { StorageFaults.clear(pathContains: scope) }
+        let port = node.http.boundPort
+        let alone = ContinuousClock.now
+        #expect(try await httpGet(port: port, "/metrics").status == 200)
+        let one = ContinuousClock.now - alone
+        let started = ContinuousClock.now
+        let scrapes = (0..<3).map { _ in
+            Task.detached { () throws -> (Int, Duration) in
+                let scraped = try await httpGet(port: port, "/metrics")
+                #expect(scraped.body.contains("kafka_consumergroup_lag"))
+                return (scraped.status, ContinuousClock.now - started)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let health = ContinuousClock.now
+        #expect(try await httpGet(port: port, "/healthz").status == 200)
+        #expect(ContinuousClock.now - health < .milliseconds(300))
+        var took: [Duration] = []
+        for scrape in scrapes {
+            let (status, duration) = try await scrape.value
+            #expect(status == 200)
+            took.append(duration)
+        }
+        #expect(took.max()! >= one * 2.5, "\(took), one alone \(one): the scrapes read side by side")
+        try await node.stop()
+    }
+
+    /// A method a path does not take gets 405 with the methods it does take in `Allow` (RFC
+    /// 9110 requires it); a path nobody has stays 404, whatever the method. (POST /metrics and
+    /// POST / were 404; DELETE /api/nowhere was 405.)
+    @Test func aMethodAPathDoesNotTakeIsAnswered405WithAllow() async throws {
+        let (node, console) = try await ConsoleAPITests.startWithConsole()
+        defer { console.stop() }
+        let port = node.http.boundPort
+        func ask(_ method: String, _ path: String) async throws -> (Int, String?) {
+            let answer = try await httpExchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            let allow = answer.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("allow:") }
+            return (answer.status, allow.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) })
+        }
+        #expect(try await ask("POST", "/metrics") == (405, "GET, HEAD"))
+        #expect(try await ask("DELETE", "/healthz") == (405, "GET, HEAD"))
+        #expect(try await ask("PUT", "/") == (405, "GET, HEAD"))
+        #expect(try await ask("DELETE", "/api/topics") == (405, "GET"))
+        #expect(try await ask("GET", "/api/groups/g/reset") == (405, "POST"))
+        #expect(try await ask("DELETE", "/api/nowhere") == (404, nil))
+        #expect(try await ask("POST", "/no-such-page") == (404, nil))
+        try await node.stop()
+    }
+
     /// At the bound with every connection being answered (here: routes still running), a new
     /// connection is closed at once: what is being answered is never cut to make room.
     @Test func connectionsBeingAnsweredAreNotClosedForNewOnes() async throws {

@@ -67,25 +67,59 @@ public final class ConsoleRoutes: HTTPRoutes {
         }
         let api = Array(parts.dropFirst())
         switch (request.method, api.count) {
-        case (.GET, 1) where api[0] == "overview": return json(data.overview())
-        case (.GET, 1) where api[0] == "topics": return json(data.topicRows())
-        case (.GET, 1) where api[0] == "groups": return json(data.groupRows())
-        case (.GET, 1) where api[0] == "queues": return json(data.queueRows())
+        // Reports that read from disk (time lags, queue ages) run as the broker's reports do.
+        case (.GET, 1) where api[0] == "overview": return await report { $0.json($0.data.overview()) }
+        case (.GET, 1) where api[0] == "topics": return await report { $0.json($0.data.topicRows()) }
+        case (.GET, 1) where api[0] == "groups": return await report { $0.json($0.data.groupRows()) }
+        case (.GET, 1) where api[0] == "queues": return await report { $0.json($0.data.queueRows()) }
         case (.GET, 1) where api[0] == "events": return events(request)
         case (.GET, 2) where api[0] == "topics":
-            return data.topicDetail(api[1]).map(json) ?? .error(.notFound, "no topic '\(api[1])'")
+            let name = api[1]
+            return await report { $0.data.topicDetail(name).map($0.json) ?? .error(.notFound, "no topic '\(name)'") }
         case (.GET, 3) where api[0] == "topics" && api[2] == "messages": return await messages(topic: api[1], request)
         case (.GET, 2) where api[0] == "groups":
-            return data.groupDetail(api[1]).map(json) ?? .error(.notFound, "no group '\(api[1])'")
+            let name = api[1]
+            return await report { $0.data.groupDetail(name).map($0.json) ?? .error(.notFound, "no group '\(name)'") }
         case (.POST, 3) where api[0] == "groups" && api[2] == "reset": return await reset(group: api[1], request)
         case (.GET, 2) where api[0] == "queues":
-            return data.queueDetail(api[1]).map(json) ?? .error(.notFound, "no share group '\(api[1])'")
+            let name = api[1]
+            return await report { $0.data.queueDetail(name).map($0.json) ?? .error(.notFound, "no share group '\(name)'") }
         case (.GET, 3) where api[0] == "queues" && api[2] == "dlq": return await deadLetters(group: api[1], request)
         case (.POST, 4) where api[0] == "queues" && api[2] == "dlq" && api[3] == "requeue":
             return await requeue(group: api[1], request)
         default:
-            return .error(request.method == .GET || request.method == .POST ? .notFound : .methodNotAllowed, "no such API: \(request.method) \(path)")
+            let allowed = Self.apiMethods(api)
+            if allowed.isEmpty { return .error(.notFound, "no such API: \(path)") }
+            // A known object without that method (a topic of a name nobody has is a 404 above).
+            return .methodNotAllowed(request.method, path, allowed: allowed)
         }
+    }
+
+    /// `body`'s answer, built as a broker report (`Broker.report`).
+    private func report(_ body: @escaping @Sendable (ConsoleRoutes) -> HTTPResponse) async -> HTTPResponse {
+        await data.broker.report { [self] in body(self) }
+    }
+
+    /// The methods the API answers at `api` (the path after /api/): empty when it has no such path.
+    static func apiMethods(_ api: [String]) -> [HTTPMethod] {
+        switch api.count {
+        case 1 where ["overview", "topics", "groups", "queues", "events"].contains(api[0]): [.GET]
+        case 2 where ["topics", "groups", "queues"].contains(api[0]): [.GET]
+        case 3 where (api[0] == "topics" && api[2] == "messages") || (api[0] == "queues" && api[2] == "dlq"): [.GET]
+        case 3 where api[0] == "groups" && api[2] == "reset": [.POST]
+        case 4 where api[0] == "queues" && api[2] == "dlq" && api[3] == "requeue": [.POST]
+        default: []
+        }
+    }
+
+    public func methods(for request: HTTPRequest) -> [HTTPMethod] {
+        let (path, parts) = (request.path, request.pathSegments)
+        if Self.pagePaths.contains(path) || (parts.count == 2 && ["topics", "groups", "queues"].contains(parts[0]))
+            || path == "/console.js" || path == "/console.css"
+        {
+            return [.GET, .HEAD]
+        }
+        return parts.first == "api" ? Self.apiMethods(Array(parts.dropFirst())) : []
     }
 
     // MARK: Safety

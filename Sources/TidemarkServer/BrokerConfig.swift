@@ -45,7 +45,7 @@ public struct BrokerConfig: Sendable {
         ("group.consumer.heartbeat.interval.ms", "how often consumer-protocol members heartbeat"),
         ("group.consumer.max.size", "most members of a consumer-protocol group"),
         ("group.max.size", "most members of a classic group"),
-        ("group.members.max.bytes", "most memory classic groups' members keep, all together (Tidemark's)"),
+        ("group.members.max.bytes", "most memory all groups' members keep (Tidemark's)"),
         ("group.share.record.lock.duration.ms", "how long a share group's acquired record stays locked to its worker"),
         ("group.share.delivery.count.limit", "deliveries before a share group's record is archived"),
         ("group.share.partition.max.record.locks", "most records in flight per share partition"),
@@ -153,7 +153,7 @@ public struct BrokerConfig: Sendable {
         case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(clamping: max(1, try number()))
         case "group.consumer.max.size": broker.groups.consumerGroupMaxSize = Int(clamping: max(1, try number()))
         case "group.max.size": broker.groups.classicGroupMaxSize = Int(try ranged(1...Int64(Int32.max)))
-        case "group.members.max.bytes": broker.groups.classicMembersMaxBytes = Int(try ranged(1 << 20...Int64(1) << 40))
+        case "group.members.max.bytes": broker.groups.membersMaxBytes = Int(try ranged(1 << 20...Int64(1) << 40))
         case "group.share.record.lock.duration.ms": broker.groups.shareRecordLockDurationMs = try ranged(1_000...3_600_000)
         case "group.share.delivery.count.limit": broker.groups.shareDeliveryCountLimit = Int16(try ranged(2...10))
         case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
@@ -218,7 +218,7 @@ public struct BrokerConfig: Sendable {
             ("group.consumer.heartbeat.interval.ms", "\(broker.groups.consumerHeartbeatIntervalMs)"),
             ("group.consumer.max.size", "\(broker.groups.consumerGroupMaxSize)"),
             ("group.max.size", "\(broker.groups.classicGroupMaxSize)"),
-            ("group.members.max.bytes", "\(broker.groups.classicMembersMaxBytes)"),
+            ("group.members.max.bytes", "\(broker.groups.membersMaxBytes)"),
             ("group.consumer.session.timeout.ms", "\(broker.groups.consumerSessionTimeoutMs)"),
             ("errors.deadletterqueue.topic.name.prefix", broker.groups.deadLetterTopicPrefix),
             ("group.share.delivery.count.limit", "\(broker.groups.shareDeliveryCountLimit)"),

@@ -90,7 +90,7 @@ import TidemarkStorage
         let dir = TemporaryDirectory()
         var opts = options()
         opts.groups.classicGroupMaxSize = 1
-        opts.groups.classicMembersMaxBytes = 1 << 20
+        opts.groups.membersMaxBytes = 1 << 20
         let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         func join(_ group: String, _ bytes: Int, member: String = "") async -> JoinGroupResponse {
             await broker.groups.join(
@@ -118,7 +118,39 @@ import TidemarkStorage
         // A member that leaves makes room.
         #expect(broker.groups.leave(groupId: "big-1", members: [(ids[1], nil)]) == [nil])
         #expect(await join("big-3", 300_000).error == nil)
-        #expect(broker.groups.state.withLock { $0.classicMemberBytes } < 1 << 20)
+        #expect(broker.groups.state.withLock { $0.memberBytes } < 1 << 20)
+        try await broker.close()
+    }
+
+    /// Consumer-protocol members count toward the same bound (group.members.max.bytes): each
+    /// kept up to 10,000 subscribed names (2.5 MB) until its session timed out, in any number of
+    /// groups. A pattern over 4 KiB is refused (it is kept and compiled).
+    @Test func consumerGroupMembersAreBounded() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options()
+        opts.groups.membersMaxBytes = 1 << 20
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let names = (0..<2_100).map { "topic-with-a-long-name-of-about-one-hundred-bytes-" + String(repeating: "x", count: 50) + "-\($0)" }
+        func beat(_ group: String, member: String = "", epoch: Int32 = 0, names: [String]? = nil, regex: String? = nil) -> ConsumerHeartbeatResult {
+            broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: group, memberId: member, memberEpoch: epoch, rebalanceTimeoutMs: 60_000,
+                    subscribedTopicNames: names, subscribedTopicRegex: regex, clientId: "c"))
+        }
+        // About 260 KB each: three fit in 1 MiB, the fourth does not.
+        var joined: [ConsumerHeartbeatResult] = []
+        for g in 0..<3 {
+            joined.append(beat("wide-\(g)", names: names))
+            #expect(joined.last!.error == nil)
+        }
+        #expect(beat("wide-3", names: names).error == .groupMaxSizeReached)
+        // A member already in heartbeats on; a small one still joins.
+        #expect(beat("wide-0", member: joined[0].memberId, epoch: joined[0].memberEpoch).error == nil)
+        #expect(beat("narrow", names: ["t"]).error == nil)
+        #expect(beat("pattern", regex: String(repeating: "a", count: 4_097)).error == .invalidRegularExpression)
+        // One that leaves makes room.
+        #expect(beat("wide-1", member: joined[1].memberId, epoch: -1).error == nil)
+        #expect(beat("wide-3", names: names).error == nil)
         try await broker.close()
     }
 

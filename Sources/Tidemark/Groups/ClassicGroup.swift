@@ -102,7 +102,7 @@ struct ClassicGroup: Sendable {
         var awaitingSync = false
 
         /// About what it keeps in memory: its strings, protocols and assignment, and a fixed
-        /// part for the rest (`GroupOptions.classicMembersMaxBytes` bounds the sum).
+        /// part for the rest (`GroupOptions.membersMaxBytes` bounds the sum).
         var keptBytes: Int {
             Self.keptBytes(protocols: protocols) + id.utf8.count + (groupInstanceId?.utf8.count ?? 0) + clientId.utf8.count
                 + clientHost.utf8.count + protocolType.utf8.count + assignment.count

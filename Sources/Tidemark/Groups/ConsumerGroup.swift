@@ -130,7 +130,20 @@ struct ConsumerGroup: Sendable {
         var pendingRevocation: Set<TopicPartition> = []
         var lastHeartbeatMs: Int64
         var revocationDeadlineMs: Int64 = .max
+        /// About what it keeps in memory (`keptBytes(...)`), set at each heartbeat.
+        var keptBytes = 0
+
+        /// A member's memory: a fixed part, its ids and its subscription (what
+        /// `GroupOptions.membersMaxBytes` bounds, with classic members').
+        static func keptBytes(memberId: String, clientId: String, clientHost: String, instanceId: String?, rackId: String?,
+                              names: [String]?, regex: String?) -> Int {
+            512 + memberId.utf8.count + clientId.utf8.count + clientHost.utf8.count + (instanceId?.utf8.count ?? 0)
+                + (rackId?.utf8.count ?? 0) + (regex?.utf8.count ?? 0) + (names ?? []).reduce(0) { $0 + 24 + $1.utf8.count }
+        }
     }
+
+    /// What the members keep in memory (`Member.keptBytes`), all together.
+    var memberBytes: Int { members.values.reduce(0) { $0 + $1.keptBytes } }
 
     /// Settings a heartbeat is answered with (the group's configs over the broker's defaults).
     struct Settings: Sendable {
@@ -275,6 +288,9 @@ struct ConsumerGroup: Sendable {
             member.serverAssignor = request.serverAssignor
             epochMoved = true
         }
+        member.keptBytes = Member.keptBytes(
+            memberId: member.memberId, clientId: member.clientId, clientHost: member.clientHost, instanceId: member.instanceId,
+            rackId: member.rackId, names: member.subscribedTopicNames, regex: member.subscribedTopicRegex)
         members[member.memberId] = member
         if epochMoved || nowMs - metadataRefreshedMs >= Self.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }

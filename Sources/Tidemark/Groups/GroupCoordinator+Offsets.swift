@@ -156,7 +156,7 @@ extension GroupCoordinator {
             if let group = s.consumerGroups[groupId], !group.isEmpty { return nil }
             let known = s.groups[groupId] != nil || s.consumerGroups[groupId] != nil
             s.setClassic(nil, id: groupId)
-            s.consumerGroups.removeValue(forKey: groupId)
+            s.setConsumer(nil, id: groupId)
             s.idleSince.removeValue(forKey: groupId)
             s.recordedMemberships.removeValue(forKey: groupId)
             s.deleting[groupId, default: 0] += 1

@@ -70,17 +70,25 @@ public final class GroupCoordinator: Sendable {
         /// Per classic group, the generation of its last membership record and the protocol
         /// type it named (an Empty group's record names the type it last had).
         var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
-        /// What classic groups' members keep (`ClassicGroup.memberBytes`), all groups together:
-        /// `GroupOptions.classicMembersMaxBytes` bounds it.
-        private(set) var classicMemberBytes = 0
+        /// What groups' members keep (`ClassicGroup.memberBytes`, `ConsumerGroup.memberBytes`),
+        /// all groups together: `GroupOptions.membersMaxBytes` bounds it.
+        private(set) var memberBytes = 0
 
-        /// Sets (nil: removes) a classic group, keeping `classicMemberBytes` right. Every change
+        /// Sets (nil: removes) a consumer-protocol group, keeping `memberBytes` right. Every
+        /// change of its members goes through here.
+        mutating func setConsumer(_ group: ConsumerGroup?, id: String) {
+            memberBytes -= consumerGroups[id]?.memberBytes ?? 0
+            consumerGroups[id] = group
+            memberBytes += group?.memberBytes ?? 0
+        }
+
+        /// Sets (nil: removes) a classic group, keeping `memberBytes` right. Every change
         /// of a group's members, protocols or assignments goes through here (a heartbeat's
         /// changes none of them).
         mutating func setClassic(_ group: ClassicGroup?, id: String) {
-            classicMemberBytes -= groups[id]?.memberBytes ?? 0
+            memberBytes -= groups[id]?.memberBytes ?? 0
             groups[id] = group
-            classicMemberBytes += group?.memberBytes ?? 0
+            memberBytes += group?.memberBytes ?? 0
         }
     }
 
@@ -199,7 +207,7 @@ public final class GroupCoordinator: Sendable {
                         ready.joins.append((continuation, .failure(.inconsistentGroupProtocol, memberId: request.memberId)))
                         return ready
                     }
-                    s.consumerGroups.removeValue(forKey: request.groupId)
+                    s.setConsumer(nil, id: request.groupId)
                 }
                 var group = s.groups[request.groupId] ?? ClassicGroup(groupId: request.groupId, options: options)
                 // Members keep their protocols' metadata (up to 1 MiB each) while they stay: a
@@ -208,7 +216,7 @@ public final class GroupCoordinator: Sendable {
                 let keeps = ClassicGroup.Member.keptBytes(protocols: request.protocols) + request.memberId.utf8.count
                     + (request.groupInstanceId?.utf8.count ?? 0) + request.clientId.utf8.count + request.clientHost.utf8.count
                     + request.protocolType.utf8.count
-                if keeps > kept && s.classicMemberBytes - kept + keeps > options.classicMembersMaxBytes {
+                if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
                     ready.joins.append((continuation, .failure(.groupMaxSizeReached, memberId: request.memberId)))
                     return ready
                 }
@@ -263,7 +271,7 @@ public final class GroupCoordinator: Sendable {
                     let growth = assignments.reduce(0) { sum, entry in
                         sum + (group.members[entry.key].map { entry.value.count - $0.assignment.count } ?? 0)
                     }
-                    if growth > 0 && s.classicMemberBytes + growth > options.classicMembersMaxBytes {
+                    if growth > 0 && s.memberBytes + growth > options.membersMaxBytes {
                         ready.syncs.append((continuation, .failure(.groupMaxSizeReached)))
                         return ready
                     }
@@ -358,7 +366,7 @@ public final class GroupCoordinator: Sendable {
                 if group.isEmpty {
                     let since = s.idleSince[id] ?? now
                     if now - since >= options.emptyGroupRetentionMs {
-                        s.consumerGroups.removeValue(forKey: id)
+                        s.setConsumer(nil, id: id)
                         s.idleSince.removeValue(forKey: id)
                         continue
                     }
@@ -366,7 +374,7 @@ public final class GroupCoordinator: Sendable {
                 } else {
                     s.idleSince.removeValue(forKey: id)
                 }
-                s.consumerGroups[id] = group
+                s.setConsumer(group, id: id)
             }
             let due = now - s.lastOffsetsExpiryMs >= options.offsetsRetentionCheckIntervalMs
             if due { s.lastOffsetsExpiryMs = now }
@@ -423,6 +431,10 @@ public final class GroupCoordinator: Sendable {
         if let refusal = TopicName.refusal(ofSubscription: request.subscribedTopicNames) {
             return .failure(.invalidRequest, refusal, memberId: request.memberId)
         }
+        // A pattern is kept and compiled: 4 KiB is far more than any subscription needs.
+        guard (request.subscribedTopicRegex?.utf8.count ?? 0) <= 4_096 else {
+            return .failure(.invalidRegularExpression, "the subscription pattern is over 4 KiB", memberId: request.memberId)
+        }
         let now = clock()
         let settings = consumerSettings(request.groupId)
         return state.withLock { s in
@@ -437,10 +449,22 @@ public final class GroupCoordinator: Sendable {
                 s.recordedMemberships.removeValue(forKey: request.groupId)
             }
             var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
+            // Members keep their subscriptions while they stay: a heartbeat that would take all
+            // members past the broker's bound is refused.
+            let existing = group.members[request.memberId]
+            let keeps = ConsumerGroup.Member.keptBytes(
+                memberId: request.memberId, clientId: request.clientId, clientHost: request.clientHost,
+                instanceId: request.instanceId ?? existing?.instanceId, rackId: request.rackId ?? existing?.rackId,
+                names: request.subscribedTopicNames ?? existing?.subscribedTopicNames,
+                regex: request.subscribedTopicRegex ?? existing?.subscribedTopicRegex)
+            let kept = existing?.keptBytes ?? 0
+            if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
+                return .failure(.groupMaxSizeReached, "group members keep \(s.memberBytes) bytes (group.members.max.bytes)", memberId: request.memberId)
+            }
             let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
                 UUID().uuidString.lowercased()
             }
-            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.consumerGroups[request.groupId] = group }
+            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.setConsumer(group, id: request.groupId) }
             return result
         }
     }

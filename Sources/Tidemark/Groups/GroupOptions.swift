@@ -40,11 +40,12 @@ public struct GroupOptions: Sendable {
     /// The most members a classic (JoinGroup) group takes (Kafka's group.max.size, unbounded
     /// there); more are refused with GROUP_MAX_SIZE_REACHED.
     public var classicGroupMaxSize = 1_000
-    /// The most memory classic groups' members keep, all groups together: their protocols'
-    /// metadata (up to 1 MiB each), assignments and ids (Tidemark's
-    /// group.members.max.bytes). A join that would pass it is refused with
-    /// GROUP_MAX_SIZE_REACHED; members already in keep their place.
-    public var classicMembersMaxBytes = 256 << 20
+    /// The most memory group members keep, all groups together: classic members' protocol
+    /// metadata (up to 1 MiB each), assignments and ids, consumer-protocol members'
+    /// subscriptions (up to 10,000 names each) and ids (Tidemark's group.members.max.bytes). A
+    /// join, heartbeat or sync that would pass it is refused with GROUP_MAX_SIZE_REACHED;
+    /// members already in keep their place.
+    public var membersMaxBytes = 256 << 20
     /// Share groups (KIP-932), Kafka's broker names: group.share.record.lock.duration.ms,
     /// group.share.delivery.count.limit, group.share.partition.max.record.locks,
     /// group.share.heartbeat.interval.ms, group.share.session.timeout.ms, group.share.max.size.
@@ -93,7 +94,7 @@ public struct GroupOptions: Sendable {
         try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")
         try require(shareHeartbeatIntervalMs > 0 && shareSessionTimeoutMs > 0, "share heartbeat and session timeout must be positive")
         try require(shareRedeliveryBackoffMs >= 0 && shareRedeliveryBackoffMaxMs >= 0, "share redelivery backoffs must not be negative")
-        try require(classicGroupMaxSize >= 1 && classicMembersMaxBytes >= 0, "classicGroupMaxSize must be at least 1")
+        try require(classicGroupMaxSize >= 1 && membersMaxBytes >= 0, "classicGroupMaxSize must be at least 1 and membersMaxBytes not negative")
         try require(shareGroupMaxSize >= 1 && shareMaxSessions >= 1 && shareMaxGroups >= 1,
             "shareGroupMaxSize, shareMaxSessions and shareMaxGroups must be at least 1")
     }

@@ -210,6 +210,18 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Starts a compaction of `store` whose roll opens files 800 ms slowly, and returns once it
+    /// holds the offsets log (clear the slowdown on `scope` when done).
+    static func slowCompaction(_ store: OffsetStore, scope: String) async throws -> Task<Void, any Error> {
+        StorageFaults.slow(.open, by: 800_000_000, pathContains: scope)
+        let compaction = Task { try await store.compactIfNeeded() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while store.slowHolders.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return compaction
+    }
+
     /// A DescribeGroups of a group known only by its offsets while compaction holds the offsets
     /// log: it waited for the store's lock inside the coordinator's, so every join, heartbeat
     /// and commit check of every group waited for the compaction too.
@@ -218,13 +230,8 @@ import TidemarkStorage
         let (broker, _) = try await Self.withCommits(100, compactionBytes: 64 * 1024, in: dir)
         let store = broker.groups.store
         let scope = dir.path + "/__consumer_offsets"
-        StorageFaults.slow(.open, by: 800_000_000, pathContains: scope)
         defer { StorageFaults.clear(pathContains: scope) }
-        let compaction = Task { try await store.compactIfNeeded() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while store.slowHolders.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        let compaction = try await Self.slowCompaction(store, scope: scope)
         // A describe of a group known only by its offsets waits for the store: on a thread of its own.
         let described = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
@@ -249,13 +256,8 @@ import TidemarkStorage
         let store = broker.groups.store
         let tp = TopicPartition("c", 0)
         let scope = dir.path + "/__consumer_offsets"
-        StorageFaults.slow(.open, by: 800_000_000, pathContains: scope)
         defer { StorageFaults.clear(pathContains: scope) }
-        let compaction = Task { try await store.compactIfNeeded() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while store.slowHolders.load(ordering: .acquiring) == 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        let compaction = try await Self.slowCompaction(store, scope: scope)
         #expect(store.slowHolders.load(ordering: .acquiring) > 0)
         let started = ContinuousClock.now
         let result: Result<TidemarkError.Code?, any Error> = await withCheckedContinuation { continuation in

@@ -10,3 +10,28 @@ build_e2e_raw() {
     GO111MODULE=off GOCACHE="$STATE/gocache" GOFLAGS= go build -o "$RAW" "$JOBS_BENCH_DIR/e2e_raw/main.go"
   fi
 }
+
+# Starts `BIN serve` on a free loopback port with its data in a new directory and waits until it
+# listens. Sets TM_WORK, TM_PORT, TM_PID; stop_tidemark stops it and removes the directory.
+start_tidemark() {
+  local bin=$1
+  [ -x "$bin" ] || { echo "no tidemark binary at $bin (build it first)" >&2; exit 1; }
+  TM_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-bench.XXXXXX")
+  TM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$bin" serve --data "$TM_WORK/data" --host 127.0.0.1 --port "$TM_PORT" > "$TM_WORK/serve.log" 2>&1 &
+  TM_PID=$!
+  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$TM_PORT") 2>/dev/null && return 0; sleep 0.1; done
+  echo "tidemark did not start: $(tail -5 "$TM_WORK/serve.log")" >&2; exit 1
+}
+stop_tidemark() {
+  kill "$TM_PID" 2>/dev/null; wait "$TM_PID" 2>/dev/null || true
+  rm -rf "$TM_WORK"
+}
+
+# The interop venv's Python with confluent-kafka (ShareConsumer), set up when missing. Sets TM_PY.
+ensure_share_python() {
+  TM_PY="${TM_PY:-$(cd "$JOBS_BENCH_DIR/../.." && pwd)/.build/interop-venv/bin/python}"
+  if ! "$TM_PY" -c 'from confluent_kafka import ShareConsumer' 2>/dev/null; then
+    (cd "$JOBS_BENCH_DIR/../.." && source tools/lib/deps.sh && ensure_interop_dependencies >&2)
+  fi
+}

@@ -7,27 +7,17 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
+source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
 PARTS=${PARTS:-40}
 PER=${PER:-100000}
 JOBS=${JOBS:-2000}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
-TM_PY="${TM_PY:-$ROOT/.build/interop-venv/bin/python}"
-if ! "$TM_PY" -c 'from confluent_kafka import ShareConsumer' 2>/dev/null; then
-  (cd "$ROOT" && source tools/lib/deps.sh && ensure_interop_dependencies >&2)
-fi
+ensure_share_python
 run() {
-  local bin=$1
-  [ -x "$bin" ] || { echo "no tidemark binary at $bin (build it first)" >&2; exit 1; }
-  local work port pid
-  work=$(mktemp -d "${TMPDIR:-/tmp}/tiny-records.XXXXXX")
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$bin" serve --data "$work/data" --host 127.0.0.1 --port "$port" > "$work/serve.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  echo "## $bin"
-  "$TM_PY" "$HERE/tiny_records.py" "127.0.0.1:$port" "$pid" "$PARTS" "$PER" "$JOBS" 2> >(grep -v SHARECONSUMER >&2) || true
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
+  start_tidemark "$1"
+  echo "## $1"
+  "$TM_PY" "$HERE/tiny_records.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$PARTS" "$PER" "$JOBS" 2> >(grep -v SHARECONSUMER >&2) || true
+  stop_tidemark
 }
 echo "# tiny_records PARTS=$PARTS PER=$PER JOBS=$JOBS $(date -u +%FT%TZ)"
 run "$TIDEMARK_BIN"

@@ -39,7 +39,7 @@ struct SharePartition: Sendable, Equatable {
     }
 
     private(set) var startOffset: Int64
-    private(set) var entries: [Entry] = []
+    private(set) var entries = ShareWindow()
     var endOffset: Int64 { startOffset + Int64(entries.count) }
 
     /// Dead letters not yet in the dead-letter topic, in sequence order.
@@ -63,7 +63,7 @@ struct SharePartition: Sendable, Equatable {
     private(set) var heldCounts: [Int] = []
     private(set) var finishedCount = 0
 
-    private mutating func countRemoved(_ removed: ArraySlice<Entry>) {
+    private mutating func countRemoved(_ removed: some Sequence<Entry>) {
         for entry in removed {
             if entry.isFinished {
                 finishedCount -= 1
@@ -157,7 +157,7 @@ struct SharePartition: Sendable, Equatable {
         self.deadLettered = deadLettered
         self.needsMetadata = true
         self.startOffset = startOffset
-        self.entries = entries.map { entry in
+        self.entries = ShareWindow(entries.map { entry in
             var entry = entry
             if entry.state == .acquired {
                 entry.state = .available
@@ -165,7 +165,7 @@ struct SharePartition: Sendable, Equatable {
                 entry.lockExpiryMs = 0
             }
             return entry
-        }
+        })
         recount()
         advanceStart()
     }
@@ -528,7 +528,7 @@ struct SharePartition: Sendable, Equatable {
     mutating func reset(to offset: Int64) {
         startOffset = offset
         countRemoved(entries[...])
-        entries = []
+        entries.removeAll()
         needsSnapshot = true
         candidateFloorUntilMs = .min
     }

@@ -79,6 +79,60 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The maintenance pass goes over every partition of every group, expiring the locks that
+    /// are due in place and writing what changed; a partition whose window holds nothing is
+    /// left alone (its window is not walked or copied), however many delayed jobs wait in it.
+    @Test func theMaintenancePassExpiresLocksInEveryPartitionThatHoldsAny() async throws {
+        let dir = TemporaryDirectory()
+        let timers = TestClock()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 6)
+        for partition in 0..<6 {
+            for i in 0..<3 {
+                var builder = RecordBatchBuilder()
+                // Partitions 1 and 4: jobs delayed a day, held by nobody.
+                let headers = partition % 3 == 1 ? [RecordHeader(key: Broker.deliverAtHeader, value: Array("\(opts.clock() + 86_400_000)".utf8))] : []
+                builder.append(timestamp: 0, key: nil, value: Array("job-\(partition)-\(i)".utf8), headers: headers)
+                _ = try await broker.append(topic: "jobs", partition: partition, batches: try builder.build())
+            }
+        }
+        let view = broker.shareLogView
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        let tps = (0..<6).map { TopicPartition("jobs", $0) }
+        #expect(broker.shares.updateSession(group: "workers", member: "w1", epoch: 0, add: tps, forget: [], acknowledgements: [:],
+                                            allowRenew: false, view: view).error == nil)
+        // w1 takes one job of partitions 0, 2, 3, 5 (1 and 4 have none due).
+        var held: Set<Int> = []
+        for tp in tps {
+            let got = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view)
+            if got.first?.offsets.isEmpty == false { held.insert(tp.partition) }
+        }
+        #expect(held == [0, 2, 3, 5])
+        let start = broker.shares.store.partition.log.logEndOffset
+        await broker.shares.tick()  // the acquisitions' delivery counts: one write each
+        #expect(broker.shares.store.partition.log.logEndOffset == start + 4)
+        await broker.shares.tick()
+        #expect(broker.shares.store.partition.log.logEndOffset == start + 4, "a pass with nothing due wrote again")
+
+        timers.advance(opts.groups.shareRecordLockDurationMs + 1)
+        await broker.shares.tick()
+        #expect(broker.shares.store.partition.log.logEndOffset == start + 8)  // the four expiries
+        let summaries = broker.shares.summaries("workers", view: view)
+        #expect(summaries.count == 6 && summaries.allSatisfy { $0.acquired == 0 })
+        #expect(summaries.map(\.delayed) == [0, 3, 0, 0, 3, 0])
+        broker.shares.state.withLock { s in
+            #expect(s.slots.values.allSatisfy { !$0.state.holdsAny })
+        }
+        // Released: each partition's job goes out again.
+        for tp in tps where held.contains(tp.partition) {
+            let again = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: view)
+            #expect(again.first?.ranges.first?.deliveryCount == 2)
+        }
+        try await broker.close()
+    }
+
     /// Commit timestamps are persisted and compared after restarts (offsets retention): they
     /// stay on the wall clock, whatever the timer clock reads (here two days behind, as after
     /// a wall clock stepped forward since the start), and so does the retention cutoff.

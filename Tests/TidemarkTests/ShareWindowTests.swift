@@ -91,9 +91,10 @@ import Testing
         }
         #expect(p.entries.count == 5_000 && p.entries.storedCount <= 10_000)
         #expect(p.entries.allSatisfy { $0.state == .acquired && $0.deliveryCount == 1 })
-        #expect(p.held(by: "w") == 5_000)
+        #expect(p.held(by: "w") == 5_000 && p.holdsAny)
         #expect(p.acknowledge([ShareAcknowledgement(first: 15_000, last: 19_999, types: [.release])], member: "w", nowMs: 2,
                               settings: settings, allowRenew: false) == nil)
+        #expect(!p.holdsAny)
         let again = p.candidates(max: 10, logEnd: 20_000, settings: settings, nowMs: 60_000)
         #expect(again == Array(15_000..<15_010))
     }

@@ -509,11 +509,18 @@ public final class ShareCoordinator: Sendable {
                     s.idleSince.removeValue(forKey: id)
                 }
             }
-            // Expired locks, and acquisitions not written since the last pass.
+            // Expired locks, and acquisitions not written since the last pass. Whether a slot
+            // holds records comes from its holders' counts, and locks are expired in place: a
+            // pass walks no window that has no lock due, and copies none (a window of delayed
+            // jobs is up to 100,000 entries, in every partition of every group).
             var changed: [PartitionKey] = []
-            for (key, var slot) in s.slots where slot.unwritten || slot.state.counts().acquired > 0 {
-                if slot.state.expireLocks(nowMs: now, settings: settings(key.group)) > 0 || slot.unwritten {
-                    s.slots[key] = slot
+            var index = s.slots.startIndex
+            while index != s.slots.endIndex {
+                defer { s.slots.formIndex(after: &index) }
+                let key = s.slots.keys[index]
+                let unwritten = s.slots.values[index].unwritten
+                guard unwritten || s.slots.values[index].state.holdsAny else { continue }
+                if s.slots.values[index].state.expireLocks(nowMs: now, settings: settings(key.group)) > 0 || unwritten {
                     changed.append(key)
                 }
             }

@@ -305,6 +305,9 @@ struct SharePartition: Sendable, Equatable {
         max(0, max(logEnd, endOffset) - startOffset - Int64(finishedCount))
     }
 
+    /// Whether anyone holds a record here now (from the holders' counts, not a walk).
+    var holdsAny: Bool { heldCounts.contains { $0 > 0 } }
+
     /// How many records `member` holds now.
     func held(by member: String) -> Int {
         guard let owner = ownerNumber(member) else { return 0 }

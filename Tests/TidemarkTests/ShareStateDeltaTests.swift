@@ -73,6 +73,14 @@ import TidemarkStorage
                 let max = Int.random(in: 1...4, using: &rng)
                 let offsets = p.candidates(max: max, logEnd: logEnd, settings: settings, nowMs: now)
                 #expect(offsets == Self.candidatesWalkingAll(p, max: max, logEnd: logEnd, settings: settings, nowMs: now), "step \(step)")
+                // The in-flight cap's count without a walk (as a fetch takes it): when fewer than
+                // asked can go out of the window, those are all that can, and with the held ones
+                // they are what a walk counts.
+                var probe = p
+                let due = probe.candidates(max: max, logEnd: p.endOffset, settings: settings, nowMs: now).count
+                if due < max {
+                    #expect(p.heldTotal + due == p.windowCounts(nowMs: now, keyOrdering: false).inFlight, "step \(step)")
+                }
                 _ = p.acquire(offsets, member: members.randomElement(using: &rng)!, nowMs: now, settings: settings)
             case 4, 5, 6:
                 let member = members.randomElement(using: &rng)!

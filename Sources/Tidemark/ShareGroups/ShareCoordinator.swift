@@ -364,7 +364,15 @@ public final class ShareCoordinator: Sendable {
                     // an unfinished one of their key are not due and hold no lock: they are
                     // capped apart (ten times the locks), so one busy key neither stops the
                     // others nor grows the window to its 100,000 for every fetch to walk.
-                    var counts = allowed > due ? slot.state.windowCounts(nowMs: now, keyOrdering: settings.keyOrdering) : (inFlight: 0, blocked: 0, keys: [])
+                    // Without it, no walk: `candidates` found fewer than it was allowed, so it
+                    // counted every record of the window that can go out now, and in flight are
+                    // those and the held ones (a worker polling while the window holds only
+                    // delayed jobs, woken by each one enqueued, walked all of them each time).
+                    var counts: (inFlight: Int, blocked: Int, keys: Set<UInt32>) = (0, 0, [])
+                    if allowed > due {
+                        counts = settings.keyOrdering
+                            ? slot.state.windowCounts(nowMs: now, keyOrdering: true) : (slot.state.heldTotal + due, 0, [])
+                    }
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
                         let room = min(
                             settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked,

@@ -308,6 +308,9 @@ struct SharePartition: Sendable, Equatable {
     /// Whether anyone holds a record here now (from the holders' counts, not a walk).
     var holdsAny: Bool { heldCounts.contains { $0 > 0 } }
 
+    /// Records held now, by anyone (from the holders' counts, not a walk).
+    var heldTotal: Int { heldCounts.reduce(0, +) }
+
     /// How many records `member` holds now.
     func held(by member: String) -> Int {
         guard let owner = ownerNumber(member) else { return 0 }

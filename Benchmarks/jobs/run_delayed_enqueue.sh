@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Enqueueing delayed jobs while idle share-group workers wait, with PRE delayed jobs already in
+# the window and with none (see delayed_enqueue.py): server CPU per enqueue, for TIDEMARK_BIN and,
+# when set, BASELINE_BIN, alternated over ROUNDS (the machine is shared: compare medians).
+#
+#   Benchmarks/jobs/run_delayed_enqueue.sh          (from the project root; ~15 s per run)
+#   PRE=100000 M=8000 WORKERS=4 ROUNDS=3 TIDEMARK_BIN=a BASELINE_BIN=b Benchmarks/jobs/run_delayed_enqueue.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
+PRE=${PRE:-100000}
+M=${M:-8000}
+WORKERS=${WORKERS:-4}
+ROUNDS=${ROUNDS:-1}
+TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
+ensure_share_python
+run() { # run LABEL BIN PRE
+  start_tidemark "$2"
+  "$2" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  echo "## $1 pre=$3"
+  "$TM_PY" "$HERE/delayed_enqueue.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$3" "$M" "$WORKERS" 2> >(grep -v SHARECONSUMER >&2) || true
+  stop_tidemark
+}
+echo "# delayed_enqueue PRE=$PRE M=$M WORKERS=$WORKERS ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
+for _ in $(seq "$ROUNDS"); do
+  for pre in "$PRE" 0; do
+    run tidemark "$TIDEMARK_BIN" "$pre"
+    if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$pre"; fi
+  done
+done

@@ -207,6 +207,29 @@ final class AppendNotifier: Sendable {
         next?.wake()
     }
 
+    /// How many share waiters of `group` wait now (`ShareWake.isWaiting`).
+    func waitingShareWaiters(group: String) -> Int {
+        state.withLock { s in s.waiters.values.reduce(0) { $0 + ($1.share.map { $0.group == group && $0.isWaiting() ? 1 : 0 } ?? 0) } }
+    }
+
+    /// Wakes up to `count` waiting share waiters of `group`, whatever end they wait for (those
+    /// on the calling thread first, then those registered first): records came back without
+    /// an append (released, their lock expired, next of their key), so an end passing is not
+    /// what tells which polls could take them. Never chained: a woken poll passes its wake on
+    /// by the end rule (`passOn`), so polls that cannot take the records (their fair share)
+    /// do not wake each other in turn.
+    func offer(group: String, count: Int) {
+        guard count > 0 else { return }
+        let woken = state.withLock { s -> [Waiter] in
+            var candidates: [(id: Int, share: ShareWake)] = []
+            for (id, waiter) in s.waiters {
+                if let share = waiter.share, share.group == group, share.isWaiting() { candidates.append((id, share)) }
+            }
+            return Self.localFirst(candidates).prefix(count).compactMap { s.waiters.removeValue(forKey: $0.id) }
+        }
+        for waiter in woken { waiter.wake() }
+    }
+
     /// Wakes everyone waiting now (their polls answer with what there is); later polls wait
     /// as usual.
     func wakeAll() {

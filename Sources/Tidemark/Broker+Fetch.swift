@@ -153,6 +153,25 @@ extension Broker {
         state.notifier.passOn(group: group, end: state.log.logEndOffset)
     }
 
+    /// Records of `group` in `tp` may have become available without an append (an
+    /// acknowledgement released them, their lock expired, their holder left or its connection
+    /// closed, a fetch gave them back): wakes as many waiting share polls of the group there
+    /// as could take one. Without this, a waiting worker found them only at its poll's next
+    /// timer wake (a released job was redelivered 140-150 ms later). Costs a look at the
+    /// partition's waiters when no poll of the group waits there.
+    public func offerShareRecords(group: String, _ tp: TopicPartition) {
+        guard let state = try? partitionState(tp.topic, tp.partition) else { return }
+        let waiting = state.notifier.waitingShareWaiters(group: group)
+        guard waiting > 0 else { return }
+        let available = shares.availableCount(group: group, tp, view: shareLogViewWithoutBlocking, max: waiting)
+        state.notifier.offer(group: group, count: available)
+    }
+
+    /// `offerShareRecords` for each of `released`.
+    public func offerShareRecords(_ released: [(group: String, topicPartition: TopicPartition)]) {
+        for (group, tp) in released { offerShareRecords(group: group, tp) }
+    }
+
     /// Resolves a start position to an offset (Kafka's ListOffsets). For a timestamp with
     /// no record at or after it, returns the log end and a nil timestamp.
     public func resolveOffset(topic: String, partition: Int, _ position: StartPosition) async throws -> (

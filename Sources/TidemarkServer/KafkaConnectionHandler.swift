@@ -126,7 +126,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         drainKept(context: context)
         shares.closed()
         if !shares.sessions.isEmpty {
-            router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) })
+            router.broker.offerShareRecords(
+                router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) }))
         }
         context.fireChannelInactive()
     }

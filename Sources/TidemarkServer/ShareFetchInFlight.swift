@@ -59,6 +59,10 @@ final class ShareFetchInFlight {
     /// Record bytes this answer holds so far.
     private var deliveredBytes = 0
     private var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
+    /// Partitions where this fetch's acknowledgements applied, or where it gave back records
+    /// it acquired but did not deliver: offered to waiting polls when it answers, after its
+    /// own acquire (`Broker.offerShareRecords`).
+    private var released: Set<TopicPartition>
 
     init(
         router: RequestRouter, loop: any EventLoop, request: ShareFetchRequest, group: String, member: String, renewing: Bool,
@@ -79,6 +83,7 @@ final class ShareFetchInFlight {
         let wait = min(Int64(max(0, request.maxWaitMs)), router.config.fetchMaxWaitMs)
         self.deadline = .now() + .milliseconds(wait)
         self.acknowledged = update.acknowledged
+        self.released = Set(update.released)
         self.done = done
         self.budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), router.config.fetchMaxBytes)
     }
@@ -248,7 +253,10 @@ final class ShareFetchInFlight {
             // batch whole: 1,000 partitions of 1 MiB batches made a 1 GiB answer at max_bytes 1.)
             if deliveredBytes > 0 && (budget <= 0 || router.responseMemory.room < deliveredBytes) {
                 let tp = acquisition.topicPartition
-                if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges) }
+                if !acquisition.offsets.isEmpty {
+                    broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges)
+                    released.insert(tp)
+                }
                 continue
             }
             var walk: ShareBatchWalk
@@ -301,8 +309,11 @@ final class ShareFetchInFlight {
         let covered = walk.covered
         budget -= walk.kept.count
         deliveredBytes += walk.kept.count
-        broker.shares.giveBack(
-            group: group, member: member, tp, offsets: acquisition.offsets.filter { $0 > covered }, acquired: acquisition.ranges)
+        let back = acquisition.offsets.filter { $0 > covered }
+        if !back.isEmpty {
+            broker.shares.giveBack(group: group, member: member, tp, offsets: back, acquired: acquisition.ranges)
+            released.insert(tp)
+        }
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.records = .bytes(walk.kept[...])
         entry.acquiredRecords = acquisition.ranges.compactMap { range in
@@ -314,7 +325,10 @@ final class ShareFetchInFlight {
 
     private func fail(_ acquisition: ShareAcquisition, _ error: any Error) {
         let tp = acquisition.topicPartition
-        if !acquisition.offsets.isEmpty { broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges) }
+        if !acquisition.offsets.isEmpty {
+            broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges)
+            released.insert(tp)
+        }
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.errorCode = KafkaError(error).rawValue
         entry.errorMessage = "\(error)"
@@ -354,6 +368,9 @@ final class ShareFetchInFlight {
             response.responses.append(.init(topicId: topicId, partitions: [entry]))
         }
         done(response)
+        // What this fetch released or gave back goes to a poll already waiting, now that its
+        // own acquire has taken what it could.
+        for tp in released { broker.offerShareRecords(group: group, tp) }
     }
 }
 

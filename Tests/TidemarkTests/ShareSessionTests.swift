@@ -111,14 +111,18 @@ import TidemarkStorage
         }
         #expect(held == [0, 2, 3, 5])
         let start = broker.shares.store.partition.log.logEndOffset
-        await broker.shares.tick()  // the acquisitions' delivery counts: one write each
+        // Passes that release nothing say so (nothing to offer to waiting polls).
+        #expect(await broker.shares.tick().isEmpty)  // the acquisitions' delivery counts: one write each
         #expect(broker.shares.store.partition.log.logEndOffset == start + 4)
-        await broker.shares.tick()
+        #expect(await broker.shares.tick().isEmpty)
         #expect(broker.shares.store.partition.log.logEndOffset == start + 4, "a pass with nothing due wrote again")
 
         timers.advance(opts.groups.shareRecordLockDurationMs + 1)
-        await broker.shares.tick()
+        let released = await broker.shares.tick()
         #expect(broker.shares.store.partition.log.logEndOffset == start + 8)  // the four expiries
+        // The partitions whose locks expired, for `Broker.offerShareRecords`.
+        #expect(Set(released.map { "\($0.group)/\($0.topicPartition.partition)" }) == ["workers/0", "workers/2", "workers/3", "workers/5"])
+        #expect(released.count == 4)
         let summaries = broker.shares.summaries("workers", view: view)
         #expect(summaries.count == 6 && summaries.allSatisfy { $0.acquired == 0 })
         #expect(summaries.map(\.delayed) == [0, 3, 0, 0, 3, 0])

@@ -18,12 +18,16 @@ extension ShareCoordinator {
     /// what their members held goes back at once, not when the locks run out (as Kafka does
     /// since 4.1: a worker killed mid-job has its jobs handed out again right away). A session
     /// another connection has used since is left alone. `sessions` are the (group, member)
-    /// pairs that connection used.
-    public func connectionClosed(_ connection: UInt64, sessions: [(group: String, member: String)]) {
-        guard !sessions.isEmpty else { return }
+    /// pairs that connection used. Returns the partitions where records went back (for
+    /// `Broker.offerShareRecords`).
+    @discardableResult
+    public func connectionClosed(_ connection: UInt64, sessions: [(group: String, member: String)])
+        -> [(group: String, topicPartition: TopicPartition)]
+    {
+        guard !sessions.isEmpty else { return [] }
         var settingsOf: [String: ShareSettings] = [:]
         for (group, _) in sessions where settingsOf[group] == nil { settingsOf[group] = settings(group) }
-        state.withLock { s in
+        return state.withLock { s in
             var changed: [PartitionKey] = []
             for (group, member) in sessions {
                 let key = SessionKey(group: group, member: member)
@@ -31,6 +35,7 @@ extension ShareCoordinator {
                 changed += closeSession(key, session, settings: settingsOf[group]!, &s)
             }
             write(changed, &s)
+            return changed.map { ($0.group, $0.topicPartition) }
         }
     }
 

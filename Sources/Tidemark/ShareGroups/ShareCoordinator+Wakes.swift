@@ -6,16 +6,23 @@ extension ShareCoordinator {
     /// asks it after its acquire, to pass the wake on (`Broker.passShareWake`) only when the
     /// next poll would find something.
     public func hasAvailable(group: String, _ tp: TopicPartition, view: ShareLogView) -> Bool {
+        availableCount(group: group, tp, view: view, max: 1) > 0
+    }
+
+    /// How many records (at most `max`) `group` has in `tp` that members could acquire now, as
+    /// `hasAvailable` counts them: for `Broker.offerShareRecords`, how many waiting polls to wake.
+    public func availableCount(group: String, _ tp: TopicPartition, view: ShareLogView, max: Int) -> Int {
+        guard max > 0 else { return 0 }
         let now = clock()
         let settings = self.settings(group)
         // Makes no window: a group without one there (deleted meanwhile) gets none made.
-        guard let bounds = view.bounds(tp.topic, tp.partition) else { return false }
-        return state.withLock { s -> Bool in
+        guard let bounds = view.bounds(tp.topic, tp.partition) else { return 0 }
+        return state.withLock { s -> Int in
             let key = PartitionKey(group: group, topicPartition: tp)
             // In place, no copy held: a copy of the window extended to the log end by
             // `candidates` would copy all its entries.
-            guard s.slots[key]?.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) == false else { return false }
-            return !(s.slots[key]?.state.candidates(max: 1, logEnd: bounds.end, settings: settings, nowMs: now) ?? []).isEmpty
+            guard s.slots[key]?.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) == false else { return 0 }
+            return s.slots[key]?.state.candidates(max: max, logEnd: bounds.end, settings: settings, nowMs: now).count ?? 0
         }
     }
 }

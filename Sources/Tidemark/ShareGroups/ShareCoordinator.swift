@@ -143,16 +143,20 @@ public final class ShareCoordinator: Sendable {
     }
 
     /// Releases what a member holds in every partition of its group, and drops its session.
-    private func memberGone(_ member: String, group: String, settings: ShareSettings, _ s: inout State) {
+    /// Returns the partitions where it held records. Released in place (a copy of a slot
+    /// copied its window), only where its holders' counts say it holds some.
+    private func memberGone(_ member: String, group: String, settings: ShareSettings, _ s: inout State) -> [PartitionKey] {
         s.sessions.removeValue(forKey: SessionKey(group: group, member: member))
         var changed: [PartitionKey] = []
-        for (key, var slot) in s.slots where key.group == group {
-            if slot.state.releaseAll(held: member, settings: settings) > 0 {
-                s.slots[key] = slot
-                changed.append(key)
-            }
+        var index = s.slots.startIndex
+        while index != s.slots.endIndex {
+            defer { s.slots.formIndex(after: &index) }
+            let key = s.slots.keys[index]
+            guard key.group == group, s.slots.values[index].state.held(by: member) > 0 else { continue }
+            if s.slots.values[index].state.releaseAll(held: member, settings: settings) > 0 { changed.append(key) }
         }
         write(changed, &s)
+        return changed
     }
 
     public func isShareGroup(_ group: String) -> Bool { state.withLock { $0.groups[group] != nil } }
@@ -232,12 +236,19 @@ public final class ShareCoordinator: Sendable {
                 update.acknowledged[tp] = result
                 if result == nil {
                     changed.append(pkey)
+                    // Only releases: offering the next record of a key after each accept woke
+                    // a waiting worker per job, and the acking worker's own fetch, finding
+                    // nothing then, walked the whole keyed window (one key, 4 workers: 735
+                    // jobs/s at 1.4 ms of server CPU each, against 2,300 without).
+                    if acks.contains(where: { $0.types.contains(.release) }) { update.released.append(tp) }
                     if !s.slots[pkey]!.state.deadLetters.isEmpty { update.deadLettersPending = true }
                     if view.syncsEveryAppend(tp.topic) { syncAcknowledgements = true }
                 }
             }
             if epoch == -1 {
-                changed += closeSession(key, session, settings: settings, &s)
+                let closed = closeSession(key, session, settings: settings, &s)
+                changed += closed
+                update.released += closed.map(\.topicPartition)
             } else {
                 // (Forgotten partitions may have left the cursor past the end.)
                 session.cursor = session.partitions.isEmpty ? 0 : (session.cursor + 1) % session.partitions.count
@@ -492,18 +503,21 @@ public final class ShareCoordinator: Sendable {
     // MARK: Maintenance
 
     /// Expires member sessions (releasing their records), record locks, idle share sessions
-    /// and idle empty groups; compacts the share-state log when it has grown.
-    func tick(logger: Logger? = nil) async {
+    /// and idle empty groups; compacts the share-state log when it has grown. Returns the
+    /// partitions where records were released (for `Broker.offerShareRecords`).
+    @discardableResult
+    func tick(logger: Logger? = nil) async -> [(group: String, topicPartition: TopicPartition)] {
         let now = clock()
         var expiredMembers: [(String, [String])] = []
-        state.withLock { s in
+        let released = state.withLock { s -> [PartitionKey] in
+            var released: [PartitionKey] = []
             for id in Array(s.groups.keys) {
                 var group = s.groups[id]!
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: groupSettings(id).sessionTimeoutMs)
                 s.groups[id] = group
                 if !expired.isEmpty {
                     expiredMembers.append((id, expired))
-                    for member in expired { memberGone(member, group: id, settings: settings(id), &s) }
+                    for member in expired { released += memberGone(member, group: id, settings: settings(id), &s) }
                 }
                 if group.isEmpty {
                     let since = s.idleSince[id] ?? now
@@ -528,9 +542,9 @@ public final class ShareCoordinator: Sendable {
                 let key = s.slots.keys[index]
                 let unwritten = s.slots.values[index].unwritten
                 guard unwritten || s.slots.values[index].state.holdsAny else { continue }
-                if s.slots.values[index].state.expireLocks(nowMs: now, settings: settings(key.group)) > 0 || unwritten {
-                    changed.append(key)
-                }
+                let expired = s.slots.values[index].state.expireLocks(nowMs: now, settings: settings(key.group)) > 0
+                if expired { released.append(key) }
+                if expired || unwritten { changed.append(key) }
             }
             write(changed, &s)
             // A live member's session stays however long it is unused (its worker may hold a
@@ -539,6 +553,7 @@ public final class ShareCoordinator: Sendable {
             where now - session.lastUsedMs > options.shareSessionIdleMs && s.groups[key.group]?.members[key.member] == nil {
                 s.sessions.removeValue(forKey: key)
             }
+            return released
         }
         for (group, members) in expiredMembers {
             logger?.info("share group members removed: no heartbeat in their session timeout",
@@ -556,6 +571,7 @@ public final class ShareCoordinator: Sendable {
         } catch {
             logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
         }
+        return released.map { ($0.group, $0.topicPartition) }
     }
 
     // MARK: Open and close

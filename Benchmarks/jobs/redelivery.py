@@ -1,0 +1,76 @@
+"""Redelivery to a waiting worker: how long a job that comes back without an append takes to
+reach a worker whose poll is already waiting.
+
+Two confluent-kafka ShareConsumers (explicit acknowledgement, max.poll.records=1) poll one
+partition of "jobs" in threads. Each round produces work; the worker that gets it gives it
+back and stops polling for a while, so only the other one can take what comes back:
+  release: one job; RELEASE + commit_sync; the other worker's receipt is timed.
+  keyed:   two jobs of one key (the group has share.key.ordering=true); the first is
+           ACCEPTed + commit_sync, which makes the second one available; its receipt is timed.
+Prints one line: MODE rounds N done N latency_ms p50 P mean M max X.
+
+  redelivery.py BOOTSTRAP ROUNDS MODE
+"""
+import statistics
+import sys
+import threading
+import time
+
+from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+
+boot, rounds, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+state = {"t0": None, "paused": None, "lat": [], "round": 0}
+stop = threading.Event()
+
+
+def worker(name):
+    c = ShareConsumer({"bootstrap.servers": boot, "group.id": "workers",
+                       "share.acknowledgement.mode": "explicit", "max.poll.records": 1})
+    c.subscribe(["jobs"])
+    while not stop.is_set():
+        if state["paused"] == name:
+            time.sleep(0.01)
+            continue
+        for m in c.poll(timeout=0.5) or []:
+            if m.error():
+                continue
+            with lock:
+                now = time.time()
+                giving_back = state["t0"] is None if mode == "release" else m.value().startswith(b"a")
+                if giving_back:
+                    kind = AcknowledgeType.RELEASE if mode == "release" else AcknowledgeType.ACCEPT
+                    c.acknowledge(m, kind)
+                    c.commit_sync()
+                    state["t0"], state["paused"] = time.time(), name
+                    continue
+                if state["t0"] is not None:
+                    state["lat"].append(max(0.0, now - state["t0"]))
+                state["t0"], state["paused"] = None, None
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+                c.commit_sync()
+                state["round"] += 1
+    c.close()
+
+
+threads = [threading.Thread(target=worker, args=(n,)) for n in ("A", "B")]
+for t in threads:
+    t.start()
+time.sleep(3)  # both joined and polling
+p = Producer({"bootstrap.servers": boot})
+for r in range(rounds):
+    want = state["round"] + 1
+    values = [b"job%d" % r] if mode == "release" else [b"a%d" % r, b"b%d" % r]
+    for v in values:
+        p.produce("jobs", key=b"k", value=v, partition=0)
+    p.flush()
+    t = time.time()
+    while state["round"] < want and time.time() - t < 5:
+        time.sleep(0.005)
+    time.sleep(0.05)
+stop.set()
+for t in threads:
+    t.join()
+lat = sorted(x * 1000 for x in state["lat"]) or [float("nan")]
+print("%s rounds %d done %d latency_ms p50 %.1f mean %.1f max %.1f"
+      % (mode, rounds, len(state["lat"]), statistics.median(lat), statistics.mean(lat), lat[-1]))

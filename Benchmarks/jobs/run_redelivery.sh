@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Redelivery to a waiting worker (see redelivery.py): a released job, and the next job of a key
+# after an accept, timed until the other (waiting) worker has it. For TIDEMARK_BIN and, when
+# set, BASELINE_BIN, alternated over ROUNDS.
+#
+#   Benchmarks/jobs/run_redelivery.sh          (from the project root; ~10 s per run)
+#   N=20 ROUNDS=2 TIDEMARK_BIN=a BASELINE_BIN=b Benchmarks/jobs/run_redelivery.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
+N=${N:-20}
+ROUNDS=${ROUNDS:-1}
+TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
+ensure_share_python
+run() { # run LABEL BIN MODE
+  start_tidemark "$2"
+  "$2" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  if [ "$3" = keyed ]; then
+    "$2" groups configure workers --set share.key.ordering=true --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  fi
+  echo -n "$1 "
+  "$TM_PY" "$HERE/redelivery.py" "127.0.0.1:$TM_PORT" "$N" "$3" 2> >(grep -v SHARECONSUMER >&2) || true
+  stop_tidemark
+}
+echo "# redelivery N=$N ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
+for _ in $(seq "$ROUNDS"); do
+  for mode in release keyed; do
+    run tidemark "$TIDEMARK_BIN" "$mode"
+    if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$mode"; fi
+  done
+done

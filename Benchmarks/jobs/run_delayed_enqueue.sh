@@ -5,6 +5,7 @@
 #
 #   Benchmarks/jobs/run_delayed_enqueue.sh          (from the project root; ~15 s per run)
 #   PRE=100000 M=8000 WORKERS=4 ROUNDS=3 TIDEMARK_BIN=a BASELINE_BIN=b Benchmarks/jobs/run_delayed_enqueue.sh
+#   MODE=keyed PRE=20000 ... (jobs of one key under per-key ordering, not delayed: see delayed_enqueue.py)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -13,16 +14,20 @@ PRE=${PRE:-100000}
 M=${M:-8000}
 WORKERS=${WORKERS:-4}
 ROUNDS=${ROUNDS:-1}
+MODE=${MODE:-delayed}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
 ensure_share_python
 run() { # run LABEL BIN PRE
   start_tidemark "$2"
   "$2" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  if [ "$MODE" = keyed ]; then
+    "$2" groups configure workers --set share.key.ordering=true --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  fi
   echo "## $1 pre=$3"
-  "$TM_PY" "$HERE/delayed_enqueue.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$3" "$M" "$WORKERS" 2> >(grep -v SHARECONSUMER >&2) || true
+  "$TM_PY" "$HERE/delayed_enqueue.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$3" "$M" "$WORKERS" "$MODE" 2> >(grep -v SHARECONSUMER >&2) || true
   stop_tidemark
 }
-echo "# delayed_enqueue PRE=$PRE M=$M WORKERS=$WORKERS ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
+echo "# delayed_enqueue MODE=$MODE PRE=$PRE M=$M WORKERS=$WORKERS ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
 for _ in $(seq "$ROUNDS"); do
   for pre in "$PRE" 0; do
     run tidemark "$TIDEMARK_BIN" "$pre"

@@ -214,7 +214,7 @@ final class AppendNotifier: Sendable {
 
     /// Wakes up to `count` waiting share waiters of `group`, whatever end they wait for (those
     /// on the calling thread first, then those registered first): records came back without
-    /// an append (released, their lock expired, next of their key), so an end passing is not
+    /// an append (released, their lock expired, their holder gone), so an end passing is not
     /// what tells which polls could take them. Never chained: a woken poll passes its wake on
     /// by the end rule (`passOn`), so polls that cannot take the records (their fair share)
     /// do not wake each other in turn.

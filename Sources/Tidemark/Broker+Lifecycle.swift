@@ -138,7 +138,7 @@ extension Broker {
             }
         }
         await groups.tick(logger: logger)
-        offerShareRecords(await shares.tick(logger: logger))
+        await shares.tick(logger: logger) { offerShareRecords($0) }
         await writeDeadLetters()
     }
 }

@@ -248,8 +248,8 @@ extension RequestRouter {
         }
         connection?.used(group: group, member: member, closed: request.shareSessionEpoch == -1)
         for tp in badTypes where acks[tp] == nil { update.acknowledged[tp] = .some(.invalidRequest) }
-        // Released records (or the next of a key) go to a worker already waiting, now.
-        for tp in update.released { broker.offerShareRecords(group: group, tp) }
+        // Released records go to a worker already waiting, now.
+        for tp in Set(update.released) { broker.offerShareRecords(group: group, tp) }
         response.acquisitionLockTimeoutMs = Int32(clamping: update.lockDurationMs)
         let answered = response
         let results = update.acknowledged, deadLettersPending = update.deadLettersPending

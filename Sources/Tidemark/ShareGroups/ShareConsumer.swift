@@ -412,8 +412,8 @@ public final class ShareConsumer: Sendable {
             if epoch == -1 && error == .shareSessionNotFound { return [:] }
             throw TidemarkError(error, result.errorMessage ?? "share session")
         }
-        // Records it released (or the next of a key) go to a worker waiting on the Kafka front.
-        for tp in result.released { broker.offerShareRecords(group: group, tp) }
+        // Records it released go to a worker waiting on the Kafka front.
+        for tp in Set(result.released) { broker.offerShareRecords(group: group, tp) }
         state.withLock { s in
             s.sessionEpoch = epoch == -1 ? 0 : (epoch == Int32.max ? 1 : epoch + 1)
             s.inSession.formUnion(add)

@@ -379,10 +379,10 @@ public final class ShareCoordinator: Sendable {
                     // counted every record of the window that can go out now, and in flight are
                     // those and the held ones (a worker polling while the window holds only
                     // delayed jobs, woken by each one enqueued, walked all of them each time).
-                    var counts: (inFlight: Int, blocked: Int, keys: Set<UInt32>) = (0, 0, [])
+                    var counts: (inFlight: Int, blocked: Int, keys: KeyHashSet) = (0, 0, KeyHashSet())
                     if allowed > due {
                         counts = settings.keyOrdering
-                            ? slot.state.windowCounts(nowMs: now, keyOrdering: true) : (slot.state.heldTotal + due, 0, [])
+                            ? slot.state.windowCounts(nowMs: now, keyOrdering: true) : (slot.state.heldTotal + due, 0, KeyHashSet())
                     }
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
                         let room = min(
@@ -405,7 +405,7 @@ public final class ShareCoordinator: Sendable {
                         scanned += metas.count
                         for meta in metas {
                             // A delayed record holds its key too: later ones of the key wait.
-                            let first = !settings.keyOrdering || (meta.keyHash.map { counts.keys.insert($0).inserted } ?? true)
+                            let first = !settings.keyOrdering || (meta.keyHash.map { counts.keys.insert($0) } ?? true)
                             guard meta.deliverAtMs <= now else { continue }
                             if first {
                                 due += 1
@@ -504,9 +504,12 @@ public final class ShareCoordinator: Sendable {
 
     /// Expires member sessions (releasing their records), record locks, idle share sessions
     /// and idle empty groups; compacts the share-state log when it has grown. Returns the
-    /// partitions where records were released (for `Broker.offerShareRecords`).
+    /// partitions where records were released, after passing them to `offer` (before the
+    /// compaction, which may wait for the disk): for `Broker.offerShareRecords`.
     @discardableResult
-    func tick(logger: Logger? = nil) async -> [(group: String, topicPartition: TopicPartition)] {
+    func tick(
+        logger: Logger? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
+    ) async -> [(group: String, topicPartition: TopicPartition)] {
         let now = clock()
         var expiredMembers: [(String, [String])] = []
         let released = state.withLock { s -> [PartitionKey] in
@@ -555,6 +558,8 @@ public final class ShareCoordinator: Sendable {
             }
             return released
         }
+        let releasedPartitions = released.map { (group: $0.group, topicPartition: $0.topicPartition) }
+        offer(releasedPartitions)
         for (group, members) in expiredMembers {
             logger?.info("share group members removed: no heartbeat in their session timeout",
                 metadata: ["group": "\(group)", "members": "\(members)"])
@@ -571,7 +576,7 @@ public final class ShareCoordinator: Sendable {
         } catch {
             logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
         }
-        return released.map { ($0.group, $0.topicPartition) }
+        return releasedPartitions
     }
 
     // MARK: Open and close

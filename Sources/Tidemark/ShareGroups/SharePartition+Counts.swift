@@ -10,12 +10,12 @@ extension SharePartition {
     /// One walk of the window: records in flight (as `inFlight`), records available now but
     /// behind an unfinished one of their key (`blocked`, per-key ordering only), and the keys
     /// of unfinished records (per-key ordering only).
-    func windowCounts(nowMs: Int64, keyOrdering: Bool) -> (inFlight: Int, blocked: Int, keys: Set<UInt32>) {
-        var keys = Set<UInt32>()
+    func windowCounts(nowMs: Int64, keyOrdering: Bool) -> (inFlight: Int, blocked: Int, keys: KeyHashSet) {
+        var keys = KeyHashSet()
         var inFlight = 0
         var blocked = 0
         for entry in entries where entry.state == .available || entry.state == .acquired {
-            let first = !keyOrdering || (entry.keyHash.map { keys.insert($0).inserted } ?? true)
+            let first = !keyOrdering || (entry.keyHash.map { keys.insert($0) } ?? true)
             if entry.state == .acquired {
                 inFlight += 1
             } else if entry.availableAtMs <= nowMs {

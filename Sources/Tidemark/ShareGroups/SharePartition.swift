@@ -350,7 +350,7 @@ struct SharePartition: Sendable, Equatable {
         var out: [Int64] = []
         // Records waiting out a backoff or a delay are skipped: they do not hold back the ones
         // after them, except, with per-key ordering, later records of the same key.
-        var blockedKeys: Set<UInt32> = []
+        var blockedKeys = KeyHashSet()
         // Without per-key ordering, the walk starts at the floor while it holds, and leaves it
         // at the first record it hands out (or the end), valid until the first delay it skipped ends.
         let floored = !settings.keyOrdering && nowMs < candidateFloorUntilMs
@@ -364,8 +364,7 @@ struct SharePartition: Sendable, Equatable {
             let unfinished = entry.state == .available || entry.state == .acquired
             if settings.keyOrdering, let key = entry.keyHash {
                 guard unfinished else { continue }
-                let blocked = blockedKeys.contains(key)
-                blockedKeys.insert(key)
+                let blocked = !blockedKeys.insert(key)
                 if blocked || entry.state != .available || entry.availableAtMs > nowMs { continue }
             } else if entry.state != .available || entry.availableAtMs > nowMs {
                 if entry.state == .available && firstOut == nil { until = Swift.min(until, entry.availableAtMs) }

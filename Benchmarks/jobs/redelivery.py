@@ -7,6 +7,8 @@ back and stops polling for a while, so only the other one can take what comes ba
   release: one job; RELEASE + commit_sync; the other worker's receipt is timed.
   keyed:   two jobs of one key (the group has share.key.ordering=true); the first is
            ACCEPTed + commit_sync, which makes the second one available; its receipt is timed.
+  delayed: one job with tidemark.deliver.at 500 ms ahead, while both workers wait; the time
+           from that instant to its receipt is timed.
 Prints one line: MODE rounds N done N latency_ms p50 P mean M max X.
 
   redelivery.py BOOTSTRAP ROUNDS MODE
@@ -37,6 +39,13 @@ def worker(name):
                 continue
             with lock:
                 now = time.time()
+                if mode == "delayed":
+                    due = int(dict(m.headers() or [])["tidemark.deliver.at"]) / 1000
+                    state["lat"].append(max(0.0, now - due))
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
+                    c.commit_sync()
+                    state["round"] += 1
+                    continue
                 giving_back = state["t0"] is None if mode == "release" else m.value().startswith(b"a")
                 if giving_back:
                     kind = AcknowledgeType.RELEASE if mode == "release" else AcknowledgeType.ACCEPT
@@ -60,9 +69,10 @@ time.sleep(3)  # both joined and polling
 p = Producer({"bootstrap.servers": boot})
 for r in range(rounds):
     want = state["round"] + 1
-    values = [b"job%d" % r] if mode == "release" else [b"a%d" % r, b"b%d" % r]
+    values = [b"a%d" % r, b"b%d" % r] if mode == "keyed" else [b"job%d" % r]
+    headers = [("tidemark.deliver.at", str(int(time.time() * 1000) + 500).encode())] if mode == "delayed" else None
     for v in values:
-        p.produce("jobs", key=b"k", value=v, partition=0)
+        p.produce("jobs", key=b"k", value=v, partition=0, headers=headers)
     p.flush()
     t = time.time()
     while state["round"] < want and time.time() - t < 5:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Redelivery to a waiting worker (see redelivery.py): a released job, and the next job of a key
-# after an accept, timed until the other (waiting) worker has it. For TIDEMARK_BIN and, when
+# Redelivery to a waiting worker (see redelivery.py): a released job, the next job of a key
+# after an accept, and a delayed job coming due, timed until a waiting worker has it. For TIDEMARK_BIN and, when
 # set, BASELINE_BIN, alternated over ROUNDS.
 #
 #   Benchmarks/jobs/run_redelivery.sh          (from the project root; ~10 s per run)
@@ -25,7 +25,7 @@ run() { # run LABEL BIN MODE
 }
 echo "# redelivery N=$N ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
 for _ in $(seq "$ROUNDS"); do
-  for mode in release keyed; do
+  for mode in release keyed delayed; do
     run tidemark "$TIDEMARK_BIN" "$mode"
     if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$mode"; fi
   done

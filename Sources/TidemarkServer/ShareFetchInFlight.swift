@@ -207,7 +207,12 @@ final class ShareFetchInFlight {
                 return acquire(only: told)
             }
         }
-        timer = loop.scheduleTask(deadline: min(deadline, fullAcquireDue)) { bound.value.wake(appended: nil) }
+        // A delayed job or a retry backoff that ends sooner than the next timer wake: woken then.
+        var wakeAt = min(deadline, fullAcquireDue)
+        if let ms = broker.shares.msUntilNextDue(group: group, partitions: live ?? Array(update.partitions)) {
+            wakeAt = min(wakeAt, .now() + .milliseconds(ms + 1))
+        }
+        timer = loop.scheduleTask(deadline: wakeAt) { bound.value.wake(appended: nil) }
     }
 
     /// The fetch waits no more: its own watches go, kept ones stay for the session's next fetch.

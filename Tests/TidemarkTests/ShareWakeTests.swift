@@ -52,4 +52,82 @@ import TidemarkStorage
         #expect(remote.woken.load(ordering: .relaxed) == 1)
         try await broker.close()
     }
+
+    /// Records that come back without an append (here: released) are offered to the group's
+    /// waiting polls whatever end they watch for, as many as could take one
+    /// (`Broker.offerShareRecords`); the end rule of a passed-on wake reaches none of them.
+    @Test func aReleasedJobIsOfferedToOneWaitingPoll() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 2)
+        let tp = TopicPartition("jobs", 0)
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        let held = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 2, view: broker.shareLogView)
+        #expect(held.first?.offsets == [0, 1])
+        // Three polls wait at the log's end; nothing is available.
+        let seen = [Seen(), Seen(), Seen()]
+        let watches = try seen.map { try Self.watch(broker, local: false, $0) }
+        #expect(watches.allSatisfy { $0 != nil })
+        func woken() -> [Int] { seen.map { $0.woken.load(ordering: .relaxed) } }
+        broker.offerShareRecords(group: "workers", tp)
+        #expect(woken() == [0, 0, 0])
+
+        func release(_ offset: Int64, epoch: Int32) -> ShareSessionUpdate {
+            broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: epoch, add: [], forget: [],
+                acknowledgements: [tp: [ShareAcknowledgement(offset, .release)]], allowRenew: false, view: broker.shareLogView)
+        }
+        let first = release(0, epoch: 1)
+        #expect(first.error == nil && first.released == [tp])
+        broker.passShareWake(topic: "jobs", partition: 0, group: "workers")
+        #expect(woken() == [0, 0, 0], "the end rule wakes no poll that watches the end")
+        broker.offerShareRecords(group: "workers", tp)
+        #expect(woken() == [1, 0, 0], "one job available: one poll, the one registered first")
+        // An accept offers nothing (no record comes back).
+        let accepted = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 2, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(1, .accept)]], allowRenew: false, view: broker.shareLogView)
+        #expect(accepted.error == nil && accepted.released.isEmpty)
+        try await broker.close()
+    }
+
+    /// A long poll that found nothing wakes when the earliest delay its acquire passed over
+    /// ends (`ShareCoordinator.msUntilNextDue`, on the timer clock), not at its next 200 ms timer.
+    @Test func aPollKnowsWhenTheNextDelayedJobIsDue() async throws {
+        let dir = TemporaryDirectory()
+        let wall = TestClock()
+        let timers = TestClock(5_000)
+        var opts = options(clock: wall, maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        let tp = TopicPartition("jobs", 0)
+        for delay: Int64 in [9_000, 4_000] {
+            var builder = RecordBatchBuilder()
+            builder.append(
+                timestamp: 0, key: nil, value: Array("later".utf8),
+                headers: [RecordHeader(key: Broker.deliverAtHeader, value: Array("\(wall.read() + delay)".utf8))])
+            _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+        }
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == nil, "no acquire has looked yet")
+        func acquire() -> [Int64] {
+            broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: broker.shareLogView).first?.offsets ?? []
+        }
+        #expect(acquire() == [])
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == 4_000)
+        timers.advance(1_500)
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == 2_500)
+        timers.advance(2_500)
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == nil, "due now: nothing to wait for")
+        #expect(acquire() == [1])
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == 5_000)
+        // Per-key ordering keeps no such time: its polls wake on their timer.
+        try await broker.alterGroupConfig("workers", changes: [.set("share.key.ordering", "true")])
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == nil)
+        try await broker.close()
+    }
 }

@@ -9,6 +9,24 @@ extension ShareCoordinator {
         availableCount(group: group, tp, view: view, max: 1) > 0
     }
 
+    /// Milliseconds until the earliest delay or retry backoff in `partitions` that their last
+    /// acquire passed over ends (`SharePartition.nextDueMs`), when that is in the future: a long
+    /// poll that found nothing wakes then, not at its next 200 ms timer (a delayed job went out
+    /// up to 200 ms late). nil with per-key ordering (its searches keep no such time).
+    public func msUntilNextDue(group: String, partitions: some Sequence<TopicPartition>) -> Int64? {
+        guard !settings(group).keyOrdering else { return nil }
+        let now = clock()
+        let due = state.withLock { s -> Int64? in
+            var earliest: Int64? = nil
+            for tp in partitions {
+                guard let due = s.slots[PartitionKey(group: group, topicPartition: tp)]?.state.nextDueMs, due > now else { continue }
+                earliest = min(earliest ?? due, due)
+            }
+            return earliest
+        }
+        return due.map { $0 - now }
+    }
+
     /// How many records (at most `max`) `group` has in `tp` that members could acquire now, as
     /// `hasAvailable` counts them: for `Broker.offerShareRecords`, how many waiting polls to wake.
     public func availableCount(group: String, _ tp: TopicPartition, view: ShareLogView, max: Int) -> Int {

@@ -110,6 +110,13 @@ struct SharePartition: Sendable, Equatable {
     private var candidateFloor = Int64.min
     private var candidateFloorUntilMs = Int64.min
 
+    /// When the earliest delay or backoff that the last search for candidates passed over ends
+    /// (timer-clock ms; without per-key ordering): a poll that found nothing waits until then at
+    /// most. nil when that search passed over none, or it has been forgotten since.
+    var nextDueMs: Int64? {
+        candidateFloorUntilMs > .min && candidateFloorUntilMs < .max ? candidateFloorUntilMs : nil
+    }
+
     private mutating func lowerCandidateFloor(to offset: Int64) {
         if offset < candidateFloor { candidateFloor = offset }
     }

@@ -170,10 +170,8 @@ extension Broker {
     /// `offerShareRecords` for each of `released`, once each (a second offer of a partition
     /// would count the records the polls woken by the first have not taken yet, and wake more).
     public func offerShareRecords(_ released: [(group: String, topicPartition: TopicPartition)]) {
-        var seen = Set<String>()
-        for (group, tp) in released where seen.insert("\(group)\u{0}\(tp.topic)\u{0}\(tp.partition)").inserted {
-            offerShareRecords(group: group, tp)
-        }
+        var seen: [String: Set<TopicPartition>] = [:]
+        for (group, tp) in released where seen[group, default: []].insert(tp).inserted { offerShareRecords(group: group, tp) }
     }
 
     /// Resolves a start position to an offset (Kafka's ListOffsets). For a timestamp with

@@ -257,11 +257,7 @@ final class ShareFetchInFlight {
             // records: the rest are given back unread. (Each partition read at least its first
             // batch whole: 1,000 partitions of 1 MiB batches made a 1 GiB answer at max_bytes 1.)
             if deliveredBytes > 0 && (budget <= 0 || router.responseMemory.room < deliveredBytes) {
-                let tp = acquisition.topicPartition
-                if !acquisition.offsets.isEmpty {
-                    broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges)
-                    released.insert(tp)
-                }
+                giveBack(acquisition, acquisition.offsets)
                 continue
             }
             var walk: ShareBatchWalk
@@ -314,11 +310,7 @@ final class ShareFetchInFlight {
         let covered = walk.covered
         budget -= walk.kept.count
         deliveredBytes += walk.kept.count
-        let back = acquisition.offsets.filter { $0 > covered }
-        if !back.isEmpty {
-            broker.shares.giveBack(group: group, member: member, tp, offsets: back, acquired: acquisition.ranges)
-            released.insert(tp)
-        }
+        giveBack(acquisition, acquisition.offsets.filter { $0 > covered })
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.records = .bytes(walk.kept[...])
         entry.acquiredRecords = acquisition.ranges.compactMap { range in
@@ -328,12 +320,17 @@ final class ShareFetchInFlight {
         partitions[tp] = entry
     }
 
+    /// Gives back `offsets` of `acquisition` (acquired, not delivered); they are offered to
+    /// waiting polls when this fetch answers.
+    private func giveBack(_ acquisition: ShareAcquisition, _ offsets: [Int64]) {
+        guard !offsets.isEmpty else { return }
+        broker.shares.giveBack(group: group, member: member, acquisition.topicPartition, offsets: offsets, acquired: acquisition.ranges)
+        released.insert(acquisition.topicPartition)
+    }
+
     private func fail(_ acquisition: ShareAcquisition, _ error: any Error) {
         let tp = acquisition.topicPartition
-        if !acquisition.offsets.isEmpty {
-            broker.shares.giveBack(group: group, member: member, tp, offsets: acquisition.offsets, acquired: acquisition.ranges)
-            released.insert(tp)
-        }
+        giveBack(acquisition, acquisition.offsets)
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.errorCode = KafkaError(error).rawValue
         entry.errorMessage = "\(error)"

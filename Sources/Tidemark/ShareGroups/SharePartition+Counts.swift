@@ -1,5 +1,32 @@
-/// What a share partition's window holds, counted: for the in-flight cap, describes and metrics.
+/// What a share partition's window holds, counted: for the in-flight cap, fair shares, describes
+/// and metrics.
 extension SharePartition {
+    /// Records not finished: from the start offset to the log end, less those finished
+    /// inside the window.
+    func backlog(logEnd: Int64) -> Int64 {
+        max(0, max(logEnd, endOffset) - startOffset - Int64(finishedCount))
+    }
+
+    /// Whether anyone holds a record here now (from the holders' counts, not a walk).
+    var holdsAny: Bool { heldCounts.contains { $0 > 0 } }
+
+    /// Records held now, by anyone (from the holders' counts, not a walk).
+    var heldTotal: Int { heldCounts.reduce(0, +) }
+
+    /// How many records `member` holds now.
+    func held(by member: String) -> Int {
+        guard let owner = ownerNumber(member) else { return 0 }
+        return heldCounts[Int(owner) - 1]
+    }
+
+    /// How many more records `member` may take so that `members` workers share the backlog:
+    /// its fair share (rounded up) less what it holds. One worker alone may take everything.
+    func fairShare(for member: String, members: Int, logEnd: Int64) -> Int {
+        guard members > 1 else { return Int.max }
+        let share = (backlog(logEnd: logEnd) + Int64(members) - 1) / Int64(members)
+        return max(0, Int(share) - held(by: member))
+    }
+
     /// Records not finished that count toward the in-flight cap: held, or available now. With
     /// per-key ordering, a record behind an unfinished one of its key does not count: it
     /// cannot go out, and counting it let one busy (or delayed) key stop every other key.

@@ -306,24 +306,6 @@ struct SharePartition: Sendable, Equatable {
         return released
     }
 
-    /// Records not finished: from the start offset to the log end, less those finished
-    /// inside the window.
-    func backlog(logEnd: Int64) -> Int64 {
-        max(0, max(logEnd, endOffset) - startOffset - Int64(finishedCount))
-    }
-
-    /// Whether anyone holds a record here now (from the holders' counts, not a walk).
-    var holdsAny: Bool { heldCounts.contains { $0 > 0 } }
-
-    /// Records held now, by anyone (from the holders' counts, not a walk).
-    var heldTotal: Int { heldCounts.reduce(0, +) }
-
-    /// How many records `member` holds now.
-    func held(by member: String) -> Int {
-        guard let owner = ownerNumber(member) else { return 0 }
-        return heldCounts[Int(owner) - 1]
-    }
-
     /// `member`'s number in `owners`, nil when it never held a record here (or its slot was reused).
     func ownerNumber(_ member: String) -> UInt32? {
         owners.firstIndex(of: member).map { UInt32($0 + 1) }
@@ -340,14 +322,6 @@ struct SharePartition: Sendable, Equatable {
         owners.append(member)
         heldCounts.append(0)
         return UInt32(owners.count)
-    }
-
-    /// How many more records `member` may take so that `members` workers share the backlog:
-    /// its fair share (rounded up) less what it holds. One worker alone may take everything.
-    func fairShare(for member: String, members: Int, logEnd: Int64) -> Int {
-        guard members > 1 else { return Int.max }
-        let share = (backlog(logEnd: logEnd) + Int64(members) - 1) / Int64(members)
-        return max(0, Int(share) - held(by: member))
     }
 
     /// The offsets a fetch may take, at most `max`: available records already delivered

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+
+/// The maintenance pass: member sessions, record locks, idle sessions and groups, compaction.
+extension ShareCoordinator {
+    /// Expires member sessions (releasing their records), record locks, idle share sessions
+    /// and idle empty groups; compacts the share-state log when it has grown. Returns the
+    /// partitions where records were released, after passing them to `offer` (before the
+    /// compaction, which may wait for the disk): for `Broker.offerShareRecords`.
+    @discardableResult
+    func tick(
+        logger: Logger? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
+    ) async -> [(group: String, topicPartition: TopicPartition)] {
+        let now = clock()
+        var expiredMembers: [(String, [String])] = []
+        let released = state.withLock { s -> [PartitionKey] in
+            var released: [PartitionKey] = []
+            for id in Array(s.groups.keys) {
+                var group = s.groups[id]!
+                let expired = group.tick(nowMs: now, sessionTimeoutMs: groupSettings(id).sessionTimeoutMs)
+                s.groups[id] = group
+                if !expired.isEmpty {
+                    expiredMembers.append((id, expired))
+                    for member in expired { released += memberGone(member, group: id, settings: settings(id), &s) }
+                }
+                if group.isEmpty {
+                    let since = s.idleSince[id] ?? now
+                    if now - since >= options.emptyGroupRetentionMs {
+                        s.setGroup(nil, id: id)
+                        s.idleSince.removeValue(forKey: id)
+                    } else {
+                        s.idleSince[id] = since
+                    }
+                } else {
+                    s.idleSince.removeValue(forKey: id)
+                }
+            }
+            // Expired locks, and acquisitions not written since the last pass. Whether a slot
+            // holds records comes from its holders' counts, and locks are expired in place: a
+            // pass walks no window that has no lock due, and copies none (a window of delayed
+            // jobs is up to 100,000 entries, in every partition of every group).
+            var changed: [PartitionKey] = []
+            var index = s.slots.startIndex
+            while index != s.slots.endIndex {
+                defer { s.slots.formIndex(after: &index) }
+                let key = s.slots.keys[index]
+                let unwritten = s.slots.values[index].unwritten
+                guard unwritten || s.slots.values[index].state.holdsAny else { continue }
+                let expired = s.slots.values[index].state.expireLocks(nowMs: now, settings: settings(key.group)) > 0
+                if expired { released.append(key) }
+                if expired || unwritten { changed.append(key) }
+            }
+            write(changed, &s)
+            // A live member's session stays however long it is unused (its worker may hold a
+            // job for the whole lock duration and send nothing meanwhile).
+            for (key, session) in s.sessions
+            where now - session.lastUsedMs > options.shareSessionIdleMs && s.groups[key.group]?.members[key.member] == nil {
+                s.sessions.removeValue(forKey: key)
+            }
+            return released
+        }
+        let releasedPartitions = released.map { (group: $0.group, topicPartition: $0.topicPartition) }
+        offer(releasedPartitions)
+        for (group, members) in expiredMembers {
+            logger?.info("share group members removed: no heartbeat in their session timeout",
+                metadata: ["group": "\(group)", "members": "\(members)"])
+        }
+        do {
+            let live = state.withLock { $0.slots.count }
+            try await store.compactIfNeeded(live: live) { [self] rewrite in
+                try state.withLock { s in
+                    let snapshots = snapshotAll(s)
+                    try rewrite(snapshots.map { ($0.key, $0.bytes) })
+                    snapshotsWritten(snapshots, &s)  // only once they are in the log
+                }
+            }
+        } catch {
+            logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
+        }
+        return releasedPartitions
+    }
+
+    /// Releases what a member holds in every partition of its group, and drops its session.
+    /// Returns the partitions where it held records. Released in place (a copy of a slot
+    /// copied its window), only where its holders' counts say it holds some.
+    func memberGone(_ member: String, group: String, settings: ShareSettings, _ s: inout State) -> [PartitionKey] {
+        s.sessions.removeValue(forKey: SessionKey(group: group, member: member))
+        var changed: [PartitionKey] = []
+        var index = s.slots.startIndex
+        while index != s.slots.endIndex {
+            defer { s.slots.formIndex(after: &index) }
+            let key = s.slots.keys[index]
+            guard key.group == group, s.slots.values[index].state.held(by: member) > 0 else { continue }
+            if s.slots.values[index].state.releaseAll(held: member, settings: settings) > 0 { changed.append(key) }
+        }
+        write(changed, &s)
+        return changed
+    }
+}

@@ -18,10 +18,19 @@ start_tidemark() {
   [ -x "$bin" ] || { echo "no tidemark binary at $bin (build it first)" >&2; exit 1; }
   TM_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-bench.XXXXXX")
   TM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$bin" serve --data "$TM_WORK/data" --host 127.0.0.1 --port "$TM_PORT" > "$TM_WORK/serve.log" 2>&1 &
+  "$bin" serve --data "$TM_WORK/data" --host 127.0.0.1 --port "$TM_PORT" --http-port 0 > "$TM_WORK/serve.log" 2>&1 &
   TM_PID=$!
   for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$TM_PORT") 2>/dev/null && return 0; sleep 0.1; done
   echo "tidemark did not start: $(tail -5 "$TM_WORK/serve.log")" >&2; exit 1
+}
+# start_tidemark, then a one-partition topic "jobs"; with "keyed", the share group "workers" keeps
+# per-key order (share.key.ordering=true).
+start_jobs_topic() {
+  start_tidemark "$1"
+  "$1" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  if [ "${2:-}" = keyed ]; then
+    "$1" groups configure workers --set share.key.ordering=true --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  fi
 }
 stop_tidemark() {
   kill "$TM_PID" 2>/dev/null; wait "$TM_PID" 2>/dev/null || true

@@ -9,7 +9,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python
 PRE=${PRE:-100000}
 M=${M:-8000}
 WORKERS=${WORKERS:-4}
@@ -18,11 +18,7 @@ MODE=${MODE:-delayed}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
 ensure_share_python
 run() { # run LABEL BIN PRE
-  start_tidemark "$2"
-  "$2" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
-  if [ "$MODE" = keyed ]; then
-    "$2" groups configure workers --set share.key.ordering=true --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
-  fi
+  start_jobs_topic "$2" "$MODE"
   echo "## $1 pre=$3"
   "$TM_PY" "$HERE/delayed_enqueue.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$3" "$M" "$WORKERS" "$MODE" 2> >(grep -v SHARECONSUMER >&2) || true
   stop_tidemark

@@ -9,15 +9,14 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python
 N=${N:-50000}
 ROUNDS=${ROUNDS:-1}
 DUE_S=${DUE_S:-8}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
 ensure_share_python
 run() { # run LABEL BIN MODE
-  start_tidemark "$2"
-  "$2" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  start_jobs_topic "$2"
   echo "## $1 $3"
   "$TM_PY" "$HERE/due_wave.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$N" "$3" "$DUE_S" 2> >(grep -v SHARECONSUMER >&2) || true
   stop_tidemark

@@ -8,17 +8,13 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python
 N=${N:-20}
 ROUNDS=${ROUNDS:-1}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
 ensure_share_python
 run() { # run LABEL BIN MODE
-  start_tidemark "$2"
-  "$2" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
-  if [ "$3" = keyed ]; then
-    "$2" groups configure workers --set share.key.ordering=true --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
-  fi
+  start_jobs_topic "$2" "$3"
   echo -n "$1 "
   "$TM_PY" "$HERE/redelivery.py" "127.0.0.1:$TM_PORT" "$N" "$3" 2> >(grep -v SHARECONSUMER >&2) || true
   stop_tidemark

@@ -49,6 +49,7 @@ public struct BrokerConfig: Sendable {
         ("group.share.record.lock.duration.ms", "how long a share group's acquired record stays locked to its worker"),
         ("group.share.delivery.count.limit", "deliveries before a share group's record is archived"),
         ("group.share.partition.max.record.locks", "most records in flight per share partition"),
+        ("group.share.window.max.records", "most records a share partition's window keeps in memory: unfinished ones, delayed included (Tidemark's)"),
         ("group.share.heartbeat.interval.ms", "how often share group members heartbeat"),
         ("group.share.session.timeout.ms", "share group members are removed after this without a heartbeat"),
         ("group.share.max.size", "most members of a share group"),
@@ -157,6 +158,7 @@ public struct BrokerConfig: Sendable {
         case "group.share.record.lock.duration.ms": broker.groups.shareRecordLockDurationMs = try ranged(1_000...3_600_000)
         case "group.share.delivery.count.limit": broker.groups.shareDeliveryCountLimit = Int16(try ranged(2...10))
         case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
+        case "group.share.window.max.records": broker.groups.shareWindowMaxRecords = Int(try ranged(1_000...10_000_000))
         case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
         case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
@@ -226,6 +228,7 @@ public struct BrokerConfig: Sendable {
             ("group.share.max.size", "\(broker.groups.shareGroupMaxSize)"),
             ("group.share.max.groups", "\(broker.groups.shareMaxGroups)"),
             ("group.share.partition.max.record.locks", "\(broker.groups.sharePartitionMaxRecordLocks)"),
+            ("group.share.window.max.records", "\(broker.groups.shareWindowMaxRecords)"),
             ("group.share.record.lock.duration.ms", "\(broker.groups.shareRecordLockDurationMs)"),
             ("group.share.session.timeout.ms", "\(broker.groups.shareSessionTimeoutMs)"),
             ("group.initial.rebalance.delay.ms", "\(broker.groups.initialRebalanceDelayMs)"),
@@ -307,6 +310,7 @@ extension BrokerConfig {
             "group.initial.rebalance.delay.ms", "group.consumer.session.timeout.ms", "group.consumer.heartbeat.interval.ms",
             "group.consumer.max.size", "group.max.size", "max.incremental.fetch.session.cache.slots", "socket.request.max.bytes",
             "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size", "group.share.max.groups",
+            "group.share.window.max.records",
             "share.delivery.count.limit", "share.partition.max.record.locks", "group.share.delivery.count.limit", "num.network.threads", "node.id",
             "broker.id", "fetch.max.bytes", "max.connections", "max.connections.per.ip", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
             "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",

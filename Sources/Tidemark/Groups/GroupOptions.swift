@@ -56,6 +56,10 @@ public struct GroupOptions: Sendable {
     public var shareHeartbeatIntervalMs: Int32 = 5_000
     public var shareSessionTimeoutMs: Int64 = 45_000
     public var shareGroupMaxSize = 200
+    /// The most entries a share partition's window keeps in memory (about 40 bytes each):
+    /// records not finished (delayed ones included) and acknowledged ones not yet cut. A window
+    /// that is out of them reads no further records until some finish.
+    public var shareWindowMaxRecords = 100_000
     /// The most share groups the broker keeps (group.share.max.groups): a group counts while it
     /// has members or share state (start offsets, windows), until DeleteGroups or
     /// DeleteShareGroupOffsets. A heartbeat or offset reset that would make one more is refused
@@ -89,6 +93,7 @@ public struct GroupOptions: Sendable {
         func require(_ holds: Bool, _ what: String) throws(TidemarkError) {
             if !holds { throw TidemarkError(.invalidConfig, "GroupOptions: \(what)") }
         }
+        try require(shareWindowMaxRecords >= 1 && shareWindowMaxRecords <= 10_000_000, "shareWindowMaxRecords must be 1...10,000,000")
         try require(shareRecordLockDurationMs > 0, "shareRecordLockDurationMs must be positive")
         try require(shareDeliveryCountLimit >= 1, "shareDeliveryCountLimit must be at least 1")
         try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")

@@ -12,6 +12,7 @@ extension ShareCoordinator {
             explicit["share.redelivery.backoff.max.ms"].flatMap(Int64.init) ?? options.shareRedeliveryBackoffMaxMs
         settings.deadLetters = !(explicit["errors.deadletterqueue.topic.name"] ?? "").isEmpty
         settings.keyOrdering = explicit["share.key.ordering"] == "true"
+        settings.maxWindow = options.shareWindowMaxRecords
         return settings
     }
 

@@ -368,9 +368,15 @@ public final class ShareCoordinator: Sendable {
                             ? slot.state.windowCounts(nowMs: now, keyOrdering: true) : (slot.state.heldTotal + due, 0, KeyHashSet())
                     }
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
+                        // The window's bound is on the entries it keeps: acknowledged ones are cut
+                        // (behind a record that holds the start), at once when it is out of room
+                        // and a tenth of it could be.
+                        if slot.state.entries.keptCount >= settings.maxWindow {
+                            slot.state.shedAcknowledged(atLeast: max(1, settings.maxWindow / 10))
+                        }
                         let room = min(
                             settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked,
-                            settings.maxWindow - slot.state.entries.count)
+                            settings.maxWindow - slot.state.entries.keptCount)
                         guard room > 0 else { break }
                         let read: [SharePartition.RecordMeta]?
                         do throws(TidemarkError) {

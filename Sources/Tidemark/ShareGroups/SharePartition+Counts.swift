@@ -41,7 +41,9 @@ extension SharePartition {
         var keys = KeyHashSet()
         var inFlight = 0
         var blocked = 0
-        for entry in entries where entry.state == .available || entry.state == .acquired {
+        for k in entries.kept {
+            let entry = entries.entry(kept: k)
+            guard entry.state == .available || entry.state == .acquired else { continue }
             let first = !keyOrdering || (entry.keyHash.map { keys.insert($0) } ?? true)
             if entry.state == .acquired {
                 inFlight += 1
@@ -54,8 +56,10 @@ extension SharePartition {
 
     /// Counts per state, for describing the partition.
     func counts(nowMs: Int64 = .min) -> (available: Int, acquired: Int, acknowledged: Int, archived: Int, delayed: Int) {
-        var result = (available: 0, acquired: 0, acknowledged: 0, archived: 0, delayed: 0)
-        for entry in entries {
+        // Cut records are acknowledged.
+        var result = (available: 0, acquired: 0, acknowledged: entries.cutCount, archived: 0, delayed: 0)
+        for k in entries.kept {
+            let entry = entries.entry(kept: k)
             switch entry.state {
             case .available where entry.availableAtMs > nowMs: result.delayed += 1
             case .available: result.available += 1
@@ -70,8 +74,9 @@ extension SharePartition {
     /// The members holding records now, with how many and their earliest lock deadline.
     func holders() -> [String: (count: Int, earliestExpiryMs: Int64)] {
         var result: [String: (count: Int, earliestExpiryMs: Int64)] = [:]
-        for entry in entries where entry.state == .acquired {
-            guard entry.owner > 0 else { continue }
+        for k in entries.kept {
+            let entry = entries.entry(kept: k)
+            guard entry.state == .acquired, entry.owner > 0 else { continue }
             let owner = owners[Int(entry.owner) - 1]
             let previous = result[owner] ?? (0, .max)
             result[owner] = (previous.count + 1, min(previous.earliestExpiryMs, entry.lockExpiryMs))

@@ -5,39 +5,18 @@
 /// Offsets below `startOffset` (SPSO) are finished; `endOffset` (SPEO) is the first offset
 /// never acquired; every offset in between has an entry (`entries[offset - startOffset]`).
 /// The window holds at most `maxInFlight` records that count as in flight (held, or available
-/// now and first of their key), ten times that behind their keys, and `maxWindow` in all
-/// (delayed records count only there). The start moves over finished records
-/// (acknowledged or archived) as soon as they form a prefix.
+/// now and first of their key), ten times that behind their keys, and keeps `maxWindow`
+/// entries in all (delayed records count only there). The start moves over finished records
+/// (acknowledged or archived) as soon as they form a prefix. Acknowledged records behind an
+/// unfinished one are cut from the window's memory (`ShareWindow.cutAcknowledged`) once they
+/// are half of what it keeps: a job delayed until tomorrow, or a long job renewing its lock,
+/// holds the start, and any number of jobs after it go through meanwhile.
 ///
 /// Entries are plain values (no reference counting): the window is walked several times per
 /// fetch and acknowledgement, so a holder is a small number into `owners`, not its member id.
 ///
 /// Concurrency: owned by `ShareCoordinator`'s mutex.
 struct SharePartition: Sendable, Equatable {
-    struct Entry: Sendable, Equatable {
-        var state: ShareRecordState
-        var deliveryCount: Int16
-        var lockExpiryMs: Int64 = 0
-        /// The holder of an acquired record: `owners[owner - 1]` (0: nobody).
-        var owner: UInt32 = 0
-        /// An available record waiting out its retry backoff or its delay
-        /// (`tidemark.deliver.at`) is not acquired before this.
-        var availableAtMs: Int64 = 0
-        /// A hash of the record's key (nil: no key), for per-key ordering.
-        var keyHash: UInt32? = nil
-
-        /// Acknowledged or archived: never handed out again.
-        var isFinished: Bool { state == .acknowledged || state == .archived }
-    }
-
-    /// What a window needs to know of a record before it can be handed out.
-    struct RecordMeta: Sendable, Equatable {
-        var offset: Int64
-        var keyHash: UInt32?
-        /// `tidemark.deliver.at`, ms since the epoch (0: none).
-        var deliverAtMs: Int64
-    }
-
     private(set) var startOffset: Int64
     private(set) var entries = ShareWindow()
     var endOffset: Int64 { startOffset + Int64(entries.count) }
@@ -62,11 +41,19 @@ struct SharePartition: Sendable, Equatable {
     /// a fetch's fair share needs no walk of the window.
     private(set) var heldCounts: [Int] = []
     private(set) var finishedCount = 0
+    /// Of those, archived (all kept: only acknowledged records are cut).
+    private(set) var archivedCount = 0
 
-    private mutating func countRemoved(_ removed: some Sequence<Entry>) {
-        for entry in removed {
+    /// The records at `positions` leave the window: its counts forget them.
+    private mutating func countRemoved(positions: Range<Int>) {
+        let from = entries.keptIndex(atOrAfter: positions.lowerBound)
+        let to = entries.keptIndex(atOrAfter: positions.upperBound)
+        finishedCount -= positions.count - (to - from)
+        for k in from..<to {
+            let entry = entries.entry(kept: k)
             if entry.isFinished {
                 finishedCount -= 1
+                if entry.state == .archived { archivedCount -= 1 }
             } else if entry.state == .acquired && entry.owner > 0 {
                 heldCounts[Int(entry.owner) - 1] -= 1
             }
@@ -75,9 +62,21 @@ struct SharePartition: Sendable, Equatable {
 
     /// The counts taken from the records themselves (at restore: once).
     private mutating func recount() {
-        finishedCount = entries.reduce(0) { $0 + ($1.isFinished ? 1 : 0) }
+        finishedCount = entries.cutCount
+        archivedCount = 0
         heldCounts = heldCounts.map { _ in 0 }
-        for entry in entries where entry.state == .acquired && entry.owner > 0 { heldCounts[Int(entry.owner) - 1] += 1 }
+        for k in entries.kept {
+            let entry = entries.entry(kept: k)
+            if entry.isFinished { finishedCount += 1 }
+            if entry.state == .archived { archivedCount += 1 }
+            if entry.state == .acquired && entry.owner > 0 { heldCounts[Int(entry.owner) - 1] += 1 }
+        }
+    }
+
+    /// A record became finished.
+    private mutating func finished(_ state: ShareRecordState) {
+        finishedCount += 1
+        if state == .archived { archivedCount += 1 }
     }
 
     /// An acquired record leaves its holder.
@@ -158,21 +157,28 @@ struct SharePartition: Sendable, Equatable {
     /// Restores a persisted state (locks do not survive: acquired records come back available).
     init(startOffset: Int64, entries: [Entry], deadLetters: [DeadLetter] = [], deadLetterSequence: Int32 = 0,
          deadLetterProducerId: Int64 = -1, deadLettered: Int64 = 0) {
+        self.init(
+            startOffset: startOffset, window: ShareWindow(entries), deadLetters: deadLetters, deadLetterSequence: deadLetterSequence,
+            deadLetterProducerId: deadLetterProducerId, deadLettered: deadLettered)
+    }
+
+    /// Restores as above, from a window (whose acknowledged runs may be cut).
+    init(startOffset: Int64, window: ShareWindow, deadLetters: [DeadLetter] = [], deadLetterSequence: Int32 = 0,
+         deadLetterProducerId: Int64 = -1, deadLettered: Int64 = 0) {
         self.deadLetters = deadLetters
         self.deadLetterSequence = deadLetterSequence
         self.deadLetterProducerId = deadLetterProducerId
         self.deadLettered = deadLettered
         self.needsMetadata = true
         self.startOffset = startOffset
-        self.entries = ShareWindow(entries.map { entry in
-            var entry = entry
-            if entry.state == .acquired {
-                entry.state = .available
-                entry.owner = 0
-                entry.lockExpiryMs = 0
-            }
-            return entry
-        })
+        self.entries = window
+        for k in entries.kept where entries.entry(kept: k).state == .acquired {
+            var entry = entries.entry(kept: k)
+            entry.state = .available
+            entry.owner = 0
+            entry.lockExpiryMs = 0
+            entries.setEntry(kept: k, entry)
+        }
         recount()
         advanceStart()
     }
@@ -182,19 +188,12 @@ struct SharePartition: Sendable, Equatable {
     /// keeps no deadlines, and they all came back at once: never early now, at most one backoff late.
     mutating func restartBackoffs(settings: ShareSettings, nowMs: Int64) {
         guard settings.redeliveryBackoffMs > 0 else { return }
-        for i in entries.indices where entries[i].state == .available && entries[i].deliveryCount > 0 {
-            let wait = settings.backoff(deliveries: entries[i].deliveryCount, offset: startOffset + Int64(i))
-            entries[i].availableAtMs = max(entries[i].availableAtMs, nowMs.saturatingAdd(wait))
+        for k in entries.kept where entries.entry(kept: k).state == .available && entries.entry(kept: k).deliveryCount > 0 {
+            var entry = entries.entry(kept: k)
+            let wait = settings.backoff(deliveries: entry.deliveryCount, offset: startOffset + Int64(entries.position(kept: k)))
+            entry.availableAtMs = max(entry.availableAtMs, nowMs.saturatingAdd(wait))
+            entries.setEntry(kept: k, entry)
         }
-    }
-
-    /// A persisted run: offsets `first...last` in `state` (never acquired: locks are not
-    /// persisted), delivered `count` times.
-    struct PersistedRun: Sendable, Equatable {
-        var first: Int64
-        var last: Int64
-        var state: ShareRecordState
-        var count: Int16
     }
 
     /// Applies a delta record at restore: the window now spans `start..<end` (records that
@@ -208,8 +207,12 @@ struct SharePartition: Sendable, Equatable {
         start: Int64, end: Int64, runs: [PersistedRun], deadLetters: [DeadLetter], deadLetterSequence: Int32,
         deadLetterProducerId: Int64, deadLettered: Int64
     ) -> Bool {
-        guard start >= 0, end >= start, end - start <= 1_000_000,
-            runs.allSatisfy({ $0.first >= start && $0.first <= $0.last && $0.last < end && $0.state != .acquired })
+        // A window may be long (acknowledged records behind an unfinished one are cut), but
+        // the records a delta adds, and those of its runs that are not acknowledged, are entries
+        // kept in memory: at most 1,000,000 each (a damaged record must not take all memory).
+        guard start >= 0, end >= start, end - max(start, endOffset) <= 1_000_000,
+            runs.allSatisfy({ $0.first >= start && $0.first <= $0.last && $0.last < end && $0.state != .acquired }),
+            runs.reduce(Int64(0), { $0 + ($1.state == .acknowledged ? 0 : $1.last - $1.first + 1) }) <= 1_000_000
         else { return false }
         var next = self
         if start > next.startOffset {
@@ -220,30 +223,25 @@ struct SharePartition: Sendable, Equatable {
             next.entries.removeAll()
         } else {
             if next.endOffset > end { next.entries.removeLast(Int(next.endOffset - end)) }
-            next.entries.reserveCapacity(Int(end - next.startOffset))
+            next.entries.reserveCapacity(next.entries.keptCount + Int(end - next.endOffset))
             while next.endOffset < end { next.entries.append(Entry(state: .available, deliveryCount: 0)) }
         }
         for run in runs {
             let from = max(run.first, next.startOffset)
             let through = min(run.last, next.endOffset - 1)
             guard from <= through else { continue }
-            for offset in from...through {
-                next.entries[Int(offset - next.startOffset)] = Entry(state: run.state, deliveryCount: run.count)
-            }
+            next.entries.fill(
+                Int(from - next.startOffset)..<Int(through - next.startOffset + 1), with: Entry(state: run.state, deliveryCount: run.count))
         }
         next.candidateFloorUntilMs = .min
         next.recount()
+        next.shedAcknowledged()
         next.deadLetters = deadLetters
         next.deadLetterSequence = deadLetterSequence
         next.deadLetterProducerId = deadLetterProducerId
         next.deadLettered = deadLettered
         self = next
         return true
-    }
-
-    func entry(at offset: Int64) -> Entry? {
-        guard offset >= startOffset, offset < endOffset else { return nil }
-        return entries[Int(offset - startOffset)]
     }
 
     /// Nothing to hand out, expire or move: the window is empty (nothing held, waiting or
@@ -266,12 +264,12 @@ struct SharePartition: Sendable, Equatable {
         if endOffset > logEnd {
             deadLetters.removeAll { $0.offset >= logEnd }
             if startOffset >= logEnd {
-                countRemoved(entries[...])
+                countRemoved(positions: 0..<entries.count)
                 entries.removeAll()
                 if logEnd < startOffset { needsSnapshot = true }
                 startOffset = logEnd
             } else {
-                countRemoved(entries[(entries.count - Int(endOffset - logEnd))...])
+                countRemoved(positions: (entries.count - Int(endOffset - logEnd))..<entries.count)
                 entries.removeLast(Int(endOffset - logEnd))
             }
             lowerCandidateFloor(to: endOffset)
@@ -279,7 +277,7 @@ struct SharePartition: Sendable, Equatable {
         }
         guard startOffset < logStart else { return moved }
         let drop = Int(min(Int64(entries.count), logStart - startOffset))
-        countRemoved(entries[..<drop])
+        countRemoved(positions: 0..<drop)
         entries.removeFirst(drop)
         startOffset = logStart
         return true
@@ -292,12 +290,13 @@ struct SharePartition: Sendable, Equatable {
         guard nowMs >= locksExpireNoSoonerThan else { return 0 }
         var released = 0
         var earliest = Int64.max
-        for i in entries.indices where entries[i].state == .acquired {
-            if entries[i].lockExpiryMs <= nowMs {
-                release(i, settings: settings, nowMs: nowMs)
+        for k in entries.kept where entries.entry(kept: k).state == .acquired {
+            let expiry = entries.entry(kept: k).lockExpiryMs
+            if expiry <= nowMs {
+                release(entries.position(kept: k), settings: settings, nowMs: nowMs)
                 released += 1
             } else {
-                earliest = min(earliest, entries[i].lockExpiryMs)
+                earliest = min(earliest, expiry)
             }
         }
         locksExpireNoSoonerThan = earliest
@@ -335,13 +334,14 @@ struct SharePartition: Sendable, Equatable {
         // Without per-key ordering, the walk starts at the floor while it holds, and leaves it
         // at the first record it hands out (or the end), valid until the first delay it skipped ends.
         let floored = !settings.keyOrdering && nowMs < candidateFloorUntilMs
-        var index = floored ? Int(Swift.min(Int64(entries.count), Swift.max(0, candidateFloor - startOffset))) : 0
+        // Kept entries only: a cut record is acknowledged.
+        var k = entries.keptIndex(atOrAfter: floored ? Int(Swift.min(Int64(entries.count), Swift.max(0, candidateFloor - startOffset))) : 0)
         var until = floored ? candidateFloorUntilMs : Int64.max
         var firstOut: Int? = nil
-        while index < entries.count {
-            let entry = entries[index]
-            let i = index
-            index += 1
+        while k < entries.kept.upperBound {
+            let entry = entries.entry(kept: k)
+            let i = entries.position(kept: k)
+            k += 1
             let unfinished = entry.state == .available || entry.state == .acquired
             if settings.keyOrdering, let key = entry.keyHash {
                 guard unfinished else { continue }
@@ -378,14 +378,16 @@ struct SharePartition: Sendable, Equatable {
             while offset >= endOffset { entries.append(Entry(state: .available, deliveryCount: 0)) }
             guard offset >= startOffset else { continue }
             let i = Int(offset - startOffset)
-            guard entries[i].state == .available else { continue }
-            entries[i].state = .acquired
-            entries[i].deliveryCount &+= 1
+            var entry = entries[i]
+            guard entry.state == .available else { continue }
+            entry.state = .acquired
+            entry.deliveryCount &+= 1
             activity.deliveries += 1
-            if entries[i].deliveryCount > 1 { activity.redeliveries += 1 }
-            entries[i].lockExpiryMs = nowMs.saturatingAdd(settings.lockDurationMs)
-            locksExpireNoSoonerThan = min(locksExpireNoSoonerThan, entries[i].lockExpiryMs)
-            entries[i].owner = owner
+            if entry.deliveryCount > 1 { activity.redeliveries += 1 }
+            entry.lockExpiryMs = nowMs.saturatingAdd(settings.lockDurationMs)
+            locksExpireNoSoonerThan = min(locksExpireNoSoonerThan, entry.lockExpiryMs)
+            entry.owner = owner
+            entries[i] = entry
             heldCounts[Int(owner) - 1] += 1
             touch(offset)
         }
@@ -415,22 +417,6 @@ struct SharePartition: Sendable, Equatable {
         // Never-delivered records at the end leave the window again.
         while let last = entries.last, last.state == .available, last.deliveryCount == 0 { entries.removeLast() }
         lowerCandidateFloor(to: endOffset)
-    }
-
-    /// Contiguous runs of `offsets` held by `member`, split where the delivery count changes.
-    func ranges(of offsets: [Int64], member: String) -> [AcquiredRange] {
-        guard let owner = ownerNumber(member) else { return [] }
-        var result: [AcquiredRange] = []
-        for offset in offsets {
-            guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == owner else { continue }
-            if var last = result.last, last.last + 1 == offset, last.deliveryCount == entry.deliveryCount {
-                last.last = offset
-                result[result.count - 1] = last
-            } else {
-                result.append(AcquiredRange(first: offset, last: offset, deliveryCount: entry.deliveryCount))
-            }
-        }
-        return result
     }
 
     /// Applies a worker's acknowledgements, all or none: every offset must be acquired by
@@ -468,17 +454,17 @@ struct SharePartition: Sendable, Equatable {
                 case .accept:
                     activity.accepted += 1
                     unheld(entries[i])
-                    finishedCount += 1
+                    finished(.acknowledged)
                     entries[i] = Entry(state: .acknowledged, deliveryCount: entries[i].deliveryCount)
                 case .reject:
                     activity.rejected += 1
                     unheld(entries[i])
-                    finishedCount += 1
+                    finished(.archived)
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                     deadLetter(offset, .rejected, entries[i].deliveryCount, settings: settings)
                 case .gap:
                     unheld(entries[i])
-                    finishedCount += 1
+                    finished(.archived)
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                 case .release:
                     activity.released += 1
@@ -501,9 +487,9 @@ struct SharePartition: Sendable, Equatable {
     mutating func releaseAll(held member: String, settings: ShareSettings) -> Int {
         guard let owner = ownerNumber(member) else { return 0 }
         var released = 0
-        for i in entries.indices where entries[i].state == .acquired && entries[i].owner == owner {
+        for k in entries.kept where entries.entry(kept: k).state == .acquired && entries.entry(kept: k).owner == owner {
             // Given back unprocessed (a close, a leave): available at once, no backoff.
-            release(i, settings: settings, nowMs: nil)
+            release(entries.position(kept: k), settings: settings, nowMs: nil)
             released += 1
         }
         if released > 0 { advanceStart() }
@@ -513,7 +499,7 @@ struct SharePartition: Sendable, Equatable {
     /// Moves the start offset (and the whole window, empty) somewhere else: AlterShareGroupOffsets.
     mutating func reset(to offset: Int64) {
         startOffset = offset
-        countRemoved(entries[...])
+        countRemoved(positions: 0..<entries.count)
         entries.removeAll()
         needsSnapshot = true
         candidateFloorUntilMs = .min
@@ -530,7 +516,7 @@ struct SharePartition: Sendable, Equatable {
         unheld(entries[i])
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {
-            finishedCount += 1
+            finished(.archived)
             entries[i] = Entry(state: .archived, deliveryCount: count)
             deadLetter(startOffset + Int64(i), .maxDeliveryAttemptsReached, count, settings: settings)
             return
@@ -570,12 +556,36 @@ struct SharePartition: Sendable, Equatable {
         deadLetterSequence = Int32(deadLetters.count)
     }
 
+    /// Moves the start over the finished prefix (cut positions are finished: the prefix ends
+    /// at the first kept unfinished entry), then cuts acknowledged records if enough are kept.
     private mutating func advanceStart() {
-        var done = 0
-        while done < entries.count, entries[done].isFinished { done += 1 }
-        guard done > 0 else { return }
-        finishedCount -= done
-        entries.removeFirst(done)
-        startOffset += Int64(done)
+        var k = entries.kept.lowerBound
+        var archived = 0
+        while k < entries.kept.upperBound, entries.entry(kept: k).isFinished {
+            if entries.entry(kept: k).state == .archived { archived += 1 }
+            k += 1
+        }
+        let done = k < entries.kept.upperBound ? entries.position(kept: k) : entries.count
+        if done > 0 {
+            finishedCount -= done
+            archivedCount -= archived
+            entries.removeFirst(done)
+            startOffset += Int64(done)
+        }
+        shedAcknowledged()
+    }
+
+    /// Acknowledged records kept in the window (not cut).
+    var keptAcknowledged: Int { finishedCount - archivedCount - entries.cutCount }
+
+    /// Cuts the acknowledged records the window keeps once they are half of what it keeps
+    /// (and at least `ShareWindow.compactionThreshold`): a pass over the kept entries per at
+    /// least as many acknowledgements, so amortized O(1) each. With `atLeast`, once there are
+    /// that many (a window out of room).
+    mutating func shedAcknowledged(atLeast: Int? = nil) {
+        let acknowledged = keptAcknowledged
+        let enough = atLeast ?? Swift.max(ShareWindow.compactionThreshold, entries.keptCount / 2)
+        guard acknowledged > 0, acknowledged >= enough else { return }
+        entries.cutAcknowledged()
     }
 }

@@ -124,8 +124,10 @@ public struct ShareSettings: Sendable, Equatable {
     /// Per-key ordering (share.key.ordering): at most one record of a key in flight; a key's
     /// records go out in offset order, each after the one before it is finished.
     public var keyOrdering = false
-    /// The most entries a partition's window keeps, delayed records included (they do not
-    /// count toward `maxInFlight`): a delay can hold the start offset back this far at most.
+    /// The most entries a partition's window keeps in memory, delayed records included (they
+    /// do not count toward `maxInFlight`). Acknowledged records behind the start are cut and
+    /// not counted, so a record that holds the start (a long delay, a renewed lock) stops
+    /// nothing; this many records waiting unfinished do.
     public var maxWindow = 100_000
     public init() {}
 

@@ -207,17 +207,17 @@ final class ShareStateStore: Sendable {
             writer.writeInteger(run.count)
         }
         let base = state.startOffset
-        for offset in from...through {
-            let entry = state.entries[Int(offset - base)]
+        // Stretch by stretch: cut records (acknowledged, behind an unfinished one) come as one.
+        state.entries.forEachStretch(from: Int(from - base), through: Int(through - base)) { first, last, entry in
             let kind = entry.state == .acquired ? ShareRecordState.available.rawValue : entry.state.rawValue
             if let current = run, current.state == kind, current.count == entry.deliveryCount {
-                run!.last = offset
+                run!.last = base + Int64(last)
             } else {
                 if let current = run {
                     write(current, &writer)
                     runCount += 1
                 }
-                run = (offset, offset, kind, entry.deliveryCount)
+                run = (base + Int64(first), base + Int64(last), kind, entry.deliveryCount)
             }
         }
         if let current = run {
@@ -320,18 +320,27 @@ final class ShareStateStore: Sendable {
             let count: Int32 = try reader.readInteger()
             // Offsets are never negative, and the window's arithmetic must not overflow.
             guard start >= 0, start < Self.maxOffset, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
-            var entries: [SharePartition.Entry] = []
+            var window = ShareWindow()
             var next = start
             for _ in 0..<count {
-                // Runs must continue the window without holes, and stay within bounds.
-                guard let run = try readRun(&reader), run.first == next, run.last >= run.first, run.last - start < 1_000_000 else { return nil }
-                for _ in run.first...run.last { entries.append(SharePartition.Entry(state: run.state, deliveryCount: run.count)) }
+                // Runs must continue the window without holes, and stay within bounds: acknowledged
+                // runs are cut (any length below `maxOffset`), other records are kept entries, at
+                // most 1,000,000 (a damaged record must not take all memory).
+                guard let run = try readRun(&reader), run.first == next, run.last >= run.first, run.last < Self.maxOffset else { return nil }
+                let length = Int(run.last - run.first + 1)
+                if run.state == .acknowledged {
+                    window.appendCut(length)
+                } else {
+                    guard window.keptCount + length <= 1_000_000 else { return nil }
+                    window.reserveCapacity(window.keptCount + length)
+                    for _ in 0..<length { window.append(SharePartition.Entry(state: run.state, deliveryCount: run.count)) }
+                }
                 next = run.last + 1
             }
-            guard version == 1 else { return SharePartition(startOffset: start, entries: entries) }
+            guard version == 1 else { return SharePartition(startOffset: start, window: window) }
             let (letters, nextSequence, producerId, written) = try readDeadLetters(&reader, size: bytes.count)
             return SharePartition(
-                startOffset: start, entries: entries, deadLetters: letters, deadLetterSequence: nextSequence,
+                startOffset: start, window: window, deadLetters: letters, deadLetterSequence: nextSequence,
                 deadLetterProducerId: producerId, deadLettered: written)
         }
     }

@@ -1,0 +1,58 @@
+/// What a share partition keeps per record (`Entry`), what it reads of a record before
+/// handing it out (`RecordMeta`), what it persists (`PersistedRun`), and reads by offset.
+extension SharePartition {
+    struct Entry: Sendable, Equatable {
+        var state: ShareRecordState
+        var deliveryCount: Int16
+        var lockExpiryMs: Int64 = 0
+        /// The holder of an acquired record: `owners[owner - 1]` (0: nobody).
+        var owner: UInt32 = 0
+        /// An available record waiting out its retry backoff or its delay
+        /// (`tidemark.deliver.at`) is not acquired before this.
+        var availableAtMs: Int64 = 0
+        /// A hash of the record's key (nil: no key), for per-key ordering.
+        var keyHash: UInt32? = nil
+
+        /// Acknowledged or archived: never handed out again.
+        var isFinished: Bool { state == .acknowledged || state == .archived }
+    }
+
+    /// What a window needs to know of a record before it can be handed out.
+    struct RecordMeta: Sendable, Equatable {
+        var offset: Int64
+        var keyHash: UInt32?
+        /// `tidemark.deliver.at`, ms since the epoch (0: none).
+        var deliverAtMs: Int64
+    }
+
+    /// A persisted run: offsets `first...last` in `state` (never acquired: locks are not
+    /// persisted), delivered `count` times.
+    struct PersistedRun: Sendable, Equatable {
+        var first: Int64
+        var last: Int64
+        var state: ShareRecordState
+        var count: Int16
+    }
+
+    /// The record at `offset` (nil outside the window; a cut record reads as acknowledged).
+    func entry(at offset: Int64) -> Entry? {
+        guard offset >= startOffset, offset < endOffset else { return nil }
+        return entries[Int(offset - startOffset)]
+    }
+
+    /// Contiguous runs of `offsets` held by `member`, split where the delivery count changes.
+    func ranges(of offsets: [Int64], member: String) -> [AcquiredRange] {
+        guard let owner = ownerNumber(member) else { return [] }
+        var result: [AcquiredRange] = []
+        for offset in offsets {
+            guard let entry = entry(at: offset), entry.state == .acquired, entry.owner == owner else { continue }
+            if var last = result.last, last.last + 1 == offset, last.deliveryCount == entry.deliveryCount {
+                last.last = offset
+                result[result.count - 1] = last
+            } else {
+                result.append(AcquiredRange(first: offset, last: offset, deliveryCount: entry.deliveryCount))
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,91 @@
+"""A share partition's window with one record holding its start: a job delayed until tomorrow
+must not stop the jobs behind it once more of them have gone through than the window keeps
+(group.share.window.max.records), and what was accepted stays accepted across a kill -9."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from conftest import BINARY, Broker, free_port, unique
+
+
+def _describe_row(bootstrap, group, topic):
+    out = subprocess.run([BINARY, "groups", "describe", group, "--bootstrap", bootstrap],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("TOPIC\tPARTITION\tSTART")).split("\t")
+    row = next(line for line in lines if line.startswith(topic + "\t")).split("\t")
+    return dict(zip(header, row)), out.stdout
+
+
+def _consume(bootstrap, topic, group, want, seconds):
+    """Values a fresh explicit-ack ShareConsumer receives (each accepted) until it has `want`
+    or `seconds` pass."""
+    from confluent_kafka import AcknowledgeType, ShareConsumer
+    worker = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                            "share.acknowledgement.mode": "explicit"})
+    worker.subscribe([topic])
+    seen = []
+    deadline = time.time() + seconds
+    try:
+        while len(seen) < want and time.time() < deadline:
+            batch = [m for m in worker.poll(0.5) if m.error() is None]
+            for m in batch:
+                seen.append(m.value())
+                worker.acknowledge(m, AcknowledgeType.ACCEPT)
+            if batch:
+                worker.commit_sync(10)
+    finally:
+        worker.close()
+    return seen
+
+
+def test_a_job_delayed_until_tomorrow_does_not_stop_the_jobs_behind_it():
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    root = tempfile.mkdtemp(prefix="tidemark-window-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=[
+        "--config", "group.share.window.max.records=1000",
+        "--config", "group.share.heartbeat.interval.ms=500",
+    ])
+    node.start()
+    try:
+        bootstrap = node.bootstrap
+        topic, group = unique("window"), unique("window-workers")
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+            future.result(10)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        tomorrow = int(time.time() * 1000) + 86_400_000
+        producer.produce(topic, value=b"tomorrow", headers=[("tidemark.deliver.at", str(tomorrow).encode())])
+        jobs = [b"job-%d" % i for i in range(5000)]
+        for value in jobs:
+            producer.produce(topic, value=value)
+        assert producer.flush(30) == 0
+
+        # Five times what the window keeps go out behind the delayed job, each once.
+        seen = _consume(bootstrap, topic, group, len(jobs), 120)
+        assert len(seen) == len(jobs) and sorted(seen) == sorted(jobs), \
+            "%d of %d jobs came (%d distinct); %s" % (len(seen), len(jobs), len(set(seen)),
+                                                      _describe_row(bootstrap, group, topic)[1])
+        row, text = _describe_row(bootstrap, group, topic)
+        assert row["START"] == "0" and row["LAG"] == "1" and row["ACQUIRED"] == "0", text
+
+        # kill -9: the window comes back as it was (the accepted jobs stay accepted, the
+        # delayed one still waits), and jobs enqueued after go out.
+        node.kill()
+        node.start()
+        row, text = _describe_row(bootstrap, group, topic)
+        assert row["START"] == "0" and row["LAG"] == "1", text
+        later = [b"later-%d" % i for i in range(20)]
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        for value in later:
+            producer.produce(topic, value=value)
+        assert producer.flush(30) == 0
+        again = _consume(bootstrap, topic, group, len(later) + 1, 8)
+        assert sorted(again) == sorted(later), again
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)

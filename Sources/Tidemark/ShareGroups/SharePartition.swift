@@ -100,7 +100,7 @@ struct SharePartition: Sendable, Equatable {
 
     /// No lock runs out before this (a lower bound: the earliest deadline set since the last
     /// walk of `expireLocks`, which then skips the window until it is reached). A window of
-    /// delayed jobs can hold 100,000 records; every fetch expires locks first.
+    /// delayed jobs can keep 100,000 entries; every fetch expires locks first.
     private var locksExpireNoSoonerThan = Int64.max
 
     /// Where `candidates` starts walking (without per-key ordering): no record below

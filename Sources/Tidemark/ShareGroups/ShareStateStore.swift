@@ -25,8 +25,10 @@ import TidemarkStorage
 /// window), and its dead-letter fields replace the old ones. A null value forgets the
 /// partition's state (group offsets deleted, topic deleted).
 ///
-/// Why deltas: a snapshot is as long as the window, and a window can hold 100,000 records
-/// (delayed jobs wait in it, every other record finished around them). Written whole at every
+/// Why deltas: a snapshot is as long as the window, and a window can keep 100,000 entries
+/// (delayed jobs wait in it, every other record finished around them). Acknowledged records
+/// cut from a window (`ShareWindow`) are written as runs and read back cut: a window millions
+/// of records long behind one that holds its start is a snapshot of a few runs. Written whole at every
 /// acknowledgement, that was quadratic: 4,000 acknowledgements beside 4,000 delayed jobs wrote
 /// 159 MB. A slot writes a delta while the deltas since its last snapshot are smaller than
 /// that snapshot, then a snapshot again (`ShareCoordinator.writeSlots`), so the bytes per

@@ -171,6 +171,23 @@ import TidemarkStorage
         #expect(ShareStateDeltaTests.persisted(replayed) == ShareStateDeltaTests.persisted(p))
     }
 
+    /// After a restart, a window reads its records' keys and delays again only where it has
+    /// unfinished ones: ranges joined across gaps under 1,024, not its whole length.
+    @Test func aRestoredWindowReadsOnlyAroundItsUnfinishedRecords() {
+        var window = ShareWindow()
+        window.append(Entry(state: .available, deliveryCount: 0))  // 0: held
+        window.appendCut(99_999)
+        for _ in 0..<10 { window.append(Entry(state: .available, deliveryCount: 1)) }  // 100,000-100,009
+        window.appendCut(490)
+        window.append(Entry(state: .archived, deliveryCount: 5))  // 100,500: finished, not read
+        window.append(Entry(state: .available, deliveryCount: 0))  // 100,501: joined (gap 491)
+        window.appendCut(99_498)
+        window.append(Entry(state: .available, deliveryCount: 0))  // 200,000
+        let p = SharePartition(startOffset: 0, window: window)
+        #expect(p.endOffset == 200_001)
+        #expect(p.unfinishedRanges() == [0..<1, 100_000..<100_502, 200_000..<200_001])
+    }
+
     /// Restoring a window: acknowledged runs of any length cost nothing; other records are
     /// entries, at most 1,000,000 (a damaged snapshot is refused, not allocated).
     @Test func restoredAcknowledgedRunsAreCutAndOtherRecordsBounded() throws {

@@ -306,29 +306,40 @@ public final class ShareCoordinator: Sendable {
                 // a view that declines it leaves the slot as it was (a later acquire does it).
                 var restored: [SharePartition.RecordMeta]? = nil
                 var cutAt: Int64?
-                if let scan = view.scan {
-                    let (needs, start, end) = s.slots[pkey].map { ($0.state.needsMetadata, $0.state.startOffset, $0.state.endOffset) }!
-                    let from = max(start, bounds.start)
-                    let to = min(end, bounds.end)
-                    if needs && to > from {
-                        let metas: [SharePartition.RecordMeta]?
+                if let scan = view.scan, s.slots[pkey]!.state.needsMetadata {
+                    // Only where it has unfinished records (a window held by one record can be
+                    // millions long, nearly all of it acknowledged and cut).
+                    var metas: [SharePartition.RecordMeta] = []
+                    var failed = false
+                    for range in s.slots[pkey]!.state.unfinishedRanges() {
+                        let from = max(range.lowerBound, bounds.start)
+                        let to = min(range.upperBound, bounds.end)
+                        guard to > from else { continue }
+                        let read: [SharePartition.RecordMeta]?
                         do throws(TidemarkError) {
-                            metas = try scan(tp.topic, tp.partition, from, Int(to - from))
+                            read = try scan(tp.topic, tp.partition, from, Int(to - from))
                         } catch {
                             result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: error))
-                            continue
+                            failed = true
+                            break
                         }
-                        guard let metas else {
+                        guard let read else {
                             declined = true
-                            continue
+                            failed = true
+                            break
                         }
-                        restored = metas
+                        metas += read
                         // Fewer than asked: the log cannot be read past them (damage). The window is
                         // cut there: what lies beyond (keys and delays unknown) is neither handed out
                         // nor skipped; extending the window from there answers the error.
-                        let reached = metas.last.map { $0.offset + 1 } ?? from
-                        if reached < to { cutAt = reached }
+                        let reached = read.last.map { $0.offset + 1 } ?? from
+                        if reached < to {
+                            cutAt = reached
+                            break
+                        }
                     }
+                    if failed { continue }
+                    restored = metas
                 }
                 // Taken out while it changes, so its window is changed in place, not copied.
                 var slot = s.slots.removeValue(forKey: pkey)!

@@ -56,3 +56,22 @@ extension SharePartition {
         return result
     }
 }
+
+extension SharePartition {
+    /// The offsets a restored window must read again for its records' keys and delays: its
+    /// unfinished records, in ranges joined across gaps of under `maxGap` (each range is one
+    /// read of the log). A window can be far longer than what it keeps (acknowledged records
+    /// are cut), and a read of its whole length after a restart would decode all of it.
+    func unfinishedRanges(maxGap: Int64 = 1_024) -> [Range<Int64>] {
+        var ranges: [Range<Int64>] = []
+        for k in entries.kept where !entries.entry(kept: k).isFinished {
+            let offset = startOffset + Int64(entries.position(kept: k))
+            if let last = ranges.last, offset - last.upperBound < maxGap {
+                ranges[ranges.count - 1] = last.lowerBound..<(offset + 1)
+            } else {
+                ranges.append(offset..<(offset + 1))
+            }
+        }
+        return ranges
+    }
+}

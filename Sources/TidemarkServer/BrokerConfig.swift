@@ -158,7 +158,7 @@ public struct BrokerConfig: Sendable {
         case "group.share.record.lock.duration.ms": broker.groups.shareRecordLockDurationMs = try ranged(1_000...3_600_000)
         case "group.share.delivery.count.limit": broker.groups.shareDeliveryCountLimit = Int16(try ranged(2...10))
         case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
-        case "group.share.window.max.records": broker.groups.shareWindowMaxRecords = Int(try ranged(1_000...10_000_000))
+        case "group.share.window.max.records": broker.groups.shareWindowMaxRecords = Int(try ranged(1_000...1_000_000))
         case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
         case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))

@@ -3,8 +3,8 @@ import Testing
 import TidemarkStorage
 @testable import Tidemark
 
-/// Acknowledged records cut from a share window's memory (`ShareWindow.cutAcknowledged`): the
-/// window reads the same at every position, keeps only what is not acknowledged, and one
+/// Finished records cut from a share window's memory (`ShareWindow.cutFinished`): the window
+/// reads the same at every position, keeps only what is not finished, and one
 /// record that holds the start (a job delayed until tomorrow, a long job renewing its lock)
 /// no longer stops the partition once its window has filled.
 @Suite struct ShareWindowCutTests {
@@ -14,13 +14,13 @@ import TidemarkStorage
         Entry(state: n % 3 == 0 ? .acknowledged : n % 7 == 0 ? .archived : .available, deliveryCount: Int16(n % 100), availableAtMs: Int64(n))
     }
 
-    /// What a window must read as at a position: an acknowledged record is acknowledged,
-    /// whatever its delivery count (a cut one does not keep it).
-    static func same(_ a: Entry, _ b: Entry) -> Bool { a == b || (a.state == .acknowledged && b.state == .acknowledged) }
+    /// What a window must read as at a position: a finished record is finished (a cut one keeps
+    /// neither which of acknowledged or archived it was, nor its delivery count).
+    static func same(_ a: Entry, _ b: Entry) -> Bool { a == b || (a.isFinished && b.isFinished) }
 
     /// A seeded random walk of every change a window takes, cuts included, checked against an
     /// array after every step: the same count, the same record at sampled positions, the kept
-    /// positions in order; after a cut, only records not acknowledged kept; every 500 steps
+    /// positions in order; after a cut, only unfinished records kept; every 500 steps
     /// the whole window, its stretches, and its memory bound.
     @Test func readsAsAnArrayWhateverIsCut() {
         var rng = SeededGenerator(seed: 31)
@@ -66,10 +66,10 @@ import TidemarkStorage
                 for i in from..<to { model[i] = value }
             case 92..<99:
                 let kept = window.keptCount
-                let cut = window.cutAcknowledged()
+                let cut = window.cutFinished()
                 cuts += cut
                 #expect(cut == kept - window.keptCount)
-                #expect(window.keptCount == model.filter { $0.state != .acknowledged }.count, "step \(step)")
+                #expect(window.keptCount == model.filter { !$0.isFinished }.count, "step \(step)")
             default:
                 if rng.next() % 20 == 0 {
                     window.removeAll()
@@ -105,7 +105,8 @@ import TidemarkStorage
     }
 
     /// One record holds the start (delayed a day, or held by a worker renewing its lock)
-    /// while 100,000 records after it go out and are accepted, 500 at a time: the start stays,
+    /// while 100,000 records after it go out and are accepted (a third rejected), 500 at a
+    /// time: the start stays,
     /// the window spans them all, and keeps a few thousand entries; the backlog and the
     /// persisted state (a snapshot of a few runs) stay right, and once the held record is
     /// accepted the start jumps past everything.
@@ -135,7 +136,7 @@ import TidemarkStorage
             if renewed && now % 20 == 0 {
                 #expect(p.acknowledge([ShareAcknowledgement(0, .renew)], member: "long", nowMs: now, settings: settings, allowRenew: true) == nil)
             }
-            #expect(p.acknowledge([ShareAcknowledgement(first: offsets[0], last: offsets.last!, types: [.accept])], member: "w",
+            #expect(p.acknowledge([ShareAcknowledgement(first: offsets[0], last: offsets.last!, types: [now % 3 == 0 ? .reject : .accept])], member: "w",
                                   nowMs: now, settings: settings, allowRenew: false) == nil)
             now += 1
         }
@@ -144,7 +145,7 @@ import TidemarkStorage
         #expect(p.entries.storedCount <= 2 * ShareWindow.compactionThreshold + 1_000)
         #expect(p.backlog(logEnd: total + 1) == 1 && p.finishedCount == Int(total))
         let counts = p.counts(nowMs: now)
-        #expect(counts.acknowledged == Int(total) && counts.acquired == (renewed ? 1 : 0) && counts.delayed == (renewed ? 0 : 1))
+        #expect(counts.acknowledged + counts.archived == Int(total) && counts.acquired == (renewed ? 1 : 0) && counts.delayed == (renewed ? 0 : 1))
 
         // Persisted: a snapshot of a few runs, restored the same; a delta over the whole
         // window (the held record and the last acknowledgement) applies without walking it.
@@ -186,6 +187,28 @@ import TidemarkStorage
         let p = SharePartition(startOffset: 0, window: window)
         #expect(p.endOffset == 200_001)
         #expect(p.unfinishedRanges() == [0..<1, 100_000..<100_502, 200_000..<200_001])
+    }
+
+    /// A delta that adds records: finished runs among them are cut as they enter (a window that
+    /// grew by millions of finished records behind a held one since its last write costs
+    /// nothing); unfinished ones are bounded.
+    @Test func aDeltaAddsFinishedRunsCut() throws {
+        var p = SharePartition(startOffset: 0)
+        p.extend(with: [SharePartition.RecordMeta(offset: 0, keyHash: nil, deliverAtMs: 86_400_000)])
+        let base = try #require(ShareStateStore.decode(ShareStateStore.encodeValue(p), onto: nil))
+        var grown = base
+        let applied = grown.applyDelta(
+            start: 0, end: 5_000_001, runs: [.init(first: 1, last: 4_999_990, state: .acknowledged, count: 1),
+                                             .init(first: 4_999_991, last: 4_999_999, state: .archived, count: 5)],
+            deadLetters: [], deadLetterSequence: 0, deadLetterProducerId: -1, deadLettered: 0)
+        #expect(applied)
+        #expect(grown.endOffset == 5_000_001 && grown.entries.keptCount == 2 && grown.backlog(logEnd: 5_000_001) == 2)
+        #expect(grown.entry(at: 5_000_000)?.state == .available && grown.entry(at: 2_000_000)?.isFinished == true)
+        var refused = base
+        let tooMany = refused.applyDelta(
+            start: 0, end: 1_000_002, runs: [], deadLetters: [], deadLetterSequence: 0, deadLetterProducerId: -1, deadLettered: 0)
+        #expect(!tooMany)
+        #expect(refused == base)
     }
 
     /// Restoring a window: acknowledged runs of any length cost nothing; other records are

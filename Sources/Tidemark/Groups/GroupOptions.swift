@@ -93,7 +93,8 @@ public struct GroupOptions: Sendable {
         func require(_ holds: Bool, _ what: String) throws(TidemarkError) {
             if !holds { throw TidemarkError(.invalidConfig, "GroupOptions: \(what)") }
         }
-        try require(shareWindowMaxRecords >= 1 && shareWindowMaxRecords <= 10_000_000, "shareWindowMaxRecords must be 1...10,000,000")
+        // (A share-state snapshot keeps at most 1,000,000 unfinished records: a larger window could not be read back.)
+        try require(shareWindowMaxRecords >= 1 && shareWindowMaxRecords <= 1_000_000, "shareWindowMaxRecords must be 1...1,000,000")
         try require(shareRecordLockDurationMs > 0, "shareRecordLockDurationMs must be positive")
         try require(shareDeliveryCountLimit >= 1, "shareDeliveryCountLimit must be at least 1")
         try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")

@@ -379,11 +379,11 @@ public final class ShareCoordinator: Sendable {
                             ? slot.state.windowCounts(nowMs: now, keyOrdering: true) : (slot.state.heldTotal + due, 0, KeyHashSet())
                     }
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
-                        // The window's bound is on the entries it keeps: acknowledged ones are cut
+                        // The window's bound is on the entries it keeps: finished ones are cut
                         // (behind a record that holds the start), at once when it is out of room
-                        // and a tenth of it could be.
+                        // and 256 could be (a pass over the kept entries per 256 records, at most).
                         if slot.state.entries.keptCount >= settings.maxWindow {
-                            slot.state.shedAcknowledged(atLeast: max(1, settings.maxWindow / 10))
+                            slot.state.shedFinished(atLeast: max(1, min(256, settings.maxWindow / 10)))
                         }
                         let room = min(
                             settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked,

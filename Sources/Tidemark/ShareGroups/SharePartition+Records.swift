@@ -59,10 +59,11 @@ extension SharePartition {
 
 extension SharePartition {
     /// The offsets a restored window must read again for its records' keys and delays: its
-    /// unfinished records, in ranges joined across gaps of under `maxGap` (each range is one
-    /// read of the log). A window can be far longer than what it keeps (acknowledged records
+    /// unfinished records, in ranges joined across gaps of under `maxGap`, or wider ones so
+    /// that there are at most `maxRanges` (each range is one read of the log, under the
+    /// coordinator's lock). A window can be far longer than what it keeps (finished records
     /// are cut), and a read of its whole length after a restart would decode all of it.
-    func unfinishedRanges(maxGap: Int64 = 1_024) -> [Range<Int64>] {
+    func unfinishedRanges(maxGap: Int64 = 1_024, maxRanges: Int = 64) -> [Range<Int64>] {
         var ranges: [Range<Int64>] = []
         for k in entries.kept where !entries.entry(kept: k).isFinished {
             let offset = startOffset + Int64(entries.position(kept: k))
@@ -71,6 +72,19 @@ extension SharePartition {
             } else {
                 ranges.append(offset..<(offset + 1))
             }
+        }
+        var gap = maxGap
+        while ranges.count > maxRanges {
+            gap *= 2
+            var joined: [Range<Int64>] = []
+            for range in ranges {
+                if let last = joined.last, range.lowerBound - last.upperBound < gap {
+                    joined[joined.count - 1] = last.lowerBound..<range.upperBound
+                } else {
+                    joined.append(range)
+                }
+            }
+            ranges = joined
         }
         return ranges
     }

@@ -7,8 +7,8 @@
 /// The window holds at most `maxInFlight` records that count as in flight (held, or available
 /// now and first of their key), ten times that behind their keys, and keeps `maxWindow`
 /// entries in all (delayed records count only there). The start moves over finished records
-/// (acknowledged or archived) as soon as they form a prefix. Acknowledged records behind an
-/// unfinished one are cut from the window's memory (`ShareWindow.cutAcknowledged`) once they
+/// (acknowledged or archived) as soon as they form a prefix. Finished records behind an
+/// unfinished one are cut from the window's memory (`ShareWindow.cutFinished`) once they
 /// are half of what it keeps: a job delayed until tomorrow, or a long job renewing its lock,
 /// holds the start, and any number of jobs after it go through meanwhile.
 ///
@@ -41,8 +41,6 @@ struct SharePartition: Sendable, Equatable {
     /// a fetch's fair share needs no walk of the window.
     private(set) var heldCounts: [Int] = []
     private(set) var finishedCount = 0
-    /// Of those, archived (all kept: only acknowledged records are cut).
-    private(set) var archivedCount = 0
 
     /// The records at `positions` leave the window: its counts forget them.
     private mutating func countRemoved(positions: Range<Int>) {
@@ -53,7 +51,6 @@ struct SharePartition: Sendable, Equatable {
             let entry = entries.entry(kept: k)
             if entry.isFinished {
                 finishedCount -= 1
-                if entry.state == .archived { archivedCount -= 1 }
             } else if entry.state == .acquired && entry.owner > 0 {
                 heldCounts[Int(entry.owner) - 1] -= 1
             }
@@ -63,21 +60,14 @@ struct SharePartition: Sendable, Equatable {
     /// The counts taken from the records themselves (at restore: once).
     private mutating func recount() {
         finishedCount = entries.cutCount
-        archivedCount = 0
         heldCounts = heldCounts.map { _ in 0 }
         for k in entries.kept {
             let entry = entries.entry(kept: k)
             if entry.isFinished { finishedCount += 1 }
-            if entry.state == .archived { archivedCount += 1 }
             if entry.state == .acquired && entry.owner > 0 { heldCounts[Int(entry.owner) - 1] += 1 }
         }
     }
 
-    /// A record became finished.
-    private mutating func finished(_ state: ShareRecordState) {
-        finishedCount += 1
-        if state == .archived { archivedCount += 1 }
-    }
 
     /// An acquired record leaves its holder.
     private mutating func unheld(_ entry: Entry) {
@@ -207,40 +197,61 @@ struct SharePartition: Sendable, Equatable {
         start: Int64, end: Int64, runs: [PersistedRun], deadLetters: [DeadLetter], deadLetterSequence: Int32,
         deadLetterProducerId: Int64, deadLettered: Int64
     ) -> Bool {
-        // A window may be long (acknowledged records behind an unfinished one are cut), but
-        // the records a delta adds, and those of its runs that are not acknowledged, are entries
-        // kept in memory: at most 1,000,000 each (a damaged record must not take all memory).
-        guard start >= 0, end >= start, end - max(start, endOffset) <= 1_000_000,
-            runs.allSatisfy({ $0.first >= start && $0.first <= $0.last && $0.last < end && $0.state != .acquired }),
-            runs.reduce(Int64(0), { $0 + ($1.state == .acknowledged ? 0 : $1.last - $1.first + 1) }) <= 1_000_000
+        // A window may be long (finished records behind an unfinished one are cut), but what a
+        // delta makes kept in memory is bounded (a damaged record must not take all memory):
+        // the records it adds outside finished runs, and its runs of unfinished records, at
+        // most 1,000,000 each, and the window's kept entries at most 2,000,000 after it.
+        guard start >= 0, end >= start,
+            runs.allSatisfy({ $0.first >= start && $0.first <= $0.last && $0.last < end && $0.state != .acquired })
         else { return false }
-        var next = self
-        if start > next.startOffset {
-            next.entries.removeFirst(Int(min(Int64(next.entries.count), start - next.startOffset)))
-            next.startOffset = start
+        func finished(_ run: PersistedRun) -> Bool { run.state == .acknowledged || run.state == .archived }
+        let addedFrom = min(max(endOffset, start), end)
+        let addedFinished = runs.reduce(Int64(0)) { sum, run in
+            finished(run) && run.last >= addedFrom ? sum + run.last - max(run.first, addedFrom) + 1 : sum
         }
-        if next.startOffset >= end {
-            next.entries.removeAll()
-        } else {
-            if next.endOffset > end { next.entries.removeLast(Int(next.endOffset - end)) }
-            next.entries.reserveCapacity(next.entries.keptCount + Int(end - next.endOffset))
-            while next.endOffset < end { next.entries.append(Entry(state: .available, deliveryCount: 0)) }
+        let added = end - addedFrom - addedFinished
+        let unfinished = runs.reduce(Int64(0)) { finished($1) ? $0 : $0 + $1.last - $1.first + 1 }
+        guard added <= 1_000_000, unfinished <= 1_000_000, Int64(entries.keptCount) + added + unfinished <= 2_000_000 else { return false }
+        // Nothing below can fail: the window changes in place (a copy would double it per delta).
+        if start > startOffset {
+            entries.removeFirst(Int(min(Int64(entries.count), start - startOffset)))
+            startOffset = start
+        }
+        if startOffset >= end {
+            entries.removeAll()
+        } else if endOffset > end {
+            entries.removeLast(Int(endOffset - end))
+        }
+        // Records entering the window: finished runs cut, the others available and never
+        // delivered (the runs below then set them).
+        var r = 0
+        while endOffset < end {
+            while r < runs.count && runs[r].last < endOffset { r += 1 }
+            let count: Int64
+            if r < runs.count, runs[r].first <= endOffset {
+                count = runs[r].last - endOffset + 1
+                if finished(runs[r]) {
+                    entries.appendCut(Int(count))
+                    continue
+                }
+            } else {
+                count = (r < runs.count ? runs[r].first : end) - endOffset
+            }
+            for _ in 0..<count { entries.append(Entry(state: .available, deliveryCount: 0)) }
         }
         for run in runs {
-            let from = max(run.first, next.startOffset)
-            let through = min(run.last, next.endOffset - 1)
+            let from = max(run.first, startOffset)
+            let through = min(run.last, endOffset - 1)
             guard from <= through else { continue }
-            next.entries.fill(
-                Int(from - next.startOffset)..<Int(through - next.startOffset + 1), with: Entry(state: run.state, deliveryCount: run.count))
+            entries.fill(Int(from - startOffset)..<Int(through - startOffset + 1), with: Entry(state: run.state, deliveryCount: run.count))
         }
-        next.candidateFloorUntilMs = .min
-        next.recount()
-        next.shedAcknowledged()
-        next.deadLetters = deadLetters
-        next.deadLetterSequence = deadLetterSequence
-        next.deadLetterProducerId = deadLetterProducerId
-        next.deadLettered = deadLettered
-        self = next
+        candidateFloorUntilMs = .min
+        recount()
+        shedFinished()
+        self.deadLetters = deadLetters
+        self.deadLetterSequence = deadLetterSequence
+        self.deadLetterProducerId = deadLetterProducerId
+        self.deadLettered = deadLettered
         return true
     }
 
@@ -454,17 +465,17 @@ struct SharePartition: Sendable, Equatable {
                 case .accept:
                     activity.accepted += 1
                     unheld(entries[i])
-                    finished(.acknowledged)
+                    finishedCount += 1
                     entries[i] = Entry(state: .acknowledged, deliveryCount: entries[i].deliveryCount)
                 case .reject:
                     activity.rejected += 1
                     unheld(entries[i])
-                    finished(.archived)
+                    finishedCount += 1
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                     deadLetter(offset, .rejected, entries[i].deliveryCount, settings: settings)
                 case .gap:
                     unheld(entries[i])
-                    finished(.archived)
+                    finishedCount += 1
                     entries[i] = Entry(state: .archived, deliveryCount: entries[i].deliveryCount)
                 case .release:
                     activity.released += 1
@@ -516,7 +527,7 @@ struct SharePartition: Sendable, Equatable {
         unheld(entries[i])
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {
-            finished(.archived)
+            finishedCount += 1
             entries[i] = Entry(state: .archived, deliveryCount: count)
             deadLetter(startOffset + Int64(i), .maxDeliveryAttemptsReached, count, settings: settings)
             return
@@ -560,32 +571,27 @@ struct SharePartition: Sendable, Equatable {
     /// at the first kept unfinished entry), then cuts acknowledged records if enough are kept.
     private mutating func advanceStart() {
         var k = entries.kept.lowerBound
-        var archived = 0
-        while k < entries.kept.upperBound, entries.entry(kept: k).isFinished {
-            if entries.entry(kept: k).state == .archived { archived += 1 }
-            k += 1
-        }
+        while k < entries.kept.upperBound, entries.entry(kept: k).isFinished { k += 1 }
         let done = k < entries.kept.upperBound ? entries.position(kept: k) : entries.count
         if done > 0 {
             finishedCount -= done
-            archivedCount -= archived
             entries.removeFirst(done)
             startOffset += Int64(done)
         }
-        shedAcknowledged()
+        shedFinished()
     }
 
-    /// Acknowledged records kept in the window (not cut).
-    var keptAcknowledged: Int { finishedCount - archivedCount - entries.cutCount }
+    /// Finished records kept in the window (not cut).
+    var keptFinished: Int { finishedCount - entries.cutCount }
 
-    /// Cuts the acknowledged records the window keeps once they are half of what it keeps
-    /// (and at least `ShareWindow.compactionThreshold`): a pass over the kept entries per at
-    /// least as many acknowledgements, so amortized O(1) each. With `atLeast`, once there are
-    /// that many (a window out of room).
-    mutating func shedAcknowledged(atLeast: Int? = nil) {
-        let acknowledged = keptAcknowledged
+    /// Cuts the finished records the window keeps once they are half of what it keeps (and
+    /// at least `ShareWindow.compactionThreshold`): a pass over the kept entries per at least
+    /// as many records finished, so amortized O(1) each. With `atLeast`, once there are that
+    /// many (a window out of room).
+    mutating func shedFinished(atLeast: Int? = nil) {
+        let finished = keptFinished
         let enough = atLeast ?? Swift.max(ShareWindow.compactionThreshold, entries.keptCount / 2)
-        guard acknowledged > 0, acknowledged >= enough else { return }
-        entries.cutAcknowledged()
+        guard finished > 0, finished >= enough else { return }
+        entries.cutFinished()
     }
 }

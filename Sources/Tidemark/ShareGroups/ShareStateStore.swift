@@ -26,7 +26,7 @@ import TidemarkStorage
 /// partition's state (group offsets deleted, topic deleted).
 ///
 /// Why deltas: a snapshot is as long as the window, and a window can keep 100,000 entries
-/// (delayed jobs wait in it, every other record finished around them). Acknowledged records
+/// (delayed jobs wait in it, every other record finished around them). Finished records
 /// cut from a window (`ShareWindow`) are written as runs and read back cut: a window millions
 /// of records long behind one that holds its start is a snapshot of a few runs. Written whole at every
 /// acknowledgement, that was quadratic: 4,000 acknowledgements beside 4,000 delayed jobs wrote
@@ -323,18 +323,22 @@ final class ShareStateStore: Sendable {
             // Offsets are never negative, and the window's arithmetic must not overflow.
             guard start >= 0, start < Self.maxOffset, count >= 0, Int(count) <= bytes.count / 19 + 1 else { return nil }
             var window = ShareWindow()
+            var unfinished = 0
             var next = start
             for _ in 0..<count {
-                // Runs must continue the window without holes, and stay within bounds: acknowledged
-                // runs are cut (any length below `maxOffset`), other records are kept entries, at
-                // most 1,000,000 (a damaged record must not take all memory).
+                // Runs must continue the window without holes, and stay within bounds: long
+                // finished runs are cut (any length below `maxOffset`; short ones too once
+                // 1,000,000 entries are kept), unfinished records are kept entries, at most
+                // 1,000,000 (a damaged record must not take all memory).
                 guard let run = try readRun(&reader), run.first == next, run.last >= run.first, run.last < Self.maxOffset else { return nil }
                 let length = Int(run.last - run.first + 1)
-                if run.state == .acknowledged {
+                let finished = run.state == .acknowledged || run.state == .archived
+                if finished && (length > 64 || window.keptCount >= 1_000_000) {
                     window.appendCut(length)
                 } else {
-                    guard window.keptCount + length <= 1_000_000 else { return nil }
-                    window.reserveCapacity(window.keptCount + length)
+                    if !finished { unfinished += length }
+                    guard unfinished <= 1_000_000 else { return nil }
+                    // (Appends grow the storage geometrically; reserving per run would copy it per run.)
                     for _ in 0..<length { window.append(SharePartition.Entry(state: run.state, deliveryCount: run.count)) }
                 }
                 next = run.last + 1

@@ -8,11 +8,12 @@
 ///   stay in `storage` until they are at least half of it (and over `compactionThreshold`),
 ///   then the live ones move down once. Dropping is amortized O(1).
 /// - One record that stays unfinished (a job delayed until tomorrow, a long job renewing its
-///   lock) holds the start, and every record after it stays in the window. Acknowledged
-///   records need nothing but their state, so they are *cut*: `cutAcknowledged` drops their
-///   entries and keeps the positions of the others (`positions`). A cut position reads as
-///   `cutEntry` (acknowledged). The memory a window takes follows the records it keeps, not
-///   the distance from its start to its end.
+///   lock) holds the start, and every record after it stays in the window. Finished records
+///   (acknowledged or archived) are never handed out again and need nothing but that, so they
+///   are *cut*: `cutFinished` drops their entries and keeps the positions of the others
+///   (`positions`). A cut position reads as `cutEntry` (acknowledged: an archived record cut
+///   reads so too, and its delivery count is not kept). The memory a window takes follows the
+///   records it keeps, not the distance from its start to its end.
 ///
 /// Positions in `positions` are absolute: position `p` of the window is `base + p`. While
 /// nothing is cut, the kept entries are exactly `base..<end` and an entry is found by
@@ -33,7 +34,7 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
     private var base = 0
     private var end = 0
 
-    /// What a cut position reads as: acknowledged (its delivery count is not kept).
+    /// What a cut position reads as: finished, as acknowledged.
     static let cutEntry = Entry(state: .acknowledged, deliveryCount: 1)
 
     /// Dropped entries are kept (not moved over) while fewer than this.
@@ -86,7 +87,7 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
             precondition(position >= 0 && position < endIndex, "window index out of range")
             if let k = find(position) {
                 storage[k] = newValue
-            } else if newValue.state != .acknowledged {
+            } else if !newValue.isFinished {
                 // A cut record is finished and stays so; only restoring damaged state writes
                 // another state there. Kept again, at its place.
                 let k = keptIndex(atOrAfter: position)
@@ -102,15 +103,10 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
         end += 1
     }
 
-    /// Appends `count` acknowledged records, cut (a restored run of them).
+    /// Appends `count` finished records, cut (a restored run of them).
     mutating func appendCut(_ count: Int) {
         precondition(count >= 0, "cannot cut \(count) records")
         end += count
-    }
-
-    mutating func reserveCapacity(_ count: Int) {
-        storage.reserveCapacity(head + count)
-        positions.reserveCapacity(head + count)
     }
 
     /// Drops the first `k` positions (the start moved over them).
@@ -152,11 +148,11 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
         end = 0
     }
 
-    /// Cuts every kept acknowledged entry (one pass over the kept ones). Returns how many.
+    /// Cuts every kept finished entry (one pass over the kept ones). Returns how many.
     @discardableResult
-    mutating func cutAcknowledged() -> Int {
+    mutating func cutFinished() -> Int {
         var write = 0
-        for read in head..<storage.count where storage[read].state != .acknowledged {
+        for read in head..<storage.count where !storage[read].isFinished {
             storage[write] = storage[read]
             positions[write] = positions[read]
             write += 1
@@ -169,13 +165,13 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
     }
 
     /// Sets every position of `range` to `entry`. Cut positions stay cut when `entry` is
-    /// acknowledged (a restored run of them costs its kept entries, not its length).
+    /// finished (a restored run of them costs its kept entries, not its length).
     mutating func fill(_ range: Range<Int>, with entry: Entry) {
         precondition(range.lowerBound >= 0 && range.upperBound <= endIndex, "window range out of range")
         guard !range.isEmpty else { return }
         let from = keptIndex(atOrAfter: range.lowerBound)
         let to = keptIndex(atOrAfter: range.upperBound)
-        if entry.state == .acknowledged || to - from == range.count {
+        if entry.isFinished || to - from == range.count {
             for k in from..<to { storage[k] = entry }
             return
         }
@@ -206,10 +202,10 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
     /// Entries held in memory, dropped ones included: for tests of the bound.
     var storedCount: Int { storage.count }
 
-    /// Equal records: an acknowledged record equals another acknowledged one whatever its
-    /// delivery count (a cut one does not keep it).
+    /// Equal records: a finished record equals another finished one (a cut one keeps neither
+    /// which of acknowledged or archived it was, nor its delivery count).
     static func == (a: ShareWindow, b: ShareWindow) -> Bool {
         guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { x, y in x == y || (x.state == .acknowledged && y.state == .acknowledged) }
+        return zip(a, b).allSatisfy { x, y in x == y || (x.isFinished && y.isFinished) }
     }
 }

@@ -211,6 +211,16 @@ import TidemarkStorage
         #expect(refused == base)
     }
 
+    /// What a window keeps per record: 24 bytes of entry and 8 of position.
+    @Test func anEntryTakesTwentyFourBytes() {
+        #expect(MemoryLayout<SharePartition.Entry>.stride == 24)
+        var entry = Entry(state: .available, deliveryCount: 1, availableAtMs: 500)
+        #expect(entry.availableAtMs == 500)
+        entry.state = .acquired
+        entry.lockExpiryMs = 9_000
+        #expect(entry.lockExpiryMs == 9_000 && Entry(state: .acquired, deliveryCount: 1, lockExpiryMs: 9_000).lockExpiryMs == 9_000)
+    }
+
     /// Restoring a window: acknowledged runs of any length cost nothing; other records are
     /// entries, at most 1,000,000 (a damaged snapshot is refused, not allocated).
     @Test func restoredAcknowledgedRunsAreCutAndOtherRecordsBounded() throws {

@@ -1,17 +1,42 @@
 /// What a share partition keeps per record (`Entry`), what it reads of a record before
 /// handing it out (`RecordMeta`), what it persists (`PersistedRun`), and reads by offset.
 extension SharePartition {
+    /// One record's state in a window: 24 bytes (stride), fields ordered so that nothing is
+    /// padded, and one deadline for both meanings a record can need (a window keeps up to
+    /// 1,000,000 of these per partition, and every walk reads them).
     struct Entry: Sendable, Equatable {
         var state: ShareRecordState
         var deliveryCount: Int16
-        var lockExpiryMs: Int64 = 0
         /// The holder of an acquired record: `owners[owner - 1]` (0: nobody).
         var owner: UInt32 = 0
-        /// An available record waiting out its retry backoff or its delay
-        /// (`tidemark.deliver.at`) is not acquired before this.
-        var availableAtMs: Int64 = 0
+        /// `lockExpiryMs` while acquired, `availableAtMs` otherwise: a record is never both
+        /// held and waiting.
+        private var deadlineMs: Int64 = 0
         /// A hash of the record's key (nil: no key), for per-key ordering.
         var keyHash: UInt32? = nil
+
+        init(
+            state: ShareRecordState, deliveryCount: Int16, lockExpiryMs: Int64 = 0, owner: UInt32 = 0, availableAtMs: Int64 = 0,
+            keyHash: UInt32? = nil
+        ) {
+            self.state = state
+            self.deliveryCount = deliveryCount
+            self.owner = owner
+            self.deadlineMs = state == .acquired ? lockExpiryMs : availableAtMs
+            self.keyHash = keyHash
+        }
+
+        /// When the lock of an acquired record runs out.
+        var lockExpiryMs: Int64 {
+            get { deadlineMs }
+            set { deadlineMs = newValue }
+        }
+        /// An available record waiting out its retry backoff or its delay
+        /// (`tidemark.deliver.at`) is not acquired before this.
+        var availableAtMs: Int64 {
+            get { deadlineMs }
+            set { deadlineMs = newValue }
+        }
 
         /// Acknowledged or archived: never handed out again.
         var isFinished: Bool { state == .acknowledged || state == .archived }

@@ -23,7 +23,9 @@ public struct QueueReport: Sendable, Equatable {
     public var deadLettered: Int64 = 0
     public var deadLettersPending = 0
     public var activity = ShareActivity()
-    /// Time of the oldest record not finished (nil: none, or not asked for).
+    /// Time of the oldest record not finished and due (nil: none, or not asked for): its
+    /// timestamp, or for a delayed job the time it came due. Jobs waiting for their delivery
+    /// time do not count (one scheduled for tomorrow is not a job a day late).
     public var oldestUnfinishedMs: Int64?
 }
 
@@ -104,7 +106,10 @@ extension Broker {
             q.deadLettered += s.deadLettered
             q.deadLettersPending += s.deadLettersPending
             q.activity.add(s.activity)
-            if ages, s.lag > 0, let ts = timestamp(topic: topic, partition: s.topicPartition.partition, at: s.startOffset) {
+            if ages, s.lag > 0, let offset = s.oldestDueOffset,
+                var ts = timestamp(topic: topic, partition: s.topicPartition.partition, at: offset)
+            {
+                if let due = s.oldestDueAtMs { ts = max(ts, due) }
                 q.oldestUnfinishedMs = min(q.oldestUnfinishedMs ?? ts, ts)
             }
             byTopic[topic] = q

@@ -110,6 +110,10 @@ public struct SharePartitionSummary: Sendable, Equatable {
     public var delayed: Int = 0
     /// Counters since the broker started: deliveries, acknowledgements by type, expirations.
     public var activity = ShareActivity()
+    /// The first record not finished that is due (`SharePartition.oldestDue`), and, for a
+    /// delayed job, when it came due (ms since the epoch): where the oldest job's age is read.
+    public var oldestDueOffset: Int64? = nil
+    public var oldestDueAtMs: Int64? = nil
 
     public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
         a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset

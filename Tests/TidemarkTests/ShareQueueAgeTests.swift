@@ -1,0 +1,54 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+@testable import Tidemark
+
+/// The age of a share group's oldest job not acknowledged (`tidemark_queue_oldest_unacked_age_seconds`,
+/// the console's alert): jobs waiting for their delivery time do not count, so one scheduled
+/// for tomorrow, which holds the share start offset, does not read as a job a day late.
+@Suite struct ShareQueueAgeTests {
+    static func append(_ broker: Broker, value: String, timestamp: Int64, deliverAt: Int64? = nil) async throws {
+        var builder = RecordBatchBuilder()
+        let headers = deliverAt.map { [RecordHeader(key: Broker.deliverAtHeader, value: Array("\($0)".utf8))] } ?? []
+        builder.append(timestamp: timestamp, key: nil, value: Array(value.utf8), headers: headers)
+        _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+    }
+
+    static func ageSeconds(_ broker: Broker) -> Double? {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return broker.queueReports(group: "workers", ages: true).first.map { q in
+            q.oldestUnfinishedMs.map { Double(now - $0) / 1000 } ?? 0
+        }
+    }
+
+    @Test func aJobWaitingForItsTimeIsNotLate() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Enqueued an hour ago for tomorrow, then a job a minute old, then one enqueued two
+        // hours ago for half a second from now.
+        try await Self.append(broker, value: "tomorrow", timestamp: now - 3_600_000, deliverAt: now + 86_400_000)
+        try await Self.append(broker, value: "now", timestamp: now - 60_000)
+        try await Self.append(broker, value: "soon", timestamp: now - 7_200_000, deliverAt: now + 500)
+        let worker = try await ShareConsumer(broker: broker, group: "workers", topics: ["jobs"], mode: .explicit)
+        let first = try await worker.poll(timeout: .milliseconds(100))
+        #expect(first.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["now"])
+        // Held, a minute old: the oldest job not acknowledged (not the one for tomorrow).
+        let held = try #require(Self.ageSeconds(broker))
+        #expect(held >= 59 && held < 600, "\(held) s")
+        for job in first { worker.acknowledge(job, .accept) }
+        try await worker.commit()
+        // Nothing due: 0, though the job for tomorrow holds the start and one is due soon.
+        #expect(Self.ageSeconds(broker) == 0)
+        let summary = try #require(broker.shares.summaries("workers", view: broker.shareLogView).first)
+        #expect(summary.startOffset == 0 && summary.lag == 2 && summary.oldestDueOffset == nil)
+        // Once due, the delayed job counts from its time, not from two hours ago.
+        try await Task.sleep(for: .milliseconds(700))
+        let due = try #require(Self.ageSeconds(broker))
+        #expect(due >= 0 && due < 60, "\(due) s")
+        try await worker.close()
+        try await broker.close()
+    }
+}

@@ -15,9 +15,9 @@ import TidemarkStorage
         _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
     }
 
-    static func ageSeconds(_ broker: Broker) -> Double? {
+    static func ageSeconds(_ broker: Broker, group: String = "workers") -> Double? {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        return broker.queueReports(group: "workers", ages: true).first.map { q in
+        return broker.queueReports(group: group, ages: true).first.map { q in
             q.oldestUnfinishedMs.map { Double(now - $0) / 1000 } ?? 0
         }
     }
@@ -49,6 +49,38 @@ import TidemarkStorage
         let due = try #require(Self.ageSeconds(broker))
         #expect(due >= 0 && due < 60, "\(due) s")
         try await worker.close()
+        try await broker.close()
+    }
+
+    /// A job read after its delivery time had passed counts from that time; a job waiting out a
+    /// retry backoff counts (it is late, not scheduled).
+    @Test func anOverdueJobCountsFromItsTimeAndARetriedOneCounts() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("retrying", changes: [.set("share.redelivery.backoff.ms", "60000")])
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await Self.append(broker, value: "first", timestamp: now - 60_000)
+        try await Self.append(broker, value: "overdue", timestamp: now - 7_200_000, deliverAt: now - 600_000)
+        let worker = try await ShareConsumer(broker: broker, group: "workers", topics: ["jobs"], mode: .explicit)
+        let first = try await worker.poll(maxRecords: 1, timeout: .milliseconds(100))
+        #expect(first.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["first"])
+        for job in first { worker.acknowledge(job, .accept) }
+        try await worker.commit()
+        // Due ten minutes ago, enqueued two hours ago: ten minutes late.
+        let overdue = try #require(Self.ageSeconds(broker))
+        #expect(overdue >= 590 && overdue < 1_200, "\(overdue) s")
+        try await worker.close()
+
+        let retrier = try await ShareConsumer(broker: broker, group: "retrying", topics: ["jobs"], mode: .explicit)
+        let jobs = try await retrier.poll(maxRecords: 1, timeout: .milliseconds(100))
+        #expect(jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["first"])
+        for job in jobs { retrier.acknowledge(job, .release) }
+        try await retrier.commit()
+        // Released, waiting out a minute's backoff: still the oldest job not done.
+        let retried = try #require(Self.ageSeconds(broker, group: "retrying"))
+        #expect(retried >= 59 && retried < 590, "\(retried) s")
+        try await retrier.close()
         try await broker.close()
     }
 }

@@ -112,8 +112,9 @@ extension Broker {
                 if let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
                     let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
                 {
-                    // Already due: 0; else as far ahead on the timer clock as it is on the wall's.
-                    deliverAt = ms <= wallNow ? 0 : timerNow.saturatingAdd(ms - wallNow)
+                    // As far ahead (or behind: a job already due counts its age from its time)
+                    // on the timer clock as on the wall's; 0 for none, or before the timer clock's 0.
+                    deliverAt = ms <= 0 ? 0 : ms <= wallNow ? max(0, timerNow.saturatingAdd(-(wallNow - ms))) : timerNow.saturatingAdd(ms - wallNow)
                 }
                 out.append(.init(offset: record.offset, keyHash: record.key.map(Self.fnv1a), deliverAtMs: deliverAt))
                 next = record.offset + 1

@@ -71,18 +71,19 @@ extension SharePartition {
         return result
     }
 
-    /// The first record not finished that is due (held, or available now), for the age of the
-    /// oldest job not acknowledged: a job waiting for its delivery time is not late (one
-    /// scheduled for tomorrow holds the start; it must not read as a job a day old). `dueMs`:
-    /// when it came due if it is a delayed job never delivered (timer clock; its age counts
-    /// from then), else nil. Past the records the window keeps: its end, when the log goes on
-    /// (records not read into it yet). nil: nothing due.
+    /// The first record not finished that is not waiting for its delivery time, for the age of
+    /// the oldest job not acknowledged: a job scheduled for tomorrow holds the start, and must
+    /// not read as a job a day old (one waiting out a retry backoff counts: it is late).
+    /// `dueMs`: when it came due if it is a delayed job never delivered (timer clock; its age
+    /// counts from then), else nil. Past the records the window keeps: its end, when the log
+    /// goes on (records not read into it yet, whose delays are not known). A restored window
+    /// knows no delays until its first fetch: its start is taken then. nil: nothing due.
     func oldestDue(nowMs: Int64, logEnd: Int64) -> (offset: Int64, dueMs: Int64?)? {
         for k in entries.kept {
             let entry = entries.entry(kept: k)
-            guard !entry.isFinished, entry.state == .acquired || entry.availableAtMs <= nowMs else { continue }
-            let cameDue = entry.state == .available && entry.deliveryCount == 0 && entry.availableAtMs > 0
-            return (startOffset + Int64(entries.position(kept: k)), cameDue ? entry.availableAtMs : nil)
+            let delayed = entry.state == .available && entry.deliveryCount == 0 && entry.availableAtMs > 0
+            guard !entry.isFinished, !delayed || entry.availableAtMs <= nowMs else { continue }
+            return (startOffset + Int64(entries.position(kept: k)), delayed ? entry.availableAtMs : nil)
         }
         return endOffset < logEnd ? (endOffset, nil) : nil
     }

@@ -46,7 +46,7 @@ extension SharePartition {
     struct RecordMeta: Sendable, Equatable {
         var offset: Int64
         var keyHash: UInt32?
-        /// `tidemark.deliver.at`, ms since the epoch (0: none).
+        /// `tidemark.deliver.at` on the timer clock (the coordinator's; 0: none, or long past).
         var deliverAtMs: Int64
     }
 

@@ -44,3 +44,16 @@ ensure_share_python() {
     (cd "$JOBS_BENCH_DIR/../.." && source tools/lib/deps.sh && ensure_interop_dependencies >&2)
   fi
 }
+
+# Calls the script's `run LABEL BIN CASE` for each of ROUNDS rounds and each CASE given, with
+# TIDEMARK_BIN (label "tidemark") and, when set, BASELINE_BIN ("baseline") one after the other:
+# the machine is shared, so the two binaries are compared in alternation, not in two blocks.
+alternate_runs() {
+  local case
+  for _ in $(seq "$ROUNDS"); do
+    for case in "$@"; do
+      run tidemark "$TIDEMARK_BIN" "$case"
+      if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$case"; fi
+    done
+  done
+}

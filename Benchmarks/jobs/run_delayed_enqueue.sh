@@ -9,7 +9,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python, alternate_runs
 PRE=${PRE:-100000}
 M=${M:-8000}
 WORKERS=${WORKERS:-4}
@@ -24,9 +24,4 @@ run() { # run LABEL BIN PRE
   stop_tidemark
 }
 echo "# delayed_enqueue MODE=$MODE PRE=$PRE M=$M WORKERS=$WORKERS ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
-for _ in $(seq "$ROUNDS"); do
-  for pre in "$PRE" 0; do
-    run tidemark "$TIDEMARK_BIN" "$pre"
-    if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$pre"; fi
-  done
-done
+alternate_runs "$PRE" 0

@@ -9,7 +9,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python, alternate_runs
 N=${N:-50000}
 ROUNDS=${ROUNDS:-1}
 DUE_S=${DUE_S:-8}
@@ -22,9 +22,4 @@ run() { # run LABEL BIN MODE
   stop_tidemark
 }
 echo "# due_wave N=$N DUE_S=$DUE_S ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
-for _ in $(seq "$ROUNDS"); do
-  for mode in wave now; do
-    run tidemark "$TIDEMARK_BIN" "$mode"
-    if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$mode"; fi
-  done
-done
+alternate_runs wave now

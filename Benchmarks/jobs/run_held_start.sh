@@ -8,7 +8,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_jobs_topic, stop_tidemark, ensure_share_python, alternate_runs
 N=${N:-300000}
 ROUNDS=${ROUNDS:-1}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
@@ -20,9 +20,4 @@ run() { # run LABEL BIN MODE
   stop_tidemark
 }
 echo "# held_start N=$N ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
-for _ in $(seq "$ROUNDS"); do
-  for mode in held none; do
-    run tidemark "$TIDEMARK_BIN" "$mode"
-    if [ -n "${BASELINE_BIN:-}" ]; then run baseline "$BASELINE_BIN" "$mode"; fi
-  done
-done
+alternate_runs held none

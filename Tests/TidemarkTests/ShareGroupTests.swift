@@ -791,10 +791,12 @@ import TidemarkStorage
 /// Per-key ordering (share.key.ordering) and delayed jobs (`tidemark.deliver.at`), through the
 /// coordinator's scan of keys and delays.
 @Suite struct KeyOrderingAndDelayTests {
-    static func append(_ broker: Broker, _ topic: String, key: String?, value: String, deliverAt: Int64? = nil) async throws {
+    static func append(
+        _ broker: Broker, _ topic: String, key: String?, value: String, deliverAt: Int64? = nil, timestamp: Int64 = 0
+    ) async throws {
         var builder = RecordBatchBuilder()
         let headers = deliverAt.map { [RecordHeader(key: Broker.deliverAtHeader, value: Array("\($0)".utf8))] } ?? []
-        builder.append(timestamp: 0, key: key.map { Array($0.utf8) }, value: Array(value.utf8), headers: headers)
+        builder.append(timestamp: timestamp, key: key.map { Array($0.utf8) }, value: Array(value.utf8), headers: headers)
         _ = try await broker.append(topic: topic, partition: 0, batches: try builder.build())
     }
 

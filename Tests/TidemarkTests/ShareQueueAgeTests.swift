@@ -9,10 +9,7 @@ import TidemarkStorage
 /// for tomorrow, which holds the share start offset, does not read as a job a day late.
 @Suite struct ShareQueueAgeTests {
     static func append(_ broker: Broker, value: String, timestamp: Int64, deliverAt: Int64? = nil) async throws {
-        var builder = RecordBatchBuilder()
-        let headers = deliverAt.map { [RecordHeader(key: Broker.deliverAtHeader, value: Array("\($0)".utf8))] } ?? []
-        builder.append(timestamp: timestamp, key: nil, value: Array(value.utf8), headers: headers)
-        _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+        try await KeyOrderingAndDelayTests.append(broker, "jobs", key: nil, value: value, deliverAt: deliverAt, timestamp: timestamp)
     }
 
     static func ageSeconds(_ broker: Broker, group: String = "workers") -> Double? {

@@ -39,36 +39,32 @@ struct KeyHashSet: Sendable {
         Int(truncatingIfNeeded: (UInt64(key) &* multiplier) &>> shift)
     }
 
-    func contains(_ key: UInt32) -> Bool {
-        guard !slots.isEmpty else { return false }
+    /// Where `key` is, or the empty slot it would take (slots must not be empty).
+    @inline(__always) private func probe(_ key: UInt32) -> (index: Int, found: Bool) {
         let stored = UInt64(key) + 1
         let mask = slots.count - 1
         var i = home(key)
         while true {
             let slot = slots[i]
-            if slot == stored { return true }
-            if slot == 0 { return false }
+            if slot == stored { return (i, true) }
+            if slot == 0 { return (i, false) }
             i = (i + 1) & mask
         }
+    }
+
+    func contains(_ key: UInt32) -> Bool {
+        !slots.isEmpty && probe(key).found
     }
 
     /// Adds `key`; true when it was not there yet.
     @discardableResult
     mutating func insert(_ key: UInt32) -> Bool {
         if (count + 1) * 2 > slots.count { resize(to: Swift.max(16, slots.count * 2)) }
-        let stored = UInt64(key) + 1
-        let mask = slots.count - 1
-        var i = home(key)
-        while true {
-            let slot = slots[i]
-            if slot == stored { return false }
-            if slot == 0 {
-                slots[i] = stored
-                count += 1
-                return true
-            }
-            i = (i + 1) & mask
-        }
+        let (i, found) = probe(key)
+        guard !found else { return false }
+        slots[i] = UInt64(key) + 1
+        count += 1
+        return true
     }
 
     private mutating func resize(to size: Int) {

@@ -39,7 +39,7 @@ extension SharePartition {
         }
 
         /// Acknowledged or archived: never handed out again.
-        var isFinished: Bool { state == .acknowledged || state == .archived }
+        var isFinished: Bool { state.isFinished }
     }
 
     /// What a window needs to know of a record before it can be handed out.

@@ -204,13 +204,12 @@ struct SharePartition: Sendable, Equatable {
         guard start >= 0, end >= start,
             runs.allSatisfy({ $0.first >= start && $0.first <= $0.last && $0.last < end && $0.state != .acquired })
         else { return false }
-        func finished(_ run: PersistedRun) -> Bool { run.state == .acknowledged || run.state == .archived }
         let addedFrom = min(max(endOffset, start), end)
         let addedFinished = runs.reduce(Int64(0)) { sum, run in
-            finished(run) && run.last >= addedFrom ? sum + run.last - max(run.first, addedFrom) + 1 : sum
+            run.state.isFinished && run.last >= addedFrom ? sum + run.last - max(run.first, addedFrom) + 1 : sum
         }
         let added = end - addedFrom - addedFinished
-        let unfinished = runs.reduce(Int64(0)) { finished($1) ? $0 : $0 + $1.last - $1.first + 1 }
+        let unfinished = runs.reduce(Int64(0)) { $1.state.isFinished ? $0 : $0 + $1.last - $1.first + 1 }
         guard added <= 1_000_000, unfinished <= 1_000_000, Int64(entries.keptCount) + added + unfinished <= 2_000_000 else { return false }
         // Nothing below can fail: the window changes in place (a copy would double it per delta).
         if start > startOffset {
@@ -230,7 +229,7 @@ struct SharePartition: Sendable, Equatable {
             let count: Int64
             if r < runs.count, runs[r].first <= endOffset {
                 count = runs[r].last - endOffset + 1
-                if finished(runs[r]) {
+                if runs[r].state.isFinished {
                     entries.appendCut(Int(count))
                     continue
                 }

@@ -8,6 +8,9 @@ public enum ShareRecordState: Int8, Sendable {
     case acquired = 1
     case acknowledged = 2
     case archived = 4
+
+    /// Acknowledged or archived: never handed out again.
+    public var isFinished: Bool { self == .acknowledged || self == .archived }
 }
 
 /// What a worker says about records it holds.

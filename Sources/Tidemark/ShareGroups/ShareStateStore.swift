@@ -332,7 +332,7 @@ final class ShareStateStore: Sendable {
                 // 1,000,000 (a damaged record must not take all memory).
                 guard let run = try readRun(&reader), run.first == next, run.last >= run.first, run.last < Self.maxOffset else { return nil }
                 let length = Int(run.last - run.first + 1)
-                let finished = run.state == .acknowledged || run.state == .archived
+                let finished = run.state.isFinished
                 if finished && (length > 64 || window.keptCount >= 1_000_000) {
                     window.appendCut(length)
                 } else {

@@ -47,6 +47,8 @@ public enum MetricName {
     public static let queueLockExpirations = "tidemark_queue_lease_expirations_total"
     public static let queueDeliveries = "tidemark_queue_deliveries_total"
     public static let queueRedeliveries = "tidemark_queue_redeliveries_total"
+    public static let shareWindowRecords = "tidemark_share_window_records"
+    public static let shareWindowRecordsLimit = "tidemark_share_window_records_limit"
     public static let groupLagSeconds = "tidemark_consumergroup_lag_seconds"
     public static let partitionsOffline = "tidemark_partitions_offline"
     public static let partitionsDamaged = "tidemark_partitions_damaged"
@@ -102,6 +104,8 @@ public enum MetricName {
         queueLockExpirations: "Share-group record locks that ran out before an acknowledgement (visibility timeouts).",
         queueDeliveries: "Share-group records delivered to workers.",
         queueRedeliveries: "Share-group records delivered again after a release or an expired lock.",
+        shareWindowRecords: "Records the share groups' windows keep in memory (unfinished ones and acknowledged ones not cut; 32 bytes each), as of the last maintenance pass.",
+        shareWindowRecordsLimit: "The broker-wide bound on tidemark_share_window_records (group.share.windows.total.max.records): past it a window reads no further than its record locks.",
         groupLagSeconds: "Age of the oldest record a consumer group has not consumed yet (0 when caught up).",
         partitionsOffline: "Partitions that could not be opened, or failed an fsync, and refuse writes with KAFKA_STORAGE_ERROR.",
         partitionsDamaged: "Partitions whose log a read found damaged on disk (marked for tidemark verify --repair; they serve up to the damage).",

@@ -241,6 +241,9 @@ public final class MetricsRoutes: HTTPRoutes {
                 for q in queues { f.sample([("group", q.group), ("topic", q.topic)], monotonic(name, q, Double(value(q)))) }
             }
         }
+        let windows = broker.shares.windowRecords
+        out.family(MetricName.shareWindowRecords, .gauge) { $0.sample([], Double(windows.kept)) }
+        out.family(MetricName.shareWindowRecordsLimit, .gauge) { $0.sample([], Double(windows.limit)) }
         out.family(MetricName.queueAcks, .counter) { f in
             for q in queues {
                 for (type, count) in [

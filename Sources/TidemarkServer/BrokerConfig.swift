@@ -159,6 +159,7 @@ public struct BrokerConfig: Sendable {
         case "group.share.delivery.count.limit": broker.groups.shareDeliveryCountLimit = Int16(try ranged(2...10))
         case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
         case "group.share.window.max.records": broker.groups.shareWindowMaxRecords = Int(try ranged(1_000...1_000_000))
+        case "group.share.windows.total.max.records": broker.groups.shareWindowsTotalMaxRecords = Int(try ranged(10_000...1_000_000_000))
         case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
         case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
@@ -229,6 +230,7 @@ public struct BrokerConfig: Sendable {
             ("group.share.max.groups", "\(broker.groups.shareMaxGroups)"),
             ("group.share.partition.max.record.locks", "\(broker.groups.sharePartitionMaxRecordLocks)"),
             ("group.share.window.max.records", "\(broker.groups.shareWindowMaxRecords)"),
+            ("group.share.windows.total.max.records", "\(broker.groups.shareWindowsTotalMaxRecords)"),
             ("group.share.record.lock.duration.ms", "\(broker.groups.shareRecordLockDurationMs)"),
             ("group.share.session.timeout.ms", "\(broker.groups.shareSessionTimeoutMs)"),
             ("group.initial.rebalance.delay.ms", "\(broker.groups.initialRebalanceDelayMs)"),

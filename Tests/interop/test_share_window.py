@@ -1,6 +1,7 @@
 """A share partition's window with one record holding its start: a job delayed until tomorrow
 must not stop the jobs behind it once more of them have gone through than the window keeps
-(group.share.window.max.records), and what was accepted stays accepted across a kill -9."""
+(group.share.window.max.records), and what was accepted stays accepted across a kill -9.
+And the windows of all groups together stay within group.share.windows.total.max.records."""
 import os
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import tempfile
 import time
 
 from conftest import BINARY, Broker, free_port, unique
+from helpers import metric
 
 
 def _describe_row(bootstrap, group, topic):
@@ -86,6 +88,61 @@ def test_a_job_delayed_until_tomorrow_does_not_stop_the_jobs_behind_it():
         assert producer.flush(30) == 0
         again = _consume(bootstrap, topic, group, len(later) + 1, 8)
         assert sorted(again) == sorted(later), again
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_groups_reading_the_same_delayed_jobs_stay_within_the_broker_wide_bound():
+    """Each group keeps its own window of a partition: 6,000 jobs for tomorrow read by many
+    groups were kept once per group, without bound. With the bound at 10,000 records, the
+    first group reads past them to the jobs for now; the second keeps what is left and waits
+    (the broker says so in its log); a third keeps its record locks' worth (500). Once the
+    first group is deleted, the second reads on."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    root = tempfile.mkdtemp(prefix="tidemark-windows-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=[
+        "--config", "group.share.windows.total.max.records=10000",
+        "--config", "group.share.partition.max.record.locks=500",
+    ])
+    node.start()
+    try:
+        bootstrap = node.bootstrap
+        topic = unique("windows")
+        first, second, third = unique("windows-a"), unique("windows-b"), unique("windows-c")
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+            future.result(10)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        tomorrow = str(int(time.time() * 1000) + 86_400_000).encode()
+        for i in range(6000):
+            producer.produce(topic, value=b"later-%d" % i, headers=[("tidemark.deliver.at", tomorrow)])
+        now = [b"now-%d" % i for i in range(10)]
+        for value in now:
+            producer.produce(topic, value=value)
+        assert producer.flush(30) == 0
+
+        assert sorted(_consume(bootstrap, topic, first, 10, 30)) == sorted(now)
+        assert _describe_row(bootstrap, first, topic)[0]["END"] == "6010"
+        assert _consume(bootstrap, topic, second, 10, 3) == []
+        assert _describe_row(bootstrap, second, topic)[0]["END"] == "3990"
+        assert _consume(bootstrap, topic, third, 10, 3) == []
+        assert _describe_row(bootstrap, third, topic)[0]["END"] == "500"
+        # The maintenance pass (once a second) counts the windows and logs the wait.
+        deadline = time.time() + 10
+        while time.time() < deadline and "broker-wide bound" not in open(node.log_path).read():
+            time.sleep(0.2)
+        assert "share windows are at their broker-wide bound" in open(node.log_path).read()
+        assert metric(node, "tidemark_share_window_records") == 10500
+        assert metric(node, "tidemark_share_window_records_limit") == 10000
+
+        deleted = subprocess.run([BINARY, "groups", "delete", first, "--bootstrap", bootstrap],
+                                 capture_output=True, text=True, timeout=30)
+        assert deleted.returncode == 0, deleted.stderr
+        time.sleep(1.5)  # the next pass counts the windows again
+        assert sorted(_consume(bootstrap, topic, second, 10, 30)) == sorted(now)
+        assert _describe_row(bootstrap, second, topic)[0]["END"] == "6010"
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -56,10 +56,18 @@ public struct GroupOptions: Sendable {
     public var shareHeartbeatIntervalMs: Int32 = 5_000
     public var shareSessionTimeoutMs: Int64 = 45_000
     public var shareGroupMaxSize = 200
-    /// The most entries a share partition's window keeps in memory (about 40 bytes each):
-    /// records not finished (delayed ones included) and acknowledged ones not yet cut. A window
-    /// that is out of them reads no further records until some finish.
+    /// The most entries a share partition's window keeps in memory (32 bytes each): records
+    /// not finished (delayed ones included) and acknowledged ones not yet cut. A window that is
+    /// out of them reads no further records until some finish.
     public var shareWindowMaxRecords = 100_000
+    /// The most entries all share partitions' windows keep together
+    /// (group.share.windows.total.max.records; 32 bytes each, so 256 MB by default). Each group
+    /// keeps its own window of a partition, so records waiting unfinished (delayed jobs) are
+    /// kept once per group that reads them: without this, 1,000 groups reading 100,000 delayed
+    /// jobs of one partition kept 3.2 GB. Past it, a window still grows to its partition's
+    /// record locks (`share.partition.max.record.locks`), enough to hand out what it holds, but
+    /// reads no further behind records waiting unfinished until some finish.
+    public var shareWindowsTotalMaxRecords = 8_000_000
     /// The most share groups the broker keeps (group.share.max.groups): a group counts while it
     /// has members or share state (start offsets, windows), until DeleteGroups or
     /// DeleteShareGroupOffsets. A heartbeat or offset reset that would make one more is refused
@@ -95,6 +103,8 @@ public struct GroupOptions: Sendable {
         }
         // (A share-state snapshot keeps at most 1,000,000 unfinished records: a larger window could not be read back.)
         try require(shareWindowMaxRecords >= 1 && shareWindowMaxRecords <= 1_000_000, "shareWindowMaxRecords must be 1...1,000,000")
+        try require(shareWindowsTotalMaxRecords >= 1 && shareWindowsTotalMaxRecords <= 1_000_000_000,
+            "shareWindowsTotalMaxRecords must be 1...1,000,000,000")
         try require(shareRecordLockDurationMs > 0, "shareRecordLockDurationMs must be positive")
         try require(shareDeliveryCountLimit >= 1, "shareDeliveryCountLimit must be at least 1")
         try require(sharePartitionMaxRecordLocks >= 1 && sharePartitionMaxRecordLocks <= 1_000_000, "sharePartitionMaxRecordLocks must be 1...1,000,000")

@@ -13,6 +13,7 @@ extension ShareCoordinator {
     ) async -> [(group: String, topicPartition: TopicPartition)] {
         let now = clock()
         var expiredMembers: [(String, [String])] = []
+        var windowBoundHit: (PartitionKey, Int)?
         let released = state.withLock { s -> [PartitionKey] in
             var released: [PartitionKey] = []
             for id in Array(s.groups.keys) {
@@ -51,6 +52,12 @@ extension ShareCoordinator {
                 if expired || unwritten { changed.append(key) }
             }
             write(changed, &s)
+            s.windowRecords = s.slots.values.reduce(0) { $0 + $1.state.entries.keptCount }
+            if let hit = s.windowBoundHit, s.windowBoundLoggedMs.map({ now - $0 >= 60_000 }) ?? true {
+                windowBoundHit = (hit, s.windowRecords)
+                s.windowBoundLoggedMs = now
+            }
+            s.windowBoundHit = nil
             // A live member's session stays however long it is unused (its worker may hold a
             // job for the whole lock duration and send nothing meanwhile).
             for (key, session) in s.sessions
@@ -61,6 +68,14 @@ extension ShareCoordinator {
         }
         let releasedPartitions = released.map { (group: $0.group, topicPartition: $0.topicPartition) }
         offer(releasedPartitions)
+        if let (key, kept) = windowBoundHit {
+            logger?.warning(
+                "share windows are at their broker-wide bound: a partition waits for its records to finish before reading further (raise group.share.windows.total.max.records, or look for delayed or unfinished jobs kept by many groups)",
+                metadata: [
+                    "group": "\(key.group)", "topic": "\(key.topicPartition.topic)", "partition": "\(key.topicPartition.partition)",
+                    "kept": "\(kept)", "bound": "\(options.shareWindowsTotalMaxRecords)",
+                ])
+        }
         for (group, members) in expiredMembers {
             logger?.info("share group members removed: no heartbeat in their session timeout",
                 metadata: ["group": "\(group)", "members": "\(members)"])

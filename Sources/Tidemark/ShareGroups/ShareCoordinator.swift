@@ -18,7 +18,9 @@ import TidemarkStorage
 /// Bounds: groups (`shareMaxGroups`: those with members or share state), members per group
 /// (`shareGroupMaxSize`), sessions (`shareMaxSessions`), records in flight per partition
 /// (`share.partition.max.record.locks`), partitions per session and per group (those of the
-/// topics in the broker). So the share state is at most groups x partitions windows.
+/// topics in the broker). So the share state is at most groups x partitions windows, whose
+/// entries are bounded per window (`shareWindowMaxRecords`) and together
+/// (`shareWindowsTotalMaxRecords`, beyond each window's record locks).
 public final class ShareCoordinator: Sendable {
     struct PartitionKey: Hashable, Sendable {
         var group: String
@@ -31,6 +33,15 @@ public final class ShareCoordinator: Sendable {
         var sessions: [SessionKey: Session] = [:]
         var idleSince: [String: Int64] = [:]
         var isClosed = false
+        /// Entries the windows of all slots keep (`ShareWindow.keptCount` summed), bounded by
+        /// `GroupOptions.shareWindowsTotalMaxRecords`: exact after each maintenance pass, and
+        /// between passes counted as acquisitions change windows (windows that shrink
+        /// otherwise, or go, are counted at the next pass: an over-count, never an under-count).
+        var windowRecords = 0
+        /// A window that stopped reading the log at that bound since the last pass (the pass
+        /// logs it, at most once a minute: `windowBoundLoggedMs`).
+        var windowBoundHit: PartitionKey?
+        var windowBoundLoggedMs: Int64?
         /// Every share group the broker knows, with how many things keep it: 1 for its
         /// membership state (`groups`) and 1 per slot. Its count is what `shareMaxGroups` bounds.
         private(set) var known: [String: Int] = [:]
@@ -98,6 +109,7 @@ public final class ShareCoordinator: Sendable {
                 Slot(state: partition, topicId: key.topicId),
                 at: PartitionKey(group: key.group, topicPartition: TopicPartition(topic, key.partition)))
         }
+        initial.windowRecords = initial.slots.values.reduce(0) { $0 + $1.state.entries.keptCount }
         state = Mutex(initial)
         let now = clock()
         state.withLock { s in
@@ -343,6 +355,10 @@ public final class ShareCoordinator: Sendable {
                 }
                 // Taken out while it changes, so its window is changed in place, not copied.
                 var slot = s.slots.removeValue(forKey: pkey)!
+                // The entries the other windows keep (for the broker-wide bound); this one's
+                // change is counted when it goes back.
+                let keptBefore = slot.state.entries.keptCount
+                let othersKept = max(0, s.windowRecords - keptBefore)
                 // A window moved by the log or by expired locks (records released, archived,
                 // dead-lettered) is written now; acquisitions alone wait (`Slot.unwritten`).
                 var moved = slot.state.follow(logStart: bounds.start, logEnd: bounds.end)
@@ -382,12 +398,14 @@ public final class ShareCoordinator: Sendable {
                         // The window's bound is on the entries it keeps: finished ones are cut
                         // (behind a record that holds the start), at once when it is out of room
                         // and 256 could be (a pass over the kept entries per 256 records, at most).
-                        if slot.state.entries.keptCount >= settings.maxWindow {
+                        // Past the broker-wide bound, a window keeps up to its record locks.
+                        if windowRoom(slot.state, settings, othersKept: othersKept) <= 0 {
                             slot.state.shedFinished(atLeast: max(1, min(256, settings.maxWindow / 10)))
                         }
+                        let roomLeft = windowRoom(slot.state, settings, othersKept: othersKept)
+                        if roomLeft <= 0 && slot.state.entries.keptCount < settings.maxWindow { s.windowBoundHit = pkey }
                         let room = min(
-                            settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked,
-                            settings.maxWindow - slot.state.entries.keptCount)
+                            settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked, roomLeft)
                         guard room > 0 else { break }
                         let read: [SharePartition.RecordMeta]?
                         do throws(TidemarkError) {
@@ -426,12 +444,29 @@ public final class ShareCoordinator: Sendable {
                 } else if let unreadable {
                     result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: unreadable))
                 }
+                s.windowRecords = max(0, othersKept + slot.state.entries.keptCount)
                 s.slots[pkey] = slot
                 if moved { changed.append(pkey) }
             }
             write(changed, &s)
             return result
         }
+    }
+
+    /// How many more entries `partition`'s window may keep: its own bound
+    /// (`ShareSettings.maxWindow`), and the broker-wide one
+    /// (`GroupOptions.shareWindowsTotalMaxRecords`, with `othersKept` kept by the other
+    /// windows) once it keeps its record locks' worth.
+    func windowRoom(_ partition: SharePartition, _ settings: ShareSettings, othersKept: Int) -> Int {
+        let kept = partition.entries.keptCount
+        let shared = max(settings.maxInFlight - kept, options.shareWindowsTotalMaxRecords - othersKept - kept)
+        return min(settings.maxWindow - kept, shared)
+    }
+
+    /// Entries all share windows keep (as of the last maintenance pass, plus what acquisitions
+    /// added since) and the broker-wide bound on them.
+    public var windowRecords: (kept: Int, limit: Int) {
+        (state.withLock { $0.windowRecords }, options.shareWindowsTotalMaxRecords)
     }
 
     /// Where acquiring from `partitions` would read the log next: a restored window from its

@@ -23,7 +23,9 @@ final class RawClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else { throw TidemarkError(.invalidRequest, "connect failed: \(errno)") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // Long: a loaded run (a debug build's whole suite on two cores) can leave the tasks
+        // that answer waiting for a cooperative thread for tens of seconds; 10 s failed there.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -76,7 +78,7 @@ final class RawClient {
     }
 
     /// The next response: (correlation id, body after it), or nil when the server closed (or
-    /// after 10 s without one). The blocking read runs on a Dispatch thread, not on the
+    /// after 60 s without one). The blocking read runs on a Dispatch thread, not on the
     /// test's cooperative one: a request answered by a Swift task (Metadata, JoinGroup,
     /// ListOffsets...) must not wait for a thread that tests hold (two cores: two cooperative
     /// threads for every suite; two tests reading at once starved the server on loaded runs).
@@ -98,7 +100,7 @@ final class RawClient {
     }
 
     /// True when the server closed the connection without answering; false when it answered,
-    /// or when nothing came within the 10 s receive timeout (which `response()` also reports
+    /// or when nothing came within the 60 s receive timeout (which `response()` also reports
     /// as nil).
     func closedWithoutAnswer() async -> Bool {
         await response() == nil && !timedOut

@@ -28,16 +28,16 @@ import Testing
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())
         try await broker.createTopic("idle", partitions: 2)
-        let fetched = await Self.cancelledSoon { try await broker.fetch(topic: "idle", partition: 0, offset: 0, minBytes: 1, maxWaitMs: 30_000) }
-        #expect(fetched.0 < .seconds(15) && fetched.1, "\(fetched)")
+        let fetched = await Self.cancelledSoon { try await broker.fetch(topic: "idle", partition: 0, offset: 0, minBytes: 1, maxWaitMs: 120_000) }
+        #expect(fetched.0 < .seconds(60) && fetched.1, "\(fetched)")
         let consumer = Consumer(broker: broker)
         try await consumer.assign(topic: "idle", partition: 0, from: .earliest)
         try await consumer.assign(topic: "idle", partition: 1, from: .earliest)
-        let polled = await Self.cancelledSoon { try await consumer.poll(maxRecords: 10, maxWaitMs: 30_000) }
-        #expect(polled.0 < .seconds(15) && polled.1, "\(polled)")
+        let polled = await Self.cancelledSoon { try await consumer.poll(maxRecords: 10, maxWaitMs: 120_000) }
+        #expect(polled.0 < .seconds(60) && polled.1, "\(polled)")
         let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["idle"])
-        let shared = await Self.cancelledSoon { try await worker.poll(timeout: .seconds(30)) }
-        #expect(shared.0 < .seconds(15) && shared.1, "\(shared)")
+        let shared = await Self.cancelledSoon { try await worker.poll(timeout: .seconds(120)) }
+        #expect(shared.0 < .seconds(60) && shared.1, "\(shared)")
         try await worker.close()
         try await broker.close()
     }

@@ -22,13 +22,14 @@ import TidemarkStorage
     /// array after every step: the same count, the same record at sampled positions, the kept
     /// positions in order; after a cut, only unfinished records kept; every 500 steps
     /// the whole window, its stretches, and its memory bound.
-    @Test func readsAsAnArrayWhateverIsCut() {
+    @Test func readsAsAnArrayWhateverIsCut() async {
         var rng = SeededGenerator(seed: 31)
         var window = ShareWindow()
         var model: [Entry] = []
         var counter = 0
         var cuts = 0
         for step in 0..<40_000 {
+            if step % 200 == 0 { await Task.yield() }
             switch rng.next() % 100 {
             case 0..<40:
                 for _ in 0..<Int(rng.next() % 8) {
@@ -110,7 +111,7 @@ import TidemarkStorage
     /// the window spans them all, and keeps a few thousand entries; the backlog and the
     /// persisted state (a snapshot of a few runs) stay right, and once the held record is
     /// accepted the start jumps past everything.
-    @Test(arguments: [false, true]) func aRecordHoldingTheStartStopsNothing(renewed: Bool) throws {
+    @Test(arguments: [false, true]) func aRecordHoldingTheStartStopsNothing(renewed: Bool) async throws {
         var settings = ShareSettings()
         settings.maxWindow = 5_000
         let day: Int64 = 86_400_000
@@ -124,6 +125,7 @@ import TidemarkStorage
         let total: Int64 = 100_000
         var now: Int64 = 1
         while p.endOffset < total + 1 {
+            await Task.yield()
             let metas = (p.endOffset..<min(total + 1, p.endOffset + 500)).map {
                 SharePartition.RecordMeta(offset: $0, keyHash: nil, deliverAtMs: 0)
             }

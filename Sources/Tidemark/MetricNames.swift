@@ -104,7 +104,7 @@ public enum MetricName {
         queueLockExpirations: "Share-group record locks that ran out before an acknowledgement (visibility timeouts).",
         queueDeliveries: "Share-group records delivered to workers.",
         queueRedeliveries: "Share-group records delivered again after a release or an expired lock.",
-        shareWindowRecords: "Records the share groups' windows keep in memory (unfinished ones and acknowledged ones not cut; 32 bytes each), as of the last maintenance pass.",
+        shareWindowRecords: "Records the share groups' windows keep in memory (unfinished ones and acknowledged ones not cut; 32 bytes each): counted at each maintenance pass, and as fetches add records in between.",
         shareWindowRecordsLimit: "The broker-wide bound on tidemark_share_window_records (group.share.windows.total.max.records): past it a window reads no further than its record locks.",
         groupLagSeconds: "Age of the oldest record a consumer group has not consumed yet (0 when caught up).",
         partitionsOffline: "Partitions that could not be opened, or failed an fsync, and refuse writes with KAFKA_STORAGE_ERROR.",

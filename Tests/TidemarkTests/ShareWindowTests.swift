@@ -15,13 +15,14 @@ import Testing
     /// A seeded random walk of appends, drops at both ends, stores and clears, checked against
     /// an array after every step; the stored entries never exceed twice the live ones (or the
     /// live ones plus the compaction threshold).
-    @Test func behavesAsAnArrayAndStaysBounded() {
+    @Test func behavesAsAnArrayAndStaysBounded() async {
         var rng = SeededGenerator(seed: 9)
         var window = ShareWindow()
         var model: [Entry] = []
         var counter = 0
         var compactions = 0
-        for _ in 0..<60_000 {
+        for step in 0..<60_000 {
+            if step % 500 == 0 { await Task.yield() }
             let before = window.storedCount
             switch rng.next() % 100 {
             case 0..<55:
@@ -59,6 +60,29 @@ import Testing
         #expect(Array(window) == model)
         #expect(window == ShareWindow(model))
         #expect(compactions > 0)  // the walk reached the threshold and moved the live entries down
+    }
+
+    /// A window that drained gives its storage back (100,000 delayed jobs that came due and
+    /// were done left 3 MB behind, in every window that had held them), whether its start
+    /// moved over them, they were cut behind a record that holds it, or its end went back.
+    @Test func aDrainedWindowGivesItsMemoryBack() {
+        let entries = (0..<100_000).map(Self.entry)
+        var front = ShareWindow(entries)
+        #expect(front.capacity >= 100_000)
+        for _ in 0..<100 { front.removeFirst(999) }
+        #expect(front.capacity <= ShareWindow.shrinkThreshold)
+        #expect(Array(front) == Array(entries[99_900...]))
+
+        let done = Entry(state: .acknowledged, deliveryCount: 1)
+        var held = ShareWindow([Entry(state: .available, deliveryCount: 0)] + Array(repeating: done, count: 100_000))
+        #expect(held.cutFinished() == 100_000)
+        #expect(held.keptCount == 1 && held.count == 100_001 && held.capacity <= ShareWindow.shrinkThreshold)
+        #expect(held[0].state == .available && held[100_000] == ShareWindow.cutEntry)
+
+        var back = ShareWindow(entries)
+        for _ in 0..<99_990 { back.removeLast(1) }
+        #expect(back.capacity <= ShareWindow.shrinkThreshold)
+        #expect(Array(back) == Array(entries[..<10]))
     }
 
     /// The start moving one record at a time over a large window: the entries behind it stay

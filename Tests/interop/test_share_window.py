@@ -125,9 +125,9 @@ def test_groups_reading_the_same_delayed_jobs_stay_within_the_broker_wide_bound(
 
         assert sorted(_consume(bootstrap, topic, first, 10, 30)) == sorted(now)
         assert _describe_row(bootstrap, first, topic)[0]["END"] == "6010"
-        assert _consume(bootstrap, topic, second, 10, 3) == []
+        assert _consume(bootstrap, topic, second, 10, 6) == []
         assert _describe_row(bootstrap, second, topic)[0]["END"] == "3990"
-        assert _consume(bootstrap, topic, third, 10, 3) == []
+        assert _consume(bootstrap, topic, third, 10, 6) == []
         assert _describe_row(bootstrap, third, topic)[0]["END"] == "500"
         # The maintenance pass (once a second) counts the windows and logs the wait.
         deadline = time.time() + 10
@@ -137,10 +137,15 @@ def test_groups_reading_the_same_delayed_jobs_stay_within_the_broker_wide_bound(
         assert metric(node, "tidemark_share_window_records") == 10500
         assert metric(node, "tidemark_share_window_records_limit") == 10000
 
-        deleted = subprocess.run([BINARY, "groups", "delete", first, "--bootstrap", bootstrap],
-                                 capture_output=True, text=True, timeout=30)
-        assert deleted.returncode == 0, deleted.stderr
-        time.sleep(1.5)  # the next pass counts the windows again
+        # Refused while the closed worker's leave is on its way (NON_EMPTY_GROUP): retried.
+        deadline = time.time() + 30
+        while True:
+            deleted = subprocess.run([BINARY, "groups", "delete", first, "--bootstrap", bootstrap],
+                                     capture_output=True, text=True, timeout=30)
+            if deleted.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
         assert sorted(_consume(bootstrap, topic, second, 10, 30)) == sorted(now)
         assert _describe_row(bootstrap, second, topic)[0]["END"] == "6010"
     finally:

@@ -61,12 +61,13 @@ public struct GroupOptions: Sendable {
     /// out of them reads no further records until some finish.
     public var shareWindowMaxRecords = 100_000
     /// The most entries all share partitions' windows keep together
-    /// (group.share.windows.total.max.records; 32 bytes each, so 256 MB by default). Each group
-    /// keeps its own window of a partition, so records waiting unfinished (delayed jobs) are
-    /// kept once per group that reads them: without this, 1,000 groups reading 100,000 delayed
-    /// jobs of one partition kept 3.2 GB. Past it, a window still grows to its partition's
-    /// record locks (`share.partition.max.record.locks`), enough to hand out what it holds, but
-    /// reads no further behind records waiting unfinished until some finish.
+    /// (group.share.windows.total.max.records; 32 bytes each). Each group keeps its own window
+    /// of a partition, so records waiting unfinished (delayed jobs) are kept once per group
+    /// that reads them: without this, 1,000 groups reading 100,000 delayed jobs of one
+    /// partition kept 3.2 GB. Past it, a window still grows to its partition's record locks
+    /// (`share.partition.max.record.locks`; eleven times that with per-key ordering), enough to
+    /// hand out what it holds, but reads no further behind records waiting unfinished until
+    /// some finish.
     public var shareWindowsTotalMaxRecords = 8_000_000
     /// The most share groups the broker keeps (group.share.max.groups): a group counts while it
     /// has members or share state (start offsets, windows), until DeleteGroups or

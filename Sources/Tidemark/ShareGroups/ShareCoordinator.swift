@@ -20,7 +20,7 @@ import TidemarkStorage
 /// (`share.partition.max.record.locks`), partitions per session and per group (those of the
 /// topics in the broker). So the share state is at most groups x partitions windows, whose
 /// entries are bounded per window (`shareWindowMaxRecords`) and together
-/// (`shareWindowsTotalMaxRecords`, beyond each window's record locks).
+/// (`shareWindowsTotalMaxRecords`, beyond a floor per window of its record locks' worth).
 public final class ShareCoordinator: Sendable {
     struct PartitionKey: Hashable, Sendable {
         var group: String
@@ -57,14 +57,23 @@ public final class ShareCoordinator: Sendable {
             known[group] = n > 1 ? n - 1 : nil
         }
 
-        /// Adds `slot` under `key`, counting a new one toward its group.
+        /// Adds `slot` under `key`, counting a new one toward its group, and its window's
+        /// entries instead of those of the slot it replaces.
         mutating func insertSlot(_ slot: Slot, at key: PartitionKey) {
-            if slots.updateValue(slot, forKey: key) == nil { retain(key.group) }
+            windowRecords += slot.state.entries.keptCount
+            if let old = slots.updateValue(slot, forKey: key) {
+                windowRecords = max(0, windowRecords - old.state.entries.keptCount)
+            } else {
+                retain(key.group)
+            }
         }
 
-        /// Removes the slot under `key`, if any, and its count toward its group.
+        /// Removes the slot under `key`, if any, its count toward its group and its window's entries.
         mutating func removeSlot(_ key: PartitionKey) {
-            if slots.removeValue(forKey: key) != nil { release(key.group) }
+            if let old = slots.removeValue(forKey: key) {
+                windowRecords = max(0, windowRecords - old.state.entries.keptCount)
+                release(key.group)
+            }
         }
 
         /// Sets or drops `group`'s membership state, counting it toward the group.
@@ -109,7 +118,6 @@ public final class ShareCoordinator: Sendable {
                 Slot(state: partition, topicId: key.topicId),
                 at: PartitionKey(group: key.group, topicPartition: TopicPartition(topic, key.partition)))
         }
-        initial.windowRecords = initial.slots.values.reduce(0) { $0 + $1.state.entries.keptCount }
         state = Mutex(initial)
         let now = clock()
         state.withLock { s in
@@ -456,10 +464,13 @@ public final class ShareCoordinator: Sendable {
     /// How many more entries `partition`'s window may keep: its own bound
     /// (`ShareSettings.maxWindow`), and the broker-wide one
     /// (`GroupOptions.shareWindowsTotalMaxRecords`, with `othersKept` kept by the other
-    /// windows) once it keeps its record locks' worth.
+    /// windows) once it keeps its record locks' worth (with per-key ordering, eleven times that).
     func windowRoom(_ partition: SharePartition, _ settings: ShareSettings, othersKept: Int) -> Int {
         let kept = partition.entries.keptCount
-        let shared = max(settings.maxInFlight - kept, options.shareWindowsTotalMaxRecords - othersKept - kept)
+        // The floor: what the window may hold in flight, and with per-key ordering the records
+        // waiting behind their keys (ten times that), so one busy key does not stop the others.
+        let floor = settings.keyOrdering ? settings.maxInFlight * 11 : settings.maxInFlight
+        let shared = max(floor - kept, options.shareWindowsTotalMaxRecords - othersKept - kept)
         return min(settings.maxWindow - kept, shared)
     }
 

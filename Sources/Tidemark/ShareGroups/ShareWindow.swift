@@ -13,7 +13,9 @@
 ///   are *cut*: `cutFinished` drops their entries and keeps the positions of the others
 ///   (`positions`). A cut position reads as `cutEntry` (acknowledged: an archived record cut
 ///   reads so too, and its delivery count is not kept). The memory a window takes follows the
-///   records it keeps, not the distance from its start to its end.
+///   records it keeps, not the distance from its start to its end: once they are under a
+///   quarter of its storage's capacity (over `shrinkThreshold`), the storage is given back
+///   (`shrinkIfSparse`), so a window that drained does not keep its peak.
 ///
 /// Positions in `positions` are absolute: position `p` of the window is `base + p`. While
 /// nothing is cut, the kept entries are exactly `base..<end` and an entry is found by
@@ -39,6 +41,8 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
 
     /// Dropped entries are kept (not moved over) while fewer than this.
     static let compactionThreshold = 1024
+    /// Storage of at most this capacity is kept however little it holds.
+    static let shrinkThreshold = 4096
 
     init() {}
     init(_ entries: [Entry]) {
@@ -138,6 +142,27 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
             positions.removeFirst(head)
             head = 0
         }
+        shrinkIfSparse()
+    }
+
+    /// Gives memory back once the kept entries are under a quarter of the storage's capacity
+    /// (over `shrinkThreshold`): they are copied into storage of twice their number. The
+    /// copy is amortized against the drops or cuts that made the gap (at least half of what
+    /// the last copy kept).
+    private mutating func shrinkIfSparse() {
+        guard Swift.max(storage.capacity, positions.capacity) > Self.shrinkThreshold,
+            keptCount * 4 < Swift.max(storage.capacity, positions.capacity)
+        else { return }
+        let capacity = Swift.max(keptCount * 2, Self.shrinkThreshold / 2)
+        var entries: [Entry] = []
+        var places: [Int] = []
+        entries.reserveCapacity(capacity)
+        places.reserveCapacity(capacity)
+        entries.append(contentsOf: storage[head...])
+        places.append(contentsOf: positions[head...])
+        storage = entries
+        positions = places
+        head = 0
     }
 
     mutating func removeAll() {
@@ -161,6 +186,7 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
         storage.removeLast(storage.count - write)
         positions.removeLast(positions.count - write)
         head = 0
+        shrinkIfSparse()
         return cut
     }
 
@@ -199,8 +225,9 @@ struct ShareWindow: RandomAccessCollection, MutableCollection, Sendable, Equatab
         }
     }
 
-    /// Entries held in memory, dropped ones included: for tests of the bound.
+    /// Entries held in memory, dropped ones included, and room for them: for tests of the bound.
     var storedCount: Int { storage.count }
+    var capacity: Int { Swift.max(storage.capacity, positions.capacity) }
 
     /// Equal records: a finished record equals another finished one (a cut one keeps neither
     /// which of acknowledged or archived it was, nor its delivery count).

@@ -9,6 +9,10 @@ back and stops polling for a while, so only the other one can take what comes ba
            ACCEPTed + commit_sync, which makes the second one available; its receipt is timed.
   delayed: one job with tidemark.deliver.at 500 ms ahead, while both workers wait; the time
            from that instant to its receipt is timed.
+  expired: one job; the worker that gets it holds it without a word (a worker that hung);
+           the time from its lock running out (receipt + the group's 1 s lock, set by
+           run_redelivery.sh) to the other worker's receipt is timed. The silent worker then
+           closes and a new one takes its place.
 Prints one line: MODE rounds N done N latency_ms p50 P mean M max X.
 
   redelivery.py BOOTSTRAP ROUNDS MODE
@@ -26,14 +30,26 @@ state = {"t0": None, "paused": None, "lat": [], "round": 0}
 stop = threading.Event()
 
 
-def worker(name):
+LOCK_S = 1.0  # expired: the group's share.record.lock.duration.ms
+
+
+def consumer():
     c = ShareConsumer({"bootstrap.servers": boot, "group.id": "workers",
                        "share.acknowledgement.mode": "explicit", "max.poll.records": 1})
     c.subscribe(["jobs"])
+    return c
+
+
+def worker(name):
+    c = consumer()
+    silent = False
     while not stop.is_set():
         if state["paused"] == name:
             time.sleep(0.01)
             continue
+        if silent:
+            c.close()
+            c, silent = consumer(), False
         for m in c.poll(timeout=0.5) or []:
             if m.error():
                 continue
@@ -46,6 +62,9 @@ def worker(name):
                     c.commit_sync()
                     state["round"] += 1
                     continue
+                if mode == "expired" and state["t0"] is None:
+                    state["t0"], state["paused"], silent = now + LOCK_S, name, True
+                    continue
                 giving_back = state["t0"] is None if mode == "release" else m.value().startswith(b"a")
                 if giving_back:
                     kind = AcknowledgeType.RELEASE if mode == "release" else AcknowledgeType.ACCEPT
@@ -54,7 +73,7 @@ def worker(name):
                     state["t0"], state["paused"] = time.time(), name
                     continue
                 if state["t0"] is not None:
-                    state["lat"].append(max(0.0, now - state["t0"]))
+                    state["lat"].append(now - state["t0"] if mode == "expired" else max(0.0, now - state["t0"]))
                 state["t0"], state["paused"] = None, None
                 c.acknowledge(m, AcknowledgeType.ACCEPT)
                 c.commit_sync()
@@ -77,7 +96,7 @@ for r in range(rounds):
     t = time.time()
     while state["round"] < want and time.time() - t < 5:
         time.sleep(0.005)
-    time.sleep(0.05)
+    time.sleep(2.0 if mode == "expired" else 0.05)  # expired: the silent worker's replacement joins
 stop.set()
 for t in threads:
     t.join()

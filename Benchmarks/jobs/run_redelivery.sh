@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Redelivery to a waiting worker (see redelivery.py): a released job, the next job of a key
-# after an accept, and a delayed job coming due, timed until a waiting worker has it. For TIDEMARK_BIN and, when
+# after an accept, a delayed job coming due, and a job whose worker went silent once its lock
+# (1 s) runs out, timed until a waiting worker has it. For TIDEMARK_BIN and, when
 # set, BASELINE_BIN, alternated over ROUNDS.
 #
 #   Benchmarks/jobs/run_redelivery.sh          (from the project root; ~10 s per run)
@@ -15,9 +16,12 @@ TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
 ensure_share_python
 run() { # run LABEL BIN MODE
   start_jobs_topic "$2" "$3"
+  if [ "$3" = expired ]; then
+    "$2" groups configure workers --set share.record.lock.duration.ms=1000 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
+  fi
   echo -n "$1 "
   "$TM_PY" "$HERE/redelivery.py" "127.0.0.1:$TM_PORT" "$N" "$3" 2> >(grep -v SHARECONSUMER >&2) || true
   stop_tidemark
 }
 echo "# redelivery N=$N ROUNDS=$ROUNDS $(date -u +%FT%TZ)"
-alternate_runs release keyed delayed
+alternate_runs ${MODES:-release keyed delayed expired}

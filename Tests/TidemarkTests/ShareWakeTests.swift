@@ -125,9 +125,54 @@ import TidemarkStorage
         #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == nil, "due now: nothing to wait for")
         #expect(acquire() == [1])
         #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == 5_000)
-        // Per-key ordering keeps no such time: its polls wake on their timer.
+        // Per-key ordering keeps no such time: its polls wake on their timer, or when the
+        // lock of the job just acquired runs out (30 s).
         try await broker.alterGroupConfig("workers", changes: [.set("share.key.ordering", "true")])
-        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == nil)
+        #expect(broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) == 30_000)
+        try await broker.close()
+    }
+
+    /// A long poll that found nothing also wakes when the earliest record lock runs out (a job
+    /// whose worker went silent), not at the next maintenance pass; with per-key ordering too.
+    @Test func aPollKnowsWhenTheNextLockRunsOut() async throws {
+        let dir = TemporaryDirectory()
+        let timers = TestClock(5_000)
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 2)
+        let tp = TopicPartition("jobs", 0)
+        func acquire(_ member: String) -> [Int64] {
+            broker.shares.acquire(group: "workers", member: member, partitions: [tp], maxRecords: 1, view: broker.shareLogView)
+                .first?.offsets ?? []
+        }
+        func due() -> Int64? { broker.shares.msUntilNextDue(group: "workers", partitions: [tp]) }
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        #expect(acquire("w1") == [0])  // locked until 35,000 (30 s locks)
+        #expect(due() == 30_000)
+        timers.advance(10_000)
+        #expect(acquire("w1") == [1])  // until 45,000
+        #expect(due() == 20_000)
+        // Accepting the first leaves its deadline as the bound until an acquire walks the locks:
+        // a poll may wake once for nothing, never late.
+        let accepted = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(0, .accept)]], allowRenew: false, view: broker.shareLogView)
+        #expect(accepted.error == nil)
+        #expect(due() == 20_000)
+        _ = ShareCoordinatorTests.join(broker, "w2")
+        #expect(ShareCoordinatorTests.openSession(broker, "w2", tp).error == nil)
+        timers.advance(20_000)
+        #expect(due() == nil, "the bound has come: nothing to wait for")
+        #expect(acquire("w2") == [], "the second job's lock runs to 45,000")
+        #expect(due() == 10_000)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.key.ordering", "true")])
+        #expect(due() == 10_000)
+        timers.advance(10_000)
+        #expect(acquire("w2") == [1], "w1 went silent: its job goes to w2 when its lock runs out")
+        #expect(due() == 30_000)
         try await broker.close()
     }
 }

@@ -10,17 +10,23 @@ extension ShareCoordinator {
     }
 
     /// Milliseconds until the earliest delay or retry backoff in `partitions` that their last
-    /// acquire passed over ends (`SharePartition.nextDueMs`), when that is in the future: a long
-    /// poll that found nothing wakes then, not at its next 200 ms timer (a delayed job went out
-    /// up to 200 ms late). nil with per-key ordering (its searches keep no such time).
+    /// acquire passed over ends (`SharePartition.nextDueMs`; not with per-key ordering, whose
+    /// searches keep no such time), or the earliest record lock there runs out
+    /// (`SharePartition.nextLockExpiryMs`), when that is in the future: a long poll that found
+    /// nothing wakes then, not at its next 200 ms timer (a delayed job went out up to 200 ms
+    /// late) or the next maintenance pass (a job whose lock ran out, up to a second late).
     public func msUntilNextDue(group: String, partitions: some Sequence<TopicPartition>) -> Int64? {
-        guard !settings(group).keyOrdering else { return nil }
+        let keyOrdering = settings(group).keyOrdering
         let now = clock()
         let due = state.withLock { s -> Int64? in
             var earliest: Int64? = nil
+            func consider(_ due: Int64?) {
+                if let due, due > now { earliest = min(earliest ?? due, due) }
+            }
             for tp in partitions {
-                guard let due = s.slots[PartitionKey(group: group, topicPartition: tp)]?.state.nextDueMs, due > now else { continue }
-                earliest = min(earliest ?? due, due)
+                guard let index = s.slots.index(forKey: PartitionKey(group: group, topicPartition: tp)) else { continue }
+                if !keyOrdering { consider(s.slots.values[index].state.nextDueMs) }
+                consider(s.slots.values[index].state.nextLockExpiryMs)
             }
             return earliest
         }

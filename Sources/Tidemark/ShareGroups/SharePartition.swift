@@ -106,6 +106,14 @@ struct SharePartition: Sendable, Equatable {
         candidateFloorUntilMs > .min && candidateFloorUntilMs < .max ? candidateFloorUntilMs : nil
     }
 
+    /// No lock here runs out before this (timer-clock ms; a lower bound, exact after a walk of
+    /// `expireLocks`, which every acquire makes once it is reached): a poll that found nothing
+    /// waits until then at most, so a job whose worker went silent reaches a waiting worker
+    /// when its lock runs out, not at the next maintenance pass. nil when nothing is held.
+    var nextLockExpiryMs: Int64? {
+        locksExpireNoSoonerThan < .max && holdsAny ? locksExpireNoSoonerThan : nil
+    }
+
     private mutating func lowerCandidateFloor(to offset: Int64) {
         if offset < candidateFloor { candidateFloor = offset }
     }

@@ -139,7 +139,7 @@ extension Broker {
         }
         await groups.tick(logger: logger)
         await shares.tick(logger: logger) { offerShareRecords($0) }
-        await writeDeadLetters()
+        await writeDeadLettersUnlessRunning()
     }
 }
 

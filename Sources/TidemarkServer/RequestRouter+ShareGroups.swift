@@ -259,7 +259,7 @@ extension RequestRouter {
             if let error {
                 for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
             }
-            if deadLettersPending { Task { [broker] in await broker.writeDeadLetters() } }
+            if deadLettersPending { Task { [broker] in await broker.writeDeadLettersUnlessRunning() } }
             var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
             for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
                 var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))

@@ -631,6 +631,22 @@ import TidemarkStorage
         }
     }
 
+    /// Acquires `count` records of orders-0 as member "w" and rejects `offsets` of them
+    /// through the coordinator, not a ShareConsumer: its commit starts a dead-letter pass of
+    /// its own, which would write and mark the copies a test means to leave unmarked.
+    static func reject(_ broker: Broker, acquiring count: Int, _ offsets: [Int64]) {
+        let tp = TopicPartition("orders", 0)
+        let view = broker.shareLogView
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "billing", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["orders"]))
+        _ = broker.shares.updateSession(
+            group: "billing", member: "w", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(broker.shares.acquire(group: "billing", member: "w", partitions: [tp], maxRecords: count, view: view).first?.offsets.count == count)
+        let rejected = broker.shares.updateSession(
+            group: "billing", member: "w", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: offsets.map { ShareAcknowledgement($0, .reject) }], allowRenew: false, view: view)
+        #expect(rejected.error == nil)
+    }
+
     static func deadLetters(_ broker: Broker) async throws -> [ConsumerRecord] {
         guard let result = try? await broker.fetch(topic: "dlq.orders", partition: 0, offset: 0, maxBytes: 1 << 20),
             let slice = result.slice
@@ -709,6 +725,35 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// `writeDeadLetters()` waits for a pass already running, then makes its own: what was
+    /// pending when it was called is written when it returns. (It returned at once while a
+    /// pass ran, the one a worker's commit starts, and a caller read the topic too early.)
+    @Test func aPassWaitsForTheRunningOneThenWrites() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await Self.setUp(broker)
+        #expect(broker.shares.deadLetterPasses.tryEnter())  // a pass runs
+        Self.reject(broker, acquiring: 3, [0])
+        final class Done: Sendable { let flag = Atomic<Bool>(false) }
+        let done = Done()
+        let caller = Task {
+            await broker.writeDeadLetters()
+            done.flag.store(true, ordering: .releasing)
+        }
+        await broker.writeDeadLettersUnlessRunning()  // gives up at once
+        try await Task.sleep(for: .milliseconds(200))
+        let waited = !done.flag.load(ordering: .acquiring)
+        #expect(waited)
+        #expect(try await Self.deadLetters(broker).isEmpty)
+        broker.shares.deadLetterPasses.leave()
+        await caller.value
+        let finished = done.flag.load(ordering: .acquiring)
+        #expect(finished)
+        #expect(try await Self.deadLetters(broker).count == 1)
+        #expect(broker.shares.pendingDeadLetters().isEmpty)
+        try await broker.close()
+    }
+
     /// A copy appended but not marked (a crash right after the append) is recognised when
     /// it is written again after the restart: the topic holds it once.
     @Test func aCopyMadeAgainAfterACrashIsNotDuplicated() async throws {
@@ -716,11 +761,7 @@ import TidemarkStorage
         do {
             let broker = try await Broker.open(dataDirectory: dir.path)
             try await Self.setUp(broker)
-            let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
-            for job in try await worker.poll(timeout: .milliseconds(100)) where job.value == Array("bad".utf8) {
-                worker.acknowledge(job, .reject)
-            }
-            try await worker.commit()
+            Self.reject(broker, acquiring: 3, [0])  // "bad"
             await broker.writeDeadLetters(marking: false)
             #expect(try await Self.deadLetters(broker).count == 1)
             #expect(broker.shares.pendingDeadLetters().first?.letters.count == 1)
@@ -748,9 +789,7 @@ import TidemarkStorage
             var builder = RecordBatchBuilder()
             for i in 0..<count { builder.append(timestamp: 1_000, key: nil, value: Array("job-\(i)".utf8)) }
             _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
-            let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
-            for job in try await worker.poll(maxRecords: count, timeout: .milliseconds(200)) { worker.acknowledge(job, .reject) }
-            try await worker.commit()
+            Self.reject(broker, acquiring: count, Array(0..<Int64(count)))
             await broker.writeDeadLetters(marking: false)
             #expect(try await Self.deadLetters(broker).count == count)
             try await broker.close()

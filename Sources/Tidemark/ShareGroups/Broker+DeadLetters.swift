@@ -13,14 +13,28 @@ extension Broker {
     ///
     /// The dead-letter topic is created on first use with errors.deadletterqueue.group.enable
     /// =true; an existing topic without it is never written (its letters wait, and the problem
-    /// is logged once). Runs one pass at a time; maintenance calls it every second.
+    /// is logged once). One pass runs at a time: this waits for a running one, then makes its
+    /// own, so the letters pending when it is called are written (or their problem logged)
+    /// when it returns.
     public func writeDeadLetters() async { await writeDeadLetters(marking: true) }
+
+    /// A pass unless one runs (that one, or the maintenance pass a second later, writes what is
+    /// pending): after an acknowledgement that made dead letters, and every second.
+    public func writeDeadLettersUnlessRunning() async {
+        guard shares.deadLetterPasses.tryEnter() else { return }
+        await pass(marking: true)
+    }
 
     /// `marking: false` leaves the copies unmarked, as a crash right after the appends would
     /// (tests of the exactly-once copy).
     func writeDeadLetters(marking: Bool) async {
-        guard shares.writingDeadLetters.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
-        defer { shares.writingDeadLetters.store(false, ordering: .releasing) }
+        await shares.deadLetterPasses.enter()
+        await pass(marking: marking)
+    }
+
+    /// One pass, the gate taken; leaves it.
+    private func pass(marking: Bool) async {
+        defer { shares.deadLetterPasses.leave() }
         for pending in shares.pendingDeadLetters() {
             guard let topic = groupConfigs.explicit(pending.group)["errors.deadletterqueue.topic.name"], !topic.isEmpty else {
                 shares.dropDeadLetters(group: pending.group)

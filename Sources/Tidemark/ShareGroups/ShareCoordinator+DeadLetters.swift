@@ -58,3 +58,52 @@ extension ShareCoordinator {
         }
     }
 }
+
+/// Lets one pass run at a time: `enter` waits for a running pass to end (a caller that must
+/// see its own pass: `Broker.writeDeadLetters()`), `tryEnter` gives up at once (one that only
+/// asks for a pass, after each acknowledgement that made dead letters: a running pass, or the
+/// maintenance pass a second later, writes them). Waiting callers are the public API's.
+///
+/// Concurrency: the mutex owns whether a pass runs and the callers waiting, resumed one at a
+/// time in order by `leave`.
+final class PassGate: Sendable {
+    private struct State {
+        var running = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func tryEnter() -> Bool {
+        state.withLock { s in
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+    }
+
+    func enter() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if !s.running {
+                    s.running = true
+                    return true
+                }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Ends a pass: the next waiter's begins (the gate stays taken), or the gate opens.
+    func leave() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty {
+                s.running = false
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -96,8 +96,8 @@ public final class ShareCoordinator: Sendable {
     let wallClock: @Sendable () -> Int64
     /// Internal (not private) for the extensions in `ShareCoordinator+DeadLetters.swift`.
     let state: Mutex<State>
-    /// One dead-letter writer at a time (`Broker.writeDeadLetters`).
-    let writingDeadLetters = Atomic<Bool>(false)
+    /// One dead-letter pass at a time (`Broker.writeDeadLetters`).
+    let deadLetterPasses = PassGate()
     /// Dead-letter problems already logged (logged once until they clear).
     let deadLetterProblems = Mutex<Set<String>>([])
 

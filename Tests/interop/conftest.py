@@ -1,4 +1,5 @@
 """Fixtures for the interop tests: a real `tidemark serve` on a free loopback port."""
+import contextlib
 import faulthandler
 import os
 import shutil
@@ -135,16 +136,25 @@ class Broker:
         self.start()
 
 
-@pytest.fixture
-def broker():
-    root = tempfile.mkdtemp(prefix="tidemark-interop-")
-    node = Broker(os.path.join(root, "data"), free_port())
+@contextlib.contextmanager
+def serving(prefix="tidemark-interop-", configs=()):
+    """A started `tidemark serve` in a directory of its own, with `--config` for each of
+    `configs` ("key=value"); stopped and removed at the end."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    extra = [arg for config in configs for arg in ("--config", config)]
+    node = Broker(os.path.join(root, "data"), free_port(), extra=extra)
     node.start()
     try:
         yield node
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def broker():
+    with serving() as node:
+        yield node
 
 
 def unique(name):

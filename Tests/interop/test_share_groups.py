@@ -2,33 +2,23 @@
 `tidemark serve`: job-queue consumption with per-record locks, acknowledgements, delivery
 counts, redelivery, and a kill -9 of the broker in the middle."""
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import BINARY, Broker, free_port, unique
+from conftest import BINARY, Broker, free_port, serving, unique
 from helpers import metric, share_fetches_while_polling, share_poll_until_error
 
 
 @pytest.fixture
 def share_broker():
     """Short locks and heartbeats so that expiry and redelivery happen in a test's time."""
-    root = tempfile.mkdtemp(prefix="tidemark-share-")
-    node = Broker(os.path.join(root, "data"), free_port(), extra=[
-        "--config", "group.share.record.lock.duration.ms=3000",
-        "--config", "group.share.heartbeat.interval.ms=500",
-    ])
-    node.start()
-    try:
+    with serving("tidemark-share-", ["group.share.record.lock.duration.ms=3000",
+                                     "group.share.heartbeat.interval.ms=500"]) as node:
         yield node
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _topic(bootstrap, name, partitions):

@@ -3,12 +3,10 @@ must not stop the jobs behind it once more of them have gone through than the wi
 (group.share.window.max.records), and what was accepted stays accepted across a kill -9.
 And the windows of all groups together stay within group.share.windows.total.max.records."""
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 
-from conftest import BINARY, Broker, free_port, unique
+from conftest import BINARY, serving, unique
 from helpers import metric
 
 
@@ -47,13 +45,8 @@ def _consume(bootstrap, topic, group, want, seconds):
 def test_a_job_delayed_until_tomorrow_does_not_stop_the_jobs_behind_it():
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-    root = tempfile.mkdtemp(prefix="tidemark-window-")
-    node = Broker(os.path.join(root, "data"), free_port(), extra=[
-        "--config", "group.share.window.max.records=1000",
-        "--config", "group.share.heartbeat.interval.ms=500",
-    ])
-    node.start()
-    try:
+    with serving("tidemark-window-", ["group.share.window.max.records=1000",
+                                      "group.share.heartbeat.interval.ms=500"]) as node:
         bootstrap = node.bootstrap
         topic, group = unique("window"), unique("window-workers")
         admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -88,9 +81,6 @@ def test_a_job_delayed_until_tomorrow_does_not_stop_the_jobs_behind_it():
         assert producer.flush(30) == 0
         again = _consume(bootstrap, topic, group, len(later) + 1, 8)
         assert sorted(again) == sorted(later), again
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_groups_reading_the_same_delayed_jobs_stay_within_the_broker_wide_bound():
@@ -101,13 +91,8 @@ def test_groups_reading_the_same_delayed_jobs_stay_within_the_broker_wide_bound(
     first group is deleted, the second reads on."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-    root = tempfile.mkdtemp(prefix="tidemark-windows-")
-    node = Broker(os.path.join(root, "data"), free_port(), extra=[
-        "--config", "group.share.windows.total.max.records=10000",
-        "--config", "group.share.partition.max.record.locks=500",
-    ])
-    node.start()
-    try:
+    with serving("tidemark-windows-", ["group.share.windows.total.max.records=10000",
+                                       "group.share.partition.max.record.locks=500"]) as node:
         bootstrap = node.bootstrap
         topic = unique("windows")
         first, second, third = unique("windows-a"), unique("windows-b"), unique("windows-c")
@@ -148,6 +133,3 @@ def test_groups_reading_the_same_delayed_jobs_stay_within_the_broker_wide_bound(
         assert deleted.returncode == 0, deleted.stdout + deleted.stderr
         assert sorted(_consume(bootstrap, topic, second, 10, 30)) == sorted(now)
         assert _describe_row(bootstrap, second, topic)[0]["END"] == "6010"
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)

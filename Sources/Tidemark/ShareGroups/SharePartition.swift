@@ -68,7 +68,6 @@ struct SharePartition: Sendable, Equatable {
         }
     }
 
-
     /// An acquired record leaves its holder.
     private mutating func unheld(_ entry: Entry) {
         if entry.state == .acquired && entry.owner > 0 { heldCounts[Int(entry.owner) - 1] -= 1 }
@@ -106,10 +105,7 @@ struct SharePartition: Sendable, Equatable {
         candidateFloorUntilMs > .min && candidateFloorUntilMs < .max ? candidateFloorUntilMs : nil
     }
 
-    /// No lock here runs out before this (timer-clock ms; a lower bound, exact after a walk of
-    /// `expireLocks`, which every acquire makes once it is reached): a poll that found nothing
-    /// waits until then at most, so a job whose worker went silent reaches a waiting worker
-    /// when its lock runs out, not at the next maintenance pass. nil when nothing is held.
+    /// No lock runs out before this (nil when none is held): an idle poll waits until then at most.
     var nextLockExpiryMs: Int64? {
         locksExpireNoSoonerThan < .max && holdsAny ? locksExpireNoSoonerThan : nil
     }

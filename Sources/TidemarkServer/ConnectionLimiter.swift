@@ -19,8 +19,11 @@ import TidemarkStorage
 /// limit is their budget). A client opening connections until the process has no descriptor
 /// left would make partitions fail to open their segments, and no other client could connect.
 ///
-/// Concurrency: a Mutex owns the counts; it is taken once when a connection is accepted and
-/// once when it closes, never on the request path.
+/// It also keeps the open connections themselves, so that a stopping server can close them
+/// while its event loops still run (`KafkaServer.stop`).
+///
+/// Concurrency: a Mutex owns the counts and the connections; it is taken once when a
+/// connection is accepted and once when it closes, never on the request path.
 final class ConnectionLimiter: Sendable {
     let maxConnections: Int
     let maxPerAddress: Int
@@ -35,6 +38,8 @@ final class ConnectionLimiter: Sendable {
         /// The listening channel, and whether it should stop accepting (at `maxConnections`).
         var listener: (any Channel)? = nil
         var full = false
+        /// The connections admitted and not closed (as many as `open`).
+        var channels: [ObjectIdentifier: any Channel] = [:]
     }
 
     private let state = Mutex(State())
@@ -77,10 +82,10 @@ final class ConnectionLimiter: Sendable {
         case maxConnectionsPerIp = "max.connections.per.ip"
     }
 
-    /// Admits a connection from `address` (nil: unknown), or says which limit refuses it.
-    /// The connection that reaches `maxConnections` stops accepting, until one closes; one
-    /// accepted past it all the same (an accept already under way) is refused.
-    func admit(_ address: String?) -> Refusal? {
+    /// Admits `channel`, a connection from `address` (nil: unknown), or says which limit
+    /// refuses it. The connection that reaches `maxConnections` stops accepting, until one
+    /// closes; one accepted past it all the same (an accept already under way) is refused.
+    func admit(_ channel: any Channel, from address: String?) -> Refusal? {
         let (refusal, warning, pause) = state.withLock { s -> (Refusal?, (open: Int, refused: Int)?, (any Channel)?) in
             var refusal: Refusal? = nil
             if s.open >= maxConnections {
@@ -90,6 +95,7 @@ final class ConnectionLimiter: Sendable {
             }
             if refusal == nil {
                 s.open += 1
+                s.channels[ObjectIdentifier(channel)] = channel
                 if maxPerAddress < Int.max, let address { s.perAddress[address, default: 0] += 1 }
             } else {
                 s.refusedSinceLog += 1
@@ -122,9 +128,10 @@ final class ConnectionLimiter: Sendable {
     }
 
     /// A connection `admit` let in has closed.
-    func release(_ address: String?) {
+    func release(_ channel: any Channel, from address: String?) {
         let resume = state.withLock { s -> (any Channel)? in
             s.open -= 1
+            s.channels.removeValue(forKey: ObjectIdentifier(channel))
             if maxPerAddress < Int.max, let address, let count = s.perAddress[address] {
                 s.perAddress[address] = count > 1 ? count - 1 : nil
             }
@@ -137,6 +144,9 @@ final class ConnectionLimiter: Sendable {
 
     /// Connections admitted and not yet closed.
     var open: Int { state.withLock { $0.open } }
+
+    /// The connections admitted and not yet closed.
+    var connections: [any Channel] { state.withLock { Array($0.channels.values) } }
 }
 
 /// On the listening channel: when accept fails for want of descriptors or memory (EMFILE,

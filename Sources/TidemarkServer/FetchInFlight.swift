@@ -177,7 +177,10 @@ final class FetchInFlight {
         }
         // min_bytes counts up to what the response may hold (Kafka caps it the same way).
         let enough = min(Int(request.minBytes), min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), router.config.fetchMaxBytes))
-        if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.empty.isEmpty || router.broker.isClosed {
+        // A stopping server answers a woken poll at once (`KafkaServer.stop` waits for it).
+        if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.empty.isEmpty || router.broker.isClosed
+            || router.draining.load(ordering: .relaxed)
+        {
             finish(pass.response)
             return
         }

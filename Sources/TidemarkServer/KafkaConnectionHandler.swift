@@ -241,8 +241,12 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let router = self.router
         let bytes = frame.bytes
         let host = clientHost
+        // Counted until its outcome is back on the loop, past `handle`'s own count: a stopping
+        // server shuts its loops down only once nothing is on its way to one.
+        router.inFlight.add(1, ordering: .relaxed)
         promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handle(bytes) } }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
+            router.inFlight.subtract(1, ordering: .relaxed)
             self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
         }
     }

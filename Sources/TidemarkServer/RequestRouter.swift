@@ -42,7 +42,9 @@ final class RequestRouter: Sendable {
     let logger: Logger
     /// The port actually bound (when the configured one is 0), for advertising.
     let boundPort: Int
-    /// Requests being handled now, so a shutdown can wait for their answers.
+    /// Requests being handled now, so a shutdown can wait for their answers: from start until
+    /// their outcome is on their connection's loop (a request run by a task counts until its
+    /// hop back to the loop, `KafkaConnectionHandler.start`).
     let inFlight = Atomic<Int>(0)
     /// The server is stopping: connections start no new request, and close once the one
     /// they run is answered (`KafkaServer.stop`).

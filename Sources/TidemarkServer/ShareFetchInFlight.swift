@@ -182,7 +182,10 @@ final class ShareFetchInFlight {
         // The appends that woke this poll: passed on where records are left.
         watches.passWakes()
         let records = acquired.contains { $0.error == nil }
-        if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed {
+        // A stopping server answers a woken poll at once (`KafkaServer.stop` waits for it).
+        if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed
+            || router.draining.load(ordering: .relaxed)
+        {
             stopWaiting()
             return read(acquired, from: 0)
         }

@@ -1,0 +1,66 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+import TidemarkServer
+import TidemarkStorage
+import TidemarkWire
+
+/// `KafkaServer.stop`: what a stop does to the clients connected.
+extension ServerTests {
+    @Suite(.serialized) struct StopTests {
+        /// Long polls waiting when the server stops (two fetches, a share fetch) are answered at
+        /// once, every connection is closed by the stop itself, and the stop does not sit out
+        /// its grace period. (A woken poll found nothing new, watched again and waited for its
+        /// deadline: the stop took the whole grace, here 20 s.)
+        @Test func aStopAnswersWaitingLongPollsAtOnce() async throws {
+            let dir = TemporaryDirectory()
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            var config = ServerConfig()
+            config.port = 0
+            config.eventLoops = 2
+            let server = try await KafkaServer.start(broker: broker, config: config)
+            do {
+                let (worker, topicId, notifiers) = try await ServerTests.watchedTopic(server, "quiet", partitions: 1)
+                try ServerTests.sendShareFetch(worker, topicId: topicId, epoch: 0, correlation: 5, maxWaitMs: 30_000)
+                // Two more connections, one on each loop.
+                let pollers = try (0..<2).map { _ in try RawClient(port: server.boundPort) }
+                for (i, poller) in pollers.enumerated() {
+                    try poller.request(
+                        .fetch, version: 11, correlation: Int32(10 + i), ResourceBoundTests.fetch("quiet", [(0, 0)], maxWaitMs: 30_000))
+                }
+                // All three wait (nothing to read).
+                let waiting = ContinuousClock.now + .seconds(60)
+                while notifiers[0].waiterCount < 3 && ContinuousClock.now < waiting {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(notifiers[0].waiterCount == 3)
+                #expect(server.openConnections == 3)
+                let started = ContinuousClock.now
+                await server.stop(graceMs: 20_000)
+                let took = ContinuousClock.now - started
+                #expect(took < .seconds(10), "the stop took \(took)")
+                #expect(server.openConnections == 0)
+                #expect(notifiers[0].waiterCount == 0)
+
+                let (correlation, body) = try #require(await worker.response(), "the share poll was not answered")
+                #expect(correlation == 5)
+                let shared = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+                #expect(shared.errorCode == 0)
+                #expect(await worker.closedWithoutAnswer())
+                for (i, poller) in pollers.enumerated() {
+                    let (correlation, body) = try #require(await poller.response(), "poll \(i) was not answered")
+                    #expect(correlation == Int32(10 + i))
+                    let answer = try FetchResponse.decode(body, version: 11, flexible: false)
+                    #expect(answer.topics.first?.partitions.first?.errorCode == 0)
+                    #expect(await poller.closedWithoutAnswer())
+                }
+            } catch {
+                await server.stop()
+                try await broker.close()
+                throw error
+            }
+            try await broker.close()
+        }
+    }
+}

@@ -246,8 +246,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         router.inFlight.add(1, ordering: .relaxed)
         promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handle(bytes) } }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
-            router.inFlight.subtract(1, ordering: .relaxed)
             self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
+            router.inFlight.subtract(1, ordering: .relaxed)
         }
     }
 

@@ -37,7 +37,8 @@ public final class KafkaServer: Sendable {
     private let budget: RequestMemoryBudget
     /// The open connections (`stop` closes them while the loops run).
     private let limiter: ConnectionLimiter
-    private let stopped = Atomic<Bool>(false)
+    /// The two steps of a stop, each run once (`drain`, `shutdownLoops`).
+    private let phases = Mutex<(drain: Task<Void, Never>?, loops: Task<Void, Never>?)>((nil, nil))
 
     private init(
         broker: Broker, config: ServerConfig, logger: Logger, group: MultiThreadedEventLoopGroup, channel: any Channel,
@@ -114,28 +115,55 @@ public final class KafkaServer: Sendable {
             budget: budget, limiter: limiter)
     }
 
+    /// `drain`, then `shutdownLoops`: what a program that closes its broker afterwards calls.
+    public func stop(graceMs: Int64 = 5000) async {
+        await drain(graceMs: graceMs)
+        await shutdownLoops()
+    }
+
     /// Stops accepting; connections start no new request and close once the one they run is
     /// answered (requests read but not started are dropped, unanswered: clients retry them);
     /// long polls answer at once with what there is, and so do members parked in a
     /// rebalance. Waits (up to `graceMs`) until every request being handled has been
-    /// answered, closes the remaining connections while the event loops still run and waits
-    /// for their closes, then shuts the loops down. (It used to wait for a moment with nothing
-    /// in flight, which connected consumers never gave it: the whole `serve` stop took 5 s with
-    /// three kcat consumers, now 0.4 s.)
+    /// answered, then closes the remaining connections while the event loops still run and
+    /// waits for their closes. (It used to wait for a moment with nothing in flight, which
+    /// connected consumers never gave it: the whole `serve` stop took 5 s with three kcat
+    /// consumers, now 0.4 s.) Runs once: a later call waits for the first.
     ///
     /// Nothing may be handed to a loop once it has shut down (NIO's "Cannot schedule tasks on
     /// an EventLoop that has already shut down", a crash in later NIO versions). So the loops
-    /// stop last: after every request's answer has reached its loop (`RequestRouter.inFlight`
-    /// counts a request until then, the hop back from a task included), and after every
-    /// connection has closed on its own loop, so that what a close sets off (a closed worker's
-    /// jobs offered to the polls of other connections, on other loops; request memory given
-    /// back to a connection waiting for it) runs while all loops still take work. The loops'
-    /// own shutdown used to close the connections, each loop its own, at once: one loop could
-    /// be gone while a close on another handed it work. A second call returns at once.
-    public func stop(graceMs: Int64 = 5000) async {
-        // Once: a second call would hand the listener's close to a loop already gone, and wait
-        // for it for ever.
-        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+    /// stop last (`shutdownLoops`): after every request's answer has reached its loop
+    /// (`RequestRouter.inFlight` counts a request until then, the hop back from a task
+    /// included), and after every connection has closed on its own loop, so that what a close
+    /// sets off (a closed worker's jobs offered to the polls of other connections, on other
+    /// loops; request memory given back to a connection waiting for it) runs while all loops
+    /// still take work. The loops' own shutdown used to close the connections, each loop its
+    /// own, at once: one loop could be gone while a close on another handed it work.
+    /// `tidemark serve` closes its broker between the two steps: what the close answers (a
+    /// request still waiting when the grace ran out) reaches a loop that still runs.
+    public func drain(graceMs: Int64 = 5000) async {
+        let task = phases.withLock { phases in
+            if let running = phases.drain { return running }
+            let task = Task { await self.drainOnce(graceMs: graceMs) }
+            phases.drain = task
+            return task
+        }
+        await task.value
+    }
+
+    /// Shuts the event loops down, after a `drain` (made now if none was). Runs once.
+    public func shutdownLoops() async {
+        await drain()
+        let task = phases.withLock { phases in
+            if let running = phases.loops { return running }
+            let task = Task { [group] in _ = try? await group.shutdownGracefully() }
+            phases.loops = task
+            return task
+        }
+        await task.value
+    }
+
+    private func drainOnce(graceMs: Int64) async {
         try? await serverChannel.close()
         router.draining.store(true, ordering: .relaxed)
         broker.wakeWaiters()
@@ -143,15 +171,24 @@ public final class KafkaServer: Sendable {
         await waitForRequests(until: deadline)
         // Let the event loops write the last responses out.
         try? await Task.sleep(for: .milliseconds(50))
-        for connection in limiter.connections { connection.close(promise: nil) }
         // Closes take a pass of their loops; a second's bound past the grace is for a machine
-        // whose load keeps a loop from running, not for a normal stop.
+        // whose load keeps a loop from running, not for a normal stop. Asked again while it
+        // waits: a connection accepted as the listener closed is admitted a moment later.
         let closing = max(deadline, ContinuousClock.now + .seconds(1))
-        while limiter.open > 0 && ContinuousClock.now < closing {
+        var closed = Set<ObjectIdentifier>()
+        while ContinuousClock.now < closing {
+            let open = limiter.connections
+            if open.isEmpty { break }
+            for connection in open where closed.insert(ObjectIdentifier(connection)).inserted { connection.close(promise: nil) }
             try? await Task.sleep(for: .milliseconds(5))
         }
         await waitForRequests(until: closing)
-        try? await group.shutdownGracefully()
+        let (requests, connections) = (router.inFlight.load(ordering: .relaxed), limiter.open)
+        if requests > 0 || connections > 0 {
+            logger.warning(
+                "stopping with requests still being handled after the grace period",
+                metadata: ["requests": "\(requests)", "connections": "\(connections)", "grace_ms": "\(graceMs)"])
+        }
     }
 
     /// Waits until no request is being handled, or `deadline`.

@@ -137,9 +137,11 @@ final class RequestRouter: Sendable {
             inFlight.add(1, ordering: .relaxed)
             let started = DispatchTime.now().uptimeNanoseconds
             runOnLoop(parsed, frame: frame, on: loop, connection: connection) { [self] outcome in
-                inFlight.subtract(1, ordering: .relaxed)
                 metrics.record(parsed.api, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), outcome: outcome)
                 done(outcome)
+                // After `done`: what it sets off (request memory granted to a connection of
+                // another loop) is counted too, for a stop that waits for nothing in flight.
+                inFlight.subtract(1, ordering: .relaxed)
             }
             return true
         default:

@@ -372,10 +372,10 @@ final class ShareFetchInFlight {
             entry.acknowledgeErrorCode = error.rawValue
             response.responses.append(.init(topicId: topicId, partitions: [entry]))
         }
-        done(response)
         // What this fetch released or gave back goes to a poll already waiting, now that its
-        // own acquire has taken what it could.
+        // own acquire has taken what it could (before the answer: while it counts in flight).
         for tp in released { broker.offerShareRecords(group: group, tp) }
+        done(response)
     }
 }
 

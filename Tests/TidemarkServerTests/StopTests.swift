@@ -37,11 +37,16 @@ extension ServerTests {
                 #expect(notifiers[0].waiterCount == 3)
                 #expect(server.openConnections == 3)
                 let started = ContinuousClock.now
-                await server.stop(graceMs: 20_000)
+                await server.drain(graceMs: 20_000)
                 let took = ContinuousClock.now - started
                 #expect(took < .seconds(10), "the stop took \(took)")
                 #expect(server.openConnections == 0)
                 #expect(notifiers[0].waiterCount == 0)
+                // Each step runs once; a second call waits for the first (a stop that returned
+                // at once let its caller close the broker under a running drain).
+                async let loops: Void = server.shutdownLoops()
+                async let again: Void = server.stop()
+                _ = await (loops, again)
 
                 let (correlation, body) = try #require(await worker.response(), "the share poll was not answered")
                 #expect(correlation == 5)

@@ -220,9 +220,19 @@ struct Serve: AsyncParsableCommand {
         }
         health.isReady = false
         console?.stop()
-        await server.stop()
+        await server.drain()
         await http?.stop()
-        try await broker.close()
+        // Closed while the Kafka loops still run: a request still waiting when the grace ran
+        // out is answered by the close onto a loop that takes it.
+        let closed: (any Error)?
+        do {
+            try await broker.close()
+            closed = nil
+        } catch {
+            closed = error
+        }
+        await server.shutdownLoops()
+        if let closed { throw closed }
         await traces?.shutdown()
         logger.info("stopped cleanly")
     }

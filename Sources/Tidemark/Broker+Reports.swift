@@ -1,3 +1,4 @@
+import Foundation
 import TidemarkStorage
 
 /// One partition of a consumer group's committed offsets, as kafka_exporter reports it.
@@ -110,12 +111,54 @@ extension Broker {
                 var ts = timestamp(topic: topic, partition: s.topicPartition.partition, at: offset)
             {
                 if let due = s.oldestDueAtMs { ts = max(ts, due) }
+                // Delivered before: a delayed job's window entry no longer holds its time (it holds
+                // its lock's or its backoff's), so it is read from the record. A job scheduled for
+                // tomorrow that was enqueued a month ago is not a month late once a worker has it.
+                if s.oldestDueDelivered, let due = deliveryTime(group: group, s.topicPartition, at: offset) { ts = max(ts, due) }
                 q.oldestUnfinishedMs = min(q.oldestUnfinishedMs ?? ts, ts)
             }
             byTopic[topic] = q
         }
         return byTopic.values.sorted { $0.topic < $1.topic }
     }
+}
+
+extension Broker {
+    /// The `tidemark.deliver.at` of the record at `offset` of `tp` (ms since the epoch), nil
+    /// when it has none or cannot be read. Remembered per group and partition, for as long as
+    /// the same record is asked for.
+    func deliveryTime(group: String, _ tp: TopicPartition, at offset: Int64) -> Int64? {
+        let key = DeliveryTimes.Key(group: group, topicPartition: tp)
+        if let known = deliveryTimes.withLock({ $0.entries[key] }), known.offset == offset { return known.deliverAtMs }
+        var found: Int64? = nil
+        if let state = try? partitionState(tp.topic, tp.partition),
+            let read = try? readLocked(state, offset: offset, maxBytes: 16 << 10, mayBlock: true),
+            let slice = read.slice, let bytes = try? slice.readBytes(),
+            let record = recordsBeforeDamage(in: bytes, topic: tp.topic, partition: tp.partition, from: offset, limit: 1).records.first,
+            record.offset == offset,
+            let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
+            let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces)), ms > 0
+        {
+            found = ms
+        }
+        deliveryTimes.withLock { times in
+            if times.entries.count >= DeliveryTimes.max { times.entries.removeAll(keepingCapacity: true) }
+            times.entries[key] = (offset, found)
+        }
+        return found
+    }
+}
+
+/// What `Broker.deliveryTime` read, per share partition: the record's offset and its delivery
+/// time. Bounded: past `max` entries (share partitions with a job delivered and not done) it
+/// starts again empty.
+struct DeliveryTimes: Sendable {
+    static let max = 65_536
+    struct Key: Hashable, Sendable {
+        var group: String
+        var topicPartition: TopicPartition
+    }
+    var entries: [Key: (offset: Int64, deliverAtMs: Int64?)] = [:]
 }
 
 extension ShareActivity {

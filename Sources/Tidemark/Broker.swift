@@ -79,6 +79,9 @@ public final class Broker: Sendable {
     /// False with the no-op tracer: the hot paths then skip span work entirely.
     public let isTracing: Bool
     let maintenance = Mutex<Task<Void, Never>?>(nil)
+    /// Delivery times read for the queue age (`Broker.queueReports`), per share partition: the
+    /// oldest job not done stays the same one over many reports. At most `DeliveryTimes.max`.
+    let deliveryTimes = Mutex(DeliveryTimes())
 
     struct Registry: Sendable {
         var topics: [String: TopicState] = [:]

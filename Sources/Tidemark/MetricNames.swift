@@ -97,7 +97,7 @@ public enum MetricName {
         queueInFlight: "Share-group records locked by a worker and not yet acknowledged.",
         queueAvailable: "Share-group records a worker may take now.",
         queueDelayed: "Share-group records waiting for a retry backoff or their delivery time.",
-        queueOldestUnackedAge: "Age of the oldest share-group record not yet acknowledged (0 when none); a delayed record counts from its delivery time (until first delivered), not before.",
+        queueOldestUnackedAge: "Age of the oldest share-group record not yet acknowledged (0 when none); a delayed record counts from its delivery time, not before.",
         queueDeadLettered: "Records copied to the dead-letter topic.",
         queueDeadLettersPending: "Records rejected or out of attempts, not yet in the dead-letter topic.",
         queueAcks: "Share-group acknowledgements since start, by type (accept, release, reject, renew).",

@@ -80,4 +80,39 @@ import TidemarkStorage
         try await retrier.close()
         try await broker.close()
     }
+
+    /// A delayed job a worker holds, or one released to wait out a backoff, still counts from
+    /// its delivery time, not its enqueue: its window entry then holds its lock's or backoff's
+    /// deadline, and the age is read from the record's own time. (A job scheduled a month
+    /// ahead read as a month late from the moment a worker took it.)
+    @Test func aDelayedJobOnceDeliveredStillCountsFromItsTime() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("retrying", changes: [.set("share.redelivery.backoff.ms", "60000")])
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Enqueued two hours ago, due a minute ago.
+        try await Self.append(broker, value: "overdue", timestamp: now - 7_200_000, deliverAt: now - 60_000)
+        try await Self.append(broker, value: "later", timestamp: now - 10_000)
+        let worker = try await ShareConsumer(broker: broker, group: "workers", topics: ["jobs"], mode: .explicit)
+        let held = try await worker.poll(maxRecords: 1, timeout: .milliseconds(100))
+        #expect(held.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["overdue"])
+        let summary = try #require(broker.shares.summaries("workers", view: broker.shareLogView).first)
+        #expect(summary.oldestDueOffset == 0 && summary.oldestDueDelivered && summary.oldestDueAtMs == nil)
+        // Held: a minute late, not two hours.
+        let age = try #require(Self.ageSeconds(broker))
+        #expect(age >= 59 && age < 600, "\(age) s")
+        try await worker.close()
+
+        let retrier = try await ShareConsumer(broker: broker, group: "retrying", topics: ["jobs"], mode: .explicit)
+        let jobs = try await retrier.poll(maxRecords: 1, timeout: .milliseconds(100))
+        #expect(jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["overdue"])
+        for job in jobs { retrier.acknowledge(job, .release) }
+        try await retrier.commit()
+        // Released, waiting out its backoff: still a minute late.
+        let retried = try #require(Self.ageSeconds(broker, group: "retrying"))
+        #expect(retried >= 59 && retried < 600, "\(retried) s")
+        try await retrier.close()
+        try await broker.close()
+    }
 }

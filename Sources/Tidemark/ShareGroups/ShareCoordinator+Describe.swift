@@ -23,12 +23,14 @@ extension ShareCoordinator {
             let counts = slot.state.counts(nowMs: now)
             let lag = max(0, logEnd - slot.state.startOffset - Int64(counts.acknowledged + counts.archived))
             let due = slot.state.oldestDue(nowMs: now, logEnd: logEnd)
-            return SharePartitionSummary(
+            var summary = SharePartitionSummary(
                 topicPartition: tp, startOffset: slot.state.startOffset, endOffset: slot.state.endOffset, logEndOffset: logEnd,
                 available: counts.available, acquired: counts.acquired, acknowledged: counts.acknowledged,
                 archived: counts.archived, holders: slot.state.holders().mapValues { ($0.count, $0.earliestExpiryMs &+ toWall) }, lag: lag, deadLettered: slot.state.deadLettered,
                 deadLettersPending: slot.state.deadLetters.count, delayed: counts.delayed, activity: slot.state.activity,
                 oldestDueOffset: due?.offset, oldestDueAtMs: due?.dueMs.map { $0 &+ toWall })
+            summary.oldestDueDelivered = due?.delivered ?? false
+            return summary
         }
     }
 }

@@ -114,6 +114,8 @@ public struct SharePartitionSummary: Sendable, Equatable {
     /// delayed job, when it came due (ms since the epoch): where the oldest job's age is read.
     public var oldestDueOffset: Int64? = nil
     public var oldestDueAtMs: Int64? = nil
+    /// That record has been delivered (its own delivery time, if it has one, is in the log).
+    public var oldestDueDelivered = false
 
     public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
         a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset

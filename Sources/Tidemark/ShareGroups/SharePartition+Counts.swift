@@ -78,14 +78,17 @@ extension SharePartition {
     /// counts from then), else nil. Past the records the window keeps: its end, when the log
     /// goes on (records not read into it yet, whose delays are not known). A restored window
     /// knows no delays until its first fetch: its start is taken then. nil: nothing due.
-    func oldestDue(nowMs: Int64, logEnd: Int64) -> (offset: Int64, dueMs: Int64?)? {
+    /// `delivered`: it has gone out before; whether it was a delayed job the window no longer
+    /// says (its deadline is its lock's, or its backoff's), so the reader of its age looks at
+    /// the record (`Broker.queueReports`).
+    func oldestDue(nowMs: Int64, logEnd: Int64) -> (offset: Int64, dueMs: Int64?, delivered: Bool)? {
         for k in entries.kept {
             let entry = entries.entry(kept: k)
             let delayed = entry.state == .available && entry.deliveryCount == 0 && entry.availableAtMs > 0
             guard !entry.isFinished, !delayed || entry.availableAtMs <= nowMs else { continue }
-            return (startOffset + Int64(entries.position(kept: k)), delayed ? entry.availableAtMs : nil)
+            return (startOffset + Int64(entries.position(kept: k)), delayed ? entry.availableAtMs : nil, entry.deliveryCount > 0)
         }
-        return endOffset < logEnd ? (endOffset, nil) : nil
+        return endOffset < logEnd ? (endOffset, nil, false) : nil
     }
 
     /// The members holding records now, with how many and their earliest lock deadline.

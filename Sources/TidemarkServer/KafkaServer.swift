@@ -128,7 +128,7 @@ public final class KafkaServer: Sendable {
     /// answered, then closes the remaining connections while the event loops still run and
     /// waits for their closes. (It used to wait for a moment with nothing in flight, which
     /// connected consumers never gave it: the whole `serve` stop took 5 s with three kcat
-    /// consumers, now 0.4 s.) Runs once: a later call waits for the first.
+    /// consumers; 0.09 s now, with a producer too.) Runs once: a later call waits for the first.
     ///
     /// Nothing may be handed to a loop once it has shut down (NIO's "Cannot schedule tasks on
     /// an EventLoop that has already shut down", a crash in later NIO versions). So the loops

@@ -138,7 +138,7 @@ extension Broker {
             }
         }
         await groups.tick(logger: logger)
-        await shares.tick(logger: logger) { offerShareRecords($0) }
+        await shares.tick(logger: logger, view: shareLogView) { offerShareRecords($0) }
         await writeDeadLettersUnlessRunning()
     }
 }

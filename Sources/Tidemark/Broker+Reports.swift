@@ -135,9 +135,7 @@ extension Broker {
             let read = try? readLocked(state, offset: offset, maxBytes: 16 << 10, mayBlock: true),
             let slice = read.slice, let bytes = try? slice.readBytes(),
             let record = recordsBeforeDamage(in: bytes, topic: tp.topic, partition: tp.partition, from: offset, limit: 1).records.first,
-            record.offset == offset,
-            let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
-            let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces)), ms > 0
+            record.offset == offset, let ms = Self.deliverAt(of: record), ms > 0
         {
             found = ms
         }

@@ -115,4 +115,35 @@ import TidemarkStorage
         try await retrier.close()
         try await broker.close()
     }
+
+    /// After a restart, a window's delays are read by the maintenance pass, not only by the first
+    /// worker's fetch: a job scheduled for tomorrow at the start of the queue is not read as
+    /// due (and as old as its enqueue) while no worker is connected. (Every restart read it as
+    /// an hour late here, and the console's alert fired until a worker polled.)
+    @Test func aRestartedQueueKnowsItsDelayedJobsBeforeAnyWorkerPolls() async throws {
+        let dir = TemporaryDirectory()
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("jobs", partitions: 1)
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            try await Self.append(broker, value: "tomorrow", timestamp: now - 3_600_000, deliverAt: now + 86_400_000)
+            try await Self.append(broker, value: "now", timestamp: now - 60_000)
+            try await Self.append(broker, value: "next", timestamp: now - 30_000)
+            let worker = try await ShareConsumer(broker: broker, group: "workers", topics: ["jobs"], mode: .explicit)
+            let jobs = try await worker.poll(maxRecords: 1, timeout: .milliseconds(100))
+            #expect(jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["now"])
+            for job in jobs { worker.acknowledge(job, .accept) }
+            try await worker.commit()
+            try await worker.close()
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        await broker.runMaintenance()
+        // The job enqueued 30 s ago is the oldest due; tomorrow's is delayed.
+        let age = try #require(Self.ageSeconds(broker))
+        #expect(age >= 29 && age < 600, "\(age) s")
+        let summary = try #require(broker.shares.summaries("workers", view: broker.shareLogView).first)
+        #expect(summary.startOffset == 0 && summary.oldestDueOffset == 2 && summary.delayed == 1 && summary.lag == 2)
+        try await broker.close()
+    }
 }

@@ -69,6 +69,13 @@ extension Broker {
     /// The header that delays a record for share groups: ms since the epoch, UTF-8 decimal.
     public static let deliverAtHeader = "tidemark.deliver.at"
 
+    /// A record's `tidemark.deliver.at` (the last such header) as written: ms since the epoch,
+    /// nil when it has none or it is not a decimal number.
+    static func deliverAt(of record: ConsumerRecord) -> Int64? {
+        guard let raw = record.headers.last(where: { $0.key == deliverAtHeader })?.value else { return nil }
+        return Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
+    }
+
     /// Keys (hashed) and delays of up to `count` records from `offset`, in offset order; a
     /// synchronous read. With `mayBlock` a closed segment is opened and cold bytes are read
     /// on this thread; without, nil when any of that would be needed (nothing is returned
@@ -109,9 +116,7 @@ extension Broker {
             }
             for record in records {
                 var deliverAt: Int64 = 0
-                if let raw = record.headers.last(where: { $0.key == Self.deliverAtHeader })?.value,
-                    let ms = Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
-                {
+                if let ms = Self.deliverAt(of: record) {
                     // As far ahead (or behind: a job already due counts its age from its time)
                     // on the timer clock as on the wall's; 0 for none, or before the timer clock's 0.
                     deliverAt = ms <= 0 ? 0 : ms <= wallNow ? max(0, timerNow.saturatingAdd(-(wallNow - ms))) : timerNow.saturatingAdd(ms - wallNow)

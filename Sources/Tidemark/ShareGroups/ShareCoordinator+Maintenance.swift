@@ -7,10 +7,13 @@ extension ShareCoordinator {
     /// and idle empty groups; compacts the share-state log when it has grown. Returns the
     /// partitions where records were released, after passing them to `offer` (before the
     /// compaction, which may wait for the disk): for `Broker.offerShareRecords`.
+    /// With `view`, it first reads the keys and delays of restored windows no fetch has read
+    /// yet (`readRestoredMetadata`).
     @discardableResult
     func tick(
-        logger: Logger? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
+        logger: Logger? = nil, view: ShareLogView? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
     ) async -> [(group: String, topicPartition: TopicPartition)] {
+        if let view { readRestoredMetadata(view: view) }
         let now = clock()
         var expiredMembers: [(String, [String])] = []
         var windowBoundHit: (PartitionKey, Int)?
@@ -93,6 +96,47 @@ extension ShareCoordinator {
             logger?.error("share-state compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
         }
         return releasedPartitions
+    }
+
+    /// Reads the keys and delays of restored windows (`SharePartition.needsMetadata`) that no
+    /// fetch has read yet, about `budget` records a pass (a window at least). Until then a
+    /// window knows no delays: a job scheduled for tomorrow at its start read as due, and as
+    /// late as its enqueue, in the queue's age (the metric to alert on) and as available in
+    /// describes, after every restart until a worker polled. The log is read outside the
+    /// coordinator's lock; a window a fetch read meanwhile is left as that fetch made it, and
+    /// one the log cannot be read for in full (damage) is left to the first fetch, which cuts
+    /// it there and answers the error.
+    func readRestoredMetadata(view: ShareLogView, budget: Int = 100_000) {
+        guard let scan = view.scan else { return }
+        let pending = state.withLock { s in
+            s.slots.compactMap { key, slot in slot.state.needsMetadata ? (key, slot.state.unfinishedRanges()) : nil }
+        }
+        var left = budget
+        for (key, ranges) in pending where left > 0 {
+            let tp = key.topicPartition
+            guard let bounds = view.bounds(tp.topic, tp.partition) else { continue }
+            var metas: [SharePartition.RecordMeta] = []
+            var complete = true
+            for range in ranges {
+                let from = max(range.lowerBound, bounds.start)
+                let to = min(range.upperBound, bounds.end)
+                guard to > from else { continue }
+                guard let read = try? scan(tp.topic, tp.partition, from, Int(to - from)),
+                    (read.last.map { $0.offset + 1 } ?? from) >= to
+                else {
+                    complete = false
+                    break
+                }
+                metas += read
+                left -= read.count
+            }
+            guard complete else { continue }
+            state.withLock { s in
+                // In place (a copy of a slot copies its window).
+                guard let index = s.slots.index(forKey: key), s.slots.values[index].state.needsMetadata else { return }
+                s.slots.values[index].state.annotate(with: metas)
+            }
+        }
     }
 
     /// Releases what a member holds in every partition of its group, and drops its session.

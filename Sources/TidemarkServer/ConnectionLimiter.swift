@@ -20,7 +20,7 @@ import TidemarkStorage
 /// left would make partitions fail to open their segments, and no other client could connect.
 ///
 /// It also keeps the open connections themselves, so that a stopping server can close them
-/// while its event loops still run (`KafkaServer.stop`).
+/// while its event loops still run (`KafkaServer.drain`).
 ///
 /// Concurrency: a Mutex owns the counts and the connections; it is taken once when a
 /// connection is accepted and once when it closes, never on the request path.
@@ -30,7 +30,6 @@ final class ConnectionLimiter: Sendable {
     private let logger: Logger
 
     private struct State {
-        var open = 0
         /// Open connections per client address (kept only when `maxPerAddress` limits them).
         var perAddress: [String: Int] = [:]
         var refusedSinceLog = 0
@@ -38,8 +37,9 @@ final class ConnectionLimiter: Sendable {
         /// The listening channel, and whether it should stop accepting (at `maxConnections`).
         var listener: (any Channel)? = nil
         var full = false
-        /// The connections admitted and not closed (as many as `open`).
+        /// The connections admitted and not closed.
         var channels: [ObjectIdentifier: any Channel] = [:]
+        var open: Int { channels.count }
     }
 
     private let state = Mutex(State())
@@ -94,7 +94,6 @@ final class ConnectionLimiter: Sendable {
                 refusal = .maxConnectionsPerIp
             }
             if refusal == nil {
-                s.open += 1
                 s.channels[ObjectIdentifier(channel)] = channel
                 if maxPerAddress < Int.max, let address { s.perAddress[address, default: 0] += 1 }
             } else {
@@ -130,8 +129,8 @@ final class ConnectionLimiter: Sendable {
     /// A connection `admit` let in has closed.
     func release(_ channel: any Channel, from address: String?) {
         let resume = state.withLock { s -> (any Channel)? in
-            s.open -= 1
-            s.channels.removeValue(forKey: ObjectIdentifier(channel))
+            // Once per connection: a second call for it changes nothing.
+            guard s.channels.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return nil }
             if maxPerAddress < Int.max, let address, let count = s.perAddress[address] {
                 s.perAddress[address] = count > 1 ? count - 1 : nil
             }

@@ -213,10 +213,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
         while !busy, !closing, context.channel.isWritable {
             if router.draining.load(ordering: .relaxed) {
-                // The server is stopping: what this connection ran is answered (and flushed by
-                // `close`); requests read but not started are dropped, unanswered, so their
-                // clients retry them elsewhere.
-                close(context: context)
+                // The server is stopping: what this connection ran is answered; requests read
+                // but not started are dropped, unanswered, so their clients retry them elsewhere.
+                closeForStop(context: context)
                 break
             }
             guard let frame = queue.popFirst() else { break }
@@ -318,6 +317,17 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         releaseQueued()
         context.flush()
         context.close(promise: nil)
+    }
+
+    /// The server is stopping: nothing more is started or read, and the output is closed
+    /// once what was written has gone out (a plain close throws away what the socket has not
+    /// taken: a large answer to a slow reader was cut). The client then closes its side, or
+    /// the stop closes the connection (`KafkaServer.drain`).
+    private func closeForStop(context: ChannelHandlerContext) {
+        closing = true
+        releaseQueued()
+        context.flush()
+        context.close(mode: .output, promise: nil)
     }
 
     private func releaseQueued() {

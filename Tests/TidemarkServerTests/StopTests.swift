@@ -67,5 +67,47 @@ extension ServerTests {
             }
             try await broker.close()
         }
+
+        /// A large answer that a slow reader has not taken yet when the server stops reaches it
+        /// whole, then the connection closes. (The stop closed the connection at once, and NIO
+        /// threw away what the socket had not taken: the client got the first megabytes of a
+        /// 24 MB answer, then the close.)
+        @Test func aStopLetsALargeAnswerReachASlowReader() async throws {
+            let dir = TemporaryDirectory()
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            var config = ServerConfig()
+            config.port = 0
+            let server = try await KafkaServer.start(broker: broker, config: config)
+            do {
+                try await broker.createTopic("big", partitions: 1)
+                try await ResourceBoundTests.fill(broker, "big", partitions: 1, batches: 24, bytes: 1_000_000)
+                let reader = try RawClient(port: server.boundPort, receiveBuffer: 4096)
+                try reader.request(
+                    .fetch, version: 11, correlation: 7, ResourceBoundTests.fetch("big", [(0, 0)], partitionMaxBytes: 40 << 20))
+                // The answer has started (its size came); most of it waits in the server.
+                let prefix = try #require(await reader.receiveOffLoop(4))
+                let size = Int(Int32(bigEndian: prefix.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
+                #expect(size > 24_000_000)
+                let started = ContinuousClock.now
+                async let drained: Void = server.drain(graceMs: 20_000)
+                let rest = await reader.receiveOffLoop(size)
+                #expect(rest?.count == size, "the answer was cut")
+                if let rest {
+                    #expect(Int32(bigEndian: rest.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }) == 7)
+                }
+                // Then its end (the client did not close: the stop closes it a second later).
+                #expect(await reader.closedWithoutAnswer())
+                await drained
+                let took = ContinuousClock.now - started
+                #expect(took < .seconds(10), "the stop took \(took)")
+                #expect(server.openConnections == 0)
+                await server.stop()
+            } catch {
+                await server.stop()
+                try await broker.close()
+                throw error
+            }
+            try await broker.close()
+        }
     }
 }

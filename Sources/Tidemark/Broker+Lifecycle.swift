@@ -137,8 +137,11 @@ extension Broker {
                 if writeSnapshots { attempt("producer-state snapshot") { try partition.writeSnapshot() } }
             }
         }
+        // Restored share windows no fetch has read yet learn their delays (a read of the log).
+        let view = shareLogView
+        _ = try? await executor.run { [shares] in shares.readRestoredMetadata(view: view) }
         await groups.tick(logger: logger)
-        await shares.tick(logger: logger, view: shareLogView) { offerShareRecords($0) }
+        await shares.tick(logger: logger) { offerShareRecords($0) }
         await writeDeadLettersUnlessRunning()
     }
 }

@@ -7,13 +7,10 @@ extension ShareCoordinator {
     /// and idle empty groups; compacts the share-state log when it has grown. Returns the
     /// partitions where records were released, after passing them to `offer` (before the
     /// compaction, which may wait for the disk): for `Broker.offerShareRecords`.
-    /// With `view`, it first reads the keys and delays of restored windows no fetch has read
-    /// yet (`readRestoredMetadata`).
     @discardableResult
     func tick(
-        logger: Logger? = nil, view: ShareLogView? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
+        logger: Logger? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
     ) async -> [(group: String, topicPartition: TopicPartition)] {
-        if let view { readRestoredMetadata(view: view) }
         let now = clock()
         var expiredMembers: [(String, [String])] = []
         var windowBoundHit: (PartitionKey, Int)?
@@ -99,42 +96,68 @@ extension ShareCoordinator {
     }
 
     /// Reads the keys and delays of restored windows (`SharePartition.needsMetadata`) that no
-    /// fetch has read yet, about `budget` records a pass (a window at least). Until then a
-    /// window knows no delays: a job scheduled for tomorrow at its start read as due, and as
-    /// late as its enqueue, in the queue's age (the metric to alert on) and as available in
-    /// describes, after every restart until a worker polled. The log is read outside the
-    /// coordinator's lock; a window a fetch read meanwhile is left as that fetch made it, and
-    /// one the log cannot be read for in full (damage) is left to the first fetch, which cuts
-    /// it there and answers the error.
+    /// fetch has read yet: windows keeping about `budget` entries a pass (one at least). Until
+    /// then a window knows no delays: a job scheduled for tomorrow at its start read as due,
+    /// and as late as its enqueue, in the queue's age (the metric to alert on) and as
+    /// available in describes, after every restart until a worker polled. The log is read
+    /// outside the coordinator's lock, on the calling thread (the maintenance pass runs it on
+    /// the blocking executor); a window a fetch read meanwhile is left as that fetch made it.
+    /// A window this cannot read in full (damage, a topic gone or made again) is left to its
+    /// first fetch, which cuts it at the damage and answers the error, and not tried again.
     func readRestoredMetadata(view: ShareLogView, budget: Int = 100_000) {
         guard let scan = view.scan else { return }
-        let pending = state.withLock { s in
-            s.slots.compactMap { key, slot in slot.state.needsMetadata ? (key, slot.state.unfinishedRanges()) : nil }
-        }
-        var left = budget
-        for (key, ranges) in pending where left > 0 {
-            let tp = key.topicPartition
-            guard let bounds = view.bounds(tp.topic, tp.partition) else { continue }
-            var metas: [SharePartition.RecordMeta] = []
-            var complete = true
-            for range in ranges {
-                let from = max(range.lowerBound, bounds.start)
-                let to = min(range.upperBound, bounds.end)
-                guard to > from else { continue }
-                guard let read = try? scan(tp.topic, tp.partition, from, Int(to - from)),
-                    (read.last.map { $0.offset + 1 } ?? from) >= to
-                else {
-                    complete = false
-                    break
-                }
-                metas += read
-                left -= read.count
+        // Ranges are found by a walk of the window's kept entries, under the lock: only for
+        // as many windows as the budget reads.
+        let pending = state.withLock { s -> [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] in
+            var out: [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] = []
+            var kept = 0
+            for (key, slot) in s.slots where slot.state.needsMetadata && !slot.metadataUnread {
+                if !out.isEmpty && kept + slot.state.entries.keptCount > budget { break }
+                kept += slot.state.entries.keptCount
+                out.append((key, slot.topicId, slot.state.unfinishedRanges()))
             }
-            guard complete else { continue }
+            return out
+        }
+        for (key, topicId, ranges) in pending {
+            let tp = key.topicPartition
+            var metas: [SharePartition.RecordMeta]? = []
+            // Not for this pass: declined (a transient failure, tried at the next); for good: damage.
+            var unreadable = false
+            if let bounds = view.bounds(tp.topic, tp.partition), view.topicId(tp.topic) == topicId {
+                for range in ranges {
+                    let from = max(range.lowerBound, bounds.start)
+                    let to = min(range.upperBound, bounds.end)
+                    guard to > from else { continue }
+                    let read: [SharePartition.RecordMeta]?
+                    do throws(TidemarkError) {
+                        read = try scan(tp.topic, tp.partition, from, Int(to - from))
+                    } catch {
+                        unreadable = true
+                        break
+                    }
+                    guard let read else {
+                        metas = nil
+                        break
+                    }
+                    // Fewer than asked: the log cannot be read past them (damage).
+                    guard (read.last.map { $0.offset + 1 } ?? from) >= to else {
+                        unreadable = true
+                        break
+                    }
+                    metas? += read
+                }
+            } else {
+                unreadable = true
+            }
+            if metas == nil && !unreadable { continue }
             state.withLock { s in
                 // In place (a copy of a slot copies its window).
                 guard let index = s.slots.index(forKey: key), s.slots.values[index].state.needsMetadata else { return }
-                s.slots.values[index].state.annotate(with: metas)
+                if !unreadable, let metas {
+                    s.slots.values[index].state.annotate(with: metas)
+                } else {
+                    s.slots.values[index].metadataUnread = true
+                }
             }
         }
     }

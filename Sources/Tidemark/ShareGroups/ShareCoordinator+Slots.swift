@@ -10,6 +10,9 @@ extension ShareCoordinator {
         /// yet: they go with the slot's next snapshot (an acknowledgement's) or with the
         /// maintenance pass, not one write per fetch.
         var unwritten = false
+        /// The maintenance pass could not read this restored window's keys and delays
+        /// (`ShareCoordinator.readRestoredMetadata`): left to its first fetch.
+        var metadataUnread = false
         /// The share-state log holds a snapshot of this slot that deltas can follow (not yet
         /// after a restart or a reset), its size, and the bytes of the deltas written since:
         /// a slot writes deltas until they add up to its last snapshot, then a snapshot.

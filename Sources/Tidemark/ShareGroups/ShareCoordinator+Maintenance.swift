@@ -96,7 +96,8 @@ extension ShareCoordinator {
     }
 
     /// Reads the keys and delays of restored windows (`SharePartition.needsMetadata`) that no
-    /// fetch has read yet: windows keeping about `budget` entries a pass (one at least). Until
+    /// fetch has read yet: windows keeping about `budget` entries a pass (one at least), at
+    /// most `maxWindows` of them (each is at least one read of its log). Until
     /// then a window knows no delays: a job scheduled for tomorrow at its start read as due,
     /// and as late as its enqueue, in the queue's age (the metric to alert on) and as
     /// available in describes, after every restart until a worker polled. The log is read
@@ -104,7 +105,7 @@ extension ShareCoordinator {
     /// the blocking executor); a window a fetch read meanwhile is left as that fetch made it.
     /// A window this cannot read in full (damage, a topic gone or made again) is left to its
     /// first fetch, which cuts it at the damage and answers the error, and not tried again.
-    func readRestoredMetadata(view: ShareLogView, budget: Int = 100_000) {
+    func readRestoredMetadata(view: ShareLogView, budget: Int = 100_000, maxWindows: Int = 1_000) {
         guard let scan = view.scan else { return }
         // Ranges are found by a walk of the window's kept entries, under the lock: only for
         // as many windows as the budget reads.
@@ -112,7 +113,7 @@ extension ShareCoordinator {
             var out: [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] = []
             var kept = 0
             for (key, slot) in s.slots where slot.state.needsMetadata && !slot.metadataUnread {
-                if !out.isEmpty && kept + slot.state.entries.keptCount > budget { break }
+                if !out.isEmpty && (kept + slot.state.entries.keptCount > budget || out.count >= maxWindows) { break }
                 kept += slot.state.entries.keptCount
                 out.append((key, slot.topicId, slot.state.unfinishedRanges()))
             }

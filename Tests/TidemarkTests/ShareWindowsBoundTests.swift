@@ -89,4 +89,36 @@ import TidemarkStorage
         try await c2.close()
         try await broker.close()
     }
+
+    /// A window at its own bound (`group.share.window.max.records`) with jobs for now behind
+    /// the jobs for tomorrow it keeps: the workers get nothing, and the maintenance pass says
+    /// why, naming the partition (nothing was logged: the queue's age grew and the log was
+    /// silent).
+    @Test func aFullWindowIsLogged() async throws {
+        let dir = TemporaryDirectory()
+        var options = BrokerOptions()
+        options.groups.shareWindowMaxRecords = 1_000
+        options.groups.sharePartitionMaxRecordLocks = 100
+        // Only the test's passes (a pass of the broker's own would log the wait first).
+        options.maintenanceIntervalMs = 3_600_000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.enqueue(broker)
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        #expect(try await Self.take(worker, 10).isEmpty)
+        #expect(Self.end(broker, "pool") == 1_000)
+        let log = CapturedLog()
+        await broker.shares.tick(logger: log.logger)
+        let lines = log.matching("a share window is full")
+        #expect(lines.count == 1)
+        #expect(lines.first.map { $0.level == .warning && $0.metadata["group"] == "pool" && $0.metadata["topic"] == "jobs" } == true)
+        #expect(lines.first?.metadata["kept"] == "1000" && lines.first?.metadata["bound"] == "1000")
+        #expect(log.matching("broker-wide bound").isEmpty)
+        // Once a minute at most.
+        #expect(try await Self.take(worker, 10).isEmpty)
+        await broker.shares.tick(logger: log.logger)
+        #expect(log.matching("a share window is full").count == 1)
+        try await worker.close()
+        try await broker.close()
+    }
 }

@@ -14,6 +14,7 @@ extension ShareCoordinator {
         let now = clock()
         var expiredMembers: [(String, [String])] = []
         var windowBoundHit: (PartitionKey, Int)?
+        var windowFull: (PartitionKey, Int)?
         let released = state.withLock { s -> [PartitionKey] in
             var released: [PartitionKey] = []
             for id in Array(s.groups.keys) {
@@ -58,6 +59,11 @@ extension ShareCoordinator {
                 s.windowBoundLoggedMs = now
             }
             s.windowBoundHit = nil
+            if let full = s.windowFull, s.windowFullLoggedMs.map({ now - $0 >= 60_000 }) ?? true {
+                windowFull = (full, s.slots[full]?.state.entries.keptCount ?? 0)
+                s.windowFullLoggedMs = now
+            }
+            s.windowFull = nil
             // A live member's session stays however long it is unused (its worker may hold a
             // job for the whole lock duration and send nothing meanwhile).
             for (key, session) in s.sessions
@@ -74,6 +80,16 @@ extension ShareCoordinator {
                 metadata: [
                     "group": "\(key.group)", "topic": "\(key.topicPartition.topic)", "partition": "\(key.topicPartition.partition)",
                     "kept": "\(kept)", "bound": "\(options.shareWindowsTotalMaxRecords)",
+                ])
+        }
+        if let (key, kept) = windowFull {
+            // A queue whose jobs for now wait behind jobs scheduled far ahead (or behind jobs
+            // that never finish) says so: its age grows, and this is why.
+            logger?.warning(
+                "a share window is full: the partition's later records wait until some of those it keeps finish (raise group.share.window.max.records, or look for jobs delayed far ahead or never finished)",
+                metadata: [
+                    "group": "\(key.group)", "topic": "\(key.topicPartition.topic)", "partition": "\(key.topicPartition.partition)",
+                    "kept": "\(kept)", "bound": "\(settings(key.group).maxWindow)",
                 ])
         }
         for (group, members) in expiredMembers {

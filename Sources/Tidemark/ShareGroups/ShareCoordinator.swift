@@ -42,6 +42,10 @@ public final class ShareCoordinator: Sendable {
         /// logs it, at most once a minute: `windowBoundLoggedMs`).
         var windowBoundHit: PartitionKey?
         var windowBoundLoggedMs: Int64?
+        /// A window that stopped reading the log at its own bound (`ShareSettings.maxWindow`)
+        /// since the last pass, with records after it: logged as above.
+        var windowFull: PartitionKey?
+        var windowFullLoggedMs: Int64?
         /// Every share group the broker knows, with how many things keep it: 1 for its
         /// membership state (`groups`) and 1 per slot. Its count is what `shareMaxGroups` bounds.
         private(set) var known: [String: Int] = [:]
@@ -411,7 +415,9 @@ public final class ShareCoordinator: Sendable {
                             slot.state.shedFinished(atLeast: max(1, min(256, settings.maxWindow / 10)))
                         }
                         let roomLeft = windowRoom(slot.state, settings, othersKept: othersKept)
-                        if roomLeft <= 0 && slot.state.entries.keptCount < settings.maxWindow { s.windowBoundHit = pkey }
+                        if roomLeft <= 0 {
+                            if slot.state.entries.keptCount < settings.maxWindow { s.windowBoundHit = pkey } else { s.windowFull = pkey }
+                        }
                         let room = min(
                             settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked, roomLeft)
                         guard room > 0 else { break }

@@ -127,12 +127,14 @@ extension ShareCoordinator {
         // as many windows as the budget reads.
         let pending = state.withLock { s -> [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] in
             var out: [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] = []
+            guard s.restoredPending else { return out }
             var kept = 0
             for (key, slot) in s.slots where slot.state.needsMetadata && !slot.metadataUnread {
                 if !out.isEmpty && (kept + slot.state.entries.keptCount > budget || out.count >= maxWindows) { break }
                 kept += slot.state.entries.keptCount
                 out.append((key, slot.topicId, slot.state.unfinishedRanges()))
             }
+            if out.isEmpty { s.restoredPending = false }
             return out
         }
         for (key, topicId, ranges) in pending {

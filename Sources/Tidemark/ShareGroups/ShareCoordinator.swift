@@ -46,6 +46,10 @@ public final class ShareCoordinator: Sendable {
         /// since the last pass, with records after it: logged as above.
         var windowFull: PartitionKey?
         var windowFullLoggedMs: Int64?
+        /// Windows restored at open may still wait for their keys and delays
+        /// (`readRestoredMetadata`); false once a pass found none (none is made later), so the
+        /// maintenance pass stops looking.
+        var restoredPending = true
         /// Every share group the broker knows, with how many things keep it: 1 for its
         /// membership state (`groups`) and 1 per slot. Its count is what `shareMaxGroups` bounds.
         private(set) var known: [String: Int] = [:]

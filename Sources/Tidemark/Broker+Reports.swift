@@ -107,7 +107,18 @@ extension Broker {
             q.deadLettered += s.deadLettered
             q.deadLettersPending += s.deadLettersPending
             q.activity.add(s.activity)
-            if ages, s.lag > 0, let offset = s.oldestDueOffset,
+            // Past the window (no worker has read that far): its delays are not known, so the
+            // records there are read for them. A job scheduled for tomorrow enqueued while every
+            // worker was down read as late from its enqueue.
+            var pastWindow: PastWindowDue.Found? = nil
+            if ages, s.lag > 0, let offset = s.oldestDueOffset, offset == s.endOffset, s.oldestDueAtMs == nil, !s.oldestDueDelivered {
+                pastWindow = firstDuePastWindow(group: group, s.topicPartition, from: offset, logEnd: s.logEndOffset)
+            }
+            if case .noneDue = pastWindow {
+                // Only jobs waiting for their time there: nothing is late.
+            } else if case .due(let since) = pastWindow {
+                q.oldestUnfinishedMs = min(q.oldestUnfinishedMs ?? since, since)
+            } else if ages, s.lag > 0, let offset = s.oldestDueOffset,
                 var ts = timestamp(topic: topic, partition: s.topicPartition.partition, at: offset)
             {
                 if let due = s.oldestDueAtMs { ts = max(ts, due) }
@@ -145,6 +156,62 @@ extension Broker {
         }
         return found
     }
+}
+
+extension Broker {
+    /// Records a report reads past a share window, at most.
+    static let pastWindowRecords = 1_000
+
+    /// The first record from `from` (a share window's end) that is not waiting for its
+    /// delivery time, among the next `pastWindowRecords` (at most 1 MiB): `.due` with the
+    /// time its age counts from (its timestamp, or its delivery time if later), `.noneDue`
+    /// when every record to the log's end waits for its time, nil when that cannot be told
+    /// (more records than that, or none readable: the caller takes the record at `from`).
+    /// Remembered per group and partition while the window's end and the log's end stay
+    /// and no delivery time it passed over has come.
+    func firstDuePastWindow(group: String, _ tp: TopicPartition, from: Int64, logEnd: Int64) -> PastWindowDue.Found? {
+        let key = DeliveryTimes.Key(group: group, topicPartition: tp)
+        let now = options.clock()
+        if let known = pastWindowDue.withLock({ $0.entries[key] }), known.from == from, known.logEnd == logEnd, now < known.validUntilMs {
+            return known.found
+        }
+        var found: PastWindowDue.Found? = nil
+        var validUntil = Int64.max
+        if let state = try? partitionState(tp.topic, tp.partition),
+            let read = try? readLocked(state, offset: from, maxBytes: 1 << 20, mayBlock: true),
+            let slice = read.slice, let bytes = try? slice.readBytes()
+        {
+            let records = recordsBeforeDamage(
+                in: bytes, topic: tp.topic, partition: tp.partition, from: from, limit: Self.pastWindowRecords
+            ).records
+            for record in records {
+                let at = Self.deliverAt(of: record) ?? 0
+                if at <= now {
+                    found = .due(since: max(record.timestamp, at))
+                    break
+                }
+                validUntil = min(validUntil, at)
+            }
+            if found == nil, let last = records.last, last.offset + 1 >= logEnd { found = .noneDue }
+        }
+        pastWindowDue.withLock { cache in
+            if cache.entries.count >= DeliveryTimes.max { cache.entries.removeAll(keepingCapacity: true) }
+            cache.entries[key] = (from, logEnd, validUntil, found)
+        }
+        return found
+    }
+}
+
+/// What `Broker.firstDuePastWindow` found, per share partition: for a window's end and a log
+/// end, until the first delivery time it passed over. Bounded as `DeliveryTimes`.
+struct PastWindowDue: Sendable {
+    enum Found: Sendable, Equatable {
+        /// A job due, late since this time (ms since the epoch).
+        case due(since: Int64)
+        /// Every job there waits for its time.
+        case noneDue
+    }
+    var entries: [DeliveryTimes.Key: (from: Int64, logEnd: Int64, validUntilMs: Int64, found: Found?)] = [:]
 }
 
 /// What `Broker.deliveryTime` read, per share partition: the record's offset and its delivery

@@ -82,6 +82,9 @@ public final class Broker: Sendable {
     /// Delivery times read for the queue age (`Broker.queueReports`), per share partition: the
     /// oldest job not done stays the same one over many reports. At most `DeliveryTimes.max`.
     let deliveryTimes = Mutex(DeliveryTimes())
+    /// What `Broker.firstDuePastWindow` found, per share partition, while it holds. At most
+    /// `DeliveryTimes.max`.
+    let pastWindowDue = Mutex(PastWindowDue())
 
     struct Registry: Sendable {
         var topics: [String: TopicState] = [:]

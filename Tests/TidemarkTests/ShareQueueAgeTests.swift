@@ -146,4 +146,31 @@ import TidemarkStorage
         #expect(summary.startOffset == 0 && summary.oldestDueOffset == 2 && summary.delayed == 1 && summary.lag == 2)
         try await broker.close()
     }
+
+    /// Records past the window (no worker has read that far: workers down) are read for their
+    /// delivery times: a job for tomorrow enqueued an hour ago is not late, and a job behind it
+    /// counts from its own enqueue. (Both read as an hour late: the first record past the
+    /// window was taken at its enqueue.)
+    @Test func jobsNoWorkerHasReadYetCountFromTheirTimes() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await Self.append(broker, value: "first", timestamp: now - 60_000)
+        let worker = try await ShareConsumer(broker: broker, group: "workers", topics: ["jobs"], mode: .explicit)
+        let jobs = try await worker.poll(maxRecords: 1, timeout: .milliseconds(100))
+        #expect(jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["first"])
+        for job in jobs { worker.acknowledge(job, .accept) }
+        try await worker.commit()
+        try await worker.close()
+        // No worker now.
+        try await Self.append(broker, value: "tomorrow", timestamp: now - 3_600_000, deliverAt: now + 86_400_000)
+        let summary = try #require(broker.shares.summaries("workers", view: broker.shareLogView).first)
+        #expect(summary.endOffset == 1 && summary.oldestDueOffset == 1 && summary.lag == 1)
+        #expect(Self.ageSeconds(broker) == 0)
+        try await Self.append(broker, value: "next", timestamp: now - 30_000)
+        let age = try #require(Self.ageSeconds(broker))
+        #expect(age >= 29 && age < 600, "\(age) s")
+        try await broker.close()
+    }
 }

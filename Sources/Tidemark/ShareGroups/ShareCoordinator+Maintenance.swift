@@ -139,40 +139,20 @@ extension ShareCoordinator {
         }
         for (key, topicId, ranges) in pending {
             let tp = key.topicPartition
-            var metas: [SharePartition.RecordMeta]? = []
-            // Not for this pass: declined (a transient failure, tried at the next); for good: damage.
-            var unreadable = false
+            // A window read in full is annotated; one that cannot be (damage, its topic gone or
+            // made again) is marked; a declined read is tried at the next pass.
+            var metas: [SharePartition.RecordMeta]? = nil
             if let bounds = view.bounds(tp.topic, tp.partition), view.topicId(tp.topic) == topicId {
-                for range in ranges {
-                    let from = max(range.lowerBound, bounds.start)
-                    let to = min(range.upperBound, bounds.end)
-                    guard to > from else { continue }
-                    let read: [SharePartition.RecordMeta]?
-                    do throws(TidemarkError) {
-                        read = try scan(tp.topic, tp.partition, from, Int(to - from))
-                    } catch {
-                        unreadable = true
-                        break
-                    }
-                    guard let read else {
-                        metas = nil
-                        break
-                    }
-                    // Fewer than asked: the log cannot be read past them (damage).
-                    guard (read.last.map { $0.offset + 1 } ?? from) >= to else {
-                        unreadable = true
-                        break
-                    }
-                    metas? += read
+                switch Self.readRestored(ranges, of: tp, bounds: bounds, scan: scan) {
+                case .declined: continue
+                case .read(let read, cutAt: nil): metas = read
+                case .read, .failed: break
                 }
-            } else {
-                unreadable = true
             }
-            if metas == nil && !unreadable { continue }
             state.withLock { s in
                 // In place (a copy of a slot copies its window).
                 guard let index = s.slots.index(forKey: key), s.slots.values[index].state.needsMetadata else { return }
-                if !unreadable, let metas {
+                if let metas {
                     s.slots.values[index].state.annotate(with: metas)
                 } else {
                     s.slots.values[index].metadataUnread = true

@@ -335,39 +335,17 @@ public final class ShareCoordinator: Sendable {
                 var restored: [SharePartition.RecordMeta]? = nil
                 var cutAt: Int64?
                 if let scan = view.scan, s.slots[pkey]!.state.needsMetadata {
-                    // Only where it has unfinished records (a window held by one record can be
-                    // millions long, nearly all of it acknowledged and cut).
-                    var metas: [SharePartition.RecordMeta] = []
-                    var failed = false
-                    for range in s.slots[pkey]!.state.unfinishedRanges() {
-                        let from = max(range.lowerBound, bounds.start)
-                        let to = min(range.upperBound, bounds.end)
-                        guard to > from else { continue }
-                        let read: [SharePartition.RecordMeta]?
-                        do throws(TidemarkError) {
-                            read = try scan(tp.topic, tp.partition, from, Int(to - from))
-                        } catch {
-                            result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: error))
-                            failed = true
-                            break
-                        }
-                        guard let read else {
-                            declined = true
-                            failed = true
-                            break
-                        }
-                        metas += read
-                        // Fewer than asked: the log cannot be read past them (damage). The window is
-                        // cut there: what lies beyond (keys and delays unknown) is neither handed out
-                        // nor skipped; extending the window from there answers the error.
-                        let reached = read.last.map { $0.offset + 1 } ?? from
-                        if reached < to {
-                            cutAt = reached
-                            break
-                        }
+                    switch Self.readRestored(s.slots[pkey]!.state.unfinishedRanges(), of: tp, bounds: bounds, scan: scan) {
+                    case .failed(let error):
+                        result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: error))
+                        continue
+                    case .declined:
+                        declined = true
+                        continue
+                    case .read(let metas, let cut):
+                        restored = metas
+                        cutAt = cut
                     }
-                    if failed { continue }
-                    restored = metas
                 }
                 // Taken out while it changes, so its window is changed in place, not copied.
                 var slot = s.slots.removeValue(forKey: pkey)!
@@ -469,6 +447,46 @@ public final class ShareCoordinator: Sendable {
             write(changed, &s)
             return result
         }
+    }
+
+    /// What reading a restored window's keys and delays gave (`readRestored`).
+    enum RestoredRead {
+        /// The records of its ranges; `cutAt` when the log could not be read past that offset
+        /// (damage after some records: the window is cut there).
+        case read([SharePartition.RecordMeta], cutAt: Int64?)
+        /// A read would wait for the disk (a view that must not), or failed for now.
+        case declined
+        /// Damage or an I/O error where a read starts.
+        case failed(TidemarkError)
+    }
+
+    /// Reads the keys and delays of a restored window's records in `ranges` (its unfinished
+    /// ones: a window held by one record can be millions long, nearly all of it acknowledged
+    /// and cut), within the log's `bounds`. Only a read: the window is not changed.
+    static func readRestored(
+        _ ranges: [Range<Int64>], of tp: TopicPartition, bounds: (start: Int64, end: Int64),
+        scan: (String, Int, Int64, Int) throws(TidemarkError) -> [SharePartition.RecordMeta]?
+    ) -> RestoredRead {
+        var metas: [SharePartition.RecordMeta] = []
+        for range in ranges {
+            let from = max(range.lowerBound, bounds.start)
+            let to = min(range.upperBound, bounds.end)
+            guard to > from else { continue }
+            let read: [SharePartition.RecordMeta]?
+            do throws(TidemarkError) {
+                read = try scan(tp.topic, tp.partition, from, Int(to - from))
+            } catch {
+                return .failed(error)
+            }
+            guard let read else { return .declined }
+            metas += read
+            // Fewer than asked: the log cannot be read past them (damage). The window is cut
+            // there: what lies beyond (keys and delays unknown) is neither handed out nor
+            // skipped; extending the window from there answers the error.
+            let reached = read.last.map { $0.offset + 1 } ?? from
+            if reached < to { return .read(metas, cutAt: reached) }
+        }
+        return .read(metas, cutAt: nil)
     }
 
     /// How many more entries `partition`'s window may keep: its own bound

@@ -34,6 +34,11 @@ final class RawClient {
 
     deinit { close(fd) }
 
+    /// Ends both directions (the server reads the end), keeping the descriptor to `deinit`.
+    func shutdownBoth() {
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }

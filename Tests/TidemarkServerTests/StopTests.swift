@@ -109,5 +109,51 @@ extension ServerTests {
             }
             try await broker.close()
         }
+
+        /// A connection whose reads were held when the server stopped (its read-ahead full:
+        /// 128 requests behind a long poll) still sees its client's close at once: the stop
+        /// drops the queued requests but does not resume reads, and NIO reads the end (the
+        /// socket's hang-up event) whether reads are held or not. Were it not seen, the stop would
+        /// close the connection a second after its end, every time.
+        @Test func aStopSeesTheCloseOfAClientWhoseReadsWereHeld() async throws {
+            let dir = TemporaryDirectory()
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            var config = ServerConfig()
+            config.port = 0
+            let server = try await KafkaServer.start(broker: broker, config: config)
+            do {
+                try await broker.createTopic("quiet", partitions: 1)
+                let notifier = try broker.partitionState("quiet", 0).notifier
+                let client = try RawClient(port: server.boundPort)
+                try client.request(.fetch, version: 11, correlation: 1, ResourceBoundTests.fetch("quiet", [(0, 0)], maxWaitMs: 30_000))
+                let waiting = ContinuousClock.now + .seconds(60)
+                while notifier.waiterCount < 1 && ContinuousClock.now < waiting {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(notifier.waiterCount == 1)
+                // Past the read-ahead bound: the connection stops reading.
+                let more = RawClient.framed(try RawClient.payload(.apiVersions, version: 0, correlation: 2, ApiVersionsRequest()))
+                client.send(Array([[UInt8]](repeating: more, count: 200).joined()))
+                try await Task.sleep(for: .milliseconds(200))
+                let started = ContinuousClock.now
+                async let drained: Void = server.drain(graceMs: 20_000)
+                // The poll is answered; the requests queued behind it are dropped, then the end.
+                let (correlation, _) = try #require(await client.response(), "the poll was not answered")
+                #expect(correlation == 1)
+                #expect(await client.closedWithoutAnswer())
+                client.shutdownBoth()
+                await drained
+                let took = ContinuousClock.now - started
+                // Not the one-second bound on a connection whose client keeps it open.
+                #expect(took < .milliseconds(900), "the stop took \(took)")
+                #expect(server.openConnections == 0)
+                await server.stop()
+            } catch {
+                await server.stop()
+                try await broker.close()
+                throw error
+            }
+            try await broker.close()
+        }
     }
 }

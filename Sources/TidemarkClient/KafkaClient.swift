@@ -194,7 +194,10 @@ public final class KafkaClient {
         var request = CreateTopicsRequest()
         var topic = CreateTopicsRequest.Topic()
         topic.name = name
-        topic.numPartitions = Int32(partitions)
+        guard let count = Int32(exactly: partitions), count > 0 else {
+            throw KafkaClientError(code: KafkaError.invalidPartitions.rawValue, "invalid partition count \(partitions)")
+        }
+        topic.numPartitions = count
         topic.replicationFactor = -1
         topic.configs = configs.map { CreateTopicsRequest.Config(name: $0.0, value: $0.1) }
         request.topics = [topic]

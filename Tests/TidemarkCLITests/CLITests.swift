@@ -415,6 +415,36 @@ struct ReplayTests {
         #expect(try await CLI.run(args + ["--to-data", source]).status != 0)
     }
 
+    /// A backfill below an earlier run's range is copied (the resume took the highest copy of
+    /// any offset: `--from 3`, then `--until 3`, copied nothing and exited 0), and `--until`
+    /// past a shorter partition's end copies that partition whole (it failed there, after
+    /// writing the other partitions' records).
+    @Test func replayBackfillsBelowAnEarlierRunAndClampsItsRange() async throws {
+        let dir = TemporaryDirectory()
+        let source = dir.path + "/a"
+        let target = dir.path + "/b"
+        for (data, topic) in [(source, "src"), (target, "dst")] {
+            #expect(try await CLI.run(["topics", "create", topic, "--partitions", "2", "--data", data]).status == 0)
+        }
+        for (p, count) in [(0, 5), (1, 3)] {
+            let lines = (0..<count).map { "p\(p)-\($0)" }.joined(separator: "\n")
+            #expect(try await CLI.run(["produce", "src", "--partition", "\(p)", "--data", source], stdin: lines).status == 0)
+        }
+        let args = ["replay", "src:0", "--data", source, "--to-data", target, "--to-topic", "dst"]
+        let later = try await CLI.run(args + ["--from", "3"])
+        #expect(later.status == 0 && later.stderr.contains("replayed 2 records"), "\(later.stderr)")
+        let backfill = try await CLI.run(args + ["--until", "3"])
+        #expect(backfill.status == 0 && backfill.stderr.contains("replayed 3 records"), "\(backfill.stderr)")
+        let rerun = try await CLI.run(args)
+        #expect(rerun.status == 0 && rerun.stderr.contains("replayed 0 records"), "\(rerun.stderr)")
+        let copied = Self.jsonLines(try await CLI.run(["replay", "dst:0", "--data", target]).stdout)
+        #expect(Set(copied.map { $0["value"] as! String }) == Set((0..<5).map { "p0-\($0)" }) && copied.count == 5)
+
+        let clamped = try await CLI.run(["replay", "src", "--until", "4", "--data", source])
+        #expect(clamped.status == 0, "\(clamped.stderr)")
+        #expect(Self.jsonLines(clamped.stdout).map { $0["value"] as! String } == ["p0-0", "p0-1", "p0-2", "p0-3", "p1-0", "p1-1", "p1-2"])
+    }
+
     /// Over the wire into a topic with fewer partitions and a smaller max.message.bytes, rerun:
     /// batches the destination refuses as too large are split (all of a fetch's records went
     /// in one batch, refused at every rerun), and the rerun finds each source partition's last

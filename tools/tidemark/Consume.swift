@@ -95,6 +95,7 @@ struct Consume: AsyncParsableCommand {
         }
         var printed = 0
         let limit = maxMessages ?? Int.max
+        var idlePasses = 0
         while printed < limit {
             var progressed = false
             for p in partitions where printed < limit {
@@ -116,6 +117,18 @@ struct Consume: AsyncParsableCommand {
                 try client.commitOffsets(group, topic: topic, offsets: positions)
             }
             if !follow && partitions.allSatisfy({ positions[$0]! >= ends[$0]! }) { break }
+            // Without --follow each fetch is answered at once: a broker that answers nothing
+            // below the end it reported would make this loop spin. A second of that is an error.
+            if !follow && !progressed {
+                idlePasses += 1
+                if idlePasses >= 10, let stuck = partitions.first(where: { positions[$0]! < ends[$0]! }) {
+                    throw CLIError(
+                        "\(topic)-\(stuck): the broker answered no records at offset \(positions[stuck]!), below its end \(ends[stuck]!)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            } else {
+                idlePasses = 0
+            }
         }
     }
 

@@ -100,7 +100,11 @@ struct Replay: AsyncParsableCommand {
             } else {
                 end = try await reader.endOffset(topic, partition)
             }
-            if let resumed = try await sink.lastReplayed(sourceTopic: topic, sourcePartition: partition), resumed + 1 > start {
+            // Copies of offsets past this range do not count: a range below an earlier run's
+            // (a backfill) is copied. (Below `end`, so the resume point cannot overflow.)
+            if let resumed = try await sink.lastReplayed(sourceTopic: topic, sourcePartition: partition, below: end),
+                resumed + 1 > start
+            {
                 start = resumed + 1
                 Output.error("\(topic)-\(partition): resuming after offset \(resumed), already replayed")
             }
@@ -108,7 +112,10 @@ struct Replay: AsyncParsableCommand {
             while next < end {
                 let chunk = try await reader.read(topic, partition, from: next)
                 // Past the batches read, also those with no record to copy (transaction markers).
-                guard let after = chunk.next, after > next else { break }
+                // Nothing below the end the source gave is an error, not the end of the copy.
+                guard let after = chunk.next, after > next else {
+                    throw CLIError("\(topic)-\(partition): the source answered no records at offset \(next), below its end \(end)")
+                }
                 let records = chunk.records.filter { $0.offset >= next && $0.offset < end }
                 if !records.isEmpty { try await sink.write(records) }
                 total += records.count
@@ -156,7 +163,12 @@ struct EmbeddedReader: RecordReader {
     let broker: Broker
     func partitionCount(_ topic: String) async throws -> Int { try broker.partitionCount(of: topic) }
     func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64 {
-        try await broker.resolveOffset(topic: topic, partition: partition, position).offset
+        // An offset past a partition's end is its end, as a Kafka source's (`--until 4` on
+        // partitions of 5 and 3 records copies 4 and 3); below its start is an error.
+        if case .offset(let offset) = position, offset > (try broker.offsets(topic: topic, partition: partition).end) {
+            return try broker.offsets(topic: topic, partition: partition).end
+        }
+        return try await broker.resolveOffset(topic: topic, partition: partition, position).offset
     }
     func endOffset(_ topic: String, _ partition: Int) async throws -> Int64 { try broker.offsets(topic: topic, partition: partition).end }
     func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> (records: [ConsumerRecord], next: Int64?) {
@@ -197,6 +209,9 @@ func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> (r
     var position = 0
     while position + RecordBatchHeader.logOverhead <= bytes.count {
         let length = bytes.withUnsafeBytes { Int(Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self))) }
+        guard length >= Int(RecordBatchHeader.minimumBatchLength) else {
+            throw CLIError("a batch of \(topic)-\(partition) in the fetched bytes has length \(length) (at byte \(position))")
+        }
         guard position + RecordBatchHeader.logOverhead + length <= bytes.count else { break }
         let batch = try RecordBatch(decoding: Array(bytes[position..<(position + RecordBatchHeader.logOverhead + length)]))
         position += batch.header.totalSize
@@ -216,7 +231,9 @@ func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> (r
 
 protocol RecordSink {
     /// The highest source offset of `sourceTopic`/`sourcePartition` already in the destination.
-    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64?
+    /// The highest source offset below `end` of `sourceTopic`/`sourcePartition` already in the
+    /// destination.
+    func lastReplayed(sourceTopic: String, sourcePartition: Int, below end: Int64) async throws -> Int64?
     func write(_ records: [ConsumerRecord]) async throws
     func finish() async throws
 }
@@ -233,7 +250,7 @@ final class JSONSink: RecordSink {
             handle = FileHandle.standardOutput
         }
     }
-    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? { nil }
+    func lastReplayed(sourceTopic: String, sourcePartition: Int, below end: Int64) async throws -> Int64? { nil }
     func write(_ records: [ConsumerRecord]) async throws {
         var text = ""
         for record in records {
@@ -297,9 +314,12 @@ struct BatchMaker {
 /// destination partition may be in between: the search goes on while a window holds copies
 /// of the topic, and stops at the first that holds none (a destination of another writer's
 /// records is not read to its start; past 10,000 records of another writer since the last
-/// copy, a rerun copies again what was copied before them).
+/// copy, a rerun copies again what was copied before them). Only source offsets below `end`
+/// count (the range being copied); copies of later ones are copies of the topic: a backfill
+/// below an earlier run's range is copied, not skipped. (Disjoint earlier runs are not told
+/// apart: after runs of 3..<5 and 0..<1, a run of 0..<5 resumes after 4.)
 func lastReplayedOffset<R: RecordReader>(
-    in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int
+    in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int, below end: Int64
 ) async throws -> Int64? {
     let start = try await reader.resolve(topic, partition, .earliest)
     var windowEnd = try await reader.endOffset(topic, partition)
@@ -312,7 +332,9 @@ func lastReplayedOffset<R: RecordReader>(
             let chunk = try await reader.read(topic, partition, from: offset)
             guard let after = chunk.next, after > offset else { break }
             for record in chunk.records where record.offset >= offset && record.offset < windowEnd {
-                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition) {
+                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition),
+                    source < end
+                {
                     found = max(found ?? source, source)
                 } else if ReplayHeader.isCopy(record.headers, of: sourceTopic) {
                     copiesOfTheTopic = true
@@ -366,10 +388,10 @@ final class TopicSink<Writer: BatchWriter>: RecordSink {
         maker = BatchMaker(producerId: id, epoch: epoch, strip: stripHeaders)
     }
 
-    func lastReplayed(sourceTopic: String, sourcePartition: Int) async throws -> Int64? {
+    func lastReplayed(sourceTopic: String, sourcePartition: Int, below end: Int64) async throws -> Int64? {
         try await lastReplayedOffset(
             in: writer, topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
-            sourceTopic: sourceTopic, sourcePartition: sourcePartition)
+            sourceTopic: sourceTopic, sourcePartition: sourcePartition, below: end)
     }
 
     /// Under the 1 MiB `max.message.bytes` Kafka and Tidemark default to; a destination that

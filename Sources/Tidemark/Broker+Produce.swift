@@ -72,13 +72,21 @@ extension Broker {
                     "record timestamps \(earliest)-\(header.maxTimestamp) are outside [\(window.lowerBound), \(window.upperBound)]")
             }
         }
-        return try await appendChecked(state, batch[...], headers: [header], nowMs: now)
+        return try await appendChecked(state, batch[...], headers: [header], nowMs: now, markingAppended: true)
+    }
+
+    /// An append that reached the log (its records have offsets, its producer's sequence
+    /// numbers are used) but could not be made durable as its topic asks (`appendOwn` only).
+    struct AppendedNotDurable: Error {
+        let error: TidemarkError
     }
 
     /// The append of checked batches: on the calling task, or on the executor when a roll is
     /// needed; then the topic's flush policy (group commit).
+    /// `markingAppended`: a failed flush throws `AppendedNotDurable`.
     private func appendChecked(
-        _ state: PartitionState, _ batches: ArraySlice<UInt8>, headers: [RecordBatchHeader], nowMs now: Int64
+        _ state: PartitionState, _ batches: ArraySlice<UInt8>, headers: [RecordBatchHeader], nowMs now: Int64,
+        markingAppended: Bool = false
     ) async throws -> AppendResult {
         let (topic, partition) = (state.topic, state.partition)
         var outcome: ImmediateAppend
@@ -93,7 +101,9 @@ extension Broker {
             do {
                 try await flusher.durable(state.log, upTo: target)
             } catch {
-                throw TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")
+                let failure = TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")
+                if markingAppended { throw AppendedNotDurable(error: failure) }
+                throw failure
             }
         }
         return outcome.result
@@ -148,8 +158,8 @@ extension Broker {
         let outcome = state.producers.withLock { table -> Result<(AppendResult, LogAppendInfo?)?, TidemarkError> in
             do throws(TidemarkError) {
                 var duplicates: [ProducerStateTable.BatchMetadata] = []
-                for header in headers {
-                    if case .duplicate(let original) = try table.check(header) { duplicates.append(original) }
+                for verdict in try table.check(headers) {
+                    if case .duplicate(let original) = verdict { duplicates.append(original) }
                 }
                 if let first = duplicates.first {
                     guard duplicates.count == headers.count else {

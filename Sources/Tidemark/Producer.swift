@@ -417,6 +417,11 @@ public final class Producer: Sendable {
                                 topic: tp.topic, partition: tp.partition, offset: result.baseOffset + Int64(index),
                                 timestamp: result.logAppendTime ?? timestamp)))
                 }
+            } catch let failure as Broker.AppendedNotDurable {
+                // In the log, not made durable: its sequence numbers stay used. (Given back, the
+                // next batch of as many records was answered as this one's duplicate, unwritten,
+                // and one of another size was refused as out of order, again at every try.)
+                for (completion, _) in pending.waiters { completion(.failure(failure.error)) }
             } catch {
                 // The batch never reached the log: give its sequence numbers back.
                 state.withLock { $0.queues[tp]?.sequence = sequence }

@@ -64,6 +64,42 @@ struct ProducerStateTable: Sendable, Equatable {
         return .append
     }
 
+    /// Checks the batches of one append in order: each against the state the batches before
+    /// it leave (a producer's second batch follows its first, not the state before the
+    /// append: `[seq 1, seq 2]` was refused as out of order, `[seq 1, seq 1]` appended twice).
+    /// A batch that repeats an earlier one of the same append is refused.
+    func check(_ headers: [RecordBatchHeader]) throws(TidemarkError) -> [Verdict] {
+        if headers.count == 1 { return [try check(headers[0])] }
+        // The producers of this append, as its batches so far leave them.
+        var ahead = ProducerStateTable()
+        var verdicts: [Verdict] = []
+        verdicts.reserveCapacity(headers.count)
+        for header in headers {
+            let id = header.producerId
+            guard id >= 0 else {
+                verdicts.append(.append)
+                continue
+            }
+            let verdict: Verdict
+            if ahead.entries[id] != nil {
+                verdict = try ahead.check(header)
+                if case .duplicate = verdict {
+                    throw TidemarkError(
+                        .outOfOrderSequence,
+                        "an append repeats one of its own batches (producer \(id), sequence \(header.baseSequence))")
+                }
+            } else {
+                verdict = try check(header)
+            }
+            verdicts.append(verdict)
+            if case .append = verdict {
+                if ahead.entries[id] == nil, let entry = entries[id] { ahead.entries[id] = entry }
+                ahead.record(header, nowMs: ahead.entries[id]?.lastUpdateMs ?? 0)  // offsets unknown yet: not kept
+            }
+        }
+        return verdicts
+    }
+
     /// Records an appended batch (`header.baseOffset` is the assigned offset).
     mutating func record(_ header: RecordBatchHeader, nowMs: Int64) {
         guard header.producerId >= 0 else { return }

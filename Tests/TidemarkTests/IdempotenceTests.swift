@@ -40,6 +40,51 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The batches of one append are checked in order, each after the ones before it: a
+    /// producer's consecutive batches in one call are appended (they were refused as out of
+    /// order, checked against the state before the call), and a batch given twice is refused
+    /// (it was appended twice).
+    @Test func theBatchesOfOneAppendAreCheckedInOrder() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("i", partitions: 1)
+        let (pid, epoch) = try await broker.initProducerId()
+        func batch(_ sequence: Int32, _ value: String) throws -> [UInt8] {
+            try idempotentBatch(producerId: pid, epoch: epoch, sequence: sequence, values: [value])
+        }
+        _ = try await broker.append(topic: "i", partition: 0, batches: try batch(0, "a"))
+        let two = try await broker.append(topic: "i", partition: 0, batches: try batch(1, "b") + batch(2, "c"))
+        #expect(two.baseOffset == 1 && two.lastOffset == 2 && !two.isDuplicate)
+        await #expect {
+            try await broker.append(topic: "i", partition: 0, batches: try batch(3, "d") + batch(3, "d"))
+        } throws: { ($0 as? TidemarkError)?.code == .outOfOrderSequence }
+        // Retried together, the two are one duplicate answer.
+        let retried = try await broker.append(topic: "i", partition: 0, batches: try batch(1, "b") + batch(2, "c"))
+        #expect(retried.isDuplicate && retried.baseOffset == 1 && retried.lastOffset == 2)
+        #expect(try await readPartition(broker, "i", 0).map { text($0.value) } == ["a", "b", "c"])
+        try await broker.close()
+    }
+
+    /// The embedded producer's batch that reached the log but not the disk (the partition's
+    /// directory could not be opened to sync it: EMFILE, the log stays writable) keeps its
+    /// sequence numbers. (They were given back: the next batch of as many records was answered
+    /// as its duplicate, with its offset, and never written.)
+    @Test func aBatchInTheLogButNotDurableKeepsItsSequence() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.flushPolicy = .everyAppend
+        try await broker.createTopic("d", partitions: 1, config: config)
+        let producer = try await Producer(broker: broker)
+        StorageFaults.inject(.syncDirectory, .tooManyOpenFiles, pathContains: dir.path + "/d-0", times: 1)
+        await #expect(throws: (any Error).self) { _ = try await producer.send(topic: "d", key: nil, value: bytes("A")) }
+        let b = try await producer.send(topic: "d", key: nil, value: bytes("B"))
+        #expect(b.offset == 1)
+        #expect(try await readPartition(broker, "d", 0).map { text($0.value) } == ["A", "B"])
+        try await broker.close()
+    }
+
     @Test func onlyTheLastFiveBatchesAreRemembered() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())

@@ -220,14 +220,18 @@ public final class Broker: Sendable {
             // Producer ids the partitions remember must never be handed out again, whatever
             // `producer-ids` says (missing after a partial restore, damaged): a reused id would
             // meet its old sequences, and a new batch could be answered as a duplicate, unwritten.
-            let remembered = registry.topics.values.flatMap(\.partitions).compactMap { state in
-                state.producers.withLock { $0.entries.keys.max() }
-            }.max()
-            if let remembered, remembered >= registry.producerIds.next {
+            let next = registry.producerIds.next
+            let ahead = registry.topics.values.flatMap(\.partitions).flatMap { state in
+                state.producers.withLock { $0.entries.keys.filter { $0 >= next } }
+            }
+            if !ahead.isEmpty {
                 options.logger.warning(
-                    "producer-ids was behind the producer ids the partitions remember (missing or damaged?); ids continue above them",
-                    metadata: ["file": "\(dataDirectory)/producer-ids", "next": "\(registry.producerIds.next)", "remembered": "\(remembered)"])
-                registry.producerIds.continueAbove(remembered)
+                    "producer ids the partitions remember are at or above the next one producer-ids gives (missing or damaged, or ids clients chose); they are not handed out",
+                    metadata: [
+                        "file": "\(dataDirectory)/producer-ids", "next": "\(next)", "ids": "\(Set(ahead).count)",
+                        "highest": "\(ahead.max()!)",
+                    ])
+                registry.producerIds.skip(ahead)
             }
             // The committed-offsets log: one partition, never expired by retention; synced by
             // every maintenance pass (1 s), and before answering commits of synced topics

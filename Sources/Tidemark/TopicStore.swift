@@ -97,11 +97,15 @@ struct ProducerIdAllocator {
         }
     }
 
-    /// Hands out ids above `id` from now on (the next allocation persists a new block).
-    mutating func continueAbove(_ id: Int64) {
-        guard id >= next, id < Int64.max - Self.blockSize else { return }
-        next = id + 1
-        blockEnd = next
+    /// Ids at or above `next` that partitions remember (their producers' sequences): never
+    /// handed out. Only those, not every id below the highest of them: a client may pick any
+    /// id without asking (Kafka accepts an unknown producer), and one near Int64.max made
+    /// every later InitProducerId fail ("exhausted") once the ids continued above it.
+    /// Bounded by what the partitions' tables keep.
+    private(set) var skipped: Set<Int64> = []
+
+    mutating func skip(_ ids: some Sequence<Int64>) {
+        for id in ids where id >= next { skipped.insert(id) }
     }
 
     mutating func allocate() throws -> Int64 {
@@ -109,6 +113,7 @@ struct ProducerIdAllocator {
         guard next >= 0, next < Int64.max - Self.blockSize else {
             throw TidemarkError(.storage, "producer ids exhausted or damaged in \(path) (next \(next))")
         }
+        while !skipped.isEmpty, skipped.remove(next) != nil, next < Int64.max - Self.blockSize { next += 1 }
         if next >= blockEnd {
             let end = next + Self.blockSize
             try DurableFile.write(Array("\(end)\n".utf8), to: path)

@@ -171,9 +171,9 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    /// `producer-ids` missing (a partial restore) or damaged: ids continue above those the
-    /// partitions remember. Reused, a new producer's first batch met the old one's state and
-    /// was answered as a duplicate, never written.
+    /// `producer-ids` missing (a partial restore) or damaged: ids the partitions remember are
+    /// not handed out. Reused, a new producer's first batch met the old one's state and was
+    /// answered as a duplicate, never written.
     @Test(arguments: [false, true])
     func producerIdsContinueAboveThosePartitionsRemember(damaged: Bool) async throws {
         let dir = TemporaryDirectory()
@@ -198,6 +198,31 @@ import TidemarkStorage
         #expect(fresh > used.max()!)
         let appended = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: fresh, epoch: 0, sequence: 0, values: ["new"]))
         #expect(!appended.isDuplicate && appended.baseOffset == 3)
+        try await broker.close()
+    }
+
+    /// A producer id a client chose without asking (Kafka accepts an unknown producer), near
+    /// Int64.max: after a restart ids are still handed out, and not that one. (Ids continued
+    /// above the highest one the partitions remember, and every InitProducerId failed:
+    /// "exhausted".)
+    @Test func aClientChosenProducerIdDoesNotExhaustTheIds() async throws {
+        let dir = TemporaryDirectory()
+        let chosen = Int64.max - 1001
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 1)
+            let own = try await broker.initProducerId().producerId
+            for pid in [own, chosen, own + 1] {
+                _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 0, values: ["c"]))
+            }
+            try await broker.close()
+        }
+        try FileManager.default.removeItem(atPath: dir.file("producer-ids"))
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var handed: [Int64] = []
+        for _ in 0..<3 { handed.append(try await broker.initProducerId().producerId) }
+        // 0 and 1 are remembered (the first producer's and one a client took next to it).
+        #expect(handed == [2, 3, 4])
         try await broker.close()
     }
 

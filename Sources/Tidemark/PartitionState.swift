@@ -151,10 +151,16 @@ final class PartitionState: Sendable {
 
     /// Writes the producer table's snapshot at the current log end.
     func writeSnapshot() throws {
-        let (bytes, end) = producers.withLock { table in
+        let taken = producers.withLock { table -> ([UInt8], Int64)? in
+            // Not for a closed log: its topic was deleted, and its directory may be a new
+            // partition's of the same name now (a maintenance pass takes its list of partitions
+            // first: the old table was written over the new partition's snapshot, which a crash
+            // then loaded). A delete and a re-create within this write is not caught.
+            guard !log.isClosed else { return nil }
             let end = log.logEndOffset
             return (table.snapshot(logOffset: end), end)
         }
+        guard let (bytes, end) = taken else { return }
         // In place (the snapshot's CRC catches a torn write, and the log is then replayed):
         // thousands of partitions snapshotting each minute create and delete no files.
         try DurableFile.overwrite(bytes, to: snapshotPath, sync: true)

@@ -92,9 +92,28 @@ extension PartitionLog {
             }
         }
 
+        var logEnd = segments[segments.count - 1].nextOffset ?? segments[segments.count - 1].baseOffset
+        // A start moved inside the first segment by DeleteRecords.
+        var logStart = segments[0].baseOffset
+        var restartedAtStart = false
+        if let moved = try readRecoveryCheckpoint(directory: directory, name: logStartName), moved > logStart {
+            if moved > logEnd {
+                // Recovery cut the log below its start (damage in records DeleteRecords had
+                // already removed from view). As Kafka does, the log restarts empty at its start:
+                // taken down to the end instead, the offsets between were handed out again, and
+                // hidden behind the start (still persisted) at the next restart.
+                report.losses.append(
+                    "the log ended at offset \(logEnd) after recovery, below its start \(moved): it restarts empty at \(moved)")
+                for segment in segments { try segment.deleteFiles() }
+                segments = [try LogSegment.create(directory: directory, baseOffset: moved, config: config, use: use)]
+                logEnd = moved
+                restartedAtStart = true
+            }
+            logStart = moved
+        }
         let activeSegment = segments[segments.count - 1]
         if activeSegment.size > 0 { activeSegment.rollBaseMilliseconds = clock() }
-        let logEnd = activeSegment.nextOffset ?? activeSegment.baseOffset
+        let recoveredEnd = logEnd
         if !wasClean && deferredSync == nil {
             // What recovery kept may still be only in the page cache, and what it cut only a
             // size in memory: make both durable (fsync) before the checkpoint says so.
@@ -103,15 +122,11 @@ extension PartitionLog {
             }
         }
         if wasClean { try LogMarkers.markOpen(directory, sync: deferredSync == nil) }
-        // A start moved inside the first segment by DeleteRecords.
-        var logStart = segments[0].baseOffset
-        if let moved = try readRecoveryCheckpoint(directory: directory, name: logStartName), moved > logStart {
-            logStart = min(moved, logEnd)
-        }
         // Recovery works by segment: a checkpoint inside the active segment is as good as one
         // at its end (restarting 10,000 partitions then rewrites no checkpoints).
         let checkpointIsRight =
-            wasClean && report.truncatedBytes == 0 && recoveryPoint.map { $0 >= activeSegment.baseOffset && $0 <= logEnd } == true
+            wasClean && report.truncatedBytes == 0 && !restartedAtStart
+            && recoveryPoint.map { $0 >= activeSegment.baseOffset && $0 <= logEnd } == true
         var state = State(segments: segments, logStartOffset: logStart, logEndOffset: logEnd, recovery: report)
         // Damage a read met before a restart stays known (monitoring, `describeTopic`) until
         // `tidemark verify --repair` removes its mark.
@@ -123,7 +138,7 @@ extension PartitionLog {
         // A new log's first segment file is in its directory only once the directory is
         // synced: the first flush does it (an acknowledged durable append to a new partition
         // must not depend on the file system's journal ordering).
-        state.directoryNeedsSync = bases.isEmpty
+        state.directoryNeedsSync = bases.isEmpty || restartedAtStart
         state.checkpointOffset = checkpointIsRight ? recoveryPoint : logEnd
         let log = PartitionLog(
             directory: directory, config: config, clock: clock, syncObserver: syncObserver, fileUse: use, state: state)
@@ -135,12 +150,12 @@ extension PartitionLog {
                 // checkpoint lets the next recovery skip it.
                 batch.afterSync { () throws(StorageError) in
                     try log.replaceCheckpoint { () throws(StorageError) in
-                        try LogMarkers.writeRecoveryPoint(logEnd, directory: directory, sync: false)
+                        try LogMarkers.writeRecoveryPoint(recoveredEnd, directory: directory, sync: false)
                     }
                 }
             }
         } else if !checkpointIsRight {
-            try log.replaceCheckpoint { () throws(StorageError) in try log.writeRecoveryCheckpoint(logEnd) }
+            try log.replaceCheckpoint { () throws(StorageError) in try log.writeRecoveryCheckpoint(recoveredEnd) }
         }
         return log
     }

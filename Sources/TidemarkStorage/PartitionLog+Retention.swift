@@ -63,10 +63,11 @@ extension PartitionLog {
     /// restarts at `offset`. The result is durable when this returns.
     public func truncate(to offset: Int64) throws(StorageError) {
         precondition(offset >= 0, "negative offset")
-        let newEnd: Int64 = try state.withLock { s -> Result<Int64, StorageError> in
+        let (newEnd, startLowered) = try state.withLock { s -> Result<(Int64, Bool), StorageError> in
             do throws(StorageError) {
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
-                guard offset < s.logEndOffset else { return .success(s.logEndOffset) }
+                guard offset < s.logEndOffset else { return .success((s.logEndOffset, false)) }
+                let startLowered = offset < s.logStartOffset
                 let keep = offset <= s.logStartOffset ? 0 : Self.segmentIndex(containing: offset, in: s.segments) + 1
                 let removed = Array(s.segments[keep...])
                 s.segments.removeSubrange(keep...)
@@ -85,7 +86,7 @@ extension PartitionLog {
                 publishPositions(s)
                 s.pendingSync.append(contentsOf: try s.active.filesToSync())
                 s.directoryNeedsSync = true
-                return .success(s.logEndOffset)
+                return .success((s.logEndOffset, startLowered))
             } catch {
                 return .failure(error)
             }
@@ -102,6 +103,14 @@ extension PartitionLog {
         try FileSystem.syncDirectory(directory)
         try writeRecoveryCheckpoint(newEnd)
         state.withLock { $0.checkpointOffset = newEnd }
+        if startLowered {
+            // A start persisted by DeleteRecords above the new one would hide, after a
+            // restart, what is appended from here.
+            try logStartWritten.withLock { (written: inout Int64) throws(StorageError) in
+                try FileSystem.writeAtomically(Array("0\n\(newEnd)\n".utf8), to: directory + "/" + Self.logStartName, directory: directory)
+                written = newEnd
+            }
+        }
     }
 
     /// Moves the log start up to `offset` (Kafka's DeleteRecords): records below it are no

@@ -118,6 +118,51 @@ import Testing
         }
     }
 
+    /// Recovery that cuts the log below a start DeleteRecords moved (damage in records no
+    /// longer readable) restarts the log empty at that start, as Kafka does: no offset below
+    /// it is handed out again. (The start went down to the cut in memory only: offsets 20-39
+    /// were given to new records, and the next restart hid them behind the start, 40.)
+    @Test func damageBelowAMovedStartRestartsTheLogThere() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            for b in 0..<12 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+            #expect(try log.deleteRecords(before: 40) == 40)
+        }
+        try Self.flipByte(dir.file(log0), at: 5 * Self.batchSize + 40)
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            #expect(log.logStartOffset == 40 && log.logEndOffset == 40)
+            #expect(log.recoveryReport.losses.contains { $0.contains("restarts empty at 40") })
+            #expect(try log.append(makeBatch(tag: "new", count: 2)).firstOffset == 40)
+            try log.close()
+        }
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        #expect(log.logStartOffset == 40 && log.logEndOffset == 42)
+        #expect(try readAll(log, from: 40).map(\.1) == ["new-0", "new-1"])
+        try log.close()
+    }
+
+    /// A truncation below a start DeleteRecords moved persists the lower start: the records
+    /// appended after it stay readable after a restart (the persisted start stayed higher and
+    /// hid them).
+    @Test func aTruncationBelowAMovedStartPersistsTheLowerStart() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            for b in 0..<3 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+            #expect(try log.deleteRecords(before: 8) == 8)
+            try log.truncate(to: 2)
+            #expect(log.logStartOffset == 2 && log.logEndOffset == 2)
+            for b in 0..<3 { try log.append(makeBatch(tag: String(format: "n%03d", b), count: Self.batchRecords)) }
+            try log.close()
+        }
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        #expect(log.logStartOffset == 2 && log.logEndOffset == 14)
+        #expect(try readAll(log, from: 2).count == 12)
+        try log.close()
+    }
+
     @Test func trailingZerosFromPreallocationAreCut() throws {
         let dir = TemporaryDirectory()
         try Self.writeAndCrash(dir, batches: 10)

@@ -270,10 +270,13 @@ final class MappedIndexFile {
         releaseMemory()
         replaceMapping(nil, 0)
         let trim = !inMemory && isWritable && allocatedBytes != sizeInBytes
+        let size = sizeInBytes
         isWritable = false
-        if trim { try SharedFile.open(path, .readWrite).truncate(to: Int64(sizeInBytes)) }
+        // Emptied before the trim, which can fail (EMFILE, EIO): entries without a mapping
+        // would be read through a nil pointer.
         allocatedBytes = 0
         entryCount = 0
+        if trim { try SharedFile.open(path, .readWrite).truncate(to: Int64(size)) }
     }
 
     /// Reopens a sealed index for appends (a segment that becomes active again after truncation).

@@ -17,39 +17,52 @@ extension PartitionLog {
             return
         }
         try flush()
+        defer { if isClosed { fileUse.budget.remove(ObjectIdentifier(self)) } }
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
-                try s.active.trimPreallocation()
-                try s.active.sealForClose()
-                do throws(StorageError) {
-                    // Rolled files the flusher has not synced yet (a roll with no append after
-                    // it leaves nothing for `flush()` to do): fsync, since a roll cut their zeros.
-                    for file in s.pendingSync { try file.syncIncludingMetadata() }
-                    s.pendingSync = []
-                    if s.directoryNeedsSync {
-                        try FileSystem.syncDirectory(directory)
-                        s.directoryNeedsSync = false
+                try closingOrAbandoning(&s) { (s: inout State) throws(StorageError) in
+                    try s.active.trimPreallocation()
+                    try s.active.sealForClose()
+                    do throws(StorageError) {
+                        // Rolled files the flusher has not synced yet (a roll with no append after
+                        // it leaves nothing for `flush()` to do): fsync, since a roll cut their zeros.
+                        for file in s.pendingSync { try file.syncIncludingMetadata() }
+                        s.pendingSync = []
+                        if s.directoryNeedsSync {
+                            try FileSystem.syncDirectory(directory)
+                            s.directoryNeedsSync = false
+                        }
+                        if s.changedSinceOpen {
+                            // fsync: the trim above shrank the log file.
+                            for file in try s.active.filesToSync() { try file.syncIncludingMetadata() }
+                        }
+                    } catch {
+                        // The kernel may have dropped the pages: the log is failed (what it holds
+                        // may not all be on disk; the next open scans it).
+                        gate.fail(error)
+                        throw error
                     }
-                    if s.changedSinceOpen {
-                        // fsync: the trim above shrank the log file.
-                        for file in try s.active.filesToSync() { try file.syncIncludingMetadata() }
-                    }
-                } catch {
-                    // The kernel may have dropped the pages: the log is failed, so that a
-                    // retried close leaves no clean-shutdown marker (the next open scans it).
-                    gate.fail(error)
-                    throw error
+                    if s.changedSinceOpen && !s.checkpointCoversActive { try writeRecoveryCheckpoint(s.logEndOffset) }
+                    // (A log untouched since open was durable and checkpointed then: only the
+                    // marker changes.)
+                    try LogMarkers.markClean(directory, sync: true)
                 }
-                if s.changedSinceOpen && !s.checkpointCoversActive { try writeRecoveryCheckpoint(s.logEndOffset) }
-                // (A log untouched since open was durable and checkpointed then: only the
-                // marker changes.)
-                try LogMarkers.markClean(directory, sync: true)
-                for segment in s.segments { segment.closeFiles() }
-                s.isClosed = true
             }
         }.get()
-        fileUse.budget.remove(ObjectIdentifier(self))
+    }
+
+    /// Runs a close's steps, then closes every file. When a step fails (the active segment
+    /// may be sealed by then, its indexes unmapped), the log is closed all the same, without
+    /// its clean-shutdown marker, and the error thrown: left open half-sealed, the next read
+    /// or append trapped; the next open scans it as after a crash.
+    private func closingOrAbandoning(_ s: inout State, _ steps: (inout State) throws(StorageError) -> Void) throws(StorageError) {
+        defer {
+            for segment in s.segments { segment.closeFiles() }
+            s.pendingSync = []
+            s.isClosed = true
+        }
+        try steps(&s)
     }
 
     /// `close()` for a broker closing thousands of logs: the same end state, but nothing is
@@ -61,23 +74,22 @@ extension PartitionLog {
     public func close(deferredSync batch: SyncBatch) throws(StorageError) {
         if state.withLock({ $0.isClosed }) { return }
         if gate.failed != nil { return try close() }
+        defer { if isClosed { fileUse.budget.remove(ObjectIdentifier(self)) } }
         try state.withLock { s in
             Result { () throws(StorageError) in
                 guard !s.isClosed else { return }
-                try s.active.trimPreallocation()  // the batch's syncfs writes the size
-                try s.active.sealForClose()
-                try batch.add(directory: directory)
-                let (directory, checkpoint, end) = (directory, !s.checkpointCoversActive, s.logEndOffset)
-                batch.afterSync { () throws(StorageError) in
-                    if checkpoint { try LogMarkers.writeRecoveryPoint(end, directory: directory, sync: false) }
-                    try LogMarkers.markClean(directory, sync: false)
+                try closingOrAbandoning(&s) { (s: inout State) throws(StorageError) in
+                    try s.active.trimPreallocation()  // the batch's syncfs writes the size
+                    try s.active.sealForClose()
+                    try batch.add(directory: directory)
+                    let (directory, checkpoint, end) = (directory, !s.checkpointCoversActive, s.logEndOffset)
+                    batch.afterSync { () throws(StorageError) in
+                        if checkpoint { try LogMarkers.writeRecoveryPoint(end, directory: directory, sync: false) }
+                        try LogMarkers.markClean(directory, sync: false)
+                    }
                 }
-                for segment in s.segments { segment.closeFiles() }
-                s.pendingSync = []
-                s.isClosed = true
             }
         }.get()
-        fileUse.budget.remove(ObjectIdentifier(self))
     }
 
     public var isClosed: Bool { state.withLock { $0.isClosed } }

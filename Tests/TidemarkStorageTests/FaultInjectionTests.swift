@@ -156,6 +156,32 @@ import Testing
     /// A recovery checkpoint that cannot be rewritten at open (here EIO) does not keep the log
     /// from opening, and is removed rather than left saying a point recovery may have cut
     /// below: the next crash recovery scans from the start.
+    /// A close that fails half way (the clean-shutdown marker's fsync; the trim of the offset
+    /// index, after it was unmapped) closes the log all the same: the next append or read gets
+    /// an error, where it trapped on the half-sealed segment (a precondition on the append, a
+    /// nil mapping on the read); the next open keeps every record.
+    @Test(arguments: ["marker", "index"])
+    func aCloseThatFailsHalfWayStillClosesTheLog(_ step: String) throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path, config: Self.indexEveryBatch())
+        #expect(Self.appendUntilFailure(log, limit: 100).appended == 100)
+        if step == "marker" {
+            StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/.clean-shutdown")
+        } else {
+            StorageFaults.inject(.truncate, .ioError, pathContains: dir.path + "/00000000000000000000.index")
+        }
+        #expect(throws: StorageError.self) { try log.close() }
+        #expect(log.isClosed)
+        #expect(throws: StorageError.self) { try log.append(makeBatch(tag: "late", count: 1)) }
+        #expect(throws: StorageError.self) { _ = try log.read(from: 0, maxBytes: 1 << 20) }
+        StorageFaults.clear(pathContains: dir.path)
+        let reopened = try PartitionLog.open(directory: dir.path, config: Self.indexEveryBatch())
+        #expect(reopened.logEndOffset == 100)
+        #expect(try reopened.readBatches(from: 99, maxBytes: 1).first?.header.lastOffset == 99)
+        try reopened.close()
+    }
+
     @Test func aCheckpointThatCannotBeRewrittenAtOpenIsRemoved() throws {
         let dir = TemporaryDirectory("fault-checkpoint")
         defer { StorageFaults.clear(pathContains: dir.path) }

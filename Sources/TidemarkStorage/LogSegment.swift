@@ -158,8 +158,11 @@ final class LogSegment {
         let indexesPresent = FileSystem.exists(indexPath) && FileSystem.exists(timeIndexPath)
         if indexesPresent {
             try openIndexes(writable: false)
+            // A sealed segment holding batches has a time entry (its seal writes the last one):
+            // an empty time index (made empty by a crash during a rebuild) would be trusted, and
+            // every time lookup would pass the segment by.
             if offsetIndex!.validate(logSize: size, offsetLimit: offsetLimit),
-                timeIndex!.validate(offsetLimit: offsetLimit)
+                timeIndex!.validate(offsetLimit: offsetLimit), size == 0 || timeIndex!.lastEntry != nil
             {
                 if let last = timeIndex!.lastEntry {
                     maxTimestamp = last.timestamp

@@ -1,3 +1,4 @@
+import Glibc
 import SystemPackage
 import TestSupport
 import Testing
@@ -14,6 +15,22 @@ import Testing
             try log.roll()
         }
         return log
+    }
+
+    /// A sealed segment whose time index is empty (a crash while it was rebuilt) has it rebuilt:
+    /// it was trusted, and lookups of its times answered the next segment's first offset.
+    @Test func anEmptyTimeIndexOfASealedSegmentIsRebuilt() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try Self.manySegments(dir, count: 3)
+            try log.close()
+        }
+        let timeIndex = dir.path + "/t-0/" + segmentName(0, ".timeindex")
+        #expect(truncate(timeIndex, 0) == 0)
+        let log = try PartitionLog.open(directory: dir.path + "/t-0")
+        #expect(try log.offset(forTimestamp: 1_700_000_000_000)?.offset == 0)
+        #expect(try log.offset(forTimestamp: 1_700_000_000_000 + 1000)?.offset == 1)
+        try log.close()
     }
 
     /// A lookup of a recent time reopened every older segment (indexes mapped and checked),

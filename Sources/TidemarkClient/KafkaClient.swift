@@ -194,7 +194,8 @@ public final class KafkaClient {
         var request = CreateTopicsRequest()
         var topic = CreateTopicsRequest.Topic()
         topic.name = name
-        guard let count = Int32(exactly: partitions), count > 0 else {
+        // -1: the broker's default (num.partitions).
+        guard let count = Int32(exactly: partitions), count > 0 || count == -1 else {
             throw KafkaClientError(code: KafkaError.invalidPartitions.rawValue, "invalid partition count \(partitions)")
         }
         topic.numPartitions = count

@@ -564,6 +564,9 @@ struct BootstrapModeTests {
         let b = ["--bootstrap", broker.bootstrap]
         #expect(try await CLI.run(["topics", "create", "wire", "--partitions", "2", "--config", "retention.ms=60000"] + b).status == 0)
         #expect(try await CLI.run(["topics", "create", "wire"] + b).stderr.contains("Kafka error 36 TOPIC_ALREADY_EXISTS"))
+        // A count past Int32 is an error, not a trap (exit 132).
+        let huge = try await CLI.run(["topics", "create", "huge", "--partitions", "3000000000"] + b)
+        #expect(huge.status == 1 && huge.stderr.contains("invalid partition count"), "\(huge.stderr)")
         #expect(try await CLI.run(["topics", "list"] + b).stdout == "wire\n")
         let lines = (0..<40).map { "k\($0 % 7):v\($0)" }.joined(separator: "\n")
         #expect(try await CLI.run(["produce", "wire", "--key-separator", ":"] + b, stdin: lines).stderr.contains("produced 40 records"))

@@ -42,6 +42,20 @@ public enum LogVerifier {
         }.sorted { $0.base < $1.base }
     }
 
+    /// Whether `directory` is a partition's: it holds segment files, or checkpoints a log
+    /// writes (a partition whose segment files were all removed is still one, and damaged).
+    public static func isPartitionDirectory(_ directory: String) -> Bool {
+        if let segments = try? segmentFiles(in: directory), !segments.isEmpty { return true }
+        return [PartitionLog.checkpointName, PartitionLog.logStartName].contains { FileSystem.exists(directory + "/" + $0) }
+    }
+
+    /// The offset a partition's checkpoints say its log reached (recovery point or start).
+    static func reachedOffset(_ directory: String) -> Int64 {
+        let point = (try? PartitionLog.readRecoveryCheckpoint(directory: directory)) ?? nil
+        let start = (try? PartitionLog.readRecoveryCheckpoint(directory: directory, name: PartitionLog.logStartName)) ?? nil
+        return max(point ?? 0, start ?? 0)
+    }
+
     /// Checks one partition directory. `progress(done, total)` is called after each segment.
     public static func verify(partitionDirectory directory: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         var report = Report(directory: directory)
@@ -55,6 +69,15 @@ public enum LogVerifier {
                 Problem(path: directory, message: "marked for repair by the broker: \(String(decoding: marker, as: UTF8.self))"))
         }
         let segments = try segmentFiles(in: directory)
+        if segments.isEmpty {
+            // A log always keeps a segment: its files were removed (or never restored).
+            let reached = reachedOffset(directory)
+            report.problems.append(Problem(
+                path: directory,
+                message: "no segment files"
+                    + (reached > 0 ? ", though its checkpoints say the log reached offset \(reached)" : "")
+                    + ": whatever records it held are gone (a broker restarts it empty at \(reached))"))
+        }
         // After a crash, recovery scans (and re-indexes) the segments from the one holding the
         // recovery point on; the ones before it are trusted as they are.
         let recoveryPoint = report.wasCleanShutdown ? nil : (try PartitionLog.readRecoveryCheckpoint(directory: directory) ?? 0)

@@ -67,7 +67,16 @@ extension PartitionLog {
 
         var segments: [LogSegment] = []
         if bases.isEmpty {
-            segments.append(try LogSegment.create(directory: directory, baseOffset: 0, config: config, use: use))
+            // No segment file, though checkpoints say the log had reached an offset (files
+            // removed by hand, a partial restore): it restarts empty there, as Kafka's loader
+            // starts at its checkpointed start, so no offset is handed out twice; said as a loss.
+            let reached = LogVerifier.reachedOffset(directory)
+            if LogVerifier.isPartitionDirectory(directory) {
+                // (Checkpoints without segments: a log that had been opened before.)
+                report.losses.append(
+                    "no segment files, though the log existed (its checkpoints say it reached offset \(reached)): it restarts empty there")
+            }
+            segments.append(try LogSegment.create(directory: directory, baseOffset: reached, config: config, use: use))
             // The marker exists from the start ("0": open), so that every close only overwrites
             // it (a missing marker and "0" both read as not clean: no sync is needed here).
             try LogMarkers.overwrite([UInt8(ascii: "0")], path: directory + "/" + cleanShutdownName, directory: directory, sync: false)

@@ -144,6 +144,23 @@ struct CLITests {
         #expect(try await CLI.run(["topics", "list", "--data", data]).stdout == "")
     }
 
+    /// A partition whose segment files are all gone is reported (verify skipped it and said ok).
+    @Test func aPartitionWithoutSegmentFilesIsReported() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "2", "--data", data]).status == 0)
+        for p in 0..<2 {
+            #expect(try await CLI.run(["produce", "t", "--partition", "\(p)", "--data", data], stdin: "a\nb\nc").status == 0)
+        }
+        for name in try FileManager.default.contentsOfDirectory(atPath: data + "/t-1") where !name.hasSuffix(".checkpoint") && !name.hasPrefix(".") {
+            try FileManager.default.removeItem(atPath: data + "/t-1/" + name)
+        }
+        let verified = try await CLI.run(["verify", data])
+        #expect(verified.status == 1, "\(verified.stdout)")
+        #expect(verified.stdout.contains("ok \(data)/t-0") && verified.stdout.contains("PROBLEMS \(data)/t-1"))
+        #expect(verified.stdout.contains("no segment files"))
+    }
+
     @Test func dumpVerifyAndRepair() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"

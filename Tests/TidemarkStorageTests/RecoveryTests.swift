@@ -143,6 +143,29 @@ import Testing
         try log.close()
     }
 
+    /// Segment files all removed (by hand, a partial restore) while the checkpoints say the log
+    /// reached an offset (at least the last segment's base: a recovery point inside the active
+    /// segment is not always moved): it restarts empty there and says so, where it restarted
+    /// at 0 in silence and handed those offsets out again.
+    @Test func aLogWithoutSegmentFilesRestartsWhereItsCheckpointsSay() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config(segmentBytes: 3 * Self.batchSize))
+            for b in 0..<4 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+            try log.close()
+        }
+        let reached = try #require(try PartitionLog.readRecoveryCheckpoint(directory: dir.path))
+        #expect(reached >= 12)
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasPrefix("0000") {
+            try FileManager.default.removeItem(atPath: dir.path + "/" + name)
+        }
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        #expect(log.logStartOffset == reached && log.logEndOffset == reached)
+        #expect(log.recoveryReport.losses.contains { $0.contains("no segment files") })
+        #expect(try log.append(makeBatch(tag: "new", count: 1)).firstOffset == reached)
+        try log.close()
+    }
+
     /// A truncation below a start DeleteRecords moved persists the lower start: the records
     /// appended after it stay readable after a restart (the persisted start stayed higher and
     /// hid them).

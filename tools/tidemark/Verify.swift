@@ -25,12 +25,13 @@ struct Verify: ParsableCommand {
         }
     }
 
-    /// Partition directories: the directory itself if it holds segments, else its subdirectories that do.
+    /// Partition directories: the directory itself if it is one, else its subdirectories that
+    /// are (one whose segment files are all gone included: it was skipped, and verify said ok).
     func partitions() throws -> [String] {
-        if try !LogVerifier.segmentFiles(in: directory).isEmpty { return [directory] }
+        if LogVerifier.isPartitionDirectory(directory) { return [directory] }
         return try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
             .map { directory + "/" + $0 }
-            .filter { (try? LogVerifier.segmentFiles(in: $0).isEmpty == false) ?? false }
+            .filter { LogVerifier.isPartitionDirectory($0) }
     }
 
     func run() throws {

@@ -165,9 +165,13 @@ extension Broker {
                     guard duplicates.count == headers.count else {
                         throw TidemarkError(.outOfOrderSequence, "an append mixes retried and new batches")
                     }
+                    // On a LogAppendTime topic the table keeps the append time (below): the
+                    // retry is answered with it, as the first attempt was.
+                    let stamped = state.log.config.timestampType == .logAppendTime
                     let duplicate = AppendResult(
                         partition: partition, baseOffset: first.firstOffset, lastOffset: duplicates.last!.lastOffset,
-                        logAppendTime: nil, logStartOffset: state.log.logStartOffset, isDuplicate: true)
+                        logAppendTime: stamped ? duplicates.last!.timestamp : nil, logStartOffset: state.log.logStartOffset,
+                        isDuplicate: true)
                     return .success((duplicate, nil))
                 }
                 let info: LogAppendInfo
@@ -185,6 +189,7 @@ extension Broker {
                 var next = info.firstOffset
                 for var header in headers {
                     header.baseOffset = next
+                    if let stamped = info.logAppendTime { header.maxTimestamp = stamped }  // as the log stores it
                     table.record(header, nowMs: now)
                     next = header.nextOffset
                 }
@@ -292,11 +297,13 @@ extension Broker {
     /// A new producer id (epoch 0) for an idempotent producer; never reused.
     public func initProducerId() async throws -> (producerId: Int64, epoch: Int16) {
         try checkOpen()
-        return try await admin { [self] in
-            var allocator = registry.withLock { $0.producerIds }
-            let id = try allocator.allocate()
-            registry.withLock { $0.producerIds = allocator }
-            return (id, 0)
+        return try await withCheckedThrowingContinuation { continuation in
+            producerIdQueue.async { [self] in
+                continuation.resume(
+                    with: Result {
+                        (try producerIds.withLock { try $0.allocate() }, Int16(0))
+                    })
+            }
         }
     }
 

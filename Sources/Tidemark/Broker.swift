@@ -63,7 +63,14 @@ public final class Broker: Sendable {
     /// The deadlines of embedded long polls, on one sleeping task.
     let timers = DeadlineTimers()
     private let adminQueue = DispatchQueue(label: "tidemark.admin")
+    /// Producer id allocations, one at a time (an allocation persists a block every 1,000 ids:
+    /// an fsync), apart from `adminQueue`: a new producer does not wait behind a topic's
+    /// deletion (thousands of partitions closed and removed, an fsync each). Holds a closure
+    /// per InitProducerId being answered.
+    let producerIdQueue = DispatchQueue(label: "tidemark.producer-ids")
     let registry: Mutex<Registry>
+    /// Changed by `producerIdQueue` only (after open), held across an allocation's fsync.
+    let producerIds: Mutex<ProducerIdAllocator>
     let lockFile: SharedFile
     public let groups: GroupCoordinator
     /// Share groups (KIP-932): membership, record locks and acknowledgements.
@@ -91,7 +98,6 @@ public final class Broker: Sendable {
         /// Topic ids of the topics above.
         var names: [UUID: String] = [:]
         var isClosed = false
-        var producerIds: ProducerIdAllocator
     }
 
     /// One partition of a topic: serving, or offline because its directory could not be
@@ -149,8 +155,8 @@ public final class Broker: Sendable {
     private var internalIds: [String: UUID] { internalTopics.mapValues(\.id) }
 
     private init(
-        dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry, groups: GroupCoordinator,
-        shares: ShareCoordinator, flusher: LogFlusher, internalTopics: [String: TopicState], groupConfigs: GroupConfigs,
+        dataDirectory: String, options: BrokerOptions, lockFile: SharedFile, registry: Registry,
+        producerIds: ProducerIdAllocator, groups: GroupCoordinator, shares: ShareCoordinator, flusher: LogFlusher, internalTopics: [String: TopicState], groupConfigs: GroupConfigs,
         metrics: EngineMetrics
     ) {
         self.metrics = metrics
@@ -163,6 +169,7 @@ public final class Broker: Sendable {
         self.options = options
         self.lockFile = lockFile
         self.registry = Mutex(registry)
+        self.producerIds = Mutex(producerIds)
         self.groups = groups
         self.internalTopics = internalTopics
     }
@@ -177,11 +184,12 @@ public final class Broker: Sendable {
         let openStarted = ContinuousClock.now
         let metrics = EngineMetrics(
             factory: options.metricsFactory ?? MetricsSystem.factory, slowFsyncMs: options.slowFsyncWarningMs, logger: options.logger)
-        let (lock, registry, offsetsPartition, offsetsId, sharePartition) = try await executor.run {
-            () throws -> (SharedFile, Registry, PartitionState, UUID, PartitionState) in
+        let (lock, registry, producerIds, offsetsPartition, offsetsId, sharePartition) = try await executor.run {
+            () throws -> (SharedFile, Registry, ProducerIdAllocator, PartitionState, UUID, PartitionState) in
             try DurableFile.createDirectory(dataDirectory)
             let lock = try DurableFile.lockExclusively(dataDirectory + "/.lock")
-            var registry = Registry(producerIds: try ProducerIdAllocator(path: dataDirectory + "/producer-ids"))
+            var registry = Registry()
+            var producerIds = try ProducerIdAllocator(path: dataDirectory + "/producer-ids")
             let store = TopicStore(path: dataDirectory + "/topics.json")
             try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
             let (topics, internalIds, madeIds) = try store.load()
@@ -220,7 +228,7 @@ public final class Broker: Sendable {
             // Producer ids the partitions remember must never be handed out again, whatever
             // `producer-ids` says (missing after a partial restore, damaged): a reused id would
             // meet its old sequences, and a new batch could be answered as a duplicate, unwritten.
-            let next = registry.producerIds.next
+            let next = producerIds.next
             let ahead = registry.topics.values.flatMap(\.partitions).flatMap { state in
                 state.producers.withLock { $0.entries.keys.filter { $0 >= next } }
             }
@@ -231,7 +239,7 @@ public final class Broker: Sendable {
                         "file": "\(dataDirectory)/producer-ids", "next": "\(next)", "ids": "\(Set(ahead).count)",
                         "highest": "\(ahead.max()!)",
                     ])
-                registry.producerIds.skip(ahead)
+                producerIds.skip(ahead)
             }
             // The committed-offsets log: one partition, never expired by retention; synced by
             // every maintenance pass (1 s), and before answering commits of synced topics
@@ -255,7 +263,7 @@ public final class Broker: Sendable {
                 topic: shareStateLog, partition: 0, directory: Self.partitionDirectory(dataDirectory, shareStateLog, 0),
                 config: shareLogConfig, clock: options.clock, logger: options.logger, metrics: metrics,
                 countTraffic: false, budget: options.openFileBudget)
-            return (lock, registry, offsets, offsetsId, shareState)
+            return (lock, registry, producerIds, offsets, offsetsId, shareState)
         }
         let flusher = LogFlusher()
         // An open that fails from here on must not leave the flusher's thread parked for good,
@@ -312,7 +320,8 @@ public final class Broker: Sendable {
                 metadata: ["partitions": "\(cut)"])
         }
         let broker = Broker(
-            dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, groups: groups, shares: shares,
+            dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, producerIds: producerIds,
+            groups: groups, shares: shares,
             flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)
         broker.startMaintenance()
         opened = true

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 @testable import Tidemark
@@ -223,6 +224,49 @@ import TidemarkStorage
         for _ in 0..<3 { handed.append(try await broker.initProducerId().producerId) }
         // 0 and 1 are remembered (the first producer's and one a client took next to it).
         #expect(handed == [2, 3, 4])
+        try await broker.close()
+    }
+
+    /// A retry on a LogAppendTime topic is answered with the append time the first attempt
+    /// got (it was answered without one, -1, so the client reported the producer's time).
+    @Test func aRetryOnALogAppendTimeTopicGetsTheAppendTime() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock))
+        var stamped = TopicConfig()
+        stamped.timestampType = .logAppendTime
+        try await broker.createTopic("i", partitions: 1, config: stamped)
+        let (pid, epoch) = try await broker.initProducerId()
+        let batch = try idempotentBatch(producerId: pid, epoch: epoch, sequence: 0, values: ["a"])
+        let first = try await broker.append(topic: "i", partition: 0, batches: batch)
+        #expect(first.logAppendTime == clock.read())
+        clock.advance(5_000)
+        let retry = try await broker.append(topic: "i", partition: 0, batches: batch)
+        #expect(retry.isDuplicate && retry.logAppendTime == first.logAppendTime)
+        try await broker.close()
+    }
+
+    /// A new producer's id does not wait behind a topic's deletion (both ran on the admin
+    /// queue: deleting thousands of partitions, an fsync each, held every InitProducerId for as
+    /// long). Here the deleted partition's syncs take 1.5 s each.
+    @Test func aNewProducerDoesNotWaitBehindADeletion() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("gone", partitions: 1)
+        _ = try await broker.append(topic: "gone", partition: 0, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["x"]))
+        StorageFaults.slow(.sync, by: 1_500_000_000, pathContains: dir.path + "/gone-0/")
+        final class Done: Sendable { let flag = Atomic<Bool>(false) }
+        let deleted = Done()
+        let deletion = Task {
+            try await broker.deleteTopic("gone")
+            deleted.flag.store(true, ordering: .relaxed)
+        }
+        try await Task.sleep(for: .milliseconds(300))  // the deletion is under way
+        _ = try await broker.initProducerId()
+        let deletionDone = deleted.flag.load(ordering: .relaxed)
+        #expect(!deletionDone, "InitProducerId waited for the deletion")
+        try await deletion.value
         try await broker.close()
     }
 

@@ -34,6 +34,10 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        // The other codecs Kafka producers use, from the system: gzip (zlib), zstd, snappy.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         // CRC-32C (Castagnoli): SSE4.2 when the CPU has it, table-driven otherwise.
         .target(name: "CCRC32C"),
         // Linux calls Swift's Glibc module does not declare (syncfs needs _GNU_SOURCE).
@@ -44,6 +48,9 @@ let package = Package(
             name: "TidemarkStorage",
             dependencies: [
                 "CLZ4",
+                "CZlib",
+                "CZstd",
+                "CSnappy",
                 "CCRC32C",
                 "CSystemShims",
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite, on a fresh machine too: installs what is missing (liblz4-dev, pkg-config,
+# The test suite, on a fresh machine too: installs what is missing (the codecs' -dev packages, pkg-config,
 # kcat, a virtualenv with the Python Kafka clients), runs the Swift tests, then the interop
 # tests against a real `tidemark serve`, then a short seeded run of the request fuzzer.
 #   tools/test.sh            everything

@@ -16,8 +16,9 @@ public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvert
         }
     }
 
-    /// Whether this build can compress and decompress the codec.
-    public var isSupported: Bool { self == .none || self == .lz4 }
+    /// Whether this build can compress and decompress the codec: every one Kafka defines
+    /// (`Codecs.swift`; lz4, zlib, zstd and snappy from the system).
+    public var isSupported: Bool { true }
 }
 
 /// Which timestamp a batch carries (attribute bit 3).

@@ -24,14 +24,13 @@ public struct RecordBatch: Sendable, Equatable {
         guard let codec = header.compressionCodec, codec.isSupported else {
             throw .unsupportedCompression(header.attributes)
         }
-        switch codec {
-        case .lz4:
-            let plain = try LZ4Frame.decompress(body, limit: maxDecompressedBytes)
+        if codec == .none {
+            records = try Self.readRecords(body, count: header.recordsCount)
+        } else {
+            let plain = try codec.decompress(body, limit: maxDecompressedBytes)
             records = try plain.withUnsafeBytes { raw in
                 Result { () throws(RecordBatchError) in try Self.readRecords(raw, count: header.recordsCount) }
             }.get()
-        default:
-            records = try Self.readRecords(body, count: header.recordsCount)
         }
         self.header = header
     }
@@ -53,14 +52,13 @@ public struct RecordBatch: Sendable, Equatable {
             throw .unsupportedCompression(header.attributes)
         }
         let pick = Pick(base: header.baseOffset, limit: limit, through: through)
-        switch codec {
-        case .lz4:
-            let plain = try LZ4Frame.decompress(body, limit: maxDecompressedBytes)
+        if codec == .none {
+            records = try Self.readRecords(body, count: header.recordsCount, picking: pick, keep)
+        } else {
+            let plain = try codec.decompress(body, limit: maxDecompressedBytes)
             records = try plain.withUnsafeBytes { raw in
                 Result { () throws(RecordBatchError) in try Self.readRecords(raw, count: header.recordsCount, picking: pick, keep) }
             }.get()
-        default:
-            records = try Self.readRecords(body, count: header.recordsCount, picking: pick, keep)
         }
         self.header = header
     }
@@ -199,10 +197,10 @@ public struct RecordBatchBuilder: Sendable {
         if isTransactional { attributes |= 0x10 }
 
         var output: ByteWriter
-        if compression == .lz4 {
+        if compression != .none {
             let compressed = try writer.bytes.withUnsafeBytes { raw in
                 Result { () throws(RecordBatchError) in
-                    try LZ4Frame.compress(UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.size...]))
+                    try compression.compress(UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.size...]))
                 }
             }.get()
             output = ByteWriter(capacity: RecordBatchHeader.size + compressed.count)

@@ -86,7 +86,7 @@ public struct RecordBatchValidator: Sendable {
             largest = try Self.walkRecords(body, header: header, window: window)
         } else {
             let plain: [UInt8]
-            do { plain = try LZ4Frame.decompress(body, limit: maxDecompressedBytes) } catch { throw .invalidRecord("\(error)") }
+            do { plain = try codec.decompress(body, limit: maxDecompressedBytes) } catch { throw .invalidRecord("\(error)") }
             largest = try plain.withUnsafeBytes { raw in
                 Result { () throws(Failure) in try Self.walkRecords(raw, header: header, window: window) }
             }.get()

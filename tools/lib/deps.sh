@@ -14,9 +14,10 @@ apt_install_missing() {
     fi
 }
 
-# liblz4-dev and pkg-config: the CLZ4 system library target.
+# liblz4-dev, zlib1g-dev, libzstd-dev, libsnappy-dev and pkg-config: the codecs' system
+# library targets (CLZ4, CZlib, CZstd, CSnappy).
 ensure_build_dependencies() {
-    apt_install_missing liblz4-dev pkg-config
+    apt_install_missing liblz4-dev zlib1g-dev libzstd-dev libsnappy-dev pkg-config
 }
 
 # kcat (librdkafka 2.0.2), prometheus (and promtool) for the metrics and dashboard tests, chromium for

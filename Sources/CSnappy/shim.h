@@ -1,0 +1,4 @@
+#ifndef TIDEMARK_CSNAPPY_SHIM_H
+#define TIDEMARK_CSNAPPY_SHIM_H
+#include <snappy-c.h>
+#endif

@@ -229,7 +229,10 @@ extension Broker {
     public static let maxCompressedBytesNow = 64 << 10
 
     /// The bytes of the compressed batches in `bytes` (framing read from the headers only;
-    /// malformed framing ends the count, and the validation that follows refuses it).
+    /// malformed framing ends the count, and the validation that follows refuses it). A gzip
+    /// or zstd batch counts as more than `maxCompressedBytesNow` whatever its size: their
+    /// ratio has no useful bound (64 MiB of zeros is a few KB of zstd), so they are never
+    /// decompressed on an event loop. LZ4's (about 255:1) and snappy's (about 21:1) are.
     public static func compressedBytes(_ bytes: ArraySlice<UInt8>) -> Int {
         var position = bytes.startIndex
         var total = 0
@@ -237,8 +240,11 @@ extension Broker {
             let length = bytes[(position + 8)..<(position + 12)].reduce(0) { $0 << 8 | Int($1) }
             guard length > 0 else { break }
             let size = min(length + RecordBatchHeader.logOverhead, bytes.endIndex - position)
-            let attributesLow = bytes[position + RecordBatchHeader.attributesOffset + 1]
-            if attributesLow & 0x07 != 0 { total += size }
+            switch CompressionCodec(rawValue: Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07)) {
+            case .none?: break
+            case .gzip?, .zstd?: total += max(size, maxCompressedBytesNow + 1)
+            default: total += size
+            }
             position += size
         }
         return total

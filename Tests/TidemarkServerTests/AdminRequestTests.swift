@@ -125,6 +125,26 @@ import TidemarkWire
         }
     }
 
+    /// gzip and zstd batches, however small, are checked off the event loop (their ratio has no
+    /// useful bound: a few KB of zstd is 64 MiB of zeros); small lz4 and snappy ones on it.
+    /// Over the wire, each is stored.
+    @Test(arguments: [CompressionCodec.gzip, .snappy, .lz4, .zstd])
+    func gzipAndZstdAreNeverDecompressedOnTheLoop(codec: CompressionCodec) async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("small", partitions: 1)
+            var builder = RecordBatchBuilder(compression: codec)
+            builder.append(timestamp: 1_700_000_000_000, key: nil, value: Array("job".utf8))
+            let batch = try builder.build()
+            let onLoop = try server.broker.appendNow(topic: "small", partition: 0, batches: batch[...]) != nil
+            #expect(onLoop == (codec == .lz4 || codec == .snappy))
+            let client = try RawClient(port: server.boundPort)
+            let request = ServerTests.produceRequest(topic: "small", batch: batch)
+            let response = try ProduceResponse.decode(try await Self.exchange(client, .produce, version: 7, request), version: 7, flexible: false)
+            #expect(response.topics[0].partitions.map(\.errorCode) == [0])
+            #expect(try server.broker.partitionState("small", 0).log.logEndOffset == (onLoop ? 2 : 1))
+        }
+    }
+
     /// CreateTopics naming a topic twice acts on neither (INVALID_REQUEST); DeleteTopics
     /// naming one by both name and id is refused; Metadata for an invalid name answers
     /// INVALID_TOPIC_EXCEPTION (not the retriable UNKNOWN_TOPIC_OR_PARTITION, which made

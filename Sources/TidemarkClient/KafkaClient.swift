@@ -24,11 +24,14 @@ public struct KafkaClientError: Error, Sendable, CustomStringConvertible {
 final class BrokerConnection {
     let host: String
     let port: Int
+    /// The receive timeout (SO_RCVTIMEO) of every read.
+    let timeoutSeconds: Int
     private let fd: Int32
     private var correlation: Int32 = 0
     let clientId: String
 
     init(host: String, port: Int, clientId: String, timeoutSeconds: Int = 30) throws {
+        self.timeoutSeconds = timeoutSeconds
         self.host = host
         self.port = port
         self.clientId = clientId
@@ -104,6 +107,10 @@ final class BrokerConnection {
         while got < count {
             let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
             if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                throw KafkaClientError("no answer from \(host):\(port) within \(timeoutSeconds) s")
+            }
+            guard n >= 0 else { throw KafkaClientError("read from \(host):\(port) failed (errno \(errno))") }
             guard n > 0 else { throw KafkaClientError("connection to \(host):\(port) closed") }
             got += n
         }
@@ -229,9 +236,11 @@ public final class KafkaClient {
 
     // MARK: Offsets, fetch, produce
 
-    /// ListOffsets: -2 earliest, -1 latest, or a timestamp; nil when no record is that new.
+    /// ListOffsets: -2 earliest, -1 latest (read committed: a Kafka source's last stable
+    /// offset, before any open transaction), or a timestamp; nil when no record is that new.
     public func offset(_ topic: String, _ partition: Int, at timestamp: Int64) throws -> Int64? {
         var request = ListOffsetsRequest()
+        request.isolationLevel = 1
         var t = ListOffsetsRequest.Topic()
         t.name = topic
         var p = ListOffsetsRequest.Partition()
@@ -246,11 +255,13 @@ public final class KafkaClient {
     }
 
     /// Fetches stored batches from `offset` (whole or partial batches at the end are the
-    /// caller's to trim): (bytes, high watermark).
+    /// caller's to trim), read committed: (bytes, high watermark, the aborted transactions
+    /// among them, whose records the caller leaves out; a Kafka source's, Tidemark has none).
     public func fetch(_ topic: String, _ partition: Int, offset: Int64, maxBytes: Int = 1 << 20, maxWaitMs: Int32 = 0)
-        throws -> (records: [UInt8], highWatermark: Int64)
+        throws -> (records: [UInt8], highWatermark: Int64, aborted: [(producerId: Int64, firstOffset: Int64)])
     {
         var request = FetchRequest()
+        request.isolationLevel = 1
         request.maxWaitMs = maxWaitMs
         request.minBytes = 1
         request.maxBytes = Int32(maxBytes)
@@ -266,7 +277,7 @@ public final class KafkaClient {
         guard let result = response.topics.first?.partitions.first else { throw KafkaClientError("empty Fetch answer") }
         try check(result.errorCode, "fetch from \(topic)-\(partition) at \(offset)")
         let bytes = try result.records?.materialize() ?? []
-        return (bytes, result.highWatermark)
+        return (bytes, result.highWatermark, result.abortedTransactions ?? [])
     }
 
     /// Produces encoded batches to one partition with acks=all; returns the base offset.

@@ -99,9 +99,9 @@ struct Consume: AsyncParsableCommand {
         while printed < limit {
             var progressed = false
             for p in partitions where printed < limit {
-                let (bytes, highWatermark) = try client.fetch(topic, p, offset: positions[p]!, maxWaitMs: follow ? 200 : 0)
+                let (bytes, highWatermark, aborted) = try client.fetch(topic, p, offset: positions[p]!, maxWaitMs: follow ? 200 : 0)
                 if !follow { ends[p] = min(ends[p]!, highWatermark) }
-                let chunk = try decodeRecords(bytes, topic: topic, partition: p)
+                let chunk = try decodeRecords(bytes, topic: topic, partition: p, aborted: aborted)
                 let fresh = chunk.records.filter { $0.offset >= positions[p]! }
                 let records = fresh.prefix(limit - printed)
                 records.forEach(print)

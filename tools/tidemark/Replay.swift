@@ -196,17 +196,25 @@ final class ClientReader: RecordReader {
     }
     func endOffset(_ topic: String, _ partition: Int) async throws -> Int64 { try client.offset(topic, partition, at: -1) ?? 0 }
     func read(_ topic: String, _ partition: Int, from offset: Int64) async throws -> (records: [ConsumerRecord], next: Int64?) {
-        let (bytes, _) = try client.fetch(topic, partition, offset: offset)
-        return try decodeRecords(bytes, topic: topic, partition: partition)
+        let (bytes, _, aborted) = try client.fetch(topic, partition, offset: offset)
+        return try decodeRecords(bytes, topic: topic, partition: partition, aborted: aborted)
     }
 }
 
 /// Records of the whole batches in fetched bytes (a partial batch at the end is dropped; control
 /// batches hold none), and the offset after the last whole batch (nil when there was none).
-func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> (records: [ConsumerRecord], next: Int64?) {
+/// Read committed, as Kafka's consumers read: the records of `aborted` transactions (a producer
+/// and the first offset of its transaction, from the fetch answer) are left out, from that offset
+/// to the producer's abort marker.
+func decodeRecords(
+    _ bytes: [UInt8], topic: String, partition: Int, aborted: [(producerId: Int64, firstOffset: Int64)] = []
+) throws -> (records: [ConsumerRecord], next: Int64?) {
     var out: [ConsumerRecord] = []
     var next: Int64?
     var position = 0
+    let pending = aborted.sorted { $0.firstOffset < $1.firstOffset }
+    var nextAborted = 0
+    var aborting = Set<Int64>()
     while position + RecordBatchHeader.logOverhead <= bytes.count {
         let length = bytes.withUnsafeBytes { Int(Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 8, as: Int32.self))) }
         guard length >= Int(RecordBatchHeader.minimumBatchLength) else {
@@ -216,7 +224,18 @@ func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int) throws -> (r
         let batch = try RecordBatch(decoding: Array(bytes[position..<(position + RecordBatchHeader.logOverhead + length)]))
         position += batch.header.totalSize
         next = batch.header.nextOffset
-        guard !batch.header.isControl else { continue }
+        while nextAborted < pending.count && pending[nextAborted].firstOffset <= batch.header.lastOffset {
+            aborting.insert(pending[nextAborted].producerId)
+            nextAborted += 1
+        }
+        if batch.header.isControl {
+            // An abort marker (key: version, type 0) ends its producer's aborted transaction.
+            if let key = batch.records.first?.key, key.count >= 4, key[2] == 0, key[3] == 0 {
+                aborting.remove(batch.header.producerId)
+            }
+            continue
+        }
+        if batch.header.isTransactional && aborting.contains(batch.header.producerId) { continue }
         for record in batch.records {
             out.append(
                 ConsumerRecord(

@@ -71,27 +71,19 @@ public enum SegmentInspector {
     /// The entries of an offset index file (absolute offset, position). Trailing all-zero
     /// entries are left out: they are the preallocated, never-written tail a crash leaves.
     public static func offsetIndexEntries(path: String) throws -> [(offset: Int64, position: Int)] {
-        let base = try base(path)
-        let (bytes, count) = try entries(path: path, size: OffsetIndex.entrySize)
-        return bytes.withUnsafeBytes { raw in
-            (0..<count).map { i in
-                let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: i * OffsetIndex.entrySize, as: UInt32.self))
-                let position = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: i * OffsetIndex.entrySize + 4, as: UInt32.self))
-                return (base &+ Int64(relative), Int(position))  // wraps, as the index does: shown, not trapped on
-            }
+        try entries(path: path, size: OffsetIndex.entrySize) { raw, at, base in
+            let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            let position = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
+            return (base &+ Int64(relative), Int(position))  // wraps, as the index does: shown, not trapped on
         }
     }
 
     /// The entries of a time index file (timestamp, absolute offset), without a zero tail.
     public static func timeIndexEntries(path: String) throws -> [(timestamp: Int64, offset: Int64)] {
-        let base = try base(path)
-        let (bytes, count) = try entries(path: path, size: TimeIndex.entrySize)
-        return bytes.withUnsafeBytes { raw in
-            (0..<count).map { i in
-                let timestamp = Int64(bigEndian: raw.loadUnaligned(fromByteOffset: i * TimeIndex.entrySize, as: Int64.self))
-                let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: i * TimeIndex.entrySize + 8, as: UInt32.self))
-                return (timestamp, base &+ Int64(relative))
-            }
+        try entries(path: path, size: TimeIndex.entrySize) { raw, at, base in
+            let timestamp = Int64(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self))
+            let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+            return (timestamp, base &+ Int64(relative))
         }
     }
 
@@ -102,15 +94,18 @@ public enum SegmentInspector {
         return base
     }
 
-    /// Whole entries of an index file, read (not mapped): its bytes and how many entries come
-    /// before the trailing all-zero ones. No view per entry: a 256 MiB index took 1.3 GB that
-    /// way (the callers' tuples take twice the file, the bytes once).
-    private static func entries(path: String, size: Int) throws -> (bytes: [UInt8], count: Int) {
-        _ = try base(path)
+    /// Whole entries of an index file, read (not mapped), each made by `entry(bytes, its
+    /// position, the segment's base offset)`; trailing all-zero entries dropped. No view per
+    /// entry: a 256 MiB index took 1.3 GB that way (the entries take twice the file, the bytes
+    /// once).
+    private static func entries<Entry>(
+        path: String, size: Int, _ entry: (UnsafeRawBufferPointer, Int, Int64) -> Entry
+    ) throws -> [Entry] {
+        let base = try base(path)
         let file = try FileSystem.openRegularFile(path, .readOnly)
         let length = Int(try file.size())
         let bytes = try file.read(count: length - length % size, at: 0)
-        let lastNonZero = bytes.lastIndex { $0 != 0 }
-        return (bytes, lastNonZero.map { $0 / size + 1 } ?? 0)
+        let count = bytes.lastIndex { $0 != 0 }.map { $0 / size + 1 } ?? 0
+        return bytes.withUnsafeBytes { raw in (0..<count).map { entry(raw, $0 * size, base) } }
     }
 }

@@ -111,56 +111,6 @@ extension ShareCoordinator {
         return releasedPartitions
     }
 
-    /// Reads the keys and delays of restored windows (`SharePartition.needsMetadata`) that no
-    /// fetch has read yet: windows keeping about `budget` entries a pass (one at least), at
-    /// most `maxWindows` of them (each is at least one read of its log). Until
-    /// then a window knows no delays: a job scheduled for tomorrow at its start read as due,
-    /// and as late as its enqueue, in the queue's age (the metric to alert on) and as
-    /// available in describes, after every restart until a worker polled. The log is read
-    /// outside the coordinator's lock, on the calling thread (the maintenance pass runs it on
-    /// the blocking executor); a window a fetch read meanwhile is left as that fetch made it.
-    /// A window this cannot read in full (damage, a topic gone or made again) is left to its
-    /// first fetch, which cuts it at the damage and answers the error, and not tried again.
-    func readRestoredMetadata(view: ShareLogView, budget: Int = 100_000, maxWindows: Int = 1_000) {
-        guard let scan = view.scan else { return }
-        // Ranges are found by a walk of the window's kept entries, under the lock: only for
-        // as many windows as the budget reads.
-        let pending = state.withLock { s -> [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] in
-            var out: [(key: PartitionKey, topicId: UUID, ranges: [Range<Int64>])] = []
-            guard s.restoredPending else { return out }
-            var kept = 0
-            for (key, slot) in s.slots where slot.state.needsMetadata && !slot.metadataUnread {
-                if !out.isEmpty && (kept + slot.state.entries.keptCount > budget || out.count >= maxWindows) { break }
-                kept += slot.state.entries.keptCount
-                out.append((key, slot.topicId, slot.state.unfinishedRanges()))
-            }
-            if out.isEmpty { s.restoredPending = false }
-            return out
-        }
-        for (key, topicId, ranges) in pending {
-            let tp = key.topicPartition
-            // A window read in full is annotated; one that cannot be (damage, its topic gone or
-            // made again) is marked; a declined read is tried at the next pass.
-            var metas: [SharePartition.RecordMeta]? = nil
-            if let bounds = view.bounds(tp.topic, tp.partition), view.topicId(tp.topic) == topicId {
-                switch Self.readRestored(ranges, of: tp, bounds: bounds, scan: scan) {
-                case .declined: continue
-                case .read(let read, cutAt: nil): metas = read
-                case .read, .failed: break
-                }
-            }
-            state.withLock { s in
-                // In place (a copy of a slot copies its window).
-                guard let index = s.slots.index(forKey: key), s.slots.values[index].state.needsMetadata else { return }
-                if let metas {
-                    s.slots.values[index].state.annotate(with: metas)
-                } else {
-                    s.slots.values[index].metadataUnread = true
-                }
-            }
-        }
-    }
-
     /// Releases what a member holds in every partition of its group, and drops its session.
     /// Returns the partitions where it held records. Released in place (a copy of a slot
     /// copied its window), only where its holders' counts say it holds some.

@@ -449,46 +449,6 @@ public final class ShareCoordinator: Sendable {
         }
     }
 
-    /// What reading a restored window's keys and delays gave (`readRestored`).
-    enum RestoredRead {
-        /// The records of its ranges; `cutAt` when the log could not be read past that offset
-        /// (damage after some records: the window is cut there).
-        case read([SharePartition.RecordMeta], cutAt: Int64?)
-        /// A read would wait for the disk (a view that must not), or failed for now.
-        case declined
-        /// Damage or an I/O error where a read starts.
-        case failed(TidemarkError)
-    }
-
-    /// Reads the keys and delays of a restored window's records in `ranges` (its unfinished
-    /// ones: a window held by one record can be millions long, nearly all of it acknowledged
-    /// and cut), within the log's `bounds`. Only a read: the window is not changed.
-    static func readRestored(
-        _ ranges: [Range<Int64>], of tp: TopicPartition, bounds: (start: Int64, end: Int64),
-        scan: (String, Int, Int64, Int) throws(TidemarkError) -> [SharePartition.RecordMeta]?
-    ) -> RestoredRead {
-        var metas: [SharePartition.RecordMeta] = []
-        for range in ranges {
-            let from = max(range.lowerBound, bounds.start)
-            let to = min(range.upperBound, bounds.end)
-            guard to > from else { continue }
-            let read: [SharePartition.RecordMeta]?
-            do throws(TidemarkError) {
-                read = try scan(tp.topic, tp.partition, from, Int(to - from))
-            } catch {
-                return .failed(error)
-            }
-            guard let read else { return .declined }
-            metas += read
-            // Fewer than asked: the log cannot be read past them (damage). The window is cut
-            // there: what lies beyond (keys and delays unknown) is neither handed out nor
-            // skipped; extending the window from there answers the error.
-            let reached = read.last.map { $0.offset + 1 } ?? from
-            if reached < to { return .read(metas, cutAt: reached) }
-        }
-        return .read(metas, cutAt: nil)
-    }
-
     /// How many more entries `partition`'s window may keep: its own bound
     /// (`ShareSettings.maxWindow`), and the broker-wide one
     /// (`GroupOptions.shareWindowsTotalMaxRecords`, with `othersKept` kept by the other

@@ -435,11 +435,19 @@ struct ShareBatchWalk: Sendable {
         ended = true
     }
 
+    /// Compressed bytes this walk decoded on an event loop (see `take`'s `onLoop`).
+    private var decodedOnLoop = 0
+
     /// Takes the whole stored batches a read returned (nil or nothing new: the log ends there).
-    mutating func take(_ bytes: [UInt8]?, cache: ShareBatchCache) {
+    /// On an event loop (`onLoop`), a compressed batch that would have to be decoded is left
+    /// for the task when it is gzip or zstd (whose ratio has no useful bound: a few KB can make
+    /// 64 MiB), or when the walk's compressed bytes would pass `Broker.maxCompressedBytesNow`,
+    /// the produce path's allowance; false then, with the walk before that batch.
+    @discardableResult
+    mutating func take(_ bytes: [UInt8]?, cache: ShareBatchCache, onLoop: Bool = false) -> Bool {
         guard let bytes else {
             ended = true
-            return
+            return true
         }
         var position = 0
         let before = covered
@@ -460,6 +468,17 @@ struct ShareBatchWalk: Sendable {
                     let slice = bytes[position..<end]
                     let count = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 57, as: Int32.self)) }
                     let whole = count <= ShareBatchCache.maxRecordsPerBatch
+                    let decodes = end - position > 16 << 10 && acquired * 2 < last - base + 1
+                    if onLoop && decodes {
+                        let codec = CompressionCodec(rawValue: Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07))
+                        switch codec {
+                        case .none?: break
+                        case .gzip?, .zstd?: return false
+                        default:
+                            guard decodedOnLoop + (end - position) <= Broker.maxCompressedBytesNow else { return false }
+                            decodedOnLoop += end - position
+                        }
+                    }
                     let checked: Result<RecordBatch?, RecordBatchError> = slice.withUnsafeBytes { raw in
                         Result { () throws(RecordBatchError) in
                             // A large batch of which few records go out is decoded (and trimmed);
@@ -467,7 +486,7 @@ struct ShareBatchWalk: Sendable {
                             // One of up to `maxRecordsPerBatch` records is decoded whole, for the
                             // cache (later fetches take its other records); one of more, only for
                             // the records that go out (it may hold millions of tiny ones).
-                            if end - position > 16 << 10, acquired * 2 < last - base + 1 {
+                            if decodes {
                                 let sorted = runs.sorted { $0.lowerBound < $1.lowerBound }
                                 var next = 0
                                 let decoded = whole
@@ -486,7 +505,7 @@ struct ShareBatchWalk: Sendable {
                     case .failure(let error):
                         damage = (base, "\(error)")
                         ended = true
-                        return
+                        return true
                     case .success(let decoded?):
                         if whole { cache.insert(topicPartition, id: topicId, decoded) }
                         kept += RequestRouter.trimmed(decoded, keep: keep)
@@ -501,6 +520,7 @@ struct ShareBatchWalk: Sendable {
         }
         if covered == before { ended = true }
         chunk = min(chunk * 4, 4 << 20)
+        return true
     }
 }
 
@@ -524,8 +544,7 @@ extension RequestRouter {
                 walk.take(nil, cache: shareBatches)
                 continue
             }
-            guard let bytes = try slice.readBytesIfCached() else { return false }
-            walk.take(bytes, cache: shareBatches)
+            guard let bytes = try slice.readBytesIfCached(), walk.take(bytes, cache: shareBatches, onLoop: true) else { return false }
         }
         return true
     }

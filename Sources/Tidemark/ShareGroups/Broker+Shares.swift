@@ -89,6 +89,10 @@ extension Broker {
         var out: [SharePartition.RecordMeta] = []
         var next = offset
         var chunk = 64 << 10
+        // Without `mayBlock` (an event loop), compressed batches are decoded up to the produce
+        // path's allowance, and gzip or zstd never (a few KB of them can make 64 MiB): past it the
+        // scan declines, and the acquire goes on off the loop.
+        var compressedOnLoop = 0
         // tidemark.deliver.at is a wall-clock time; the coordinator waits on the timer clock.
         let (wallNow, timerNow) = (options.clock(), options.timers())
         // Damage met after some records ends the scan with them: they go out first, and the
@@ -101,6 +105,10 @@ extension Broker {
                 guard let found = result.slice else { break }
                 guard let read = try mayBlock ? found.readBytes() : found.readBytesIfCached() else { return nil }
                 bytes = read
+                if !mayBlock {
+                    compressedOnLoop += Self.compressedBytes(bytes[...])
+                    if compressedOnLoop > Self.maxCompressedBytesNow { return nil }
+                }
             } catch where !out.isEmpty && (error as? TidemarkError)?.code == .corruptMessage {
                 break  // damage: a short answer (the restore path cuts its window there)
             }

@@ -300,14 +300,29 @@ extension TidemarkError {
 extension Broker {
     // MARK: Producer ids
 
-    /// A new producer id (epoch 0) for an idempotent producer; never reused.
+    /// A new producer id (epoch 0) for an idempotent producer; never reused. An id that a
+    /// partition remembers is passed over: a client may write with an id it chose, without
+    /// asking (Kafka accepts an unknown producer), and the producer handed that id met the
+    /// client's sequences (its first batch refused as out of order, which clients treat as
+    /// fatal, or answered as a duplicate and not written). Ids are handed out in order from
+    /// small numbers, so a tool that writes as producer 1 took the second producer's id.
+    /// Costs one look per partition, with its append lock, per InitProducerId.
     public func initProducerId() async throws -> (producerId: Int64, epoch: Int16) {
         try checkOpen()
         return try await withCheckedThrowingContinuation { continuation in
             producerIdQueue.async { [self] in
+                let partitions = registry.withLock { $0.topics.values.flatMap(\.partitions) }
                 continuation.resume(
                     with: Result {
-                        (try producerIds.withLock { try $0.allocate() }, Int16(0))
+                        // Ends: the partitions remember finitely many ids (each table is bounded).
+                        try producerIds.withLock { ids in
+                            while true {
+                                let id = try ids.allocate()
+                                if !partitions.contains(where: { $0.producers.withLock { $0.entries[id] != nil } }) {
+                                    return (id, Int16(0))
+                                }
+                            }
+                        }
                     })
             }
         }

@@ -227,6 +227,30 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A producer id a client chose while the broker runs, among those InitProducerId would
+    /// hand out next: passed over. (It was handed out, and the new producer's first batch
+    /// was refused as out of order: the client's sequence was ahead.)
+    @Test func aProducerIdAClientTookIsNotHandedOut() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("i", partitions: 2)
+        let own = try await broker.initProducerId().producerId
+        // A tool writing as the next two producers, on the second partition, 5 batches in.
+        for sequence in 0..<5 {
+            for pid in [own + 1, own + 2] {
+                _ = try await broker.append(
+                    topic: "i", partition: 1, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: Int32(sequence), values: ["t"]))
+            }
+        }
+        let next = try await broker.initProducerId().producerId
+        #expect(next == own + 3)
+        // Its first batch is written.
+        let written = try await broker.append(
+            topic: "i", partition: 1, batches: try idempotentBatch(producerId: next, epoch: 0, sequence: 0, values: ["n"]))
+        #expect(!written.isDuplicate && written.baseOffset == 10)
+        try await broker.close()
+    }
+
     /// A retry on a LogAppendTime topic is answered with the append time the first attempt
     /// got (it was answered without one, -1, so the client reported the producer's time).
     @Test func aRetryOnALogAppendTimeTopicGetsTheAppendTime() async throws {

@@ -193,6 +193,7 @@ public final class OffsetStore: Sendable {
     private func append(group: String, offsets: [TopicPartition: CommittedOffset], mayBlock: Bool) throws -> LogAppendInfo? {
         let now = clock()
         let log = partition.log
+        let notifier = partition.notifier
         let body = { [maxMemoryBytes] (entries: inout OffsetTable) -> Result<LogAppendInfo?, Error> in
             do {
                 let growth = entries.growth(group: group, offsets: offsets)
@@ -218,6 +219,7 @@ public final class OffsetStore: Sendable {
                     return .failure(TidemarkError(.invalidCommitOffsetSize, "the commit is too large for one batch: \(error.message)"))
                 }
                 for (tp, committed) in offsets { entries[Key(group: group, topicPartition: tp)] = committed }
+                notifier.notify(newEnd: info.lastOffset + 1)  // a fetch long-polling the offsets topic
                 return .success(info)
             } catch {
                 return .failure(error)
@@ -255,7 +257,8 @@ public final class OffsetStore: Sendable {
                     Result {
                         var builder = RecordBatchBuilder()
                         builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
-                        try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                        let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+                        partition.notifier.notify(newEnd: info.lastOffset + 1)
                         memberships.withLock {
                             $0[group] = Membership(value: value, timestampMs: now, emptySinceMs: record.members.isEmpty ? now : nil)
                         }
@@ -353,6 +356,7 @@ public final class OffsetStore: Sendable {
             var builder = RecordBatchBuilder()
             for (key, _) in batch { builder.append(timestamp: now, key: key, value: nil) }
             info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+            partition.notifier.notify(newEnd: info!.lastOffset + 1)
             for case (_, let key?) in batch { entries[key] = nil }
         }
         if !groups.isEmpty { memberships.withLock { records in for group in groups { records.removeValue(forKey: group) } } }
@@ -437,6 +441,7 @@ public final class OffsetStore: Sendable {
                         }
                     }
                     if builder.count > 0 { try log.append(try builder.build(), applyingFlushPolicy: false) }
+                    partition.notifier.notify(newEnd: log.logEndOffset)
                     return .success(start)
                 } catch {
                     return .failure(error)

@@ -56,8 +56,14 @@ final class ConnectionShares {
         return watches
     }
 
-    /// The connection closed: every watch goes.
+    /// The connection's Fetch, while one runs (a connection runs one request at a time): a
+    /// long poll still waiting when the connection closes ends then, unanswered.
+    weak var longPoll: FetchInFlight?
+
+    /// The connection closed: every watch goes, and a waiting Fetch ends.
     func closed() {
+        longPoll?.abandon()
+        longPoll = nil
         for watches in watched.values { watches.close() }
         watched.removeAll()
     }

@@ -10,8 +10,10 @@ extension RequestRouter {
         var response = FetchResponse()
         /// Record bytes in the response.
         var total = 0
-        /// Partitions with nothing at the fetch offset: (topic, partition, fetch offset).
-        var empty: [(String, Int, Int64)] = []
+        /// Partitions whose read may grow with an append, and the offset past which an append
+        /// grows it: (topic, partition, offset). Those with nothing at the fetch offset (beyond
+        /// it), and those read to the log's end with room left (beyond the end they saw).
+        var growing: [(String, Int, Int64)] = []
         /// Partitions that would wait for the disk.
         var blocked: [FetchKey: FetchBlocked] = [:]
         /// The response is as full as it gets (a partition had data that did not fit the
@@ -23,8 +25,9 @@ extension RequestRouter {
     ///
     /// Limits, as Kafka's: each partition gets at most its partition_max_bytes and what is left
     /// of max_bytes (clamped to `fetchMaxBytes`), but the response's first batch goes whole,
-    /// whatever its size, so consumers progress. A partition listed twice is read once (Kafka
-    /// keys a fetch's partitions by name). Copies (small reads, and reads past the sendfile
+    /// whatever its size, so consumers progress; a later partition whose first batch passes
+    /// its limits gets nothing this time. A partition listed twice is read and answered once
+    /// (Kafka keys a fetch's partitions by name). Copies (small reads, and reads past the sendfile
     /// slices a response may hold) stop at the broker's response memory room, but for the
     /// first partition with data.
     func fetchPass(_ request: FetchRequest, preRead: [FetchKey: Result<FetchResult, Error>]) -> FetchPass {
@@ -46,13 +49,13 @@ extension RequestRouter {
                 result.records = .bytes([][...])
                 guard let name else {
                     result.errorCode = KafkaError.unknownTopicId.rawValue
+                    pass.answerNow = true  // as every other error (a stale id waited max_wait)
                     topic.partitions.append(result)
                     continue
                 }
-                guard seen.insert(TopicPartition(name, Int(partitionRequest.partition))).inserted else {
-                    topic.partitions.append(result)  // listed again: no records
-                    continue
-                }
+                // Listed again: answered once (a second entry, without offsets, read as a
+                // partition with no high watermark).
+                guard seen.insert(TopicPartition(name, Int(partitionRequest.partition))).inserted else { continue }
                 let key = FetchKey(topic: name, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
                 let limit = max(min(Int(partitionRequest.partitionMaxBytes), budget), 1)
                 do {
@@ -74,7 +77,7 @@ extension RequestRouter {
                     result.lastStableOffset = fetched.highWatermark
                     result.logStartOffset = fetched.logStartOffset
                     guard let slice = fetched.slice else {
-                        pass.empty.append((key.topic, key.partition, key.offset))
+                        pass.growing.append((key.topic, key.partition, key.offset))
                         topic.partitions.append(result)
                         continue
                     }
@@ -83,7 +86,7 @@ extension RequestRouter {
                     // out by sendfile: each holds a descriptor until written, and a fetch of
                     // thousands of partitions must not run the process out of them.
                     let copy = slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse
-                    guard pass.total == 0 || (slice.length <= budget && (!copy || slice.length <= copyRoom)) else {
+                    guard pass.total == 0 || (slice.length <= limit && (!copy || slice.length <= copyRoom)) else {
                         pass.answerNow = true  // full: the rest waits for the next fetch
                         topic.partitions.append(result)
                         continue
@@ -107,6 +110,14 @@ extension RequestRouter {
                     }
                     pass.total += slice.length
                     budget -= slice.length
+                    // min_bytes counts every partition (Kafka's DelayedFetch): one read to the
+                    // log's end with room left grows with the next append; one that ends at a
+                    // segment's end never grows, so the fetch is answered now (as Kafka does).
+                    if slice.endsBeforeLaterSegment {
+                        pass.answerNow = true
+                    } else if slice.length < limit {
+                        pass.growing.append((key.topic, key.partition, fetched.highWatermark))
+                    }
                 } catch {
                     let code = KafkaError(error)
                     result.errorCode = code.rawValue
@@ -178,15 +189,16 @@ final class FetchInFlight {
         // min_bytes counts up to what the response may hold (Kafka caps it the same way).
         let enough = min(Int(request.minBytes), min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), router.config.fetchMaxBytes))
         // A stopping server answers a woken poll at once (`KafkaServer.stop` waits for it).
-        if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.empty.isEmpty || router.broker.isClosed
+        if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.growing.isEmpty || router.broker.isClosed
             || router.draining.load(ordering: .relaxed)
         {
             finish(pass.response)
             return
         }
-        // Long poll: the first append to a partition found empty, or the deadline, wakes it.
+        // Long poll: the first append to a partition whose read can grow, or the deadline,
+        // wakes it (then every partition is read again).
         let bound = NIOLoopBound(self, eventLoop: loop)
-        for (topic, partition, end) in pass.empty {
+        for (topic, partition, end) in pass.growing {
             let watch = router.broker.watchAppends(topic: topic, partition: partition, beyond: end) {
                 loop.execute { bound.value.wake(router: router, loop: loop) }
             }
@@ -196,6 +208,10 @@ final class FetchInFlight {
             timer = loop.scheduleTask(deadline: deadline) { bound.value.wake(router: router, loop: loop) }
         }
     }
+
+    /// Its connection closed: done now, with nothing (the answer is not written), so that
+    /// its watches, timer and request memory go at once.
+    func abandon() { finish(FetchResponse()) }
 
     private func wake(router: RequestRouter, loop: any EventLoop) {
         for watch in watches { watch.cancel() }

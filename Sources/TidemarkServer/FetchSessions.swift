@@ -20,8 +20,10 @@ import TidemarkWire
 /// time (the epoch orders them). Bounds: at most `maxSessions` (as
 /// `max.incremental.fetch.session.cache.slots`, 1000; the least recently used makes room if
 /// unused for `protectedMs`, else the new client fetches without a session), at most
-/// `maxPartitionsPerSession` partitions each (a session that would pass it ends), and
-/// sessions idle for `idleMs` are dropped. Ids are random.
+/// `maxPartitionsPerSession` partitions each and `maxCachedPartitions` in all (a session that
+/// would pass either ends, or is not opened), and sessions idle for `idleMs` are dropped.
+/// A cached partition costs a few hundred bytes: 1000 sessions of 100,000 were tens of GB,
+/// which one client could fill with 1,000 requests. Ids are random.
 final class FetchSessionCache: Sendable {
     /// One partition of a session, by topic id (v13+) or by name.
     struct Key: Hashable, Sendable {
@@ -54,24 +56,36 @@ final class FetchSessionCache: Sendable {
         var sessions: [Int32: Session] = [:]
         var lastEvictionMs: Int64 = 0
         var uses: UInt64 = 0
+        /// Partitions in all sessions.
+        var cachedPartitions = 0
+
+        mutating func remove(_ id: Int32) {
+            if let gone = sessions.removeValue(forKey: id) { cachedPartitions -= gone.partitions.count }
+        }
     }
 
     let maxSessions: Int
     let maxPartitionsPerSession: Int
+    let maxCachedPartitions: Int
     let idleMs: Int64
     private let state = Mutex(State())
 
     /// A session used this recently is not evicted to make room for a new one.
     let protectedMs: Int64
 
-    init(maxSessions: Int = 1000, maxPartitionsPerSession: Int = 100_000, idleMs: Int64 = 120_000, protectedMs: Int64 = 10_000) {
+    init(
+        maxSessions: Int = 1000, maxPartitionsPerSession: Int = 100_000, maxCachedPartitions: Int = 200_000, idleMs: Int64 = 120_000,
+        protectedMs: Int64 = 10_000
+    ) {
         self.protectedMs = protectedMs
+        self.maxCachedPartitions = maxCachedPartitions
         self.maxSessions = maxSessions
         self.maxPartitionsPerSession = maxPartitionsPerSession
         self.idleMs = idleMs
     }
 
     var count: Int { state.withLock { $0.sessions.count } }
+    var cachedPartitions: Int { state.withLock { $0.cachedPartitions } }
 
     /// How a fetch uses the cache.
     enum Plan {
@@ -95,13 +109,15 @@ final class FetchSessionCache: Sendable {
             let sessionId = request.sessionId
             let epoch = request.sessionEpoch
             if epoch == -1 {
-                if sessionId != 0 { s.sessions.removeValue(forKey: sessionId) }
+                if sessionId != 0 { s.remove(sessionId) }
                 return .full(request: request, sessionId: 0, record: false)
             }
             if epoch == 0 {
-                if sessionId != 0 { s.sessions.removeValue(forKey: sessionId) }
+                if sessionId != 0 { s.remove(sessionId) }
                 let count = request.topics.reduce(0) { $0 + $1.partitions.count }
-                guard count <= maxPartitionsPerSession else { return .full(request: request, sessionId: 0, record: false) }
+                guard count <= maxPartitionsPerSession, s.cachedPartitions + count <= maxCachedPartitions else {
+                    return .full(request: request, sessionId: 0, record: false)
+                }
                 if s.sessions.count >= maxSessions {
                     // Make room: the least recently used session goes, if its client has not
                     // fetched for `protectedMs` (its client gets FETCH_SESSION_ID_NOT_FOUND next
@@ -113,23 +129,27 @@ final class FetchSessionCache: Sendable {
                     else {
                         return .full(request: request, sessionId: 0, record: false)
                     }
-                    s.sessions.removeValue(forKey: oldest.id)
+                    s.remove(oldest.id)
                 }
                 let id = Self.allocateId(&s)
                 s.uses += 1
                 var session = Session(id: id, lastUsedMs: nowMs, lastUse: s.uses)
                 for topic in request.topics {
                     for partition in topic.partitions {
+                        // A partition listed twice: the first listing, the one the fetch reads.
                         let key = Self.key(topic, partition.partition)
-                        if session.partitions[key] == nil { session.order.append(key) }
+                        guard session.partitions[key] == nil else { continue }
+                        session.order.append(key)
                         session.partitions[key] = Cached(request: partition)
                     }
                 }
                 s.sessions[id] = session
+                s.cachedPartitions += session.partitions.count
                 return .full(request: request, sessionId: id, record: true)
             }
             guard epoch > 0, var session = s.sessions[sessionId] else { return .error(.fetchSessionIdNotFound) }
             guard epoch == session.nextEpoch else { return .error(.invalidFetchSessionEpoch) }
+            let before = session.partitions.count
             session.nextEpoch = epoch == Int32.max ? 1 : epoch + 1
             session.lastUsedMs = nowMs
             s.uses += 1
@@ -141,11 +161,13 @@ final class FetchSessionCache: Sendable {
                         cached.request = partition
                         session.partitions[key] = cached
                     } else {
-                        guard session.partitions.count < maxPartitionsPerSession else {
-                            // Past the cap: the session ends (the partition was dropped, and its
+                        guard session.partitions.count < maxPartitionsPerSession,
+                            s.cachedPartitions + session.partitions.count - before < maxCachedPartitions
+                        else {
+                            // Past a cap: the session ends (the partition was dropped, and its
                             // client believed it fetched it); its next full fetch is answered
                             // without a session.
-                            s.sessions.removeValue(forKey: sessionId)
+                            s.remove(sessionId)
                             return .error(.fetchSessionIdNotFound)
                         }
                         session.partitions[key] = Cached(request: partition)
@@ -164,6 +186,7 @@ final class FetchSessionCache: Sendable {
                 session.order.removeAll { forgotten.contains($0) }
             }
             s.sessions[sessionId] = session
+            s.cachedPartitions += session.partitions.count - before
             // The whole session as one request, topics grouped in session order.
             var whole = request
             whole.topics = []
@@ -242,6 +265,6 @@ final class FetchSessionCache: Sendable {
     private func evictIdle(_ s: inout State, nowMs: Int64) {
         guard !s.sessions.isEmpty, nowMs - s.lastEvictionMs >= 1_000 else { return }
         s.lastEvictionMs = nowMs
-        for (id, session) in s.sessions where nowMs - session.lastUsedMs > idleMs { s.sessions.removeValue(forKey: id) }
+        for (id, session) in s.sessions where nowMs - session.lastUsedMs > idleMs { s.remove(id) }
     }
 }

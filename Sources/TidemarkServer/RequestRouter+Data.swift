@@ -212,12 +212,20 @@ extension RequestRouter {
     /// appender wakes it: no task and no timer task per poll) or for its deadline, an event
     /// loop timer; then it reads once more and answers.
     /// Fetch, through the fetch session the request names (v7+; see `FetchSessionCache`).
-    func fetch(_ request: FetchRequest, on loop: any EventLoop, _ done: @escaping (FetchResponse) -> Void) {
+    func fetch(
+        _ request: FetchRequest, on loop: any EventLoop, connection: ConnectionShares? = nil, _ done: @escaping (FetchResponse) -> Void
+    ) {
         let wait = min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs)
         let deadline = NIODeadline.now() + .milliseconds(wait)
+        // A long poll ends when its connection closes (it held the frame's request memory,
+        // and its watches, for up to max_wait after its client had gone).
+        func run(_ fetch: FetchInFlight) {
+            connection?.longPoll = fetch
+            fetch.attempt(router: self, loop: loop, preRead: [:])
+        }
         let sessionless = request.sessionId == 0 && request.sessionEpoch == -1
         guard !sessionless, config.fetchSessionCacheSlots > 0 else {
-            FetchInFlight(request: request, deadline: deadline, done: done).attempt(router: self, loop: loop, preRead: [:])
+            run(FetchInFlight(request: request, deadline: deadline, done: done))
             return
         }
         let sessions = fetchSessions
@@ -227,19 +235,21 @@ extension RequestRouter {
             response.errorCode = code.rawValue
             done(response)
         case .full(let whole, let sessionId, let record):
-            FetchInFlight(request: whole, deadline: deadline) { response in
-                if record {
-                    done(sessions.answer(response, sessionId: sessionId, incremental: false))
-                } else {
-                    var response = response
-                    response.sessionId = sessionId
-                    done(response)
-                }
-            }.attempt(router: self, loop: loop, preRead: [:])
+            run(
+                FetchInFlight(request: whole, deadline: deadline) { response in
+                    if record {
+                        done(sessions.answer(response, sessionId: sessionId, incremental: false))
+                    } else {
+                        var response = response
+                        response.sessionId = sessionId
+                        done(response)
+                    }
+                })
         case .incremental(let whole, let sessionId):
-            FetchInFlight(request: whole, deadline: deadline) { response in
-                done(sessions.answer(response, sessionId: sessionId, incremental: true))
-            }.attempt(router: self, loop: loop, preRead: [:])
+            run(
+                FetchInFlight(request: whole, deadline: deadline) { response in
+                    done(sessions.answer(response, sessionId: sessionId, incremental: true))
+                })
         }
     }
 

@@ -118,6 +118,7 @@ final class ShareStateStore: Sendable {
         var builder = RecordBatchBuilder()
         for (key, value) in records { builder.append(timestamp: clock(), key: Self.encodeKey(key), value: value) }
         let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+        partition.notifier.notify(newEnd: info.lastOffset + 1)  // a fetch long-polling the topic
         return info.lastOffset + 1
     }
 
@@ -148,6 +149,7 @@ final class ShareStateStore: Sendable {
                     }
                 }
                 if builder.count > 0 { try log.append(try builder.build(), applyingFlushPolicy: false) }
+                partition.notifier.notify(newEnd: log.logEndOffset)
             }
             try log.flush()
             try log.deleteSegments(below: start)

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// Runs blocking storage calls (pwritev, fdatasync, preads) off Swift's cooperative pool
 /// and off any event loop, on a Dispatch concurrent queue whose threads may block.
@@ -27,4 +28,24 @@ struct BlockingExecutor: Sendable {
             queue.async { continuation.resume(returning: body()) }
         }
     }
+
+    /// `perform`, unless the calling task is cancelled before `body`'s turn comes: nil then,
+    /// and `body` never runs (a report for a client that has gone is not made).
+    func performUnlessCancelled<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        let cancelled = CancelFlag()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                queue.async { continuation.resume(returning: cancelled.isSet ? nil : body()) }
+            }
+        } onCancel: {
+            cancelled.set()
+        }
+    }
+}
+
+/// Set once, from any thread (a task's cancellation handler), read by a Dispatch block.
+final class CancelFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+    func set() { flag.store(true, ordering: .releasing) }
 }

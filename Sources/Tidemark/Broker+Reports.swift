@@ -70,9 +70,22 @@ extension Broker {
     /// pool and one at a time: a slow disk then holds one Dispatch thread, not the few threads
     /// every task of the broker runs on, and concurrent scrapes wait their turn instead of
     /// doing the work side by side.
-    public func report<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await reporter.perform(body)
+    ///
+    /// Bounded: nil, and `body` is not run, when `maxReports` are already running or waiting
+    /// (the caller answers "busy"), or when the calling task is cancelled before its turn (its
+    /// client has gone). Reports of clients that had closed their connections all ran, one
+    /// after another: a few thousand scrapes sent and dropped held the next real one for minutes.
+    public func report<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+        guard reportsWaiting.add(1, ordering: .relaxed).newValue <= Self.maxReports else {
+            reportsWaiting.subtract(1, ordering: .relaxed)
+            return nil
+        }
+        defer { reportsWaiting.subtract(1, ordering: .relaxed) }
+        return await reporter.performUnlessCancelled(body)
     }
+
+    /// Reports running or waiting at most (see `report`).
+    public static let maxReports = 8
 
     /// Seconds since the oldest record the rows have not consumed was written (0: caught up).
     /// Reads one batch header per lagging partition.

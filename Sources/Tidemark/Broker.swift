@@ -58,6 +58,8 @@ public final class Broker: Sendable {
     let browser = BlockingExecutor(serial: true, label: "tidemark.browse")
     /// Reports that read from disk (`report`), one at a time.
     let reporter = BlockingExecutor(serial: true, label: "tidemark.reports")
+    /// Reports running or waiting on `reporter` (bounded by `maxReports`).
+    let reportsWaiting = Atomic<Int>(0)
     /// Group commit for every partition: one thread syncing what waiting appenders need.
     let flusher: LogFlusher
     /// The deadlines of embedded long polls, on one sleeping task.

@@ -89,11 +89,14 @@ public final class MetricsRoutes: HTTPRoutes {
     public func respond(to request: HTTPRequest) async -> HTTPResponse? {
         guard request.method == .GET || request.method == .HEAD, request.path == "/metrics" else { return nil }
         // Time lags read batch headers from disk: off the cooperative pool, one scrape at a time.
-        let text = await broker.report { [self] in exposition() }
+        guard let text = await broker.report({ [self] in exposition() }) else { return Self.busy }
         return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 
     public func methods(for request: HTTPRequest) -> [HTTPMethod] { request.path == "/metrics" ? [.GET, .HEAD] : [] }
+
+    /// The answer when `Broker.maxReports` reports already run or wait (or the client has gone).
+    static var busy: HTTPResponse { .error(.serviceUnavailable, "busy: \(Broker.maxReports) reports are running or waiting; try again") }
 
     /// The whole exposition text.
     public func exposition() -> String {

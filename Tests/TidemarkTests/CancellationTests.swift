@@ -75,4 +75,33 @@ import Testing
         await producer.flush()
         try await broker.close()
     }
+
+    /// Reports (a /metrics scrape, a console page) are bounded: past `Broker.maxReports`
+    /// running or waiting, one is refused (nil) without running; one whose task is cancelled
+    /// before its turn (its client closed the connection) never runs. (Every report of a
+    /// client that had gone ran, one after another: 2,931 scrapes sent and dropped held the
+    /// next real one for 584 s.)
+    @Test func reportsAreBoundedAndCancelledOnesDoNotRun() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let gate = DispatchSemaphore(value: 0)
+        final class Count: Sendable { let value = Atomic<Int>(0) }
+        let ran = Count()
+        // One report holds the reporter; the others wait behind it.
+        let holder = Task { await broker.report { gate.wait(); ran.value.add(1, ordering: .relaxed); return 1 } }
+        try await Task.sleep(for: .milliseconds(100))
+        let cancelled = Task { await broker.report { ran.value.add(100, ordering: .relaxed); return 2 } }
+        var waiting: [Task<Int?, Never>] = []
+        for _ in 0..<(Broker.maxReports - 2) { waiting.append(Task { await broker.report { ran.value.add(1, ordering: .relaxed); return 3 } }) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await broker.report { 4 } == nil, "one past the bound is refused")
+        cancelled.cancel()
+        gate.signal()
+        #expect(await holder.value == 1)
+        #expect(await cancelled.value == nil)
+        for task in waiting { #expect(await task.value == 3) }
+        #expect(ran.value.load(ordering: .relaxed) == Broker.maxReports - 1, "the cancelled report did not run")
+        #expect(await broker.report { 5 } == 5)
+        try await broker.close()
+    }
 }

@@ -97,7 +97,7 @@ public final class ConsoleRoutes: HTTPRoutes {
 
     /// `body`'s answer, built as a broker report (`Broker.report`).
     private func report(_ body: @escaping @Sendable (ConsoleRoutes) -> HTTPResponse) async -> HTTPResponse {
-        await data.broker.report { [self] in body(self) }
+        await data.broker.report({ [self] in body(self) }) ?? MetricsRoutes.busy
     }
 
     /// The methods the API answers at `api` (the path after /api/): empty when it has no such path.

@@ -153,6 +153,12 @@ extension RequestRouter {
             }
         }
         let topics = request.topics
+        // A share group keeps no committed offsets: a commit to one is refused, as Kafka refuses
+        // a group of another type (it was stored, and the share group then listed as an empty
+        // classic group, with offsets that outlived its deletion).
+        if broker.shares.isShareGroup(request.groupId) {
+            return answer(Self.offsetCommitResponse(topics, refused: [:], code: .groupIdNotFound))
+        }
         broker.groups.commitOffsets(
             groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
             generationId: request.generationId, offsets: offsets, sync: broker.commitNeedsSync(offsets.keys)
@@ -163,21 +169,28 @@ extension RequestRouter {
             case .success(nil): code = .none
             case .failure(let error): code = KafkaError(error)
             }
-            var response = OffsetCommitResponse()
-            response.topics = topics.map { topic in
-                var result = OffsetCommitResponse.Topic()
-                result.name = topic.name
-                result.partitions = topic.partitions.map { partition in
-                    var p = OffsetCommitResponse.Partition()
-                    p.partitionIndex = partition.partitionIndex
-                    let tp = TopicPartition(topic.name, Int(partition.partitionIndex))
-                    p.errorCode = (refused[tp] ?? code).rawValue
-                    return p
-                }
-                return result
-            }
-            answer(response)
+            answer(Self.offsetCommitResponse(topics, refused: refused, code: code))
         }
+    }
+
+    /// Each partition of `topics` answered with its refusal, or `code`.
+    static func offsetCommitResponse(
+        _ topics: [OffsetCommitRequest.Topic], refused: [TopicPartition: KafkaError], code: KafkaError
+    ) -> OffsetCommitResponse {
+        var response = OffsetCommitResponse()
+        response.topics = topics.map { topic in
+            var result = OffsetCommitResponse.Topic()
+            result.name = topic.name
+            result.partitions = topic.partitions.map { partition in
+                var p = OffsetCommitResponse.Partition()
+                p.partitionIndex = partition.partitionIndex
+                let tp = TopicPartition(topic.name, Int(partition.partitionIndex))
+                p.errorCode = (refused[tp] ?? code).rawValue
+                return p
+            }
+            return result
+        }
+        return response
     }
 
     /// OffsetFetch for one group (v0-7) or several (v8+); null topics: every partition the

@@ -154,4 +154,21 @@ import TidemarkWire
             #expect(ContinuousClock.now - started < .seconds(10))
         }
     }
+
+    /// A commit to a share group's id is refused (GROUP_ID_NOT_FOUND, as Kafka refuses a group
+    /// of another type). It was stored, and the share group was then listed as an empty
+    /// classic group, with offsets that outlived its deletion.
+    @Test func aCommitToAShareGroupIsRefused() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("jobs", partitions: 1)
+            let worker = try await ShareConsumer(broker: server.broker, group: "workers", topics: ["jobs"], mode: .explicit)
+            _ = try await worker.poll(timeout: .milliseconds(50))
+            #expect(server.broker.shares.isShareGroup("workers"))
+            let client = try RawClient(port: server.boundPort)
+            #expect(try await Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == KafkaError.groupIdNotFound.rawValue)
+            #expect(server.broker.groups.fetchOffsets(groupId: "workers").isEmpty)
+            #expect(!server.broker.groups.listGroups().contains { $0.groupId == "workers" })
+            try await worker.close()
+        }
+    }
 }

@@ -141,7 +141,9 @@ public struct BrokerConfig: Sendable {
         case "log.message.timestamp.after.max.ms": try topicDefault("message.timestamp.after.max.ms", value)
         case "compression.type": try topicDefault("compression.type", value)
         case "offsets.retention.minutes":
-            let (ms, overflow) = try number().multipliedReportingOverflow(by: 60_000)
+            // At least a minute, as Kafka's: 0 or less expired every empty group's offsets at
+            // once, and a large negative count overflowed the expiry's cutoff (a trap).
+            let (ms, overflow) = try ranged(1...Int64.max).multipliedReportingOverflow(by: 60_000)
             broker.groups.offsetsRetentionMs = overflow ? .max : ms
         case "offsets.retention.check.interval.ms": broker.groups.offsetsRetentionCheckIntervalMs = try ranged(1...Int64.max)
         // The offsets log stores metadata with a 16-bit length.

@@ -88,10 +88,14 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
             ("log.retention.hours", "\(Int64.max / 1000)"), ("log.retention.minutes", "\(Int64.max)"), ("log.roll.hours", "\(Int64.max)"),
             ("num.network.threads", "0"), ("socket.request.max.bytes", "-1"), ("producer.id.expiration.ms", "0"),
             ("fetch.max.bytes", "-5"), ("log.flush.interval.messages", "0"),
+            // The expiry's cutoff overflowed at the first check; 0 expired every empty group's offsets.
+            ("offsets.retention.minutes", "-153722867280912"), ("offsets.retention.minutes", "0"),
         ] {
             #expect(throws: BrokerConfig.Failure.self, "\(key)=\(value)") { try settings.set(key, value) }
         }
         try settings.set("log.roll.hours", "2")
+        try settings.set("offsets.retention.minutes", "\(Int64.max)")
+        #expect(settings.broker.groups.offsetsRetentionMs == .max)
         try settings.set("log.flush.interval.messages", "1000")
         try settings.set("log.flush.interval.ms", "500")
         #expect(settings.broker.defaultTopicConfig.segmentMs == 7_200_000)

@@ -389,7 +389,7 @@ public final class GroupCoordinator: Sendable {
         }
         if expiryDue {
             do {
-                let expired = try await store.expire(olderThan: wallClock() - options.offsetsRetentionMs, except: activeGroups)
+                let expired = try await store.expire(olderThan: wallClock().saturatingAdd(-max(options.offsetsRetentionMs, 1)), except: activeGroups)
                 if !expired.isEmpty {
                     logger?.info("committed offsets expired", metadata: ["groups": "\(expired.sorted())"])
                 }

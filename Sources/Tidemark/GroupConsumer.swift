@@ -138,6 +138,10 @@ public final class GroupConsumer: Sendable {
             case let code?:
                 throw TidemarkError(code, "joining group '\(groupId)' failed")
             }
+            // Kept now: a sync that fails (a rebalance begun meanwhile) rejoins as this member.
+            // (It rejoined with no id, as a new member, and the old one held the rebalance
+            // until its rebalance timeout removed it.)
+            state.withLock { $0.memberId = joined.memberId }
             var assignments: [String: [UInt8]]? = nil
             if joined.leaderId == joined.memberId {
                 assignments = try leaderAssignments(joined)

@@ -92,6 +92,31 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Members that join at once, with long timeouts: a member whose SyncGroup met the next
+    /// rebalance rejoins as itself. (It rejoined with no id, as a new member; the old one
+    /// then held every rebalance until its rebalance timeout removed it, 30 s here.)
+    @Test func membersJoiningAtOnceSettleWithoutWaitingOutTheirTimeouts() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("work", partitions: 6)
+        let members = (0..<6).map { index in
+            var options = Self.memberOptions("m\(index)")
+            options.sessionTimeoutMs = 30_000
+            options.rebalanceTimeoutMs = 30_000
+            return GroupConsumer(broker: broker, groupId: "crowd", topics: ["work"], options: options)
+        }
+        let started = ContinuousClock.now
+        let polls = members.map { member in
+            Task {
+                while !Task.isCancelled { _ = try? await member.poll(maxRecords: 10, maxWaitMs: 50) }
+            }
+        }
+        #expect(await Self.settled(members, partitions: 6, timeout: .seconds(12)), "not settled after \(ContinuousClock.now - started)")
+        for poll in polls { poll.cancel() }
+        for member in members { await member.close() }
+        try await broker.close()
+    }
+
     @Test func committedOffsetsSurviveARestart() async throws {
         let dir = TemporaryDirectory()
         do {

@@ -122,6 +122,44 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Groups made by joins alone are bounded too: each JoinGroup v4+ under a new group id
+    /// made a group holding one handed-out id (MEMBER_ID_REQUIRED) for the client's session
+    /// timeout, counted nowhere (200,000 of them took 330 MB, and their once-a-second tick
+    /// held the coordinator's lock 1.7 s). A group and its handed-out ids count toward
+    /// group.members.max.bytes; a tick passes groups with nothing due by, and still expires
+    /// the ids when they are due, and the groups a while after.
+    @Test func groupsMadeByJoinsAloneAreBounded() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.membersMaxBytes = 256 << 10
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        func join(_ group: String) async -> JoinGroupResponse {
+            await broker.groups.join(
+                JoinGroupRequest(
+                    groupId: group, memberId: "", clientId: "c", sessionTimeoutMs: 30_000, rebalanceTimeoutMs: 30_000,
+                    protocolType: "consumer", protocols: [("range", [1, 2, 3])], requireKnownMemberId: true))
+        }
+        var made = 0
+        while made < 2_000, await join("g-\(made)").error == .memberIdRequired { made += 1 }
+        #expect(made > 50 && made < 400, "\(made) groups in 256 KiB")
+        #expect(await join("one-more").error == .groupMaxSizeReached)
+        #expect(broker.groups.state.withLock { $0.memberBytes } <= 256 << 10)
+        // Nothing due yet: the groups stay.
+        clock.advance(20_000)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { $0.groups.count } == made)
+        // The ids expire at their session timeout, the groups once empty for emptyGroupRetentionMs.
+        clock.advance(10_001)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { $0.groups.values.allSatisfy(\.isIdle) })
+        clock.advance(opts.groups.emptyGroupRetentionMs)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { ($0.groups.count, $0.memberBytes) } == (0, 0))
+        #expect(await join("one-more").error == .memberIdRequired)
+        try await broker.close()
+    }
+
     /// Consumer-protocol members count toward the same bound (group.members.max.bytes): each
     /// kept up to 10,000 subscribed names (2.5 MB) until its session timed out, in any number of
     /// groups. A pattern over 4 KiB is refused (it is kept and compiled).

@@ -113,8 +113,31 @@ struct ClassicGroup: Sendable {
         }
     }
 
-    /// What the members keep in memory (`Member.keptBytes`), all together.
-    var memberBytes: Int { members.values.reduce(0) { $0 + $1.keptBytes } }
+    /// What the group keeps in memory: its members (`Member.keptBytes`), the ids it handed
+    /// out and that were not used yet, and the group itself (`groupBytes`). Counted so that
+    /// `GroupOptions.membersMaxBytes` bounds groups too: any client could make a group per
+    /// JoinGroup (one MEMBER_ID_REQUIRED each), without bound.
+    var memberBytes: Int {
+        members.values.reduce(Self.groupBytes + pendingMemberIds.count * Self.pendingIdBytes) { $0 + $1.keptBytes }
+    }
+    static let groupBytes = 1_024
+    static let pendingIdBytes = 128
+
+    /// The earliest time `tick` may change something: a handed-out id expiring, a session
+    /// running out, a rebalance or sync deadline; `.max` when nothing waits on time. (A
+    /// heartbeat moves a session's end later: an earlier time is only a tick with nothing to do.)
+    var nextDueMs: Int64 {
+        var due = pendingMemberIds.values.min() ?? .max
+        for member in members.values where !member.awaitingJoin {
+            due = min(due, member.lastHeartbeatMs.addingReportingOverflow(Int64(member.sessionTimeoutMs) + 1).partialValue)
+        }
+        switch state {
+        case .preparingRebalance: due = min(due, rebalanceDeadlineMs, earliestCompletionMs)
+        case .completingRebalance: due = min(due, syncDeadlineMs)
+        default: break
+        }
+        return due
+    }
 
     /// A response owed to a member that is waiting for it.
     enum Delivery: Sendable {

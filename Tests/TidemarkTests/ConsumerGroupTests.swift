@@ -259,6 +259,35 @@ import Testing
         #expect(assigned["x"]!.count + assigned["y"]!.count == 6)
     }
 
+    /// Large groups: every partition once, to a member subscribed to its topic, balanced among
+    /// the members sharing a topic, and sticky when a member goes. (The assignor runs under the
+    /// coordinator's lock: these took the previous version seconds each; see the session note.)
+    @Test func uniformIsCompleteAndBalancedForLargeGroups() {
+        func check(_ members: [ServerAssignor.Member], _ counts: [String: Int], _ assigned: [String: Set<TopicPartition>]) {
+            let all = assigned.values.flatMap { $0 }
+            #expect(all.count == counts.values.reduce(0, +) && Set(all).count == all.count)
+            let topics = Dictionary(members.map { ($0.memberId, $0.topics) }, uniquingKeysWith: { a, _ in a })
+            #expect(assigned.allSatisfy { id, owned in owned.allSatisfy { topics[id]!.contains($0.topic) } })
+        }
+        // 300 members of one topic of 3,000 partitions: 10 each.
+        let even = (0..<300).map { ServerAssignor.Member(memberId: "m\($0)", topics: ["t"]) }
+        let first = ServerAssignor.uniform.assign(members: even, partitionCounts: ["t": 3_000], previous: [:])
+        check(even, ["t": 3_000], first)
+        #expect(Set(first.values.map(\.count)) == [10])
+        // One leaves: only its 10 partitions move.
+        let fewer = Array(even.dropFirst())
+        let second = ServerAssignor.uniform.assign(members: fewer, partitionCounts: ["t": 3_000], previous: first)
+        check(fewer, ["t": 3_000], second)
+        #expect(fewer.reduce(0) { $0 + first[$1.memberId]!.subtracting(second[$1.memberId]!).count } == 0)
+        #expect(second.values.map(\.count).max()! - second.values.map(\.count).min()! <= 1)
+        // 999 members of a one-partition topic and one of a 3,000-partition topic.
+        let lopsided = (0..<999).map { ServerAssignor.Member(memberId: "n\($0)", topics: ["one"]) } + [.init(memberId: "w", topics: ["wide"])]
+        let counts = ["one": 1, "wide": 3_000]
+        let third = ServerAssignor.uniform.assign(members: lopsided, partitionCounts: counts, previous: [:])
+        check(lopsided, counts, third)
+        #expect(third["w"]!.count == 3_000)
+    }
+
     @Test func rangeGivesContiguousRangesPerTopic() {
         let members = ["b", "a"].map { ServerAssignor.Member(memberId: $0, topics: ["t", "u"]) }
         let assigned = ServerAssignor.range.assign(members: members, partitionCounts: ["t": 5, "u": 5], previous: [:])

@@ -1,0 +1,30 @@
+import Foundation
+import TestSupport
+import Testing
+import Tidemark
+import TidemarkHTTP
+
+/// What one scrape may cost: consumer groups' per-partition rows are bounded (`maxGroupRows`):
+/// a group has a row per partition of every topic it committed to, and one OffsetCommit makes
+/// a group, so 200 groups of two 500-partition topics made a 36 MB scrape taking 3.7 s.
+@Suite struct MetricsBoundsTests {
+    @Test func groupRowsAreBoundedAndWholeGroupsLeftOut() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("wide", partitions: 40)
+        for g in 0..<5 {
+            _ = try await broker.groups.commitOffsets(groupId: "g\(g)", offsets: [TopicPartition("wide", 0): CommittedOffset(offset: 0)])
+        }
+        let identity = NodeIdentity(brokerId: 0, address: "127.0.0.1:9092", version: TidemarkVersion.current)
+        func lagRows(_ text: String) -> [String] {
+            text.split(separator: "\n").filter { $0.hasPrefix("kafka_consumergroup_lag{") }.map(String.init)
+        }
+        let all = lagRows(MetricsRoutes(broker: broker, registry: nil, identity: identity).exposition())
+        #expect(all.count == 5 * 40)
+        // Room for two groups and a half: two are exported, whole; the rest are left out.
+        let bounded = lagRows(MetricsRoutes(broker: broker, registry: nil, identity: identity, maxGroupRows: 100).exposition())
+        #expect(bounded.count == 2 * 40)
+        #expect(bounded.allSatisfy { $0.contains("consumergroup=\"g0\"") || $0.contains("consumergroup=\"g1\"") })
+        try await broker.close()
+    }
+}

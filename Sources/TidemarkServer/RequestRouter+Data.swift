@@ -213,9 +213,16 @@ extension RequestRouter {
     /// loop timer; then it reads once more and answers.
     /// Fetch, through the fetch session the request names (v7+; see `FetchSessionCache`).
     func fetch(
-        _ request: FetchRequest, on loop: any EventLoop, connection: ConnectionShares? = nil, _ done: @escaping (FetchResponse) -> Void
+        _ request: FetchRequest, on loop: any EventLoop, connection: ConnectionShares? = nil, frameBytes: Int = 0,
+        _ done: @escaping (FetchResponse) -> Void
     ) {
-        let wait = min(Int64(max(0, request.maxWaitMs)), config.fetchMaxWaitMs)
+        // A waiting fetch holds its frame's request memory (`RequestMemoryBudget`): one over the
+        // budget's small-frame size waits at most `largeFetchMaxWaitMs`, so clients parking large
+        // fetches cannot hold the budget, and every other client's large frames, for minutes.
+        // (Consumers wait 500 ms by default; one of thousands of partitions uses a fetch session,
+        // whose fetches after the first are small.)
+        let limit = frameBytes > Self.largeFetchFrameBytes ? min(config.fetchMaxWaitMs, Self.largeFetchMaxWaitMs) : config.fetchMaxWaitMs
+        let wait = min(Int64(max(0, request.maxWaitMs)), limit)
         let deadline = NIODeadline.now() + .milliseconds(wait)
         // A long poll ends when its connection closes (it held the frame's request memory,
         // and its watches, for up to max_wait after its client had gone).
@@ -252,6 +259,9 @@ extension RequestRouter {
                 })
         }
     }
+
+    static let largeFetchFrameBytes = 64 << 10
+    static let largeFetchMaxWaitMs: Int64 = 500
 
     func listOffsets(_ request: ListOffsetsRequest, version: Int16) async -> ListOffsetsResponse {
         var response = ListOffsetsResponse()

@@ -187,7 +187,7 @@ final class RequestRouter: Sendable {
                 }
             case .fetch:
                 let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
-                fetch(request, on: loop, connection: connection) { response in done(answer(response)) }
+                fetch(request, on: loop, connection: connection, frameBytes: frame.count) { response in done(answer(response)) }
             case .shareFetch:
                 let request = try ShareFetchRequest.decode(
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)

@@ -120,16 +120,30 @@ extension ServerTests { @Suite(.serialized) struct FetchWaitTests {
         try await ServerTests.withServer { server in
             try await server.broker.createTopic("quiet", partitions: 1)
             let client = try RawClient(port: server.boundPort)
-            // A frame of about 200 KB (one partition listed 20,000 times), waiting 20 s.
-            try client.request(.fetch, version: 11, correlation: 1, ResourceBoundTests.fetch("quiet", Array(repeating: (0, 0), count: 20_000), maxWaitMs: 20_000))
+            // A frame of about 56 KB (one partition listed 2,000 times), waiting 20 s.
+            try client.request(.fetch, version: 11, correlation: 1, ResourceBoundTests.fetch("quiet", Array(repeating: (0, 0), count: 2_000), maxWaitMs: 20_000))
             let parked = ContinuousClock.now + .seconds(5)
             while server.queuedRequestBytes == 0 && ContinuousClock.now < parked { try await Task.sleep(for: .milliseconds(20)) }
             try await Task.sleep(for: .milliseconds(200))
-            #expect(server.queuedRequestBytes > 100_000)
+            #expect(server.queuedRequestBytes > 50_000)
             client.shutdownBoth()
             let released = ContinuousClock.now + .seconds(3)
             while server.queuedRequestBytes > 0 && ContinuousClock.now < released { try await Task.sleep(for: .milliseconds(20)) }
             #expect(server.queuedRequestBytes == 0)
+        }
+    }
+
+    /// A fetch whose frame is large (over 64 KiB) waits at most 500 ms, whatever its max_wait:
+    /// waiting, it holds its frame's request memory, and clients parking such fetches held the
+    /// budget, and every other client's large frames, for up to five minutes.
+    @Test func aLargeFetchWaitsLittle() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("quiet", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            let (_, large) = try await Self.timed(client, ResourceBoundTests.fetch("quiet", Array(repeating: (0, 0), count: 20_000), maxWaitMs: 20_000))
+            #expect(large >= .milliseconds(400) && large < .seconds(3), "answered after \(large)")
+            let (_, small) = try await Self.timed(client, ResourceBoundTests.fetch("quiet", [(0, 0)], maxWaitMs: 1_500))
+            #expect(small >= .milliseconds(1_400), "answered after \(small)")
         }
     }
 

@@ -33,7 +33,8 @@ extension Broker {
     /// appends, no polling). Returns whole batches up to `maxBytes` (at least one).
     /// Throws `.offsetOutOfRange` outside the log.
     public func fetch(
-        topic: String, partition: Int, offset: Int64, maxBytes: Int = 1 << 20, minBytes: Int = 1, maxWaitMs: Int64 = 0
+        topic: String, partition: Int, offset: Int64, maxBytes: Int = 1 << 20, minBytes: Int = 1, maxWaitMs: Int64 = 0,
+        countsBytesOut: Bool = true
     ) async throws -> FetchResult {
         let state = try partitionState(topic, partition)
         let deadline = ContinuousClock.now + .milliseconds(maxWaitMs)
@@ -41,7 +42,7 @@ extension Broker {
             let result = try await read(state, offset: offset, maxBytes: maxBytes)
             let available = result.slice?.length ?? 0
             if available >= minBytes || ContinuousClock.now >= deadline || isClosed {
-                if available > 0 { state.traffic?.bytesOut.increment(by: Int64(available)) }
+                if countsBytesOut && available > 0 { state.traffic?.bytesOut.increment(by: Int64(available)) }
                 return result
             }
             // Wait for an append past the end we saw, then look again. A cancelled task stops
@@ -69,11 +70,21 @@ extension Broker {
     /// The event loop's read: nil when it would block (a segment to open first).
     /// A fetch that can block goes through `read(topic:partition:offset:maxBytes:)`. Both count
     /// the bytes read as fetched (`tidemark_bytes_out_total`).
-    public func readNow(topic: String, partition: Int, offset: Int64, maxBytes: Int) throws(TidemarkError) -> FetchResult? {
+    /// Without `countsBytesOut`, the caller counts what it sends (`countFetched`): a long poll
+    /// reads its partitions again at each wake, and counted bytes it never sent.
+    public func readNow(
+        topic: String, partition: Int, offset: Int64, maxBytes: Int, countsBytesOut: Bool = true
+    ) throws(TidemarkError) -> FetchResult? {
         let state = try partitionState(topic, partition)
         let result = try readLocked(state, offset: offset, maxBytes: maxBytes, mayBlock: false)
-        if let length = result?.slice?.length, length > 0 { state.traffic?.bytesOut.increment(by: Int64(length)) }
+        if countsBytesOut, let length = result?.slice?.length, length > 0 { state.traffic?.bytesOut.increment(by: Int64(length)) }
         return result
+    }
+
+    /// Counts `bytes` of `topic` as fetched (`tidemark_bytes_out_total`).
+    public func countFetched(topic: String, partition: Int, bytes: Int) {
+        guard bytes > 0, let state = try? partitionState(topic, partition) else { return }
+        state.traffic?.bytesOut.increment(by: Int64(bytes))
     }
 
     /// The time of the record at `offset` (its batch's first timestamp: exact for one-record

@@ -314,14 +314,11 @@ extension Broker {
                 let partitions = registry.withLock { $0.topics.values.flatMap(\.partitions) }
                 continuation.resume(
                     with: Result {
-                        // Ends: the partitions remember finitely many ids (each table is bounded).
                         try producerIds.withLock { ids in
-                            while true {
-                                let id = try ids.allocate()
-                                if !partitions.contains(where: { $0.producers.withLock { $0.entries[id] != nil } }) {
-                                    return (id, Int16(0))
-                                }
-                            }
+                            // One pass: the ids at or above the next one that partitions remember.
+                            let next = ids.next
+                            ids.skip(partitions.flatMap { state in state.producers.withLock { $0.entries.keys.filter { $0 >= next } } })
+                            return (try ids.allocate(), Int16(0))
                         }
                     })
             }

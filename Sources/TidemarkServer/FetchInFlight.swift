@@ -19,6 +19,9 @@ extension RequestRouter {
         /// The response is as full as it gets (a partition had data that did not fit the
         /// byte limits or the broker's response memory), or a partition failed: answer now.
         var answerNow = false
+        /// Record bytes per partition in the response: counted as fetched
+        /// (`tidemark_bytes_out_total`) when it is answered, not at each read of a long poll.
+        var sent: [(topic: String, partition: Int, bytes: Int)] = []
     }
 
     /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)
@@ -63,7 +66,8 @@ extension RequestRouter {
                     if let pre = preRead[key] {
                         read = try pre.get()
                     } else {
-                        read = try broker.readNow(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit)
+                        read = try broker.readNow(
+                            topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false)
                     }
                     guard let fetched = read else {
                         pass.blocked[key] = .unopened(limit: limit)
@@ -110,10 +114,13 @@ extension RequestRouter {
                     }
                     pass.total += slice.length
                     budget -= slice.length
+                    pass.sent.append((key.topic, key.partition, slice.length))
                     // min_bytes counts every partition (Kafka's DelayedFetch): one read to the
-                    // log's end with room left grows with the next append; one that ends at a
-                    // segment's end never grows, so the fetch is answered now (as Kafka does).
-                    if slice.endsBeforeLaterSegment {
+                    // log's end with room left grows with the next append. One that stopped
+                    // before it (at its byte limit, or at the end of an older segment) already
+                    // has what it can take, however many appends come: the fetch is answered
+                    // now (Kafka counts such a partition at its limit, or answers at once).
+                    if !slice.reachesLogEnd {
                         pass.answerNow = true
                     } else if slice.length < limit {
                         pass.growing.append((key.topic, key.partition, fetched.highWatermark))
@@ -125,7 +132,8 @@ extension RequestRouter {
                 }
                 topic.partitions.append(result)
             }
-            pass.response.topics.append(topic)
+            // A topic whose partitions were all listed before is not answered again.
+            if !topic.partitions.isEmpty || topicRequest.partitions.isEmpty { pass.response.topics.append(topic) }
         }
         return pass
     }
@@ -172,7 +180,8 @@ final class FetchInFlight {
                         switch reason {
                         case .unopened(let limit):
                             results[key] = .success(
-                                try await broker.fetch(topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit))
+                                try await broker.fetch(
+                                    topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false))
                         case .cold(let fetched):
                             if let slice = fetched.slice { try await broker.warm(slice) }
                             results[key] = .success(fetched)
@@ -192,6 +201,7 @@ final class FetchInFlight {
         if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.growing.isEmpty || router.broker.isClosed
             || router.draining.load(ordering: .relaxed)
         {
+            for (topic, partition, bytes) in pass.sent { router.broker.countFetched(topic: topic, partition: partition, bytes: bytes) }
             finish(pass.response)
             return
         }

@@ -154,9 +154,22 @@ final class FetchSessionCache: Sendable {
             session.lastUsedMs = nowMs
             s.uses += 1
             session.lastUse = s.uses
+            // Forgotten first, so that a session swapping partitions at a cap keeps its room (a
+            // partition both listed and forgotten ends forgotten, as in Kafka, which adds first).
+            var forgotten: Set<Key> = []
+            for topic in request.forgotten {
+                for partition in topic.partitions {
+                    forgotten.insert(Key(topic: topic.topicId.isZero ? topic.topic : "", topicId: topic.topicId, partition: partition))
+                }
+            }
+            if !forgotten.isEmpty {
+                for key in forgotten { session.partitions.removeValue(forKey: key) }
+                session.order.removeAll { forgotten.contains($0) }
+            }
             for topic in request.topics {
                 for partition in topic.partitions {
                     let key = Self.key(topic, partition.partition)
+                    if forgotten.contains(key) { continue }
                     if var cached = session.partitions[key] {
                         cached.request = partition
                         session.partitions[key] = cached
@@ -174,16 +187,6 @@ final class FetchSessionCache: Sendable {
                         session.order.append(key)
                     }
                 }
-            }
-            var forgotten: Set<Key> = []
-            for topic in request.forgotten {
-                for partition in topic.partitions {
-                    forgotten.insert(Key(topic: topic.topicId.isZero ? topic.topic : "", topicId: topic.topicId, partition: partition))
-                }
-            }
-            if !forgotten.isEmpty {
-                for key in forgotten { session.partitions.removeValue(forKey: key) }
-                session.order.removeAll { forgotten.contains($0) }
             }
             s.sessions[sessionId] = session
             s.cachedPartitions += session.partitions.count - before

@@ -58,6 +58,8 @@ final class ShareFetchInFlight {
     private var budget: Int
     /// Record bytes this answer holds so far.
     private var deliveredBytes = 0
+    /// What this request may decode on its loop, over all its partitions' walks.
+    private let decodeAllowance = LoopDecodeAllowance()
     private var partitions: [TopicPartition: ShareFetchResponse.Partition] = [:]
     /// Partitions where this fetch's acknowledgements applied, or where it gave back records
     /// it acquired but did not deliver: offered to waiting polls when it answers, after its
@@ -267,7 +269,7 @@ final class ShareFetchInFlight {
             do {
                 walk = ShareBatchWalk(
                     acquisition, topicId: try broker.topicId(of: acquisition.topicPartition.topic), maxBytes: max(budget, 1))
-                if try router.readBatchesNow(&walk) {
+                if try router.readBatchesNow(&walk, allowance: decodeAllowance) {
                     deliver(acquisition, walk)
                     continue
                 }
@@ -435,16 +437,13 @@ struct ShareBatchWalk: Sendable {
         ended = true
     }
 
-    /// Compressed bytes this walk decoded on an event loop (see `take`'s `onLoop`).
-    private var decodedOnLoop = 0
-
     /// Takes the whole stored batches a read returned (nil or nothing new: the log ends there).
-    /// On an event loop (`onLoop`), a compressed batch that would have to be decoded is left
-    /// for the task when it is gzip or zstd (whose ratio has no useful bound: a few KB can make
-    /// 64 MiB), or when the walk's compressed bytes would pass `Broker.maxCompressedBytesNow`,
-    /// the produce path's allowance; false then, with the walk before that batch.
+    /// On an event loop (`onLoop`: the request's allowance), a compressed batch that would have
+    /// to be decoded is left for the task when it is gzip or zstd (whose ratio has no useful
+    /// bound: a few KB can make 64 MiB), or when it passes what is left of the allowance (the
+    /// produce path's, for the whole request); false then, with the walk before that batch.
     @discardableResult
-    mutating func take(_ bytes: [UInt8]?, cache: ShareBatchCache, onLoop: Bool = false) -> Bool {
+    mutating func take(_ bytes: [UInt8]?, cache: ShareBatchCache, onLoop: LoopDecodeAllowance? = nil) -> Bool {
         guard let bytes else {
             ended = true
             return true
@@ -469,15 +468,10 @@ struct ShareBatchWalk: Sendable {
                     let count = bytes.withUnsafeBytes { Int32(bigEndian: $0.loadUnaligned(fromByteOffset: position + 57, as: Int32.self)) }
                     let whole = count <= ShareBatchCache.maxRecordsPerBatch
                     let decodes = end - position > 16 << 10 && acquired * 2 < last - base + 1
-                    if onLoop && decodes {
-                        let codec = CompressionCodec(rawValue: Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07))
-                        switch codec {
-                        case .none?: break
-                        case .gzip?, .zstd?: return false
-                        default:
-                            guard decodedOnLoop + (end - position) <= Broker.maxCompressedBytesNow else { return false }
-                            decodedOnLoop += end - position
-                        }
+                    if let allowance = onLoop, decodes,
+                        !allowance.take(Broker.compressedBytes(bytes[position..<end]))
+                    {
+                        return false
                     }
                     let checked: Result<RecordBatch?, RecordBatchError> = slice.withUnsafeBytes { raw in
                         Result { () throws(RecordBatchError) in
@@ -528,7 +522,7 @@ extension RequestRouter {
     /// Drives `walk` with page-cache reads on the calling event loop. Returns false, with
     /// the walk where it stopped, when a read would wait for the disk (a segment to open,
     /// bytes not in the page cache).
-    func readBatchesNow(_ walk: inout ShareBatchWalk) throws -> Bool {
+    func readBatchesNow(_ walk: inout ShareBatchWalk, allowance: LoopDecodeAllowance) throws -> Bool {
         let tp = walk.topicPartition
         while let (offset, limit) = walk.nextRead(cache: shareBatches) {
             let read: FetchResult?
@@ -544,7 +538,7 @@ extension RequestRouter {
                 walk.take(nil, cache: shareBatches)
                 continue
             }
-            guard let bytes = try slice.readBytesIfCached(), walk.take(bytes, cache: shareBatches, onLoop: true) else { return false }
+            guard let bytes = try slice.readBytesIfCached(), walk.take(bytes, cache: shareBatches, onLoop: allowance) else { return false }
         }
         return true
     }

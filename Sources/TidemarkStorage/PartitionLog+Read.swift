@@ -12,9 +12,10 @@ public struct LogSlice: Sendable {
     /// log's end of batches under 16 KiB: the walk reads 64 KiB windows, or to the end): then
     /// `readBytes` and `readBytesIfCached` need no second pread.
     var held: [UInt8]? = nil
-    /// The slice runs to the end of a segment that is not the log's last: a read from its
-    /// offset cannot grow with appends (reads stay in one segment), however much room it had.
-    public internal(set) var endsBeforeLaterSegment = false
+    /// The slice runs to the log's end as it was when read: a read from the same offset with
+    /// more room grows with appends. (One that stops before, at a byte limit or at the end of
+    /// an older segment, where reads stop, does not: more is there already.)
+    public internal(set) var reachesLogEnd = false
 
     /// Slices under this size may keep the bytes their header walk read (a copy, so a slice
     /// never keeps the walk's 64 KiB window alive). The Kafka front copies slices under the
@@ -291,7 +292,7 @@ extension PartitionLog {
             let held = keepBytes && length < LogSlice.heldBelowBytes ? walker.windowBytes(at: slicePosition, count: length) : nil
             var slice = LogSlice(
                 file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset, held: held)
-            slice.endsBeforeLaterSegment = start.nextSegmentBase != nil && slicePosition + length == start.end
+            slice.reachesLogEnd = start.nextSegmentBase == nil && slicePosition + length == start.end
             return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
         }
     }

@@ -74,6 +74,21 @@ extension ServerTests { @Suite(.serialized) struct FetchWaitTests {
         }
     }
 
+    /// A read cut short by its partition's byte limit has all it can take: with min_bytes at
+    /// that limit, the fetch is answered at once (it waited max_wait: no append makes that read
+    /// longer, so a consumer behind got a partition's worth per max_wait).
+    @Test func aReadCutByItsLimitIsAnsweredAtOnce() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("behind", partitions: 1)
+            for _ in 0..<20 { _ = try await server.broker.append(topic: "behind", partition: 0, batches: try Self.values(3, size: 1_000)) }
+            let client = try RawClient(port: server.boundPort)
+            let (response, waited) = try await Self.timed(
+                client, ResourceBoundTests.fetch("behind", [(0, 0)], partitionMaxBytes: 20_000, minBytes: 20_000, maxWaitMs: 5_000))
+            #expect(waited < .seconds(2), "answered after \(waited)")
+            #expect(Self.bytes(response) > 15_000 && Self.bytes(response) <= 20_000)
+        }
+    }
+
     /// A commit wakes a fetch long-polling `__consumer_offsets` (offset monitors read it); it
     /// waited its whole max_wait: commits never woke readers.
     @Test func aCommitWakesAFetchOfTheOffsetsTopic() async throws {

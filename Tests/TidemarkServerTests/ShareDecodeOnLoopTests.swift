@@ -45,6 +45,12 @@ import TidemarkStorage
         case .lz4, .snappy:
             #expect(small?.count == 3)
             #expect(large == nil)
+            // The allowance is the acquire's, over its partitions: 40 KB from one, then no more.
+            try await broker.createTopic("pair", partitions: 2)
+            for p in 0..<2 { _ = try await broker.append(topic: "pair", partition: p, batches: try Self.batch(codec, count: 40, size: 1_000)) }
+            let scan = try #require(broker.shareLogViewWithoutBlocking.scan)
+            #expect(try scan("pair", 0, 0, 100)?.count == 40)
+            #expect(try scan("pair", 1, 0, 100) == nil)
         default:
             #expect(small == nil)
             #expect(large == nil)
@@ -72,8 +78,9 @@ import TidemarkStorage
             topicPartition: TopicPartition("jobs", 0), offsets: [3, 45],
             ranges: [AcquiredRange(first: 3, last: 3, deliveryCount: 1), AcquiredRange(first: 45, last: 45, deliveryCount: 1)])
 
+        let allowance = LoopDecodeAllowance()
         var onLoop = ShareBatchWalk(acquisition, topicId: UUID(), maxBytes: 1 << 20)
-        let finished = onLoop.take(bytes, cache: ShareBatchCache(), onLoop: true)
+        let finished = onLoop.take(bytes, cache: ShareBatchCache(), onLoop: allowance)
         var offLoop = ShareBatchWalk(acquisition, topicId: UUID(), maxBytes: 1 << 20)
         let whole = offLoop.take(bytes, cache: ShareBatchCache())
         #expect(whole)
@@ -92,6 +99,10 @@ import TidemarkStorage
             // The first batch on the loop; the walk stops before the second.
             #expect(!finished && onLoop.covered == 39)
             #expect(onLoop.kept == Array(offLoop.kept[..<onLoop.kept.count]) && !onLoop.kept.isEmpty)
+            // The allowance is the request's: another partition's walk in it decodes nothing more.
+            var other = ShareBatchWalk(acquisition, topicId: UUID(), maxBytes: 1 << 20)
+            let more = other.take(bytes, cache: ShareBatchCache(), onLoop: allowance)
+            #expect(!more && other.kept.isEmpty)
         default:
             #expect(!finished && onLoop.kept.isEmpty && onLoop.covered == 2)
         }

@@ -13,13 +13,15 @@ extension Broker {
     public var shareLogViewWithoutBlocking: ShareLogView { shareLogView(mayBlock: false) }
 
     private func shareLogView(mayBlock: Bool) -> ShareLogView {
+        // One allowance per view (an acquire, over all its partitions' scans).
+        let allowance = mayBlock ? nil : LoopDecodeAllowance()
         var view = ShareLogView(
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
         view.scan = { [self] topic, partition, offset, count throws(TidemarkError) in
             do {
-                return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock)
+                return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock, allowance: allowance)
             } catch {
                 // Unreadable for now (no descriptor, the log start moved meanwhile): declined, as
                 // a read that would block is, so the window keeps waiting for its keys and delays
@@ -82,17 +84,17 @@ extension Broker {
     /// then, not a part: a window annotated in part would lose keys and delays). Fewer than
     /// `count` before the log's end: the log could not be read past them (damage); the scan
     /// that starts there throws.
-    func recordMetadata(topic: String, partition: Int, from offset: Int64, count: Int, mayBlock: Bool) throws
-        -> [SharePartition.RecordMeta]?
-    {
+    func recordMetadata(
+        topic: String, partition: Int, from offset: Int64, count: Int, mayBlock: Bool, allowance: LoopDecodeAllowance? = nil
+    ) throws -> [SharePartition.RecordMeta]? {
         let state = try partitionState(topic, partition)
         var out: [SharePartition.RecordMeta] = []
         var next = offset
         var chunk = 64 << 10
         // Without `mayBlock` (an event loop), compressed batches are decoded up to the produce
-        // path's allowance, and gzip or zstd never (a few KB of them can make 64 MiB): past it the
-        // scan declines, and the acquire goes on off the loop.
-        var compressedOnLoop = 0
+        // path's allowance, for the whole acquire, and gzip or zstd never (a few KB of them can
+        // make 64 MiB): past it the scan declines, and the acquire goes on off the loop.
+        let allowance = mayBlock ? nil : allowance ?? LoopDecodeAllowance()
         // tidemark.deliver.at is a wall-clock time; the coordinator waits on the timer clock.
         let (wallNow, timerNow) = (options.clock(), options.timers())
         // Damage met after some records ends the scan with them: they go out first, and the
@@ -105,10 +107,7 @@ extension Broker {
                 guard let found = result.slice else { break }
                 guard let read = try mayBlock ? found.readBytes() : found.readBytesIfCached() else { return nil }
                 bytes = read
-                if !mayBlock {
-                    compressedOnLoop += Self.compressedBytes(bytes[...])
-                    if compressedOnLoop > Self.maxCompressedBytesNow { return nil }
-                }
+                if let allowance, !allowance.take(Self.compressedBytes(bytes[...])) { return nil }
             } catch where !out.isEmpty && (error as? TidemarkError)?.code == .corruptMessage {
                 break  // damage: a short answer (the restore path cuts its window there)
             }
@@ -208,5 +207,25 @@ extension Broker {
                 first.wake()
             }
         }
+    }
+}
+
+/// The compressed bytes one request may decode on an event loop: `Broker.maxCompressedBytesNow`
+/// in all, as the produce path allows (gzip and zstd count past it whatever their size: see
+/// `Broker.compressedBytes`). Per request, not per partition: a share fetch over many
+/// partitions decoded 64 KiB of each on its loop. Taken from one thread at a time (its
+/// loop); atomic so the views that hold it stay Sendable.
+public final class LoopDecodeAllowance: Sendable {
+    private let used = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Takes `bytes` if they fit in what is left; false, taking nothing, otherwise.
+    public func take(_ bytes: Int) -> Bool {
+        guard bytes > 0 else { return true }
+        let now = used.load(ordering: .relaxed)
+        guard now + bytes <= Broker.maxCompressedBytesNow else { return false }
+        used.store(now + bytes, ordering: .relaxed)
+        return true
     }
 }

@@ -1,8 +1,9 @@
+import Dispatch
 import Foundation
 import TestSupport
 import Testing
 import Tidemark
-import TidemarkHTTP
+@testable import TidemarkHTTP
 
 /// What one scrape may cost: consumer groups' per-partition rows are bounded (`maxGroupRows`):
 /// a group has a row per partition of every topic it committed to, and one OffsetCommit makes
@@ -25,6 +26,28 @@ import TidemarkHTTP
         let bounded = lagRows(MetricsRoutes(broker: broker, registry: nil, identity: identity, maxGroupRows: 100).exposition())
         #expect(bounded.count == 2 * 40)
         #expect(bounded.allSatisfy { $0.contains("consumergroup=\"g0\"") || $0.contains("consumergroup=\"g1\"") })
+        try await broker.close()
+    }
+
+    /// Scrapes that arrive while an exposition is being made share it: 20 at once take one
+    /// report slot (with 7 of the 8 held, each made its own and 19 were refused busy).
+    @Test func scrapesAtOnceShareOneExposition() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        let routes = MetricsRoutes(
+            broker: broker, registry: nil, identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:9092", version: TidemarkVersion.current))
+        let gate = DispatchSemaphore(value: 0)
+        let held = (0..<(Broker.maxReports - 1)).map { _ in Task { await broker.report { gate.wait() } } }
+        try await Task.sleep(for: .milliseconds(200))
+        let scrapes = (0..<20).map { _ in Task { await routes.sharedExposition() } }
+        try await Task.sleep(for: .milliseconds(200))
+        for _ in held { gate.signal() }
+        for task in held { _ = await task.value }
+        var answered = 0
+        for scrape in scrapes where await scrape.value.map({ String(decoding: $0, as: UTF8.self) })?.contains("kafka_brokers") == true {
+            answered += 1
+        }
+        #expect(answered == 20)
         try await broker.close()
     }
 }

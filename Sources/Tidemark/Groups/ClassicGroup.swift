@@ -118,9 +118,11 @@ struct ClassicGroup: Sendable {
     /// `GroupOptions.membersMaxBytes` bounds groups too: any client could make a group per
     /// JoinGroup (one MEMBER_ID_REQUIRED each), without bound.
     var memberBytes: Int {
-        members.values.reduce(Self.groupBytes + pendingMemberIds.count * Self.pendingIdBytes) { $0 + $1.keptBytes }
+        members.values.reduce(Self.groupBytes(groupId) + pendingMemberIds.count * Self.pendingIdBytes) { $0 + $1.keptBytes }
     }
-    static let groupBytes = 1_024
+    /// What a group costs with no one in it: its state, and its id in the coordinator's tables
+    /// (measured: 200,000 empty groups of 200-byte ids took 340 MB).
+    static func groupBytes(_ groupId: String) -> Int { 1_024 + 4 * groupId.utf8.count }
     static let pendingIdBytes = 128
 
     /// The earliest time `tick` may change something: a handed-out id expiring, a session

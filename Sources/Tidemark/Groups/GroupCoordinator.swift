@@ -90,7 +90,16 @@ public final class GroupCoordinator: Sendable {
             groups[id] = group
             memberBytes += group?.memberBytes ?? 0
             classicDue[id] = group?.nextDueMs
+            if let group, group.isIdle {
+                classicIdle.insert(id)
+            } else if classicIdle.remove(id) != nil {
+                idleSince.removeValue(forKey: id)
+            }
         }
+
+        /// The classic groups that are idle (`ClassicGroup.isIdle`): dropped by the tick once
+        /// idle for `GroupOptions.emptyGroupRetentionMs`.
+        private(set) var classicIdle: Set<String> = []
 
         /// Per classic group, when `tick` next has something to do in it (`ClassicGroup.nextDueMs`,
         /// as of its last change). The tick passes the others by: it ticked every group each
@@ -223,7 +232,7 @@ public final class GroupCoordinator: Sendable {
                 let kept = group.members[request.memberId]?.keptBytes ?? 0
                 let keeps = ClassicGroup.Member.keptBytes(protocols: request.protocols) + request.memberId.utf8.count
                     + (request.groupInstanceId?.utf8.count ?? 0) + request.clientId.utf8.count + request.clientHost.utf8.count
-                    + request.protocolType.utf8.count + (isNew ? ClassicGroup.groupBytes : 0)
+                    + request.protocolType.utf8.count + (isNew ? ClassicGroup.groupBytes(request.groupId) : 0)
                     + (request.memberId.isEmpty ? ClassicGroup.pendingIdBytes : 0)
                 if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
                     ready.joins.append((continuation, .failure(.groupMaxSizeReached, memberId: request.memberId)))
@@ -347,29 +356,28 @@ public final class GroupCoordinator: Sendable {
         var expiredMembers: [(group: String, members: [String])] = []
         let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, Set<String>) in
             var ready = Ready()
-            for id in Array(s.groups.keys) {
-                var group = s.groups[id]!
-                let due = (s.classicDue[id] ?? .min) <= now
-                if due {
-                    let deliveries = group.tick(nowMs: now)
-                    let more = Self.collect(deliveries, group: id, &s)
-                    ready.joins += more.joins
-                    ready.syncs += more.syncs
-                    noteMembership(group, &s)
-                }
-                if group.isIdle {
-                    let since = s.idleSince[id] ?? now
-                    if now - since >= options.emptyGroupRetentionMs {
-                        s.setClassic(nil, id: id)
-                        s.idleSince.removeValue(forKey: id)
-                        s.recordedMemberships.removeValue(forKey: id)
-                        continue
-                    }
-                    s.idleSince[id] = since
-                } else {
+            // Only the classic groups whose next deadline has come are ticked (a look at each
+            // deadline, not at each group), and only idle ones are looked at for retention.
+            var dueIds: [String] = []
+            for (id, due) in s.classicDue where due <= now { dueIds.append(id) }
+            for id in dueIds {
+                guard var group = s.groups[id] else { continue }
+                let deliveries = group.tick(nowMs: now)
+                let more = Self.collect(deliveries, group: id, &s)
+                ready.joins += more.joins
+                ready.syncs += more.syncs
+                noteMembership(group, &s)
+                s.setClassic(group, id: id)
+            }
+            for id in Array(s.classicIdle) {
+                let since = s.idleSince[id] ?? now
+                if now - since >= options.emptyGroupRetentionMs {
+                    s.setClassic(nil, id: id)
                     s.idleSince.removeValue(forKey: id)
+                    s.recordedMemberships.removeValue(forKey: id)
+                } else {
+                    s.idleSince[id] = since
                 }
-                if due { s.setClassic(group, id: id) }
             }
             for id in Array(s.consumerGroups.keys) {
                 var group = s.consumerGroups[id]!

@@ -7,6 +7,14 @@ public struct FetchResult: Sendable {
     /// One past the last appended offset (Kafka's high watermark on a single node).
     public var highWatermark: Int64
     public var logStartOffset: Int64
+    /// The topic's counters (nil: not counted).
+    var traffic: EngineMetrics.TopicTraffic? = nil
+
+    /// Counts the slice as fetched (`tidemark_bytes_out_total`), for a caller that read it
+    /// without counting (`countsBytesOut: false`) and sends it.
+    public func countSent() {
+        if let length = slice?.length, length > 0 { traffic?.bytesOut.increment(by: Int64(length)) }
+    }
 }
 
 /// A registered wake-up for appends (`Broker.watchAppends`); `cancel` removes it.
@@ -42,7 +50,7 @@ extension Broker {
             let result = try await read(state, offset: offset, maxBytes: maxBytes)
             let available = result.slice?.length ?? 0
             if available >= minBytes || ContinuousClock.now >= deadline || isClosed {
-                if countsBytesOut && available > 0 { state.traffic?.bytesOut.increment(by: Int64(available)) }
+                if countsBytesOut { result.countSent() }
                 return result
             }
             // Wait for an append past the end we saw, then look again. A cancelled task stops
@@ -70,22 +78,17 @@ extension Broker {
     /// The event loop's read: nil when it would block (a segment to open first).
     /// A fetch that can block goes through `read(topic:partition:offset:maxBytes:)`. Both count
     /// the bytes read as fetched (`tidemark_bytes_out_total`).
-    /// Without `countsBytesOut`, the caller counts what it sends (`countFetched`): a long poll
+    /// Without `countsBytesOut`, the caller counts what it sends (`FetchResult.countSent`): a long poll
     /// reads its partitions again at each wake, and counted bytes it never sent.
     public func readNow(
         topic: String, partition: Int, offset: Int64, maxBytes: Int, countsBytesOut: Bool = true
     ) throws(TidemarkError) -> FetchResult? {
         let state = try partitionState(topic, partition)
         let result = try readLocked(state, offset: offset, maxBytes: maxBytes, mayBlock: false)
-        if countsBytesOut, let length = result?.slice?.length, length > 0 { state.traffic?.bytesOut.increment(by: Int64(length)) }
+        if countsBytesOut { result?.countSent() }
         return result
     }
 
-    /// Counts `bytes` of `topic` as fetched (`tidemark_bytes_out_total`).
-    public func countFetched(topic: String, partition: Int, bytes: Int) {
-        guard bytes > 0, let state = try? partitionState(topic, partition) else { return }
-        state.traffic?.bytesOut.increment(by: Int64(bytes))
-    }
 
     /// The time of the record at `offset` (its batch's first timestamp: exact for one-record
     /// batches, the earliest of the batch otherwise; the append time on LogAppendTime topics); nil past the end or when unreadable.
@@ -117,7 +120,8 @@ extension Broker {
     ) throws(TidemarkError) -> FetchResult? {
         do throws(StorageError) {
             let result = try state.log.read(from: offset, maxBytes: maxBytes, mayBlock: mayBlock, keepBytes: keepBytes)
-            return FetchResult(slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset)
+            return FetchResult(
+                slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset, traffic: state.traffic)
         } catch where error.code == .wouldBlock {
             return nil
         } catch {

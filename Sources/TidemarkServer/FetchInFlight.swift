@@ -19,9 +19,9 @@ extension RequestRouter {
         /// The response is as full as it gets (a partition had data that did not fit the
         /// byte limits or the broker's response memory), or a partition failed: answer now.
         var answerNow = false
-        /// Record bytes per partition in the response: counted as fetched
+        /// The reads whose records the response holds: counted as fetched
         /// (`tidemark_bytes_out_total`) when it is answered, not at each read of a long poll.
-        var sent: [(topic: String, partition: Int, bytes: Int)] = []
+        var sent: [FetchResult] = []
     }
 
     /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)
@@ -114,7 +114,7 @@ extension RequestRouter {
                     }
                     pass.total += slice.length
                     budget -= slice.length
-                    pass.sent.append((key.topic, key.partition, slice.length))
+                    pass.sent.append(fetched)
                     // min_bytes counts every partition (Kafka's DelayedFetch): one read to the
                     // log's end with room left grows with the next append. One that stopped
                     // before it (at its byte limit, or at the end of an older segment) already
@@ -201,7 +201,7 @@ final class FetchInFlight {
         if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.growing.isEmpty || router.broker.isClosed
             || router.draining.load(ordering: .relaxed)
         {
-            for (topic, partition, bytes) in pass.sent { router.broker.countFetched(topic: topic, partition: partition, bytes: bytes) }
+            for read in pass.sent { read.countSent() }
             finish(pass.response)
             return
         }

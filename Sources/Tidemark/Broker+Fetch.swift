@@ -12,8 +12,12 @@ public struct FetchResult: Sendable {
 
     /// Counts the slice as fetched (`tidemark_bytes_out_total`), for a caller that read it
     /// without counting (`countsBytesOut: false`) and sends it.
-    public func countSent() {
-        if let length = slice?.length, length > 0 { traffic?.bytesOut.increment(by: Int64(length)) }
+    public func countSent() { countSent(bytes: slice?.length ?? 0) }
+
+    /// Counts `bytes` of this read as fetched: for a caller that copied the slice's bytes and
+    /// let the slice (and its segment's descriptor) go before sending them.
+    public func countSent(bytes: Int) {
+        if bytes > 0 { traffic?.bytesOut.increment(by: Int64(bytes)) }
     }
 }
 
@@ -73,6 +77,13 @@ extension Broker {
     /// for an event loop that found it cold (`LogSlice.readBytesIfCached`, `isCached`).
     public func warm(_ slice: LogSlice) async throws {
         try await executor.run { try slice.warm() }
+    }
+
+    /// A slice's bytes, read on the blocking executor (they may come from the disk). A caller
+    /// holding many reads keeps these rather than the slices: each slice holds its segment's
+    /// descriptor, outside the open-file budget, for as long as it is held.
+    public func bytes(of slice: LogSlice) async throws -> [UInt8] {
+        try await executor.run { try slice.readBytes() }
     }
 
     /// The event loop's read: nil when it would block (a segment to open first).

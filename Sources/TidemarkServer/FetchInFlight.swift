@@ -8,23 +8,40 @@ extension RequestRouter {
     /// One pass of a fetch over its partitions.
     struct FetchPass {
         var response = FetchResponse()
-        /// Record bytes in the response.
-        var total = 0
         /// Partitions whose read may grow with an append, and the offset past which an append
         /// grows it: (topic, partition, offset). Those with nothing at the fetch offset (beyond
         /// it), and those read to the log's end with room left (beyond the end they saw).
         var growing: [(String, Int, Int64)] = []
-        /// Partitions that would wait for the disk.
-        var blocked: [FetchKey: FetchBlocked] = [:]
+        /// Partitions that would wait for the disk (a segment to open, bytes not in the page
+        /// cache), in the request's order, with their byte limits: the executor reads them.
+        /// Not their slices: a pass may find thousands so, and a slice holds its segment's
+        /// descriptor, outside the open-file budget, for as long as it is held.
+        var blocked: [(FetchKey, limit: Int)] = []
         /// The response is as full as it gets (a partition had data that did not fit the
         /// byte limits or the broker's response memory), or a partition failed: answer now.
         var answerNow = false
-        /// The reads whose records the response holds: counted as fetched
-        /// (`tidemark_bytes_out_total`) when it is answered, not at each read of a long poll.
-        var sent: [FetchResult] = []
+        /// The reads whose records the response holds, with their sizes (their slices let
+        /// go): counted as fetched (`tidemark_bytes_out_total`) when it is answered, not at
+        /// each read of a long poll.
+        var sent: [(FetchResult, bytes: Int)] = []
+        /// What the response may still take; the executor's reads for the next pass keep to it.
+        var room = Room()
     }
 
-    /// Reads every partition of `request`; nil entries would block. (The fetch's one pass.)
+    /// What a fetch response holds and may still take.
+    struct Room {
+        /// Record bytes in it.
+        var total = 0
+        /// Bytes it may still take (max_bytes, clamped to `fetchMaxBytes`).
+        var budget = 0
+        /// Bytes it may still copy (the broker's response memory).
+        var copyRoom = 0
+        /// Its sendfile slices.
+        var fileSlices = 0
+    }
+
+    /// Reads every partition of `request`; partitions that would block are left to the
+    /// executor, which reads them for the next pass (`preRead`).
     ///
     /// Limits, as Kafka's: each partition gets at most its partition_max_bytes and what is left
     /// of max_bytes (clamped to `fetchMaxBytes`), but the response's first batch goes whole,
@@ -33,12 +50,11 @@ extension RequestRouter {
     /// (Kafka keys a fetch's partitions by name). Copies (small reads, and reads past the sendfile
     /// slices a response may hold) stop at the broker's response memory room, but for the
     /// first partition with data.
-    func fetchPass(_ request: FetchRequest, preRead: [FetchKey: Result<FetchResult, Error>]) -> FetchPass {
+    func fetchPass(_ request: FetchRequest, preRead: [FetchKey: FetchPreRead]) -> FetchPass {
         var pass = FetchPass()
-        var fileSlices = 0
         // Clamped, so that a response always fits the int32 size that frames it.
-        var budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
-        var copyRoom = responseMemory.room
+        pass.room.budget = min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), config.fetchMaxBytes)
+        pass.room.copyRoom = responseMemory.room
         var seen = Set<TopicPartition>()
         for topicRequest in request.topics {
             var topic = FetchResponse.Topic()
@@ -60,27 +76,50 @@ extension RequestRouter {
                 // partition with no high watermark).
                 guard seen.insert(TopicPartition(name, Int(partitionRequest.partition))).inserted else { continue }
                 let key = FetchKey(topic: name, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
-                let limit = max(min(Int(partitionRequest.partitionMaxBytes), budget), 1)
+                let limit = max(min(Int(partitionRequest.partitionMaxBytes), pass.room.budget), 1)
                 do {
-                    let read: FetchResult?
-                    if let pre = preRead[key] {
-                        read = try pre.get()
-                    } else {
-                        read = try broker.readNow(
-                            topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false)
-                    }
-                    guard let fetched = read else {
-                        pass.blocked[key] = .unopened(limit: limit)
-                        topic.partitions.append(result)
-                        continue
-                    }
+                    // The read: the executor's for this pass, or one now (nil: it would block).
                     // Data not in the page cache is brought in by the executor first (a pass
                     // redone with what it read is not probed again: it reads even if cold).
+                    let fetched: FetchResult
+                    var copied: FetchPreRead.Copy? = nil
                     let probe = preRead[key] == nil
+                    switch preRead[key] {
+                    case .failed(let error):
+                        throw error
+                    case .read(let read):
+                        fetched = read
+                    case .copied(let read, let copy):
+                        fetched = read
+                        copied = copy
+                    case .full(let read):
+                        result.highWatermark = read.highWatermark
+                        result.lastStableOffset = read.highWatermark
+                        result.logStartOffset = read.logStartOffset
+                        pass.answerNow = true  // full: the rest waits for the next fetch
+                        topic.partitions.append(result)
+                        continue
+                    case nil:
+                        guard
+                            let read = try broker.readNow(
+                                topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false)
+                        else {
+                            pass.blocked.append((key, limit))
+                            topic.partitions.append(result)
+                            continue
+                        }
+                        fetched = read
+                    }
                     result.highWatermark = fetched.highWatermark
                     result.lastStableOffset = fetched.highWatermark
                     result.logStartOffset = fetched.logStartOffset
-                    guard let slice = fetched.slice else {
+                    let length: Int
+                    let reachesLogEnd: Bool
+                    if let copied {
+                        (length, reachesLogEnd) = (copied.bytes.count, copied.reachesLogEnd)
+                    } else if let slice = fetched.slice {
+                        (length, reachesLogEnd) = (slice.length, slice.reachesLogEnd)
+                    } else {
                         pass.growing.append((key.topic, key.partition, key.offset))
                         topic.partitions.append(result)
                         continue
@@ -89,40 +128,45 @@ extension RequestRouter {
                     // sendfile, a dup and a close), and at most `maxFileSlicesPerResponse` go
                     // out by sendfile: each holds a descriptor until written, and a fetch of
                     // thousands of partitions must not run the process out of them.
-                    let copy = slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse
-                    guard pass.total == 0 || (slice.length <= limit && (!copy || slice.length <= copyRoom)) else {
+                    let copy = copied != nil || length < Self.sendfileMinimumBytes || pass.room.fileSlices >= Self.maxFileSlicesPerResponse
+                    guard pass.room.total == 0 || (length <= limit && (!copy || length <= pass.room.copyRoom)) else {
                         pass.answerNow = true  // full: the rest waits for the next fetch
                         topic.partitions.append(result)
                         continue
                     }
-                    if copy {
+                    if let copied {
+                        result.records = .bytes(copied.bytes[...])
+                        pass.room.copyRoom -= length
+                    } else if let slice = fetched.slice, copy {
                         guard let bytes = probe ? try slice.readBytesIfCached() : try slice.readBytes() else {
-                            pass.blocked[key] = .cold(fetched)
+                            pass.blocked.append((key, limit))
                             topic.partitions.append(result)
                             continue
                         }
                         result.records = .bytes(bytes[...])
-                        copyRoom -= slice.length
-                    } else {
+                        pass.room.copyRoom -= length
+                    } else if let slice = fetched.slice {
                         guard !probe || slice.isCached() else {
-                            pass.blocked[key] = .cold(fetched)
+                            pass.blocked.append((key, limit))
                             topic.partitions.append(result)
                             continue
                         }
                         result.records = .slice(slice)
-                        fileSlices += 1
+                        pass.room.fileSlices += 1
                     }
-                    pass.total += slice.length
-                    budget -= slice.length
-                    pass.sent.append(fetched)
+                    pass.room.total += length
+                    pass.room.budget -= length
+                    var counted = fetched
+                    counted.slice = nil  // the response holds what it sends; this only counts
+                    pass.sent.append((counted, length))
                     // min_bytes counts every partition (Kafka's DelayedFetch): one read to the
                     // log's end with room left grows with the next append. One that stopped
                     // before it (at its byte limit, or at the end of an older segment) already
                     // has what it can take, however many appends come: the fetch is answered
                     // now (Kafka counts such a partition at its limit, or answers at once).
-                    if !slice.reachesLogEnd {
+                    if !reachesLogEnd {
                         pass.answerNow = true
-                    } else if slice.length < limit {
+                    } else if length < limit {
                         pass.growing.append((key.topic, key.partition, fetched.highWatermark))
                     }
                 } catch {
@@ -137,6 +181,69 @@ extension RequestRouter {
         }
         return pass
     }
+
+    /// Reads the partitions a pass left (`FetchPass.blocked`) on the engine's executor, for
+    /// the next pass. What the response can take is kept as a pass would: copies of small
+    /// reads, and of reads past the response's sendfile slices, as bytes (their slices, and
+    /// descriptors, let go); at most the response's remaining sendfile slices as slices,
+    /// brought into the page cache; a read past the response's remaining bytes, or past the
+    /// broker's response memory, as `full` (its offsets only). So a fetch of thousands of
+    /// partitions in segments not open holds at most `maxFileSlicesPerResponse` descriptors,
+    /// and at most about the response's bytes.
+    func readBlocked(_ blocked: [(FetchKey, limit: Int)], room: Room, into results: inout [FetchKey: FetchPreRead]) async {
+        var (total, budget, copyRoom, fileSlices) = (room.total, room.budget, room.copyRoom, room.fileSlices)
+        for (key, limit) in blocked {
+            readsOffLoop.add(1, ordering: .relaxed)
+            do {
+                var read = try await broker.fetch(
+                    topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false)
+                guard let slice = read.slice else {
+                    results[key] = .read(read)
+                    continue
+                }
+                read.slice = nil
+                let copy = slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse
+                guard total == 0 || (slice.length <= budget && (!copy || slice.length <= copyRoom)) else {
+                    results[key] = .full(read)
+                    continue
+                }
+                if copy {
+                    let bytes = try await broker.bytes(of: slice)
+                    guard bytes.count == slice.length else {
+                        throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: slice.file.path)
+                    }
+                    results[key] = .copied(read, .init(bytes: bytes, reachesLogEnd: slice.reachesLogEnd))
+                    copyRoom -= slice.length
+                } else {
+                    try await broker.warm(slice)
+                    read.slice = slice
+                    results[key] = .read(read)
+                    fileSlices += 1
+                }
+                total += slice.length
+                budget -= slice.length
+            } catch {
+                results[key] = .failed(error)
+            }
+        }
+    }
+}
+
+/// What the executor read for a fetch's next pass (`RequestRouter.readBlocked`).
+enum FetchPreRead: Sendable {
+    /// The bytes of a read copied off the loop, and whether it ran to the log's end.
+    struct Copy: Sendable {
+        var bytes: [UInt8]
+        var reachesLogEnd: Bool
+    }
+    /// A read as the engine returned it: nothing at the offset, or a slice to send by
+    /// sendfile (in the page cache).
+    case read(FetchResult)
+    /// A read whose bytes were copied; its slice is nil.
+    case copied(FetchResult, Copy)
+    /// A read past what the response could take: its offsets, no slice.
+    case full(FetchResult)
+    case failed(any Error)
 }
 
 /// Identifies one partition read of a fetch.
@@ -163,33 +270,17 @@ final class FetchInFlight {
         self.done = done
     }
 
-    func attempt(router: RequestRouter, loop: any EventLoop, preRead: [FetchKey: Result<FetchResult, Error>]) {
+    func attempt(router: RequestRouter, loop: any EventLoop, preRead: [FetchKey: FetchPreRead]) {
         guard done != nil else { return }
         let pass = router.fetchPass(request, preRead: preRead)
         if !pass.blocked.isEmpty {
             // Segments to open, or data not in the page cache: the engine's executor opens or
             // reads them, then one more pass.
             let bound = NIOLoopBound(self, eventLoop: loop)
-            let blocked = pass.blocked
-            let broker = router.broker
+            let (blocked, room) = (pass.blocked, pass.room)
             Task {
                 var results = preRead
-                for (key, reason) in blocked {
-                    router.readsOffLoop.add(1, ordering: .relaxed)
-                    do {
-                        switch reason {
-                        case .unopened(let limit):
-                            results[key] = .success(
-                                try await broker.fetch(
-                                    topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false))
-                        case .cold(let fetched):
-                            if let slice = fetched.slice { try await broker.warm(slice) }
-                            results[key] = .success(fetched)
-                        }
-                    } catch {
-                        results[key] = .failure(error)
-                    }
-                }
+                await router.readBlocked(blocked, room: room, into: &results)
                 let reads = results
                 loop.execute { bound.value.attempt(router: router, loop: loop, preRead: reads) }
             }
@@ -198,10 +289,10 @@ final class FetchInFlight {
         // min_bytes counts up to what the response may hold (Kafka caps it the same way).
         let enough = min(Int(request.minBytes), min(Int(request.maxBytes > 0 ? request.maxBytes : Int32.max), router.config.fetchMaxBytes))
         // A stopping server answers a woken poll at once (`KafkaServer.stop` waits for it).
-        if pass.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.growing.isEmpty || router.broker.isClosed
+        if pass.room.total >= enough || pass.answerNow || NIODeadline.now() >= deadline || pass.growing.isEmpty || router.broker.isClosed
             || router.draining.load(ordering: .relaxed)
         {
-            for read in pass.sent { read.countSent() }
+            for (read, bytes) in pass.sent { read.countSent(bytes: bytes) }
             finish(pass.response)
             return
         }

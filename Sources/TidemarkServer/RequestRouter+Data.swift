@@ -449,12 +449,3 @@ final class ProduceInFlight {
         done(response)
     }
 }
-
-
-/// Why a fetch pass could not answer a partition without waiting for the disk.
-enum FetchBlocked: Sendable {
-    /// Its segment is not open: the executor reads it (`Broker.fetch`).
-    case unopened(limit: Int)
-    /// Read, but the bytes are not in the page cache: the executor brings them in (`Broker.warm`).
-    case cold(FetchResult)
-}

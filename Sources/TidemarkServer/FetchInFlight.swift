@@ -13,10 +13,11 @@ extension RequestRouter {
         /// it), and those read to the log's end with room left (beyond the end they saw).
         var growing: [(String, Int, Int64)] = []
         /// Partitions that would wait for the disk (a segment to open, bytes not in the page
-        /// cache), in the request's order, with their byte limits: the executor reads them.
-        /// Not their slices: a pass may find thousands so, and a slice holds its segment's
-        /// descriptor, outside the open-file budget, for as long as it is held.
-        var blocked: [(FetchKey, limit: Int)] = []
+        /// cache), in the request's order, with their byte limits and what the response held
+        /// and could take before them: the executor reads them. Not their slices: a pass may
+        /// find thousands so, and a slice holds its segment's descriptor, outside the
+        /// open-file budget, for as long as it is held.
+        var blocked: [FetchWait] = []
         /// The response is as full as it gets (a partition had data that did not fit the
         /// byte limits or the broker's response memory), or a partition failed: answer now.
         var answerNow = false
@@ -104,7 +105,7 @@ extension RequestRouter {
                             let read = try broker.readNow(
                                 topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false)
                         else {
-                            pass.blocked.append((key, limit))
+                            pass.blocked.append(FetchWait(key: key, limit: limit, before: pass.room))
                             topic.partitions.append(result)
                             continue
                         }
@@ -139,7 +140,7 @@ extension RequestRouter {
                         pass.room.copyRoom -= length
                     } else if let slice = fetched.slice, copy {
                         guard let bytes = probe ? try slice.readBytesIfCached() : try slice.readBytes() else {
-                            pass.blocked.append((key, limit))
+                            pass.blocked.append(FetchWait(key: key, limit: limit, before: pass.room))
                             topic.partitions.append(result)
                             continue
                         }
@@ -147,7 +148,7 @@ extension RequestRouter {
                         pass.room.copyRoom -= length
                     } else if let slice = fetched.slice {
                         guard !probe || slice.isCached() else {
-                            pass.blocked.append((key, limit))
+                            pass.blocked.append(FetchWait(key: key, limit: limit, before: pass.room))
                             topic.partitions.append(result)
                             continue
                         }
@@ -183,28 +184,41 @@ extension RequestRouter {
     }
 
     /// Reads the partitions a pass left (`FetchPass.blocked`) on the engine's executor, for
-    /// the next pass. What the response can take is kept as a pass would: copies of small
-    /// reads, and of reads past the response's sendfile slices, as bytes (their slices, and
-    /// descriptors, let go); at most the response's remaining sendfile slices as slices,
-    /// brought into the page cache; a read past the response's remaining bytes, or past the
-    /// broker's response memory, as `full` (its offsets only). So a fetch of thousands of
-    /// partitions in segments not open holds at most `maxFileSlicesPerResponse` descriptors,
-    /// and at most about the response's bytes.
-    func readBlocked(_ blocked: [(FetchKey, limit: Int)], room: Room, into results: inout [FetchKey: FetchPreRead]) async {
-        var (total, budget, copyRoom, fileSlices) = (room.total, room.budget, room.copyRoom, room.fileSlices)
-        for (key, limit) in blocked {
+    /// the next pass; returns the bytes it copied, held in `responseMemory` until that pass
+    /// (the caller releases them). What the response can take is judged as the pass would,
+    /// each partition at its place in the request (what came before it, the executor's reads
+    /// included): copies of small reads, and of reads past the response's sendfile slices, as
+    /// bytes (their slices, and descriptors, let go); at most the response's sendfile slices as
+    /// slices, brought into the page cache; a read that does not fit as `full` (its offsets
+    /// only). The first partition with data goes whole. So a fetch of thousands of partitions
+    /// in segments not open holds at most `maxFileSlicesPerResponse` descriptors, and its
+    /// copies count toward the broker's response memory. A cancelled task stops reading.
+    func readBlocked(_ blocked: [FetchWait], into results: inout [FetchKey: FetchPreRead]) async -> Int {
+        // Slices held by earlier rounds' reads (a pass may have left some unsent).
+        let heldSlices = results.values.reduce(0) { count, read in
+            if case .read(let fetched) = read, fetched.slice != nil { return count + 1 }
+            return count
+        }
+        var (added, copied, slices) = (0, 0, 0)
+        for wait in blocked {
+            if Task.isCancelled { break }
             readsOffLoop.add(1, ordering: .relaxed)
             do {
                 var read = try await broker.fetch(
-                    topic: key.topic, partition: key.partition, offset: key.offset, maxBytes: limit, countsBytesOut: false)
+                    topic: wait.key.topic, partition: wait.key.partition, offset: wait.key.offset, maxBytes: wait.limit,
+                    countsBytesOut: false)
                 guard let slice = read.slice else {
-                    results[key] = .read(read)
+                    results[wait.key] = .read(read)
                     continue
                 }
                 read.slice = nil
-                let copy = slice.length < Self.sendfileMinimumBytes || fileSlices >= Self.maxFileSlicesPerResponse
+                let total = wait.before.total + added
+                let budget = wait.before.budget - added
+                let copyRoom = min(wait.before.copyRoom - copied, responseMemory.room)
+                let copy = slice.length < Self.sendfileMinimumBytes
+                    || max(wait.before.fileSlices, heldSlices) + slices >= Self.maxFileSlicesPerResponse
                 guard total == 0 || (slice.length <= budget && (!copy || slice.length <= copyRoom)) else {
-                    results[key] = .full(read)
+                    results[wait.key] = .full(read)
                     continue
                 }
                 if copy {
@@ -212,21 +226,30 @@ extension RequestRouter {
                     guard bytes.count == slice.length else {
                         throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: slice.file.path)
                     }
-                    results[key] = .copied(read, .init(bytes: bytes, reachesLogEnd: slice.reachesLogEnd))
-                    copyRoom -= slice.length
+                    responseMemory.hold(bytes.count)
+                    copied += bytes.count
+                    results[wait.key] = .copied(read, .init(bytes: bytes, reachesLogEnd: slice.reachesLogEnd))
                 } else {
                     try await broker.warm(slice)
                     read.slice = slice
-                    results[key] = .read(read)
-                    fileSlices += 1
+                    results[wait.key] = .read(read)
+                    slices += 1
                 }
-                total += slice.length
-                budget -= slice.length
+                added += slice.length
             } catch {
-                results[key] = .failed(error)
+                results[wait.key] = .failed(error)
             }
         }
+        return copied
     }
+}
+
+/// A partition a fetch pass left for the executor (`RequestRouter.readBlocked`): its read's
+/// byte limit, and what the response held and could take before it.
+struct FetchWait: Sendable {
+    var key: FetchKey
+    var limit: Int
+    var before: RequestRouter.Room
 }
 
 /// What the executor read for a fetch's next pass (`RequestRouter.readBlocked`).
@@ -263,6 +286,8 @@ final class FetchInFlight {
     private var done: ((FetchResponse) -> Void)?
     private var watches: [AppendWatch] = []
     private var timer: Scheduled<Void>?
+    /// The executor's reads for the next pass, while they run (cancelled when abandoned).
+    private var reading: Task<Void, Never>?
 
     init(request: FetchRequest, deadline: NIODeadline, done: @escaping (FetchResponse) -> Void) {
         self.request = request
@@ -271,18 +296,23 @@ final class FetchInFlight {
     }
 
     func attempt(router: RequestRouter, loop: any EventLoop, preRead: [FetchKey: FetchPreRead]) {
+        reading = nil
         guard done != nil else { return }
         let pass = router.fetchPass(request, preRead: preRead)
         if !pass.blocked.isEmpty {
             // Segments to open, or data not in the page cache: the engine's executor opens or
             // reads them, then one more pass.
             let bound = NIOLoopBound(self, eventLoop: loop)
-            let (blocked, room) = (pass.blocked, pass.room)
-            Task {
+            let blocked = pass.blocked
+            reading = Task {
                 var results = preRead
-                await router.readBlocked(blocked, room: room, into: &results)
+                let held = await router.readBlocked(blocked, into: &results)
                 let reads = results
-                loop.execute { bound.value.attempt(router: router, loop: loop, preRead: reads) }
+                loop.execute {
+                    // The next pass counts what it keeps of these copies as it answers.
+                    router.responseMemory.release(held)
+                    bound.value.attempt(router: router, loop: loop, preRead: reads)
+                }
             }
             return
         }
@@ -312,7 +342,10 @@ final class FetchInFlight {
 
     /// Its connection closed: done now, with nothing (the answer is not written), so that
     /// its watches, timer and request memory go at once.
-    func abandon() { finish(FetchResponse()) }
+    func abandon() {
+        reading?.cancel()
+        finish(FetchResponse())
+    }
 
     private func wake(router: RequestRouter, loop: any EventLoop) {
         for watch in watches { watch.cancel() }

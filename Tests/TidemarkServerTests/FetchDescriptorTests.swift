@@ -79,7 +79,10 @@ import TidemarkWire
         let first = router.fetchPass(request, preRead: [:])
         #expect(first.blocked.count == Self.partitions, "the segments were open: nothing to read off the loop")
         var reads: [FetchKey: FetchPreRead] = [:]
-        await router.readBlocked(first.blocked, room: first.room, into: &reads)
+        let copied = await router.readBlocked(first.blocked, into: &reads)
+        // The copies count toward the broker's response memory until the next pass.
+        #expect(copied > 170 * 20 && router.responseMemory.heldBytes == copied)
+        router.responseMemory.release(copied)
         // A sweep may run beside an opener: the budget's bound is soft by one or two.
         let held = Self.logDescriptors(under: dir.path)
         #expect(held <= budget + RequestRouter.maxFileSlicesPerResponse + 2, "\(held) descriptors held for \(reads.count) reads")
@@ -103,6 +106,35 @@ import TidemarkWire
         try await broker.close()
     }
 
+    /// A partition the executor reads is judged at its place in the request: first in it, it
+    /// goes whole, before a partition read at once that comes after it (judged after that one,
+    /// it was left without records at every fetch while the other had a backlog).
+    @Test func theExecutorsReadKeepsItsPlaceInTheRequest() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Self.reopened(dir, budget: 8) { broker in
+            try await broker.createTopic("cold", partitions: 1, config: Self.rolled())
+            try await Self.fill(broker, "cold", 0, size: 40 << 10)
+            try await broker.createTopic("hot", partitions: 1)
+            _ = try await broker.append(topic: "hot", partition: 0, batches: try Self.batch(size: 45 << 10, tag: 0))
+        }
+        let router = Self.router(broker)
+        var request = ServerTests.ResourceBoundTests.fetch("cold", [(0, 0)])
+        request.topics += ServerTests.ResourceBoundTests.fetch("hot", [(0, 0)]).topics
+        request.maxBytes = 50 << 10
+        let first = router.fetchPass(request, preRead: [:])
+        #expect(first.blocked.map(\.key.topic) == ["cold"])
+        var reads: [FetchKey: FetchPreRead] = [:]
+        router.responseMemory.release(await router.readBlocked(first.blocked, into: &reads))
+        let second = router.fetchPass(request, preRead: reads)
+        let sizes = second.response.topics.map { topic in (topic.topic, topic.partitions.map { $0.records?.count ?? 0 }) }
+        #expect(sizes.count == 2)
+        #expect(sizes.first?.0 == "cold" && (sizes.first?.1.first ?? 0) > 40 << 10, "\(sizes)")
+        #expect(sizes.last?.0 == "hot" && sizes.last?.1 == [0], "\(sizes)")
+        #expect(second.answerNow)
+        reads.removeAll()
+        try await broker.close()
+    }
+
     /// max_bytes of 100 KiB over 30 partitions of 40 KiB, none open: the executor reads as many
     /// as fit (the first whole) and keeps the rest as offsets, answered without records.
     @Test func readsPastTheResponsesBytesAreOffsetsOnly() async throws {
@@ -116,7 +148,7 @@ import TidemarkWire
         request.maxBytes = 100 << 10
         let first = router.fetchPass(request, preRead: [:])
         var reads: [FetchKey: FetchPreRead] = [:]
-        await router.readBlocked(first.blocked, room: first.room, into: &reads)
+        router.responseMemory.release(await router.readBlocked(first.blocked, into: &reads))
         let full = reads.values.filter { if case .full(let read) = $0 { read.slice == nil && read.highWatermark == 2 } else { false } }.count
         #expect(full == 28)
         let second = router.fetchPass(request, preRead: reads)

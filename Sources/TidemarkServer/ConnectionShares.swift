@@ -56,14 +56,17 @@ final class ConnectionShares {
         return watches
     }
 
-    /// The connection's Fetch, while one runs (a connection runs one request at a time): a
-    /// long poll still waiting when the connection closes ends then, unanswered.
+    /// The connection's Fetch or ShareFetch, while one runs (a connection runs one request at
+    /// a time): a long poll still waiting when the connection closes ends then, unanswered.
     weak var longPoll: FetchInFlight?
+    weak var shareLongPoll: ShareFetchInFlight?
 
-    /// The connection closed: every watch goes, and a waiting Fetch ends.
+    /// The connection closed: every watch goes, and a waiting Fetch or ShareFetch ends.
     func closed() {
         longPoll?.abandon()
         longPoll = nil
+        shareLongPoll?.abandon()
+        shareLongPoll = nil
         for watches in watched.values { watches.close() }
         watched.removeAll()
     }

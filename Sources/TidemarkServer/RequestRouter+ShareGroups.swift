@@ -174,10 +174,13 @@ extension RequestRouter {
             kept.watch(update.partitions)
             watches = kept
         }
-        ShareFetchInFlight(
+        let fetch = ShareFetchInFlight(
             router: self, loop: loop, request: request, group: group, member: member, renewing: renewing,
-            hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, watches: watches, done: done
-        ).start()
+            hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, watches: watches, done: done)
+        // A long poll ends when its connection closes (its session closed with it: it could
+        // take nothing more, and held its frame's request memory and a timer until max_wait).
+        connection?.shareLongPoll = fetch
+        fetch.start()
     }
 
     /// The parts of `keep` inside [base, last].

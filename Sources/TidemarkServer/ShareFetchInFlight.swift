@@ -65,6 +65,8 @@ final class ShareFetchInFlight {
     /// it acquired but did not deliver: offered to waiting polls when it answers, after its
     /// own acquire (`Broker.offerShareRecords`).
     private var released: Set<TopicPartition>
+    /// Its connection closed (`abandon`): it waits no more.
+    private var abandoned = false
 
     init(
         router: RequestRouter, loop: any EventLoop, request: ShareFetchRequest, group: String, member: String, renewing: Bool,
@@ -183,9 +185,17 @@ final class ShareFetchInFlight {
     private func acquiredSome(_ acquired: [ShareAcquisition]) {
         // The appends that woke this poll: passed on where records are left.
         watches.passWakes()
+        // Its connection closed while it acquired (the member's session open on another
+        // connection, so the acquire took records): they go back, not into an answer no one
+        // reads (they stayed locked until their lock ran out).
+        if abandoned {
+            for acquisition in acquired where acquisition.error == nil { giveBack(acquisition, acquisition.offsets) }
+            stopWaiting()
+            return read([], from: 0)
+        }
         let records = acquired.contains { $0.error == nil }
         // A stopping server answers a woken poll at once (`KafkaServer.stop` waits for it).
-        if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed
+        if records || hasAcknowledgements || NIODeadline.now() >= deadline || broker.isClosed || abandoned
             || router.draining.load(ordering: .relaxed)
         {
             stopWaiting()
@@ -218,6 +228,27 @@ final class ShareFetchInFlight {
             wakeAt = min(wakeAt, .now() + .milliseconds(ms + 1))
         }
         timer = loop.scheduleTask(deadline: wakeAt) { bound.value.wake(appended: nil) }
+    }
+
+    /// Its connection closed: a long poll ends now, answered with nothing (the answer is not
+    /// written), so that its timer, watches and request memory go at once; one acquiring off
+    /// the loop ends when that comes back. (Its session closed with the connection, and gave
+    /// back its records: an acquire for it takes nothing.)
+    func abandon() {
+        abandoned = true
+        if polling {
+            polling = false
+            watches.waiter = nil
+            timer?.cancel()
+            timer = nil
+            stopWaiting()
+            read([], from: 0)
+        } else if let held = timer {
+            // Answering damage only, held to the deadline (`finish`).
+            held.cancel()
+            timer = nil
+            finish()
+        }
     }
 
     /// The fetch waits no more: its own watches go, kept ones stay for the session's next fetch.
@@ -256,6 +287,10 @@ final class ShareFetchInFlight {
             index += 1
             if let error = acquisition.error {
                 fail(acquisition, error)
+                continue
+            }
+            if abandoned {  // its connection closed while a read waited for the disk
+                giveBack(acquisition, acquisition.offsets)
                 continue
             }
             // Past the byte budget (or the broker's response memory), once some partition has
@@ -348,7 +383,9 @@ final class ShareFetchInFlight {
         // Every partition failed for damage, nothing else to answer: held to the long poll's
         // end like an acquire's damage error (a client polling again at once would spin).
         let damageOnly = !partitions.isEmpty && partitions.values.allSatisfy { $0.errorCode == KafkaError.corruptMessage.rawValue }
-        if damageOnly && acknowledged.isEmpty && refused.isEmpty && timer == nil && NIODeadline.now() < deadline && !broker.isClosed {
+        if damageOnly && acknowledged.isEmpty && refused.isEmpty && timer == nil && NIODeadline.now() < deadline && !broker.isClosed
+            && !abandoned
+        {
             let bound = NIOLoopBound(self, eventLoop: loop)
             timer = loop.scheduleTask(deadline: deadline) { bound.value.finish() }
             return

@@ -79,5 +79,24 @@ extension ServerTests {
                 #expect(took < .seconds(1), "\(took)")
             }
         }
+
+        /// A worker whose connection closes while its ShareFetch long-polls: the poll ends then,
+        /// with its timer and its frame's request memory (it woke every 200 ms and held them
+        /// until max_wait, although its session had closed and it could take nothing).
+        @Test func aClosedConnectionEndsItsShareLongPoll() async throws {
+            try await ServerTests.withServer { server in
+                let (client, topicId, notifiers) = try await ServerTests.watchedTopic(server, "idle", partitions: 1)
+                try ServerTests.sendShareFetch(client, topicId: topicId, epoch: 0, correlation: 2, maxWaitMs: 20_000)
+                let parked = ContinuousClock.now + .seconds(5)
+                while notifiers[0].waiterCount == 0 && ContinuousClock.now < parked { try await Task.sleep(for: .milliseconds(5)) }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(server.queuedRequestBytes > 0, "the poll holds its frame while it waits")
+                client.shutdownBoth()
+                let released = ContinuousClock.now + .seconds(3)
+                while server.queuedRequestBytes > 0 && ContinuousClock.now < released { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(server.queuedRequestBytes == 0)
+                #expect(notifiers[0].waiterCount == 0)
+            }
+        }
     }
 }

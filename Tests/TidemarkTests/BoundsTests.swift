@@ -192,6 +192,61 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A consumer-protocol member that joins and leaves makes an empty group, kept for
+    /// emptyGroupRetentionMs and counted nowhere (a client looping over group ids grew the
+    /// broker without end), and the tick walked every consumer group each second under the
+    /// coordinator's lock. A group counts toward group.members.max.bytes; the tick looks at
+    /// the groups whose first member deadline has come (a shortened session timeout counts at
+    /// once) and at empty ones.
+    @Test func consumerGroupsMadeByJoinAndLeaveAreBounded() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.membersMaxBytes = 256 << 10
+        opts.groups.emptyGroupRetentionMs = 10_000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        func beat(_ group: String, member: String = "", epoch: Int32 = 0) -> ConsumerHeartbeatResult {
+            broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: group, memberId: member, memberEpoch: epoch, rebalanceTimeoutMs: 60_000, subscribedTopicNames: ["t"],
+                    subscribedTopicRegex: nil, clientId: "c"))
+        }
+        // Two members that stay: one at the default session timeout (45 s), one in a group whose
+        // timeout is then shortened to 5 s.
+        let stays = beat("stays")
+        let shortened = beat("shortened")
+        #expect(stays.error == nil && shortened.error == nil)
+        var made = 0
+        while made < 2_000 {
+            let joined = beat("c-\(made)")
+            guard joined.error == nil else {
+                #expect(joined.error == .groupMaxSizeReached)
+                break
+            }
+            #expect(beat("c-\(made)", member: joined.memberId, epoch: -1).error == nil)
+            made += 1
+        }
+        #expect(made > 50 && made < 400, "\(made) empty groups in 256 KiB")
+        #expect(broker.groups.state.withLock { $0.memberBytes } <= 256 << 10)
+        try await broker.alterGroupConfig("shortened", changes: [.set("consumer.session.timeout.ms", "5000")])
+        clock.advance(6_000)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { ($0.consumerGroups["stays"]?.isEmpty, $0.consumerGroups["shortened"]?.isEmpty) } == (false, true))
+        // Empty groups go once empty for emptyGroupRetentionMs; the member that stays expires at its session timeout.
+        clock.advance(10_000)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { Set($0.consumerGroups.keys) } == ["stays"])
+        #expect(broker.groups.state.withLock { $0.consumerGroups["stays"]?.isEmpty } == false)
+        clock.advance(45_001 - 16_000)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { $0.consumerGroups["stays"]?.isEmpty } == true)
+        clock.advance(10_000)
+        await broker.groups.tick()
+        #expect(broker.groups.state.withLock { ($0.consumerGroups.count, $0.memberBytes) } == (0, 0))
+        #expect(beat("one-more").error == nil)
+        try await broker.close()
+    }
+
     /// Share groups are bounded (group.share.max.groups): a ShareFetch session opened under any
     /// new group id made share state that only an admin delete removed, so a client looping
     /// over group ids grew the broker without end. A group counts while it has members or

@@ -142,8 +142,24 @@ struct ConsumerGroup: Sendable {
         }
     }
 
-    /// What the members keep in memory (`Member.keptBytes`), all together.
-    var memberBytes: Int { members.values.reduce(0) { $0 + $1.keptBytes } }
+    /// What the group keeps in memory: its members' (`Member.keptBytes`) and its own
+    /// (`ClassicGroup.groupBytes`: a member that joins and leaves makes an empty group, kept
+    /// for `emptyGroupRetentionMs`; they were counted nowhere).
+    var memberBytes: Int { members.values.reduce(ClassicGroup.groupBytes(groupId)) { $0 + $1.keptBytes } }
+
+    /// The session timeout as of the last heartbeat or tick (the group's config over the
+    /// broker's default), for `nextDueMs`.
+    private(set) var sessionTimeoutMs: Int64 = 45_000
+
+    /// When `tick` next has something to do: the first member's session to run out or
+    /// revocation deadline to pass; `.max` when empty. (A heartbeat only moves it later.)
+    var nextDueMs: Int64 {
+        var due = Int64.max
+        for member in members.values {
+            due = min(due, member.lastHeartbeatMs.saturatingAdd(sessionTimeoutMs).saturatingAdd(1), member.revocationDeadlineMs)
+        }
+        return due
+    }
 
     /// Settings a heartbeat is answered with (the group's configs over the broker's defaults).
     struct Settings: Sendable {
@@ -198,6 +214,7 @@ struct ConsumerGroup: Sendable {
     mutating func heartbeat(
         _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, newMemberId: () -> String
     ) -> ConsumerHeartbeatResult {
+        sessionTimeoutMs = settings.sessionTimeoutMs
         // Leaving.
         if request.memberEpoch == -1 || request.memberEpoch == -2 {
             guard members[request.memberId] != nil else {
@@ -417,6 +434,7 @@ struct ConsumerGroup: Sendable {
     /// Members whose session ran out, or who kept partitions past their rebalance timeout,
     /// are removed (their partitions go to the others at their next heartbeats).
     mutating func tick(nowMs: Int64, sessionTimeoutMs: Int64) -> [String] {
+        self.sessionTimeoutMs = sessionTimeoutMs
         var expired: [String] = []
         for id in memberOrder {
             guard let member = members[id] else { continue }

@@ -151,5 +151,6 @@ extension Broker {
         try checkOpen()
         guard GroupCoordinator.validGroupId(group) else { throw TidemarkError(.invalidGroupId, "invalid group id '\(group)'") }
         try await admin { [self] in try groupConfigs.alter(group, changes: changes, replacing: replacing, validateOnly: validateOnly) }
+        if !validateOnly { groups.configsChanged(group) }
     }
 }

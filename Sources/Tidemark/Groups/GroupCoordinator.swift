@@ -80,6 +80,18 @@ public final class GroupCoordinator: Sendable {
             memberBytes -= consumerGroups[id]?.memberBytes ?? 0
             consumerGroups[id] = group
             memberBytes += group?.memberBytes ?? 0
+            consumerDue[id] = group?.nextDueMs
+            if let group, group.isEmpty {
+                consumerIdle.insert(id)
+            } else if consumerIdle.remove(id) != nil {
+                idleSince.removeValue(forKey: id)
+            }
+        }
+
+        /// A consumer group's settings changed (its session timeout may be shorter): the next
+        /// tick looks at it.
+        mutating func consumerSettingsChanged(_ id: String, nowMs: Int64) {
+            if consumerGroups[id] != nil { consumerDue[id] = min(consumerDue[id] ?? .max, nowMs) }
         }
 
         /// Sets (nil: removes) a classic group, keeping `memberBytes` right. Every change
@@ -105,6 +117,11 @@ public final class GroupCoordinator: Sendable {
         /// as of its last change). The tick passes the others by: it ticked every group each
         /// second under the lock, and 200,000 groups (one JoinGroup each) held it 1.7 s a time.
         private(set) var classicDue: [String: Int64] = [:]
+
+        /// The same for consumer-protocol groups (`ConsumerGroup.nextDueMs`), and those that
+        /// are empty: the tick walked every one each second, as it did classic groups.
+        private(set) var consumerDue: [String: Int64] = [:]
+        private(set) var consumerIdle: Set<String> = []
     }
 
     public let options: GroupOptions
@@ -379,22 +396,22 @@ public final class GroupCoordinator: Sendable {
                     s.idleSince[id] = since
                 }
             }
-            for id in Array(s.consumerGroups.keys) {
-                var group = s.consumerGroups[id]!
+            dueIds.removeAll()
+            for (id, due) in s.consumerDue where due <= now { dueIds.append(id) }
+            for id in dueIds {
+                guard var group = s.consumerGroups[id] else { continue }
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: consumerSettings(id).sessionTimeoutMs)
                 if !expired.isEmpty { expiredMembers.append((id, expired)) }
-                if group.isEmpty {
-                    let since = s.idleSince[id] ?? now
-                    if now - since >= options.emptyGroupRetentionMs {
-                        s.setConsumer(nil, id: id)
-                        s.idleSince.removeValue(forKey: id)
-                        continue
-                    }
-                    s.idleSince[id] = since
-                } else {
-                    s.idleSince.removeValue(forKey: id)
-                }
                 s.setConsumer(group, id: id)
+            }
+            for id in Array(s.consumerIdle) {
+                let since = s.idleSince[id] ?? now
+                if now - since >= options.emptyGroupRetentionMs {
+                    s.setConsumer(nil, id: id)
+                    s.idleSince.removeValue(forKey: id)
+                } else {
+                    s.idleSince[id] = since
+                }
             }
             let due = now - s.lastOffsetsExpiryMs >= options.offsetsRetentionCheckIntervalMs
             if due { s.lastOffsetsExpiryMs = now }
@@ -424,76 +441,6 @@ public final class GroupCoordinator: Sendable {
         } catch {
             logger?.error("committed-offsets compaction failed; retried at the next pass", metadata: ["error": "\(error)"])
         }
-    }
-
-    // MARK: Consumer protocol (KIP-848)
-
-    /// A consumer group's settings: its group configs over the broker's defaults.
-    func consumerSettings(_ groupId: String) -> ConsumerGroup.Settings {
-        let explicit = configs.explicit(groupId)
-        return ConsumerGroup.Settings(
-            sessionTimeoutMs: explicit["consumer.session.timeout.ms"].flatMap(Int64.init) ?? options.consumerSessionTimeoutMs,
-            heartbeatIntervalMs: explicit["consumer.heartbeat.interval.ms"].flatMap(Int32.init) ?? options.consumerHeartbeatIntervalMs,
-            maxSize: options.consumerGroupMaxSize)
-    }
-
-    /// ConsumerGroupHeartbeat: joins, leaves, or moves a member toward its target assignment.
-    /// Answered at once (nothing waits). A classic group id with members is refused
-    /// (GROUP_ID_NOT_FOUND, as Kafka does without migration); an empty one becomes a consumer
-    /// group, keeping its committed offsets.
-    public func consumerHeartbeat(_ request: ConsumerHeartbeat, catalog: TopicCatalog) -> ConsumerHeartbeatResult {
-        guard Self.validGroupId(request.groupId) else {
-            return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
-        }
-        guard request.memberId.utf8.count <= 255, (request.instanceId?.utf8.count ?? 0) <= 255,
-            (request.rackId?.utf8.count ?? 0) <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000
-        else {
-            return .failure(.invalidRequest, "member id, instance id, rack id or subscription too long", memberId: request.memberId)
-        }
-        if let refusal = TopicName.refusal(ofSubscription: request.subscribedTopicNames) {
-            return .failure(.invalidRequest, refusal, memberId: request.memberId)
-        }
-        // A pattern is kept and compiled: 4 KiB is far more than any subscription needs.
-        guard (request.subscribedTopicRegex?.utf8.count ?? 0) <= 4_096 else {
-            return .failure(.invalidRegularExpression, "the subscription pattern is over 4 KiB", memberId: request.memberId)
-        }
-        let now = clock()
-        let settings = consumerSettings(request.groupId)
-        return state.withLock { s in
-            if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
-            if s.deleting[request.groupId] != nil { return .failure(.groupBusy, "the group is being deleted", memberId: request.memberId) }
-            if let classic = s.groups[request.groupId] {
-                guard classic.members.isEmpty else {
-                    return .failure(
-                        .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
-                }
-                s.setClassic(nil, id: request.groupId)
-                s.recordedMemberships.removeValue(forKey: request.groupId)
-            }
-            var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
-            // Members keep their subscriptions while they stay: a heartbeat that would take all
-            // members past the broker's bound is refused.
-            let existing = group.members[request.memberId]
-            let keeps = ConsumerGroup.Member.keptBytes(
-                memberId: request.memberId, clientId: request.clientId, clientHost: request.clientHost,
-                instanceId: request.instanceId ?? existing?.instanceId, rackId: request.rackId ?? existing?.rackId,
-                names: request.subscribedTopicNames ?? existing?.subscribedTopicNames,
-                regex: request.subscribedTopicRegex ?? existing?.subscribedTopicRegex)
-            let kept = existing?.keptBytes ?? 0
-            if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
-                return .failure(.groupMaxSizeReached, "group members keep \(s.memberBytes) bytes (group.members.max.bytes)", memberId: request.memberId)
-            }
-            let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
-                UUID().uuidString.lowercased()
-            }
-            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.setConsumer(group, id: request.groupId) }
-            return result
-        }
-    }
-
-    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group.
-    public func describeConsumerGroup(_ groupId: String) -> ConsumerGroupDescription? {
-        state.withLock { $0.consumerGroups[groupId]?.describe() }
     }
 
     // MARK: Describe

@@ -1,0 +1,80 @@
+import Foundation
+
+// Consumer-protocol groups (KIP-848): ConsumerGroupHeartbeat, settings, describe.
+extension GroupCoordinator {
+    /// A group's configs changed: if it is a consumer group, the next tick looks at it (its
+    /// members' sessions may now run out sooner than its deadline said).
+    func configsChanged(_ groupId: String) {
+        let now = clock()
+        state.withLock { $0.consumerSettingsChanged(groupId, nowMs: now) }
+    }
+
+    /// A consumer group's settings: its group configs over the broker's defaults.
+    func consumerSettings(_ groupId: String) -> ConsumerGroup.Settings {
+        let explicit = configs.explicit(groupId)
+        return ConsumerGroup.Settings(
+            sessionTimeoutMs: explicit["consumer.session.timeout.ms"].flatMap(Int64.init) ?? options.consumerSessionTimeoutMs,
+            heartbeatIntervalMs: explicit["consumer.heartbeat.interval.ms"].flatMap(Int32.init) ?? options.consumerHeartbeatIntervalMs,
+            maxSize: options.consumerGroupMaxSize)
+    }
+
+    /// ConsumerGroupHeartbeat: joins, leaves, or moves a member toward its target assignment.
+    /// Answered at once (nothing waits). A classic group id with members is refused
+    /// (GROUP_ID_NOT_FOUND, as Kafka does without migration); an empty one becomes a consumer
+    /// group, keeping its committed offsets.
+    public func consumerHeartbeat(_ request: ConsumerHeartbeat, catalog: TopicCatalog) -> ConsumerHeartbeatResult {
+        guard Self.validGroupId(request.groupId) else {
+            return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
+        }
+        guard request.memberId.utf8.count <= 255, (request.instanceId?.utf8.count ?? 0) <= 255,
+            (request.rackId?.utf8.count ?? 0) <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000
+        else {
+            return .failure(.invalidRequest, "member id, instance id, rack id or subscription too long", memberId: request.memberId)
+        }
+        if let refusal = TopicName.refusal(ofSubscription: request.subscribedTopicNames) {
+            return .failure(.invalidRequest, refusal, memberId: request.memberId)
+        }
+        // A pattern is kept and compiled: 4 KiB is far more than any subscription needs.
+        guard (request.subscribedTopicRegex?.utf8.count ?? 0) <= 4_096 else {
+            return .failure(.invalidRegularExpression, "the subscription pattern is over 4 KiB", memberId: request.memberId)
+        }
+        let now = clock()
+        let settings = consumerSettings(request.groupId)
+        return state.withLock { s in
+            if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
+            if s.deleting[request.groupId] != nil { return .failure(.groupBusy, "the group is being deleted", memberId: request.memberId) }
+            if let classic = s.groups[request.groupId] {
+                guard classic.members.isEmpty else {
+                    return .failure(
+                        .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
+                }
+                s.setClassic(nil, id: request.groupId)
+                s.recordedMemberships.removeValue(forKey: request.groupId)
+            }
+            var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
+            // Members keep their subscriptions while they stay: a heartbeat that would take all
+            // members past the broker's bound is refused.
+            let existing = group.members[request.memberId]
+            let keeps = ConsumerGroup.Member.keptBytes(
+                memberId: request.memberId, clientId: request.clientId, clientHost: request.clientHost,
+                instanceId: request.instanceId ?? existing?.instanceId, rackId: request.rackId ?? existing?.rackId,
+                names: request.subscribedTopicNames ?? existing?.subscribedTopicNames,
+                regex: request.subscribedTopicRegex ?? existing?.subscribedTopicRegex)
+            // A new group counts itself too (`ClassicGroup.groupBytes`).
+            let kept = (existing?.keptBytes ?? 0) - (s.consumerGroups[request.groupId] == nil ? ClassicGroup.groupBytes(request.groupId) : 0)
+            if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
+                return .failure(.groupMaxSizeReached, "group members keep \(s.memberBytes) bytes (group.members.max.bytes)", memberId: request.memberId)
+            }
+            let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
+                UUID().uuidString.lowercased()
+            }
+            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.setConsumer(group, id: request.groupId) }
+            return result
+        }
+    }
+
+    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group.
+    public func describeConsumerGroup(_ groupId: String) -> ConsumerGroupDescription? {
+        state.withLock { $0.consumerGroups[groupId]?.describe() }
+    }
+}

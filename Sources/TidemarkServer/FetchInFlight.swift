@@ -350,6 +350,9 @@ final class FetchInFlight {
     private func wake(router: RequestRouter, loop: any EventLoop) {
         for watch in watches { watch.cancel() }
         watches.removeAll()
+        // The deadline while the executor reads for the next pass: that pass answers (it
+        // sees the deadline); a second round of reads would hold what the first holds again.
+        guard reading == nil else { return }
         attempt(router: router, loop: loop, preRead: [:])
     }
 

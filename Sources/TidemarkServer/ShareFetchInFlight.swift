@@ -329,7 +329,12 @@ final class ShareFetchInFlight {
                 loop.execute {
                     let fetch = bound.value
                     switch outcome {
-                    case .success(let walk): fetch.deliver(acquisition, walk)
+                    case .success(let walk):
+                        if fetch.abandoned {  // its connection closed meanwhile: no one reads the answer
+                            fetch.giveBack(acquisition, acquisition.offsets)
+                        } else {
+                            fetch.deliver(acquisition, walk)
+                        }
                     case .failure(let error): fetch.fail(acquisition, error)
                     }
                     fetch.read(acquired, from: next)

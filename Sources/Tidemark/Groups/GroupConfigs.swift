@@ -150,7 +150,8 @@ extension Broker {
     {
         try checkOpen()
         guard GroupCoordinator.validGroupId(group) else { throw TidemarkError(.invalidGroupId, "invalid group id '\(group)'") }
+        // Also when the write fails: the configs in memory may have changed before it.
+        defer { if !validateOnly { groups.configsChanged(group) } }
         try await admin { [self] in try groupConfigs.alter(group, changes: changes, replacing: replacing, validateOnly: validateOnly) }
-        if !validateOnly { groups.configsChanged(group) }
     }
 }

@@ -39,6 +39,21 @@ extension RequestRouter {
         var copyRoom = 0
         /// Its sendfile slices.
         var fileSlices = 0
+
+        /// A read of `length` bytes is copied into the response, not sent by sendfile: small
+        /// slices (a pread from the page cache is cheaper than a sendfile, a dup and a close),
+        /// and those past `maxFileSlicesPerResponse` (each holds a descriptor until written,
+        /// and a fetch of thousands of partitions must not run the process out of them).
+        func copies(_ length: Int) -> Bool {
+            length < RequestRouter.sendfileMinimumBytes || fileSlices >= RequestRouter.maxFileSlicesPerResponse
+        }
+
+        /// The response takes a read of `length` bytes (`limit`: the partition's): the first
+        /// with data whole, whatever its size, the others within the limits and, copied, the
+        /// response memory.
+        func takes(_ length: Int, limit: Int, copy: Bool) -> Bool {
+            total == 0 || (length <= limit && (!copy || length <= copyRoom))
+        }
     }
 
     /// Reads every partition of `request`; partitions that would block are left to the
@@ -125,12 +140,8 @@ extension RequestRouter {
                         topic.partitions.append(result)
                         continue
                     }
-                    // Small slices are copied (a pread from the page cache is cheaper than a
-                    // sendfile, a dup and a close), and at most `maxFileSlicesPerResponse` go
-                    // out by sendfile: each holds a descriptor until written, and a fetch of
-                    // thousands of partitions must not run the process out of them.
-                    let copy = copied != nil || length < Self.sendfileMinimumBytes || pass.room.fileSlices >= Self.maxFileSlicesPerResponse
-                    guard pass.room.total == 0 || (length <= limit && (!copy || length <= pass.room.copyRoom)) else {
+                    let copy = copied != nil || pass.room.copies(length)
+                    guard pass.room.takes(length, limit: limit, copy: copy) else {
                         pass.answerNow = true  // full: the rest waits for the next fetch
                         topic.partitions.append(result)
                         continue
@@ -212,20 +223,20 @@ extension RequestRouter {
                     continue
                 }
                 read.slice = nil
-                let total = wait.before.total + added
-                let budget = wait.before.budget - added
-                let copyRoom = min(wait.before.copyRoom - copied, responseMemory.room)
-                let copy = slice.length < Self.sendfileMinimumBytes
-                    || max(wait.before.fileSlices, heldSlices) + slices >= Self.maxFileSlicesPerResponse
-                guard total == 0 || (slice.length <= budget && (!copy || slice.length <= copyRoom)) else {
+                // The response at this partition's place: what came before it in the pass, and
+                // the reads made here before it.
+                var room = wait.before
+                room.total += added
+                room.budget -= added
+                room.copyRoom = min(room.copyRoom - copied, responseMemory.room)
+                room.fileSlices = max(room.fileSlices, heldSlices) + slices
+                let copy = room.copies(slice.length)
+                guard room.takes(slice.length, limit: room.budget, copy: copy) else {
                     results[wait.key] = .full(read)
                     continue
                 }
                 if copy {
-                    let bytes = try await broker.bytes(of: slice)
-                    guard bytes.count == slice.length else {
-                        throw StorageError(.corruptLog, "segment shorter than a slice read from it", path: slice.file.path)
-                    }
+                    let bytes = try await broker.bytes(of: slice)  // checks it read the whole slice
                     responseMemory.hold(bytes.count)
                     copied += bytes.count
                     results[wait.key] = .copied(read, .init(bytes: bytes, reachesLogEnd: slice.reachesLogEnd))

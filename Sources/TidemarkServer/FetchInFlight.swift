@@ -76,8 +76,8 @@ extension RequestRouter {
             var topic = FetchResponse.Topic()
             topic.topic = topicRequest.topic
             topic.topicId = topicRequest.topicId
-            // Fetch v13+ names topics by id: a stale id gets UNKNOWN_TOPIC_ID.
-            let name = topicRequest.topicId.isZero ? topicRequest.topic : topicName(for: topicRequest.topicId)
+            // Fetch v13+ names topics by id: a stale (or zero) id gets UNKNOWN_TOPIC_ID.
+            let name = request.topicsById ? topicName(for: topicRequest.topicId) : topicRequest.topic
             for partitionRequest in topicRequest.partitions {
                 var result = FetchResponse.Partition()
                 result.partitionIndex = partitionRequest.partition

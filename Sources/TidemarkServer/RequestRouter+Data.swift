@@ -124,15 +124,15 @@ extension RequestRouter {
         var listedTwice: [String: Set<Int32>] = [:]
         // (One partition, the job workload's request, has nothing to compare: no allocation.)
         for topicData in request.topics where request.topics.count > 1 || topicData.partitions.count > 1 {
-            let key = topicData.topicId.isZero ? topicData.name : "\(topicData.topicId)"
+            let key = request.topicsById ? "\(topicData.topicId)" : topicData.name
             for partitionData in topicData.partitions where !seen[key, default: []].insert(partitionData.index).inserted {
                 listedTwice[key, default: []].insert(partitionData.index)
             }
         }
         for (t, topicData) in request.topics.enumerated() {
-            // Produce v13 names topics by id.
-            let resolved = topicData.topicId.isZero ? topicData.name : topicName(for: topicData.topicId)
-            let key = topicData.topicId.isZero ? topicData.name : "\(topicData.topicId)"
+            // Produce v13 names topics by id (a zero id is no topic's: UNKNOWN_TOPIC_ID).
+            let resolved = request.topicsById ? topicName(for: topicData.topicId) : topicData.name
+            let key = request.topicsById ? "\(topicData.topicId)" : topicData.name
             for (p, partitionData) in topicData.partitions.enumerated() {
                 let topic = resolved ?? ""
                 let partition = Int(partitionData.index)

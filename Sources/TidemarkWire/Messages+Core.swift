@@ -192,8 +192,11 @@ public struct ProduceRequest: KafkaMessage {
     public var acks: Int16 = -1
     public var timeoutMs: Int32 = 30_000
     public var topics: [TopicData] = []
+    /// Not on the wire: set as it is coded, true from v13 (topics named by id only), as Fetch's.
+    public var topicsById = false
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        topicsById = version >= 13
         try c.nullableString(&transactionalId, "transactional_id")
         try c.int16(&acks, "acks")
         try c.int32(&timeoutMs, "timeout_ms")
@@ -306,8 +309,12 @@ public struct FetchRequest: KafkaMessage {
     public var topics: [Topic] = []
     public var forgotten: [Forgotten] = []
     public var rackId = ""
+    /// Not on the wire: set as it is coded, true from v13, where topics are named by id only
+    /// (a zero id is then an id no topic has, UNKNOWN_TOPIC_ID, not a topic named "").
+    public var topicsById = false
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        topicsById = version >= 13
         if version <= 14 { try c.int32(&replicaId, "replica_id") }
         try c.int32(&maxWaitMs, "max_wait_ms")
         try c.int32(&minBytes, "min_bytes")

@@ -111,7 +111,7 @@ extension ServerTests { @Suite(.serialized) struct FetchWaitTests {
 
     /// A stale topic id (v13) beside an empty partition: answered at once, as every other
     /// error (it waited max_wait, so a consumer recovering from a re-created topic waited
-    /// that long on every fetch).
+    /// that long on every fetch). A zero id is UNKNOWN_TOPIC_ID too, in Fetch and Produce.
     @Test func anUnknownTopicIdIsAnsweredAtOnce() async throws {
         try await ServerTests.withServer { server in
             try await server.broker.createTopic("s", partitions: 1)
@@ -121,10 +121,25 @@ extension ServerTests { @Suite(.serialized) struct FetchWaitTests {
             var stale = request.topics[0]
             stale.topicId = WireUUID(UUID())
             request.topics.append(stale)
+            // A zero id names no topic either (it was read as a topic named "").
+            var zero = request.topics[0]
+            zero.topicId = .zero
+            request.topics.append(zero)
             let client = try RawClient(port: server.boundPort)
             let (response, waited) = try await Self.timed(client, request, version: 13)
             #expect(waited < .seconds(2), "answered after \(waited)")
-            #expect(response.topics.flatMap(\.partitions).map(\.errorCode) == [0, KafkaError.unknownTopicId.rawValue])
+            let unknown = KafkaError.unknownTopicId.rawValue
+            #expect(response.topics.flatMap(\.partitions).map(\.errorCode) == [0, unknown, unknown])
+
+            // Produce v13 names topics by id too.
+            var produce = try ResourceBoundTests.produce("", [1, 2, 3])
+            produce.topics.append(produce.topics[0])
+            produce.topics[0].topicId = id
+            produce.topics[1].topicId = .zero
+            try client.request(.produce, version: 13, correlation: 2, produce)
+            let (_, body) = try #require(await client.response())
+            let produced = try ProduceResponse.decode(body, from: 1, version: 13, flexible: true)
+            #expect(produced.topics.flatMap(\.partitions).map(\.errorCode) == [0, unknown])
         }
     }
 

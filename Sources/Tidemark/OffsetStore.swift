@@ -236,8 +236,9 @@ public final class OffsetStore: Sendable {
     /// syncs the log within a second, and a record lost to a power loss only shows an older
     /// membership until the next rebalance. A record over `maxMembershipRecordBytes` (members
     /// with very large metadata) is written without the members' subscriptions and
-    /// assignments; one still over it is not written.
-    func recordMembership(group: String, _ record: GroupMembershipRecord) async throws {
+    /// assignments; one still over it is not written. Nor is one for which `current`, asked
+    /// under the lock deletions write their tombstones under, says no.
+    func recordMembership(group: String, _ record: GroupMembershipRecord, if current: @escaping @Sendable () -> Bool = { true }) async throws {
         var value = record.encodeValue()
         if value.count > Self.maxMembershipRecordBytes {
             var reduced = record
@@ -254,7 +255,9 @@ public final class OffsetStore: Sendable {
         try await executor.run { [self, value] in
             try whileSlow {
                 try state.withLock { _ -> Result<Void, Error> in
-                    Result {
+                    // Checked under the lock a deletion's tombstone is written under.
+                    guard current() else { return .success(()) }
+                    return Result {
                         var builder = RecordBatchBuilder()
                         builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
                         let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)

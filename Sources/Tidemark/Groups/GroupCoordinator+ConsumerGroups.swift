@@ -49,7 +49,7 @@ extension GroupCoordinator {
                         .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
                 }
                 s.setClassic(nil, id: request.groupId)
-                s.recordedMemberships.removeValue(forKey: request.groupId)
+                recordedMemberships.remove(request.groupId)
             }
             var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
             // Members keep their subscriptions while they stay: a heartbeat that would take all

@@ -158,7 +158,7 @@ extension GroupCoordinator {
             s.setClassic(nil, id: groupId)
             s.setConsumer(nil, id: groupId)
             s.idleSince.removeValue(forKey: groupId)
-            s.recordedMemberships.removeValue(forKey: groupId)
+            recordedMemberships.remove(groupId)
             s.deleting[groupId, default: 0] += 1
             return known
         }

@@ -67,9 +67,6 @@ public final class GroupCoordinator: Sendable {
         /// deletions are: joins and commits wait (COORDINATOR_LOAD_IN_PROGRESS, which clients
         /// retry) so none lands in between.
         var deleting: [String: Int] = [:]
-        /// Per classic group, the generation of its last membership record and the protocol
-        /// type it named (an Empty group's record names the type it last had).
-        var recordedMemberships: [String: (generation: Int32, protocolType: String)] = [:]
         /// What groups' members keep (`ClassicGroup.memberBytes`, `ConsumerGroup.memberBytes`),
         /// all groups together: `GroupOptions.membersMaxBytes` bounds it.
         private(set) var memberBytes = 0
@@ -142,8 +139,11 @@ public final class GroupCoordinator: Sendable {
     /// order the groups changed, written one by one by `membershipWriter`. Bounded: past
     /// `maxPendingMembershipRecords` the oldest are dropped (a later record of the same group
     /// supersedes them; no client waits for these).
-    let membershipRecords: AsyncStream<(group: String, record: GroupMembershipRecord)>.Continuation
+    let membershipRecords: AsyncStream<(group: String, record: GroupMembershipRecord, life: UInt64)>.Continuation
     let membershipWriter: Task<Void, Never>
+    /// What was last sent to the writer, per classic group: a record is written only while
+    /// the group's life it was sent in lasts (`RecordedMemberships`).
+    let recordedMemberships = RecordedMemberships()
     static let maxPendingMembershipRecords = 10_000
 
     init(
@@ -157,14 +157,15 @@ public final class GroupCoordinator: Sendable {
         self.configs = configs
         self.clock = clock
         let (records, continuation) = AsyncStream.makeStream(
-            of: (group: String, record: GroupMembershipRecord).self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
+            of: (group: String, record: GroupMembershipRecord, life: UInt64).self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
         membershipRecords = continuation
         let started = clock()
         state.withLock { $0.lastOffsetsExpiryMs = started }
+        let recorded = recordedMemberships
         membershipWriter = Task {
-            for await (group, record) in records {
+            for await (group, record, life) in records {
                 do {
-                    try await store.recordMembership(group: group, record)
+                    try await store.recordMembership(group: group, record) { recorded.isLive(group, life: life) }
                 } catch {
                     logger?.warning(
                         "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
@@ -391,7 +392,7 @@ public final class GroupCoordinator: Sendable {
                 if now - since >= options.emptyGroupRetentionMs {
                     s.setClassic(nil, id: id)
                     s.idleSince.removeValue(forKey: id)
-                    s.recordedMemberships.removeValue(forKey: id)
+                    recordedMemberships.remove(id)
                 } else {
                     s.idleSince[id] = since
                 }

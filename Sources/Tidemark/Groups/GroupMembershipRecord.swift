@@ -1,4 +1,5 @@
 import TidemarkStorage
+import Synchronization
 
 /// A classic group's membership as Kafka's coordinator writes it to `__consumer_offsets` once a
 /// rebalance completes (the leader's SyncGroup) and once the last member has gone, so that tools
@@ -135,10 +136,53 @@ extension GroupCoordinator {
     /// stores the group then too, so tools see the new member id and host).
     func noteMembership(_ group: ClassicGroup, _ s: inout State, replaced: Bool = false) {
         guard group.state == .stable || (group.state == .empty && group.generationId > 0) else { return }
-        let previous = s.recordedMemberships[group.groupId]
+        let previous = recordedMemberships.last(of: group.groupId)
         guard previous?.generation != group.generationId || replaced else { return }
         let protocolType = group.protocolType ?? previous?.protocolType ?? ""
-        s.recordedMemberships[group.groupId] = (group.generationId, protocolType)
-        membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType)))
+        let life = recordedMemberships.set(group.groupId, generation: group.generationId, protocolType: protocolType)
+        membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType), life))
     }
+}
+
+/// Per classic group, the generation of the last membership record sent to the writer, the
+/// protocol type it named (an Empty group's record names the type it last had), and the group's
+/// *life*: a number given when its first record is sent, kept until the group is deleted,
+/// expires or becomes a consumer group (its entry removed).
+///
+/// Changed under the coordinator's `state` (records leave in the order of the changes); read by
+/// the membership writer under the offsets store's lock as it appends: a record of a life that
+/// ended since it was sent is not written. It was, after the deletion's tombstone, and the next
+/// start brought the group back.
+/// Concurrency: its own lock, taken last (under the coordinator's or the store's); it takes none.
+final class RecordedMemberships: Sendable {
+    private struct Entry {
+        var generation: Int32
+        var protocolType: String
+        var life: UInt64
+    }
+    private let state = Mutex<(entries: [String: Entry], lives: UInt64)>(([:], 0))
+
+    func last(of group: String) -> (generation: Int32, protocolType: String)? {
+        state.withLock { s in s.entries[group].map { ($0.generation, $0.protocolType) } }
+    }
+
+    /// Notes a record sent; returns the group's life.
+    func set(_ group: String, generation: Int32, protocolType: String) -> UInt64 {
+        state.withLock { s in
+            let life: UInt64
+            if let entry = s.entries[group] {
+                life = entry.life
+            } else {
+                s.lives += 1
+                life = s.lives
+            }
+            s.entries[group] = Entry(generation: generation, protocolType: protocolType, life: life)
+            return life
+        }
+    }
+
+    func remove(_ group: String) { _ = state.withLock { $0.entries.removeValue(forKey: group) } }
+
+    /// Whether a record sent in this life of the group may still be written.
+    func isLive(_ group: String, life: UInt64) -> Bool { state.withLock { $0.entries[group]?.life == life } }
 }

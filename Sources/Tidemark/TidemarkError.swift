@@ -69,6 +69,9 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case nonEmptyGroup
         /// A static member (group.instance.id) was replaced by a newer instance with that id.
         case fencedInstanceId
+        /// A consumer-protocol member joins with the group.instance.id of a member that is
+        /// still in the group (has not left with epoch -2).
+        case unreleasedInstanceId
         /// The group is being deleted: try again in a moment (COORDINATOR_LOAD_IN_PROGRESS).
         case groupBusy
         /// Manual replica assignments a single node cannot follow.

@@ -46,6 +46,7 @@ extension KafkaError {
         case .shareSessionLimitReached: self = .shareSessionLimitReached
         case .nonEmptyGroup: self = .nonEmptyGroup
         case .fencedInstanceId: self = .fencedInstanceId
+        case .unreleasedInstanceId: self = .unreleasedInstanceId
         case .groupBusy: self = .coordinatorLoadInProgress
         case .invalidReplicaAssignment: self = .invalidReplicaAssignment
         }

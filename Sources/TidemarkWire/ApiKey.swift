@@ -195,6 +195,7 @@ public enum KafkaError: Int16, Sendable {
     case groupMaxSizeReached = 81
     case fencedInstanceId = 82
     case fencedMemberEpoch = 110
+    case unreleasedInstanceId = 111
     case unsupportedAssignor = 112
     case staleMemberEpoch = 113
     case invalidRegularExpression = 128

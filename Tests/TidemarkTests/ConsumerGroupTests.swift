@@ -23,6 +23,8 @@ import Testing
         var id: String
         var epoch: Int32 = 0
         var owned: [TopicPartition] = []
+        /// group.instance.id: sent when joining, as librdkafka does (its full heartbeats).
+        var instance: String? = nil
 
         mutating func beat(
             _ group: inout ConsumerGroup, _ topics: Topics, now: Int64 = 0, subscribe: [String]? = nil,
@@ -30,7 +32,8 @@ import Testing
         ) -> ConsumerHeartbeatResult {
             let joining = epoch == 0
             let request = ConsumerHeartbeat(
-                groupId: "g", memberId: id, memberEpoch: epoch, rebalanceTimeoutMs: joining ? 60_000 : -1,
+                groupId: "g", memberId: id, memberEpoch: epoch, instanceId: joining ? instance : nil,
+                rebalanceTimeoutMs: joining ? 60_000 : -1,
                 subscribedTopicNames: joining ? (subscribe ?? (regex == nil ? ["t"] : nil)) : subscribe,
                 subscribedTopicRegex: regex, serverAssignor: assignor, ownedPartitions: owned, clientId: id)
             let result = group.heartbeat(request, nowMs: now, settings: ConsumerGroupTests.settings, catalog: topics.catalog) {
@@ -132,6 +135,89 @@ import Testing
         #expect(group.tick(nowMs: 2 + 45_001, sessionTimeoutMs: 45_000) == ["c"])
         _ = b.beat(&group, topics, now: 45_004)
         #expect(b.owned.count == 4)
+    }
+
+    /// Static membership (group.instance.id): a member that leaves for now (epoch -2, what
+    /// librdkafka sends at close) keeps its partitions, which no other member takes; its new
+    /// instance, under a new member id, takes its place and its partitions, without the group
+    /// moving to a new epoch. Its old instance is fenced by instance id.
+    @Test func aStaticMemberLeavingForNowKeepsItsPartitionsForItsNextInstance() {
+        let topics = Topics(["t": 6])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a1", instance: "host-a")
+        var b = Client(id: "b", instance: "host-b")
+        for _ in 0..<3 {
+            _ = a.beat(&group, topics)
+            _ = b.beat(&group, topics)
+        }
+        #expect(a.owned.count == 3 && b.owned.count == 3 && group.state == .stable)
+        let epoch = group.groupEpoch
+        let partitionsOfA = a.owned
+
+        let left = group.heartbeat(
+            ConsumerHeartbeat(groupId: "g", memberId: "a1", memberEpoch: -2, instanceId: "host-a"), nowMs: 10,
+            settings: Self.settings, catalog: topics.catalog, newMemberId: { "x" })
+        #expect(left.error == nil && left.memberEpoch == -2)
+        #expect(group.describe().members.first { $0.memberId == "a1" }?.memberEpoch == -2)
+        #expect(group.state == .reconciling)
+        // b goes on with its own three: nothing of a's is handed over.
+        for _ in 0..<3 { _ = b.beat(&group, topics, now: 20) }
+        #expect(b.owned.count == 3 && group.groupEpoch == epoch)
+
+        // The restarted instance: a new member id, the same instance id.
+        var a2 = Client(id: "a2", instance: "host-a")
+        let joined = a2.beat(&group, topics, now: 30)
+        #expect(joined.error == nil && joined.memberEpoch == epoch && a2.owned == partitionsOfA)
+        #expect(group.groupEpoch == epoch && group.state == .stable)
+        #expect(group.describe().members.map(\.memberId) == ["a2", "b"])
+        Self.expectExclusive([a2, b])
+        // The old instance, heartbeating again, is fenced by its instance id.
+        let old = group.heartbeat(
+            ConsumerHeartbeat(groupId: "g", memberId: "a1", memberEpoch: a.epoch, instanceId: "host-a"), nowMs: 40,
+            settings: Self.settings, catalog: topics.catalog, newMemberId: { "x" })
+        #expect(old.error == .fencedInstanceId)
+        #expect(a.beat(&group, topics, now: 40).error == .unknownMemberId)
+    }
+
+    /// An instance id held by a member still in the group is refused to another
+    /// (UNRELEASED_INSTANCE_ID); the holder's own member id rejoining is taken (Kafka refuses
+    /// it too, and librdkafka takes that as fatal after a lost response). Epoch -2 needs an
+    /// instance id; an unknown one is UNKNOWN_MEMBER_ID. A member that left for now and never
+    /// comes back expires with its session, and its partitions go to the others.
+    @Test func instanceIdsAreHeldOnceAndAMemberAwayForGoodExpires() {
+        let topics = Topics(["t": 4])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a", instance: "host-a")
+        var b = Client(id: "b")
+        for _ in 0..<3 {
+            _ = a.beat(&group, topics)
+            _ = b.beat(&group, topics)
+        }
+        var twin = Client(id: "twin", instance: "host-a")
+        #expect(twin.beat(&group, topics).error == .unreleasedInstanceId)
+        var rejoin = a
+        rejoin.epoch = 0
+        rejoin.owned = []
+        #expect(rejoin.beat(&group, topics).error == nil && rejoin.owned.count == 2)
+        a = rejoin
+
+        func send(_ memberId: String, _ epoch: Int32, _ instance: String?, now: Int64) -> ConsumerHeartbeatResult {
+            group.heartbeat(
+                ConsumerHeartbeat(groupId: "g", memberId: memberId, memberEpoch: epoch, instanceId: instance), nowMs: now,
+                settings: Self.settings, catalog: topics.catalog, newMemberId: { "x" })
+        }
+        #expect(send("b", -2, nil, now: 1).error == .invalidRequest)
+        #expect(send("b", b.epoch, "host-z", now: 1).error == .unknownMemberId)
+        #expect(send("a", a.epoch, "", now: 1).error == .invalidRequest)
+        #expect(send("a", -2, "host-a", now: 1).memberEpoch == -2)
+        // a's session runs from its last heartbeat (at 0): after 45 s it is gone, and b takes all.
+        _ = b.beat(&group, topics, now: 30_000)
+        #expect(group.tick(nowMs: 45_001, sessionTimeoutMs: 45_000) == ["a"])
+        #expect(group.staticMembers.isEmpty)
+        for _ in 0..<2 { _ = b.beat(&group, topics, now: 45_002) }
+        #expect(b.owned.count == 4)
+        // The instance id is free again.
+        #expect(twin.beat(&group, topics, now: 45_003).error == nil)
     }
 
     @Test func aMemberThatKeepsRevokedPartitionsPastItsRebalanceTimeoutIsRemoved() {

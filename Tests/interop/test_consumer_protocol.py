@@ -209,3 +209,79 @@ def test_classic_and_consumer_groups_coexist(fast_broker):
     classic.close()
     modern.close()
     kadmin.close()
+
+
+def test_a_static_member_restarts_without_a_rebalance(fast_broker):
+    """Static membership (`group.instance.id`) under `group.protocol=consumer`: librdkafka's
+    close() leaves for now (member epoch -2). The other member keeps its three partitions and
+    gets none of the leaver's; the restarted instance, a new consumer with the same instance
+    id, takes its three back and reads on from its committed offsets. A second live consumer
+    with an instance id in use is refused (UNRELEASED_INSTANCE_ID, fatal in librdkafka)."""
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    bootstrap = fast_broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic, group = unique("static"), unique("static-group")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]).values():
+        future.result(10)
+    first = [b"a%d" % i for i in range(120)]
+    _produce(bootstrap, topic, first)
+
+    def static(name, instance):
+        config = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                  "group.instance.id": instance, "auto.offset.reset": "earliest", "client.id": name,
+                  "enable.auto.commit": False}
+        return Consumer(config)
+
+    c1, c2 = static("c1", "host-1"), static("c2", "host-2")
+    c1.subscribe([topic])
+    c2.subscribe([topic])
+    seen = _poll_until({"c1": c1, "c2": c2}, {}, len(first), 60)
+    assert len(seen) == len(first)
+    deadline = time.time() + 20
+    while time.time() < deadline and (len(_assignment(c1)) != 3 or len(_assignment(c2)) != 3):
+        c1.poll(0.1)
+        c2.poll(0.1)
+    a1, a2 = _assignment(c1), _assignment(c2)
+    assert len(a1) == 3 and len(a2) == 3 and not set(a1) & set(a2), (a1, a2)
+    c1.commit(asynchronous=False)
+    c2.commit(asynchronous=False)
+    c1.close()
+
+    # c1 is away: its member stays (epoch -2) with its partitions; c2 keeps its own three
+    # through several heartbeats (300 ms each).
+    described = admin.describe_consumer_groups([group])[group].result(10)
+    assert len(described.members) == 2, described.members
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        c2.poll(0.1)
+        assert _assignment(c2) == a2
+
+    # Its next instance takes its place and its partitions, and reads what came meanwhile.
+    second = [b"b%d" % i for i in range(60)]
+    _produce(bootstrap, topic, second)
+    c1 = static("c1-restarted", "host-1")
+    c1.subscribe([topic])
+    seen = _poll_until({"c1": c1, "c2": c2}, {}, len(second), 60)
+    assert sorted(seen) == sorted(second), "read %d of %d" % (len(seen), len(second))
+    assert _assignment(c1) == a1 and _assignment(c2) == a2
+    described = admin.describe_consumer_groups([group])[group].result(10)
+    assert len(described.members) == 2
+    assert sorted(m.group_instance_id for m in described.members) == ["host-1", "host-2"]
+
+    # An instance id in use is not taken over by a second consumer.
+    twin = static("twin", "host-2")
+    twin.subscribe([topic])
+    error = None
+    deadline = time.time() + 30
+    while time.time() < deadline and error is None:
+        message = twin.poll(0.2)
+        if message is not None and message.error():
+            error = message.error()
+    from confluent_kafka import KafkaError
+    assert error is not None and error.code() == KafkaError._FATAL, error
+    assert "instance ID is still used by another member" in error.str(), error.str()
+    assert _assignment(c2) == a2
+    twin.close()
+    c1.close()
+    c2.close()

@@ -177,6 +177,8 @@ struct ConsumerGroup: Sendable {
     private(set) var target: [String: Set<TopicPartition>] = [:]
     /// Who holds each partition (assigned or pending revocation).
     private var owners: [TopicPartition: String] = [:]
+    /// Static members: the member holding each group.instance.id.
+    private(set) var staticMembers: [String: String] = [:]
     /// Partition counts of the subscribed topics, as of the last refresh.
     private var partitionCounts: [String: Int] = [:]
     private var metadataRefreshedMs: Int64 = .min
@@ -211,16 +213,38 @@ struct ConsumerGroup: Sendable {
 
     // MARK: Heartbeat
 
+    /// The epoch of a static member that left for now (a restart, or `close()`): it keeps its
+    /// partitions, which no other member takes, until an instance with its group.instance.id
+    /// joins in its place (and goes on with them) or its session runs out.
+    static let leftForNowEpoch: Int32 = -2
+
     mutating func heartbeat(
         _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, newMemberId: () -> String
     ) -> ConsumerHeartbeatResult {
         sessionTimeoutMs = settings.sessionTimeoutMs
-        // Leaving.
-        if request.memberEpoch == -1 || request.memberEpoch == -2 {
+        if let instanceId = request.instanceId, instanceId.allSatisfy(\.isWhitespace) {
+            return .failure(.invalidRequest, "the instance id must not be empty", memberId: request.memberId)
+        }
+        // A static member's heartbeat or leave is checked by its instance id, as Kafka does.
+        if request.memberEpoch != 0, let instanceId = request.instanceId {
+            guard let holder = staticMembers[instanceId] else {
+                return .failure(.unknownMemberId, "instance id \(instanceId) is unknown in group \(groupId)", memberId: request.memberId)
+            }
+            guard holder == request.memberId else {
+                return .failure(
+                    .fencedInstanceId, "instance id \(instanceId) is held by member \(holder), not \(request.memberId)",
+                    memberId: request.memberId)
+            }
+        }
+        // Leaving: for good (-1), or for now (-2, a static member).
+        if request.memberEpoch == -1 || request.memberEpoch == Self.leftForNowEpoch {
+            guard request.memberEpoch == -1 || request.instanceId != nil else {
+                return .failure(.invalidRequest, "a member leaving with epoch -2 must give its instance id", memberId: request.memberId)
+            }
             guard members[request.memberId] != nil else {
                 return .failure(.unknownMemberId, "member \(request.memberId) is not in group \(groupId)", memberId: request.memberId)
             }
-            remove(request.memberId)
+            if request.memberEpoch == -1 { remove(request.memberId) } else { leaveForNow(request.memberId) }
             return ConsumerHeartbeatResult(
                 memberId: request.memberId, memberEpoch: request.memberEpoch, heartbeatIntervalMs: 0)
         }
@@ -245,7 +269,23 @@ struct ConsumerGroup: Sendable {
                 return .failure(.invalidRequest, "a joining member must subscribe (topic names or a regex)", memberId: request.memberId)
             }
             let id = request.memberId.isEmpty ? newMemberId() : request.memberId
-            if let existing = members[id] {
+            if let instanceId = request.instanceId, let holder = staticMembers[instanceId],
+                holder != id || members[holder]?.memberEpoch == Self.leftForNowEpoch
+            {
+                // A static member's new instance: in the place of the one that left for now,
+                // with its partitions; refused while that one is still in the group. (Its own
+                // member id rejoining is taken as a rejoin, below: Kafka refuses it too, and
+                // clients take that refusal as fatal.)
+                guard members[holder]?.memberEpoch == Self.leftForNowEpoch else {
+                    return .failure(
+                        .unreleasedInstanceId, "instance id \(instanceId) is held by member \(holder), which has not left",
+                        memberId: id)
+                }
+                guard holder == id || members[id] == nil else {
+                    return .failure(.invalidRequest, "member \(id) is in group \(groupId) already", memberId: id)
+                }
+                member = replace(holder, with: id)
+            } else if let existing = members[id] {
                 // Rejoining (it lost its state): it starts again from nothing.
                 member = existing
                 release(id)
@@ -284,7 +324,12 @@ struct ConsumerGroup: Sendable {
         member.lastHeartbeatMs = nowMs
         member.clientId = request.clientId.isEmpty ? member.clientId : request.clientId
         if !request.clientHost.isEmpty { member.clientHost = request.clientHost }
-        if let instanceId = request.instanceId { member.instanceId = instanceId }
+        if let instanceId = request.instanceId, instanceId != member.instanceId {
+            // (Only at a join: a later heartbeat's instance id is its holder's, checked above.)
+            if let old = member.instanceId, staticMembers[old] == member.memberId { staticMembers.removeValue(forKey: old) }
+            member.instanceId = instanceId
+            staticMembers[instanceId] = member.memberId
+        }
         if let rackId = request.rackId { member.rackId = rackId }
         if request.rebalanceTimeoutMs >= 0 { member.rebalanceTimeoutMs = request.rebalanceTimeoutMs }
         if let names = request.subscribedTopicNames {
@@ -422,8 +467,42 @@ struct ConsumerGroup: Sendable {
         for tp in member.assigned.union(member.pendingRevocation) where owners[tp] == id { owners.removeValue(forKey: tp) }
     }
 
+    /// A static member leaving for now (epoch -2): it keeps its partitions and its place in the
+    /// target, its session running from its last heartbeat; what it was giving up is free.
+    private mutating func leaveForNow(_ id: String) {
+        guard var member = members[id] else { return }
+        for tp in member.pendingRevocation where owners[tp] == id { owners.removeValue(forKey: tp) }
+        member.pendingRevocation = []
+        member.state = .stable
+        member.revocationDeadlineMs = .max
+        // No later epoch of this instance is taken (a lost response's epoch included).
+        member.memberEpoch = Self.leftForNowEpoch
+        member.previousMemberEpoch = Self.leftForNowEpoch
+        members[id] = member
+    }
+
+    /// A static member that left for now, taken over by its new instance (`id`) in place: its
+    /// partitions, subscription and target move over; the group's epoch does not move. What it
+    /// holds beyond its target is let go at once (the new instance owns nothing yet).
+    private mutating func replace(_ old: String, with id: String) -> Member {
+        var member = members.removeValue(forKey: old)!
+        member.memberId = id
+        if let i = memberOrder.firstIndex(of: old) { memberOrder[i] = id }
+        if let goal = target.removeValue(forKey: old) { target[id] = goal }
+        if let instanceId = member.instanceId { staticMembers[instanceId] = id }
+        let goal = target[id] ?? []
+        for tp in member.assigned where owners[tp] == old { owners[tp] = goal.contains(tp) ? id : nil }
+        member.assigned.formIntersection(goal)
+        member.memberEpoch = 0
+        member.previousMemberEpoch = -1
+        member.state = .stable
+        members[id] = member
+        return member
+    }
+
     mutating func remove(_ id: String) {
-        guard members[id] != nil else { return }
+        guard let member = members[id] else { return }
+        if let instanceId = member.instanceId, staticMembers[instanceId] == id { staticMembers.removeValue(forKey: instanceId) }
         release(id)
         members.removeValue(forKey: id)
         memberOrder.removeAll { $0 == id }

@@ -83,6 +83,41 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// OffsetDelete: refused for a topic the group's members subscribe to (by the chosen
+    /// protocol's subscription), and for any topic while a classic group has members of
+    /// another protocol type than `consumer` (Kafka Connect's workers: their metadata, read as a
+    /// consumer's, named no topics, and the offsets went).
+    @Test func offsetsAreDeletedOnlyWhereNoMemberReadsThem() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 1)
+        try await broker.createTopic("u", partitions: 1)
+        let offsets = [TopicPartition("t", 0): CommittedOffset(offset: 1), TopicPartition("u", 0): CommittedOffset(offset: 1)]
+        for group in ["readers", "workers"] {
+            #expect(try await broker.groups.commitOffsets(groupId: group, offsets: offsets) == nil)
+        }
+        _ = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "readers", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", ConsumerProtocol.encodeSubscription(topics: ["t"]))]))
+        _ = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "workers", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "connect",
+                protocols: [("sessioned", [0, 1, 0, 0, 0, 0, 0, 0])]))
+        let readers = try await broker.groups.deleteOffsets(groupId: "readers", partitions: Array(offsets.keys))
+        #expect(readers[TopicPartition("t", 0)] == .some(.groupSubscribedToTopic))
+        #expect(readers.keys.contains(TopicPartition("u", 0)) && readers[TopicPartition("u", 0)]! == nil)
+        do {
+            _ = try await broker.groups.deleteOffsets(groupId: "workers", partitions: Array(offsets.keys))
+            Issue.record("the offsets of a group with Connect workers were deleted")
+        } catch {
+            #expect((error as? TidemarkError)?.code == .nonEmptyGroup)
+        }
+        #expect(broker.groups.fetchOffsets(groupId: "workers").count == 2)
+        #expect(broker.groups.fetchOffsets(groupId: "readers").keys.map(\.topic) == ["t"])
+        try await broker.close()
+    }
+
     /// While a group's tombstones are being written, joins and commits to it are answered
     /// COORDINATOR_LOAD_IN_PROGRESS (clients retry): none lands between the check that the
     /// group is empty and its deletion.

@@ -115,14 +115,21 @@ extension GroupCoordinator {
 
     /// OffsetDelete: removes a group's committed offsets. A partition of a topic the group's
     /// members subscribe to is refused (`.groupSubscribedToTopic`); nil means deleted (or had none).
-    /// Throws `.groupIdNotFound` for a group with neither members nor offsets.
+    /// Throws `.groupIdNotFound` for a group with neither members nor offsets, and
+    /// `.nonEmptyGroup` for a classic group with members of another protocol type than
+    /// `consumer` (Kafka Connect's, a schema registry's), whose metadata says nothing of topics.
     public func deleteOffsets(groupId: String, partitions: [TopicPartition]) async throws -> [TopicPartition: TidemarkError.Code?] {
-        let subscribed = state.withLock { s -> Set<String>? in
+        let subscribed = try state.withLock { s throws(TidemarkError) -> Set<String>? in
             if let group = s.consumerGroups[groupId] { return group.subscribedTopicNames }
             guard let group = s.groups[groupId] else { return nil }
             var topics: Set<String> = []
+            guard let member = group.members.values.first else { return topics }
+            guard member.protocolType == "consumer" else {
+                throw TidemarkError(.nonEmptyGroup, "group '\(groupId)' has members of protocol type '\(member.protocolType)'")
+            }
             for member in group.members.values {
-                for (_, metadata) in member.protocols {
+                // The chosen protocol's subscription (every protocol's while none is chosen).
+                for (name, metadata) in member.protocols where group.protocolName == nil || name == group.protocolName {
                     for topic in ConsumerProtocol.decodeSubscriptionTopics(metadata) ?? [] { topics.insert(topic) }
                 }
             }
@@ -137,7 +144,7 @@ extension GroupCoordinator {
             if subscribed?.contains(tp.topic) == true {
                 results[tp] = .some(.groupSubscribedToTopic)
             } else {
-                results[tp] = .none
+                results[tp] = .some(nil)  // (`= nil` would remove the key)
                 deletable.append(tp)
             }
         }

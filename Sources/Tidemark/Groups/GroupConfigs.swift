@@ -12,6 +12,7 @@ import TidemarkStorage
 /// first member). Values are validated by name when set.
 ///
 /// Concurrency: `state` (a Mutex) owns the map; writes are serialized by the broker's admin queue.
+/// Its lock is a leaf (taken under the group coordinator's, it takes no other).
 public final class GroupConfigs: Sendable {
     /// A known setting: its default and how a value is checked.
     struct Key: Sendable {

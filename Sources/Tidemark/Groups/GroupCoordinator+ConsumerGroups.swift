@@ -39,9 +39,12 @@ extension GroupCoordinator {
             return .failure(.invalidRegularExpression, "the subscription pattern is over 4 KiB", memberId: request.memberId)
         }
         let now = clock()
-        let settings = consumerSettings(request.groupId)
         return state.withLock { s in
             if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
+            // Read under the lock (the configs' is a leaf): a config change either comes before
+            // and is seen, or its `configsChanged` comes after. Read before the lock, a change in
+            // between was overwritten by the old session timeout until the next heartbeat.
+            let settings = consumerSettings(request.groupId)
             if s.deleting[request.groupId] != nil { return .failure(.groupBusy, "the group is being deleted", memberId: request.memberId) }
             if let classic = s.groups[request.groupId] {
                 guard classic.members.isEmpty else {

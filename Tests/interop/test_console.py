@@ -316,3 +316,97 @@ def test_beyond_loopback_needs_a_token():
             assert run.returncode != 0 and "--http-auth-token" in run.stderr, (host, run.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+class DevTools:
+    """Headless Chromium driven over its DevTools pipe (`--remote-debugging-pipe`: commands as
+    NUL-terminated JSON on fd 3, answers and events on fd 4), for what a page needs a user for."""
+
+    def __init__(self, url):
+        to_child, self._send = os.pipe()
+        self._receive, from_child = os.pipe()
+
+        def pipes():
+            os.setsid()  # its own process group: closed with its helpers
+            os.dup2(to_child, 3)
+            os.dup2(from_child, 4)
+
+        self.profile = tempfile.mkdtemp(prefix="tidemark-chromium-")
+        self.process = subprocess.Popen(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--remote-debugging-pipe", "--user-data-dir=" + self.profile, url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(3, 4), preexec_fn=pipes)
+        os.close(to_child)
+        os.close(from_child)
+        self._buffer = b""
+        self._next = 0
+        deadline = time.time() + 30
+        pages = []
+        while not pages and time.time() < deadline:
+            pages = [t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+        assert pages, "no page target"
+        self.session = self.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)["sessionId"]
+
+    def call(self, method, session=None, **params):
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._send, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._receive, 65536)
+                assert chunk, "chromium closed its DevTools pipe"
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(line)
+            if answer.get("id") == self._next:
+                assert "error" not in answer, answer
+                return answer["result"]
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", session=self.session, expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    def wait_for(self, expression, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        return self.evaluate(expression)
+
+    def close(self):
+        try:
+            os.killpg(self.process.pid, 9)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+        os.close(self._send)
+        os.close(self._receive)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def test_entering_the_token_starts_live_updates():
+    """A console beyond loopback needs its token for reads: the page first asks for it, and its
+    event stream is refused. Entering the token shows the pages and starts the live updates
+    (the refused stream stayed closed: the page never updated until reloaded)."""
+    root = tempfile.mkdtemp(prefix="tidemark-console-token-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=["--http-host", "0.0.0.0", "--http-auth-token", TOKEN])
+    node.start()
+    browser = None
+    try:
+        browser = DevTools(node.http + "/")
+        assert browser.wait_for("document.body.innerText.includes('needs its auth token')"), browser.evaluate("document.body.innerText")
+        assert not browser.evaluate("document.body.dataset.events")
+        browser.evaluate("document.getElementById('token').value = %s;"
+                         "document.getElementById('token-form').requestSubmit(); true" % json.dumps(TOKEN))
+        assert browser.wait_for("document.body.dataset.ready === 'true' && !!document.getElementById('overview-cards')")
+        events = browser.wait_for("Number(document.body.dataset.events || 0) >= 2 && document.body.dataset.events")
+        assert events and int(events) >= 2, events
+    finally:
+        if browser:
+            browser.close()
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -94,21 +94,25 @@ enum ConsoleScript {
 
   // --- Live updates --------------------------------------------------------
   let events = 0;
+  let source = null;
+  // (Again when a token is entered: a stream refused without it is closed for good.)
   function connect() {
+    if (source) source.close();
     const query = new URLSearchParams();
     if (params.get("max_events")) query.set("max_events", params.get("max_events"));
     if (token) query.set("token", token);
-    const source = new EventSource("/api/events" + (query.toString() ? "?" + query : ""));
-    source.addEventListener("snapshot", (e) => {
+    const stream = new EventSource("/api/events" + (query.toString() ? "?" + query : ""));
+    source = stream;
+    stream.addEventListener("snapshot", (e) => {
       events += 1;
       document.body.dataset.events = String(events);
       live.textContent = "live · " + new Date().toLocaleTimeString();
       const snapshot = JSON.parse(e.data);
       if (onSnapshot) onSnapshot(snapshot);
     });
-    source.addEventListener("error", () => {
+    stream.addEventListener("error", () => {
       live.textContent = events ? "live updates paused" : "no live updates";
-      if (params.get("max_events") && events >= Number(params.get("max_events"))) source.close();
+      if (params.get("max_events") && events >= Number(params.get("max_events"))) stream.close();
     });
   }
 
@@ -384,7 +388,7 @@ enum ConsoleScript {
     e.preventDefault();
     token = document.getElementById("token").value;
     sessionStorage.setItem("tidemark-token", token);
-    route();
+    route().then(connect);
   });
   route().then(connect);
 })();

@@ -238,7 +238,7 @@ public final class ConsoleRoutes: HTTPRoutes {
         }
     }
 
-    /// `/api/events`: a `snapshot` event a second (`?max_events=N` ends the stream after N,
+    /// `/api/events`: a `snapshot` event a second, built as a broker report (`?max_events=N` ends the stream after N,
     /// for tests and headless browsers), `: keepalive` comments between. At most
     /// `maxStreams` at once; each buffers at most 2 events (a slow reader skips to the newest).
     private func events(_ request: HTTPRequest) -> HTTPResponse {
@@ -255,8 +255,10 @@ public final class ConsoleRoutes: HTTPRoutes {
             var sequence = 0
             while !Task.isCancelled && !data.broker.isClosed {
                 sequence += 1
-                let snapshot = data.snapshot(sequence)
-                if let body = try? JSONEncoder.console().encode(snapshot) {
+                // Built as the other reads are, a broker report (off the shared pool, at most
+                // `Broker.maxReports` at once; none this second when that many run).
+                let snapshot = await data.broker.report { [sequence] in data.snapshot(sequence) }
+                if let snapshot, let body = try? JSONEncoder.console().encode(snapshot) {
                     continuation.yield(Array("event: snapshot\nid: \(sequence)\ndata: ".utf8) + Array(body) + Array("\n\n".utf8))
                 }
                 if let maxEvents, sequence >= maxEvents { break }

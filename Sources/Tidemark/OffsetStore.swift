@@ -322,26 +322,31 @@ public final class OffsetStore: Sendable {
     /// Deletes everything kept for `group` (DeleteGroups): its committed offsets and its
     /// membership record, tombstones, synced. Returns whether there was anything.
     func delete(wholeGroup group: String) async throws -> Bool {
-        let hadMembership = memberships.withLock { $0[group] != nil }
         let hadOffsets = hasOffsets(group: group)
-        try await delete(membershipOf: hadMembership ? group : nil) { $0.keys(ofGroups: [group]) }
+        let hadMembership = try await delete(membershipOf: group) { $0.keys(ofGroups: [group]) }
         return hadMembership || hadOffsets
     }
 
-    /// Tombstones for the entries `doomed` picks (and for a group's membership record), in
-    /// batches of 1,000, synced; then the maps.
+    /// Tombstones for the entries `doomed` picks (and for a group's membership record, if it
+    /// has one), in batches of 1,000, synced; then the maps. Returns whether the group had a
+    /// membership record.
+    @discardableResult
     private func delete(
         membershipOf group: String? = nil, when condition: (@Sendable () -> Bool)? = nil,
         _ doomed: @escaping @Sendable (OffsetTable) -> [Key]
-    ) async throws {
+    ) async throws -> Bool {
         let now = clock()
-        try await executor.run { [self] in
-            let info = try whileSlow { try state.withLock { entries -> Result<LogAppendInfo?, Error> in
-                guard condition?() ?? true else { return .success(nil) }
+        return try await executor.run { [self] in
+            let (info, recorded) = try whileSlow { try state.withLock { entries -> Result<(LogAppendInfo?, Bool), Error> in
+                guard condition?() ?? true else { return .success((nil, false)) }
                 let keys = doomed(entries)
-                return Result { try writeTombstones(keys, memberships: group.map { [$0] } ?? [], nowMs: now, &entries) }
+                // Looked up under the lock membership records are appended under: one being
+                // written as the deletion starts is in the map by now (and gets its tombstone).
+                let recorded = group.flatMap { group in memberships.withLock { $0[group] != nil } ? group : nil }
+                return Result { (try writeTombstones(keys, memberships: recorded.map { [$0] } ?? [], nowMs: now, &entries), recorded != nil) }
             }.get() }
             if let info { try partition.log.flush(upTo: info.lastOffset + 1) }
+            return recorded
         }
     }
 

@@ -273,9 +273,10 @@ struct ConsumerGroup: Sendable {
                 holder != id || members[holder]?.memberEpoch == Self.leftForNowEpoch
             {
                 // A static member's new instance: in the place of the one that left for now,
-                // with its partitions; refused while that one is still in the group. (Its own
-                // member id rejoining is taken as a rejoin, below: Kafka refuses it too, and
-                // clients take that refusal as fatal.)
+                // with its partitions; refused while that one is still in the group. (The
+                // holder itself rejoining under its own member id, after a lost response or a
+                // fence, is a rejoin, below. Kafka refuses that too, UNRELEASED_INSTANCE_ID,
+                // which librdkafka takes as fatal.)
                 guard members[holder]?.memberEpoch == Self.leftForNowEpoch else {
                     return .failure(
                         .unreleasedInstanceId, "instance id \(instanceId) is held by member \(holder), which has not left",

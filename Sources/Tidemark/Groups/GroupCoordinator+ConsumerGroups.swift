@@ -52,12 +52,15 @@ extension GroupCoordinator {
                         .groupIdNotFound, "group \(request.groupId) is a classic group with members", memberId: request.memberId)
                 }
                 s.setClassic(nil, id: request.groupId)
-                recordedMemberships.remove(request.groupId)
+                recordedMemberships.retire(request.groupId)
             }
             var group = s.consumerGroups[request.groupId] ?? ConsumerGroup(groupId: request.groupId)
             // Members keep their subscriptions while they stay: a heartbeat that would take all
             // members past the broker's bound is refused.
-            let existing = group.members[request.memberId]
+            // A static member's new instance takes the place of the one that left for now
+            // (`ConsumerGroup.replace`), and its bytes.
+            let replaced = request.memberEpoch == 0 ? request.instanceId.flatMap { group.staticMembers[$0] }.flatMap { group.members[$0] } : nil
+            let existing = group.members[request.memberId] ?? replaced
             let keeps = ConsumerGroup.Member.keptBytes(
                 memberId: request.memberId, clientId: request.clientId, clientHost: request.clientHost,
                 instanceId: request.instanceId ?? existing?.instanceId, rackId: request.rackId ?? existing?.rackId,

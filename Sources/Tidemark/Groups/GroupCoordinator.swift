@@ -170,6 +170,7 @@ public final class GroupCoordinator: Sendable {
                     logger?.warning(
                         "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
                 }
+                recorded.passed(group, life: life)
             }
         }
     }
@@ -392,7 +393,7 @@ public final class GroupCoordinator: Sendable {
                 if now - since >= options.emptyGroupRetentionMs {
                     s.setClassic(nil, id: id)
                     s.idleSince.removeValue(forKey: id)
-                    recordedMemberships.remove(id)
+                    recordedMemberships.retire(id)
                 } else {
                     s.idleSince[id] = since
                 }

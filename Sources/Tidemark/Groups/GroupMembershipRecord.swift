@@ -140,49 +140,93 @@ extension GroupCoordinator {
         guard previous?.generation != group.generationId || replaced else { return }
         let protocolType = group.protocolType ?? previous?.protocolType ?? ""
         let life = recordedMemberships.set(group.groupId, generation: group.generationId, protocolType: protocolType)
-        membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType), life))
+        if case .dropped(let oldest) = membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType), life)) {
+            recordedMemberships.passed(oldest.group, life: oldest.life)
+        }
     }
 }
 
 /// Per classic group, the generation of the last membership record sent to the writer, the
 /// protocol type it named (an Empty group's record names the type it last had), and the group's
-/// *life*: a number given when its first record is sent, kept until the group is deleted,
-/// expires or becomes a consumer group (its entry removed).
+/// *life*: a number given when its first record is sent, which ends when the group is deleted
+/// (DeleteGroups writes its membership tombstone).
 ///
 /// Changed under the coordinator's `state` (records leave in the order of the changes); read by
 /// the membership writer under the offsets store's lock as it appends: a record of a life that
 /// ended since it was sent is not written. It was, after the deletion's tombstone, and the next
-/// start brought the group back.
+/// start brought the group back. A group that expires or becomes a consumer group writes no
+/// tombstone: its records still go (its last, Empty, is what says it has no members), and
+/// only what it recorded is forgotten (`retire`); its entry goes once the writer has passed
+/// them (`passed`), so the map holds only groups with state or records on their way.
 /// Concurrency: its own lock, taken last (under the coordinator's or the store's); it takes none.
 final class RecordedMemberships: Sendable {
     private struct Entry {
-        var generation: Int32
-        var protocolType: String
+        /// Nil once retired: the group's next record is its next life's first in all but name.
+        var generation: Int32?
+        var protocolType: String?
         var life: UInt64
+        /// Records sent in this life that the writer has not passed yet.
+        var pending: Int
     }
     private let state = Mutex<(entries: [String: Entry], lives: UInt64)>(([:], 0))
 
     func last(of group: String) -> (generation: Int32, protocolType: String)? {
-        state.withLock { s in s.entries[group].map { ($0.generation, $0.protocolType) } }
+        state.withLock { s in
+            s.entries[group].flatMap { entry in entry.generation.map { ($0, entry.protocolType ?? "") } }
+        }
     }
 
     /// Notes a record sent; returns the group's life.
     func set(_ group: String, generation: Int32, protocolType: String) -> UInt64 {
         state.withLock { s in
-            let life: UInt64
-            if let entry = s.entries[group] {
-                life = entry.life
+            var entry: Entry
+            if let existing = s.entries[group] {
+                entry = existing
             } else {
                 s.lives += 1
-                life = s.lives
+                entry = Entry(life: s.lives, pending: 0)
             }
-            s.entries[group] = Entry(generation: generation, protocolType: protocolType, life: life)
-            return life
+            entry.generation = generation
+            entry.protocolType = protocolType
+            entry.pending += 1
+            s.entries[group] = entry
+            return entry.life
         }
     }
 
+    /// The group is deleted: its life ends, and records of it on their way are not written.
     func remove(_ group: String) { _ = state.withLock { $0.entries.removeValue(forKey: group) } }
+
+    /// The group expired or became a consumer group: what it recorded is forgotten, but the
+    /// records on their way are still written.
+    func retire(_ group: String) {
+        state.withLock { s in
+            guard var entry = s.entries[group] else { return }
+            guard entry.pending > 0 else {
+                s.entries.removeValue(forKey: group)
+                return
+            }
+            entry.generation = nil
+            entry.protocolType = nil
+            s.entries[group] = entry
+        }
+    }
 
     /// Whether a record sent in this life of the group may still be written.
     func isLive(_ group: String, life: UInt64) -> Bool { state.withLock { $0.entries[group]?.life == life } }
+
+    /// The writer is done with a record of this life (written, skipped, failed or dropped).
+    func passed(_ group: String, life: UInt64) {
+        state.withLock { s in
+            guard var entry = s.entries[group], entry.life == life else { return }
+            entry.pending -= 1
+            if entry.pending <= 0 && entry.generation == nil {
+                s.entries.removeValue(forKey: group)
+            } else {
+                s.entries[group] = entry
+            }
+        }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
 }

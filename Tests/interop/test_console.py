@@ -323,38 +323,54 @@ class DevTools:
     NUL-terminated JSON on fd 3, answers and events on fd 4), for what a page needs a user for."""
 
     def __init__(self, url):
+        import fcntl
+
+        def high(fd):  # out of the way of 3 and 4, which the shell sets
+            moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+            os.close(fd)
+            return moved
+
         to_child, self._send = os.pipe()
         self._receive, from_child = os.pipe()
-
-        def pipes():
-            os.setsid()  # its own process group: closed with its helpers
-            os.dup2(to_child, 3)
-            os.dup2(from_child, 4)
-
+        to_child, from_child = high(to_child), high(from_child)
         self.profile = tempfile.mkdtemp(prefix="tidemark-chromium-")
+        # The pipes go to fds 3 and 4 by bash's redirections (dash takes one-digit fds only; no
+        # preexec_fn: this process runs librdkafka's threads); its own session, so that closing
+        # kills its helpers too.
         self.process = subprocess.Popen(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            ["bash", "-c", 'exec "$0" "$@" 3<&%d 4>&%d %d<&- %d>&-' % (to_child, from_child, to_child, from_child),
+             chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              "--remote-debugging-pipe", "--user-data-dir=" + self.profile, url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(3, 4), preexec_fn=pipes)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(to_child, from_child), start_new_session=True)
         os.close(to_child)
         os.close(from_child)
         self._buffer = b""
         self._next = 0
-        deadline = time.time() + 30
-        pages = []
-        while not pages and time.time() < deadline:
-            pages = [t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
-        assert pages, "no page target"
-        self.session = self.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)["sessionId"]
+        try:
+            deadline = time.time() + 30
+            pages = []
+            while not pages and time.time() < deadline:
+                pages = [t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+                if not pages:
+                    time.sleep(0.1)
+            assert pages, "no page target"
+            self.session = self.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)["sessionId"]
+        except BaseException:
+            self.close()
+            raise
 
-    def call(self, method, session=None, **params):
+    def call(self, method, session=None, timeout=30, **params):
+        import select
         self._next += 1
         message = {"id": self._next, "method": method, "params": params}
         if session:
             message["sessionId"] = session
         os.write(self._send, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + timeout
         while True:
             while b"\0" not in self._buffer:
+                ready, _, _ = select.select([self._receive], [], [], max(0, deadline - time.time()))
+                assert ready, "no answer from chromium to %s in %d s" % (method, timeout)
                 chunk = os.read(self._receive, 65536)
                 assert chunk, "chromium closed its DevTools pipe"
                 self._buffer += chunk
@@ -382,10 +398,12 @@ class DevTools:
             os.killpg(self.process.pid, 9)
         except ProcessLookupError:
             pass
-        self.process.wait(10)
-        os.close(self._send)
-        os.close(self._receive)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        try:
+            self.process.wait(10)
+        finally:
+            os.close(self._send)
+            os.close(self._receive)
+            shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def test_entering_the_token_starts_live_updates():

@@ -275,8 +275,8 @@ struct ConsumerGroup: Sendable {
                 // A static member's new instance: in the place of the one that left for now,
                 // with its partitions; refused while that one is still in the group. (The
                 // holder itself rejoining under its own member id, after a lost response or a
-                // fence, is a rejoin, below. Kafka refuses that too, UNRELEASED_INSTANCE_ID,
-                // which librdkafka takes as fatal.)
+                // fence, is a rejoin, below, where Kafka answers UNRELEASED_INSTANCE_ID, which
+                // librdkafka takes as fatal.)
                 guard members[holder]?.memberEpoch == Self.leftForNowEpoch else {
                     return .failure(
                         .unreleasedInstanceId, "instance id \(instanceId) is held by member \(holder), which has not left",

@@ -151,8 +151,9 @@ extension GroupCoordinator {
 /// *life*: a number given when its first record is sent, which ends when the group is deleted
 /// (DeleteGroups writes its membership tombstone).
 ///
-/// Changed under the coordinator's `state` (records leave in the order of the changes); read by
-/// the membership writer under the offsets store's lock as it appends: a record of a life that
+/// Sent records are noted under the coordinator's `state` (records leave in the order of the
+/// changes); the membership writer reads it under the offsets store's lock as it appends, and
+/// notes each record it has passed (`passed`): a record of a life that
 /// ended since it was sent is not written. It was, after the deletion's tombstone, and the next
 /// start brought the group back. A group that expires or becomes a consumer group writes no
 /// tombstone: its records still go (its last, Empty, is what says it has no members), and

@@ -51,6 +51,8 @@ final class ConsoleData: Sendable {
     private let samples = Mutex(Samples())
     private let sampler = Mutex<Task<Void, Never>?>(nil)
     private let lastSnapshot = Mutex<(at: Date, snapshot: ConsoleModel.Snapshot)?>(nil)
+    /// The snapshot being made, which the streams that ask meanwhile share (`sharedSnapshot`).
+    private let makingSnapshot = Mutex<Task<ConsoleModel.Snapshot?, Never>?>(nil)
 
     init(broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity, maxGroups: Int) {
         self.broker = broker
@@ -344,15 +346,26 @@ final class ConsoleData: Sendable {
             deadLetterTopic: broker.deadLetterTopic(of: group), queues: queueRows(only: group), partitions: parts)
     }
 
-    /// The live snapshot, computed at most once a second however many streams are open.
-    func snapshot(_ sequence: Int) -> ConsoleModel.Snapshot {
-        let now = Date()
-        if var cached = lastSnapshot.withLock({ $0 }), now.timeIntervalSince(cached.at) < 0.9 {
-            cached.snapshot.sequence = sequence
-            return cached.snapshot
+    /// The live snapshot (its sequence 0: each stream numbers its own), made at most once a
+    /// second however many streams are open: as a broker report (off Swift's shared pool,
+    /// bounded with the other reads), one for all the streams that ask while it is made (each
+    /// asking for its own filled `Broker.maxReports` with 8 open consoles, and scrapes were
+    /// answered busy). Nil when the broker's reports are all taken.
+    func sharedSnapshot() async -> ConsoleModel.Snapshot? {
+        if let cached = lastSnapshot.withLock({ $0 }), Date().timeIntervalSince(cached.at) < 0.9 { return cached.snapshot }
+        let task = makingSnapshot.withLock { current -> Task<ConsoleModel.Snapshot?, Never> in
+            if let current { return current }
+            let task = Task { [self] in
+                let made = await broker.report { [self] in
+                    ConsoleModel.Snapshot(sequence: 0, overview: overview(), groups: groupRows(), queues: queueRows(), topics: topicRows())
+                }
+                if let made { lastSnapshot.withLock { $0 = (Date(), made) } }
+                makingSnapshot.withLock { $0 = nil }
+                return made
+            }
+            current = task
+            return task
         }
-        let made = ConsoleModel.Snapshot(sequence: sequence, overview: overview(), groups: groupRows(), queues: queueRows(), topics: topicRows())
-        lastSnapshot.withLock { $0 = (now, made) }
-        return made
+        return await task.value
     }
 }

@@ -238,9 +238,10 @@ public final class ConsoleRoutes: HTTPRoutes {
         }
     }
 
-    /// `/api/events`: a `snapshot` event a second, built as a broker report (`?max_events=N` ends the stream after N,
-    /// for tests and headless browsers), `: keepalive` comments between. At most
-    /// `maxStreams` at once; each buffers at most 2 events (a slow reader skips to the newest).
+    /// `/api/events`: a `snapshot` event a second (`ConsoleData.sharedSnapshot`: one broker
+    /// report a second for all streams; `?max_events=N` ends the stream after N events, for
+    /// tests and headless browsers). At most `maxStreams` at once; each buffers at most 2
+    /// events (a slow reader skips to the newest).
     private func events(_ request: HTTPRequest) -> HTTPResponse {
         guard streams.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxStreams else {
             streams.subtract(1, ordering: .relaxed)
@@ -254,14 +255,15 @@ public final class ConsoleRoutes: HTTPRoutes {
             continuation.yield(Array("retry: 2000\n\n".utf8))
             var sequence = 0
             while !Task.isCancelled && !data.broker.isClosed {
-                sequence += 1
-                // Built as the other reads are, a broker report (off the shared pool, at most
-                // `Broker.maxReports` at once; none this second when that many run).
-                let snapshot = await data.broker.report { [sequence] in data.snapshot(sequence) }
-                if let snapshot, let body = try? JSONEncoder.console().encode(snapshot) {
-                    continuation.yield(Array("event: snapshot\nid: \(sequence)\ndata: ".utf8) + Array(body) + Array("\n\n".utf8))
+                // None this second when `Broker.maxReports` reports run or wait.
+                if var snapshot = await data.sharedSnapshot() {
+                    sequence += 1
+                    snapshot.sequence = sequence
+                    if let body = try? JSONEncoder.console().encode(snapshot) {
+                        continuation.yield(Array("event: snapshot\nid: \(sequence)\ndata: ".utf8) + Array(body) + Array("\n\n".utf8))
+                    }
+                    if let maxEvents, sequence >= maxEvents { break }
                 }
-                if let maxEvents, sequence >= maxEvents { break }
                 try? await Task.sleep(for: .seconds(1))
             }
             continuation.finish()

@@ -388,7 +388,7 @@ enum ConsoleScript {
     e.preventDefault();
     token = document.getElementById("token").value;
     sessionStorage.setItem("tidemark-token", token);
-    route().then(connect);
+    route().finally(connect);
   });
   route().then(connect);
 })();

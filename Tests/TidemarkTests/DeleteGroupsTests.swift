@@ -56,17 +56,8 @@ import TidemarkStorage
         let dir = TemporaryDirectory()
         var broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
         let fillers = 5_000
-        for i in 0..<fillers {
-            let life = broker.groups.recordedMemberships.set("filler-\(i)", generation: 1, protocolType: "consumer")
-            broker.groups.membershipRecords.yield(
-                ("filler-\(i)", GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: []), life))
-        }
-        let joined = await broker.groups.join(
-            JoinGroupRequest(
-                groupId: "done", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
-                protocols: [("range", [])]))
-        _ = await broker.groups.sync(groupId: "done", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
-        broker.groups.leave(groupId: "done", memberIds: [joined.memberId])
+        Self.queueMembershipRecords(broker, fillers)
+        await Self.joinSyncAndLeave(broker, "done")
         // Its records are behind the others': not written yet.
         #expect(broker.groups.store.memberships.withLock { $0.count } < fillers)
         #expect(await broker.deleteGroups(["done"]).first?.error == nil)
@@ -93,17 +84,8 @@ import TidemarkStorage
         let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
         try await broker.createTopic("t", partitions: 1)
         let fillers = 5_000
-        for i in 0..<fillers {
-            let life = broker.groups.recordedMemberships.set("filler-\(i)", generation: 1, protocolType: "consumer")
-            broker.groups.membershipRecords.yield(
-                ("filler-\(i)", GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: []), life))
-        }
-        let joined = await broker.groups.join(
-            JoinGroupRequest(
-                groupId: "g", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
-                protocols: [("range", [])]))
-        _ = await broker.groups.sync(groupId: "g", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
-        broker.groups.leave(groupId: "g", memberIds: [joined.memberId])
+        Self.queueMembershipRecords(broker, fillers)
+        await Self.joinSyncAndLeave(broker, "g")
         #expect(broker.groups.store.memberships.withLock { $0.count } < fillers)
         let moved = broker.consumerGroupHeartbeat(
             ConsumerHeartbeat(groupId: "g", memberId: "m", memberEpoch: 0, rebalanceTimeoutMs: 1_000, subscribedTopicNames: ["t"]))
@@ -155,6 +137,25 @@ import TidemarkStorage
         #expect(broker.groups.fetchOffsets(groupId: "workers").count == 2)
         #expect(broker.groups.fetchOffsets(groupId: "readers").keys.map(\.topic) == ["t"])
         try await broker.close()
+    }
+
+    /// `count` membership records of other groups, queued for the writer ahead of what follows.
+    static func queueMembershipRecords(_ broker: Broker, _ count: Int) {
+        for i in 0..<count {
+            let life = broker.groups.recordedMemberships.set("filler-\(i)", generation: 1, protocolType: "consumer")
+            broker.groups.membershipRecords.yield(
+                ("filler-\(i)", GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: []), life))
+        }
+    }
+
+    /// One member joins `group`, syncs and leaves: a Stable record, then an Empty one.
+    static func joinSyncAndLeave(_ broker: Broker, _ group: String) async {
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: group, clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])]))
+        _ = await broker.groups.sync(groupId: group, memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
+        broker.groups.leave(groupId: group, memberIds: [joined.memberId])
     }
 
     /// While a group's tombstones are being written, joins and commits to it are answered

@@ -74,6 +74,17 @@ def _assignment(consumer):
     return sorted(tp.partition for tp in consumer.assignment())
 
 
+def _three_each(c1, c2, timeout=20):
+    """Polls both members until each holds three partitions, disjoint; their assignments."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and (len(_assignment(c1)) != 3 or len(_assignment(c2)) != 3):
+        c1.poll(0.1)
+        c2.poll(0.1)
+    a1, a2 = _assignment(c1), _assignment(c2)
+    assert len(a1) == 3 and len(a2) == 3 and not set(a1) & set(a2), (a1, a2)
+    return a1, a2
+
+
 @pytest.mark.parametrize("assignor", ["uniform", "range"])
 def test_two_members_share_six_partitions_and_one_leaves(fast_broker, assignor):
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -92,12 +103,7 @@ def test_two_members_share_six_partitions_and_one_leaves(fast_broker, assignor):
     seen = _poll_until({"c1": c1, "c2": c2}, {}, len(first), 60)
     assert len(seen) == len(first), "consumed %d of %d" % (len(seen), len(first))
     # Both converge on three partitions each, disjoint.
-    deadline = time.time() + 20
-    while time.time() < deadline and (len(_assignment(c1)) != 3 or len(_assignment(c2)) != 3):
-        c1.poll(0.1)
-        c2.poll(0.1)
-    a1, a2 = _assignment(c1), _assignment(c2)
-    assert len(a1) == 3 and len(a2) == 3 and not set(a1) & set(a2), (a1, a2)
+    a1, a2 = _three_each(c1, c2)
     if assignor == "range":
         assert {tuple(a1), tuple(a2)} == {(0, 1, 2), (3, 4, 5)}
     # Never were one partition's records read by both members at once: each record was read
@@ -251,12 +257,7 @@ def test_a_static_member_restarts_without_a_rebalance(fast_broker):
     c2.subscribe([topic])
     seen = _poll_until({"c1": c1, "c2": c2}, {}, len(first), 60)
     assert len(seen) == len(first)
-    deadline = time.time() + 20
-    while time.time() < deadline and (len(_assignment(c1)) != 3 or len(_assignment(c2)) != 3):
-        c1.poll(0.1)
-        c2.poll(0.1)
-    a1, a2 = _assignment(c1), _assignment(c2)
-    assert len(a1) == 3 and len(a2) == 3 and not set(a1) & set(a2), (a1, a2)
+    a1, a2 = _three_each(c1, c2)
     for consumer in (c1, c2):
         read_to_the_end(consumer)
         _commit(consumer)

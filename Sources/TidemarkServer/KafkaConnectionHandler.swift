@@ -227,10 +227,16 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     /// Requests that may wait long for others (a long poll, a rebalance): Fetch, JoinGroup,
     /// SyncGroup, ShareFetch. Large frames are not read ahead behind them.
-    static let mayWaitLong: Set<Int16> = [1, 11, 14, 78]
+    /// (A switch: a set's hashing showed in the job workload's profile, once per request.)
+    static func mayWaitLong(_ apiKey: Int16) -> Bool {
+        switch apiKey {
+        case 1, 11, 14, 78: true
+        default: false
+        }
+    }
 
     private func start(_ frame: KafkaFrame, context: ChannelHandlerContext) {
-        if let apiKey = frame.apiKey { gate.longWaitRunning = Self.mayWaitLong.contains(apiKey) }
+        if let apiKey = frame.apiKey { gate.longWaitRunning = Self.mayWaitLong(apiKey) }
         let loop = context.eventLoop
         let handledOnLoop = router.handleInline(frame.bytes, on: loop, connection: shares) { outcome in
             self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)

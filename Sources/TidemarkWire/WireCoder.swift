@@ -120,10 +120,13 @@ public struct WireCoder {
 
     private mutating func integer<T: FixedWidthInteger>(_ value: inout T, _ field: String) throws(WireError) {
         if isReading {
-            let bytes = try take(MemoryLayout<T>.size, field)
-            var result: T = 0
-            for byte in bytes { result = result << 8 | T(truncatingIfNeeded: byte) }
-            value = result
+            // Loaded in place: a slice of `input` per field (`take`) was a retain and a release
+            // of the frame each, a few dozen per request.
+            let size = MemoryLayout<T>.size
+            guard remaining >= size else { throw .truncated(field: field) }
+            let at = index
+            value = T(bigEndian: input.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: T.self) })
+            index += size
         } else {
             withUnsafeBytes(of: value.bigEndian) { output.append(contentsOf: $0) }
         }
@@ -241,13 +244,31 @@ public struct WireCoder {
             }
             // Invalid UTF-8 is refused, not repaired: replacement characters would make the
             // string up to 3 times longer than the field that carried it.
-            guard let decoded = String(validating: try take(count, field), as: UTF8.self) else {
-                throw .invalid("\(field): not valid UTF-8")
-            }
+            guard count <= remaining else { throw .truncated(field: field) }
+            let at = index
+            let decoded = input.withUnsafeBufferPointer { Self.validUTF8(UnsafeBufferPointer(rebasing: $0[at..<(at + count)])) }
+            guard let decoded else { throw .invalid("\(field): not valid UTF-8") }
+            index += count
             value = decoded
         } else if let value {
             output.append(contentsOf: value.utf8)
         }
+    }
+
+    /// `bytes` as a string if they are valid UTF-8, else nil. (The standard library's
+    /// `String(validating:as:)` is not specialized for byte buffers: resolving its generic
+    /// types cost more than the rest of a small produce request's decoding.) ASCII, what client
+    /// ids, topics and group ids are, is valid as it is; anything else is decoded with repair,
+    /// and valid only if nothing was repaired.
+    static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var ascii = true
+        for byte in bytes where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        let decoded = String(decoding: bytes, as: UTF8.self)
+        if ascii { return decoded }
+        return decoded.utf8.elementsEqual(bytes) ? decoded : nil
     }
 
     public mutating func string(_ value: inout String, _ field: String = "string") throws(WireError) {
@@ -315,9 +336,10 @@ public struct WireCoder {
             }
             // Every element takes at least one byte: a count beyond what is left is a lie.
             guard count <= remaining else { throw .invalid("\(field): \(count) elements in \(remaining) bytes") }
-            // No capacity is reserved from the count: an element may be far larger in memory
-            // than its one byte on the wire. The array grows as elements actually decode.
+            // No capacity is reserved from the count beyond a few: an element may be far larger
+            // in memory than its one byte on the wire. The array grows as elements actually decode.
             var result: [T] = []
+            result.reserveCapacity(min(count, 8))
             for _ in 0..<count {
                 var item = make()
                 try element(&self, &item)

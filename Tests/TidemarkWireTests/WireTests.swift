@@ -455,5 +455,28 @@ func encode<M: KafkaMessage>(_ m: M, _ version: Int16, flexible: Bool = false) t
         #expect(throws: WireError.self) { _ = try HeartbeatRequest.decode(body, version: 0, flexible: false) }
         let good: [UInt8] = [0, 2, 0x68, 0x69, 0, 0, 0, 1, 0, 1, 0x6D]
         #expect(try HeartbeatRequest.decode(good, version: 0, flexible: false).groupId == "hi")
+        // Every kind of sequence the decoder would repair is refused; valid multi-byte UTF-8
+        // (2, 3 and 4 bytes) is kept byte for byte.
+        let refused: [[UInt8]] = [
+            [0xE2, 0x28, 0xA1],  // a 3-byte sequence broken in its middle: 3 bytes, as U+FFFD is
+            [0xED, 0xA0, 0x80],  // a UTF-16 surrogate
+            [0xC0, 0xAF],  // overlong
+            [0xF4, 0x90, 0x80, 0x80],  // beyond U+10FFFF
+            [0x61, 0xE2, 0x82],  // cut short at the end
+            [0x80],  // a continuation byte alone
+        ]
+        for bytes in refused {
+            let frame: [UInt8] = [0, UInt8(bytes.count)] + bytes + [0, 0, 0, 1, 0, 0]
+            #expect(throws: WireError.self, "\(bytes)") { _ = try HeartbeatRequest.decode(frame, version: 0, flexible: false) }
+        }
+        for text in ["grüße", "注文", "jobs-🚀", "a"] {
+            let bytes = Array(text.utf8)
+            let frame: [UInt8] = [0, UInt8(bytes.count)] + bytes + [0, 0, 0, 1, 0, 0]
+            #expect(try HeartbeatRequest.decode(frame, version: 0, flexible: false).groupId == text)
+        }
+        // A length beyond the frame is truncation, not a read past its end.
+        #expect(throws: WireError.truncated(field: "group_id")) {
+            _ = try HeartbeatRequest.decode([0, 9, 0x61, 0x62], version: 0, flexible: false)
+        }
     }
 }

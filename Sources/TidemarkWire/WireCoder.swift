@@ -251,8 +251,15 @@ public struct WireCoder {
             index += count
             value = decoded
         } else if let value {
-            output.append(contentsOf: value.utf8)
+            appendUTF8(of: value)
         }
+    }
+
+    /// A string's bytes appended in one copy where they are contiguous (native strings are),
+    /// not byte by byte through `String.UTF8View`.
+    private mutating func appendUTF8(of value: String) {
+        let copied: Void? = value.utf8.withContiguousStorageIfAvailable { output.append(contentsOf: $0) }
+        if copied == nil { output.append(contentsOf: value.utf8) }
     }
 
     /// `bytes` as a string if they are valid UTF-8, else nil. (The standard library's
@@ -272,6 +279,13 @@ public struct WireCoder {
     }
 
     public mutating func string(_ value: inout String, _ field: String = "string") throws(WireError) {
+        if !isReading {
+            // Written without the round trip through an optional (a copy of the string each way).
+            var count = value.utf8.count
+            try length(&count, classicBytes: 2, field)
+            appendUTF8(of: value)
+            return
+        }
         var optional: String? = value
         try nullableString(&optional, field)
         guard let result = optional else { throw .invalid("\(field): null where a string is required") }

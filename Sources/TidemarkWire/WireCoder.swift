@@ -78,6 +78,8 @@ public struct WireCoder {
     public private(set) var errorCodesWritten: [Int16] = []
 
     public init(reading bytes: [UInt8], from index: Int = 0, flexible: Bool = false) {
+        // Reads load from `input` unchecked past `remaining`'s guards, which assume this.
+        precondition(index >= 0 && index <= bytes.count, "reading from \(index) of \(bytes.count) bytes")
         mode = .reading
         input = bytes
         self.index = index
@@ -251,15 +253,8 @@ public struct WireCoder {
             index += count
             value = decoded
         } else if let value {
-            appendUTF8(of: value)
+            output.append(contentsOf: value.utf8)
         }
-    }
-
-    /// A string's bytes appended in one copy where they are contiguous (native strings are),
-    /// not byte by byte through `String.UTF8View`.
-    private mutating func appendUTF8(of value: String) {
-        let copied: Void? = value.utf8.withContiguousStorageIfAvailable { output.append(contentsOf: $0) }
-        if copied == nil { output.append(contentsOf: value.utf8) }
     }
 
     /// `bytes` as a string if they are valid UTF-8, else nil. (The standard library's
@@ -280,10 +275,11 @@ public struct WireCoder {
 
     public mutating func string(_ value: inout String, _ field: String = "string") throws(WireError) {
         if !isReading {
-            // Written without the round trip through an optional (a copy of the string each way).
+            // Written without the round trip through an optional (a retain, a release and an
+            // assignment back each).
             var count = value.utf8.count
             try length(&count, classicBytes: 2, field)
-            appendUTF8(of: value)
+            output.append(contentsOf: value.utf8)
             return
         }
         var optional: String? = value

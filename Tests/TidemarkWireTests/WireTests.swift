@@ -458,9 +458,13 @@ func encode<M: KafkaMessage>(_ m: M, _ version: Int16, flexible: Bool = false) t
         // Every kind of sequence the decoder would repair is refused; valid multi-byte UTF-8
         // (2, 3 and 4 bytes) is kept byte for byte.
         let refused: [[UInt8]] = [
-            [0xE2, 0x28, 0xA1],  // a 3-byte sequence broken in its middle: 3 bytes, as U+FFFD is
+            [0xE2, 0x28, 0xA1],  // a 3-byte sequence broken in its middle
+            [0xF0, 0x9F, 0x98],  // a 4-byte sequence cut after 3: repaired to as many bytes
+            [0xF0, 0x9F, 0x98, 0x41],  // the same, then ASCII
             [0xED, 0xA0, 0x80],  // a UTF-16 surrogate
-            [0xC0, 0xAF],  // overlong
+            [0xC0, 0xAF],  // overlong, 2 bytes
+            [0xE0, 0x80, 0x80],  // overlong, 3 bytes
+            [0xF0, 0x80, 0x80, 0x80],  // overlong, 4 bytes
             [0xF4, 0x90, 0x80, 0x80],  // beyond U+10FFFF
             [0x61, 0xE2, 0x82],  // cut short at the end
             [0x80],  // a continuation byte alone

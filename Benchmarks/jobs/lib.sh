@@ -13,7 +13,9 @@ build_e2e_raw() {
 
 # Starts `BIN serve` on a free loopback port with its data in a new directory and waits until it
 # listens. Sets TM_WORK, TM_PORT, TM_PID; stop_tidemark stops it and removes the directory.
-start_tidemark() {
+# (Not named start_tidemark: the peers' common.sh has one taking PORT DIR, which the scripts
+# sourcing both use; this one, sourced after it, replaced it and broke them.)
+start_bench_tidemark() {
   local bin=$1
   [ -x "$bin" ] || { echo "no tidemark binary at $bin (build it first)" >&2; exit 1; }
   TM_WORK=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-bench.XXXXXX")
@@ -23,10 +25,10 @@ start_tidemark() {
   for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$TM_PORT") 2>/dev/null && return 0; sleep 0.1; done
   echo "tidemark did not start: $(tail -5 "$TM_WORK/serve.log")" >&2; exit 1
 }
-# start_tidemark, then a one-partition topic "jobs"; with "keyed", the share group "workers" keeps
+# start_bench_tidemark, then a one-partition topic "jobs"; with "keyed", the share group "workers" keeps
 # per-key order (share.key.ordering=true).
 start_jobs_topic() {
-  start_tidemark "$1"
+  start_bench_tidemark "$1"
   "$1" topics create jobs --partitions 1 --bootstrap "127.0.0.1:$TM_PORT" >/dev/null
   if [ "${2:-}" = keyed ]; then
     "$1" groups configure workers --set share.key.ordering=true --bootstrap "127.0.0.1:$TM_PORT" >/dev/null

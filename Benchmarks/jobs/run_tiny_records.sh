@@ -7,14 +7,14 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-source "$HERE/lib.sh"   # start_tidemark, stop_tidemark, ensure_share_python
+source "$HERE/lib.sh"   # start_bench_tidemark, stop_tidemark, ensure_share_python
 PARTS=${PARTS:-40}
 PER=${PER:-100000}
 JOBS=${JOBS:-2000}
 TIDEMARK_BIN=${TIDEMARK_BIN:-$ROOT/.build/release/tidemark}
 ensure_share_python
 run() {
-  start_tidemark "$1"
+  start_bench_tidemark "$1"
   echo "## $1"
   "$TM_PY" "$HERE/tiny_records.py" "127.0.0.1:$TM_PORT" "$TM_PID" "$PARTS" "$PER" "$JOBS" 2> >(grep -v SHARECONSUMER >&2) || true
   stop_tidemark

@@ -237,24 +237,28 @@ public struct WireCoder {
     // MARK: Strings and bytes
 
     public mutating func nullableString(_ value: inout String?, _ field: String = "string") throws(WireError) {
+        guard isReading else { return try write(value, field) }
+        var count = -1
+        try length(&count, classicBytes: 2, field)
+        guard count >= 0 else {
+            value = nil
+            return
+        }
+        // Invalid UTF-8 is refused, not repaired: replacement characters would make the
+        // string up to 3 times longer than the field that carried it.
+        guard count <= remaining else { throw .truncated(field: field) }
+        let at = index
+        let decoded = input.withUnsafeBufferPointer { Self.validUTF8(UnsafeBufferPointer(rebasing: $0[at..<(at + count)])) }
+        guard let decoded else { throw .invalid("\(field): not valid UTF-8") }
+        index += count
+        value = decoded
+    }
+
+    /// A string's length (-1: null) and its UTF-8 bytes.
+    private mutating func write(_ value: String?, _ field: String) throws(WireError) {
         var count = value.map { $0.utf8.count } ?? -1
         try length(&count, classicBytes: 2, field)
-        if isReading {
-            guard count >= 0 else {
-                value = nil
-                return
-            }
-            // Invalid UTF-8 is refused, not repaired: replacement characters would make the
-            // string up to 3 times longer than the field that carried it.
-            guard count <= remaining else { throw .truncated(field: field) }
-            let at = index
-            let decoded = input.withUnsafeBufferPointer { Self.validUTF8(UnsafeBufferPointer(rebasing: $0[at..<(at + count)])) }
-            guard let decoded else { throw .invalid("\(field): not valid UTF-8") }
-            index += count
-            value = decoded
-        } else if let value {
-            output.append(contentsOf: value.utf8)
-        }
+        if let value { output.append(contentsOf: value.utf8) }
     }
 
     /// `bytes` as a string if they are valid UTF-8, else nil. (The standard library's
@@ -274,14 +278,9 @@ public struct WireCoder {
     }
 
     public mutating func string(_ value: inout String, _ field: String = "string") throws(WireError) {
-        if !isReading {
-            // Written without the round trip through an optional (a retain, a release and an
-            // assignment back each).
-            var count = value.utf8.count
-            try length(&count, classicBytes: 2, field)
-            output.append(contentsOf: value.utf8)
-            return
-        }
+        // Written without the round trip through an optional (a retain, a release and an
+        // assignment back each).
+        guard isReading else { return try write(value, field) }
         var optional: String? = value
         try nullableString(&optional, field)
         guard let result = optional else { throw .invalid("\(field): null where a string is required") }

@@ -42,6 +42,9 @@ final class LogSegment {
     /// old timestamps cannot make every append roll.
     var rollBaseMilliseconds: Int64?
     private var bytesSinceLastIndexEntry = 0
+    /// Byte ranges whose batches are known to check out (see `CheckedSpans`): appends, and
+    /// what recovery, an index rebuild or a read scanned. Kept while the files are closed.
+    private(set) var checked = CheckedSpans()
 
     /// The `.log` file when open. Set only here: every change is counted in `use`.
     private(set) var log: SharedFile? {
@@ -243,6 +246,7 @@ final class LogSegment {
                 return try rebuildIndexes(truncatingInvalidTail: true)
             case .end:
                 nextOffset = next
+                checked.insert(position..<size)
                 return 0
             }
         }
@@ -261,6 +265,12 @@ final class LogSegment {
         var scanner = BatchScanner(file: try file(), from: 0, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
         var cut = 0
+        // The batches up to here are checked; from here on (a bad batch's position) they are not.
+        var good = 0
+        defer {
+            checked.clip(to: size)
+            checked.insert(0..<min(good, size))
+        }
         scan: while true {
             switch try scanner.next() {
             case .batch(let header, let at):
@@ -272,6 +282,7 @@ final class LogSegment {
                 }
                 try index(header, at: at)
                 next = header.nextOffset
+                good = at + header.totalSize
             case .invalid(_, let at):
                 if truncatingInvalidTail {
                     // Zeros written ahead of the appends are cut, but were never data. Read so
@@ -296,7 +307,14 @@ final class LogSegment {
         try file().truncate(to: Int64(position))
         size = position
         preallocatedEnd = 0
+        checked.clip(to: size)
         return cut
+    }
+
+    /// Records `range` as checked by a read (clipped to the file as it is now: a cut since the
+    /// read may have dropped some of it).
+    func markChecked(_ range: Range<Int>) {
+        checked.insert(range.clamped(to: 0..<size))
     }
 
     // MARK: Appending
@@ -351,6 +369,8 @@ final class LogSegment {
             throw error
         }
         precondition(position == start + byteCount, "batch sizes disagree with the bytes written")
+        // The caller checked these batches (framing, CRC) or built them.
+        checked.insert(start..<position)
         lastUsedNanoseconds = monotonicNanoseconds()
     }
 
@@ -513,6 +533,7 @@ final class LogSegment {
             try file().truncate(to: Int64(position))
             size = position
             preallocatedEnd = 0
+            checked.clip(to: size)
         }
         _ = try rebuildIndexes(truncatingInvalidTail: true)
         return cut

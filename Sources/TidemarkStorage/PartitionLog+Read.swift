@@ -161,6 +161,11 @@ extension PartitionLog {
         var nextSegmentBase: Int64?
         var logStartOffset: Int64
         var logEndOffset: Int64
+        /// The segment's base offset, to record what the read checked.
+        var segmentBase: Int64
+        /// nil when every byte from `position` to `end` is known to check out (the common
+        /// case: segments this process wrote or scanned); else the segment's checked ranges.
+        var checked: CheckedSpans?
     }
 
     private func locate(_ offset: Int64, mayBlock: Bool = true) throws(StorageError) -> ReadStart? {
@@ -186,10 +191,12 @@ extension PartitionLog {
                     enforceOpenSegmentLimit(&s)
                 }
                 let start = segment.indexLookup(offset: offset)
+                let checked = segment.checked.covers(start.position..<segment.size) ? nil : segment.checked
                 return .success(
                     ReadStart(
                         file: try segment.file(), position: start.position, end: segment.size, nextSegmentBase: nextBase,
-                        logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset))
+                        logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset, segmentBase: segment.baseOffset,
+                        checked: checked))
             } catch {
                 return .failure(error)
             }
@@ -223,7 +230,15 @@ extension PartitionLog {
     /// With `mayBlock: false`, a read that would first open a closed segment, or read batch
     /// headers that are not in the page cache, throws `.wouldBlock`. With `keepBytes`, for a
     /// caller about to read the slice's bytes, a small slice keeps those the walk read (`held`).
-    public func read(from offset: Int64, maxBytes: Int, mayBlock: Bool = true, keepBytes: Bool = false) throws(StorageError) -> LogReadResult {
+    ///
+    /// Bytes not yet known to check out (`CheckedSpans`: in a segment a clean stop left) have
+    /// their batches' framing and CRC checked first, once: the slice stops before a batch that
+    /// fails, and a read that starts at one fails with `.corruptLog` (the log is marked for
+    /// repair). With `mayBlock: false` such a read throws `.wouldBlock`. `checksRecords: false`
+    /// is for callers that look only at headers.
+    public func read(
+        from offset: Int64, maxBytes: Int, mayBlock: Bool = true, keepBytes: Bool = false, checksRecords: Bool = true
+    ) throws(StorageError) -> LogReadResult {
         let target = offset
         do {
             guard let start = try locate(target, mayBlock: mayBlock) else {
@@ -287,6 +302,46 @@ extension PartitionLog {
                     guard let header = next, length + header.totalSize <= maxBytes else { break }
                     length += header.totalSize
                     position += header.totalSize
+                }
+            }
+            if checksRecords, let checked = start.checked, !checked.covers(slicePosition..<(slicePosition + length)) {
+                // Bytes not checked since the log opened (a segment a clean stop left): their
+                // batches' CRCs are checked before they go out, once (`CheckedSpans`). It reads
+                // them, so it waits for the disk: an event loop's read goes to the executor.
+                guard mayBlock else {
+                    throw StorageError(
+                        .wouldBlock, "batches at \(slicePosition) are not checked since the log opened", path: start.file.path)
+                }
+                var scanner = BatchScanner(
+                    file: start.file, from: slicePosition, end: slicePosition + length, maxBatchBytes: Int(Int32.max))
+                var good = slicePosition
+                var damage: RecordBatchError?
+                scan: while true {
+                    switch try scanner.next() {
+                    case .batch(let header, let at): good = at + header.totalSize
+                    case .invalid(let error, _):
+                        damage = error
+                        break scan
+                    case .end: break scan
+                    }
+                }
+                if good > slicePosition {
+                    state.withLock { s in
+                        let index = Self.segmentIndex(containing: start.segmentBase, in: s.segments)
+                        guard index < s.segments.count, s.segments[index].baseOffset == start.segmentBase else { return }
+                        s.segments[index].markChecked(slicePosition..<good)
+                    }
+                }
+                if let damage {
+                    // The batches before the damage are served; a read that starts there fails.
+                    guard good > slicePosition else {
+                        throw markDamaged(
+                            StorageError(
+                                .corruptLog, "the batch at position \(good) does not check out", path: start.file.path,
+                                batchError: damage),
+                            reading: target)
+                    }
+                    length = good - slicePosition
                 }
             }
             let held = keepBytes && length < LogSlice.heldBelowBytes ? walker.windowBytes(at: slicePosition, count: length) : nil
@@ -372,7 +427,8 @@ extension PartitionLog {
                         let position = segment.indexLookup(offset: fromOffset).position
                         let found = ReadStart(
                             file: try segment.file(), position: position, end: segment.size, nextSegmentBase: nextBase,
-                            logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset)
+                            logStartOffset: s.logStartOffset, logEndOffset: s.logEndOffset, segmentBase: segment.baseOffset,
+                            checked: nil)  // the batches it reads are decoded, which checks them
                         enforceOpenSegmentLimit(&s)
                         return .success((found, nextBase))
                     }
@@ -497,7 +553,7 @@ extension PartitionLog {
     /// order, without reading their records (producer-state replay, tools).
     public func batchHeaders(from offset: Int64, body: (RecordBatchHeader) throws -> Void) throws {
         var next = offset
-        while let slice = try read(from: next, maxBytes: 8 << 20).slice {
+        while let slice = try read(from: next, maxBytes: 8 << 20, checksRecords: false).slice {
             var walker = HeaderWalker(file: slice.file, end: Int(slice.position) + slice.length)
             var position = Int(slice.position)
             while let header = try walker.header(at: position) {
@@ -523,7 +579,7 @@ extension PartitionLog {
     /// The header of the stored batch holding `offset` (or the first one after it), without
     /// reading its records; nil past the end. `mayBlock` as for `read`.
     public func batchHeader(containing offset: Int64, mayBlock: Bool = true) throws(StorageError) -> RecordBatchHeader? {
-        guard let slice = try read(from: offset, maxBytes: 1, mayBlock: mayBlock).slice else { return nil }
+        guard let slice = try read(from: offset, maxBytes: 1, mayBlock: mayBlock, checksRecords: false).slice else { return nil }
         var walker = HeaderWalker(file: slice.file, end: Int(slice.position) + slice.length)
         return try walker.header(at: Int(slice.position))
     }

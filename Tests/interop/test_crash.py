@@ -140,10 +140,15 @@ def test_zeros_written_ahead_survive_a_kill_as_space(broker):
         assert f.read()[-64:] != bytes(64)
 
 
-def test_a_damaged_segment_is_reported_to_consumers(broker):
+@pytest.mark.parametrize("damage", ["header", "values"])
+def test_a_damaged_segment_is_reported_to_consumers(broker, damage):
     """Bytes damaged on disk in an older segment after a clean stop: a consumer gets every
-    record before the damage, then CORRUPT_MESSAGE (librdkafka shows it to the application,
-    as Kafka's answer for a damaged log), never a silent stall or a skip over the damage.
+    record before the damaged batch, then CORRUPT_MESSAGE (librdkafka shows it to the application,
+    as Kafka's answer for a damaged log), never a silent stall, a skip over the damage or
+    altered values. `damage`: the batch's header, or one record's value overwritten with as
+    many bytes (the records still parse: only the CRC tells, which librdkafka does not check
+    by default; the broker served them as they were, and a consumer stalled at the batch
+    without a word, or got the altered values, as the damage fell).
     `tidemark verify --repair`, the node stopped, cuts the log at the damage (the segments after
     it follow a gap and go too), and what came before reads back."""
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -160,10 +165,24 @@ def test_a_damaged_segment_is_reported_to_consumers(broker):
     directory = os.path.join(broker.data_dir, topic + "-0")
     segments = sorted(name for name in os.listdir(directory) if name.endswith(".log"))
     assert len(segments) >= 3, segments
-    damaged_base = int(segments[1][:-4])
-    with open(os.path.join(directory, segments[1]), "r+b") as f:
-        f.seek(os.path.getsize(os.path.join(directory, segments[1])) // 2)
-        f.write(b"\xff" * 40)
+    path = os.path.join(directory, segments[1])
+    with open(path, "rb") as f:
+        data = f.read()
+    # The batch holding the segment's middle: its position, base offset and record count.
+    position = 0
+    while position + 12 + int.from_bytes(data[position + 8:position + 12], "big") <= len(data) // 2:
+        position += 12 + int.from_bytes(data[position + 8:position + 12], "big")
+    batch_base = int.from_bytes(data[position:position + 8], "big")
+    count = int.from_bytes(data[position + 57:position + 61], "big")
+    assert batch_base > int(segments[1][:-4]) and count > 2, (position, batch_base, count)
+    if damage == "header":
+        at, junk = position, b"\xff" * 40
+    else:
+        at = data.index(b"%05d-" % (batch_base + count // 2), position) + 6
+        junk = b"y" * 50
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(junk)
     broker.start()
 
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "enable.auto.commit": False,
@@ -179,7 +198,7 @@ def test_a_damaged_segment_is_reported_to_consumers(broker):
                 values.append(m.value())
     consumer.close()
     assert errors and errors[0].code() == KafkaError.INVALID_MSG, errors[:3]  # Kafka's CORRUPT_MESSAGE, code 2
-    assert len(values) > damaged_base and values == [b"%05d-" % i + b"x" * 50 for i in range(len(values))]
+    assert values == [b"%05d-" % i + b"x" * 50 for i in range(batch_base)]
 
     # A share group's worker too: the jobs before the damage, then the error (it used to get
     # the first segment's jobs and then nothing, with no error and no log line).

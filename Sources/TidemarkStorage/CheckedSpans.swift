@@ -9,8 +9,8 @@
 /// the part of its slice not covered here, once, and records it.
 ///
 /// Sorted, disjoint, non-adjacent half-open ranges, at most `limit` of them: past that the
-/// shortest is forgotten (its bytes are checked again by the next read of them, which costs
-/// time, never correctness). Value type; owned by its `LogSegment`, under the log's lock.
+/// shortest but the last is forgotten (its bytes are checked again by the next read of them,
+/// which costs time, never correctness). Value type; owned by its `LogSegment`, under the log's lock.
 struct CheckedSpans: Sendable, Equatable {
     static let limit = 16
 
@@ -59,7 +59,10 @@ struct CheckedSpans: Sendable, Equatable {
             }
         }
         if !placed { kept.append(merged) }
-        if kept.count > Self.limit, let shortest = kept.indices.min(by: { kept[$0].count < kept[$1].count }) {
+        // The last span is never the one forgotten: appends grow it, and a segment's tail is
+        // what most reads want (forgotten, every append would take this path and every read of
+        // the tail check it again).
+        if kept.count > Self.limit, let shortest = kept.indices.dropLast().min(by: { kept[$0].count < kept[$1].count }) {
             kept.remove(at: shortest)
         }
         spans = kept

@@ -306,7 +306,8 @@ extension PartitionLog {
             }
             if checksRecords, let checked = start.checked, !checked.covers(slicePosition..<(slicePosition + length)) {
                 // Bytes not checked since the log opened (a segment a clean stop left): their
-                // batches' CRCs are checked before they go out, once (`CheckedSpans`). It reads
+                // batches' framing, CRCs and offsets are checked before they go out, once
+                // (`CheckedSpans`). It reads
                 // them, so it waits for the disk: an event loop's read goes to the executor.
                 guard mayBlock else {
                     throw StorageError(
@@ -316,9 +317,18 @@ extension PartitionLog {
                     file: start.file, from: slicePosition, end: slicePosition + length, maxBatchBytes: Int(Int32.max))
                 var good = slicePosition
                 var damage: RecordBatchError?
+                // Offsets follow on from batch to batch, as every append writes them: a base
+                // offset (outside the CRC) that does not is damage too.
+                var next = first.baseOffset
                 scan: while true {
                     switch try scanner.next() {
-                    case .batch(let header, let at): good = at + header.totalSize
+                    case .batch(let header, let at):
+                        guard header.baseOffset == next, header.nextOffset > header.baseOffset else {
+                            damage = .invalidRecord("base offset \(header.baseOffset) where offset \(next) was next")
+                            break scan
+                        }
+                        good = at + header.totalSize
+                        next = header.nextOffset
                     case .invalid(let error, _):
                         damage = error
                         break scan

@@ -37,6 +37,20 @@ import Testing
         #expect(spans.spans.count == CheckedSpans.limit && !spans.covers(2_000..<2_001))
     }
 
+    /// The last span, the one appends grow, is kept even when it is the shortest.
+    @Test func theLastSpanIsNeverForgotten() {
+        var spans = CheckedSpans()
+        for k in 0..<(CheckedSpans.limit - 1) { spans.insert((k * 100)..<(k * 100 + 50)) }
+        spans.insert(10_000..<10_001)
+        spans.insert(5_000..<5_080)  // one too many: the shortest but the last (50 bytes) goes
+        #expect(spans.spans.count == CheckedSpans.limit)
+        #expect(spans.covers(10_000..<10_001) && spans.covers(5_000..<5_080) && !spans.covers(0..<50))
+        spans.insert(10_001..<10_100)  // an append extends it
+        #expect(spans.spans.last == 10_000..<10_100)
+        spans.insert(9_990..<10_050)  // starts before it and overlaps
+        #expect(spans.spans.last == 9_990..<10_100 && spans.spans.count == CheckedSpans.limit)
+    }
+
     @Test func aCutForgetsWhatItRemoved() {
         var spans = CheckedSpans()
         spans.insert(0..<100)

@@ -334,11 +334,12 @@ import Testing
 
     /// A byte damaged inside a batch's records, its header intact, in a segment a clean stop
     /// left: a clean open does not scan there, and a header walk cannot see it. Reads check
-    /// the CRCs of batches not checked since the log opened before they go out (most clients
-    /// do not: librdkafka stalled at such a batch in silence, or delivered altered values):
+    /// the batches not checked since the log opened before they go out (most clients do not
+    /// check CRCs: librdkafka stalled at such a batch in silence, or delivered altered values):
     /// the batches before the damage are served, a read that starts at it fails and marks the
     /// log for repair, and the batches after it are served. An event loop's read of unchecked
-    /// bytes would block (it goes to the executor); once checked, it does not.
+    /// bytes would block (it goes to the executor); the tail the open scanned, appends, and
+    /// bytes a read checked do not.
     @Test func aReadChecksTheCRCsOfBatchesAfterACleanOpen() throws {
         let dir = TemporaryDirectory()
         var log = try PartitionLog.open(directory: dir.path, config: Self.config())
@@ -347,6 +348,9 @@ import Testing
         try Self.flipByte(dir.path + "/" + log0, at: 21 * Self.batchSize - 3)  // in batch 20's last record
         log = try PartitionLog.open(directory: dir.path, config: Self.config())
         #expect(log.logEndOffset == 160)
+        #expect(try log.read(from: 159, maxBytes: 1 << 20, mayBlock: false).slice?.length == Self.batchSize)  // scanned at open
+        try log.append(makeBatch(tag: "b040", count: Self.batchRecords))
+        #expect(try log.read(from: 160, maxBytes: 1 << 20, mayBlock: false).slice?.length == Self.batchSize)  // appended
         #expect { try log.read(from: 0, maxBytes: 1 << 20, mayBlock: false) } throws: { ($0 as? StorageError)?.code == .wouldBlock }
         // Everything to the end fits (no header walk past the first): the check stops it at the damage.
         let slice = try #require(try log.read(from: 0, maxBytes: 1 << 20).slice)
@@ -357,12 +361,37 @@ import Testing
         #expect { try log.read(from: 83, maxBytes: 1 << 20) } throws: { ($0 as? StorageError)?.code == .corruptLog }
         #expect(FileManager.default.fileExists(atPath: dir.path + "/" + LogVerifier.needsRepairName))
         let after = try #require(try log.read(from: 84, maxBytes: 1 << 20).slice)
-        #expect(after.firstBaseOffset == 84 && after.length == 19 * Self.batchSize)
+        #expect(after.firstBaseOffset == 84 && after.length == 20 * Self.batchSize)
         // Headers only (producer-state replay, tools): not checked, the damage is not theirs to find.
         #expect(try log.batchHeader(containing: 80)?.baseOffset == 80)
-        // The tail a clean open scans, and what is appended, are checked already.
-        try log.append(makeBatch(tag: "b040", count: Self.batchRecords))
-        #expect(try log.read(from: 156, maxBytes: 1 << 20, mayBlock: false).slice?.length == 2 * Self.batchSize)
+        try log.close()
+    }
+
+    /// The same in a segment that is not the active one, and for a base offset damaged on
+    /// disk (outside the CRC): a batch whose offsets do not follow on from the one before it
+    /// ends the read before it, as recovery's scan would.
+    @Test func aReadChecksAnOlderSegmentAndTheOffsetsOfItsBatches() throws {
+        let dir = TemporaryDirectory()
+        let config = Self.config(segmentBytes: 10 * Self.batchSize)
+        var log = try PartitionLog.open(directory: dir.path, config: config)
+        for b in 0..<40 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+        try log.close()
+        let second = dir.path + "/00000000000000000040.log"  // batches 10-19
+        #expect(FileManager.default.fileExists(atPath: second))
+        try Self.flipByte(second, at: 5 * Self.batchSize - 3)  // in batch 14's last record (offsets 56-59)
+        let third = dir.path + "/00000000000000000080.log"  // batches 20-29
+        var data = try Data(contentsOf: URL(fileURLWithPath: third))
+        let at = 6 * Self.batchSize  // batch 26 (offsets 104-107) says it starts at 120
+        withUnsafeBytes(of: Int64(120).bigEndian) { data.replaceSubrange(at..<(at + 8), with: $0) }
+        try data.write(to: URL(fileURLWithPath: third))
+        log = try PartitionLog.open(directory: dir.path, config: config)
+        #expect(try log.read(from: 40, maxBytes: 1 << 20).slice?.length == 4 * Self.batchSize)
+        #expect { try log.read(from: 56, maxBytes: 1 << 20) } throws: { ($0 as? StorageError)?.code == .corruptLog }
+        // What was checked is not checked again (a read that reaches past it, to the damage, would be).
+        #expect(try log.read(from: 40, maxBytes: 4 * Self.batchSize, mayBlock: false).slice?.length == 4 * Self.batchSize)
+        #expect(try log.read(from: 60, maxBytes: 1 << 20).slice?.length == 5 * Self.batchSize)
+        #expect(try log.read(from: 80, maxBytes: 1 << 20).slice?.length == 6 * Self.batchSize)
+        #expect(try log.read(from: 120, maxBytes: 1 << 20).slice?.length == 10 * Self.batchSize)
         try log.close()
     }
 }

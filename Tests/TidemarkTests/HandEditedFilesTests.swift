@@ -129,7 +129,9 @@ import Glibc
         let positions = try SegmentSurgery.batchPositions(segment)
         #expect(positions.count >= 200)
         try SegmentSurgery.setBaseOffset(segment, position: positions[5], to: 1)
-        await Self.openFails(dir, mentioning: ["do not follow offset", "__consumer_offsets-0"])
+        // (The read's check of batches a clean open did not scan ends its slice before the
+        // batch; the next read, from offset 5, finds it missing.)
+        await Self.openFails(dir, mentioning: ["corruptLog", "offsets 5-5 are missing", "__consumer_offsets-0"])
 
         // Put back, the same directory opens with every commit.
         try SegmentSurgery.setBaseOffset(segment, position: positions[5], to: 5)

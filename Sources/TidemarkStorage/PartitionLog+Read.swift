@@ -232,7 +232,7 @@ extension PartitionLog {
     /// caller about to read the slice's bytes, a small slice keeps those the walk read (`held`).
     ///
     /// Bytes not yet known to check out (`CheckedSpans`: in a segment a clean stop left) have
-    /// their batches' framing and CRC checked first, once: the slice stops before a batch that
+    /// their batches' framing, CRC and offsets checked first, once: the slice stops before a batch that
     /// fails, and a read that starts at one fails with `.corruptLog` (the log is marked for
     /// repair). With `mayBlock: false` such a read throws `.wouldBlock`. `checksRecords: false`
     /// is for callers that look only at headers.
@@ -307,8 +307,8 @@ extension PartitionLog {
             if checksRecords, let checked = start.checked, !checked.covers(slicePosition..<(slicePosition + length)) {
                 // Bytes not checked since the log opened (a segment a clean stop left): their
                 // batches' framing, CRCs and offsets are checked before they go out, once
-                // (`CheckedSpans`). It reads
-                // them, so it waits for the disk: an event loop's read goes to the executor.
+                // (`CheckedSpans`). That reads them, so it may wait for the disk: an event
+                // loop's read goes to the executor.
                 guard mayBlock else {
                     throw StorageError(
                         .wouldBlock, "batches at \(slicePosition) are not checked since the log opened", path: start.file.path)

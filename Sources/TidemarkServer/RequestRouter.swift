@@ -256,6 +256,8 @@ final class RequestRouter: Sendable {
             return try await route(api, header: parsed.header, frame: frame, bodyStart: parsed.bodyStart)
         } catch let error as WireError {
             return .close("malformed \(api) v\(version): \(error)")
+        } catch let error as TooManyEntries {
+            return .close("\(api) v\(version) refused: \(error)")
         } catch {
             logger.error("request failed", metadata: ["api": "\(api)", "error": "\(error)"])
             return .close("\(api) failed: \(error)")
@@ -314,7 +316,10 @@ final class RequestRouter: Sendable {
         switch api {
         case .apiVersions, .produce, .fetch, .shareFetch, .shareAcknowledge, .offsetCommit:
             preconditionFailure("\(api) runs on a loop")
-        case .metadata: return try respond(await metadata(try body(MetadataRequest.self), version: version), header, api: api)
+        case .metadata:
+            let request = try body(MetadataRequest.self)
+            try TooManyEntries.check(request.topicList?.count ?? 0, "topics")
+            return try respond(await metadata(request, version: version), header, api: api)
         case .listOffsets: return try respond(await listOffsets(try body(ListOffsetsRequest.self), version: version), header, api: api)
         case .initProducerId: return try respond(await initProducerId(try body(InitProducerIdRequest.self)), header, api: api)
         case .findCoordinator: return try respond(findCoordinator(try body(FindCoordinatorRequest.self)), header, api: api)
@@ -323,13 +328,21 @@ final class RequestRouter: Sendable {
         case .syncGroup: return try respond(await syncGroup(try body(SyncGroupRequestMessage.self)), header, api: api)
         case .heartbeat: return try respond(heartbeat(try body(HeartbeatRequest.self)), header, api: api)
         case .leaveGroup: return try respond(leaveGroup(try body(LeaveGroupRequest.self)), header, api: api)
-        case .offsetFetch: return try respond(offsetFetch(try body(OffsetFetchRequest.self)), header, api: api)
-        case .describeGroups: return try respond(describeGroups(try body(DescribeGroupsRequest.self), version: version), header, api: api)
+        case .offsetFetch:
+            let request = try body(OffsetFetchRequest.self)
+            try TooManyEntries.check(request.groups.count, "groups")
+            return try respond(offsetFetch(request), header, api: api)
+        case .describeGroups:
+            let request = try body(DescribeGroupsRequest.self)
+            try TooManyEntries.check(request.groups.count, "groups")
+            return try respond(describeGroups(request, version: version), header, api: api)
         case .listGroups: return try respond(listGroups(try body(ListGroupsRequest.self)), header, api: api)
         case .createTopics: return try respond(await createTopics(try body(CreateTopicsRequest.self)), header, api: api)
         case .deleteTopics: return try respond(await deleteTopics(try body(DeleteTopicsRequest.self)), header, api: api)
         case .describeConfigs:
-            return try respond(describeConfigs(try body(DescribeConfigsRequest.self), version: version), header, api: api)
+            let request = try body(DescribeConfigsRequest.self)
+            try TooManyEntries.check(request.resources.count, "resources", max: TooManyEntries.maxConfigResources)
+            return try respond(describeConfigs(request, version: version), header, api: api)
         case .deleteRecords: return try respond(await deleteRecords(try body(DeleteRecordsRequest.self)), header, api: api)
         case .offsetForLeaderEpoch:
             return try respond(offsetForLeaderEpoch(try body(OffsetForLeaderEpochRequest.self)), header, api: api)
@@ -351,18 +364,50 @@ final class RequestRouter: Sendable {
             return try respond(
                 consumerGroupHeartbeat(try body(ConsumerGroupHeartbeatRequest.self), header: header), header, api: api)
         case .consumerGroupDescribe:
-            return try respond(consumerGroupDescribe(try body(ConsumerGroupDescribeRequest.self)), header, api: api)
+            let request = try body(ConsumerGroupDescribeRequest.self)
+            try TooManyEntries.check(request.groupIds.count, "groups")
+            return try respond(consumerGroupDescribe(request), header, api: api)
         case .shareGroupHeartbeat:
             return try respond(shareGroupHeartbeat(try body(ShareGroupHeartbeatRequest.self), header: header), header, api: api)
         case .shareGroupDescribe:
-            return try respond(shareGroupDescribe(try body(ShareGroupDescribeRequest.self)), header, api: api)
+            let request = try body(ShareGroupDescribeRequest.self)
+            try TooManyEntries.check(request.groupIds.count, "groups")
+            return try respond(shareGroupDescribe(request), header, api: api)
         case .describeShareGroupOffsets:
-            return try respond(describeShareGroupOffsets(try body(DescribeShareGroupOffsetsRequest.self)), header, api: api)
+            let request = try body(DescribeShareGroupOffsetsRequest.self)
+            try TooManyEntries.check(request.groups.count, "groups")
+            return try respond(describeShareGroupOffsets(request), header, api: api)
         case .alterShareGroupOffsets:
             return try respond(await alterShareGroupOffsets(try body(AlterShareGroupOffsetsRequest.self)), header, api: api)
         case .deleteShareGroupOffsets:
             return try respond(await deleteShareGroupOffsets(try body(DeleteShareGroupOffsetsRequest.self)), header, api: api)
         }
+    }
+}
+
+/// A request naming more entries (groups, topics, config resources) than one request may: the
+/// connection is closed with this as the reason (in the broker's log), and nothing is answered.
+///
+/// Each entry named costs an answer however short its name: a group id of five bytes is
+/// answered with a group entry (about 250 bytes in memory while the answer is built), a broker
+/// or group config resource with its whole config list. So a 46 MiB DescribeGroups of 8 million
+/// made-up ids took 2 GB to answer, and the request budget (`queued.max.request.bytes`)
+/// counts only the bytes on the wire. Clients batch far fewer (an admin client names the
+/// groups or topics there are); Kafka has no such bound, only its 100 MiB frames.
+struct TooManyEntries: Error, CustomStringConvertible {
+    /// Groups or topics one request may name.
+    static let maxEntries = 100_000
+    /// Config resources one DescribeConfigs may name (each answered with its config list).
+    static let maxConfigResources = 10_000
+
+    var count: Int
+    var what: String
+    var max: Int
+
+    var description: String { "it names \(count) \(what), more than the \(max) one request may" }
+
+    static func check(_ count: Int, _ what: String, max: Int = maxEntries) throws(TooManyEntries) {
+        guard count <= max else { throw TooManyEntries(count: count, what: what, max: max) }
     }
 }
 

@@ -40,6 +40,60 @@ import TidemarkWire
         }
     }
 
+    /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
+    /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
+    /// answer. Now INVALID_REQUEST, with no configs.
+    @Test func aBrokerResourceNamesThisNodeOrNone() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            var request = DescribeConfigsRequest()
+            request.resources = ["bogus", "7", "", "\(server.config.nodeId)"].map { name in
+                var resource = DescribeConfigsRequest.Resource()
+                resource.resourceType = 4
+                resource.resourceName = name
+                return resource
+            }
+            let body = try await Self.exchange(client, .describeConfigs, version: 2, request)
+            let results = try DescribeConfigsResponse.decode(body, version: 2, flexible: false).results
+            #expect(results.map(\.errorCode) == [42, 42, 0, 0])
+            #expect(results[0].configs.isEmpty && results[1].configs.isEmpty)
+            #expect(results[0].errorMessage?.contains("must be an integer") == true)
+            #expect(results[1].errorMessage?.contains("unexpected broker id") == true)
+            #expect(results[2].configs.count > 10 && results[3].configs.count > 10)
+        }
+    }
+
+    /// A request naming more groups (or topics, or config resources) than one request may is
+    /// refused by closing the connection: 8 million made-up group ids in one 46 MiB
+    /// DescribeGroups took 2 GB to answer. The bound itself is answered; the broker serves on.
+    @Test func aRequestNamingTooManyGroupsIsRefused() async throws {
+        try await ServerTests.withServer { server in
+            let limit = TooManyEntries.maxEntries
+            let client = try RawClient(port: server.boundPort)
+            var request = DescribeGroupsRequest()
+            request.groups = (0..<limit).map { "g\($0)" }
+            let body = try await Self.exchange(client, .describeGroups, version: 4, request)
+            #expect(try DescribeGroupsResponse.decode(body, version: 4, flexible: false).groups.count == limit)
+            request.groups.append("one-more")
+            try client.request(.describeGroups, version: 4, correlation: 8, request)
+            #expect(await client.response() == nil)
+            var describe = DescribeConfigsRequest()
+            describe.resources = (0...TooManyEntries.maxConfigResources).map { index in
+                var resource = DescribeConfigsRequest.Resource()
+                resource.resourceType = 32
+                resource.resourceName = "g\(index)"
+                return resource
+            }
+            let second = try RawClient(port: server.boundPort)
+            try second.request(.describeConfigs, version: 2, correlation: 9, describe)
+            #expect(await second.response() == nil)
+            let third = try RawClient(port: server.boundPort)
+            request.groups = ["g1"]
+            let answer = try await Self.exchange(third, .describeGroups, version: 4, request)
+            #expect(try DescribeGroupsResponse.decode(answer, version: 4, flexible: false).groups.map(\.groupId) == ["g1"])
+        }
+    }
+
     /// Produce v3+ carries exactly one batch per partition (INVALID_RECORD otherwise: two
     /// copies of a batch were both stored); a partition listed twice is refused wherever it is
     /// listed; empty records are INVALID_RECORD, which clients do not retry for ever.

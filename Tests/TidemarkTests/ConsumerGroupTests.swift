@@ -281,6 +281,26 @@ import Testing
         #expect(Set(a.owned.map(\.topic)) == ["jobs.a", "jobs.b"] && a.owned.count == 3)
     }
 
+    /// A pattern is matched against the topics once, and then against new topics only; one
+    /// that would take too long to match (`.*` 2,000 times, against 1,200 topics: 3 s under the
+    /// coordinator's lock, at every refresh) is refused, and the group goes on.
+    @Test func aPatternTooCostlyToMatchIsRefused() {
+        var counts: [String: Int] = [:]
+        for index in 0..<1_200 { counts["jobs.\(String(repeating: "x", count: 50))-\(index)"] = 1 }
+        let topics = Topics(counts)
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        let costly = a.beat(&group, topics, regex: String(repeating: ".*", count: 2_000))
+        #expect(costly.error == .invalidRegularExpression && costly.errorMessage?.contains("1200 topics") == true)
+        var b = Client(id: "b")
+        #expect(b.beat(&group, topics, regex: "jobs\\..*-1.*").error == nil)
+        #expect(b.owned.count == 311)  // -1, -10...-19, -100...-199, -1000...-1199
+        topics.counts.withLock { $0["jobs.new-1"] = 2; $0["jobs.\(String(repeating: "x", count: 50))-1"] = nil }
+        _ = b.beat(&group, topics, now: 1_500)  // gives up the deleted topic's partition
+        _ = b.beat(&group, topics, now: 1_600)  // takes the new topic's
+        #expect(b.owned.count == 312 && b.owned.contains(TopicPartition("jobs.new-1", 1)))
+    }
+
     @Test func commitsNeedTheCurrentEpoch() {
         let topics = Topics(["t": 2])
         var group = ConsumerGroup(groupId: "g")

@@ -453,6 +453,7 @@ public final class Broker: Sendable {
                 r.names.removeValue(forKey: removed.id)
                 return removed
             }
+            shares.topicDeleted(name, id: removed.id)
             for partition in removed.partitions {
                 partition.notifier.close()
                 try? partition.log.close()

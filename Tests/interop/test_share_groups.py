@@ -566,3 +566,65 @@ def test_delayed_jobs_and_per_key_ordering_over_the_wire(share_broker):
     at_due = [t for t, v in seen if v == b"at-due"][0]
     assert at_due * 1000 >= due - 50, "delivered %d ms early" % (due - at_due * 1000)
     assert values.index(b"at-due") == len(values) - 1, "the delayed job held back the others: %r" % values
+
+
+def test_a_topic_deleted_and_made_again_under_a_running_worker_gives_it_the_new_jobs(share_broker):
+    """A worker polls a topic that is deleted and created again under the same name: it gets
+    every new job once, and nothing of the old topic's share state (locks, delivery counts)
+    reaches them. With the state kept by name, its session went on acquiring the new records
+    under the old topic's state, answered under the new topic id the client did not know: it
+    never saw them, and each ran out its delivery attempts into the dead-letter topic."""
+    from confluent_kafka import AcknowledgeType, Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+    bootstrap = share_broker.bootstrap
+    topic, group, dlq = unique("remade"), unique("remade-g"), unique("dlq.remade")
+    _topic(bootstrap, topic, 1)
+    _configure(bootstrap, group, "share.delivery.count.limit=2")
+    _configure(bootstrap, group, "errors.deadletterqueue.topic.name=" + dlq)
+    got, stop, failures = [], threading.Event(), []
+
+    def work():
+        try:
+            worker = _share_consumer(bootstrap, group, explicit=True)
+            worker.subscribe([topic])
+            while not stop.is_set():
+                batch = _messages(worker.poll(0.5))
+                for message in batch:
+                    got.append(message.value())
+                    worker.acknowledge(message, AcknowledgeType.ACCEPT)
+                if batch:
+                    worker.commit_sync(10)
+            worker.close()
+        except Exception as error:  # surfaced by the main thread
+            failures.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        _produce(bootstrap, topic, [b"old-%d" % i for i in range(10)], partitions=1)
+        deadline = time.time() + 30
+        while len(got) < 10 and time.time() < deadline:
+            time.sleep(0.1)
+        assert sorted(got) == sorted(b"old-%d" % i for i in range(10))
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for future in admin.delete_topics([topic]).values():
+            future.result(10)
+        _topic(bootstrap, topic, 1)
+        _produce(bootstrap, topic, [b"new-%d" % i for i in range(100)], partitions=1)
+        # Lock duration 3 s, delivery limit 2: the old behaviour had dead-lettered them all in 6 s.
+        deadline = time.time() + 30
+        while len([v for v in got if v.startswith(b"new-")]) < 100 and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not failures, failures
+    new = [v for v in got if v.startswith(b"new-")]
+    assert sorted(new) == sorted(b"new-%d" % i for i in range(100))
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("audit"), "auto.offset.reset": "earliest"})
+    try:
+        reader.assign([TopicPartition(dlq, 0, 0)])
+        letters = [m for m in reader.consume(1000, 3.0) if m.error() is None]
+    finally:
+        reader.close()
+    assert letters == []

@@ -61,6 +61,35 @@ extension ShareCoordinator {
         if let durableAt { try await waitDurable(durableAt) }
     }
 
+    /// A topic was deleted (`Broker.deleteTopic`, once it is gone from the registry): every
+    /// group's share state of it goes, written as deleted (not synced: a restart restores no
+    /// state of a topic id the broker no longer has), its partitions leave the share sessions,
+    /// and every member of a group that read it is told its assignment at its next heartbeat.
+    ///
+    /// Records of a topic made again under the same name are new jobs. With the old state
+    /// kept (by name), a worker's session went on acquiring the new topic's records under the
+    /// old topic's locks and delivery counts, answered under the new topic id the worker did
+    /// not know, so it never saw them: each ran out its delivery attempts and was archived
+    /// (dead-lettered) unprocessed. An old lock running out dead-lettered the new record at its
+    /// offset, and describe and the metrics kept showing the deleted topic's backlog.
+    public func topicDeleted(_ topic: String, id: UUID) {
+        state.withLock { s in
+            var changed: [(ShareStateStore.Key, [UInt8]?)] = []
+            for (key, slot) in s.slots where key.topicPartition.topic == topic && slot.topicId == id {
+                s.removeSlot(key)
+                changed.append((storeKey(key, slot), nil))
+            }
+            for key in Array(s.sessions.keys) {
+                guard s.sessions[key]!.partitions.contains(where: { $0.topic == topic }) else { continue }
+                s.sessions[key]!.partitions.removeAll { $0.topic == topic }
+                s.sessions[key]!.known = Set(s.sessions[key]!.partitions)
+            }
+            for group in Array(s.groups.keys) { s.groups[group]!.topicDeleted(topic) }
+            // A failed write leaves records the next open skips (their topic id is unknown).
+            _ = try? store.write(changed)
+        }
+    }
+
     /// DeleteGroups for a share group: one without members is deleted with its share state
     /// (synced) and sessions. Returns whether there was such a group; throws `.nonEmptyGroup`.
     public func deleteGroup(_ group: String) async throws -> Bool {

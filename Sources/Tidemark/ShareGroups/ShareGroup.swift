@@ -75,6 +75,8 @@ struct ShareGroup: Sendable {
     private(set) var memberOrder: [String] = []
     private var partitionCounts: [String: Int] = [:]
     private var metadataRefreshedMs: Int64 = .min
+    /// A subscribed topic was deleted since the last refresh (`topicDeleted`).
+    private var topicsChanged = false
 
     init(groupId: String) { self.groupId = groupId }
 
@@ -163,7 +165,7 @@ struct ShareGroup: Sendable {
             }
         }
         members[member.memberId] = member
-        if epochMoved || nowMs - metadataRefreshedMs >= ConsumerGroup.metadataRefreshMs {
+        if epochMoved || topicsChanged || nowMs - metadataRefreshedMs >= ConsumerGroup.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
         }
         if epochMoved { groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1 }
@@ -190,6 +192,7 @@ struct ShareGroup: Sendable {
 
     private mutating func refreshMetadata(_ catalog: TopicCatalog, nowMs: Int64) -> Bool {
         metadataRefreshedMs = nowMs
+        topicsChanged = false
         var counts: [String: Int] = [:]
         // Each distinct name looked up once (an unknown one was looked up again per member).
         var looked: Set<String> = []
@@ -201,6 +204,15 @@ struct ShareGroup: Sendable {
         guard counts != partitionCounts else { return false }
         partitionCounts = counts
         return true
+    }
+
+    /// `topic` was deleted: the next heartbeat re-reads the topics, and every member is told
+    /// its assignment then (the group's epoch moves), with the id of a topic made again under
+    /// the name, or without it.
+    mutating func topicDeleted(_ topic: String) {
+        guard partitionCounts.removeValue(forKey: topic) != nil else { return }
+        topicsChanged = true
+        groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
     }
 
     mutating func remove(_ id: String) {

@@ -160,6 +160,27 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A pattern new to a group is matched before the coordinator's lock, within its budget:
+    /// one that takes too long (`.*` 2,000 times against 300 long names) is refused, an
+    /// ordinary one is assigned what it matches, and then a topic made later.
+    @Test func aNewPatternIsMatchedWithinItsBudget() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        for index in 0..<300 { try await broker.createTopic("jobs." + String(repeating: "x", count: 200) + "-\(index)", partitions: 1) }
+        func beat(_ regex: String, member: String = "", epoch: Int32 = 0) -> ConsumerHeartbeatResult {
+            broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: "patterns", memberId: member, memberEpoch: epoch, rebalanceTimeoutMs: 60_000,
+                    subscribedTopicNames: nil, subscribedTopicRegex: regex, clientId: "c"))
+        }
+        let costly = beat(String(repeating: ".*", count: 2_000))
+        #expect(costly.error == .invalidRegularExpression && costly.errorMessage?.contains("300 topics") == true)
+        let joined = beat("jobs\\.x+-2.*")
+        #expect(joined.error == nil && joined.assignment?.count == 111)  // -2, -20...-29, -200...-299
+        #expect(broker.groups.describeConsumerGroup("patterns")?.members.count == 1)
+        try await broker.close()
+    }
+
     /// Consumer-protocol members count toward the same bound (group.members.max.bytes): each
     /// kept up to 10,000 subscribed names (2.5 MB) until its session timed out, in any number of
     /// groups. A pattern over 4 KiB is refused (it is kept and compiled).

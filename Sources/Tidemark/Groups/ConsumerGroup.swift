@@ -232,7 +232,8 @@ struct ConsumerGroup: Sendable {
     static let leftForNowEpoch: Int32 = -2
 
     mutating func heartbeat(
-        _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, newMemberId: () -> String
+        _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, prematched: MatchedPattern? = nil,
+        newMemberId: () -> String
     ) -> ConsumerHeartbeatResult {
         sessionTimeoutMs = settings.sessionTimeoutMs
         if let instanceId = request.instanceId, instanceId.allSatisfy(\.isWhitespace) {
@@ -272,17 +273,18 @@ struct ConsumerGroup: Sendable {
                 memberId: request.memberId)
         }
         if let pattern = request.subscribedTopicRegex, !pattern.isEmpty, regexMatches[pattern] == nil {
-            guard let compiled = Self.compile(pattern) else {
-                return .failure(.invalidRegularExpression, "'\(pattern)' is not a valid regular expression", memberId: request.memberId)
+            // A new pattern, matched within its steps before anything changes (by the
+            // coordinator before its lock, or here).
+            let matched: MatchedPattern
+            if let prematched, prematched.pattern == pattern {
+                matched = prematched
+            } else {
+                switch Self.matchNew(pattern, catalog: catalog) {
+                case .success(let result): matched = result
+                case .failure(let refusal): return .failure(.invalidRegularExpression, refusal.message, memberId: request.memberId)
+                }
             }
-            // A new pattern is matched now, within its steps, before anything changes.
-            let names = catalog.topicNames()
-            guard let matched = Self.match(compiled, names, steps: Self.newPatternSteps) else {
-                return .failure(
-                    .invalidRegularExpression, "the pattern takes too long to match against the \(names.count) topics",
-                    memberId: request.memberId)
-            }
-            updateRegexMatches(names: names, patterns: usedPatterns, adding: (pattern, matched))
+            updateRegexMatches(names: matched.names, patterns: usedPatterns, adding: (pattern, matched.matched))
         }
         var epochMoved = false
         var member: Member
@@ -398,6 +400,30 @@ struct ConsumerGroup: Sendable {
         return ConsumerHeartbeatResult(
             memberId: after.memberId, memberEpoch: after.memberEpoch, heartbeatIntervalMs: settings.heartbeatIntervalMs,
             assignment: tell ? after.assigned.sorted(by: ServerAssignor.partitionOrder) : nil)
+    }
+
+    /// A pattern new to a group matched against the topics (`names`, as listed then).
+    struct MatchedPattern: Sendable {
+        var pattern: String
+        var names: [String]
+        var matched: Set<String>
+    }
+
+    struct PatternRefusal: Error {
+        var message: String
+    }
+
+    /// Whether the group has matched `pattern` already (a member subscribes with it).
+    func hasMatched(_ pattern: String) -> Bool { regexMatches[pattern] != nil }
+
+    /// Compiles `pattern` and matches it against the catalog's topics within `newPatternSteps`.
+    static func matchNew(_ pattern: String, catalog: TopicCatalog) -> Result<MatchedPattern, PatternRefusal> {
+        guard let compiled = compile(pattern) else { return .failure(.init(message: "'\(pattern)' is not a valid regular expression")) }
+        let names = catalog.topicNames()
+        guard let matched = match(compiled, names, steps: newPatternSteps) else {
+            return .failure(.init(message: "the pattern takes too long to match against the \(names.count) topics"))
+        }
+        return .success(MatchedPattern(pattern: pattern, names: names, matched: matched))
     }
 
     /// The names `pattern` matches, or nil past `steps`.

@@ -38,6 +38,17 @@ extension GroupCoordinator {
         guard (request.subscribedTopicRegex?.utf8.count ?? 0) <= 4_096 else {
             return .failure(.invalidRegularExpression, "the subscription pattern is over 4 KiB", memberId: request.memberId)
         }
+        // A pattern new to the group is matched here, before the coordinator's lock: what it
+        // costs (up to `ConsumerGroup.newPatternSteps`) is its own request's, not every group's.
+        var prematched: ConsumerGroup.MatchedPattern? = nil
+        if let pattern = request.subscribedTopicRegex, !pattern.isEmpty,
+            !state.withLock({ $0.consumerGroups[request.groupId]?.hasMatched(pattern) ?? false })
+        {
+            switch ConsumerGroup.matchNew(pattern, catalog: catalog) {
+            case .success(let matched): prematched = matched
+            case .failure(let refusal): return .failure(.invalidRegularExpression, refusal.message, memberId: request.memberId)
+            }
+        }
         let now = clock()
         return state.withLock { s in
             if s.isClosed { return .failure(.brokerClosed, "the broker is closing", memberId: request.memberId) }
@@ -71,7 +82,7 @@ extension GroupCoordinator {
             if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
                 return .failure(.groupMaxSizeReached, "group members keep \(s.memberBytes) bytes (group.members.max.bytes)", memberId: request.memberId)
             }
-            let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
+            let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog, prematched: prematched) {
                 UUID().uuidString.lowercased()
             }
             if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.setConsumer(group, id: request.groupId) }

@@ -9,7 +9,11 @@ extension TopicConfig {
             return n
         }
         switch name {
-        case "retention.ms": self.retentionMs = try number() < 0 ? nil : try number()
+        case "retention.ms":
+            // -1 keeps everything; below it is refused, as Kafka's validator (at least -1) does.
+            let n = try number()
+            guard n >= -1 else { throw TidemarkError(.invalidConfig, "retention.ms must be >= -1, got \(n)") }
+            self.retentionMs = n < 0 ? nil : n
         case "retention.bytes": self.retentionBytes = try number() < 0 ? nil : try number()
         case "segment.bytes": self.segmentBytes = Int(try number())
         case "max.message.bytes": self.maxMessageBytes = Int(try number())

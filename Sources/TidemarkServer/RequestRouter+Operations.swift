@@ -27,8 +27,16 @@ extension RequestRouter {
         return response
     }
 
-    /// OffsetForLeaderEpoch: a single node has had one leader epoch, 0, from the start, so
-    /// epoch 0 (or earlier) ends at the log end; a later epoch is unknown.
+    /// OffsetForLeaderEpoch: a single node has had one leader epoch, 0, from the start, so it
+    /// is answered as Kafka answers with that one epoch (Partition.lastOffsetForLeaderEpoch,
+    /// LeaderEpochFileCache.endOffsetFor):
+    /// - the caller's current leader epoch is checked first: -1 (none) or 0 pass; above 0 is
+    ///   UNKNOWN_LEADER_EPOCH (a leader this node has not been yet), below -1
+    ///   FENCED_LEADER_EPOCH (older than ours);
+    /// - the epoch asked about: 0 ends at the log end; -1 (undefined), or any epoch after 0,
+    ///   is answered epoch -1 at offset -1 with no error (a later one was UNKNOWN_LEADER_EPOCH
+    ///   here); one below -1, older than any known, is answered with itself and the start of
+    ///   the first epoch after it (0's, at the log start).
     func offsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
         var response = OffsetForLeaderEpochResponse()
         response.topics = request.topics.map { topic in
@@ -38,12 +46,20 @@ extension RequestRouter {
                 var p = OffsetForLeaderEpochResponse.Partition()
                 p.partition = partition.partition
                 do {
-                    let (_, end) = try broker.offsets(topic: topic.topic, partition: Int(partition.partition))
-                    if partition.leaderEpoch > 0 || partition.currentLeaderEpoch > 0 {
+                    let (start, end) = try broker.offsets(topic: topic.topic, partition: Int(partition.partition))
+                    if partition.currentLeaderEpoch > 0 {
                         p.errorCode = KafkaError.unknownLeaderEpoch.rawValue
-                    } else {
+                    } else if partition.currentLeaderEpoch < -1 {
+                        p.errorCode = KafkaError.fencedLeaderEpoch.rawValue
+                    } else if partition.leaderEpoch == 0 {
                         p.leaderEpoch = 0
                         p.endOffset = end
+                    } else if partition.leaderEpoch < -1 {
+                        p.leaderEpoch = partition.leaderEpoch
+                        p.endOffset = start
+                    } else {
+                        p.leaderEpoch = -1
+                        p.endOffset = -1
                     }
                 } catch {
                     p.errorCode = KafkaError(error).rawValue

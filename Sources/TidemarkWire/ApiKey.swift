@@ -186,6 +186,7 @@ public enum KafkaError: Int16, Sendable {
     case groupIdNotFound = 69
     case unknownTopicId = 100
     case unknownLeaderEpoch = 75
+    case fencedLeaderEpoch = 74
     case offsetNotAvailable = 78
     case groupSubscribedToTopic = 86
     case nonEmptyGroup = 68

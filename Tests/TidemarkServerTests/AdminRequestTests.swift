@@ -63,6 +63,34 @@ import TidemarkWire
         }
     }
 
+    /// OffsetForLeaderEpoch as Kafka answers it with one leader epoch, 0, since offset 0: the
+    /// current epoch is checked first (above 0 unknown, below -1 fenced), then epoch 0 ends at
+    /// the log end, -1 and later epochs are -1 at -1 (they were UNKNOWN_LEADER_EPOCH), and an
+    /// epoch older than 0 gets the log start.
+    @Test func offsetForLeaderEpochAnswersAsKafkaWithOneEpoch() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("epochs", partitions: 1)
+            _ = try await server.broker.append(topic: "epochs", partition: 0, batches: try Self.batch(["a", "b", "c"]))
+            let client = try RawClient(port: server.boundPort)
+            var request = OffsetForLeaderEpochRequest()
+            var topic = OffsetForLeaderEpochRequest.Topic()
+            topic.topic = "epochs"
+            let asked: [(current: Int32, epoch: Int32)] = [(0, 0), (-1, 0), (0, -1), (0, 5), (0, -3), (1, 0), (-7, 0)]
+            topic.partitions = asked.map { current, epoch in
+                var partition = OffsetForLeaderEpochRequest.Partition()
+                partition.currentLeaderEpoch = current
+                partition.leaderEpoch = epoch
+                return partition
+            }
+            request.topics = [topic]
+            let body = try await Self.exchange(client, .offsetForLeaderEpoch, version: 3, request)
+            let answers = try OffsetForLeaderEpochResponse.decode(body, version: 3, flexible: false).topics[0].partitions
+            #expect(answers.map(\.errorCode) == [0, 0, 0, 0, 0, 75, 74])
+            #expect(answers.prefix(5).map(\.leaderEpoch) == [0, 0, -1, -1, -3])
+            #expect(answers.prefix(5).map(\.endOffset) == [3, 3, -1, -1, 0])
+        }
+    }
+
     /// A request naming more groups (or topics, or config resources) than one request may is
     /// refused by closing the connection: 8 million made-up group ids in one 46 MiB
     /// DescribeGroups took 2 GB to answer. The bound itself is answered; the broker serves on.

@@ -72,6 +72,10 @@ import TidemarkStorage
         try config.apply(kafkaName: "max.message.bytes", value: "2000000")
         try config.apply(kafkaName: "min.insync.replicas", value: "2")
         try config.apply(kafkaName: "segment.ms", value: "60000")
+        // retention.ms: -1 keeps everything; below it is refused (Kafka: at least -1).
+        try config.apply(kafkaName: "retention.ms", value: "-1")
+        #expect(config.retentionMs == nil)
+        #expect(throws: TidemarkError.self) { try config.apply(kafkaName: "retention.ms", value: "-2") }
         try await broker.createTopic("t", partitions: 1, config: config)
         let big = try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: [String(repeating: "x", count: 1_500_000)])
         _ = try await broker.append(topic: "t", partition: 0, batches: big)

@@ -88,6 +88,7 @@ public enum LogVerifier {
         }
         let validator = RecordBatchValidator()
         var expectedNext: Int64? = nil
+        var logEnd: Int64? = nil
         for (index, (base, path)) in segments.enumerated() {
             let nextBase = index + 1 < segments.count ? segments[index + 1].base : nil
             let isLast = nextBase == nil
@@ -156,10 +157,21 @@ public enum LogVerifier {
                     path: path, message: "segment ends at offset \(segmentNext), the next one starts at \(nextBase): offsets \(segmentNext)-\(nextBase - 1) are missing"))
             }
             expectedNext = nextBase.map { _ in segmentNext }
+            if isLast && !damaged { logEnd = segmentNext }
             if !rescanned {
                 checkIndexes(base: base, path: path, nextBase: nextBase, lastOffsetAt: lastOffsetAt, into: &report)
             }
             progress(index + 1, segments.count)
+        }
+        // The newest segments removed (or emptied) by hand: the rest still checks out, but the
+        // recovery checkpoint, which appends and recovery never leave above the log's end,
+        // says the log reached further. (Read before a broker's next start rewrites it.)
+        let checkpointed = (try? PartitionLog.readRecoveryCheckpoint(directory: directory)) ?? nil
+        if let logEnd, let checkpointed, checkpointed > logEnd {
+            report.problems.append(Problem(
+                path: directory,
+                message: "the log ends at offset \(logEnd), but its recovery checkpoint says it reached at least \(checkpointed): "
+                    + "offsets \(logEnd)-\(checkpointed - 1) at least are gone (segment files removed or cut), and a broker would hand them out again"))
         }
         if let recoveryPoint {
             report.notes.append(Problem(
@@ -195,13 +207,22 @@ public enum LogVerifier {
         let stem = String(path.dropLast(".log".count))
         let logSize = (try? FileSystem.fileSize(path)).map { Int($0) } ?? 0
         let limit = nextBase ?? Int64.max
+        // Entries are walked as they are read (an index file can be any size: a sparse one of
+        // 1 GiB was read whole, then copied into entries).
         do {
-            let entries = try SegmentInspector.offsetIndexEntries(path: stem + ".index")
-            let plausible = zip(entries, entries.dropFirst()).allSatisfy { $0.offset < $1.offset && $0.position < $1.position }
-                && entries.allSatisfy { $0.position < max(logSize, 1) && $0.offset < limit && $0.offset >= base }
+            var plausible = true
+            var wrong: (offset: Int64, position: Int)? = nil
+            var previous: (offset: Int64, position: Int)? = nil
+            try SegmentInspector.forEachOffsetIndexEntry(path: stem + ".index") { offset, position in
+                guard plausible else { return }
+                if let previous, !(previous.offset < offset && previous.position < position) { plausible = false }
+                if !(position < max(logSize, 1) && offset < limit && offset >= base) { plausible = false }
+                if wrong == nil, lastOffsetAt[position] != offset { wrong = (offset, position) }
+                previous = (offset, position)
+            }
             if !plausible {
                 report.notes.append(Problem(path: stem + ".index", message: "implausible; rebuilt from the log on first read"))
-            } else if let wrong = entries.first(where: { lastOffsetAt[$0.position] != $0.offset }) {
+            } else if let wrong {
                 report.problems.append(Problem(
                     path: stem + ".index",
                     message: "entry (offset \(wrong.offset), position \(wrong.position)) does not point at the batch ending at that offset; --repair rebuilds it"))
@@ -210,9 +231,14 @@ public enum LogVerifier {
             report.notes.append(Problem(path: stem + ".index", message: "unreadable or missing (\(error)); rebuilt from the log on first read"))
         }
         do {
-            let entries = try SegmentInspector.timeIndexEntries(path: stem + ".timeindex")
-            let plausible = zip(entries, entries.dropFirst()).allSatisfy { $0.timestamp < $1.timestamp && $0.offset <= $1.offset }
-                && entries.allSatisfy { $0.offset >= base && $0.offset < limit }
+            var plausible = true
+            var previous: (timestamp: Int64, offset: Int64)? = nil
+            try SegmentInspector.forEachTimeIndexEntry(path: stem + ".timeindex") { timestamp, offset in
+                guard plausible else { return }
+                if let previous, !(previous.timestamp < timestamp && previous.offset <= offset) { plausible = false }
+                if !(offset >= base && offset < limit) { plausible = false }
+                previous = (timestamp, offset)
+            }
             if !plausible {
                 report.notes.append(Problem(path: stem + ".timeindex", message: "implausible; rebuilt from the log on first read"))
             }

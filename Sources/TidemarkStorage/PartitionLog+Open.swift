@@ -120,6 +120,15 @@ extension PartitionLog {
             }
             logStart = moved
         }
+        if let point = recoveryPoint, point > logEnd, !restartedAtStart {
+            // The checkpoint says the log reached further than its segments do: the newest
+            // segment files were removed or cut by hand (appends and recovery never leave the
+            // log below a checkpoint they wrote). Said, not silent: the offsets between are
+            // handed out again, as Kafka's loader would.
+            report.losses.append(
+                "the log ends at offset \(logEnd), below offset \(point) its recovery checkpoint says it reached at least: "
+                    + "offsets \(logEnd)-\(point - 1) at least are gone (segment files removed or cut) and will be handed out again")
+        }
         let activeSegment = segments[segments.count - 1]
         if activeSegment.size > 0 { activeSegment.rollBaseMilliseconds = clock() }
         let recoveredEnd = logEnd

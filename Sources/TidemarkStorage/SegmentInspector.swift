@@ -68,23 +68,38 @@ public enum SegmentInspector {
         return nil
     }
 
-    /// The entries of an offset index file (absolute offset, position). Trailing all-zero
-    /// entries are left out: they are the preallocated, never-written tail a crash leaves.
+    /// The entries of an offset index file (absolute offset, position), without a zero tail.
     public static func offsetIndexEntries(path: String) throws -> [(offset: Int64, position: Int)] {
-        try entries(path: path, size: OffsetIndex.entrySize) { raw, at, base in
-            let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
-            let position = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
-            return (base &+ Int64(relative), Int(position))  // wraps, as the index does: shown, not trapped on
-        }
+        var out: [(offset: Int64, position: Int)] = []
+        try forEachOffsetIndexEntry(path: path) { out.append(($0, $1)) }
+        return out
     }
 
     /// The entries of a time index file (timestamp, absolute offset), without a zero tail.
     public static func timeIndexEntries(path: String) throws -> [(timestamp: Int64, offset: Int64)] {
-        try entries(path: path, size: TimeIndex.entrySize) { raw, at, base in
+        var out: [(timestamp: Int64, offset: Int64)] = []
+        try forEachTimeIndexEntry(path: path) { out.append(($0, $1)) }
+        return out
+    }
+
+    /// Each entry of an offset index file (absolute offset, position) in order, without a
+    /// zero tail, read a chunk at a time.
+    public static func forEachOffsetIndexEntry(path: String, _ body: (Int64, Int) throws -> Void) throws {
+        try forEachEntry(path: path, size: OffsetIndex.entrySize) { raw, at, base in
+            let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            let position = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
+            return (base &+ Int64(relative), Int(position))  // wraps, as the index does: shown, not trapped on
+        } body: { try body($0.0, $0.1) }
+    }
+
+    /// Each entry of a time index file (timestamp, absolute offset) in order, without a zero
+    /// tail, read a chunk at a time.
+    public static func forEachTimeIndexEntry(path: String, _ body: (Int64, Int64) throws -> Void) throws {
+        try forEachEntry(path: path, size: TimeIndex.entrySize) { raw, at, base in
             let timestamp = Int64(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self))
             let relative = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
             return (timestamp, base &+ Int64(relative))
-        }
+        } body: { try body($0.0, $0.1) }
     }
 
     private static func base(_ path: String) throws -> Int64 {
@@ -94,18 +109,46 @@ public enum SegmentInspector {
         return base
     }
 
-    /// Whole entries of an index file, read (not mapped), each made by `entry(bytes, its
-    /// position, the segment's base offset)`; trailing all-zero entries dropped. No view per
-    /// entry: a 256 MiB index took 1.3 GB that way (the entries take twice the file, the bytes
-    /// once).
-    private static func entries<Entry>(
-        path: String, size: Int, _ entry: (UnsafeRawBufferPointer, Int, Int64) -> Entry
-    ) throws -> [Entry] {
+    /// Bytes of an index file read at once.
+    static let indexChunkBytes = 1 << 20
+
+    /// Whole entries of an index file, read (not mapped) a chunk at a time, each made by
+    /// `entry(bytes, its position, the segment's base offset)` and handed to `body`; trailing
+    /// all-zero entries dropped. Zero entries are only counted until a later entry shows they
+    /// are not the tail: a 1 GiB sparse index (a hole) took 1 GB read whole, and would have
+    /// taken more as entries; now a chunk.
+    private static func forEachEntry<Entry>(
+        path: String, size: Int, _ entry: (UnsafeRawBufferPointer, Int, Int64) -> Entry, body: (Entry) throws -> Void
+    ) throws {
         let base = try base(path)
         let file = try FileSystem.openRegularFile(path, .readOnly)
         let length = Int(try file.size())
-        let bytes = try file.read(count: length - length % size, at: 0)
-        let count = bytes.lastIndex { $0 != 0 }.map { $0 / size + 1 } ?? 0
-        return bytes.withUnsafeBytes { raw in (0..<count).map { entry(raw, $0 * size, base) } }
+        let whole = length - length % size
+        let chunk = max(size, Self.indexChunkBytes - Self.indexChunkBytes % size)
+        var zeros = 0
+        var at = 0
+        while at < whole {
+            let bytes = try file.read(count: min(chunk, whole - at), at: Int64(at))
+            guard !bytes.isEmpty else { break }
+            try bytes.withUnsafeBytes { raw in
+                for start in stride(from: 0, to: raw.count - raw.count % size, by: size) {
+                    // Entries are 8 or 12 bytes: one or two loads, not a loop over bytes.
+                    let head = raw.loadUnaligned(fromByteOffset: start, as: UInt64.self)
+                    let rest = size > 8 ? raw.loadUnaligned(fromByteOffset: start + size - 4, as: UInt32.self) : 0
+                    if head == 0 && rest == 0 {
+                        zeros += 1
+                        continue
+                    }
+                    if zeros > 0 {
+                        let zero = [UInt8](repeating: 0, count: size)
+                        let made = zero.withUnsafeBytes { entry($0, 0, base) }
+                        for _ in 0..<zeros { try body(made) }
+                        zeros = 0
+                    }
+                    try body(entry(raw, start, base))
+                }
+            }
+            at += bytes.count
+        }
     }
 }

@@ -131,4 +131,30 @@ import Glibc
         let entries = try SegmentInspector.offsetIndexEntries(path: path)
         #expect(entries.count == 1 && entries[0].offset == Int64.max &+ 5)
     }
+
+    /// Index files are read a chunk at a time: a sparse one (a hole, 3 chunks and a half) has no
+    /// entries and is not held in memory whole; zeros before a real entry are entries, those
+    /// after it the tail.
+    @Test func indexesAreReadAChunkAtATime() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file(segmentName(100, ".index"))
+        let size = SegmentInspector.indexChunkBytes * 7 / 2
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        #expect(truncate(path, off_t(size)) == 0)
+        var seen = 0
+        try SegmentInspector.forEachOffsetIndexEntry(path: path) { _, _ in seen += 1 }
+        #expect(seen == 0)
+        // One entry past the second chunk: the zeros before it are entries.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seek(toOffset: UInt64(SegmentInspector.indexChunkBytes * 2 + 16))
+        var entry: [UInt8] = []
+        withUnsafeBytes(of: UInt32(7).bigEndian) { entry += $0 }
+        withUnsafeBytes(of: UInt32(9).bigEndian) { entry += $0 }
+        handle.write(Data(entry))
+        try handle.close()
+        let entries = try SegmentInspector.offsetIndexEntries(path: path)
+        #expect(entries.count == SegmentInspector.indexChunkBytes * 2 / 8 + 3)
+        #expect(entries.last.map { $0.offset == 107 && $0.position == 9 } == true)
+        #expect(entries.first.map { $0.offset == 100 && $0.position == 0 } == true)
+    }
 }

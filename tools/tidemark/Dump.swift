@@ -21,14 +21,14 @@ struct Dump: ParsableCommand {
     func run() throws {
         DataDirectoryLock.warnIfLive(file)
         if file.hasSuffix(".index") {
-            for entry in try SegmentInspector.offsetIndexEntries(path: file) {
-                Output.line("offset: \(entry.offset) position: \(entry.position)")
+            try SegmentInspector.forEachOffsetIndexEntry(path: file) { offset, position in
+                Output.line("offset: \(offset) position: \(position)")
             }
             return
         }
         if file.hasSuffix(".timeindex") {
-            for entry in try SegmentInspector.timeIndexEntries(path: file) {
-                Output.line("timestamp: \(entry.timestamp) offset: \(entry.offset)")
+            try SegmentInspector.forEachTimeIndexEntry(path: file) { timestamp, offset in
+                Output.line("timestamp: \(timestamp) offset: \(offset)")
             }
             return
         }

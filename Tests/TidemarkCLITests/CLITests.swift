@@ -260,6 +260,57 @@ struct LiveDirectoryTests {
         #expect(try await CLI.run(["groups", "describe", "g", "--data", data]).stdout.contains("total lag: 0"))
     }
 
+    /// From a hunt of the tools with odd input: bytes that are not UTF-8 are produced as they
+    /// are; a partition number past Int32 and a huge `--shift-by` are answered, not trapped
+    /// on; `replay --until` past a partition's end over the wire stops at its end; a group's
+    /// commit below the log start over the wire starts at the start; a removed newest segment
+    /// is a problem for `verify`.
+    @Test func toolsTakeOddInputAsTheEmbeddedPathDoes() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "2", "--data", data]).status == 0)
+        let file = dir.path + "/latin1.txt"
+        try Data([0x63, 0x61, 0x66, 0xE9, 0x3A, 0x76, 0xFF, 0x0A, 0x6F, 0x6B, 0x0A]).write(to: URL(fileURLWithPath: file))
+        let produced = try await CLI.run(["produce", "t", file, "--partition", "0", "--key-separator", ":", "--data", data])
+        #expect(produced.status == 0, "\(produced.stderr)")
+        do {
+            let log = try PartitionLog.open(directory: data + "/t-0", config: LogConfig())
+            let records = try log.readBatches(from: 0, maxBytes: 1 << 20).flatMap(\.records)
+            #expect(records.map(\.key) == [[0x63, 0x61, 0x66, 0xE9], nil])
+            #expect(records.map(\.value) == [[0x76, 0xFF], Array("ok".utf8)])
+            try log.close()
+        }
+        let wide = try await CLI.run(["consume", "t", "--partition", "2147483648", "--data", data])
+        #expect(wide.status == 1 && wide.stderr.contains("topic t has no partition 2147483648 (it has 2)"))
+        #expect(try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute", "--data", data]).status == 0)
+        do {
+            let broker = try await Broker.open(dataDirectory: data)
+            _ = try await broker.deleteRecords(topic: "t", partition: 0, before: 1)
+            try await broker.close()
+        }
+        let broker = try await ServeProcess.start(data: data)
+        let overWire = try await CLI.run(["consume", "t", "--partition", "2147483648", "--bootstrap", broker.bootstrap])
+        #expect(overWire.status == 1 && overWire.stderr.contains("has no partition"))
+        let shifted = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--shift-by", "9223372036854775000", "--bootstrap", broker.bootstrap])
+        #expect(shifted.status == 0, "\(shifted.stderr)")
+        let replayed = try await CLI.run(["replay", "t", "--until", "5000", "--bootstrap", broker.bootstrap])
+        #expect(replayed.status == 0 && replayed.stderr.contains("replayed 1 record"), "\(replayed.stderr)")
+        let fromGroup = try await CLI.run(["consume", "t", "--group", "g", "--max-messages", "1", "--bootstrap", broker.bootstrap], timeout: 60)
+        #expect(fromGroup.status == 0 && fromGroup.stdout == "ok\n", "\(fromGroup.stderr)")
+        broker.stop()
+        // The newest segment emptied by hand: the rest checks out, the checkpoint does not.
+        #expect(try await CLI.run(["topics", "create", "small", "--config", "segment.bytes=2000", "--data", data]).status == 0)
+        for round in 0..<6 {
+            let lines = (0..<20).map { "chunk\(round)-\($0)" }.joined(separator: "\n")
+            #expect(try await CLI.run(["produce", "small", "--data", data], stdin: lines).status == 0)
+        }
+        let segments = try FileManager.default.contentsOfDirectory(atPath: data + "/small-0").filter { $0.hasSuffix(".log") }.sorted()
+        #expect(segments.count > 1)
+        try Data().write(to: URL(fileURLWithPath: data + "/small-0/" + segments.last!))
+        let verified = try await CLI.run(["verify", data + "/small-0"])
+        #expect(verified.status != 0 && verified.stdout.contains("its recovery checkpoint says it reached at least"), "\(verified.stdout)")
+    }
+
     @Test func toolsRespectTheDataDirectoryLock() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
@@ -271,6 +322,12 @@ struct LiveDirectoryTests {
         #expect(repair.status != 0 && repair.stderr.contains("in use by a running broker"))
         let partitionRepair = try await CLI.run(["verify", "--repair", data + "/t-0"])
         #expect(partitionRepair.status != 0 && partitionRepair.stderr.contains("in use by a running broker"))
+        // Named through a symlink elsewhere: the lock is looked for along the real path (the
+        // path as written found none, and the repair cut segments under the broker).
+        try FileManager.default.createDirectory(atPath: dir.path + "/elsewhere", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/elsewhere/t-0", withDestinationPath: data + "/t-0")
+        let linkedRepair = try await CLI.run(["verify", "--repair", dir.path + "/elsewhere/t-0"])
+        #expect(linkedRepair.status != 0 && linkedRepair.stderr.contains("in use by a running broker"))
         let dump = try await CLI.run(["dump", data + "/t-0/00000000000000000000.log"])
         #expect(dump.status == 0 && dump.stdout.contains("value: c") && dump.stderr.contains("warning"))
         let verify = try await CLI.run(["verify", data])

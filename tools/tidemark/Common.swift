@@ -137,7 +137,13 @@ enum DataDirectoryLock {
     /// The data directory holding `path` (itself, a partition directory's parent, or a segment
     /// file's grandparent): the nearest one with a `.lock` file.
     static func dataDirectory(containing path: String) -> String? {
-        var candidate = URL(fileURLWithPath: path).standardizedFileURL
+        // The real path: through a symlink to a partition directory, the walk up the path as
+        // written found no lock, and `verify --repair` cut segments under a running broker.
+        let real = realpath(path, nil).map { pointer in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        }
+        var candidate = URL(fileURLWithPath: real ?? path).standardizedFileURL
         for _ in 0..<3 {
             if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(".lock").path) { return candidate.path }
             candidate.deleteLastPathComponent()

@@ -37,6 +37,7 @@ struct Consume: AsyncParsableCommand {
         if follow { _ = try StopSignals.install() }
         try await data.withBroker { broker in
             let count = try broker.partitionCount(of: topic)
+            try Self.check(partition, of: topic, count: count)
             let partitions = partition.map { [$0] } ?? Array(0..<count)
             var ends: [Int: Int64] = [:]
             for p in partitions { ends[p] = try broker.offsets(topic: topic, partition: p).end }
@@ -75,11 +76,19 @@ struct Consume: AsyncParsableCommand {
         }
     }
 
+    /// `--partition` must name one of the topic's (a number past Int32 trapped on its way to
+    /// the wire).
+    static func check(_ partition: Int?, of topic: String, count: Int) throws {
+        guard let partition, !(0..<count).contains(partition) else { return }
+        throw CLIError("topic \(topic) has no partition \(partition) (it has \(count))")
+    }
+
     /// Over the wire. With --group, a standalone member: starts at the group's committed
     /// offsets and commits what it printed (refused by the broker while the group has members).
     private func consume(with client: KafkaClient) async throws {
         let reader = ClientReader(client: client)
         let count = try client.partitionCount(topic)
+        try Self.check(partition, of: topic, count: count)
         let partitions = partition.map { [$0] } ?? Array(0..<count)
         let committed = try group.map { try client.committedOffsets($0)[topic] ?? [:] } ?? [:]
         let start = try fromTime.map { StartPosition.timestamp(parseTime($0)!) } ?? parseStart(offset)
@@ -87,7 +96,11 @@ struct Consume: AsyncParsableCommand {
         var ends: [Int: Int64] = [:]
         for p in partitions {
             if let offset = committed[p] {
-                positions[p] = offset
+                // A committed offset the log no longer has (retention, DeleteRecords) is its
+                // start, as the embedded path and Kafka's consumers (auto.offset.reset) take
+                // it: it failed with OFFSET_OUT_OF_RANGE every time. Past the end, the end.
+                let earliest = try await reader.resolve(topic, p, .earliest)
+                positions[p] = offset < earliest ? earliest : min(offset, try await reader.endOffset(topic, p))
             } else {
                 positions[p] = try await reader.resolve(topic, p, start)
             }

@@ -23,18 +23,30 @@ struct Produce: AsyncParsableCommand {
         if keySeparator == "" { throw ValidationError("--key-separator cannot be empty") }
     }
 
+    /// Where `needle` first occurs in `line`.
+    static func firstIndex(of needle: [UInt8], in line: [UInt8]) -> Int? {
+        guard !needle.isEmpty, line.count >= needle.count else { return nil }
+        for start in 0...(line.count - needle.count) where line[start] == needle[0] {
+            if line[start..<(start + needle.count)].elementsEqual(needle) { return start }
+        }
+        return nil
+    }
+
     func run() async throws {
         let recordHeaders = headers.map { entry -> RecordHeader in
             let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             return RecordHeader(key: parts[0], value: Array(parts[1].utf8))
         }
-        func records(_ lines: [String]) -> [Producer.OutgoingRecord] {
+        // Lines are bytes, sent as they are (kcat does the same): text that is not UTF-8 (a
+        // log in Latin-1) was stored with its bytes replaced by U+FFFD.
+        let separator = keySeparator.map { Array($0.utf8) }
+        func records(_ lines: [[UInt8]]) -> [Producer.OutgoingRecord] {
             lines.map { line in
                 var key: [UInt8]? = nil
-                var value = Array(line.utf8)
-                if let keySeparator, let range = line.range(of: keySeparator) {
-                    key = Array(line[..<range.lowerBound].utf8)
-                    value = Array(line[range.upperBound...].utf8)
+                var value = line
+                if let separator, let at = Self.firstIndex(of: separator, in: line) {
+                    key = Array(line[..<at])
+                    value = Array(line[(at + separator.count)...])
                 }
                 return Producer.OutgoingRecord(topic: topic, key: key, value: value, headers: recordHeaders, partition: partition)
             }
@@ -139,7 +151,7 @@ struct LineInput {
         if files.isEmpty { descriptors = [STDIN_FILENO] }
     }
 
-    mutating func next() throws -> [String]? {
+    mutating func next() throws -> [[UInt8]]? {
         while let fd = descriptors.first {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
@@ -168,10 +180,10 @@ struct LineInput {
         return nil
     }
 
-    private static func lines(_ bytes: ArraySlice<UInt8>) -> [String] {
+    private static func lines(_ bytes: ArraySlice<UInt8>) -> [[UInt8]] {
         bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
             let text = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
-            return text.isEmpty ? nil : String(decoding: text, as: UTF8.self)
+            return text.isEmpty ? nil : Array(text)
         }
     }
 }

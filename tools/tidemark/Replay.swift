@@ -188,7 +188,10 @@ final class ClientReader: RecordReader {
         switch position {
         case .earliest: return try client.offset(topic, partition, at: -2) ?? 0
         case .latest: return try await endOffset(topic, partition)
-        case .offset(let offset): return offset
+        case .offset(let offset):
+            // Past the end is the end, as `EmbeddedReader` has it (`--until 5000` on shorter
+            // partitions copied the first and then failed: no records below its end).
+            return min(offset, try await endOffset(topic, partition))
         case .timestamp(let ms):
             if let found = try client.offset(topic, partition, at: ms) { return found }
             return try await endOffset(topic, partition)

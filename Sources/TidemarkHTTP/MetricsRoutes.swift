@@ -59,8 +59,9 @@ public final class HealthRoutes: HTTPRoutes {
 ///    API, connections, bytes and records per topic, fsync durations), emitted by
 ///    swift-prometheus' registry with HELP lines added from `MetricName.help`.
 ///
-/// Bounds: at most `maxGroups` consumer groups and share groups are exported, and consumer
-/// groups' per-partition rows up to `maxGroupRows` (the rest are left out, and logged once);
+/// Bounds: at most `maxGroups` consumer groups (those with members first) and share groups are
+/// exported, and consumer groups' per-partition rows up to `maxGroupRows` (the rest are left
+/// out, and logged once);
 /// label values are escaped as the format requires.
 public final class MetricsRoutes: HTTPRoutes {
     public let broker: Broker
@@ -169,9 +170,14 @@ public final class MetricsRoutes: HTTPRoutes {
         // Consumer groups (classic and KIP-848), Empty ones with commits included: lag stays
         // visible when every worker is down. Partitions without a commit are -1, as
         // kafka_exporter reports them.
-        var groups = broker.groups.listGroups()
+        // Groups with members come first (then the rest, each by name), for both bounds below:
+        // taken by name alone, 1,100 groups left behind by a batch job ("bulk-*") pushed every
+        // live group out of the lag series.
+        let listed = broker.groups.listGroups()
+        let isIdle = { (group: GroupListing) in group.state == "Empty" || group.state == "Dead" }
+        var groups = listed.filter { !isIdle($0) } + listed.filter(isIdle)
         if groups.count > maxGroups {
-            warnOnce("more than \(maxGroups) consumer groups: /metrics exports the first \(maxGroups) by name")
+            warnOnce("more than \(maxGroups) consumer groups: /metrics exports \(maxGroups), those with members first, then by name")
             groups = Array(groups.prefix(maxGroups))
         }
         // Rows (a series each in two families) are bounded too: a group has a row per partition
@@ -184,7 +190,7 @@ public final class MetricsRoutes: HTTPRoutes {
             let rows = broker.groupOffsets(group.groupId)
             guard rows.count <= rowsLeft else {
                 warnOnce(
-                    "consumer groups' partitions pass \(maxGroupRows) series: /metrics exports \(reports.count) of \(groups.count) groups by name")
+                    "consumer groups' partitions pass \(maxGroupRows) series: /metrics exports \(reports.count) of \(groups.count) groups, those with members first")
                 break
             }
             rowsLeft -= rows.count

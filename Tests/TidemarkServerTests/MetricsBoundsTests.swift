@@ -26,6 +26,14 @@ import Tidemark
         let bounded = lagRows(MetricsRoutes(broker: broker, registry: nil, identity: identity, maxGroupRows: 100).exposition())
         #expect(bounded.count == 2 * 40)
         #expect(bounded.allSatisfy { $0.contains("consumergroup=\"g0\"") || $0.contains("consumergroup=\"g1\"") })
+        // A group with a member is exported first, whatever its name: groups left behind by
+        // name pushed live ones out.
+        let joined = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(groupId: "z-live", memberId: "", memberEpoch: 0, rebalanceTimeoutMs: 60_000, subscribedTopicNames: ["wide"], clientId: "c"))
+        #expect(joined.error == nil)
+        let few = MetricsRoutes(broker: broker, registry: nil, identity: identity, maxGroups: 2).exposition()
+            .split(separator: "\n").filter { $0.hasPrefix("kafka_consumergroup_members{") }
+        #expect(few.sorted() == ["kafka_consumergroup_members{consumergroup=\"g0\"} 0", "kafka_consumergroup_members{consumergroup=\"z-live\"} 1"], "\(few)")
         try await broker.close()
     }
 

@@ -50,6 +50,33 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A topic deleted and made again under its name: its partitions leave the share
+    /// sessions, so a caller still naming them (a connection's watch from before) acquires
+    /// nothing of the new topic, and nothing of the old state reaches it; once the session
+    /// adds the partition again, the new topic's records are new jobs.
+    @Test func aDeletedTopicLeavesTheSessionsAndItsStateGoes() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 3)
+        let tp = TopicPartition("jobs", 0)
+        let view = broker.shareLogView
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 2, view: view).first?.offsets == [0, 1])
+        try await broker.deleteTopic("jobs")
+        #expect(broker.shares.summaries("workers", view: view).isEmpty)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 3)
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: view).isEmpty)
+        let added = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: view)
+        #expect(added.error == nil)
+        let fresh = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 10, view: view)
+        #expect(fresh.first?.offsets == [0, 1, 2] && fresh.first?.ranges == [AcquiredRange(first: 0, last: 2, deliveryCount: 1)])
+        try await broker.close()
+    }
+
     /// Timeouts run on the timer clock, not the wall clock: the wall clock stepped a day forward
     /// (NTP at boot, a VM resumed) expires no session and no record lock (it used to expire
     /// every one at once: jobs handed out twice); the timer clock's own time does.

@@ -320,12 +320,15 @@ public final class ShareCoordinator: Sendable {
         return state.withLock { s -> [ShareAcquisition] in
             // Only for an open session: a long poll whose connection closed (its session
             // closed with it, its jobs given back) must not take them again.
-            guard !s.isClosed, s.sessions[SessionKey(group: group, member: member)] != nil else { return [] }
+            guard !s.isClosed, let session = s.sessions[SessionKey(group: group, member: member)] else { return [] }
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []
             var lastTopic: (name: String, id: UUID?)? = nil
-            for tp in partitions where remaining > 0 {
+            // Only the session's partitions: a caller's list can be older than the session (a
+            // connection's watch of a partition of a topic deleted since, and made again under
+            // its name: acquired, its records went out under an id the worker did not know).
+            for tp in partitions where remaining > 0 && session.known.contains(tp) {
                 // A partition with nothing in its window and nothing new in its log costs
                 // lookups only: a long poll's first acquire walks every session partition.
                 guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic), !caughtUp else { continue }

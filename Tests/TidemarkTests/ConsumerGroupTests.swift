@@ -301,6 +301,32 @@ import Testing
         #expect(b.owned.count == 312 && b.owned.contains(TopicPartition("jobs.new-1", 1)))
     }
 
+    /// A pattern that passed with few short topics, and that new long ones make too costly to
+    /// match under the coordinator's lock, is dropped at the refresh that finds out (within
+    /// its steps) and its member refused from then on; the group's other patterns go on. The
+    /// caches count toward the group's bytes and go when the group empties.
+    @Test func aPatternThatNewTopicsMakeTooCostlyIsDropped() {
+        let topics = Topics(["t": 1])
+        var group = ConsumerGroup(groupId: "g")
+        let base = group.memberBytes
+        var a = Client(id: "a")
+        var b = Client(id: "b")
+        #expect(a.beat(&group, topics, regex: String(repeating: ".*", count: 2_000)).error == nil)
+        #expect(b.beat(&group, topics, regex: "long-.*").error == nil)
+        topics.counts.withLock { counts in
+            for index in 0..<10 { counts["long-\(index)-" + String(repeating: "x", count: 240)] = 1 }
+        }
+        #expect(a.beat(&group, topics, now: 1_500).error == nil)  // the refresh that finds out
+        #expect(a.beat(&group, topics, now: 1_600).error == .invalidRegularExpression)
+        _ = b.beat(&group, topics, now: 1_700)
+        _ = b.beat(&group, topics, now: 1_800)
+        #expect(Set(b.owned.map(\.topic)).count == 10 && !b.owned.contains { $0.topic == "t" }, "\(b.owned.map(\.topic))")
+        #expect(group.memberBytes > base + 10 * 32)
+        group.remove("a")
+        group.remove("b")
+        #expect(group.memberBytes == base)
+    }
+
     @Test func commitsNeedTheCurrentEpoch() {
         let topics = Topics(["t": 2])
         var group = ConsumerGroup(groupId: "g")

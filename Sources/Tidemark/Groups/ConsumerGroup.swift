@@ -145,7 +145,7 @@ struct ConsumerGroup: Sendable {
     /// What the group keeps in memory: its members' (`Member.keptBytes`) and its own
     /// (`ClassicGroup.groupBytes`: a member that joins and leaves makes an empty group, kept
     /// for `emptyGroupRetentionMs`; they were counted nowhere).
-    var memberBytes: Int { members.values.reduce(ClassicGroup.groupBytes(groupId)) { $0 + $1.keptBytes } }
+    var memberBytes: Int { members.values.reduce(ClassicGroup.groupBytes(groupId) + regexBytes) { $0 + $1.keptBytes } }
 
     /// The session timeout as of the last heartbeat or tick (the group's config over the
     /// broker's default), for `nextDueMs`.
@@ -193,11 +193,23 @@ struct ConsumerGroup: Sendable {
     /// every group (about once a second per member heartbeating).
     private var regexTopics: [String] = []
     private var regexMatches: [String: Set<String>] = [:]
+    /// Patterns whose matching of new topics ran out of steps under the lock: their members'
+    /// heartbeats are refused (INVALID_REGULAR_EXPRESSION) until they subscribe otherwise.
+    private var regexRefused: Set<String> = []
+
+    /// What the pattern caches keep, about: a name's place in the list, a matched name's in a
+    /// set (counted in `memberBytes`, which `group.members.max.bytes` bounds).
+    var regexBytes: Int { regexTopics.count * 16 + regexMatches.values.reduce(0) { $0 + $1.count * 32 } }
 
     /// The steps (`TopicPattern.matches(_:steps:)`) a new pattern may take against all topics,
     /// about 40 ms: past them it is refused (INVALID_REGULAR_EXPRESSION). An ordinary pattern
     /// takes about 150 per 30-character name, 1.5 million for 10,000 topics.
     static let newPatternSteps = 4_000_000
+
+    /// The steps matching may take over names of `chars` characters in all: `newPatternSteps`,
+    /// or 64 a character on a broker whose names take more (an ordinary pattern takes about 5 a
+    /// character; `.*` 2,000 times, 4,000).
+    static func stepBudget(chars: Int) -> Int { max(newPatternSteps, 64 * chars) }
 
     init(groupId: String) { self.groupId = groupId }
 
@@ -272,19 +284,25 @@ struct ConsumerGroup: Sendable {
                 "assignor '\(name)' is not one of \(ServerAssignor.allCases.map(\.rawValue).joined(separator: ", "))",
                 memberId: request.memberId)
         }
+        if let pattern = request.subscribedTopicRegex ?? members[request.memberId]?.subscribedTopicRegex,
+            regexRefused.contains(pattern)
+        {
+            return .failure(
+                .invalidRegularExpression, "the pattern took too long to match against new topics: subscribe with a simpler one",
+                memberId: request.memberId)
+        }
+        // A new pattern, matched within its steps before anything changes (by the coordinator
+        // before its lock, or here); kept once the heartbeat is accepted.
+        var newPattern: MatchedPattern? = nil
         if let pattern = request.subscribedTopicRegex, !pattern.isEmpty, regexMatches[pattern] == nil {
-            // A new pattern, matched within its steps before anything changes (by the
-            // coordinator before its lock, or here).
-            let matched: MatchedPattern
             if let prematched, prematched.pattern == pattern {
-                matched = prematched
+                newPattern = prematched
             } else {
                 switch Self.matchNew(pattern, catalog: catalog) {
-                case .success(let result): matched = result
+                case .success(let result): newPattern = result
                 case .failure(let refusal): return .failure(.invalidRegularExpression, refusal.message, memberId: request.memberId)
                 }
             }
-            updateRegexMatches(names: matched.names, patterns: usedPatterns, adding: (pattern, matched.matched))
         }
         var epochMoved = false
         var member: Member
@@ -379,6 +397,7 @@ struct ConsumerGroup: Sendable {
         member.keptBytes = Member.keptBytes(
             memberId: member.memberId, clientId: member.clientId, clientHost: member.clientHost, instanceId: member.instanceId,
             rackId: member.rackId, names: member.subscribedTopicNames, regex: member.subscribedTopicRegex)
+        if let newPattern { keepPattern(newPattern) }
         members[member.memberId] = member
         if epochMoved || nowMs - metadataRefreshedMs >= Self.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
@@ -420,7 +439,7 @@ struct ConsumerGroup: Sendable {
     static func matchNew(_ pattern: String, catalog: TopicCatalog) -> Result<MatchedPattern, PatternRefusal> {
         guard let compiled = compile(pattern) else { return .failure(.init(message: "'\(pattern)' is not a valid regular expression")) }
         let names = catalog.topicNames()
-        guard let matched = match(compiled, names, steps: newPatternSteps) else {
+        guard let matched = match(compiled, names, steps: stepBudget(chars: names.reduce(0) { $0 + $1.utf8.count })) else {
             return .failure(.init(message: "the pattern takes too long to match against the \(names.count) topics"))
         }
         return .success(MatchedPattern(pattern: pattern, names: names, matched: matched))
@@ -466,23 +485,72 @@ struct ConsumerGroup: Sendable {
                 }
             }
         }
+        // This runs under the coordinator's lock: the work has a bound, shared by the patterns
+        // (new names cost each cached pattern its steps); a pattern that runs out of it is
+        // refused from then on, not matched for ever at every refresh. The smallest patterns
+        // (the cheapest a character) go first, so that a costly one spends what is left, not
+        // the steps of the group's ordinary ones.
+        var steps = Self.stepBudget(chars: added.reduce(0) { $0 + $1.utf8.count })
         var updated: [String: Set<String>] = [:]
-        for pattern in patterns.union(adding.map { [$0.0] } ?? []) {
+        var all = patterns
+        if let adding { all.insert(adding.0) }
+        let sized: [(pattern: String, size: Int)] = all.map { pattern in (pattern, Self.compile(pattern)?.size ?? 0) }
+        let ordered: [String] = sized.sorted { a, b in a.size != b.size ? a.size < b.size : a.pattern < b.pattern }.map(\.pattern)
+        for pattern in ordered where !regexRefused.contains(pattern) {
             if let adding, adding.0 == pattern {
                 updated[pattern] = adding.1
             } else if var matched = regexMatches[pattern] {
                 if !removed.isEmpty { matched.subtract(removed) }
                 if !added.isEmpty, let compiled = Self.compile(pattern) {
-                    for name in added where Self.wholeMatch(compiled, name) { matched.insert(name) }
+                    for name in added {
+                        guard let matches = compiled.matches(name, steps: &steps) else {
+                            regexRefused.insert(pattern)
+                            break
+                        }
+                        if matches { matched.insert(name) }
+                    }
                 }
-                updated[pattern] = matched
+                if !regexRefused.contains(pattern) { updated[pattern] = matched }
             } else if let compiled = Self.compile(pattern) {
-                // A member's pattern not matched yet (a group restored after a restart).
-                updated[pattern] = Set(names.filter { Self.wholeMatch(compiled, $0) })
+                // A member's pattern not kept yet (`keepPattern` ran out of steps bringing it
+                // to names that came meanwhile): all of them, within steps of its own.
+                var own = Self.stepBudget(chars: names.reduce(0) { $0 + $1.utf8.count })
+                var matched = Set<String>()
+                for name in names {
+                    guard let matches = compiled.matches(name, steps: &own) else {
+                        regexRefused.insert(pattern)
+                        break
+                    }
+                    if matches { matched.insert(name) }
+                }
+                if !regexRefused.contains(pattern) { updated[pattern] = matched }
             }
         }
         regexMatches = updated
         regexTopics = names
+        regexRefused.formIntersection(patterns)
+    }
+
+    /// Keeps a pattern new to the group, matched (before the lock, or at the top of the
+    /// heartbeat) against `matched.names`. When the group's cache moved on meanwhile (another
+    /// member's refresh), the pattern is brought to the cache's names rather than the cache
+    /// back to the older list.
+    private mutating func keepPattern(_ matched: MatchedPattern) {
+        let names = matched.names.sorted()
+        if regexMatches.isEmpty || names == regexTopics {
+            updateRegexMatches(names: names, patterns: usedPatterns, adding: (matched.pattern, matched.matched))
+            return
+        }
+        guard let compiled = Self.compile(matched.pattern) else { return }
+        let current = Set(regexTopics)
+        let seen = Set(names)
+        var set = matched.matched.filter { current.contains($0) }
+        var steps = Self.newPatternSteps
+        for name in regexTopics where !seen.contains(name) {
+            guard let matches = compiled.matches(name, steps: &steps) else { return }  // matched at the next refresh
+            if matches { set.insert(name) }
+        }
+        regexMatches[matched.pattern] = set
     }
 
     /// Re-reads the subscribed topics' partition counts; true when they changed.
@@ -507,12 +575,9 @@ struct ConsumerGroup: Sendable {
     /// The topics one member reads: its names plus its regex's matches, among those that exist.
     private func topics(of member: Member) -> Set<String> {
         var topics = Set(member.subscribedTopicNames.filter { partitionCounts[$0] != nil })
-        if let pattern = member.subscribedTopicRegex {
-            if let matched = regexMatches[pattern] {
-                for name in matched where partitionCounts[name] != nil { topics.insert(name) }
-            } else if let regex = Self.compile(pattern) {
-                for name in partitionCounts.keys where Self.wholeMatch(regex, name) { topics.insert(name) }
-            }
+        // A pattern's matches as of the last refresh (none for one refused, or not kept yet).
+        if let pattern = member.subscribedTopicRegex, let matched = regexMatches[pattern] {
+            for name in matched where partitionCounts[name] != nil { topics.insert(name) }
         }
         return topics
     }
@@ -617,6 +682,12 @@ struct ConsumerGroup: Sendable {
         memberOrder.removeAll { $0 == id }
         target.removeValue(forKey: id)
         groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
+        if members.isEmpty {
+            // An empty group keeps no pattern caches (it may be kept a while, for its offsets).
+            regexTopics = []
+            regexMatches = [:]
+            regexRefused = []
+        }
     }
 
     /// Members whose session ran out, or who kept partitions past their rebalance timeout,

@@ -92,6 +92,9 @@ struct TopicPattern: Sendable {
     }
 
     /// Whether the whole name matches (Java's `matches()`, as Kafka uses).
+    /// Instructions: at most this many steps a character (what a pattern can cost).
+    var size: Int { program.count }
+
     func matches(_ name: String) -> Bool {
         var steps = Int.max
         return matches(name, steps: &steps)!
@@ -102,6 +105,7 @@ struct TopicPattern: Sendable {
     /// `.*` repeated 2,000 times keeps 4,000 instructions alive at every character, about
     /// 240,000 steps for a 60-character name.
     func matches(_ name: String, steps: inout Int) -> Bool? {
+        steps -= 1 + program.count / 8  // (`seen` is made per name)
         let scalars = Array(name.unicodeScalars)
         var current: [Int] = []
         var next: [Int] = []

@@ -68,6 +68,8 @@ public enum LogVerifier {
             report.problems.append(
                 Problem(path: directory, message: "marked for repair by the broker: \(String(decoding: marker, as: UTF8.self))"))
         }
+        // Read before the segments are: a live broker's roll after the scan would write one past it.
+        let checkpointed = (try? PartitionLog.readRecoveryCheckpoint(directory: directory)) ?? nil
         let segments = try segmentFiles(in: directory)
         if segments.isEmpty {
             // A log always keeps a segment: its files were removed (or never restored).
@@ -164,9 +166,9 @@ public enum LogVerifier {
             progress(index + 1, segments.count)
         }
         // The newest segments removed (or emptied) by hand: the rest still checks out, but the
-        // recovery checkpoint, which appends and recovery never leave above the log's end,
-        // says the log reached further. (Read before a broker's next start rewrites it.)
-        let checkpointed = (try? PartitionLog.readRecoveryCheckpoint(directory: directory)) ?? nil
+        // recovery checkpoint, which appends and recovery leave at or below the log's end
+        // (`truncate` rewrites it after cutting), says the log reached further. (Read before a
+        // broker's next start rewrites it.)
         if let logEnd, let checkpointed, checkpointed > logEnd {
             report.problems.append(Problem(
                 path: directory,

@@ -122,9 +122,9 @@ extension PartitionLog {
         }
         if let point = recoveryPoint, point > logEnd, !restartedAtStart {
             // The checkpoint says the log reached further than its segments do: the newest
-            // segment files were removed or cut by hand (appends and recovery never leave the
-            // log below a checkpoint they wrote). Said, not silent: the offsets between are
-            // handed out again, as Kafka's loader would.
+            // segment files were removed or cut by hand (or a crash came between a truncation's
+            // cut and its new checkpoint; appends and recovery never leave the log below one).
+            // Said, not silent: the offsets between are handed out again, as Kafka's loader would.
             report.losses.append(
                 "the log ends at offset \(logEnd), below offset \(point) its recovery checkpoint says it reached at least: "
                     + "offsets \(logEnd)-\(point - 1) at least are gone (segment files removed or cut) and will be handed out again")

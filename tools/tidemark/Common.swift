@@ -137,16 +137,20 @@ enum DataDirectoryLock {
     /// The data directory holding `path` (itself, a partition directory's parent, or a segment
     /// file's grandparent): the nearest one with a `.lock` file.
     static func dataDirectory(containing path: String) -> String? {
-        // The real path: through a symlink to a partition directory, the walk up the path as
-        // written found no lock, and `verify --repair` cut segments under a running broker.
+        // Along the path as written and along its real path: through a symlink to a partition
+        // directory, the walk up the written path found no lock, and `verify --repair` cut
+        // segments under a running broker; a data directory whose partitions are links to
+        // another disk has its lock only along the written one.
         let real = realpath(path, nil).map { pointer in
             defer { free(pointer) }
             return String(cString: pointer)
         }
-        var candidate = URL(fileURLWithPath: real ?? path).standardizedFileURL
-        for _ in 0..<3 {
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(".lock").path) { return candidate.path }
-            candidate.deleteLastPathComponent()
+        for start in [path] + (real.map { [$0] } ?? []) {
+            var candidate = URL(fileURLWithPath: start).standardizedFileURL
+            for _ in 0..<3 {
+                if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(".lock").path) { return candidate.path }
+                candidate.deleteLastPathComponent()
+            }
         }
         return nil
     }

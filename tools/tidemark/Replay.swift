@@ -93,12 +93,16 @@ struct Replay: AsyncParsableCommand {
     private func copy<R: RecordReader>(_ reader: R, topic: String, partitions: [Int], into sink: RecordSink) async throws {
         var total = 0
         for partition in partitions {
-            var start = try await reader.resolve(topic, partition, try parseStart(from))
+            // An offset past a partition's end is its end, from either source (over the wire,
+            // `--until 5000` on shorter partitions copied the first and then failed: no records
+            // below its end).
+            let partitionEnd = try await reader.endOffset(topic, partition)
+            var start = min(try await reader.resolve(topic, partition, try parseStart(from)), partitionEnd)
             let end: Int64
             if let until {
-                end = try await reader.resolve(topic, partition, try parseStart(until))
+                end = min(try await reader.resolve(topic, partition, try parseStart(until)), partitionEnd)
             } else {
-                end = try await reader.endOffset(topic, partition)
+                end = partitionEnd
             }
             // Copies of offsets past this range do not count: a range below an earlier run's
             // (a backfill) is copied. (Below `end`, so the resume point cannot overflow.)
@@ -188,10 +192,7 @@ final class ClientReader: RecordReader {
         switch position {
         case .earliest: return try client.offset(topic, partition, at: -2) ?? 0
         case .latest: return try await endOffset(topic, partition)
-        case .offset(let offset):
-            // Past the end is the end, as `EmbeddedReader` has it (`--until 5000` on shorter
-            // partitions copied the first and then failed: no records below its end).
-            return min(offset, try await endOffset(topic, partition))
+        case .offset(let offset): return offset
         case .timestamp(let ms):
             if let found = try client.offset(topic, partition, at: ms) { return found }
             return try await endOffset(topic, partition)

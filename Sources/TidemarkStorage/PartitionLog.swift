@@ -227,12 +227,16 @@ public final class PartitionLog: Sendable {
         guard !headers.isEmpty else { throw StorageError(.invalidArgument, "append of no batches") }
 
         // Batches stored other than as received get a restamped copy: every batch under
-        // LogAppendTime, and one whose maxTimestamp or timestamp type the validator corrected.
+        // LogAppendTime, one whose maxTimestamp or timestamp type the validator corrected, and
+        // one whose partitionLeaderEpoch is neither -1 (what clients send) nor 0 (this node's
+        // only leader epoch, which Kafka stamps): a consumer would commit an epoch the node
+        // never had, and reset its position when OffsetForLeaderEpoch says there is none.
         let appendTime: Int64? = config.timestampType == .logAppendTime ? clock() : nil
         var restamped: [(index: Int, start: Int)] = []  // allocates only when one is
         var start = 0
         for index in headers.indices {
-            if appendTime != nil
+            let epoch = Int32(bigEndian: bytes.loadUnaligned(fromByteOffset: start + RecordBatchHeader.partitionLeaderEpochOffset, as: Int32.self))
+            if appendTime != nil || (epoch != -1 && epoch != 0)
                 || Int64(bigEndian: bytes.loadUnaligned(fromByteOffset: start + RecordBatchHeader.maxTimestampOffset, as: Int64.self))
                     != headers[index].maxTimestamp
                 || Int16(bigEndian: bytes.loadUnaligned(fromByteOffset: start + RecordBatchHeader.attributesOffset, as: Int16.self))
@@ -252,6 +256,11 @@ public final class PartitionLog: Sendable {
                 if let appendTime {
                     headers[index].maxTimestamp = appendTime
                     headers[index].attributes |= 0x8
+                }
+                if headers[index].partitionLeaderEpoch != -1 {
+                    // Outside the CRC: written in place.
+                    headers[index].partitionLeaderEpoch = 0
+                    copy.storeBytes(of: Int32(0), toByteOffset: start + RecordBatchHeader.partitionLeaderEpochOffset, as: Int32.self)
                 }
                 Self.restamp(
                     UnsafeMutableRawBufferPointer(rebasing: copy[start..<(start + headers[index].totalSize)]),

@@ -27,6 +27,7 @@ public struct RecordBatchHeader: Sendable, Equatable {
     public static let logOverhead = 12
     public static let magicOffset = 16
     public static let crcOffset = 17
+    public static let partitionLeaderEpochOffset = 12
     public static let attributesOffset = 21
     public static let maxTimestampOffset = 35
     /// The smallest legal `batchLength`.

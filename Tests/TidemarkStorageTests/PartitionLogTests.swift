@@ -39,6 +39,28 @@ final class ManualClock: Sendable {
         try reopened.close()
     }
 
+    /// A batch's partitionLeaderEpoch is stored as -1 (what clients send) or 0 (this node's
+    /// only leader epoch); any other is stamped 0, as Kafka stamps its leader epoch (outside
+    /// the CRC, which stays valid): consumers would otherwise commit an epoch the node never
+    /// had, and reset when OffsetForLeaderEpoch answers that it has none.
+    @Test func aBatchIsStoredWithThisNodesLeaderEpoch() throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())
+        var sent: [Int32: [UInt8]] = [:]
+        for epoch: Int32 in [-1, 0, 7, -5] {
+            var batch = makeBatch(tag: "e\(epoch)", count: 2)
+            withUnsafeBytes(of: epoch.bigEndian) { batch.replaceSubrange(12..<16, with: $0) }
+            sent[epoch] = batch
+            try log.append(batch)
+        }
+        let stored = try log.readBatches(from: 0, maxBytes: 1 << 20)
+        #expect(stored.map(\.header.partitionLeaderEpoch) == [-1, 0, 0, 0])
+        let bytes = try log.read(from: 4, maxBytes: 1).slice!.readBytes()
+        #expect(bytes[12..<16].elementsEqual([0, 0, 0, 0]) && bytes[16...] == sent[7]![16...])
+        try bytes.withUnsafeBytes { raw in _ = try RecordBatchHeader.validate(raw, maxBatchBytes: 1 << 20) }  // CRC and all
+        try log.close()
+    }
+
     @Test func appendAssignsOffsetsAndReadsBack() throws {
         let dir = TemporaryDirectory()
         let log = try PartitionLog.open(directory: dir.path, config: Self.smallConfig())

@@ -30,11 +30,13 @@ extension Broker {
         var results: [(group: String, error: TidemarkError.Code?)] = []
         for id in ids {
             do {
-                if try await shares.deleteGroup(id) {
-                    results.append((id, nil))
-                } else {
-                    results.append((id, try await groups.deleteGroup(id)))
-                }
+                // Both kinds of state go: an id can have share state and a consumer group's
+                // (a ShareFetch under a consumer group's id makes share state). Deleting the
+                // share state alone was answered as success, leaving the consumer group, its
+                // members and offsets as they were; a live one's is NON_EMPTY_GROUP.
+                let shareDeleted = try await shares.deleteGroup(id)
+                let other = try await groups.deleteGroup(id)
+                results.append((id, shareDeleted && other == .groupIdNotFound ? nil : other))
             } catch {
                 results.append((id, (error as? TidemarkError)?.code ?? .storage))
             }

@@ -77,6 +77,66 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Share members count toward group.members.max.bytes (a bound of their own): each kept up
+    /// to 10,000 subscribed names and its assignment, counted nowhere. A heartbeat past it is
+    /// refused and changes nothing; members that go give their bytes back.
+    @Test func shareMembersAreBoundedByTheirBytes() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.groups.membersMaxBytes = 1 << 20
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let names = (0..<2_000).map { "a-subscribed-topic-name-of-some-length-\($0)" }  // about 130 KB a member
+        var joined: [ConsumerHeartbeatResult] = []
+        for index in 0..<10 {
+            let result = broker.shareGroupHeartbeat(
+                ShareHeartbeat(groupId: "wide-\(index)", memberId: "", memberEpoch: 0, subscribedTopicNames: names))
+            guard result.error == nil else {
+                #expect(result.error == .groupMaxSizeReached && index >= 5)
+                break
+            }
+            joined.append(result)
+        }
+        #expect(joined.count >= 5 && joined.count < 10)
+        let used = broker.shares.state.withLock { $0.memberBytes }
+        #expect(used > joined.count * 100_000 && used <= 1 << 20)
+        for (index, member) in joined.enumerated() {
+            #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "wide-\(index)", memberId: member.memberId, memberEpoch: -1)).error == nil)
+        }
+        #expect(broker.shares.state.withLock { $0.memberBytes } < 10_000)
+        // A small member joins again.
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "small", memberId: "", memberEpoch: 0, subscribedTopicNames: ["t"])).error == nil)
+        try await broker.close()
+    }
+
+    /// A share session epoch below -1 is INVALID_SHARE_SESSION_EPOCH, as Kafka answers, not
+    /// "no session" (the session is there); and DeleteGroups of an id with share state and a
+    /// live consumer group's is NON_EMPTY_GROUP (the share state's deletion was success).
+    @Test func oddEpochsAndMixedGroupIdsAreAnsweredAsKafkaAnswers() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        let tp = TopicPartition("jobs", 0)
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        let odd = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: -2, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: broker.shareLogView)
+        #expect(odd.error == .invalidShareSessionEpoch)
+        let next = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [], acknowledgements: [:], allowRenew: false, view: broker.shareLogView)
+        #expect(next.error == nil)
+        // A consumer group with a member, and share state under its id (a session opened there).
+        let member = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(groupId: "cg", memberId: "", memberEpoch: 0, rebalanceTimeoutMs: 60_000, subscribedTopicNames: ["jobs"], clientId: "c"))
+        #expect(member.error == nil)
+        _ = broker.shares.updateSession(
+            group: "cg", member: "stray", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: broker.shareLogView)
+        _ = broker.shares.acquire(group: "cg", member: "stray", partitions: [tp], maxRecords: 1, view: broker.shareLogView)
+        let deleted = await broker.deleteGroups(["cg"])
+        #expect(deleted.first?.error == .nonEmptyGroup)
+        #expect(broker.groups.describeConsumerGroup("cg")?.members.count == 1)
+        try await broker.close()
+    }
+
     /// Timeouts run on the timer clock, not the wall clock: the wall clock stepped a day forward
     /// (NTP at boot, a VM resumed) expires no session and no record lock (it used to expire
     /// every one at once: jobs handed out twice); the timer clock's own time does.

@@ -84,7 +84,11 @@ extension ShareCoordinator {
                 s.sessions[key]!.partitions.removeAll { $0.topic == topic }
                 s.sessions[key]!.known = Set(s.sessions[key]!.partitions)
             }
-            for group in Array(s.groups.keys) { s.groups[group]!.topicDeleted(topic) }
+            for id in Array(s.groups.keys) {
+                var group = s.groups[id]!
+                group.topicDeleted(topic)
+                s.setGroup(group, id: id)
+            }
             // A failed write leaves records the next open skips (their topic id is unknown).
             _ = try? store.write(changed)
         }

@@ -20,7 +20,7 @@ extension ShareCoordinator {
             for id in Array(s.groups.keys) {
                 var group = s.groups[id]!
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: groupSettings(id).sessionTimeoutMs)
-                s.groups[id] = group
+                s.setGroup(group, id: id)
                 if !expired.isEmpty {
                     expiredMembers.append((id, expired))
                     for member in expired { released += memberGone(member, group: id, settings: settings(id), &s) }

@@ -28,7 +28,11 @@ public final class ShareCoordinator: Sendable {
     }
 
     struct State: Sendable {
-        var groups: [String: ShareGroup] = [:]
+        /// Share groups' membership; changed only by `setGroup` (which keeps `memberBytes`).
+        private(set) var groups: [String: ShareGroup] = [:]
+        /// What all share groups' members keep (`ShareGroup.memberBytes`): bounded by
+        /// `GroupOptions.membersMaxBytes`, as the other groups' members are (a bound of its own).
+        private(set) var memberBytes = 0
         var slots: [PartitionKey: Slot] = [:]
         var sessions: [SessionKey: Session] = [:]
         var idleSince: [String: Int64] = [:]
@@ -86,6 +90,7 @@ public final class ShareCoordinator: Sendable {
 
         /// Sets or drops `group`'s membership state, counting it toward the group.
         mutating func setGroup(_ group: ShareGroup?, id: String) {
+            memberBytes += (group?.memberBytes ?? 0) - (groups[id]?.memberBytes ?? 0)
             switch (groups[id] == nil, group) {
             case (true, let g?): groups[id] = g; retain(id)
             case (false, let g?): groups[id] = g
@@ -157,8 +162,18 @@ public final class ShareCoordinator: Sendable {
                 return .failure(.groupMaxSizeReached, maxGroupsMessage(s), memberId: request.memberId)
             }
             var group = s.groups[request.groupId] ?? ShareGroup(groupId: request.groupId)
+            let before = s.groups[request.groupId]?.memberBytes ?? 0
             let (result, left) = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog) {
                 UUID().uuidString.lowercased()
+            }
+            // A heartbeat that would take all share members past the bound is refused, and
+            // changes nothing: each member kept up to 10,000 subscribed names and its
+            // assignment, counted nowhere (30 members of 10,000 long names took 116 MB).
+            let after = group.memberBytes
+            if after > before && s.memberBytes - before + after > options.membersMaxBytes {
+                return .failure(
+                    .groupMaxSizeReached, "share group members keep \(s.memberBytes) bytes (group.members.max.bytes)",
+                    memberId: request.memberId)
             }
             if !(group.isEmpty && s.groups[request.groupId] == nil) { s.setGroup(group, id: request.groupId) }
             // A member that leaves keeps its share session for now: clients leave first and then
@@ -210,7 +225,12 @@ public final class ShareCoordinator: Sendable {
                 }
                 session = existing
             default:
-                guard epoch > 0, let existing = s.sessions[key] else {
+                // An epoch below -1 is never valid (Kafka: INVALID_SHARE_SESSION_EPOCH, whether
+                // or not there is a session); it was answered as if the session were gone.
+                guard epoch > 0 else {
+                    return .failure(.invalidShareSessionEpoch, "share session epoch \(epoch) is not valid")
+                }
+                guard let existing = s.sessions[key] else {
                     return .failure(.shareSessionNotFound, "member \(member) has no share session in group \(group)")
                 }
                 guard epoch == existing.nextEpoch else {

@@ -61,6 +61,14 @@ struct ShareGroup: Sendable {
         var memberEpoch: Int32 = 0
         var lastHeartbeatMs: Int64
         var assignment: Set<TopicPartition> = []
+        /// About what it keeps in memory (set at each heartbeat): a fixed part, its ids, its
+        /// subscribed names and its assignment.
+        var keptBytes = 0
+
+        mutating func countBytes() {
+            keptBytes = 512 + memberId.utf8.count + clientId.utf8.count + clientHost.utf8.count + (rackId?.utf8.count ?? 0)
+                + subscribedTopicNames.reduce(0) { $0 + 24 + $1.utf8.count } + assignment.count * 48
+        }
     }
 
     struct Settings: Sendable {
@@ -177,6 +185,7 @@ struct ShareGroup: Sendable {
         let changed = assignment != member.assignment
         member.assignment = assignment
         member.memberEpoch = groupEpoch
+        member.countBytes()
         members[member.memberId] = member
         let tell = joining || changed || request.memberEpoch != member.memberEpoch
         return (
@@ -186,6 +195,11 @@ struct ShareGroup: Sendable {
             nil
         )
     }
+
+    /// What the group keeps in memory, about: a fixed part, and per member its ids, its
+    /// subscribed names and its assignment (bounded, over all share groups, by
+    /// `GroupOptions.membersMaxBytes`).
+    var memberBytes: Int { members.values.reduce(256 + groupId.utf8.count) { $0 + $1.keptBytes } }
 
     /// Distinct topic names a group's members may subscribe to, together.
     static let maxSubscribedNames = 10_000

@@ -34,6 +34,11 @@ extension Broker {
                 // (a ShareFetch under a consumer group's id makes share state). Deleting the
                 // share state alone was answered as success, leaving the consumer group, its
                 // members and offsets as they were; a live one's is NON_EMPTY_GROUP.
+                if groups.hasMembers(id) {
+                    // Refused before anything goes (the share state under its id too).
+                    results.append((id, .nonEmptyGroup))
+                    continue
+                }
                 let shareDeleted = try await shares.deleteGroup(id)
                 let other = try await groups.deleteGroup(id)
                 results.append((id, shareDeleted && other == .groupIdNotFound ? nil : other))

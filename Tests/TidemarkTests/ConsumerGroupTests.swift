@@ -322,8 +322,19 @@ import Testing
         _ = b.beat(&group, topics, now: 1_800)
         #expect(Set(b.owned.map(\.topic)).count == 10 && !b.owned.contains { $0.topic == "t" }, "\(b.owned.map(\.topic))")
         #expect(group.memberBytes > base + 10 * 32)
+        // Its member gone (the group keeps another), the pattern is refused no more.
+        var c = Client(id: "c")
+        #expect(c.beat(&group, topics, now: 1_900, subscribe: ["t"]).error == nil)
         group.remove("a")
+        _ = c.beat(&group, topics, now: 3_000)
+        var d = Client(id: "d")
+        // Matched again (against all 11 topics now, and refused for that), not refused unseen.
+        let again = d.beat(&group, topics, now: 3_100, regex: String(repeating: ".*", count: 2_000))
+        #expect(again.error == .invalidRegularExpression && again.errorMessage?.contains("against the 11 topics") == true, "\(again)")
+        #expect(d.beat(&group, topics, now: 3_200, regex: "long-1.*").error == nil)
         group.remove("b")
+        group.remove("c")
+        group.remove("d")
         #expect(group.memberBytes == base)
     }
 

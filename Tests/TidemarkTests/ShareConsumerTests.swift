@@ -39,6 +39,31 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A worker whose topic is deleted and made again under its name between two of its
+    /// heartbeats gets the new topic's jobs: it keeps its session's partitions as the
+    /// coordinator has them (it kept its own list, the deleted partition in it, never added it
+    /// back, and acquired nothing for ever).
+    @Test func aWorkerGetsTheJobsOfItsTopicMadeAgain() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.groups.shareHeartbeatIntervalMs = 60_000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.job(broker, 0, "old")
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"])
+        #expect(try await worker.poll(timeout: .seconds(2)).map { String(decoding: $0.record.value ?? [], as: UTF8.self) } == ["old"])
+        try await broker.deleteTopic("jobs")
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.job(broker, 0, "new")
+        var got: [String] = []
+        for _ in 0..<5 where got.isEmpty {
+            got = try await worker.poll(timeout: .milliseconds(500)).map { String(decoding: $0.record.value ?? [], as: UTF8.self) }
+        }
+        #expect(got == ["new"])
+        try await worker.close()
+        try await broker.close()
+    }
+
     /// A poll whose read of one partition fails gives back everything it acquired: the next
     /// poll returns both partitions' jobs. (Implicit mode used to accept, at the next poll,
     /// the jobs read from the other partition but never returned: lost.) The failing read is

@@ -134,6 +134,7 @@ import TidemarkStorage
         let deleted = await broker.deleteGroups(["cg"])
         #expect(deleted.first?.error == .nonEmptyGroup)
         #expect(broker.groups.describeConsumerGroup("cg")?.members.count == 1)
+        #expect(!broker.shares.summaries("cg", view: broker.shareLogView).isEmpty)  // refused: nothing went
         try await broker.close()
     }
 

@@ -432,8 +432,9 @@ struct ConsumerGroup: Sendable {
         var message: String
     }
 
-    /// Whether the group has matched `pattern` already (a member subscribes with it).
-    func hasMatched(_ pattern: String) -> Bool { regexMatches[pattern] != nil }
+    /// Whether the group knows `pattern` already: matched (a member subscribes with it), or
+    /// refused (then its heartbeat is refused without matching it again).
+    func hasMatched(_ pattern: String) -> Bool { regexMatches[pattern] != nil || regexRefused.contains(pattern) }
 
     /// Compiles `pattern` and matches it against the catalog's topics within `newPatternSteps`.
     static func matchNew(_ pattern: String, catalog: TopicCatalog) -> Result<MatchedPattern, PatternRefusal> {
@@ -497,6 +498,10 @@ struct ConsumerGroup: Sendable {
         let sized: [(pattern: String, size: Int)] = all.map { pattern in (pattern, Self.compile(pattern)?.size ?? 0) }
         let ordered: [String] = sized.sorted { a, b in a.size != b.size ? a.size < b.size : a.pattern < b.pattern }.map(\.pattern)
         for pattern in ordered where !regexRefused.contains(pattern) {
+            // A pattern that runs out is refused alone: the next gets half of what was left
+            // before it (the lock's work stays under twice the bound).
+            let before = steps
+            defer { if regexRefused.contains(pattern) { steps = before / 2 } }
             if let adding, adding.0 == pattern {
                 updated[pattern] = adding.1
             } else if var matched = regexMatches[pattern] {
@@ -559,7 +564,7 @@ struct ConsumerGroup: Sendable {
         var names: Set<String> = []
         for member in members.values { names.formUnion(member.subscribedTopicNames) }
         let patterns = usedPatterns
-        if !patterns.isEmpty || !regexMatches.isEmpty {
+        if !patterns.isEmpty || !regexMatches.isEmpty || !regexTopics.isEmpty || !regexRefused.isEmpty {
             updateRegexMatches(names: patterns.isEmpty ? [] : catalog.topicNames(), patterns: patterns)
             for matched in regexMatches.values { names.formUnion(matched) }
         }

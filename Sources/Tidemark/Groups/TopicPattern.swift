@@ -91,10 +91,10 @@ struct TopicPattern: Sendable {
         self.program = program
     }
 
-    /// Whether the whole name matches (Java's `matches()`, as Kafka uses).
     /// Instructions: at most this many steps a character (what a pattern can cost).
     var size: Int { program.count }
 
+    /// Whether the whole name matches (Java's `matches()`, as Kafka uses).
     func matches(_ name: String) -> Bool {
         var steps = Int.max
         return matches(name, steps: &steps)!

@@ -416,8 +416,10 @@ public final class ShareConsumer: Sendable {
         for tp in Set(result.released) { broker.offerShareRecords(group: group, tp) }
         state.withLock { s in
             s.sessionEpoch = epoch == -1 ? 0 : (epoch == Int32.max ? 1 : epoch + 1)
-            s.inSession.formUnion(add)
-            for tp in forget { s.inSession.remove(tp) }
+            // What the session holds, as the coordinator has it: a topic deleted (and made
+            // again under its name) left it there, so the consumer never added it back and its
+            // acquisitions (of the session's partitions only) found nothing for ever.
+            s.inSession = epoch == -1 ? [] : Set(result.partitions)
         }
         if let durableAt = result.durableAt {
             let error: TidemarkError? = await withCheckedContinuation { c in broker.shares.whenDurable(durableAt) { c.resume(returning: $0) } }

@@ -145,7 +145,7 @@ struct ConsumerGroup: Sendable {
     /// What the group keeps in memory: its members' (`Member.keptBytes`) and its own
     /// (`ClassicGroup.groupBytes`: a member that joins and leaves makes an empty group, kept
     /// for `emptyGroupRetentionMs`; they were counted nowhere).
-    var memberBytes: Int { members.values.reduce(ClassicGroup.groupBytes(groupId) + regexBytes) { $0 + $1.keptBytes } }
+    var memberBytes: Int { members.values.reduce(ClassicGroup.groupBytes(groupId) + patterns.bytes) { $0 + $1.keptBytes } }
 
     /// The session timeout as of the last heartbeat or tick (the group's config over the
     /// broker's default), for `nextDueMs`.
@@ -186,30 +186,8 @@ struct ConsumerGroup: Sendable {
     /// Subscribed metadata is re-read at most this often, unless a subscription changes.
     static let metadataRefreshMs: Int64 = 1_000
 
-    /// The members' patterns' matches among `regexTopics` (the topic names as of the last
-    /// refresh, sorted), kept between refreshes: a refresh matches only the names added since,
-    /// and a pattern only once when it is new. Matching runs under the coordinator's lock, and
-    /// a 4 KiB pattern (`.*` 2,000 times) took 3 s against 1,200 topics there, each time, for
-    /// every group (about once a second per member heartbeating).
-    private var regexTopics: [String] = []
-    private var regexMatches: [String: Set<String>] = [:]
-    /// Patterns whose matching of new topics ran out of steps under the lock: their members'
-    /// heartbeats are refused (INVALID_REGULAR_EXPRESSION) until they subscribe otherwise.
-    private var regexRefused: Set<String> = []
-
-    /// What the pattern caches keep, about: a name's place in the list, a matched name's in a
-    /// set (counted in `memberBytes`, which `group.members.max.bytes` bounds).
-    var regexBytes: Int { regexTopics.count * 16 + regexMatches.values.reduce(0) { $0 + $1.count * 32 } }
-
-    /// The steps (`TopicPattern.matches(_:steps:)`) a new pattern may take against all topics,
-    /// about 40 ms: past them it is refused (INVALID_REGULAR_EXPRESSION). An ordinary pattern
-    /// takes about 150 per 30-character name, 1.5 million for 10,000 topics.
-    static let newPatternSteps = 4_000_000
-
-    /// The steps matching may take over names of `chars` characters in all: `newPatternSteps`,
-    /// or 64 a character on a broker whose names take more (an ordinary pattern takes about 5 a
-    /// character; `.*` 2,000 times, 4,000).
-    static func stepBudget(chars: Int) -> Int { max(newPatternSteps, 64 * chars) }
+    /// The members' patterns' matches, kept between refreshes (`TopicPatternCache`).
+    private var patterns = TopicPatternCache()
 
     init(groupId: String) { self.groupId = groupId }
 
@@ -244,7 +222,7 @@ struct ConsumerGroup: Sendable {
     static let leftForNowEpoch: Int32 = -2
 
     mutating func heartbeat(
-        _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, prematched: MatchedPattern? = nil,
+        _ request: ConsumerHeartbeat, nowMs: Int64, settings: Settings, catalog: TopicCatalog, prematched: TopicPatternCache.MatchedPattern? = nil,
         newMemberId: () -> String
     ) -> ConsumerHeartbeatResult {
         sessionTimeoutMs = settings.sessionTimeoutMs
@@ -285,7 +263,7 @@ struct ConsumerGroup: Sendable {
                 memberId: request.memberId)
         }
         if let pattern = request.subscribedTopicRegex ?? members[request.memberId]?.subscribedTopicRegex,
-            regexRefused.contains(pattern)
+            patterns.refused.contains(pattern)
         {
             return .failure(
                 .invalidRegularExpression, "the pattern took too long to match against new topics: subscribe with a simpler one",
@@ -293,12 +271,12 @@ struct ConsumerGroup: Sendable {
         }
         // A new pattern, matched within its steps before anything changes (by the coordinator
         // before its lock, or here); kept once the heartbeat is accepted.
-        var newPattern: MatchedPattern? = nil
-        if let pattern = request.subscribedTopicRegex, !pattern.isEmpty, regexMatches[pattern] == nil {
+        var newPattern: TopicPatternCache.MatchedPattern? = nil
+        if let pattern = request.subscribedTopicRegex, !pattern.isEmpty, patterns.matched(by: pattern) == nil {
             if let prematched, prematched.pattern == pattern {
                 newPattern = prematched
             } else {
-                switch Self.matchNew(pattern, catalog: catalog) {
+                switch TopicPatternCache.matchNew(pattern, catalog: catalog) {
                 case .success(let result): newPattern = result
                 case .failure(let refusal): return .failure(.invalidRegularExpression, refusal.message, memberId: request.memberId)
                 }
@@ -397,7 +375,7 @@ struct ConsumerGroup: Sendable {
         member.keptBytes = Member.keptBytes(
             memberId: member.memberId, clientId: member.clientId, clientHost: member.clientHost, instanceId: member.instanceId,
             rackId: member.rackId, names: member.subscribedTopicNames, regex: member.subscribedTopicRegex)
-        if let newPattern { keepPattern(newPattern) }
+        if let newPattern { patterns.keep(newPattern, used: usedPatterns) }
         members[member.memberId] = member
         if epochMoved || nowMs - metadataRefreshedMs >= Self.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
@@ -421,141 +399,13 @@ struct ConsumerGroup: Sendable {
             assignment: tell ? after.assigned.sorted(by: ServerAssignor.partitionOrder) : nil)
     }
 
-    /// A pattern new to a group matched against the topics (`names`, as listed then).
-    struct MatchedPattern: Sendable {
-        var pattern: String
-        var names: [String]
-        var matched: Set<String>
-    }
-
-    struct PatternRefusal: Error {
-        var message: String
-    }
-
-    /// Whether the group knows `pattern` already: matched (a member subscribes with it), or
+    /// Whether the group knows `pattern` already: kept (a member subscribes with it), or
     /// refused (then its heartbeat is refused without matching it again).
-    func hasMatched(_ pattern: String) -> Bool { regexMatches[pattern] != nil || regexRefused.contains(pattern) }
-
-    /// Compiles `pattern` and matches it against the catalog's topics within `newPatternSteps`.
-    static func matchNew(_ pattern: String, catalog: TopicCatalog) -> Result<MatchedPattern, PatternRefusal> {
-        guard let compiled = compile(pattern) else { return .failure(.init(message: "'\(pattern)' is not a valid regular expression")) }
-        let names = catalog.topicNames()
-        guard let matched = match(compiled, names, steps: stepBudget(chars: names.reduce(0) { $0 + $1.utf8.count })) else {
-            return .failure(.init(message: "the pattern takes too long to match against the \(names.count) topics"))
-        }
-        return .success(MatchedPattern(pattern: pattern, names: names, matched: matched))
-    }
-
-    /// The names `pattern` matches, or nil past `steps`.
-    private static func match(_ pattern: TopicPattern, _ names: [String], steps: Int) -> Set<String>? {
-        var left = steps
-        var matched = Set<String>()
-        for name in names {
-            guard let matches = pattern.matches(name, steps: &left) else { return nil }
-            if matches { matched.insert(name) }
-        }
-        return matched
-    }
+    func knowsPattern(_ pattern: String) -> Bool { patterns.knows(pattern) }
 
     /// The patterns members subscribe with.
     private var usedPatterns: Set<String> {
         Set(members.values.compactMap(\.subscribedTopicRegex))
-    }
-
-    /// Brings `regexMatches` to `names` for `patterns`: cached patterns match only the
-    /// names added since the last update, others all of them; `adding` is one matched already.
-    /// Patterns no member uses are forgotten.
-    private mutating func updateRegexMatches(names unsorted: [String], patterns: Set<String>, adding: (String, Set<String>)? = nil) {
-        let names = unsorted.sorted()  // (the broker's list is sorted already: a linear pass)
-        var added: [String] = []
-        var removed: [String] = []
-        if names != regexTopics {
-            // Both sorted: one walk finds what came and went.
-            var i = 0
-            var j = 0
-            while i < names.count || j < regexTopics.count {
-                if j == regexTopics.count || (i < names.count && names[i] < regexTopics[j]) {
-                    added.append(names[i])
-                    i += 1
-                } else if i == names.count || regexTopics[j] < names[i] {
-                    removed.append(regexTopics[j])
-                    j += 1
-                } else {
-                    i += 1
-                    j += 1
-                }
-            }
-        }
-        // This runs under the coordinator's lock: the work has a bound, shared by the patterns
-        // (new names cost each cached pattern its steps); a pattern that runs out of it is
-        // refused from then on, not matched for ever at every refresh. The smallest patterns
-        // (the cheapest a character) go first, so that a costly one spends what is left, not
-        // the steps of the group's ordinary ones.
-        var steps = Self.stepBudget(chars: added.reduce(0) { $0 + $1.utf8.count })
-        var updated: [String: Set<String>] = [:]
-        var all = patterns
-        if let adding { all.insert(adding.0) }
-        let sized: [(pattern: String, size: Int)] = all.map { pattern in (pattern, Self.compile(pattern)?.size ?? 0) }
-        let ordered: [String] = sized.sorted { a, b in a.size != b.size ? a.size < b.size : a.pattern < b.pattern }.map(\.pattern)
-        for pattern in ordered where !regexRefused.contains(pattern) {
-            // A pattern that runs out is refused alone: the next gets half of what was left
-            // before it (the lock's work stays under twice the bound).
-            let before = steps
-            defer { if regexRefused.contains(pattern) { steps = before / 2 } }
-            if let adding, adding.0 == pattern {
-                updated[pattern] = adding.1
-            } else if var matched = regexMatches[pattern] {
-                if !removed.isEmpty { matched.subtract(removed) }
-                if !added.isEmpty, let compiled = Self.compile(pattern) {
-                    for name in added {
-                        guard let matches = compiled.matches(name, steps: &steps) else {
-                            regexRefused.insert(pattern)
-                            break
-                        }
-                        if matches { matched.insert(name) }
-                    }
-                }
-                if !regexRefused.contains(pattern) { updated[pattern] = matched }
-            } else if let compiled = Self.compile(pattern) {
-                // A member's pattern not kept yet (`keepPattern` ran out of steps bringing it
-                // to names that came meanwhile): all of them, within steps of its own.
-                var own = Self.stepBudget(chars: names.reduce(0) { $0 + $1.utf8.count })
-                var matched = Set<String>()
-                for name in names {
-                    guard let matches = compiled.matches(name, steps: &own) else {
-                        regexRefused.insert(pattern)
-                        break
-                    }
-                    if matches { matched.insert(name) }
-                }
-                if !regexRefused.contains(pattern) { updated[pattern] = matched }
-            }
-        }
-        regexMatches = updated
-        regexTopics = names
-        regexRefused.formIntersection(patterns)
-    }
-
-    /// Keeps a pattern new to the group, matched (before the lock, or at the top of the
-    /// heartbeat) against `matched.names`. When the group's cache moved on meanwhile (another
-    /// member's refresh), the pattern is brought to the cache's names rather than the cache
-    /// back to the older list.
-    private mutating func keepPattern(_ matched: MatchedPattern) {
-        let names = matched.names.sorted()
-        if regexMatches.isEmpty || names == regexTopics {
-            updateRegexMatches(names: names, patterns: usedPatterns, adding: (matched.pattern, matched.matched))
-            return
-        }
-        guard let compiled = Self.compile(matched.pattern) else { return }
-        let current = Set(regexTopics)
-        let seen = Set(names)
-        var set = matched.matched.filter { current.contains($0) }
-        var steps = Self.newPatternSteps
-        for name in regexTopics where !seen.contains(name) {
-            guard let matches = compiled.matches(name, steps: &steps) else { return }  // matched at the next refresh
-            if matches { set.insert(name) }
-        }
-        regexMatches[matched.pattern] = set
     }
 
     /// Re-reads the subscribed topics' partition counts; true when they changed.
@@ -563,10 +413,10 @@ struct ConsumerGroup: Sendable {
         metadataRefreshedMs = nowMs
         var names: Set<String> = []
         for member in members.values { names.formUnion(member.subscribedTopicNames) }
-        let patterns = usedPatterns
-        if !patterns.isEmpty || !regexMatches.isEmpty || !regexTopics.isEmpty || !regexRefused.isEmpty {
-            updateRegexMatches(names: patterns.isEmpty ? [] : catalog.topicNames(), patterns: patterns)
-            for matched in regexMatches.values { names.formUnion(matched) }
+        let used = usedPatterns
+        if !used.isEmpty || !patterns.isEmpty {
+            patterns.update(names: used.isEmpty ? [] : catalog.topicNames(), patterns: used)
+            for matched in patterns.allMatched { names.formUnion(matched) }
         }
         var counts: [String: Int] = [:]
         for name in names {
@@ -581,7 +431,7 @@ struct ConsumerGroup: Sendable {
     private func topics(of member: Member) -> Set<String> {
         var topics = Set(member.subscribedTopicNames.filter { partitionCounts[$0] != nil })
         // A pattern's matches as of the last refresh (none for one refused, or not kept yet).
-        if let pattern = member.subscribedTopicRegex, let matched = regexMatches[pattern] {
+        if let pattern = member.subscribedTopicRegex, let matched = patterns.matched(by: pattern) {
             for name in matched where partitionCounts[name] != nil { topics.insert(name) }
         }
         return topics
@@ -689,9 +539,7 @@ struct ConsumerGroup: Sendable {
         groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
         if members.isEmpty {
             // An empty group keeps no pattern caches (it may be kept a while, for its offsets).
-            regexTopics = []
-            regexMatches = [:]
-            regexRefused = []
+            patterns = TopicPatternCache()
         }
     }
 

@@ -39,12 +39,12 @@ extension GroupCoordinator {
             return .failure(.invalidRegularExpression, "the subscription pattern is over 4 KiB", memberId: request.memberId)
         }
         // A pattern new to the group is matched here, before the coordinator's lock: what it
-        // costs (up to `ConsumerGroup.newPatternSteps`) is its own request's, not every group's.
-        var prematched: ConsumerGroup.MatchedPattern? = nil
+        // costs (up to `TopicPatternCache.stepBudget`) is its own request's, not every group's.
+        var prematched: TopicPatternCache.MatchedPattern? = nil
         if let pattern = request.subscribedTopicRegex, !pattern.isEmpty,
-            !state.withLock({ $0.consumerGroups[request.groupId]?.hasMatched(pattern) ?? false })
+            !state.withLock({ $0.consumerGroups[request.groupId]?.knowsPattern(pattern) ?? false })
         {
-            switch ConsumerGroup.matchNew(pattern, catalog: catalog) {
+            switch TopicPatternCache.matchNew(pattern, catalog: catalog) {
             case .success(let matched): prematched = matched
             case .failure(let refusal): return .failure(.invalidRegularExpression, refusal.message, memberId: request.memberId)
             }

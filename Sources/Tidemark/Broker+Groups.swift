@@ -6,6 +6,14 @@ public enum OffsetReset: Sendable, Equatable {
     case timestamp(Int64)
     /// The committed offset (or the log start when none) moved by this many, clamped to the log.
     case shift(Int64)
+
+    /// `base` moved by `delta`, clamped to `start...end`: any delta, none traps (past
+    /// Int64's range is past the log's end or start). Every reset by `shift` uses it: the
+    /// broker's and the tools' over the wire.
+    public static func shifted(_ base: Int64, by delta: Int64, start: Int64, end: Int64) -> Int64 {
+        let (moved, overflow) = base.addingReportingOverflow(delta)
+        return overflow ? (delta > 0 ? end : start) : min(max(moved, start), end)
+    }
 }
 
 extension Broker {
@@ -72,9 +80,7 @@ extension Broker {
             case .latest: result[tp] = end
             case .timestamp(let ms): result[tp] = try await resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
             case .shift(let delta):
-                let base = committed[tp]?.offset ?? start
-                let (shifted, overflow) = base.addingReportingOverflow(delta)
-                result[tp] = overflow ? (delta > 0 ? end : start) : min(max(shifted, start), end)
+                result[tp] = OffsetReset.shifted(committed[tp]?.offset ?? start, by: delta, start: start, end: end)
             }
         }
         if dryRun { return result }

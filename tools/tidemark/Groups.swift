@@ -165,7 +165,7 @@ struct Groups: AsyncParsableCommand {
                             case .earliest: start
                             case .latest: end
                             case .timestamp(let ms): try await broker.resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
-                            case .shift(let delta): min(max(current.saturatingAdd(delta), start), end)
+                            case .shift(let delta): OffsetReset.shifted(current, by: delta, start: start, end: end)
                             }
                     }
                     if execute { try await broker.shares.resetOffsets(group: group, offsets: offsets, view: broker.shareLogView) }
@@ -195,7 +195,7 @@ struct Groups: AsyncParsableCommand {
                 case .earliest: result[TopicPartition(topic, p)] = start
                 case .latest: result[TopicPartition(topic, p)] = end
                 case .timestamp(let ms): result[TopicPartition(topic, p)] = try client.offset(topic, p, at: ms) ?? end
-                case .shift(let delta): result[TopicPartition(topic, p)] = min(max(position.saturatingAdd(delta), start), end)
+                case .shift(let delta): result[TopicPartition(topic, p)] = OffsetReset.shifted(position, by: delta, start: start, end: end)
                 }
             }
             if execute {
@@ -215,7 +215,7 @@ struct Groups: AsyncParsableCommand {
                 case .earliest: result[TopicPartition(topic, p)] = start
                 case .latest: result[TopicPartition(topic, p)] = end
                 case .timestamp(let ms): result[TopicPartition(topic, p)] = try client.offset(topic, p, at: ms) ?? end
-                case .shift(let delta): result[TopicPartition(topic, p)] = min(max((committed[p] ?? start).saturatingAdd(delta), start), end)
+                case .shift(let delta): result[TopicPartition(topic, p)] = OffsetReset.shifted(committed[p] ?? start, by: delta, start: start, end: end)
                 }
             }
             if execute {
@@ -294,14 +294,5 @@ func printMembers(_ members: [KafkaClient.GroupSummary.Member]) {
         let host = member.clientHost.isEmpty ? "-" : member.clientHost
         Output.line(
             "\(member.memberId)\t\(member.clientId)\t\(host)\t\(member.epoch.map(String.init) ?? "-")\t\(assignment.isEmpty ? "-" : assignment)")
-    }
-}
-
-extension Int64 {
-    /// `self + other`, at `Int64.max` (or `.min`) instead of trapping: `--shift-by` takes any
-    /// number, and a shift past the end stops at the end.
-    fileprivate func saturatingAdd(_ other: Int64) -> Int64 {
-        let (sum, overflow) = addingReportingOverflow(other)
-        return overflow ? (other > 0 ? .max : .min) : sum
     }
 }

@@ -23,15 +23,6 @@ struct Produce: AsyncParsableCommand {
         if keySeparator == "" { throw ValidationError("--key-separator cannot be empty") }
     }
 
-    /// Where `needle` first occurs in `line`.
-    static func firstIndex(of needle: [UInt8], in line: [UInt8]) -> Int? {
-        guard !needle.isEmpty, line.count >= needle.count else { return nil }
-        for start in 0...(line.count - needle.count) where line[start] == needle[0] {
-            if line[start..<(start + needle.count)].elementsEqual(needle) { return start }
-        }
-        return nil
-    }
-
     func run() async throws {
         let recordHeaders = headers.map { entry -> RecordHeader in
             let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
@@ -44,9 +35,9 @@ struct Produce: AsyncParsableCommand {
             lines.map { line in
                 var key: [UInt8]? = nil
                 var value = line
-                if let separator, let at = Self.firstIndex(of: separator, in: line) {
-                    key = Array(line[..<at])
-                    value = Array(line[(at + separator.count)...])
+                if let separator, let range = line.firstRange(of: separator) {
+                    key = Array(line[..<range.lowerBound])
+                    value = Array(line[range.upperBound...])
                 }
                 return Producer.OutgoingRecord(topic: topic, key: key, value: value, headers: recordHeaders, partition: partition)
             }

@@ -67,7 +67,9 @@ extension Broker {
             }
             do {
                 try replaceTopic(
-                    TopicState(name: name, id: topic.id, config: topic.config, slots: topic.slots + states.map { .online($0) }))
+                    TopicState(
+                        name: name, id: topic.id, config: topic.config, overrides: topic.overrides,
+                        slots: topic.slots + states.map { .online($0) }))
             } catch {
                 for state in states { try? state.log.close() }
                 for p in topic.slots.count..<count { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
@@ -137,11 +139,19 @@ extension Broker {
             let topic = try topicState(name)
             var config = replacing ? options.defaultTopicConfig : topic.config
             let defaults = options.defaultTopicConfig
+            // The names the topic sets itself once the changes apply: a deleted one follows the
+            // broker's default again (also after the broker's default changes).
+            var overridden = replacing ? Set<String>() : topic.overrides
             for change in changes {
                 switch change {
-                case .set(let key, let value): try config.apply(kafkaName: key, value: value)
-                case .delete(let key): try config.reset(kafkaName: key, to: defaults)
+                case .set(let key, let value):
+                    try config.apply(kafkaName: key, value: value)
+                    overridden.insert(key)
+                case .delete(let key):
+                    try config.reset(kafkaName: key, to: defaults)
+                    overridden.remove(key)
                 case .append(let key, let value), .subtract(let key, let value):
+                    overridden.insert(key)
                     guard TopicConfig.listKafkaNames.contains(key) else {
                         throw TidemarkError(.invalidConfig, "\(key) is not a list: APPEND and SUBTRACT do not apply")
                     }
@@ -159,7 +169,7 @@ extension Broker {
             do throws(StorageError) { try config.logConfig.validate() } catch { throw TidemarkError.wrapping(error, "configure \(name)") }
             if validateOnly { return }
             // Persisted first: a change that cannot be saved (a full disk) is not live.
-            try replaceTopic(TopicState(name: name, id: topic.id, config: config, slots: topic.slots))
+            try replaceTopic(TopicState(name: name, id: topic.id, config: config, overrides: overridden, slots: topic.slots))
             for case .online(let state) in topic.slots {
                 do throws(StorageError) { try state.log.update(config: config.logConfig) } catch {
                     throw TidemarkError.wrapping(error, "configure \(name)")

@@ -35,6 +35,8 @@ public struct TopicDescription: Sendable, Equatable {
     public var id: UUID = UUID()
     public var isInternal = false
     public var config: TopicConfig
+    /// The settings the topic sets itself, by Kafka name; the others are the broker's defaults.
+    public var overrides: Set<String> = []
     public var partitions: [PartitionDescription]
 }
 
@@ -119,17 +121,24 @@ public final class Broker: Sendable {
         let name: String
         let id: UUID
         let config: TopicConfig
+        /// The settings the topic sets itself, by Kafka name (the rest are the broker's).
+        let overrides: Set<String>
         let slots: [PartitionSlot]
         /// An internal topic (`__consumer_offsets`): readable, never produced to by clients.
         let isInternal: Bool
-        init(name: String, id: UUID, config: TopicConfig, slots: [PartitionSlot], isInternal: Bool = false) {
+        init(
+            name: String, id: UUID, config: TopicConfig, overrides: Set<String>, slots: [PartitionSlot], isInternal: Bool = false
+        ) {
             self.name = name
             self.id = id
             self.config = config
+            self.overrides = overrides
             self.slots = slots
             self.isInternal = isInternal
         }
-        var stored: TopicStore.Topic { TopicStore.Topic(name: name, partitions: slots.count, config: config, id: id) }
+        var stored: TopicStore.Topic {
+            TopicStore.Topic(name: name, partitions: slots.count, config: config, id: id, overrides: overrides.sorted())
+        }
         /// The partitions that serve.
         var partitions: [PartitionState] { slots.compactMap(\.state) }
     }
@@ -202,7 +211,18 @@ public final class Broker: Sendable {
             // Every partition's recovery is made durable by one batch (two syncfs calls in all,
             // not several fsyncs per partition), committed before anything is served.
             let openingSync = SyncBatch()
-            for topic in topics {
+            for stored in topics {
+                // The broker's defaults of today under the topic's own settings.
+                let overrides = stored.overrides.map(Set.init) ?? TopicConfig.overrides(of: stored.config, against: TopicConfig())
+                var resolved = stored
+                do {
+                    resolved.config = try TopicConfig.resolved(defaults: options.defaultTopicConfig, overrides: overrides, of: stored.config)
+                } catch {
+                    options.logger.error(
+                        "a topic's settings do not fit the broker's defaults; it keeps the settings it had",
+                        metadata: ["topic": "\(stored.name)", "error": "\(error)"])
+                }
+                let topic = resolved
                 // A partition that cannot be opened (an unreadable directory, say) goes offline
                 // alone: the others serve, and the broker starts.
                 let logger = options.logger
@@ -223,7 +243,7 @@ public final class Broker: Sendable {
                     }
                 }
                 let id = topic.id!
-                registry.topics[topic.name] = TopicState(name: topic.name, id: id, config: topic.config, slots: slots)
+                registry.topics[topic.name] = TopicState(name: topic.name, id: id, config: topic.config, overrides: overrides, slots: slots)
                 registry.names[id] = topic.name
             }
             try openingSync.commit()
@@ -282,7 +302,7 @@ public final class Broker: Sendable {
             partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes, maxMemoryBytes: options.groups.offsetsMaxMemoryBytes)
         let offsetsTopicState = TopicState(
-            name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), slots: [.online(offsetsPartition)],
+            name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), overrides: [], slots: [.online(offsetsPartition)],
             isInternal: true)
         let groupConfigs = try GroupConfigs(
             path: dataDirectory + "/group-configs.json",
@@ -371,8 +391,14 @@ public final class Broker: Sendable {
         try config.validate()
     }
 
-    /// Creates a topic; without a `config`, the broker's `defaultTopicConfig`.
-    public func createTopic(_ name: String, partitions: Int, config: TopicConfig? = nil) async throws {
+    /// Creates a topic; without a `config`, the broker's `defaultTopicConfig`. `overrides` name
+    /// the settings the topic sets itself, by Kafka name (CreateTopics' configs); without them,
+    /// those in which `config` differs from the broker's defaults. The others follow the
+    /// broker's defaults, also when a restart changes them.
+    public func createTopic(_ name: String, partitions: Int, config: TopicConfig? = nil, overrides: Set<String>? = nil)
+        async throws
+    {
+        let overrides = overrides ?? config.map { TopicConfig.overrides(of: $0, against: options.defaultTopicConfig) } ?? []
         let config = config ?? options.defaultTopicConfig
         try checkOpen()
         try checkNewTopic(name, partitions: partitions, config: config)
@@ -411,7 +437,7 @@ public final class Broker: Sendable {
                 for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
                 throw error
             }
-            let topic = TopicState(name: name, id: UUID(), config: config, slots: states.map { .online($0) })
+            let topic = TopicState(name: name, id: UUID(), config: config, overrides: overrides, slots: states.map { .online($0) })
             // Listed in topics.json before anyone can use it: a topic whose creation failed
             // (a full disk) must not take writes that a restart would then not find.
             do {
@@ -536,7 +562,7 @@ public final class Broker: Sendable {
     public func describeTopic(_ name: String) throws(TidemarkError) -> TopicDescription {
         let topic = try topicState(name)
         return TopicDescription(
-            name: name, id: topic.id, isInternal: topic.isInternal, config: topic.config,
+            name: name, id: topic.id, isInternal: topic.isInternal, config: topic.config, overrides: topic.overrides,
             partitions: topic.slots.enumerated().map { index, slot in
                 switch slot {
                 case .online(let p):

@@ -191,4 +191,22 @@ extension TopicConfig {
         return (honoured + (config.storedOnly ?? [:]).map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
     }
 
+    /// The names of the settings in which `config` differs from `defaults`: what a topic made
+    /// from a whole config (the embedded API, a topic from an earlier version) sets itself.
+    public static func overrides(of config: TopicConfig, against defaults: TopicConfig) -> Set<String> {
+        let base = Dictionary(uniqueKeysWithValues: defaults.kafkaConfigs)
+        return Set(config.kafkaConfigs.filter { name, value in base[name] != value }.map(\.0))
+    }
+
+    /// A topic's config: `defaults` (the broker's now) with the settings `overrides` of
+    /// `config` (the topic's own) over them. A setting the topic does not set follows the
+    /// broker's, also after the broker's changes (a restart with another `log.retention.ms`),
+    /// as in Kafka.
+    public static func resolved(defaults: TopicConfig, overrides: Set<String>, of config: TopicConfig) throws(TidemarkError) -> TopicConfig {
+        var resolved = defaults
+        // flush.messages and flush.ms are set one at a time, each keeping the other's value.
+        for (name, value) in config.kafkaConfigs where overrides.contains(name) { try resolved.apply(kafkaName: name, value: value) }
+        try resolved.validate()
+        return resolved
+    }
 }

@@ -5,9 +5,14 @@ import TidemarkStorage
 ///
 /// ```json
 /// {"version":1,
-///  "topics":[{"name":"jobs","id":"1f0e…-uuid","partitions":6,"config":{...}}],
+///  "topics":[{"name":"jobs","id":"1f0e…-uuid","partitions":6,"config":{...},
+///              "overrides":["retention.ms"]}],
 ///  "internalTopicIds":{"__consumer_offsets":"…uuid"}}
 /// ```
+/// `overrides` names (by Kafka name) the settings of `config` the topic sets itself; at open
+/// the others are the broker's defaults of the day (`TopicConfig.resolved`), so a topic
+/// follows the broker's settings it does not set. A file from before `overrides` reads as
+/// setting what differs from Kafka's defaults.
 /// `id` is the topic's UUID (Kafka's topic id), made when the topic is created, so a topic
 /// deleted and created again under the same name gets a new one. Files from before topic ids
 /// get ids at their next load.
@@ -17,6 +22,7 @@ struct TopicStore {
         var partitions: Int
         var config: TopicConfig
         var id: UUID?
+        var overrides: [String]?
     }
 
     struct File: Codable {

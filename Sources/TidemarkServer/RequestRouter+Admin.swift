@@ -27,22 +27,23 @@ extension RequestRouter {
                 let partitions = try Self.partitionCount(of: topic, nodeId: config.nodeId, defaultPartitions: config.defaultPartitions)
                 var topicConfig = broker.options.defaultTopicConfig
                 for entry in topic.configs { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
+                // The settings given are the topic's own (as described); the rest follow the broker's.
+                let overrides = Set(topic.configs.map(\.name))
                 if request.validateOnly {
                     if broker.listTopics().contains(topic.name) { throw TidemarkError(.topicAlreadyExists, "topic '\(topic.name)' already exists") }
                     try broker.checkNewTopic(topic.name, partitions: partitions, config: topicConfig)
                 } else {
-                    try await broker.createTopic(topic.name, partitions: partitions, config: topicConfig)
+                    try await broker.createTopic(topic.name, partitions: partitions, config: topicConfig, overrides: overrides)
                     result.topicId = wireId(of: topic.name)
                 }
                 // v5+: what was made, so clients need not ask again.
                 result.numPartitions = Int32(partitions)
                 result.replicationFactor = 1
-                let defaults = Dictionary(uniqueKeysWithValues: broker.options.defaultTopicConfig.kafkaConfigs)
+                let sources = TopicConfigSources(brokerDefaults: broker.options.defaultTopicConfig)
                 result.configs = topicConfig.kafkaConfigs.map { name, value in
                     CreateTopicsResponse.Config(
                         name: name, value: value,
-                        configSource: defaults[name] == value
-                            ? DescribeConfigsResponse.Source.defaultConfig.rawValue : DescribeConfigsResponse.Source.dynamicTopic.rawValue)
+                        configSource: sources.entry(name, value, overrides: overrides, includeSynonyms: false).configSource)
                 }
             } catch let code as KafkaError {
                 result.errorCode = code.rawValue
@@ -140,18 +141,9 @@ extension RequestRouter {
             case .topic:
                 do {
                     let described = try broker.describeTopic(resource.resourceName)
-                    let defaults = Dictionary(uniqueKeysWithValues: broker.options.defaultTopicConfig.kafkaConfigs)
+                    let sources = TopicConfigSources(brokerDefaults: broker.options.defaultTopicConfig)
                     entries = described.config.kafkaConfigs.map { name, value in
-                        var entry = DescribeConfigsResponse.Config(name: name, value: value, isDefault: defaults[name] == value)
-                        if request.includeSynonyms, let brokerName = BrokerConfig.brokerName(ofTopicConfig: name),
-                            let brokerValue = defaults[name]
-                        {
-                            if !entry.isDefault {
-                                entry.synonyms.append(.init(name: name, value: value, source: Source.dynamicTopic.rawValue))
-                            }
-                            entry.synonyms.append(.init(name: brokerName, value: brokerValue, source: Source.staticBroker.rawValue))
-                        }
-                        return entry
+                        sources.entry(name, value, overrides: described.overrides, includeSynonyms: request.includeSynonyms)
                     }
                 } catch {
                     result.errorCode = KafkaError(error).rawValue
@@ -239,5 +231,39 @@ extension RequestRouter {
             response.responses.append(result)
         }
         return response
+    }
+}
+
+/// Where a topic setting's value comes from, as Kafka's DescribeConfigs says it: the topic's
+/// own setting (DYNAMIC_TOPIC_CONFIG); else the broker's setting of it when the broker sets it
+/// to other than Kafka's default (STATIC_BROKER_CONFIG: `--config`, `server.properties`); else
+/// Kafka's default (DEFAULT_CONFIG). The synonyms list each level that has a value, the one
+/// in force first.
+struct TopicConfigSources {
+    typealias Source = DescribeConfigsResponse.Source
+    let brokerDefaults: [String: String]
+    let kafkaDefaults: [String: String]
+
+    init(brokerDefaults: TopicConfig) {
+        self.brokerDefaults = Dictionary(uniqueKeysWithValues: brokerDefaults.kafkaConfigs)
+        self.kafkaDefaults = Dictionary(uniqueKeysWithValues: TopicConfig().kafkaConfigs)
+    }
+
+    func entry(_ name: String, _ value: String, overrides: Set<String>, includeSynonyms: Bool) -> DescribeConfigsResponse.Config {
+        var synonyms: [DescribeConfigsResponse.Synonym] = []
+        if overrides.contains(name) { synonyms.append(.init(name: name, value: value, source: Source.dynamicTopic.rawValue)) }
+        if let brokerName = BrokerConfig.brokerName(ofTopicConfig: name) {
+            if let brokerValue = brokerDefaults[name], brokerValue != kafkaDefaults[name] {
+                synonyms.append(.init(name: brokerName, value: brokerValue, source: Source.staticBroker.rawValue))
+            }
+            if let kafkaValue = kafkaDefaults[name] {
+                synonyms.append(.init(name: brokerName, value: kafkaValue, source: Source.defaultConfig.rawValue))
+            }
+        }
+        let source = synonyms.first?.source ?? Source.defaultConfig.rawValue
+        var entry = DescribeConfigsResponse.Config(name: name, value: value, isDefault: source == Source.defaultConfig.rawValue)
+        entry.configSource = source
+        if includeSynonyms { entry.synonyms = synonyms }
+        return entry
     }
 }

@@ -40,6 +40,61 @@ import TidemarkWire
         }
     }
 
+    /// A topic setting's source, as Kafka's ConfigHelper gives it: the topic's own when set on
+    /// it (also to a default's value), else the broker's when the broker sets it, else Kafka's
+    /// default; the synonyms list each level, the one in force first. Broker settings were
+    /// described as the topic's own, and a setting given equal to the default as a default.
+    @Test func aTopicSettingsSourceIsWhereItsValueComesFrom() async throws {
+        let dir = TemporaryDirectory()
+        var options = BrokerOptions()
+        options.defaultTopicConfig.maxMessageBytes = 2_000_000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+        var config = ServerConfig()
+        config.port = 0
+        let server = try await KafkaServer.start(broker: broker, config: config)
+        do {
+            try await Self.checkSources(client: try RawClient(port: server.boundPort))
+        } catch {
+            await server.stop()
+            try await broker.close()
+            throw error
+        }
+        await server.stop()
+        try await broker.close()
+    }
+
+    static func checkSources(client: RawClient) async throws {
+        var create = CreateTopicsRequest()
+        var topic = CreateTopicsRequest.Topic()
+        topic.name = "sourced"
+        topic.numPartitions = 1
+        topic.replicationFactor = 1
+        topic.configs = [.init(name: "retention.ms", value: "60000"), .init(name: "segment.bytes", value: "1073741824")]
+        create.topics = [topic]
+        let created = try CreateTopicsResponse.decode(
+            try await Self.exchange(client, .createTopics, version: 5, create), from: 1, version: 5, flexible: true)
+        let createdSources = Dictionary(uniqueKeysWithValues: (created.topics[0].configs ?? []).map { ($0.name, $0.configSource) })
+        #expect(createdSources["retention.ms"] == 1 && createdSources["segment.bytes"] == 1)
+        #expect(createdSources["max.message.bytes"] == 4 && createdSources["flush.ms"] == 5)
+
+        var request = DescribeConfigsRequest()
+        var resource = DescribeConfigsRequest.Resource()
+        resource.resourceName = "sourced"
+        request.resources = [resource]
+        request.includeSynonyms = true
+        let body = try await Self.exchange(client, .describeConfigs, version: 2, request)
+        let described = Dictionary(
+            uniqueKeysWithValues: try DescribeConfigsResponse.decode(body, version: 2, flexible: false).results[0].configs.map { ($0.name, $0) })
+        let retention = try #require(described["retention.ms"])
+        #expect(retention.configSource == 1 && retention.synonyms.map(\.source) == [1, 5])
+        #expect(retention.synonyms.map(\.name) == ["retention.ms", "log.retention.ms"])
+        #expect(described["segment.bytes"]?.configSource == 1)
+        let maxMessage = try #require(described["max.message.bytes"])
+        #expect(maxMessage.configSource == 4 && maxMessage.value == "2000000")
+        #expect(maxMessage.synonyms.map(\.source) == [4, 5] && maxMessage.synonyms.last?.value == "1048588")
+        #expect(described["flush.ms"]?.configSource == 5 && described["min.insync.replicas"] == nil)
+    }
+
     /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
     /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
     /// answer. Now INVALID_REQUEST, with no configs.

@@ -81,6 +81,7 @@ import Glibc
             config["retentionMs"] = -1
             config["retentionBytes"] = -1
             topics[0]["config"] = config
+            topics[0]["overrides"] = ["retention.bytes", "retention.ms"]
         }
         let clock = TestClock(4_000_000_000_000)  // a century after the records' timestamps
         let broker = try await Broker.open(dataDirectory: dir.path, options: options(clock: clock, maintenanceMs: 20))

@@ -116,6 +116,60 @@ import TidemarkStorage
         try await reopened.close()
     }
 
+    /// A topic follows the broker's defaults in what it does not set itself, also across a
+    /// restart that changes them, as Kafka's topics do (a topic's setting is its own only when
+    /// set on it). They were copied into the topic at its creation: a restart with another
+    /// `log.retention.ms` never reached the topics there, and DescribeConfigs showed the copies
+    /// as the topic's own. What a topic sets stays its own, also a value equal to a default.
+    /// A topics.json from before reads as setting what differs from Kafka's defaults.
+    @Test func aTopicFollowsTheBrokersDefaultsItDoesNotSet() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options()
+        opts.defaultTopicConfig.retentionMs = 5000
+        opts.defaultTopicConfig.maxMessageBytes = 2_000_000
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("plain", partitions: 1)
+        var own = opts.defaultTopicConfig
+        try own.apply(kafkaName: "segment.bytes", value: "1073741824")
+        try own.apply(kafkaName: "retention.ms", value: "60000")
+        try await broker.createTopic("own", partitions: 1, config: own, overrides: ["segment.bytes", "retention.ms"])
+        var embedded = opts.defaultTopicConfig
+        embedded.retentionBytes = 1 << 30
+        try await broker.createTopic("embedded", partitions: 1, config: embedded)
+        #expect(try broker.describeTopic("plain").overrides == [])
+        #expect(try broker.describeTopic("own").overrides == ["segment.bytes", "retention.ms"])
+        #expect(try broker.describeTopic("embedded").overrides == ["retention.bytes"])
+        try await broker.close()
+
+        opts.defaultTopicConfig = TopicConfig()
+        opts.defaultTopicConfig.retentionMs = 9000
+        opts.defaultTopicConfig.segmentBytes = 1 << 20
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let plain = try broker.describeTopic("plain").config
+        #expect(plain.retentionMs == 9000 && plain.maxMessageBytes == 1_048_588 && plain.segmentBytes == 1 << 20)
+        #expect(try broker.partitionState("plain", 0).log.config.retentionMs == 9000)
+        let ownNow = try broker.describeTopic("own").config
+        #expect(ownNow.retentionMs == 60000 && ownNow.segmentBytes == 1 << 30)
+        #expect(try broker.describeTopic("embedded").config.retentionBytes == 1 << 30)
+        // A setting deleted follows the broker's again; one set is the topic's.
+        try await broker.alterTopicConfig("own", changes: [.delete("retention.ms"), .set("max.message.bytes", "1048588")])
+        #expect(try broker.describeTopic("own").config.retentionMs == 9000)
+        #expect(try broker.describeTopic("own").overrides == ["segment.bytes", "max.message.bytes"])
+        try await broker.close()
+
+        // A file from before: no overrides. Settings equal to Kafka's defaults follow the broker's.
+        let path = dir.path + "/topics.json"
+        var file = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        file["topics"] = (file["topics"] as? [[String: Any]])?.map { topic in topic.filter { $0.key != "overrides" } }
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        opts.defaultTopicConfig.maxMessageBytes = 3_000_000
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let legacy = try broker.describeTopic("plain")
+        #expect(legacy.config.maxMessageBytes == 3_000_000 && legacy.config.retentionMs == 9000)
+        #expect(legacy.overrides == ["retention.ms", "segment.bytes"])
+        try await broker.close()
+    }
+
     /// A partition whose log failed an fsync refuses appends until a restart: it is offline
     /// to Metadata and monitoring (it was reported healthy), its records still readable.
     @Test func aFailedLogIsReportedOffline() async throws {

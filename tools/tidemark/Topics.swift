@@ -47,7 +47,9 @@ struct Topics: AsyncParsableCommand {
                     return
                 }
             } else {
-                try await data.withBroker(creating: true) { try await $0.createTopic(name, partitions: partitions ?? 1, config: config) }
+                try await data.withBroker(creating: true) {
+                    try await $0.createTopic(name, partitions: partitions ?? 1, config: config, overrides: Set(pairs.map(\.0)))
+                }
             }
             let count = partitions ?? 1
             Output.line("created topic \(name) with \(count) partition\(count == 1 ? "" : "s")")

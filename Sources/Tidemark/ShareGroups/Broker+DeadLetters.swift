@@ -61,7 +61,9 @@ extension Broker {
             var config = options.defaultTopicConfig
             config.deadLetterQueueEnabled = true
             do {
-                try await createTopic(topic, partitions: max(1, options.groups.deadLetterTopicPartitions), config: config)
+                try await createTopic(
+                    topic, partitions: max(1, options.groups.deadLetterTopicPartitions), config: config,
+                    overrides: ["errors.deadletterqueue.group.enable"])
                 options.logger.info("dead-letter topic created", metadata: ["topic": "\(topic)", "group": "\(pending.group)"])
             } catch let error as TidemarkError where error.code == .topicAlreadyExists {}
         }

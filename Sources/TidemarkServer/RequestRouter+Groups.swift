@@ -270,17 +270,21 @@ extension RequestRouter {
     }
 
     /// OffsetDelete: a group's committed offsets of some partitions, refused per partition
-    /// while its members subscribe to the topic.
+    /// while its members subscribe to the topic. A partition no topic has is
+    /// UNKNOWN_TOPIC_OR_PARTITION and deletes nothing, as in Kafka (it answered success).
     func offsetDelete(_ request: OffsetDeleteRequest) async -> OffsetDeleteResponse {
         var response = OffsetDeleteResponse()
-        let partitions = request.topics.flatMap { t in t.partitions.map { TopicPartition(t.name, Int($0)) } }
+        func exists(_ topic: String, _ partition: Int32) -> Bool {
+            partition >= 0 && (try? broker.partitionCount(of: topic)).map { Int(partition) < $0 } == true
+        }
+        let partitions = request.topics.flatMap { t in t.partitions.filter { exists(t.name, $0) }.map { TopicPartition(t.name, Int($0)) } }
         do {
             let results = try await broker.groups.deleteOffsets(groupId: request.groupId, partitions: partitions)
             response.topics = request.topics.map { topic in
                 OffsetDeleteResponse.Topic(
                     name: topic.name,
                     partitions: topic.partitions.map { index in
-                        let code = results[TopicPartition(topic.name, Int(index))] ?? nil
+                        let code = exists(topic.name, index) ? results[TopicPartition(topic.name, Int(index))] ?? nil : .unknownTopicOrPartition
                         return OffsetDeleteResponse.Partition(partitionIndex: index, errorCode: KafkaError(optional: code).rawValue)
                     })
             }

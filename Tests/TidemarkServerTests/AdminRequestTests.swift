@@ -95,6 +95,26 @@ import TidemarkWire
         #expect(described["flush.ms"]?.configSource == 5 && described["min.insync.replicas"] == nil)
     }
 
+    /// OffsetDelete of a partition no topic has is UNKNOWN_TOPIC_OR_PARTITION, as in Kafka's
+    /// KafkaApis (it answered success); the partitions that exist are deleted.
+    @Test func offsetDeleteOfAnUnknownPartitionSaysSo() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("kept", partitions: 1)
+            let committed = try await server.broker.groups.commitOffsets(
+                groupId: "g", offsets: [TopicPartition("kept", 0): CommittedOffset(offset: 1)])
+            #expect(committed == nil)
+            let client = try RawClient(port: server.boundPort)
+            var request = OffsetDeleteRequest()
+            request.groupId = "g"
+            request.topics = [.init(name: "kept", partitions: [0, 7, -1]), .init(name: "no-such-topic", partitions: [0])]
+            let body = try await Self.exchange(client, .offsetDelete, version: 0, request)
+            let response = try OffsetDeleteResponse.decode(body, version: 0, flexible: false)
+            #expect(response.errorCode == 0)
+            #expect(response.topics.map { $0.partitions.map(\.errorCode) } == [[0, 3, 3], [3]])
+            #expect(server.broker.groups.fetchOffsets(groupId: "g", partitions: [TopicPartition("kept", 0)]).isEmpty)
+        }
+    }
+
     /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
     /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
     /// answer. Now INVALID_REQUEST, with no configs.

@@ -25,6 +25,13 @@ public enum ConfigChange: Sendable, Equatable {
     case append(String, String?)
     /// Removes the comma-separated items from a list setting (SUBTRACT).
     case subtract(String, String?)
+
+    /// The setting it changes.
+    public var name: String {
+        switch self {
+        case .set(let name, _), .delete(let name), .append(let name, _), .subtract(let name, _): name
+        }
+    }
 }
 
 extension Broker {

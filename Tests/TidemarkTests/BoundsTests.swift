@@ -249,7 +249,8 @@ import TidemarkStorage
         }
         #expect(made > 50 && made < 400, "\(made) empty groups in 256 KiB")
         #expect(broker.groups.state.withLock { $0.memberBytes } <= 256 << 10)
-        try await broker.alterGroupConfig("shortened", changes: [.set("consumer.session.timeout.ms", "5000")])
+        try await broker.alterGroupConfig(
+            "shortened", changes: [.set("consumer.heartbeat.interval.ms", "1000"), .set("consumer.session.timeout.ms", "5000")])
         clock.advance(6_000)
         await broker.groups.tick()
         #expect(broker.groups.state.withLock { ($0.consumerGroups["stays"]?.isEmpty, $0.consumerGroups["shortened"]?.isEmpty) } == (false, true))

@@ -243,4 +243,29 @@ import TidemarkStorage
         try await broker.createTopic("s", partitions: 1)
         try await broker.close()
     }
+
+    /// A group's heartbeat interval is at least 100 ms and less than its session timeout
+    /// (Kafka's GroupConfig checks the pair): 1 ms was accepted, and each member of the group
+    /// then sent 700 heartbeats a second.
+    @Test func aGroupsHeartbeatsFitItsSession() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        for kind in ["consumer", "share"] {
+            for changes: [ConfigChange] in [
+                [.set("\(kind).heartbeat.interval.ms", "1")],
+                [.set("\(kind).session.timeout.ms", "5")],
+                [.set("\(kind).heartbeat.interval.ms", "600000")],
+                [.set("\(kind).heartbeat.interval.ms", "2000"), .set("\(kind).session.timeout.ms", "2000")],
+            ] {
+                await #expect(throws: TidemarkError.self, "\(changes)") { try await broker.alterGroupConfig("g", changes: changes) }
+            }
+            try await broker.alterGroupConfig("g", changes: [.set("\(kind).heartbeat.interval.ms", "500"), .set("\(kind).session.timeout.ms", "3000")])
+            // Once set, the other of the pair is checked against it.
+            await #expect(throws: TidemarkError.self) {
+                try await broker.alterGroupConfig("g", changes: [.set("\(kind).heartbeat.interval.ms", "3000")])
+            }
+        }
+        #expect(broker.groupConfigs.value("consumer.session.timeout.ms", of: "g") == "3000")
+        try await broker.close()
+    }
 }

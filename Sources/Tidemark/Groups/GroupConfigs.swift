@@ -34,10 +34,12 @@ public final class GroupConfigs: Sendable {
 
     /// Kafka's group configs (4.1) that Tidemark honours.
     static let keys: [Key] = [
-        Key(name: "consumer.session.timeout.ms", defaultValue: "45000", validate: integer(1...3_600_000)),
-        Key(name: "consumer.heartbeat.interval.ms", defaultValue: "5000", validate: integer(1...3_600_000)),
-        Key(name: "share.session.timeout.ms", defaultValue: "45000", validate: integer(1...3_600_000)),
-        Key(name: "share.heartbeat.interval.ms", defaultValue: "5000", validate: integer(1...3_600_000)),
+        // Wider than Kafka's broker bounds (45-60 s, 5-15 s), not unbounded: a heartbeat
+        // interval of 1 ms had each member send 700 heartbeats a second.
+        Key(name: "consumer.session.timeout.ms", defaultValue: "45000", validate: integer(1_000...3_600_000)),
+        Key(name: "consumer.heartbeat.interval.ms", defaultValue: "5000", validate: integer(100...3_600_000)),
+        Key(name: "share.session.timeout.ms", defaultValue: "45000", validate: integer(1_000...3_600_000)),
+        Key(name: "share.heartbeat.interval.ms", defaultValue: "5000", validate: integer(100...3_600_000)),
         Key(name: "share.record.lock.duration.ms", defaultValue: "30000", validate: integer(1_000...3_600_000)),
         Key(name: "share.delivery.count.limit", defaultValue: "5", validate: integer(2...10)),
         Key(name: "share.partition.max.record.locks", defaultValue: "2000", validate: integer(100...10_000)),
@@ -131,6 +133,19 @@ public final class GroupConfigs: Sendable {
                 settings.removeValue(forKey: name)
             case .append(let name, _), .subtract(let name, _):
                 throw TidemarkError(.invalidConfig, "\(name) is not a list: APPEND and SUBTRACT do not apply")
+            }
+        }
+        // A member must be able to heartbeat before its session expires (Kafka's GroupConfig
+        // checks the same): checked when a change names either setting of the pair.
+        let named = Set(changes.map(\.name))
+        for kind in ["consumer", "share"] {
+            let (interval, timeout) = ("\(kind).heartbeat.interval.ms", "\(kind).session.timeout.ms")
+            guard named.contains(interval) || named.contains(timeout) || replacing,
+                let every = Int64(settings[interval] ?? defaultValue(interval) ?? ""),
+                let within = Int64(settings[timeout] ?? defaultValue(timeout) ?? "")
+            else { continue }
+            guard every < within else {
+                throw TidemarkError(.invalidConfig, "\(interval) (\(every)) must be less than \(timeout) (\(within))")
             }
         }
         if validateOnly { return }

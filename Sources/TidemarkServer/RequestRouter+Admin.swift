@@ -234,6 +234,36 @@ extension RequestRouter {
     }
 }
 
+// DescribeAcls, CreateAcls, DeleteAcls: this node has no authorizer; Kafka without one
+// answers each with SECURITY_DISABLED (AclApis), and so does Tidemark. Tools that list ACLs
+// (sarama's ClusterAdmin, kafka-acls.sh, UIs) then say why, instead of losing the connection.
+extension RequestRouter {
+    static let noAuthorizer = "No Authorizer is configured."
+
+    func describeAcls(_ request: DescribeAclsRequest) -> DescribeAclsResponse {
+        var response = DescribeAclsResponse()
+        response.errorCode = KafkaError.securityDisabled.rawValue
+        response.errorMessage = "No Authorizer is configured on the broker"
+        return response
+    }
+
+    func createAcls(_ request: CreateAclsRequest) -> CreateAclsResponse {
+        var response = CreateAclsResponse()
+        response.results = request.creations.map { _ in
+            CreateAclsResponse.Result(errorCode: KafkaError.securityDisabled.rawValue, errorMessage: Self.noAuthorizer)
+        }
+        return response
+    }
+
+    func deleteAcls(_ request: DeleteAclsRequest) -> DeleteAclsResponse {
+        var response = DeleteAclsResponse()
+        response.filterResults = request.filters.map { _ in
+            DeleteAclsResponse.FilterResult(errorCode: KafkaError.securityDisabled.rawValue, errorMessage: Self.noAuthorizer)
+        }
+        return response
+    }
+}
+
 /// Where a topic setting's value comes from, as Kafka's DescribeConfigs says it: the topic's
 /// own setting (DYNAMIC_TOPIC_CONFIG); else the broker's setting of it when the broker sets it
 /// to other than Kafka's default (STATIC_BROKER_CONFIG: `--config`, `server.properties`); else

@@ -357,6 +357,15 @@ final class RequestRouter: Sendable {
         case .describeLogDirs: return try respond(describeLogDirs(try body(DescribeLogDirsRequest.self)), header, api: api)
         case .createPartitions: return try respond(await createPartitions(try body(CreatePartitionsRequest.self)), header, api: api)
         case .offsetDelete: return try respond(await offsetDelete(try body(OffsetDeleteRequest.self)), header, api: api)
+        case .describeAcls: return try respond(describeAcls(try body(DescribeAclsRequest.self)), header, api: api)
+        case .createAcls:
+            let request = try body(CreateAclsRequest.self)
+            try TooManyEntries.check(request.creations.count, "ACL creations")
+            return try respond(createAcls(request), header, api: api)
+        case .deleteAcls:
+            let request = try body(DeleteAclsRequest.self)
+            try TooManyEntries.check(request.filters.count, "ACL filters")
+            return try respond(deleteAcls(request), header, api: api)
         case .deleteGroups: return try respond(await deleteGroups(try body(DeleteGroupsRequest.self)), header, api: api)
         case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self)), header, api: api)
         case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)

@@ -28,6 +28,9 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case deleteRecords = 21
     case initProducerId = 22
     case offsetForLeaderEpoch = 23
+    case describeAcls = 29
+    case createAcls = 30
+    case deleteAcls = 31
     case describeConfigs = 32
     case alterConfigs = 33
     case describeLogDirs = 35
@@ -69,6 +72,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .deleteRecords: 0...2
         case .initProducerId: 0...5
         case .offsetForLeaderEpoch: 2...4
+        case .describeAcls, .createAcls, .deleteAcls: 0...3
         case .describeConfigs: 0...4
         case .alterConfigs: 0...2
         case .describeLogDirs: 1...4
@@ -118,6 +122,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .deleteRecords: 2
         case .initProducerId: 2
         case .offsetForLeaderEpoch: 4
+        case .describeAcls, .createAcls, .deleteAcls: 2
         case .describeConfigs: 4
         case .alterConfigs: 2
         case .describeLogDirs: 2
@@ -178,6 +183,7 @@ public enum KafkaError: Int16, Sendable {
     case duplicateSequenceNumber = 46
     case invalidProducerEpoch = 47
     case transactionalIdAuthorizationFailed = 53
+    case securityDisabled = 54
     case unknownProducerId = 59
     case kafkaStorageError = 56
     case unsupportedCompressionType = 76

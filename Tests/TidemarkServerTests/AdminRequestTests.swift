@@ -115,6 +115,39 @@ import TidemarkWire
         }
     }
 
+    /// The ACL APIs are answered SECURITY_DISABLED, as Kafka without an authorizer answers
+    /// them, once per creation and filter; the connection stays. They closed it ("unknown api
+    /// key 29"), and a client that does not negotiate (sarama's ClusterAdmin listing ACLs) lost
+    /// its next calls on it too.
+    @Test func aclRequestsAreAnsweredAsWithoutAnAuthorizer() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            for version: Int16 in 0...3 {
+                let flexible = version >= 2
+                let described = try DescribeAclsResponse.decode(
+                    try await Self.exchange(client, .describeAcls, version: version, DescribeAclsRequest()), from: flexible ? 1 : 0,
+                    version: version, flexible: flexible)
+                #expect(described.errorCode == 54 && described.resources.isEmpty)
+                #expect(described.errorMessage == "No Authorizer is configured on the broker")
+                var create = CreateAclsRequest()
+                create.creations = [.init(), .init()]
+                let created = try CreateAclsResponse.decode(
+                    try await Self.exchange(client, .createAcls, version: version, create), from: flexible ? 1 : 0, version: version,
+                    flexible: flexible)
+                #expect(created.results.map(\.errorCode) == [54, 54])
+                var delete = DeleteAclsRequest()
+                delete.filters = [AclFilter()]
+                let deleted = try DeleteAclsResponse.decode(
+                    try await Self.exchange(client, .deleteAcls, version: version, delete), from: flexible ? 1 : 0, version: version,
+                    flexible: flexible)
+                #expect(deleted.filterResults.map(\.errorCode) == [54] && deleted.filterResults[0].matchingAcls.isEmpty)
+            }
+            // The same connection still serves.
+            let body = try await Self.exchange(client, .metadata, version: 1, MetadataRequest())
+            #expect(try MetadataResponse.decode(body, version: 1, flexible: false).brokers.count == 1)
+        }
+    }
+
     /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
     /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
     /// answer. Now INVALID_REQUEST, with no configs.

@@ -82,6 +82,12 @@ import TidemarkWire
         case (.initProducerId, false): return try trip(InitProducerIdResponse.self)
         case (.offsetForLeaderEpoch, true): return try trip(OffsetForLeaderEpochRequest.self)
         case (.offsetForLeaderEpoch, false): return try trip(OffsetForLeaderEpochResponse.self)
+        case (.describeAcls, true): return try trip(DescribeAclsRequest.self)
+        case (.describeAcls, false): return try trip(DescribeAclsResponse.self)
+        case (.createAcls, true): return try trip(CreateAclsRequest.self)
+        case (.createAcls, false): return try trip(CreateAclsResponse.self)
+        case (.deleteAcls, true): return try trip(DeleteAclsRequest.self)
+        case (.deleteAcls, false): return try trip(DeleteAclsResponse.self)
         case (.describeConfigs, true): return try trip(DescribeConfigsRequest.self)
         case (.describeConfigs, false): return try trip(DescribeConfigsResponse.self)
         case (.alterConfigs, true): return try trip(AlterConfigsRequest.self, AlterConfigsRequest(incremental: false))
@@ -126,6 +132,7 @@ import TidemarkWire
         // Each implemented version of each API from Kafka 4.1's floor up has a request and a response vector.
         let floors: [ApiKey: Int16] = [
             .listOffsets: 1, .offsetCommit: 2, .offsetFetch: 1, .createTopics: 2, .deleteTopics: 1, .describeConfigs: 1,
+            .describeAcls: 1, .createAcls: 1, .deleteAcls: 1,
         ]
         for api in ApiKey.allCases {
             for version in max(api.implemented.lowerBound, floors[api] ?? 0)...api.implemented.upperBound {

@@ -1,0 +1,204 @@
+// DescribeAcls (29), CreateAcls (30), DeleteAcls (31): v1-3, the versions Kafka 4.1 serves,
+// and v0 (no pattern types), which KIP-896 removed but sarama configured for Kafka 1.x-2.x
+// still sends; flexible from v2. A node without an authorizer answers each with
+// SECURITY_DISABLED, as Kafka does; the codecs read every field so that a request of any
+// size is read whole and answered.
+
+/// One ACL binding filter, as DescribeAcls' request and DeleteAcls' filters carry it:
+/// resource_type_filter i8, resource_name_filter nullable string, pattern_type_filter i8
+/// (v1+), principal_filter nullable string, host_filter nullable string, operation i8,
+/// permission_type i8.
+public struct AclFilter: Sendable, Equatable {
+    public var resourceType: Int8 = 1
+    public var resourceName: String? = nil
+    public var patternType: Int8 = 3
+    public var principal: String? = nil
+    public var host: String? = nil
+    public var operation: Int8 = 1
+    public var permissionType: Int8 = 1
+    public init() {}
+
+    mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int8(&resourceType, "resource_type_filter")
+        try c.nullableString(&resourceName, "resource_name_filter")
+        if version >= 1 { try c.int8(&patternType, "pattern_type_filter") }
+        try c.nullableString(&principal, "principal_filter")
+        try c.nullableString(&host, "host_filter")
+        try c.int8(&operation, "operation")
+        try c.int8(&permissionType, "permission_type")
+    }
+}
+
+/// DescribeAcls (29) request v0-3: one `AclFilter` (its fields at the top level).
+public struct DescribeAclsRequest: KafkaMessage {
+    public var filter = AclFilter()
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try filter.code(&c, version: version)
+        try c.taggedFields()
+    }
+}
+
+/// DescribeAcls response v0-3: throttle_time_ms, error_code, error_message, resources
+/// [resource_type i8, resource_name, pattern_type i8 (v1+), acls [principal, host, operation
+/// i8, permission_type i8]].
+public struct DescribeAclsResponse: KafkaMessage {
+    public struct Acl: Sendable, Equatable {
+        public var principal = ""
+        public var host = ""
+        public var operation: Int8 = 0
+        public var permissionType: Int8 = 0
+        public init() {}
+    }
+    public struct Resource: Sendable, Equatable {
+        public var resourceType: Int8 = 0
+        public var resourceName = ""
+        public var patternType: Int8 = 3
+        public var acls: [Acl] = []
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var errorMessage: String? = nil
+    public var resources: [Resource] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.int16(&errorCode, "error_code")
+        try c.nullableString(&errorMessage, "error_message")
+        try c.array(&resources, "resources", make: { Resource() }) { (c: inout WireCoder, r: inout Resource) throws(WireError) in
+            try c.int8(&r.resourceType, "resource_type")
+            try c.string(&r.resourceName, "resource_name")
+            if version >= 1 { try c.int8(&r.patternType, "pattern_type") }
+            try c.array(&r.acls, "acls", make: { Acl() }) { (c: inout WireCoder, a: inout Acl) throws(WireError) in
+                try c.string(&a.principal, "principal")
+                try c.string(&a.host, "host")
+                try c.int8(&a.operation, "operation")
+                try c.int8(&a.permissionType, "permission_type")
+                try c.taggedFields()
+            }
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// CreateAcls (30) request v0-3: creations [resource_type i8, resource_name,
+/// resource_pattern_type i8 (v1+), principal, host, operation i8, permission_type i8].
+public struct CreateAclsRequest: KafkaMessage {
+    public struct Creation: Sendable, Equatable {
+        public var resourceType: Int8 = 0
+        public var resourceName = ""
+        public var patternType: Int8 = 3
+        public var principal = ""
+        public var host = ""
+        public var operation: Int8 = 0
+        public var permissionType: Int8 = 0
+        public init() {}
+    }
+    public var creations: [Creation] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.array(&creations, "creations", make: { Creation() }) { (c: inout WireCoder, k: inout Creation) throws(WireError) in
+            try c.int8(&k.resourceType, "resource_type")
+            try c.string(&k.resourceName, "resource_name")
+            if version >= 1 { try c.int8(&k.patternType, "resource_pattern_type") }
+            try c.string(&k.principal, "principal")
+            try c.string(&k.host, "host")
+            try c.int8(&k.operation, "operation")
+            try c.int8(&k.permissionType, "permission_type")
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// CreateAcls response v0-3: throttle_time_ms, results [error_code, error_message], one per
+/// creation in order.
+public struct CreateAclsResponse: KafkaMessage {
+    public struct Result: Sendable, Equatable {
+        public var errorCode: Int16 = 0
+        public var errorMessage: String? = nil
+        public init(errorCode: Int16 = 0, errorMessage: String? = nil) {
+            self.errorCode = errorCode
+            self.errorMessage = errorMessage
+        }
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var results: [Result] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.array(&results, "results", make: { Result() }) { (c: inout WireCoder, r: inout Result) throws(WireError) in
+            try c.int16(&r.errorCode, "error_code")
+            try c.nullableString(&r.errorMessage, "error_message")
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// DeleteAcls (31) request v0-3: filters [`AclFilter`].
+public struct DeleteAclsRequest: KafkaMessage {
+    public var filters: [AclFilter] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.array(&filters, "filters", make: { AclFilter() }) { (c: inout WireCoder, f: inout AclFilter) throws(WireError) in
+            try f.code(&c, version: version)
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// DeleteAcls response v0-3: throttle_time_ms, filter_results [error_code, error_message,
+/// matching_acls [error_code, error_message, resource_type i8, resource_name, pattern_type i8
+/// (v1+), principal, host, operation i8, permission_type i8]], one per filter in order.
+public struct DeleteAclsResponse: KafkaMessage {
+    public struct Match: Sendable, Equatable {
+        public var errorCode: Int16 = 0
+        public var errorMessage: String? = nil
+        public var resourceType: Int8 = 0
+        public var resourceName = ""
+        public var patternType: Int8 = 3
+        public var principal = ""
+        public var host = ""
+        public var operation: Int8 = 0
+        public var permissionType: Int8 = 0
+        public init() {}
+    }
+    public struct FilterResult: Sendable, Equatable {
+        public var errorCode: Int16 = 0
+        public var errorMessage: String? = nil
+        public var matchingAcls: [Match] = []
+        public init(errorCode: Int16 = 0, errorMessage: String? = nil) {
+            self.errorCode = errorCode
+            self.errorMessage = errorMessage
+        }
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var filterResults: [FilterResult] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.array(&filterResults, "filter_results", make: { FilterResult() }) {
+            (c: inout WireCoder, r: inout FilterResult) throws(WireError) in
+            try c.int16(&r.errorCode, "error_code")
+            try c.nullableString(&r.errorMessage, "error_message")
+            try c.array(&r.matchingAcls, "matching_acls", make: { Match() }) { (c: inout WireCoder, m: inout Match) throws(WireError) in
+                try c.int16(&m.errorCode, "error_code")
+                try c.nullableString(&m.errorMessage, "error_message")
+                try c.int8(&m.resourceType, "resource_type")
+                try c.string(&m.resourceName, "resource_name")
+                if version >= 1 { try c.int8(&m.patternType, "pattern_type") }
+                try c.string(&m.principal, "principal")
+                try c.string(&m.host, "host")
+                try c.int8(&m.operation, "operation")
+                try c.int8(&m.permissionType, "permission_type")
+                try c.taggedFields()
+            }
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}

@@ -264,6 +264,53 @@ extension RequestRouter {
     }
 }
 
+// ElectLeaders: one node leads every partition it serves, so there is never an election to
+// hold. Answered as Kafka's controller answers a partition whose leader is already the
+// preferred one: ELECTION_NOT_NEEDED (leaving it out when every partition was asked for),
+// UNKNOWN_TOPIC_OR_PARTITION for a partition no topic has, and for an offline partition,
+// which no election can bring back, PREFERRED_LEADER_NOT_AVAILABLE or
+// ELIGIBLE_LEADERS_NOT_AVAILABLE. kafka-leader-election.sh then says what Kafka's says.
+extension RequestRouter {
+    func electLeaders(_ request: ElectLeadersRequest, version: Int16) -> ElectLeadersResponse {
+        var response = ElectLeadersResponse()
+        guard request.electionType == 0 || request.electionType == 1 else {
+            response.errorCode = KafkaError.invalidRequest.rawValue
+            return response
+        }
+        let unclean = request.electionType == 1
+        var offline: [String: Set<Int>] = [:]
+        func result(_ topic: String, _ partition: Int32) -> ElectLeadersResponse.Partition {
+            guard let count = try? broker.partitionCount(of: topic) else {
+                return .init(partitionId: partition, errorCode: KafkaError.unknownTopicOrPartition.rawValue, errorMessage: "No such topic as \(topic)")
+            }
+            guard partition >= 0 && Int(partition) < count else {
+                return .init(
+                    partitionId: partition, errorCode: KafkaError.unknownTopicOrPartition.rawValue,
+                    errorMessage: "No such partition as \(topic)-\(partition)")
+            }
+            if offline[topic] == nil { offline[topic] = broker.unavailablePartitions(of: topic) }
+            if offline[topic]?.contains(Int(partition)) == true {
+                let code: KafkaError = unclean ? .eligibleLeadersNotAvailable : .preferredLeaderNotAvailable
+                return .init(partitionId: partition, errorCode: code.rawValue, errorMessage: "\(topic)-\(partition) is offline on this node")
+            }
+            return .init(partitionId: partition, errorCode: KafkaError.electionNotNeeded.rawValue)
+        }
+        if let asked = request.topicPartitions {
+            response.replicaElectionResults = asked.map { topic in
+                .init(topic: topic.topic, partitionResult: topic.partitions.map { result(topic.topic, $0) })
+            }
+        } else {
+            response.replicaElectionResults = (broker.listTopics() + broker.internalTopicNames).map { topic in
+                let count = (try? broker.partitionCount(of: topic)) ?? 0
+                return .init(
+                    topic: topic,
+                    partitionResult: (0..<Int32(count)).map { result(topic, $0) }.filter { $0.errorCode != KafkaError.electionNotNeeded.rawValue })
+            }
+        }
+        return response
+    }
+}
+
 /// Where a topic setting's value comes from, as Kafka's DescribeConfigs says it: the topic's
 /// own setting (DYNAMIC_TOPIC_CONFIG); else the broker's setting of it when the broker sets it
 /// to other than Kafka's default (STATIC_BROKER_CONFIG: `--config`, `server.properties`); else

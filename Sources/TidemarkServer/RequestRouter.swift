@@ -357,6 +357,10 @@ final class RequestRouter: Sendable {
         case .describeLogDirs: return try respond(describeLogDirs(try body(DescribeLogDirsRequest.self)), header, api: api)
         case .createPartitions: return try respond(await createPartitions(try body(CreatePartitionsRequest.self)), header, api: api)
         case .offsetDelete: return try respond(await offsetDelete(try body(OffsetDeleteRequest.self)), header, api: api)
+        case .electLeaders:
+            let request = try body(ElectLeadersRequest.self)
+            try TooManyEntries.check(request.topicPartitions?.reduce(0) { $0 + max(1, $1.partitions.count) } ?? 0, "partitions")
+            return try respond(electLeaders(request, version: version), header, api: api)
         case .describeAcls: return try respond(describeAcls(try body(DescribeAclsRequest.self)), header, api: api)
         case .createAcls:
             let request = try body(CreateAclsRequest.self)

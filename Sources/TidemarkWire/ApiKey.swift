@@ -36,6 +36,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case describeLogDirs = 35
     case createPartitions = 37
     case deleteGroups = 42
+    case electLeaders = 43
     case incrementalAlterConfigs = 44
     case offsetDelete = 47
     case describeCluster = 60
@@ -78,6 +79,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .describeLogDirs: 1...4
         case .createPartitions: 0...3
         case .deleteGroups: 0...2
+        case .electLeaders: 0...2
         case .incrementalAlterConfigs: 0...1
         case .offsetDelete: 0...0
         case .describeCluster: 0...2
@@ -128,6 +130,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .describeLogDirs: 2
         case .createPartitions: 2
         case .deleteGroups: 2
+        case .electLeaders: 2
         case .incrementalAlterConfigs: 1
         case .offsetDelete: nil
         case .describeCluster: 0
@@ -188,6 +191,9 @@ public enum KafkaError: Int16, Sendable {
     case kafkaStorageError = 56
     case unsupportedCompressionType = 76
     case memberIdRequired = 79
+    case preferredLeaderNotAvailable = 80
+    case eligibleLeadersNotAvailable = 83
+    case electionNotNeeded = 84
     case invalidRecord = 87
     case groupIdNotFound = 69
     case unknownTopicId = 100

@@ -148,6 +148,38 @@ import TidemarkWire
         }
     }
 
+    /// ElectLeaders as Kafka's controller answers it when each partition's leader is already
+    /// its preferred one (one node leads them all): ELECTION_NOT_NEEDED, unknown partitions
+    /// UNKNOWN_TOPIC_OR_PARTITION, and with every partition asked for, only the partitions
+    /// that need something. It was an unsupported API (kafka-leader-election.sh failed).
+    @Test func leaderElectionsAreNeverNeeded() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("led", partitions: 2)
+            let client = try RawClient(port: server.boundPort)
+            for version: Int16 in 0...2 {
+                let flexible = version >= 2
+                var request = ElectLeadersRequest()
+                request.topicPartitions = [.init(topic: "led", partitions: [0, 1, 2]), .init(topic: "none", partitions: [0])]
+                let answer = try ElectLeadersResponse.decode(
+                    try await Self.exchange(client, .electLeaders, version: version, request), from: flexible ? 1 : 0, version: version,
+                    flexible: flexible)
+                #expect(answer.errorCode == 0)
+                #expect(answer.replicaElectionResults.map { $0.partitionResult.map(\.errorCode) } == [[84, 84, 3], [3]])
+                request.topicPartitions = nil
+                let all = try ElectLeadersResponse.decode(
+                    try await Self.exchange(client, .electLeaders, version: version, request), from: flexible ? 1 : 0, version: version,
+                    flexible: flexible)
+                #expect(all.replicaElectionResults.contains { $0.topic == "led" })
+                #expect(all.replicaElectionResults.allSatisfy { $0.partitionResult.isEmpty })
+            }
+            var odd = ElectLeadersRequest()
+            odd.electionType = 7
+            let refused = try ElectLeadersResponse.decode(
+                try await Self.exchange(client, .electLeaders, version: 1, odd), from: 0, version: 1, flexible: false)
+            #expect(refused.errorCode == 42)
+        }
+    }
+
     /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
     /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
     /// answer. Now INVALID_REQUEST, with no configs.

@@ -82,6 +82,8 @@ import TidemarkWire
         case (.initProducerId, false): return try trip(InitProducerIdResponse.self)
         case (.offsetForLeaderEpoch, true): return try trip(OffsetForLeaderEpochRequest.self)
         case (.offsetForLeaderEpoch, false): return try trip(OffsetForLeaderEpochResponse.self)
+        case (.electLeaders, true): return try trip(ElectLeadersRequest.self)
+        case (.electLeaders, false): return try trip(ElectLeadersResponse.self)
         case (.describeAcls, true): return try trip(DescribeAclsRequest.self)
         case (.describeAcls, false): return try trip(DescribeAclsResponse.self)
         case (.createAcls, true): return try trip(CreateAclsRequest.self)

@@ -100,6 +100,7 @@ APIS = [
     (35, 'DescribeLogDirs', 1, 4),
     (37, 'CreatePartitions', 0, 3),
     (42, 'DeleteGroups', 0, 2),
+    (43, 'ElectLeaders', 0, 2),
     (44, 'IncrementalAlterConfigs', 0, 1),
     (47, 'OffsetDelete', 0, 0),
     (60, 'DescribeCluster', 0, 2),

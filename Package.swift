@@ -154,7 +154,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TidemarkStorageTests",
-            dependencies: ["TidemarkStorage", "CLZ4", "TestSupport"]
+            dependencies: ["TidemarkStorage", "CLZ4", "CZstd", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -25,8 +25,14 @@ extension TopicConfig {
         case "compression.type":
             switch value {
             case "lz4": self.compression = .lz4
-            case "producer", "uncompressed", "none": self.compression = .none
-            default: throw TidemarkError(.invalidConfig, "compression.type \(value ?? "null") is not supported")
+            case "producer", "none": self.compression = .none
+            default:
+                // uncompressed too: Kafka would store batches decompressed, and this node stores
+                // them as their producer compressed them (no recompression), so it is refused
+                // rather than accepted and not done.
+                throw TidemarkError(
+                    .invalidConfig,
+                    "compression.type \(value ?? "null") is not supported: batches are stored as their producer compressed them (producer), or lz4")
             }
         case "flush.messages":
             // Kafka's default, Long.MAX, means never by count; flush.ms keeps its value.

@@ -114,10 +114,12 @@ enum Gzip {
 }
 
 /// zstd (RFC 8878), Kafka's codec 4: one or more frames. The decoder's window is capped at
-/// 2^24 bytes (what a level-3 frame of up to 16 MiB asks): a frame that declares a larger one
-/// is refused rather than allocated for.
+/// 2^27 bytes, zstd's own default limit, which Kafka's broker reads under: Java producers at
+/// levels 20-22 stream frames with windows of 2^25-2^27 (they were refused at 2^24). A frame
+/// that declares a larger one is refused rather than allocated for; the window's memory is
+/// held by one decompression at a time on each of the serial executors that decompress.
 enum Zstd {
-    static let windowLogMax: Int32 = 24
+    static let windowLogMax: Int32 = 27
 
     static func compress(_ input: UnsafeRawBufferPointer) throws(RecordBatchError) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
@@ -172,6 +174,8 @@ enum Snappy {
     static let headerSize = 16
     /// Input per block, as xerial writes them.
     static let blockSize = 32 << 10
+    /// Above what a raw block can decode to per byte of it (64 from a 3-byte copy).
+    static let maxRatio = 24
 
     static func compress(_ input: UnsafeRawBufferPointer) throws(RecordBatchError) -> [UInt8] {
         var output = magic + [0, 0, 0, 1, 0, 0, 0, 1]
@@ -223,6 +227,12 @@ enum Snappy {
             throw .corruptCompressedData("snappy block with an invalid length")
         }
         guard size <= limit - output.count else { throw .decompressedSizeLimitExceeded(limit: limit) }
+        // No snappy element yields more than 22 bytes per byte (a 3-byte copy of 64), so a
+        // declared size past that is a lie: refused before its memory is taken and zeroed (a
+        // 73-byte body made 64 MiB of it, on the event loop that checks snappy batches).
+        guard size <= block.count * Self.maxRatio else {
+            throw .corruptCompressedData("snappy block of \(block.count) bytes declares \(size) bytes, more than it can hold")
+        }
         let start = output.count
         output.append(contentsOf: repeatElement(0, count: size))
         var written = size

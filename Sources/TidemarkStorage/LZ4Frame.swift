@@ -24,6 +24,25 @@ public enum LZ4Frame {
         return output
     }
 
+    /// Refuses a frame whose blocks are linked (FLG bit 5, block independence, clear): Kafka's
+    /// broker refuses them ("Dependent block stream is unsupported"), and Java's and sarama's
+    /// consumers cannot read them, so a batch stored with one would stop those consumers at its
+    /// offset for good. liblz4's and cramjam's defaults write them; librdkafka, Kafka's
+    /// clients, kafka-python and aiokafka write independent blocks. Checked on produce only:
+    /// a frame stored before still reads.
+    ///
+    /// Frame header: magic 04 22 4D 18, FLG (bits 7-6 version 01, 5 block independence,
+    /// 4 block checksum, 3 content size, 2 content checksum, 0 dictionary id), BD, ...
+    public static func checkIndependentBlocks(_ input: UnsafeRawBufferPointer) throws(RecordBatchError) {
+        guard input.count >= 5, input[0] == 0x04, input[1] == 0x22, input[2] == 0x4D, input[3] == 0x18 else {
+            throw .corruptCompressedData("not an LZ4 frame (its magic is missing)")
+        }
+        guard input[4] & 0x20 != 0 else {
+            throw .corruptCompressedData(
+                "LZ4 frame with linked blocks, which Kafka's clients cannot read: write independent blocks (block_linked=False)")
+        }
+    }
+
     /// Decompresses one frame, refusing to produce more than `limit` bytes.
     ///
     /// The output grows as the frame decodes (starting from the declared content size when

@@ -86,7 +86,10 @@ public struct RecordBatchValidator: Sendable {
             largest = try Self.walkRecords(body, header: header, window: window)
         } else {
             let plain: [UInt8]
-            do { plain = try codec.decompress(body, limit: maxDecompressedBytes) } catch { throw .invalidRecord("\(error)") }
+            do {
+                try Self.checkProducedBody(body, codec: codec)
+                plain = try codec.decompress(body, limit: maxDecompressedBytes)
+            } catch { throw .invalidRecord("\(error)") }
             largest = try plain.withUnsafeBytes { raw in
                 Result { () throws(Failure) in try Self.walkRecords(raw, header: header, window: window) }
             }.get()
@@ -97,6 +100,21 @@ public struct RecordBatchValidator: Sendable {
             if let largest { checked.maxTimestamp = largest }
         }
         return checked
+    }
+
+    /// What a produced body must be beyond decoding, as Kafka's broker reads it: an LZ4 frame
+    /// of independent blocks, a gzip stream (not a bare zlib one: Java's GZIPInputStream,
+    /// sarama and kafka-python refuse those, though zlib reads both). Stored bodies are read
+    /// without these checks.
+    static func checkProducedBody(_ body: UnsafeRawBufferPointer, codec: CompressionCodec) throws(RecordBatchError) {
+        switch codec {
+        case .lz4: try LZ4Frame.checkIndependentBlocks(body)
+        case .gzip:
+            guard body.count >= 3, body[0] == 0x1F, body[1] == 0x8B, body[2] == 0x08 else {
+                throw .corruptCompressedData("not a gzip stream (no gzip header): Kafka's clients cannot read it")
+            }
+        default: break
+        }
     }
 
     /// The header-only rules (also applied by `tidemark verify` to stored batches).

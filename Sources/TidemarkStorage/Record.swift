@@ -2,11 +2,29 @@
 public struct RecordHeader: Sendable, Hashable {
     public var key: String
     public var value: [UInt8]?
+    /// The key's bytes as stored when they are not UTF-8 (`key` then reads them with U+FFFD
+    /// in place of what is not): written back as they came, so copies of a record (replay,
+    /// dead letters) keep its headers byte for byte. nil for a UTF-8 key.
+    public var rawKey: [UInt8]? = nil
 
     public init(key: String, value: [UInt8]?) {
         self.key = key
         self.value = value
     }
+
+    /// A header read from stored bytes.
+    init(keyBytes: UnsafeRawBufferPointer, value: [UInt8]?) {
+        if let text = String(validating: keyBytes, as: UTF8.self) {
+            key = text
+        } else {
+            key = String(decoding: keyBytes, as: UTF8.self)
+            rawKey = Array(keyBytes)
+        }
+        self.value = value
+    }
+
+    /// The key's length as written.
+    var keyCount: Int { rawKey?.count ?? key.utf8.count }
 }
 
 /// One record as stored inside a RecordBatch v2.
@@ -22,7 +40,8 @@ public struct RecordHeader: Sendable, Hashable {
 /// valueLength     varint  -1 = null value
 /// value           bytes
 /// headerCount     varint
-/// headers         headerCount × (keyLength varint, key UTF-8, valueLength varint (-1 = null), value)
+/// headers         headerCount × (keyLength varint, key (UTF-8 when written here; kept as
+///                 stored otherwise), valueLength varint (-1 = null), value)
 /// ```
 public struct Record: Sendable, Hashable {
     public var attributes: Int8
@@ -56,7 +75,7 @@ extension Record {
         size += ByteWriter.varintSize(Int32(valueCount ?? -1)) + (valueCount ?? 0)
         size += ByteWriter.varintSize(Int32(headers.count))
         for header in headers {
-            let keyBytes = header.key.utf8.count
+            let keyBytes = header.keyCount
             size += ByteWriter.varintSize(Int32(keyBytes)) + keyBytes
             size += ByteWriter.varintSize(Int32(header.value?.count ?? -1)) + (header.value?.count ?? 0)
         }
@@ -92,11 +111,17 @@ extension Record {
             }
             fields.varint(Int32(headers.count))
             for header in headers {
-                var key = header.key
-                key.withUTF8 { utf8 in
-                    fields.varint(Int32(utf8.count))
+                if let raw = header.rawKey {
+                    fields.varint(Int32(raw.count))
                     fields.flush(into: &writer)
-                    writer.writeBytes(UnsafeRawBufferPointer(utf8))
+                    raw.withUnsafeBytes { writer.writeBytes($0) }
+                } else {
+                    var key = header.key
+                    key.withUTF8 { utf8 in
+                        fields.varint(Int32(utf8.count))
+                        fields.flush(into: &writer)
+                        writer.writeBytes(UnsafeRawBufferPointer(utf8))
+                    }
                 }
                 fields.varint(Int32(header.value?.count ?? -1))
                 if let value = header.value {
@@ -113,7 +138,7 @@ extension Record {
     /// each stored, counts what it takes in memory). For budgets of decoded records.
     public var heapBytes: Int {
         var bytes = (key?.count ?? 0) + (value?.count ?? 0) + headers.count * MemoryLayout<RecordHeader>.stride
-        for header in headers { bytes += header.key.utf8.count + (header.value?.count ?? 0) }
+        for header in headers { bytes += header.key.utf8.count + (header.rawKey?.count ?? 0) + (header.value?.count ?? 0) }
         return bytes
     }
 
@@ -141,7 +166,7 @@ extension Record {
             guard keyLength >= 0 else { throw .invalidRecord("null header key") }
             let keyBytes = try reader.readSlice(count: Int(keyLength))
             let headerValue = try readNullableBytes(&reader)
-            headers.append(RecordHeader(key: String(decoding: keyBytes, as: UTF8.self), value: headerValue))
+            headers.append(RecordHeader(keyBytes: keyBytes, value: headerValue))
         }
         guard reader.readerIndex == end else {
             throw .invalidRecord("record length \(length) disagrees with its fields")

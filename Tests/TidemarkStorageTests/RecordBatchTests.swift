@@ -66,6 +66,23 @@ import Testing
         try Self.roundTrip(samples, compression: .lz4)
     }
 
+    /// A header key that is not UTF-8 reads with U+FFFD in `key` and its bytes kept, and is
+    /// written back as it came: a copy of the record (replay, dead letters) is byte for byte.
+    /// Copies rewrote such keys with U+FFFD.
+    @Test func aHeaderKeyThatIsNotUTF8IsCopiedAsItCame() throws {
+        var odd = RecordHeader(key: "", value: [1])
+        odd.rawKey = [0x68, 0xFF, 0xFE, 0x6B]
+        var builder = RecordBatchBuilder()
+        builder.append(timestamp: 5, key: nil, value: [9], headers: [odd, RecordHeader(key: "plain", value: nil)])
+        let original = try builder.build()
+        let decoded = try RecordBatch(decoding: original).records[0]
+        #expect(decoded.headers[0].rawKey == [0x68, 0xFF, 0xFE, 0x6B] && decoded.headers[0].key == "h\u{FFFD}\u{FFFD}k")
+        #expect(decoded.headers[1].rawKey == nil && decoded.headers[1].key == "plain")
+        var copy = RecordBatchBuilder()
+        copy.append(timestamp: 5, key: decoded.key, value: decoded.value, headers: decoded.headers)
+        #expect(try copy.build() == original)
+    }
+
     /// The 61-byte header sits at the documented offsets, and the CRC covers bytes 21..end.
     @Test func headerLayout() throws {
         var builder = RecordBatchBuilder(baseOffset: 0x0102_0304_0506_0708, producerId: 9, producerEpoch: 2, baseSequence: 5)

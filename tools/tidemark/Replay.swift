@@ -325,7 +325,7 @@ struct BatchMaker {
     /// A record's bytes in a batch, roughly (framing and the replay header counted generously).
     static func estimatedSize(_ record: ConsumerRecord) -> Int {
         var size = 96 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
-        for header in record.headers { size += 8 + header.key.utf8.count + (header.value?.count ?? 0) }
+        for header in record.headers { size += 8 + (header.rawKey?.count ?? header.key.utf8.count) + (header.value?.count ?? 0) }
         return size
     }
 }

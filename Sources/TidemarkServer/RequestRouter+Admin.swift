@@ -195,9 +195,21 @@ extension RequestRouter {
     /// here: altering one is refused as read-only.
     func alterConfigs(_ request: AlterConfigsRequest) async -> AlterConfigsResponse {
         var response = AlterConfigsResponse()
+        // Refused before anything applies, as Kafka's ConfigAdminManager refuses them: a
+        // resource named twice (both copies), a setting named twice, a null value to set.
+        let repeated = Set(
+            Dictionary(grouping: request.resources, by: { "\($0.resourceType)/\($0.resourceName)" }).filter { $0.value.count > 1 }.keys)
         for resource in request.resources {
             var result = AlterConfigsResponse.Result(resourceType: resource.resourceType, resourceName: resource.resourceName)
             do {
+                guard !repeated.contains("\(resource.resourceType)/\(resource.resourceName)") else {
+                    throw TidemarkError(.invalidRequest, "Each resource must appear at most once.")
+                }
+                guard Set(resource.configs.map(\.name)).count == resource.configs.count else {
+                    throw TidemarkError(.invalidRequest, "Error due to duplicate config keys")
+                }
+                let nulls = resource.configs.filter { $0.value == nil && !(request.incremental && $0.operation == 1) }.map(\.name)
+                guard nulls.isEmpty else { throw TidemarkError(.invalidRequest, "Null value not supported for : \(nulls.joined(separator: ", "))") }
                 var changes: [ConfigChange] = []
                 for entry in resource.configs {
                     switch (request.incremental ? entry.operation : 0) {

@@ -180,6 +180,44 @@ import TidemarkWire
         }
     }
 
+    /// AlterConfigs and IncrementalAlterConfigs refuse what Kafka's ConfigAdminManager refuses,
+    /// before anything applies: a resource named twice (both were applied), a setting named
+    /// twice ("retention.ms is not a list"), a null value to set.
+    @Test func configChangesNamingThingsTwiceAreRefused() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("c", partitions: 1)
+            try await server.broker.createTopic("d", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            func resource(_ name: String, _ configs: [AlterConfigsRequest.Config]) -> AlterConfigsRequest.Resource {
+                var resource = AlterConfigsRequest.Resource()
+                resource.resourceName = name
+                resource.configs = configs
+                return resource
+            }
+            var request = AlterConfigsRequest(incremental: true)
+            request.resources = [
+                resource("c", [.init(name: "retention.ms", value: "1000")]),
+                resource("c", [.init(name: "retention.ms", value: "2000")]),
+                resource("d", [.init(name: "retention.ms", value: "3000"), .init(name: "retention.ms", value: "4000")]),
+            ]
+            var body = try await Self.exchange(client, .incrementalAlterConfigs, version: 0, request)
+            var answer = try AlterConfigsResponse.decode(body, version: 0, flexible: false)
+            #expect(answer.responses.map(\.errorCode) == [42, 42, 42])
+            #expect(answer.responses[0].errorMessage == "Each resource must appear at most once.")
+            #expect(answer.responses[2].errorMessage == "Error due to duplicate config keys")
+            request.resources = [
+                resource("d", [.init(name: "retention.ms", operation: 0, value: nil)]),
+                resource("c", [.init(name: "retention.ms", operation: 1, value: nil), .init(name: "segment.ms", value: "60000")]),
+            ]
+            body = try await Self.exchange(client, .incrementalAlterConfigs, version: 0, request)
+            answer = try AlterConfigsResponse.decode(body, version: 0, flexible: false)
+            #expect(answer.responses.map(\.errorCode) == [42, 0])
+            #expect(try server.broker.describeTopic("c").config.retentionMs == 7 * 24 * 3_600_000)
+            #expect(try server.broker.describeTopic("d").config.retentionMs == 7 * 24 * 3_600_000)
+            #expect(try server.broker.describeTopic("c").config.segmentMs == 60000)
+        }
+    }
+
     /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
     /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
     /// answer. Now INVALID_REQUEST, with no configs.

@@ -15,7 +15,12 @@ extension TopicConfig {
             guard n >= -1 else { throw TidemarkError(.invalidConfig, "retention.ms must be >= -1, got \(n)") }
             self.retentionMs = n < 0 ? nil : n
         case "retention.bytes": self.retentionBytes = try number() < 0 ? nil : try number()
-        case "segment.bytes": self.segmentBytes = Int(try number())
+        case "segment.bytes":
+            let n = try number()
+            guard n >= Int64(RecordBatchHeader.size) && n <= Int64(Int32.max) else {
+                throw TidemarkError(.invalidConfig, "segment.bytes must be in [\(RecordBatchHeader.size), \(Int32.max)], got \(n)")
+            }
+            self.segmentBytes = Int(n)
         case "max.message.bytes": self.maxMessageBytes = Int(try number())
         case "message.timestamp.type":
             guard value == "CreateTime" || value == "LogAppendTime" else {

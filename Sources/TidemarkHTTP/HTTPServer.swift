@@ -78,7 +78,8 @@ public final class HTTPServer: Sendable {
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // A client that shuts down its sending side after its request (`nc -N`, some probe
-            // scripts) still gets its answer; NIO's pipeline handler closes after it.
+            // scripts) still gets its answer; the connection closes after it
+            // (`HTTPConnectionHandler.closeIfFinished`).
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -381,10 +382,25 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.close(promise: nil)
     }
 
-    /// Idle too long (no request while one is not running): close.
+    /// The client shut its sending side: nothing more comes, so the connection closes once its
+    /// answer is out. A keep-alive client that went away (curl, a scraper between scrapes) had
+    /// its connection kept half-closed (CLOSE-WAIT) until the idle timeout, a descriptor per
+    /// request for 60 s, up to the connection limit.
+    private var inputClosed = false
+
+    /// Closes the connection if its input has ended and nothing is being answered.
+    private func closeIfFinished(_ channel: any Channel) {
+        if inputClosed && !busy && writing == 0 && held == nil { channel.close(promise: nil) }
+    }
+
+    /// Idle too long (no request while one is not running): close. Input ended: close once
+    /// answered.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent, !busy {
             context.close(promise: nil)
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            closeIfFinished(context.channel)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -434,7 +450,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             done.whenComplete { _ in
                 stalled.cancel()
                 bound.value.writing -= 1
-                if !keepAlive { channel.close(promise: nil) }
+                if !keepAlive { channel.close(promise: nil) } else { bound.value.closeIfFinished(channel) }
             }
         case .stream(let chunks):
             headers.replaceOrAdd(name: "Connection", value: "close")

@@ -728,6 +728,27 @@ struct BigAnswerRoutes: HTTPRoutes {
         try await node.stop()
     }
 
+    /// A keep-alive client that closes its side, after its answer or before it, has its
+    /// connection closed once answered: it stayed half-closed (CLOSE-WAIT) for the idle
+    /// timeout, 60 s, a descriptor per scrape up to the connection limit.
+    @Test func aKeepAliveClientThatLeavesIsClosed() async throws {
+        let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [BigAnswerRoutes()], limits: HTTPServer.Limits())
+        let after = try RawClient(port: http.boundPort)
+        after.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(await after.receiveOffLoop(12).map { String(decoding: $0, as: UTF8.self) } == "HTTP/1.1 200")
+        let before = try RawClient(port: http.boundPort)
+        before.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        shutdown(before.fd, Int32(SHUT_WR))
+        #expect(await before.receiveOffLoop(12).map { String(decoding: $0, as: UTF8.self) } == "HTTP/1.1 200")
+        try await Self.until(10) { http.openConnections == 1 }
+        #expect(http.openConnections == 1)
+        shutdown(after.fd, Int32(SHUT_WR))
+        try await Self.until(10) { http.openConnections == 0 }
+        #expect(http.openConnections == 0)
+        withExtendedLifetime([after, before]) {}
+        await http.stop()
+    }
+
     @Test func anAnswerBeingWrittenIsNotClosedForNewOnes() async throws {
         var limits = HTTPServer.Limits()
         limits.maxConnections = 2

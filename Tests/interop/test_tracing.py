@@ -94,3 +94,43 @@ def test_traceparent_survives_and_the_broker_span_joins_the_trace():
     attributes = {a["key"]: a["value"] for a in span.get("attributes", [])}
     assert attributes["messaging.destination.name"] == {"stringValue": topic}
     assert attributes["messaging.system"] == {"stringValue": "kafka"}
+
+
+def test_a_collector_that_never_answers_does_not_hold_the_stop():
+    """A collector that takes connections and reads nothing held a stop for an export timeout
+    per queued batch (16 s); the flush at a stop is now bounded (about half a second), and
+    the spans it could not send are dropped with a warning."""
+    from confluent_kafka import Producer
+    import socket
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(64)
+    held = []
+
+    def take():
+        while True:
+            try:
+                held.append(blackhole.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=take, daemon=True).start()
+    root = tempfile.mkdtemp(prefix="tidemark-trace-")
+    node = Broker(os.path.join(root, "data"), free_port(),
+                  extra=["--otlp-endpoint", "http://127.0.0.1:%d" % blackhole.getsockname()[1]])
+    node.start()
+    try:
+        producer = Producer({"bootstrap.servers": node.bootstrap})
+        for _ in range(3):
+            producer.produce(unique("traced"), value=b"job")
+            assert producer.flush(30) == 0
+        time.sleep(2.5)  # a batch export under way, others queued behind it
+        started = time.monotonic()
+        node.stop()
+        took = time.monotonic() - started
+        assert took < 3, "the stop took %.1f s with a collector that never answers" % took
+    finally:
+        node.kill()
+        blackhole.close()
+        for connection in held:
+            connection.close()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,6 +1,7 @@
 import Logging
 import OTel
 import ServiceLifecycle
+import Synchronization
 import Tracing
 
 /// `--otlp-endpoint URL`: the broker's own spans (produce handling, with the producer's
@@ -14,6 +15,13 @@ import Tracing
 final class TraceExport: Sendable {
     private let group: ServiceGroup
     private let running: Task<Void, Never>
+    private let logger: Logger
+
+    /// How long a stop waits for queued spans to go out. A collector that takes connections
+    /// and answers nothing held a stop for an export timeout per queued batch (16 s, where
+    /// the README promises well under a second); past this, they are dropped, and the log
+    /// says so.
+    static let flushBound: Duration = .milliseconds(500)
 
     /// Bootstraps `InstrumentationSystem` with an OTLP tracer sending to `endpoint` (a base
     /// URL such as http://collector:4318, or the full .../v1/traces URL).
@@ -29,19 +37,45 @@ final class TraceExport: Sendable {
         configuration.logs.enabled = false
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         InstrumentationSystem.bootstrap(backend.factory)
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: backend.service)], gracefulShutdownSignals: [], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: backend.service)], gracefulShutdownSignals: [], logger: logger)
+        // The flush at a stop is bounded (`shutdown`): past it, the export is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = Self.flushBound
+        let group = ServiceGroup(configuration: groupConfiguration)
         self.group = group
+        self.logger = logger
         running = Task {
             do { try await group.run() } catch { logger.error("trace export stopped", metadata: ["error": "\(error)"]) }
         }
     }
 
-    /// Flushes queued spans and stops the exporter.
+    /// Flushes queued spans and stops the exporter, waiting at most about twice `flushBound`:
+    /// the group cancels the export past `flushBound`, and a cancellation that does not end
+    /// it is not waited for either (the process is exiting).
     func shutdown() async {
         await group.triggerGracefulShutdown()
-        await running.value
+        let running = self.running
+        let once = FirstOnly()
+        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            Task {
+                await running.value
+                if once.claim() { continuation.resume(returning: true) }
+            }
+            Task {
+                try? await Task.sleep(for: Self.flushBound * 2)
+                if once.claim() { continuation.resume(returning: false) }
+            }
+        }
+        if !finished {
+            logger.warning("trace export did not finish at the stop; its queued spans are dropped", metadata: ["waited": "\(Self.flushBound * 2)"])
+        }
     }
+}
+
+/// True for its first caller only: which of two tasks resumes a continuation.
+private final class FirstOnly: Sendable {
+    private let claimed = Atomic<Bool>(false)
+    func claim() -> Bool { !claimed.exchange(true, ordering: .acquiringAndReleasing) }
 }
 
 extension String {

@@ -75,7 +75,7 @@ extension Broker {
             do {
                 try replaceTopic(
                     TopicState(
-                        name: name, id: topic.id, config: topic.config, overrides: topic.overrides,
+                        name: name, id: topic.id, config: topic.config, overrides: topic.overrides, savesOverrides: topic.savesOverrides,
                         slots: topic.slots + states.map { .online($0) }))
             } catch {
                 for state in states { try? state.log.close() }
@@ -176,7 +176,9 @@ extension Broker {
             do throws(StorageError) { try config.logConfig.validate() } catch { throw TidemarkError.wrapping(error, "configure \(name)") }
             if validateOnly { return }
             // Persisted first: a change that cannot be saved (a full disk) is not live.
-            try replaceTopic(TopicState(name: name, id: topic.id, config: config, overrides: overridden, slots: topic.slots))
+            try replaceTopic(
+                TopicState(
+                    name: name, id: topic.id, config: config, overrides: overridden, savesOverrides: topic.savesOverrides, slots: topic.slots))
             for case .online(let state) in topic.slots {
                 do throws(StorageError) { try state.log.update(config: config.logConfig) } catch {
                     throw TidemarkError.wrapping(error, "configure \(name)")

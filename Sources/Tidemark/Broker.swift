@@ -123,12 +123,19 @@ public final class Broker: Sendable {
         let config: TopicConfig
         /// The settings the topic sets itself, by Kafka name (the rest are the broker's).
         let overrides: Set<String>
+        /// Whether `overrides` are written to topics.json: false for a topic from an earlier
+        /// version's file opened by the tools (`topicsFollowDefaults` false), whose overrides are
+        /// derived against Kafka's defaults alone; the next broker node derives them against its
+        /// own settings too.
+        let savesOverrides: Bool
         let slots: [PartitionSlot]
         /// An internal topic (`__consumer_offsets`): readable, never produced to by clients.
         let isInternal: Bool
         init(
-            name: String, id: UUID, config: TopicConfig, overrides: Set<String>, slots: [PartitionSlot], isInternal: Bool = false
+            name: String, id: UUID, config: TopicConfig, overrides: Set<String>, savesOverrides: Bool = true, slots: [PartitionSlot],
+            isInternal: Bool = false
         ) {
+            self.savesOverrides = savesOverrides
             self.name = name
             self.id = id
             self.config = config
@@ -137,7 +144,7 @@ public final class Broker: Sendable {
             self.isInternal = isInternal
         }
         var stored: TopicStore.Topic {
-            TopicStore.Topic(name: name, partitions: slots.count, config: config, id: id, overrides: overrides.sorted())
+            TopicStore.Topic(name: name, partitions: slots.count, config: config, id: id, overrides: savesOverrides ? overrides.sorted() : nil)
         }
         /// The partitions that serve.
         var partitions: [PartitionState] { slots.compactMap(\.state) }
@@ -203,26 +210,19 @@ public final class Broker: Sendable {
             var producerIds = try ProducerIdAllocator(path: dataDirectory + "/producer-ids")
             let store = TopicStore(path: dataDirectory + "/topics.json")
             try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
-            let (topics, internalIds, madeIds) = try store.load()
+            let (loaded, internalIds, madeIds) = try store.load()
+            let topics = Self.resolveTopicSettings(loaded, options: options)
             let offsetsId = internalIds[offsetsTopic] ?? UUID()
-            if madeIds || internalIds[offsetsTopic] == nil {
+            if madeIds || internalIds[offsetsTopic] == nil || topics != loaded {
                 try store.save(topics, internalIds: internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old })
             }
             // Every partition's recovery is made durable by one batch (two syncfs calls in all,
             // not several fsyncs per partition), committed before anything is served.
             let openingSync = SyncBatch()
-            for stored in topics {
-                // The broker's defaults of today under the topic's own settings.
-                let overrides = stored.overrides.map(Set.init) ?? TopicConfig.overrides(of: stored.config, against: TopicConfig())
-                var resolved = stored
-                do {
-                    resolved.config = try TopicConfig.resolved(defaults: options.defaultTopicConfig, overrides: overrides, of: stored.config)
-                } catch {
-                    options.logger.error(
-                        "a topic's settings do not fit the broker's defaults; it keeps the settings it had",
-                        metadata: ["topic": "\(stored.name)", "error": "\(error)"])
-                }
-                let topic = resolved
+            for topic in topics {
+                // (nil only for the tools, `topicsFollowDefaults` false: they create no topics'
+                // settings, and what they save keeps the stored config as it is.)
+                let overrides = topic.overrides.map(Set.init) ?? TopicConfig.overrides(of: topic.config, against: TopicConfig())
                 // A partition that cannot be opened (an unreadable directory, say) goes offline
                 // alone: the others serve, and the broker starts.
                 let logger = options.logger
@@ -243,7 +243,8 @@ public final class Broker: Sendable {
                     }
                 }
                 let id = topic.id!
-                registry.topics[topic.name] = TopicState(name: topic.name, id: id, config: topic.config, overrides: overrides, slots: slots)
+                registry.topics[topic.name] = TopicState(
+                    name: topic.name, id: id, config: topic.config, overrides: overrides, savesOverrides: topic.overrides != nil, slots: slots)
                 registry.names[id] = topic.name
             }
             try openingSync.commit()
@@ -302,7 +303,7 @@ public final class Broker: Sendable {
             partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes, maxMemoryBytes: options.groups.offsetsMaxMemoryBytes)
         let offsetsTopicState = TopicState(
-            name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), overrides: [], slots: [.online(offsetsPartition)],
+            name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), overrides: ["retention.ms"], slots: [.online(offsetsPartition)],
             isInternal: true)
         let groupConfigs = try GroupConfigs(
             path: dataDirectory + "/group-configs.json",
@@ -372,6 +373,43 @@ public final class Broker: Sendable {
 
     func checkOpen() throws(TidemarkError) {
         if registry.withLock({ $0.isClosed }) { throw TidemarkError(.brokerClosed, "broker is closed") }
+    }
+
+    /// Each topic's config at open: its own settings (`overrides`) over the broker's defaults
+    /// of the day, when `options.topicsFollowDefaults`; else as stored. A topic from a
+    /// topics.json without `overrides` (an earlier version's, or one an earlier version
+    /// rewrote) sets what differs from Kafka's defaults or from the broker's now, so its first
+    /// open changes nothing: a setting given explicitly equal to Kafka's default (retention.ms
+    /// of 7 days under `log.retention.hours=24`) must not become the broker's shorter one and
+    /// delete data. A setting that changes is logged.
+    static func resolveTopicSettings(_ topics: [TopicStore.Topic], options: BrokerOptions) -> [TopicStore.Topic] {
+        let defaults = options.defaultTopicConfig
+        // Without the broker's settings, nothing is derived either: the next broker node derives
+        // a topic's settings against its own.
+        guard options.topicsFollowDefaults else { return topics }
+        return topics.map { stored in
+            var topic = stored
+            let overrides =
+                stored.overrides.map(Set.init)
+                ?? TopicConfig.overrides(of: stored.config, against: TopicConfig())
+                .union(TopicConfig.overrides(of: stored.config, against: defaults))
+            topic.overrides = overrides.sorted()
+            do {
+                topic.config = try TopicConfig.resolved(defaults: defaults, overrides: overrides, of: stored.config)
+            } catch {
+                options.logger.error(
+                    "a topic's settings do not fit the broker's defaults; it keeps the settings it had",
+                    metadata: ["topic": "\(stored.name)", "error": "\(error)"])
+                return topic
+            }
+            let before = Dictionary(uniqueKeysWithValues: stored.config.kafkaConfigs)
+            for (name, value) in topic.config.kafkaConfigs where before[name] != value {
+                options.logger.info(
+                    "a topic follows the broker's setting, changed since it was last opened",
+                    metadata: ["topic": "\(stored.name)", "setting": "\(name)", "was": "\(before[name] ?? "")", "now": "\(value)"])
+            }
+            return topic
+        }
     }
 
     /// What `createTopic` checks before it creates anything (CreateTopics' validateOnly runs

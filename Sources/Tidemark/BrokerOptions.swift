@@ -17,6 +17,14 @@ public struct BrokerOptions: Sendable {
     public var groups = GroupOptions()
     /// The configuration of topics created without one (the broker's log.* settings).
     public var defaultTopicConfig = TopicConfig()
+    /// Whether, at open, each topic's settings that it does not set itself are taken from
+    /// `defaultTopicConfig` (a broker node or an embedded broker: the broker's settings of the
+    /// day), and topics.json is rewritten when that changes them. false keeps every topic's
+    /// config as topics.json holds it, the last broker's: the tools, which open a data
+    /// directory without the server's settings, must not apply Kafka's defaults to topics that
+    /// follow the server's (a `--data` consume would have enforced 7 days of retention on
+    /// topics that keep everything).
+    public var topicsFollowDefaults = true
     /// The most partitions one topic may have.
     public var maxPartitionsPerTopic = 10_000
     /// Milliseconds since the epoch: record and commit timestamps, retention; replaceable in tests.

@@ -9,10 +9,12 @@ import TidemarkStorage
 ///              "overrides":["retention.ms"]}],
 ///  "internalTopicIds":{"__consumer_offsets":"…uuid"}}
 /// ```
-/// `overrides` names (by Kafka name) the settings of `config` the topic sets itself; at open
-/// the others are the broker's defaults of the day (`TopicConfig.resolved`), so a topic
-/// follows the broker's settings it does not set. A file from before `overrides` reads as
-/// setting what differs from Kafka's defaults.
+/// `overrides` names (by Kafka name) the settings of `config` the topic sets itself; at a
+/// broker's open the others are its defaults of the day (`TopicConfig.resolved`), so a topic
+/// follows the broker's settings it does not set (a value edited by hand counts only for a
+/// setting named there). An entry without `overrides` (a file from before them) reads as
+/// setting what differs from Kafka's defaults or the broker's, and is saved so
+/// (`Broker.resolveTopicSettings`); the tools leave the file as it is.
 /// `id` is the topic's UUID (Kafka's topic id), made when the topic is created, so a topic
 /// deleted and created again under the same name gets a new one. Files from before topic ids
 /// get ids at their next load.

@@ -274,17 +274,20 @@ extension RequestRouter {
     /// UNKNOWN_TOPIC_OR_PARTITION and deletes nothing, as in Kafka (it answered success).
     func offsetDelete(_ request: OffsetDeleteRequest) async -> OffsetDeleteResponse {
         var response = OffsetDeleteResponse()
-        func exists(_ topic: String, _ partition: Int32) -> Bool {
-            partition >= 0 && (try? broker.partitionCount(of: topic)).map { Int(partition) < $0 } == true
+        // Looked up once: the answer says what was done with the partitions as they were.
+        let partitions = request.topics.flatMap { t in
+            let count = (try? broker.partitionCount(of: t.name)) ?? 0
+            return t.partitions.filter { $0 >= 0 && Int($0) < count }.map { TopicPartition(t.name, Int($0)) }
         }
-        let partitions = request.topics.flatMap { t in t.partitions.filter { exists(t.name, $0) }.map { TopicPartition(t.name, Int($0)) } }
+        let known = Set(partitions)
         do {
             let results = try await broker.groups.deleteOffsets(groupId: request.groupId, partitions: partitions)
             response.topics = request.topics.map { topic in
                 OffsetDeleteResponse.Topic(
                     name: topic.name,
                     partitions: topic.partitions.map { index in
-                        let code = exists(topic.name, index) ? results[TopicPartition(topic.name, Int(index))] ?? nil : .unknownTopicOrPartition
+                        let tp = TopicPartition(topic.name, Int(index))
+                        let code = known.contains(tp) ? results[tp] ?? nil : .unknownTopicOrPartition
                         return OffsetDeleteResponse.Partition(partitionIndex: index, errorCode: KafkaError(optional: code).rawValue)
                     })
             }

@@ -37,6 +37,11 @@ public enum LZ4Frame {
         guard input.count >= 5, input[0] == 0x04, input[1] == 0x22, input[2] == 0x4D, input[3] == 0x18 else {
             throw .corruptCompressedData("not an LZ4 frame (its magic is missing)")
         }
+        // Version 01, and the bits Kafka reads as reserved (1 and the dictionary id) clear, as
+        // its reader requires.
+        guard input[4] >> 6 == 1, input[4] & 0x03 == 0 else {
+            throw .corruptCompressedData("LZ4 frame flags \(input[4]) Kafka's clients do not read (version 1, no dictionary id)")
+        }
         guard input[4] & 0x20 != 0 else {
             throw .corruptCompressedData(
                 "LZ4 frame with linked blocks, which Kafka's clients cannot read: write independent blocks (block_linked=False)")

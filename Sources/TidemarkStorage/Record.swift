@@ -1,11 +1,14 @@
 /// One header of a record: a UTF-8 key and a value that may be null (distinct from empty).
 public struct RecordHeader: Sendable, Hashable {
-    public var key: String
+    /// Setting it drops `rawKey`: a header renamed is written under its new name.
+    public var key: String {
+        didSet { rawKey = nil }
+    }
     public var value: [UInt8]?
     /// The key's bytes as stored when they are not UTF-8 (`key` then reads them with U+FFFD
     /// in place of what is not): written back as they came, so copies of a record (replay,
     /// dead letters) keep its headers byte for byte. nil for a UTF-8 key.
-    public var rawKey: [UInt8]? = nil
+    public internal(set) var rawKey: [UInt8]? = nil
 
     public init(key: String, value: [UInt8]?) {
         self.key = key

@@ -218,6 +218,15 @@ import TidemarkWire
         }
     }
 
+    /// `compression.type=uncompressed` in a Kafka server.properties still starts the node
+    /// (read as `producer`: it does not recompress), while a topic is refused the setting.
+    @Test func aBrokerWideUncompressedStillStarts() throws {
+        var settings = BrokerConfig()
+        try settings.set("compression.type", "uncompressed")
+        #expect(settings.broker.defaultTopicConfig.compression == .none)
+        #expect(throws: BrokerConfig.Failure.self) { try settings.set("compression.type", "brotli") }
+    }
+
     /// A broker resource is this node's id or "" (Kafka's ConfigHelper): any other name was
     /// answered with every broker setting, so 200,000 made-up names (1.7 MB) made a 330 MB
     /// answer. Now INVALID_REQUEST, with no configs.

@@ -267,5 +267,12 @@ import TidemarkStorage
         }
         #expect(broker.groupConfigs.value("consumer.session.timeout.ms", of: "g") == "3000")
         try await broker.close()
+        // A group-configs.json an earlier version wrote with values below the new floors still
+        // opens (a start must not be refused for it).
+        try Array(#"{"version":1,"groups":{"old":{"consumer.heartbeat.interval.ms":"50","share.session.timeout.ms":"500"}}}"#.utf8)
+            .withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dir.path + "/group-configs.json")) }
+        let reopened = try await Broker.open(dataDirectory: dir.path)
+        #expect(reopened.groupConfigs.value("consumer.heartbeat.interval.ms", of: "old") == "50")
+        try await reopened.close()
     }
 }

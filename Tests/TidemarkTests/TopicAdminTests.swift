@@ -162,17 +162,35 @@ import TidemarkStorage
         #expect(try broker.describeTopic("own").overrides == ["segment.bytes", "max.message.bytes"])
         try await broker.close()
 
-        // A file from before: no overrides. Settings equal to Kafka's defaults follow the broker's.
+        // A file from before: no overrides. Its first open changes nothing (a setting given equal
+        // to Kafka's default, under a broker whose default differs, keeps its value: it would
+        // otherwise take the broker's, a shorter retention deleting data), and the overrides
+        // derived are saved.
         let path = dir.path + "/topics.json"
-        var file = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-        file["topics"] = (file["topics"] as? [[String: Any]])?.map { topic in topic.filter { $0.key != "overrides" } }
-        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        func stripOverrides() throws {
+            var file = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            file["topics"] = (file["topics"] as? [[String: Any]])?.map { topic in topic.filter { $0.key != "overrides" } }
+            try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        }
+        try stripOverrides()
+        // The tools (no broker settings) keep every config as stored, and derive nothing.
+        var tools = options()
+        tools.topicsFollowDefaults = false
+        broker = try await Broker.open(dataDirectory: dir.path, options: tools)
+        #expect(try broker.describeTopic("plain").config.retentionMs == 9000)
+        #expect(try broker.describeTopic("own").config.maxMessageBytes == 1_048_588)
+        try await broker.close()
+        #expect(!(try String(contentsOfFile: path, encoding: .utf8)).contains("overrides"))
+
+        opts.defaultTopicConfig.retentionMs = 3_600_000
         opts.defaultTopicConfig.maxMessageBytes = 3_000_000
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         let legacy = try broker.describeTopic("plain")
-        #expect(legacy.config.maxMessageBytes == 3_000_000 && legacy.config.retentionMs == 9000)
-        #expect(legacy.overrides == ["retention.ms", "segment.bytes"])
+        #expect(legacy.config.maxMessageBytes == 1_048_588 && legacy.config.retentionMs == 9000)
+        #expect(legacy.overrides == ["retention.ms", "segment.bytes", "max.message.bytes"])
+        #expect(try broker.describeTopic("own").config.retentionMs == 9000)
         try await broker.close()
+        #expect((try String(contentsOfFile: path, encoding: .utf8)).contains("overrides"))
     }
 
     /// A partition whose log failed an fsync refuses appends until a restart: it is offline

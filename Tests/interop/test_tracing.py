@@ -98,7 +98,7 @@ def test_traceparent_survives_and_the_broker_span_joins_the_trace():
 
 def test_a_collector_that_never_answers_does_not_hold_the_stop():
     """A collector that takes connections and reads nothing held a stop for an export timeout
-    per queued batch (16 s); the flush at a stop is now bounded (about half a second), and
+    per queued batch (16 s); the flush at a stop is now bounded (about a second), and
     the spans it could not send are dropped with a warning."""
     from confluent_kafka import Producer
     import socket

@@ -32,7 +32,10 @@ func withDataDirectory<T: Sendable>(_ data: String, creating: Bool = false, _ bo
     }
     let broker: Broker
     do {
-        broker = try await Broker.open(dataDirectory: data)
+        // Without the server's settings: topics keep their config as the server left it.
+        var options = BrokerOptions()
+        options.topicsFollowDefaults = false
+        broker = try await Broker.open(dataDirectory: data, options: options)
     } catch let error as StorageError where error.message.contains("in use") {
         throw CLIError("\(data) is in use by a running broker; stop it first")
     }

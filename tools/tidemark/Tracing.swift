@@ -45,7 +45,13 @@ final class TraceExport: Sendable {
         self.group = group
         self.logger = logger
         running = Task {
-            do { try await group.run() } catch { logger.error("trace export stopped", metadata: ["error": "\(error)"]) }
+            do {
+                try await group.run()
+            } catch is CancellationError {
+                // A stop cut the flush short (`shutdown` says so).
+            } catch {
+                logger.error("trace export stopped", metadata: ["error": "\(error)"])
+            }
         }
     }
 

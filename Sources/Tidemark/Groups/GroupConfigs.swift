@@ -19,6 +19,10 @@ public final class GroupConfigs: Sendable {
         var name: String
         var defaultValue: String
         var validate: @Sendable (String) -> String?
+        /// The check of a value read from group-configs.json, when looser than `validate`: a
+        /// bound tightened since must not refuse the start of a node whose file an earlier
+        /// version wrote.
+        var loaded: (@Sendable (String) -> String?)? = nil
     }
 
     static func integer(_ range: ClosedRange<Int64>) -> @Sendable (String) -> String? {
@@ -36,10 +40,10 @@ public final class GroupConfigs: Sendable {
     static let keys: [Key] = [
         // Wider than Kafka's broker bounds (45-60 s, 5-15 s), not unbounded: a heartbeat
         // interval of 1 ms had each member send 700 heartbeats a second.
-        Key(name: "consumer.session.timeout.ms", defaultValue: "45000", validate: integer(1_000...3_600_000)),
-        Key(name: "consumer.heartbeat.interval.ms", defaultValue: "5000", validate: integer(100...3_600_000)),
-        Key(name: "share.session.timeout.ms", defaultValue: "45000", validate: integer(1_000...3_600_000)),
-        Key(name: "share.heartbeat.interval.ms", defaultValue: "5000", validate: integer(100...3_600_000)),
+        Key(name: "consumer.session.timeout.ms", defaultValue: "45000", validate: integer(1_000...3_600_000), loaded: integer(1...3_600_000)),
+        Key(name: "consumer.heartbeat.interval.ms", defaultValue: "5000", validate: integer(100...3_600_000), loaded: integer(1...3_600_000)),
+        Key(name: "share.session.timeout.ms", defaultValue: "45000", validate: integer(1_000...3_600_000), loaded: integer(1...3_600_000)),
+        Key(name: "share.heartbeat.interval.ms", defaultValue: "5000", validate: integer(100...3_600_000), loaded: integer(1...3_600_000)),
         Key(name: "share.record.lock.duration.ms", defaultValue: "30000", validate: integer(1_000...3_600_000)),
         Key(name: "share.delivery.count.limit", defaultValue: "5", validate: integer(2...10)),
         Key(name: "share.partition.max.record.locks", defaultValue: "2000", validate: integer(100...10_000)),
@@ -85,7 +89,7 @@ public final class GroupConfigs: Sendable {
             // Names this version does not know are kept, unused (a newer version's settings).
             for (group, settings) in file.groups.sorted(by: { $0.key < $1.key }) {
                 for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-                    if let problem = Self.keysByName[name]?.validate(value) {
+                    if let key = Self.keysByName[name], let problem = (key.loaded ?? key.validate)(value) {
                         throw TidemarkError(
                             .storage, "\(path): group '\(group)': \(name) \(problem), got '\(value)'; correct it, or remove the setting")
                     }

@@ -144,6 +144,12 @@ extension Broker {
         guard !isInternalTopic(name) else { throw TidemarkError(.invalidConfig, "internal topic '\(name)' cannot be configured") }
         try await admin { [self] in
             let topic = try topicState(name)
+            // Without the broker's settings, a setting deleted would be pinned at Kafka's
+            // default, and the next broker node would read it as the topic's own.
+            guard topic.savesOverrides else {
+                throw TidemarkError(
+                    .invalidConfig, "topic '\(name)' is from an earlier version's topics.json: change its settings through a running broker")
+            }
             var config = replacing ? options.defaultTopicConfig : topic.config
             let defaults = options.defaultTopicConfig
             // The names the topic sets itself once the changes apply: a deleted one follows the

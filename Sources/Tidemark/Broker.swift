@@ -151,6 +151,12 @@ public final class Broker: Sendable {
     }
 
     static let offsetsTopic = "__consumer_offsets"
+    /// The committed-offsets log's settings, its own whatever the broker's (as described).
+    static let offsetsTopicConfig: TopicConfig = {
+        var config = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
+        config.maxMessageBytes = 16 << 20
+        return config
+    }()
     /// The share-state log's directory name (not a topic clients see).
     static let shareStateLog = "__share_group_state"
     /// Names no client may create: the internal topics of this node and of Kafka (a topic
@@ -213,8 +219,17 @@ public final class Broker: Sendable {
             let (loaded, internalIds, madeIds) = try store.load()
             let topics = Self.resolveTopicSettings(loaded, options: options)
             let offsetsId = internalIds[offsetsTopic] ?? UUID()
-            if madeIds || internalIds[offsetsTopic] == nil || topics != loaded {
-                try store.save(topics, internalIds: internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old })
+            let ids = internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old }
+            if madeIds || internalIds[offsetsTopic] == nil {
+                try store.save(topics, internalIds: ids)
+            } else if topics != loaded {
+                // Only the derived overrides or a followed default changed: a save that fails
+                // (a full disk) does not refuse the start; the next change of a topic saves them.
+                do { try store.save(topics, internalIds: ids) } catch {
+                    options.logger.warning(
+                        "topics.json could not be rewritten with the topics' settings; retried at the next topic change",
+                        metadata: ["error": "\(error)"])
+                }
             }
             // Every partition's recovery is made durable by one batch (two syncfs calls in all,
             // not several fsyncs per partition), committed before anything is served.
@@ -269,9 +284,7 @@ public final class Broker: Sendable {
             // (`OffsetStore`): no commit waits for the once-a-second sync.
             // Both internal logs keep zeros ahead of their appends: their syncs then write no
             // metadata (`LogConfig.preallocate`).
-            var offsetsConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
-            offsetsConfig.maxMessageBytes = 16 << 20
-            var offsetsLogConfig = offsetsConfig.logConfig
+            var offsetsLogConfig = Self.offsetsTopicConfig.logConfig
             offsetsLogConfig.preallocate = true
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
@@ -303,7 +316,8 @@ public final class Broker: Sendable {
             partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
             compactionThresholdBytes: options.groups.offsetsCompactionBytes, maxMemoryBytes: options.groups.offsetsMaxMemoryBytes)
         let offsetsTopicState = TopicState(
-            name: offsetsTopic, id: offsetsId, config: TopicConfig(retentionMs: nil), overrides: ["retention.ms"], slots: [.online(offsetsPartition)],
+            name: offsetsTopic, id: offsetsId, config: Self.offsetsTopicConfig,
+            overrides: TopicConfig.overrides(of: Self.offsetsTopicConfig, against: TopicConfig()), slots: [.online(offsetsPartition)],
             isInternal: true)
         let groupConfigs = try GroupConfigs(
             path: dataDirectory + "/group-configs.json",
@@ -395,14 +409,20 @@ public final class Broker: Sendable {
                 .union(TopicConfig.overrides(of: stored.config, against: defaults))
             topic.overrides = overrides.sorted()
             do {
-                topic.config = try TopicConfig.resolved(defaults: defaults, overrides: overrides, of: stored.config)
+                let (config, refused) = try TopicConfig.resolved(defaults: defaults, overrides: overrides, of: stored.config)
+                topic.config = config
+                for setting in refused {
+                    options.logger.error(
+                        "a topic's stored setting is refused by this version; it follows the broker's instead",
+                        metadata: ["topic": "\(stored.name)", "setting": "\(setting)"])
+                }
             } catch {
                 options.logger.error(
-                    "a topic's settings do not fit the broker's defaults; it keeps the settings it had",
+                    "a topic's settings do not fit together with the broker's defaults; it keeps the settings it had",
                     metadata: ["topic": "\(stored.name)", "error": "\(error)"])
                 return topic
             }
-            let before = Dictionary(uniqueKeysWithValues: stored.config.kafkaConfigs)
+            let before = Dictionary(stored.config.kafkaConfigs, uniquingKeysWith: { first, _ in first })
             for (name, value) in topic.config.kafkaConfigs where before[name] != value {
                 options.logger.info(
                     "a topic follows the broker's setting, changed since it was last opened",

@@ -23,7 +23,9 @@ public struct BrokerOptions: Sendable {
     /// config as topics.json holds it, the last broker's: the tools, which open a data
     /// directory without the server's settings, must not apply Kafka's defaults to topics that
     /// follow the server's (a `--data` consume would have enforced 7 days of retention on
-    /// topics that keep everything).
+    /// topics that keep everything). With false, changing a topic's settings is refused for
+    /// a topic from an earlier version's file (its own settings are not known), and
+    /// `defaultTopicConfig` should be the server's for topics created then.
     public var topicsFollowDefaults = true
     /// The most partitions one topic may have.
     public var maxPartitionsPerTopic = 10_000

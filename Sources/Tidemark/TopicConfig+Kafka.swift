@@ -199,7 +199,11 @@ extension TopicConfig {
             ("segment.bytes", "\(config.segmentBytes)"),
             ("segment.ms", "\(config.segmentMs ?? log.segmentMs)"),
         ]
-        return (honoured + (config.storedOnly ?? [:]).map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
+        // A stored-only entry under a name handled above (a hand-edited topics.json) is not
+        // listed twice: callers key dictionaries by name.
+        let handled = Set(honoured.map(\.0))
+        let kept = (config.storedOnly ?? [:]).filter { !handled.contains($0.key) }.map { ($0.key, $0.value) }
+        return (honoured + kept).sorted { $0.0 < $1.0 }
     }
 
     /// The names of the settings in which `config` differs from `defaults`: what a topic made
@@ -213,11 +217,18 @@ extension TopicConfig {
     /// `config` (the topic's own) over them. A setting the topic does not set follows the
     /// broker's, also after the broker's changes (a restart with another `log.retention.ms`),
     /// as in Kafka.
-    public static func resolved(defaults: TopicConfig, overrides: Set<String>, of config: TopicConfig) throws(TidemarkError) -> TopicConfig {
+    /// A setting whose stored value this version refuses (a range tightened since) is left at
+    /// the default and named in `refused`, so the rest still apply.
+    public static func resolved(defaults: TopicConfig, overrides: Set<String>, of config: TopicConfig) throws(TidemarkError)
+        -> (config: TopicConfig, refused: [String])
+    {
         var resolved = defaults
+        var refused: [String] = []
         // flush.messages and flush.ms are set one at a time, each keeping the other's value.
-        for (name, value) in config.kafkaConfigs where overrides.contains(name) { try resolved.apply(kafkaName: name, value: value) }
+        for (name, value) in config.kafkaConfigs where overrides.contains(name) {
+            do { try resolved.apply(kafkaName: name, value: value) } catch { refused.append("\(name)=\(value): \(error.message)") }
+        }
         try resolved.validate()
-        return resolved
+        return (resolved, refused)
     }
 }

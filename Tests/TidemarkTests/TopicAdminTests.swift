@@ -179,8 +179,15 @@ import TidemarkStorage
         broker = try await Broker.open(dataDirectory: dir.path, options: tools)
         #expect(try broker.describeTopic("plain").config.retentionMs == 9000)
         #expect(try broker.describeTopic("own").config.maxMessageBytes == 1_048_588)
+        // A topic they make is saved with its own settings; the older entries stay without
+        // (the next broker node derives them against its settings), and their settings cannot
+        // be changed here (a deleted one would be pinned at Kafka's default).
+        try await broker.createTopic("by-tools", partitions: 1)
+        await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("plain", changes: [.delete("retention.ms")]) }
         try await broker.close()
-        #expect(!(try String(contentsOfFile: path, encoding: .utf8)).contains("overrides"))
+        let saved = try #require(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])["topics"] as? [[String: Any]]
+        #expect(saved?.filter { $0["overrides"] != nil }.compactMap { $0["name"] as? String } == ["by-tools"])
 
         opts.defaultTopicConfig.retentionMs = 3_600_000
         opts.defaultTopicConfig.maxMessageBytes = 3_000_000
@@ -191,6 +198,25 @@ import TidemarkStorage
         #expect(try broker.describeTopic("own").config.retentionMs == 9000)
         try await broker.close()
         #expect((try String(contentsOfFile: path, encoding: .utf8)).contains("overrides"))
+
+        // A stored value this version refuses is named and left at the broker's; the topic's
+        // other settings still apply. A handled name among the stored-only ones (a hand edit)
+        // is not listed twice (it trapped a dictionary at the start).
+        var file = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        file["topics"] = (file["topics"] as? [[String: Any]])?.map { topic in
+            guard topic["name"] as? String == "plain" else { return topic }
+            var topic = topic
+            var config = topic["config"] as? [String: Any] ?? [:]
+            config["storedOnly"] = ["compression.gzip.level": "100", "retention.ms": "5"]
+            topic["config"] = config
+            topic["overrides"] = ["compression.gzip.level", "retention.ms", "segment.bytes"]
+            return topic
+        }
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let edited = try broker.describeTopic("plain").config
+        #expect(edited.retentionMs == 9000 && edited.segmentBytes == 1 << 20 && edited.storedOnly?["compression.gzip.level"] == nil)
+        try await broker.close()
     }
 
     /// A partition whose log failed an fsync refuses appends until a restart: it is offline

@@ -16,6 +16,8 @@ final class TraceExport: Sendable {
     private let group: ServiceGroup
     private let running: Task<Void, Never>
     private let logger: Logger
+    /// Set when a stop asks the export to finish.
+    private let stopping: StopFlag
 
     /// How long a stop waits for queued spans to go out. A collector that takes connections
     /// and answers nothing held a stop for an export timeout per queued batch (16 s, where
@@ -44,13 +46,14 @@ final class TraceExport: Sendable {
         let group = ServiceGroup(configuration: groupConfiguration)
         self.group = group
         self.logger = logger
+        let stopping = StopFlag()
+        self.stopping = stopping
         running = Task {
             do {
                 try await group.run()
-            } catch is CancellationError {
-                // A stop cut the flush short (`shutdown` says so).
             } catch {
-                logger.error("trace export stopped", metadata: ["error": "\(error)"])
+                // After a stop asked (`stopping`), the flush cut short: `shutdown` says so.
+                if !stopping.isSet { logger.error("trace export stopped", metadata: ["error": "\(error)"]) }
             }
         }
     }
@@ -59,6 +62,7 @@ final class TraceExport: Sendable {
     /// the group cancels the export past `flushBound`, and a cancellation that does not end
     /// it is not waited for either (the process is exiting).
     func shutdown() async {
+        stopping.set()
         await group.triggerGracefulShutdown()
         let running = self.running
         let once = FirstOnly()
@@ -76,6 +80,13 @@ final class TraceExport: Sendable {
             logger.warning("trace export did not finish at the stop; its queued spans are dropped", metadata: ["waited": "\(Self.flushBound * 2)"])
         }
     }
+}
+
+/// A flag set once.
+private final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// True for its first caller only: which of two tasks resumes a continuation.

@@ -1,0 +1,310 @@
+import Dispatch
+import Foundation
+import Logging
+import TidemarkStorage
+
+// The topic registry's control plane (create, delete, settings at open) and its lookups.
+extension Broker {
+    /// Runs `body` on the serial admin queue: topic changes happen one at a time.
+    func admin<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            adminQueue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    func checkOpen() throws(TidemarkError) {
+        if registry.withLock({ $0.isClosed }) { throw TidemarkError(.brokerClosed, "broker is closed") }
+    }
+
+    /// Each topic's config at open: its own settings (`overrides`) over the broker's defaults
+    /// of the day, when `options.topicsFollowDefaults`; else as stored. A topic from a
+    /// topics.json without `overrides` (an earlier version's, or one an earlier version
+    /// rewrote) sets what differs from Kafka's defaults or from the broker's now, so its first
+    /// open changes nothing: a setting given explicitly equal to Kafka's default (retention.ms
+    /// of 7 days under `log.retention.hours=24`) must not become the broker's shorter one and
+    /// delete data. A setting that changes is logged.
+    static func resolveTopicSettings(_ topics: [TopicStore.Topic], options: BrokerOptions) -> [TopicStore.Topic] {
+        let defaults = options.defaultTopicConfig
+        // Without the broker's settings, nothing is derived either: the next broker node derives
+        // a topic's settings against its own.
+        guard options.topicsFollowDefaults else { return topics }
+        return topics.map { stored in
+            var topic = stored
+            let overrides =
+                stored.overrides.map(Set.init)
+                ?? TopicConfig.overrides(of: stored.config, against: TopicConfig())
+                .union(TopicConfig.overrides(of: stored.config, against: defaults))
+            topic.overrides = overrides.sorted()
+            do {
+                let (config, refused) = try TopicConfig.resolved(defaults: defaults, overrides: overrides, of: stored.config)
+                topic.config = config
+                for setting in refused {
+                    options.logger.error(
+                        "a topic's stored setting is refused by this version; it follows the broker's instead",
+                        metadata: ["topic": "\(stored.name)", "setting": "\(setting)"])
+                }
+            } catch {
+                options.logger.error(
+                    "a topic's settings do not fit together with the broker's defaults; it keeps the settings it had",
+                    metadata: ["topic": "\(stored.name)", "error": "\(error)"])
+                return topic
+            }
+            let before = Dictionary(stored.config.kafkaConfigs, uniquingKeysWith: { first, _ in first })
+            for (name, value) in topic.config.kafkaConfigs where before[name] != value {
+                options.logger.info(
+                    "a topic follows the broker's setting, changed since it was last opened",
+                    metadata: ["topic": "\(stored.name)", "setting": "\(name)", "was": "\(before[name] ?? "")", "now": "\(value)"])
+            }
+            return topic
+        }
+    }
+
+    /// What `createTopic` checks before it creates anything (CreateTopics' validateOnly runs
+    /// the same): the name, the partition count, the config. A topic of that name may exist.
+    public func checkNewTopic(_ name: String, partitions: Int, config: TopicConfig) throws {
+        try TopicName.validate(name)
+        guard !Self.reservedTopicNames.contains(name) else {
+            throw TidemarkError(.invalidTopicName, "'\(name)' is the name of an internal topic")
+        }
+        if let existing = collidingTopic(name) {
+            throw TidemarkError(.invalidTopicName, "topic '\(name)' collides with existing topic '\(existing)': '.' and '_' map to the same metric name")
+        }
+        guard partitions >= 1 && partitions <= options.maxPartitionsPerTopic else {
+            throw TidemarkError(
+                .invalidPartitions, "partition count must be in [1, \(options.maxPartitionsPerTopic)], got \(partitions)")
+        }
+        try config.validate()
+    }
+
+    /// Creates a topic; without a `config`, the broker's `defaultTopicConfig`. `overrides` name
+    /// the settings the topic sets itself, by Kafka name (CreateTopics' configs); without them,
+    /// those in which `config` differs from the broker's defaults. The others follow the
+    /// broker's defaults, also when a restart changes them.
+    public func createTopic(_ name: String, partitions: Int, config: TopicConfig? = nil, overrides: Set<String>? = nil)
+        async throws
+    {
+        let overrides = overrides ?? config.map { TopicConfig.overrides(of: $0, against: options.defaultTopicConfig) } ?? []
+        let config = config ?? options.defaultTopicConfig
+        try checkOpen()
+        try checkNewTopic(name, partitions: partitions, config: config)
+        // Offsets a delete left (a crash between the topic's removal and its offsets'): the new
+        // topic's consumers must not resume at the old one's offsets. Only while no topic of
+        // this name exists (a concurrent create of it keeps its consumers' commits).
+        try await groups.store.delete(topic: name) { [self] in registry.withLock { $0.topics[name] == nil } }
+        try await admin { [self] in
+            if registry.withLock({ $0.topics[name] != nil }) {
+                throw TidemarkError(.topicAlreadyExists, "topic '\(name)' already exists")
+            }
+            if let existing = collidingTopic(name) {
+                throw TidemarkError(.invalidTopicName, "topic '\(name)' collides with existing topic '\(existing)': '.' and '_' map to the same metric name")
+            }
+            try removeLeftovers(of: name, partitions: 0..<partitions)
+            var states: [PartitionState] = []
+            do {
+                let (dataDirectory, clock, logger, budget) = (dataDirectory, options.clock, options.logger, options.openFileBudget)
+                let opened = parallelMap(partitions) { p in
+                    Result {
+                        try PartitionState.open(
+                            topic: name, partition: p, directory: Self.partitionDirectory(dataDirectory, name, p),
+                            config: config.logConfig, clock: clock, logger: logger, metrics: self.metrics, budget: budget,
+                            creating: true)
+                    }
+                }
+                for result in opened {
+                    switch result {
+                    case .success(let state): states.append(state)
+                    case .failure: break
+                    }
+                }
+                if let failure = opened.first(where: { if case .failure = $0 { true } else { false } }) { _ = try failure.get() }
+            } catch {
+                for state in states { try? state.log.close() }
+                for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
+                throw error
+            }
+            let topic = TopicState(name: name, id: UUID(), config: config, overrides: overrides, slots: states.map { .online($0) })
+            // Listed in topics.json before anyone can use it: a topic whose creation failed
+            // (a full disk) must not take writes that a restart would then not find.
+            do {
+                let all = registry.withLock { r in r.topics.values.map(\.stored) } + [topic.stored]
+                try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
+            } catch {
+                for state in states { try? state.log.close() }
+                for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
+                throw error
+            }
+            registry.withLock { r in
+                r.topics[name] = topic
+                r.names[topic.id] = name
+            }
+            options.logger.info("topic created", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
+        }
+    }
+
+    /// Deletes a topic, its data and its committed group offsets (as Kafka does); a topic
+    /// created later under the same name starts empty.
+    ///
+    /// Crash-safe: topics.json forgets the topic first; each partition directory is then
+    /// renamed to `<name>-<p>.<id>-delete` (the data directory fsynced) and removed; a crash
+    /// anywhere leaves only `-delete` leftovers, removed at the next open, or directories no
+    /// topic lists, removed before a topic of that name is created again.
+    public func deleteTopic(_ name: String) async throws {
+        try checkOpen()
+        guard internalTopics[name] == nil else { throw TidemarkError(.invalidTopicName, "internal topic '\(name)' cannot be deleted") }
+        try await admin { [self] in
+            // topics.json forgets the topic before the registry does: a save that fails (a full
+            // disk) leaves the topic served, not gone until a restart brings it back.
+            let (found, rest) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
+                (r.topics[name], r.topics.values.filter { $0.name != name }.map(\.stored))
+            }
+            guard found != nil else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
+            try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds)
+            let removed = registry.withLock { r -> TopicState in
+                let removed = r.topics.removeValue(forKey: name)!
+                r.names.removeValue(forKey: removed.id)
+                return removed
+            }
+            shares.topicDeleted(name, id: removed.id)
+            for partition in removed.partitions {
+                partition.notifier.close()
+                try? partition.log.close()
+            }
+            for p in removed.slots.indices {
+                try Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory)
+            }
+            metrics.forget(name)
+            options.logger.info("topic deleted", metadata: ["topic": "\(name)"])
+        }
+        do {
+            try await groups.store.delete(topic: name) { [self] in registry.withLock { $0.topics[name] == nil } }
+        } catch {
+            // Deleted again before a topic of this name is created.
+            options.logger.error("committed offsets of a deleted topic not deleted", metadata: ["topic": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    static let deletedSuffix = "-delete"
+
+    /// Directories of these partitions that topics.json does not list are leftovers of a
+    /// create or delete a crash interrupted: removed before such a partition is created, so
+    /// they never come back as its data. Runs on the admin queue.
+    func removeLeftovers(of topic: String, partitions: Range<Int>) throws {
+        for p in partitions {
+            let directory = Self.partitionDirectory(dataDirectory, topic, p)
+            if DurableFile.exists(directory) {
+                options.logger.warning("removing a leftover directory before creating the partition", metadata: ["path": "\(directory)"])
+                try Self.deleteDirectory(directory, in: dataDirectory)
+            }
+        }
+    }
+
+    /// Renames `directory` to a `-delete` name, fsyncs the data directory (the rename is then
+    /// durable: the old name can never come back), and removes the renamed tree.
+    static func deleteDirectory(_ directory: String, in dataDirectory: String) throws {
+        guard DurableFile.exists(directory) else { return }
+        // `<name>-<p>.<8 hex>-delete`, the name cut so the whole stays within NAME_MAX (255):
+        // a topic of 249 characters must be deletable too.
+        let slash = directory.lastIndex(of: "/").map { directory.index(after: $0) } ?? directory.startIndex
+        let base = directory[slash...]
+        let suffix = "." + UUID().uuidString.lowercased().prefix(8) + deletedSuffix
+        let kept = base.utf8.count + suffix.utf8.count <= 255 ? base : base.prefix(255 - suffix.utf8.count)
+        let doomed = String(directory[..<slash]) + String(kept) + suffix
+        try DurableFile.rename(directory, to: doomed)
+        try DurableFile.syncDirectory(dataDirectory)
+        try DurableFile.removeTree(doomed)
+    }
+
+    /// Removes what interrupted deletes left: directories renamed to `-delete` names.
+    static func removeDeletedLeftovers(_ dataDirectory: String, logger: Logger) throws {
+        for name in try DurableFile.listDirectory(dataDirectory) where name.hasSuffix(deletedSuffix) {
+            logger.info("removing what an interrupted topic delete left", metadata: ["path": "\(dataDirectory)/\(name)"])
+            try DurableFile.removeTree(dataDirectory + "/" + name)
+        }
+    }
+
+    public func listTopics() -> [String] {
+        registry.withLock { $0.topics.keys.sorted() }
+    }
+
+    public func partitionCount(of topic: String) throws(TidemarkError) -> Int {
+        try topicState(topic).slots.count
+    }
+
+    /// The partitions of `topic` that cannot take writes: offline since the open (their
+    /// directory could not be opened) or failed since (an fsync failed).
+    public func unavailablePartitions(of topic: String) -> Set<Int> {
+        guard let state = try? topicState(topic) else { return [] }
+        var unavailable: Set<Int> = []
+        for (index, slot) in state.slots.enumerated() {
+            switch slot {
+            case .offline: unavailable.insert(index)
+            case .online(let p): if p.log.flushFailure != nil { unavailable.insert(index) }
+            }
+        }
+        return unavailable
+    }
+
+    public func describeTopic(_ name: String) throws(TidemarkError) -> TopicDescription {
+        let topic = try topicState(name)
+        return TopicDescription(
+            name: name, id: topic.id, isInternal: topic.isInternal, config: topic.config, overrides: topic.overrides,
+            partitions: topic.slots.enumerated().map { index, slot in
+                switch slot {
+                case .online(let p):
+                    // A log that failed an fsync refuses appends until a restart: unavailable to
+                    // monitoring (tidemark_partitions_offline, leader -1), its offsets still reported.
+                    PartitionDescription(
+                        partition: p.partition, failed: p.log.flushFailure.map { "\($0)" }, damaged: p.log.damage,
+                        logStartOffset: p.log.logStartOffset,
+                        logEndOffset: p.log.logEndOffset, flushedOffset: p.log.flushedOffset, sizeInBytes: p.log.sizeInBytes,
+                        segmentCount: p.log.segmentCount)
+                case .offline(let reason):
+                    PartitionDescription(
+                        partition: index, offline: reason, logStartOffset: -1, logEndOffset: -1, flushedOffset: -1,
+                        sizeInBytes: 0, segmentCount: 0)
+                }
+            })
+    }
+
+    func topicState(_ name: String) throws(TidemarkError) -> TopicState {
+        let (topic, closed) = registry.withLock { ($0.topics[name], $0.isClosed) }
+        if closed { throw TidemarkError(.brokerClosed, "broker is closed") }
+        guard let topic = topic ?? internalTopics[name] else { throw TidemarkError(.unknownTopicOrPartition, "unknown topic '\(name)'") }
+        return topic
+    }
+
+    /// A topic's id (Kafka's topic UUID: a new one when a topic is deleted and made again).
+    public func topicId(of name: String) throws(TidemarkError) -> UUID { try topicState(name).id }
+
+    /// The name of the topic with `id`, or nil when no topic has it (any more).
+    public func topicName(forId id: UUID) -> String? {
+        registry.withLock { $0.names[id] } ?? internalTopics.values.first { $0.id == id }?.name
+    }
+
+    /// Internal topics (readable with fetch and list-offsets; never produced to by clients).
+    public var internalTopicNames: [String] { internalTopics.keys.sorted() }
+
+    public func isInternalTopic(_ name: String) -> Bool { internalTopics[name] != nil }
+
+    func partitionState(_ topic: String, _ partition: Int) throws(TidemarkError) -> PartitionState {
+        try topicAndPartition(topic, partition).1
+    }
+
+    /// A topic's config and one of its partitions, with one registry lookup. With
+    /// `forWriting`, internal topics are refused (clients never produce to them).
+    func topicAndPartition(_ topic: String, _ partition: Int, forWriting: Bool = false) throws(TidemarkError)
+        -> (TopicConfig, PartitionState)
+    {
+        let state = try topicState(topic)
+        if forWriting && state.isInternal {
+            throw TidemarkError(.invalidTopicName, "internal topic '\(topic)' is written by the broker only")
+        }
+        guard partition >= 0 && partition < state.slots.count else {
+            throw TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)")
+        }
+        switch state.slots[partition] {
+        case .online(let partitionState): return (state.config, partitionState)
+        case .offline(let reason): throw TidemarkError(.storage, "partition \(topic)-\(partition) is offline: \(reason)")
+        }
+    }
+}

@@ -83,30 +83,37 @@ public struct DescribeAclsResponse: KafkaMessage {
     }
 }
 
-/// CreateAcls (30) request v0-3: creations [resource_type i8, resource_name,
-/// resource_pattern_type i8 (v1+), principal, host, operation i8, permission_type i8].
-public struct CreateAclsRequest: KafkaMessage {
-    public struct Creation: Sendable, Equatable {
-        public var resourceType: Int8 = 0
-        public var resourceName = ""
-        public var patternType: Int8 = 3
-        public var principal = ""
-        public var host = ""
-        public var operation: Int8 = 0
-        public var permissionType: Int8 = 0
-        public init() {}
+/// One ACL binding, as CreateAcls' creations and DeleteAcls' matches carry it:
+/// resource_type i8, resource_name, pattern_type i8 (v1+), principal, host, operation i8,
+/// permission_type i8.
+public struct AclBinding: Sendable, Equatable {
+    public var resourceType: Int8 = 0
+    public var resourceName = ""
+    public var patternType: Int8 = 3
+    public var principal = ""
+    public var host = ""
+    public var operation: Int8 = 0
+    public var permissionType: Int8 = 0
+    public init() {}
+
+    mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int8(&resourceType, "resource_type")
+        try c.string(&resourceName, "resource_name")
+        if version >= 1 { try c.int8(&patternType, "pattern_type") }
+        try c.string(&principal, "principal")
+        try c.string(&host, "host")
+        try c.int8(&operation, "operation")
+        try c.int8(&permissionType, "permission_type")
     }
-    public var creations: [Creation] = []
+}
+
+/// CreateAcls (30) request v0-3: creations [`AclBinding`].
+public struct CreateAclsRequest: KafkaMessage {
+    public var creations: [AclBinding] = []
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
-        try c.array(&creations, "creations", make: { Creation() }) { (c: inout WireCoder, k: inout Creation) throws(WireError) in
-            try c.int8(&k.resourceType, "resource_type")
-            try c.string(&k.resourceName, "resource_name")
-            if version >= 1 { try c.int8(&k.patternType, "resource_pattern_type") }
-            try c.string(&k.principal, "principal")
-            try c.string(&k.host, "host")
-            try c.int8(&k.operation, "operation")
-            try c.int8(&k.permissionType, "permission_type")
+        try c.array(&creations, "creations", make: { AclBinding() }) { (c: inout WireCoder, k: inout AclBinding) throws(WireError) in
+            try k.code(&c, version: version)
             try c.taggedFields()
         }
         try c.taggedFields()
@@ -152,19 +159,12 @@ public struct DeleteAclsRequest: KafkaMessage {
 }
 
 /// DeleteAcls response v0-3: throttle_time_ms, filter_results [error_code, error_message,
-/// matching_acls [error_code, error_message, resource_type i8, resource_name, pattern_type i8
-/// (v1+), principal, host, operation i8, permission_type i8]], one per filter in order.
+/// matching_acls [error_code, error_message, `AclBinding`]], one per filter in order.
 public struct DeleteAclsResponse: KafkaMessage {
     public struct Match: Sendable, Equatable {
         public var errorCode: Int16 = 0
         public var errorMessage: String? = nil
-        public var resourceType: Int8 = 0
-        public var resourceName = ""
-        public var patternType: Int8 = 3
-        public var principal = ""
-        public var host = ""
-        public var operation: Int8 = 0
-        public var permissionType: Int8 = 0
+        public var binding = AclBinding()
         public init() {}
     }
     public struct FilterResult: Sendable, Equatable {
@@ -188,13 +188,7 @@ public struct DeleteAclsResponse: KafkaMessage {
             try c.array(&r.matchingAcls, "matching_acls", make: { Match() }) { (c: inout WireCoder, m: inout Match) throws(WireError) in
                 try c.int16(&m.errorCode, "error_code")
                 try c.nullableString(&m.errorMessage, "error_message")
-                try c.int8(&m.resourceType, "resource_type")
-                try c.string(&m.resourceName, "resource_name")
-                if version >= 1 { try c.int8(&m.patternType, "pattern_type") }
-                try c.string(&m.principal, "principal")
-                try c.string(&m.host, "host")
-                try c.int8(&m.operation, "operation")
-                try c.int8(&m.permissionType, "permission_type")
+                try m.binding.code(&c, version: version)
                 try c.taggedFields()
             }
             try c.taggedFields()

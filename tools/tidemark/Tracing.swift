@@ -17,7 +17,7 @@ final class TraceExport: Sendable {
     private let running: Task<Void, Never>
     private let logger: Logger
     /// Set when a stop asks the export to finish.
-    private let stopping: StopFlag
+    private let stopping: Flag
 
     /// How long a stop waits for queued spans to go out. A collector that takes connections
     /// and answers nothing held a stop for an export timeout per queued batch (16 s, where
@@ -46,7 +46,7 @@ final class TraceExport: Sendable {
         let group = ServiceGroup(configuration: groupConfiguration)
         self.group = group
         self.logger = logger
-        let stopping = StopFlag()
+        let stopping = Flag()
         self.stopping = stopping
         running = Task {
             do {
@@ -65,15 +65,15 @@ final class TraceExport: Sendable {
         stopping.set()
         await group.triggerGracefulShutdown()
         let running = self.running
-        let once = FirstOnly()
+        let once = Flag()
         let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             Task {
                 await running.value
-                if once.claim() { continuation.resume(returning: true) }
+                if once.set() { continuation.resume(returning: true) }
             }
             Task {
                 try? await Task.sleep(for: Self.flushBound * 2)
-                if once.claim() { continuation.resume(returning: false) }
+                if once.set() { continuation.resume(returning: false) }
             }
         }
         if !finished {
@@ -82,17 +82,12 @@ final class TraceExport: Sendable {
     }
 }
 
-/// A flag set once.
-private final class StopFlag: Sendable {
+/// A flag set once; `set` tells its first caller (which of two tasks resumes a continuation).
+private final class Flag: Sendable {
     private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
+    @discardableResult
+    func set() -> Bool { !value.exchange(true, ordering: .acquiringAndReleasing) }
     var isSet: Bool { value.load(ordering: .acquiring) }
-}
-
-/// True for its first caller only: which of two tasks resumes a continuation.
-private final class FirstOnly: Sendable {
-    private let claimed = Atomic<Bool>(false)
-    func claim() -> Bool { !claimed.exchange(true, ordering: .acquiringAndReleasing) }
 }
 
 extension String {

@@ -155,8 +155,10 @@ public struct BrokerConfig: Sendable {
         case "group.min.session.timeout.ms": broker.groups.minSessionTimeoutMs = Int32(clamping: try number())
         case "group.max.session.timeout.ms": broker.groups.maxSessionTimeoutMs = Int32(clamping: try number())
         case "group.initial.rebalance.delay.ms": broker.groups.initialRebalanceDelayMs = try ranged(0...Int64(Int32.max))
-        case "group.consumer.session.timeout.ms": broker.groups.consumerSessionTimeoutMs = max(1, try number())
-        case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(clamping: max(1, try number()))
+        // The same floors as a group's own settings (GroupConfigs): a broker-wide heartbeat of
+        // 1 ms had every member send hundreds a second. Pairs are checked in `checked()`.
+        case "group.consumer.session.timeout.ms": broker.groups.consumerSessionTimeoutMs = try ranged(1_000...3_600_000)
+        case "group.consumer.heartbeat.interval.ms": broker.groups.consumerHeartbeatIntervalMs = Int32(try ranged(100...3_600_000))
         case "group.consumer.max.size": broker.groups.consumerGroupMaxSize = Int(clamping: max(1, try number()))
         case "group.max.size": broker.groups.classicGroupMaxSize = Int(try ranged(1...Int64(Int32.max)))
         case "group.members.max.bytes": broker.groups.membersMaxBytes = Int(try ranged(1 << 20...Int64(1) << 40))
@@ -165,8 +167,8 @@ public struct BrokerConfig: Sendable {
         case "group.share.partition.max.record.locks": broker.groups.sharePartitionMaxRecordLocks = Int(try ranged(100...10_000))
         case "group.share.window.max.records": broker.groups.shareWindowMaxRecords = Int(try ranged(1_000...1_000_000))
         case "group.share.windows.total.max.records": broker.groups.shareWindowsTotalMaxRecords = Int(try ranged(10_000...1_000_000_000))
-        case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(1...3_600_000))
-        case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1...3_600_000)
+        case "group.share.heartbeat.interval.ms": broker.groups.shareHeartbeatIntervalMs = Int32(try ranged(100...3_600_000))
+        case "group.share.session.timeout.ms": broker.groups.shareSessionTimeoutMs = try ranged(1_000...3_600_000)
         case "group.share.max.size": broker.groups.shareGroupMaxSize = Int(try ranged(1...10_000))
         case "group.share.max.groups": broker.groups.shareMaxGroups = Int(try ranged(1...100_000))
         case "errors.deadletterqueue.topic.name.prefix": broker.groups.deadLetterTopicPrefix = value
@@ -185,6 +187,23 @@ public struct BrokerConfig: Sendable {
             throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
         }
         explicit[key] = value
+    }
+
+    /// Checks the settings that constrain each other, once all are set (a file, then
+    /// `--config`, may set either of a pair first), with Kafka's GroupCoordinatorConfig's
+    /// rules: a member must be able to heartbeat before its session expires, and a session
+    /// timeout range must not be empty (every join would be refused).
+    public func checked() throws(Failure) {
+        let groups = broker.groups
+        if groups.consumerHeartbeatIntervalMs >= groups.consumerSessionTimeoutMs {
+            throw Failure(description: "group.consumer.heartbeat.interval.ms (\(groups.consumerHeartbeatIntervalMs)) must be less than group.consumer.session.timeout.ms (\(groups.consumerSessionTimeoutMs))")
+        }
+        if Int64(groups.shareHeartbeatIntervalMs) >= groups.shareSessionTimeoutMs {
+            throw Failure(description: "group.share.heartbeat.interval.ms (\(groups.shareHeartbeatIntervalMs)) must be less than group.share.session.timeout.ms (\(groups.shareSessionTimeoutMs))")
+        }
+        if groups.minSessionTimeoutMs > groups.maxSessionTimeoutMs {
+            throw Failure(description: "group.max.session.timeout.ms (\(groups.maxSessionTimeoutMs)) must be at least group.min.session.timeout.ms (\(groups.minSessionTimeoutMs))")
+        }
     }
 
     /// Parses server.properties syntax: `key=value` or `key: value` per line, `#` and `!`

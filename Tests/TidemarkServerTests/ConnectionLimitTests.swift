@@ -102,5 +102,34 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         #expect(settings.broker.defaultTopicConfig.flushPolicy == .everyMessages(1000))
         #expect(settings.broker.defaultTopicConfig.flushAlsoEveryMs == 500)
     }
+
+    /// Broker-wide heartbeat settings have the floors a group's own have, and each pair is
+    /// checked once everything is set: a 1 ms interval had every member heartbeat hundreds of
+    /// times a second, and an interval at or past the session timeout expired every member.
+    @Test func groupHeartbeatSettingsMustFitTheirSessions() throws {
+        var settings = BrokerConfig()
+        for (key, value) in [
+            ("group.consumer.heartbeat.interval.ms", "1"), ("group.share.heartbeat.interval.ms", "99"),
+            ("group.consumer.session.timeout.ms", "999"), ("group.share.session.timeout.ms", "5"),
+        ] {
+            #expect(throws: BrokerConfig.Failure.self, "\(key)=\(value)") { try settings.set(key, value) }
+        }
+        try settings.checked()
+        // Either of a pair may come first; only the final pair is judged.
+        try settings.set("group.consumer.heartbeat.interval.ms", "60000")
+        #expect(throws: BrokerConfig.Failure.self) { try settings.checked() }
+        try settings.set("group.consumer.session.timeout.ms", "90000")
+        try settings.checked()
+        try settings.set("group.share.session.timeout.ms", "1000")
+        try settings.set("group.share.heartbeat.interval.ms", "1000")
+        #expect(throws: BrokerConfig.Failure.self) { try settings.checked() }
+        try settings.set("group.share.heartbeat.interval.ms", "500")
+        try settings.checked()
+        try settings.set("group.min.session.timeout.ms", "60000")
+        try settings.set("group.max.session.timeout.ms", "30000")
+        #expect(throws: BrokerConfig.Failure.self) { try settings.checked() }
+        #expect(settings.broker.groups.consumerHeartbeatIntervalMs == 60000)
+        #expect(settings.broker.groups.shareHeartbeatIntervalMs == 500)
+    }
 }
 }

@@ -65,6 +65,7 @@ struct Serve: AsyncParsableCommand {
                 guard let equals = entry.firstIndex(of: "=") else { throw ValidationError("--config needs KEY=VALUE, got '\(entry)'") }
                 try settings.set(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
             }
+            try settings.checked()
         } catch let error as BrokerConfig.Failure {
             throw ValidationError(error.description)
         }

@@ -153,6 +153,9 @@ import Testing
         _ = group.sync(memberId: b, generationId: 3, assignments: [:], nowMs: 60)
         _ = group.leave(memberIds: [b], nowMs: 70)
         #expect(group.state == .empty && group.members.isEmpty)
+        // As in Kafka, the empty group keeps its protocol type (listed and described as a
+        // consumer group), not its protocol.
+        #expect(group.protocolType == "consumer" && group.protocolName == nil && group.leaderId == nil)
         #expect(group.validateCommit(memberId: "", generationId: -1) == nil)  // standalone commits on an empty group
         #expect(group.leave(memberIds: ["ghost"], nowMs: 80).0["ghost"]! == .unknownMemberId)
     }

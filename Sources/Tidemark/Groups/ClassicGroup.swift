@@ -385,7 +385,8 @@ struct ClassicGroup: Sendable {
         guard !members.isEmpty else {
             state = .empty
             protocolName = nil
-            protocolType = nil
+            // The protocol type stays, as in Kafka: an empty group is still listed and
+            // described as the consumer group it was.
             leaderId = nil
             return []
         }
@@ -530,7 +531,6 @@ struct ClassicGroup: Sendable {
                 generationId = generationId == Int32.max ? 1 : generationId + 1
                 state = .empty
                 protocolName = nil
-                protocolType = nil
                 leaderId = nil
                 return []
             }

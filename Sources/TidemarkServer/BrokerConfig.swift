@@ -126,10 +126,17 @@ public struct BrokerConfig: Sendable {
             server.defaultPartitions = Int(n)
         case "auto.create.topics.enable": server.autoCreateTopics = try flag()
         case "log.retention.ms": try topicDefault("retention.ms", value)
-        case "log.retention.minutes": try topicDefault("retention.ms", "\(try milliseconds(per: 60_000))")
-        case "log.retention.hours": try topicDefault("retention.ms", "\(try milliseconds(per: 3_600_000))")
+        // Kafka's precedence, whatever the order given: ms, then minutes, then hours.
+        case "log.retention.minutes":
+            let ms = try milliseconds(per: 60_000)
+            if explicit["log.retention.ms"] == nil { try topicDefault("retention.ms", "\(ms)") }
+        case "log.retention.hours":
+            let ms = try milliseconds(per: 3_600_000)
+            if explicit["log.retention.ms"] == nil && explicit["log.retention.minutes"] == nil { try topicDefault("retention.ms", "\(ms)") }
         case "log.roll.ms": try topicDefault("segment.ms", value)
-        case "log.roll.hours": try topicDefault("segment.ms", "\(try milliseconds(per: 3_600_000))")
+        case "log.roll.hours":
+            let ms = try milliseconds(per: 3_600_000)
+            if explicit["log.roll.ms"] == nil { try topicDefault("segment.ms", "\(ms)") }
         case "log.index.interval.bytes": try topicDefault("index.interval.bytes", value)
         case "log.retention.bytes": try topicDefault("retention.bytes", value)
         case "log.segment.bytes": try topicDefault("segment.bytes", value)
@@ -283,11 +290,38 @@ public struct BrokerConfig: Sendable {
         for (brokerName, topicName) in brokerNames {
             if let value = topicDefaults[topicName] { entries.append((brokerName, value)) }
         }
+        // A setting given under another of its names (`log.retention.hours=24`) is listed as
+        // given, as Kafka lists it (log.retention.ms shows the value it comes to, as a default).
+        for names in Self.brokerSynonyms.values {
+            for name in names where explicit[name] != nil && !entries.contains(where: { $0.0 == name }) {
+                entries.append((name, explicit[name]!))
+            }
+        }
         return entries.sorted { $0.0 < $1.0 }.map { ($0.0, $0.1, explicit[$0.0] == nil) }
     }
 }
 
 extension BrokerConfig {
+    /// A topic setting's broker-level names, in Kafka's order of precedence (the first one set
+    /// wins), for those with more than one (Kafka's ServerTopicConfigSynonyms).
+    static let brokerSynonyms: [String: [String]] = [
+        "retention.ms": ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+        "segment.ms": ["log.roll.ms", "log.roll.hours"],
+    ]
+
+    /// The broker setting and value Kafka names as a topic setting's DEFAULT_CONFIG synonym:
+    /// the first of its broker names that has a default of its own (`log.retention.hours=168`,
+    /// not `log.retention.ms`, which has none), given the topic setting's default value.
+    static func defaultSynonym(ofTopicConfig name: String, kafkaDefault value: String) -> (String, String)? {
+        switch name {
+        case "retention.ms", "segment.ms":
+            guard let ms = Int64(value), ms > 0, ms % 3_600_000 == 0 else { return nil }
+            return (name == "retention.ms" ? "log.retention.hours" : "log.roll.hours", "\(ms / 3_600_000)")
+        default:
+            return brokerName(ofTopicConfig: name).map { ($0, value) }
+        }
+    }
+
     /// The broker setting a topic setting's default comes from (its DescribeConfigs synonym).
     static func brokerName(ofTopicConfig name: String) -> String? {
         switch name {

@@ -39,7 +39,7 @@ extension RequestRouter {
                 // v5+: what was made, so clients need not ask again.
                 result.numPartitions = Int32(partitions)
                 result.replicationFactor = 1
-                let sources = TopicConfigSources(brokerDefaults: broker.options.defaultTopicConfig)
+                let sources = TopicConfigSources(brokerDefaults: broker.options.defaultTopicConfig, brokerEntries: config.brokerConfigEntries)
                 result.configs = topicConfig.kafkaConfigs.map { name, value in
                     CreateTopicsResponse.Config(
                         name: name, value: value,
@@ -141,7 +141,7 @@ extension RequestRouter {
             case .topic:
                 do {
                     let described = try broker.describeTopic(resource.resourceName)
-                    let sources = TopicConfigSources(brokerDefaults: broker.options.defaultTopicConfig)
+                    let sources = TopicConfigSources(brokerDefaults: broker.options.defaultTopicConfig, brokerEntries: config.brokerConfigEntries)
                     entries = described.config.kafkaConfigs.map { name, value in
                         sources.entry(name, value, overrides: described.overrides, includeSynonyms: request.includeSynonyms)
                     }
@@ -332,10 +332,13 @@ struct TopicConfigSources {
     typealias Source = DescribeConfigsResponse.Source
     let brokerDefaults: [String: String]
     let kafkaDefaults: [String: String]
+    /// The broker settings the operator gave, by Kafka name, as given (empty when embedded).
+    let given: [String: String]
 
-    init(brokerDefaults: TopicConfig) {
+    init(brokerDefaults: TopicConfig, brokerEntries: [BrokerConfigEntry] = []) {
         self.brokerDefaults = Dictionary(uniqueKeysWithValues: brokerDefaults.kafkaConfigs)
         self.kafkaDefaults = Dictionary(uniqueKeysWithValues: TopicConfig().kafkaConfigs)
+        self.given = Dictionary(brokerEntries.filter { !$0.isDefault }.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     func entry(_ name: String, _ value: String, overrides: Set<String>, includeSynonyms: Bool) -> DescribeConfigsResponse.Config {
@@ -343,10 +346,15 @@ struct TopicConfigSources {
         if overrides.contains(name) { synonyms.append(.init(name: name, value: value, source: Source.dynamicTopic.rawValue)) }
         if let brokerName = BrokerConfig.brokerName(ofTopicConfig: name) {
             if let brokerValue = brokerDefaults[name], brokerValue != kafkaDefaults[name] {
-                synonyms.append(.init(name: brokerName, value: brokerValue, source: Source.staticBroker.rawValue))
+                // Under the name the operator gave it (log.retention.hours=24), as Kafka does.
+                let givenAs = (BrokerConfig.brokerSynonyms[name] ?? [brokerName]).lazy.compactMap { name in
+                    self.given[name].map { (name, $0) }
+                }.first
+                let (synonym, synonymValue) = givenAs ?? (brokerName, brokerValue)
+                synonyms.append(.init(name: synonym, value: synonymValue, source: Source.staticBroker.rawValue))
             }
-            if let kafkaValue = kafkaDefaults[name] {
-                synonyms.append(.init(name: brokerName, value: kafkaValue, source: Source.defaultConfig.rawValue))
+            if let kafkaValue = kafkaDefaults[name], let (synonym, synonymValue) = BrokerConfig.defaultSynonym(ofTopicConfig: name, kafkaDefault: kafkaValue) {
+                synonyms.append(.init(name: synonym, value: synonymValue, source: Source.defaultConfig.rawValue))
             }
         }
         let source = synonyms.first?.source ?? Source.defaultConfig.rawValue

@@ -87,7 +87,9 @@ import TidemarkWire
             uniqueKeysWithValues: try DescribeConfigsResponse.decode(body, version: 2, flexible: false).results[0].configs.map { ($0.name, $0) })
         let retention = try #require(described["retention.ms"])
         #expect(retention.configSource == 1 && retention.synonyms.map(\.source) == [1, 5])
-        #expect(retention.synonyms.map(\.name) == ["retention.ms", "log.retention.ms"])
+        // Kafka's DEFAULT_CONFIG synonym is the first broker name with a default of its own.
+        #expect(retention.synonyms.map(\.name) == ["retention.ms", "log.retention.hours"] && retention.synonyms.last?.value == "168")
+        #expect(described["segment.ms"]?.synonyms.map(\.name) == ["log.roll.hours"])
         #expect(described["segment.bytes"]?.configSource == 1)
         let maxMessage = try #require(described["max.message.bytes"])
         #expect(maxMessage.configSource == 4 && maxMessage.value == "2000000")
@@ -216,6 +218,30 @@ import TidemarkWire
             #expect(try server.broker.describeTopic("d").config.retentionMs == 7 * 24 * 3_600_000)
             #expect(try server.broker.describeTopic("c").config.segmentMs == 60000)
         }
+    }
+
+    /// A broker setting given under another of its names is described under that name, and
+    /// the names of one setting take Kafka's precedence whatever their order (ms, then
+    /// minutes, then hours): the file's `log.retention.hours` after `log.retention.ms` changed
+    /// nothing in Kafka and replaced it here.
+    @Test func brokerSettingsKeepTheNamesTheyWereGivenUnder() throws {
+        var settings = BrokerConfig()
+        try settings.set("log.retention.ms", "5000")
+        try settings.set("log.retention.hours", "24")
+        try settings.set("log.roll.hours", "2")
+        #expect(settings.broker.defaultTopicConfig.retentionMs == 5000)
+        #expect(settings.broker.defaultTopicConfig.segmentMs == 7_200_000)
+        var hours = BrokerConfig()
+        try hours.set("log.retention.hours", "24")
+        #expect(hours.broker.defaultTopicConfig.retentionMs == 86_400_000)
+        let entries = hours.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
+        let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
+        #expect(byName["log.retention.hours"]?.value == "24" && byName["log.retention.hours"]?.isDefault == false)
+        #expect(byName["log.retention.ms"]?.value == "86400000" && byName["log.retention.ms"]?.isDefault == true)
+        let sources = TopicConfigSources(brokerDefaults: hours.broker.defaultTopicConfig, brokerEntries: entries)
+        let retention = sources.entry("retention.ms", "86400000", overrides: [], includeSynonyms: true)
+        #expect(retention.configSource == 4)
+        #expect(retention.synonyms.map { "\($0.name)=\($0.value ?? "")/\($0.source)" } == ["log.retention.hours=24/4", "log.retention.hours=168/5"])
     }
 
     /// `compression.type=uncompressed` in a Kafka server.properties still starts the node

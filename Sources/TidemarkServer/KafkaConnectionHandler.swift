@@ -127,7 +127,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         shares.closed()
         if !shares.sessions.isEmpty {
             router.broker.offerShareRecords(
-                router.broker.shares.connectionClosed(shares.id, sessions: shares.sessions.map { ($0.group, $0.member) }))
+                router.broker.shares.connectionClosed(
+                    shares.id, sessions: shares.sessions.map { ($0.group, $0.member) },
+                    brokerStopping: router.draining.load(ordering: .relaxed)))
         }
         context.fireChannelInactive()
     }

@@ -331,6 +331,64 @@ def test_kill_9_loses_no_accepted_job_and_redelivers_held_ones(tmp_path):
         node.stop()
 
 
+def test_a_clean_restart_does_not_spend_a_held_jobs_last_attempt(tmp_path):
+    """A broker stopped with SIGTERM while a live worker holds a job on its last allowed
+    attempt: the stop is not the job's failure, so the job is not archived or dead-lettered;
+    after the restart it is delivered again, with the same delivery count as the attempt the
+    stop cut (not counted, as in Kafka, whose acquisitions are not persisted). Jobs the worker
+    finished before the stop are not delivered again. (Counted, a rolling restart sent every
+    job held on its last attempt to the dead-letter topic.)"""
+    from confluent_kafka import AcknowledgeType, Consumer
+    node = Broker(str(tmp_path / "data"), free_port())
+    node.start()
+    try:
+        bootstrap = node.bootstrap
+        topic, group = unique("restarted"), unique("restart-workers")
+        dlq = "dlq." + topic
+        _topic(bootstrap, topic, 1)
+        _configure(bootstrap, group, "share.delivery.count.limit=2")
+        _configure(bootstrap, group, "errors.deadletterqueue.topic.name=" + dlq)
+        _produce(bootstrap, topic, [b"last-attempt", b"done"])
+        worker = _share_consumer(bootstrap, group, explicit=True)
+        worker.subscribe([topic])
+        held = None
+        deadline = time.time() + 30
+        while held is None and time.time() < deadline:
+            for m in _messages(worker.poll(0.5)):
+                if m.value() == b"done":
+                    worker.acknowledge(m, AcknowledgeType.ACCEPT)
+                elif m.delivery_count() == 1:
+                    worker.acknowledge(m, AcknowledgeType.RELEASE)  # the first attempt fails
+                else:
+                    held = m  # the last attempt, still running when the broker stops
+            worker.commit_sync(10)
+        assert held is not None and held.delivery_count() == 2
+        node.restart()
+        again = _share_consumer(bootstrap, group, explicit=True)
+        again.subscribe([topic])
+        seen = []
+        deadline = time.time() + 30
+        while not seen and time.time() < deadline:
+            for m in _messages(again.poll(0.5)):
+                seen.append((m.value(), m.delivery_count()))
+                again.acknowledge(m, AcknowledgeType.ACCEPT)
+            again.commit_sync(10)
+        assert seen == [(b"last-attempt", 2)], seen
+        again.close()
+        try:
+            worker.close()
+        except Exception:
+            pass
+        reader = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("dlq-reader"), "auto.offset.reset": "earliest",
+                           "topic.metadata.refresh.interval.ms": 500})
+        reader.subscribe([dlq])
+        letters = [m for m in reader.consume(10, 3) if not m.error()]
+        reader.close()
+        assert letters == [], [(m.value(), m.headers()) for m in letters]
+    finally:
+        node.stop()
+
+
 def test_tools_list_describe_configure_and_reset_share_groups(share_broker):
     """`tidemark groups` over the wire: list shows the share type, describe shows each
     partition's start, end, available, held (by whom) and lag, configure sets group configs

@@ -1,14 +1,19 @@
 /// Share sessions and the connections that use them.
 extension ShareCoordinator {
     /// Removes a share session; what its member still holds in the session's partitions goes
-    /// back (available, or archived at the delivery limit). Returns the partitions changed,
-    /// to write. Under the coordinator's lock.
-    func closeSession(_ key: SessionKey, _ session: Session, settings: ShareSettings, _ s: inout State) -> [PartitionKey] {
+    /// back (available, or archived at the delivery limit; with `uncounted`, available with
+    /// the delivery not counted). Returns the partitions changed, to write. Under the
+    /// coordinator's lock.
+    func closeSession(_ key: SessionKey, _ session: Session, settings: ShareSettings, uncounted: Bool = false, _ s: inout State)
+        -> [PartitionKey]
+    {
         var changed: [PartitionKey] = []
         for tp in session.partitions {
             let pkey = PartitionKey(group: key.group, topicPartition: tp)
             // In place: a copy of the slot would copy its window.
-            if s.slots[pkey]?.state.releaseAll(held: key.member, settings: settings) ?? 0 > 0 { changed.append(pkey) }
+            if s.slots[pkey]?.state.releaseAll(held: key.member, settings: settings, uncounted: uncounted) ?? 0 > 0 {
+                changed.append(pkey)
+            }
         }
         s.sessions.removeValue(forKey: key)
         return changed
@@ -20,8 +25,15 @@ extension ShareCoordinator {
     /// another connection has used since is left alone. `sessions` are the (group, member)
     /// pairs that connection used. Returns the partitions where records went back (for
     /// `Broker.offerShareRecords`).
+    ///
+    /// `brokerStopping`: the server closed the connection because it is stopping. The worker
+    /// did not fail its jobs, so they go back with the delivery that was cut not counted, and
+    /// none is archived or dead-lettered for reaching the limit: a job on its last attempt
+    /// is delivered again after the restart, as after a leader change in Kafka (which does
+    /// not persist acquisitions). Counted, a rolling restart dead-lettered every job held on
+    /// its last attempt, which a kill -9 did not.
     @discardableResult
-    public func connectionClosed(_ connection: UInt64, sessions: [(group: String, member: String)])
+    public func connectionClosed(_ connection: UInt64, sessions: [(group: String, member: String)], brokerStopping: Bool = false)
         -> [(group: String, topicPartition: TopicPartition)]
     {
         guard !sessions.isEmpty else { return [] }
@@ -32,7 +44,7 @@ extension ShareCoordinator {
             for (group, member) in sessions {
                 let key = SessionKey(group: group, member: member)
                 guard let session = s.sessions[key], session.connection == connection else { continue }
-                changed += closeSession(key, session, settings: settingsOf[group]!, &s)
+                changed += closeSession(key, session, settings: settingsOf[group]!, uncounted: brokerStopping, &s)
             }
             write(changed, &s)
             return changed.map { ($0.group, $0.topicPartition) }

@@ -496,14 +496,24 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Everything `member` holds goes back (it left, its session closed, or it expired).
+    /// `uncounted`: the broker is stopping, not the worker failing: each record goes back
+    /// with the delivery count it had before it was handed out, and none is archived.
     /// Returns how many records were released.
     @discardableResult
-    mutating func releaseAll(held member: String, settings: ShareSettings) -> Int {
+    mutating func releaseAll(held member: String, settings: ShareSettings, uncounted: Bool = false) -> Int {
         guard let owner = ownerNumber(member) else { return 0 }
         var released = 0
         for k in entries.kept where entries.entry(kept: k).state == .acquired && entries.entry(kept: k).owner == owner {
             // Given back unprocessed (a close, a leave): available at once, no backoff.
-            release(entries.position(kept: k), settings: settings, nowMs: nil)
+            let i = entries.position(kept: k)
+            if uncounted {
+                touch(startOffset + Int64(i))
+                lowerCandidateFloor(to: startOffset + Int64(i))
+                unheld(entries[i])
+                entries[i] = Entry(state: .available, deliveryCount: Swift.max(0, entries[i].deliveryCount - 1), keyHash: entries[i].keyHash)
+            } else {
+                release(i, settings: settings, nowMs: nil)
+            }
             released += 1
         }
         if released > 0 { advanceStart() }

@@ -200,6 +200,27 @@ import TidemarkStorage
         #expect(p.holders()["b"]?.count == 2)
     }
 
+    /// A stopping broker gives a member's records back with the cut delivery not counted and
+    /// archives none: on its last attempt (limit 2), a record counted would be archived.
+    @Test func aStoppingBrokerGivesRecordsBackUncounted() {
+        var p = SharePartition(startOffset: 0)
+        let settings = Self.settings(limit: 2)
+        _ = Self.take(&p, "a", max: 1, logEnd: 2, settings: settings)
+        #expect(p.acknowledge([ShareAcknowledgement(0, .release)], member: "a", nowMs: 0, settings: settings, allowRenew: false) == nil)
+        #expect(Self.take(&p, "a", logEnd: 2, now: 60_000, settings: settings)
+            == [AcquiredRange(first: 0, last: 0, deliveryCount: 2), AcquiredRange(first: 1, last: 1, deliveryCount: 1)])
+        #expect(p.releaseAll(held: "a", settings: settings, uncounted: true) == 2)
+        #expect(p.entry(at: 0)?.state == .available && p.entry(at: 0)?.deliveryCount == 1)
+        #expect(p.entry(at: 1)?.state == .available && p.entry(at: 1)?.deliveryCount == 0)
+        #expect(p.holders()["a"] == nil)
+        #expect(Self.take(&p, "b", logEnd: 2, now: 60_000, settings: settings)
+            == [AcquiredRange(first: 0, last: 0, deliveryCount: 2), AcquiredRange(first: 1, last: 1, deliveryCount: 1)])
+        // Counted (a worker's own close), the record on its last attempt is archived.
+        #expect(p.releaseAll(held: "b", settings: settings) == 2)
+        #expect(p.entry(at: 0) == nil && p.startOffset == 1)  // archived, and behind the window's start
+        #expect(p.entry(at: 1)?.state == .available && p.entry(at: 1)?.deliveryCount == 1)
+    }
+
     @Test func undeliveredAcquisitionsAreUndone() {
         var p = SharePartition(startOffset: 0)
         _ = Self.take(&p, "a", logEnd: 10)

@@ -15,6 +15,8 @@ public struct GroupPartitionLag: Sendable, Equatable {
 public struct QueueReport: Sendable, Equatable {
     public var group: String
     public var topic: String
+    /// Records a worker may take now: not held, finished, or waiting for a delivery time or
+    /// a backoff; records past the share window count (their delays are known once read).
     public var available = 0
     public var inFlight = 0
     public var delayed = 0
@@ -112,7 +114,9 @@ extension Broker {
         for s in shares.summaries(group, view: shareLogView) {
             let topic = s.topicPartition.topic
             var q = byTopic[topic] ?? QueueReport(group: group, topic: topic)
-            q.available += s.available
+            // With the records past the window: without them, 5,000 jobs enqueued and 256 read
+            // by a worker read as 246 available.
+            q.available += s.takeable
             q.inFlight += s.acquired
             q.delayed += s.delayed
             q.archived += s.archived

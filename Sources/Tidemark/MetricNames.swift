@@ -95,7 +95,7 @@ public enum MetricName {
         fsyncDuration: "Duration of one fdatasync of a partition log.",
         logSize: "Bytes on disk of a partition's segments.",
         queueInFlight: "Share-group records locked by a worker and not yet acknowledged.",
-        queueAvailable: "Share-group records a worker may take now.",
+        queueAvailable: "Share-group records a worker may take now: not held, finished, delayed or backing off (records no worker has read yet count).",
         queueDelayed: "Share-group records waiting for a retry backoff or their delivery time.",
         queueOldestUnackedAge: "Age of the oldest share-group record not yet acknowledged (0 when none); a delayed record counts from its delivery time, not before.",
         queueDeadLettered: "Records copied to the dead-letter topic.",

@@ -538,6 +538,26 @@ struct BigAnswerRoutes: HTTPRoutes {
         try await node.stop()
     }
 
+    /// The queue's depth counts the jobs no worker has read yet: 3,000 enqueued and 10 taken
+    /// read as 246 available (the records the share window had read), not 2,990.
+    @Test func theQueuesDepthCountsJobsNotReadYet() async throws {
+        let node = try await Self.start(options: BrokerOptions())
+        let broker = node.broker
+        try await broker.createTopic("backlog", partitions: 1)
+        let producer = try await Producer(broker: broker)
+        let sent = await producer.send((0..<3_000).map { Producer.OutgoingRecord(topic: "backlog", key: nil, value: Array("job-\($0)".utf8)) })
+        #expect(sent.allSatisfy { (try? $0.get()) != nil })
+        let worker = try await ShareConsumer(broker: broker, group: "slow", topics: ["backlog"], mode: .explicit)
+        var got: [ShareRecord] = []
+        while got.count < 10 { got += try await worker.poll(maxRecords: 10 - got.count, timeout: .seconds(2)) }
+        let m = try await node.scrape()
+        let q = ["group": "slow", "topic": "backlog"]
+        #expect(m[Sample(name: "tidemark_queue_leases_in_flight", labels: q)] == 10)
+        #expect(m[Sample(name: "tidemark_queue_available", labels: q)] == 2_990)
+        try await worker.close()
+        try await node.stop()
+    }
+
     /// Records acquired and then given back unsent (a share fetch's response was full) left
     /// the deliveries counter lower than a scrape in between had seen: Prometheus read a
     /// reset. The exported counter never goes down.

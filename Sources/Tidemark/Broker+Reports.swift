@@ -15,10 +15,14 @@ public struct GroupPartitionLag: Sendable, Equatable {
 public struct QueueReport: Sendable, Equatable {
     public var group: String
     public var topic: String
-    /// Records a worker may take now: not held, finished, or waiting for a delivery time or
-    /// a backoff; records past the share window count (their delays are known once read).
+    /// Records read into the share window that a worker may take now: not held, finished, or
+    /// waiting for a delivery time or a backoff.
     public var available = 0
     public var inFlight = 0
+    /// Records past the share window (no worker has read them yet; due or delayed, not known
+    /// until read). The queue's depth is available + inFlight + delayed + unread: without this,
+    /// 5,000 jobs enqueued and 256 read by a worker showed as 246.
+    public var unread: Int64 = 0
     public var delayed = 0
     public var archived = 0
     /// Records not finished (from the start offset to the log end).
@@ -114,9 +118,8 @@ extension Broker {
         for s in shares.summaries(group, view: shareLogView) {
             let topic = s.topicPartition.topic
             var q = byTopic[topic] ?? QueueReport(group: group, topic: topic)
-            // With the records past the window: without them, 5,000 jobs enqueued and 256 read
-            // by a worker read as 246 available.
-            q.available += s.takeable
+            q.available += s.available
+            q.unread += s.unread
             q.inFlight += s.acquired
             q.delayed += s.delayed
             q.archived += s.archived

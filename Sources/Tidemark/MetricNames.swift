@@ -40,6 +40,7 @@ public enum MetricName {
     public static let queueInFlight = "tidemark_queue_leases_in_flight"
     public static let queueAvailable = "tidemark_queue_available"
     public static let queueDelayed = "tidemark_queue_delayed"
+    public static let queueUnread = "tidemark_queue_unread"
     public static let queueOldestUnackedAge = "tidemark_queue_oldest_unacked_age_seconds"
     public static let queueDeadLettered = "tidemark_queue_dead_lettered_total"
     public static let queueDeadLettersPending = "tidemark_queue_dead_letters_pending"
@@ -95,7 +96,8 @@ public enum MetricName {
         fsyncDuration: "Duration of one fdatasync of a partition log.",
         logSize: "Bytes on disk of a partition's segments.",
         queueInFlight: "Share-group records locked by a worker and not yet acknowledged.",
-        queueAvailable: "Share-group records a worker may take now: not held, finished, delayed or backing off (records no worker has read yet count).",
+        queueAvailable: "Share-group records read by the broker that a worker may take now (not held, finished, delayed or backing off).",
+        queueUnread: "Share-group records no worker has read yet, due or delayed (known once read); queue depth is available + leases_in_flight + delayed + unread.",
         queueDelayed: "Share-group records waiting for a retry backoff or their delivery time.",
         queueOldestUnackedAge: "Age of the oldest share-group record not yet acknowledged (0 when none); a delayed record counts from its delivery time, not before.",
         queueDeadLettered: "Records copied to the dead-letter topic.",

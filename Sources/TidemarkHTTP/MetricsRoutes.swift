@@ -272,6 +272,7 @@ public final class MetricsRoutes: HTTPRoutes {
             (MetricName.queueInFlight, { Double($0.inFlight) }),
             (MetricName.queueAvailable, { Double($0.available) }),
             (MetricName.queueDelayed, { Double($0.delayed) }),
+            (MetricName.queueUnread, { Double($0.unread) }),
             (MetricName.queueOldestUnackedAge, { q in q.oldestUnfinishedMs.map { max(0, (Double(nowMs) - Double($0)) / 1000) } ?? 0 }),
             (MetricName.queueDeadLettersPending, { Double($0.deadLettersPending) }),
         ]

@@ -110,9 +110,10 @@ public struct SharePartitionSummary: Sendable, Equatable {
     public var delayed: Int = 0
     /// Counters since the broker started: deliveries, acknowledgements by type, expirations.
     public var activity = ShareActivity()
-    /// Records a worker may take now: `available` in the window and every record past it (no
-    /// worker has read them yet; a delay among them is known once one does). The queue's depth.
-    public var takeable: Int { available + Int(clamping: max(0, logEndOffset - endOffset)) }
+    /// Records past the window, to the log's end: no worker has read them yet, so whether each
+    /// is due or delayed is not known (every offset there is a record: this node stores no
+    /// control batches and does not compact).
+    public var unread: Int64 { max(0, logEndOffset - endOffset) }
     /// The first record not finished that is due (`SharePartition.oldestDue`), and, for a
     /// delayed job, when it came due (ms since the epoch): where the oldest job's age is read.
     public var oldestDueOffset: Int64? = nil

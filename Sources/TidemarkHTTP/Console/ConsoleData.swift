@@ -332,7 +332,7 @@ final class ConsoleData: Sendable {
         let parts = broker.shares.summaries(group, view: broker.shareLogView).map { s in
             ConsoleModel.QueuePartition(
                 topic: s.topicPartition.topic, partition: s.topicPartition.partition, startOffset: s.startOffset,
-                endOffset: s.endOffset, logEndOffset: s.logEndOffset, available: s.takeable, inFlight: s.acquired,
+                endOffset: s.endOffset, logEndOffset: s.logEndOffset, available: s.available, inFlight: s.acquired,
                 delayed: s.delayed, archived: s.archived, backlog: s.lag,
                 holders: s.holders.sorted { $0.key < $1.key }.map {
                     ConsoleModel.Holder(member: $0.key, records: $0.value.count, lockDeadlineMs: $0.value.earliestExpiryMs)

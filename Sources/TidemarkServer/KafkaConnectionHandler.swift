@@ -40,6 +40,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// Responses written and not flushed yet (one flush for all that `pump` wrote).
     private var needsFlush = false
     private var closing = false
+    /// The stopping server closed this connection (its output, or all of it): what its share
+    /// sessions hold goes back uncounted (`ShareCoordinator.connectionClosed`). A worker that
+    /// closes or dies on its own during the stop is counted as at any other time.
+    private var closedByStop = false
     /// Requests read but not yet answered. Past `maxPending` the connection stops reading
     /// (backpressure) until answers go out. Answers the client does not read are bounded too:
     /// while the channel is not writable (NIO's high watermark, 64 KiB of unsent response
@@ -128,8 +132,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         if !shares.sessions.isEmpty {
             router.broker.offerShareRecords(
                 router.broker.shares.connectionClosed(
-                    shares.id, sessions: shares.sessions.map { ($0.group, $0.member) },
-                    brokerStopping: router.draining.load(ordering: .relaxed)))
+                    shares.id, sessions: shares.sessions.map { ($0.group, $0.member) }, brokerStopping: closedByStop))
         }
         context.fireChannelInactive()
     }
@@ -331,6 +334,13 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// once what was written has gone out (a plain close throws away what the socket has not
     /// taken: a large answer to a slow reader was cut). The client then closes its side, or
     /// the stop closes the connection (`KafkaServer.drain`).
+    /// Every close of the channel passes here: one made while the server drains is the stop's
+    /// (`closeForStop`, or `KafkaServer.drain` closing connections).
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if router.draining.load(ordering: .relaxed) { closedByStop = true }
+        context.close(mode: mode, promise: promise)
+    }
+
     private func closeForStop(context: ChannelHandlerContext) {
         closing = true
         releaseQueued()

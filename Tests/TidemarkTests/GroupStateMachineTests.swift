@@ -156,6 +156,12 @@ import Testing
         // As in Kafka, the empty group keeps its protocol type (listed and described as a
         // consumer group), not its protocol.
         #expect(group.protocolType == "consumer" && group.protocolName == nil && group.leaderId == nil)
+        // Its next first member names it again, from its join (not once the join completes).
+        var connect = Self.request()
+        connect.protocolType = "connect"
+        _ = group.join(connect, nowMs: 75)
+        #expect(group.protocolType == "connect")
+        _ = group.leave(memberIds: Array(group.members.keys), nowMs: 76)
         #expect(group.validateCommit(memberId: "", generationId: -1) == nil)  // standalone commits on an empty group
         #expect(group.leave(memberIds: ["ghost"], nowMs: 80).0["ghost"]! == .unknownMemberId)
     }

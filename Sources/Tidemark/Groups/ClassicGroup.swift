@@ -274,6 +274,9 @@ struct ClassicGroup: Sendable {
         guard members.count < options.classicGroupMaxSize else {
             return (.failure(.groupMaxSizeReached, memberId: memberId), [])
         }
+        // The first member names the group's protocol type, as in Kafka (an empty group keeps
+        // its last one until then).
+        if members.isEmpty { protocolType = request.protocolType }
         members[memberId] = Member(
             id: memberId, groupInstanceId: request.groupInstanceId, clientId: request.clientId,
             clientHost: request.clientHost, sessionTimeoutMs: request.sessionTimeoutMs,

@@ -125,17 +125,18 @@ public struct BrokerConfig: Sendable {
             guard n >= 1 else { throw Failure(description: "num.partitions must be at least 1") }
             server.defaultPartitions = Int(n)
         case "auto.create.topics.enable": server.autoCreateTopics = try flag()
-        case "log.retention.ms": try topicDefault("retention.ms", value)
-        // Kafka's precedence, whatever the order given: ms, then minutes, then hours.
-        case "log.retention.minutes":
-            let ms = try milliseconds(per: 60_000)
-            if explicit["log.retention.ms"] == nil { try topicDefault("retention.ms", "\(ms)") }
-        case "log.retention.hours":
-            let ms = try milliseconds(per: 3_600_000)
-            if explicit["log.retention.ms"] == nil && explicit["log.retention.minutes"] == nil { try topicDefault("retention.ms", "\(ms)") }
+        // Kafka's precedence, whatever the order given: ms, then minutes, then hours. As in
+        // Kafka's KafkaConfig, any negative retention is unlimited (-1; `log.retention.hours=-1`
+        // is how server.properties files say it) and 0 is refused.
+        case "log.retention.ms", "log.retention.minutes", "log.retention.hours":
+            let ms = try milliseconds(per: key == "log.retention.ms" ? 1 : key == "log.retention.minutes" ? 60_000 : 3_600_000)
+            guard ms != 0 else { throw Failure(description: "\(key) must be unlimited (-1) or at least 1 ms, got 0") }
+            let outranked = Self.brokerSynonyms["retention.ms"]!.prefix { $0 != key }.contains { explicit[$0] != nil }
+            if !outranked { try topicDefault("retention.ms", ms < 0 ? "-1" : "\(ms)") }
         case "log.roll.ms": try topicDefault("segment.ms", value)
         case "log.roll.hours":
             let ms = try milliseconds(per: 3_600_000)
+            guard ms >= 3_600_000 else { throw Failure(description: "log.roll.hours must be at least 1, got \(value)") }
             if explicit["log.roll.ms"] == nil { try topicDefault("segment.ms", "\(ms)") }
         case "log.index.interval.bytes": try topicDefault("index.interval.bytes", value)
         case "log.retention.bytes": try topicDefault("retention.bytes", value)
@@ -372,12 +373,12 @@ extension BrokerConfig {
             "group.share.partition.max.record.locks", "group.share.heartbeat.interval.ms", "group.share.max.size", "group.share.max.groups",
             "group.share.window.max.records",
             "share.delivery.count.limit", "share.partition.max.record.locks", "group.share.delivery.count.limit", "num.network.threads", "node.id",
-            "broker.id", "fetch.max.bytes", "max.connections", "max.connections.per.ip", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes",
+            "broker.id", "fetch.max.bytes", "max.connections", "max.connections.per.ip", "offsets.retention.minutes", "log.retention.hours", "log.retention.minutes", "log.roll.hours",
             "producer.id.expiration.ms", "consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
             "share.session.timeout.ms", "share.heartbeat.interval.ms", "share.record.lock.duration.ms":
             3
         case "retention.ms", "retention.bytes", "flush.messages", "flush.ms", "message.timestamp.before.max.ms",
-            "message.timestamp.after.max.ms", "log.retention.ms", "log.retention.bytes", "log.flush.interval.messages",
+            "message.timestamp.after.max.ms", "log.retention.ms", "log.roll.ms", "log.retention.bytes", "log.flush.interval.messages",
             "log.flush.interval.ms", "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
             "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes", "offsets.memory.max.bytes", "group.members.max.bytes",
             "group.share.record.lock.duration.ms", "group.share.session.timeout.ms":

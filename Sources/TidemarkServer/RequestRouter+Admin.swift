@@ -346,12 +346,14 @@ struct TopicConfigSources {
         if overrides.contains(name) { synonyms.append(.init(name: name, value: value, source: Source.dynamicTopic.rawValue)) }
         if let brokerName = BrokerConfig.brokerName(ofTopicConfig: name) {
             if let brokerValue = brokerDefaults[name], brokerValue != kafkaDefaults[name] {
-                // Under the name the operator gave it (log.retention.hours=24), as Kafka does.
-                let givenAs = (BrokerConfig.brokerSynonyms[name] ?? [brokerName]).lazy.compactMap { name in
+                // Under the names the operator gave it (log.retention.hours=24), the one in
+                // force first, as Kafka lists them.
+                let givenAs = (BrokerConfig.brokerSynonyms[name] ?? [brokerName]).compactMap { name in
                     self.given[name].map { (name, $0) }
-                }.first
-                let (synonym, synonymValue) = givenAs ?? (brokerName, brokerValue)
-                synonyms.append(.init(name: synonym, value: synonymValue, source: Source.staticBroker.rawValue))
+                }
+                for (synonym, synonymValue) in givenAs.isEmpty ? [(brokerName, brokerValue)] : givenAs {
+                    synonyms.append(.init(name: synonym, value: synonymValue, source: Source.staticBroker.rawValue))
+                }
             }
             if let kafkaValue = kafkaDefaults[name], let (synonym, synonymValue) = BrokerConfig.defaultSynonym(ofTopicConfig: name, kafkaDefault: kafkaValue) {
                 synonyms.append(.init(name: synonym, value: synonymValue, source: Source.defaultConfig.rawValue))

@@ -231,6 +231,22 @@ import TidemarkWire
         try settings.set("log.roll.hours", "2")
         #expect(settings.broker.defaultTopicConfig.retentionMs == 5000)
         #expect(settings.broker.defaultTopicConfig.segmentMs == 7_200_000)
+        // As in Kafka's KafkaConfig: any negative retention is unlimited; 0 is refused.
+        var unlimited = BrokerConfig()
+        try unlimited.set("log.retention.hours", "-1")
+        #expect(unlimited.broker.defaultTopicConfig.retentionMs == nil)  // unlimited
+        try unlimited.set("log.retention.minutes", "-5")
+        #expect(unlimited.broker.defaultTopicConfig.retentionMs == nil)  // unlimited
+        for (key, value) in [("log.retention.ms", "0"), ("log.retention.hours", "0"), ("log.roll.hours", "0"), ("log.roll.hours", "-1")] {
+            #expect(throws: BrokerConfig.Failure.self, "\(key)=\(value)") { try unlimited.set(key, value) }
+        }
+        var both = BrokerConfig()
+        try both.set("log.retention.hours", "24")
+        try both.set("log.retention.ms", "5000")
+        let bothEntries = both.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
+        let bothSources = TopicConfigSources(brokerDefaults: both.broker.defaultTopicConfig, brokerEntries: bothEntries)
+        #expect(bothSources.entry("retention.ms", "5000", overrides: [], includeSynonyms: true).synonyms.map { "\($0.name)=\($0.value ?? "")" }
+            == ["log.retention.ms=5000", "log.retention.hours=24", "log.retention.hours=168"])
         var hours = BrokerConfig()
         try hours.set("log.retention.hours", "24")
         #expect(hours.broker.defaultTopicConfig.retentionMs == 86_400_000)

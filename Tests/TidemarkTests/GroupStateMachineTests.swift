@@ -89,6 +89,10 @@ import Testing
         // The follower's sync waits for the leader's.
         #expect(group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 210).0 == nil)
         #expect(group.validateCommit(memberId: a, generationId: 2) == .rebalanceInProgress)
+        // Who commits is checked before the state, as in Kafka: a member of the previous
+        // generation, or one the group does not know, is told so while the group completes.
+        #expect(group.validateCommit(memberId: a, generationId: 1) == .illegalGeneration)
+        #expect(group.validateCommit(memberId: "ghost", generationId: 2) == .unknownMemberId)
         let (leaderSync, syncDeliveries) = group.sync(memberId: a, generationId: 2, assignments: [a: [0xA], b: [0xB]], nowMs: 220)
         #expect(leaderSync?.assignment == [0xA])
         guard case .sync(let who, let response)? = syncDeliveries.first else {

@@ -577,13 +577,19 @@ struct ClassicGroup: Sendable {
     /// a standalone commit needs an empty group; a member commits for its current generation,
     /// also while a rebalance is being prepared).
     func validateCommit(memberId: String, instance: String? = nil, generationId: Int32) -> TidemarkError.Code? {
-        if let fenced = fenced(memberId, instance: instance) { return fenced }
-        if generationId < 0 && memberId.isEmpty {
-            return members.isEmpty ? nil : .unknownMemberId
+        // In Kafka's order (ClassicGroup.validateOffsetCommit): who is committing first, the
+        // group's state last. A fenced member committing while the group completes a rebalance
+        // is told its id or generation is stale (the Java client then rejoins), not that a
+        // rebalance is in progress.
+        if generationId < 0 && members.isEmpty { return nil }  // an admin or standalone commit to an empty group
+        if generationId >= 0 || !memberId.isEmpty || instance != nil {
+            if let fenced = fenced(memberId, instance: instance) { return fenced }
+            guard members[memberId] != nil else { return .unknownMemberId }
+            guard generationId == self.generationId else { return .illegalGeneration }
+        } else {
+            return .unknownMemberId  // no member named, and the group has members
         }
         if state == .completingRebalance { return .rebalanceInProgress }
-        guard members[memberId] != nil else { return .unknownMemberId }
-        guard generationId == self.generationId else { return .illegalGeneration }
         return nil
     }
 

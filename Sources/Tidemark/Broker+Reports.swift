@@ -99,7 +99,12 @@ extension Broker {
         var oldest: Int64?
         for row in rows where (row.lag ?? 0) > 0 {
             let tp = row.topicPartition
-            if let ts = timestamp(topic: tp.topic, partition: tp.partition, at: row.committed ?? 0) { oldest = min(oldest ?? ts, ts) }
+            // From the oldest record the group still has to read: its committed offset, or the
+            // log's start once retention or DeleteRecords passed it (that read nothing, and a
+            // stalled group overtaken by retention read as caught up).
+            let start = (try? offsets(topic: tp.topic, partition: tp.partition).start) ?? 0
+            let next = max(row.committed ?? 0, start)
+            if let ts = timestamp(topic: tp.topic, partition: tp.partition, at: next) { oldest = min(oldest ?? ts, ts) }
         }
         // In Double: a record's timestamp is the client's (Int64.min passes the default window).
         return oldest.map { max(0, (Double(nowMs) - Double($0)) / 1000) } ?? 0

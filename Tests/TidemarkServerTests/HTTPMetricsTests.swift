@@ -959,6 +959,12 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(m[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "edges", "topic": "t", "partition": "0"])] == 2)
         #expect(m[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "edges", "topic": "t", "partition": "1"])] == 0)
         #expect((m[Sample(name: "tidemark_consumergroup_lag_seconds", labels: ["consumergroup": "behind", "topic": "t"])] ?? 0) > 1e9)
+        // DeleteRecords passes the stalled group's committed offset: its time lag is the age of
+        // the log's first record now (it read 0, caught up, and an alert on it went quiet).
+        _ = try await broker.deleteRecords(topic: "t", partition: 0, before: 1)
+        let overtaken = try await node.scrape()
+        let behind = overtaken[Sample(name: "tidemark_consumergroup_lag_seconds", labels: ["consumergroup": "behind", "topic": "t"])] ?? 0
+        #expect(behind > 1_000 && behind < 1e9, "\(behind)")
         let port = node.http.boundPort
         #expect(try await httpGet(port: port, "/api/groups").status == 200)
         #expect(try await httpGet(port: port, "/api/groups/edges").status == 200)

@@ -293,6 +293,9 @@ struct LiveDirectoryTests {
         #expect(overWire.status == 1 && overWire.stderr.contains("has no partition"))
         let shifted = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--shift-by", "9223372036854775000", "--bootstrap", broker.bootstrap])
         #expect(shifted.status == 0, "\(shifted.stderr)")
+        // A negative shift in the space form, as the README and kafka-consumer-groups.sh write it.
+        let back = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--shift-by", "-100", "--bootstrap", broker.bootstrap])
+        #expect(back.status == 0, "\(back.stderr)")
         let replayed = try await CLI.run(["replay", "t", "--until", "5000", "--bootstrap", broker.bootstrap])
         #expect(replayed.status == 0 && replayed.stderr.contains("replayed 1 record"), "\(replayed.stderr)")
         let fromGroup = try await CLI.run(["consume", "t", "--group", "g", "--max-messages", "1", "--bootstrap", broker.bootstrap], timeout: 60)

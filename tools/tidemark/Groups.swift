@@ -132,7 +132,9 @@ struct Groups: AsyncParsableCommand {
         @Flag(help: "To each partition's first offset.") var toEarliest = false
         @Flag(help: "To each partition's end.") var toLatest = false
         @Option(help: "To the first record at or after this time (ISO 8601, or @ms).") var toDatetime: String?
-        @Option(help: "By this many offsets (negative: back), clamped to the log.") var shiftBy: Int64?
+        // Unconditional: `--shift-by -100` (the space form, as kafka-consumer-groups.sh takes
+        // it) is a value, not an option.
+        @Option(parsing: .unconditional, help: "By this many offsets (negative: back), clamped to the log.") var shiftBy: Int64?
         @Flag(help: "Apply the change (otherwise only print it).") var execute = false
 
         func validate() throws {

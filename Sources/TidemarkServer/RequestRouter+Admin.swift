@@ -119,7 +119,12 @@ extension RequestRouter {
                 try await broker.deleteTopic(name)
             } catch {
                 result.errorCode = KafkaError(error).rawValue
-                result.errorMessage = (error as? TidemarkError)?.message
+                result.errorMessage = (error as? TidemarkError)?.message ?? "\(error)"
+                // A disk that refuses the deletion (full, read-only) is said in the log too.
+                if !(error is TidemarkError) || (error as? TidemarkError)?.storage != nil {
+                    failureLog.error(
+                        logger, "deleting a topic failed", key: "delete:\(name)", metadata: ["topic": "\(name)", "error": "\(error)"])
+                }
             }
             response.responses.append(result)
         }

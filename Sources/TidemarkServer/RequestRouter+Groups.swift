@@ -162,12 +162,17 @@ extension RequestRouter {
         broker.groups.commitOffsets(
             groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
             generationId: request.generationId, offsets: offsets, sync: broker.commitNeedsSync(offsets.keys)
-        ) { [refused] result in
+        ) { [refused, failureLog, logger] result in
             let code: KafkaError
             switch result {
             case .success(let error?): code = KafkaError(error)
             case .success(nil): code = .none
-            case .failure(let error): code = KafkaError(error)
+            case .failure(let error):
+                code = KafkaError(error)
+                // The offsets log could not take it (a full or failed disk): said once a minute.
+                failureLog.error(
+                    logger, "committing offsets failed", key: "commit:\(request.groupId)",
+                    metadata: ["group": "\(request.groupId)", "error": "\(error)"])
             }
             answer(Self.offsetCommitResponse(topics, refused: refused, code: code))
         }

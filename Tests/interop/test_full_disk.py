@@ -102,8 +102,9 @@ def test_a_full_disk_fails_writes_cleanly_keeps_reads_and_recovers(tmp_path):
     node.log_path = str(tmp_path / "serve.log")  # not on the full disk
     try:
         node.start()
-        topic = unique("full")
+        topic, doomed = unique("full"), unique("doomed")
         _create(node.bootstrap, topic)
+        _create(node.bootstrap, doomed)
         first = [b"first-%05d-" % i + b"x" * 1000 for i in range(2000)]
         acked, errors = _produce(node.bootstrap, topic, first)
         assert not errors and sorted(acked) == list(enumerate(first))
@@ -121,12 +122,21 @@ def test_a_full_disk_fails_writes_cleanly_keeps_reads_and_recovers(tmp_path):
         group = unique("full-group")
         failure = _consume_and_commit(node.bootstrap, topic, group, len(first), until_failure=True)
         assert failure is not None and failure.code() == KafkaError.KAFKA_STORAGE_ERROR, failure
+        assert "committing offsets failed" in node.log_tail(300), "a failed commit is not in the log"
         other = unique("full-new")
         _fill(disk)
         with pytest.raises(KafkaException) as refused:
             _create(node.bootstrap, other)
         assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR, refused.value
         assert "No space left" in refused.value.args[0].str()
+        # A deletion the full disk refuses (topics.json cannot be rewritten) says why in the log
+        # and in its error_message (librdkafka does not show that one; it came empty).
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": node.bootstrap})
+        with pytest.raises(KafkaException) as undeleted:
+            admin.delete_topics([doomed])[doomed].result(20)
+        assert undeleted.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR, undeleted.value
+        assert any("deleting a topic failed" in line and "No space left" in line for line in node.log_tail(300).splitlines())
         assert metric(node, "tidemark_log_index_memory_bytes") >= 0  # /metrics answers
 
         # kill -9 and a restart on the full disk: the node comes up and serves what it had,

@@ -50,16 +50,9 @@ final class ConnectionLimiter: Sendable {
         self.logger = logger
     }
 
-    /// The default `max.connections`: the soft descriptor limit less the segment files'
-    /// budget (half of it, at most 65,536), less 192 (the HTTP listener's 128 connections and
-    /// 64 for the listeners, the data directory, the state logs, standard streams) and 3 per
-    /// event loop (its epoll, eventfd and timerfd); at least 64 (a node under a tiny limit
-    /// still takes some clients, and then relies on accepting pausing when descriptors run out).
+    /// The default `max.connections` (`DescriptorPlan.connections`).
     static func defaultMaxConnections(budget: OpenFileBudget = .shared, eventLoops: Int = System.coreCount) -> Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 64 }
-        let soft = Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max)))  // RLIM_INFINITY is the largest value
-        return max(64, soft - budget.limit - 192 - 3 * eventLoops)
+        DescriptorPlan.current(budget: budget, eventLoops: eventLoops).connections
     }
 
     /// The listening channel, whose accepting stops while `maxConnections` are open.
@@ -206,3 +199,35 @@ public final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHa
         }
     }
 }
+
+/// How the soft descriptor limit is shared, so that the process never runs out: running
+/// out (EMFILE) is not only a refused accept, it can end the process (libdispatch's worker
+/// monitor aborts when it cannot open /proc/<tid>/stat, and Swift's tasks run on
+/// libdispatch). Besides the segment files' budget (`OpenFileBudget.limit(forSoftLimit:)`):
+/// 64 for the process's own (listeners, the data directory, the state logs, standard
+/// streams: about 25 in use; 32 under a limit of 128), 3 per event loop (epoll, eventfd, timerfd), the HTTP
+/// listener's connections (128, or a sixteenth of a limit under 2,048, at least 8), the
+/// sendfile descriptors fetch responses hold (`sendfile`: a sixteenth of the limit, at
+/// least 16), and the Kafka connections the rest (at least 16).
+public struct DescriptorPlan: Equatable, Sendable {
+    /// The process's own and the event loops'.
+    public var own: Int
+    public var http: Int
+    public var sendfile: Int
+    public var connections: Int
+
+    public init(soft: Int, budget: Int, eventLoops: Int) {
+        own = min(64, max(32, soft / 4)) + 3 * eventLoops
+        http = min(128, max(8, soft / 16))
+        sendfile = max(16, soft / 16)
+        connections = max(16, soft - budget - own - http - sendfile)
+    }
+
+    /// From this process's soft limit.
+    public static func current(budget: OpenFileBudget = .shared, eventLoops: Int = System.coreCount) -> DescriptorPlan {
+        var limit = rlimit()
+        let soft = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max))) : 1024
+        return DescriptorPlan(soft: soft, budget: budget.limit, eventLoops: eventLoops)
+    }
+}
+

@@ -425,17 +425,35 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     /// sendfile from the segment: a descriptor of its own per write (NIO allows one user per
-    /// handle), closed when the write completes.
+    /// handle), closed when the write completes. Past the server's bound on such descriptors
+    /// the slice is read and written from memory instead (its first and last pages were found
+    /// in the page cache as the response was made).
     private func writeSlice(_ slice: LogSlice, context: ChannelHandlerContext) {
+        let router = self.router
+        guard router.sendfileDescriptors.wrappingAdd(1, ordering: .relaxed).newValue <= router.sendfileDescriptorLimit else {
+            router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
+            do {
+                let bytes = try slice.readBytes()
+                context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+            } catch {
+                logger.warning("reading a fetched slice failed, closing", metadata: ["error": "\(error)"])
+                close(context: context)
+            }
+            return
+        }
         let fd = dup(slice.file.descriptor.rawValue)
         guard fd >= 0 else {
+            router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
             close(context: context)
             return
         }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.length)
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in try? handle.close() }
+        promise.futureResult.whenComplete { _ in
+            try? handle.close()
+            router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
+        }
         context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
     }
 

@@ -66,10 +66,13 @@ public final class KafkaServer: Sendable {
         let budget = RequestMemoryBudget(limitBytes: config.queuedMaxRequestBytes)
         let frameTimeout = TimeAmount.milliseconds(config.frameTimeoutMs)
         let idleTimeout = TimeAmount.milliseconds(config.connectionsMaxIdleMs)
-        let limiter = ConnectionLimiter(
-            maxConnections: config.maxConnections
-                ?? ConnectionLimiter.defaultMaxConnections(budget: broker.options.openFileBudget, eventLoops: config.eventLoops ?? System.coreCount),
-            maxPerAddress: config.maxConnectionsPerIp, logger: logger)
+        let plan = DescriptorPlan.current(budget: broker.options.openFileBudget, eventLoops: config.eventLoops ?? System.coreCount)
+        if let asked = config.maxConnections, asked > plan.connections {
+            logger.warning(
+                "max.connections leaves too few descriptors under this descriptor limit (ulimit -n): running out can end the process",
+                metadata: ["max_connections": "\(asked)", "fits": "\(plan.connections)"])
+        }
+        let limiter = ConnectionLimiter(maxConnections: config.maxConnections ?? plan.connections, maxPerAddress: config.maxConnectionsPerIp, logger: logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

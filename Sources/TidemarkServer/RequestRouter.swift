@@ -70,6 +70,12 @@ final class RequestRouter: Sendable {
     let responseMemory: ResponseMemory
     /// Failures clients repeat (a full disk, a failed partition): logged once a minute.
     let failureLog = LogThrottle()
+    /// Descriptors dup'ed for sendfile and not yet closed, over all connections, and their
+    /// bound (`DescriptorPlan.sendfile`): past it a slice is read and copied
+    /// instead (`KafkaConnectionHandler.writeSlice`), so that slow readers of large fetches
+    /// cannot run the process out of descriptors.
+    let sendfileDescriptors = Atomic<Int>(0)
+    let sendfileDescriptorLimit = DescriptorPlan.current().sendfile
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker

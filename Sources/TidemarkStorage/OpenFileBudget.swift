@@ -23,14 +23,21 @@ import Synchronization
 /// locks, so it cannot deadlock; one sweep runs at a time (`sweeping`).
 public final class OpenFileBudget: Sendable {
     /// The budget every log uses unless told otherwise: half the soft `RLIMIT_NOFILE` (the other
-    /// half is for sockets and short-lived files), at least 64 and at most 65,536.
+    /// half is for sockets and short-lived files), at most 65,536; under a limit below 512, half
+    /// of what is left after 96 for the process's own (at least 32), so that connections and
+    /// the rest still fit: running out of descriptors can end the process (libdispatch's
+    /// worker monitor aborts when it cannot open /proc).
     public static let shared = OpenFileBudget(limit: defaultLimit())
 
     public static func defaultLimit() -> Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 512 }
-        let soft = UInt64(limit.rlim_cur)  // RLIM_INFINITY is the largest value: capped below
-        return Int(min(max(soft / 2, 64), 65_536))
+        var current = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &current) == 0 else { return 512 }
+        return limit(forSoftLimit: UInt64(current.rlim_cur))
+    }
+
+    /// The budget for a soft descriptor limit (RLIM_INFINITY is the largest value: capped).
+    public static func limit(forSoftLimit soft: UInt64) -> Int {
+        soft < 512 ? Int(max(32, (Int64(soft) - 96) / 2)) : Int(min(soft / 2, 65_536))
     }
 
     private let limitValue: Atomic<Int>

@@ -77,7 +77,24 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
         var limit = rlimit()
         #expect(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0)
         let soft = Int(min(UInt64(limit.rlim_cur), UInt64(Int32.max)))
-        #expect(defaults["max.connections"] == "\(max(64, soft - 100 - 192 - 12))")
+        #expect(defaults["max.connections"] == "\(DescriptorPlan(soft: soft, budget: 100, eventLoops: 4).connections)")
+    }
+
+    /// Segment files, Kafka and HTTP connections, sendfile descriptors and the process's own
+    /// fit the descriptor limit together: at `ulimit -n 128` the defaults (64 connections at
+    /// least, half the limit for segments) came to more than the limit, and running out ended
+    /// the process (libdispatch's worker monitor aborts when it cannot open /proc).
+    @Test func theDescriptorPlanFitsTheLimit() {
+        for soft in [128, 200, 256, 300, 511, 512, 1024, 2000, 4096, 65536, 1 << 20] {
+            let budget = OpenFileBudget.limit(forSoftLimit: UInt64(soft))
+            let plan = DescriptorPlan(soft: soft, budget: budget, eventLoops: 4)
+            let used = budget + plan.connections + plan.http + plan.sendfile + plan.own
+            #expect(used <= soft, "ulimit -n \(soft): \(budget) + \(plan) = \(used)")
+            #expect(plan.own >= 32 + 12)
+            #expect(plan.connections >= 16 && plan.http >= 8 && plan.sendfile >= 16 && budget >= 32)
+        }
+        // A large limit keeps Kafka's proportions: half for segments (at most 65,536), 128 HTTP.
+        #expect(OpenFileBudget.limit(forSoftLimit: 4096) == 2048 && DescriptorPlan(soft: 4096, budget: 2048, eventLoops: 2).http == 128)
     }
 
     /// Values that trapped the broker while it read its settings (an Int64 overflow, a zero

@@ -177,8 +177,12 @@ struct Serve: AsyncParsableCommand {
             let httpHost = httpHost ?? host
             do {
                 let httpLogger = Logger(label: "tidemark.http")
+                // Its connections fit the descriptor limit with the rest (a sixteenth of a
+                // small one): see DescriptorPlan.
+                var limits = HTTPServer.Limits()
+                limits.maxConnections = DescriptorPlan.current(eventLoops: settings.server.eventLoops ?? System.coreCount).http
                 http = try await HTTPServer.start(
-                    host: httpHost, port: httpPort, routes: [health], logger: httpLogger,
+                    host: httpHost, port: httpPort, routes: [health], limits: limits, logger: httpLogger,
                     listenerHandler: { AcceptPauseHandler(logger: httpLogger) })
             } catch {
                 throw CLIError("cannot listen for HTTP on \(httpHost):\(httpPort): \(Self.reason(error, busyHint: "--http-port sets it")) (--http-port 0 turns the HTTP listener off)")

@@ -23,6 +23,8 @@ public final class KafkaServer: Sendable {
     /// Fetched partitions read by the executor instead of an event loop since start (their
     /// segment was not open, or their data was not in the page cache).
     public var fetchReadsOffLoop: Int { router.readsOffLoop.load(ordering: .relaxed) }
+    /// Descriptors dup'ed for sendfile and not closed yet.
+    public var sendfileDescriptorsOpen: Int { router.sendfileDescriptors.load(ordering: .relaxed) }
 
     /// Request bytes being read or waiting to be handled now, over all connections.
     public var queuedRequestBytes: Int { budget.usedBytes }

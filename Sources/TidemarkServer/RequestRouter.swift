@@ -75,7 +75,7 @@ final class RequestRouter: Sendable {
     /// instead (`KafkaConnectionHandler.writeSlice`), so that slow readers of large fetches
     /// cannot run the process out of descriptors.
     let sendfileDescriptors = Atomic<Int>(0)
-    let sendfileDescriptorLimit = DescriptorPlan.current().sendfile
+    let sendfileDescriptorLimit: Int
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker
@@ -84,6 +84,7 @@ final class RequestRouter: Sendable {
         self.boundPort = boundPort
         self.loops = loops
         self.fetchSessions = FetchSessionCache(maxSessions: config.fetchSessionCacheSlots)
+        self.sendfileDescriptorLimit = config.maxSendfileDescriptors ?? DescriptorPlan.current().sendfile
         self.metrics = RequestMetrics(factory: config.metricsFactory ?? MetricsSystem.factory)
         self.responseMemory = ResponseMemory(limitBytes: config.responseMemoryBytes)
     }

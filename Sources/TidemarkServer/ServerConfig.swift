@@ -25,11 +25,14 @@ public struct ServerConfig: Sendable {
     /// (Kafka's connections.max.idle.ms).
     public var connectionsMaxIdleMs: Int64 = 600_000
     /// Connections open at once over all clients (Kafka's max.connections); at the limit,
-    /// accepting stops until one closes (new clients wait in the backlog). nil: the process's
-    /// descriptor limit less the segment files' budget (half of it), 192 (the HTTP listener's
-    /// 128 connections and 64 for the rest) and 3 per event loop, at least 64: a flood of
-    /// connections cannot starve the storage of descriptors.
+    /// accepting stops until one closes (new clients wait in the backlog). nil:
+    /// `DescriptorPlan.connections`, what the descriptor limit leaves after the segment files,
+    /// the HTTP listener, sendfile and the process's own: a flood of connections cannot starve
+    /// the storage of descriptors, or run the process out of them.
     public var maxConnections: Int? = nil
+    /// Descriptors dup'ed for sendfile open at once over all connections; past it, fetched
+    /// slices are copied. nil: `DescriptorPlan.sendfile`.
+    public var maxSendfileDescriptors: Int? = nil
     /// Connections open at once from one client address (Kafka's max.connections.per.ip).
     public var maxConnectionsPerIp = Int.max
     /// The most record bytes one fetch response carries (Kafka's fetch.max.bytes), whatever

@@ -162,6 +162,54 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
+    /// Past the bound on sendfile descriptors, fetched slices are read and copied: the same
+    /// bytes, and no descriptor dup'ed (each one counted against `ulimit -n` with the rest).
+    @Test func slicesPastTheSendfileBoundAreCopied() async throws {
+        for bound in [0, 1_000] {
+            try await ServerTests.withServer(configure: { $0.maxSendfileDescriptors = bound }) { server in
+                try await server.broker.createTopic("big", partitions: 1)
+                var stored: [[UInt8]] = []
+                for i in 0..<4 {
+                    var builder = RecordBatchBuilder()
+                    builder.append(timestamp: 0, key: nil, value: [UInt8](repeating: UInt8(i), count: 48 << 10))
+                    let batch = try builder.build()
+                    _ = try await server.broker.append(topic: "big", partition: 0, batches: batch)
+                    stored.append(batch)
+                }
+                var fetch = FetchRequest()
+                var topic = FetchRequest.Topic()
+                topic.topic = "big"
+                var partition = FetchRequest.Partition()
+                partition.partitionMaxBytes = 1 << 20
+                topic.partitions = [partition]
+                fetch.topics = [topic]
+                let client = try RawClient(port: server.boundPort)
+                try client.request(.fetch, version: 11, correlation: 1, fetch)
+                let (_, body) = try #require(await client.response())
+                let fetched = try FetchResponse.decode(body, version: 11, flexible: false).topics[0].partitions[0]
+                guard case .bytes(let view)? = fetched.records else {
+                    Issue.record("no records")
+                    return
+                }
+                // Walk the batches: base offset (8), length (4), then `length` bytes.
+                let bytes = Array(view)
+                var values: [[UInt8]] = []
+                var at = 0
+                while at + 12 <= bytes.count {
+                    let length = bytes[(at + 8)..<(at + 12)].reduce(0) { $0 << 8 | Int($1) }
+                    guard at + 12 + length <= bytes.count else { break }
+                    values.append(try RecordBatch(decoding: Array(bytes[at..<(at + 12 + length)])).records.first?.value ?? [])
+                    at += 12 + length
+                }
+                #expect(values == (0..<4).map { [UInt8](repeating: UInt8($0), count: 48 << 10) }, "bound \(bound)")
+                // Each dup'ed descriptor is closed (and uncounted) once its write completes.
+                let deadline = ContinuousClock.now + .seconds(5)
+                while server.sendfileDescriptorsOpen != 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(server.sendfileDescriptorsOpen == 0)
+            }
+        }
+    }
+
     /// EIO on fdatasync: the producer gets KAFKA_STORAGE_ERROR (56), now and for every later
     /// append to that log, while fetches of what it holds are still answered.
     @Test func fsyncFailureAnswersKafkaStorageError() async throws {

@@ -218,6 +218,8 @@ public final class Broker: Sendable {
             let store = TopicStore(path: dataDirectory + "/topics.json")
             try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
             let (loaded, internalIds, madeIds) = try store.load()
+            Self.reportUnlistedDirectories(
+                dataDirectory, listed: Set(loaded.map(\.name)).union(Self.reservedTopicNames), logger: options.logger)
             let topics = Self.resolveTopicSettings(loaded, options: options)
             let offsetsId = internalIds[offsetsTopic] ?? UUID()
             let ids = internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old }

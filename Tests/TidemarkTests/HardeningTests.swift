@@ -137,9 +137,16 @@ import TidemarkStorage
         try await broker.close()
         StorageFaults.clear(pathContains: dir.path)
 
-        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         #expect(!broker.listTopics().contains("d"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix("-delete") })
+        // A directory the deletion could not rename is said at open (it was kept without a word).
+        let unlisted = log.matching("partition directories that no topic lists")
+        #expect(unlisted.count == (operation == .rename ? 1 : 0))
+        #expect(operation != .rename || unlisted.first?.text.contains("d-0") == true)
         try await broker.createTopic("d", partitions: 1)
         #expect(try await readPartition(broker, "d", 0).isEmpty)
         #expect(try broker.describeTopic("d").partitions[0].logEndOffset == 0)

@@ -158,7 +158,8 @@ extension Broker {
                 (r.topics[name], r.topics.values.filter { $0.name != name }.map(\.stored))
             }
             guard found != nil else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
-            try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds)
+            // Saved as a deletion under way: an open that finds it finishes it.
+            try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds, deleting: [name: found!.slots.count])
             let removed = registry.withLock { r -> TopicState in
                 let removed = r.topics.removeValue(forKey: name)!
                 r.names.removeValue(forKey: removed.id)
@@ -185,6 +186,10 @@ extension Broker {
             if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
             for directory in doomed { try DurableFile.removeTree(directory) }  // else removed at the next open
             if let renameFailure { throw renameFailure }
+            // Done: the deletion leaves the file (else the next save, or open, drops it).
+            do { try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds) } catch {
+                options.logger.warning("topics.json could not be rewritten after a deletion; the next change or start does it", metadata: ["error": "\(error)"])
+            }
             metrics.forget(name)
             options.logger.info("topic deleted", metadata: ["topic": "\(name)"])
         }

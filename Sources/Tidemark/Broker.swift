@@ -217,7 +217,14 @@ public final class Broker: Sendable {
             var producerIds = try ProducerIdAllocator(path: dataDirectory + "/producer-ids")
             let store = TopicStore(path: dataDirectory + "/topics.json")
             try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
-            let (loaded, internalIds, madeIds) = try store.load()
+            let (loaded, internalIds, madeIds, deleting) = try store.loadWithDeletions()
+            // Deletions a crash cut: their directories go now, then the file forgets them.
+            for (name, count) in deleting.sorted(by: { $0.key < $1.key }) {
+                options.logger.info("finishing a topic deletion a stop interrupted", metadata: ["topic": "\(name)", "partitions": "\(count)"])
+                let doomed = try (0..<count).compactMap { try Self.renameForDeletion(Self.partitionDirectory(dataDirectory, name, $0)) }
+                if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
+                for directory in doomed { try DurableFile.removeTree(directory) }
+            }
             Self.reportUnlistedDirectories(
                 dataDirectory, listed: Set(loaded.map(\.name)).union(Self.reservedTopicNames), logger: options.logger)
             let topics = Self.resolveTopicSettings(loaded, options: options)
@@ -225,7 +232,7 @@ public final class Broker: Sendable {
             let ids = internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old }
             if madeIds || internalIds[offsetsTopic] == nil {
                 try store.save(topics, internalIds: ids)
-            } else if topics != loaded {
+            } else if topics != loaded || !deleting.isEmpty {
                 // Only the derived overrides or a followed default changed: a save that fails
                 // (a full disk) does not refuse the start; the next change of a topic saves them.
                 do { try store.save(topics, internalIds: ids) } catch {

@@ -7,8 +7,14 @@ import TidemarkStorage
 /// {"version":1,
 ///  "topics":[{"name":"jobs","id":"1f0e…-uuid","partitions":6,"config":{...},
 ///              "overrides":["retention.ms"]}],
-///  "internalTopicIds":{"__consumer_offsets":"…uuid"}}
+///  "internalTopicIds":{"__consumer_offsets":"…uuid"},
+///  "deleting":{"old-topic":6}}
 /// ```
+/// `deleting` (absent when empty) names topics whose deletion has forgotten them but may not
+/// have removed their partition directories yet, with their partition counts: written with
+/// the deletion's first save, dropped by the next save once the directories are gone; an open
+/// that finds one finishes the deletion (a crash between the save and the renames left the
+/// directories for good).
 /// `overrides` names (by Kafka name) the settings of `config` the topic sets itself; at a
 /// broker's open the others are its defaults of the day (`TopicConfig.resolved`), so a topic
 /// follows the broker's settings it does not set (a value edited by hand counts only for a
@@ -31,6 +37,7 @@ struct TopicStore {
         var version: Int
         var topics: [Topic]
         var internalTopicIds: [String: UUID]?
+        var deleting: [String: Int]?
     }
 
     let path: String
@@ -38,7 +45,14 @@ struct TopicStore {
     /// The topics, each with its id, and the internal topics' ids; ids missing from an older
     /// file are made now (and saved by the caller).
     func load() throws -> (topics: [Topic], internalIds: [String: UUID], madeIds: Bool) {
-        guard let bytes = try DurableFile.read(path) else { return ([], [:], false) }
+        let (topics, internalIds, madeIds, _) = try loadWithDeletions()
+        return (topics, internalIds, madeIds)
+    }
+
+    /// `load`, and the deletions the file says may be unfinished (names it does not list,
+    /// each with a partition count in 1...1,000,000).
+    func loadWithDeletions() throws -> (topics: [Topic], internalIds: [String: UUID], madeIds: Bool, deleting: [String: Int]) {
+        guard let bytes = try DurableFile.read(path) else { return ([], [:], false, [:]) }
         var file: File
         do {
             file = try JSONDecoder().decode(File.self, from: Data(bytes))
@@ -75,14 +89,19 @@ struct TopicStore {
             file.topics[index].id = UUID()
             made = true
         }
-        return (file.topics, file.internalTopicIds ?? [:], made)
+        let listed = Set(file.topics.map(\.name))
+        let deleting = (file.deleting ?? [:]).filter { name, count in
+            !listed.contains(name) && (1...1_000_000).contains(count) && (try? TopicName.validate(name)) != nil
+        }
+        return (file.topics, file.internalTopicIds ?? [:], made, deleting)
     }
 
-    func save(_ topics: [Topic], internalIds: [String: UUID]) throws {
+    func save(_ topics: [Topic], internalIds: [String: UUID], deleting: [String: Int] = [:]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(File(version: 1, topics: topics.sorted { $0.name < $1.name }, internalTopicIds: internalIds))
-        try DurableFile.write(Array(data), to: path)
+        let file = File(
+            version: 1, topics: topics.sorted { $0.name < $1.name }, internalTopicIds: internalIds, deleting: deleting.isEmpty ? nil : deleting)
+        try DurableFile.write(Array(try encoder.encode(file)), to: path)
     }
 }
 

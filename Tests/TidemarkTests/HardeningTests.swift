@@ -143,13 +143,40 @@ import TidemarkStorage
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         #expect(!broker.listTopics().contains("d"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix("-delete") })
-        // A directory the deletion could not rename is said at open (it was kept without a word).
-        let unlisted = log.matching("partition directories that no topic lists")
-        #expect(unlisted.count == (operation == .rename ? 1 : 0))
-        #expect(operation != .rename || unlisted.first?.text.contains("d-0") == true)
+        // topics.json said the deletion was under way: the open finished it (a directory the
+        // deletion had not renamed was kept for good, without a word).
+        #expect(log.matching("finishing a topic deletion").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/d-0"))
+        #expect(log.matching("partition directories that no topic lists").isEmpty)
+        #expect(try !String(contentsOfFile: dir.path + "/topics.json", encoding: .utf8).contains("deleting"))
         try await broker.createTopic("d", partitions: 1)
         #expect(try await readPartition(broker, "d", 0).isEmpty)
         #expect(try broker.describeTopic("d").partitions[0].logEndOffset == 0)
+        try await broker.close()
+    }
+
+    /// A partition directory no topic lists (topics.json edited by hand) is kept, not served,
+    /// and said at open with what to do.
+    @Test func unlistedPartitionDirectoriesAreReportedAtOpen() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("h", partitions: 2)
+        try await Self.produce(broker, "h", 0, ["kept"])
+        try await broker.close()
+        let path = dir.path + "/topics.json"
+        let edited = try String(contentsOfFile: path, encoding: .utf8)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(edited.utf8)) as? [String: Any])
+        var trimmed = json
+        trimmed["topics"] = []
+        try JSONSerialization.data(withJSONObject: trimmed).write(to: URL(fileURLWithPath: path))
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.listTopics().isEmpty)
+        let said = log.matching("partition directories that no topic lists")
+        #expect(said.count == 1 && said.first?.text.contains("count=2") == true && said.first?.text.contains("h-0") == true)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/h-0"))
         try await broker.close()
     }
 

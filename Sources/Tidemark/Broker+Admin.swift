@@ -198,8 +198,8 @@ extension Broker {
     /// the registry: a change answered as failed (a full disk) is not live. Runs on the admin
     /// queue (the only writer of the list, so nothing changes between the two).
     func replaceTopic(_ topic: TopicState) throws {
-        let all = registry.withLock { r in r.topics.values.filter { $0.name != topic.name }.map(\.stored) } + [topic.stored]
-        try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalTopics.mapValues(\.id))
+        let (others, deleting) = registry.withLock { r in (r.topics.values.filter { $0.name != topic.name }.map(\.stored), r.deleting) }
+        try TopicStore(path: dataDirectory + "/topics.json").save(others + [topic.stored], internalIds: internalTopics.mapValues(\.id), deleting: deleting)
         registry.withLock { $0.topics[topic.name] = topic }
     }
 }

@@ -126,8 +126,11 @@ extension Broker {
             // Listed in topics.json before anyone can use it: a topic whose creation failed
             // (a full disk) must not take writes that a restart would then not find.
             do {
-                let all = registry.withLock { r in r.topics.values.map(\.stored) } + [topic.stored]
-                try TopicStore(path: dataDirectory + "/topics.json").save(all, internalIds: internalIds)
+                // (A deletion of this name left pending is over: its leftovers were removed
+                // before the partitions were made.)
+                let (all, deleting) = registry.withLock { r in (r.topics.values.map(\.stored), r.deleting.filter { $0.key != name }) }
+                try TopicStore(path: dataDirectory + "/topics.json").save(all + [topic.stored], internalIds: internalIds, deleting: deleting)
+                registry.withLock { _ = $0.deleting.removeValue(forKey: name) }
             } catch {
                 for state in states { try? state.log.close() }
                 for p in 0..<partitions { try? Self.deleteDirectory(Self.partitionDirectory(dataDirectory, name, p), in: dataDirectory) }
@@ -144,25 +147,28 @@ extension Broker {
     /// Deletes a topic, its data and its committed group offsets (as Kafka does); a topic
     /// created later under the same name starts empty.
     ///
-    /// Crash-safe: topics.json forgets the topic first; each partition directory is then
-    /// renamed to `<name>-<p>.<id>-delete` (the data directory fsynced) and removed; a crash
-    /// anywhere leaves only `-delete` leftovers, removed at the next open, or directories no
-    /// topic lists, removed before a topic of that name is created again.
+    /// Crash-safe: topics.json forgets the topic first and names it as a deletion under way
+    /// (`deleting`); every partition directory is then renamed to `<name>-<p>.<id>-delete`,
+    /// the data directory fsynced once, the trees removed, and the entry dropped. A crash
+    /// anywhere leaves `-delete` leftovers, removed at the next open, or directories the
+    /// entry names, which the next open removes.
     public func deleteTopic(_ name: String) async throws {
         try checkOpen()
         guard internalTopics[name] == nil else { throw TidemarkError(.invalidTopicName, "internal topic '\(name)' cannot be deleted") }
         try await admin { [self] in
             // topics.json forgets the topic before the registry does: a save that fails (a full
             // disk) leaves the topic served, not gone until a restart brings it back.
-            let (found, rest) = registry.withLock { r -> (TopicState?, [TopicStore.Topic]) in
-                (r.topics[name], r.topics.values.filter { $0.name != name }.map(\.stored))
+            let (found, rest, deleting) = registry.withLock { r -> (TopicState?, [TopicStore.Topic], [String: Int]) in
+                (r.topics[name], r.topics.values.filter { $0.name != name }.map(\.stored), r.deleting)
             }
-            guard found != nil else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
+            guard let found else { throw TidemarkError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
             // Saved as a deletion under way: an open that finds it finishes it.
-            try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds, deleting: [name: found!.slots.count])
+            let store = TopicStore(path: dataDirectory + "/topics.json")
+            try store.save(rest, internalIds: internalIds, deleting: deleting.merging([name: found.slots.count]) { _, new in new })
             let removed = registry.withLock { r -> TopicState in
                 let removed = r.topics.removeValue(forKey: name)!
                 r.names.removeValue(forKey: removed.id)
+                r.deleting[name] = found.slots.count
                 return removed
             }
             shares.topicDeleted(name, id: removed.id)
@@ -185,9 +191,13 @@ extension Broker {
             }
             if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
             for directory in doomed { try DurableFile.removeTree(directory) }  // else removed at the next open
-            if let renameFailure { throw renameFailure }
+            if let renameFailure { throw renameFailure }  // kept pending: every save keeps it
             // Done: the deletion leaves the file (else the next save, or open, drops it).
-            do { try TopicStore(path: dataDirectory + "/topics.json").save(rest, internalIds: internalIds) } catch {
+            let (others, stillDeleting) = registry.withLock { r in
+                r.deleting.removeValue(forKey: name)
+                return (r.topics.values.map(\.stored), r.deleting)
+            }
+            do { try store.save(others, internalIds: internalIds, deleting: stillDeleting) } catch {
                 options.logger.warning("topics.json could not be rewritten after a deletion; the next change or start does it", metadata: ["error": "\(error)"])
             }
             metrics.forget(name)

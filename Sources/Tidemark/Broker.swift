@@ -102,6 +102,10 @@ public final class Broker: Sendable {
         var topics: [String: TopicState] = [:]
         /// Topic ids of the topics above.
         var names: [UUID: String] = [:]
+        /// Deleted topics whose directories may not all be gone (a rename failed), with their
+        /// partition counts: every save of topics.json keeps them (`deleting`), and the next
+        /// open, or a topic created under the name, finishes them.
+        var deleting: [String: Int] = [:]
         var isClosed = false
     }
 
@@ -218,12 +222,21 @@ public final class Broker: Sendable {
             let store = TopicStore(path: dataDirectory + "/topics.json")
             try Self.removeDeletedLeftovers(dataDirectory, logger: options.logger)
             let (loaded, internalIds, madeIds, deleting) = try store.loadWithDeletions()
-            // Deletions a crash cut: their directories go now, then the file forgets them.
+            // Deletions a crash cut: their directories go now, then the file forgets them. One
+            // that fails again (a directory that cannot be renamed) is said and kept for the
+            // next open; it does not refuse the start.
             for (name, count) in deleting.sorted(by: { $0.key < $1.key }) {
                 options.logger.info("finishing a topic deletion a stop interrupted", metadata: ["topic": "\(name)", "partitions": "\(count)"])
-                let doomed = try (0..<count).compactMap { try Self.renameForDeletion(Self.partitionDirectory(dataDirectory, name, $0)) }
-                if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
-                for directory in doomed { try DurableFile.removeTree(directory) }
+                do {
+                    let doomed = try (0..<count).compactMap { try Self.renameForDeletion(Self.partitionDirectory(dataDirectory, name, $0)) }
+                    if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
+                    for directory in doomed { try? DurableFile.removeTree(directory) }  // else removed at the next open
+                } catch {
+                    registry.deleting[name] = count
+                    options.logger.error(
+                        "a deleted topic's directories could not be removed; retried at the next start",
+                        metadata: ["topic": "\(name)", "error": "\(error)"])
+                }
             }
             Self.reportUnlistedDirectories(
                 dataDirectory, listed: Set(loaded.map(\.name)).union(Self.reservedTopicNames), logger: options.logger)
@@ -231,11 +244,11 @@ public final class Broker: Sendable {
             let offsetsId = internalIds[offsetsTopic] ?? UUID()
             let ids = internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old }
             if madeIds || internalIds[offsetsTopic] == nil {
-                try store.save(topics, internalIds: ids)
-            } else if topics != loaded || !deleting.isEmpty {
+                try store.save(topics, internalIds: ids, deleting: registry.deleting)
+            } else if topics != loaded || deleting != registry.deleting {
                 // Only the derived overrides or a followed default changed: a save that fails
                 // (a full disk) does not refuse the start; the next change of a topic saves them.
-                do { try store.save(topics, internalIds: ids) } catch {
+                do { try store.save(topics, internalIds: ids, deleting: registry.deleting) } catch {
                     options.logger.warning(
                         "topics.json could not be rewritten with the topics' settings; retried at the next topic change",
                         metadata: ["error": "\(error)"])

@@ -12,9 +12,10 @@ import TidemarkStorage
 /// ```
 /// `deleting` (absent when empty) names topics whose deletion has forgotten them but may not
 /// have removed their partition directories yet, with their partition counts: written with
-/// the deletion's first save, dropped by the next save once the directories are gone; an open
-/// that finds one finishes the deletion (a crash between the save and the renames left the
-/// directories for good).
+/// the deletion's first save and kept by every save until the directories are gone
+/// (`Broker.Registry.deleting`); an open that finds one finishes the deletion (a crash between
+/// the save and the renames left the directories for good). Names starting with `__` are
+/// ignored (internal logs).
 /// `overrides` names (by Kafka name) the settings of `config` the topic sets itself; at a
 /// broker's open the others are its defaults of the day (`TopicConfig.resolved`), so a topic
 /// follows the broker's settings it does not set (a value edited by hand counts only for a
@@ -90,8 +91,9 @@ struct TopicStore {
             made = true
         }
         let listed = Set(file.topics.map(\.name))
+        // Never an internal log's name (a hand edit must not remove the committed offsets).
         let deleting = (file.deleting ?? [:]).filter { name, count in
-            !listed.contains(name) && (1...1_000_000).contains(count) && (try? TopicName.validate(name)) != nil
+            !listed.contains(name) && !name.hasPrefix("__") && (1...1_000_000).contains(count) && (try? TopicName.validate(name)) != nil
         }
         return (file.topics, file.internalTopicIds ?? [:], made, deleting)
     }

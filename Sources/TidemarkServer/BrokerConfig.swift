@@ -130,9 +130,12 @@ public struct BrokerConfig: Sendable {
         // is how server.properties files say it) and 0 is refused.
         case "log.retention.ms", "log.retention.minutes", "log.retention.hours":
             let ms = try milliseconds(per: key == "log.retention.ms" ? 1 : key == "log.retention.minutes" ? 60_000 : 3_600_000)
-            guard ms != 0 else { throw Failure(description: "\(key) must be unlimited (-1) or at least 1 ms, got 0") }
+            // (Only the value in force is judged, as in Kafka.)
             let outranked = Self.brokerSynonyms["retention.ms"]!.prefix { $0 != key }.contains { explicit[$0] != nil }
-            if !outranked { try topicDefault("retention.ms", ms < 0 ? "-1" : "\(ms)") }
+            if !outranked {
+                guard ms != 0 else { throw Failure(description: "\(key) must be unlimited (-1) or at least 1 ms, got 0") }
+                try topicDefault("retention.ms", ms < 0 ? "-1" : "\(ms)")
+            }
         case "log.roll.ms": try topicDefault("segment.ms", value)
         case "log.roll.hours":
             let ms = try milliseconds(per: 3_600_000)

@@ -216,11 +216,17 @@ public struct DescriptorPlan: Equatable, Sendable {
     public var sendfile: Int
     public var connections: Int
 
+    /// Whether it all fits the limit: not when the floors and the event loops' descriptors
+    /// pass it (`ulimit -n 128` on a machine of 16 cores), which the server warns about.
+    public var fits: Bool
+
     public init(soft: Int, budget: Int, eventLoops: Int) {
-        own = min(64, max(32, soft / 4)) + 3 * eventLoops
+        // The HTTP listener's own loop counts with the Kafka ones.
+        own = min(64, max(32, soft / 4)) + 3 * (eventLoops + 1)
         http = min(128, max(8, soft / 16))
         sendfile = max(16, soft / 16)
         connections = max(16, soft - budget - own - http - sendfile)
+        fits = budget + own + http + sendfile + connections <= soft
     }
 
     /// From this process's soft limit.

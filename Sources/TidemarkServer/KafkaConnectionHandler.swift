@@ -291,6 +291,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             }
             // The size prefix and the in-memory chunks go out in one buffer, file slices
             // (sendfile) between them.
+            var copied = 0
             var buffer = context.channel.allocator.buffer(capacity: 4 + (chunks.first.map { $0.isSlice ? 0 : $0.count } ?? 0))
             buffer.writeInteger(Int32(size))
             for chunk in chunks {
@@ -302,10 +303,11 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
                         buffer = context.channel.allocator.buffer(capacity: 256)
                     }
-                    writeSlice(slice, context: context)
+                    copied += writeSlice(slice, context: context)
                 }
             }
-            let inMemory = chunks.reduce(4) { $0 + ($1.isSlice ? 0 : $1.count) }
+            // Slices copied past the sendfile bound are held like the rest.
+            let inMemory = chunks.reduce(4) { $0 + ($1.isSlice ? 0 : $1.count) } + copied
             if inMemory >= ResponseMemory.smallResponseBytes {
                 // Counted until written: writes complete in order, so this last one's completion
                 // (or failure, on close) means the whole response has left.
@@ -342,6 +344,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func closeForStop(context: ChannelHandlerContext) {
+        // (This handler's own context.close goes past its `close` above.)
+        closedByStop = true
         closing = true
         releaseQueued()
         context.flush()
@@ -428,24 +432,27 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// handle), closed when the write completes. Past the server's bound on such descriptors
     /// the slice is read and written from memory instead (its first and last pages were found
     /// in the page cache as the response was made).
-    private func writeSlice(_ slice: LogSlice, context: ChannelHandlerContext) {
+    /// Returns the bytes copied into memory (0 when sent by sendfile).
+    private func writeSlice(_ slice: LogSlice, context: ChannelHandlerContext) -> Int {
         let router = self.router
         guard router.sendfileDescriptors.wrappingAdd(1, ordering: .relaxed).newValue <= router.sendfileDescriptorLimit else {
             router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
+            router.slicesCopied.wrappingAdd(1, ordering: .relaxed)
             do {
                 let bytes = try slice.readBytes()
                 context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: bytes))), promise: nil)
+                return bytes.count
             } catch {
                 logger.warning("reading a fetched slice failed, closing", metadata: ["error": "\(error)"])
                 close(context: context)
+                return 0
             }
-            return
         }
         let fd = dup(slice.file.descriptor.rawValue)
         guard fd >= 0 else {
             router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
             close(context: context)
-            return
+            return 0
         }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.length)
@@ -455,6 +462,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
         }
         context.write(wrapOutboundOut(.fileRegion(region)), promise: promise)
+        return 0
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

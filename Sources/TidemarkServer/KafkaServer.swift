@@ -25,6 +25,8 @@ public final class KafkaServer: Sendable {
     public var fetchReadsOffLoop: Int { router.readsOffLoop.load(ordering: .relaxed) }
     /// Descriptors dup'ed for sendfile and not closed yet.
     public var sendfileDescriptorsOpen: Int { router.sendfileDescriptors.load(ordering: .relaxed) }
+    /// Fetched slices copied because the sendfile bound was reached.
+    public var slicesCopied: Int { router.slicesCopied.load(ordering: .relaxed) }
 
     /// Request bytes being read or waiting to be handled now, over all connections.
     public var queuedRequestBytes: Int { budget.usedBytes }
@@ -69,6 +71,11 @@ public final class KafkaServer: Sendable {
         let frameTimeout = TimeAmount.milliseconds(config.frameTimeoutMs)
         let idleTimeout = TimeAmount.milliseconds(config.connectionsMaxIdleMs)
         let plan = DescriptorPlan.current(budget: broker.options.openFileBudget, eventLoops: config.eventLoops ?? System.coreCount)
+        if !plan.fits {
+            logger.warning(
+                "the descriptor limit (ulimit -n) is too small for this many event loops: raise it, or set --event-loops; running out of descriptors can end the process",
+                metadata: ["plan": "\(plan)"])
+        }
         if let asked = config.maxConnections, asked > plan.connections {
             logger.warning(
                 "max.connections leaves too few descriptors under this descriptor limit (ulimit -n): running out can end the process",

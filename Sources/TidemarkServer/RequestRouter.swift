@@ -76,6 +76,8 @@ final class RequestRouter: Sendable {
     /// cannot run the process out of descriptors.
     let sendfileDescriptors = Atomic<Int>(0)
     let sendfileDescriptorLimit: Int
+    /// Slices copied because the sendfile bound was reached (since the server started).
+    let slicesCopied = Atomic<Int>(0)
 
     init(broker: Broker, config: ServerConfig, logger: Logger, boundPort: Int, loops: any EventLoopGroup) {
         self.broker = broker

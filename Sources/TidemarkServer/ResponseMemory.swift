@@ -6,7 +6,8 @@ import Synchronization
 /// while the total stays under `limitBytes` (its first partition always: a consumer must
 /// progress); past it, partitions are left for the next fetch. So clients that fetch much and
 /// read slowly, or not at all, cannot make the broker hold copies without bound (sendfile
-/// slices hold no memory; `RequestRouter.maxFileSlicesPerResponse` bounds their descriptors).
+/// slices hold no memory, except those copied past the sendfile bound, counted from their
+/// write; `RequestRouter.maxFileSlicesPerResponse` bounds their descriptors).
 ///
 /// Responses under `smallResponseBytes` are not counted: each connection holds at most one
 /// unsent response past NIO's writability mark before it stops reading (see

@@ -155,6 +155,43 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A deletion whose directory cannot be renamed stays pending through other saves of
+    /// topics.json and through an open where it fails again (which starts anyway), and is
+    /// finished by the first open that can; `deleting` never names an internal log.
+    @Test func aPendingDeletionOutlivesOtherSavesAndFailedOpens() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("p", partitions: 1)
+        try await Self.produce(broker, "p", 0, ["old"])
+        StorageFaults.inject(.rename, .ioError, pathContains: dir.path + "/p-0", times: nil)
+        await #expect(throws: (any Error).self) { try await broker.deleteTopic("p") }
+        try await broker.createTopic("other", partitions: 1)  // another save of topics.json
+        #expect(try String(contentsOfFile: dir.path + "/topics.json", encoding: .utf8).contains("\"deleting\""))
+        try await broker.close()
+        // Still failing: the open says so and starts.
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(log.matching("could not be removed; retried at the next start").count == 1)
+        #expect(broker.listTopics() == ["other"])
+        try await broker.close()
+        StorageFaults.clear(pathContains: dir.path)
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/p-0"))
+        #expect(try !String(contentsOfFile: dir.path + "/topics.json", encoding: .utf8).contains("\"deleting\""))
+        try await broker.close()
+        // A hand edit naming an internal log as deleting removes nothing.
+        let path = dir.path + "/topics.json"
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        json["deleting"] = ["__consumer_offsets": 1]
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/__consumer_offsets-0"))
+        try await broker.close()
+    }
+
     /// A partition directory no topic lists (topics.json edited by hand) is kept, not served,
     /// and said at open with what to do.
     @Test func unlistedPartitionDirectoriesAreReportedAtOpen() async throws {

@@ -49,6 +49,9 @@ import Testing
         // The old instance, still running somewhere, is fenced.
         #expect(group.heartbeat(memberId: a, instance: "pod-1", generationId: 2, nowMs: 120) == .fencedInstanceId)
         #expect(group.validateCommit(memberId: a, instance: "pod-1", generationId: 2) == .fencedInstanceId)
+        // A member naming an instance id no static member holds is unknown (Kafka's validateMember).
+        #expect(group.validateCommit(memberId: b, instance: "pod-9", generationId: 2) == .unknownMemberId)
+        #expect(group.validateCommit(memberId: b, instance: "pod-2", generationId: 2) == nil)
         #expect(group.sync(memberId: a, instance: "pod-1", generationId: 2, assignments: nil, nowMs: 120).0?.error == .fencedInstanceId)
         #expect(group.join(Self.request(a, instance: "pod-1"), nowMs: 120).0?.error == .fencedInstanceId)
         #expect(group.members.count == 2 && group.leaderId == rejoined.memberId)

@@ -584,6 +584,9 @@ struct ClassicGroup: Sendable {
         if generationId < 0 && members.isEmpty { return nil }  // an admin or standalone commit to an empty group
         if generationId >= 0 || !memberId.isEmpty || instance != nil {
             if let fenced = fenced(memberId, instance: instance) { return fenced }
+            // An instance id no static member holds is unknown, whatever the member id
+            // (Kafka's validateMember).
+            if let instance, staticMembers[instance] == nil { return .unknownMemberId }
             guard members[memberId] != nil else { return .unknownMemberId }
             guard generationId == self.generationId else { return .illegalGeneration }
         } else {

@@ -176,22 +176,8 @@ extension Broker {
                 partition.notifier.close()
                 try? partition.log.close()
             }
-            // Every directory renamed, then one fsync, then the trees removed: a crash in a
-            // deletion of many partitions left for good the directories not yet renamed (each
-            // rename was fsynced in turn, a second for 1,000 partitions), and the window is now
-            // the renames alone.
-            var doomed: [String] = []
-            var renameFailure: (any Error)? = nil
-            for p in removed.slots.indices {
-                do {
-                    if let renamed = try Self.renameForDeletion(Self.partitionDirectory(dataDirectory, name, p)) { doomed.append(renamed) }
-                } catch {
-                    renameFailure = renameFailure ?? error  // left in place: removed before a topic of this name has it
-                }
-            }
-            if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
-            for directory in doomed { try DurableFile.removeTree(directory) }  // else removed at the next open
-            if let renameFailure { throw renameFailure }  // kept pending: every save keeps it
+            // On a failure the deletion stays pending: every save keeps it, the next open ends it.
+            try Self.deleteDirectories(removed.slots.indices.map { Self.partitionDirectory(dataDirectory, name, $0) }, in: dataDirectory)
             // Done: the deletion leaves the file (else the next save, or open, drops it).
             let (others, stillDeleting) = registry.withLock { r in
                 r.deleting.removeValue(forKey: name)
@@ -229,9 +215,28 @@ extension Broker {
     /// Renames `directory` to a `-delete` name, fsyncs the data directory (the rename is then
     /// durable: the old name can never come back), and removes the renamed tree.
     static func deleteDirectory(_ directory: String, in dataDirectory: String) throws {
-        guard let doomed = try renameForDeletion(directory) else { return }
-        try DurableFile.syncDirectory(dataDirectory)
-        try DurableFile.removeTree(doomed)
+        try deleteDirectories([directory], in: dataDirectory)
+    }
+
+    /// `deleteDirectory` for many: every directory renamed, the data directory fsynced once,
+    /// then the trees removed (a rename or removal that fails does not stop the others; the
+    /// first failure is thrown at the end). One fsync per rename took a second for 1,000
+    /// partitions, the window in which a crash left directories no topic lists.
+    static func deleteDirectories(_ directories: [String], in dataDirectory: String) throws {
+        var doomed: [String] = []
+        var failure: (any Error)? = nil
+        for directory in directories {
+            do {
+                if let renamed = try renameForDeletion(directory) { doomed.append(renamed) }
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
+        for directory in doomed {
+            do { try DurableFile.removeTree(directory) } catch { failure = failure ?? error }  // else removed at the next open
+        }
+        if let failure { throw failure }
     }
 
     /// Renames `directory` to a `-delete` name (not fsynced), returned; nil when it does not exist.

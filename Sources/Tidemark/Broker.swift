@@ -228,9 +228,7 @@ public final class Broker: Sendable {
             for (name, count) in deleting.sorted(by: { $0.key < $1.key }) {
                 options.logger.info("finishing a topic deletion a stop interrupted", metadata: ["topic": "\(name)", "partitions": "\(count)"])
                 do {
-                    let doomed = try (0..<count).compactMap { try Self.renameForDeletion(Self.partitionDirectory(dataDirectory, name, $0)) }
-                    if !doomed.isEmpty { try DurableFile.syncDirectory(dataDirectory) }
-                    for directory in doomed { try? DurableFile.removeTree(directory) }  // else removed at the next open
+                    try Self.deleteDirectories((0..<count).map { Self.partitionDirectory(dataDirectory, name, $0) }, in: dataDirectory)
                 } catch {
                     registry.deleting[name] = count
                     options.logger.error(

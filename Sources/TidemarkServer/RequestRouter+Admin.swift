@@ -121,7 +121,7 @@ extension RequestRouter {
                 result.errorCode = KafkaError(error).rawValue
                 result.errorMessage = (error as? TidemarkError)?.message ?? "\(error)"
                 // A disk that refuses the deletion (full, read-only) is said in the log too.
-                if !(error is TidemarkError) || (error as? TidemarkError)?.storage != nil {
+                if Self.isDiskFailure(error) {
                     failureLog.error(
                         logger, "deleting a topic failed", key: "delete:\(name)", metadata: ["topic": "\(name)", "error": "\(error)"])
                 }

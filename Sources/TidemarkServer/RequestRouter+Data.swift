@@ -66,7 +66,7 @@ extension RequestRouter {
                     topic.errorCode = KafkaError(error).rawValue
                     // A disk that refuses the topic (full, read-only) is said once a minute,
                     // not once per client retry.
-                    if !(error is TidemarkError) || (error as? TidemarkError)?.storage != nil {
+                    if Self.isDiskFailure(error) {
                         failureLog.error(
                             logger, "auto-creating a topic failed", key: "create:\(name)",
                             metadata: ["topic": "\(name)", "error": "\(error)"])

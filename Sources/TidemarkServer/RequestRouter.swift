@@ -70,6 +70,11 @@ final class RequestRouter: Sendable {
     let responseMemory: ResponseMemory
     /// Failures clients repeat (a full disk, a failed partition): logged once a minute.
     let failureLog = LogThrottle()
+    /// A failure of the disk underneath (full, read-only, EIO), not of the request: worth the
+    /// log (through `failureLog`).
+    static func isDiskFailure(_ error: any Error) -> Bool {
+        !(error is TidemarkError) || (error as? TidemarkError)?.storage != nil
+    }
     /// Descriptors dup'ed for sendfile and not yet closed, over all connections, and their
     /// bound (`DescriptorPlan.sendfile`): past it a slice is read and copied
     /// instead (`KafkaConnectionHandler.writeSlice`), so that slow readers of large fetches

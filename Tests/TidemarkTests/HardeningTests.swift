@@ -9,6 +9,14 @@ import TidemarkStorage
 /// What a bad disk or a crash does to the engine: one partition goes offline, not the node;
 /// deletes survive crashes; every cut and every damaged read is logged.
 @Suite struct HardeningTests {
+    /// A broker opened on `dir` with the test options, its log captured.
+    static func openLogged(_ dir: TemporaryDirectory) async throws -> (Broker, CapturedLog) {
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        return (try await Broker.open(dataDirectory: dir.path, options: opts), log)
+    }
+
     static func produce(_ broker: Broker, _ topic: String, _ partition: Int, _ values: [String]) async throws {
         var builder = RecordBatchBuilder()
         // Now-ish timestamps, so retention (7 days) keeps every segment.
@@ -29,10 +37,8 @@ import TidemarkStorage
         try await broker.close()
 
         StorageFaults.inject(.open, .permissionDenied, pathContains: dir.path + "/t-1/", times: nil)
-        let log = CapturedLog()
-        var opts = options()
-        opts.logger = log.logger
-        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
         let described = try broker.describeTopic("t")
         #expect(described.partitions[0].offline == nil && described.partitions[0].logEndOffset == 1)
         #expect(described.partitions[1].offline?.contains("Permission denied") == true)
@@ -137,10 +143,8 @@ import TidemarkStorage
         try await broker.close()
         StorageFaults.clear(pathContains: dir.path)
 
-        let log = CapturedLog()
-        var opts = options()
-        opts.logger = log.logger
-        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
         #expect(!broker.listTopics().contains("d"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { !$0.hasSuffix("-delete") })
         // topics.json said the deletion was under way: the open finished it (a directory the
@@ -170,10 +174,8 @@ import TidemarkStorage
         #expect(try String(contentsOfFile: dir.path + "/topics.json", encoding: .utf8).contains("\"deleting\""))
         try await broker.close()
         // Still failing: the open says so and starts.
-        let log = CapturedLog()
-        var opts = options()
-        opts.logger = log.logger
-        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
         #expect(log.matching("could not be removed; retried at the next start").count == 1)
         #expect(broker.listTopics() == ["other"])
         try await broker.close()
@@ -206,10 +208,8 @@ import TidemarkStorage
         var trimmed = json
         trimmed["topics"] = []
         try JSONSerialization.data(withJSONObject: trimmed).write(to: URL(fileURLWithPath: path))
-        let log = CapturedLog()
-        var opts = options()
-        opts.logger = log.logger
-        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
         #expect(broker.listTopics().isEmpty)
         let said = log.matching("partition directories that no topic lists")
         #expect(said.count == 1 && said.first?.text.contains("count=2") == true && said.first?.text.contains("h-0") == true)
@@ -230,10 +230,8 @@ import TidemarkStorage
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 7, 7, 7]))
         try handle.close()
-        let log = CapturedLog()
-        var opts = options()
-        opts.logger = log.logger
-        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
         let cuts = log.matching("recovery cut the log")
         #expect(cuts.count == 1)
         #expect(cuts.first?.text.contains("cut 15 bytes") == true && cuts.first?.text.contains("partition=0") == true)
@@ -261,10 +259,8 @@ import TidemarkStorage
         let size = try FileManager.default.attributesOfItem(atPath: first)[.size] as! Int
         try Data(count: damage == "zeros" ? size : 0).write(to: URL(fileURLWithPath: first))
 
-        let log = CapturedLog()
-        var opts = options()
-        opts.logger = log.logger
-        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
         for _ in 0..<3 {
             await #expect { _ = try await broker.fetch(topic: "o", partition: 0, offset: 0) } throws: {
                 ($0 as? TidemarkError)?.code == .corruptMessage

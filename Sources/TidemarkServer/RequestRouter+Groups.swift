@@ -132,7 +132,7 @@ extension RequestRouter {
     /// OffsetCommit, run on the loop: checked and appended to the offsets log there, answered
     /// (`answer`, on any thread) at once, or, for a topic synced on every append, once the
     /// commit is durable (the flusher's callback).
-    func offsetCommit(_ request: OffsetCommitRequest, _ answer: @escaping @Sendable (OffsetCommitResponse) -> Void) {
+    func offsetCommit(_ request: OffsetCommitRequest, version: Int16, _ answer: @escaping @Sendable (OffsetCommitResponse) -> Void) {
         var offsets: [TopicPartition: CommittedOffset] = [:]
         var refused: [TopicPartition: KafkaError] = [:]
         let metadataLimit = broker.groups.options.offsetMetadataMaxBytes
@@ -165,6 +165,9 @@ extension RequestRouter {
         ) { [refused, failureLog, logger] result in
             let code: KafkaError
             switch result {
+            // Versions before 9 know no GROUP_ID_NOT_FOUND for a member's commit: Kafka tells
+            // them their generation is stale.
+            case .success(.groupIdNotFound?) where version < 9: code = .illegalGeneration
             case .success(let error?): code = KafkaError(error)
             case .success(nil): code = .none
             case .failure(let error):

@@ -225,7 +225,7 @@ final class RequestRouter: Sendable {
                 let request = try OffsetCommitRequest.decode(
                     frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
                 let bound = NIOLoopBound(done, eventLoop: loop)
-                offsetCommit(request) { response in
+                offsetCommit(request, version: version) { response in
                     onLoop(loop) { bound.value(answer(response)) }
                 }
             default:

@@ -171,4 +171,33 @@ import TidemarkWire
             try await worker.close()
         }
     }
+    /// A member's commit (a generation, >= 0) to a group that does not exist, with no members
+    /// and no offsets (it expired, or was deleted under a consumer), is GROUP_ID_NOT_FOUND from
+    /// OffsetCommit v9 and ILLEGAL_GENERATION before, as Kafka's OffsetMetadataManager answers.
+    /// A group that has offsets exists: the commit is the unknown member's. A commit without a
+    /// generation (an admin's, a standalone consumer's) creates the group, at every version.
+    @Test func aMembersCommitToAGroupThatDoesNotExist() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("jobs", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            func commit(_ group: String, generation: Int32, member: String, version: Int16, correlation: Int32) async throws -> Int16 {
+                var request = Self.commitRequest(group: group, topic: "jobs", offset: 5)
+                request.generationId = generation
+                request.memberId = member
+                try client.request(.offsetCommit, version: version, correlation: correlation, request)
+                let (c, body) = try #require(await client.response())
+                #expect(c == correlation)
+                let response = try OffsetCommitResponse.decode(body, from: version >= 8 ? 1 : 0, version: version, flexible: version >= 8)
+                return try #require(response.topics.first?.partitions.first).errorCode
+            }
+            #expect(try await commit("gone", generation: 3, member: "m-1", version: 9, correlation: 1) == KafkaError.groupIdNotFound.rawValue)
+            #expect(try await commit("gone", generation: 3, member: "m-1", version: 8, correlation: 2) == KafkaError.illegalGeneration.rawValue)
+            #expect(try await commit("gone", generation: 0, member: "m-1", version: 2, correlation: 3) == KafkaError.illegalGeneration.rawValue)
+            #expect(server.broker.groups.fetchOffsets(groupId: "gone").isEmpty)
+            // Without a generation the commit is stored, and the group then exists.
+            #expect(try await commit("gone", generation: -1, member: "", version: 9, correlation: 4) == 0)
+            #expect(try await commit("gone", generation: 3, member: "m-1", version: 9, correlation: 5) == KafkaError.unknownMemberId.rawValue)
+            #expect(try await commit("gone", generation: 3, member: "m-1", version: 5, correlation: 6) == KafkaError.unknownMemberId.rawValue)
+        }
+    }
 }

@@ -102,6 +102,11 @@ extension GroupCoordinator {
             }
             // A standalone commit to an unknown group needs no state machine kept for it.
             guard let group = s.groups[groupId] else {
+                // A member's commit (a generation) to a group that does not exist at all, with
+                // no members and no offsets (it expired or was deleted): GROUP_ID_NOT_FOUND, as
+                // Kafka answers (OffsetCommit v9+; older versions are told ILLEGAL_GENERATION by
+                // the server). The offsets store's lock is a leaf: taking it here is safe.
+                if generationId >= 0 && !store.hasOffsets(group: groupId) { return .groupIdNotFound }
                 return ClassicGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
             }
             return group.validateCommit(memberId: memberId, instance: instance, generationId: generationId)

@@ -173,8 +173,14 @@ extension Broker {
                     }
                     let current = items(config.kafkaConfigs.first { $0.0 == key }?.1)
                     let given = items(value)
-                    let result: [String] =
-                        if case .append = change { current + given.filter { !current.contains($0) } } else { current.filter { !given.contains($0) } }
+                    let result: [String]
+                    if case .append = change {
+                        var seen = Set(current)
+                        result = current + given.filter { seen.insert($0).inserted }
+                    } else {
+                        let removed = Set(given)
+                        result = current.filter { !removed.contains($0) }
+                    }
                     try config.apply(kafkaName: key, value: result.joined(separator: ","))
                 }
             }

@@ -121,6 +121,7 @@ extension Broker {
             } catch {
                 offsets.reportOnce("offsets sync", error: error, logger: logger)
             }
+            var remembered = 0
             for partition in partitions {
                 func attempt(_ what: String, _ body: () throws -> Void) {
                     do {
@@ -133,9 +134,13 @@ extension Broker {
                 attempt("retention") { _ = try partition.log.enforceRetention() }
                 attempt("interval flush") { try partition.log.flushIfDue() }
                 partition.log.closeIdleSegments(idleNanoseconds: idle)
-                partition.producers.withLock { _ = $0.expire(nowMs: now, expirationMs: expiration) }
+                remembered += partition.producers.withLock { table in
+                    table.expire(nowMs: now, expirationMs: expiration)
+                    return table.producerCount
+                }
                 if writeSnapshots { attempt("producer-state snapshot") { try partition.writeSnapshot() } }
             }
+            self.boundProducerStates(partitions, remembered: remembered, logger: logger)
         }
         // Restored share windows no fetch has read yet learn their delays (a read of the log).
         let view = shareLogView
@@ -143,6 +148,27 @@ extension Broker {
         await groups.tick(logger: logger)
         await shares.tick(logger: logger) { offerShareRecords($0) }
         await writeDeadLettersUnlessRunning()
+    }
+}
+
+extension Broker {
+    /// The broker-wide bound on remembered producers (`BrokerOptions.maxProducerStates`):
+    /// past it, each partition keeps at most its share (at least 100), its least recently
+    /// active producers forgotten first, as expiry would forget them. Said once an hour.
+    func boundProducerStates(_ partitions: [PartitionState], remembered: Int, logger: Logger) {
+        let bound = options.maxProducerStates
+        guard remembered > bound, !partitions.isEmpty else { return }
+        let share = max(100, bound / partitions.count)
+        let forgotten = partitions.reduce(0) { sum, partition in
+            sum + partition.producers.withLock { $0.evict(downTo: share) }
+        }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let last = producerBoundWarnedAt.load(ordering: .relaxed)
+        guard forgotten > 0, last == 0 || now - last >= 3_600_000_000_000 else { return }
+        producerBoundWarnedAt.store(now, ordering: .relaxed)
+        logger.warning(
+            "more idempotent producers than the broker remembers (maxProducerStates): the least recently active were forgotten",
+            metadata: ["remembered": "\(remembered)", "bound": "\(bound)", "per_partition": "\(share)", "forgotten": "\(forgotten)"])
     }
 }
 

@@ -97,6 +97,8 @@ public final class Broker: Sendable {
     /// What `Broker.firstDuePastWindow` found, per share partition, while it holds. At most
     /// `DeliveryTimes.max`.
     let pastWindowDue = Mutex(PastWindowDue())
+    /// When (uptime ns) the producer-state bound was last said (`boundProducerStates`).
+    let producerBoundWarnedAt = Atomic<UInt64>(0)
 
     struct Registry: Sendable {
         var topics: [String: TopicState] = [:]

@@ -125,8 +125,17 @@ struct ProducerStateTable: Sendable, Equatable {
     static let maxProducers = 10_000
 
     private mutating func evictLeastRecentlyUpdated() {
-        let doomed = entries.sorted { $0.value.lastUpdateMs < $1.value.lastUpdateMs }.prefix(Self.maxProducers / 10)
+        evict(downTo: Self.maxProducers - Self.maxProducers / 10)
+    }
+
+    /// Forgets the least recently active producers past `limit` (the broker-wide bound's share
+    /// of this partition, `Broker.boundProducerStates`); returns how many.
+    @discardableResult
+    mutating func evict(downTo limit: Int) -> Int {
+        guard entries.count > limit else { return 0 }
+        let doomed = entries.sorted { $0.value.lastUpdateMs < $1.value.lastUpdateMs }.prefix(entries.count - max(0, limit))
         for (id, _) in doomed { entries.removeValue(forKey: id) }
+        return doomed.count
     }
 
     /// Forgets producers idle longer than `expirationMs`; returns how many.

@@ -86,6 +86,8 @@ extension TopicConfig {
     /// What a stored-only setting's value must look like (Kafka's type and range for it).
     public enum StoredOnlyKind: Sendable {
         case bool, list, ratio
+        /// Most entries a list setting holds (replicas of a topic's partitions, on a few brokers).
+        static let maxListEntries = 30_000
         case number(min: Int64, max: Int64 = .max)
         /// A boolean only `false` of which a single node can honour.
         case falseOnly(String)
@@ -100,7 +102,27 @@ extension TopicConfig {
                     throw TidemarkError(.invalidConfig, "\(name)=true: \(why)")
                 }
             case .list:
-                break
+                // Kafka's ThrottledReplicaListValidator: the literal `*`, or entries
+                // `partition:broker` (empty entries allowed). Bounded here: a topic has at most
+                // 10,000 partitions, so more entries than `maxListEntries` name replicas that
+                // cannot exist (APPEND could otherwise grow the value, and topics.json, for ever).
+                let entries = value.split(separator: ",", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
+                if entries.joined() == "*" { return }
+                guard entries.count <= Self.maxListEntries else {
+                    throw TidemarkError(.invalidConfig, "\(name) has \(entries.count) entries: at most \(Self.maxListEntries)")
+                }
+                func isReplica(_ entry: String) -> Bool {
+                    guard let colon = entry.firstIndex(of: ":") else { return false }
+                    let partition = entry[..<colon], broker = entry[entry.index(after: colon)...]
+                    return !partition.isEmpty && !broker.isEmpty && partition.allSatisfy { $0 >= "0" && $0 <= "9" } && broker.allSatisfy { $0 >= "0" && $0 <= "9" }
+                }
+                guard entries.allSatisfy({ $0.isEmpty || isReplica($0) }) else {
+                    throw TidemarkError(
+                        .invalidConfig,
+                        "\(name) must be the literal '*' or a list of replicas as [partitionId]:[brokerId],[partitionId]:[brokerId],...")
+                }
             case .ratio:
                 guard let d = Double(value), d >= 0, d <= 1 else { throw TidemarkError(.invalidConfig, "\(name) must be in [0, 1]") }
             case .number(let min, let max):

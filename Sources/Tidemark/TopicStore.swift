@@ -130,11 +130,14 @@ struct ProducerIdAllocator {
     /// handed out. Only those, not every id below the highest of them: a client may pick any
     /// id without asking (Kafka accepts an unknown producer), and one near Int64.max made
     /// every later InitProducerId fail ("exhausted") once the ids continued above it.
-    /// Bounded by what the partitions' tables keep.
+    /// Bounded by what the partitions' tables keep: each call replaces the set with what they
+    /// remember now (ids they forgot since are not kept, or a client minting high ids between
+    /// InitProducerIds grew it for ever).
     private(set) var skipped: Set<Int64> = []
 
+    /// `ids`: every id the partitions remember now (those below `next` are not kept).
     mutating func skip(_ ids: some Sequence<Int64>) {
-        for id in ids where id >= next { skipped.insert(id) }
+        skipped = Set(ids.lazy.filter { [next] in $0 >= next })
     }
 
     mutating func allocate() throws -> Int64 {

@@ -297,7 +297,11 @@ final class KafkaFrameReader: ChannelDuplexHandler {
         timer = nil
         guard let size = frameSize, receivedBytes < size else { return }
         let now = NIODeadline.now()
-        if frameDeadline == nil { frameDeadline = now + frameTimeout * 3 }
+        if frameDeadline == nil {
+            // Saturating: `--frame-timeout-ms` may be Int64.max ("never"), and TimeAmount's `*` traps.
+            let (overall, overflow) = frameTimeout.nanoseconds.multipliedReportingOverflow(by: 3)
+            frameDeadline = now + .nanoseconds(overflow ? .max : overall)
+        }
         let overall = frameDeadline!
         let fireAt = overallOnly ? overall : min(overall, now + frameTimeout)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

@@ -390,6 +390,22 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             try await Self.expectAlive(server)
         }
     }
+
+    /// `--frame-timeout-ms 9223372036854775807` (Kafka's usual "never"): a frame that arrives in
+    /// two reads is read and answered. Its overall deadline (three timeouts) overflowed
+    /// TimeAmount's `*` and ended the process at the first frame split across reads.
+    @Test func aFrameTimeoutOfInt64MaxMeansNever() async throws {
+        try await ServerTests.withServer(configure: { $0.frameTimeoutMs = .max }) { server in
+            let client = try RawClient(port: server.boundPort)
+            let frame = RawClient.framed(try RawClient.payload(.apiVersions, version: 0, correlation: 5, ApiVersionsRequest()))
+            client.send(Array(frame.prefix(6)))
+            try await Task.sleep(for: .milliseconds(100))
+            client.send(Array(frame.dropFirst(6)))
+            let (correlation, _) = try #require(await client.response())
+            #expect(correlation == 5)
+            try await Self.expectAlive(server)
+        }
+    }
 }
 }
 

@@ -408,6 +408,51 @@ import TidemarkStorage
         #expect(table.entries[0] == nil)
     }
 
+    /// Producers remembered across partitions are bounded (`maxProducerStates`): a client
+    /// minting a producer id per batch on many partitions (up to 10,000 each) grew memory
+    /// without bound. Past the bound each partition keeps its share (at least 100), the
+    /// least recently active forgotten first.
+    @Test func producerStateIsBoundedAcrossPartitions() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock)
+        opts.maxProducerStates = 300
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("minted", partitions: 2)
+        for partition in 0..<2 {
+            for id in 0..<Int64(400) {
+                clock.advance(1)
+                _ = try await broker.append(
+                    topic: "minted", partition: partition,
+                    batches: try idempotentBatch(producerId: 1_000 * Int64(partition) + id, epoch: 0, sequence: 0, values: ["x"]))
+            }
+        }
+        await broker.runMaintenance()
+        for partition in 0..<2 {
+            let table = try broker.partitionState("minted", partition).producers.withLock { $0 }
+            #expect(table.producerCount == 150)
+            // The newest 150 of each partition.
+            #expect(Set(table.entries.keys) == Set((250..<400).map { 1_000 * Int64(partition) + $0 }))
+        }
+        // Under the bound nothing more is forgotten.
+        await broker.runMaintenance()
+        #expect(try broker.partitionState("minted", 0).producers.withLock { $0.producerCount } == 150)
+        try await broker.close()
+    }
+
+    /// The ids InitProducerId passes over are what the partitions remember at that call, not
+    /// every id they ever remembered (a client minting high ids between InitProducerIds grew
+    /// the set for ever).
+    @Test func passedOverProducerIdsAreWhatPartitionsRememberNow() throws {
+        let dir = TemporaryDirectory()
+        var ids = try ProducerIdAllocator(path: dir.file("producer-ids"))
+        ids.skip([5, 1 << 60, 1 << 61])
+        #expect(ids.skipped == [5, 1 << 60, 1 << 61])
+        ids.skip([1 << 61])
+        #expect(ids.skipped == [1 << 61])
+        for expected in Int64(0)..<3 { #expect(try ids.allocate() == expected) }
+    }
+
     /// A long poll answered by an append leaves no timer behind (each used to sleep in a task
     /// of its own until its deadline); deadlines share one sleeping task.
     @Test func wokenLongPollsLeaveNoTimers() async throws {

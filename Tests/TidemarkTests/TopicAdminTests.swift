@@ -9,6 +9,52 @@ import TidemarkStorage
 @Suite struct TopicAdminTests {
     /// Kafka reserves only its internal topics' names: `__app.events` (Debezium's heartbeats
     /// start with `__`) is an ordinary topic. Names that differ only by '.' and '_' collide.
+    /// The throttled-replica lists are checked as Kafka's ThrottledReplicaListValidator checks
+    /// them ('*' or partition:broker entries), and bounded: APPENDs of new items grew the value,
+    /// topics.json and each change's time for ever (quadratically: each took seconds after 20).
+    @Test func throttledReplicaListsAreCheckedAndBounded() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1)
+        let name = "leader.replication.throttled.replicas"
+        func value() throws -> String? { try broker.describeTopic("t").config.kafkaConfigs.first { $0.0 == name }?.1 }
+        try await broker.alterTopicConfig("t", changes: [.set(name, "*")])
+        try await broker.alterTopicConfig("t", changes: [.set(name, "0:1, 1:1")])
+        try await broker.alterTopicConfig("t", changes: [.append(name, "1:1,2:1,2:1")])
+        #expect(try value() == "0:1,1:1,2:1")
+        try await broker.alterTopicConfig("t", changes: [.subtract(name, "0:1")])
+        #expect(try value() == "1:1,2:1")
+        for bad in ["x", "1:", ":1", "1:1,abc", "*,1:1", "-1:1"] {
+            await #expect(throws: TidemarkError.self, "\(bad)") { try await broker.alterTopicConfig("t", changes: [.set(name, bad)]) }
+        }
+        let many = (0..<20_000).map { "\($0):1" }.joined(separator: ",")
+        try await broker.alterTopicConfig("t", changes: [.set(name, many)])
+        let more = (20_000..<40_000).map { "\($0):1" }.joined(separator: ",")
+        await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append(name, more)]) }
+        #expect(try value()?.split(separator: ",").count == 20_000)
+        try await broker.close()
+    }
+
+    /// Group ids are the clients' to choose: at most `maxGroups` groups have settings of their
+    /// own (each new one grew the map and the file rewritten at every change, for ever). A
+    /// group already configured can still change, and one whose settings are deleted frees
+    /// its place.
+    @Test func groupsWithSettingsOfTheirOwnAreBounded() throws {
+        let dir = TemporaryDirectory()
+        let configs = try GroupConfigs(path: dir.file("group-configs.json"), maxGroups: 3)
+        for g in ["a", "b", "c"] { try configs.alter(g, changes: [.set("share.key.ordering", "true")], replacing: false, validateOnly: false) }
+        #expect(throws: TidemarkError.self) {
+            try configs.alter("d", changes: [.set("share.key.ordering", "true")], replacing: false, validateOnly: false)
+        }
+        #expect(configs.explicit("d").isEmpty)
+        try configs.alter("c", changes: [.set("share.delivery.count.limit", "3")], replacing: false, validateOnly: false)
+        try configs.alter("a", changes: [.delete("share.key.ordering")], replacing: false, validateOnly: false)
+        try configs.alter("d", changes: [.set("share.key.ordering", "true")], replacing: false, validateOnly: false)
+        let reread = try GroupConfigs(path: dir.file("group-configs.json"))
+        #expect(reread.explicit("a").isEmpty && reread.explicit("d") == ["share.key.ordering": "true"])
+        #expect(reread.explicit("c") == ["share.key.ordering": "true", "share.delivery.count.limit": "3"])
+    }
+
     @Test func namesKafkaAllowsAreAllowedAndCollisionsRefused() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())

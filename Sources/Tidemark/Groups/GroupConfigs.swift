@@ -68,10 +68,13 @@ public final class GroupConfigs: Sendable {
     let brokerDefaults: [String: String]
     /// What a dead-letter topic name must start with (errors.deadletterqueue.topic.name.prefix).
     let deadLetterPrefix: String
+    /// Most groups with settings of their own.
+    let maxGroups: Int
     private let state: Mutex<[String: [String: String]]>
 
-    init(path: String, brokerDefaults: [String: String] = [:], deadLetterPrefix: String = "dlq.") throws {
+    init(path: String, brokerDefaults: [String: String] = [:], deadLetterPrefix: String = "dlq.", maxGroups: Int = 10_000) throws {
         self.path = path
+        self.maxGroups = maxGroups
         self.brokerDefaults = brokerDefaults
         self.deadLetterPrefix = deadLetterPrefix
         var groups: [String: [String: String]] = [:]
@@ -152,15 +155,25 @@ public final class GroupConfigs: Sendable {
                 throw TidemarkError(.invalidConfig, "\(interval) (\(every)) must be less than \(timeout) (\(within))")
             }
         }
-        if validateOnly { return }
-        let all = state.withLock { groups -> [String: [String: String]] in
-            groups[group] = settings.isEmpty ? nil : settings
-            return groups
+        // Group ids are the clients' to choose: without a bound, configuring new ids would grow
+        // the map, and the file rewritten at every change, for ever.
+        var all = state.withLock { $0 }
+        if !settings.isEmpty, all[group] == nil, all.count >= maxGroups {
+            throw TidemarkError(
+                .invalidConfig,
+                "\(all.count) groups have settings of their own, the most there can be: delete the settings of groups no longer used")
         }
+        if validateOnly { return }
+        all[group] = settings.isEmpty ? nil : settings
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // Saved first (writes are serialized by the admin queue): a change that cannot be
+        // saved (a full disk) is not live.
         try DurableFile.write(Array(try encoder.encode(File(version: 1, groups: all))), to: path)
+        state.withLock { $0[group] = all[group] }
     }
+
+
 }
 
 extension Broker {

@@ -28,6 +28,7 @@ public enum MetricName {
     public static let connectionsActive = "tidemark_connections_active"
     public static let connections = "tidemark_connections_total"
     public static let connectionsRefused = "tidemark_connections_refused_total"
+    public static let connectionsClosed = "tidemark_connections_closed_total"
 
     // Tidemark: traffic and storage (recorded by the engine as it happens).
     public static let bytesIn = "tidemark_bytes_in_total"
@@ -90,6 +91,8 @@ public enum MetricName {
         connectionsActive: "Open TCP connections, by listener.",
         connections: "Accepted TCP connections, by listener.",
         connectionsRefused: "TCP connections closed as they arrived, by listener and the limit that refused them (max.connections, max.connections.per.ip).",
+        connectionsClosed:
+            "Kafka connections the broker closed for the client's doing, by reason: malformed (bytes that are not a Kafka request: TLS or HTTP on the Kafka port too), error (a socket error, a reset), idle (connections.max.idle.ms), frame_timeout (a frame not completed in time), not_reading (answers left unread).",
         bytesIn: "Record-batch bytes appended, by topic.",
         bytesOut: "Record-batch bytes read by fetches, by topic.",
         recordsProduced: "Records appended, by topic.",

@@ -72,7 +72,8 @@ public final class MetricsRoutes: HTTPRoutes {
     public let maxGroupRows: Int
     let started: Double
     let logger: Logger
-    private let warnedAboutGroups = Atomic<Bool>(false)
+    /// The bounds already said in the log (at most three keys).
+    private let warnedAboutGroups = Mutex<Set<String>>([])
     /// Per counter series, what was last exported (see `monotonic`).
     private let counterFloors = Mutex<[String: (exported: Double, value: Double, held: Double)]>([:])
 
@@ -173,11 +174,9 @@ public final class MetricsRoutes: HTTPRoutes {
         // Groups with members come first (then the rest, each by name), for both bounds below:
         // taken by name alone, 1,100 groups left behind by a batch job ("bulk-*") pushed every
         // live group out of the lag series.
-        let listed = broker.groups.listGroups()
-        let isIdle = { (group: GroupListing) in group.state == "Empty" || group.state == "Dead" }
-        var groups = listed.filter { !isIdle($0) } + listed.filter(isIdle)
+        var groups = broker.groups.listGroupsWithMembersFirst()
         if groups.count > maxGroups {
-            warnOnce("more than \(maxGroups) consumer groups: /metrics exports \(maxGroups), those with members first, then by name")
+            warnOnce("groups", "more than \(maxGroups) consumer groups: /metrics exports \(maxGroups), those with members first, then by name")
             groups = Array(groups.prefix(maxGroups))
         }
         // Rows (a series each in two families) are bounded too: a group has a row per partition
@@ -190,7 +189,7 @@ public final class MetricsRoutes: HTTPRoutes {
             let rows = broker.groupOffsets(group.groupId)
             guard rows.count <= rowsLeft else {
                 warnOnce(
-                    "consumer groups' partitions pass \(maxGroupRows) series: /metrics exports \(reports.count) of \(groups.count) groups, those with members first")
+                    "rows", "consumer groups' partitions pass \(maxGroupRows) series: /metrics exports \(reports.count) of \(groups.count) groups, those with members first")
                 break
             }
             rowsLeft -= rows.count
@@ -260,9 +259,9 @@ public final class MetricsRoutes: HTTPRoutes {
         out.family(MetricName.uptime, .gauge) { $0.sample([], max(0, wallSeconds() - started)) }
 
         // Share groups, per group and topic (partitions summed).
-        var groupIds = broker.shares.groupIds()
+        var groupIds = broker.shares.groupIdsWithMembersFirst()
         if groupIds.count > maxGroups {
-            warnOnce("more than \(maxGroups) share groups: /metrics exports the first \(maxGroups) by name")
+            warnOnce("share groups", "more than \(maxGroups) share groups: /metrics exports \(maxGroups), those with members first, then by name")
             groupIds = Array(groupIds.prefix(maxGroups))
         }
         let queues = groupIds.flatMap { broker.queueReports(group: $0, ages: true) }
@@ -354,8 +353,10 @@ public final class MetricsRoutes: HTTPRoutes {
         }
     }
 
-    private func warnOnce(_ message: String) {
-        if !warnedAboutGroups.exchange(true, ordering: .relaxed) { logger.warning("\(message)") }
+    /// Each bound is said once (its own key: the first one said used to silence the others).
+    private func warnOnce(_ key: String, _ message: String) {
+        let first = warnedAboutGroups.withLock { $0.insert(key).inserted }
+        if first { logger.warning("\(message)") }
     }
 }
 

@@ -68,6 +68,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var idleCheck: RepeatedTask?
     /// The client's address as Kafka shows it ("/127.0.0.1"): group members' client host.
     private var clientHost = ""
+    /// The client's address, read when the connection opened (a reset one no longer has it).
+    private var peer = "?"
     /// The share sessions this connection used: closed with it.
     private let shares = ConnectionShares()
 
@@ -99,6 +101,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         router.metrics.connections.increment()
         router.metrics.connectionsActive.increment()
         // An IPv4 client of a dual-stack listener shows as itself, as in Kafka.
+        peer = context.remoteAddress.map { "\($0)" } ?? "?"
         clientHost = context.remoteAddress?.ipAddress.map { "/" + ($0.hasPrefix("::ffff:") && $0.contains(".") ? String($0.dropFirst(7)) : $0) } ?? ""
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
@@ -113,8 +116,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 handler.shares.keep(handler.router.broker.shares.sessions(usedLastBy: handler.shares.id, among: names))
                 guard handler.shares.sessions.isEmpty else { return }
             }
-            handler.logger.info("closing idle connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
-            handler.close(context: context)
+            handler.closeForClient(context: context, .idle, "closing idle connection")
         }
         context.fireChannelActive()
     }
@@ -173,13 +175,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 handler.stall = (unsent, .now(), stall.check)
                 handler.lastActivity = .now()
             } else if NIODeadline.now() - stall.since >= handler.stallTimeout {
-                handler.logger.info(
-                    "closing a connection whose client does not read its answers",
-                    metadata: [
-                        "peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "unsent_bytes": "\(unsent)",
-                        "queued_requests": "\(handler.queue.count)",
-                    ])
-                handler.close(context: context)
+                handler.closeForClient(
+                    context: context, .notReading, "closing a connection whose client does not read its answers",
+                    metadata: ["unsent_bytes": "\(unsent)", "queued_requests": "\(handler.queue.count)"])
             }
         }
         let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
@@ -278,8 +276,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         case .silent:
             break
         case .close(let reason):
-            logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
-            close(context: context)
+            closeForClient(context: context, .malformed, "closing connection", metadata: ["reason": "\(reason)"])
             return
         case .respond(let chunks):
             let size = chunks.reduce(0) { $0 + $1.count }
@@ -466,9 +463,25 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.info(
-            "connection error, closing",
-            metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)"])
+        let reason: RequestMetrics.CloseReason =
+            switch error {
+            case is KafkaFrameReader.FrameTooLarge: .malformed
+            case is KafkaFrameReader.FrameTimedOut: .frameTimeout
+            default: .error
+            }
+        closeForClient(context: context, reason, "connection error, closing", metadata: ["error": "\(error)"])
+    }
+
+    /// Closes the connection for its client's doing: counted by reason
+    /// (`tidemark_connections_closed_total`), and said once a minute per reason and client
+    /// host (`RequestRouter.connectionLog`), with how many more there were.
+    private func closeForClient(
+        context: ChannelHandlerContext, _ reason: RequestMetrics.CloseReason, _ message: String, metadata: Logger.Metadata = [:]
+    ) {
+        router.metrics.connectionsClosed[reason]?.increment()
+        var metadata = metadata
+        metadata["peer"] = "\(peer)"
+        router.connectionLog.log(.info, logger, message, key: "\(reason.rawValue) \(clientHost)", metadata: metadata)
         close(context: context)
     }
 }

@@ -68,10 +68,21 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
+    /// A size prefix past the limit, or negative. Its four bytes often say what the client
+    /// speaks instead of Kafka (a TLS handshake, an HTTP request), which is named.
     struct FrameTooLarge: Error, CustomStringConvertible {
         var size: Int32
         var limit: Int
-        var description: String { "frame of \(size) bytes exceeds the limit of \(limit)" }
+        var description: String {
+            let bytes = withUnsafeBytes(of: size.bigEndian) { Array($0) }
+            if bytes[0] == 0x16 && bytes[1] == 0x03 { return "a TLS handshake on the plaintext Kafka listener (size prefix \(size))" }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if ["GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC", "PRI "].contains(text) {
+                return "an HTTP request on the Kafka listener (it begins '\(text.trimmingCharacters(in: .whitespaces))')"
+            }
+            if size < 0 { return "a negative frame size (\(size))" }
+            return "frame of \(size) bytes exceeds the limit of \(limit)"
+        }
     }
 
     struct FrameTimedOut: Error, CustomStringConvertible {

@@ -25,6 +25,11 @@ final class LogThrottle: Sendable {
 
     /// Logs `message` at error level unless this key was logged less than `interval` ago.
     func error(_ logger: Logger, _ message: String, key: String, metadata: Logger.Metadata) {
+        log(.error, logger, message, key: key, metadata: metadata)
+    }
+
+    /// Logs `message` at `level` unless this key was logged less than `interval` ago.
+    func log(_ level: Logger.Level, _ logger: Logger, _ message: String, key: String, metadata: Logger.Metadata) {
         let now = DispatchTime.now().uptimeNanoseconds
         let suppressed = last.withLock { entries -> Int? in
             if var entry = entries[key], now - entry.loggedAt < intervalNanoseconds {
@@ -44,6 +49,6 @@ final class LogThrottle: Sendable {
         guard let suppressed else { return }
         var metadata = metadata
         if suppressed > 0 { metadata["repeated"] = "\(suppressed) more times since the last line" }
-        logger.error("\(message)", metadata: metadata)
+        logger.log(level: level, "\(message)", metadata: metadata)
     }
 }

@@ -23,6 +23,13 @@ final class RequestMetrics: Sendable {
     let connectionsActive: Meter
     let connections: Counter
     let connectionsRefused: [ConnectionLimiter.Refusal: Counter]
+    /// Why the broker closed a connection for its client's doing (`tidemark_connections_closed_total`).
+    enum CloseReason: String, CaseIterable {
+        case malformed, error, idle
+        case frameTimeout = "frame_timeout"
+        case notReading = "not_reading"
+    }
+    let connectionsClosed: [CloseReason: Counter]
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -42,6 +49,12 @@ final class RequestMetrics: Sendable {
                 label: MetricName.connectionsRefused, dimensions: [("listener", "kafka"), ("limit", refusal.rawValue)], factory: factory)
         }
         connectionsRefused = refused
+        var closed: [CloseReason: Counter] = [:]
+        for reason in CloseReason.allCases {
+            closed[reason] = Counter(
+                label: MetricName.connectionsClosed, dimensions: [("listener", "kafka"), ("reason", reason.rawValue)], factory: factory)
+        }
+        connectionsClosed = closed
     }
 
     /// One request answered (or refused) after `nanoseconds`.

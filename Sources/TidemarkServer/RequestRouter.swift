@@ -70,6 +70,10 @@ final class RequestRouter: Sendable {
     let responseMemory: ResponseMemory
     /// Failures clients repeat (a full disk, a failed partition): logged once a minute.
     let failureLog = LogThrottle()
+    /// Connections closed for their client's doing (malformed or foreign bytes, idle, not
+    /// reading): said once a minute per reason and client host, with how many more (a port
+    /// scanner or a misconfigured client gave a line per connection).
+    let connectionLog = LogThrottle()
     /// A failure of the disk underneath (full, read-only, EIO), not of the request: worth the
     /// log (through `failureLog`).
     static func isDiskFailure(_ error: any Error) -> Bool {

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Prometheus
 import Synchronization
+import Logging
 import TestSupport
 import Testing
 import Tidemark
@@ -269,7 +270,8 @@ struct BigAnswerRoutes: HTTPRoutes {
 
     static func start(
         limits: HTTPServer.Limits = HTTPServer.Limits(), options: BrokerOptions = BrokerOptions(),
-        directory: TemporaryDirectory? = nil, configure: (inout ServerConfig) -> Void = { _ in }
+        directory: TemporaryDirectory? = nil, logger: Logger = Logger(label: "tidemark.server"),
+        configure: (inout ServerConfig) -> Void = { _ in }
     ) async throws -> Node {
         let dir = directory ?? TemporaryDirectory()
         let registry = PrometheusCollectorRegistry()
@@ -281,7 +283,7 @@ struct BigAnswerRoutes: HTTPRoutes {
         config.port = 0
         config.metricsFactory = factory
         configure(&config)
-        let server = try await KafkaServer.start(broker: broker, config: config)
+        let server = try await KafkaServer.start(broker: broker, config: config, logger: logger)
         let health = HealthRoutes()
         let http = try await HTTPServer.start(host: "127.0.0.1", port: 0, routes: [health], limits: limits)
         http.add(
@@ -289,6 +291,33 @@ struct BigAnswerRoutes: HTTPRoutes {
                 broker: broker, registry: registry,
                 identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:\(server.boundPort)", version: TidemarkVersion.current)))
         return Node(dir: dir, broker: broker, server: server, http: http, health: health, registry: registry)
+    }
+
+    /// Connections closed for the client's doing are counted by reason, and said once a
+    /// minute per reason and client host, naming what the client spoke: 20 HTTP requests and
+    /// 20 TLS handshakes on the Kafka port gave 40 lines ("frame of 1195725856 bytes").
+    @Test func connectionsClosedForTheClientsDoingAreCountedAndSaidOnce() async throws {
+        let log = CapturedLog()
+        let node = try await Self.start(logger: log.logger)
+        for _ in 0..<20 {
+            let http = try RawClient(port: node.server.boundPort)
+            http.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            #expect(await http.closedWithoutAnswer())
+            let tls = try RawClient(port: node.server.boundPort)
+            tls.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+            #expect(await tls.closedWithoutAnswer())
+        }
+        let negative = try RawClient(port: node.server.boundPort)
+        negative.send([0xff, 0xff, 0xff, 0xfb])
+        #expect(await negative.closedWithoutAnswer())
+        let samples = try await node.scrape()
+        #expect(samples[Sample(name: "tidemark_connections_closed_total", labels: ["listener": "kafka", "reason": "malformed"])] == 41)
+        #expect(samples[Sample(name: "tidemark_connections_closed_total", labels: ["listener": "kafka", "reason": "idle"])] == 0)
+        let said = log.matching("connection error, closing")
+        #expect(said.count == 1, "\(said.map(\.text))")
+        #expect(said.first?.text.contains("an HTTP request on the Kafka listener") == true)
+        #expect(said.first?.metadata["peer"]?.contains("127.0.0.1") == true)
+        try await node.stop()
     }
 
     @Test func theOpenFileBudgetIsExposed() async throws {

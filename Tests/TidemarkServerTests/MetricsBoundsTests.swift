@@ -34,6 +34,27 @@ import Tidemark
         let few = MetricsRoutes(broker: broker, registry: nil, identity: identity, maxGroups: 2).exposition()
             .split(separator: "\n").filter { $0.hasPrefix("kafka_consumergroup_members{") }
         #expect(few.sorted() == ["kafka_consumergroup_members{consumergroup=\"g0\"} 0", "kafka_consumergroup_members{consumergroup=\"z-live\"} 1"], "\(few)")
+        // The console's list too (it kept the first by name: 1,001 groups left behind by a
+        // batch job hid every live one).
+        let console = ConsoleData(broker: broker, registry: nil, identity: identity, maxGroups: 2)
+        #expect(console.groupRows(timeLags: false).map(\.id) == ["z-live", "g0"])
+
+        // Share groups alike: one whose worker left, by name first, and a live one.
+        try await broker.createTopic("jobs", partitions: 1)
+        let left = try await ShareConsumer(broker: broker, group: "a-left", topics: ["jobs"], mode: .explicit)
+        _ = try await left.poll(timeout: .milliseconds(50))
+        try await left.close()
+        let live = try await ShareConsumer(broker: broker, group: "z-working", topics: ["jobs"], mode: .explicit)
+        _ = try await live.poll(timeout: .milliseconds(50))
+        #expect(broker.shares.groupIds() == ["a-left", "z-working"])
+        let queues = MetricsRoutes(broker: broker, registry: nil, identity: identity, maxGroups: 1).exposition()
+            .split(separator: "\n").filter { $0.hasPrefix("tidemark_queue_leases_in_flight{") }
+        #expect(queues == ["tidemark_queue_leases_in_flight{group=\"z-working\",topic=\"jobs\"} 0"], "\(queues)")
+        #expect(console.queueRows(withRates: false, ages: false).map(\.group) == ["z-working", "a-left"])
+        // One group's rows whatever its place in the list.
+        let one = ConsoleData(broker: broker, registry: nil, identity: identity, maxGroups: 1)
+        #expect(one.queueRows(withRates: false, ages: false, only: "a-left").map(\.group) == ["a-left"])
+        try await live.close()
         try await broker.close()
     }
 

@@ -452,6 +452,15 @@ public final class GroupCoordinator: Sendable {
 
     /// Every group: classic ones (including those known only by their committed offsets, as
     /// Kafka lists them) and consumer-protocol ones.
+    /// `listGroups()` with the groups that have members first (each part by name): what a
+    /// bounded view (the console, /metrics) keeps, so groups left behind by a batch job
+    /// ("bulk-*") cannot push every live group out.
+    public func listGroupsWithMembersFirst() -> [GroupListing] {
+        let listed = listGroups()
+        let isIdle = { (group: GroupListing) in group.state == "Empty" || group.state == "Dead" }
+        return listed.filter { !isIdle($0) } + listed.filter(isIdle)
+    }
+
     public func listGroups() -> [GroupListing] {
         let known = state.withLock { s in
             s.groups.values.map { GroupListing(groupId: $0.groupId, protocolType: $0.protocolType ?? "", state: $0.state.rawValue, type: .classic) }

@@ -8,6 +8,16 @@ extension ShareCoordinator {
         state.withLock { s in Array(Set(s.groups.keys).union(s.slots.keys.map(\.group))).sorted() }
     }
 
+    /// `groupIds()` with the groups that have members first (each part by name): what a bounded
+    /// view (the console, /metrics) keeps, so groups left behind cannot push live ones out.
+    public func groupIdsWithMembersFirst() -> [String] {
+        state.withLock { s in
+            let all = Set(s.groups.keys).union(s.slots.keys.map(\.group))
+            let live = all.filter { !(s.groups[$0]?.members.isEmpty ?? true) }
+            return live.sorted() + all.subtracting(live).sorted()
+        }
+    }
+
     /// Per partition of the group's share state: start, end, counts, holders, lag.
     public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
         let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }

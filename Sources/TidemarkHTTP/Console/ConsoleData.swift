@@ -284,7 +284,8 @@ final class ConsoleData: Sendable {
     }
 
     func groupRows(timeLags: Bool = true) -> [ConsoleModel.GroupRow] {
-        broker.groups.listGroups().prefix(maxGroups).map { listing in
+        // Groups with members first: 1,001 groups left behind by a batch job hid every live one.
+        broker.groups.listGroupsWithMembersFirst().prefix(maxGroups).map { listing in
             let rows = broker.groupOffsets(listing.groupId)
             return ConsoleModel.GroupRow(
                 id: listing.groupId, type: listing.type.rawValue, state: listing.state, members: broker.memberCount(listing),
@@ -306,7 +307,9 @@ final class ConsoleData: Sendable {
         let rates = withRates ? viewing { $0.rates.acks } : [:]
         let nowMs = broker.options.clock()
         var rows: [ConsoleModel.QueueRow] = []
-        for g in broker.shares.groupIds().prefix(maxGroups) where group == nil || g == group {
+        // One group's rows whatever its place; all groups' with those that have members first.
+        let groups = group.map { [$0] } ?? Array(broker.shares.groupIdsWithMembersFirst().prefix(maxGroups))
+        for g in groups {
             let members = broker.shares.describe(g)?.members.count ?? 0
             let dlq = broker.deadLetterTopic(of: g)
             for q in broker.queueReports(group: g, ages: ages) {

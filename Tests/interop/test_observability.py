@@ -286,3 +286,35 @@ def test_json_logs_one_object_per_line_with_metadata_fields():
     assert any(r["msg"] == "group rebalanced" and r.get("members") == "1" for r in records)
     assert any(r["msg"] == "stopped cleanly" for r in records)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def test_text_logs_escape_what_clients_choose():
+    """Group ids are the clients' to choose, and reach log lines ("group rebalanced"): one
+    holding a line feed wrote a second line of its own choosing into the default text log (a
+    forged "critical ... data directory corrupt"). Control characters are escaped now."""
+    from conftest import Broker
+    root = tempfile.mkdtemp(prefix="tidemark-textlogs-")
+    node = Broker(os.path.join(root, "data"), free_port(), extra=["--log-level", "info"])
+    node.start()
+    forged = "critical tidemark : data directory corrupt, restore from backup"
+    group = unique("g") + "\n" + forged + "\r\x1b[2K"
+    try:
+        topic = unique("logged")
+        _topic(node.bootstrap, topic, 1)
+        from confluent_kafka import Consumer
+        consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "session.timeout.ms": 6000})
+        consumer.subscribe([topic])
+        deadline = time.time() + 30
+        while not consumer.assignment() and time.time() < deadline:
+            consumer.poll(0.5)
+        assert consumer.assignment()
+        consumer.close()
+    finally:
+        node.stop()
+    text = open(node.log_path, "rb").read().decode()
+    assert "\x1b" not in text and "\r" not in text
+    lines = text.splitlines()
+    assert not any(line.startswith("critical") for line in lines), [l for l in lines if "critical" in l]
+    rebalanced = [line for line in lines if "group rebalanced" in line]
+    assert rebalanced and all("\\n" + forged + "\\r\\u{1B}[2K" in line for line in rebalanced), rebalanced
+    shutil.rmtree(root, ignore_errors=True)

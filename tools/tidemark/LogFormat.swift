@@ -56,19 +56,80 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
+/// `--log-format text` (the default): swift-log's stream handler, with control characters in
+/// the message and metadata escaped (a line feed as `\n`, others as `\u{1B}`). Group ids,
+/// client ids and other client-chosen text reach log lines: a group id holding a line feed
+/// wrote a second, forged line ("critical ... data directory corrupt").
+struct TextLogHandler: LogHandler {
+    var inner: StreamLogHandler
+
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue.mapValues { .string(Self.escaped($0.description)) } }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue.map { .string(Self.escaped($0.description)) } }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        var metadata = event.metadata ?? [:]
+        if let error = event.error {
+            metadata["error"] = metadata["error"] ?? .string("\(error)")
+            event.error = nil
+        }
+        event.message = "\(Self.escaped(event.message.description))"
+        event.metadata = metadata.isEmpty ? nil : metadata.mapValues { .string(Self.escaped($0.description)) }
+        inner.log(event: event)
+    }
+
+    /// `text` with C0 and C1 controls, DEL and the Unicode line and paragraph separators escaped.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where needsEscape(scalar): out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+    }
+}
+
 enum LogFormat: String, CaseIterable, ExpressibleByArgument {
     case text, json
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// Installs the process's log handler: text (swift-log's stream handler) or JSON lines, on
+/// Installs the process's log handler: text (swift-log's stream handler, control characters
+/// escaped) or JSON lines, on
 /// standard error, at `level`.
 func bootstrapLogging(format: LogFormat, level: Logger.Level) {
     LoggingSystem.bootstrap { label in
         switch format {
         case .text:
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TextLogHandler(inner: StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler
         case .json:

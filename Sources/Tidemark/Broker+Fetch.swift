@@ -101,14 +101,28 @@ extension Broker {
     }
 
 
-    /// The time of the record at `offset` (its batch's first timestamp: exact for one-record
-    /// batches, the earliest of the batch otherwise; the append time on LogAppendTime topics); nil past the end or when unreadable.
-    /// For time lag and queue age; may read a segment from disk.
+    /// The time of the record at `offset` (the append time on LogAppendTime topics); nil past
+    /// the end or when unreadable. For time lag and queue age; may read a segment from disk.
+    ///
+    /// The batch's first timestamp when the record is the batch's first, or when the batch's
+    /// records were all stamped within a second. Otherwise the batch is read and walked (and
+    /// decompressed) to the record: a batch a producer buffered through an outage spans
+    /// minutes, and its first timestamp made a group one record behind read an hour late.
     public func timestamp(topic: String, partition: Int, at offset: Int64) -> Int64? {
         guard let state = try? partitionState(topic, partition),
             let header = try? state.log.batchHeader(containing: offset)
         else { return nil }
-        return header.timestampType == .logAppendTime ? header.maxTimestamp : header.baseTimestamp
+        if header.timestampType == .logAppendTime { return header.maxTimestamp }
+        guard offset > header.baseOffset, header.maxTimestamp &- header.baseTimestamp >= 1_000 else { return header.baseTimestamp }
+        guard let slice = try? state.log.read(from: offset, maxBytes: header.totalSize, keepBytes: true).slice,
+            let bytes = try? slice.readBytes(),
+            let batch = bytes.withUnsafeBytes({ raw in
+                try? RecordBatch(decoding: raw, keeping: { $0 == offset }, limit: 1, through: offset)
+            }),
+            batch.header.baseOffset == header.baseOffset,
+            let record = batch.records.first
+        else { return header.baseTimestamp }
+        return header.baseTimestamp &+ record.timestampDelta
     }
 
     /// Records damage a reader found in bytes it read (a stored batch whose records or CRC do

@@ -5,6 +5,26 @@ import Testing
 import TidemarkStorage
 
 @Suite struct TopicTests {
+    /// The time of a record (time lag, queue age) is its own, not its batch's first, when the
+    /// batch's records span a second or more: a producer that buffered 60 records through an
+    /// outage, a minute apart, made a group one record behind read an hour late. Compressed
+    /// batches too.
+    @Test(arguments: [CompressionCodec.none, .lz4])
+    func aRecordsTimeIsItsOwnInABatchThatSpansMinutes(codec: CompressionCodec) async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("backfill", partitions: 1)
+        let start = currentTimeMilliseconds() - 3_600_000
+        var builder = RecordBatchBuilder(compression: codec)
+        for i in 0..<60 { builder.append(timestamp: start + Int64(i) * 60_000, key: nil, value: Array("r\(i)".utf8)) }
+        _ = try await broker.append(topic: "backfill", partition: 0, batches: try builder.build())
+        #expect(broker.timestamp(topic: "backfill", partition: 0, at: 0) == start)
+        #expect(broker.timestamp(topic: "backfill", partition: 0, at: 59) == start + 59 * 60_000)
+        #expect(broker.timestamp(topic: "backfill", partition: 0, at: 30) == start + 30 * 60_000)
+        #expect(broker.timestamp(topic: "backfill", partition: 0, at: 60) == nil)
+        try await broker.close()
+    }
+
     @Test func createListDescribeDeleteAndPersist() async throws {
         let dir = TemporaryDirectory()
         var config = TopicConfig()

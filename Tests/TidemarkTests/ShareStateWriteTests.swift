@@ -70,16 +70,18 @@ import TidemarkStorage
         #expect(acked.acknowledged[Self.tp] == .some(nil))
         #expect(Self.written(broker) == start + 1)
 
-        // Job 1 held: the maintenance pass writes its delivery count, once.
+        // Job 1 held: the maintenance pass writes the slot, once. A held record is written as
+        // it was before its delivery: the delivery a crash cuts is not counted (as after a
+        // clean stop, and in Kafka), so the job comes back with that delivery's count.
         #expect(Self.acquireOne(broker, "w1") == AcquiredRange(first: 1, last: 1, deliveryCount: 1))
         #expect(Self.written(broker) == start + 1)
         await broker.shares.tick()
         #expect(Self.written(broker) == start + 2)
         await broker.shares.tick()
         #expect(Self.written(broker) == start + 2, "a pass with nothing new wrote again")
-        #expect(try await Self.firstJobAfterACrash(dir) == AcquiredRange(first: 1, last: 1, deliveryCount: 2))
+        #expect(try await Self.firstJobAfterACrash(dir) == AcquiredRange(first: 1, last: 1, deliveryCount: 1))
 
-        // Job 2 acquired by another worker, then the broker closes: close writes it.
+        // Job 2 acquired by another worker, then the broker closes: both come back uncounted.
         Self.session(broker, "w2")
         #expect(Self.acquireOne(broker, "w2") == AcquiredRange(first: 2, last: 2, deliveryCount: 1))
         try await broker.close()
@@ -87,9 +89,7 @@ import TidemarkStorage
         Self.session(reopened, "w3")
         let again = reopened.shares.acquire(
             group: "workers", member: "w3", partitions: [Self.tp], maxRecords: 10, view: reopened.shareLogView)
-        #expect(again.first?.ranges == [
-            AcquiredRange(first: 1, last: 2, deliveryCount: 2), AcquiredRange(first: 3, last: 3, deliveryCount: 1),
-        ])
+        #expect(again.first?.ranges == [AcquiredRange(first: 1, last: 3, deliveryCount: 1)])
         try await reopened.close()
     }
 

@@ -148,7 +148,8 @@ struct SharePartition: Sendable, Equatable {
         needsMetadata = false
     }
 
-    /// Restores a persisted state (locks do not survive: acquired records come back available).
+    /// Restores a persisted state (locks do not survive: acquired records come back available,
+    /// the delivery the broker's end cut not counted).
     init(startOffset: Int64, entries: [Entry], deadLetters: [DeadLetter] = [], deadLetterSequence: Int32 = 0,
          deadLetterProducerId: Int64 = -1, deadLettered: Int64 = 0) {
         self.init(
@@ -166,9 +167,16 @@ struct SharePartition: Sendable, Equatable {
         self.needsMetadata = true
         self.startOffset = startOffset
         self.entries = window
+        // A record persisted as acquired (by the maintenance pass, or with another record's
+        // acknowledgement) was held when the broker ended: that delivery was cut by the broker,
+        // not failed by the worker, so it is not counted, as after a clean stop
+        // (`releaseAll(uncounted:)`) and as in Kafka, whose acquisitions are not persisted. A
+        // job held on its last attempt was delivered again with a count past the limit, and
+        // dead-lettered with it.
         for k in entries.kept where entries.entry(kept: k).state == .acquired {
             var entry = entries.entry(kept: k)
             entry.state = .available
+            entry.deliveryCount = max(0, entry.deliveryCount - 1)
             entry.owner = 0
             entry.lockExpiryMs = 0
             entries.setEntry(kept: k, entry)

@@ -10,8 +10,9 @@ extension ShareCoordinator {
     }
 
     /// Milliseconds until the earliest delay or retry backoff in `partitions` that their last
-    /// acquire passed over ends (`SharePartition.nextDueMs`; not with per-key ordering, whose
-    /// searches keep no such time), or the earliest record lock there runs out
+    /// acquire passed over ends (`SharePartition.nextDueMs`; with per-key ordering
+    /// `keyedNextDueMs`: a delayed job of a keyed group went out up to 200 ms late), or the
+    /// earliest record lock there runs out
     /// (`SharePartition.nextLockExpiryMs`), when that is in the future: a long poll that found
     /// nothing wakes then, not at its next 200 ms timer (a delayed job went out up to 200 ms
     /// late) or the next maintenance pass (a job whose lock ran out, up to a second late).
@@ -25,7 +26,7 @@ extension ShareCoordinator {
             }
             for tp in partitions {
                 guard let index = s.slots.index(forKey: PartitionKey(group: group, topicPartition: tp)) else { continue }
-                if !keyOrdering { consider(s.slots.values[index].state.nextDueMs) }
+                consider(keyOrdering ? s.slots.values[index].state.keyedNextDueMs : s.slots.values[index].state.nextDueMs)
                 consider(s.slots.values[index].state.nextLockExpiryMs)
             }
             return earliest

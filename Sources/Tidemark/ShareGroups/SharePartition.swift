@@ -105,6 +105,12 @@ struct SharePartition: Sendable, Equatable {
         candidateFloorUntilMs > .min && candidateFloorUntilMs < .max ? candidateFloorUntilMs : nil
     }
 
+    /// With per-key ordering, when the earliest delay or backoff that the last search for
+    /// candidates passed over ends, of a record its key did not hold back (a record held back
+    /// by its key waits for that key's acknowledgement, which wakes polls itself). A
+    /// lower bound once the window changes: an early wake finds nothing and waits again.
+    private(set) var keyedNextDueMs: Int64? = nil
+
     /// No lock runs out before this (nil when none is held): an idle poll waits until then at most.
     var nextLockExpiryMs: Int64? {
         locksExpireNoSoonerThan < .max && holdsAny ? locksExpireNoSoonerThan : nil
@@ -359,6 +365,9 @@ struct SharePartition: Sendable, Equatable {
         // Kept entries only: a cut record is acknowledged.
         var k = entries.keptIndex(atOrAfter: floored ? Int(Swift.min(Int64(entries.count), Swift.max(0, candidateFloor - startOffset))) : 0)
         var until = floored ? candidateFloorUntilMs : Int64.max
+        // With per-key ordering: the earliest delay or backoff passed over of a record its key
+        // does not hold back (the first unfinished of its key, or one without a key).
+        var keyedUntil = Int64.max
         var firstOut: Int? = nil
         while k < entries.kept.upperBound {
             let entry = entries.entry(kept: k)
@@ -368,9 +377,11 @@ struct SharePartition: Sendable, Equatable {
             if settings.keyOrdering, let key = entry.keyHash {
                 guard unfinished else { continue }
                 let blocked = !blockedKeys.insert(key)
+                if !blocked && entry.state == .available && entry.availableAtMs > nowMs { keyedUntil = Swift.min(keyedUntil, entry.availableAtMs) }
                 if blocked || entry.state != .available || entry.availableAtMs > nowMs { continue }
             } else if entry.state != .available || entry.availableAtMs > nowMs {
                 if entry.state == .available && firstOut == nil { until = Swift.min(until, entry.availableAtMs) }
+                if entry.state == .available { keyedUntil = Swift.min(keyedUntil, entry.availableAtMs) }
                 continue
             }
             if firstOut == nil { firstOut = i }
@@ -380,6 +391,9 @@ struct SharePartition: Sendable, Equatable {
         if !settings.keyOrdering {
             candidateFloor = startOffset + Int64(firstOut ?? entries.count)
             candidateFloorUntilMs = until
+            keyedNextDueMs = nil
+        } else {
+            keyedNextDueMs = keyedUntil < .max ? keyedUntil : nil
         }
         if out.count == max { return out }
         // Saturating: a start near Int64.max (a window not yet cut back to the log) trapped.

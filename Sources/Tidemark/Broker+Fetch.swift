@@ -104,16 +104,20 @@ extension Broker {
     /// The time of the record at `offset` (the append time on LogAppendTime topics); nil past
     /// the end or when unreadable. For time lag and queue age; may read a segment from disk.
     ///
-    /// The batch's first timestamp when the record is the batch's first, or when the batch's
-    /// records were all stamped within a second. Otherwise the batch is read and walked (and
-    /// decompressed) to the record: a batch a producer buffered through an outage spans
-    /// minutes, and its first timestamp made a group one record behind read an hour late.
+    /// The batch's first timestamp when the record is the batch's first, when the batch's
+    /// largest timestamp is less than a second past its first (a batch stamped newest first is
+    /// not told apart), or when the batch is over `timestampReadMaxBytes`. Otherwise the
+    /// batch is read and walked (and decompressed) to the record: a batch a producer buffered
+    /// through an outage spans minutes, and its first timestamp made a group one record behind
+    /// read an hour late. Scrapes call this per lagging partition: the size bounds their cost.
     public func timestamp(topic: String, partition: Int, at offset: Int64) -> Int64? {
         guard let state = try? partitionState(topic, partition),
             let header = try? state.log.batchHeader(containing: offset)
         else { return nil }
         if header.timestampType == .logAppendTime { return header.maxTimestamp }
-        guard offset > header.baseOffset, header.maxTimestamp &- header.baseTimestamp >= 1_000 else { return header.baseTimestamp }
+        guard offset > header.baseOffset, header.maxTimestamp &- header.baseTimestamp >= 1_000,
+            header.totalSize <= Self.timestampReadMaxBytes
+        else { return header.baseTimestamp }
         guard let slice = try? state.log.read(from: offset, maxBytes: header.totalSize, keepBytes: true).slice,
             let bytes = try? slice.readBytes(),
             let batch = bytes.withUnsafeBytes({ raw in
@@ -124,6 +128,9 @@ extension Broker {
         else { return header.baseTimestamp }
         return header.baseTimestamp &+ record.timestampDelta
     }
+
+    /// Largest batch `timestamp(topic:partition:at:)` reads to find a record's own time.
+    static let timestampReadMaxBytes = 1 << 20
 
     /// Records damage a reader found in bytes it read (a stored batch whose records or CRC do
     /// not check out): the partition is marked for `tidemark verify --repair` and the damage

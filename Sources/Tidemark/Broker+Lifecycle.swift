@@ -121,7 +121,8 @@ extension Broker {
             } catch {
                 offsets.reportOnce("offsets sync", error: error, logger: logger)
             }
-            var remembered = 0
+            var remembered: [Int] = []
+            remembered.reserveCapacity(partitions.count)
             for partition in partitions {
                 func attempt(_ what: String, _ body: () throws -> Void) {
                     do {
@@ -134,10 +135,11 @@ extension Broker {
                 attempt("retention") { _ = try partition.log.enforceRetention() }
                 attempt("interval flush") { try partition.log.flushIfDue() }
                 partition.log.closeIdleSegments(idleNanoseconds: idle)
-                remembered += partition.producers.withLock { table in
-                    table.expire(nowMs: now, expirationMs: expiration)
-                    return table.producerCount
-                }
+                remembered.append(
+                    partition.producers.withLock { table in
+                        table.expire(nowMs: now, expirationMs: expiration)
+                        return table.producerCount
+                    })
                 if writeSnapshots { attempt("producer-state snapshot") { try partition.writeSnapshot() } }
             }
             self.boundProducerStates(partitions, remembered: remembered, logger: logger)
@@ -153,14 +155,18 @@ extension Broker {
 
 extension Broker {
     /// The broker-wide bound on remembered producers (`BrokerOptions.maxProducerStates`):
-    /// past it, each partition keeps at most its share (at least 100), its least recently
-    /// active producers forgotten first, as expiry would forget them. Said once an hour.
-    func boundProducerStates(_ partitions: [PartitionState], remembered: Int, logger: Logger) {
+    /// past it, the partitions that remember the most are cut to one cap, the largest that
+    /// brings the total within the bound (water-filling: partitions under it keep all theirs,
+    /// so a few busy partitions among idle ones lose only the excess), never below 100; their
+    /// least recently active producers are forgotten first, as expiry would forget them.
+    /// `remembered`: each partition's count, in `partitions`' order. Said once an hour.
+    func boundProducerStates(_ partitions: [PartitionState], remembered: [Int], logger: Logger) {
         let bound = options.maxProducerStates
-        guard remembered > bound, !partitions.isEmpty else { return }
-        let share = max(100, bound / partitions.count)
-        let forgotten = partitions.reduce(0) { sum, partition in
-            sum + partition.producers.withLock { $0.evict(downTo: share) }
+        let total = remembered.reduce(0, +)
+        guard total > bound, let cap = Self.producerStateCap(remembered, bound: bound) else { return }
+        let share = max(100, cap)
+        let forgotten = zip(partitions, remembered).reduce(0) { sum, pair in
+            pair.1 > share ? sum + pair.0.producers.withLock { $0.evict(downTo: share) } : sum
         }
         let now = DispatchTime.now().uptimeNanoseconds
         let last = producerBoundWarnedAt.load(ordering: .relaxed)
@@ -168,7 +174,21 @@ extension Broker {
         producerBoundWarnedAt.store(now, ordering: .relaxed)
         logger.warning(
             "more idempotent producers than the broker remembers (maxProducerStates): the least recently active were forgotten",
-            metadata: ["remembered": "\(remembered)", "bound": "\(bound)", "per_partition": "\(share)", "forgotten": "\(forgotten)"])
+            metadata: ["remembered": "\(total)", "bound": "\(bound)", "per_partition": "\(share)", "forgotten": "\(forgotten)"])
+    }
+
+    /// The largest cap c with the sum of min(count, c) over `counts` within `bound`; nil when
+    /// the counts are within it already.
+    static func producerStateCap(_ counts: [Int], bound: Int) -> Int? {
+        guard counts.reduce(0, +) > bound else { return nil }
+        var room = max(0, bound)
+        let sorted = counts.sorted()
+        for (i, count) in sorted.enumerated() {
+            let share = room / (sorted.count - i)
+            if count > share { return share }
+            room -= count
+        }
+        return nil
     }
 }
 

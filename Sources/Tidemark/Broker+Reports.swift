@@ -94,7 +94,8 @@ extension Broker {
     public static let maxReports = 8
 
     /// Seconds since the oldest record the rows have not consumed was written (0: caught up).
-    /// Reads one batch header per lagging partition.
+    /// Reads one batch header per lagging partition, and the batch itself when the record is
+    /// inside a batch spanning a second or more (`timestamp(topic:partition:at:)`).
     public func timeLagSeconds(_ rows: [GroupPartitionLag], nowMs: Int64 = currentTimeMilliseconds()) -> Double {
         var oldest: Int64?
         for row in rows where (row.lag ?? 0) > 0 {

@@ -8,9 +8,11 @@ public struct BrokerOptions: Sendable {
     /// Producer state of an idle producer id is forgotten after this.
     public var producerIdExpirationMs: Int64 = 24 * 3600 * 1000
     /// Producers remembered across all partitions (about 150 bytes each). A partition keeps
-    /// at most 10,000; past this bound each keeps at most its share of it (at least 100), the
-    /// least recently active forgotten first, at the next maintenance pass: clients minting
-    /// producer ids on thousands of partitions cannot grow memory without bound.
+    /// at most 10,000; past this bound, at the next maintenance pass, the partitions that
+    /// remember the most are cut to the largest cap that brings the total within it (never
+    /// below 100 a partition: with more than bound/100 busy partitions the total is at most
+    /// 100 a partition), the least recently active forgotten first: clients minting producer
+    /// ids on thousands of partitions cannot grow memory without bound.
     public var maxProducerStates = 1_000_000
     /// How often retention, interval flushes, idle closing and group timeouts run.
     public var maintenanceIntervalMs: Int64 = 1000

@@ -101,7 +101,7 @@ public final class GroupConsumer: Sendable {
             groupId: groupId, memberId: memberId, generationId: generation, offsets: offsets,
             sync: broker.commitNeedsSync(offsets.keys))
         {
-            if error == .rebalanceInProgress || error == .illegalGeneration || error == .unknownMemberId {
+            if error == .rebalanceInProgress || error == .illegalGeneration || error == .unknownMemberId || error == .groupIdNotFound {
                 state.withLock { $0.needsRejoin = true }
             }
             throw TidemarkError(error, "commit for group '\(groupId)' refused")

@@ -303,6 +303,12 @@ public final class OffsetStore: Sendable {
         state.withLock { $0.groups[group] != nil }
     }
 
+    /// `hasOffsets`, or nil at once when the lock is held (a compaction holds it through its
+    /// rewrite): for an event loop, which must not wait for the disk.
+    func hasOffsetsIfAvailable(group: String) -> Bool? {
+        state.withLockIfAvailable { $0.groups[group] != nil }
+    }
+
     /// Deletes a group's committed offsets of `partitions` (OffsetDelete): tombstones, durable
     /// before this returns. Partitions without an offset are skipped.
     func delete(group: String, partitions: [TopicPartition]) async throws {

@@ -14,6 +14,17 @@ enum RequestOutcome: Sendable {
     case silent
     /// A malformed or unsupported request: close the connection.
     case close(String)
+    /// The broker could not answer (an internal failure), or an acks=0 produce failed (Kafka
+    /// tells such a producer by closing): close the connection; not the client's bytes.
+    case failed(String)
+
+    /// Whether the connection is closed after it.
+    var closes: Bool {
+        switch self {
+        case .close, .failed: true
+        case .respond, .silent: false
+        }
+    }
 }
 
 /// One client connection: takes frames (reading ahead while earlier ones run: pipelining),
@@ -116,7 +127,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 handler.shares.keep(handler.router.broker.shares.sessions(usedLastBy: handler.shares.id, among: names))
                 guard handler.shares.sessions.isEmpty else { return }
             }
-            handler.closeForClient(context: context, .idle, "closing idle connection")
+            handler.closeCounted(context: context, .idle, "closing idle connection")
         }
         context.fireChannelActive()
     }
@@ -175,7 +186,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 handler.stall = (unsent, .now(), stall.check)
                 handler.lastActivity = .now()
             } else if NIODeadline.now() - stall.since >= handler.stallTimeout {
-                handler.closeForClient(
+                handler.closeCounted(
                     context: context, .notReading, "closing a connection whose client does not read its answers",
                     metadata: ["unsent_bytes": "\(unsent)", "queued_requests": "\(handler.queue.count)"])
             }
@@ -268,7 +279,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         guard !closing else {
             // A failed acks=0 produce closes an open connection and drops what follows it; so
             // it does after the client's close.
-            if case .close = outcome { releaseQueued() }
+            if outcome.closes { releaseQueued() }
             drainKept(context: context)
             return
         }
@@ -276,7 +287,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         case .silent:
             break
         case .close(let reason):
-            closeForClient(context: context, .malformed, "closing connection", metadata: ["reason": "\(reason)"])
+            closeCounted(context: context, .malformed, "closing connection", metadata: ["reason": "\(reason)"])
+            return
+        case .failed(let reason):
+            closeCounted(context: context, .failed, "closing connection", metadata: ["reason": "\(reason)"])
             return
         case .respond(let chunks):
             let size = chunks.reduce(0) { $0 + $1.count }
@@ -469,15 +483,17 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             case is KafkaFrameReader.FrameTimedOut: .frameTimeout
             default: .error
             }
-        closeForClient(context: context, reason, "connection error, closing", metadata: ["error": "\(error)"])
+        closeCounted(context: context, reason, "connection error, closing", metadata: ["error": "\(error)"])
     }
 
-    /// Closes the connection for its client's doing: counted by reason
+    /// Closes the connection (the client's doing, or a request that failed): counted by reason
     /// (`tidemark_connections_closed_total`), and said once a minute per reason and client
-    /// host (`RequestRouter.connectionLog`), with how many more there were.
-    private func closeForClient(
+    /// host (`RequestRouter.connectionLog`), with how many more there were. A connection this
+    /// handler is already closing is not counted again (a socket error after the close).
+    private func closeCounted(
         context: ChannelHandlerContext, _ reason: RequestMetrics.CloseReason, _ message: String, metadata: Logger.Metadata = [:]
     ) {
+        guard !closing else { return }
         router.metrics.connectionsClosed[reason]?.increment()
         var metadata = metadata
         metadata["peer"] = "\(peer)"

@@ -23,11 +23,12 @@ final class RequestMetrics: Sendable {
     let connectionsActive: Meter
     let connections: Counter
     let connectionsRefused: [ConnectionLimiter.Refusal: Counter]
-    /// Why the broker closed a connection for its client's doing (`tidemark_connections_closed_total`).
+    /// Why the broker closed a connection (`tidemark_connections_closed_total`).
     enum CloseReason: String, CaseIterable {
         case malformed, error, idle
         case frameTimeout = "frame_timeout"
         case notReading = "not_reading"
+        case failed = "request_failed"
     }
     let connectionsClosed: [CloseReason: Counter]
 
@@ -63,7 +64,11 @@ final class RequestMetrics: Sendable {
         guard index >= 0, index < perApi.count, let handles = perApi[index] else { return }
         handles.requests.increment()
         handles.duration.recordNanoseconds(nanoseconds)
-        if case .close = outcome { error(api, "MALFORMED_OR_REFUSED") }
+        switch outcome {
+        case .close: error(api, "MALFORMED_OR_REFUSED")
+        case .failed: error(api, "FAILED_CLOSED")
+        case .respond, .silent: break
+        }
     }
 
     /// A response carried this error code (per partition or top level).

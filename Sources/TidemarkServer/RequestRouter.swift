@@ -181,7 +181,7 @@ final class RequestRouter: Sendable {
         let api = parsed.api
         let version = header.apiVersion
         @Sendable func answer<M: KafkaMessage>(_ message: M) -> RequestOutcome {
-            do { return try respond(message, header, api: api) } catch { return .close("\(api) response: \(error)") }
+            do { return try respond(message, header, api: api) } catch { return .failed("\(api) response: \(error)") }
         }
         // Answers that come from another thread (the flusher's: it must only hand work back)
         // are encoded on the loop.
@@ -208,7 +208,7 @@ final class RequestRouter: Sendable {
                             failed.append(partition.errorCode)
                         }
                     }
-                    done(failed.isEmpty ? .silent : .close("an acks=0 produce failed (error codes \(Set(failed).sorted()))"))
+                    done(failed.isEmpty ? .silent : .failed("an acks=0 produce failed (error codes \(Set(failed).sorted()))"))
                 }
             case .fetch:
                 let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
@@ -278,7 +278,7 @@ final class RequestRouter: Sendable {
             return .close("\(api) v\(version) refused: \(error)")
         } catch {
             logger.error("request failed", metadata: ["api": "\(api)", "error": "\(error)"])
-            return .close("\(api) failed: \(error)")
+            return .failed("\(api) failed: \(error)")
         }
     }
 
@@ -320,7 +320,7 @@ final class RequestRouter: Sendable {
             try coder.int32(&correlation)
             try response.encode(into: &coder, version: 0)
         } catch {
-            return .close("encoding failed")
+            return .failed("encoding failed")
         }
         return .respond(coder.finishedChunks())
     }

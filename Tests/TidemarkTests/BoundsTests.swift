@@ -410,8 +410,8 @@ import TidemarkStorage
 
     /// Producers remembered across partitions are bounded (`maxProducerStates`): a client
     /// minting a producer id per batch on many partitions (up to 10,000 each) grew memory
-    /// without bound. Past the bound each partition keeps its share (at least 100), the
-    /// least recently active forgotten first.
+    /// without bound. Past the bound the partitions that remember the most are cut to one cap
+    /// (at least 100), the least recently active forgotten first.
     @Test func producerStateIsBoundedAcrossPartitions() async throws {
         let dir = TemporaryDirectory()
         let clock = TestClock()
@@ -438,6 +438,13 @@ import TidemarkStorage
         await broker.runMaintenance()
         #expect(try broker.partitionState("minted", 0).producers.withLock { $0.producerCount } == 150)
         try await broker.close()
+        // The cap is the largest that brings the total within the bound: partitions under it
+        // keep all theirs. 101 busy partitions among 10,000 idle ones, 1% over a million, lose
+        // 1% each (cut to 100 each, they lost 99%).
+        #expect(Broker.producerStateCap([400, 400], bound: 300) == 150)
+        #expect(Broker.producerStateCap([50, 400], bound: 300) == 250)
+        #expect(Broker.producerStateCap([0, 10_000, 10_000], bound: 1_000_000) == nil)
+        #expect(Broker.producerStateCap([Int](repeating: 0, count: 10_000) + [Int](repeating: 10_000, count: 101), bound: 1_000_000) == 9_900)
     }
 
     /// The ids InitProducerId passes over are what the partitions remember at that call, not

@@ -7,8 +7,6 @@ import TidemarkStorage
 /// What Kafka's admin tools expect of topic names and settings (found by a review against
 /// Kafka's ControllerApis, ReplicationControlManager and LogConfig).
 @Suite struct TopicAdminTests {
-    /// Kafka reserves only its internal topics' names: `__app.events` (Debezium's heartbeats
-    /// start with `__`) is an ordinary topic. Names that differ only by '.' and '_' collide.
     /// The throttled-replica lists are checked as Kafka's ThrottledReplicaListValidator checks
     /// them ('*' or partition:broker entries), and bounded: APPENDs of new items grew the value,
     /// topics.json and each change's time for ever (quadratically: each took seconds after 20).
@@ -55,6 +53,8 @@ import TidemarkStorage
         #expect(reread.explicit("c") == ["share.key.ordering": "true", "share.delivery.count.limit": "3"])
     }
 
+    /// Kafka reserves only its internal topics' names: `__app.events` (Debezium's heartbeats
+    /// start with `__`) is an ordinary topic. Names that differ only by '.' and '_' collide.
     @Test func namesKafkaAllowsAreAllowedAndCollisionsRefused() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())

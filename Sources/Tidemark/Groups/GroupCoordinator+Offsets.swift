@@ -94,22 +94,32 @@ extension GroupCoordinator {
         if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) {
             return .failure(RefusedCommit(code: .unknownTopicOrPartition))
         }
-        let error = state.withLock { s -> TidemarkError.Code? in
-            if s.isClosed { return .brokerClosed }
-            if s.deleting[groupId] != nil { return .groupBusy }
+        enum Verdict { case checked(TidemarkError.Code?), noGroup }
+        let verdict = state.withLock { s -> Verdict in
+            if s.isClosed { return .checked(.brokerClosed) }
+            if s.deleting[groupId] != nil { return .checked(.groupBusy) }
             if let group = s.consumerGroups[groupId] {
-                return group.validateCommit(memberId: memberId, memberEpoch: generationId)
+                return .checked(group.validateCommit(memberId: memberId, memberEpoch: generationId))
             }
-            // A standalone commit to an unknown group needs no state machine kept for it.
-            guard let group = s.groups[groupId] else {
-                // A member's commit (a generation) to a group that does not exist at all, with
-                // no members and no offsets (it expired or was deleted): GROUP_ID_NOT_FOUND, as
-                // Kafka answers (OffsetCommit v9+; older versions are told ILLEGAL_GENERATION by
-                // the server). The offsets store's lock is a leaf: taking it here is safe.
-                if generationId >= 0 && !store.hasOffsets(group: groupId) { return .groupIdNotFound }
-                return ClassicGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
+            guard let group = s.groups[groupId] else { return .noGroup }
+            return .checked(group.validateCommit(memberId: memberId, instance: instance, generationId: generationId))
+        }
+        let error: TidemarkError.Code?
+        switch verdict {
+        case .checked(let checked): error = checked
+        case .noGroup:
+            // A standalone commit to an unknown group needs no state machine kept for it. A
+            // member's commit (a generation) to a group that does not exist at all, with no
+            // members and no offsets (it expired or was deleted), is GROUP_ID_NOT_FOUND, as
+            // Kafka answers (OffsetCommit v9+; older versions are told ILLEGAL_GENERATION by the
+            // server). Asked outside the coordinator's lock, and without waiting (this may run on
+            // an event loop): the offsets store's lock is held through compaction. While it is,
+            // the member is told it is unknown: a refusal either way.
+            if generationId >= 0 && store.hasOffsetsIfAvailable(group: groupId) == false {
+                error = .groupIdNotFound
+            } else {
+                error = ClassicGroup(groupId: groupId, options: options).validateCommit(memberId: memberId, generationId: generationId)
             }
-            return group.validateCommit(memberId: memberId, instance: instance, generationId: generationId)
         }
         if let error { return .failure(RefusedCommit(code: error)) }
         let now = wallClock()  // persisted, and compared after restarts: the wall clock

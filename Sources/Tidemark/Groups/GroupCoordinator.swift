@@ -450,8 +450,6 @@ public final class GroupCoordinator: Sendable {
     /// Groups whose state machines are in memory now (members, or recently active).
     var liveGroupCount: Int { state.withLock { $0.groups.count } }
 
-    /// Every group: classic ones (including those known only by their committed offsets, as
-    /// Kafka lists them) and consumer-protocol ones.
     /// `listGroups()` with the groups that have members first (each part by name): what a
     /// bounded view (the console, /metrics) keeps, so groups left behind by a batch job
     /// ("bulk-*") cannot push every live group out.
@@ -461,6 +459,8 @@ public final class GroupCoordinator: Sendable {
         return listed.filter { !isIdle($0) } + listed.filter(isIdle)
     }
 
+    /// Every group: classic ones (including those known only by their committed offsets, as
+    /// Kafka lists them) and consumer-protocol ones.
     public func listGroups() -> [GroupListing] {
         let known = state.withLock { s in
             s.groups.values.map { GroupListing(groupId: $0.groupId, protocolType: $0.protocolType ?? "", state: $0.state.rawValue, type: .classic) }

@@ -6,9 +6,11 @@ extension ShareCoordinator {
     struct Slot: Sendable {
         var state: SharePartition
         var topicId: UUID
-        /// Acquisitions (delivery counts) or undone acquisitions not in the share-state log
-        /// yet: they go with the slot's next snapshot (an acknowledgement's) or with the
-        /// maintenance pass, not one write per fetch.
+        /// Acquisitions or undone acquisitions not in the share-state log yet (the window's
+        /// existence and extent: a new group's start, with `share.auto.offset.reset=latest` the
+        /// log's end then; a held record is written as it was before its delivery): they go
+        /// with the slot's next snapshot (an acknowledgement's) or with the maintenance pass,
+        /// not one write per fetch.
         var unwritten = false
         /// The maintenance pass could not read this restored window's keys and delays
         /// (`ShareCoordinator.readRestoredMetadata`): left to its first fetch.

@@ -106,9 +106,11 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// With per-key ordering, when the earliest delay or backoff that the last search for
-    /// candidates passed over ends, of a record its key did not hold back (a record held back
-    /// by its key waits for that key's acknowledgement, which wakes polls itself). A
-    /// lower bound once the window changes: an early wake finds nothing and waits again.
+    /// candidates walked past ends, of a record its key did not hold back (a record held back
+    /// by its key waits for that key's acknowledgement, which wakes polls itself). A search
+    /// that stopped early (it found enough) walked past fewer: its poll has records then, and
+    /// the next search looks again. Once the window changes it may be early: an early wake
+    /// finds nothing and waits again.
     private(set) var keyedNextDueMs: Int64? = nil
 
     /// No lock runs out before this (nil when none is held): an idle poll waits until then at most.
@@ -173,12 +175,10 @@ struct SharePartition: Sendable, Equatable {
         self.needsMetadata = true
         self.startOffset = startOffset
         self.entries = window
-        // A record persisted as acquired (by the maintenance pass, or with another record's
-        // acknowledgement) was held when the broker ended: that delivery was cut by the broker,
-        // not failed by the worker, so it is not counted, as after a clean stop
-        // (`releaseAll(uncounted:)`) and as in Kafka, whose acquisitions are not persisted. A
-        // job held on its last attempt was delivered again with a count past the limit, and
-        // dead-lettered with it.
+        // A record held in a window restored in memory comes back as the share-state log holds
+        // held records (`ShareStateStore.writeRuns`; the log never holds an acquired run): its
+        // delivery was cut by the broker, not failed by the worker, so it is not counted, as
+        // after a clean stop (`releaseAll(uncounted:)`) and as in Kafka.
         for k in entries.kept where entries.entry(kept: k).state == .acquired {
             var entry = entries.entry(kept: k)
             entry.state = .available

@@ -216,6 +216,30 @@ def test_pages_show_the_apis_figures(console):
     assert not console_problems(log)
 
 
+def test_groups_named_dot_and_dot_dot_open(console):
+    """Kafka allows any group id, "." and ".." too; as a path segment the browser resolves them
+    as steps of the path (the link to ".." opened the overview, the one to "." a 404). The page
+    names them in the `id` query parameter instead."""
+    from confluent_kafka import Consumer, TopicPartition
+    node, names = console
+    for group, offset in (("..", 2), (".", 3)):
+        consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "enable.auto.commit": False})
+        consumer.commit(offsets=[TopicPartition(names["topic"], 0, offset)], asynchronous=False)
+        consumer.close()
+    dom, log = browse(node.http + "/groups?max_events=1")
+    assert 'href="/groups/_?id=.."' in dom and 'href="/groups/_?id=."' in dom, re.findall(r'href="/groups/[^"]*"', dom)
+    for group, offset in (("..", 2), (".", 3)):
+        status, detail = api(node, "/api/groups/_?id=" + group)
+        assert status == 200 and detail["id"] == group, (status, detail)
+        assert [p["committed"] for p in detail["partitions"] if p["partition"] == 0] == [offset]
+        dom, log = browse(node.http + "/groups/_?id=" + group + "&max_events=1")
+        assert "<h1>Consumer group " + group + "</h1>" in dom, dom[-2000:]
+        assert not console_problems(log), console_problems(log)
+    # A group literally named "_" is still its own segment.
+    status, detail = api(node, "/api/groups/_")
+    assert status == 404
+
+
 def test_a_hostile_record_renders_as_text(console):
     node, names = console
     dom, log = browse(node.http + "/topics/" + names["topic"] + "?max_events=1")

@@ -66,6 +66,9 @@ public final class ConsoleRoutes: HTTPRoutes {
             if let refusal = authorize(request, mutating: request.method == .POST) { return refusal }
         }
         let api = Array(parts.dropFirst())
+        // A group named "." or ".." cannot be a path segment (a browser resolves it as a step):
+        // the page names it in the `id` query parameter instead, which wins over the segment.
+        let named = { (segment: String) in request.query["id"] ?? segment }
         switch (request.method, api.count) {
         // Reports that read from disk (time lags, queue ages) run as the broker's reports do.
         case (.GET, 1) where api[0] == "overview": return await report { $0.json($0.data.overview()) }
@@ -78,15 +81,15 @@ public final class ConsoleRoutes: HTTPRoutes {
             return await report { $0.data.topicDetail(name).map($0.json) ?? .error(.notFound, "no topic '\(name)'") }
         case (.GET, 3) where api[0] == "topics" && api[2] == "messages": return await messages(topic: api[1], request)
         case (.GET, 2) where api[0] == "groups":
-            let name = api[1]
+            let name = named(api[1])
             return await report { $0.data.groupDetail(name).map($0.json) ?? .error(.notFound, "no group '\(name)'") }
-        case (.POST, 3) where api[0] == "groups" && api[2] == "reset": return await reset(group: api[1], request)
+        case (.POST, 3) where api[0] == "groups" && api[2] == "reset": return await reset(group: named(api[1]), request)
         case (.GET, 2) where api[0] == "queues":
-            let name = api[1]
+            let name = named(api[1])
             return await report { $0.data.queueDetail(name).map($0.json) ?? .error(.notFound, "no share group '\(name)'") }
-        case (.GET, 3) where api[0] == "queues" && api[2] == "dlq": return await deadLetters(group: api[1], request)
+        case (.GET, 3) where api[0] == "queues" && api[2] == "dlq": return await deadLetters(group: named(api[1]), request)
         case (.POST, 4) where api[0] == "queues" && api[2] == "dlq" && api[3] == "requeue":
-            return await requeue(group: api[1], request)
+            return await requeue(group: named(api[1]), request)
         default:
             let allowed = Self.apiMethods(api)
             if allowed.isEmpty { return .error(.notFound, "no such API: \(path)") }

@@ -48,6 +48,13 @@ enum ConsoleScript {
     return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value", "data-field": key || null }, value));
   }
   function link(href, text) { return el("a", { href }, text); }
+  // A path naming a group: its id as a segment, except "." and ".." (a browser resolves those
+  // as steps of the path): then "_", and the id in the `id` query parameter, which wins.
+  function idPath(base, id, rest = "", query = "") {
+    const dots = id === "." || id === "..";
+    const q = [dots ? "id=" + encodeURIComponent(id) : "", query].filter(Boolean).join("&");
+    return base + "/" + (dots ? "_" : encodeURIComponent(id)) + rest + (q ? "?" + q : "");
+  }
   // replaceChildren, leaving out the absent (a view's optional parts are null).
   function fill(node, ...children) {
     node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
@@ -233,7 +240,7 @@ enum ConsoleScript {
   function groupsTable(rows) {
     return table(["Group", "Type", "State", "Members", "Topics", "Lag", "Time lag"], rows.map((g) => ({
       key: g.id, class: g.lag > 0 && g.members === 0 ? "alert" : null, cells: [
-        el("span", {}, link("/groups/" + encodeURIComponent(g.id), g.id),
+        el("span", {}, link(idPath("/groups", g.id), g.id),
           g.lag > 0 && g.members === 0 ? el("span", { class: "badge bad" }, "lag, no consumers") : null),
         g.type, g.state, fmt.n(g.members), g.topics.join(", "), fmt.n(g.lag), fmt.secs(g.timeLagSeconds)] })), [3, 5, 6]);
   }
@@ -262,7 +269,7 @@ enum ConsoleScript {
     return svg;
   }
   async function groupPage(id) {
-    const g = await api("/api/groups/" + encodeURIComponent(id));
+    const g = await api(idPath("/api/groups", id));
     const topics = Array.from(new Set(g.partitions.map((p) => p.topic)));
     const topic = el("select", { id: "reset-topic" }, topics.map((t) => el("option", { value: t }, t)));
     const to = el("select", { id: "reset-to" }, ["earliest", "latest", "time", "shift"].map((m) => el("option", { value: m }, m)));
@@ -273,10 +280,10 @@ enum ConsoleScript {
       if (to.value === "time") body.timestamp = /^\d+$/.test(value.value) ? Number(value.value) : Date.parse(value.value);
       if (to.value === "shift") body.shift = Number(value.value);
       try {
-        const result = await post("/api/groups/" + encodeURIComponent(id) + "/reset", body);
+        const result = await post(idPath("/api/groups", id, "/reset"), body);
         fill(outcome, el("div", { class: "notice" }, result.dryRun ? "Dry run: nothing changed yet." : "Offsets reset."),
           table(["Topic", "Partition", "Committed", "New offset"], result.offsets.map((r) => [r.topic, String(r.partition), r.from === null || r.from === undefined ? "–" : fmt.n(r.from), fmt.n(r.to)]), [1, 2, 3]));
-        if (!dryRun) render(await api("/api/groups/" + encodeURIComponent(id)));
+        if (!dryRun) render(await api(idPath("/api/groups", id)));
       } catch (e) {
         fill(outcome, el("div", { class: "notice bad" }, "Refused: " + e.message));
       }
@@ -306,14 +313,14 @@ enum ConsoleScript {
         el("button", { class: "primary", type: "submit", id: "reset-preview" }, "Preview (dry run)"), applyButton, applyNote),
       outcome);
     render(g);
-    onSnapshot = async () => { render(await api("/api/groups/" + encodeURIComponent(id))); };
+    onSnapshot = async () => { render(await api(idPath("/api/groups", id))); };
   }
 
   function queuesTable(rows) {
     return table(["Group", "Topic", "Available", "In flight", "Delayed", "Archived", "Dead-lettered", "DLQ pending", "Redeliveries",
       "Lock expirations", "Oldest unacked", "Acks/s (accept·release·reject)"], rows.map((q) => ({
       key: q.group + "/" + q.topic, class: q.oldestUnackedAgeSeconds > 300 || q.deadLettersPending > 0 ? "alert" : null, cells: [
-        link("/queues/" + encodeURIComponent(q.group), q.group), q.topic, fmt.n(q.available), fmt.n(q.inFlight), fmt.n(q.delayed),
+        link(idPath("/queues", q.group), q.group), q.topic, fmt.n(q.available), fmt.n(q.inFlight), fmt.n(q.delayed),
         fmt.n(q.archived), fmt.n(q.deadLettered), fmt.n(q.deadLettersPending), fmt.n(q.redeliveries), fmt.n(q.lockExpirations),
         fmt.secs(q.oldestUnackedAgeSeconds),
         ["accept", "release", "reject"].map((k) => (q.acksPerSecond[k] || 0).toFixed(1)).join(" · ")] })), [2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -328,7 +335,7 @@ enum ConsoleScript {
     const region = el("div", { id: "queue" });
     const dlq = el("div", { id: "dlq" });
     async function render() {
-      const q = await api("/api/queues/" + encodeURIComponent(group));
+      const q = await api(idPath("/api/queues", group));
       fill(region, 
         el("div", { class: "cards" }, card("State", q.state, "state"), card("Workers", fmt.n(q.members.length), "members"),
           card("Dead-letter topic", q.deadLetterTopic || "none", "dlqTopic")),
@@ -344,7 +351,7 @@ enum ConsoleScript {
           : el("p", { class: "muted" }, "No workers connected."));
     }
     async function letters() {
-      const page = await api("/api/queues/" + encodeURIComponent(group) + "/dlq?limit=50");
+      const page = await api(idPath("/api/queues", group, "/dlq", "limit=50"));
       if (!page.topic) { fill(dlq, el("p", { class: "muted" }, "This group has no dead-letter topic.")); return; }
       fill(dlq, 
         el("p", { class: "muted" }, page.topic + "-" + page.partition + ": " + fmt.n(page.logEndOffset - page.logStartOffset) + " dead letters"),
@@ -353,7 +360,7 @@ enum ConsoleScript {
           l.errors["delivery.count"] || "", bytesView(l.message.key, "auto"), bytesView(l.message.value, "auto"),
           el("button", { type: "button", class: "requeue", onclick: async (e) => {
             try {
-              const done = await post("/api/queues/" + encodeURIComponent(group) + "/dlq/requeue", { partition: page.partition, offset: l.message.offset });
+              const done = await post(idPath("/api/queues", group, "/dlq/requeue"), { partition: page.partition, offset: l.message.offset });
               e.target.replaceWith(el("span", { class: "badge" }, "requeued to " + done.topic + "-" + done.partition + "@" + done.offset));
             } catch (error) {
               e.target.replaceWith(el("span", { class: "badge bad" }, "refused: " + error.message));
@@ -369,6 +376,9 @@ enum ConsoleScript {
   // --- Router ----------------------------------------------------------------
   async function route() {
     const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    // A group named "." or ".." comes in the `id` query parameter (see `idPath`).
+    const named = new URLSearchParams(location.search).get("id");
+    if (named !== null && parts.length === 2 && (parts[0] === "groups" || parts[0] === "queues")) parts[1] = named;
     const section = parts[0] || "overview";
     for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.nav === section);
     try {

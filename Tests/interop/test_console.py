@@ -226,6 +226,16 @@ def test_groups_named_dot_and_dot_dot_open(console):
         consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "enable.auto.commit": False})
         consumer.commit(offsets=[TopicPartition(names["topic"], 0, offset)], asynchronous=False)
         consumer.close()
+    # The page renders the API's list, then the live snapshot (made each second): wait until
+    # the snapshot has the new groups, or it replaces the list with an older one.
+    deadline = time.time() + 20
+    while True:
+        with urllib.request.urlopen(node.http + "/api/events?max_events=1", timeout=30) as stream:
+            event = stream.read().decode()
+        if '"id":".."' in event and '"id":"."' in event:
+            break
+        assert time.time() < deadline, event[-2000:]
+        time.sleep(0.3)
     dom, log = browse(node.http + "/groups?max_events=1")
     assert 'href="/groups/_?id=.."' in dom and 'href="/groups/_?id=."' in dom, re.findall(r'href="/groups/[^"]*"', dom)
     for group, offset in (("..", 2), (".", 3)):

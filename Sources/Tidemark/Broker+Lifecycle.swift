@@ -162,8 +162,7 @@ extension Broker {
     /// `remembered`: each partition's count, in `partitions`' order. Said once an hour.
     func boundProducerStates(_ partitions: [PartitionState], remembered: [Int], logger: Logger) {
         let bound = options.maxProducerStates
-        let total = remembered.reduce(0, +)
-        guard total > bound, let cap = Self.producerStateCap(remembered, bound: bound) else { return }
+        guard let cap = Self.producerStateCap(remembered, bound: bound) else { return }
         let share = max(100, cap)
         let forgotten = zip(partitions, remembered).reduce(0) { sum, pair in
             pair.1 > share ? sum + pair.0.producers.withLock { $0.evict(downTo: share) } : sum
@@ -174,7 +173,7 @@ extension Broker {
         producerBoundWarnedAt.store(now, ordering: .relaxed)
         logger.warning(
             "more idempotent producers than the broker remembers (maxProducerStates): the least recently active were forgotten",
-            metadata: ["remembered": "\(total)", "bound": "\(bound)", "per_partition": "\(share)", "forgotten": "\(forgotten)"])
+            metadata: ["remembered": "\(remembered.reduce(0, +))", "bound": "\(bound)", "per_partition": "\(share)", "forgotten": "\(forgotten)"])
     }
 
     /// The largest cap c with the sum of min(count, c) over `counts` within `bound`; nil when

@@ -86,11 +86,12 @@ extension TopicConfig {
     /// What a stored-only setting's value must look like (Kafka's type and range for it).
     public enum StoredOnlyKind: Sendable {
         case bool, list, ratio
-        /// Most entries a list setting holds (replicas of a topic's partitions, on a few brokers).
-        static let maxListEntries = 30_000
         case number(min: Int64, max: Int64 = .max)
         /// A boolean only `false` of which a single node can honour.
         case falseOnly(String)
+
+        /// Most entries a list setting holds (replicas of a topic's partitions, on a few brokers).
+        static let maxListEntries = 30_000
 
         func check(_ name: String, _ value: String) throws(TidemarkError) {
             switch self {
@@ -114,9 +115,8 @@ extension TopicConfig {
                     throw TidemarkError(.invalidConfig, "\(name) has \(entries.count) entries: at most \(Self.maxListEntries)")
                 }
                 func isReplica(_ entry: String) -> Bool {
-                    guard let colon = entry.firstIndex(of: ":") else { return false }
-                    let partition = entry[..<colon], broker = entry[entry.index(after: colon)...]
-                    return !partition.isEmpty && !broker.isEmpty && partition.allSatisfy { $0 >= "0" && $0 <= "9" } && broker.allSatisfy { $0 >= "0" && $0 <= "9" }
+                    let parts = entry.split(separator: ":", omittingEmptySubsequences: false)
+                    return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0 >= "0" && $0 <= "9" } }
                 }
                 guard entries.allSatisfy({ $0.isEmpty || isReplica($0) }) else {
                     throw TidemarkError(

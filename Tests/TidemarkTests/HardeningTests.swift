@@ -202,12 +202,7 @@ import TidemarkStorage
         try await broker.createTopic("h", partitions: 2)
         try await Self.produce(broker, "h", 0, ["kept"])
         try await broker.close()
-        let path = dir.path + "/topics.json"
-        let edited = try String(contentsOfFile: path, encoding: .utf8)
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(edited.utf8)) as? [String: Any])
-        var trimmed = json
-        trimmed["topics"] = []
-        try JSONSerialization.data(withJSONObject: trimmed).write(to: URL(fileURLWithPath: path))
+        try HandEditedFilesTests.editTopics(dir) { $0 = [] }
         let log: CapturedLog
         (broker, log) = try await Self.openLogged(dir)
         #expect(broker.listTopics().isEmpty)

@@ -200,15 +200,23 @@ import TidemarkStorage
         #expect(p.holders()["b"]?.count == 2)
     }
 
-    /// A stopping broker gives a member's records back with the cut delivery not counted and
-    /// archives none: on its last attempt (limit 2), a record counted would be archived.
-    @Test func aStoppingBrokerGivesRecordsBackUncounted() {
+    /// Limit 2, two records held by "a": offset 0 on its last attempt (released once), offset 1
+    /// on its first.
+    static func heldOnLastAttempt() -> (SharePartition, ShareSettings) {
         var p = SharePartition(startOffset: 0)
         let settings = Self.settings(limit: 2)
         _ = Self.take(&p, "a", max: 1, logEnd: 2, settings: settings)
         #expect(p.acknowledge([ShareAcknowledgement(0, .release)], member: "a", nowMs: 0, settings: settings, allowRenew: false) == nil)
         #expect(Self.take(&p, "a", logEnd: 2, now: 60_000, settings: settings)
             == [AcquiredRange(first: 0, last: 0, deliveryCount: 2), AcquiredRange(first: 1, last: 1, deliveryCount: 1)])
+        return (p, settings)
+    }
+
+    /// A stopping broker gives a member's records back with the cut delivery not counted and
+    /// archives none: on its last attempt (limit 2), a record counted would be archived.
+    @Test func aStoppingBrokerGivesRecordsBackUncounted() {
+        let (held, settings) = Self.heldOnLastAttempt()
+        var p = held
         #expect(p.releaseAll(held: "a", settings: settings, uncounted: true) == 2)
         #expect(p.entry(at: 0)?.state == .available && p.entry(at: 0)?.deliveryCount == 1)
         #expect(p.entry(at: 1)?.state == .available && p.entry(at: 1)?.deliveryCount == 0)
@@ -227,12 +235,7 @@ import TidemarkStorage
     /// job on its last attempt came back with its count past the limit: delivered a third
     /// time with a limit of 2, and dead-lettered with that count.)
     @Test func aRestoredHeldRecordComesBackUncounted() throws {
-        var p = SharePartition(startOffset: 0)
-        let settings = Self.settings(limit: 2)
-        _ = Self.take(&p, "a", max: 1, logEnd: 2, settings: settings)
-        #expect(p.acknowledge([ShareAcknowledgement(0, .release)], member: "a", nowMs: 0, settings: settings, allowRenew: false) == nil)
-        #expect(Self.take(&p, "a", logEnd: 2, now: 60_000, settings: settings)
-            == [AcquiredRange(first: 0, last: 0, deliveryCount: 2), AcquiredRange(first: 1, last: 1, deliveryCount: 1)])
+        let (p, settings) = Self.heldOnLastAttempt()
         // As the share-state log holds it (a snapshot, and a delta), and as a window restored in memory.
         let snapshot = try #require(ShareStateStore.decode(ShareStateStore.encodeValue(p), onto: nil))
         let delta = try #require(ShareStateStore.decode(ShareStateStore.encodeDelta(p), onto: snapshot))

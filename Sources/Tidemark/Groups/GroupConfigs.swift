@@ -172,8 +172,6 @@ public final class GroupConfigs: Sendable {
         try DurableFile.write(Array(try encoder.encode(File(version: 1, groups: all))), to: path)
         state.withLock { $0[group] = all[group] }
     }
-
-
 }
 
 extension Broker {

@@ -381,7 +381,7 @@ struct SharePartition: Sendable, Equatable {
                 if blocked || entry.state != .available || entry.availableAtMs > nowMs { continue }
             } else if entry.state != .available || entry.availableAtMs > nowMs {
                 if entry.state == .available && firstOut == nil { until = Swift.min(until, entry.availableAtMs) }
-                if entry.state == .available { keyedUntil = Swift.min(keyedUntil, entry.availableAtMs) }
+                if settings.keyOrdering && entry.state == .available { keyedUntil = Swift.min(keyedUntil, entry.availableAtMs) }
                 continue
             }
             if firstOut == nil { firstOut = i }

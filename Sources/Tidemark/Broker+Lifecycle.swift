@@ -169,7 +169,7 @@ extension Broker {
         }
         let now = DispatchTime.now().uptimeNanoseconds
         let last = producerBoundWarnedAt.load(ordering: .relaxed)
-        guard forgotten > 0, last == 0 || now - last >= 3_600_000_000_000 else { return }
+        guard forgotten > 0, last == 0 || now &- last >= 3_600_000_000_000 else { return }
         producerBoundWarnedAt.store(now, ordering: .relaxed)
         logger.warning(
             "more idempotent producers than the broker remembers (maxProducerStates): the least recently active were forgotten",

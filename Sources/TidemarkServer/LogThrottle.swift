@@ -30,9 +30,11 @@ final class LogThrottle: Sendable {
 
     /// Logs `message` at `level` unless this key was logged less than `interval` ago.
     func log(_ level: Logger.Level, _ logger: Logger, _ message: String, key: String, metadata: Logger.Metadata) {
-        let now = DispatchTime.now().uptimeNanoseconds
         let suppressed = last.withLock { entries -> Int? in
-            if var entry = entries[key], now - entry.loggedAt < intervalNanoseconds {
+            // Read under the lock: read before it, another loop's later time could be stored
+            // first, and `now - loggedAt` trapped (two connections of one host closed at once).
+            let now = DispatchTime.now().uptimeNanoseconds
+            if var entry = entries[key], now &- entry.loggedAt < intervalNanoseconds {
                 entry.suppressed += 1
                 entries[key] = entry
                 return nil

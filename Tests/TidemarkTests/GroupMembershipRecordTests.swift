@@ -12,7 +12,7 @@ import TidemarkStorage
         memberId: "m1", clientId: "c", clientHost: "/1.2.3.4", rebalanceTimeoutMs: 300_000, sessionTimeoutMs: 10_000,
         subscription: [1, 2], assignment: [3])
 
-    /// Byte for byte: GroupMetadataKey v2 and GroupMetadataValue v1.
+    /// Byte for byte: GroupMetadataKey v2 and GroupMetadataValue v1 (v3 with static members).
     @Test func layoutIsKafkasGroupMetadata() {
         #expect(GroupMembershipRecord.encodeKey(group: "g") == [0, 2, 0, 1, 0x67])
         #expect(GroupMembershipRecord.decodeKey([0, 2, 0, 1, 0x67]) == "g")
@@ -29,6 +29,33 @@ import TidemarkStorage
             + [0, 0, 0, 2, 1, 2] + [0, 0, 0, 1, 3]  // subscription, assignment
         #expect(record.encodeValue() == expected)
         #expect(GroupMembershipRecord.decodeValue(expected) == record)
+
+        // A static member: version 3, with the state's timestamp and the member's instance id.
+        var withStatic = record
+        withStatic.members[0].groupInstanceId = "pod-1"
+        withStatic.currentStateTimestampMs = 0x0102_0304_0506_0708
+        let v3: [UInt8] =
+            [0, 3]  // value version
+            + [0, 8] + Array("consumer".utf8) + [0, 0, 0, 3]
+            + [0, 5] + Array("range".utf8) + [0, 2] + Array("m1".utf8)
+            + [1, 2, 3, 4, 5, 6, 7, 8]  // currentStateTimestamp
+            + [0, 0, 0, 1]
+            + [0, 2] + Array("m1".utf8) + [0, 5] + Array("pod-1".utf8)  // member id, instance id
+            + [0, 1] + Array("c".utf8) + [0, 8] + Array("/1.2.3.4".utf8)
+            + [0, 4, 0x93, 0xE0] + [0, 0, 0x27, 0x10]
+            + [0, 0, 0, 2, 1, 2] + [0, 0, 0, 1, 3]
+        #expect(withStatic.encodeValue() == v3)
+        #expect(GroupMembershipRecord.decodeValue(v3) == withStatic)
+        // Version 2 (a timestamp, no instance ids) is read too; version 4 (flexible) is not.
+        var v2 = v3
+        v2[1] = 2
+        v2.removeSubrange(v2.count - 39..<v2.count - 32)  // the instance id (32 bytes follow it)
+        var asV2 = withStatic
+        asV2.members[0].groupInstanceId = nil
+        #expect(GroupMembershipRecord.decodeValue(v2) == asV2)
+        var v4 = v3
+        v4[1] = 4
+        #expect(GroupMembershipRecord.decodeValue(v4) == nil)
 
         // Empty: no members, null protocol and leader.
         let empty = GroupMembershipRecord(protocolType: "consumer", generation: 4, protocolName: nil, leader: nil, members: [])

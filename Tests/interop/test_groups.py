@@ -196,3 +196,59 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(
     assert len(b.assignment()) == 2
     a2.close()
     b.close()
+
+
+def test_a_consumer_keeps_its_place_across_broker_restarts(broker):
+    """kafka-python as applications use it (manual commits, a rebalance listener): the broker
+    stops cleanly and restarts, then is killed with -9 and restarts; each time the consumer's
+    next commit succeeds and no rebalance happens, because the broker brings the group back
+    from __consumer_offsets as Kafka does. Before, the group was forgotten: the commit raised
+    CommitFailedError (UNKNOWN_MEMBER_ID) and the group rebalanced."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka import ConsumerRebalanceListener
+    from kafka.structs import OffsetAndMetadata
+    topic = unique("keep")
+    group = topic + "-group"
+    create_topic(broker.bootstrap, topic, 2)
+    produce(broker.bootstrap, topic, 0, 100)
+    events = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            events.append(("revoke", sorted(p.partition for p in revoked)))
+
+        def on_partitions_assigned(self, assigned):
+            events.append(("assign", sorted(p.partition for p in assigned)))
+
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False,
+                      auto_offset_reset="earliest", session_timeout_ms=30000, heartbeat_interval_ms=1000,
+                      reconnect_backoff_max_ms=500)
+    c.subscribe([topic], listener=Listener())
+    seen = 0
+    deadline = time.time() + 30
+    while seen < 100 and time.time() < deadline:
+        seen += sum(len(batch) for batch in c.poll(timeout_ms=500).values())
+    assert seen == 100, events
+    c.commit()
+    # (The first join may come before the client knows the topic's partitions: it then
+    # rejoins once it does.)
+    assert events[-1] == ("assign", [0, 1]), events
+    settled = list(events)
+
+    for restart in ("SIGTERM", "kill -9"):
+        if restart == "SIGTERM":
+            broker.stop()
+        else:
+            broker.kill()
+        broker.start()
+        produce(broker.bootstrap, topic, 0, 10)
+        got = 0
+        deadline = time.time() + 30
+        while got < 10 and time.time() < deadline:
+            got += sum(len(batch) for batch in c.poll(timeout_ms=500).values())
+        assert got == 10, (restart, events)
+        # Raised CommitFailedError before: the broker had forgotten the member.
+        c.commit({TopicPartition(topic, p): OffsetAndMetadata(c.position(TopicPartition(topic, p)), "", -1) for p in (0, 1)})
+        assert events == settled, (restart, events)
+    assert c.committed(TopicPartition(topic, 0)) + c.committed(TopicPartition(topic, 1)) == 120
+    c.close()

@@ -1,78 +1,3 @@
-/// The state of a classic consumer group, as Kafka names them.
-public enum GroupState: String, Sendable, Equatable {
-    case empty = "Empty"
-    case preparingRebalance = "PreparingRebalance"
-    case completingRebalance = "CompletingRebalance"
-    case stable = "Stable"
-    case dead = "Dead"
-}
-
-/// A JoinGroup request, as the engine sees it.
-public struct JoinGroupRequest: Sendable {
-    public var groupId: String
-    /// Empty for a member joining for the first time.
-    public var memberId: String
-    public var groupInstanceId: String?
-    public var clientId: String
-    public var clientHost: String
-    public var sessionTimeoutMs: Int32
-    public var rebalanceTimeoutMs: Int32
-    public var protocolType: String
-    /// (name, metadata) in the member's order of preference.
-    public var protocols: [(name: String, metadata: [UInt8])]
-    /// JoinGroup v4+: a member without an id first gets one with `.memberIdRequired`.
-    public var requireKnownMemberId: Bool
-
-    public init(
-        groupId: String, memberId: String = "", groupInstanceId: String? = nil, clientId: String, clientHost: String = "",
-        sessionTimeoutMs: Int32, rebalanceTimeoutMs: Int32, protocolType: String,
-        protocols: [(name: String, metadata: [UInt8])], requireKnownMemberId: Bool = false
-    ) {
-        self.groupId = groupId
-        self.memberId = memberId
-        self.groupInstanceId = groupInstanceId
-        self.clientId = clientId
-        self.clientHost = clientHost
-        self.sessionTimeoutMs = sessionTimeoutMs
-        self.rebalanceTimeoutMs = rebalanceTimeoutMs
-        self.protocolType = protocolType
-        self.protocols = protocols
-        self.requireKnownMemberId = requireKnownMemberId
-    }
-}
-
-public struct JoinGroupResponse: Sendable, Equatable {
-    public struct Member: Sendable, Equatable {
-        public var memberId: String
-        public var groupInstanceId: String?
-        public var metadata: [UInt8]
-    }
-    public var error: TidemarkError.Code?
-    public var generationId: Int32
-    public var protocolType: String?
-    public var protocolName: String?
-    public var leaderId: String
-    public var memberId: String
-    /// Every member with its metadata for the chosen protocol: for the leader only.
-    public var members: [Member]
-
-    static func failure(_ code: TidemarkError.Code, memberId: String = "") -> JoinGroupResponse {
-        JoinGroupResponse(
-            error: code, generationId: -1, protocolType: nil, protocolName: nil, leaderId: "", memberId: memberId, members: [])
-    }
-}
-
-public struct SyncGroupResponse: Sendable, Equatable {
-    public var error: TidemarkError.Code?
-    public var protocolType: String?
-    public var protocolName: String?
-    public var assignment: [UInt8]
-
-    static func failure(_ code: TidemarkError.Code) -> SyncGroupResponse {
-        SyncGroupResponse(error: code, protocolType: nil, protocolName: nil, assignment: [])
-    }
-}
-
 /// One classic consumer group as a pure state machine: every input carries `nowMs`, every
 /// output is a value (responses for the caller and for members waiting in Join or Sync).
 /// No clock, no I/O, no concurrency: `GroupCoordinator` owns instances under its lock.
@@ -176,6 +101,44 @@ struct ClassicGroup: Sendable {
     init(groupId: String, options: GroupOptions) {
         self.groupId = groupId
         self.options = options
+    }
+
+    /// The group as its last membership record left it, when the broker restarts: Stable at
+    /// the record's generation with its members (in the record's order), their assignments,
+    /// static members' instances and the leader, every session starting at `nowMs`. Kafka's
+    /// coordinator loads classic groups from `__consumer_offsets` the same way, so members
+    /// that were running go on heartbeating and committing with their ids and generation;
+    /// those that do not come back expire with their sessions, and the rest rebalance.
+    /// A member keeps only its metadata for the chosen protocol (the record holds no other).
+    ///
+    /// Nil when the record cannot be a Stable group: no members, no protocol or protocol type,
+    /// or no member with a subscription. The last is how a record too large to be written
+    /// whole was written (`OffsetStore.recordMembership`): its assignments are gone too, and a
+    /// member given one back would consume nothing.
+    init?(restoring record: GroupMembershipRecord, groupId: String, options: GroupOptions, nowMs: Int64) {
+        guard !record.members.isEmpty, let protocolName = record.protocolName, !record.protocolType.isEmpty,
+            record.members.contains(where: { !$0.subscription.isEmpty })
+        else { return nil }
+        self.init(groupId: groupId, options: options)
+        for saved in record.members where members[saved.memberId] == nil {
+            var instance = saved.groupInstanceId
+            if let id = instance {
+                if staticMembers[id] != nil { instance = nil } else { staticMembers[id] = saved.memberId }
+            }
+            members[saved.memberId] = Member(
+                id: saved.memberId, groupInstanceId: instance, clientId: saved.clientId, clientHost: saved.clientHost,
+                sessionTimeoutMs: saved.sessionTimeoutMs,
+                // Version 0 has no rebalance timeout: Kafka takes the session timeout then.
+                rebalanceTimeoutMs: saved.rebalanceTimeoutMs < 0 ? saved.sessionTimeoutMs : saved.rebalanceTimeoutMs,
+                protocolType: record.protocolType, protocols: [(protocolName, saved.subscription)], assignment: saved.assignment,
+                lastHeartbeatMs: nowMs)
+            memberOrder.append(saved.memberId)
+        }
+        state = .stable
+        generationId = record.generation
+        protocolType = record.protocolType
+        self.protocolName = protocolName
+        leaderId = record.leader.flatMap { members[$0] != nil ? $0 : nil } ?? memberOrder.first
     }
 
     /// Longest client-id prefix a member id carries: member ids are echoed in every group

@@ -173,6 +173,12 @@ public final class GroupCoordinator: Sendable {
                 recorded.passed(group, life: life)
             }
         }
+        let (restored, left) = restoreGroups()
+        if restored + left > 0 {
+            logger?.info(
+                "classic groups restored from __consumer_offsets: their members go on with their ids and generation, or expire with their sessions (groups past group.members.max.bytes start empty)",
+                metadata: ["groups": "\(restored)", "left_empty": "\(left)"])
+        }
     }
 
     struct Ready {

@@ -3,30 +3,36 @@ import Synchronization
 
 /// A classic group's membership as Kafka's coordinator writes it to `__consumer_offsets` once a
 /// rebalance completes (the leader's SyncGroup) and once the last member has gone, so that tools
-/// reading that topic see who consumes which partition: Burrow's owners and client ids, the
-/// offsets decoder of `kafka-dump-log`.
+/// reading that topic see who consumes which partition (Burrow's owners and client ids, the
+/// offsets decoder of `kafka-dump-log`), and so that a restarted broker brings the group back
+/// (`ClassicGroup.init(restoring:)`).
 ///
 /// ```
-/// key   (GroupMetadataKey v2):   version i16 = 2, group string
-/// value (GroupMetadataValue v1): version i16 = 1, protocolType string, generation i32,
-///                                protocol nullable string, leader nullable string,
-///                                member count i32, then for each member:
-///                                  memberId string, clientId string, clientHost string,
-///                                  rebalanceTimeout i32, sessionTimeout i32,
-///                                  subscription bytes, assignment bytes
+/// key   (GroupMetadataKey v2):     version i16 = 2, group string
+/// value (GroupMetadataValue v1/v3): version i16, protocolType string, generation i32,
+///                                  protocol nullable string, leader nullable string,
+///                                  [v2+] currentStateTimestamp i64 (ms, -1: unknown),
+///                                  member count i32, then for each member:
+///                                    memberId string, [v3+] groupInstanceId nullable string,
+///                                    clientId string, clientHost string,
+///                                    [v1+] rebalanceTimeout i32, sessionTimeout i32,
+///                                    subscription bytes, assignment bytes
 /// ```
 /// Strings are an i16 length and UTF-8 (null: length -1; see `writeShortString`), bytes an i32
 /// length and the bytes.
 /// The subscription is the member's metadata for the chosen protocol and the assignment what
-/// the leader gave it, both as the clients sent them. Value version 1 is read by every Kafka
-/// (which reads 0-4) and by Burrow since 1.0 (before 1.3 it reads only 0 and 1); the fields of
-/// later versions (the state's timestamp, static members' instance ids) are left out.
+/// the leader gave it, both as the clients sent them. A group without static members is written
+/// as version 1, which every Kafka reads (0-4) and Burrow since 1.0 (before 1.3 it reads only 0
+/// and 1); one with static members as version 3, the first with their instance ids, which a
+/// restart needs to give a restarted instance its place back. Versions 0 to 3 are read.
 ///
 /// An Empty group's record has no members, and null protocol and leader. A null value says the
 /// group is gone: written when its committed offsets expire.
 struct GroupMembershipRecord: Sendable, Equatable {
     struct Member: Sendable, Equatable {
         var memberId: String
+        /// A static member's `group.instance.id` (written from version 3).
+        var groupInstanceId: String? = nil
         var clientId: String
         var clientHost: String
         var rebalanceTimeoutMs: Int32
@@ -40,9 +46,14 @@ struct GroupMembershipRecord: Sendable, Equatable {
     var protocolName: String?
     var leader: String?
     var members: [Member]
+    /// When the group entered the state the record shows, on the wall clock (versions 2+; -1:
+    /// unknown, and not written in version 1).
+    var currentStateTimestampMs: Int64 = -1
 
     static let keyVersion: Int16 = 2
-    static let valueVersion: Int16 = 1
+
+    /// 3 when a member is static (its instance id needs it), 1 otherwise.
+    var valueVersion: Int16 { members.contains { $0.groupInstanceId != nil } ? 3 : 1 }
 
     static func encodeKey(group: String) -> [UInt8] {
         var writer = ByteWriter()
@@ -61,14 +72,17 @@ struct GroupMembershipRecord: Sendable, Equatable {
 
     func encodeValue() -> [UInt8] {
         var writer = ByteWriter()
-        writer.writeInteger(Self.valueVersion)
+        let version = valueVersion
+        writer.writeInteger(version)
         writer.writeShortString(protocolType)
         writer.writeInteger(generation)
         writer.writeShortString(protocolName)
         writer.writeShortString(leader)
+        if version >= 2 { writer.writeInteger(currentStateTimestampMs) }
         writer.writeInteger(Int32(members.count))
         for member in members {
             writer.writeShortString(member.memberId)
+            if version >= 3 { writer.writeShortString(member.groupInstanceId) }
             writer.writeShortString(member.clientId)
             writer.writeShortString(member.clientHost)
             writer.writeInteger(member.rebalanceTimeoutMs)
@@ -81,18 +95,21 @@ struct GroupMembershipRecord: Sendable, Equatable {
         return writer.bytes
     }
 
-    /// Reads value versions 0 and 1 (version 0 has no rebalance timeout); nil for others.
+    /// Reads value versions 0 to 3 (version 0 has no rebalance timeout: -1); nil for others
+    /// (version 4, Kafka's first flexible one, is not written here).
     static func decodeValue(_ bytes: [UInt8]) -> GroupMembershipRecord? {
         ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> GroupMembershipRecord? in
             let version: Int16 = try reader.readInteger()
-            guard version == 0 || version == 1 else { return nil }
+            guard (0...3).contains(version) else { return nil }
             var record = GroupMembershipRecord(
                 protocolType: try reader.readShortString(), generation: try reader.readInteger(), protocolName: try reader.readNullableShortString(),
                 leader: try reader.readNullableShortString(), members: [])
+            if version >= 2 { record.currentStateTimestampMs = try reader.readInteger() }
             let count: Int32 = try reader.readInteger()
             guard count >= 0 else { return nil }
             for _ in 0..<count {
                 let memberId = try reader.readShortString()
+                let instance = version >= 3 ? try reader.readNullableShortString() : nil
                 let clientId = try reader.readShortString()
                 let clientHost = try reader.readShortString()
                 let rebalanceTimeout: Int32 = version >= 1 ? try reader.readInteger() : -1
@@ -101,7 +118,7 @@ struct GroupMembershipRecord: Sendable, Equatable {
                 let assignment = try reader.readBytes(count: Int(try reader.readInteger(as: Int32.self)))
                 record.members.append(
                     Member(
-                        memberId: memberId, clientId: clientId, clientHost: clientHost, rebalanceTimeoutMs: rebalanceTimeout,
+                        memberId: memberId, groupInstanceId: instance, clientId: clientId, clientHost: clientHost, rebalanceTimeoutMs: rebalanceTimeout,
                         sessionTimeoutMs: sessionTimeout, subscription: subscription, assignment: assignment))
             }
             return record
@@ -118,7 +135,7 @@ extension ClassicGroup {
             members: memberOrder.compactMap { id in
                 members[id].map { member in
                     GroupMembershipRecord.Member(
-                        memberId: id, clientId: member.clientId, clientHost: member.clientHost,
+                        memberId: id, groupInstanceId: member.groupInstanceId, clientId: member.clientId, clientHost: member.clientHost,
                         rebalanceTimeoutMs: member.rebalanceTimeoutMs, sessionTimeoutMs: member.sessionTimeoutMs,
                         subscription: member.protocols.first { $0.name == protocolName }?.metadata ?? [],
                         assignment: member.assignment)
@@ -128,6 +145,33 @@ extension ClassicGroup {
 }
 
 extension GroupCoordinator {
+    /// Brings back, at the start, the classic groups whose latest membership record has
+    /// members (`ClassicGroup.init(restoring:)`): a broker restart, clean or not, does not end
+    /// their members' sessions, as in Kafka. Groups are taken by name while they fit in
+    /// `GroupOptions.membersMaxBytes`; the others start empty, as every group did before.
+    /// Returns how many were restored and how many did not fit.
+    func restoreGroups() -> (restored: Int, left: Int) {
+        let now = clock()
+        let saved = store.memberships.withLock { $0 }
+        return state.withLock { s in
+            var restored = 0
+            var left = 0
+            for (id, membership) in saved.sorted(by: { $0.key < $1.key }) {
+                guard Self.validGroupId(id), let record = GroupMembershipRecord.decodeValue(membership.value),
+                    let group = ClassicGroup(restoring: record, groupId: id, options: options, nowMs: now)
+                else { continue }
+                guard s.memberBytes + group.memberBytes <= options.membersMaxBytes else {
+                    left += 1
+                    continue
+                }
+                s.setClassic(group, id: id)
+                recordedMemberships.restored(id, generation: record.generation, protocolType: record.protocolType)
+                restored += 1
+            }
+            return (restored, left)
+        }
+    }
+
     /// Sends the group's membership record to the writer when the group has just reached a
     /// generation not recorded yet, in a state worth recording: Stable (the leader's SyncGroup
     /// gave out the assignments) or Empty (the last member went). Kafka's coordinator writes
@@ -140,7 +184,9 @@ extension GroupCoordinator {
         guard previous?.generation != group.generationId || replaced else { return }
         let protocolType = group.protocolType ?? previous?.protocolType ?? ""
         let life = recordedMemberships.set(group.groupId, generation: group.generationId, protocolType: protocolType)
-        if case .dropped(let oldest) = membershipRecords.yield((group.groupId, group.membershipRecord(protocolType: protocolType), life)) {
+        var record = group.membershipRecord(protocolType: protocolType)
+        record.currentStateTimestampMs = wallClock()
+        if case .dropped(let oldest) = membershipRecords.yield((group.groupId, record, life)) {
             recordedMemberships.passed(oldest.group, life: oldest.life)
         }
     }
@@ -192,6 +238,15 @@ final class RecordedMemberships: Sendable {
             entry.pending += 1
             s.entries[group] = entry
             return entry.life
+        }
+    }
+
+    /// A group brought back from its record at a restart (`GroupCoordinator.restore`): its
+    /// next record is written only for a new generation.
+    func restored(_ group: String, generation: Int32, protocolType: String) {
+        state.withLock { s in
+            s.lives += 1
+            s.entries[group] = Entry(generation: generation, protocolType: protocolType, life: s.lives, pending: 0)
         }
     }
 

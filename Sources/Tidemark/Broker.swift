@@ -383,6 +383,7 @@ public final class Broker: Sendable {
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, producerIds: producerIds,
             groups: groups, shares: shares,
             flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)
+        groups.restoreGroupsAndSay()
         broker.startMaintenance()
         opened = true
         let partitionCount = registry.topics.values.reduce(0) { $0 + $1.slots.count }

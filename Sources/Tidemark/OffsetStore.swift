@@ -232,13 +232,19 @@ public final class OffsetStore: Sendable {
         return try state.withLock { body(&$0) }.get()
     }
 
-    /// Appends a classic group's membership record. Not synced here: the maintenance pass
-    /// syncs the log within a second, and a record lost to a power loss only shows an older
-    /// membership until the next rebalance. A record over `maxMembershipRecordBytes` (members
+    /// Appends a classic group's membership record. Not synced here (as Kafka, which relies on
+    /// replication): the maintenance pass syncs the log within a second. A record a power loss
+    /// takes makes the restart restore the membership before it: members that were in it and
+    /// moved on are told their generation is stale and rejoin; those gone since expire with
+    /// their sessions. A record over `maxMembershipRecordBytes` (members
     /// with very large metadata) is written without the members' subscriptions and
     /// assignments; one still over it is not written. Nor is one for which `current`, asked
     /// under the lock deletions write their tombstones under, says no.
-    func recordMembership(group: String, _ record: GroupMembershipRecord, if current: @escaping @Sendable () -> Bool = { true }) async throws {
+    /// Returns whether it was written (false: `current` said no).
+    @discardableResult
+    func recordMembership(group: String, _ record: GroupMembershipRecord, if current: @escaping @Sendable () -> Bool = { true }) async throws
+        -> Bool
+    {
         var value = record.encodeValue()
         if value.count > Self.maxMembershipRecordBytes {
             var reduced = record
@@ -252,11 +258,11 @@ public final class OffsetStore: Sendable {
             }
         }
         let now = clock()
-        try await executor.run { [self, value] in
+        return try await executor.run { [self, value] in
             try whileSlow {
-                try state.withLock { _ -> Result<Void, Error> in
+                try state.withLock { _ -> Result<Bool, Error> in
                     // Checked under the lock a deletion's tombstone is written under.
-                    guard current() else { return .success(()) }
+                    guard current() else { return .success(false) }
                     return Result {
                         var builder = RecordBatchBuilder()
                         builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
@@ -265,6 +271,7 @@ public final class OffsetStore: Sendable {
                         memberships.withLock {
                             $0[group] = Membership(value: value, timestampMs: now, emptySinceMs: record.members.isEmpty ? now : nil)
                         }
+                        return true
                     }
                 }.get()
             }

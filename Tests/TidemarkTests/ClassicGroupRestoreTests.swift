@@ -68,10 +68,18 @@ import TidemarkStorage
         #expect(
             try await broker.groups.commitOffsets(
                 groupId: "orders", memberId: b, generationId: generation, offsets: [TopicPartition("t", 1): CommittedOffset(offset: 3)]) == nil)
+        // A restored generation is not written again (its record is the one read back).
+        #expect(await broker.groups.sync(groupId: "orders", memberId: b, generationId: generation, assignments: nil).assignment == [0xB])
+        await broker.groups.tick()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try GroupMembershipRecordTests.records(broker).count == records.count)
 
-        // The static member's instance restarts: its place, the same generation, its assignment.
+        // The static member's instance restarts: its place, the same generation, its assignment,
+        // answered once the record naming its new member id is in the log (a restart reading
+        // the old one back would fence the running instance).
         let back = await Self.join(broker, instance: "pod-1", session: 30_000)
         #expect(back.error == nil && back.memberId != a && back.generationId == generation)
+        #expect(try GroupMembershipRecordTests.records(broker).last?.1?.members.contains { $0.memberId == back.memberId } == true)
         let synced = await broker.groups.sync(
             groupId: "orders", memberId: back.memberId, groupInstanceId: "pod-1", generationId: generation, assignments: nil)
         #expect(synced.error == nil && synced.assignment == [0xA])
@@ -97,9 +105,12 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    /// What cannot be a Stable group starts empty, as every group did before: an Empty
+    /// What cannot be a group with members starts empty, as every group did before: an Empty
     /// record, a record written without subscriptions (too large to write whole: its
-    /// assignments are gone too), groups past `GroupOptions.membersMaxBytes` (by name).
+    /// assignments are gone too), one whose members were all in the broker's process (no
+    /// client host), groups with more than `classicGroupMaxSize` members or past
+    /// `GroupOptions.membersMaxBytes` (by name). A group with members in the process and
+    /// others comes back with the others, told to rejoin.
     @Test func whatCannotBeAStableGroupStartsEmpty() async throws {
         let dir = TemporaryDirectory()
         var opts = options(maintenanceMs: 3_600_000)
@@ -117,6 +128,14 @@ import TidemarkStorage
             group: "c-empty", GroupMembershipRecord(protocolType: "consumer", generation: 5, protocolName: nil, leader: nil, members: []))
         try await broker.groups.store.recordMembership(
             group: "d-stripped", GroupMembershipRecord(protocolType: "consumer", generation: 6, protocolName: "range", leader: "m1", members: [stripped]))
+        var inProcess = member
+        inProcess.memberId = "embedded"
+        inProcess.clientHost = ""
+        try await broker.groups.store.recordMembership(
+            group: "e-embedded", GroupMembershipRecord(protocolType: "consumer", generation: 7, protocolName: "range", leader: "embedded", members: [inProcess]))
+        try await broker.groups.store.recordMembership(
+            group: "f-mixed",
+            GroupMembershipRecord(protocolType: "consumer", generation: 8, protocolName: "range", leader: "embedded", members: [inProcess, member]))
         try await broker.close()
 
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
@@ -125,7 +144,25 @@ import TidemarkStorage
         #expect(broker.groups.describeGroup("c-empty").state == .dead, "no offsets, no members: not a group")
         #expect(broker.groups.describeGroup("d-stripped").state == .dead)
         #expect(broker.groups.heartbeat(groupId: "d-stripped", memberId: "m1", generationId: 6) == .unknownMemberId)
+        #expect(broker.groups.describeGroup("e-embedded").state == .dead)
+        let mixed = broker.groups.describeGroup("f-mixed")
+        #expect(mixed.state == .preparingRebalance && mixed.generationId == 8 && mixed.members.map(\.memberId) == ["m1"])
+        #expect(broker.groups.heartbeat(groupId: "f-mixed", memberId: "m1", generationId: 8) == .rebalanceInProgress)
+
+        var second = member
+        second.memberId = "m2"
+        try await broker.groups.store.recordMembership(
+            group: "g-pair", GroupMembershipRecord(protocolType: "consumer", generation: 2, protocolName: "range", leader: "m1", members: [member, second]))
         try await broker.close()
+
+        // Fewer members allowed in a group than it has: it starts empty.
+        opts.groups.classicGroupMaxSize = 1
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeGroup("a-stable").state == .stable)
+        #expect(broker.groups.describeGroup("g-pair").state == .dead)
+        #expect(broker.groups.describeGroup("f-mixed").state == .preparingRebalance, "one member once the embedded one is left out")
+        try await broker.close()
+        opts.groups.classicGroupMaxSize = 1_000
 
         // Room for one group: the first by name.
         let one = ClassicGroup(restoring: stable, groupId: "a-stable", options: opts.groups, nowMs: 0)!.memberBytes
@@ -156,5 +193,32 @@ import TidemarkStorage
         var empty = record
         empty.protocolType = ""
         #expect(ClassicGroup(restoring: empty, groupId: "g", options: GroupStateMachineTests.options(), nowMs: 0) == nil)
+    }
+
+    /// An embedded consumer ends with the broker's process: a broker closed (or killed) while
+    /// one was in a group does not bring it back, and the next one is not kept waiting for its
+    /// session to run out.
+    @Test func embeddedConsumersEndWithTheProcess() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 50)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 1)
+        _ = try await Producer(broker: broker).send(topic: "t", key: nil, value: bytes("job"), partition: 0)
+        var memberOptions = GroupConsumerOptions()
+        memberOptions.sessionTimeoutMs = 60_000
+        memberOptions.rebalanceTimeoutMs = 60_000
+        let consumer = GroupConsumer(broker: broker, groupId: "embedded", topics: ["t"], options: memberOptions)
+        #expect(try await consumer.poll(maxWaitMs: 5_000).count == 1)
+        #expect(try await GroupMembershipRecordTests.waitForRecords(broker, count: 1).last?.1?.members.count == 1)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeGroup("embedded").members.isEmpty)
+        let next = GroupConsumer(broker: broker, groupId: "embedded", topics: ["t"], options: memberOptions)
+        let started = ContinuousClock.now
+        _ = try await next.poll(maxWaitMs: 100)
+        #expect(ContinuousClock.now - started < .seconds(20), "not held by the old member's 60 s session")
+        await next.close()
+        try await broker.close()
     }
 }

@@ -146,7 +146,9 @@ import TidemarkStorage
         for i in 0..<count {
             let life = broker.groups.recordedMemberships.set("filler-\(i)", generation: 1, protocolType: "consumer")
             broker.groups.membershipRecords.yield(
-                ("filler-\(i)", GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: []), life))
+                PendingMembership(
+                    group: "filler-\(i)", record: GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: []),
+                    life: life))
         }
     }
 

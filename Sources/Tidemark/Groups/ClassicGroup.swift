@@ -111,16 +111,23 @@ struct ClassicGroup: Sendable {
     /// those that do not come back expire with their sessions, and the rest rebalance.
     /// A member keeps only its metadata for the chosen protocol (the record holds no other).
     ///
-    /// Nil when the record cannot be a Stable group: no members, no protocol or protocol type,
-    /// or no member with a subscription. The last is how a record too large to be written
-    /// whole was written (`OffsetStore.recordMembership`): its assignments are gone too, and a
-    /// member given one back would consume nothing.
+    /// Members without a client host are left out: they were in the broker's process (the
+    /// embedded `GroupConsumer`; clients over the network always have one) and ended with it.
+    /// When some are, the others are told to rejoin (PreparingRebalance), as when members leave.
+    ///
+    /// Nil when the record cannot be a group with members: none (after leaving out those in
+    /// the process), no protocol or protocol type, or no member with a subscription or an
+    /// assignment. The last is how a record too large to be written whole was written
+    /// (`OffsetStore.recordMembership`): a member given its empty assignment back would
+    /// consume nothing.
     init?(restoring record: GroupMembershipRecord, groupId: String, options: GroupOptions, nowMs: Int64) {
-        guard !record.members.isEmpty, let protocolName = record.protocolName, !record.protocolType.isEmpty,
-            record.members.contains(where: { !$0.subscription.isEmpty })
+        guard let protocolName = record.protocolName, !record.protocolType.isEmpty,
+            record.members.contains(where: { !$0.subscription.isEmpty || !$0.assignment.isEmpty })
         else { return nil }
         self.init(groupId: groupId, options: options)
-        for saved in record.members where members[saved.memberId] == nil {
+        let remote = record.members.filter { !$0.clientHost.isEmpty }
+        guard !remote.isEmpty else { return nil }
+        for saved in remote where members[saved.memberId] == nil {
             var instance = saved.groupInstanceId
             if let id = instance {
                 if staticMembers[id] != nil { instance = nil } else { staticMembers[id] = saved.memberId }
@@ -139,6 +146,7 @@ struct ClassicGroup: Sendable {
         protocolType = record.protocolType
         self.protocolName = protocolName
         leaderId = record.leader.flatMap { members[$0] != nil ? $0 : nil } ?? memberOrder.first
+        if remote.count < record.members.count { _ = prepareRebalance(nowMs: nowMs) }
     }
 
     /// Longest client-id prefix a member id carries: member ids are echoed in every group

@@ -139,7 +139,7 @@ public final class GroupCoordinator: Sendable {
     /// order the groups changed, written one by one by `membershipWriter`. Bounded: past
     /// `maxPendingMembershipRecords` the oldest are dropped (a later record of the same group
     /// supersedes them; no client waits for these).
-    let membershipRecords: AsyncStream<(group: String, record: GroupMembershipRecord, life: UInt64)>.Continuation
+    let membershipRecords: AsyncStream<PendingMembership>.Continuation
     let membershipWriter: Task<Void, Never>
     /// What was last sent to the writer, per classic group: a record is written only while
     /// the group's life it was sent in lasts (`RecordedMemberships`).
@@ -157,27 +157,24 @@ public final class GroupCoordinator: Sendable {
         self.configs = configs
         self.clock = clock
         let (records, continuation) = AsyncStream.makeStream(
-            of: (group: String, record: GroupMembershipRecord, life: UInt64).self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
+            of: PendingMembership.self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
         membershipRecords = continuation
         let started = clock()
         state.withLock { $0.lastOffsetsExpiryMs = started }
         let recorded = recordedMemberships
         membershipWriter = Task {
-            for await (group, record, life) in records {
+            for await pending in records {
+                let (group, life) = (pending.group, pending.life)
+                var written = false
                 do {
-                    try await store.recordMembership(group: group, record) { recorded.isLive(group, life: life) }
+                    written = try await store.recordMembership(group: group, pending.record) { recorded.isLive(group, life: life) }
                 } catch {
                     logger?.warning(
                         "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
                 }
                 recorded.passed(group, life: life)
+                pending.whenWritten?(written)
             }
-        }
-        let (restored, left) = restoreGroups()
-        if restored + left > 0 {
-            logger?.info(
-                "classic groups restored from __consumer_offsets: their members go on with their ids and generation, or expire with their sessions (groups past group.members.max.bytes start empty)",
-                metadata: ["groups": "\(restored)", "left_empty": "\(left)"])
         }
     }
 
@@ -269,7 +266,20 @@ public final class GroupCoordinator: Sendable {
                 if group.generationId != generationBefore {
                     ready.rebalanced = (group.generationId, group.memberOrder.count)
                 }
-                if let response {
+                // A static member's new instance taking its place in a Stable group is answered
+                // once the record naming its new member id is in the log, as in Kafka: a
+                // restart that read the old record back would fence the running instance
+                // (FENCED_INSTANCE_ID stops librdkafka and Java consumers for good).
+                let replaced = request.memberId.isEmpty && request.groupInstanceId != nil && response?.error == nil && response != nil
+                if let response, replaced {
+                    let sent = noteMembership(group, &s, replaced: true) { written in
+                        continuation.resume(
+                            returning: written
+                                ? response
+                                : .failure(.groupBusy, memberId: response.memberId))
+                    }
+                    if !sent { ready.joins.append((continuation, response)) }
+                } else if let response {
                     ready.joins.append((continuation, response))
                 } else {
                     // The member id may have been assigned just now: find the caller's entry (a
@@ -285,8 +295,7 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: request.groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
-                let replaced = request.memberId.isEmpty && request.groupInstanceId != nil && response?.error == nil && response != nil
-                noteMembership(group, &s, replaced: replaced)
+                if !replaced { noteMembership(group, &s) }
                 return ready
             }
             ready.resumeAll()

@@ -147,29 +147,40 @@ extension ClassicGroup {
 extension GroupCoordinator {
     /// Brings back, at the start, the classic groups whose latest membership record has
     /// members (`ClassicGroup.init(restoring:)`): a broker restart, clean or not, does not end
-    /// their members' sessions, as in Kafka. Groups are taken by name while they fit in
-    /// `GroupOptions.membersMaxBytes`; the others start empty, as every group did before.
-    /// Returns how many were restored and how many did not fit.
-    func restoreGroups() -> (restored: Int, left: Int) {
+    /// their members' sessions, as in Kafka. Called once the broker has opened everything
+    /// else, so sessions count from just before it serves. Groups are taken by name; one
+    /// that would take the members past `GroupOptions.membersMaxBytes`, or has more members
+    /// than `classicGroupMaxSize`, starts empty, as every group did before.
+    /// Returns how many were restored and how many records with members were not.
+    func restoreGroups() -> (restored: Int, notRestored: Int) {
         let now = clock()
         let saved = store.memberships.withLock { $0 }
         return state.withLock { s in
             var restored = 0
-            var left = 0
-            for (id, membership) in saved.sorted(by: { $0.key < $1.key }) {
-                guard Self.validGroupId(id), let record = GroupMembershipRecord.decodeValue(membership.value),
-                    let group = ClassicGroup(restoring: record, groupId: id, options: options, nowMs: now)
-                else { continue }
-                guard s.memberBytes + group.memberBytes <= options.membersMaxBytes else {
-                    left += 1
+            var notRestored = 0
+            for (id, membership) in saved.sorted(by: { $0.key < $1.key }) where s.groups[id] == nil && s.consumerGroups[id] == nil {
+                guard let record = GroupMembershipRecord.decodeValue(membership.value), !record.members.isEmpty else { continue }
+                guard Self.validGroupId(id), let group = ClassicGroup(restoring: record, groupId: id, options: options, nowMs: now),
+                    group.members.count <= options.classicGroupMaxSize, s.memberBytes + group.memberBytes <= options.membersMaxBytes
+                else {
+                    notRestored += 1
                     continue
                 }
                 s.setClassic(group, id: id)
                 recordedMemberships.restored(id, generation: record.generation, protocolType: record.protocolType)
                 restored += 1
             }
-            return (restored, left)
+            return (restored, notRestored)
         }
+    }
+
+    /// `restoreGroups`, said in the log.
+    func restoreGroupsAndSay() {
+        let (restored, notRestored) = restoreGroups()
+        guard restored + notRestored > 0 else { return }
+        logger?.info(
+            "classic groups restored from __consumer_offsets: their members go on with their ids and generation, or expire with their sessions (groups not restored start empty: their members were all in this process, or are too many, or pass group.members.max.bytes, or were written without subscriptions)",
+            metadata: ["groups": "\(restored)", "not_restored": "\(notRestored)"])
     }
 
     /// Sends the group's membership record to the writer when the group has just reached a
@@ -178,18 +189,41 @@ extension GroupCoordinator {
     /// the same two moments. Called under `state`, so records leave in the order of the changes.
     /// `replaced`: a static member took its old member's place in the same generation (Kafka
     /// stores the group then too, so tools see the new member id and host).
-    func noteMembership(_ group: ClassicGroup, _ s: inout State, replaced: Bool = false) {
-        guard group.state == .stable || (group.state == .empty && group.generationId > 0) else { return }
+    /// `whenWritten` is called, off the lock, once the writer is done with the record (true:
+    /// appended to the log); returns whether a record was sent, and so whether it will be.
+    @discardableResult
+    func noteMembership(
+        _ group: ClassicGroup, _ s: inout State, replaced: Bool = false, whenWritten: (@Sendable (Bool) -> Void)? = nil
+    ) -> Bool {
+        guard group.state == .stable || (group.state == .empty && group.generationId > 0) else { return false }
         let previous = recordedMemberships.last(of: group.groupId)
-        guard previous?.generation != group.generationId || replaced else { return }
+        guard previous?.generation != group.generationId || replaced else { return false }
         let protocolType = group.protocolType ?? previous?.protocolType ?? ""
         let life = recordedMemberships.set(group.groupId, generation: group.generationId, protocolType: protocolType)
         var record = group.membershipRecord(protocolType: protocolType)
         record.currentStateTimestampMs = wallClock()
-        if case .dropped(let oldest) = membershipRecords.yield((group.groupId, record, life)) {
+        switch membershipRecords.yield(PendingMembership(group: group.groupId, record: record, life: life, whenWritten: whenWritten)) {
+        case .dropped(let oldest):
             recordedMemberships.passed(oldest.group, life: oldest.life)
+            oldest.whenWritten?(false)
+            return true
+        case .terminated:
+            recordedMemberships.passed(group.groupId, life: life)
+            return false
+        default:
+            return true
         }
     }
+}
+
+/// A membership record on its way to the writer (`GroupCoordinator.membershipRecords`), with
+/// the group's life it was sent in (`RecordedMemberships`) and, for a client answered only
+/// once its record is in the log, what answers it (true: appended; false: not written).
+struct PendingMembership: Sendable {
+    var group: String
+    var record: GroupMembershipRecord
+    var life: UInt64
+    var whenWritten: (@Sendable (Bool) -> Void)?
 }
 
 /// Per classic group, the generation of the last membership record sent to the writer, the

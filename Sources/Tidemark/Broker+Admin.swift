@@ -64,6 +64,7 @@ extension Broker {
                         creating: true)
                 }
             }
+            budget.settle()
             var states: [PartitionState] = []
             for result in added {
                 if case .success(let state) = result { states.append(state) }

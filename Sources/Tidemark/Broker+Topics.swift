@@ -110,6 +110,7 @@ extension Broker {
                             creating: true)
                     }
                 }
+                budget.settle()
                 for result in opened {
                     switch result {
                     case .success(let state): states.append(state)

@@ -280,6 +280,7 @@ public final class Broker: Sendable {
                         return .offline(reason: "\(error)")
                     }
                 }
+                budget.settle()
                 let id = topic.id!
                 registry.topics[topic.name] = TopicState(
                     name: topic.name, id: id, config: topic.config, overrides: overrides, savesOverrides: topic.overrides != nil, slots: slots)

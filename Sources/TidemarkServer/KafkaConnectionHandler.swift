@@ -258,6 +258,18 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         if handledOnLoop { return }
         let promise = loop.makePromise(of: RequestOutcome.self)
         let router = self.router
+        if frame.apiKey.map(Self.mayWaitLong) == true, let (parsed, request) = router.decodeWaiting(frame.bytes) {
+            // Decoded: the frame's bytes go back to the budget now, not after the rebalance.
+            budget.release(frame.reservedBytes, partial: frame.partial)
+            let host = clientHost
+            router.inFlight.add(1, ordering: .relaxed)
+            promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handleWaiting(parsed, request) } }
+            promise.futureResult.assumeIsolated().whenSuccess { outcome in
+                self.finish(outcome, reserved: 0, partial: nil, context: context)
+                router.inFlight.subtract(1, ordering: .relaxed)
+            }
+            return
+        }
         let bytes = frame.bytes
         let host = clientHost
         // Counted until its outcome is back on the loop, past `handle`'s own count: a stopping

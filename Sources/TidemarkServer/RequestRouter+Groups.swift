@@ -1,3 +1,4 @@
+import Dispatch
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
@@ -111,6 +112,70 @@ extension RequestRouter {
             JoinGroupResponseMessage.Member(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, metadata: $0.metadata)
         }
         return response
+    }
+
+    /// A JoinGroup or SyncGroup, decoded (`decodeWaiting`).
+    enum WaitingRequest: Sendable {
+        case join(JoinGroupRequestMessage)
+        case sync(SyncGroupRequestMessage)
+    }
+
+    /// JoinGroup and SyncGroup wait for the rest of their group: up to the rebalance timeout
+    /// (`GroupOptions.maxRebalanceTimeoutMs`, 30 minutes at most). They are decoded here, on the
+    /// connection's loop, so that their frames' request-budget bytes go back before they wait:
+    /// 260 parked JoinGroups of 1 MiB (padded with tagged fields nobody keeps) held the whole
+    /// budget, and no client's request was read for the length of the rebalance. What a
+    /// waiting member keeps is bounded by the coordinator instead (`GroupOptions.membersMaxBytes`:
+    /// its protocols, 1 MiB at most, else refused at once); a SyncGroup's assignments are kept
+    /// only from the group's leader, whose sync does not wait (a follower's are dropped here,
+    /// as the coordinator ignores them). Nil: not one of these, or not decodable (the usual
+    /// path answers it).
+    func decodeWaiting(_ frame: [UInt8]) -> (Parsed, WaitingRequest)? {
+        guard frame.count >= 2 else { return nil }
+        let apiKey = Int16(frame[0]) << 8 | Int16(frame[1])
+        guard apiKey == ApiKey.joinGroup.rawValue || apiKey == ApiKey.syncGroup.rawValue,
+            case .success(let parsed) = parse(frame)
+        else { return nil }
+        let version = parsed.header.apiVersion
+        let flexible = parsed.api.isFlexible(version)
+        switch parsed.api {
+        case .joinGroup:
+            guard
+                let request = try? JoinGroupRequestMessage.decode(
+                    frame, from: parsed.bodyStart, version: version, flexible: flexible, trailing: .ignored, limits: .requests)
+            else { return nil }
+            return (parsed, .join(request))
+        case .syncGroup:
+            guard
+                var request = try? SyncGroupRequestMessage.decode(
+                    frame, from: parsed.bodyStart, version: version, flexible: flexible, trailing: .ignored, limits: .requests)
+            else { return nil }
+            if !request.assignments.isEmpty && !broker.groups.isLeader(groupId: request.groupId, memberId: request.memberId) {
+                request.assignments = []
+            }
+            return (parsed, .sync(request))
+        default:
+            return nil
+        }
+    }
+
+    /// Runs a request `decodeWaiting` decoded, as `handle` runs the others.
+    func handleWaiting(_ parsed: Parsed, _ request: WaitingRequest) async -> RequestOutcome {
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let outcome: RequestOutcome
+        do {
+            switch request {
+            case .join(let join): outcome = try respond(await joinGroup(join, header: parsed.header), parsed.header, api: parsed.api)
+            case .sync(let sync): outcome = try respond(await syncGroup(sync), parsed.header, api: parsed.api)
+            }
+        } catch {
+            logger.error("request failed", metadata: ["api": "\(parsed.api)", "error": "\(error)"])
+            outcome = .failed("\(parsed.api) failed: \(error)")
+        }
+        metrics.record(parsed.api, nanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), outcome: outcome)
+        return outcome
     }
 
     func syncGroup(_ request: SyncGroupRequestMessage) async -> SyncGroupResponseMessage {

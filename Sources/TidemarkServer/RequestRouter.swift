@@ -108,13 +108,13 @@ final class RequestRouter: Sendable {
     }
 
     /// Reads the header: the request to run, or the outcome when there is nothing to run.
-    private func parse(_ frame: [UInt8]) -> Result<Parsed, RequestOutcomeBox> {
+    func parse(_ frame: [UInt8]) -> Result<Parsed, RequestOutcomeBox> {
         // The header's first two fields decide how the rest is read.
         guard frame.count >= 8 else { return .failure(.init(.close("frame of \(frame.count) bytes is too short for a header"))) }
         let apiKeyRaw = Int16(frame[0]) << 8 | Int16(frame[1])
         let version = Int16(frame[2]) << 8 | Int16(frame[3])
         guard let api = ApiKey(rawValue: apiKeyRaw) else { return .failure(.init(.close("unknown api key \(apiKeyRaw)"))) }
-        var coder = WireCoder(reading: frame)
+        var coder = WireCoder(reading: frame, limits: .requests)
         var header = RequestHeader()
         let supported = api.implemented.contains(version)
         do {
@@ -191,10 +191,10 @@ final class RequestRouter: Sendable {
         do {
             switch api {
             case .apiVersions:
-                _ = try ApiVersionsRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                _ = try ApiVersionsRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored, limits: .requests)
                 done(answer(apiVersions()))
             case .produce:
-                let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                let request = try ProduceRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored, limits: .requests)
                 let acks = request.acks  // (the answer's closure keeps this, not the request)
                 produce(request, on: loop) { [self] response in
                     guard acks == 0 else { return done(answer(response)) }
@@ -211,15 +211,15 @@ final class RequestRouter: Sendable {
                     done(failed.isEmpty ? .silent : .failed("an acks=0 produce failed (error codes \(Set(failed).sorted()))"))
                 }
             case .fetch:
-                let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                let request = try FetchRequest.decode(frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored, limits: .requests)
                 fetch(request, on: loop, connection: connection, frameBytes: frame.count) { response in done(answer(response)) }
             case .shareFetch:
                 let request = try ShareFetchRequest.decode(
-                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored, limits: .requests)
                 shareFetch(request, version: version, on: loop, connection: connection) { response in done(answer(response)) }
             case .shareAcknowledge:
                 let request = try ShareAcknowledgeRequest.decode(
-                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored, limits: .requests)
                 // Answered on the loop: at once, or when the flusher calls back (a hop to the loop).
                 let bound = NIOLoopBound(done, eventLoop: loop)
                 shareAcknowledge(request, version: version, connection: connection) { response in
@@ -227,7 +227,7 @@ final class RequestRouter: Sendable {
                 }
             case .offsetCommit:
                 let request = try OffsetCommitRequest.decode(
-                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored)
+                    frame, from: parsed.bodyStart, version: version, flexible: api.isFlexible(version), trailing: .ignored, limits: .requests)
                 let bound = NIOLoopBound(done, eventLoop: loop)
                 offsetCommit(request, version: version) { response in
                     onLoop(loop) { bound.value(answer(response)) }
@@ -282,7 +282,7 @@ final class RequestRouter: Sendable {
         }
     }
 
-    private func respond<M: KafkaMessage>(_ message: M, _ header: RequestHeader, api: ApiKey) throws -> RequestOutcome {
+    func respond<M: KafkaMessage>(_ message: M, _ header: RequestHeader, api: ApiKey) throws -> RequestOutcome {
         var coder = WireCoder(writingFlexible: false)
         var correlation = header.correlationId
         try coder.int32(&correlation)
@@ -299,7 +299,16 @@ final class RequestRouter: Sendable {
         } else if !codes.isEmpty {
             for (code, count) in Dictionary(codes.map { ($0, 1) }, uniquingKeysWith: +) { countError(api, code, count) }
         }
-        return .respond(coder.finishedChunks())
+        let chunks = coder.finishedChunks()
+        // Large answers are held until the client reads them. Fetches size theirs to the room
+        // left (`ResponseMemory.room`); any other that would take the held bytes past the
+        // bound closes its connection instead (the client reconnects and asks again): 400
+        // connections asking for 5 MB of DescribeConfigs and reading nothing held 2 GB.
+        if api != .fetch && api != .shareFetch, let size = responseMemory.refuses(chunks) {
+            return .failed(
+                "a \(api) response of \(size) bytes would take the responses held for clients past \(responseMemory.limitBytes) bytes")
+        }
+        return .respond(chunks)
     }
 
     private func countError(_ api: ApiKey, _ code: Int16, _ count: Int) {
@@ -329,7 +338,7 @@ final class RequestRouter: Sendable {
         let version = header.apiVersion
         let flexible = api.isFlexible(version)
         func body<M: KafkaMessage>(_ type: M.Type) throws -> M {
-            try M.decode(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored)
+            try M.decode(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, limits: .requests)
         }
         switch api {
         case .apiVersions, .produce, .fetch, .shareFetch, .shareAcknowledge, .offsetCommit:
@@ -366,11 +375,11 @@ final class RequestRouter: Sendable {
             return try respond(offsetForLeaderEpoch(try body(OffsetForLeaderEpochRequest.self)), header, api: api)
         case .alterConfigs:
             var request = AlterConfigsRequest(incremental: false)
-            request = try AlterConfigsRequest.decoded(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, into: request)
+            request = try AlterConfigsRequest.decoded(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, limits: .requests, into: request)
             return try respond(await alterConfigs(request), header, api: api)
         case .incrementalAlterConfigs:
             var request = AlterConfigsRequest(incremental: true)
-            request = try AlterConfigsRequest.decoded(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, into: request)
+            request = try AlterConfigsRequest.decoded(frame, from: bodyStart, version: version, flexible: flexible, trailing: .ignored, limits: .requests, into: request)
             return try respond(await alterConfigs(request), header, api: api)
         case .describeLogDirs: return try respond(describeLogDirs(try body(DescribeLogDirsRequest.self)), header, api: api)
         case .createPartitions: return try respond(await createPartitions(try body(CreatePartitionsRequest.self)), header, api: api)

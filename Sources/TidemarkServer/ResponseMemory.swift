@@ -1,4 +1,5 @@
 import Synchronization
+import TidemarkWire
 
 /// The broker-wide bound on response bytes held in memory until the client has them: large
 /// responses count from when they are written to their channel until the write completes
@@ -8,6 +9,11 @@ import Synchronization
 /// read slowly, or not at all, cannot make the broker hold copies without bound (sendfile
 /// slices hold no memory, except those copied past the sendfile bound, counted from their
 /// write; `RequestRouter.maxFileSlicesPerResponse` bounds their descriptors).
+///
+/// Other large responses (Metadata, DescribeConfigs, OffsetFetch...) count the same way, and
+/// one that would take the total past `limitBytes` is not sent: its connection is closed
+/// (`RequestRouter.respond`), so clients that ask for large answers and never read them
+/// cannot make the broker hold them without bound either.
 ///
 /// Responses under `smallResponseBytes` are not counted: each connection holds at most one
 /// unsent response past NIO's writability mark before it stops reading (see
@@ -30,6 +36,13 @@ final class ResponseMemory: Sendable {
 
     /// What a fetch may still copy.
     var room: Int { max(0, limitBytes - heldBytes) }
+
+    /// The in-memory size of a response (its file slices apart) when it is large and would
+    /// take the held bytes past the limit; nil when it may be sent.
+    func refuses(_ chunks: [RecordsData]) -> Int? {
+        let size = chunks.reduce(0) { $0 + ($1.isSlice ? 0 : $1.count) }
+        return size >= Self.smallResponseBytes && heldBytes + size > limitBytes ? size : nil
+    }
 
     func hold(_ bytes: Int) { held.add(bytes, ordering: .relaxed) }
 

@@ -93,6 +93,12 @@ public final class OpenFileBudget: Sendable {
         heldCount.subtract(1, ordering: .relaxed)
     }
 
+    /// Sweeps when the count is over the limit and no log is being opened: after opening many
+    /// logs at once (`parallelMap`), whose opens each spared the others, being in use.
+    public func settle() {
+        if held > limit { sweep() }
+    }
+
     /// Evicts the least recently used logs' files until the count is at `lowWater`, sparing
     /// `opener`'s log (its lock is held by this thread: a mutex is not recursive).
     func sweep(sparing opener: LogFileUse? = nil) {

@@ -268,18 +268,19 @@ public enum TrailingBytes: Sendable {
 extension KafkaMessage {
     /// Decodes a body that starts at `index` and ends at the end of `bytes`.
     public static func decode(
-        _ bytes: [UInt8], from index: Int = 0, version: Int16, flexible: Bool, trailing: TrailingBytes = .refused
+        _ bytes: [UInt8], from index: Int = 0, version: Int16, flexible: Bool, trailing: TrailingBytes = .refused,
+        limits: DecodeLimits = .unlimited
     ) throws(WireError) -> Self {
-        try decoded(bytes, from: index, version: version, flexible: flexible, trailing: trailing, into: Self())
+        try decoded(bytes, from: index, version: version, flexible: flexible, trailing: trailing, limits: limits, into: Self())
     }
 
     /// Decodes into `message` (a value whose settings shape the decoding, e.g. which of two
     /// sibling APIs it is) a body that starts at `index` and ends at the end of `bytes`.
     public static func decoded(
         _ bytes: [UInt8], from index: Int = 0, version: Int16, flexible: Bool, trailing: TrailingBytes = .refused,
-        into message: Self
+        limits: DecodeLimits = .unlimited, into message: Self
     ) throws(WireError) -> Self {
-        var coder = WireCoder(reading: bytes, from: index, flexible: flexible)
+        var coder = WireCoder(reading: bytes, from: index, flexible: flexible, limits: limits)
         var message = message
         try message.code(&coder, version: version)
         if trailing == .refused, coder.remaining != 0 {

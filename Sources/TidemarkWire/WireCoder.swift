@@ -60,6 +60,32 @@ public enum RecordsData: Sendable {
 ///
 /// Reading never trusts a length: every count is checked against the bytes left before
 /// anything is allocated for it.
+/// What a reading `WireCoder` accepts beyond the format: the broker decodes requests with
+/// `.requests`; tools reading a broker's answers, and tests, with `.unlimited`.
+public struct DecodeLimits: Sendable {
+    /// Array elements in the whole message, all arrays together. Decoded elements take far
+    /// more memory than the few bytes each takes on the wire (a Fetch topic with no partitions
+    /// is 6 bytes, about 90 in memory): bounding them bounds what one frame decodes into.
+    public var maxElements: Int
+    /// Strings must be in Unicode's stream-safe form: at most 30 combining marks in a row
+    /// (UAX #15). Comparing and hashing a Swift string normalizes it, in time that grows with
+    /// the square of such a run: one 32 KiB name of combining marks cost 0.3 s of CPU on every
+    /// lookup, and a request naming a few hundred held a thread for minutes.
+    public var streamSafeStrings: Bool
+
+    public init(maxElements: Int, streamSafeStrings: Bool) {
+        self.maxElements = maxElements
+        self.streamSafeStrings = streamSafeStrings
+    }
+
+    public static let unlimited = DecodeLimits(maxElements: .max, streamSafeStrings: false)
+    /// 250,000 elements: past every bound the broker puts on a request's entries (100,000 per
+    /// list), so those still answer with their own errors.
+    public static let requests = DecodeLimits(maxElements: 250_000, streamSafeStrings: true)
+    /// UAX #15's bound on combining marks in a row.
+    public static let maxCombiningRun = 30
+}
+
 public struct WireCoder {
     public enum Mode { case reading, writing }
     public let mode: Mode
@@ -69,6 +95,9 @@ public struct WireCoder {
     // Reading state.
     private let input: [UInt8]
     public private(set) var index: Int
+    /// Array elements the message may still decode (`DecodeLimits.maxElements`).
+    private var elementsLeft: Int
+    private let streamSafeStrings: Bool
 
     // Writing state: finished chunks plus the bytes being accumulated.
     public private(set) var output: [UInt8] = []
@@ -77,13 +106,15 @@ public struct WireCoder {
     /// `acknowledge_error_code`), in order: what a response reports, for its API's error metric.
     public private(set) var errorCodesWritten: [Int16] = []
 
-    public init(reading bytes: [UInt8], from index: Int = 0, flexible: Bool = false) {
+    public init(reading bytes: [UInt8], from index: Int = 0, flexible: Bool = false, limits: DecodeLimits = .unlimited) {
         // Reads load from `input` unchecked past `remaining`'s guards, which assume this.
         precondition(index >= 0 && index <= bytes.count, "reading from \(index) of \(bytes.count) bytes")
         mode = .reading
         input = bytes
         self.index = index
         self.flexible = flexible
+        elementsLeft = limits.maxElements
+        streamSafeStrings = limits.streamSafeStrings
     }
 
     public init(writingFlexible flexible: Bool = false, capacity: Int = 256) {
@@ -91,6 +122,8 @@ public struct WireCoder {
         input = []
         index = 0
         self.flexible = flexible
+        elementsLeft = .max
+        streamSafeStrings = false
         output.reserveCapacity(capacity)
     }
 
@@ -250,6 +283,9 @@ public struct WireCoder {
         let at = index
         let decoded = input.withUnsafeBufferPointer { Self.validUTF8(UnsafeBufferPointer(rebasing: $0[at..<(at + count)])) }
         guard let decoded else { throw .invalid("\(field): not valid UTF-8") }
+        if streamSafeStrings && !decoded.utf8.allSatisfy({ $0 < 0x80 }) && !Self.isStreamSafe(decoded) {
+            throw .invalid("\(field): more than \(DecodeLimits.maxCombiningRun) combining marks in a row (not stream-safe Unicode)")
+        }
         index += count
         value = decoded
     }
@@ -275,6 +311,21 @@ public struct WireCoder {
         let decoded = String(decoding: bytes, as: UTF8.self)
         if ascii { return decoded }
         return decoded.utf8.elementsEqual(bytes) ? decoded : nil
+    }
+
+    /// Whether no more than `DecodeLimits.maxCombiningRun` combining marks (canonical combining
+    /// class other than 0) follow each other. Linear: each scalar is looked at once.
+    static func isStreamSafe(_ string: String) -> Bool {
+        var run = 0
+        for scalar in string.unicodeScalars {
+            if scalar.properties.canonicalCombiningClass.rawValue == 0 {
+                run = 0
+            } else {
+                run += 1
+                if run > DecodeLimits.maxCombiningRun { return false }
+            }
+        }
+        return true
     }
 
     public mutating func string(_ value: inout String, _ field: String = "string") throws(WireError) {
@@ -345,6 +396,8 @@ public struct WireCoder {
             }
             // Every element takes at least one byte: a count beyond what is left is a lie.
             guard count <= remaining else { throw .invalid("\(field): \(count) elements in \(remaining) bytes") }
+            guard count <= elementsLeft else { throw .invalid("\(field): \(count) more elements than the message may have") }
+            elementsLeft -= count
             // No capacity is reserved from the count beyond a few: an element may be far larger
             // in memory than its one byte on the wire. The array grows as elements actually decode.
             var result: [T] = []

@@ -106,6 +106,133 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
+    /// Names with long runs of combining marks: Swift normalizes a string to hash or compare
+    /// it, in time that grows with the square of such a run, and two 1 MiB Produce requests
+    /// naming 32 topics of 16,000 marks each held both event loops for 10 s. A string with more
+    /// than 30 marks in a row (not stream-safe Unicode) is refused at decoding: the connection
+    /// closes. 30 in a row is a name like any other.
+    @Test func namesWithLongRunsOfCombiningMarksAreRefused() async throws {
+        try await ServerTests.withServer { server in
+            var metadata = MetadataRequest()
+            metadata.topics = ["e" + String(repeating: "\u{301}", count: 31)]
+            let client = try RawClient(port: server.boundPort)
+            client.send(frame: try RawClient.payload(.metadata, version: 4, correlation: 1, metadata))
+            #expect(await client.closedWithoutAnswer())
+
+            var produce = ProduceRequest()
+            produce.acks = 1
+            produce.timeoutMs = 1_000
+            var topic = ProduceRequest.TopicData()
+            topic.name = String(repeating: "\u{334}", count: 8_000)
+            topic.partitions = [ProduceRequest.PartitionData()]
+            produce.topics = [topic]
+            let producer = try RawClient(port: server.boundPort)
+            producer.send(frame: try RawClient.payload(.produce, version: 7, correlation: 2, produce))
+            #expect(await producer.closedWithoutAnswer())
+
+            metadata.topics = ["e" + String(repeating: "\u{301}", count: 30)]
+            let fine = try RawClient(port: server.boundPort)
+            try fine.request(.metadata, version: 4, correlation: 3, metadata)
+            let (_, body) = try #require(await fine.response())
+            #expect(try MetadataResponse.decode(body, version: 4, flexible: false).topics.first?.errorCode != 0)
+            try await Self.expectAlive(server)
+        }
+    }
+
+    /// A Fetch naming 250,001 topics with no partitions is 1.5 MB on the wire and was about
+    /// 15 times that once decoded (16 million of them took 3 GB): a request decodes at most
+    /// 250,000 array elements in all (`DecodeLimits.requests`), and one past it is refused.
+    @Test func arrayElementsPastTheDecodeBoundAreRefused() async throws {
+        try await ServerTests.withServer(maxRequestBytes: 4 << 20) { server in
+            var fetch = FetchRequest()
+            fetch.maxWaitMs = 0
+            fetch.topics = Array(repeating: FetchRequest.Topic(), count: 250_001)
+            let client = try RawClient(port: server.boundPort)
+            client.send(frame: try RawClient.payload(.fetch, version: 4, correlation: 1, fetch))
+            #expect(await client.closedWithoutAnswer())
+            fetch.topics = Array(repeating: FetchRequest.Topic(), count: 1_000)
+            let fine = try RawClient(port: server.boundPort)
+            try fine.request(.fetch, version: 4, correlation: 2, fetch)
+            #expect(try #require(await fine.response()).0 == 2)
+            try await Self.expectAlive(server)
+        }
+    }
+
+    /// Large answers other than fetches' are held until read, and count toward the broker's
+    /// response memory: one that would take it past its bound closes its connection instead
+    /// (400 connections asking for 5 MB of DescribeConfigs and never reading held 2 GB).
+    @Test func largeAnswersPastTheResponseMemoryCloseTheirConnection() async throws {
+        try await ServerTests.withServer(configure: { $0.responseMemoryBytes = 256 << 10 }) { server in
+            func describe(groups: Int) -> DescribeConfigsRequest {
+                var request = DescribeConfigsRequest()
+                request.resources = (0..<groups).map { index in
+                    var resource = DescribeConfigsRequest.Resource()
+                    resource.resourceType = 32  // GROUP
+                    resource.resourceName = "g\(index)"
+                    return resource
+                }
+                return request
+            }
+            let greedy = try RawClient(port: server.boundPort)
+            greedy.send(frame: try RawClient.payload(.describeConfigs, version: 1, correlation: 1, describe(groups: 2_000)))
+            #expect(await greedy.closedWithoutAnswer())
+            let modest = try RawClient(port: server.boundPort)
+            try modest.request(.describeConfigs, version: 1, correlation: 2, describe(groups: 50))
+            let (_, body) = try #require(await modest.response())
+            #expect(try DescribeConfigsResponse.decode(body, version: 1, flexible: false).results.count == 50)
+            try await Self.expectAlive(server)
+        }
+    }
+
+    /// JoinGroups that wait for a rebalance give their frames' bytes back to the request
+    /// budget once decoded: four parked JoinGroups of 1 MB used to hold a 4 MB budget for the
+    /// whole rebalance (60 s here, up to 30 minutes), and another client's 100 KB Produce was not
+    /// read until it ended. What a waiting member keeps is bounded by the coordinator.
+    @Test func parkedJoinsDoNotHoldTheRequestBudget() async throws {
+        try await ServerTests.withServer(maxRequestBytes: 2 << 20, configure: { $0.queuedMaxRequestBytes = 4_000_000 }) { server in
+            // A member that never rejoins: the group waits for it while the others are parked.
+            let first = try RawClient(port: server.boundPort)
+            var join = Self.joinRequest(group: "parked")
+            join.rebalanceTimeoutMs = 60_000
+            join.sessionTimeoutMs = 60_000
+            try first.request(.joinGroup, version: 3, correlation: 1, join)
+            let (_, body) = try #require(await first.response())
+            let joined = try JoinGroupResponseMessage.decode(body, version: 3, flexible: false)
+            var sync = SyncGroupRequestMessage()
+            sync.groupId = "parked"
+            sync.memberId = joined.memberId
+            sync.generationId = joined.generationId
+            sync.assignments = [.init(memberId: joined.memberId, assignment: [1])]
+            try first.request(.syncGroup, version: 3, correlation: 2, sync)
+            _ = try #require(await first.response())
+
+            var waiting: [RawClient] = []
+            join.protocols = [.init(name: "range", metadata: [UInt8](repeating: 1, count: 999_000))]
+            for index in 0..<4 {
+                let client = try RawClient(port: server.boundPort)
+                try client.request(.joinGroup, version: 3, correlation: Int32(10 + index), join)
+                waiting.append(client)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            var produce = ProduceRequest()
+            produce.acks = 1
+            var topic = ProduceRequest.TopicData()
+            topic.name = "elsewhere"
+            var partition = ProduceRequest.PartitionData()
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: 1_700_000_000_000, key: nil, value: [UInt8](repeating: 2, count: 100_000))
+            partition.records = .bytes(try builder.build()[...])
+            topic.partitions = [partition]
+            produce.topics = [topic]
+            let producer = try RawClient(port: server.boundPort)
+            let started = ContinuousClock.now
+            try producer.request(.produce, version: 7, correlation: 20, produce)
+            #expect(try #require(await producer.response()).0 == 20)
+            #expect(ContinuousClock.now - started < .seconds(30), "read only once the 60 s rebalance ended")
+            _ = waiting
+        }
+    }
+
     /// Commit metadata is capped like Kafka's offset.metadata.max.bytes (4096).
     @Test func oversizedCommitMetadataIsRefusedPerPartition() async throws {
         try await ServerTests.withServer { server in

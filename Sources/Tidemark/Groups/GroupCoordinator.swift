@@ -490,6 +490,11 @@ public final class GroupCoordinator: Sendable {
         return (known + offsetOnly).sorted { $0.groupId < $1.groupId }
     }
 
+    /// Whether `memberId` leads its classic group's current generation.
+    public func isLeader(groupId: String, memberId: String) -> Bool {
+        state.withLock { $0.groups[groupId]?.leaderId == memberId }
+    }
+
     /// Whether the group (classic or consumer protocol) has members now.
     public func hasMembers(_ groupId: String) -> Bool {
         state.withLock { s in !(s.groups[groupId]?.members.isEmpty ?? true) || !(s.consumerGroups[groupId]?.isEmpty ?? true) }

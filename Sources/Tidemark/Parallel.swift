@@ -20,22 +20,26 @@ func parallelMap<T: Sendable>(
     guard count > 1 else { return (0..<max(0, count)).map(body) }
     let results = ParallelResults<T>(count)
     let next = ParallelCounter()
-    let finished = DispatchSemaphore(value: 0)
-    let workers = min(width, count)
-    for _ in 0..<workers {
-        let thread = Thread {
-            while true {
-                let index = next.value.wrappingAdd(1, ordering: .relaxed).oldValue
-                guard index < count else { break }
-                let value = body(index)
-                results.values.withLock { $0[index] = value }
-            }
-            finished.signal()
+    let completed = ParallelCounter()
+    let allDone = DispatchSemaphore(value: 0)
+    // Each thread, and the caller, takes jobs until none is left; whoever completes the last
+    // one says so. The caller working too means every job is done even if no thread started.
+    let work: @Sendable () -> Void = {
+        while true {
+            let index = next.value.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard index < count else { return }
+            let value = body(index)
+            results.values.withLock { $0[index] = value }
+            if completed.value.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == count { allDone.signal() }
         }
+    }
+    for _ in 1..<min(width, count) {
+        let thread = Thread(block: work)
         thread.name = "tidemark.parallel"
         thread.start()
     }
-    for _ in 0..<workers { finished.wait() }
+    work()
+    allDone.wait()
     return results.values.withLock { $0.map { $0! } }
 }
 

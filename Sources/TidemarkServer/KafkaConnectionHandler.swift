@@ -17,11 +17,15 @@ enum RequestOutcome: Sendable {
     /// The broker could not answer (an internal failure), or an acks=0 produce failed (Kafka
     /// tells such a producer by closing): close the connection; not the client's bytes.
     case failed(String)
+    /// A large answer to a request that changes nothing did not fit the memory held for
+    /// clients' other answers (`ResponseMemory.refuses`): close the connection; the client
+    /// asks again.
+    case overResponseMemory(String)
 
     /// Whether the connection is closed after it.
     var closes: Bool {
         switch self {
-        case .close, .failed: true
+        case .close, .failed, .overResponseMemory: true
         case .respond, .silent: false
         }
     }
@@ -253,7 +257,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         if let apiKey = frame.apiKey { gate.longWaitRunning = Self.mayWaitLong(apiKey) }
         let loop = context.eventLoop
         let handledOnLoop = router.handleInline(frame.bytes, on: loop, connection: shares) { outcome in
-            self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
+            self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, apiKey: frame.apiKey, context: context)
         }
         if handledOnLoop { return }
         let promise = loop.makePromise(of: RequestOutcome.self)
@@ -265,7 +269,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             router.inFlight.add(1, ordering: .relaxed)
             promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handleWaiting(parsed, request) } }
             promise.futureResult.assumeIsolated().whenSuccess { outcome in
-                self.finish(outcome, reserved: 0, partial: nil, context: context)
+                self.finish(outcome, reserved: 0, partial: nil, apiKey: frame.apiKey, context: context)
                 router.inFlight.subtract(1, ordering: .relaxed)
             }
             return
@@ -277,13 +281,13 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         router.inFlight.add(1, ordering: .relaxed)
         promise.completeWithTask { await RequestRouter.$clientHost.withValue(host) { await router.handle(bytes) } }
         promise.futureResult.assumeIsolated().whenSuccess { outcome in
-            self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, context: context)
+            self.finish(outcome, reserved: frame.reservedBytes, partial: frame.partial, apiKey: frame.apiKey, context: context)
             router.inFlight.subtract(1, ordering: .relaxed)
         }
     }
 
     /// A request completed (on the loop): write its answer, start the next.
-    private func finish(_ outcome: RequestOutcome, reserved: Int, partial: Int?, context: ChannelHandlerContext) {
+    private func finish(_ outcome: RequestOutcome, reserved: Int, partial: Int?, apiKey: Int16?, context: ChannelHandlerContext) {
         budget.release(reserved, partial: partial)
         lastActivity = .now()
         busy = false
@@ -303,6 +307,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             return
         case .failed(let reason):
             closeCounted(context: context, .failed, "closing connection", metadata: ["reason": "\(reason)"])
+            return
+        case .overResponseMemory(let reason):
+            closeCounted(context: context, .responseMemory, "closing connection", metadata: ["reason": "\(reason)"])
             return
         case .respond(let chunks):
             let size = chunks.reduce(0) { $0 + $1.count }
@@ -335,9 +342,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 // Counted until written: writes complete in order, so this last one's completion
                 // (or failure, on close) means the whole response has left.
                 let memory = router.responseMemory
-                memory.hold(inMemory)
+                let fetch = apiKey == ApiKey.fetch.rawValue || apiKey == ApiKey.shareFetch.rawValue
+                memory.hold(inMemory, fetch: fetch)
                 let written = context.eventLoop.makePromise(of: Void.self)
-                written.futureResult.whenComplete { _ in memory.release(inMemory) }
+                written.futureResult.whenComplete { _ in memory.release(inMemory, fetch: fetch) }
                 context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: written)
             } else if buffer.readableBytes > 0 {
                 context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)

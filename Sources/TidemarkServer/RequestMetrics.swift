@@ -29,6 +29,7 @@ final class RequestMetrics: Sendable {
         case frameTimeout = "frame_timeout"
         case notReading = "not_reading"
         case failed = "request_failed"
+        case responseMemory = "response_memory"
     }
     let connectionsClosed: [CloseReason: Counter]
 
@@ -67,6 +68,7 @@ final class RequestMetrics: Sendable {
         switch outcome {
         case .close: error(api, "MALFORMED_OR_REFUSED")
         case .failed: error(api, "FAILED_CLOSED")
+        case .overResponseMemory: error(api, "OVER_RESPONSE_MEMORY")
         case .respond, .silent: break
         }
     }

@@ -34,7 +34,7 @@ public struct RequestProcessor: Sendable {
     public func process(_ frame: [UInt8]) async -> Outcome {
         switch await router.handle(frame) {
         case .silent: return .silent
-        case .close(let reason), .failed(let reason): return .close(reason)
+        case .close(let reason), .failed(let reason), .overResponseMemory(let reason): return .close(reason)
         case .respond(let chunks):
             var bytes: [UInt8] = []
             for chunk in chunks {

@@ -300,15 +300,25 @@ final class RequestRouter: Sendable {
             for (code, count) in Dictionary(codes.map { ($0, 1) }, uniquingKeysWith: +) { countError(api, code, count) }
         }
         let chunks = coder.finishedChunks()
-        // Large answers are held until the client reads them. Fetches size theirs to the room
-        // left (`ResponseMemory.room`); any other that would take the held bytes past the
-        // bound closes its connection instead (the client reconnects and asks again): 400
-        // connections asking for 5 MB of DescribeConfigs and reading nothing held 2 GB.
-        if api != .fetch && api != .shareFetch, let size = responseMemory.refuses(chunks) {
-            return .failed(
-                "a \(api) response of \(size) bytes would take the responses held for clients past \(responseMemory.limitBytes) bytes")
+        // Large answers are held until the client reads them (`ResponseMemory`). One to a
+        // request that changed nothing, past the room for them, closes its connection instead.
+        if Self.changesNothing(api), let size = responseMemory.refuses(chunks) {
+            return .overResponseMemory(
+                "a \(api) answer of \(size) bytes would take the answers held for clients past \(responseMemory.limitBytes) bytes")
         }
         return .respond(chunks)
+    }
+
+    /// Requests that only read: their answer may be refused for memory (`respond`), as nothing
+    /// is lost by asking again.
+    static func changesNothing(_ api: ApiKey) -> Bool {
+        switch api {
+        case .metadata, .listOffsets, .offsetFetch, .findCoordinator, .describeGroups, .listGroups, .describeAcls, .describeConfigs,
+            .describeLogDirs, .describeCluster, .describeProducers, .consumerGroupDescribe, .shareGroupDescribe,
+            .describeShareGroupOffsets, .offsetForLeaderEpoch:
+            true
+        default: false
+        }
     }
 
     private func countError(_ api: ApiKey, _ code: Int16, _ count: Int) {

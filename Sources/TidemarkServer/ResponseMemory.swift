@@ -10,10 +10,15 @@ import TidemarkWire
 /// slices hold no memory, except those copied past the sendfile bound, counted from their
 /// write; `RequestRouter.maxFileSlicesPerResponse` bounds their descriptors).
 ///
-/// Other large responses (Metadata, DescribeConfigs, OffsetFetch...) count the same way, and
-/// one that would take the total past `limitBytes` is not sent: its connection is closed
-/// (`RequestRouter.respond`), so clients that ask for large answers and never read them
-/// cannot make the broker hold them without bound either.
+/// Other large responses count apart (`otherHeldBytes`), against a bound of the same size:
+/// an answer to a request that changes nothing (Metadata, DescribeConfigs, OffsetFetch...;
+/// `RequestRouter.changesNothing`) that would take them past it is not sent, and its
+/// connection is closed (`RequestRouter.respond`), so clients that ask for large answers and
+/// never read them cannot make the broker hold them without bound either (400 connections
+/// asking for 5 MB of DescribeConfigs each held 2 GB). An answer is always sent when no other
+/// is held, and fetches do not take this room: a broker busy with consumers still answers
+/// Metadata. Answers to requests that changed something (a Produce of thousands of
+/// partitions, a JoinGroup leader's) are always sent: closing would lose what was done.
 ///
 /// Responses under `smallResponseBytes` are not counted: each connection holds at most one
 /// unsent response past NIO's writability mark before it stops reading (see
@@ -27,6 +32,8 @@ final class ResponseMemory: Sendable {
     let limitBytes: Int
     static let smallResponseBytes = 64 << 10
     private let held = Atomic<Int>(0)
+    /// The part of `held` that is not fetches'.
+    private let otherHeld = Atomic<Int>(0)
 
     init(limitBytes: Int) {
         self.limitBytes = limitBytes
@@ -37,14 +44,24 @@ final class ResponseMemory: Sendable {
     /// What a fetch may still copy.
     var room: Int { max(0, limitBytes - heldBytes) }
 
-    /// The in-memory size of a response (its file slices apart) when it is large and would
-    /// take the held bytes past the limit; nil when it may be sent.
+    var otherHeldBytes: Int { otherHeld.load(ordering: .relaxed) }
+
+    /// The in-memory size of an answer (its file slices apart) that is large and would take
+    /// the other answers held past the limit while some are; nil when it may be sent.
     func refuses(_ chunks: [RecordsData]) -> Int? {
         let size = chunks.reduce(0) { $0 + ($1.isSlice ? 0 : $1.count) }
-        return size >= Self.smallResponseBytes && heldBytes + size > limitBytes ? size : nil
+        guard size >= Self.smallResponseBytes else { return nil }
+        let others = otherHeldBytes
+        return others > 0 && others + size > limitBytes ? size : nil
     }
 
-    func hold(_ bytes: Int) { held.add(bytes, ordering: .relaxed) }
+    func hold(_ bytes: Int, fetch: Bool = true) {
+        held.add(bytes, ordering: .relaxed)
+        if !fetch { otherHeld.add(bytes, ordering: .relaxed) }
+    }
 
-    func release(_ bytes: Int) { held.subtract(bytes, ordering: .relaxed) }
+    func release(_ bytes: Int, fetch: Bool = true) {
+        held.subtract(bytes, ordering: .relaxed)
+        if !fetch { otherHeld.subtract(bytes, ordering: .relaxed) }
+    }
 }

@@ -93,8 +93,8 @@ public final class OpenFileBudget: Sendable {
         heldCount.subtract(1, ordering: .relaxed)
     }
 
-    /// Sweeps when the count is over the limit and no log is being opened: after opening many
-    /// logs at once (`parallelMap`), whose opens each spared the others, being in use.
+    /// Sweeps when the count is over the limit: after opening many logs at once
+    /// (`parallelMap`), whose sweeps spared the logs being opened, in use then.
     public func settle() {
         if held > limit { sweep() }
     }

@@ -477,7 +477,7 @@ public struct ListOffsetsResponse: KafkaMessage {
                 try c.int32(&p.partitionIndex, "partition_index")
                 try c.int16(&p.errorCode, "error_code")
                 if version == 0 {
-                    try c.array(&p.oldStyleOffsets, "old_style_offsets", make: { 0 }) { (c: inout WireCoder, o: inout Int64) throws(WireError) in
+                    try c.array(&p.oldStyleOffsets, "old_style_offsets", counted: false, make: { 0 }) { (c: inout WireCoder, o: inout Int64) throws(WireError) in
                         try c.int64(&o, "offset")
                     }
                 } else {

@@ -365,7 +365,7 @@ public struct OffsetDeleteRequest: KafkaMessage {
         try c.string(&groupId, "group_id")
         try c.array(&topics, "topics", make: { Topic() }) { (c: inout WireCoder, t: inout Topic) throws(WireError) in
             try c.string(&t.name, "name")
-            try c.array(&t.partitions, "partitions", make: { 0 }) { (c: inout WireCoder, p: inout Int32) throws(WireError) in
+            try c.array(&t.partitions, "partitions", counted: false, make: { 0 }) { (c: inout WireCoder, p: inout Int32) throws(WireError) in
                 try c.int32(&p, "partition_index")
             }
         }

@@ -113,7 +113,7 @@ public struct AcknowledgementBatch: Sendable, Equatable {
     static func code(_ c: inout WireCoder, _ b: inout AcknowledgementBatch) throws(WireError) {
         try c.int64(&b.firstOffset, "first_offset")
         try c.int64(&b.lastOffset, "last_offset")
-        try c.array(&b.acknowledgeTypes, "acknowledge_types", make: { 0 }) { (c: inout WireCoder, t: inout Int8) throws(WireError) in
+        try c.array(&b.acknowledgeTypes, "acknowledge_types", counted: false, make: { 0 }) { (c: inout WireCoder, t: inout Int8) throws(WireError) in
             try c.int8(&t, "acknowledge_types")
         }
         try c.taggedFields()

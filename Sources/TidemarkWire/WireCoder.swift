@@ -49,17 +49,6 @@ public enum RecordsData: Sendable {
     }
 }
 
-/// One serializer for both directions: each message lists its fields once, in a
-/// `code(_:version:)` method, and the coder either reads them from `input` or writes them.
-///
-/// Kafka primitives (big-endian): int8/16/32/64, boolean (1 byte), string (int16 length,
-/// UTF-8), nullable string (length -1 = null), bytes (int32 length), arrays (int32 count,
-/// -1 = null). In flexible versions: compact string/bytes/array (unsigned varint of
-/// length + 1, 0 = null) and a tagged-field section (unsigned varint count, then tag,
-/// size, bytes) after each structure.
-///
-/// Reading never trusts a length: every count is checked against the bytes left before
-/// anything is allocated for it.
 /// What a reading `WireCoder` accepts beyond the format: the broker decodes requests with
 /// `.requests`; tools reading a broker's answers, and tests, with `.unlimited`.
 public struct DecodeLimits: Sendable {
@@ -79,13 +68,25 @@ public struct DecodeLimits: Sendable {
     }
 
     public static let unlimited = DecodeLimits(maxElements: .max, streamSafeStrings: false)
-    /// 250,000 elements: past every bound the broker puts on a request's entries (100,000 per
-    /// list), so those still answer with their own errors.
+    /// 250,000 elements: past every bound the broker puts on one list of a request (100,000
+    /// names), which refuse with their own reasons. Lists of numbers (replica ids, share
+    /// acknowledgement types) take no more memory decoded than on the wire and are not counted.
     public static let requests = DecodeLimits(maxElements: 250_000, streamSafeStrings: true)
     /// UAX #15's bound on combining marks in a row.
     public static let maxCombiningRun = 30
 }
 
+/// One serializer for both directions: each message lists its fields once, in a
+/// `code(_:version:)` method, and the coder either reads them from `input` or writes them.
+///
+/// Kafka primitives (big-endian): int8/16/32/64, boolean (1 byte), string (int16 length,
+/// UTF-8), nullable string (length -1 = null), bytes (int32 length), arrays (int32 count,
+/// -1 = null). In flexible versions: compact string/bytes/array (unsigned varint of
+/// length + 1, 0 = null) and a tagged-field section (unsigned varint count, then tag,
+/// size, bytes) after each structure.
+///
+/// Reading never trusts a length: every count is checked against the bytes left before
+/// anything is allocated for it.
 public struct WireCoder {
     public enum Mode { case reading, writing }
     public let mode: Mode
@@ -315,15 +316,17 @@ public struct WireCoder {
 
     /// Whether no more than `DecodeLimits.maxCombiningRun` combining marks (canonical combining
     /// class other than 0) follow each other. Linear: each scalar is looked at once.
+    /// Four scalars decompose into two combining marks each (Tibetan U+0F73, U+0F75, U+0F81
+    /// have combining class 0, U+0344 230): they add two to the run and do not end it.
     static func isStreamSafe(_ string: String) -> Bool {
         var run = 0
         for scalar in string.unicodeScalars {
-            if scalar.properties.canonicalCombiningClass.rawValue == 0 {
-                run = 0
-            } else {
-                run += 1
-                if run > DecodeLimits.maxCombiningRun { return false }
+            switch scalar.value {
+            case 0x0344, 0x0F73, 0x0F75, 0x0F81: run += 2
+            default:
+                if scalar.properties.canonicalCombiningClass.rawValue == 0 { run = 0 } else { run += 1 }
             }
+            if run > DecodeLimits.maxCombiningRun { return false }
         }
         return true
     }
@@ -384,8 +387,10 @@ public struct WireCoder {
 
     // MARK: Arrays
 
+    /// `counted: false` for lists of numbers, which `DecodeLimits.maxElements` leaves alone.
     public mutating func nullableArray<T>(
-        _ value: inout [T]?, _ field: String = "array", make: () -> T, _ element: (inout WireCoder, inout T) throws(WireError) -> Void
+        _ value: inout [T]?, _ field: String = "array", counted: Bool = true, make: () -> T,
+        _ element: (inout WireCoder, inout T) throws(WireError) -> Void
     ) throws(WireError) {
         var count = value?.count ?? -1
         try length(&count, classicBytes: 4, field)
@@ -396,8 +401,10 @@ public struct WireCoder {
             }
             // Every element takes at least one byte: a count beyond what is left is a lie.
             guard count <= remaining else { throw .invalid("\(field): \(count) elements in \(remaining) bytes") }
-            guard count <= elementsLeft else { throw .invalid("\(field): \(count) more elements than the message may have") }
-            elementsLeft -= count
+            if counted {
+                guard count <= elementsLeft else { throw .invalid("\(field): \(count) more elements than the message may have") }
+                elementsLeft -= count
+            }
             // No capacity is reserved from the count beyond a few: an element may be far larger
             // in memory than its one byte on the wire. The array grows as elements actually decode.
             var result: [T] = []
@@ -420,15 +427,16 @@ public struct WireCoder {
     }
 
     public mutating func array<T>(
-        _ value: inout [T], _ field: String = "array", make: () -> T, _ element: (inout WireCoder, inout T) throws(WireError) -> Void
+        _ value: inout [T], _ field: String = "array", counted: Bool = true, make: () -> T,
+        _ element: (inout WireCoder, inout T) throws(WireError) -> Void
     ) throws(WireError) {
         var optional: [T]? = value
-        try nullableArray(&optional, field, make: make, element)
+        try nullableArray(&optional, field, counted: counted, make: make, element)
         value = optional ?? []
     }
 
     public mutating func int32Array(_ value: inout [Int32], _ field: String = "int32s") throws(WireError) {
-        try array(&value, field, make: { 0 }) { (c: inout WireCoder, v: inout Int32) throws(WireError) in try c.int32(&v, field) }
+        try array(&value, field, counted: false, make: { 0 }) { (c: inout WireCoder, v: inout Int32) throws(WireError) in try c.int32(&v, field) }
     }
 
     public mutating func stringArray(_ value: inout [String], _ field: String = "strings") throws(WireError) {

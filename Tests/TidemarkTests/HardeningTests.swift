@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SystemPackage
 import TestSupport
 import Testing
@@ -339,18 +340,37 @@ import TidemarkStorage
     }
 }
 
-/// `parallelMap`'s jobs block (file creation, fsync) on threads of their own: a task started
+/// `parallelMap`'s jobs block (file creation, fsync) on threads of their own: work started
 /// while they wait still runs. On Dispatch's concurrent queues, which share a pool as wide as
 /// the cores with Swift's tasks on Linux, a CreateTopics of 20,000 partitions held every
 /// task-run request of every client for 20 s.
 @Suite struct ParallelMapTests {
-    @Test func blockedJobsLeaveTasksRunning() async {
+    @Test func blockedJobsLeaveTheSharedPoolFree() async {
         let ran = DispatchSemaphore(value: 0)
-        let results = await Task.detached {
-            // The jobs wait for a task that starts once they all block.
-            Task { for _ in 0..<16 { ran.signal() } }
-            return parallelMap(16) { _ in ran.wait(timeout: .now() + 10) == .success }
-        }.value
+        let waiting = Atomic<Int>(0)
+        // Called from a thread of its own, as the admin queue does. Once jobs block, work is
+        // sent to Dispatch's global queue (the pool Swift's tasks share on Linux; the tasks
+        // themselves wait behind other suites' raw socket reads), and the jobs wait for it.
+        Thread.detachNewThread {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while waiting.load(ordering: .relaxed) < 2 && ContinuousClock.now < deadline { usleep(1_000) }
+            DispatchQueue.global().async { for _ in 0..<16 { ran.signal() } }
+        }
+        let results = await withCheckedContinuation { (continuation: CheckedContinuation<[Bool], Never>) in
+            Thread.detachNewThread {
+                continuation.resume(
+                    returning: parallelMap(16, width: 16) { _ in
+                        waiting.add(1, ordering: .relaxed)
+                        return ran.wait(timeout: .now() + 5) == .success
+                    })
+            }
+        }
         #expect(results == Array(repeating: true, count: 16))
+    }
+
+    @Test func everyJobRunsOnceInOrderOfResults() {
+        #expect(parallelMap(0) { $0 }.isEmpty)
+        #expect(parallelMap(1) { $0 * 2 } == [0])
+        #expect(parallelMap(1_000, width: 7) { $0 * 2 } == (0..<1_000).map { $0 * 2 })
     }
 }

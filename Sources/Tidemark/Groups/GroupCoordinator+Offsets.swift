@@ -145,7 +145,11 @@ extension GroupCoordinator {
             for member in group.members.values {
                 // The chosen protocol's subscription (every protocol's while none is chosen).
                 for (name, metadata) in member.protocols where group.protocolName == nil || name == group.protocolName {
-                    for topic in ConsumerProtocol.decodeSubscriptionTopics(metadata) ?? [] { topics.insert(topic) }
+                    // Only names a topic could have: a member's metadata (1 MiB) is the client's, and
+                    // hashing a name of combining marks costs time quadratic in its length.
+                    for topic in ConsumerProtocol.decodeSubscriptionTopics(metadata) ?? [] where (try? TopicName.validate(topic)) != nil {
+                        topics.insert(topic)
+                    }
                 }
             }
             return topics

@@ -282,9 +282,9 @@ public struct WireCoder {
         // string up to 3 times longer than the field that carried it.
         guard count <= remaining else { throw .truncated(field: field) }
         let at = index
-        let decoded = input.withUnsafeBufferPointer { Self.validUTF8(UnsafeBufferPointer(rebasing: $0[at..<(at + count)])) }
-        guard let decoded else { throw .invalid("\(field): not valid UTF-8") }
-        if streamSafeStrings && !decoded.utf8.allSatisfy({ $0 < 0x80 }) && !Self.isStreamSafe(decoded) {
+        let valid = input.withUnsafeBufferPointer { Self.validUTF8(UnsafeBufferPointer(rebasing: $0[at..<(at + count)])) }
+        guard let (decoded, ascii) = valid else { throw .invalid("\(field): not valid UTF-8") }
+        if streamSafeStrings && !ascii && !Self.isStreamSafe(decoded) {
             throw .invalid("\(field): more than \(DecodeLimits.maxCombiningRun) combining marks in a row (not stream-safe Unicode)")
         }
         index += count
@@ -302,16 +302,16 @@ public struct WireCoder {
     /// `String(validating:as:)` is not specialized for byte buffers: resolving its generic
     /// types cost more than the rest of a small produce request's decoding.) ASCII, what client
     /// ids, topics and group ids are, is valid as it is; anything else is decoded with repair,
-    /// and valid only if nothing was repaired.
-    static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    /// and valid only if nothing was repaired. Says whether it was ASCII (which is stream-safe).
+    static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> (String, ascii: Bool)? {
         var ascii = true
         for byte in bytes where byte >= 0x80 {
             ascii = false
             break
         }
         let decoded = String(decoding: bytes, as: UTF8.self)
-        if ascii { return decoded }
-        return decoded.utf8.elementsEqual(bytes) ? decoded : nil
+        if ascii { return (decoded, true) }
+        return decoded.utf8.elementsEqual(bytes) ? (decoded, false) : nil
     }
 
     /// Whether no more than `DecodeLimits.maxCombiningRun` combining marks (canonical combining

@@ -23,11 +23,15 @@ extension Broker {
         if shares.isShareGroup(request.groupId) {
             return .failure(.groupIdNotFound, "group \(request.groupId) is a share group", memberId: request.memberId)
         }
-        return groups.consumerHeartbeat(
-            request,
-            catalog: TopicCatalog(
-                partitionCount: { [self] name in isInternalTopic(name) ? nil : try? partitionCount(of: name) },
-                topicNames: { [self] in listTopics() }))
+        return groups.consumerHeartbeat(request, catalog: groupCatalog)
+    }
+
+    /// The topics consumer-protocol groups are assigned from: every topic but the internal ones.
+    var groupCatalog: TopicCatalog {
+        TopicCatalog(
+            partitionCount: { [self] name in isInternalTopic(name) ? nil : try? partitionCount(of: name) },
+            topicNames: { [self] in listTopics() },
+            topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) })
     }
 
     /// DeleteGroups: deletes each group that has no members, with what is kept for it

@@ -384,7 +384,7 @@ public final class Broker: Sendable {
             dataDirectory: dataDirectory, options: options, lockFile: lock, registry: registry, producerIds: producerIds,
             groups: groups, shares: shares,
             flusher: flusher, internalTopics: [offsetsTopic: offsetsTopicState], groupConfigs: groupConfigs, metrics: metrics)
-        groups.restoreGroupsAndSay()
+        groups.restoreGroupsAndSay(catalog: broker.groupCatalog, topicName: { [broker] in broker.topicName(forId: $0) })
         broker.startMaintenance()
         opened = true
         let partitionCount = registry.topics.values.reduce(0) { $0 + $1.slots.count }

@@ -40,7 +40,9 @@ public struct CommittedOffset: Sendable, Equatable {
 ///                               metadata string, commitTimestamp i64
 /// ```
 /// (strings: i16 length + UTF-8). A null value deletes the entry. The log also holds each
-/// classic group's latest membership (`GroupMembershipRecord`, key version 2). The log is compacted by
+/// group's latest membership: a classic group's record (`GroupMembershipRecord`, key version 2),
+/// or a consumer-protocol group's records (`ConsumerGroupSnapshot`, key versions 3 and 5 to 8).
+/// The log is compacted by
 /// snapshot: when it outgrows `GroupOptions.offsetsCompactionBytes`, the live entries are appended
 /// again after a roll and the older segments are deleted.
 ///
@@ -63,22 +65,40 @@ public final class OffsetStore: Sendable {
     private let state: Mutex<OffsetTable>
     /// Holders of `state` that may keep it while they wait for the disk.
     let slowHolders = Atomic<Int>(0)
-    /// Each classic group's latest membership record (see `GroupMembershipRecord`), kept so
-    /// that compaction writes it again, and so that offsets expire counting from when the
-    /// group became empty. Changed only while `state` is held (lock order: `state`, then this).
+    /// Each group's latest membership records (see `Membership`), kept so that compaction
+    /// writes them again, that a restart restores the group, and that offsets expire counting
+    /// from when the group became empty. Changed only while `state` is held (lock order:
+    /// `state`, then this).
     let memberships = Mutex<[String: Membership]>([:])
     /// The log's size right after the last compaction (0 before one).
     private let compactedBytes = Atomic<Int64>(0)
 
-    /// A classic group's latest membership record.
+    /// A group's latest membership records, key to value: a classic group's one
+    /// (`GroupMembershipRecord`), or a consumer-protocol group's (`ConsumerGroupSnapshot`).
     struct Membership: Sendable, Equatable {
-        var value: [UInt8]
-        /// When it was written: its record's timestamp, which compaction keeps.
+        var records: [[UInt8]: [UInt8]]
+        /// When they were written: their records' timestamp, which compaction keeps.
         var timestampMs: Int64
         /// Since when the group has had no members as far as the log says: an Empty record's
         /// timestamp; for a record with members read at open (the broker stopped while the
         /// group had members), the open. Nil while the group has members.
         var emptySinceMs: Int64?
+
+        /// The classic group's record (`GroupMembershipRecord`'s value), if it is one.
+        func classicValue(group: String) -> [UInt8]? { records[GroupMembershipRecord.encodeKey(group: group)] }
+
+        /// Whether the records name members: a classic record with members, or a consumer
+        /// group's member records.
+        func hasMembers(group: String) -> Bool {
+            if let value = classicValue(group: group) { return !(GroupMembershipRecord.decodeValue(value)?.members.isEmpty ?? true) }
+            return records.keys.contains { ConsumerGroupSnapshot.decodeKey($0)?.member != nil }
+        }
+    }
+
+    /// The group a membership record's key names (a classic or consumer-protocol group's);
+    /// nil for any other key.
+    static func membershipGroup(_ key: [UInt8]?) -> String? {
+        GroupMembershipRecord.decodeKey(key) ?? ConsumerGroupSnapshot.decodeKey(key)?.group
     }
     let compactionThresholdBytes: Int64
     /// The most memory the committed offsets may take (`GroupOptions.offsetsMaxMemoryBytes`):
@@ -119,14 +139,13 @@ public final class OffsetStore: Sendable {
                         throw PartitionLog.offsetsGoBack(batch.header, after: offset, directory: partition.log.directory)
                     }
                     for record in batch.records where batch.offset(of: record) >= offset {
-                        if let group = GroupMembershipRecord.decodeKey(record.key) {
-                            if let value = record.value {
-                                let timestamp = batch.timestamp(of: record)
-                                let empty = GroupMembershipRecord.decodeValue(value)?.members.isEmpty ?? true
-                                memberships[group] = Membership(value: value, timestampMs: timestamp, emptySinceMs: empty ? timestamp : openedAt)
-                            } else {
-                                memberships.removeValue(forKey: group)
-                            }
+                        if let key = record.key, let group = membershipGroup(key) {
+                            // Each key on its own: a group's records come as a set, and a
+                            // tombstone removes one of them (or the classic group's only one).
+                            var membership = memberships[group] ?? Membership(records: [:], timestampMs: 0)
+                            membership.records[key] = record.value
+                            membership.timestampMs = batch.timestamp(of: record)
+                            memberships[group] = membership.records.isEmpty ? nil : membership
                             continue
                         }
                         guard let key = decodeKey(record.key) else { continue }
@@ -138,6 +157,9 @@ public final class OffsetStore: Sendable {
                     }
                     offset = batch.header.nextOffset
                 }
+            }
+            for (group, membership) in memberships {
+                memberships[group]?.emptySinceMs = membership.hasMembers(group: group) ? openedAt : membership.timestampMs
             }
             return (entries, memberships)
         }
@@ -257,19 +279,47 @@ public final class OffsetStore: Sendable {
                 throw TidemarkError(.storage, "membership record of \(record.members.count) members over \(Self.maxMembershipRecordBytes) bytes")
             }
         }
+        return try await recordMembership(
+            group: group, [(GroupMembershipRecord.encodeKey(group: group), value)], isEmpty: record.members.isEmpty, if: current)
+    }
+
+    /// Appends a consumer-protocol group's records (`ConsumerGroupSnapshot`), as
+    /// `recordMembership` does a classic group's; not written past `maxMembershipRecordBytes`
+    /// in all (the group then starts empty after a restart, as every such group did before).
+    @discardableResult
+    func recordMembership(group: String, _ snapshot: ConsumerGroupSnapshot, if current: @escaping @Sendable () -> Bool = { true }) async throws
+        -> Bool
+    {
+        let records = snapshot.records(group: group)
+        let bytes = records.reduce(0) { $0 + $1.key.count + $1.value.count + 16 }
+        guard bytes <= Self.maxMembershipRecordBytes else {
+            throw TidemarkError(.storage, "records of \(snapshot.members.count) members over \(Self.maxMembershipRecordBytes) bytes")
+        }
+        return try await recordMembership(group: group, records, isEmpty: snapshot.members.isEmpty, if: current)
+    }
+
+    /// Appends a group's membership records in one batch, with tombstones for its earlier
+    /// records these do not replace (members gone; a classic group's record once it is a
+    /// consumer group, and the other way round), all or nothing.
+    private func recordMembership(
+        group: String, _ records: [(key: [UInt8], value: [UInt8])], isEmpty: Bool, if current: @escaping @Sendable () -> Bool
+    ) async throws -> Bool {
         let now = clock()
-        return try await executor.run { [self, value] in
+        return try await executor.run { [self] in
             try whileSlow {
                 try state.withLock { _ -> Result<Bool, Error> in
                     // Checked under the lock a deletion's tombstone is written under.
                     guard current() else { return .success(false) }
                     return Result {
+                        let written = Dictionary(records, uniquingKeysWith: { _, last in last })
+                        let replaced = memberships.withLock { $0[group]?.records.keys.filter { written[$0] == nil } } ?? []
                         var builder = RecordBatchBuilder()
-                        builder.append(timestamp: now, key: GroupMembershipRecord.encodeKey(group: group), value: value)
+                        for (key, value) in records { builder.append(timestamp: now, key: key, value: value) }
+                        for key in replaced { builder.append(timestamp: now, key: key, value: nil) }
                         let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
                         partition.notifier.notify(newEnd: info.lastOffset + 1)
                         memberships.withLock {
-                            $0[group] = Membership(value: value, timestampMs: now, emptySinceMs: record.members.isEmpty ? now : nil)
+                            $0[group] = Membership(records: written, timestampMs: now, emptySinceMs: isEmpty ? now : nil)
                         }
                         return true
                     }
@@ -278,7 +328,8 @@ public final class OffsetStore: Sendable {
         }
     }
 
-    /// The largest membership record written whole (1 MiB; the log takes batches of 16 MiB).
+    /// The largest membership record written whole, and the most a consumer-protocol group's
+    /// records take together (1 MiB; the log takes batches of 16 MiB).
     static let maxMembershipRecordBytes = 1 << 20
 
     /// Runs `body`, which may hold `state` while it waits for the disk, counted in `slowHolders`.
@@ -333,7 +384,7 @@ public final class OffsetStore: Sendable {
     }
 
     /// Deletes everything kept for `group` (DeleteGroups): its committed offsets and its
-    /// membership record, tombstones, synced. Returns whether there was anything.
+    /// membership records, tombstones, synced. Returns whether there was anything.
     func delete(wholeGroup group: String) async throws -> Bool {
         let hadOffsets = hasOffsets(group: group)
         let hadMembership = try await delete(membershipOf: group) { $0.keys(ofGroups: [group]) }
@@ -370,7 +421,8 @@ public final class OffsetStore: Sendable {
     private func writeTombstones(_ keys: [Key], memberships groups: [String], nowMs now: Int64, _ entries: inout OffsetTable)
         throws -> LogAppendInfo?
     {
-        let records = keys.map { (Self.encodeKey($0), Optional($0)) } + groups.map { (GroupMembershipRecord.encodeKey(group: $0), nil as Key?) }
+        let membershipKeys = memberships.withLock { records in groups.flatMap { records[$0].map { Array($0.records.keys) } ?? [] } }
+        let records = keys.map { (Self.encodeKey($0), Optional($0)) } + membershipKeys.map { ($0, nil as Key?) }
         var info: LogAppendInfo?
         for chunk in stride(from: 0, to: records.count, by: 1000) {
             let batch = records[chunk..<min(chunk + 1000, records.count)]
@@ -425,7 +477,9 @@ public final class OffsetStore: Sendable {
         let log = partition.log
         // What a rewrite would keep: about 400 bytes per offset entry, and each membership
         // record's value; compaction pays only when the log is well past that.
-        let live = state.withLock { Int64($0.count) * 400 } + memberships.withLock { Int64($0.values.reduce(0) { $0 + $1.value.count + 64 }) }
+        let live =
+            state.withLock { Int64($0.count) * 400 }
+            + memberships.withLock { Int64($0.values.reduce(0) { $0 + $1.records.values.reduce(64) { $0 + $1.count } }) }
         // Nor before the log is twice what the last rewrite left: entries with metadata (up
         // to 4 KiB each) are far over the estimate, and a log made of nothing but the last
         // rewrite was rewritten again at every maintenance pass, for as long as they lived.
@@ -453,13 +507,15 @@ public final class OffsetStore: Sendable {
                             }
                         }
                     }
-                    for (group, membership) in memberships.withLock({ $0 }) {
-                        // Its own timestamp: when the group became empty survives compaction.
-                        builder.append(timestamp: membership.timestampMs, key: GroupMembershipRecord.encodeKey(group: group), value: membership.value)
-                        if builder.count == 1000 || builder.uncompressedSize >= 2 << 20 {
+                    for membership in memberships.withLock({ $0.values }) {
+                        // A group's records in one batch (a consumer group's are read as a
+                        // whole), with their own timestamp: when the group became empty
+                        // survives compaction.
+                        if builder.count > 0 && builder.uncompressedSize + membership.records.values.reduce(0) { $0 + $1.count } >= 2 << 20 {
                             try log.append(try builder.build(), applyingFlushPolicy: false)
                             builder = RecordBatchBuilder()
                         }
+                        for (key, value) in membership.records { builder.append(timestamp: membership.timestampMs, key: key, value: value) }
                     }
                     if builder.count > 0 { try log.append(try builder.build(), applyingFlushPolicy: false) }
                     partition.notifier.notify(newEnd: log.logEndOffset)

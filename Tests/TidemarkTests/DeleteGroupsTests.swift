@@ -80,7 +80,8 @@ import TidemarkStorage
     /// A group that becomes a consumer group writes no tombstone: its records on their way
     /// are still written, the last (Empty) saying it has no members (skipped, the log kept its
     /// Stable record with members: lag tools showed them as owners, and its offsets never
-    /// expired). What it recorded is then forgotten.
+    /// expired). What it recorded is then forgotten, and the consumer group's own records
+    /// (`ConsumerGroupSnapshot`) replace the classic one once it is Stable.
     @Test func aGroupThatChangesProtocolStillWritesItsLastRecord() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
@@ -92,17 +93,20 @@ import TidemarkStorage
         let moved = broker.consumerGroupHeartbeat(
             ConsumerHeartbeat(groupId: "g", memberId: "m", memberEpoch: 0, rebalanceTimeoutMs: 1_000, subscribedTopicNames: ["t"]))
         #expect(moved.error == nil)
-        // Until the writer has passed both of g's records (its entry goes then).
+        // Until the writer has passed g's classic records and written its consumer group's.
         let drained = ContinuousClock.now + .seconds(120)
-        while (broker.groups.recordedMemberships.count > fillers || broker.groups.store.memberships.withLock({ $0.count }) < fillers)
-            && ContinuousClock.now < drained
-        {
-            try await Task.sleep(for: .milliseconds(20))
+        func written() -> Bool {
+            broker.groups.store.memberships.withLock { $0["g"].map { $0.classicValue(group: "g") == nil } ?? false && $0.count > fillers }
         }
+        while !written() && ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(20)) }
         let record = broker.groups.store.memberships.withLock { $0["g"] }
-        #expect(record != nil && record?.emptySinceMs != nil)
-        #expect(broker.groups.recordedMemberships.last(of: "g") == nil)
-        #expect(broker.groups.recordedMemberships.count == fillers)
+        #expect(record?.hasMembers(group: "g") == true && record?.emptySinceMs == nil)
+        #expect(record.flatMap { ConsumerGroupSnapshot(group: "g", records: $0.records) }?.members.map(\.memberId) == [moved.memberId])
+        #expect(broker.groups.recordedMemberships.last(of: "g")?.protocolType == GroupCoordinator.consumerProtocolType)
+        #expect(broker.groups.recordedMemberships.count == fillers + 1)
+        // The classic record is gone from the log too: a tombstone in the consumer group's batch.
+        let classic = try GroupMembershipRecordTests.records(broker).filter { $0.0 == "g" }
+        #expect(classic.count >= 2 && classic.last.map { $0.1 == nil } == true)
         try await broker.close()
     }
 
@@ -147,7 +151,7 @@ import TidemarkStorage
             let life = broker.groups.recordedMemberships.set("filler-\(i)", generation: 1, protocolType: "consumer")
             broker.groups.membershipRecords.yield(
                 PendingMembership(
-                    group: "filler-\(i)", record: GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: []),
+                    group: "filler-\(i)", record: .classic(GroupMembershipRecord(protocolType: "consumer", generation: 1, protocolName: nil, leader: nil, members: [])),
                     life: life))
         }
     }

@@ -141,7 +141,7 @@ import TidemarkStorage
         try await broker.close()
 
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
-        #expect(broker.groups.store.memberships.withLock { $0["billing"]?.value } == empty.encodeValue())
+        #expect(broker.groups.store.memberships.withLock { $0["billing"]?.classicValue(group: "billing") } == empty.encodeValue())
         try await broker.close()
     }
 

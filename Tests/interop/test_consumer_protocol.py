@@ -300,3 +300,56 @@ def test_a_static_member_restarts_without_a_rebalance(fast_broker):
     twin.close()
     c1.close()
     c2.close()
+
+
+def test_members_keep_their_partitions_across_broker_restarts(fast_broker):
+    """Two confluent-kafka consumers with group.protocol=consumer and manual commits: the
+    broker stops cleanly and restarts, then is killed with -9 and restarts. Each time both go
+    on with the partitions they held (no revoke, no lost partitions, no new assignment) and
+    their next commit succeeds, because the broker brings the group back from
+    __consumer_offsets at its epoch, as Kafka does. Before, both got UNKNOWN_MEMBER_ID,
+    lost their partitions and rejoined from nothing."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic, group = unique("kip848-restart"), unique("kip848-restart-group")
+    admin = AdminClient({"bootstrap.servers": fast_broker.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]).values():
+        future.result(10)
+    _produce(fast_broker.bootstrap, topic, [b"v%d" % i for i in range(60)])
+    events = []
+    consumers = {}
+    for name in ("c1", "c2"):
+        c = Consumer({"bootstrap.servers": fast_broker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest", "client.id": name, "enable.auto.commit": False,
+                      "reconnect.backoff.max.ms": 500})
+        c.subscribe([topic],
+                    on_assign=lambda _c, ps, n=name: events.append((n, "assign", sorted(p.partition for p in ps))),
+                    on_revoke=lambda _c, ps, n=name: events.append((n, "revoke", sorted(p.partition for p in ps))),
+                    on_lost=lambda _c, ps, n=name: events.append((n, "lost", sorted(p.partition for p in ps))))
+        consumers[name] = c
+    seen = _poll_until(consumers, {}, 60, 40)
+    assert len(seen) == 60, (len(seen), events)
+    held = _three_each(consumers["c1"], consumers["c2"])
+    for c in consumers.values():
+        _commit(c)
+    settled = list(events)
+
+    for restart in ("SIGTERM", "kill -9"):
+        if restart == "SIGTERM":
+            fast_broker.stop()
+        else:
+            fast_broker.kill()
+        fast_broker.start()
+        values = [b"%s-%d" % (restart.encode(), i) for i in range(12)]
+        _produce(fast_broker.bootstrap, topic, values)
+        seen = _poll_until(consumers, {}, 12, 40)
+        assert sorted(seen) == sorted(values), (restart, events)
+        for c in consumers.values():
+            c.commit(asynchronous=False)  # raised (UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH) before
+        assert events == settled, (restart, events)
+        assert (_assignment(consumers["c1"]), _assignment(consumers["c2"])) == held, restart
+
+    committed = consumers["c1"].committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+    assert sum(tp.offset for tp in committed) == 84
+    for c in consumers.values():
+        c.close()

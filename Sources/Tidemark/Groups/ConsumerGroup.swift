@@ -60,9 +60,15 @@ public struct ConsumerHeartbeatResult: Sendable, Equatable {
 public struct TopicCatalog: Sendable {
     public var partitionCount: @Sendable (String) -> Int?
     public var topicNames: @Sendable () -> [String]
-    public init(partitionCount: @escaping @Sendable (String) -> Int?, topicNames: @escaping @Sendable () -> [String]) {
+    /// A topic's id, which the group's records name its partitions by (`ConsumerGroupSnapshot`).
+    public var topicId: @Sendable (String) -> UUID?
+    public init(
+        partitionCount: @escaping @Sendable (String) -> Int?, topicNames: @escaping @Sendable () -> [String],
+        topicId: @escaping @Sendable (String) -> UUID? = { _ in nil }
+    ) {
         self.partitionCount = partitionCount
         self.topicNames = topicNames
+        self.topicId = topicId
     }
 }
 
@@ -190,6 +196,93 @@ struct ConsumerGroup: Sendable {
     private var patterns = TopicPatternCache()
 
     init(groupId: String) { self.groupId = groupId }
+
+    /// The group brought back from its records at a restart (`ConsumerGroupSnapshot`): its
+    /// epochs, members, their partitions and targets as written; sessions count from `nowMs`.
+    /// Partitions of topics gone since (`topicName` knows no such id) are dropped. If the
+    /// topics now give another target (partitions added before the crash), the group epoch moves
+    /// on and members reconcile at their next heartbeats, as after any metadata change. Nil
+    /// for a snapshot without members, with a member state Kafka does not write, or with a
+    /// pattern that cannot be matched within its budget.
+    init?(restoring snapshot: ConsumerGroupSnapshot, groupId: String, catalog: TopicCatalog, topicName: (UUID) -> String?, nowMs: Int64) {
+        guard !snapshot.members.isEmpty else { return nil }
+        self.groupId = groupId
+        func resolve(_ topics: [ConsumerGroupSnapshot.TopicPartitions]) -> Set<TopicPartition> {
+            var set: Set<TopicPartition> = []
+            for topic in topics {
+                guard let name = topicName(topic.topicId) else { continue }
+                for partition in topic.partitions { set.insert(TopicPartition(name, Int(partition))) }
+            }
+            return set
+        }
+        for saved in snapshot.members {
+            let states: [Int8: MemberState] = [0: .stable, 1: .unrevokedPartitions, 2: .unreleasedPartitions]
+            guard let state = states[saved.state] else { return nil }
+            var member = Member(
+                memberId: saved.memberId, instanceId: saved.instanceId, rackId: saved.rackId, clientId: saved.clientId,
+                clientHost: saved.clientHost, subscribedTopicNames: saved.subscribedTopicNames, subscribedTopicRegex: saved.subscribedTopicRegex,
+                serverAssignor: saved.serverAssignor, rebalanceTimeoutMs: saved.rebalanceTimeoutMs, memberEpoch: saved.memberEpoch,
+                previousMemberEpoch: saved.previousMemberEpoch, state: state, assigned: resolve(saved.assigned),
+                pendingRevocation: resolve(saved.pendingRevocation), lastHeartbeatMs: nowMs)
+            if state == .unrevokedPartitions { member.revocationDeadlineMs = nowMs.saturatingAdd(Int64(member.rebalanceTimeoutMs)) }
+            member.keptBytes = Member.keptBytes(
+                memberId: member.memberId, clientId: member.clientId, clientHost: member.clientHost, instanceId: member.instanceId,
+                rackId: member.rackId, names: member.subscribedTopicNames, regex: member.subscribedTopicRegex)
+            members[member.memberId] = member
+            memberOrder.append(member.memberId)
+            target[member.memberId] = resolve(saved.target)
+            if let instanceId = member.instanceId { staticMembers[instanceId] = member.memberId }
+            for tp in member.assigned.union(member.pendingRevocation) { owners[tp] = member.memberId }
+        }
+        for pattern in usedPatterns {
+            guard case .success(let matched) = TopicPatternCache.matchNew(pattern, catalog: catalog) else { return nil }
+            patterns.keep(matched, used: usedPatterns)
+        }
+        groupEpoch = snapshot.epoch
+        _ = refreshMetadata(catalog, nowMs: nowMs)
+        // The target the topics give now: the written one (the epochs stay), or a new one.
+        let written = target
+        computeTarget()
+        if target == written {
+            assignmentEpoch = snapshot.assignmentEpoch
+        } else {
+            groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
+            computeTarget()
+        }
+    }
+
+    /// The group as its records (`ConsumerGroupSnapshot`), partitions by topic id; nil when a
+    /// topic it names has no id (deleted meanwhile: the next change writes the group again).
+    func snapshot(topicId: (String) -> UUID?) -> ConsumerGroupSnapshot? {
+        func byId(_ partitions: Set<TopicPartition>) -> [ConsumerGroupSnapshot.TopicPartitions]? {
+            var topics: [String: [Int32]] = [:]
+            for tp in partitions { topics[tp.topic, default: []].append(Int32(tp.partition)) }
+            var result: [ConsumerGroupSnapshot.TopicPartitions] = []
+            for (name, list) in topics.sorted(by: { $0.key < $1.key }) {
+                guard let id = topicId(name) else { return nil }
+                result.append(.init(topicId: id, partitions: list.sorted()))
+            }
+            return result
+        }
+        var saved: [ConsumerGroupSnapshot.Member] = []
+        for id in memberOrder {
+            guard let m = members[id], let assigned = byId(m.assigned), let pending = byId(m.pendingRevocation),
+                let goal = byId(target[id] ?? [])
+            else { return nil }
+            let state: Int8 = switch m.state {
+            case .stable: 0
+            case .unrevokedPartitions: 1
+            case .unreleasedPartitions: 2
+            }
+            saved.append(
+                .init(
+                    memberId: id, instanceId: m.instanceId, rackId: m.rackId, clientId: m.clientId, clientHost: m.clientHost,
+                    subscribedTopicNames: m.subscribedTopicNames, subscribedTopicRegex: m.subscribedTopicRegex,
+                    rebalanceTimeoutMs: m.rebalanceTimeoutMs, serverAssignor: m.serverAssignor, memberEpoch: m.memberEpoch,
+                    previousMemberEpoch: m.previousMemberEpoch, state: state, assigned: assigned, pendingRevocation: pending, target: goal))
+        }
+        return ConsumerGroupSnapshot(epoch: groupEpoch, assignmentEpoch: assignmentEpoch, members: saved)
+    }
 
     var isEmpty: Bool { members.isEmpty }
 

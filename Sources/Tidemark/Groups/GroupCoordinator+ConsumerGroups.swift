@@ -85,7 +85,10 @@ extension GroupCoordinator {
             let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog, prematched: prematched) {
                 UUID().uuidString.lowercased()
             }
-            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) { s.setConsumer(group, id: request.groupId) }
+            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) {
+                s.setConsumer(group, id: request.groupId)
+                noteConsumerMembership(group, &s, topicId: catalog.topicId)
+            }
             return result
         }
     }

@@ -167,7 +167,11 @@ public final class GroupCoordinator: Sendable {
                 let (group, life) = (pending.group, pending.life)
                 var written = false
                 do {
-                    written = try await store.recordMembership(group: group, pending.record) { recorded.isLive(group, life: life) }
+                    let current = { @Sendable in recorded.isLive(group, life: life) }
+                    switch pending.record {
+                    case .classic(let record): written = try await store.recordMembership(group: group, record, if: current)
+                    case .consumer(let snapshot): written = try await store.recordMembership(group: group, snapshot, if: current)
+                    }
                 } catch {
                     logger?.warning(
                         "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
@@ -420,12 +424,16 @@ public final class GroupCoordinator: Sendable {
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: consumerSettings(id).sessionTimeoutMs)
                 if !expired.isEmpty { expiredMembers.append((id, expired)) }
                 s.setConsumer(group, id: id)
+                // The last member's session ran out: the group's records say Empty. (Other
+                // changes are written once the members have reconciled, at their heartbeats.)
+                if group.isEmpty { noteConsumerMembership(group, &s) { _ in nil } }
             }
             for id in Array(s.consumerIdle) {
                 let since = s.idleSince[id] ?? now
                 if now - since >= options.emptyGroupRetentionMs {
                     s.setConsumer(nil, id: id)
                     s.idleSince.removeValue(forKey: id)
+                    recordedMemberships.retire(id)
                 } else {
                     s.idleSince[id] = since
                 }
@@ -484,8 +492,12 @@ public final class GroupCoordinator: Sendable {
                 }
         }
         let names = Set(known.map(\.groupId))
-        let offsetOnly = store.groupsWithOffsets().subtracting(names).map {
-            GroupListing(groupId: $0, protocolType: "consumer", state: GroupState.empty.rawValue, type: .classic)
+        // A group known only by what the log keeps: a consumer-protocol one if its last records
+        // are (an Empty one's say so; Kafka lists it so too), else classic.
+        let kept = store.memberships.withLock { $0 }
+        let offsetOnly = store.groupsWithOffsets().subtracting(names).map { id in
+            let consumer = kept[id].map { $0.classicValue(group: id) == nil } ?? false
+            return GroupListing(groupId: id, protocolType: "consumer", state: GroupState.empty.rawValue, type: consumer ? .consumer : .classic)
         }
         return (known + offsetOnly).sorted { $0.groupId < $1.groupId }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import TidemarkStorage
 import Synchronization
 
@@ -145,29 +146,51 @@ extension ClassicGroup {
 }
 
 extension GroupCoordinator {
-    /// Brings back, at the start, the classic groups whose latest membership record has
-    /// members (`ClassicGroup.init(restoring:)`): a broker restart, clean or not, does not end
-    /// their members' sessions, as in Kafka. Called once the broker has opened everything
-    /// else, so sessions count from just before it serves. Groups are taken by name; one
-    /// that would take the members past `GroupOptions.membersMaxBytes`, or has more members
-    /// than `classicGroupMaxSize`, starts empty, as every group did before.
+    /// Brings back, at the start, the groups whose latest membership records have members:
+    /// classic ones (`ClassicGroup.init(restoring:)`) and consumer-protocol ones
+    /// (`ConsumerGroup.init(restoring:)`, their topics from `catalog`, partitions by id through
+    /// `topicName`). A broker restart, clean or not, does not end their members' sessions, as in
+    /// Kafka. Called once the broker has opened everything else, so sessions count from just
+    /// before it serves. Groups are taken by name; one that would take the members past
+    /// `GroupOptions.membersMaxBytes`, or has more members than its protocol's group.max.size,
+    /// starts empty, as every group did before.
     /// Returns how many were restored and how many records with members were not.
-    func restoreGroups() -> (restored: Int, notRestored: Int) {
+    func restoreGroups(catalog: TopicCatalog, topicName: (UUID) -> String?) -> (restored: Int, notRestored: Int) {
         let now = clock()
         let saved = store.memberships.withLock { $0 }
         return state.withLock { s in
             var restored = 0
             var notRestored = 0
             for (id, membership) in saved.sorted(by: { $0.key < $1.key }) where s.groups[id] == nil && s.consumerGroups[id] == nil {
-                guard let record = GroupMembershipRecord.decodeValue(membership.value), !record.members.isEmpty else { continue }
-                guard Self.validGroupId(id), let group = ClassicGroup(restoring: record, groupId: id, options: options, nowMs: now),
-                    group.members.count <= options.classicGroupMaxSize, s.memberBytes + group.memberBytes <= options.membersMaxBytes
+                guard membership.hasMembers(group: id) else { continue }
+                if let value = membership.classicValue(group: id) {
+                    guard let record = GroupMembershipRecord.decodeValue(value), Self.validGroupId(id),
+                        let group = ClassicGroup(restoring: record, groupId: id, options: options, nowMs: now),
+                        group.members.count <= options.classicGroupMaxSize, s.memberBytes + group.memberBytes <= options.membersMaxBytes
+                    else {
+                        notRestored += 1
+                        continue
+                    }
+                    s.setClassic(group, id: id)
+                    recordedMemberships.restored(id, generation: record.generation, protocolType: record.protocolType)
+                    restored += 1
+                    continue
+                }
+                guard let snapshot = ConsumerGroupSnapshot(group: id, records: membership.records), Self.validGroupId(id),
+                    var group = ConsumerGroup(restoring: snapshot, groupId: id, catalog: catalog, topicName: topicName, nowMs: now),
+                    group.members.count <= options.consumerGroupMaxSize, s.memberBytes + group.memberBytes <= options.membersMaxBytes
                 else {
                     notRestored += 1
                     continue
                 }
-                s.setClassic(group, id: id)
-                recordedMemberships.restored(id, generation: record.generation, protocolType: record.protocolType)
+                // Members without a client host were in this process (embedded): gone with it.
+                for (memberId, member) in group.members where member.clientHost.isEmpty { group.remove(memberId) }
+                guard !group.isEmpty else {
+                    notRestored += 1
+                    continue
+                }
+                s.setConsumer(group, id: id)
+                recordedMemberships.restored(id, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature)
                 restored += 1
             }
             return (restored, notRestored)
@@ -175,12 +198,36 @@ extension GroupCoordinator {
     }
 
     /// `restoreGroups`, said in the log.
-    func restoreGroupsAndSay() {
-        let (restored, notRestored) = restoreGroups()
+    func restoreGroupsAndSay(catalog: TopicCatalog, topicName: (UUID) -> String?) {
+        let (restored, notRestored) = restoreGroups(catalog: catalog, topicName: topicName)
         guard restored + notRestored > 0 else { return }
         logger?.info(
-            "classic groups restored from __consumer_offsets: their members go on with their ids and generation, or expire with their sessions (groups not restored start empty: their members were all in this process, or are too many, or pass group.members.max.bytes, or were written without subscriptions)",
+            "groups restored from __consumer_offsets: their members go on with their ids and generation or epoch, or expire with their sessions (groups not restored start empty: their members were all in this process, or are too many, or pass group.members.max.bytes, or were written without subscriptions)",
             metadata: ["groups": "\(restored)", "not_restored": "\(notRestored)"])
+    }
+
+    /// What `RecordedMemberships` names consumer-protocol groups' records by.
+    static let consumerProtocolType = "consumer (KIP-848)"
+
+    /// Sends a consumer-protocol group's records to the writer when it is Stable at an epoch
+    /// (or with members) not recorded yet, or has just become Empty: what a restart restores
+    /// (`ConsumerGroup.init(restoring:)`). Kafka writes each change as it happens; the states in
+    /// between are not written here, so a crash during a reconciliation restores the last
+    /// Stable one, and members that had moved on are fenced (FENCED_MEMBER_EPOCH) and rejoin.
+    /// A static member's new instance takes its place without a new epoch: the member ids are
+    /// part of what is compared (`ConsumerGroupSnapshot.signature`), or a restart would bring
+    /// back the old instance and refuse the new one (UNRELEASED_INSTANCE_ID, fatal in clients).
+    /// Called under `state`, so records leave in the order of the changes.
+    func noteConsumerMembership(_ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?) {
+        guard group.state == .stable || (group.isEmpty && group.groupEpoch > 0) else { return }
+        guard let snapshot = group.snapshot(topicId: topicId) else { return }
+        let previous = recordedMemberships.last(of: group.groupId)
+        guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != snapshot.epoch
+            || previous?.signature != snapshot.signature
+        else { return }
+        let life = recordedMemberships.set(
+            group.groupId, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature)
+        send(PendingMembership(group: group.groupId, record: .consumer(snapshot), life: life, whenWritten: nil))
     }
 
     /// Sends the group's membership record to the writer when the group has just reached a
@@ -202,13 +249,19 @@ extension GroupCoordinator {
         let life = recordedMemberships.set(group.groupId, generation: group.generationId, protocolType: protocolType)
         var record = group.membershipRecord(protocolType: protocolType)
         record.currentStateTimestampMs = wallClock()
-        switch membershipRecords.yield(PendingMembership(group: group.groupId, record: record, life: life, whenWritten: whenWritten)) {
+        return send(PendingMembership(group: group.groupId, record: .classic(record), life: life, whenWritten: whenWritten))
+    }
+
+    /// Hands a record to the writer; false when it has stopped (the broker is closing).
+    @discardableResult
+    private func send(_ pending: PendingMembership) -> Bool {
+        switch membershipRecords.yield(pending) {
         case .dropped(let oldest):
             recordedMemberships.passed(oldest.group, life: oldest.life)
             oldest.whenWritten?(false)
             return true
         case .terminated:
-            recordedMemberships.passed(group.groupId, life: life)
+            recordedMemberships.passed(pending.group, life: pending.life)
             return false
         default:
             return true
@@ -220,14 +273,20 @@ extension GroupCoordinator {
 /// the group's life it was sent in (`RecordedMemberships`) and, for a client answered only
 /// once its record is in the log, what answers it (true: appended; false: not written).
 struct PendingMembership: Sendable {
+    enum Records: Sendable {
+        case classic(GroupMembershipRecord)
+        case consumer(ConsumerGroupSnapshot)
+    }
     var group: String
-    var record: GroupMembershipRecord
+    var record: Records
     var life: UInt64
     var whenWritten: (@Sendable (Bool) -> Void)?
 }
 
-/// Per classic group, the generation of the last membership record sent to the writer, the
-/// protocol type it named (an Empty group's record names the type it last had), and the group's
+/// Per group, the generation (a consumer-protocol group's epoch) of the last membership records
+/// sent to the writer, the protocol type they named (an Empty group's record names the type it
+/// last had; a consumer-protocol group's, `GroupCoordinator.consumerProtocolType`), a consumer
+/// group's member ids (`ConsumerGroupSnapshot.signature`), and the group's
 /// *life*: a number given when its first record is sent, which ends when the group is deleted
 /// (DeleteGroups writes its membership tombstone).
 ///
@@ -245,20 +304,21 @@ final class RecordedMemberships: Sendable {
         /// Nil once retired: the group's next record is its next life's first in all but name.
         var generation: Int32?
         var protocolType: String?
+        var signature: Int = 0
         var life: UInt64
         /// Records sent in this life that the writer has not passed yet.
         var pending: Int
     }
     private let state = Mutex<(entries: [String: Entry], lives: UInt64)>(([:], 0))
 
-    func last(of group: String) -> (generation: Int32, protocolType: String)? {
+    func last(of group: String) -> (generation: Int32, protocolType: String, signature: Int)? {
         state.withLock { s in
-            s.entries[group].flatMap { entry in entry.generation.map { ($0, entry.protocolType ?? "") } }
+            s.entries[group].flatMap { entry in entry.generation.map { ($0, entry.protocolType ?? "", entry.signature) } }
         }
     }
 
     /// Notes a record sent; returns the group's life.
-    func set(_ group: String, generation: Int32, protocolType: String) -> UInt64 {
+    func set(_ group: String, generation: Int32, protocolType: String, signature: Int = 0) -> UInt64 {
         state.withLock { s in
             var entry: Entry
             if let existing = s.entries[group] {
@@ -269,6 +329,7 @@ final class RecordedMemberships: Sendable {
             }
             entry.generation = generation
             entry.protocolType = protocolType
+            entry.signature = signature
             entry.pending += 1
             s.entries[group] = entry
             return entry.life
@@ -277,10 +338,10 @@ final class RecordedMemberships: Sendable {
 
     /// A group brought back from its record at a restart (`GroupCoordinator.restore`): its
     /// next record is written only for a new generation.
-    func restored(_ group: String, generation: Int32, protocolType: String) {
+    func restored(_ group: String, generation: Int32, protocolType: String, signature: Int = 0) {
         state.withLock { s in
             s.lives += 1
-            s.entries[group] = Entry(generation: generation, protocolType: protocolType, life: s.lives, pending: 0)
+            s.entries[group] = Entry(generation: generation, protocolType: protocolType, signature: signature, life: s.lives, pending: 0)
         }
     }
 

@@ -1,0 +1,250 @@
+import Foundation
+import TestSupport
+import Testing
+import TidemarkStorage
+
+@testable import Tidemark
+
+/// Consumer-protocol groups (KIP-848) written to `__consumer_offsets` in Kafka's record layouts
+/// (`ConsumerGroupSnapshot`) and brought back when the broker restarts
+/// (`ConsumerGroup.init(restoring:)`): members go on at their epochs with their partitions.
+@Suite struct ConsumerGroupRestoreTests {
+    static func heartbeat(
+        _ broker: Broker, _ member: String = "", epoch: Int32 = 0, instance: String? = nil, topics: [String]? = ["t"],
+        owned: [TopicPartition]? = nil, host: String = "/10.0.0.1"
+    ) -> ConsumerHeartbeatResult {
+        broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(
+                groupId: "orders", memberId: member, memberEpoch: epoch, instanceId: instance, rebalanceTimeoutMs: 5_000,
+                subscribedTopicNames: topics, ownedPartitions: owned, clientId: "worker", clientHost: host))
+    }
+
+    /// Heartbeats each member (reporting what it was given) until the group is Stable; returns
+    /// each member's epoch and partitions.
+    static func settle(
+        _ broker: Broker, _ members: [String: (epoch: Int32, owned: [TopicPartition])], instances: [String: String] = [:],
+        hosts: [String: String] = [:]
+    ) -> [String: (epoch: Int32, owned: [TopicPartition])] {
+        var members = members
+        for _ in 0..<10 {
+            for (id, held) in members {
+                let answer = heartbeat(
+                    broker, id, epoch: held.epoch, instance: instances[id], topics: nil, owned: held.owned, host: hosts[id] ?? "/10.0.0.1")
+                #expect(answer.error == nil, "\(answer.errorMessage ?? "")")
+                members[id] = (answer.memberEpoch, answer.assignment ?? held.owned)
+            }
+            if broker.groups.describeConsumerGroup("orders")?.state == .stable { break }
+        }
+        #expect(broker.groups.describeConsumerGroup("orders")?.state == .stable)
+        return members
+    }
+
+    /// Waits for the writer to have written the group's records with these member ids.
+    static func waitForSnapshot(_ broker: Broker, members: Set<String>) async throws -> ConsumerGroupSnapshot {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let records = broker.groups.store.memberships.withLock { $0["orders"]?.records }
+            if let snapshot = records.flatMap({ ConsumerGroupSnapshot(group: "orders", records: $0) }),
+                Set(snapshot.members.map(\.memberId)) == members
+            {
+                return snapshot
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TidemarkError(.timedOut, "no records of \(members)")
+    }
+
+    /// The records' bytes are Kafka's: keys with the record type as version and i16 strings,
+    /// values flexible version 0 (compact strings and arrays, empty tagged fields), and they
+    /// read back as the snapshot they came from.
+    @Test func layoutIsKafkasConsumerGroupRecords() throws {
+        let topic = UUID(uuid: (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16))
+        let snapshot = ConsumerGroupSnapshot(
+            epoch: 7, assignmentEpoch: 7,
+            members: [
+                .init(
+                    memberId: "m", instanceId: nil, rackId: "r", clientId: "c", clientHost: "/h", subscribedTopicNames: ["t"],
+                    subscribedTopicRegex: nil, rebalanceTimeoutMs: 300, serverAssignor: "uniform", memberEpoch: 7, previousMemberEpoch: 6,
+                    state: 0, assigned: [.init(topicId: topic, partitions: [0, 2])], pendingRevocation: [],
+                    target: [.init(topicId: topic, partitions: [0, 2])])
+            ])
+        let records = snapshot.records(group: "g")
+        #expect(records.map(\.key) == [
+            [0, 3, 0, 1, 0x67],
+            [0, 6, 0, 1, 0x67],
+            [0, 5, 0, 1, 0x67, 0, 1, 0x6D],
+            [0, 7, 0, 1, 0x67, 0, 1, 0x6D],
+            [0, 8, 0, 1, 0x67, 0, 1, 0x6D],
+        ])
+        let uuid = Array(1...16).map(UInt8.init)
+        #expect(records[0].value == [0, 0, 0, 0, 0, 7, 0])
+        #expect(records[1].value == [0, 0, 0, 0, 0, 7, 0])
+        // instance null, rack "r", client "c", host "/h", names ["t"], regex null, timeout 300,
+        // assignor "uniform", no tagged fields.
+        #expect(records[2].value == [0, 0, 0, 2, 0x72, 2, 0x63, 3, 0x2F, 0x68, 2, 2, 0x74, 0, 0, 0, 1, 0x2C, 8] + Array("uniform".utf8) + [0])
+        #expect(records[3].value == [0, 0, 2] + uuid + [3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0])
+        #expect(records[4].value == [0, 0, 0, 0, 0, 7, 0, 0, 0, 6, 0, 2] + uuid + [3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0])
+        let read = ConsumerGroupSnapshot(group: "g", records: Dictionary(uniqueKeysWithValues: records.map { ($0.key, $0.value) }))
+        #expect(read == snapshot)
+        // A member without all three of its records is not a whole snapshot; tagged fields a
+        // later Kafka adds are skipped.
+        #expect(ConsumerGroupSnapshot(group: "g", records: Dictionary(uniqueKeysWithValues: records.dropLast().map { ($0.key, $0.value) })) == nil)
+        var tagged = Dictionary(uniqueKeysWithValues: records.map { ($0.key, $0.value) })
+        tagged[records[0].key] = [0, 0, 0, 0, 0, 7, 1, 5, 2, 0xAA, 0xBB]
+        #expect(ConsumerGroupSnapshot(group: "g", records: tagged) == snapshot)
+    }
+
+    /// After a restart (a clean one here; a kill -9 in Tests/interop/test_consumer_protocol.py)
+    /// the group is Stable at its epoch: heartbeats and commits with the members' ids and epochs
+    /// succeed and change nothing (they got UNKNOWN_MEMBER_ID, and every consumer rejoined from
+    /// nothing), and a member that never comes back expires with its session.
+    @Test func membersGoOnAcrossARestart() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.consumerSessionTimeoutMs = 10_000
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 4)
+        let a = Self.heartbeat(broker)
+        let b = Self.heartbeat(broker)
+        let held = Self.settle(broker, [a.memberId: (a.memberEpoch, []), b.memberId: (b.memberEpoch, [])])
+        let before = try #require(broker.groups.describeConsumerGroup("orders"))
+        let snapshot = try await Self.waitForSnapshot(broker, members: [a.memberId, b.memberId])
+        #expect(snapshot.epoch == before.groupEpoch && snapshot.assignmentEpoch == before.assignmentEpoch)
+        try await broker.close()
+
+        clock.advance(5_000)
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        var after = try #require(broker.groups.describeConsumerGroup("orders"))
+        // (Members come back in member id order: Kafka's records keep no join order.)
+        let joinOrder = before.members.map(\.memberId)
+        after.members.sort { x, y in joinOrder.firstIndex(of: x.memberId)! < joinOrder.firstIndex(of: y.memberId)! }
+        #expect(after == before)
+        for (id, (epoch, owned)) in held {
+            let answer = Self.heartbeat(broker, id, epoch: epoch, topics: nil, owned: owned)
+            #expect(answer.error == nil && answer.memberEpoch == epoch)
+            #expect(answer.assignment == nil, "nothing new to tell")
+            #expect(try await broker.groups.commitOffsets(
+                groupId: "orders", memberId: id, generationId: epoch, offsets: [owned[0]: CommittedOffset(offset: 3)]) == nil)
+        }
+        // Only `a` goes on; `b` never comes back and expires, and `a` is given its partitions.
+        clock.advance(6_000)
+        #expect(Self.heartbeat(broker, a.memberId, epoch: held[a.memberId]!.epoch, topics: nil, owned: held[a.memberId]!.owned).error == nil)
+        clock.advance(6_000)
+        await broker.groups.tick()
+        #expect(broker.groups.describeConsumerGroup("orders")?.members.map(\.memberId) == [a.memberId])
+        let alone = Self.settle(broker, [a.memberId: held[a.memberId]!])
+        #expect(alone[a.memberId]?.owned.count == 4)
+        try await broker.close()
+    }
+
+    /// What is written is the last Stable state: a member that moved on since (a new epoch not
+    /// written before the stop) is fenced and rejoins, as Kafka fences a stale epoch; a group
+    /// whose last member left is not brought back; members that were in this process (no client
+    /// host: the embedded API) are left out; a group over `group.consumer.max.size` starts empty.
+    @Test func whatIsNotAStableGroupIsNotBroughtBack() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 2)
+        let a = Self.heartbeat(broker)
+        let held = Self.settle(broker, [a.memberId: (a.memberEpoch, [])])
+        _ = try await Self.waitForSnapshot(broker, members: [a.memberId])
+        // A second member joins: the group moves to a new epoch, Reconciling, not written.
+        let b = Self.heartbeat(broker)
+        #expect(b.error == nil && broker.groups.describeConsumerGroup("orders")?.state != .stable)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeConsumerGroup("orders")?.members.map(\.memberId) == [a.memberId])
+        #expect(Self.heartbeat(broker, b.memberId, epoch: b.memberEpoch, topics: nil).error == .unknownMemberId)
+        #expect(Self.heartbeat(broker, a.memberId, epoch: held[a.memberId]!.epoch, topics: nil, owned: held[a.memberId]!.owned).error == nil)
+        // The last member leaves: the Empty group's records say so, and it stays empty, listed
+        // with its offsets as the consumer group it was (it was listed as classic).
+        #expect(try await broker.groups.commitOffsets(
+            groupId: "orders", memberId: a.memberId, generationId: held[a.memberId]!.epoch,
+            offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == nil)
+        #expect(Self.heartbeat(broker, a.memberId, epoch: -1, topics: nil).error == nil)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while broker.groups.store.memberships.withLock({ $0["orders"]?.hasMembers(group: "orders") ?? true }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeConsumerGroup("orders") == nil)
+        #expect(broker.groups.listGroups().filter { $0.groupId == "orders" }.map(\.type) == [.consumer])
+
+        // Embedded members are left out; a group with only them starts empty.
+        let embedded = Self.heartbeat(broker, host: "")
+        let remote = Self.heartbeat(broker)
+        _ = Self.settle(
+            broker, [embedded.memberId: (embedded.memberEpoch, []), remote.memberId: (remote.memberEpoch, [])], hosts: [embedded.memberId: ""])
+        _ = try await Self.waitForSnapshot(broker, members: [embedded.memberId, remote.memberId])
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeConsumerGroup("orders")?.members.map(\.memberId) == [remote.memberId])
+        try await broker.close()
+
+        opts.groups.consumerGroupMaxSize = 0
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeConsumerGroup("orders") == nil)
+        try await broker.close()
+    }
+
+    /// A static member's new instance takes its place at the same group epoch: that is written
+    /// too (the member ids changed), so after a restart the new instance goes on; the old one's
+    /// id would have been brought back, and the new instance refused for good
+    /// (UNRELEASED_INSTANCE_ID, fatal in librdkafka).
+    @Test func aStaticMembersNewInstanceIsWritten() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 2)
+        let first = Self.heartbeat(broker, "old-instance", instance: "pod-1")
+        let held = Self.settle(broker, [first.memberId: (first.memberEpoch, [])], instances: [first.memberId: "pod-1"])
+        let epoch = try #require(broker.groups.describeConsumerGroup("orders")?.groupEpoch)
+        _ = try await Self.waitForSnapshot(broker, members: ["old-instance"])
+        #expect(Self.heartbeat(broker, "old-instance", epoch: ConsumerGroup.leftForNowEpoch, instance: "pod-1", topics: nil).error == nil)
+        let second = Self.heartbeat(broker, "new-instance", instance: "pod-1")
+        #expect(second.error == nil)
+        let now = Self.settle(broker, ["new-instance": (second.memberEpoch, [])], instances: ["new-instance": "pod-1"])
+        #expect(broker.groups.describeConsumerGroup("orders")?.groupEpoch == epoch)
+        #expect(now["new-instance"]?.owned.count == held[first.memberId]?.owned.count)
+        _ = try await Self.waitForSnapshot(broker, members: ["new-instance"])
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let answer = Self.heartbeat(broker, "new-instance", epoch: now["new-instance"]!.epoch, instance: "pod-1", topics: nil, owned: now["new-instance"]!.owned)
+        #expect(answer.error == nil)
+        try await broker.close()
+    }
+
+    /// The target is checked against the topics at the restart: partitions added after the
+    /// last written state (here, by a change the group never reached Stable after) move the
+    /// group epoch on, and the members are given them at their next heartbeats. A topic deleted
+    /// meanwhile takes its partitions out (they are named by topic id).
+    @Test func topicsChangedSinceTheRecordsMoveTheEpochOn() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 2)
+        try await broker.createTopic("u", partitions: 1)
+        let a = Self.heartbeat(broker, topics: ["t", "u"])
+        let held = Self.settle(broker, [a.memberId: (a.memberEpoch, [])])
+        let epoch = try #require(broker.groups.describeConsumerGroup("orders")?.groupEpoch)
+        _ = try await Self.waitForSnapshot(broker, members: [a.memberId])
+        try await broker.createPartitions(topic: "t", count: 3)
+        try await broker.deleteTopic("u")
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let restored = try #require(broker.groups.describeConsumerGroup("orders"))
+        #expect(restored.groupEpoch == epoch + 1)
+        #expect(restored.members.first?.assignment == [TopicPartition("t", 0), TopicPartition("t", 1)])
+        let answer = Self.heartbeat(broker, a.memberId, epoch: held[a.memberId]!.epoch, topics: nil, owned: [TopicPartition("t", 0), TopicPartition("t", 1)])
+        #expect(answer.error == nil && answer.memberEpoch == epoch + 1)
+        #expect(answer.assignment == [TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)])
+        try await broker.close()
+    }
+}

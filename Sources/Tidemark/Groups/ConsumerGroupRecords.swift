@@ -182,11 +182,13 @@ struct ConsumerGroupSnapshot: Sendable, Equatable {
 
     /// The member ids and epochs, hashed: what tells two snapshots at one group epoch apart (a
     /// static member's new instance takes its place without a new epoch).
-    var signature: Int {
+    var signature: Int { Self.signature(members.map { ($0.memberId, $0.memberEpoch) }) }
+
+    static func signature(_ members: [(id: String, epoch: Int32)]) -> Int {
         var hasher = Hasher()
-        for member in members.sorted(by: { $0.memberId < $1.memberId }) {
-            hasher.combine(Array(member.memberId.utf8))
-            hasher.combine(member.memberEpoch)
+        for member in members.sorted(by: { $0.id < $1.id }) {
+            hasher.combine(Array(member.id.utf8))
+            hasher.combine(member.epoch)
         }
         return hasher.finalize()
     }

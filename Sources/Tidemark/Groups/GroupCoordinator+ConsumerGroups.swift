@@ -87,7 +87,11 @@ extension GroupCoordinator {
             }
             if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) {
                 s.setConsumer(group, id: request.groupId)
-                noteConsumerMembership(group, &s, topicId: catalog.topicId)
+                // A join, a leave, a new epoch or assignment, or a refusal (which may have
+                // removed the member) may have made the group Stable or Empty.
+                if request.memberEpoch <= 0 || result.error != nil || result.memberEpoch != request.memberEpoch || result.assignment != nil {
+                    noteConsumerMembership(group, &s, topicId: catalog.topicId)
+                }
             }
             return result
         }

@@ -217,14 +217,17 @@ extension GroupCoordinator {
     /// A static member's new instance takes its place without a new epoch: the member ids are
     /// part of what is compared (`ConsumerGroupSnapshot.signature`), or a restart would bring
     /// back the old instance and refuse the new one (UNRELEASED_INSTANCE_ID, fatal in clients).
-    /// Called under `state`, so records leave in the order of the changes.
+    /// Called under `state`, so records leave in the order of the changes, after heartbeats
+    /// that changed something (a steady member's heartbeat every few seconds does not come
+    /// here: a group of 1,000 members would hash them all 200 times a second).
     func noteConsumerMembership(_ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?) {
         guard group.state == .stable || (group.isEmpty && group.groupEpoch > 0) else { return }
-        guard let snapshot = group.snapshot(topicId: topicId) else { return }
+        let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) })
         let previous = recordedMemberships.last(of: group.groupId)
-        guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != snapshot.epoch
-            || previous?.signature != snapshot.signature
+        guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch
+            || previous?.signature != signature
         else { return }
+        guard let snapshot = group.snapshot(topicId: topicId) else { return }
         let life = recordedMemberships.set(
             group.groupId, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature)
         send(PendingMembership(group: group.groupId, record: .consumer(snapshot), life: life, whenWritten: nil))

@@ -347,6 +347,13 @@ import Testing
         #expect(group.validateCommit(memberId: "a", memberEpoch: a.epoch - 1) == .staleMemberEpoch)
         #expect(group.validateCommit(memberId: "b", memberEpoch: 1) == .unknownMemberId)
         #expect(group.validateCommit(memberId: "", memberEpoch: -1) == .unknownMemberId)  // not while it has members
+        #expect(group.validateCommit(memberId: "x", memberEpoch: -1) == .unknownMemberId)
+        // Once empty, a commit from outside group management goes through whatever member id
+        // it names (librdkafka's assign() + commit() sends its own), as in Kafka.
+        group.remove("a")
+        #expect(group.validateCommit(memberId: "a", memberEpoch: -1) == nil)
+        #expect(group.validateCommit(memberId: "", memberEpoch: -1) == nil)
+        #expect(group.validateCommit(memberId: "a", memberEpoch: 1) == .unknownMemberId)
     }
 
     /// Random joins, leaves and heartbeat orders: never two owners, and once heartbeats

@@ -653,10 +653,14 @@ struct ConsumerGroup: Sendable {
 
     // MARK: Offsets
 
-    /// OffsetCommit from this group: a member at its current epoch, or (no member id, epoch
-    /// < 0) an administrative commit while the group is empty.
+    /// OffsetCommit from this group: a member at its current epoch, or (epoch < 0) a commit
+    /// from outside group management while the group is empty, whatever member id it names, as
+    /// Kafka's `ConsumerGroup.validateOffsetCommit` takes it (librdkafka's consumers with
+    /// `group.protocol=consumer` send their own member id with `assign()` and `commit()`: they
+    /// were refused UNKNOWN_MEMBER_ID until the empty group was dropped).
     func validateCommit(memberId: String, memberEpoch: Int32) -> TidemarkError.Code? {
-        if memberId.isEmpty && memberEpoch < 0 { return members.isEmpty ? nil : .unknownMemberId }
+        if memberEpoch < 0 && members.isEmpty { return nil }
+        if memberId.isEmpty && memberEpoch < 0 { return .unknownMemberId }
         guard let member = members[memberId] else { return .unknownMemberId }
         return memberEpoch == member.memberEpoch ? nil : .staleMemberEpoch
     }

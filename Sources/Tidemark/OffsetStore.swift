@@ -284,8 +284,10 @@ public final class OffsetStore: Sendable {
     }
 
     /// Appends a consumer-protocol group's records (`ConsumerGroupSnapshot`), as
-    /// `recordMembership` does a classic group's; not written past `maxMembershipRecordBytes`
-    /// in all (the group then starts empty after a restart, as every such group did before).
+    /// `recordMembership` does a classic group's. Past `maxMembershipRecordBytes` in all, its
+    /// earlier records are tombstoned instead (and the error thrown, to be logged): the group
+    /// then starts empty after a restart, as every such group did before, rather than come back
+    /// as it was before, its members since fenced and those gone held as owners.
     @discardableResult
     func recordMembership(group: String, _ snapshot: ConsumerGroupSnapshot, if current: @escaping @Sendable () -> Bool = { true }) async throws
         -> Bool
@@ -293,14 +295,16 @@ public final class OffsetStore: Sendable {
         let records = snapshot.records(group: group)
         let bytes = records.reduce(0) { $0 + $1.key.count + $1.value.count + 16 }
         guard bytes <= Self.maxMembershipRecordBytes else {
-            throw TidemarkError(.storage, "records of \(snapshot.members.count) members over \(Self.maxMembershipRecordBytes) bytes")
+            try await recordMembership(group: group, [], isEmpty: true, if: current)
+            throw TidemarkError(.storage, "records of \(snapshot.members.count) members over \(Self.maxMembershipRecordBytes) bytes: earlier ones deleted")
         }
         return try await recordMembership(group: group, records, isEmpty: snapshot.members.isEmpty, if: current)
     }
 
     /// Appends a group's membership records in one batch, with tombstones for its earlier
     /// records these do not replace (members gone; a classic group's record once it is a
-    /// consumer group, and the other way round), all or nothing.
+    /// consumer group, and the other way round), all or nothing. No records: tombstones only.
+    @discardableResult
     private func recordMembership(
         group: String, _ records: [(key: [UInt8], value: [UInt8])], isEmpty: Bool, if current: @escaping @Sendable () -> Bool
     ) async throws -> Bool {
@@ -313,13 +317,14 @@ public final class OffsetStore: Sendable {
                     return Result {
                         let written = Dictionary(records, uniquingKeysWith: { _, last in last })
                         let replaced = memberships.withLock { $0[group]?.records.keys.filter { written[$0] == nil } } ?? []
+                        if records.isEmpty && replaced.isEmpty { return false }
                         var builder = RecordBatchBuilder()
                         for (key, value) in records { builder.append(timestamp: now, key: key, value: value) }
                         for key in replaced { builder.append(timestamp: now, key: key, value: nil) }
                         let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
                         partition.notifier.notify(newEnd: info.lastOffset + 1)
                         memberships.withLock {
-                            $0[group] = Membership(records: written, timestampMs: now, emptySinceMs: isEmpty ? now : nil)
+                            $0[group] = written.isEmpty ? nil : Membership(records: written, timestampMs: now, emptySinceMs: isEmpty ? now : nil)
                         }
                         return true
                     }

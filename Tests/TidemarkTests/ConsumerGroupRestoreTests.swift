@@ -220,6 +220,62 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A static member that left for now (epoch -2, a restarting instance) is written so: after
+    /// a broker restart its next instance takes its place with its partitions. (Written only once
+    /// Stable, the old member came back at its epoch and the new instance was refused
+    /// UNRELEASED_INSTANCE_ID, fatal in librdkafka, until the old one's session ran out.)
+    @Test func aStaticMemberThatLeftForNowIsWritten() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 2)
+        let first = Self.heartbeat(broker, "old-instance", instance: "pod-1")
+        let held = Self.settle(broker, [first.memberId: (first.memberEpoch, [])], instances: [first.memberId: "pod-1"])
+        #expect(Self.heartbeat(broker, "old-instance", epoch: ConsumerGroup.leftForNowEpoch, instance: "pod-1", topics: nil).error == nil)
+        let deadline = ContinuousClock.now + .seconds(10)
+        func leftWritten() -> Bool {
+            broker.groups.store.memberships.withLock { $0["orders"] }.flatMap { ConsumerGroupSnapshot(group: "orders", records: $0.records) }?
+                .members.first?.memberEpoch == ConsumerGroup.leftForNowEpoch
+        }
+        while !leftWritten() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(leftWritten())
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let next = Self.heartbeat(broker, "new-instance", instance: "pod-1")
+        #expect(next.error == nil)
+        let now = Self.settle(broker, ["new-instance": (next.memberEpoch, [])], instances: ["new-instance": "pod-1"])
+        #expect(now["new-instance"]?.owned.sorted(by: ServerAssignor.partitionOrder) == held[first.memberId]?.owned.sorted(by: ServerAssignor.partitionOrder))
+        try await broker.close()
+    }
+
+    /// A group whose records would pass 1 MiB is not written; its earlier records are deleted,
+    /// so a restart starts it empty (it brought back the older group: members since then fenced,
+    /// members gone since held as owners until their sessions ran out).
+    @Test func aGroupTooLargeToWriteStartsEmpty() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 2)
+        let a = Self.heartbeat(broker)
+        _ = Self.settle(broker, [a.memberId: (a.memberEpoch, [])])
+        _ = try await Self.waitForSnapshot(broker, members: [a.memberId])
+        // A second member subscribing to 9,000 names of 200 bytes: about 1.8 MB of records.
+        let names = (0..<9_000).map { "missing-\(String(repeating: "x", count: 180))-\($0)" } + ["t"]
+        let b = Self.heartbeat(broker, topics: names)
+        #expect(b.error == nil)
+        _ = Self.settle(broker, [a.memberId: (a.memberEpoch, [TopicPartition("t", 0), TopicPartition("t", 1)]), b.memberId: (b.memberEpoch, [])])
+        let deadline = ContinuousClock.now + .seconds(10)
+        while broker.groups.store.memberships.withLock({ $0["orders"] != nil }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(broker.groups.store.memberships.withLock { $0["orders"] } == nil)
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeConsumerGroup("orders") == nil)
+        try await broker.close()
+    }
+
     /// The target is checked against the topics at the restart: partitions added after the
     /// last written state (here, by a change the group never reached Stable after) move the
     /// group epoch on, and the members are given them at their next heartbeats. A topic deleted

@@ -204,9 +204,13 @@ struct ConsumerGroup: Sendable {
     /// on and members reconcile at their next heartbeats, as after any metadata change. Nil
     /// for a snapshot without members, with a member state Kafka does not write, or with a
     /// pattern that cannot be matched within its budget.
-    init?(restoring snapshot: ConsumerGroupSnapshot, groupId: String, catalog: TopicCatalog, topicName: (UUID) -> String?, nowMs: Int64) {
+    init?(
+        restoring snapshot: ConsumerGroupSnapshot, groupId: String, catalog: TopicCatalog, topicName: (UUID) -> String?, nowMs: Int64,
+        sessionTimeoutMs: Int64
+    ) {
         guard !snapshot.members.isEmpty else { return nil }
         self.groupId = groupId
+        self.sessionTimeoutMs = sessionTimeoutMs
         func resolve(_ topics: [ConsumerGroupSnapshot.TopicPartitions]) -> Set<TopicPartition> {
             var set: Set<TopicPartition> = []
             for topic in topics {
@@ -232,7 +236,12 @@ struct ConsumerGroup: Sendable {
             memberOrder.append(member.memberId)
             target[member.memberId] = resolve(saved.target)
             if let instanceId = member.instanceId { staticMembers[instanceId] = member.memberId }
-            for tp in member.assigned.union(member.pendingRevocation) { owners[tp] = member.memberId }
+            // Records that give a partition two owners, or name one no topic has, are damaged:
+            // the group starts empty rather than hand a partition out twice.
+            for tp in member.assigned.union(member.pendingRevocation) {
+                guard owners[tp] == nil, tp.partition >= 0, tp.partition < catalog.partitionCount(tp.topic) ?? 0 else { return nil }
+                owners[tp] = member.memberId
+            }
         }
         for pattern in usedPatterns {
             guard case .success(let matched) = TopicPatternCache.matchNew(pattern, catalog: catalog) else { return nil }
@@ -291,6 +300,15 @@ struct ConsumerGroup: Sendable {
         if groupEpoch > assignmentEpoch { return .assigning }
         if members.values.contains(where: { $0.memberEpoch != assignmentEpoch || $0.state != .stable }) { return .reconciling }
         return .stable
+    }
+
+    /// Stable but for static members that left for now (epoch -2, their partitions kept for
+    /// their next instance): a state worth writing (`GroupCoordinator.noteConsumerMembership`),
+    /// as Kafka writes such a member's epoch, or a restart would bring the member back as it was
+    /// and refuse its next instance (UNRELEASED_INSTANCE_ID).
+    var isSettled: Bool {
+        !members.isEmpty && groupEpoch == assignmentEpoch
+            && members.values.allSatisfy { ($0.memberEpoch == assignmentEpoch && $0.state == .stable) || $0.memberEpoch == Self.leftForNowEpoch }
     }
 
     /// The topics some member subscribes to by name (for OffsetDelete's check).

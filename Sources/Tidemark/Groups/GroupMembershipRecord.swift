@@ -177,7 +177,9 @@ extension GroupCoordinator {
                     continue
                 }
                 guard let snapshot = ConsumerGroupSnapshot(group: id, records: membership.records), Self.validGroupId(id),
-                    var group = ConsumerGroup(restoring: snapshot, groupId: id, catalog: catalog, topicName: topicName, nowMs: now),
+                    var group = ConsumerGroup(
+                        restoring: snapshot, groupId: id, catalog: catalog, topicName: topicName, nowMs: now,
+                        sessionTimeoutMs: consumerSettings(id).sessionTimeoutMs),
                     group.members.count <= options.consumerGroupMaxSize, s.memberBytes + group.memberBytes <= options.membersMaxBytes
                 else {
                     notRestored += 1
@@ -209,8 +211,9 @@ extension GroupCoordinator {
     /// What `RecordedMemberships` names consumer-protocol groups' records by.
     static let consumerProtocolType = "consumer (KIP-848)"
 
-    /// Sends a consumer-protocol group's records to the writer when it is Stable at an epoch
-    /// (or with members) not recorded yet, or has just become Empty: what a restart restores
+    /// Sends a consumer-protocol group's records to the writer when it is Stable (but for static
+    /// members that left for now: `ConsumerGroup.isSettled`) at an epoch (or with members, or
+    /// member epochs) not recorded yet, or has just become Empty: what a restart restores
     /// (`ConsumerGroup.init(restoring:)`). Kafka writes each change as it happens; the states in
     /// between are not written here, so a crash during a reconciliation restores the last
     /// Stable one, and members that had moved on are fenced (FENCED_MEMBER_EPOCH) and rejoin.
@@ -221,7 +224,7 @@ extension GroupCoordinator {
     /// that changed something (a steady member's heartbeat every few seconds does not come
     /// here: a group of 1,000 members would hash them all 200 times a second).
     func noteConsumerMembership(_ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?) {
-        guard group.state == .stable || (group.isEmpty && group.groupEpoch > 0) else { return }
+        guard group.isSettled || (group.isEmpty && group.groupEpoch > 0) else { return }
         let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) })
         let previous = recordedMemberships.last(of: group.groupId)
         guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch

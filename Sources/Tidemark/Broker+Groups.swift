@@ -28,10 +28,13 @@ extension Broker {
 
     /// The topics consumer-protocol groups are assigned from: every topic but the internal ones.
     var groupCatalog: TopicCatalog {
+        // Looked up without a thrown error for names that are not topics: a group may
+        // subscribe to many (internal topics are not in the registry's `topics`).
         TopicCatalog(
-            partitionCount: { [self] name in isInternalTopic(name) ? nil : try? partitionCount(of: name) },
+            partitionCount: { [self] name in registry.withLock { $0.isClosed ? nil : $0.topics[name]?.slots.count } },
             topicNames: { [self] in listTopics() },
-            topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) })
+            topicId: { [self] name in registry.withLock { $0.topics[name]?.id } },
+            generation: { [self] in registry.withLock { $0.generation } })
     }
 
     /// DeleteGroups: deletes each group that has no members, with what is kept for it

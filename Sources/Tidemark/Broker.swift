@@ -101,7 +101,9 @@ public final class Broker: Sendable {
     let producerBoundWarnedAt = Atomic<UInt64>(0)
 
     struct Registry: Sendable {
-        var topics: [String: TopicState] = [:]
+        var topics: [String: TopicState] = [:] { didSet { generation &+= 1 } }
+        /// Moves with every change of `topics` (consumer groups re-read their topics then).
+        var generation: UInt64 = 0
         /// Topic ids of the topics above.
         var names: [UUID: String] = [:]
         /// Deleted topics whose directories may not all be gone (a rename failed), with their

@@ -295,10 +295,17 @@ public final class OffsetStore: Sendable {
         let records = snapshot.records(group: group)
         let bytes = records.reduce(0) { $0 + $1.key.count + $1.value.count + 16 }
         guard bytes <= Self.maxMembershipRecordBytes else {
-            try await recordMembership(group: group, [], isEmpty: true, if: current)
+            // Said once, when the records there were are deleted.
+            guard try await forgetMembership(group: group, if: current) else { return false }
             throw TidemarkError(.storage, "records of \(snapshot.members.count) members over \(Self.maxMembershipRecordBytes) bytes: earlier ones deleted")
         }
         return try await recordMembership(group: group, records, isEmpty: snapshot.members.isEmpty, if: current)
+    }
+
+    /// Tombstones a group's membership records (one too large to write: it starts empty after
+    /// a restart rather than as it was before); false when it had none.
+    func forgetMembership(group: String, if current: @escaping @Sendable () -> Bool = { true }) async throws -> Bool {
+        try await recordMembership(group: group, [], isEmpty: true, if: current)
     }
 
     /// Appends a group's membership records in one batch, with tombstones for its earlier

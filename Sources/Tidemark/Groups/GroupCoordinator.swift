@@ -171,6 +171,12 @@ public final class GroupCoordinator: Sendable {
                     switch pending.record {
                     case .classic(let record): written = try await store.recordMembership(group: group, record, if: current)
                     case .consumer(let snapshot): written = try await store.recordMembership(group: group, snapshot, if: current)
+                    case .consumerTooLarge:
+                        // Said once, when the records there were are deleted.
+                        if try await store.forgetMembership(group: group, if: current) {
+                            throw TidemarkError(
+                                .storage, "the group's members keep more than \(OffsetStore.maxMembershipRecordBytes) bytes: earlier records deleted")
+                        }
                     }
                 } catch {
                     logger?.warning(

@@ -230,10 +230,18 @@ extension GroupCoordinator {
         guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch
             || previous?.signature != signature
         else { return }
-        guard let snapshot = group.snapshot(topicId: topicId) else { return }
-        let life = recordedMemberships.set(
-            group.groupId, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature)
-        send(PendingMembership(group: group.groupId, record: .consumer(snapshot), life: life, whenWritten: nil))
+        // What its members keep is about what its records take (their subscriptions): a group
+        // past the records' bound is not encoded at all (each change of a group of 40 members
+        // of 10,000 names made the writer encode 80 MB), its earlier records deleted instead.
+        let record: PendingMembership.Records
+        if group.memberBytes > OffsetStore.maxMembershipRecordBytes {
+            record = .consumerTooLarge
+        } else {
+            guard let snapshot = group.snapshot(topicId: topicId) else { return }
+            record = .consumer(snapshot)
+        }
+        let life = recordedMemberships.set(group.groupId, generation: group.groupEpoch, protocolType: Self.consumerProtocolType, signature: signature)
+        send(PendingMembership(group: group.groupId, record: record, life: life, whenWritten: nil))
     }
 
     /// Sends the group's membership record to the writer when the group has just reached a
@@ -282,6 +290,8 @@ struct PendingMembership: Sendable {
     enum Records: Sendable {
         case classic(GroupMembershipRecord)
         case consumer(ConsumerGroupSnapshot)
+        /// A consumer-protocol group whose records would be too large: its earlier ones go.
+        case consumerTooLarge
     }
     var group: String
     var record: Records

@@ -273,6 +273,24 @@ import TidemarkStorage
         try await broker.close()
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         #expect(broker.groups.describeConsumerGroup("orders") == nil)
+
+        // Far past it (members keeping over 8 MiB: four of 10,000 names of 240 bytes each), the
+        // records are not even encoded; the earlier ones are deleted the same way.
+        let c = Self.heartbeat(broker)
+        var big = Self.settle(broker, [c.memberId: (c.memberEpoch, [])])
+        _ = try await Self.waitForSnapshot(broker, members: [c.memberId])
+        for m in 0..<4 {
+            let long = (0..<9_999).map { "m\(m)-\(String(repeating: "y", count: 230))-\($0)" } + ["t"]
+            let joined = Self.heartbeat(broker, topics: long)
+            #expect(joined.error == nil)
+            big[joined.memberId] = (joined.memberEpoch, [])
+        }
+        _ = Self.settle(broker, big)
+        let gone = ContinuousClock.now + .seconds(10)
+        while broker.groups.store.memberships.withLock({ $0["orders"] != nil }) && ContinuousClock.now < gone {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(broker.groups.store.memberships.withLock { $0["orders"] } == nil)
         try await broker.close()
     }
 

@@ -61,7 +61,15 @@ import Testing
         lookups.store(0, ordering: .relaxed)
         for m in 2..<40 { _ = beat("m\(m)", now: 8_000) }
         #expect(lookups.load(ordering: .relaxed) == 0)
-        #expect(group.describe().members.first { $0.memberId == "m0" }?.targetAssignment.contains(TopicPartition("u", 0)) == true)
+        // And the targets are right: u's partitions go to m0, its only subscriber; every member
+        // of many names finds t among them (members of many names are searched per topic).
+        let targets = Dictionary(uniqueKeysWithValues: group.describe().members.map { ($0.memberId, $0.targetAssignment) })
+        #expect(Set(targets.values.joined()) == Set((0..<4).map { TopicPartition("t", $0) } + (0..<2).map { TopicPartition("u", $0) }))
+        #expect(targets["m0"]?.filter { $0.topic == "u" }.count == 2)
+        #expect(targets.filter { $0.key != "m0" }.values.allSatisfy { $0.allSatisfy { $0.topic == "t" } })
+        // A member leaving takes its names' counts with it; the last one leaves nothing subscribed.
+        for m in 0..<40 { group.remove("m\(m)") }
+        #expect(group.subscribedTopicNames.isEmpty)
     }
 
     /// One member as a client would run it: remembers its epoch and what it was told.

@@ -152,6 +152,11 @@ struct ConsumerGroup: Sendable {
         }
     }
 
+    /// What its members keep (`Member.keptBytes`): at least what its records take
+    /// (`ConsumerGroupSnapshot`) but for partitions, up to 12 times as much for one-character
+    /// names; so a group past 8 times the records' bound is not encoded to find it too large.
+    var membersKeptBytes: Int { members.values.reduce(0) { $0 + $1.keptBytes } }
+
     /// What the group keeps in memory: its members' (`Member.keptBytes`) and its own
     /// (`ClassicGroup.groupBytes`: a member that joins and leaves makes an empty group, kept
     /// for `emptyGroupRetentionMs`; they were counted nowhere).
@@ -724,9 +729,15 @@ struct ConsumerGroup: Sendable {
         memberOrder.removeAll { $0 == id }
         target.removeValue(forKey: id)
         groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
+        // Its pattern's matches too may go (the next heartbeat recounts).
+        countsStale = true
         if members.isEmpty {
-            // An empty group keeps no pattern caches (it may be kept a while, for its offsets).
+            // An empty group keeps no pattern caches (it may be kept a while, for its offsets),
+            // and subscribes to nothing (OffsetDelete goes through for any topic).
             patterns = TopicPatternCache()
+            partitionCounts = [:]
+            namedCounts = [:]
+            countsStale = false
         }
     }
 

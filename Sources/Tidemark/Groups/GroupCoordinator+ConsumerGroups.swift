@@ -82,10 +82,13 @@ extension GroupCoordinator {
             if keeps > kept && s.memberBytes - kept + keeps > options.membersMaxBytes {
                 return .failure(.groupMaxSizeReached, "group members keep \(s.memberBytes) bytes (group.members.max.bytes)", memberId: request.memberId)
             }
+            // Changed out of the map (put back below), so its tables are not copied: a group's
+            // subscribed-name counts may hold hundreds of thousands of names.
+            let existed = s.takeConsumer(request.groupId) != nil
             let result = group.heartbeat(request, nowMs: now, settings: settings, catalog: catalog, prematched: prematched) {
                 UUID().uuidString.lowercased()
             }
-            if !(group.isEmpty && s.consumerGroups[request.groupId] == nil) {
+            if !(group.isEmpty && !existed) {
                 s.setConsumer(group, id: request.groupId)
                 // A join, a leave, a new epoch or assignment, or a refusal (which may have
                 // removed the member) may have made the group Stable or Empty.

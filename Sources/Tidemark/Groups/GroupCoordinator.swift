@@ -85,6 +85,14 @@ public final class GroupCoordinator: Sendable {
             }
         }
 
+        /// Takes a consumer group out of the map, to be changed without a copy of its tables and
+        /// put back with `setConsumer` (which counts its bytes again).
+        mutating func takeConsumer(_ id: String) -> ConsumerGroup? {
+            guard let group = consumerGroups.removeValue(forKey: id) else { return nil }
+            memberBytes -= group.memberBytes
+            return group
+        }
+
         /// A consumer group's settings changed (its session timeout may be shorter): the next
         /// tick looks at it.
         mutating func consumerSettingsChanged(_ id: String, nowMs: Int64) {
@@ -426,7 +434,7 @@ public final class GroupCoordinator: Sendable {
             dueIds.removeAll()
             for (id, due) in s.consumerDue where due <= now { dueIds.append(id) }
             for id in dueIds {
-                guard var group = s.consumerGroups[id] else { continue }
+                guard var group = s.takeConsumer(id) else { continue }  // (no copy; put back below)
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: consumerSettings(id).sessionTimeoutMs)
                 if !expired.isEmpty { expiredMembers.append((id, expired)) }
                 s.setConsumer(group, id: id)

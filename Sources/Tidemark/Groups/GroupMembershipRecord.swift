@@ -230,11 +230,12 @@ extension GroupCoordinator {
         guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch
             || previous?.signature != signature
         else { return }
-        // What its members keep is about what its records take (their subscriptions): a group
-        // past the records' bound is not encoded at all (each change of a group of 40 members
-        // of 10,000 names made the writer encode 80 MB), its earlier records deleted instead.
+        // What its members keep bounds what its records take (their subscriptions): a group
+        // far past the records' bound is not encoded at all (each change of a group of 40
+        // members of 10,000 names made the writer encode 80 MB), its earlier records deleted
+        // instead; nearer it, the store's check on the encoded records decides.
         let record: PendingMembership.Records
-        if group.memberBytes > OffsetStore.maxMembershipRecordBytes {
+        if group.membersKeptBytes > 8 * OffsetStore.maxMembershipRecordBytes {
             record = .consumerTooLarge
         } else {
             guard let snapshot = group.snapshot(topicId: topicId) else { return }

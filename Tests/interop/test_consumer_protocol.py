@@ -353,3 +353,52 @@ def test_members_keep_their_partitions_across_broker_restarts(fast_broker):
     assert sum(tp.offset for tp in committed) == 84
     for c in consumers.values():
         c.close()
+
+
+def test_a_static_member_restarting_across_a_broker_restart_keeps_its_place(fast_broker):
+    """A static member (`group.instance.id`) closes (epoch -2, leaving for now) and the broker
+    is killed with -9 before its next instance starts. After the restart the other member
+    goes on with its partitions, and the next instance takes the leaver's place and its
+    partitions. Before the group's records were written in that state, the restart brought
+    the old member back as it was and the new instance was refused UNRELEASED_INSTANCE_ID
+    (fatal in librdkafka) until the old one's session ran out."""
+    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+    bootstrap = fast_broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic, group = unique("static-restart"), unique("static-restart-group")
+    for future in admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]).values():
+        future.result(10)
+    _produce(bootstrap, topic, [b"a%d" % i for i in range(60)])
+    errors = []
+
+    def static(name, instance):
+        return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                         "group.instance.id": instance, "auto.offset.reset": "earliest", "client.id": name,
+                         "enable.auto.commit": True, "auto.commit.interval.ms": 200,
+                         "reconnect.backoff.max.ms": 500, "error_cb": lambda e: errors.append(e)})
+
+    c1, c2 = static("c1", "host-1"), static("c2", "host-2")
+    c1.subscribe([topic])
+    c2.subscribe([topic])
+    seen = _poll_until({"c1": c1, "c2": c2}, {}, 60, 60)
+    assert len(seen) == 60
+    a1, a2 = _three_each(c1, c2)
+    c1.close()
+    time.sleep(1)  # the leave (epoch -2) reaches the log (a kill -9 keeps what was written)
+    fast_broker.kill()
+    fast_broker.start()
+
+    second = [b"b%d" % i for i in range(30)]
+    _produce(bootstrap, topic, second)
+    c1 = static("c1-restarted", "host-1")
+    c1.subscribe([topic])
+    try:
+        seen = _poll_until({"c1": c1, "c2": c2}, {}, len(second), 40)
+    except KafkaException as error:  # a fatal error is raised from poll()
+        raise AssertionError("the next instance was refused: %s" % error)
+    assert sorted(seen) == sorted(second), ("read %d of %d" % (len(seen), len(second)), errors)
+    assert _assignment(c1) == a1 and _assignment(c2) == a2
+    assert not [e for e in errors if e.fatal()], errors
+    for consumer in (c1, c2):
+        consumer.close()

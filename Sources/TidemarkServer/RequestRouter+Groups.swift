@@ -49,13 +49,14 @@ extension RequestRouter {
     }
 
     /// LeaveGroup: v0-2 one member (its error is the response's); v3+ a list, each answered.
-    func leaveGroup(_ request: LeaveGroupRequest) -> LeaveGroupResponse {
+    /// Answered once the record a last member's leave writes is in the log (`leaveWhenRecorded`).
+    func leaveGroup(_ request: LeaveGroupRequest) async -> LeaveGroupResponse {
         var response = LeaveGroupResponse()
         if request.members.isEmpty {
-            let results = broker.groups.leave(groupId: request.groupId, memberIds: request.memberIds)
-            response.errorCode = KafkaError(optional: results[request.memberId] ?? .some(.unknownMemberId)).rawValue
+            let results = await broker.groups.leaveWhenRecorded(groupId: request.groupId, members: [(request.memberId, nil)])
+            response.errorCode = KafkaError(optional: results.first ?? .some(.unknownMemberId)).rawValue
         } else {
-            let results = broker.groups.leave(
+            let results = await broker.groups.leaveWhenRecorded(
                 groupId: request.groupId, members: request.members.map { ($0.memberId, $0.groupInstanceId) })
             response.members = zip(request.members, results).map { member, result in
                 LeaveGroupResponse.Member(

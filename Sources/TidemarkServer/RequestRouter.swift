@@ -364,7 +364,7 @@ final class RequestRouter: Sendable {
             return try respond(await joinGroup(try body(JoinGroupRequestMessage.self), header: header), header, api: api)
         case .syncGroup: return try respond(await syncGroup(try body(SyncGroupRequestMessage.self)), header, api: api)
         case .heartbeat: return try respond(heartbeat(try body(HeartbeatRequest.self)), header, api: api)
-        case .leaveGroup: return try respond(leaveGroup(try body(LeaveGroupRequest.self)), header, api: api)
+        case .leaveGroup: return try respond(await leaveGroup(try body(LeaveGroupRequest.self)), header, api: api)
         case .offsetFetch:
             let request = try body(OffsetFetchRequest.self)
             try TooManyEntries.check(request.groups.count, "groups")

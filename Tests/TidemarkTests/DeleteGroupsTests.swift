@@ -157,6 +157,29 @@ import TidemarkStorage
     }
 
     /// One member joins `group`, syncs and leaves: a Stable record, then an Empty one.
+    /// The last member's LeaveGroup is answered once the group's Empty record is in the log (the
+    /// Kafka front's `leaveWhenRecorded`): answered before, a kill -9 in between brought the
+    /// member back at the restart, waited for until its session ran out. Here the writer has
+    /// 1,000 records ahead of it.
+    @Test func aLastMembersLeaveIsAnsweredOnceItsRecordIsWritten() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 1)
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "g", clientId: "c", clientHost: "/10.0.0.1", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000,
+                protocolType: "consumer", protocols: [("range", [])]))
+        _ = await broker.groups.sync(groupId: "g", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
+        Self.queueMembershipRecords(broker, 1_000)
+        let results = await broker.groups.leaveWhenRecorded(groupId: "g", members: [(joined.memberId, nil)])
+        #expect(results == [nil])
+        let recorded = broker.groups.store.memberships.withLock { $0["g"] }
+        #expect(recorded != nil && recorded?.hasMembers(group: "g") == false, "the Empty record is in the log")
+        // A member not in the group is answered at once.
+        #expect(await broker.groups.leaveWhenRecorded(groupId: "g", members: [("nobody", nil)]) == [.unknownMemberId])
+        try await broker.close()
+    }
+
     static func joinSyncAndLeave(_ broker: Broker, _ group: String) async {
         let joined = await broker.groups.join(
             JoinGroupRequest(

@@ -402,6 +402,26 @@ public final class GroupCoordinator: Sendable {
         return results
     }
 
+    /// `leave`, answered once the record the leave wrote is in the log: the last member's
+    /// leave writes the group's Empty record, and a kill -9 before it brought the members
+    /// back at the restart, waited for until their sessions ran out. Kafka answers a
+    /// LeaveGroup once its records are appended; the Kafka front uses this one. (A record
+    /// not written, the broker closing, answers the same: the members have left either way.)
+    public func leaveWhenRecorded(groupId: String, members: [(memberId: String, groupInstanceId: String?)]) async -> [TidemarkError.Code?] {
+        let now = clock()
+        return await withCheckedContinuation { (answer: CheckedContinuation<[TidemarkError.Code?], Never>) in
+            let (results, ready, waits) = state.withLock { s -> ([TidemarkError.Code?], Ready, Bool) in
+                guard var group = s.groups[groupId] else { return (members.map { _ in .unknownMemberId }, Ready(), false) }
+                let (results, deliveries) = group.leave(members: members.map { ($0.memberId, $0.groupInstanceId) }, nowMs: now)
+                s.setClassic(group, id: groupId)
+                let waits = noteMembership(group, &s) { _ in answer.resume(returning: results) }
+                return (results, Self.collect(deliveries, group: groupId, &s), waits)
+            }
+            ready.resumeAll()
+            if !waits { answer.resume(returning: results) }
+        }
+    }
+
     /// Expires sessions and completes overdue rebalances in every group.
     func tick(logger: Logger? = nil) async {
         let now = clock()

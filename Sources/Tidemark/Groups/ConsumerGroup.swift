@@ -34,6 +34,9 @@ struct ConsumerGroup: Sendable {
         var pendingRevocation: Set<TopicPartition> = []
         var lastHeartbeatMs: Int64
         var revocationDeadlineMs: Int64 = .max
+        /// Moves with each change of its subscription (names, pattern, assignor): part of what
+        /// says the group's membership changed (`GroupCoordinator.noteConsumerMembership`).
+        var revision: UInt32 = 0
         /// About what it keeps in memory (`keptBytes(...)`), set at each heartbeat.
         var keptBytes = 0
 
@@ -389,6 +392,7 @@ struct ConsumerGroup: Sendable {
                 unsubscribe(member.subscribedTopicNames.filter { !new.contains($0) })
                 subscribe(sorted.filter { !old.contains($0) }, catalog)
                 member.subscribedTopicNames = sorted
+                member.revision &+= 1
                 epochMoved = true
             }
         }
@@ -396,11 +400,13 @@ struct ConsumerGroup: Sendable {
             let value: String? = pattern.isEmpty ? nil : pattern
             if value != member.subscribedTopicRegex {
                 member.subscribedTopicRegex = value
+                member.revision &+= 1
                 epochMoved = true
             }
         }
         if request.serverAssignor != nil, request.serverAssignor != member.serverAssignor {
             member.serverAssignor = request.serverAssignor
+            member.revision &+= 1
             epochMoved = true
         }
         member.keptBytes = Member.keptBytes(

@@ -92,7 +92,10 @@ extension GroupCoordinator {
                 s.setConsumer(group, id: request.groupId)
                 // A join, a leave, a new epoch or assignment, or a refusal (which may have
                 // removed the member) may have made the group Stable or Empty.
-                if request.memberEpoch <= 0 || result.error != nil || result.memberEpoch != request.memberEpoch || result.assignment != nil {
+                let resubscribed = request.subscribedTopicNames != nil || request.subscribedTopicRegex != nil || request.serverAssignor != nil
+                if request.memberEpoch <= 0 || resubscribed || result.error != nil || result.memberEpoch != request.memberEpoch
+                    || result.assignment != nil
+                {
                     noteConsumerMembership(group, &s, topicId: catalog.topicId)
                 }
             }

@@ -176,7 +176,13 @@ public final class GroupCoordinator: Sendable {
                 var written = false
                 do {
                     let current = { @Sendable in recorded.isLive(group, life: life) }
+                    // A later record of the group is on its way, and a consumer group's records
+                    // are written whole: this one is skipped (a writer behind a group's joins
+                    // writes its last state once, not each).
+                    var superseded = false
+                    if case .classic = pending.record {} else { superseded = recorded.sent(group) != pending.sequence }
                     switch pending.record {
+                    case _ where superseded: break
                     case .classic(let record): written = try await store.recordMembership(group: group, record, if: current)
                     case .consumer(let snapshot): written = try await store.recordMembership(group: group, snapshot, if: current)
                     case .consumerTooLarge:

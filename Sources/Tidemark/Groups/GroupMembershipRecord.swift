@@ -192,7 +192,9 @@ extension GroupCoordinator {
                     continue
                 }
                 s.setConsumer(group, id: id)
-                recordedMemberships.restored(id, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature)
+                recordedMemberships.restored(
+                    id, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature,
+                    membership: Self.membershipSignature(group))
                 restored += 1
             }
             return (restored, notRestored)
@@ -224,11 +226,15 @@ extension GroupCoordinator {
     /// that changed something (a steady member's heartbeat every few seconds does not come
     /// here: a group of 1,000 members would hash them all 200 times a second).
     func noteConsumerMembership(_ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?) {
-        guard group.isSettled || (group.isEmpty && group.groupEpoch > 0) else { return }
-        let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) })
         let previous = recordedMemberships.last(of: group.groupId)
+        let membership = Self.membershipSignature(group)
+        if previous?.protocolType == Self.consumerProtocolType && previous?.membership == membership {
+            // Only epochs and partitions moved: written once the group has settled.
+            guard group.isSettled || (group.isEmpty && group.groupEpoch > 0) else { return }
+        }
+        let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) })
         guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch
-            || previous?.signature != signature
+            || previous?.signature != signature || previous?.membership != membership
         else { return }
         // What its members keep bounds what its records take (their subscriptions): a group
         // far past the records' bound is not encoded at all (each change of a group of 40
@@ -241,8 +247,24 @@ extension GroupCoordinator {
             guard let snapshot = group.snapshot(topicId: topicId) else { return }
             record = .consumer(snapshot)
         }
-        let life = recordedMemberships.set(group.groupId, generation: group.groupEpoch, protocolType: Self.consumerProtocolType, signature: signature)
-        send(PendingMembership(group: group.groupId, record: record, life: life, whenWritten: nil))
+        let life = recordedMemberships.set(
+            group.groupId, generation: group.groupEpoch, protocolType: Self.consumerProtocolType, signature: signature, membership: membership)
+        send(PendingMembership(group: group.groupId, record: record, life: life, whenWritten: nil, sequence: recordedMemberships.sent(group.groupId)))
+    }
+
+    /// Who is in the group and what they subscribe to: the member ids, each member's
+    /// subscription revision, and whether it left for now. A change of it is written at once,
+    /// settled or not (a static member leaving for now, or a new subscription, lost to a crash
+    /// in the middle of a reconciliation brought the old one back: the next instance refused
+    /// UNRELEASED_INSTANCE_ID, the member reading its old topics for good).
+    static func membershipSignature(_ group: ConsumerGroup) -> Int {
+        var hasher = Hasher()
+        for member in group.members.values.sorted(by: { $0.memberId < $1.memberId }) {
+            hasher.combine(Array(member.memberId.utf8))
+            hasher.combine(member.revision)
+            hasher.combine(member.memberEpoch == ConsumerGroup.leftForNowEpoch)
+        }
+        return hasher.finalize()
     }
 
     /// Sends the group's membership record to the writer when the group has just reached a
@@ -298,6 +320,9 @@ struct PendingMembership: Sendable {
     var record: Records
     var life: UInt64
     var whenWritten: (@Sendable (Bool) -> Void)?
+    /// Which of the group's records sent this is (`RecordedMemberships.sent`): a consumer
+    /// group's snapshot is whole, so the writer skips one a later record of the group follows.
+    var sequence: UInt64 = 0
 }
 
 /// Per group, the generation (a consumer-protocol group's epoch) of the last membership records
@@ -322,20 +347,26 @@ final class RecordedMemberships: Sendable {
         var generation: Int32?
         var protocolType: String?
         var signature: Int = 0
+        var membership: Int = 0
+        /// Records sent for the group (in any life): the last one's sequence.
+        var sent: UInt64 = 0
         var life: UInt64
         /// Records sent in this life that the writer has not passed yet.
         var pending: Int
     }
     private let state = Mutex<(entries: [String: Entry], lives: UInt64)>(([:], 0))
 
-    func last(of group: String) -> (generation: Int32, protocolType: String, signature: Int)? {
+    func last(of group: String) -> (generation: Int32, protocolType: String, signature: Int, membership: Int)? {
         state.withLock { s in
-            s.entries[group].flatMap { entry in entry.generation.map { ($0, entry.protocolType ?? "", entry.signature) } }
+            s.entries[group].flatMap { entry in entry.generation.map { ($0, entry.protocolType ?? "", entry.signature, entry.membership) } }
         }
     }
 
+    /// The sequence of the group's last record sent (0: none on its way).
+    func sent(_ group: String) -> UInt64 { state.withLock { $0.entries[group]?.sent ?? 0 } }
+
     /// Notes a record sent; returns the group's life.
-    func set(_ group: String, generation: Int32, protocolType: String, signature: Int = 0) -> UInt64 {
+    func set(_ group: String, generation: Int32, protocolType: String, signature: Int = 0, membership: Int = 0) -> UInt64 {
         state.withLock { s in
             var entry: Entry
             if let existing = s.entries[group] {
@@ -347,6 +378,8 @@ final class RecordedMemberships: Sendable {
             entry.generation = generation
             entry.protocolType = protocolType
             entry.signature = signature
+            entry.membership = membership
+            entry.sent &+= 1
             entry.pending += 1
             s.entries[group] = entry
             return entry.life
@@ -355,10 +388,11 @@ final class RecordedMemberships: Sendable {
 
     /// A group brought back from its record at a restart (`GroupCoordinator.restore`): its
     /// next record is written only for a new generation.
-    func restored(_ group: String, generation: Int32, protocolType: String, signature: Int = 0) {
+    func restored(_ group: String, generation: Int32, protocolType: String, signature: Int = 0, membership: Int = 0) {
         state.withLock { s in
             s.lives += 1
-            s.entries[group] = Entry(generation: generation, protocolType: protocolType, signature: signature, life: s.lives, pending: 0)
+            s.entries[group] = Entry(
+                generation: generation, protocolType: protocolType, signature: signature, membership: membership, life: s.lives, pending: 0)
         }
     }
 

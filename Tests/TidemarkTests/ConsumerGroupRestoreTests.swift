@@ -306,6 +306,41 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A member restored in the middle of its reconciliation (the records were written at a
+    /// join, before it gave a partition up) is asked what it owns: a heartbeat that does not
+    /// say is fenced and rejoins; one that says goes on. (It was told to give up again what it
+    /// had given up; librdkafka, holding what it was told, said nothing more, and the partition
+    /// stayed unowned until the member's rebalance timeout, 5 minutes by default.)
+    @Test func membersRestoredInTheMiddleOfARebalanceSayWhatTheyOwn() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 6)
+        let a = Self.heartbeat(broker, "a")
+        let b = Self.heartbeat(broker, "b")
+        let held = Self.settle(broker, ["a": (a.memberEpoch, []), "b": (b.memberEpoch, [])])
+        let c = Self.heartbeat(broker, "c")
+        _ = try await Self.waitForSnapshot(broker, members: ["a", "b", "c"])
+        // a and b are told to give one partition up each; they do, but the broker stops first.
+        let toldA = Self.heartbeat(broker, "a", epoch: held["a"]!.epoch, topics: nil, owned: held["a"]!.owned)
+        let toldB = Self.heartbeat(broker, "b", epoch: held["b"]!.epoch, topics: nil, owned: held["b"]!.owned)
+        #expect(toldA.assignment?.count == 2 && toldB.assignment?.count == 2)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        // a says nothing about what it owns: fenced, it rejoins and gets its share again.
+        #expect(Self.heartbeat(broker, "a", epoch: toldA.memberEpoch, topics: nil).error == .fencedMemberEpoch)
+        let rejoined = Self.heartbeat(broker, "a")
+        #expect(rejoined.error == nil)
+        // b says what it owns: it goes on (once; it was in flight only until then).
+        #expect(Self.heartbeat(broker, "b", epoch: toldB.memberEpoch, topics: nil, owned: toldB.assignment).error == nil)
+        let settled = Self.settle(
+            broker, ["a": (rejoined.memberEpoch, rejoined.assignment ?? []), "b": (toldB.memberEpoch, toldB.assignment ?? []),
+                     "c": (c.memberEpoch, [])])
+        #expect(settled.values.map(\.owned.count) == [2, 2, 2])
+        try await broker.close()
+    }
+
     /// A group whose records would pass 1 MiB is not written; its earlier records are deleted,
     /// so a restart starts it empty (it brought back the older group: members since then fenced,
     /// members gone since held as owners until their sessions ran out).

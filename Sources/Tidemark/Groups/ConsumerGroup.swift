@@ -105,6 +105,9 @@ struct ConsumerGroup: Sendable {
     private var metadataRefreshedMs: Int64 = .min
     /// The topics' generation (`TopicCatalog.generation`) at the last refresh.
     private var metadataGeneration: UInt64?
+    /// Members restored (`init(restoring:)`) in the middle of their reconciliation, not heard
+    /// from since.
+    private var restoredInFlight: Set<String> = []
 
     /// Subscribed metadata is re-read when the topics change (`TopicCatalog.generation`), or
     /// for a catalog without generations at most this often, unless a subscription changes.
@@ -163,6 +166,11 @@ struct ConsumerGroup: Sendable {
                 owners[tp] = member.memberId
             }
         }
+        restoredInFlight = Set(
+            members.values.filter { m in
+                m.memberEpoch != Self.leftForNowEpoch
+                    && !(m.memberEpoch == snapshot.assignmentEpoch && m.state == .stable && m.assigned == (target[m.memberId] ?? []))
+            }.map(\.memberId))
         for pattern in usedPatterns {
             guard case .success(let matched) = TopicPatternCache.matchNew(pattern, catalog: catalog) else { return nil }
             patterns.keep(matched, used: usedPatterns)
@@ -321,6 +329,7 @@ struct ConsumerGroup: Sendable {
                 return .failure(.invalidRequest, "a joining member must subscribe (topic names or a regex)", memberId: request.memberId)
             }
             let id = request.memberId.isEmpty ? newMemberId() : request.memberId
+            restoredInFlight.remove(id)
             if let instanceId = request.instanceId, let holder = staticMembers[instanceId],
                 holder != id || members[holder]?.memberEpoch == Self.leftForNowEpoch
             {
@@ -371,6 +380,16 @@ struct ConsumerGroup: Sendable {
                         "member epoch \(request.memberEpoch) is not the current \(existing.memberEpoch); rejoin with epoch 0",
                         memberId: request.memberId)
                 }
+            }
+            // Brought back from records written in the middle of its reconciliation: what it
+            // holds now is not known (it may have given partitions up since, and clients say
+            // what they own only when it changes: it waited for a revocation it had made, its
+            // partitions unowned, until its rebalance timeout). Told what it owns, it goes on;
+            // otherwise it rejoins, as after a fence.
+            if restoredInFlight.remove(request.memberId) != nil && request.ownedPartitions == nil {
+                return .failure(
+                    .fencedMemberEpoch, "member \(request.memberId) was restored in the middle of a rebalance; rejoin with epoch 0",
+                    memberId: request.memberId)
             }
             member = existing
         }
@@ -625,6 +644,7 @@ struct ConsumerGroup: Sendable {
         if let instanceId = member.instanceId, staticMembers[instanceId] == id { staticMembers.removeValue(forKey: instanceId) }
         release(id)
         unsubscribe(member.subscribedTopicNames)
+        restoredInFlight.remove(id)
         members.removeValue(forKey: id)
         memberOrder.removeAll { $0 == id }
         target.removeValue(forKey: id)

@@ -184,7 +184,9 @@ import TidemarkStorage
         }
         try await broker.close()
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
-        #expect(broker.groups.describeConsumerGroup("orders") == nil)
+        // Described Empty at its epoch from its records, as Kafka does (it was not found).
+        let empty = try #require(broker.groups.describeConsumerGroup("orders"))
+        #expect(empty.state == .empty && empty.members.isEmpty && empty.groupEpoch > 0)
         #expect(broker.groups.listGroups().filter { $0.groupId == "orders" }.map(\.type) == [.consumer])
 
         // Embedded members are left out; a group with only them starts empty.

@@ -103,8 +103,17 @@ extension GroupCoordinator {
         }
     }
 
-    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group.
+    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group. One known only
+    /// by its records (Empty: dropped after a while, or not brought back by a restart) is
+    /// described Empty at its epoch, as Kafka does (ListGroups lists it as a consumer group).
     public func describeConsumerGroup(_ groupId: String) -> ConsumerGroupDescription? {
-        state.withLock { $0.consumerGroups[groupId]?.describe() }
+        if let live = state.withLock({ $0.consumerGroups[groupId]?.describe() }) { return live }
+        guard let kept = store.memberships.withLock({ $0[groupId] }), kept.classicValue(group: groupId) == nil,
+            let snapshot = ConsumerGroupSnapshot(group: groupId, records: kept.records), snapshot.members.isEmpty,
+            state.withLock({ $0.groups[groupId] == nil && $0.consumerGroups[groupId] == nil })
+        else { return nil }
+        return ConsumerGroupDescription(
+            groupId: groupId, state: .empty, groupEpoch: snapshot.epoch, assignmentEpoch: snapshot.assignmentEpoch,
+            assignorName: ServerAssignor.default.rawValue, members: [])
     }
 }

@@ -269,6 +269,9 @@ public final class GroupCoordinator: Sendable {
                         return ready
                     }
                     s.setConsumer(nil, id: request.groupId)
+                    // What it recorded is forgotten, as the other way round: a classic generation
+                    // equal to its epoch was not written, and an Empty record named its type.
+                    recordedMemberships.retire(request.groupId)
                 }
                 let isNew = s.groups[request.groupId] == nil
                 var group = s.groups[request.groupId] ?? ClassicGroup(groupId: request.groupId, options: options)

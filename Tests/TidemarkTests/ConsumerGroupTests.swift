@@ -392,6 +392,31 @@ import Testing
         #expect(group.memberBytes == base)
     }
 
+    /// A member told to give up partitions it says it no longer holds gives them up at once
+    /// (Kafka's CurrentAssignmentBuilder reads owned partitions so): a member restored from
+    /// records written before it gave them up was told to give them up again, and librdkafka,
+    /// holding what it was told, said nothing more until its rebalance timeout.
+    @Test func partitionsAMemberSaysItNoLongerHoldsAreFreedAtOnce() {
+        let topics = Topics(["t": 2])
+        var group = ConsumerGroup(groupId: "g")
+        var a = Client(id: "a")
+        _ = a.beat(&group, topics)
+        _ = a.beat(&group, topics)
+        #expect(a.owned.count == 2)
+        var b = Client(id: "b")
+        _ = b.beat(&group, topics)
+        // `a` reports that it holds one partition only (it gave the other up already).
+        let kept = a.owned.sorted(by: ServerAssignor.partitionOrder).first!
+        a.owned = [kept]
+        let told = a.beat(&group, topics)
+        #expect(told.error == nil)
+        #expect(group.describe().members.first { $0.memberId == "a" }?.assignment == [kept])
+        // `b` gets the other at its next heartbeat: nothing is pending revocation.
+        _ = b.beat(&group, topics)
+        #expect(b.owned.count == 1 && b.owned.first != kept)
+        Self.expectExclusive([a, b])
+    }
+
     @Test func commitsNeedTheCurrentEpoch() {
         let topics = Topics(["t": 2])
         var group = ConsumerGroup(groupId: "g")

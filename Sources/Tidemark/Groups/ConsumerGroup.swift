@@ -581,7 +581,14 @@ struct ConsumerGroup: Sendable {
         }
         let keep = member.assigned.intersection(goal)
         let revoke = member.assigned.subtracting(goal)
-        if !revoke.isEmpty {
+        if !revoke.isEmpty, let owned, owned.isDisjoint(with: revoke) {
+            // It says it holds none of them (as Kafka's CurrentAssignmentBuilder reads owned
+            // partitions): free at once. A member restored from records written before it gave
+            // them up was otherwise told to give up again what it no longer held, and
+            // librdkafka, holding what it was told, said nothing more until its rebalance timeout.
+            for tp in revoke where owners[tp] == id { owners.removeValue(forKey: tp) }
+            member.assigned = keep
+        } else if !revoke.isEmpty {
             member.assigned = keep
             member.pendingRevocation = revoke
             member.state = .unrevokedPartitions

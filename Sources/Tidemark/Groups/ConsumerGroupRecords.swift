@@ -180,12 +180,12 @@ struct ConsumerGroupSnapshot: Sendable, Equatable {
         self.init(epoch: epoch, assignmentEpoch: assignmentEpoch ?? epoch, members: members.sorted { $0.memberId < $1.memberId })
     }
 
-    /// The member ids and epochs, hashed: what tells two snapshots at one group epoch apart (a
-    /// static member's new instance takes its place without a new epoch).
-    var signature: Int { Self.signature(members.map { ($0.memberId, $0.memberEpoch) }) }
-
-    static func signature(_ members: [(id: String, epoch: Int32)]) -> Int {
+    /// The member ids and epochs, and whether the group is settled, hashed: what tells two
+    /// states at one group epoch apart (a static member's new instance takes its place without
+    /// a new epoch; a group written in the middle of a reconciliation settles without one).
+    static func signature(_ members: [(id: String, epoch: Int32)], settled: Bool) -> Int {
         var hasher = Hasher()
+        hasher.combine(settled)
         for member in members.sorted(by: { $0.id < $1.id }) {
             hasher.combine(Array(member.id.utf8))
             hasher.combine(member.epoch)

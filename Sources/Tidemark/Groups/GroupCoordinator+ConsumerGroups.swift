@@ -103,9 +103,9 @@ extension GroupCoordinator {
         }
     }
 
-    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group. One known only
-    /// by its records (Empty: dropped after a while, or not brought back by a restart) is
-    /// described Empty at its epoch, as Kafka does (ListGroups lists it as a consumer group).
+    /// ConsumerGroupDescribe: nil when the id is not a consumer-protocol group. An Empty one
+    /// known only by its records (dropped after a while, or after a restart) is described
+    /// Empty at its epoch, as Kafka does (ListGroups lists it as a consumer group).
     public func describeConsumerGroup(_ groupId: String) -> ConsumerGroupDescription? {
         if let live = state.withLock({ $0.consumerGroups[groupId]?.describe() }) { return live }
         guard let kept = store.memberships.withLock({ $0[groupId] }), kept.classicValue(group: groupId) == nil,

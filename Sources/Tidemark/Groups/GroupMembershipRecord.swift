@@ -193,7 +193,8 @@ extension GroupCoordinator {
                 }
                 s.setConsumer(group, id: id)
                 recordedMemberships.restored(
-                    id, generation: snapshot.epoch, protocolType: Self.consumerProtocolType, signature: snapshot.signature,
+                    id, generation: snapshot.epoch, protocolType: Self.consumerProtocolType,
+                    signature: ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) }, settled: group.isSettled),
                     membership: Self.membershipSignature(group))
                 restored += 1
             }
@@ -226,13 +227,16 @@ extension GroupCoordinator {
     /// that changed something (a steady member's heartbeat every few seconds does not come
     /// here: a group of 1,000 members would hash them all 200 times a second).
     func noteConsumerMembership(_ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?) {
+        // A closing broker's writer takes no more (and a record it skipped for this one would
+        // be lost with it).
+        guard !s.isClosed else { return }
         let previous = recordedMemberships.last(of: group.groupId)
         let membership = Self.membershipSignature(group)
         if previous?.protocolType == Self.consumerProtocolType && previous?.membership == membership {
             // Only epochs and partitions moved: written once the group has settled.
             guard group.isSettled || (group.isEmpty && group.groupEpoch > 0) else { return }
         }
-        let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) })
+        let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) }, settled: group.isSettled)
         guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch
             || previous?.signature != signature || previous?.membership != membership
         else { return }

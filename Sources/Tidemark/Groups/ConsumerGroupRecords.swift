@@ -233,6 +233,41 @@ struct ConsumerGroupSnapshot: Sendable, Equatable {
     }
 }
 
+extension ConsumerGroup {
+    /// The group as its records (`ConsumerGroupSnapshot`), partitions by topic id; nil when a
+    /// topic it names has no id (deleted meanwhile: the next change writes the group again).
+    func snapshot(topicId: (String) -> UUID?) -> ConsumerGroupSnapshot? {
+        func byId(_ partitions: Set<TopicPartition>) -> [ConsumerGroupSnapshot.TopicPartitions]? {
+            var topics: [String: [Int32]] = [:]
+            for tp in partitions { topics[tp.topic, default: []].append(Int32(tp.partition)) }
+            var result: [ConsumerGroupSnapshot.TopicPartitions] = []
+            for (name, list) in topics.sorted(by: { $0.key < $1.key }) {
+                guard let id = topicId(name) else { return nil }
+                result.append(.init(topicId: id, partitions: list.sorted()))
+            }
+            return result
+        }
+        var saved: [ConsumerGroupSnapshot.Member] = []
+        for id in memberOrder {
+            guard let m = members[id], let assigned = byId(m.assigned), let pending = byId(m.pendingRevocation),
+                let goal = byId(target[id] ?? [])
+            else { return nil }
+            let state: Int8 = switch m.state {
+            case .stable: 0
+            case .unrevokedPartitions: 1
+            case .unreleasedPartitions: 2
+            }
+            saved.append(
+                .init(
+                    memberId: id, instanceId: m.instanceId, rackId: m.rackId, clientId: m.clientId, clientHost: m.clientHost,
+                    subscribedTopicNames: m.subscribedTopicNames, subscribedTopicRegex: m.subscribedTopicRegex,
+                    rebalanceTimeoutMs: m.rebalanceTimeoutMs, serverAssignor: m.serverAssignor, memberEpoch: m.memberEpoch,
+                    previousMemberEpoch: m.previousMemberEpoch, state: state, assigned: assigned, pendingRevocation: pending, target: goal))
+        }
+        return ConsumerGroupSnapshot(epoch: groupEpoch, assignmentEpoch: assignmentEpoch, members: saved)
+    }
+}
+
 // The flexible layouts' compact fields, for the records above.
 extension ByteWriter {
     /// An unsigned varint of the byte length + 1 (0: null), then the UTF-8 bytes.

@@ -76,6 +76,9 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case groupBusy
         /// Manual replica assignments a single node cannot follow.
         case invalidReplicaAssignment
+        /// A request version the group's protocol no longer takes (a consumer-protocol member's
+        /// OffsetCommit below v9, which knows no member epochs).
+        case unsupportedVersion
     }
 
     public var code: Code

@@ -49,6 +49,7 @@ extension KafkaError {
         case .unreleasedInstanceId: self = .unreleasedInstanceId
         case .groupBusy: self = .coordinatorLoadInProgress
         case .invalidReplicaAssignment: self = .invalidReplicaAssignment
+        case .unsupportedVersion: self = .unsupportedVersion
         }
     }
 

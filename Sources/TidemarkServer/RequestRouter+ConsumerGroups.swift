@@ -8,12 +8,18 @@ extension RequestRouter {
         -> ConsumerGroupHeartbeatResponse
     {
         var response = ConsumerGroupHeartbeatResponse()
-        if header.apiVersion >= 1 && request.memberId.isEmpty {
-            // KIP-1082: from v1 the member makes its own id.
+        func refuse(_ message: String) -> ConsumerGroupHeartbeatResponse {
             response.errorCode = KafkaError.invalidRequest.rawValue
-            response.errorMessage = "MemberId can't be empty."
+            response.errorMessage = message
             response.memberEpoch = -1
             return response
+        }
+        // KIP-1082: from v1 the member makes its own id (blank is none, as Java's trim sees it).
+        if header.apiVersion >= 1 && request.memberId.utf8.allSatisfy({ $0 <= 0x20 }) { return refuse("MemberId can't be empty.") }
+        // A join says it owns nothing, as an empty list (the engine sees owned partitions with
+        // those of unknown topics dropped; the rest of the checks are its own, `malformation`).
+        if request.memberEpoch == 0 && request.topicPartitions?.isEmpty != true {
+            return refuse("TopicPartitions must be empty when (re-)joining.")
         }
         // Owned partitions by id; ids of deleted topics are dropped (those partitions are gone),
         // and so are partitions the topic does not have and repeats: 26 million listed in one

@@ -227,7 +227,8 @@ extension RequestRouter {
         }
         broker.groups.commitOffsets(
             groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
-            generationId: request.generationId, offsets: offsets, sync: broker.commitNeedsSync(offsets.keys)
+            generationId: request.generationId, offsets: offsets, sync: broker.commitNeedsSync(offsets.keys),
+            memberEpochs: version >= 9
         ) { [refused, failureLog, logger] result in
             let code: KafkaError
             switch result {
@@ -273,6 +274,11 @@ extension RequestRouter {
         var response = OffsetFetchResponse()
         response.groups = request.groups.firstOfEachKey(\.groupId).map { group in
             var result = OffsetFetchResponse.Group(groupId: group.groupId)
+            // (v9+) A member asking as itself must be in its consumer group, at its epoch.
+            if let refused = broker.groups.checkFetch(groupId: group.groupId, memberId: group.memberId, memberEpoch: group.memberEpoch) {
+                result.errorCode = KafkaError(refused).rawValue
+                return result
+            }
             let committed: [TopicPartition: CommittedOffset]
             var asked: [(String, [Int32])]
             if let topics = group.topics {

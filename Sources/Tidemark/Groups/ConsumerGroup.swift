@@ -657,10 +657,12 @@ struct ConsumerGroup: Sendable {
     /// Kafka's `ConsumerGroup.validateOffsetCommit` takes it (librdkafka's consumers with
     /// `group.protocol=consumer` send their own member id with `assign()` and `commit()`: they
     /// were refused UNKNOWN_MEMBER_ID until the empty group was dropped).
-    func validateCommit(memberId: String, memberEpoch: Int32) -> TidemarkError.Code? {
+    func validateCommit(memberId: String, memberEpoch: Int32, memberEpochs: Bool = true) -> TidemarkError.Code? {
         if memberEpoch < 0 && members.isEmpty { return nil }
         if memberId.isEmpty && memberEpoch < 0 { return .unknownMemberId }
         guard let member = members[memberId] else { return .unknownMemberId }
+        // A member of this protocol commits with OffsetCommit v9+ (Kafka's check, before the epoch).
+        guard memberEpochs else { return .unsupportedVersion }
         return memberEpoch == member.memberEpoch ? nil : .staleMemberEpoch
     }
 

@@ -43,6 +43,35 @@ public struct ConsumerHeartbeat: Sendable {
         self.clientId = clientId
         self.clientHost = clientHost
     }
+
+    /// Why Kafka's coordinator would refuse this heartbeat as malformed (INVALID_REQUEST),
+    /// before it looks at any group; nil when well-formed. Ids given but blank (nothing but
+    /// spaces and control characters, as Java's `trim` sees them); a member id missing where
+    /// the member must have one (epochs above 0 and -1); a join without a rebalance timeout,
+    /// with owned partitions, or subscribing to nothing; -2 without an instance id; epochs
+    /// below -2. (From v1 the wire demands a member id at every epoch: the Kafka front checks
+    /// that, and that a join's owned partitions are given, as an empty list.)
+    public var malformation: String? {
+        func blank(_ value: String?) -> Bool { value.map { $0.utf8.allSatisfy { $0 <= 0x20 } } ?? false }
+        if blank(groupId) { return "GroupId can't be empty." }
+        if blank(instanceId) { return "InstanceId can't be empty." }
+        if blank(rackId) { return "RackId can't be empty." }
+        switch memberEpoch {
+        case 1..., -1:
+            if blank(memberId) { return "MemberId can't be empty." }
+        case 0:
+            if rebalanceTimeoutMs == -1 { return "RebalanceTimeoutMs must be provided in first request." }
+            if let owned = ownedPartitions, !owned.isEmpty { return "TopicPartitions must be empty when (re-)joining." }
+            if (subscribedTopicNames ?? []).isEmpty && (subscribedTopicRegex ?? "").isEmpty {
+                return "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."
+            }
+        case ConsumerGroup.leftForNowEpoch:
+            if instanceId == nil { return "InstanceId can't be null." }
+        default:
+            return "MemberEpoch is invalid."
+        }
+        return nil
+    }
 }
 
 /// The answer to a ConsumerGroupHeartbeat.

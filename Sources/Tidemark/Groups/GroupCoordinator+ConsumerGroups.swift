@@ -26,6 +26,7 @@ extension GroupCoordinator {
         guard Self.validGroupId(request.groupId) else {
             return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
         }
+        if let malformation = request.malformation { return .failure(.invalidRequest, malformation, memberId: request.memberId) }
         guard request.memberId.utf8.count <= 255, (request.instanceId?.utf8.count ?? 0) <= 255,
             (request.rackId?.utf8.count ?? 0) <= 255, (request.subscribedTopicNames?.count ?? 0) <= 10_000
         else {

@@ -9,12 +9,16 @@ extension GroupCoordinator {
     /// OffsetCommit: stores the offsets if the member may commit them now; per-partition
     /// result is nil (stored) or the group error. `sync`: the commit is synced before this
     /// returns (a commit of a topic synced on every append, `Broker.commitNeedsSync`);
-    /// otherwise within a second.
+    /// otherwise within a second. `memberEpochs`: the request knows member epochs (OffsetCommit
+    /// v9+); a consumer-protocol member's commit without them is refused (`.unsupportedVersion`).
     public func commitOffsets(
         groupId: String, memberId: String = "", groupInstanceId: String? = nil, generationId: Int32 = -1,
-        offsets: [TopicPartition: CommittedOffset], sync: Bool = true
+        offsets: [TopicPartition: CommittedOffset], sync: Bool = true, memberEpochs: Bool = true
     ) async throws -> TidemarkError.Code? {
-        switch checkCommit(groupId: groupId, memberId: memberId, instance: groupInstanceId, generationId: generationId, offsets: offsets) {
+        switch checkCommit(
+            groupId: groupId, memberId: memberId, instance: groupInstanceId, generationId: generationId, offsets: offsets,
+            memberEpochs: memberEpochs)
+        {
         case .failure(let refused): return refused.code
         case .success(let stamped):
             do {
@@ -41,10 +45,14 @@ extension GroupCoordinator {
     /// back to the caller's loop.
     public func commitOffsets(
         groupId: String, memberId: String, groupInstanceId: String? = nil, generationId: Int32,
-        offsets: [TopicPartition: CommittedOffset], sync: Bool, completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
+        offsets: [TopicPartition: CommittedOffset], sync: Bool, memberEpochs: Bool = true,
+        completion: @escaping @Sendable (Result<TidemarkError.Code?, any Error>) -> Void
     ) {
         let stamped: [TopicPartition: CommittedOffset]
-        switch checkCommit(groupId: groupId, memberId: memberId, instance: groupInstanceId, generationId: generationId, offsets: offsets) {
+        switch checkCommit(
+            groupId: groupId, memberId: memberId, instance: groupInstanceId, generationId: generationId, offsets: offsets,
+            memberEpochs: memberEpochs)
+        {
         case .failure(let refused): return completion(.success(refused.code))
         case .success(let checked): stamped = checked
         }
@@ -69,7 +77,7 @@ extension GroupCoordinator {
                 do {
                     completion(.success(try await commitOffsets(
                         groupId: groupId, memberId: memberId, groupInstanceId: groupInstanceId, generationId: generationId,
-                        offsets: offsets, sync: sync)))
+                        offsets: offsets, sync: sync, memberEpochs: memberEpochs)))
                 } catch {
                     completion(.failure(error))
                 }
@@ -85,7 +93,8 @@ extension GroupCoordinator {
     /// Kafka's checks of an OffsetCommit (the group id, metadata sizes, the member and its
     /// generation or epoch), and the offsets stamped with the commit time where they have none.
     private func checkCommit(
-        groupId: String, memberId: String, instance: String?, generationId: Int32, offsets: [TopicPartition: CommittedOffset]
+        groupId: String, memberId: String, instance: String?, generationId: Int32, offsets: [TopicPartition: CommittedOffset],
+        memberEpochs: Bool
     ) -> Result<[TopicPartition: CommittedOffset], RefusedCommit> {
         guard Self.validGroupId(groupId) else { return .failure(RefusedCommit(code: .invalidGroupId)) }
         if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
@@ -99,7 +108,7 @@ extension GroupCoordinator {
             if s.isClosed { return .checked(.brokerClosed) }
             if s.deleting[groupId] != nil { return .checked(.groupBusy) }
             if let group = s.consumerGroups[groupId] {
-                return .checked(group.validateCommit(memberId: memberId, memberEpoch: generationId))
+                return .checked(group.validateCommit(memberId: memberId, memberEpoch: generationId, memberEpochs: memberEpochs))
             }
             guard let group = s.groups[groupId] else { return .noGroup }
             return .checked(group.validateCommit(memberId: memberId, instance: instance, generationId: generationId))
@@ -197,6 +206,20 @@ extension GroupCoordinator {
         }
         let stored = try await store.delete(wholeGroup: groupId)
         return inMemory || stored ? nil : .groupIdNotFound
+    }
+
+    /// Kafka's check of an OffsetFetch that names a member (v9+, a consumer-protocol member
+    /// asking as itself): nil when it names none (an admin, a classic consumer), or when the
+    /// group is not a consumer group; else the member must be in the group
+    /// (`.unknownMemberId`) at that epoch (`.staleMemberEpoch`), so a fenced member does not
+    /// read offsets to go on with.
+    public func checkFetch(groupId: String, memberId: String?, memberEpoch: Int32) -> TidemarkError.Code? {
+        if memberId == nil && memberEpoch < 0 { return nil }
+        return state.withLock { s in
+            guard let group = s.consumerGroups[groupId] else { return nil }
+            guard let member = group.members[memberId ?? ""] else { return .unknownMemberId }
+            return member.memberEpoch == memberEpoch ? nil : .staleMemberEpoch
+        }
     }
 
     /// OffsetFetch: the committed offsets of a group (all partitions when `partitions` is nil).

@@ -108,6 +108,53 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A share group cannot take the id of a classic or consumer group that exists, empty or
+    /// not, as Kafka refuses it (GROUP_ID_NOT_FOUND): one with only committed offsets, an empty
+    /// consumer group, and the same after a restart (known by its records and offsets). It
+    /// took them, and the group's own consumers were then refused; deleted, the id is free.
+    @Test func aShareGroupDoesNotTakeTheIdOfAnEmptyGroup() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        let tp = TopicPartition("jobs", 0)
+        func share(_ group: String) -> TidemarkError.Code? {
+            broker.shareGroupHeartbeat(ShareHeartbeat(groupId: group, memberId: "w", memberEpoch: 0, subscribedTopicNames: ["jobs"])).error
+        }
+        // Offsets only (a standalone commit: a "simple" classic group).
+        #expect(try await broker.groups.commitOffsets(groupId: "simple", offsets: [tp: CommittedOffset(offset: 3)]) == nil)
+        // A consumer group whose member committed and left.
+        let member = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(
+                groupId: "cg", memberId: "m", memberEpoch: 0, rebalanceTimeoutMs: 60_000, subscribedTopicNames: ["jobs"],
+                ownedPartitions: []))
+        #expect(member.error == nil)
+        #expect(
+            try await broker.groups.commitOffsets(groupId: "cg", memberId: "m", generationId: member.memberEpoch, offsets: [tp: CommittedOffset(offset: 5)])
+                == nil)
+        #expect(broker.consumerGroupHeartbeat(ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: -1)).error == nil)
+        #expect(share("simple") == .groupIdNotFound)
+        #expect(share("cg") == .groupIdNotFound)
+        #expect(share("fresh") == nil)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        #expect(share("simple") == .groupIdNotFound)
+        #expect(share("cg") == .groupIdNotFound)
+        #expect(share("fresh") == nil)  // a share group goes on under its id
+        // The consumer group's consumers still come back to it, with their offsets.
+        #expect(
+            broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: "cg", memberId: "m2", memberEpoch: 0, rebalanceTimeoutMs: 60_000, subscribedTopicNames: ["jobs"],
+                    ownedPartitions: [])
+            ).error == nil)
+        #expect(broker.groups.fetchOffsets(groupId: "cg")[tp]?.offset == 5)
+        // Deleted, the id is free.
+        #expect(await broker.deleteGroups(["simple"]).first?.error == nil)
+        #expect(share("simple") == nil)
+        try await broker.close()
+    }
+
     /// A share session epoch below -1 is INVALID_SHARE_SESSION_EPOCH, as Kafka answers, not
     /// "no session" (the session is there); and DeleteGroups of an id with share state and a
     /// live consumer group's is NON_EMPTY_GROUP (the share state's deletion was success).

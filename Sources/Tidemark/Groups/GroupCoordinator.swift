@@ -560,6 +560,18 @@ public final class GroupCoordinator: Sendable {
         state.withLock { s in s.groups[groupId] != nil ? .classic : (s.consumerGroups[groupId] != nil ? .consumer : nil) }
     }
 
+    /// The type of the classic or consumer group that has this id, as Kafka counts groups: one
+    /// with a state machine here, or known only by its membership records or committed offsets
+    /// (an empty group keeps its id until it is deleted or its offsets expire; a group of only
+    /// offsets is classic). Nil: no such group. (May wait for the offsets store's lock.)
+    public func existingGroupType(_ groupId: String) -> GroupType? {
+        if let type = groupType(groupId) { return type }
+        if let recorded = store.memberships.withLock({ $0[groupId] }) {
+            return recorded.classicValue(group: groupId) != nil ? .classic : .consumer
+        }
+        return store.hasOffsets(group: groupId) ? .classic : nil
+    }
+
     public func describeGroup(_ groupId: String) -> GroupDescription {
         // The offsets store's lock is not taken under the coordinator's: compaction holds it
         // while it rewrites the log, and every join and heartbeat would wait behind a describe.

@@ -147,11 +147,14 @@ extension Broker {
     }
 
     /// ShareGroupHeartbeat over this broker's topics. A group id that a classic or consumer
-    /// group with members uses is refused (GROUP_ID_NOT_FOUND), as Kafka does.
+    /// group has, empty or not, is refused (GROUP_ID_NOT_FOUND), as Kafka does: a share group
+    /// took the id of an empty group that still had committed offsets, and that group's
+    /// consumers were then refused as members of a share group, their offsets kept.
     public func shareGroupHeartbeat(_ request: ShareHeartbeat) -> ConsumerHeartbeatResult {
-        if let type = groups.groupType(request.groupId), groups.hasMembers(request.groupId) {
+        if !shares.isShareGroup(request.groupId), let type = groups.existingGroupType(request.groupId) {
             return .failure(
-                .groupIdNotFound, "group \(request.groupId) is a \(type.rawValue.lowercased()) group, not a share group",
+                .groupIdNotFound,
+                "group \(request.groupId) is a \(type.rawValue.lowercased()) group, not a share group (delete it to use its id for a share group)",
                 memberId: request.memberId)
         }
         return shares.heartbeat(

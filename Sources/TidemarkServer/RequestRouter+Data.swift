@@ -263,14 +263,49 @@ extension RequestRouter {
     static let largeFetchFrameBytes = 64 << 10
     static let largeFetchMaxWaitMs: Int64 = 500
 
+    /// The least ListOffsets version that knows a special (negative) time; nil for a negative
+    /// time that is none of them (-6, earliest pending upload, is a tiered-storage time of v11,
+    /// which this broker does not speak).
+    static func listOffsetsVersion(knowing time: Int64) -> Int16? {
+        switch time {
+        case -1, -2: 0
+        case -3: 7  // MAX_TIMESTAMP
+        case -4: 8  // EARLIEST_LOCAL_TIMESTAMP
+        case -5: 9  // LATEST_TIERED_TIMESTAMP
+        default: nil
+        }
+    }
+
+    /// ListOffsets. As Kafka answers: a partition named twice in one request (v1+) is
+    /// INVALID_REQUEST for each time it is named; a special time its version does not know, or
+    /// a negative time that is no special one, is UNSUPPORTED_VERSION (they were answered as
+    /// lookups: -3 before v7 as MAX_TIMESTAMP, -100 as a time search).
     func listOffsets(_ request: ListOffsetsRequest, version: Int16) async -> ListOffsetsResponse {
         var response = ListOffsetsResponse()
+        var named: [TopicPartition: Int] = [:]
+        if version >= 1 {
+            for topic in request.topics {
+                for partition in topic.partitions { named[TopicPartition(topic.name, Int(partition.partitionIndex)), default: 0] += 1 }
+            }
+        }
         for topicRequest in request.topics {
             var topic = ListOffsetsResponse.Topic()
             topic.name = topicRequest.name
             for partitionRequest in topicRequest.partitions {
                 var result = ListOffsetsResponse.Partition()
                 result.partitionIndex = partitionRequest.partitionIndex
+                if named[TopicPartition(topicRequest.name, Int(partitionRequest.partitionIndex)), default: 0] > 1 {
+                    result.errorCode = KafkaError.invalidRequest.rawValue
+                    topic.partitions.append(result)
+                    continue
+                }
+                if version >= 1, partitionRequest.timestamp < 0,
+                    (Self.listOffsetsVersion(knowing: partitionRequest.timestamp) ?? .max) > version
+                {
+                    result.errorCode = KafkaError.unsupportedVersion.rawValue
+                    topic.partitions.append(result)
+                    continue
+                }
                 do {
                     let tp = (topic: topicRequest.name, partition: Int(partitionRequest.partitionIndex))
                     switch partitionRequest.timestamp {

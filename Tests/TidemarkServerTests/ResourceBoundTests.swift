@@ -237,6 +237,37 @@ extension ServerTests { @Suite(.serialized) struct ResourceBoundTests {
             #expect(answers[-4]! == (0, -1))
             #expect(answers[-5]! == (-1, -1))
             #expect(answers[-1]! == (3, -1))
+
+            // As Kafka answers: a special time below the version that knows it, or a negative
+            // time that is no special one, is UNSUPPORTED_VERSION; a partition named twice is
+            // INVALID_REQUEST each time (another partition of the request is answered).
+            func errors(_ version: Int16, _ partitions: [(Int32, Int64)]) async throws -> [Int16] {
+                var request = ListOffsetsRequest()
+                var t = ListOffsetsRequest.Topic()
+                t.name = "times"
+                t.partitions = partitions.map { index, time in
+                    var p = ListOffsetsRequest.Partition()
+                    p.partitionIndex = index
+                    p.timestamp = time
+                    return p
+                }
+                request.topics = [t]
+                try client.request(.listOffsets, version: version, correlation: 50, request)
+                let (_, body) = try #require(await client.response())
+                let flexible = ApiKey.listOffsets.isFlexible(version)
+                return try ListOffsetsResponse.decode(body, from: flexible ? 1 : 0, version: version, flexible: flexible)
+                    .topics[0].partitions.map(\.errorCode)
+            }
+            let unsupported = KafkaError.unsupportedVersion.rawValue
+            #expect(try await errors(6, [(0, -3)]) == [unsupported])
+            #expect(try await errors(7, [(0, -3)]) == [0])
+            #expect(try await errors(7, [(0, -4)]) == [unsupported])
+            #expect(try await errors(8, [(0, -5)]) == [unsupported])
+            #expect(try await errors(10, [(0, -6)]) == [unsupported])
+            #expect(try await errors(10, [(0, -100)]) == [unsupported])
+            #expect(try await errors(1, [(0, -1)]) == [0])
+            let invalid = KafkaError.invalidRequest.rawValue
+            #expect(try await errors(10, [(0, -1), (0, -2), (1, -1)]) == [invalid, invalid, KafkaError.unknownTopicOrPartition.rawValue])
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+import Synchronization
 import TidemarkStorage
 
 @testable import Tidemark
@@ -414,5 +415,92 @@ import TidemarkStorage
         #expect(answer.error == nil && answer.memberEpoch == epoch + 1)
         #expect(answer.assignment == [TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)])
         try await broker.close()
+    }
+
+    /// A burst of changes over more groups than the writer's line held (10,000, the oldest
+    /// dropped): every group's last record is written. 12,000 one-member groups, then every
+    /// member leaves at once: after a restart none comes back with its member (those whose
+    /// Empty record was dropped came back as they were, their members ghosts for a session).
+    @Test func aBurstOverManyGroupsLosesNoGroupsLastRecord() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 1)
+        let groups = 12_000
+        var members: [String] = []
+        for g in 0..<groups {
+            let joined = broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: "burst-\(g)", memberId: "m-\(g)", memberEpoch: 0, rebalanceTimeoutMs: 5_000, subscribedTopicNames: ["t"],
+                    ownedPartitions: []))
+            #expect(joined.error == nil)
+            members.append(joined.memberId)
+        }
+        for g in 0..<groups {
+            let left = broker.consumerGroupHeartbeat(ConsumerHeartbeat(groupId: "burst-\(g)", memberId: members[g], memberEpoch: -1))
+            #expect(left.error == nil)
+        }
+        #expect(broker.groups.membershipRecordsDropped.load(ordering: .relaxed) == 0)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        let back = (0..<groups).filter { broker.groups.hasMembers("burst-\($0)") }
+        #expect(back.isEmpty, "\(back.count) groups came back with their member")
+        try await broker.close()
+    }
+}
+
+/// The membership writer's line (`MembershipQueue`): one record per group, its newest, in
+/// the order groups first waited; waiters of a replaced record told with its replacement;
+/// bounds drop the oldest; what waits at `finish` is still read.
+@Suite struct MembershipQueueTests {
+    static func record(_ group: String, generation: Int32, _ whenWritten: (@Sendable (Bool) -> Void)? = nil) -> PendingMembership {
+        PendingMembership(
+            group: group,
+            record: .classic(GroupMembershipRecord(protocolType: "consumer", generation: generation, protocolName: nil, leader: nil, members: [])),
+            life: 1, whenWritten: whenWritten)
+    }
+
+    static func generation(_ pending: PendingMembership?) -> Int32? {
+        guard case .classic(let record)? = pending?.record else { return nil }
+        return record.generation
+    }
+
+    @Test func eachGroupWaitsOnceWithItsNewestRecord() async {
+        let queue = MembershipQueue()
+        let told = Mutex<[String]>([])
+        #expect(queue.send(Self.record("a", generation: 1) { written in told.withLock { $0.append("a1:\(written)") } }).replaced == nil)
+        #expect(queue.send(Self.record("b", generation: 1)).taken)
+        let sent = queue.send(Self.record("a", generation: 2) { written in told.withLock { $0.append("a2:\(written)") } })
+        #expect(Self.generation(sent.replaced) == 1 && sent.dropped.isEmpty)
+        #expect(queue.count == 2)
+        let first = await queue.next()
+        #expect(first?.group == "a" && Self.generation(first) == 2)  // in a's place in the line
+        first?.whenWritten?(true)
+        #expect(told.withLock { $0 } == ["a1:true", "a2:true"])
+        #expect(await queue.next()?.group == "b")
+        // A reader waiting gets the next record handed over.
+        async let waited = queue.next()
+        try? await Task.sleep(for: .milliseconds(20))
+        #expect(queue.send(Self.record("c", generation: 1)).taken)
+        #expect(await waited?.group == "c")
+        queue.finish()
+        #expect(await queue.next() == nil)
+        #expect(!queue.send(Self.record("d", generation: 1)).taken)
+    }
+
+    @Test func boundsDropTheOldestAndFinishLeavesTheRestToRead() async {
+        let queue = MembershipQueue(maxGroups: 3, maxBytes: 1 << 20)
+        for g in 0..<3 { #expect(queue.send(Self.record("g\(g)", generation: 1)).dropped.isEmpty) }
+        let sent = queue.send(Self.record("g3", generation: 1))
+        #expect(sent.dropped.map(\.group) == ["g0"])
+        let bytes = Self.record("g0", generation: 1).bytes
+        let small = MembershipQueue(maxGroups: 100, maxBytes: bytes * 2)
+        for g in 0..<3 { _ = small.send(Self.record("g\(g)", generation: 1)) }
+        #expect(small.count == 2)
+        queue.finish()
+        var read: [String] = []
+        while let next = await queue.next() { read.append(next.group) }
+        #expect(read == ["g1", "g2", "g3"])
     }
 }

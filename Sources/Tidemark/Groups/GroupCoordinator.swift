@@ -143,16 +143,16 @@ public final class GroupCoordinator: Sendable {
     /// Where rebalances are logged (one line per generation, never per heartbeat).
     let logger: Logger?
 
-    /// Membership records on their way to `__consumer_offsets`, yielded under `state` in the
-    /// order the groups changed, written one by one by `membershipWriter`. Bounded: past
-    /// `maxPendingMembershipRecords` the oldest are dropped (a later record of the same group
-    /// supersedes them; no client waits for these).
-    let membershipRecords: AsyncStream<PendingMembership>.Continuation
+    /// Membership records on their way to `__consumer_offsets`, sent under `state` as groups
+    /// change, one waiting per group (`MembershipQueue`: its newest), written one by one by
+    /// `membershipWriter`.
+    let membershipRecords: MembershipQueue
     let membershipWriter: Task<Void, Never>
+    /// Records the queue dropped to keep its bounds (a writer stalled far behind).
+    let membershipRecordsDropped = Atomic<Int>(0)
     /// What was last sent to the writer, per classic group: a record is written only while
     /// the group's life it was sent in lasts (`RecordedMemberships`).
     let recordedMemberships = RecordedMemberships()
-    static let maxPendingMembershipRecords = 10_000
 
     init(
         options: GroupOptions, store: OffsetStore, configs: GroupConfigs, clock: @escaping @Sendable () -> Int64,
@@ -164,14 +164,13 @@ public final class GroupCoordinator: Sendable {
         self.store = store
         self.configs = configs
         self.clock = clock
-        let (records, continuation) = AsyncStream.makeStream(
-            of: PendingMembership.self, bufferingPolicy: .bufferingNewest(Self.maxPendingMembershipRecords))
-        membershipRecords = continuation
+        let records = MembershipQueue()
+        membershipRecords = records
         let started = clock()
         state.withLock { $0.lastOffsetsExpiryMs = started }
         let recorded = recordedMemberships
         membershipWriter = Task {
-            for await pending in records {
+            while let pending = await records.next() {
                 let (group, life) = (pending.group, pending.life)
                 var written = false
                 do {

@@ -293,20 +293,30 @@ extension GroupCoordinator {
         return send(PendingMembership(group: group.groupId, record: .classic(record), life: life, whenWritten: whenWritten))
     }
 
-    /// Hands a record to the writer; false when it has stopped (the broker is closing).
+    /// Hands a record to the writer (`MembershipQueue`: it takes the place of the group's record
+    /// still waiting); false when the writer has stopped (the broker is closing).
     @discardableResult
     private func send(_ pending: PendingMembership) -> Bool {
-        switch membershipRecords.yield(pending) {
-        case .dropped(let oldest):
-            recordedMemberships.passed(oldest.group, life: oldest.life)
-            oldest.whenWritten?(false)
-            return true
-        case .terminated:
+        let sent = membershipRecords.send(pending)
+        guard sent.taken else {
             recordedMemberships.passed(pending.group, life: pending.life)
             return false
-        default:
-            return true
         }
+        if let replaced = sent.replaced { recordedMemberships.passed(replaced.group, life: replaced.life) }
+        for dropped in sent.dropped {
+            recordedMemberships.passed(dropped.group, life: dropped.life)
+            dropped.whenWritten?(false)
+        }
+        if !sent.dropped.isEmpty {
+            let total = membershipRecordsDropped.add(sent.dropped.count, ordering: .relaxed).newValue
+            // Said at the first and then every 1,000th: a writer this far behind is stalled.
+            if total == sent.dropped.count || total / 1_000 != (total - sent.dropped.count) / 1_000 {
+                logger?.warning(
+                    "group membership records dropped: the writer to __consumer_offsets is far behind",
+                    metadata: ["dropped_total": "\(total)", "group": "\(sent.dropped[0].group)"])
+            }
+        }
+        return true
     }
 }
 
@@ -327,6 +337,35 @@ struct PendingMembership: Sendable {
     /// Which of the group's records sent this is (`RecordedMemberships.sent`): a consumer
     /// group's snapshot is whole, so the writer skips one a later record of the group follows.
     var sequence: UInt64 = 0
+    /// About what the record keeps in memory (`MembershipQueue`'s bound).
+    let bytes: Int
+
+    init(group: String, record: Records, life: UInt64, whenWritten: (@Sendable (Bool) -> Void)?, sequence: UInt64 = 0) {
+        self.group = group
+        self.record = record
+        self.life = life
+        self.whenWritten = whenWritten
+        self.sequence = sequence
+        func size(_ s: String?) -> Int { s?.utf8.count ?? 0 }
+        let members: Int
+        switch record {
+        case .classic(let r):
+            members = r.members.reduce(0) {
+                $0 + 64 + size($1.memberId) + size($1.groupInstanceId) + size($1.clientId) + size($1.clientHost) + $1.subscription.count
+                    + $1.assignment.count
+            }
+        case .consumer(let snapshot):
+            members = snapshot.members.reduce(0) { sum, m in
+                let partitions = (m.assigned + m.pendingRevocation + m.target).reduce(0) { $0 + 24 + 4 * $1.partitions.count }
+                return sum + 96 + size(m.memberId) + size(m.instanceId) + size(m.rackId) + size(m.clientId) + size(m.clientHost)
+                    + size(m.subscribedTopicRegex) + size(m.serverAssignor)
+                    + m.subscribedTopicNames.reduce(0) { $0 + 16 + $1.utf8.count } + partitions
+            }
+        case .consumerTooLarge:
+            members = 0
+        }
+        bytes = 128 + group.utf8.count + members
+    }
 }
 
 /// Per group, the generation (a consumer-protocol group's epoch) of the last membership records

@@ -417,6 +417,36 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A member whose session runs out in a group that keeps other members is written out at
+    /// once (it waited for a heartbeat of the others that changed something: a crash before
+    /// that brought it back after the restart, holding its partitions for another session).
+    @Test func aMemberWhoseSessionRanOutIsWrittenOutAtOnce() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.consumerSessionTimeoutMs = 10_000
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 4)
+        let a = Self.heartbeat(broker)
+        let b = Self.heartbeat(broker)
+        let held = Self.settle(broker, [a.memberId: (a.memberEpoch, []), b.memberId: (b.memberEpoch, [])])
+        _ = try await Self.waitForSnapshot(broker, members: [a.memberId, b.memberId])
+        // b goes quiet; a heartbeats (nothing changes for it), then b's session runs out.
+        clock.advance(6_000)
+        let steady = Self.heartbeat(broker, a.memberId, epoch: held[a.memberId]!.epoch, topics: nil, owned: held[a.memberId]!.owned)
+        #expect(steady.error == nil && steady.assignment == nil)
+        clock.advance(5_000)
+        await broker.groups.tick()
+        #expect(broker.groups.describeConsumerGroup("orders")?.members.map(\.memberId) == [a.memberId])
+        let snapshot = try await Self.waitForSnapshot(broker, members: [a.memberId])
+        #expect(snapshot.members.count == 1)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(broker.groups.describeConsumerGroup("orders")?.members.map(\.memberId) == [a.memberId])
+        try await broker.close()
+    }
+
     /// A burst of changes over more groups than the writer's line held (10,000, the oldest
     /// dropped): every group's last record is written. 12,000 one-member groups, then every
     /// member leaves at once: after a restart none comes back with its member (those whose

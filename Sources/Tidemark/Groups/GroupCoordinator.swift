@@ -55,6 +55,9 @@ public final class GroupCoordinator: Sendable {
         var groups: [String: ClassicGroup] = [:]
         /// Consumer-protocol groups (ConsumerGroupHeartbeat, KIP-848).
         var consumerGroups: [String: ConsumerGroup] = [:]
+        /// The topics' ids, for the records of a consumer group written by the tick (a session
+        /// ran out); set when groups are restored, as the broker opens (`restoreGroups`).
+        var topicId: (@Sendable (String) -> UUID?)? = nil
         var joinWaiters: [WaiterKey: CheckedContinuation<JoinGroupResponse, Never>] = [:]
         var syncWaiters: [WaiterKey: CheckedContinuation<SyncGroupResponse, Never>] = [:]
         var isClosed = false
@@ -466,9 +469,11 @@ public final class GroupCoordinator: Sendable {
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: consumerSettings(id).sessionTimeoutMs)
                 if !expired.isEmpty { expiredMembers.append((id, expired)) }
                 s.setConsumer(group, id: id)
-                // The last member's session ran out: the group's records say Empty. (Other
-                // changes are written once the members have reconciled, at their heartbeats.)
-                if group.isEmpty { noteConsumerMembership(group, &s) { _ in nil } }
+                // Members whose sessions ran out are written out now, as any change of who is
+                // in the group (`noteConsumerMembership`): it waited for a heartbeat of the others
+                // that changed something, and a crash before that brought them back, holding
+                // their partitions for another session. The last one's leaves the group Empty.
+                if !expired.isEmpty || group.isEmpty { noteConsumerMembership(group, &s, topicId: s.topicId ?? { _ in nil }) }
             }
             for id in Array(s.consumerIdle) {
                 let since = s.idleSince[id] ?? now

@@ -159,6 +159,7 @@ extension GroupCoordinator {
         let now = clock()
         let saved = store.memberships.withLock { $0 }
         return state.withLock { s in
+            s.topicId = catalog.topicId
             var restored = 0
             var notRestored = 0
             for (id, membership) in saved.sorted(by: { $0.key < $1.key }) where s.groups[id] == nil && s.consumerGroups[id] == nil {

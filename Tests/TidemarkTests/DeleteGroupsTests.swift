@@ -58,8 +58,7 @@ import TidemarkStorage
         // Each record is its own trip through the store's executor: a few thousand of them, with the
         // whole suite running beside, took over a minute and starved other tests.
         let fillers = 1_000
-        Self.queueMembershipRecords(broker, fillers)
-        await Self.joinSyncAndLeave(broker, "done")
+        await Self.joinSyncAndLeave(broker, "done", fillersBeforeLeave: fillers)
         // Its records are behind the others': not written yet.
         #expect(broker.groups.store.memberships.withLock { $0.count } < fillers)
         #expect(await broker.deleteGroups(["done"]).first?.error == nil)
@@ -87,8 +86,7 @@ import TidemarkStorage
         let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
         try await broker.createTopic("t", partitions: 1)
         let fillers = 1_000
-        Self.queueMembershipRecords(broker, fillers)
-        await Self.joinSyncAndLeave(broker, "g")
+        await Self.joinSyncAndLeave(broker, "g", fillersBeforeLeave: fillers)
         #expect(broker.groups.store.memberships.withLock { $0.count } < fillers)
         let moved = broker.consumerGroupHeartbeat(
             ConsumerHeartbeat(groupId: "g", memberId: "m", memberEpoch: 0, rebalanceTimeoutMs: 1_000, subscribedTopicNames: ["t"]))
@@ -158,7 +156,6 @@ import TidemarkStorage
         }
     }
 
-    /// One member joins `group`, syncs and leaves: a Stable record, then an Empty one.
     /// The last member's LeaveGroup is answered once the group's Empty record is in the log (the
     /// Kafka front's `leaveWhenRecorded`): answered before, a kill -9 in between brought the
     /// member back at the restart, waited for until its session ran out. Here the writer has
@@ -182,12 +179,39 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    static func joinSyncAndLeave(_ broker: Broker, _ group: String) async {
+    /// A SyncGroup that makes a generation Stable is answered once the group's record naming it
+    /// is in the log, as Kafka appends the group before it answers: answered first, a kill -9
+    /// in between brought back the generation before (ILLEGAL_GENERATION at the members' next
+    /// heartbeat). Here the writer has 1,000 records ahead of it.
+    @Test func aSyncIsAnsweredOnceItsGenerationIsWritten() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 1)
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "g", clientId: "c", clientHost: "/10.0.0.1", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000,
+                protocolType: "consumer", protocols: [("range", [])]))
+        Self.queueMembershipRecords(broker, 1_000)
+        let synced = await broker.groups.sync(groupId: "g", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: [7]])
+        #expect(synced.error == nil && synced.assignment == [7])
+        let recorded = broker.groups.store.memberships.withLock { $0["g"]?.classicValue(group: "g") }.flatMap(GroupMembershipRecord.decodeValue)
+        #expect(recorded?.generation == 1 && recorded?.members.map(\.memberId) == [joined.memberId], "the Stable record is in the log")
+        // A later sync of the same generation (nothing new to write) is answered at once.
+        let again = await broker.groups.sync(groupId: "g", memberId: joined.memberId, generationId: 1, assignments: nil)
+        #expect(again.error == nil && again.assignment == [7])
+        try await broker.close()
+    }
+
+    /// One member joins `group` and syncs (answered once the Stable record is written), then
+    /// `fillers` records of other groups are queued, and the member leaves: the Empty record
+    /// waits behind them.
+    static func joinSyncAndLeave(_ broker: Broker, _ group: String, fillersBeforeLeave fillers: Int) async {
         let joined = await broker.groups.join(
             JoinGroupRequest(
                 groupId: group, clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
                 protocols: [("range", [])]))
         _ = await broker.groups.sync(groupId: group, memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: []])
+        queueMembershipRecords(broker, fillers)
         broker.groups.leave(groupId: group, memberIds: [joined.memberId])
     }
 

@@ -371,7 +371,18 @@ public final class GroupCoordinator: Sendable {
                 let more = Self.collect(deliveries, group: groupId, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
-                noteMembership(group, &s)
+                // A generation made Stable here is answered once its record is in the log, as
+                // Kafka appends the group before it answers SyncGroup: answered first, a kill -9
+                // in between brought back the generation before (ILLEGAL_GENERATION at the
+                // members' next heartbeat and commit, CommitFailedError in kafka-python), or a
+                // static member's old instance (FENCED_INSTANCE_ID, fatal in clients). A record
+                // that could not be written answers them as they were (the failure is logged).
+                let held = ready.syncs
+                if !held.isEmpty && noteMembership(group, &s, whenWritten: { _ in for (c, response) in held { c.resume(returning: response) } }) {
+                    ready.syncs = []
+                } else if held.isEmpty {
+                    noteMembership(group, &s)
+                }
                 return ready
             }
             ready.resumeAll()

@@ -26,6 +26,15 @@ extension Broker {
         return groups.consumerHeartbeat(request, catalog: groupCatalog)
     }
 
+    /// `consumerGroupHeartbeat`, answered once the records it sent are in the log
+    /// (`GroupCoordinator.consumerHeartbeatWhenRecorded`): the Kafka front's.
+    public func consumerGroupHeartbeatWhenRecorded(_ request: ConsumerHeartbeat) async -> ConsumerHeartbeatResult {
+        if shares.isShareGroup(request.groupId) {
+            return .failure(.groupIdNotFound, "group \(request.groupId) is a share group", memberId: request.memberId)
+        }
+        return await groups.consumerHeartbeatWhenRecorded(request, catalog: groupCatalog)
+    }
+
     /// The topics consumer-protocol groups are assigned from: every topic but the internal ones.
     var groupCatalog: TopicCatalog {
         // Looked up without a thrown error for names that are not topics: a group may

@@ -4,7 +4,7 @@ import TidemarkWire
 /// The next-generation consumer group protocol (KIP-848) on the wire: topic ids in, topic
 /// names to the engine's `ConsumerGroup` state machines, topic ids back out.
 extension RequestRouter {
-    func consumerGroupHeartbeat(_ request: ConsumerGroupHeartbeatRequest, header: RequestHeader)
+    func consumerGroupHeartbeat(_ request: ConsumerGroupHeartbeatRequest, header: RequestHeader) async
         -> ConsumerGroupHeartbeatResponse
     {
         var response = ConsumerGroupHeartbeatResponse()
@@ -32,7 +32,7 @@ extension RequestRouter {
                     .filter { seen.insert($0).inserted }
             }
         }
-        let result = broker.consumerGroupHeartbeat(
+        let result = await broker.consumerGroupHeartbeatWhenRecorded(
             ConsumerHeartbeat(
                 groupId: request.groupId, memberId: request.memberId, memberEpoch: request.memberEpoch,
                 instanceId: request.instanceId, rackId: request.rackId, rebalanceTimeoutMs: request.rebalanceTimeoutMs,

@@ -412,7 +412,7 @@ final class RequestRouter: Sendable {
         case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)
         case .consumerGroupHeartbeat:
             return try respond(
-                consumerGroupHeartbeat(try body(ConsumerGroupHeartbeatRequest.self), header: header), header, api: api)
+                await consumerGroupHeartbeat(try body(ConsumerGroupHeartbeatRequest.self), header: header), header, api: api)
         case .consumerGroupDescribe:
             let request = try body(ConsumerGroupDescribeRequest.self)
             try TooManyEntries.check(request.groupIds.count, "groups")

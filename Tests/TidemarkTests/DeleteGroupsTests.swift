@@ -202,6 +202,35 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A ConsumerGroupHeartbeat that sends records (a join, a leave) is answered once they
+    /// are in the log, as Kafka answers after appending them; a steady one sends none and is
+    /// answered at once. Here the writer has 1,000 records ahead of it each time.
+    @Test func aConsumerHeartbeatIsAnsweredOnceItsRecordsAreWritten() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("t", partitions: 2)
+        func recorded() -> ConsumerGroupSnapshot? {
+            broker.groups.store.memberships.withLock { $0["cg"] }.flatMap { ConsumerGroupSnapshot(group: "cg", records: $0.records) }
+        }
+        Self.queueMembershipRecords(broker, 1_000)
+        let joined = await broker.consumerGroupHeartbeatWhenRecorded(
+            ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: 0, rebalanceTimeoutMs: 5_000, subscribedTopicNames: ["t"], ownedPartitions: []))
+        #expect(joined.error == nil)
+        #expect(recorded()?.members.map(\.memberId) == ["m"], "the join's records are in the log")
+        // Steady: nothing to write, answered with the writer still behind.
+        let owned = joined.assignment ?? []
+        _ = await broker.consumerGroupHeartbeatWhenRecorded(
+            ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: joined.memberEpoch, ownedPartitions: owned))
+        Self.queueMembershipRecords(broker, 1_000)
+        let steady = await broker.consumerGroupHeartbeatWhenRecorded(ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: joined.memberEpoch))
+        #expect(steady.error == nil)
+        #expect(broker.groups.membershipRecords.count > 0, "a steady heartbeat does not wait for the writer")
+        let left = await broker.consumerGroupHeartbeatWhenRecorded(ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: -1))
+        #expect(left.error == nil)
+        #expect(recorded()?.members.isEmpty == true, "the leave's Empty records are in the log")
+        try await broker.close()
+    }
+
     /// One member joins `group` and syncs (answered once the Stable record is written), then
     /// `fillers` records of other groups are queued, and the member leaves: the Empty record
     /// waits behind them.

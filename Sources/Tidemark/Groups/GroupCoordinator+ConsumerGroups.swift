@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 // Consumer-protocol groups (KIP-848): ConsumerGroupHeartbeat, settings, describe.
 extension GroupCoordinator {
@@ -23,6 +24,47 @@ extension GroupCoordinator {
     /// (GROUP_ID_NOT_FOUND, as Kafka does without migration); an empty one becomes a consumer
     /// group, keeping its committed offsets.
     public func consumerHeartbeat(_ request: ConsumerHeartbeat, catalog: TopicCatalog) -> ConsumerHeartbeatResult {
+        consumerHeartbeat(request, catalog: catalog, whenWritten: nil).result
+    }
+
+    /// `consumerHeartbeat`, answered once the records it sent are in the log (a join, a leave,
+    /// a member's new subscription, a group settling at a new epoch), as Kafka answers a
+    /// heartbeat once its records are appended: answered first, a kill -9 in between brought
+    /// back the group as it was (a static member's old instance refusing its new one with
+    /// UNRELEASED_INSTANCE_ID, fatal in clients; a member that left, a ghost for a session).
+    /// A steady heartbeat sends none and is answered at once.
+    public func consumerHeartbeatWhenRecorded(_ request: ConsumerHeartbeat, catalog: TopicCatalog) async -> ConsumerHeartbeatResult {
+        // Resumed by whichever comes last: the answer, or the writer done with the records.
+        let gate = Mutex<(result: ConsumerHeartbeatResult?, written: Bool)>((nil, false))
+        return await withCheckedContinuation { (continuation: CheckedContinuation<ConsumerHeartbeatResult, Never>) in
+            let (result, sent) = consumerHeartbeat(request, catalog: catalog) { _ in
+                let ready = gate.withLock { g -> ConsumerHeartbeatResult? in
+                    g.written = true
+                    return g.result
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+            let now = gate.withLock { g -> Bool in
+                g.result = result
+                return !sent || g.written
+            }
+            if now { continuation.resume(returning: result) }
+        }
+    }
+
+    /// `consumerHeartbeat`, with what to call once the records it sent are written (and
+    /// whether it sent any: if not, `whenWritten` is never called).
+    func consumerHeartbeat(
+        _ request: ConsumerHeartbeat, catalog: TopicCatalog, whenWritten: (@Sendable (Bool) -> Void)?
+    ) -> (result: ConsumerHeartbeatResult, sent: Bool) {
+        var sent = false
+        let result = consumerHeartbeat(request, catalog: catalog, whenWritten: whenWritten, sent: &sent)
+        return (result, sent)
+    }
+
+    private func consumerHeartbeat(
+        _ request: ConsumerHeartbeat, catalog: TopicCatalog, whenWritten: (@Sendable (Bool) -> Void)?, sent: inout Bool
+    ) -> ConsumerHeartbeatResult {
         guard Self.validGroupId(request.groupId) else {
             return .failure(.invalidRequest, "the group id must be 1 to 255 bytes", memberId: request.memberId)
         }
@@ -97,7 +139,7 @@ extension GroupCoordinator {
                 if request.memberEpoch <= 0 || resubscribed || result.error != nil || result.memberEpoch != request.memberEpoch
                     || result.assignment != nil
                 {
-                    noteConsumerMembership(group, &s, topicId: catalog.topicId)
+                    sent = noteConsumerMembership(group, &s, topicId: catalog.topicId, whenWritten: whenWritten)
                 }
             }
             return result

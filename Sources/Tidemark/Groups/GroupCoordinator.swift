@@ -173,16 +173,20 @@ public final class GroupCoordinator: Sendable {
         state.withLock { $0.lastOffsetsExpiryMs = started }
         let recorded = recordedMemberships
         membershipWriter = Task {
-            while let pending = await records.next() {
+            while var pending = await records.next() {
                 let (group, life) = (pending.group, pending.life)
                 var written = false
                 do {
                     let current = { @Sendable in recorded.isLive(group, life: life) }
-                    // A later record of the group is on its way, and a consumer group's records
-                    // are written whole: this one is skipped (a writer behind a group's joins
-                    // writes its last state once, not each).
+                    // A later record of the group is on its way (sent since the writer took this
+                    // one), and a consumer group's records are written whole: this one is
+                    // skipped, and whoever waits for it waits for the later one (if that is not
+                    // in the line yet, this one is written).
                     var superseded = false
-                    if case .classic = pending.record {} else { superseded = recorded.sent(group) != pending.sequence }
+                    if case .classic = pending.record {} else if recorded.sent(group) != pending.sequence {
+                        superseded = pending.whenWritten.map { records.follow(group, $0) } ?? true
+                        if superseded { pending.whenWritten = nil }
+                    }
                     switch pending.record {
                     case _ where superseded: break
                     case .classic(let record): written = try await store.recordMembership(group: group, record, if: current)

@@ -227,20 +227,25 @@ extension GroupCoordinator {
     /// Called under `state`, so records leave in the order of the changes, after heartbeats
     /// that changed something (a steady member's heartbeat every few seconds does not come
     /// here: a group of 1,000 members would hash them all 200 times a second).
-    func noteConsumerMembership(_ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?) {
+    /// `whenWritten` is called (off the lock) once the writer is done with the records; returns
+    /// whether they were sent, and so whether it will be.
+    @discardableResult
+    func noteConsumerMembership(
+        _ group: ConsumerGroup, _ s: inout State, topicId: (String) -> UUID?, whenWritten: (@Sendable (Bool) -> Void)? = nil
+    ) -> Bool {
         // A closing broker's writer takes no more (and a record it skipped for this one would
         // be lost with it).
-        guard !s.isClosed else { return }
+        guard !s.isClosed else { return false }
         let previous = recordedMemberships.last(of: group.groupId)
         let membership = Self.membershipSignature(group)
         if previous?.protocolType == Self.consumerProtocolType && previous?.membership == membership {
             // Only epochs and partitions moved: written once the group has settled.
-            guard group.isSettled || (group.isEmpty && group.groupEpoch > 0) else { return }
+            guard group.isSettled || (group.isEmpty && group.groupEpoch > 0) else { return false }
         }
         let signature = ConsumerGroupSnapshot.signature(group.members.values.map { ($0.memberId, $0.memberEpoch) }, settled: group.isSettled)
         guard previous?.protocolType != Self.consumerProtocolType || previous?.generation != group.groupEpoch
             || previous?.signature != signature || previous?.membership != membership
-        else { return }
+        else { return false }
         // What its members keep bounds what its records take (their subscriptions): a group
         // far past the records' bound is not encoded at all (each change of a group of 40
         // members of 10,000 names made the writer encode 80 MB), its earlier records deleted
@@ -249,12 +254,14 @@ extension GroupCoordinator {
         if group.membersKeptBytes > 8 * OffsetStore.maxMembershipRecordBytes {
             record = .consumerTooLarge
         } else {
-            guard let snapshot = group.snapshot(topicId: topicId) else { return }
+            guard let snapshot = group.snapshot(topicId: topicId) else { return false }
             record = .consumer(snapshot)
         }
         let life = recordedMemberships.set(
             group.groupId, generation: group.groupEpoch, protocolType: Self.consumerProtocolType, signature: signature, membership: membership)
-        send(PendingMembership(group: group.groupId, record: record, life: life, whenWritten: nil, sequence: recordedMemberships.sent(group.groupId)))
+        return send(
+            PendingMembership(
+                group: group.groupId, record: record, life: life, whenWritten: whenWritten, sequence: recordedMemberships.sent(group.groupId)))
     }
 
     /// Who is in the group and what they subscribe to: the member ids, each member's

@@ -100,6 +100,21 @@ final class MembershipQueue: Sendable {
         return sent
     }
 
+    /// Whoever waits for a record the writer skipped for the group's later one now waits for
+    /// that one; false when none of the group's waits (then tell them now).
+    func follow(_ group: String, _ whenWritten: @escaping @Sendable (Bool) -> Void) -> Bool {
+        state.withLock { s in
+            guard var pending = s.waiting[group] else { return false }
+            let then = pending.whenWritten
+            pending.whenWritten = { written in
+                whenWritten(written)
+                then?(written)
+            }
+            s.waiting[group] = pending
+            return true
+        }
+    }
+
     /// The next record, waiting for one; nil once finished and empty.
     func next() async -> PendingMembership? {
         await withCheckedContinuation { continuation in

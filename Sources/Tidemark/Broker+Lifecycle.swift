@@ -147,7 +147,7 @@ extension Broker {
         // Restored share windows no fetch has read yet learn their delays (a read of the log).
         let view = shareLogView
         _ = try? await executor.run { [shares] in shares.readRestoredMetadata(view: view) }
-        await groups.tick(logger: logger)
+        await groups.tick(logger: logger, topicId: groupCatalog.topicId)
         await shares.tick(logger: logger) { offerShareRecords($0) }
         await writeDeadLettersUnlessRunning()
     }

@@ -299,7 +299,7 @@ extension RequestRouter {
                     topic.partitions.append(result)
                     continue
                 }
-                if version >= 1, partitionRequest.timestamp < 0,
+                if partitionRequest.timestamp < 0,
                     (Self.listOffsetsVersion(knowing: partitionRequest.timestamp) ?? .max) > version
                 {
                     result.errorCode = KafkaError.unsupportedVersion.rawValue

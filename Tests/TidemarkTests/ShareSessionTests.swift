@@ -155,6 +155,38 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The other way round: a share group with share state but no workers (they are away, or
+    /// the broker restarted) keeps its id, as Kafka's share groups last until deleted: a
+    /// consumer group's join under it is refused, and the Kafka front refuses commits to it
+    /// (`isShareGroup`). It was taken, and the share group's workers then refused.
+    @Test func aShareGroupWithStateKeepsItsIdWithoutWorkers() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        let tp = TopicPartition("jobs", 0)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 2)
+        let member = ShareCoordinatorTests.join(broker, "w1")
+        #expect(member.error == nil)
+        ShareCoordinatorTests.openSession(broker, "w1", tp)
+        let got = broker.shares.acquire(group: "workers", member: "w1", partitions: [tp], maxRecords: 1, view: broker.shareLogView)
+        let offset = try #require(got.first?.offsets.first)
+        let acked = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(first: offset, last: offset, types: [.accept])]], allowRenew: false,
+            view: broker.shareLogView)
+        #expect(acked.error == nil)
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: member.memberId, memberEpoch: -1)).error == nil)
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        #expect(broker.shares.isShareGroup("workers"))
+        let consumer = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(groupId: "workers", memberId: "c", memberEpoch: 0, rebalanceTimeoutMs: 5_000, subscribedTopicNames: ["jobs"], ownedPartitions: []))
+        #expect(consumer.error == .groupIdNotFound)
+        #expect(ShareCoordinatorTests.join(broker, "w2").error == nil)
+        try await broker.close()
+    }
+
     /// A share session epoch below -1 is INVALID_SHARE_SESSION_EPOCH, as Kafka answers, not
     /// "no session" (the session is there); and DeleteGroups of an id with share state and a
     /// live consumer group's is NON_EMPTY_GROUP (the share state's deletion was success).

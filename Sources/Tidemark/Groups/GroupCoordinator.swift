@@ -55,9 +55,6 @@ public final class GroupCoordinator: Sendable {
         var groups: [String: ClassicGroup] = [:]
         /// Consumer-protocol groups (ConsumerGroupHeartbeat, KIP-848).
         var consumerGroups: [String: ConsumerGroup] = [:]
-        /// The topics' ids, for the records of a consumer group written by the tick (a session
-        /// ran out); set when groups are restored, as the broker opens (`restoreGroups`).
-        var topicId: (@Sendable (String) -> UUID?)? = nil
         var joinWaiters: [WaiterKey: CheckedContinuation<JoinGroupResponse, Never>] = [:]
         var syncWaiters: [WaiterKey: CheckedContinuation<SyncGroupResponse, Never>] = [:]
         var isClosed = false
@@ -207,6 +204,10 @@ public final class GroupCoordinator: Sendable {
             }
         }
     }
+
+    /// A coordinator dropped without `closeStore` (a broker whose open failed after making it)
+    /// ends its writer, which would otherwise wait for records for good, holding the store.
+    deinit { membershipRecords.finish() }
 
     struct Ready {
         var joins: [(CheckedContinuation<JoinGroupResponse, Never>, JoinGroupResponse)] = []
@@ -449,7 +450,9 @@ public final class GroupCoordinator: Sendable {
     }
 
     /// Expires sessions and completes overdue rebalances in every group.
-    func tick(logger: Logger? = nil) async {
+    /// `topicId`: the topics' ids, for the records of consumer groups whose members' sessions
+    /// ran out (nil: those are written at the group's next change).
+    func tick(logger: Logger? = nil, topicId: ((String) -> UUID?)? = nil) async {
         let now = clock()
         var expiredMembers: [(group: String, members: [String])] = []
         let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, Set<String>) in
@@ -488,7 +491,7 @@ public final class GroupCoordinator: Sendable {
                 // in the group (`noteConsumerMembership`): it waited for a heartbeat of the others
                 // that changed something, and a crash before that brought them back, holding
                 // their partitions for another session. The last one's leaves the group Empty.
-                if !expired.isEmpty || group.isEmpty { noteConsumerMembership(group, &s, topicId: s.topicId ?? { _ in nil }) }
+                if !expired.isEmpty || group.isEmpty { noteConsumerMembership(group, &s, topicId: topicId ?? { _ in nil }) }
             }
             for id in Array(s.consumerIdle) {
                 let since = s.idleSince[id] ?? now
@@ -579,16 +582,28 @@ public final class GroupCoordinator: Sendable {
         state.withLock { s in s.groups[groupId] != nil ? .classic : (s.consumerGroups[groupId] != nil ? .consumer : nil) }
     }
 
-    /// The type of the classic or consumer group that has this id, as Kafka counts groups: one
-    /// with a state machine here, or known only by its membership records or committed offsets
-    /// (an empty group keeps its id until it is deleted or its offsets expire; a group of only
-    /// offsets is classic). Nil: no such group. (May wait for the offsets store's lock.)
-    public func existingGroupType(_ groupId: String) -> GroupType? {
-        if let type = groupType(groupId) { return type }
+    /// Whether a classic or consumer group has this id, as Kafka counts groups: one with a
+    /// state machine here, or known only by its membership records or committed offsets (an
+    /// empty group keeps its id until it is deleted or its offsets expire; a group of only
+    /// offsets is classic).
+    public enum GroupIdUse: Equatable, Sendable {
+        case free
+        case taken(GroupType)
+        /// The offsets store is busy (a compaction holds its lock): ask again in a moment.
+        case busy
+    }
+
+    /// `GroupIdUse` of `groupId`, without waiting for the offsets store.
+    public func use(of groupId: String) -> GroupIdUse {
+        if let type = groupType(groupId) { return .taken(type) }
         if let recorded = store.memberships.withLock({ $0[groupId] }) {
-            return recorded.classicValue(group: groupId) != nil ? .classic : .consumer
+            return .taken(recorded.classicValue(group: groupId) != nil ? .classic : .consumer)
         }
-        return store.hasOffsets(group: groupId) ? .classic : nil
+        switch store.hasOffsetsIfAvailable(group: groupId) {
+        case true?: return .taken(.classic)
+        case false?: return .free
+        case nil: return .busy
+        }
     }
 
     public func describeGroup(_ groupId: String) -> GroupDescription {

@@ -159,7 +159,6 @@ extension GroupCoordinator {
         let now = clock()
         let saved = store.memberships.withLock { $0 }
         return state.withLock { s in
-            s.topicId = catalog.topicId
             var restored = 0
             var notRestored = 0
             for (id, membership) in saved.sorted(by: { $0.key < $1.key }) where s.groups[id] == nil && s.consumerGroups[id] == nil {
@@ -345,7 +344,7 @@ struct PendingMembership: Sendable {
     /// Which of the group's records sent this is (`RecordedMemberships.sent`): a consumer
     /// group's snapshot is whole, so the writer skips one a later record of the group follows.
     var sequence: UInt64 = 0
-    /// About what the record keeps in memory (`MembershipQueue`'s bound).
+    /// About what the record keeps in memory (`MembershipQueue`'s bound), at most 2 MiB.
     let bytes: Int
 
     init(group: String, record: Records, life: UInt64, whenWritten: (@Sendable (Bool) -> Void)?, sequence: UInt64 = 0) {
@@ -372,7 +371,10 @@ struct PendingMembership: Sendable {
         case .consumerTooLarge:
             members = 0
         }
-        bytes = 128 + group.utf8.count + members
+        // Counted at most twice what the store writes of one group (it writes less, or none,
+        // past that), so that one large group does not push every other group's record out;
+        // its arrays are mostly shared with the live group anyway.
+        bytes = min(128 + group.utf8.count + members, 2 * OffsetStore.maxMembershipRecordBytes)
     }
 }
 

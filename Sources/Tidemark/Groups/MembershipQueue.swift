@@ -139,4 +139,6 @@ final class MembershipQueue: Sendable {
     }
 
     var count: Int { state.withLock { $0.waiting.count } }
+    /// Whether the writer waits in `next()` (for tests).
+    var readerWaits: Bool { state.withLock { $0.reader != nil } }
 }

@@ -151,11 +151,17 @@ extension Broker {
     /// took the id of an empty group that still had committed offsets, and that group's
     /// consumers were then refused as members of a share group, their offsets kept.
     public func shareGroupHeartbeat(_ request: ShareHeartbeat) -> ConsumerHeartbeatResult {
-        if !shares.isShareGroup(request.groupId), let type = groups.existingGroupType(request.groupId) {
-            return .failure(
-                .groupIdNotFound,
-                "group \(request.groupId) is a \(type.rawValue.lowercased()) group, not a share group (delete it to use its id for a share group)",
-                memberId: request.memberId)
+        if !shares.isShareGroup(request.groupId) {
+            switch groups.use(of: request.groupId) {
+            case .free: break
+            case .taken(let type):
+                return .failure(
+                    .groupIdNotFound,
+                    "group \(request.groupId) is a \(type.rawValue.lowercased()) group, not a share group (delete it to use its id for a share group)",
+                    memberId: request.memberId)
+            case .busy:
+                return .failure(.groupBusy, "the group coordinator is busy: try again", memberId: request.memberId)
+            }
         }
         return shares.heartbeat(
             request,

@@ -187,7 +187,10 @@ public final class ShareCoordinator: Sendable {
         }
     }
 
-    public func isShareGroup(_ group: String) -> Bool { state.withLock { $0.groups[group] != nil } }
+    /// Whether a share group has this id: with members, or with share state (it lasts, as in
+    /// Kafka, until DeleteGroups), so a commit or join under its id, while its workers are away
+    /// or after a restart, does not take it.
+    public func isShareGroup(_ group: String) -> Bool { state.withLock { $0.known[group] != nil } }
 
     // MARK: Sessions and acknowledgements
 

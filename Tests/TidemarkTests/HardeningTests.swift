@@ -293,6 +293,30 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The minute's producer-state snapshots are written only where the log moved since the
+    /// last one: an idle partition's was rewritten and fsynced every pass (an idle broker of
+    /// 10,000 partitions made 10,000 fsyncs a minute). A sync that fails counts as a write.
+    @Test func snapshotsAreWrittenOnlyWhereTheLogMoved() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = CapturedLog()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.logger = log.logger
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("idle", partitions: 2)
+        try await Self.produce(broker, "idle", 0, ["x"])
+        await broker.runMaintenance(writeSnapshots: true)  // each partition's first
+        StorageFaults.inject(.sync, .ioError, pathContains: dir.path + "/idle-", times: nil)
+        await broker.runMaintenance(writeSnapshots: true)
+        #expect(log.matching("producer-state snapshot failed").isEmpty, "nothing moved: nothing written")
+        try await Self.produce(broker, "idle", 1, ["y"])
+        await broker.runMaintenance(writeSnapshots: true)
+        #expect(log.matching("producer-state snapshot failed").count == 1)
+        #expect(log.matching("producer-state snapshot failed").first?.text.contains("idle-1") == true)
+        StorageFaults.clear(pathContains: dir.path)
+        try await broker.close()
+    }
+
     /// A new partition directory is fsynced into the data directory before the topic exists:
     /// when that fsync fails, the create fails (and leaves nothing behind).
     @Test func newPartitionDirectoriesAreSyncedIntoTheDataDirectory() async throws {

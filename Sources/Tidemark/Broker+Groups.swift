@@ -20,7 +20,7 @@ extension Broker {
     /// ConsumerGroupHeartbeat (KIP-848) over this broker's topics; internal topics are never
     /// assigned.
     public func consumerGroupHeartbeat(_ request: ConsumerHeartbeat) -> ConsumerHeartbeatResult {
-        if shares.isShareGroup(request.groupId) {
+        if shareGroupHolds(request.groupId) {
             return .failure(.groupIdNotFound, "group \(request.groupId) is a share group", memberId: request.memberId)
         }
         return groups.consumerHeartbeat(request, catalog: groupCatalog)
@@ -29,7 +29,7 @@ extension Broker {
     /// `consumerGroupHeartbeat`, answered once the records it sent are in the log
     /// (`GroupCoordinator.consumerHeartbeatWhenRecorded`): the Kafka front's.
     public func consumerGroupHeartbeatWhenRecorded(_ request: ConsumerHeartbeat) async -> ConsumerHeartbeatResult {
-        if shares.isShareGroup(request.groupId) {
+        if shareGroupHolds(request.groupId) {
             return .failure(.groupIdNotFound, "group \(request.groupId) is a share group", memberId: request.memberId)
         }
         return await groups.consumerHeartbeatWhenRecorded(request, catalog: groupCatalog)

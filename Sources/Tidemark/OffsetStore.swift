@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import TidemarkStorage
 
@@ -371,6 +372,18 @@ public final class OffsetStore: Sendable {
     /// Whether `group` has committed offsets.
     func hasOffsets(group: String) -> Bool {
         state.withLock { $0.groups[group] != nil }
+    }
+
+    /// `hasOffsets`, waiting for the lock only while no one holds it for the disk (a commit of
+    /// another thread: brief), and then a few milliseconds at most; nil when still held (a
+    /// compaction holds it through its rewrite).
+    func hasOffsetsWithoutWaitingLong(group: String) -> Bool? {
+        for _ in 0..<5 {
+            if let found = state.withLockIfAvailable({ $0.groups[group] != nil }) { return found }
+            if slowHolders.load(ordering: .acquiring) == 0 { return state.withLock { $0.groups[group] != nil } }
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        return nil
     }
 
     /// `hasOffsets`, or nil at once when the lock is held (a compaction holds it through its

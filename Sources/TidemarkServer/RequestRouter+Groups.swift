@@ -89,7 +89,7 @@ extension RequestRouter {
     }
 
     func joinGroup(_ request: JoinGroupRequestMessage, header: RequestHeader) async -> JoinGroupResponseMessage {
-        if broker.shares.isShareGroup(request.groupId) {
+        if broker.shareGroupHolds(request.groupId) {
             var refused = JoinGroupResponseMessage()
             refused.errorCode = KafkaError.inconsistentGroupProtocol.rawValue
             refused.memberId = request.memberId
@@ -222,7 +222,7 @@ extension RequestRouter {
         // A share group keeps no committed offsets: a commit to one is refused, as Kafka refuses
         // a group of another type (it was stored, and the share group then listed as an empty
         // classic group, with offsets that outlived its deletion).
-        if broker.shares.isShareGroup(request.groupId) {
+        if broker.shareGroupHolds(request.groupId) {
             return answer(Self.offsetCommitResponse(topics, refused: [:], code: .groupIdNotFound))
         }
         broker.groups.commitOffsets(

@@ -302,7 +302,7 @@ extension RequestRouter {
             }
             var byTopic: [String: DescribeShareGroupOffsetsResponse.Topic] = [:]
             var answered: Set<TopicPartition> = []
-            for summary in summaries where wanted?.contains(summary.topicPartition) ?? true {
+            for summary in summaries where summary.started && wanted?.contains(summary.topicPartition) ?? true {
                 let tp = summary.topicPartition
                 var p = DescribeShareGroupOffsetsResponse.Partition(partitionIndex: Int32(tp.partition))
                 p.startOffset = summary.startOffset

@@ -225,6 +225,17 @@ import TidemarkStorage
         let steady = await broker.consumerGroupHeartbeatWhenRecorded(ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: joined.memberEpoch))
         #expect(steady.error == nil)
         #expect(broker.groups.membershipRecords.count > 0, "a steady heartbeat does not wait for the writer")
+        // A heartbeat that writes nothing, while the group's records are on their way (another
+        // member's join, answered without waiting here), waits for them: what it is told may be
+        // in them.
+        Self.queueMembershipRecords(broker, 1_000)
+        let other = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(groupId: "cg", memberId: "n", memberEpoch: 0, rebalanceTimeoutMs: 5_000, subscribedTopicNames: ["t"], ownedPartitions: []))
+        #expect(other.error == nil && recorded()?.members.count == 1)
+        let after = await broker.consumerGroupHeartbeatWhenRecorded(ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: joined.memberEpoch))
+        #expect(after.error == nil)
+        #expect(recorded()?.members.count == 2, "the other member's join is in the log")
+        _ = broker.consumerGroupHeartbeat(ConsumerHeartbeat(groupId: "cg", memberId: "n", memberEpoch: -1))
         let left = await broker.consumerGroupHeartbeatWhenRecorded(ConsumerHeartbeat(groupId: "cg", memberId: "m", memberEpoch: -1))
         #expect(left.error == nil)
         #expect(recorded()?.members.isEmpty == true, "the leave's Empty records are in the log")

@@ -183,7 +183,34 @@ import TidemarkStorage
         let consumer = broker.consumerGroupHeartbeat(
             ConsumerHeartbeat(groupId: "workers", memberId: "c", memberEpoch: 0, rebalanceTimeoutMs: 5_000, subscribedTopicNames: ["jobs"], ownedPartitions: []))
         #expect(consumer.error == .groupIdNotFound)
+        #expect(broker.shareGroupHolds("workers"))
         #expect(ShareCoordinatorTests.join(broker, "w2").error == nil)
+        try await broker.close()
+    }
+
+    /// Share state beside a classic group's offsets (made before group ids were kept apart, or
+    /// by a worker fetching under any id): both go on, neither locks the other out; a classic
+    /// group with members keeps share workers out whatever share state there is.
+    @Test func shareStateBesideAClassicGroupLocksNeitherOut() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        let tp = TopicPartition("jobs", 0)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 1)
+        // A session opened without a heartbeat makes share state under "workers".
+        ShareCoordinatorTests.openSession(broker, "stray", tp)
+        _ = broker.shares.acquire(group: "workers", member: "stray", partitions: [tp], maxRecords: 1, view: broker.shareLogView)
+        #expect(broker.shares.isShareGroup("workers") && !broker.shares.hasMembership("workers"))
+        #expect(try await broker.groups.commitOffsets(groupId: "workers", offsets: [tp: CommittedOffset(offset: 1)]) == nil)
+        #expect(!broker.shareGroupHolds("workers"), "a classic group has the id too: it goes on")
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "workers", clientId: "c", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                protocols: [("range", [])]))
+        #expect(joined.error == nil)
+        #expect(ShareCoordinatorTests.join(broker, "w1").error == .groupIdNotFound, "a classic group with members keeps the id")
+        broker.groups.leave(groupId: "workers", memberIds: [joined.memberId])
+        #expect(ShareCoordinatorTests.join(broker, "w1").error == nil, "its share state keeps it a share group's too")
         try await broker.close()
     }
 

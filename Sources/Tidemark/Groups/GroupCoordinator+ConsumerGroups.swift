@@ -141,6 +141,10 @@ extension GroupCoordinator {
                 {
                     sent = noteConsumerMembership(group, &s, topicId: catalog.topicId, whenWritten: whenWritten)
                 }
+                // One that writes nothing waits for the group's records on their way (what it is
+                // told, another member's join or epoch, is in them), as Kafka answers once the
+                // writes before it are committed.
+                if !sent, let whenWritten { sent = membershipRecords.afterPending(request.groupId, whenWritten) }
             }
             return result
         }

@@ -173,15 +173,15 @@ public final class GroupCoordinator: Sendable {
             while var pending = await records.next() {
                 let (group, life) = (pending.group, pending.life)
                 var written = false
+                var superseded = false
                 do {
                     let current = { @Sendable in recorded.isLive(group, life: life) }
                     // A later record of the group is on its way (sent since the writer took this
                     // one), and a consumer group's records are written whole: this one is
                     // skipped, and whoever waits for it waits for the later one (if that is not
                     // in the line yet, this one is written).
-                    var superseded = false
                     if case .classic = pending.record {} else if recorded.sent(group) != pending.sequence {
-                        superseded = pending.whenWritten.map { records.follow(group, $0) } ?? true
+                        superseded = records.follow(group, pending.whenWritten)
                         if superseded { pending.whenWritten = nil }
                     }
                     switch pending.record {
@@ -201,6 +201,7 @@ public final class GroupCoordinator: Sendable {
                 }
                 recorded.passed(group, life: life)
                 pending.whenWritten?(written)
+                records.done(written, skipped: superseded)
             }
         }
     }
@@ -382,11 +383,14 @@ public final class GroupCoordinator: Sendable {
                 // members' next heartbeat and commit, CommitFailedError in kafka-python), or a
                 // static member's old instance (FENCED_INSTANCE_ID, fatal in clients). A record
                 // that could not be written answers them as they were (the failure is logged).
+                // Answers that write nothing wait for the group's records on their way (a member's
+                // SyncGroup after its leader's: the generation it is told of is in one of them).
                 let held = ready.syncs
-                if !held.isEmpty && noteMembership(group, &s, whenWritten: { _ in for (c, response) in held { c.resume(returning: response) } }) {
-                    ready.syncs = []
-                } else if held.isEmpty {
+                let answer: @Sendable (Bool) -> Void = { _ in for (c, response) in held { c.resume(returning: response) } }
+                if held.isEmpty {
                     noteMembership(group, &s)
+                } else if noteMembership(group, &s, whenWritten: answer) || membershipRecords.afterPending(groupId, answer) {
+                    ready.syncs = []
                 }
                 return ready
             }
@@ -599,7 +603,7 @@ public final class GroupCoordinator: Sendable {
         if let recorded = store.memberships.withLock({ $0[groupId] }) {
             return .taken(recorded.classicValue(group: groupId) != nil ? .classic : .consumer)
         }
-        switch store.hasOffsetsIfAvailable(group: groupId) {
+        switch store.hasOffsetsWithoutWaitingLong(group: groupId) {
         case true?: return .taken(.classic)
         case false?: return .free
         case nil: return .busy

@@ -226,7 +226,8 @@ extension GroupCoordinator {
     /// Called under `state`, so records leave in the order of the changes, after heartbeats
     /// that changed something (a steady member's heartbeat every few seconds does not come
     /// here: a group of 1,000 members would hash them all 200 times a second).
-    /// `whenWritten` is called (off the lock) once the writer is done with the records; returns
+    /// `whenWritten` is called once the writer is done with the records (from its task; for
+    /// records dropped to keep the line's bounds, under `state`: it takes no lock); returns
     /// whether they were sent, and so whether it will be.
     @discardableResult
     func noteConsumerMembership(
@@ -284,7 +285,8 @@ extension GroupCoordinator {
     /// the same two moments. Called under `state`, so records leave in the order of the changes.
     /// `replaced`: a static member took its old member's place in the same generation (Kafka
     /// stores the group then too, so tools see the new member id and host).
-    /// `whenWritten` is called, off the lock, once the writer is done with the record (true:
+    /// `whenWritten` is called, from the writer's task (under `state` for a record dropped to
+    /// keep the line's bounds: it takes no lock), once the writer is done with the record (true:
     /// appended to the log); returns whether a record was sent, and so whether it will be.
     @discardableResult
     func noteMembership(

@@ -29,6 +29,9 @@ final class MembershipQueue: Sendable {
         var bytes = 0
         var finished = false
         var reader: CheckedContinuation<PendingMembership?, Never>? = nil
+        /// The group whose record the writer has (from `next()` to `done`), and who waits for it.
+        var inFlight: String? = nil
+        var inFlightWaiters: [@Sendable (Bool) -> Void] = []
 
         mutating func pop() -> PendingMembership? {
             while head < line.count {
@@ -72,18 +75,13 @@ final class MembershipQueue: Sendable {
             guard !s.finished else { return (Sent(taken: false), nil) }
             if let reader = s.reader {
                 s.reader = nil
+                s.inFlight = pending.group
                 return (Sent(taken: true), reader)
             }
             var sent = Sent(taken: true)
             var next = pending
             if let older = s.waiting[pending.group] {
-                let (first, then) = (older.whenWritten, pending.whenWritten)
-                if first != nil || then != nil {
-                    next.whenWritten = { written in
-                        first?(written)
-                        then?(written)
-                    }
-                }
+                next.whenWritten = Self.chain(older.whenWritten, pending.whenWritten)
                 s.bytes -= older.bytes
                 sent.replaced = older
             } else {
@@ -100,26 +98,71 @@ final class MembershipQueue: Sendable {
         return sent
     }
 
+    /// Both, first `a` (nil when neither).
+    static func chain(_ a: (@Sendable (Bool) -> Void)?, _ b: (@Sendable (Bool) -> Void)?) -> (@Sendable (Bool) -> Void)? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return { written in
+            a(written)
+            b(written)
+        }
+    }
+
     /// Whoever waits for a record the writer skipped for the group's later one now waits for
     /// that one; false when none of the group's waits (then tell them now).
-    func follow(_ group: String, _ whenWritten: @escaping @Sendable (Bool) -> Void) -> Bool {
+    func follow(_ group: String, _ whenWritten: (@Sendable (Bool) -> Void)?) -> Bool {
         state.withLock { s in
             guard var pending = s.waiting[group] else { return false }
-            let then = pending.whenWritten
-            pending.whenWritten = { written in
-                whenWritten(written)
-                then?(written)
-            }
+            pending.whenWritten = Self.chain(whenWritten, pending.whenWritten)
             s.waiting[group] = pending
             return true
         }
+    }
+
+    /// Calls `whenWritten` once the group's records now on their way (waiting, or being
+    /// written) are done: for an answer that sent no record but shows a state one of them
+    /// records (a member's SyncGroup after its leader's, a heartbeat after another member's
+    /// join), as Kafka answers such a request once the writes before it are committed. False
+    /// when none is on its way (answer now).
+    func afterPending(_ group: String, _ whenWritten: @escaping @Sendable (Bool) -> Void) -> Bool {
+        state.withLock { s in
+            if var pending = s.waiting[group] {
+                pending.whenWritten = Self.chain(pending.whenWritten, whenWritten)
+                s.waiting[group] = pending
+                return true
+            }
+            guard s.inFlight == group else { return false }
+            s.inFlightWaiters.append(whenWritten)
+            return true
+        }
+    }
+
+    /// The writer is done with the record `next()` gave it. `skipped`: it was not written for
+    /// the group's later record, which those waiting for it now wait for (when it still waits).
+    func done(_ written: Bool, skipped: Bool = false) {
+        let waiters = state.withLock { s -> [@Sendable (Bool) -> Void] in
+            defer {
+                s.inFlight = nil
+                s.inFlightWaiters = []
+            }
+            if skipped, let group = s.inFlight, var later = s.waiting[group] {
+                for waiter in s.inFlightWaiters { later.whenWritten = Self.chain(later.whenWritten, waiter) }
+                s.waiting[group] = later
+                return []
+            }
+            return s.inFlightWaiters
+        }
+        for waiter in waiters { waiter(written) }
     }
 
     /// The next record, waiting for one; nil once finished and empty.
     func next() async -> PendingMembership? {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { s -> PendingMembership?? in
-                if let pending = s.pop() { return .some(pending) }
+                if let pending = s.pop() {
+                    s.inFlight = pending.group
+                    return .some(pending)
+                }
                 if s.finished { return .some(nil) }
                 s.reader = continuation
                 return nil

@@ -146,11 +146,25 @@ extension Broker {
         return hash
     }
 
+    /// Whether a share group holds this id against a classic or consumer group's request
+    /// (JoinGroup, ConsumerGroupHeartbeat, OffsetCommit): one with membership state, or with
+    /// share state where no classic or consumer group has the id. (Share state made before
+    /// group ids were kept apart may sit beside a classic group's offsets: that group goes on.)
+    public func shareGroupHolds(_ groupId: String) -> Bool {
+        if shares.hasMembership(groupId) { return true }
+        return shares.isShareGroup(groupId) && groups.use(of: groupId) == .free
+    }
+
     /// ShareGroupHeartbeat over this broker's topics. A group id that a classic or consumer
     /// group has, empty or not, is refused (GROUP_ID_NOT_FOUND), as Kafka does: a share group
     /// took the id of an empty group that still had committed offsets, and that group's
     /// consumers were then refused as members of a share group, their offsets kept.
     public func shareGroupHeartbeat(_ request: ShareHeartbeat) -> ConsumerHeartbeatResult {
+        if let type = groups.groupType(request.groupId), groups.hasMembers(request.groupId) {
+            return .failure(
+                .groupIdNotFound, "group \(request.groupId) is a \(type.rawValue.lowercased()) group with members, not a share group",
+                memberId: request.memberId)
+        }
         if !shares.isShareGroup(request.groupId) {
             switch groups.use(of: request.groupId) {
             case .free: break

@@ -18,9 +18,26 @@ extension ShareCoordinator {
         }
     }
 
-    /// Per partition of the group's share state: start, end, counts, holders, lag.
+    /// Per partition of the group's share state: start, end, counts, holders, lag; and per
+    /// partition of its topics that has none yet (`SharePartitionSummary.started` false), what
+    /// a worker would find there: jobs in partitions added while no worker ran were missing
+    /// from the queue's depth, and the next worker was handed them all.
     public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
-        let slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
+        var slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
+        var unstarted: Set<PartitionKey> = []
+        let earliest = startsAtEarliest(group)
+        for topic in Set(slots.keys.map(\.topicPartition.topic)) {
+            guard let id = view.topicId(topic) else { continue }
+            var partition = 0
+            while partition < 1_000_000, let bounds = view.bounds(topic, partition) {
+                let key = PartitionKey(group: group, topicPartition: TopicPartition(topic, partition))
+                if slots[key] == nil {
+                    slots[key] = Slot(state: SharePartition(startOffset: earliest ? bounds.start : bounds.end), topicId: id)
+                    unstarted.insert(key)
+                }
+                partition += 1
+            }
+        }
         let now = clock()
         // Lock deadlines as wall-clock times (they are kept on the timer clock).
         let toWall = wallClock() &- now
@@ -40,6 +57,7 @@ extension ShareCoordinator {
                 deadLettersPending: slot.state.deadLetters.count, delayed: counts.delayed, activity: slot.state.activity,
                 oldestDueOffset: due?.offset, oldestDueAtMs: due?.dueMs.map { $0 &+ toWall })
             summary.oldestDueDelivered = due?.delivered ?? false
+            summary.started = !unstarted.contains(key)
             return summary
         }
     }

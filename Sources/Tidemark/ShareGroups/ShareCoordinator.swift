@@ -187,10 +187,12 @@ public final class ShareCoordinator: Sendable {
         }
     }
 
-    /// Whether a share group has this id: with members, or with share state (it lasts, as in
-    /// Kafka, until DeleteGroups), so a commit or join under its id, while its workers are away
-    /// or after a restart, does not take it.
+    /// Whether a share group has this id: with membership state, or with share state (which
+    /// lasts, as Kafka's share groups do, until DeleteGroups). See `Broker.shareGroupHolds`.
     public func isShareGroup(_ group: String) -> Bool { state.withLock { $0.known[group] != nil } }
+
+    /// Whether the group has membership state (members now, or a moment ago).
+    public func hasMembership(_ group: String) -> Bool { state.withLock { $0.groups[group] != nil } }
 
     // MARK: Sessions and acknowledgements
 

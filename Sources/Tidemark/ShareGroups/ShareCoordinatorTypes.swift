@@ -120,6 +120,11 @@ public struct SharePartitionSummary: Sendable, Equatable {
     public var oldestDueAtMs: Int64? = nil
     /// That record has been delivered (its own delivery time, if it has one, is in the log).
     public var oldestDueDelivered = false
+    /// False for a partition of one of the group's topics that no worker has read yet (it has
+    /// no share state: a partition added while the workers were away): where the group would
+    /// start on it (`share.auto.offset.reset`) and what waits there. Kafka's
+    /// DescribeShareGroupOffsets does not list those.
+    public var started = true
 
     public static func == (a: SharePartitionSummary, b: SharePartitionSummary) -> Bool {
         a.topicPartition == b.topicPartition && a.startOffset == b.startOffset && a.endOffset == b.endOffset

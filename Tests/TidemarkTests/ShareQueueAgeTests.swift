@@ -49,6 +49,43 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Jobs in partitions added while no worker runs are in the queue's depth and age (they
+    /// were missing until a worker fetched there, and the next worker was handed them all), as
+    /// partitions not started (`SharePartitionSummary.started`); with
+    /// `share.auto.offset.reset=latest` they are not the group's, and count nothing.
+    @Test func partitionsAddedWhileNoWorkerRunsAreInTheQueue() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await Self.append(broker, value: "first", timestamp: now - 1_000)
+        for group in ["workers", "latecomers"] {
+            if group == "latecomers" { try await broker.alterGroupConfig(group, changes: [.set("share.auto.offset.reset", "latest")]) }
+            let worker = try await ShareConsumer(broker: broker, group: group, topics: ["jobs"], mode: .explicit)
+            _ = try await worker.poll(timeout: .milliseconds(100))
+            try await worker.close()
+        }
+        try await broker.createPartitions(topic: "jobs", count: 3)
+        for (p, value) in [(1, "a"), (2, "b"), (2, "c")] {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: now - 120_000, key: nil, value: Array(value.utf8))
+            _ = try await broker.append(topic: "jobs", partition: p, batches: try builder.build())
+        }
+        let summaries = broker.shares.summaries("workers", view: broker.shareLogView)
+        #expect(summaries.map(\.topicPartition.partition) == [0, 1, 2])
+        #expect(summaries.map(\.started) == [true, false, false])
+        #expect(summaries.map(\.unread) == [0, 1, 2])
+        let queue = try #require(broker.queueReports(group: "workers", ages: true).first)
+        let depth: Int64 = Int64(queue.available) + Int64(queue.inFlight) + Int64(queue.delayed) + queue.unread
+        #expect(depth == 4, "the first job (released at close) and three new")
+        let age = try #require(Self.ageSeconds(broker))
+        #expect(age >= 119 && age < 600, "the new jobs' age: \(age) s")
+        // A group starting at the latest offset does not own what came before its first fetch.
+        let late = try #require(broker.queueReports(group: "latecomers", ages: false).first)
+        #expect(late.unread == 0)
+        try await broker.close()
+    }
+
     /// A job read after its delivery time had passed counts from that time; a job waiting out a
     /// retry backoff counts (it is late, not scheduled).
     @Test func anOverdueJobCountsFromItsTimeAndARetriedOneCounts() async throws {

@@ -393,3 +393,29 @@ def test_following_a_data_directory_ends_cleanly_on_ctrl_c():
             proc.kill()
             proc.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_reader_of_a_data_directory_whose_output_goes_away_closes_it_cleanly():
+    # `tidemark consume --data DIR | head -1` (a --follow too): the reader going away killed
+    # the command by SIGPIPE, which left every partition "not shut down cleanly" and made the
+    # next start recover them all. Now the EPIPE stops it, and it closes the directory.
+    root = tempfile.mkdtemp(prefix="tidemark-pipe-")
+    data = os.path.join(root, "data")
+    try:
+        made = subprocess.run([BINARY, "topics", "create", "jobs", "--partitions", "2", "--data", data],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        sent = subprocess.run([BINARY, "produce", "jobs", "--data", data],
+                              input="".join("job-%d\n" % i for i in range(20000)), capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stderr
+        for follow in ([], ["--follow", "--group", "g"]):
+            proc = subprocess.Popen([BINARY, "consume", "jobs", "--data", data] + follow,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert proc.stdout.readline().startswith(b"job-")
+            proc.stdout.close()  # the reader goes away
+            assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+            for log in ("jobs-0", "jobs-1"):
+                with open(os.path.join(data, log, ".clean-shutdown")) as marker:
+                    assert marker.read().strip() == "1", (follow, log)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

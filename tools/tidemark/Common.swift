@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import Foundation
 import Tidemark
 import TidemarkClient
@@ -57,8 +58,26 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Writes text to stdout without buffering surprises for pipes.
 enum Output {
+    /// Set once stdout's reader has gone (EPIPE: `tidemark consume ... | head -1`): nothing more
+    /// is written, and commands that print as they read stop, closing what they opened (a
+    /// process killed by SIGPIPE left its data directory marked as not shut down cleanly, and
+    /// the next start recovered every partition). SIGPIPE is ignored (`TidemarkCommand.main`).
+    static let readerGoneFlag = Atomic<Bool>(false)
+    static var readerGone: Bool { readerGoneFlag.load(ordering: .relaxed) }
+
     static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        guard !readerGone else { return }
+        let bytes = Array((text + "\n").utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                if n < 0 && errno == EPIPE { readerGoneFlag.store(true, ordering: .relaxed) }
+                return
+            }
+            done += n
+        }
     }
 
     static func error(_ text: String) {

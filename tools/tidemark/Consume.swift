@@ -46,7 +46,7 @@ struct Consume: AsyncParsableCommand {
             if let group {
                 let member = GroupConsumer(broker: broker, groupId: group, topics: [topic])
                 var committed: [TopicPartition: Int64] = [:]
-                while printed < limit && StopSignals.first == nil {
+                while printed < limit && StopSignals.first == nil && !Output.readerGone {
                     let records = try await member.poll(maxRecords: min(500, limit - printed), maxWaitMs: 500)
                     records.forEach(print)
                     printed += records.count
@@ -67,7 +67,7 @@ struct Consume: AsyncParsableCommand {
             let consumer = Consumer(broker: broker)
             let start = try fromTime.map { StartPosition.timestamp(parseTime($0)!) } ?? parseStart(offset)
             for p in partitions { try await consumer.assign(topic: topic, partition: p, from: start) }
-            while printed < limit && StopSignals.first == nil {
+            while printed < limit && StopSignals.first == nil && !Output.readerGone {
                 let records = try await consumer.poll(maxRecords: min(500, limit - printed), maxWaitMs: follow ? 1000 : 0)
                 records.forEach(print)
                 printed += records.count
@@ -109,7 +109,7 @@ struct Consume: AsyncParsableCommand {
         var printed = 0
         let limit = maxMessages ?? Int.max
         var idlePasses = 0
-        while printed < limit {
+        while printed < limit && !Output.readerGone {
             var progressed = false
             for p in partitions where printed < limit {
                 let (bytes, highWatermark, aborted) = try client.fetch(topic, p, offset: positions[p]!, maxWaitMs: follow ? 200 : 0)

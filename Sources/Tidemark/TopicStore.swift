@@ -107,6 +107,18 @@ struct TopicStore {
     }
 }
 
+extension Broker {
+    /// The partition directories (paths) the topics of a data directory's `topics.json` have
+    /// (the tools' `verify` checks each is there); nil when it has none. Throws when the file
+    /// cannot be read, as the broker would not start.
+    public static func listedPartitionDirectories(dataDirectory: String) throws -> [String]? {
+        let path = dataDirectory + "/topics.json"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let topics = try TopicStore(path: path).loadWithDeletions().topics
+        return topics.flatMap { topic in (0..<topic.partitions).map { partitionDirectory(dataDirectory, topic.name, $0) } }
+    }
+}
+
 /// Allocates producer ids that are never reused, also across restarts: ids are handed out
 /// from blocks whose upper end is persisted (`<data>/producer-ids`) before any id of the
 /// block is used.

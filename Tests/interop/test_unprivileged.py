@@ -100,3 +100,50 @@ def test_one_unreadable_partition_goes_offline_alone():
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_verify_names_partitions_it_cannot_check():
+    """`tidemark verify DATA` said ok (exit 0) with a partition of topics.json missing, emptied,
+    or unreadable by its user, and a lock file its user may not open read as "in use by a
+    running broker". Each is now a problem named, exit 1, and the lock's real cause is said."""
+    import subprocess
+    from conftest import BINARY
+    root = tempfile.mkdtemp(prefix="tidemark-verify-")
+    os.chmod(root, 0o755)
+    data = os.path.join(root, "data")
+    try:
+        made = subprocess.run([BINARY, "topics", "create", "t", "--partitions", "4", "--data", data],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        sent = subprocess.run([BINARY, "produce", "t", "--data", data], input="".join("%d\n" % i for i in range(400)),
+                              capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+
+        def verify(*extra, user=None):
+            prefix = ["setpriv", "--reuid=" + user, "--regid=nogroup", "--clear-groups"] if user else []
+            return subprocess.run(prefix + [BINARY, "verify", data] + list(extra), capture_output=True, text=True, timeout=60)
+
+        assert verify().returncode == 0
+        shutil.rmtree(os.path.join(data, "t-1"))
+        for name in os.listdir(os.path.join(data, "t-2")):
+            os.remove(os.path.join(data, "t-2", name))
+        out = verify()
+        assert out.returncode == 1, out.stdout
+        assert "t-1" in out.stdout and "missing" in out.stdout, out.stdout
+        assert "t-2" in out.stdout and "no segment" in out.stdout, out.stdout
+        if os.geteuid() == 0:
+            for d, dirs, files in os.walk(data):
+                os.chmod(d, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(d, f), 0o644)
+            os.chmod(os.path.join(data, "t-3"), 0)
+            out = verify(user="nobody")
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert "t-3" in out.stdout and "cannot be read" in out.stdout, out.stdout
+            repair = verify("--repair", user="nobody")
+            assert repair.returncode != 0
+            assert "in use by a running broker" not in repair.stderr, repair.stderr
+            assert "cannot take the lock" in repair.stderr, repair.stderr
+    finally:
+        os.chmod(os.path.join(data, "t-3"), 0o755) if os.path.exists(os.path.join(data, "t-3")) else None
+        shutil.rmtree(root, ignore_errors=True)

@@ -184,7 +184,12 @@ enum DataDirectoryLock {
         do {
             return try DurableFile.lockExclusively(data + "/.lock")
         } catch {
-            throw CLIError("\(data) is in use by a running broker; stop it first")
+            // Only a lock someone holds is a running broker: a lock file this user may not open
+            // (another user's data directory) was reported as one.
+            if error.errno == .wouldBlock || error.errno == .resourceTemporarilyUnavailable {
+                throw CLIError("\(data) is in use by a running broker; stop it first")
+            }
+            throw CLIError("cannot take the lock of \(data) (\(data)/.lock): \(error)")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tidemark
 import TidemarkStorage
 
 /// `tidemark verify DIR [--repair]`: checks every batch, offset order and both indexes.
@@ -26,12 +27,33 @@ struct Verify: ParsableCommand {
     }
 
     /// Partition directories: the directory itself if it is one, else its subdirectories that
-    /// are (one whose segment files are all gone included: it was skipped, and verify said ok).
-    func partitions() throws -> [String] {
-        if LogVerifier.isPartitionDirectory(directory) { return [directory] }
-        return try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+    /// are (one whose segment files are all gone included: it was skipped, and verify said ok),
+    /// and those its `topics.json` lists (`listed`: one missing, emptied or unreadable was not
+    /// mentioned, and verify said ok; the broker then starts it empty).
+    func partitions() throws -> (found: [String], listed: Set<String>) {
+        if LogVerifier.isPartitionDirectory(directory) { return ([directory], []) }
+        let listed = Set(try Broker.listedPartitionDirectories(dataDirectory: directory) ?? [])
+        let found = try FileManager.default.contentsOfDirectory(atPath: directory)
             .map { directory + "/" + $0 }
             .filter { LogVerifier.isPartitionDirectory($0) }
+        return (Array(Set(found).union(listed)).sorted(), listed)
+    }
+
+    /// Why a partition directory `topics.json` lists cannot be checked (nil: it can).
+    static func unusable(_ partition: String) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: partition, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return "missing: topics.json lists it, and the broker would start it empty (its records are gone)"
+        }
+        do {
+            _ = try LogVerifier.segmentFiles(in: partition)
+        } catch {
+            return "cannot be read: \(error)"
+        }
+        if !LogVerifier.isPartitionDirectory(partition) {
+            return "holds no segment: topics.json lists it, and the broker would start it empty (its records are gone)"
+        }
+        return nil
     }
 
     func run() throws {
@@ -39,12 +61,26 @@ struct Verify: ParsableCommand {
         var lock: SharedFile? = nil
         if repair { lock = try DataDirectoryLock.acquire(for: directory) } else { DataDirectoryLock.warnIfLive(directory) }
         defer { lock.map(DurableFile.unlock) }
-        let partitions = try partitions()
+        let (partitions, listed) = try partitions()
         guard !partitions.isEmpty else { throw CLIError("no segments under \(directory)") }
         var problems = 0
         for partition in partitions {
             let name = String(partition.split(separator: "/").last ?? "")
-            let report = try LogVerifier.verify(partitionDirectory: partition) { Output.progress(name, $0, $1) }
+            if listed.contains(partition), let why = Self.unusable(partition) {
+                problems += 1
+                Output.line("PROBLEMS \(partition):")
+                Output.line("  \(why)")
+                continue
+            }
+            let report: LogVerifier.Report
+            do {
+                report = try LogVerifier.verify(partitionDirectory: partition) { Output.progress(name, $0, $1) }
+            } catch {
+                problems += 1
+                Output.line("PROBLEMS \(partition):")
+                Output.line("  cannot be read: \(error)")
+                continue
+            }
             if report.isHealthy {
                 Output.line("ok \(partition): \(report.segments) segments, \(report.batches) batches, \(report.records) records, \(report.bytes) bytes")
                 for note in report.notes { Output.line("  note: \(note)") }

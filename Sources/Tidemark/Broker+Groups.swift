@@ -102,7 +102,9 @@ extension Broker {
         if dryRun { return result }
         let members = groups.describeGroup(group).members.count + (groups.describeConsumerGroup(group)?.members.count ?? 0)
         guard members == 0 else {
-            throw TidemarkError(.rebalanceInProgress, "group '\(group)' has \(members) active members")
+            throw TidemarkError(
+                .rebalanceInProgress,
+                "group '\(group)' has \(members) member\(members == 1 ? "" : "s") (offsets are reset only in an empty group, as in Kafka; members a restart brought back from the log stay until their sessions run out with the broker running)")
         }
         if let error = try await groups.commitOffsets(
             groupId: group, offsets: result.mapValues { CommittedOffset(offset: $0, metadata: "reset") })

@@ -252,3 +252,36 @@ def test_a_consumer_keeps_its_place_across_broker_restarts(broker):
         assert events == settled, (restart, events)
     assert c.committed(TopicPartition(topic, 0)) + c.committed(TopicPartition(topic, 1)) == 120
     c.close()
+
+
+def test_offline_describe_lists_the_members_a_restart_brings_back(broker):
+    # A classic consumer still in its group when the broker stops: the offline tools see the
+    # member the log brings back (`groups describe --data` said 0 members, while reset-offsets
+    # and delete refused for that one member).
+    import subprocess
+    from confluent_kafka import Consumer
+    from conftest import BINARY
+    topic = unique("offline")
+    group = topic + "-group"
+    create_topic(broker.bootstrap, topic, 1)
+    produce(broker.bootstrap, topic, 0, 3)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "client.id": "offline-reader"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 3 and time.time() < deadline:
+        got += [m for m in c.consume(10, 1.0) if m.error() is None]
+    c.commit(asynchronous=False)
+    broker.stop()
+    try:
+        out = subprocess.run([BINARY, "groups", "describe", group, "--data", broker.data_dir],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "MEMBERS 1" in out.stdout and "offline-reader" in out.stdout, out.stdout
+        reset = subprocess.run([BINARY, "groups", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute",
+                                "--data", broker.data_dir], capture_output=True, text=True, timeout=60)
+        assert reset.returncode != 0 and "1 member" in reset.stderr, reset.stderr
+    finally:
+        c.close()
+        broker.start()

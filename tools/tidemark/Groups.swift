@@ -75,7 +75,26 @@ struct Groups: AsyncParsableCommand {
                 (rows, summary) = try await data.withBroker { broker in
                     let lag = try broker.groupLag(group: group).map { ($0.0.topic, $0.0.partition, $0.committed, $0.end, $0.lag) }
                     let listing = broker.groups.listGroups().first { $0.groupId == group }
-                    return (lag, listing.map { KafkaClient.GroupSummary(type: $0.type.rawValue.lowercased(), state: $0.state, members: []) })
+                    // The members the broker knows (restored from the log: they stay until their
+                    // sessions run out once it runs), as DescribeGroups would list them: they
+                    // were left out, and describe said 0 members where reset and delete refused
+                    // for one.
+                    var members: [KafkaClient.GroupSummary.Member] = []
+                    if listing?.type == .consumer, let described = broker.groups.describeConsumerGroup(group) {
+                        members = described.members.map { m in
+                            KafkaClient.GroupSummary.Member(
+                                memberId: m.memberId, clientId: m.clientId, epoch: m.memberEpoch,
+                                assignment: Dictionary(grouping: m.assignment, by: \.topic).mapValues { $0.map { Int32($0.partition) } },
+                                clientHost: m.clientHost)
+                        }
+                    } else if listing != nil {
+                        members = broker.groups.describeGroup(group).members.map { m in
+                            KafkaClient.GroupSummary.Member(
+                                memberId: m.memberId, clientId: m.clientId, assignment: [:], clientHost: m.clientHost,
+                                consumerAssignment: m.assignment)
+                        }
+                    }
+                    return (lag, listing.map { KafkaClient.GroupSummary(type: $0.type.rawValue.lowercased(), state: $0.state, members: members) })
                 }
             }
             guard !rows.isEmpty || summary != nil else { throw CLIError("group '\(group)' has no members and no committed offsets") }

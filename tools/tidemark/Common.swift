@@ -143,12 +143,17 @@ func parseStart(_ text: String) throws -> StartPosition {
 }
 
 /// A time as ms since the epoch ("@1700000000000") or ISO 8601 ("2026-11-29T10:00:00Z").
+/// Nil for a time before 1970 (negative ms are ListOffsets' special times, not times: @-5 was
+/// sent as one, and refused UNSUPPORTED_VERSION).
 func parseTime(_ text: String) -> Int64? {
-    if text.hasPrefix("@"), let ms = Int64(text.dropFirst()) { return ms }
+    if text.hasPrefix("@"), let ms = Int64(text.dropFirst()) { return ms >= 0 ? ms : nil }
     let formatter = ISO8601DateFormatter()
     for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
         formatter.formatOptions = options
-        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
+        if let date = formatter.date(from: text) {
+            let ms = date.timeIntervalSince1970 * 1000
+            return ms >= 0 && ms < 9e18 ? Int64(ms) : nil
+        }
     }
     return nil
 }

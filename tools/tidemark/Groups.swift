@@ -161,7 +161,9 @@ struct Groups: AsyncParsableCommand {
             guard chosen == 1 else {
                 throw ValidationError("choose exactly one of --to-earliest, --to-latest, --to-datetime, --shift-by")
             }
-            if let toDatetime, parseTime(toDatetime) == nil { throw ValidationError("--to-datetime: '\(toDatetime)' is not a time") }
+            if let toDatetime, parseTime(toDatetime) == nil {
+                throw ValidationError("--to-datetime: '\(toDatetime)' is not a time (ISO 8601, or @ms since 1970, at least 0)")
+            }
         }
 
         func run() async throws {

@@ -151,8 +151,9 @@ extension Broker {
     /// share state where no classic or consumer group has the id. (Share state made before
     /// group ids were kept apart may sit beside a classic group's offsets: that group goes on.)
     public func shareGroupHolds(_ groupId: String) -> Bool {
-        if shares.hasMembership(groupId) { return true }
-        return shares.isShareGroup(groupId) && groups.use(of: groupId) == .free
+        let (membership, known) = shares.ownership(groupId)
+        if membership { return true }
+        return known && groups.use(of: groupId) == .free
     }
 
     /// ShareGroupHeartbeat over this broker's topics. A group id that a classic or consumer

@@ -194,6 +194,11 @@ public final class ShareCoordinator: Sendable {
     /// Whether the group has membership state (members now, or a moment ago).
     public func hasMembership(_ group: String) -> Bool { state.withLock { $0.groups[group] != nil } }
 
+    /// `hasMembership` and `isShareGroup` under one lock (an OffsetCommit per job asks).
+    func ownership(_ group: String) -> (membership: Bool, known: Bool) {
+        state.withLock { ($0.groups[group] != nil, $0.known[group] != nil) }
+    }
+
     // MARK: Sessions and acknowledgements
 
     /// Opens (epoch 0), moves (epoch n > 0, which must be the session's next) or closes

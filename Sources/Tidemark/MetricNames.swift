@@ -49,6 +49,7 @@ public enum MetricName {
     public static let queueLockExpirations = "tidemark_queue_lease_expirations_total"
     public static let queueDeliveries = "tidemark_queue_deliveries_total"
     public static let queueRedeliveries = "tidemark_queue_redeliveries_total"
+    public static let queueWorkers = "tidemark_queue_workers"
     public static let shareWindowRecords = "tidemark_share_window_records"
     public static let shareWindowRecordsLimit = "tidemark_share_window_records_limit"
     public static let groupLagSeconds = "tidemark_consumergroup_lag_seconds"
@@ -97,10 +98,11 @@ public enum MetricName {
         bytesOut: "Record-batch bytes read by fetches, by topic.",
         recordsProduced: "Records appended, by topic.",
         fsyncDuration: "Duration of one fdatasync of a partition log.",
-        logSize: "Bytes on disk of a partition's segments.",
+        logSize: "Bytes on disk of a partition's segments (internal logs included: __consumer_offsets, __share_group_state).",
         queueInFlight: "Share-group records locked by a worker and not yet acknowledged.",
         queueAvailable: "Share-group records read by the broker that a worker may take now (not held, finished, delayed or backing off).",
         queueUnread: "Share-group records no worker has read yet, due or delayed (known once read); queue depth is available + leases_in_flight + delayed + unread.",
+        queueWorkers: "Workers (members) of a share group now: 0 with a backlog is the alert that no one works the queue.",
         queueDelayed: "Share-group records waiting for a retry backoff or their delivery time.",
         queueOldestUnackedAge: "Age of the oldest share-group record not yet acknowledged (0 when none); a delayed record counts from its delivery time, not before.",
         queueDeadLettered: "Records copied to the dead-letter topic.",

@@ -235,6 +235,8 @@ public final class MetricsRoutes: HTTPRoutes {
                     f.sample([("partition", "\(p.partition)"), ("topic", topic.name)], Double(p.sizeInBytes))
                 }
             }
+            // The share-state log is no topic here, but its bytes are on the disk.
+            f.sample([("partition", "0"), ("topic", "__share_group_state")], Double(broker.shareStateLogBytes))
         }
         out.family(MetricName.partitionsOffline, .gauge) { f in
             f.sample([], Double(topics.reduce(0) { $0 + $1.partitions.filter { !$0.isWritable }.count }))
@@ -290,6 +292,9 @@ public final class MetricsRoutes: HTTPRoutes {
             out.family(name, .counter) { f in
                 for q in queues { f.sample([("group", q.group), ("topic", q.topic)], monotonic(name, q, Double(value(q)))) }
             }
+        }
+        out.family(MetricName.queueWorkers, .gauge) { f in
+            for group in groupIds { f.sample([("group", group)], Double(broker.shares.describe(group)?.members.count ?? 0)) }
         }
         let windows = broker.shares.windowRecords
         out.family(MetricName.shareWindowRecords, .gauge) { $0.sample([], Double(windows.kept)) }

@@ -551,6 +551,9 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(m[Sample(name: "tidemark_queue_acks_total", labels: q.merging(["type": "accept"]) { $1 })] == 2)
         #expect(m[Sample(name: "tidemark_queue_acks_total", labels: q.merging(["type": "release"]) { $1 })] == 1)
         #expect((m[Sample(name: "tidemark_queue_oldest_unacked_age_seconds", labels: q)] ?? -1) >= 0)
+        // The workers of the group, and the share-state log's bytes (no topic, but on the disk).
+        #expect(m[Sample(name: "tidemark_queue_workers", labels: ["group": "workers"])] == 1)
+        #expect((m[Sample(name: "tidemark_log_size_bytes", labels: ["topic": "__share_group_state", "partition": "0"])] ?? 0) > 0)
         // The held locks run out: lock expirations are counted, and the records are available.
         timers.now.add(31_000, ordering: .relaxed)
         var later = try await node.scrape()
@@ -563,6 +566,7 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(later[Sample(name: "tidemark_queue_leases_in_flight", labels: q)] == 0)
         #expect(later[Sample(name: "tidemark_queue_available", labels: q)] == 4)
         try await worker.close()
+        #expect(try await node.scrape()[Sample(name: "tidemark_queue_workers", labels: ["group": "workers"])] == 0)
         await producer.flush()
         try await node.stop()
     }

@@ -146,6 +146,9 @@ extension Broker {
         return hash
     }
 
+    /// The bytes of the share-state log (`__share_group_state`, not a topic here): its disk use.
+    public var shareStateLogBytes: Int64 { shares.store.partition.log.sizeInBytes }
+
     /// Whether a share group holds this id against a classic or consumer group's request
     /// (JoinGroup, ConsumerGroupHeartbeat, OffsetCommit): one with membership state, or with
     /// share state where no classic or consumer group has the id. (Share state made before

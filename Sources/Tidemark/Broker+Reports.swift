@@ -81,7 +81,11 @@ extension Broker {
     /// (the caller answers "busy"), or when the calling task is cancelled before its turn (its
     /// client has gone). Reports of clients that had closed their connections all ran, one
     /// after another: a few thousand scrapes sent and dropped held the next real one for minutes.
-    public func report<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T? {
+    /// `reserved`: the one /metrics exposition being made (`MetricsRoutes.sharedExposition`:
+    /// scrapes share it, so there is at most one), which takes its turn but is never refused
+    /// for console pages filling the line (Prometheus then saw the node down, `up == 0`).
+    public func report<T: Sendable>(reserved: Bool = false, _ body: @escaping @Sendable () -> T) async -> T? {
+        if reserved { return await reporter.performUnlessCancelled(body) }
         guard reportsWaiting.add(1, ordering: .relaxed).newValue <= Self.maxReports else {
             reportsWaiting.subtract(1, ordering: .relaxed)
             return nil

@@ -113,7 +113,7 @@ public final class MetricsRoutes: HTTPRoutes {
         let task = making.withLock { current -> Task<[UInt8]?, Never> in
             if let current { return current }
             let task = Task { [self] in
-                let text = await broker.report { [self] in Array(exposition().utf8) }
+                let text = await broker.report(reserved: true) { [self] in Array(exposition().utf8) }
                 making.withLock { $0 = nil }
                 return text
             }

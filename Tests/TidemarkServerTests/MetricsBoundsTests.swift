@@ -79,4 +79,24 @@ import Tidemark
         #expect(answered == 20)
         try await broker.close()
     }
+
+    /// Console pages filling the reports' line do not turn a scrape away: it takes its turn
+    /// (one scrape of three, beside 60 console reads, was answered 503, and Prometheus saw the
+    /// node down).
+    @Test func consolePagesDoNotTurnAScrapeAway() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        let routes = MetricsRoutes(
+            broker: broker, registry: nil, identity: NodeIdentity(brokerId: 0, address: "127.0.0.1:9092", version: TidemarkVersion.current))
+        let gate = DispatchSemaphore(value: 0)
+        let held = (0..<Broker.maxReports).map { _ in Task { await broker.report { gate.wait() } } }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await broker.report { 1 } == nil, "the line is full for console pages")
+        let scrape = Task { await routes.sharedExposition() }
+        try await Task.sleep(for: .milliseconds(100))
+        for _ in held { gate.signal() }
+        for task in held { _ = await task.value }
+        #expect(await scrape.value.map { String(decoding: $0, as: UTF8.self) }?.contains("kafka_brokers") == true)
+        try await broker.close()
+    }
 }

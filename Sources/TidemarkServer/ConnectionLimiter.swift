@@ -209,7 +209,7 @@ public final class AcceptPauseHandler: ChannelInboundHandler, RemovableChannelHa
 /// listener's connections (128, or a sixteenth of a limit under 2,048, at least 8), the
 /// sendfile descriptors fetch responses hold (`sendfile`: a sixteenth of the limit, at
 /// least 16), and the Kafka connections the rest (at least 16).
-public struct DescriptorPlan: Equatable, Sendable {
+public struct DescriptorPlan: Equatable, Sendable, CustomStringConvertible {
     /// The process's own and the event loops'.
     public var own: Int
     public var http: Int
@@ -227,6 +227,11 @@ public struct DescriptorPlan: Equatable, Sendable {
         sendfile = max(16, soft / 16)
         connections = max(16, soft - budget - own - http - sendfile)
         fits = budget + own + http + sendfile + connections <= soft
+    }
+
+    /// As the warning names it: what each use takes.
+    public var description: String {
+        "\(own) for the process and its event loops, \(http) HTTP connections, \(sendfile) for sendfile, \(connections) Kafka connections"
     }
 
     /// From this process's soft limit.

@@ -110,6 +110,13 @@ enum Output {
         FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)\(done == total ? "\n" : "")".utf8))
     }
 
+    /// A name as a table's field: control characters escaped (\x0a), so a group id with a
+    /// newline or a tab does not split the table's lines or columns.
+    static func field(_ name: String) -> String {
+        guard name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return name }
+        return String(name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? String(format: "\\x%02x", $0.value) : String($0) }.joined())
+    }
+
     /// Bytes as text when they are UTF-8, else as an escaped form.
     static func text(_ bytes: [UInt8]?) -> String {
         guard let bytes else { return "null" }

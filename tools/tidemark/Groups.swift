@@ -48,7 +48,7 @@ struct Groups: AsyncParsableCommand {
                 }
             }
             Output.line("GROUP\tTYPE\tSTATE")
-            for row in rows { Output.line("\(row.group)\t\(row.type)\t\(row.state)") }
+            for row in rows { Output.line("\(Output.field(row.group))\t\(row.type)\t\(row.state)") }
         }
     }
 

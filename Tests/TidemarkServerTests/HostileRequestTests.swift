@@ -184,7 +184,11 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             // the socket buffers do not take) while this client reads nothing.
             let unread = try RawClient(port: server.boundPort)
             unread.send(frame: try RawClient.payload(.describeConfigs, version: 1, correlation: 1, describe(groups: 10_000)))
-            try await Task.sleep(for: .milliseconds(500))
+            // Until its answer is made and held (a fixed half second was too little for it with
+            // the whole suite running beside).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while server.responseBytesHeld <= 1 << 20 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.responseBytesHeld > 1 << 20)
             let greedy = try RawClient(port: server.boundPort)
             greedy.send(frame: try RawClient.payload(.describeConfigs, version: 1, correlation: 2, describe(groups: 5_000)))
             #expect(await greedy.closedWithoutAnswer())

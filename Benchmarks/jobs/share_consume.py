@@ -36,6 +36,12 @@ import sys
 import time
 
 PARTS = int(os.environ.get("PARTS", "4"))  # topic partitions / streams / subjects / queues
+# Tidemark's acknowledgements: "sync" (explicit ACCEPT per job, commit_sync per poll batch: a
+# ShareAcknowledge each, waited for), "async" (the same with commit_async: not waited for), or
+# "implicit" (share.acknowledgement.mode=implicit: the next poll's ShareFetch carries them, one
+# request per job). Jobs count when acknowledged (sync) or handed out (async, implicit); the
+# last batch's acknowledgements go out at close, before the server check.
+TM_ACKS = os.environ.get("TM_ACKS", "sync")
 GROUP = "workers"
 TOPIC = "jobs"
 
@@ -192,7 +198,7 @@ class TidemarkWorker(Worker):
     def setup(self):
         from confluent_kafka import ShareConsumer
         self.c = ShareConsumer({"bootstrap.servers": self.addr, "group.id": GROUP,
-                                "share.acknowledgement.mode": "explicit",
+                                "share.acknowledgement.mode": "implicit" if TM_ACKS == "implicit" else "explicit",
                                 "max.poll.records": self.batch})
 
     def run(self):
@@ -209,11 +215,15 @@ class TidemarkWorker(Worker):
                 if self.t_first is None:
                     self.t_first = time.time()
                 self.ids.append(job_id(m.value()))
-                c.acknowledge(m, AcknowledgeType.ACCEPT)
+                if TM_ACKS != "implicit":
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
                 got += 1
             if got:
-                res = c.commit_sync(30)
-                self.errors += sum(1 for e in (res or {}).values() if e is not None)
+                if TM_ACKS == "sync":
+                    res = c.commit_sync(30)
+                    self.errors += sum(1 for e in (res or {}).values() if e is not None)
+                elif TM_ACKS == "async":
+                    c.commit_async()
                 self.t_confirm = time.time()
                 self.completer |= self.add(got)
 

@@ -15,7 +15,7 @@ extension RequestRouter {
             return response
         }
         // KIP-1082: from v1 the member makes its own id (blank is none, as Java's trim sees it).
-        if header.apiVersion >= 1 && request.memberId.utf8.allSatisfy({ $0 <= 0x20 }) { return refuse("MemberId can't be empty.") }
+        if header.apiVersion >= 1 && ConsumerHeartbeat.isBlank(request.memberId) { return refuse("MemberId can't be empty.") }
         // A join says it owns nothing, as an empty list (the engine sees owned partitions with
         // those of unknown topics dropped; the rest of the checks are its own, `malformation`).
         if request.memberEpoch == 0 && request.topicPartitions?.isEmpty != true {

@@ -44,6 +44,9 @@ public struct ConsumerHeartbeat: Sendable {
         self.clientHost = clientHost
     }
 
+    /// Given but blank: nothing but spaces and control characters, as Java's `trim` leaves empty.
+    public static func isBlank(_ value: String?) -> Bool { value.map { $0.utf8.allSatisfy { $0 <= 0x20 } } ?? false }
+
     /// Why Kafka's coordinator would refuse this heartbeat as malformed (INVALID_REQUEST),
     /// before it looks at any group; nil when well-formed. Ids given but blank (nothing but
     /// spaces and control characters, as Java's `trim` sees them); a member id missing where
@@ -52,7 +55,7 @@ public struct ConsumerHeartbeat: Sendable {
     /// below -2. (From v1 the wire demands a member id at every epoch: the Kafka front checks
     /// that, and that a join's owned partitions are given, as an empty list.)
     public var malformation: String? {
-        func blank(_ value: String?) -> Bool { value.map { $0.utf8.allSatisfy { $0 <= 0x20 } } ?? false }
+        let blank = Self.isBlank
         if blank(groupId) { return "GroupId can't be empty." }
         if blank(instanceId) { return "InstanceId can't be empty." }
         if blank(rackId) { return "RackId can't be empty." }

@@ -169,41 +169,7 @@ public final class GroupCoordinator: Sendable {
         let started = clock()
         state.withLock { $0.lastOffsetsExpiryMs = started }
         let recorded = recordedMemberships
-        membershipWriter = Task {
-            while var pending = await records.next() {
-                let (group, life) = (pending.group, pending.life)
-                var written = false
-                var superseded = false
-                do {
-                    let current = { @Sendable in recorded.isLive(group, life: life) }
-                    // A later record of the group is on its way (sent since the writer took this
-                    // one), and a consumer group's records are written whole: this one is
-                    // skipped, and whoever waits for it waits for the later one (if that is not
-                    // in the line yet, this one is written).
-                    if case .classic = pending.record {} else if recorded.sent(group) != pending.sequence {
-                        superseded = records.follow(group, pending.whenWritten)
-                        if superseded { pending.whenWritten = nil }
-                    }
-                    switch pending.record {
-                    case _ where superseded: break
-                    case .classic(let record): written = try await store.recordMembership(group: group, record, if: current)
-                    case .consumer(let snapshot): written = try await store.recordMembership(group: group, snapshot, if: current)
-                    case .consumerTooLarge:
-                        // Said once, when the records there were are deleted.
-                        if try await store.forgetMembership(group: group, if: current) {
-                            throw TidemarkError(
-                                .storage, "the group's members keep more than \(OffsetStore.maxMembershipRecordBytes) bytes: earlier records deleted")
-                        }
-                    }
-                } catch {
-                    logger?.warning(
-                        "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
-                }
-                recorded.passed(group, life: life)
-                pending.whenWritten?(written)
-                records.done(written, skipped: superseded)
-            }
-        }
+        membershipWriter = Task { [logger] in await records.write(to: store, recorded: recorded, logger: logger) }
     }
 
     /// A coordinator dropped without `closeStore` (a broker whose open failed after making it)

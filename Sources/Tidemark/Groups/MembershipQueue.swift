@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Membership records on their way to `__consumer_offsets` (`GroupCoordinator.membershipWriter`
@@ -153,6 +154,45 @@ final class MembershipQueue: Sendable {
             return s.inFlightWaiters
         }
         for waiter in waiters { waiter(written) }
+    }
+
+    /// The writer (`GroupCoordinator.membershipWriter`, this queue's one reader): appends each
+    /// record to the offsets log while its group's life lasts (`RecordedMemberships.isLive`),
+    /// until the queue is finished and empty.
+    func write(to store: OffsetStore, recorded: RecordedMemberships, logger: Logger?) async {
+        while var pending = await next() {
+            let (group, life) = (pending.group, pending.life)
+            var written = false
+            var superseded = false
+            do {
+                let current = { @Sendable in recorded.isLive(group, life: life) }
+                // A later record of the group is on its way (sent since the writer took this
+                // one), and a consumer group's records are written whole: this one is
+                // skipped, and whoever waits for it waits for the later one (if that is not
+                // in the line yet, this one is written).
+                if case .classic = pending.record {} else if recorded.sent(group) != pending.sequence {
+                    superseded = follow(group, pending.whenWritten)
+                    if superseded { pending.whenWritten = nil }
+                }
+                switch pending.record {
+                case _ where superseded: break
+                case .classic(let record): written = try await store.recordMembership(group: group, record, if: current)
+                case .consumer(let snapshot): written = try await store.recordMembership(group: group, snapshot, if: current)
+                case .consumerTooLarge:
+                    // Said once, when the records there were are deleted.
+                    if try await store.forgetMembership(group: group, if: current) {
+                        throw TidemarkError(
+                            .storage, "the group's members keep more than \(OffsetStore.maxMembershipRecordBytes) bytes: earlier records deleted")
+                    }
+                }
+            } catch {
+                logger?.warning(
+                    "group membership record not written to __consumer_offsets", metadata: ["group": "\(group)", "error": "\(error)"])
+            }
+            recorded.passed(group, life: life)
+            pending.whenWritten?(written)
+            done(written, skipped: superseded)
+        }
     }
 
     /// The next record, waiting for one; nil once finished and empty.

@@ -3,7 +3,10 @@ import TidemarkStorage
 /// Kafka's names for topic settings.
 extension TopicConfig {
     /// Applies a Kafka topic config by its Kafka name (`retention.ms`, `flush.messages`, ...).
+    /// A value is taken without the white space around it, as Kafka's ConfigDef parses
+    /// every type (`retention.ms= 100` sets 100).
     public mutating func apply(kafkaName name: String, value: String?) throws(TidemarkError) {
+        let value = value?.trimmingCharacters(in: .whitespacesAndNewlines)
         func number() throws(TidemarkError) -> Int64 {
             guard let value, let n = Int64(value) else { throw TidemarkError(.invalidConfig, "\(name) needs a number, got \(value ?? "null")") }
             return n
@@ -161,6 +164,32 @@ extension TopicConfig {
         "remote.log.delete.on.disable": .bool,
     ]
 
+    /// Kafka's default of each stored-only setting: what DescribeConfigs lists for a topic
+    /// that does not set it (DEFAULT_CONFIG), so `kafka-configs --describe --all` and UIs see
+    /// a topic's whole set of settings, as a Kafka broker lists them.
+    public static let storedOnlyKafkaDefaults: [String: String] = [
+        "min.insync.replicas": "1",
+        "unclean.leader.election.enable": "false",
+        "preallocate": "false",
+        "delete.retention.ms": "86400000",
+        "file.delete.delay.ms": "60000",
+        "segment.jitter.ms": "0",
+        "min.cleanable.dirty.ratio": "0.5",
+        "min.compaction.lag.ms": "0",
+        "max.compaction.lag.ms": "\(Int64.max)",
+        "compression.gzip.level": "-1",
+        "compression.lz4.level": "9",
+        "compression.zstd.level": "3",
+        "segment.index.bytes": "10485760",
+        "leader.replication.throttled.replicas": "",
+        "follower.replication.throttled.replicas": "",
+        "local.retention.ms": "-2",
+        "local.retention.bytes": "-2",
+        "remote.storage.enable": "false",
+        "remote.log.copy.disable": "false",
+        "remote.log.delete.on.disable": "false",
+    ]
+
     /// The Kafka names whose values are lists (IncrementalAlterConfigs' APPEND and SUBTRACT).
     public static let listKafkaNames: Set<String> = [
         "cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas",
@@ -222,9 +251,11 @@ extension TopicConfig {
             ("segment.ms", "\(config.segmentMs ?? log.segmentMs)"),
         ]
         // A stored-only entry under a name handled above (a hand-edited topics.json) is not
-        // listed twice: callers key dictionaries by name.
+        // listed twice: callers key dictionaries by name. One the topic does not set is listed
+        // at Kafka's default.
         let handled = Set(honoured.map(\.0))
-        let kept = (config.storedOnly ?? [:]).filter { !handled.contains($0.key) }.map { ($0.key, $0.value) }
+        let kept = Self.storedOnlyKafkaDefaults.merging(config.storedOnly ?? [:]) { _, set in set }
+            .filter { !handled.contains($0.key) }.map { ($0.key, $0.value) }
         return (honoured + kept).sorted { $0.0 < $1.0 }
     }
 

@@ -68,4 +68,11 @@ extension KafkaError {
     init(optional code: TidemarkError.Code?) {
         if let code { self.init(code) } else { self = .none }
     }
+
+    /// The error message an answer carries beside this code: an engine error's own words
+    /// (its description leads with the engine's code name, "unknownTopicOrPartition: ..."),
+    /// any other error's description.
+    static func message(of error: any Error) -> String {
+        (error as? TidemarkError)?.message ?? "\(error)"
+    }
 }

@@ -54,7 +54,7 @@ extension RequestRouter {
             } catch {
                 // A disk failure underneath (a full disk): KAFKA_STORAGE_ERROR, as for a produce.
                 result.errorCode = KafkaError(error).rawValue
-                result.errorMessage = "\(error)"
+                result.errorMessage = KafkaError.message(of: error)
             }
             response.topics.append(result)
         }
@@ -93,9 +93,10 @@ extension RequestRouter {
         for topic in request.topics {
             var result = DeleteTopicsResponse.Result(name: topic.name)
             result.topicId = topic.topicId
-            if topic.name != nil && !topic.topicId.isZero {
+            if (topic.name != nil) == !topic.topicId.isZero {
                 result.errorCode = KafkaError.invalidRequest.rawValue
-                result.errorMessage = "name a topic by its name or by its id, not both"
+                result.errorMessage =
+                    topic.name == nil ? "name a topic by its name or by its id: neither was given" : "name a topic by its name or by its id, not both"
                 response.responses.append(result)
                 continue
             }
@@ -119,7 +120,7 @@ extension RequestRouter {
                 try await broker.deleteTopic(name)
             } catch {
                 result.errorCode = KafkaError(error).rawValue
-                result.errorMessage = (error as? TidemarkError)?.message ?? "\(error)"
+                result.errorMessage = KafkaError.message(of: error)
                 // A disk that refuses the deletion (full, read-only) is said in the log too.
                 if Self.isDiskFailure(error) {
                     failureLog.error(
@@ -152,7 +153,7 @@ extension RequestRouter {
                     }
                 } catch {
                     result.errorCode = KafkaError(error).rawValue
-                    result.errorMessage = "\(error)"
+                    result.errorMessage = KafkaError.message(of: error)
                 }
             case .broker where !resource.resourceName.isEmpty && resource.resourceName != "\(config.nodeId)":
                 // As Kafka answers: this node's id or "" (the cluster-wide level) only. Any other
@@ -243,7 +244,7 @@ extension RequestRouter {
                 result.errorMessage = error.message
             } catch {
                 result.errorCode = KafkaError(error).rawValue
-                result.errorMessage = "\(error)"
+                result.errorMessage = KafkaError.message(of: error)
             }
             response.responses.append(result)
         }

@@ -110,8 +110,11 @@ extension RequestRouter {
                 guard !duplicated.contains(topic.name) else {
                     throw TidemarkError(.invalidRequest, "topic '\(topic.name)' listed more than once")
                 }
-                if let assignments = topic.assignments {
-                    let existing = try broker.partitionCount(of: topic.name)
+                // (The count is checked first, as in Kafka: a count that is no increase is
+                // INVALID_PARTITIONS whatever assignments come with it.)
+                if let assignments = topic.assignments, case let existing = try broker.partitionCount(of: topic.name),
+                    Int(topic.count) > existing
+                {
                     guard assignments.count == Int(topic.count) - existing else {
                         throw TidemarkError(
                             .invalidReplicaAssignment,
@@ -134,10 +137,22 @@ extension RequestRouter {
         return response
     }
 
-    /// DescribeCluster: this node is the whole cluster and its controller.
-    func describeCluster(_ request: DescribeClusterRequest) -> DescribeClusterResponse {
+    /// DescribeCluster: this node is the whole cluster and its controller. Its listener is a
+    /// broker endpoint (endpoint type 1): asked as a controller endpoint (2, an admin client
+    /// given `bootstrap.controllers`) it answers MISMATCHED_ENDPOINT_TYPE, and any other type
+    /// UNSUPPORTED_ENDPOINT_TYPE (INVALID_REQUEST at v0), as a Kafka broker does, rather than
+    /// letting a client believe it found a controller.
+    func describeCluster(_ request: DescribeClusterRequest, version: Int16) -> DescribeClusterResponse {
         var response = DescribeClusterResponse()
-        response.endpointType = request.endpointType
+        guard request.endpointType == 1 else {
+            let known = request.endpointType == 2
+            response.errorCode = (version == 0 ? KafkaError.invalidRequest : known ? .mismatchedEndpointType : .unsupportedEndpointType).rawValue
+            response.errorMessage =
+                known
+                ? "this is a broker endpoint, not a controller endpoint: bootstrap with bootstrap.servers"
+                : "unsupported endpoint type \(request.endpointType)"
+            return response
+        }
         if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
         response.clusterId = config.clusterId
         response.controllerId = config.nodeId
@@ -165,7 +180,7 @@ extension RequestRouter {
                     }
                 } catch {
                     p.errorCode = KafkaError(error).rawValue
-                    p.errorMessage = "\(error)"
+                    p.errorMessage = KafkaError.message(of: error)
                 }
                 return p
             }

@@ -408,7 +408,7 @@ final class RequestRouter: Sendable {
             try TooManyEntries.check(request.filters.count, "ACL filters")
             return try respond(deleteAcls(request), header, api: api)
         case .deleteGroups: return try respond(await deleteGroups(try body(DeleteGroupsRequest.self)), header, api: api)
-        case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self)), header, api: api)
+        case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self), version: header.apiVersion), header, api: api)
         case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)
         case .consumerGroupHeartbeat:
             return try respond(

@@ -378,7 +378,7 @@ final class ShareFetchInFlight {
         giveBack(acquisition, acquisition.offsets)
         var entry = ShareFetchResponse.Partition(partitionIndex: Int32(tp.partition))
         entry.errorCode = KafkaError(error).rawValue
-        entry.errorMessage = "\(error)"
+        entry.errorMessage = KafkaError.message(of: error)
         partitions[tp] = entry
     }
 

@@ -211,6 +211,8 @@ public enum KafkaError: Int16, Sendable {
     case unreleasedInstanceId = 111
     case unsupportedAssignor = 112
     case staleMemberEpoch = 113
+    case mismatchedEndpointType = 114
+    case unsupportedEndpointType = 115
     case invalidRegularExpression = 128
     case invalidRecordState = 121
     case shareSessionNotFound = 122

@@ -94,7 +94,9 @@ import TidemarkWire
         let maxMessage = try #require(described["max.message.bytes"])
         #expect(maxMessage.configSource == 4 && maxMessage.value == "2000000")
         #expect(maxMessage.synonyms.map(\.source) == [4, 5] && maxMessage.synonyms.last?.value == "1048588")
-        #expect(described["flush.ms"]?.configSource == 5 && described["min.insync.replicas"] == nil)
+        #expect(described["flush.ms"]?.configSource == 5)
+        // A setting kept without effect is described at Kafka's default while the topic does not set it.
+        #expect(described["min.insync.replicas"]?.configSource == 5 && described["min.insync.replicas"]?.value == "1")
     }
 
     /// OffsetDelete of a partition no topic has is UNKNOWN_TOPIC_OR_PARTITION, as in Kafka's
@@ -179,6 +181,53 @@ import TidemarkWire
             let refused = try ElectLeadersResponse.decode(
                 try await Self.exchange(client, .electLeaders, version: 1, odd), from: 0, version: 1, flexible: false)
             #expect(refused.errorCode == 42)
+        }
+    }
+
+    /// Answers an admin tool compares with Kafka's (an outside hunt with confluent-kafka's and
+    /// kafka-python's admin clients): DescribeCluster asked for a controller endpoint is
+    /// MISMATCHED_ENDPOINT_TYPE and for an unknown one UNSUPPORTED_ENDPOINT_TYPE (it echoed the
+    /// type back, error 0: an admin given `bootstrap.controllers` believed it found one);
+    /// CreatePartitions with assignments but no increase is INVALID_PARTITIONS (it was
+    /// INVALID_REPLICA_ASSIGNMENT, "1 assignments for -3 new partitions"); DeleteTopics v6
+    /// naming neither a name nor an id is INVALID_REQUEST (it was UNKNOWN_TOPIC_ID "no topic
+    /// has id 00..."); error messages carry no engine code names ("unknownTopicOrPartition: ").
+    @Test func adminAnswersAreKafkasForWhatToolsCompare() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("grown", partitions: 4)
+            let client = try RawClient(port: server.boundPort)
+            for (type, code): (Int8, Int16) in [(1, 0), (2, 114), (0, 115), (7, 115)] {
+                var request = DescribeClusterRequest()
+                request.endpointType = type
+                let answer = try DescribeClusterResponse.decode(
+                    try await Self.exchange(client, .describeCluster, version: 1, request), from: 1, version: 1, flexible: true)
+                #expect(answer.errorCode == code && answer.endpointType == 1, "endpoint type \(type)")
+                #expect((answer.errorMessage == nil) == (code == 0))
+                #expect(answer.brokers.isEmpty == (code != 0))
+            }
+
+            var grow = CreatePartitionsRequest()
+            var topic = CreatePartitionsRequest.Topic(name: "grown", count: 1)
+            topic.assignments = [[0]]
+            grow.topics = [topic]
+            let grown = try CreatePartitionsResponse.decode(
+                try await Self.exchange(client, .createPartitions, version: 2, grow), from: 1, version: 2, flexible: true)
+            #expect(grown.results.map(\.errorCode) == [37], "\(grown.results)")
+
+            var delete = DeleteTopicsRequest()
+            delete.topics = [DeleteTopicsRequest.Topic()]
+            let deleted = try DeleteTopicsResponse.decode(
+                try await Self.exchange(client, .deleteTopics, version: 6, delete), from: 1, version: 6, flexible: true)
+            #expect(deleted.responses.map(\.errorCode) == [42])
+
+            var describe = DescribeConfigsRequest()
+            var resource = DescribeConfigsRequest.Resource()
+            resource.resourceName = "nosuch"
+            describe.resources = [resource]
+            let described = try DescribeConfigsResponse.decode(
+                try await Self.exchange(client, .describeConfigs, version: 2, describe), version: 2, flexible: false)
+            #expect(described.results[0].errorCode == 3)
+            #expect(described.results[0].errorMessage?.hasPrefix("unknown topic") == true, "\(described.results[0].errorMessage ?? "")")
         }
     }
 

@@ -173,6 +173,32 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A group known only by its offsets and the records the log keeps is listed with the
+    /// protocol type its last members had; one that never had members (offsets committed by a
+    /// tool, or by a consumer that assigns its own partitions) with none, as Kafka lists it: a
+    /// "simple" group to admin clients (it was listed as "consumer").
+    @Test func groupsKnownByTheirOffsetsAreListedWithTheirProtocolType() async throws {
+        let dir = TemporaryDirectory()
+        let opts = options(maintenanceMs: 3_600_000)
+        var broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("t", partitions: 1)
+        for (group, protocolType) in [("c-empty", "consumer"), ("k-connect", "connect")] {
+            try await broker.groups.store.recordMembership(
+                group: group, GroupMembershipRecord(protocolType: protocolType, generation: 5, protocolName: nil, leader: nil, members: []))
+        }
+        for group in ["c-empty", "k-connect", "s-simple"] {
+            #expect(try await broker.groups.commitOffsets(groupId: group, offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1)]) == nil)
+        }
+        func listed() -> [String: String] {
+            Dictionary(uniqueKeysWithValues: broker.groups.listGroups().map { ($0.groupId, $0.protocolType) })
+        }
+        #expect(listed() == ["c-empty": "consumer", "k-connect": "connect", "s-simple": ""])
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(listed() == ["c-empty": "consumer", "k-connect": "connect", "s-simple": ""])
+        try await broker.close()
+    }
+
     /// The state machine restores what the record holds, and keeps what the record cannot
     /// say straight: a leader that is not a member, a member id or instance id twice, and a
     /// version 0 record's missing rebalance timeout (the session timeout, as in Kafka).

@@ -122,6 +122,12 @@ import TidemarkStorage
         try config.apply(kafkaName: "retention.ms", value: "-1")
         #expect(config.retentionMs == nil)
         #expect(throws: TidemarkError.self) { try config.apply(kafkaName: "retention.ms", value: "-2") }
+        // Values are read without the white space around them, as Kafka's ConfigDef reads them.
+        var spaced = TopicConfig()
+        try spaced.apply(kafkaName: "retention.ms", value: " 100\t")
+        try spaced.apply(kafkaName: "message.timestamp.type", value: "LogAppendTime ")
+        try spaced.apply(kafkaName: "preallocate", value: " true")
+        #expect(spaced.retentionMs == 100 && spaced.timestampType == .logAppendTime && spaced.storedOnly?["preallocate"] == "true")
         try await broker.createTopic("t", partitions: 1, config: config)
         let big = try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: [String(repeating: "x", count: 1_500_000)])
         _ = try await broker.append(topic: "t", partition: 0, batches: big)
@@ -137,7 +143,8 @@ import TidemarkStorage
         try await broker.alterTopicConfig("t", changes: [.delete("flush.ms"), .delete("min.insync.replicas")])
         described = Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)
         #expect(described["flush.messages"] == "1000" && described["flush.ms"] == "\(Int64.max)")
-        #expect(described["min.insync.replicas"] == nil)
+        #expect(described["min.insync.replicas"] == "1", "back to Kafka's default")
+        #expect(Set(TopicConfig.storedOnlyKafkaNames.keys).isSubset(of: described.keys), "the whole set is described")
 
         // flush.messages=1 syncs every append whatever flush.ms says: commits and share
         // acknowledgements of the topic wait for their sync too (`syncsEveryAppend`).

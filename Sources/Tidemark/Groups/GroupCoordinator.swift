@@ -528,11 +528,19 @@ public final class GroupCoordinator: Sendable {
         }
         let names = Set(known.map(\.groupId))
         // A group known only by what the log keeps: a consumer-protocol one if its last records
-        // are (an Empty one's say so; Kafka lists it so too), else classic.
+        // are (an Empty one's say so; Kafka lists it so too), else classic, with the protocol
+        // type its last members had; one that never had members (offsets committed by a tool or
+        // an assign()-ing consumer) has none, as in Kafka: a "simple" group to admin clients.
         let kept = store.memberships.withLock { $0 }
         let offsetOnly = store.groupsWithOffsets().subtracting(names).map { id in
-            let consumer = kept[id].map { $0.classicValue(group: id) == nil } ?? false
-            return GroupListing(groupId: id, protocolType: "consumer", state: GroupState.empty.rawValue, type: consumer ? .consumer : .classic)
+            guard let records = kept[id] else {
+                return GroupListing(groupId: id, protocolType: "", state: GroupState.empty.rawValue, type: .classic)
+            }
+            guard let value = records.classicValue(group: id) else {
+                return GroupListing(groupId: id, protocolType: "consumer", state: GroupState.empty.rawValue, type: .consumer)
+            }
+            let protocolType = GroupMembershipRecord.decodeValue(value)?.protocolType ?? ""
+            return GroupListing(groupId: id, protocolType: protocolType, state: GroupState.empty.rawValue, type: .classic)
         }
         return (known + offsetOnly).sorted { $0.groupId < $1.groupId }
     }

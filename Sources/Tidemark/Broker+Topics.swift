@@ -255,24 +255,33 @@ extension Broker {
     }
 
     /// Partition directories no topic lists (`<topic>-<n>` of a topic topics.json does not
-    /// have): left by a deletion a crash cut between topics.json and the renames, or by a
-    /// topics.json edited by hand. They are not served, nor removed here (a hand edit must not
-    /// cost data), but said at open, with what to do: they were kept without a word.
-    static func reportUnlistedDirectories(_ dataDirectory: String, listed: Set<String>, logger: Logger) {
-        guard let names = try? DurableFile.listDirectory(dataDirectory) else { return }
+    /// have, or past the partitions it lists for the topic): left by a deletion a crash cut
+    /// between topics.json and the renames, or by a topics.json edited or restored from an
+    /// older backup. They are not served, nor removed here (a hand edit must not cost data),
+    /// but said at open, with what to do: they were kept without a word. `listed`: each
+    /// topic's partition count (nil: every partition of it is listed).
+    static func reportUnlistedDirectories(_ dataDirectory: String, listed: [String: Int?], logger: Logger) {
+        let unlisted = unlistedDirectories(dataDirectory, listed: listed)
+        guard !unlisted.isEmpty else { return }
+        logger.warning(
+            "partition directories that no topic lists, not served (a deletion a crash interrupted, or topics.json edited or restored from an older copy): remove them to free their space, or give topics.json the partitions they hold; creating a topic or partitions of that name removes them",
+            metadata: ["count": "\(unlisted.count)", "first": "\(unlisted.sorted().prefix(5).joined(separator: ","))", "path": "\(dataDirectory)"])
+    }
+
+    /// The names of the partition directories in `dataDirectory` that `listed` does not list.
+    static func unlistedDirectories(_ dataDirectory: String, listed: [String: Int?]) -> [String] {
+        guard let names = try? DurableFile.listDirectory(dataDirectory) else { return [] }
         var unlisted: [String] = []
         for name in names where !name.hasSuffix(deletedSuffix) {
-            guard let dash = name.lastIndex(of: "-"), Int(name[name.index(after: dash)...]) != nil else { continue }
+            guard let dash = name.lastIndex(of: "-"), let partition = Int(name[name.index(after: dash)...]) else { continue }
             let topic = String(name[..<dash])
-            guard !listed.contains(topic), (try? TopicName.validate(topic)) != nil,
+            let isListed = listed[topic].map { count in count.map { partition < $0 } ?? true } ?? false
+            guard !isListed, (try? TopicName.validate(topic)) != nil,
                 LogVerifier.isPartitionDirectory(dataDirectory + "/" + name)
             else { continue }
             unlisted.append(name)
         }
-        guard !unlisted.isEmpty else { return }
-        logger.warning(
-            "partition directories that no topic lists, not served (a deletion a crash interrupted, or topics.json edited): remove them to free their space; creating a topic of that name removes them",
-            metadata: ["count": "\(unlisted.count)", "first": "\(unlisted.sorted().prefix(5).joined(separator: ","))", "path": "\(dataDirectory)"])
+        return unlisted.sorted()
     }
 
     /// Removes what interrupted deletes left: directories renamed to `-delete` names.

@@ -241,7 +241,10 @@ public final class Broker: Sendable {
                 }
             }
             Self.reportUnlistedDirectories(
-                dataDirectory, listed: Set(loaded.map(\.name)).union(Self.reservedTopicNames), logger: options.logger)
+                dataDirectory,
+                listed: Dictionary(loaded.map { ($0.name, Optional($0.partitions)) }, uniquingKeysWith: { a, _ in a })
+                    .merging(Self.reservedTopicNames.map { ($0, nil) }) { listed, _ in listed },
+                logger: options.logger)
             let topics = Self.resolveTopicSettings(loaded, options: options)
             let offsetsId = internalIds[offsetsTopic] ?? UUID()
             let ids = internalIds.merging([offsetsTopic: offsetsId]) { old, _ in old }

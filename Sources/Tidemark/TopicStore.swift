@@ -117,6 +117,18 @@ extension Broker {
         let topics = try TopicStore(path: path).loadWithDeletions().topics
         return topics.flatMap { topic in (0..<topic.partitions).map { partitionDirectory(dataDirectory, topic.name, $0) } }
     }
+
+    /// The partition directories (paths) of a data directory that its `topics.json` does not
+    /// list (a topic it does not have, or a partition past the topic's count): a broker does
+    /// not serve them (`verify` names them). Empty when it has no topics.json.
+    public static func unlistedPartitionDirectories(dataDirectory: String) throws -> [String] {
+        let path = dataDirectory + "/topics.json"
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let (topics, _, _, deleting) = try TopicStore(path: path).loadWithDeletions()
+        var listed = Dictionary(topics.map { ($0.name, Optional($0.partitions)) }, uniquingKeysWith: { a, _ in a })
+        for name in reservedTopicNames.union(deleting.keys) where listed[name] == nil { listed[name] = .some(nil) }
+        return unlistedDirectories(dataDirectory, listed: listed).map { dataDirectory + "/" + $0 }
+    }
 }
 
 /// Allocates producer ids that are never reused, also across restarts: ids are handed out

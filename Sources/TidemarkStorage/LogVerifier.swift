@@ -175,6 +175,18 @@ public enum LogVerifier {
                 message: "the log ends at offset \(logEnd), but its recovery checkpoint says it reached at least \(checkpointed): "
                     + "offsets \(logEnd)-\(checkpointed - 1) at least are gone (segment files removed or cut), and a broker would hand them out again"))
         }
+        // A log start (DeleteRecords' checkpoint) past the log's end: the segments holding the
+        // records from there on were removed, or the checkpoint edited. A broker's next start
+        // deletes every record the log holds and restarts it empty at that start, as Kafka's
+        // does: said here first (it said ok, and the next start emptied the partition).
+        let start = (try? PartitionLog.readRecoveryCheckpoint(directory: directory, name: PartitionLog.logStartName)) ?? nil
+        if let logEnd, let start, start > logEnd {
+            report.problems.append(Problem(
+                path: directory + "/" + PartitionLog.logStartName,
+                message: "the log ends at offset \(logEnd), but this checkpoint says it starts at \(start): a broker's next start "
+                    + "deletes the \(report.records) records it holds and restarts it empty at \(start) (segment files removed, "
+                    + "or the checkpoint edited; a checkpoint of the right start, or none, keeps them)"))
+        }
         if let recoveryPoint {
             report.notes.append(Problem(
                 path: directory, message: "not shut down cleanly: the next start scans from offset \(recoveryPoint) and rebuilds those indexes"))

@@ -69,13 +69,17 @@ final class MappedIndexFile {
         self.maxBytes = maxBytes - maxBytes % entrySize
         self.isWritable = writable
         let file = try FileSystem.openRegularFile(path, writable ? .readWrite : .readOnly, options: writable ? [.create] : [])
-        let size = discardingEntries ? 0 : Int(try file.size())
+        let fileSize = Int(try file.size())
+        let size = discardingEntries ? 0 : fileSize
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {
             // Blocks are reserved by the append that needs them, not here: creating, opening and
             // closing thousands of idle partitions allocates and frees nothing (on a filesystem
-            // mounted with `discard`, every freed block is a synchronous discard).
-            if size != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
+            // mounted with `discard`, every freed block is a synchronous discard). Discarded
+            // entries go from the file too: a rebuild that finds none to write (a segment of one
+            // large batch) left the old ones there, stale past a cut tail, for the next open to
+            // find implausible and rebuild again.
+            if fileSize != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
             allocatedBytes = entryCount * entrySize
             // Mapped when it has entries; an empty one maps with its first entry (an idle
             // partition's open and close then cost no mmap or munmap).

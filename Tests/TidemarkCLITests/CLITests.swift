@@ -161,6 +161,26 @@ struct CLITests {
         #expect(verified.stdout.contains("no segment files"))
     }
 
+    /// A partition directory topics.json does not list (restored from a copy made before the
+    /// topic grew) is a problem: a broker does not serve its records. Verify said ok.
+    @Test func aPartitionTopicsJsonDoesNotListIsReported() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "2", "--data", data]).status == 0)
+        #expect(try await CLI.run(["produce", "t", "--partition", "1", "--data", data], stdin: "a\nb").status == 0)
+        #expect(try await CLI.run(["verify", data]).status == 0)
+        let path = data + "/topics.json"
+        var file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var topics = file["topics"] as! [[String: Any]]
+        topics[0]["partitions"] = 1
+        file["topics"] = topics
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let verified = try await CLI.run(["verify", data])
+        #expect(verified.status == 1, "\(verified.stdout)")
+        #expect(verified.stdout.contains("ok \(data)/t-0") && verified.stdout.contains("PROBLEMS \(data)/t-1:\n  topics.json does not list"))
+        #expect(verified.stdout.contains("does not serve its 2 records"))
+    }
+
     @Test func dumpVerifyAndRepair() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"

@@ -62,6 +62,49 @@ import Testing
         #expect(report.problems.contains { $0.message.contains("bad batch") && $0.message.contains("follow a gap") })
     }
 
+    /// A repair that cuts the active segment back to one batch (too small a stretch for an
+    /// index entry) leaves no index entries pointing past the cut: the rebuild found none to
+    /// write and left the old file as it was ("indexes rebuilt; now ok", and the next verify
+    /// found the index implausible). Found by an outside hunt with `verify --repair`.
+    @Test func aRepairLeavesNoStaleIndexEntries() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/t-0"
+        let log = try PartitionLog.open(directory: path)
+        for i in 0..<4 { try log.append(makeBatch(tag: "big\(i)", count: 10, valueBytes: 500)) }
+        try log.close()
+        let segment = path + "/" + segmentName(0, ".log")
+        #expect(fileSize(path + "/" + segmentName(0, ".index")) > 0)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let batchBytes = bytes.count / 4
+        bytes[batchBytes + batchBytes / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: segment))
+
+        let report = try LogVerifier.repair(partitionDirectory: path)
+        #expect(report.truncatedBytes == 3 * batchBytes)
+        #expect(fileSize(path + "/" + segmentName(0, ".index")) == 0)
+        #expect(fileSize(path + "/" + segmentName(0, ".timeindex")) == 0)
+        let after = try LogVerifier.verify(partitionDirectory: path)
+        #expect(after.isHealthy && after.notes.isEmpty, "\(after.notes)")
+        #expect(after.records == 10)
+    }
+
+    /// A log-start checkpoint past the log's end (segment files removed, or the checkpoint
+    /// edited) is a problem: a broker's next start deletes every record and restarts the log
+    /// empty at that start, as Kafka's does. Verify said ok (an outside hunt).
+    @Test func aLogStartPastTheEndIsAProblem() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/t-0"
+        let log = try PartitionLog.open(directory: path)
+        for i in 0..<10 { try log.append(makeBatch(tag: "s\(i)", count: 2)) }
+        try log.close()
+        #expect(try LogVerifier.verify(partitionDirectory: path).isHealthy)
+        try Data("0\n20\n".utf8).write(to: URL(fileURLWithPath: path + "/" + PartitionLog.logStartName))
+        #expect(try LogVerifier.verify(partitionDirectory: path).isHealthy, "a start at the end: every record deleted, none lost")
+        try Data("0\n99999999\n".utf8).write(to: URL(fileURLWithPath: path + "/" + PartitionLog.logStartName))
+        let report = try LogVerifier.verify(partitionDirectory: path)
+        #expect(report.problems.contains { $0.message.contains("deletes the 20 records") }, "\(report.problems)")
+    }
+
     /// Batches with valid CRCs and wrong contents (what produce now refuses) are flagged in
     /// files written before validation existed.
     @Test func invalidContentsStoredEarlierAreFlagged() throws {

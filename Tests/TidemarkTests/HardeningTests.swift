@@ -202,14 +202,28 @@ import TidemarkStorage
         var broker = try await Broker.open(dataDirectory: dir.path, options: options())
         try await broker.createTopic("h", partitions: 2)
         try await Self.produce(broker, "h", 0, ["kept"])
+        try await Self.produce(broker, "h", 1, ["kept too"])
         try await broker.close()
+        let original = try Data(contentsOf: URL(fileURLWithPath: dir.file("topics.json")))
         try HandEditedFilesTests.editTopics(dir) { $0 = [] }
-        let log: CapturedLog
+        var log: CapturedLog
         (broker, log) = try await Self.openLogged(dir)
         #expect(broker.listTopics().isEmpty)
-        let said = log.matching("partition directories that no topic lists")
+        var said = log.matching("partition directories that no topic lists")
         #expect(said.count == 1 && said.first?.text.contains("count=2") == true && said.first?.text.contains("h-0") == true)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/h-0"))
+        #expect(try Broker.unlistedPartitionDirectories(dataDirectory: dir.path) == [dir.path + "/h-0", dir.path + "/h-1"])
+        try await broker.close()
+
+        // A topics.json restored from a copy made before the topic grew: its last partition
+        // is not served, and was not said (an outside hunt).
+        try original.write(to: URL(fileURLWithPath: dir.file("topics.json")))
+        try HandEditedFilesTests.editTopics(dir) { $0[0]["partitions"] = 1 }
+        (broker, log) = try await Self.openLogged(dir)
+        #expect(try broker.partitionCount(of: "h") == 1)
+        said = log.matching("partition directories that no topic lists")
+        #expect(said.count == 1 && said.first?.text.contains("count=1") == true && said.first?.text.contains("h-1") == true)
+        #expect(try Broker.unlistedPartitionDirectories(dataDirectory: dir.path) == [dir.path + "/h-1"])
         try await broker.close()
     }
 

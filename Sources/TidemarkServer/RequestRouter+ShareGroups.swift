@@ -153,7 +153,7 @@ extension RequestRouter {
         }
         var update = broker.shares.updateSession(
             group: group, member: member, epoch: request.shareSessionEpoch, add: listed, forget: forget, acknowledgements: acks,
-            allowRenew: renewing, view: broker.shareLogViewWithoutBlocking, connection: connection?.id)
+            allowRenew: renewing, view: broker.shareLogViewWithoutBlocking, connection: connection?.id, requireMember: true)
         if let error = update.error {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = update.errorMessage

@@ -357,6 +357,44 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
+    /// A slice copied because every sendfile descriptor is held counts against the response
+    /// memory: one that would take it past its bound closes the connection (the client
+    /// fetches again) instead of being copied whatever the bound (an outside hunt: 1,300
+    /// connections fetching 60 MB each and never reading held 2.7 GB). One that fits is copied.
+    @Test func copiesPastTheSendfileBoundKeepToTheResponseMemory() async throws {
+        try await ServerTests.withServer(configure: {
+            $0.maxSendfileDescriptors = 0
+            $0.responseMemoryBytes = 128 << 10
+        }) { server in
+            try await server.broker.createTopic("big", partitions: 1)
+            for i in 0..<4 {
+                var builder = RecordBatchBuilder()
+                builder.append(timestamp: 0, key: nil, value: [UInt8](repeating: UInt8(i), count: 48 << 10))
+                _ = try await server.broker.append(topic: "big", partition: 0, batches: try builder.build())
+            }
+            func fetch(maxBytes: Int32) async throws -> FetchResponse? {
+                var fetch = FetchRequest()
+                var topic = FetchRequest.Topic()
+                topic.topic = "big"
+                var partition = FetchRequest.Partition()
+                partition.partitionMaxBytes = maxBytes
+                topic.partitions = [partition]
+                fetch.topics = [topic]
+                let client = try RawClient(port: server.boundPort)
+                try client.request(.fetch, version: 11, correlation: 1, fetch)
+                guard let (_, body) = await client.response() else { return nil }
+                return try FetchResponse.decode(body, version: 11, flexible: false)
+            }
+            // One batch (48 KiB) fits the room: copied and answered.
+            let small = try #require(try await fetch(maxBytes: 60 << 10))
+            #expect(small.topics[0].partitions[0].errorCode == 0)
+            #expect(server.slicesCopied == 1)
+            // Four (192 KiB) do not: the connection closes, nothing is copied.
+            #expect(try await fetch(maxBytes: 1 << 20) == nil)
+            #expect(server.slicesCopied == 1 && server.responseBytesHeld == 0)
+        }
+    }
+
     /// EIO on fdatasync: the producer gets KAFKA_STORAGE_ERROR (56), now and for every later
     /// append to that log, while fetches of what it holds are still answered.
     @Test func fsyncFailureAnswersKafkaStorageError() async throws {

@@ -115,6 +115,69 @@ extension ServerTests {
         }
     }
 
+    /// A ShareFetch opens a session only for a member of the group: one naming a group and
+    /// member no heartbeat made is UNKNOWN_MEMBER_ID and makes no share group (an outside hunt:
+    /// 1,000 made-up groups in 0.2 s locked real ones out at `group.share.max.groups`, and
+    /// their members acquired real jobs). The member that joined is served.
+    @Test func aShareFetchNeedsAMemberOfTheGroup() async throws {
+        try await Self.withServer { server in
+            let (client, topicId) = try await Self.jobsTopic(server, "members", jobs: 2)
+            let stranger = try RawClient(port: server.boundPort)
+            try Self.sendShareFetch(stranger, topicId: topicId, epoch: 0, correlation: 5, member: "made-up", maxWaitMs: 0)
+            let (_, body) = try #require(await stranger.response())
+            let refused = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+            #expect(refused.errorCode == 25 && refused.responses.isEmpty)
+            var other = ShareFetchRequest()
+            other.groupId = "phantom"
+            other.memberId = "nobody"
+            other.maxRecords = 1
+            other.batchSize = 1
+            var topic = ShareAcknowledgeTopic()
+            topic.topicId = topicId
+            topic.partitions = [.init(partitionIndex: 0)]
+            other.topics = [topic]
+            try stranger.request(.shareFetch, version: 1, correlation: 6, other)
+            let (_, phantom) = try #require(await stranger.response())
+            #expect(try ShareFetchResponse.decode(phantom, from: 1, version: 1, flexible: true).errorCode == 25)
+            #expect(!server.broker.shares.isShareGroup("phantom"))
+            let served = try await Self.shareFetch(client, topicId: topicId, epoch: 0, correlation: 7)
+            #expect(served.errorCode == 0 && served.responses.first?.partitions.first?.acquiredRecords.first?.firstOffset == 0)
+        }
+    }
+
+    /// A ShareFetch's answer is a copy, held until its client reads it: with the response
+    /// memory full, the first partition's records are not read (answered empty, given back)
+    /// rather than read whatever the bound (an outside hunt: 50 connections fetching 60 MB each
+    /// and never reading held 2.8 GB); once the memory is free they are served.
+    @Test func aShareFetchKeepsToTheResponseMemory() async throws {
+        try await Self.withServer(configure: { $0.responseMemoryBytes = 1 << 20 }) { server in
+            let (client, topicId) = try await Self.jobsTopic(server, "held", jobs: 2)
+            // An unread answer of about 5.4 MB fills the response memory.
+            var describe = DescribeConfigsRequest()
+            describe.resources = (0..<10_000).map { index in
+                var resource = DescribeConfigsRequest.Resource()
+                resource.resourceType = 32
+                resource.resourceName = "g\(index)"
+                return resource
+            }
+            let unread = try RawClient(port: server.boundPort)
+            unread.send(frame: try RawClient.payload(.describeConfigs, version: 1, correlation: 1, describe))
+            let deadline = ContinuousClock.now + .seconds(60)
+            while server.responseBytesHeld <= 1 << 20 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.responseBytesHeld > 1 << 20)
+            try Self.sendShareFetch(client, topicId: topicId, epoch: 0, correlation: 2, maxWaitMs: 0)
+            let (_, body) = try #require(await client.response())
+            let empty = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+            #expect(empty.errorCode == 0)
+            #expect(empty.responses.flatMap(\.partitions).allSatisfy { $0.acquiredRecords.isEmpty }, "\(empty.responses)")
+            _ = try #require(await unread.response())
+            let freed = ContinuousClock.now + .seconds(10)
+            while server.responseBytesHeld > 0 && ContinuousClock.now < freed { try await Task.sleep(for: .milliseconds(10)) }
+            let served = try await Self.shareFetch(client, topicId: topicId, epoch: 1, correlation: 3)
+            #expect(served.responses.first?.partitions.first?.acquiredRecords.first?.firstOffset == 0, "the job was given back")
+        }
+    }
+
     /// ShareAcknowledge with a partition's batches overlapping (the same record accepted and
     /// released) is answered INVALID_REQUEST for that partition, as Kafka does, and the record
     /// stays acquired; a partition listed twice counts as its last listing (Kafka's map); the

@@ -204,9 +204,19 @@ public final class ShareCoordinator: Sendable {
     /// Opens (epoch 0), moves (epoch n > 0, which must be the session's next) or closes
     /// (epoch -1) `member`'s share session, and applies the acknowledgements it carries.
     /// `add` joins partitions to the session, `forget` removes them.
+    ///
+    /// `requireMember`: a session is opened only for a member of the group (one that joined
+    /// with a ShareGroupHeartbeat), as the Kafka front asks: a ShareFetch naming any group and
+    /// member made share groups (1,000 made-up ones in 0.2 s locked every real new group out
+    /// at `group.share.max.groups`), their partitions' share state (400 made-up groups on a
+    /// topic of 5,000 partitions held 1.5 GB), and acquired real jobs for no worker. Kafka
+    /// initializes a group's share state only once a heartbeat subscribes it. Refused with
+    /// UNKNOWN_MEMBER_ID, which sends a client back to its heartbeat. (The embedded consumer
+    /// is the process's own.)
     public func updateSession(
         group: String, member: String, epoch: Int32, add: [TopicPartition], forget: [TopicPartition],
-        acknowledgements: [TopicPartition: [ShareAcknowledgement]], allowRenew: Bool, view: ShareLogView, connection: UInt64? = nil
+        acknowledgements: [TopicPartition: [ShareAcknowledgement]], allowRenew: Bool, view: ShareLogView, connection: UInt64? = nil,
+        requireMember: Bool = false
     ) -> ShareSessionUpdate {
         guard GroupCoordinator.validGroupId(group) else { return .failure(.invalidRequest, "a share request needs a group id") }
         guard !member.isEmpty, member.utf8.count <= 255 else { return .failure(.invalidRequest, "a share request needs a member id") }
@@ -218,6 +228,11 @@ public final class ShareCoordinator: Sendable {
             var session: Session
             switch epoch {
             case 0:
+                if requireMember && s.groups[group]?.members[member] == nil {
+                    return .failure(
+                        .unknownMemberId,
+                        "member \(member) is not in share group \(group): join it with a ShareGroupHeartbeat before fetching")
+                }
                 // (Its group is looked up here for a clear answer; its slots check it again.)
                 guard s.admits(group, maxGroups: options.shareMaxGroups) else {
                     return .failure(.groupMaxSizeReached, maxGroupsMessage(s))

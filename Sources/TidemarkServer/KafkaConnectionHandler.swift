@@ -333,7 +333,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
                         buffer = context.channel.allocator.buffer(capacity: 256)
                     }
-                    copied += writeSlice(slice, context: context)
+                    copied += writeSlice(slice, copiedBefore: copied, context: context)
+                    if closing { return }  // a copy that did not fit closed the connection
                 }
             }
             // Slices copied past the sendfile bound are held like the rest.
@@ -464,7 +465,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// the slice is read and written from memory instead (its first and last pages were found
     /// in the page cache as the response was made).
     /// Returns the bytes copied into memory (0 when sent by sendfile).
-    private func writeSlice(_ slice: LogSlice, context: ChannelHandlerContext) -> Int {
+    /// `copiedBefore`: the bytes this response's earlier slices copied (not held yet).
+    private func writeSlice(_ slice: LogSlice, copiedBefore: Int, context: ChannelHandlerContext) -> Int {
         let router = self.router
         guard router.sendfileDescriptors.wrappingAdd(1, ordering: .relaxed).newValue <= router.sendfileDescriptorLimit else {
             router.sendfileDescriptors.wrappingSubtract(1, ordering: .relaxed)
@@ -472,7 +474,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             // closes instead (its client fetches again), as an answer that changes nothing
             // does. Connections that fetched 60 MB each and never read, once the sendfile
             // descriptors were all held, each held its copy: 1,300 of them, 2.7 GB.
-            guard slice.length <= router.responseMemory.room else {
+            guard copiedBefore + slice.length <= router.responseMemory.room else {
                 closeCounted(
                     context: context, .responseMemory, "closing connection",
                     metadata: [

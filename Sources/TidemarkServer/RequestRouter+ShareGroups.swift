@@ -157,6 +157,17 @@ extension RequestRouter {
         if let error = update.error {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = update.errorMessage
+            // A worker whose membership a restart forgot fetches again until its heartbeat
+            // rejoins (up to a heartbeat interval): librdkafka and the Java client answer this
+            // refusal with a fetch at the next epoch (SHARE_SESSION_NOT_FOUND, at once), then
+            // epoch 0 again. Held for the fetch's wait (at most a second), as a long poll with
+            // nothing would be, rather than a busy loop.
+            if error == .unknownMemberId {
+                let wait = Int64(min(max(request.maxWaitMs, 0), 1_000))
+                let (answer, bound) = (response, NIOLoopBound(done, eventLoop: loop))
+                loop.scheduleTask(in: .milliseconds(wait)) { bound.value(answer) }
+                return
+            }
             return done(response)
         }
         connection?.used(group: group, member: member, closed: request.shareSessionEpoch == -1)

@@ -7,8 +7,12 @@ import TidemarkWire
 /// while the total stays under `limitBytes` (its first partition always: a consumer must
 /// progress); past it, partitions are left for the next fetch. So clients that fetch much and
 /// read slowly, or not at all, cannot make the broker hold copies without bound (sendfile
-/// slices hold no memory, except those copied past the sendfile bound, counted from their
-/// write; `RequestRouter.maxFileSlicesPerResponse` bounds their descriptors).
+/// slices hold no memory; `RequestRouter.maxFileSlicesPerResponse` bounds their descriptors,
+/// and past `DescriptorPlan.sendfile` held over all connections a slice is copied, counted
+/// from its write, or, when the copy would not fit the room, its connection closes: the client
+/// fetches again once descriptors or memory are free). A ShareFetch's answer is a copy: its
+/// first partition is read only as far as the room, and none is acquired without any room
+/// (the poll waits, answered empty at its deadline).
 ///
 /// Other large responses count apart (`otherHeldBytes`), against a bound of the same size:
 /// an answer to a request that changes nothing (Metadata, DescribeConfigs, OffsetFetch...;

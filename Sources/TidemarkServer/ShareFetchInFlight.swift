@@ -133,6 +133,15 @@ final class ShareFetchInFlight {
     /// acquires from the partitions whose window was not caught up when last looked at
     /// (`live`): the others can get records by an append only, which their watches report.
     private func acquire(only: [TopicPartition]? = nil) {
+        // The broker's response memory is full (answers its clients have not read): nothing is
+        // acquired for an answer that could not be read into memory, and the poll waits as if
+        // there were nothing (its timer wakes look again), answered empty at its deadline.
+        // Acquired and given back, it answered at once and woke the next waiting poll to do the
+        // same: every worker polling in a loop while the memory stayed full.
+        if router.responseMemory.room <= 0 && !broker.isClosed {
+            if only == nil { fullAcquireDue = .now() + .milliseconds(200) }
+            return acquiredSome([])
+        }
         var wouldBlock = false
         let partitions: SessionPartitions
         var full = false
@@ -301,7 +310,7 @@ final class ShareFetchInFlight {
             // fetch): answers are copies, and connections that fetch 60 MB each and never read
             // held 55 MB apiece past the bound (50 of them, 2.8 GB).
             let room = router.responseMemory.room
-            if room <= 0 || (deliveredBytes > 0 && (budget <= 0 || room < deliveredBytes)) {
+            if (room <= 0 && !broker.isClosed) || (deliveredBytes > 0 && (budget <= 0 || room < deliveredBytes)) {
                 giveBack(acquisition, acquisition.offsets)
                 continue
             }

@@ -47,6 +47,11 @@ final class MappedIndexFile {
     private(set) var isWritable: Bool
     /// The entries are in anonymous memory, not the file (its blocks could not be reserved).
     private(set) var isInMemory = false
+    /// The size of the file when its entries were discarded at open (a rebuild): the close
+    /// trims the file to its entries even when the rebuild wrote none (a segment of one large
+    /// batch kept its old entries, stale past a cut tail: `verify --repair` said "indexes
+    /// rebuilt" and the next open found them implausible and rebuilt again).
+    private var staleBytes = 0
     /// Bytes of `memory` this index holds (its reserved entries, while in memory).
     private var memoryCharged = 0
     private let memory: IndexMemoryBudget
@@ -69,17 +74,16 @@ final class MappedIndexFile {
         self.maxBytes = maxBytes - maxBytes % entrySize
         self.isWritable = writable
         let file = try FileSystem.openRegularFile(path, writable ? .readWrite : .readOnly, options: writable ? [.create] : [])
-        let fileSize = Int(try file.size())
-        let size = discardingEntries ? 0 : fileSize
+        let size = discardingEntries ? 0 : Int(try file.size())
         entryCount = min(size, self.maxBytes) / entrySize
         if writable {
             // Blocks are reserved by the append that needs them, not here: creating, opening and
             // closing thousands of idle partitions allocates and frees nothing (on a filesystem
             // mounted with `discard`, every freed block is a synchronous discard). Discarded
-            // entries go from the file too: a rebuild that finds none to write (a segment of one
-            // large batch) left the old ones there, stale past a cut tail, for the next open to
-            // find implausible and rebuild again.
-            if fileSize != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
+            // entries stay in the file until the rebuild's entries overwrite them, and the
+            // close trims what is left (`staleBytes`).
+            if discardingEntries { staleBytes = Int(try file.size()) }
+            if size != entryCount * entrySize { try file.truncate(to: Int64(entryCount * entrySize)) }
             allocatedBytes = entryCount * entrySize
             // Mapped when it has entries; an empty one maps with its first entry (an idle
             // partition's open and close then cost no mmap or munmap).
@@ -273,7 +277,7 @@ final class MappedIndexFile {
         isInMemory = false  // (no second write-back of an index emptied below)
         releaseMemory()
         replaceMapping(nil, 0)
-        let trim = !inMemory && isWritable && allocatedBytes != sizeInBytes
+        let trim = !inMemory && isWritable && (allocatedBytes != sizeInBytes || staleBytes > sizeInBytes)
         let size = sizeInBytes
         isWritable = false
         // Emptied before the trim, which can fail (EMFILE, EIO): entries without a mapping

@@ -392,6 +392,30 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
             // Four (192 KiB) do not: the connection closes, nothing is copied.
             #expect(try await fetch(maxBytes: 1 << 20) == nil)
             #expect(server.slicesCopied == 1 && server.responseBytesHeld == 0)
+            // Two partitions of 96 KiB each fit the room alone but not together: the second
+            // closes the connection (each was checked alone).
+            try await server.broker.createTopic("pair", partitions: 2)
+            for p in 0..<2 {
+                for i in 0..<2 {
+                    var builder = RecordBatchBuilder()
+                    builder.append(timestamp: 0, key: nil, value: [UInt8](repeating: UInt8(i), count: 48 << 10))
+                    _ = try await server.broker.append(topic: "pair", partition: p, batches: try builder.build())
+                }
+            }
+            var both = FetchRequest()
+            var topic = FetchRequest.Topic()
+            topic.topic = "pair"
+            topic.partitions = (0..<2).map { index in
+                var partition = FetchRequest.Partition()
+                partition.partition = Int32(index)
+                partition.partitionMaxBytes = 1 << 20
+                return partition
+            }
+            both.topics = [topic]
+            let client = try RawClient(port: server.boundPort)
+            try client.request(.fetch, version: 11, correlation: 1, both)
+            #expect(await client.response() == nil)
+            #expect(server.slicesCopied == 2 && server.responseBytesHeld == 0)
         }
     }
 

@@ -118,7 +118,9 @@ extension ServerTests {
     /// A ShareFetch opens a session only for a member of the group: one naming a group and
     /// member no heartbeat made is UNKNOWN_MEMBER_ID and makes no share group (an outside hunt:
     /// 1,000 made-up groups in 0.2 s locked real ones out at `group.share.max.groups`, and
-    /// their members acquired real jobs). The member that joined is served.
+    /// their members acquired real jobs), answered after the fetch's wait (a client whose
+    /// membership a restart forgot fetches again at once until it rejoins). The member that
+    /// joined is served.
     @Test func aShareFetchNeedsAMemberOfTheGroup() async throws {
         try await Self.withServer { server in
             let (client, topicId) = try await Self.jobsTopic(server, "members", jobs: 2)
@@ -130,14 +132,17 @@ extension ServerTests {
             var other = ShareFetchRequest()
             other.groupId = "phantom"
             other.memberId = "nobody"
+            other.maxWaitMs = 300
             other.maxRecords = 1
             other.batchSize = 1
             var topic = ShareAcknowledgeTopic()
             topic.topicId = topicId
             topic.partitions = [.init(partitionIndex: 0)]
             other.topics = [topic]
+            let asked = ContinuousClock.now
             try stranger.request(.shareFetch, version: 1, correlation: 6, other)
             let (_, phantom) = try #require(await stranger.response())
+            #expect(ContinuousClock.now - asked >= .milliseconds(290), "held for the fetch's wait")
             #expect(try ShareFetchResponse.decode(phantom, from: 1, version: 1, flexible: true).errorCode == 25)
             #expect(!server.broker.shares.isShareGroup("phantom"))
             let served = try await Self.shareFetch(client, topicId: topicId, epoch: 0, correlation: 7)
@@ -146,7 +151,7 @@ extension ServerTests {
     }
 
     /// A ShareFetch's answer is a copy, held until its client reads it: with the response
-    /// memory full, the first partition's records are not read (answered empty, given back)
+    /// memory full, nothing is acquired (the poll waits, answered empty at its deadline)
     /// rather than read whatever the bound (an outside hunt: 50 connections fetching 60 MB each
     /// and never reading held 2.8 GB); once the memory is free they are served.
     @Test func aShareFetchKeepsToTheResponseMemory() async throws {
@@ -165,8 +170,12 @@ extension ServerTests {
             let deadline = ContinuousClock.now + .seconds(60)
             while server.responseBytesHeld <= 1 << 20 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(server.responseBytesHeld > 1 << 20)
-            try Self.sendShareFetch(client, topicId: topicId, epoch: 0, correlation: 2, maxWaitMs: 0)
+            // Nothing acquired for an answer that could not be held: the poll waits out its wait
+            // (it answered at once, giving the job back, and workers polled in a busy loop).
+            let asked = ContinuousClock.now
+            try Self.sendShareFetch(client, topicId: topicId, epoch: 0, correlation: 2, maxWaitMs: 500)
             let (_, body) = try #require(await client.response())
+            #expect(ContinuousClock.now - asked >= .milliseconds(490))
             let empty = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
             #expect(empty.errorCode == 0)
             #expect(empty.responses.flatMap(\.partitions).allSatisfy { $0.acquiredRecords.isEmpty }, "\(empty.responses)")

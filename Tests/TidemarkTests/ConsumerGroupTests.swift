@@ -515,6 +515,20 @@ import Testing
         let third = ServerAssignor.uniform.assign(members: lopsided, partitionCounts: counts, previous: [:])
         check(lopsided, counts, third)
         #expect(third["w"]!.count == 3_000)
+        // The last 100 of 1,000 members of a 5,000-partition topic joining one at a time (as a
+        // group forms): balanced at each step.
+        var forming = (0..<900).map { ServerAssignor.Member(memberId: "j\($0)", topics: ["big"]) }
+        var assigned = ServerAssignor.uniform.assign(members: forming, partitionCounts: ["big": 5_000], previous: [:])
+        for index in 900..<1_000 {
+            forming.append(ServerAssignor.Member(memberId: "j\(index)", topics: ["big"]))
+            let next = ServerAssignor.uniform.assign(members: forming, partitionCounts: ["big": 5_000], previous: assigned)
+            #expect(next.values.map(\.count).max()! - next.values.map(\.count).min()! <= 1)
+            // Each member keeps at least what it can while others gain.
+            #expect(assigned.allSatisfy { id, owned in owned.intersection(next[id]!).count >= min(owned.count, 3) })
+            assigned = next
+        }
+        check(forming, ["big": 5_000], assigned)
+        #expect(Set(assigned.values.map(\.count)) == [5])
     }
 
     @Test func rangeGivesContiguousRangesPerTopic() {

@@ -66,7 +66,7 @@ public enum LogVerifier {
         }
         if let marker = try FileSystem.readWholeFile(directory + "/" + needsRepairName, limit: 4096) {
             report.problems.append(
-                Problem(path: directory, message: "marked for repair by the broker: \(String(decoding: marker, as: UTF8.self))"))
+                Problem(path: directory, message: "marked for repair by a reader that found it damaged (the broker, or a tool reading the directory): \(String(decoding: marker, as: UTF8.self))"))
         }
         // Read before the segments are: a live broker's roll after the scan would write one past it.
         let checkpointed = (try? PartitionLog.readRecoveryCheckpoint(directory: directory)) ?? nil

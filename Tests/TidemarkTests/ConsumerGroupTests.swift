@@ -481,6 +481,15 @@ import Testing
         #expect(second.values.map(\.count).sorted() == [2, 2, 3, 3])
         let moved = members.reduce(0) { $0 + first[$1.memberId]!.subtracting(second[$1.memberId]!).count }
         #expect(moved == second["m3"]!.count)
+        // Four members of 4 partitions each and a fifth: it gets 3, from three members, and no
+        // member both gives and gets (the first gave 2 and got one back).
+        let sixteen = (0..<4).map { ServerAssignor.Member(memberId: "k\($0)", topics: ["t"]) }
+        let even = ServerAssignor.uniform.assign(members: sixteen, partitionCounts: ["t": 16], previous: [:])
+        let five = sixteen + [ServerAssignor.Member(memberId: "k4", topics: ["t"])]
+        let joined = ServerAssignor.uniform.assign(members: five, partitionCounts: ["t": 16], previous: even)
+        #expect(joined.values.map(\.count).sorted() == [3, 3, 3, 3, 4])
+        #expect(sixteen.allSatisfy { joined[$0.memberId]!.isSubset(of: even[$0.memberId]!) })
+        #expect(sixteen.reduce(0) { $0 + even[$1.memberId]!.subtracting(joined[$1.memberId]!).count } == 3)
         // Members that subscribe to different topics only get their own topics' partitions.
         let mixed = [ServerAssignor.Member(memberId: "x", topics: ["a"]), ServerAssignor.Member(memberId: "y", topics: ["a", "b"])]
         let assigned = ServerAssignor.uniform.assign(members: mixed, partitionCounts: ["a": 2, "b": 4], previous: [:])
@@ -516,15 +525,15 @@ import Testing
         check(lopsided, counts, third)
         #expect(third["w"]!.count == 3_000)
         // The last 100 of 1,000 members of a 5,000-partition topic joining one at a time (as a
-        // group forms): balanced at each step.
+        // group forms): balanced and sticky at each step.
         var forming = (0..<900).map { ServerAssignor.Member(memberId: "j\($0)", topics: ["big"]) }
         var assigned = ServerAssignor.uniform.assign(members: forming, partitionCounts: ["big": 5_000], previous: [:])
         for index in 900..<1_000 {
             forming.append(ServerAssignor.Member(memberId: "j\(index)", topics: ["big"]))
             let next = ServerAssignor.uniform.assign(members: forming, partitionCounts: ["big": 5_000], previous: assigned)
             #expect(next.values.map(\.count).max()! - next.values.map(\.count).min()! <= 1)
-            // Each member keeps at least what it can while others gain.
-            #expect(assigned.allSatisfy { id, owned in owned.intersection(next[id]!).count >= min(owned.count, 3) })
+            // Sticky: no member both gains and loses (one drained and refilled at every join).
+            #expect(assigned.allSatisfy { id, owned in owned.subtracting(next[id]!).count <= max(0, owned.count - next[id]!.count) })
             assigned = next
         }
         check(forming, ["big": 5_000], assigned)

@@ -34,6 +34,30 @@ import TidemarkStorage
         #expect(p.startOffset == 10 && p.entries.isEmpty)
     }
 
+    /// A delivery limit lowered while records wait for a retry: those whose deliveries reach
+    /// the new limit are archived (and dead-lettered) when next offered, not handed out again
+    /// up to the old limit (an outside hunt: 10 jobs released 3 times under 5, the limit then
+    /// set to 2, went out a 4th and a 5th time).
+    @Test func aLoweredDeliveryLimitArchivesWhatReachedIt() {
+        var p = SharePartition(startOffset: 0)
+        var five = Self.settings(limit: 5)
+        five.deadLetters = true
+        for round in 1...3 {
+            let now = Int64(round) * 10
+            let ranges = Self.take(&p, "a", max: 2, logEnd: 3, now: now, settings: five)
+            #expect(ranges == [AcquiredRange(first: 0, last: 1, deliveryCount: Int16(round))])
+            let release = p.acknowledge(
+                [ShareAcknowledgement(first: 0, last: 1, types: [.release])], member: "a", nowMs: now + 1, settings: five, allowRenew: false)
+            #expect(release == nil)
+        }
+        var two = five
+        two.deliveryCountLimit = 2
+        // Offsets 0 and 1 (3 deliveries) are archived; 2, never delivered, goes out.
+        #expect(Self.take(&p, "b", logEnd: 3, now: 100, settings: two) == [AcquiredRange(first: 2, last: 2, deliveryCount: 1)])
+        #expect(p.startOffset == 2)
+        #expect(p.deadLetters.map(\.offset) == [0, 1] && p.deadLetters.allSatisfy { $0.deliveryCount == 3 })
+    }
+
     /// Holders are numbered, not stored per record: a member that holds nothing any more gives
     /// its number to the next one, so a long stream of short-lived workers (each restart is a
     /// new member id) keeps the table small, and a reused number never makes one member's

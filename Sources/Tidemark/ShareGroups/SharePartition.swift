@@ -408,14 +408,28 @@ struct SharePartition: Sendable, Equatable {
 
     /// Acquires `offsets` (from `candidates`, ascending) for `member`: locked until
     /// now + lock duration, delivery count incremented.
+    ///
+    /// A record whose deliveries already reach the limit (lowered since its last delivery,
+    /// `share.delivery.count.limit` changed while it waited for a retry) is archived and
+    /// dead-lettered instead, as its release would have done under that limit: it went out
+    /// again, up to the old limit ("never past the limit" was not true).
     mutating func acquire(_ offsets: [Int64], member: String, nowMs: Int64, settings: ShareSettings) -> [AcquiredRange] {
         let owner = ownerNumber(adding: member)
+        var archived = false
         for offset in offsets {
             while offset >= endOffset { entries.append(Entry(state: .available, deliveryCount: 0)) }
             guard offset >= startOffset else { continue }
             let i = Int(offset - startOffset)
             var entry = entries[i]
             guard entry.state == .available else { continue }
+            if entry.deliveryCount >= settings.deliveryCountLimit {
+                finishedCount += 1
+                entries[i] = Entry(state: .archived, deliveryCount: entry.deliveryCount)
+                deadLetter(offset, .maxDeliveryAttemptsReached, entry.deliveryCount, settings: settings)
+                touch(offset)
+                archived = true
+                continue
+            }
             entry.state = .acquired
             entry.deliveryCount &+= 1
             activity.deliveries += 1
@@ -427,6 +441,7 @@ struct SharePartition: Sendable, Equatable {
             heldCounts[Int(owner) - 1] += 1
             touch(offset)
         }
+        if archived { advanceStart() }
         return ranges(of: offsets, member: member)
     }
 

@@ -160,10 +160,10 @@ extension RequestRouter {
             // A worker whose membership a restart forgot fetches again until its heartbeat
             // rejoins (up to a heartbeat interval): librdkafka and the Java client answer this
             // refusal with a fetch at the next epoch (SHARE_SESSION_NOT_FOUND, at once), then
-            // epoch 0 again. Held for the fetch's wait (at most a second), as a long poll with
-            // nothing would be, rather than a busy loop.
+            // epoch 0 again. Held for the fetch's wait, as a long poll with
+            // nothing would be (at most half a second), rather than a busy loop.
             if error == .unknownMemberId {
-                let wait = Int64(min(max(request.maxWaitMs, 0), 1_000))
+                let wait = Int64(min(max(request.maxWaitMs, 0), 500))
                 let (answer, bound) = (response, NIOLoopBound(done, eventLoop: loop))
                 loop.scheduleTask(in: .milliseconds(wait)) { bound.value(answer) }
                 return

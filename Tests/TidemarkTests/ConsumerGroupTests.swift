@@ -495,6 +495,17 @@ import Testing
         let assigned = ServerAssignor.uniform.assign(members: mixed, partitionCounts: ["a": 2, "b": 4], previous: [:])
         #expect(assigned["x"]!.allSatisfy { $0.topic == "a" })
         #expect(assigned["x"]!.count + assigned["y"]!.count == 6)
+        // Different subscriptions: a member that could give nothing at first (m0) gives once
+        // another member eligible for its topic (m1) has given its other topic's partition
+        // away (a review found m0 left with 3 and m1 with 1 of t1).
+        let overlapping = [
+            ServerAssignor.Member(memberId: "m0", topics: ["t1"]), ServerAssignor.Member(memberId: "m1", topics: ["t0", "t1"]),
+            ServerAssignor.Member(memberId: "m2", topics: ["t1"]), ServerAssignor.Member(memberId: "m3", topics: ["t0"]),
+        ]
+        let spread = ServerAssignor.uniform.assign(members: overlapping, partitionCounts: ["t0": 1, "t1": 6], previous: [:])
+        let t1 = ["m0", "m1", "m2"].map { id in spread[id]!.filter { $0.topic == "t1" }.count }
+        #expect(t1.max()! - t1.min()! <= 1, "\(t1)")
+        #expect(spread.values.reduce(0) { $0 + $1.count } == 7)
     }
 
     /// Large groups: every partition once, to a member subscribed to its topic, balanced among

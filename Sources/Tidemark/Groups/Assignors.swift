@@ -142,39 +142,47 @@ public enum ServerAssignor: String, Sendable, CaseIterable {
         // (4 members of 4 partitions and a fifth joining: the first gave 2 and got one back
         // from the second, a needless revocation and assignment at every join). A member
         // gives its highest partitions first, of those it held before this pass.
-        var most = MinHeap()  // (-count, member): the member with the most on top
-        for member in order.indices { most.push(-counts[member], member) }
-        var givable = owned.map { $0.sorted(by: Self.partitionOrder) }  // given from the end
-        var retired = [Bool](repeating: false, count: order.count)
-        while let top = most.peek {
-            let from = top.member
-            if retired[from] || -top.count != counts[from] {
-                most.pop()
-                continue
-            }
-            var target: (tp: TopicPartition, to: Int)? = nil
-            while let tp = givable[from].last {
-                givable[from].removeLast()
-                // (A partition it could not give now it never can: the fewest only rise, and
-                // its own count only falls.)
-                if owned[from].contains(tp), let to = fewest(tp.topic), counts[to] + 1 < counts[from] {
-                    target = (tp, to)
-                    break
+        // Passes until one moves nothing: with members subscribed to different topics, a
+        // member done in one pass (none of its partitions could move) may find room once
+        // another, eligible for its topics too, has given to a third.
+        var movedInPass = true
+        while movedInPass {
+            movedInPass = false
+            var most = MinHeap()  // (-count, member): the member with the most on top
+            for member in order.indices { most.push(-counts[member], member) }
+            var givable = owned.map { $0.sorted(by: Self.partitionOrder) }  // given from the end
+            var retired = [Bool](repeating: false, count: order.count)
+            while let top = most.peek {
+                let from = top.member
+                if retired[from] || -top.count != counts[from] {
+                    most.pop()
+                    continue
                 }
+                var target: (tp: TopicPartition, to: Int)? = nil
+                while let tp = givable[from].last {
+                    givable[from].removeLast()
+                    // (A partition it cannot give now it cannot in this pass when all share the
+                    // same topics: the fewest only rise, and its own count only falls.)
+                    if owned[from].contains(tp), let to = fewest(tp.topic), counts[to] + 1 < counts[from] {
+                        target = (tp, to)
+                        break
+                    }
+                }
+                guard let (tp, to) = target else {
+                    retired[from] = true
+                    most.pop()
+                    continue
+                }
+                owned[from].remove(tp)
+                owned[to].insert(tp)
+                counts[from] -= 1
+                counts[to] += 1
+                changed(from)
+                changed(to)
+                most.push(-counts[from], from)
+                most.push(-counts[to], to)
+                movedInPass = true
             }
-            guard let (tp, to) = target else {
-                retired[from] = true
-                most.pop()
-                continue
-            }
-            owned[from].remove(tp)
-            owned[to].insert(tp)
-            counts[from] -= 1
-            counts[to] += 1
-            changed(from)
-            changed(to)
-            most.push(-counts[from], from)
-            most.push(-counts[to], to)
         }
         for (index, id) in order.enumerated() { result[id] = owned[index] }
         return result

@@ -484,8 +484,18 @@ public final class ShareCoordinator: Sendable {
                 let offsets = slot.state.candidates(max: allowed, logEnd: logEnd, settings: settings, nowMs: now)
                 if !offsets.isEmpty {
                     let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings)
-                    result.append(ShareAcquisition(topicPartition: tp, offsets: offsets, ranges: ranges))
-                    remaining -= offsets.count
+                    // Only what was acquired: a record at a lowered delivery limit is archived
+                    // instead (and dead-lettered), written at once as any archiving is.
+                    var acquired = offsets
+                    let count = ranges.reduce(0) { $0 + Int($1.last - $1.first + 1) }
+                    if count < offsets.count {
+                        acquired = offsets.filter { offset in ranges.contains { $0.first <= offset && offset <= $0.last } }
+                        moved = true
+                    }
+                    if !acquired.isEmpty {
+                        result.append(ShareAcquisition(topicPartition: tp, offsets: acquired, ranges: ranges))
+                        remaining -= acquired.count
+                    }
                     slot.unwritten = true
                 } else if let unreadable {
                     result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: unreadable))

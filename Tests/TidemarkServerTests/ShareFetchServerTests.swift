@@ -21,10 +21,10 @@ extension ServerTests {
     /// `partitions` are listed when it opens the session (epoch 0), `forget` forgotten.
     static func sendShareFetch(
         _ client: RawClient, topicId: WireUUID, partitions: [Int32] = [0], maxRecords: Int32 = 1, epoch: Int32, correlation: Int32,
-        forget: [Int32] = [], member: String = "worker-1", maxWaitMs: Int32 = 2_000
+        forget: [Int32] = [], member: String = "worker-1", maxWaitMs: Int32 = 2_000, group: String = "workers"
     ) throws {
         var request = ShareFetchRequest()
-        request.groupId = "workers"
+        request.groupId = group
         request.memberId = member
         request.shareSessionEpoch = epoch
         request.maxWaitMs = maxWaitMs
@@ -129,18 +129,9 @@ extension ServerTests {
             let (_, body) = try #require(await stranger.response())
             let refused = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
             #expect(refused.errorCode == 25 && refused.responses.isEmpty)
-            var other = ShareFetchRequest()
-            other.groupId = "phantom"
-            other.memberId = "nobody"
-            other.maxWaitMs = 300
-            other.maxRecords = 1
-            other.batchSize = 1
-            var topic = ShareAcknowledgeTopic()
-            topic.topicId = topicId
-            topic.partitions = [.init(partitionIndex: 0)]
-            other.topics = [topic]
             let asked = ContinuousClock.now
-            try stranger.request(.shareFetch, version: 1, correlation: 6, other)
+            try Self.sendShareFetch(
+                stranger, topicId: topicId, epoch: 0, correlation: 6, member: "nobody", maxWaitMs: 300, group: "phantom")
             let (_, phantom) = try #require(await stranger.response())
             #expect(ContinuousClock.now - asked >= .milliseconds(290), "held for the fetch's wait")
             #expect(try ShareFetchResponse.decode(phantom, from: 1, version: 1, flexible: true).errorCode == 25)

@@ -93,7 +93,7 @@ public enum MetricName {
         connections: "Accepted TCP connections, by listener.",
         connectionsRefused: "TCP connections closed as they arrived, by listener and the limit that refused them (max.connections, max.connections.per.ip).",
         connectionsClosed:
-            "Kafka connections the broker closed, by reason: malformed (bytes that are not a Kafka request: TLS or HTTP on the Kafka port too), error (a socket error, a reset), idle (connections.max.idle.ms), frame_timeout (a frame not completed in time), not_reading (answers left unread), request_failed (an acks=0 produce that failed, as Kafka tells such a producer, or a request the broker could not answer).",
+            "Kafka connections the broker closed, by reason: malformed (bytes that are not a Kafka request: TLS or HTTP on the Kafka port too), error (a socket error, a reset), idle (connections.max.idle.ms), frame_timeout (a frame not completed in time), not_reading (answers left unread), request_failed (an acks=0 produce that failed, as Kafka tells such a producer, or a request the broker could not answer), response_memory (an answer that did not fit the memory held for unread answers).",
         bytesIn: "Record-batch bytes appended, by topic.",
         bytesOut: "Record-batch bytes read by fetches, by topic.",
         recordsProduced: "Records appended, by topic.",

@@ -16,10 +16,15 @@ public struct CommittedOffset: Sendable, Equatable {
     public var offset: Int64
     public var metadata: String
     public var commitTimestampMs: Int64
-    public init(offset: Int64, metadata: String = "", commitTimestampMs: Int64 = 0) {
+    /// The leader epoch of the record before `offset`, as the committing consumer saw it
+    /// (KIP-320), or -1 when unknown. Kept and given back as committed: a consumer checks its
+    /// restored position against it.
+    public var leaderEpoch: Int32
+    public init(offset: Int64, metadata: String = "", commitTimestampMs: Int64 = 0, leaderEpoch: Int32 = -1) {
         self.offset = offset
         self.metadata = metadata
         self.commitTimestampMs = commitTimestampMs
+        self.leaderEpoch = leaderEpoch
     }
 }
 
@@ -37,7 +42,7 @@ public struct CommittedOffset: Sendable, Equatable {
 /// Records use Kafka's own offset-commit layouts, so Kafka's dump tools read them:
 /// ```
 /// key   (OffsetCommitKey v1):   version i16 = 1, group string, topic string, partition i32
-/// value (OffsetCommitValue v3): version i16 = 3, offset i64, leaderEpoch i32 = -1,
+/// value (OffsetCommitValue v3): version i16 = 3, offset i64, leaderEpoch i32 (-1: unknown),
 ///                               metadata string, commitTimestamp i64
 /// ```
 /// (strings: i16 length + UTF-8). A null value deletes the entry. The log also holds each
@@ -577,7 +582,7 @@ public final class OffsetStore: Sendable {
         var writer = ByteWriter()
         writer.writeInteger(Int16(3))
         writer.writeInteger(value.offset)
-        writer.writeInteger(Int32(-1))
+        writer.writeInteger(value.leaderEpoch)
         writer.writeShortString(value.metadata)
         writer.writeInteger(value.commitTimestampMs)
         return writer.bytes
@@ -597,10 +602,10 @@ public final class OffsetStore: Sendable {
         ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> CommittedOffset? in
             guard try reader.readInteger(as: Int16.self) == 3 else { return nil }
             let offset: Int64 = try reader.readInteger()
-            _ = try reader.readInteger(as: Int32.self)
+            let leaderEpoch: Int32 = try reader.readInteger()
             let metadata = try reader.readShortString()
             let timestamp: Int64 = try reader.readInteger()
-            return CommittedOffset(offset: offset, metadata: metadata, commitTimestampMs: timestamp)
+            return CommittedOffset(offset: offset, metadata: metadata, commitTimestampMs: timestamp, leaderEpoch: max(leaderEpoch, -1))
         }
     }
 }

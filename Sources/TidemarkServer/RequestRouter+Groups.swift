@@ -215,7 +215,8 @@ extension RequestRouter {
                     refused[tp] = .offsetMetadataTooLarge
                     continue
                 }
-                offsets[tp] = CommittedOffset(offset: partition.committedOffset, metadata: metadata)
+                offsets[tp] = CommittedOffset(
+                    offset: partition.committedOffset, metadata: metadata, leaderEpoch: max(partition.committedLeaderEpoch, -1))
             }
         }
         let topics = request.topics
@@ -298,6 +299,7 @@ extension RequestRouter {
                     p.partitionIndex = index
                     if let found = committed[TopicPartition(name, Int(index))] {
                         p.committedOffset = found.offset
+                        p.committedLeaderEpoch = found.leaderEpoch
                         p.metadata = found.metadata
                     }
                     return p

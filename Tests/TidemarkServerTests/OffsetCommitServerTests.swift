@@ -171,6 +171,58 @@ import TidemarkWire
             try await worker.close()
         }
     }
+    /// The leader epoch a consumer commits with its offset (OffsetCommit v6+, KIP-320) is kept,
+    /// written to the offsets log and given back by OffsetFetch v5+ (librdkafka and the Java
+    /// client check a restored position against it), after a restart too; a commit of an older
+    /// version, without one, reads back as -1, as Kafka answers.
+    @Test func theCommittedLeaderEpochIsKeptAndGivenBack() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 2)
+        var config = ServerConfig()
+        config.port = 0
+        var server = try await KafkaServer.start(broker: broker, config: config)
+        var client = try RawClient(port: server.boundPort)
+        var request = Self.commitRequest(group: "workers", topic: "jobs", offset: 12)
+        request.topics[0].partitions[0].committedLeaderEpoch = 3
+        var older = OffsetCommitRequest.Partition()
+        older.partitionIndex = 1
+        older.committedOffset = 4
+        older.committedLeaderEpoch = 9
+        try client.request(.offsetCommit, version: 8, correlation: 1, request)
+        let (_, body) = try #require(await client.response())
+        #expect(try OffsetCommitResponse.decode(body, from: 1, version: 8, flexible: true).topics.first?.partitions.first?.errorCode == 0)
+        request.topics[0].partitions = [older]
+        try client.request(.offsetCommit, version: 5, correlation: 2, request)  // v5 carries no epoch
+        _ = try #require(await client.response())
+
+        func fetched(version: Int16) async throws -> [Int32: (Int64, Int32)] {
+            var fetch = OffsetFetchRequest()
+            fetch.groupId = "workers"
+            fetch.topics = [OffsetFetchRequest.Topic(name: "jobs", partitionIndexes: [0, 1])]
+            try client.request(.offsetFetch, version: version, correlation: 3, fetch)
+            let (_, body) = try #require(await client.response())
+            let response = try OffsetFetchResponse.decode(body, from: version >= 6 ? 1 : 0, version: version, flexible: version >= 6)
+            let partitions = try #require(response.topics.first).partitions
+            return Dictionary(uniqueKeysWithValues: partitions.map { ($0.partitionIndex, ($0.committedOffset, $0.committedLeaderEpoch)) })
+        }
+        for version: Int16 in [5, 7] {
+            let answer = try await fetched(version: version)
+            #expect(answer[0]?.0 == 12 && answer[0]?.1 == 3, "v\(version): \(answer)")
+            #expect(answer[1]?.0 == 4 && answer[1]?.1 == -1, "v\(version): \(answer)")
+        }
+        await server.stop()
+        try await broker.close()
+
+        broker = try await Broker.open(dataDirectory: dir.path)
+        server = try await KafkaServer.start(broker: broker, config: config)
+        client = try RawClient(port: server.boundPort)
+        let restored = try await fetched(version: 7)
+        #expect(restored[0]?.0 == 12 && restored[0]?.1 == 3, "\(restored)")
+        await server.stop()
+        try await broker.close()
+    }
+
     /// A member's commit (a generation, >= 0) to a group that does not exist, with no members
     /// and no offsets (it expired, or was deleted under a consumer), is GROUP_ID_NOT_FOUND from
     /// OffsetCommit v9 and ILLEGAL_GENERATION before, as Kafka's OffsetMetadataManager answers.

@@ -348,6 +348,15 @@ def test_beyond_loopback_needs_a_token():
                                   "--http-host", host, "--http-port", str(free_port())],
                                  capture_output=True, text=True, timeout=30)
             assert run.returncode != 0 and "--http-auth-token" in run.stderr, (host, run.stderr)
+        # A blank token is none: refused at start, not a console whose every read is refused.
+        blank = os.path.join(root, "blank-token")
+        with open(blank, "w") as f:
+            f.write("   \n")
+        for token in [["--http-auth-token", "  "], ["--http-auth-token-file", blank]]:
+            run = subprocess.run([BINARY, "serve", "--data", os.path.join(root, "data"), "--port", "0",
+                                  "--http-host", "0.0.0.0", "--http-port", str(free_port())] + token,
+                                 capture_output=True, text=True, timeout=30)
+            assert run.returncode != 0 and "token" in run.stderr, (token, run.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -103,12 +103,20 @@ struct Serve: AsyncParsableCommand {
 
     /// The console's token: --http-auth-token, or the first line of --http-auth-token-file.
     func authToken() throws -> String? {
-        if let httpAuthToken, !httpAuthToken.isEmpty { return httpAuthToken }
+        if let httpAuthToken {
+            // Blank (white space only) is no token: refused where one is needed, as an empty one is.
+            let token = httpAuthToken.trimmingCharacters(in: .whitespaces)
+            if !token.isEmpty { return token }
+        }
         guard let httpAuthTokenFile else { return nil }
         guard let text = try? String(contentsOfFile: httpAuthTokenFile, encoding: .utf8),
-            let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty
+            let line = text.split(whereSeparator: \.isNewline).first
         else { throw ValidationError("cannot read a token from --http-auth-token-file \(httpAuthTokenFile)") }
-        return String(line).trimmingCharacters(in: .whitespaces)
+        let token = String(line).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else {
+            throw ValidationError("--http-auth-token-file \(httpAuthTokenFile) holds no token (its first line is blank)")
+        }
+        return token
     }
 
     /// Raises the soft descriptor limit to the hard one (at most 2^20), as Redis and Go

@@ -37,7 +37,7 @@ public final class Appender {
         self.state = state
         self.batchBytes = max(1024, min(batchBytes, config.maxMessageBytes - 128))
         self.lingerMs = lingerMs
-        codec = config.compression == .lz4 ? .lz4 : .none
+        codec = config.compression.codec ?? .none
         builder = RecordBatchBuilder(compression: codec, capacity: self.batchBytes)
         clock = broker.options.clock
     }

@@ -45,11 +45,61 @@ extension Broker {
         // event loop may check, one at a time on a queue of their own, not on the calling
         // task's cooperative thread, and never more than one batch's worth of memory however
         // many requests send them. Smaller ones (the embedded producer's) are checked here.
-        let headers =
-            Self.compressedBytes(batches) > Self.maxCompressedBytesNow
-            ? try await decompressor.run { try Self.parseHeaders(batches, config: config, nowMs: now) }
-            : try Self.parseHeaders(batches, config: config, nowMs: now)
-        return try await appendChecked(state, batches, headers: headers, nowMs: now)
+        // So is a recompression (the topic names a codec the producer did not use).
+        let big = Self.compressedBytes(batches) > Self.maxCompressedBytesNow
+            || (config.compression.codec != nil && batches.count > Self.maxCompressedBytesNow)
+        let (stored, headers) =
+            big
+            ? try await decompressor.run { try Self.checkedAsStored(batches, config: config, nowMs: now) }
+            : try Self.checkedAsStored(batches, config: config, nowMs: now)
+        return try await appendChecked(state, stored, headers: headers, nowMs: now)
+    }
+
+    /// The batches checked (`parseHeaders`), and as the topic stores them: when its
+    /// compression.type names a codec, a batch in another is recompressed (Kafka's LogValidator
+    /// does the same), and held to max.message.bytes again.
+    static func checkedAsStored(
+        _ batches: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64
+    ) throws(TidemarkError) -> (ArraySlice<UInt8>, [RecordBatchHeader]) {
+        let headers = try parseHeaders(batches, config: config, nowMs: nowMs)
+        guard let target = config.compression.codec, headers.contains(where: { $0.compressionCodec != target }) else {
+            return (batches, headers)
+        }
+        let limit = config.batchValidator.maxDecompressedBytes
+        let rebuilt = batches.withUnsafeBytes { raw -> Result<([UInt8], [RecordBatchHeader]), TidemarkError> in
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(raw.count)
+            var stored: [RecordBatchHeader] = []
+            var position = 0
+            for header in headers {
+                let batch = UnsafeRawBufferPointer(rebasing: raw[position..<(position + header.totalSize)])
+                defer { position += header.totalSize }
+                guard header.compressionCodec != target else {
+                    bytes.append(contentsOf: batch)
+                    stored.append(header)
+                    continue
+                }
+                do throws(RecordBatchError) {
+                    let again = try RecordBatchHeader.recompressed(batch, header: header, to: target, maxDecompressedBytes: limit)
+                    guard again.count <= config.maxMessageBytes else {
+                        return .failure(
+                            TidemarkError(
+                                .messageTooLarge,
+                                "batch at byte \(position) is \(again.count) bytes in \(target) (the topic's compression.type), over max message bytes \(config.maxMessageBytes)"))
+                    }
+                    let header = try again.withUnsafeBytes { raw in
+                        Result { () throws(RecordBatchError) in try RecordBatchHeader(parsing: raw) }
+                    }.get()
+                    bytes.append(contentsOf: again)
+                    stored.append(header)
+                } catch {
+                    return .failure(TidemarkError(.corruptMessage, "batch at byte \(position): recompressing to \(target): \(error)"))
+                }
+            }
+            return .success((bytes, stored))
+        }
+        let (bytes, stored) = try rebuilt.get()
+        return (bytes[...], stored)
     }
 
     /// `append` of one batch the embedded `Producer` built just now, its earliest record
@@ -130,9 +180,13 @@ extension Broker {
         let compressed = Self.compressedBytes(batches)
         if compressed > 0 && (!compressedOnLoop || compressed > Self.maxCompressedBytesNow) { return nil }
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
+        // A recompression of more than that is the executor's too.
+        if config.compression.codec != nil && (!compressedOnLoop || batches.count > Self.maxCompressedBytesNow) {
+            return nil
+        }
         let now = options.clock()
-        let headers = try Self.parseHeaders(batches, config: config, nowMs: now)
-        return try appendLocked(state, batches, headers: headers, nowMs: now, mayBlock: false)
+        let (stored, headers) = try Self.checkedAsStored(batches, config: config, nowMs: now)
+        return try appendLocked(state, stored, headers: headers, nowMs: now, mayBlock: false)
     }
 
     /// Calls `completion` once `offset` of the partition is durable (nil) or cannot be (the

@@ -10,7 +10,9 @@ public struct ProducerOptions: Sendable {
     public var lingerMs: Int64 = 0
     /// A batch is closed when its records reach this many bytes.
     public var batchMaxBytes = 512 * 1024
-    /// nil: the topic's configured compression.
+    /// The codec of this producer's batches for a topic whose compression.type is `producer`
+    /// (nil: none). A topic that names a codec has its batches built in that codec, as a Kafka
+    /// broker would store them whatever the producer chose.
     public var compression: CompressionCodec? = nil
     /// Bytes of records sent but not yet appended (Kafka's buffer.memory). A send that would
     /// pass it waits for room, up to `maxBlockMs`, then fails.
@@ -355,7 +357,7 @@ public final class Producer: Sendable {
         if let partition = record.partition, partition < 0 || partition >= count {
             return refuse(TidemarkError(.unknownTopicOrPartition, "topic '\(topic)' has no partition \(partition)"))
         }
-        let codec = options.compression ?? (topicState.config.compression == .lz4 ? .lz4 : .none)
+        let codec = topicState.config.compression.codec ?? options.compression ?? .none
         let batchLimit = min(options.batchMaxBytes, topicState.config.maxMessageBytes - 128)
 
         let startDrain = state.withLock { s -> TopicPartition? in

@@ -31,17 +31,12 @@ extension TopicConfig {
             }
             self.timestampType = value == "LogAppendTime" ? .logAppendTime : .createTime
         case "compression.type":
-            switch value {
-            case "lz4": self.compression = .lz4
-            case "producer", "none": self.compression = .none
-            default:
-                // uncompressed too: Kafka would store batches decompressed, and this node stores
-                // them as their producer compressed them (no recompression), so it is refused
-                // rather than accepted and not done.
+            guard let value, let compression = Compression(kafkaName: value) else {
                 throw TidemarkError(
                     .invalidConfig,
-                    "compression.type \(value ?? "null") is not supported: batches are stored as their producer compressed them (producer), or lz4")
+                    "compression.type \(value ?? "null") is not one of uncompressed, zstd, lz4, snappy, gzip, producer")
             }
+            self.compression = compression
         case "flush.messages":
             // Kafka's default, Long.MAX, means never by count; flush.ms keeps its value.
             let n = try number()
@@ -236,7 +231,7 @@ extension TopicConfig {
         let log = LogConfig()
         let honoured: [(String, String)] = [
             ("cleanup.policy", "delete"),
-            ("compression.type", config.compression == .lz4 ? "lz4" : "producer"),
+            ("compression.type", config.compression.kafkaName),
             ("errors.deadletterqueue.group.enable", "\(config.deadLetterQueueEnabled ?? false)"),
             ("flush.messages", "\(flush.messages.map(Int64.init) ?? Int64.max)"),
             ("flush.ms", "\(flush.ms ?? Int64.max)"),

@@ -8,7 +8,10 @@ public struct TopicConfig: Sendable, Equatable, Codable {
     /// The largest record batch a producer may send (Kafka's max.message.bytes).
     public var maxMessageBytes: Int
     public var flushPolicy: Flush
-    /// The codec the embedded producer uses by default for this topic.
+    /// Kafka's compression.type: `.none` (`producer`) stores batches as their producer
+    /// compressed them; a codec (`uncompressed` included) stores every batch in it, the
+    /// Kafka front recompressing a client's batch in another codec, as Kafka's broker does,
+    /// and the embedded producer and appender building theirs in it.
     public var compression: Compression
     public var timestampType: Timestamps
     /// How far in the past a CreateTime record timestamp may be (Kafka's
@@ -58,7 +61,34 @@ public struct TopicConfig: Sendable, Equatable, Codable {
         case (nil, let ms?): (flushPolicy, flushAlsoEveryMs) = (.everyIntervalMs(ms), nil)
         }
     }
-    public enum Compression: String, Sendable, Equatable, Codable { case none, lz4 }
+    /// `none` is Kafka's `producer` (the name kept for the topics.json files that hold it).
+    public enum Compression: String, Sendable, Equatable, Codable, CaseIterable {
+        case none, lz4, uncompressed, gzip, snappy, zstd
+
+        /// The codec every stored batch is in; nil for `producer` (each batch its own).
+        public var codec: CompressionCodec? {
+            switch self {
+            case .none: nil
+            case .uncompressed: CompressionCodec.none
+            case .gzip: .gzip
+            case .snappy: .snappy
+            case .lz4: .lz4
+            case .zstd: .zstd
+            }
+        }
+
+        /// Kafka's name of the setting's value.
+        public var kafkaName: String { self == .none ? "producer" : rawValue }
+
+        /// The value of a Kafka name (`none` read as `producer`, as earlier versions did).
+        public init?(kafkaName: String) {
+            switch kafkaName {
+            case "producer", "none": self = .none
+            case "uncompressed", "gzip", "snappy", "lz4", "zstd": self.init(rawValue: kafkaName)
+            default: return nil
+            }
+        }
+    }
     public enum Timestamps: String, Sendable, Equatable, Codable { case createTime, logAppendTime }
 
     public init(

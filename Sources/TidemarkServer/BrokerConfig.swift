@@ -150,10 +150,7 @@ public struct BrokerConfig: Sendable {
         case "log.message.timestamp.type": try topicDefault("message.timestamp.type", value)
         case "log.message.timestamp.before.max.ms": try topicDefault("message.timestamp.before.max.ms", value)
         case "log.message.timestamp.after.max.ms": try topicDefault("message.timestamp.after.max.ms", value)
-        case "compression.type":
-            // A Kafka server.properties with `uncompressed` still starts (read as `producer`:
-            // this node does not recompress); a topic is refused the setting instead.
-            try topicDefault("compression.type", value == "uncompressed" ? "producer" : value)
+        case "compression.type": try topicDefault("compression.type", value)
         case "offsets.retention.minutes":
             // At least a minute, as Kafka's: 0 or less expired every empty group's offsets at
             // once, and a large negative count overflowed the expiry's cutoff (a trap).

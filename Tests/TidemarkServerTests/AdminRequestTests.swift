@@ -313,12 +313,13 @@ import TidemarkWire
         #expect(retention.synonyms.map { "\($0.name)=\($0.value ?? "")/\($0.source)" } == ["log.retention.hours=24/4", "log.retention.hours=168/5"])
     }
 
-    /// `compression.type=uncompressed` in a Kafka server.properties still starts the node
-    /// (read as `producer`: it does not recompress), while a topic is refused the setting.
-    @Test func aBrokerWideUncompressedStillStarts() throws {
+    /// `compression.type` in a Kafka server.properties is every topic's default codec.
+    @Test func aBrokerWideCompressionIsTheTopicsDefault() throws {
         var settings = BrokerConfig()
         try settings.set("compression.type", "uncompressed")
-        #expect(settings.broker.defaultTopicConfig.compression == .none)
+        #expect(settings.broker.defaultTopicConfig.compression == .uncompressed)
+        try settings.set("compression.type", "zstd")
+        #expect(settings.broker.defaultTopicConfig.compression == .zstd)
         #expect(throws: BrokerConfig.Failure.self) { try settings.set("compression.type", "brotli") }
     }
 

@@ -158,11 +158,14 @@ import TidemarkStorage
         try await broker.alterTopicConfig("t", changes: [.append("cleanup.policy", "delete")])
         await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append("cleanup.policy", "compact")]) }
         await #expect(throws: TidemarkError.self) { try await broker.alterTopicConfig("t", changes: [.append("retention.ms", "1")]) }
-        // compression.type=uncompressed would need the broker to recompress, which it does
-        // not: refused rather than accepted and not done.
+        // Kafka's compression.type values, and no other.
+        for value in ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"] {
+            try await broker.alterTopicConfig("t", changes: [.set("compression.type", value)])
+            #expect(Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)["compression.type"] == value)
+        }
         for (name, value) in [
             ("remote.storage.enable", "true"), ("min.insync.replicas", "0"), ("no.such.config", "1"), ("flush.messages", "0"),
-            ("compression.type", "uncompressed"),
+            ("compression.type", "brotli"), ("compression.type", "LZ4"),
         ] {
             await #expect(throws: TidemarkError.self, "\(name)=\(value)") {
                 try await broker.alterTopicConfig("t", changes: [.set(name, value)])

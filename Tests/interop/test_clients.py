@@ -203,6 +203,49 @@ def test_every_kafka_codec_is_stored_as_sent_and_read_back(broker, codec, tmp_pa
     assert sorted(got) == sorted(line.split("|", 1)[1] for line in lines)
 
 
+@pytest.mark.parametrize("topic_codec", ["zstd", "uncompressed"])
+def test_a_topics_compression_type_is_how_its_batches_are_stored(broker, topic_codec):
+    """A topic created with compression.type (confluent-kafka's AdminClient, as a Kafka
+    migration or Terraform spec sets it) stores every batch in that codec: a client's batches in
+    another (lz4 from confluent-kafka, gzip from kafka-python) are recompressed, as Kafka's
+    broker does, and read back as sent; DescribeConfigs gives the value back."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from kafka import KafkaProducer
+    topic = unique("topic-codec-" + topic_codec)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"compression.type": topic_codec})])[topic].result(30)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described = admin.describe_configs([resource])[resource].result(30)
+    assert described["compression.type"].value == topic_codec
+    sent = ["lz4-%d-%s" % (i, "y" * (i % 40)) for i in range(500)]
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4", "linger.ms": 5,
+                         "enable.idempotence": True})
+    for value in sent:
+        producer.produce(topic, value=value.encode())
+    assert producer.flush(30) == 0
+    more = ["gzip-%d" % i for i in range(200)]
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type="gzip", linger_ms=5)
+    for value in more:
+        kp.send(topic, value=value.encode(), partition=0)
+    kp.flush(30)
+    kp.close()
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    received = []
+    deadline = time.time() + 60
+    while len(received) < len(sent) + len(more) and time.time() < deadline:
+        for m in consumer.consume(1000, 1.0):
+            assert m.error() is None, m.error()
+            received.append(m.value().decode())
+    consumer.close()
+    assert received == sent + more
+    segment = os.path.join(broker.data_dir, topic + "-0", "00000000000000000000.log")
+    dump = subprocess.run([BINARY, "dump", segment], check=True, timeout=120, capture_output=True, text=True).stdout
+    codecs = {line.split("compression: ")[1].split()[0] for line in dump.splitlines() if "compression: " in line}
+    assert codecs == {"none" if topic_codec == "uncompressed" else topic_codec}, codecs
+
+
 # ---------------------------------------------------------------- partitioning and positions
 
 def test_keyed_messages_land_where_kafka_puts_them(broker):

@@ -1,0 +1,89 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+import TidemarkStorage
+
+/// A topic's compression.type, as Kafka's broker applies it: `producer` stores each batch as
+/// its producer compressed it; a codec (`uncompressed` too) stores every batch in that codec,
+/// a producer's batch in another recompressed before it is appended, its records, offsets,
+/// timestamps and producer sequence unchanged.
+@Suite struct TopicCompressionTests {
+    static func batch(_ codec: CompressionCodec, producerId: Int64, sequence: Int32, values: [String], timestamp: Int64) throws -> [UInt8] {
+        var builder = RecordBatchBuilder(compression: codec, producerId: producerId, producerEpoch: 0, baseSequence: sequence)
+        for (i, value) in values.enumerated() {
+            builder.append(timestamp: timestamp + Int64(i), key: Array("k\(i)".utf8), value: Array(value.utf8), headers: [RecordHeader(key: "h", value: [UInt8(i)])])
+        }
+        return try builder.build()
+    }
+
+    @Test(arguments: TopicConfig.Compression.allCases)
+    func everyBatchIsStoredInTheTopicsCodec(topicCodec: TopicConfig.Compression) async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1, config: TopicConfig(compression: topicCodec))
+        let (pid, _) = try await broker.initProducerId()
+        let now = currentTimeMilliseconds()
+        var sent: [CompressionCodec] = []
+        var expected: [String] = []
+        var sequence: Int32 = 0
+        for codec in CompressionCodec.allCases {
+            let values = (0..<20).map { "\(codec)-\($0)-" + String(repeating: "x", count: $0 * 10) }
+            let bytes = try Self.batch(codec, producerId: pid, sequence: sequence, values: values, timestamp: now)
+            let result = try await broker.append(topic: "t", partition: 0, batches: bytes)
+            #expect(!result.isDuplicate && result.baseOffset == Int64(expected.count))
+            // A retry of it is the same batch to the producer table, however it was stored.
+            let retry = try await broker.append(topic: "t", partition: 0, batches: bytes)
+            #expect(retry.isDuplicate && retry.baseOffset == result.baseOffset && retry.lastOffset == result.lastOffset)
+            sent.append(codec)
+            expected += values
+            sequence += Int32(values.count)
+        }
+        var stored: [CompressionCodec?] = []
+        try broker.partitionState("t", 0).log.batchHeaders(from: 0) { header in
+            stored.append(header.compressionCodec)
+            #expect(header.producerId == pid && header.recordsCount == 20)
+        }
+        #expect(stored == sent.map { topicCodec.codec ?? $0 }, "\(topicCodec): \(stored)")
+        let records = try await readPartition(broker, "t", 0)
+        #expect(records.map { String(decoding: $0.value ?? [], as: UTF8.self) } == expected)
+        #expect(records.enumerated().allSatisfy { i, r in r.offset == Int64(i) && r.timestamp == now + Int64(i % 20) })
+        #expect(records.allSatisfy { $0.headers.first?.key == "h" })
+        try await broker.close()
+    }
+
+    /// The embedded producer builds its batches in the topic's codec, whatever its own option.
+    @Test func theEmbeddedProducerUsesTheTopicsCodec() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("z", partitions: 1, config: TopicConfig(compression: .zstd))
+        try await broker.createTopic("p", partitions: 1)
+        var producerOptions = ProducerOptions()
+        producerOptions.compression = .gzip
+        let producer = try await Producer(broker: broker, options: producerOptions)
+        _ = try await producer.send(topic: "z", key: nil, value: Array("one".utf8))
+        _ = try await producer.send(topic: "p", key: nil, value: Array("two".utf8))
+        var codecs: [String: CompressionCodec?] = [:]
+        for topic in ["z", "p"] {
+            try broker.partitionState(topic, 0).log.batchHeaders(from: 0) { codecs[topic] = $0.compressionCodec }
+        }
+        #expect(codecs["z"] == .zstd && codecs["p"] == .gzip)
+        try await broker.close()
+    }
+
+    /// A LogAppendTime topic with a codec: the recompressed batch is stamped too.
+    @Test func aRecompressedBatchIsStampedOnALogAppendTimeTopic() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("s", partitions: 1, config: TopicConfig(compression: .snappy, timestampType: .logAppendTime))
+        let bytes = try Self.batch(.lz4, producerId: -1, sequence: -1, values: ["a", "b"], timestamp: 5)
+        let result = try await broker.append(topic: "s", partition: 0, batches: bytes)
+        let stamp = try #require(result.logAppendTime)
+        var headers: [RecordBatchHeader] = []
+        try broker.partitionState("s", 0).log.batchHeaders(from: 0) { headers.append($0) }
+        #expect(headers.count == 1 && headers[0].compressionCodec == .snappy && headers[0].timestampType == .logAppendTime)
+        #expect(headers[0].maxTimestamp == stamp)
+        #expect(try await readPartition(broker, "s", 0).map(\.timestamp) == [stamp, stamp])
+        try await broker.close()
+    }
+}

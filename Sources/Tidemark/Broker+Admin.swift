@@ -160,10 +160,10 @@ extension Broker {
                 switch change {
                 case .set(let key, let value):
                     try config.apply(kafkaName: key, value: value)
-                    overridden.insert(key)
+                    overridden.insert(TopicConfig.overrideName(of: key))
                 case .delete(let key):
                     try config.reset(kafkaName: key, to: defaults)
-                    overridden.remove(key)
+                    overridden.remove(TopicConfig.overrideName(of: key))
                 case .append(let key, let value), .subtract(let key, let value):
                     overridden.insert(key)
                     guard TopicConfig.listKafkaNames.contains(key) else {

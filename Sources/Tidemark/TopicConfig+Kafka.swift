@@ -19,9 +19,19 @@ extension TopicConfig {
             self.retentionMs = n < 0 ? nil : n
         case "retention.bytes": self.retentionBytes = try number() < 0 ? nil : try number()
         case "segment.bytes":
+            // At least 1 MiB, as Kafka 4 requires (KIP-1030): a topic set up here is one Kafka takes.
+            let n = try number()
+            guard n >= Self.minimumSegmentBytes && n <= Int64(Int32.max) else {
+                throw TidemarkError(
+                    .invalidConfig,
+                    "segment.bytes must be in [\(Self.minimumSegmentBytes), \(Int32.max)] (Kafka 4's range), got \(n); internal.segment.bytes takes smaller sizes, for tests")
+            }
+            self.segmentBytes = Int(n)
+        case "internal.segment.bytes":
+            // Kafka 4's internal setting for tests that need small segments; described as segment.bytes.
             let n = try number()
             guard n >= Int64(RecordBatchHeader.size) && n <= Int64(Int32.max) else {
-                throw TidemarkError(.invalidConfig, "segment.bytes must be in [\(RecordBatchHeader.size), \(Int32.max)], got \(n)")
+                throw TidemarkError(.invalidConfig, "internal.segment.bytes must be in [\(RecordBatchHeader.size), \(Int32.max)], got \(n)")
             }
             self.segmentBytes = Int(n)
         case "max.message.bytes": self.maxMessageBytes = Int(try number())
@@ -195,7 +205,7 @@ extension TopicConfig {
         switch name {
         case "retention.ms": retentionMs = defaults.retentionMs
         case "retention.bytes": retentionBytes = defaults.retentionBytes
-        case "segment.bytes": segmentBytes = defaults.segmentBytes
+        case "segment.bytes", "internal.segment.bytes": segmentBytes = defaults.segmentBytes
         case "max.message.bytes": maxMessageBytes = defaults.maxMessageBytes
         case "message.timestamp.type": timestampType = defaults.timestampType
         case "message.timestamp.before.max.ms": messageTimestampBeforeMaxMs = defaults.messageTimestampBeforeMaxMs
@@ -221,7 +231,16 @@ extension TopicConfig {
         "retention.ms", "retention.bytes", "segment.bytes", "max.message.bytes", "message.timestamp.type",
         "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "compression.type", "flush.messages",
         "flush.ms", "cleanup.policy", "errors.deadletterqueue.group.enable", "segment.ms", "index.interval.bytes",
+        "internal.segment.bytes",
     ]).union(storedOnlyKafkaNames.keys)
+
+    /// Kafka 4's smallest segment.bytes (1 MiB).
+    public static let minimumSegmentBytes: Int64 = 1 << 20
+
+    /// The name a setting is kept and described under: `internal.segment.bytes` sets segment.bytes.
+    public static func overrideName(of kafkaName: String) -> String {
+        kafkaName == "internal.segment.bytes" ? "segment.bytes" : kafkaName
+    }
 
     /// The config as Kafka names and values (DescribeConfigs, `tidemark topics describe`).
 
@@ -274,7 +293,10 @@ extension TopicConfig {
         var refused: [String] = []
         // flush.messages and flush.ms are set one at a time, each keeping the other's value.
         for (name, value) in config.kafkaConfigs where overrides.contains(name) {
-            do { try resolved.apply(kafkaName: name, value: value) } catch { refused.append("\(name)=\(value): \(error.message)") }
+            // A stored segment size was accepted when set (internal.segment.bytes, or before
+            // segment.bytes had Kafka's minimum): kept as it is.
+            let applied = name == "segment.bytes" ? "internal.segment.bytes" : name
+            do { try resolved.apply(kafkaName: applied, value: value) } catch { refused.append("\(name)=\(value): \(error.message)") }
         }
         try resolved.validate()
         return (resolved, refused)

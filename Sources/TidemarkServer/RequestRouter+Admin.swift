@@ -28,7 +28,7 @@ extension RequestRouter {
                 var topicConfig = broker.options.defaultTopicConfig
                 for entry in topic.configs { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
                 // The settings given are the topic's own (as described); the rest follow the broker's.
-                let overrides = Set(topic.configs.map(\.name))
+                let overrides = Set(topic.configs.map { TopicConfig.overrideName(of: $0.name) })
                 if request.validateOnly {
                     if broker.listTopics().contains(topic.name) { throw TidemarkError(.topicAlreadyExists, "topic '\(topic.name)' already exists") }
                     try broker.checkNewTopic(topic.name, partitions: partitions, config: topicConfig)

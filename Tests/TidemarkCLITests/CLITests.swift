@@ -322,7 +322,7 @@ struct LiveDirectoryTests {
         #expect(fromGroup.status == 0 && fromGroup.stdout == "ok\n", "\(fromGroup.stderr)")
         broker.stop()
         // The newest segment emptied by hand: the rest checks out, the checkpoint does not.
-        #expect(try await CLI.run(["topics", "create", "small", "--config", "segment.bytes=2000", "--data", data]).status == 0)
+        #expect(try await CLI.run(["topics", "create", "small", "--config", "internal.segment.bytes=2000", "--data", data]).status == 0)
         for round in 0..<6 {
             let lines = (0..<20).map { "chunk\(round)-\($0)" }.joined(separator: "\n")
             #expect(try await CLI.run(["produce", "small", "--data", data], stdin: lines).status == 0)

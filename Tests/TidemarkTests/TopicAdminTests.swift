@@ -165,15 +165,21 @@ import TidemarkStorage
         }
         for (name, value) in [
             ("remote.storage.enable", "true"), ("min.insync.replicas", "0"), ("no.such.config", "1"), ("flush.messages", "0"),
-            ("compression.type", "brotli"), ("compression.type", "LZ4"),
+            ("compression.type", "brotli"), ("compression.type", "LZ4"), ("segment.bytes", "1048575"),
         ] {
             await #expect(throws: TidemarkError.self, "\(name)=\(value)") {
                 try await broker.alterTopicConfig("t", changes: [.set(name, value)])
             }
         }
+        // Kafka 4's internal.segment.bytes takes a smaller size (tests' segments), kept as
+        // segment.bytes, also across a restart.
+        try await broker.alterTopicConfig("t", changes: [.set("internal.segment.bytes", "4096")])
+        #expect(try broker.describeTopic("t").overrides.contains("segment.bytes"))
+        #expect(Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)["segment.bytes"] == "4096")
         try await broker.close()
         let reopened = try await Broker.open(dataDirectory: dir.path, options: options())
         #expect(try reopened.partitionState("t", 0).log.config.flushPolicy == .everyMessages(1000))
+        #expect(try reopened.partitionState("t", 0).log.config.segmentBytes == 4096)
         try await reopened.close()
     }
 

@@ -155,7 +155,7 @@ def test_a_damaged_segment_is_reported_to_consumers(broker, damage):
     from confluent_kafka.admin import AdminClient, NewTopic
     topic = unique("damaged")
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "65536"})])[topic].result(30)
+    admin.create_topics([NewTopic(topic, 1, 1, config={"internal.segment.bytes": "65536"})])[topic].result(30)
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "batch.size": 16000})
     for i in range(3000):
         producer.produce(topic, value=b"%05d-" % i + b"x" * 50)

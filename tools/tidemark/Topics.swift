@@ -48,7 +48,7 @@ struct Topics: AsyncParsableCommand {
                 }
             } else {
                 try await data.withBroker(creating: true) {
-                    try await $0.createTopic(name, partitions: partitions ?? 1, config: config, overrides: Set(pairs.map(\.0)))
+                    try await $0.createTopic(name, partitions: partitions ?? 1, config: config, overrides: Set(pairs.map { TopicConfig.overrideName(of: $0.0) }))
                 }
             }
             let count = partitions ?? 1

@@ -280,12 +280,6 @@ extension RequestRouter {
                 result.errorCode = KafkaError(refused).rawValue
                 return result
             }
-            // A share group keeps no committed offsets: asked for them, Kafka answers that the
-            // group is not a consumer group (ShareGroup.validateOffsetFetch).
-            if broker.shareGroupHolds(group.groupId) {
-                result.errorCode = KafkaError.groupIdNotFound.rawValue
-                return result
-            }
             let committed: [TopicPartition: CommittedOffset]
             var asked: [(String, [Int32])]
             if let topics = group.topics {

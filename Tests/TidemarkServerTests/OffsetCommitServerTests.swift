@@ -167,15 +167,6 @@ import TidemarkWire
             let client = try RawClient(port: server.boundPort)
             #expect(try await Self.commit(client, group: "workers", topic: "jobs", offset: 1, correlation: 1) == KafkaError.groupIdNotFound.rawValue)
             #expect(server.broker.groups.fetchOffsets(groupId: "workers").isEmpty)
-            // Its offsets asked for: not a consumer group (it was answered with none, no error).
-            for version: Int16 in [7, 9] {
-                var fetch = OffsetFetchRequest()
-                fetch.groupId = "workers"
-                try client.request(.offsetFetch, version: version, correlation: 2, fetch)
-                let (_, body) = try #require(await client.response())
-                let response = try OffsetFetchResponse.decode(body, from: 1, version: version, flexible: true)
-                #expect(response.groups.first?.errorCode == KafkaError.groupIdNotFound.rawValue, "v\(version)")
-            }
             #expect(!server.broker.groups.listGroups().contains { $0.groupId == "workers" })
             try await worker.close()
         }

@@ -393,7 +393,7 @@ public final class Broker: Sendable {
         // Restored share windows learn their records' delays before the node serves (the
         // maintenance passes read any left past the budget): until then a delayed job read as
         // due, and as old as its enqueue, to a scrape in the first second.
-        shares.readRestoredMetadata(view: broker.shareLogView)
+        if options.readsRestoredShareWindowsAtOpen { shares.readRestoredMetadata(view: broker.shareLogView) }
         broker.startMaintenance()
         opened = true
         let partitionCount = registry.topics.values.reduce(0) { $0 + $1.slots.count }

@@ -16,6 +16,9 @@ public struct BrokerOptions: Sendable {
     public var maxProducerStates = 1_000_000
     /// How often retention, interval flushes, idle closing and group timeouts run.
     public var maintenanceIntervalMs: Int64 = 1000
+    /// Restored share windows read their records' keys and delays as the broker opens (else
+    /// at the first maintenance pass or fetch). Off only in tests of those later reads.
+    var readsRestoredShareWindowsAtOpen = true
     /// Inactive segments unused this long have their files closed.
     public var segmentIdleCloseMs: Int64 = 5 * 60 * 1000
     /// Producer-state snapshots are rewritten this often (they are also written at close).

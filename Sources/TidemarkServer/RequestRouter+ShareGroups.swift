@@ -10,9 +10,18 @@ import TidemarkWire
 extension RequestRouter {
     func shareGroupHeartbeat(_ request: ShareGroupHeartbeatRequest, header: RequestHeader) -> ShareGroupHeartbeatResponse {
         var response = ShareGroupHeartbeatResponse()
-        guard !request.memberId.isEmpty || request.memberEpoch == 0 else {
+        // Kafka's checks of the request itself (GroupCoordinatorService): a share member makes
+        // its own id (KIP-932 clients send a UUID from their first heartbeat), at every epoch.
+        func blank(_ value: String) -> Bool { value.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" } }
+        let refusal: String? =
+            blank(request.groupId) ? "GroupId can't be empty."
+            : blank(request.memberId) ? "MemberId can't be empty."
+            : request.rackId.map(blank) == true ? "RackId can't be empty."
+            : request.memberEpoch < -1 ? "MemberEpoch is invalid."
+            : nil
+        if let refusal {
             response.errorCode = KafkaError.invalidRequest.rawValue
-            response.errorMessage = "MemberId can't be empty."
+            response.errorMessage = refusal
             response.memberEpoch = -1
             return response
         }

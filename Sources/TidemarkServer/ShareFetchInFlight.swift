@@ -424,10 +424,13 @@ final class ShareFetchInFlight {
             topics[tp.topic, default: ShareFetchResponse.Topic(topicId: router.wireId(of: tp.topic))].partitions.append(entry)
         }
         response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
+        // A refused partition's acknowledgement error says so only when the request carried
+        // acknowledgements, as Kafka answers (none was refused otherwise).
+        let carried = !refused.isEmpty && request.topics.contains { $0.partitions.contains { !$0.acknowledgementBatches.isEmpty } }
         for (topicId, partition, error) in refused {
             var entry = ShareFetchResponse.Partition(partitionIndex: partition)
             entry.errorCode = error.rawValue
-            entry.acknowledgeErrorCode = error.rawValue
+            if carried { entry.acknowledgeErrorCode = error.rawValue }
             response.responses.append(.init(topicId: topicId, partitions: [entry]))
         }
         // What this fetch released or gave back goes to a poll already waiting, now that its

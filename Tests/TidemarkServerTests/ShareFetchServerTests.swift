@@ -326,6 +326,8 @@ extension ServerTests {
             let unknown = KafkaError.unknownTopicOrPartition.rawValue
             #expect(entries.filter { $0.partitionIndex == 7 }.map(\.errorCode) == [unknown])
             #expect(entries.filter { $0.partitionIndex == -1 }.map(\.errorCode) == [unknown])
+            // No acknowledgement was refused: the request carried none (Kafka's answer).
+            #expect(entries.allSatisfy { $0.acknowledgeErrorCode == 0 }, "\(entries)")
             #expect(entries.filter { $0.partitionIndex == 0 }.map { $0.acquiredRecords.map(\.firstOffset) } == [[0]])
 
             var request = ShareFetchRequest()

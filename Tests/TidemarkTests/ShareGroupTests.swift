@@ -970,8 +970,11 @@ import TidemarkStorage
         let dir = TemporaryDirectory()
         let tp = TopicPartition("later", 0)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        func open() async throws -> Broker {
-            let broker = try await Broker.open(dataDirectory: dir.path)
+        // The fetches' read is the one tested: the open's own is off for the restart.
+        func open(readingAtOpen: Bool = true) async throws -> Broker {
+            var opts = BrokerOptions()
+            opts.readsRestoredShareWindowsAtOpen = readingAtOpen
+            let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
             let joined = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "g", memberId: "w1", memberEpoch: 0, subscribedTopicNames: ["later"]))
             #expect(joined.error == nil)
             _ = broker.shares.updateSession(
@@ -992,7 +995,7 @@ import TidemarkStorage
             #expect(got.first?.offsets == [1])
             try await broker.close()
         }
-        let broker = try await open()
+        let broker = try await open(readingAtOpen: false)
         let log = broker.dataDirectory + "/later-0/00000000000000000000.log"
         try dropFromPageCache(log)
         StorageFaults.inject(.readNoWait, .resourceTemporarilyUnavailable, pathContains: log, times: nil)

@@ -150,8 +150,16 @@ public final class ShareCoordinator: Sendable {
         else {
             return .failure(.invalidRequest, "member id, rack id or subscription too long", memberId: request.memberId)
         }
-        if let refusal = TopicName.refusal(ofSubscription: request.subscribedTopicNames) {
-            return .failure(.invalidRequest, refusal, memberId: request.memberId)
+        // A name no topic can have is kept out of the subscription, not refused: it would match
+        // none (Kafka stores it and assigns nothing for it, where a refusal, INVALID_REQUEST, is
+        // fatal to librdkafka: one mistyped name beside good ones ended the worker). Checked
+        // here, before the lock, so no such name is kept or sorted under it.
+        if request.memberEpoch == 0 && request.subscribedTopicNames?.isEmpty ?? true {
+            return .failure(.invalidRequest, "SubscribedTopicNames must be set in first request.", memberId: request.memberId)
+        }
+        var request = request
+        if TopicName.refusal(ofSubscription: request.subscribedTopicNames) != nil {
+            request.subscribedTopicNames = request.subscribedTopicNames?.filter { (try? TopicName.validate($0)) != nil }
         }
         let now = clock()
         let settings = groupSettings(request.groupId)

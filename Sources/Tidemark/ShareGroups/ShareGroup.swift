@@ -133,8 +133,9 @@ struct ShareGroup: Sendable {
         var joining = false
         var epochMoved = false
         if request.memberEpoch == 0 {
-            guard let topics = request.subscribedTopicNames, !topics.isEmpty else {
-                return (.failure(.invalidRequest, "a joining member must subscribe to topics", memberId: request.memberId), nil)
+            // (Its names, checked by the coordinator: some were given, though none may be a topic's.)
+            guard request.subscribedTopicNames != nil else {
+                return (.failure(.invalidRequest, "SubscribedTopicNames must be set in first request.", memberId: request.memberId), nil)
             }
             let id = request.memberId.isEmpty ? newMemberId() : request.memberId
             if let existing = members[id] {

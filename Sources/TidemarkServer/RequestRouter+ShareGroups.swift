@@ -361,27 +361,46 @@ extension RequestRouter {
         return response
     }
 
-    /// AlterShareGroupOffsets: moves start offsets; refused while the group has members.
+    /// AlterShareGroupOffsets: moves start offsets; refused while the group has members. A
+    /// partition that does not exist is answered UNKNOWN_TOPIC_OR_PARTITION on its own and the
+    /// rest are moved, as Kafka's broker answers (it refused the whole request, under another
+    /// partition's message).
     func alterShareGroupOffsets(_ request: AlterShareGroupOffsetsRequest) async -> AlterShareGroupOffsetsResponse {
         var response = AlterShareGroupOffsetsResponse()
         var offsets: [TopicPartition: Int64] = [:]
+        var missing: Set<TopicPartition> = []
         for topic in request.topics {
-            for p in topic.partitions { offsets[TopicPartition(topic.topicName, Int(p.partitionIndex))] = p.startOffset }
+            let count = try? broker.partitionCount(of: topic.topicName)
+            for p in topic.partitions {
+                let tp = TopicPartition(topic.topicName, Int(p.partitionIndex))
+                if let count, p.partitionIndex >= 0, Int(p.partitionIndex) < count {
+                    offsets[tp] = p.startOffset
+                } else {
+                    missing.insert(tp)
+                }
+            }
         }
         var code: KafkaError = .none
         var message: String? = nil
-        do {
-            try await broker.shares.resetOffsets(group: request.groupId, offsets: offsets, view: broker.shareLogView)
-        } catch {
-            code = KafkaError(error)
-            message = (error as? TidemarkError)?.message
+        if !offsets.isEmpty {
+            do {
+                try await broker.shares.resetOffsets(group: request.groupId, offsets: offsets, view: broker.shareLogView)
+            } catch {
+                code = KafkaError(error)
+                message = (error as? TidemarkError)?.message
+            }
         }
         response.responses = request.topics.map { topic in
             var result = AlterShareGroupOffsetsResponse.Topic(topicName: topic.topicName, topicId: wireId(of: topic.topicName))
             result.partitions = topic.partitions.map { p in
                 var partition = AlterShareGroupOffsetsResponse.Partition(partitionIndex: p.partitionIndex)
-                partition.errorCode = code.rawValue
-                partition.errorMessage = message
+                if missing.contains(TopicPartition(topic.topicName, Int(p.partitionIndex))) {
+                    partition.errorCode = KafkaError.unknownTopicOrPartition.rawValue
+                    partition.errorMessage = "This server does not host this topic-partition."
+                } else {
+                    partition.errorCode = code.rawValue
+                    partition.errorMessage = message
+                }
                 return partition
             }
             return result
@@ -393,12 +412,35 @@ extension RequestRouter {
         return response
     }
 
-    /// DeleteShareGroupOffsets: forgets the group's state for whole topics.
+    /// DeleteShareGroupOffsets: forgets the group's state for whole topics. As Kafka answers:
+    /// a group that is not a share group is GROUP_ID_NOT_FOUND, and a topic that does not exist,
+    /// or that the group has no state for, UNKNOWN_TOPIC_OR_PARTITION on its own (both were
+    /// answered as deleted).
     func deleteShareGroupOffsets(_ request: DeleteShareGroupOffsetsRequest) async -> DeleteShareGroupOffsetsResponse {
         var response = DeleteShareGroupOffsetsResponse()
+        guard broker.shareGroupHolds(request.groupId) else {
+            response.errorCode = KafkaError.groupIdNotFound.rawValue
+            response.errorMessage = "Group \(request.groupId) not found."
+            return response
+        }
+        let held = Set(broker.shares.summaries(request.groupId, view: broker.shareLogView).filter(\.started).map(\.topicPartition.topic))
+        let existing = Set(broker.listTopics())
+        var refused: [String: String?] = [:]
+        for name in request.topicNames where !held.contains(name) {
+            let message: String? = existing.contains(name) ? "There is no offset information to delete." : nil
+            refused.updateValue(message, forKey: name)
+        }
         do {
-            try await broker.shares.deleteState(group: request.groupId, topics: Set(request.topicNames))
-            response.responses = request.topicNames.map { .init(topicName: $0, topicId: wireId(of: $0)) }
+            let deleting = Set(request.topicNames).subtracting(refused.keys)
+            if !deleting.isEmpty { try await broker.shares.deleteState(group: request.groupId, topics: deleting) }
+            response.responses = request.topicNames.map { name in
+                var topic = DeleteShareGroupOffsetsResponse.Topic(topicName: name, topicId: wireId(of: name))
+                if let message = refused[name] {
+                    topic.errorCode = KafkaError.unknownTopicOrPartition.rawValue
+                    topic.errorMessage = message
+                }
+                return topic
+            }
         } catch {
             response.errorCode = KafkaError(error).rawValue
             response.errorMessage = (error as? TidemarkError)?.message

@@ -57,3 +57,50 @@ extension ServerTests {
         }
     }
 }
+
+/// The share-group offset admin requests, answered per partition and per topic as Kafka
+/// answers them.
+extension ServerTests {
+    @Test func shareOffsetAdminAnswersEachPartitionAndTopic() async throws {
+        try await Self.withServer { server in
+            try await server.broker.createTopic("jobs", partitions: 2)
+            try await server.broker.createTopic("other", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            // Alter: a topic that does not exist and a partition past the count are refused on
+            // their own; the partition that exists is moved (it was all or nothing).
+            var alter = AlterShareGroupOffsetsRequest()
+            alter.groupId = "workers"
+            alter.topics = [
+                .init(topicName: "missing", partitions: [.init(partitionIndex: 0, startOffset: 0)]),
+                .init(topicName: "jobs", partitions: [.init(partitionIndex: 0, startOffset: 0), .init(partitionIndex: 5, startOffset: 0)]),
+            ]
+            try client.request(.alterShareGroupOffsets, version: 0, correlation: 1, alter)
+            let (_, altered) = try #require(await client.response())
+            let answer = try AlterShareGroupOffsetsResponse.decode(altered, from: 1, version: 0, flexible: true)
+            var codes: [String: Int16] = [:]
+            for topic in answer.responses { for p in topic.partitions { codes["\(topic.topicName)-\(p.partitionIndex)"] = p.errorCode } }
+            let unknown = KafkaError.unknownTopicOrPartition.rawValue
+            #expect(answer.errorCode == 0 && codes == ["missing-0": unknown, "jobs-0": 0, "jobs-5": unknown], "\(codes)")
+            #expect(server.broker.shares.summaries("workers", view: server.broker.shareLogView).contains { $0.topicPartition == TopicPartition("jobs", 0) && $0.started })
+
+            func delete(_ group: String, _ topics: [String]) async throws -> DeleteShareGroupOffsetsResponse {
+                var request = DeleteShareGroupOffsetsRequest()
+                request.groupId = group
+                request.topicNames = topics
+                try client.request(.deleteShareGroupOffsets, version: 0, correlation: 2, request)
+                let (_, body) = try #require(await client.response())
+                return try DeleteShareGroupOffsetsResponse.decode(body, from: 1, version: 0, flexible: true)
+            }
+            // Delete: a group that is not a share group; then a topic that does not exist and
+            // one the group has no state for, each refused on its own.
+            let nobody = try await delete("nobody", ["jobs"])
+            #expect(nobody.errorCode == KafkaError.groupIdNotFound.rawValue && nobody.responses.isEmpty)
+            let deleted = try await delete("workers", ["jobs", "missing", "other"])
+            #expect(deleted.errorCode == 0)
+            let byName = Dictionary(uniqueKeysWithValues: deleted.responses.map { ($0.topicName, ($0.errorCode, $0.errorMessage)) })
+            #expect(byName["jobs"]?.0 == 0 && byName["missing"]?.0 == unknown && byName["other"]?.0 == unknown, "\(byName)")
+            #expect(byName["other"]?.1 == "There is no offset information to delete.")
+            #expect(!server.broker.shares.summaries("workers", view: server.broker.shareLogView).contains { $0.started })
+        }
+    }
+}

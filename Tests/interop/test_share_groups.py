@@ -693,3 +693,40 @@ def test_a_topic_deleted_and_made_again_under_a_running_worker_gives_it_the_new_
     finally:
         reader.close()
     assert letters == []
+
+
+def test_share_auto_offset_reset_by_duration_starts_at_recent_jobs(share_broker):
+    """KIP-1106: share.auto.offset.reset=by_duration:<ISO-8601> set with the AdminClient on a
+    GROUP resource (it was refused as INVALID_CONFIG): a ShareConsumer's group starts at the
+    first job no older than the duration; a negative duration is refused, as in Kafka."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ResourceType)
+    topic, group = unique("by-duration"), unique("recent-workers")
+    _topic(share_broker.bootstrap, topic, 1)
+    now = int(time.time() * 1000)
+    producer = Producer({"bootstrap.servers": share_broker.bootstrap})
+    for i, age_ms in enumerate([7_200_000, 5_400_000, 600_000, 1_000]):
+        producer.produce(topic, value=b"job-%d" % i, timestamp=now - age_ms)
+    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": share_broker.bootstrap})
+
+    def alter(value):
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", value, incremental_operation=AlterConfigOpType.SET)])
+        return admin.incremental_alter_configs([resource])[resource]
+
+    with pytest.raises(Exception) as refused:
+        alter("by_duration:-PT1H").result(30)
+    assert "share.auto.offset.reset" in str(refused.value), refused.value
+    alter("by_duration:PT1H").result(30)
+    worker = _share_consumer(share_broker.bootstrap, group)
+    worker.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 2 and time.time() < deadline:
+        got += [m.value() for m in _messages(worker.poll(0.5))]
+    time.sleep(1)
+    got += [m.value() for m in _messages(worker.poll(0.5))]
+    worker.close()
+    assert got == [b"job-2", b"job-3"], got

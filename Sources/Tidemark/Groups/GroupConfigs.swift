@@ -52,7 +52,8 @@ public final class GroupConfigs: Sendable {
         Key(name: "share.redelivery.backoff.max.ms", defaultValue: "60000", validate: integer(1...86_400_000)),
         Key(name: "errors.deadletterqueue.topic.name", defaultValue: "", validate: { value in
             value.isEmpty || (try? TopicName.validate(value)) != nil ? nil : "must be a valid topic name" }),
-        Key(name: "share.auto.offset.reset", defaultValue: "earliest", validate: oneOf(["earliest", "latest"])),
+        Key(name: "share.auto.offset.reset", defaultValue: "earliest", validate: { value in
+            ShareStartPolicy(value) == nil ? "must be earliest, latest or by_duration:<PnDTnHnMn.nS> (not negative)" : nil }),
         Key(name: "share.isolation.level", defaultValue: "read_uncommitted", validate: oneOf(["read_uncommitted", "read_committed"])),
     ]
 

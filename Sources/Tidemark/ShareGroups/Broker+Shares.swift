@@ -19,6 +19,13 @@ extension Broker {
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
+        if mayBlock {
+            view.offsetAtTime = { [self] topic, partition, timestamp in
+                guard let state = try? partitionState(topic, partition) else { return nil }
+                // None that recent, or the log unreadable there: its end (nothing older is handed out).
+                return (try? state.log.offset(forTimestamp: timestamp))??.offset ?? state.log.logEndOffset
+            }
+        }
         view.scan = { [self] topic, partition, offset, count throws(TidemarkError) in
             do {
                 return try recordMetadata(topic: topic, partition: partition, from: offset, count: count, mayBlock: mayBlock, allowance: allowance)

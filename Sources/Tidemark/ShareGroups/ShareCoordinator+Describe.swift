@@ -25,14 +25,15 @@ extension ShareCoordinator {
     public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
         var slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
         var unstarted: Set<PartitionKey> = []
-        let earliest = startsAtEarliest(group)
+        let policy = startPolicy(group)
         for topic in Set(slots.keys.map(\.topicPartition.topic)) {
             guard let id = view.topicId(topic) else { continue }
             var partition = 0
             while partition < 1_000_000, let bounds = view.bounds(topic, partition) {
                 let key = PartitionKey(group: group, topicPartition: TopicPartition(topic, partition))
                 if slots[key] == nil {
-                    slots[key] = Slot(state: SharePartition(startOffset: earliest ? bounds.start : bounds.end), topicId: id)
+                    let start = startOffset(policy, key.topicPartition, bounds: bounds, view: view) ?? bounds.end
+                    slots[key] = Slot(state: SharePartition(startOffset: start), topicId: id)
                     unstarted.insert(key)
                 }
                 partition += 1

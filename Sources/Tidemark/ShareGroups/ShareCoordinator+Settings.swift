@@ -24,5 +24,21 @@ extension ShareCoordinator {
             maxSize: options.shareGroupMaxSize)
     }
 
-    func startsAtEarliest(_ group: String) -> Bool { configs.value("share.auto.offset.reset", of: group) != "latest" }
+    /// The group's `share.auto.offset.reset`.
+    func startPolicy(_ group: String) -> ShareStartPolicy {
+        configs.value("share.auto.offset.reset", of: group).flatMap(ShareStartPolicy.init) ?? .earliest
+    }
+
+    /// Where `policy` starts a partition within the log's `bounds`; nil when finding it needs a
+    /// read the view may not make (by_duration in a view that must not wait for the disk).
+    func startOffset(_ policy: ShareStartPolicy, _ tp: TopicPartition, bounds: (start: Int64, end: Int64), view: ShareLogView) -> Int64? {
+        switch policy {
+        case .earliest: return bounds.start
+        case .latest: return bounds.end
+        case .byDuration(let ms):
+            guard let lookup = view.offsetAtTime else { return nil }
+            let found = lookup(tp.topic, tp.partition, wallClock() &- ms) ?? bounds.end
+            return min(max(found, bounds.start), bounds.end)
+        }
+    }
 }

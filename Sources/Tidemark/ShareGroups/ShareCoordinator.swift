@@ -386,7 +386,13 @@ public final class ShareCoordinator: Sendable {
             for tp in partitions where remaining > 0 && session.known.contains(tp) {
                 // A partition with nothing in its window and nothing new in its log costs
                 // lookups only: a long poll's first acquire walks every session partition.
-                guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic), !caughtUp else { continue }
+                var needsBlocking = false
+                guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking),
+                    !caughtUp
+                else {
+                    if needsBlocking { declined = true }
+                    continue
+                }
                 notCaughtUp.append(tp)
                 // A restored window first reads its records' keys and delays: only a read, so
                 // a view that declines it leaves the slot as it was (a later acquire does it).
@@ -568,15 +574,26 @@ public final class ShareCoordinator: Sendable {
     /// when the topic was recreated. nil when the topic or partition does not exist.
     func slotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State) -> PartitionKey? {
         var lastTopic: (name: String, id: UUID?)? = nil
-        return slot(group, tp, view: view, &s, lastTopic: &lastTopic)?.key
+        var needsBlocking = false
+        if let found = slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking) { return found.key }
+        guard needsBlocking else { return nil }
+        // A start by time this view cannot look up (an acknowledgement before any acquire,
+        // which has nothing to acknowledge there): at the log's end.
+        guard let id = view.topicId(tp.topic), let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
+        let key = PartitionKey(group: group, topicPartition: tp)
+        s.insertSlot(Slot(state: SharePartition(startOffset: bounds.end), topicId: id), at: key)
+        return key
     }
 
     /// The key of `group`'s slot for `tp` (made when it has none, or when the topic was made
     /// again under the same name), the log's bounds, and whether the slot has nothing to hand
     /// out or expire now (`SharePartition.isCaughtUp`); nil when the partition does not exist.
     /// `lastTopic` carries the topic id looked up last, for a walk over one topic's partitions.
+    /// `needsBlocking`: set when the slot would be made but its start needs a read this view
+    /// may not make (nil is answered; a blocking view makes it).
     private func slot(
-        _ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State, lastTopic: inout (name: String, id: UUID?)?
+        _ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State, lastTopic: inout (name: String, id: UUID?)?,
+        needsBlocking: inout Bool
     ) -> (key: PartitionKey, bounds: (start: Int64, end: Int64), caughtUp: Bool)? {
         let topicId: UUID?
         if let lastTopic, lastTopic.name == tp.topic {
@@ -593,7 +610,10 @@ public final class ShareCoordinator: Sendable {
         // A new group's first slot needs room among the groups (the session's open checked
         // too, but the group may have gone since: its members left and its state was deleted).
         guard s.admits(group, maxGroups: options.shareMaxGroups) else { return nil }
-        let start = startsAtEarliest(group) ? bounds.start : bounds.end
+        guard let start = startOffset(startPolicy(group), tp, bounds: bounds, view: view) else {
+            needsBlocking = true
+            return nil
+        }
         s.insertSlot(Slot(state: SharePartition(startOffset: start), topicId: id), at: key)
         return (key, bounds, false)
     }

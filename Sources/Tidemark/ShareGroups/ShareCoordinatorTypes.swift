@@ -17,12 +17,17 @@ public struct ShareLogView: Sendable {
     /// acknowledgements of its records are then answered only once synced too. Otherwise they
     /// are answered once in the share-state log (the page cache), as the topic's records are.
     public var syncsEveryAppend: @Sendable (String) -> Bool
+    /// The first offset of a partition whose record timestamp is at or after a time (ms since
+    /// the epoch), or its log end when none is (a read of the time index and the log: nil here
+    /// in a view that must not wait for the disk). For `share.auto.offset.reset=by_duration`.
+    var offsetAtTime: (@Sendable (String, Int, Int64) -> Int64?)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
     ) {
         self.topicId = topicId
         self.bounds = bounds
         self.scan = nil
+        self.offsetAtTime = nil
         self.syncsEveryAppend = { _ in true }
     }
 }

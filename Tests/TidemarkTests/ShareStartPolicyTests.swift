@@ -1,0 +1,50 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Tidemark
+
+/// `share.auto.offset.reset`: earliest, latest, and KIP-1106's `by_duration:<ISO-8601>`.
+@Suite struct ShareStartPolicyTests {
+    @Test func durationsAreReadAsJavaReadsThem() {
+        let cases: [(String, Int64?)] = [
+            ("PT1H", 3_600_000), ("P1D", 86_400_000), ("P2DT3H4M5.5S", 2 * 86_400_000 + 3 * 3_600_000 + 4 * 60_000 + 5_500),
+            ("pt30m", 1_800_000), ("PT0S", 0), ("PT0.001S", 1), ("PT1.0000000009S", nil), ("PT1.000000009S", 1_000), ("PT-5M", nil), ("-PT1H", nil),
+            ("PT1H-30M", 1_800_000), ("P", nil), ("PT", nil), ("1H", nil), ("PT1H1H", nil), ("PT1S1M", nil), ("P1H", nil),
+            ("PT1.5M", nil), ("PT99999999999999999999S", nil), ("P106751991167D", 9_223_372_036_828_800_000), ("P106751991168D", nil), ("", nil), ("PT1,5S", 1_500),
+        ]
+        for (text, ms) in cases {
+            #expect(ShareStartPolicy.durationMilliseconds(text) == ms, "\(text)")
+        }
+        #expect(ShareStartPolicy("by_duration:PT1H") == .byDuration(milliseconds: 3_600_000))
+        #expect(ShareStartPolicy("earliest") == .earliest && ShareStartPolicy("latest") == .latest)
+        #expect(ShareStartPolicy("by_duration:-PT1H") == nil && ShareStartPolicy("none") == nil && ShareStartPolicy("by_duration:") == nil)
+    }
+
+    /// A group set to by_duration starts each partition at its first record no older than the
+    /// duration (the embedded consumer's blocking view and the Kafka front's, which leaves the
+    /// lookup to the executor), and at the log's end when none is that recent.
+    @Test func aGroupByDurationStartsAtTheFirstRecentRecord() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.createTopic("old", partitions: 1)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for (i, age) in [7_200_000, 5_400_000, 1_800_000, 60_000].enumerated() {
+            try await KeyOrderingAndDelayTests.append(broker, "jobs", key: nil, value: "job-\(i)", timestamp: now - Int64(age))
+        }
+        try await KeyOrderingAndDelayTests.append(broker, "old", key: nil, value: "stale", timestamp: now - 7_200_000)
+        await #expect(throws: TidemarkError.self) {
+            try await broker.alterGroupConfig("recent", changes: [.set("share.auto.offset.reset", "by_duration:-PT1H")])
+        }
+        try await broker.alterGroupConfig("recent", changes: [.set("share.auto.offset.reset", "by_duration:PT1H")])
+        // Described before any worker reads: the backlog counts from there.
+        #expect(broker.queueReports(group: "recent", ages: false).isEmpty)
+        let worker = try await ShareConsumer(broker: broker, group: "recent", topics: ["jobs", "old"], mode: .explicit)
+        let jobs = try await worker.poll(maxRecords: 10, timeout: .seconds(2))
+        #expect(jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["job-2", "job-3"])
+        let starts = Dictionary(uniqueKeysWithValues: broker.shares.summaries("recent", view: broker.shareLogView).map { ($0.topicPartition.topic, $0.startOffset) })
+        #expect(starts == ["jobs": 2, "old": 1], "\(starts)")
+        try await worker.close()
+        try await broker.close()
+    }
+}

@@ -103,8 +103,8 @@ log "tidemark pid $TPID port $PORT"
 run_one tidemark_share tidemark "$TM_PY" "127.0.0.1:$PORT" "$TPID" || log "tidemark_share FAILED"
 "$TIDEMARK_BIN" groups describe workers --bootstrap "127.0.0.1:$PORT" > "$_TMP/tm/describe.txt" 2>&1 || true
 log "tidemark groups describe workers:"; sed 's/^/    /' "$_TMP/tm/describe.txt" >&2
-# every partition's share-partition start at its log end, nothing available, acquired or archived
-emit tidemark_share_server_check_ok "$(awk -v parts="$PARTS" '$1 == "jobs" && $2 ~ /^[0-9]+$/ { n++; if ($3 != $5 || $6 + $7 + $8 != 0) bad = 1 }
+# every partition's share-partition start at its log end, nothing available, delayed, acquired or archived
+emit tidemark_share_server_check_ok "$(awk -v parts="$PARTS" '$1 == "jobs" && $2 ~ /^[0-9]+$/ { n++; if ($3 != $5 || $6 + $7 + $8 + $9 != 0) bad = 1 }
   END { print (n == parts && !bad) ? 1 : 0 }' "$_TMP/tm/describe.txt")" bool
 stop_pid "$TPID"
 

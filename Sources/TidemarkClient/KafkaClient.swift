@@ -353,10 +353,18 @@ public final class KafkaClient {
         return response.groups.map { ($0.groupId, $0.groupType.lowercased(), $0.groupState) }.sorted { $0.group < $1.group }
     }
 
-    /// A share group's partitions (DescribeShareGroupOffsets with Tidemark's details).
-    public func sharePartitions(_ group: String) throws -> [DescribeShareGroupOffsetsResponse.Topic] {
+    /// A share group's partitions (DescribeShareGroupOffsets with Tidemark's details): those it
+    /// has state in, or, with `partitions` (topic -> count), those named (a partition without
+    /// state has start offset -1, and its details say what a worker would find there).
+    public func sharePartitions(_ group: String, partitions: [String: Int]? = nil) throws -> [DescribeShareGroupOffsetsResponse.Topic] {
         var request = DescribeShareGroupOffsetsRequest()
-        request.groups = [.init(groupId: group, topics: nil)]
+        request.groups = [
+            .init(
+                groupId: group,
+                topics: partitions.map { named in
+                    named.sorted { $0.key < $1.key }.map { .init(topicName: $0.key, partitions: (0..<$0.value).map(Int32.init)) }
+                })
+        ]
         let response = try coordinator(group).call(
             .describeShareGroupOffsets, version: 1, request, as: DescribeShareGroupOffsetsResponse.self)!
         guard let result = response.groups.first else { throw KafkaClientError("empty DescribeShareGroupOffsets answer") }

@@ -315,10 +315,32 @@ extension RequestRouter {
         // for 1,000 partitions) each time.
         response.groups = request.groups.firstOfEachKey { $0.groupId }.map { asked in
             var group = DescribeShareGroupOffsetsResponse.Group(groupId: asked.groupId)
-            let summaries = broker.shares.summaries(asked.groupId, view: view)
             var wanted: Set<TopicPartition>? = nil
             if let topics = asked.topics {
                 wanted = Set(topics.flatMap { t in t.partitions.map { TopicPartition(t.topicName, Int($0)) } })
+            }
+            // Topics named are covered too where the group has no state yet (what a worker would
+            // find there goes in the details), when it is a share group.
+            let named = broker.shareGroupHolds(asked.groupId) ? Set((asked.topics ?? []).map(\.topicName)) : []
+            let summaries = broker.shares.summaries(asked.groupId, view: view, alsoTopics: named)
+            let byPartition = Dictionary(summaries.map { ($0.topicPartition, $0) }, uniquingKeysWith: { first, _ in first })
+            func details(_ summary: SharePartitionSummary) -> SharePartitionDetails {
+                var details = SharePartitionDetails()
+                details.endOffset = summary.endOffset
+                details.logEndOffset = summary.logEndOffset
+                details.available = Int32(clamping: summary.available)
+                details.delayed = Int32(clamping: summary.delayed)
+                details.acquired = Int32(clamping: summary.acquired)
+                details.acknowledged = Int32(clamping: summary.acknowledged)
+                details.archived = Int32(clamping: summary.archived)
+                details.deadLettered = summary.deadLettered
+                details.deadLettersPending = Int32(clamping: summary.deadLettersPending)
+                details.startOffset = summary.startOffset
+                details.lag = summary.lag
+                details.holders = summary.holders.sorted { $0.key < $1.key }.map {
+                    .init(memberId: $0.key, records: Int32(clamping: $0.value.count), earliestLockExpiryMs: $0.value.earliestExpiryMs)
+                }
+                return details
             }
             var byTopic: [String: DescribeShareGroupOffsetsResponse.Topic] = [:]
             var answered: Set<TopicPartition> = []
@@ -327,19 +349,7 @@ extension RequestRouter {
                 var p = DescribeShareGroupOffsetsResponse.Partition(partitionIndex: Int32(tp.partition))
                 p.startOffset = summary.startOffset
                 p.lag = summary.lag
-                var details = SharePartitionDetails()
-                details.endOffset = summary.endOffset
-                details.logEndOffset = summary.logEndOffset
-                details.available = Int32(summary.available + summary.delayed)  // Kafka's AVAILABLE state
-                details.acquired = Int32(summary.acquired)
-                details.acknowledged = Int32(summary.acknowledged)
-                details.archived = Int32(summary.archived)
-                details.deadLettered = summary.deadLettered
-                details.deadLettersPending = Int32(summary.deadLettersPending)
-                details.holders = summary.holders.sorted { $0.key < $1.key }.map {
-                    .init(memberId: $0.key, records: Int32($0.value.count), earliestLockExpiryMs: $0.value.earliestExpiryMs)
-                }
-                p.details = details
+                p.details = details(summary)
                 byTopic[tp.topic, default: .init(topicName: tp.topic, topicId: wireId(of: tp.topic))].partitions.append(p)
                 answered.insert(tp)
             }
@@ -348,6 +358,8 @@ extension RequestRouter {
                 var p = DescribeShareGroupOffsetsResponse.Partition(partitionIndex: Int32(tp.partition))
                 if (try? broker.partitionCount(of: tp.topic)).map({ (0..<$0).contains(tp.partition) }) != true {
                     p.errorCode = KafkaError.unknownTopicOrPartition.rawValue
+                } else if let summary = byPartition[tp] {
+                    p.details = details(summary)
                 }
                 byTopic[tp.topic, default: .init(topicName: tp.topic, topicId: wireId(of: tp.topic))].partitions.append(p)
             }

@@ -42,9 +42,15 @@ public struct DescribeShareGroupOffsetsRequest: KafkaMessage {
 /// ```
 /// end_offset i64, log_end_offset i64, available i32, acquired i32, acknowledged i32,
 /// archived i32, holders i32 count, [member_id i16-length string, records i32,
-/// earliest_lock_expiry_ms i64], dead_lettered i64, dead_letters_pending i32
+/// earliest_lock_expiry_ms i64], dead_lettered i64, dead_letters_pending i32, delayed i32,
+/// start_offset i64, lag i64
 /// ```
-/// (the last two may be absent: read as 0.)
+/// (fields from dead_lettered on may be absent, from an earlier version: read as 0, and
+/// start_offset and lag as -1). `available` counts records due now, `delayed` those waiting
+/// for their delivery time or retry backoff (Kafka's AVAILABLE state holds both). For a
+/// partition the group has no state in yet (the wire's start offset -1), `start_offset` and
+/// `lag` are where a worker would start and what it would find.
+
 public struct SharePartitionDetails: Sendable, Equatable {
     public static let tag: UInt32 = 10_000
     public struct Holder: Sendable, Equatable {
@@ -66,6 +72,9 @@ public struct SharePartitionDetails: Sendable, Equatable {
     public var holders: [Holder] = []
     public var deadLettered: Int64 = 0
     public var deadLettersPending: Int32 = 0
+    public var delayed: Int32 = 0
+    public var startOffset: Int64 = -1
+    public var lag: Int64 = -1
     public init() {}
 
     public func encoded() throws(WireError) -> [UInt8] {
@@ -100,6 +109,11 @@ public struct SharePartitionDetails: Sendable, Equatable {
         if !c.isReading || c.remaining >= 12 {
             try c.int64(&deadLettered, "dead_lettered")
             try c.int32(&deadLettersPending, "dead_letters_pending")
+        }
+        if !c.isReading || c.remaining >= 20 {
+            try c.int32(&delayed, "delayed")
+            try c.int64(&startOffset, "start_offset")
+            try c.int64(&lag, "lag")
         }
     }
 }

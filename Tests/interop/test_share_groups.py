@@ -730,3 +730,59 @@ def test_share_auto_offset_reset_by_duration_starts_at_recent_jobs(share_broker)
     got += [m.value() for m in _messages(worker.poll(0.5))]
     worker.close()
     assert got == [b"job-2", b"job-3"], got
+
+
+def test_describe_shows_delayed_jobs_and_partitions_no_worker_read(share_broker):
+    """`tidemark groups describe` over the wire says what /metrics says: a job waiting for its
+    delivery time is DELAYED, not AVAILABLE, and a partition added while no worker ran is
+    listed with its jobs in the lag (it was left out: the total lag read 1 with 4 jobs waiting)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    topic, group = unique("describe-queue"), unique("describe-workers")
+    _topic(share_broker.bootstrap, topic, 1)
+    producer = Producer({"bootstrap.servers": share_broker.bootstrap})
+    producer.produce(topic, value=b"first", partition=0)
+    assert producer.flush(30) == 0
+    worker = _share_consumer(share_broker.bootstrap, group)
+    worker.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while not got and time.time() < deadline:
+        got = _messages(worker.poll(0.5))
+    worker.poll(0.5)  # its acceptance goes with this poll (implicit mode)
+    worker.close()
+    later = int(time.time() * 1000) + 600_000
+    producer.produce(topic, value=b"later", partition=0, headers=[("tidemark.deliver.at", str(later).encode())])
+    producer.produce(topic, value=b"now", partition=0)
+    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": share_broker.bootstrap})
+    admin.create_partitions([NewPartitions(topic, 2)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": share_broker.bootstrap})  # (one that knows partition 1)
+    for i in range(3):
+        producer.produce(topic, value=b"added-%d" % i, partition=1)
+    assert producer.flush(30) == 0
+    out = subprocess.run([BINARY, "groups", "describe", group, "--bootstrap", share_broker.bootstrap],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("TOPIC\tPARTITION")).split("\t")
+    rows = {int(r[1]): dict(zip(header, r)) for r in (line.split("\t") for line in lines) if r[0] == topic}
+    assert set(rows) == {0, 1}, out.stdout
+    assert rows[1]["LAG"] == "3" and rows[1]["START"] == "0", out.stdout
+    assert rows[0]["LAG"] == "2", out.stdout
+    assert "total lag: 5" in out.stdout, out.stdout
+    # The window reaches the delayed job once a worker has read that far.
+    worker = _share_consumer(share_broker.bootstrap, group, explicit=True)
+    worker.subscribe([topic])
+    seen = []
+    deadline = time.time() + 30
+    while len(seen) < 4 and time.time() < deadline:
+        batch = _messages(worker.poll(0.5))
+        seen += [m.value() for m in batch]
+    out = subprocess.run([BINARY, "groups", "describe", group, "--bootstrap", share_broker.bootstrap],
+                         capture_output=True, text=True, timeout=30)
+    worker.close()
+    lines = out.stdout.splitlines()
+    rows = {int(r[1]): dict(zip(header, r)) for r in (line.split("\t") for line in lines) if r[0] == topic}
+    assert sorted(seen) == [b"added-0", b"added-1", b"added-2", b"now"], seen
+    assert rows[0]["DELAYED"] == "1" and rows[0]["AVAILABLE"] == "0", out.stdout

@@ -256,20 +256,27 @@ extension Groups.Describe {
     /// available, held (by whom, until when), finished, and the lag. False when `group` is
     /// not a share group.
     func describeShareGroup() async throws -> Bool {
-        typealias Row = (topic: String, partition: Int, start: Int64, end: Int64, logEnd: Int64, available: Int, acquired: Int,
-                         archived: Int, lag: Int64, holders: [(String, Int, Int64)], deadLettered: Int64, deadPending: Int)
+        typealias Row = (topic: String, partition: Int, start: Int64, end: Int64, logEnd: Int64, available: Int, delayed: Int,
+                         acquired: Int, archived: Int, lag: Int64, holders: [(String, Int, Int64)], deadLettered: Int64, deadPending: Int)
         var rows: [Row] = []
         var members: [KafkaClient.GroupSummary.Member] = []
         var state = "Empty"
         if let client = try data.client() {
             guard try client.listGroupsWithTypes().contains(where: { $0.group == group && $0.type == "share" }) else { return false }
             (state, members) = try client.shareMembers(group)
-            for topic in try client.sharePartitions(group) {
-                for p in topic.partitions {
+            // Every partition of the topics it has state in or its members are assigned: one
+            // added while no worker ran has no state yet, and its jobs are the queue's too (as
+            // /metrics counts them).
+            var topics = Set(try client.sharePartitions(group).map(\.topicName))
+            for member in members { topics.formUnion(member.assignment.keys) }
+            let counts = topics.isEmpty ? [:] : try client.metadata(topics: topics.sorted())
+            for topic in try client.sharePartitions(group, partitions: counts) {
+                for p in topic.partitions where p.errorCode == 0 {
                     let d = p.details ?? SharePartitionDetails()
-                    rows.append((topic.topicName, Int(p.partitionIndex), p.startOffset, d.endOffset, d.logEndOffset, Int(d.available),
-                                 Int(d.acquired), Int(d.archived), p.lag, d.holders.map { ($0.memberId, Int($0.records), $0.earliestLockExpiryMs) },
-                                 d.deadLettered, Int(d.deadLettersPending)))
+                    let unstarted = p.startOffset < 0 && d.startOffset >= 0
+                    rows.append((topic.topicName, Int(p.partitionIndex), unstarted ? d.startOffset : p.startOffset, d.endOffset, d.logEndOffset,
+                                 Int(d.available), Int(d.delayed), Int(d.acquired), Int(d.archived), unstarted ? d.lag : p.lag,
+                                 d.holders.map { ($0.memberId, Int($0.records), $0.earliestLockExpiryMs) }, d.deadLettered, Int(d.deadLettersPending)))
                 }
             }
         } else {
@@ -277,7 +284,7 @@ extension Groups.Describe {
                 guard broker.shares.groupIds().contains(group) else { return nil }
                 let summaries = broker.shares.summaries(group, view: broker.shareLogView).map { s -> Row in
                     (s.topicPartition.topic, s.topicPartition.partition, s.startOffset, s.endOffset, s.logEndOffset, s.available,
-                     s.acquired, s.archived, s.lag, s.holders.map { ($0.key, $0.value.count, $0.value.earliestExpiryMs) },
+                     s.delayed, s.acquired, s.archived, s.lag, s.holders.map { ($0.key, $0.value.count, $0.value.earliestExpiryMs) },
                      s.deadLettered, s.deadLettersPending)
                 }
                 return (broker.shares.describe(group)?.state ?? "Empty", summaries)
@@ -287,11 +294,12 @@ extension Groups.Describe {
         }
         Output.line("GROUP \(group)\tTYPE share\tSTATE \(state)\tMEMBERS \(members.count)")
         printMembers(members)
-        Output.line("TOPIC\tPARTITION\tSTART\tEND\tLOG-END\tAVAILABLE\tACQUIRED\tARCHIVED\tLAG\tDEAD-LETTERED\tDLQ-PENDING")
+        // AVAILABLE: due now; DELAYED: waiting for a delivery time or a retry backoff.
+        Output.line("TOPIC\tPARTITION\tSTART\tEND\tLOG-END\tAVAILABLE\tDELAYED\tACQUIRED\tARCHIVED\tLAG\tDEAD-LETTERED\tDLQ-PENDING")
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for row in rows {
             Output.line(
-                "\(row.topic)\t\(row.partition)\t\(row.start)\t\(row.end)\t\(row.logEnd)\t\(row.available)\t\(row.acquired)\t\(row.archived)\t\(row.lag)\t\(row.deadLettered)\t\(row.deadPending)")
+                "\(row.topic)\t\(row.partition)\t\(row.start)\t\(row.end)\t\(row.logEnd)\t\(row.available)\t\(row.delayed)\t\(row.acquired)\t\(row.archived)\t\(row.lag)\t\(row.deadLettered)\t\(row.deadPending)")
             for (member, count, expiry) in row.holders {
                 Output.line("  held by \(member): \(count) records, lock expires in \(max(0, expiry - now)) ms")
             }

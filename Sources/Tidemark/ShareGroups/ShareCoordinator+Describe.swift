@@ -22,11 +22,13 @@ extension ShareCoordinator {
     /// partition of its topics that has none yet (`SharePartitionSummary.started` false), what
     /// a worker would find there: jobs in partitions added while no worker ran were missing
     /// from the queue's depth, and the next worker was handed them all.
-    public func summaries(_ group: String, view: ShareLogView) -> [SharePartitionSummary] {
+    /// `alsoTopics`: topics to cover too though the group has no state in them (a describe
+    /// that names them).
+    public func summaries(_ group: String, view: ShareLogView, alsoTopics: Set<String> = []) -> [SharePartitionSummary] {
         var slots = state.withLock { s in s.slots.filter { $0.key.group == group } }
         var unstarted: Set<PartitionKey> = []
         let policy = startPolicy(group)
-        for topic in Set(slots.keys.map(\.topicPartition.topic)) {
+        for topic in Set(slots.keys.map(\.topicPartition.topic)).union(alsoTopics) {
             guard let id = view.topicId(topic) else { continue }
             var partition = 0
             while partition < 1_000_000, let bounds = view.bounds(topic, partition) {

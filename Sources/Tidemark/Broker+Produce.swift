@@ -45,9 +45,11 @@ extension Broker {
         // event loop may check, one at a time on a queue of their own, not on the calling
         // task's cooperative thread, and never more than one batch's worth of memory however
         // many requests send them. Smaller ones (the embedded producer's) are checked here.
-        // So is a recompression (the topic names a codec the producer did not use).
-        let big = Self.compressedBytes(batches) > Self.maxCompressedBytesNow
-            || (config.compression.codec != nil && batches.count > Self.maxCompressedBytesNow)
+        // So is a recompression (the topic names a codec the producer did not use) of a
+        // compressed batch, or of more than that.
+        let compressed = Self.compressedBytes(batches)
+        let big = compressed > Self.maxCompressedBytesNow
+            || (Self.needsRecompression(batches, to: config.compression.codec) && (compressed > 0 || batches.count > Self.maxCompressedBytesNow))
         let (stored, headers) =
             big
             ? try await decompressor.run { try Self.checkedAsStored(batches, config: config, nowMs: now) }
@@ -180,8 +182,12 @@ extension Broker {
         let compressed = Self.compressedBytes(batches)
         if compressed > 0 && (!compressedOnLoop || compressed > Self.maxCompressedBytesNow) { return nil }
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
-        // A recompression of more than that is the executor's too.
-        if config.compression.codec != nil && (!compressedOnLoop || batches.count > Self.maxCompressedBytesNow) {
+        // A recompression is the executor's too, but of a small uncompressed batch: a
+        // compressed one inflates up to 255 times before it is compressed again (gzip of 16 MiB
+        // is tens of milliseconds of a loop every client waits on).
+        if Self.needsRecompression(batches, to: config.compression.codec)
+            && (!compressedOnLoop || compressed > 0 || batches.count > Self.maxCompressedBytesNow)
+        {
             return nil
         }
         let now = options.clock()
@@ -302,6 +308,20 @@ extension Broker {
             position += size
         }
         return total
+    }
+
+    /// Whether a batch in `bytes` is in another codec than `target` (nil: any codec is kept),
+    /// read from the framing only, as `compressedBytes` reads it.
+    static func needsRecompression(_ bytes: ArraySlice<UInt8>, to target: CompressionCodec?) -> Bool {
+        guard let target else { return false }
+        var position = bytes.startIndex
+        while bytes.endIndex - position >= RecordBatchHeader.attributesOffset + 2 {
+            let length = bytes[(position + 8)..<(position + 12)].reduce(0) { $0 << 8 | Int($1) }
+            if Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07) != target.rawValue { return true }
+            guard length > 0 else { break }
+            position += min(length + RecordBatchHeader.logOverhead, bytes.endIndex - position)
+        }
+        return false
     }
 
     static func parseHeaders(_ bytes: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64) throws(TidemarkError) -> [RecordBatchHeader] {

@@ -52,6 +52,31 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// On an event loop (`appendNow`), only a small uncompressed batch is recompressed: a
+    /// compressed one may inflate 255 times first, so it is left to the executor (nil), as is
+    /// anything past 64 KiB. A batch already in the topic's codec stays on the loop.
+    @Test func onlySmallUncompressedBatchesAreRecompressedOnTheLoop() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("z", partitions: 1, config: TopicConfig(compression: .zstd))
+        try await broker.createTopic("l", partitions: 1, config: TopicConfig(compression: .lz4))
+        let now = currentTimeMilliseconds()
+        let plain = try Self.batch(.none, producerId: -1, sequence: -1, values: ["a"], timestamp: now)
+        let lz4 = try Self.batch(.lz4, producerId: -1, sequence: -1, values: ["b"], timestamp: now)
+        let large = try Self.batch(.none, producerId: -1, sequence: -1, values: [String(repeating: "x", count: 70_000)], timestamp: now)
+        #expect(try broker.appendNow(topic: "z", partition: 0, batches: plain) != nil)
+        #expect(try broker.appendNow(topic: "z", partition: 0, batches: lz4) == nil)
+        #expect(try broker.appendNow(topic: "z", partition: 0, batches: large) == nil)
+        #expect(try broker.appendNow(topic: "l", partition: 0, batches: lz4) != nil)
+        #expect(Broker.needsRecompression(lz4[...], to: .lz4) == false && Broker.needsRecompression(lz4[...], to: nil) == false)
+        #expect(Broker.needsRecompression((plain + lz4)[...], to: .lz4))
+        _ = try await broker.append(topic: "z", partition: 0, batches: lz4)
+        var codecs: [CompressionCodec?] = []
+        try broker.partitionState("z", 0).log.batchHeaders(from: 0) { codecs.append($0.compressionCodec) }
+        #expect(codecs == [.zstd, .zstd])
+        try await broker.close()
+    }
+
     /// The embedded producer builds its batches in the topic's codec, whatever its own option.
     @Test func theEmbeddedProducerUsesTheTopicsCodec() async throws {
         let dir = TemporaryDirectory()

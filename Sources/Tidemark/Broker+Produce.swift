@@ -82,7 +82,18 @@ extension Broker {
                     continue
                 }
                 do throws(RecordBatchError) {
-                    let again = try RecordBatchHeader.recompressed(batch, header: header, to: target, maxDecompressedBytes: limit)
+                    // Stored uncompressed, the records are the batch: inflated past max.message.bytes
+                    // they are refused as they grow, not held whole first (and copied twice).
+                    let inflateLimit = target == .none ? min(limit, config.maxMessageBytes - RecordBatchHeader.size + 1) : limit
+                    let again: [UInt8]
+                    do throws(RecordBatchError) {
+                        again = try RecordBatchHeader.recompressed(batch, header: header, to: target, maxDecompressedBytes: inflateLimit)
+                    } catch .decompressedSizeLimitExceeded where target == .none {
+                        return .failure(
+                            TidemarkError(
+                                .messageTooLarge,
+                                "batch at byte \(position) is over max message bytes \(config.maxMessageBytes) uncompressed (the topic's compression.type)"))
+                    }
                     guard again.count <= config.maxMessageBytes else {
                         return .failure(
                             TidemarkError(
@@ -308,6 +319,15 @@ extension Broker {
             position += size
         }
         return total
+    }
+
+    /// What checking and storing `batches` costs an event loop, in the bytes `appendNow` may
+    /// take there per request (`maxCompressedBytesNow`): its compressed bytes (decompressed to
+    /// be checked), and all its bytes when the topic recompresses them (compressed again).
+    public func loopCost(topic: String, batches: ArraySlice<UInt8>) -> Int {
+        let compressed = Self.compressedBytes(batches)
+        let codec = (try? topicState(topic))?.config.compression.codec
+        return compressed + (Self.needsRecompression(batches, to: codec) ? batches.count : 0)
     }
 
     /// Whether a batch in `bytes` is in another codec than `target` (nil: any codec is kept),

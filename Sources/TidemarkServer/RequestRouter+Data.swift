@@ -144,9 +144,11 @@ extension RequestRouter {
                     guard case .bytes(let records)? = partitionData.records else { throw KafkaError.invalidRecord }
                     try Self.checkOneBatchV2(records)
                     if broker.isTracing { inFlight.startSpan(t, p, topic: topic, partition: partition, records: records, router: self) }
-                    let compressed = Broker.compressedBytes(records)
-                    let allowed = compressedOnLoop + compressed <= Broker.maxCompressedBytesNow
-                    if allowed { compressedOnLoop += compressed }
+                    // Decompressing to check, and recompressing for a topic that names a codec,
+                    // share one allowance per request on the loop; past it, the executor does them.
+                    let cost = broker.loopCost(topic: topic, batches: records)
+                    let allowed = compressedOnLoop + cost <= Broker.maxCompressedBytesNow
+                    if allowed { compressedOnLoop += cost }
                     if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records, compressedOnLoop: allowed) {
                         inFlight.set(t, p, appended.result)
                         if let offset = appended.durableAt {

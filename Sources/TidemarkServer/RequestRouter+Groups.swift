@@ -299,7 +299,10 @@ extension RequestRouter {
                     p.partitionIndex = index
                     if let found = committed[TopicPartition(name, Int(index))] {
                         p.committedOffset = found.offset
-                        p.committedLeaderEpoch = found.leaderEpoch
+                        // This node's only leader epoch is 0: another (offsets copied from a
+                        // Kafka cluster) would send the consumer to validate it with
+                        // OffsetForLeaderEpoch, answered -1, and reset its position. Unknown instead.
+                        p.committedLeaderEpoch = found.leaderEpoch == 0 ? 0 : -1
                         p.metadata = found.metadata
                     }
                     return p

@@ -435,6 +435,12 @@ extension RequestRouter {
             response.errorMessage = "Group \(request.groupId) not found."
             return response
         }
+        // A group with members is refused first, whatever the topics (Kafka's validateDeleteGroup).
+        if let members = broker.shares.describe(request.groupId)?.members, !members.isEmpty {
+            response.errorCode = KafkaError.nonEmptyGroup.rawValue
+            response.errorMessage = "The group is not empty."
+            return response
+        }
         let held = Set(broker.shares.summaries(request.groupId, view: broker.shareLogView).filter(\.started).map(\.topicPartition.topic))
         let existing = Set(broker.listTopics())
         var refused: [String: String?] = [:]

@@ -24,6 +24,8 @@ import TidemarkStorage
         try await broker.createTopic("jobs", partitions: 1)
         try await ShareCoordinatorTests.produce(broker, "jobs", count: 1)
         Self.openSession(broker, [Self.tp])
+        // Something acquired: the partition has share state to acknowledge against.
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [Self.tp], maxRecords: 1, view: broker.shareLogView).count == 1)
         for (first, last) in [(Int64(-1), Int64.max), (Int64.min, Int64.max), (Int64.min, -2)] {
             let update = broker.shares.updateSession(
                 group: "workers", member: "w1", epoch: 1, add: [], forget: [],

@@ -10,7 +10,7 @@ import Testing
             ("PT1H", 3_600_000), ("P1D", 86_400_000), ("P2DT3H4M5.5S", 2 * 86_400_000 + 3 * 3_600_000 + 4 * 60_000 + 5_500),
             ("pt30m", 1_800_000), ("PT0S", 0), ("PT0.001S", 1), ("PT1.0000000009S", nil), ("PT1.000000009S", 1_000), ("PT-5M", nil), ("-PT1H", nil),
             ("PT1H-30M", 1_800_000), ("P", nil), ("PT", nil), ("1H", nil), ("PT1H1H", nil), ("PT1S1M", nil), ("P1H", nil),
-            ("PT1.5M", nil), ("PT99999999999999999999S", nil), ("P106751991167D", 9_223_372_036_828_800_000), ("P106751991168D", nil), ("", nil), ("PT1,5S", 1_500),
+            ("PT1.5M", nil), ("PT99999999999999999999S", nil), ("P106751991167D", 9_223_372_036_828_800_000), ("P106751991168D", nil), ("", nil), ("PT1,5S", 1_500), ("PT-0.0001S", nil), ("-PT-0.5S", 500), ("PT1\u{17F}", nil), ("PT0.0001S", 0),
         ]
         for (text, ms) in cases {
             #expect(ShareStartPolicy.durationMilliseconds(text) == ms, "\(text)")
@@ -21,8 +21,9 @@ import Testing
     }
 
     /// A group set to by_duration starts each partition at its first record no older than the
-    /// duration (the embedded consumer's blocking view and the Kafka front's, which leaves the
-    /// lookup to the executor), and at the log's end when none is that recent.
+    /// duration, and at the log's end when none is that recent (the embedded consumer here; the
+    /// Kafka front, whose loop leaves the lookup to the executor: the interop test
+    /// `test_share_auto_offset_reset_by_duration_starts_at_recent_jobs`).
     @Test func aGroupByDurationStartsAtTheFirstRecentRecord() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path)
@@ -45,6 +46,27 @@ import Testing
         let starts = Dictionary(uniqueKeysWithValues: broker.shares.summaries("recent", view: broker.shareLogView).map { ($0.topicPartition.topic, $0.startOffset) })
         #expect(starts == ["jobs": 2, "old": 1], "\(starts)")
         try await worker.close()
+        try await broker.close()
+    }
+
+    /// An acknowledgement where nothing was acquired makes no share state (it made one at the
+    /// group's start, a by_duration group's after a time lookup on the caller's thread, an
+    /// event loop's for the Kafka front): it is refused, and the group starts where it would.
+    @Test func anAcknowledgementBeforeAnyAcquireMakesNoState() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.auto.offset.reset", "by_duration:PT1H")])
+        let tp = TopicPartition("jobs", 0)
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "w1", memberEpoch: 0, subscribedTopicNames: ["jobs"])).error == nil)
+        _ = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 0, add: [tp], forget: [], acknowledgements: [:], allowRenew: false, view: broker.shareLogView)
+        let update = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(first: 0, last: 0, types: [.accept])]], allowRenew: false,
+            view: broker.shareLogViewWithoutBlocking)
+        #expect(update.acknowledged[tp] == .some(.unknownTopicOrPartition))
+        #expect(!broker.shares.summaries("workers", view: broker.shareLogView).contains { $0.started })
         try await broker.close()
     }
 }

@@ -77,6 +77,42 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A batch that recompression makes larger than max.message.bytes is MESSAGE_TOO_LARGE,
+    /// as Kafka refuses it (stored uncompressed: refused as it inflates, not held whole first);
+    /// nothing is appended. The broker's other appends go on.
+    @Test func aBatchTooLargeOnceRecompressedIsRefused() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        for (name, codec) in [("u", TopicConfig.Compression.uncompressed), ("g", .gzip)] {
+            var config = TopicConfig(compression: codec)
+            config.maxMessageBytes = 10_000
+            try await broker.createTopic(name, partitions: 1, config: config)
+        }
+        let now = currentTimeMilliseconds()
+        var zeros = RecordBatchBuilder(compression: .zstd)
+        zeros.append(timestamp: now, key: nil, value: [UInt8](repeating: 0, count: 200_000))
+        // Random bytes that make a batch of exactly 10,000 bytes: gzip only adds to them.
+        var rng = SystemRandomNumberGenerator()
+        var size = 9_900
+        var noisy: [UInt8] = []
+        repeat {
+            var noise = RecordBatchBuilder(compression: .none)
+            noise.append(timestamp: now, key: nil, value: (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            noisy = try noise.build()
+            size += 10_000 - noisy.count
+        } while noisy.count != 10_000
+        for (topic, batch) in [("u", try zeros.build()), ("g", noisy)] {
+            #expect(batch.count <= 10_000)
+            await #expect {
+                try await broker.append(topic: topic, partition: 0, batches: batch)
+            } throws: { ($0 as? TidemarkError)?.code == .messageTooLarge }
+            #expect(try broker.offsets(topic: topic, partition: 0).end == 0)
+        }
+        _ = try await broker.append(topic: "u", partition: 0, batches: try Self.batch(.lz4, producerId: -1, sequence: -1, values: ["ok"], timestamp: now))
+        #expect(try broker.offsets(topic: "u", partition: 0).end == 1)
+        try await broker.close()
+    }
+
     /// The embedded producer builds its batches in the topic's codec, whatever its own option.
     @Test func theEmbeddedProducerUsesTheTopicsCodec() async throws {
         let dir = TemporaryDirectory()

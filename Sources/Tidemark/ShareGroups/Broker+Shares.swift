@@ -20,11 +20,7 @@ extension Broker {
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
         if mayBlock {
-            view.offsetAtTime = { [self] topic, partition, timestamp in
-                guard let state = try? partitionState(topic, partition) else { return nil }
-                // None that recent, or the log unreadable there: its end (nothing older is handed out).
-                return (try? state.log.offset(forTimestamp: timestamp))??.offset ?? state.log.logEndOffset
-            }
+            view.offsetAtTime = { [self] topic, partition, timestamp in Self.offsetAtTime(partitionState: try? partitionState(topic, partition), timestamp) }
         }
         view.scan = { [self] topic, partition, offset, count throws(TidemarkError) in
             do {
@@ -59,11 +55,15 @@ extension Broker {
     /// scans will read (a segment to open, bytes to bring into the page cache, up to 1 MiB
     /// per partition) is read first, outside the share coordinator's lock, so the acquire that
     /// holds it seldom waits for the disk (and the event loops waiting for that lock with it).
+    ///
+    /// So are the starts of partitions a `by_duration` group has no state in yet (a time
+    /// lookup each): the acquire takes them from what was found, and declines the others.
     public func acquireShares(group: String, member: String, partitions: [TopicPartition], maxRecords: Int) async
         -> [ShareAcquisition]
     {
-        let view = shareLogView
+        let base = shareLogView
         let starts = shares.scanStarts(group: group, partitions: partitions)
+        let byTime = shares.startsByTimeNeeded(group: group, partitions: partitions)
         return (try? await executor.run { [self, shares] in
             for (tp, offset) in starts {
                 guard let state = try? partitionState(tp.topic, tp.partition),
@@ -71,8 +71,25 @@ extension Broker {
                 else { continue }
                 try? slice.warm()
             }
+            var view = base
+            if let (cutoffMs, needed) = byTime {
+                var found: [TopicPartition: Int64] = [:]
+                for tp in needed {
+                    found[tp] = Self.offsetAtTime(partitionState: try? partitionState(tp.topic, tp.partition), cutoffMs)
+                }
+                view.offsetAtTime = { [found] topic, partition, _ in found[TopicPartition(topic, partition)] }
+            }
             return shares.acquire(group: group, member: member, partitions: partitions, maxRecords: maxRecords, view: view)
         }) ?? []
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp` (ms since the
+    /// epoch), the log's end when none is; nil when the log cannot be read for it now (the
+    /// start is left for a later attempt: taken at the end, the older records would be
+    /// skipped for good).
+    static func offsetAtTime(partitionState state: PartitionState?, _ timestamp: Int64) -> Int64? {
+        guard let state else { return nil }
+        do { return try state.log.offset(forTimestamp: timestamp)?.offset ?? state.log.logEndOffset } catch { return nil }
     }
 
     /// The header that delays a record for share groups: ms since the epoch, UTF-8 decimal.

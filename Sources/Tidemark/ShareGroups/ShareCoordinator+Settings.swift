@@ -36,9 +36,17 @@ extension ShareCoordinator {
         case .earliest: return bounds.start
         case .latest: return bounds.end
         case .byDuration(let ms):
-            guard let lookup = view.offsetAtTime else { return nil }
-            let found = lookup(tp.topic, tp.partition, wallClock() &- ms) ?? bounds.end
+            guard let lookup = view.offsetAtTime, let found = lookup(tp.topic, tp.partition, wallClock() &- ms) else { return nil }
             return min(max(found, bounds.start), bounds.end)
         }
+    }
+
+    /// For a `by_duration` group, the time its new partitions start from and those of
+    /// `partitions` it has no state in (their starts are looked up outside the coordinator's
+    /// lock: `Broker.acquireShares`); nil for other groups.
+    func startsByTimeNeeded(group: String, partitions: [TopicPartition]) -> (cutoffMs: Int64, [TopicPartition])? {
+        guard case .byDuration(let ms) = startPolicy(group) else { return nil }
+        let missing = state.withLock { s in partitions.filter { s.slots[PartitionKey(group: group, topicPartition: $0)] == nil } }
+        return (wallClock() &- ms, missing)
     }
 }

@@ -292,7 +292,7 @@ public final class ShareCoordinator: Sendable {
                     update.acknowledged[tp] = .some(.invalidShareSessionEpoch)
                     continue
                 }
-                guard let pkey = slotKey(group, tp, view: view, &s) else {
+                guard let pkey = existingSlotKey(group, tp, view: view, s) else {
                     update.acknowledged[tp] = .some(.unknownTopicOrPartition)
                     continue
                 }
@@ -575,13 +575,17 @@ public final class ShareCoordinator: Sendable {
     func slotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State) -> PartitionKey? {
         var lastTopic: (name: String, id: UUID?)? = nil
         var needsBlocking = false
-        if let found = slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking) { return found.key }
-        guard needsBlocking else { return nil }
-        // A start by time this view cannot look up (an acknowledgement before any acquire,
-        // which has nothing to acknowledge there): at the log's end.
-        guard let id = view.topicId(tp.topic), let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
+        return slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking)?.key
+    }
+
+    /// The key of `group`'s slot for `tp` when it has one for the topic as it is now; nil
+    /// otherwise (nothing is made: an acknowledgement where nothing was acquired has nothing
+    /// to acknowledge, and must not cost a start's lookup).
+    func existingSlotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: State) -> PartitionKey? {
         let key = PartitionKey(group: group, topicPartition: tp)
-        s.insertSlot(Slot(state: SharePartition(startOffset: bounds.end), topicId: id), at: key)
+        guard let slot = s.slots[key], let id = view.topicId(tp.topic), slot.topicId == id, view.bounds(tp.topic, tp.partition) != nil else {
+            return nil
+        }
         return key
     }
 

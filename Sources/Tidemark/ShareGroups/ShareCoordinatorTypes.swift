@@ -19,7 +19,8 @@ public struct ShareLogView: Sendable {
     public var syncsEveryAppend: @Sendable (String) -> Bool
     /// The first offset of a partition whose record timestamp is at or after a time (ms since
     /// the epoch), or its log end when none is (a read of the time index and the log: nil here
-    /// in a view that must not wait for the disk). For `share.auto.offset.reset=by_duration`.
+    /// in a view that must not wait for the disk). It answers nil when it cannot tell now (the
+    /// start is then left for a later attempt). For `share.auto.offset.reset=by_duration`.
     var offsetAtTime: (@Sendable (String, Int, Int64) -> Int64?)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?

@@ -26,7 +26,8 @@ public enum ShareStartPolicy: Sendable, Equatable {
     /// (fractions below one cut); nil when it is not one, is negative (Kafka refuses those),
     /// or does not fit.
     static func durationMilliseconds(_ text: String) -> Int64? {
-        var chars = Array(text.uppercased())
+        // ASCII letters only are folded (Java's pattern is ASCII: "ſ" is not an "S").
+        var chars = text.map { c -> Character in c.isASCII ? Character(c.uppercased()) : c }
         var negative = false
         if let first = chars.first, first == "-" || first == "+" {
             negative = first == "-"
@@ -35,6 +36,8 @@ public enum ShareStartPolicy: Sendable, Equatable {
         guard chars.first == "P" else { return nil }
         chars.removeFirst()
         var total: Int64 = 0
+        // Below a millisecond, with its sign: "PT-0.0001S" is negative (Java refuses it).
+        var belowMs: Int64 = 0
         var inTime = false
         var parts = 0
         var seenUnits: Set<Character> = []
@@ -71,7 +74,9 @@ public enum ShareStartPolicy: Sendable, Equatable {
                 let digits = chars[fractionStart..<index]
                 guard digits.count <= 9, index < chars.count, chars[index] == "S", inTime else { return nil }
                 let padded = String(digits) + String(repeating: "0", count: 9 - digits.count)
-                fractionMs = (Int64(padded) ?? 0) / 1_000_000
+                let nanos = Int64(padded) ?? 0
+                fractionMs = nanos / 1_000_000
+                belowMs += sign * (nanos % 1_000_000)
             }
             guard index < chars.count else { return nil }
             let unit = chars[index]
@@ -92,7 +97,7 @@ public enum ShareStartPolicy: Sendable, Equatable {
             parts += 1
         }
         guard parts > 0 else { return nil }
-        if negative { total = -total }
-        return total >= 0 ? total : nil
+        if negative { (total, belowMs) = (-total, -belowMs) }
+        return total > 0 || (total == 0 && belowMs >= 0) ? total : nil
     }
 }

@@ -186,21 +186,32 @@ extension Broker {
     /// Compressed batches are decompressed to be checked, which a hostile batch makes costly
     /// (64 MiB of zeros in 260 KB): with `compressedOnLoop` false, or past
     /// `maxCompressedBytesNow` of compressed bytes, nil is answered and `append` checks them
-    /// on the executor. The Kafka front allows a request that much in all, on its loop.
+    /// on the executor.
     public func appendNow(
         topic: String, partition: Int, batches: ArraySlice<UInt8>, compressedOnLoop: Bool = true
     ) throws(TidemarkError) -> ImmediateAppend? {
+        var allowance = compressedOnLoop ? Self.maxCompressedBytesNow : 0
+        return try appendNow(topic: topic, partition: partition, batches: batches, loopAllowance: &allowance)
+    }
+
+    /// `appendNow` within what an event loop may still spend on this request (`loopAllowance`,
+    /// bytes; the Kafka front gives each request `maxCompressedBytesNow`): compressed bytes
+    /// (decompressed to be checked) and the bytes of an uncompressed batch the topic
+    /// recompresses count toward it, and are taken from it when the append is made here. A
+    /// compressed batch to recompress is never made here (it inflates up to 255 times before
+    /// it is compressed again: gzip of 16 MiB is tens of milliseconds every client on the loop
+    /// waits for), nor anything past the allowance: nil, for `append` on the executor.
+    public func appendNow(
+        topic: String, partition: Int, batches: ArraySlice<UInt8>, loopAllowance: inout Int
+    ) throws(TidemarkError) -> ImmediateAppend? {
         let compressed = Self.compressedBytes(batches)
-        if compressed > 0 && (!compressedOnLoop || compressed > Self.maxCompressedBytesNow) { return nil }
+        if compressed > loopAllowance { return nil }
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
-        // A recompression is the executor's too, but of a small uncompressed batch: a
-        // compressed one inflates up to 255 times before it is compressed again (gzip of 16 MiB
-        // is tens of milliseconds of a loop every client waits on).
-        if Self.needsRecompression(batches, to: config.compression.codec)
-            && (!compressedOnLoop || compressed > 0 || batches.count > Self.maxCompressedBytesNow)
-        {
-            return nil
-        }
+        let recompress = Self.needsRecompression(batches, to: config.compression.codec)
+        if recompress && compressed > 0 { return nil }
+        let cost = compressed + (recompress ? batches.count : 0)
+        if cost > loopAllowance { return nil }
+        loopAllowance -= cost
         let now = options.clock()
         let (stored, headers) = try Self.checkedAsStored(batches, config: config, nowMs: now)
         return try appendLocked(state, stored, headers: headers, nowMs: now, mayBlock: false)
@@ -319,15 +330,6 @@ extension Broker {
             position += size
         }
         return total
-    }
-
-    /// What checking and storing `batches` costs an event loop, in the bytes `appendNow` may
-    /// take there per request (`maxCompressedBytesNow`): its compressed bytes (decompressed to
-    /// be checked), and all its bytes when the topic recompresses them (compressed again).
-    public func loopCost(topic: String, batches: ArraySlice<UInt8>) -> Int {
-        let compressed = Self.compressedBytes(batches)
-        let codec = (try? topicState(topic))?.config.compression.codec
-        return compressed + (Self.needsRecompression(batches, to: codec) ? batches.count : 0)
     }
 
     /// Whether a batch in `bytes` is in another codec than `target` (nil: any codec is kept),

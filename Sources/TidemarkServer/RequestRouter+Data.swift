@@ -117,9 +117,10 @@ extension RequestRouter {
         let validAcks = request.acks == 0 || request.acks == 1 || request.acks == -1
         // A partition listed twice in one request is refused in every place it is listed: its
         // batches would otherwise be appended twice, in an order two tasks decide.
-        // Compressed bytes decompressed on the loop for this request, at most
-        // `Broker.maxCompressedBytesNow` in all: the rest is checked on the executor.
-        var compressedOnLoop = 0
+        // Bytes decompressed (to be checked) or recompressed (for a topic that names a codec) on
+        // the loop for this request, at most `Broker.maxCompressedBytesNow` in all: the rest is
+        // done on the executor (`Broker.appendNow(loopAllowance:)`).
+        var loopAllowance = Broker.maxCompressedBytesNow
         var seen: [String: Set<Int32>] = [:]
         var listedTwice: [String: Set<Int32>] = [:]
         // (One partition, the job workload's request, has nothing to compare: no allocation.)
@@ -144,12 +145,7 @@ extension RequestRouter {
                     guard case .bytes(let records)? = partitionData.records else { throw KafkaError.invalidRecord }
                     try Self.checkOneBatchV2(records)
                     if broker.isTracing { inFlight.startSpan(t, p, topic: topic, partition: partition, records: records, router: self) }
-                    // Decompressing to check, and recompressing for a topic that names a codec,
-                    // share one allowance per request on the loop; past it, the executor does them.
-                    let cost = broker.loopCost(topic: topic, batches: records)
-                    let allowed = compressedOnLoop + cost <= Broker.maxCompressedBytesNow
-                    if allowed { compressedOnLoop += cost }
-                    if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records, compressedOnLoop: allowed) {
+                    if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records, loopAllowance: &loopAllowance) {
                         inFlight.set(t, p, appended.result)
                         if let offset = appended.durableAt {
                             inFlight.waiting += 1

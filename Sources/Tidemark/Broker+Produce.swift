@@ -50,24 +50,33 @@ extension Broker {
         let compressed = Self.compressedBytes(batches)
         let big = compressed > Self.maxCompressedBytesNow
             || (Self.needsRecompression(batches, to: config.compression.codec) && (compressed > 0 || batches.count > Self.maxCompressedBytesNow))
-        let (stored, headers) =
+        let checked =
             big
             ? try await decompressor.run { try Self.checkedAsStored(batches, config: config, nowMs: now) }
             : try Self.checkedAsStored(batches, config: config, nowMs: now)
+        guard let (stored, headers, _) = checked else {  // (no loop limit here: never nil)
+            throw TidemarkError(.invalidRequest, "append to \(topic)-\(partition): the batches could not be stored as the topic keeps them")
+        }
         return try await appendChecked(state, stored, headers: headers, nowMs: now)
     }
 
     /// The batches checked (`parseHeaders`), and as the topic stores them: when its
     /// compression.type names a codec, a batch in another is recompressed (Kafka's LogValidator
     /// does the same), and held to max.message.bytes again.
+    ///
+    /// `loopInflateLimit`: the records an event loop may still inflate to recompress; nil
+    /// (nothing done) when they are more, for the executor to do. The third value is how
+    /// many bytes were inflated.
     static func checkedAsStored(
-        _ batches: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64
-    ) throws(TidemarkError) -> (ArraySlice<UInt8>, [RecordBatchHeader]) {
+        _ batches: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64, loopInflateLimit: Int? = nil
+    ) throws(TidemarkError) -> (ArraySlice<UInt8>, [RecordBatchHeader], Int)? {
         let headers = try parseHeaders(batches, config: config, nowMs: nowMs)
         guard let target = config.compression.codec, headers.contains(where: { $0.compressionCodec != target }) else {
-            return (batches, headers)
+            return (batches, headers, 0)
         }
         let limit = config.batchValidator.maxDecompressedBytes
+        var inflated = 0
+        var overLoopLimit = false
         let rebuilt = batches.withUnsafeBytes { raw -> Result<([UInt8], [RecordBatchHeader]), TidemarkError> in
             var bytes: [UInt8] = []
             bytes.reserveCapacity(raw.count)
@@ -84,10 +93,18 @@ extension Broker {
                 do throws(RecordBatchError) {
                     // Stored uncompressed, the records are the batch: inflated past max.message.bytes
                     // they are refused as they grow, not held whole first (and copied twice).
-                    let inflateLimit = target == .none ? min(limit, config.maxMessageBytes - RecordBatchHeader.size + 1) : limit
+                    let storedLimit = target == .none ? min(limit, config.maxMessageBytes - RecordBatchHeader.size + 1) : limit
+                    let loopLeft = loopInflateLimit.map { $0 - inflated }
+                    let inflateLimit = min(storedLimit, loopLeft ?? .max)
                     let again: [UInt8]
                     do throws(RecordBatchError) {
-                        again = try RecordBatchHeader.recompressed(batch, header: header, to: target, maxDecompressedBytes: inflateLimit)
+                        let measured = try RecordBatchHeader.recompressedMeasured(
+                            batch, header: header, to: target, maxDecompressedBytes: max(0, inflateLimit))
+                        again = measured.batch
+                        inflated += measured.recordsBytes
+                    } catch .decompressedSizeLimitExceeded where (loopLeft ?? .max) < storedLimit {
+                        overLoopLimit = true
+                        return .success(([], []))
                     } catch .decompressedSizeLimitExceeded where target == .none {
                         return .failure(
                             TidemarkError(
@@ -112,7 +129,7 @@ extension Broker {
             return .success((bytes, stored))
         }
         let (bytes, stored) = try rebuilt.get()
-        return (bytes[...], stored)
+        return overLoopLimit ? nil : (bytes[...], stored, inflated)
     }
 
     /// `append` of one batch the embedded `Producer` built just now, its earliest record
@@ -208,12 +225,16 @@ extension Broker {
         if compressed > loopAllowance { return nil }
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let recompress = Self.needsRecompression(batches, to: config.compression.codec)
-        if recompress && compressed > 0 { return nil }
-        let cost = compressed + (recompress ? batches.count : 0)
+        let cost = compressed + (recompress && compressed == 0 ? batches.count : 0)
         if cost > loopAllowance { return nil }
-        loopAllowance -= cost
+        // A compressed batch to recompress is inflated here only within what is left (a small
+        // lz4 job stays on the loop; one that inflates past it goes to the executor, whose
+        // queue a client sending batches of zeros would otherwise hold every such job behind).
+        let inflateLimit = recompress && compressed > 0 ? loopAllowance - cost : nil
         let now = options.clock()
-        let (stored, headers) = try Self.checkedAsStored(batches, config: config, nowMs: now)
+        guard let (stored, headers, inflated) = try Self.checkedAsStored(batches, config: config, nowMs: now, loopInflateLimit: inflateLimit)
+        else { return nil }
+        loopAllowance -= cost + (compressed > 0 ? inflated : 0)  // (an uncompressed batch's are its bytes, counted)
         return try appendLocked(state, stored, headers: headers, nowMs: now, mayBlock: false)
     }
 

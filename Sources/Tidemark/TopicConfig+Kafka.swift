@@ -234,6 +234,12 @@ extension TopicConfig {
         "internal.segment.bytes",
     ]).union(storedOnlyKafkaNames.keys)
 
+    /// Settings in the order they are applied: `internal.segment.bytes` after `segment.bytes`,
+    /// so that it wins when both are given, as Kafka's LogConfig.segmentSize() prefers it.
+    public static func inApplyOrder<T>(_ settings: [T], name: (T) -> String) -> [T] {
+        settings.filter { name($0) != "internal.segment.bytes" } + settings.filter { name($0) == "internal.segment.bytes" }
+    }
+
     /// Kafka 4's smallest segment.bytes (1 MiB).
     public static let minimumSegmentBytes: Int64 = 1 << 20
 

@@ -26,7 +26,7 @@ extension RequestRouter {
                 }
                 let partitions = try Self.partitionCount(of: topic, nodeId: config.nodeId, defaultPartitions: config.defaultPartitions)
                 var topicConfig = broker.options.defaultTopicConfig
-                for entry in topic.configs { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
+                for entry in TopicConfig.inApplyOrder(topic.configs, name: \.name) { try topicConfig.apply(kafkaName: entry.name, value: entry.value) }
                 // The settings given are the topic's own (as described); the rest follow the broker's.
                 let overrides = Set(topic.configs.map { TopicConfig.overrideName(of: $0.name) })
                 if request.validateOnly {

@@ -20,6 +20,13 @@ extension RecordBatchHeader {
     public static func recompressed(
         _ batch: UnsafeRawBufferPointer, header: RecordBatchHeader, to codec: CompressionCodec, maxDecompressedBytes: Int
     ) throws(RecordBatchError) -> [UInt8] {
+        try recompressedMeasured(batch, header: header, to: codec, maxDecompressedBytes: maxDecompressedBytes).batch
+    }
+
+    /// `recompressed`, with the size of the records it inflated (the work it did).
+    public static func recompressedMeasured(
+        _ batch: UnsafeRawBufferPointer, header: RecordBatchHeader, to codec: CompressionCodec, maxDecompressedBytes: Int
+    ) throws(RecordBatchError) -> (batch: [UInt8], recordsBytes: Int) {
         guard let from = header.compressionCodec else { throw .unsupportedCompression(header.attributes) }
         let body = UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.size..<header.totalSize])
         let plain = try from.decompress(body, limit: maxDecompressedBytes)
@@ -35,6 +42,6 @@ extension RecordBatchHeader {
             CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchHeader.attributesOffset...]))
         }
         writer.setInteger(crc, at: RecordBatchHeader.crcOffset)
-        return writer.bytes
+        return (writer.bytes, plain.count)
     }
 }

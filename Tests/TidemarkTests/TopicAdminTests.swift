@@ -173,7 +173,8 @@ import TidemarkStorage
         }
         // Kafka 4's internal.segment.bytes takes a smaller size (tests' segments), kept as
         // segment.bytes, also across a restart.
-        try await broker.alterTopicConfig("t", changes: [.set("internal.segment.bytes", "4096")])
+        // Given with segment.bytes, it wins (Kafka's LogConfig.segmentSize()), in either order.
+        try await broker.alterTopicConfig("t", changes: [.set("internal.segment.bytes", "4096"), .set("segment.bytes", "2097152")])
         #expect(try broker.describeTopic("t").overrides.contains("segment.bytes"))
         #expect(Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)["segment.bytes"] == "4096")
         try await broker.close()

@@ -52,9 +52,10 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    /// On an event loop (`appendNow`), only a small uncompressed batch is recompressed: a
-    /// compressed one may inflate 255 times first, so it is left to the executor (nil), as is
-    /// anything past 64 KiB. A batch already in the topic's codec stays on the loop.
+    /// On an event loop (`appendNow`), a batch is recompressed within the request's allowance
+    /// (64 KiB): a compressed one may inflate 255 times, so it is inflated only that far and
+    /// otherwise left to the executor (nil), as is an uncompressed one past it. A batch already
+    /// in the topic's codec stays on the loop.
     @Test func onlySmallUncompressedBatchesAreRecompressedOnTheLoop() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())
@@ -65,7 +66,14 @@ import TidemarkStorage
         let lz4 = try Self.batch(.lz4, producerId: -1, sequence: -1, values: ["b"], timestamp: now)
         let large = try Self.batch(.none, producerId: -1, sequence: -1, values: [String(repeating: "x", count: 70_000)], timestamp: now)
         #expect(try broker.appendNow(topic: "z", partition: 0, batches: plain) != nil)
-        #expect(try broker.appendNow(topic: "z", partition: 0, batches: lz4) == nil)
+        // A small lz4 job is recompressed on the loop; one that inflates past the allowance is not.
+        #expect(try broker.appendNow(topic: "z", partition: 0, batches: lz4) != nil)
+        var inflating = RecordBatchBuilder(compression: .lz4)
+        inflating.append(timestamp: now, key: nil, value: [UInt8](repeating: 0, count: 1 << 20))
+        let zeros = try inflating.build()
+        #expect(zeros.count < 8_192)
+        var left = Broker.maxCompressedBytesNow
+        #expect(try broker.appendNow(topic: "z", partition: 0, batches: zeros[...], loopAllowance: &left) == nil)
         #expect(try broker.appendNow(topic: "z", partition: 0, batches: large) == nil)
         #expect(try broker.appendNow(topic: "l", partition: 0, batches: lz4) != nil)
         #expect(Broker.needsRecompression(lz4[...], to: .lz4) == false && Broker.needsRecompression(lz4[...], to: nil) == false)
@@ -83,7 +91,7 @@ import TidemarkStorage
         _ = try await broker.append(topic: "z", partition: 0, batches: lz4)
         var codecs: [CompressionCodec?] = []
         try broker.partitionState("z", 0).log.batchHeaders(from: 0) { codecs.append($0.compressionCodec) }
-        #expect(codecs == [.zstd, .zstd, .zstd])
+        #expect(codecs == [.zstd, .zstd, .zstd, .zstd])
         try await broker.close()
     }
 

@@ -37,9 +37,9 @@ struct Topics: AsyncParsableCommand {
             for entry in configs {
                 let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { throw ValidationError("--config takes NAME=VALUE, got '\(entry)'") }
-                try config.apply(kafkaName: parts[0], value: parts[1])
                 pairs.append((parts[0], parts[1]))
             }
+            for (name, value) in TopicConfig.inApplyOrder(pairs, name: \.0) { try config.apply(kafkaName: name, value: value) }
             if let client = try data.client() {
                 try client.createTopic(name, partitions: partitions ?? -1, configs: pairs)
                 if partitions == nil {

@@ -129,7 +129,9 @@ public final class GroupConfigs: Sendable {
             switch change {
             case .set(let name, let value):
                 guard let key = Self.keysByName[name] else { throw TidemarkError(.invalidConfig, "unknown group config \(name)") }
-                guard let value else { settings.removeValue(forKey: name); continue }
+                guard var value else { settings.removeValue(forKey: name); continue }
+                // Without the white space around it, as Kafka's ConfigDef reads every value.
+                value = value.trimmingCharacters(in: .whitespacesAndNewlines)
                 if let problem = key.validate(value) { throw TidemarkError(.invalidConfig, "\(name) \(problem), got '\(value)'") }
                 if name == "errors.deadletterqueue.topic.name", !value.isEmpty, !value.hasPrefix(deadLetterPrefix) {
                     throw TidemarkError(

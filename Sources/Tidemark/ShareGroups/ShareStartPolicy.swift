@@ -22,9 +22,10 @@ public enum ShareStartPolicy: Sendable, Equatable {
 
     /// An ISO-8601 duration as Java's `Duration.parse` reads it (`PnDTnHnMn.nS`: days of 24
     /// hours, then hours, minutes and seconds with up to 9 decimals, each optional, at least
-    /// one present, case-insensitive, a sign on the whole or on each part), in milliseconds
-    /// (fractions below one cut); nil when it is not one, is negative (Kafka refuses those),
-    /// or does not fit.
+    /// one present, ASCII letters of either case, a sign on the whole or on each part), in
+    /// milliseconds (fractions below one cut; past Int64's milliseconds, Int64.max); nil when
+    /// it is not one, is negative (Kafka refuses those), or its seconds do not fit an Int64
+    /// (Java refuses those too).
     static func durationMilliseconds(_ text: String) -> Int64? {
         // ASCII letters only are folded (Java's pattern is ASCII: "ſ" is not an "S").
         var chars = text.map { c -> Character in c.isASCII ? Character(c.uppercased()) : c }
@@ -35,19 +36,16 @@ public enum ShareStartPolicy: Sendable, Equatable {
         }
         guard chars.first == "P" else { return nil }
         chars.removeFirst()
-        var total: Int64 = 0
-        // Below a millisecond, with its sign: "PT-0.0001S" is negative (Java refuses it).
-        var belowMs: Int64 = 0
+        var seconds: Int64 = 0
+        var nanos: Int64 = 0
         var inTime = false
-        var parts = 0
-        var seenUnits: Set<Character> = []
+        var lastUnit = -1
         var index = 0
-        func add(_ amount: Int64, _ unitMs: Int64) -> Bool {
-            let (scaled, over) = amount.multipliedReportingOverflow(by: unitMs)
-            guard !over else { return false }
-            let (sum, overSum) = total.addingReportingOverflow(scaled)
-            guard !overSum else { return false }
-            total = sum
+        func add(_ amount: Int64, times unit: Int64) -> Bool {
+            let (scaled, over) = amount.multipliedReportingOverflow(by: unit)
+            let (sum, overSum) = seconds.addingReportingOverflow(scaled)
+            guard !over, !overSum else { return false }
+            seconds = sum
             return true
         }
         while index < chars.count {
@@ -66,38 +64,46 @@ public enum ShareStartPolicy: Sendable, Equatable {
             let digitsStart = index
             while index < chars.count, chars[index].isASCII, chars[index].isNumber { index += 1 }
             guard index > digitsStart, let whole = Int64(String(chars[digitsStart..<index])) else { return nil }
-            var fractionMs: Int64 = 0
+            var fraction: Int64 = 0
             if index < chars.count, chars[index] == "." || chars[index] == "," {
                 index += 1
                 let fractionStart = index
                 while index < chars.count, chars[index].isASCII, chars[index].isNumber { index += 1 }
                 let digits = chars[fractionStart..<index]
                 guard digits.count <= 9, index < chars.count, chars[index] == "S", inTime else { return nil }
-                let padded = String(digits) + String(repeating: "0", count: 9 - digits.count)
-                let nanos = Int64(padded) ?? 0
-                fractionMs = nanos / 1_000_000
-                belowMs += sign * (nanos % 1_000_000)
+                fraction = Int64(String(digits) + String(repeating: "0", count: 9 - digits.count)) ?? 0
             }
             guard index < chars.count else { return nil }
-            let unit = chars[index]
-            index += 1
-            let unitMs: Int64
-            switch (unit, inTime) {
-            case ("D", false): unitMs = 86_400_000
-            case ("H", true): unitMs = 3_600_000
-            case ("M", true): unitMs = 60_000
-            case ("S", true): unitMs = 1_000
+            let unit: (order: Int, seconds: Int64)
+            switch (chars[index], inTime) {
+            case ("D", false): unit = (0, 86_400)
+            case ("H", true): unit = (1, 3_600)
+            case ("M", true): unit = (2, 60)
+            case ("S", true): unit = (3, 1)
             default: return nil
             }
+            index += 1
             // Each unit once, in order (Java's pattern).
-            guard seenUnits.insert(unit).inserted else { return nil }
-            let order: [Character] = ["D", "H", "M", "S"]
-            guard seenUnits.allSatisfy({ order.firstIndex(of: $0)! <= order.firstIndex(of: unit)! }) else { return nil }
-            guard add(sign * whole, unitMs), add(sign * fractionMs, 1) else { return nil }
-            parts += 1
+            guard unit.order > lastUnit else { return nil }
+            lastUnit = unit.order
+            guard add(sign * whole, times: unit.seconds) else { return nil }
+            nanos += sign * fraction
         }
-        guard parts > 0 else { return nil }
-        if negative { (total, belowMs) = (-total, -belowMs) }
-        return total > 0 || (total == 0 && belowMs >= 0) ? total : nil
+        guard lastUnit >= 0 else { return nil }
+        if negative {
+            guard seconds != .min else { return nil }
+            (seconds, nanos) = (-seconds, -nanos)
+        }
+        // Normalized as Java's Duration (nanoseconds in 0..<1e9): negative when seconds are.
+        if nanos < 0 {
+            guard seconds != .min else { return nil }
+            seconds -= 1
+            nanos += 1_000_000_000
+        }
+        guard seconds >= 0 else { return nil }
+        let (ms, over) = seconds.multipliedReportingOverflow(by: 1_000)
+        guard !over else { return .max }
+        let (total, overTotal) = ms.addingReportingOverflow(nanos / 1_000_000)
+        return overTotal ? .max : total
     }
 }

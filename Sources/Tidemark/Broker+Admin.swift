@@ -156,7 +156,7 @@ extension Broker {
             // The names the topic sets itself once the changes apply: a deleted one follows the
             // broker's default again (also after the broker's default changes).
             var overridden = replacing ? Set<String>() : topic.overrides
-            for change in TopicConfig.inApplyOrder(changes, name: \.name) {
+            for change in TopicConfig.inApplyOrder(changes, name: \.name, isRemoval: { if case .delete = $0 { true } else { false } }) {
                 switch change {
                 case .set(let key, let value):
                     try config.apply(kafkaName: key, value: value)

@@ -213,11 +213,12 @@ extension Broker {
 
     /// `appendNow` within what an event loop may still spend on this request (`loopAllowance`,
     /// bytes; the Kafka front gives each request `maxCompressedBytesNow`): compressed bytes
-    /// (decompressed to be checked) and the bytes of an uncompressed batch the topic
-    /// recompresses count toward it, and are taken from it when the append is made here. A
-    /// compressed batch to recompress is never made here (it inflates up to 255 times before
-    /// it is compressed again: gzip of 16 MiB is tens of milliseconds every client on the loop
-    /// waits for), nor anything past the allowance: nil, for `append` on the executor.
+    /// (decompressed to be checked), the bytes of an uncompressed batch the topic recompresses,
+    /// and the records a compressed one inflates to be recompressed count toward it, and are
+    /// taken from it. A compressed batch is inflated for recompression only within what is left
+    /// (it may inflate 255 times: gzip of 16 MiB is tens of milliseconds every client on the
+    /// loop waits for); past it, or past the allowance, nil, for `append` on the executor, and a
+    /// batch given up on after work was done here spends the rest of the allowance.
     public func appendNow(
         topic: String, partition: Int, batches: ArraySlice<UInt8>, loopAllowance: inout Int
     ) throws(TidemarkError) -> ImmediateAppend? {
@@ -231,9 +232,15 @@ extension Broker {
         // lz4 job stays on the loop; one that inflates past it goes to the executor, whose
         // queue a client sending batches of zeros would otherwise hold every such job behind).
         let inflateLimit = recompress && compressed > 0 ? loopAllowance - cost : nil
+        if let inflateLimit, inflateLimit <= 0 { return nil }
         let now = options.clock()
         guard let (stored, headers, inflated) = try Self.checkedAsStored(batches, config: config, nowMs: now, loopInflateLimit: inflateLimit)
-        else { return nil }
+        else {
+            // Checked (inflated) and partly inflated again here: nothing more on this loop for
+            // the request (a request of many such partitions inflated each on the loop).
+            loopAllowance = 0
+            return nil
+        }
         loopAllowance -= cost + (compressed > 0 ? inflated : 0)  // (an uncompressed batch's are its bytes, counted)
         return try appendLocked(state, stored, headers: headers, nowMs: now, mayBlock: false)
     }

@@ -234,10 +234,14 @@ extension TopicConfig {
         "internal.segment.bytes",
     ]).union(storedOnlyKafkaNames.keys)
 
-    /// Settings in the order they are applied: `internal.segment.bytes` after `segment.bytes`,
-    /// so that it wins when both are given, as Kafka's LogConfig.segmentSize() prefers it.
-    public static func inApplyOrder<T>(_ settings: [T], name: (T) -> String) -> [T] {
-        settings.filter { name($0) != "internal.segment.bytes" } + settings.filter { name($0) == "internal.segment.bytes" }
+    /// Settings in the order they are applied: `internal.segment.bytes` set after
+    /// `segment.bytes`, so that it wins when both are given, as Kafka's LogConfig.segmentSize()
+    /// prefers it; removed (`isRemoval`) before, so that a segment.bytes given with the removal
+    /// stays.
+    public static func inApplyOrder<T>(_ settings: [T], name: (T) -> String, isRemoval: (T) -> Bool = { _ in false }) -> [T] {
+        let internalName = "internal.segment.bytes"
+        return settings.filter { name($0) == internalName && isRemoval($0) } + settings.filter { name($0) != internalName }
+            + settings.filter { name($0) == internalName && !isRemoval($0) }
     }
 
     /// Kafka 4's smallest segment.bytes (1 MiB).

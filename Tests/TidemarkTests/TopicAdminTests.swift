@@ -177,6 +177,10 @@ import TidemarkStorage
         try await broker.alterTopicConfig("t", changes: [.set("internal.segment.bytes", "4096"), .set("segment.bytes", "2097152")])
         #expect(try broker.describeTopic("t").overrides.contains("segment.bytes"))
         #expect(Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)["segment.bytes"] == "4096")
+        // Removed with a segment.bytes given beside it: that one stays.
+        try await broker.alterTopicConfig("t", changes: [.set("segment.bytes", "2097152"), .delete("internal.segment.bytes")])
+        #expect(Dictionary(uniqueKeysWithValues: try broker.describeTopic("t").config.kafkaConfigs)["segment.bytes"] == "2097152")
+        try await broker.alterTopicConfig("t", changes: [.set("internal.segment.bytes", "4096")])
         try await broker.close()
         let reopened = try await Broker.open(dataDirectory: dir.path, options: options())
         #expect(try reopened.partitionState("t", 0).log.config.flushPolicy == .everyMessages(1000))

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 @testable import Tidemark
+import TidemarkStorage
 
 /// `share.auto.offset.reset`: earliest, latest, and KIP-1106's `by_duration:<ISO-8601>`.
 @Suite struct ShareStartPolicyTests {
@@ -48,6 +49,39 @@ import Testing
         let starts = Dictionary(uniqueKeysWithValues: broker.shares.summaries("recent", view: broker.shareLogView).map { ($0.topicPartition.topic, $0.startOffset) })
         #expect(starts == ["jobs": 2, "old": 1], "\(starts)")
         try await worker.close()
+        try await broker.close()
+    }
+
+    /// A start by time that cannot be looked up for now (no descriptor) is tried again at the
+    /// next acquire; one that cannot succeed (an I/O error) starts the partition at its log's
+    /// start, where the read answers the error (it was declined at every poll, saying nothing).
+    @Test func aStartByTimeThatCannotBeReadIsRetriedOrStartsAtTheLogStart() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.createTopic("broken", partitions: 1)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for topic in ["jobs", "broken"] {
+            for (i, age) in [7_200_000, 60_000].enumerated() {
+                try await KeyOrderingAndDelayTests.append(broker, topic, key: nil, value: "\(topic)-\(i)", timestamp: now - Int64(age))
+            }
+        }
+        try await broker.alterGroupConfig("recent", changes: [.set("share.auto.offset.reset", "by_duration:PT1H")])
+        #expect(broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "recent", memberId: "w1", memberEpoch: 0, subscribedTopicNames: ["jobs", "broken"])).error == nil)
+        let tps = [TopicPartition("jobs", 0), TopicPartition("broken", 0)]
+        _ = broker.shares.updateSession(
+            group: "recent", member: "w1", epoch: 0, add: tps, forget: [], acknowledgements: [:], allowRenew: false, view: broker.shareLogView)
+        StorageFaults.inject(.read, .tooManyOpenFiles, pathContains: dir.path + "/jobs-0/", times: nil)
+        StorageFaults.inject(.read, .ioError, pathContains: dir.path + "/broken-0/", times: nil)
+        _ = await broker.acquireShares(group: "recent", member: "w1", partitions: tps, maxRecords: 10)
+        let starts = { Dictionary(uniqueKeysWithValues: broker.shares.summaries("recent", view: broker.shareLogView).filter(\.started).map { ($0.topicPartition.topic, $0.startOffset) }) }
+        #expect(starts()["jobs"] == nil, "not started while it cannot be read")
+        #expect(starts()["broken"] == 0, "\(starts())")
+        StorageFaults.clear(pathContains: dir.path)
+        let acquired = await broker.acquireShares(group: "recent", member: "w1", partitions: tps, maxRecords: 10)
+        #expect(starts()["jobs"] == 1)
+        #expect(acquired.first { $0.topicPartition.topic == "jobs" }?.offsets == [1])
         try await broker.close()
     }
 

@@ -84,12 +84,18 @@ extension Broker {
     }
 
     /// The first offset whose record timestamp is at or after `timestamp` (ms since the
-    /// epoch), the log's end when none is; nil when the log cannot be read for it now (the
-    /// start is left for a later attempt: taken at the end, the older records would be
-    /// skipped for good).
+    /// epoch), the log's end when none is; nil when the log cannot be read for it now (no
+    /// descriptor, memory: the start is left for a later attempt; taken at the end, the older
+    /// records would be skipped for good). A lookup that cannot succeed (damage, an I/O error)
+    /// gives the log's start: the window's first read meets the damage and answers it (declined
+    /// at every poll, the partition never started and said nothing).
     static func offsetAtTime(partitionState state: PartitionState?, _ timestamp: Int64) -> Int64? {
         guard let state else { return nil }
-        do { return try state.log.offset(forTimestamp: timestamp)?.offset ?? state.log.logEndOffset } catch { return nil }
+        do {
+            return try state.log.offset(forTimestamp: timestamp)?.offset ?? state.log.logEndOffset
+        } catch {
+            return isTransient(error) ? nil : state.log.logStartOffset
+        }
     }
 
     /// The header that delays a record for share groups: ms since the epoch, UTF-8 decimal.

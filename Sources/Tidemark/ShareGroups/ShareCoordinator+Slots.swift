@@ -57,3 +57,58 @@ extension ShareCoordinator {
         var connection: UInt64?
     }
 }
+
+/// Finding and making a group's slot for a partition (under the coordinator's lock).
+extension ShareCoordinator {
+    /// The slot key of (group, tp), created (start per `share.auto.offset.reset`) when new or
+    /// when the topic was recreated. nil when the topic or partition does not exist.
+    func slotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State) -> PartitionKey? {
+        var lastTopic: (name: String, id: UUID?)? = nil
+        var needsBlocking = false
+        return slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking)?.key
+    }
+
+    /// The key of `group`'s slot for `tp` when it has one for the topic as it is now; nil
+    /// otherwise (nothing is made: an acknowledgement where nothing was acquired has nothing
+    /// to acknowledge, and must not cost a start's lookup).
+    func existingSlotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: State) -> PartitionKey? {
+        let key = PartitionKey(group: group, topicPartition: tp)
+        guard let slot = s.slots[key], let id = view.topicId(tp.topic), slot.topicId == id, view.bounds(tp.topic, tp.partition) != nil else {
+            return nil
+        }
+        return key
+    }
+
+    /// The key of `group`'s slot for `tp` (made when it has none, or when the topic was made
+    /// again under the same name), the log's bounds, and whether the slot has nothing to hand
+    /// out or expire now (`SharePartition.isCaughtUp`); nil when the partition does not exist.
+    /// `lastTopic` carries the topic id looked up last, for a walk over one topic's partitions.
+    /// `needsBlocking`: set when the slot would be made but its start needs a read this view
+    /// may not make (nil is answered; a blocking view makes it).
+    func slot(
+        _ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State, lastTopic: inout (name: String, id: UUID?)?,
+        needsBlocking: inout Bool
+    ) -> (key: PartitionKey, bounds: (start: Int64, end: Int64), caughtUp: Bool)? {
+        let topicId: UUID?
+        if let lastTopic, lastTopic.name == tp.topic {
+            topicId = lastTopic.id
+        } else {
+            topicId = view.topicId(tp.topic)
+            lastTopic = (tp.topic, topicId)
+        }
+        guard let id = topicId, let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
+        let key = PartitionKey(group: group, topicPartition: tp)
+        if let slot = s.slots[key], slot.topicId == id {
+            return (key, bounds, slot.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end))
+        }
+        // A new group's first slot needs room among the groups (the session's open checked
+        // too, but the group may have gone since: its members left and its state was deleted).
+        guard s.admits(group, maxGroups: options.shareMaxGroups) else { return nil }
+        guard let start = startOffset(startPolicy(group), tp, bounds: bounds, view: view) else {
+            needsBlocking = true
+            return nil
+        }
+        s.insertSlot(Slot(state: SharePartition(startOffset: start), topicId: id), at: key)
+        return (key, bounds, false)
+    }
+}

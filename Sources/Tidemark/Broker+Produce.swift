@@ -47,9 +47,8 @@ extension Broker {
         // many requests send them. Smaller ones (the embedded producer's) are checked here.
         // So is a recompression (the topic names a codec the producer did not use) of a
         // compressed batch, or of more than that.
-        let compressed = Self.compressedBytes(batches)
-        let big = compressed > Self.maxCompressedBytesNow
-            || (Self.needsRecompression(batches, to: config.compression.codec) && (compressed > 0 || batches.count > Self.maxCompressedBytesNow))
+        let (compressed, recompress) = Self.framing(batches, recompressingTo: config.compression.codec)
+        let big = compressed > Self.maxCompressedBytesNow || (recompress && (compressed > 0 || batches.count > Self.maxCompressedBytesNow))
         let checked =
             big
             ? try await decompressor.run { try Self.checkedAsStored(batches, config: config, nowMs: now) }
@@ -222,10 +221,9 @@ extension Broker {
     public func appendNow(
         topic: String, partition: Int, batches: ArraySlice<UInt8>, loopAllowance: inout Int
     ) throws(TidemarkError) -> ImmediateAppend? {
-        let compressed = Self.compressedBytes(batches)
-        if compressed > loopAllowance { return nil }
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
-        let recompress = Self.needsRecompression(batches, to: config.compression.codec)
+        let (compressed, recompress) = Self.framing(batches, recompressingTo: config.compression.codec)
+        if compressed > loopAllowance { return nil }
         let cost = compressed + (recompress && compressed == 0 ? batches.count : 0)
         if cost > loopAllowance { return nil }
         // A compressed batch to recompress is inflated here only within what is left (a small
@@ -344,34 +342,34 @@ extension Broker {
     /// ratio has no useful bound (64 MiB of zeros is a few KB of zstd), so they are never
     /// decompressed on an event loop. LZ4's (about 255:1) and snappy's (about 21:1) are.
     public static func compressedBytes(_ bytes: ArraySlice<UInt8>) -> Int {
+        framing(bytes, recompressingTo: nil).compressed
+    }
+
+    /// Whether a batch in `bytes` is in another codec than `target` (nil: any codec is kept).
+    static func needsRecompression(_ bytes: ArraySlice<UInt8>, to target: CompressionCodec?) -> Bool {
+        framing(bytes, recompressingTo: target).recompress
+    }
+
+    /// `compressedBytes` and `needsRecompression` in one walk of the batches' framing (their
+    /// lengths and codec bits), as the produce path asks both of each partition's records.
+    static func framing(_ bytes: ArraySlice<UInt8>, recompressingTo target: CompressionCodec?) -> (compressed: Int, recompress: Bool) {
         var position = bytes.startIndex
         var total = 0
+        var recompress = false
         while bytes.endIndex - position >= RecordBatchHeader.attributesOffset + 2 {
             let length = bytes[(position + 8)..<(position + 12)].reduce(0) { $0 << 8 | Int($1) }
             guard length > 0 else { break }
             let size = min(length + RecordBatchHeader.logOverhead, bytes.endIndex - position)
-            switch CompressionCodec(rawValue: Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07)) {
+            let codec = CompressionCodec(rawValue: Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07))
+            if let target, codec != target { recompress = true }
+            switch codec {
             case .none?: break
             case .gzip?, .zstd?: total += max(size, maxCompressedBytesNow + 1)
             default: total += size
             }
             position += size
         }
-        return total
-    }
-
-    /// Whether a batch in `bytes` is in another codec than `target` (nil: any codec is kept),
-    /// read from the framing only, as `compressedBytes` reads it.
-    static func needsRecompression(_ bytes: ArraySlice<UInt8>, to target: CompressionCodec?) -> Bool {
-        guard let target else { return false }
-        var position = bytes.startIndex
-        while bytes.endIndex - position >= RecordBatchHeader.attributesOffset + 2 {
-            let length = bytes[(position + 8)..<(position + 12)].reduce(0) { $0 << 8 | Int($1) }
-            if Int16(bytes[position + RecordBatchHeader.attributesOffset + 1] & 0x07) != target.rawValue { return true }
-            guard length > 0 else { break }
-            position += min(length + RecordBatchHeader.logOverhead, bytes.endIndex - position)
-        }
-        return false
+        return (total, recompress)
     }
 
     static func parseHeaders(_ bytes: ArraySlice<UInt8>, config: TopicConfig, nowMs: Int64) throws(TidemarkError) -> [RecordBatchHeader] {

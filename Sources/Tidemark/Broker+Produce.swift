@@ -42,8 +42,8 @@ extension Broker {
         let (config, state) = try topicAndPartition(topic, partition, forWriting: true)
         let now = options.clock()
         // Compressed batches are decompressed to be checked (up to 64 MiB each): past what the
-        // event loop may check, one at a time on a queue of their own, not on the calling
-        // task's cooperative thread, and never more than one batch's worth of memory however
+        // event loop may check, two at a time on lanes of their own, not on the calling
+        // task's cooperative thread, and never more than two batches' worth of memory however
         // many requests send them. Smaller ones (the embedded producer's) are checked here.
         // So is a recompression (the topic names a codec the producer did not use) of a
         // compressed batch, or of more than that.

@@ -51,9 +51,12 @@ public final class Broker: Sendable {
     public let dataDirectory: String
     public let options: BrokerOptions
     let executor = BlockingExecutor()
-    /// Checks of compressed batches too large for the event loop, one at a time (see
-    /// `Broker.append`): memory bounded by one decompressed batch.
-    let decompressor = BlockingExecutor(serial: true, label: "tidemark.decompress")
+    /// Checks of compressed batches too large for the event loop, two at a time (see
+    /// `Broker.append`): memory bounded by two decompressed batches, and one client's large
+    /// batches hold another's behind them only when both lanes are busy.
+    let decompressor = BlockingExecutor(lanes: Broker.decompressionLanes, label: "tidemark.decompress")
+    /// Lanes of `decompressor`.
+    static let decompressionLanes = 2
     /// Records decoded for people to read (`readRecords`: the console), one page at a time:
     /// a page's decoded records may be ~12x its bytes (two bytes of an empty header are 24 in
     /// memory), so memory is bounded by one page, not by the number of viewers.

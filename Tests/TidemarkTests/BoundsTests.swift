@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 import TidemarkStorage
@@ -8,6 +10,38 @@ import TidemarkStorage
 /// Memory stays bounded whatever clients do: the embedded producer's buffer, member ids
 /// handed out, idle groups, committed offsets, producer ids, long-poll timers.
 @Suite struct BoundsTests {
+    /// Large compressed batches are checked on lanes: one that takes long does not hold
+    /// another behind it, and no more run at once than there are lanes (each may hold 64 MiB).
+    @Test func decompressionChecksRunOnTheirLanesAndNoMore() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let executor = broker.decompressor
+        final class Counts: Sendable { let value = Mutex((running: 0, peak: 0)) }
+        let counts = Counts()
+        let gate = DispatchSemaphore(value: 0)
+        let calls = (0..<(Broker.decompressionLanes + 1)).map { _ in
+            Task {
+                await executor.perform {
+                    counts.value.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) }
+                    _ = gate.wait(timeout: .now() + 20)
+                    counts.value.withLock { $0.running -= 1 }
+                }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while counts.value.withLock({ $0.running }) < Broker.decompressionLanes && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(counts.value.withLock { $0.running } == Broker.decompressionLanes)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(counts.value.withLock { $0.running } == Broker.decompressionLanes)  // the next waits for a lane
+        for _ in calls { gate.signal() }
+        for call in calls { await call.value }
+        #expect(counts.value.withLock { $0.peak } == Broker.decompressionLanes)
+        #expect(Broker.decompressionLanes >= 2)
+        try await broker.close()
+    }
+
     /// A send that would pass buffer.memory waits for room; past max.block.ms it fails.
     @Test func producerBufferIsBounded() async throws {
         let dir = TemporaryDirectory()

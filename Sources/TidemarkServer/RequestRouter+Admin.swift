@@ -327,6 +327,58 @@ extension RequestRouter {
         }
         return response
     }
+
+    /// ListPartitionReassignments: none is ever under way (one node holds every replica), so
+    /// the answer lists none; topics that do not exist are left out, as Kafka's controller
+    /// leaves them.
+    func listPartitionReassignments(_ request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
+        ListPartitionReassignmentsResponse()
+    }
+
+    /// AlterPartitionReassignments: this node holds each partition's one replica, so the only
+    /// assignment there is this node alone, which is where the partition already is (done at once, as
+    /// Kafka completes a reassignment to the current replicas). Others are refused with Kafka's
+    /// messages: an empty list, a node named twice, a node that is not this one; a
+    /// cancellation finds nothing to cancel.
+    func alterPartitionReassignments(_ request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse {
+        var response = AlterPartitionReassignmentsResponse()
+        response.allowReplicationFactorChange = request.allowReplicationFactorChange
+        response.responses = request.topics.map { topic in
+            var result = AlterPartitionReassignmentsResponse.Topic()
+            result.name = topic.name
+            let count = try? broker.partitionCount(of: topic.name)
+            result.partitions = topic.partitions.map { asked in
+                var p = AlterPartitionReassignmentsResponse.Partition()
+                p.partitionIndex = asked.partitionIndex
+                func refuse(_ code: KafkaError, _ message: String) {
+                    p.errorCode = code.rawValue
+                    p.errorMessage = message
+                }
+                guard let count else {
+                    refuse(.unknownTopicOrPartition, "Unable to find topic \(topic.name)")
+                    return p
+                }
+                guard asked.partitionIndex >= 0, Int(asked.partitionIndex) < count else {
+                    refuse(.unknownTopicOrPartition, "Unable to find partition \(topic.name):\(asked.partitionIndex).")
+                    return p
+                }
+                guard let replicas = asked.replicas else {
+                    refuse(.noReassignmentInProgress, "No partition reassignment is in progress.")
+                    return p
+                }
+                if replicas.isEmpty {
+                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes an empty replica list.")
+                } else if let twice = replicas.first(where: { id in replicas.count { $0 == id } > 1 }) {
+                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes the broker \(twice) more than once.")
+                } else if let other = replicas.first(where: { $0 != config.nodeId }) {
+                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes broker \(other), but no such broker is registered.")
+                }
+                return p
+            }
+            return result
+        }
+        return response
+    }
 }
 
 /// Where a topic setting's value comes from, as Kafka's DescribeConfigs says it: the topic's

@@ -188,4 +188,80 @@ extension RequestRouter {
         }
         return response
     }
+
+    /// ListTransactions: this node has no transaction coordinator (transactional producers are
+    /// refused at FindCoordinator), so none is listed; state filters Kafka does not know are
+    /// named back, as Kafka names them.
+    func listTransactions(_ request: ListTransactionsRequest) -> ListTransactionsResponse {
+        var response = ListTransactionsResponse()
+        var seen = Set<String>()
+        response.unknownStateFilters = request.stateFilters.filter { !Self.transactionStates.contains($0) && seen.insert($0).inserted }
+        return response
+    }
+
+    /// The transaction states Kafka's coordinator names (its admin client's `TransactionState`).
+    static let transactionStates: Set<String> = [
+        "Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence",
+    ]
+
+    /// DescribeClientQuotas: no quota is set on this node (it enforces none), so none matches;
+    /// a filter Kafka refuses is refused with its error and message.
+    func describeClientQuotas(_ request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse {
+        var response = DescribeClientQuotasResponse()
+        func refuse(_ code: KafkaError, _ message: String) -> DescribeClientQuotasResponse {
+            response.errorCode = code.rawValue
+            response.errorMessage = message
+            response.entries = nil
+            return response
+        }
+        var named = Set<String>()
+        for component in request.components {
+            let type = component.entityType
+            if type.isEmpty { return refuse(.invalidRequest, "Invalid empty entity type.") }
+            guard named.insert(type).inserted else {
+                return refuse(.invalidRequest, "Entity type \(type) cannot appear more than once in the filter.")
+            }
+            guard ["ip", "user", "client-id"].contains(type) else { return refuse(.unsupportedVersion, "Unsupported entity type \(type)") }
+            switch component.matchType {
+            case 0 where component.match == nil:
+                return refuse(.invalidRequest, "Request specified MATCH_TYPE_EXACT, but set match string to null.")
+            case 1 where component.match != nil:
+                return refuse(.invalidRequest, "Request specified MATCH_TYPE_DEFAULT, but also specified a match string.")
+            case 2 where component.match != nil:
+                return refuse(.invalidRequest, "Request specified MATCH_TYPE_SPECIFIED, but also specified a match string.")
+            case 0, 1, 2: break
+            default: return refuse(.invalidRequest, "Unknown match type \(component.matchType)")
+            }
+        }
+        if named.contains("ip") && (named.contains("user") || named.contains("client-id")) {
+            return refuse(
+                .invalidRequest,
+                "Invalid entity filter component combination. IP filter component should not be used with user or clientId filter component.")
+        }
+        return response
+    }
+
+    /// DescribeUserScramCredentials: this node has no SASL users, so all of them is none, and
+    /// a user named is one that does not exist (named twice: DUPLICATE_RESOURCE), as Kafka
+    /// answers.
+    func describeUserScramCredentials(_ request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+        var response = DescribeUserScramCredentialsResponse()
+        let names = request.users ?? []
+        var counts: [String: Int] = [:]
+        for name in names { counts[name, default: 0] += 1 }
+        var answered = Set<String>()
+        response.results = names.filter { answered.insert($0).inserted }.map { name in
+            var result = DescribeUserScramCredentialsResponse.Result()
+            result.user = name
+            if counts[name, default: 0] > 1 {
+                result.errorCode = KafkaError.duplicateResource.rawValue
+                result.errorMessage = "Cannot describe SCRAM credentials for the same user twice in a single request: \(name)"
+            } else {
+                result.errorCode = KafkaError.resourceNotFound.rawValue
+                result.errorMessage = "Attempt to describe a user credential that does not exist: \(name)"
+            }
+            return result
+        }
+        return response
+    }
 }

@@ -315,7 +315,8 @@ final class RequestRouter: Sendable {
         switch api {
         case .metadata, .listOffsets, .offsetFetch, .findCoordinator, .describeGroups, .listGroups, .describeAcls, .describeConfigs,
             .describeLogDirs, .describeCluster, .describeProducers, .consumerGroupDescribe, .shareGroupDescribe,
-            .describeShareGroupOffsets, .offsetForLeaderEpoch:
+            .describeShareGroupOffsets, .offsetForLeaderEpoch, .listTransactions, .describeClientQuotas, .describeUserScramCredentials,
+            .listPartitionReassignments:
             true
         default: false
         }
@@ -410,6 +411,19 @@ final class RequestRouter: Sendable {
         case .deleteGroups: return try respond(await deleteGroups(try body(DeleteGroupsRequest.self)), header, api: api)
         case .describeCluster: return try respond(describeCluster(try body(DescribeClusterRequest.self), version: header.apiVersion), header, api: api)
         case .describeProducers: return try respond(describeProducers(try body(DescribeProducersRequest.self)), header, api: api)
+        case .listTransactions: return try respond(listTransactions(try body(ListTransactionsRequest.self)), header, api: api)
+        case .describeClientQuotas:
+            return try respond(describeClientQuotas(try body(DescribeClientQuotasRequest.self)), header, api: api)
+        case .describeUserScramCredentials:
+            let request = try body(DescribeUserScramCredentialsRequest.self)
+            try TooManyEntries.check(request.users?.count ?? 0, "users")
+            return try respond(describeUserScramCredentials(request), header, api: api)
+        case .listPartitionReassignments:
+            return try respond(listPartitionReassignments(try body(ListPartitionReassignmentsRequest.self)), header, api: api)
+        case .alterPartitionReassignments:
+            let request = try body(AlterPartitionReassignmentsRequest.self)
+            try TooManyEntries.check(request.topics.reduce(0) { $0 + max(1, $1.partitions.count) }, "partitions")
+            return try respond(alterPartitionReassignments(request), header, api: api)
         case .consumerGroupHeartbeat:
             return try respond(
                 await consumerGroupHeartbeat(try body(ConsumerGroupHeartbeatRequest.self), header: header), header, api: api)

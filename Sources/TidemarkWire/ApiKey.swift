@@ -38,9 +38,14 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
     case deleteGroups = 42
     case electLeaders = 43
     case incrementalAlterConfigs = 44
+    case alterPartitionReassignments = 45
+    case listPartitionReassignments = 46
     case offsetDelete = 47
+    case describeClientQuotas = 48
+    case describeUserScramCredentials = 50
     case describeCluster = 60
     case describeProducers = 61
+    case listTransactions = 66
     case consumerGroupHeartbeat = 68
     case consumerGroupDescribe = 69
     case shareGroupHeartbeat = 76
@@ -81,9 +86,14 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .deleteGroups: 0...2
         case .electLeaders: 0...2
         case .incrementalAlterConfigs: 0...1
+        case .alterPartitionReassignments: 0...1
+        case .listPartitionReassignments: 0...0
         case .offsetDelete: 0...0
+        case .describeClientQuotas: 0...1
+        case .describeUserScramCredentials: 0...0
         case .describeCluster: 0...2
         case .describeProducers: 0...0
+        case .listTransactions: 0...2
         case .consumerGroupHeartbeat: 0...1
         case .consumerGroupDescribe: 0...1
         case .shareGroupHeartbeat: 1...1
@@ -132,9 +142,13 @@ public enum ApiKey: Int16, Sendable, CaseIterable {
         case .deleteGroups: 2
         case .electLeaders: 2
         case .incrementalAlterConfigs: 1
+        case .alterPartitionReassignments, .listPartitionReassignments: 0
         case .offsetDelete: nil
+        case .describeClientQuotas: 1
+        case .describeUserScramCredentials: 0
         case .describeCluster: 0
         case .describeProducers: 0
+        case .listTransactions: 0
         case .consumerGroupHeartbeat: 0
         case .consumerGroupDescribe: 0
         case .shareGroupHeartbeat, .shareGroupDescribe, .shareFetch, .shareAcknowledge: 0
@@ -194,7 +208,10 @@ public enum KafkaError: Int16, Sendable {
     case preferredLeaderNotAvailable = 80
     case eligibleLeadersNotAvailable = 83
     case electionNotNeeded = 84
+    case noReassignmentInProgress = 85
     case invalidRecord = 87
+    case resourceNotFound = 91
+    case duplicateResource = 92
     case groupIdNotFound = 69
     case unknownTopicId = 100
     case unknownLeaderEpoch = 75

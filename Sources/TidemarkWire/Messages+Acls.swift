@@ -1,8 +1,9 @@
-// DescribeAcls (29), CreateAcls (30), DeleteAcls (31): v1-3, the versions Kafka 4.1 serves,
+// Access control. DescribeAcls (29), CreateAcls (30), DeleteAcls (31): v1-3, the versions Kafka 4.1 serves,
 // and v0 (no pattern types), which KIP-896 removed but sarama configured for Kafka 1.x-2.x
 // still sends; flexible from v2. A node without an authorizer answers each with
 // SECURITY_DISABLED, as Kafka does; the codecs read every field so that a request of any
-// size is read whole and answered.
+// size is read whole and answered. DescribeClientQuotas (48) and DescribeUserScramCredentials
+// (50), which operators' tools (kafka-configs) call to list what is set: none is, here.
 
 /// One ACL binding filter, as DescribeAcls' request and DeleteAcls' filters carry it:
 /// resource_type_filter i8, resource_name_filter nullable string, pattern_type_filter i8
@@ -189,6 +190,128 @@ public struct DeleteAclsResponse: KafkaMessage {
                 try c.int16(&m.errorCode, "error_code")
                 try c.nullableString(&m.errorMessage, "error_message")
                 try m.binding.code(&c, version: version)
+                try c.taggedFields()
+            }
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// DescribeClientQuotas (48) request v0-1 (flexible from v1): components [entity_type,
+/// match_type i8 (0 exact name, 1 default, 2 any name), match nullable string], strict bool.
+public struct DescribeClientQuotasRequest: KafkaMessage {
+    public struct Component: Sendable, Equatable {
+        public var entityType = ""
+        public var matchType: Int8 = 0
+        public var match: String? = nil
+        public init() {}
+    }
+    public var components: [Component] = []
+    public var strict = false
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.array(&components, "components", make: { Component() }) { (c: inout WireCoder, m: inout Component) throws(WireError) in
+            try c.string(&m.entityType, "entity_type")
+            try c.int8(&m.matchType, "match_type")
+            try c.nullableString(&m.match, "match")
+            try c.taggedFields()
+        }
+        try c.bool(&strict, "strict")
+        try c.taggedFields()
+    }
+}
+
+/// DescribeClientQuotas response v0-1: throttle_time_ms, error_code, error_message, entries
+/// nullable [entity [entity_type, entity_name nullable], values [key, value f64]].
+public struct DescribeClientQuotasResponse: KafkaMessage {
+    public struct Entity: Sendable, Equatable {
+        public var entityType = ""
+        public var entityName: String? = nil
+        public init() {}
+    }
+    public struct Value: Sendable, Equatable {
+        public var key = ""
+        public var value: Double = 0
+        public init() {}
+    }
+    public struct Entry: Sendable, Equatable {
+        public var entity: [Entity] = []
+        public var values: [Value] = []
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var errorMessage: String? = nil
+    public var entries: [Entry]? = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.int16(&errorCode, "error_code")
+        try c.nullableString(&errorMessage, "error_message")
+        try c.nullableArray(&entries, "entries", make: { Entry() }) { (c: inout WireCoder, e: inout Entry) throws(WireError) in
+            try c.array(&e.entity, "entity", make: { Entity() }) { (c: inout WireCoder, n: inout Entity) throws(WireError) in
+                try c.string(&n.entityType, "entity_type")
+                try c.nullableString(&n.entityName, "entity_name")
+                try c.taggedFields()
+            }
+            try c.array(&e.values, "values", make: { Value() }) { (c: inout WireCoder, v: inout Value) throws(WireError) in
+                try c.string(&v.key, "key")
+                try c.float64(&v.value, "value")
+                try c.taggedFields()
+            }
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// DescribeUserScramCredentials (50) request v0 (flexible): users nullable [name] (null or
+/// empty: every user).
+public struct DescribeUserScramCredentialsRequest: KafkaMessage {
+    public var users: [String]? = nil
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.nullableArray(&users, "users", make: { "" }) { (c: inout WireCoder, name: inout String) throws(WireError) in
+            try c.string(&name, "name")
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// DescribeUserScramCredentials response v0: throttle_time_ms, error_code, error_message,
+/// results [user, error_code, error_message, credential_infos [mechanism i8, iterations i32]].
+public struct DescribeUserScramCredentialsResponse: KafkaMessage {
+    public struct Credential: Sendable, Equatable {
+        public var mechanism: Int8 = 0
+        public var iterations: Int32 = 0
+        public init() {}
+    }
+    public struct Result: Sendable, Equatable {
+        public var user = ""
+        public var errorCode: Int16 = 0
+        public var errorMessage: String? = nil
+        public var credentialInfos: [Credential] = []
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var errorMessage: String? = nil
+    public var results: [Result] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.int16(&errorCode, "error_code")
+        try c.nullableString(&errorMessage, "error_message")
+        try c.array(&results, "results", make: { Result() }) { (c: inout WireCoder, r: inout Result) throws(WireError) in
+            try c.string(&r.user, "user")
+            try c.int16(&r.errorCode, "error_code")
+            try c.nullableString(&r.errorMessage, "error_message")
+            try c.array(&r.credentialInfos, "credential_infos", make: { Credential() }) {
+                (c: inout WireCoder, i: inout Credential) throws(WireError) in
+                try c.int8(&i.mechanism, "mechanism")
+                try c.int32(&i.iterations, "iterations")
                 try c.taggedFields()
             }
             try c.taggedFields()

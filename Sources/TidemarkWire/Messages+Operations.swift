@@ -1,6 +1,6 @@
 // The admin APIs operators' tools call: DeleteRecords, OffsetForLeaderEpoch, AlterConfigs,
 // IncrementalAlterConfigs, DescribeLogDirs, CreatePartitions, OffsetDelete, DescribeCluster,
-// DescribeProducers. Every version Kafka 4.1 serves.
+// DescribeProducers, ListTransactions. Every version Kafka 4.1 serves.
 
 /// DeleteRecords (21) request v0-2: topics [name, partitions [partition_index, offset]],
 /// timeout_ms. Flexible from v2.
@@ -535,6 +535,55 @@ public struct DescribeProducersResponse: KafkaMessage {
                 }
                 try c.taggedFields()
             }
+            try c.taggedFields()
+        }
+        try c.taggedFields()
+    }
+}
+
+/// ListTransactions (66) request v0-2 (flexible): state_filters [string], producer_id_filters
+/// [i64], duration_filter i64 (v1+, -1: any), transactional_id_pattern nullable string (v2+, a
+/// regular expression; null: any).
+public struct ListTransactionsRequest: KafkaMessage {
+    public var stateFilters: [String] = []
+    public var producerIdFilters: [Int64] = []
+    public var durationFilter: Int64 = -1
+    public var transactionalIdPattern: String? = nil
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.stringArray(&stateFilters, "state_filters")
+        try c.array(&producerIdFilters, "producer_id_filters", make: { 0 }) { (c: inout WireCoder, id: inout Int64) throws(WireError) in
+            try c.int64(&id, "producer_id")
+        }
+        if version >= 1 { try c.int64(&durationFilter, "duration_filter") }
+        if version >= 2 { try c.nullableString(&transactionalIdPattern, "transactional_id_pattern") }
+        try c.taggedFields()
+    }
+}
+
+/// ListTransactions response v0-2: throttle_time_ms, error_code, unknown_state_filters
+/// [string], transaction_states [transactional_id, producer_id i64, transaction_state].
+public struct ListTransactionsResponse: KafkaMessage {
+    public struct Transaction: Sendable, Equatable {
+        public var transactionalId = ""
+        public var producerId: Int64 = 0
+        public var transactionState = ""
+        public init() {}
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var errorCode: Int16 = 0
+    public var unknownStateFilters: [String] = []
+    public var transactionStates: [Transaction] = []
+    public init() {}
+    public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
+        try c.int32(&throttleTimeMs, "throttle_time_ms")
+        try c.int16(&errorCode, "error_code")
+        try c.stringArray(&unknownStateFilters, "unknown_state_filters")
+        try c.array(&transactionStates, "transaction_states", make: { Transaction() }) {
+            (c: inout WireCoder, t: inout Transaction) throws(WireError) in
+            try c.string(&t.transactionalId, "transactional_id")
+            try c.int64(&t.producerId, "producer_id")
+            try c.string(&t.transactionState, "transaction_state")
             try c.taggedFields()
         }
         try c.taggedFields()

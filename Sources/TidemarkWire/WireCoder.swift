@@ -175,6 +175,12 @@ public struct WireCoder {
     }
     public mutating func int32(_ value: inout Int32, _ field: String = "int32") throws(WireError) { try integer(&value, field) }
     public mutating func int64(_ value: inout Int64, _ field: String = "int64") throws(WireError) { try integer(&value, field) }
+    /// A float64 (quota values): the IEEE 754 double's 8 bytes, most significant first.
+    public mutating func float64(_ value: inout Double, _ field: String = "float64") throws(WireError) {
+        var bits = Int64(bitPattern: value.bitPattern)
+        try integer(&bits, field)
+        value = Double(bitPattern: UInt64(bitPattern: bits))
+    }
 
     /// A UUID (topic ids): 16 bytes, most significant first. All zeros means none.
     public mutating func uuid(_ value: inout WireUUID, _ field: String = "uuid") throws(WireError) {

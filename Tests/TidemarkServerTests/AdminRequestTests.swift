@@ -184,6 +184,96 @@ import TidemarkWire
         }
     }
 
+    /// Reassignments on one node: none is ever under way; moving a partition to this node is
+    /// where it is already; anything else is refused with Kafka's errors
+    /// (kafka-reassign-partitions --list, --execute, --cancel).
+    @Test func reassignmentsAreWhereTheReplicasAlreadyAre() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("moved", partitions: 2)
+            let client = try RawClient(port: server.boundPort)
+            var list = ListPartitionReassignmentsRequest()
+            list.topics = [{ var t = ListPartitionReassignmentsRequest.Topic(); t.name = "moved"; t.partitionIndexes = [0, 1]; return t }()]
+            let listed = try ListPartitionReassignmentsResponse.decode(
+                try await Self.exchange(client, .listPartitionReassignments, version: 0, list), from: 1, version: 0, flexible: true)
+            #expect(listed.errorCode == 0 && listed.topics.isEmpty)
+
+            for version: Int16 in 0...1 {
+                var alter = AlterPartitionReassignmentsRequest()
+                func partition(_ index: Int32, _ replicas: [Int32]?) -> AlterPartitionReassignmentsRequest.Partition {
+                    var p = AlterPartitionReassignmentsRequest.Partition()
+                    p.partitionIndex = index
+                    p.replicas = replicas
+                    return p
+                }
+                var moved = AlterPartitionReassignmentsRequest.Topic()
+                moved.name = "moved"
+                moved.partitions = [partition(0, [0]), partition(1, [1]), partition(0, nil), partition(1, [0, 0]), partition(1, []), partition(5, [0])]
+                var missing = AlterPartitionReassignmentsRequest.Topic()
+                missing.name = "missing"
+                missing.partitions = [partition(0, [0])]
+                alter.topics = [moved, missing]
+                let answer = try AlterPartitionReassignmentsResponse.decode(
+                    try await Self.exchange(client, .alterPartitionReassignments, version: version, alter), from: 1, version: version,
+                    flexible: true)
+                #expect(answer.errorCode == 0)
+                #expect(answer.responses.map { $0.partitions.map(\.errorCode) } == [[0, 39, 85, 39, 39, 3], [3]])
+                #expect(answer.responses[0].partitions[1].errorMessage == "The manual partition assignment includes broker 1, but no such broker is registered.")
+                #expect(answer.responses[0].partitions[3].errorMessage == "The manual partition assignment includes the broker 0 more than once.")
+            }
+        }
+    }
+
+    /// What kafka-configs and kafka-transactions list on a node that has none of them:
+    /// client quotas (filters checked as Kafka checks them), SCRAM users, transactions.
+    @Test func quotasUsersAndTransactionsAreListedAsNone() async throws {
+        try await ServerTests.withServer { server in
+            let client = try RawClient(port: server.boundPort)
+            func component(_ type: String, _ match: Int8, _ name: String?) -> DescribeClientQuotasRequest.Component {
+                var c = DescribeClientQuotasRequest.Component()
+                c.entityType = type
+                c.matchType = match
+                c.match = name
+                return c
+            }
+            for version: Int16 in 0...1 {
+                let flexible = version >= 1
+                func quotas(_ components: [DescribeClientQuotasRequest.Component]) async throws -> DescribeClientQuotasResponse {
+                    var request = DescribeClientQuotasRequest()
+                    request.components = components
+                    return try DescribeClientQuotasResponse.decode(
+                        try await Self.exchange(client, .describeClientQuotas, version: version, request), from: flexible ? 1 : 0,
+                        version: version, flexible: flexible)
+                }
+                let none = try await quotas([component("user", 2, nil), component("client-id", 0, "worker-1")])
+                #expect(none.errorCode == 0 && none.entries == [])
+                let twice = try await quotas([component("user", 1, nil), component("user", 2, nil)])
+                #expect(twice.errorCode == 42 && twice.entries == nil && twice.errorMessage == "Entity type user cannot appear more than once in the filter.")
+                #expect(try await quotas([component("group", 2, nil)]).errorCode == 35)
+                #expect(try await quotas([component("user", 0, nil)]).errorCode == 42)
+                #expect(try await quotas([component("ip", 2, nil), component("user", 2, nil)]).errorCode == 42)
+                #expect(try await quotas([component("ip", 9, nil)]).errorCode == 42)
+            }
+
+            var users = DescribeUserScramCredentialsRequest()
+            let all = try DescribeUserScramCredentialsResponse.decode(
+                try await Self.exchange(client, .describeUserScramCredentials, version: 0, users), from: 1, version: 0, flexible: true)
+            #expect(all.errorCode == 0 && all.results.isEmpty)
+            users.users = ["alice", "bob", "alice"]
+            let named = try DescribeUserScramCredentialsResponse.decode(
+                try await Self.exchange(client, .describeUserScramCredentials, version: 0, users), from: 1, version: 0, flexible: true)
+            #expect(named.results.map(\.user) == ["alice", "bob"] && named.results.map(\.errorCode) == [92, 91])
+
+            for version: Int16 in 0...2 {
+                var transactions = ListTransactionsRequest()
+                transactions.stateFilters = ["Ongoing", "Frozen", "Frozen"]
+                transactions.transactionalIdPattern = "orders-.*"
+                let listed = try ListTransactionsResponse.decode(
+                    try await Self.exchange(client, .listTransactions, version: version, transactions), from: 1, version: version, flexible: true)
+                #expect(listed.errorCode == 0 && listed.transactionStates.isEmpty && listed.unknownStateFilters == ["Frozen"])
+            }
+        }
+    }
+
     /// Answers an admin tool compares with Kafka's (an outside hunt with confluent-kafka's and
     /// kafka-python's admin clients): DescribeCluster asked for a controller endpoint is
     /// MISMATCHED_ENDPOINT_TYPE and for an unknown one UNSUPPORTED_ENDPOINT_TYPE (it echoed the

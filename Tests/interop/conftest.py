@@ -65,8 +65,10 @@ def free_port():
 class Broker:
     """A tidemark node: start, stop (SIGTERM, clean) and restart on the same data."""
 
-    def __init__(self, data_dir, port, extra=(), user=None, env=None, nofile=None):
+    def __init__(self, data_dir, port, extra=(), user=None, env=None, nofile=None, cwd=None):
         self.env = dict(os.environ, **env) if env else None
+        # The directory the broker starts in (a relative data_dir is read from it).
+        self.cwd = cwd
         # A descriptor limit (ulimit -n) for the broker process, soft and hard.
         self.nofile = nofile
         self.data_dir = data_dir
@@ -75,7 +77,7 @@ class Broker:
         # Run as this (unprivileged) user when the tests run as root, as CI does.
         self.user = user if user and os.geteuid() == 0 else None
         self.proc = None
-        self.log_path = os.path.join(os.path.dirname(data_dir), "serve-%d.log" % port)
+        self.log_path = os.path.join(cwd or "", os.path.dirname(data_dir), "serve-%d.log" % port)
         # Each node gets its own HTTP port (/metrics, /healthz, /readyz): tests run nodes side by side.
         self.http_port = free_port()
 
@@ -93,7 +95,8 @@ class Broker:
         self.proc = subprocess.Popen(
             prefix + [BINARY, "serve", "--data", self.data_dir, "--port", str(self.port), "--default-partitions", "1",
                       "--http-port", str(self.http_port)] + self.extra,
-            stdout=subprocess.PIPE, stderr=log, env=self.env, preexec_fn=self.limit_descriptors if self.nofile else None)
+            stdout=subprocess.PIPE, stderr=log, env=self.env, cwd=self.cwd,
+            preexec_fn=self.limit_descriptors if self.nofile else None)
         log.close()
         line = self.proc.stdout.readline().decode()
         if "ready" not in line:

@@ -1,10 +1,14 @@
 """The admin APIs operations tools call, through kafka-python's and confluent-kafka's admin
 clients: CreatePartitions, DeleteRecords, DescribeLogDirs, DescribeProducers, AlterConfigs and
 IncrementalAlterConfigs (TOPIC and GROUP), DescribeConfigs with sources, synonyms and types,
-OffsetDelete, DescribeCluster, ListGroups filters, ListOffsets after a DeleteRecords."""
+OffsetDelete, DescribeCluster, ListGroups filters, ListOffsets after a DeleteRecords; and what
+the tools list on one node that has none of them: reassignments, transactions, SCRAM users."""
+import os
+import shutil
+import tempfile
 import time
 
-from conftest import unique
+from conftest import Broker, free_port, unique
 
 
 def _consume(consumer, count, timeout=20):
@@ -91,6 +95,42 @@ def test_kafka_python_operations(broker):
     cluster = admin.describe_cluster()
     assert len(cluster["brokers"]) == 1 and cluster["cluster_id"], cluster
     admin.close()
+
+
+def test_what_one_node_has_none_of_is_listed_as_none():
+    """kafka-reassign-partitions, kafka-transactions and kafka-configs' user listing, through
+    kafka-python's admin client: each answers (they were UNSUPPORTED_VERSION), and
+    DescribeLogDirs names the data directory absolutely, as Kafka names log.dirs, when the
+    broker was given a relative --data."""
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+    root = tempfile.mkdtemp(prefix="tidemark-interop-ops-")
+    node = Broker("data", free_port(), cwd=root)
+    node.start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=node.bootstrap)
+        topic = unique("placed")
+        admin.create_topics([NewTopic(topic, 2, 1)])
+        p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+
+        assert admin.list_partition_reassignments() == {}
+        moved = admin.alter_partition_reassignments({p0: [0], p1: [3]})
+        assert moved[p0] is None and moved[p1] is InvalidReplicationAssignmentError, moved
+        assert admin.alter_partition_reassignments({p0: None})[p0] is NoReassignmentInProgressError
+
+        assert admin.list_transactions() == {0: []}
+        assert admin.find_hanging_transactions() == []
+        assert admin.describe_user_scram_credentials() == {}
+        named = admin.describe_user_scram_credentials(["alice"])
+        assert "does not exist" in named["alice"]["error"], named
+
+        dirs = admin.describe_log_dirs()[0]["log_dirs"]
+        assert [d["log_dir"] for d in dirs] == [os.path.join(os.path.realpath(root), "data")], dirs
+        admin.close()
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_confluent_operations(broker):

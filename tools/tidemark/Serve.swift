@@ -168,7 +168,9 @@ struct Serve: AsyncParsableCommand {
         var settings = try brokerConfig()
         settings.server.brokerConfigEntries = settings.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
         let config = settings.server
-        let data = settings.dataDirectory
+        // Absolute, as Kafka reports log.dirs (DescribeLogDirs, logs): a relative --data is
+        // the directory it names where the broker was started.
+        let data = URL(fileURLWithPath: settings.dataDirectory).standardizedFileURL.path
         let host = config.host
 
         // Metrics: the engine and the Kafka front record through swift-metrics; this process

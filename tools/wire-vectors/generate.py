@@ -102,9 +102,14 @@ APIS = [
     (42, 'DeleteGroups', 0, 2),
     (43, 'ElectLeaders', 0, 2),
     (44, 'IncrementalAlterConfigs', 0, 1),
+    (45, 'AlterPartitionReassignments', 0, 1),
+    (46, 'ListPartitionReassignments', 0, 0),
     (47, 'OffsetDelete', 0, 0),
+    (48, 'DescribeClientQuotas', 0, 1),
+    (50, 'DescribeUserScramCredentials', 0, 0),
     (60, 'DescribeCluster', 0, 2),
     (61, 'DescribeProducers', 0, 0),
+    (66, 'ListTransactions', 0, 2),
     (68, 'ConsumerGroupHeartbeat', 0, 1),
     (69, 'ConsumerGroupDescribe', 0, 1),
     (76, 'ShareGroupHeartbeat', 1, 1),
@@ -712,6 +717,55 @@ OVERRIDES = {
     ('DescribeProducers', 'response'): {
         'Topics.Partitions.ErrorCode': [0, 6],
         'Topics.Partitions.ErrorMessage': [None, 'This is not the correct leader for this partition.'],
+    },
+    ('ListTransactions', 'request'): {
+        'StateFilters': ['Ongoing', 'PrepareCommit'],
+        'TransactionalIdPattern': ['orders-.*'],
+        'ProducerIdFilters': [4001, 4002],
+        'DurationFilter': [60000],
+    },
+    ('ListTransactions', 'response'): {
+        'ErrorCode': [0],
+        'UnknownStateFilters': ['Frozen'],
+        'TransactionStates.TransactionalId': ['orders-tx-1', 'billing-tx-7'],
+        'TransactionStates.TransactionState': ['Ongoing', 'PrepareCommit'],
+    },
+    ('DescribeClientQuotas', 'request'): {
+        'Components.EntityType': ['user', 'client-id'],
+        'Components.MatchType': [0, 2],
+        'Components.Match': ['alice', None],
+        'Strict': [True],
+    },
+    ('DescribeClientQuotas', 'response'): {
+        'ErrorCode': [0],
+        'Entries.Entity.EntityType': ['user', 'client-id'],
+        'Entries.Entity.EntityName': ['alice', None],
+        'Entries.Values.Key': ['producer_byte_rate', 'consumer_byte_rate'],
+        'Entries.Values.Value': [1048576.0, 2.5],
+    },
+    ('DescribeUserScramCredentials', 'response'): {
+        'ErrorCode': [0],
+        'Results.User': ['alice', 'bob'],
+        'Results.ErrorCode': [0, 91],            # RESOURCE_NOT_FOUND
+        'Results.ErrorMessage': [None, 'Attempt to describe a user credential that does not exist: bob'],
+        'Results.CredentialInfos.Mechanism': [1, 2],
+        'Results.CredentialInfos.Iterations': [4096, 8192],
+    },
+    ('AlterPartitionReassignments', 'request'): {
+        'AllowReplicationFactorChange': [False],
+        'Topics.Partitions.Replicas': [[0], [1, 2]],
+    },
+    ('AlterPartitionReassignments', 'response'): {
+        'AllowReplicationFactorChange': [False],
+        'ErrorCode': [0],
+        'Responses.Partitions.ErrorCode': [0, 85],  # NO_REASSIGNMENT_IN_PROGRESS
+        'Responses.Partitions.ErrorMessage': [None, 'No partition reassignment is in progress.'],
+    },
+    ('ListPartitionReassignments', 'response'): {
+        'ErrorCode': [0],
+        'Topics.Partitions.Replicas': [[1, 2, 3]],
+        'Topics.Partitions.AddingReplicas': [[3]],
+        'Topics.Partitions.RemovingReplicas': [[1]],
     },
     # The APIs below have no kafka-python classes; tablecodec.py encodes them.
     # ConsumerGroupHeartbeat and ShareGroupHeartbeat also have VARIANTS.

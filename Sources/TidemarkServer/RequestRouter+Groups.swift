@@ -201,7 +201,7 @@ extension RequestRouter {
     func offsetCommit(_ request: OffsetCommitRequest, version: Int16, _ answer: @escaping @Sendable (OffsetCommitResponse) -> Void) {
         var offsets: [TopicPartition: CommittedOffset] = [:]
         var refused: [TopicPartition: KafkaError] = [:]
-        let metadataLimit = broker.groups.options.offsetMetadataMaxBytes
+        let groupOptions = broker.groups.options
         for topic in request.topics {
             let count = try? broker.partitionCount(of: topic.name)
             for partition in topic.partitions {
@@ -211,7 +211,7 @@ extension RequestRouter {
                     continue
                 }
                 let metadata = partition.committedMetadata ?? ""
-                guard metadata.utf8.count <= metadataLimit else {
+                guard groupOptions.metadataFits(metadata) else {
                     refused[tp] = .offsetMetadataTooLarge
                     continue
                 }

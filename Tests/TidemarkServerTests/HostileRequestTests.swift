@@ -252,32 +252,38 @@ extension ServerTests { @Suite(.serialized) struct HostileRequestTests {
         }
     }
 
-    /// Commit metadata is capped like Kafka's offset.metadata.max.bytes (4096).
+    /// Commit metadata is capped like Kafka's offset.metadata.max.bytes (4096), counted as
+    /// Kafka counts it: UTF-16 code units (4,096 "é" fit, which are 8,192 UTF-8 bytes and were
+    /// refused; an emoji counts two, as in Java).
     @Test func oversizedCommitMetadataIsRefusedPerPartition() async throws {
         try await ServerTests.withServer { server in
-            try await server.broker.createTopic("meta", partitions: 2)
+            try await server.broker.createTopic("meta", partitions: 5)
             var commit = OffsetCommitRequest()
             commit.groupId = "g3"
             var topic = OffsetCommitRequest.Topic()
             topic.name = "meta"
-            var big = OffsetCommitRequest.Partition()
-            big.partitionIndex = 0
-            big.committedOffset = 5
-            big.committedMetadata = String(repeating: "x", count: 4097)
-            var small = OffsetCommitRequest.Partition()
-            small.partitionIndex = 1
-            small.committedOffset = 7
-            small.committedMetadata = String(repeating: "y", count: 4096)
-            topic.partitions = [big, small]
+            let metadata = [
+                String(repeating: "x", count: 4097), String(repeating: "y", count: 4096), String(repeating: "é", count: 4096),
+                String(repeating: "é", count: 4097), String(repeating: "😀", count: 2049),
+            ]
+            topic.partitions = metadata.enumerated().map { index, text in
+                var p = OffsetCommitRequest.Partition()
+                p.partitionIndex = Int32(index)
+                p.committedOffset = 5 + Int64(index)
+                p.committedMetadata = text
+                return p
+            }
             commit.topics = [topic]
             let client = try RawClient(port: server.boundPort)
             try client.request(.offsetCommit, version: 2, correlation: 3, commit)
             let (_, body) = try #require(await client.response())
             let response = try OffsetCommitResponse.decode(body, version: 2, flexible: false)
-            #expect(response.topics[0].partitions.map(\.errorCode) == [KafkaError.offsetMetadataTooLarge.rawValue, 0])
+            let tooLarge = KafkaError.offsetMetadataTooLarge.rawValue
+            #expect(response.topics[0].partitions.map(\.errorCode) == [tooLarge, 0, 0, tooLarge, tooLarge])
             let stored = server.broker.groups.fetchOffsets(groupId: "g3")
             #expect(stored[TopicPartition("meta", 0)] == nil)
-            #expect(stored[TopicPartition("meta", 1)]?.offset == 7)
+            #expect(stored[TopicPartition("meta", 1)]?.offset == 6)
+            #expect(stored[TopicPartition("meta", 2)]?.metadata == metadata[2])
         }
     }
 

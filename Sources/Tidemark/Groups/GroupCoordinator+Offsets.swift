@@ -97,7 +97,7 @@ extension GroupCoordinator {
         memberEpochs: Bool
     ) -> Result<[TopicPartition: CommittedOffset], RefusedCommit> {
         guard Self.validGroupId(groupId) else { return .failure(RefusedCommit(code: .invalidGroupId)) }
-        if offsets.values.contains(where: { $0.metadata.utf8.count > options.offsetMetadataMaxBytes }) {
+        if offsets.values.contains(where: { !options.metadataFits($0.metadata) }) {
             return .failure(RefusedCommit(code: .offsetMetadataTooLarge))
         }
         if offsets.keys.contains(where: { $0.topic.utf8.count > TopicName.maxLength }) {

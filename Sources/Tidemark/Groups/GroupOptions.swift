@@ -24,9 +24,17 @@ public struct GroupOptions: Sendable {
     /// INVALID_COMMIT_OFFSET_SIZE; commits that move existing offsets on always go through.
     /// The default holds about 2 million partitions' offsets without metadata.
     public var offsetsMaxMemoryBytes = 256 << 20
-    /// The longest metadata string a committed offset may carry, in UTF-8 bytes (Kafka's
-    /// offset.metadata.max.bytes); longer ones are refused with OFFSET_METADATA_TOO_LARGE.
+    /// The longest metadata string a committed offset may carry (Kafka's
+    /// offset.metadata.max.bytes), counted as Kafka counts it: UTF-16 code units (Java's
+    /// `String.length()`), so 4,096 accented letters fit; longer ones are refused with
+    /// OFFSET_METADATA_TOO_LARGE. See `metadataFits`.
     public var offsetMetadataMaxBytes = 4096
+
+    /// Whether commit metadata is within `offsetMetadataMaxBytes`, and within the offsets
+    /// log's 16-bit string length in UTF-8.
+    public func metadataFits(_ metadata: String) -> Bool {
+        metadata.utf16.count <= offsetMetadataMaxBytes && metadata.utf8.count <= Int(Int16.max)
+    }
     /// Consumer-protocol (KIP-848) groups: a member is removed when it has not heartbeated for
     /// this long (Kafka's group.consumer.session.timeout.ms; a group's
     /// `consumer.session.timeout.ms` config overrides it).

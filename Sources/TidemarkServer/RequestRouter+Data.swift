@@ -144,6 +144,10 @@ extension RequestRouter {
                     guard listedTwice[key]?.contains(partitionData.index) != true else { throw KafkaError.invalidRequest }
                     guard case .bytes(let records)? = partitionData.records else { throw KafkaError.invalidRecord }
                     try Self.checkOneBatchV2(records)
+                    // Produce below v7 may not carry zstd (ProduceRequest.validateRecords).
+                    if !request.allowsZstd, records[records.startIndex + RecordBatchHeader.attributesOffset + 1] & 0x07 == 4 {
+                        throw KafkaError.unsupportedCompressionType
+                    }
                     if broker.isTracing { inFlight.startSpan(t, p, topic: topic, partition: partition, records: records, router: self) }
                     if let appended = try broker.appendNow(topic: topic, partition: partition, batches: records, loopAllowance: &loopAllowance) {
                         inFlight.set(t, p, appended.result)

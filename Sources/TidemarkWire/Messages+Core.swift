@@ -194,9 +194,13 @@ public struct ProduceRequest: KafkaMessage {
     public var topics: [TopicData] = []
     /// Not on the wire: set as it is coded, true from v13 (topics named by id only), as Fetch's.
     public var topicsById = false
+    /// Not on the wire: set as it is coded, true from v7, the first whose batches may be zstd
+    /// (Kafka refuses zstd below it with UNSUPPORTED_COMPRESSION_TYPE).
+    public var allowsZstd = true
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         topicsById = version >= 13
+        allowsZstd = version >= 7
         try c.nullableString(&transactionalId, "transactional_id")
         try c.int16(&acks, "acks")
         try c.int32(&timeoutMs, "timeout_ms")
@@ -312,9 +316,13 @@ public struct FetchRequest: KafkaMessage {
     /// Not on the wire: set as it is coded, true from v13, where topics are named by id only
     /// (a zero id is then an id no topic has, UNKNOWN_TOPIC_ID, not a topic named "").
     public var topicsById = false
+    /// Not on the wire: set as it is coded, true from v10, the first that may read a topic
+    /// whose compression.type is zstd (Kafka answers UNSUPPORTED_COMPRESSION_TYPE below it).
+    public var allowsZstd = true
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         topicsById = version >= 13
+        allowsZstd = version >= 10
         if version <= 14 { try c.int32(&replicaId, "replica_id") }
         try c.int32(&maxWaitMs, "max_wait_ms")
         try c.int32(&minBytes, "min_bytes")

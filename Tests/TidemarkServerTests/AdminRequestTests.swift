@@ -600,6 +600,44 @@ import TidemarkWire
         }
     }
 
+    /// zstd needs Produce v7 and, for a topic that stores zstd, Fetch v10, as in Kafka:
+    /// older clients get UNSUPPORTED_COMPRESSION_TYPE for the partition (an old client was
+    /// handed zstd batches it cannot read, and read "EOF").
+    @Test func zstdIsRefusedToRequestVersionsOlderThanIt() async throws {
+        try await ServerTests.withServer { server in
+            try await server.broker.createTopic("z", partitions: 1, config: TopicConfig(compression: .zstd))
+            try await server.broker.createTopic("asis", partitions: 1)
+            let client = try RawClient(port: server.boundPort)
+            var builder = RecordBatchBuilder(compression: .zstd)
+            builder.append(timestamp: 1_700_000_000_000, key: nil, value: Array("job".utf8))
+            let zstd = try builder.build()
+            for version: Int16 in [3, 6, 7] {
+                let request = ServerTests.produceRequest(topic: "asis", batch: zstd)
+                let response = try ProduceResponse.decode(
+                    try await Self.exchange(client, .produce, version: version, request), version: version, flexible: false)
+                #expect(response.topics[0].partitions.map(\.errorCode) == [version < 7 ? 76 : 0], "produce v\(version)")
+            }
+            #expect(try server.broker.partitionState("asis", 0).log.logEndOffset == 1)
+            _ = try await server.broker.append(topic: "z", partition: 0, batches: try Self.batch(["a", "b"]))
+            for (topic, version) in [("z", Int16(9)), ("z", 10), ("asis", 9)] {
+                var request = FetchRequest()
+                request.maxWaitMs = 0
+                var t = FetchRequest.Topic()
+                t.topic = topic
+                var p = FetchRequest.Partition()
+                p.fetchOffset = 0
+                t.partitions = [p]
+                request.topics = [t]
+                let response = try FetchResponse.decode(
+                    try await Self.exchange(client, .fetch, version: version, request), version: version, flexible: false)
+                let partition = try #require(response.topics.first?.partitions.first)
+                let refused = topic == "z" && version < 10
+                #expect(partition.errorCode == (refused ? 76 : 0), "fetch v\(version) of \(topic)")
+                if case .bytes(let bytes)? = partition.records { #expect(bytes.isEmpty == refused) }
+            }
+        }
+    }
+
     /// CreateTopics naming a topic twice acts on neither (INVALID_REQUEST); DeleteTopics
     /// naming one by both name and id is refused; Metadata for an invalid name answers
     /// INVALID_TOPIC_EXCEPTION (not the retriable UNKNOWN_TOPIC_OR_PARTITION, which made

@@ -13,6 +13,9 @@ public struct BrokerConfig: Sendable {
     public var dataDirectory = "./tidemark-data"
     /// The settings given, by Kafka name (what DescribeConfigs reports as set by the operator).
     public private(set) var explicit: [String: String] = [:]
+    /// Kafka broker settings given that have no effect here, in the order given (logged once
+    /// at start).
+    public private(set) var withoutEffect: [String] = []
 
     public init() {}
 
@@ -191,8 +194,20 @@ public struct BrokerConfig: Sendable {
         case "fetch.max.bytes": server.fetchMaxBytes = Int(try ranged(0...Int64(Int32.max)))
         case "max.incremental.fetch.session.cache.slots": server.fetchSessionCacheSlots = Int(clamping: max(0, try number()))
         case "num.network.threads": server.eventLoops = Int(try ranged(1...1024))
+        case "authorizer.class.name" where !value.trimmingCharacters(in: .whitespaces).isEmpty:
+            // Accepting it would let an operator believe ACLs are enforced.
+            throw Failure(description: "authorizer.class.name: Tidemark has no authorizer, so ACLs cannot be enforced (leave it unset)")
+        case "process.roles" where !value.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "broker" }):
+            throw Failure(description: "process.roles: a Tidemark node is a broker (with its own metadata), got '\(value)'")
         default:
-            throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
+            guard Self.kafkaBrokerSettings.contains(key) || Self.isKafkaPrefixedSetting(key) else {
+                throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
+            }
+            // A Kafka setting with no use on one node (replication, KRaft quorum, TLS/SASL,
+            // quotas, thread pools...): accepted, so Kafka's own server.properties starts a
+            // node, and named in the log at start (`withoutEffect`).
+            if !withoutEffect.contains(key) { withoutEffect.append(key) }
+            return
         }
         explicit[key] = value
     }

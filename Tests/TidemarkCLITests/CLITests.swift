@@ -374,6 +374,35 @@ struct ServeConfigTests {
         #expect(badFile.status != 0 && badFile.stderr.contains("bogus.key"))
     }
 
+    /// A server.properties written for Kafka 4 (KRaft, combined mode) starts a node: Kafka
+    /// settings with no use here are accepted and named in the log (the first line of Kafka's
+    /// own file, process.roles, was "unknown"); an authorizer, or a controller-only node, is
+    /// refused rather than silently not enforced.
+    @Test func aKafkaServerPropertiesFileStartsANode() async throws {
+        let dir = TemporaryDirectory()
+        let kafka = [
+            "process.roles=broker,controller", "node.id=1", "controller.quorum.bootstrap.servers=localhost:9093",
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://:9093", "inter.broker.listener.name=PLAINTEXT",
+            "controller.listener.names=CONTROLLER", "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "num.network.threads=3", "num.io.threads=8", "socket.send.buffer.bytes=102400", "num.recovery.threads.per.data.dir=1",
+            "offsets.topic.replication.factor=1", "transaction.state.log.min.isr=1", "log.retention.hours=168",
+            "log.segment.bytes=1073741824", "log.retention.check.interval.ms=300000", "listener.name.plaintext.ssl.keystore.type=PKCS12", "",
+        ]
+        try kafka.joined(separator: "\n").write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
+        let broker = try await ServeProcess.start(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties"])
+        defer { broker.stop() }
+        #expect(try await CLI.run(["topics", "create", "from-kafka", "--bootstrap", broker.bootstrap]).status == 0)
+        for (line, refusal) in [
+            ("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "Tidemark has no authorizer"),
+            ("process.roles=controller", "a Tidemark node is a broker"),
+            ("log.retention.check.interval.msx=1", "unknown broker config 'log.retention.check.interval.msx'"),
+        ] {
+            try line.write(toFile: dir.path + "/bad.properties", atomically: true, encoding: .utf8)
+            let refused = try await CLI.run(["serve", "--config-file", dir.path + "/bad.properties"])
+            #expect(refused.status != 0 && refused.stderr.contains(refusal), "\(line): \(refused.stderr)")
+        }
+    }
+
     /// Also from a file saved with Windows line ends (CRLF): it used to read as one comment line.
     @Test(arguments: ["\n", "\r\n"])
     func settingsApplyToAutoCreatedTopics(lineEnd: String) async throws {

@@ -166,6 +166,11 @@ struct Serve: AsyncParsableCommand {
         // Before the broker's options exist: the open-file budget is sized from this limit.
         Self.raiseDescriptorLimit(logger: logger)
         var settings = try brokerConfig()
+        if !settings.withoutEffect.isEmpty {
+            logger.notice(
+                "Kafka broker settings with no effect on one Tidemark node (accepted as Kafka would, not used)",
+                metadata: ["settings": "\(settings.withoutEffect.joined(separator: ", "))"])
+        }
         settings.server.brokerConfigEntries = settings.describe.map { BrokerConfigEntry(name: $0.name, value: $0.value, isDefault: $0.isDefault) }
         let config = settings.server
         // Absolute, as Kafka reports log.dirs (DescribeLogDirs, logs): a relative --data is

@@ -294,6 +294,64 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// As Kafka expires offsets (KIP-496, and Kafka 4's consumer groups): a group with members
+    /// keeps the offsets of the topics they subscribe to, and those of a topic none subscribes
+    /// to any more expire from their commit (they stayed for as long as the group ran, and with
+    /// them the topic's lag, for classic and consumer-protocol groups alike); a
+    /// consumer-protocol group without members loses each offset from its commit, not from
+    /// when it became empty. A classic group whose subscriptions are not known (its metadata
+    /// does not read) keeps them all.
+    @Test func offsetsOfTopicsNoMemberSubscribesToExpireFromTheirCommit() async throws {
+        let dir = TemporaryDirectory()
+        let clock = TestClock()
+        let day: Int64 = 24 * 3_600_000
+        var opts = options(clock: clock, maintenanceMs: 3_600_000)
+        opts.groups.offsetsRetentionCheckIntervalMs = 1000
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("a", partitions: 1)
+        try await broker.createTopic("b", partitions: 1)
+        let both: [TopicPartition: CommittedOffset] = [TopicPartition("a", 0): CommittedOffset(offset: 5), TopicPartition("b", 0): CommittedOffset(offset: 7)]
+
+        func classic(_ group: String, metadata: [UInt8]) async throws -> (String, Int32) {
+            let joined = await broker.groups.join(
+                JoinGroupRequest(
+                    groupId: group, clientId: "c", sessionTimeoutMs: 45_000, rebalanceTimeoutMs: 10_000, protocolType: "consumer",
+                    protocols: [("range", metadata)]))
+            _ = await broker.groups.sync(groupId: group, memberId: joined.memberId, generationId: joined.generationId, assignments: [joined.memberId: []])
+            #expect(try await broker.groups.commitOffsets(groupId: group, memberId: joined.memberId, generationId: joined.generationId, offsets: both) == nil)
+            return (joined.memberId, joined.generationId)
+        }
+        let (reader, generation) = try await classic("classic", metadata: ConsumerProtocol.encodeSubscription(topics: ["a"]))
+        let (unread, unreadGeneration) = try await classic("opaque", metadata: [1, 2, 3])
+        func modern(_ group: String, epoch: Int32 = 0) -> ConsumerHeartbeatResult {
+            broker.consumerGroupHeartbeat(
+                ConsumerHeartbeat(
+                    groupId: group, memberId: "m-\(group)", memberEpoch: epoch, rebalanceTimeoutMs: 60_000,
+                    subscribedTopicNames: epoch == 0 ? ["a"] : nil, clientId: "c"))
+        }
+        var epochs: [String: Int32] = [:]
+        for group in ["modern", "left"] {
+            let joined = modern(group)
+            #expect(joined.error == nil)
+            epochs[group] = joined.memberEpoch
+            #expect(try await broker.groups.commitOffsets(groupId: group, memberId: joined.memberId, generationId: joined.memberEpoch, offsets: both) == nil)
+        }
+
+        // "left" leaves three days after its commit; everyone else stays.
+        clock.advance(3 * day)
+        #expect(modern("left", epoch: -1).error == nil)  // (a leave)
+        clock.advance(4 * day + 2000)
+        #expect(broker.groups.heartbeat(groupId: "classic", memberId: reader, generationId: generation) == nil)
+        #expect(broker.groups.heartbeat(groupId: "opaque", memberId: unread, generationId: unreadGeneration) == nil)
+        #expect(modern("modern", epoch: epochs["modern"] ?? 0).error == nil)
+        await broker.groups.tick()
+        #expect(Set(broker.groups.fetchOffsets(groupId: "classic").keys) == [TopicPartition("a", 0)])
+        #expect(Set(broker.groups.fetchOffsets(groupId: "modern").keys) == [TopicPartition("a", 0)])
+        #expect(broker.groups.fetchOffsets(groupId: "opaque").count == 2)
+        #expect(broker.groups.fetchOffsets(groupId: "left").isEmpty, "seven days after its commits, four after it emptied")
+        try await broker.close()
+    }
+
     /// The first expiry check comes one interval after the start, so consumers that were
     /// running before a restart have rejoined by then.
     @Test func noOffsetsExpireAtTheStart() async throws {

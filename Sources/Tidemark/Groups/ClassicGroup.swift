@@ -317,6 +317,22 @@ struct ClassicGroup: Sendable {
 
     private var protocolTypeOfMembers: String? { members.values.first?.protocolType }
 
+    /// The topics its members subscribe to, when Kafka's coordinator knows them (KIP-496): a
+    /// Stable group of the consumer protocol whose members' subscriptions all read; nil
+    /// otherwise (rebalancing, another protocol type, a subscription that does not read), when
+    /// none of its offsets expires while it has members.
+    var knownSubscribedTopics: Set<String>? {
+        guard state == .stable, protocolType == "consumer", let protocolName else { return nil }
+        var topics = Set<String>()
+        for member in members.values {
+            guard let metadata = member.protocols.first(where: { $0.name == protocolName })?.metadata,
+                let names = ConsumerProtocol.decodeSubscriptionTopics(metadata)
+            else { return nil }
+            topics.formUnion(names)
+        }
+        return topics
+    }
+
     private func commonProtocols(adding names: [String], excluding memberId: String) -> Set<String> {
         var common = Set(names)
         for (id, member) in members where id != memberId { common.formIntersection(member.protocols.map(\.name)) }

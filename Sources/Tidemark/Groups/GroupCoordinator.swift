@@ -425,7 +425,7 @@ public final class GroupCoordinator: Sendable {
     func tick(logger: Logger? = nil, topicId: ((String) -> UUID?)? = nil) async {
         let now = clock()
         var expiredMembers: [(group: String, members: [String])] = []
-        let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, Set<String>) in
+        let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, [String: OffsetStore.ActiveGroup]) in
             var ready = Ready()
             // Only the classic groups whose next deadline has come are ticked (a look at each
             // deadline, not at each group), and only idle ones are looked at for retention.
@@ -475,10 +475,15 @@ public final class GroupCoordinator: Sendable {
             }
             let due = now - s.lastOffsetsExpiryMs >= options.offsetsRetentionCheckIntervalMs
             if due { s.lastOffsetsExpiryMs = now }
-            let active =
-                due
-                ? Set(s.groups.filter { !$0.value.members.isEmpty }.keys).union(s.consumerGroups.filter { !$0.value.isEmpty }.keys)
-                : []
+            var active: [String: OffsetStore.ActiveGroup] = [:]
+            if due {
+                for (id, group) in s.groups where !group.members.isEmpty {
+                    active[id] = group.knownSubscribedTopics.map { .subscribedTo($0) } ?? .keepsAll
+                }
+                for (id, group) in s.consumerGroups {
+                    active[id] = group.isEmpty ? .consumerProtocolEmpty : .subscribedTo(group.subscribedTopicNames)
+                }
+            }
             return (ready, due, active)
         }
         ready.resumeAll()
@@ -488,7 +493,7 @@ public final class GroupCoordinator: Sendable {
         }
         if expiryDue {
             do {
-                let expired = try await store.expire(olderThan: wallClock().saturatingAdd(-max(options.offsetsRetentionMs, 1)), except: activeGroups)
+                let expired = try await store.expire(olderThan: wallClock().saturatingAdd(-max(options.offsetsRetentionMs, 1)), active: activeGroups)
                 if !expired.isEmpty {
                     logger?.info("committed offsets expired", metadata: ["groups": "\(expired.sorted())"])
                 }

@@ -17,10 +17,10 @@ struct BlockingExecutor: Sendable {
         lanes = nil
     }
 
-    /// At most `lanes` calls at a time, each call given to the lane with the fewest calls
-    /// running or waiting: for work whose memory is bounded per call (the decompressing check
-    /// of produced batches: each may hold 64 MiB), so memory is bounded by `lanes` calls, while
-    /// one client's long call does not hold every other client's behind it.
+    /// At most `lanes` calls at a time, the rest started in arrival order as running ones end:
+    /// for work whose memory is bounded per call (the decompressing check of produced batches:
+    /// each may hold 64 MiB), so memory is bounded by `lanes` calls, while one long call does
+    /// not hold every other behind it.
     init(lanes count: Int, label: String) {
         precondition(count > 0, "an executor needs a lane")
         queue = nil
@@ -69,27 +69,59 @@ final class CancelFlag: Sendable {
     func set() { flag.store(true, ordering: .releasing) }
 }
 
-/// The serial queues of a lanes executor and the calls each has running or waiting.
-/// `pending` is owned by its mutex (taken by submitters and by each queue's thread as a
-/// call ends); the queues are Dispatch's.
+/// A lanes executor's calls: at most `limit` run at once, on a concurrent queue; the others
+/// wait in arrival order and start as running ones end, so a lane never sits idle while a call
+/// waits. `state` is owned by its mutex (taken by submitters and by each call's thread as it
+/// ends); the waiting calls are bounded by what holds them (each is a request's batch, within
+/// the request memory budget).
 private final class Lanes: Sendable {
-    private let queues: [DispatchQueue]
-    private let pending: Mutex<[Int]>
+    private let queue: DispatchQueue
+    private let limit: Int
+    private let state = Mutex(Waiting())
+
+    struct Waiting {
+        var running = 0
+        var calls: [@Sendable () -> Void] = []
+        var head = 0  // calls before it have started
+
+        mutating func next() -> (@Sendable () -> Void)? {
+            guard head < calls.count else { return nil }
+            let call = calls[head]
+            head += 1
+            if head > 64 && head * 2 > calls.count {  // drop the started ones now and then
+                calls.removeFirst(head)
+                head = 0
+            }
+            return call
+        }
+    }
 
     init(count: Int, label: String) {
-        queues = (0..<count).map { DispatchQueue(label: "\(label).\($0)", qos: .userInitiated) }
-        pending = Mutex(Array(repeating: 0, count: count))
+        queue = DispatchQueue(label: label, qos: .userInitiated, attributes: .concurrent)
+        limit = count
     }
 
     func submit(_ work: @escaping @Sendable () -> Void) {
-        let lane = pending.withLock { pending in
-            let lane = pending.indices.min { pending[$0] < pending[$1] }!  // (count > 0)
-            pending[lane] += 1
-            return lane
+        let startNow = state.withLock { s in
+            if s.running < limit {
+                s.running += 1
+                return true
+            }
+            s.calls.append(work)
+            return false
         }
-        queues[lane].async {
+        if startNow { start(work) }
+    }
+
+    private func start(_ work: @escaping @Sendable () -> Void) {
+        queue.async {
             work()
-            self.pending.withLock { $0[lane] -= 1 }
+            let next = self.state.withLock { s in
+                let call = s.next()
+                if call == nil { s.running -= 1 }
+                return call
+            }
+            if let next { self.start(next) }
         }
     }
 }

@@ -343,12 +343,6 @@ extension Broker {
         return topic
     }
 
-    /// The codec a topic stores its batches in (its compression.type), or nil when it keeps
-    /// each as the producer sent it, or when there is no such topic.
-    public func compressionCodec(of topic: String) -> CompressionCodec? {
-        (try? topicState(topic))?.config.compression.codec
-    }
-
     /// A topic's id (Kafka's topic UUID: a new one when a topic is deleted and made again).
     public func topicId(of name: String) throws(TidemarkError) -> UUID { try topicState(name).id }
 

@@ -51,9 +51,9 @@ public final class Broker: Sendable {
     public let dataDirectory: String
     public let options: BrokerOptions
     let executor = BlockingExecutor()
-    /// Checks of compressed batches too large for the event loop, two at a time (see
-    /// `Broker.append`): memory bounded by two decompressed batches, and one client's large
-    /// batches hold another's behind them only when both lanes are busy.
+    /// Checks of compressed batches too large for the event loop, two at a time, the others
+    /// started in arrival order (see `Broker.append`): memory bounded by two decompressed
+    /// batches, and one long check does not hold the others behind it.
     let decompressor = BlockingExecutor(lanes: Broker.decompressionLanes, label: "tidemark.decompress")
     /// Lanes of `decompressor`.
     static let decompressionLanes = 2

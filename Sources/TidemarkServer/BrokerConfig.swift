@@ -194,22 +194,46 @@ public struct BrokerConfig: Sendable {
         case "fetch.max.bytes": server.fetchMaxBytes = Int(try ranged(0...Int64(Int32.max)))
         case "max.incremental.fetch.session.cache.slots": server.fetchSessionCacheSlots = Int(clamping: max(0, try number()))
         case "num.network.threads": server.eventLoops = Int(try ranged(1...1024))
+        case "log.cleanup.policy": try topicDefault("cleanup.policy", value)
+        case "delete.topic.enable": server.deleteTopicEnable = try flag()
+        // Replication a single node cannot give: refused rather than acknowledged with one copy
+        // (on one node Kafka could not create such topics, or would refuse acks=all writes).
+        case "default.replication.factor", "min.insync.replicas", "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+            "share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr":
+            let n = try number()
+            guard n == 1 else {
+                throw Failure(description: "\(key)=\(n): a Tidemark node keeps one copy of each partition, so only 1 can be met (set it to 1)")
+            }
+            inert(key)
+            return
+        case "remote.log.storage.system.enable" where value.trimmingCharacters(in: .whitespaces).lowercased() != "false":
+            _ = try flag()
+            throw Failure(description: "remote.log.storage.system.enable: tiered storage is not supported (leave it false)")
         case "authorizer.class.name" where !value.trimmingCharacters(in: .whitespaces).isEmpty:
             // Accepting it would let an operator believe ACLs are enforced.
             throw Failure(description: "authorizer.class.name: Tidemark has no authorizer, so ACLs cannot be enforced (leave it unset)")
         case "process.roles" where !value.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "broker" }):
             throw Failure(description: "process.roles: a Tidemark node is a broker (with its own metadata), got '\(value)'")
         default:
-            guard Self.kafkaBrokerSettings.contains(key) || Self.isKafkaPrefixedSetting(key) else {
+            if let kind = Self.kafkaBrokerSettings[key] {
+                guard Self.parses(value, as: kind) else { throw Failure(description: "\(key) needs a \(kind) value, got '\(value)'") }
+            } else if !Self.isKafkaPrefixedSetting(key) {
                 throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
             }
-            // A Kafka setting with no use on one node (replication, KRaft quorum, TLS/SASL,
-            // quotas, thread pools...): accepted, so Kafka's own server.properties starts a
-            // node, and named in the log at start (`withoutEffect`).
-            if !withoutEffect.contains(key) { withoutEffect.append(key) }
+            // A Kafka setting with no use on one node (KRaft quorum, TLS/SASL settings, quotas,
+            // thread pools...): checked as its type, accepted, so Kafka's own server.properties
+            // starts a node, and named in the log at start (`withoutEffect`). Listener
+            // protocols are checked once all are read (`checked`).
+            inert(key)
+            if key == "listener.security.protocol.map" || key == "controller.listener.names" { explicit[key] = value }
             return
         }
         explicit[key] = value
+    }
+
+    private mutating func inert(_ key: String) {
+        if !withoutEffect.contains(key) { withoutEffect.append(key) }
     }
 
     /// Checks the settings that constrain each other, once all are set (a file, then
@@ -217,6 +241,7 @@ public struct BrokerConfig: Sendable {
     /// rules: a member must be able to heartbeat before its session expires, and a session
     /// timeout range must not be empty (every join would be refused).
     public func checked() throws(Failure) {
+        try checkListenerProtocols()
         let groups = broker.groups
         if groups.consumerHeartbeatIntervalMs >= groups.consumerSessionTimeoutMs {
             throw Failure(description: "group.consumer.heartbeat.interval.ms (\(groups.consumerHeartbeatIntervalMs)) must be less than group.consumer.session.timeout.ms (\(groups.consumerSessionTimeoutMs))")
@@ -226,6 +251,33 @@ public struct BrokerConfig: Sendable {
         }
         if groups.minSessionTimeoutMs > groups.maxSessionTimeoutMs {
             throw Failure(description: "group.max.session.timeout.ms (\(groups.maxSessionTimeoutMs)) must be at least group.min.session.timeout.ms (\(groups.minSessionTimeoutMs))")
+        }
+    }
+
+    /// Every listener but the controller's must be PLAINTEXT: a listener whose protocol is
+    /// TLS or SASL (by its name, or by listener.security.protocol.map) would otherwise be
+    /// served in the clear without authentication, or dropped without a word.
+    func checkListenerProtocols() throws(Failure) {
+        func pairs(_ key: String) -> [(String, String)] {
+            (explicit[key] ?? "").split(separator: ",").compactMap { entry in
+                let parts = entry.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                return parts.count == 2 ? (parts[0].uppercased(), parts[1].uppercased()) : nil
+            }
+        }
+        let protocols = Dictionary(pairs("listener.security.protocol.map"), uniquingKeysWith: { $1 })
+        let controllers = Set((explicit["controller.listener.names"] ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces).uppercased()
+        })
+        for key in ["listeners", "advertised.listeners"] {
+            for entry in (explicit[key] ?? "").split(separator: ",") {
+                guard let scheme = entry.range(of: "://") else { continue }
+                let name = entry[..<scheme.lowerBound].trimmingCharacters(in: .whitespaces).uppercased()
+                guard !controllers.contains(name) else { continue }
+                let security = protocols[name] ?? name
+                guard security == "PLAINTEXT" else {
+                    throw Failure(description: "\(key): listener \(name) uses \(security); a Tidemark node serves PLAINTEXT only (no TLS or SASL)")
+                }
+            }
         }
     }
 

@@ -94,10 +94,6 @@ extension RequestRouter {
                 let key = FetchKey(topic: name, partition: Int(partitionRequest.partition), offset: partitionRequest.fetchOffset)
                 let limit = max(min(Int(partitionRequest.partitionMaxBytes), pass.room.budget), 1)
                 do {
-                    // A topic that stores zstd is not read below Fetch v10, as in Kafka: its
-                    // clients predate zstd (and batches sent in zstd to a `producer` topic
-                    // are read as stored, as Kafka reads them).
-                    if !request.allowsZstd, broker.compressionCodec(of: name) == .zstd { throw KafkaError.unsupportedCompressionType }
                     // The read: the executor's for this pass, or one now (nil: it would block).
                     // Data not in the page cache is brought in by the executor first (a pass
                     // redone with what it read is not probed again: it reads even if cold).

@@ -86,8 +86,20 @@ extension RequestRouter {
 
     /// DeleteTopics by name, or (v6) by topic id: UNKNOWN_TOPIC_ID for an id no topic has.
     /// A topic listed twice, or named with both its name and an id, is refused (INVALID_REQUEST).
-    func deleteTopics(_ request: DeleteTopicsRequest) async -> DeleteTopicsResponse {
+    func deleteTopics(_ request: DeleteTopicsRequest, version: Int16 = 6) async -> DeleteTopicsResponse {
         var response = DeleteTopicsResponse()
+        // delete.topic.enable=false: every topic refused, as Kafka's controller refuses them
+        // (INVALID_REQUEST to versions that predate TOPIC_DELETION_DISABLED).
+        guard config.deleteTopicEnable else {
+            response.responses = request.topics.map { topic in
+                var result = DeleteTopicsResponse.Result(name: topic.name)
+                result.topicId = topic.topicId
+                result.errorCode = (version < 3 ? KafkaError.invalidRequest : .topicDeletionDisabled).rawValue
+                result.errorMessage = version < 3 ? "This version does not support topic deletion." : "Topic deletion is disabled."
+                return result
+            }
+            return response
+        }
         let listed = request.topics.map { $0.name ?? topicName(for: $0.topicId) ?? "" }.filter { !$0.isEmpty }
         let duplicated = Set(Dictionary(grouping: listed, by: { $0 }).filter { $0.value.count > 1 }.keys)
         for topic in request.topics {
@@ -355,7 +367,7 @@ extension RequestRouter {
                     p.errorMessage = message
                 }
                 guard let count else {
-                    refuse(.unknownTopicOrPartition, "Unable to find topic \(topic.name)")
+                    refuse(.unknownTopicOrPartition, "Unable to find a topic named \(topic.name).")
                     return p
                 }
                 guard asked.partitionIndex >= 0, Int(asked.partitionIndex) < count else {
@@ -366,12 +378,23 @@ extension RequestRouter {
                     refuse(.noReassignmentInProgress, "No partition reassignment is in progress.")
                     return p
                 }
-                if replicas.isEmpty {
+                // Checked as Kafka's controller checks them, in ascending order (n log n: a
+                // list may hold 250,000 ids); this node is the only broker.
+                guard !replicas.isEmpty else {
                     refuse(.invalidReplicaAssignment, "The manual partition assignment includes an empty replica list.")
-                } else if let twice = replicas.first(where: { id in replicas.count { $0 == id } > 1 }) {
-                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes the broker \(twice) more than once.")
-                } else if let other = replicas.first(where: { $0 != config.nodeId }) {
-                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes broker \(other), but no such broker is registered.")
+                    return p
+                }
+                var previous: Int32? = nil
+                for id in replicas.sorted() {
+                    if id != config.nodeId {
+                        refuse(.invalidReplicaAssignment, "The manual partition assignment includes broker \(id), but no such broker is registered.")
+                        break
+                    }
+                    if id == previous {
+                        refuse(.invalidReplicaAssignment, "The manual partition assignment includes the broker \(id) more than once.")
+                        break
+                    }
+                    previous = id
                 }
                 return p
             }

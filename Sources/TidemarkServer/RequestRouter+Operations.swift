@@ -1,3 +1,4 @@
+import Foundation
 import Tidemark
 import TidemarkStorage
 import TidemarkWire
@@ -194,6 +195,12 @@ extension RequestRouter {
     /// named back, as Kafka names them.
     func listTransactions(_ request: ListTransactionsRequest) -> ListTransactionsResponse {
         var response = ListTransactionsResponse()
+        // A pattern Kafka's coordinator could not compile is INVALID_REGULAR_EXPRESSION there
+        // (java.util.regex; ICU's syntax is close to it). Compiled only, never matched.
+        if let pattern = request.transactionalIdPattern, !pattern.isEmpty, (try? NSRegularExpression(pattern: pattern)) == nil {
+            response.errorCode = KafkaError.invalidRegularExpression.rawValue
+            return response
+        }
         var seen = Set<String>()
         response.unknownStateFilters = request.stateFilters.filter { !Self.transactionStates.contains($0) && seen.insert($0).inserted }
         return response

@@ -376,7 +376,7 @@ final class RequestRouter: Sendable {
             return try respond(describeGroups(request, version: version), header, api: api)
         case .listGroups: return try respond(listGroups(try body(ListGroupsRequest.self)), header, api: api)
         case .createTopics: return try respond(await createTopics(try body(CreateTopicsRequest.self)), header, api: api)
-        case .deleteTopics: return try respond(await deleteTopics(try body(DeleteTopicsRequest.self)), header, api: api)
+        case .deleteTopics: return try respond(await deleteTopics(try body(DeleteTopicsRequest.self), version: version), header, api: api)
         case .describeConfigs:
             let request = try body(DescribeConfigsRequest.self)
             try TooManyEntries.check(request.resources.count, "resources", max: TooManyEntries.maxConfigResources)

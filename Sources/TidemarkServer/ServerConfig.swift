@@ -11,6 +11,9 @@ public struct ServerConfig: Sendable {
     public var advertisedPort: Int? = nil
     /// Topics named in Metadata requests are created when missing (if the client allows it).
     public var autoCreateTopics = true
+    /// Whether DeleteTopics may delete topics (Kafka's delete.topic.enable): false refuses
+    /// it with TOPIC_DELETION_DISABLED.
+    public var deleteTopicEnable = true
     public var defaultPartitions = 1
     /// A request frame larger than this closes its connection.
     public var maxRequestBytes = 100 << 20

@@ -203,6 +203,7 @@ public enum KafkaError: Int16, Sendable {
     case securityDisabled = 54
     case unknownProducerId = 59
     case kafkaStorageError = 56
+    case topicDeletionDisabled = 73
     case unsupportedCompressionType = 76
     case memberIdRequired = 79
     case preferredLeaderNotAvailable = 80

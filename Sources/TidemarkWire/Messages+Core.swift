@@ -316,13 +316,9 @@ public struct FetchRequest: KafkaMessage {
     /// Not on the wire: set as it is coded, true from v13, where topics are named by id only
     /// (a zero id is then an id no topic has, UNKNOWN_TOPIC_ID, not a topic named "").
     public var topicsById = false
-    /// Not on the wire: set as it is coded, true from v10, the first that may read a topic
-    /// whose compression.type is zstd (Kafka answers UNSUPPORTED_COMPRESSION_TYPE below it).
-    public var allowsZstd = true
     public init() {}
     public mutating func code(_ c: inout WireCoder, version: Int16) throws(WireError) {
         topicsById = version >= 13
-        allowsZstd = version >= 10
         if version <= 14 { try c.int32(&replicaId, "replica_id") }
         try c.int32(&maxWaitMs, "max_wait_ms")
         try c.int32(&minBytes, "min_bytes")

@@ -396,6 +396,13 @@ struct ServeConfigTests {
             ("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "Tidemark has no authorizer"),
             ("process.roles=controller", "a Tidemark node is a broker"),
             ("log.retention.check.interval.msx=1", "unknown broker config 'log.retention.check.interval.msx'"),
+            ("log.cleaner.threads=abc", "log.cleaner.threads needs a int value"),
+            ("log.cleanup.policy=compact", "cleanup.policy"),
+            ("min.insync.replicas=2", "only 1 can be met"),
+            ("offsets.topic.replication.factor=3", "only 1 can be met"),
+            ("remote.log.storage.system.enable=true", "tiered storage is not supported"),
+            ("listeners=PLAINTEXT://127.0.0.1:0\nlistener.security.protocol.map=PLAINTEXT:SASL_SSL", "listener PLAINTEXT uses SASL_SSL"),
+            ("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:9094", "listener SSL uses SSL"),
         ] {
             try line.write(toFile: dir.path + "/bad.properties", atomically: true, encoding: .utf8)
             let refused = try await CLI.run(["serve", "--config-file", dir.path + "/bad.properties"])

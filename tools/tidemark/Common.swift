@@ -64,20 +64,41 @@ enum Output {
     /// the next start recovered every partition). SIGPIPE is ignored (`TidemarkCommand.main`).
     static let readerGoneFlag = Atomic<Bool>(false)
     static var readerGone: Bool { readerGoneFlag.load(ordering: .relaxed) }
+    /// The errno of a write to stdout that failed for another reason (a full disk, an I/O
+    /// error): writing stops as for `readerGone`, and the command exits 1 saying so
+    /// (`TidemarkCommand.main`) rather than 0 with its output cut short.
+    static let writeErrno = Atomic<Int32>(0)
 
     static func line(_ text: String) {
         guard !readerGone else { return }
-        let bytes = Array((text + "\n").utf8)
+        writeStdout(Array((text + "\n").utf8))
+    }
+
+    /// Writes all of `bytes` to stdout, or sets `readerGone` (and `writeErrno` unless the
+    /// reader went away). Returns whether all were written.
+    @discardableResult
+    static func writeStdout(_ bytes: [UInt8]) -> Bool {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
-                if n < 0 && errno == EPIPE { readerGoneFlag.store(true, ordering: .relaxed) }
-                return
+                if n < 0 && errno != EPIPE { writeErrno.store(errno, ordering: .relaxed) }
+                readerGoneFlag.store(true, ordering: .relaxed)
+                return false
             }
             done += n
         }
+        return true
+    }
+
+    /// Exits 1 with a one-line reason if a write to stdout failed other than by its reader
+    /// going away.
+    static func exitIfStdoutFailed() {
+        let code = writeErrno.load(ordering: .relaxed)
+        guard code != 0 else { return }
+        error("Error: writing standard output failed: \(String(cString: strerror(code))); the output is incomplete")
+        exit(1)
     }
 
     static func error(_ text: String) {

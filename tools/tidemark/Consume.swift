@@ -22,6 +22,16 @@ struct Consume: AsyncParsableCommand {
 
     func validate() throws {
         if let fromTime, parseTime(fromTime) == nil { throw ValidationError("--from-time: '\(fromTime)' is not a time") }
+        if fromTime != nil && offset != "earliest" { throw ValidationError("--offset and --from-time cannot be given together") }
+        // As Kafka's console consumer: a group reads from its committed offsets (earliest or
+        // latest say where it starts in partitions it has not committed).
+        if group != nil {
+            if partition != nil { throw ValidationError("--group and --partition cannot be given together: a group reads every partition") }
+            if fromTime != nil || !["earliest", "beginning", "latest", "end"].contains(offset) {
+                throw ValidationError(
+                    "--group reads from the group's committed offsets: move them with `tidemark groups reset-offsets` (--offset earliest or latest only says where to start in partitions it has not committed)")
+            }
+        }
         if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
         _ = try parseStart(offset)
     }
@@ -50,6 +60,9 @@ struct Consume: AsyncParsableCommand {
                     let records = try await member.poll(maxRecords: min(500, limit - printed), maxWaitMs: 500)
                     records.forEach(print)
                     printed += records.count
+                    // Nobody read them (stdout's reader went away, or a write failed): not
+                    // committed; the group reads them again next time.
+                    if Output.readerGone { break }
                     // Committed whenever the positions moved, also past records no longer
                     // there (a commit below the log start moves to it with nothing printed).
                     let positions = member.positions
@@ -117,11 +130,20 @@ struct Consume: AsyncParsableCommand {
                 let chunk = try decodeRecords(bytes, topic: topic, partition: p, aborted: aborted)
                 let fresh = chunk.records.filter { $0.offset >= positions[p]! }
                 let records = fresh.prefix(limit - printed)
-                records.forEach(print)
-                printed += records.count
+                var written = 0
+                for record in records {
+                    print(record)
+                    if Output.readerGone { break }  // (not written: its reader went away, or a write failed)
+                    written += 1
+                }
+                printed += written
                 // Past the last record printed or, when all were, past the batches read, also
-                // those with no record (transaction markers, batches compaction emptied).
-                let after = records.count < fresh.count ? records.last.map { $0.offset + 1 } : chunk.next
+                // those with no record (transaction markers, batches compaction emptied); a
+                // record not written stays ahead (a group commits only what was printed).
+                let after =
+                    written < records.count
+                    ? records[records.startIndex + written].offset
+                    : records.count < fresh.count ? records.last.map { $0.offset + 1 } : chunk.next
                 guard let after, after > positions[p]! else { continue }
                 positions[p] = after
                 progressed = true

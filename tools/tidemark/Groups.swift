@@ -208,6 +208,7 @@ struct Groups: AsyncParsableCommand {
     
         /// A share group's reset through a running broker: ListOffsets, then AlterShareGroupOffsets.
         func resetShareOverTheWire(_ client: KafkaClient, _ reset: OffsetReset) throws -> [TopicPartition: Int64] {
+            try refuseIfActive(client)
             let current = try client.sharePartitions(group).first { $0.topicName == topic }?.partitions ?? []
             var result: [TopicPartition: Int64] = [:]
             for p in 0..<(try client.partitionCount(topic)) {
@@ -227,8 +228,18 @@ struct Groups: AsyncParsableCommand {
             return result
         }
 
+        /// As Kafka's tools: a group with consumers running is refused, dry run or not (its
+        /// consumers would commit over the reset), whatever its protocol.
+        func refuseIfActive(_ client: KafkaClient) throws {
+            guard let listed = try client.listGroupsWithTypes().first(where: { $0.group == group }) else { return }
+            guard ["empty", "dead", ""].contains(listed.state.lowercased()) else {
+                throw CLIError("offsets can only be reset while group '\(group)' is inactive, but it is \(listed.state): stop its consumers first")
+            }
+        }
+
         /// The same reset through a running broker: ListOffsets, then a standalone OffsetCommit.
         func resetOverTheWire(_ client: KafkaClient, _ reset: OffsetReset) throws -> [TopicPartition: Int64] {
+            try refuseIfActive(client)
             let committed = try client.committedOffsets(group)[topic] ?? [:]
             var result: [TopicPartition: Int64] = [:]
             for p in 0..<(try client.partitionCount(topic)) {

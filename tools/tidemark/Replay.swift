@@ -92,7 +92,7 @@ struct Replay: AsyncParsableCommand {
 
     private func copy<R: RecordReader>(_ reader: R, topic: String, partitions: [Int], into sink: RecordSink) async throws {
         var total = 0
-        for partition in partitions {
+        for partition in partitions where !Output.readerGone {
             // An offset past a partition's end is its end, from either source (over the wire,
             // `--until 5000` on shorter partitions copied the first and then failed: no records
             // below its end).
@@ -113,7 +113,7 @@ struct Replay: AsyncParsableCommand {
                 Output.error("\(topic)-\(partition): resuming after offset \(resumed), already replayed")
             }
             var next = start
-            while next < end {
+            while next < end && !Output.readerGone {
                 let chunk = try await reader.read(topic, partition, from: next)
                 // Past the batches read, also those with no record to copy (transaction markers).
                 // Nothing below the end the source gave is an error, not the end of the copy.
@@ -128,6 +128,7 @@ struct Replay: AsyncParsableCommand {
             }
         }
         try await sink.finish()
+        guard !Output.readerGone else { return }  // (stdout's reader went away: said nothing more)
         Output.error("replayed \(total) record\(total == 1 ? "" : "s")")
     }
 }
@@ -264,7 +265,9 @@ protocol RecordSink {
 /// JSON lines to stdout or a file (the format of `consume --json`).
 final class JSONSink: RecordSink {
     let handle: FileHandle
+    let path: String?
     init(path: String?) throws {
+        self.path = path
         if let path {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let handle = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
@@ -283,9 +286,27 @@ final class JSONSink: RecordSink {
                 "key": Output.json(record.key), "value": Output.json(record.value), "headers": headers,
             ]) + "\n"
         }
-        handle.write(Data(text.utf8))
+        if handle === FileHandle.standardOutput {
+            // A reader that went away (`| head -1`) ends the replay quietly (`copy` stops at
+            // `Output.readerGone`); another failure exits 1 (`Output.exitIfStdoutFailed`).
+            Output.writeStdout(Array(text.utf8))
+        } else {
+            do { try handle.write(contentsOf: Data(text.utf8)) } catch { throw CLIError("writing \(path ?? "the file"): \(Self.reason(error))") }
+        }
     }
-    func finish() async throws { if handle !== FileHandle.standardOutput { try handle.close() } }
+    func finish() async throws {
+        guard handle !== FileHandle.standardOutput else { return }
+        do {
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            throw CLIError("writing \(path ?? "the file"): \(Self.reason(error))")
+        }
+    }
+    static func reason(_ error: any Error) -> String {
+        let code = (error as NSError).code
+        return (error as NSError).domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32(code))) : "\(error)"
+    }
 }
 
 /// Builds idempotent batches for one destination, with the replay header added.

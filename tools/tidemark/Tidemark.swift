@@ -20,7 +20,9 @@ struct TidemarkCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            Output.exitIfStdoutFailed()
         } catch {
+            Output.exitIfStdoutFailed()
             exit(withError: error)
         }
     }

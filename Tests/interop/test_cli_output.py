@@ -1,0 +1,92 @@
+"""The tools CLI as scripts use it (from an outside hunt): output into a pipe whose reader goes
+away ends quietly, and a group commits only what was written; output that cannot be written
+(a full disk) is an error, not a cut-off file and exit status 0; options a group cannot honour
+are refused; offsets of a group with running consumers are not reset, dry run or not."""
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import BINARY, unique
+
+
+def _produce(broker, topic, count, partitions=2):
+    lines = "".join("job-%06d\n" % i for i in range(count))
+    subprocess.run([BINARY, "topics", "create", topic, "--partitions", str(partitions), "--bootstrap", broker.bootstrap],
+                   check=True, capture_output=True)
+    subprocess.run([BINARY, "produce", topic, "--bootstrap", broker.bootstrap], input=lines.encode(), check=True,
+                   capture_output=True)
+
+
+def _piped_to_head(command):
+    """Runs `command | head -1`: (first line, command's exit status, its stderr)."""
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = writer.stdout.readline()
+    writer.stdout.close()  # the reader goes away, as `head -1` does
+    err = writer.stderr.read().decode(errors="replace")
+    return first, writer.wait(timeout=60), err
+
+
+def test_a_pipe_whose_reader_goes_away_ends_quietly_and_commits_only_what_was_written(broker):
+    from kafka import KafkaAdminClient
+    topic, group = unique("piped"), unique("piped-group")
+    total = 60_000
+    _produce(broker, topic, total)
+
+    first, status, err = _piped_to_head([BINARY, "replay", topic, "--bootstrap", broker.bootstrap])
+    assert first and status == 0 and "Fatal error" not in err, (status, err)
+
+    first, status, err = _piped_to_head([BINARY, "consume", topic, "--group", group, "--bootstrap", broker.bootstrap])
+    assert first.startswith(b"job-") and status == 0 and "Fatal error" not in err, (status, err)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    committed = sum(o.offset for o in admin.list_group_offsets(group)[group].values())
+    admin.close()
+    # What fits the pipe's buffer (64 KiB of 11-byte lines) may count as written, no more:
+    # every record fetched was committed (about 60,000 here) when the pipe broke.
+    assert 0 < committed < 10_000, committed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_output_that_cannot_be_written_is_an_error(broker, tmp_path):
+    """On a full disk (a 64 KiB tmpfs): stdout redirected to it, and replay --to-file."""
+    topic = unique("full")
+    _produce(broker, topic, 5_000, partitions=1)
+    disk = str(tmp_path / "disk")
+    os.mkdir(disk)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], check=True)
+    try:
+        with open(os.path.join(disk, "consumed.jsonl"), "wb") as out:
+            consumed = subprocess.run([BINARY, "consume", topic, "--json", "--bootstrap", broker.bootstrap],
+                                      stdout=out, stderr=subprocess.PIPE, timeout=60)
+        assert consumed.returncode == 1 and b"No space left on device" in consumed.stderr, consumed.stderr
+        os.remove(os.path.join(disk, "consumed.jsonl"))
+        replayed = subprocess.run([BINARY, "replay", topic, "--to-file", os.path.join(disk, "backup.jsonl"),
+                                   "--bootstrap", broker.bootstrap], capture_output=True, timeout=60)
+        assert replayed.returncode == 1 and b"No space left on device" in replayed.stderr, replayed.stderr
+        assert b"Fatal error" not in replayed.stderr
+    finally:
+        subprocess.run(["umount", "-l", disk])
+
+
+def test_group_options_it_cannot_honour_are_refused_and_running_groups_are_not_reset(broker):
+    from kafka import KafkaConsumer
+    topic, group = unique("grouped"), unique("running")
+    _produce(broker, topic, 20, partitions=1)
+    for extra in (["--partition", "0"], ["--offset", "5"], ["--from-time", "@0"]):
+        refused = subprocess.run([BINARY, "consume", topic, "--group", group, "--bootstrap", broker.bootstrap] + extra,
+                                 capture_output=True, timeout=60)
+        assert refused.returncode != 0 and b"--group" in refused.stderr, (extra, refused.stderr)
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest")
+    deadline = time.time() + 30
+    while not consumer.assignment() and time.time() < deadline:
+        consumer.poll(500)
+    consumer.commit()
+    try:
+        for execute in ([], ["--execute"]):
+            reset = subprocess.run([BINARY, "groups", "reset-offsets", group, "--topic", topic, "--to-earliest",
+                                    "--bootstrap", broker.bootstrap] + execute, capture_output=True, timeout=60)
+            assert reset.returncode == 1 and b"inactive" in reset.stderr, (execute, reset.stderr)
+    finally:
+        consumer.close()

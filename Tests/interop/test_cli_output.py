@@ -71,8 +71,9 @@ def test_output_that_cannot_be_written_is_an_error(broker, tmp_path):
 
 def test_group_options_it_cannot_honour_are_refused_and_running_groups_are_not_reset(broker):
     from kafka import KafkaConsumer
+    from kafka import OffsetAndMetadata, TopicPartition
     topic, group = unique("grouped"), unique("running")
-    _produce(broker, topic, 20, partitions=1)
+    _produce(broker, topic, 20, partitions=2)
     for extra in (["--partition", "0"], ["--offset", "5"], ["--from-time", "@0"]):
         refused = subprocess.run([BINARY, "consume", topic, "--group", group, "--bootstrap", broker.bootstrap] + extra,
                                  capture_output=True, timeout=60)
@@ -82,8 +83,16 @@ def test_group_options_it_cannot_honour_are_refused_and_running_groups_are_not_r
     deadline = time.time() + 30
     while not consumer.assignment() and time.time() < deadline:
         consumer.poll(500)
-    consumer.commit()
+    # Only partition 0 committed: describe lists partition 1 too, with no offset and no lag
+    # (it was left out, and its lag with it).
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "", -1)})
     try:
+        described = subprocess.run([BINARY, "groups", "describe", group, "--bootstrap", broker.bootstrap],
+                                   capture_output=True, timeout=60)
+        lines = described.stdout.decode().splitlines()
+        assert any(line.split("\t")[:3] == [topic, "0", "1"] for line in lines), lines
+        assert any(line.split("\t")[:3] == [topic, "1", "-"] and line.endswith("\t-") for line in lines), lines
+        assert "1 assigned partition without a commit" in lines[-1], lines
         for execute in ([], ["--execute"]):
             reset = subprocess.run([BINARY, "groups", "reset-offsets", group, "--topic", topic, "--to-earliest",
                                     "--bootstrap", broker.bootstrap] + execute, capture_output=True, timeout=60)

@@ -102,12 +102,46 @@ struct Groups: AsyncParsableCommand {
                 Output.line("GROUP \(group)\tTYPE \(summary.type)\tSTATE \(summary.state)\tMEMBERS \(summary.members.count)")
                 printMembers(summary.members)
             }
+            // Partitions a member is assigned but the group has not committed, listed as Kafka's
+            // tool lists them: "-" for the offset and the lag, which are not known (where the
+            // consumer starts is its auto.offset.reset); left out, they hid that part of the lag.
+            let committed = Set(rows.map { TopicPartition($0.0, $0.1) })
+            var uncommitted = Set<TopicPartition>()
+            for member in summary?.members ?? [] {
+                for (topic, partitions) in member.assignment { for p in partitions { uncommitted.insert(TopicPartition(topic, Int(p))) } }
+                for tp in ConsumerProtocol.decodeAssignment(member.consumerAssignment) ?? [] { uncommitted.insert(tp) }
+            }
+            uncommitted.subtract(committed)
+            let ends = try await endOffsets(of: uncommitted)
             Output.line("TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
-            for (topic, partition, committed, end, lag) in rows { Output.line("\(topic)\t\(partition)\t\(committed)\t\(end)\t\(lag)") }
-            Output.line("total lag: \(rows.reduce(0) { $0 + $1.4 })")
+            var lines = rows.map { (TopicPartition($0.0, $0.1), "\($0.0)\t\($0.1)\t\($0.2)\t\($0.3)\t\($0.4)") }
+            lines += uncommitted.map { tp in (tp, "\(tp.topic)\t\(tp.partition)\t-\t\(ends[tp].map(String.init) ?? "-")\t-") }
+            for (_, line) in lines.sorted(by: { ($0.0.topic, $0.0.partition) < ($1.0.topic, $1.0.partition) }) { Output.line(line) }
+            let unknown = uncommitted.isEmpty ? "" : " (and \(uncommitted.count) assigned partition\(uncommitted.count == 1 ? "" : "s") without a commit, lag not known)"
+            Output.line("total lag: \(rows.reduce(0) { $0 + $1.4 })\(unknown)")
         }
     }
 
+}
+
+extension Groups.Describe {
+    /// The end offsets of `partitions` (those without a commit), by the same route as the rest.
+    func endOffsets(of partitions: Set<TopicPartition>) async throws -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        if let client = try data.client() {
+            var ends: [TopicPartition: Int64] = [:]
+            for tp in partitions { ends[tp] = try? client.offset(tp.topic, tp.partition, at: -1) }
+            return ends
+        }
+        return try await data.withBroker { broker in
+            var ends: [TopicPartition: Int64] = [:]
+            for tp in partitions { ends[tp] = try? broker.offsets(topic: tp.topic, partition: tp.partition).end }
+            return ends
+        }
+    }
+}
+
+extension Groups {
     struct Configure: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set or reset a group's configs by Kafka name (share.record.lock.duration.ms, share.delivery.count.limit, share.auto.offset.reset, consumer.session.timeout.ms, ...).")

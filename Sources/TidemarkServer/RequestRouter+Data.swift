@@ -30,7 +30,7 @@ extension RequestRouter {
         response.brokers = [
             MetadataResponse.Broker(nodeId: config.nodeId, host: config.effectiveAdvertisedHost, port: advertisedPort)
         ]
-        response.clusterId = config.clusterId
+        response.clusterId = config.clusterId ?? broker.clusterId
         response.controllerId = config.nodeId
         if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
         let asked: [MetadataRequest.Topic] = (

@@ -155,7 +155,7 @@ extension RequestRouter {
             return response
         }
         if request.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = AuthorizedOperations.cluster }
-        response.clusterId = config.clusterId
+        response.clusterId = config.clusterId ?? broker.clusterId
         response.controllerId = config.nodeId
         response.brokers = [DescribeClusterResponse.Broker(brokerId: config.nodeId, host: config.effectiveAdvertisedHost, port: advertisedPort)]
         return response

@@ -54,7 +54,9 @@ public struct ServerConfig: Sendable {
     public var eventLoops: Int? = nil
     /// The broker's settings by Kafka name, for DescribeConfigs(BROKER) (`BrokerConfig.describe`).
     public var brokerConfigEntries: [BrokerConfigEntry] = []
-    public var clusterId = "tidemark"
+    /// The cluster id answered (Metadata, DescribeCluster); nil: the broker's own
+    /// (`Broker.clusterId`, this data directory's).
+    public var clusterId: String? = nil
 
     public init() {}
 

@@ -97,6 +97,28 @@ def test_kafka_python_operations(broker):
     admin.close()
 
 
+def test_each_node_has_a_cluster_id_of_its_own_kept_across_restarts(broker):
+    """Kafka's form (a UUID in 22 characters of URL-safe base64), this data directory's: a
+    tool watching two nodes tells them apart (every node said "tidemark")."""
+    import re
+    from kafka import KafkaAdminClient
+    from conftest import serving
+
+    def cluster_id(node):
+        admin = KafkaAdminClient(bootstrap_servers=node.bootstrap)
+        try:
+            return admin.describe_cluster()["cluster_id"]
+        finally:
+            admin.close()
+
+    first = cluster_id(broker)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", first), first
+    broker.restart()
+    assert cluster_id(broker) == first
+    with serving() as other:
+        assert cluster_id(other) != first
+
+
 def test_what_one_node_has_none_of_is_listed_as_none():
     """kafka-reassign-partitions, kafka-transactions and kafka-configs' user listing, through
     kafka-python's admin client: each answers (they were UNSUPPORTED_VERSION), and

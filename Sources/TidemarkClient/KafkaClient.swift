@@ -129,6 +129,8 @@ public final class KafkaClient {
     private var connections: [Int32: BrokerConnection] = [:]
     private var brokers: [Int32: (host: String, port: Int)] = [:]
     private var leaders: [String: [Int32]] = [:]
+    /// The cluster id the last Metadata answer gave (nil before one, or from a broker without).
+    public private(set) var clusterId: String?
     private let seed: BrokerConnection
 
     /// Connects to `host:port`.
@@ -168,6 +170,7 @@ public final class KafkaClient {
         request.allowAutoTopicCreation = autoCreate
         let response = try seed.call(.metadata, version: 4, request, as: MetadataResponse.self)!
         for broker in response.brokers { brokers[broker.nodeId] = (broker.host, Int(broker.port)) }
+        clusterId = response.clusterId
         var counts: [String: Int] = [:]
         for topic in response.topics {
             let name = topic.name ?? ""

@@ -548,6 +548,25 @@ struct ReplayTests {
         #expect(try await CLI.run(args + ["--to-data", source]).status != 0)
     }
 
+    /// A run from another source with a topic of the same name is not taken for an earlier run
+    /// of this one (it resumed after the first source's offsets and skipped as many records;
+    /// an outside hunt): each copy names its source's cluster id.
+    @Test func replayFromAnotherSourceOfTheSameTopicNameCopiesItAll() async throws {
+        let dir = TemporaryDirectory()
+        let (first, second, target) = (dir.path + "/a", dir.path + "/c", dir.path + "/b")
+        try await Self.seed(first, records: 30)
+        try await Self.seed(second, records: 45)
+        #expect(try await CLI.run(["topics", "create", "dst", "--partitions", "3", "--data", target]).status == 0)
+        for source in [first, second] {
+            let run = try await CLI.run(["replay", "src", "--data", source, "--to-data", target, "--to-topic", "dst"])
+            #expect(run.status == 0 && !run.stderr.contains("resuming"), "\(run.stderr)")
+        }
+        let rerun = try await CLI.run(["replay", "src", "--data", second, "--to-data", target, "--to-topic", "dst"])
+        #expect(rerun.stderr.contains("replayed 0 records"), "\(rerun.stderr)")
+        let copied = Self.jsonLines(try await CLI.run(["replay", "dst", "--data", target]).stdout)
+        #expect(copied.count == 75)
+    }
+
     /// A backfill below an earlier run's range is copied (the resume took the highest copy of
     /// any offset: `--from 3`, then `--until 3`, copied nothing and exited 0), and `--until`
     /// past a shorter partition's end copies that partition whole (it failed there, after

@@ -11,10 +11,11 @@ struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay a topic's records (from an offset or a time) to stdout, a file, a topic or another broker.",
         discussion: """
-            Records replayed into a topic carry one extra header, \(ReplayHeader.name) = \
-            "<source topic>/<partition>/<offset>". A rerun after an interruption reads it from the \
-            destination and resumes after the last record already copied, so nothing is \
-            duplicated; within a run the producer is idempotent.
+            Records replayed into a topic carry two extra headers, \(ReplayHeader.name) = \
+            "<source topic>/<partition>/<offset>" and \(ReplayHeader.clusterName) = the source's \
+            cluster id. A rerun after an interruption reads them from the destination and resumes \
+            after the last record already copied from that source, so nothing is duplicated; \
+            within a run the producer is idempotent.
             """)
 
     @Argument(help: "TOPIC or TOPIC:PARTITION.") var source: String
@@ -63,6 +64,7 @@ struct Replay: AsyncParsableCommand {
 
     private func replay<R: BatchWriter>(_ reader: R, topic: String, onlyPartition: Int?) async throws {
         let count = try await reader.partitionCount(topic)
+        let source = try await reader.clusterId()
         let partitions = try onlyPartition.map { p -> [Int] in
             guard p < count else { throw CLIError("topic '\(topic)' has no partition \(p)") }
             return [p]
@@ -71,7 +73,7 @@ struct Replay: AsyncParsableCommand {
         if let toData, let toTopic {
             // A second embedded broker over the destination directory.
             try await withDataDirectory(toData) { destination in
-                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic, stripHeaders: stripHeaders)
+                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic, stripHeaders: stripHeaders, sourceCluster: source)
                 try await copy(reader, topic: topic, partitions: partitions, into: sink)
             }
             return
@@ -79,9 +81,9 @@ struct Replay: AsyncParsableCommand {
         let sink: RecordSink
         if let toTopic {
             if let toBootstrap {
-                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic, stripHeaders: stripHeaders)
+                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic, stripHeaders: stripHeaders, sourceCluster: source)
             } else {
-                sink = try await TopicSink(reader, topic: toTopic, stripHeaders: stripHeaders)  // the source's own broker
+                sink = try await TopicSink(reader, topic: toTopic, stripHeaders: stripHeaders, sourceCluster: source)  // the source's own broker
             }
         } else {
             sink = try JSONSink(path: toFile)
@@ -138,15 +140,28 @@ enum ReplayHeader {
 
     static func value(_ record: ConsumerRecord) -> [UInt8] { Array("\(record.topic)/\(record.partition)/\(record.offset)".utf8) }
 
-    /// Whether a record is a copy of a record of `topic` (any partition).
-    static func isCopy(_ headers: [RecordHeader], of topic: String) -> Bool {
-        guard let raw = headers.last(where: { $0.key == name })?.value else { return false }
+    /// A second header, `tidemark.replay.source.cluster`: the source's cluster id, so that a
+    /// run from another cluster with a topic of the same name is not taken for an earlier run
+    /// of this one (it resumed after the other's offsets and skipped records). Copies made
+    /// before it was written carry none, and count as copies from any source.
+    static let clusterName = "tidemark.replay.source.cluster"
+
+    /// Whether a copy's cluster header (if any) names `cluster` (nil: a source without one).
+    static func fromCluster(_ headers: [RecordHeader], _ cluster: String?) -> Bool {
+        guard let raw = headers.last(where: { $0.key == clusterName })?.value else { return true }
+        return String(decoding: raw, as: UTF8.self) == (cluster ?? "")
+    }
+
+    /// Whether a record is a copy of a record of `topic` (any partition) of `cluster`.
+    static func isCopy(_ headers: [RecordHeader], of topic: String, cluster: String?) -> Bool {
+        guard let raw = headers.last(where: { $0.key == name })?.value, fromCluster(headers, cluster) else { return false }
         return String(decoding: raw, as: UTF8.self).split(separator: "/").first.map(String.init) == topic
     }
 
-    /// The source offset in a replayed record's header, if it came from `topic`/`partition`.
-    static func sourceOffset(_ headers: [RecordHeader], topic: String, partition: Int) -> Int64? {
-        guard let raw = headers.last(where: { $0.key == name })?.value else { return nil }
+    /// The source offset in a replayed record's header, if it came from `topic`/`partition`
+    /// of `cluster`.
+    static func sourceOffset(_ headers: [RecordHeader], topic: String, partition: Int, cluster: String?) -> Int64? {
+        guard let raw = headers.last(where: { $0.key == name })?.value, fromCluster(headers, cluster) else { return nil }
         let parts = String(decoding: raw, as: UTF8.self).split(separator: "/")
         guard parts.count == 3, String(parts[0]) == topic, Int(parts[1]) == partition else { return nil }
         return Int64(parts[2])
@@ -156,6 +171,8 @@ enum ReplayHeader {
 // MARK: Readers
 
 protocol RecordReader {
+    /// The source's cluster id (nil if it gives none).
+    func clusterId() async throws -> String?
     func partitionCount(_ topic: String) async throws -> Int
     func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64
     func endOffset(_ topic: String, _ partition: Int) async throws -> Int64
@@ -166,6 +183,7 @@ protocol RecordReader {
 
 struct EmbeddedReader: RecordReader {
     let broker: Broker
+    func clusterId() async throws -> String? { broker.clusterId }
     func partitionCount(_ topic: String) async throws -> Int { try broker.partitionCount(of: topic) }
     func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64 {
         // An offset past a partition's end is its end, as a Kafka source's (`--until 4` on
@@ -188,6 +206,10 @@ struct EmbeddedReader: RecordReader {
 final class ClientReader: RecordReader {
     let client: KafkaClient
     init(client: KafkaClient) { self.client = client }
+    func clusterId() async throws -> String? {
+        try client.metadata(topics: [])
+        return client.clusterId
+    }
     func partitionCount(_ topic: String) async throws -> Int { try client.partitionCount(topic) }
     func resolve(_ topic: String, _ partition: Int, _ position: StartPosition) async throws -> Int64 {
         switch position {
@@ -316,6 +338,8 @@ struct BatchMaker {
     var sequences: [Int: Int32] = [:]
     /// Header names left out (`--strip-headers`): exact, or a prefix when ending in `*`.
     var strip: [String] = []
+    /// The source's cluster id, written in every copy (`ReplayHeader.clusterName`).
+    var sourceCluster: String? = nil
 
     func kept(_ headers: [RecordHeader]) -> [RecordHeader] {
         guard !strip.isEmpty else { return headers }
@@ -334,7 +358,8 @@ struct BatchMaker {
         for record in records {
             builder.append(
                 timestamp: record.timestamp, key: record.key, value: record.value,
-                headers: kept(record.headers) + [RecordHeader(key: ReplayHeader.name, value: ReplayHeader.value(record))])
+                headers: kept(record.headers) + [RecordHeader(key: ReplayHeader.name, value: ReplayHeader.value(record))]
+                    + [RecordHeader(key: ReplayHeader.clusterName, value: Array((sourceCluster ?? "").utf8))])
         }
         return try builder.build()
     }
@@ -363,7 +388,7 @@ struct BatchMaker {
 /// below an earlier run's range is copied, not skipped. (Disjoint earlier runs are not told
 /// apart: after runs of 3..<5 and 0..<1, a run of 0..<5 resumes after 4.)
 func lastReplayedOffset<R: RecordReader>(
-    in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int, below end: Int64
+    in reader: R, topic: String, partition: Int, sourceTopic: String, sourcePartition: Int, sourceCluster: String?, below end: Int64
 ) async throws -> Int64? {
     let start = try await reader.resolve(topic, partition, .earliest)
     var windowEnd = try await reader.endOffset(topic, partition)
@@ -376,11 +401,11 @@ func lastReplayedOffset<R: RecordReader>(
             let chunk = try await reader.read(topic, partition, from: offset)
             guard let after = chunk.next, after > offset else { break }
             for record in chunk.records where record.offset >= offset && record.offset < windowEnd {
-                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition),
+                if let source = ReplayHeader.sourceOffset(record.headers, topic: sourceTopic, partition: sourcePartition, cluster: sourceCluster),
                     source < end
                 {
                     found = max(found ?? source, source)
-                } else if ReplayHeader.isCopy(record.headers, of: sourceTopic) {
+                } else if ReplayHeader.isCopy(record.headers, of: sourceTopic, cluster: sourceCluster) {
                     copiesOfTheTopic = true
                 }
             }
@@ -424,18 +449,18 @@ final class TopicSink<Writer: BatchWriter>: RecordSink {
     let partitions: Int
     var maker: BatchMaker
 
-    init(_ writer: Writer, topic: String, stripHeaders: [String] = []) async throws {
+    init(_ writer: Writer, topic: String, stripHeaders: [String] = [], sourceCluster: String?) async throws {
         self.writer = writer
         self.topic = topic
         partitions = try await writer.partitionCount(topic)
         let (id, epoch) = try await writer.initProducerId()
-        maker = BatchMaker(producerId: id, epoch: epoch, strip: stripHeaders)
+        maker = BatchMaker(producerId: id, epoch: epoch, strip: stripHeaders, sourceCluster: sourceCluster)
     }
 
     func lastReplayed(sourceTopic: String, sourcePartition: Int, below end: Int64) async throws -> Int64? {
         try await lastReplayedOffset(
             in: writer, topic: topic, partition: destinationPartition(sourcePartition, count: partitions),
-            sourceTopic: sourceTopic, sourcePartition: sourcePartition, below: end)
+            sourceTopic: sourceTopic, sourcePartition: sourcePartition, sourceCluster: maker.sourceCluster, below: end)
     }
 
     /// Under the 1 MiB `max.message.bytes` Kafka and Tidemark default to; a destination that

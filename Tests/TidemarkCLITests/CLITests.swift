@@ -98,7 +98,8 @@ struct CLITests {
         let create = try await CLI.run(["topics", "create", "jobs", "--partitions", "3", "--config", "retention.ms=3600000", "--data", data])
         #expect(create.status == 0 && create.stdout == "created topic jobs with 3 partitions\n")
         let bad = try await CLI.run(["topics", "create", "bad name", "--data", data])
-        #expect(bad.status != 0 && bad.stderr.contains("invalidTopicName"))
+        #expect(bad.status == 1 && bad.stderr.contains("Error: topic name may only contain") && !bad.stderr.contains("invalidTopicName"))
+        #expect(!bad.stderr.contains("data directory opened"), "the engine's routine lines are left out of the tools' stderr")
         #expect(try await CLI.run(["topics", "list", "--data", data]).stdout == "jobs\n")
 
         let lines = (0..<30).map { "user-\($0 % 5):job-\($0)" }.joined(separator: "\n")

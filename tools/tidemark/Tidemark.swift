@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tidemark
 
 @main
 struct TidemarkCommand: AsyncParsableCommand {
@@ -15,12 +16,21 @@ struct TidemarkCommand: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
+            // The tools say what they did on stdout and stderr themselves; the engine's
+            // routine lines ("data directory opened") are left out, its warnings kept.
+            // (`serve` sets up its own logging, with --log-level.)
+            if !(command is Serve) { bootstrapLogging(format: .text, level: .warning) }
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()
             } else {
                 try command.run()
             }
             Output.exitIfStdoutFailed()
+        } catch let error as TidemarkError {
+            // The engine's message, without its code's Swift name ("invalidConfig: ...").
+            Output.exitIfStdoutFailed()
+            Output.error("Error: \(error.message)\(error.storage.map { " (\($0))" } ?? "")")
+            Foundation.exit(1)
         } catch {
             Output.exitIfStdoutFailed()
             exit(withError: error)

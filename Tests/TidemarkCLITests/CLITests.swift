@@ -476,6 +476,25 @@ extension FileHandle {
 
 @Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: CLI.binary), "tidemark is built with the tests"))
 struct ReplayTests {
+    /// A line the topic refuses (past max.message.bytes) is left out with its number, the rest
+    /// go on, and the command exits 1, over the wire as into a data directory (one stopped at
+    /// it, the other went on, neither said which line).
+    @Test func aLineTheTopicRefusesIsLeftOutAndNamed() async throws {
+        let dir = TemporaryDirectory()
+        let input = "before\n" + String(repeating: "x", count: 2 << 20) + "\nafter\n"
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        let local = try await CLI.run(["produce", "t", "--data", data], stdin: input)
+        #expect(local.status == 1 && local.stderr.contains("line 2 left out") && local.stderr.contains("produced 2 records"), "\(local.stderr)")
+        #expect(try await CLI.run(["consume", "t", "--data", data]).stdout == "before\nafter\n")
+        let broker = try await ServeProcess.start(data: dir.path + "/served")
+        defer { broker.stop() }
+        #expect(try await CLI.run(["topics", "create", "t", "--bootstrap", broker.bootstrap]).status == 0)
+        let remote = try await CLI.run(["produce", "t", "--bootstrap", broker.bootstrap], stdin: input)
+        #expect(remote.status == 1 && remote.stderr.contains("line 2 left out") && remote.stderr.contains("produced 2 records"), "\(remote.stderr)")
+        #expect(try await CLI.run(["consume", "t", "--bootstrap", broker.bootstrap]).stdout == "before\nafter\n")
+    }
+
     static func seed(_ data: String, records: Int) async throws {
         #expect(try await CLI.run(["topics", "create", "src", "--partitions", "3", "--data", data]).status == 0)
         let lines = (0..<records).map { "key-\($0 % 11):value-\($0)" }.joined(separator: "\n")

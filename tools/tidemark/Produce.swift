@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Tidemark
+import TidemarkWire
 import TidemarkClient
 import TidemarkStorage
 
@@ -42,27 +43,69 @@ struct Produce: AsyncParsableCommand {
                 return Producer.OutgoingRecord(topic: topic, key: key, value: value, headers: recordHeaders, partition: partition)
             }
         }
-        // Lines are sent as they arrive (`tail -f log | tidemark produce t` streams).
+        // Lines are sent as they arrive (`tail -f log | tidemark produce t` streams). A line the
+        // topic refuses (too large, say) is reported with its number and left out, and the rest
+        // go on, as Kafka's console producer goes on; the command then exits 1. Other failures
+        // (the broker gone, no such topic) end it at once.
         var input = try LineInput(files: files)
+        var refused = RefusedLines()
         if let client = try data.client() {
             var sender = try WireSender(client: client, topic: topic, partition: partition)
-            while let lines = try input.next() { try sender.send(records(lines)) }
-            Output.error("produced \(sender.sent) record\(sender.sent == 1 ? "" : "s") to \(topic)")
+            var line = 0
+            while let lines = try input.next() {
+                try sender.send(records(lines), firstLine: line + 1, refused: &refused)
+                line += lines.count
+            }
+            try refused.finish(produced: sender.sent, topic: topic)
             return
         }
         let count = try await data.withBroker { broker -> Int in
             let producer = try await Producer(broker: broker)
             // In order, in chunks: lines of one partition keep their order.
             var sent = 0
+            var line = 0
             while let lines = try input.next() {
                 for result in await producer.send(records(lines)) {
-                    _ = try result.get()
-                    sent += 1
+                    line += 1
+                    do {
+                        _ = try result.get()
+                        sent += 1
+                    } catch let error as TidemarkError where RefusedLines.isRecordRefusal(error.code) {
+                        refused.add(line: line, reason: error.message)
+                    }
                 }
             }
             return sent
         }
-        Output.error("produced \(count) record\(count == 1 ? "" : "s") to \(topic)")
+        try refused.finish(produced: count, topic: topic)
+    }
+}
+
+/// Lines the topic refused, each left out: said with their numbers (the first 10), then the
+/// command fails.
+struct RefusedLines {
+    private(set) var lines: [(line: Int, reason: String)] = []
+    private(set) var count = 0
+
+    mutating func add(line: Int, reason: String) {
+        count += 1
+        if lines.count < 10 { lines.append((line, reason)) }
+    }
+
+    /// Refusals of one record, not of the whole command.
+    static func isRecordRefusal(_ code: TidemarkError.Code) -> Bool {
+        code == .messageTooLarge || code == .invalidRecord
+    }
+    static func isRecordRefusal(_ code: Int16) -> Bool {
+        code == KafkaError.messageTooLarge.rawValue || code == KafkaError.recordListTooLarge.rawValue
+            || code == KafkaError.invalidRecord.rawValue
+    }
+
+    func finish(produced: Int, topic: String) throws {
+        Output.error("produced \(produced) record\(produced == 1 ? "" : "s") to \(topic)")
+        guard count > 0 else { return }
+        for (line, reason) in lines { Output.error("line \(line) left out: \(reason)") }
+        throw CLIError("\(count) line\(count == 1 ? " was" : "s were") refused by \(topic) and left out")
     }
 }
 
@@ -101,11 +144,13 @@ struct WireSender {
         return size
     }
 
-    mutating func send(_ records: [Producer.OutgoingRecord]) throws {
-        var byPartition: [Int: [Producer.OutgoingRecord]] = [:]
-        for record in records {
+    /// Sends `records` (lines `firstLine`... of the input); a batch the topic refuses as too
+    /// large is sent again a record at a time, and each record it refuses goes to `refused`.
+    mutating func send(_ records: [Producer.OutgoingRecord], firstLine: Int, refused: inout RefusedLines) throws {
+        var byPartition: [Int: [(line: Int, record: Producer.OutgoingRecord)]] = [:]
+        for (index, record) in records.enumerated() {
             let target = record.partition ?? record.key.map { KafkaPartitioner.partition(forKey: $0, partitionCount: count) } ?? sticky
-            byPartition[target, default: []].append(record)
+            byPartition[target, default: []].append((firstLine + index, record))
             if record.partition == nil && record.key == nil {
                 stuck += 1
                 if stuck == 1000 { (sticky, stuck) = ((sticky + 1) % count, 0) }
@@ -113,15 +158,29 @@ struct WireSender {
         }
         let now = currentTimeMilliseconds()
         for (target, list) in byPartition.sorted(by: { $0.key < $1.key }) {
-            for range in batchRanges(count: list.count, maxRecords: 1000, maxBytes: Self.maxBatchBytes, size: { Self.estimatedSize(list[$0]) }) {
-                let sequence = sequences[target] ?? 0
-                var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: epoch, baseSequence: sequence)
-                for record in list[range] { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
-                try client.produce(topic, target, batches: try builder.build())
-                sequences[target] = sequence &+ Int32(range.count)
-                sent += range.count
+            for range in batchRanges(count: list.count, maxRecords: 1000, maxBytes: Self.maxBatchBytes, size: { Self.estimatedSize(list[$0].record) }) {
+                do {
+                    try sendBatch(list[range].map(\.record), to: target, now: now)
+                } catch let error as KafkaClientError where RefusedLines.isRecordRefusal(error.code) {
+                    for (line, record) in list[range] {
+                        do {
+                            try sendBatch([record], to: target, now: now)
+                        } catch let error as KafkaClientError where RefusedLines.isRecordRefusal(error.code) {
+                            refused.add(line: line, reason: "\(error)")
+                        }
+                    }
+                }
             }
         }
+    }
+
+    private mutating func sendBatch(_ records: [Producer.OutgoingRecord], to target: Int, now: Int64) throws {
+        let sequence = sequences[target] ?? 0
+        var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: epoch, baseSequence: sequence)
+        for record in records { builder.append(timestamp: now, key: record.key, value: record.value, headers: record.headers) }
+        try client.produce(topic, target, batches: try builder.build())
+        sequences[target] = sequence &+ Int32(records.count)
+        sent += records.count
     }
 }
 

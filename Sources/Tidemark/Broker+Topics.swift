@@ -346,13 +346,16 @@ extension Broker {
     /// This node's cluster id, as Kafka's clients and tools read it (Metadata, DescribeCluster):
     /// a UUID in 22 characters of URL-safe base64 without padding, as Kafka writes one
     /// (`Uuid.toString`), the offsets topic's id, made once with the data directory and kept
-    /// in topics.json: each node's own across restarts, so tools watching several tell them
+    /// in topics.json (a new topics.json is a new cluster id): each node's own across restarts, so tools watching several tell them
     /// apart (every node said "tidemark").
     public var clusterId: String {
         let id = internalTopics[Self.offsetsTopic]?.id ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         let bytes = withUnsafeBytes(of: id.uuid) { Data($0) }
-        return bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        let text = bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
+        // Never a leading "-" (Kafka draws its ids again for that: a command line would read
+        // one as an option).
+        return text.hasPrefix("-") ? "A" + text.dropFirst() : text
     }
 
     /// A topic's id (Kafka's topic UUID: a new one when a topic is deleted and made again).

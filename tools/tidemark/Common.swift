@@ -82,6 +82,12 @@ enum Output {
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // A non-blocking stdout (some process managers give one): wait for room.
+                var descriptor = pollfd(fd: STDOUT_FILENO, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&descriptor, 1, 1000)
+                continue
+            }
             guard n > 0 else {
                 if n < 0 && errno != EPIPE { writeErrno.store(errno, ordering: .relaxed) }
                 readerGoneFlag.store(true, ordering: .relaxed)
@@ -101,8 +107,10 @@ enum Output {
         exit(1)
     }
 
+    /// Writes a line to stderr, ignoring failures (FileHandle's write traps on them: a full
+    /// disk under `2>&1`, or a reader gone, ended the command with a trap).
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        unchecked(text + "\n", to: STDERR_FILENO)
     }
 
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
@@ -128,7 +136,7 @@ enum Output {
         let width = 30
         let filled = width * done / total
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)\(done == total ? "\n" : "")".utf8))
+        unchecked("\r\(label) [\(bar)] \(done)/\(total)\(done == total ? "\n" : "")", to: STDERR_FILENO)
     }
 
     /// A name as a table's field: control characters escaped (\x0a), so a group id with a

@@ -88,10 +88,13 @@ struct Groups: AsyncParsableCommand {
                                 clientHost: m.clientHost)
                         }
                     } else if listing != nil {
-                        members = broker.groups.describeGroup(group).members.map { m in
+                        let described = broker.groups.describeGroup(group)
+                        members = described.members.map { m in
+                            // (Assignments are the consumer protocol's only in its groups: a
+                            // Connect group's are not partitions.)
                             KafkaClient.GroupSummary.Member(
                                 memberId: m.memberId, clientId: m.clientId, assignment: [:], clientHost: m.clientHost,
-                                consumerAssignment: m.assignment)
+                                consumerAssignment: described.protocolType == "consumer" ? m.assignment : [])
                         }
                     }
                     return (lag, listing.map { KafkaClient.GroupSummary(type: $0.type.rawValue.lowercased(), state: $0.state, members: members) })

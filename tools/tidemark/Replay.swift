@@ -37,6 +37,7 @@ struct Replay: AsyncParsableCommand {
         if toBootstrap != nil && toData != nil { throw ValidationError("choose one of --to-bootstrap and --to-data") }
         if let toData, bootstrap == nil, toData == data { throw ValidationError("--to-data must differ from --data") }
         if toFile != nil && toTopic != nil { throw ValidationError("choose one of --to-file and --to-topic") }
+        if !stripHeaders.isEmpty && toTopic == nil { throw ValidationError("--strip-headers applies to copies into a topic (--to-topic)") }
         _ = try parseStart(from)
         if let until { _ = try parseStart(until) }
         _ = try parsedSource()
@@ -146,15 +147,21 @@ enum ReplayHeader {
     /// before it was written carry none, and count as copies from any source.
     static let clusterName = "tidemark.replay.source.cluster"
 
-    /// Whether a copy's cluster header (if any) names `cluster` (nil: a source without one).
+    /// Whether a copy's cluster header names `cluster` (nil: a source without one). Only a
+    /// cluster header after the copy's last source header is its own (one before it came from
+    /// an earlier hop of a chained replay); a copy without one counts for any source.
     static func fromCluster(_ headers: [RecordHeader], _ cluster: String?) -> Bool {
-        guard let raw = headers.last(where: { $0.key == clusterName })?.value else { return true }
+        guard let source = headers.lastIndex(where: { $0.key == name }),
+            let own = headers.lastIndex(where: { $0.key == clusterName }), own > source,
+            let raw = headers[own].value
+        else { return true }
         return String(decoding: raw, as: UTF8.self) == (cluster ?? "")
     }
 
-    /// Whether a record is a copy of a record of `topic` (any partition) of `cluster`.
-    static func isCopy(_ headers: [RecordHeader], of topic: String, cluster: String?) -> Bool {
-        guard let raw = headers.last(where: { $0.key == name })?.value, fromCluster(headers, cluster) else { return false }
+    /// Whether a record is a copy of a record of `topic` (any partition, any source cluster:
+    /// the search for a source's last copy goes on past another cluster's copies).
+    static func isCopy(_ headers: [RecordHeader], of topic: String) -> Bool {
+        guard let raw = headers.last(where: { $0.key == name })?.value else { return false }
         return String(decoding: raw, as: UTF8.self).split(separator: "/").first.map(String.init) == topic
     }
 
@@ -405,7 +412,7 @@ func lastReplayedOffset<R: RecordReader>(
                     source < end
                 {
                     found = max(found ?? source, source)
-                } else if ReplayHeader.isCopy(record.headers, of: sourceTopic, cluster: sourceCluster) {
+                } else if ReplayHeader.isCopy(record.headers, of: sourceTopic) {
                     copiesOfTheTopic = true
                 }
             }

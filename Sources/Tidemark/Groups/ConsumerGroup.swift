@@ -206,6 +206,16 @@ struct ConsumerGroup: Sendable {
             && members.values.allSatisfy { ($0.memberEpoch == assignmentEpoch && $0.state == .stable) || $0.memberEpoch == Self.leftForNowEpoch }
     }
 
+    /// Whether `subscribedTopicNames` holds every topic its members subscribe to: false while
+    /// a member's pattern has no matches kept (refused for its cost, or not yet matched), when
+    /// the topics it reads are not known and none of the group's offsets may expire.
+    var knowsItsSubscriptions: Bool {
+        members.values.allSatisfy { member in
+            guard let pattern = member.subscribedTopicRegex, !pattern.isEmpty else { return true }
+            return patterns.matched(by: pattern) != nil
+        }
+    }
+
     /// The topics some member subscribes to by name (for OffsetDelete's check).
     var subscribedTopicNames: Set<String> {
         var names: Set<String> = []

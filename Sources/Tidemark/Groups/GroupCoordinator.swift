@@ -481,7 +481,9 @@ public final class GroupCoordinator: Sendable {
                     active[id] = group.knownSubscribedTopics.map { .subscribedTo($0) } ?? .keepsAll
                 }
                 for (id, group) in s.consumerGroups {
-                    active[id] = group.isEmpty ? .consumerProtocolEmpty : .subscribedTo(group.subscribedTopicNames)
+                    active[id] =
+                        group.isEmpty
+                        ? .consumerProtocolEmpty : group.knowsItsSubscriptions ? .subscribedTo(group.subscribedTopicNames) : .keepsAll
                 }
             }
             return (ready, due, active)

@@ -378,23 +378,22 @@ extension RequestRouter {
                     refuse(.noReassignmentInProgress, "No partition reassignment is in progress.")
                     return p
                 }
-                // Checked as Kafka's controller checks them, in ascending order (n log n: a
-                // list may hold 250,000 ids); this node is the only broker.
+                // Checked as Kafka's controller checks them, in ascending order, in one pass
+                // (a list may hold millions of ids): this node is the only broker, so the
+                // first fault is an id below it, else this node named twice, else an id above.
                 guard !replicas.isEmpty else {
                     refuse(.invalidReplicaAssignment, "The manual partition assignment includes an empty replica list.")
                     return p
                 }
-                var previous: Int32? = nil
-                for id in replicas.sorted() {
-                    if id != config.nodeId {
-                        refuse(.invalidReplicaAssignment, "The manual partition assignment includes broker \(id), but no such broker is registered.")
-                        break
-                    }
-                    if id == previous {
-                        refuse(.invalidReplicaAssignment, "The manual partition assignment includes the broker \(id) more than once.")
-                        break
-                    }
-                    previous = id
+                let node = config.nodeId
+                var (below, above, mine): (Int32?, Int32?, Int) = (nil, nil, 0)
+                for id in replicas {
+                    if id < node { below = min(below ?? id, id) } else if id > node { above = min(above ?? id, id) } else { mine += 1 }
+                }
+                if let id = below ?? (mine > 1 ? nil : above) {
+                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes broker \(id), but no such broker is registered.")
+                } else if mine > 1 {
+                    refuse(.invalidReplicaAssignment, "The manual partition assignment includes the broker \(node) more than once.")
                 }
                 return p
             }

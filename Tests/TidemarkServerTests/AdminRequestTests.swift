@@ -209,6 +209,7 @@ import TidemarkWire
                 moved.name = "moved"
                 moved.partitions = [
                     partition(0, [0]), partition(1, [1]), partition(0, nil), partition(1, [0, 5, 0]), partition(1, []), partition(5, [0]),
+                    partition(1, [7, 0, -2, 7]), partition(1, [9, 9]),
                 ]
                 var missing = AlterPartitionReassignmentsRequest.Topic()
                 missing.name = "missing"
@@ -218,11 +219,14 @@ import TidemarkWire
                     try await Self.exchange(client, .alterPartitionReassignments, version: version, alter), from: 1, version: version,
                     flexible: true)
                 #expect(answer.errorCode == 0)
-                #expect(answer.responses.map { $0.partitions.map(\.errorCode) } == [[0, 39, 85, 39, 39, 3], [3]])
+                #expect(answer.responses.map { $0.partitions.map(\.errorCode) } == [[0, 39, 85, 39, 39, 3, 39, 39], [3]])
                 #expect(answer.responses[0].partitions[1].errorMessage == "The manual partition assignment includes broker 1, but no such broker is registered.")
                 // Kafka's order: ascending, so the repeated 0 before the unknown 5.
                 #expect(answer.responses[0].partitions[3].errorMessage == "The manual partition assignment includes the broker 0 more than once.")
                 #expect(answer.responses[1].partitions[0].errorMessage == "Unable to find a topic named missing.")
+                // The lowest unknown id first, as Kafka's sorted walk names it.
+                #expect(answer.responses[0].partitions[6].errorMessage == "The manual partition assignment includes broker -2, but no such broker is registered.")
+                #expect(answer.responses[0].partitions[7].errorMessage == "The manual partition assignment includes broker 9, but no such broker is registered.")
             }
         }
     }

@@ -106,6 +106,11 @@ struct CLITests {
         let produce = try await CLI.run(["produce", "jobs", "--key-separator", ":", "--header", "src=cli", "--data", data], stdin: lines)
         #expect(produce.status == 0 && produce.stderr.contains("produced 30 records to jobs"))
 
+        // A time without a zone is this machine's local time, as Kafka's tools read it.
+        let future = try await CLI.run(["consume", "jobs", "--from-time", "2100-01-01T00:00:00.000", "--data", data])
+        #expect(future.status == 0 && future.stdout.isEmpty, "\(future.stderr)")
+        #expect(try await CLI.run(["consume", "jobs", "--from-time", "2100-01-01", "--data", data]).status != 0)
+
         let consumed = try await CLI.run(["consume", "jobs", "--json", "--data", data])
         #expect(consumed.status == 0)
         let records = consumed.stdout.split(separator: "\n").map {

@@ -178,7 +178,8 @@ func parseStart(_ text: String) throws -> StartPosition {
     }
 }
 
-/// A time as ms since the epoch ("@1700000000000") or ISO 8601 ("2026-11-29T10:00:00Z").
+/// A time as ms since the epoch ("@1700000000000") or ISO 8601 ("2026-11-29T10:00:00Z";
+/// without a zone, "2026-11-29T10:00:00.000", this machine's local time, as Kafka's tools).
 /// Nil for a time before 1970 (negative ms are ListOffsets' special times, not times: @-5 was
 /// sent as one, and refused UNSUPPORTED_VERSION).
 func parseTime(_ text: String) -> Int64? {
@@ -187,6 +188,18 @@ func parseTime(_ text: String) -> Int64? {
     for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
         formatter.formatOptions = options
         if let date = formatter.date(from: text) {
+            let ms = date.timeIntervalSince1970 * 1000
+            return ms >= 0 && ms < 9e18 ? Int64(ms) : nil
+        }
+    }
+    // Without a zone, this machine's local time, as Kafka's tools read "2026-11-29T10:00:00.000"
+    // (kafka-consumer-groups --to-datetime).
+    let local = DateFormatter()
+    local.locale = Locale(identifier: "en_US_POSIX")
+    local.timeZone = TimeZone.current
+    for format in ["yyyy-MM-dd'T'HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss"] {
+        local.dateFormat = format
+        if let date = local.date(from: text) {
             let ms = date.timeIntervalSince1970 * 1000
             return ms >= 0 && ms < 9e18 ? Int64(ms) : nil
         }

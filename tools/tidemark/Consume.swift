@@ -13,7 +13,7 @@ struct Consume: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @Argument(help: "Topic name.") var topic: String
     @Option(help: "Where to start: an offset, earliest or latest.") var offset = "earliest"
-    @Option(help: "Start at the first record at or after this time (ISO 8601, or @ms).") var fromTime: String?
+    @Option(help: "Start at the first record at or after this time (ISO 8601; without a zone, local time; or @ms).") var fromTime: String?
     @Option(help: "Read as this consumer group (committed offsets; commits what it prints).") var group: String?
     @Option(help: "Only this partition.") var partition: Int?
     @Option(help: "Stop after this many records.") var maxMessages: Int?

@@ -187,7 +187,7 @@ extension Groups {
         @Option(help: "Topic whose partitions move.") var topic: String
         @Flag(help: "To each partition's first offset.") var toEarliest = false
         @Flag(help: "To each partition's end.") var toLatest = false
-        @Option(help: "To the first record at or after this time (ISO 8601, or @ms).") var toDatetime: String?
+        @Option(help: "To the first record at or after this time (ISO 8601; without a zone, local time; or @ms).") var toDatetime: String?
         // Unconditional: `--shift-by -100` (the space form, as kafka-consumer-groups.sh takes
         // it) is a value, not an option.
         @Option(parsing: .unconditional, help: "By this many offsets (negative: back), clamped to the log.") var shiftBy: Int64?

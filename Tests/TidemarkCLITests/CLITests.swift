@@ -88,6 +88,11 @@ struct CLITests {
         #expect(noData.status == 1 && noData.stderr.contains("no data directory at /nonexistent-data-dir"))
         let badPort = try await CLI.run(["serve", "--port", "70000"])
         #expect(badPort.status != 0 && badPort.stderr.contains("--port must be in 0...65535"))
+        // A negative count is refused as one (it read as a missing value).
+        let negative = try await CLI.run(["topics", "create", "t", "--partitions", "-1", "--data", "/nonexistent-data-dir"])
+        #expect(negative.status != 0 && negative.stderr.contains("--partitions must be at least 1, got -1"), "\(negative.stderr)")
+        let fewer = try await CLI.run(["consume", "t", "--max-messages", "-1", "--data", "/nonexistent-data-dir"])
+        #expect(fewer.status != 0 && fewer.stderr.contains("--max-messages must be at least 1, got -1"), "\(fewer.stderr)")
         let badReset = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"])
         #expect(badReset.status != 0 && badReset.stderr.contains("choose exactly one"))
     }

@@ -15,8 +15,8 @@ struct Consume: AsyncParsableCommand {
     @Option(help: "Where to start: an offset, earliest or latest.") var offset = "earliest"
     @Option(help: "Start at the first record at or after this time (ISO 8601; without a zone, local time; or @ms).") var fromTime: String?
     @Option(help: "Read as this consumer group (committed offsets; commits what it prints).") var group: String?
-    @Option(help: "Only this partition.") var partition: Int?
-    @Option(help: "Stop after this many records.") var maxMessages: Int?
+    @Option(parsing: .unconditional, help: "Only this partition.") var partition: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many records.") var maxMessages: Int?
     @Flag(help: "JSON lines: topic, partition, offset, timestamp, key, value, headers.") var json = false
     @Flag(help: "Keep waiting for new records.") var follow = false
 
@@ -32,7 +32,8 @@ struct Consume: AsyncParsableCommand {
                     "--group reads from the group's committed offsets: move them with `tidemark groups reset-offsets` (--offset earliest or latest only says where to start in partitions it has not committed)")
             }
         }
-        if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
+        if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1, got \(maxMessages)") }
+        if let partition, partition < 0 { throw ValidationError("--partition must be 0 or more, got \(partition)") }
         _ = try parseStart(offset)
     }
 

@@ -27,9 +27,15 @@ struct Topics: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic.")
         @OptionGroup var data: DataOptions
         @Argument(help: "Topic name.") var name: String
-        @Option(help: "Number of partitions (default: the broker's num.partitions over --bootstrap, else 1).") var partitions: Int?
+        // (Unconditional: `--partitions -1` is a value to refuse, not a missing one.)
+        @Option(parsing: .unconditional, help: "Number of partitions (default: the broker's num.partitions over --bootstrap, else 1).")
+        var partitions: Int?
         @Option(name: .customLong("config"), help: "A Kafka topic config, NAME=VALUE (repeatable), e.g. retention.ms=3600000.")
         var configs: [String] = []
+
+        func validate() throws {
+            if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        }
 
         func run() async throws {
             var config = TopicConfig()

@@ -80,6 +80,10 @@ struct CLITests {
         for command in ["serve", "topics", "produce", "consume", "groups", "dump", "verify"] {
             #expect(help.stdout.contains(command), "help lists \(command)")
         }
+        for group in [[], ["topics"], ["groups"]] {
+            let bare = try await CLI.run(group)
+            #expect(bare.status == 64 && bare.stderr.contains("SUBCOMMANDS"), "a command group without its subcommand is a usage error")
+        }
         let unknown = try await CLI.run(["frobnicate"])
         #expect(unknown.status != 0 && unknown.stderr.contains("Error"))
         let missing = try await CLI.run(["dump", "/nonexistent/file.log"])

@@ -20,6 +20,12 @@ struct TidemarkCommand: AsyncParsableCommand {
             // routine lines ("data directory opened") are left out, its warnings kept.
             // (`serve` sets up its own logging, with --log-level.)
             if !(command is Serve) { bootstrapLogging(format: .text, level: .warning) }
+            // A command group named without its subcommand (`tidemark`, `tidemark topics`) is a
+            // usage error, as in Kafka's tools and git: its help on stderr, status 64.
+            if command is TidemarkCommand || command is Topics || command is Groups {
+                Output.error(type(of: command).helpMessage())
+                Foundation.exit(64)
+            }
             if var asynchronous = command as? AsyncParsableCommand {
                 try await asynchronous.run()
             } else {

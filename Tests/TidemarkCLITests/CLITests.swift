@@ -90,6 +90,8 @@ struct CLITests {
         #expect(missing.status != 0 && missing.stderr.contains("no such file: /nonexistent/file.log"))
         let noData = try await CLI.run(["topics", "list", "--data", "/nonexistent-data-dir"])
         #expect(noData.status == 1 && noData.stderr.contains("no data directory at /nonexistent-data-dir"))
+        let both = try await CLI.run(["topics", "list", "--data", "/tmp", "--bootstrap", "127.0.0.1:9"])
+        #expect(both.status != 0 && both.stderr.contains("choose one of --data and --bootstrap"), "it used the broker and ignored --data")
         let badPort = try await CLI.run(["serve", "--port", "70000"])
         #expect(badPort.status != 0 && badPort.stderr.contains("--port must be in 0...65535"))
         // A negative count is refused as one (it read as a missing value).

@@ -11,8 +11,16 @@ import Glibc
 
 /// `--data`: the data directory a command opens directly (no server needed).
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data directory (a broker must not have it open).") var data = "./tidemark-data"
+    @Option(name: .customLong("data"), help: "Data directory (a broker must not have it open; default ./tidemark-data).")
+    var givenData: String?
     @Option(help: "Work against this running broker instead of a data directory (host:port).") var bootstrap: String?
+
+    var data: String { givenData ?? "./tidemark-data" }
+
+    func validate() throws {
+        // One or the other: with both, the broker was used and --data silently ignored.
+        if givenData != nil && bootstrap != nil { throw ValidationError("choose one of --data and --bootstrap") }
+    }
 
     /// A client for `--bootstrap`, or nil for data-directory mode.
     func client() throws -> KafkaClient? {

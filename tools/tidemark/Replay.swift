@@ -19,7 +19,9 @@ struct Replay: AsyncParsableCommand {
             """)
 
     @Argument(help: "TOPIC or TOPIC:PARTITION.") var source: String
-    @Option(help: "Read from this data directory (when --bootstrap is not given).") var data = "./tidemark-data"
+    @Option(name: .customLong("data"), help: "Read from this data directory (default ./tidemark-data; or --bootstrap).")
+    var givenData: String?
+    var data: String { givenData ?? "./tidemark-data" }
     @Option(help: "Read from this broker instead of a data directory (host:port).") var bootstrap: String?
     @Option(help: "Start: an offset, earliest, or a time (ISO 8601, or @ms).") var from = "earliest"
     @Option(help: "Stop before this offset or time (default: the end when the replay starts).") var until: String?
@@ -33,6 +35,7 @@ struct Replay: AsyncParsableCommand {
     var stripHeaders: [String] = []
 
     func validate() throws {
+        if givenData != nil && bootstrap != nil { throw ValidationError("choose one of --data and --bootstrap") }
         if (toBootstrap != nil || toData != nil) && toTopic == nil { throw ValidationError("--to-bootstrap and --to-data need --to-topic") }
         if toBootstrap != nil && toData != nil { throw ValidationError("choose one of --to-bootstrap and --to-data") }
         if let toData, bootstrap == nil, toData == data { throw ValidationError("--to-data must differ from --data") }

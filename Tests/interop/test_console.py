@@ -339,6 +339,22 @@ def test_requeue_a_dead_letter_with_the_token_only(console):
     assert not any(k.startswith("_dlq.errors.") for k, _ in (message.headers() or []))
 
 
+def test_a_broker_on_every_interface_keeps_its_console_on_loopback_without_a_token():
+    """`--host 0.0.0.0` (or Kafka's `listeners=PLAINTEXT://:9092`) without a token starts, the
+    console on 127.0.0.1 (it was refused at start: the console followed the Kafka address)."""
+    root = tempfile.mkdtemp(prefix="tidemark-console-bind-")
+    port = free_port()
+    proc = subprocess.Popen([BINARY, "serve", "--data", os.path.join(root, "data"), "--host", "0.0.0.0", "--port", "0",
+                             "--http-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready = proc.stdout.readline()
+        assert "ready" in ready and "listening on 0.0.0.0:" in ready and f"http 127.0.0.1:{port}" in ready, ready
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_beyond_loopback_needs_a_token():
     root = tempfile.mkdtemp(prefix="tidemark-console-bind-")
     try:

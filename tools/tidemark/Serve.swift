@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
     var configs: [String] = []
     @Option(help: "A server.properties file of Kafka broker settings (--config and the flags above override it).")
     var configFile: String?
-    @Option(help: "Address of the HTTP listener: the web console, /api, /metrics, /healthz, /readyz (default: --host).")
+    @Option(help: "Address of the HTTP listener: the web console, /api, /metrics, /healthz, /readyz (default: --host when it is loopback or a token is given, else 127.0.0.1).")
     var httpHost: String?
     @Option(help: "Port of the HTTP listener (0: off).") var httpPort: Int = 9644
     @Option(help: "Least severe log level: trace, debug, info, notice, warning, error, critical.")
@@ -95,10 +95,19 @@ struct Serve: AsyncParsableCommand {
         let settings = try brokerConfig()
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be in 0...65535") }
         let token = try authToken()
-        if httpPort != 0, token == nil, !Self.isLoopback(httpHost ?? settings.server.host) {
+        if httpPort != 0, token == nil, !Self.isLoopback(Self.httpAddress(given: httpHost, kafkaHost: settings.server.host, token: token)) {
             throw ValidationError(
                 "the HTTP listener (console, with its actions) binds beyond loopback only with --http-auth-token or --http-auth-token-file")
         }
+    }
+
+    /// Where the HTTP listener binds: --http-host; else the Kafka listener's address when a
+    /// token is given or that address is loopback; else loopback. A broker serving Kafka on
+    /// every interface (`--host 0.0.0.0`, or Kafka's `listeners=PLAINTEXT://:9092`) without a
+    /// token starts, its console on 127.0.0.1 (it was refused at start).
+    static func httpAddress(given: String?, kafkaHost: String, token: String?) -> String {
+        if let given { return given }
+        return token != nil || isLoopback(kafkaHost) ? kafkaHost : "127.0.0.1"
     }
 
     /// The console's token: --http-auth-token, or the first line of --http-auth-token-file.
@@ -189,7 +198,7 @@ struct Serve: AsyncParsableCommand {
         let health = HealthRoutes()
         var http: HTTPServer? = nil
         if httpPort != 0 {
-            let httpHost = httpHost ?? host
+            let httpHost = Self.httpAddress(given: httpHost, kafkaHost: host, token: try authToken())
             do {
                 let httpLogger = Logger(label: "tidemark.http")
                 // Its connections fit the descriptor limit with the rest (a sixteenth of a
@@ -223,7 +232,7 @@ struct Serve: AsyncParsableCommand {
             http.add(MetricsRoutes(broker: broker, registry: registry, identity: identity))
             console = ConsoleRoutes(
                 broker: broker, registry: registry, identity: identity, authToken: try authToken(),
-                tokenForReads: !Self.isLoopback(httpHost ?? host))
+                tokenForReads: !Self.isLoopback(Self.httpAddress(given: httpHost, kafkaHost: host, token: try authToken())))
             http.add(console!)
         }
         if let signalNumber = StopSignals.first {
@@ -231,7 +240,7 @@ struct Serve: AsyncParsableCommand {
         } else {
             health.isReady = true
             // One line on stdout, written at once: scripts wait for it.
-            let httpNote = http.map { ", http \(httpHost ?? host):\($0.boundPort)" } ?? ""
+            let httpNote = http.map { ", http \(Self.httpAddress(given: httpHost, kafkaHost: host, token: try? authToken())):\($0.boundPort)" } ?? ""
             Output.unchecked("tidemark ready: listening on \(host):\(server.boundPort), data \(data)\(httpNote)\n", to: STDOUT_FILENO)
             for await signalNumber in stopped {
                 logger.info("stopping", metadata: ["signal": "\(StopSignals.name(signalNumber))"])

@@ -159,9 +159,21 @@ extension BrokerConfig {
     /// Settings Kafka reads beside its ConfigDef: listener- and mechanism-prefixed overrides,
     /// the remote-storage plugins' prefixes, config providers, the authorizer's own.
     static func isKafkaPrefixedSetting(_ key: String) -> Bool {
-        ["listener.name.", "rsm.config.", "rlmm.config.", "config.providers"].contains { key.hasPrefix($0) }
+        ["listener.name.", "rsm.config.", "rlmm.config."].contains { key.hasPrefix($0) }
             || ["super.users", "allow.everyone.if.no.acl.found", "leader.replication.throttled.rate",
                 "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second"].contains(key)
+    }
+
+    /// What a value of `kind` must be, for a refusal.
+    static func expected(_ kind: KafkaValueKind) -> String {
+        switch kind {
+        case .boolean: "true or false"
+        case .short: "a number (Kafka's SHORT, 16 bits)"
+        case .int: "a number (Kafka's INT, 32 bits)"
+        case .long: "a number (Kafka's LONG, 64 bits)"
+        case .double: "a number (Kafka's DOUBLE)"
+        case .text: "a value"
+        }
     }
 
     /// Whether `value` parses as Kafka's ConfigDef parses a value of this kind (trimmed;

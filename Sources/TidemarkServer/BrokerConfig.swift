@@ -21,6 +21,8 @@ public struct BrokerConfig: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        /// The setting's name, when the failure is that Kafka does not define it.
+        public var unknownKey: String? = nil
     }
 
     /// The keys understood, with what each sets (for `--help` and errors).
@@ -69,6 +71,14 @@ public struct BrokerConfig: Sendable {
 
     /// Applies one `key=value`.
     public mutating func set(_ key: String, _ value: String) throws(Failure) {
+        // Every setting Kafka defines is its type first, as Kafka's ConfigDef parses it
+        // (num.partitions=99999999999 was taken, and no topic could then be made).
+        if let kind = Self.kafkaBrokerSettings[key], !Self.parses(value, as: kind) {
+            throw Failure(description: "\(key) needs \(Self.expected(kind)), got '\(value)'")
+        }
+        if key.hasPrefix("config.providers") {
+            throw Failure(description: "\(key): config providers (${provider:path:key} values) are not supported; write the values into the file")
+        }
         func number() throws(Failure) -> Int64 {
             guard let n = Int64(value.trimmingCharacters(in: .whitespaces)) else {
                 throw Failure(description: "\(key) needs a number, got '\(value)'")
@@ -95,7 +105,7 @@ public struct BrokerConfig: Sendable {
         }
         func listener() throws(Failure) -> (String, Int) {
             // PLAINTEXT://host:port (the first, when several are listed).
-            let first = value.split(separator: ",").first.map(String.init) ?? value
+            let first = value.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? value
             guard let scheme = first.range(of: "://") else { throw Failure(description: "\(key) needs PLAINTEXT://host:port, got '\(value)'") }
             guard first[..<scheme.lowerBound].uppercased() == "PLAINTEXT" else {
                 throw Failure(description: "\(key): only PLAINTEXT listeners are supported, got '\(value)'")
@@ -217,9 +227,9 @@ public struct BrokerConfig: Sendable {
             throw Failure(description: "process.roles: a Tidemark node is a broker (with its own metadata), got '\(value)'")
         default:
             if let kind = Self.kafkaBrokerSettings[key] {
-                guard Self.parses(value, as: kind) else { throw Failure(description: "\(key) needs a \(kind) value, got '\(value)'") }
+                guard Self.parses(value, as: kind) else { throw Failure(description: "\(key) needs \(Self.expected(kind)), got '\(value)'") }
             } else if !Self.isKafkaPrefixedSetting(key) {
-                throw Failure(description: "unknown broker config '\(key)' (tidemark serve --help lists the ones it understands)")
+                throw Failure(description: Self.unknownMessage([key]), unknownKey: key)
             }
             // A Kafka setting with no use on one node (KRaft quorum, TLS/SASL settings, quotas,
             // thread pools...): checked as its type, accepted, so Kafka's own server.properties
@@ -232,6 +242,27 @@ public struct BrokerConfig: Sendable {
         explicit[key] = value
     }
 
+    /// The refusal of settings Kafka 4.1 does not define, all of them at once.
+    static func unknownMessage(_ keys: [String]) -> String {
+        let zookeeper = keys.contains { $0.hasPrefix("zookeeper.") || $0 == "inter.broker.protocol.version" || $0 == "log.message.format.version" }
+        return "unknown broker config\(keys.count == 1 ? "" : "s") \(keys.map { "'\($0)'" }.joined(separator: ", ")): not a Kafka 4.1 broker setting"
+            + (zookeeper ? " (ZooKeeper-era settings went with Kafka 4.0: remove them)" : " (a typo?)")
+    }
+
+    /// Applies every `key=value` of a file, refusing the unknown names together (one run
+    /// tells every one of them, not the first).
+    public mutating func setAll(_ pairs: [(String, String)]) throws(Failure) {
+        var unknown: [String] = []
+        for (key, value) in pairs {
+            do {
+                try set(key, value)
+            } catch where error.unknownKey != nil {
+                unknown.append(key)
+            }
+        }
+        if !unknown.isEmpty { throw Failure(description: Self.unknownMessage(unknown)) }
+    }
+
     private mutating func inert(_ key: String) {
         if !withoutEffect.contains(key) { withoutEffect.append(key) }
     }
@@ -242,6 +273,11 @@ public struct BrokerConfig: Sendable {
     /// timeout range must not be empty (every join would be refused).
     public func checked() throws(Failure) {
         try checkListenerProtocols()
+        if let node = explicit["node.id"], let broker = explicit["broker.id"],
+            Int64(node.trimmingCharacters(in: .whitespaces)) != Int64(broker.trimmingCharacters(in: .whitespaces))
+        {
+            throw Failure(description: "node.id (\(node)) and broker.id (\(broker)) differ: set them to the same value, as Kafka requires")
+        }
         let groups = broker.groups
         if groups.consumerHeartbeatIntervalMs >= groups.consumerSessionTimeoutMs {
             throw Failure(description: "group.consumer.heartbeat.interval.ms (\(groups.consumerHeartbeatIntervalMs)) must be less than group.consumer.session.timeout.ms (\(groups.consumerSessionTimeoutMs))")
@@ -281,6 +317,19 @@ public struct BrokerConfig: Sendable {
         }
     }
 
+    /// Listeners given beyond the one served (the first; controller listeners apart): a node
+    /// listens on one address, so clients told another would find nothing there.
+    public var unservedListeners: [String] {
+        let controllers = Set((explicit["controller.listener.names"] ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces).uppercased()
+        })
+        let entries = (explicit["listeners"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            guard let scheme = $0.range(of: "://") else { return false }
+            return !controllers.contains($0[..<scheme.lowerBound].uppercased())
+        }
+        return Array(entries.dropFirst())
+    }
+
     /// Parses server.properties syntax: `key=value` or `key: value` per line, `#` and `!`
     /// comments, blank lines, a trailing backslash continuing a line. Lines end with LF, CRLF
     /// or CR, as in Java's `Properties` (a file saved on Windows reads the same).
@@ -296,11 +345,15 @@ public struct BrokerConfig: Sendable {
                 continue
             }
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
-            guard let separator = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+            // As Java's Properties: the key ends at the first '=', ':' or white space; then
+            // white space, one '=' or ':', white space ("num.partitions 8" is a setting).
+            guard let end = line.firstIndex(where: { $0 == "=" || $0 == ":" || $0 == " " || $0 == "\t" }) else {
                 throw Failure(description: "not a key=value line: '\(line)'")
             }
-            let key = line[..<separator].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: separator)...].trimmingCharacters(in: .whitespaces)
+            let key = String(line[..<end])
+            var rest = line[end...].drop(while: { $0 == " " || $0 == "\t" })
+            if rest.first == "=" || rest.first == ":" { rest = rest.dropFirst() }
+            let value = rest.trimmingCharacters(in: .whitespaces)
             result.append((key, value))
         }
         return result

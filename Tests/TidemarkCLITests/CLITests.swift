@@ -403,7 +403,8 @@ struct ServeConfigTests {
             "controller.listener.names=CONTROLLER", "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "num.network.threads=3", "num.io.threads=8", "socket.send.buffer.bytes=102400", "num.recovery.threads.per.data.dir=1",
             "offsets.topic.replication.factor=1", "transaction.state.log.min.isr=1", "log.retention.hours=168",
-            "log.segment.bytes=1073741824", "log.retention.check.interval.ms=300000", "listener.name.plaintext.ssl.keystore.type=PKCS12", "",
+            "log.segment.bytes=1073741824", "log.retention.check.interval.ms=300000", "listener.name.plaintext.ssl.keystore.type=PKCS12",
+            "num.partitions 2", "",
         ]
         try kafka.joined(separator: "\n").write(toFile: dir.path + "/server.properties", atomically: true, encoding: .utf8)
         let broker = try await ServeProcess.start(data: dir.path + "/data", extra: ["--config-file", dir.path + "/server.properties"])
@@ -413,13 +414,20 @@ struct ServeConfigTests {
             ("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "Tidemark has no authorizer"),
             ("process.roles=controller", "a Tidemark node is a broker"),
             ("log.retention.check.interval.msx=1", "unknown broker config 'log.retention.check.interval.msx'"),
-            ("log.cleaner.threads=abc", "log.cleaner.threads needs a int value"),
+            ("log.cleaner.threads=abc", "log.cleaner.threads needs a number (Kafka's INT"),
             ("log.cleanup.policy=compact", "cleanup.policy"),
             ("min.insync.replicas=2", "only 1 can be met"),
             ("offsets.topic.replication.factor=3", "only 1 can be met"),
             ("remote.log.storage.system.enable=true", "tiered storage is not supported"),
             ("listeners=PLAINTEXT://127.0.0.1:0\nlistener.security.protocol.map=PLAINTEXT:SASL_SSL", "listener PLAINTEXT uses SASL_SSL"),
             ("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:9094", "listener SSL uses SSL"),
+            // Kafka's ConfigDef types (an INT past 32 bits was taken: no topic could be made).
+            ("num.partitions=99999999999", "num.partitions needs a number (Kafka's INT, 32 bits)"),
+            ("node.id=3\nbroker.id=5", "node.id (3) and broker.id (5) differ"),
+            ("config.providers=file", "config providers"),
+            // Every unknown name at once, and what a ZooKeeper-era file is told.
+            ("zookeeper.connect=zk:2181\nlog.retention.hourz=1\nnum.partitions 3", "'zookeeper.connect', 'log.retention.hourz'"),
+            ("zookeeper.connect=zk:2181", "ZooKeeper-era settings went with Kafka 4.0"),
         ] {
             try line.write(toFile: dir.path + "/bad.properties", atomically: true, encoding: .utf8)
             let refused = try await CLI.run(["serve", "--config-file", dir.path + "/bad.properties"])

@@ -116,8 +116,10 @@ extension ServerTests { @Suite(.serialized) struct ConnectionLimitTests {
             #expect(throws: BrokerConfig.Failure.self, "\(key)=\(value)") { try settings.set(key, value) }
         }
         try settings.set("log.roll.hours", "2")
-        try settings.set("offsets.retention.minutes", "\(Int64.max)")
-        #expect(settings.broker.groups.offsetsRetentionMs == .max)
+        // Kafka's INT: past 32 bits is refused as Kafka refuses it; the largest is kept.
+        #expect(throws: BrokerConfig.Failure.self) { try settings.set("offsets.retention.minutes", "\(Int64.max)") }
+        try settings.set("offsets.retention.minutes", "\(Int32.max)")
+        #expect(settings.broker.groups.offsetsRetentionMs == Int64(Int32.max) * 60_000)
         try settings.set("log.flush.interval.messages", "1000")
         try settings.set("log.flush.interval.ms", "500")
         #expect(settings.broker.defaultTopicConfig.segmentMs == 7_200_000)

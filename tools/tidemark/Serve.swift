@@ -59,11 +59,12 @@ struct Serve: AsyncParsableCommand {
                 guard let text = try? String(contentsOfFile: configFile, encoding: .utf8) else {
                     throw ValidationError("cannot read --config-file \(configFile)")
                 }
-                for (key, value) in try BrokerConfig.properties(text) { try settings.set(key, value) }
+                try settings.setAll(try BrokerConfig.properties(text))
             }
             for entry in configs {
                 guard let equals = entry.firstIndex(of: "=") else { throw ValidationError("--config needs KEY=VALUE, got '\(entry)'") }
-                try settings.set(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
+                try settings.set(
+                    entry[..<equals].trimmingCharacters(in: .whitespaces), entry[entry.index(after: equals)...].trimmingCharacters(in: .whitespaces))
             }
             try settings.checked()
         } catch let error as BrokerConfig.Failure {
@@ -175,6 +176,11 @@ struct Serve: AsyncParsableCommand {
         // Before the broker's options exist: the open-file budget is sized from this limit.
         Self.raiseDescriptorLimit(logger: logger)
         var settings = try brokerConfig()
+        if !settings.unservedListeners.isEmpty {
+            logger.warning(
+                "listeners beyond the first are not served: a Tidemark node listens on one address (point clients at the first)",
+                metadata: ["served": "\(settings.server.host):\(settings.server.port)", "not served": "\(settings.unservedListeners.joined(separator: ", "))"])
+        }
         if !settings.withoutEffect.isEmpty {
             logger.notice(
                 "Kafka broker settings with no effect on one Tidemark node (accepted as Kafka would, not used)",

@@ -19,10 +19,8 @@ struct Replay: AsyncParsableCommand {
             """)
 
     @Argument(help: "TOPIC or TOPIC:PARTITION.") var source: String
-    @Option(name: .customLong("data"), help: "Read from this data directory (default ./tidemark-data; or --bootstrap).")
-    var givenData: String?
-    var data: String { givenData ?? "./tidemark-data" }
-    @Option(help: "Read from this broker instead of a data directory (host:port).") var bootstrap: String?
+    /// Where the records are read from: a data directory or a broker (one or the other).
+    @OptionGroup var input: DataOptions
     @Option(help: "Start: an offset, earliest, or a time (ISO 8601, or @ms).") var from = "earliest"
     @Option(help: "Stop before this offset or time (default: the end when the replay starts).") var until: String?
     @Option(help: "Write JSON lines to this file instead of stdout.") var toFile: String?
@@ -35,10 +33,9 @@ struct Replay: AsyncParsableCommand {
     var stripHeaders: [String] = []
 
     func validate() throws {
-        if givenData != nil && bootstrap != nil { throw ValidationError("choose one of --data and --bootstrap") }
         if (toBootstrap != nil || toData != nil) && toTopic == nil { throw ValidationError("--to-bootstrap and --to-data need --to-topic") }
         if toBootstrap != nil && toData != nil { throw ValidationError("choose one of --to-bootstrap and --to-data") }
-        if let toData, bootstrap == nil, toData == data { throw ValidationError("--to-data must differ from --data") }
+        if let toData, input.bootstrap == nil, toData == input.data { throw ValidationError("--to-data must differ from --data") }
         if toFile != nil && toTopic != nil { throw ValidationError("choose one of --to-file and --to-topic") }
         if !stripHeaders.isEmpty && toTopic == nil { throw ValidationError("--strip-headers applies to copies into a topic (--to-topic)") }
         _ = try parseStart(from)
@@ -55,11 +52,11 @@ struct Replay: AsyncParsableCommand {
 
     func run() async throws {
         let (topic, onlyPartition) = try parsedSource()
-        if let bootstrap {
+        if let bootstrap = input.bootstrap {
             let reader = ClientReader(client: try KafkaClient(bootstrap: bootstrap))
             try await replay(reader, topic: topic, onlyPartition: onlyPartition)
         } else {
-            try await withDataDirectory(data) { broker in
+            try await withDataDirectory(input.data) { broker in
                 let reader = EmbeddedReader(broker: broker)
                 try await replay(reader, topic: topic, onlyPartition: onlyPartition)
             }

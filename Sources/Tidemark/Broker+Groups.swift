@@ -4,7 +4,8 @@ public enum OffsetReset: Sendable, Equatable {
     case latest
     /// The first offset whose timestamp is >= this (ms since the epoch); the end if none.
     case timestamp(Int64)
-    /// The committed offset (or the log start when none) moved by this many, clamped to the log.
+    /// The committed offset moved by this many, clamped to the log; refused for a partition
+    /// without one, as Kafka's tool refuses it.
     case shift(Int64)
 
     /// `base` moved by `delta`, clamped to `start...end`: any delta, none traps (past
@@ -13,6 +14,13 @@ public enum OffsetReset: Sendable, Equatable {
     public static func shifted(_ base: Int64, by delta: Int64, start: Int64, end: Int64) -> Int64 {
         let (moved, overflow) = base.addingReportingOverflow(delta)
         return overflow ? (delta > 0 ? end : start) : min(max(moved, start), end)
+    }
+
+    /// Why a shift of a partition without a committed offset (or a share group's partition
+    /// without a start offset) is refused, in one wording for the engine, the console and the CLI.
+    public static func nothingToShift(group: String, _ tp: TopicPartition) -> String {
+        "cannot shift partition \(tp.topic)-\(tp.partition): group '\(group)' has no offset there to shift "
+            + "(reset it to the earliest, the latest or a time first)"
     }
 }
 
@@ -96,7 +104,12 @@ extension Broker {
             case .latest: result[tp] = end
             case .timestamp(let ms): result[tp] = try await resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
             case .shift(let delta):
-                result[tp] = OffsetReset.shifted(committed[tp]?.offset ?? start, by: delta, start: start, end: end)
+                // As Kafka's tool: a shift moves a committed offset; a partition without one has
+                // nothing to move (its consumers start by auto.offset.reset, which this cannot know).
+                guard let base = committed[tp]?.offset else {
+                    throw TidemarkError(.invalidRequest, OffsetReset.nothingToShift(group: group, tp))
+                }
+                result[tp] = OffsetReset.shifted(base, by: delta, start: start, end: end)
             }
         }
         if dryRun { return result }

@@ -84,6 +84,8 @@ struct CLITests {
             let bare = try await CLI.run(group)
             #expect(bare.status == 64 && bare.stderr.contains("SUBCOMMANDS"), "a command group without its subcommand is a usage error")
         }
+        let version = try await CLI.run(["--version"])
+        #expect(version.status == 0 && version.stdout == TidemarkVersion.current + "\n", "\(version.stdout)\(version.stderr)")
         let unknown = try await CLI.run(["frobnicate"])
         #expect(unknown.status != 0 && unknown.stderr.contains("Error"))
         let missing = try await CLI.run(["dump", "/nonexistent/file.log"])
@@ -319,6 +321,9 @@ struct LiveDirectoryTests {
         }
         let wide = try await CLI.run(["consume", "t", "--partition", "2147483648", "--data", data])
         #expect(wide.status == 1 && wide.stderr.contains("topic t has no partition 2147483648 (it has 2)"))
+        // A shift moves a committed offset; without one it is refused, as Kafka's tool refuses it.
+        let unshiftable = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--shift-by", "5", "--data", data])
+        #expect(unshiftable.status == 1 && unshiftable.stderr.contains("cannot shift partition t-0: group 'g' has no offset there"), "\(unshiftable.stderr)")
         #expect(try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute", "--data", data]).status == 0)
         do {
             let broker = try await Broker.open(dataDirectory: data)
@@ -328,6 +333,8 @@ struct LiveDirectoryTests {
         let broker = try await ServeProcess.start(data: data)
         let overWire = try await CLI.run(["consume", "t", "--partition", "2147483648", "--bootstrap", broker.bootstrap])
         #expect(overWire.status == 1 && overWire.stderr.contains("has no partition"))
+        let neverCommitted = try await CLI.run(["groups", "reset-offsets", "other", "--topic", "t", "--shift-by", "-1", "--bootstrap", broker.bootstrap])
+        #expect(neverCommitted.status == 1 && neverCommitted.stderr.contains("group 'other' has no offset there"), "\(neverCommitted.stderr)")
         let shifted = try await CLI.run(["groups", "reset-offsets", "g", "--topic", "t", "--shift-by", "9223372036854775000", "--bootstrap", broker.bootstrap])
         #expect(shifted.status == 0, "\(shifted.stderr)")
         // A negative shift in the space form, as the README and kafka-consumer-groups.sh write it.

@@ -319,6 +319,8 @@ import TidemarkStorage
         #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .shift(-5)) == [p0: 15, p1: 15])
         #expect(try broker.groupLag(group: "g").map(\.lag) == [5, 5])
         #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .shift(-100)) == [p0: 0, p1: 0])
+        // A group that never committed has nothing to shift (Kafka's tool refuses it too).
+        await #expect(throws: TidemarkError.self) { try await broker.resetOffsets(group: "new", topic: "t", to: .shift(1), dryRun: true) }
         // Timestamps 1010 and 1011 are records 10 (partition 0, offset 5) and 11 (partition 1, offset 5).
         #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .timestamp(1_010)) == [p0: 5, p1: 5])
         #expect(try await broker.resetOffsets(group: "g", topic: "t", to: .timestamp(9_999)) == [p0: 20, p1: 20])

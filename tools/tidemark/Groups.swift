@@ -190,7 +190,7 @@ extension Groups {
         @Option(help: "To the first record at or after this time (ISO 8601; without a zone, local time; or @ms).") var toDatetime: String?
         // Unconditional: `--shift-by -100` (the space form, as kafka-consumer-groups.sh takes
         // it) is a value, not an option.
-        @Option(parsing: .unconditional, help: "By this many offsets (negative: back), clamped to the log.") var shiftBy: Int64?
+        @Option(parsing: .unconditional, help: "By this many offsets (negative: back) from the committed ones, clamped to the log.") var shiftBy: Int64?
         @Flag(help: "Apply the change (otherwise only print it).") var execute = false
 
         func validate() throws {
@@ -219,13 +219,13 @@ extension Groups {
                     for p in 0..<(try broker.partitionCount(of: topic)) {
                         let (start, end) = try broker.offsets(topic: topic, partition: p)
                         let current = broker.shares.summaries(group, view: broker.shareLogView)
-                            .first { $0.topicPartition == TopicPartition(topic, p) }?.startOffset ?? start
+                            .first { $0.topicPartition == TopicPartition(topic, p) }?.startOffset
                         offsets[TopicPartition(topic, p)] =
                             switch reset {
                             case .earliest: start
                             case .latest: end
                             case .timestamp(let ms): try await broker.resolveOffset(topic: topic, partition: p, .timestamp(ms)).offset
-                            case .shift(let delta): OffsetReset.shifted(current, by: delta, start: start, end: end)
+                            case .shift(let delta): OffsetReset.shifted(try position(current, TopicPartition(topic, p)), by: delta, start: start, end: end)
                             }
                     }
                     if execute { try await broker.shares.resetOffsets(group: group, offsets: offsets, view: broker.shareLogView) }
@@ -251,18 +251,26 @@ extension Groups {
             for p in 0..<(try client.partitionCount(topic)) {
                 let start = try client.offset(topic, p, at: -2) ?? 0
                 let end = try client.offset(topic, p, at: -1) ?? 0
-                let position = current.first { $0.partitionIndex == Int32(p) }.map { $0.startOffset >= 0 ? $0.startOffset : start } ?? start
+                let startOffset = current.first { $0.partitionIndex == Int32(p) }.flatMap { $0.startOffset >= 0 ? $0.startOffset : nil }
                 switch reset {
                 case .earliest: result[TopicPartition(topic, p)] = start
                 case .latest: result[TopicPartition(topic, p)] = end
                 case .timestamp(let ms): result[TopicPartition(topic, p)] = try client.offset(topic, p, at: ms) ?? end
-                case .shift(let delta): result[TopicPartition(topic, p)] = OffsetReset.shifted(position, by: delta, start: start, end: end)
+                case .shift(let delta):
+                    result[TopicPartition(topic, p)] = OffsetReset.shifted(try position(startOffset, TopicPartition(topic, p)), by: delta, start: start, end: end)
                 }
             }
             if execute {
                 try client.alterShareOffsets(group, topic: topic, offsets: Dictionary(uniqueKeysWithValues: result.map { ($0.key.partition, $0.value) }))
             }
             return result
+        }
+
+        /// The offset a shift moves: the committed one (a share group's start offset). As
+        /// Kafka's tool, a partition without one is refused, not shifted from a guess.
+        func position(_ offset: Int64?, _ tp: TopicPartition) throws -> Int64 {
+            guard let offset else { throw CLIError(OffsetReset.nothingToShift(group: group, tp)) }
+            return offset
         }
 
         /// As Kafka's tools: a group with consumers running is refused, dry run or not (its
@@ -286,7 +294,8 @@ extension Groups {
                 case .earliest: result[TopicPartition(topic, p)] = start
                 case .latest: result[TopicPartition(topic, p)] = end
                 case .timestamp(let ms): result[TopicPartition(topic, p)] = try client.offset(topic, p, at: ms) ?? end
-                case .shift(let delta): result[TopicPartition(topic, p)] = OffsetReset.shifted(committed[p] ?? start, by: delta, start: start, end: end)
+                case .shift(let delta):
+                    result[TopicPartition(topic, p)] = OffsetReset.shifted(try position(committed[p], TopicPartition(topic, p)), by: delta, start: start, end: end)
                 }
             }
             if execute {

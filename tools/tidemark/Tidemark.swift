@@ -7,6 +7,7 @@ struct TidemarkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tidemark",
         abstract: "An embeddable, Kafka-compatible log broker.",
+        version: TidemarkVersion.current,
         subcommands: [Serve.self, Topics.self, Produce.self, Consume.self, Replay.self, Groups.self, Dump.self, Verify.self])
 
     /// Every command runs with SIGPIPE ignored: a reader of its output that goes away

@@ -314,6 +314,8 @@ public final class ConsoleRoutes: HTTPRoutes {
             return .error(.conflict, error.message)
         } catch let error as TidemarkError where error.code == .unknownTopicOrPartition {
             return .error(.notFound, error.message)
+        } catch let error as TidemarkError where error.code == .invalidRequest {
+            return .error(.badRequest, error.message)
         } catch {
             return .error(.badRequest, "\(error)")
         }

@@ -329,33 +329,93 @@ public struct BrokerConfig: Sendable {
         return Array(entries.dropFirst())
     }
 
-    /// Parses server.properties syntax: `key=value` or `key: value` per line, `#` and `!`
-    /// comments, blank lines, a trailing backslash continuing a line. Lines end with LF, CRLF
-    /// or CR, as in Java's `Properties` (a file saved on Windows reads the same).
+    /// Parses server.properties as Java's `Properties.load` reads it, which is how Kafka reads
+    /// it: lines end with LF, CRLF or CR; a line whose first non-blank character is `#` or `!`
+    /// is a comment (never continued); a line ending in an odd number of backslashes goes on
+    /// in the next, whose leading white space is dropped; the key ends at its first unescaped
+    /// `=`, `:`, space, tab or form feed, then come white space, at most one `=` or `:`, white
+    /// space, and the value. In keys and values `\t`, `\n`, `\r`, `\f` and `\uXXXX` (UTF-16,
+    /// surrogate pairs joined) are decoded, and a backslash before any other character is
+    /// dropped (`C:\\data` is `C:\data`). Values are then trimmed, as Kafka's ConfigDef trims
+    /// them. A malformed `\u` escape is refused, as Java refuses it.
     public static func properties(_ text: String) throws(Failure) -> [(String, String)] {
+        func isBlank(_ c: Character) -> Bool { c == " " || c == "\t" || c == "\u{0C}" }
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
         var result: [(String, String)] = []
-        var pending = ""
-        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) {
-            var line = pending + raw.trimmingCharacters(in: .whitespaces)
-            pending = ""
-            if line.hasSuffix("\\") {
-                line.removeLast()
-                pending = line
-                continue
+        var next = 0
+        while next < lines.count {
+            let first = lines[next].drop(while: isBlank)
+            next += 1
+            if first.isEmpty || first.first == "#" || first.first == "!" { continue }
+            var logical = String(first)
+            while logical.reversed().prefix(while: { $0 == "\\" }).count % 2 == 1 {
+                logical.removeLast()
+                guard next < lines.count else { break }
+                logical += lines[next].drop(while: isBlank)
+                next += 1
             }
-            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
-            // As Java's Properties: the key ends at the first '=', ':' or white space; then
-            // white space, one '=' or ':', white space ("num.partitions 8" is a setting).
-            guard let end = line.firstIndex(where: { $0 == "=" || $0 == ":" || $0 == " " || $0 == "\t" }) else {
-                throw Failure(description: "not a key=value line: '\(line)'")
+            // The key: up to the first separator no backslash escapes.
+            var index = logical.startIndex
+            while index < logical.endIndex {
+                let c = logical[index]
+                if c == "\\" {
+                    index = logical.index(after: index)
+                    if index < logical.endIndex { index = logical.index(after: index) }
+                    continue
+                }
+                if c == "=" || c == ":" || isBlank(c) { break }
+                index = logical.index(after: index)
             }
-            let key = String(line[..<end])
-            var rest = line[end...].drop(while: { $0 == " " || $0 == "\t" })
-            if rest.first == "=" || rest.first == ":" { rest = rest.dropFirst() }
-            let value = rest.trimmingCharacters(in: .whitespaces)
+            let key = try unescapeProperty(logical[..<index])
+            var rest = logical[index...].drop(while: isBlank)
+            if rest.first == "=" || rest.first == ":" { rest = rest.dropFirst().drop(while: isBlank) }
+            let value = try unescapeProperty(rest).trimmingCharacters(in: .whitespacesAndNewlines)
             result.append((key, value))
         }
         return result
+    }
+
+    /// Java Properties' escapes, decoded (see `properties`).
+    static func unescapeProperty(_ raw: Substring) throws(Failure) -> String {
+        guard raw.contains("\\") else { return String(raw) }
+        var out = ""
+        var units: [UInt16] = []  // \u escapes in a row, joined as UTF-16
+        func flushUnits() throws(Failure) {
+            guard !units.isEmpty else { return }
+            guard let decoded = String(validating: units, as: UTF16.self) else {
+                throw Failure(description: "'\(raw)': a \\u escape names half of a surrogate pair")
+            }
+            out += decoded
+            units.removeAll()
+        }
+        var chars = raw.makeIterator()
+        while let c = chars.next() {
+            guard c == "\\" else {
+                try flushUnits()
+                out.append(c)
+                continue
+            }
+            guard let escaped = chars.next() else { break }
+            if escaped == "u" {
+                var hex = ""
+                while hex.count < 4, let h = chars.next() { hex.append(h) }
+                guard hex.count == 4, hex.allSatisfy(\.isHexDigit), let unit = UInt16(hex, radix: 16) else {
+                    throw Failure(description: "'\(raw)': malformed \\uxxxx escape")
+                }
+                units.append(unit)
+                continue
+            }
+            try flushUnits()
+            switch escaped {
+            case "t": out.append("\t")
+            case "n": out.append("\n")
+            case "r": out.append("\r")
+            case "f": out.append("\u{0C}")
+            default: out.append(escaped)
+            }
+        }
+        try flushUnits()
+        return out
     }
 
     /// The effective broker settings by Kafka name (DescribeConfigs(BROKER)), with whether

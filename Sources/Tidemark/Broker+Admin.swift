@@ -45,7 +45,8 @@ extension Broker {
             let topic = try topicState(name)
             guard count > topic.slots.count else {
                 throw TidemarkError(
-                    .invalidPartitions, "topic '\(name)' has \(topic.slots.count) partitions; the new count must be larger, got \(count)")
+                    .invalidPartitions,
+                    "topic '\(name)' has \(topic.slots.count) partition\(topic.slots.count == 1 ? "" : "s"); the new count must be larger, got \(count)")
             }
             guard count <= options.maxPartitionsPerTopic else {
                 throw TidemarkError(.invalidPartitions, "at most \(options.maxPartitionsPerTopic) partitions per topic")

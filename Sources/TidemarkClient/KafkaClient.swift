@@ -344,7 +344,7 @@ public final class KafkaClient {
             let response = try coordinator(group).call(
                 .deleteGroups, version: 2, DeleteGroupsRequest(groupsNames: [group]), as: DeleteGroupsResponse.self)!
             guard let result = response.results.first else { throw KafkaClientError("empty DeleteGroups answer") }
-            results.append((group, result.errorCode == 0 ? nil : "\(KafkaError(rawValue: result.errorCode).map { "\($0)" } ?? "error \(result.errorCode)")"))
+            results.append((group, result.errorCode == 0 ? nil : KafkaError(rawValue: result.errorCode)?.name ?? "error \(result.errorCode)"))
         }
         return results
     }
@@ -409,17 +409,39 @@ public final class KafkaClient {
     /// Changes a group's configs by Kafka name (IncrementalAlterConfigs on a GROUP resource);
     /// a nil value deletes the setting (back to the default).
     public func alterGroupConfigs(_ group: String, _ changes: [(String, String?)]) throws {
+        try alterConfigs(resourceType: 32, group, changes, "configuring group '\(group)'")
+    }
+
+    /// Changes a topic's configs by Kafka name (IncrementalAlterConfigs on a TOPIC resource);
+    /// a nil value deletes the setting (back to the broker's default).
+    public func alterTopicConfigs(_ topic: String, _ changes: [(String, String?)]) throws {
+        try alterConfigs(resourceType: 2, topic, changes, "configuring topic '\(topic)'")
+    }
+
+    private func alterConfigs(resourceType: Int8, _ name: String, _ changes: [(String, String?)], _ what: String) throws {
         var request = AlterConfigsRequest(incremental: true)
         var resource = AlterConfigsRequest.Resource()
-        resource.resourceType = 32
-        resource.resourceName = group
+        resource.resourceType = resourceType
+        resource.resourceName = name
         resource.configs = changes.map { .init(name: $0.0, operation: $0.1 == nil ? 1 : 0, value: $0.1) }
         request.resources = [resource]
         let response = try seed.call(.incrementalAlterConfigs, version: 1, request, as: AlterConfigsResponse.self)!
-        for result in response.responses {
-            if result.errorCode != 0 {
-                throw KafkaClientError("configuring group '\(group)': \(result.errorMessage ?? "error \(result.errorCode)")")
-            }
+        for result in response.responses where result.errorCode != 0 {
+            throw KafkaClientError(code: result.errorCode, "\(what): \(result.errorMessage ?? "error \(result.errorCode)")")
+        }
+    }
+
+    /// Raises a topic's partition count to `count` (CreatePartitions; never lower).
+    public func createPartitions(_ topic: String, count: Int) throws {
+        guard let total = Int32(exactly: count), total > 0 else {
+            throw KafkaClientError(code: KafkaError.invalidPartitions.rawValue, "invalid partition count \(count)")
+        }
+        var request = CreatePartitionsRequest()
+        request.topics = [.init(name: topic, count: total)]
+        let response = try seed.call(.createPartitions, version: 1, request, as: CreatePartitionsResponse.self)!
+        leaders[topic] = nil
+        if let result = response.results.first {
+            try check(result.errorCode, "adding partitions to topic '\(topic)'\(result.errorMessage.map { ": \($0)" } ?? "")")
         }
     }
 

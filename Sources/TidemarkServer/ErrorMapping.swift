@@ -4,7 +4,7 @@ import TidemarkWire
 
 extension KafkaError {
     /// The Kafka error code for an engine error: the one place where the two meet.
-    init(_ code: TidemarkError.Code) {
+    public init(_ code: TidemarkError.Code) {
         switch code {
         case .unknownTopicOrPartition: self = .unknownTopicOrPartition
         case .invalidTopicName: self = .invalidTopicException

@@ -156,11 +156,41 @@ struct CLITests {
         #expect(try await CLI.run(["groups", "describe", "g1", "--data", data]).stdout.contains("total lag: 30"))
         #expect(try await CLI.run(["groups", "describe", "nobody", "--data", data]).status != 0)
         let deleted = try await CLI.run(["groups", "delete", "g1", "nobody", "--data", data])
-        #expect(deleted.status != 0 && deleted.stdout == "deleted group g1\nnobody: not deleted (groupIdNotFound)\n")
+        #expect(deleted.status != 0 && deleted.stdout == "deleted group g1\nnobody: not deleted (GROUP_ID_NOT_FOUND)\n")
         #expect(try await CLI.run(["groups", "list", "--data", data]).stdout == "GROUP\tTYPE\tSTATE\n")
 
         #expect(try await CLI.run(["topics", "delete", "jobs", "--data", data]).stdout == "deleted topic jobs\n")
         #expect(try await CLI.run(["topics", "list", "--data", data]).stdout == "")
+    }
+
+    /// `topics alter`: partitions added and configs set or reset, on a data directory and over
+    /// the wire (the tools had no way to change a topic once made).
+    @Test func topicsAlterAddsPartitionsAndChangesConfigs() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        let altered = try await CLI.run(["topics", "alter", "t", "--partitions", "3", "--set", "retention.ms=60000", "--data", data])
+        #expect(altered.status == 0 && altered.stdout == "topic 't' configured: retention.ms=60000\ntopic 't' now has 3 partitions\n", "\(altered.stderr)")
+        var described = try await CLI.run(["topics", "describe", "t", "--data", data]).stdout
+        #expect(described.contains("partitions: 3") && described.contains("retention.ms=60000"), "\(described)")
+        // Fewer partitions, an unknown setting, nothing at all: refused, nothing changed.
+        let fewer = try await CLI.run(["topics", "alter", "t", "--partitions", "2", "--data", data])
+        #expect(fewer.status == 1 && fewer.stderr.contains("the new count must be larger"), "\(fewer.stderr)")
+        let unknown = try await CLI.run(["topics", "alter", "t", "--set", "retention.mss=1", "--partitions", "5", "--data", data])
+        #expect(unknown.status == 1 && unknown.stderr.contains("retention.mss"), "\(unknown.stderr)")
+        #expect(try await CLI.run(["topics", "alter", "t", "--data", data]).status == 64)
+
+        let broker = try await ServeProcess.start(data: data)
+        defer { broker.stop() }
+        let overWire = try await CLI.run(["topics", "alter", "t", "--partitions", "4", "--delete", "retention.ms", "--set", "max.message.bytes=2048", "--bootstrap", broker.bootstrap])
+        #expect(overWire.status == 0, "\(overWire.stderr)")
+        described = try await CLI.run(["topics", "describe", "t", "--bootstrap", broker.bootstrap]).stdout
+        #expect(described.contains("partitions: 4") && described.contains("max.message.bytes=2048") && described.contains("retention.ms=604800000"), "\(described)")
+        let refused = try await CLI.run(["topics", "alter", "t", "--set", "retention.mss=1", "--partitions", "5", "--bootstrap", broker.bootstrap])
+        #expect(refused.status == 1 && refused.stderr.contains("retention.mss"), "\(refused.stderr)")
+        #expect(try await CLI.run(["topics", "describe", "t", "--bootstrap", broker.bootstrap]).stdout.contains("partitions: 4"))
+        let missing = try await CLI.run(["topics", "alter", "nope", "--partitions", "2", "--bootstrap", broker.bootstrap])
+        #expect(missing.status == 1 && missing.stderr.contains("nope"), "\(missing.stderr)")
     }
 
     /// A partition whose segment files are all gone is reported (verify skipped it and said ok).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Tidemark
 import TidemarkClient
+import TidemarkServer
 import TidemarkWire
 
 /// `tidemark groups list|describe|reset-offsets|configure|delete`, on a data directory or a running broker.
@@ -22,7 +23,8 @@ struct Groups: AsyncParsableCommand {
                 results = try client.deleteGroups(groups)
             } else {
                 results = try await data.withBroker { broker in
-                    await broker.deleteGroups(groups).map { ($0.group, $0.error.map { "\($0)" }) }
+                    // Named as over the wire: Kafka's name of the error (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP).
+                    await broker.deleteGroups(groups).map { ($0.group, $0.error.map { KafkaError($0).name }) }
                 }
             }
             for (group, error) in results { Output.line(error.map { "\(group): not deleted (\($0))" } ?? "deleted group \(group)") }

@@ -2,11 +2,11 @@ import ArgumentParser
 import Tidemark
 import TidemarkClient
 
-/// `tidemark topics list|create|delete|describe` on a data directory.
+/// `tidemark topics list|create|alter|delete|describe`, on a data directory or a running broker.
 struct Topics: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, create, delete and describe topics.",
-        subcommands: [List.self, Create.self, Delete.self, Describe.self])
+        abstract: "List, create, alter, delete and describe topics.",
+        subcommands: [List.self, Create.self, Alter.self, Delete.self, Describe.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the topics.")
@@ -59,6 +59,51 @@ struct Topics: AsyncParsableCommand {
             }
             let count = partitions ?? 1
             Output.line("created topic \(name) with \(count) partition\(count == 1 ? "" : "s")")
+        }
+    }
+
+    /// Kafka's `kafka-topics --alter --partitions` and `kafka-configs --alter --add-config /
+    /// --delete-config` for one topic: CreatePartitions and IncrementalAlterConfigs over the
+    /// wire, the same engine calls on a data directory.
+    struct Alter: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add partitions to a topic, or set or reset its configs by Kafka name (retention.ms, max.message.bytes, ...).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Topic name.") var name: String
+        @Option(parsing: .unconditional, help: "The new partition count (only ever more; keyed records of new writes may move).")
+        var partitions: Int?
+        @Option(name: .customLong("set"), help: "NAME=VALUE: a topic config to set (repeatable).") var settings: [String] = []
+        @Option(name: .customLong("delete"), help: "NAME: a topic config back to the broker's default (repeatable).") var deletions: [String] = []
+
+        func validate() throws {
+            guard partitions != nil || !settings.isEmpty || !deletions.isEmpty else {
+                throw ValidationError("give --partitions N, --set NAME=VALUE or --delete NAME")
+            }
+            if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+            for setting in settings where !setting.contains("=") { throw ValidationError("--set needs NAME=VALUE, got '\(setting)'") }
+        }
+
+        func run() async throws {
+            var changes: [(String, String?)] = settings.map { setting in
+                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                return (parts[0], parts.count > 1 ? parts[1] : "")
+            }
+            changes += deletions.map { ($0, nil) }
+            // Configs first: a refused setting leaves the partition count as it was.
+            if let client = try data.client() {
+                if !changes.isEmpty { try client.alterTopicConfigs(name, changes) }
+                if let partitions { try client.createPartitions(name, count: partitions) }
+            } else {
+                let engineChanges = changes.map { name, value in value.map { ConfigChange.set(name, $0) } ?? .delete(name) }
+                try await data.withBroker { broker in
+                    if !engineChanges.isEmpty { try await broker.alterTopicConfig(name, changes: engineChanges) }
+                    if let partitions { try await broker.createPartitions(topic: name, count: partitions) }
+                }
+            }
+            if !changes.isEmpty {
+                Output.line("topic '\(name)' configured: " + changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", "))
+            }
+            if let partitions { Output.line("topic '\(name)' now has \(partitions) partitions") }
         }
     }
 

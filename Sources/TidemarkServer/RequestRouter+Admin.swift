@@ -144,12 +144,23 @@ extension RequestRouter {
         return response
     }
 
+    /// `listeners` and `advertised.listeners` as Kafka lists them (`PLAINTEXT://host:port`),
+    /// with the port bound, which the settings may have left to the system (port 0).
+    var listenerEntries: [BrokerConfigEntry] {
+        func listener(_ host: String, _ port: Int) -> String { "PLAINTEXT://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+        return [
+            BrokerConfigEntry(name: "advertised.listeners", value: listener(config.effectiveAdvertisedHost, Int(advertisedPort)), isDefault: false),
+            BrokerConfigEntry(name: "listeners", value: listener(config.host, boundPort), isDefault: false),
+        ]
+    }
+
     /// DescribeConfigs for TOPIC, BROKER and GROUP resources, with each entry's source and
     /// (v1+, when asked) its synonyms: the broker-level setting a topic default comes from.
     func describeConfigs(_ request: DescribeConfigsRequest, version: Int16) -> DescribeConfigsResponse {
         typealias Source = DescribeConfigsResponse.Source
         var response = DescribeConfigsResponse()
-        let brokerEntries = config.brokerConfigEntries.isEmpty ? BrokerConfig.describing(server: config, broker: broker) : config.brokerConfigEntries
+        let brokerEntries = ((config.brokerConfigEntries.isEmpty ? BrokerConfig.describing(server: config, broker: broker) : config.brokerConfigEntries)
+            + listenerEntries).sorted { $0.name < $1.name }
         for resource in request.resources.firstOfEachKey({ $0 }) {
             var result = DescribeConfigsResponse.Result()
             result.resourceType = resource.resourceType

@@ -465,6 +465,10 @@ import TidemarkWire
             #expect(results[0].errorMessage?.contains("must be an integer") == true)
             #expect(results[1].errorMessage?.contains("unexpected broker id") == true)
             #expect(results[2].configs.count > 10 && results[3].configs.count > 10)
+            // Where it listens, with the port bound (the server was asked for any free one).
+            let listed = Dictionary(uniqueKeysWithValues: results[3].configs.map { ($0.name, $0.value) })
+            #expect(listed["listeners"] == "PLAINTEXT://127.0.0.1:\(server.boundPort)")
+            #expect(listed["advertised.listeners"] == "PLAINTEXT://127.0.0.1:\(server.boundPort)")
         }
     }
 

@@ -424,18 +424,19 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         var headers = response.headers
         let keepAlive = requestHead.isKeepAlive
         switch response.body {
-        case .bytes(let bytes):
+        case .bytes, .shared:
+            let buffer = response.body.whole(context.channel.allocator) ?? ByteBuffer()
             writing += 1  // first: the connection stays one being answered until this is out
             busy = false
             task = nil
             // Answered: bytes from here on start the next request's deadline (not before: a
             // request pipelined behind a slow answer is not the client's delay).
             requestStart.requestEnded()
-            headers.replaceOrAdd(name: "Content-Length", value: "\(bytes.count)")
+            headers.replaceOrAdd(name: "Content-Length", value: "\(buffer.readableBytes)")
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: response.status, headers: headers))), promise: nil)
-            if !bytes.isEmpty && requestHead.method != .HEAD {
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            if buffer.readableBytes > 0 && requestHead.method != .HEAD {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -444,7 +445,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             // writability does not tell: answers unread below NIO's 64 KiB watermark leave it
             // writable, and a client sending a request a minute held its connection for ever.
             let channel = context.channel
-            let stalled = context.eventLoop.scheduleTask(in: stallTimeout + .seconds(Int64(bytes.count >> 16))) {
+            let stalled = context.eventLoop.scheduleTask(in: stallTimeout + .seconds(Int64(buffer.readableBytes >> 16))) {
                 channel.close(promise: nil)
             }
             done.whenComplete { _ in

@@ -68,9 +68,22 @@ public struct HTTPRequest: Sendable {
 public struct HTTPResponse: Sendable {
     public enum Body: Sendable {
         case bytes([UInt8])
+        /// Bytes many answers share (the metrics exposition): written to each connection as
+        /// they are, not copied per answer (each copy is held until its client reads it, and
+        /// 48 scrapers that read nothing held 48 copies of a 67 MB exposition).
+        case shared(ByteBuffer)
         /// Sent chunk by chunk as it comes (Server-Sent Events); the response ends when the
         /// sequence does. The producer must bound what it buffers.
         case stream(AsyncStream<[UInt8]>)
+
+        /// A whole body's bytes to write (nil for a stream); shared ones as they are.
+        func whole(_ allocator: ByteBufferAllocator) -> ByteBuffer? {
+            switch self {
+            case .bytes(let bytes): allocator.buffer(bytes: bytes)
+            case .shared(let buffer): buffer
+            case .stream: nil
+            }
+        }
     }
 
     public var status: HTTPResponseStatus

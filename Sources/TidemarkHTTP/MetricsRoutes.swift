@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import NIOCore
 import NIOHTTP1
 import Prometheus
 import Synchronization
@@ -60,8 +61,8 @@ public final class HealthRoutes: HTTPRoutes {
 ///    swift-prometheus' registry with HELP lines added from `MetricName.help`.
 ///
 /// Bounds: at most `maxGroups` consumer groups (those with members first) and share groups are
-/// exported, and consumer groups' per-partition rows up to `maxGroupRows` (the rest are left
-/// out, and logged once);
+/// exported, consumer groups' per-partition rows up to `maxGroupRows` and share groups'
+/// (group, topic) rows up to `maxQueueRows` (the rest are left out, and logged once);
 /// label values are escaped as the format requires.
 public final class MetricsRoutes: HTTPRoutes {
     public let broker: Broker
@@ -70,17 +71,20 @@ public final class MetricsRoutes: HTTPRoutes {
     public let maxGroups: Int
     /// Per-partition rows of consumer groups exported at most (see `writeKafkaExporterSeries`).
     public let maxGroupRows: Int
+    /// (Share group, topic) rows exported at most, about 14 series each (see `writeTidemarkSeries`).
+    public let maxQueueRows: Int
     let started: Double
     let logger: Logger
-    /// The bounds already said in the log (at most three keys).
+    /// The bounds already said in the log (at most four keys).
     private let warnedAboutGroups = Mutex<Set<String>>([])
     /// Per counter series, what was last exported (see `monotonic`).
     private let counterFloors = Mutex<[String: (exported: Double, value: Double, held: Double)]>([:])
 
     public init(
         broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity,
-        maxGroups: Int = 1000, maxGroupRows: Int = 100_000, logger: Logger = Logger(label: "tidemark.http")
+        maxGroups: Int = 1000, maxGroupRows: Int = 100_000, maxQueueRows: Int = 10_000, logger: Logger = Logger(label: "tidemark.http")
     ) {
+        self.maxQueueRows = maxQueueRows
         self.broker = broker
         self.registry = registry
         self.identity = identity
@@ -96,7 +100,7 @@ public final class MetricsRoutes: HTTPRoutes {
         guard request.method == .GET || request.method == .HEAD, request.path == "/metrics" else { return nil }
         // Time lags read batch headers from disk: off the cooperative pool, one scrape at a time.
         guard let bytes = await sharedExposition() else { return Self.busy }
-        return .bytes(bytes, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        return HTTPResponse(headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: .shared(bytes))
     }
 
     public func methods(for request: HTTPRequest) -> [HTTPMethod] { request.path == "/metrics" ? [.GET, .HEAD] : [] }
@@ -105,15 +109,16 @@ public final class MetricsRoutes: HTTPRoutes {
     /// are one report, not N one after another (a client that sends scrapes and half-closes
     /// is still answered, so its reports cannot be skipped: 200 of them held a real scrape for
     /// 40 s). A shared one began before the later scrapes asked, by at most one report's time.
-    /// Its bytes are made once and shared by the answers (a copy per answer of a 20 MB
-    /// exposition was seconds of the HTTP loop after 200 scrapes at once).
-    private let making = Mutex<Task<[UInt8]?, Never>?>(nil)
+    /// Its bytes are made once and shared by the answers, not copied into each (a copy per
+    /// answer of a 20 MB exposition was seconds of the HTTP loop after 200 scrapes at once,
+    /// and each copy was held until its client read it: 48 that read nothing, 3 GB).
+    private let making = Mutex<Task<ByteBuffer?, Never>?>(nil)
 
-    func sharedExposition() async -> [UInt8]? {
-        let task = making.withLock { current -> Task<[UInt8]?, Never> in
+    func sharedExposition() async -> ByteBuffer? {
+        let task = making.withLock { current -> Task<ByteBuffer?, Never> in
             if let current { return current }
             let task = Task { [self] in
-                let text = await broker.report(reserved: true) { [self] in Array(exposition().utf8) }
+                let text = await broker.report(reserved: true) { [self] in ByteBufferAllocator().buffer(string: exposition()) }
                 making.withLock { $0 = nil }
                 return text
             }
@@ -266,7 +271,21 @@ public final class MetricsRoutes: HTTPRoutes {
             warnOnce("share groups", "more than \(maxGroups) share groups: /metrics exports \(maxGroups), those with members first, then by name")
             groupIds = Array(groupIds.prefix(maxGroups))
         }
-        let queues = groupIds.flatMap { broker.queueReports(group: $0, ages: true) }
+        // A row per (group, topic), about 14 series each: 1,000 share groups of 1,000 topics
+        // each were a scrape of 1 GB. Past the bound, the groups that follow are left out whole.
+        var queues: [QueueReport] = []
+        var exported: [String] = []
+        for group in groupIds {
+            let rows = broker.queueReports(group: group, ages: true)
+            guard queues.count + rows.count <= maxQueueRows else {
+                warnOnce(
+                    "queue rows", "share groups' (group, topic) rows pass \(maxQueueRows): /metrics exports \(exported.count) of \(groupIds.count) share groups, those with members first")
+                break
+            }
+            queues += rows
+            exported.append(group)
+        }
+        groupIds = exported
         pruneFloors(keeping: queues)
         let nowMs = broker.options.clock()
         let gauges: [(String, (QueueReport) -> Double)] = [

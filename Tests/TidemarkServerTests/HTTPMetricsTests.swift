@@ -892,6 +892,46 @@ struct BigAnswerRoutes: HTTPRoutes {
         try await node.stop()
     }
 
+    /// What a client writes is shown cut, and a page's JSON is bounded whatever it holds: a
+    /// classic group's leader assigned one member a million partitions (the group's page was
+    /// 259 MB, 1 GB of the broker's memory to make), and header keys of control characters
+    /// (six bytes each in JSON) made 20 KB on disk a 48 MB page.
+    @Test func whatClientsWriteMakesBoundedPages() async throws {
+        let (node, console) = try await Self.startWithConsole()
+        let broker = node.broker
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "wide", clientId: String(repeating: "c", count: 20_000), sessionTimeoutMs: 30_000, rebalanceTimeoutMs: 30_000,
+                protocolType: "consumer", protocols: [("range", [])]))
+        var assignment = ByteWriter()
+        assignment.writeInteger(Int16(0))
+        assignment.writeInteger(Int32(1))
+        assignment.writeInteger(Int16(240))
+        assignment.writeBytes(Array(String(repeating: "t", count: 240).utf8))
+        assignment.writeInteger(Int32(1_000_000))
+        for p in 0..<Int32(1_000_000) { assignment.writeInteger(p) }
+        assignment.writeInteger(Int32(-1))
+        _ = await broker.groups.sync(groupId: "wide", memberId: joined.memberId, generationId: 1, assignments: [joined.memberId: assignment.bytes])
+        let group = try await httpGet(port: node.http.boundPort, "/api/groups/wide")
+        #expect(group.status == 200 && group.body.utf8.count < 8 << 10, "\(group.body.utf8.count) bytes")
+        #expect(group.body.contains(String(repeating: "t", count: 240) + "[0-99]") && group.body.contains("…and 999900 more partitions"))
+        #expect(group.body.contains(String(repeating: "c", count: 256) + "…"))
+
+        try await broker.createTopic("keys", partitions: 1)
+        let producer = try await Producer(broker: broker)
+        let headers = (0..<64).map { RecordHeader(key: String(repeating: "\u{1}", count: 2048) + "\($0)", value: nil) }
+        for _ in 0..<20 { _ = try await producer.send(topic: "keys", key: nil, value: Array("v".utf8), headers: headers) }
+        let page = try await httpGet(port: node.http.boundPort, "/api/topics/keys/messages?partition=0&limit=100")
+        #expect(page.status == 200 && page.body.utf8.count < (2 << 20) + (512 << 10), "\(page.body.utf8.count) bytes")
+        let decoded = try JSONSerialization.jsonObject(with: Data(page.body.utf8)) as? [String: Any]
+        let shown = decoded?["messages"] as? [[String: Any]] ?? []
+        // Each record's keys are cut at 1 KiB: about 400 KB of JSON a record, so 5 of 20 fit
+        // (the rest go to the next page).
+        #expect((1..<20).contains(shown.count) && decoded?["next"] as? Int == shown.count, "\(shown.count) records, next \(decoded?["next"] ?? "nil")")
+        console.stop()
+        try await node.stop()
+    }
+
     /// A value is text when it is UTF-8 (a cut inside a character moves back to its start)
     /// without control characters (six bytes each in JSON); base64 is sent only for the rest.
     @Test func bytesAreTextOrBase64() throws {

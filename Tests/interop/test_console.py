@@ -338,6 +338,19 @@ def test_requeue_a_dead_letter_with_the_token_only(console):
     assert message.key() == b"poison" and message.value() == b"poison"
     assert not any(k.startswith("_dlq.errors.") for k, _ in (message.headers() or []))
 
+    # Once per letter: a second click (or a reloaded page) is refused with where it went, and
+    # the page says so; force requeues it again. A partition the topic lacks is 404, not 500.
+    place = "%s-%d@%d" % (done["topic"], done["partition"], done["offset"])
+    status, again = api(node, path, "POST", {"partition": 0, "offset": 0}, token=TOKEN)
+    assert status == 409 and place in again["error"], again
+    status, page = api(node, "/api/queues/%s/dlq" % names["queue"])
+    assert status == 200 and [l.get("requeuedTo") for l in page["letters"] if l["message"]["offset"] == 0] == [place]
+    status, forced = api(node, path, "POST", {"partition": 0, "offset": 0, "force": True}, token=TOKEN)
+    assert status == 200 and forced["offset"] > done["offset"]
+    for partition in (-1, 5):
+        status, missing = api(node, path, "POST", {"partition": partition, "offset": 0}, token=TOKEN)
+        assert status == 404, (status, missing)
+
 
 def test_a_broker_on_every_interface_keeps_its_console_on_loopback_without_a_token():
     """`--host 0.0.0.0` (or Kafka's `listeners=PLAINTEXT://:9092`) without a token starts, the

@@ -47,6 +47,42 @@ public enum ConsumerProtocol {
         return writer.bytes
     }
 
+    /// An assignment's partitions by topic, keeping at most `limit` of them (those past it are
+    /// counted in `omitted`, not read into memory): for reports of what a group's leader wrote,
+    /// which may be any bytes up to the group's member bound (a million partitions of one topic
+    /// is 4 MB). Nil when the bytes are not an assignment.
+    public static func decodeAssignment(_ bytes: [UInt8], limit: Int) -> (topics: [(topic: String, partitions: [Int32])], omitted: Int)? {
+        if bytes.isEmpty { return ([], 0) }
+        return ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> ([(topic: String, partitions: [Int32])], Int)? in
+            _ = try reader.readInteger(as: Int16.self)
+            let topics: Int32 = try reader.readInteger()
+            guard topics >= 0 && Int(topics) * 6 <= reader.readableBytes else { return nil }
+            var kept: [(topic: String, partitions: [Int32])] = []
+            var room = limit
+            var omitted = 0
+            for _ in 0..<topics {
+                let length: Int16 = try reader.readInteger()
+                guard length >= 0 else { return nil }
+                // A topic's name is read only while partitions are kept (a million topics of no
+                // partitions are 8 MB of bytes, not a million strings).
+                let name = try reader.readSlice(count: Int(length))
+                let count: Int32 = try reader.readInteger()
+                guard count >= 0 && Int(count) * 4 <= reader.readableBytes else { return nil }
+                let keep = min(Int(count), room)
+                if keep > 0 || (room > 0 && count == 0) {
+                    var partitions: [Int32] = []
+                    partitions.reserveCapacity(keep)
+                    for _ in 0..<keep { partitions.append(try reader.readInteger()) }
+                    kept.append((String(decoding: name, as: UTF8.self), partitions))
+                    room -= max(keep, 1)
+                }
+                try reader.skip((Int(count) - keep) * 4)
+                omitted += Int(count) - keep
+            }
+            return (kept, omitted)
+        }
+    }
+
     public static func decodeAssignment(_ bytes: [UInt8]) -> [TopicPartition]? {
         if bytes.isEmpty { return [] }
         return ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> [TopicPartition]? in

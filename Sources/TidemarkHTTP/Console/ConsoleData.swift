@@ -270,16 +270,19 @@ final class ConsoleData: Sendable {
         }
     }
 
+    /// A group's members as its page shows them: at most `ConsoleModel.maxMembersShown`, their
+    /// assignments summed up (`ConsoleModel.assignmentText`).
     func members(_ listing: GroupListing) -> [ConsoleModel.GroupMember] {
         if listing.type == .consumer {
-            return (broker.groups.describeConsumerGroup(listing.groupId)?.members ?? []).map {
-                .init(memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost, assignment: $0.assignment.map(\.description))
+            return (broker.groups.describeConsumerGroup(listing.groupId)?.members ?? []).prefix(ConsoleModel.maxMembersShown).map {
+                .init(memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost, assignment: ConsoleModel.assignmentText($0.assignment))
             }
         }
-        return broker.groups.describeGroup(listing.groupId).members.map {
-            .init(
+        return broker.groups.describeGroup(listing.groupId).members.prefix(ConsoleModel.maxMembersShown).map {
+            let decoded = ConsumerProtocol.decodeAssignment($0.assignment, limit: ConsoleModel.maxAssignmentPartitions)
+            return .init(
                 memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost,
-                assignment: (ConsumerProtocol.decodeAssignment($0.assignment) ?? []).map(\.description))
+                assignment: decoded.map { ConsoleModel.assignmentText($0.topics, omitted: $0.omitted) } ?? [])
         }
     }
 
@@ -303,6 +306,9 @@ final class ConsoleData: Sendable {
             lagHistory: viewing { $0.lagHistory[id] ?? [] })
     }
 
+    /// (Share group, topic) rows listed at most, as /metrics exports them (`MetricsRoutes.maxQueueRows`).
+    static let maxQueueRows = 10_000
+
     func queueRows(withRates: Bool = true, ages: Bool = true, only group: String? = nil) -> [ConsoleModel.QueueRow] {
         let rates = withRates ? viewing { $0.rates.acks } : [:]
         let nowMs = broker.options.clock()
@@ -312,7 +318,10 @@ final class ConsoleData: Sendable {
         for g in groups {
             let members = broker.shares.describe(g)?.members.count ?? 0
             let dlq = broker.deadLetterTopic(of: g)
-            for q in broker.queueReports(group: g, ages: ages) {
+            // As /metrics: at most `maxQueueRows` (group, topic) rows, whole groups.
+            let reports = broker.queueReports(group: g, ages: ages)
+            guard rows.count + reports.count <= Self.maxQueueRows else { break }
+            for q in reports {
                 let a = q.activity
                 rows.append(
                     ConsoleModel.QueueRow(
@@ -338,13 +347,13 @@ final class ConsoleData: Sendable {
                 endOffset: s.endOffset, logEndOffset: s.logEndOffset, available: s.available, inFlight: s.acquired,
                 delayed: s.delayed, archived: s.archived, backlog: s.lag,
                 holders: s.holders.sorted { $0.key < $1.key }.map {
-                    ConsoleModel.Holder(member: $0.key, records: $0.value.count, lockDeadlineMs: $0.value.earliestExpiryMs)
+                    ConsoleModel.Holder(member: ConsoleModel.shown($0.key), records: $0.value.count, lockDeadlineMs: $0.value.earliestExpiryMs)
                 })
         }
         return ConsoleModel.QueueDetail(
             group: group, state: description?.state ?? "Empty",
-            members: (description?.members ?? []).map {
-                .init(memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost, assignment: $0.assignment.map(\.description))
+            members: (description?.members ?? []).prefix(ConsoleModel.maxMembersShown).map {
+                .init(memberId: $0.memberId, clientId: $0.clientId, host: $0.clientHost, assignment: ConsoleModel.assignmentText($0.assignment))
             },
             deadLetterTopic: broker.deadLetterTopic(of: group), queues: queueRows(only: group), partitions: parts)
     }

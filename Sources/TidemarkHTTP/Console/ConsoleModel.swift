@@ -129,9 +129,30 @@ enum ConsoleModel {
             timestampType = record.timestampType == .logAppendTime ? "LogAppendTime" : "CreateTime"
             key = Bytes(record.key)
             value = Bytes(record.value)
-            headers = record.headers.prefix(Self.maxHeaders).map { Header(key: $0.key, value: Bytes($0.value, preview: 4096)) }
+            // Keys cut as values are: a header key may be any length (zstd made 20 KB on disk
+            // of keys of control characters a 48 MB page).
+            headers = record.headers.prefix(Self.maxHeaders).map { Header(key: ConsoleModel.shown($0.key, maxBytes: 1024), value: Bytes($0.value, preview: 4096)) }
             headerCount = record.headers.count
         }
+    }
+
+    /// The JSON a page of records (or dead letters) may take: records past it go to the next
+    /// page (at least one is shown). Previews bound each record's; this bounds the page's,
+    /// which is what a client that does not read its answer holds for up to a minute.
+    static let maxPageBytes = 2 << 20
+
+    /// The first of `items` whose JSON fits in `maxPageBytes` (at least one), measured one at
+    /// a time: the page is not made whole to be cut.
+    static func fitted<T: Encodable>(_ items: [T]) -> [T] {
+        let encoder = JSONEncoder.console()
+        var total = 0
+        var count = 0
+        for item in items {
+            total += ((try? encoder.encode(item))?.count ?? 0) + 1
+            if total > maxPageBytes && count > 0 { break }
+            count += 1
+        }
+        return Array(items.prefix(count))
     }
 
     struct Messages: Codable {
@@ -159,7 +180,68 @@ enum ConsoleModel {
         var memberId: String
         var clientId: String
         var host: String
+        /// Per topic its partitions as ranges (`orders[0-3,7]`), at most
+        /// `maxAssignmentPartitions` in all; then `…and N more partitions`.
         var assignment: [String]
+
+        /// Ids and hosts are what clients sent (a client id may be 32 KiB): shown cut.
+        init(memberId: String, clientId: String, host: String, assignment: [String]) {
+            self.memberId = ConsoleModel.shown(memberId)
+            self.clientId = ConsoleModel.shown(clientId)
+            self.host = ConsoleModel.shown(host)
+            self.assignment = assignment
+        }
+    }
+
+    /// A client's string as a page shows it: its first 256 bytes (at a character's start) and
+    /// "…" when longer.
+    static func shown(_ text: String, maxBytes: Int = 256) -> String {
+        guard text.utf8.count > maxBytes else { return text }
+        let utf8 = Array(text.utf8.prefix(maxBytes + 1))
+        var end = maxBytes
+        while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a character
+        return String(decoding: utf8[..<end], as: UTF8.self) + "…"
+    }
+
+    /// Partitions shown per member: a classic group's leader may assign any bytes up to the
+    /// group's member bound (256 MiB), and a million partitions of one topic, shown one by
+    /// one, made a page of 259 MB (1 GB of the broker's memory to make it).
+    static let maxAssignmentPartitions = 100
+
+    /// Members shown on a group's page (its member count is on the group's row): with
+    /// `maxAssignmentPartitions` each and topic names cut at Kafka's 249 characters, a page
+    /// stays within a few MB whatever its members wrote.
+    static let maxMembersShown = 500
+
+    /// `assignmentText` of partitions in any order, at most `maxAssignmentPartitions` read.
+    static func assignmentText(_ partitions: [TopicPartition]) -> [String] {
+        var order: [String] = []
+        var byTopic: [String: [Int32]] = [:]
+        for tp in partitions.prefix(maxAssignmentPartitions) {
+            if byTopic[tp.topic] == nil { order.append(tp.topic) }
+            byTopic[tp.topic, default: []].append(Int32(clamping: tp.partition))
+        }
+        return assignmentText(order.map { ($0, byTopic[$0]!) }, omitted: max(0, partitions.count - maxAssignmentPartitions))
+    }
+
+    static func assignmentText(_ topics: [(topic: String, partitions: [Int32])], omitted: Int) -> [String] {
+        var lines = topics.map { topic, partitions in
+            var ranges: [String] = []
+            var run: (first: Int32, last: Int32)? = nil
+            for p in partitions.sorted() {
+                if let current = run, current.last < Int32.max, p == current.last + 1 || p == current.last {
+                    run = (current.first, p)
+                    continue
+                }
+                if let current = run { ranges.append(current.first == current.last ? "\(current.first)" : "\(current.first)-\(current.last)") }
+                run = (p, p)
+            }
+            if let current = run { ranges.append(current.first == current.last ? "\(current.first)" : "\(current.first)-\(current.last)") }
+            // A name past Kafka's longest topic name names no topic: cut, as a preview.
+            return "\(shown(topic, maxBytes: 249))[\(ranges.joined(separator: ","))]"
+        }
+        if omitted > 0 { lines.append("…and \(omitted) more partition\(omitted == 1 ? "" : "s")") }
+        return lines
     }
 
     struct GroupPartition: Codable {
@@ -260,6 +342,8 @@ enum ConsoleModel {
         var message: Message
         /// The `_dlq.errors.*` headers, without the prefix (disposition, original.topic, ...).
         var errors: [String: String]
+        /// Where this console requeued it ("topic-partition@offset"), if it did since the start.
+        var requeuedTo: String?
     }
 
     struct DeadLetters: Codable {

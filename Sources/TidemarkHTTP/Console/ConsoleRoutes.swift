@@ -25,6 +25,8 @@ public final class ConsoleRoutes: HTTPRoutes {
     let logger: Logger
     /// Requeued dead letters go out through one idempotent embedded producer, made on first use.
     private let requeuer = Mutex<Producer?>(nil)
+    /// Dead letters requeued from this console since the broker started (see `RequeueLedger`).
+    let requeued = Mutex(RequeueLedger())
     /// Open event streams (each one sends a snapshot a second): bounded.
     private let streams = Atomic<Int>(0)
     static let maxStreams = 32
@@ -192,11 +194,12 @@ public final class ConsoleRoutes: HTTPRoutes {
             }
             from = min(max(from, start), end)
             let records = try await broker.readRecords(topic: topic, partition: partition, from: from, limit: limit)
-            let next = records.last.map { $0.offset + 1 }
+            let messages = ConsoleModel.fitted(records.map(ConsoleModel.Message.init))
+            let next = messages.last.map { $0.offset + 1 }
             return json(
                 ConsoleModel.Messages(
                     topic: topic, partition: partition, logStartOffset: start, logEndOffset: end, from: from,
-                    next: next.flatMap { $0 < end ? $0 : nil }, messages: records.map(ConsoleModel.Message.init)))
+                    next: next.flatMap { $0 < end ? $0 : nil }, messages: messages))
         } catch {
             return .error(.internalServerError, "\(error)")
         }
@@ -224,14 +227,17 @@ public final class ConsoleRoutes: HTTPRoutes {
             let (start, end) = try broker.offsets(topic: topic, partition: partition)
             let from = min(max(Int64(request.query["offset"] ?? "") ?? start, start), end)
             let records = try await broker.readRecords(topic: topic, partition: partition, from: from, limit: limit)
-            let letters = records.map { record in
+            let letters = ConsoleModel.fitted(records.map { record in
                 var errors: [String: String] = [:]
-                for header in record.headers where header.key.hasPrefix("_dlq.errors.") {
-                    errors[String(header.key.dropFirst("_dlq.errors.".count))] = header.value.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                // (At most 64, cut as header values are: any producer may write to the topic.)
+                for header in record.headers.lazy.filter({ $0.key.hasPrefix("_dlq.errors.") }).prefix(ConsoleModel.Message.maxHeaders) {
+                    errors[ConsoleModel.shown(String(header.key.dropFirst("_dlq.errors.".count)))] =
+                        header.value.map { ConsoleModel.shown(String(decoding: $0, as: UTF8.self), maxBytes: 4096) } ?? ""
                 }
-                return ConsoleModel.DeadLetter(message: .init(record), errors: errors)
-            }
-            let next = records.last.map { $0.offset + 1 }
+                let place = requeued.withLock { $0.place(of: "\(topic)-\(partition)@\(record.offset)") }
+                return ConsoleModel.DeadLetter(message: .init(record), errors: errors, requeuedTo: place)
+            })
+            let next = letters.last.map { $0.message.offset + 1 }
             return json(
                 ConsoleModel.DeadLetters(
                     group: group, topic: topic, partition: partition, logStartOffset: start, logEndOffset: end,
@@ -324,6 +330,8 @@ public final class ConsoleRoutes: HTTPRoutes {
     struct RequeueRequest: Codable {
         var partition: Int
         var offset: Int64
+        /// Requeue a letter this console requeued before once more (otherwise 409).
+        var force: Bool?
     }
 
     private func requeue(group: String, _ request: HTTPRequest) async -> HTTPResponse {
@@ -332,23 +340,44 @@ public final class ConsoleRoutes: HTTPRoutes {
             return .error(.badRequest, "body must be JSON: {\"partition\", \"offset\"} of the dead letter")
         }
         guard let topic = broker.deadLetterTopic(of: group) else { return .error(.notFound, "group '\(group)' has no dead-letter topic") }
+        let letterName = "\(topic)-\(asked.partition)@\(asked.offset)"
+        // One requeue per letter (a second click, or a page reloaded, made the job twice),
+        // unless asked again with force; two at once are one.
+        let previous: String?
+        switch requeued.withLock({ $0.begin(letterName, force: asked.force ?? false) }) {
+        case .begun(let earlier): previous = earlier
+        case .inProgress: return .error(.conflict, "\(letterName) is being requeued")
+        case .done(let place): return .error(.conflict, "\(letterName) was requeued to \(place) already (send force: true to requeue it again)")
+        }
         do {
             let found = try await broker.readRecords(
                 topic: topic, partition: asked.partition, from: asked.offset, limit: 1, maxRecordBytes: 64 << 20)
             guard let letter = found.first, letter.offset == asked.offset else {
-                return .error(.notFound, "no dead letter at \(topic)-\(asked.partition)@\(asked.offset)")
+                requeued.withLock { $0.cancel(letterName, previous: previous) }
+                return .error(.notFound, "no dead letter at \(letterName)")
             }
             guard let record = broker.requeueRecord(for: letter) else {
+                requeued.withLock { $0.cancel(letterName, previous: previous) }
                 return .error(.conflict, "this dead letter has no original to requeue (its record had left the log)")
             }
             let producer = try await requeueProducer()
             let sent = try await producer.send(
                 topic: record.topic, key: record.key, value: record.value, headers: record.headers)
-            logger.notice(
-                "dead letter requeued from the console",
-                metadata: ["group": "\(group)", "from": "\(topic)-\(asked.partition)@\(asked.offset)", "to": "\(sent.topic)-\(sent.partition)@\(sent.offset)"])
+            let place = "\(sent.topic)-\(sent.partition)@\(sent.offset)"
+            requeued.withLock { $0.finish(letterName, at: place) }
+            logger.notice("dead letter requeued from the console", metadata: ["group": "\(group)", "from": "\(letterName)", "to": "\(place)"])
             return json(ConsoleModel.Requeued(topic: sent.topic, partition: sent.partition, offset: sent.offset))
         } catch {
+            requeued.withLock { $0.cancel(letterName, previous: previous) }
+            // A partition the topic lacks, or an original topic gone since: the client's to fix.
+            if let error = error as? TidemarkError {
+                switch error.code {
+                case .unknownTopicOrPartition, .unknownTopicId: return .error(.notFound, error.message)
+                case .invalidTopicName, .invalidRequest, .messageTooLarge, .invalidRecord, .invalidTimestamp:
+                    return .error(.badRequest, error.message)
+                default: return .error(.internalServerError, error.message)
+                }
+            }
             return .error(.internalServerError, "\(error)")
         }
     }
@@ -375,4 +404,45 @@ extension HTTPResponse {
         response.headers.add(name: "Referrer-Policy", value: "no-referrer")
         return response
     }
+}
+
+/// Which dead letters this console requeued, and where to: a letter is requeued once unless
+/// asked again with force, and its page says where it went. Kept in memory (the dead-letter
+/// topic is a log: nothing is taken out of it), for the last `capacity` letters; a restart
+/// forgets them. Owned by `ConsoleRoutes`, behind its mutex.
+struct RequeueLedger {
+    /// `begun`: with where an earlier forced requeue went, to keep if this one fails.
+    enum Start: Equatable { case begun(previous: String?), inProgress, done(String) }
+
+    static let capacity = 10_000
+    /// Letter ("topic-partition@offset") -> where its copy went, "" while being requeued.
+    private(set) var places: [String: String] = [:]
+    private var order: [String] = []
+
+    mutating func begin(_ letter: String, force: Bool) -> Start {
+        let previous = places[letter]
+        if let place = previous {
+            if place.isEmpty { return .inProgress }
+            if !force { return .done(place) }
+        } else {
+            order.append(letter)
+            if order.count > Self.capacity {
+                let dropped = order.removeFirst()
+                places[dropped] = nil
+            }
+        }
+        places[letter] = ""
+        return .begun(previous: previous)
+    }
+
+    mutating func finish(_ letter: String, at place: String) { places[letter] = place }
+
+    /// A requeue that did not happen: the letter is as it was before `begin`.
+    mutating func cancel(_ letter: String, previous: String?) {
+        places[letter] = previous
+        if previous == nil { order.removeAll { $0 == letter } }
+    }
+
+    /// Where a letter went, if this console requeued it.
+    func place(of letter: String) -> String? { places[letter].flatMap { $0.isEmpty ? nil : $0 } }
 }

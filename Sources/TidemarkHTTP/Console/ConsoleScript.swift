@@ -358,7 +358,7 @@ enum ConsoleScript {
         table(["Offset", "Why", "Original", "Deliveries", "Key", "Value", ""], page.letters.map((l) => ({ key: String(l.message.offset), cells: [
           fmt.n(l.message.offset), l.errors["disposition"] || "", (l.errors["original.topic"] || "?") + "-" + (l.errors["original.partition"] || "?") + "@" + (l.errors["original.offset"] || "?"),
           l.errors["delivery.count"] || "", bytesView(l.message.key, "auto"), bytesView(l.message.value, "auto"),
-          el("button", { type: "button", class: "requeue", onclick: async (e) => {
+          l.requeuedTo ? el("span", { class: "badge" }, "requeued to " + l.requeuedTo) : el("button", { type: "button", class: "requeue", onclick: async (e) => {
             try {
               const done = await post(idPath("/api/queues", group, "/dlq/requeue"), { partition: page.partition, offset: l.message.offset });
               e.target.replaceWith(el("span", { class: "badge" }, "requeued to " + done.topic + "-" + done.partition + "@" + done.offset));

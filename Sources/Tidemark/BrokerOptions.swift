@@ -51,7 +51,7 @@ public struct BrokerOptions: Sendable {
     public var timerClock: (@Sendable () -> Int64)? = nil
     private var clockReplaced = false
     /// What the coordinators time with (see `timerClock`).
-    var timers: @Sendable () -> Int64 { timerClock ?? (clockReplaced ? clock : SteadyClock.shared.now) }
+    public var timers: @Sendable () -> Int64 { timerClock ?? (clockReplaced ? clock : SteadyClock.shared.now) }
     /// Where the engine reports what happens to data: recovery cuts, damage found by reads,
     /// partitions that went offline, maintenance failures. Never one line per message.
     public var logger = Logger(label: "tidemark.engine")

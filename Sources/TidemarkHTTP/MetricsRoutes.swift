@@ -73,7 +73,12 @@ public final class MetricsRoutes: HTTPRoutes {
     public let maxGroupRows: Int
     /// (Share group, topic) rows exported at most, about 14 series each (see `writeTidemarkSeries`).
     public let maxQueueRows: Int
+    /// When the process started, on the wall clock (`process_start_time_seconds`, as every
+    /// exporter gives it).
     let started: Double
+    /// Uptime is counted on the monotonic clock: on the wall clock a step back read 0 for the
+    /// length of the step, and a step forward jumped (a "restarted" alert either way).
+    let startedTick = ContinuousClock.now
     let logger: Logger
     /// The bounds already said in the log (at most four keys).
     private let warnedAboutGroups = Mutex<Set<String>>([])
@@ -263,7 +268,7 @@ public final class MetricsRoutes: HTTPRoutes {
 
     private func writeTidemarkSeries(_ out: inout Exposition) {
         out.family(MetricName.buildInfo, .gauge) { $0.sample([("version", identity.version)], 1) }
-        out.family(MetricName.uptime, .gauge) { $0.sample([], max(0, wallSeconds() - started)) }
+        out.family(MetricName.uptime, .gauge) { $0.sample([], ConsoleData.seconds(ContinuousClock.now - startedTick)) }
 
         // Share groups, per group and topic (partitions summed).
         var groupIds = broker.shares.groupIdsWithMembersFirst()
@@ -382,12 +387,6 @@ public final class MetricsRoutes: HTTPRoutes {
         let first = warnedAboutGroups.withLock { $0.insert(key).inserted }
         if first { logger.warning("\(message)") }
     }
-}
-
-func wallSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 private func readSmallFile(_ path: String) -> String? {

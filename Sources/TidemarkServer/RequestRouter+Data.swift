@@ -238,7 +238,9 @@ extension RequestRouter {
             return
         }
         let sessions = fetchSessions
-        switch sessions.plan(request, nowMs: broker.options.clock()) {
+        // Idle times on the timers' clock: on the wall clock, a step forward past the idle
+        // time evicted every live session at once (FETCH_SESSION_ID_NOT_FOUND for all).
+        switch sessions.plan(request, nowMs: broker.options.timers()) {
         case .error(let code):
             var response = FetchResponse()
             response.errorCode = code.rawValue

@@ -1,3 +1,4 @@
+import Synchronization
 import TestSupport
 import Testing
 import Tidemark
@@ -117,6 +118,29 @@ extension ServerTests {
                 #expect(gone.errorCode == KafkaError.fetchSessionIdNotFound.rawValue)
                 try await HostileRequestTests.expectAlive(server)
             }
+        }
+
+        /// A session's idle time is counted on the timers' clock: a wall clock stepped an hour
+        /// forward (NTP at boot, a VM resumed) evicted every live session at once.
+        @Test static func aClockStepDoesNotEvictLiveSessions() async throws {
+            let dir = TemporaryDirectory()
+            let step = Atomic<Int64>(0)
+            var options = BrokerOptions()
+            options.clock = { currentTimeMilliseconds() + step.load(ordering: .relaxed) }
+            options.timerClock = { SteadyClock.shared.now() }
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options)
+            var config = ServerConfig()
+            config.port = 0
+            let server = try await KafkaServer.start(broker: broker, config: config)
+            try await broker.createTopic("s", partitions: 1)
+            var session = FetchSessionTests(client: try RawClient(port: server.boundPort), version: 11, topicId: .zero)
+            let full = try await session.fetch(session: 0, epoch: 0, partitions: [(0, 0)])
+            #expect(full.errorCode == 0 && full.sessionId > 0)
+            step.store(3_600_000, ordering: .relaxed)
+            let next = try await session.fetch(session: full.sessionId, epoch: 1, partitions: [])
+            #expect(next.errorCode == 0 && next.sessionId == full.sessionId)
+            await server.stop()
+            try await broker.close()
         }
 
         /// The cache is bounded: past its slots, a session in use is kept and the new client

@@ -17,10 +17,14 @@ final class ConsoleData: Sendable {
     let registry: PrometheusCollectorRegistry?
     let identity: NodeIdentity
     let maxGroups: Int
-    let started = Date()
+    /// Intervals (uptime, rates, the history's spacing, the snapshot's age) are measured on the
+    /// monotonic clock: on the wall clock a step back of an hour froze the live page for an
+    /// hour and made uptime negative. The wall clock only stamps the lag history's points.
+    let started = ContinuousClock.now
 
     struct Counters {
         var at = Date.distantPast
+        var tick: ContinuousClock.Instant? = nil
         var endOffsets: [String: Int64] = [:]
         var produceRequests: Double?
         var fetchRequests: Double?
@@ -44,13 +48,13 @@ final class ConsoleData: Sendable {
         var previous = Counters()
         var rates = Rates()
         var lagHistory: [String: [ConsoleModel.LagPoint]] = [:]
-        var lastHistoryAt = Date.distantPast
+        var lastHistoryTick: ContinuousClock.Instant? = nil
         var connections: Double?
     }
 
     private let samples = Mutex(Samples())
     private let sampler = Mutex<Task<Void, Never>?>(nil)
-    private let lastSnapshot = Mutex<(at: Date, snapshot: ConsoleModel.Snapshot)?>(nil)
+    private let lastSnapshot = Mutex<(at: ContinuousClock.Instant, snapshot: ConsoleModel.Snapshot)?>(nil)
     /// The snapshot being made, which the streams that ask meanwhile share (`sharedSnapshot`).
     private let makingSnapshot = Mutex<Task<ConsoleModel.Snapshot?, Never>?>(nil)
 
@@ -110,11 +114,16 @@ final class ConsoleData: Sendable {
 
     // MARK: Sampling
 
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
     func sample() {
         guard !broker.isClosed else { return }
         samplesTaken.add(1, ordering: .relaxed)
         var now = Counters()
         now.at = Date()
+        now.tick = .now
         for topic in describedTopics() { now.endOffsets[topic.name] = topic.partitions.reduce(0) { $0 + $1.logEndOffset } }
         var connections: Double?
         if let registry {
@@ -135,7 +144,7 @@ final class ConsoleData: Sendable {
 
         samples.withLock { s in
             let before = s.previous
-            let seconds = now.at.timeIntervalSince(before.at)
+            let seconds = before.tick.map { Self.seconds(now.tick! - $0) } ?? 0
             if seconds > 0 && seconds < 60 {
                 func rate(_ a: Double?, _ b: Double?) -> Double? {
                     guard let a, let b else { return nil }
@@ -156,8 +165,8 @@ final class ConsoleData: Sendable {
             }
             s.previous = now
             s.connections = connections
-            if now.at.timeIntervalSince(s.lastHistoryAt) >= 5 {
-                s.lastHistoryAt = now.at
+            if s.lastHistoryTick.map({ now.tick! - $0 >= .seconds(5) }) ?? true {
+                s.lastHistoryTick = now.tick
                 let t = now.at.timeIntervalSince1970
                 for (group, lag) in groupLags.prefix(maxGroups) {
                     var points = s.lagHistory[group] ?? []
@@ -227,7 +236,7 @@ final class ConsoleData: Sendable {
         }
         return ConsoleModel.Overview(
             version: identity.version, nodeId: identity.brokerId, kafkaAddress: identity.address,
-            dataDirectory: broker.dataDirectory, uptimeSeconds: Date().timeIntervalSince(started),
+            dataDirectory: broker.dataDirectory, uptimeSeconds: Self.seconds(ContinuousClock.now - started),
             topics: topics.filter { !$0.isInternal }.count, partitions: topics.reduce(0) { $0 + $1.partitions.count },
             groups: broker.groups.listGroups().count, queues: broker.shares.groupIds().count, connections: connections,
             produceRequestsPerSecond: rates.produceRequests, fetchRequestsPerSecond: rates.fetchRequests,
@@ -364,14 +373,14 @@ final class ConsoleData: Sendable {
     /// asking for its own filled `Broker.maxReports` with 8 open consoles, and scrapes were
     /// answered busy). Nil when the broker's reports are all taken.
     func sharedSnapshot() async -> ConsoleModel.Snapshot? {
-        if let cached = lastSnapshot.withLock({ $0 }), Date().timeIntervalSince(cached.at) < 0.9 { return cached.snapshot }
+        if let cached = lastSnapshot.withLock({ $0 }), ContinuousClock.now - cached.at < .milliseconds(900) { return cached.snapshot }
         let task = makingSnapshot.withLock { current -> Task<ConsoleModel.Snapshot?, Never> in
             if let current { return current }
             let task = Task { [self] in
                 let made = await broker.report { [self] in
                     ConsoleModel.Snapshot(sequence: 0, overview: overview(), groups: groupRows(), queues: queueRows(), topics: topicRows())
                 }
-                if let made { lastSnapshot.withLock { $0 = (Date(), made) } }
+                if let made { lastSnapshot.withLock { $0 = (ContinuousClock.now, made) } }
                 makingSnapshot.withLock { $0 = nil }
                 return made
             }

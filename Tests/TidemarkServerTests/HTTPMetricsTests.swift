@@ -852,6 +852,28 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(try await get("evil.example:\(node.http.boundPort)") == 401)
         #expect(try await get("127.0.0.1.evil.example") == 401)
         #expect(try await get("evil.example:\(node.http.boundPort)", token: "t0ken") == 200)
+        // Through a proxy on this machine (nginx's default passes the upstream's name as Host):
+        // its forwarding headers say the request came from elsewhere.
+        func viaProxy(_ extra: String, path: String = "/api/overview", method: String = "GET", body: String = "") async throws -> Int {
+            try await httpExchange(
+                port: node.http.boundPort,
+                "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(node.http.boundPort)\r\n\(extra)Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)").status
+        }
+        #expect(try await viaProxy("X-Forwarded-For: 192.0.2.9\r\n") == 401)
+        #expect(try await viaProxy("Via: 1.1 proxy\r\n") == 401)
+        #expect(try await viaProxy("Forwarded: for=192.0.2.9\r\nX-Tidemark-Token:  t0ken \r\n") == 200)
+        // An action through it, from the page it served: its Origin is the proxy's name.
+        let reset = #"{"topic":"none","to":"earliest"}"#
+        #expect(try await viaProxy(
+            "X-Forwarded-Host: console.example\r\nOrigin: https://console.example\r\nX-Tidemark-Token: t0ken\r\n", path: "/api/groups/g/reset",
+            method: "POST", body: reset) == 404)
+        #expect(try await viaProxy(
+            "X-Forwarded-Host: console.example\r\nOrigin: https://evil.example\r\nX-Tidemark-Token: t0ken\r\n", path: "/api/groups/g/reset",
+            method: "POST", body: reset) == 403)
+        // The token in the query only for the event stream (elsewhere it lands in access logs).
+        #expect(try await viaProxy("Via: 1.1 proxy\r\n", path: "/api/overview?token=t0ken") == 401)
+        // HEAD wherever GET is.
+        #expect(try await viaProxy("", path: "/api/topics", method: "HEAD") == 200)
         console.stop()
         try await node.stop()
     }

@@ -61,7 +61,10 @@ public final class ConsoleRoutes: HTTPRoutes {
         // Reads need no token on a loopback console, so a page of another site must not reach
         // them by pointing its own name at 127.0.0.1 (DNS rebinding): requests addressed to
         // another name (a proxy's) need the token there too.
-        if !tokenForReads && request.method != .POST && !Self.isLoopbackHost(request.headers.first(name: "Host")) {
+        // A proxy's forwarding headers count as another name: the request came from elsewhere.
+        if !tokenForReads && request.method != .POST
+            && (!Self.isLoopbackHost(request.headers.first(name: "Host")) || Self.isForwarded(request))
+        {
             if let refusal = authorize(request, mutating: false) { return refusal }
         }
         if tokenForReads || request.method == .POST {
@@ -71,7 +74,8 @@ public final class ConsoleRoutes: HTTPRoutes {
         // A group named "." or ".." cannot be a path segment (a browser resolves it as a step):
         // the page names it in the `id` query parameter instead, which wins over the segment.
         let named = { (segment: String) in request.query["id"] ?? segment }
-        switch (request.method, api.count) {
+        // HEAD is answered wherever GET is (RFC 9110), without the body.
+        switch (request.method == .HEAD ? .GET : request.method, api.count) {
         // Reports that read from disk (time lags, queue ages) run as the broker's reports do.
         case (.GET, 1) where api[0] == "overview": return await report { $0.json($0.data.overview()) }
         case (.GET, 1) where api[0] == "topics": return await report { $0.json($0.data.topicRows()) }
@@ -133,16 +137,32 @@ public final class ConsoleRoutes: HTTPRoutes {
         guard let authToken else {
             return .error(.forbidden, "this action needs the console's auth token: start tidemark serve with --http-auth-token")
         }
-        let given = request.headers.first(name: "X-Tidemark-Token") ?? (mutating ? nil : request.query["token"])
+        // In the query only for the event stream (a browser's EventSource sends no headers):
+        // elsewhere it would land in proxies' access logs.
+        let given =
+            request.headers.first(name: "X-Tidemark-Token")?.trimmingCharacters(in: .whitespaces)
+            ?? (!mutating && request.path == "/api/events" ? request.query["token"] : nil)
         guard let given, Self.constantTimeEqual(given, authToken) else {
             return .error(.unauthorized, "missing or wrong X-Tidemark-Token")
         }
-        if mutating, let origin = request.headers.first(name: "Origin"), let host = request.headers.first(name: "Host"),
-            origin != "http://\(host)" && origin != "https://\(host)"
+        // The page's own origin: the Host it was addressed to, or the one a proxy says it was
+        // (a header a page of another site cannot add without a preflight, which is refused).
+        let hosts = [request.headers.first(name: "Host"), request.headers.first(name: "X-Forwarded-Host")].compactMap { $0 }
+        if mutating, let origin = request.headers.first(name: "Origin"),
+            !hosts.contains(where: { origin == "http://\($0)" || origin == "https://\($0)" })
         {
-            return .error(.forbidden, "cross-origin request refused (Origin \(origin), Host \(host))")
+            return .error(.forbidden, "cross-origin request refused (Origin \(origin), Host \(hosts.joined(separator: ", ")))")
         }
         return nil
+    }
+
+    /// Whether a proxy says it passed the request on (RFC 7239 `Forwarded`, the X-Forwarded-*
+    /// family, `Via`): a proxy on this machine addresses a loopback console by a loopback name
+    /// (nginx's default `Host` is the upstream's), and would serve it to anyone without the token.
+    static func isForwarded(_ request: HTTPRequest) -> Bool {
+        ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"].contains {
+            !request.headers[canonicalForm: $0].isEmpty
+        }
     }
 
     /// Whether a Host header names this machine's loopback: localhost, 127.x.y.z or [::1], with

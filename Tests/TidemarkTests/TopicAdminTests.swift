@@ -216,7 +216,15 @@ import TidemarkStorage
         opts.defaultTopicConfig = TopicConfig()
         opts.defaultTopicConfig.retentionMs = 9000
         opts.defaultTopicConfig.segmentBytes = 1 << 20
+        let log = CapturedLog()
+        opts.logger = log.logger
         broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        // Said once per setting, with the topics' count (a line per topic and setting flooded
+        // the log of a restart of 1,000 topics).
+        let followed = log.matching("topics follow the broker's setting")
+        #expect(Set(followed.map { $0.metadata["setting"] ?? "" }).count == followed.count)
+        #expect(followed.first { $0.metadata["setting"] == "retention.ms" }?.metadata["count"] == "2")
+        #expect(followed.first { $0.metadata["setting"] == "retention.ms" }?.metadata["topics"] == "embedded, plain")
         let plain = try broker.describeTopic("plain").config
         #expect(plain.retentionMs == 9000 && plain.maxMessageBytes == 1_048_588 && plain.segmentBytes == 1 << 20)
         #expect(try broker.partitionState("plain", 0).log.config.retentionMs == 9000)

@@ -193,6 +193,33 @@ struct CLITests {
         #expect(missing.status == 1 && missing.stderr.contains("nope"), "\(missing.stderr)")
     }
 
+    /// A copy of a live directory (not shut down cleanly) with a bad batch in the middle: the
+    /// tools opened it as the broker does and cut the log there, good batches after it with it,
+    /// saying it was an unfinished write. They refuse now, and change nothing; verify --repair
+    /// cuts it. An unfinished write at the end alone is cut, as the broker's start cuts it.
+    @Test func theToolsDoNotCutDamage() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
+        for round in 0..<3 {
+            #expect(try await CLI.run(["produce", "t", "--data", data], stdin: (0..<20).map { "r\(round)-\($0)" }.joined(separator: "\n")).status == 0)
+        }
+        let log = data + "/t-0/00000000000000000000.log"
+        let handle = try #require(FileHandle(forUpdatingAtPath: log))
+        let size = try handle.seekToEnd()
+        try handle.seek(toOffset: size / 2)
+        try handle.write(contentsOf: Data([0xFF, 0xFF, 0xFF, 0xFF]))
+        try handle.close()
+        try "0".write(toFile: data + "/t-0/.clean-shutdown", atomically: false, encoding: .utf8)
+        let listed = try await CLI.run(["topics", "list", "--data", data])
+        #expect(listed.status == 1 && listed.stderr.contains("has damage that opening it would repair") && listed.stderr.contains("verify --repair"), "\(listed.stderr)")
+        #expect(try FileManager.default.attributesOfItem(atPath: log)[.size] as? UInt64 == size, "nothing was cut")
+        #expect(try String(contentsOfFile: data + "/t-0/.clean-shutdown", encoding: .utf8) == "0")
+        #expect(try await CLI.run(["verify", data, "--repair"]).status == 0)
+        let after = try await CLI.run(["topics", "list", "--data", data])
+        #expect(after.status == 0 && after.stdout == "t\n", "\(after.stderr)")
+    }
+
     /// A partition whose segment files are all gone is reported (verify skipped it and said ok).
     @Test func aPartitionWithoutSegmentFilesIsReported() async throws {
         let dir = TemporaryDirectory()

@@ -39,6 +39,7 @@ func withDataDirectory<T: Sendable>(_ data: String, creating: Bool = false, _ bo
     guard creating || FileManager.default.fileExists(atPath: data) else {
         throw CLIError("no data directory at \(data)")
     }
+    if FileManager.default.fileExists(atPath: data) { try checkOpeningChangesNothingWanted(data) }
     let broker: Broker
     do {
         // Without the server's settings: topics keep their config as the server left it.
@@ -55,6 +56,35 @@ func withDataDirectory<T: Sendable>(_ data: String, creating: Bool = false, _ bo
     } catch {
         try? await broker.close()
         throw error
+    }
+}
+
+/// The tools open a data directory as the broker does, which recovers it when it was not shut
+/// down cleanly (every copy of a live directory): an unfinished write at a log's end is cut,
+/// as the broker's start would. Damage past that is not the tools' to cut: it would take the
+/// records after it with it, and the evidence `tidemark verify` shows (a `topics list` of a
+/// backup with a bad batch in the middle cut the good ones after it). Refused here, saying
+/// what and how to repair it; likewise a directory the tools cannot write, named as such.
+func checkOpeningChangesNothingWanted(_ data: String) throws {
+    guard access(data, W_OK) == 0 else {
+        throw CLIError(
+            "\(data) is not writable (\(String(cString: strerror(errno)))): the tools open a data directory as the broker does, "
+                + "and recover it if it was not shut down cleanly. Read it as it is with `tidemark verify` and `tidemark dump`, "
+                + "or copy it somewhere writable")
+    }
+    guard let partitions = try? Verify.parse([data]).partitions().found else { return }
+    var damaged: [String] = []
+    for partition in partitions {
+        // (After a clean shutdown nothing is scanned: the open trusts the segments.)
+        guard let report = try? LogVerifier.verify(partitionDirectory: partition, onlyWhatRecoveryScans: true) else { continue }
+        damaged += report.problems.map { "  \($0)" }
+    }
+    guard damaged.isEmpty else {
+        throw CLIError(
+            "\(data) has damage that opening it would repair by cutting logs (the records past the damage with them):\n" + damaged.prefix(10).joined(separator: "\n")
+                + (damaged.count > 10 ? "\n  ...and \(damaged.count - 10) more" : "")
+                + "\nThe tools do not cut it: `tidemark verify \(data)` lists it, `tidemark verify --repair \(data)` (or a broker's start) cuts it; "
+                + "repair a copy to keep this one as it is")
     }
 }
 

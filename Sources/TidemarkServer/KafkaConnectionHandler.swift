@@ -517,7 +517,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             case is KafkaFrameReader.FrameTimedOut: .frameTimeout
             default: .error
             }
-        closeCounted(context: context, reason, "connection error, closing", metadata: ["error": "\(error)"])
+        closeCounted(context: context, reason, "connection error, closing", metadata: ["error": "\(Self.reason(error))"])
+    }
+
+    /// A socket error as an operator reads it: the system's words and errno ("Connection reset
+    /// by peer (errno 104)"), not NIO's call signature ("read(descriptor:pointer:size:): ...").
+    static func reason(_ error: Error) -> String {
+        guard let io = error as? IOError else { return "\(error)" }
+        return "\(String(cString: strerror(io.errnoCode))) (errno \(io.errnoCode))"
     }
 
     /// Closes the connection (the client's doing, or a request that failed): counted by reason

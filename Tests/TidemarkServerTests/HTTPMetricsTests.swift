@@ -317,6 +317,17 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(said.count == 1, "\(said.map(\.text))")
         #expect(said.first?.text.contains("an HTTP request on the Kafka listener") == true)
         #expect(said.first?.metadata["peer"]?.contains("127.0.0.1") == true)
+        // A client that resets its connection: said in the system's words, not NIO's call.
+        do {
+            let reset = try RawClient(port: node.server.boundPort)
+            reset.send([0, 0, 0, 4, 0, 18])  // half a frame: the server is reading
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(reset.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while log.matching("Connection reset by peer").isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let resets = log.matching("Connection reset by peer")
+        #expect(resets.first?.metadata["error"] == "Connection reset by peer (errno 104)", "\(resets.map(\.text))")
         try await node.stop()
     }
 

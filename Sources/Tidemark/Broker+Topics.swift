@@ -266,7 +266,8 @@ extension Broker {
 
     /// Partition directories no topic lists (`<topic>-<n>` of a topic topics.json does not
     /// have, or past the partitions it lists for the topic): left by a deletion a crash cut
-    /// between topics.json and the renames, or by a topics.json edited or restored from an
+    /// between topics.json and the renames, a creation cut between the directories and
+    /// topics.json, or by a topics.json edited or restored from an
     /// older backup. They are not served, nor removed here (a hand edit must not cost data),
     /// but said at open, with what to do: they were kept without a word. `listed`: each
     /// topic's partition count (nil: every partition of it is listed).
@@ -274,7 +275,7 @@ extension Broker {
         let unlisted = unlistedDirectories(dataDirectory, listed: listed)
         guard !unlisted.isEmpty else { return }
         logger.warning(
-            "partition directories that no topic lists, not served (a deletion a crash interrupted, or topics.json edited or restored from an older copy): remove them to free their space, or give topics.json the partitions they hold; creating a topic or partitions of that name removes them",
+            "partition directories that no topic lists, not served (a topic creation or deletion a crash interrupted, or topics.json edited or restored from an older copy): remove them to free their space, or give topics.json the partitions they hold; creating a topic or partitions of that name removes them",
             metadata: ["count": "\(unlisted.count)", "first": "\(unlisted.sorted().prefix(5).joined(separator: ","))", "path": "\(dataDirectory)"])
     }
 

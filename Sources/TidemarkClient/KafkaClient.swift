@@ -431,13 +431,15 @@ public final class KafkaClient {
         }
     }
 
-    /// Raises a topic's partition count to `count` (CreatePartitions; never lower).
-    public func createPartitions(_ topic: String, count: Int) throws {
+    /// Raises a topic's partition count to `count` (CreatePartitions; never lower); with
+    /// `validateOnly`, only checks that it could.
+    public func createPartitions(_ topic: String, count: Int, validateOnly: Bool = false) throws {
         guard let total = Int32(exactly: count), total > 0 else {
             throw KafkaClientError(code: KafkaError.invalidPartitions.rawValue, "invalid partition count \(count)")
         }
         var request = CreatePartitionsRequest()
         request.topics = [.init(name: topic, count: total)]
+        request.validateOnly = validateOnly
         let response = try seed.call(.createPartitions, version: 1, request, as: CreatePartitionsResponse.self)!
         leaders[topic] = nil
         if let result = response.results.first {

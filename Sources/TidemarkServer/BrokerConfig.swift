@@ -330,82 +330,107 @@ public struct BrokerConfig: Sendable {
     }
 
     /// Parses server.properties as Java's `Properties.load` reads it, which is how Kafka reads
-    /// it: lines end with LF, CRLF or CR; a line whose first non-blank character is `#` or `!`
-    /// is a comment (never continued); a line ending in an odd number of backslashes goes on
-    /// in the next, whose leading white space is dropped; the key ends at its first unescaped
-    /// `=`, `:`, space, tab or form feed, then come white space, at most one `=` or `:`, white
-    /// space, and the value. In keys and values `\t`, `\n`, `\r`, `\f` and `\uXXXX` (UTF-16,
-    /// surrogate pairs joined) are decoded, and a backslash before any other character is
-    /// dropped (`C:\\data` is `C:\data`). Values are then trimmed, as Kafka's ConfigDef trims
-    /// them. A malformed `\u` escape is refused, as Java refuses it.
+    /// it, but for the file's encoding (UTF-8 here; Kafka's loader reads ISO-8859-1, so
+    /// anything past ASCII was best written as `\uXXXX` for it, which reads the same here):
+    /// lines end with LF, CRLF or CR; a line whose first non-blank character is `#` or `!` is a
+    /// comment (never continued); a line ending in an odd number of backslashes goes on in the
+    /// next, whose leading blanks are dropped (a line that is only such a backslash leaves the
+    /// next to be read as a line of its own: blank, a comment, or a setting); the key ends at
+    /// its first unescaped `=`, `:`, space, tab or form feed, then come blanks, at most one
+    /// `=` or `:`, blanks, and the value. In keys and values `\t`, `\n`, `\r`, `\f` and
+    /// `\uXXXX` (UTF-16, surrogate pairs joined; a lone half is U+FFFD, which Java would keep
+    /// as it is) are decoded, and a backslash before any other character is dropped
+    /// (`C:\\data` is `C:\data`). Values are then trimmed as Java's `trim()` trims (U+0000 to
+    /// U+0020), as Kafka's ConfigDef trims them. A malformed `\u` escape is refused, as Java
+    /// refuses it. Read by Unicode scalars, as Java reads UTF-16 units: a combining mark after
+    /// a separator does not hide it.
     public static func properties(_ text: String) throws(Failure) -> [(String, String)] {
-        func isBlank(_ c: Character) -> Bool { c == " " || c == "\t" || c == "\u{0C}" }
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+        typealias Scalars = [Unicode.Scalar]
+        func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\u{0C}" }
+        func isComment(_ line: ArraySlice<Unicode.Scalar>) -> Bool { line.first == "#" || line.first == "!" }
+        func trailingBackslashes(_ line: Scalars) -> Int { line.reversed().prefix(while: { $0 == "\\" }).count }
+        // Physical lines, by scalars.
+        var lines: [Scalars] = [[]]
+        var previousWasCR = false
+        for c in text.unicodeScalars {
+            if c == "\n" && previousWasCR {
+                previousWasCR = false
+                continue
+            }
+            previousWasCR = c == "\r"
+            if c == "\n" || c == "\r" { lines.append([]) } else { lines[lines.count - 1].append(c) }
+        }
         var result: [(String, String)] = []
         var next = 0
         while next < lines.count {
             let first = lines[next].drop(while: isBlank)
             next += 1
-            if first.isEmpty || first.first == "#" || first.first == "!" { continue }
-            var logical = String(first)
-            while logical.reversed().prefix(while: { $0 == "\\" }).count % 2 == 1 {
+            if first.isEmpty || isComment(first) { continue }
+            var logical = Scalars(first)
+            while trailingBackslashes(logical) % 2 == 1 {
                 logical.removeLast()
                 guard next < lines.count else { break }
-                logical += lines[next].drop(while: isBlank)
+                let continued = lines[next].drop(while: isBlank)
+                if logical.isEmpty && (continued.isEmpty || isComment(continued)) { break }  // read as a line of its own
                 next += 1
+                logical += continued
             }
+            if logical.isEmpty { continue }
             // The key: up to the first separator no backslash escapes.
-            var index = logical.startIndex
-            while index < logical.endIndex {
+            var index = 0
+            while index < logical.count {
                 let c = logical[index]
                 if c == "\\" {
-                    index = logical.index(after: index)
-                    if index < logical.endIndex { index = logical.index(after: index) }
+                    index += 2
                     continue
                 }
                 if c == "=" || c == ":" || isBlank(c) { break }
-                index = logical.index(after: index)
+                index += 1
             }
+            index = min(index, logical.count)
             let key = try unescapeProperty(logical[..<index])
             var rest = logical[index...].drop(while: isBlank)
             if rest.first == "=" || rest.first == ":" { rest = rest.dropFirst().drop(while: isBlank) }
-            let value = try unescapeProperty(rest).trimmingCharacters(in: .whitespacesAndNewlines)
-            result.append((key, value))
+            var value = try unescapeProperty(rest).unicodeScalars[...]
+            while let c = value.first, c.value <= 0x20 { value = value.dropFirst() }
+            while let c = value.last, c.value <= 0x20 { value = value.dropLast() }
+            result.append((key, String(String.UnicodeScalarView(value))))
         }
         return result
     }
 
     /// Java Properties' escapes, decoded (see `properties`).
-    static func unescapeProperty(_ raw: Substring) throws(Failure) -> String {
-        guard raw.contains("\\") else { return String(raw) }
-        var out = ""
+    static func unescapeProperty(_ raw: ArraySlice<Unicode.Scalar>) throws(Failure) -> String {
+        var out = String.UnicodeScalarView()
         var units: [UInt16] = []  // \u escapes in a row, joined as UTF-16
-        func flushUnits() throws(Failure) {
+        func flushUnits() {
             guard !units.isEmpty else { return }
-            guard let decoded = String(validating: units, as: UTF16.self) else {
-                throw Failure(description: "'\(raw)': a \\u escape names half of a surrogate pair")
-            }
-            out += decoded
+            // (A lone surrogate half is no scalar: U+FFFD in its place.)
+            out.append(contentsOf: String(decoding: units, as: UTF16.self).unicodeScalars)
             units.removeAll()
         }
-        var chars = raw.makeIterator()
-        while let c = chars.next() {
+        var index = raw.startIndex
+        while index < raw.endIndex {
+            let c = raw[index]
+            index += 1
             guard c == "\\" else {
-                try flushUnits()
+                flushUnits()
                 out.append(c)
                 continue
             }
-            guard let escaped = chars.next() else { break }
+            guard index < raw.endIndex else { break }
+            let escaped = raw[index]
+            index += 1
             if escaped == "u" {
-                var hex = ""
-                while hex.count < 4, let h = chars.next() { hex.append(h) }
-                guard hex.count == 4, hex.allSatisfy(\.isHexDigit), let unit = UInt16(hex, radix: 16) else {
-                    throw Failure(description: "'\(raw)': malformed \\uxxxx escape")
+                let hex = raw[index..<min(index + 4, raw.endIndex)]
+                index = min(index + 4, raw.endIndex)
+                guard hex.count == 4, hex.allSatisfy(\.properties.isASCIIHexDigit), let unit = UInt16(String(String.UnicodeScalarView(hex)), radix: 16) else {
+                    throw Failure(description: "'\(String(String.UnicodeScalarView(raw)))': malformed \\uxxxx encoding")
                 }
                 units.append(unit)
                 continue
             }
-            try flushUnits()
+            flushUnits()
             switch escaped {
             case "t": out.append("\t")
             case "n": out.append("\n")
@@ -414,8 +439,8 @@ public struct BrokerConfig: Sendable {
             default: out.append(escaped)
             }
         }
-        try flushUnits()
-        return out
+        flushUnits()
+        return String(out)
     }
 
     /// The effective broker settings by Kafka name (DescribeConfigs(BROKER)), with whether

@@ -728,7 +728,10 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(try await ask("POST", "/metrics") == (405, "GET, HEAD"))
         #expect(try await ask("DELETE", "/healthz") == (405, "GET, HEAD"))
         #expect(try await ask("PUT", "/") == (405, "GET, HEAD"))
-        #expect(try await ask("DELETE", "/api/topics") == (405, "GET"))
+        #expect(try await ask("DELETE", "/api/topics") == (405, "GET, HEAD"))
+        // HEAD of the event stream: its headers, no stream (it took a stream's slot).
+        let head = try await httpExchange(port: port, "HEAD /api/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        #expect(head.status == 200 && head.head.contains("text/event-stream") && head.body.isEmpty)
         #expect(try await ask("GET", "/api/groups/g/reset") == (405, "POST"))
         #expect(try await ask("DELETE", "/api/nowhere") == (404, nil))
         #expect(try await ask("POST", "/no-such-page") == (404, nil))

@@ -20,6 +20,15 @@ import TidemarkServer
         #expect(try parsed("# note \\\nnum.partitions=3") == ["num.partitions=3"])
         // A continuation at the end of the file ends the value.
         #expect(try parsed("a=1\\") == ["a=1"])
+        // A line that is only a continuation leaves the next to be read as a line of its own.
+        #expect(try parsed("\\\n\nnext=1") == ["next=1"])
+        #expect(try parsed("  \\\n# a comment\nnext=2") == ["next=2"])
+        // A blank line after a continuation ends the value.
+        #expect(try parsed("a=1\\\n\nb=2") == ["a=1", "b=2"])
+        // Trimmed as Java's trim(): controls too, not U+00A0.
+        #expect(try parsed("a=\u{1}v\u{A0}") == ["a=v\u{A0}"])
+        // Separators are found by scalar: a combining mark after one does not hide it.
+        #expect(try parsed("a=\u{301}b") == ["a=\u{301}b"])
     }
 
     @Test func escapesAreDecoded() throws {
@@ -28,7 +37,9 @@ import TidemarkServer
         #expect(try parsed("we\\=ird\\ key=v") == ["we=ird key=v"])
         // A surrogate pair in two escapes is one character.
         #expect(try parsed("emoji=\\uD83D\\uDE00") == ["emoji=😀"])
-        for malformed in ["a=\\u12", "a=\\u12G4", "a=\\uD83D", "a=\\uDE00x"] {
+        // A lone surrogate half (Java keeps it; a Swift string cannot) is U+FFFD.
+        #expect(try parsed("a=\\uD83Dx") == ["a=\u{FFFD}x"])
+        for malformed in ["a=\\u12", "a=\\u12G4", "a=\\u+1A2"] {
             #expect(throws: BrokerConfig.Failure.self, "\(malformed)") { try BrokerConfig.properties(malformed) }
         }
     }

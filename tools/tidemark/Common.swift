@@ -81,7 +81,7 @@ func checkOpeningChangesNothingWanted(_ data: String) throws {
     }
     guard damaged.isEmpty else {
         throw CLIError(
-            "\(data) has damage that opening it would repair by cutting logs (the records past the damage with them):\n" + damaged.prefix(10).joined(separator: "\n")
+            "\(data) has damage that opening it would act on (a broker's start cuts a log at its first bad batch, the records after it with it):\n" + damaged.prefix(10).joined(separator: "\n")
                 + (damaged.count > 10 ? "\n  ...and \(damaged.count - 10) more" : "")
                 + "\nThe tools do not cut it: `tidemark verify \(data)` lists it, `tidemark verify --repair \(data)` (or a broker's start) cuts it; "
                 + "repair a copy to keep this one as it is")

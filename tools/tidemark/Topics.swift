@@ -80,7 +80,9 @@ struct Topics: AsyncParsableCommand {
                 throw ValidationError("give --partitions N, --set NAME=VALUE or --delete NAME")
             }
             if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
-            for setting in settings where !setting.contains("=") { throw ValidationError("--set needs NAME=VALUE, got '\(setting)'") }
+            for setting in settings where !setting.contains("=") || setting.hasPrefix("=") {
+                throw ValidationError("--set needs NAME=VALUE, got '\(setting)'")
+            }
         }
 
         func run() async throws {
@@ -89,19 +91,27 @@ struct Topics: AsyncParsableCommand {
                 return (parts[0], parts.count > 1 ? parts[1] : "")
             }
             changes += deletions.map { ($0, nil) }
-            // Configs first: a refused setting leaves the partition count as it was.
+            // The partition count is checked first (validate only), then the configs change (a
+            // refused one changes none), then the partitions are added: a count that could not
+            // be had changed the configs and said nothing of it. Each change is said as it is made.
+            let configured = "topic '\(name)' configured: " + changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", ")
             if let client = try data.client() {
-                if !changes.isEmpty { try client.alterTopicConfigs(name, changes) }
+                if let partitions { try client.createPartitions(name, count: partitions, validateOnly: true) }
+                if !changes.isEmpty {
+                    try client.alterTopicConfigs(name, changes)
+                    Output.line(configured)
+                }
                 if let partitions { try client.createPartitions(name, count: partitions) }
             } else {
                 let engineChanges = changes.map { name, value in value.map { ConfigChange.set(name, $0) } ?? .delete(name) }
                 try await data.withBroker { broker in
-                    if !engineChanges.isEmpty { try await broker.alterTopicConfig(name, changes: engineChanges) }
+                    if let partitions { try await broker.createPartitions(topic: name, count: partitions, validateOnly: true) }
+                    if !engineChanges.isEmpty {
+                        try await broker.alterTopicConfig(name, changes: engineChanges)
+                        Output.line(configured)
+                    }
                     if let partitions { try await broker.createPartitions(topic: name, count: partitions) }
                 }
-            }
-            if !changes.isEmpty {
-                Output.line("topic '\(name)' configured: " + changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", "))
             }
             if let partitions { Output.line("topic '\(name)' now has \(partitions) partitions") }
         }

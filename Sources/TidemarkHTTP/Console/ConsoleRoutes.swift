@@ -112,9 +112,9 @@ public final class ConsoleRoutes: HTTPRoutes {
     /// The methods the API answers at `api` (the path after /api/): empty when it has no such path.
     static func apiMethods(_ api: [String]) -> [HTTPMethod] {
         switch api.count {
-        case 1 where ["overview", "topics", "groups", "queues", "events"].contains(api[0]): [.GET]
-        case 2 where ["topics", "groups", "queues"].contains(api[0]): [.GET]
-        case 3 where (api[0] == "topics" && api[2] == "messages") || (api[0] == "queues" && api[2] == "dlq"): [.GET]
+        case 1 where ["overview", "topics", "groups", "queues", "events"].contains(api[0]): [.GET, .HEAD]
+        case 2 where ["topics", "groups", "queues"].contains(api[0]): [.GET, .HEAD]
+        case 3 where (api[0] == "topics" && api[2] == "messages") || (api[0] == "queues" && api[2] == "dlq"): [.GET, .HEAD]
         case 3 where api[0] == "groups" && api[2] == "reset": [.POST]
         case 4 where api[0] == "queues" && api[2] == "dlq" && api[3] == "requeue": [.POST]
         default: []
@@ -147,7 +147,10 @@ public final class ConsoleRoutes: HTTPRoutes {
         }
         // The page's own origin: the Host it was addressed to, or the one a proxy says it was
         // (a header a page of another site cannot add without a preflight, which is refused).
-        let hosts = [request.headers.first(name: "Host"), request.headers.first(name: "X-Forwarded-Host")].compactMap { $0 }
+        // (Proxies in a chain list theirs after a comma: the first is the one the browser used.)
+        let forwardedHost = request.headers.first(name: "X-Forwarded-Host")?.split(separator: ",").first
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        let hosts = [request.headers.first(name: "Host"), forwardedHost].compactMap { $0 }
         if mutating, let origin = request.headers.first(name: "Origin"),
             !hosts.contains(where: { origin == "http://\($0)" || origin == "https://\($0)" })
         {
@@ -272,6 +275,11 @@ public final class ConsoleRoutes: HTTPRoutes {
     /// tests and headless browsers). At most `maxStreams` at once; each buffers at most 2
     /// events (a slow reader skips to the newest).
     private func events(_ request: HTTPRequest) -> HTTPResponse {
+        // HEAD: what a stream's answer starts with, and no stream (a monitor's HEAD took a
+        // stream's slot and got its events).
+        if request.method == .HEAD {
+            return HTTPResponse(status: .ok, headers: ["Content-Type": "text/event-stream", "Cache-Control": "no-store"], body: .bytes([]))
+        }
         guard streams.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxStreams else {
             streams.subtract(1, ordering: .relaxed)
             return .error(.serviceUnavailable, "too many open event streams")
@@ -455,7 +463,10 @@ struct RequeueLedger {
         return .begun(previous: previous)
     }
 
-    mutating func finish(_ letter: String, at place: String) { places[letter] = place }
+    /// (A letter evicted while it was being requeued stays out: it would never be evicted again.)
+    mutating func finish(_ letter: String, at place: String) {
+        if places[letter] != nil { places[letter] = place }
+    }
 
     /// A requeue that did not happen: the letter is as it was before `begin`.
     mutating func cancel(_ letter: String, previous: String?) {

@@ -963,6 +963,44 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The wall clock stepped after a delayed job was read into the window: the job keeps its
+    /// `tidemark.deliver.at` time on the new wall clock. Stepped back an hour, a job read before
+    /// the step went out when its delay had passed on the timers' clock, an hour before its
+    /// time; stepped forward, one an hour ahead waited the hour out. A retry backoff (a
+    /// duration, after a delivery) does not move.
+    @Test func delayedJobsFollowAStepOfTheWallClock() async throws {
+        let dir = TemporaryDirectory()
+        let wall = TestClock()
+        let timers = TestClock(wall.read())
+        var opts = options(clock: wall, maintenanceMs: 3_600_000)
+        opts.timerClock = timers.read
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("later", partitions: 1)
+        try await Self.append(broker, "later", key: nil, value: "at-40s", deliverAt: wall.read() + 40_000)
+        try await Self.append(broker, "later", key: nil, value: "in-2h", deliverAt: wall.read() + 7_200_000)
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["later"], mode: .explicit)
+        #expect(Self.values(try await worker.poll(timeout: .milliseconds(20))).isEmpty)
+        await broker.shares.tick()  // the pass before the step sees the clocks agree
+        // Back an hour: "at-40s" is now due in an hour and 40 s.
+        wall.advance(-3_600_000)
+        await broker.shares.tick()
+        wall.advance(41_000)
+        timers.advance(41_000)
+        #expect(Self.values(try await worker.poll(timeout: .milliseconds(20))).isEmpty, "not an hour before its time")
+        wall.advance(3_600_000)
+        timers.advance(3_600_000)
+        let due = try await worker.poll(timeout: .seconds(10))
+        #expect(Self.values(due) == ["at-40s"])
+        for job in due { worker.acknowledge(job, .accept) }
+        try await worker.commit()
+        // Forward two hours: "in-2h" (now due in 1 h 59 min) is due at once.
+        wall.advance(7_200_000)
+        await broker.shares.tick()
+        #expect(Self.values(try await worker.poll(timeout: .seconds(10))) == ["in-2h"])
+        try await worker.close()
+        try await broker.close()
+    }
+
     /// After a restart the window must read its records' keys and delays again. An event
     /// loop's acquire (a view that never waits for the disk) over a cold log declines and leaves
     /// the window as it was; the blocking acquire that follows still knows the delayed job.

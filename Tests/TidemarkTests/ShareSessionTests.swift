@@ -278,8 +278,11 @@ import TidemarkStorage
     /// left alone (its window is not walked or copied), however many delayed jobs wait in it.
     @Test func theMaintenancePassExpiresLocksInEveryPartitionThatHoldsAny() async throws {
         let dir = TemporaryDirectory()
+        // (Both clocks move together: the timers' alone would be the wall clock stepping back,
+        // which moves the delayed jobs.)
+        let wall = TestClock()
         let timers = TestClock()
-        var opts = options(maintenanceMs: 3_600_000)
+        var opts = options(clock: wall, maintenanceMs: 3_600_000)
         opts.timerClock = timers.read
         let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
         try await broker.createTopic("jobs", partitions: 6)
@@ -312,6 +315,7 @@ import TidemarkStorage
         #expect(broker.shares.store.partition.log.logEndOffset == start + 4, "a pass with nothing due wrote again")
 
         timers.advance(opts.groups.shareRecordLockDurationMs + 1)
+        wall.advance(opts.groups.shareRecordLockDurationMs + 1)
         let released = await broker.shares.tick()
         #expect(broker.shares.store.partition.log.logEndOffset == start + 8)  // the four expiries
         // The partitions whose locks expired, for `Broker.offerShareRecords`.

@@ -12,11 +12,29 @@ extension ShareCoordinator {
         logger: Logger? = nil, offer: ([(group: String, topicPartition: TopicPartition)]) -> Void = { _ in }
     ) async -> [(group: String, topicPartition: TopicPartition)] {
         let now = clock()
+        // How far the wall clock is from the timers' (which keeps the wall's rate, not its
+        // steps): a change of a second or more is a step, which delayed jobs follow.
+        let skew = wallClock() &- now
+        var stepped: (ms: Int64, jobs: Int)? = nil
         var expiredMembers: [(String, [String])] = []
         var windowBoundHit: (PartitionKey, Int)?
         var windowFull: (PartitionKey, Int)?
         let released = state.withLock { s -> [PartitionKey] in
             var released: [PartitionKey] = []
+            if let last = s.lastClockSkewMs, abs(skew &- last) >= 1_000 {
+                var jobs = 0
+                var index = s.slots.startIndex
+                while index != s.slots.endIndex {
+                    defer { s.slots.formIndex(after: &index) }
+                    let moved = s.slots.values[index].state.shiftDelays(by: -(skew &- last))
+                    if moved > 0 {
+                        jobs += moved
+                        released.append(s.slots.keys[index])  // waiting polls look again
+                    }
+                }
+                stepped = (skew &- last, jobs)
+            }
+            if s.lastClockSkewMs.map({ abs(skew &- $0) >= 1_000 }) ?? true { s.lastClockSkewMs = skew }
             for id in Array(s.groups.keys) {
                 var group = s.groups[id]!
                 let expired = group.tick(nowMs: now, sessionTimeoutMs: groupSettings(id).sessionTimeoutMs)
@@ -71,6 +89,11 @@ extension ShareCoordinator {
                 s.sessions.removeValue(forKey: key)
             }
             return released
+        }
+        if let stepped {
+            logger?.notice(
+                "the wall clock stepped: delayed jobs keep their tidemark.deliver.at times",
+                metadata: ["step_ms": "\(stepped.ms)", "jobs_moved": "\(stepped.jobs)"])
         }
         let releasedPartitions = released.map { (group: $0.group, topicPartition: $0.topicPartition) }
         offer(releasedPartitions)

@@ -37,6 +37,10 @@ public final class ShareCoordinator: Sendable {
         var sessions: [SessionKey: Session] = [:]
         var idleSince: [String: Int64] = [:]
         var isClosed = false
+        /// The wall clock less the timers' at the last maintenance pass that saw it change by a
+        /// second or more (nil before the first): a step of the wall clock moves the delayed
+        /// jobs' times (`SharePartition.shiftDelays`).
+        var lastClockSkewMs: Int64? = nil
         /// Entries the windows of all slots keep (`ShareWindow.keptCount` summed), bounded by
         /// `GroupOptions.shareWindowsTotalMaxRecords`: exact after each maintenance pass, and
         /// between passes counted as acquisitions change windows (windows that shrink

@@ -311,6 +311,28 @@ struct SharePartition: Sendable, Equatable {
         return true
     }
 
+    /// Moves the delays of jobs never delivered (`tidemark.deliver.at`, a wall-clock time put on
+    /// the timer clock when its record was read) by `deltaMs`: the wall clock stepped since,
+    /// and they keep their wall-clock times (stepped back an hour, a job read before the step
+    /// went out an hour before its time). Backoffs, after a delivery, are durations: they stay.
+    /// Returns how many moved.
+    mutating func shiftDelays(by deltaMs: Int64) -> Int {
+        var moved = 0
+        for k in entries.kept {
+            var entry = entries.entry(kept: k)
+            guard entry.state == .available, entry.deliveryCount == 0, entry.availableAtMs > 0 else { continue }
+            entry.availableAtMs = max(1, entry.availableAtMs.saturatingAdd(deltaMs))
+            entries.setEntry(kept: k, entry)
+            moved += 1
+        }
+        if moved > 0 {
+            // What the last search for candidates remembered of the delays is stale.
+            candidateFloorUntilMs = .min
+            keyedNextDueMs = nil
+        }
+        return moved
+    }
+
     /// Locks that ran out: the records become available again, or archived at the limit.
     /// Returns how many were released.
     @discardableResult

@@ -916,6 +916,31 @@ import TidemarkStorage
 
     static func values(_ jobs: [ShareRecord]) -> [String] { jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } }
 
+    /// One key's backlog behind its delayed head fills what a partition keeps waiting behind
+    /// keys (ten times the record locks): the other keys' jobs after it are not read until
+    /// some of it goes out, and the log says so (nothing did: workers sat idle beside it).
+    @Test func aKeysBacklogPastItsCapIsSaid() async throws {
+        let dir = TemporaryDirectory()
+        let log = CapturedLog()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.logger = log.logger
+        opts.groups.sharePartitionMaxRecordLocks = 2
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.alterGroupConfig("fifo", changes: [.set("share.key.ordering", "true")])
+        try await Self.append(broker, "orders", key: "tenant", value: "head", deliverAt: opts.clock() + 3_600_000)
+        for i in 0..<25 { try await Self.append(broker, "orders", key: "tenant", value: "t\(i)") }
+        try await Self.append(broker, "orders", key: "other", value: "o1")
+        let worker = try await ShareConsumer(broker: broker, group: "fifo", topics: ["orders"], mode: .explicit)
+        #expect(Self.values(try await worker.poll(timeout: .milliseconds(50))).isEmpty)
+        #expect(log.matching("per-key ordering: jobs waiting behind").isEmpty)
+        await broker.shares.tick(logger: opts.logger)
+        let said = log.matching("per-key ordering: jobs waiting behind")
+        #expect(said.count == 1 && said.first?.metadata["partition"] == "0" && said.first?.metadata["waiting"] == "20", "\(said.map(\.text))")
+        try await worker.close()
+        try await broker.close()
+    }
+
     @Test func oneRecordPerKeyInFlightInOffsetOrder() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path)

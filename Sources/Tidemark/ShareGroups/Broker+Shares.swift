@@ -105,7 +105,8 @@ extension Broker {
     /// nil when it has none or it is not a decimal number.
     static func deliverAt(of record: ConsumerRecord) -> Int64? {
         guard let raw = record.headers.last(where: { $0.key == deliverAtHeader })?.value else { return nil }
-        return Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespaces))
+        // (Blanks and line ends around the number are not part of it: "…\n" is a delay too.)
+        return Int64(String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Keys (hashed) and delays of up to `count` records from `offset`, in offset order; a

@@ -19,6 +19,7 @@ extension ShareCoordinator {
         var expiredMembers: [(String, [String])] = []
         var windowBoundHit: (PartitionKey, Int)?
         var windowFull: (PartitionKey, Int)?
+        var keyBacklogFull: PartitionKey?
         let released = state.withLock { s -> [PartitionKey] in
             var released: [PartitionKey] = []
             if let last = s.lastClockSkewMs, abs(skew &- last) >= 1_000 {
@@ -82,6 +83,11 @@ extension ShareCoordinator {
                 s.windowFullLoggedMs = now
             }
             s.windowFull = nil
+            if let full = s.keyBacklogFull, s.keyBacklogFullLoggedMs.map({ now - $0 >= 60_000 }) ?? true {
+                keyBacklogFull = full
+                s.keyBacklogFullLoggedMs = now
+            }
+            s.keyBacklogFull = nil
             // A live member's session stays however long it is unused (its worker may hold a
             // job for the whole lock duration and send nothing meanwhile).
             for (key, session) in s.sessions
@@ -113,6 +119,17 @@ extension ShareCoordinator {
                 metadata: [
                     "group": "\(key.group)", "topic": "\(key.topicPartition.topic)", "partition": "\(key.topicPartition.partition)",
                     "kept": "\(kept)", "bound": "\(settings(key.group).maxWindow)",
+                ])
+        }
+        if let key = keyBacklogFull {
+            // One key's backlog (a bulk import of one tenant, behind a delayed or slow job of
+            // its own) stops the partition's other keys: said, as its queue's age grows.
+            let locks = settings(key.group).maxInFlight
+            logger?.warning(
+                "per-key ordering: jobs waiting behind unfinished jobs of their keys fill the partition's share (ten times share.partition.max.record.locks): later jobs there, of every key, are not read until some of those go out (raise share.partition.max.record.locks, spread a busy key's jobs, or look for a key whose head job is delayed or stuck)",
+                metadata: [
+                    "group": "\(key.group)", "topic": "\(key.topicPartition.topic)", "partition": "\(key.topicPartition.partition)",
+                    "waiting": "\(locks * 10)",
                 ])
         }
         for (group, members) in expiredMembers {

@@ -54,6 +54,12 @@ public final class ShareCoordinator: Sendable {
         /// since the last pass, with records after it: logged as above.
         var windowFull: PartitionKey?
         var windowFullLoggedMs: Int64?
+        /// A partition of a group with per-key ordering whose records waiting behind their
+        /// keys' unfinished ones reached their cap (ten times the record locks), since the last
+        /// pass: later records there, of any key, are not read until some go out. Said in the
+        /// log once a minute (`tick`).
+        var keyBacklogFull: PartitionKey?
+        var keyBacklogFullLoggedMs: Int64?
         /// Windows restored at open may still wait for their keys and delays
         /// (`readRestoredMetadata`); false once a pass found none (none is made later), so the
         /// maintenance pass stops looking.
@@ -445,8 +451,10 @@ public final class ShareCoordinator: Sendable {
                     var due = slot.state.candidates(max: allowed, logEnd: slot.state.endOffset, settings: settings, nowMs: now).count
                     // Counted once, then as records enter. With per-key ordering, records behind
                     // an unfinished one of their key are not due and hold no lock: they are
-                    // capped apart (ten times the locks), so one busy key neither stops the
-                    // others nor grows the window to its 100,000 for every fetch to walk.
+                    // capped apart (ten times the locks), so one busy key does not grow the
+                    // window to its 100,000 for every fetch to walk; past that cap its backlog
+                    // stops the partition's other keys too until some of it goes out (logged:
+                    // `keyBacklogFull`).
                     // Without it, no walk: `candidates` found fewer than it was allowed, so it
                     // counted every record of the window that can go out now, and in flight are
                     // those and the held ones (a worker polling while the window holds only
@@ -470,6 +478,7 @@ public final class ShareCoordinator: Sendable {
                         }
                         let room = min(
                             settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked, roomLeft)
+                        if settings.maxInFlight * 10 - counts.blocked <= 0 { s.keyBacklogFull = pkey }
                         guard room > 0 else { break }
                         let read: [SharePartition.RecordMeta]?
                         do throws(TidemarkError) {

@@ -89,7 +89,8 @@ extension Broker {
     public var indexMemoryBytes: Int { IndexMemoryBudget.shared.bytesInUse }
 
     func startMaintenance() {
-        let interval = options.maintenanceIntervalMs
+        // (At least 10 ms: 0 or less made the pass loop spin a core.)
+        let interval = max(10, options.maintenanceIntervalMs)
         let task = Task.detached { [weak self] in
             var lastSnapshot = ContinuousClock.now
             while !Task.isCancelled {
@@ -109,7 +110,9 @@ extension Broker {
         let partitions = registry.withLock { $0.topics.values.flatMap(\.partitions) }
         let now = options.clock()
         let expiration = options.producerIdExpirationMs
-        let idle = UInt64(options.segmentIdleCloseMs) * 1_000_000
+        // Clamped: a negative value trapped the pass, and one past ~213 days of nanoseconds
+        // (Int64.max, "never") overflowed.
+        let idle = UInt64(min(max(0, options.segmentIdleCloseMs), Int64.max / 1_000_000)) * 1_000_000
         let logger = options.logger
         let offsets = groups.store.partition
         _ = try? await executor.run {

@@ -107,6 +107,14 @@ extension Broker {
     ) async throws -> [ConsumerRecord] {
         let deadline = ContinuousClock.now + .milliseconds(maxWaitMs)
         let order = positions.keys.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+        // Nothing asked, or nothing to read from (a member left without partitions, a group
+        // whose topic does not exist yet): no loop. With no wait to make it returned at once
+        // and looped for the whole wait, a core each standby member.
+        guard maxRecords > 0 else { return [] }
+        if order.isEmpty {
+            if ContinuousClock.now < deadline, !isClosed { try await Task.sleep(until: deadline) }
+            return []
+        }
         while true {
             var out: [ConsumerRecord] = []
             for tp in order where out.count < maxRecords {

@@ -36,6 +36,11 @@ public final class GroupConsumer: Sendable {
         var positions: [TopicPartition: Int64] = [:]
         var needsRejoin = true
         var closed = false
+        /// The subscribed topics' partition counts when the assignment was made (nil: the topic
+        /// did not exist): a change makes the member rejoin, so partitions added since (or a
+        /// topic created after the subscription) are assigned, as a Kafka client's leader
+        /// notices them in its metadata.
+        var partitionCounts: [String: Int?] = [:]
     }
 
     private let state = Mutex(State())
@@ -77,6 +82,8 @@ public final class GroupConsumer: Sendable {
     /// Records from the assigned partitions. Rejoins the group first when a rebalance is
     /// under way (which can take until every member has polled).
     private func pollUntraced(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
+        // Closed: it left the group, and its partitions are others' (it went on reading them).
+        if state.withLock({ $0.closed }) { throw TidemarkError(.brokerClosed, "consumer is closed") }
         if state.withLock({ $0.needsRejoin }) { try await rejoin() }
         var positions = state.withLock { $0.positions }
         let generation = state.withLock { $0.generationId }
@@ -181,6 +188,7 @@ public final class GroupConsumer: Sendable {
 
     /// Takes up a new assignment, each partition at its committed offset.
     private func adopt(_ assigned: [TopicPartition], memberId: String, generation: Int32) async throws {
+        let counts = currentPartitionCounts()
         let committed = broker.groups.fetchOffsets(groupId: groupId, partitions: assigned)
         var positions: [TopicPartition: Int64] = [:]
         for tp in assigned {
@@ -197,7 +205,12 @@ public final class GroupConsumer: Sendable {
             s.assignment = assigned.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
             s.positions = positions
             s.needsRejoin = false
+            s.partitionCounts = counts
         }
+    }
+
+    private func currentPartitionCounts() -> [String: Int?] {
+        Dictionary(topics.map { ($0, try? broker.partitionCount(of: $0)) }, uniquingKeysWith: { first, _ in first })
     }
 
     private func startHeartbeats() {
@@ -206,12 +219,18 @@ public final class GroupConsumer: Sendable {
             task = Task { [weak self] in
                 while !Task.isCancelled {
                     guard let self else { return }
-                    try? await Task.sleep(for: .milliseconds(self.options.heartbeatIntervalMs))
-                    let (memberId, generation, closed, rejoining) = self.state.withLock {
-                        ($0.memberId, $0.generationId, $0.closed, $0.needsRejoin)
+                    // (At least 1 ms: 0 or less made the task spin.)
+                    try? await Task.sleep(for: .milliseconds(max(1, self.options.heartbeatIntervalMs)))
+                    let (memberId, generation, closed, counts) = self.state.withLock {
+                        ($0.memberId, $0.generationId, $0.closed, $0.partitionCounts)
                     }
                     if closed { return }
-                    if rejoining || memberId.isEmpty { continue }
+                    if memberId.isEmpty { continue }
+                    // Partitions added to a subscribed topic, or the topic made: a new assignment.
+                    if self.currentPartitionCounts() != counts { self.state.withLock { $0.needsRejoin = true } }
+                    // Also while a rebalance waits for this member's poll: its session is kept to
+                    // the rebalance timeout, as a Kafka client's heartbeat thread keeps it (skipped,
+                    // a member processing a batch was evicted at its session timeout).
                     if let error = self.broker.groups.heartbeat(groupId: self.groupId, memberId: memberId, generationId: generation) {
                         self.state.withLock { s in
                             s.needsRejoin = true

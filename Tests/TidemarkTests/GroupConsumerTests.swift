@@ -117,6 +117,53 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Partitions added to a subscribed topic, and a topic made after the subscription, are
+    /// assigned (the group read partition 0 for ever, and nothing of a topic made later); a
+    /// closed member's poll throws (it went on reading partitions now another's).
+    @Test func partitionsAddedLaterAreAssignedAndAClosedMemberReadsNothing() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("grows", partitions: 1)
+        let member = GroupConsumer(broker: broker, groupId: "g", topics: ["grows", "later"], options: Self.memberOptions("m"))
+        _ = try await member.poll(maxRecords: 10, maxWaitMs: 50)
+        #expect(member.assignment == [TopicPartition("grows", 0)])
+        try await broker.createPartitions(topic: "grows", count: 3)
+        try await broker.createTopic("later", partitions: 1)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while member.assignment.count < 4 && ContinuousClock.now < deadline {
+            _ = try await member.poll(maxRecords: 10, maxWaitMs: 100)
+        }
+        #expect(Set(member.assignment) == [TopicPartition("grows", 0), TopicPartition("grows", 1), TopicPartition("grows", 2), TopicPartition("later", 0)])
+        await member.close()
+        await #expect(throws: TidemarkError.self) { try await member.poll(maxRecords: 10, maxWaitMs: 10) }
+        try await broker.close()
+    }
+
+    /// A member processing a batch while another joins stays in the group up to its rebalance
+    /// timeout, its heartbeats going on (they stopped with the rebalance, and it was evicted at
+    /// its session timeout: its records went to the other member again).
+    @Test func aMemberBusyDuringARebalanceKeepsItsSession() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("work", partitions: 2)
+        var slow = Self.memberOptions("slow")
+        slow.sessionTimeoutMs = 1000
+        slow.rebalanceTimeoutMs = 20_000
+        let first = GroupConsumer(broker: broker, groupId: "busy", topics: ["work"], options: slow)
+        _ = try await first.poll(maxRecords: 10, maxWaitMs: 50)
+        let firstId = first.memberId
+        let second = GroupConsumer(broker: broker, groupId: "busy", topics: ["work"], options: Self.memberOptions("new"))
+        let joining = Task { _ = try? await second.poll(maxRecords: 10, maxWaitMs: 50) }
+        try await Task.sleep(for: .milliseconds(2500))  // "processing": no poll, past the session timeout
+        #expect(broker.groups.describeGroup("busy").members.map(\.memberId).contains(firstId), "evicted at its session timeout")
+        _ = try await first.poll(maxRecords: 10, maxWaitMs: 50)
+        _ = await joining.value
+        #expect(first.memberId == firstId)
+        await first.close()
+        await second.close()
+        try await broker.close()
+    }
+
     @Test func committedOffsetsSurviveARestart() async throws {
         let dir = TemporaryDirectory()
         do {
@@ -299,6 +346,22 @@ import TidemarkStorage
         let reopened = try await Broker.open(dataDirectory: dir.path, options: brokerOptions)
         #expect(reopened.groups.fetchOffsets(groupId: "g0")[tp]?.offset == 500)
         try await reopened.close()
+    }
+}
+
+/// Options an embedding service may set to "never" or get wrong: no trap, no spinning pass.
+@Suite struct EmbeddedOptionBoundsTests {
+    @Test func extremeIntervalsDoNotTrapTheMaintenancePass() async throws {
+        for idle in [Int64(-1), Int64.max] {
+            let dir = TemporaryDirectory()
+            var opts = options(maintenanceMs: 0)
+            opts.segmentIdleCloseMs = idle
+            let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+            try await broker.createTopic("t", partitions: 1)
+            _ = try await Producer(broker: broker).send(topic: "t", key: nil, value: Array("v".utf8))
+            try await Task.sleep(for: .milliseconds(100))  // passes run (a trap ended the process)
+            try await broker.close()
+        }
     }
 }
 

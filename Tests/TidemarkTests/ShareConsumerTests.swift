@@ -17,6 +17,28 @@ import TidemarkStorage
     /// polling: its background heartbeats keep it a member, so the job is not handed to
     /// another worker and its acknowledgement is applied. It used to heartbeat only inside
     /// poll and commit; the group dropped it and gave its job away.
+    /// A closed worker's poll throws and takes nothing (it opened a session under the member
+    /// that had left and locked every job for the lock's duration); a poll for no records
+    /// takes none (it took one), and one that may wait Int64.max seconds does not trap.
+    @Test func aClosedWorkerTakesNothing() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 1)
+        for i in 0..<3 { try await Self.job(broker, 0, "j\(i)") }
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        #expect(try await worker.poll(maxRecords: 0, timeout: .milliseconds(50)).isEmpty)
+        try await worker.close()
+        await #expect(throws: TidemarkError.self) { try await worker.poll(timeout: .milliseconds(50)) }
+        let other = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        #expect(try await other.poll(timeout: .seconds(5)).count == 3)
+        let waiting = Task { try await other.poll(timeout: .seconds(Int64.max)) }
+        try await Task.sleep(for: .milliseconds(300))
+        waiting.cancel()
+        _ = try? await waiting.value
+        try await other.close()
+        try await broker.close()
+    }
+
     @Test func aWorkerBusyPastTheSessionTimeoutKeepsItsJob() async throws {
         let dir = TemporaryDirectory()
         var opts = options()

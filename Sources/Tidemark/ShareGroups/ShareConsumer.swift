@@ -172,11 +172,16 @@ public final class ShareConsumer: Sendable {
     /// Records this worker now holds under a lock, at most `maxRecords`; waits up to `timeout`
     /// when there are none. Sends the acknowledgements made since the last call first.
     private func pollUntraced(maxRecords: Int = 500, timeout: Duration = .seconds(1)) async throws -> [ShareRecord] {
+        // Closed: the member left; a poll opened a session under it again and took jobs that
+        // no one acknowledged until their locks ran out.
+        if state.withLock({ $0.closed }) { throw TidemarkError(.brokerClosed, "share consumer is closed") }
         try heartbeat()
         let results = try await sendAcknowledgements()
         if let failure = results.first(where: { $0.value == .storage }) {
             throw TidemarkError(.storage, "acknowledgements of \(failure.key) could not be made durable")
         }
+        // (Acknowledgements sent, nothing taken: 0 or less took one.)
+        guard maxRecords > 0 else { return [] }
         let deadline = ContinuousClock.now + timeout
         // The share coordinator's lock is the whole broker's: acquiring never waits for the
         // disk while holding it on a cooperative thread. What would (a cold window after a
@@ -209,7 +214,8 @@ public final class ShareConsumer: Sendable {
                 return []
             }
             let left = deadline - ContinuousClock.now
-            let leftMs = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            // (Compared first: a timeout of Int64.max seconds overflowed in milliseconds.)
+            let leftMs = left >= .milliseconds(200) ? 200 : left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
             await broker.waitForAppends(partitions, timeoutMs: max(1, min(200, leftMs)))
             try Task.checkCancellation()
             try heartbeat()

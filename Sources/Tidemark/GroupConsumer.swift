@@ -84,19 +84,30 @@ public final class GroupConsumer: Sendable {
     private func pollUntraced(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
         // Closed: it left the group, and its partitions are others' (it went on reading them).
         if state.withLock({ $0.closed }) { throw TidemarkError(.brokerClosed, "consumer is closed") }
-        if state.withLock({ $0.needsRejoin }) { try await rejoin() }
-        var positions = state.withLock { $0.positions }
-        let generation = state.withLock { $0.generationId }
-        let records = try await broker.pollRecords(
-            &positions, maxRecords: maxRecords, maxWaitMs: maxWaitMs, maxBytesPerPartition: 1 << 20,
-            reset: options.resetPolicy)
-        let kept = state.withLock { s -> Bool in
-            // A rebalance during the poll may have moved partitions away: drop their records.
-            guard s.generationId == generation else { return false }
-            for (tp, offset) in positions where s.positions[tp] != nil { s.positions[tp] = offset }
-            return true
+        // The wait is made in slices of a heartbeat interval: a rebalance the heartbeat finds
+        // meanwhile is joined at once (a member waiting out a long poll held every other
+        // member's join until its poll ended).
+        let deadline = ContinuousClock.now + .milliseconds(max(0, maxWaitMs))
+        while true {
+            if state.withLock({ $0.needsRejoin }) { try await rejoin() }
+            var positions = state.withLock { $0.positions }
+            let generation = state.withLock { $0.generationId }
+            let left = deadline - ContinuousClock.now
+            let sliceMs = left >= .milliseconds(max(1, options.heartbeatIntervalMs))
+                ? max(1, options.heartbeatIntervalMs) : max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+            let records = try await broker.pollRecords(
+                &positions, maxRecords: maxRecords, maxWaitMs: sliceMs, maxBytesPerPartition: 1 << 20,
+                reset: options.resetPolicy)
+            let kept = state.withLock { s -> Bool in
+                // A rebalance during the poll may have moved partitions away: drop their records.
+                guard s.generationId == generation else { return false }
+                for (tp, offset) in positions where s.positions[tp] != nil { s.positions[tp] = offset }
+                return true
+            }
+            if kept && !records.isEmpty { return records }
+            if ContinuousClock.now >= deadline || state.withLock({ $0.closed }) || broker.isClosed { return [] }
+            try Task.checkCancellation()
         }
-        return kept ? records : []
     }
 
     /// Commits the current positions (the offsets after the records returned by `poll`).

@@ -3,7 +3,7 @@ import TidemarkStorage
 /// An engine error: a stable code (the server maps it to a Kafka error code), a message,
 /// and the storage error underneath when there is one.
 public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable {
-    public enum Code: Sendable, Equatable {
+    public enum Code: Sendable, Hashable {
         case unknownTopicOrPartition
         case invalidTopicName
         case topicAlreadyExists

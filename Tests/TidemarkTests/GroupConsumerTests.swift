@@ -164,6 +164,31 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A member waiting in a long poll joins a rebalance its heartbeat finds, within about a
+    /// heartbeat interval: another member's join waited for the whole poll.
+    @Test func aLongPollDoesNotHoldARebalance() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("quiet", partitions: 2)
+        var waiting = Self.memberOptions("waiting")
+        waiting.rebalanceTimeoutMs = 60_000
+        waiting.sessionTimeoutMs = 60_000
+        let first = GroupConsumer(broker: broker, groupId: "lp", topics: ["quiet"], options: waiting)
+        _ = try await first.poll(maxRecords: 10, maxWaitMs: 50)
+        let longPoll = Task { try await first.poll(maxRecords: 10, maxWaitMs: 20_000) }
+        try await Task.sleep(for: .milliseconds(200))
+        let second = GroupConsumer(broker: broker, groupId: "lp", topics: ["quiet"], options: Self.memberOptions("second"))
+        let started = ContinuousClock.now
+        _ = try await second.poll(maxRecords: 10, maxWaitMs: 10)
+        #expect(ContinuousClock.now - started < .seconds(10), "the join waited for the other member's poll")
+        #expect(await Self.settled([first, second], partitions: 2, timeout: .seconds(10)))
+        longPoll.cancel()
+        _ = try? await longPoll.value
+        await first.close()
+        await second.close()
+        try await broker.close()
+    }
+
     @Test func committedOffsetsSurviveARestart() async throws {
         let dir = TemporaryDirectory()
         do {

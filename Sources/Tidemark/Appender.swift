@@ -67,12 +67,12 @@ public final class Appender {
         // The batch is ours, built just now: framing and CRC are known good, so it is not
         // validated again record by record.
         let header = try bytes.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
-        let appended: ImmediateAppend
-        if let done = try broker.appendLocked(state, bytes[...], headers: [header], nowMs: clock(), mayBlock: true) {
-            appended = done
-        } else {
-            preconditionFailure("a blocking append does not report that it would block")
+        let result: Result<ImmediateAppend?, any Error> = Result { try broker.appendLocked(state, bytes[...], headers: [header], nowMs: clock(), mayBlock: true) }
+        if case .failure(let error as TidemarkError) = result, error.code == .brokerClosed, !broker.isClosed {
+            // The partition's log closed under an open broker: its topic was deleted.
+            throw TidemarkError(.unknownTopicOrPartition, "\(topic)-\(partition) is gone (its topic was deleted): \(count) records not appended")
         }
+        guard let appended = try result.get() else { preconditionFailure("a blocking append does not report that it would block") }
         if let target = appended.durableAt {
             do throws(StorageError) { try state.log.flush(upTo: target) } catch {
                 throw TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")

@@ -51,4 +51,17 @@ import TidemarkStorage
         #expect(try broker.partitionState("d", 0).log.flushedOffset == 100)
         try await broker.close()
     }
+
+    /// An appender whose topic was deleted says so (it said brokerClosed, which a service
+    /// takes for its broker shutting down).
+    @Test func anAppenderOfADeletedTopicSaysItIsGone() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("gone", partitions: 1)
+        let appender = try Appender(broker: broker, topic: "gone", partition: 0)
+        try appender.append(value: Array("x".utf8))
+        try await broker.deleteTopic("gone")
+        #expect(throws: TidemarkError(.unknownTopicOrPartition, "gone-0 is gone (its topic was deleted): 1 records not appended")) { try appender.flush() }
+        try await broker.close()
+    }
 }

@@ -198,10 +198,21 @@ extension Broker {
 }
 
 extension Duration {
+    /// Whole milliseconds, saturating at Int64's bounds (a poll's timeout of Int64.max seconds
+    /// overflowed when converted).
+    public var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (millis, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return millis.saturatingAdd(attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Seconds as a Double (uptimes, rates).
+    public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+
     /// Seconds with millisecond precision, for log lines ("1.234").
     var secondsText: String {
-        let (seconds, attoseconds) = components
-        let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let millis = wholeMilliseconds
         let fraction = String(millis % 1000)
         return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }

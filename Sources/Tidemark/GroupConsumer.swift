@@ -92,9 +92,7 @@ public final class GroupConsumer: Sendable {
             if state.withLock({ $0.needsRejoin }) { try await rejoin() }
             var positions = state.withLock { $0.positions }
             let generation = state.withLock { $0.generationId }
-            let left = deadline - ContinuousClock.now
-            let sliceMs = left >= .milliseconds(max(1, options.heartbeatIntervalMs))
-                ? max(1, options.heartbeatIntervalMs) : max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+            let sliceMs = min(max(0, (deadline - ContinuousClock.now).wholeMilliseconds), max(1, options.heartbeatIntervalMs))
             let records = try await broker.pollRecords(
                 &positions, maxRecords: maxRecords, maxWaitMs: sliceMs, maxBytesPerPartition: 1 << 20,
                 reset: options.resetPolicy)

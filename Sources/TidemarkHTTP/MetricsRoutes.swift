@@ -73,6 +73,7 @@ public final class MetricsRoutes: HTTPRoutes {
     public let maxGroupRows: Int
     /// (Share group, topic) rows exported at most, about 14 series each (see `writeTidemarkSeries`).
     public let maxQueueRows: Int
+    public static let defaultMaxQueueRows = 10_000
     /// When the process started, on the wall clock (`process_start_time_seconds`, as every
     /// exporter gives it).
     let started: Double
@@ -87,7 +88,7 @@ public final class MetricsRoutes: HTTPRoutes {
 
     public init(
         broker: Broker, registry: PrometheusCollectorRegistry?, identity: NodeIdentity,
-        maxGroups: Int = 1000, maxGroupRows: Int = 100_000, maxQueueRows: Int = 10_000, logger: Logger = Logger(label: "tidemark.http")
+        maxGroups: Int = 1000, maxGroupRows: Int = 100_000, maxQueueRows: Int = MetricsRoutes.defaultMaxQueueRows, logger: Logger = Logger(label: "tidemark.http")
     ) {
         self.maxQueueRows = maxQueueRows
         self.broker = broker
@@ -268,7 +269,7 @@ public final class MetricsRoutes: HTTPRoutes {
 
     private func writeTidemarkSeries(_ out: inout Exposition) {
         out.family(MetricName.buildInfo, .gauge) { $0.sample([("version", identity.version)], 1) }
-        out.family(MetricName.uptime, .gauge) { $0.sample([], ConsoleData.seconds(ContinuousClock.now - startedTick)) }
+        out.family(MetricName.uptime, .gauge) { $0.sample([], (ContinuousClock.now - startedTick).inSeconds) }
 
         // Share groups, per group and topic (partitions summed).
         var groupIds = broker.shares.groupIdsWithMembersFirst()

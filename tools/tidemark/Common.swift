@@ -59,6 +59,35 @@ func withDataDirectory<T: Sendable>(_ data: String, creating: Bool = false, _ bo
     }
 }
 
+/// `--set KEY=VALUE` and `--delete KEY` of a config change (a topic's or a group's), as Kafka's
+/// `kafka-configs --add-config / --delete-config` take them.
+struct ConfigChangeOptions: ParsableArguments {
+    @Option(name: .customLong("set"), help: "KEY=VALUE: a config to set (repeatable).") var settings: [String] = []
+    @Option(name: .customLong("delete"), help: "KEY: a config back to its default (repeatable).") var deletions: [String] = []
+
+    var isEmpty: Bool { settings.isEmpty && deletions.isEmpty }
+
+    func validate() throws {
+        for setting in settings where !setting.contains("=") || setting.hasPrefix("=") {
+            throw ValidationError("--set needs KEY=VALUE, got '\(setting)'")
+        }
+    }
+
+    /// Name and value, nil for a deletion: what IncrementalAlterConfigs sends.
+    var changes: [(String, String?)] {
+        settings.map { setting in
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            return (parts[0], parts.count > 1 ? parts[1] : "")
+        } + deletions.map { ($0, nil) }
+    }
+
+    /// The same, as the engine takes them.
+    var engineChanges: [ConfigChange] { changes.map { name, value in value.map { ConfigChange.set(name, $0) } ?? .delete(name) } }
+
+    /// "a=1, b=(default)", for the line that says what changed.
+    var summary: String { changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", ") }
+}
+
 /// The tools open a data directory as the broker does, which recovers it when it was not shut
 /// down cleanly (every copy of a live directory): an unfinished write at a log's end is cut,
 /// as the broker's start would. Damage past that is not the tools' to cut: it would take the

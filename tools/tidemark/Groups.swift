@@ -152,31 +152,23 @@ extension Groups {
             abstract: "Set or reset a group's configs by Kafka name (share.record.lock.duration.ms, share.delivery.count.limit, share.auto.offset.reset, consumer.session.timeout.ms, ...).")
         @OptionGroup var data: DataOptions
         @Argument(help: "Group id.") var group: String
-        @Option(name: .customLong("set"), help: "KEY=VALUE (repeatable).") var settings: [String] = []
-        @Option(name: .customLong("delete"), help: "KEY to reset to its default (repeatable).") var deletions: [String] = []
+        @OptionGroup var config: ConfigChangeOptions
 
         func validate() throws {
-            guard !settings.isEmpty || !deletions.isEmpty else { throw ValidationError("give --set KEY=VALUE or --delete KEY") }
-            for setting in settings where !setting.contains("=") { throw ValidationError("--set needs KEY=VALUE, got '\(setting)'") }
+            guard !config.isEmpty else { throw ValidationError("give --set KEY=VALUE or --delete KEY") }
         }
 
         func run() async throws {
-            var changes: [(String, String?)] = settings.map { setting in
-                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-                return (parts[0], parts.count > 1 ? parts[1] : "")
-            }
-            changes += deletions.map { ($0, nil) }
             if let client = try data.client() {
-                try client.alterGroupConfigs(group, changes)
+                try client.alterGroupConfigs(group, config.changes)
             } else {
-                let engineChanges = changes.map { name, value in value.map { ConfigChange.set(name, $0) } ?? .delete(name) }
                 try await data.withBroker(creating: false) { broker in
-                    do { try await broker.alterGroupConfig(group, changes: engineChanges) } catch let error as TidemarkError {
+                    do { try await broker.alterGroupConfig(group, changes: config.engineChanges) } catch let error as TidemarkError {
                         throw CLIError(error.message)
                     }
                 }
             }
-            Output.line("group '\(group)' configured: " + changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", "))
+            Output.line("group '\(group)' configured: " + config.summary)
         }
     }
 

@@ -72,29 +72,21 @@ struct Topics: AsyncParsableCommand {
         @Argument(help: "Topic name.") var name: String
         @Option(parsing: .unconditional, help: "The new partition count (only ever more; keyed records of new writes may move).")
         var partitions: Int?
-        @Option(name: .customLong("set"), help: "NAME=VALUE: a topic config to set (repeatable).") var settings: [String] = []
-        @Option(name: .customLong("delete"), help: "NAME: a topic config back to the broker's default (repeatable).") var deletions: [String] = []
+        @OptionGroup var config: ConfigChangeOptions
 
         func validate() throws {
-            guard partitions != nil || !settings.isEmpty || !deletions.isEmpty else {
-                throw ValidationError("give --partitions N, --set NAME=VALUE or --delete NAME")
+            guard partitions != nil || !config.isEmpty else {
+                throw ValidationError("give --partitions N, --set KEY=VALUE or --delete KEY")
             }
             if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
-            for setting in settings where !setting.contains("=") || setting.hasPrefix("=") {
-                throw ValidationError("--set needs NAME=VALUE, got '\(setting)'")
-            }
         }
 
         func run() async throws {
-            var changes: [(String, String?)] = settings.map { setting in
-                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-                return (parts[0], parts.count > 1 ? parts[1] : "")
-            }
-            changes += deletions.map { ($0, nil) }
+            let changes = config.changes
             // The partition count is checked first (validate only), then the configs change (a
             // refused one changes none), then the partitions are added: a count that could not
             // be had changed the configs and said nothing of it. Each change is said as it is made.
-            let configured = "topic '\(name)' configured: " + changes.map { "\($0.0)=\($0.1 ?? "(default)")" }.joined(separator: ", ")
+            let configured = "topic '\(name)' configured: " + config.summary
             if let client = try data.client() {
                 if let partitions { try client.createPartitions(name, count: partitions, validateOnly: true) }
                 if !changes.isEmpty {
@@ -103,7 +95,7 @@ struct Topics: AsyncParsableCommand {
                 }
                 if let partitions { try client.createPartitions(name, count: partitions) }
             } else {
-                let engineChanges = changes.map { name, value in value.map { ConfigChange.set(name, $0) } ?? .delete(name) }
+                let engineChanges = config.engineChanges
                 try await data.withBroker { broker in
                     if let partitions { try await broker.createPartitions(topic: name, count: partitions, validateOnly: true) }
                     if !engineChanges.isEmpty {

@@ -84,19 +84,8 @@ public enum ConsumerProtocol {
     }
 
     public static func decodeAssignment(_ bytes: [UInt8]) -> [TopicPartition]? {
-        if bytes.isEmpty { return [] }
-        return ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> [TopicPartition]? in
-            _ = try reader.readInteger(as: Int16.self)
-            let topics: Int32 = try reader.readInteger()
-            guard topics >= 0 && Int(topics) * 6 <= reader.readableBytes else { return nil }
-            var result: [TopicPartition] = []
-            for _ in 0..<topics {
-                let topic = try reader.readShortString()
-                let count: Int32 = try reader.readInteger()
-                guard count >= 0 && Int(count) * 4 <= reader.readableBytes else { return nil }
-                for _ in 0..<count { result.append(TopicPartition(topic, Int(try reader.readInteger(as: Int32.self)))) }
-            }
-            return result
+        decodeAssignment(bytes, limit: .max).map { decoded in
+            decoded.topics.flatMap { topic in topic.partitions.map { TopicPartition(topic.topic, Int($0)) } }
         }
     }
 }

@@ -213,9 +213,7 @@ public final class ShareConsumer: Sendable {
                 if let unreadable { throw unreadable }
                 return []
             }
-            let left = deadline - ContinuousClock.now
-            // (Compared first: a timeout of Int64.max seconds overflowed in milliseconds.)
-            let leftMs = left >= .milliseconds(200) ? 200 : left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            let leftMs = (deadline - ContinuousClock.now).wholeMilliseconds
             await broker.waitForAppends(partitions, timeoutMs: max(1, min(200, leftMs)))
             try Task.checkCancellation()
             try heartbeat()

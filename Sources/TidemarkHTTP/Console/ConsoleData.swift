@@ -114,10 +114,6 @@ final class ConsoleData: Sendable {
 
     // MARK: Sampling
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     func sample() {
         guard !broker.isClosed else { return }
         samplesTaken.add(1, ordering: .relaxed)
@@ -144,7 +140,7 @@ final class ConsoleData: Sendable {
 
         samples.withLock { s in
             let before = s.previous
-            let seconds = before.tick.map { Self.seconds(now.tick! - $0) } ?? 0
+            let seconds = before.tick.map { (now.tick! - $0).inSeconds } ?? 0
             if seconds > 0 && seconds < 60 {
                 func rate(_ a: Double?, _ b: Double?) -> Double? {
                     guard let a, let b else { return nil }
@@ -236,7 +232,7 @@ final class ConsoleData: Sendable {
         }
         return ConsoleModel.Overview(
             version: identity.version, nodeId: identity.brokerId, kafkaAddress: identity.address,
-            dataDirectory: broker.dataDirectory, uptimeSeconds: Self.seconds(ContinuousClock.now - started),
+            dataDirectory: broker.dataDirectory, uptimeSeconds: (ContinuousClock.now - started).inSeconds,
             topics: topics.filter { !$0.isInternal }.count, partitions: topics.reduce(0) { $0 + $1.partitions.count },
             groups: broker.groups.listGroups().count, queues: broker.shares.groupIds().count, connections: connections,
             produceRequestsPerSecond: rates.produceRequests, fetchRequestsPerSecond: rates.fetchRequests,
@@ -315,8 +311,8 @@ final class ConsoleData: Sendable {
             lagHistory: viewing { $0.lagHistory[id] ?? [] })
     }
 
-    /// (Share group, topic) rows listed at most, as /metrics exports them (`MetricsRoutes.maxQueueRows`).
-    static let maxQueueRows = 10_000
+    /// (Share group, topic) rows listed at most: /metrics' default bound.
+    static let maxQueueRows = MetricsRoutes.defaultMaxQueueRows
 
     func queueRows(withRates: Bool = true, ages: Bool = true, only group: String? = nil) -> [ConsoleModel.QueueRow] {
         let rates = withRates ? viewing { $0.rates.acks } : [:]

@@ -10,6 +10,8 @@ getting nothing (their windows hold the PRE jobs), and every job enqueued wakes 
 more delayed jobs are produced one per request (linger.ms=0, each flushed). Prints 'RESULT ...':
 enqueues/s and server CPU per enqueue (from /proc) over those M.
 
+KEYED=1 (MODE delayed; the group needs share.key.ordering=true): every job has a key of its own.
+
 MODE keyed (the group needs share.key.ordering=true): the same, with jobs of one key, not
 delayed: the first goes to a worker that holds it (and polls no more), and every other waits behind it in the window
 (up to ten times share.partition.max.record.locks), so each woken fetch finds nothing again.
@@ -46,10 +48,11 @@ def main():
     boot, pid, pre, m, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     mode = sys.argv[6] if len(sys.argv) > 6 else "delayed"
     later = [("tidemark.deliver.at", str(int(time.time() * 1000) + 3_600_000).encode())] if mode != "keyed" else []
+    own_keys = os.environ.get("KEYED") == "1" and mode != "keyed"
     key = b"hot" if mode == "keyed" else None
     producer = Producer({"bootstrap.servers": boot, "linger.ms": 5})
     for i in range(pre):
-        producer.produce("jobs", key=key, value=b"%08d" % i, partition=0, headers=later)
+        producer.produce("jobs", key=b"k%d" % i if own_keys else key, value=b"%08d" % i, partition=0, headers=later)
     producer.flush()
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
@@ -60,7 +63,7 @@ def main():
     producer = Producer({"bootstrap.servers": boot, "linger.ms": 0})
     t0, c0 = time.time(), cpu_secs(pid)
     for i in range(m):
-        producer.produce("jobs", key=key, value=b"%08d" % (pre + i), partition=0, headers=later)
+        producer.produce("jobs", key=b"k%d" % (pre + i) if own_keys else key, value=b"%08d" % (pre + i), partition=0, headers=later)
         producer.flush()
     t1, c1 = time.time(), cpu_secs(pid)
     stop.set()

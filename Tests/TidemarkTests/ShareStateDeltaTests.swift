@@ -92,7 +92,7 @@ import TidemarkStorage
                 var probe = p
                 let due = probe.candidates(max: max, logEnd: p.endOffset, settings: settings, nowMs: now).count
                 if due < max {
-                    #expect(p.heldTotal + due == p.windowCounts(nowMs: now, keyOrdering: false).inFlight, "step \(step)")
+                    #expect(p.heldTotal + due == ShareWindowSearchTests.walkingAll(p, max: .max, nowMs: now, keyOrdering: false).inFlight, "step \(step)")
                 }
                 _ = p.acquire(offsets, member: members.randomElement(using: &rng)!, nowMs: now, settings: settings)
             case 4, 5, 6:

@@ -1,7 +1,7 @@
-/// The key hashes a per-key ordering walk of a share window has met (`SharePartition.candidates`,
-/// `windowCounts`): a walk inserts one per unfinished keyed record, up to 22,000 of them (2,000
-/// in flight and ten times that waiting behind their keys), on every fetch that finds fewer
-/// records than it may take. `Set<UInt32>` hashed each with the standard library's seeded
+/// The key hashes a per-key ordering walk of a share window has met (`SharePartition.searchWindow`):
+/// a walk inserts one per unfinished keyed record, up to 22,000 of them past the prefix it keeps
+/// (2,000 in flight and ten times that waiting behind their keys), on every fetch that finds
+/// fewer records than it may take, and the prefix one per key of the records it holds. `Set<UInt32>` hashed each with the standard library's seeded
 /// SipHash; this is an open-addressing table (linear probing, at most half full) indexed by
 /// multiply-shift hashing.
 ///

@@ -448,22 +448,15 @@ public final class ShareCoordinator: Sendable {
                     // Records already in the window that can go out now count first: a member
                     // taking one record per fetch must not scan (decode) more of the log each time.
                     var scanned = 0
-                    var due = slot.state.candidates(max: allowed, logEnd: slot.state.endOffset, settings: settings, nowMs: now).count
-                    // Counted once, then as records enter. With per-key ordering, records behind
-                    // an unfinished one of their key are not due and hold no lock: they are
-                    // capped apart (ten times the locks), so one busy key does not grow the
+                    var found = slot.state.searchWindow(max: allowed, settings: settings, nowMs: now)
+                    var due = found.offsets.count
+                    // When fewer than allowed were found, the search saw the whole window: its
+                    // counts hold, then change as records enter. With per-key ordering, records
+                    // behind an unfinished one of their key are not due and hold no lock: they
+                    // are capped apart (ten times the locks), so one busy key does not grow the
                     // window to its 100,000 for every fetch to walk; past that cap its backlog
                     // stops the partition's other keys too until some of it goes out (logged:
                     // `keyBacklogFull`).
-                    // Without it, no walk: `candidates` found fewer than it was allowed, so it
-                    // counted every record of the window that can go out now, and in flight are
-                    // those and the held ones (a worker polling while the window holds only
-                    // delayed jobs, woken by each one enqueued, walked all of them each time).
-                    var counts: (inFlight: Int, blocked: Int, keys: KeyHashSet) = (0, 0, KeyHashSet())
-                    if allowed > due {
-                        counts = settings.keyOrdering
-                            ? slot.state.windowCounts(nowMs: now, keyOrdering: true) : (slot.state.heldTotal + due, 0, KeyHashSet())
-                    }
                     while allowed > 0, due < allowed, scanned < 20_000, slot.state.endOffset < bounds.end {
                         // The window's bound is on the entries it keeps: finished ones are cut
                         // (behind a record that holds the start), at once when it is out of room
@@ -477,8 +470,8 @@ public final class ShareCoordinator: Sendable {
                             if slot.state.entries.keptCount < settings.maxWindow { s.windowBoundHit = pkey } else { s.windowFull = pkey }
                         }
                         let room = min(
-                            settings.maxInFlight - counts.inFlight, settings.maxInFlight * 10 - counts.blocked, roomLeft)
-                        if settings.maxInFlight * 10 - counts.blocked <= 0 { s.keyBacklogFull = pkey }
+                            settings.maxInFlight - found.inFlight, settings.maxInFlight * 10 - found.blocked, roomLeft)
+                        if settings.maxInFlight * 10 - found.blocked <= 0 { s.keyBacklogFull = pkey }
                         guard room > 0 else { break }
                         let read: [SharePartition.RecordMeta]?
                         do throws(TidemarkError) {
@@ -496,13 +489,13 @@ public final class ShareCoordinator: Sendable {
                         scanned += metas.count
                         for meta in metas {
                             // A delayed record holds its key too: later ones of the key wait.
-                            let first = !settings.keyOrdering || (meta.keyHash.map { counts.keys.insert($0) } ?? true)
+                            let first = !settings.keyOrdering || (meta.keyHash.map { slot.state.claimKey($0, in: &found) } ?? true)
                             guard meta.deliverAtMs <= now else { continue }
                             if first {
                                 due += 1
-                                counts.inFlight += 1
+                                found.inFlight += 1
                             } else {
-                                counts.blocked += 1
+                                found.blocked += 1
                             }
                         }
                     }

@@ -27,33 +27,6 @@ extension SharePartition {
         return max(0, Int(share) - held(by: member))
     }
 
-    /// Records not finished that count toward the in-flight cap: held, or available now. With
-    /// per-key ordering, a record behind an unfinished one of its key does not count: it
-    /// cannot go out, and counting it let one busy (or delayed) key stop every other key.
-    func inFlight(nowMs: Int64, keyOrdering: Bool = false) -> Int {
-        windowCounts(nowMs: nowMs, keyOrdering: keyOrdering).inFlight
-    }
-
-    /// One walk of the window: records in flight (as `inFlight`), records available now but
-    /// behind an unfinished one of their key (`blocked`, per-key ordering only), and the keys
-    /// of unfinished records (per-key ordering only).
-    func windowCounts(nowMs: Int64, keyOrdering: Bool) -> (inFlight: Int, blocked: Int, keys: KeyHashSet) {
-        var keys = KeyHashSet()
-        var inFlight = 0
-        var blocked = 0
-        for k in entries.kept {
-            let entry = entries.entry(kept: k)
-            guard entry.state == .available || entry.state == .acquired else { continue }
-            let first = !keyOrdering || (entry.keyHash.map { keys.insert($0) } ?? true)
-            if entry.state == .acquired {
-                inFlight += 1
-            } else if entry.availableAtMs <= nowMs {
-                if first { inFlight += 1 } else { blocked += 1 }
-            }
-        }
-        return (inFlight, blocked, keys)
-    }
-
     /// Counts per state, for describing the partition.
     func counts(nowMs: Int64 = .min) -> (available: Int, acquired: Int, acknowledged: Int, archived: Int, delayed: Int) {
         // Cut records are acknowledged.

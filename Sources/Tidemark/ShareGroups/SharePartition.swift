@@ -83,6 +83,7 @@ struct SharePartition: Sendable, Equatable {
     private(set) var dirtyTo = Int64.min
 
     private mutating func touch(_ offset: Int64) {
+        search.touched(offset)
         if offset < dirtyFrom { dirtyFrom = offset }
         if offset > dirtyTo { dirtyTo = offset }
     }
@@ -92,17 +93,14 @@ struct SharePartition: Sendable, Equatable {
     /// delayed jobs can keep 100,000 entries; every fetch expires locks first.
     private var locksExpireNoSoonerThan = Int64.max
 
-    /// Where `candidates` starts walking (without per-key ordering): no record below
-    /// `candidateFloor` can go out before `candidateFloorUntilMs` (held, finished, or delayed
-    /// no less). Releases lower it; changed delays or a shortened window forget or lower it.
-    private var candidateFloor = Int64.min
-    private var candidateFloorUntilMs = Int64.min
+    /// What the last searches for candidates learned of the window (`SharePartition+Search.swift`).
+    var search = CandidateSearch()
 
     /// When the earliest delay or backoff that the last search for candidates passed over ends
     /// (timer-clock ms; without per-key ordering): a poll that found nothing waits until then at
     /// most. nil when that search passed over none, or it has been forgotten since.
     var nextDueMs: Int64? {
-        candidateFloorUntilMs > .min && candidateFloorUntilMs < .max ? candidateFloorUntilMs : nil
+        search.floorUntilMs > .min && search.floorUntilMs < .max ? search.floorUntilMs : nil
     }
 
     /// With per-key ordering, when the earliest delay or backoff that the last search for
@@ -111,15 +109,11 @@ struct SharePartition: Sendable, Equatable {
     /// that stopped early (it found enough) walked past fewer: its poll has records then, and
     /// the next search looks again. Once the window changes it may be early: an early wake
     /// finds nothing and waits again.
-    private(set) var keyedNextDueMs: Int64? = nil
+    var keyedNextDueMs: Int64? { search.keyedNextDueMs }
 
     /// No lock runs out before this (nil when none is held): an idle poll waits until then at most.
     var nextLockExpiryMs: Int64? {
         locksExpireNoSoonerThan < .max && holdsAny ? locksExpireNoSoonerThan : nil
-    }
-
-    private mutating func lowerCandidateFloor(to offset: Int64) {
-        if offset < candidateFloor { candidateFloor = offset }
     }
 
     /// The window moved somewhere a delta cannot say (its start went back: a reset, or the
@@ -145,7 +139,7 @@ struct SharePartition: Sendable, Equatable {
 
     /// Fills in keys and delays of restored entries (`needsMetadata`).
     mutating func annotate(with metas: [RecordMeta]) {
-        candidateFloorUntilMs = .min
+        search.forget()
         for meta in metas {
             guard let i = index(meta.offset) else { continue }
             entries[i].keyHash = meta.keyHash
@@ -196,6 +190,7 @@ struct SharePartition: Sendable, Equatable {
     /// keeps no deadlines, and they all came back at once: never early now, at most one backoff late.
     mutating func restartBackoffs(settings: ShareSettings, nowMs: Int64) {
         guard settings.redeliveryBackoffMs > 0 else { return }
+        search.forget()
         for k in entries.kept where entries.entry(kept: k).state == .available && entries.entry(kept: k).deliveryCount > 0 {
             var entry = entries.entry(kept: k)
             let wait = settings.backoff(deliveries: entry.deliveryCount, offset: startOffset + Int64(entries.position(kept: k)))
@@ -262,7 +257,7 @@ struct SharePartition: Sendable, Equatable {
             guard from <= through else { continue }
             entries.fill(Int(from - startOffset)..<Int(through - startOffset + 1), with: Entry(state: run.state, deliveryCount: run.count))
         }
-        candidateFloorUntilMs = .min
+        search.forget()
         recount()
         shedFinished()
         self.deadLetters = deadLetters
@@ -300,11 +295,13 @@ struct SharePartition: Sendable, Equatable {
                 countRemoved(positions: (entries.count - Int(endOffset - logEnd))..<entries.count)
                 entries.removeLast(Int(endOffset - logEnd))
             }
-            lowerCandidateFloor(to: endOffset)
+            search.lowerFloor(to: endOffset)
+            search.touched(endOffset)
             moved = true
         }
         guard startOffset < logStart else { return moved }
         let drop = Int(min(Int64(entries.count), logStart - startOffset))
+        search.touched(startOffset)
         countRemoved(positions: 0..<drop)
         entries.removeFirst(drop)
         startOffset = logStart
@@ -327,8 +324,7 @@ struct SharePartition: Sendable, Equatable {
         }
         if moved > 0 {
             // What the last search for candidates remembered of the delays is stale.
-            candidateFloorUntilMs = .min
-            keyedNextDueMs = nil
+            search.forget()
         }
         return moved
     }
@@ -371,61 +367,6 @@ struct SharePartition: Sendable, Equatable {
         owners.append(member)
         heldCounts.append(0)
         return UInt32(owners.count)
-    }
-
-    /// The offsets a fetch may take, at most `max`: available records already delivered
-    /// (ascending) first, then records never delivered, up to the log end and the in-flight cap.
-    mutating func candidates(max: Int, logEnd: Int64, settings: ShareSettings, nowMs: Int64) -> [Int64] {
-        guard max > 0 else { return [] }
-        var out: [Int64] = []
-        // Records waiting out a backoff or a delay are skipped: they do not hold back the ones
-        // after them, except, with per-key ordering, later records of the same key.
-        var blockedKeys = KeyHashSet()
-        // Without per-key ordering, the walk starts at the floor while it holds, and leaves it
-        // at the first record it hands out (or the end), valid until the first delay it skipped ends.
-        let floored = !settings.keyOrdering && nowMs < candidateFloorUntilMs
-        // Kept entries only: a cut record is acknowledged.
-        var k = entries.keptIndex(atOrAfter: floored ? Int(Swift.min(Int64(entries.count), Swift.max(0, candidateFloor - startOffset))) : 0)
-        var until = floored ? candidateFloorUntilMs : Int64.max
-        // With per-key ordering: the earliest delay or backoff passed over of a record its key
-        // does not hold back (the first unfinished of its key, or one without a key).
-        var keyedUntil = Int64.max
-        var firstOut: Int? = nil
-        while k < entries.kept.upperBound {
-            let entry = entries.entry(kept: k)
-            let i = entries.position(kept: k)
-            k += 1
-            let unfinished = entry.state == .available || entry.state == .acquired
-            if settings.keyOrdering, let key = entry.keyHash {
-                guard unfinished else { continue }
-                let blocked = !blockedKeys.insert(key)
-                if !blocked && entry.state == .available && entry.availableAtMs > nowMs { keyedUntil = Swift.min(keyedUntil, entry.availableAtMs) }
-                if blocked || entry.state != .available || entry.availableAtMs > nowMs { continue }
-            } else if entry.state != .available || entry.availableAtMs > nowMs {
-                if entry.state == .available && firstOut == nil { until = Swift.min(until, entry.availableAtMs) }
-                if settings.keyOrdering && entry.state == .available { keyedUntil = Swift.min(keyedUntil, entry.availableAtMs) }
-                continue
-            }
-            if firstOut == nil { firstOut = i }
-            out.append(startOffset + Int64(i))
-            if out.count == max { break }
-        }
-        if !settings.keyOrdering {
-            candidateFloor = startOffset + Int64(firstOut ?? entries.count)
-            candidateFloorUntilMs = until
-            keyedNextDueMs = nil
-        } else {
-            keyedNextDueMs = keyedUntil < .max ? keyedUntil : nil
-        }
-        if out.count == max { return out }
-        // Saturating: a start near Int64.max (a window not yet cut back to the log) trapped.
-        let limit = min(logEnd, startOffset.saturatingAdd(Int64(settings.maxInFlight)))
-        var offset = endOffset
-        while offset < limit && out.count < max {
-            out.append(offset)
-            offset += 1
-        }
-        return out
     }
 
     /// Acquires `offsets` (from `candidates`, ascending) for `member`: locked until
@@ -485,11 +426,11 @@ struct SharePartition: Sendable, Equatable {
             entries[i].owner = 0
             entries[i].lockExpiryMs = 0
             touch(offset)
-            lowerCandidateFloor(to: offset)
+            search.lowerFloor(to: offset)
         }
         // Never-delivered records at the end leave the window again.
         while let last = entries.last, last.state == .available, last.deliveryCount == 0 { entries.removeLast() }
-        lowerCandidateFloor(to: endOffset)
+        search.lowerFloor(to: endOffset)
     }
 
     /// Applies a worker's acknowledgements, all or none: every offset must be acquired by
@@ -567,7 +508,7 @@ struct SharePartition: Sendable, Equatable {
             let i = entries.position(kept: k)
             if uncounted {
                 touch(startOffset + Int64(i))
-                lowerCandidateFloor(to: startOffset + Int64(i))
+                search.lowerFloor(to: startOffset + Int64(i))
                 unheld(entries[i])
                 entries[i] = Entry(state: .available, deliveryCount: Swift.max(0, entries[i].deliveryCount - 1), keyHash: entries[i].keyHash)
             } else {
@@ -585,7 +526,7 @@ struct SharePartition: Sendable, Equatable {
         countRemoved(positions: 0..<entries.count)
         entries.removeAll()
         needsSnapshot = true
-        candidateFloorUntilMs = .min
+        search.forget()
     }
 
     private func index(_ offset: Int64) -> Int? {
@@ -595,7 +536,7 @@ struct SharePartition: Sendable, Equatable {
     /// Back to available (after the backoff when `nowMs` is given), or archived at the limit.
     private mutating func release(_ i: Int, settings: ShareSettings, nowMs: Int64?) {
         touch(startOffset + Int64(i))
-        lowerCandidateFloor(to: startOffset + Int64(i))
+        search.lowerFloor(to: startOffset + Int64(i))
         unheld(entries[i])
         let count = entries[i].deliveryCount
         guard count < settings.deliveryCountLimit else {

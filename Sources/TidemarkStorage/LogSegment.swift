@@ -192,7 +192,17 @@ final class LogSegment {
     /// the batches after the last index entry are scanned; otherwise (after a crash) the
     /// whole segment is scanned, its indexes rebuilt and a torn or corrupt tail cut off.
     /// Returns the bytes cut off.
-    func openForAppend(trustIndexes: Bool) throws(StorageError) -> Int {
+    ///
+    /// `durableBelow`: the records below this offset were made durable before the stop (all of
+    /// them after a clean shutdown; below the recovery point after a crash). A bad batch there
+    /// with bytes after it is damage (the disk, a hand), and the records after it were
+    /// acknowledged: it is not cut (a start cut a log at a flipped byte in its first batch,
+    /// every record after it with it), the open throws `.corruptLog` instead (the partition
+    /// stays offline) naming `tidemark verify --repair`. What an interrupted write leaves at the
+    /// end of the file (`LogVerifier.isInterruptedWrite`: a batch cut short, zeros written
+    /// ahead) has nothing after it and is cut, as is any bad batch past `durableBelow`, as
+    /// Kafka's recovery cuts it.
+    func openForAppend(trustIndexes: Bool, durableBelow: Int64) throws(StorageError) -> Int {
         lastUsedNanoseconds = monotonicNanoseconds()
         closeFiles()
         log = try SharedFile.open(logPath, .readWrite)
@@ -209,10 +219,10 @@ final class LogSegment {
                 offsetOfMaxTimestamp = last.offset
             }
             maxTimestampKnown = true
-            return try scanTail(from: resumeFrom?.position ?? 0, indexedLastOffset: resumeFrom?.offset)
+            return try scanTail(from: resumeFrom?.position ?? 0, indexedLastOffset: resumeFrom?.offset, durableBelow: durableBelow)
         }
         maxTimestampKnown = true
-        return try rebuildIndexes(truncatingInvalidTail: true)
+        return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow)
     }
 
     /// Scans the batches after the last index entry (at `position`, already indexed),
@@ -221,7 +231,7 @@ final class LogSegment {
     /// `indexedLastOffset`: the last offset the index entry at `position` records for its batch;
     /// a batch there that does not end at it (a base offset damaged since: outside the CRC)
     /// makes the scan a full rebuild, as other damage does, rather than move the log's end.
-    private func scanTail(from position: Int, indexedLastOffset: Int64?) throws(StorageError) -> Int {
+    private func scanTail(from position: Int, indexedLastOffset: Int64?, durableBelow: Int64) throws(StorageError) -> Int {
         var scanner = BatchScanner(file: try file(), from: position, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
         while true {
@@ -231,7 +241,7 @@ final class LogSegment {
                     header.lastOffset - baseOffset <= Int64(UInt32.max),
                     at != position || position == 0 || indexedLastOffset == nil || header.lastOffset == indexedLastOffset
                 else {
-                    return try rebuildIndexes(truncatingInvalidTail: true)
+                    return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow)
                 }
                 if at == position && position > 0 {
                     // The indexed batch: count it toward the next entry, don't index it again.
@@ -243,7 +253,7 @@ final class LogSegment {
                 }
                 next = header.nextOffset
             case .invalid:
-                return try rebuildIndexes(truncatingInvalidTail: true)
+                return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow)
             case .end:
                 nextOffset = next
                 checked.insert(position..<size)
@@ -254,9 +264,11 @@ final class LogSegment {
 
     /// Rebuilds both indexes from the log, checking every batch's framing, CRC and offset
     /// order. With `truncatingInvalidTail`, the log is cut at the first bad batch; without,
-    /// indexing stops there. Returns the bytes cut off.
+    /// indexing stops there. A bad batch (not zeros written ahead) where the records below
+    /// `durableBelow` were throws `.corruptLog` instead (`openForAppend`). Returns the bytes
+    /// cut off.
     @discardableResult
-    func rebuildIndexes(truncatingInvalidTail: Bool) throws(StorageError) -> Int {
+    func rebuildIndexes(truncatingInvalidTail: Bool, durableBelow: Int64 = .min) throws(StorageError) -> Int {
         offsetIndex!.storage.truncate(toEntries: 0)
         timeIndex!.storage.truncate(toEntries: 0)
         maxTimestamp = -1
@@ -277,13 +289,20 @@ final class LogSegment {
                 guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
                     header.lastOffset - baseOffset <= Int64(UInt32.max)
                 else {
+                    // (The last batch, nothing after it: cut as a truncated one is.)
+                    if next < durableBelow && at + header.totalSize < size {
+                        throw damageRefused(at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow)
+                    }
                     if truncatingInvalidTail { cut = try truncateFile(at: at) }
                     break scan
                 }
                 try index(header, at: at)
                 next = header.nextOffset
                 good = at + header.totalSize
-            case .invalid(_, let at):
+            case .invalid(let error, let at):
+                if next < durableBelow, !LogVerifier.isInterruptedWrite(error, path: logPath, at: at, size: size) {
+                    throw damageRefused(at: at, "\(error)", durableBelow: durableBelow)
+                }
                 if truncatingInvalidTail {
                     // Zeros written ahead of the appends are cut, but were never data. Read so
                     // whatever the log's settings now: they may have changed since the zeros
@@ -300,6 +319,18 @@ final class LogSegment {
         }
         nextOffset = next
         return cut
+    }
+
+    /// A bad batch at `position` among records made durable, refused rather than cut.
+    private func damageRefused(at position: Int, _ why: String, durableBelow: Int64) -> StorageError {
+        StorageError(
+            .corruptLog,
+            "bad batch at position \(position) (\(size - position) bytes to the end) "
+                + (durableBelow == .max ? "after a clean shutdown" : "below the recovery point (offset \(durableBelow))") + ": \(why). "
+                + "Damage, not an unfinished write: not cut, the records after it with it. `tidemark verify` shows it; "
+                + "`tidemark verify --repair` on the data directory, with the broker stopped, cuts the log there "
+                + "(repair a copy to keep this one as it is)",
+            path: logPath)
     }
 
     private func truncateFile(at position: Int) throws(StorageError) -> Int {

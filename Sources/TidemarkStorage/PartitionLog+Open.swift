@@ -91,7 +91,7 @@ extension PartitionLog {
             let active = segments[segments.count - 1]
             if !activeIsOpen {
                 report.scannedSegments.append(active.baseOffset)
-                let cut = try active.openForAppend(trustIndexes: wasClean)
+                let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: wasClean ? .max : recoveryPoint ?? 0)
                 report.truncatedBytes += cut
                 if cut > 0 {
                     let what = wasClean ? "damage after a clean shutdown" : "the unfinished write of a crash"
@@ -203,7 +203,7 @@ extension PartitionLog {
         while index < segments.count - 1 {
             let segment = segments[index]
             report.scannedSegments.append(segment.baseOffset)
-            let cut = try segment.openForAppend(trustIndexes: false)
+            let cut = try segment.openForAppend(trustIndexes: false, durableBelow: recoveryPoint)
             report.truncatedBytes += cut
             let end = segment.nextOffset ?? segment.baseOffset
             let following = segments[index + 1]

@@ -269,6 +269,52 @@ import Testing
         _ = try Self.expectSurvivors(dir, batches: 18)
     }
 
+    /// A bad batch among records made durable, with batches after it (a byte flipped on disk):
+    /// the open refuses the log, cutting nothing (a start cut a log at a flipped byte in its
+    /// first batch, and the good batches after it with it), and says how to repair it; a full
+    /// recovery (`tidemark verify --repair`) then cuts it. Durable: every record after a clean
+    /// shutdown, those below the recovery point after a crash (past it, damage is cut as what
+    /// the crash left unfinished, as Kafka's recovery cuts it).
+    @Test(arguments: [true, false]) func damageAmongDurableRecordsIsRefusedNotCut(cleanShutdown: Bool) throws {
+        let dir = TemporaryDirectory()
+        // After a clean shutdown the open scans what follows the last index entry (a read checks
+        // what precedes it before serving it, and marks the log damaged there): no entry here.
+        var config = Self.config()
+        if cleanShutdown { config.indexIntervalBytes = 1 << 20 }
+        if cleanShutdown {
+            let log = try PartitionLog.open(directory: dir.path, config: config)
+            for b in 0..<20 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+            try log.close()
+        } else {
+            try Self.writeAndCrash(dir, batches: 20)
+            try LogMarkers.writeRecoveryPoint(15 * Int64(Self.batchRecords), directory: dir.path, sync: false)
+        }
+        let size = try FileManager.default.attributesOfItem(atPath: dir.file(log0))[.size] as? Int
+        try Self.flipByte(dir.file(log0), at: 5 * Self.batchSize + 40)
+        #expect {
+            try PartitionLog.open(directory: dir.path, config: config)
+        } throws: { error in
+            let message = (error as? StorageError)?.message ?? ""
+            return (error as? StorageError)?.code == .corruptLog && message.contains("bad batch at position \(5 * Self.batchSize)")
+                && message.contains(cleanShutdown ? "after a clean shutdown" : "below the recovery point (offset 60)")
+                && message.contains("tidemark verify --repair")
+        }
+        // Nothing cut, nothing rewritten: the next open refuses it again.
+        #expect(try FileManager.default.attributesOfItem(atPath: dir.file(log0))[.size] as? Int == size)
+        #expect(throws: StorageError.self) { try PartitionLog.open(directory: dir.path, config: config) }
+        let report = try LogVerifier.repair(partitionDirectory: dir.path)
+        #expect(report.truncatedBytes == 15 * Self.batchSize)
+        _ = try Self.expectSurvivors(dir, batches: 5, config: config)
+        if !cleanShutdown {
+            // Past the recovery point: cut at the open, as before.
+            let later = TemporaryDirectory()
+            try Self.writeAndCrash(later, batches: 20)
+            try LogMarkers.writeRecoveryPoint(15 * Int64(Self.batchRecords), directory: later.path, sync: false)
+            try Self.flipByte(later.file(log0), at: 17 * Self.batchSize + 40)
+            _ = try Self.expectSurvivors(later, batches: 17)
+        }
+    }
+
     @Test func emptyAndMissingFiles() throws {
         let dir = TemporaryDirectory()
         try Self.writeAndCrash(dir, batches: 0)

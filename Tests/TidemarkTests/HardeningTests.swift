@@ -58,6 +58,39 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A byte flipped in the first batch of a partition stopped cleanly (an outside hunt: the
+    /// next start, or any tool's open, cut the log there, every good batch after it with it, and
+    /// `verify` said ok after): that partition stays offline, its file as it was, the log saying
+    /// how to repair it; the other serves. `verify --repair` then cuts it.
+    @Test func damageAfterACleanStopIsNotCut() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 2)
+        try await Self.produce(broker, "t", 0, ["a"])
+        for value in ["b", "c", "d"] { try await Self.produce(broker, "t", 1, [value]) }
+        try await broker.close()
+        let segment = dir.path + "/t-1/00000000000000000000.log"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        bytes[70] ^= 0xFF  // inside the first batch's records
+        try bytes.write(to: URL(fileURLWithPath: segment))
+
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
+        let described = try broker.describeTopic("t")
+        #expect(described.partitions[0].offline == nil && described.partitions[0].logEndOffset == 1)
+        let reason = described.partitions[1].offline ?? ""
+        #expect(reason.contains("after a clean shutdown") && reason.contains("tidemark verify --repair"), "\(reason)")
+        #expect(!log.matching("partition offline").isEmpty && log.matching("recovery cut the log").isEmpty)
+        #expect(try await readPartition(broker, "t", 0).map { text($0.value) } == ["a"])
+        try await broker.close()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == bytes)
+
+        _ = try LogVerifier.repair(partitionDirectory: dir.path + "/t-1")
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try broker.describeTopic("t").partitions[1].offline == nil)
+        try await broker.close()
+    }
+
     /// An open that fails part way (a log it cannot open, a damaged group-configs.json) gives
     /// back what it took: no file of the directory stays open, no thread stays parked, and the
     /// same process opens the directory once the cause is gone.

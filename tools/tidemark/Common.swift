@@ -104,7 +104,8 @@ func checkOpeningChangesNothingWanted(_ data: String) throws {
     guard let partitions = try? Verify.parse([data]).partitions().found else { return }
     var damaged: [String] = []
     for partition in partitions {
-        // (After a clean shutdown nothing is scanned: the open trusts the segments.)
+        // (After a clean shutdown nothing is scanned here: the open reads only the newest
+        // segment's tail, and refuses damage there rather than cut it.)
         guard let report = try? LogVerifier.verify(partitionDirectory: partition, onlyWhatRecoveryScans: true) else { continue }
         damaged += report.problems.map { "  \($0)" }
     }

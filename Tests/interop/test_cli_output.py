@@ -69,6 +69,37 @@ def test_output_that_cannot_be_written_is_an_error(broker, tmp_path):
         subprocess.run(["umount", "-l", disk])
 
 
+def test_replay_to_file_writes_where_the_path_leads(broker, tmp_path):
+    """`replay --to-file` opens the path as the shell's `>` does (an outside hunt: it put a new
+    regular file in its place, so a symlink's target was never written, a FIFO's reader got
+    nothing, a device node was replaced, and an existing file lost its mode)."""
+    import threading
+    topic = unique("tofile")
+    _produce(broker, topic, 3, partitions=1)
+
+    def replay(path):
+        return subprocess.run([BINARY, "replay", topic, "--to-file", path, "--bootstrap", broker.bootstrap],
+                              capture_output=True, timeout=60)
+
+    target = tmp_path / "target.jsonl"
+    target.write_text("old\n")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link.jsonl"
+    os.symlink(target, link)
+    assert replay(str(link)).returncode == 0
+    assert os.path.islink(link) and len(target.read_text().splitlines()) == 3 and "old" not in target.read_text()
+    assert os.stat(target).st_mode & 0o777 == 0o600
+
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    assert replay(fifo).returncode == 0
+    reader.join(timeout=30)
+    assert got and got[0].count(b"\n") == 3 and os.path.exists(fifo) and not os.path.isfile(fifo)
+
+
 def test_group_options_it_cannot_honour_are_refused_and_running_groups_are_not_reset(broker):
     from kafka import KafkaConsumer
     from kafka import OffsetAndMetadata, TopicPartition

@@ -298,9 +298,12 @@ final class JSONSink: RecordSink {
     init(path: String?) throws {
         self.path = path
         if let path {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            guard let handle = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
-            self.handle = handle
+            // Opened in place, as the shell's `>` opens it: a file given a new inode (Foundation's
+            // createFile writes a temporary file and renames it) replaced a symlink, a FIFO or a
+            // device node by a regular file, and reset an existing file's owner and mode.
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+            guard fd >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            self.handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         } else {
             handle = FileHandle.standardOutput
         }

@@ -306,6 +306,14 @@ def test_reset_offsets_with_the_token_only(console):
     assert api(node, "/api/groups/" + names["group"])[1]["lag"] == total
     status, shifted = api(node, path, "POST", {"topic": names["topic"], "to": "shift", "shift": 2, "dryRun": False}, token=TOKEN)
     assert status == 200 and [r["to"] for r in shifted["offsets"]] == [2, 2]
+    # Without dryRun: a dry run, as the CLI's without --execute. A time as ISO 8601 or ms.
+    status, unsaid = api(node, path, "POST", {"topic": names["topic"], "to": "earliest"}, token=TOKEN)
+    assert status == 200 and unsaid["dryRun"] and [r["from"] for r in unsaid["offsets"]] == [2, 2]
+    for when in ("2000-01-01T00:00:00Z", 946684800000, "946684800000"):
+        status, timed = api(node, path, "POST", {"topic": names["topic"], "to": "time", "timestamp": when}, token=TOKEN)
+        assert status == 200 and [r["to"] for r in timed["offsets"]] == [0, 0], (when, timed)
+    status, bad = api(node, path, "POST", {"topic": names["topic"], "to": "time", "timestamp": "yesterday"}, token=TOKEN)
+    assert status == 400 and "ISO 8601" in bad["error"] and "JSON" not in bad["error"], bad
 
     # Refused while the group has a member.
     from confluent_kafka import Consumer

@@ -270,11 +270,33 @@ enum ConsoleModel {
 
     struct ResetRequest: Codable {
         var topic: String
-        /// earliest, latest, time (with `timestamp`, ms since the epoch) or shift (with `shift`).
+        /// earliest, latest, time (with `timestamp`) or shift (with `shift`).
         var to: String
+        /// ms since the epoch; sent as a number, or as a string of ms or ISO 8601 (as the
+        /// messages page's `time` takes it).
         var timestamp: Int64?
         var shift: Int64?
+        /// A dry run unless false.
         var dryRun: Bool?
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            topic = try c.decode(String.self, forKey: .topic)
+            to = try c.decode(String.self, forKey: .to)
+            shift = try c.decodeIfPresent(Int64.self, forKey: .shift)
+            dryRun = try c.decodeIfPresent(Bool.self, forKey: .dryRun)
+            if let ms = (try? c.decodeIfPresent(Int64.self, forKey: .timestamp)) ?? nil {
+                timestamp = ms
+            } else if let text = try c.decodeIfPresent(String.self, forKey: .timestamp) {
+                guard let ms = ConsoleRoutes.parseTime(text) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .timestamp, in: c, debugDescription: "timestamp must be ms since the epoch or ISO 8601, got \(ConsoleModel.shown(text))")
+                }
+                timestamp = ms
+            } else {
+                timestamp = nil
+            }
+        }
     }
 
     struct ResetRow: Codable {

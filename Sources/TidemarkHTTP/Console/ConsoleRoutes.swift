@@ -316,7 +316,12 @@ public final class ConsoleRoutes: HTTPRoutes {
     // MARK: Actions
 
     private func reset(group: String, _ request: HTTPRequest) async -> HTTPResponse {
-        guard let asked = try? JSONDecoder().decode(ConsoleModel.ResetRequest.self, from: Data(request.body)) else {
+        let asked: ConsoleModel.ResetRequest
+        do {
+            asked = try JSONDecoder().decode(ConsoleModel.ResetRequest.self, from: Data(request.body))
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.last?.stringValue == "timestamp" {
+            return .error(.badRequest, context.debugDescription)
+        } catch {
             return .error(.badRequest, "body must be JSON: {\"topic\", \"to\": earliest|latest|time|shift, \"timestamp\", \"shift\", \"dryRun\"}")
         }
         let target: OffsetReset
@@ -324,7 +329,7 @@ public final class ConsoleRoutes: HTTPRoutes {
         case "earliest": target = .earliest
         case "latest": target = .latest
         case "time":
-            guard let ms = asked.timestamp else { return .error(.badRequest, "to=time needs timestamp (ms since the epoch)") }
+            guard let ms = asked.timestamp else { return .error(.badRequest, "to=time needs timestamp (ms since the epoch or ISO 8601)") }
             target = .timestamp(ms)
         case "shift":
             guard let shift = asked.shift else { return .error(.badRequest, "to=shift needs shift") }

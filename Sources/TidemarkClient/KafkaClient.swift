@@ -221,8 +221,11 @@ public final class KafkaClient {
     public func deleteTopic(_ name: String) throws {
         var request = DeleteTopicsRequest()
         request.topicNames = [name]
-        let response = try seed.call(.deleteTopics, version: 1, request, as: DeleteTopicsResponse.self)!
-        if let result = response.responses.first { try check(result.errorCode, "deleting topic '\(name)'") }
+        // v5: TOPIC_DELETION_DISABLED (v3+, INVALID_REQUEST before) and the broker's message.
+        let response = try seed.call(.deleteTopics, version: 5, request, as: DeleteTopicsResponse.self)!
+        if let result = response.responses.first {
+            try check(result.errorCode, "deleting topic '\(name)'\(result.errorMessage.map { ": \($0)" } ?? "")")
+        }
     }
 
     /// Kafka config names and values of a topic.

@@ -130,3 +130,15 @@ def test_group_options_it_cannot_honour_are_refused_and_running_groups_are_not_r
             assert reset.returncode == 1 and b"inactive" in reset.stderr, (execute, reset.stderr)
     finally:
         consumer.close()
+
+
+def test_topics_delete_on_a_node_that_refuses_it_says_why():
+    """`delete.topic.enable=false`: the CLI's DeleteTopics names TOPIC_DELETION_DISABLED, as
+    Kafka's clients see it (an outside hunt: it said INVALID_REQUEST, from a version that
+    predates the error)."""
+    from conftest import serving
+    with serving(configs=["delete.topic.enable=false"]) as node:
+        topic = unique("kept")
+        subprocess.run([BINARY, "topics", "create", topic, "--bootstrap", node.bootstrap], check=True, capture_output=True)
+        refused = subprocess.run([BINARY, "topics", "delete", topic, "--bootstrap", node.bootstrap], capture_output=True, timeout=60)
+        assert refused.returncode == 1 and b"TOPIC_DELETION_DISABLED" in refused.stderr, refused.stderr

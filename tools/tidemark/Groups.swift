@@ -102,7 +102,7 @@ struct Groups: AsyncParsableCommand {
                     return (lag, listing.map { KafkaClient.GroupSummary(type: $0.type.rawValue.lowercased(), state: $0.state, members: members) })
                 }
             }
-            guard !rows.isEmpty || summary != nil else { throw CLIError("group '\(group)' has no members and no committed offsets") }
+            guard !rows.isEmpty || summary != nil else { throw CLIError("group '\(group)' has no members and no committed offsets yet (a group is described once a consumer or worker has joined it; settings made by `groups configure` wait for it)") }
             if let summary {
                 Output.line("GROUP \(group)\tTYPE \(summary.type)\tSTATE \(summary.state)\tMEMBERS \(summary.members.count)")
                 printMembers(summary.members)

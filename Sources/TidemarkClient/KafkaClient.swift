@@ -185,8 +185,10 @@ public final class KafkaClient {
         return counts
     }
 
-    public func partitionCount(_ topic: String) throws -> Int {
-        guard let count = try metadata(topics: [topic])[topic] else {
+    /// `autoCreate`: the broker may create a missing topic (`auto.create.topics.enable`), as it
+    /// does for a producer's metadata request (kcat, Kafka's console producer).
+    public func partitionCount(_ topic: String, autoCreate: Bool = false) throws -> Int {
+        guard let count = try metadata(topics: [topic], autoCreate: autoCreate)[topic] else {
             throw KafkaClientError(code: KafkaError.unknownTopicOrPartition.rawValue, "unknown topic '\(topic)'")
         }
         return count

@@ -142,3 +142,31 @@ def test_topics_delete_on_a_node_that_refuses_it_says_why():
         subprocess.run([BINARY, "topics", "create", topic, "--bootstrap", node.bootstrap], check=True, capture_output=True)
         refused = subprocess.run([BINARY, "topics", "delete", topic, "--bootstrap", node.bootstrap], capture_output=True, timeout=60)
         assert refused.returncode == 1 and b"TOPIC_DELETION_DISABLED" in refused.stderr, refused.stderr
+
+
+def test_produce_and_replay_into_a_topic_not_made_yet(broker):
+    """`produce` asks for the topic as a producer does, so a broker that auto-creates topics
+    makes it (as kcat and Kafka's console producer find it); `replay` into a missing topic
+    makes it with the source's partition count, each source partition's records in one
+    (an outside hunt: both failed with UNKNOWN_TOPIC_OR_PARTITION)."""
+    made = unique("made")
+    produced = subprocess.run([BINARY, "produce", made, "--bootstrap", broker.bootstrap], input=b"a\nb\n",
+                              capture_output=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    source, copy = unique("source"), unique("copy")
+    _produce(broker, source, 30, partitions=3)
+    replayed = subprocess.run([BINARY, "replay", source, "--to-topic", copy, "--to-bootstrap", broker.bootstrap,
+                               "--bootstrap", broker.bootstrap], capture_output=True, timeout=60)
+    assert replayed.returncode == 0 and b"created topic" in replayed.stderr, replayed.stderr
+    from confluent_kafka.admin import AdminClient
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    assert made in topics and len(topics[copy].partitions) == 3, topics.get(copy)
+    total = 0
+    for partition in range(3):
+        original = subprocess.run([BINARY, "consume", source, "--partition", str(partition), "--bootstrap", broker.bootstrap],
+                                  capture_output=True, timeout=60).stdout.split()
+        copied = subprocess.run([BINARY, "consume", copy, "--partition", str(partition), "--bootstrap", broker.bootstrap],
+                                capture_output=True, timeout=60).stdout.split()
+        assert copied == original, (partition, original, copied)
+        total += len(copied)
+    assert total == 30

@@ -131,7 +131,8 @@ struct WireSender {
         self.client = client
         self.topic = topic
         self.partition = partition
-        count = try client.partitionCount(topic)
+        // A producer's metadata: the broker creates a missing topic if it auto-creates them.
+        count = try client.partitionCount(topic, autoCreate: true)
         if let partition, partition >= count { throw CLIError("topic '\(topic)' has no partition \(partition)") }
         (producerId, epoch) = try client.initProducerId()
         sticky = Int.random(in: 0..<count)

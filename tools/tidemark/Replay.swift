@@ -74,7 +74,7 @@ struct Replay: AsyncParsableCommand {
         if let toData, let toTopic {
             // A second embedded broker over the destination directory.
             try await withDataDirectory(toData) { destination in
-                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic, stripHeaders: stripHeaders, sourceCluster: source)
+                let sink = try await TopicSink(EmbeddedReader(broker: destination), topic: toTopic, sourcePartitions: count, stripHeaders: stripHeaders, sourceCluster: source)
                 try await copy(reader, topic: topic, partitions: partitions, into: sink)
             }
             return
@@ -82,9 +82,9 @@ struct Replay: AsyncParsableCommand {
         let sink: RecordSink
         if let toTopic {
             if let toBootstrap {
-                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic, stripHeaders: stripHeaders, sourceCluster: source)
+                sink = try await TopicSink(ClientReader(client: KafkaClient(bootstrap: toBootstrap)), topic: toTopic, sourcePartitions: count, stripHeaders: stripHeaders, sourceCluster: source)
             } else {
-                sink = try await TopicSink(reader, topic: toTopic, stripHeaders: stripHeaders, sourceCluster: source)  // the source's own broker
+                sink = try await TopicSink(reader, topic: toTopic, sourcePartitions: count, stripHeaders: stripHeaders, sourceCluster: source)  // the source's own broker
             }
         } else {
             sink = try JSONSink(path: toFile)
@@ -435,10 +435,17 @@ func destinationPartition(_ source: Int, count: Int) -> Int { source < count ? s
 protocol BatchWriter: RecordReader {
     func initProducerId() async throws -> (Int64, Int16)
     func append(_ topic: String, _ partition: Int, _ batches: [UInt8]) async throws
+    /// Creates `topic` with `partitions` unless it exists; true when it made it.
+    func createIfMissing(_ topic: String, partitions: Int) async throws -> Bool
 }
 
 extension EmbeddedReader: BatchWriter {
     func initProducerId() async throws -> (Int64, Int16) { try await broker.initProducerId() }
+    func createIfMissing(_ topic: String, partitions: Int) async throws -> Bool {
+        guard (try? broker.partitionCount(of: topic)) == nil else { return false }
+        try await broker.createTopic(topic, partitions: partitions)
+        return true
+    }
     func append(_ topic: String, _ partition: Int, _ batches: [UInt8]) async throws {
         _ = try await broker.append(topic: topic, partition: partition, batches: batches)
     }
@@ -446,6 +453,19 @@ extension EmbeddedReader: BatchWriter {
 
 extension ClientReader: BatchWriter {
     func initProducerId() async throws -> (Int64, Int16) { try client.initProducerId() }
+    func createIfMissing(_ topic: String, partitions: Int) async throws -> Bool {
+        do {
+            _ = try client.partitionCount(topic)
+            return false
+        } catch let error as KafkaClientError where error.code == KafkaError.unknownTopicOrPartition.rawValue {
+            do {
+                try client.createTopic(topic, partitions: partitions)
+            } catch let error as KafkaClientError where error.code == KafkaError.topicAlreadyExists.rawValue {
+                return false  // made meanwhile
+            }
+            return true
+        }
+    }
     func append(_ topic: String, _ partition: Int, _ batches: [UInt8]) async throws {
         try client.produce(topic, partition, batches: batches)
     }
@@ -459,9 +479,14 @@ final class TopicSink<Writer: BatchWriter>: RecordSink {
     let partitions: Int
     var maker: BatchMaker
 
-    init(_ writer: Writer, topic: String, stripHeaders: [String] = [], sourceCluster: String?) async throws {
+    /// A destination topic that does not exist is made with `sourcePartitions` partitions, so
+    /// that each source partition's records stay together and in order, as MirrorMaker makes it.
+    init(_ writer: Writer, topic: String, sourcePartitions: Int, stripHeaders: [String] = [], sourceCluster: String?) async throws {
         self.writer = writer
         self.topic = topic
+        if try await writer.createIfMissing(topic, partitions: sourcePartitions) {
+            FileHandle.standardError.write(Data("created topic '\(topic)' with \(sourcePartitions) partitions, as the source has\n".utf8))
+        }
         partitions = try await writer.partitionCount(topic)
         let (id, epoch) = try await writer.initProducerId()
         maker = BatchMaker(producerId: id, epoch: epoch, strip: stripHeaders, sourceCluster: sourceCluster)

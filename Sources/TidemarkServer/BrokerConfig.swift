@@ -335,6 +335,7 @@ public struct BrokerConfig: Sendable {
         var entries: [(String, String)] = [
             ("auto.create.topics.enable", "\(server.autoCreateTopics)"),
             ("broker.id", "\(server.nodeId)"),
+            ("delete.topic.enable", "\(server.deleteTopicEnable)"),
             ("connections.max.idle.ms", "\(server.connectionsMaxIdleMs)"),
             ("max.connections", "\(server.maxConnections ?? ConnectionLimiter.defaultMaxConnections(budget: broker.openFileBudget, eventLoops: server.eventLoops ?? System.coreCount))"),
             ("max.connections.per.ip", "\(server.maxConnectionsPerIp == Int.max ? Int(Int32.max) : server.maxConnectionsPerIp)"),
@@ -377,6 +378,9 @@ public struct BrokerConfig: Sendable {
             ("log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms"),
             ("log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms"),
             ("compression.type", "compression.type"),
+            ("log.flush.interval.messages", "flush.messages"), ("log.flush.interval.ms", "flush.ms"),
+            ("log.roll.ms", "segment.ms"), ("log.index.interval.bytes", "index.interval.bytes"),
+            ("log.cleanup.policy", "cleanup.policy"),
         ]
         for (brokerName, topicName) in brokerNames {
             if let value = topicDefaults[topicName] { entries.append((brokerName, value)) }
@@ -452,7 +456,7 @@ extension BrokerConfig {
     /// `retention.ms` a LONG), so tools that validate input by type accept ours.
     public static func configType(of name: String) -> Int8 {
         switch name {
-        case "auto.create.topics.enable": 1
+        case "auto.create.topics.enable", "delete.topic.enable": 1
         case "compression.type", "message.timestamp.type", "log.message.timestamp.type", "listeners",
             "advertised.listeners", "log.dirs", "log.dir", "share.auto.offset.reset", "share.isolation.level":
             2
@@ -473,11 +477,11 @@ extension BrokerConfig {
             "offsets.retention.check.interval.ms", "connections.max.idle.ms", "queued.max.request.bytes", "offsets.memory.max.bytes", "group.members.max.bytes",
             "group.share.record.lock.duration.ms", "group.share.session.timeout.ms":
             5
-        case "cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas": 7
+        case "cleanup.policy", "log.cleanup.policy", "leader.replication.throttled.replicas", "follower.replication.throttled.replicas": 7
         case "segment.ms", "delete.retention.ms", "file.delete.delay.ms", "segment.jitter.ms", "min.compaction.lag.ms",
             "max.compaction.lag.ms", "local.retention.ms", "local.retention.bytes":
             5
-        case "index.interval.bytes", "segment.index.bytes", "min.insync.replicas", "compression.gzip.level",
+        case "index.interval.bytes", "log.index.interval.bytes", "segment.index.bytes", "min.insync.replicas", "compression.gzip.level",
             "compression.lz4.level", "compression.zstd.level":
             3
         case "unclean.leader.election.enable", "preallocate", "remote.storage.enable", "remote.log.copy.disable",

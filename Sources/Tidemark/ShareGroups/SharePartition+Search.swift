@@ -72,46 +72,46 @@ extension SharePartition {
         return result
     }
 
-    /// With per-key ordering: the prefix is taken as it is while it holds, extended over the
-    /// records after it that change only by time or an event, and the rest walked with the keys
-    /// it holds.
+    /// With per-key ordering: the prefixes are taken as they are while they hold, extended over
+    /// the records after them that change only by time or an event, and the rest walked with
+    /// the keys they hold. The first (`keyed`) ends at the first held record, the second
+    /// (`keyedHeld`) goes on over held records and those behind them: an acknowledgement
+    /// forgets only the second, so a long window of jobs waiting behind a busy key's held one
+    /// is walked once, and a flow of jobs taken and acknowledged behind delayed ones walks
+    /// only what is in flight.
     private mutating func searchKeyed(max: Int, nowMs: Int64) -> WindowSearch {
-        var prefix: KeyedPrefix
+        var inert = KeyedPrefix(end: startOffset)
+        var held: KeyedPrefix? = nil
         if let kept = search.keyed, nowMs < kept.validUntilMs, kept.end <= endOffset {
-            prefix = kept
-        } else {
-            prefix = KeyedPrefix(end: startOffset)
+            inert = kept
+            if let more = search.keyedHeld, nowMs < more.validUntilMs, more.end <= endOffset { held = more }
         }
-        // Taken out while it grows, so its keys change in place.
+        // Taken out while they grow, so their keys change in place.
         search.keyed = nil
-        var k = entries.keptIndex(atOrAfter: Int(Swift.max(0, prefix.end - startOffset)))
-        while k < entries.kept.upperBound {
-            let entry = entries.entry(kept: k)
-            if entry.state == .acquired { break }
-            if entry.state == .available {
-                let due = entry.availableAtMs <= nowMs
-                let first = entry.keyHash.map { !prefix.keys.contains($0) } ?? true
-                if due && first { break }
-                if first, let key = entry.keyHash { prefix.keys.insert(key) }
-                if due {
-                    prefix.dueBlocked += 1
-                } else {
-                    prefix.validUntilMs = Swift.min(prefix.validUntilMs, entry.availableAtMs)
-                    if first { prefix.nextDueMs = Swift.min(prefix.nextDueMs, entry.availableAtMs) }
-                }
-            }
-            k += 1
+        search.keyedHeld = nil
+        var k: Int
+        if held == nil {
+            k = entries.keptIndex(atOrAfter: Int(Swift.max(0, inert.end - startOffset)))
+            k = extend(&inert, from: k, nowMs: nowMs, over: nil)
+            inert.end = k < entries.kept.upperBound ? startOffset + Int64(entries.position(kept: k)) : endOffset
+            held = KeyedPrefix(end: inert.end)
+        } else {
+            k = entries.keptIndex(atOrAfter: Int(Swift.max(0, held!.end - startOffset)))
         }
-        prefix.end = k < entries.kept.upperBound ? startOffset + Int64(entries.position(kept: k)) : endOffset
+        var more = held!
+        held = nil
+        k = extend(&more, from: k, nowMs: nowMs, over: inert.keys)
+        more.end = k < entries.kept.upperBound ? startOffset + Int64(entries.position(kept: k)) : endOffset
         var result = WindowSearch()
-        result.blocked = prefix.dueBlocked
-        var nextDue = prefix.nextDueMs
+        result.inFlight = more.acquired
+        result.blocked = inert.dueBlocked + more.dueBlocked
+        var nextDue = Swift.min(inert.nextDueMs, more.nextDueMs)
         while k < entries.kept.upperBound {
             let entry = entries.entry(kept: k)
             let i = entries.position(kept: k)
             k += 1
             guard entry.state == .available || entry.state == .acquired else { continue }
-            let first = entry.keyHash.map { !prefix.keys.contains($0) && result.keysPastPrefix.insert($0) } ?? true
+            let first = entry.keyHash.map { !inert.keys.contains($0) && !more.keys.contains($0) && result.keysPastPrefix.insert($0) } ?? true
             if entry.state == .acquired {
                 result.inFlight += 1
             } else if entry.availableAtMs > nowMs {
@@ -126,15 +126,46 @@ extension SharePartition {
                 if result.offsets.count == max { break }
             }
         }
-        search.keyed = prefix
+        search.keyed = inert
+        search.keyedHeld = more
         search.keyedNextDueMs = nextDue < .max ? nextDue : nil
         return result
+    }
+
+    /// Extends `prefix` over the kept entries from `k` that cannot go out now: finished,
+    /// delayed, behind an unfinished one of their key, and (with `over`, the keys of the
+    /// prefix before it) held. Returns where it stopped: a record that could go out now, or
+    /// (without `over`) a held one.
+    private func extend(_ prefix: inout KeyedPrefix, from k: Int, nowMs: Int64, over before: KeyHashSet?) -> Int {
+        var k = k
+        while k < entries.kept.upperBound {
+            let entry = entries.entry(kept: k)
+            if entry.state == .acquired {
+                guard let before else { break }
+                prefix.acquired += 1
+                if let key = entry.keyHash, !before.contains(key) { prefix.keys.insert(key) }
+            } else if entry.state == .available {
+                let due = entry.availableAtMs <= nowMs
+                let first = entry.keyHash.map { !(before?.contains($0) ?? false) && !prefix.keys.contains($0) } ?? true
+                if due && first { break }
+                if first, let key = entry.keyHash { prefix.keys.insert(key) }
+                if due {
+                    prefix.dueBlocked += 1
+                } else {
+                    prefix.validUntilMs = Swift.min(prefix.validUntilMs, entry.availableAtMs)
+                    if first { prefix.nextDueMs = Swift.min(prefix.nextDueMs, entry.availableAtMs) }
+                }
+            }
+            k += 1
+        }
+        return k
     }
 
     /// With per-key ordering, a record entering the window (after `searchWindow`): true when no
     /// unfinished record of `key` comes before it (its key is then taken).
     func claimKey(_ key: UInt32, in found: inout WindowSearch) -> Bool {
-        !(search.keyed?.keys.contains(key) ?? false) && found.keysPastPrefix.insert(key)
+        !(search.keyed?.keys.contains(key) ?? false) && !(search.keyedHeld?.keys.contains(key) ?? false)
+            && found.keysPastPrefix.insert(key)
     }
 }
 
@@ -151,6 +182,10 @@ struct CandidateSearch: Sendable, Equatable {
     /// With per-key ordering: the records below the first one held or due and first of its
     /// key, summarized. nil: forgotten (the next search walks from the start).
     var keyed: KeyedPrefix? = nil
+    /// With per-key ordering: the records from `keyed`'s end to the first one due and first of
+    /// its key (held ones among them), summarized; its keys are those `keyed` lacks. nil:
+    /// forgotten (the next search walks from `keyed`'s end).
+    var keyedHeld: KeyedPrefix? = nil
     /// With per-key ordering, when the earliest delay or backoff that the last search walked
     /// past ends, of a record its key did not hold back.
     var keyedNextDueMs: Int64? = nil
@@ -161,7 +196,12 @@ struct CandidateSearch: Sendable, Equatable {
     /// over it no longer holds. (Records below a prefix are neither held nor candidates, so no
     /// acquisition or acknowledgement reaches them; this keeps the prefix true if one did.)
     mutating func touched(_ offset: Int64) {
-        if let keyed, offset < keyed.end { self.keyed = nil }
+        if let keyed, offset < keyed.end {
+            self.keyed = nil
+            keyedHeld = nil
+        } else if let keyedHeld, offset < keyedHeld.end {
+            self.keyedHeld = nil
+        }
     }
 
     /// A record at `offset` may go out again (released, or given back).
@@ -173,17 +213,21 @@ struct CandidateSearch: Sendable, Equatable {
     mutating func forget() {
         floorUntilMs = .min
         keyed = nil
+        keyedHeld = nil
         keyedNextDueMs = nil
     }
 }
 
-/// With per-key ordering, what the records of a window below `end` hold: none is held or
-/// could go out now (each is finished, delayed, or behind an unfinished record of its key
-/// that is delayed), so they change only when `validUntilMs` comes (their earliest delay) or
-/// an event at their offsets (`CandidateSearch.touched`) forgets the prefix.
+/// With per-key ordering, what the records of a window below `end` (from where the prefix
+/// before it ends) hold: none could go out now (each is finished, held (`keyedHeld` only),
+/// delayed, or behind an unfinished record of its key), so they change only when
+/// `validUntilMs` comes (their earliest delay) or an event at their offsets
+/// (`CandidateSearch.touched`: an acquisition, an acknowledgement, a release) forgets the prefix.
 struct KeyedPrefix: Sendable {
     /// An offset: the records below it are summarized.
     var end: Int64
+    /// Records held (in flight).
+    var acquired = 0
     /// Keys of the unfinished records below `end`: a later record of one of them waits.
     var keys = KeyHashSet()
     /// Records below `end` available now but behind an unfinished one of their key.

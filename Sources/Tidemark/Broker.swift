@@ -315,13 +315,15 @@ public final class Broker: Sendable {
             // every maintenance pass (1 s), and before answering commits of synced topics
             // (`OffsetStore`): no commit waits for the once-a-second sync.
             // Both internal logs keep zeros ahead of their appends: their syncs then write no
-            // metadata (`LogConfig.preallocate`).
+            // metadata (`LogConfig.preallocate`). Damage in them is cut, as a crash's unfinished
+            // write is, and logged as a loss: refused, the node would not start at all (a user
+            // partition's damage takes only that partition offline).
             var offsetsLogConfig = Self.offsetsTopicConfig.logConfig
             offsetsLogConfig.preallocate = true
             let offsets = try PartitionState.open(
                 topic: offsetsTopic, partition: 0, directory: Self.partitionDirectory(dataDirectory, offsetsTopic, 0),
                 config: offsetsLogConfig, clock: options.clock, logger: options.logger, metrics: metrics,
-                countTraffic: false, budget: options.openFileBudget)
+                countTraffic: false, budget: options.openFileBudget, refusingDamage: false)
             // The share-state log: one partition, flushed by the flusher (group commit).
             var shareConfig = TopicConfig(retentionBytes: nil, retentionMs: nil, segmentBytes: 64 << 20, flushPolicy: .os)
             shareConfig.maxMessageBytes = 64 << 20
@@ -330,7 +332,7 @@ public final class Broker: Sendable {
             let shareState = try PartitionState.open(
                 topic: shareStateLog, partition: 0, directory: Self.partitionDirectory(dataDirectory, shareStateLog, 0),
                 config: shareLogConfig, clock: options.clock, logger: options.logger, metrics: metrics,
-                countTraffic: false, budget: options.openFileBudget)
+                countTraffic: false, budget: options.openFileBudget, refusingDamage: false)
             return (lock, registry, producerIds, offsets, offsetsId, shareState)
         }
         let flusher = LogFlusher()

@@ -44,7 +44,7 @@ final class PartitionState: Sendable {
     static func open(
         topic: String, partition: Int, directory: String, config: LogConfig, clock: @escaping @Sendable () -> Int64,
         logger: Logger, metrics: EngineMetrics? = nil, countTraffic: Bool = true, budget: OpenFileBudget = .shared,
-        deferredSync: SyncBatch? = nil, creating: Bool = false, listed: Bool = false
+        deferredSync: SyncBatch? = nil, creating: Bool = false, listed: Bool = false, refusingDamage: Bool = true
     ) throws -> PartitionState {
         if listed && !DurableFile.exists(directory) {
             // A known partition without its directory (deleted by hand, a restore that missed
@@ -56,7 +56,7 @@ final class PartitionState: Sendable {
         }
         let log = try PartitionLog.open(
             directory: directory, config: config, clock: clock, syncObserver: metrics?.syncObserver, budget: budget,
-            deferredSync: deferredSync)
+            deferredSync: deferredSync, refusingDamage: refusingDamage)
         let recovery = log.recoveryReport
         for loss in recovery.losses {
             logger.warning(

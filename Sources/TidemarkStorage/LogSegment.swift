@@ -194,14 +194,14 @@ final class LogSegment {
     /// Returns the bytes cut off.
     ///
     /// `durableBelow`: the records below this offset were made durable before the stop (all of
-    /// them after a clean shutdown; below the recovery point after a crash). A bad batch there
-    /// with bytes after it is damage (the disk, a hand), and the records after it were
-    /// acknowledged: it is not cut (a start cut a log at a flipped byte in its first batch,
-    /// every record after it with it), the open throws `.corruptLog` instead (the partition
-    /// stays offline) naming `tidemark verify --repair`. What an interrupted write leaves at the
-    /// end of the file (`LogVerifier.isInterruptedWrite`: a batch cut short, zeros written
-    /// ahead) has nothing after it and is cut, as is any bad batch past `durableBelow`, as
-    /// Kafka's recovery cuts it.
+    /// them after a clean shutdown; below the recovery point after a crash). No write was
+    /// unfinished there: a bad batch is damage (the disk, a hand, a partial copy), and it and the
+    /// records after it were acknowledged. It is not cut (a start cut a log at a flipped byte in
+    /// its first batch, every record after it with it; a length field, outside the CRC, made
+    /// longer read as a batch cut short): the open throws `.corruptLog` instead (the partition
+    /// stays offline) naming `tidemark verify --repair`. Zeros to the end of the file (written
+    /// ahead of appends) are cut wherever they are, as is a bad batch past `durableBelow`
+    /// (what a crash left unfinished), as Kafka's recovery cuts it.
     func openForAppend(trustIndexes: Bool, durableBelow: Int64) throws(StorageError) -> Int {
         lastUsedNanoseconds = monotonicNanoseconds()
         closeFiles()
@@ -289,8 +289,7 @@ final class LogSegment {
                 guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
                     header.lastOffset - baseOffset <= Int64(UInt32.max)
                 else {
-                    // (The last batch, nothing after it: cut as a truncated one is.)
-                    if next < durableBelow && at + header.totalSize < size {
+                    if next < durableBelow {
                         throw damageRefused(at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow)
                     }
                     if truncatingInvalidTail { cut = try truncateFile(at: at) }
@@ -300,7 +299,7 @@ final class LogSegment {
                 next = header.nextOffset
                 good = at + header.totalSize
             case .invalid(let error, let at):
-                if next < durableBelow, !LogVerifier.isInterruptedWrite(error, path: logPath, at: at, size: size) {
+                if next < durableBelow, !(try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)) {
                     throw damageRefused(at: at, "\(error)", durableBelow: durableBelow)
                 }
                 if truncatingInvalidTail {
@@ -327,7 +326,7 @@ final class LogSegment {
             .corruptLog,
             "bad batch at position \(position) (\(size - position) bytes to the end) "
                 + (durableBelow == .max ? "after a clean shutdown" : "below the recovery point (offset \(durableBelow))") + ": \(why). "
-                + "Damage, not an unfinished write: not cut, the records after it with it. `tidemark verify` shows it; "
+                + "Damage, not an unfinished write: not cut (a cut takes every record from here on). `tidemark verify` shows it; "
                 + "`tidemark verify --repair` on the data directory, with the broker stopped, cuts the log there "
                 + "(repair a copy to keep this one as it is)",
             path: logPath)

@@ -22,7 +22,10 @@ extension PartitionLog {
     /// read. After a crash, every segment from the one holding the recovery point on is
     /// scanned: each batch's framing, CRC and offset order are checked, the log is cut at the
     /// first bad batch (later segments are deleted) and the scanned segments' indexes are
-    /// rebuilt. Earlier segments are not read at all; their files open on first use.
+    /// rebuilt. Earlier segments are not read at all; their files open on first use. A bad
+    /// batch where records were durable (`LogSegment.openForAppend(durableBelow:)`) is refused
+    /// with `.corruptLog` instead, unless not `refusingDamage` (the broker's own logs: cut,
+    /// so that the node starts).
     ///
     /// With `deferredSync`, nothing is fsynced here: what recovery kept, the marker's removal
     /// and the new checkpoint become durable at the batch's `commit()`, which must come before
@@ -33,7 +36,7 @@ extension PartitionLog {
         directory: String, config: LogConfig = LogConfig(),
         clock: @escaping @Sendable () -> Int64 = { currentTimeMilliseconds() },
         syncObserver: PartitionLog.SyncObserver? = nil, budget: OpenFileBudget = .shared,
-        deferredSync: SyncBatch? = nil
+        deferredSync: SyncBatch? = nil, refusingDamage: Bool = true
     ) throws(StorageError) -> PartitionLog {
         try config.validate()
         let use = LogFileUse(budget: budget)
@@ -86,12 +89,14 @@ extension PartitionLog {
             }
             var activeIsOpen = false
             if !wasClean {
-                activeIsOpen = try recover(&segments, from: recoveryPoint ?? 0, report: &report, config: config)
+                activeIsOpen = try recover(
+                    &segments, from: recoveryPoint ?? 0, report: &report, config: config, refusingDamage: refusingDamage)
             }
             let active = segments[segments.count - 1]
             if !activeIsOpen {
                 report.scannedSegments.append(active.baseOffset)
-                let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: wasClean ? .max : recoveryPoint ?? 0)
+                let durable = !refusingDamage ? Int64.min : wasClean ? .max : recoveryPoint ?? 0
+                let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: durable)
                 report.truncatedBytes += cut
                 if cut > 0 {
                     let what = wasClean ? "damage after a clean shutdown" : "the unfinished write of a crash"
@@ -196,14 +201,15 @@ extension PartitionLog {
     /// Scans the inactive segments at and after the one holding `recoveryPoint`. Returns
     /// true when a damaged one became the last (it is then open for appends already).
     private static func recover(
-        _ segments: inout [LogSegment], from recoveryPoint: Int64, report: inout RecoveryReport, config: LogConfig
+        _ segments: inout [LogSegment], from recoveryPoint: Int64, report: inout RecoveryReport, config: LogConfig,
+        refusingDamage: Bool
     ) throws(StorageError) -> Bool {
         var index = firstSegmentToScan(bases: segments.map(\.baseOffset), recoveryPoint: recoveryPoint) { segments[$0].size }
         // The active (last) segment is scanned by openForAppend; inactive ones here.
         while index < segments.count - 1 {
             let segment = segments[index]
             report.scannedSegments.append(segment.baseOffset)
-            let cut = try segment.openForAppend(trustIndexes: false, durableBelow: recoveryPoint)
+            let cut = try segment.openForAppend(trustIndexes: false, durableBelow: refusingDamage ? recoveryPoint : .min)
             report.truncatedBytes += cut
             let end = segment.nextOffset ?? segment.baseOffset
             let following = segments[index + 1]

@@ -77,7 +77,7 @@ extension PartitionLog {
                     s.logStartOffset = offset
                 } else {
                     let active = s.active
-                    if !active.isWritable { _ = try active.openForAppend(trustIndexes: false, durableBelow: offset) }
+                    if !active.isWritable { _ = try active.openForAppend(trustIndexes: false, durableBelow: .min) }
                     _ = try active.truncate(toOffset: offset)
                 }
                 s.logEndOffset = s.active.nextOffset ?? s.active.baseOffset

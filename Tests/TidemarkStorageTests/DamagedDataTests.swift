@@ -46,9 +46,9 @@ import Glibc
     }
 
     /// The batch the last index entry points at, with its base offset lowered after a clean
-    /// stop: the open rebuilds the segment's indexes (as for other damage) and cuts that
-    /// batch. The log's end used to move back to the damaged batch's end, so the next appends
-    /// reused offsets that batches before it still had.
+    /// stop: the open refuses it (damage among durable records), and a repair rebuilds the
+    /// segment's indexes and cuts that batch. The log's end used to move back to the damaged
+    /// batch's end, so the next appends reused offsets that batches before it still had.
     @Test func aDamagedIndexedBatchDoesNotMoveTheEndBack() throws {
         let dir = TemporaryDirectory()
         var log = try PartitionLog.open(directory: dir.path, config: Self.config())
@@ -58,6 +58,10 @@ import Glibc
         let positions = try SegmentSurgery.batchPositions(segment)
         try SegmentSurgery.setBaseOffset(segment, position: positions[2], to: 1)
 
+        #expect { try PartitionLog.open(directory: dir.path, config: Self.config()) } throws: {
+            ($0 as? StorageError)?.message.contains("it starts at offset 1, expected 8") == true
+        }
+        _ = try LogVerifier.repair(partitionDirectory: dir.path)
         log = try PartitionLog.open(directory: dir.path, config: Self.config())
         #expect(log.logEndOffset == 8)
         #expect(try log.append(makeBatch(tag: "d", count: 2)).firstOffset == 8)

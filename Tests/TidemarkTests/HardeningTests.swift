@@ -91,6 +91,30 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The same damage in the broker's own committed-offsets log: cut and logged, so that the
+    /// node starts (refused, it would not start at all); the commits before it are kept.
+    @Test func damageInTheOffsetsLogIsCutSoTheNodeStarts() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("o", partitions: 1)
+        for (i, group) in ["g0", "g1", "g2"].enumerated() {
+            #expect(try await broker.groups.commitOffsets(groupId: group, offsets: [TopicPartition("o", 0): CommittedOffset(offset: Int64(i + 1))]) == nil)
+        }
+        try await broker.close()
+        let segment = dir.path + "/__consumer_offsets-0/00000000000000000000.log"
+        let batches = try SegmentSurgery.batchPositions(segment)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        bytes[batches[2] + 70] ^= 0xFF  // inside the third commit's records
+        try bytes.write(to: URL(fileURLWithPath: segment))
+
+        let log: CapturedLog
+        (broker, log) = try await Self.openLogged(dir)
+        #expect(!log.matching("recovery cut the log").isEmpty)
+        let kept = Set(broker.groups.listGroups().map(\.groupId))
+        #expect(kept.isSuperset(of: ["g0", "g1"]) && !kept.contains("g2"), "\(kept)")
+        try await broker.close()
+    }
+
     /// An open that fails part way (a log it cannot open, a damaged group-configs.json) gives
     /// back what it took: no file of the directory stays open, no thread stays parked, and the
     /// same process opens the directory once the cause is gone.
@@ -260,8 +284,8 @@ import TidemarkStorage
         try await broker.close()
     }
 
-    /// Damage found when the broker opens is cut and the cut is logged with the partition,
-    /// the position, the bytes and the offsets.
+    /// What a crash left unfinished, found when the broker opens, is cut and the cut is logged
+    /// with the partition, the position, the bytes and the offsets.
     @Test func recoveryCutsAreLogged() async throws {
         let dir = TemporaryDirectory()
         var broker = try await Broker.open(dataDirectory: dir.path, options: options())
@@ -273,6 +297,8 @@ import TidemarkStorage
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 7, 7, 7]))
         try handle.close()
+        // Not stopped cleanly: the write past the recovery point was the crash's.
+        try Data("0".utf8).write(to: URL(fileURLWithPath: dir.path + "/r-0/.clean-shutdown"))
         let log: CapturedLog
         (broker, log) = try await Self.openLogged(dir)
         let cuts = log.matching("recovery cut the log")

@@ -700,15 +700,17 @@ struct BigAnswerRoutes: HTTPRoutes {
             }
         }
         try await Task.sleep(for: .milliseconds(100))
-        let health = ContinuousClock.now
         #expect(try await httpGet(port: port, "/healthz").status == 200)
-        #expect(ContinuousClock.now - health < .milliseconds(300))
+        // Answered while the scrapes wait for the disk, not after them (a bound in ms failed on
+        // a loaded machine, where everything takes longer).
+        let healthAnswered = ContinuousClock.now - started
         var took: [Duration] = []
         for scrape in scrapes {
             let (status, duration) = try await scrape.value
             #expect(status == 200)
             took.append(duration)
         }
+        #expect(healthAnswered < took.min()!, "health answered at \(healthAnswered), scrapes at \(took)")
         #expect(took.max()! < one * 2, "\(took), one alone \(one): the scrapes did not share one exposition")
         try await node.stop()
     }

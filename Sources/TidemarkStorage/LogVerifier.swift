@@ -152,7 +152,10 @@ public enum LogVerifier {
                     }
                 case .damaged(let error, let position, let size):
                     damaged = true
-                    let residue = isLast && rescanned && isInterruptedWrite(error, path: path, at: position, size: size)
+                    // (Below the recovery point the records were durable: the broker's start
+                    // refuses such damage, it does not cut it.)
+                    let residue = isLast && rescanned && segmentNext >= (recoveryPoint ?? 0)
+                        && isInterruptedWrite(error, path: path, at: position, size: size)
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
                     if residue {
                         report.notes.append(Problem(

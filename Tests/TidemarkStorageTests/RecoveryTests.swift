@@ -319,6 +319,16 @@ import Testing
             try LogMarkers.writeRecoveryPoint(15 * Int64(Self.batchRecords), directory: later.path, sync: false)
             try Self.flipByte(later.file(log0), at: 17 * Self.batchSize + 40)
             _ = try Self.expectSurvivors(later, batches: 17)
+            // Cut short below the recovery point (a file that lost its end): not what a crash
+            // leaves there; refused, and `verify` says so as a problem, not as a note.
+            let short = TemporaryDirectory()
+            try Self.writeAndCrash(short, batches: 20)
+            try LogMarkers.writeRecoveryPoint(15 * Int64(Self.batchRecords), directory: short.path, sync: false)
+            try Self.truncateFile(short.file(log0), to: 10 * Self.batchSize + 33)
+            let report = try LogVerifier.verify(partitionDirectory: short.path)
+            #expect(report.problems.contains { $0.message.contains("bad batch at position \(10 * Self.batchSize)") })
+            #expect(!report.notes.contains { $0.message.contains("unfinished write") })
+            #expect(throws: StorageError.self) { try PartitionLog.open(directory: short.path, config: Self.config()) }
         }
     }
 

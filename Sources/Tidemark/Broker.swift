@@ -346,9 +346,11 @@ public final class Broker: Sendable {
                 DurableFile.unlock(lock)
             }
         }
-        let offsetStore = try await OffsetStore.open(
-            partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
-            compactionThresholdBytes: options.groups.offsetsCompactionBytes, maxMemoryBytes: options.groups.offsetsMaxMemoryBytes)
+        let offsetStore = try await Self.readingOwnLog(offsetsTopic, dataDirectory) {
+            try await OffsetStore.open(
+                partition: offsetsPartition, executor: executor, flusher: flusher, clock: options.clock,
+                compactionThresholdBytes: options.groups.offsetsCompactionBytes, maxMemoryBytes: options.groups.offsetsMaxMemoryBytes)
+        }
         let offsetsTopicState = TopicState(
             name: offsetsTopic, id: offsetsId, config: Self.offsetsTopicConfig,
             overrides: TopicConfig.overrides(of: Self.offsetsTopicConfig, against: TopicConfig()), slots: [.online(offsetsPartition)],
@@ -367,9 +369,11 @@ public final class Broker: Sendable {
         let groups = GroupCoordinator(
             options: options.groups, store: offsetStore, configs: groupConfigs, clock: options.timers, wallClock: options.clock,
             logger: options.logger)
-        let (shareStore, shareStates, unreadable) = try await ShareStateStore.open(
-            partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
-            compactionThresholdBytes: options.groups.shareStateCompactionBytes)
+        let (shareStore, shareStates, unreadable) = try await Self.readingOwnLog(shareStateLog, dataDirectory) {
+            try await ShareStateStore.open(
+                partition: sharePartition, flusher: flusher, executor: executor, clock: options.clock,
+                compactionThresholdBytes: options.groups.shareStateCompactionBytes)
+        }
         if unreadable > 0 {
             options.logger.error(
                 "share-state records that could not be read or applied were skipped: the partitions they describe restart from their previous state",
@@ -409,6 +413,20 @@ public final class Broker: Sendable {
                 "open_file_budget": "\(options.openFileBudget.limit)",
             ])
         return broker
+    }
+
+    /// Runs `read`, the replay of one of the broker's own logs at open. Damage the replay meets
+    /// (where the log's open did not read: before its newest segment's tail after a clean
+    /// stop) stops the start: the error says which log and how to repair it.
+    static func readingOwnLog<T>(_ name: String, _ dataDirectory: String, _ read: () async throws -> T) async throws -> T {
+        do {
+            return try await read()
+        } catch var error as StorageError where error.code == .corruptLog {
+            error.message += ". The broker's own log \(name) is damaged there, and the node cannot start without it: "
+                + "`tidemark verify --repair \(dataDirectory)` (with the broker stopped) cuts it at the damage "
+                + "(what it held after that point is lost: committed offsets or share-group state)"
+            throw error
+        }
     }
 
     static func partitionDirectory(_ data: String, _ topic: String, _ partition: Int) -> String {

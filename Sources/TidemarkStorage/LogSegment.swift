@@ -237,7 +237,11 @@ final class LogSegment {
         while true {
             switch try scanner.next() {
             case .batch(let header, let at):
-                guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
+                // Offsets follow on without a gap (appends take the log's end; nothing compacts):
+                // a base offset past it is damage (outside the CRC). The indexed batch the scan
+                // starts at is checked against its index entry instead.
+                let indexed = at == position && position > 0
+                guard indexed ? header.baseOffset >= next : header.baseOffset == next, header.nextOffset > header.baseOffset,
                     header.lastOffset - baseOffset <= Int64(UInt32.max),
                     at != position || position == 0 || indexedLastOffset == nil || header.lastOffset == indexedLastOffset
                 else {
@@ -286,7 +290,8 @@ final class LogSegment {
         scan: while true {
             switch try scanner.next() {
             case .batch(let header, let at):
-                guard header.baseOffset >= next, header.nextOffset > header.baseOffset,
+                // (Without a gap: a base offset past the end is damage, as `verify` reads it.)
+                guard header.baseOffset == next, header.nextOffset > header.baseOffset,
                     header.lastOffset - baseOffset <= Int64(UInt32.max)
                 else {
                     if next < durableBelow {

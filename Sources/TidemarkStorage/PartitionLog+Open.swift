@@ -99,7 +99,7 @@ extension PartitionLog {
                 let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: durable)
                 report.truncatedBytes += cut
                 if cut > 0 {
-                    let what = wasClean ? "damage after a clean shutdown" : "the unfinished write of a crash"
+                    let what = wasClean ? "damage after a clean shutdown" : "after a crash: its unfinished write, or damage past the recovery checkpoint"
                     report.losses.append(
                         "segment \(active.baseOffset): cut \(cut) bytes at position \(active.size) (\(what)); the log now ends at offset \(active.nextOffset ?? active.baseOffset)")
                 }

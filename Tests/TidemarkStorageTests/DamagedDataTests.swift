@@ -69,6 +69,39 @@ import Glibc
         try log.close()
     }
 
+    /// A base offset raised on disk (outside the CRC), in the last batch or the first: offsets
+    /// follow on without a gap, so it is damage. (An outside hunt: the open took the jump, the
+    /// log's end moved from 12 to 97 and new records went there, while `verify` called it a
+    /// problem that `--repair` could not cut; raised in the first batch, the repair cut the good
+    /// batches after it and kept the bad one.)
+    @Test(arguments: [2, 0]) func aBaseOffsetRaisedOnDiskIsDamage(batch: Int) throws {
+        let dir = TemporaryDirectory()
+        var log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        for tag in ["a", "b", "c"] { try log.append(makeBatch(tag: tag, count: 4)) }
+        try log.close()
+        let segment = dir.file(segmentName(0, ".log"))
+        let positions = try SegmentSurgery.batchPositions(segment)
+        try SegmentSurgery.setBaseOffset(segment, position: positions[batch], to: Int64(batch * 4 + 85))
+        #expect(!(try LogVerifier.verify(partitionDirectory: dir.path)).problems.isEmpty)
+        if batch == 2 {
+            // Past the last index entry: read by the open, refused.
+            #expect { try PartitionLog.open(directory: dir.path, config: Self.config()) } throws: {
+                ($0 as? StorageError)?.message.contains("it starts at offset \(batch * 4 + 85), expected \(batch * 4)") == true
+            }
+        } else {
+            // Before it: trusted by the open, checked by the first read, which refuses it.
+            log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            #expect { try log.read(from: 0, maxBytes: 1 << 20) } throws: { ($0 as? StorageError)?.code == .corruptLog }
+            try log.close()
+        }
+        _ = try LogVerifier.repair(partitionDirectory: dir.path)
+        #expect(try LogVerifier.verify(partitionDirectory: dir.path).problems.isEmpty)
+        log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        #expect(log.logEndOffset == Int64(batch * 4))
+        #expect(try log.append(makeBatch(tag: "d", count: 2)).firstOffset == Int64(batch * 4))
+        try log.close()
+    }
+
     /// A segment file named at the end of the offset space (copied in, or made by hand): the
     /// log opens, and an append that would pass Int64.max fails with an error.
     @Test func appendsPastTheLastOffsetFail() throws {

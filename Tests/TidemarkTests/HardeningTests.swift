@@ -115,6 +115,33 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Damage in the offsets log where its open does not read (before the newest segment's
+    /// tail after a clean stop) is met by the replay of commits: the node cannot start without
+    /// them, and says which log and how to repair it (it said only that a batch did not check out).
+    @Test func damageTheOffsetsReplayMeetsNamesTheRepair() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("o", partitions: 1)
+        for i in 0..<300 {
+            #expect(try await broker.groups.commitOffsets(groupId: "g\(i)", offsets: [TopicPartition("o", 0): CommittedOffset(offset: 1)]) == nil)
+        }
+        try await broker.close()
+        let segment = dir.path + "/__consumer_offsets-0/00000000000000000000.log"
+        let batches = try SegmentSurgery.batchPositions(segment)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        bytes[batches[20] + 70] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: segment))
+        await #expect {
+            broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        } throws: { error in
+            "\(error)".contains("__consumer_offsets") && "\(error)".contains("tidemark verify --repair")
+        }
+        _ = try LogVerifier.repair(partitionDirectory: dir.path + "/__consumer_offsets-0")
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(broker.groups.listGroups().count == 20)
+        try await broker.close()
+    }
+
     /// An open that fails part way (a log it cannot open, a damaged group-configs.json) gives
     /// back what it took: no file of the directory stays open, no thread stays parked, and the
     /// same process opens the directory once the cause is gone.

@@ -71,7 +71,7 @@ import Glibc
 
     /// A base offset raised on disk (outside the CRC), in the last batch or the first: offsets
     /// follow on without a gap, so it is damage. (An outside hunt: the open took the jump, the
-    /// log's end moved from 12 to 97 and new records went there, while `verify` called it a
+    /// log's end moved past it (9 to 94 there) and new records went there, while `verify` called it a
     /// problem that `--repair` could not cut; raised in the first batch, the repair cut the good
     /// batches after it and kept the bad one.)
     @Test(arguments: [2, 0]) func aBaseOffsetRaisedOnDiskIsDamage(batch: Int) throws {

@@ -84,6 +84,9 @@ public final class PartitionLog: Sendable {
         var changedSinceOpen = false
         var messagesSinceFlush = 0
         var lastFlushNanoseconds: UInt64 = monotonicNanoseconds()
+        /// When a flush last moved the recovery checkpoint to what it synced (at most once a
+        /// second: `syncAppended`).
+        var lastCheckpointNanoseconds: UInt64 = 0
         /// Recovery facts from open, for tests and logs.
         var recovery: RecoveryReport
 
@@ -509,7 +512,7 @@ public final class PartitionLog: Sendable {
     /// The flusher's work: fdatasync what was appended (rolled segments' files, the active
     /// log, the directory), then, after a roll, the recovery checkpoint.
     private func syncAppended() throws(StorageError) -> Int64 {
-        let taken = state.withLock { s -> Result<([SharedFile], SharedFile, Int64, Bool, Bool), StorageError> in
+        let taken = state.withLock { s -> Result<(([SharedFile], SharedFile, Int64, Bool, Bool), Bool), StorageError> in
             let active: SharedFile
             do throws(StorageError) {
                 active = try s.active.file()  // reopened if the budget evicted it
@@ -518,14 +521,24 @@ public final class PartitionLog: Sendable {
                 error.beforeSync = true  // nothing taken, nothing synced: the next flush retries
                 return .failure(error)
             }
-            let result = (s.pendingSync, active, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale)
+            // After a roll the checkpoint moves to the new segment (synced); otherwise, at most
+            // once a second, to what this flush syncs (not synced itself: on disk it can only
+            // lag, which costs a longer scan, never a record). A crash then scans the active
+            // segment as before, but knows what of it was durable: damage there is refused,
+            // not cut as a torn write (`LogSegment.openForAppend(durableBelow:)`).
+            let now = monotonicNanoseconds()
+            let follow = !s.checkpointStale && now &- s.lastCheckpointNanoseconds >= Self.checkpointFollowNanoseconds
+                && s.checkpointOffset.map { $0 < s.logEndOffset && $0 >= s.active.baseOffset } == true
+            if s.checkpointStale || follow { s.lastCheckpointNanoseconds = now }
+            let result = (s.pendingSync, active, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale || follow)
+            let syncCheckpoint = s.checkpointStale
             s.pendingSync = []
             s.directoryNeedsSync = false
             s.messagesSinceFlush = 0
             s.lastFlushNanoseconds = monotonicNanoseconds()
-            return .success(result)
+            return .success((result, syncCheckpoint))
         }
-        let (rolled, active, end, syncDirectory, writeCheckpoint) = try taken.get()
+        let ((rolled, active, end, syncDirectory, writeCheckpoint), syncCheckpoint) = try taken.get()
         // Rolled segments' files with fsync: a roll cut the zeros written ahead, and a size
         // that shrank is metadata fdatasync need not write. (Once per roll.)
         for file in rolled { try file.syncIncludingMetadata() }
@@ -547,15 +560,20 @@ public final class PartitionLog: Sendable {
         if writeCheckpoint {
             // The checkpoint only narrows the next recovery; failing to write it (a full disk)
             // loses nothing, so it is retried at the next roll or close instead of failing the log.
-            if (try? writeRecoveryCheckpoint(end)) != nil {
+            if (try? LogMarkers.writeRecoveryPoint(end, directory: directory, sync: syncCheckpoint)) != nil {
                 state.withLock {
-                    $0.checkpointStale = false
-                    $0.checkpointOffset = end
+                    // (A roll since this pass began keeps its checkpoint owed.)
+                    if syncCheckpoint { $0.checkpointStale = false }
+                    // (Not past a truncation made meanwhile, which wrote its own.)
+                    if $0.logEndOffset >= end { $0.checkpointOffset = end }
                 }
             }
         }
         return end
     }
+
+    /// How often a flush moves the recovery checkpoint to what it synced, at most.
+    static let checkpointFollowNanoseconds: UInt64 = 1_000_000_000
 
     /// Writes the recovery checkpoint in place and fdatasyncs it (see `LogMarkers`).
     func writeRecoveryCheckpoint(_ offset: Int64) throws(StorageError) {

@@ -4,11 +4,13 @@
 /// Without per-key ordering a record can go out when it is available and due: the walk starts
 /// at a floor below which nothing can go out before a time. With per-key ordering, a record
 /// can go out only when no unfinished record of its key comes before it, so a walk must know
-/// the keys of everything before where it starts: the prefix (`KeyedPrefix`) summarizes the
-/// window's records up to the first one that is held or could go out (finished records,
-/// delayed ones, records behind a delayed one of their key), which change only by time (its
-/// earliest delay) or by an event at their offset (`touched`). A window of 50,000 jobs
-/// scheduled for later, in front of the jobs due now, is walked once, not on every fetch.
+/// the keys of everything before where it starts: two prefixes (`KeyedPrefix`) summarize the
+/// window's records, the first up to the first one that is held or could go out (finished
+/// records, delayed ones, records behind a delayed one of their key), the second from there to
+/// the first that could go out (held ones too); they change only by time (their earliest
+/// delay) or by an event at their offsets (`touched`). A window of 50,000 jobs scheduled for
+/// later, in front of the jobs due now, or a key's backlog behind its held job, is walked once,
+/// not on every fetch.
 extension SharePartition {
     /// What a search found in the window: the offsets that can go out now (at most `max`),
     /// and, when fewer than `max` (the walk then saw the whole window), the records in flight
@@ -18,8 +20,8 @@ extension SharePartition {
         var offsets: [Int64] = []
         var inFlight = 0
         var blocked = 0
-        /// With per-key ordering: keys of unfinished records past the prefix (its own keys are
-        /// in `CandidateSearch.keyed`), for `claimKey` as records enter the window.
+        /// With per-key ordering: keys of unfinished records past the prefixes (theirs are in
+        /// `CandidateSearch.keyed` and `keyedHeld`), for `claimKey` as records enter the window.
         var keysPastPrefix = KeyHashSet()
     }
 

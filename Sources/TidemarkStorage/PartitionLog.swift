@@ -512,7 +512,7 @@ public final class PartitionLog: Sendable {
     /// The flusher's work: fdatasync what was appended (rolled segments' files, the active
     /// log, the directory), then, after a roll, the recovery checkpoint.
     private func syncAppended() throws(StorageError) -> Int64 {
-        let taken = state.withLock { s -> Result<(([SharedFile], SharedFile, Int64, Bool, Bool), Bool), StorageError> in
+        let taken = state.withLock { s -> Result<([SharedFile], SharedFile, Int64, Bool, Bool, Bool), StorageError> in
             let active: SharedFile
             do throws(StorageError) {
                 active = try s.active.file()  // reopened if the budget evicted it
@@ -530,15 +530,14 @@ public final class PartitionLog: Sendable {
             let follow = !s.checkpointStale && now &- s.lastCheckpointNanoseconds >= Self.checkpointFollowNanoseconds
                 && s.checkpointOffset.map { $0 < s.logEndOffset && $0 >= s.active.baseOffset } == true
             if s.checkpointStale || follow { s.lastCheckpointNanoseconds = now }
-            let result = (s.pendingSync, active, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale || follow)
-            let syncCheckpoint = s.checkpointStale
+            let result = (s.pendingSync, active, s.logEndOffset, s.directoryNeedsSync, s.checkpointStale || follow, s.checkpointStale)
             s.pendingSync = []
             s.directoryNeedsSync = false
             s.messagesSinceFlush = 0
-            s.lastFlushNanoseconds = monotonicNanoseconds()
-            return .success((result, syncCheckpoint))
+            s.lastFlushNanoseconds = now
+            return .success(result)
         }
-        let ((rolled, active, end, syncDirectory, writeCheckpoint), syncCheckpoint) = try taken.get()
+        let (rolled, active, end, syncDirectory, writeCheckpoint, syncCheckpoint) = try taken.get()
         // Rolled segments' files with fsync: a roll cut the zeros written ahead, and a size
         // that shrank is metadata fdatasync need not write. (Once per roll.)
         for file in rolled { try file.syncIncludingMetadata() }

@@ -45,18 +45,25 @@ import Glibc
         try log.close()
     }
 
+    /// A cleanly stopped log of three batches of four records (a, b, c), the base offset of one
+    /// of them then changed on disk (outside the CRC).
+    static func threeBatches(baseOffsetOfBatch batch: Int, setTo offset: Int64) throws -> TemporaryDirectory {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        for tag in ["a", "b", "c"] { try log.append(makeBatch(tag: tag, count: 4)) }
+        try log.close()
+        let segment = dir.file(segmentName(0, ".log"))
+        try SegmentSurgery.setBaseOffset(segment, position: try SegmentSurgery.batchPositions(segment)[batch], to: offset)
+        return dir
+    }
+
     /// The batch the last index entry points at, with its base offset lowered after a clean
     /// stop: the open refuses it (damage among durable records), and a repair rebuilds the
     /// segment's indexes and cuts that batch. The log's end used to move back to the damaged
     /// batch's end, so the next appends reused offsets that batches before it still had.
     @Test func aDamagedIndexedBatchDoesNotMoveTheEndBack() throws {
-        let dir = TemporaryDirectory()
-        var log = try PartitionLog.open(directory: dir.path, config: Self.config())
-        for tag in ["a", "b", "c"] { try log.append(makeBatch(tag: tag, count: 4)) }
-        try log.close()
-        let segment = dir.file(segmentName(0, ".log"))
-        let positions = try SegmentSurgery.batchPositions(segment)
-        try SegmentSurgery.setBaseOffset(segment, position: positions[2], to: 1)
+        let dir = try Self.threeBatches(baseOffsetOfBatch: 2, setTo: 1)
+        var log: PartitionLog
 
         #expect { try PartitionLog.open(directory: dir.path, config: Self.config()) } throws: {
             ($0 as? StorageError)?.message.contains("it starts at offset 1, expected 8") == true
@@ -75,13 +82,8 @@ import Glibc
     /// problem that `--repair` could not cut; raised in the first batch, the repair cut the good
     /// batches after it and kept the bad one.)
     @Test(arguments: [2, 0]) func aBaseOffsetRaisedOnDiskIsDamage(batch: Int) throws {
-        let dir = TemporaryDirectory()
-        var log = try PartitionLog.open(directory: dir.path, config: Self.config())
-        for tag in ["a", "b", "c"] { try log.append(makeBatch(tag: tag, count: 4)) }
-        try log.close()
-        let segment = dir.file(segmentName(0, ".log"))
-        let positions = try SegmentSurgery.batchPositions(segment)
-        try SegmentSurgery.setBaseOffset(segment, position: positions[batch], to: Int64(batch * 4 + 85))
+        let dir = try Self.threeBatches(baseOffsetOfBatch: batch, setTo: Int64(batch * 4 + 85))
+        var log: PartitionLog
         #expect(!(try LogVerifier.verify(partitionDirectory: dir.path)).problems.isEmpty)
         if batch == 2 {
             // Past the last index entry: read by the open, refused.

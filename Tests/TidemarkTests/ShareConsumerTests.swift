@@ -39,6 +39,41 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A job whose worker runs in the process and ends it (a crash in the job's code, its memory:
+    /// the process is the worker) comes back with that delivery counted, so it reaches the
+    /// delivery limit and is archived, not handed out and crashed on at every start. (Its
+    /// delivery was written uncounted, as a Kafka client's cut by the broker's end is: the job
+    /// came back at delivery 1 after every crash, for ever.) Crash images are copies of the data
+    /// directory taken while the job runs, what a kill -9 leaves.
+    @Test func aJobThatEndsTheProcessReachesTheDeliveryLimit() async throws {
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.groups.shareDeliveryCountLimit = 2
+        var images = [TemporaryDirectory()]
+        var broker = try await Broker.open(dataDirectory: images[0].path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.job(broker, 0, "poison")
+        var deliveries: [Int16] = []
+        for _ in 0..<2 {
+            let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+            deliveries += try await worker.poll(maxRecords: 1, timeout: .seconds(5)).map(\.deliveryCount)
+            // The job ends the process.
+            let image = TemporaryDirectory()
+            try FileManager.default.removeItem(atPath: image.path)
+            try FileManager.default.copyItem(atPath: images.last!.path, toPath: image.path)
+            images.append(image)
+            try await worker.close()
+            try await broker.close()
+            broker = try await Broker.open(dataDirectory: image.path, options: opts)
+        }
+        #expect(deliveries == [1, 2])
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        #expect(try await worker.poll(timeout: .milliseconds(500)).isEmpty, "handed out past the delivery limit")
+        // Finished (archived: the share start passed it), not waiting.
+        #expect(broker.shares.summaries("pool", view: broker.shareLogView).map { [$0.startOffset, $0.lag] } == [[1, 0]])
+        try await worker.close()
+        try await broker.close()
+    }
+
     @Test func aWorkerBusyPastTheSessionTimeoutKeepsItsJob() async throws {
         let dir = TemporaryDirectory()
         var opts = options()

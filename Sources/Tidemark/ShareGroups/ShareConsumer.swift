@@ -403,7 +403,7 @@ public final class ShareConsumer: Sendable {
     {
         let result = broker.shares.updateSession(
             group: group, member: memberId, epoch: epoch, add: add, forget: forget, acknowledgements: acks, allowRenew: true,
-            view: broker.shareLogView)
+            view: broker.shareLogView, inProcess: true)
         if let error = result.error {
             state.withLock { s in
                 s.sessionEpoch = 0

@@ -161,7 +161,7 @@ extension ShareCoordinator {
                 }
                 let offsets = slot.state.candidates(max: allowed, logEnd: logEnd, settings: settings, nowMs: now)
                 if !offsets.isEmpty {
-                    let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings)
+                    let ranges = slot.state.acquire(offsets, member: member, nowMs: now, settings: settings, cutCounts: session.inProcess)
                     // Only what was acquired: a record at a lowered delivery limit is archived
                     // instead (and dead-lettered), written at once as any archiving is.
                     var acquired = offsets
@@ -173,6 +173,9 @@ extension ShareCoordinator {
                     if !acquired.isEmpty {
                         result.append(ShareAcquisition(topicPartition: tp, offsets: acquired, ranges: ranges))
                         remaining -= acquired.count
+                        // A worker in the process: written now, its deliveries counted, before
+                        // its job runs (and, perhaps, ends the process).
+                        if session.inProcess { moved = true }
                     }
                     slot.unwritten = true
                 } else if let unreadable {

@@ -55,6 +55,9 @@ extension ShareCoordinator {
         /// The connection that used it last (the Kafka front's number for it): when that
         /// connection closes, so does the session (`connectionClosed`).
         var connection: UInt64?
+        /// Its worker runs in this process (the embedded `ShareConsumer`): the deliveries it
+        /// takes count even if the process ends before they finish (`SharePartition.Entry.cutCounts`).
+        var inProcess = false
     }
 }
 

@@ -12,9 +12,12 @@ import TidemarkStorage
 /// fdatasync that makes acknowledgements durable happens outside it (group commit).
 /// Acquisitions alone are not written per fetch: their delivery counts reach the log with the
 /// partition's next snapshot (its acknowledgement, release or expiry) or the next maintenance
-/// pass (`maintenanceIntervalMs`), and at close. A process crash in between gives the records
-/// it held back with the delivery counts of the last snapshot (one more delivery than the limit
-/// at most), never loses an acknowledgement.
+/// pass (`maintenanceIntervalMs`), and at close. A held record is written with the count before
+/// its delivery (a delivery the process's end cuts is not the worker's failure), so a crash
+/// gives the records it held back with the counts of the last snapshot, and never loses an
+/// acknowledgement. Except for a worker in the process (the embedded consumer, whose job may be
+/// what ended it): its acquisitions are written at once, counted (`Session.inProcess`), so a
+/// job that crashes the process reaches the delivery limit instead of crashing every start.
 /// Bounds: groups (`shareMaxGroups`: those with members or share state), members per group
 /// (`shareGroupMaxSize`), sessions (`shareMaxSessions`), records in flight per partition
 /// (`share.partition.max.record.locks`), partitions per session and per group (those of the
@@ -231,10 +234,13 @@ public final class ShareCoordinator: Sendable {
     /// initializes a group's share state only once a heartbeat subscribes it. Refused with
     /// UNKNOWN_MEMBER_ID, which sends a client back to its heartbeat. (The embedded consumer
     /// is the process's own.)
+    ///
+    /// `inProcess`: the session's worker runs in this process (the embedded consumer): a job it
+    /// holds when the process ends comes back with that delivery counted (`Session.inProcess`).
     public func updateSession(
         group: String, member: String, epoch: Int32, add: [TopicPartition], forget: [TopicPartition],
         acknowledgements: [TopicPartition: [ShareAcknowledgement]], allowRenew: Bool, view: ShareLogView, connection: UInt64? = nil,
-        requireMember: Bool = false
+        requireMember: Bool = false, inProcess: Bool = false
     ) -> ShareSessionUpdate {
         guard GroupCoordinator.validGroupId(group) else { return .failure(.invalidRequest, "a share request needs a group id") }
         guard !member.isEmpty, member.utf8.count <= 255 else { return .failure(.invalidRequest, "a share request needs a member id") }
@@ -264,6 +270,7 @@ public final class ShareCoordinator: Sendable {
                     s.sessions.removeValue(forKey: stale.key)
                 }
                 session = Session(lastUsedMs: now)
+                session.inProcess = inProcess
             case -1:
                 guard let existing = s.sessions[key] else {
                     return .failure(.shareSessionNotFound, "member \(member) has no share session in group \(group)")
@@ -387,6 +394,8 @@ public final class ShareCoordinator: Sendable {
     func close() async throws {
         state.withLock { s in
             s.isClosed = true
+            // A clean stop cuts the in-process workers' deliveries as it cuts a client's.
+            for key in s.slots.keys where s.slots[key]!.state.uncountCutDeliveries() { s.slots[key]!.unwritten = true }
             write(s.slots.keys.filter { s.slots[$0]!.unwritten }, &s)
         }
         try await store.close()

@@ -6,6 +6,10 @@ extension SharePartition {
     /// 1,000,000 of these per partition, and every walk reads them).
     struct Entry: Sendable, Equatable {
         var state: ShareRecordState
+        /// An acquired record's delivery counts even if the process ends before it is finished
+        /// (`ShareStateStore.writeRuns`): its holder is a worker in this process (the embedded
+        /// `ShareConsumer`), whose job may be what ended it. (In the byte `state` leaves free.)
+        var cutCounts = false
         var deliveryCount: Int16
         /// The holder of an acquired record: `owners[owner - 1]` (0: nobody).
         var owner: UInt32 = 0

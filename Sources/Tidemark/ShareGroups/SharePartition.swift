@@ -172,11 +172,13 @@ struct SharePartition: Sendable, Equatable {
         // A record held in a window restored in memory comes back as the share-state log holds
         // held records (`ShareStateStore.writeRuns`; the log never holds an acquired run): its
         // delivery was cut by the broker, not failed by the worker, so it is not counted, as
-        // after a clean stop (`releaseAll(uncounted:)`) and as in Kafka.
+        // after a clean stop (`releaseAll(uncounted:)`) and as in Kafka; unless its worker was
+        // in the process (`Entry.cutCounts`).
         for k in entries.kept where entries.entry(kept: k).state == .acquired {
             var entry = entries.entry(kept: k)
             entry.state = .available
-            entry.deliveryCount = max(0, entry.deliveryCount - 1)
+            if !entry.cutCounts { entry.deliveryCount = max(0, entry.deliveryCount - 1) }
+            entry.cutCounts = false
             entry.owner = 0
             entry.lockExpiryMs = 0
             entries.setEntry(kept: k, entry)
@@ -376,7 +378,8 @@ struct SharePartition: Sendable, Equatable {
     /// `share.delivery.count.limit` changed while it waited for a retry) is archived and
     /// dead-lettered instead, as its release would have done under that limit: it went out
     /// again, up to the old limit ("never past the limit" was not true).
-    mutating func acquire(_ offsets: [Int64], member: String, nowMs: Int64, settings: ShareSettings) -> [AcquiredRange] {
+    /// `cutCounts`: the member is a worker in this process (`Entry.cutCounts`).
+    mutating func acquire(_ offsets: [Int64], member: String, nowMs: Int64, settings: ShareSettings, cutCounts: Bool = false) -> [AcquiredRange] {
         let owner = ownerNumber(adding: member)
         var archived = false
         for offset in offsets {
@@ -394,6 +397,7 @@ struct SharePartition: Sendable, Equatable {
                 continue
             }
             entry.state = .acquired
+            entry.cutCounts = cutCounts
             entry.deliveryCount &+= 1
             activity.deliveries += 1
             if entry.deliveryCount > 1 { activity.redeliveries += 1 }
@@ -406,6 +410,21 @@ struct SharePartition: Sendable, Equatable {
         }
         if archived { advanceStart() }
         return ranges(of: offsets, member: member)
+    }
+
+    /// At a clean stop: the records workers in the process hold are written as any held record
+    /// is, with the delivery the stop cuts not counted (it is not their job's doing). True when
+    /// there were any.
+    mutating func uncountCutDeliveries() -> Bool {
+        var any = false
+        for k in entries.kept where entries.entry(kept: k).state == .acquired && entries.entry(kept: k).cutCounts {
+            var entry = entries.entry(kept: k)
+            entry.cutCounts = false
+            entries.setEntry(kept: k, entry)
+            touch(startOffset + Int64(entries.position(kept: k)))  // (what it persists changed)
+            any = true
+        }
+        return any
     }
 
     /// Gives back acquisitions that were not delivered (the read did not reach them): as if
@@ -422,6 +441,7 @@ struct SharePartition: Sendable, Equatable {
             if entries[i].deliveryCount > 1 { activity.redeliveries -= 1 }
             unheld(entries[i])
             entries[i].state = .available
+            entries[i].cutCounts = false
             entries[i].deliveryCount = max(0, entries[i].deliveryCount - 1)
             entries[i].owner = 0
             entries[i].lockExpiryMs = 0

@@ -198,8 +198,10 @@ final class ShareStateStore: Sendable {
     /// Runs of equal (state, delivery count) over `from...through` (inside the window; none
     /// when empty), acquired written as available with the count before its delivery (locks
     /// do not survive the broker, and a delivery the broker's end cuts is not counted, as
-    /// after a clean stop's `releaseAll(uncounted:)` and in Kafka): the count, then the runs.
-    /// One pass, the count filled in after.
+    /// after a clean stop's `releaseAll(uncounted:)` and in Kafka), except a delivery to a
+    /// worker in the process (`Entry.cutCounts`: a job that ends the process comes back
+    /// counted, and reaches the delivery limit instead of ending it at every start): the
+    /// count, then the runs. One pass, the count filled in after.
     private static func writeRuns(_ state: SharePartition, from: Int64, through: Int64, _ writer: inout ByteWriter) {
         let countAt = writer.bytes.count
         writer.writeInteger(Int32(0))
@@ -216,7 +218,7 @@ final class ShareStateStore: Sendable {
         // Stretch by stretch: cut records (acknowledged, behind an unfinished one) come as one.
         state.entries.forEachStretch(from: Int(from - base), through: Int(through - base)) { first, last, entry in
             let kind = entry.state == .acquired ? ShareRecordState.available.rawValue : entry.state.rawValue
-            let count = entry.state == .acquired ? max(0, entry.deliveryCount - 1) : entry.deliveryCount
+            let count = entry.state == .acquired && !entry.cutCounts ? max(0, entry.deliveryCount - 1) : entry.deliveryCount
             if let current = run, current.state == kind, current.count == count {
                 run!.last = base + Int64(last)
             } else {

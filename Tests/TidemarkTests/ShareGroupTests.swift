@@ -591,6 +591,37 @@ import TidemarkStorage
             == [AcquiredRange(first: 2, last: 3, deliveryCount: 2)])
         try await broker.close()
     }
+
+    /// A partition's backlog is shared among the members that read its topic, not every member
+    /// of the group: nine workers on `emails` held the one `reports` worker to one job per
+    /// fetch (its share of nine jobs among ten members).
+    @Test func aBacklogIsSharedAmongItsTopicsReaders() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("emails", partitions: 1)
+        try await broker.createTopic("reports", partitions: 1)
+        try await Self.produce(broker, "emails", count: 18)
+        try await Self.produce(broker, "reports", count: 9)
+        func join(_ member: String, _ topic: String) -> ShareSessionUpdate {
+            _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: member, memberEpoch: 0, subscribedTopicNames: [topic]))
+            return broker.shares.updateSession(
+                group: "workers", member: member, epoch: 0, add: [TopicPartition(topic, 0)], forget: [], acknowledgements: [:],
+                allowRenew: false, view: broker.shareLogView)
+        }
+        func acquire(_ member: String, _ topic: String) -> Int {
+            broker.shares.acquire(group: "workers", member: member, partitions: [TopicPartition(topic, 0)], maxRecords: 100, view: broker.shareLogView)
+                .reduce(0) { $0 + $1.offsets.count }
+        }
+        for i in 0..<9 { _ = join("mailer-\(i)", "emails") }
+        _ = join("reporter", "reports")
+        #expect(acquire("reporter", "reports") == 9)
+        // The emails' 18 among their nine readers: two each.
+        #expect(acquire("mailer-0", "emails") == 2)
+        // One mailer leaves: eight share the 18 unfinished, three each.
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "mailer-8", memberEpoch: -1))
+        #expect(acquire("mailer-1", "emails") == 3)
+        try await broker.close()
+    }
 }
 
 /// The embedded `ShareConsumer`: workers in the process on the same share groups.

@@ -91,8 +91,9 @@ extension ShareCoordinator {
                 if let cutAt, slot.state.follow(logStart: bounds.start, logEnd: cutAt) { moved = true }
                 if slot.state.expireLocks(nowMs: now, settings: settings) > 0 { moved = true }
                 // Work is spread: a member takes at most its fair share of the partition's
-                // backlog among the group's members (all of it when alone).
-                let members = max(1, s.groups[group]?.members.count ?? 1)
+                // backlog among the group's members that read its topic (all of it when alone:
+                // the members reading other topics do not share it).
+                let members = max(1, s.groups[group]?.readers[tp.topic] ?? 1)
                 let allowed = min(remaining, slot.state.fairShare(for: member, members: members, logEnd: bounds.end))
                 var logEnd = bounds.end
                 var unreadable: TidemarkError?

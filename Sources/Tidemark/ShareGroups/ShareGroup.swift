@@ -81,6 +81,9 @@ struct ShareGroup: Sendable {
     private(set) var groupEpoch: Int32 = 0
     private(set) var members: [String: Member] = [:]
     private(set) var memberOrder: [String] = []
+    /// How many members subscribe to each topic name: the workers that share the backlog of
+    /// its partitions (`SharePartition.fairShare`). Kept with `members` (`store`, `remove`).
+    private(set) var readers: [String: Int] = [:]
     private var partitionCounts: [String: Int] = [:]
     private var metadataRefreshedMs: Int64 = .min
     /// A subscribed topic was deleted since the last refresh (`topicDeleted`).
@@ -173,7 +176,7 @@ struct ShareGroup: Sendable {
                 epochMoved = true
             }
         }
-        members[member.memberId] = member
+        store(member)
         if epochMoved || topicsChanged || nowMs - metadataRefreshedMs >= ConsumerGroup.metadataRefreshMs {
             if refreshMetadata(catalog, nowMs: nowMs) { epochMoved = true }
         }
@@ -187,7 +190,7 @@ struct ShareGroup: Sendable {
         member.assignment = assignment
         member.memberEpoch = groupEpoch
         member.countBytes()
-        members[member.memberId] = member
+        store(member)
         let tell = joining || changed || request.memberEpoch != member.memberEpoch
         return (
             ConsumerHeartbeatResult(
@@ -230,8 +233,22 @@ struct ShareGroup: Sendable {
         groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
     }
 
+    /// Sets a member, and what `readers` counts of its subscription.
+    private mutating func store(_ member: Member) {
+        let before = members.updateValue(member, forKey: member.memberId)?.subscribedTopicNames ?? []
+        guard before != member.subscribedTopicNames else { return }
+        for name in before { unread(name) }
+        for name in member.subscribedTopicNames { readers[name, default: 0] += 1 }
+    }
+
+    private mutating func unread(_ name: String) {
+        let left = (readers[name] ?? 1) - 1
+        readers[name] = left > 0 ? left : nil
+    }
+
     mutating func remove(_ id: String) {
-        guard members.removeValue(forKey: id) != nil else { return }
+        guard let gone = members.removeValue(forKey: id) else { return }
+        for name in gone.subscribedTopicNames { unread(name) }
         memberOrder.removeAll { $0 == id }
         groupEpoch = groupEpoch == Int32.max ? 1 : groupEpoch + 1
     }

@@ -592,6 +592,53 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A member that left the group takes no more jobs through the session it keeps for its
+    /// last acknowledgements (it went on acquiring at epoch 1 and beyond); and what a session's
+    /// member holds in a partition it forgot goes back when the session closes (it waited out
+    /// its lock).
+    @Test func aSessionTakesOnlyForAMemberAndGivesBackAllItHolds() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 2)
+        for partition in 0..<2 {
+            for i in 0..<3 {
+                var builder = RecordBatchBuilder()
+                builder.append(timestamp: 0, key: nil, value: Array("job-\(partition)-\(i)".utf8))
+                _ = try await broker.append(topic: "jobs", partition: partition, batches: try builder.build())
+            }
+        }
+        let (p0, p1) = (TopicPartition("jobs", 0), TopicPartition("jobs", 1))
+        func open(_ member: String) {
+            _ = Self.join(broker, member)
+            _ = broker.shares.updateSession(
+                group: "workers", member: member, epoch: 0, add: [p0, p1], forget: [], acknowledgements: [:], allowRenew: false,
+                view: broker.shareLogView, requireMember: true)
+        }
+        func acquire(_ member: String, _ tp: TopicPartition) -> [Int64] {
+            broker.shares.acquire(group: "workers", member: member, partitions: [tp], maxRecords: 1, view: broker.shareLogView)
+                .flatMap(\.offsets)
+        }
+        func update(_ member: String, _ epoch: Int32, forget: [TopicPartition] = []) {
+            _ = broker.shares.updateSession(
+                group: "workers", member: member, epoch: epoch, add: [], forget: forget, acknowledgements: [:], allowRenew: false,
+                view: broker.shareLogView)
+        }
+        open("w1")
+        open("w2")
+        #expect(acquire("w1", p0) == [0])
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "workers", memberId: "w1", memberEpoch: -1))
+        update("w1", 1)
+        #expect(acquire("w1", p0).isEmpty, "a member that left took a job")
+
+        // w2 holds job 0 of partition 1, forgets the partition, and closes its session.
+        #expect(acquire("w2", p1) == [0])
+        update("w2", 1, forget: [p1])
+        update("w2", -1)
+        open("w3")
+        #expect(acquire("w3", p1) == [0], "job 0 of partition 1 still held by a closed session")
+        try await broker.close()
+    }
+
     /// A partition's backlog is shared among the members that read its topic, not every member
     /// of the group: nine workers on `emails` held the one `reports` worker to one job per
     /// fetch (its share of nine jobs among ten members).

@@ -43,7 +43,11 @@ extension ShareCoordinator {
         return state.withLock { s -> [ShareAcquisition] in
             // Only for an open session: a long poll whose connection closed (its session
             // closed with it, its jobs given back) must not take them again.
-            guard !s.isClosed, let session = s.sessions[SessionKey(group: group, member: member)] else { return [] }
+            let sessionKey = SessionKey(group: group, member: member)
+            guard !s.isClosed, let session = s.sessions[sessionKey] else { return [] }
+            // A member that left the group takes nothing more (its session stays open for the
+            // acknowledgements it still sends).
+            if session.requireMember && s.groups[group]?.members[member] == nil { return [] }
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []
@@ -174,6 +178,7 @@ extension ShareCoordinator {
                     if !acquired.isEmpty {
                         result.append(ShareAcquisition(topicPartition: tp, offsets: acquired, ranges: ranges))
                         remaining -= acquired.count
+                        if !session.heldIn.contains(tp) { s.sessions[sessionKey]?.heldIn.insert(tp) }
                         // A worker in the process: written now, its deliveries counted, before
                         // its job runs (and, perhaps, ends the process).
                         if session.inProcess { moved = true }

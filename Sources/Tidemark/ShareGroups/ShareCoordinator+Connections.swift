@@ -1,14 +1,15 @@
 /// Share sessions and the connections that use them.
 extension ShareCoordinator {
-    /// Removes a share session; what its member still holds in the session's partitions goes
-    /// back (available, or archived at the delivery limit; with `uncounted`, available with
+    /// Removes a share session; what its member still holds in the session's partitions (and in
+    /// those it forgot, `Session.heldIn`) goes back (available, or archived at the delivery limit; with `uncounted`, available with
     /// the delivery not counted). Returns the partitions changed, to write. Under the
     /// coordinator's lock.
     func closeSession(_ key: SessionKey, _ session: Session, settings: ShareSettings, uncounted: Bool = false, _ s: inout State)
         -> [PartitionKey]
     {
         var changed: [PartitionKey] = []
-        for tp in session.partitions {
+        // Its partitions, and those it forgot while holding records there.
+        for tp in session.partitions + session.heldIn.subtracting(session.known) {
             let pkey = PartitionKey(group: key.group, topicPartition: tp)
             // In place: a copy of the slot would copy its window.
             if s.slots[pkey]?.state.releaseAll(held: key.member, settings: settings, uncounted: uncounted) ?? 0 > 0 {

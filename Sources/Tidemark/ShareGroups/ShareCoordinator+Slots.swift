@@ -58,6 +58,13 @@ extension ShareCoordinator {
         /// Its worker runs in this process (the embedded `ShareConsumer`): the deliveries it
         /// takes count even if the process ends before they finish (`SharePartition.Entry.cutCounts`).
         var inProcess = false
+        /// Opened for a member of the group (the Kafka front's sessions): it acquires only while
+        /// the member is in the group (one that left keeps its session for its last
+        /// acknowledgements, not to take more jobs).
+        var requireMember = false
+        /// The partitions it acquired from: what its member still holds there goes back when it
+        /// closes, also in partitions it has since forgotten (kept across a reopen at epoch 0).
+        var heldIn: Set<TopicPartition> = []
     }
 }
 

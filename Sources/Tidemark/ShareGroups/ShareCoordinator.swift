@@ -271,6 +271,8 @@ public final class ShareCoordinator: Sendable {
                 }
                 session = Session(lastUsedMs: now)
                 session.inProcess = inProcess
+                session.requireMember = requireMember
+                session.heldIn = s.sessions[key]?.heldIn ?? []
             case -1:
                 guard let existing = s.sessions[key] else {
                     return .failure(.shareSessionNotFound, "member \(member) has no share session in group \(group)")

@@ -639,6 +639,33 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// With `share.auto.offset.reset=latest` each partition starts where its log ends when the
+    /// session names it, as Kafka starts every partition a ShareFetch names: one the fetch's
+    /// record limit did not reach (filled from another topic) started only when a later fetch
+    /// reached it, and the jobs produced to it in between were skipped.
+    @Test func aLatestGroupStartsEachPartitionWhenItsSessionNamesIt() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("a", partitions: 1)
+        try await broker.createTopic("b", partitions: 1)
+        try await Self.produce(broker, "b", count: 1)  // before: skipped, as latest says
+        try await broker.alterGroupConfig("late", changes: [.set("share.auto.offset.reset", "latest")])
+        _ = broker.shareGroupHeartbeat(ShareHeartbeat(groupId: "late", memberId: "w", memberEpoch: 0, subscribedTopicNames: ["a", "b"]))
+        let (a, b) = (TopicPartition("a", 0), TopicPartition("b", 0))
+        _ = broker.shares.updateSession(
+            group: "late", member: "w", epoch: 0, add: [a, b], forget: [], acknowledgements: [:], allowRenew: false,
+            view: broker.shareLogView, requireMember: true)
+        try await Self.produce(broker, "a", count: 2)
+        try await Self.produce(broker, "b", count: 2)
+        func acquire() -> [String] {
+            broker.shares.acquire(group: "late", member: "w", partitions: [a, b], maxRecords: 2, view: broker.shareLogView)
+                .flatMap { acquisition in acquisition.offsets.map { "\(acquisition.topicPartition.topic)-\($0)" } }
+        }
+        #expect(acquire() == ["a-0", "a-1"])
+        #expect(acquire() == ["b-1", "b-2"])
+        try await broker.close()
+    }
+
     /// A partition's backlog is shared among the members that read its topic, not every member
     /// of the group: nine workers on `emails` held the one `reports` worker to one job per
     /// fetch (its share of nine jobs among ten members).

@@ -246,6 +246,12 @@ public final class ShareCoordinator: Sendable {
         guard !member.isEmpty, member.utf8.count <= 255 else { return .failure(.invalidRequest, "a share request needs a member id") }
         let now = clock()
         let settings = self.settings(group)
+        // A group that starts at the log's end (latest) starts each partition as the session
+        // names it, as Kafka initializes every partition a ShareFetch names: one the fetch's
+        // record limit did not reach (filled from another topic) skipped the jobs produced until
+        // a later fetch reached it. (by_duration starts at the first record recent enough: one
+        // produced meanwhile is; and its start may need a read, not made under this lock.)
+        let startsWhenNamed = !add.isEmpty && startPolicy(group) == .latest
         return state.withLock { s -> ShareSessionUpdate in
             if s.isClosed { return .failure(.brokerClosed, "the broker is closing") }
             let key = SessionKey(group: group, member: member)
@@ -295,7 +301,10 @@ public final class ShareCoordinator: Sendable {
             }
             session.lastUsedMs = now
             if let connection { session.connection = connection }
-            for tp in add where session.known.insert(tp).inserted { session.partitions.append(tp) }
+            for tp in add where session.known.insert(tp).inserted {
+                session.partitions.append(tp)
+                if startsWhenNamed { _ = slotKey(group, tp, view: view, &s) }
+            }
             if !forget.isEmpty {
                 let gone = Set(forget).intersection(session.known)
                 if !gone.isEmpty {

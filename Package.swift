@@ -86,6 +86,7 @@ let package = Package(
             name: "TidemarkHTTP",
             dependencies: [
                 "Tidemark",
+                "TidemarkStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

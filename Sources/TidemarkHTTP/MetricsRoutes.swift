@@ -5,6 +5,7 @@ import NIOHTTP1
 import Prometheus
 import Synchronization
 import Tidemark
+import TidemarkStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -401,14 +402,9 @@ private func readSmallFile(_ path: String) -> String? {
 }
 
 private func countDirectoryEntries(_ path: String) -> Int? {
-    guard let dir = opendir(path) else { return nil }
-    defer { closedir(dir) }
-    var count = 0
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { count += 1 }
-    }
-    return max(0, count - 1)  // less the descriptor reading the directory
+    // (Not by copying each `dirent`: see `DirectoryNames`.)
+    guard let names = try? DirectoryNames.read(path) else { return nil }
+    return max(0, names.count - 1)  // less the descriptor reading the directory
 }
 
 /// Builds Prometheus text format 0.0.4: one HELP and TYPE line per family, then its samples,

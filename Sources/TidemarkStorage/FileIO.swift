@@ -202,6 +202,34 @@ public final class SharedFile: Sendable {
 }
 
 /// Directory and path helpers over raw syscalls.
+/// The names in a directory, read with readdir(3).
+///
+/// A `struct dirent` is only as long as its record (`d_reclen`): its name ends at the NUL
+/// inside it, not at the 256 bytes `d_name` is declared with. So the name is read through a
+/// pointer into the record, never by copying the struct or the field (`entry.pointee.d_name`
+/// copies all 280 bytes: a short last record of glibc's 32 KiB getdents buffer, at the top of
+/// a thread's heap arena, read past it into an unmapped page, and a start on partitions of
+/// 700 or more segment files crashed one time in five).
+public enum DirectoryNames {
+    /// Offset of `d_name` in a record.
+    static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
+    /// Names in `path`, without "." and "..".
+    public static func read(_ path: String) throws(StorageError) -> [String] {
+        guard let dir = opendir(path) else { throw .syscall("opendir", path: path, Errno(rawValue: Glibc.errno)) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        Glibc.errno = 0
+        while let entry = readdir(dir) {
+            let name = String(cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
+            if name != "." && name != ".." { names.append(name) }
+        }
+        // readdir answers nil at the end and on an error; only the error sets errno.
+        if Glibc.errno != 0 { throw .syscall("readdir", path: path, Errno(rawValue: Glibc.errno)) }
+        return names
+    }
+}
+
 enum FileSystem {
     /// Creates `path` and any missing parents; each directory made is fsynced into its
     /// parent, so a crash cannot lose a directory whose files were already made durable.
@@ -222,16 +250,7 @@ enum FileSystem {
 
     /// Names in `path`, without "." and "..".
     static func listDirectory(_ path: String) throws(StorageError) -> [String] {
-        guard let dir = opendir(path) else { throw .syscall("opendir", path: path, Errno(rawValue: Glibc.errno)) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        try DirectoryNames.read(path)
     }
 
     static func exists(_ path: String) -> Bool {

@@ -96,9 +96,14 @@ extension Broker {
         guard target >= 0, target <= state.log.logEndOffset else {
             throw TidemarkError(.offsetOutOfRange, "offset \(offset) is past the end of \(topic)-\(partition)")
         }
-        return try await executor.run {
+        return try await executor.run { [self] in
             do throws(StorageError) {
                 return try state.log.deleteRecords(before: target)
+            } catch where error.code == .closed && (try? topicAndPartition(topic, partition, forWriting: true))?.1 !== state {
+                // The topic was deleted meanwhile (it may exist again under its name): as Kafka
+                // answers a DeleteRecords for a partition it no longer has. (It was a storage
+                // error: the log start's write found its directory renamed for the delete.)
+                throw TidemarkError(.unknownTopicOrPartition, "\(topic)-\(partition) was deleted while its records were")
             } catch {
                 throw TidemarkError.wrapping(error, "delete records of \(topic)-\(partition)")
             }

@@ -8,6 +8,12 @@ extension PartitionLog {
     /// may not all be on disk, so the next open scans it as after a crash), and without an
     /// error: the failure was reported when it happened.
     public func close() throws(StorageError) {
+        // Under `logStartWritten`: a log start being written (by path) is written before the
+        // log closes and its directory can be renamed for a delete, or not at all.
+        try logStartWritten.withLock { (_: inout Int64) throws(StorageError) in try closeNow() }
+    }
+
+    private func closeNow() throws(StorageError) {
         if state.withLock({ $0.isClosed }) { return }
         if gate.failed != nil {
             state.withLock { s in
@@ -72,8 +78,12 @@ extension PartitionLog {
     /// Callers answer every durability waiter first (the `LogFlusher`'s shutdown): this close
     /// does not wait for one.
     public func close(deferredSync batch: SyncBatch) throws(StorageError) {
+        try logStartWritten.withLock { (_: inout Int64) throws(StorageError) in try closeNow(deferredSync: batch) }
+    }
+
+    private func closeNow(deferredSync batch: SyncBatch) throws(StorageError) {
         if state.withLock({ $0.isClosed }) { return }
-        if gate.failed != nil { return try close() }
+        if gate.failed != nil { return try closeNow() }
         defer { if isClosed { fileUse.budget.remove(ObjectIdentifier(self)) } }
         try state.withLock { s in
             Result { () throws(StorageError) in

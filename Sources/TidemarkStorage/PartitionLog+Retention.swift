@@ -140,6 +140,9 @@ extension PartitionLog {
         // what is appended at them behind the start at the next restart.
         try flush(upTo: start)
         try logStartWritten.withLock { (written: inout Int64) throws(StorageError) in
+            // Written by path: only while the log is open (`close` waits for this lock), so
+            // never into the directory of a topic deleted meanwhile and made again under its name.
+            guard !isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
             let current = logStartOffset
             guard current > written else { return }
             if current > start { try flush(upTo: current) }  // another call moved it further meanwhile

@@ -55,7 +55,8 @@ public final class PartitionLog: Sendable {
     private let publishedStart: Atomic<Int64>
     private let publishedEnd: Atomic<Int64>
     /// The log start last written to `logStartName` (DeleteRecords): one writer at a time, and
-    /// never a smaller start after a larger one.
+    /// never a smaller start after a larger one. `close` holds it too: a start is written (by
+    /// path) only while the log is open.
     let logStartWritten = Mutex<Int64>(.min)
 
     static let checkpointName = "recovery-point.checkpoint"

@@ -201,7 +201,6 @@ public final class SharedFile: Sendable {
     }
 }
 
-/// Directory and path helpers over raw syscalls.
 /// The names in a directory, read with readdir(3).
 ///
 /// A `struct dirent` is only as long as its record (`d_reclen`): its name ends at the NUL
@@ -230,6 +229,7 @@ public enum DirectoryNames {
     }
 }
 
+/// Directory and path helpers over raw syscalls.
 enum FileSystem {
     /// Creates `path` and any missing parents; each directory made is fsynced into its
     /// parent, so a crash cannot lose a directory whose files were already made durable.

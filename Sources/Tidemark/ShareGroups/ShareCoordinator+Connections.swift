@@ -1,9 +1,9 @@
 /// Share sessions and the connections that use them.
 extension ShareCoordinator {
     /// Removes a share session; what its member still holds in the session's partitions (and in
-    /// those it forgot, `Session.heldIn`) goes back (available, or archived at the delivery limit; with `uncounted`, available with
-    /// the delivery not counted). Returns the partitions changed, to write. Under the
-    /// coordinator's lock.
+    /// those it forgot, `Session.heldIn`) goes back (available, or archived at the delivery
+    /// limit; with `uncounted`, available with the delivery not counted). Returns the
+    /// partitions changed, to write. Under the coordinator's lock.
     func closeSession(_ key: SessionKey, _ session: Session, settings: ShareSettings, uncounted: Bool = false, _ s: inout State)
         -> [PartitionKey]
     {

@@ -104,6 +104,32 @@ let benchmarks: @Sendable () -> Void = {
             try? FileManager.default.removeItem(atPath: dir)
         }
     }
+    // The job workload embedded: one `ShareConsumer` worker taking one job per poll, accepting
+    // it and committing (durable before the next), 5,000 jobs of 100 B per iteration.
+    Benchmark("embedded share worker, one job at a time, 5k x 100 B") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            let dir = scratch()
+            let broker = try! await Broker.open(dataDirectory: dir)
+            try! await broker.createTopic("jobs", partitions: 1)
+            let appender = try! Appender(broker: broker, topic: "jobs", partition: 0, batchBytes: 64 * 1024)
+            for _ in 0..<5_000 { try! appender.append(value: value) }
+            try! appender.flush()
+            let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
+            benchmark.startMeasurement()
+            var done = 0
+            while done < 5_000 {
+                for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
+                    worker.acknowledge(job, .accept)
+                    done += 1
+                }
+                _ = try! await worker.commit()
+            }
+            benchmark.stopMeasurement()
+            try! await worker.close()
+            try! await broker.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
     // Awaited one by one, 100 B: the cost of one embedded send.
     Benchmark(
         "awaited send, one at a time, 100 B",

@@ -10,6 +10,36 @@ import TidemarkStorage
 /// What a bad disk or a crash does to the engine: one partition goes offline, not the node;
 /// deletes survive crashes; every cut and every damaged read is logged.
 @Suite struct HardeningTests {
+    /// A DeleteRecords racing the delete of its topic writes its log start into the deleted
+    /// directory or not at all, never into the topic made again under the name. (Written by
+    /// path after the log's lock, it landed there: the new topic's records were hidden behind
+    /// the old start at the next open. The write is held up here, as a loaded disk would.)
+    @Test func aLogStartIsNeverWrittenIntoATopicMadeAgain() async throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        func plainBatch(_ value: String) throws -> [UInt8] {
+            var builder = RecordBatchBuilder()
+            builder.append(timestamp: Int64(Date().timeIntervalSince1970 * 1000), key: nil, value: Array(value.utf8))
+            return try builder.build()
+        }
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 1)
+        for i in 0..<10 { _ = try await broker.append(topic: "jobs", partition: 0, batches: try plainBatch("old-\(i)")) }
+        StorageFaults.slow(.open, by: 1_000_000_000, pathContains: dir.path + "/jobs-0/log-start-offset")
+        let deleting = Task { [broker] in try await broker.deleteRecords(topic: "jobs", partition: 0, before: 5) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await broker.deleteTopic("jobs")
+        StorageFaults.clear(pathContains: dir.path)
+        try await broker.createTopic("jobs", partitions: 1)
+        for i in 0..<3 { _ = try await broker.append(topic: "jobs", partition: 0, batches: try plainBatch("new-\(i)")) }
+        _ = try? await deleting.value
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try broker.offsets(topic: "jobs", partition: 0) == (start: 0, end: 3))
+        #expect(try await readPartition(broker, "jobs", 0).map { text($0.value) } == ["new-0", "new-1", "new-2"])
+        try await broker.close()
+    }
+
     /// A broker opened on `dir` with the test options, its log captured.
     static func openLogged(_ dir: TemporaryDirectory) async throws -> (Broker, CapturedLog) {
         let log = CapturedLog()

@@ -4,6 +4,8 @@
 # waiting for its answer) produce to one partition of:
 #   floor1, floor2  produce_floor.c with 1 and 2 event loops: the least a Kafka broker does per
 #                   request (read, check the batch's CRC-32C, pwrite it, write the answer)
+#   nio2            the same work on SwiftNIO with 2 event loops (NIOProduceFloor, built here in
+#                   Benchmarks/): what NIO's own path costs, beside what Tidemark adds to it
 #   tidemark        `tidemark serve` (TIDEMARK_BIN; TM_ARGS are extra serve arguments)
 #   baseline        a second binary, with BASELINE_BIN (an A/B in the same run)
 #   redis           XADD, AOF everysec (as ../shared/peers/jobs/run_enqueue.sh runs it)
@@ -24,6 +26,9 @@ read -r -a TM_EXTRA <<< "${TM_ARGS:-}"
 [ -x "$QBENCH" ] || build_qbench
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tidemark-unbatched.XXXXXX")"
 trap 'pkill -f "$WORK/" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+NIO_FLOOR="$ROOT/Benchmarks/.build/release/NIOProduceFloor"
+swift build -c release --package-path "$ROOT/Benchmarks" --product NIOProduceFloor >"$WORK/nio-build.log" 2>&1 ||
+  { cat "$WORK/nio-build.log"; exit 1; }
 cc -O2 -pthread -I "$ROOT/Sources/CCRC32C/include" -o "$WORK/produce_floor" "$HERE/produce_floor.c" \
   "$ROOT/Sources/CCRC32C/crc32c.c"
 
@@ -64,6 +69,15 @@ floor() { # floor THREADS
   kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/floor-$port.log"
 }
 
+nio_floor() {
+  local port pid; port=$(free_port)
+  "$NIO_FLOOR" "$port" "$WORK/nio-$port.log" 2 &
+  pid=$!
+  wait_open "$port"
+  measure nio2 kafka "$port" "$pid" jobs
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$WORK/nio-$port.log"
+}
+
 tidemark() { # tidemark LABEL BINARY
   local port pid; port=$(free_port)
   "$2" serve --data "$WORK/tm-$port" --host 127.0.0.1 --port "$port" --http-port 0 "${TM_EXTRA[@]}" >"$WORK/tm-$port.log" 2>&1 &
@@ -86,6 +100,7 @@ echo "# unbatched produce: WORKERS=$WORKERS SIZE=$SIZE TIME_S=$TIME_S ROUNDS=$RO
   for _ in $(seq "$ROUNDS"); do
     floor 1
     floor 2
+    nio_floor
     tidemark tidemark "$TIDEMARK_BIN"
     if [ -n "${BASELINE_BIN:-}" ]; then tidemark baseline "$BASELINE_BIN"; fi
     redis

@@ -25,6 +25,8 @@ app.conf.update(
     task_acks_late=True, worker_prefetch_multiplier=1,
     broker_transport_options={
         "wait_time_seconds": 0.5,
+        # As the README says to enqueue: librdkafka's producer is not idempotent by default.
+        "kafka_producer_config": {"enable.idempotence": True},
         # A killed worker's partitions go to the next one after this, not after 45 s.
         "kafka_consumer_config": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
     })
@@ -114,3 +116,9 @@ def test_celery_tasks_run_once_and_a_killed_worker_is_taken_over(broker, tmp_pat
         assert committed.offset == end == 30
     finally:
         consumer.close()
+    # Enqueued by an idempotent producer (kombu passed the setting on): every batch has an id.
+    from conftest import BINARY
+    segment = os.path.join(broker.data_dir, "celery-0", "00000000000000000000.log")
+    headers = subprocess.run([BINARY, "dump", segment, "--headers-only"], capture_output=True, text=True, timeout=60)
+    batches = [line for line in headers.stdout.splitlines() if line.startswith("baseOffset:")]
+    assert batches and all("producerId: -1 " not in line for line in batches), headers.stdout

@@ -428,7 +428,9 @@ extension Broker {
     /// client's sequences (its first batch refused as out of order, which clients treat as
     /// fatal, or answered as a duplicate and not written). Ids are handed out in order from
     /// small numbers, so a tool that writes as producer 1 took the second producer's id.
-    /// Costs one look per partition, with its append lock, per InitProducerId.
+    /// Costs one look per partition, with its append lock, per InitProducerId; a partition's
+    /// ids are walked only when it remembers one at or above the next (a walk of every table,
+    /// a million producers at the bound, took milliseconds per new producer).
     public func initProducerId() async throws -> (producerId: Int64, epoch: Int16) {
         try checkOpen()
         return try await withCheckedThrowingContinuation { continuation in
@@ -439,7 +441,12 @@ extension Broker {
                         try producerIds.withLock { ids in
                             // One pass: the ids at or above the next one that partitions remember.
                             let next = ids.next
-                            ids.skip(partitions.flatMap { state in state.producers.withLock { $0.entries.keys.filter { $0 >= next } } })
+                            ids.skip(
+                                partitions.flatMap { state in
+                                    state.producers.withLock { table in
+                                        table.highestProducerId >= next ? table.entries.keys.filter { $0 >= next } : []
+                                    }
+                                })
                             return (try ids.allocate(), Int16(0))
                         }
                     })
@@ -448,10 +455,14 @@ extension Broker {
     }
 
     /// The next epoch of an idempotent producer that asks for one (InitProducerId v3+ with
-    /// its id); an epoch that would overflow gets a new producer id instead, as Kafka does.
+    /// its id); an epoch that would overflow gets a new producer id instead, as Kafka does, and
+    /// so does an id this broker never handed out (a data directory replaced under running
+    /// clients): kept, it could be handed to another producer later, the two then fencing each
+    /// other or one's batches answered as the other's duplicates.
     public func bumpProducerEpoch(producerId: Int64, epoch: Int16) async throws -> (producerId: Int64, epoch: Int16) {
         try checkOpen()
-        guard epoch >= 0 && epoch < Int16.max - 1 else { return try await initProducerId() }
+        let handedOut = producerIds.withLock { producerId < $0.next }
+        guard epoch >= 0 && epoch < Int16.max - 1, handedOut else { return try await initProducerId() }
         return (producerId, epoch + 1)
     }
 }

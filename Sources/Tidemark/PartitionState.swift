@@ -107,11 +107,14 @@ final class PartitionState: Sendable {
                     if header.hasProducerId && header.lastOffset >= replayFrom { table.record(header, nowMs: now) }
                 }
             } catch {
-                // Damage in old data must not keep the partition from serving: the producers
-                // of the unreadable range are forgotten (their retries could duplicate), and
-                // reads of that range answer the error.
+                // Damage in old data must not keep the partition from serving: every producer is
+                // forgotten (a forgotten producer is accepted at any sequence; its retries could
+                // duplicate), and reads of that range answer the error. Kept as the replay left
+                // them, producers that wrote past the damage had stale sequences: their next
+                // batch refused OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka.
+                table = ProducerStateTable()
                 logger.error(
-                    "producer state replay stopped at damage; idempotence of older producers is lost",
+                    "producer state replay stopped at damage; this partition's idempotent producers are forgotten",
                     metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
             }
         }

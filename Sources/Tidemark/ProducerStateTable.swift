@@ -33,6 +33,12 @@ struct ProducerStateTable: Sendable, Equatable {
     }
 
     private(set) var entries: [Int64: Entry] = [:]
+    /// The highest producer id recorded here (-1: none); forgetting leaves it (it only says
+    /// where to look: `Broker.initProducerId` skips ids that partitions remember).
+    private(set) var highestProducerId: Int64 = -1
+
+    /// The same producers in the same state (`highestProducerId` is a hint, not state).
+    static func == (a: ProducerStateTable, b: ProducerStateTable) -> Bool { a.entries == b.entries }
 
     /// Checks a batch from an idempotent producer (`producerId >= 0`) against the state.
     func check(_ header: RecordBatchHeader) throws(TidemarkError) -> Verdict {
@@ -115,17 +121,41 @@ struct ProducerStateTable: Sendable, Equatable {
         if entry.batches.count > Self.retainedBatches { entry.batches.removeFirst(entry.batches.count - Self.retainedBatches) }
         entry.lastUpdateMs = nowMs
         entries[header.producerId] = entry
-        if entries.count > Self.maxProducers { evictLeastRecentlyUpdated() }
+        highestProducerId = max(highestProducerId, header.producerId)
+        if entries.count > evictAbove || (entries.count > Self.maxProducers && nowMs >= evictAtMs) { evictForRoom(nowMs: nowMs) }
     }
 
-    /// Producers remembered per partition. Past it the least recently active tenth is
-    /// forgotten (as expiry would forget them): a client minting producer ids cannot grow a
-    /// partition's table without bound, and a forgotten producer that returns is accepted as
-    /// a new one (only its retries of the last batches before could then be duplicated).
+    /// Producers remembered per partition. Past it the least recently active are forgotten
+    /// (as expiry would forget them), down to nine tenths of it, but only those idle for
+    /// `evictionGraceMs`; past `hardMaxProducers`, any. A client minting producer ids cannot
+    /// grow a partition's table without bound, and a forgotten producer that returns is
+    /// accepted as a new one (only its retries of the last batches before could then be
+    /// duplicated: the grace keeps that from a producer whose retry may still come).
     static let maxProducers = 10_000
+    static let hardMaxProducers = 4 * maxProducers
+    /// Longer than clients go on retrying a batch (librdkafka's `message.timeout.ms` and
+    /// the Java client's `delivery.timeout.ms`: 300 s and 120 s by default).
+    static let evictionGraceMs: Int64 = 300_000
 
-    private mutating func evictLeastRecentlyUpdated() {
-        evict(downTo: Self.maxProducers - Self.maxProducers / 10)
+    /// Count eviction looks again past this many producers: `maxProducers`, or a tenth of it
+    /// above what the grace kept (each look sorts the table), at most `hardMaxProducers`.
+    private var evictAbove = maxProducers
+    /// And when the oldest producer the grace kept becomes idle past it (`Int64.max`: none).
+    private var evictAtMs = Int64.max
+
+    private mutating func evictForRoom(nowMs: Int64) {
+        let byAge = entries.sorted { $0.value.lastUpdateMs < $1.value.lastUpdateMs }
+        // Wrapping: a time read back from a snapshot cannot trap.
+        let idle = byAge.prefix { nowMs &- $0.value.lastUpdateMs >= Self.evictionGraceMs }.count
+        let tenth = Self.maxProducers / 10
+        let count = max(0, min(entries.count - (Self.maxProducers - tenth), idle), entries.count - (Self.hardMaxProducers - tenth))
+        for (id, _) in byAge.prefix(count) { entries.removeValue(forKey: id) }
+        evictAbove = min(Self.hardMaxProducers, max(Self.maxProducers, entries.count + tenth))
+        evictAtMs = .max
+        if entries.count > Self.maxProducers {
+            let (at, overflow) = byAge[count].value.lastUpdateMs.addingReportingOverflow(Self.evictionGraceMs)
+            evictAtMs = overflow ? .max : at
+        }
     }
 
     /// Forgets the least recently active producers past `limit` (the broker-wide bound's share
@@ -141,9 +171,12 @@ struct ProducerStateTable: Sendable, Equatable {
     /// Forgets producers idle longer than `expirationMs`; returns how many.
     @discardableResult
     mutating func expire(nowMs: Int64, expirationMs: Int64) -> Int {
-        let before = entries.count
         // Wrapping: a time read back from a snapshot cannot trap the maintenance pass.
-        entries = entries.filter { nowMs &- $0.value.lastUpdateMs < expirationMs }
+        func expired(_ entry: Entry) -> Bool { nowMs &- entry.lastUpdateMs >= expirationMs }
+        // Looked for first: every partition's table, every second, was rebuilt.
+        guard entries.values.contains(where: expired) else { return 0 }
+        let before = entries.count
+        entries = entries.filter { !expired($0.value) }
         return before - entries.count
     }
 
@@ -225,6 +258,7 @@ extension ProducerStateTable {
                                 timestamp: try reader.readInteger()))
                     }
                     table.entries[id] = Entry(epoch: epoch, batches: batches, lastUpdateMs: lastUpdate)
+                    table.highestProducerId = max(table.highestProducerId, id)
                 }
                 guard reader.readableBytes == 0 else { return nil }
                 return (table, logOffset)

@@ -429,17 +429,33 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Producers remembered per partition are bounded: past `maxProducers` the least
+    /// recently active are forgotten, down to nine tenths, but not one active within
+    /// `evictionGraceMs` (forgotten, its retry was appended twice: producer-per-request
+    /// clients pushed producers out within seconds), until `hardMaxProducers`.
     @Test func producerStateIsBoundedPerPartition() throws {
-        var table = ProducerStateTable()
-        for id in 0..<Int64(ProducerStateTable.maxProducers + 500) {
-            let batch = try idempotentBatch(producerId: id, epoch: 0, sequence: 0, values: ["x"])
-            var header = try batch.withUnsafeBytes { try RecordBatchHeader.validate($0) }
+        let batch = try idempotentBatch(producerId: 0, epoch: 0, sequence: 0, values: ["x"])
+        let template = try batch.withUnsafeBytes { try RecordBatchHeader.validate($0) }
+        func record(_ table: inout ProducerStateTable, _ id: Int64, at nowMs: Int64) {
+            var header = template
+            header.producerId = id
             header.baseOffset = id
-            table.record(header, nowMs: id)
+            table.record(header, nowMs: nowMs)
         }
-        #expect(table.producerCount <= ProducerStateTable.maxProducers)
-        #expect(table.entries[Int64(ProducerStateTable.maxProducers + 499)] != nil)
-        #expect(table.entries[0] == nil)
+        let cap = Int64(ProducerStateTable.maxProducers), grace = ProducerStateTable.evictionGraceMs
+        var table = ProducerStateTable()
+        // A burst of new producers within the grace: every one kept.
+        for id in 0..<cap + 500 { record(&table, id, at: id) }
+        #expect(table.producerCount == Int(cap) + 500)
+        // Once they are idle past it, the next new producer makes room, oldest first.
+        record(&table, cap + 500, at: cap + 500 + grace)
+        #expect(table.producerCount == Int(cap - cap / 10))
+        #expect(table.entries[0] == nil && table.entries[cap + 499] != nil && table.entries[cap + 500] != nil)
+        // Past the hard bound, producers within the grace go too.
+        var burst = ProducerStateTable()
+        for id in 0..<Int64(ProducerStateTable.hardMaxProducers + 100) { record(&burst, id, at: 0) }
+        #expect(burst.producerCount <= ProducerStateTable.hardMaxProducers)
+        #expect(burst.entries[Int64(ProducerStateTable.hardMaxProducers + 99)] != nil)
     }
 
     /// Producers remembered across partitions are bounded (`maxProducerStates`): a client

@@ -172,6 +172,66 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A replay of the log past an old snapshot that stops at damage (a segment a clean stop
+    /// left, which no open reads) forgets every producer of the partition. It kept what the
+    /// replay had reached: a producer that wrote past the damage expected a sequence long
+    /// gone and its next batch was refused OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka.
+    @Test func aReplayStoppedByDamageForgetsItsProducers() async throws {
+        let dir = TemporaryDirectory()
+        var config = TopicConfig()
+        config.segmentBytes = 4096
+        config.retentionMs = nil  // the batches' time is 2023: retention would take the segments
+        let big = String(repeating: "x", count: 1500)  // two batches a segment
+        var pid: Int64 = 0
+        let snapshotPath = dir.file("i-0/producer-state.snapshot")
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 1, config: config)
+            pid = try await broker.initProducerId().producerId
+            _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 0, values: [big]))
+            try await broker.close()
+        }
+        let old = try Data(contentsOf: URL(fileURLWithPath: snapshotPath))
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            for sequence in 1..<6 {
+                _ = try await broker.append(
+                    topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: Int32(sequence), values: [big]))
+            }
+            try await broker.close()
+        }
+        // The snapshot of offset 1 is the newest on disk, and the batch at offset 2 (first of
+        // the second segment) says offset 0: the replay reads offset 1, then stops there.
+        try old.write(to: URL(fileURLWithPath: snapshotPath))
+        let segment = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("i-0/00000000000000000002.log")))
+        try segment.write(contentsOf: Data(count: 8))
+        try segment.close()
+        let log = CapturedLog()
+        var opts = options()
+        opts.logger = log.logger
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        #expect(!log.matching("producer state replay stopped at damage").isEmpty)
+        #expect(try broker.partitionState("i", 0).producers.withLock { $0.producerCount } == 0)
+        let next = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 6, values: ["6"]))
+        #expect(next.baseOffset == 6 && !next.isDuplicate)
+        try await broker.close()
+    }
+
+    /// InitProducerId with an id (KIP-360) bumps the epoch of an id this broker handed out;
+    /// an id it never did (a data directory replaced under running clients) gets a new id,
+    /// as Kafka gives every idempotent producer. Kept, it could be handed to another producer.
+    @Test func anEpochBumpForAnIdNeverHandedOutGetsANewId() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let own = try await broker.initProducerId().producerId
+        let bumped = try await broker.bumpProducerEpoch(producerId: own, epoch: 0)
+        #expect(bumped.producerId == own && bumped.epoch == 1)
+        let stranger = try await broker.bumpProducerEpoch(producerId: own + 500, epoch: 3)
+        #expect(stranger.producerId == own + 1 && stranger.epoch == 0)
+        #expect(try await broker.initProducerId().producerId == own + 2)
+        try await broker.close()
+    }
+
     /// `producer-ids` missing (a partial restore) or damaged: ids the partitions remember are
     /// not handed out. Reused, a new producer's first batch met the old one's state and was
     /// answered as a duplicate, never written.

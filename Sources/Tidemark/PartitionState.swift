@@ -118,6 +118,8 @@ final class PartitionState: Sendable {
                     metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
             }
         }
+        // A crash may have been a power loss that took acknowledged batches with the tail.
+        if !recovery.wasCleanShutdown { table.allowOneSkipAhead() }
         let state = PartitionState(
             topic: topic, partition: partition, log: log, producers: table, traffic: countTraffic ? metrics?.traffic(topic) : nil)
         if snapshotAhead {

@@ -37,6 +37,17 @@ struct ProducerStateTable: Sendable, Equatable {
     /// where to look: `Broker.initProducerId` skips ids that partitions remember).
     private(set) var highestProducerId: Int64 = -1
 
+    /// Producers whose next batch may skip sequences, once: those remembered when the
+    /// partition opened after a crash (`allowOneSkipAhead`). A power loss can take batches
+    /// already acknowledged with the log's tail (a topic not synced on every append), and
+    /// their producer then goes on past them: refused OUT_OF_ORDER_SEQUENCE_NUMBER, its
+    /// first batch in flight made librdkafka's producer fail for good (the jobs were lost
+    /// either way). Kafka refuses it; the Java client would bump its epoch and go on.
+    private(set) var maySkipAhead: Set<Int64> = []
+
+    /// After a crash: every producer remembered may skip sequences once (`maySkipAhead`).
+    mutating func allowOneSkipAhead() { maySkipAhead = Set(entries.keys) }
+
     /// The same producers in the same state (`highestProducerId` is a hint, not state).
     static func == (a: ProducerStateTable, b: ProducerStateTable) -> Bool { a.entries == b.entries }
 
@@ -62,7 +73,9 @@ struct ProducerStateTable: Sendable, Equatable {
             return .duplicate(duplicate)
         }
         let expected = entry.batches.last.map { $0.lastSequence == Int32.max ? 0 : $0.lastSequence + 1 } ?? first
-        guard first == expected else {
+        // Ahead of the expected sequence by less than half the sequence space (wrapping).
+        let skipsAhead = first &- expected > 0
+        guard first == expected || (skipsAhead && maySkipAhead.contains(header.producerId)) else {
             throw TidemarkError(
                 .outOfOrderSequence,
                 "producer \(header.producerId) epoch \(header.producerEpoch): expected sequence \(expected), got \(first)")
@@ -122,6 +135,7 @@ struct ProducerStateTable: Sendable, Equatable {
         entry.lastUpdateMs = nowMs
         entries[header.producerId] = entry
         highestProducerId = max(highestProducerId, header.producerId)
+        if !maySkipAhead.isEmpty { maySkipAhead.remove(header.producerId) }
         if entries.count > evictAbove || (entries.count > Self.maxProducers && nowMs >= evictAtMs) { evictForRoom(nowMs: nowMs) }
     }
 

@@ -141,6 +141,45 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A power loss took a batch already acknowledged (a topic not synced on every append):
+    /// its producer goes on past it. Refused OUT_OF_ORDER_SEQUENCE_NUMBER, that first batch
+    /// in flight made librdkafka's producer fail for good. Once only: a later gap is refused,
+    /// and retries of what survived are still answered as duplicates.
+    @Test func aProducerGoesOnPastBatchesAPowerLossTook() async throws {
+        let dir = TemporaryDirectory()
+        var pid: Int64 = 0
+        let first = try idempotentBatch(producerId: 0, epoch: 0, sequence: 0, values: ["a"])
+        let second = try idempotentBatch(producerId: 0, epoch: 0, sequence: 1, values: ["b", "c"])
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+            try await broker.createTopic("i", partitions: 1)
+            pid = try await broker.initProducerId().producerId
+            #expect(pid == 0)
+            _ = try await broker.append(topic: "i", partition: 0, batches: first)
+            _ = try await broker.append(topic: "i", partition: 0, batches: second)
+            _ = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 3, values: ["d"]))
+            try await broker.close()
+        }
+        // The power loss: the third batch (acknowledged) and the clean marker are gone.
+        let segment = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("i-0/00000000000000000000.log")))
+        try segment.truncate(atOffset: UInt64(first.count + second.count))
+        try segment.close()
+        try Data("0".utf8).write(to: URL(fileURLWithPath: dir.file("i-0/.clean-shutdown")))
+        try FileManager.default.removeItem(atPath: dir.file("i-0/recovery-point.checkpoint"))
+
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        #expect(try broker.partitionState("i", 0).log.logEndOffset == 3)
+        let next = try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 4, values: ["e"]))
+        #expect(!next.isDuplicate && next.baseOffset == 3)
+        await #expect {
+            try await broker.append(topic: "i", partition: 0, batches: try idempotentBatch(producerId: pid, epoch: 0, sequence: 6, values: ["g"]))
+        } throws: { ($0 as? TidemarkError)?.code == .outOfOrderSequence }
+        let retry = try await broker.append(topic: "i", partition: 0, batches: second)
+        #expect(retry.isDuplicate && retry.baseOffset == 1)
+        #expect(try await readPartition(broker, "i", 0).map { text($0.value) } == ["a", "b", "c", "e"])
+        try await broker.close()
+    }
+
     /// A snapshot older than the log's start (DeleteRecords moved it, then a crash before the
     /// next snapshot) describes records that are gone: it is not used. Used, its producer
     /// expected sequence 5 and refused 10 (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka).

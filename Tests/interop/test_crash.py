@@ -91,6 +91,57 @@ def test_sigkill_mid_produce_loses_no_acknowledged_message(broker, durable):
         assert stored.get(value) == offset, "acknowledged message %d at offset %d is missing" % (value, offset)
 
 
+def test_an_idempotent_producer_goes_on_after_a_power_loss(broker):
+    """A power loss can take batches already acknowledged with the log's tail (a topic not
+    synced on every append): simulated here by a kill -9 and the tail cut by hand. The same
+    librdkafka producer goes on: its next batch is accepted. (Refused
+    OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka refuses it, it was a fatal error to the producer,
+    and every message after it failed.)"""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    topic = unique("powerloss")
+    errors, acked, fatal = [], [], []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked.append(int(msg.value()))
+
+    producer = Producer({
+        "bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0,
+        "reconnect.backoff.max.ms": 200, "error_cb": lambda e: fatal.append(e) if e.fatal() else None,
+    })
+    for i in range(10):
+        producer.produce(topic, value=b"%d" % i, on_delivery=report)
+        assert producer.flush(30) == 0  # a batch each
+    assert acked == list(range(10)) and not errors
+    broker.kill()
+    # The power loss: the last three batches (acknowledged) never reached the disk.
+    segment = os.path.join(broker.data_dir, topic + "-0", "00000000000000000000.log")
+    headers = subprocess.run([BINARY, "dump", segment, "--headers-only"], capture_output=True, text=True, timeout=60)
+    positions = {int(line.split()[1]): int(line.split("position: ")[1].split()[0])
+                 for line in headers.stdout.splitlines() if line.startswith("baseOffset:")}
+    assert sorted(positions) == list(range(10)), headers.stdout
+    os.truncate(segment, positions[7])
+    broker.start()
+    for i in range(10, 15):
+        producer.produce(topic, value=b"%d" % i, on_delivery=report)
+    assert producer.flush(60) == 0
+    assert not fatal and not errors, (fatal, errors)
+    assert acked == list(range(15))
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    stored = []
+    deadline = time.time() + 30
+    while len(stored) < 12 and time.time() < deadline:
+        for m in consumer.consume(100, 1.0):
+            assert m.error() is None, m.error()
+            stored.append(int(m.value()))
+    consumer.close()
+    assert stored == list(range(7)) + list(range(10, 15))
+
+
 def test_verify_passes_after_every_kill(broker):
     """kill -9 while producing, five times over: verify finds no damage each time (it used to
     read the zero-filled preallocated index tails as entries and fail after every crash)."""

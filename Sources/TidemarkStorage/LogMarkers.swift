@@ -7,8 +7,11 @@ import SystemPackage
 ///
 /// ```
 /// .clean-shutdown             1 byte: "1" after a clean close, "0" while the log is open.
-///                             A missing file means "not clean"; an empty one (as versions
-///                             before 0.3 wrote it) means "clean".
+///                             A missing or empty file means "not clean" (a new log's "0" is
+///                             written unsynced: a power loss can keep the file and lose its
+///                             byte; read as clean, its torn tail was refused as damage).
+///                             Versions before 0.3 left an empty file after a clean close:
+///                             such a log is scanned once, as after a crash.
 /// recovery-point.checkpoint   "0\n" + the offset as 20 zero-padded digits + "\n" (23 bytes;
 ///                             readers before 0.3 parse it unchanged)
 /// ```
@@ -17,7 +20,7 @@ import SystemPackage
 /// deleting 20,000 files at every restart of 10,000 partitions costs ext4 seconds (allocating
 /// an inode scans the recently deleted ones). Each write is under 32 bytes at offset 0, inside
 /// one sector: a crash leaves the old content or the new one. A checkpoint that does not parse
-/// reads as absent (a full scan, nothing lost); a marker that is not "1" or empty, as not clean.
+/// reads as absent (a full scan, nothing lost); a marker that is not "1", as not clean.
 enum LogMarkers {
     static let markerName = ".clean-shutdown"
     static let checkpointName = "recovery-point.checkpoint"
@@ -30,7 +33,7 @@ enum LogMarkers {
         guard FileSystem.exists(path) else { return false }
         try FileSystem.requireRegularIfPresent(path)
         guard let bytes = try? FileSystem.readWholeFile(path, limit: 8) else { return false }
-        return bytes.isEmpty || bytes == [UInt8(ascii: "1")]
+        return bytes == [UInt8(ascii: "1")]
     }
 
     /// Marks the log open ("0"), when a marker exists (a missing one already says "not clean").

@@ -154,12 +154,14 @@ public enum LogVerifier {
                     damaged = true
                     // (Below the recovery point the records were durable: the broker's start
                     // refuses such damage, it does not cut it.)
-                    let residue = isLast && rescanned && segmentNext >= (recoveryPoint ?? 0)
-                        && isInterruptedWrite(error, path: path, at: position, size: size)
+                    let pastRecoveryPoint = isLast && rescanned && segmentNext >= (recoveryPoint ?? 0)
+                    let interrupted = pastRecoveryPoint && isInterruptedWrite(error, path: path, at: position, size: size)
+                    let partlyWritten = pastRecoveryPoint && !interrupted && isPartlyWrittenBack(path: path, at: position, size: size)
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
-                    if residue {
+                    if interrupted || partlyWritten {
+                        let what = interrupted ? "an unfinished write of the crash" : "an append a power loss left written back in part"
                         report.notes.append(Problem(
-                            path: path, message: message + "; an unfinished write of the crash, cut at the next start (nothing acknowledged as durable)"))
+                            path: path, message: message + "; \(what), cut at the next start (nothing acknowledged as durable)"))
                     } else {
                         report.problems.append(Problem(
                             path: path,
@@ -223,6 +225,31 @@ public enum LogVerifier {
         let length = tail[8..<12].reduce(0) { $0 << 8 | Int($1) }
         let declared = RecordBatchHeader.logOverhead + length
         return length >= Int(RecordBatchHeader.minimumBatchLength) && declared <= tail.count && lastData < declared - 1
+    }
+
+    /// Whether damage at the end of the newest segment is what a power loss leaves when the OS
+    /// wrote an append's pages back in part, in any order: the bad batch is the file's last
+    /// (its declared end is the file's end), or a 4 KiB page it spans is all zeros (never
+    /// written back). Bad bytes followed by batches that check out, in pages that were all
+    /// written, are not this (a tool then refuses to open the log, which would cut them).
+    static func isPartlyWrittenBack(path: String, at position: Int, size: Int) -> Bool {
+        let span = min(size - position, 8 << 20)
+        guard span > 0, let bytes = try? FileSystem.openRegularFile(path, .readOnly).read(count: span, at: Int64(position))
+        else { return false }
+        var declaredEnd = size
+        if bytes.count >= RecordBatchHeader.logOverhead {
+            let length = bytes[8..<12].reduce(0) { $0 << 8 | Int($1) }
+            declaredEnd = position + RecordBatchHeader.logOverhead + length
+            if declaredEnd == size { return true }
+        }
+        // Pages (aligned in the file) that the batch spans, from the one holding its start.
+        var page = position / 4096 * 4096
+        while page < min(max(declaredEnd, position + 1), position + span) {
+            let from = max(page, position) - position, to = min(page + 4096, position + span) - position
+            if to - from == min(4096, page + 4096 - max(page, position)) && bytes[from..<to].allSatisfy({ $0 == 0 }) { return true }
+            page += 4096
+        }
+        return false
     }
 
     /// Index entries are checked only where the broker trusts them. An implausible index is

@@ -359,6 +359,23 @@ import Testing
         }
     }
 
+    /// A new log writes its marker ("0") unsynced: a power loss can keep the file and lose its
+    /// byte. Empty, it read as a clean stop, so the torn tail of the appends that followed was
+    /// refused as damage and the partition stayed offline until `verify --repair` (found by a
+    /// power-loss simulation). Not clean now: the tail is cut and the log serves.
+    @Test func anEmptyMarkerIsNotACleanStop() throws {
+        let dir = TemporaryDirectory()
+        try Self.writeAndCrash(dir, batches: 10)
+        try Data().write(to: URL(fileURLWithPath: dir.file(".clean-shutdown")))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file(log0)))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(makeBatch(tag: "torn", count: 4).prefix(50)))
+        try handle.close()
+        let log = try Self.expectSurvivors(dir, batches: 10)
+        #expect(!log.recoveryReport.wasCleanShutdown && log.recoveryReport.truncatedBytes == 50)
+        try log.close()
+    }
+
     @Test func emptyAndMissingFiles() throws {
         let dir = TemporaryDirectory()
         try Self.writeAndCrash(dir, batches: 0)

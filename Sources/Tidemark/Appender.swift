@@ -68,7 +68,9 @@ public final class Appender {
         // validated again record by record.
         let header = try bytes.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
         let result: Result<ImmediateAppend?, any Error> = Result { try broker.appendLocked(state, bytes[...], headers: [header], nowMs: clock(), mayBlock: true) }
-        if case .failure(let error as TidemarkError) = result, error.code == .brokerClosed, !broker.isClosed {
+        if case .failure(let error as TidemarkError) = result, error.code == .brokerClosed || error.code == .unknownTopicOrPartition,
+            !broker.isClosed
+        {
             // The partition's log closed under an open broker: its topic was deleted.
             throw TidemarkError(.unknownTopicOrPartition, "\(topic)-\(partition) is gone (its topic was deleted): \(count) records not appended")
         }
@@ -77,6 +79,7 @@ public final class Appender {
             do throws(StorageError) { try state.log.flush(upTo: target) } catch {
                 throw TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")
             }
+            state.synced()
         }
         appendedRecords += count
         return appended.result.baseOffset...appended.result.lastOffset

@@ -92,8 +92,9 @@ extension Broker {
     /// the records before it are gone. Returns the new log start (the low watermark).
     public func deleteRecords(topic: String, partition: Int, before offset: Int64) async throws -> Int64 {
         let (_, state) = try topicAndPartition(topic, partition, forWriting: true)
-        let target = offset == -1 ? state.log.logEndOffset : offset
-        guard target >= 0, target <= state.log.logEndOffset else {
+        // -1: the high watermark, as in Kafka (what readers see: `visibleEndOffset`).
+        let target = offset == -1 ? state.log.visibleEndOffset : offset
+        guard target >= 0, target <= state.log.visibleEndOffset else {
             throw TidemarkError(.offsetOutOfRange, "offset \(offset) is past the end of \(topic)-\(partition)")
         }
         return try await executor.run { [self] in
@@ -202,6 +203,8 @@ extension Broker {
                 do throws(StorageError) { try state.log.update(config: config.logConfig) } catch {
                     throw TidemarkError.wrapping(error, "configure \(name)")
                 }
+                // No longer synced every append: what was appended unsynced is seen now.
+                state.notifier.notify(newEnd: state.log.visibleEndOffset)
             }
             options.logger.info("topic configuration changed", metadata: ["topic": "\(name)"])
         }

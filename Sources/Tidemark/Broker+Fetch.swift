@@ -4,7 +4,9 @@ import TidemarkStorage
 public struct FetchResult: Sendable {
     /// Whole stored batches (the first may begin before the requested offset), or nil.
     public var slice: LogSlice?
-    /// One past the last appended offset (Kafka's high watermark on a single node).
+    /// The end readers see (Kafka's high watermark on a single node): one past the last
+    /// appended offset, or on a topic synced every append, the last synced
+    /// (`PartitionLog.visibleEndOffset`).
     public var highWatermark: Int64
     public var logStartOffset: Int64
     /// The topic's counters (nil: not counted).
@@ -60,7 +62,7 @@ extension Broker {
             // Wait for an append past the end we saw, then look again. A cancelled task stops
             // here (its wait returns at once: looping would spin until the deadline).
             await state.notifier.wait(untilEndPasses: result.highWatermark, deadline: deadline, timers: timers) {
-                state.log.logEndOffset
+                state.log.visibleEndOffset
             }
             try Task.checkCancellation()
         }
@@ -151,7 +153,9 @@ extension Broker {
         _ state: PartitionState, offset: Int64, maxBytes: Int, mayBlock: Bool, keepBytes: Bool = true
     ) throws(TidemarkError) -> FetchResult? {
         do throws(StorageError) {
-            let result = try state.log.read(from: offset, maxBytes: maxBytes, mayBlock: mayBlock, keepBytes: keepBytes)
+            // Up to what readers may see: on a topic synced every append, what is synced.
+            let result = try state.log.read(
+                from: offset, maxBytes: maxBytes, mayBlock: mayBlock, keepBytes: keepBytes, upTo: state.log.visibleEndOffset)
             return FetchResult(
                 slice: result.slice, highWatermark: result.logEndOffset, logStartOffset: result.logStartOffset, traffic: state.traffic)
         } catch where error.code == .wouldBlock {
@@ -166,7 +170,7 @@ extension Broker {
                 throw TidemarkError(
                     .corruptMessage, "fetch from \(state.topic)-\(state.partition) at \(offset): the log is damaged there", storage: error)
             }
-            throw TidemarkError.wrapping(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
+            throw TidemarkError.servingPartition(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
         }
     }
 
@@ -174,7 +178,7 @@ extension Broker {
     /// for multi-partition long polls (the embedded consumer).
     public func waitForAppend(topic: String, partition: Int, beyond offset: Int64, until deadline: ContinuousClock.Instant) async {
         guard let state = try? partitionState(topic, partition) else { return }
-        await state.notifier.wait(untilEndPasses: offset, deadline: deadline, timers: timers) { state.log.logEndOffset }
+        await state.notifier.wait(untilEndPasses: offset, deadline: deadline, timers: timers) { state.log.visibleEndOffset }
     }
 
     /// Calls `wake` once the partition's end passes `offset` (at once if it has, and on
@@ -188,7 +192,7 @@ extension Broker {
             wake()
             return nil
         }
-        return state.notifier.watch(beyond: offset, currentEnd: { state.log.logEndOffset }, share: share, wake: wake).map {
+        return state.notifier.watch(beyond: offset, currentEnd: { state.log.visibleEndOffset }, share: share, wake: wake).map {
             AppendWatch(notifier: state.notifier, id: $0)
         }
     }
@@ -197,7 +201,7 @@ extension Broker {
     /// `ShareWake`): the poll it woke left records another could take, or could take none.
     public func passShareWake(topic: String, partition: Int, group: String) {
         guard let state = try? partitionState(topic, partition) else { return }
-        state.notifier.passOn(group: group, end: state.log.logEndOffset)
+        state.notifier.passOn(group: group, end: state.log.visibleEndOffset)
     }
 
     /// Records of `group` in `tp` may have become available without an append (an
@@ -229,7 +233,7 @@ extension Broker {
         let state = try partitionState(topic, partition)
         switch position {
         case .earliest: return (state.log.logStartOffset, nil)
-        case .latest: return (state.log.logEndOffset, nil)
+        case .latest: return (state.log.visibleEndOffset, nil)
         case .offset(let offset):
             guard offset >= state.log.logStartOffset && offset <= state.log.logEndOffset else {
                 throw TidemarkError(.offsetOutOfRange, "offset \(offset) is outside \(state.topic)-\(state.partition)")
@@ -239,9 +243,9 @@ extension Broker {
             return try await executor.run {
                 do {
                     if let found = try state.log.offset(forTimestamp: timestamp) { return (found.offset, found.timestamp) }
-                    return (state.log.logEndOffset, nil)
+                    return (state.log.visibleEndOffset, nil)
                 } catch let error as StorageError {
-                    throw TidemarkError.wrapping(error, "time lookup in \(state.topic)-\(state.partition)")
+                    throw TidemarkError.servingPartition(error, "time lookup in \(state.topic)-\(state.partition)")
                 }
             }
         }
@@ -255,14 +259,15 @@ extension Broker {
             do {
                 return try state.log.offsetOfMaxTimestamp()
             } catch let error as StorageError {
-                throw TidemarkError.wrapping(error, "largest timestamp of \(state.topic)-\(state.partition)")
+                throw TidemarkError.servingPartition(error, "largest timestamp of \(state.topic)-\(state.partition)")
             }
         }
     }
 
-    /// Offsets of a partition: (log start, log end).
+    /// Offsets of a partition: (log start, the end readers see: the log end, or on a topic
+    /// synced every append what is synced of it, `PartitionLog.visibleEndOffset`).
     public func offsets(topic: String, partition: Int) throws(TidemarkError) -> (start: Int64, end: Int64) {
         let state = try partitionState(topic, partition)
-        return (state.log.logStartOffset, state.log.logEndOffset)
+        return (state.log.logStartOffset, state.log.visibleEndOffset)
     }
 }

@@ -179,6 +179,7 @@ extension Broker {
         if let target = outcome.durableAt {
             do {
                 try await flusher.durable(state.log, upTo: target)
+                state.synced()
             } catch {
                 let failure = TidemarkError.wrapping(error, "flush of \(topic)-\(partition)")
                 if markingAppended { throw AppendedNotDurable(error: failure) }
@@ -252,6 +253,7 @@ extension Broker {
         let state: PartitionState
         do { state = try partitionState(topic, partition) } catch { return completion(error) }
         flusher.whenDurable(state.log, upTo: offset) { error in
+            if error == nil { state.synced() }
             completion(error.map { TidemarkError.wrapping($0, "flush of \(topic)-\(partition)") })
         }
     }
@@ -292,7 +294,7 @@ extension Broker {
                 } catch where error.code == .wouldBlock {
                     return .success(nil)
                 } catch {
-                    throw TidemarkError.wrapping(error, "append to \(topic)-\(partition)")
+                    throw TidemarkError.servingPartition(error, "append to \(topic)-\(partition)")
                 }
                 var next = info.firstOffset
                 for var header in headers {
@@ -320,7 +322,8 @@ extension Broker {
             let durable = state.log.config.flushPolicy == .everyAppend && state.log.flushedOffset <= result.lastOffset
             return ImmediateAppend(result: result, durableAt: durable ? result.lastOffset + 1 : nil)
         }
-        state.notifier.notify(newEnd: info.lastOffset + 1)
+        // Readers see it now, or (a topic synced every append) once it is synced: `synced`.
+        if !state.log.readsSyncedOnly { state.notifier.notify(newEnd: info.lastOffset + 1) }
         if let traffic = state.traffic {
             traffic.bytesIn.increment(by: Int64(batches.count))
             traffic.recordsIn.increment(by: info.lastOffset - info.firstOffset + 1)

@@ -154,6 +154,12 @@ final class PartitionState: Sendable {
         }
     }
 
+    /// A sync of this partition completed: on a topic synced every append, readers see what
+    /// it made durable now (long polls woken), not at the append (`visibleEndOffset`).
+    func synced() {
+        if log.readsSyncedOnly { notifier.notify(newEnd: log.visibleEndOffset) }
+    }
+
     /// Writes the producer table's snapshot at the current log end.
     func writeSnapshot() throws {
         let taken = producers.withLock { table -> ([UInt8], Int64)? in

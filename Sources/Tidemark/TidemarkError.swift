@@ -101,6 +101,16 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         lhs.code == rhs.code && lhs.message == rhs.message
     }
 
+    /// `wrapping` for the data requests of a user partition (Fetch, ListOffsets, Produce): a
+    /// log closed under the request (its topic deleted meanwhile, the broker stopping) is
+    /// UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers a partition it no longer has; clients
+    /// refresh their metadata. (COORDINATOR_NOT_AVAILABLE there made the Java consumer's
+    /// poll() throw IllegalStateException.)
+    static func servingPartition(_ error: StorageError, _ context: String) -> TidemarkError {
+        guard error.code == .closed else { return wrapping(error, context) }
+        return TidemarkError(.unknownTopicOrPartition, "\(context): the partition is gone (its topic deleted, or the broker stopping)", storage: error)
+    }
+
     /// Classifies a storage error raised while serving a request.
     static func wrapping(_ error: StorageError, _ context: String) -> TidemarkError {
         switch error.code {

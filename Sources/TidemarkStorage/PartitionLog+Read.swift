@@ -168,7 +168,7 @@ extension PartitionLog {
         var checked: CheckedSpans?
     }
 
-    private func locate(_ offset: Int64, mayBlock: Bool = true) throws(StorageError) -> ReadStart? {
+    private func locate(_ offset: Int64, mayBlock: Bool = true, upTo limit: Int64 = .max) throws(StorageError) -> ReadStart? {
         try state.withLock { s -> Result<ReadStart?, StorageError> in
             do throws(StorageError) {
                 guard !s.isClosed else { throw StorageError(.closed, "log is closed", path: directory) }
@@ -177,7 +177,7 @@ extension PartitionLog {
                         .offsetOutOfRange,
                         "offset \(offset) is outside [\(s.logStartOffset), \(s.logEndOffset)]", path: directory)
                 }
-                if offset == s.logEndOffset { return .success(nil) }
+                if offset >= min(limit, s.logEndOffset) { return .success(nil) }
                 fileUse.touch()
                 let index = Self.segmentIndex(containing: offset, in: s.segments)
                 let segment = s.segments[index]
@@ -236,15 +236,22 @@ extension PartitionLog {
     /// fails, and a read that starts at one fails with `.corruptLog` (the log is marked for
     /// repair). With `mayBlock: false` such a read throws `.wouldBlock`. `checksRecords: false`
     /// is for callers that look only at headers.
+    ///
+    /// `upTo`: an end the read does not pass (a batch boundary: `visibleEndOffset`), reported as
+    /// the result's `logEndOffset`; an offset from there to the log end reads as at the end.
     public func read(
-        from offset: Int64, maxBytes: Int, mayBlock: Bool = true, keepBytes: Bool = false, checksRecords: Bool = true
+        from offset: Int64, maxBytes: Int, mayBlock: Bool = true, keepBytes: Bool = false, checksRecords: Bool = true,
+        upTo limit: Int64 = .max
     ) throws(StorageError) -> LogReadResult {
         let target = offset
         do {
-            guard let start = try locate(target, mayBlock: mayBlock) else {
+            guard let start = try locate(target, mayBlock: mayBlock, upTo: limit) else {
                 let (begin, end) = state.withLock { ($0.logStartOffset, $0.logEndOffset) }
-                return LogReadResult(slice: nil, logStartOffset: begin, logEndOffset: end)
+                return LogReadResult(slice: nil, logStartOffset: begin, logEndOffset: min(end, limit))
             }
+            // Below the log end: the slice stops at the first batch at or past it.
+            let visibleEnd = min(limit, start.logEndOffset)
+            let bounded = visibleEnd < start.logEndOffset
             // Without blocking, a header not in the page cache is `.wouldBlock` too (the caller
             // reads on a thread that may wait for the disk).
             var walker = HeaderWalker(file: start.file, end: start.end, cachedOnly: !mayBlock)
@@ -285,7 +292,8 @@ extension PartitionLog {
             let slicePosition = position
             var length = first.totalSize
             position += first.totalSize
-            if start.end - slicePosition <= maxBytes {
+            var sliceEnd = first.nextOffset
+            if !bounded && start.end - slicePosition <= maxBytes {
                 // Everything up to the committed end fits, and it ends on a batch boundary.
                 length = start.end - slicePosition
             } else {
@@ -299,9 +307,10 @@ extension PartitionLog {
                     } catch where error.code == .corruptLog {
                         break
                     }
-                    guard let header = next, length + header.totalSize <= maxBytes else { break }
+                    guard let header = next, header.baseOffset < visibleEnd, length + header.totalSize <= maxBytes else { break }
                     length += header.totalSize
                     position += header.totalSize
+                    sliceEnd = header.nextOffset
                 }
             }
             if checksRecords, let checked = start.checked, !checked.covers(slicePosition..<(slicePosition + length)) {
@@ -352,13 +361,15 @@ extension PartitionLog {
                             reading: target)
                     }
                     length = good - slicePosition
+                    sliceEnd = .min  // (not at the end: cut before damage)
                 }
             }
             let held = keepBytes && length < LogSlice.heldBelowBytes ? walker.windowBytes(at: slicePosition, count: length) : nil
             var slice = LogSlice(
                 file: start.file, position: Int64(slicePosition), length: length, firstBaseOffset: first.baseOffset, held: held)
-            slice.reachesLogEnd = start.nextSegmentBase == nil && slicePosition + length == start.end
-            return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: start.logEndOffset)
+            slice.reachesLogEnd =
+                bounded ? sliceEnd >= visibleEnd : start.nextSegmentBase == nil && slicePosition + length == start.end
+            return LogReadResult(slice: slice, logStartOffset: start.logStartOffset, logEndOffset: visibleEnd)
         }
     }
 

@@ -47,6 +47,9 @@ public final class PartitionLog: Sendable {
     /// the size limits it was created with, so new limits apply from the next roll.
     public var config: LogConfig { configuration.withLock { $0 } }
     private let configuration: Mutex<LogConfig>
+    /// The config's flush policy is `.everyAppend` (`readsSyncedOnly`), kept beside it for
+    /// readers that must not take its lock.
+    private let syncsEveryAppend: Atomic<Bool>
     let clock: @Sendable () -> Int64
     let state: Mutex<State>
     let gate: FlushGate
@@ -118,6 +121,7 @@ public final class PartitionLog: Sendable {
         self.syncObserver = syncObserver
         self.fileUse = fileUse
         self.configuration = Mutex(config)
+        self.syncsEveryAppend = Atomic(config.flushPolicy == .everyAppend)
         self.clock = clock
         self.gate = FlushGate(flushedOffset: state.logEndOffset)
         self.publishedStart = Atomic(state.logStartOffset)
@@ -138,9 +142,17 @@ public final class PartitionLog: Sendable {
 
     /// Changes the log's settings (retention, flush policy, sizes, timestamps): they apply to
     /// the appends, flushes and retention passes that follow, and to segments made from now on.
+    /// A log that comes to sync every append is synced first, so that what readers see
+    /// (`visibleEndOffset`) does not move back.
     public func update(config: LogConfig) throws(StorageError) {
         try config.validate()
+        let syncsNow = config.flushPolicy == .everyAppend
+        if !syncsNow { syncsEveryAppend.store(false, ordering: .releasing) }
         configuration.withLock { $0 = config }
+        if syncsNow && !syncsEveryAppend.load(ordering: .acquiring) {
+            try flush()
+            syncsEveryAppend.store(true, ordering: .releasing)
+        }
     }
 
     // MARK: Positions
@@ -150,6 +162,18 @@ public final class PartitionLog: Sendable {
     public var logEndOffset: Int64 { publishedEnd.load(ordering: .acquiring) }
     /// One past the last offset known to be on disk ("flushed").
     public var flushedOffset: Int64 { gate.flushed }
+    /// Whether readers see only what is synced (`visibleEndOffset`): the log syncs every
+    /// append (`flush.messages=1`).
+    public var readsSyncedOnly: Bool { syncsEveryAppend.load(ordering: .acquiring) }
+    /// The end readers see (a fetch's high watermark, `read(upTo:)`): the log end, or on a log
+    /// that syncs every append the part of it that is synced, as Kafka's high watermark waits
+    /// for a `flush.messages=1` flush. A consumer then never reads a record that a power loss
+    /// can take back and whose offset the next append would hand out again (the consumer's
+    /// committed offset, or its share group's acknowledgement, then lying past new records).
+    public var visibleEndOffset: Int64 {
+        let end = publishedEnd.load(ordering: .acquiring)
+        return readsSyncedOnly ? min(end, gate.flushed) : end
+    }
     /// The fsync failure that failed the log (it refuses writes from then on), if any.
     public var flushFailure: StorageError? { gate.failed }
     /// fdatasync passes made so far (group commit: far fewer than durable appends).

@@ -376,4 +376,39 @@ final class ManualClock: Sendable {
         #expect(fileSize(dir.file(segmentName(0, ".timeindex"))) == 12)
         #expect(fileSize(dir.file(segmentName(0, ".log"))) == 5 * makeBatch(tag: "a", count: 2, timestamp: 1).count)
     }
+
+    /// On a log synced every append (`flush.messages=1`) readers see what is synced: reads
+    /// `upTo: visibleEndOffset` stop there (Kafka's high watermark on such a topic). A consumer
+    /// that read a record before its sync could, after a power loss took it, hold a committed
+    /// offset past records appended again under the same offsets.
+    @Test func aLogSyncedEveryAppendIsReadAsFarAsItIsSynced() throws {
+        let dir = TemporaryDirectory()
+        var config = LogConfig()
+        config.flushPolicy = .everyAppend
+        let log = try PartitionLog.open(directory: dir.path, config: config)
+        let first = makeBatch(tag: "a", count: 2), second = makeBatch(tag: "b", count: 2)
+        _ = try log.append(first, applyingFlushPolicy: false)
+        #expect(log.logEndOffset == 2 && log.visibleEndOffset == 0)
+        let unsynced = try log.read(from: 0, maxBytes: 1 << 20, upTo: log.visibleEndOffset)
+        #expect(unsynced.slice == nil && unsynced.logEndOffset == 0)
+        try log.flush()
+        _ = try log.append(second, applyingFlushPolicy: false)
+        #expect(log.logEndOffset == 4 && log.visibleEndOffset == 2)
+        let synced = try log.read(from: 0, maxBytes: 1 << 20, upTo: log.visibleEndOffset)
+        #expect(synced.logEndOffset == 2 && synced.slice?.length == first.count && synced.slice?.reachesLogEnd == true)
+        let past = try log.read(from: 3, maxBytes: 1 << 20, upTo: log.visibleEndOffset)
+        #expect(past.slice == nil && past.logEndOffset == 2)
+        // Without the limit (the log's own readers), everything appended.
+        #expect(try log.read(from: 0, maxBytes: 1 << 20).slice?.length == first.count + second.count)
+        // Another policy: everything appended is seen; back to syncing every append, synced
+        // first, so what readers saw does not move back.
+        config.flushPolicy = .os
+        try log.update(config: config)
+        #expect(log.visibleEndOffset == 4)
+        _ = try log.append(makeBatch(tag: "c", count: 1), applyingFlushPolicy: false)
+        config.flushPolicy = .everyAppend
+        try log.update(config: config)
+        #expect(log.visibleEndOffset == 5 && log.flushedOffset == 5)
+        try log.close()
+    }
 }

@@ -199,13 +199,16 @@ extension Broker {
             try replaceTopic(
                 TopicState(
                     name: name, id: topic.id, config: config, overrides: overridden, savesOverrides: topic.savesOverrides, slots: topic.slots))
+            // Every partition takes the change (one whose sync failed too: it is thrown after).
+            var failure: StorageError?
             for case .online(let state) in topic.slots {
                 do throws(StorageError) { try state.log.update(config: config.logConfig) } catch {
-                    throw TidemarkError.wrapping(error, "configure \(name)")
+                    failure = failure ?? error
                 }
                 // No longer synced every append: what was appended unsynced is seen now.
                 state.notifier.notify(newEnd: state.log.visibleEndOffset)
             }
+            if let failure { throw TidemarkError.wrapping(failure, "configure \(name)") }
             options.logger.info("topic configuration changed", metadata: ["topic": "\(name)"])
         }
     }

@@ -170,7 +170,7 @@ extension Broker {
                 throw TidemarkError(
                     .corruptMessage, "fetch from \(state.topic)-\(state.partition) at \(offset): the log is damaged there", storage: error)
             }
-            throw TidemarkError.servingPartition(error, "fetch from \(state.topic)-\(state.partition) at \(offset)")
+            throw TidemarkError.servingPartition(error, "fetch from \(state.topic)-\(state.partition) at \(offset)", brokerClosed: isClosed)
         }
     }
 
@@ -242,10 +242,12 @@ extension Broker {
         case .timestamp(let timestamp):
             return try await executor.run {
                 do {
-                    if let found = try state.log.offset(forTimestamp: timestamp) { return (found.offset, found.timestamp) }
-                    return (state.log.visibleEndOffset, nil)
+                    // Only what readers see (Kafka looks below the high watermark).
+                    let visible = state.log.visibleEndOffset
+                    if let found = try state.log.offset(forTimestamp: timestamp), found.offset < visible { return (found.offset, found.timestamp) }
+                    return (visible, nil)
                 } catch let error as StorageError {
-                    throw TidemarkError.servingPartition(error, "time lookup in \(state.topic)-\(state.partition)")
+                    throw TidemarkError.servingPartition(error, "time lookup in \(state.topic)-\(state.partition)", brokerClosed: self.isClosed)
                 }
             }
         }
@@ -259,7 +261,7 @@ extension Broker {
             do {
                 return try state.log.offsetOfMaxTimestamp()
             } catch let error as StorageError {
-                throw TidemarkError.servingPartition(error, "largest timestamp of \(state.topic)-\(state.partition)")
+                throw TidemarkError.servingPartition(error, "largest timestamp of \(state.topic)-\(state.partition)", brokerClosed: self.isClosed)
             }
         }
     }

@@ -268,7 +268,7 @@ extension Broker {
         let outcome = state.producers.withLock { table -> Result<(AppendResult, LogAppendInfo?)?, TidemarkError> in
             do throws(TidemarkError) {
                 var duplicates: [ProducerStateTable.BatchMetadata] = []
-                for verdict in try table.check(headers) {
+                for verdict in try table.checkForAppend(headers) {
                     if case .duplicate(let original) = verdict { duplicates.append(original) }
                 }
                 if let first = duplicates.first {
@@ -294,7 +294,7 @@ extension Broker {
                 } catch where error.code == .wouldBlock {
                     return .success(nil)
                 } catch {
-                    throw TidemarkError.servingPartition(error, "append to \(topic)-\(partition)")
+                    throw TidemarkError.servingPartition(error, "append to \(topic)-\(partition)", brokerClosed: isClosed)
                 }
                 var next = info.firstOffset
                 for var header in headers {

@@ -19,6 +19,8 @@ final class PartitionState: Sendable {
     private let reported = Mutex<Set<String>>([])
     /// The log end the snapshot on disk covers (-1: none, or stale).
     let snapshotEnd = Atomic<Int64>(-1)
+    /// The visible end `synced` last told the notifier of.
+    let syncedNotified = Atomic<Int64>(-1)
 
     static let snapshotName = "producer-state.snapshot"
     var snapshotPath: String { log.directory + "/" + Self.snapshotName }
@@ -156,8 +158,17 @@ final class PartitionState: Sendable {
 
     /// A sync of this partition completed: on a topic synced every append, readers see what
     /// it made durable now (long polls woken), not at the append (`visibleEndOffset`).
+    /// Once per end (a flusher's pass answers many producers of the partition: each notify
+    /// woke another share poll, and walked every waiter, on the flusher's thread).
     func synced() {
-        if log.readsSyncedOnly { notifier.notify(newEnd: log.visibleEndOffset) }
+        guard log.readsSyncedOnly else { return }
+        let end = log.visibleEndOffset
+        var seen = syncedNotified.load(ordering: .relaxed)
+        while end > seen {
+            let (exchanged, current) = syncedNotified.compareExchange(expected: seen, desired: end, ordering: .relaxed)
+            if exchanged { return notifier.notify(newEnd: end) }
+            seen = current
+        }
     }
 
     /// Writes the producer table's snapshot at the current log end.

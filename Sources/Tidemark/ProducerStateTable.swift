@@ -43,10 +43,34 @@ struct ProducerStateTable: Sendable, Equatable {
     /// their producer then goes on past them: refused OUT_OF_ORDER_SEQUENCE_NUMBER, its
     /// first batch in flight made librdkafka's producer fail for good (the jobs were lost
     /// either way). Kafka refuses it; the Java client would bump its epoch and go on.
-    private(set) var maySkipAhead: Set<Int64> = []
+    /// With each, the lowest first sequence its batches have come with since (`Int32.max`:
+    /// none): a skip goes only that far, so that when the batch that skips fails (a storage
+    /// error between its check and its append) the one after it cannot take the skip and be
+    /// stored ahead of it; refused, librdkafka bumps its epoch and sends both again.
+    private(set) var maySkipAhead: [Int64: Int32] = [:]
 
     /// After a crash: every producer remembered may skip sequences once (`maySkipAhead`).
-    mutating func allowOneSkipAhead() { maySkipAhead = Set(entries.keys) }
+    mutating func allowOneSkipAhead() { maySkipAhead = Dictionary(uniqueKeysWithValues: entries.keys.map { ($0, Int32.max) }) }
+
+    /// `check` for an append about to be made: also notes the sequences that producers that
+    /// may skip ahead came with in batches to append (not retries answered as duplicates).
+    mutating func checkForAppend(_ headers: [RecordBatchHeader]) throws(TidemarkError) -> [Verdict] {
+        let verdicts = try check(headers)
+        if !maySkipAhead.isEmpty {
+            for (header, verdict) in zip(headers, verdicts) where verdict == .append {
+                if let lowest = maySkipAhead[header.producerId] { maySkipAhead[header.producerId] = min(lowest, header.baseSequence) }
+            }
+        }
+        return verdicts
+    }
+
+    /// Whether `first` lies ahead of `expected` (sequences run 0...Int32.max and wrap to 0) by
+    /// less than half their space, and no further than `lowest` (`maySkipAhead`; nil: no skip).
+    static func skipsAhead(_ first: Int32, _ expected: Int32, upTo lowest: Int32?) -> Bool {
+        guard let lowest, first <= lowest else { return false }
+        let distance = first >= expected ? Int64(first) - Int64(expected) : Int64(Int32.max) - Int64(expected) + Int64(first) + 1
+        return distance > 0 && distance < 1 << 30
+    }
 
     /// The same producers in the same state (`highestProducerId` is a hint, not state).
     static func == (a: ProducerStateTable, b: ProducerStateTable) -> Bool { a.entries == b.entries }
@@ -73,9 +97,7 @@ struct ProducerStateTable: Sendable, Equatable {
             return .duplicate(duplicate)
         }
         let expected = entry.batches.last.map { $0.lastSequence == Int32.max ? 0 : $0.lastSequence + 1 } ?? first
-        // Ahead of the expected sequence by less than half the sequence space (wrapping).
-        let skipsAhead = first &- expected > 0
-        guard first == expected || (skipsAhead && maySkipAhead.contains(header.producerId)) else {
+        guard first == expected || Self.skipsAhead(first, expected, upTo: maySkipAhead[header.producerId]) else {
             throw TidemarkError(
                 .outOfOrderSequence,
                 "producer \(header.producerId) epoch \(header.producerEpoch): expected sequence \(expected), got \(first)")
@@ -135,7 +157,7 @@ struct ProducerStateTable: Sendable, Equatable {
         entry.lastUpdateMs = nowMs
         entries[header.producerId] = entry
         highestProducerId = max(highestProducerId, header.producerId)
-        if !maySkipAhead.isEmpty { maySkipAhead.remove(header.producerId) }
+        if !maySkipAhead.isEmpty { maySkipAhead.removeValue(forKey: header.producerId) }
         if entries.count > evictAbove || (entries.count > Self.maxProducers && nowMs >= evictAtMs) { evictForRoom(nowMs: nowMs) }
     }
 
@@ -167,7 +189,9 @@ struct ProducerStateTable: Sendable, Equatable {
         evictAbove = min(Self.hardMaxProducers, max(Self.maxProducers, entries.count + tenth))
         evictAtMs = .max
         if entries.count > Self.maxProducers {
-            let (at, overflow) = byAge[count].value.lastUpdateMs.addingReportingOverflow(Self.evictionGraceMs)
+            // When another tenth of those kept has passed the grace (not each in turn: a look
+            // sorts the table, and producers made at a steady rate pass it one by one).
+            let (at, overflow) = byAge[min(count + tenth, byAge.count - 1)].value.lastUpdateMs.addingReportingOverflow(Self.evictionGraceMs)
             evictAtMs = overflow ? .max : at
         }
     }

@@ -106,9 +106,10 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
     /// UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers a partition it no longer has; clients
     /// refresh their metadata. (COORDINATOR_NOT_AVAILABLE there made the Java consumer's
     /// poll() throw IllegalStateException.)
-    static func servingPartition(_ error: StorageError, _ context: String) -> TidemarkError {
-        guard error.code == .closed else { return wrapping(error, context) }
-        return TidemarkError(.unknownTopicOrPartition, "\(context): the partition is gone (its topic deleted, or the broker stopping)", storage: error)
+    /// (For a broker that is closed, still `brokerClosed`: the embedded API's callers stop on it.)
+    static func servingPartition(_ error: StorageError, _ context: String, brokerClosed: Bool) -> TidemarkError {
+        guard error.code == .closed, !brokerClosed else { return wrapping(error, context) }
+        return TidemarkError(.unknownTopicOrPartition, "\(context): the partition is gone (its topic was deleted meanwhile)", storage: error)
     }
 
     /// Classifies a storage error raised while serving a request.

@@ -242,11 +242,18 @@ public enum LogVerifier {
             declaredEnd = position + RecordBatchHeader.logOverhead + length
             if declaredEnd == size { return true }
         }
-        // Pages (aligned in the file) that the batch spans, from the one holding its start.
+        // Pages (aligned in the file) that the batch spans, from the one holding its start: a
+        // whole page of zeros, or the part of the first from the batch's start, if it holds at
+        // least a batch's header (a few zero bytes before a boundary are a base offset's).
         var page = position / 4096 * 4096
         while page < min(max(declaredEnd, position + 1), position + span) {
             let from = max(page, position) - position, to = min(page + 4096, position + span) - position
-            if to - from == min(4096, page + 4096 - max(page, position)) && bytes[from..<to].allSatisfy({ $0 == 0 }) { return true }
+            let wholeRest = to - from == page + 4096 - max(page, position)
+            if wholeRest && to - from >= RecordBatchHeader.logOverhead + Int(RecordBatchHeader.minimumBatchLength)
+                && bytes[from..<to].allSatisfy({ $0 == 0 })
+            {
+                return true
+            }
             page += 4096
         }
         return false

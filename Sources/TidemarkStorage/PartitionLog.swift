@@ -50,6 +50,9 @@ public final class PartitionLog: Sendable {
     /// The config's flush policy is `.everyAppend` (`readsSyncedOnly`), kept beside it for
     /// readers that must not take its lock.
     private let syncsEveryAppend: Atomic<Bool>
+    /// The log end when the log came to sync every append: seen already, it stays seen
+    /// (`visibleEndOffset` never moves back).
+    private let visibleFloor = Atomic<Int64>(0)
     let clock: @Sendable () -> Int64
     let state: Mutex<State>
     let gate: FlushGate
@@ -142,16 +145,24 @@ public final class PartitionLog: Sendable {
 
     /// Changes the log's settings (retention, flush policy, sizes, timestamps): they apply to
     /// the appends, flushes and retention passes that follow, and to segments made from now on.
-    /// A log that comes to sync every append is synced first, so that what readers see
-    /// (`visibleEndOffset`) does not move back.
+    /// A log that comes to sync every append is synced first, and what readers saw stays seen
+    /// (`visibleFloor`: appends made while the sync ran were seen), so that `visibleEndOffset`
+    /// never moves back (a share group took a lower end for a truncation). A sync that fails
+    /// is thrown once the change is made.
     public func update(config: LogConfig) throws(StorageError) {
         try config.validate()
         let syncsNow = config.flushPolicy == .everyAppend
         if !syncsNow { syncsEveryAppend.store(false, ordering: .releasing) }
         configuration.withLock { $0 = config }
         if syncsNow && !syncsEveryAppend.load(ordering: .acquiring) {
-            try flush()
-            syncsEveryAppend.store(true, ordering: .releasing)
+            let synced = Result { () throws(StorageError) in try flush() }
+            // Under the lock: no append between the floor and the switch (each append after
+            // it is seen once synced).
+            state.withLock { s in
+                visibleFloor.store(s.logEndOffset, ordering: .releasing)
+                syncsEveryAppend.store(true, ordering: .releasing)
+            }
+            try synced.get()
         }
     }
 
@@ -172,7 +183,8 @@ public final class PartitionLog: Sendable {
     /// committed offset, or its share group's acknowledgement, then lying past new records).
     public var visibleEndOffset: Int64 {
         let end = publishedEnd.load(ordering: .acquiring)
-        return readsSyncedOnly ? min(end, gate.flushed) : end
+        guard readsSyncedOnly else { return end }
+        return max(visibleFloor.load(ordering: .acquiring), min(end, gate.flushed))
     }
     /// The fsync failure that failed the log (it refuses writes from then on), if any.
     public var flushFailure: StorageError? { gate.failed }

@@ -64,4 +64,15 @@ import TidemarkStorage
         #expect(throws: TidemarkError(.unknownTopicOrPartition, "gone-0 is gone (its topic was deleted): 1 records not appended")) { try appender.flush() }
         try await broker.close()
     }
+
+    /// One whose broker closed says so (not that its topic is gone).
+    @Test func anAppenderOfAClosedBrokerSaysItIsClosed() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 1)
+        let appender = try Appender(broker: broker, topic: "t", partition: 0)
+        try appender.append(value: Array("x".utf8))
+        try await broker.close()
+        #expect { try appender.flush() } throws: { ($0 as? TidemarkError)?.code == .brokerClosed }
+    }
 }

@@ -180,6 +180,30 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// The skip after a crash goes no further than the lowest sequence the producer came with
+    /// since: when the batch that skips fails between its check and its append (a storage
+    /// error), the next one in flight must not take the skip and be stored ahead of it.
+    @Test func theSkipAfterACrashIsTheFirstBatchsOnly() throws {
+        func header(_ sequence: Int32) throws -> RecordBatchHeader {
+            let batch = try idempotentBatch(producerId: 7, epoch: 0, sequence: sequence, values: ["x"])
+            var header = try batch.withUnsafeBytes { try RecordBatchHeader.validate($0) }
+            header.baseOffset = Int64(sequence)
+            return header
+        }
+        var table = ProducerStateTable()
+        table.record(try header(0), nowMs: 0)
+        table.allowOneSkipAhead()
+        // Batches 1-5 were lost; 6 is checked, then its append fails (nothing recorded).
+        _ = try table.checkForAppend([try header(6)])
+        #expect(throws: TidemarkError.self) { try table.checkForAppend([try header(7)]) }
+        // Its retry takes the skip; after it, in order again, and no second skip.
+        #expect(try table.checkForAppend([try header(6)]) == [.append])
+        table.record(try header(6), nowMs: 0)
+        #expect(try table.checkForAppend([try header(7)]) == [.append])
+        table.record(try header(7), nowMs: 0)
+        #expect(throws: TidemarkError.self) { try table.checkForAppend([try header(9)]) }
+    }
+
     /// A snapshot older than the log's start (DeleteRecords moved it, then a crash before the
     /// next snapshot) describes records that are gone: it is not used. Used, its producer
     /// expected sequence 5 and refused 10 (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka).

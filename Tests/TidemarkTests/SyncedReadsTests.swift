@@ -18,16 +18,19 @@ import TidemarkStorage
         var config = TopicConfig()
         config.flushPolicy = .everyAppend
         try await broker.createTopic("synced", partitions: 1, config: config)
-        // Each fdatasync of the partition takes a second.
-        StorageFaults.slow(.sync, by: 1_000_000_000, pathContains: dir.path + "/synced-0/")
+        // Each fdatasync of the partition takes two seconds.
+        StorageFaults.slow(.sync, by: 2_000_000_000, pathContains: dir.path + "/synced-0/")
         let fetched = Task { try await broker.fetch(topic: "synced", partition: 0, offset: 0, minBytes: 1, maxWaitMs: 10_000) }
         let produced = Task { try await broker.append(topic: "synced", partition: 0, batches: try plainBatch(["job"])) }
         try await Task.sleep(for: .milliseconds(400))
         let state = try broker.partitionState("synced", 0)
-        #expect(state.log.logEndOffset == 1)
-        #expect(try broker.offsets(topic: "synced", partition: 0).end == 0)
+        let latest = try broker.offsets(topic: "synced", partition: 0).end
         let early = try #require(try broker.readNow(topic: "synced", partition: 0, offset: 0, maxBytes: 1 << 20))
-        #expect(early.slice == nil && early.highWatermark == 0)
+        let synced = state.log.flushedOffset
+        // Never past what is synced (on a machine too busy to look before the sync ends, that
+        // is all this can say).
+        #expect(latest <= synced && early.highWatermark <= synced)
+        if synced == 0 { #expect(latest == 0 && early.slice == nil) }
         _ = try await produced.value
         #expect(try broker.offsets(topic: "synced", partition: 0).end == 1)
         let result = try await fetched.value

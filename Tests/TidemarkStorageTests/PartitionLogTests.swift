@@ -411,4 +411,31 @@ final class ManualClock: Sendable {
         #expect(log.visibleEndOffset == 5 && log.flushedOffset == 5)
         try log.close()
     }
+
+    /// A log that comes to sync every append keeps what readers saw: a batch appended while
+    /// the switch's sync ran was seen (the log did not sync every append yet); after the
+    /// switch, `min(end, flushed)` hid it again, and a share group took the lower end for a
+    /// truncation (a job it held went out again once synced).
+    @Test func aLogComingToSyncEveryAppendKeepsWhatReadersSaw() throws {
+        let dir = TemporaryDirectory()
+        defer { StorageFaults.clear(pathContains: dir.path) }
+        let log = try PartitionLog.open(directory: dir.path)
+        _ = try log.append(makeBatch(tag: "a", count: 2))
+        StorageFaults.slow(.sync, by: 2_000_000_000, pathContains: dir.path)
+        let seen = Mutex<Int64>(-1)
+        let appended = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) {
+            _ = try? log.append(makeBatch(tag: "b", count: 2), applyingFlushPolicy: false)
+            seen.withLock { $0 = log.visibleEndOffset }
+            appended.signal()
+        }
+        var config = LogConfig()
+        config.flushPolicy = .everyAppend
+        try log.update(config: config)
+        appended.wait()
+        StorageFaults.clear(pathContains: dir.path)
+        #expect(seen.withLock { $0 } == 4)
+        #expect(log.readsSyncedOnly && log.visibleEndOffset == 4)
+        try log.close()
+    }
 }

@@ -68,9 +68,7 @@ public final class Appender {
         // validated again record by record.
         let header = try bytes.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
         let result: Result<ImmediateAppend?, any Error> = Result { try broker.appendLocked(state, bytes[...], headers: [header], nowMs: clock(), mayBlock: true) }
-        if case .failure(let error as TidemarkError) = result, error.code == .brokerClosed || error.code == .unknownTopicOrPartition,
-            !broker.isClosed
-        {
+        if case .failure(let error as TidemarkError) = result, error.code == .unknownTopicOrPartition, !broker.isClosed {
             // The partition's log closed under an open broker: its topic was deleted.
             throw TidemarkError(.unknownTopicOrPartition, "\(topic)-\(partition) is gone (its topic was deleted): \(count) records not appended")
         }

@@ -101,13 +101,14 @@ extension RequestRouter {
                 clientId: header.clientId ?? "", clientHost: Self.clientHost, sessionTimeoutMs: request.sessionTimeoutMs,
                 rebalanceTimeoutMs: request.rebalanceTimeoutMs >= 0 ? request.rebalanceTimeoutMs : request.sessionTimeoutMs,
                 protocolType: request.protocolType, protocols: request.protocols.map { ($0.name, $0.metadata) },
-                requireKnownMemberId: header.apiVersion >= 4))
+                requireKnownMemberId: header.apiVersion >= 4, supportsSkipAssignment: header.apiVersion >= 9))
         var response = JoinGroupResponseMessage()
         response.errorCode = KafkaError(optional: joined.error).rawValue
         response.generationId = joined.generationId
         response.protocolType = joined.error == nil ? request.protocolType : nil
         response.protocolName = header.apiVersion >= 7 ? joined.protocolName : (joined.protocolName ?? "")
         response.leader = joined.leaderId
+        response.skipAssignment = joined.skipAssignment
         response.memberId = joined.memberId
         response.members = joined.members.map {
             JoinGroupResponseMessage.Member(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, metadata: $0.metadata)
@@ -184,7 +185,8 @@ extension RequestRouter {
         for assignment in request.assignments { assignments[assignment.memberId] = assignment.assignment }
         let synced = await broker.groups.sync(
             groupId: request.groupId, memberId: request.memberId, groupInstanceId: request.groupInstanceId,
-            generationId: request.generationId, assignments: assignments)
+            generationId: request.generationId, protocolType: request.protocolType, protocolName: request.protocolName,
+            assignments: assignments)
         var response = SyncGroupResponseMessage()
         response.errorCode = KafkaError(optional: synced.error).rawValue
         response.assignment = synced.assignment

@@ -68,6 +68,104 @@ import Testing
         #expect(again[b]?.leaderId == b && again[b]?.generationId == 3)
     }
 
+    static func knownIdRequest(_ member: String = "", session: Int32 = 10_000, rebalance: Int32 = 5_000) -> JoinGroupRequest {
+        var request = request(member, session: session, rebalance: rebalance)
+        request.requireKnownMemberId = true
+        return request
+    }
+
+    /// Workers started together: each first gets its id (MEMBER_ID_REQUIRED), and the first to
+    /// come back waits for the others' ids to be used (Kafka's pending members), so that all
+    /// join generation 1 (it completed with the first alone: one more generation per worker,
+    /// each a revoke and reassign). An id never used holds the join until it expires.
+    @Test func membersStartedTogetherJoinOneGeneration() {
+        var group = ClassicGroup(groupId: "g", options: Self.options())
+        let a = group.join(Self.knownIdRequest(), nowMs: 0).0!.memberId
+        let b = group.join(Self.knownIdRequest(), nowMs: 1).0!.memberId
+        let c = group.join(Self.knownIdRequest(), nowMs: 2).0!.memberId
+        #expect(group.join(Self.knownIdRequest(a), nowMs: 10).1.isEmpty, "a waits for the ids handed out")
+        #expect(group.state == .preparingRebalance)
+        #expect(group.join(Self.knownIdRequest(b), nowMs: 11).1.isEmpty)
+        // A LeaveGroup naming an id not used yet forgets it (answered NONE, as Kafka does).
+        let (left, deliveries) = group.leave(memberIds: [c], nowMs: 12)
+        #expect(left[c]! == nil)
+        let joined = joinedIds(deliveries)
+        #expect(Set(joined.keys) == [a, b] && joined.values.allSatisfy { $0.generationId == 1 })
+
+        // An id that is never used holds the next join until its session timeout, not longer.
+        var other = ClassicGroup(groupId: "g", options: Self.options())
+        let x = other.join(Self.knownIdRequest(rebalance: 20_000), nowMs: 0).0!.memberId
+        _ = other.join(Self.knownIdRequest(rebalance: 20_000), nowMs: 1)  // never comes back
+        #expect(other.join(Self.knownIdRequest(x, rebalance: 20_000), nowMs: 10).1.isEmpty)
+        #expect(other.tick(nowMs: 9_000).isEmpty && other.state == .preparingRebalance)
+        #expect(joinedIds(other.tick(nowMs: 10_001))[x]?.generationId == 1)
+    }
+
+    /// A follower waiting in SyncGroup for a slow leader is not expired by its session (it
+    /// sends no heartbeat meanwhile: librdkafka, sarama, kafka-python); the rebalance timeout
+    /// bounds the wait. It was removed, and the group rebalanced again once the leader synced.
+    @Test func aMemberWaitingForItsAssignmentKeepsItsSession() {
+        var group = ClassicGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(session: 2_000, rebalance: 8_000), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
+        _ = group.join(Self.request(session: 2_000, rebalance: 8_000), nowMs: 100)
+        let joined = joinedIds(group.join(Self.request(a, session: 2_000, rebalance: 8_000), nowMs: 200).1)
+        let b = joined.keys.first { $0 != a }!
+        #expect(group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 300).0 == nil)
+        #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: 1_500) == nil)
+        #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: 3_000) == nil)
+        #expect(group.tick(nowMs: 3_100).isEmpty, "b waits in SyncGroup past its session: not expired")
+        let (response, deliveries) = group.sync(memberId: a, generationId: 2, assignments: [a: [1], b: [2]], nowMs: 4_000)
+        #expect(response?.assignment == [1] && group.state == .stable)
+        guard case .sync(let who, let answer)? = deliveries.first else {
+            Issue.record("b was not answered: \(deliveries)")
+            return
+        }
+        #expect(who == b && answer.error == nil && answer.assignment == [2])
+    }
+
+    /// In Stable, a member that heartbeats and never sends its SyncGroup (its partitions went
+    /// unread while it lived) is removed at the rebalance timeout after the join, and the
+    /// others rebalance (Kafka's pending sync, in Stable too).
+    @Test func aMemberThatNeverSyncsIsRemovedInStableToo() {
+        var group = ClassicGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
+        _ = group.join(Self.request(), nowMs: 100)
+        let b = joinedIds(group.join(Self.request(a), nowMs: 200).1).keys.first { $0 != a }!
+        _ = group.sync(memberId: a, generationId: 2, assignments: [a: [1], b: [2]], nowMs: 300)
+        #expect(group.state == .stable)
+        #expect(group.heartbeat(memberId: b, generationId: 2, nowMs: 3_000) == nil)
+        #expect(group.tick(nowMs: 5_100).isEmpty && group.state == .stable)
+        _ = group.tick(nowMs: 5_300)
+        #expect(group.members[b] == nil && group.state == .preparingRebalance)
+        #expect(group.heartbeat(memberId: a, generationId: 2, nowMs: 5_400) == .rebalanceInProgress)
+        // A member that synced in Stable is not removed.
+        var other = ClassicGroup(groupId: "g", options: Self.options())
+        let x = joinedIds(other.join(Self.request(), nowMs: 0).1).keys.first!
+        _ = other.sync(memberId: x, generationId: 1, assignments: [x: []], nowMs: 0)
+        _ = other.join(Self.request(), nowMs: 100)
+        let y = joinedIds(other.join(Self.request(x), nowMs: 200).1).keys.first { $0 != x }!
+        _ = other.sync(memberId: x, generationId: 2, assignments: [x: [1], y: [2]], nowMs: 300)
+        #expect(other.sync(memberId: y, generationId: 2, assignments: nil, nowMs: 400).0?.assignment == [2])
+        _ = other.heartbeat(memberId: x, generationId: 2, nowMs: 5_000)
+        _ = other.heartbeat(memberId: y, generationId: 2, nowMs: 5_000)
+        #expect(other.tick(nowMs: 5_300).isEmpty && other.members.count == 2 && other.state == .stable)
+    }
+
+    /// SyncGroup v5+ names the protocol type and name: others than the group's are refused
+    /// INCONSISTENT_GROUP_PROTOCOL (Kafka's validateSyncGroup); a heartbeat naming an instance
+    /// no static member holds is UNKNOWN_MEMBER_ID (Kafka's validateMember).
+    @Test func aSyncMustNameTheGroupsProtocol() {
+        var group = ClassicGroup(groupId: "g", options: Self.options())
+        let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!
+        #expect(group.sync(memberId: a, generationId: 1, protocolType: "connect", assignments: [a: []], nowMs: 1).0?.error == .inconsistentGroupProtocol)
+        #expect(group.sync(memberId: a, generationId: 1, protocolName: "roundrobin", assignments: [a: []], nowMs: 1).0?.error == .inconsistentGroupProtocol)
+        #expect(group.sync(memberId: a, generationId: 1, protocolType: "consumer", protocolName: "range", assignments: [a: []], nowMs: 1).0?.error == nil)
+        #expect(group.heartbeat(memberId: a, instance: "pod-9", generationId: 1, nowMs: 2) == .unknownMemberId)
+        #expect(group.heartbeat(memberId: a, generationId: 1, nowMs: 2) == nil)
+    }
+
     @Test func secondMemberTriggersARebalanceAndTheOldGenerationIsFenced() {
         var group = ClassicGroup(groupId: "g", options: Self.options())
         let a = joinedIds(group.join(Self.request(), nowMs: 0).1).keys.first!

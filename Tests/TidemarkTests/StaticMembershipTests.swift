@@ -57,6 +57,62 @@ import Testing
         #expect(group.members.count == 2 && group.leaderId == rejoined.memberId)
     }
 
+    /// KIP-814: a static leader replaced in a Stable group over JoinGroup v9+ is told it leads,
+    /// with the members, and to skip the assignment (so that a Java leader watches its group's
+    /// topics again); before v9 it is told the old id leads (it would otherwise assign again).
+    @Test func aReplacedLeaderIsToldToSkipTheAssignment() throws {
+        var (group, a, b) = stableGroupOfTwo()
+        #expect(group.leaderId == a)
+        var request = Self.request(instance: "pod-1")
+        request.supportsSkipAssignment = true
+        let response = try #require(group.join(request, nowMs: 100).0)
+        #expect(response.error == nil && response.skipAssignment && response.leaderId == response.memberId)
+        #expect(Set(response.members.map(\.memberId)) == [response.memberId, b] && group.generationId == 2 && group.state == .stable)
+        #expect(group.sync(memberId: response.memberId, instance: "pod-1", generationId: 2, assignments: [:], nowMs: 110).0?.assignment == [0xA])
+        // A follower replaced so is told who leads, and nothing to skip.
+        let follower = try #require(group.join(request.with(instance: "pod-2"), nowMs: 120).0)
+        #expect(!follower.skipAssignment && follower.leaderId == response.memberId && follower.members.isEmpty)
+    }
+
+    /// A static member that misses a rebalance (its pod restarting) stays in the group, as
+    /// Kafka keeps it: the leader assigns it its share, and when it comes back within the
+    /// rebalance timeout it takes its place without another rebalance. It was dropped at the
+    /// join's deadline, and its return rebalanced the group again.
+    @Test func aStaticMemberThatMissesARebalanceKeepsItsPlace() throws {
+        var (group, a, b) = stableGroupOfTwo()
+        // A dynamic member joins; a rejoins; b (restarting) does not.
+        let c = group.join(Self.request(instance: nil), nowMs: 200).0!.memberId
+        _ = group.join(Self.request(c, instance: nil), nowMs: 210)
+        #expect(group.join(Self.request(a, instance: "pod-1"), nowMs: 220).1.isEmpty)
+        let done = joined(group.tick(nowMs: 5_300))
+        #expect(Set(done.keys) == [a, c], "the join completes at the deadline with the members that rejoined")
+        #expect(group.members[b] != nil && group.generationId == 3)
+        #expect(Set(done[a]!.members.map(\.memberId)) == [a, b, c], "the leader assigns b its share")
+        _ = group.sync(memberId: c, generationId: 3, assignments: nil, nowMs: 5_400)
+        _ = group.sync(memberId: a, instance: "pod-1", generationId: 3, assignments: [a: [1], b: [2], c: [3]], nowMs: 5_400)
+        #expect(group.state == .stable)
+        // b's new instance comes back: no rebalance, its share waiting for it.
+        let back = try #require(group.join(Self.request(instance: "pod-2"), nowMs: 6_000).0)
+        #expect(back.error == nil && back.generationId == 3 && group.state == .stable)
+        #expect(group.sync(memberId: back.memberId, instance: "pod-2", generationId: 3, assignments: nil, nowMs: 6_100).0?.assignment == [2])
+        _ = group.heartbeat(memberId: a, instance: "pod-1", generationId: 3, nowMs: 10_000)
+        _ = group.heartbeat(memberId: c, generationId: 3, nowMs: 10_000)
+        #expect(group.tick(nowMs: 10_500).isEmpty && group.members.count == 3 && group.state == .stable)
+    }
+
+    /// One that does not come back by the pending-sync deadline is removed then, and the
+    /// others rebalance without it.
+    @Test func aStaticMemberThatDoesNotComeBackIsRemovedAtTheSyncDeadline() {
+        var (group, a, b) = stableGroupOfTwo()
+        _ = group.join(Self.request(a, instance: "pod-1", subscription: "t,u"), nowMs: 200)
+        let done = joined(group.tick(nowMs: 5_300))
+        #expect(Set(done.keys) == [a] && group.members[b] != nil)
+        _ = group.sync(memberId: a, instance: "pod-1", generationId: 3, assignments: [a: [1], b: [2]], nowMs: 5_400)
+        _ = group.heartbeat(memberId: a, instance: "pod-1", generationId: 3, nowMs: 9_000)
+        _ = group.tick(nowMs: 10_400)
+        #expect(group.members[b] == nil && group.staticMembers["pod-2"] == nil && group.state == .preparingRebalance)
+    }
+
     /// A restart with a changed subscription (other metadata) rebalances.
     @Test func aRestartWithOtherMetadataRebalances() {
         var (group, a, b) = stableGroupOfTwo()
@@ -150,5 +206,13 @@ import Testing
         #expect(records.last?.1?.members.map(\.memberId) == [restarted.memberId])
         #expect(records.last?.1?.members.first?.assignment == [1])
         try await broker.close()
+    }
+}
+
+extension JoinGroupRequest {
+    func with(instance: String) -> JoinGroupRequest {
+        var request = self
+        request.groupInstanceId = instance
+        return request
     }
 }

@@ -3,14 +3,22 @@
 /// No clock, no I/O, no concurrency: `GroupCoordinator` owns instances under its lock.
 ///
 /// States: Empty -> PreparingRebalance (a join) -> CompletingRebalance (all known members
-/// rejoined, or the rebalance timeout passed: the stragglers are removed; generation + 1) ->
-/// Stable (the leader's SyncGroup). A join, leave or session expiry in Stable or
-/// CompletingRebalance goes back to PreparingRebalance. When the last member goes: Empty.
+/// rejoined and every id handed out with MEMBER_ID_REQUIRED was used or expired, or the
+/// rebalance timeout passed: dynamic stragglers are removed; generation + 1) -> Stable (the
+/// leader's SyncGroup). A join, leave or session expiry in Stable or CompletingRebalance goes
+/// back to PreparingRebalance. When the last member goes: Empty. Members that have not sent
+/// their SyncGroup within the rebalance timeout after a join completed are removed, in
+/// CompletingRebalance and in Stable (Kafka's pending sync).
+///
+/// The state is kept here and mutated only by this type's own files (`ClassicGroup.swift`:
+/// joins, `ClassicGroup+Session.swift`: sync, heartbeat, leave, time); the coordinator reads it.
 ///
 /// Static members (KIP-345: a `group.instance.id`): a restarted instance joins with no member
 /// id and takes its old member's place under a new id, keeping its assignment; in Stable,
 /// with the group's protocol unchanged, without a rebalance. The old id is fenced
-/// (FENCED_INSTANCE_ID) in every request that names the instance with it.
+/// (FENCED_INSTANCE_ID) in every request that names the instance with it. A static member
+/// that does not rejoin a rebalance stays in the group (the leader assigns it its share), as in
+/// Kafka: it has until its session or the pending-sync deadline runs out to come back.
 struct ClassicGroup: Sendable {
     struct Member: Sendable {
         var id: String
@@ -55,12 +63,12 @@ struct ClassicGroup: Sendable {
     /// heartbeat moves a session's end later: an earlier time is only a tick with nothing to do.)
     var nextDueMs: Int64 {
         var due = pendingMemberIds.values.min() ?? .max
-        for member in members.values where !member.awaitingJoin {
+        for member in members.values where !member.awaitingJoin && !member.awaitingSync {
             due = min(due, member.lastHeartbeatMs.addingReportingOverflow(Int64(member.sessionTimeoutMs) + 1).partialValue)
         }
         switch state {
         case .preparingRebalance: due = min(due, rebalanceDeadlineMs, earliestCompletionMs)
-        case .completingRebalance: due = min(due, syncDeadlineMs)
+        case .completingRebalance, .stable where !pendingSync.isEmpty: due = min(due, syncDeadlineMs)
         default: break
         }
         return due
@@ -74,29 +82,34 @@ struct ClassicGroup: Sendable {
 
     let groupId: String
     let options: GroupOptions
-    private(set) var state: GroupState = .empty
-    private(set) var generationId: Int32 = 0
-    private(set) var protocolType: String?
-    private(set) var protocolName: String?
-    private(set) var leaderId: String?
-    private(set) var members: [String: Member] = [:]
+    var state: GroupState = .empty
+    var generationId: Int32 = 0
+    var protocolType: String?
+    var protocolName: String?
+    var leaderId: String?
+    var members: [String: Member] = [:]
     /// Join order, for choosing a leader.
-    private(set) var memberOrder: [String] = []
+    var memberOrder: [String] = []
     /// Static members: instance id -> its current member id.
-    private(set) var staticMembers: [String: String] = [:]
-    /// Ids handed out with MEMBER_ID_REQUIRED, with their expiry.
-    private var pendingMemberIds: [String: Int64] = [:]
+    var staticMembers: [String: String] = [:]
+    /// Ids handed out with MEMBER_ID_REQUIRED, with their expiry (the session timeout of the
+    /// JoinGroup that got them). A rebalance waits for them as for members (Kafka's pending
+    /// members): workers started together join one generation, not one each.
+    var pendingMemberIds: [String: Int64] = [:]
+    /// Members that have not sent a SyncGroup since the last join completed: at
+    /// `syncDeadlineMs` they are removed and the others rebalance (Kafka's pending sync).
+    var pendingSync: Set<String> = []
     /// Member ids handed out (MEMBER_ID_REQUIRED) and not yet used, per group, at most.
     static let maxPendingMemberIds = 1000
     var pendingMemberIdCount: Int { pendingMemberIds.count }
     /// Nothing waits on or is remembered by the group: it can be dropped once empty a while.
     var isIdle: Bool { members.isEmpty && pendingMemberIds.isEmpty && (state == .empty || state == .dead) }
-    private var rebalanceDeadlineMs: Int64 = 0
-    /// In CompletingRebalance: when the members that have not sent their SyncGroup are
-    /// removed (the rebalance timeout after the join completed).
-    private var syncDeadlineMs: Int64 = .max
-    private var earliestCompletionMs: Int64 = 0
-    private var memberSequence = 0
+    var rebalanceDeadlineMs: Int64 = 0
+    /// When the members in `pendingSync` are removed (the rebalance timeout after the join
+    /// completed); `.max` while no join has completed since the last rebalance began.
+    var syncDeadlineMs: Int64 = .max
+    var earliestCompletionMs: Int64 = 0
+    var memberSequence = 0
 
     init(groupId: String, options: GroupOptions) {
         self.groupId = groupId
@@ -292,8 +305,18 @@ struct ClassicGroup: Sendable {
         memberOrder = memberOrder.map { $0 == old ? newId : $0 }
         if leaderId == old { leaderId = newId }
         staticMembers[request.groupInstanceId!] = newId
+        pendingSync.remove(old)
         switch state {
         case .stable where sameMetadata && chooseProtocol() == protocolName:
+            if request.supportsSkipAssignment && leaderId == newId {
+                // KIP-814 (v9+): a replaced leader is told it leads, with the members, so that
+                // it watches their topics again, and to keep the assignment as it is.
+                var response = joinResponse(for: newId)
+                response.skipAssignment = true
+                return (response, deliveries)
+            }
+            // Before v9, a leader told so would assign again without a rebalance: it is told
+            // the old id leads, and only syncs to get its assignment back.
             return (
                 JoinGroupResponse(
                     error: nil, generationId: generationId, protocolType: protocolType, protocolName: protocolName,
@@ -309,10 +332,12 @@ struct ClassicGroup: Sendable {
         }
     }
 
-    /// FENCED_INSTANCE_ID when `instance` names a static member under another member id.
+    /// For a request that names an instance (Kafka's `validateMember`): UNKNOWN_MEMBER_ID when
+    /// no static member has it, FENCED_INSTANCE_ID when one has it under another member id.
     func fenced(_ memberId: String, instance: String?) -> TidemarkError.Code? {
-        guard let instance, let current = staticMembers[instance], current != memberId else { return nil }
-        return .fencedInstanceId
+        guard let instance else { return nil }
+        guard let current = staticMembers[instance] else { return .unknownMemberId }
+        return current == memberId ? nil : .fencedInstanceId
     }
 
     private var protocolTypeOfMembers: String? { members.values.first?.protocolType }
@@ -344,7 +369,7 @@ struct ClassicGroup: Sendable {
     }
 
     /// Enters PreparingRebalance; members waiting in Sync are told a rebalance started.
-    private mutating func prepareRebalance(nowMs: Int64) -> [Delivery] {
+    mutating func prepareRebalance(nowMs: Int64) -> [Delivery] {
         var deliveries: [Delivery] = []
         for (id, member) in members where member.awaitingSync {
             members[id]!.awaitingSync = false
@@ -352,25 +377,38 @@ struct ClassicGroup: Sendable {
         }
         let wasEmpty = state == .empty
         state = .preparingRebalance
+        pendingSync = []
+        syncDeadlineMs = .max
         let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
         rebalanceDeadlineMs = nowMs + max(timeout, 0)
         earliestCompletionMs = wasEmpty ? nowMs + options.initialRebalanceDelayMs : nowMs
         return deliveries
     }
 
-    /// Completes the join phase when every member has rejoined (after the initial delay of
-    /// a new group), or when the rebalance deadline has passed.
-    private mutating func maybeCompleteJoin(nowMs: Int64) -> [Delivery] {
+    /// Completes the join phase when every member has rejoined and no id handed out is still
+    /// to be used (after the initial delay of a new group), or when the rebalance deadline
+    /// has passed.
+    mutating func maybeCompleteJoin(nowMs: Int64) -> [Delivery] {
         guard state == .preparingRebalance else { return [] }
-        let allJoined = members.values.allSatisfy(\.awaitingJoin)
+        let allJoined = members.values.allSatisfy(\.awaitingJoin) && !pendingMemberIds.values.contains { $0 > nowMs }
         if (allJoined && nowMs >= earliestCompletionMs) || nowMs >= rebalanceDeadlineMs {
             return completeJoin(nowMs: nowMs)
         }
         return []
     }
 
+    /// Dynamic members that did not rejoin are removed; static ones stay, with their metadata
+    /// (the leader assigns them their share; as Kafka does). The leader is one that rejoined;
+    /// when only static members that did not rejoin are left, the join waits another
+    /// rebalance timeout (their sessions end sooner, as Kafka's coordinator waits).
     private mutating func completeJoin(nowMs: Int64) -> [Delivery] {
-        for (id, member) in members where !member.awaitingJoin { remove(id) }
+        for (id, member) in members where !member.awaitingJoin && member.groupInstanceId == nil { remove(id) }
+        let rejoined = memberOrder.filter { members[$0]!.awaitingJoin }
+        if rejoined.isEmpty && !members.isEmpty {
+            let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
+            rebalanceDeadlineMs = nowMs + max(timeout, 1)
+            return []
+        }
         generationId = generationId == Int32.max ? 1 : generationId + 1
         guard !members.isEmpty else {
             state = .empty
@@ -382,15 +420,18 @@ struct ClassicGroup: Sendable {
         }
         protocolType = protocolTypeOfMembers
         protocolName = chooseProtocol()
-        if leaderId == nil || members[leaderId!] == nil { leaderId = memberOrder.first }
+        if let leader = leaderId, members[leader]?.awaitingJoin == true {} else { leaderId = rejoined.first }
         state = .completingRebalance
         let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
         syncDeadlineMs = nowMs + max(timeout, 0)
-        var deliveries: [Delivery] = []
+        pendingSync = Set(members.keys)
         for id in memberOrder {
-            members[id]!.awaitingJoin = false
             members[id]!.lastHeartbeatMs = nowMs
             members[id]!.assignment = []
+        }
+        var deliveries: [Delivery] = []
+        for id in rejoined {
+            members[id]!.awaitingJoin = false
             deliveries.append(.join(memberId: id, joinResponse(for: id)))
         }
         return deliveries
@@ -408,7 +449,7 @@ struct ClassicGroup: Sendable {
         return votes.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }!.key
     }
 
-    private func joinResponse(for memberId: String) -> JoinGroupResponse {
+    func joinResponse(for memberId: String) -> JoinGroupResponse {
         let isLeader = memberId == leaderId
         let list: [JoinGroupResponse.Member] =
             isLeader
@@ -422,176 +463,11 @@ struct ClassicGroup: Sendable {
             leaderId: leaderId ?? "", memberId: memberId, members: list)
     }
 
-    private mutating func remove(_ memberId: String) {
+    mutating func remove(_ memberId: String) {
         if let instance = members[memberId]?.groupInstanceId, staticMembers[instance] == memberId { staticMembers.removeValue(forKey: instance) }
         members.removeValue(forKey: memberId)
+        pendingSync.remove(memberId)
         memberOrder.removeAll { $0 == memberId }
         if leaderId == memberId { leaderId = nil }
-    }
-
-    // MARK: Sync, heartbeat, leave
-
-    /// Handles a SyncGroup. The leader's carries everyone's assignment. nil: the caller
-    /// waits for a `.sync` delivery (the leader's sync).
-    mutating func sync(memberId: String, instance: String? = nil, generationId: Int32, assignments: [String: [UInt8]]?, nowMs: Int64)
-        -> (SyncGroupResponse?, [Delivery])
-    {
-        if let fenced = fenced(memberId, instance: instance) { return (.failure(fenced), []) }
-        guard members[memberId] != nil else { return (.failure(.unknownMemberId), []) }
-        guard generationId == self.generationId else { return (.failure(.illegalGeneration), []) }
-        members[memberId]!.lastHeartbeatMs = nowMs
-        switch state {
-        case .empty, .dead: return (.failure(.unknownMemberId), [])
-        case .preparingRebalance: return (.failure(.rebalanceInProgress), [])
-        case .stable: return (syncResponse(for: memberId), [])
-        case .completingRebalance:
-            members[memberId]!.awaitingSync = true
-            guard memberId == leaderId, let assignments else { return (nil, []) }
-            for id in memberOrder { members[id]!.assignment = assignments[id] ?? [] }
-            state = .stable
-            var deliveries: [Delivery] = []
-            for id in memberOrder where members[id]!.awaitingSync {
-                members[id]!.awaitingSync = false
-                if id != memberId { deliveries.append(.sync(memberId: id, syncResponse(for: id))) }
-            }
-            return (syncResponse(for: memberId), deliveries)
-        }
-    }
-
-    private func syncResponse(for memberId: String) -> SyncGroupResponse {
-        SyncGroupResponse(
-            error: nil, protocolType: protocolType, protocolName: protocolName, assignment: members[memberId]?.assignment ?? [])
-    }
-
-    /// Handles a Heartbeat: nil when all is well, otherwise the error to answer.
-    mutating func heartbeat(memberId: String, instance: String? = nil, generationId: Int32, nowMs: Int64) -> TidemarkError.Code? {
-        if let fenced = fenced(memberId, instance: instance) { return fenced }
-        guard members[memberId] != nil, state != .empty, state != .dead else { return .unknownMemberId }
-        guard generationId == self.generationId else { return .illegalGeneration }
-        members[memberId]!.lastHeartbeatMs = nowMs
-        return state == .preparingRebalance ? .rebalanceInProgress : nil
-    }
-
-    /// Removes members that leave; the rest rebalance.
-    mutating func leave(memberIds: [String], nowMs: Int64) -> ([String: TidemarkError.Code?], [Delivery]) {
-        let (results, deliveries) = leave(members: memberIds.map { ($0, nil) }, nowMs: nowMs)
-        var byId: [String: TidemarkError.Code?] = [:]
-        for (index, id) in memberIds.enumerated() where byId[id] == nil { byId[id] = results[index] }
-        return (byId, deliveries)
-    }
-
-    /// Removes members that leave (LeaveGroup v3+: each by member id, instance id or both; a
-    /// static member named by its instance alone is found by it, one named with an older
-    /// member id is fenced); the rest rebalance. Results in the order asked.
-    mutating func leave(members leaving: [(memberId: String, instance: String?)], nowMs: Int64) -> ([TidemarkError.Code?], [Delivery]) {
-        var results: [TidemarkError.Code?] = []
-        var removedAny = false
-        var deliveries: [Delivery] = []
-        for (memberId, instance) in leaving {
-            var id = memberId
-            if let instance {
-                guard let current = staticMembers[instance] else {
-                    results.append(.unknownMemberId)
-                    continue
-                }
-                guard memberId.isEmpty || memberId == current else {
-                    results.append(.fencedInstanceId)
-                    continue
-                }
-                id = current
-            }
-            guard let member = members[id] else {
-                results.append(.unknownMemberId)
-                continue
-            }
-            if member.awaitingJoin { deliveries.append(.join(memberId: id, .failure(.unknownMemberId, memberId: id))) }
-            if member.awaitingSync { deliveries.append(.sync(memberId: id, .failure(.unknownMemberId))) }
-            remove(id)
-            results.append(nil)
-            removedAny = true
-        }
-        if removedAny { deliveries += membershipChanged(nowMs: nowMs) }
-        return (results, deliveries)
-    }
-
-    private mutating func membershipChanged(nowMs: Int64) -> [Delivery] {
-        switch state {
-        case .stable, .completingRebalance:
-            if members.isEmpty {
-                generationId = generationId == Int32.max ? 1 : generationId + 1
-                state = .empty
-                protocolName = nil
-                leaderId = nil
-                return []
-            }
-            return prepareRebalance(nowMs: nowMs) + maybeCompleteJoin(nowMs: nowMs)
-        case .preparingRebalance:
-            return maybeCompleteJoin(nowMs: nowMs)
-        case .empty, .dead:
-            return []
-        }
-    }
-
-    /// Time passes: sessions expire (members waiting in Join are covered by the rebalance
-    /// timeout instead), and a rebalance whose deadline passed completes without stragglers.
-    mutating func tick(nowMs: Int64) -> [Delivery] {
-        pendingMemberIds = pendingMemberIds.filter { $0.value > nowMs }
-        var deliveries: [Delivery] = []
-        let expired = members.values.filter { !$0.awaitingJoin && $0.lastHeartbeatMs + Int64($0.sessionTimeoutMs) < nowMs }
-        if !expired.isEmpty {
-            for member in expired {
-                if member.awaitingSync { deliveries.append(.sync(memberId: member.id, .failure(.unknownMemberId))) }
-                remove(member.id)
-            }
-            deliveries += membershipChanged(nowMs: nowMs)
-        }
-        // Pending sync (as Kafka since 3.0, KAFKA-12890): members that have not sent their
-        // SyncGroup within the rebalance timeout are removed, the leader among them if it never
-        // sent the assignment; the others rejoin. A leader that heartbeats and never syncs
-        // held its followers' SyncGroups, and the group, for ever.
-        if state == .completingRebalance && nowMs >= syncDeadlineMs {
-            let late = members.values.filter { !$0.awaitingSync }.map(\.id)
-            for id in late { remove(id) }
-            if !late.isEmpty { deliveries += membershipChanged(nowMs: nowMs) }
-        }
-        deliveries += maybeCompleteJoin(nowMs: nowMs)
-        return deliveries
-    }
-
-    // MARK: Offsets
-
-    /// Whether an OffsetCommit from this member and generation may be stored (Kafka's rules:
-    /// a standalone commit needs an empty group; a member commits for its current generation,
-    /// also while a rebalance is being prepared).
-    func validateCommit(memberId: String, instance: String? = nil, generationId: Int32) -> TidemarkError.Code? {
-        // In Kafka's order (ClassicGroup.validateOffsetCommit): who is committing first, the
-        // group's state last. A fenced member committing while the group completes a rebalance
-        // is told its id or generation is stale (the Java client then rejoins), not that a
-        // rebalance is in progress.
-        if generationId < 0 && members.isEmpty { return nil }  // an admin or standalone commit to an empty group
-        if generationId >= 0 || !memberId.isEmpty || instance != nil {
-            if let fenced = fenced(memberId, instance: instance) { return fenced }
-            // An instance id no static member holds is unknown, whatever the member id
-            // (Kafka's validateMember).
-            if let instance, staticMembers[instance] == nil { return .unknownMemberId }
-            guard members[memberId] != nil else { return .unknownMemberId }
-            guard generationId == self.generationId else { return .illegalGeneration }
-        } else {
-            return .unknownMemberId  // no member named, and the group has members
-        }
-        if state == .completingRebalance { return .rebalanceInProgress }
-        return nil
-    }
-
-    /// Every waiting member is answered (the coordinator is shutting down).
-    mutating func abandonWaiters() -> [Delivery] {
-        var deliveries: [Delivery] = []
-        for (id, member) in members {
-            if member.awaitingJoin { deliveries.append(.join(memberId: id, .failure(.rebalanceInProgress, memberId: id))) }
-            if member.awaitingSync { deliveries.append(.sync(memberId: id, .failure(.rebalanceInProgress))) }
-            members[id]!.awaitingJoin = false
-            members[id]!.awaitingSync = false
-        }
-        return deliveries
     }
 }

@@ -25,11 +25,14 @@ public struct JoinGroupRequest: Sendable {
     public var protocols: [(name: String, metadata: [UInt8])]
     /// JoinGroup v4+: a member without an id first gets one with `.memberIdRequired`.
     public var requireKnownMemberId: Bool
+    /// JoinGroup v9+ (KIP-814): a static leader replaced without a rebalance is told it leads,
+    /// with the members, and to skip the assignment (`JoinGroupResponse.skipAssignment`).
+    public var supportsSkipAssignment: Bool
 
     public init(
         groupId: String, memberId: String = "", groupInstanceId: String? = nil, clientId: String, clientHost: String = "",
         sessionTimeoutMs: Int32, rebalanceTimeoutMs: Int32, protocolType: String,
-        protocols: [(name: String, metadata: [UInt8])], requireKnownMemberId: Bool = false
+        protocols: [(name: String, metadata: [UInt8])], requireKnownMemberId: Bool = false, supportsSkipAssignment: Bool = false
     ) {
         self.groupId = groupId
         self.memberId = memberId
@@ -41,6 +44,7 @@ public struct JoinGroupRequest: Sendable {
         self.protocolType = protocolType
         self.protocols = protocols
         self.requireKnownMemberId = requireKnownMemberId
+        self.supportsSkipAssignment = supportsSkipAssignment
     }
 }
 
@@ -58,6 +62,9 @@ public struct JoinGroupResponse: Sendable, Equatable {
     public var memberId: String
     /// Every member with its metadata for the chosen protocol: for the leader only.
     public var members: [Member]
+    /// The leader is to sync without assigning (a static leader replaced in a Stable group,
+    /// JoinGroup v9+): the group keeps its assignment.
+    public var skipAssignment = false
 
     static func failure(_ code: TidemarkError.Code, memberId: String = "") -> JoinGroupResponse {
         JoinGroupResponse(

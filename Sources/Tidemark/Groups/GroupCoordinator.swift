@@ -307,9 +307,11 @@ public final class GroupCoordinator: Sendable {
         }
     }
 
-    /// SyncGroup: the leader passes everyone's assignment; others wait for it.
+    /// SyncGroup: the leader passes everyone's assignment; others wait for it. `protocolType`
+    /// and `protocolName` (SyncGroup v5+) must be the group's when given.
     public func sync(
-        groupId: String, memberId: String, groupInstanceId: String? = nil, generationId: Int32, assignments: [String: [UInt8]]?
+        groupId: String, memberId: String, groupInstanceId: String? = nil, generationId: Int32, protocolType: String? = nil,
+        protocolName: String? = nil, assignments: [String: [UInt8]]?
     ) async -> SyncGroupResponse {
         let now = clock()
         return await withCheckedContinuation { (continuation: CheckedContinuation<SyncGroupResponse, Never>) in
@@ -330,7 +332,8 @@ public final class GroupCoordinator: Sendable {
                     }
                 }
                 let (response, deliveries) = group.sync(
-                    memberId: memberId, instance: groupInstanceId, generationId: generationId, assignments: assignments, nowMs: now)
+                    memberId: memberId, instance: groupInstanceId, generationId: generationId, protocolType: protocolType,
+                    protocolName: protocolName, assignments: assignments, nowMs: now)
                 s.setClassic(group, id: groupId)
                 if let response {
                     ready.syncs.append((continuation, response))
@@ -596,17 +599,20 @@ public final class GroupCoordinator: Sendable {
         // while it rewrites the log, and every join and heartbeat would wait behind a describe.
         let described = state.withLock { s -> GroupDescription? in
             guard let group = s.groups[groupId] else { return nil }
+            // Outside Stable, members without their metadata and assignment and no protocol, as
+            // Kafka describes them (what a rebalance is replacing is not shown as current).
+            let stable = group.state == .stable
             let members = group.memberOrder.map { id in
                 let member = group.members[id]!
                 return GroupDescription.Member(
                     memberId: id, groupInstanceId: member.groupInstanceId, clientId: member.clientId,
                     clientHost: member.clientHost,
-                    metadata: member.protocols.first { $0.name == group.protocolName }?.metadata ?? [],
-                    assignment: member.assignment)
+                    metadata: stable ? member.protocols.first { $0.name == group.protocolName }?.metadata ?? [] : [],
+                    assignment: stable ? member.assignment : [])
             }
             return GroupDescription(
                 groupId: groupId, state: group.state, protocolType: group.protocolType ?? "",
-                protocolName: group.protocolName ?? "", generationId: group.generationId, members: members)
+                protocolName: stable ? group.protocolName ?? "" : "", generationId: group.generationId, members: members)
         }
         return described
             ?? GroupDescription(

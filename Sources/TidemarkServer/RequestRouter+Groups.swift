@@ -123,7 +123,7 @@ extension RequestRouter {
     }
 
     /// JoinGroup and SyncGroup wait for the rest of their group: up to the rebalance timeout
-    /// (`GroupOptions.maxRebalanceTimeoutMs`, 30 minutes at most). They are decoded here, on the
+    /// (a member's max.poll.interval.ms, as long as it asks). They are decoded here, on the
     /// connection's loop, so that their frames' request-budget bytes go back before they wait:
     /// 260 parked JoinGroups of 1 MiB (padded with tagged fields nobody keeps) held the whole
     /// budget, and no client's request was read for the length of the rebalance. What a

@@ -100,11 +100,11 @@ import TidemarkStorage
         #expect(
             broker.groups.heartbeat(groupId: "orders", memberId: back.memberId, groupInstanceId: "pod-1", generationId: generation)
                 == .rebalanceInProgress)
-        // Rebalancing: described without metadata, assignments or a protocol, as Kafka
-        // describes a group outside Stable (the assignment being replaced is not current).
+        // Rebalancing: described without metadata or a protocol, with the assignment it holds,
+        // as Kafka 4 describes a group outside Stable.
         let rebalancing = broker.groups.describeGroup("orders")
         #expect(rebalancing.state == .preparingRebalance && rebalancing.protocolName.isEmpty && rebalancing.members.count == 1)
-        #expect(rebalancing.members.allSatisfy { $0.assignment.isEmpty && $0.metadata.isEmpty })
+        #expect(rebalancing.members.allSatisfy { $0.assignment == [0xA] && $0.metadata.isEmpty })
         let rejoined = await Self.join(broker, back.memberId, instance: "pod-1", session: 30_000)
         #expect(rejoined.error == nil && rejoined.generationId == generation + 1, "numbering goes on from the restored generation")
         try await broker.close()

@@ -153,6 +153,23 @@ import Testing
         #expect(other.tick(nowMs: 5_300).isEmpty && other.members.count == 2 && other.state == .stable)
     }
 
+    /// A worker whose jobs run for hours (max.poll.interval.ms of an hour) is waited for that
+    /// long, as Kafka waits: a 30-minute cap evicted it mid-job and gave its job to another.
+    @Test func aRebalanceWaitsAsLongAsItsMembersAsk() {
+        var group = ClassicGroup(groupId: "g", options: GroupOptions())
+        let hour: Int32 = 3_600_000
+        let a = joinedIds(group.join(Self.request(session: 10_000, rebalance: hour), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
+        _ = group.join(Self.request(session: 10_000, rebalance: hour), nowMs: 100)
+        for t in stride(from: Int64(5_000), through: 3_599_000, by: 5_000) {
+            #expect(group.heartbeat(memberId: a, generationId: 1, nowMs: t) == .rebalanceInProgress)
+            #expect(group.tick(nowMs: t).isEmpty)
+        }
+        #expect(group.members[a] != nil && group.state == .preparingRebalance)
+        let done = joinedIds(group.tick(nowMs: 3_600_100))
+        #expect(done.count == 1 && group.members[a] == nil, "a did not rejoin within its hour")
+    }
+
     /// SyncGroup v5+ names the protocol type and name: others than the group's are refused
     /// INCONSISTENT_GROUP_PROTOCOL (Kafka's validateSyncGroup); a heartbeat naming an instance
     /// no static member holds is UNKNOWN_MEMBER_ID (Kafka's validateMember).

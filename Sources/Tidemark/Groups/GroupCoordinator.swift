@@ -599,8 +599,8 @@ public final class GroupCoordinator: Sendable {
         // while it rewrites the log, and every join and heartbeat would wait behind a describe.
         let described = state.withLock { s -> GroupDescription? in
             guard let group = s.groups[groupId] else { return nil }
-            // Outside Stable, members without their metadata and assignment and no protocol, as
-            // Kafka describes them (what a rebalance is replacing is not shown as current).
+            // Outside Stable, members without their metadata and no protocol, as Kafka 4
+            // describes them (`describeNoMetadata`: the assignment they hold stays).
             let stable = group.state == .stable
             let members = group.memberOrder.map { id in
                 let member = group.members[id]!
@@ -608,7 +608,7 @@ public final class GroupCoordinator: Sendable {
                     memberId: id, groupInstanceId: member.groupInstanceId, clientId: member.clientId,
                     clientHost: member.clientHost,
                     metadata: stable ? member.protocols.first { $0.name == group.protocolName }?.metadata ?? [] : [],
-                    assignment: stable ? member.assignment : [])
+                    assignment: member.assignment)
             }
             return GroupDescription(
                 groupId: groupId, state: group.state, protocolType: group.protocolType ?? "",

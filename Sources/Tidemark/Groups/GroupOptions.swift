@@ -6,8 +6,12 @@ public struct GroupOptions: Sendable {
     /// How long a new (empty) group waits for more members before its first generation.
     public var initialRebalanceDelayMs: Int64 = 0
     /// The longest a rebalance waits for members to rejoin, whatever they asked for (a
-    /// member's rebalance timeout is its max.poll.interval.ms, 5 minutes by default).
-    public var maxRebalanceTimeoutMs: Int64 = 30 * 60 * 1000
+    /// member's rebalance timeout is its max.poll.interval.ms, 5 minutes by default). By
+    /// default what they asked for, as in Kafka: a worker whose jobs run longer (a
+    /// max.poll.interval.ms of hours) is waited for, not evicted mid-job (its job given to
+    /// another worker while it runs). What a waiting member keeps is bounded by
+    /// `membersMaxBytes`, however long it waits.
+    public var maxRebalanceTimeoutMs: Int64 = Int64(Int32.max)
     /// An empty group's state machine is dropped after this (its committed offsets stay,
     /// under `offsetsRetentionMs`): groups made by clients that never come back cost nothing.
     public var emptyGroupRetentionMs: Int64 = 60_000

@@ -122,6 +122,9 @@ import Testing
             return
         }
         #expect(who == b && answer.error == nil && answer.assignment == [2])
+        // Its session starts again as its wait ends: not expired at the next tick.
+        #expect(group.tick(nowMs: 4_100).isEmpty && group.members[b] != nil && group.state == .stable)
+        #expect(group.nextDueMs == 6_001)
     }
 
     /// In Stable, a member that heartbeats and never sends its SyncGroup (its partitions went
@@ -135,6 +138,7 @@ import Testing
         let b = joinedIds(group.join(Self.request(a), nowMs: 200).1).keys.first { $0 != a }!
         _ = group.sync(memberId: a, generationId: 2, assignments: [a: [1], b: [2]], nowMs: 300)
         #expect(group.state == .stable)
+        #expect(group.nextDueMs == 5_200, "the coordinator's timer comes back at the sync deadline")
         #expect(group.heartbeat(memberId: b, generationId: 2, nowMs: 3_000) == nil)
         #expect(group.tick(nowMs: 5_100).isEmpty && group.state == .stable)
         _ = group.tick(nowMs: 5_300)

@@ -100,6 +100,23 @@ import Testing
         #expect(group.tick(nowMs: 10_500).isEmpty && group.members.count == 3 && group.state == .stable)
     }
 
+    /// A rebalance that no member rejoined (only static members away): the join waits another
+    /// rebalance timeout rather than complete with no one to lead; the one that comes back
+    /// leads (the old leader did not rejoin) and assigns the other its share.
+    @Test func aJoinWithOnlyStaticMembersAwayWaitsForOneToComeBack() {
+        var (group, a, b) = stableGroupOfTwo()
+        #expect(group.leaderId == a)
+        let c = group.join(Self.request(instance: nil), nowMs: 200).0!.memberId
+        _ = group.join(Self.request(c, instance: nil), nowMs: 210)
+        _ = group.leave(memberIds: [c], nowMs: 220)
+        #expect(group.tick(nowMs: 5_300).isEmpty && group.state == .preparingRebalance && group.generationId == 2)
+        #expect(group.nextDueMs == 10_300)
+        #expect(group.join(Self.request(b, instance: "pod-2"), nowMs: 6_000).1.isEmpty)
+        let done = joined(group.tick(nowMs: 10_300))
+        #expect(Set(done.keys) == [b] && group.leaderId == b && group.generationId == 3)
+        #expect(Set(done[b]!.members.map(\.memberId)) == [a, b] && group.members[a] != nil)
+    }
+
     /// One that does not come back by the pending-sync deadline is removed then, and the
     /// others rebalance without it.
     @Test func aStaticMemberThatDoesNotComeBackIsRemovedAtTheSyncDeadline() {

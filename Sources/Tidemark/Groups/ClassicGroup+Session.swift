@@ -30,7 +30,9 @@ extension ClassicGroup {
             state = .stable
             var deliveries: [Delivery] = []
             for id in memberOrder where members[id]!.awaitingSync {
+                // Its session starts again as its wait ends (it sent no heartbeat meanwhile).
                 members[id]!.awaitingSync = false
+                members[id]!.lastHeartbeatMs = nowMs
                 if id != memberId { deliveries.append(.sync(memberId: id, syncResponse(for: id))) }
             }
             return (syncResponse(for: memberId), deliveries)
@@ -164,7 +166,7 @@ extension ClassicGroup {
         // group's state last. A fenced member committing while the group completes a rebalance
         // is told its id or generation is stale (the Java client then rejoins), not that a
         // rebalance is in progress.
-        if generationId < 0 && members.isEmpty { return nil }  // an admin or standalone commit to an empty group
+        if generationId < 0 && members.isEmpty && state == .empty { return nil }  // an admin or standalone commit to an empty group
         if generationId >= 0 || !memberId.isEmpty || instance != nil {
             // An instance id no static member holds is unknown, whatever the member id
             // (Kafka's validateMember).

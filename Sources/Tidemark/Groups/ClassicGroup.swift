@@ -67,7 +67,11 @@ struct ClassicGroup: Sendable {
             due = min(due, member.lastHeartbeatMs.addingReportingOverflow(Int64(member.sessionTimeoutMs) + 1).partialValue)
         }
         switch state {
-        case .preparingRebalance: due = min(due, rebalanceDeadlineMs, earliestCompletionMs)
+        case .preparingRebalance:
+            due = min(due, rebalanceDeadlineMs)
+            // The initial delay only matters once everyone has joined (else it is long past,
+            // and the group would be ticked every pass while it waits).
+            if members.values.allSatisfy(\.awaitingJoin) { due = min(due, earliestCompletionMs) }
         case .completingRebalance, .stable where !pendingSync.isEmpty: due = min(due, syncDeadlineMs)
         default: break
         }
@@ -201,8 +205,8 @@ struct ClassicGroup: Sendable {
             if memberId.isEmpty, let old = staticMembers[instance], members[old] != nil {
                 return replaceStaticMember(old, request, nowMs: nowMs)
             }
-            if !memberId.isEmpty, let current = staticMembers[instance], current != memberId {
-                return (.failure(.fencedInstanceId, memberId: memberId), [])
+            if !memberId.isEmpty, let code = fenced(memberId, instance: instance) {
+                return (.failure(code, memberId: memberId), [])
             }
             if memberId.isEmpty {
                 // A new static member needs no second join for its id (as in Kafka).
@@ -305,7 +309,9 @@ struct ClassicGroup: Sendable {
         memberOrder = memberOrder.map { $0 == old ? newId : $0 }
         if leaderId == old { leaderId = newId }
         staticMembers[request.groupInstanceId!] = newId
-        pendingSync.remove(old)
+        // A replacement owes the SyncGroup its old member did (else it could hold the share
+        // unread); Kafka rebalances at the deadline even when the new one synced.
+        if pendingSync.remove(old) != nil { pendingSync.insert(newId) }
         switch state {
         case .stable where sameMetadata && chooseProtocol() == protocolName:
             if request.supportsSkipAssignment && leaderId == newId {
@@ -372,8 +378,16 @@ struct ClassicGroup: Sendable {
     mutating func prepareRebalance(nowMs: Int64) -> [Delivery] {
         var deliveries: [Delivery] = []
         for (id, member) in members where member.awaitingSync {
+            // Its session starts again as its wait ends (it sent no heartbeat meanwhile).
             members[id]!.awaitingSync = false
+            members[id]!.lastHeartbeatMs = nowMs
             deliveries.append(.sync(memberId: id, .failure(.rebalanceInProgress)))
+        }
+        // Back from CompletingRebalance: the assignment the leader did not send is no one's
+        // (Kafka's resetAndPropagateAssignmentWithError); from Stable, members keep theirs until
+        // the next one.
+        if state == .completingRebalance {
+            for id in memberOrder { members[id]!.assignment = [] }
         }
         let wasEmpty = state == .empty
         state = .preparingRebalance
@@ -425,10 +439,8 @@ struct ClassicGroup: Sendable {
         let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
         syncDeadlineMs = nowMs + max(timeout, 0)
         pendingSync = Set(members.keys)
-        for id in memberOrder {
-            members[id]!.lastHeartbeatMs = nowMs
-            members[id]!.assignment = []
-        }
+        // Sessions start again; assignments stay until the leader's (as Kafka's initNextGeneration).
+        for id in memberOrder { members[id]!.lastHeartbeatMs = nowMs }
         var deliveries: [Delivery] = []
         for id in rejoined {
             members[id]!.awaitingJoin = false

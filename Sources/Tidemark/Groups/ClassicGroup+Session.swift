@@ -135,8 +135,14 @@ extension ClassicGroup {
         let expired = members.values.filter {
             !$0.awaitingJoin && !$0.awaitingSync && $0.lastHeartbeatMs + Int64($0.sessionTimeoutMs) < nowMs
         }
-        if !expired.isEmpty {
+        // A new member's first join waits at most `newMemberJoinTimeoutMs` (as Kafka's).
+        let givenUp = members.values.filter { $0.awaitingJoin && ($0.newJoinDeadlineMs ?? .max) < nowMs }
+        if !expired.isEmpty || !givenUp.isEmpty {
             for member in expired { remove(member.id) }
+            for member in givenUp {
+                deliveries.append(.join(memberId: member.id, .failure(.unknownMemberId, memberId: member.id)))
+                remove(member.id)
+            }
             deliveries += membershipChanged(nowMs: nowMs)
         }
         // Pending sync (as Kafka since 3.0, KAFKA-12890): members that have not sent their

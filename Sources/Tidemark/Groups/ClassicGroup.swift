@@ -33,6 +33,9 @@ struct ClassicGroup: Sendable {
         var lastHeartbeatMs: Int64
         var awaitingJoin = false
         var awaitingSync = false
+        /// A member whose first join has not completed: when that join is given up
+        /// (`GroupOptions.newMemberJoinTimeoutMs`). Nil once it has been in a generation.
+        var newJoinDeadlineMs: Int64?
 
         /// About what it keeps in memory: its strings, protocols and assignment, and a fixed
         /// part for the rest (`GroupOptions.membersMaxBytes` bounds the sum).
@@ -63,7 +66,9 @@ struct ClassicGroup: Sendable {
     /// heartbeat moves a session's end later: an earlier time is only a tick with nothing to do.)
     var nextDueMs: Int64 {
         var due = pendingMemberIds.values.min() ?? .max
-        for member in members.values where !member.awaitingJoin && !member.awaitingSync {
+        for member in members.values {
+            if member.awaitingJoin, let deadline = member.newJoinDeadlineMs { due = min(due, deadline &+ 1) }
+            guard !member.awaitingJoin && !member.awaitingSync else { continue }
             due = min(due, member.lastHeartbeatMs.addingReportingOverflow(Int64(member.sessionTimeoutMs) + 1).partialValue)
         }
         switch state {
@@ -269,7 +274,8 @@ struct ClassicGroup: Sendable {
             id: memberId, groupInstanceId: request.groupInstanceId, clientId: request.clientId,
             clientHost: request.clientHost, sessionTimeoutMs: request.sessionTimeoutMs,
             rebalanceTimeoutMs: request.rebalanceTimeoutMs, protocolType: request.protocolType,
-            protocols: request.protocols, lastHeartbeatMs: nowMs, awaitingJoin: true)
+            protocols: request.protocols, lastHeartbeatMs: nowMs, awaitingJoin: true,
+            newJoinDeadlineMs: nowMs.addingReportingOverflow(max(options.newMemberJoinTimeoutMs, 0)).partialValue)
         memberOrder.append(memberId)
         if let instance = request.groupInstanceId { staticMembers[instance] = memberId }
         var deliveries: [Delivery] = []
@@ -444,6 +450,7 @@ struct ClassicGroup: Sendable {
         var deliveries: [Delivery] = []
         for id in rejoined {
             members[id]!.awaitingJoin = false
+            members[id]!.newJoinDeadlineMs = nil
             deliveries.append(.join(memberId: id, joinResponse(for: id)))
         }
         return deliveries

@@ -12,6 +12,12 @@ public struct GroupOptions: Sendable {
     /// another worker while it runs). What a waiting member keeps is bounded by
     /// `membersMaxBytes`, however long it waits.
     public var maxRebalanceTimeoutMs: Int64 = Int64(Int32.max)
+    /// How long a new member's first JoinGroup may wait for its rebalance (Kafka's
+    /// classic-group new-member join timeout, 5 minutes): it has no id to heartbeat with, and
+    /// a client that gave up (a request timeout during a long rebalance) and came back as
+    /// another member left a defunct one to be given partitions. Past it the join is answered
+    /// UNKNOWN_MEMBER_ID (a client still there joins again).
+    public var newMemberJoinTimeoutMs: Int64 = 300_000
     /// An empty group's state machine is dropped after this (its committed offsets stay,
     /// under `offsetsRetentionMs`): groups made by clients that never come back cost nothing.
     public var emptyGroupRetentionMs: Int64 = 60_000

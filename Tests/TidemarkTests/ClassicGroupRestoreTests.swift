@@ -95,8 +95,11 @@ import TidemarkStorage
         await broker.groups.tick()
         #expect(broker.groups.describeGroup("orders").members.count == 2)
         clock.advance(2_000)
-        await broker.groups.tick()
+        let log = CapturedLog()
+        await broker.groups.tick(logger: log.logger)
         #expect(broker.groups.describeGroup("orders").members.map(\.memberId) == [back.memberId])
+        // Said in the log, as a join's rebalance is (it was silent).
+        #expect(log.matching("group members removed").contains { $0.metadata["members"]?.contains(b) == true })
         #expect(
             broker.groups.heartbeat(groupId: "orders", memberId: back.memberId, groupInstanceId: "pod-1", generationId: generation)
                 == .rebalanceInProgress)

@@ -103,7 +103,7 @@ struct ClassicGroup: Sendable {
     var staticMembers: [String: String] = [:]
     /// Ids handed out with MEMBER_ID_REQUIRED, with their expiry (the session timeout of the
     /// JoinGroup that got them). A rebalance waits for them as for members (Kafka's pending
-    /// members): workers started together join one generation, not one each.
+    /// members): a member whose first JoinGroup crossed another's joins its generation.
     var pendingMemberIds: [String: Int64] = [:]
     /// Members that have not sent a SyncGroup since the last join completed: at
     /// `syncDeadlineMs` they are removed and the others rebalance (Kafka's pending sync).

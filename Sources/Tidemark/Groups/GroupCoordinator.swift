@@ -428,6 +428,10 @@ public final class GroupCoordinator: Sendable {
     func tick(logger: Logger? = nil, topicId: ((String) -> UUID?)? = nil) async {
         let now = clock()
         var expiredMembers: [(group: String, members: [String])] = []
+        // What time did to classic groups, logged as a join's rebalance is: members removed
+        // (sessions, a first join given up, a SyncGroup never sent) and generations completed
+        // (a rebalance deadline, the initial delay, the ids handed out expiring).
+        var classicChanges: [(group: String, removed: [String], generation: Int32?, members: Int)] = []
         let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, [String: OffsetStore.ActiveGroup]) in
             var ready = Ready()
             // Only the classic groups whose next deadline has come are ticked (a look at each
@@ -436,7 +440,13 @@ public final class GroupCoordinator: Sendable {
             for (id, due) in s.classicDue where due <= now { dueIds.append(id) }
             for id in dueIds {
                 guard var group = s.groups[id] else { continue }
+                let (generationBefore, membersBefore) = (group.generationId, Set(group.members.keys))
                 let deliveries = group.tick(nowMs: now)
+                let removed = membersBefore.subtracting(group.members.keys).sorted()
+                let generation = group.generationId != generationBefore && !group.members.isEmpty ? group.generationId : nil
+                if !removed.isEmpty || generation != nil {
+                    classicChanges.append((id, removed, generation, group.members.count))
+                }
                 let more = Self.collect(deliveries, group: id, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
@@ -492,6 +502,17 @@ public final class GroupCoordinator: Sendable {
             return (ready, due, active)
         }
         ready.resumeAll()
+        for change in classicChanges {
+            if !change.removed.isEmpty {
+                logger?.info(
+                    "group members removed: no heartbeat in their session timeout, no SyncGroup within the rebalance timeout, or a first join that waited too long",
+                    metadata: ["group": "\(change.group)", "members": "\(change.removed)"])
+            }
+            if let generation = change.generation {
+                logger?.info(
+                    "group rebalanced", metadata: ["group": "\(change.group)", "generation": "\(generation)", "members": "\(change.members)"])
+            }
+        }
         for (group, members) in expiredMembers {
             logger?.info("consumer group members removed: no heartbeat in their session timeout, or partitions kept past their rebalance timeout",
                 metadata: ["group": "\(group)", "members": "\(members)"])

@@ -117,6 +117,24 @@ import Testing
         #expect(Set(done[b]!.members.map(\.memberId)) == [a, b] && group.members[a] != nil)
     }
 
+    /// A new static member whose pod restarts while its first join waits is replaced as a
+    /// member, not as a new one: the first join's 5-minute clock does not carry over (Kafka's
+    /// replacement is not new), only the rebalance's deadline bounds its wait.
+    @Test func aReplacedNewStaticMemberKeepsWaitingForItsRebalance() {
+        var (group, a, b) = stableGroupOfTwo()
+        var first = Self.request(instance: "pod-3")
+        first.rebalanceTimeoutMs = 3_600_000
+        _ = group.join(first, nowMs: 1_000)
+        let old = group.staticMembers["pod-3"]!
+        #expect(group.members[old]?.newJoinDeadlineMs == 301_000)
+        _ = group.join(first, nowMs: 290_000)  // the pod restarted: same instance, no member id
+        let replacement = group.staticMembers["pod-3"]!
+        #expect(replacement != old && group.members[replacement]?.newJoinDeadlineMs == nil)
+        _ = group.heartbeat(memberId: a, instance: "pod-1", generationId: 2, nowMs: 300_000)
+        _ = group.heartbeat(memberId: b, instance: "pod-2", generationId: 2, nowMs: 300_000)
+        #expect(group.tick(nowMs: 301_500).isEmpty && group.members[replacement] != nil)
+    }
+
     /// One that does not come back by the pending-sync deadline is removed then, and the
     /// others rebalance without it.
     @Test func aStaticMemberThatDoesNotComeBackIsRemovedAtTheSyncDeadline() {

@@ -135,12 +135,17 @@ extension ClassicGroup {
         let expired = members.values.filter {
             !$0.awaitingJoin && !$0.awaitingSync && $0.lastHeartbeatMs + Int64($0.sessionTimeoutMs) < nowMs
         }
-        // A new member's first join waits at most `newMemberJoinTimeoutMs` (as Kafka's).
-        let givenUp = members.values.filter { $0.awaitingJoin && ($0.newJoinDeadlineMs ?? .max) < nowMs }
+        // A new member's first join waits at most `newMemberJoinTimeoutMs` (as Kafka's), unless
+        // the rebalance's own deadline came first: the tick runs after both, and Kafka's timers
+        // would have completed the generation with it (the completion below does).
+        let givenUp = members.values.filter { member in
+            guard member.awaitingJoin, let deadline = member.newJoinDeadlineMs, deadline < nowMs else { return false }
+            return !(state == .preparingRebalance && rebalanceDeadlineMs <= deadline)
+        }
         if !expired.isEmpty || !givenUp.isEmpty {
             for member in expired { remove(member.id) }
             for member in givenUp {
-                deliveries.append(.join(memberId: member.id, .failure(.unknownMemberId, memberId: member.id)))
+                deliveries.append(.join(memberId: member.id, .failure(.unknownMemberId)))
                 remove(member.id)
             }
             deliveries += membershipChanged(nowMs: nowMs)

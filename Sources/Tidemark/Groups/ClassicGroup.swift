@@ -67,7 +67,7 @@ struct ClassicGroup: Sendable {
     var nextDueMs: Int64 {
         var due = pendingMemberIds.values.min() ?? .max
         for member in members.values {
-            if member.awaitingJoin, let deadline = member.newJoinDeadlineMs { due = min(due, deadline &+ 1) }
+            if member.awaitingJoin, let deadline = member.newJoinDeadlineMs { due = min(due, deadline.saturatingAdd(1)) }
             guard !member.awaitingJoin && !member.awaitingSync else { continue }
             due = min(due, member.lastHeartbeatMs.addingReportingOverflow(Int64(member.sessionTimeoutMs) + 1).partialValue)
         }
@@ -76,7 +76,7 @@ struct ClassicGroup: Sendable {
             due = min(due, rebalanceDeadlineMs)
             // The initial delay only matters once everyone has joined (else it is long past,
             // and the group would be ticked every pass while it waits).
-            if members.values.allSatisfy(\.awaitingJoin) { due = min(due, earliestCompletionMs) }
+            if pendingMemberIds.isEmpty && members.values.allSatisfy(\.awaitingJoin) { due = min(due, earliestCompletionMs) }
         case .completingRebalance, .stable where !pendingSync.isEmpty: due = min(due, syncDeadlineMs)
         default: break
         }
@@ -275,7 +275,7 @@ struct ClassicGroup: Sendable {
             clientHost: request.clientHost, sessionTimeoutMs: request.sessionTimeoutMs,
             rebalanceTimeoutMs: request.rebalanceTimeoutMs, protocolType: request.protocolType,
             protocols: request.protocols, lastHeartbeatMs: nowMs, awaitingJoin: true,
-            newJoinDeadlineMs: nowMs.addingReportingOverflow(max(options.newMemberJoinTimeoutMs, 0)).partialValue)
+            newJoinDeadlineMs: nowMs.saturatingAdd(max(options.newMemberJoinTimeoutMs, 0)))
         memberOrder.append(memberId)
         if let instance = request.groupInstanceId { staticMembers[instance] = memberId }
         var deliveries: [Delivery] = []
@@ -301,6 +301,9 @@ struct ClassicGroup: Sendable {
         if member.awaitingSync { deliveries.append(.sync(memberId: old, .failure(.fencedInstanceId))) }
         let newId = newMemberId(clientId: request.clientId)
         let previousLeader = leaderId
+        // Not a new member (Kafka's replacement is not): its instance fences the old one, and
+        // its wait is bounded by the rebalance's deadline, not by a first join's.
+        member.newJoinDeadlineMs = nil
         member.id = newId
         member.awaitingJoin = false
         member.awaitingSync = false
@@ -401,7 +404,7 @@ struct ClassicGroup: Sendable {
         syncDeadlineMs = .max
         let timeout = min(members.values.map { Int64($0.rebalanceTimeoutMs) }.max() ?? 0, options.maxRebalanceTimeoutMs)
         rebalanceDeadlineMs = nowMs + max(timeout, 0)
-        earliestCompletionMs = wasEmpty ? nowMs + options.initialRebalanceDelayMs : nowMs
+        earliestCompletionMs = wasEmpty ? nowMs.saturatingAdd(max(options.initialRebalanceDelayMs, 0)) : nowMs
         return deliveries
     }
 

@@ -300,11 +300,14 @@ public final class GroupCoordinator: Sendable {
                 return ready
             }
             ready.resumeAll()
-            if let (generation, members) = ready.rebalanced {
-                logger?.info(
-                    "group rebalanced", metadata: ["group": "\(request.groupId)", "generation": "\(generation)", "members": "\(members)"])
-            }
+            logRebalance(request.groupId, ready)
         }
+    }
+
+    /// "group rebalanced" when a join or a leave completed a generation (the tick logs its own).
+    private func logRebalance(_ groupId: String, _ ready: Ready) {
+        guard let (generation, members) = ready.rebalanced else { return }
+        logger?.info("group rebalanced", metadata: ["group": "\(groupId)", "generation": "\(generation)", "members": "\(members)"])
     }
 
     /// SyncGroup: the leader passes everyone's assignment; others wait for it. `protocolType`
@@ -393,12 +396,16 @@ public final class GroupCoordinator: Sendable {
         let now = clock()
         let (results, ready) = state.withLock { s -> ([TidemarkError.Code?], Ready) in
             guard var group = s.groups[groupId] else { return (members.map { _ in .unknownMemberId }, Ready()) }
+            let generation = group.generationId
             let (results, deliveries) = group.leave(members: members.map { ($0.memberId, $0.groupInstanceId) }, nowMs: now)
             s.setClassic(group, id: groupId)
             noteMembership(group, &s)
-            return (results, Self.collect(deliveries, group: groupId, &s))
+            var ready = Self.collect(deliveries, group: groupId, &s)
+            if group.generationId != generation && !group.members.isEmpty { ready.rebalanced = (group.generationId, group.memberOrder.count) }
+            return (results, ready)
         }
         ready.resumeAll()
+        logRebalance(groupId, ready)
         return results
     }
 
@@ -412,12 +419,16 @@ public final class GroupCoordinator: Sendable {
         return await withCheckedContinuation { (answer: CheckedContinuation<[TidemarkError.Code?], Never>) in
             let (results, ready, waits) = state.withLock { s -> ([TidemarkError.Code?], Ready, Bool) in
                 guard var group = s.groups[groupId] else { return (members.map { _ in .unknownMemberId }, Ready(), false) }
+                let generation = group.generationId
                 let (results, deliveries) = group.leave(members: members.map { ($0.memberId, $0.groupInstanceId) }, nowMs: now)
                 s.setClassic(group, id: groupId)
                 let waits = noteMembership(group, &s) { _ in answer.resume(returning: results) }
-                return (results, Self.collect(deliveries, group: groupId, &s), waits)
+                var ready = Self.collect(deliveries, group: groupId, &s)
+                if group.generationId != generation && !group.members.isEmpty { ready.rebalanced = (group.generationId, group.memberOrder.count) }
+                return (results, ready, waits)
             }
             ready.resumeAll()
+            logRebalance(groupId, ready)
             if !waits { answer.resume(returning: results) }
         }
     }
@@ -505,7 +516,7 @@ public final class GroupCoordinator: Sendable {
         for change in classicChanges {
             if !change.removed.isEmpty {
                 logger?.info(
-                    "group members removed: no heartbeat in their session timeout, no SyncGroup within the rebalance timeout, or a first join that waited too long",
+                    "group members removed: no heartbeat in their session timeout, not rejoined or synced within the rebalance timeout, or a first join that waited too long",
                     metadata: ["group": "\(change.group)", "members": "\(change.removed)"])
             }
             if let generation = change.generation {

@@ -16,6 +16,9 @@ public struct BrokerConfig: Sendable {
     /// Kafka broker settings given that have no effect here, in the order given (logged once
     /// at start).
     public private(set) var withoutEffect: [String] = []
+    /// Kafka settings accepted whose asked-for behaviour Tidemark does not have (logged as
+    /// warnings at start, each saying what happens instead).
+    public private(set) var behavesOtherwise: [String] = []
 
     public init() {}
 
@@ -234,6 +237,13 @@ public struct BrokerConfig: Sendable {
             // thread pools...): checked as its type, accepted, so Kafka's own server.properties
             // starts a node, and named in the log at start (`withoutEffect`). Listener
             // protocols are checked once all are read (`checked`).
+            if key == "group.consumer.migration.policy" && value.lowercased() != "disabled" {
+                // Not a setting without use on one node: the online conversion it asks for is
+                // not built (a group changes protocol once it is empty).
+                let note = "group.consumer.migration.policy=\(value): groups are not converted between the classic and consumer protocols while they have members (as Kafka's 'disabled'); a group changes protocol once empty"
+                if !behavesOtherwise.contains(note) { behavesOtherwise.append(note) }
+                return
+            }
             inert(key)
             if key == "listener.security.protocol.map" || key == "controller.listener.names" { explicit[key] = value }
             return

@@ -43,4 +43,17 @@ import TidemarkServer
             #expect(throws: BrokerConfig.Failure.self, "\(malformed)") { try BrokerConfig.properties(malformed) }
         }
     }
+
+    /// Kafka 4.1's `group.consumer.migration.policy` (bidirectional by default) asks for online
+    /// conversion between group protocols, which Tidemark does not do: said as such at start,
+    /// not listed among the settings that only have no use on one node.
+    @Test func aMigrationPolicyIsSaidToBehaveAsDisabled() throws {
+        var config = BrokerConfig()
+        try config.set("group.consumer.migration.policy", "bidirectional")
+        #expect(config.behavesOtherwise.count == 1 && config.behavesOtherwise[0].contains("'disabled'"))
+        #expect(!config.withoutEffect.contains("group.consumer.migration.policy"))
+        var disabled = BrokerConfig()
+        try disabled.set("group.consumer.migration.policy", "disabled")
+        #expect(disabled.behavesOtherwise.isEmpty)
+    }
 }

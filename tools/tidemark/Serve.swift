@@ -181,6 +181,7 @@ struct Serve: AsyncParsableCommand {
                 "listeners beyond the first are not served: a Tidemark node listens on one address (point clients at the first)",
                 metadata: ["served": "\(settings.server.host):\(settings.server.port)", "not served": "\(settings.unservedListeners.joined(separator: ", "))"])
         }
+        for note in settings.behavesOtherwise { logger.warning("\(note)") }
         if !settings.withoutEffect.isEmpty {
             logger.notice(
                 "Kafka broker settings with no effect on one Tidemark node (accepted as Kafka would, not used)",

@@ -192,13 +192,15 @@ extension ClassicGroup {
     }
 
     /// Every waiting member is answered (the coordinator is shutting down).
-    mutating func abandonWaiters() -> [Delivery] {
+    mutating func abandonWaiters(nowMs: Int64) -> [Delivery] {
         var deliveries: [Delivery] = []
         for (id, member) in members {
             if member.awaitingJoin { deliveries.append(.join(memberId: id, .failure(.rebalanceInProgress, memberId: id))) }
             if member.awaitingSync { deliveries.append(.sync(memberId: id, .failure(.rebalanceInProgress))) }
             members[id]!.awaitingJoin = false
             members[id]!.awaitingSync = false
+            // Its session starts again as its wait ends (the server may drain for a while).
+            if member.awaitingJoin || member.awaitingSync { members[id]!.lastHeartbeatMs = nowMs }
         }
         return deliveries
     }

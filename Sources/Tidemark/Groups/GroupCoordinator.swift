@@ -548,10 +548,11 @@ public final class GroupCoordinator: Sendable {
     // MARK: Shutdown
 
     func close() async {
+        let now = clock()
         let ready = state.withLock { s -> Ready in
             s.isClosed = true
             membershipRecords.finish()
-            return Self.abandonAll(&s)
+            return Self.abandonAll(&s, nowMs: now)
         }
         ready.resumeAll()
     }
@@ -560,14 +561,15 @@ public final class GroupCoordinator: Sendable {
     /// REBALANCE_IN_PROGRESS (clients join again), without closing: for a server that drains
     /// its connections before it stops.
     func abandonWaiters() {
-        state.withLock { Self.abandonAll(&$0) }.resumeAll()
+        let now = clock()
+        state.withLock { Self.abandonAll(&$0, nowMs: now) }.resumeAll()
     }
 
-    private static func abandonAll(_ s: inout State) -> Ready {
+    private static func abandonAll(_ s: inout State, nowMs: Int64) -> Ready {
         var ready = Ready()
         for id in Array(s.groups.keys) {
             var group = s.groups[id]!
-            let more = collect(group.abandonWaiters(), group: id, &s)
+            let more = collect(group.abandonWaiters(nowMs: nowMs), group: id, &s)
             s.setClassic(group, id: id)
             ready.joins += more.joins
             ready.syncs += more.syncs

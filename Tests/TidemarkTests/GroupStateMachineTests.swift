@@ -158,17 +158,25 @@ import Testing
         #expect(other.tick(nowMs: 5_300).isEmpty && other.members.count == 2 && other.state == .stable)
     }
 
+    /// a (generation 1, alone) then b: Stable at generation 2, both synced (a holds [1], b [2]),
+    /// 10 s sessions and the given rebalance timeout.
+    func stableGroupOfTwo(rebalance: Int32) -> (ClassicGroup, a: String, b: String) {
+        var group = ClassicGroup(groupId: "g", options: GroupOptions())
+        let a = joinedIds(group.join(Self.request(session: 10_000, rebalance: rebalance), nowMs: 0).1).keys.first!
+        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
+        _ = group.join(Self.request(session: 10_000, rebalance: rebalance), nowMs: 100)
+        let b = joinedIds(group.join(Self.request(a, session: 10_000, rebalance: rebalance), nowMs: 200).1).keys.first { $0 != a }!
+        _ = group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 300)
+        _ = group.sync(memberId: a, generationId: 2, assignments: [a: [1], b: [2]], nowMs: 300)
+        #expect(group.state == .stable && group.generationId == 2)
+        return (group, a, b)
+    }
+
     /// A worker whose jobs run for hours (max.poll.interval.ms of an hour) is waited for that
     /// long, as Kafka waits: a 30-minute cap evicted it mid-job and gave its job to another.
     @Test func aRebalanceWaitsAsLongAsItsMembersAsk() {
-        var group = ClassicGroup(groupId: "g", options: GroupOptions())
         let hour: Int32 = 3_600_000
-        let a = joinedIds(group.join(Self.request(session: 10_000, rebalance: hour), nowMs: 0).1).keys.first!
-        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
-        _ = group.join(Self.request(session: 10_000, rebalance: hour), nowMs: 100)
-        let b = joinedIds(group.join(Self.request(a, session: 10_000, rebalance: hour), nowMs: 200).1).keys.first { $0 != a }!
-        _ = group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 300)
-        _ = group.sync(memberId: a, generationId: 2, assignments: [a: [1], b: [2]], nowMs: 300)
+        var (group, a, b) = stableGroupOfTwo(rebalance: hour)
         // b rejoins (a new subscription); a is busy with a long job and only heartbeats.
         _ = group.join(Self.request(b, protocols: ["range", "roundrobin"], session: 10_000, rebalance: hour), nowMs: 1_000)
         for t in stride(from: Int64(5_000), through: 3_600_000, by: 5_000) {
@@ -209,14 +217,8 @@ import Testing
     /// maintenance pass runs once a second, later on a busy broker) completes the generation
     /// with the new member, as Kafka's timers, firing in order, would: it was given up first.
     @Test func aRebalanceDueFirstTakesTheNewMemberIn() {
-        var group = ClassicGroup(groupId: "g", options: GroupOptions())
         let minutes5: Int32 = 300_000
-        let a = joinedIds(group.join(Self.request(session: 10_000, rebalance: minutes5), nowMs: 0).1).keys.first!
-        _ = group.sync(memberId: a, generationId: 1, assignments: [a: []], nowMs: 0)
-        _ = group.join(Self.request(session: 10_000, rebalance: minutes5), nowMs: 100)
-        let b = joinedIds(group.join(Self.request(a, session: 10_000, rebalance: minutes5), nowMs: 200).1).keys.first { $0 != a }!
-        _ = group.sync(memberId: b, generationId: 2, assignments: nil, nowMs: 300)
-        _ = group.sync(memberId: a, generationId: 2, assignments: [a: [1], b: [2]], nowMs: 300)
+        var (group, a, b) = stableGroupOfTwo(rebalance: minutes5)
         _ = group.join(Self.request(b, protocols: ["range", "roundrobin"], session: 10_000, rebalance: minutes5), nowMs: 1_000)
         _ = group.join(Self.request(session: 10_000, rebalance: minutes5), nowMs: 1_400)
         let c = group.members.keys.first { $0 != a && $0 != b }!

@@ -233,10 +233,6 @@ public struct BrokerConfig: Sendable {
             guard Self.kafkaBrokerSettings[key] != nil || Self.isKafkaPrefixedSetting(key) else {
                 throw Failure(description: Self.unknownMessage([key]), unknownKey: key)
             }
-            // A Kafka setting with no use on one node (KRaft quorum, TLS/SASL settings, quotas,
-            // thread pools...): checked as its type, accepted, so Kafka's own server.properties
-            // starts a node, and named in the log at start (`withoutEffect`). Listener
-            // protocols are checked once all are read (`checked`).
             if key == "group.consumer.migration.policy" && value.lowercased() != "disabled" {
                 // Not a setting without use on one node: the online conversion it asks for is
                 // not built (a group changes protocol once it is empty).
@@ -244,6 +240,10 @@ public struct BrokerConfig: Sendable {
                 if !behavesOtherwise.contains(note) { behavesOtherwise.append(note) }
                 return
             }
+            // A Kafka setting with no use on one node (KRaft quorum, TLS/SASL settings, quotas,
+            // thread pools...): checked as its type, accepted, so Kafka's own server.properties
+            // starts a node, and named in the log at start (`withoutEffect`). Listener
+            // protocols are checked once all are read (`checked`).
             inert(key)
             if key == "listener.security.protocol.map" || key == "controller.listener.names" { explicit[key] = value }
             return

@@ -264,9 +264,7 @@ public final class GroupCoordinator: Sendable {
                 let generationBefore = group.generationId
                 let (response, deliveries) = group.join(request, nowMs: now)
                 s.setClassic(group, id: request.groupId)
-                if group.generationId != generationBefore {
-                    ready.rebalanced = (group.generationId, group.memberOrder.count)
-                }
+                ready.rebalanced = Self.rebalanced(group, since: generationBefore)
                 // A static member's new instance taking its place in a Stable group is answered
                 // once the record naming its new member id is in the log, as in Kafka: a
                 // restart that read the old record back would fence the running instance
@@ -300,14 +298,20 @@ public final class GroupCoordinator: Sendable {
                 return ready
             }
             ready.resumeAll()
-            logRebalance(request.groupId, ready)
+            logRebalance(request.groupId, ready.rebalanced)
         }
     }
 
-    /// "group rebalanced" when a join or a leave completed a generation (the tick logs its own).
-    private func logRebalance(_ groupId: String, _ ready: Ready) {
-        guard let (generation, members) = ready.rebalanced else { return }
-        logger?.info("group rebalanced", metadata: ["group": "\(groupId)", "generation": "\(generation)", "members": "\(members)"])
+    /// The generation a step completed, with its member count, if it left members (what
+    /// "group rebalanced" says): for joins, leaves and the tick alike.
+    private static func rebalanced(_ group: ClassicGroup, since generation: Int32) -> (Int32, Int)? {
+        group.generationId != generation && !group.members.isEmpty ? (group.generationId, group.memberOrder.count) : nil
+    }
+
+    private func logRebalance(_ groupId: String, _ rebalanced: (Int32, Int)?, logger: Logger? = nil) {
+        guard let (generation, members) = rebalanced else { return }
+        (logger ?? self.logger)?.info(
+            "group rebalanced", metadata: ["group": "\(groupId)", "generation": "\(generation)", "members": "\(members)"])
     }
 
     /// SyncGroup: the leader passes everyone's assignment; others wait for it. `protocolType`
@@ -401,11 +405,11 @@ public final class GroupCoordinator: Sendable {
             s.setClassic(group, id: groupId)
             noteMembership(group, &s)
             var ready = Self.collect(deliveries, group: groupId, &s)
-            if group.generationId != generation && !group.members.isEmpty { ready.rebalanced = (group.generationId, group.memberOrder.count) }
+            ready.rebalanced = Self.rebalanced(group, since: generation)
             return (results, ready)
         }
         ready.resumeAll()
-        logRebalance(groupId, ready)
+        logRebalance(groupId, ready.rebalanced)
         return results
     }
 
@@ -424,11 +428,11 @@ public final class GroupCoordinator: Sendable {
                 s.setClassic(group, id: groupId)
                 let waits = noteMembership(group, &s) { _ in answer.resume(returning: results) }
                 var ready = Self.collect(deliveries, group: groupId, &s)
-                if group.generationId != generation && !group.members.isEmpty { ready.rebalanced = (group.generationId, group.memberOrder.count) }
+                ready.rebalanced = Self.rebalanced(group, since: generation)
                 return (results, ready, waits)
             }
             ready.resumeAll()
-            logRebalance(groupId, ready)
+            logRebalance(groupId, ready.rebalanced)
             if !waits { answer.resume(returning: results) }
         }
     }
@@ -442,7 +446,7 @@ public final class GroupCoordinator: Sendable {
         // What time did to classic groups, logged as a join's rebalance is: members removed
         // (sessions, a first join given up, a SyncGroup never sent) and generations completed
         // (a rebalance deadline, the initial delay, the ids handed out expiring).
-        var classicChanges: [(group: String, removed: [String], generation: Int32?, members: Int)] = []
+        var classicChanges: [(group: String, removed: [String], rebalanced: (Int32, Int)?)] = []
         let (ready, expiryDue, activeGroups) = state.withLock { s -> (Ready, Bool, [String: OffsetStore.ActiveGroup]) in
             var ready = Ready()
             // Only the classic groups whose next deadline has come are ticked (a look at each
@@ -454,10 +458,8 @@ public final class GroupCoordinator: Sendable {
                 let (generationBefore, membersBefore) = (group.generationId, Set(group.members.keys))
                 let deliveries = group.tick(nowMs: now)
                 let removed = membersBefore.subtracting(group.members.keys).sorted()
-                let generation = group.generationId != generationBefore && !group.members.isEmpty ? group.generationId : nil
-                if !removed.isEmpty || generation != nil {
-                    classicChanges.append((id, removed, generation, group.members.count))
-                }
+                let rebalanced = Self.rebalanced(group, since: generationBefore)
+                if !removed.isEmpty || rebalanced != nil { classicChanges.append((id, removed, rebalanced)) }
                 let more = Self.collect(deliveries, group: id, &s)
                 ready.joins += more.joins
                 ready.syncs += more.syncs
@@ -519,10 +521,7 @@ public final class GroupCoordinator: Sendable {
                     "group members removed: no heartbeat in their session timeout, not rejoined or synced within the rebalance timeout, or a first join that waited too long",
                     metadata: ["group": "\(change.group)", "members": "\(change.removed)"])
             }
-            if let generation = change.generation {
-                logger?.info(
-                    "group rebalanced", metadata: ["group": "\(change.group)", "generation": "\(generation)", "members": "\(change.members)"])
-            }
+            logRebalance(change.group, change.rebalanced, logger: logger)
         }
         for (group, members) in expiredMembers {
             logger?.info("consumer group members removed: no heartbeat in their session timeout, or partitions kept past their rebalance timeout",

@@ -16,7 +16,8 @@ clock (and the server CPU reading from /proc/SERVER_PID/stat) starts when they a
 together; each then subscribes / starts consuming and acknowledges one job at a time:
   tidemark: ShareConsumer explicit mode, max.poll.records=BATCH; ACCEPT each record, then
             commit_sync() once per poll batch (the acks are durable when it returns)
-  redis:    XREADGROUP COUNT ceil(BATCH/4) over the 4 streams (BLOCK 100), then one XACK per job
+  redis:    XREADGROUP of at most BATCH jobs: COUNT ceil(BATCH/4) over the 4 streams (BLOCK 100);
+            below 4, COUNT 1 over BATCH of them in turn (see RedisWorker.run); one XACK per job
   nats:     one durable pull consumer (AckExplicit, ack_wait default) shared by all workers,
             fetch(BATCH), then msg.ack() per message
   rabbitmq: basic.consume on the 4 queues, basic.qos prefetch ceil(BATCH/4) per consumer,
@@ -240,11 +241,28 @@ class RedisWorker(Worker):
 
     def run(self):
         r = self.r
+        # XREADGROUP's COUNT applies to each stream named: asked of all PARTS streams at once it
+        # hands out up to PARTS times COUNT jobs per request (4 with BATCH=1, where the other
+        # systems hand out 1). Below PARTS jobs per request, each asks as many streams as it may
+        # take jobs, one job each, in turn (starting at the worker's own), without BLOCK; only
+        # when a whole round found nothing does it wait (BLOCK 100 on all of them, COUNT 1).
+        names = [f"{TOPIC}:{p}" for p in range(PARTS)]
         per = max(1, math.ceil(self.batch / PARTS))
-        streams = {f"{TOPIC}:{p}": ">" for p in range(PARTS)}
+        take = min(PARTS, self.batch)
+        turn = self.idx % PARTS
+        empty = 0
         me = f"w{self.idx}"
         while self.more():
-            resp = r.xreadgroup(GROUP, me, streams, count=per, block=100)
+            if take == PARTS:
+                resp = r.xreadgroup(GROUP, me, dict.fromkeys(names, ">"), count=per, block=100)
+            elif empty >= PARTS:
+                resp = r.xreadgroup(GROUP, me, dict.fromkeys(names, ">"), count=1, block=100)
+                empty = 0
+            else:
+                asked = [names[(turn + k) % PARTS] for k in range(take)]
+                turn = (turn + take) % PARTS
+                resp = r.xreadgroup(GROUP, me, dict.fromkeys(asked, ">"), count=1)
+                empty = 0 if resp else empty + take
             got = 0
             for stream, entries in resp or []:
                 for eid, fields in entries:

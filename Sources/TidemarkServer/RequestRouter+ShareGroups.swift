@@ -91,6 +91,8 @@ extension RequestRouter {
         var badTypes: [TopicPartition] = []
         // Each partition listed once: a 100 MiB request naming one partition 17 million times
         // was hashed into the session under the share coordinator's lock.
+        // (One partition, the job workload's case, needs no set.)
+        let one = topics.count == 1 && topics[0].partitions.count == 1
         var seen = Set<TopicPartition>()
         for topic in topics {
             guard let name = topicName(for: topic.topicId), let partitions = try? broker.partitionCount(of: name) else {
@@ -103,7 +105,7 @@ extension RequestRouter {
                     continue
                 }
                 let tp = TopicPartition(name, Int(p.partitionIndex))
-                if seen.insert(tp).inserted { listed.append(tp) }
+                if one || seen.insert(tp).inserted { listed.append(tp) }
                 guard !p.acknowledgementBatches.isEmpty else { continue }
                 var batches: [ShareAcknowledgement] = []
                 var valid = true
@@ -283,14 +285,20 @@ extension RequestRouter {
                 for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
             }
             if deadLettersPending { Task { [broker] in await broker.writeDeadLettersUnlessRunning() } }
-            var topics: [String: ShareAcknowledgeResponse.Topic] = [:]
-            for (tp, result) in results.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
+            // By topic name, then partition: sorted, each topic's partitions lie together (one
+            // partition, the job workload's case, sorts nothing).
+            let ordered = results.count < 2 ? Array(results) : results.sorted { ServerAssignor.partitionOrder($0.key, $1.key) }
+            var lastTopic: String?
+            for (tp, result) in ordered {
                 var entry = ShareAcknowledgeResponse.Partition(partitionIndex: Int32(tp.partition))
                 entry.errorCode = KafkaError(optional: result).rawValue
                 if result != nil { entry.errorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
-                topics[tp.topic, default: ShareAcknowledgeResponse.Topic(topicId: wireId(of: tp.topic))].partitions.append(entry)
+                if tp.topic != lastTopic {
+                    response.responses.append(ShareAcknowledgeResponse.Topic(topicId: wireId(of: tp.topic)))
+                    lastTopic = tp.topic
+                }
+                response.responses[response.responses.count - 1].partitions.append(entry)
             }
-            response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
             for (topicId, partition, error) in refused {
                 var entry = ShareAcknowledgeResponse.Partition(partitionIndex: partition)
                 entry.errorCode = error.rawValue

@@ -419,11 +419,16 @@ final class ShareFetchInFlight {
             if result != nil { entry.acknowledgeErrorMessage = "acknowledgement refused: \(KafkaError(optional: result))" }
             partitions[tp] = entry
         }
-        var topics: [String: ShareFetchResponse.Topic] = [:]
-        for (tp, entry) in partitions.sorted(by: { ServerAssignor.partitionOrder($0.key, $1.key) }) {
-            topics[tp.topic, default: ShareFetchResponse.Topic(topicId: router.wireId(of: tp.topic))].partitions.append(entry)
+        // By topic name, then partition: sorted, each topic's partitions lie together.
+        let ordered = partitions.count < 2 ? Array(partitions) : partitions.sorted { ServerAssignor.partitionOrder($0.key, $1.key) }
+        var lastTopic: String?
+        for (tp, entry) in ordered {
+            if tp.topic != lastTopic {
+                response.responses.append(ShareFetchResponse.Topic(topicId: router.wireId(of: tp.topic)))
+                lastTopic = tp.topic
+            }
+            response.responses[response.responses.count - 1].partitions.append(entry)
         }
-        response.responses = topics.sorted { $0.key < $1.key }.map(\.value)
         // A refused partition's acknowledgement error says so only when the request carried
         // acknowledgements, as Kafka answers (none was refused otherwise).
         let carried = !refused.isEmpty && request.topics.contains { $0.partitions.contains { !$0.acknowledgementBatches.isEmpty } }

@@ -116,8 +116,12 @@ final class ShareStateStore: Sendable {
     func write(_ records: [(Key, [UInt8]?)]) throws -> Int64? {
         guard !records.isEmpty else { return nil }
         var builder = RecordBatchBuilder()
-        for (key, value) in records { builder.append(timestamp: clock(), key: Self.encodeKey(key), value: value) }
-        let info = try partition.log.append(try builder.build(), applyingFlushPolicy: false)
+        let now = clock()
+        for (key, value) in records { builder.append(timestamp: now, key: Self.encodeKey(key), value: value) }
+        let batch = try builder.build()
+        // Built here, so well formed: its header is read, not validated again (CRC included).
+        let header = try batch.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
+        let info = try partition.log.append(batch, applyingFlushPolicy: false, validated: [header])
         partition.notifier.notify(newEnd: info.lastOffset + 1)  // a fetch long-polling the topic
         return info.lastOffset + 1
     }

@@ -295,6 +295,8 @@ final class FetchInFlight {
     let request: FetchRequest
     let deadline: NIODeadline
     private var done: ((FetchResponse) -> Void)?
+    /// Answered (or abandoned): it waits for nothing more.
+    var isOver: Bool { done == nil }
     private var watches: [AppendWatch] = []
     private var timer: Scheduled<Void>?
     /// The executor's reads for the next pass, while they run (cancelled when abandoned).

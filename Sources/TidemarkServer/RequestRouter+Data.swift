@@ -227,10 +227,12 @@ extension RequestRouter {
         let wait = min(Int64(max(0, request.maxWaitMs)), limit)
         let deadline = NIODeadline.now() + .milliseconds(wait)
         // A long poll ends when its connection closes (it held the frame's request memory,
-        // and its watches, for up to max_wait after its client had gone).
+        // and its watches, for up to max_wait after its client had gone). Only a fetch still
+        // waiting once its first attempt returns (on this loop) is one: the weak reference
+        // costs a side table per fetch.
         func run(_ fetch: FetchInFlight) {
-            connection?.longPoll = fetch
             fetch.attempt(router: self, loop: loop, preRead: [:])
+            connection?.longPoll = fetch.isOver ? nil : fetch
         }
         let sessionless = request.sessionId == 0 && request.sessionEpoch == -1
         guard !sessionless, config.fetchSessionCacheSlots > 0 else {

@@ -201,8 +201,10 @@ extension RequestRouter {
             hasAcknowledgements: !acks.isEmpty, refused: refused, update: update, watches: watches, done: done)
         // A long poll ends when its connection closes (its session closed with it: it could
         // take nothing more, and held its frame's request memory and a timer until max_wait).
-        connection?.shareLongPoll = fetch
+        // Only a fetch still waiting once `start` returns (on this loop) is one: the weak
+        // reference costs a side table per fetch.
         fetch.start()
+        connection?.shareLongPoll = fetch.isOver ? nil : fetch
     }
 
     /// The parts of `keep` inside [base, last].

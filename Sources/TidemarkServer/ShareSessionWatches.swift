@@ -62,8 +62,12 @@ final class ShareSessionWatches {
 
     /// Watches those of `partitions` not watched yet (dictionary lookups for the others).
     func watch(_ partitions: some Sequence<TopicPartition>) {
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        for tp in partitions where watches[tp] == nil { watch(tp, bound) }
+        var bound: NIOLoopBound<ShareSessionWatches>?  // (made when one is needed: a check of the loop)
+        for tp in partitions where watches[tp] == nil {
+            let made = bound ?? NIOLoopBound(self, eventLoop: loop)
+            bound = made
+            watch(tp, made)
+        }
     }
 
     /// Stops watching `partitions` (forgotten by the session).

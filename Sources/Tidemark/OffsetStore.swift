@@ -239,7 +239,9 @@ public final class OffsetStore: Sendable {
                 }
                 let info: LogAppendInfo
                 do {
-                    info = try log.append(try builder.build(), applyingFlushPolicy: false, mayBlock: mayBlock)
+                    // Built here, so well formed: not validated again (CRC included).
+                    let (batch, header) = try builder.buildWithHeader()
+                    info = try log.append(batch, applyingFlushPolicy: false, mayBlock: mayBlock, validated: [header])
                 } catch let error as StorageError where error.code == .wouldBlock {
                     return .success(nil)
                 } catch let error as StorageError where error.code == .batchTooLarge {

@@ -189,7 +189,11 @@ public struct RecordBatchBuilder: Sendable {
     }
 
     /// The encoded batch. An empty builder is a programmer error.
-    public func build() throws(RecordBatchError) -> [UInt8] {
+    public func build() throws(RecordBatchError) -> [UInt8] { try buildWithHeader().bytes }
+
+    /// The encoded batch and its header (CRC included): what `PartitionLog.append` takes as
+    /// `validated`, for a batch it need not check again.
+    public func buildWithHeader() throws(RecordBatchError) -> (bytes: [UInt8], header: RecordBatchHeader) {
         precondition(count > 0, "a RecordBatch needs at least one record")
         guard compression.isSupported else { throw .unsupportedCompression(compression.rawValue) }
         var attributes = compression.rawValue
@@ -209,7 +213,7 @@ public struct RecordBatchBuilder: Sendable {
         } else {
             output = writer
         }
-        let header = RecordBatchHeader(
+        var header = RecordBatchHeader(
             baseOffset: baseOffset, batchLength: Int32(output.count - RecordBatchHeader.logOverhead),
             partitionLeaderEpoch: partitionLeaderEpoch, crc: 0, attributes: attributes,
             lastOffsetDelta: Int32(count - 1), baseTimestamp: baseTimestamp, maxTimestamp: maxTimestamp,
@@ -222,7 +226,8 @@ public struct RecordBatchBuilder: Sendable {
             CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchHeader.attributesOffset...]))
         }
         output.setInteger(crc, at: RecordBatchHeader.crcOffset)
-        return output.bytes
+        header.crc = crc
+        return (output.bytes, header)
     }
 }
 

@@ -115,6 +115,19 @@ import Testing
             ])
     }
 
+    /// The header `buildWithHeader` hands `PartitionLog.append` as validated (the offsets and
+    /// share-state stores do) is the one a validation of its bytes reads, CRC included.
+    @Test(arguments: [CompressionCodec.none, .lz4])
+    func theBuiltHeaderIsTheValidatedOne(codec: CompressionCodec) throws {
+        var builder = RecordBatchBuilder(compression: codec, producerId: 7, producerEpoch: 1, baseSequence: 3)
+        for i in 0..<5 { builder.append(timestamp: 1_000 + Int64(i), key: [UInt8(i)], value: Array(repeating: 9, count: 40 * i)) }
+        let (bytes, header) = try builder.buildWithHeader()
+        #expect(bytes == (try builder.build()))
+        let validated = try bytes.withUnsafeBytes { try RecordBatchHeader.validate($0) }
+        #expect(header == validated)
+        #expect(header.crc != 0 && header.totalSize == bytes.count && header.maxTimestamp == 1_004)
+    }
+
     @Test func rewritingBaseOffsetKeepsTheCRCValid() throws {
         var bytes = makeBatch(tag: "x", count: 3)
         bytes.replaceSubrange(0..<8, with: withUnsafeBytes(of: Int64(999).bigEndian) { Array($0) })

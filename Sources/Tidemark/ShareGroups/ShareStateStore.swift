@@ -118,9 +118,8 @@ final class ShareStateStore: Sendable {
         var builder = RecordBatchBuilder()
         let now = clock()
         for (key, value) in records { builder.append(timestamp: now, key: Self.encodeKey(key), value: value) }
-        let batch = try builder.build()
-        // Built here, so well formed: its header is read, not validated again (CRC included).
-        let header = try batch.withUnsafeBytes { try RecordBatchHeader(parsing: $0) }
+        // Built here, so well formed: not validated again (CRC included).
+        let (batch, header) = try builder.buildWithHeader()
         let info = try partition.log.append(batch, applyingFlushPolicy: false, validated: [header])
         partition.notifier.notify(newEnd: info.lastOffset + 1)  // a fetch long-polling the topic
         return info.lastOffset + 1

@@ -4,7 +4,8 @@ import TidemarkStorage
 /// One partition of a consumer group's committed offsets, as kafka_exporter reports it.
 public struct GroupPartitionLag: Sendable, Equatable {
     public var topicPartition: TopicPartition
-    /// nil: the group has committed to this topic but not to this partition.
+    /// nil: no commit of the group for this partition (of a topic it committed to, or that
+    /// its members are assigned).
     public var committed: Int64?
     public var logEndOffset: Int64
     /// Log end minus committed (never below 0); nil without a commit.
@@ -45,10 +46,14 @@ extension Broker {
     }
 
     /// As kafka_exporter: every partition of each topic the group committed to, in order.
+    /// Also every partition of the topics its members are assigned now, without a commit (no
+    /// offset, no lag: -1 in /metrics, as kafka_exporter reports a consumed topic's partitions
+    /// without one): a group whose workers have not committed anything yet (a new queue whose
+    /// first job never finishes) was in no lag series.
     public func groupOffsets(_ group: String) -> [GroupPartitionLag] {
         let committed = groups.fetchOffsets(groupId: group)
         var rows: [GroupPartitionLag] = []
-        for topic in Set(committed.keys.map(\.topic)).sorted() {
+        for topic in Set(committed.keys.map(\.topic)).union(assignedTopics(group)).sorted() {
             guard let count = try? partitionCount(of: topic) else { continue }
             for p in 0..<count {
                 let tp = TopicPartition(topic, p)
@@ -61,6 +66,27 @@ extension Broker {
             }
         }
         return rows
+    }
+
+    /// Partitions of one member's assignment read for `assignedTopics` at most (a classic
+    /// member's is whatever bytes its leader sent, up to the group's member bound).
+    static let assignedPartitionsRead = 10_000
+
+    /// The topics a group's members are assigned now: a consumer-protocol group's, or a classic
+    /// group's that speaks the consumer protocol (its assignments decoded, each read up to
+    /// `assignedPartitionsRead` partitions).
+    func assignedTopics(_ group: String) -> Set<String> {
+        if let described = groups.describeConsumerGroup(group) {
+            return Set(described.members.flatMap { $0.assignment.map(\.topic) })
+        }
+        let described = groups.describeGroup(group)
+        guard described.protocolType == "consumer" else { return [] }
+        var topics = Set<String>()
+        for member in described.members {
+            guard let decoded = ConsumerProtocol.decodeAssignment(member.assignment, limit: Self.assignedPartitionsRead) else { continue }
+            for topic in decoded.topics where (try? partitionCount(of: topic.topic)) != nil { topics.insert(topic.topic) }
+        }
+        return topics
     }
 
     /// Per partition of the group's committed offsets: (committed, log end, lag).

@@ -406,6 +406,46 @@ struct BigAnswerRoutes: HTTPRoutes {
         try await node.stop()
     }
 
+    /// A group whose members are assigned a topic but have committed nothing yet (a new queue
+    /// whose first job never finishes) is in the lag series: its partitions at -1, as
+    /// kafka_exporter reports a consumed topic's partitions without a commit. It was in none.
+    @Test func aGroupAssignedATopicWithoutCommitsIsReported() async throws {
+        let node = try await Self.start()
+        let broker = node.broker
+        try await broker.createTopic("fresh", partitions: 2)
+        try await broker.createTopic("newer", partitions: 1)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<6 { _ = try await producer.send(topic: "fresh", key: nil, value: Array("j\(i)".utf8), partition: i % 2) }
+        await producer.flush()
+        // A classic consumer-protocol group: its leader assigned itself both partitions.
+        let joined = await broker.groups.join(
+            JoinGroupRequest(
+                groupId: "workers", clientId: "w", sessionTimeoutMs: 30_000, rebalanceTimeoutMs: 30_000,
+                protocolType: "consumer", protocols: [("range", [])]))
+        let assignment = ConsumerProtocol.encodeAssignment([TopicPartition("fresh", 0), TopicPartition("fresh", 1)])
+        _ = await broker.groups.sync(groupId: "workers", memberId: joined.memberId, generationId: joined.generationId, assignments: [joined.memberId: assignment])
+        // A consumer-protocol (KIP-848) group: its member is assigned "newer" at its heartbeat.
+        _ = broker.consumerGroupHeartbeat(
+            ConsumerHeartbeat(groupId: "modern", memberId: "m", memberEpoch: 0, rebalanceTimeoutMs: 60_000, subscribedTopicNames: ["newer"], clientId: "c"))
+        let m = try await node.scrape()
+        func v(_ name: String, _ labels: [String: String]) -> Double? { m[Sample(name: name, labels: labels)] }
+        for p in 0..<2 {
+            let labels = ["consumergroup": "workers", "topic": "fresh", "partition": "\(p)"]
+            #expect(v("kafka_consumergroup_current_offset", labels) == -1)
+            #expect(v("kafka_consumergroup_lag", labels) == -1)
+        }
+        #expect(v("kafka_consumergroup_lag_sum", ["consumergroup": "workers", "topic": "fresh"]) == 0)
+        #expect(v("kafka_consumergroup_members", ["consumergroup": "workers"]) == 1)
+        #expect(v("kafka_consumergroup_lag", ["consumergroup": "modern", "topic": "newer", "partition": "0"]) == -1)
+        // Once it commits, the committed partition has its lag; the other stays -1.
+        _ = try await broker.groups.commitOffsets(
+            groupId: "workers", memberId: joined.memberId, generationId: joined.generationId, offsets: [TopicPartition("fresh", 0): CommittedOffset(offset: 1)])
+        let after = try await node.scrape()
+        #expect(after[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "workers", "topic": "fresh", "partition": "0"])] == 2)
+        #expect(after[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "workers", "topic": "fresh", "partition": "1"])] == -1)
+        try await node.stop()
+    }
+
     /// A group id holding CR LF, a double quote and a backslash: escaped by Unicode scalar.
     /// ("\r\n" is one Swift Character, not equal to "\n": the line feed went out raw, and
     /// promtool refused the whole exposition.)

@@ -16,8 +16,9 @@ clock (and the server CPU reading from /proc/SERVER_PID/stat) starts when they a
 together; each then subscribes / starts consuming and acknowledges one job at a time:
   tidemark: ShareConsumer explicit mode, max.poll.records=BATCH; ACCEPT each record, then
             commit_sync() once per poll batch (the acks are durable when it returns)
-  redis:    XREADGROUP of at most BATCH jobs: COUNT ceil(BATCH/4) over the 4 streams (BLOCK 100);
-            below 4, COUNT 1 over BATCH of them in turn (see RedisWorker.run); one XACK per job
+  redis:    XREADGROUP COUNT ceil(BATCH/4) over the 4 streams (BLOCK 100); with BATCH below 4,
+            COUNT 1 over BATCH of them in turn (one job per request at BATCH=1; see
+            RedisWorker.run); one XACK per job
   nats:     one durable pull consumer (AckExplicit, ack_wait default) shared by all workers,
             fetch(BATCH), then msg.ack() per message
   rabbitmq: basic.consume on the 4 queues, basic.qos prefetch ceil(BATCH/4) per consumer,
@@ -242,10 +243,12 @@ class RedisWorker(Worker):
     def run(self):
         r = self.r
         # XREADGROUP's COUNT applies to each stream named: asked of all PARTS streams at once it
-        # hands out up to PARTS times COUNT jobs per request (4 with BATCH=1, where the other
-        # systems hand out 1). Below PARTS jobs per request, each asks as many streams as it may
-        # take jobs, one job each, in turn (starting at the worker's own), without BLOCK; only
-        # when a whole round found nothing does it wait (BLOCK 100 on all of them, COUNT 1).
+        # hands out up to PARTS times COUNT jobs per request (4 with BATCH=1 and 4 streams, where
+        # the other systems hand out 1). With BATCH below PARTS, a worker asks BATCH of the
+        # streams, COUNT 1 each, in turn (starting at its own), without BLOCK; only when a whole
+        # round found nothing does it wait (BLOCK 100 on all of them, COUNT 1: streams drained
+        # then, so it seldom gets more than one). From PARTS up it takes ceil(BATCH/PARTS) per
+        # stream (BATCH exactly when PARTS divides it).
         names = [f"{TOPIC}:{p}" for p in range(PARTS)]
         per = max(1, math.ceil(self.batch / PARTS))
         take = min(PARTS, self.batch)

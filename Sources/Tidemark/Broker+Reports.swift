@@ -4,8 +4,7 @@ import TidemarkStorage
 /// One partition of a consumer group's committed offsets, as kafka_exporter reports it.
 public struct GroupPartitionLag: Sendable, Equatable {
     public var topicPartition: TopicPartition
-    /// nil: no commit of the group for this partition (of a topic it committed to, or that
-    /// its members are assigned).
+    /// nil: the group has committed to this topic but not to this partition.
     public var committed: Int64?
     public var logEndOffset: Int64
     /// Log end minus committed (never below 0); nil without a commit.
@@ -46,14 +45,10 @@ extension Broker {
     }
 
     /// As kafka_exporter: every partition of each topic the group committed to, in order.
-    /// Also every partition of the topics its members are assigned now, without a commit (no
-    /// offset, no lag: -1 in /metrics, as kafka_exporter reports a consumed topic's partitions
-    /// without one): a group whose workers have not committed anything yet (a new queue whose
-    /// first job never finishes) was in no lag series.
     public func groupOffsets(_ group: String) -> [GroupPartitionLag] {
         let committed = groups.fetchOffsets(groupId: group)
         var rows: [GroupPartitionLag] = []
-        for topic in Set(committed.keys.map(\.topic)).union(assignedTopics(group)).sorted() {
+        for topic in Set(committed.keys.map(\.topic)).sorted() {
             guard let count = try? partitionCount(of: topic) else { continue }
             for p in 0..<count {
                 let tp = TopicPartition(topic, p)
@@ -68,25 +63,36 @@ extension Broker {
         return rows
     }
 
-    /// Partitions of one member's assignment read for `assignedTopics` at most (a classic
-    /// member's is whatever bytes its leader sent, up to the group's member bound).
-    static let assignedPartitionsRead = 10_000
-
-    /// The topics a group's members are assigned now: a consumer-protocol group's, or a classic
-    /// group's that speaks the consumer protocol (its assignments decoded, each read up to
-    /// `assignedPartitionsRead` partitions).
-    func assignedTopics(_ group: String) -> Set<String> {
-        if let described = groups.describeConsumerGroup(group) {
-            return Set(described.members.flatMap { $0.assignment.map(\.topic) })
+    /// Per topic, the partitions the group's members are assigned now that the group has no
+    /// commit for: a consumer-protocol group's assignments, or a classic consumer-protocol
+    /// group's, decoded. At most `limit` of the group's assigned partitions are read (a classic
+    /// member's assignment is whatever bytes its leader sent, up to the group's member bound);
+    /// `read` says how many were.
+    /// `topics`: the topics that exist and their partition counts (one snapshot for a whole
+    /// report; an assignment naming others, or partitions they do not have, counts nothing);
+    /// `committed`: the partitions the group has commits for. (kafka_exporter's lag series
+    /// leave out a topic the group has committed nothing to: a new queue whose first job never
+    /// finishes shows only here.)
+    public func uncommittedAssignments(
+        _ listing: GroupListing, topics: [String: Int], committed: Set<TopicPartition>, limit: Int
+    ) -> (counts: [String: Int], read: Int) {
+        var assigned: [TopicPartition] = []
+        if listing.type == .consumer {
+            for member in groups.describeConsumerGroup(listing.groupId)?.members ?? [] {
+                assigned += member.assignment.prefix(max(0, limit - assigned.count))
+            }
+        } else if listing.protocolType == "consumer" {
+            for member in groups.describeGroup(listing.groupId).members where assigned.count < limit {
+                guard let decoded = ConsumerProtocol.decodeAssignment(member.assignment, limit: limit - assigned.count)
+                else { continue }
+                for topic in decoded.topics { assigned += topic.partitions.map { TopicPartition(topic.topic, Int($0)) } }
+            }
         }
-        let described = groups.describeGroup(group)
-        guard described.protocolType == "consumer" else { return [] }
-        var topics = Set<String>()
-        for member in described.members {
-            guard let decoded = ConsumerProtocol.decodeAssignment(member.assignment, limit: Self.assignedPartitionsRead) else { continue }
-            for topic in decoded.topics where (try? partitionCount(of: topic.topic)) != nil { topics.insert(topic.topic) }
+        var counts: [String: Int] = [:]
+        for tp in Set(assigned) where (0..<(topics[tp.topic] ?? 0)).contains(tp.partition) && !committed.contains(tp) {
+            counts[tp.topic, default: 0] += 1
         }
-        return topics
+        return (counts, assigned.count)
     }
 
     /// Per partition of the group's committed offsets: (committed, log end, lag).

@@ -53,6 +53,7 @@ public enum MetricName {
     public static let shareWindowRecords = "tidemark_share_window_records"
     public static let shareWindowRecordsLimit = "tidemark_share_window_records_limit"
     public static let groupLagSeconds = "tidemark_consumergroup_lag_seconds"
+    public static let groupUncommittedPartitions = "tidemark_consumergroup_uncommitted_partitions"
     public static let partitionsOffline = "tidemark_partitions_offline"
     public static let partitionsDamaged = "tidemark_partitions_damaged"
     public static let logOpenFiles = "tidemark_log_open_files"
@@ -114,6 +115,8 @@ public enum MetricName {
         shareWindowRecords: "Records the share groups' windows keep in memory (unfinished ones and acknowledged ones not cut; 32 bytes each): counted at each maintenance pass, and as fetches add records in between.",
         shareWindowRecordsLimit: "The broker-wide bound on tidemark_share_window_records (group.share.windows.total.max.records): past it a window reads no further than its record locks.",
         groupLagSeconds: "Age of the oldest record a consumer group has not consumed yet (0 when caught up).",
+        groupUncommittedPartitions:
+            "Partitions a consumer group's members are assigned that the group has no committed offset for (where its consumers start is their auto.offset.reset).",
         partitionsOffline: "Partitions that could not be opened, or failed an fsync, and refuse writes with KAFKA_STORAGE_ERROR.",
         partitionsDamaged: "Partitions whose log a read found damaged on disk (marked for tidemark verify --repair; they serve up to the damage).",
         logOpenFiles: "Segment files held open by the logs (the open-file budget's count).",

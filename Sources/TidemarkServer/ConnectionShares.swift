@@ -56,8 +56,9 @@ final class ConnectionShares {
         return watches
     }
 
-    /// The connection's Fetch or ShareFetch, while one runs (a connection runs one request at
-    /// a time): a long poll still waiting when the connection closes ends then, unanswered.
+    /// The connection's Fetch or ShareFetch still waiting after its first pass (a connection
+    /// runs one request at a time; one answered at once is never set): a long poll still
+    /// waiting when the connection closes ends then, unanswered.
     weak var longPoll: FetchInFlight?
     weak var shareLongPoll: ShareFetchInFlight?
 

@@ -295,7 +295,8 @@ final class FetchInFlight {
     let request: FetchRequest
     let deadline: NIODeadline
     private var done: ((FetchResponse) -> Void)?
-    /// Answered (or abandoned): it waits for nothing more.
+    /// Answered: it waits for nothing more (an abandoned fetch is once its step in progress,
+    /// if any, comes back).
     var isOver: Bool { done == nil }
     private var watches: [AppendWatch] = []
     private var timer: Scheduled<Void>?

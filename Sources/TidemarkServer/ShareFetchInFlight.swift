@@ -39,7 +39,8 @@ final class ShareFetchInFlight {
     let deadline: NIODeadline
     private var acknowledged: [TopicPartition: TidemarkError.Code?]
     private var done: ((ShareFetchResponse) -> Void)?
-    /// Answered (or abandoned): it waits for nothing more.
+    /// Answered: it waits for nothing more (an abandoned fetch is once its step in progress,
+    /// if any, comes back).
     var isOver: Bool { done == nil }
     /// The session's append watches: the connection's (`kept`), or this fetch's own.
     private let watches: ShareSessionWatches

@@ -63,8 +63,8 @@ extension Broker {
         return rows
     }
 
-    /// Per topic, the partitions the group's members are assigned now that the group has no
-    /// commit for: a consumer-protocol group's assignments, or a classic consumer-protocol
+    /// Per topic the group's members are assigned now, the partitions of it the group has no
+    /// commit for (0 once it has one for each): a consumer-protocol group's assignments, or a classic consumer-protocol
     /// group's, decoded. At most `limit` of the group's assigned partitions are read (a classic
     /// member's assignment is whatever bytes its leader sent, up to the group's member bound);
     /// `read` says how many were.
@@ -89,8 +89,8 @@ extension Broker {
             }
         }
         var counts: [String: Int] = [:]
-        for tp in Set(assigned) where (0..<(topics[tp.topic] ?? 0)).contains(tp.partition) && !committed.contains(tp) {
-            counts[tp.topic, default: 0] += 1
+        for tp in Set(assigned) where (0..<(topics[tp.topic] ?? 0)).contains(tp.partition) {
+            counts[tp.topic, default: 0] += committed.contains(tp) ? 0 : 1
         }
         return (counts, assigned.count)
     }

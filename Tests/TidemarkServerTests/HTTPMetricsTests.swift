@@ -442,6 +442,9 @@ struct BigAnswerRoutes: HTTPRoutes {
         #expect(after[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "workers", "topic": "fresh", "partition": "0"])] == 2)
         #expect(after[Sample(name: "kafka_consumergroup_lag", labels: ["consumergroup": "workers", "topic": "fresh", "partition": "1"])] == -1)
         #expect(after[Sample(name: uncommitted, labels: ["consumergroup": "workers", "topic": "fresh"])] == 1)
+        _ = try await broker.groups.commitOffsets(
+            groupId: "workers", memberId: joined.memberId, generationId: joined.generationId, offsets: [TopicPartition("fresh", 1): CommittedOffset(offset: 0)])
+        #expect(try await node.scrape()[Sample(name: uncommitted, labels: ["consumergroup": "workers", "topic": "fresh"])] == 0)
         try await node.stop()
     }
 

@@ -64,11 +64,10 @@ extension Broker {
     }
 
     /// Per topic the group's members are assigned now, the partitions of it the group has no
-    /// commit for (0 once it has one for each): a consumer-protocol group's assignments, or a classic consumer-protocol
-    /// group's, decoded. At most `limit` of the group's assigned partitions are read (a classic
-    /// member's assignment is whatever bytes its leader sent, up to the group's member bound);
-    /// `read` says how many were.
-    /// `topics`: the topics that exist and their partition counts (one snapshot for a whole
+    /// commit for (0 once it has one for each): a consumer-protocol group's assignments, or a
+    /// classic consumer-protocol group's, decoded. At most `limit` of the group's assigned
+    /// partitions are read (a classic member's assignment is whatever bytes its leader sent, up
+    /// to the group's member bound); `read` says how many were. `topics`: the topics that exist and their partition counts (one snapshot for a whole
     /// report; an assignment naming others, or partitions they do not have, counts nothing);
     /// `committed`: the partitions the group has commits for. (kafka_exporter's lag series
     /// leave out a topic the group has committed nothing to: a new queue whose first job never

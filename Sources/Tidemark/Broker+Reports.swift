@@ -63,35 +63,41 @@ extension Broker {
         return rows
     }
 
-    /// Per topic the group's members are assigned now, the partitions of it the group has no
-    /// commit for (0 once it has one for each): a consumer-protocol group's assignments, or a
-    /// classic consumer-protocol group's, decoded. At most `limit` of the group's assigned
-    /// partitions are read (a classic member's assignment is whatever bytes its leader sent, up
-    /// to the group's member bound); `read` says how many were. `topics`: the topics that exist and their partition counts (one snapshot for a whole
-    /// report; an assignment naming others, or partitions they do not have, counts nothing);
-    /// `committed`: the partitions the group has commits for. (kafka_exporter's lag series
-    /// leave out a topic the group has committed nothing to: a new queue whose first job never
-    /// finishes shows only here.)
-    public func uncommittedAssignments(
-        _ listing: GroupListing, topics: [String: Int], committed: Set<TopicPartition>, limit: Int
-    ) -> (counts: [String: Int], read: Int) {
+    /// A group's members now, and the partitions they are assigned: a consumer-protocol group's
+    /// assignments, or a classic consumer-protocol group's, decoded. At most `limit` are read (a
+    /// classic member's assignment is whatever bytes its leader sent, up to the group's member
+    /// bound); `limit` 0 reads none. One description of the group for both.
+    public func membersAndAssignments(_ listing: GroupListing, limit: Int) -> (members: Int, assigned: [TopicPartition]) {
         var assigned: [TopicPartition] = []
         if listing.type == .consumer {
-            for member in groups.describeConsumerGroup(listing.groupId)?.members ?? [] {
-                assigned += member.assignment.prefix(max(0, limit - assigned.count))
-            }
-        } else if listing.protocolType == "consumer" {
-            for member in groups.describeGroup(listing.groupId).members where assigned.count < limit {
-                guard let decoded = ConsumerProtocol.decodeAssignment(member.assignment, limit: limit - assigned.count)
-                else { continue }
+            let members = groups.describeConsumerGroup(listing.groupId)?.members ?? []
+            for member in members where assigned.count < limit { assigned += member.assignment.prefix(limit - assigned.count) }
+            return (members.count, assigned)
+        }
+        let described = groups.describeGroup(listing.groupId)
+        if described.protocolType == "consumer" {
+            for member in described.members where assigned.count < limit {
+                guard let decoded = ConsumerProtocol.decodeAssignment(member.assignment, limit: limit - assigned.count) else { continue }
                 for topic in decoded.topics { assigned += topic.partitions.map { TopicPartition(topic.topic, Int($0)) } }
             }
         }
+        return (described.members.count, assigned)
+    }
+
+    /// Per topic of `assigned`, the partitions of it the group has no commit for (0 once it has
+    /// one for each). `topics`: the topics that exist and their partition counts (one snapshot
+    /// for a whole report; an assignment naming others, or partitions they do not have, counts
+    /// nothing); `committed`: the partitions the group has commits for. (kafka_exporter's lag
+    /// series leave out a topic the group has committed nothing to: a new queue whose first job
+    /// never finishes shows only here.)
+    public static func uncommitted(
+        _ assigned: [TopicPartition], topics: [String: Int], committed: Set<TopicPartition>
+    ) -> [String: Int] {
         var counts: [String: Int] = [:]
         for tp in Set(assigned) where (0..<(topics[tp.topic] ?? 0)).contains(tp.partition) {
             counts[tp.topic, default: 0] += committed.contains(tp) ? 0 : 1
         }
-        return (counts, assigned.count)
+        return counts
     }
 
     /// Per partition of the group's committed offsets: (committed, log end, lag).
@@ -147,10 +153,7 @@ extension Broker {
     }
 
     /// Members of a classic or consumer-protocol group now.
-    public func memberCount(_ listing: GroupListing) -> Int {
-        listing.type == .consumer
-            ? groups.describeConsumerGroup(listing.groupId)?.members.count ?? 0 : groups.describeGroup(listing.groupId).members.count
-    }
+    public func memberCount(_ listing: GroupListing) -> Int { membersAndAssignments(listing, limit: 0).members }
 
     /// A share group's queues, one per topic; `ages` also reads the oldest unfinished record's
     /// time (one batch header per partition with a backlog).

@@ -195,8 +195,12 @@ public final class MetricsRoutes: HTTPRoutes {
         // of every topic it committed to, and one OffsetCommit makes a group (200 groups of two
         // 500-partition topics made a 36 MB scrape taking 3.7 s). Past the bound, the groups
         // that follow by name are left out whole.
-        var reports: [(id: String, listing: GroupListing, members: Int, rows: [GroupPartitionLag])] = []
+        // With each group, what its members are assigned (for the uncommitted partitions
+        // below), read from the same description as their count, within a bound of its own
+        // over the scrape.
+        var reports: [(id: String, members: Int, rows: [GroupPartitionLag], assigned: [TopicPartition])] = []
         var rowsLeft = maxGroupRows
+        var assignmentsLeft = maxGroupRows
         for group in groups {
             let rows = broker.groupOffsets(group.groupId)
             guard rows.count <= rowsLeft else {
@@ -205,7 +209,9 @@ public final class MetricsRoutes: HTTPRoutes {
                 break
             }
             rowsLeft -= rows.count
-            reports.append((group.groupId, group, broker.memberCount(group), rows))
+            let (members, assigned) = broker.membersAndAssignments(group, limit: assignmentsLeft)
+            assignmentsLeft -= assigned.count
+            reports.append((group.groupId, members, rows, assigned))
         }
         func labels(_ group: String, _ tp: TopicPartition) -> [(String, String)] {
             [("consumergroup", group), ("partition", "\(tp.partition)"), ("topic", tp.topic)]
@@ -234,16 +240,13 @@ public final class MetricsRoutes: HTTPRoutes {
         out.family(MetricName.groupMembers, .gauge) { f in
             for g in reports { f.sample([("consumergroup", g.id)], Double(g.members)) }
         }
-        // Assigned partitions without a commit, per group (with members) and topic: what
-        // kafka_exporter's series leave out (a topic the group committed nothing to). The
-        // assignments read are bounded as the rows are, over the whole scrape.
+        // Assigned partitions without a commit, per group and topic: what kafka_exporter's
+        // series leave out (a topic the group committed nothing to).
         let partitionCounts = Dictionary(topics.map { ($0.name, $0.partitions.count) }, uniquingKeysWith: { first, _ in first })
         out.family(MetricName.groupUncommittedPartitions, .gauge) { f in
-            var left = maxGroupRows
-            for g in reports where g.members > 0 && left > 0 {
+            for g in reports where !g.assigned.isEmpty {
                 let committed = Set(g.rows.lazy.filter { $0.committed != nil }.map(\.topicPartition))
-                let (counts, read) = broker.uncommittedAssignments(g.listing, topics: partitionCounts, committed: committed, limit: left)
-                left -= read
+                let counts = Broker.uncommitted(g.assigned, topics: partitionCounts, committed: committed)
                 for (topic, count) in counts.sorted(by: { $0.key < $1.key }) {
                     f.sample([("consumergroup", g.id), ("topic", topic)], Double(count))
                 }

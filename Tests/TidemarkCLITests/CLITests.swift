@@ -58,11 +58,11 @@ struct CLI {
         let stderrRead = DispatchSemaphore(value: 0)
         let stderrHandle = err.fileHandleForReading
         Thread.detachNewThread {
-            let data = stderrHandle.readDataToEndOfFile()
+            let data = stderrHandle.readAllRetryingInterrupts()
             stderrCaptured.data.withLock { $0 = data }
             stderrRead.signal()
         }
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stdoutData = out.fileHandleForReading.readAllRetryingInterrupts()
         stderrRead.wait()
         let stderrData = stderrCaptured.data.withLock { $0 }
         process.waitUntilExit()
@@ -562,11 +562,33 @@ extension FileHandle {
     func availableDataOrLine() -> Data {
         var data = Data()
         while !data.contains(UInt8(ascii: "\n")) {
-            let chunk = availableData
+            let chunk = readChunkRetryingInterrupts()
             if chunk.isEmpty { break }
             data.append(chunk)
         }
         return data
+    }
+
+    /// Everything up to the end. Foundation's `readDataToEndOfFile` and `availableData` trap
+    /// (their `try!`) when a read is interrupted by a signal (EINTR): that took the whole test
+    /// run down once on a loaded machine.
+    func readAllRetryingInterrupts() -> Data {
+        var data = Data()
+        while true {
+            let chunk = readChunkRetryingInterrupts()
+            if chunk.isEmpty { return data }
+            data.append(chunk)
+        }
+    }
+
+    /// One read(2) of what is there (empty at the end or on an error), again when interrupted.
+    func readChunkRetryingInterrupts() -> Data {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
+            if count >= 0 { return Data(buffer[0..<count]) }
+            if errno != EINTR { return Data() }
+        }
     }
 }
 

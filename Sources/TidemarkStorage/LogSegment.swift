@@ -200,8 +200,11 @@ final class LogSegment {
     /// its first batch, every record after it with it; a length field, outside the CRC, made
     /// longer read as a batch cut short): the open throws `.corruptLog` instead (the partition
     /// stays offline) naming `tidemark verify --repair`. Zeros to the end of the file (written
-    /// ahead of appends) are cut wherever they are, as is a bad batch past `durableBelow`
-    /// (what a crash left unfinished), as Kafka's recovery cuts it.
+    /// ahead of appends) are cut wherever they are, as is a bad batch past `durableBelow` that
+    /// a crash can have left (`CrashRemnant`: the last write unfinished, pages a power loss did
+    /// not write back), as Kafka's recovery cuts it. Past `durableBelow`, other damage (a length
+    /// made longer over good batches, a base offset changed) is refused too: the records after
+    /// it were written whole. `durableBelow: .min` cuts at any bad batch (`verify --repair`).
     func openForAppend(trustIndexes: Bool, durableBelow: Int64) throws(StorageError) -> Int {
         lastUsedNanoseconds = monotonicNanoseconds()
         closeFiles()
@@ -269,8 +272,8 @@ final class LogSegment {
     /// Rebuilds both indexes from the log, checking every batch's framing, CRC and offset
     /// order. With `truncatingInvalidTail`, the log is cut at the first bad batch; without,
     /// indexing stops there. A bad batch (not zeros written ahead) where the records below
-    /// `durableBelow` were throws `.corruptLog` instead (`openForAppend`). Returns the bytes
-    /// cut off.
+    /// `durableBelow` were, or past them but not what a crash leaves, throws `.corruptLog`
+    /// instead (`openForAppend`; `.min`: never). Returns the bytes cut off.
     @discardableResult
     func rebuildIndexes(truncatingInvalidTail: Bool, durableBelow: Int64 = .min) throws(StorageError) -> Int {
         offsetIndex!.storage.truncate(toEntries: 0)
@@ -294,8 +297,10 @@ final class LogSegment {
                 guard header.baseOffset == next, header.nextOffset > header.baseOffset,
                     header.lastOffset - baseOffset <= Int64(UInt32.max)
                 else {
-                    if next < durableBelow {
-                        throw damageRefused(at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow)
+                    // (A batch that checks out is never what a crash left: its offsets were
+                    // damaged since, past the recovery point too.)
+                    if durableBelow != .min {
+                        throw damageRefused(at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow, below: next < durableBelow)
                     }
                     if truncatingInvalidTail { cut = try truncateFile(at: at) }
                     break scan
@@ -304,8 +309,14 @@ final class LogSegment {
                 next = header.nextOffset
                 good = at + header.totalSize
             case .invalid(let error, let at):
-                if next < durableBelow, !(try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)) {
-                    throw damageRefused(at: at, "\(error)", durableBelow: durableBelow)
+                if durableBelow != .min, !(try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)) {
+                    if next < durableBelow {
+                        throw damageRefused(at: at, "\(error)", durableBelow: durableBelow, below: true)
+                    }
+                    // Past the recovery point: cut only what a crash can have left there.
+                    if try CrashRemnant.classify(error, file: try file(), at: at, size: size, expectedOffset: next) == nil {
+                        throw damageRefused(at: at, "\(error)", durableBelow: durableBelow, below: false)
+                    }
                 }
                 if truncatingInvalidTail {
                     // Zeros written ahead of the appends are cut, but were never data. Read so
@@ -325,12 +336,20 @@ final class LogSegment {
         return cut
     }
 
-    /// A bad batch at `position` among records made durable, refused rather than cut.
-    private func damageRefused(at position: Int, _ why: String, durableBelow: Int64) -> StorageError {
-        StorageError(
+    /// A bad batch at `position` refused rather than cut: among records made durable
+    /// (`below` the recovery point, or after a clean shutdown), or past the recovery point but
+    /// not what a crash leaves (`CrashRemnant`).
+    private func damageRefused(at position: Int, _ why: String, durableBelow: Int64, below: Bool) -> StorageError {
+        let whereItIs =
+            durableBelow == .max
+            ? "after a clean shutdown"
+            : below
+                ? "below the recovery point (offset \(durableBelow))"
+                : "past the recovery point (offset \(durableBelow)), but not what a crash leaves there (an unfinished last write, "
+                    + "pages a power loss did not write back): batches that check out follow it, or its bytes are not a torn write's"
+        return StorageError(
             .corruptLog,
-            "bad batch at position \(position) (\(size - position) bytes to the end) "
-                + (durableBelow == .max ? "after a clean shutdown" : "below the recovery point (offset \(durableBelow))") + ": \(why). "
+            "bad batch at position \(position) (\(size - position) bytes to the end) " + whereItIs + ": \(why). "
                 + "Damage, not an unfinished write: not cut (a cut takes every record from here on). `tidemark verify` shows it; "
                 + "`tidemark verify --repair` on the data directory, with the broker stopped, cuts the log there "
                 + "(repair a copy to keep this one as it is)",

@@ -3,10 +3,10 @@
 /// `repair` runs a full crash recovery (cut at the first bad batch, rebuild every index).
 ///
 /// Verify and the broker agree on what damage is. A *problem* is what loses or hides data,
-/// or stalls a reader: a bad batch the broker would not cut by itself (or would cut with
-/// data after it), a gap in the offsets, a batch whose contents no consumer can read, an
-/// index that looks right but points at the wrong bytes, a partition the broker marked as
-/// needing repair. A *note* is what the next open fixes by itself and loses nothing
+/// or stalls a reader: a bad batch the broker would not cut by itself (damage, not what a
+/// crash leaves: `CrashRemnant`; or a remnant in an older segment, with data after it), a
+/// gap in the offsets, a batch whose contents no consumer can read, an index that looks
+/// right but points at the wrong bytes, a partition the broker marked as needing repair. A *note* is what the next open fixes by itself and loses nothing
 /// acknowledged: after a crash, the unfinished write at the end of the newest segment and
 /// the indexes recovery rebuilds (including their zero-filled preallocated tails); zeros
 /// written ahead of a segment's appends (`LogSegment.preallocateAhead`); and any
@@ -155,13 +155,13 @@ public enum LogVerifier {
                     // (Below the recovery point the records were durable: the broker's start
                     // refuses such damage, it does not cut it.)
                     let pastRecoveryPoint = isLast && rescanned && segmentNext >= (recoveryPoint ?? 0)
-                    let interrupted = pastRecoveryPoint && isInterruptedWrite(error, path: path, at: position, size: size)
-                    let partlyWritten = pastRecoveryPoint && !interrupted && isPartlyWrittenBack(path: path, at: position, size: size)
+                    // (Bad bytes followed by a batch that checks out, before any page of zeros,
+                    // are damage wherever they are: a start refuses them rather than cut.)
+                    let remnant = pastRecoveryPoint ? remnantOfACrash(error, path: path, at: position, size: size, expectedOffset: segmentNext) : nil
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
-                    if interrupted || partlyWritten {
-                        let what = interrupted ? "an unfinished write of the crash" : "an append a power loss left written back in part"
+                    if let remnant {
                         report.notes.append(Problem(
-                            path: path, message: message + "; \(what), cut at the next start (nothing acknowledged as durable)"))
+                            path: path, message: message + "; \(remnant), cut at the next start (nothing acknowledged as durable)"))
                     } else {
                         report.problems.append(Problem(
                             path: path,
@@ -209,54 +209,11 @@ public enum LogVerifier {
         return report
     }
 
-    /// Whether damage at the end of the newest segment is what an interrupted append leaves:
-    /// a batch cut short by the end of the file; zeros to the end (a size that reached the
-    /// disk before the data); or a batch cut short by the zeros written ahead of the appends
-    /// (bytes, then zeros to a 4 KiB boundary at the end of the file).
-    static func isInterruptedWrite(_ error: RecordBatchError, path: String, at position: Int, size: Int) -> Bool {
-        if case .truncated = error { return true }
-        guard size - position <= BatchScanner.maxPreallocatedTail,
-            let tail = try? FileSystem.openRegularFile(path, .readOnly).read(count: size - position, at: Int64(position))
-        else { return false }
-        guard let lastData = tail.lastIndex(where: { $0 != 0 }) else { return true }
-        // Cut short by the zeros: every byte left lies inside the batch its length field
-        // declares, which the zeros complete. (Damage followed by other batches is not this.)
-        guard size % 4096 == 0, tail.count >= RecordBatchHeader.logOverhead else { return false }
-        let length = tail[8..<12].reduce(0) { $0 << 8 | Int($1) }
-        let declared = RecordBatchHeader.logOverhead + length
-        return length >= Int(RecordBatchHeader.minimumBatchLength) && declared <= tail.count && lastData < declared - 1
-    }
-
-    /// Whether damage at the end of the newest segment is what a power loss leaves when the OS
-    /// wrote an append's pages back in part, in any order: the bad batch is the file's last
-    /// (its declared end is the file's end), or a 4 KiB page it spans is all zeros (never
-    /// written back). Bad bytes followed by batches that check out, in pages that were all
-    /// written, are not this (a tool then refuses to open the log, which would cut them).
-    static func isPartlyWrittenBack(path: String, at position: Int, size: Int) -> Bool {
-        let span = min(size - position, 8 << 20)
-        guard span > 0, let bytes = try? FileSystem.openRegularFile(path, .readOnly).read(count: span, at: Int64(position))
-        else { return false }
-        var declaredEnd = size
-        if bytes.count >= RecordBatchHeader.logOverhead {
-            let length = bytes[8..<12].reduce(0) { $0 << 8 | Int($1) }
-            declaredEnd = position + RecordBatchHeader.logOverhead + length
-            if declaredEnd == size { return true }
-        }
-        // Pages (aligned in the file) that the batch spans, from the one holding its start: a
-        // whole page of zeros, or the part of the first from the batch's start, if it holds at
-        // least a batch's header (a few zero bytes before a boundary are a base offset's).
-        var page = position / 4096 * 4096
-        while page < min(max(declaredEnd, position + 1), position + span) {
-            let from = max(page, position) - position, to = min(page + 4096, position + span) - position
-            let wholeRest = to - from == page + 4096 - max(page, position)
-            if wholeRest && to - from >= RecordBatchHeader.logOverhead + Int(RecordBatchHeader.minimumBatchLength)
-                && bytes[from..<to].allSatisfy({ $0 == 0 })
-            {
-                return true
-            }
-            page += 4096
-        }
-        return false
+    /// What a crash can have left at `position` of the file at `path` (`CrashRemnant`); nil
+    /// for damage, or when the file cannot be read.
+    static func remnantOfACrash(_ error: RecordBatchError, path: String, at position: Int, size: Int, expectedOffset: Int64) -> CrashRemnant? {
+        guard let file = try? FileSystem.openRegularFile(path, .readOnly) else { return nil }
+        return try? CrashRemnant.classify(error, file: file, at: position, size: size, expectedOffset: expectedOffset)
     }
 
     /// Index entries are checked only where the broker trusts them. An implausible index is
@@ -318,7 +275,8 @@ public enum LogVerifier {
         // they are: as damage, they would also remove every later segment.
         var config = LogConfig()
         config.preallocate = true
-        let log = try PartitionLog.open(directory: directory, config: config)
+        // (Not refusing damage: a repair cuts at the first bad batch, whatever its shape.)
+        let log = try PartitionLog.open(directory: directory, config: config, refusingDamage: false)
         let report = log.recoveryReport
         try log.close()
         try FileSystem.remove(directory + "/" + needsRepairName)

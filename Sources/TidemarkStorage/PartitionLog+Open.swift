@@ -23,9 +23,10 @@ extension PartitionLog {
     /// scanned: each batch's framing, CRC and offset order are checked, the log is cut at the
     /// first bad batch (later segments are deleted) and the scanned segments' indexes are
     /// rebuilt. Earlier segments are not read at all; their files open on first use. A bad
-    /// batch where records were durable (`LogSegment.openForAppend(durableBelow:)`) is refused
-    /// with `.corruptLog` instead, unless not `refusingDamage` (the broker's own logs: cut,
-    /// so that the node starts).
+    /// batch where records were durable (`LogSegment.openForAppend(durableBelow:)`), or past
+    /// them but not what a crash leaves (`CrashRemnant`: good batches after it), is refused
+    /// with `.corruptLog` instead, unless not `refusingDamage` (the broker's own logs, and
+    /// `verify --repair`: cut, so that the node starts).
     ///
     /// With `deferredSync`, nothing is fsynced here: what recovery kept, the marker's removal
     /// and the new checkpoint become durable at the batch's `commit()`, which must come before

@@ -201,7 +201,12 @@ struct CLITests {
     /// tools opened it as the broker does and cut the log there, good batches after it with it,
     /// saying it was an unfinished write. They refuse now, and change nothing; verify --repair
     /// cuts it. An unfinished write at the end alone is cut, as the broker's start cuts it.
-    @Test func theToolsDoNotCutDamage() async throws {
+    ///
+    /// The damage lands in the header of the batch holding the log's middle (where the batches
+    /// fall depends on how `produce` split its input): on its length field (+9: made longer,
+    /// past the file's end, which read as the last write cut short, and the tools cut that batch
+    /// and every good one after it), or on its attributes (+21, inside the CRC).
+    @Test(arguments: [9, 21]) func theToolsDoNotCutDamage(at field: Int) async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
         #expect(try await CLI.run(["topics", "create", "t", "--data", data]).status == 0)
@@ -209,9 +214,18 @@ struct CLITests {
             #expect(try await CLI.run(["produce", "t", "--data", data], stdin: (0..<20).map { "r\(round)-\($0)" }.joined(separator: "\n")).status == 0)
         }
         let log = data + "/t-0/00000000000000000000.log"
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: log)))
+        var batch = 0
+        while true {
+            let length = bytes[(batch + 8)..<(batch + 12)].reduce(0) { $0 << 8 | Int($1) }
+            if batch + 12 + length > bytes.count / 2 { break }
+            batch += 12 + length
+        }
+        let damagedEnd = batch + 12 + bytes[(batch + 8)..<(batch + 12)].reduce(0) { $0 << 8 | Int($1) }
+        #expect(damagedEnd + 61 <= bytes.count, "a whole batch follows the damaged one")
         let handle = try #require(FileHandle(forUpdatingAtPath: log))
         let size = try handle.seekToEnd()
-        try handle.seek(toOffset: size / 2)
+        try handle.seek(toOffset: UInt64(batch + field))
         try handle.write(contentsOf: Data([0xFF, 0xFF, 0xFF, 0xFF]))
         try handle.close()
         try "0".write(toFile: data + "/t-0/.clean-shutdown", atomically: false, encoding: .utf8)

@@ -79,12 +79,104 @@ import Testing
         #expect(log.recoveryReport.truncatedBytes == 0)
     }
 
-    @Test(arguments: [0, 9, 16, 19, 40, 70])  // offset, length, magic, CRC, header fields, records
-    func flippedByteCutsFromThatBatch(at field: Int) throws {
+    /// A byte flipped in the last batch after a crash (past the recovery point) is cut with it,
+    /// as what a power loss leaves of the last append; the batches before it are kept. A base
+    /// offset changed (outside the CRC, the batch otherwise intact) is not what a crash leaves:
+    /// refused (`aFlippedByteWithGoodBatchesAfterItIsRefused`).
+    @Test(arguments: [9, 16, 19, 40, 70])  // length, magic, CRC, header fields, records
+    func aFlippedByteInTheLastBatchCutsIt(at field: Int) throws {
         let dir = TemporaryDirectory()
         try Self.writeAndCrash(dir, batches: 30)
-        try Self.flipByte(dir.file(log0), at: 12 * Self.batchSize + field)
-        _ = try Self.expectSurvivors(dir, batches: 12)
+        try Self.flipByte(dir.file(log0), at: 29 * Self.batchSize + field)
+        let log = try Self.expectSurvivors(dir, batches: 29)
+        #expect(log.recoveryReport.truncatedBytes == Self.batchSize)
+    }
+
+    /// A byte flipped in a batch with intact batches after it, past the recovery point after a
+    /// crash: not what a crash leaves (appends are written one at a time at the end; a power
+    /// loss leaves sectors of zeros), so the open refuses it and cuts nothing, as it does
+    /// below the recovery point; `verify` calls it a problem and `verify --repair` cuts it.
+    /// (A start cut it: a length made longer read as the last write cut short, and one flipped
+    /// byte in the first batch took the whole log; found by a flaky test of the tools.)
+    @Test(arguments: [0, 9, 11, 16, 19, 40, 70])  // offset, length (past the end; shorter), magic, CRC, header fields, records
+    func aFlippedByteWithGoodBatchesAfterItIsRefused(at field: Int) throws {
+        for batch in [0, 12, 28] {
+            let dir = TemporaryDirectory()
+            try Self.writeAndCrash(dir, batches: 30)
+            let size = try FileManager.default.attributesOfItem(atPath: dir.file(log0))[.size] as? Int
+            try Self.flipByte(dir.file(log0), at: batch * Self.batchSize + field)
+            #expect {
+                try PartitionLog.open(directory: dir.path, config: Self.config())
+            } throws: { error in
+                let message = (error as? StorageError)?.message ?? ""
+                return (error as? StorageError)?.code == .corruptLog && message.contains("bad batch at position \(batch * Self.batchSize)")
+                    && message.contains("past the recovery point") && message.contains("not what a crash leaves")
+            }
+            #expect(try FileManager.default.attributesOfItem(atPath: dir.file(log0))[.size] as? Int == size, "nothing cut")
+            let report = try LogVerifier.verify(partitionDirectory: dir.path)
+            let at = batch * Self.batchSize
+            #expect(report.problems.contains { $0.message.contains("at position \(at) ") || $0.message.contains("batch at \(at) ") }, "\(report.problems)")
+            #expect(!report.notes.contains { $0.message.contains("cut at the next start") }, "\(report.notes)")
+            _ = try LogVerifier.repair(partitionDirectory: dir.path)
+            _ = try Self.expectSurvivors(dir, batches: batch)
+        }
+    }
+
+    /// Four bytes of 0xFF at every position of a crashed 8-batch log: the open either refuses
+    /// it (nothing cut) or keeps every batch before the damaged one, and every batch after it
+    /// (the damage harmless, e.g. on a leader epoch) unless the damaged one is the last (what
+    /// a power loss can leave, cut). Never good batches cut after a bad one. `verify` agrees.
+    @Test func damageAnywhereNeverCutsTheGoodBatchesAfterIt() throws {
+        let template = TemporaryDirectory()
+        try Self.writeAndCrash(template, batches: 8)
+        let original = try Data(contentsOf: URL(fileURLWithPath: template.file(log0)))
+        #expect(original.count == 8 * Self.batchSize)
+        var refused = 0, cut = 0
+        for position in 0...(original.count - 4) {
+            let dir = TemporaryDirectory()
+            for name in try FileManager.default.contentsOfDirectory(atPath: template.path) {
+                try FileManager.default.copyItem(atPath: template.file(name), toPath: dir.file(name))
+            }
+            var damaged = original
+            damaged.replaceSubrange(position..<(position + 4), with: Data([0xFF, 0xFF, 0xFF, 0xFF]))
+            try damaged.write(to: URL(fileURLWithPath: dir.file(log0)))
+            let batch = position / Self.batchSize
+            // The tools refuse to open a directory exactly when verify finds a problem in what
+            // recovery scans: it agrees with the open.
+            let verified = try LogVerifier.verify(partitionDirectory: dir.path, onlyWhatRecoveryScans: true)
+            do {
+                let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+                #expect(verified.isHealthy, "damage at \(position): the open cut it, verify says \(verified.problems)")
+                let end = log.logEndOffset
+                #expect(end == 32 || (batch == 7 && end == 28), "damage at \(position) (batch \(batch)): the log ends at \(end)")
+                if end < 32 { cut += 1 }
+            } catch {
+                #expect(!verified.isHealthy, "damage at \(position): the open refused it, verify says healthy")
+                #expect(error.code == .corruptLog, "\(error)")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file(log0))) == damaged, "nothing cut")
+                refused += 1
+            }
+        }
+        #expect(refused > 6 * Self.batchSize && cut > Self.batchSize / 2, "refused \(refused), cut \(cut)")
+    }
+
+    /// What a power loss leaves when the disk wrote an append's page in part: a 512-byte
+    /// sector of zeros (the space past the log's end, written ahead or never written) inside
+    /// a batch, intact batches after it in sectors that were written. Cut there after a crash,
+    /// as a note in `verify`: nothing past the recovery point was acknowledged as durable.
+    @Test func aSectorOfZerosInsideABatchIsCutWithTheBatchesAfterIt() throws {
+        let dir = TemporaryDirectory()
+        try Self.writeAndCrash(dir, batches: 30)
+        let sector = (12 * Self.batchSize + 40 + 511) / 512 * 512
+        let batch = sector / Self.batchSize
+        #expect(sector + 512 < 29 * Self.batchSize)
+        var data = try Data(contentsOf: URL(fileURLWithPath: dir.file(log0)))
+        data.replaceSubrange(sector..<(sector + 512), with: Data(count: 512))
+        try data.write(to: URL(fileURLWithPath: dir.file(log0)))
+        let report = try LogVerifier.verify(partitionDirectory: dir.path)
+        #expect(report.isHealthy && report.notes.contains { $0.message.contains("written back in part") }, "\(report.problems)")
+        let log = try Self.expectSurvivors(dir, batches: batch)
+        #expect(log.recoveryReport.truncatedBytes == data.count - batch * Self.batchSize)
     }
 
     /// A batch longer than `BatchScanner.largeBatchBytes` (70 MiB here) is checked as it streams
@@ -132,7 +224,7 @@ import Testing
         // The crash came before the recovery checkpoint followed the synced records (below it,
         // the damage would be refused: `damageAmongDurableRecordsIsRefusedNotCut`).
         try LogMarkers.writeRecoveryPoint(0, directory: dir.path, sync: false)
-        try Self.flipByte(dir.file(log0), at: 5 * Self.batchSize + 40)
+        try Self.truncateFile(dir.file(log0), to: 5 * Self.batchSize + 40)
         do {
             let log = try PartitionLog.open(directory: dir.path, config: Self.config())
             #expect(log.logStartOffset == 40 && log.logEndOffset == 40)
@@ -246,14 +338,23 @@ import Testing
         #expect(try log.readBatches(from: 40, maxBytes: 1).first?.header.baseOffset == 40)
     }
 
-    /// Without a checkpoint everything is scanned; damage in a middle segment cuts it there
-    /// and removes the segments after it (they would follow a gap).
+    /// Without a checkpoint everything is scanned; what a power loss leaves in a middle segment
+    /// (a sector never written: a roll's segment not yet synced) cuts it there and removes the
+    /// segments after it (they would follow a gap). Damage of another shape there is refused.
     @Test func damageInAMiddleSegmentRemovesLaterSegments() throws {
         let dir = TemporaryDirectory()
         let config = Self.config(segmentBytes: 10 * Self.batchSize)
         try Self.writeAndCrash(dir, batches: 35, config: config)
         try FileManager.default.removeItem(atPath: dir.file("recovery-point.checkpoint"))
-        try Self.flipByte(dir.file(segmentName(40, ".log")), at: 4 * Self.batchSize + 20)
+        let middle = dir.file(segmentName(40, ".log"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: middle))
+        try Self.flipByte(middle, at: 4 * Self.batchSize + 20)
+        #expect { try PartitionLog.open(directory: dir.path, config: config) } throws: { ($0 as? StorageError)?.code == .corruptLog }
+        var zeroed = original
+        let sector = (4 * Self.batchSize + 20 + 511) / 512 * 512
+        #expect(sector / Self.batchSize == 4 && sector + 512 <= 10 * Self.batchSize)
+        zeroed.replaceSubrange(sector..<(sector + 512), with: Data(count: 512))
+        try zeroed.write(to: URL(fileURLWithPath: middle))
         let log = try Self.expectSurvivors(dir, batches: 14, config: config)
         #expect(log.recoveryReport.scannedSegments == [0, 40])
         #expect(log.recoveryReport.deletedSegments == [80, 120])
@@ -283,8 +384,8 @@ import Testing
     /// the open refuses the log, cutting nothing (a start cut a log at a flipped byte in its
     /// first batch, and the good batches after it with it), and says how to repair it; a full
     /// recovery (`tidemark verify --repair`) then cuts it. Durable: every record after a clean
-    /// shutdown, those below the recovery point after a crash (past it, damage is cut as what
-    /// the crash left unfinished, as Kafka's recovery cuts it).
+    /// shutdown, those below the recovery point after a crash (past it, what a crash can leave
+    /// is cut, as Kafka's recovery cuts it, and damage of another shape is refused too).
     @Test(arguments: [true, false]) func damageAmongDurableRecordsIsRefusedNotCut(cleanShutdown: Bool) throws {
         let dir = TemporaryDirectory()
         // After a clean shutdown the open scans what follows the last index entry (a read checks
@@ -316,12 +417,13 @@ import Testing
         #expect(report.truncatedBytes == 15 * Self.batchSize)
         _ = try Self.expectSurvivors(dir, batches: 5, config: config)
         if !cleanShutdown {
-            // Past the recovery point: cut at the open, as before.
+            // Past the recovery point, in the last batch (what a power loss can leave): cut at
+            // the open. (With batches after it: refused, `aFlippedByteWithGoodBatchesAfterItIsRefused`.)
             let later = TemporaryDirectory()
             try Self.writeAndCrash(later, batches: 20)
             try LogMarkers.writeRecoveryPoint(15 * Int64(Self.batchRecords), directory: later.path, sync: false)
-            try Self.flipByte(later.file(log0), at: 17 * Self.batchSize + 40)
-            _ = try Self.expectSurvivors(later, batches: 17)
+            try Self.flipByte(later.file(log0), at: 19 * Self.batchSize + 40)
+            _ = try Self.expectSurvivors(later, batches: 19)
             // Cut short below the recovery point (a file that lost its end): not what a crash
             // leaves there; refused, and `verify` says so as a problem, not as a note.
             let short = TemporaryDirectory()
@@ -391,8 +493,9 @@ import Testing
     }
     /// baseOffset is not covered by the CRC: one damaged byte can make it Int64.max - 1, and
     /// its last offset then overflowed in every reader (recovery, a clean open's tail scan,
-    /// reads, `verify`). Now it reads as an offset out of sequence: cut at recovery, the
-    /// batches before it kept.
+    /// reads, `verify`). Now it reads as an offset out of sequence: damage (a crash never
+    /// leaves an intact batch with a wrong offset), refused by an open after a crash too, and
+    /// cut by a repair, the batches before it kept.
     @Test(arguments: [false, true])
     func aBaseOffsetNearInt64MaxIsDamageNotATrap(cleanShutdown: Bool) throws {
         let dir = TemporaryDirectory()
@@ -416,6 +519,10 @@ import Testing
             #expect { try log.read(from: 28, maxBytes: 1 << 20) } throws: { ($0 as? StorageError)?.code == .corruptLog }
             try log.close()
         } else {
+            #expect { try PartitionLog.open(directory: dir.path, config: Self.config()) } throws: {
+                ($0 as? StorageError)?.code == .corruptLog && ($0 as? StorageError)?.message.contains("expected 28") == true
+            }
+            _ = try LogVerifier.repair(partitionDirectory: dir.path)
             try Self.expectSurvivors(dir, batches: 7).close()
         }
     }

@@ -6,13 +6,22 @@
 /// that dies (kill -9, a trap) leaves at most that last write unfinished: the file ends inside
 /// it, or the zeros written ahead of a synced log's appends do. A power loss also loses the
 /// pages the OS had not written back, in any order, and the sectors of a page whose write it
-/// cut: they read as zeros inside the appends that were not synced. Damage of another shape, such as a length field (outside the CRC)
-/// made longer so that it reaches past the file's end, over batches that check out and no
-/// sector of zeros, was not left by a crash: the records after it were written whole, and a cut
-/// there loses every one of them (a log cut to nothing at a flipped length in its first
-/// batch). One rule, then: an intact batch (magic 2, a length that fits, an offset not below
-/// the one expected, its CRC) after the bad one's start and before the first sector of zeros
-/// means damage, whatever the bad batch's own shape.
+/// cut: they read as zeros (never written, or written ahead) inside the appends that were not
+/// synced, including the first bytes of an append when the sector it began in kept its old
+/// contents (`isTornHeaderStart`). Damage of another shape, such as a length field (outside
+/// the CRC) made longer so that it reaches past the file's end over batches that check out,
+/// or made negative, was not left by a crash: the records after it were written whole, and a
+/// cut there loses every one of them (a log cut to nothing at a flipped length in its first
+/// batch). So an intact batch (magic 2, a length that fits, a plausible offset at or past the
+/// one expected, its CRC) after the bad one's start means damage: anywhere when the bad batch
+/// reaches past the file's end (its bytes are all its own), else before the first sector of
+/// zeros (past it, later sectors may have been written back and earlier ones not).
+///
+/// Trade-offs: 512 zero bytes on a sector boundary inside the bad batch read as unwritten
+/// (uncompressed values of zeros: such damage is cut, as before this check); a record value
+/// holding a whole valid batch (a copied segment) makes a torn append there read as damage
+/// (refused: nothing lost, `verify --repair` cuts it); a torn batch over `span` (8 MiB) is
+/// told only by what its first 8 MiB show.
 enum CrashRemnant: Equatable, CustomStringConvertible {
     /// The last write, cut short by the file's end or by the zeros written ahead of it.
     case unfinishedWrite
@@ -28,6 +37,9 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
 
     /// How far past a bad batch's start is read to tell (a batch's pages, the batches after).
     static let span = 8 << 20
+    /// The most bytes `hasIntactBatch` checks CRCs over: contents made to look like batch
+    /// headers everywhere cannot make a recovery or a `verify` take hours.
+    static let crcBudget = 256 << 20
 
     /// What the bad batch at `position` of `file` (`size` bytes long) is, if a crash can have
     /// left it; nil for damage. `expectedOffset`: the base offset the batch there should have.
@@ -41,18 +53,38 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
 
     /// The same, over `bytes` read from `position` (at most `span` of them; fewer if the file ends).
     static func classify(_ error: RecordBatchError, bytes: [UInt8], at position: Int, size: Int, expectedOffset: Int64) -> CrashRemnant? {
-        let zeros = firstUnwrittenSector(bytes, at: position)
-        if hasIntactBatch(bytes, before: zeros ?? bytes.count, expectedOffset: expectedOffset) { return nil }
+        if isTornHeaderStart(bytes, at: position, expectedOffset: expectedOffset) { return .partlyWrittenBack }
+        let zeros = firstUnwrittenSector(bytes, at: position, reachesEnd: position + bytes.count == size)
+        let cutShortByTheEnd: Bool
+        if case .truncated = error { cutShortByTheEnd = true } else { cutShortByTheEnd = false }
+        let searched = cutShortByTheEnd ? bytes.count : zeros ?? bytes.count
+        if hasIntactBatch(bytes, before: searched, expectedOffset: expectedOffset) { return nil }
         if isUnfinishedWrite(error, bytes, at: position, size: size) { return .unfinishedWrite }
+        guard bytes.count >= RecordBatchHeader.logOverhead else { return nil }
+        // A negative length: no write, whole or torn, leaves one (torn bytes read as zeros).
+        guard bytes[8] & 0x80 == 0 else { return nil }
         // Written back in part: the bad batch is the file's last (its declared end is the file's
         // end), or a sector of zeros lies within it (from its start to its declared end).
-        var declaredEnd = size
-        if bytes.count >= RecordBatchHeader.logOverhead {
-            declaredEnd = position + RecordBatchHeader.logOverhead + declaredLength(bytes)
-            if declaredEnd == size { return .partlyWrittenBack }
-        }
-        if let zeros, position + zeros < max(declaredEnd, position + 1) { return .partlyWrittenBack }
+        let declaredEnd = position + RecordBatchHeader.logOverhead + declaredLength(bytes)
+        if declaredEnd == size { return .partlyWrittenBack }
+        if let zeros, position + zeros < declaredEnd { return .partlyWrittenBack }
         return nil
+    }
+
+    /// Whether the batch at `position` reads as an append whose first sector kept its old
+    /// contents (zeros) while the rest was written: its first bytes, up to the next sector
+    /// boundary and fewer than a base offset and length (12; more are `firstUnwrittenSector`'s),
+    /// are zeros, its base offset is not the expected one, and the rest of it is. (Intact but
+    /// for a base offset outside the CRC when the zeros end within it: `LogSegment` and
+    /// `verify` ask for a batch that checks out with the wrong offset too.)
+    static func isTornHeaderStart(_ bytes: [UInt8], at position: Int, expectedOffset: Int64) -> Bool {
+        let zeroed = sectorBytes - position % sectorBytes
+        guard zeroed < RecordBatchHeader.logOverhead, bytes.count >= 8, bytes[0..<zeroed].allSatisfy({ $0 == 0 }) else { return false }
+        let stored = bytes[0..<8].reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        guard stored != expectedOffset else { return false }
+        if zeroed >= 8 { return true }
+        let expected = withUnsafeBytes(of: expectedOffset.bigEndian) { Array($0) }
+        return bytes[zeroed..<8].elementsEqual(expected[zeroed..<8])
     }
 
     /// The unsigned length field of the batch at the start of `bytes` (at least 12 of them).
@@ -79,34 +111,46 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
     /// those are zeros: never written, or written ahead of the appends.
     static let sectorBytes = 512
 
+    /// `isTornHeaderStart` for a batch that checks out but for its base offset.
+    static func isTornHeaderStart(_ header: RecordBatchHeader, at position: Int, expectedOffset: Int64) -> Bool {
+        let bytes = withUnsafeBytes(of: header.baseOffset.bigEndian) { Array($0) } + withUnsafeBytes(of: header.batchLength.bigEndian) { Array($0) }
+        return isTornHeaderStart(bytes, at: position, expectedOffset: expectedOffset)
+    }
+
     /// Where in `bytes` (read from file position `position`) the first part a power loss can
-    /// have left unwritten starts: a 512-byte sector of the file all zeros, or the part of the
-    /// first one from `position` on if all zeros and at least a batch's base offset and length
-    /// long (a length of 0 is never a batch's; a few zero bytes before a boundary are a base
-    /// offset's). Nil if there is none.
-    static func firstUnwrittenSector(_ bytes: [UInt8], at position: Int) -> Int? {
+    /// have left unwritten starts: a 512-byte sector of the file all zeros, the part of the
+    /// first one from `position` on, or (`reachesEnd`: `bytes` end at the file's end) the part
+    /// of the last one up to the file's end (a size that reached the disk before the data), if
+    /// all zeros and at least a batch's base offset and length long (a length of 0 is never a
+    /// batch's; a few zero bytes before a boundary are a base offset's). Nil if there is none.
+    static func firstUnwrittenSector(_ bytes: [UInt8], at position: Int, reachesEnd: Bool) -> Int? {
         let end = position + bytes.count
         var sector = position / sectorBytes * sectorBytes
-        while sector + sectorBytes <= end {
-            let from = max(sector, position) - position, to = sector + sectorBytes - position
-            if to - from >= RecordBatchHeader.logOverhead && bytes[from..<to].allSatisfy({ $0 == 0 }) { return from }
+        while sector < end {
+            let from = max(sector, position) - position, to = min(sector + sectorBytes, end) - position
+            let counts = sector + sectorBytes <= end || reachesEnd
+            if counts && to - from >= RecordBatchHeader.logOverhead && bytes[from..<to].allSatisfy({ $0 == 0 }) { return from }
             sector += sectorBytes
         }
         return nil
     }
 
-    /// Whether an intact batch starts in `bytes[1..<limit]` and ends by `limit`: magic 2, a
-    /// valid length, a base offset at or past `expectedOffset`, and a CRC that checks out.
+    /// Whether an intact batch starts in `bytes[1..<limit]` and ends by `limit`: magic 2, a valid length, a base offset at or past
+    /// `expectedOffset` and within a record per byte of it (offsets follow on without a gap, each
+    /// record at least a byte), and a CRC that checks out (over at most `crcBudget` bytes in all).
     static func hasIntactBatch(_ bytes: [UInt8], before limit: Int, expectedOffset: Int64) -> Bool {
         let limit = min(limit, bytes.count)
         guard limit > RecordBatchHeader.size else { return false }
+        var budget = crcBudget
         return bytes.withUnsafeBytes { raw in
             for start in 1...(limit - RecordBatchHeader.size) where raw[start + RecordBatchHeader.magicOffset] == 2 {
                 let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: start + 8, as: Int32.self)))
                 let baseOffset = Int64(bigEndian: raw.loadUnaligned(fromByteOffset: start, as: Int64.self))
                 guard length >= Int(RecordBatchHeader.minimumBatchLength), start + RecordBatchHeader.logOverhead + length <= limit,
-                    baseOffset >= expectedOffset
+                    baseOffset >= expectedOffset, baseOffset - expectedOffset <= Int64(start)
                 else { continue }
+                budget -= length
+                if budget < 0 { return false }
                 let batch = UnsafeRawBufferPointer(rebasing: raw[start..<(start + RecordBatchHeader.logOverhead + length)])
                 if (try? RecordBatchHeader.validate(batch)) != nil { return true }
             }

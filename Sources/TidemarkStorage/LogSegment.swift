@@ -190,7 +190,7 @@ final class LogSegment {
     ///
     /// `trustIndexes`: after a clean shutdown the indexes are kept if plausible and only
     /// the batches after the last index entry are scanned; otherwise (after a crash) the
-    /// whole segment is scanned, its indexes rebuilt and a torn or corrupt tail cut off.
+    /// whole segment is scanned, its indexes rebuilt and a torn tail cut off.
     /// Returns the bytes cut off.
     ///
     /// `durableBelow`: the records below this offset were made durable before the stop (all of
@@ -297,9 +297,12 @@ final class LogSegment {
                 guard header.baseOffset == next, header.nextOffset > header.baseOffset,
                     header.lastOffset - baseOffset <= Int64(UInt32.max)
                 else {
-                    // (A batch that checks out is never what a crash left: its offsets were
-                    // damaged since, past the recovery point too.)
-                    if durableBelow != .min {
+                    // A batch that checks out but for its offsets: damage (outside the CRC), past
+                    // the recovery point too, unless its first bytes, to a sector boundary, are
+                    // the zeros of a sector a power loss did not write (`CrashRemnant`).
+                    if durableBelow != .min
+                        && !(next >= durableBelow && CrashRemnant.isTornHeaderStart(header, at: at, expectedOffset: next))
+                    {
                         throw damageRefused(at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow, below: next < durableBelow)
                     }
                     if truncatingInvalidTail { cut = try truncateFile(at: at) }
@@ -395,7 +398,8 @@ final class LogSegment {
         do {
             try log.write(vectors: vectors, at: Int64(start))
         } catch {
-            // Leave no partial batch behind; if even that fails, recovery will cut it.
+            // Leave no partial batch behind; if even that fails, recovery cuts it while it is the
+            // last write (an append over it later leaves damage a start refuses: verify --repair).
             try? log.truncate(to: Int64(start))
             preallocatedEnd = 0
             throw error

@@ -128,11 +128,29 @@ public enum LogVerifier {
                 report.records += Int64(header.recordsCount)
                 report.bytes += header.totalSize
             }
+            // A batch whose first bytes a power loss left unwritten, read as a wrong offset:
+            // what follows it is not read (the open cuts there).
+            var tornAt: Int?
+            func isTorn(_ header: RecordBatchHeader, _ position: Int) -> Bool {
+                guard header.baseOffset != segmentNext, isLast && rescanned && segmentNext >= (recoveryPoint ?? 0),
+                    CrashRemnant.isTornHeaderStart(header, at: position, expectedOffset: segmentNext)
+                else { return false }
+                damaged = true
+                tornAt = position
+                report.notes.append(Problem(
+                    path: path,
+                    message: "bad batch at position \(position): it starts at offset \(header.baseOffset), expected \(segmentNext), "
+                        + "its first bytes zeros to a sector's end; \(CrashRemnant.partlyWrittenBack), cut at the next start (nothing acknowledged as durable)"))
+                return true
+            }
             try SegmentInspector.scan(logFile: path, validator: validator) { item in
+                if tornAt != nil { return }
                 switch item {
                 case .batch(let header, let position):
+                    if isTorn(header, position) { return }
                     batchSeen(header, position)
                 case .invalidContent(let header, let position, let failure):
+                    if isTorn(header, position) { return }
                     batchSeen(header, position)
                     report.problems.append(Problem(
                         path: path,
@@ -155,7 +173,7 @@ public enum LogVerifier {
                     // (Below the recovery point the records were durable: the broker's start
                     // refuses such damage, it does not cut it.)
                     let pastRecoveryPoint = isLast && rescanned && segmentNext >= (recoveryPoint ?? 0)
-                    // (Bad bytes followed by a batch that checks out, before any page of zeros,
+                    // (Bad bytes followed by a batch that checks out, before any sector of zeros,
                     // are damage wherever they are: a start refuses them rather than cut.)
                     let remnant = pastRecoveryPoint ? remnantOfACrash(error, path: path, at: position, size: size, expectedOffset: segmentNext) : nil
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"

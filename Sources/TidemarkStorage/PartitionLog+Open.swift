@@ -100,7 +100,10 @@ extension PartitionLog {
                 let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: durable)
                 report.truncatedBytes += cut
                 if cut > 0 {
-                    let what = wasClean ? "damage after a clean shutdown" : "after a crash: its unfinished write, or damage past the recovery checkpoint"
+                    let what =
+                        refusingDamage
+                        ? "after a crash: the write it left unfinished, or appends a power loss wrote back in part"
+                        : wasClean ? "damage after a clean shutdown" : "after a crash: its unfinished write, or damage"
                     report.losses.append(
                         "segment \(active.baseOffset): cut \(cut) bytes at position \(active.size) (\(what)); the log now ends at offset \(active.nextOffset ?? active.baseOffset)")
                 }

@@ -160,6 +160,81 @@ import Testing
         #expect(refused > 6 * Self.batchSize && cut > Self.batchSize / 2, "refused \(refused), cut \(cut)")
     }
 
+    /// The positions of the batches in a segment file, read from their length fields.
+    static func batchPositions(_ bytes: Data) -> [Int] {
+        var positions: [Int] = [], at = 0
+        while at + 12 <= bytes.count {
+            positions.append(at)
+            at += 12 + bytes[(at + 8)..<(at + 12)].reduce(0) { $0 << 8 | Int($1) }
+        }
+        return positions
+    }
+
+    /// A power loss that kept the old contents (zeros: past the log's end then) of the sector an
+    /// append began in and wrote the rest: its first 8-11 bytes read as zeros, a base offset of
+    /// 0 (outside the CRC: the batch checks out but for it), with its length's high bytes when
+    /// they were not zeros already (a batch of 256 bytes or more: it does not check out). Cut
+    /// there, batches after it with it, as a note in `verify`; a start refused it (a wrong
+    /// offset past the recovery point was taken for damage).
+    @Test(arguments: [8, 9, 10, 11]) func anAppendWhoseFirstSectorWasNotWrittenIsCut(zeroed: Int) throws {
+        for valueBytes in [0, 300] {
+            let dir = TemporaryDirectory()
+            // A first batch of one record, its size such that the second starts `zeroed` bytes
+            // before a sector boundary.
+            let padding = try #require((400..<1000).first { makeBatch(tag: "pad", count: 1, valueBytes: $0).count % 512 == 512 - zeroed })
+            do {
+                let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+                try log.append(makeBatch(tag: "pad", count: 1, valueBytes: padding))
+                for b in 0..<10 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords, valueBytes: valueBytes)) }
+            }
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: dir.file(log0)))
+            let torn = Self.batchPositions(bytes)[1]
+            #expect(512 - torn % 512 == zeroed)
+            bytes.replaceSubrange(torn..<(torn + zeroed), with: Data(count: zeroed))
+            try bytes.write(to: URL(fileURLWithPath: dir.file(log0)))
+            let report = try LogVerifier.verify(partitionDirectory: dir.path)
+            #expect(report.isHealthy && report.notes.contains { $0.message.contains("written back in part") }, "\(report.problems)")
+            let reopened = try PartitionLog.open(directory: dir.path, config: Self.config())
+            #expect(reopened.logEndOffset == 1, "zeroed \(zeroed), values of \(valueBytes) bytes")
+            #expect(reopened.recoveryReport.truncatedBytes == bytes.count - torn)
+        }
+    }
+
+    /// A size that reached the disk before the data of the file's last (partial) sector: zeros
+    /// from the sector's start to the end, whole batches among them. Cut from the batch the
+    /// zeros begin in (refused: a partial last sector was not looked at).
+    @Test func zerosFromTheLastSectorToTheEndAreCut() throws {
+        let dir = TemporaryDirectory()
+        let count = try #require((20..<80).first { ($0 * Self.batchSize) % 512 >= 2 * Self.batchSize + 20 })
+        try Self.writeAndCrash(dir, batches: count)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: dir.file(log0)))
+        let sector = bytes.count / 512 * 512
+        bytes.replaceSubrange(sector..<bytes.count, with: Data(count: bytes.count - sector))
+        try bytes.write(to: URL(fileURLWithPath: dir.file(log0)))
+        #expect(try LogVerifier.verify(partitionDirectory: dir.path).isHealthy)
+        _ = try Self.expectSurvivors(dir, batches: sector / Self.batchSize)
+    }
+
+    /// A length made longer past the file's end, where the next batch holds a sector of zeros
+    /// (a value of zeros): the batches after it are intact, so it is damage, refused (the zeros
+    /// ended the search for them, and the bad batch read as the last write cut short).
+    @Test func aLengthPastTheEndOverAValueOfZerosIsRefused() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+            for b in 0..<5 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
+            try log.append(makeBatch(tag: "zeros", count: 1, valueBytes: 1500))
+            for b in 0..<3 { try log.append(makeBatch(tag: String(format: "c%03d", b), count: Self.batchRecords)) }
+        }
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: dir.file(log0)))
+        bytes[4 * Self.batchSize + 9] = 0x7F
+        try bytes.write(to: URL(fileURLWithPath: dir.file(log0)))
+        #expect { try PartitionLog.open(directory: dir.path, config: Self.config()) } throws: {
+            ($0 as? StorageError)?.code == .corruptLog && ($0 as? StorageError)?.message.contains("truncated") == true
+        }
+        #expect(!(try LogVerifier.verify(partitionDirectory: dir.path).isHealthy))
+    }
+
     /// What a power loss leaves when the disk wrote an append's page in part: a 512-byte
     /// sector of zeros (the space past the log's end, written ahead or never written) inside
     /// a batch, intact batches after it in sectors that were written. Cut there after a crash,

@@ -111,9 +111,9 @@ func checkOpeningChangesNothingWanted(_ data: String) throws {
     }
     guard damaged.isEmpty else {
         throw CLIError(
-            "\(data) has damage that opening it would act on (a broker's start cuts a log at its first bad batch, the records after it with it):\n" + damaged.prefix(10).joined(separator: "\n")
+            "\(data) has damage that opening it would act on (a broker's start keeps such a partition offline, or, in an older segment, cuts the log there and the records after it):\n" + damaged.prefix(10).joined(separator: "\n")
                 + (damaged.count > 10 ? "\n  ...and \(damaged.count - 10) more" : "")
-                + "\nThe tools do not cut it: `tidemark verify \(data)` lists it, `tidemark verify --repair \(data)` (or a broker's start) cuts it; "
+                + "\nThe tools do not cut it: `tidemark verify \(data)` lists it, `tidemark verify --repair \(data)` cuts it (the log from the bad batch on); "
                 + "repair a copy to keep this one as it is")
     }
 }

@@ -43,24 +43,30 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
 
     /// What the bad batch at `position` of `file` (`size` bytes long) is, if a crash can have
     /// left it; nil for damage. `expectedOffset`: the base offset the batch there should have.
+    /// `afterPowerLoss`: whether a power loss can have come since the log was marked open (a
+    /// reboot since, `LogMarkers.wasOpenedInThisBoot`). Without one the page cache kept every
+    /// write: only the last can be unfinished, and sectors of zeros or a damaged last batch are
+    /// damage (a flipped byte in a value of zeros read as a sector never written).
     static func classify(
-        _ error: RecordBatchError, file: SharedFile, at position: Int, size: Int, expectedOffset: Int64
+        _ error: RecordBatchError, file: SharedFile, at position: Int, size: Int, expectedOffset: Int64, afterPowerLoss: Bool
     ) throws(StorageError) -> CrashRemnant? {
         guard position < size else { return .unfinishedWrite }
         let bytes = try file.read(count: min(size - position, span), at: Int64(position))
-        return classify(error, bytes: bytes, at: position, size: size, expectedOffset: expectedOffset)
+        return classify(error, bytes: bytes, at: position, size: size, expectedOffset: expectedOffset, afterPowerLoss: afterPowerLoss)
     }
 
     /// The same, over `bytes` read from `position` (at most `span` of them; fewer if the file ends).
-    static func classify(_ error: RecordBatchError, bytes: [UInt8], at position: Int, size: Int, expectedOffset: Int64) -> CrashRemnant? {
-        if isTornHeaderStart(bytes, at: position, expectedOffset: expectedOffset) { return .partlyWrittenBack }
-        let zeros = firstUnwrittenSector(bytes, at: position, reachesEnd: position + bytes.count == size)
+    static func classify(
+        _ error: RecordBatchError, bytes: [UInt8], at position: Int, size: Int, expectedOffset: Int64, afterPowerLoss: Bool
+    ) -> CrashRemnant? {
+        if afterPowerLoss && isTornHeaderStart(bytes, at: position, expectedOffset: expectedOffset) { return .partlyWrittenBack }
+        let zeros = afterPowerLoss ? firstUnwrittenSector(bytes, at: position, reachesEnd: position + bytes.count == size) : nil
         let cutShortByTheEnd: Bool
         if case .truncated = error { cutShortByTheEnd = true } else { cutShortByTheEnd = false }
         let searched = cutShortByTheEnd ? bytes.count : zeros ?? bytes.count
         if hasIntactBatch(bytes, before: searched, expectedOffset: expectedOffset) { return nil }
         if isUnfinishedWrite(error, bytes, at: position, size: size) { return .unfinishedWrite }
-        guard bytes.count >= RecordBatchHeader.logOverhead else { return nil }
+        guard afterPowerLoss, bytes.count >= RecordBatchHeader.logOverhead else { return nil }
         // A negative length: no write, whole or torn, leaves one (torn bytes read as zeros).
         guard bytes[8] & 0x80 == 0 else { return nil }
         // Written back in part: the bad batch is the file's last (its declared end is the file's

@@ -6,7 +6,11 @@ import SystemPackage
 /// The two small files that let a log open without scanning it (see `PartitionLog`):
 ///
 /// ```
-/// .clean-shutdown             1 byte: "1" after a clean close, "0" while the log is open.
+/// .clean-shutdown             1 byte: "1" after a clean close; while the log is open, "0" and
+///                             the boot it was opened in: the 32 hex digits of Linux's boot id
+///                             (33 bytes; "0" alone where there is none, as before 0.4). After a
+///                             crash in the same boot the page cache kept every write, so only the
+///                             last one can be unfinished (`CrashRemnant`, `afterPowerLoss`).
 ///                             A missing or empty file means "not clean" (a new log's "0" is
 ///                             written unsynced: a power loss can keep the file and lose its
 ///                             byte; read as clean, its torn tail was refused as damage).
@@ -18,7 +22,7 @@ import SystemPackage
 ///
 /// Both are overwritten in place, never created and removed per open and close: making and
 /// deleting 20,000 files at every restart of 10,000 partitions costs ext4 seconds (allocating
-/// an inode scans the recently deleted ones). Each write is under 32 bytes at offset 0, inside
+/// an inode scans the recently deleted ones). Each write is under 64 bytes at offset 0, inside
 /// one sector: a crash leaves the old content or the new one. A checkpoint that does not parse
 /// reads as absent (a full scan, nothing lost); a marker that is not "1", as not clean.
 enum LogMarkers {
@@ -36,12 +40,30 @@ enum LogMarkers {
         return bytes == [UInt8(ascii: "1")]
     }
 
-    /// Marks the log open ("0"), when a marker exists (a missing one already says "not clean").
-    /// `sync`: fdatasync now; otherwise the caller's `SyncBatch` makes it durable.
+    /// Marks the log open ("0" and this boot), when a marker exists (a missing one already says
+    /// "not clean"). `sync`: fdatasync now; otherwise the caller's `SyncBatch` makes it durable.
     static func markOpen(_ directory: String, sync: Bool) throws(StorageError) {
         let path = directory + "/" + markerName
         guard FileSystem.exists(path) else { return }
-        try overwrite([UInt8(ascii: "0")], path: path, directory: directory, sync: sync)
+        try overwrite(openContents, path: path, directory: directory, sync: sync)
+    }
+
+    /// The open marker's bytes: "0" and this boot's id.
+    static var openContents: [UInt8] { [UInt8(ascii: "0")] + (bootId ?? []) }
+
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`, a new random UUID at every boot) as
+    /// 32 hex digits; nil where the kernel has none.
+    static let bootId: [UInt8]? = {
+        guard let bytes = try? FileSystem.readWholeFile("/proc/sys/kernel/random/boot_id", limit: 64) else { return nil }
+        let digits = bytes.filter { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+        return digits.count == 32 ? digits : nil
+    }()
+
+    /// Whether the log in `directory` was marked open in this boot (no reboot since: a crash
+    /// then lost nothing the OS had been given, and no power loss came in between).
+    static func wasOpenedInThisBoot(_ directory: String) -> Bool {
+        guard let bootId, let bytes = try? FileSystem.readWholeFile(directory + "/" + markerName, limit: 64) else { return false }
+        return bytes == [UInt8(ascii: "0")] + bootId
     }
 
     /// Marks the log cleanly closed ("1"). Call only once everything it vouches for is durable.

@@ -205,7 +205,11 @@ final class LogSegment {
     /// not write back), as Kafka's recovery cuts it. Past `durableBelow`, other damage (a length
     /// made longer over good batches, a base offset changed) is refused too: the records after
     /// it were written whole. `durableBelow: .min` cuts at any bad batch (`verify --repair`).
-    func openForAppend(trustIndexes: Bool, durableBelow: Int64) throws(StorageError) -> Int {
+    ///
+    /// `afterPowerLoss`: whether a power loss can have come since the log was marked open (a
+    /// reboot since): sectors the OS had not written back are remnants too; without one, only
+    /// the last write can be unfinished (`CrashRemnant.classify`).
+    func openForAppend(trustIndexes: Bool, durableBelow: Int64, afterPowerLoss: Bool = true) throws(StorageError) -> Int {
         lastUsedNanoseconds = monotonicNanoseconds()
         closeFiles()
         log = try SharedFile.open(logPath, .readWrite)
@@ -222,10 +226,11 @@ final class LogSegment {
                 offsetOfMaxTimestamp = last.offset
             }
             maxTimestampKnown = true
-            return try scanTail(from: resumeFrom?.position ?? 0, indexedLastOffset: resumeFrom?.offset, durableBelow: durableBelow)
+            return try scanTail(
+                from: resumeFrom?.position ?? 0, indexedLastOffset: resumeFrom?.offset, durableBelow: durableBelow, afterPowerLoss: afterPowerLoss)
         }
         maxTimestampKnown = true
-        return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow)
+        return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow, afterPowerLoss: afterPowerLoss)
     }
 
     /// Scans the batches after the last index entry (at `position`, already indexed),
@@ -234,7 +239,7 @@ final class LogSegment {
     /// `indexedLastOffset`: the last offset the index entry at `position` records for its batch;
     /// a batch there that does not end at it (a base offset damaged since: outside the CRC)
     /// makes the scan a full rebuild, as other damage does, rather than move the log's end.
-    private func scanTail(from position: Int, indexedLastOffset: Int64?, durableBelow: Int64) throws(StorageError) -> Int {
+    private func scanTail(from position: Int, indexedLastOffset: Int64?, durableBelow: Int64, afterPowerLoss: Bool) throws(StorageError) -> Int {
         var scanner = BatchScanner(file: try file(), from: position, end: size, maxBatchBytes: Int(Int32.max))
         var next = baseOffset
         while true {
@@ -248,7 +253,7 @@ final class LogSegment {
                     header.lastOffset - baseOffset <= Int64(UInt32.max),
                     at != position || position == 0 || indexedLastOffset == nil || header.lastOffset == indexedLastOffset
                 else {
-                    return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow)
+                    return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow, afterPowerLoss: afterPowerLoss)
                 }
                 if at == position && position > 0 {
                     // The indexed batch: count it toward the next entry, don't index it again.
@@ -260,7 +265,7 @@ final class LogSegment {
                 }
                 next = header.nextOffset
             case .invalid:
-                return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow)
+                return try rebuildIndexes(truncatingInvalidTail: true, durableBelow: durableBelow, afterPowerLoss: afterPowerLoss)
             case .end:
                 nextOffset = next
                 checked.insert(position..<size)
@@ -275,7 +280,7 @@ final class LogSegment {
     /// `durableBelow` were, or past them but not what a crash leaves, throws `.corruptLog`
     /// instead (`openForAppend`; `.min`: never). Returns the bytes cut off.
     @discardableResult
-    func rebuildIndexes(truncatingInvalidTail: Bool, durableBelow: Int64 = .min) throws(StorageError) -> Int {
+    func rebuildIndexes(truncatingInvalidTail: Bool, durableBelow: Int64 = .min, afterPowerLoss: Bool = true) throws(StorageError) -> Int {
         offsetIndex!.storage.truncate(toEntries: 0)
         timeIndex!.storage.truncate(toEntries: 0)
         maxTimestamp = -1
@@ -301,7 +306,7 @@ final class LogSegment {
                     // the recovery point too, unless its first bytes, to a sector boundary, are
                     // the zeros of a sector a power loss did not write (`CrashRemnant`).
                     if durableBelow != .min
-                        && !(next >= durableBelow && CrashRemnant.isTornHeaderStart(header, at: at, expectedOffset: next))
+                        && !(next >= durableBelow && afterPowerLoss && CrashRemnant.isTornHeaderStart(header, at: at, expectedOffset: next))
                     {
                         throw damageRefused(at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow, below: next < durableBelow)
                     }
@@ -317,7 +322,9 @@ final class LogSegment {
                         throw damageRefused(at: at, "\(error)", durableBelow: durableBelow, below: true)
                     }
                     // Past the recovery point: cut only what a crash can have left there.
-                    if try CrashRemnant.classify(error, file: try file(), at: at, size: size, expectedOffset: next) == nil {
+                    let remnant = try CrashRemnant.classify(
+                        error, file: try file(), at: at, size: size, expectedOffset: next, afterPowerLoss: afterPowerLoss)
+                    if remnant == nil {
                         throw damageRefused(at: at, "\(error)", durableBelow: durableBelow, below: false)
                     }
                 }

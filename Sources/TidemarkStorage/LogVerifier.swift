@@ -88,6 +88,9 @@ public enum LogVerifier {
         // After a crash, recovery scans (and re-indexes) the segments from the one holding the
         // recovery point on; the ones before it are trusted as they are.
         let recoveryPoint = report.wasCleanShutdown ? nil : (try PartitionLog.readRecoveryCheckpoint(directory: directory) ?? 0)
+        // As the open decides it: a crash in the boot the log was opened in lost nothing the OS
+        // had been given, so only the last write can be unfinished (`CrashRemnant`).
+        let afterPowerLoss = !report.wasCleanShutdown && !LogMarkers.wasOpenedInThisBoot(directory)
         let firstScanned = recoveryPoint.map { point in
             PartitionLog.firstSegmentToScan(bases: segments.map(\.base), recoveryPoint: point) { index in
                 (try? FileSystem.fileSize(segments[index].path)).map { Int($0) } ?? 0
@@ -132,7 +135,7 @@ public enum LogVerifier {
             // what follows it is not read (the open cuts there).
             var tornAt: Int?
             func isTorn(_ header: RecordBatchHeader, _ position: Int) -> Bool {
-                guard header.baseOffset != segmentNext, isLast && rescanned && segmentNext >= (recoveryPoint ?? 0),
+                guard afterPowerLoss, header.baseOffset != segmentNext, isLast && rescanned && segmentNext >= (recoveryPoint ?? 0),
                     CrashRemnant.isTornHeaderStart(header, at: position, expectedOffset: segmentNext)
                 else { return false }
                 damaged = true
@@ -175,7 +178,10 @@ public enum LogVerifier {
                     let pastRecoveryPoint = isLast && rescanned && segmentNext >= (recoveryPoint ?? 0)
                     // (Bad bytes followed by a batch that checks out, before any sector of zeros,
                     // are damage wherever they are: a start refuses them rather than cut.)
-                    let remnant = pastRecoveryPoint ? remnantOfACrash(error, path: path, at: position, size: size, expectedOffset: segmentNext) : nil
+                    let remnant =
+                        pastRecoveryPoint
+                        ? remnantOfACrash(error, path: path, at: position, size: size, expectedOffset: segmentNext, afterPowerLoss: afterPowerLoss)
+                        : nil
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
                     if let remnant {
                         report.notes.append(Problem(
@@ -229,9 +235,11 @@ public enum LogVerifier {
 
     /// What a crash can have left at `position` of the file at `path` (`CrashRemnant`); nil
     /// for damage, or when the file cannot be read.
-    static func remnantOfACrash(_ error: RecordBatchError, path: String, at position: Int, size: Int, expectedOffset: Int64) -> CrashRemnant? {
+    static func remnantOfACrash(
+        _ error: RecordBatchError, path: String, at position: Int, size: Int, expectedOffset: Int64, afterPowerLoss: Bool
+    ) -> CrashRemnant? {
         guard let file = try? FileSystem.openRegularFile(path, .readOnly) else { return nil }
-        return try? CrashRemnant.classify(error, file: file, at: position, size: size, expectedOffset: expectedOffset)
+        return try? CrashRemnant.classify(error, file: file, at: position, size: size, expectedOffset: expectedOffset, afterPowerLoss: afterPowerLoss)
     }
 
     /// Index entries are checked only where the broker trusts them. An implausible index is

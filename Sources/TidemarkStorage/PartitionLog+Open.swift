@@ -64,6 +64,10 @@ extension PartitionLog {
         }
 
         let wasClean = try LogMarkers.isClean(directory)
+        // After a crash: whether a power loss can have come since the log was marked open (a
+        // reboot since, or no boot recorded), so that sectors the OS had not written back are
+        // possible; otherwise only the last write can be unfinished (`CrashRemnant`).
+        let afterPowerLoss = !wasClean && !LogMarkers.wasOpenedInThisBoot(directory)
         let recoveryPoint = try readRecoveryCheckpoint(directory: directory)
         var report = RecoveryReport(
             wasCleanShutdown: wasClean, recoveryPoint: recoveryPoint, scannedSegments: [], truncatedBytes: 0,
@@ -83,7 +87,7 @@ extension PartitionLog {
             segments.append(try LogSegment.create(directory: directory, baseOffset: reached, config: config, use: use))
             // The marker exists from the start ("0": open), so that every close only overwrites
             // it (a missing marker and "0" both read as not clean: no sync is needed here).
-            try LogMarkers.overwrite([UInt8(ascii: "0")], path: directory + "/" + cleanShutdownName, directory: directory, sync: false)
+            try LogMarkers.overwrite(LogMarkers.openContents, path: directory + "/" + cleanShutdownName, directory: directory, sync: false)
         } else {
             for base in bases {
                 segments.append(try LogSegment.existing(directory: directory, baseOffset: base, config: config, use: use))
@@ -91,13 +95,14 @@ extension PartitionLog {
             var activeIsOpen = false
             if !wasClean {
                 activeIsOpen = try recover(
-                    &segments, from: recoveryPoint ?? 0, report: &report, config: config, refusingDamage: refusingDamage)
+                    &segments, from: recoveryPoint ?? 0, report: &report, config: config, refusingDamage: refusingDamage,
+                    afterPowerLoss: afterPowerLoss)
             }
             let active = segments[segments.count - 1]
             if !activeIsOpen {
                 report.scannedSegments.append(active.baseOffset)
                 let durable = !refusingDamage ? Int64.min : wasClean ? .max : recoveryPoint ?? 0
-                let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: durable)
+                let cut = try active.openForAppend(trustIndexes: wasClean, durableBelow: durable, afterPowerLoss: afterPowerLoss)
                 report.truncatedBytes += cut
                 if cut > 0 {
                     let what =
@@ -148,7 +153,9 @@ extension PartitionLog {
                 for file in try segment.filesToSync() { try file.syncIncludingMetadata() }
             }
         }
-        if wasClean { try LogMarkers.markOpen(directory, sync: deferredSync == nil) }
+        // (After a crash the marker stays "0", and now says this boot: what the open cut or
+        // kept is decided, and a later crash in this boot leaves only its last write.)
+        if wasClean || afterPowerLoss { try LogMarkers.markOpen(directory, sync: deferredSync == nil) }
         // Recovery works by segment: a checkpoint inside the active segment is as good as one
         // at its end (restarting 10,000 partitions then rewrites no checkpoints).
         let checkpointIsRight =
@@ -206,14 +213,15 @@ extension PartitionLog {
     /// true when a damaged one became the last (it is then open for appends already).
     private static func recover(
         _ segments: inout [LogSegment], from recoveryPoint: Int64, report: inout RecoveryReport, config: LogConfig,
-        refusingDamage: Bool
+        refusingDamage: Bool, afterPowerLoss: Bool
     ) throws(StorageError) -> Bool {
         var index = firstSegmentToScan(bases: segments.map(\.baseOffset), recoveryPoint: recoveryPoint) { segments[$0].size }
         // The active (last) segment is scanned by openForAppend; inactive ones here.
         while index < segments.count - 1 {
             let segment = segments[index]
             report.scannedSegments.append(segment.baseOffset)
-            let cut = try segment.openForAppend(trustIndexes: false, durableBelow: refusingDamage ? recoveryPoint : .min)
+            let cut = try segment.openForAppend(
+                trustIndexes: false, durableBelow: refusingDamage ? recoveryPoint : .min, afterPowerLoss: afterPowerLoss)
             report.truncatedBytes += cut
             let end = segment.nextOffset ?? segment.baseOffset
             let following = segments[index + 1]

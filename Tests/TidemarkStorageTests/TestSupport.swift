@@ -41,3 +41,10 @@ func segmentName(_ base: Int64, _ suffix: String) -> String {
     let digits = String(base)
     return String(repeating: "0", count: 20 - digits.count) + digits + suffix
 }
+
+/// Makes the crashed log in `directory` read as opened in another boot (its open marker names
+/// another boot id): a power loss can have come in between, so what one leaves is cut
+/// (`CrashRemnant`, `afterPowerLoss`). A crash in the same boot leaves only its last write.
+func simulateReboot(_ directory: String) throws {
+    try Data(("0" + String(repeating: "0", count: 32)).utf8).write(to: URL(fileURLWithPath: directory + "/.clean-shutdown"))
+}

@@ -65,6 +65,7 @@ import Testing
         let page = (kept + 4095) / 4096 * 4096
         bytes.replaceSubrange(page..<(page + 4096), with: Data(count: 4096))
         try bytes.write(to: URL(fileURLWithPath: segment))
+        try simulateReboot(path)
         let report = try LogVerifier.verify(partitionDirectory: path)
         #expect(report.isHealthy, "\(report.problems)")
         #expect(report.notes.contains { $0.message.contains("bad batch") && $0.message.contains("cut at the next start") })

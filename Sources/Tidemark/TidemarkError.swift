@@ -35,9 +35,6 @@ public struct TidemarkError: Error, Sendable, CustomStringConvertible, Equatable
         case invalidCommitOffsetSize
         /// The broker is closed or closing.
         case brokerClosed
-        /// A group's new generation could not be stored (its record was not written): its
-        /// members are to join again (Kafka's COORDINATOR_NOT_AVAILABLE, retried by clients).
-        case coordinatorNotAvailable
         /// The disk is full: nothing was written.
         case noSpace
         /// Another storage failure; see `storage`.

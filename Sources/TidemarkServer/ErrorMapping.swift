@@ -28,7 +28,7 @@ extension KafkaError {
         case .invalidGroupId: self = .invalidGroupId
         case .offsetMetadataTooLarge: self = .offsetMetadataTooLarge
         case .invalidCommitOffsetSize: self = .invalidCommitOffsetSize
-        case .brokerClosed, .coordinatorNotAvailable: self = .coordinatorNotAvailable
+        case .brokerClosed: self = .coordinatorNotAvailable
         case .noSpace, .storage: self = .kafkaStorageError
         case .invalidRequest: self = .invalidRequest
         case .timedOut: self = .requestTimedOut

@@ -37,41 +37,6 @@ import TidemarkStorage
         return (a.memberId, b.memberId, b.generationId)
     }
 
-    /// A generation whose record cannot be written (every write of the offsets log fails: a
-    /// full disk) is not answered as a success: the SyncGroup gets COORDINATOR_NOT_AVAILABLE
-    /// (clients rejoin) and the group rebalances, as Kafka's coordinator does when it cannot
-    /// store an assignment; the next generation, written, is answered. (It was answered
-    /// success, and a restart brought back the generation before: ILLEGAL_GENERATION.)
-    @Test func aGenerationThatIsNotWrittenIsNotASuccess() async throws {
-        let dir = TemporaryDirectory()
-        defer { StorageFaults.clear(pathContains: dir.path) }
-        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
-        try await broker.createTopic("t", partitions: 2)
-        StorageFaults.inject(.write, .ioError, pathContains: dir.path + "/__consumer_offsets-0/", times: nil)
-        let joined = await Self.join(broker, instance: "pod-1", session: 30_000)
-        #expect(joined.error == nil)
-        let synced = await broker.groups.sync(
-            groupId: "orders", memberId: joined.memberId, groupInstanceId: "pod-1", generationId: joined.generationId,
-            assignments: [joined.memberId: [0xA]])
-        #expect(synced.error == .coordinatorNotAvailable)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while broker.groups.describeGroup("orders").state != .preparingRebalance && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        #expect(broker.groups.describeGroup("orders").state == .preparingRebalance)
-        StorageFaults.clear(pathContains: dir.path)
-
-        let again = await Self.join(broker, joined.memberId, instance: "pod-1", session: 30_000)
-        #expect(again.error == nil && again.generationId > joined.generationId)
-        let second = await broker.groups.sync(
-            groupId: "orders", memberId: joined.memberId, groupInstanceId: "pod-1", generationId: again.generationId,
-            assignments: [joined.memberId: [0xA]])
-        #expect(second.error == nil && second.assignment == [0xA])
-        let records = try await GroupMembershipRecordTests.waitForRecords(broker, count: 1)
-        #expect(records.last?.1?.generation == again.generationId)
-        try await broker.close()
-    }
-
     /// After a restart the group is Stable at its generation with both members and their
     /// assignments: a heartbeat and a commit with the old ids succeed (they got
     /// UNKNOWN_MEMBER_ID, and kafka-python and aiokafka raised CommitFailedError), the static

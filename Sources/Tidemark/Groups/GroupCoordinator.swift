@@ -358,22 +358,11 @@ public final class GroupCoordinator: Sendable {
                 // in between brought back the generation before (ILLEGAL_GENERATION at the
                 // members' next heartbeat and commit, CommitFailedError in kafka-python), or a
                 // static member's old instance (FENCED_INSTANCE_ID, fatal in clients). A record
-                // that could not be written (the failure is logged) fails them as Kafka's does,
-                // COORDINATOR_NOT_AVAILABLE, and the group rebalances (`assignmentNotStored`):
-                // answered success, a restart brought back the generation before.
+                // that could not be written answers them as they were (the failure is logged).
                 // Answers that write nothing wait for the group's records on their way (a member's
                 // SyncGroup after its leader's: the generation it is told of is in one of them).
                 let held = ready.syncs
-                let generation = group.generationId
-                let answer: @Sendable (Bool) -> Void = { [weak self] written in
-                    guard written || self == nil else {
-                        for (c, _) in held { c.resume(returning: .failure(.coordinatorNotAvailable)) }
-                        // (Called under `state` for a record dropped to keep the writer's bounds.)
-                        Task { [weak self] in self?.assignmentNotStored(groupId, generation: generation) }
-                        return
-                    }
-                    for (c, response) in held { c.resume(returning: response) }
-                }
+                let answer: @Sendable (Bool) -> Void = { _ in for (c, response) in held { c.resume(returning: response) } }
                 if held.isEmpty {
                     noteMembership(group, &s)
                 } else if noteMembership(group, &s, whenWritten: answer) || membershipRecords.afterPending(groupId, answer) {
@@ -383,23 +372,6 @@ public final class GroupCoordinator: Sendable {
             }
             ready.resumeAll()
         }
-    }
-
-    /// A generation whose record could not be written: its members were told so at their
-    /// SyncGroup; the group rebalances (if still at that generation), so that the next one is
-    /// written, as Kafka's coordinator does when it cannot store a group's assignment.
-    func assignmentNotStored(_ groupId: String, generation: Int32) {
-        let now = clock()
-        let ready = state.withLock { s -> Ready in
-            guard !s.isClosed, var group = s.groups[groupId], group.generationId == generation, group.state == .stable else { return Ready() }
-            let deliveries = group.prepareRebalance(nowMs: now)
-            s.setClassic(group, id: groupId)
-            return Self.collect(deliveries, group: groupId, &s)
-        }
-        ready.resumeAll()
-        logger?.warning(
-            "group rebalancing: its generation's record could not be written (see the error before)",
-            metadata: ["group": "\(groupId)", "generation": "\(generation)"])
     }
 
     /// Heartbeat: nil when the member is in good standing; `.rebalanceInProgress` asks it to rejoin.

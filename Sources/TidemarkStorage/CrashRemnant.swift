@@ -17,8 +17,12 @@
 /// reaches past the file's end (its bytes are all its own), else before the first sector of
 /// zeros (past it, later sectors may have been written back and earlier ones not).
 ///
-/// Trade-offs: 512 zero bytes on a sector boundary inside the bad batch read as unwritten
-/// (uncompressed values of zeros: such damage is cut, as before this check); a record value
+/// A process that died in the boot the log was opened in (`afterPowerLoss` false) lost nothing
+/// the OS had been given: only its last write can be torn, and none of the power-loss shapes
+/// below is a remnant then.
+///
+/// Trade-offs: after a reboot, 512 zero bytes on a sector boundary inside the bad batch read
+/// as unwritten (uncompressed values of zeros: such damage is cut); a record value
 /// holding a whole valid batch (a copied segment) makes a torn append there read as damage
 /// (refused: nothing lost, `verify --repair` cuts it); a torn batch over `span` (8 MiB) is
 /// told only by what its first 8 MiB show.
@@ -141,9 +145,10 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
         return nil
     }
 
-    /// Whether an intact batch starts in `bytes[1..<limit]` and ends by `limit`: magic 2, a valid length, a base offset at or past
-    /// `expectedOffset` and within a record per byte of it (offsets follow on without a gap, each
-    /// record at least a byte), and a CRC that checks out (over at most `crcBudget` bytes in all).
+    /// Whether an intact batch starts in `bytes[1..<limit]` and ends by `limit`: magic 2, a
+    /// valid length, a base offset at or past `expectedOffset` and within a record per byte of
+    /// it (offsets follow on without a gap, each record at least a byte), and a CRC that checks
+    /// out (over at most `crcBudget` bytes in all).
     static func hasIntactBatch(_ bytes: [UInt8], before limit: Int, expectedOffset: Int64) -> Bool {
         let limit = min(limit, bytes.count)
         guard limit > RecordBatchHeader.size else { return false }

@@ -355,8 +355,8 @@ final class LogSegment {
             ? "after a clean shutdown"
             : below
                 ? "below the recovery point (offset \(durableBelow))"
-                : "past the recovery point (offset \(durableBelow)), but not what a crash leaves there (an unfinished last write, "
-                    + "pages a power loss did not write back): batches that check out follow it, or its bytes are not a torn write's"
+                : "past the recovery point (offset \(durableBelow)), but not what a crash leaves there (its unfinished last write; "
+                    + "after a reboot, sectors a power loss did not write back): batches that check out follow it, or its bytes are not a torn write's"
         return StorageError(
             .corruptLog,
             "bad batch at position \(position) (\(size - position) bytes to the end) " + whereItIs + ": \(why). "

@@ -69,7 +69,7 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
         if case .truncated = error { cutShortByTheEnd = true } else { cutShortByTheEnd = false }
         let searched = cutShortByTheEnd ? bytes.count : zeros ?? bytes.count
         if hasIntactBatch(bytes, before: searched, expectedOffset: expectedOffset) { return nil }
-        if isUnfinishedWrite(error, bytes, at: position, size: size) { return .unfinishedWrite }
+        if isUnfinishedWrite(error, bytes, at: position, size: size, afterPowerLoss: afterPowerLoss) { return .unfinishedWrite }
         guard afterPowerLoss, bytes.count >= RecordBatchHeader.logOverhead else { return nil }
         // A negative length: no write, whole or torn, leaves one (torn bytes read as zeros).
         guard bytes[8] & 0x80 == 0 else { return nil }
@@ -104,17 +104,35 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
 
     /// Whether the bad batch is the last write cut short: by the file's end; by zeros to the
     /// end (a size that reached the disk before the data); or by the zeros written ahead of
-    /// the appends (bytes, then zeros to a 4 KiB boundary at the end of the file, every byte
-    /// left inside the batch its length field declares).
-    private static func isUnfinishedWrite(_ error: RecordBatchError, _ bytes: [UInt8], at position: Int, size: Int) -> Bool {
+    /// the appends (bytes, then zeros to a 4 KiB boundary at the end of the file, the zeros
+    /// beginning inside the batch its length field declares).
+    ///
+    /// Where a write into the zeros stopped: a process killed mid-write leaves the page cache's
+    /// copy of it ending on a page boundary (the kernel copies a write page by page and stops
+    /// between pages), so in the same boot the zeros that follow the written bytes begin on a
+    /// 4 KiB boundary; after a power loss, on a 512-byte sector's. (A byte flipped in a whole
+    /// batch ahead of the zeros, whose last byte is 0 as most batches' are, read as a write cut
+    /// short: an outside hunt saw a synced batch of a `flush.messages=1` topic cut after a
+    /// kill -9. A copy the kernel cut short mid-page, its source page unmapped at that moment,
+    /// then killed, reads as damage: refused, `verify --repair` cuts it.)
+    private static func isUnfinishedWrite(
+        _ error: RecordBatchError, _ bytes: [UInt8], at position: Int, size: Int, afterPowerLoss: Bool
+    ) -> Bool {
         if case .truncated = error { return true }
         guard size - position <= BatchScanner.maxPreallocatedTail, bytes.count == size - position else { return false }
         guard let lastData = bytes.lastIndex(where: { $0 != 0 }) else { return true }
-        guard size % 4096 == 0, bytes.count >= RecordBatchHeader.logOverhead else { return false }
+        let unit = afterPowerLoss ? sectorBytes : pageBytes
+        guard size % pageBytes == 0, bytes.count >= RecordBatchHeader.logOverhead else { return false }
         let length = declaredLength(bytes)
         let declared = RecordBatchHeader.logOverhead + length
-        return length >= Int(RecordBatchHeader.minimumBatchLength) && declared <= bytes.count && lastData < declared - 1
+        guard length >= Int(RecordBatchHeader.minimumBatchLength), declared <= bytes.count else { return false }
+        // The first boundary past the last byte written: where the zeros began.
+        let stopped = ((position + lastData) / unit + 1) * unit - position
+        return stopped < declared
     }
+
+    /// A page of the page cache: what a killed write leaves whole.
+    static let pageBytes = 4096
 
     /// The unit a disk writes whole: a page the OS wrote back in part (a power loss during
     /// its write) keeps the old contents of some of its 512-byte sectors. Past a log's end

@@ -143,7 +143,7 @@ public enum LogVerifier {
                 report.notes.append(Problem(
                     path: path,
                     message: "bad batch at position \(position): it starts at offset \(header.baseOffset), expected \(segmentNext), "
-                        + "its first bytes zeros to a sector's end; \(CrashRemnant.partlyWrittenBack), cut at the next start (nothing acknowledged as durable)"))
+                        + "its first bytes zeros to a sector's end; \(CrashRemnant.partlyWrittenBack), cut at the next start (never synced to disk)"))
                 return true
             }
             try SegmentInspector.scan(logFile: path, validator: validator) { item in
@@ -185,7 +185,7 @@ public enum LogVerifier {
                     let message = "bad batch at position \(position) (\(size - position) bytes to the end): \(error)"
                     if let remnant {
                         report.notes.append(Problem(
-                            path: path, message: message + "; \(remnant), cut at the next start (nothing acknowledged as durable)"))
+                            path: path, message: message + "; \(remnant), cut at the next start (never synced to disk)"))
                     } else {
                         report.problems.append(Problem(
                             path: path,

@@ -238,6 +238,29 @@ struct CLITests {
         #expect(after.status == 0 && after.stdout == "t\n", "\(after.stderr)")
     }
 
+    /// `topics describe` over the wire with one partition offline (damage its start refused):
+    /// that partition with its error, the others and the config as usual, exit 1. (The first
+    /// offline partition ended the listing with an error, the rest and the config left out.)
+    @Test func describeListsEveryPartitionWhenOneIsOffline() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/data"
+        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "3", "--data", data]).status == 0)
+        for p in 0..<3 {
+            #expect(try await CLI.run(["produce", "t", "--partition", "\(p)", "--data", data], stdin: "a\nb\nc").status == 0)
+        }
+        let log = data + "/t-1/00000000000000000000.log"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: log))
+        bytes[bytes.count - 5] ^= 0xFF  // in the records of a batch stopped cleanly: refused, offline
+        try bytes.write(to: URL(fileURLWithPath: log))
+        let broker = try await ServeProcess.start(data: data)
+        defer { broker.stop() }
+        let described = try await CLI.run(["topics", "describe", "t", "--bootstrap", broker.bootstrap])
+        #expect(described.status == 1, "\(described.stderr)")
+        #expect(described.stdout.contains("partition: 0 start: 0 end: 3") && described.stdout.contains("partition: 2 start: 0 end: 3"), "\(described.stdout)")
+        #expect(described.stdout.contains("partition: 1 error:") && described.stdout.contains("KAFKA_STORAGE_ERROR"), "\(described.stdout)")
+        #expect(described.stdout.contains("config:\n"), "\(described.stdout)")
+    }
+
     /// A partition whose segment files are all gone is reported (verify skipped it and said ok).
     @Test func aPartitionWithoutSegmentFilesIsReported() async throws {
         let dir = TemporaryDirectory()

@@ -124,31 +124,48 @@ struct Topics: AsyncParsableCommand {
     }
 
     struct Describe: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Partitions, offsets, sizes and config of a topic.")
+        static let configuration = CommandConfiguration(
+            abstract: "Partitions, offsets, sizes and config of a topic.",
+            discussion: "A partition that cannot be read (offline: damage its start refused) is listed with its error, the others "
+                + "as usual; the command then exits 1.")
         @OptionGroup var data: DataOptions
         @Argument(help: "Topic name.") var name: String
         func run() async throws {
+            var failed = false
             if let client = try data.client() {
                 let count = try client.partitionCount(name)
                 Output.line("topic: \(name) partitions: \(count)")
                 for p in 0..<count {
-                    let start = try client.offset(name, p, at: -2) ?? 0
-                    let end = try client.offset(name, p, at: -1) ?? 0
-                    Output.line("  partition: \(p) start: \(start) end: \(end)")
+                    // One offline partition does not hide the others (it ended the listing).
+                    do {
+                        let start = try client.offset(name, p, at: -2) ?? 0
+                        let end = try client.offset(name, p, at: -1) ?? 0
+                        Output.line("  partition: \(p) start: \(start) end: \(end)")
+                    } catch let error as KafkaClientError where error.code > 0 {
+                        Output.line("  partition: \(p) error: \(error)")
+                        failed = true
+                    }
                 }
                 Output.line("config:")
                 for (key, value) in try client.topicConfigs(name) { Output.line("  \(key)=\(value)") }
+                if failed { throw ExitCode(1) }
                 return
             }
             let description = try await data.withBroker { try $0.describeTopic(name) }
             Output.line("topic: \(name) partitions: \(description.partitions.count)")
             for p in description.partitions {
+                if let offline = p.offline {
+                    Output.line("  partition: \(p.partition) offline: \(offline)")
+                    failed = true
+                    continue
+                }
                 Output.line(
                     "  partition: \(p.partition) start: \(p.logStartOffset) end: \(p.logEndOffset) "
                         + "flushed: \(p.flushedOffset) bytes: \(p.sizeInBytes) segments: \(p.segmentCount)")
             }
             Output.line("config:")
             for (key, value) in description.config.kafkaConfigs { Output.line("  \(key)=\(value)") }
+            if failed { throw ExitCode(1) }
         }
     }
 }

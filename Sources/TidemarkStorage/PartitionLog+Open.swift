@@ -108,7 +108,7 @@ extension PartitionLog {
                     let what =
                         refusingDamage
                         ? "after a crash: the write it left unfinished, or appends a power loss wrote back in part"
-                        : wasClean ? "damage after a clean shutdown" : "after a crash: its unfinished write, or damage"
+                        : wasClean ? "damage after a clean shutdown" : "an unfinished write, or damage"
                     report.losses.append(
                         "segment \(active.baseOffset): cut \(cut) bytes at position \(active.size) (\(what)); the log now ends at offset \(active.nextOffset ?? active.baseOffset)")
                 }

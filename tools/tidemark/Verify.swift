@@ -119,6 +119,8 @@ struct Verify: ParsableCommand {
             if repair {
                 let recovery = try LogVerifier.repair(partitionDirectory: partition)
                 let after = try LogVerifier.verify(partitionDirectory: partition)
+                // What was cut, in offsets (where the log now ends, segments removed), not only bytes.
+                for loss in recovery.losses { Output.line("  lost: \(loss)") }
                 Output.line(
                     "  repaired: cut \(recovery.truncatedBytes) bytes, removed segments \(recovery.deletedSegments), "
                         + "indexes rebuilt; now \(after.isHealthy ? "ok" : "still \(after.problems.count) problems")")

@@ -350,6 +350,31 @@ final class ManualClock: Sendable {
         #expect(fileSize(dir.file(segmentName(0, ".index"))) == 0)
     }
 
+    /// `.clean-shutdown`'s layout (`LogMarkers`): "0" and this boot's id (32 lowercase hex
+    /// digits of /proc/sys/kernel/random/boot_id, 33 bytes) while open, new or reopened, and
+    /// after a crashed log's recovery; "1" (1 byte) after a clean close.
+    @Test func theOpenMarkerNamesTheBoot() throws {
+        let dir = TemporaryDirectory()
+        let boot = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+            .filter { $0.isHexDigit }.lowercased()
+        #expect(boot.count == 32)
+        let open = Data(("0" + boot).utf8)
+        var log = try PartitionLog.open(directory: dir.path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file(".clean-shutdown"))) == open)
+        try log.append(makeBatch(tag: "a", count: 1))
+        try log.close()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file(".clean-shutdown"))) == Data("1".utf8))
+        log = try PartitionLog.open(directory: dir.path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file(".clean-shutdown"))) == open)
+        #expect(LogMarkers.wasOpenedInThisBoot(dir.path))
+        // A crash in another boot: recovered, then marked with this one.
+        try Data(("0" + String(repeating: "0", count: 32)).utf8).write(to: URL(fileURLWithPath: dir.file(".clean-shutdown")))
+        #expect(!LogMarkers.wasOpenedInThisBoot(dir.path))
+        log = try PartitionLog.open(directory: dir.path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file(".clean-shutdown"))) == open)
+        try log.close()
+    }
+
     @Test func configValidation() {
         var config = LogConfig()
         config.segmentBytes = Int(Int32.max) + 1

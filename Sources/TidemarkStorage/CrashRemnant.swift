@@ -123,11 +123,14 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
         guard let lastData = bytes.lastIndex(where: { $0 != 0 }) else { return true }
         let unit = afterPowerLoss ? sectorBytes : pageBytes
         guard size % pageBytes == 0, bytes.count >= RecordBatchHeader.logOverhead else { return false }
+        // The first boundary past the last byte written: where the zeros began.
+        let stopped = ((position + lastData) / unit + 1) * unit - position
+        // Stopped inside the base offset and length (the write's first chunk, up to a boundary,
+        // a few bytes long): no length to read.
+        if stopped < RecordBatchHeader.logOverhead { return true }
         let length = declaredLength(bytes)
         let declared = RecordBatchHeader.logOverhead + length
         guard length >= Int(RecordBatchHeader.minimumBatchLength), declared <= bytes.count else { return false }
-        // The first boundary past the last byte written: where the zeros began.
-        let stopped = ((position + lastData) / unit + 1) * unit - position
         return stopped < declared
     }
 

@@ -25,8 +25,11 @@ final class FlushGate: @unchecked Sendable {
     private let publishedFlushed: Atomic<Int64>
     /// Flushes run so far (each one fdatasync pass over the log's files).
     let flushCount = Atomic<Int>(0)
+    /// Called once, under `mutex`, when the log fails (short: it writes a marker).
+    private let whenFailed: @Sendable () -> Void
 
-    init(flushedOffset: Int64) {
+    init(flushedOffset: Int64, whenFailed: @escaping @Sendable () -> Void = {}) {
+        self.whenFailed = whenFailed
         self.flushedOffset = flushedOffset
         self.publishedFlushed = Atomic(flushedOffset)
         pthread_mutex_init(mutex, nil)
@@ -75,6 +78,7 @@ final class FlushGate: @unchecked Sendable {
             case .failure(let error):
                 // Only a failed sync fails the log; one that could not start is the waiters' error alone.
                 guard error.beforeSync else {
+                    if failure == nil { whenFailed() }
                     failure = error
                     break
                 }
@@ -89,7 +93,10 @@ final class FlushGate: @unchecked Sendable {
     /// as after a failed flush, nothing more is written or claimed durable.
     func fail(_ error: StorageError) {
         pthread_mutex_lock(mutex)
-        if failure == nil { failure = error }
+        if failure == nil {
+            whenFailed()
+            failure = error
+        }
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
     }

@@ -29,8 +29,8 @@ public struct LogAppendInfo: Sendable, Equatable {
 /// 00000000000000004096.log ...    later segments, named by their base offset
 /// recovery-point.checkpoint       "0\n<offset, 20 digits>\n": every segment before the one
 ///                                 holding <offset> is durable and needs no scan after a crash
-/// .clean-shutdown                 "1" from a clean close until the next open, then "0"
-///                                 (both overwritten in place: see `LogMarkers`)
+/// .clean-shutdown                 "1" from a clean close until the next open, then "0" and
+///                                 the boot id (both overwritten in place: see `LogMarkers`)
 /// ```
 ///
 /// Positions: `logEndOffset` is "appended" (readable, maybe only in the page cache);
@@ -126,7 +126,12 @@ public final class PartitionLog: Sendable {
         self.configuration = Mutex(config)
         self.syncsEveryAppend = Atomic(config.flushPolicy == .everyAppend)
         self.clock = clock
-        self.gate = FlushGate(flushedOffset: state.logEndOffset)
+        // A failed sync may have dropped pages the OS had been given (a writeback error marks
+        // them clean): the next open must not take this boot's page cache as whole. The marker
+        // loses its boot id (best effort: the disk is failing), so a crash reads as a power loss.
+        self.gate = FlushGate(flushedOffset: state.logEndOffset) { [directory] in
+            try? LogMarkers.overwrite([UInt8(ascii: "0")], path: directory + "/" + LogMarkers.markerName, directory: directory, sync: false)
+        }
         self.publishedStart = Atomic(state.logStartOffset)
         self.publishedEnd = Atomic(state.logEndOffset)
         self.state = Mutex(state)

@@ -148,6 +148,36 @@ import Testing
         try Self.expectRecords(log, batches: 30)
     }
 
+    /// A write killed after its first chunk, when the batch began 4-11 bytes before a page
+    /// boundary: only its base offset (and part of its length) reached the page cache, zeros
+    /// after. Cut as the unfinished write it is, in the same boot (it was refused: the length
+    /// read as 0).
+    @Test(arguments: [8, 9, 10]) func aWriteKilledInsideItsHeaderIsCut(written: Int) throws {
+        let dir = TemporaryDirectory()
+        let log = try PartitionLog.open(directory: dir.path, config: Self.config())
+        try Self.append(log, from: 0, count: 30)
+        let end = 30 * Self.batchSize
+        let padding = try #require((100..<4000).first { makeBatch(tag: "pad", count: 1, valueBytes: $0).count == 4096 - written - end })
+        try log.append(makeBatch(tag: "pad", count: 1, valueBytes: padding))
+        try log.flush()
+        log.preallocateAhead()
+        let onDisk = fileSize(dir.file(log0))
+        #expect(onDisk > 4096)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file(log0)))
+        try handle.seek(toOffset: UInt64(4096 - written))
+        // The batch as the log writes it: its base offset is the log's end, 121.
+        var torn = makeBatch(tag: "torn", count: Self.batchRecords)
+        withUnsafeBytes(of: Int64(30 * Self.batchRecords + 1).bigEndian) { torn.replaceSubrange(0..<8, with: $0) }
+        try handle.write(contentsOf: Data(torn.prefix(written)))
+        try handle.close()
+        // (An offset below 256 is zeros but for its 8th byte: fewer bytes read as zeros alone.)
+        let report = try LogVerifier.verify(partitionDirectory: dir.path)
+        #expect(report.isHealthy, "\(report.problems)")
+        let reopened = try PartitionLog.open(directory: dir.path, config: Self.config())
+        #expect(reopened.logEndOffset == Int64(30 * Self.batchRecords + 1))
+        try reopened.close()
+    }
+
     /// A byte flipped in the last batch of a log that syncs its appends (zeros written ahead
     /// after it), found after a kill -9: the batch is whole, so the zeros after its last
     /// non-zero byte (most batches end with a 0: no record headers) do not begin where a killed

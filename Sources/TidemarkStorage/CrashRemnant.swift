@@ -81,6 +81,33 @@ enum CrashRemnant: Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// A bad batch at `position` refused rather than cut: among records made durable
+    /// (`below` the recovery point, or after a clean shutdown), or past the recovery point but
+    /// not what a crash leaves (`classify`): the error `LogSegment`'s open throws for the log at `path`.
+    static func refusal(
+        at position: Int, fileSize size: Int, path: String, _ why: String, durableBelow: Int64, below: Bool, afterPowerLoss: Bool
+    ) -> StorageError {
+        let crash =
+            afterPowerLoss
+            ? "its unfinished last write, or sectors a power loss did not write back"
+            : "the machine has not restarted since the log was opened (its .clean-shutdown marker names this boot), "
+                + "so a process crash that kept every write but its last"
+        let whereItIs =
+            durableBelow == .max
+            ? "after a clean shutdown"
+            : below
+                ? "below the recovery point (offset \(durableBelow))"
+                : "past the recovery point (offset \(durableBelow)), but not what a crash leaves there (\(crash)): "
+                    + "batches that check out follow it, or its bytes are not a torn write's"
+        return StorageError(
+            .corruptLog,
+            "bad batch at position \(position) (\(size - position) bytes to the end) " + whereItIs + ": \(why). "
+                + "Damage, not an unfinished write: not cut (a cut takes every record from here on). `tidemark verify` shows it; "
+                + "`tidemark verify --repair` on the data directory, with the broker stopped, cuts the log there "
+                + "(repair a copy to keep this one as it is)",
+            path: path)
+    }
+
     /// Whether the batch at `position` reads as an append whose first sector kept its old
     /// contents (zeros) while the rest was written: its first bytes, up to the next sector
     /// boundary and fewer than a base offset and length (12; more are `firstUnwrittenSector`'s),

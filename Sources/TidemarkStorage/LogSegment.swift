@@ -308,9 +308,9 @@ final class LogSegment {
                     if durableBelow != .min
                         && !(next >= durableBelow && afterPowerLoss && CrashRemnant.isTornHeaderStart(header, at: at, expectedOffset: next))
                     {
-                        throw damageRefused(
-                            at: at, "it starts at offset \(header.baseOffset), expected \(next)", durableBelow: durableBelow,
-                            below: next < durableBelow, afterPowerLoss: afterPowerLoss)
+                        throw CrashRemnant.refusal(
+                            at: at, fileSize: size, path: logPath, "it starts at offset \(header.baseOffset), expected \(next)",
+                            durableBelow: durableBelow, below: next < durableBelow, afterPowerLoss: afterPowerLoss)
                     }
                     if truncatingInvalidTail { cut = try truncateFile(at: at) }
                     break scan
@@ -321,13 +321,17 @@ final class LogSegment {
             case .invalid(let error, let at):
                 if durableBelow != .min, !(try BatchScanner.isPreallocatedTail(try file(), from: at, to: size)) {
                     if next < durableBelow {
-                        throw damageRefused(at: at, "\(error)", durableBelow: durableBelow, below: true, afterPowerLoss: afterPowerLoss)
+                        throw CrashRemnant.refusal(
+                            at: at, fileSize: size, path: logPath, "\(error)", durableBelow: durableBelow, below: true,
+                            afterPowerLoss: afterPowerLoss)
                     }
                     // Past the recovery point: cut only what a crash can have left there.
                     let remnant = try CrashRemnant.classify(
                         error, file: try file(), at: at, size: size, expectedOffset: next, afterPowerLoss: afterPowerLoss)
                     if remnant == nil {
-                        throw damageRefused(at: at, "\(error)", durableBelow: durableBelow, below: false, afterPowerLoss: afterPowerLoss)
+                        throw CrashRemnant.refusal(
+                            at: at, fileSize: size, path: logPath, "\(error)", durableBelow: durableBelow, below: false,
+                            afterPowerLoss: afterPowerLoss)
                     }
                 }
                 if truncatingInvalidTail {
@@ -346,31 +350,6 @@ final class LogSegment {
         }
         nextOffset = next
         return cut
-    }
-
-    /// A bad batch at `position` refused rather than cut: among records made durable
-    /// (`below` the recovery point, or after a clean shutdown), or past the recovery point but
-    /// not what a crash leaves (`CrashRemnant`).
-    private func damageRefused(at position: Int, _ why: String, durableBelow: Int64, below: Bool, afterPowerLoss: Bool) -> StorageError {
-        let crash =
-            afterPowerLoss
-            ? "its unfinished last write, or sectors a power loss did not write back"
-            : "the machine has not restarted since the log was opened (its .clean-shutdown marker names this boot), "
-                + "so a process crash that kept every write but its last"
-        let whereItIs =
-            durableBelow == .max
-            ? "after a clean shutdown"
-            : below
-                ? "below the recovery point (offset \(durableBelow))"
-                : "past the recovery point (offset \(durableBelow)), but not what a crash leaves there (\(crash)): "
-                    + "batches that check out follow it, or its bytes are not a torn write's"
-        return StorageError(
-            .corruptLog,
-            "bad batch at position \(position) (\(size - position) bytes to the end) " + whereItIs + ": \(why). "
-                + "Damage, not an unfinished write: not cut (a cut takes every record from here on). `tidemark verify` shows it; "
-                + "`tidemark verify --repair` on the data directory, with the broker stopped, cuts the log there "
-                + "(repair a copy to keep this one as it is)",
-            path: logPath)
     }
 
     private func truncateFile(at position: Int) throws(StorageError) -> Int {

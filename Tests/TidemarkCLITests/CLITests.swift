@@ -238,16 +238,21 @@ struct CLITests {
         #expect(after.status == 0 && after.stdout == "t\n", "\(after.stderr)")
     }
 
+    /// Topic "t" in `data` with `partitions` partitions, each holding "a", "b", "c".
+    static func makeTopicOfABC(_ data: String, partitions: Int) async throws {
+        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "\(partitions)", "--data", data]).status == 0)
+        for p in 0..<partitions {
+            #expect(try await CLI.run(["produce", "t", "--partition", "\(p)", "--data", data], stdin: "a\nb\nc").status == 0)
+        }
+    }
+
     /// `topics describe` over the wire with one partition offline (damage its start refused):
     /// that partition with its error, the others and the config as usual, exit 1. (The first
     /// offline partition ended the listing with an error, the rest and the config left out.)
     @Test func describeListsEveryPartitionWhenOneIsOffline() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "3", "--data", data]).status == 0)
-        for p in 0..<3 {
-            #expect(try await CLI.run(["produce", "t", "--partition", "\(p)", "--data", data], stdin: "a\nb\nc").status == 0)
-        }
+        try await Self.makeTopicOfABC(data, partitions: 3)
         let log = data + "/t-1/00000000000000000000.log"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: log))
         bytes[bytes.count - 5] ^= 0xFF  // in the records of a batch stopped cleanly: refused, offline
@@ -265,10 +270,7 @@ struct CLITests {
     @Test func aPartitionWithoutSegmentFilesIsReported() async throws {
         let dir = TemporaryDirectory()
         let data = dir.path + "/data"
-        #expect(try await CLI.run(["topics", "create", "t", "--partitions", "2", "--data", data]).status == 0)
-        for p in 0..<2 {
-            #expect(try await CLI.run(["produce", "t", "--partition", "\(p)", "--data", data], stdin: "a\nb\nc").status == 0)
-        }
+        try await Self.makeTopicOfABC(data, partitions: 2)
         for name in try FileManager.default.contentsOfDirectory(atPath: data + "/t-1") where !name.hasSuffix(".checkpoint") && !name.hasPrefix(".") {
             try FileManager.default.removeItem(atPath: data + "/t-1/" + name)
         }

@@ -232,17 +232,21 @@ import Testing
         _ = try Self.expectSurvivors(dir, batches: sector / Self.batchSize)
     }
 
+    /// `before` batches, one record whose value holds 1,500 zero bytes (sectors of zeros), then
+    /// `after` batches, and a crash (the log dropped without a close).
+    static func writeAroundAValueOfZerosAndCrash(_ dir: TemporaryDirectory, before: Int, after: Int) throws {
+        let log = try PartitionLog.open(directory: dir.path, config: config())
+        for b in 0..<before { try log.append(makeBatch(tag: String(format: "b%03d", b), count: batchRecords)) }
+        try log.append(makeBatch(tag: "zeros", count: 1, valueBytes: 1500))
+        for b in 0..<after { try log.append(makeBatch(tag: String(format: "c%03d", b), count: batchRecords)) }
+    }
+
     /// A length made longer past the file's end, where the next batch holds a sector of zeros
     /// (a value of zeros): the batches after it are intact, so it is damage, refused (the zeros
     /// ended the search for them, and the bad batch read as the last write cut short).
     @Test func aLengthPastTheEndOverAValueOfZerosIsRefused() throws {
         let dir = TemporaryDirectory()
-        do {
-            let log = try PartitionLog.open(directory: dir.path, config: Self.config())
-            for b in 0..<5 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
-            try log.append(makeBatch(tag: "zeros", count: 1, valueBytes: 1500))
-            for b in 0..<3 { try log.append(makeBatch(tag: String(format: "c%03d", b), count: Self.batchRecords)) }
-        }
+        try Self.writeAroundAValueOfZerosAndCrash(dir, before: 5, after: 3)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: dir.file(log0)))
         bytes[4 * Self.batchSize + 9] = 0x7F
         try bytes.write(to: URL(fileURLWithPath: dir.file(log0)))
@@ -259,12 +263,7 @@ import Testing
     @Test func aFlipInAValueOfZerosIsRefusedAfterAKill() throws {
         for rebooted in [false, true] {
             let dir = TemporaryDirectory()
-            do {
-                let log = try PartitionLog.open(directory: dir.path, config: Self.config())
-                for b in 0..<3 { try log.append(makeBatch(tag: String(format: "b%03d", b), count: Self.batchRecords)) }
-                try log.append(makeBatch(tag: "zeros", count: 1, valueBytes: 1500))
-                for b in 0..<5 { try log.append(makeBatch(tag: String(format: "c%03d", b), count: Self.batchRecords)) }
-            }
+            try Self.writeAroundAValueOfZerosAndCrash(dir, before: 3, after: 5)
             try Self.flipByte(dir.file(log0), at: 3 * Self.batchSize + 40)
             if rebooted { try simulateReboot(dir.path) }
             if rebooted {

@@ -93,32 +93,9 @@ import TidemarkStorage
     /// `verify` said ok after): that partition stays offline, its file as it was, the log saying
     /// how to repair it; the other serves. `verify --repair` then cuts it.
     @Test func damageAfterACleanStopIsNotCut() async throws {
-        let dir = TemporaryDirectory()
-        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
-        try await broker.createTopic("t", partitions: 2)
-        try await Self.produce(broker, "t", 0, ["a"])
-        for value in ["b", "c", "d"] { try await Self.produce(broker, "t", 1, [value]) }
-        try await broker.close()
-        let segment = dir.path + "/t-1/00000000000000000000.log"
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
-        bytes[70] ^= 0xFF  // inside the first batch's records
-        try bytes.write(to: URL(fileURLWithPath: segment))
-
-        let log: CapturedLog
-        (broker, log) = try await Self.openLogged(dir)
-        let described = try broker.describeTopic("t")
-        #expect(described.partitions[0].offline == nil && described.partitions[0].logEndOffset == 1)
-        let reason = described.partitions[1].offline ?? ""
-        #expect(reason.contains("after a clean shutdown") && reason.contains("tidemark verify --repair"), "\(reason)")
-        #expect(!log.matching("partition offline").isEmpty && log.matching("recovery cut the log").isEmpty)
-        #expect(try await readPartition(broker, "t", 0).map { text($0.value) } == ["a"])
-        try await broker.close()
-        #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == bytes)
-
-        _ = try LogVerifier.repair(partitionDirectory: dir.path + "/t-1")
-        broker = try await Broker.open(dataDirectory: dir.path, options: options())
-        #expect(try broker.describeTopic("t").partitions[1].offline == nil)
-        try await broker.close()
+        try await Self.expectDamageKeepsThePartitionOffline(saying: "after a clean shutdown") { dir, bytes in
+            bytes[70] ^= 0xFF  // inside the first batch's records
+        }
     }
 
     /// After a crash, a first batch whose length field was made longer (outside the CRC: it
@@ -127,18 +104,31 @@ import TidemarkStorage
     /// too; found by a flaky CLI test). The partition stays offline, saying so; the other
     /// serves; `verify --repair` then cuts it.
     @Test func aLengthMadeLongerOverGoodBatchesIsNotCutAfterACrash() async throws {
+        try await Self.expectDamageKeepsThePartitionOffline(saying: "past the recovery point", repairedEnd: 0) { dir, bytes in
+            // As a kill -9 leaves it: not clean, the recovery point at the segment's base.
+            try Data("0".utf8).write(to: URL(fileURLWithPath: dir.path + "/t-1/.clean-shutdown"))
+            try Data("0\n0\n".utf8).write(to: URL(fileURLWithPath: dir.path + "/t-1/recovery-point.checkpoint"))
+            bytes[9] = 0x7F  // batchLength: 8 MiB more, past the file's end
+        }
+    }
+
+    /// Partition 0 of "t" holds "a", partition 1 "b", "c", "d" (three batches); after a stop,
+    /// `damage` changes partition 1's segment (and may rewrite its markers). The next start keeps
+    /// partition 1 offline with a reason `saying` that and naming the repair, logs it and cuts
+    /// nothing; partition 0 serves. `verify --repair` then brings it back, cut at the damage
+    /// (its log then ending at `repairedEnd`, when given).
+    static func expectDamageKeepsThePartitionOffline(
+        saying: String, repairedEnd: Int64? = nil, _ damage: (TemporaryDirectory, inout Data) throws -> Void
+    ) async throws {
         let dir = TemporaryDirectory()
         var broker = try await Broker.open(dataDirectory: dir.path, options: options())
         try await broker.createTopic("t", partitions: 2)
         try await Self.produce(broker, "t", 0, ["a"])
         for value in ["b", "c", "d"] { try await Self.produce(broker, "t", 1, [value]) }
         try await broker.close()
-        // As a kill -9 leaves it: not clean, the recovery point at the segment's base.
-        try Data("0".utf8).write(to: URL(fileURLWithPath: dir.path + "/t-1/.clean-shutdown"))
-        try Data("0\n0\n".utf8).write(to: URL(fileURLWithPath: dir.path + "/t-1/recovery-point.checkpoint"))
         let segment = dir.path + "/t-1/00000000000000000000.log"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
-        bytes[9] = 0x7F  // batchLength: 8 MiB more, past the file's end
+        try damage(dir, &bytes)
         try bytes.write(to: URL(fileURLWithPath: segment))
 
         let log: CapturedLog
@@ -146,7 +136,7 @@ import TidemarkStorage
         let described = try broker.describeTopic("t")
         #expect(described.partitions[0].offline == nil && described.partitions[0].logEndOffset == 1)
         let reason = described.partitions[1].offline ?? ""
-        #expect(reason.contains("past the recovery point") && reason.contains("tidemark verify --repair"), "\(reason)")
+        #expect(reason.contains(saying) && reason.contains("tidemark verify --repair"), "\(reason)")
         #expect(!log.matching("partition offline").isEmpty && log.matching("recovery cut the log").isEmpty)
         #expect(try await readPartition(broker, "t", 0).map { text($0.value) } == ["a"])
         try await broker.close()
@@ -155,7 +145,7 @@ import TidemarkStorage
         _ = try LogVerifier.repair(partitionDirectory: dir.path + "/t-1")
         broker = try await Broker.open(dataDirectory: dir.path, options: options())
         #expect(try broker.describeTopic("t").partitions[1].offline == nil)
-        #expect(try broker.describeTopic("t").partitions[1].logEndOffset == 0)
+        if let repairedEnd { #expect(try broker.describeTopic("t").partitions[1].logEndOffset == repairedEnd) }
         try await broker.close()
     }
 

@@ -27,6 +27,15 @@ public struct ConsumerRecord: Sendable, Equatable {
     }
 }
 
+extension ConsumerRecord {
+    /// One of a decoded stored batch's records.
+    init(_ record: Record, of batch: RecordBatch, topic: String, partition: Int) {
+        self.init(
+            topic: topic, partition: partition, offset: batch.offset(of: record), timestamp: batch.timestamp(of: record),
+            timestampType: batch.header.timestampType, key: record.key, value: record.value, headers: record.headers)
+    }
+}
+
 /// What a consumer does when its position is no longer in the log (retention passed it).
 public enum OffsetResetPolicy: Sendable { case earliest, latest }
 
@@ -64,8 +73,11 @@ extension Broker {
 
     /// As `records(in:...)`, but a stored batch that does not decode ends the list instead of
     /// failing it: the records of the batches before it, and the error (nil when none).
+    /// Only records at or before `through` are built, and no batch after the one that holds it
+    /// is decoded (a share worker taking one job out of a batch of thousands decodes that one,
+    /// not the rest of the batch).
     func recordsBeforeDamage(
-        in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int, budget: DecodeBudget? = nil
+        in bytes: [UInt8], topic: String, partition: Int, from: Int64, limit: Int, through: Int64 = .max, budget: DecodeBudget? = nil
     ) -> (records: [ConsumerRecord], damage: TidemarkError?) {
         var out: [ConsumerRecord] = []
         var position = 0
@@ -77,22 +89,21 @@ extension Broker {
                 do {
                     // Only the records that can go out are built (a batch may hold millions).
                     batch = try RecordBatch(
-                        decoding: UnsafeRawBufferPointer(rebasing: raw[position...]), keeping: { $0 >= from }, limit: limit - out.count,
-                        maxDecompressedBytes: budget?.maxBatchBytes ?? RecordBatch.defaultMaxDecompressedBytes)
+                        decoding: UnsafeRawBufferPointer(rebasing: raw[position...]), keeping: { $0 >= from },
+                        limit: limit - out.count, through: through, maxDecompressedBytes: budget?.maxBatchBytes ?? RecordBatch.defaultMaxDecompressedBytes)
                 } catch {
                     damage = TidemarkError(.storage, "stored batch in \(topic)-\(partition) does not decode: \(error)")
                     return
                 }
                 position += batch.header.totalSize
+                // The batches after one that reaches `through` are not decoded.
+                if batch.header.lastOffset >= through { position = raw.count }
                 guard !batch.header.isControl else { continue }
                 for record in batch.records where batch.offset(of: record) >= from {
                     if out.count == limit || (!out.isEmpty && kept >= (budget?.maxBytes ?? .max)) { break }
+                    if batch.offset(of: record) > through { break }
                     if budget != nil { kept += DecodeBudget.cost(of: record) }
-                    out.append(
-                        ConsumerRecord(
-                            topic: topic, partition: partition, offset: batch.offset(of: record),
-                            timestamp: batch.timestamp(of: record), timestampType: batch.header.timestampType,
-                            key: record.key, value: record.value, headers: record.headers))
+                    out.append(ConsumerRecord(record, of: batch, topic: topic, partition: partition))
                 }
             }
         }

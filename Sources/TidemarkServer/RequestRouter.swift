@@ -63,7 +63,7 @@ final class RequestRouter: Sendable {
     /// Incremental fetch sessions (KIP-227).
     let fetchSessions: FetchSessionCache
     /// Large batches that share fetches take a few records from at a time.
-    let shareBatches = ShareBatchCache()
+    var shareBatches: ShareBatchCache { broker.shareBatches }
     /// Requests, errors, durations and connections, per Kafka API.
     let metrics: RequestMetrics
     /// Large responses in memory until written, over all connections.

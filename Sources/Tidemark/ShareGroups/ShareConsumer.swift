@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TidemarkStorage
 
 /// A record handed to a share-group worker: the record and how many times it has been
 /// delivered (1 the first time).
@@ -238,7 +239,24 @@ public final class ShareConsumer: Sendable {
                 let target = acquisition.offsets.last!
                 var next = acquisition.offsets[0]
                 var chunk = 16 << 10
+                // A large batch of which this takes a few records is decoded once into the
+                // broker's `ShareBatchCache` (the next polls take its other records from there).
+                let topicId = try? broker.topicId(of: tp.topic)
+                func take(_ batch: RecordBatch) {
+                    for record in batch.records(from: next, through: target) {
+                        let offset = batch.offset(of: record)
+                        guard let count = counts[offset] else { continue }
+                        out.append(
+                            ShareRecord(record: ConsumerRecord(record, of: batch, topic: tp.topic, partition: tp.partition), deliveryCount: count))
+                        delivered.insert(offset)
+                    }
+                    next = batch.header.lastOffset + 1
+                }
                 while next <= target {
+                    if let topicId, let cached = broker.shareBatches.batch(tp, id: topicId, containing: next) {
+                        take(cached)
+                        continue
+                    }
                     // Damage (the window may reach past a batch that rotted after it was read
                     // into it): the records before it are delivered, those from it on given
                     // back, and the poll that delivers nothing else fails with the damage.
@@ -250,8 +268,14 @@ public final class ShareConsumer: Sendable {
                         break
                     }
                     guard let slice = fetched.slice else { break }
+                    let bytes = try slice.readBytes()
+                    if let topicId, let decoded = ShareBatchCache.decodedToKeep(bytes, next: next, target: target) {
+                        broker.shareBatches.insert(tp, id: topicId, decoded)  // (not kept past the cache's bound)
+                        take(decoded)
+                        continue
+                    }
                     let (records, damage) = broker.recordsBeforeDamage(
-                        in: try slice.readBytes(), topic: tp.topic, partition: tp.partition, from: next, limit: .max)
+                        in: bytes, topic: tp.topic, partition: tp.partition, from: next, limit: .max, through: target)
                     if let damage, records.isEmpty {
                         damaged = TidemarkError(.corruptMessage, "\(tp) at \(next): the log is damaged there (\(damage.message))")
                         break

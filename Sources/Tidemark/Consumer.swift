@@ -129,19 +129,34 @@ extension Broker {
         while true {
             var out: [ConsumerRecord] = []
             for tp in order where out.count < maxRecords {
-                guard let position = positions[tp] else { continue }
-                let fetched: FetchResult
-                do {
-                    fetched = try await fetch(topic: tp.topic, partition: tp.partition, offset: position, maxBytes: maxBytesPerPartition)
-                } catch let error as TidemarkError where error.code == .offsetOutOfRange {
-                    let (start, end) = try offsets(topic: tp.topic, partition: tp.partition)
-                    positions[tp] = reset == .earliest ? start : end
-                    continue
+                // A first read of 16 KiB (its first batch goes whole), then what the records still
+                // wanted take, up to the partition's bytes: a poll for one record reads the batch
+                // that holds it, not `maxBytesPerPartition` of the log (1 MiB read and checked
+                // per job).
+                var left = maxBytesPerPartition
+                var chunk = 16 << 10
+                while out.count < maxRecords && left > 0, let position = positions[tp] {
+                    let fetched: FetchResult
+                    do {
+                        fetched = try await fetch(topic: tp.topic, partition: tp.partition, offset: position, maxBytes: min(chunk, left))
+                    } catch let error as TidemarkError where error.code == .offsetOutOfRange {
+                        let (start, end) = try offsets(topic: tp.topic, partition: tp.partition)
+                        positions[tp] = reset == .earliest ? start : end
+                        break
+                    }
+                    guard let slice = fetched.slice else { break }
+                    let records = try records(
+                        in: slice, topic: tp.topic, partition: tp.partition, from: position, limit: maxRecords - out.count)
+                    out += records
+                    guard let last = records.last else { break }
+                    positions[tp] = last.offset + 1
+                    left -= slice.length
+                    if slice.reachesLogEnd || left <= 0 { break }
+                    // The next read: what the records still wanted take at this read's size per record.
+                    let perRecord = max(1, slice.length / records.count)
+                    let wanted = maxRecords - out.count + 1
+                    chunk = wanted >= left / perRecord ? left : max(16 << 10, perRecord * wanted)
                 }
-                guard let slice = fetched.slice else { continue }
-                let records = try records(in: slice, topic: tp.topic, partition: tp.partition, from: position, limit: maxRecords - out.count)
-                if let last = records.last { positions[tp] = last.offset + 1 }
-                out += records
             }
             if !out.isEmpty || ContinuousClock.now >= deadline || isClosed { return out }
             // Nothing anywhere: wait for an append to any partition (or the deadline).

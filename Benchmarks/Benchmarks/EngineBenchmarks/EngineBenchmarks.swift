@@ -130,6 +130,29 @@ let benchmarks: @Sendable () -> Void = {
             try? FileManager.default.removeItem(atPath: dir)
         }
     }
+    // The consume-process-commit loop of a group member taking one job per poll, out of an
+    // appender's 64 KiB batches: the read of the batch that holds each job is its cost.
+    Benchmark("embedded group consumer, one job per poll + commit, 5k x 100 B") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            let dir = scratch()
+            let broker = try! await Broker.open(dataDirectory: dir)
+            try! await broker.createTopic("jobs", partitions: 1)
+            let appender = try! Appender(broker: broker, topic: "jobs", partition: 0, batchBytes: 64 * 1024)
+            for _ in 0..<5_000 { try! appender.append(value: value) }
+            try! appender.flush()
+            let consumer = GroupConsumer(broker: broker, groupId: "bench", topics: ["jobs"])
+            benchmark.startMeasurement()
+            var done = 0
+            while done < 5_000 {
+                done += try! await consumer.poll(maxRecords: 1, maxWaitMs: 5_000).count
+                try! await consumer.commit()
+            }
+            benchmark.stopMeasurement()
+            await consumer.close()
+            try! await broker.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
     // Awaited one by one, 100 B: the cost of one embedded send.
     Benchmark(
         "awaited send, one at a time, 100 B",

@@ -183,6 +183,7 @@ extension Broker {
                 return removed
             }
             shares.topicDeleted(name, id: removed.id)
+            shareBatches.forget(topicId: removed.id)
             for partition in removed.partitions {
                 partition.notifier.close()
                 try? partition.log.close()

@@ -84,7 +84,7 @@ public final class Broker: Sendable {
     /// Share groups (KIP-932): membership, record locks and acknowledgements.
     public let shares: ShareCoordinator
     /// Decoded large batches share workers take a few records at a time from (bounded).
-    public let shareBatches = ShareBatchCache()
+    package let shareBatches = ShareBatchCache()
     /// Per-group settings (Kafka's GROUP config resources).
     public let groupConfigs: GroupConfigs
     /// Traffic per topic and fsync durations (swift-metrics).

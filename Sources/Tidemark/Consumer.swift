@@ -128,11 +128,15 @@ extension Broker {
         }
         while true {
             var out: [ConsumerRecord] = []
+            // Damage a read met (a stored batch that fails its check): the records read before
+            // it, of this partition and the others, go out, and a poll that gets none fails with
+            // it (the next poll of a partition stopped there starts at it, and fails then).
+            var damage: TidemarkError?
             for tp in order where out.count < maxRecords {
                 // A first read of 16 KiB (its first batch goes whole), then what the records still
-                // wanted take, up to the partition's bytes: a poll for one record reads the batch
-                // that holds it, not `maxBytesPerPartition` of the log (1 MiB read and checked
-                // per job).
+                // wanted take, up to the partition's bytes (and one batch: a read's first goes
+                // whole): a poll for one record reads the batch that holds it, not
+                // `maxBytesPerPartition` of the log (1 MiB read and checked per job).
                 var left = maxBytesPerPartition
                 var chunk = 16 << 10
                 while out.count < maxRecords && left > 0, let position = positions[tp] {
@@ -142,6 +146,9 @@ extension Broker {
                     } catch let error as TidemarkError where error.code == .offsetOutOfRange {
                         let (start, end) = try offsets(topic: tp.topic, partition: tp.partition)
                         positions[tp] = reset == .earliest ? start : end
+                        break
+                    } catch let error as TidemarkError where error.code == .corruptMessage {
+                        damage = damage ?? error
                         break
                     }
                     guard let slice = fetched.slice else { break }
@@ -158,6 +165,7 @@ extension Broker {
                     chunk = wanted >= left / perRecord ? left : max(16 << 10, perRecord * wanted)
                 }
             }
+            if out.isEmpty, let damage { throw damage }
             if !out.isEmpty || ContinuousClock.now >= deadline || isClosed { return out }
             // Nothing anywhere: wait for an append to any partition (or the deadline).
             let snapshot = positions

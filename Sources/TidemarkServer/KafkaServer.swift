@@ -34,7 +34,8 @@ public final class KafkaServer: Sendable {
     public var closedConnectionsAppending: Int { router.closedDrains.load(ordering: .relaxed) }
     /// Large responses' bytes in memory until written, over all connections (`ResponseMemory`).
     public var responseBytesHeld: Int { router.responseMemory.heldBytes }
-    /// Decoded batches the share fetches keep (`ShareBatchCache`): how many, and their memory.
+    /// Decoded batches the broker's share workers keep (`ShareBatchCache`: the share fetches'
+    /// and the embedded `ShareConsumer`s'): how many, and their memory.
     public var shareBatchesCached: (count: Int, bytes: Int) { router.shareBatches.held }
     /// Kafka connections open now.
     public var openConnections: Int { limiter.open }

@@ -6,7 +6,7 @@ import TidemarkStorage
 /// offset, keeping the batches that hold an acquired offset and reading no further than the
 /// last acquired offset, in growing chunks (one acquired record costs one small read, not
 /// `maxBytes`). A large batch of which only a few records were acquired is decoded once into
-/// the router's `ShareBatchCache` (for the fetches that take its records a few at a time)
+/// the broker's `ShareBatchCache` (for the fetches that take its records a few at a time)
 /// and sent trimmed to those records.
 ///
 /// The walk only decides what to read next and takes what was read: the event loop drives

@@ -183,6 +183,41 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A poll that meets damage (a stored batch whose magic byte rotted) returns the records
+    /// before it, of that partition and the others, and a poll that gets nothing else fails
+    /// with it; the other partitions' new records still come out. (Reads sized to the records
+    /// wanted read on into the damage after a short read and threw the 400 records before it
+    /// away, every poll: they were never delivered.)
+    @Test func aPollReturnsTheRecordsBeforeDamage() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        var config = TopicConfig()
+        config.segmentBytes = 8 << 20
+        try await broker.createTopic("jobs", partitions: 2, config: config)
+        let size = try await ShareConsumerTests.oneRecordBatches(broker, "j", 1_000, size: 1_000)
+        func other(_ values: Range<Int>) async throws {
+            var builder = RecordBatchBuilder()
+            for i in values { builder.append(timestamp: Int64(Date().timeIntervalSince1970 * 1000), key: nil, value: bytes("o-\(i)")) }
+            _ = try await broker.append(topic: "jobs", partition: 1, batches: try builder.build())
+        }
+        try await other(0..<10)
+        try await broker.close()
+        // Batch 400's magic byte, well before the last index entry (a clean open reads only past it).
+        try ShareConsumerTests.overwrite(dir.path + "/jobs-0/00000000000000000000.log", at: 400 * size + 16, [0xFF])
+        broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        let consumer = Consumer(broker: broker)
+        for p in 0..<2 { try await consumer.assign(topic: "jobs", partition: p, from: .earliest) }
+        func values(_ records: [ConsumerRecord]) -> [String] { records.map { String(decoding: ($0.value ?? []).prefix { $0 != 0x20 }, as: UTF8.self) } }
+        #expect(values(try await consumer.poll(maxRecords: 500)) == (0..<400).map { "j-\($0)" } + (0..<10).map { "o-\($0)" })
+        await #expect { _ = try await consumer.poll(maxRecords: 500, maxWaitMs: 0) } throws: {
+            ($0 as? TidemarkError)?.code == .corruptMessage
+        }
+        try await other(10..<15)
+        #expect(values(try await consumer.poll(maxRecords: 500)) == (10..<15).map { "o-\($0)" })
+        #expect(consumer.position(topic: "jobs", partition: 0) == 400)
+        try await broker.close()
+    }
+
     @Test func sendManyKeepsOrderPerPartitionAndReportsEachResult() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())

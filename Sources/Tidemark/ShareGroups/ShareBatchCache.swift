@@ -11,7 +11,7 @@ import TidemarkStorage
 /// Ownership: one per broker (`Broker.shareBatches`, used by the Kafka front's share fetches
 /// and by the embedded `ShareConsumer`), a Mutex over the entries. Entries are
 /// immutable copies of committed log data, so a hit is always the same bytes a read would give.
-public final class ShareBatchCache: Sendable {
+package final class ShareBatchCache: Sendable {
     struct Entry: Sendable {
         /// The topic's id too: a topic deleted and created again starts its offsets over.
         var topicId: UUID
@@ -22,29 +22,29 @@ public final class ShareBatchCache: Sendable {
         var size: Int
     }
 
-    public let maxBytes: Int
+    package let maxBytes: Int
     private let entries = Mutex<[Entry]>([])
 
-    public init(maxBytes: Int = 32 << 20) { self.maxBytes = maxBytes }
+    package init(maxBytes: Int = 32 << 20) { self.maxBytes = maxBytes }
 
     /// Batches of more records are decoded only for the records a fetch sends, not kept.
-    public static let maxRecordsPerBatch: Int32 = 16_384
+    package static let maxRecordsPerBatch: Int32 = 16_384
 
     /// The memory `batch` takes decoded.
-    public static func size(of batch: RecordBatch) -> Int {
+    package static func size(of batch: RecordBatch) -> Int {
         batch.records.reduce(MemoryLayout<RecordBatch>.stride) { $0 + MemoryLayout<Record>.stride + $1.heapBytes }
     }
 
     /// The batches kept, and their memory.
-    public var held: (count: Int, bytes: Int) { entries.withLock { ($0.count, $0.reduce(0) { $0 + $1.size }) } }
+    package var held: (count: Int, bytes: Int) { entries.withLock { ($0.count, $0.reduce(0) { $0 + $1.size }) } }
 
-    public func batch(_ tp: TopicPartition, id: UUID, containing offset: Int64) -> RecordBatch? {
+    package func batch(_ tp: TopicPartition, id: UUID, containing offset: Int64) -> RecordBatch? {
         entries.withLock { list in
             list.first { $0.topicId == id && $0.topicPartition == tp && $0.first <= offset && offset <= $0.last }?.batch
         }
     }
 
-    public func insert(_ tp: TopicPartition, id: UUID, _ batch: RecordBatch) {
+    package func insert(_ tp: TopicPartition, id: UUID, _ batch: RecordBatch) {
         let size = Self.size(of: batch)
         guard size <= maxBytes else { return }
         let first = batch.header.baseOffset
@@ -57,12 +57,18 @@ public final class ShareBatchCache: Sendable {
         }
     }
 
+    /// Drops a deleted topic's batches (they would only be pushed out by newer ones).
+    package func forget(topicId: UUID) {
+        entries.withLock { list in list.removeAll { $0.topicId == topicId } }
+    }
+
     /// The first batch of `bytes` (whole stored batches read from `next`), decoded whole to be
     /// kept, when a worker taking `next...target` takes less than half of it, it is over 16 KiB
     /// and holds at most `maxRecordsPerBatch` records (the Kafka front's rule,
-    /// `ShareBatchWalk.take`); nil otherwise, and for a batch that does not decode (the caller's
+    /// `ShareBatchWalk.take`, which counts the acquired offsets where this counts the span from
+    /// `next` to `target`); nil otherwise, and for a batch that does not decode (the caller's
     /// read then meets its damage).
-    public static func decodedToKeep(_ bytes: [UInt8], next: Int64, target: Int64) -> RecordBatch? {
+    package static func decodedToKeep(_ bytes: [UInt8], next: Int64, target: Int64) -> RecordBatch? {
         guard bytes.count >= RecordBatchHeader.size,
             let header = try? bytes.withUnsafeBytes({ raw throws(RecordBatchError) in try RecordBatchHeader(parsing: raw) }),
             !header.isControl, header.totalSize > 16 << 10, header.totalSize <= bytes.count,

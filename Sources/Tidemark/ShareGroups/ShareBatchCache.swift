@@ -4,26 +4,42 @@ import TidemarkStorage
 
 /// Recently decoded large batches that share workers take a few records at a time from (a
 /// producer's 400-record batch read by workers with max.poll.records=1, or by embedded
-/// `ShareConsumer`s polling one job at a time): decoded once, not once per record. Holds at most `maxBytes` of decoded records (each record's struct and
-/// what it holds: a batch of tiny records takes several times its stored size), and batches
-/// of at most `maxRecordsPerBatch` records; the oldest goes first.
+/// `ShareConsumer`s polling one job at a time): decoded once, not once per record. Holds at
+/// most `maxBytes` of decoded records (each record's struct and what it holds: a batch of tiny
+/// records takes several times its stored size), and batches of at most `maxRecordsPerBatch`
+/// records; the oldest goes first. Looked up by partition (up to ~2,000 batches of 16 KiB fit:
+/// a list scanned whole per lookup cost microseconds per job).
 ///
 /// Ownership: one per broker (`Broker.shareBatches`, used by the Kafka front's share fetches
 /// and by the embedded `ShareConsumer`), a Mutex over the entries. Entries are
 /// immutable copies of committed log data, so a hit is always the same bytes a read would give.
 package final class ShareBatchCache: Sendable {
-    struct Entry: Sendable {
-        /// The topic's id too: a topic deleted and created again starts its offsets over.
+    /// A partition of one topic incarnation: a topic deleted and created again gets a new id
+    /// and starts its offsets over.
+    struct Key: Hashable, Sendable {
         var topicId: UUID
-        var topicPartition: TopicPartition
+        var partition: Int
+    }
+
+    struct Entry: Sendable {
         var first: Int64
         var last: Int64
         var batch: RecordBatch
         var size: Int
     }
 
+    /// The entries by partition (a lookup looks at that partition's few batches only), and
+    /// their insertion order for eviction, oldest first from `head`.
+    struct Entries: Sendable {
+        var byKey: [Key: [Entry]] = [:]
+        var order: [(key: Key, first: Int64, size: Int)] = []
+        var head = 0
+        var bytes = 0
+        var count: Int { order.count - head }
+    }
+
     package let maxBytes: Int
-    private let entries = Mutex<[Entry]>([])
+    private let entries = Mutex(Entries())
 
     package init(maxBytes: Int = 32 << 20) { self.maxBytes = maxBytes }
 
@@ -36,30 +52,47 @@ package final class ShareBatchCache: Sendable {
     }
 
     /// The batches kept, and their memory.
-    package var held: (count: Int, bytes: Int) { entries.withLock { ($0.count, $0.reduce(0) { $0 + $1.size }) } }
+    package var held: (count: Int, bytes: Int) { entries.withLock { ($0.count, $0.bytes) } }
 
     package func batch(_ tp: TopicPartition, id: UUID, containing offset: Int64) -> RecordBatch? {
-        entries.withLock { list in
-            list.first { $0.topicId == id && $0.topicPartition == tp && $0.first <= offset && offset <= $0.last }?.batch
-        }
+        let key = Key(topicId: id, partition: tp.partition)
+        return entries.withLock { e in e.byKey[key]?.first { $0.first <= offset && offset <= $0.last }?.batch }
     }
 
     package func insert(_ tp: TopicPartition, id: UUID, _ batch: RecordBatch) {
         let size = Self.size(of: batch)
         guard size <= maxBytes else { return }
+        let key = Key(topicId: id, partition: tp.partition)
         let first = batch.header.baseOffset
-        let last = first + Int64(batch.header.lastOffsetDelta)
-        entries.withLock { list in
-            guard !list.contains(where: { $0.topicId == id && $0.topicPartition == tp && $0.first == first }) else { return }
-            list.append(Entry(topicId: id, topicPartition: tp, first: first, last: last, batch: batch, size: size))
-            var total = list.reduce(0) { $0 + $1.size }
-            while total > maxBytes, !list.isEmpty { total -= list.removeFirst().size }
+        let last = first &+ Int64(batch.header.lastOffsetDelta)
+        entries.withLock { e in
+            guard e.byKey[key]?.contains(where: { $0.first == first }) != true else { return }
+            e.byKey[key, default: []].append(Entry(first: first, last: last, batch: batch, size: size))
+            e.order.append((key, first, size))
+            e.bytes += size
+            while e.bytes > maxBytes, e.head < e.order.count {
+                let oldest = e.order[e.head]
+                e.head += 1
+                e.bytes -= oldest.size
+                e.byKey[oldest.key]?.removeAll { $0.first == oldest.first }
+                if e.byKey[oldest.key]?.isEmpty == true { e.byKey.removeValue(forKey: oldest.key) }
+            }
+            if e.head > 64 && e.head * 2 > e.order.count {
+                e.order.removeFirst(e.head)
+                e.head = 0
+            }
         }
     }
 
     /// Drops a deleted topic's batches (they would only be pushed out by newer ones).
     package func forget(topicId: UUID) {
-        entries.withLock { list in list.removeAll { $0.topicId == topicId } }
+        entries.withLock { e in
+            guard e.byKey.keys.contains(where: { $0.topicId == topicId }) else { return }
+            e.byKey = e.byKey.filter { $0.key.topicId != topicId }
+            e.order = e.order[e.head...].filter { $0.key.topicId != topicId }
+            e.head = 0
+            e.bytes = e.order.reduce(0) { $0 + $1.size }
+        }
     }
 
     /// The first batch of `bytes` (whole stored batches read from `next`), decoded whole to be

@@ -116,16 +116,31 @@ public enum LogVerifier {
                 report.problems.append(Problem(
                     path: path, message: "segment starts at offset \(base) but the previous one ends at \(expected): offsets missing or repeated"))
             }
+            // Where the batches would go on if the last batch's base offset field alone were
+            // damaged (set after a wrong base offset): a batch there follows on, and is not
+            // reported as a second problem ("expected 269" after "starts at 265, expected 1").
+            var nextIfOnlyItsOffsetWasWrong: Int64?
             func batchSeen(_ header: RecordBatchHeader, _ position: Int) {
+                // (The indexes are checked against where it should end: an entry for it is not a
+                // second problem either.)
+                var lastOffset = header.lastOffset
                 if header.baseOffset != segmentNext {
-                    report.problems.append(Problem(
-                        path: path, message: "batch at \(position) starts at offset \(header.baseOffset), expected \(segmentNext)"))
+                    if header.baseOffset != nextIfOnlyItsOffsetWasWrong {
+                        report.problems.append(Problem(
+                            path: path, message: "batch at \(position) starts at offset \(header.baseOffset), expected \(segmentNext)"))
+                        lastOffset = segmentNext &+ Int64(header.lastOffsetDelta)
+                        nextIfOnlyItsOffsetWasWrong = lastOffset &+ 1
+                    } else {
+                        nextIfOnlyItsOffsetWasWrong = nil
+                    }
+                } else {
+                    nextIfOnlyItsOffsetWasWrong = nil
                 }
                 if let nextBase, header.lastOffset >= nextBase {
                     report.problems.append(Problem(
                         path: path, message: "batch at \(position) reaches offset \(header.lastOffset), past the next segment's base \(nextBase)"))
                 }
-                lastOffsetAt[position] = header.lastOffset
+                lastOffsetAt[position] = lastOffset
                 segmentNext = header.nextOffset
                 report.batches += 1
                 report.records += Int64(header.recordsCount)
@@ -193,11 +208,11 @@ public enum LogVerifier {
                     }
                 }
             }
-            if !damaged, let nextBase, segmentNext != nextBase {
+            if !damaged, let nextBase, segmentNext != nextBase, nextIfOnlyItsOffsetWasWrong != nextBase {
                 report.problems.append(Problem(
                     path: path, message: "segment ends at offset \(segmentNext), the next one starts at \(nextBase): offsets \(segmentNext)-\(nextBase - 1) are missing"))
             }
-            expectedNext = nextBase.map { _ in segmentNext }
+            expectedNext = nextBase.map { $0 == nextIfOnlyItsOffsetWasWrong ? $0 : segmentNext }
             if isLast && !damaged { logEnd = segmentNext }
             if !rescanned {
                 checkIndexes(base: base, path: path, nextBase: nextBase, lastOffsetAt: lastOffsetAt, into: &report)

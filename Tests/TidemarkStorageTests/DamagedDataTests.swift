@@ -80,11 +80,15 @@ import Glibc
     /// follow on without a gap, so it is damage. (An outside hunt: the open took the jump, the
     /// log's end moved past it (9 to 94 there) and new records went there, while `verify` called it a
     /// problem that `--repair` could not cut; raised in the first batch, the repair cut the good
-    /// batches after it and kept the bad one.)
+    /// batches after it and kept the bad one.) `verify` reports it once (the batch after it
+    /// was reported too, as starting at an offset other than the damaged one's end).
     @Test(arguments: [2, 0]) func aBaseOffsetRaisedOnDiskIsDamage(batch: Int) throws {
         let dir = try Self.threeBatches(baseOffsetOfBatch: batch, setTo: Int64(batch * 4 + 85))
         var log: PartitionLog
-        #expect(!(try LogVerifier.verify(partitionDirectory: dir.path)).problems.isEmpty)
+        // One problem, the damaged batch's: the batch after it follows on from where it should
+        // have started (it was reported too, "expected \(batch * 4 + 89)").
+        let problems = try LogVerifier.verify(partitionDirectory: dir.path).problems.map(\.message)
+        #expect(problems.count == 1 && problems.first?.contains("starts at offset \(batch * 4 + 85), expected \(batch * 4)") == true, "\(problems)")
         if batch == 2 {
             // Past the last index entry: read by the open, refused.
             #expect { try PartitionLog.open(directory: dir.path, config: Self.config()) } throws: {

@@ -34,6 +34,11 @@ public final class GroupConsumer: Sendable {
         var generationId: Int32 = -1
         var assignment: [TopicPartition] = []
         var positions: [TopicPartition: Int64] = [:]
+        /// The offsets of the assignment the group has committed (at adoption, then what this
+        /// member committed): a commit sends only the positions that moved, not one offset per
+        /// assigned partition every time (a member of 1,000 partitions wrote 1,000 offsets per
+        /// job).
+        var committed: [TopicPartition: Int64] = [:]
         var needsRejoin = true
         var closed = false
         /// The subscribed topics' partition counts when the assignment was made (nil: the topic
@@ -108,11 +113,15 @@ public final class GroupConsumer: Sendable {
         }
     }
 
-    /// Commits the current positions (the offsets after the records returned by `poll`).
+    /// Commits the current positions (the offsets after the records returned by `poll`) that
+    /// moved since the last commit (the group's check of the member and generation is made
+    /// even when none did).
     /// Throws `.rebalanceInProgress`/`.illegalGeneration` when the partitions may have moved.
     public func commit() async throws {
-        let (memberId, generation, positions) = state.withLock { ($0.memberId, $0.generationId, $0.positions) }
-        let offsets = positions.mapValues { CommittedOffset(offset: $0) }
+        let (memberId, generation, moved) = state.withLock { s in
+            (s.memberId, s.generationId, s.positions.filter { s.committed[$0.key] != $0.value })
+        }
+        let offsets = moved.mapValues { CommittedOffset(offset: $0) }
         if let error = try await broker.groups.commitOffsets(
             groupId: groupId, memberId: memberId, generationId: generation, offsets: offsets,
             sync: broker.commitNeedsSync(offsets.keys))
@@ -121,6 +130,11 @@ public final class GroupConsumer: Sendable {
                 state.withLock { $0.needsRejoin = true }
             }
             throw TidemarkError(error, "commit for group '\(groupId)' refused")
+        }
+        state.withLock { s in
+            // (Of the same assignment: a rebalance meanwhile read the group's offsets again.)
+            guard s.generationId == generation && s.memberId == memberId else { return }
+            for (tp, offset) in moved where s.positions[tp] != nil { s.committed[tp] = offset }
         }
     }
 
@@ -213,6 +227,7 @@ public final class GroupConsumer: Sendable {
             s.generationId = generation
             s.assignment = assigned.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
             s.positions = positions
+            s.committed = committed.compactMapValues { $0.offset }.filter { assigned.contains($0.key) }
             s.needsRejoin = false
             s.partitionCounts = counts
         }

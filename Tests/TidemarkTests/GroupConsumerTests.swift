@@ -139,6 +139,39 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A member of many partitions committing after each record commits the positions that
+    /// moved (and, first, those the group had no offset for: a restart then starts where this
+    /// member did), not one offset per assigned partition every time: 1,000 partitions wrote
+    /// 1,000 offsets per job (1.4 ms a job, against 90 us with one partition). A rebalance's
+    /// commit check still runs when nothing moved.
+    @Test func aCommitWritesThePositionsThatMoved() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 50)
+        for i in 0..<3 { _ = try await broker.append(topic: "jobs", partition: 7, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["j\(i)"])) }
+        let member = GroupConsumer(broker: broker, groupId: "g", topics: ["jobs"], options: Self.memberOptions("m"))
+        func written() -> Int64 { broker.groups.store.partition.log.logEndOffset }
+        _ = try await member.poll(maxRecords: 1, maxWaitMs: 5_000)
+        #expect(member.assignment.count == 50)
+        let before = written()
+        try await member.commit()
+        let first = written() - before
+        #expect(first >= 50, "the first commit writes every partition's position: \(first) records")
+        var got = 1
+        while got < 3 {
+            got += try await member.poll(maxRecords: 1, maxWaitMs: 5_000).count
+            let start = written()
+            try await member.commit()
+            #expect(written() - start == 1, "\(written() - start) offsets written for one record")
+        }
+        let start = written()
+        try await member.commit()
+        #expect(written() == start)  // nothing moved
+        #expect(broker.groups.fetchOffsets(groupId: "g", partitions: [TopicPartition("jobs", 7)])[TopicPartition("jobs", 7)]?.offset == 3)
+        await member.close()
+        try await broker.close()
+    }
+
     /// A member processing a batch while another joins stays in the group up to its rebalance
     /// timeout, its heartbeats going on (they stopped with the rebalance, and it was evicted at
     /// its session timeout: its records went to the other member again).

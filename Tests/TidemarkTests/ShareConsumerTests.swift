@@ -406,6 +406,51 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Dead letters waiting for a topic that cannot take them are written when they change,
+    /// not again with every acknowledgement: 200 waiting, 50 jobs then accepted one at a time
+    /// add ~19 KB to the share state (each record carried the 200 letters, 3 KB: 10,000
+    /// waiting made every acknowledgement write 150 KB, 900 us a job in an outside hunt), and
+    /// a restart still knows all 200.
+    @Test func waitingDeadLettersAreNotWrittenWithEveryAcknowledgement() async throws {
+        let dir = TemporaryDirectory()
+        var broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("orders", partitions: 1)
+        try await broker.createTopic("dlq.plain", partitions: 1)  // not marked as a dead-letter topic
+        try await broker.alterGroupConfig("billing", changes: [.set("errors.deadletterqueue.topic.name", "dlq.plain")])
+        var builder = RecordBatchBuilder()
+        for i in 0..<250 { builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8)) }
+        _ = try await broker.append(topic: "orders", partition: 0, batches: try builder.build())
+        let worker = try await ShareConsumer(broker: broker, group: "billing", topics: ["orders"], mode: .explicit)
+        var rejected = 0
+        while rejected < 200 {
+            for job in try await worker.poll(maxRecords: 200 - rejected, timeout: .seconds(1)) {
+                worker.acknowledge(job, .reject)
+                rejected += 1
+            }
+        }
+        _ = try await worker.commit()
+        await broker.writeDeadLetters()
+        #expect(broker.shares.summaries("billing", view: broker.shareLogView).first?.deadLettersPending == 200)
+        let before = broker.shares.store.partition.log.sizeInBytes
+        var accepted = 0
+        while accepted < 50 {
+            for job in try await worker.poll(maxRecords: 1, timeout: .seconds(1)) {
+                worker.acknowledge(job, .accept)
+                accepted += 1
+            }
+            _ = try await worker.commit()
+        }
+        let grown = broker.shares.store.partition.log.sizeInBytes - before
+        // (~19 KB: two records per job, its acquisition written at once and its acceptance,
+        // each a batch of one record; 316 KB when every record carried the letters.)
+        #expect(grown < 60_000, "\(grown) bytes of share state for 50 acknowledgements")
+        try await worker.close()
+        try await broker.close()
+        broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        #expect(broker.shares.summaries("billing", view: broker.shareLogView).first?.deadLettersPending == 200)
+        try await broker.close()
+    }
+
     /// A dead letter larger than its dead-letter topic takes (a 4 MiB source topic, a 1 MiB
     /// dead-letter topic) is copied without its payload, marked so: it held up every later
     /// letter of its partition for good (each pass failed on it first).

@@ -163,8 +163,8 @@ import TidemarkStorage
             }
         }
         #expect(deltas > 500)
-        // A delta carries what changed since the last write, not the window (dead letters aside,
-        // which every record carries whole).
+        // A delta carries what changed since the last write, not the window (and the dead
+        // letters only when they changed).
         // (Not when cutting: cut windows' snapshots are a few runs.)
         #expect(cutting || deltaBytes * 5 < snapshotBytesInstead, "\(deltaBytes) bytes of deltas against \(snapshotBytesInstead) of snapshots")
     }
@@ -178,8 +178,9 @@ import TidemarkStorage
         p.markWritten()
         #expect(p.acknowledge([ShareAcknowledgement(11, .accept)], member: "a", nowMs: 1, settings: ShareSettings(), allowRenew: false) == nil)
         let delta = ShareStateStore.encodeDelta(p)
-        // version 2, start 10, end 13, one run: 11-11 acknowledged, delivered once; no dead letters.
-        #expect(Array(delta[0..<2]) == [0, 2] && delta.count == 2 + 8 + 8 + 4 + 19 + 24)
+        // version 3 (the dead letters did not change since the last write: not written again),
+        // start 10, end 13, one run: 11-11 acknowledged, delivered once.
+        #expect(Array(delta[0..<2]) == [0, 3] && delta.count == 2 + 8 + 8 + 4 + 19)
         #expect(Array(delta[22..<41]) == [0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 11, 2, 0, 1])
         #expect(ShareStateStore.decode(delta, onto: base)?.entry(at: 11)?.state == .acknowledged)
         #expect(ShareStateStore.decode(delta, onto: nil) == nil)
@@ -187,6 +188,18 @@ import TidemarkStorage
         var outside = delta
         outside[33] = 20  // the run's last offset past the window's end
         #expect(ShareStateStore.decode(outside, onto: base) == nil)
+        // The dead-letter fields changed: version 2, with them after the runs (producer id,
+        // next sequence, written, pending count: 24 bytes, no letter waiting); a v3 after it
+        // keeps what it set.
+        p.deadLetterProducerId = 7
+        let withLetters = ShareStateStore.encodeDelta(p)
+        #expect(Array(withLetters[0..<2]) == [0, 2] && withLetters.count == 2 + 8 + 8 + 4 + 19 + 24)
+        #expect(Array(withLetters[41..<49]) == [0, 0, 0, 0, 0, 0, 0, 7])
+        let lettered = try #require(ShareStateStore.decode(withLetters, onto: base))
+        #expect(lettered.deadLetterProducerId == 7 && base.deadLetterProducerId == -1)
+        #expect(ShareStateStore.decode(delta, onto: lettered)?.deadLetterProducerId == 7)
+        p.markWritten()
+        #expect(ShareStateStore.encodeDelta(p)[1] == 3)
     }
 
     /// Every other job delayed an hour, the rest taken and acknowledged one at a time: the

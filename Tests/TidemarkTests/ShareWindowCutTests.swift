@@ -202,13 +202,13 @@ import TidemarkStorage
         let applied = grown.applyDelta(
             start: 0, end: 5_000_001, runs: [.init(first: 1, last: 4_999_990, state: .acknowledged, count: 1),
                                              .init(first: 4_999_991, last: 4_999_999, state: .archived, count: 5)],
-            deadLetters: [], deadLetterSequence: 0, deadLetterProducerId: -1, deadLettered: 0)
+            deadLetters: ([], 0, -1, 0))
         #expect(applied)
         #expect(grown.endOffset == 5_000_001 && grown.entries.keptCount == 2 && grown.backlog(logEnd: 5_000_001) == 2)
         #expect(grown.entry(at: 5_000_000)?.state == .available && grown.entry(at: 2_000_000)?.isFinished == true)
         var refused = base
         let tooMany = refused.applyDelta(
-            start: 0, end: 1_000_002, runs: [], deadLetters: [], deadLetterSequence: 0, deadLetterProducerId: -1, deadLettered: 0)
+            start: 0, end: 1_000_002, runs: [], deadLetters: ([], 0, -1, 0))
         #expect(!tooMany)
         #expect(refused == base)
     }

@@ -22,13 +22,15 @@ struct SharePartition: Sendable, Equatable {
     var endOffset: Int64 { startOffset + Int64(entries.count) }
 
     /// Dead letters not yet in the dead-letter topic, in sequence order.
-    private(set) var deadLetters: [DeadLetter] = []
+    private(set) var deadLetters: [DeadLetter] = [] { didSet { deadLettersChanged = true } }
     /// The sequence the next dead letter gets.
-    private(set) var deadLetterSequence: Int32 = 0
+    private(set) var deadLetterSequence: Int32 = 0 { didSet { deadLettersChanged = true } }
     /// The producer id the dead letters of this partition are written with (-1: none yet).
-    var deadLetterProducerId: Int64 = -1
+    var deadLetterProducerId: Int64 = -1 { didSet { deadLettersChanged = true } }
     /// Dead letters written so far.
-    private(set) var deadLettered: Int64 = 0
+    private(set) var deadLettered: Int64 = 0 { didSet { deadLettersChanged = true } }
+    /// The dead-letter fields changed since the last write (a delta then carries them).
+    private(set) var deadLettersChanged = true
 
     private(set) var activity = ShareActivity()
 
@@ -125,6 +127,7 @@ struct SharePartition: Sendable, Equatable {
         dirtyFrom = .max
         dirtyTo = .min
         needsSnapshot = false
+        deadLettersChanged = false
     }
 
     init(startOffset: Int64) { self.startOffset = startOffset }
@@ -203,14 +206,14 @@ struct SharePartition: Sendable, Equatable {
 
     /// Applies a delta record at restore: the window now spans `start..<end` (records that
     /// enter it are available and never delivered), `runs` give the offsets that changed, and
-    /// the dead-letter fields are replaced. A restored start may be past the delta's: restoring
+    /// the dead-letter fields are replaced (kept when nil: a v3 delta). A restored start may be past the delta's: restoring
     /// moved it over finished records the live window still began with (a window moved by the
     /// log start is not advanced until its next acknowledgement), and finished records stay
     /// finished, so that part is skipped. False when the delta does not fit this state (the
     /// caller keeps the state as it was before it).
     mutating func applyDelta(
-        start: Int64, end: Int64, runs: [PersistedRun], deadLetters: [DeadLetter], deadLetterSequence: Int32,
-        deadLetterProducerId: Int64, deadLettered: Int64
+        start: Int64, end: Int64, runs: [PersistedRun],
+        deadLetters letters: (letters: [DeadLetter], sequence: Int32, producerId: Int64, written: Int64)?
     ) -> Bool {
         // A window may be long (finished records behind an unfinished one are cut), but what a
         // delta makes kept in memory is bounded (a damaged record must not take all memory):
@@ -262,10 +265,12 @@ struct SharePartition: Sendable, Equatable {
         search.forget()
         recount()
         shedFinished()
-        self.deadLetters = deadLetters
-        self.deadLetterSequence = deadLetterSequence
-        self.deadLetterProducerId = deadLetterProducerId
-        self.deadLettered = deadLettered
+        if let letters {
+            deadLetters = letters.letters
+            deadLetterSequence = letters.sequence
+            deadLetterProducerId = letters.producerId
+            deadLettered = letters.written
+        }
         return true
     }
 

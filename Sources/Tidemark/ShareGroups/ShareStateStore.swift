@@ -15,6 +15,7 @@ import TidemarkStorage
 ///           dlq_pending [offset i64, disposition i8, delivery_count i16, sequence i32]
 /// value v2 (delta): version i16 = 2, start_offset i64, end_offset i64, run_count i32,
 ///           runs (as v1), then the dlq fields as v1
+/// value v3 (delta, dead letters unchanged): as v2 without the dlq fields
 /// ```
 /// (v0, written before dead letters existed, is a snapshot that ends after the runs; still read.)
 /// A snapshot's runs cover `start_offset` up to the end offset without holes, in order; a
@@ -22,7 +23,10 @@ import TidemarkStorage
 /// its delivery count. A delta applies to the state before it: the window becomes
 /// `start_offset..<end_offset` (records entering it are available and never delivered), its
 /// runs give the records whose state changed since the last write (in order, within the
-/// window), and its dead-letter fields replace the old ones. A null value forgets the
+/// window), and its dead-letter fields replace the old ones (a v3 delta keeps them: written
+/// when they did not change since the slot's last record, so that dead letters waiting for a
+/// topic that cannot take them, up to 10,000 of 15 bytes, are not written again with every
+/// acknowledgement; versions before it cannot read v3). A null value forgets the
 /// partition's state (group offsets deleted, topic deleted).
 ///
 /// Why deltas: a snapshot is as long as the window, and a window can keep 100,000 entries
@@ -185,16 +189,18 @@ final class ShareStateStore: Sendable {
         return writer.bytes
     }
 
-    /// A delta (v2): the window's bounds and the records changed since the last write.
+    /// A delta (v2, or v3 when the dead letters did not change): the window's bounds and the
+    /// records changed since the last write.
     static func encodeDelta(_ state: SharePartition) -> [UInt8] {
         let from = max(state.dirtyFrom, state.startOffset)
         let through = min(state.dirtyTo, state.endOffset - 1)
-        var writer = ByteWriter(capacity: 64 + 19 * (from <= through ? Int(min(through - from + 1, 64)) : 0) + 15 * state.deadLetters.count)
-        writer.writeInteger(Int16(2))
+        let letters = state.deadLettersChanged
+        var writer = ByteWriter(capacity: 64 + 19 * (from <= through ? Int(min(through - from + 1, 64)) : 0) + (letters ? 15 * state.deadLetters.count : 0))
+        writer.writeInteger(Int16(letters ? 2 : 3))
         writer.writeInteger(state.startOffset)
         writer.writeInteger(state.endOffset)
         writeRuns(state, from: from, through: through, &writer)
-        writeDeadLetters(state, &writer)
+        if letters { writeDeadLetters(state, &writer) }
         return writer.bytes
     }
 
@@ -263,10 +269,11 @@ final class ShareStateStore: Sendable {
         }
     }
 
-    /// A value read back: a snapshot (v0, v1) whole, a delta (v2) applied to `existing`.
+    /// A value read back: a snapshot (v0, v1) whole, a delta (v2, v3) applied to `existing`.
     /// nil when it cannot be read or does not apply (a delta with nothing before it).
     static func decode(_ bytes: [UInt8], onto existing: SharePartition?) -> SharePartition? {
-        guard bytes.count >= 2, bytes[0] == 0, bytes[1] == 2 else { return decodeValue(bytes) }
+        guard bytes.count >= 2, bytes[0] == 0, bytes[1] == 2 || bytes[1] == 3 else { return decodeValue(bytes) }
+        let withLetters = bytes[1] == 2
         guard var state = existing else { return nil }
         let applied = ByteReader.decode(bytes) { (reader: inout ByteReader) throws(RecordBatchError) -> Bool? in
             _ = try reader.readInteger(as: Int16.self)
@@ -283,10 +290,8 @@ final class ShareStateStore: Sendable {
                 runs.append(run)
                 next = run.last + 1
             }
-            let (letters, sequence, producerId, written) = try readDeadLetters(&reader, size: bytes.count)
-            return state.applyDelta(
-                start: start, end: end, runs: runs, deadLetters: letters, deadLetterSequence: sequence, deadLetterProducerId: producerId,
-                deadLettered: written)
+            let letters = withLetters ? try readDeadLetters(&reader, size: bytes.count) : nil
+            return state.applyDelta(start: start, end: end, runs: runs, deadLetters: letters)
         }
         return applied == true ? state : nil
     }

@@ -172,6 +172,31 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A running worker whose topic gains partitions takes their jobs: its session follows the
+    /// assignment the heartbeat brings (a poll compares the two only after either changed).
+    @Test func aRunningWorkerTakesTheJobsOfPartitionsAddedLater() async throws {
+        let dir = TemporaryDirectory()
+        var opts = options(maintenanceMs: 3_600_000)
+        opts.groups.shareHeartbeatIntervalMs = 100
+        let broker = try await Broker.open(dataDirectory: dir.path, options: opts)
+        try await broker.createTopic("jobs", partitions: 1)
+        try await Self.job(broker, 0, "p0")
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"])
+        #expect(try await worker.poll(timeout: .seconds(2)).map { String(decoding: $0.record.value ?? [], as: UTF8.self) } == ["p0"])
+        for _ in 0..<3 { #expect(try await worker.poll(timeout: .milliseconds(20)).isEmpty) }
+        try await broker.createPartitions(topic: "jobs", count: 3)
+        try await Self.job(broker, 1, "p1")
+        try await Self.job(broker, 2, "p2")
+        var got: [String] = []
+        let deadline = ContinuousClock.now + .seconds(10)
+        while got.count < 2 && ContinuousClock.now < deadline {
+            got += try await worker.poll(timeout: .milliseconds(200)).map { String(decoding: $0.record.value ?? [], as: UTF8.self) }
+        }
+        #expect(got.sorted() == ["p1", "p2"])
+        try await worker.close()
+        try await broker.close()
+    }
+
     /// A poll whose read of one partition fails gives back everything it acquired: the next
     /// poll returns both partitions' jobs. (Implicit mode used to accept, at the next poll,
     /// the jobs read from the other partition but never returned: lost.) The failing read is

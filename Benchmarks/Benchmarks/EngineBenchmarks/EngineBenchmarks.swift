@@ -130,6 +130,31 @@ let benchmarks: @Sendable () -> Void = {
             try? FileManager.default.removeItem(atPath: dir)
         }
     }
+    // The same worker on a topic of 1,000 partitions, its jobs spread over them: a poll's cost
+    // should not grow with the partitions it is not taking from.
+    Benchmark("embedded share worker, one job at a time, 2k x 100 B over 1,000 partitions") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            let dir = scratch()
+            let broker = try! await Broker.open(dataDirectory: dir)
+            try! await broker.createTopic("jobs", partitions: 1_000)
+            let producer = try! await Producer(broker: broker)
+            for i in 0..<2_000 { _ = try! await producer.send(topic: "jobs", key: nil, value: value, partition: i % 1_000) }
+            let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
+            benchmark.startMeasurement()
+            var done = 0
+            while done < 2_000 {
+                for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
+                    worker.acknowledge(job, .accept)
+                    done += 1
+                }
+                _ = try! await worker.commit()
+            }
+            benchmark.stopMeasurement()
+            try! await worker.close()
+            try! await broker.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
     // The consume-process-commit loop of a group member taking one job per poll, out of an
     // appender's 64 KiB batches: the read of the batch that holds each job is its cost.
     Benchmark("embedded group consumer, one job per poll + commit, 5k x 100 B") { benchmark async in

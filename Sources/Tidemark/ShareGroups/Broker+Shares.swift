@@ -19,6 +19,13 @@ extension Broker {
             topicId: { [self] name in isInternalTopic(name) ? nil : try? topicId(of: name) },
             bounds: { [self] topic, partition in isInternalTopic(topic) ? nil : try? offsets(topic: topic, partition: partition) })
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
+        view.topicBounds = { [self] name in
+            guard !isInternalTopic(name), let topic = try? topicState(name) else { return nil }
+            return { partition in
+                guard partition >= 0 && partition < topic.slots.count, case .online(let state) = topic.slots[partition] else { return nil }
+                return (state.log.logStartOffset, state.log.visibleEndOffset)
+            }
+        }
         if mayBlock {
             view.offsetAtTime = { [self] topic, partition, timestamp in Self.offsetAtTime(partitionState: try? partitionState(topic, partition), timestamp) }
         }

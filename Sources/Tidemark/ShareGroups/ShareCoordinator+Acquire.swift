@@ -51,7 +51,7 @@ extension ShareCoordinator {
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []
-            var lastTopic: (name: String, id: UUID?)? = nil
+            var lastTopic: ShareLogView.TopicLookup? = nil
             // Only the session's partitions: a caller's list can be older than the session (a
             // connection's watch of a partition of a topic deleted since, and made again under
             // its name: acquired, its records went out under an id the worker did not know).

@@ -73,7 +73,7 @@ extension ShareCoordinator {
     /// The slot key of (group, tp), created (start per `share.auto.offset.reset`) when new or
     /// when the topic was recreated. nil when the topic or partition does not exist.
     func slotKey(_ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State) -> PartitionKey? {
-        var lastTopic: (name: String, id: UUID?)? = nil
+        var lastTopic: ShareLogView.TopicLookup? = nil
         var needsBlocking = false
         return slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking)?.key
     }
@@ -96,17 +96,15 @@ extension ShareCoordinator {
     /// `needsBlocking`: set when the slot would be made but its start needs a read this view
     /// may not make (nil is answered; a blocking view makes it).
     func slot(
-        _ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State, lastTopic: inout (name: String, id: UUID?)?,
+        _ group: String, _ tp: TopicPartition, view: ShareLogView, _ s: inout State, lastTopic: inout ShareLogView.TopicLookup?,
         needsBlocking: inout Bool
     ) -> (key: PartitionKey, bounds: (start: Int64, end: Int64), caughtUp: Bool)? {
-        let topicId: UUID?
-        if let lastTopic, lastTopic.name == tp.topic {
-            topicId = lastTopic.id
-        } else {
-            topicId = view.topicId(tp.topic)
-            lastTopic = (tp.topic, topicId)
+        if lastTopic?.name != tp.topic {
+            lastTopic = .init(name: tp.topic, id: view.topicId(tp.topic), bounds: view.topicBounds?(tp.topic))
         }
-        guard let id = topicId, let bounds = view.bounds(tp.topic, tp.partition) else { return nil }
+        guard let id = lastTopic!.id,
+            let bounds = view.topicBounds == nil ? view.bounds(tp.topic, tp.partition) : lastTopic!.bounds?(tp.partition)
+        else { return nil }
         let key = PartitionKey(group: group, topicPartition: tp)
         if let slot = s.slots[key], slot.topicId == id {
             return (key, bounds, slot.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end))

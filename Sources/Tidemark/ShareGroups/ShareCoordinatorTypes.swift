@@ -6,6 +6,14 @@ import TidemarkStorage
 
 /// Where partitions' logs are, for share partitions (supplied by the broker).
 public struct ShareLogView: Sendable {
+    /// The topic a walk over a session's partitions is in (an acquire's): its id and the
+    /// bounds of its partitions, looked up when the topic changes.
+    struct TopicLookup {
+        var name: String
+        var id: UUID?
+        var bounds: (@Sendable (Int) -> (start: Int64, end: Int64)?)?
+    }
+
     public var topicId: @Sendable (String) -> UUID?
     public var bounds: @Sendable (String, Int) -> (start: Int64, end: Int64)?
     /// Keys and delays of up to `count` records from an offset (a read of the log), or nil
@@ -22,6 +30,9 @@ public struct ShareLogView: Sendable {
     /// in a view that must not wait for the disk). It answers nil when it cannot tell now (the
     /// start is then left for a later attempt). For `share.auto.offset.reset=by_duration`.
     var offsetAtTime: (@Sendable (String, Int, Int64) -> Int64?)?
+    /// `bounds` for the partitions of one topic, its lookup made once (an acquire walking a
+    /// session of 1,000 partitions looked the topic up for each); nil: `bounds` is used.
+    var topicBounds: (@Sendable (String) -> (@Sendable (Int) -> (start: Int64, end: Int64)?)?)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
     ) {
@@ -29,6 +40,7 @@ public struct ShareLogView: Sendable {
         self.bounds = bounds
         self.scan = nil
         self.offsetAtTime = nil
+        self.topicBounds = nil
         self.syncsEveryAppend = { _ in true }
     }
 }

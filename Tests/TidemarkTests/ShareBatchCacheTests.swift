@@ -48,6 +48,15 @@ import TidemarkStorage
         cache.forget(topicId: id)
         #expect(cache.held.count == 1 && cache.held.bytes == size)
         #expect(cache.batch(TopicPartition("other", 0), id: other, containing: 3) != nil)
+        // One partition's batches, inserted out of order, with a gap: each offset finds the
+        // batch holding it, or none.
+        let wide = ShareBatchCache(maxBytes: size * 100)
+        for base in [Int64(40), 0, 20, 60] { wide.insert(tp, id: id, try Self.batch(base: base, records: 10)) }
+        wide.insert(tp, id: id, try Self.batch(base: 20, records: 10))  // again: kept once
+        #expect(wide.held.count == 4)
+        for (offset, base) in [(Int64(0), Int64?(0)), (5, 0), (9, 0), (10, nil), (15, nil), (20, 20), (29, 20), (45, 40), (69, 60), (70, nil), (-1, nil)] {
+            #expect(wide.batch(tp, id: id, containing: offset)?.header.baseOffset == base, "offset \(offset)")
+        }
         // A batch larger than the whole cache is not kept.
         #expect(ShareBatchCache(maxBytes: size - 1).held.count == 0)
         let small = ShareBatchCache(maxBytes: size - 1)

@@ -178,9 +178,8 @@ import TidemarkStorage
         p.markWritten()
         #expect(p.acknowledge([ShareAcknowledgement(11, .accept)], member: "a", nowMs: 1, settings: ShareSettings(), allowRenew: false) == nil)
         let delta = ShareStateStore.encodeDelta(p)
-        // version 3 (the dead letters did not change since the last write: not written again),
-        // start 10, end 13, one run: 11-11 acknowledged, delivered once.
-        #expect(Array(delta[0..<2]) == [0, 3] && delta.count == 2 + 8 + 8 + 4 + 19)
+        // version 2, start 10, end 13, one run: 11-11 acknowledged, delivered once; no dead letters.
+        #expect(Array(delta[0..<2]) == [0, 2] && delta.count == 2 + 8 + 8 + 4 + 19 + 24)
         #expect(Array(delta[22..<41]) == [0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 11, 2, 0, 1])
         #expect(ShareStateStore.decode(delta, onto: base)?.entry(at: 11)?.state == .acknowledged)
         #expect(ShareStateStore.decode(delta, onto: nil) == nil)
@@ -188,18 +187,25 @@ import TidemarkStorage
         var outside = delta
         outside[33] = 20  // the run's last offset past the window's end
         #expect(ShareStateStore.decode(outside, onto: base) == nil)
-        // The dead-letter fields changed: version 2, with them after the runs (producer id,
-        // next sequence, written, pending count: 24 bytes, no letter waiting); a v3 after it
-        // keeps what it set.
-        p.deadLetterProducerId = 7
-        let withLetters = ShareStateStore.encodeDelta(p)
-        #expect(Array(withLetters[0..<2]) == [0, 2] && withLetters.count == 2 + 8 + 8 + 4 + 19 + 24)
-        #expect(Array(withLetters[41..<49]) == [0, 0, 0, 0, 0, 0, 0, 7])
-        let lettered = try #require(ShareStateStore.decode(withLetters, onto: base))
-        #expect(lettered.deadLetterProducerId == 7 && base.deadLetterProducerId == -1)
-        #expect(ShareStateStore.decode(delta, onto: lettered)?.deadLetterProducerId == 7)
-        p.markWritten()
-        #expect(ShareStateStore.encodeDelta(p)[1] == 3)
+        // Dead letters waiting: carried (v2) when they changed since the last write, then left
+        // out (v3: as v2 without the dead-letter fields) while they do not change; a v3 keeps
+        // what the records before it set.
+        var settings = ShareSettings()
+        settings.deadLetters = true
+        var q = SharePartition(startOffset: 0)
+        _ = q.acquire([0, 1, 2], member: "a", nowMs: 0, settings: settings)
+        #expect(q.acknowledge([ShareAcknowledgement(0, .reject)], member: "a", nowMs: 1, settings: settings, allowRenew: false) == nil)
+        #expect(q.deadLetters.count == 1)
+        let changed = ShareStateStore.encodeDelta(q)
+        #expect(changed[1] == 2 && changed.count == 2 + 8 + 8 + 4 + 19 + 24 + 15)
+        let lettered = try #require(ShareStateStore.decode(ShareStateStore.encodeValue(q), onto: nil))
+        q.markWritten()
+        #expect(q.acknowledge([ShareAcknowledgement(2, .accept)], member: "a", nowMs: 2, settings: settings, allowRenew: false) == nil)
+        let unchanged = ShareStateStore.encodeDelta(q)
+        // version 3, start 1 (1 still held), end 3, one run: 2-2 acknowledged, delivered once.
+        #expect(Array(unchanged[0..<2]) == [0, 3] && unchanged.count == 2 + 8 + 8 + 4 + 19)
+        let after = try #require(ShareStateStore.decode(unchanged, onto: lettered))
+        #expect(after.deadLetters == q.deadLetters && after.entry(at: 2)?.state == .acknowledged)
     }
 
     /// Every other job delayed an hour, the rest taken and acknowledged one at a time: the

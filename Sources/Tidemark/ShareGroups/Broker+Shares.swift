@@ -21,10 +21,10 @@ extension Broker {
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
         view.topicBounds = { [self] name in
             guard !isInternalTopic(name), let topic = try? topicState(name) else { return nil }
-            return { partition in
+            return (topic.id, { partition in
                 guard partition >= 0 && partition < topic.slots.count, case .online(let state) = topic.slots[partition] else { return nil }
                 return (state.log.logStartOffset, state.log.visibleEndOffset)
-            }
+            })
         }
         if mayBlock {
             view.offsetAtTime = { [self] topic, partition, timestamp in Self.offsetAtTime(partitionState: try? partitionState(topic, partition), timestamp) }

@@ -28,8 +28,8 @@ package final class ShareBatchCache: Sendable {
         var size: Int
     }
 
-    /// The entries by partition (a lookup looks at that partition's few batches only), and
-    /// their insertion order for eviction, oldest first from `head`.
+    /// The entries by partition, in offset order (a lookup is a binary search of that
+    /// partition's batches), and their insertion order for eviction, oldest first from `head`.
     struct Entries: Sendable {
         var byKey: [Key: [Entry]] = [:]
         var order: [(key: Key, first: Int64, size: Int)] = []
@@ -56,7 +56,23 @@ package final class ShareBatchCache: Sendable {
 
     package func batch(_ tp: TopicPartition, id: UUID, containing offset: Int64) -> RecordBatch? {
         let key = Key(topicId: id, partition: tp.partition)
-        return entries.withLock { e in e.byKey[key]?.first { $0.first <= offset && offset <= $0.last }?.batch }
+        return entries.withLock { e in
+            guard let list = e.byKey[key] else { return nil }
+            // The last batch starting at or before the offset (batches do not overlap).
+            let index = Self.firstIndex(in: list, after: offset) - 1
+            return index >= 0 && offset <= list[index].last ? list[index].batch : nil
+        }
+    }
+
+    /// The index of the first entry starting after `offset` (`list` is in offset order).
+    static func firstIndex(in list: [Entry], after offset: Int64) -> Int {
+        var low = 0
+        var high = list.count
+        while low < high {
+            let middle = (low + high) / 2
+            if list[middle].first <= offset { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     package func insert(_ tp: TopicPartition, id: UUID, _ batch: RecordBatch) {
@@ -66,15 +82,20 @@ package final class ShareBatchCache: Sendable {
         let first = batch.header.baseOffset
         let last = first &+ Int64(batch.header.lastOffsetDelta)
         entries.withLock { e in
-            guard e.byKey[key]?.contains(where: { $0.first == first }) != true else { return }
-            e.byKey[key, default: []].append(Entry(first: first, last: last, batch: batch, size: size))
+            let list = e.byKey[key] ?? []
+            let at = Self.firstIndex(in: list, after: first)
+            guard at == 0 || list[at - 1].first != first else { return }
+            e.byKey[key, default: []].insert(Entry(first: first, last: last, batch: batch, size: size), at: at)
             e.order.append((key, first, size))
             e.bytes += size
             while e.bytes > maxBytes, e.head < e.order.count {
                 let oldest = e.order[e.head]
                 e.head += 1
                 e.bytes -= oldest.size
-                e.byKey[oldest.key]?.removeAll { $0.first == oldest.first }
+                if let list = e.byKey[oldest.key] {
+                    let at = Self.firstIndex(in: list, after: oldest.first) - 1
+                    if at >= 0 && list[at].first == oldest.first { e.byKey[oldest.key]!.remove(at: at) }
+                }
                 if e.byKey[oldest.key]?.isEmpty == true { e.byKey.removeValue(forKey: oldest.key) }
             }
             if e.head > 64 && e.head * 2 > e.order.count {

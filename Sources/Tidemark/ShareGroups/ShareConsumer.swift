@@ -460,7 +460,9 @@ public final class ShareConsumer: Sendable {
             // again under its name) left it there, so the consumer never added it back and its
             // acquisitions (of the session's partitions only) found nothing for ever.
             // (Rebuilt only when it can have changed: partitions added or forgotten, a new or
-            // closed session, or the coordinator's list not as long as ours.)
+            // closed session, or the coordinator's list not as long as ours: the coordinator
+            // only ever drops a session's partitions on its own, a deleted topic's, never
+            // swaps one for another, so a list of the same length is the same list.)
             if epoch <= 0 || !add.isEmpty || !forget.isEmpty || result.partitions.count != s.inSession.count {
                 s.inSession = epoch == -1 ? [] : Set(result.partitions)
                 s.inSync = false

@@ -100,7 +100,12 @@ extension ShareCoordinator {
         needsBlocking: inout Bool
     ) -> (key: PartitionKey, bounds: (start: Int64, end: Int64), caughtUp: Bool)? {
         if lastTopic?.name != tp.topic {
-            lastTopic = .init(name: tp.topic, id: view.topicId(tp.topic), bounds: view.topicBounds?(tp.topic))
+            if let topicBounds = view.topicBounds {
+                let found = topicBounds(tp.topic)
+                lastTopic = .init(name: tp.topic, id: found?.id, bounds: found?.bounds)
+            } else {
+                lastTopic = .init(name: tp.topic, id: view.topicId(tp.topic), bounds: nil)
+            }
         }
         guard let id = lastTopic!.id,
             let bounds = view.topicBounds == nil ? view.bounds(tp.topic, tp.partition) : lastTopic!.bounds?(tp.partition)

@@ -30,9 +30,10 @@ public struct ShareLogView: Sendable {
     /// in a view that must not wait for the disk). It answers nil when it cannot tell now (the
     /// start is then left for a later attempt). For `share.auto.offset.reset=by_duration`.
     var offsetAtTime: (@Sendable (String, Int, Int64) -> Int64?)?
-    /// `bounds` for the partitions of one topic, its lookup made once (an acquire walking a
-    /// session of 1,000 partitions looked the topic up for each); nil: `bounds` is used.
-    var topicBounds: (@Sendable (String) -> (@Sendable (Int) -> (start: Int64, end: Int64)?)?)?
+    /// A topic's id and `bounds` for its partitions, from one lookup of the topic (an acquire
+    /// walking a session of 1,000 partitions looked the topic up for each); nil here:
+    /// `topicId` and `bounds` are used.
+    var topicBounds: (@Sendable (String) -> (id: UUID, bounds: @Sendable (Int) -> (start: Int64, end: Int64)?)?)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
     ) {

@@ -576,8 +576,8 @@ struct SharePartition: Sendable, Equatable {
     }
 
     /// Dead letters a partition keeps waiting at most: past it (a dead-letter topic that cannot
-    /// be written: an existing topic not marked as one), the oldest go, so that the list each
-    /// share-state change carries stays bounded (150 KB).
+    /// be written: an existing topic not marked as one), the oldest go, so that the list a
+    /// snapshot, and a delta written after the letters changed, carry stays bounded (150 KB).
     static let maxPendingDeadLetters = 10_000
 
     private mutating func deadLetter(_ offset: Int64, _ disposition: DeadLetter.Disposition, _ count: Int16, settings: ShareSettings) {

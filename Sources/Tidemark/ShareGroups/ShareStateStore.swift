@@ -15,7 +15,7 @@ import TidemarkStorage
 ///           dlq_pending [offset i64, disposition i8, delivery_count i16, sequence i32]
 /// value v2 (delta): version i16 = 2, start_offset i64, end_offset i64, run_count i32,
 ///           runs (as v1), then the dlq fields as v1
-/// value v3 (delta, dead letters unchanged): as v2 without the dlq fields
+/// value v3 (delta, dead letters waiting and unchanged): as v2 without the dlq fields
 /// ```
 /// (v0, written before dead letters existed, is a snapshot that ends after the runs; still read.)
 /// A snapshot's runs cover `start_offset` up to the end offset without holes, in order; a
@@ -24,9 +24,9 @@ import TidemarkStorage
 /// `start_offset..<end_offset` (records entering it are available and never delivered), its
 /// runs give the records whose state changed since the last write (in order, within the
 /// window), and its dead-letter fields replace the old ones (a v3 delta keeps them: written
-/// when they did not change since the slot's last record, so that dead letters waiting for a
-/// topic that cannot take them, up to 10,000 of 15 bytes, are not written again with every
-/// acknowledgement; versions before it cannot read v3). A null value forgets the
+/// when letters wait and did not change since the slot's last record, so that dead letters
+/// waiting for a topic that cannot take them, up to 10,000 of 15 bytes, are not written again
+/// with every acknowledgement; versions before it cannot read v3). A null value forgets the
 /// partition's state (group offsets deleted, topic deleted).
 ///
 /// Why deltas: a snapshot is as long as the window, and a window can keep 100,000 entries
@@ -194,7 +194,8 @@ final class ShareStateStore: Sendable {
     static func encodeDelta(_ state: SharePartition) -> [UInt8] {
         let from = max(state.dirtyFrom, state.startOffset)
         let through = min(state.dirtyTo, state.endOffset - 1)
-        let letters = state.deadLettersChanged
+        // (With none waiting, v2: 24 bytes, and a log older versions read.)
+        let letters = state.deadLettersChanged || state.deadLetters.isEmpty
         var writer = ByteWriter(capacity: 64 + 19 * (from <= through ? Int(min(through - from + 1, 64)) : 0) + (letters ? 15 * state.deadLetters.count : 0))
         writer.writeInteger(Int16(letters ? 2 : 3))
         writer.writeInteger(state.startOffset)

@@ -286,7 +286,7 @@ extension RequestRouter {
             if let error {
                 for (tp, result) in results where result == nil { results[tp] = .some(error.code) }
             }
-            if deadLettersPending { Task { [broker] in await broker.writeDeadLettersUnlessRunning() } }
+            if deadLettersPending { Task { [broker] in await broker.writeDeadLettersAfterAcknowledgement() } }
             // By topic name, then partition: sorted, each topic's partitions lie together (one
             // partition, the job workload's case, sorts nothing).
             let ordered = results.count < 2 ? Array(results) : results.sorted { ServerAssignor.partitionOrder($0.key, $1.key) }

@@ -119,7 +119,7 @@ final class ShareFetchInFlight {
     }
 
     private func acknowledgementsDone() {
-        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLettersUnlessRunning() } }
+        if update.deadLettersPending { Task { [broker] in await broker.writeDeadLettersAfterAcknowledgement() } }
         guard !renewing && !update.partitions.isEmpty else { return read([], from: 0) }
         // Kept watches that fired since the session's last fetch are made anew before the
         // acquire (which reads every partition anyway, appended to or not).

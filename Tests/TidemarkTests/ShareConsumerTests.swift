@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 import TidemarkStorage
@@ -435,7 +436,8 @@ import TidemarkStorage
     /// not again with every acknowledgement: 200 waiting, 50 jobs then accepted one at a time
     /// add ~19 KB to the share state (each record carried the 200 letters, 3 KB: 10,000
     /// waiting made every acknowledgement write 150 KB, 900 us a job in an outside hunt), and
-    /// a restart still knows all 200.
+    /// a restart still knows all 200. Nor is a pass that copies and tries them all made after
+    /// every acknowledgement while the topic refuses them.
     @Test func waitingDeadLettersAreNotWrittenWithEveryAcknowledgement() async throws {
         let dir = TemporaryDirectory()
         var broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
@@ -466,6 +468,16 @@ import TidemarkStorage
             _ = try await worker.commit()
         }
         let grown = broker.shares.store.partition.log.sizeInBytes - before
+        // Nor tried again after every acknowledgement: a second after a pass that could not
+        // write them (the maintenance pass tries each second).
+        let failedAt = broker.shares.deadLetterPassFailedAt.load(ordering: .relaxed)
+        #expect(failedAt != 0)
+        try await Task.sleep(for: .milliseconds(20))
+        await broker.writeDeadLettersAfterAcknowledgement()
+        #expect(broker.shares.deadLetterPassFailedAt.load(ordering: .relaxed) == failedAt)
+        broker.shares.deadLetterPassFailedAt.store(Broker.passClockMs() - 1_500, ordering: .relaxed)
+        await broker.writeDeadLettersAfterAcknowledgement()
+        #expect(broker.shares.deadLetterPassFailedAt.load(ordering: .relaxed) > Broker.passClockMs() - 1_000)
         // (~19 KB: two records per job, its acquisition written at once and its acceptance,
         // each a batch of one record; 316 KB when every record carried the letters.)
         #expect(grown < 60_000, "\(grown) bytes of share state for 50 acknowledgements")

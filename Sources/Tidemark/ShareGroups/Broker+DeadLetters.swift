@@ -32,9 +32,33 @@ extension Broker {
         await pass(marking: marking)
     }
 
+    /// `writeDeadLettersUnlessRunning` after an acknowledgement that left dead letters waiting,
+    /// unless a pass met a topic it could not write less than a second ago: letters waiting for
+    /// an existing topic not marked as a dead-letter topic (up to 10,000 per partition) were
+    /// copied, sorted and tried again after every acknowledgement (231 us a reject, 463 an
+    /// accept, with 5,000 waiting). The maintenance pass, each second, tries them again (and
+    /// writes meanwhile the letters of other groups, whose topics take them: at most a second
+    /// later than at once).
+    public func writeDeadLettersAfterAcknowledgement() async {
+        let failedAt = shares.deadLetterPassFailedAt.load(ordering: .relaxed)
+        if failedAt != 0 && Self.passClockMs() - failedAt < 1_000 { return }
+        await writeDeadLettersUnlessRunning()
+    }
+
+    /// Milliseconds on the monotonic clock (from a fixed origin, never 0).
+    static func passClockMs() -> Int64 {
+        let elapsed = ContinuousClock.now - passClockOrigin
+        return 1 + elapsed.components.seconds * 1_000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+    private static let passClockOrigin = ContinuousClock.now
+
     /// One pass, the gate taken; leaves it.
     private func pass(marking: Bool) async {
-        defer { shares.deadLetterPasses.leave() }
+        var failed = false
+        defer {
+            shares.deadLetterPassFailedAt.store(failed ? Self.passClockMs() : 0, ordering: .relaxed)
+            shares.deadLetterPasses.leave()
+        }
         for pending in shares.pendingDeadLetters() {
             guard let topic = groupConfigs.explicit(pending.group)["errors.deadletterqueue.topic.name"], !topic.isEmpty else {
                 shares.dropDeadLetters(group: pending.group)
@@ -47,6 +71,7 @@ extension Broker {
                     options.logger.info("dead letters are written again", metadata: ["group": "\(pending.group)", "topic": "\(topic)"])
                 }
             } catch {
+                failed = true
                 if shares.deadLetterProblems.withLock({ $0.insert(problem).inserted }) {
                     options.logger.error(
                         "dead letters cannot be written; they wait in the share state",

@@ -472,7 +472,7 @@ public final class ShareConsumer: Sendable {
             let error: TidemarkError? = await withCheckedContinuation { c in broker.shares.whenDurable(durableAt) { c.resume(returning: $0) } }
             if let error { throw error }
         }
-        if result.deadLettersPending { Task { [broker] in await broker.writeDeadLettersUnlessRunning() } }
+        if result.deadLettersPending { Task { [broker] in await broker.writeDeadLettersAfterAcknowledgement() } }
         return result.acknowledged
     }
 

@@ -126,6 +126,10 @@ public final class ShareCoordinator: Sendable {
     let deadLetterPasses = PassGate()
     /// Dead-letter problems already logged (logged once until they clear).
     let deadLetterProblems = Mutex<Set<String>>([])
+    /// When (ContinuousClock, ms since its first read here) the last dead-letter pass met a
+    /// topic it could not write (0: it did not): passes asked for by acknowledgements wait a
+    /// second after one (`Broker.writeDeadLettersAfterAcknowledgement`).
+    let deadLetterPassFailedAt = Atomic<Int64>(0)
 
     init(options: GroupOptions, configs: GroupConfigs, store: ShareStateStore, restored: [ShareStateStore.Key: SharePartition],
          topicNames: [UUID: String], clock: @escaping @Sendable () -> Int64, wallClock: (@Sendable () -> Int64)? = nil)

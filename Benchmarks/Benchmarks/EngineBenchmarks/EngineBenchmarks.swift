@@ -108,51 +108,21 @@ let benchmarks: @Sendable () -> Void = {
     // it and committing (durable before the next), 5,000 jobs of 100 B per iteration.
     Benchmark("embedded share worker, one job at a time, 5k x 100 B") { benchmark async in
         for _ in benchmark.scaledIterations {
-            let dir = scratch()
-            let broker = try! await Broker.open(dataDirectory: dir)
-            try! await broker.createTopic("jobs", partitions: 1)
-            let appender = try! Appender(broker: broker, topic: "jobs", partition: 0, batchBytes: 64 * 1024)
-            for _ in 0..<5_000 { try! appender.append(value: value) }
-            try! appender.flush()
-            let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
-            benchmark.startMeasurement()
-            var done = 0
-            while done < 5_000 {
-                for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
-                    worker.acknowledge(job, .accept)
-                    done += 1
-                }
-                _ = try! await worker.commit()
+            await shareWorkerRun(benchmark, partitions: 1, jobs: 5_000) { broker in
+                let appender = try! Appender(broker: broker, topic: "jobs", partition: 0, batchBytes: 64 * 1024)
+                for _ in 0..<5_000 { try! appender.append(value: value) }
+                try! appender.flush()
             }
-            benchmark.stopMeasurement()
-            try! await worker.close()
-            try! await broker.close()
-            try? FileManager.default.removeItem(atPath: dir)
         }
     }
     // The same worker on a topic of 1,000 partitions, its jobs spread over them: a poll's cost
     // should not grow with the partitions it is not taking from.
     Benchmark("embedded share worker, one job at a time, 2k x 100 B over 1,000 partitions") { benchmark async in
         for _ in benchmark.scaledIterations {
-            let dir = scratch()
-            let broker = try! await Broker.open(dataDirectory: dir)
-            try! await broker.createTopic("jobs", partitions: 1_000)
-            let producer = try! await Producer(broker: broker)
-            for i in 0..<2_000 { _ = try! await producer.send(topic: "jobs", key: nil, value: value, partition: i % 1_000) }
-            let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
-            benchmark.startMeasurement()
-            var done = 0
-            while done < 2_000 {
-                for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
-                    worker.acknowledge(job, .accept)
-                    done += 1
-                }
-                _ = try! await worker.commit()
+            await shareWorkerRun(benchmark, partitions: 1_000, jobs: 2_000) { broker in
+                let producer = try! await Producer(broker: broker)
+                for i in 0..<2_000 { _ = try! await producer.send(topic: "jobs", key: nil, value: value, partition: i % 1_000) }
             }
-            benchmark.stopMeasurement()
-            try! await worker.close()
-            try! await broker.close()
-            try? FileManager.default.removeItem(atPath: dir)
         }
     }
     // The consume-process-commit loop of a group member taking one job per poll, out of an
@@ -209,6 +179,29 @@ let benchmarks: @Sendable () -> Void = {
             precondition(got.count == 1)
         }
     }
+}
+
+/// One `ShareConsumer` worker of a fresh broker taking `jobs` jobs one per poll, accepting and
+/// committing each (measured); `fill` enqueues them first into topic "jobs" of `partitions`.
+func shareWorkerRun(_ benchmark: Benchmark, partitions: Int, jobs: Int, fill: (Broker) async -> Void) async {
+    let dir = scratch()
+    let broker = try! await Broker.open(dataDirectory: dir)
+    try! await broker.createTopic("jobs", partitions: partitions)
+    await fill(broker)
+    let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
+    benchmark.startMeasurement()
+    var done = 0
+    while done < jobs {
+        for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
+            worker.acknowledge(job, .accept)
+            done += 1
+        }
+        _ = try! await worker.commit()
+    }
+    benchmark.stopMeasurement()
+    try! await worker.close()
+    try! await broker.close()
+    try? FileManager.default.removeItem(atPath: dir)
 }
 
 /// One broker for all latency iterations, made on first use.

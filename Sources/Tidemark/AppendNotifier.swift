@@ -253,6 +253,97 @@ final class AppendNotifier: Sendable {
     }
 }
 
+/// One wait for the first of several partitions' ends to pass an offset (an embedded poll over
+/// many partitions): a watch on each partition's notifier and one entry of the broker's
+/// `DeadlineTimers` resume one continuation, whichever fires first (or the task's
+/// cancellation), and the others are then removed. Not a task per partition, nor a sleeping
+/// task per wait: a poll over 1,000 partitions made 1,000 child tasks, each with its own
+/// deadline entry, for every wait.
+///
+/// Concurrency: `state` (a Mutex) owns the continuation and the registrations; `finish` takes
+/// them out under it (once: it marks the wait finished), and resumes and cancels outside it.
+/// A registration made after the finish is cancelled by the one who made it (`add`, `setTimer`).
+final class FirstAppend: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<Void, Never>?
+        var watches: [(notifier: AppendNotifier, id: Int)] = []
+        var timer: Int?
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+    private let timers: DeadlineTimers
+
+    private init(timers: DeadlineTimers) { self.timers = timers }
+
+    /// Returns when one of `partitions` (a notifier and the offset its end must pass, and how
+    /// to read that end) moves past it, at `deadline`, on the task's cancellation, or when a
+    /// notifier closes.
+    static func wait(
+        _ partitions: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)], until deadline: ContinuousClock.Instant,
+        timers: DeadlineTimers
+    ) async {
+        guard !partitions.isEmpty, ContinuousClock.now < deadline else { return }
+        let wait = FirstAppend(timers: timers)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                guard wait.start(continuation) else { return }
+                for (notifier, offset, end) in partitions {
+                    // nil: the end had passed (or the notifier closed), and `finish` ran.
+                    guard let id = notifier.watch(beyond: offset, currentEnd: end, wake: { wait.finish() }) else { return }
+                    guard wait.add(notifier, id) else { return }
+                }
+                wait.setTimer(timers.schedule(at: deadline) { wait.finish() })
+            }
+        } onCancel: {
+            wait.finish()
+        }
+    }
+
+    /// Keeps the continuation; false (resuming it) when the wait finished already (cancelled).
+    private func start(_ continuation: CheckedContinuation<Void, Never>) -> Bool {
+        let finished = state.withLock { s -> Bool in
+            if !s.finished { s.continuation = continuation }
+            return s.finished
+        }
+        if finished { continuation.resume() }
+        return !finished
+    }
+
+    /// Keeps a watch to cancel at the finish; false (cancelling it) when the wait finished.
+    private func add(_ notifier: AppendNotifier, _ id: Int) -> Bool {
+        let finished = state.withLock { s -> Bool in
+            if !s.finished { s.watches.append((notifier, id)) }
+            return s.finished
+        }
+        if finished { notifier.cancel(id) }
+        return !finished
+    }
+
+    private func setTimer(_ token: Int) {
+        let finished = state.withLock { s -> Bool in
+            if !s.finished { s.timer = token }
+            return s.finished
+        }
+        if finished { timers.cancel(token) }
+    }
+
+    /// The first wake-up: resumes the wait and removes the other registrations (later calls
+    /// find nothing).
+    private func finish() {
+        let taken = state.withLock { s -> State? in
+            guard !s.finished else { return nil }
+            let taken = s
+            s = State(finished: true)
+            return taken
+        }
+        guard let taken else { return }
+        for (notifier, id) in taken.watches { notifier.cancel(id) }
+        if let timer = taken.timer { timers.cancel(timer) }
+        taken.continuation?.resume()
+    }
+}
+
 /// The deadlines of every embedded long poll of a broker, served by one sleeping task (not
 /// one per poll): it sleeps until the earliest deadline and is replaced when an earlier one
 /// arrives. Entries cancelled before their time cost nothing more.

@@ -389,6 +389,20 @@ extension Broker {
 
     /// A topic's config and one of its partitions, with one registry lookup. With
     /// `forWriting`, internal topics are refused (clients never produce to them).
+    /// The state of each of `partitions` (nil: its topic or partition does not exist, or it is
+    /// offline), with one registry lookup per run of partitions of one topic: a poll over 1,000
+    /// partitions of a topic looked the topic up 1,000 times per pass.
+    func partitionStates(_ partitions: [TopicPartition]) -> [PartitionState?] {
+        var topic: (name: String, state: TopicState?)?
+        return partitions.map { tp in
+            if topic?.name != tp.topic { topic = (tp.topic, try? topicState(tp.topic)) }
+            guard let slots = topic?.state?.slots, tp.partition >= 0 && tp.partition < slots.count,
+                case .online(let state) = slots[tp.partition]
+            else { return nil }
+            return state
+        }
+    }
+
     func topicAndPartition(_ topic: String, _ partition: Int, forWriting: Bool = false) throws(TidemarkError)
         -> (TopicConfig, PartitionState)
     {

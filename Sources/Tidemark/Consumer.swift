@@ -110,19 +110,20 @@ extension Broker {
         return (out, damage)
     }
 
-    /// Reads records of several partitions from their positions; when none has any, waits up
-    /// to `maxWaitMs` for an append to any of them. Positions are updated in `positions`.
+    /// Reads records of several partitions from their positions, in `order`'s turn; when none
+    /// has any, waits up to `maxWaitMs` for an append to any of them. Positions are updated in
+    /// `positions` (of the partitions in `order`); the caller moves `order` on after the last
+    /// record's partition (`PollOrder.resume(after:)`).
     func pollRecords(
-        _ positions: inout [TopicPartition: Int64], maxRecords: Int, maxWaitMs: Int64, maxBytesPerPartition: Int,
+        _ positions: inout [TopicPartition: Int64], order: PollOrder, maxRecords: Int, maxWaitMs: Int64, maxBytesPerPartition: Int,
         reset: OffsetResetPolicy
     ) async throws -> [ConsumerRecord] {
         let deadline = ContinuousClock.now + .milliseconds(maxWaitMs)
-        let order = positions.keys.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
         // Nothing asked, or nothing to read from (a member left without partitions, a group
         // whose topic does not exist yet): no loop. With no wait to make it returned at once
         // and looped for the whole wait, a core each standby member.
         guard maxRecords > 0 else { return [] }
-        if order.isEmpty {
+        if order.partitions.isEmpty {
             if ContinuousClock.now < deadline, !isClosed { try await Task.sleep(until: deadline) }
             return []
         }
@@ -132,13 +133,18 @@ extension Broker {
             // it, of this partition and the others, go out, and a poll that gets none fails with
             // it (the next poll of a partition stopped there starts at it, and fails then).
             var damage: TidemarkError?
-            for tp in order where out.count < maxRecords {
+            let inTurn = Array(order.inPollOrder)
+            let states = partitionStates(inTurn)
+            for (index, tp) in inTurn.enumerated() where out.count < maxRecords {
                 // A first read of 16 KiB (its first batch goes whole), then what the records still
                 // wanted take, up to the partition's bytes (and one batch: a read's first goes
                 // whole): a poll for one record reads the batch that holds it, not
                 // `maxBytesPerPartition` of the log (1 MiB read and checked per job).
                 var left = maxBytesPerPartition
                 var chunk = 16 << 10
+                // At its end: nothing to read (a poll over many partitions, most of them idle,
+                // reads only those that have records).
+                if let position = positions[tp], let state = states[index], position == state.log.visibleEndOffset { continue }
                 while out.count < maxRecords && left > 0, let position = positions[tp] {
                     let fetched: FetchResult
                     do {
@@ -168,30 +174,35 @@ extension Broker {
             if out.isEmpty, let damage { throw damage }
             if !out.isEmpty || ContinuousClock.now >= deadline || isClosed { return out }
             // Nothing anywhere: wait for an append to any partition (or the deadline).
-            let snapshot = positions
-            await withTaskGroup(of: Void.self) { group in
-                for tp in order {
-                    guard let position = snapshot[tp] else { continue }
-                    group.addTask {
-                        await self.waitForAppend(topic: tp.topic, partition: tp.partition, beyond: position, until: deadline)
-                    }
+            // (A partition gone since the pass: no wait, the next pass's read says why.)
+            var watched: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)] = []
+            watched.reserveCapacity(inTurn.count)
+            for (index, tp) in inTurn.enumerated() {
+                guard let position = positions[tp] else { continue }
+                guard let state = states[index] else {
+                    watched = []
+                    break
                 }
-                await group.next()
-                group.cancelAll()
+                watched.append((state.notifier, position, { state.log.visibleEndOffset }))
             }
-            try Task.checkCancellation()  // (cancelled: every wait returns at once)
+            await FirstAppend.wait(watched, until: deadline, timers: timers)
+            try Task.checkCancellation()  // (cancelled: the wait returns at once)
         }
     }
 }
 
 /// An embedded consumer of partitions it chooses (no group): positions live in memory.
 ///
-/// Concurrency: Sendable; `positions` (a Mutex) owns the assignment. One `poll` at a time
-/// is expected (concurrent polls would each read from the same positions).
+/// Concurrency: Sendable; `assigned` (a Mutex) owns the assignment: positions and poll order.
+/// One `poll` at a time is expected (concurrent polls would each read from the same positions).
 public final class Consumer: Sendable {
     public let broker: Broker
     public let resetPolicy: OffsetResetPolicy
-    private let positions = Mutex<[TopicPartition: Int64]>([:])
+    private struct Assigned: Sendable {
+        var positions: [TopicPartition: Int64] = [:]
+        var order = PollOrder()
+    }
+    private let assigned = Mutex(Assigned())
 
     public init(broker: Broker, resetPolicy: OffsetResetPolicy = .earliest) {
         self.broker = broker
@@ -201,22 +212,28 @@ public final class Consumer: Sendable {
     /// Starts reading `partition` of `topic` at `position`.
     public func assign(topic: String, partition: Int, from position: StartPosition) async throws {
         let (offset, _) = try await broker.resolveOffset(topic: topic, partition: partition, position)
-        positions.withLock { $0[TopicPartition(topic, partition)] = offset }
+        let tp = TopicPartition(topic, partition)
+        assigned.withLock { a in
+            if a.positions.updateValue(offset, forKey: tp) == nil { a.order.insert(tp) }
+        }
     }
 
     public func unassign(topic: String, partition: Int) {
-        positions.withLock { $0[TopicPartition(topic, partition)] = nil }
+        let tp = TopicPartition(topic, partition)
+        assigned.withLock { a in
+            if a.positions.removeValue(forKey: tp) != nil { a.order.remove(tp) }
+        }
     }
 
     /// The next offset to be read in a partition.
     public func position(topic: String, partition: Int) -> Int64? {
-        positions.withLock { $0[TopicPartition(topic, partition)] }
+        assigned.withLock { $0.positions[TopicPartition(topic, partition)] }
     }
 
     /// Records from the assigned partitions, waiting up to `maxWaitMs` when there are none.
     /// Traced as a CLIENT `poll` span linked to each record's producer context.
     public func poll(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
-        let span = broker.pollSpan(topics: Array(Set(positions.withLock { $0.keys.map(\.topic) })), group: nil)
+        let span = broker.pollSpan(topics: assigned.withLock { $0.order.topics }, group: nil)
         do {
             let records = try await pollUntraced(maxRecords: maxRecords, maxWaitMs: maxWaitMs)
             broker.finishPollSpan(span, records)
@@ -236,12 +253,14 @@ public final class Consumer: Sendable {
 
     /// Records from the assigned partitions, waiting up to `maxWaitMs` when there are none.
     private func pollUntraced(maxRecords: Int = 500, maxWaitMs: Int64 = 500) async throws -> [ConsumerRecord] {
-        var current = positions.withLock { $0 }
-        let before = current
+        let (before, order) = assigned.withLock { ($0.positions, $0.order) }
+        var current = before
         let records = try await broker.pollRecords(
-            &current, maxRecords: maxRecords, maxWaitMs: maxWaitMs, maxBytesPerPartition: 1 << 20, reset: resetPolicy)
-        positions.withLock { live in
-            for (tp, offset) in current where live[tp] == before[tp] { live[tp] = offset }
+            &current, order: order, maxRecords: maxRecords, maxWaitMs: maxWaitMs, maxBytesPerPartition: 1 << 20, reset: resetPolicy)
+        assigned.withLock { live in
+            // (A partition assigned again, or unassigned, during the poll keeps what was set.)
+            for (tp, offset) in current where offset != before[tp] && live.positions[tp] == before[tp] { live.positions[tp] = offset }
+            if let last = records.last { live.order.resume(after: TopicPartition(last.topic, last.partition)) }
         }
         return records
     }

@@ -34,6 +34,9 @@ public final class GroupConsumer: Sendable {
         var generationId: Int32 = -1
         var assignment: [TopicPartition] = []
         var positions: [TopicPartition: Int64] = [:]
+        /// The assignment in the order of the next poll (each starts after the partition the
+        /// last record came from).
+        var order = PollOrder()
         /// The offsets of the assignment the group has committed (at adoption, then what this
         /// member committed): a commit sends only the positions that moved, not one offset per
         /// assigned partition every time (a member of 1,000 partitions wrote 1,000 offsets per
@@ -95,16 +98,16 @@ public final class GroupConsumer: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(max(0, maxWaitMs))
         while true {
             if state.withLock({ $0.needsRejoin }) { try await rejoin() }
-            var positions = state.withLock { $0.positions }
-            let generation = state.withLock { $0.generationId }
+            var (positions, order, generation) = state.withLock { ($0.positions, $0.order, $0.generationId) }
             let sliceMs = min(max(0, (deadline - ContinuousClock.now).wholeMilliseconds), max(1, options.heartbeatIntervalMs))
             let records = try await broker.pollRecords(
-                &positions, maxRecords: maxRecords, maxWaitMs: sliceMs, maxBytesPerPartition: 1 << 20,
+                &positions, order: order, maxRecords: maxRecords, maxWaitMs: sliceMs, maxBytesPerPartition: 1 << 20,
                 reset: options.resetPolicy)
             let kept = state.withLock { s -> Bool in
                 // A rebalance during the poll may have moved partitions away: drop their records.
                 guard s.generationId == generation else { return false }
                 for (tp, offset) in positions where s.positions[tp] != nil { s.positions[tp] = offset }
+                if let last = records.last { s.order.resume(after: TopicPartition(last.topic, last.partition)) }
                 return true
             }
             if kept && !records.isEmpty { return records }
@@ -225,7 +228,8 @@ public final class GroupConsumer: Sendable {
         state.withLock { s in
             s.memberId = memberId
             s.generationId = generation
-            s.assignment = assigned.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+            s.order = PollOrder(assigned)
+            s.assignment = s.order.partitions
             s.positions = positions
             s.committed = committed.compactMapValues { $0.offset }.filter { assigned.contains($0.key) }
             s.needsRejoin = false

@@ -42,6 +42,50 @@ import Testing
         try await broker.close()
     }
 
+    /// A long poll over many partitions is one wait: a watch on each partition and one entry
+    /// in the broker's deadline timers (it was a child task per partition, each with its own
+    /// deadline entry; a share worker's, a sleeping task per wait), and whichever ends it (an
+    /// append, the deadline, cancellation) leaves no watch and no entry behind.
+    @Test func aLongPollOverManyPartitionsIsOneWaitAndLeavesNothing() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("many", partitions: 40)
+        let notifiers = try (0..<40).map { try broker.partitionState("many", $0).notifier }
+        func settled(_ watches: Int, entries: Int) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if notifiers.allSatisfy({ $0.waiterCount == watches }) && broker.timers.pendingCount == entries { return true }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return false
+        }
+        let consumer = Consumer(broker: broker)
+        for partition in 0..<40 { try await consumer.assign(topic: "many", partition: partition, from: .latest) }
+        let producer = try await Producer(broker: broker)
+        let woken = Task { try await consumer.poll(maxRecords: 10, maxWaitMs: 60_000) }
+        #expect(try await settled(1, entries: 1))
+        _ = try await producer.send(topic: "many", key: nil, value: bytes("job"), partition: 17)
+        #expect(try await woken.value.map(\.partition) == [17])
+        #expect(try await settled(0, entries: 0))
+        #expect(try await consumer.poll(maxRecords: 10, maxWaitMs: 50).isEmpty)
+        #expect(try await settled(0, entries: 0))
+        let cancelled = Task { try await consumer.poll(maxRecords: 10, maxWaitMs: 60_000) }
+        #expect(try await settled(1, entries: 1))
+        cancelled.cancel()
+        _ = try? await cancelled.value
+        #expect(try await settled(0, entries: 0))
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["many"])
+        #expect(try await worker.poll(maxRecords: 10, timeout: .seconds(30)).map(\.partition) == [17])  // (the group reads from the start)
+        let shared = Task { try await worker.poll(maxRecords: 10, timeout: .seconds(60)) }
+        #expect(try await settled(1, entries: 1), "\(notifiers.map(\.waiterCount)) \(broker.timers.pendingCount)")
+        _ = try await producer.send(topic: "many", key: nil, value: bytes("job"), partition: 3)
+        let got = try await shared.value
+        #expect(got.map(\.partition) == [3], "\(got)")
+        #expect(try await settled(0, entries: 0))
+        try await worker.close()
+        try await broker.close()
+    }
+
     /// `flush` waits for the records sent before it, not for those another task keeps
     /// sending: with a steady sender beside it, it never returned.
     @Test func flushDoesNotWaitForLaterSends() async throws {

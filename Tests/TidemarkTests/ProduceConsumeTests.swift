@@ -117,6 +117,51 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A poll for fewer records than the partitions hold starts after the partition that gave
+    /// the last poll its records: every partition with a backlog gets its turn. A poll for one
+    /// record read the first partition with any, every time, until it was drained (a job
+    /// queue's other partitions waited behind one busy one). A group member's polls too.
+    @Test func pollsTakeTurnsAcrossPartitions() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("t", partitions: 3)
+        let producer = try await Producer(broker: broker)
+        for i in 0..<12 { _ = try await producer.send(topic: "t", key: nil, value: bytes("\(i)"), partition: i % 3) }
+        let consumer = Consumer(broker: broker)
+        for partition in 0..<3 { try await consumer.assign(topic: "t", partition: partition, from: .earliest) }
+        var seen: [Int] = []
+        for _ in 0..<6 { seen += try await consumer.poll(maxRecords: 1, maxWaitMs: 0).map(\.partition) }
+        #expect(seen == [0, 1, 2, 0, 1, 2])
+        // Two records a poll: the next starts after the partition the last record came from.
+        #expect(try await consumer.poll(maxRecords: 2, maxWaitMs: 0).map(\.partition) == [0, 0])
+        #expect(try await consumer.poll(maxRecords: 2, maxWaitMs: 0).map(\.partition) == [1, 1])
+        let member = GroupConsumer(broker: broker, groupId: "g", topics: ["t"], options: GroupConsumerTests.memberOptions("m"))
+        var taken: [Int] = []
+        for _ in 0..<6 { taken += try await member.poll(maxRecords: 1, maxWaitMs: 5_000).map(\.partition) }
+        #expect(taken == [0, 1, 2, 0, 1, 2])
+        await member.close()
+        try await broker.close()
+    }
+
+    /// `PollOrder`: sorted, each partition once, its turn kept through assignment changes.
+    @Test func pollOrderKeepsItsTurnThroughAssignmentChanges() {
+        let (a0, a1, b0, b1) = (TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0), TopicPartition("b", 1))
+        var order = PollOrder()
+        for tp in [b1, a0, b0, a1, a0] { order.insert(tp) }
+        #expect(order.partitions == [a0, a1, b0, b1] && order.topics == ["a", "b"])
+        order.resume(after: a1)
+        #expect(Array(order.inPollOrder) == [b0, b1, a0, a1])
+        order.remove(a0)  // before the turn: the turn stays with b0
+        #expect(Array(order.inPollOrder) == [b0, b1, a1])
+        order.remove(b0)
+        #expect(Array(order.inPollOrder) == [b1, a1] && order.topics == ["a", "b"])
+        order.remove(b1)
+        #expect(Array(order.inPollOrder) == [a1] && order.topics == ["a"])
+        order.resume(after: TopicPartition("z", 0))  // no longer assigned: after where it was
+        #expect(Array(order.inPollOrder) == [a1])
+        #expect(PollOrder([b1, a0, b1]).partitions == [a0, b1])
+    }
+
     @Test func longPollIsWokenByAnAppendAndTimesOutOtherwise() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options())

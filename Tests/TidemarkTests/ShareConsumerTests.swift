@@ -40,6 +40,26 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// A worker's polls take turns across its partitions: each starts after the partition the
+    /// last one took from (the Kafka front's sessions turn the same way). A poll for one job
+    /// took from the first partition with any, every time, until it was drained.
+    @Test func pollsTakeTurnsAcrossPartitions() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 3)
+        for i in 0..<12 { try await Self.job(broker, i % 3, "j\(i)") }
+        let worker = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        var seen: [Int] = []
+        for _ in 0..<6 {
+            let jobs = try await worker.poll(maxRecords: 1, timeout: .seconds(5))
+            for job in jobs { worker.acknowledge(job, .accept) }
+            seen += jobs.map(\.partition)
+        }
+        #expect(Set(seen[0..<3]) == [0, 1, 2] && Set(seen[3..<6]) == [0, 1, 2], "\(seen)")
+        try await worker.close()
+        try await broker.close()
+    }
+
     /// A job whose worker runs in the process and ends it (a crash in the job's code, its memory:
     /// the process is the worker) comes back with that delivery counted, so it reaches the
     /// delivery limit and is archived, not handed out and crashed on at every start. (Its

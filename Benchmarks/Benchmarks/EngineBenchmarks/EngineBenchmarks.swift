@@ -148,6 +148,17 @@ let benchmarks: @Sendable () -> Void = {
             try? FileManager.default.removeItem(atPath: dir)
         }
     }
+    // A long poll woken by a send, over 1 and 1,000 partitions (all empty but the one sent to):
+    // what a wait and its wake-up cost should not grow with the partitions waited on. Each
+    // round trip sleeps 200 us before the send (so the poll waits first): compare CPU.
+    for partitions in [1, 1_000] {
+        Benchmark("embedded consumer long poll woken by a send, 500 x, \(partitions) partitions") { benchmark async in
+            for _ in benchmark.scaledIterations { await wakeRun(benchmark, partitions: partitions, share: false) }
+        }
+        Benchmark("embedded share worker long poll woken by a send, 500 x, \(partitions) partitions") { benchmark async in
+            for _ in benchmark.scaledIterations { await wakeRun(benchmark, partitions: partitions, share: true) }
+        }
+    }
     // Awaited one by one, 100 B: the cost of one embedded send.
     Benchmark(
         "awaited send, one at a time, 100 B",
@@ -200,6 +211,41 @@ func shareWorkerRun(_ benchmark: Benchmark, partitions: Int, jobs: Int, fill: (B
     }
     benchmark.stopMeasurement()
     try! await worker.close()
+    try! await broker.close()
+    try? FileManager.default.removeItem(atPath: dir)
+}
+
+/// 500 round trips of a long poll (a `Consumer` assigned every partition of "jobs" at its end,
+/// or a `ShareConsumer` worker of it) woken by one send to the next partition (measured).
+func wakeRun(_ benchmark: Benchmark, partitions: Int, share: Bool) async {
+    let dir = scratch()
+    let broker = try! await Broker.open(dataDirectory: dir)
+    try! await broker.createTopic("jobs", partitions: partitions)
+    let producer = try! await Producer(broker: broker)
+    let consumer = Consumer(broker: broker)
+    var worker: ShareConsumer?
+    if share {
+        worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
+        _ = try! await worker!.poll(maxRecords: 1, timeout: .milliseconds(10))
+    } else {
+        for partition in 0..<partitions { try! await consumer.assign(topic: "jobs", partition: partition, from: .latest) }
+    }
+    let poll: @Sendable () async throws -> Int = { [worker] in
+        guard let worker else { return try await consumer.poll(maxRecords: 1, maxWaitMs: 5_000).count }
+        let jobs = try await worker.poll(maxRecords: 1, timeout: .seconds(5))
+        for job in jobs { worker.acknowledge(job, .accept) }
+        return jobs.count
+    }
+    benchmark.startMeasurement()
+    for round in 0..<500 {
+        async let got = poll()
+        try! await Task.sleep(for: .microseconds(200))
+        _ = try! await producer.send(topic: "jobs", key: nil, value: value, partition: round % partitions)
+        let count = try! await got
+        precondition(count == 1)
+    }
+    benchmark.stopMeasurement()
+    try! await worker?.close()
     try! await broker.close()
     try? FileManager.default.removeItem(atPath: dir)
 }

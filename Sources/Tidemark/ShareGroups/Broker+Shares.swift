@@ -227,51 +227,24 @@ extension Broker {
     }
 }
 
-/// Resumes a continuation once, from whichever of several wake-ups comes first, and then
-/// cancels the others' registrations.
-private final class FirstWake: Sendable {
-    private let state: Mutex<(continuation: CheckedContinuation<Void, Never>?, watches: [AppendWatch])>
-    init(_ continuation: CheckedContinuation<Void, Never>) { state = Mutex((continuation, [])) }
-
-    func add(_ watch: AppendWatch) {
-        let fired = state.withLock { s -> Bool in
-            if s.continuation == nil { return true }
-            s.watches.append(watch)
-            return false
-        }
-        if fired { watch.cancel() }
-    }
-
-    func wake() {
-        let (continuation, watches) = state.withLock { s in
-            let taken = (s.continuation, s.watches)
-            s.continuation = nil
-            s.watches = []
-            return taken
-        }
-        for watch in watches { watch.cancel() }
-        continuation?.resume()
-    }
-}
-
 extension Broker {
-    /// Waits until one of `partitions` grows past its end as of now, or `timeoutMs` pass
-    /// (a share fetch's long poll).
+    /// Waits until one of `partitions` grows past its end as of now, or `timeoutMs` pass, or
+    /// the task is cancelled (a share poll's long poll): one wait over all of them
+    /// (`FirstAppend`). Partitions that no longer exist are left out; with none left, it
+    /// waits out the time.
     public func waitForAppends(_ partitions: [TopicPartition], timeoutMs: Int64) async {
         guard timeoutMs > 0, !isClosed else { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let first = FirstWake(continuation)
-            for tp in partitions {
-                guard let (_, end) = try? offsets(topic: tp.topic, partition: tp.partition) else { continue }
-                if let watch = watchAppends(topic: tp.topic, partition: tp.partition, beyond: end, { first.wake() }) {
-                    first.add(watch)
-                }
-            }
-            Task {
-                try? await Task.sleep(for: .milliseconds(timeoutMs))
-                first.wake()
-            }
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMs)
+        var watched: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)] = []
+        watched.reserveCapacity(partitions.count)
+        for case let state? in partitionStates(partitions) {
+            watched.append((state.notifier, state.log.visibleEndOffset, { state.log.visibleEndOffset }))
         }
+        if watched.isEmpty {
+            try? await Task.sleep(until: deadline)
+            return
+        }
+        await FirstAppend.wait(watched, until: deadline, timers: timers)
     }
 }
 

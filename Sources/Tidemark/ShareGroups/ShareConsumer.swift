@@ -53,6 +53,11 @@ public final class ShareConsumer: Sendable {
         /// `inSession` was found to be the assignment since either last changed: a poll then
         /// compares nothing (comparing sets of 1,000 partitions per poll cost 150 us a job).
         var inSync = false
+        /// Where the next poll starts in `assignment`: after the partition the last poll took
+        /// its last job from, so that each partition with jobs gets its turn (a poll for one
+        /// job took from the first partition with any until it was drained), as the Kafka
+        /// front's sessions turn.
+        var cursor = 0
         var pending: [TopicPartition: [ShareAcknowledgement]] = [:]
         /// The last poll's records not yet acknowledged (implicit mode accepts them).
         var unacknowledged: [TopicPartition: Set<Int64>] = [:]
@@ -196,16 +201,24 @@ public final class ShareConsumer: Sendable {
         let view = broker.shareLogViewWithoutBlocking
         var unreadable: TidemarkError?
         while true {
-            let partitions = state.withLock { $0.assignment }
+            let (partitions, cursor) = state.withLock { ($0.assignment, $0.cursor) }
+            let inTurn = SessionPartitions(partitions, start: cursor)
             var wouldBlock = false
+            var live: [TopicPartition] = []
             var acquired = broker.shares.acquire(
-                group: group, member: memberId, partitions: partitions, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock)
+                group: group, member: memberId, partitions: inTurn, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock, live: &live)
             let taken = acquired.reduce(0) { $0 + $1.offsets.count }
             if wouldBlock && taken < maxRecords {
                 // A partition whose window needs the disk (after a restart, a cold segment) is
                 // read on the executor even when others had records: it is not left out while
                 // they keep getting traffic.
-                acquired += await broker.acquireShares(group: group, member: memberId, partitions: partitions, maxRecords: maxRecords - taken)
+                acquired += await broker.acquireShares(
+                    group: group, member: memberId, partitions: Array(inTurn), maxRecords: maxRecords - taken)
+            }
+            if let last = acquired.last(where: { !$0.offsets.isEmpty })?.topicPartition {
+                state.withLock { s in
+                    if s.assignment == partitions, let index = partitions.firstIndex(of: last) { s.cursor = (index + 1) % partitions.count }
+                }
             }
             // A partition whose log cannot be read where its window grows (damage) fails the
             // poll that gets nothing else by its timeout: never skipped over in silence, and

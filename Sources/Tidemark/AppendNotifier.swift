@@ -260,53 +260,65 @@ final class AppendNotifier: Sendable {
 /// task per wait: a poll over 1,000 partitions made 1,000 child tasks, each with its own
 /// deadline entry, for every wait.
 ///
+/// A share worker's wait (`group`) registers share waits (`ShareWake`): an append wakes as many
+/// of the group's waiting polls as it appended records, not all of them (32 embedded workers
+/// waiting for the next job all woke for each one: 6x the CPU per job of one worker); the wait
+/// returns the partition that woke it, whose wake the poll passes on when it leaves records
+/// another could take (`Broker.passShareWake`).
+///
 /// Concurrency: `state` (a Mutex) owns the continuation and the registrations; `finish` takes
 /// them out under it (once: it marks the wait finished), and resumes and cancels outside it.
 /// A registration made after the finish is cancelled by the one who made it (`add`, `setTimer`).
+/// `waiting` (atomic) is read under the notifiers' locks (`ShareWake.isWaiting`).
 final class FirstAppend: Sendable {
     private struct State {
-        var continuation: CheckedContinuation<Void, Never>?
+        var continuation: CheckedContinuation<Int?, Never>?
         var watches: [(notifier: AppendNotifier, id: Int)] = []
         var timer: Int?
         var finished = false
     }
 
     private let state = Mutex(State())
+    private let waiting = Atomic<Bool>(true)
     private let timers: DeadlineTimers
 
     private init(timers: DeadlineTimers) { self.timers = timers }
 
     /// Returns when one of `partitions` (a notifier and the offset its end must pass, and how
-    /// to read that end) moves past it, at `deadline`, on the task's cancellation, or when a
-    /// notifier closes.
+    /// to read that end) moves past it (its index), at `deadline`, on the task's cancellation,
+    /// or when a notifier closes (nil). With `group`, the watches are the group's share waits.
+    @discardableResult
     static func wait(
         _ partitions: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)], until deadline: ContinuousClock.Instant,
-        timers: DeadlineTimers
-    ) async {
-        guard !partitions.isEmpty, ContinuousClock.now < deadline else { return }
+        timers: DeadlineTimers, group: String? = nil
+    ) async -> Int? {
+        guard !partitions.isEmpty, ContinuousClock.now < deadline else { return nil }
         let wait = FirstAppend(timers: timers)
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let share = group.map { group in
+            ShareWake(group: group, isWaiting: { wait.waiting.load(ordering: .acquiring) }, appended: { _ in })
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int?, Never>) in
                 guard wait.start(continuation) else { return }
-                for (notifier, offset, end) in partitions {
+                for (index, (notifier, offset, end)) in partitions.enumerated() {
                     // nil: the end had passed (or the notifier closed), and `finish` ran.
-                    guard let id = notifier.watch(beyond: offset, currentEnd: end, wake: { wait.finish() }) else { return }
+                    guard let id = notifier.watch(beyond: offset, currentEnd: end, share: share, wake: { wait.finish(index) }) else { return }
                     guard wait.add(notifier, id) else { return }
                 }
-                wait.setTimer(timers.schedule(at: deadline) { wait.finish() })
+                wait.setTimer(timers.schedule(at: deadline) { wait.finish(nil) })
             }
         } onCancel: {
-            wait.finish()
+            wait.finish(nil)
         }
     }
 
     /// Keeps the continuation; false (resuming it) when the wait finished already (cancelled).
-    private func start(_ continuation: CheckedContinuation<Void, Never>) -> Bool {
+    private func start(_ continuation: CheckedContinuation<Int?, Never>) -> Bool {
         let finished = state.withLock { s -> Bool in
             if !s.finished { s.continuation = continuation }
             return s.finished
         }
-        if finished { continuation.resume() }
+        if finished { continuation.resume(returning: nil) }
         return !finished
     }
 
@@ -328,19 +340,20 @@ final class FirstAppend: Sendable {
         if finished { timers.cancel(token) }
     }
 
-    /// The first wake-up: resumes the wait and removes the other registrations (later calls
-    /// find nothing).
-    private func finish() {
+    /// The first wake-up (`woken`: the index of the partition whose watch fired): resumes the
+    /// wait and removes the other registrations (later calls find nothing).
+    private func finish(_ woken: Int?) {
         let taken = state.withLock { s -> State? in
             guard !s.finished else { return nil }
             let taken = s
             s = State(finished: true)
+            waiting.store(false, ordering: .releasing)
             return taken
         }
         guard let taken else { return }
         for (notifier, id) in taken.watches { notifier.cancel(id) }
         if let timer = taken.timer { timers.cancel(timer) }
-        taken.continuation?.resume()
+        taken.continuation?.resume(returning: woken)
     }
 }
 

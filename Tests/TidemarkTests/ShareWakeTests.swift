@@ -53,6 +53,45 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// Embedded workers' waits are the group's share waits: an append wakes as many of them as
+    /// it appended records, the others wait on (every waiting worker woke for each job, and
+    /// all but one found nothing: 32 waiting workers cost 6x the CPU per job of one), and a
+    /// wake passed on goes to the next. The wait says which partition woke it.
+    @Test func anAppendWakesAsManyWaitingWorkersAsItAppendedRecords() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options())
+        try await broker.createTopic("jobs", partitions: 2)
+        let notifier = try broker.partitionState("jobs", 1).notifier
+        final class Woken: Sendable { let list = Mutex<[TopicPartition?]>([]) }
+        let woken = Woken()
+        let marks = broker.shareWaitMarks([TopicPartition("jobs", 0), TopicPartition("jobs", 1)])
+        let waits = (0..<4).map { _ in
+            Task {
+                let tp = await broker.waitForShareAppends(group: "workers", marks, until: .now + .seconds(120))
+                woken.list.withLock { $0.append(tp) }
+            }
+        }
+        func settle(waiting: Int, woken count: Int) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                if notifier.waiterCount == waiting && woken.list.withLock({ $0.count }) == count { return true }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return false
+        }
+        #expect(try await settle(waiting: 4, woken: 0))
+        _ = try await broker.append(topic: "jobs", partition: 1, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["j"]))
+        #expect(try await settle(waiting: 3, woken: 1))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(woken.list.withLock { $0 } == [TopicPartition("jobs", 1)])  // one woken, three wait on
+        broker.passShareWake(topic: "jobs", partition: 1, group: "workers")
+        #expect(try await settle(waiting: 2, woken: 2))
+        _ = try await broker.append(topic: "jobs", partition: 1, batches: try idempotentBatch(producerId: -1, epoch: -1, sequence: -1, values: ["a", "b"]))
+        #expect(try await settle(waiting: 0, woken: 4))
+        for wait in waits { await wait.value }
+        try await broker.close()
+    }
+
     /// Records that come back without an append (here: released) are offered to the group's
     /// waiting polls whatever end they watch for, as many as could take one
     /// (`Broker.offerShareRecords`); the end rule of a passed-on wake reaches none of them.

@@ -159,6 +159,13 @@ let benchmarks: @Sendable () -> Void = {
             for _ in benchmark.scaledIterations { await wakeRun(benchmark, partitions: partitions, share: true) }
         }
     }
+    // Workers of one share group in one process, all waiting, each job sent once the last was
+    // taken: a job's cost should not grow with the workers waiting for the next.
+    for workers in [1, 8, 32] {
+        Benchmark("embedded share workers waiting for jobs sent one at a time, 1k jobs, \(workers) workers") { benchmark async in
+            for _ in benchmark.scaledIterations { await waitingWorkersRun(benchmark, workers: workers, jobs: 1_000) }
+        }
+    }
     // Awaited one by one, 100 B: the cost of one embedded send.
     Benchmark(
         "awaited send, one at a time, 100 B",
@@ -246,6 +253,45 @@ func wakeRun(_ benchmark: Benchmark, partitions: Int, share: Bool) async {
     }
     benchmark.stopMeasurement()
     try! await worker?.close()
+    try! await broker.close()
+    try? FileManager.default.removeItem(atPath: dir)
+}
+
+/// `workers` share-group workers of topic "jobs" (4 partitions) polling one job at a time
+/// concurrently; `jobs` jobs sent one by one, each once the last was taken (measured).
+func waitingWorkersRun(_ benchmark: Benchmark, workers count: Int, jobs: Int) async {
+    let dir = scratch()
+    let broker = try! await Broker.open(dataDirectory: dir)
+    try! await broker.createTopic("jobs", partitions: 4)
+    let producer = try! await Producer(broker: broker)
+    var workers: [ShareConsumer] = []
+    for _ in 0..<count {
+        let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
+        _ = try! await worker.poll(maxRecords: 1, timeout: .milliseconds(10))
+        workers.append(worker)
+    }
+    let (taken, tell) = AsyncStream.makeStream(of: Void.self)
+    let polling = workers.map { worker in
+        Task {
+            while !Task.isCancelled {
+                guard let jobs = try? await worker.poll(maxRecords: 1, timeout: .seconds(2)) else { continue }
+                for job in jobs {
+                    worker.acknowledge(job, .accept)
+                    tell.yield()
+                }
+            }
+        }
+    }
+    var next = taken.makeAsyncIterator()
+    benchmark.startMeasurement()
+    for _ in 0..<jobs {
+        _ = try! await producer.send(topic: "jobs", key: nil, value: value)
+        _ = await next.next()
+    }
+    benchmark.stopMeasurement()
+    for task in polling { task.cancel() }
+    for task in polling { await task.value }
+    for worker in workers { try! await worker.close() }
     try! await broker.close()
     try? FileManager.default.removeItem(atPath: dir)
 }

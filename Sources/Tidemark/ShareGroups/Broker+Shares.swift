@@ -228,6 +228,32 @@ extension Broker {
 }
 
 extension Broker {
+    /// Where each of `partitions` (those that exist) ends now: taken before a share worker's
+    /// acquire, so that its wait afterwards (`waitForShareAppends`) wakes at once for an append
+    /// made in between (a wait marked after the acquire missed it until its timer).
+    func shareWaitMarks(_ partitions: [TopicPartition]) -> [ShareWaitMark] {
+        var marks: [ShareWaitMark] = []
+        marks.reserveCapacity(partitions.count)
+        for (tp, state) in zip(partitions, partitionStates(partitions)) {
+            if let state { marks.append(ShareWaitMark(topicPartition: tp, state: state, end: state.log.visibleEndOffset)) }
+        }
+        return marks
+    }
+
+    /// Waits, as one of `group`'s share polls (an append wakes as many of the group's waiting
+    /// polls as it appended records: `ShareWake`), until one of the marked partitions grows
+    /// past its mark, `deadline` comes or the task is cancelled; returns the partition whose
+    /// append woke it (the poll passes that wake on when it leaves records there:
+    /// `passShareWake`). With no partitions, it waits out the time.
+    func waitForShareAppends(group: String, _ marks: [ShareWaitMark], until deadline: ContinuousClock.Instant) async -> TopicPartition? {
+        if marks.isEmpty {
+            try? await Task.sleep(until: deadline)
+            return nil
+        }
+        let watched = marks.map { mark in (notifier: mark.state.notifier, beyond: mark.end, end: { @Sendable in mark.state.log.visibleEndOffset }) }
+        return await FirstAppend.wait(watched, until: deadline, timers: timers, group: group).map { marks[$0].topicPartition }
+    }
+
     /// Waits until one of `partitions` grows past its end as of now, or `timeoutMs` pass, or
     /// the task is cancelled (a share poll's long poll): one wait over all of them
     /// (`FirstAppend`). Partitions that no longer exist are left out; with none left, it
@@ -266,4 +292,11 @@ public final class LoopDecodeAllowance: Sendable {
         used.store(now + bytes, ordering: .relaxed)
         return true
     }
+}
+
+/// A partition's end when a share worker looked at it (`Broker.shareWaitMarks`).
+struct ShareWaitMark: Sendable {
+    let topicPartition: TopicPartition
+    let state: PartitionState
+    let end: Int64
 }

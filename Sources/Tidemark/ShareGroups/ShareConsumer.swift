@@ -200,9 +200,19 @@ public final class ShareConsumer: Sendable {
         // restart) is read first on the blocking executor, as the Kafka front does.
         let view = broker.shareLogViewWithoutBlocking
         var unreadable: TidemarkError?
+        // The partition whose append woke the last wait: this poll took that wake from the
+        // group's other waiting polls, and passes it on when it leaves records there.
+        var owed: TopicPartition?
+        func passOwed() {
+            if let tp = owed, broker.shares.hasAvailable(group: group, tp, view: view) {
+                broker.passShareWake(topic: tp.topic, partition: tp.partition, group: group)
+            }
+            owed = nil
+        }
         while true {
             let (partitions, cursor) = state.withLock { ($0.assignment, $0.cursor) }
             let inTurn = SessionPartitions(partitions, start: cursor)
+            let marks = broker.shareWaitMarks(partitions)
             var wouldBlock = false
             var live: [TopicPartition] = []
             var acquired = broker.shares.acquire(
@@ -215,6 +225,7 @@ public final class ShareConsumer: Sendable {
                 acquired += await broker.acquireShares(
                     group: group, member: memberId, partitions: Array(inTurn), maxRecords: maxRecords - taken)
             }
+            passOwed()
             if let last = acquired.last(where: { !$0.offsets.isEmpty })?.topicPartition {
                 state.withLock { s in
                     if s.assignment == partitions, let index = partitions.firstIndex(of: last) { s.cursor = (index + 1) % partitions.count }
@@ -233,10 +244,17 @@ public final class ShareConsumer: Sendable {
                 if let unreadable { throw unreadable }
                 return []
             }
+            // In slices of at most 200 ms: records also come back without an append (released
+            // by others, their locks run out, delays ended).
             let leftMs = (deadline - ContinuousClock.now).wholeMilliseconds
-            await broker.waitForAppends(partitions, timeoutMs: max(1, min(200, leftMs)))
-            try Task.checkCancellation()
-            try heartbeat()
+            owed = await broker.waitForShareAppends(group: group, marks, until: ContinuousClock.now + .milliseconds(max(1, min(200, leftMs))))
+            do {
+                try Task.checkCancellation()
+                try heartbeat()
+            } catch {
+                passOwed()
+                throw error
+            }
         }
     }
 

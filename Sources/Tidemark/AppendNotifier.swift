@@ -285,8 +285,11 @@ final class FirstAppend: Sendable {
     private init(timers: DeadlineTimers) { self.timers = timers }
 
     /// Returns when one of `partitions` (a notifier and the offset its end must pass, and how
-    /// to read that end) moves past it (its index), at `deadline`, on the task's cancellation,
-    /// or when a notifier closes (nil). With `group`, the watches are the group's share waits.
+    /// to read that end) moves past it or its notifier wakes everyone (its index), at
+    /// `deadline` or on the task's cancellation (nil). With `group`, the watches are the
+    /// group's share waits, and a share wake that comes after the wait ended (another wake,
+    /// the deadline or cancellation came first) goes on to the group's next waiting poll:
+    /// the others were told of that append, not woken.
     @discardableResult
     static func wait(
         _ partitions: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)], until deadline: ContinuousClock.Instant,
@@ -302,7 +305,10 @@ final class FirstAppend: Sendable {
                 guard wait.start(continuation) else { return }
                 for (index, (notifier, offset, end)) in partitions.enumerated() {
                     // nil: the end had passed (or the notifier closed), and `finish` ran.
-                    guard let id = notifier.watch(beyond: offset, currentEnd: end, share: share, wake: { wait.finish(index) }) else { return }
+                    let wake: @Sendable () -> Void = {
+                        if !wait.finish(index), let group { notifier.passOn(group: group, end: end()) }
+                    }
+                    guard let id = notifier.watch(beyond: offset, currentEnd: end, share: share, wake: wake) else { return }
                     guard wait.add(notifier, id) else { return }
                 }
                 wait.setTimer(timers.schedule(at: deadline) { wait.finish(nil) })
@@ -341,8 +347,9 @@ final class FirstAppend: Sendable {
     }
 
     /// The first wake-up (`woken`: the index of the partition whose watch fired): resumes the
-    /// wait and removes the other registrations (later calls find nothing).
-    private func finish(_ woken: Int?) {
+    /// wait and removes the other registrations. False for later calls (they find nothing).
+    @discardableResult
+    private func finish(_ woken: Int?) -> Bool {
         let taken = state.withLock { s -> State? in
             guard !s.finished else { return nil }
             let taken = s
@@ -350,10 +357,11 @@ final class FirstAppend: Sendable {
             waiting.store(false, ordering: .releasing)
             return taken
         }
-        guard let taken else { return }
+        guard let taken else { return false }
         for (notifier, id) in taken.watches { notifier.cancel(id) }
         if let timer = taken.timer { timers.cancel(timer) }
         taken.continuation?.resume(returning: woken)
+        return true
     }
 }
 

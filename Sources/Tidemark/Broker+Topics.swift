@@ -387,8 +387,6 @@ extension Broker {
         try topicAndPartition(topic, partition).1
     }
 
-    /// A topic's config and one of its partitions, with one registry lookup. With
-    /// `forWriting`, internal topics are refused (clients never produce to them).
     /// The state of each of `partitions` (nil: its topic or partition does not exist, or it is
     /// offline), with one registry lookup per run of partitions of one topic: a poll over 1,000
     /// partitions of a topic looked the topic up 1,000 times per pass.
@@ -403,6 +401,8 @@ extension Broker {
         }
     }
 
+    /// A topic's config and one of its partitions, with one registry lookup. With
+    /// `forWriting`, internal topics are refused (clients never produce to them).
     func topicAndPartition(_ topic: String, _ partition: Int, forWriting: Bool = false) throws(TidemarkError)
         -> (TopicConfig, PartitionState)
     {

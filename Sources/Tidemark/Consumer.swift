@@ -174,7 +174,9 @@ extension Broker {
             if out.isEmpty, let damage { throw damage }
             if !out.isEmpty || ContinuousClock.now >= deadline || isClosed { return out }
             // Nothing anywhere: wait for an append to any partition (or the deadline).
-            // (A partition gone since the pass: no wait, the next pass's read says why.)
+            // (A partition deleted since the pass: its notifier is closed, so the wait ends at
+            // once; one whose topic was missing at the pass: no wait. The next pass's read says
+            // why.)
             var watched: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)] = []
             watched.reserveCapacity(inTurn.count)
             for (index, tp) in inTurn.enumerated() {

@@ -98,7 +98,8 @@ public final class GroupConsumer: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(max(0, maxWaitMs))
         while true {
             if state.withLock({ $0.needsRejoin }) { try await rejoin() }
-            var (positions, order, generation) = state.withLock { ($0.positions, $0.order, $0.generationId) }
+            let (held, order, generation) = state.withLock { ($0.positions, $0.order, $0.generationId) }
+            var positions = held
             let sliceMs = min(max(0, (deadline - ContinuousClock.now).wholeMilliseconds), max(1, options.heartbeatIntervalMs))
             let records = try await broker.pollRecords(
                 &positions, order: order, maxRecords: maxRecords, maxWaitMs: sliceMs, maxBytesPerPartition: 1 << 20,
@@ -228,7 +229,11 @@ public final class GroupConsumer: Sendable {
         state.withLock { s in
             s.memberId = memberId
             s.generationId = generation
+            // The turn carries over (after the partition the last poll's last record came
+            // from): a rebalance does not send polls back to the first partitions.
+            let previous = s.order
             s.order = PollOrder(assigned)
+            if let last = previous.lastTurn { s.order.resume(after: last) }
             s.assignment = s.order.partitions
             s.positions = positions
             s.committed = committed.compactMapValues { $0.offset }.filter { assigned.contains($0.key) }

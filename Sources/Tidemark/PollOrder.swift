@@ -22,6 +22,11 @@ struct PollOrder: Sendable, Equatable {
 
     static func precedes(_ a: TopicPartition, _ b: TopicPartition) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
 
+    /// The partition the last poll's turn ended at (the one before `start`), if any.
+    var lastTurn: TopicPartition? {
+        partitions.isEmpty ? nil : partitions[(start + partitions.count - 1) % partitions.count]
+    }
+
     /// The partitions in this poll's order: from `start`, wrapping round.
     var inPollOrder: FlattenSequence<[ArraySlice<TopicPartition>]> { [partitions[start...], partitions[..<start]].joined() }
 

@@ -150,7 +150,11 @@ import TidemarkStorage
         for tp in [b1, a0, b0, a1, a0] { order.insert(tp) }
         #expect(order.partitions == [a0, a1, b0, b1] && order.topics == ["a", "b"])
         order.resume(after: a1)
-        #expect(Array(order.inPollOrder) == [b0, b1, a0, a1])
+        #expect(Array(order.inPollOrder) == [b0, b1, a0, a1] && order.lastTurn == a1)
+        // A group's new assignment keeps the turn (`GroupConsumer.adopt`).
+        var next = PollOrder([a0, b0, b1])
+        next.resume(after: order.lastTurn!)
+        #expect(Array(next.inPollOrder) == [b0, b1, a0] && PollOrder().lastTurn == nil)
         order.remove(a0)  // before the turn: the turn stays with b0
         #expect(Array(order.inPollOrder) == [b0, b1, a1])
         order.remove(b0)

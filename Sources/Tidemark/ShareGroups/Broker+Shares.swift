@@ -243,8 +243,9 @@ extension Broker {
     /// Waits, as one of `group`'s share polls (an append wakes as many of the group's waiting
     /// polls as it appended records: `ShareWake`), until one of the marked partitions grows
     /// past its mark, `deadline` comes or the task is cancelled; returns the partition whose
-    /// append woke it (the poll passes that wake on when it leaves records there:
-    /// `passShareWake`). With no partitions, it waits out the time.
+    /// wake ended it (an append, records offered there, a close), and the poll passes that
+    /// wake on when it leaves records there (`passShareWake`). With no partitions, it waits
+    /// out the time.
     func waitForShareAppends(group: String, _ marks: [ShareWaitMark], until deadline: ContinuousClock.Instant) async -> TopicPartition? {
         if marks.isEmpty {
             try? await Task.sleep(until: deadline)

@@ -330,6 +330,8 @@ public final class ShareConsumer: Sendable {
                     broker.shares.giveBack(
                         group: group, member: memberId, acquisition.topicPartition, offsets: acquisition.offsets, acquired: acquisition.ranges)
                 }
+                // Offered to the group's waiting polls (they were told of the append, not woken).
+                for acquisition in acquired { broker.offerShareRecords(group: group, acquisition.topicPartition) }
                 throw error
             }
             let lastRead = delivered.max() ?? (acquisition.offsets[0] - 1)
@@ -342,6 +344,7 @@ public final class ShareConsumer: Sendable {
         }
         for (tp, delivered, back, gaps, ranges) in read {
             broker.shares.giveBack(group: group, member: memberId, tp, offsets: back, acquired: ranges)
+            if !back.isEmpty { broker.offerShareRecords(group: group, tp) }
             state.withLock { s in
                 s.unacknowledged[tp, default: []].formUnion(delivered)
                 for gap in gaps { s.pending[tp, default: []].append(ShareAcknowledgement(gap, .gap)) }

@@ -66,6 +66,8 @@ final class AppendNotifier: Sendable {
     var waiterCount: Int { state.withLock { $0.waiters.count } }
     /// Waits registered so far.
     var registrations: Int { state.withLock { $0.nextID } }
+    /// Closed: its partition is gone (deleted, or the broker closed); watches fire at once.
+    var isClosed: Bool { state.withLock { $0.isClosed } }
 
     /// Calls `wake` once the log end passes `offset` (or the notifier closes). Returns an id
     /// for `cancel`, or nil when `wake` already ran (the end had passed: `currentEnd` is read

@@ -64,7 +64,7 @@ import TidemarkStorage
         let notifier = try broker.partitionState("jobs", 1).notifier
         final class Woken: Sendable { let list = Mutex<[TopicPartition?]>([]) }
         let woken = Woken()
-        let marks = broker.shareWaitMarks([TopicPartition("jobs", 0), TopicPartition("jobs", 1)])
+        let marks = try (0..<2).map { ShareWaitMark(topicPartition: TopicPartition("jobs", $0), state: try broker.partitionState("jobs", $0), end: 0) }
         let waits = (0..<4).map { _ in
             Task {
                 let tp = await broker.waitForShareAppends(group: "workers", marks, until: .now + .seconds(120))

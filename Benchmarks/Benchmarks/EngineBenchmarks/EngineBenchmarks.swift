@@ -125,6 +125,15 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+    // The same with every job in one of the 1,000 partitions: the idle ones should cost little.
+    Benchmark("embedded share worker, one job at a time, 2k x 100 B in one of 1,000 partitions") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            await shareWorkerRun(benchmark, partitions: 1_000, jobs: 2_000) { broker in
+                let producer = try! await Producer(broker: broker)
+                for _ in 0..<2_000 { _ = try! await producer.send(topic: "jobs", key: nil, value: value, partition: 500) }
+            }
+        }
+    }
     // The consume-process-commit loop of a group member taking one job per poll, out of an
     // appender's 64 KiB batches: the read of the batch that holds each job is its cost.
     Benchmark("embedded group consumer, one job per poll + commit, 5k x 100 B") { benchmark async in

@@ -228,18 +228,6 @@ extension Broker {
 }
 
 extension Broker {
-    /// Where each of `partitions` (those that exist) ends now: taken before a share worker's
-    /// acquire, so that its wait afterwards (`waitForShareAppends`) wakes at once for an append
-    /// made in between (a wait marked after the acquire missed it until its timer).
-    func shareWaitMarks(_ partitions: [TopicPartition]) -> [ShareWaitMark] {
-        var marks: [ShareWaitMark] = []
-        marks.reserveCapacity(partitions.count)
-        for (tp, state) in zip(partitions, partitionStates(partitions)) {
-            if let state { marks.append(ShareWaitMark(topicPartition: tp, state: state, end: state.log.visibleEndOffset)) }
-        }
-        return marks
-    }
-
     /// Waits, as one of `group`'s share polls (an append wakes as many of the group's waiting
     /// polls as it appended records: `ShareWake`), until one of the marked partitions grows
     /// past its mark, `deadline` comes or the task is cancelled; returns the partition whose

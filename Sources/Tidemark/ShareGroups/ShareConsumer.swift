@@ -58,6 +58,10 @@ public final class ShareConsumer: Sendable {
         /// job took from the first partition with any until it was drained), as the Kafka
         /// front's sessions turn.
         var cursor = 0
+        /// The assignment's partition states, looked up once per assignment (looking up every
+        /// partition per poll cost ~50 us a poll over 1,000): a wait's marks read their ends.
+        /// Dropped when a wait finds one closed (its topic deleted, or made again).
+        var waitStates: (partitions: [TopicPartition], states: [PartitionState?])?
         var pending: [TopicPartition: [ShareAcknowledgement]] = [:]
         /// The last poll's records not yet acknowledged (implicit mode accepts them).
         var unacknowledged: [TopicPartition: Set<Int64>] = [:]
@@ -210,9 +214,18 @@ public final class ShareConsumer: Sendable {
             owed = nil
         }
         while true {
-            let (partitions, cursor) = state.withLock { ($0.assignment, $0.cursor) }
+            let (partitions, cursor, cached) = state.withLock { ($0.assignment, $0.cursor, $0.waitStates) }
             let inTurn = SessionPartitions(partitions, start: cursor)
-            let marks = broker.shareWaitMarks(partitions)
+            let states: [PartitionState?]
+            if let cached, cached.partitions == partitions {
+                states = cached.states
+            } else {
+                states = broker.partitionStates(partitions)
+                state.withLock { $0.waitStates = (partitions, states) }
+            }
+            // The ends before the acquire: a wait after it wakes at once for an append made in
+            // between (ends read after the acquire missed it until the wait's 200 ms slice).
+            let ends = states.map { $0?.log.visibleEndOffset ?? 0 }
             var wouldBlock = false
             var live: [TopicPartition] = []
             var acquired = broker.shares.acquire(
@@ -247,7 +260,15 @@ public final class ShareConsumer: Sendable {
             // In slices of at most 200 ms: records also come back without an append (released
             // by others, their locks run out, delays ended).
             let leftMs = (deadline - ContinuousClock.now).wholeMilliseconds
+            var marks: [ShareWaitMark] = []
+            marks.reserveCapacity(partitions.count)
+            for (index, tp) in partitions.enumerated() {
+                if let partition = states[index] { marks.append(ShareWaitMark(topicPartition: tp, state: partition, end: ends[index])) }
+            }
             owed = await broker.waitForShareAppends(group: group, marks, until: ContinuousClock.now + .milliseconds(max(1, min(200, leftMs))))
+            if let woken = owed, let mark = marks.first(where: { $0.topicPartition == woken }), mark.state.notifier.isClosed {
+                state.withLock { $0.waitStates = nil }
+            }
             do {
                 try Task.checkCancellation()
                 try heartbeat()

@@ -278,6 +278,9 @@ final class FirstAppend: Sendable {
         var watches: [(notifier: AppendNotifier, id: Int)] = []
         var timer: Int?
         var finished = false
+        /// Ended by its deadline: its poll looks at every partition next (a share wake that
+        /// comes later is its to use, not passed on).
+        var timedOut = false
     }
 
     private let state = Mutex(State())
@@ -289,9 +292,10 @@ final class FirstAppend: Sendable {
     /// Returns when one of `partitions` (a notifier and the offset its end must pass, and how
     /// to read that end) moves past it or its notifier wakes everyone (its index), at
     /// `deadline` or on the task's cancellation (nil). With `group`, the watches are the
-    /// group's share waits, and a share wake that comes after the wait ended (another wake,
-    /// the deadline or cancellation came first) goes on to the group's next waiting poll:
-    /// the others were told of that append, not woken.
+    /// group's share waits, and a share wake that comes after the wait ended (another wake or
+    /// cancellation came first) goes on to the group's next waiting poll: the others were
+    /// told of that append, not woken. (After the deadline it does not: that poll looks at
+    /// every partition next.)
     @discardableResult
     static func wait(
         _ partitions: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)], until deadline: ContinuousClock.Instant,
@@ -308,12 +312,12 @@ final class FirstAppend: Sendable {
                 for (index, (notifier, offset, end)) in partitions.enumerated() {
                     // nil: the end had passed (or the notifier closed), and `finish` ran.
                     let wake: @Sendable () -> Void = {
-                        if !wait.finish(index), let group { notifier.passOn(group: group, end: end()) }
+                        if !wait.finish(index), let group, !wait.timedOut { notifier.passOn(group: group, end: end()) }
                     }
                     guard let id = notifier.watch(beyond: offset, currentEnd: end, share: share, wake: wake) else { return }
                     guard wait.add(notifier, id) else { return }
                 }
-                wait.setTimer(timers.schedule(at: deadline) { wait.finish(nil) })
+                wait.setTimer(timers.schedule(at: deadline) { wait.finish(nil, timedOut: true) })
             }
         } onCancel: {
             wait.finish(nil)
@@ -340,6 +344,8 @@ final class FirstAppend: Sendable {
         return !finished
     }
 
+    private var timedOut: Bool { state.withLock { $0.timedOut } }
+
     private func setTimer(_ token: Int) {
         let finished = state.withLock { s -> Bool in
             if !s.finished { s.timer = token }
@@ -351,11 +357,11 @@ final class FirstAppend: Sendable {
     /// The first wake-up (`woken`: the index of the partition whose watch fired): resumes the
     /// wait and removes the other registrations. False for later calls (they find nothing).
     @discardableResult
-    private func finish(_ woken: Int?) -> Bool {
+    private func finish(_ woken: Int?, timedOut: Bool = false) -> Bool {
         let taken = state.withLock { s -> State? in
             guard !s.finished else { return nil }
             let taken = s
-            s = State(finished: true)
+            s = State(finished: true, timedOut: timedOut)
             waiting.store(false, ordering: .releasing)
             return taken
         }

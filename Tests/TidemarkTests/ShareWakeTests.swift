@@ -67,7 +67,7 @@ import TidemarkStorage
         let marks = try (0..<2).map { ShareWaitMark(topicPartition: TopicPartition("jobs", $0), state: try broker.partitionState("jobs", $0), end: 0) }
         let waits = (0..<4).map { _ in
             Task {
-                let tp = await broker.waitForShareAppends(group: "workers", marks, until: .now + .seconds(120))
+                let tp = await broker.waitForShareAppends(group: "workers", marks, until: .now + .seconds(120))?.topicPartition
                 woken.list.withLock { $0.append(tp) }
             }
         }

@@ -39,10 +39,16 @@ extension Broker {
     /// accept, with 5,000 waiting). The maintenance pass, each second, tries them again (and
     /// writes meanwhile the letters of other groups, whose topics take them: at most a second
     /// later than at once).
-    public func writeDeadLettersAfterAcknowledgement() async {
+    public func writeDeadLettersAfterAcknowledgement() async { await deadLetterPassAfterAcknowledgement() }
+
+    /// `writeDeadLettersAfterAcknowledgement`; false when the second after a failed pass held
+    /// it back.
+    @discardableResult
+    func deadLetterPassAfterAcknowledgement() async -> Bool {
         let failedAt = shares.deadLetterPassFailedAt.load(ordering: .relaxed)
-        if failedAt != 0 && Self.passClockMs() - failedAt < 1_000 { return }
+        if failedAt != 0 && Self.passClockMs() - failedAt < 1_000 { return false }
         await writeDeadLettersUnlessRunning()
+        return true
     }
 
     /// Milliseconds on the monotonic clock (from a fixed origin, never 0).

@@ -230,17 +230,17 @@ extension Broker {
 extension Broker {
     /// Waits, as one of `group`'s share polls (an append wakes as many of the group's waiting
     /// polls as it appended records: `ShareWake`), until one of the marked partitions grows
-    /// past its mark, `deadline` comes or the task is cancelled; returns the partition whose
-    /// wake ended it (an append, records offered there, a close), and the poll passes that
+    /// past its mark, `deadline` comes or the task is cancelled; returns the mark of the
+    /// partition whose wake ended it (an append, records offered there, a close), and the poll passes that
     /// wake on when it leaves records there (`passShareWake`). With no partitions, it waits
     /// out the time.
-    func waitForShareAppends(group: String, _ marks: [ShareWaitMark], until deadline: ContinuousClock.Instant) async -> TopicPartition? {
+    func waitForShareAppends(group: String, _ marks: [ShareWaitMark], until deadline: ContinuousClock.Instant) async -> ShareWaitMark? {
         if marks.isEmpty {
             try? await Task.sleep(until: deadline)
             return nil
         }
         let watched = marks.map { mark in (notifier: mark.state.notifier, beyond: mark.end, end: { @Sendable in mark.state.log.visibleEndOffset }) }
-        return await FirstAppend.wait(watched, until: deadline, timers: timers, group: group).map { marks[$0].topicPartition }
+        return await FirstAppend.wait(watched, until: deadline, timers: timers, group: group).map { marks[$0] }
     }
 
     /// Waits until one of `partitions` grows past its end as of now, or `timeoutMs` pass, or

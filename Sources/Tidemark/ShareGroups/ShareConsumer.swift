@@ -60,7 +60,9 @@ public final class ShareConsumer: Sendable {
         var cursor = 0
         /// The assignment's partition states, looked up once per assignment (looking up every
         /// partition per poll cost ~50 us a poll over 1,000): a wait's marks read their ends.
-        /// Dropped when a wait finds one closed (its topic deleted, or made again).
+        /// Dropped when a wait finds one closed (its topic deleted, or made again); kept only
+        /// when every partition has one (a topic deleted and made again between two heartbeats
+        /// would otherwise stay unwatched while the assignment looks the same).
         var waitStates: (partitions: [TopicPartition], states: [PartitionState?])?
         var pending: [TopicPartition: [ShareAcknowledgement]] = [:]
         /// The last poll's records not yet acknowledged (implicit mode accepts them).
@@ -221,7 +223,8 @@ public final class ShareConsumer: Sendable {
                 states = cached.states
             } else {
                 states = broker.partitionStates(partitions)
-                state.withLock { $0.waitStates = (partitions, states) }
+                let complete = !states.contains { $0 == nil }
+                state.withLock { $0.waitStates = complete ? (partitions, states) : nil }
             }
             // The ends before the acquire: a wait after it wakes at once for an append made in
             // between (ends read after the acquire missed it until the wait's 200 ms slice).
@@ -265,10 +268,9 @@ public final class ShareConsumer: Sendable {
             for (index, tp) in partitions.enumerated() {
                 if let partition = states[index] { marks.append(ShareWaitMark(topicPartition: tp, state: partition, end: ends[index])) }
             }
-            owed = await broker.waitForShareAppends(group: group, marks, until: ContinuousClock.now + .milliseconds(max(1, min(200, leftMs))))
-            if let woken = owed, let mark = marks.first(where: { $0.topicPartition == woken }), mark.state.notifier.isClosed {
-                state.withLock { $0.waitStates = nil }
-            }
+            let woken = await broker.waitForShareAppends(group: group, marks, until: ContinuousClock.now + .milliseconds(max(1, min(200, leftMs))))
+            owed = woken?.topicPartition
+            if let woken, woken.state.notifier.isClosed { state.withLock { $0.waitStates = nil } }
             do {
                 try Task.checkCancellation()
                 try heartbeat()
@@ -351,8 +353,6 @@ public final class ShareConsumer: Sendable {
                     broker.shares.giveBack(
                         group: group, member: memberId, acquisition.topicPartition, offsets: acquisition.offsets, acquired: acquisition.ranges)
                 }
-                // Offered to the group's waiting polls (they were told of the append, not woken).
-                for acquisition in acquired { broker.offerShareRecords(group: group, acquisition.topicPartition) }
                 throw error
             }
             let lastRead = delivered.max() ?? (acquisition.offsets[0] - 1)
@@ -365,6 +365,7 @@ public final class ShareConsumer: Sendable {
         }
         for (tp, delivered, back, gaps, ranges) in read {
             broker.shares.giveBack(group: group, member: memberId, tp, offsets: back, acquired: ranges)
+            // Offered to the group's waiting polls (they were told of the append, not woken).
             if !back.isEmpty { broker.offerShareRecords(group: group, tp) }
             state.withLock { s in
                 s.unacknowledged[tp, default: []].formUnion(delivered)

@@ -265,8 +265,8 @@ final class AppendNotifier: Sendable {
 /// A share worker's wait (`group`) registers share waits (`ShareWake`): an append wakes as many
 /// of the group's waiting polls as it appended records, not all of them (32 embedded workers
 /// waiting for the next job all woke for each one: 6x the CPU per job of one worker); the wait
-/// returns the partition that woke it, whose wake the poll passes on when it leaves records
-/// another could take (`Broker.passShareWake`).
+/// returns the index of the partition that woke it, whose wake the poll passes on when it
+/// leaves records another could take (`Broker.passShareWake`).
 ///
 /// Concurrency: `state` (a Mutex) owns the continuation and the registrations; `finish` takes
 /// them out under it (once: it marks the wait finished), and resumes and cancels outside it.

@@ -231,9 +231,9 @@ extension Broker {
     /// Waits, as one of `group`'s share polls (an append wakes as many of the group's waiting
     /// polls as it appended records: `ShareWake`), until one of the marked partitions grows
     /// past its mark, `deadline` comes or the task is cancelled; returns the mark of the
-    /// partition whose wake ended it (an append, records offered there, a close), and the poll passes that
-    /// wake on when it leaves records there (`passShareWake`). With no partitions, it waits
-    /// out the time.
+    /// partition whose wake ended it (an append, records offered there, a close), and the
+    /// poll passes that wake on when it leaves records there (`passShareWake`). With no
+    /// partitions, it waits out the time.
     func waitForShareAppends(group: String, _ marks: [ShareWaitMark], until deadline: ContinuousClock.Instant) async -> ShareWaitMark? {
         if marks.isEmpty {
             try? await Task.sleep(until: deadline)
@@ -283,7 +283,8 @@ public final class LoopDecodeAllowance: Sendable {
     }
 }
 
-/// A partition's end when a share worker looked at it (`Broker.shareWaitMarks`).
+/// A partition's end when a share worker looked at it, before its acquire: what its wait
+/// afterwards watches past (`Broker.waitForShareAppends`).
 struct ShareWaitMark: Sendable {
     let topicPartition: TopicPartition
     let state: PartitionState

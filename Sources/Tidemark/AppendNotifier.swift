@@ -289,17 +289,17 @@ final class FirstAppend: Sendable {
 
     private init(timers: DeadlineTimers) { self.timers = timers }
 
-    /// Returns when one of `partitions` (a notifier and the offset its end must pass, and how
-    /// to read that end) moves past it or its notifier wakes everyone (its index), at
-    /// `deadline` or on the task's cancellation (nil). With `group`, the watches are the
+    /// Returns when one of `partitions` (a partition and the offset its end must pass) moves
+    /// past it or its notifier wakes everyone (its index), at `deadline` or on the task's
+    /// cancellation (nil). With `group`, the watches are the
     /// group's share waits, and a share wake that comes after the wait ended (another wake or
     /// cancellation came first) goes on to the group's next waiting poll: the others were
     /// told of that append, not woken. (After the deadline it does not: that poll looks at
     /// every partition next.)
     @discardableResult
     static func wait(
-        _ partitions: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)], until deadline: ContinuousClock.Instant,
-        timers: DeadlineTimers, group: String? = nil
+        _ partitions: [(state: PartitionState, beyond: Int64)], until deadline: ContinuousClock.Instant, timers: DeadlineTimers,
+        group: String? = nil
     ) async -> Int? {
         guard !partitions.isEmpty, ContinuousClock.now < deadline else { return nil }
         let wait = FirstAppend(timers: timers)
@@ -309,7 +309,9 @@ final class FirstAppend: Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Int?, Never>) in
                 guard wait.start(continuation) else { return }
-                for (index, (notifier, offset, end)) in partitions.enumerated() {
+                for (index, (partition, offset)) in partitions.enumerated() {
+                    let notifier = partition.notifier
+                    let end: @Sendable () -> Int64 = { partition.log.visibleEndOffset }
                     // nil: the end had passed (or the notifier closed), and `finish` ran.
                     let wake: @Sendable () -> Void = {
                         if !wait.finish(index), let group, !wait.timedOut { notifier.passOn(group: group, end: end()) }

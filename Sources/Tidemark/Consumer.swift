@@ -177,7 +177,7 @@ extension Broker {
             // (A partition deleted since the pass: its notifier is closed, so the wait ends at
             // once; one whose topic was missing at the pass: no wait. The next pass's read says
             // why.)
-            var watched: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)] = []
+            var watched: [(state: PartitionState, beyond: Int64)] = []
             watched.reserveCapacity(inTurn.count)
             for (index, tp) in inTurn.enumerated() {
                 guard let position = positions[tp] else { continue }
@@ -185,7 +185,7 @@ extension Broker {
                     watched = []
                     break
                 }
-                watched.append((state.notifier, position, { state.log.visibleEndOffset }))
+                watched.append((state, position))
             }
             await FirstAppend.wait(watched, until: deadline, timers: timers)
             try Task.checkCancellation()  // (cancelled: the wait returns at once)

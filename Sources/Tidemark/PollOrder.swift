@@ -6,7 +6,7 @@
 /// Sorted when the assignment changes (an insert is a binary search), not per poll.
 ///
 /// A value: its owner keeps it beside the positions, under the same lock.
-struct PollOrder: Sendable, Equatable {
+struct PollOrder: Sendable {
     private(set) var partitions: [TopicPartition] = []
     /// The index this poll starts at (0 when empty).
     private(set) var start = 0

@@ -239,8 +239,7 @@ extension Broker {
             try? await Task.sleep(until: deadline)
             return nil
         }
-        let watched = marks.map { mark in (notifier: mark.state.notifier, beyond: mark.end, end: { @Sendable in mark.state.log.visibleEndOffset }) }
-        return await FirstAppend.wait(watched, until: deadline, timers: timers, group: group).map { marks[$0] }
+        return await FirstAppend.wait(marks.map { ($0.state, $0.end) }, until: deadline, timers: timers, group: group).map { marks[$0] }
     }
 
     /// Waits until one of `partitions` grows past its end as of now, or `timeoutMs` pass, or
@@ -250,11 +249,7 @@ extension Broker {
     public func waitForAppends(_ partitions: [TopicPartition], timeoutMs: Int64) async {
         guard timeoutMs > 0, !isClosed else { return }
         let deadline = ContinuousClock.now + .milliseconds(timeoutMs)
-        var watched: [(notifier: AppendNotifier, beyond: Int64, end: @Sendable () -> Int64)] = []
-        watched.reserveCapacity(partitions.count)
-        for case let state? in partitionStates(partitions) {
-            watched.append((state.notifier, state.log.visibleEndOffset, { state.log.visibleEndOffset }))
-        }
+        let watched = partitionStates(partitions).compactMap { $0.map { (state: $0, beyond: $0.log.visibleEndOffset) } }
         if watched.isEmpty {
             try? await Task.sleep(until: deadline)
             return

@@ -1021,6 +1021,21 @@ import TidemarkStorage
 
     static func values(_ jobs: [ShareRecord]) -> [String] { jobs.map { String(decoding: $0.value ?? [], as: UTF8.self) } }
 
+    /// The header's value is read byte by byte when it is ASCII, as a trimmed `Int64(_:)` reads
+    /// it: the same answer for every edge (signs, blanks and line ends around it, blanks inside,
+    /// the bounds and one past them, other digits and Unicode blanks, which go the slow way).
+    @Test func aDelayIsReadAsATrimmedDecimal() {
+        let values = [
+            "", " ", "0", "1700000000000", " 42 ", "\t\n42\r\n", "\u{0B}42\u{0C}", "+5", "-5", "+", "-", "--5", "+-5", " - 5",
+            "4 2", "42x", "0x10", "1_000", "1e3", "١٢", "\u{00A0}42", "42\u{2003}", "\u{0085}7", "9223372036854775807",
+            "9223372036854775808", "-9223372036854775808", "-9223372036854775809", "00000000000000000000042", "99999999999999999999",
+        ]
+        for text in values {
+            let expected = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(Broker.parseDeliverAt(Array(text.utf8)) == expected, "\(Array(text.utf8))")
+        }
+    }
+
     /// One key's backlog behind its delayed head fills what a partition keeps waiting behind
     /// keys (ten times the record locks): the other keys' jobs after it are not read until
     /// some of it goes out, and the log says so (nothing did: workers sat idle beside it).

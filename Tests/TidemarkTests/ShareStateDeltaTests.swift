@@ -279,6 +279,52 @@ import TidemarkStorage
         try await broker.close()
     }
 
+    /// 20,000 jobs delayed an hour ahead of 300 due now, taken and acknowledged one at a time:
+    /// the window keeps the delayed ones, one run in a snapshot of a few bytes, but a snapshot
+    /// walks all 20,000. Snapshots came once the deltas added up to 1 KiB (one every ~20
+    /// acknowledgements: ~15 us a job behind 50,000 delayed ones); now once they add up to a
+    /// byte per entry the window keeps. A restart still knows every job.
+    @Test func aLongWindowIsNotWalkedForASnapshotEveryFewAcknowledgements() async throws {
+        let dir = TemporaryDirectory()
+        let later = Array("\(Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)".utf8)
+        func snapshots(_ broker: Broker) throws -> Int {
+            try broker.shares.store.partition.log.readBatches(from: 0, maxBytes: 64 << 20)
+                .flatMap(\.records).filter { ($0.value ?? []).starts(with: [0, 1]) }.count
+        }
+        do {
+            let broker = try await Broker.open(dataDirectory: dir.path)
+            try await broker.createTopic("jobs", partitions: 1)
+            var builder = RecordBatchBuilder()
+            for i in 0..<20_300 {
+                let headers = i < 20_000 ? [RecordHeader(key: Broker.deliverAtHeader, value: later)] : []
+                builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8), headers: headers)
+            }
+            _ = try await broker.append(topic: "jobs", partition: 0, batches: try builder.build())
+            let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+            var done = 0
+            while done < 300 {
+                for job in try await worker.poll(maxRecords: 1, timeout: .milliseconds(500)) {
+                    #expect(job.offset >= 20_000)
+                    worker.acknowledge(job, .accept)
+                    done += 1
+                }
+                try await worker.commit()
+            }
+            // The first write (the window's first fill), and at most one more.
+            let written = try snapshots(broker)
+            #expect(written <= 2, "\(written) snapshots for 300 acknowledgements")
+            try await worker.close()
+            try await broker.close()
+        }
+        let broker = try await Broker.open(dataDirectory: dir.path)
+        let worker = try await ShareConsumer(broker: broker, group: "g", topics: ["jobs"], mode: .explicit)
+        #expect(try await worker.poll(maxRecords: 10, timeout: .milliseconds(300)).isEmpty)
+        let summary = try #require(broker.shares.summaries("g", view: broker.shareLogView).first)
+        #expect(summary.startOffset == 0 && summary.delayed == 20_000)
+        try await worker.close()
+        try await broker.close()
+    }
+
     static func produce(_ broker: Broker, count: Int) async throws {
         var builder = RecordBatchBuilder()
         for i in 0..<count { builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8)) }

@@ -1,6 +1,7 @@
 import Benchmark
 import Foundation
 import Tidemark
+import TidemarkStorage
 
 // Issue #3's workload: embedded produce of 100-byte records (1 and 8 partitions), and the
 // latency from send() to a long-polling consumer's poll() returning the record.
@@ -134,6 +135,21 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
     }
+    // The same worker behind 50,000 jobs delayed by an hour (scheduled jobs waiting in its
+    // window): the jobs due now should cost what they cost without them.
+    Benchmark("embedded share worker, one job at a time, 2k x 100 B behind 50k delayed jobs") { benchmark async in
+        for _ in benchmark.scaledIterations {
+            await shareWorkerRun(benchmark, partitions: 1, jobs: 2_000, before: 1) { broker in
+                let appender = try! Appender(broker: broker, topic: "jobs", partition: 0, batchBytes: 64 * 1024)
+                let later = Array(String(Int64(Date().timeIntervalSince1970 * 1_000) + 3_600_000).utf8)
+                for _ in 0..<50_000 {
+                    try! appender.append(value: value, headers: [RecordHeader(key: Broker.deliverAtHeader, value: later)])
+                }
+                for _ in 0..<2_001 { try! appender.append(value: value) }
+                try! appender.flush()
+            }
+        }
+    }
     // The consume-process-commit loop of a group member taking one job per poll, out of an
     // appender's 64 KiB batches: the read of the batch that holds each job is its cost.
     Benchmark("embedded group consumer, one job per poll + commit, 5k x 100 B") { benchmark async in
@@ -210,21 +226,26 @@ let benchmarks: @Sendable () -> Void = {
 
 /// One `ShareConsumer` worker of a fresh broker taking `jobs` jobs one per poll, accepting and
 /// committing each (measured); `fill` enqueues them first into topic "jobs" of `partitions`.
-func shareWorkerRun(_ benchmark: Benchmark, partitions: Int, jobs: Int, fill: (Broker) async -> Void) async {
+func shareWorkerRun(_ benchmark: Benchmark, partitions: Int, jobs: Int, before: Int = 0, fill: (Broker) async -> Void) async {
     let dir = scratch()
     let broker = try! await Broker.open(dataDirectory: dir)
     try! await broker.createTopic("jobs", partitions: partitions)
     await fill(broker)
     let worker = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
-    benchmark.startMeasurement()
-    var done = 0
-    while done < jobs {
-        for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
-            worker.acknowledge(job, .accept)
-            done += 1
+    func take(until count: Int, from done: inout Int) async {
+        while done < count {
+            for job in try! await worker.poll(maxRecords: 1, timeout: .seconds(5)) {
+                worker.acknowledge(job, .accept)
+                done += 1
+            }
+            _ = try! await worker.commit()
         }
-        _ = try! await worker.commit()
     }
+    // `before` jobs are taken first, unmeasured (the window's first fill).
+    var done = -before
+    await take(until: 0, from: &done)
+    benchmark.startMeasurement()
+    await take(until: jobs, from: &done)
     benchmark.stopMeasurement()
     try! await worker.close()
     try! await broker.close()

@@ -413,3 +413,88 @@ import TidemarkStorage
         try await broker.close()
     }
 }
+
+/// An acquire passes over the session's partitions it last found caught up while nothing
+/// changed them (`ShareCoordinator.QuietMarks`), and looks at each again once its log's end
+/// moves, its slot is reset or removed, or its topic is made again.
+@Suite struct QuietPartitionTests {
+    static func append(_ broker: Broker, _ partition: Int, count: Int) async throws {
+        var builder = RecordBatchBuilder()
+        for i in 0..<count { builder.append(timestamp: 0, key: nil, value: Array("job-\(i)".utf8)) }
+        _ = try await broker.append(topic: "jobs", partition: partition, batches: try builder.build())
+    }
+
+    /// How many of the session's partitions its marks pass over now.
+    static func quiet(_ broker: Broker, _ partitions: [TopicPartition]) -> Int {
+        broker.shares.state.withLock { s in
+            guard let marks = s.sessions[.init(group: "workers", member: "w1")]?.quiet else { return 0 }
+            return partitions.indices.filter { marks.isQuiet($0) }.count
+        }
+    }
+
+    @Test func caughtUpPartitionsArePassedOverUntilTheyChange() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 3)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.auto.offset.reset", "earliest")])
+        let tps = (0..<3).map { TopicPartition("jobs", $0) }
+        let view = broker.shareLogView
+        var epoch: Int32 = 0
+        func open() {
+            epoch = 1
+            #expect(
+                broker.shares.updateSession(
+                    group: "workers", member: "w1", epoch: 0, add: tps, forget: [], acknowledgements: [:], allowRenew: false, view: view
+                ).error == nil)
+        }
+        func take() -> [String] {
+            broker.shares.acquire(group: "workers", member: "w1", partitions: tps, maxRecords: 100, view: view)
+                .flatMap { a in a.offsets.map { "\(a.topicPartition.partition):\($0)" } }
+        }
+        func accept(_ taken: [String]) {
+            var acks: [TopicPartition: [ShareAcknowledgement]] = [:]
+            for job in taken {
+                let parts = job.split(separator: ":").map { Int64($0)! }
+                acks[tps[Int(parts[0])], default: []].append(ShareAcknowledgement(parts[1], .accept))
+            }
+            let update = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: epoch, add: [], forget: [], acknowledgements: acks, allowRenew: false, view: view)
+            #expect(update.error == nil && update.acknowledged.values.allSatisfy { $0 == nil })
+            epoch += 1
+        }
+        open()
+        try await Self.append(broker, 0, count: 2)
+        var taken = take()
+        #expect(taken == ["0:0", "0:1"])
+        accept(taken)
+        #expect(take().isEmpty)
+        #expect(Self.quiet(broker, tps) == 3)
+        // An append: looked at again.
+        try await Self.append(broker, 1, count: 1)
+        #expect(Self.quiet(broker, tps) == 2)
+        taken = take()
+        #expect(taken == ["1:0"])
+        accept(taken)
+        #expect(take().isEmpty && Self.quiet(broker, tps) == 3)
+        // Reset to the start, the log's end where it was: the jobs come again.
+        try await broker.shares.resetOffsets(group: "workers", offsets: [tps[0]: 0], view: view)
+        taken = take()
+        #expect(taken == ["0:0", "0:1"])
+        accept(taken)
+        #expect(take().isEmpty && Self.quiet(broker, tps) == 3)
+        // The state forgotten: the start policy (earliest) starts the windows again.
+        try await broker.shares.deleteState(group: "workers", topics: ["jobs"])
+        taken = take()
+        #expect(taken == ["0:0", "0:1", "1:0"])
+        accept(taken)
+        #expect(take().isEmpty && Self.quiet(broker, tps) == 3)
+        // The topic made again, the same logs' ends: its new jobs come.
+        try await broker.deleteTopic("jobs")
+        try await broker.createTopic("jobs", partitions: 3)
+        open()
+        try await Self.append(broker, 0, count: 2)
+        try await Self.append(broker, 1, count: 1)
+        #expect(take() == ["0:0", "0:1", "1:0"])
+        try await broker.close()
+    }
+}

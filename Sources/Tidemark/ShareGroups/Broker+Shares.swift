@@ -21,11 +21,16 @@ extension Broker {
         view.syncsEveryAppend = { [self] topic in syncsEveryAppend(topic) }
         view.topicBounds = { [self] name in
             guard !isInternalTopic(name), let topic = try? topicState(name) else { return nil }
-            return (topic.id, { partition in
-                guard partition >= 0 && partition < topic.slots.count, case .online(let state) = topic.slots[partition] else { return nil }
-                return (state.log.logStartOffset, state.log.visibleEndOffset)
-            })
+            return (
+                topic.id,
+                { partition in
+                    guard partition >= 0 && partition < topic.slots.count, case .online(let state) = topic.slots[partition] else { return nil }
+                    return (state.log.logStartOffset, state.log.visibleEndOffset)
+                },
+                { partition in partition >= 0 && partition < topic.slots.count ? topic.slots[partition].state?.log : nil }
+            )
         }
+        view.topicsGeneration = { [self] in registry.withLock { $0.generation } }
         if mayBlock {
             view.offsetAtTime = { [self] topic, partition, timestamp in Self.offsetAtTime(partitionState: try? partitionState(topic, partition), timestamp) }
         }

@@ -40,10 +40,15 @@ extension ShareCoordinator {
             if declined { wouldBlock = true }
             live = notCaughtUp
         }
+        // Read before any lookup: a topic changed during the walk makes the marks it leaves stale.
+        let topicsGeneration = view.topicsGeneration?()
         return state.withLock { s -> [ShareAcquisition] in
             // Only for an open session: a long poll whose connection closed (its session
             // closed with it, its jobs given back) must not take them again.
             let sessionKey = SessionKey(group: group, member: member)
+            // Taken out first, so that they change in place (not copied with the session).
+            var stored = s.sessions[sessionKey]?.quiet
+            s.sessions[sessionKey]?.quiet = nil
             guard !s.isClosed, let session = s.sessions[sessionKey] else { return [] }
             // A member that left the group takes nothing more (its session stays open for the
             // acknowledgements it still sends).
@@ -52,19 +57,33 @@ extension ShareCoordinator {
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []
             var lastTopic: ShareLogView.TopicLookup? = nil
-            // Only the session's partitions: a caller's list can be older than the session (a
-            // connection's watch of a partition of a topic deleted since, and made again under
-            // its name: acquired, its records went out under an id the worker did not know).
-            for tp in partitions where remaining > 0 && session.known.contains(tp) {
-                // A partition with nothing in its window and nothing new in its log costs
-                // lookups only: a long poll's first acquire walks every session partition.
+            var quiet = Self.quietMarks(
+                &stored, for: partitions.base, session: session, slotsEpoch: s.slotsEpoch, topicsGeneration: topicsGeneration)
+            defer {
+                // The slots this walk made moved the epoch: they are not marked, the others hold.
+                quiet?.slotsEpoch = s.slotsEpoch
+                s.sessions[sessionKey]?.quiet = quiet ?? stored
+            }
+            for position in partitions.indices {
+                guard remaining > 0 else { break }
+                let index = partitions.baseIndex(position)
+                // Caught up when last looked at, and nothing since: one read of its log's end.
+                if let quiet, quiet.isQuiet(index) { continue }
+                let tp = partitions.base[index]
+                // Only the session's partitions: a caller's list can be older than the session (a
+                // connection's watch of a partition of a topic deleted since, and made again under
+                // its name: acquired, its records went out under an id the worker did not know).
+                guard session.known.contains(tp) else { continue }
                 var needsBlocking = false
-                guard let (pkey, bounds, caughtUp) = slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking),
-                    !caughtUp
-                else {
+                let found = slot(group, tp, view: view, &s, lastTopic: &lastTopic, needsBlocking: &needsBlocking)
+                guard let (pkey, bounds, caughtUp) = found, !caughtUp else {
                     if needsBlocking { declined = true }
+                    if quiet != nil {
+                        quiet!.mark(index, found.flatMap { found in lastTopic?.logs?(tp.partition).map { ($0, found.bounds.end) } })
+                    }
                     continue
                 }
+                if quiet != nil { quiet!.mark(index, nil) }
                 notCaughtUp.append(tp)
                 // A restored window first reads its records' keys and delays: only a read, so
                 // a view that declines it leaves the slot as it was (a later acquire does it).
@@ -188,12 +207,38 @@ extension ShareCoordinator {
                     result.append(ShareAcquisition(topicPartition: tp, offsets: [], ranges: [], error: unreadable))
                 }
                 s.windowRecords = max(0, othersKept + slot.state.entries.keptCount)
+                // Caught up now (its window followed the log past records all done).
+                if quiet != nil, slot.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end), let log = lastTopic?.logs?(tp.partition) {
+                    quiet!.mark(index, (log, bounds.end))
+                }
                 s.slots[pkey] = slot
                 if moved { changed.append(pkey) }
             }
             write(changed, &s)
             return result
         }
+    }
+
+    /// The marks an acquire over `basis` uses (`QuietMarks`), taken from `stored` (the
+    /// session's): those when made over the same list (emptied when a slot or topic changed
+    /// since), new ones for a walk over as many partitions as the session has (its full walk:
+    /// the Kafka front's first acquire of a ShareFetch, an embedded worker's poll), none for a
+    /// part of them (a long poll's look at the partitions an append woke), `stored` kept then.
+    static func quietMarks(
+        _ stored: inout QuietMarks?, for basis: [TopicPartition], session: Session, slotsEpoch: UInt64, topicsGeneration: UInt64?
+    ) -> QuietMarks? {
+        guard let topicsGeneration else { return nil }
+        if var marks = stored, marks.basis == basis {
+            stored = nil
+            guard marks.slotsEpoch == slotsEpoch && marks.topicsGeneration == topicsGeneration else {
+                return QuietMarks(basis: basis, slotsEpoch: slotsEpoch, topicsGeneration: topicsGeneration)
+            }
+            marks.basis = basis  // (equal, perhaps not the same storage: the next compare is then one)
+            return marks
+        }
+        guard basis.count == session.partitions.count else { return nil }
+        stored = nil
+        return QuietMarks(basis: basis, slotsEpoch: slotsEpoch, topicsGeneration: topicsGeneration)
     }
 
     /// How many more entries `partition`'s window may keep: its own bound

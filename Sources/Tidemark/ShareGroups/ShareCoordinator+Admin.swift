@@ -37,6 +37,7 @@ extension ShareCoordinator {
                     throw TidemarkError(.unknownTopicOrPartition, "\(tp) does not exist")
                 }
                 s.slots[pkey]!.state.reset(to: offset)  // the next write is a snapshot
+                s.slotsEpoch &+= 1
                 changed.append(pkey)
             }
             return try writeSlots(changed, &s)

@@ -37,6 +37,10 @@ public final class ShareCoordinator: Sendable {
         /// `GroupOptions.membersMaxBytes`, as the other groups' members are (a bound of its own).
         private(set) var memberBytes = 0
         var slots: [PartitionKey: Slot] = [:]
+        /// Moves whenever a slot is made, replaced, removed or reset (`insertSlot`,
+        /// `removeSlot`, AlterShareGroupOffsets): what else changes a slot cannot make one that
+        /// was caught up have records without its log's end moving (`QuietMarks`).
+        var slotsEpoch: UInt64 = 0
         var sessions: [SessionKey: Session] = [:]
         var idleSince: [String: Int64] = [:]
         var isClosed = false
@@ -85,6 +89,7 @@ public final class ShareCoordinator: Sendable {
         /// Adds `slot` under `key`, counting a new one toward its group, and its window's
         /// entries instead of those of the slot it replaces.
         mutating func insertSlot(_ slot: Slot, at key: PartitionKey) {
+            slotsEpoch &+= 1
             windowRecords += slot.state.entries.keptCount
             if let old = slots.updateValue(slot, forKey: key) {
                 windowRecords = max(0, windowRecords - old.state.entries.keptCount)
@@ -96,6 +101,7 @@ public final class ShareCoordinator: Sendable {
         /// Removes the slot under `key`, if any, its count toward its group and its window's entries.
         mutating func removeSlot(_ key: PartitionKey) {
             if let old = slots.removeValue(forKey: key) {
+                slotsEpoch &+= 1
                 windowRecords = max(0, windowRecords - old.state.entries.keptCount)
                 release(key.group)
             }

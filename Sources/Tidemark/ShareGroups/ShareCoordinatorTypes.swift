@@ -12,6 +12,7 @@ public struct ShareLogView: Sendable {
         var name: String
         var id: UUID?
         var bounds: (@Sendable (Int) -> (start: Int64, end: Int64)?)?
+        var logs: (@Sendable (Int) -> PartitionLog?)?
     }
 
     public var topicId: @Sendable (String) -> UUID?
@@ -33,7 +34,13 @@ public struct ShareLogView: Sendable {
     /// A topic's id and `bounds` for its partitions, from one lookup of the topic (an acquire
     /// walking a session of 1,000 partitions looked the topic up for each); nil here:
     /// `topicId` and `bounds` are used.
-    var topicBounds: (@Sendable (String) -> (id: UUID, bounds: @Sendable (Int) -> (start: Int64, end: Int64)?)?)?
+    /// With it, the log of each partition (whose `visibleEndOffset` is `bounds`' end): an
+    /// acquire keeps those of partitions it found caught up (`ShareCoordinator.QuietMarks`).
+    var topicBounds:
+        (@Sendable (String) -> (id: UUID, bounds: @Sendable (Int) -> (start: Int64, end: Int64)?, logs: @Sendable (Int) -> PartitionLog?)?)?
+    /// Moves whenever a topic is made, deleted or changed (its partitions added, one brought
+    /// back online): the logs `topicBounds` gave before may no longer be the partitions'.
+    var topicsGeneration: (@Sendable () -> UInt64)?
     public init(
         topicId: @escaping @Sendable (String) -> UUID?, bounds: @escaping @Sendable (String, Int) -> (start: Int64, end: Int64)?
     ) {
@@ -42,6 +49,7 @@ public struct ShareLogView: Sendable {
         self.scan = nil
         self.offsetAtTime = nil
         self.topicBounds = nil
+        self.topicsGeneration = nil
         self.syncsEveryAppend = { _ in true }
     }
 }
@@ -89,8 +97,13 @@ public struct SessionPartitions: RandomAccessCollection, Sendable {
     public var startIndex: Int { 0 }
     public var endIndex: Int { base.count }
     public subscript(position: Int) -> TopicPartition {
+        base[baseIndex(position)]
+    }
+
+    /// Where the partition at `position` (in this walk's order) is in `base`.
+    func baseIndex(_ position: Int) -> Int {
         let i = start + position
-        return base[i < base.count ? i : i - base.count]
+        return i < base.count ? i : i - base.count
     }
 }
 

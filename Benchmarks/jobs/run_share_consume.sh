@@ -9,6 +9,8 @@
 #   Benchmarks/jobs/run_share_consume.sh                 (from the project root)
 #   N=20000 SIZE=1024 WORKERS=4 BATCH=100 PARTS=4 PEERS="redis nats rabbitmq" TIMEOUT_S=120 ...
 #   TM_TOPIC_CONFIG="flush.messages=1"   (Tidemark's jobs topic synced: acknowledgements too)
+#   TM_IDLE_PARTS=996   (Tidemark's topic gets that many more partitions, never written: every
+#                        ShareFetch's session holds them; the jobs stay in the first PARTS)
 #
 # Tidemark binary: TIDEMARK_BIN, else .build/release/tidemark if it is newer than every file in
 # Sources/, else .build/debug/tidemark (the header says which). This script never builds.
@@ -29,6 +31,7 @@ BATCH=${BATCH:-100}
 PEERS=${PEERS:-redis nats rabbitmq}
 TIMEOUT_S=${TIMEOUT_S:-120}
 export PARTS=${PARTS:-4}
+TM_IDLE_PARTS=${TM_IDLE_PARTS:-0}
 DRIVER="$HERE/share_consume.py"
 T_START=$(date +%s.%N)
 
@@ -98,13 +101,13 @@ mkdir -p "$_TMP/tm"
 TPID=$!; track_pid "$TPID"
 wait_port "$PORT" 60
 log "tidemark pid $TPID port $PORT"
-"$TIDEMARK_BIN" topics create jobs --partitions "$PARTS" --bootstrap "127.0.0.1:$PORT" \
+"$TIDEMARK_BIN" topics create jobs --partitions "$((PARTS + TM_IDLE_PARTS))" --bootstrap "127.0.0.1:$PORT" \
   ${TM_TOPIC_CONFIG:+--config "$TM_TOPIC_CONFIG"} >/dev/null
 run_one tidemark_share tidemark "$TM_PY" "127.0.0.1:$PORT" "$TPID" || log "tidemark_share FAILED"
 "$TIDEMARK_BIN" groups describe workers --bootstrap "127.0.0.1:$PORT" > "$_TMP/tm/describe.txt" 2>&1 || true
 log "tidemark groups describe workers:"; sed 's/^/    /' "$_TMP/tm/describe.txt" >&2
 # every partition's share-partition start at its log end, nothing available, delayed, acquired or archived
-emit tidemark_share_server_check_ok "$(awk -v parts="$PARTS" '$1 == "jobs" && $2 ~ /^[0-9]+$/ { n++; if ($3 != $5 || $6 + $7 + $8 + $9 != 0) bad = 1 }
+emit tidemark_share_server_check_ok "$(awk -v parts="$((PARTS + TM_IDLE_PARTS))" '$1 == "jobs" && $2 ~ /^[0-9]+$/ { n++; if ($3 != $5 || $6 + $7 + $8 + $9 != 0) bad = 1 }
   END { print (n == parts && !bad) ? 1 : 0 }' "$_TMP/tm/describe.txt")" bool
 stop_pid "$TPID"
 

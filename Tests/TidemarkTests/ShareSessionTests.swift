@@ -427,7 +427,7 @@ import TidemarkStorage
     /// How many of the session's partitions its marks pass over now.
     static func quiet(_ broker: Broker, _ partitions: [TopicPartition]) -> Int {
         broker.shares.state.withLock { s in
-            guard let marks = s.sessions[.init(group: "workers", member: "w1")]?.quiet else { return 0 }
+            guard let marks = s.sessions[.init(group: "workers", member: "w1")]?.quiet, marks.basis == partitions else { return 0 }
             return partitions.indices.filter { marks.isQuiet($0) }.count
         }
     }
@@ -440,16 +440,21 @@ import TidemarkStorage
         let tps = (0..<3).map { TopicPartition("jobs", $0) }
         let view = broker.shareLogView
         var epoch: Int32 = 0
+        // The session's partitions in its turn, as a ShareFetch walks them (`walksAll`).
+        var walk = SessionPartitions()
         func open() {
             epoch = 1
-            #expect(
-                broker.shares.updateSession(
-                    group: "workers", member: "w1", epoch: 0, add: tps, forget: [], acknowledgements: [:], allowRenew: false, view: view
-                ).error == nil)
+            let update = broker.shares.updateSession(
+                group: "workers", member: "w1", epoch: 0, add: tps, forget: [], acknowledgements: [:], allowRenew: false, view: view)
+            #expect(update.error == nil && update.partitions.walksAll)
+            walk = update.partitions
         }
         func take() -> [String] {
-            broker.shares.acquire(group: "workers", member: "w1", partitions: tps, maxRecords: 100, view: view)
-                .flatMap { a in a.offsets.map { "\(a.topicPartition.partition):\($0)" } }
+            var wouldBlock = false
+            var live: [TopicPartition] = []
+            return broker.shares.acquire(
+                group: "workers", member: "w1", partitions: walk, maxRecords: 100, view: view, wouldBlock: &wouldBlock, live: &live
+            ).flatMap { a in a.offsets.map { "\(a.topicPartition.partition):\($0)" } }.sorted()
         }
         func accept(_ taken: [String]) {
             var acks: [TopicPartition: [ShareAcknowledgement]] = [:]
@@ -460,6 +465,7 @@ import TidemarkStorage
             let update = broker.shares.updateSession(
                 group: "workers", member: "w1", epoch: epoch, add: [], forget: [], acknowledgements: acks, allowRenew: false, view: view)
             #expect(update.error == nil && update.acknowledged.values.allSatisfy { $0 == nil })
+            walk = update.partitions  // (turned one further)
             epoch += 1
         }
         open()
@@ -468,6 +474,10 @@ import TidemarkStorage
         #expect(taken == ["0:0", "0:1"])
         accept(taken)
         #expect(take().isEmpty)
+        #expect(Self.quiet(broker, tps) == 3)
+        // An acquire over a list of its own (a blocking acquire of what a walk left, in the
+        // walk's turn) keeps the session's marks.
+        #expect(broker.shares.acquire(group: "workers", member: "w1", partitions: [tps[2], tps[0], tps[1]], maxRecords: 1, view: view).isEmpty)
         #expect(Self.quiet(broker, tps) == 3)
         // An append: looked at again.
         try await Self.append(broker, 1, count: 1)

@@ -220,7 +220,7 @@ public final class ShareConsumer: Sendable {
         }
         while true {
             let (partitions, cursor, cached) = state.withLock { ($0.assignment, $0.cursor, $0.waitStates) }
-            let inTurn = SessionPartitions(partitions, start: cursor)
+            let inTurn = SessionPartitions(partitions, start: cursor, walksAll: true)
             let states: [PartitionState?]
             let logs: [Unmanaged<PartitionLog>?]
             if let cached, cached.partitions == partitions {

@@ -52,15 +52,19 @@ extension ShareCoordinator {
             guard !s.isClosed, let session = s.sessions[sessionKey] else { return [] }
             // A member that left the group takes nothing more (its session stays open for the
             // acknowledgements it still sends).
-            if session.requireMember && s.groups[group]?.members[member] == nil { return [] }
+            if session.requireMember && s.groups[group]?.members[member] == nil {
+                s.sessions[sessionKey]?.quiet = stored
+                return []
+            }
             var remaining = max(1, maxRecords)
             var result: [ShareAcquisition] = []
             var changed: [PartitionKey] = []
             var lastTopic: ShareLogView.TopicLookup? = nil
-            var quiet = Self.quietMarks(
-                &stored, for: partitions.base, session: session, slotsEpoch: s.slotsEpoch, topicsGeneration: topicsGeneration)
+            var quiet = Self.quietMarks(&stored, for: partitions, slotsEpoch: s.slotsEpoch, topicsGeneration: topicsGeneration)
             defer {
-                // The slots this walk made moved the epoch: they are not marked, the others hold.
+                // Only this walk moved the epoch since (under the lock), by making slots of the
+                // partitions it looked at, and marked them as it found them: the marks hold.
+                // (Were a slot removed or reset during a walk, this would hide it.)
                 quiet?.slotsEpoch = s.slotsEpoch
                 s.sessions[sessionKey]?.quiet = quiet ?? stored
             }
@@ -219,15 +223,17 @@ extension ShareCoordinator {
         }
     }
 
-    /// The marks an acquire over `basis` uses (`QuietMarks`), taken from `stored` (the
+    /// The marks an acquire over `partitions` uses (`QuietMarks`), taken from `stored` (the
     /// session's): those when made over the same list (emptied when a slot or topic changed
-    /// since), new ones for a walk over as many partitions as the session has (its full walk:
-    /// the Kafka front's first acquire of a ShareFetch, an embedded worker's poll), none for a
-    /// part of them (a long poll's look at the partitions an append woke), `stored` kept then.
+    /// since), new ones for a walk over all the session's partitions (`walksAll`: the Kafka
+    /// front's first acquire of a ShareFetch, an embedded worker's poll), none for a part of
+    /// them (a long poll's look at the partitions an append woke, a blocking acquire of those
+    /// a walk left), `stored` kept then.
     static func quietMarks(
-        _ stored: inout QuietMarks?, for basis: [TopicPartition], session: Session, slotsEpoch: UInt64, topicsGeneration: UInt64?
+        _ stored: inout QuietMarks?, for partitions: SessionPartitions, slotsEpoch: UInt64, topicsGeneration: UInt64?
     ) -> QuietMarks? {
         guard let topicsGeneration else { return nil }
+        let basis = partitions.base
         if var marks = stored, marks.basis == basis {
             stored = nil
             guard marks.slotsEpoch == slotsEpoch && marks.topicsGeneration == topicsGeneration else {
@@ -236,7 +242,7 @@ extension ShareCoordinator {
             marks.basis = basis  // (equal, perhaps not the same storage: the next compare is then one)
             return marks
         }
-        guard basis.count == session.partitions.count else { return nil }
+        guard partitions.walksAll else { return nil }
         stored = nil
         return QuietMarks(basis: basis, slotsEpoch: slotsEpoch, topicsGeneration: topicsGeneration)
     }

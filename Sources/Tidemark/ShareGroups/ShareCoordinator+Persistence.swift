@@ -6,7 +6,7 @@ import Foundation
 extension ShareCoordinator {
     /// Appends what changed in these slots to the share-state log in one batch (not waited
     /// for): a delta, or a snapshot when the slot has none to build on or its deltas since
-    /// add up to the last one (`ShareStateStore`). Marks them written and returns the offset
+    /// add up to enough (`Slot.writesSnapshot`). Marks them written and returns the offset
     /// below which they are; when the append fails it throws and the slots are left unwritten
     /// with what changed still marked (the maintenance pass tries again).
     @discardableResult

@@ -17,8 +17,8 @@ extension ShareCoordinator {
         /// (`ShareCoordinator.readRestoredMetadata`): left to its first fetch.
         var metadataUnread = false
         /// The share-state log holds a snapshot of this slot that deltas can follow (not yet
-        /// after a restart or a reset), its size, and the bytes of the deltas written since:
-        /// a slot writes deltas until they add up to its last snapshot, then a snapshot.
+        /// after a restart or a reset), its size, and the bytes of the deltas written since
+        /// (`writesSnapshot` says when the next is a snapshot).
         var hasSnapshot = false
         var snapshotBytes = 0
         var deltaBytes = 0
@@ -85,7 +85,8 @@ extension ShareCoordinator {
     /// without the lookups of its slot and bounds (~200 ns a partition: a worker taking jobs
     /// from one of 1,000 partitions spent ~200 us a poll on the other 999). Only ever a reason
     /// to pass a partition over, never to take from one: a session that forgot a partition
-    /// since is not harmed by a mark of it.
+    /// since is not harmed by a mark of it. The logs of a topic deleted since stay in memory
+    /// (closed, no descriptors) until the session's next walk over all its partitions, or its end.
     struct QuietMarks: Sendable {
         struct Mark: Sendable {
             /// Kept alive by `logs` (a retain and release per look cost as much as the lookups

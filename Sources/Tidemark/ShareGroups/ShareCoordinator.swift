@@ -356,7 +356,7 @@ public final class ShareCoordinator: Sendable {
             } else {
                 // (Forgotten partitions may have left the cursor past the end.)
                 session.cursor = session.partitions.isEmpty ? 0 : (session.cursor + 1) % session.partitions.count
-                update.partitions = SessionPartitions(session.partitions, start: session.cursor)
+                update.partitions = SessionPartitions(session.partitions, start: session.cursor, walksAll: true)
                 s.sessions[key] = session
             }
             do {

@@ -88,10 +88,15 @@ public struct ShareSessionUpdate: Sendable {
 public struct SessionPartitions: RandomAccessCollection, Sendable {
     let base: [TopicPartition]
     let start: Int
+    /// Every partition of the session (a ShareFetch's first acquire, an embedded worker's
+    /// poll), not some of them: an acquire over it marks those it finds caught up
+    /// (`ShareCoordinator.QuietMarks`) in place of the marks of another list.
+    let walksAll: Bool
 
-    public init(_ base: [TopicPartition] = [], start: Int = 0) {
+    public init(_ base: [TopicPartition] = [], start: Int = 0, walksAll: Bool = false) {
         self.base = base
         self.start = base.isEmpty ? 0 : start % base.count
+        self.walksAll = walksAll
     }
 
     public var startIndex: Int { 0 }

@@ -192,8 +192,9 @@ extension RequestRouter {
             } else {
                 kept.forget(forget)
             }
-            // Lookups for those watched already; one that could not be watched is tried again.
-            kept.watch(update.partitions)
+            // All of them when the session's list changed; those that could not be watched are
+            // tried again.
+            kept.sync(update.partitions)
             watches = kept
         }
         let fetch = ShareFetchInFlight(

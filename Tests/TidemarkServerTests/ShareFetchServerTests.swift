@@ -518,6 +518,51 @@ extension ServerTests {
         }
     }
 
+    /// A kept session's watches follow its partitions: a fetch that adds one (forgetting none)
+    /// has it watched, so an append there answers its long poll; fetches that change nothing
+    /// make no watch anew.
+    @Test func aPartitionAddedToAKeptSessionIsWatched() async throws {
+        try await Self.withServer { server in
+            let (client, topicId, notifiers) = try await Self.watchedTopic(server, "adds", partitions: 3)
+            let broker = server.broker
+            try Self.sendShareFetch(client, topicId: topicId, partitions: [0, 1], epoch: 0, correlation: 10, maxWaitMs: 50)
+            _ = try #require(await client.response())
+            #expect(notifiers.map(\.waiterCount) == [1, 1, 0])
+            var request = ShareFetchRequest()
+            request.groupId = "workers"
+            request.memberId = "worker-1"
+            request.shareSessionEpoch = 1
+            request.maxWaitMs = 3_000
+            request.maxRecords = 1
+            request.batchSize = 1
+            var added = ShareAcknowledgeTopic()
+            added.topicId = topicId
+            added.partitions = [.init(partitionIndex: 2)]
+            request.topics = [added]
+            let appender = Task {
+                try await Task.sleep(for: .milliseconds(400))
+                var job = RecordBatchBuilder()
+                job.append(timestamp: 1000, key: nil, value: Array("new".utf8))
+                _ = try await broker.append(topic: "adds", partition: 2, batches: try job.build())
+            }
+            let started = ContinuousClock.now
+            try client.request(.shareFetch, version: 1, correlation: 11, request)
+            let (c, body) = try #require(await client.response())
+            let waited = ContinuousClock.now - started
+            try await appender.value
+            #expect(c == 11)
+            let answer = try ShareFetchResponse.decode(body, from: 1, version: 1, flexible: true)
+            #expect(answer.responses.flatMap(\.partitions).filter { !$0.acquiredRecords.isEmpty }.map(\.partitionIndex) == [2])
+            #expect(waited < .milliseconds(2_000), "\(waited)")
+            #expect(notifiers.map(\.waiterCount) == [1, 1, 1])
+            // Nothing changes: the watches stay as they are, none made or looked up anew.
+            let registered = notifiers.map(\.registrations)
+            try Self.sendShareFetch(client, topicId: topicId, epoch: 2, correlation: 12, maxWaitMs: 50)
+            _ = try #require(await client.response())
+            #expect(notifiers.map(\.registrations) == registered)
+        }
+    }
+
     /// A partition the session forgets is watched no more and nothing is taken from it, even
     /// when its watch fired before the fetch that forgot it (the watch's callback may come back
     /// to the loop before or after that fetch is read).

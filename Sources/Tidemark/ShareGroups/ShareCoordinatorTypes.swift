@@ -86,7 +86,8 @@ public struct ShareSessionUpdate: Sendable {
 /// started at its cursor and wrapped around. A view of the session's array (shared, not
 /// copied): a request costs nothing per partition the session holds until it reads them.
 public struct SessionPartitions: RandomAccessCollection, Sendable {
-    let base: [TopicPartition]
+    /// The list, in its own order (`start` is where the walk begins in it).
+    public let base: [TopicPartition]
     let start: Int
     /// Every partition of the session (a ShareFetch's first acquire, an embedded worker's
     /// poll), not some of them: an acquire over it marks those it finds caught up

@@ -75,15 +75,20 @@ final class ShareSessionWatches {
 
     /// Brings the watches of a kept session up to date with its `partitions`: a lookup of each
     /// (~50 us a fetch over 1,000 partitions, a third of a job's cost there) only when its list
-    /// is not the one the watches were last brought up to date with (a session's list changes
-    /// storage when partitions are added or forgotten: one compare); else only those that
-    /// could not be watched are tried again.
+    /// is not the one the watches were last brought up to date with (unchanged, it is the same
+    /// storage: one compare; a session's list changes when partitions are added or forgotten,
+    /// or its topic is deleted); else only those that could not be watched are tried again.
+    /// A changed list also drops what the watches keep of partitions no longer in it (a deleted
+    /// topic's, which the client's forget cannot name any more: their failed retries came with
+    /// every fetch).
     func sync(_ partitions: SessionPartitions) {
         if let syncedWith, syncedWith == partitions.base {
             if !unwatched.isEmpty { watch(Array(unwatched)) }
             return
         }
         watch(partitions)
+        let current = Set(partitions.base)
+        drop(Array(watches.keys.filter { !current.contains($0) }) + unwatched.filter { !current.contains($0) })
         syncedWith = partitions.base
     }
 
@@ -91,6 +96,11 @@ final class ShareSessionWatches {
     func forget(_ partitions: [TopicPartition]) {
         guard !partitions.isEmpty else { return }
         syncedWith = nil
+        drop(partitions)
+    }
+
+    private func drop(_ partitions: [TopicPartition]) {
+        guard !partitions.isEmpty else { return }
         for tp in partitions {
             watches.removeValue(forKey: tp)?.watch?.cancel()
             unwatched.remove(tp)

@@ -35,8 +35,8 @@ import TidemarkStorage
 /// of records long behind one that holds its start is a snapshot of a few runs. Written whole at every
 /// acknowledgement, that was quadratic: 4,000 acknowledgements beside 4,000 delayed jobs wrote
 /// 159 MB. A slot writes a delta while the deltas since its last snapshot are smaller than
-/// that snapshot, 1 KiB, and a byte per entry its window keeps (a snapshot walks every one),
-/// then a snapshot again (`ShareCoordinator.Slot.writesSnapshot`), so the bytes per write stay
+/// the largest of that snapshot, 1 KiB and a byte per entry its window keeps (a snapshot walks
+/// every one), then a snapshot again (`ShareCoordinator.Slot.writesSnapshot`), so the bytes per write stay
 /// about the size of what changed.
 ///
 /// Writes go into the page cache under the caller's lock (so the log order is the state's

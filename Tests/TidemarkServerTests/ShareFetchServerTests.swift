@@ -18,10 +18,11 @@ extension ServerTests {
     }
 
     /// Sends `member`'s ShareFetch (a long poll of `maxWaitMs`) without waiting for its answer;
-    /// `partitions` are listed when it opens the session (epoch 0), `forget` forgotten.
+    /// `partitions` are listed when it opens the session (epoch 0), `add` (added to it) at a
+    /// later epoch, `forget` forgotten.
     static func sendShareFetch(
         _ client: RawClient, topicId: WireUUID, partitions: [Int32] = [0], maxRecords: Int32 = 1, epoch: Int32, correlation: Int32,
-        forget: [Int32] = [], member: String = "worker-1", maxWaitMs: Int32 = 2_000, group: String = "workers"
+        add: [Int32] = [], forget: [Int32] = [], member: String = "worker-1", maxWaitMs: Int32 = 2_000, group: String = "workers"
     ) throws {
         var request = ShareFetchRequest()
         request.groupId = group
@@ -30,10 +31,11 @@ extension ServerTests {
         request.maxWaitMs = maxWaitMs
         request.maxRecords = maxRecords
         request.batchSize = maxRecords
-        if epoch == 0 {
+        let listed = epoch == 0 ? partitions : add
+        if !listed.isEmpty {
             var topic = ShareAcknowledgeTopic()
             topic.topicId = topicId
-            topic.partitions = partitions.map { .init(partitionIndex: $0) }
+            topic.partitions = listed.map { .init(partitionIndex: $0) }
             request.topics = [topic]
         }
         if !forget.isEmpty { request.forgottenTopicsData = [ConsumerTopicPartitions(topicId: topicId, partitions: forget)] }
@@ -528,17 +530,6 @@ extension ServerTests {
             try Self.sendShareFetch(client, topicId: topicId, partitions: [0, 1], epoch: 0, correlation: 10, maxWaitMs: 50)
             _ = try #require(await client.response())
             #expect(notifiers.map(\.waiterCount) == [1, 1, 0])
-            var request = ShareFetchRequest()
-            request.groupId = "workers"
-            request.memberId = "worker-1"
-            request.shareSessionEpoch = 1
-            request.maxWaitMs = 3_000
-            request.maxRecords = 1
-            request.batchSize = 1
-            var added = ShareAcknowledgeTopic()
-            added.topicId = topicId
-            added.partitions = [.init(partitionIndex: 2)]
-            request.topics = [added]
             let appender = Task {
                 try await Task.sleep(for: .milliseconds(400))
                 var job = RecordBatchBuilder()
@@ -546,7 +537,7 @@ extension ServerTests {
                 _ = try await broker.append(topic: "adds", partition: 2, batches: try job.build())
             }
             let started = ContinuousClock.now
-            try client.request(.shareFetch, version: 1, correlation: 11, request)
+            try Self.sendShareFetch(client, topicId: topicId, epoch: 1, correlation: 11, add: [2], maxWaitMs: 3_000)
             let (c, body) = try #require(await client.response())
             let waited = ContinuousClock.now - started
             try await appender.value

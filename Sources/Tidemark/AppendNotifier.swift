@@ -58,7 +58,19 @@ final class AppendNotifier: Sendable {
         var isClosed = false
         /// The end the last notify saw (how many records the next one appended).
         var notifiedEnd: Int64?
+        /// Groups whose share window here takes no appended record now, and since when
+        /// (`closeShareWindow`): an append tells their polls instead of waking them.
+        var fullWindows: [String: ContinuousClock.Instant] = [:]
+        /// The stamp of the last `openShareWindow` here.
+        var lastOpen: UInt64 = 0
     }
+
+    /// How long a full window is believed without being opened again: past it, an append
+    /// wakes a poll as before (which closes the window again if it is still full). A bound
+    /// for what frees a window without an acknowledgement or an offer (a lowered limit's
+    /// group config raised, the group's state reset): one wasted wake a second, not one per
+    /// append, and no wait past it for polls that could take the records.
+    static let fullWindowTrust = Duration.seconds(1)
 
     private let state = Mutex(State())
 
@@ -152,7 +164,8 @@ final class AppendNotifier: Sendable {
 
     /// Called after an append: wakes everyone waiting for an end below `newEnd`; of the share
     /// waiters of each group, one per record appended, the waiting ones on the calling thread
-    /// first, then those registered first (the others are told).
+    /// first, then those registered first (the others are told); none of a group whose
+    /// window here is full (`closeShareWindow`).
     func notify(newEnd: Int64) {
         var told: [(tell: @Sendable (Bool) -> Void, busy: Bool)] = []
         let ready = state.withLock { s -> [Waiter] in
@@ -161,9 +174,19 @@ final class AppendNotifier: Sendable {
             guard !s.waiters.isEmpty else { return [] }
             var ready: [Waiter] = []
             var shared: [String: [(id: Int, share: ShareWake)]] = [:]
+            if !s.fullWindows.isEmpty {
+                let now = ContinuousClock.now
+                for (group, since) in s.fullWindows where now - since >= Self.fullWindowTrust { s.fullWindows[group] = nil }
+            }
             for (id, waiter) in s.waiters where newEnd > waiter.offset {
                 if let share = waiter.share {
-                    shared[share.group, default: []].append((id, share))
+                    // A full window's group: no poll of it could take these records, all are
+                    // told (without the grouping and ordering a wake needs).
+                    if !s.fullWindows.isEmpty, s.fullWindows[share.group] != nil {
+                        told.append((share.appended, !share.isWaiting()))
+                    } else {
+                        shared[share.group, default: []].append((id, share))
+                    }
                 } else {
                     ready.append(waiter)
                     s.waiters.removeValue(forKey: id)
@@ -207,6 +230,35 @@ final class AppendNotifier: Sendable {
             return Self.localFirst(candidates).first.flatMap { s.waiters.removeValue(forKey: $0.id) }
         }
         next?.wake()
+    }
+
+    /// `group`'s share window here takes no appended record now: every record lock it has is
+    /// in flight (`ShareCoordinator.acquire`'s `full`), as an acquire found it that began when
+    /// the broker's count of window opens was `stampBefore`. Appends then tell the group's
+    /// polls instead of waking them (each woken poll took nothing, ~15 us of server CPU an
+    /// append with a worker waiting behind a full window), until the window is opened (an
+    /// acknowledgement that frees a lock there, records offered) or `fullWindowTrust` passes.
+    /// Not closed when it was opened after that count (the acquire may have seen it full
+    /// before an acknowledgement freed it: closed then, it would stay closed).
+    func closeShareWindow(group: String, stampBefore: UInt64) {
+        state.withLock { s in
+            guard !s.isClosed, s.lastOpen <= stampBefore else { return }
+            s.fullWindows[group] = ContinuousClock.now
+        }
+    }
+
+    /// `group`'s share window here may take records again (`closeShareWindow`); `stamp`: the
+    /// broker's count of window opens, counted for this one.
+    func openShareWindow(group: String, stamp: UInt64) {
+        state.withLock { s in
+            s.lastOpen = max(s.lastOpen, stamp)
+            s.fullWindows.removeValue(forKey: group)
+        }
+    }
+
+    /// Whether `group`'s share window here is closed (`closeShareWindow`).
+    func isShareWindowClosed(group: String) -> Bool {
+        state.withLock { $0.fullWindows[group] != nil }
     }
 
     /// How many share waiters of `group` wait now (`ShareWake.isWaiting`).

@@ -209,13 +209,30 @@ extension Broker {
     /// closed, a fetch gave them back): wakes as many waiting share polls of the group there
     /// as could take one. Without this, a waiting worker found them only at its poll's next
     /// timer wake (a released job was redelivered 140-150 ms later). Costs a look at the
-    /// partition's waiters when no poll of the group waits there.
+    /// partition's waiters when no poll of the group waits there. Opens the group's window
+    /// there (`AppendNotifier.openShareWindow`): appends wake its polls again.
     public func offerShareRecords(group: String, _ tp: TopicPartition) {
         guard let state = try? partitionState(tp.topic, tp.partition) else { return }
+        state.notifier.openShareWindow(group: group, stamp: shareWindowOpens.add(1, ordering: .sequentiallyConsistent).newValue)
         let waiting = state.notifier.waitingShareWaiters(group: group)
         guard waiting > 0 else { return }
         let available = shares.availableCount(group: group, tp, view: shareLogViewWithoutBlocking, max: waiting)
         state.notifier.offer(group: group, count: available)
+    }
+
+    /// The count of share windows opened so far, for `closeShareWindows`: read before the
+    /// acquire that finds windows full.
+    public var shareWindowStamp: UInt64 { shareWindowOpens.load(ordering: .sequentiallyConsistent) }
+
+    /// `group`'s share windows in `partitions` take no appended record now (an acquire found
+    /// every record lock of each in flight: `ShareCoordinator.acquire`'s `full`): appends
+    /// there tell the group's waiting polls instead of waking them, until an acknowledgement
+    /// frees a lock or records are offered (`offerShareRecords`). `stamp`: `shareWindowStamp`
+    /// read before that acquire (a window opened since is left open).
+    public func closeShareWindows(group: String, _ partitions: [TopicPartition], stamp: UInt64) {
+        for tp in partitions {
+            (try? partitionState(tp.topic, tp.partition))?.notifier.closeShareWindow(group: group, stampBefore: stamp)
+        }
     }
 
     /// `offerShareRecords` for each of `released`, once each (a second offer of a partition

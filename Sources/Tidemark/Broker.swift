@@ -65,6 +65,10 @@ public final class Broker: Sendable {
     let reporter = BlockingExecutor(serial: true, label: "tidemark.reports")
     /// Reports running or waiting on `reporter` (bounded by `maxReports`).
     let reportsWaiting = Atomic<Int>(0)
+    /// Share windows opened so far (`offerShareRecords`): an acquire reads it before it
+    /// looks, and closes the windows it found full only if none was opened since
+    /// (`AppendNotifier.closeShareWindow`).
+    let shareWindowOpens = Atomic<UInt64>(0)
     /// Group commit for every partition: one thread syncing what waiting appenders need.
     let flusher: LogFlusher
     /// The deadlines of embedded long polls, on one sleeping task.

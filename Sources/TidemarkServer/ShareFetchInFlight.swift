@@ -164,9 +164,12 @@ final class ShareFetchInFlight {
             }
         }
         var found: [TopicPartition] = []
+        var locksFull: [TopicPartition] = []
+        let stamp = broker.shareWindowStamp
         let acquired = broker.shares.acquire(
             group: group, member: member, partitions: partitions, maxRecords: maxRecords,
-            view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock, live: &found)
+            view: broker.shareLogViewWithoutBlocking, wouldBlock: &wouldBlock, live: &found, full: &locksFull)
+        if !locksFull.isEmpty { broker.closeShareWindows(group: group, locksFull, stamp: stamp) }
         if full {
             live = found
         } else if let before = live {

@@ -451,9 +451,10 @@ import TidemarkStorage
         }
         func take() -> [String] {
             var wouldBlock = false
-            var live: [TopicPartition] = []
+            var (live, full): ([TopicPartition], [TopicPartition]) = ([], [])
             return broker.shares.acquire(
-                group: "workers", member: "w1", partitions: walk, maxRecords: 100, view: view, wouldBlock: &wouldBlock, live: &live
+                group: "workers", member: "w1", partitions: walk, maxRecords: 100, view: view, wouldBlock: &wouldBlock, live: &live,
+                full: &full
             ).flatMap { a in a.offsets.map { "\(a.topicPartition.partition):\($0)" } }.sorted()
         }
         func accept(_ taken: [String]) {

@@ -217,4 +217,105 @@ import TidemarkStorage
         #expect(due() == 30_000)
         try await broker.close()
     }
+
+    /// A window with every record lock in flight (`share.partition.max.record.locks=100`, all
+    /// held) is reported full by the acquire and closed: an append tells the group's waiting
+    /// polls instead of waking them (another group's poll is woken as before). An accept there
+    /// frees a lock: it is released (`ShareSessionUpdate.released`), and its offer opens the
+    /// window and wakes one poll. A close read before an open is refused; a close is trusted
+    /// for `AppendNotifier.fullWindowTrust`, then an append wakes a poll again.
+    @Test func aFullWindowTellsItsPollsUntilALockIsFreed() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.partition.max.record.locks", "100")])
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 110)
+        let tp = TopicPartition("jobs", 0)
+        let notifier = try broker.partitionState("jobs", 0).notifier
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        var wouldBlock = false
+        var (live, full): ([TopicPartition], [TopicPartition]) = ([], [])
+        let stamp = broker.shareWindowStamp
+        let held = broker.shares.acquire(
+            group: "workers", member: "w1", partitions: SessionPartitions([tp]), maxRecords: 500, view: broker.shareLogView,
+            wouldBlock: &wouldBlock, live: &live, full: &full)
+        #expect(held.first?.offsets == Array(0..<100))
+        #expect(full == [tp])
+        broker.closeShareWindows(group: "workers", full, stamp: stamp)
+        #expect(notifier.isShareWindowClosed(group: "workers"))
+
+        let seen = [Seen(), Seen()]
+        var watches = try seen.map { try Self.watch(broker, local: false, $0) }
+        let other = Seen()
+        let end = try broker.offsets(topic: "jobs", partition: 0).end
+        let otherWatch = broker.watchAppends(
+            topic: "jobs", partition: 0, beyond: end,
+            share: ShareWake(group: "others", isWaiting: { true }, appended: { _ in other.told.add(1, ordering: .relaxed) })
+        ) { other.woken.add(1, ordering: .relaxed) }
+        #expect(watches.allSatisfy { $0 != nil } && otherWatch != nil)
+        func woken() -> [Int] { seen.map { $0.woken.load(ordering: .relaxed) } }
+        func told() -> [Int] { seen.map { $0.told.load(ordering: .relaxed) } }
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 1)
+        #expect(woken() == [0, 0] && told() == [1, 1])
+        #expect(other.woken.load(ordering: .relaxed) == 1)
+
+        let accepted = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(0, .accept)]], allowRenew: false, view: broker.shareLogView)
+        #expect(accepted.error == nil && accepted.released == [tp])
+        broker.offerShareRecords(group: "workers", tp)
+        #expect(!notifier.isShareWindowClosed(group: "workers"))
+        #expect(woken() == [1, 0], "one lock freed: one poll")
+        // A second accept with the window open releases nothing.
+        let again = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 2, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(1, .accept)]], allowRenew: false, view: broker.shareLogView)
+        #expect(again.error == nil && again.released.isEmpty)
+
+        // Found full before a window was opened: not closed.
+        let before = broker.shareWindowStamp
+        broker.offerShareRecords(group: "workers", tp)
+        broker.closeShareWindows(group: "workers", [tp], stamp: before)
+        #expect(!notifier.isShareWindowClosed(group: "workers"))
+        #expect(woken() == [1, 1], "the offer woke the other poll")
+
+        // Trusted for a while only.
+        watches[0] = try Self.watch(broker, local: false, seen[0])
+        broker.closeShareWindows(group: "workers", [tp], stamp: broker.shareWindowStamp)
+        #expect(notifier.isShareWindowClosed(group: "workers"))
+        try await Task.sleep(for: AppendNotifier.fullWindowTrust + .milliseconds(100))
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 1)
+        #expect(woken() == [2, 1])
+        #expect(!notifier.isShareWindowClosed(group: "workers"))
+        for watch in watches { _ = watch?.cancel() }
+        _ = otherWatch?.cancel()
+        try await broker.close()
+    }
+
+    /// An embedded worker's poll closes a full window too (`ShareConsumer`), and a worker
+    /// waiting behind it gets the lock an accept frees.
+    @Test func anEmbeddedWorkerBehindAFullWindowGetsTheFreedLock() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("pool", changes: [.set("share.partition.max.record.locks", "100")])
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 110)
+        let notifier = try broker.partitionState("jobs", 0).notifier
+        let holder = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let jobs = try await holder.poll(maxRecords: 100, timeout: .seconds(5))
+        #expect(jobs.map(\.record.offset) == Array(0..<100))
+        let waiter = try await ShareConsumer(broker: broker, group: "pool", topics: ["jobs"], mode: .explicit)
+        let waiting = Task { try await waiter.poll(maxRecords: 10, timeout: .seconds(20)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !notifier.isShareWindowClosed(group: "pool") && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(notifier.isShareWindowClosed(group: "pool"))
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 5)
+        holder.acknowledge(jobs[0])
+        _ = try await holder.commit()
+        #expect(try await waiting.value.map(\.record.offset) == [100])
+        try await waiter.close()
+        try await holder.close()
+        try await broker.close()
+    }
 }

@@ -236,8 +236,12 @@ public final class ShareConsumer: Sendable {
             let ends = withExtendedLifetime(states) { logs.map { $0?._withUnsafeGuaranteedRef { $0.visibleEndOffset } ?? 0 } }
             var wouldBlock = false
             var live: [TopicPartition] = []
+            var full: [TopicPartition] = []
+            let stamp = broker.shareWindowStamp
             var acquired = broker.shares.acquire(
-                group: group, member: memberId, partitions: inTurn, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock, live: &live)
+                group: group, member: memberId, partitions: inTurn, maxRecords: maxRecords, view: view, wouldBlock: &wouldBlock,
+                live: &live, full: &full)
+            if !full.isEmpty { broker.closeShareWindows(group: group, full, stamp: stamp) }
             let taken = acquired.reduce(0) { $0 + $1.offsets.count }
             if wouldBlock && taken < maxRecords {
                 // A partition whose window needs the disk (after a restart, a cold segment) is

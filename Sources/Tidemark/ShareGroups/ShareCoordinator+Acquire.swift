@@ -20,25 +20,31 @@ extension ShareCoordinator {
         group: String, member: String, partitions: [TopicPartition], maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool
     ) -> [ShareAcquisition] {
         var live: [TopicPartition] = []
+        var full: [TopicPartition] = []
         return acquire(
             group: group, member: member, partitions: SessionPartitions(partitions), maxRecords: maxRecords, view: view,
-            wouldBlock: &wouldBlock, live: &live)
+            wouldBlock: &wouldBlock, live: &live, full: &full)
     }
 
     /// Acquires as above, over a session's partitions in this fetch's order (`ShareSessionUpdate.partitions`).
     /// `live` gets those of them it looked at whose window was not caught up (`SharePartition.isCaughtUp`):
-    /// the others can get records only by an append (a long poll watches for those).
+    /// the others can get records only by an append (a long poll watches for those). `full`
+    /// gets those whose window (without per-key ordering) has every record lock in flight,
+    /// with records waiting past it: no record appended there can be taken until a lock is
+    /// freed (the caller closes them to appends' wakes: `Broker.closeShareWindows`).
     public func acquire(
         group: String, member: String, partitions: SessionPartitions, maxRecords: Int, view: ShareLogView, wouldBlock: inout Bool,
-        live: inout [TopicPartition]
+        live: inout [TopicPartition], full: inout [TopicPartition]
     ) -> [ShareAcquisition] {
         let now = clock()
         let settings = self.settings(group)
         var declined = false
         var notCaughtUp: [TopicPartition] = []
+        var locksFull: [TopicPartition] = []
         defer {
             if declined { wouldBlock = true }
             live = notCaughtUp
+            full = locksFull
         }
         // Read before any lookup: a topic changed during the walk makes the marks it leaves stale.
         let topicsGeneration = view.topicsGeneration?()
@@ -158,6 +164,12 @@ extension ShareCoordinator {
                         let room = min(
                             settings.maxInFlight - found.inFlight, settings.maxInFlight * 10 - found.blocked, roomLeft)
                         if settings.maxInFlight * 10 - found.blocked <= 0 { s.keyBacklogFull = pkey }
+                        // The search saw the whole window (fewer due than allowed): its counts
+                        // hold. Every lock in flight, records waiting past it: full.
+                        if !settings.keyOrdering && settings.maxInFlight - found.inFlight <= 0 {
+                            slot.windowFull = true
+                            locksFull.append(tp)
+                        }
                         guard room > 0 else { break }
                         let read: [SharePartition.RecordMeta]?
                         do throws(TidemarkError) {

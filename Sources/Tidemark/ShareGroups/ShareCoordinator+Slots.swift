@@ -16,6 +16,10 @@ extension ShareCoordinator {
         /// The maintenance pass could not read this restored window's keys and delays
         /// (`ShareCoordinator.readRestoredMetadata`): left to its first fetch.
         var metadataUnread = false
+        /// An acquire found every record lock of this window in flight (`acquire`'s `full`):
+        /// the caller closed the window to appends' wakes (`Broker.closeShareWindows`), and
+        /// the next acknowledgement here opens it (`ShareSessionUpdate.released`).
+        var windowFull = false
         /// The share-state log holds a snapshot of this slot that deltas can follow (not yet
         /// after a restart or a reset), its size, and the bytes of the deltas written since
         /// (`writesSnapshot` says when the next is a snapshot).

@@ -71,8 +71,9 @@ public struct ShareSessionUpdate: Sendable {
     public var lockDurationMs: Int64 = 0
     /// Some acknowledgement made dead letters: `Broker.writeDeadLetters` should run.
     public var deadLettersPending = false
-    /// Partitions where acknowledgements applied released records, or where the closed
-    /// session gave records back: they may be available there now without an append. The
+    /// Partitions where acknowledgements applied released records, or freed a lock of a full
+    /// window (`Slot.windowFull`), or where the closed session gave records back: they may be
+    /// available there now without an append. The
     /// caller offers them to waiting polls (`Broker.offerShareRecords`) once its own acquire,
     /// if any, is done.
     public var released: [TopicPartition] = []

@@ -235,8 +235,8 @@ final class AppendNotifier: Sendable {
     /// `group`'s share window here takes no appended record now: every record lock it has is
     /// in flight (`ShareCoordinator.acquire`'s `full`), as an acquire found it that began when
     /// the broker's count of window opens was `stampBefore`. Appends then tell the group's
-    /// polls instead of waking them (each woken poll took nothing, ~15 us of server CPU an
-    /// append with a worker waiting behind a full window), until the window is opened (an
+    /// polls instead of waking them (each woken poll took nothing, ~10-15 us of server CPU an
+    /// append with workers waiting behind a full window), until the window is opened (an
     /// acknowledgement that frees a lock there, records offered) or `fullWindowTrust` passes.
     /// Not closed when it was opened after that count (the acquire may have seen it full
     /// before an acknowledgement freed it: closed then, it would stay closed).

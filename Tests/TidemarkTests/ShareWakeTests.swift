@@ -221,8 +221,8 @@ import TidemarkStorage
     /// A window with every record lock in flight (`share.partition.max.record.locks=100`, all
     /// held) is reported full by the acquire and closed: an append tells the group's waiting
     /// polls instead of waking them (another group's poll is woken as before). An accept there
-    /// frees a lock: it is released (`ShareSessionUpdate.released`), and its offer opens the
-    /// window and wakes one poll. A close read before an open is refused; a close is trusted
+    /// (of a record not first in the window) frees a lock: it is released
+    /// (`ShareSessionUpdate.released`), and its offer opens the window and wakes one poll. A close read before an open is refused; a close is trusted
     /// for `AppendNotifier.fullWindowTrust`, then an append wakes a poll again.
     @Test func aFullWindowTellsItsPollsUntilALockIsFreed() async throws {
         let dir = TemporaryDirectory()
@@ -260,9 +260,10 @@ import TidemarkStorage
         #expect(woken() == [0, 0] && told() == [1, 1])
         #expect(other.woken.load(ordering: .relaxed) == 1)
 
+        // Not the window's first record: its start stays, a lock is free all the same.
         let accepted = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: 1, add: [], forget: [],
-            acknowledgements: [tp: [ShareAcknowledgement(0, .accept)]], allowRenew: false, view: broker.shareLogView)
+            acknowledgements: [tp: [ShareAcknowledgement(50, .accept)]], allowRenew: false, view: broker.shareLogView)
         #expect(accepted.error == nil && accepted.released == [tp])
         broker.offerShareRecords(group: "workers", tp)
         #expect(!notifier.isShareWindowClosed(group: "workers"))
@@ -270,7 +271,7 @@ import TidemarkStorage
         // A second accept with the window open releases nothing.
         let again = broker.shares.updateSession(
             group: "workers", member: "w1", epoch: 2, add: [], forget: [],
-            acknowledgements: [tp: [ShareAcknowledgement(1, .accept)]], allowRenew: false, view: broker.shareLogView)
+            acknowledgements: [tp: [ShareAcknowledgement(51, .accept)]], allowRenew: false, view: broker.shareLogView)
         #expect(again.error == nil && again.released.isEmpty)
 
         // Found full before a window was opened: not closed.

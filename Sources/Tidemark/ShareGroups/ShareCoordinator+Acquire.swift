@@ -40,11 +40,11 @@ extension ShareCoordinator {
         let settings = self.settings(group)
         var declined = false
         var notCaughtUp: [TopicPartition] = []
-        var locksFull: [TopicPartition] = []
+        var fullWindows: [TopicPartition] = []
         defer {
             if declined { wouldBlock = true }
             live = notCaughtUp
-            full = locksFull
+            full = fullWindows
         }
         // Read before any lookup: a topic changed during the walk makes the marks it leaves stale.
         let topicsGeneration = view.topicsGeneration?()
@@ -167,8 +167,8 @@ extension ShareCoordinator {
                         // The search saw the whole window (fewer due than allowed): its counts
                         // hold. Every lock in flight, records waiting past it: full.
                         if !settings.keyOrdering && settings.maxInFlight - found.inFlight <= 0 {
-                            slot.windowFull = true
-                            locksFull.append(tp)
+                            slot.locksFull = true
+                            fullWindows.append(tp)
                         }
                         guard room > 0 else { break }
                         let read: [SharePartition.RecordMeta]?

@@ -19,7 +19,7 @@ extension ShareCoordinator {
         /// An acquire found every record lock of this window in flight (`acquire`'s `full`):
         /// the caller closed the window to appends' wakes (`Broker.closeShareWindows`), and
         /// the next acknowledgement here opens it (`ShareSessionUpdate.released`).
-        var windowFull = false
+        var locksFull = false
         /// The share-state log holds a snapshot of this slot that deltas can follow (not yet
         /// after a restart or a reset), its size, and the bytes of the deltas written since
         /// (`writesSnapshot` says when the next is a snapshot).

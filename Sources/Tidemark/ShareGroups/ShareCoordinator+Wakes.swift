@@ -47,7 +47,17 @@ extension ShareCoordinator {
             // In place, no copy held: a copy of the window extended to the log end by
             // `candidates` would copy all its entries.
             guard s.slots[key]?.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) == false else { return 0 }
-            return s.slots[key]?.state.candidates(max: max, logEnd: bounds.end, settings: settings, nowMs: now).count ?? 0
+            if settings.keyOrdering {
+                return s.slots[key]?.state.candidates(max: max, logEnd: bounds.end, settings: settings, nowMs: now).count ?? 0
+            }
+            // As an acquire counts: records past the window enter it while a lock is free (not
+            // within the lock count of its start: an accept of any but its first record freed
+            // a lock that no offer counted).
+            guard let found = s.slots[key]?.state.searchWindow(max: max, settings: settings, nowMs: now) else { return 0 }
+            guard found.offsets.count < max else { return max }
+            let past = Swift.max(0, bounds.end - s.slots[key]!.state.endOffset)
+            let room = Swift.max(0, settings.maxInFlight - found.inFlight)
+            return Swift.min(max, found.offsets.count + Int(Swift.min(Int64(room), past)))
         }
     }
 }

@@ -345,10 +345,10 @@ public final class ShareCoordinator: Sendable {
                     // nothing then, walked the whole keyed window (one key, 4 workers: 735
                     // jobs/s at 1.4 ms of server CPU each, against 2,300 without).
                     if acks.contains(where: { $0.types.contains(.release) }) { update.released.append(tp) }
-                    // A full window (`Slot.windowFull`) was closed to appends' wakes: a freed
+                    // A full window (`Slot.locksFull`) was closed to appends' wakes: a freed
                     // lock lets a waiting worker take the next record, and appends wake again.
-                    else if s.slots[pkey]!.windowFull { update.released.append(tp) }
-                    s.slots[pkey]!.windowFull = false
+                    else if s.slots[pkey]!.locksFull { update.released.append(tp) }
+                    s.slots[pkey]!.locksFull = false
                     if !s.slots[pkey]!.state.deadLetters.isEmpty { update.deadLettersPending = true }
                     if view.syncsEveryAppend(tp.topic) { syncAcknowledgements = true }
                 }

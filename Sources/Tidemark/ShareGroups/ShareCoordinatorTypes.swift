@@ -72,7 +72,7 @@ public struct ShareSessionUpdate: Sendable {
     /// Some acknowledgement made dead letters: `Broker.writeDeadLetters` should run.
     public var deadLettersPending = false
     /// Partitions where acknowledgements applied released records, or freed a lock of a full
-    /// window (`Slot.windowFull`), or where the closed session gave records back: they may be
+    /// window (`Slot.locksFull`), or where the closed session gave records back: they may be
     /// available there now without an append. The
     /// caller offers them to waiting polls (`Broker.offerShareRecords`) once its own acquire,
     /// if any, is done.

@@ -83,24 +83,28 @@ final class AppendNotifier: Sendable {
 
     /// Calls `wake` once the log end passes `offset` (or the notifier closes). Returns an id
     /// for `cancel`, or nil when `wake` already ran (the end had passed: `currentEnd` is read
-    /// after registering, so an append in between is never missed).
+    /// after registering, so an append in between is never missed). A share watch of a group
+    /// whose window here is full (`closeShareWindow`) is registered even when the end has
+    /// passed: those records are not its group's to take (an embedded worker behind a full
+    /// window, its ends read before its acquire, went round again at once for every append).
     @discardableResult
     func watch(
         beyond offset: Int64, currentEnd: () -> Int64, share: ShareWake? = nil, wake: @escaping @Sendable () -> Void
     ) -> Int? {
-        let id = state.withLock { s -> Int? in
+        let registered = state.withLock { s -> (id: Int, full: Bool)? in
             if s.isClosed { return nil }
             s.nextID += 1
             s.waiters[s.nextID] = Waiter(offset: offset, wake: wake, share: share)
             // The end a watch starts from counts the first append's records.
             if s.notifiedEnd == nil { s.notifiedEnd = offset }
-            return s.nextID
+            let full = share.map { Self.isFull(s, group: $0.group) } ?? false
+            return (s.nextID, full)
         }
-        guard let id else {
+        guard let (id, full) = registered else {
             wake()
             return nil
         }
-        if currentEnd() > offset, cancel(id) {
+        if !full, currentEnd() > offset, cancel(id) {
             wake()
             return nil
         }
@@ -256,9 +260,14 @@ final class AppendNotifier: Sendable {
         }
     }
 
-    /// Whether `group`'s share window here is closed (`closeShareWindow`).
+    /// Whether `group`'s share window here is closed (`closeShareWindow`), and trusted still.
     func isShareWindowClosed(group: String) -> Bool {
-        state.withLock { $0.fullWindows[group] != nil }
+        state.withLock { Self.isFull($0, group: group) }
+    }
+
+    private static func isFull(_ s: State, group: String) -> Bool {
+        guard !s.fullWindows.isEmpty, let since = s.fullWindows[group] else { return false }
+        return ContinuousClock.now - since < fullWindowTrust
     }
 
     /// How many share waiters of `group` wait now (`ShareWake.isWaiting`).

@@ -213,10 +213,14 @@ extension Broker {
     /// there (`AppendNotifier.openShareWindow`): appends wake its polls again.
     public func offerShareRecords(group: String, _ tp: TopicPartition) {
         guard let state = try? partitionState(tp.topic, tp.partition) else { return }
-        state.notifier.openShareWindow(group: group, stamp: shareWindowOpens.add(1, ordering: .sequentiallyConsistent).newValue)
+        let stamp = shareWindowOpens.add(1, ordering: .sequentiallyConsistent).newValue
+        state.notifier.openShareWindow(group: group, stamp: stamp)
         let waiting = state.notifier.waitingShareWaiters(group: group)
         guard waiting > 0 else { return }
-        let available = shares.availableCount(group: group, tp, view: shareLogViewWithoutBlocking, max: waiting)
+        let (available, full) = shares.offerable(group: group, tp, view: shareLogViewWithoutBlocking, max: waiting)
+        // Full again (the acknowledging worker's own fetch took the lock it freed): closed
+        // again, unless opened since (the next append would wake a poll for nothing).
+        if full { state.notifier.closeShareWindow(group: group, stampBefore: stamp) }
         state.notifier.offer(group: group, count: available)
     }
 

@@ -319,4 +319,60 @@ import TidemarkStorage
         try await holder.close()
         try await broker.close()
     }
+
+    /// A worker that acknowledges in its next fetch takes the lock it freed there itself: the
+    /// window is full again, so the offer that follows closes it again (left open, the next
+    /// append woke a waiting poll for nothing, once per job). A share watch behind a closed
+    /// window registers even when the end has passed (an embedded worker, its ends read before
+    /// its acquire, went round again at once for each append); another watch fires at once.
+    @Test func aWindowFullAgainAfterItsAcknowledgementStaysClosed() async throws {
+        let dir = TemporaryDirectory()
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.partition.max.record.locks", "100")])
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 110)
+        let tp = TopicPartition("jobs", 0)
+        let notifier = try broker.partitionState("jobs", 0).notifier
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        func acquire() -> [Int64] {
+            var wouldBlock = false
+            var (live, full): ([TopicPartition], [TopicPartition]) = ([], [])
+            let stamp = broker.shareWindowStamp
+            let taken = broker.shares.acquire(
+                group: "workers", member: "w1", partitions: SessionPartitions([tp]), maxRecords: 500, view: broker.shareLogView,
+                wouldBlock: &wouldBlock, live: &live, full: &full)
+            broker.closeShareWindows(group: "workers", full, stamp: stamp)
+            return taken.flatMap(\.offsets)
+        }
+        #expect(acquire() == Array(0..<100))
+        let seen = Seen()
+        let watch = try Self.watch(broker, local: false, seen)
+        #expect(watch != nil && notifier.isShareWindowClosed(group: "workers"))
+
+        // The acknowledgement and the acker's own acquire, then the offer.
+        let accepted = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(7, .accept)]], allowRenew: false, view: broker.shareLogView)
+        #expect(accepted.released == [tp])
+        #expect(acquire() == [100])
+        broker.offerShareRecords(group: "workers", tp)
+        #expect(notifier.isShareWindowClosed(group: "workers"))
+        #expect(seen.woken.load(ordering: .relaxed) == 0)
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 1)
+        #expect(seen.woken.load(ordering: .relaxed) == 0 && seen.told.load(ordering: .relaxed) == 1)
+
+        // Watches made with an end the log has passed.
+        let passed = try broker.offsets(topic: "jobs", partition: 0).end - 1
+        let behind = Seen()
+        let share = ShareWake(group: "workers", isWaiting: { true }, appended: { _ in behind.told.add(1, ordering: .relaxed) })
+        let held = broker.watchAppends(topic: "jobs", partition: 0, beyond: passed, share: share) { behind.woken.add(1, ordering: .relaxed) }
+        #expect(held != nil && behind.woken.load(ordering: .relaxed) == 0)
+        let plain = Seen()
+        #expect(broker.watchAppends(topic: "jobs", partition: 0, beyond: passed) { plain.woken.add(1, ordering: .relaxed) } == nil)
+        #expect(plain.woken.load(ordering: .relaxed) == 1)
+        _ = held?.cancel()
+        _ = watch?.cancel()
+        try await broker.close()
+    }
 }

@@ -37,27 +37,36 @@ extension ShareCoordinator {
     /// How many records (at most `max`) `group` has in `tp` that members could acquire now, as
     /// `hasAvailable` counts them: for `Broker.offerShareRecords`, how many waiting polls to wake.
     public func availableCount(group: String, _ tp: TopicPartition, view: ShareLogView, max: Int) -> Int {
-        guard max > 0 else { return 0 }
+        offerable(group: group, tp, view: view, max: max).count
+    }
+
+    /// `availableCount`, and whether the window is full as an acquire finds it (every record
+    /// lock in flight, records waiting past it: `acquire`'s `full`), marked so then
+    /// (`Slot.locksFull`: the next acknowledgement there is released).
+    func offerable(group: String, _ tp: TopicPartition, view: ShareLogView, max: Int) -> (count: Int, full: Bool) {
+        guard max > 0 else { return (0, false) }
         let now = clock()
         let settings = self.settings(group)
         // Makes no window: a group without one there (deleted meanwhile) gets none made.
-        guard let bounds = view.bounds(tp.topic, tp.partition) else { return 0 }
-        return state.withLock { s -> Int in
+        guard let bounds = view.bounds(tp.topic, tp.partition) else { return (0, false) }
+        return state.withLock { s -> (count: Int, full: Bool) in
             let key = PartitionKey(group: group, topicPartition: tp)
             // In place, no copy held: a copy of the window extended to the log end by
             // `candidates` would copy all its entries.
-            guard s.slots[key]?.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) == false else { return 0 }
+            guard s.slots[key]?.state.isCaughtUp(logStart: bounds.start, logEnd: bounds.end) == false else { return (0, false) }
             if settings.keyOrdering {
-                return s.slots[key]?.state.candidates(max: max, logEnd: bounds.end, settings: settings, nowMs: now).count ?? 0
+                return (s.slots[key]?.state.candidates(max: max, logEnd: bounds.end, settings: settings, nowMs: now).count ?? 0, false)
             }
             // As an acquire counts: records past the window enter it while a lock is free (not
             // within the lock count of its start: an accept of any but its first record freed
             // a lock that no offer counted).
-            guard let found = s.slots[key]?.state.searchWindow(max: max, settings: settings, nowMs: now) else { return 0 }
-            guard found.offsets.count < max else { return max }
+            guard let found = s.slots[key]?.state.searchWindow(max: max, settings: settings, nowMs: now) else { return (0, false) }
+            guard found.offsets.count < max else { return (max, false) }
             let past = Swift.max(0, bounds.end - s.slots[key]!.state.endOffset)
             let room = Swift.max(0, settings.maxInFlight - found.inFlight)
-            return Swift.min(max, found.offsets.count + Int(Swift.min(Int64(room), past)))
+            let full = room == 0 && past > 0
+            if full { s.slots[key]!.locksFull = true }
+            return (Swift.min(max, found.offsets.count + Int(Swift.min(Int64(room), past))), full)
         }
     }
 }

@@ -16,8 +16,9 @@ public struct ShareWake: Sendable {
     /// lock: it must not call back into the notifier.
     public var isWaiting: @Sendable () -> Bool
     /// Told of an append (called outside the lock); `busy`: the poll was not waiting when the
-    /// wakes were chosen (if it waits by now, it must look at the partition itself).
-    public var appended: @Sendable (_ busy: Bool) -> Void
+    /// wakes were chosen (if it waits by now, it must look at the partition itself). Nil: not
+    /// told (an embedded worker's wait, which looks at every partition at its next slice).
+    public var appended: (@Sendable (_ busy: Bool) -> Void)?
     /// Whether the poll's wake would run on the calling thread (an event loop's poll, asked on
     /// the appender's or the passer's thread). Such polls are woken first: the job goes out
     /// in the appender's own pass, with no other thread woken (and no wait for one that is
@@ -26,7 +27,7 @@ public struct ShareWake: Sendable {
 
     public init(
         group: String, isWaiting: @escaping @Sendable () -> Bool, isLocal: @escaping @Sendable () -> Bool = { false },
-        appended: @escaping @Sendable (_ busy: Bool) -> Void
+        appended: (@Sendable (_ busy: Bool) -> Void)?
     ) {
         self.group = group
         self.isWaiting = isWaiting
@@ -46,10 +47,18 @@ public struct ShareWake: Sendable {
 /// one per appended record and group, and the others stay registered and are told (an append
 /// has passed them: `passOn` or a later append wakes them).
 final class AppendNotifier: Sendable {
-    private struct Waiter {
-        var offset: Int64
-        var wake: @Sendable () -> Void
-        var share: ShareWake?
+    /// A class: a notify walks every waiter, and a struct of four closures and a string was
+    /// copied (retained and released) at each step.
+    private final class Waiter: Sendable {
+        let offset: Int64
+        let wake: @Sendable () -> Void
+        let share: ShareWake?
+
+        init(offset: Int64, wake: @escaping @Sendable () -> Void, share: ShareWake?) {
+            self.offset = offset
+            self.wake = wake
+            self.share = share
+        }
     }
 
     private struct State {
@@ -187,7 +196,7 @@ final class AppendNotifier: Sendable {
                     // A full window's group: no poll of it could take these records, all are
                     // told (without the grouping and ordering a wake needs).
                     if !s.fullWindows.isEmpty, s.fullWindows[share.group] != nil {
-                        told.append((share.appended, !share.isWaiting()))
+                        if let tell = share.appended { told.append((tell, !share.isWaiting())) }
                     } else {
                         shared[share.group, default: []].append((id, share))
                     }
@@ -204,7 +213,7 @@ final class AppendNotifier: Sendable {
                         ready.append(waiter)
                         woken += 1
                     } else {
-                        told.append((share.appended, !waiting))
+                        if let tell = share.appended { told.append((tell, !waiting)) }
                     }
                 }
             }
@@ -365,7 +374,7 @@ final class FirstAppend: Sendable {
         guard !partitions.isEmpty, ContinuousClock.now < deadline else { return nil }
         let wait = FirstAppend(timers: timers)
         let share = group.map { group in
-            ShareWake(group: group, isWaiting: { wait.waiting.load(ordering: .acquiring) }, appended: { _ in })
+            ShareWake(group: group, isWaiting: { wait.waiting.load(ordering: .acquiring) }, appended: nil)
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Int?, Never>) in

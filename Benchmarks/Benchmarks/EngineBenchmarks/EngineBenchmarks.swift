@@ -191,6 +191,13 @@ let benchmarks: @Sendable () -> Void = {
             for _ in benchmark.scaledIterations { await waitingWorkersRun(benchmark, workers: workers, jobs: 1_000) }
         }
     }
+    // Sends while share workers wait behind a full window (one worker holds all 100 record
+    // locks): what they cost the producer, beside none waiting.
+    for waiters in [0, 4] {
+        Benchmark("awaited send, one at a time, 20k x 100 B, \(waiters) share workers waiting behind a full window") { benchmark async in
+            for _ in benchmark.scaledIterations { await fullWindowRun(benchmark, waiters: waiters) }
+        }
+    }
     // Awaited one by one, 100 B: the cost of one embedded send.
     Benchmark(
         "awaited send, one at a time, 100 B",
@@ -322,6 +329,41 @@ func waitingWorkersRun(_ benchmark: Benchmark, workers count: Int, jobs: Int) as
     for task in polling { task.cancel() }
     for task in polling { await task.value }
     for worker in workers { try! await worker.close() }
+    try! await broker.close()
+    try? FileManager.default.removeItem(atPath: dir)
+}
+
+/// 20,000 sends awaited one by one to topic "jobs" (measured) while `waiters` share-group
+/// workers poll in a loop behind a window full of another worker's 100 record locks
+/// (`share.partition.max.record.locks=100`).
+func fullWindowRun(_ benchmark: Benchmark, waiters count: Int) async {
+    let dir = scratch()
+    let broker = try! await Broker.open(dataDirectory: dir)
+    try! await broker.createTopic("jobs", partitions: 1)
+    try! await broker.alterGroupConfig("bench", changes: [.set("share.partition.max.record.locks", "100")])
+    let producer = try! await Producer(broker: broker)
+    for _ in 0..<110 { _ = try! await producer.send(topic: "jobs", key: nil, value: value) }
+    let holder = try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)
+    var held = 0
+    while held < 100 { held += try! await holder.poll(maxRecords: 100, timeout: .seconds(5)).count }
+    var waiters: [ShareConsumer] = []
+    for _ in 0..<count { waiters.append(try! await ShareConsumer(broker: broker, group: "bench", topics: ["jobs"], mode: .explicit)) }
+    let polling = waiters.map { worker in
+        Task {
+            while !Task.isCancelled {
+                let got = try? await worker.poll(maxRecords: 10, timeout: .seconds(2))
+                precondition(got?.isEmpty ?? true, "the window is full")
+            }
+        }
+    }
+    try! await Task.sleep(for: .milliseconds(100))
+    benchmark.startMeasurement()
+    for _ in 0..<20_000 { _ = try! await producer.send(topic: "jobs", key: nil, value: value) }
+    benchmark.stopMeasurement()
+    for task in polling { task.cancel() }
+    for task in polling { await task.value }
+    for worker in waiters { try! await worker.close() }
+    try! await holder.close()
     try! await broker.close()
     try? FileManager.default.removeItem(atPath: dir)
 }

@@ -4,9 +4,10 @@ import Synchronization
 /// partition, an append wakes as many as it appended records (those on the appender's own
 /// thread first, then those registered first; a woken poll's watch is made anew, so it goes to
 /// the back), not all of them: every waiting worker woken for one job was a thundering herd
-/// (each acquired again, one got the job). The others are told (`appended`), without a wake, so
-/// their timer wakes look at the partition (records released or expired there come back
-/// without an append).
+/// (each acquired again, one got the job). The others are told (`appended`, when the poll
+/// gives one: the Kafka front's), without a wake, so their timer wakes look at the partition
+/// (records released or expired there come back without an append); an embedded worker's wait
+/// is not told (its next 200 ms slice looks at every partition).
 /// A poll that was woken passes the wake on (`AppendNotifier.passOn`) when it leaves records
 /// another could take, or cannot take any.
 public struct ShareWake: Sendable {
@@ -363,9 +364,9 @@ final class FirstAppend: Sendable {
     /// past it or its notifier wakes everyone (its index), at `deadline` or on the task's
     /// cancellation (nil). With `group`, the watches are the
     /// group's share waits, and a share wake that comes after the wait ended (another wake or
-    /// cancellation came first) goes on to the group's next waiting poll: the others were
-    /// told of that append, not woken. (After the deadline it does not: that poll looks at
-    /// every partition next.)
+    /// cancellation came first) goes on to the group's next waiting poll: the others were not
+    /// woken by that append. (After the deadline it does not: that poll looks at every
+    /// partition next.)
     @discardableResult
     static func wait(
         _ partitions: [(state: PartitionState, beyond: Int64)], until deadline: ContinuousClock.Instant, timers: DeadlineTimers,

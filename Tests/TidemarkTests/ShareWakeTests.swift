@@ -324,7 +324,8 @@ import TidemarkStorage
     /// window is full again, so the offer that follows closes it again (left open, the next
     /// append woke a waiting poll for nothing, once per job). A share watch behind a closed
     /// window registers even when the end has passed (an embedded worker, its ends read before
-    /// its acquire, went round again at once for each append); another watch fires at once.
+    /// its acquire, went round again at once for each append), and the offer that opens the
+    /// window wakes it; another watch fires at once.
     @Test func aWindowFullAgainAfterItsAcknowledgementStaysClosed() async throws {
         let dir = TemporaryDirectory()
         let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
@@ -371,8 +372,16 @@ import TidemarkStorage
         let plain = Seen()
         #expect(broker.watchAppends(topic: "jobs", partition: 0, beyond: passed) { plain.woken.add(1, ordering: .relaxed) } == nil)
         #expect(plain.woken.load(ordering: .relaxed) == 1)
-        _ = held?.cancel()
+        // The lock the next accept frees goes to that watch (the other one gone).
         _ = watch?.cancel()
+        let next = broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: 2, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(8, .accept)]], allowRenew: false, view: broker.shareLogView)
+        #expect(next.released == [tp])
+        broker.offerShareRecords(group: "workers", tp)
+        #expect(behind.woken.load(ordering: .relaxed) == 1)
+        #expect(!notifier.isShareWindowClosed(group: "workers"))
+        _ = held?.cancel()
         try await broker.close()
     }
 }

@@ -4,7 +4,7 @@ extension ShareCoordinator {
     /// Whether `group` has records in `tp` that a member could acquire now (ignoring how many
     /// each member may hold: another member may take them). A long poll woken by an append
     /// asks it after its acquire, to pass the wake on (`Broker.passShareWake`) only when the
-    /// next poll would find something.
+    /// next poll would find something. Marks a full window as `offerable` does.
     public func hasAvailable(group: String, _ tp: TopicPartition, view: ShareLogView) -> Bool {
         availableCount(group: group, tp, view: view, max: 1) > 0
     }
@@ -35,14 +35,17 @@ extension ShareCoordinator {
     }
 
     /// How many records (at most `max`) `group` has in `tp` that members could acquire now, as
-    /// `hasAvailable` counts them: for `Broker.offerShareRecords`, how many waiting polls to wake.
+    /// `hasAvailable` counts them (marking a full window as `offerable` does).
     public func availableCount(group: String, _ tp: TopicPartition, view: ShareLogView, max: Int) -> Int {
         offerable(group: group, tp, view: view, max: max).count
     }
 
     /// `availableCount`, and whether the window is full as an acquire finds it (every record
     /// lock in flight, records waiting past it: `acquire`'s `full`), marked so then
-    /// (`Slot.locksFull`: the next acknowledgement there is released).
+    /// (`Slot.locksFull`: the next acknowledgement there is released): for
+    /// `Broker.offerShareRecords`, how many waiting polls to wake, and whether to close the
+    /// window again. (Locks run out are counted as held until an acquire or the maintenance
+    /// pass expires them.)
     func offerable(group: String, _ tp: TopicPartition, view: ShareLogView, max: Int) -> (count: Int, full: Bool) {
         guard max > 0 else { return (0, false) }
         let now = clock()

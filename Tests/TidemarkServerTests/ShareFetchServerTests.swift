@@ -42,6 +42,27 @@ extension ServerTests {
         try client.request(.shareFetch, version: 1, correlation: correlation, request)
     }
 
+    /// `member`'s ShareAcknowledge of `offset` of partition 0 (`type`: 1 accept, 2 release,
+    /// 3 reject) at session `epoch`; returns the answer.
+    static func acknowledge(
+        _ client: RawClient, topicId: WireUUID, member: String = "worker-1", _ offset: Int64, type: Int8, epoch: Int32,
+        correlation: Int32 = 99
+    ) async throws -> ShareAcknowledgeResponse {
+        var request = ShareAcknowledgeRequest()
+        request.groupId = "workers"
+        request.memberId = member
+        request.shareSessionEpoch = epoch
+        var topic = ShareAcknowledgeTopic()
+        topic.topicId = topicId
+        topic.partitions = [
+            .init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: offset, lastOffset: offset, acknowledgeTypes: [type])])
+        ]
+        request.topics = [topic]
+        try client.request(.shareAcknowledge, version: 1, correlation: correlation, request)
+        let (_, body) = try #require(await client.response())
+        return try ShareAcknowledgeResponse.decode(body, from: 1, version: 1, flexible: true)
+    }
+
     /// A topic of `partitions` partitions, a client in the "workers" share group on it, the
     /// topic's id, and its partitions' append notifiers (to count the watches on them).
     static func watchedTopic(_ server: KafkaServer, _ topic: String, partitions: Int) async throws
@@ -642,19 +663,7 @@ extension ServerTests {
                 return response.responses.flatMap(\.partitions).flatMap(\.acquiredRecords).map(\.firstOffset)
             }
             func acknowledge(_ client: RawClient, _ member: String, _ offset: Int64, type: Int8, epoch: Int32) async throws {
-                var request = ShareAcknowledgeRequest()
-                request.groupId = "workers"
-                request.memberId = member
-                request.shareSessionEpoch = epoch
-                var topic = ShareAcknowledgeTopic()
-                topic.topicId = topicId
-                topic.partitions = [
-                    .init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: offset, lastOffset: offset, acknowledgeTypes: [type])])
-                ]
-                request.topics = [topic]
-                try client.request(.shareAcknowledge, version: 1, correlation: 99, request)
-                let (_, body) = try #require(await client.response())
-                #expect(try ShareAcknowledgeResponse.decode(body, from: 1, version: 1, flexible: true).errorCode == 0)
+                #expect(try await Self.acknowledge(client, topicId: topicId, member: member, offset, type: type, epoch: epoch).errorCode == 0)
             }
             func append(_ values: [String]) async throws {
                 var jobs = RecordBatchBuilder()

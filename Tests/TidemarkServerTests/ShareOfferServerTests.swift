@@ -49,19 +49,7 @@ extension ServerTests {
         @Test func aReleasedJobGoesAtOnceToAWorkerAlreadyWaiting() async throws {
             try await ServerTests.withServer { server in
                 let took = try await Self.handedOn(server, topic: "released") { worker1, topicId in
-                    var request = ShareAcknowledgeRequest()
-                    request.groupId = "workers"
-                    request.memberId = "worker-1"
-                    request.shareSessionEpoch = 1
-                    var topic = ShareAcknowledgeTopic()
-                    topic.topicId = topicId
-                    topic.partitions = [
-                        .init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 0, lastOffset: 0, acknowledgeTypes: [2])])
-                    ]
-                    request.topics = [topic]
-                    try worker1.request(.shareAcknowledge, version: 1, correlation: 11, request)
-                    let (_, body) = try #require(await worker1.response())
-                    let response = try ShareAcknowledgeResponse.decode(body, from: 1, version: 1, flexible: true)
+                    let response = try await ServerTests.acknowledge(worker1, topicId: topicId, 0, type: 2, epoch: 1, correlation: 11)
                     #expect(response.errorCode == 0)
                     #expect(response.responses.flatMap(\.partitions).map(\.errorCode) == [0])
                 }

@@ -53,17 +53,8 @@ extension ServerTests {
             #expect(notifier.registrations == registered)
             #expect(notifier.waiterCount == 2)
 
-            var accept = ShareAcknowledgeRequest()
-            accept.groupId = "workers"
-            accept.memberId = "worker-1"
-            accept.shareSessionEpoch = 1
-            var topic = ShareAcknowledgeTopic()
-            topic.topicId = topicId
-            topic.partitions = [.init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 50, lastOffset: 50, acknowledgeTypes: [1])])]
-            accept.topics = [topic]
-            try first.request(.shareAcknowledge, version: 1, correlation: 11, accept)
-            let (_, accepted) = try #require(await first.response())
-            #expect(try ShareAcknowledgeResponse.decode(accepted, from: 1, version: 1, flexible: true).errorCode == 0)
+            let accepted = try await Self.acknowledge(first, topicId: topicId, 50, type: 1, epoch: 1, correlation: 11)
+            #expect(accepted.errorCode == 0)
             #expect(try await answer(second, 20) == [100])
             // Woken: its watch fired and was made anew (a timer wake leaves it as it is).
             #expect(notifier.registrations == registered + 1)

@@ -23,6 +23,39 @@ import TidemarkStorage
         }
     }
 
+    /// A broker whose group "workers" keeps 100 record locks (`share.partition.max.record.locks`)
+    /// on "jobs" (one partition, 110 jobs), with w1's session there: (broker, partition, its notifier).
+    static func fullWindowBroker(_ dir: TemporaryDirectory) async throws -> (Broker, TopicPartition, AppendNotifier) {
+        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
+        try await broker.createTopic("jobs", partitions: 1)
+        try await broker.alterGroupConfig("workers", changes: [.set("share.partition.max.record.locks", "100")])
+        try await ShareCoordinatorTests.produce(broker, "jobs", count: 110)
+        let tp = TopicPartition("jobs", 0)
+        _ = ShareCoordinatorTests.join(broker, "w1")
+        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
+        return (broker, tp, try broker.partitionState("jobs", 0).notifier)
+    }
+
+    /// w1 acquires (up to 500) as a fetch does: the count of opens read first, the windows it
+    /// finds full closed after. Returns the offsets taken and those windows.
+    static func acquireAndClose(_ broker: Broker, _ tp: TopicPartition) -> (offsets: [Int64], full: [TopicPartition]) {
+        var wouldBlock = false
+        var (live, full): ([TopicPartition], [TopicPartition]) = ([], [])
+        let stamp = broker.shareWindowStamp
+        let taken = broker.shares.acquire(
+            group: "workers", member: "w1", partitions: SessionPartitions([tp]), maxRecords: 500, view: broker.shareLogView,
+            wouldBlock: &wouldBlock, live: &live, full: &full)
+        broker.closeShareWindows(group: "workers", full, stamp: stamp)
+        return (taken.flatMap(\.offsets), full)
+    }
+
+    /// w1 accepts `offset` in "workers" at session `epoch`.
+    static func accept(_ broker: Broker, _ tp: TopicPartition, _ offset: Int64, epoch: Int32) -> ShareSessionUpdate {
+        broker.shares.updateSession(
+            group: "workers", member: "w1", epoch: epoch, add: [], forget: [],
+            acknowledgements: [tp: [ShareAcknowledgement(offset, .accept)]], allowRenew: false, view: broker.shareLogView)
+    }
+
     /// A poll on the appender's own thread (its event loop's) gets the job before polls
     /// registered earlier elsewhere: the job goes out in the appender's pass, with no other
     /// thread woken. Polls in the same place keep their registration order, and a pass-on goes
@@ -222,27 +255,15 @@ import TidemarkStorage
     /// held) is reported full by the acquire and closed: an append tells the group's waiting
     /// polls instead of waking them (another group's poll is woken as before). An accept there
     /// (of a record not first in the window) frees a lock: it is released
-    /// (`ShareSessionUpdate.released`), and its offer opens the window and wakes one poll. A close read before an open is refused; a close is trusted
-    /// for `AppendNotifier.fullWindowTrust`, then an append wakes a poll again.
+    /// (`ShareSessionUpdate.released`), and its offer opens the window and wakes one poll. A
+    /// close read before an open is refused; a close is trusted for
+    /// `AppendNotifier.fullWindowTrust`, then an append wakes a poll again.
     @Test func aFullWindowTellsItsPollsUntilALockIsFreed() async throws {
         let dir = TemporaryDirectory()
-        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
-        try await broker.createTopic("jobs", partitions: 1)
-        try await broker.alterGroupConfig("workers", changes: [.set("share.partition.max.record.locks", "100")])
-        try await ShareCoordinatorTests.produce(broker, "jobs", count: 110)
-        let tp = TopicPartition("jobs", 0)
-        let notifier = try broker.partitionState("jobs", 0).notifier
-        _ = ShareCoordinatorTests.join(broker, "w1")
-        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
-        var wouldBlock = false
-        var (live, full): ([TopicPartition], [TopicPartition]) = ([], [])
-        let stamp = broker.shareWindowStamp
-        let held = broker.shares.acquire(
-            group: "workers", member: "w1", partitions: SessionPartitions([tp]), maxRecords: 500, view: broker.shareLogView,
-            wouldBlock: &wouldBlock, live: &live, full: &full)
-        #expect(held.first?.offsets == Array(0..<100))
-        #expect(full == [tp])
-        broker.closeShareWindows(group: "workers", full, stamp: stamp)
+        let (broker, tp, notifier) = try await Self.fullWindowBroker(dir)
+        let held = Self.acquireAndClose(broker, tp)
+        #expect(held.offsets == Array(0..<100))
+        #expect(held.full == [tp])
         #expect(notifier.isShareWindowClosed(group: "workers"))
 
         let seen = [Seen(), Seen()]
@@ -261,17 +282,13 @@ import TidemarkStorage
         #expect(other.woken.load(ordering: .relaxed) == 1)
 
         // Not the window's first record: its start stays, a lock is free all the same.
-        let accepted = broker.shares.updateSession(
-            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
-            acknowledgements: [tp: [ShareAcknowledgement(50, .accept)]], allowRenew: false, view: broker.shareLogView)
+        let accepted = Self.accept(broker, tp, 50, epoch: 1)
         #expect(accepted.error == nil && accepted.released == [tp])
         broker.offerShareRecords(group: "workers", tp)
         #expect(!notifier.isShareWindowClosed(group: "workers"))
         #expect(woken() == [1, 0], "one lock freed: one poll")
         // A second accept with the window open releases nothing.
-        let again = broker.shares.updateSession(
-            group: "workers", member: "w1", epoch: 2, add: [], forget: [],
-            acknowledgements: [tp: [ShareAcknowledgement(51, .accept)]], allowRenew: false, view: broker.shareLogView)
+        let again = Self.accept(broker, tp, 51, epoch: 2)
         #expect(again.error == nil && again.released.isEmpty)
 
         // Found full before a window was opened: not closed.
@@ -328,35 +345,15 @@ import TidemarkStorage
     /// window wakes it; another watch fires at once.
     @Test func aWindowFullAgainAfterItsAcknowledgementStaysClosed() async throws {
         let dir = TemporaryDirectory()
-        let broker = try await Broker.open(dataDirectory: dir.path, options: options(maintenanceMs: 3_600_000))
-        try await broker.createTopic("jobs", partitions: 1)
-        try await broker.alterGroupConfig("workers", changes: [.set("share.partition.max.record.locks", "100")])
-        try await ShareCoordinatorTests.produce(broker, "jobs", count: 110)
-        let tp = TopicPartition("jobs", 0)
-        let notifier = try broker.partitionState("jobs", 0).notifier
-        _ = ShareCoordinatorTests.join(broker, "w1")
-        #expect(ShareCoordinatorTests.openSession(broker, "w1", tp).error == nil)
-        func acquire() -> [Int64] {
-            var wouldBlock = false
-            var (live, full): ([TopicPartition], [TopicPartition]) = ([], [])
-            let stamp = broker.shareWindowStamp
-            let taken = broker.shares.acquire(
-                group: "workers", member: "w1", partitions: SessionPartitions([tp]), maxRecords: 500, view: broker.shareLogView,
-                wouldBlock: &wouldBlock, live: &live, full: &full)
-            broker.closeShareWindows(group: "workers", full, stamp: stamp)
-            return taken.flatMap(\.offsets)
-        }
-        #expect(acquire() == Array(0..<100))
+        let (broker, tp, notifier) = try await Self.fullWindowBroker(dir)
+        #expect(Self.acquireAndClose(broker, tp).offsets == Array(0..<100))
         let seen = Seen()
         let watch = try Self.watch(broker, local: false, seen)
         #expect(watch != nil && notifier.isShareWindowClosed(group: "workers"))
 
         // The acknowledgement and the acker's own acquire, then the offer.
-        let accepted = broker.shares.updateSession(
-            group: "workers", member: "w1", epoch: 1, add: [], forget: [],
-            acknowledgements: [tp: [ShareAcknowledgement(7, .accept)]], allowRenew: false, view: broker.shareLogView)
-        #expect(accepted.released == [tp])
-        #expect(acquire() == [100])
+        #expect(Self.accept(broker, tp, 7, epoch: 1).released == [tp])
+        #expect(Self.acquireAndClose(broker, tp).offsets == [100])
         broker.offerShareRecords(group: "workers", tp)
         #expect(notifier.isShareWindowClosed(group: "workers"))
         #expect(seen.woken.load(ordering: .relaxed) == 0)
@@ -374,10 +371,7 @@ import TidemarkStorage
         #expect(plain.woken.load(ordering: .relaxed) == 1)
         // The lock the next accept frees goes to that watch (the other one gone).
         _ = watch?.cancel()
-        let next = broker.shares.updateSession(
-            group: "workers", member: "w1", epoch: 2, add: [], forget: [],
-            acknowledgements: [tp: [ShareAcknowledgement(8, .accept)]], allowRenew: false, view: broker.shareLogView)
-        #expect(next.released == [tp])
+        #expect(Self.accept(broker, tp, 8, epoch: 2).released == [tp])
         broker.offerShareRecords(group: "workers", tp)
         #expect(behind.woken.load(ordering: .relaxed) == 1)
         #expect(!notifier.isShareWindowClosed(group: "workers"))
